@@ -1,0 +1,207 @@
+/* common.h: small shared utilities every Sibyl module may use.
+ *
+ *  - sib_err: error code + message, filled by the failing callee (STYLE.md 3).
+ *  - byte-order helpers: the ONLY place that encodes/decodes big/little endian.
+ *  - sib_buf: a growable byte buffer (append-only writer).
+ *  - sib_murmur3_token: Cassandra's Murmur3Partitioner token, bit for bit.
+ *  - sib_crc32c: CRC32C (Castagnoli), used by every on-disk record.
+ *  - sib_log: levelled logging to a FILE*, hung off the node.
+ *  - sib_arena: bump allocator for request/memtable lifetimes.
+ *
+ * Nothing here holds global state.
+ */
+#ifndef SIB_COMMON_H
+#define SIB_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* 0 is success; failures are negative. The CQL layer maps them to protocol
+ * error codes (see cql/cql.h), so pick the code that says what a client did. */
+enum {
+    SIB_OK = 0,
+    SIB_EINVAL = -1,     /* invalid request (CQL Invalid 0x2200) */
+    SIB_ENOMEM = -2,
+    SIB_EIO = -3,        /* I/O failure (server error) */
+    SIB_ECORRUPT = -4,   /* checksum / format failure on disk */
+    SIB_ENOTFOUND = -5,
+    SIB_EEXIST = -6,     /* AlreadyExists 0x2400 */
+    SIB_ESYNTAX = -7,    /* SyntaxError 0x2000 */
+    SIB_EPROTO = -8,     /* Protocol error 0x000A */
+    SIB_EUNAVAIL = -9,   /* Unavailable 0x1000 */
+    SIB_ETOOBIG = -10,   /* a limit was exceeded (Invalid for requests) */
+    SIB_ECONFIG = -11,   /* ConfigurationException 0x2300 */
+    SIB_EUNPREPARED = -12, /* Unprepared 0x2500 */
+    SIB_ESERVER = -13,   /* generic server error 0x0000 */
+    SIB_EREADFAIL = -14, /* ReadFailure 0x1300 */
+    SIB_EWRITEFAIL = -15,/* WriteFailure 0x1500 */
+    SIB_EAGAIN = -16,
+};
+
+typedef struct sib_err {
+    int code;
+    char msg[512];
+} sib_err;
+
+/* Sets err (if non-NULL) and returns code, so callers can `return sib_err_set(...)`. */
+int sib_err_set(sib_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Like sib_err_set with SIB_EIO, appending ": strerror(errno)". */
+int sib_err_errno(sib_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sib_err_clear(sib_err *err);
+const char *sib_strerror(int code);
+
+#define SIB_ASSERT(c)                                                                     \
+    do {                                                                                  \
+        if (!(c)) sib_assert_fail(#c, __FILE__, __LINE__);                                \
+    } while (0)
+void sib_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+
+#define SIB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SIB_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SIB_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- byte order (STYLE.md 11) ----------------------------------------- */
+
+static inline uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p) << 32 | get_be32(p + 4); }
+static inline void put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void put_be64(uint8_t *p, uint64_t v) { put_be32(p, (uint32_t)(v >> 32)); put_be32(p + 4, (uint32_t)v); }
+static inline uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+static inline uint64_t get_le64(const uint8_t *p) { return (uint64_t)get_le32(p + 4) << 32 | get_le32(p); }
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void put_le64(uint8_t *p, uint64_t v) { put_le32(p, (uint32_t)v); put_le32(p + 4, (uint32_t)(v >> 32)); }
+
+/* Unsigned LEB128-style varint (7 bits a byte, low first). Returns bytes used;
+ * get_uvarint returns 0 on truncated/overlong input. */
+size_t put_uvarint(uint8_t *p, uint64_t v); /* p needs 10 bytes */
+size_t get_uvarint(const uint8_t *p, size_t n, uint64_t *out);
+static inline uint64_t zigzag_enc(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static inline int64_t zigzag_dec(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+
+/* ---- growable buffer --------------------------------------------------- */
+
+typedef struct sib_buf {
+    uint8_t *p;
+    size_t len, cap;
+    bool oom; /* sticky: set when an append could not allocate */
+} sib_buf;
+
+void sib_buf_init(sib_buf *b);
+void sib_buf_free(sib_buf *b);
+void sib_buf_reset(sib_buf *b); /* len = 0, keeps memory */
+/* Ensures room for n more bytes; returns a pointer to write them, or NULL (and sets oom). */
+uint8_t *sib_buf_reserve(sib_buf *b, size_t n);
+void sib_buf_append(sib_buf *b, const void *p, size_t n);
+void sib_buf_u8(sib_buf *b, uint8_t v);
+void sib_buf_be16(sib_buf *b, uint16_t v);
+void sib_buf_be32(sib_buf *b, uint32_t v);
+void sib_buf_be64(sib_buf *b, uint64_t v);
+void sib_buf_uvarint(sib_buf *b, uint64_t v);
+void sib_buf_printf(sib_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Detaches the bytes (caller frees with free()); b is left empty. */
+uint8_t *sib_buf_take(sib_buf *b, size_t *len);
+
+/* ---- bounded reader ---------------------------------------------------- */
+
+/* A cursor over a byte range; every get fails (returns false, sets bad) instead
+ * of reading past the end, so decoders of untrusted input stay simple. */
+typedef struct sib_rd {
+    const uint8_t *p, *end;
+    bool bad;
+} sib_rd;
+
+static inline void sib_rd_init(sib_rd *r, const void *p, size_t n)
+{
+    r->p = p; r->end = (const uint8_t *)p + n; r->bad = false;
+}
+static inline size_t sib_rd_left(const sib_rd *r) { return (size_t)(r->end - r->p); }
+bool sib_rd_u8(sib_rd *r, uint8_t *v);
+bool sib_rd_be16(sib_rd *r, uint16_t *v);
+bool sib_rd_be32(sib_rd *r, uint32_t *v);
+bool sib_rd_be64(sib_rd *r, uint64_t *v);
+bool sib_rd_uvarint(sib_rd *r, uint64_t *v);
+/* Points *out at the next n bytes (no copy). */
+bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out);
+
+/* ---- hashing and checksums --------------------------------------------- */
+
+/* Cassandra Murmur3Partitioner.getToken over a serialized partition key:
+ * h1 of MurmurHash3_x64_128 (seed 0) with Java's sign-extended tail bytes,
+ * Long.MIN_VALUE normalized to Long.MAX_VALUE, and an empty key mapping to
+ * Long.MIN_VALUE (the partitioner's minimum token). */
+int64_t sib_murmur3_token(const void *key, size_t len);
+/* The raw h1 (no normalization, empty key -> 0), as the Python driver's murmur3(). */
+int64_t sib_murmur3_h1(const void *key, size_t len);
+
+uint32_t sib_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* ---- time -------------------------------------------------------------- */
+
+int64_t sib_now_us(void);      /* wall clock, microseconds since epoch */
+int64_t sib_mono_ns(void);     /* monotonic clock */
+
+/* ---- logging (STYLE.md 12) --------------------------------------------- */
+
+typedef enum { SIB_DEBUG = 0, SIB_INFO = 1, SIB_WARN = 2, SIB_ERROR = 3 } sib_level;
+typedef struct sib_log sib_log;
+sib_log *sib_log_create(FILE *out, sib_level min);
+void sib_log_destroy(sib_log *l);
+void sib_log_set_level(sib_log *l, sib_level min);
+bool sib_log_enabled(const sib_log *l, sib_level lv);
+void sib_logf(sib_log *l, sib_level lv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* DEBUG costs one branch when off. A NULL log discards everything. */
+#define sib_log(l, lv, ...)                                                               \
+    do {                                                                                  \
+        if (sib_log_enabled((l), (lv))) sib_logf((l), (lv), __VA_ARGS__);                 \
+    } while (0)
+
+/* ---- arena ------------------------------------------------------------- */
+
+typedef struct sib_arena sib_arena;
+sib_arena *sib_arena_create(size_t chunk);
+void sib_arena_destroy(sib_arena *a);
+void sib_arena_reset(sib_arena *a);
+/* Returns 8-byte aligned memory valid until reset/destroy, or NULL on OOM. */
+void *sib_arena_alloc(sib_arena *a, size_t n);
+void *sib_arena_memdup(sib_arena *a, const void *p, size_t n);
+char *sib_arena_strdup(sib_arena *a, const char *s);
+char *sib_arena_strndup(sib_arena *a, const char *s, size_t n);
+size_t sib_arena_used(const sib_arena *a);
+
+/* ---- uuids ------------------------------------------------------------- */
+
+/* Random (v4) uuid from /dev/urandom-seeded state passed by the caller. */
+typedef struct sib_rng { uint64_t s[2]; } sib_rng;
+void sib_rng_seed(sib_rng *r);
+uint64_t sib_rng_next(sib_rng *r);
+void sib_uuid_v4(sib_rng *r, uint8_t out[16]);
+/* Time-based (v1) uuid for now(); clock_seq/node from rng, monotonic per state. */
+typedef struct sib_timeuuid_gen { sib_rng rng; int64_t last_ticks; uint64_t node; uint16_t clock_seq; } sib_timeuuid_gen;
+void sib_timeuuid_init(sib_timeuuid_gen *g);
+void sib_timeuuid_next(sib_timeuuid_gen *g, uint8_t out[16]);
+/* 36-char lower-case text form + NUL. */
+void sib_uuid_format(const uint8_t u[16], char out[37]);
+bool sib_uuid_parse(const char *s, size_t n, uint8_t out[16]);
+
+#endif

@@ -1,0 +1,121 @@
+/* Unit tests for common/: murmur3 tokens against the Python driver's vectors,
+ * CRC32C against the standard check value, varints, buffers and uuids. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "common.h"
+
+static size_t unhex(const char *h, uint8_t *out)
+{
+    size_t n = 0;
+    for (; h[0] && h[1]; h += 2) {
+        unsigned v;
+        sscanf(h, "%2x", &v);
+        out[n++] = (uint8_t)v;
+    }
+    return n;
+}
+
+static void test_murmur3_vectors(void **state)
+{
+    (void)state;
+    /* From ../shared/ref/driver-compat.md section 7 (cassandra.cmurmur3). */
+    static const struct { const char *hex; int64_t h1; } v[] = {
+        {"", 0},
+        {"666f6f", -2129773440516405919LL},
+        {"68656c6c6f20776f726c64", 5998619086395760910LL},
+        {"00000001", -4069959284402364209LL},
+        {"0000000000000001", 6292367497774912474LL},
+        {"ffffff", -9154616442117352147LL},
+        {"000102030405060708090a0b0c0d0e0f10111213", -6642154758453422773LL},
+        {"000400000001000003666f6f00", -5247490290428947122LL},
+        {"0004000000010000040000000200", 4881097376275569167LL},
+    };
+    for (size_t i = 0; i < SIB_ARRAY_LEN(v); i++) {
+        uint8_t buf[64];
+        size_t n = unhex(v[i].hex, buf);
+        assert_int_equal(sib_murmur3_h1(buf, n), v[i].h1);
+    }
+    assert_true(sib_murmur3_token("", 0) == INT64_MIN);
+}
+
+static void test_crc32c(void **state)
+{
+    (void)state;
+    assert_int_equal(sib_crc32c(0, "123456789", 9), 0xE3069283u);
+    /* Incremental equals one-shot. */
+    uint32_t c = sib_crc32c(0, "1234", 4);
+    assert_int_equal(sib_crc32c(c, "56789", 5), 0xE3069283u);
+}
+
+static void test_varint_and_reader(void **state)
+{
+    (void)state;
+    sib_buf b;
+    sib_buf_init(&b);
+    uint64_t vals[] = {0, 1, 127, 128, 300, UINT64_MAX};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(vals); i++) sib_buf_uvarint(&b, vals[i]);
+    sib_buf_be32(&b, 0xdeadbeef);
+    sib_rd r;
+    sib_rd_init(&r, b.p, b.len);
+    for (size_t i = 0; i < SIB_ARRAY_LEN(vals); i++) {
+        uint64_t v;
+        assert_true(sib_rd_uvarint(&r, &v));
+        assert_true(v == vals[i]);
+    }
+    uint32_t x;
+    assert_true(sib_rd_be32(&r, &x));
+    assert_int_equal(x, 0xdeadbeef);
+    assert_false(sib_rd_u8(&r, (uint8_t *)&x)); /* past the end fails, never reads */
+    assert_true(r.bad);
+    assert_int_equal(zigzag_dec(zigzag_enc(-5)), -5);
+    sib_buf_free(&b);
+}
+
+static void test_uuid_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t u[16], u2[16];
+    char s[37];
+    sib_rng r;
+    sib_rng_seed(&r);
+    sib_uuid_v4(&r, u);
+    sib_uuid_format(u, s);
+    assert_int_equal(strlen(s), 36);
+    assert_true(sib_uuid_parse(s, 36, u2));
+    assert_memory_equal(u, u2, 16);
+    assert_int_equal(u[6] >> 4, 4);
+    sib_timeuuid_gen g;
+    sib_timeuuid_init(&g);
+    uint8_t a[16], b2[16];
+    sib_timeuuid_next(&g, a);
+    sib_timeuuid_next(&g, b2);
+    assert_int_equal(a[6] >> 4, 1);
+    assert_false(sib_uuid_parse("not-a-uuid", 10, u2));
+}
+
+static void test_arena(void **state)
+{
+    (void)state;
+    sib_arena *a = sib_arena_create(128);
+    char *s = sib_arena_strdup(a, "hello");
+    void *big = sib_arena_alloc(a, 10000);
+    assert_non_null(big);
+    assert_string_equal(s, "hello");
+    assert_true(((uintptr_t)sib_arena_alloc(a, 3) & 7) == 0);
+    sib_arena_destroy(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_murmur3_vectors),
+        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_varint_and_reader),
+        cmocka_unit_test(test_uuid_roundtrip),
+        cmocka_unit_test(test_arena),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
