@@ -42,11 +42,23 @@ enum {
     SIB_EREADFAIL = -14, /* ReadFailure 0x1300 */
     SIB_EWRITEFAIL = -15,/* WriteFailure 0x1500 */
     SIB_EAGAIN = -16,
+    SIB_EUNAUTHORIZED = -17, /* Unauthorized 0x2100 (e.g. altering a system keyspace) */
 };
 
 typedef struct sib_err {
     int code;
     char msg[512];
+    /* Structured extras some codes carry to the client (protocol error bodies):
+     *   SIB_EUNAVAIL:    ex[0] consistency, ex[1] required, ex[2] alive
+     *   SIB_EREADFAIL / SIB_EWRITEFAIL: ex[0] consistency, ex[1] received,
+     *                    ex[2] blockfor, ex[3] failures
+     *   SIB_EEXIST:      ks / table names ("" table for a keyspace)
+     *   SIB_EUNPREPARED: id (ex_id_len bytes)
+     * Callers that set them do so after sib_err_set(). */
+    int64_t ex[4];
+    char ks[64], table[64];
+    uint8_t ex_id[16];
+    uint8_t ex_id_len;
 } sib_err;
 
 /* Sets err (if non-NULL) and returns code, so callers can `return sib_err_set(...)`. */

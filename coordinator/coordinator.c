@@ -1,0 +1,296 @@
+/* coordinator.c: ring, replication strategies and consistency arithmetic.
+ *
+ * Replica walk (Cassandra's SimpleStrategy.calculateNaturalEndpoints): start
+ * at the first ring token >= the key's token (wrapping), add each token's
+ * owner unless already chosen, stop at rf members or when the ring is
+ * exhausted. NetworkTopologyStrategy does the same walk per datacenter.
+ * blockFor uses the replication factor, not the number of members found, so
+ * RF 3 on a one-node cluster makes QUORUM unavailable, as in Cassandra.
+ */
+#include "coordinator.h"
+
+#include <stdlib.h>
+#include <strings.h>
+
+typedef struct member {
+    char addr[64], dc[64], rack[64];
+    uint8_t host_id[16];
+    bool alive;
+} member;
+
+typedef struct ring_entry {
+    int64_t token;
+    size_t member;
+} ring_entry;
+
+struct coord {
+    member *members;
+    size_t nmembers;
+    ring_entry *ring;
+    size_t nring;
+    sib_log *log;
+};
+
+static const char *const cl_names[] = {
+    "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
+    "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE",
+};
+
+const char *coord_cl_name(int cl)
+{
+    if (cl < 0 || (size_t)cl >= SIB_ARRAY_LEN(cl_names)) return "UNKNOWN";
+    return cl_names[cl];
+}
+
+/* ---- replication options ---- */
+
+static const char SIMPLE[] = "org.apache.cassandra.locator.SimpleStrategy";
+static const char NTS[] = "org.apache.cassandra.locator.NetworkTopologyStrategy";
+static const char LOCAL[] = "org.apache.cassandra.locator.LocalStrategy";
+static const char EVERYWHERE[] = "org.apache.cassandra.locator.EverywhereStrategy";
+
+static int parse_rf(const char *v, const char *what, int *out, sib_err *err)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 0 || n > 1000)
+        return sib_err_set(err, SIB_ECONFIG, "Replication factor must be non-negative integer value for %s (got '%s')",
+                           what, v);
+    *out = (int)n;
+    return 0;
+}
+
+static const char *class_of(const char *c)
+{
+    const char *base = strrchr(c, '.') ? strrchr(c, '.') + 1 : c;
+    if (!strcmp(base, "SimpleStrategy")) return SIMPLE;
+    if (!strcmp(base, "NetworkTopologyStrategy")) return NTS;
+    if (!strcmp(base, "LocalStrategy")) return LOCAL;
+    if (!strcmp(base, "EverywhereStrategy")) return EVERYWHERE;
+    return NULL;
+}
+
+int coord_repl_parse(const char *const *keys, const char *const *vals, size_t n, coord_repl *out,
+                     const char **full_class, sib_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *cls = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(keys[i], "class")) cls = vals[i];
+    if (!cls) return sib_err_set(err, SIB_ECONFIG, "Missing replication strategy class");
+    const char *full = class_of(cls);
+    if (!full) return sib_err_set(err, SIB_ECONFIG, "Unable to find replication strategy class '%s'", cls);
+    if (full_class) *full_class = full;
+
+    if (full == SIMPLE) {
+        out->kind = REPL_SIMPLE;
+        bool have = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!strcmp(keys[i], "class")) continue;
+            if (strcmp(keys[i], "replication_factor"))
+                return sib_err_set(err, SIB_ECONFIG, "Unrecognized strategy option {%s} passed to SimpleStrategy for keyspace",
+                                   keys[i]);
+            if (parse_rf(vals[i], "replication_factor", &out->rf, err)) return err ? err->code : SIB_ECONFIG;
+            have = true;
+        }
+        if (!have) return sib_err_set(err, SIB_ECONFIG, "SimpleStrategy requires a replication_factor strategy option.");
+        return 0;
+    }
+    if (full == NTS) {
+        out->kind = REPL_NTS;
+        for (size_t i = 0; i < n; i++) {
+            if (!strcmp(keys[i], "class")) continue;
+            if (out->ndcs == COORD_MAX_DCS) return sib_err_set(err, SIB_ECONFIG, "too many datacenters (max %d)", COORD_MAX_DCS);
+            if (strlen(keys[i]) >= sizeof out->dcs[0].dc)
+                return sib_err_set(err, SIB_ECONFIG, "datacenter name too long: %s", keys[i]);
+            int rf;
+            if (parse_rf(vals[i], keys[i], &rf, err)) return err ? err->code : SIB_ECONFIG;
+            /* 'replication_factor' in NTS means "this many in every known DC"
+             * (Cassandra 4.0); on one node that is the local DC. */
+            strcpy(out->dcs[out->ndcs].dc, keys[i]);
+            out->dcs[out->ndcs].rf = rf;
+            out->ndcs++;
+        }
+        return 0;
+    }
+    out->kind = full == LOCAL ? REPL_LOCAL : REPL_EVERYWHERE;
+    out->rf = 1;
+    return 0;
+}
+
+int coord_repl_total(const coord_repl *r)
+{
+    switch (r->kind) {
+    case REPL_SIMPLE: return r->rf;
+    case REPL_NTS: {
+        int t = 0;
+        for (int i = 0; i < r->ndcs; i++) t += r->dcs[i].rf;
+        return t;
+    }
+    default: return 1;
+    }
+}
+
+/* ---- ring ---- */
+
+static int cmp_entry(const void *a, const void *b)
+{
+    int64_t x = ((const ring_entry *)a)->token, y = ((const ring_entry *)b)->token;
+    return (x > y) - (x < y);
+}
+
+coord *coord_create(const coord_member_opts *local, sib_log *log)
+{
+    coord *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->log = log;
+    c->members = calloc(1, sizeof *c->members);
+    c->ring = calloc(local->ntokens ? local->ntokens : 1, sizeof *c->ring);
+    if (!c->members || !c->ring) { coord_destroy(c); return NULL; }
+    member *m = &c->members[0];
+    snprintf(m->addr, sizeof m->addr, "%s", local->addr);
+    snprintf(m->dc, sizeof m->dc, "%s", local->dc);
+    snprintf(m->rack, sizeof m->rack, "%s", local->rack);
+    memcpy(m->host_id, local->host_id, 16);
+    m->alive = true;
+    c->nmembers = 1;
+    for (size_t i = 0; i < local->ntokens; i++) c->ring[i] = (ring_entry){local->tokens[i], 0};
+    c->nring = local->ntokens;
+    qsort(c->ring, c->nring, sizeof *c->ring, cmp_entry);
+    return c;
+}
+
+void coord_destroy(coord *c)
+{
+    if (!c) return;
+    free(c->members);
+    free(c->ring);
+    free(c);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void coord_random_tokens(sib_rng *rng, int64_t *out, size_t n)
+{
+    for (;;) {
+        for (size_t i = 0; i < n; i++) {
+            int64_t t = (int64_t)sib_rng_next(rng);
+            out[i] = t == INT64_MIN ? INT64_MIN + 1 : t; /* MIN is the ring's minimum, never owned */
+        }
+        qsort(out, n, sizeof *out, cmp_i64);
+        bool dup = false;
+        for (size_t i = 1; i < n; i++) dup |= out[i] == out[i - 1];
+        if (!dup) return;
+    }
+}
+
+size_t coord_members(const coord *c) { return c->nmembers; }
+const char *coord_local_dc(const coord *c) { return c->members[0].dc; }
+
+/* First ring index whose token is >= t (wrapping to 0). */
+static size_t ring_first(const coord *c, int64_t t)
+{
+    size_t lo = 0, hi = c->nring;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->ring[mid].token < t) lo = mid + 1; else hi = mid;
+    }
+    return lo == c->nring ? 0 : lo;
+}
+
+static bool chosen(const size_t *out, size_t n, size_t m)
+{
+    for (size_t i = 0; i < n; i++)
+        if (out[i] == m) return true;
+    return false;
+}
+
+static int dc_rf(const coord_repl *r, const char *dc)
+{
+    for (int i = 0; i < r->ndcs; i++)
+        if (!strcmp(r->dcs[i].dc, dc) || !strcmp(r->dcs[i].dc, "replication_factor")) return r->dcs[i].rf;
+    return 0;
+}
+
+size_t coord_replicas(const coord *c, const coord_repl *r, int64_t token, size_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (r->kind == REPL_LOCAL) {
+        if (cap) out[n++] = 0;
+        return n;
+    }
+    if (r->kind == REPL_EVERYWHERE) {
+        for (size_t m = 0; m < c->nmembers && n < cap; m++) out[n++] = m;
+        return n;
+    }
+    if (!c->nring) return 0;
+    size_t start = ring_first(c, token);
+    for (size_t k = 0; k < c->nring && n < cap; k++) {
+        size_t m = c->ring[(start + k) % c->nring].member;
+        if (chosen(out, n, m)) continue;
+        if (r->kind == REPL_SIMPLE) {
+            if ((int)n >= r->rf) break;
+            out[n++] = m;
+        } else {
+            /* Count members already chosen in m's DC against that DC's rf. */
+            int in_dc = 0;
+            for (size_t i = 0; i < n; i++) in_dc += !strcmp(c->members[out[i]].dc, c->members[m].dc);
+            if (in_dc < dc_rf(r, c->members[m].dc)) out[n++] = m;
+        }
+    }
+    return n;
+}
+
+int coord_block_for(const coord *c, const coord_repl *r, int cl)
+{
+    int total = coord_repl_total(r);
+    int local = r->kind == REPL_NTS ? dc_rf(r, coord_local_dc(c)) : total;
+    switch (cl) {
+    case CL_ANY: case CL_ONE: case CL_LOCAL_ONE: return 1;
+    case CL_TWO: return 2;
+    case CL_THREE: return 3;
+    case CL_QUORUM: case CL_SERIAL: return total / 2 + 1;
+    case CL_ALL: return total;
+    case CL_LOCAL_QUORUM: case CL_LOCAL_SERIAL: return local / 2 + 1;
+    case CL_EACH_QUORUM: {
+        if (r->kind != REPL_NTS) return total / 2 + 1;
+        int sum = 0;
+        for (int i = 0; i < r->ndcs; i++) sum += r->dcs[i].rf / 2 + 1;
+        return sum;
+    }
+    default: return total;
+    }
+}
+
+int coord_check(const coord *c, const coord_repl *r, int cl, bool is_write, int64_t token, sib_err *err)
+{
+    if (cl < CL_ANY || cl > CL_LOCAL_ONE) return sib_err_set(err, SIB_EPROTO, "Unknown consistency level %d", cl);
+    if (!is_write && cl == CL_ANY)
+        return sib_err_set(err, SIB_EINVAL, "ANY ConsistencyLevel is only supported for writes");
+    if (!is_write && cl == CL_EACH_QUORUM)
+        return sib_err_set(err, SIB_EINVAL, "EACH_QUORUM ConsistencyLevel is only supported for writes");
+    if (is_write && (cl == CL_SERIAL || cl == CL_LOCAL_SERIAL))
+        return sib_err_set(err, SIB_EINVAL, "You must use conditional updates for serializable writes");
+
+    size_t reps[64];
+    size_t n = coord_replicas(c, r, token, reps, SIB_ARRAY_LEN(reps));
+    int alive = 0;
+    bool local_only = cl == CL_LOCAL_ONE || cl == CL_LOCAL_QUORUM || cl == CL_LOCAL_SERIAL;
+    for (size_t i = 0; i < n; i++) {
+        const member *m = &c->members[reps[i]];
+        if (m->alive && (!local_only || !strcmp(m->dc, coord_local_dc(c)))) alive++;
+    }
+    int need = coord_block_for(c, r, cl);
+    /* ANY is satisfied by a hint on the coordinator even with no replica up. */
+    if (cl == CL_ANY) return 0;
+    if (alive < need || need == 0) {
+        sib_err_set(err, SIB_EUNAVAIL, "Cannot achieve consistency level %s", coord_cl_name(cl));
+        if (err) { err->ex[0] = cl; err->ex[1] = need; err->ex[2] = alive; }
+        return SIB_EUNAVAIL;
+    }
+    return 0;
+}

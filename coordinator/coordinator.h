@@ -1,0 +1,82 @@
+/* coordinator.h: where a request goes and how many answers it needs.
+ *
+ * The coordinator owns the token ring (every member's vnode tokens), turns a
+ * keyspace's replication options into a strategy, lists the replicas of a
+ * token by walking the ring clockwise, and decides whether a consistency
+ * level can be met by the replicas that are alive (Unavailable otherwise).
+ * This milestone runs one node, so the ring holds only the local member, but
+ * replica selection and blockFor already follow Cassandra so a cluster can
+ * slot in behind the same calls.
+ *
+ * Invariants: ring tokens are sorted and unique; a replica list never names
+ * the same member twice; blockFor follows Cassandra's
+ * ConsistencyLevel.blockFor (QUORUM = sum(rf)/2 + 1, ...).
+ */
+#ifndef SIB_COORDINATOR_H
+#define SIB_COORDINATOR_H
+
+#include "common.h"
+
+/* Protocol consistency codes. */
+enum {
+    CL_ANY = 0, CL_ONE = 1, CL_TWO = 2, CL_THREE = 3, CL_QUORUM = 4, CL_ALL = 5,
+    CL_LOCAL_QUORUM = 6, CL_EACH_QUORUM = 7, CL_SERIAL = 8, CL_LOCAL_SERIAL = 9,
+    CL_LOCAL_ONE = 10,
+};
+const char *coord_cl_name(int cl);  /* "QUORUM"; "UNKNOWN" when out of range */
+
+#define COORD_MAX_DCS 16
+
+typedef enum { REPL_LOCAL, REPL_SIMPLE, REPL_NTS, REPL_EVERYWHERE } coord_repl_kind;
+
+typedef struct coord_repl {
+    coord_repl_kind kind;
+    int rf;                       /* SimpleStrategy */
+    int ndcs;                     /* NetworkTopologyStrategy */
+    struct { char dc[64]; int rf; } dcs[COORD_MAX_DCS];
+} coord_repl;
+
+/* Parses a keyspace `replication` map (keys/values as given in CQL) into a
+ * strategy. Accepts short and full class names. Errors are
+ * SIB_ECONFIG with Cassandra's wording. On success *full_class (if non-NULL)
+ * points at the canonical Java class name (static storage). */
+int coord_repl_parse(const char *const *keys, const char *const *vals, size_t n, coord_repl *out,
+                     const char **full_class, sib_err *err);
+/* Total replication factor (sum over DCs for NTS). */
+int coord_repl_total(const coord_repl *r);
+
+typedef struct coord coord;
+
+typedef struct coord_member_opts {
+    char addr[64];           /* listen address, e.g. "127.0.0.1" */
+    char dc[64], rack[64];
+    uint8_t host_id[16];
+    const int64_t *tokens;   /* copied */
+    size_t ntokens;
+} coord_member_opts;
+
+coord *coord_create(const coord_member_opts *local, sib_log *log);
+void coord_destroy(coord *c);
+
+/* Random vnode tokens for a new node (Cassandra's default allocator for a
+ * first node is random too); sorted, unique. */
+void coord_random_tokens(sib_rng *rng, int64_t *out, size_t n);
+
+/* Index of the local member, 0 here. */
+size_t coord_members(const coord *c);
+const char *coord_local_dc(const coord *c);
+
+/* Members owning `token` under strategy r, in ring order; returns the count
+ * written to out (at most cap). */
+size_t coord_replicas(const coord *c, const coord_repl *r, int64_t token, size_t *out, size_t cap);
+
+/* Number of replica answers consistency level `cl` needs (Cassandra's blockFor). */
+int coord_block_for(const coord *c, const coord_repl *r, int cl);
+
+/* Checks that `cl` is usable for this kind of request and that enough replicas
+ * of `token` are alive. Fails with SIB_EINVAL for levels the request kind does
+ * not accept (ANY/EACH_QUORUM on reads, SERIAL on plain writes) and with
+ * SIB_EUNAVAIL + extras (consistency, required, alive) otherwise. */
+int coord_check(const coord *c, const coord_repl *r, int cl, bool is_write, int64_t token, sib_err *err);
+
+#endif

@@ -1,0 +1,43 @@
+/* Executor construction (part of cql/'s public interface; merged into cql.h). */
+#ifndef SIB_CQL_EXEC_H
+#define SIB_CQL_EXEC_H
+
+#include "cql.h"
+
+struct storage;
+struct sib_catalog;
+struct coord;
+
+/* What system.local reports about this node. */
+typedef struct cql_exec_node_info {
+    char cluster_name[128];
+    char listen_address[64];
+    char rpc_address[64];
+    int native_port;
+    uint8_t host_id[16];
+    const int64_t *tokens; /* copied by cql_exec_create */
+    size_t ntokens;
+    char dc[64], rack[64];
+    int64_t gossip_generation;
+} cql_exec_node_info;
+
+typedef struct cql_exec cql_exec;
+
+typedef struct cql_exec_opts {
+    struct storage *st;
+    struct sib_catalog *cat;
+    struct coord *co;
+    sib_log *log;
+    const cql_exec_node_info *node;
+    size_t batch_size_fail_threshold; /* bytes; 0 = 50 KiB */
+    int tombstone_warn_threshold, tombstone_failure_threshold;
+} cql_exec_opts;
+
+/* Creates the executor and loads the persisted schema into opts->cat. */
+int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err);
+void cql_exec_destroy(cql_exec *ex);
+cql_executor *cql_exec_base(cql_exec *ex);
+/* Where schema-change events go (set once the server exists). */
+void cql_exec_set_server(cql_exec *ex, cql_server *srv);
+
+#endif

@@ -1,0 +1,97 @@
+/* cql_int.h: private to cql/ (protocol layer and the executor files).
+ *
+ * Ownership model:
+ *  - a cql_conn is reference counted: one reference while its socket is
+ *    open, one per unanswered request, one while a callback runs on it.
+ *    It is freed when the count reaches zero, so a late reply after the
+ *    client disconnected finds a closed (srv == NULL) but valid conn and
+ *    drops the frame;
+ *  - a cql_request and its arena are allocated together and freed by the
+ *    reply call; the request body lives in the arena;
+ *  - frames queued for writing are malloc'd buffers owned by the queue.
+ */
+#ifndef SIB_CQL_INT_H
+#define SIB_CQL_INT_H
+
+#include "cql.h"
+
+#include <ev.h>
+
+typedef struct cql_conn cql_conn;
+
+/* The protocol-layer part of a request. */
+struct cql_request_priv {
+    cql_conn *conn;
+    sib_buf out;        /* the response frame being built (header + body) */
+    size_t frame_start; /* offset of the header in out */
+    cql_rows rows;      /* valid between cql_reply_rows_begin and _end */
+    bool rows_open;
+};
+
+/* A queued output frame (or frames). */
+typedef struct cql_wq_item {
+    struct cql_wq_item *next;
+    uint8_t *p;
+    size_t len, off;
+} cql_wq_item;
+
+struct cql_conn {
+    cql_server *srv; /* NULL once closed */
+    cql_session s;
+    int fd;
+    int refs;
+    ev_io rio, wio;
+    ev_timer linger; /* bounds the drain after a fatal protocol error */
+    sib_buf rbuf;    /* unparsed input starts at rpos */
+    size_t rpos;
+    cql_wq_item *wq_head, *wq_tail;
+    size_t wq_bytes;
+    uint32_t inflight;
+    bool version_fixed;  /* the first frame fixed s.version */
+    bool fatal;          /* a fatal error was queued: flush, then close */
+    bool draining;       /* write side shut down; discarding input until EOF */
+    bool reading_paused;
+    cql_conn *prev, *next;
+};
+
+struct cql_server {
+    struct ev_loop *loop;
+    cql_executor *ex;
+    sib_log *log;
+    int fd;
+    ev_io accept_w;
+    uint16_t port;
+    uint32_t max_frame, max_inflight, max_conns;
+    size_t nconns;
+    uint64_t next_session_id;
+    cql_conn *conns;
+};
+
+/* Queues a complete frame (takes ownership of p, a malloc'd buffer) and
+ * tries to write it. Drops it when the connection is closed or failing.
+ * p == NULL means "this connection cannot go on" (e.g. out of memory for
+ * a reply): it is closed. */
+void cql_conn_send(cql_conn *c, uint8_t *p, size_t len);
+/* A request of c was answered: releases its in-flight slot and reference. */
+void cql_conn_request_done(cql_conn *c);
+static inline bool cql_conn_open(const cql_conn *c) { return c->srv != NULL; }
+
+/* Finishes the frame in req->priv->out (compressing when the session
+ * negotiated it), hands it to the connection and frees req. Returns 0 or
+ * the error that made it send a Server error instead. */
+int cql_request_complete(cql_request *req);
+/* Frees a request that was never handed out or whose reply was sent. */
+void cql_request_free(cql_request *req);
+/* Allocates a request for conn with its arena and a copy of body
+ * (*copy_out, in the arena). Takes a reference and an in-flight slot of c.
+ * NULL when out of memory. */
+cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *body, size_t n, const uint8_t **copy_out);
+
+/* Encodes a whole response frame into a new malloc'd buffer. */
+int cql_encode_frame(int version, bool compress, int16_t stream, uint8_t opcode, const uint8_t *body, size_t n,
+                     uint8_t **out, size_t *out_len, sib_err *err);
+
+/* SUPPORTED body. */
+void cql_encode_supported(sib_buf *b);
+
+#endif

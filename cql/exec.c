@@ -1,0 +1,347 @@
+/* exec.c: the statement executor's front door.
+ *
+ * QUERY parses the text into the request arena and runs it. PREPARE parses,
+ * computes the bind/result metadata and keeps the AST in a cache entry of its
+ * own (arena per entry) keyed by a 16-byte id derived from (keyspace, text),
+ * so re-preparing the same text gives the same id, as Cassandra's MD5 does.
+ * EXECUTE looks the id up (Unprepared when unknown: drivers re-prepare) and
+ * runs the cached AST with the bound values. BATCH (the opcode) lives in
+ * exec_write.c.
+ *
+ * Every path replies exactly once; errors go through exec_reply_err so the
+ * structured extras (Unavailable counts, AlreadyExists names, Unprepared id)
+ * reach the client.
+ */
+#include "exec_int.h"
+
+#include <stdlib.h>
+
+static void exec_request(cql_executor *base, cql_request *req);
+
+/* ---- construction ---- */
+
+int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err)
+{
+    *out = NULL;
+    cql_exec *ex = calloc(1, sizeof *ex);
+    if (!ex) return sib_err_set(err, SIB_ENOMEM, "executor");
+    ex->base.request = exec_request;
+    ex->st = o->st;
+    ex->cat = o->cat;
+    ex->co = o->co;
+    ex->log = o->log;
+    ex->node = *o->node;
+    ex->tokens = malloc(sizeof(int64_t) * (o->node->ntokens ? o->node->ntokens : 1));
+    if (!ex->tokens) { free(ex); return sib_err_set(err, SIB_ENOMEM, "executor"); }
+    memcpy(ex->tokens, o->node->tokens, sizeof(int64_t) * o->node->ntokens);
+    ex->node.tokens = ex->tokens;
+    ex->batch_fail_bytes = o->batch_size_fail_threshold ? o->batch_size_fail_threshold : 50 * 1024;
+    ex->tombstone_warn = o->tombstone_warn_threshold ? o->tombstone_warn_threshold : 1000;
+    ex->tombstone_fail = o->tombstone_failure_threshold ? o->tombstone_failure_threshold : 100000;
+    sib_rng_seed(&ex->rng);
+    sib_timeuuid_init(&ex->tug);
+    int rc = exec_schema_load(ex, err);
+    if (rc) { cql_exec_destroy(ex); return rc; }
+    *out = ex;
+    return 0;
+}
+
+static void prepared_free(exec_prepared *p)
+{
+    if (!p) return;
+    sib_arena_destroy(p->arena);
+    free(p);
+}
+
+void cql_exec_destroy(cql_exec *ex)
+{
+    if (!ex) return;
+    for (size_t i = 0; i < ex->prep_cap; i++) prepared_free(ex->prep[i]);
+    free(ex->prep);
+    free(ex->tokens);
+    free(ex);
+}
+
+cql_executor *cql_exec_base(cql_exec *ex) { return &ex->base; }
+void cql_exec_set_server(cql_exec *ex, cql_server *srv) { ex->srv = srv; }
+
+int64_t exec_next_timestamp(cql_exec *ex)
+{
+    int64_t now = sib_now_us();
+    if (now <= ex->last_ts) now = ex->last_ts + 1;
+    ex->last_ts = now;
+    return now;
+}
+
+/* ---- errors ---- */
+
+/* cql_reply_sib_err maps the code and the structured extras (Unavailable
+ * counts, AlreadyExists names, Unprepared id) from err. */
+void exec_reply_err_req(cql_request *req, const sib_err *err) { cql_reply_sib_err(req, err, NULL); }
+
+void exec_reply_err(exec_ctx *c, const sib_err *err) { exec_reply_err_req(c->req, err); }
+
+/* ---- lookups shared by the statement files ---- */
+
+int exec_resolve_table(exec_ctx *c, const cql_qname *q, const sib_table **out, sib_err *err)
+{
+    const char *ks = q->ks ? q->ks : c->keyspace;
+    if (!ks || !*ks)
+        return sib_err_set(err, SIB_EINVAL,
+                           "No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename");
+    if (!sib_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
+    const sib_table *t = sib_catalog_table(c->ex->cat, ks, q->name);
+    if (!t) return sib_err_set(err, SIB_EINVAL, "table %s does not exist", q->name);
+    *out = t;
+    return 0;
+}
+
+int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err)
+{
+    const sib_keyspace *k = sib_catalog_keyspace(c->ex->cat, ks);
+    if (!k) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
+    const sib_strmap *m = sib_keyspace_replication(k);
+    const char *keys[COORD_MAX_DCS + 2], *vals[COORD_MAX_DCS + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < m->n && n < SIB_ARRAY_LEN(keys); i++, n++) {
+        keys[n] = m->kv[i].key;
+        vals[n] = m->kv[i].value;
+    }
+    return coord_repl_parse(keys, vals, n, out, NULL, err);
+}
+
+/* ---- statement dispatch ---- */
+
+static void run_statement(exec_ctx *c, const cql_stmt *s)
+{
+    c->stmt = s;
+    switch (s->kind) {
+    case CQL_STMT_SELECT: exec_select(c, &s->select); return;
+    case CQL_STMT_INSERT:
+    case CQL_STMT_UPDATE:
+    case CQL_STMT_DELETE: exec_modification(c, s); return;
+    case CQL_STMT_BATCH: exec_batch_query(c, s); return;
+    case CQL_STMT_DESCRIBE: exec_describe(c, &s->describe); return;
+    default: exec_ddl(c, s); return;
+    }
+}
+
+static int check_values(exec_ctx *c, sib_err *err)
+{
+    if (c->nvalues != c->nmarkers)
+        return sib_err_set(err, SIB_EINVAL, "Invalid amount of bind variables: expected %zu, got %zu", c->nmarkers,
+                           c->nvalues);
+    return 0;
+}
+
+void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const cql_stmt *s, const cql_params *p,
+                     const char *keyspace)
+{
+    memset(c, 0, sizeof *c);
+    c->ex = ex;
+    c->req = req;
+    c->arena = req->arena;
+    c->stmt = s;
+    c->markers = s->markers;
+    c->nmarkers = s->nmarkers;
+    c->params = p;
+    if (p) {
+        c->values = p->values;
+        c->nvalues = p->nvalues;
+        c->names = p->names;
+        c->consistency = p->consistency;
+    }
+    if (s->consistency >= 0) c->consistency = s->consistency;
+    c->now_us = sib_now_us();
+    c->now_s = (int32_t)(c->now_us / 1000000);
+    c->timestamp = p && p->timestamp != INT64_MIN ? p->timestamp : exec_next_timestamp(ex);
+    c->keyspace = keyspace;
+}
+
+/* Reorders named values (NAMES_FOR_VALUES) into marker order. */
+static int bind_names(exec_ctx *c, sib_err *err)
+{
+    if (!c->names || !c->nvalues) return 0;
+    cql_value *vals = sib_arena_alloc(c->arena, sizeof *vals * c->nmarkers + 1);
+    if (!vals) return sib_err_set(err, SIB_ENOMEM, "bind values");
+    for (size_t m = 0; m < c->nmarkers; m++) {
+        const char *want = c->markers[m].name;
+        bool found = false;
+        for (size_t i = 0; want && i < c->nvalues; i++) {
+            if (c->names[i].len == strlen(want) && !memcmp(c->names[i].p, want, c->names[i].len)) {
+                vals[m] = c->values[i];
+                found = true;
+                break;
+            }
+        }
+        if (!found) return sib_err_set(err, SIB_EINVAL, "Invalid set of bind variables: missing value for marker %zu", m);
+    }
+    c->values = vals;
+    c->nvalues = c->nmarkers;
+    return 0;
+}
+
+static void handle_query(cql_exec *ex, cql_request *req)
+{
+    sib_err err = {0};
+    cql_stmt *s;
+    const cql_query_req *q = &req->u.query;
+    if (cql_parse(q->query.p, q->query.len, req->arena, &s, &err)) { exec_reply_err_req(req, &err); return; }
+    exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);
+    if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
+    exec_ctx_init(c, ex, req, s, &q->params, req->session->keyspace);
+    if (bind_names(c, &err) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
+    run_statement(c, s);
+}
+
+/* ---- prepared cache ---- */
+
+static void prepared_id(const char *ks, const char *q, size_t qlen, uint8_t id[16])
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_buf_append(&b, ks, strlen(ks));
+    sib_buf_u8(&b, 0);
+    sib_buf_append(&b, q, qlen);
+    put_be64(id, (uint64_t)sib_murmur3_h1(b.p, b.len));
+    sib_buf_u8(&b, 1);
+    put_be64(id + 8, (uint64_t)sib_murmur3_h1(b.p, b.len));
+    sib_buf_free(&b);
+}
+
+static size_t prep_slot(const cql_exec *ex, const uint8_t id[16])
+{
+    return (size_t)(get_be64(id) % ex->prep_cap);
+}
+
+exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len)
+{
+    if (len != 16 || !ex->prep_cap) return NULL;
+    for (size_t i = prep_slot(ex, id), k = 0; k < ex->prep_cap; k++, i = (i + 1) % ex->prep_cap) {
+        if (!ex->prep[i]) return NULL;
+        if (!memcmp(ex->prep[i]->id, id, 16)) return ex->prep[i];
+    }
+    return NULL;
+}
+
+static int prep_insert(cql_exec *ex, exec_prepared *p)
+{
+    if ((ex->prep_count + 1) * 2 > ex->prep_cap) {
+        size_t ncap = ex->prep_cap ? ex->prep_cap * 2 : 64;
+        exec_prepared **nt = calloc(ncap, sizeof *nt);
+        if (!nt) return SIB_ENOMEM;
+        exec_prepared **old = ex->prep;
+        size_t ocap = ex->prep_cap;
+        ex->prep = nt;
+        ex->prep_cap = ncap;
+        for (size_t i = 0; i < ocap; i++) {
+            if (!old[i]) continue;
+            size_t j = prep_slot(ex, old[i]->id);
+            while (nt[j]) j = (j + 1) % ncap;
+            nt[j] = old[i];
+        }
+        free(old);
+    }
+    size_t j = prep_slot(ex, p->id);
+    while (ex->prep[j]) j = (j + 1) % ex->prep_cap;
+    ex->prep[j] = p;
+    ex->prep_count++;
+    return 0;
+}
+
+static void handle_prepare(cql_exec *ex, cql_request *req)
+{
+    sib_err err = {0};
+    const cql_str *q = &req->u.prepare.query;
+    const char *ks = req->session->keyspace;
+    uint8_t id[16];
+    prepared_id(ks, q->p, q->len, id);
+    exec_prepared *p = exec_prepared_find(ex, id, 16);
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        sib_arena *a = sib_arena_create(4096);
+        if (!p || !a) {
+            free(p);
+            sib_arena_destroy(a);
+            sib_err_set(&err, SIB_ENOMEM, "prepared statement");
+            exec_reply_err_req(req, &err);
+            return;
+        }
+        p->arena = a;
+        memcpy(p->id, id, 16);
+        p->keyspace = sib_arena_strdup(a, ks);
+        p->query = sib_arena_strndup(a, q->p, q->len);
+        p->query_len = q->len;
+        if (cql_parse(q->p, q->len, a, &p->stmt, &err)) {
+            prepared_free(p);
+            exec_reply_err_req(req, &err);
+            return;
+        }
+        if (prep_insert(ex, p)) {
+            prepared_free(p);
+            sib_err_set(&err, SIB_ENOMEM, "prepared statement cache");
+            exec_reply_err_req(req, &err);
+            return;
+        }
+    }
+    exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);
+    if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
+    exec_ctx_init(c, ex, req, p->stmt, NULL, p->keyspace);
+    exec_meta m;
+    if (exec_stmt_meta(c, p->stmt, &m, &err)) { exec_reply_err(c, &err); return; }
+    cql_prepared_meta bind = {
+        .ks = m.ks, .table = m.table, .nbind = (uint32_t)m.nbind,
+        .names = m.bind_names, .types = m.bind_types,
+        .npk = (uint32_t)m.npk, .pk_index = m.pk_index,
+    };
+    cql_rows_meta result = {
+        .ks = m.ks, .table = m.table, .ncols = (uint32_t)m.ncols,
+        .names = m.col_names, .types = m.col_types,
+    };
+    cql_reply_prepared(req, id, 16, &bind, m.has_result ? &result : NULL);
+}
+
+int exec_unprepared(const uint8_t *id, size_t len, sib_err *err)
+{
+    char hex[40];
+    size_t n = len < 16 ? len : 16;
+    for (size_t i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    hex[2 * n] = 0;
+    sib_err_set(err, SIB_EUNPREPARED, "Prepared query with ID %s not found (either the query was not prepared on this host (maybe the host has been restarted?) or you have prepared too many queries and it has been evicted from the internal cache)", hex);
+    memcpy(err->ex_id, id, n);
+    err->ex_id_len = (uint8_t)n;
+    return SIB_EUNPREPARED;
+}
+
+static void handle_execute(cql_exec *ex, cql_request *req)
+{
+    sib_err err = {0};
+    const cql_execute_req *e = &req->u.execute;
+    exec_prepared *p = exec_prepared_find(ex, e->id.p, (size_t)(e->id.len > 0 ? e->id.len : 0));
+    if (!p) {
+        exec_unprepared(e->id.p, (size_t)(e->id.len > 0 ? e->id.len : 0), &err);
+        exec_reply_err_req(req, &err);
+        return;
+    }
+    exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);
+    if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
+    exec_ctx_init(c, ex, req, p->stmt, &e->params, p->keyspace);
+    if (bind_names(c, &err) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
+    run_statement(c, p->stmt);
+}
+
+static void exec_request(cql_executor *base, cql_request *req)
+{
+    cql_exec *ex = (cql_exec *)base;
+    switch (req->opcode) {
+    case CQL_OP_QUERY: handle_query(ex, req); return;
+    case CQL_OP_PREPARE: handle_prepare(ex, req); return;
+    case CQL_OP_EXECUTE: handle_execute(ex, req); return;
+    case CQL_OP_BATCH: exec_batch_request(ex, req); return;
+    default: {
+        sib_err err;
+        sib_err_set(&err, SIB_EPROTO, "Unexpected opcode %d", req->opcode);
+        exec_reply_err_req(req, &err);
+    }
+    }
+}

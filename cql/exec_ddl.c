@@ -1,0 +1,424 @@
+/* exec_ddl.c: USE, keyspace and table DDL, TRUNCATE, and schema persistence.
+ *
+ * The catalog (schema/) validates and applies each change; this file turns
+ * the parser's AST into catalog calls, makes the change durable and then
+ * answers. Persistence: every keyspace and table definition is one row of an
+ * internal table (id SCHEMA_TABLE_ID, never in the catalog) whose partition
+ * key is "k\0<ks>" or "t\0<ks>\0<table>" and whose only cell (column 1) holds
+ * sib_catalog_serialize_* bytes; a drop is a partition deletion. Being an
+ * ordinary table of the engine, it goes through the commitlog like user
+ * data, so the schema survives kill -9 exactly as writes do. The
+ * Schema_change reply and the event are sent only once that write is
+ * durable, and after the catalog shows the change (drivers re-read
+ * system_schema immediately).
+ */
+#include "exec_int.h"
+
+#include <stdlib.h>
+
+static const uint8_t SCHEMA_TABLE_ID[16] = {0x5b, 0x1b, 0x5c, 0x4e, 0x00, 0x00, 0x40, 0x00,
+                                            0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01};
+enum { DEF_COLUMN = 1 };
+
+/* ---- persistence ---- */
+
+static void def_key(sib_buf *b, char kind, const char *ks, const char *table)
+{
+    sib_buf_u8(b, (uint8_t)kind);
+    sib_buf_u8(b, 0);
+    sib_buf_append(b, ks, strlen(ks));
+    if (table) {
+        sib_buf_u8(b, 0);
+        sib_buf_append(b, table, strlen(table));
+    }
+}
+
+static int persist(cql_exec *ex, const sib_buf *key, const sib_buf *def, st_done_fn done, void *ctx, sib_err *err)
+{
+    st_mutation *m = st_mutation_create(SCHEMA_TABLE_ID, key->p, key->len);
+    if (!m) return sib_err_set(err, SIB_ENOMEM, "schema mutation");
+    int64_t ts = exec_next_timestamp(ex);
+    int rc;
+    if (def) {
+        rc = st_mut_row(m, (const uint8_t *)"", 0);
+        if (!rc) rc = st_mut_partition_delete(m, ts - 1, (int32_t)(ts / 1000000));
+        if (!rc) rc = st_mut_row(m, (const uint8_t *)"", 0);
+        if (!rc) rc = st_mut_cell(m, DEF_COLUMN, def->p, def->len, ts, 0, ST_NO_DELETION_TIME);
+    } else {
+        rc = st_mut_partition_delete(m, ts, (int32_t)(ts / 1000000));
+    }
+    if (rc) {
+        st_mutation_destroy(m);
+        return sib_err_set(err, rc, "schema mutation");
+    }
+    rc = storage_apply(ex->st, &m, 1, done, ctx, err);
+    st_mutation_destroy(m);
+    return rc;
+}
+
+int exec_schema_persist_keyspace(cql_exec *ex, const char *ks, bool dropped, st_done_fn done, void *ctx, sib_err *err)
+{
+    sib_buf key, def;
+    sib_buf_init(&key);
+    sib_buf_init(&def);
+    def_key(&key, 'k', ks, NULL);
+    int rc = 0;
+    if (!dropped) {
+        const sib_keyspace *k = sib_catalog_keyspace(ex->cat, ks);
+        rc = k ? sib_catalog_serialize_keyspace(k, &def) : sib_err_set(err, SIB_ENOTFOUND, "keyspace %s", ks);
+    }
+    if (!rc) rc = persist(ex, &key, dropped ? NULL : &def, done, ctx, err);
+    sib_buf_free(&key);
+    sib_buf_free(&def);
+    return rc;
+}
+
+int exec_schema_persist_table(cql_exec *ex, const sib_table *t, bool dropped, const char *ks, const char *name,
+                              st_done_fn done, void *ctx, sib_err *err)
+{
+    sib_buf key, def;
+    sib_buf_init(&key);
+    sib_buf_init(&def);
+    def_key(&key, 't', ks, name);
+    int rc = 0;
+    if (!dropped) rc = sib_catalog_serialize_table(t, &def);
+    if (!rc) rc = persist(ex, &key, dropped ? NULL : &def, done, ctx, err);
+    sib_buf_free(&key);
+    sib_buf_free(&def);
+    return rc;
+}
+
+/* Loads keyspaces first (tables need theirs), then tables. */
+int exec_schema_load(cql_exec *ex, sib_err *err)
+{
+    st_table *t = storage_table(ex->st, SCHEMA_TABLE_ID);
+    if (!t) return sib_err_set(err, SIB_ENOMEM, "schema table");
+    int32_t now = (int32_t)(sib_now_us() / 1000000);
+    int loaded = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        st_scan *sc = st_scan_open(t, NULL, now);
+        if (!sc) return sib_err_set(err, SIB_ENOMEM, "schema scan");
+        const uint8_t *pk;
+        size_t pklen;
+        int64_t tok;
+        int rc = 0;
+        while (!rc && st_scan_next_partition(sc, &pk, &pklen, &tok)) {
+            if (!pklen || (pk[0] == 'k') != (pass == 0)) continue;
+            st_iter *it = st_read(t, pk, pklen, NULL, 0, false, now);
+            if (!it) { rc = sib_err_set(err, SIB_ENOMEM, "schema read"); break; }
+            st_row row;
+            while (!rc && st_iter_next(it, &row))
+                for (size_t i = 0; !rc && i < row.ncells; i++) {
+                    if (row.cells[i].col != DEF_COLUMN) continue;
+                    rc = pass == 0 ? sib_catalog_load_keyspace(ex->cat, row.cells[i].val, row.cells[i].vlen, err)
+                                   : sib_catalog_load_table(ex->cat, row.cells[i].val, row.cells[i].vlen, err);
+                    loaded++;
+                }
+            st_iter_destroy(it);
+        }
+        if (!rc) rc = st_scan_status(sc, err);
+        st_scan_destroy(sc);
+        if (rc) return rc;
+    }
+    sib_log(ex->log, SIB_INFO, "schema: loaded %d definitions", loaded);
+    return 0;
+}
+
+/* ---- AST -> catalog arguments ---- */
+
+static sib_lit_kind prop_kind(cql_const_kind k)
+{
+    switch (k) {
+    case CQL_CONST_INTEGER: return SIB_LIT_INTEGER;
+    case CQL_CONST_FLOAT: return SIB_LIT_FLOAT;
+    case CQL_CONST_BOOLEAN: return SIB_LIT_BOOLEAN;
+    case CQL_CONST_UUID: return SIB_LIT_UUID;
+    case CQL_CONST_HEX: return SIB_LIT_HEX;
+    case CQL_CONST_DURATION: return SIB_LIT_DURATION;
+    default: return SIB_LIT_STRING;
+    }
+}
+
+static sib_prop *convert_props(exec_ctx *c, const cql_prop *p, size_t n)
+{
+    sib_prop *out = sib_arena_alloc(c->arena, sizeof *out * (n + 1));
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (sib_prop){.name = p[i].name, .is_map = p[i].kind == CQL_PROP_MAP};
+        if (!out[i].is_map) {
+            out[i].kind = prop_kind(p[i].value.kind);
+            out[i].value = p[i].value.text;
+            continue;
+        }
+        const char **k = sib_arena_alloc(c->arena, sizeof *k * (p[i].nentries + 1));
+        const char **v = sib_arena_alloc(c->arena, sizeof *v * (p[i].nentries + 1));
+        if (!k || !v) return NULL;
+        for (size_t j = 0; j < p[i].nentries; j++) { k[j] = p[i].keys[j].text; v[j] = p[i].values[j].text; }
+        out[i].keys = k;
+        out[i].values = v;
+        out[i].n = p[i].nentries;
+    }
+    return out;
+}
+
+static int resolve_type(exec_ctx *c, const cql_typeref *tr, const sib_type **out, sib_err *err)
+{
+    const sib_type *subs[8];
+    if (tr->nsub > SIB_ARRAY_LEN(subs)) return sib_err_set(err, SIB_EINVAL, "too many type parameters");
+    if (tr->kind == CQL_TYPE_UDT) return sib_err_set(err, SIB_EINVAL, "Unknown type %s", tr->name);
+    if (tr->kind == CQL_TYPE_TUPLE) return sib_err_set(err, SIB_EINVAL, "tuple types are not supported");
+    for (size_t i = 0; i < tr->nsub; i++) {
+        int rc = resolve_type(c, tr->sub[i], &subs[i], err);
+        if (rc) return rc;
+    }
+    return sib_type_resolve(sib_catalog_types(c->ex->cat), tr->name, strlen(tr->name), subs, tr->nsub, out, err);
+}
+
+static int convert_cols(exec_ctx *c, const cql_coldef *cols, size_t n, sib_coldef **out, sib_err *err)
+{
+    sib_coldef *d = sib_arena_alloc(c->arena, sizeof *d * (n + 1));
+    if (!d) return sib_err_set(err, SIB_ENOMEM, "columns");
+    for (size_t i = 0; i < n; i++) {
+        d[i].name = cols[i].name;
+        d[i].is_static = cols[i].is_static;
+        int rc = resolve_type(c, cols[i].type, &d[i].type, err);
+        if (rc) return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+/* ---- replies after durability ---- */
+
+typedef struct ddl_done {
+    exec_ctx *c;
+    cql_change change;
+    cql_target target;
+    const char *ks, *name;
+} ddl_done;
+
+static void on_ddl_durable(void *ctx, int rc, const sib_err *err)
+{
+    ddl_done *d = ctx;
+    if (rc) { exec_reply_err(d->c, err); return; }
+    if (d->c->ex->srv) cql_server_broadcast_schema_change(d->c->ex->srv, d->change, d->target, d->ks, d->name);
+    cql_reply_schema_change(d->c->req, d->change, d->target, d->ks, d->name);
+}
+
+static ddl_done *new_done(exec_ctx *c, cql_change ch, cql_target tg, const char *ks, const char *name)
+{
+    ddl_done *d = sib_arena_alloc(c->arena, sizeof *d);
+    if (!d) return NULL;
+    *d = (ddl_done){c, ch, tg, sib_arena_strdup(c->arena, ks), name ? sib_arena_strdup(c->arena, name) : NULL};
+    return d;
+}
+
+static void on_void_durable(void *ctx, int rc, const sib_err *err)
+{
+    exec_ctx *c = ctx;
+    if (rc) exec_reply_err(c, err);
+    else cql_reply_void(c->req);
+}
+
+/* ---- statements ---- */
+
+static int check_replication(const sib_prop *props, size_t n, sib_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(props[i].name, "replication") || !props[i].is_map) continue;
+        coord_repl r;
+        return coord_repl_parse(props[i].keys, props[i].values, props[i].n, &r, NULL, err);
+    }
+    return 0;
+}
+
+static int do_keyspace(exec_ctx *c, const cql_stmt *s, ddl_done **dd, sib_err *err)
+{
+    const cql_keyspace_stmt *k = &s->keyspace;
+    sib_prop *props = convert_props(c, k->props, k->nprops);
+    if (!props) return sib_err_set(err, SIB_ENOMEM, "properties");
+    int rc;
+    if (s->kind == CQL_STMT_CREATE_KEYSPACE) {
+        if (!sib_name_valid(k->name))
+            return sib_err_set(err, SIB_ECONFIG, "Keyspace name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"%s\")",
+                               k->name);
+        if ((rc = check_replication(props, k->nprops, err))) return rc;
+        rc = sib_catalog_create_keyspace(c->ex->cat, k->name, props, k->nprops, k->if_not_exists, err);
+        if (rc == SIB_EEXIST) { snprintf(err->ks, sizeof err->ks, "%s", k->name); err->table[0] = 0; }
+        if (rc) return rc;
+        *dd = new_done(c, CQL_CHANGE_CREATED, CQL_TARGET_KEYSPACE, k->name, NULL);
+        return exec_schema_persist_keyspace(c->ex, k->name, false, on_ddl_durable, *dd, err);
+    }
+    if (s->kind == CQL_STMT_ALTER_KEYSPACE) {
+        if ((rc = check_replication(props, k->nprops, err))) return rc;
+        rc = sib_catalog_alter_keyspace(c->ex->cat, k->name, props, k->nprops, k->if_exists, err);
+        if (rc) return rc;
+        *dd = new_done(c, CQL_CHANGE_UPDATED, CQL_TARGET_KEYSPACE, k->name, NULL);
+        return exec_schema_persist_keyspace(c->ex, k->name, false, on_ddl_durable, *dd, err);
+    }
+    /* DROP KEYSPACE: its tables' data first, then the definitions. */
+    const sib_keyspace *ks = sib_catalog_keyspace(c->ex->cat, k->name);
+    if (ks && sib_keyspace_is_system(ks))
+        return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", k->name);
+    if (ks) {
+        for (size_t i = 0; i < sib_keyspace_table_count(ks); i++) {
+            const sib_table *t = sib_keyspace_table_at(ks, i);
+            if ((rc = exec_schema_persist_table(c->ex, t, true, k->name, sib_table_name(t), NULL, NULL, err))) return rc;
+            if ((rc = storage_table_drop(c->ex->st, sib_table_id(t), NULL, NULL, err))) return rc;
+        }
+    }
+    rc = sib_catalog_drop_keyspace(c->ex->cat, k->name, k->if_exists, err);
+    if (rc) return rc;
+    *dd = new_done(c, CQL_CHANGE_DROPPED, CQL_TARGET_KEYSPACE, k->name, NULL);
+    return exec_schema_persist_keyspace(c->ex, k->name, true, on_ddl_durable, *dd, err);
+}
+
+static const char *table_ks(exec_ctx *c, const cql_qname *q, sib_err *err)
+{
+    const char *ks = q->ks ? q->ks : c->keyspace;
+    if (!ks || !*ks) {
+        sib_err_set(err, SIB_EINVAL, "No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename");
+        return NULL;
+    }
+    return ks;
+}
+
+static int do_create_table(exec_ctx *c, const cql_create_table *ct, ddl_done **dd, sib_err *err)
+{
+    const char *ks = table_ks(c, &ct->table, err);
+    if (!ks) return err->code;
+    if (!sib_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "Keyspace '%s' doesn't exist", ks);
+    sib_coldef *cols;
+    int rc = convert_cols(c, ct->cols, ct->ncols, &cols, err);
+    if (rc) return rc;
+    sib_orderdef *order = sib_arena_alloc(c->arena, sizeof *order * (ct->norder + 1));
+    sib_prop *props = convert_props(c, ct->props, ct->nprops);
+    if (!order || !props) return sib_err_set(err, SIB_ENOMEM, "table");
+    for (size_t i = 0; i < ct->norder; i++) order[i] = (sib_orderdef){ct->clustering_order[i].col, ct->clustering_order[i].desc};
+    char *display = sib_arena_alloc(c->arena, strlen(ks) + strlen(ct->table.name) + 2);
+    if (!display) return sib_err_set(err, SIB_ENOMEM, "table");
+    if (ct->table.ks) sprintf(display, "%s.%s", ks, ct->table.name);
+    else strcpy(display, ct->table.name);
+    sib_table_spec spec = {
+        .keyspace = ks, .name = ct->table.name, .display_name = display, .cols = cols, .ncols = ct->ncols,
+        .npk_decls = (size_t)ct->npk_decls, .pk = ct->partition, .npk = ct->npartition, .ck = ct->clustering,
+        .nck = ct->nclustering, .order = order, .norder = ct->norder, .props = props, .nprops = ct->nprops,
+        .compact_storage = ct->compact_storage, .if_not_exists = ct->if_not_exists,
+    };
+    const sib_table *t;
+    rc = sib_catalog_create_table(c->ex->cat, &spec, &t, err);
+    if (rc == SIB_EEXIST) {
+        snprintf(err->ks, sizeof err->ks, "%s", ks);
+        snprintf(err->table, sizeof err->table, "%s", ct->table.name);
+    }
+    if (rc) return rc;
+    *dd = new_done(c, CQL_CHANGE_CREATED, CQL_TARGET_TABLE, ks, ct->table.name);
+    return exec_schema_persist_table(c->ex, t, false, ks, ct->table.name, on_ddl_durable, *dd, err);
+}
+
+static int do_alter_table(exec_ctx *c, const cql_alter_table *a, ddl_done **dd, sib_err *err)
+{
+    const char *ks = table_ks(c, &a->table, err);
+    if (!ks) return err->code;
+    const sib_table *t = sib_catalog_table(c->ex->cat, ks, a->table.name);
+    if (!t) {
+        if (a->if_exists) return 1;
+        return sib_err_set(err, SIB_EINVAL, "Table '%s.%s' doesn't exist", ks, a->table.name);
+    }
+    if (sib_keyspace_is_system(sib_catalog_keyspace(c->ex->cat, ks)))
+        return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", ks);
+    int rc;
+    switch (a->kind) {
+    case CQL_ALTER_ADD: {
+        sib_coldef *cols;
+        if ((rc = convert_cols(c, a->cols, a->ncols, &cols, err))) return rc;
+        rc = sib_catalog_alter_add(c->ex->cat, ks, a->table.name, cols, a->ncols, a->col_if, err);
+        break;
+    }
+    case CQL_ALTER_DROP: {
+        int64_t ts = c->timestamp;
+        bool present = false;
+        if (a->drop_timestamp && (rc = exec_term_int(c, a->drop_timestamp, "timestamp", &ts, &present, err))) return rc;
+        rc = sib_catalog_alter_drop(c->ex->cat, ks, a->table.name, a->names, a->nnames, ts, a->col_if, err);
+        break;
+    }
+    case CQL_ALTER_RENAME:
+        rc = sib_catalog_alter_rename(c->ex->cat, ks, a->table.name, a->names, a->new_names, a->nnames, err);
+        break;
+    case CQL_ALTER_WITH: {
+        sib_prop *props = convert_props(c, a->props, a->nprops);
+        if (!props) return sib_err_set(err, SIB_ENOMEM, "properties");
+        rc = sib_catalog_alter_options(c->ex->cat, ks, a->table.name, props, a->nprops, err);
+        break;
+    }
+    default:
+        return sib_err_set(err, SIB_EINVAL, "Altering column types is no longer supported");
+    }
+    if (rc) return rc;
+    t = sib_catalog_table(c->ex->cat, ks, a->table.name);
+    *dd = new_done(c, CQL_CHANGE_UPDATED, CQL_TARGET_TABLE, ks, a->table.name);
+    return exec_schema_persist_table(c->ex, t, false, ks, a->table.name, on_ddl_durable, *dd, err);
+}
+
+static int do_drop_table(exec_ctx *c, const cql_table_stmt *d, ddl_done **dd, sib_err *err)
+{
+    const char *ks = table_ks(c, &d->table, err);
+    if (!ks) return err->code;
+    const sib_table *t = sib_catalog_table(c->ex->cat, ks, d->table.name);
+    if (!t) {
+        if (d->if_exists) return 1;
+        return sib_err_set(err, SIB_EINVAL, "Table '%s.%s' doesn't exist", ks, d->table.name);
+    }
+    if (sib_table_kind_of(t) != SIB_TABLE_USER)
+        return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", ks);
+    uint8_t id[16];
+    memcpy(id, sib_table_id(t), 16);
+    int rc = storage_table_drop(c->ex->st, id, NULL, NULL, err);
+    if (rc) return rc;
+    rc = sib_catalog_drop_table(c->ex->cat, ks, d->table.name, d->if_exists, err);
+    if (rc) return rc;
+    *dd = new_done(c, CQL_CHANGE_DROPPED, CQL_TARGET_TABLE, ks, d->table.name);
+    return exec_schema_persist_table(c->ex, NULL, true, ks, d->table.name, on_ddl_durable, *dd, err);
+}
+
+static int do_truncate(exec_ctx *c, const cql_table_stmt *d, sib_err *err)
+{
+    const sib_table *t;
+    int rc = exec_resolve_table(c, &d->table, &t, err);
+    if (rc) return rc;
+    if (sib_table_kind_of(t) != SIB_TABLE_USER)
+        return sib_err_set(err, SIB_EUNAUTHORIZED, "Cannot TRUNCATE a system table");
+    return storage_table_truncate(c->ex->st, sib_table_id(t), on_void_durable, c, err);
+}
+
+void exec_ddl(exec_ctx *c, const cql_stmt *s)
+{
+    sib_err err = {0};
+    ddl_done *dd = NULL;
+    int rc;
+    switch (s->kind) {
+    case CQL_STMT_USE:
+        if (!sib_catalog_keyspace(c->ex->cat, s->keyspace.name)) {
+            sib_err_set(&err, SIB_EINVAL, "Keyspace '%s' does not exist", s->keyspace.name);
+            exec_reply_err(c, &err);
+            return;
+        }
+        cql_reply_set_keyspace(c->req, s->keyspace.name);
+        return;
+    case CQL_STMT_CREATE_KEYSPACE:
+    case CQL_STMT_ALTER_KEYSPACE:
+    case CQL_STMT_DROP_KEYSPACE: rc = do_keyspace(c, s, &dd, &err); break;
+    case CQL_STMT_CREATE_TABLE: rc = do_create_table(c, &s->create_table, &dd, &err); break;
+    case CQL_STMT_ALTER_TABLE: rc = do_alter_table(c, &s->alter_table, &dd, &err); break;
+    case CQL_STMT_DROP_TABLE: rc = do_drop_table(c, &s->table, &dd, &err); break;
+    case CQL_STMT_TRUNCATE:
+        rc = do_truncate(c, &s->table, &err);
+        if (rc) exec_reply_err(c, &err);
+        return;
+    default: rc = sib_err_set(&err, SIB_EINVAL, "Unsupported statement %s", cql_stmt_kind_name(s->kind)); break;
+    }
+    /* rc 1: IF [NOT] EXISTS made it a no-op; Cassandra answers Void. On
+     * success the durable callback replies. */
+    if (rc == 1) cql_reply_void(c->req);
+    else if (rc) exec_reply_err(c, &err);
+}

@@ -1,0 +1,229 @@
+/* exec_int.h: private to the statement executor (cql/exec*.c).
+ *
+ * The executor turns a decoded request (cql.h) into statements (parser.h),
+ * checks them against the schema (schema.h), asks the coordinator whether
+ * the consistency level can be met (coordinator.h), and reads or writes the
+ * local store (storage.h). Files:
+ *   exec.c         request dispatch, prepared cache, QUERY/PREPARE/EXECUTE/BATCH,
+ *                  consistency and timestamps, reply helpers
+ *   exec_term.c    terms -> serialized values (constants, markers, functions)
+ *   exec_where.c   WHERE analysis shared by SELECT, UPDATE and DELETE
+ *   exec_ddl.c     keyspace/table DDL, USE, TRUNCATE, schema persistence
+ *   exec_write.c   INSERT / UPDATE / DELETE / BATCH -> mutations
+ *   exec_select.c  SELECT on user tables and system tables, paging
+ *   exec_meta.c    bind and result metadata of PREPARE
+ *   exec_describe.c DESCRIBE (server side, like Cassandra 4.0)
+ *
+ * Every statement runs with an exec_ctx that lives in the request arena.
+ */
+#ifndef SIB_EXEC_INT_H
+#define SIB_EXEC_INT_H
+
+#include "coordinator.h"
+#include "cql.h"
+#include "parser.h"
+#include "schema.h"
+#include "storage.h"
+#include "cql_exec.h"
+
+#define EXEC_RELEASE_VERSION "4.0.11"
+#define EXEC_CQL_VERSION "3.4.5"
+#define EXEC_MAX_KEY_LEN 65535 /* partition key component, like Cassandra */
+
+typedef struct exec_prepared exec_prepared;
+
+struct cql_exec {
+    cql_executor base; /* first: the server calls base.request */
+    storage *st;
+    sib_catalog *cat;
+    coord *co;
+    cql_server *srv;   /* for schema-change events; may be NULL */
+    sib_log *log;
+    cql_exec_node_info node;
+    int64_t *tokens;   /* node.tokens copied */
+    sib_rng rng;
+    sib_timeuuid_gen tug;
+    int64_t last_ts;   /* server timestamps are strictly increasing */
+    /* prepared statements: open hash table keyed by the 16-byte id */
+    exec_prepared **prep;
+    size_t prep_cap, prep_count;
+    size_t batch_fail_bytes;
+    int tombstone_warn, tombstone_fail;
+};
+
+/* A prepared statement: its text and keyspace, re-parsed into a fresh arena
+ * on every EXECUTE would be wasteful, so the AST is kept in `arena`. */
+struct exec_prepared {
+    uint8_t id[16];
+    char *keyspace;   /* session keyspace at PREPARE time ("" = none) */
+    char *query;
+    size_t query_len;
+    sib_arena *arena; /* owns stmt */
+    cql_stmt *stmt;
+};
+
+/* Per-statement context. */
+typedef struct exec_ctx {
+    cql_exec *ex;
+    cql_request *req;
+    sib_arena *arena;        /* = req->arena */
+    const cql_stmt *stmt;    /* the statement (for a batch: the inner one) */
+    const cql_marker *markers; /* markers of the top statement */
+    size_t nmarkers;
+    const cql_value *values; /* bound values, nvalues of them */
+    size_t nvalues;
+    const cql_str *names;    /* NAMES_FOR_VALUES names or NULL */
+    const cql_params *params;/* QUERY/EXECUTE params; NULL inside BATCH */
+    int consistency;         /* effective level (USING CONSISTENCY wins) */
+    int64_t now_us;
+    int32_t now_s;
+    int64_t timestamp;       /* default write timestamp: client's or server's */
+    const char *keyspace;    /* session keyspace, "" = none */
+} exec_ctx;
+
+/* ---- exec.c ---- */
+
+/* A fresh server timestamp (µs), strictly greater than the previous one. */
+int64_t exec_next_timestamp(cql_exec *ex);
+/* Looks up a table named in a statement; messages as Cassandra 4.x:
+ * `No keyspace has been specified. USE a keyspace, or explicitly specify
+ * keyspace.tablename`, `keyspace %s does not exist`, `table %s does not exist`. */
+int exec_resolve_table(exec_ctx *c, const cql_qname *q, const sib_table **out, sib_err *err);
+/* The keyspace's replication as a coordinator strategy. */
+int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err);
+
+/* Prepared cache lookup (NULL when unknown) and the Unprepared error. */
+exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len);
+int exec_unprepared(const uint8_t *id, size_t len, sib_err *err);
+/* Fills c for one statement of a request (values/consistency from p when
+ * non-NULL). */
+void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const cql_stmt *s, const cql_params *p,
+                   const char *keyspace);
+
+/* ---- exec_term.c ---- */
+
+/* Evaluates term for a receiver (name + type) into out (memory from the
+ * arena). A null value gives out->len = -1; an UNSET bound value sets *unset
+ * (when unset is NULL, unset is an error). Markers are validated against the
+ * receiver type. */
+int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv_name, sib_val *out,
+                    bool *unset, sib_err *err);
+/* An integer operand (LIMIT, TTL, TIMESTAMP): `what` names it in messages.
+ * *present is false for an unset marker. */
+int exec_term_int(exec_ctx *c, const cql_term *t, const char *what, int64_t *out, bool *present, sib_err *err);
+/* Bound value i of the statement (NULL/unset aware), by marker index. */
+const cql_value *exec_marker_value(exec_ctx *c, int marker);
+
+/* ---- exec_where.c ---- */
+
+typedef struct exec_filter {
+    const sib_column *col;
+    cql_op op;          /* EQ, NEQ, LT, LTE, GT, GTE, IN */
+    sib_val val;        /* op != IN */
+    sib_val *in;        /* op == IN */
+    size_t nin;
+} exec_filter;
+
+typedef enum { EXEC_WHERE_SELECT, EXEC_WHERE_UPDATE, EXEC_WHERE_DELETE } exec_where_kind;
+
+typedef struct exec_restr {
+    /* Partition keys (serialized, as storage takes them), in the order the
+     * IN lists give them, duplicates removed. Set when every partition key
+     * column is restricted by EQ or IN (pk_complete). */
+    bool pk_complete;
+    size_t npks;
+    sib_val *pks;
+    /* token(pk) range (SELECT only); meaningful when token_restricted */
+    bool token_restricted;
+    int64_t token_start;  /* start is inclusive/exclusive per token_start_incl */
+    bool token_start_incl;
+    int64_t token_end;
+    bool token_end_incl;
+    /* Clustering: slices in storage (byte-comparable) order, sorted and
+     * non-overlapping; nslices == 0 means the whole partition. */
+    size_t nslices;
+    st_slice *slices;
+    /* Clustering columns restricted by EQ/IN from the first one on; when it
+     * equals the clustering count, every slice is exactly one full key and
+     * cks[0..ncks) lists those keys (INSERT/UPDATE/DELETE of rows). */
+    size_t ck_eq_prefix;
+    bool ck_has_slice;    /* a range on the column after the EQ prefix */
+    bool ck_has_in;
+    size_t ncks;
+    sib_val *cks;
+    /* Restrictions that need ALLOW FILTERING (regular columns, clustering
+     * columns after a gap, partial partition keys); applied by SELECT. */
+    size_t nfilters;
+    exec_filter *filters;
+    bool needs_filtering;
+} exec_restr;
+
+/* Analyses the WHERE clause of a SELECT/UPDATE/DELETE against t, evaluating
+ * terms, and reports Cassandra's messages for unsupported combinations (see
+ * shared/ref/cql.md 3.3 and 3.4). For SELECT, a filter that needs ALLOW
+ * FILTERING is accepted only if allow_filtering is set. */
+int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels, size_t n, exec_where_kind kind,
+                       bool allow_filtering, exec_restr *out, sib_err *err);
+/* Does value v of column f->col satisfy the filter? */
+bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len);
+
+/* ---- statements ---- */
+
+/* Each runs one statement and replies (exactly once) on c->req. */
+void exec_select(exec_ctx *c, const cql_select *s);
+void exec_describe(exec_ctx *c, const cql_describe *d);
+void exec_ddl(exec_ctx *c, const cql_stmt *s);
+void exec_modification(exec_ctx *c, const cql_stmt *s);
+void exec_batch_query(exec_ctx *c, const cql_stmt *s);   /* BEGIN BATCH ... as one QUERY */
+void exec_batch_request(cql_exec *ex, cql_request *req); /* the BATCH opcode */
+
+/* Replies with err (mapping extras: Unavailable, AlreadyExists, Unprepared). */
+void exec_reply_err(exec_ctx *c, const sib_err *err);
+void exec_reply_err_req(cql_request *req, const sib_err *err);
+
+/* Loads the persisted schema into ex->cat (startup) and persists changes. */
+int exec_schema_load(cql_exec *ex, sib_err *err);
+int exec_schema_persist_keyspace(cql_exec *ex, const char *ks, bool dropped, st_done_fn done, void *ctx, sib_err *err);
+int exec_schema_persist_table(cql_exec *ex, const sib_table *t, bool dropped, const char *ks, const char *name,
+                              st_done_fn done, void *ctx, sib_err *err);
+
+/* ---- metadata for PREPARE ---- */
+
+/* Bind and result metadata of a statement (arena memory): names/types per
+ * marker, the pk indexes, and the result columns of a SELECT. */
+typedef struct exec_meta {
+    const char *ks, *table;
+    size_t nbind;
+    const char **bind_names;
+    const sib_type **bind_types;
+    size_t npk;
+    uint16_t *pk_index;
+    bool has_result;
+    size_t ncols;
+    const char **col_names;
+    const sib_type **col_types;
+} exec_meta;
+int exec_stmt_meta(exec_ctx *c, const cql_stmt *s, exec_meta *out, sib_err *err);
+/* Result columns of a SELECT (names and types), used by exec_stmt_meta and
+ * by exec_select so both agree. */
+int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, size_t *ncols, const char ***names,
+                        const sib_type ***types, sib_err *err);
+
+
+/* ==== Additions for exec_select.c (additive block) ====================== */
+
+/* Non-frozen (multi-cell) collection cells, as exec_write.c must store them
+ * and exec_select.c reads them back (one cell per element, ordered by path):
+ *   list: path = a byte-comparable position (e.g. a 16-byte timeuuid key),
+ *         value = the serialized element;
+ *   set:  path = the element's byte-comparable form (sib_ck_encode_component,
+ *         ASC), value = the serialized element (so reads need no path decoder);
+ *   map:  path = the key's byte-comparable form, value = i32 BE key length +
+ *         serialized key + serialized value.
+ * Builds the collection value (the column's type, protocol form) from the
+ * column's live cells cells[0..n) and APPENDS it to out. n must be > 0
+ * (a collection without live cells is null). SIB_ECORRUPT on a bad map cell. */
+int exec_collection_from_cells(const sib_column *col, const st_cell_view *cells, size_t n, sib_buf *out,
+                               sib_err *err);
+
+#endif

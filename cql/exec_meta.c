@@ -1,0 +1,178 @@
+/* exec_meta.c: bind and result metadata for PREPARE.
+ *
+ * Each bind marker is named and typed after its receiver, as Cassandra
+ * does: the column it is compared with or assigned to (`k`), `in(k)` for
+ * `k IN ?` (a list of k's type), `[limit]`, `[ttl]`, `[timestamp]`,
+ * `partition key token`; a named marker `:x` keeps its own name. The
+ * partition key indexes tell token-aware drivers which markers make up the
+ * routing key; they are sent only when every partition key column is bound
+ * by `=` to a marker.
+ */
+#include "exec_int.h"
+
+typedef struct meta_walk {
+    exec_ctx *c;
+    exec_meta *m;
+    const sib_table *t;
+    int *pk_marker; /* per partition key position: marker index or -1 */
+} meta_walk;
+
+static void bind(meta_walk *w, const cql_term *term, const char *name, const sib_type *type)
+{
+    if (!term) return;
+    if (term->kind == CQL_TERM_MARKER) {
+        int i = term->marker;
+        if (i < 0 || (size_t)i >= w->m->nbind) return;
+        const char *own = w->c->markers[i].name;
+        w->m->bind_names[i] = own ? own : name;
+        w->m->bind_types[i] = type;
+        return;
+    }
+    if ((term->kind == CQL_TERM_LIST || term->kind == CQL_TERM_SET) && type &&
+        (type->code == SIB_T_LIST || type->code == SIB_T_SET))
+        for (size_t k = 0; k < term->coll.n; k++) bind(w, term->coll.items[k], name, type->sub[0]);
+    if (term->kind == CQL_TERM_MAP && type && type->code == SIB_T_MAP)
+        for (size_t k = 0; k < term->map.n; k++) {
+            bind(w, term->map.keys[k], name, type->sub[0]);
+            bind(w, term->map.values[k], name, type->sub[1]);
+        }
+    if (term->kind == CQL_TERM_TYPEHINT || term->kind == CQL_TERM_CAST) bind(w, term->cast.term, name, type);
+}
+
+static void bind_col(meta_walk *w, const cql_term *term, const sib_column *col, bool eq)
+{
+    if (!col) return;
+    bind(w, term, col->name, col->type);
+    if (eq && term && term->kind == CQL_TERM_MARKER && col->kind == SIB_COL_PARTITION_KEY)
+        w->pk_marker[col->position] = term->marker;
+}
+
+static void bind_using(meta_walk *w, const cql_using *u)
+{
+    bind(w, u->ttl, "[ttl]", sib_type_native(SIB_T_INT));
+    bind(w, u->timestamp, "[timestamp]", sib_type_native(SIB_T_BIGINT));
+}
+
+static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const cql_relation *r = &rels[i];
+        if (r->kind == CQL_REL_TOKEN) {
+            bind(w, r->value, "partition key token", sib_type_native(SIB_T_BIGINT));
+            continue;
+        }
+        if (r->kind == CQL_REL_MULTI) {
+            if (r->value && r->value->kind == CQL_TERM_TUPLE)
+                for (size_t k = 0; k < r->value->coll.n && k < r->ncols; k++)
+                    bind_col(w, r->value->coll.items[k], sib_table_column_by_name(w->t, r->cols[k]), false);
+            continue;
+        }
+        const sib_column *col = sib_table_column_by_name(w->t, r->cols[0]);
+        if (!col) continue;
+        if (r->op == CQL_OP_IN && r->value) {
+            char *nm = sib_arena_alloc(w->c->arena, strlen(col->name) + 5);
+            if (nm) sprintf(nm, "in(%s)", col->name);
+            bind(w, r->value, nm, sib_type_list(sib_catalog_types(w->c->ex->cat), col->type, false));
+            continue;
+        }
+        for (size_t k = 0; k < r->nin; k++) bind_col(w, r->in[k], col, false);
+        bind_col(w, r->value, col, r->op == CQL_OP_EQ);
+    }
+}
+
+static int walk(meta_walk *w, const cql_stmt *s, sib_err *err);
+
+static int walk_table(meta_walk *w, const cql_qname *q, sib_err *err)
+{
+    const sib_table *t;
+    int rc = exec_resolve_table(w->c, q, &t, err);
+    if (rc) return rc;
+    if (!w->t) {
+        w->m->ks = sib_table_keyspace(t);
+        w->m->table = sib_table_name(t);
+        w->pk_marker = sib_arena_alloc(w->c->arena, sizeof(int) * (sib_table_pk_count(t) + 1));
+        if (!w->pk_marker) return sib_err_set(err, SIB_ENOMEM, "metadata");
+        for (size_t i = 0; i < sib_table_pk_count(t); i++) w->pk_marker[i] = -1;
+    }
+    w->t = t;
+    return 0;
+}
+
+static int walk(meta_walk *w, const cql_stmt *s, sib_err *err)
+{
+    int rc = 0;
+    switch (s->kind) {
+    case CQL_STMT_INSERT:
+        if ((rc = walk_table(w, &s->insert.table, err))) return rc;
+        for (size_t i = 0; i < s->insert.ncols && i < s->insert.nvalues; i++)
+            bind_col(w, s->insert.values[i], sib_table_column_by_name(w->t, s->insert.cols[i]), true);
+        bind_using(w, &s->insert.using);
+        return 0;
+    case CQL_STMT_UPDATE:
+        if ((rc = walk_table(w, &s->update.table, err))) return rc;
+        bind_using(w, &s->update.using);
+        for (size_t i = 0; i < s->update.nassign; i++) {
+            const sib_column *col = sib_table_column_by_name(w->t, s->update.assign[i].col);
+            bind_col(w, s->update.assign[i].value, col, false);
+        }
+        bind_where(w, s->update.where, s->update.nwhere);
+        return 0;
+    case CQL_STMT_DELETE:
+        if ((rc = walk_table(w, &s->del.table, err))) return rc;
+        bind_using(w, &s->del.using);
+        bind_where(w, s->del.where, s->del.nwhere);
+        return 0;
+    case CQL_STMT_SELECT:
+        if ((rc = walk_table(w, &s->select.table, err))) return rc;
+        bind_where(w, s->select.where, s->select.nwhere);
+        bind(w, s->select.per_partition_limit, "[per_partition_limit]", sib_type_native(SIB_T_INT));
+        bind(w, s->select.limit, "[limit]", sib_type_native(SIB_T_INT));
+        w->m->has_result = true;
+        return exec_select_columns(w->c, w->t, &s->select, &w->m->ncols, &w->m->col_names, &w->m->col_types, err);
+    case CQL_STMT_BATCH:
+        bind_using(w, &s->batch.using);
+        for (size_t i = 0; i < s->batch.nstmts; i++) {
+            const sib_table *first = w->t;
+            if ((rc = walk(w, s->batch.stmts[i], err))) return rc;
+            /* Routing uses the first statement's partition key only. */
+            if (first) w->t = first;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int exec_stmt_meta(exec_ctx *c, const cql_stmt *s, exec_meta *out, sib_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->ks = "";
+    out->table = "";
+    out->nbind = s->nmarkers;
+    out->bind_names = sib_arena_alloc(c->arena, sizeof *out->bind_names * (s->nmarkers + 1));
+    out->bind_types = sib_arena_alloc(c->arena, sizeof *out->bind_types * (s->nmarkers + 1));
+    if (!out->bind_names || !out->bind_types) return sib_err_set(err, SIB_ENOMEM, "metadata");
+    for (size_t i = 0; i < s->nmarkers; i++) {
+        out->bind_names[i] = s->markers[i].name ? s->markers[i].name : "?";
+        out->bind_types[i] = NULL;
+    }
+    meta_walk w = {.c = c, .m = out};
+    int rc = walk(&w, s, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < s->nmarkers; i++)
+        if (!out->bind_types[i])
+            return sib_err_set(err, SIB_EINVAL, "Cannot infer the type of bind marker %zu (line %d:%d)", i,
+                               s->markers[i].line, s->markers[i].col);
+    if (w.t && w.pk_marker) {
+        size_t npk = sib_table_pk_count(w.t);
+        bool all = true;
+        for (size_t i = 0; i < npk; i++) all &= w.pk_marker[i] >= 0;
+        if (all) {
+            out->pk_index = sib_arena_alloc(c->arena, sizeof *out->pk_index * (npk + 1));
+            if (!out->pk_index) return sib_err_set(err, SIB_ENOMEM, "metadata");
+            for (size_t i = 0; i < npk; i++) out->pk_index[i] = (uint16_t)w.pk_marker[i];
+            out->npk = npk;
+        }
+    }
+    return 0;
+}

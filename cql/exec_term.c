@@ -1,0 +1,235 @@
+/* exec_term.c: terms -> serialized values for a known receiver.
+ *
+ * A constant is converted by schema/ using the receiver's type, which gives
+ * Cassandra's messages (`Invalid STRING constant (a) for "k" of type int`).
+ * A bind marker's bytes are validated against the receiver type. Collection
+ * literals evaluate their elements against the element types and are built
+ * (sorted, deduplicated) by sib_coll_build. The few native functions a
+ * statement may call (now(), uuid(), toTimestamp(now()), currentTimestamp(),
+ * ...) are evaluated here with the executor's clocks and generators.
+ */
+#include "exec_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <strings.h>
+
+static sib_lit_kind lit_kind(cql_const_kind k)
+{
+    switch (k) {
+    case CQL_CONST_STRING: return SIB_LIT_STRING;
+    case CQL_CONST_INTEGER: return SIB_LIT_INTEGER;
+    case CQL_CONST_FLOAT: return SIB_LIT_FLOAT;
+    case CQL_CONST_BOOLEAN: return SIB_LIT_BOOLEAN;
+    case CQL_CONST_UUID: return SIB_LIT_UUID;
+    case CQL_CONST_HEX: return SIB_LIT_HEX;
+    default: return SIB_LIT_DURATION;
+    }
+}
+
+const cql_value *exec_marker_value(exec_ctx *c, int marker)
+{
+    if (marker < 0 || (size_t)marker >= c->nvalues) return NULL;
+    return &c->values[marker];
+}
+
+/* Copies a finished sib_buf into the arena as a value. */
+static int buf_to_val(exec_ctx *c, sib_buf *b, sib_val *out, sib_err *err)
+{
+    if (b->oom) { sib_buf_free(b); return sib_err_set(err, SIB_ENOMEM, "value"); }
+    uint8_t *p = sib_arena_memdup(c->arena, b->p, b->len);
+    size_t len = b->len;
+    sib_buf_free(b);
+    if (!p) return sib_err_set(err, SIB_ENOMEM, "value");
+    out->p = p;
+    out->len = (int32_t)len;
+    return 0;
+}
+
+static void type_name(const sib_type *t, char *out, size_t cap)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_type_cql_name(t, &b);
+    snprintf(out, cap, "%.*s", (int)b.len, b.p ? (const char *)b.p : "");
+    sib_buf_free(&b);
+}
+
+/* Result type of a native function, or NULL if unknown. */
+static const sib_type *func_type(const char *name)
+{
+    static const struct { const char *name; sib_type_code code; } fns[] = {
+        {"now", SIB_T_TIMEUUID},           {"uuid", SIB_T_UUID},
+        {"totimestamp", SIB_T_TIMESTAMP},  {"currenttimestamp", SIB_T_TIMESTAMP},
+        {"todate", SIB_T_DATE},            {"currentdate", SIB_T_DATE},
+        {"currenttime", SIB_T_TIME},       {"currenttimeuuid", SIB_T_TIMEUUID},
+        {"tounixtimestamp", SIB_T_BIGINT}, {"dateof", SIB_T_TIMESTAMP},
+        {"unixtimestampof", SIB_T_BIGINT},
+    };
+    for (size_t i = 0; i < SIB_ARRAY_LEN(fns); i++)
+        if (!strcasecmp(name, fns[i].name)) return sib_type_native(fns[i].code);
+    return NULL;
+}
+
+/* Milliseconds of a time-based uuid (for toTimestamp(now())). */
+static int64_t timeuuid_ms(const uint8_t u[16])
+{
+    uint64_t ticks = ((uint64_t)(get_be16(u + 6) & 0x0fff) << 48) | ((uint64_t)get_be16(u + 4) << 32) | get_be32(u);
+    return (int64_t)((ticks - 0x01B21DD213814000ull) / 10000);
+}
+
+static int eval_func(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv, sib_val *out,
+                     sib_err *err)
+{
+    const char *name = t->func.name;
+    const sib_type *rt = func_type(name);
+    if (!rt) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", name);
+    char want[128], got[128];
+    if (type && type->code != rt->code) {
+        type_name(type, want, sizeof want);
+        type_name(rt, got, sizeof got);
+        return sib_err_set(err, SIB_EINVAL, "Type error: cannot assign result of function system.%s (type %s) to %s (type %s)",
+                           name, got, recv, want);
+    }
+    uint8_t *p = sib_arena_alloc(c->arena, 16);
+    if (!p) return sib_err_set(err, SIB_ENOMEM, "value");
+    int64_t ms = c->now_us / 1000;
+    if (t->func.nargs == 1) {
+        /* toTimestamp(x), toDate(x), toUnixTimestamp(x): x is a timeuuid,
+         * timestamp or date term (usually now()). */
+        sib_val arg;
+        const cql_term *a = t->func.args[0];
+        const sib_type *at = a->kind == CQL_TERM_FUNC ? func_type(a->func.name) : sib_type_native(SIB_T_TIMEUUID);
+        if (!at) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", a->func.name);
+        int rc = exec_term_value(c, a, at, name, &arg, NULL, err);
+        if (rc) return rc;
+        if (arg.len == 16 && at->code == SIB_T_TIMEUUID) ms = timeuuid_ms(arg.p);
+        else if (arg.len == 8) ms = (int64_t)get_be64(arg.p);
+        else if (arg.len == 4) ms = ((int64_t)get_be32(arg.p) - (1ll << 31)) * 86400000;
+        else return sib_err_set(err, SIB_EINVAL, "Invalid argument for function %s", name);
+    } else if (t->func.nargs > 1) {
+        return sib_err_set(err, SIB_EINVAL, "Invalid number of arguments in call to function system.%s: 1 required but %zu provided",
+                           name, t->func.nargs);
+    }
+    switch (rt->code) {
+    case SIB_T_TIMEUUID: sib_timeuuid_next(&c->ex->tug, p); out->len = 16; break;
+    case SIB_T_UUID: sib_uuid_v4(&c->ex->rng, p); out->len = 16; break;
+    case SIB_T_TIMESTAMP: put_be64(p, (uint64_t)ms); out->len = 8; break;
+    case SIB_T_BIGINT: put_be64(p, (uint64_t)ms); out->len = 8; break;
+    case SIB_T_DATE: {
+        int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+        put_be32(p, (uint32_t)(days + (1ll << 31)));
+        out->len = 4;
+        break;
+    }
+    case SIB_T_TIME: put_be64(p, (uint64_t)((c->now_us % 86400000000ll) * 1000)); out->len = 8; break;
+    default: return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", name);
+    }
+    out->p = p;
+    return 0;
+}
+
+static int eval_collection(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv, sib_val *out,
+                           sib_err *err)
+{
+    char tn[128];
+    type_name(type, tn, sizeof tn);
+    bool is_map_lit = t->kind == CQL_TERM_MAP;
+    bool empty_set = t->kind == CQL_TERM_SET && t->coll.n == 0;
+    const char *lit = t->kind == CQL_TERM_LIST ? "list" : t->kind == CQL_TERM_SET ? "set" : "map";
+    bool ok = (t->kind == CQL_TERM_LIST && type->code == SIB_T_LIST) ||
+              (t->kind == CQL_TERM_SET && type->code == SIB_T_SET) || (is_map_lit && type->code == SIB_T_MAP) ||
+              (empty_set && type->code == SIB_T_MAP);
+    if (!ok) return sib_err_set(err, SIB_EINVAL, "Invalid %s literal for %s of type %s", lit, recv, tn);
+    size_t n = is_map_lit ? t->map.n * 2 : t->coll.n;
+    sib_val *elems = sib_arena_alloc(c->arena, sizeof *elems * (n + 1));
+    if (!elems) return sib_err_set(err, SIB_ENOMEM, "collection");
+    for (size_t i = 0; i < n; i++) {
+        const cql_term *e = is_map_lit ? (i % 2 ? t->map.values[i / 2] : t->map.keys[i / 2]) : t->coll.items[i];
+        const sib_type *et = type->code == SIB_T_MAP ? type->sub[i % 2] : type->sub[0];
+        int rc = exec_term_value(c, e, et, recv, &elems[i], NULL, err);
+        if (rc) return rc;
+        if (elems[i].len < 0) return sib_err_set(err, SIB_EINVAL, "null is not supported inside collections");
+    }
+    sib_buf b;
+    sib_buf_init(&b);
+    int rc = sib_coll_build(type, elems, is_map_lit ? t->map.n : n, &b, err);
+    if (rc) { sib_buf_free(&b); return rc; }
+    return buf_to_val(c, &b, out, err);
+}
+
+int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv_name, sib_val *out,
+                    bool *unset, sib_err *err)
+{
+    if (unset) *unset = false;
+    switch (t->kind) {
+    case CQL_TERM_NULL:
+        out->p = NULL;
+        out->len = -1;
+        return 0;
+    case CQL_TERM_CONST: {
+        sib_buf b;
+        sib_buf_init(&b);
+        int rc = sib_value_from_literal(type, lit_kind(t->cst.kind), t->cst.text, t->cst.len, recv_name, &b, err);
+        if (rc) { sib_buf_free(&b); return rc; }
+        return buf_to_val(c, &b, out, err);
+    }
+    case CQL_TERM_MARKER: {
+        const cql_value *v = exec_marker_value(c, t->marker);
+        if (!v) return sib_err_set(err, SIB_EINVAL, "Invalid amount of bind variables");
+        if (v->len == CQL_VALUE_UNSET) {
+            if (!unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", recv_name);
+            *unset = true;
+            out->p = NULL;
+            out->len = -1;
+            return 0;
+        }
+        if (v->len < 0) { out->p = NULL; out->len = -1; return 0; }
+        int rc = sib_value_validate(type, v->p, (size_t)v->len, err);
+        if (rc) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            return sib_err_set(err, SIB_EINVAL, "Exception while binding column %s: %s", recv_name, msg);
+        }
+        out->p = v->p;
+        out->len = v->len;
+        return 0;
+    }
+    case CQL_TERM_FUNC: return eval_func(c, t, type, recv_name, out, err);
+    case CQL_TERM_LIST:
+    case CQL_TERM_SET:
+    case CQL_TERM_MAP: return eval_collection(c, t, type, recv_name, out, err);
+    case CQL_TERM_TYPEHINT:
+    case CQL_TERM_CAST: return exec_term_value(c, t->cast.term, type, recv_name, out, unset, err);
+    case CQL_TERM_TUPLE: {
+        char tn[128];
+        type_name(type, tn, sizeof tn);
+        return sib_err_set(err, SIB_EINVAL, "Invalid tuple literal for %s of type %s", recv_name, tn);
+    }
+    }
+    return sib_err_set(err, SIB_EINVAL, "Invalid term for %s", recv_name);
+}
+
+int exec_term_int(exec_ctx *c, const cql_term *t, const char *what, int64_t *out, bool *present, sib_err *err)
+{
+    *present = true;
+    if (t->kind == CQL_TERM_CONST && t->cst.kind == CQL_CONST_INTEGER) {
+        errno = 0;
+        char *end;
+        long long v = strtoll(t->cst.text, &end, 10);
+        if (errno || *end) return sib_err_set(err, SIB_EINVAL, "Invalid %s value: %s", what, t->cst.text);
+        *out = v;
+        return 0;
+    }
+    if (t->kind == CQL_TERM_MARKER) {
+        const cql_value *v = exec_marker_value(c, t->marker);
+        if (!v) return sib_err_set(err, SIB_EINVAL, "Invalid amount of bind variables");
+        if (v->len == CQL_VALUE_UNSET) { *present = false; return 0; }
+        if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value of %s", what);
+        if (v->len == 4) *out = (int32_t)get_be32(v->p);
+        else if (v->len == 8) *out = (int64_t)get_be64(v->p);
+        else return sib_err_set(err, SIB_EINVAL, "Invalid %s value (%d bytes)", what, v->len);
+        return 0;
+    }
+    return sib_err_set(err, SIB_EINVAL, "Invalid %s value", what);
+}

@@ -1,0 +1,701 @@
+/* exec_write.c: INSERT, UPDATE, DELETE and BATCH -> storage mutations.
+ *
+ * Each statement is validated completely and turned into mutations (one per
+ * partition it touches) before anything is written; the coordinator then
+ * checks the consistency level for every partition, and storage_apply logs
+ * all of them as ONE commitlog entry. So a statement or a batch that fails
+ * writes nothing, and a logged batch is all-or-nothing on replay.
+ *
+ * Cells follow Cassandra: INSERT writes a row liveness marker (a row stays
+ * visible after its cells are deleted), UPDATE writes only cells, a null
+ * value is a cell tombstone and an unset bound value leaves the column
+ * alone. TTL comes from USING TTL or the table's default_time_to_live.
+ * Non-frozen collections are written as whole values (`c = [...]`
+ * replaces the collection, as in Cassandra); element-wise operations are
+ * refused with a clear message.
+ */
+#include "exec_int.h"
+
+#include <stdlib.h>
+
+#define MAX_TTL 630720000 /* 20 years, Cassandra's Attributes.MAX_TTL */
+
+typedef struct mutset {
+    st_mutation **m;
+    const sib_table **tables;
+    int64_t *tokens; /* partition tokens, for the coordinator */
+    size_t n, cap;
+} mutset;
+
+static void mutset_free(mutset *ms)
+{
+    for (size_t i = 0; i < ms->n; i++) st_mutation_destroy(ms->m[i]);
+    free(ms->m);
+    free(ms->tables);
+    free(ms->tokens);
+    memset(ms, 0, sizeof *ms);
+}
+
+static st_mutation *mutset_add(mutset *ms, const sib_table *t, const sib_val *pk, sib_err *err)
+{
+    if (ms->n == ms->cap) {
+        size_t ncap = ms->cap ? ms->cap * 2 : 8;
+        st_mutation **m = realloc(ms->m, sizeof *m * ncap);
+        if (m) ms->m = m;
+        const sib_table **tb = realloc(ms->tables, sizeof *tb * ncap);
+        if (tb) ms->tables = tb;
+        int64_t *tk = realloc(ms->tokens, sizeof *tk * ncap);
+        if (tk) ms->tokens = tk;
+        if (!m || !tb || !tk) { sib_err_set(err, SIB_ENOMEM, "mutations"); return NULL; }
+        ms->cap = ncap;
+    }
+    st_mutation *m = st_mutation_create(sib_table_id(t), pk->p, (size_t)pk->len);
+    if (!m) { sib_err_set(err, SIB_ENOMEM, "mutation"); return NULL; }
+    ms->m[ms->n] = m;
+    ms->tokens[ms->n] = sib_murmur3_token(pk->p, (size_t)pk->len);
+    ms->tables[ms->n++] = t;
+    return m;
+}
+
+static int mut_rc(int rc, sib_err *err)
+{
+    if (!rc) return 0;
+    if (rc == SIB_ETOOBIG) return sib_err_set(err, SIB_EINVAL, "Mutation too large");
+    return sib_err_set(err, rc, "mutation: %s", sib_strerror(rc));
+}
+
+/* ---- attributes ---- */
+
+typedef struct attrs {
+    int64_t ts;
+    int32_t ttl;
+} attrs;
+
+static int get_attrs(exec_ctx *c, const sib_table *t, const cql_using *u, int64_t batch_ts, attrs *a, sib_err *err)
+{
+    a->ts = batch_ts != INT64_MIN ? batch_ts : c->timestamp;
+    a->ttl = sib_table_options(t)->default_time_to_live;
+    bool present;
+    int64_t v;
+    int rc;
+    if (u->timestamp) {
+        if (batch_ts != INT64_MIN)
+            return sib_err_set(err, SIB_EINVAL, "Timestamp must be set either on BATCH or individual statements");
+        if ((rc = exec_term_int(c, u->timestamp, "timestamp", &v, &present, err))) return rc;
+        if (present) a->ts = v;
+    }
+    if (u->ttl) {
+        if ((rc = exec_term_int(c, u->ttl, "TTL", &v, &present, err))) return rc;
+        if (present) {
+            if (v < 0) return sib_err_set(err, SIB_EINVAL, "A TTL must be greater or equal to 0, but was %lld", (long long)v);
+            if (v > MAX_TTL)
+                return sib_err_set(err, SIB_EINVAL, "ttl is too large. requested (%lld) maximum (%d)", (long long)v, MAX_TTL);
+            a->ttl = (int32_t)v;
+        }
+    }
+    return 0;
+}
+
+static int check_user_table(exec_ctx *c, const cql_qname *q, const sib_table **t, sib_err *err)
+{
+    int rc = exec_resolve_table(c, q, t, err);
+    if (rc) return rc;
+    if (sib_table_kind_of(*t) != SIB_TABLE_USER)
+        return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", sib_table_keyspace(*t));
+    if (sib_table_is_counter(*t)) return sib_err_set(err, SIB_EINVAL, "Counter tables are not supported");
+    return 0;
+}
+
+/* ---- non-frozen collections ----
+ * One cell per element, ordered by its path (the layout exec_select.c reads
+ * back, see exec_int.h): sets and maps are keyed by the byte-comparable form
+ * of the element/key; lists by a position that orders appends after older
+ * elements and prepends before them:
+ *   append:  0x80 | be64(ts) | be32(i)     prepend: 0x40 | be64(~ts) | be32(i)
+ * Map cell values are be32(key length) + key + value. */
+
+static int elem_path(const sib_type *t, const sib_val *e, sib_buf *out, sib_err *err)
+{
+    sib_buf_reset(out);
+    int rc = sib_ck_encode_component(t, false, e->p, (size_t)e->len, out, err);
+    if (!rc && out->oom) rc = sib_err_set(err, SIB_ENOMEM, "collection path");
+    return rc;
+}
+
+static int list_path(sib_buf *out, bool prepend, int64_t ts, uint32_t i)
+{
+    sib_buf_reset(out);
+    sib_buf_u8(out, prepend ? 0x40 : 0x80);
+    sib_buf_be64(out, prepend ? ~(uint64_t)ts : (uint64_t)ts);
+    sib_buf_be32(out, prepend ? ~i : i);
+    return out->oom ? SIB_ENOMEM : 0;
+}
+
+/* Adds (or, with remove, deletes) the elements of collection value v. */
+static int put_elements(exec_ctx *c, st_mutation *m, const sib_column *col, const sib_val *v, const attrs *a,
+                        bool remove, bool prepend, sib_err *err)
+{
+    const sib_type *t = col->type;
+    sib_coll_iter it;
+    int n = sib_coll_iter_init(&it, t, v->p, (size_t)v->len);
+    if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid collection value for %s", col->name);
+    int32_t expiry = a->ttl ? c->now_s + a->ttl : ST_NO_DELETION_TIME;
+    sib_buf path, val;
+    sib_buf_init(&path);
+    sib_buf_init(&val);
+    sib_val k, e;
+    int rc = 0;
+    for (uint32_t i = 0; !rc && sib_coll_next(&it, &k, &e); i++) {
+        const sib_val *elem = &k;
+        if (t->code == SIB_T_LIST) {
+            if (remove) { rc = sib_err_set(err, SIB_EINVAL, "List element removal by value (%s) is not supported", col->name); break; }
+            rc = list_path(&path, prepend, a->ts, prepend ? (uint32_t)n - 1 - i : i);
+        } else {
+            rc = elem_path(t->sub[0], &k, &path, err);
+        }
+        if (rc) break;
+        if (remove) {
+            rc = mut_rc(st_mut_cell_path_tombstone(m, col->id, path.p, path.len, a->ts, c->now_s), err);
+            continue;
+        }
+        if (t->code == SIB_T_MAP) {
+            sib_buf_reset(&val);
+            sib_buf_be32(&val, (uint32_t)k.len);
+            sib_buf_append(&val, k.p, (size_t)k.len);
+            sib_buf_append(&val, e.p, e.len > 0 ? (size_t)e.len : 0);
+            elem = &(sib_val){val.p, (int32_t)val.len};
+        }
+        rc = mut_rc(st_mut_cell_path(m, col->id, path.p, path.len, elem->p, (size_t)elem->len, a->ts, a->ttl, expiry), err);
+    }
+    if (!rc && it.rd.bad) rc = sib_err_set(err, SIB_EINVAL, "Invalid collection value for %s", col->name);
+    sib_buf_free(&path);
+    sib_buf_free(&val);
+    return rc;
+}
+
+/* Writes one regular/static cell (null -> tombstone). A non-frozen collection
+ * assigned as a whole replaces the old one: a collection tombstone just
+ * below the write's timestamp, then one cell per element. */
+static int put_cell(exec_ctx *c, st_mutation *m, const sib_column *col, const sib_val *v, const attrs *a, sib_err *err)
+{
+    if (sib_type_is_multicell(col->type)) {
+        if (v->len < 0) return mut_rc(st_mut_complex_delete(m, col->id, a->ts, c->now_s), err);
+        int rc = mut_rc(st_mut_complex_delete(m, col->id, a->ts - 1, c->now_s), err);
+        return rc ? rc : put_elements(c, m, col, v, a, false, false, err);
+    }
+    if (v->len < 0) return mut_rc(st_mut_cell_tombstone(m, col->id, a->ts, c->now_s), err);
+    int32_t expiry = a->ttl ? c->now_s + a->ttl : ST_NO_DELETION_TIME;
+    return mut_rc(st_mut_cell(m, col->id, v->p, (size_t)v->len, a->ts, a->ttl, expiry), err);
+}
+
+static int encode_ck(exec_ctx *c, const sib_table *t, const sib_val *vals, sib_val *out, sib_err *err)
+{
+    size_t n = sib_table_clustering_count(t);
+    const uint8_t *p[64];
+    size_t l[64];
+    if (n > 64) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
+    for (size_t i = 0; i < n; i++) {
+        p[i] = vals[i].p;
+        l[i] = (size_t)vals[i].len;
+        if (vals[i].len > EXEC_MAX_KEY_LEN)
+            return sib_err_set(err, SIB_EINVAL, "Key length of %d is longer than maximum of %d", vals[i].len, EXEC_MAX_KEY_LEN);
+    }
+    sib_buf b;
+    sib_buf_init(&b);
+    int rc = sib_ck_encode(t, p, l, n, &b, err);
+    if (!rc && b.oom) rc = sib_err_set(err, SIB_ENOMEM, "clustering key");
+    if (!rc) {
+        out->p = sib_arena_memdup(c->arena, b.p ? b.p : (const uint8_t *)"", b.len);
+        out->len = (int32_t)b.len;
+        if (!out->p) rc = sib_err_set(err, SIB_ENOMEM, "clustering key");
+    }
+    sib_buf_free(&b);
+    return rc;
+}
+
+/* ---- INSERT ---- */
+
+static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, mutset *ms, sib_err *err)
+{
+    const sib_table *t;
+    int rc = check_user_table(c, &s->table, &t, err);
+    if (rc) return rc;
+    if (s->if_not_exists) return sib_err_set(err, SIB_EINVAL, "Conditional updates (IF NOT EXISTS) are not supported by Sibyl");
+    if (s->ncols != s->nvalues) return sib_err_set(err, SIB_EINVAL, "Unmatched column names/values");
+    if (!s->ncols) return sib_err_set(err, SIB_EINVAL, "No columns provided to INSERT");
+    attrs a;
+    if ((rc = get_attrs(c, t, &s->using, batch_ts, &a, err))) return rc;
+
+    size_t ncols = sib_table_column_count(t);
+    sib_val *vals = sib_arena_alloc(c->arena, sizeof *vals * (ncols + 1));
+    bool *set = sib_arena_alloc(c->arena, ncols + 1), *unset = sib_arena_alloc(c->arena, ncols + 1);
+    if (!vals || !set || !unset) return sib_err_set(err, SIB_ENOMEM, "insert");
+    memset(set, 0, ncols + 1);
+    memset(unset, 0, ncols + 1);
+    for (size_t i = 0; i < s->ncols; i++) {
+        const sib_column *col = sib_table_column_by_name(t, s->cols[i]);
+        if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", s->cols[i]);
+        if (set[col->index]) return sib_err_set(err, SIB_EINVAL, "The column names contains duplicates");
+        set[col->index] = true;
+        if ((rc = exec_term_value(c, s->values[i], col->type, col->name, &vals[col->index], &unset[col->index], err)))
+            return rc;
+    }
+    /* Primary key: every column present, non-null, set. */
+    char miss[512] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < sib_table_pk_count(t); i++) {
+        const sib_column *col = sib_table_pk(t, i);
+        if (!set[col->index]) o += (size_t)snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", col->name);
+    }
+    if (o) return sib_err_set(err, SIB_EINVAL, "Some partition key parts are missing: %s", miss);
+    for (size_t i = 0; i < sib_table_clustering_count(t); i++) {
+        const sib_column *col = sib_table_clustering(t, i);
+        if (!set[col->index] && o < sizeof miss)
+            o += (size_t)snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", col->name);
+    }
+    if (o) return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", miss);
+    const uint8_t *pkv[64];
+    size_t pkl[64];
+    sib_val ckv[64];
+    size_t npk = sib_table_pk_count(t), nck = sib_table_clustering_count(t);
+    for (size_t i = 0; i < npk + nck; i++) {
+        const sib_column *col = i < npk ? sib_table_pk(t, i) : sib_table_clustering(t, i - npk);
+        const sib_val *v = &vals[col->index];
+        if (unset[col->index]) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
+        if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
+        if (i < npk) { pkv[i] = v->p; pkl[i] = (size_t)v->len; }
+        else ckv[i - npk] = *v;
+    }
+    sib_buf pkb;
+    sib_buf_init(&pkb);
+    if ((rc = sib_pk_encode(t, pkv, pkl, npk, &pkb, err))) { sib_buf_free(&pkb); return rc; }
+    sib_val pk = {pkb.p, (int32_t)pkb.len}, ck = {NULL, 0};
+    st_mutation *m = NULL;
+    if (!(rc = encode_ck(c, t, ckv, &ck, err)) && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
+    sib_buf_free(&pkb);
+    if (rc) return rc;
+
+    bool has_regular = false;
+    for (size_t i = 0; i < ncols; i++) {
+        const sib_column *col = sib_table_column(t, i);
+        has_regular |= col->kind == SIB_COL_REGULAR && set[i];
+    }
+    if ((rc = mut_rc(st_mut_row(m, ck.p, (size_t)ck.len), err))) return rc;
+    if (nck || has_regular || !sib_table_has_static(t)) {
+        int32_t expiry = a.ttl ? c->now_s + a.ttl : ST_NO_DELETION_TIME;
+        if ((rc = mut_rc(st_mut_row_marker(m, a.ts, a.ttl, expiry), err))) return rc;
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        const sib_column *col = sib_table_column(t, i);
+        if (!set[i] || unset[i] || col->kind != SIB_COL_REGULAR) continue;
+        if ((rc = put_cell(c, m, col, &vals[i], &a, err))) return rc;
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        const sib_column *col = sib_table_column(t, i);
+        if (!set[i] || unset[i] || col->kind != SIB_COL_STATIC) continue;
+        if ((rc = mut_rc(st_mut_static(m), err)) || (rc = put_cell(c, m, col, &vals[i], &a, err))) return rc;
+    }
+    return 0;
+}
+
+/* ---- UPDATE ---- */
+
+/* An element-wise operation on a non-frozen collection (c = c + {..},
+ * c = c - {..}, c = [..] + c, m[k] = v). */
+typedef struct coll_op {
+    const sib_column *col;
+    cql_assign_kind kind;
+    sib_val key, val;
+} coll_op;
+
+static int op_error(const cql_assignment *as, const sib_column *col, const char *what, sib_err *err)
+{
+    const char *op = as->kind == CQL_ASSIGN_SUB ? "-" : "+";
+    const char *val = as->value && as->value->kind == CQL_TERM_CONST ? as->value->cst.text : "?";
+    if (as->kind == CQL_ASSIGN_ELEM)
+        return sib_err_set(err, SIB_EINVAL, "Invalid operation (%s[?] = %s) for %s column %s", col->name, val, what, col->name);
+    return sib_err_set(err, SIB_EINVAL, "Invalid operation (%s = %s %s %s) for %s column %s", col->name, col->name, op, val,
+                       what, col->name);
+}
+
+/* Evaluates an element-wise assignment into op (types per Cassandra: a map
+ * subtraction takes a set of keys). */
+static int eval_coll_op(exec_ctx *c, const cql_assignment *as, const sib_column *col, coll_op *op, sib_err *err)
+{
+    const sib_type *t = col->type;
+    sib_types *ts = sib_catalog_types(c->ex->cat);
+    *op = (coll_op){.col = col, .kind = as->kind};
+    if (!sib_type_is_collection(t)) return op_error(as, col, as->kind == CQL_ASSIGN_ELEM ? "non collection" : "non counter", err);
+    if (!sib_type_is_multicell(t)) return op_error(as, col, "frozen collection", err);
+    const sib_type *vt = t;
+    switch (as->kind) {
+    case CQL_ASSIGN_PREPEND:
+        if (t->code != SIB_T_LIST) return op_error(as, col, "non list", err);
+        break;
+    case CQL_ASSIGN_SUB:
+        if (t->code == SIB_T_LIST)
+            return sib_err_set(err, SIB_EINVAL, "List element removal by value (%s) is not supported", col->name);
+        if (t->code == SIB_T_MAP) vt = sib_type_set(ts, t->sub[0], false);
+        break;
+    case CQL_ASSIGN_ELEM: {
+        if (t->code == SIB_T_SET) return op_error(as, col, "set", err);
+        if (t->code == SIB_T_LIST)
+            return sib_err_set(err, SIB_EINVAL, "Setting list elements by index (%s[i] = v) is not supported", col->name);
+        int rc = exec_term_value(c, as->key, t->sub[0], col->name, &op->key, NULL, err);
+        if (rc) return rc;
+        if (op->key.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null map key");
+        vt = t->sub[1];
+        break;
+    }
+    default:
+        break;
+    }
+    bool unset;
+    int rc = exec_term_value(c, as->value, vt, col->name, &op->val, &unset, err);
+    if (rc) return rc;
+    if (unset) op->col = NULL; /* an unset value leaves the column alone */
+    return 0;
+}
+
+static int apply_coll_op(exec_ctx *c, st_mutation *m, const coll_op *op, const attrs *a, sib_err *err)
+{
+    if (!op->col) return 0;
+    if (op->kind == CQL_ASSIGN_ELEM) {
+        sib_buf path;
+        sib_buf_init(&path);
+        int rc = elem_path(op->col->type->sub[0], &op->key, &path, err);
+        if (!rc && op->val.len < 0)
+            rc = mut_rc(st_mut_cell_path_tombstone(m, op->col->id, path.p, path.len, a->ts, c->now_s), err);
+        else if (!rc) {
+            sib_buf v;
+            sib_buf_init(&v);
+            sib_buf_be32(&v, (uint32_t)op->key.len);
+            sib_buf_append(&v, op->key.p, (size_t)op->key.len);
+            sib_buf_append(&v, op->val.p, (size_t)op->val.len);
+            int32_t expiry = a->ttl ? c->now_s + a->ttl : ST_NO_DELETION_TIME;
+            rc = mut_rc(st_mut_cell_path(m, op->col->id, path.p, path.len, v.p, v.len, a->ts, a->ttl, expiry), err);
+            sib_buf_free(&v);
+        }
+        sib_buf_free(&path);
+        return rc;
+    }
+    if (op->val.len < 0) return 0; /* c = c + null: nothing to add or remove */
+    return put_elements(c, m, op->col, &op->val, a, op->kind == CQL_ASSIGN_SUB, op->kind == CQL_ASSIGN_PREPEND, err);
+}
+
+static int build_update(exec_ctx *c, const cql_update *s, int64_t batch_ts, mutset *ms, sib_err *err)
+{
+    const sib_table *t;
+    int rc = check_user_table(c, &s->table, &t, err);
+    if (rc) return rc;
+    if (s->if_exists || s->nconds) return sib_err_set(err, SIB_EINVAL, "Conditional updates (IF) are not supported by Sibyl");
+    attrs a;
+    if ((rc = get_attrs(c, t, &s->using, batch_ts, &a, err))) return rc;
+    size_t ncols = sib_table_column_count(t), nops = 0;
+    sib_val *vals = sib_arena_alloc(c->arena, sizeof *vals * (ncols + 1));
+    bool *set = sib_arena_alloc(c->arena, ncols + 1), *unset = sib_arena_alloc(c->arena, ncols + 1);
+    coll_op *ops = sib_arena_alloc(c->arena, sizeof *ops * (s->nassign + 1));
+    if (!vals || !set || !unset || !ops) return sib_err_set(err, SIB_ENOMEM, "update");
+    memset(set, 0, ncols + 1);
+    memset(unset, 0, ncols + 1);
+    bool only_static = true;
+    for (size_t i = 0; i < s->nassign; i++) {
+        const cql_assignment *as = &s->assign[i];
+        const sib_column *col = sib_table_column_by_name(t, as->col);
+        if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", as->col);
+        if (col->kind == SIB_COL_PARTITION_KEY || col->kind == SIB_COL_CLUSTERING)
+            return sib_err_set(err, SIB_EINVAL, "PRIMARY KEY part %s found in SET part", col->name);
+        only_static &= col->kind == SIB_COL_STATIC;
+        if (as->kind != CQL_ASSIGN_SET) {
+            if ((rc = eval_coll_op(c, as, col, &ops[nops], err))) return rc;
+            nops++;
+            continue;
+        }
+        if (set[col->index]) return sib_err_set(err, SIB_ESYNTAX, "Multiple incompatible setting of column %s", col->name);
+        set[col->index] = true;
+        if ((rc = exec_term_value(c, as->value, col->type, col->name, &vals[col->index], &unset[col->index], err)))
+            return rc;
+    }
+    exec_restr r;
+    bool static_only = only_static && s->nassign;
+    if ((rc = exec_analyze_where(c, t, s->where, s->nwhere, static_only ? EXEC_WHERE_DELETE : EXEC_WHERE_UPDATE, false,
+                                 &r, err)))
+        return rc;
+    if (static_only && (r.ck_eq_prefix || r.ck_has_slice))
+        return sib_err_set(err, SIB_EINVAL, "Invalid restrictions on clustering columns since the UPDATE statement modifies only static columns");
+    for (size_t p = 0; p < r.npks; p++) {
+        st_mutation *m = mutset_add(ms, t, &r.pks[p], err);
+        if (!m) return err->code;
+        for (size_t k = 0; !static_only && k < r.ncks; k++) {
+            if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err))) return rc;
+            for (size_t i = 0; i < ncols; i++) {
+                const sib_column *col = sib_table_column(t, i);
+                if (set[i] && !unset[i] && col->kind == SIB_COL_REGULAR && (rc = put_cell(c, m, col, &vals[i], &a, err)))
+                    return rc;
+            }
+            for (size_t i = 0; i < nops; i++)
+                if (ops[i].col && ops[i].col->kind == SIB_COL_REGULAR && (rc = apply_coll_op(c, m, &ops[i], &a, err)))
+                    return rc;
+        }
+        bool static_started = false;
+        for (size_t i = 0; i < ncols; i++) {
+            const sib_column *col = sib_table_column(t, i);
+            if (!set[i] || unset[i] || col->kind != SIB_COL_STATIC) continue;
+            if (!static_started && (rc = mut_rc(st_mut_static(m), err))) return rc;
+            static_started = true;
+            if ((rc = put_cell(c, m, col, &vals[i], &a, err))) return rc;
+        }
+        for (size_t i = 0; i < nops; i++) {
+            if (!ops[i].col || ops[i].col->kind != SIB_COL_STATIC) continue;
+            if (!static_started && (rc = mut_rc(st_mut_static(m), err))) return rc;
+            static_started = true;
+            if ((rc = apply_coll_op(c, m, &ops[i], &a, err))) return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- DELETE ---- */
+
+/* Deletes a column (a whole collection, or one map entry when key is set). */
+static int delete_col(exec_ctx *c, st_mutation *m, const sib_column *col, const sib_val *key, const attrs *a,
+                      sib_err *err)
+{
+    if (key) {
+        coll_op op = {.col = col, .kind = CQL_ASSIGN_ELEM, .key = *key, .val = {NULL, -1}};
+        return apply_coll_op(c, m, &op, a, err);
+    }
+    if (sib_type_is_multicell(col->type)) return mut_rc(st_mut_complex_delete(m, col->id, a->ts, c->now_s), err);
+    return mut_rc(st_mut_cell_tombstone(m, col->id, a->ts, c->now_s), err);
+}
+
+static int build_delete(exec_ctx *c, const cql_delete *s, int64_t batch_ts, mutset *ms, sib_err *err)
+{
+    const sib_table *t;
+    int rc = check_user_table(c, &s->table, &t, err);
+    if (rc) return rc;
+    if (s->if_exists || s->nconds) return sib_err_set(err, SIB_EINVAL, "Conditional deletions (IF) are not supported by Sibyl");
+    attrs a;
+    if ((rc = get_attrs(c, t, &s->using, batch_ts, &a, err))) return rc;
+    const sib_column **cols = sib_arena_alloc(c->arena, sizeof *cols * (s->ncols + 1));
+    sib_val *keyv = sib_arena_alloc(c->arena, sizeof *keyv * (s->ncols + 1));
+    const sib_val **keys = sib_arena_alloc(c->arena, sizeof *keys * (s->ncols + 1));
+    if (!cols || !keyv || !keys) return sib_err_set(err, SIB_ENOMEM, "delete");
+    bool only_static = s->ncols > 0;
+    for (size_t i = 0; i < s->ncols; i++) {
+        cols[i] = sib_table_column_by_name(t, s->cols[i].col);
+        if (!cols[i]) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", s->cols[i].col);
+        if (cols[i]->kind == SIB_COL_PARTITION_KEY || cols[i]->kind == SIB_COL_CLUSTERING)
+            return sib_err_set(err, SIB_EINVAL, "Invalid identifier %s for deletion (should not be a PRIMARY KEY part)", cols[i]->name);
+        if (s->cols[i].key) {
+            if (!sib_type_is_collection(cols[i]->type))
+                return sib_err_set(err, SIB_EINVAL, "Invalid deletion operation for non collection column %s", cols[i]->name);
+            if (!sib_type_is_multicell(cols[i]->type))
+                return sib_err_set(err, SIB_EINVAL, "Invalid deletion operation for frozen collection column %s", cols[i]->name);
+            if (cols[i]->type->code != SIB_T_MAP)
+                return sib_err_set(err, SIB_EINVAL, "Deleting %s elements by index is not supported", cols[i]->name);
+            if ((rc = exec_term_value(c, s->cols[i].key, cols[i]->type->sub[0], cols[i]->name, &keyv[i], NULL, err)))
+                return rc;
+            if (keyv[i].len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null map key");
+            keys[i] = &keyv[i];
+        } else {
+            keys[i] = NULL;
+        }
+        only_static &= cols[i]->kind == SIB_COL_STATIC;
+    }
+    exec_restr r;
+    if ((rc = exec_analyze_where(c, t, s->where, s->nwhere, EXEC_WHERE_DELETE, false, &r, err))) return rc;
+    size_t nck = sib_table_clustering_count(t);
+    if (only_static && (r.ck_eq_prefix || r.ck_has_slice))
+        return sib_err_set(err, SIB_EINVAL, "Invalid restrictions on clustering columns since the DELETE statement modifies only static columns");
+    if (s->ncols && !only_static && r.ck_eq_prefix < nck) {
+        if (r.ck_has_slice || r.ck_eq_prefix) return sib_err_set(err, SIB_EINVAL, "Range deletions are not supported for specific columns");
+        return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", sib_table_clustering(t, 0)->name);
+    }
+    for (size_t p = 0; p < r.npks; p++) {
+        st_mutation *m = mutset_add(ms, t, &r.pks[p], err);
+        if (!m) return err->code;
+        if (s->ncols) {
+            for (size_t k = 0; !only_static && k < r.ncks; k++) {
+                if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err))) return rc;
+                for (size_t i = 0; i < s->ncols; i++)
+                    if (cols[i]->kind == SIB_COL_REGULAR && (rc = delete_col(c, m, cols[i], keys[i], &a, err)))
+                        return rc;
+            }
+            for (size_t i = 0; i < s->ncols; i++)
+                if (cols[i]->kind == SIB_COL_STATIC &&
+                    ((rc = mut_rc(st_mut_static(m), err)) || (rc = delete_col(c, m, cols[i], keys[i], &a, err))))
+                    return rc;
+        } else if (r.ck_eq_prefix == nck && nck) {
+            for (size_t k = 0; k < r.ncks; k++)
+                if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err)) ||
+                    (rc = mut_rc(st_mut_row_delete(m, a.ts, c->now_s), err)))
+                    return rc;
+        } else if (r.nslices) {
+            for (size_t k = 0; k < r.nslices; k++)
+                if ((rc = mut_rc(st_mut_range_delete(m, &r.slices[k].start, &r.slices[k].end, a.ts, c->now_s), err)))
+                    return rc;
+        } else if ((rc = mut_rc(st_mut_partition_delete(m, a.ts, c->now_s), err))) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int build_modification(exec_ctx *c, const cql_stmt *s, int64_t batch_ts, mutset *ms, sib_err *err)
+{
+    switch (s->kind) {
+    case CQL_STMT_INSERT: return build_insert(c, &s->insert, batch_ts, ms, err);
+    case CQL_STMT_UPDATE: return build_update(c, &s->update, batch_ts, ms, err);
+    case CQL_STMT_DELETE: return build_delete(c, &s->del, batch_ts, ms, err);
+    default:
+        return sib_err_set(err, SIB_EINVAL, "Invalid statement in batch: only UPDATE, INSERT and DELETE statements are allowed.");
+    }
+}
+
+/* ---- apply ---- */
+
+static void on_write_durable(void *ctx, int rc, const sib_err *err)
+{
+    exec_ctx *c = ctx;
+    if (rc) exec_reply_err(c, err);
+    else cql_reply_void(c->req);
+}
+
+/* Checks the consistency level for every partition, then applies all the
+ * mutations as one commitlog entry and replies once they are durable. */
+static void apply_and_reply(exec_ctx *c, mutset *ms, int cl)
+{
+    sib_err err = {0};
+    int rc = 0;
+    for (size_t i = 0; !rc && i < ms->n; i++) {
+        coord_repl repl;
+        const sib_table *t = ms->tables[i];
+        if ((rc = exec_keyspace_repl(c, sib_table_keyspace(t), &repl, &err))) break;
+        rc = coord_check(c->ex->co, &repl, cl, true, ms->tokens[i], &err);
+    }
+    if (!rc && ms->n) {
+        const sib_keyspace *ks = sib_catalog_keyspace(c->ex->cat, sib_table_keyspace(ms->tables[0]));
+        unsigned flags = ks && !sib_keyspace_durable_writes(ks) ? ST_APPLY_NO_COMMITLOG : 0;
+        rc = storage_apply_ex(c->ex->st, ms->m, ms->n, flags, on_write_durable, c, &err);
+        mutset_free(ms);
+        if (rc) exec_reply_err(c, &err);
+        return;
+    }
+    mutset_free(ms);
+    if (rc) exec_reply_err(c, &err);
+    else cql_reply_void(c->req);
+}
+
+void exec_modification(exec_ctx *c, const cql_stmt *s)
+{
+    sib_err err = {0};
+    mutset ms = {0};
+    if (build_modification(c, s, INT64_MIN, &ms, &err)) {
+        mutset_free(&ms);
+        exec_reply_err(c, &err);
+        return;
+    }
+    apply_and_reply(c, &ms, c->consistency);
+}
+
+/* ---- BATCH ---- */
+
+static int batch_checks(exec_ctx *c, const cql_batch *b, int64_t *batch_ts, sib_err *err)
+{
+    *batch_ts = INT64_MIN;
+    if (b->kind == CQL_BATCH_COUNTER) return sib_err_set(err, SIB_EINVAL, "Counter batches are not supported");
+    if (b->using.ttl) return sib_err_set(err, SIB_EINVAL, "Global TTL on the BATCH statement is not supported.");
+    if (b->using.timestamp) {
+        bool present;
+        int64_t v;
+        int rc = exec_term_int(c, b->using.timestamp, "timestamp", &v, &present, err);
+        if (rc) return rc;
+        if (present) *batch_ts = v;
+    }
+    return 0;
+}
+
+static size_t mutset_bytes(const mutset *ms)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ms->n; i++) n += st_mutation_size(ms->m[i]);
+    return n;
+}
+
+static int batch_size_check(exec_ctx *c, const mutset *ms, sib_err *err)
+{
+    size_t bytes = mutset_bytes(ms);
+    if (bytes > c->ex->batch_fail_bytes)
+        return sib_err_set(err, SIB_EINVAL, "Batch too large");
+    return 0;
+}
+
+void exec_batch_query(exec_ctx *c, const cql_stmt *s)
+{
+    sib_err err = {0};
+    mutset ms = {0};
+    int64_t bts;
+    int rc = batch_checks(c, &s->batch, &bts, &err);
+    for (size_t i = 0; !rc && i < s->batch.nstmts; i++) {
+        c->stmt = s->batch.stmts[i];
+        rc = build_modification(c, s->batch.stmts[i], bts, &ms, &err);
+    }
+    c->stmt = s;
+    if (!rc) rc = batch_size_check(c, &ms, &err);
+    if (rc) {
+        mutset_free(&ms);
+        exec_reply_err(c, &err);
+        return;
+    }
+    apply_and_reply(c, &ms, c->consistency);
+}
+
+/* The BATCH opcode: each entry is a query string (parsed into the request
+ * arena) or a prepared id, with its own values. */
+void exec_batch_request(cql_exec *ex, cql_request *req)
+{
+    sib_err err = {0};
+    const cql_batch_req *b = &req->u.batch;
+    mutset ms = {0};
+    exec_ctx *top = NULL;
+    int rc = 0;
+    if (b->type == CQL_BATCH_COUNTER) rc = sib_err_set(&err, SIB_EINVAL, "Counter batches are not supported");
+    for (size_t i = 0; !rc && i < b->nstmts; i++) {
+        const cql_batch_stmt *bs = &b->stmts[i];
+        const cql_stmt *st;
+        const char *ks = req->session->keyspace;
+        if (bs->prepared) {
+            exec_prepared *p = exec_prepared_find(ex, bs->id.p, (size_t)(bs->id.len > 0 ? bs->id.len : 0));
+            if (!p) { rc = exec_unprepared(bs->id.p, (size_t)(bs->id.len > 0 ? bs->id.len : 0), &err); break; }
+            st = p->stmt;
+            ks = p->keyspace;
+        } else {
+            cql_stmt *parsed;
+            if ((rc = cql_parse(bs->query.p, bs->query.len, req->arena, &parsed, &err))) break;
+            st = parsed;
+        }
+        exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);
+        if (!c) { rc = sib_err_set(&err, SIB_ENOMEM, "batch"); break; }
+        exec_ctx_init(c, ex, req, st, NULL, ks);
+        c->values = bs->values;
+        c->nvalues = bs->nvalues;
+        c->consistency = b->consistency;
+        if (top) c->timestamp = top->timestamp;
+        else if (b->timestamp != INT64_MIN) c->timestamp = b->timestamp;
+        if (!top) top = c;
+        if (c->nvalues != c->nmarkers) {
+            rc = sib_err_set(&err, SIB_EINVAL, "There were %zu markers(?) in CQL but %zu bound variables", c->nmarkers, c->nvalues);
+            break;
+        }
+        rc = build_modification(c, st, INT64_MIN, &ms, &err);
+    }
+    if (!rc) rc = top ? batch_size_check(top, &ms, &err) : 0;
+    if (rc || !top) {
+        mutset_free(&ms);
+        if (rc) exec_reply_err_req(req, &err);
+        else cql_reply_void(req);
+        return;
+    }
+    apply_and_reply(top, &ms, b->consistency);
+}

@@ -1,0 +1,784 @@
+/* server.c: the libev TCP server: listener, connections, frame parsing,
+ * the handshake (OPTIONS, STARTUP, REGISTER), version negotiation and
+ * events. QUERY/PREPARE/EXECUTE/BATCH go to the executor.
+ *
+ * Per connection:
+ *
+ *   socket ──read──▶ rbuf ──frames──▶ dispatch ──▶ reply (now or later)
+ *                                                     │
+ *   socket ◀──sendmsg── write queue (whole frames) ◀──┘
+ *
+ *  - Frames are parsed as soon as they are complete; requests are pipelined
+ *    and their replies may go out in any order (the stream id matches them).
+ *  - Backpressure: reading stops while the connection has max_inflight
+ *    unanswered requests or more than WQ_HIGH bytes queued for writing, so
+ *    a client that does not read cannot make us buffer without bound.
+ *  - Fatal errors (unsupported version, oversized frame): the error frame is
+ *    queued, nothing after it is processed, and once it is flushed the write
+ *    side is shut down and input is drained until EOF (bounded by a timer).
+ *    Closing with unread input would send an RST that can destroy the
+ *    error before the client reads it, and the driver then never downgrades.
+ *  - Lifetime: see cql_int.h. close() makes the connection inert (srv =
+ *    NULL, fd closed, watchers stopped); the memory goes when the last
+ *    reference (a pending request, a running callback) is dropped.
+ *
+ * Version rules: the first frame fixes the session version (3 or 4). A
+ * header whose low 7 version bits are neither gets Protocol error "Invalid
+ * or unsupported protocol version (N); ..." on its stream, with response
+ * version byte 0x84 (node.js retries with that version), then the close.
+ */
+#define _GNU_SOURCE
+#include "cql_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum {
+    READ_CHUNK = 64 * 1024,
+    WQ_HIGH = 4 * 1024 * 1024, /* queued output that pauses reading */
+    MAX_IOV = 64,
+    STARTUP_MAX_KEYS = 64,
+    REGISTER_MAX_EVENTS = 16,
+};
+static const double LINGER_SECONDS = 2.0;
+static const char supported_versions[] = "3/v3, 4/v4";
+
+static void conn_close(cql_conn *c, const char *why);
+static void conn_unref(cql_conn *c);
+static void conn_update_reading(cql_conn *c);
+
+/* ---- small helpers ---- */
+
+static bool replies_compressed(const cql_conn *c) { return c->s.lz4 && c->s.ready; }
+
+/* Sends a server-generated frame (not tied to an executor request). */
+static void send_frame(cql_conn *c, int16_t stream, uint8_t opcode, const sib_buf *body, bool compress)
+{
+    uint8_t *p;
+    size_t len;
+    sib_err err = {0};
+    if (body->oom || cql_encode_frame(c->s.version, compress, stream, opcode, body->p, body->len, &p, &len, &err) < 0) {
+        cql_conn_send(c, NULL, 0);
+        return;
+    }
+    cql_conn_send(c, p, len);
+}
+
+static void send_error(cql_conn *c, int16_t stream, int32_t code, const char *msg)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    cql_encode_error(&b, c->s.version, code, msg, NULL);
+    send_frame(c, stream, CQL_OP_ERROR, &b, replies_compressed(c));
+    sib_buf_free(&b);
+}
+
+static void send_protocol_error(cql_conn *c, int16_t stream, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void send_protocol_error(cql_conn *c, int16_t stream, const char *fmt, ...)
+{
+    char msg[256];
+    if (!cql_conn_open(c)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sib_log(c->srv->log, SIB_DEBUG, "cql: %s stream %d: protocol error: %s", c->s.peer, stream, msg);
+    send_error(c, stream, CQL_ERR_PROTOCOL, msg);
+}
+
+/* The fatal error is out: half-close and read until the client goes. */
+static void start_drain(cql_conn *c)
+{
+    if (c->draining) return;
+    c->draining = true;
+    shutdown(c->fd, SHUT_WR);
+}
+
+/* Queues the error, then stops processing: flush, shut down, drain, close. */
+static void fail_connection(cql_conn *c, int16_t stream, const char *msg)
+{
+    send_protocol_error(c, stream, "%s", msg);
+    if (!cql_conn_open(c)) return;
+    c->fatal = true;
+    ev_timer_start(c->srv->loop, &c->linger);
+    /* The error may already be written out; the flush path then never
+     * runs again, so start the drain here. */
+    if (!c->wq_head) start_drain(c);
+    conn_update_reading(c);
+}
+
+/* ---- writing ---- */
+
+static void conn_flush(cql_conn *c)
+{
+    while (c->wq_head) {
+        struct iovec iov[MAX_IOV];
+        int n = 0;
+        for (cql_wq_item *it = c->wq_head; it && n < MAX_IOV; it = it->next, n++) {
+            iov[n].iov_base = it->p + it->off;
+            iov[n].iov_len = it->len - it->off;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            conn_close(c, strerror(errno));
+            return;
+        }
+        size_t left = (size_t)w;
+        c->wq_bytes -= left;
+        while (left && c->wq_head) {
+            cql_wq_item *it = c->wq_head;
+            size_t room = it->len - it->off;
+            if (left < room) {
+                it->off += left;
+                break;
+            }
+            left -= room;
+            c->wq_head = it->next;
+            free(it->p);
+            free(it);
+        }
+        if (!c->wq_head) c->wq_tail = NULL;
+    }
+    struct ev_loop *loop = c->srv->loop;
+    if (c->wq_head) {
+        ev_io_start(loop, &c->wio);
+        return;
+    }
+    ev_io_stop(loop, &c->wio);
+    if (c->fatal) start_drain(c);
+    conn_update_reading(c);
+}
+
+void cql_conn_send(cql_conn *c, uint8_t *p, size_t len)
+{
+    if (!cql_conn_open(c) || c->fatal) {
+        free(p);
+        return;
+    }
+    if (!p) {
+        conn_close(c, "out of memory for a reply");
+        return;
+    }
+    cql_wq_item *it = malloc(sizeof *it);
+    if (!it) {
+        free(p);
+        conn_close(c, "out of memory for the write queue");
+        return;
+    }
+    *it = (cql_wq_item){.p = p, .len = len};
+    if (c->wq_tail) c->wq_tail->next = it;
+    else c->wq_head = it;
+    c->wq_tail = it;
+    c->wq_bytes += len;
+    /* While EV_WRITE is pending the socket is full: just queue. */
+    if (!ev_is_active(&c->wio)) conn_flush(c);
+    else conn_update_reading(c);
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    cql_conn *c = w->data;
+    c->refs++;
+    conn_flush(c);
+    conn_unref(c);
+}
+
+/* ---- connection lifetime ---- */
+
+static void conn_free(cql_conn *c)
+{
+    cql_wq_item *it = c->wq_head;
+    while (it) {
+        cql_wq_item *next = it->next;
+        free(it->p);
+        free(it);
+        it = next;
+    }
+    sib_buf_free(&c->rbuf);
+    free(c);
+}
+
+static void conn_unref(cql_conn *c)
+{
+    SIB_ASSERT(c->refs > 0);
+    if (--c->refs == 0) conn_free(c);
+}
+
+static void conn_close(cql_conn *c, const char *why)
+{
+    cql_server *srv = c->srv;
+    if (!srv) return;
+    sib_log(srv->log, SIB_DEBUG, "cql: %s closed (%s)", c->s.peer, why);
+    ev_io_stop(srv->loop, &c->rio);
+    ev_io_stop(srv->loop, &c->wio);
+    ev_timer_stop(srv->loop, &c->linger);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev) c->prev->next = c->next;
+    else srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    srv->nconns--;
+    c->srv = NULL;
+    if (srv->ex && srv->ex->session_closed) srv->ex->session_closed(srv->ex, &c->s);
+    conn_unref(c); /* the socket's reference */
+}
+
+void cql_conn_request_done(cql_conn *c)
+{
+    SIB_ASSERT(c->inflight > 0);
+    c->inflight--;
+    conn_update_reading(c);
+    conn_unref(c);
+}
+
+static void conn_update_reading(cql_conn *c)
+{
+    if (!cql_conn_open(c)) return;
+    struct ev_loop *loop = c->srv->loop;
+    bool want = c->draining ||
+                (!c->fatal && c->inflight < c->srv->max_inflight && c->wq_bytes < WQ_HIGH);
+    if (want && !ev_is_active(&c->rio)) {
+        ev_io_start(loop, &c->rio);
+        /* Frames may already sit in rbuf with no new bytes to wake us. */
+        if (c->rbuf.len > c->rpos) ev_feed_event(loop, &c->rio, EV_READ);
+    } else if (!want && ev_is_active(&c->rio)) {
+        ev_io_stop(loop, &c->rio);
+    }
+}
+
+static void on_linger(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    cql_conn *c = t->data;
+    conn_close(c, "linger timeout after a fatal protocol error");
+}
+
+/* ---- STARTUP / REGISTER / OPTIONS ---- */
+
+static void handle_startup(cql_conn *c, const cql_header *h, sib_rd *r)
+{
+    cql_str keys[STARTUP_MAX_KEYS], vals[STARTUP_MAX_KEYS];
+    size_t n = 0;
+    if (c->s.ready) {
+        send_protocol_error(c, h->stream, "Unexpected message STARTUP, the connection is already initialized");
+        return;
+    }
+    if (!cql_get_string_map(r, keys, vals, STARTUP_MAX_KEYS, &n) || sib_rd_left(r) != 0) {
+        send_protocol_error(c, h->stream, "Invalid STARTUP message: malformed options map");
+        return;
+    }
+    bool have_version = false, lz4 = false;
+    for (size_t i = 0; i < n; i++) {
+        if (cql_str_eq(keys[i], "CQL_VERSION")) {
+            /* Drivers send "3.0.0" or our own "3.4.5": any 3.x is fine. */
+            if (vals[i].len < 1 || vals[i].p[0] != '3' || (vals[i].len > 1 && vals[i].p[1] != '.')) {
+                send_protocol_error(c, h->stream, "Invalid or unsupported CQL version %.*s", (int)vals[i].len,
+                                    vals[i].p);
+                return;
+            }
+            have_version = true;
+        } else if (cql_str_eq(keys[i], "COMPRESSION")) {
+            if (cql_str_eq(vals[i], "lz4") || cql_str_eq(vals[i], "LZ4")) {
+                lz4 = true;
+            } else if (vals[i].len > 0) {
+                send_protocol_error(c, h->stream, "Unknown compression algorithm: %.*s", (int)SIB_MIN(vals[i].len, 64),
+                                    vals[i].p);
+                return;
+            }
+        }
+    }
+    if (!have_version) {
+        send_protocol_error(c, h->stream, "Missing value CQL_VERSION in STARTUP message");
+        return;
+    }
+    c->s.lz4 = lz4;
+    sib_buf empty;
+    sib_buf_init(&empty);
+    send_frame(c, h->stream, CQL_OP_READY, &empty, false); /* READY is never compressed */
+    c->s.ready = true;
+}
+
+static void handle_register(cql_conn *c, const cql_header *h, sib_rd *r)
+{
+    static const struct { const char *name; uint32_t bit; } events[] = {
+        {"TOPOLOGY_CHANGE", CQL_EVENT_TOPOLOGY_CHANGE},
+        {"STATUS_CHANGE", CQL_EVENT_STATUS_CHANGE},
+        {"SCHEMA_CHANGE", CQL_EVENT_SCHEMA_CHANGE},
+    };
+    cql_str list[REGISTER_MAX_EVENTS];
+    size_t n = 0;
+    if (!cql_get_string_list(r, list, REGISTER_MAX_EVENTS, &n) || sib_rd_left(r) != 0) {
+        send_protocol_error(c, h->stream, "Invalid REGISTER message: malformed event list");
+        return;
+    }
+    uint32_t bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < SIB_ARRAY_LEN(events) && !cql_str_eq(list[i], events[j].name)) j++;
+        if (j == SIB_ARRAY_LEN(events)) {
+            send_protocol_error(c, h->stream, "Invalid value '%.*s' for Type", (int)SIB_MIN(list[i].len, 64),
+                                list[i].p);
+            return;
+        }
+        bits |= events[j].bit;
+    }
+    c->s.events |= bits;
+    sib_buf empty;
+    sib_buf_init(&empty);
+    send_frame(c, h->stream, CQL_OP_READY, &empty, replies_compressed(c));
+}
+
+static void handle_options(cql_conn *c, const cql_header *h)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    cql_encode_supported(&b);
+    send_frame(c, h->stream, CQL_OP_SUPPORTED, &b, replies_compressed(c));
+    sib_buf_free(&b);
+}
+
+/* ---- executor requests ---- */
+
+static int decode_request(cql_request *req, const uint8_t *body, size_t n, sib_err *err)
+{
+    switch (req->opcode) {
+    case CQL_OP_QUERY: return cql_decode_query(body, n, req->version, req->arena, &req->u.query, err);
+    case CQL_OP_PREPARE: return cql_decode_prepare(body, n, req->version, req->arena, &req->u.prepare, err);
+    case CQL_OP_EXECUTE: return cql_decode_execute(body, n, req->version, req->arena, &req->u.execute, err);
+    case CQL_OP_BATCH: return cql_decode_batch(body, n, req->version, req->arena, &req->u.batch, err);
+    default: return sib_err_set(err, SIB_EPROTO, "not an executor request");
+    }
+}
+
+static void handle_exec(cql_conn *c, const cql_header *h, const uint8_t *body, size_t n)
+{
+    const uint8_t *copy;
+    cql_request *req = cql_request_new(c, h, body, n, &copy);
+    if (!req) {
+        send_error(c, h->stream, CQL_ERR_SERVER, "out of memory");
+        return;
+    }
+    sib_err err = {0};
+    if (decode_request(req, copy, n, &err) < 0) {
+        sib_log(c->srv->log, SIB_DEBUG, "cql: %s stream %d: %s", c->s.peer, h->stream, err.msg);
+        cql_reply_error(req, cql_errcode_from_sib(err.code), err.msg, NULL);
+        return;
+    }
+    cql_executor *ex = c->srv->ex;
+    cql_exec_request(ex, req);
+}
+
+/* ---- frame dispatch ---- */
+
+static bool is_exec_opcode(uint8_t op)
+{
+    return op == CQL_OP_QUERY || op == CQL_OP_PREPARE || op == CQL_OP_EXECUTE || op == CQL_OP_BATCH;
+}
+
+/* Decompresses and strips the custom payload; body/n are updated to the
+ * message itself (pointing into *tmp when decompressed). */
+static bool unwrap_body(cql_conn *c, const cql_header *h, const uint8_t **body, size_t *n, sib_buf *tmp)
+{
+    if (h->flags & CQL_FLAG_COMPRESSION) {
+        if (!c->s.lz4) {
+            send_protocol_error(c, h->stream, "Compressed frame received but no compression was negotiated");
+            return false;
+        }
+        sib_err err = {0};
+        if (cql_lz4_decompress(*body, *n, c->srv->max_frame, tmp, &err) < 0) {
+            send_protocol_error(c, h->stream, "%s", err.msg);
+            return false;
+        }
+        *body = tmp->p;
+        *n = tmp->len;
+    }
+    if (h->flags & CQL_FLAG_CUSTOM_PAYLOAD) {
+        sib_rd r;
+        sib_rd_init(&r, *body, *n);
+        if (!cql_skip_bytes_map(&r)) {
+            send_protocol_error(c, h->stream, "Invalid custom payload");
+            return false;
+        }
+        *n = sib_rd_left(&r);
+        *body = r.p;
+    }
+    return true;
+}
+
+static void dispatch(cql_conn *c, const cql_header *h, const uint8_t *body, size_t n)
+{
+    uint8_t op = h->opcode;
+    if (!c->s.ready && op != CQL_OP_STARTUP && op != CQL_OP_OPTIONS) {
+        send_protocol_error(c, h->stream, "Unexpected message %s, expecting STARTUP or OPTIONS", cql_opcode_name(op));
+        return;
+    }
+    sib_buf tmp;
+    sib_buf_init(&tmp);
+    if (!unwrap_body(c, h, &body, &n, &tmp)) goto out;
+    sib_rd r;
+    sib_rd_init(&r, body, n);
+    switch (op) {
+    case CQL_OP_OPTIONS: handle_options(c, h); break;
+    case CQL_OP_STARTUP: handle_startup(c, h, &r); break;
+    case CQL_OP_REGISTER: handle_register(c, h, &r); break;
+    case CQL_OP_AUTH_RESPONSE:
+        send_protocol_error(c, h->stream, "Unexpected message AUTH_RESPONSE: no authentication is required");
+        break;
+    default:
+        if (is_exec_opcode(op)) handle_exec(c, h, body, n);
+        else send_protocol_error(c, h->stream, "Unknown or unexpected opcode 0x%02x (%s)", op, cql_opcode_name(op));
+        break;
+    }
+out:
+    sib_buf_free(&tmp);
+}
+
+/* Answers a frame whose version we do not speak, then closes. v1/v2 use an
+ * 8-byte header with a one-byte stream id. */
+static void reject_version(cql_conn *c, const uint8_t *p)
+{
+    int v = p[0] & 0x7F;
+    int16_t stream = v < 3 ? (int16_t)(int8_t)p[2] : (int16_t)get_be16(p + 2);
+    char msg[160];
+    snprintf(msg, sizeof msg, "Invalid or unsupported protocol version (%d); supported versions are (%s)", v,
+             supported_versions);
+    c->s.version = CQL_VERSION_MAX; /* the reply carries 0x84 */
+    c->s.ready = false;
+    fail_connection(c, stream, msg);
+}
+
+/* Validates the header of a complete-or-partial frame. Returns 1 to
+ * dispatch, 0 to skip the body with an error sent, -1 when the stream is
+ * lost (fatal). */
+static int check_header(cql_conn *c, const cql_header *h)
+{
+    int v = h->version & 0x7F;
+    if (h->length > c->srv->max_frame) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Request is too big: length %u exceeds maximum allowed length %u", h->length,
+                 c->srv->max_frame);
+        fail_connection(c, h->stream, msg);
+        return -1;
+    }
+    if (h->version & CQL_VERSION_RESPONSE) {
+        send_protocol_error(c, h->stream, "Wrong protocol direction (expected REQUEST, got RESPONSE)");
+        return 0;
+    }
+    if (c->version_fixed && v != c->s.version) {
+        send_protocol_error(c, h->stream,
+                            "Invalid message version. Got %d but previous messages on this connection had version %d",
+                            v, c->s.version);
+        return 0;
+    }
+    return 1;
+}
+
+/* Parses and dispatches every complete frame in rbuf. */
+static void process_input(cql_conn *c)
+{
+    while (cql_conn_open(c) && !c->fatal && !c->draining) {
+        if (c->inflight >= c->srv->max_inflight || c->wq_bytes >= WQ_HIGH) break;
+        const uint8_t *p = c->rbuf.p + c->rpos;
+        size_t avail = c->rbuf.len - c->rpos;
+        if (avail < 1) break;
+        int v = p[0] & 0x7F;
+        if (v < CQL_VERSION_MIN || v > CQL_VERSION_MAX) {
+            /* Wait for the stream id: a v1/v2 header is 8 bytes, others 9. */
+            if (avail < (size_t)(v < 3 ? 8 : CQL_HEADER_LEN)) break;
+            reject_version(c, p);
+            break;
+        }
+        cql_header h;
+        if (cql_header_decode(p, avail, &h) < 0) break;
+        int ok = check_header(c, &h);
+        if (ok < 0) break;
+        if (avail - CQL_HEADER_LEN < h.length) break;
+        c->rpos += CQL_HEADER_LEN + h.length;
+        if (!ok) continue;
+        if (!c->version_fixed) {
+            c->version_fixed = true;
+            c->s.version = v;
+        }
+        /* dispatch may reply synchronously, even close c (we hold a ref);
+         * rbuf is not touched by replies, so p stays valid. */
+        dispatch(c, &h, p + CQL_HEADER_LEN, h.length);
+    }
+    if (c->rpos > 0 && c->rpos == c->rbuf.len) {
+        sib_buf_reset(&c->rbuf);
+        c->rpos = 0;
+    } else if (c->rpos > 0 && (c->rpos >= READ_CHUNK || c->rbuf.len - c->rpos < c->rpos)) {
+        memmove(c->rbuf.p, c->rbuf.p + c->rpos, c->rbuf.len - c->rpos);
+        c->rbuf.len -= c->rpos;
+        c->rpos = 0;
+    }
+}
+
+/* How much to read next: the rest of a known large frame, else a chunk. */
+static size_t read_size(const cql_conn *c)
+{
+    size_t avail = c->rbuf.len - c->rpos;
+    if (avail >= CQL_HEADER_LEN) {
+        uint32_t len = get_be32(c->rbuf.p + c->rpos + 5);
+        if (len <= c->srv->max_frame && CQL_HEADER_LEN + (size_t)len > avail + READ_CHUNK)
+            return CQL_HEADER_LEN + (size_t)len - avail;
+    }
+    return READ_CHUNK;
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    cql_conn *c = w->data;
+    c->refs++;
+    size_t want = READ_CHUNK;
+    if (c->draining) {
+        sib_buf_reset(&c->rbuf);
+        c->rpos = 0;
+    } else {
+        want = read_size(c);
+    }
+    uint8_t *dst = sib_buf_reserve(&c->rbuf, want);
+    if (!dst) {
+        conn_close(c, "out of memory for the read buffer");
+        goto out;
+    }
+    ssize_t got = read(c->fd, dst, want);
+    if (got == 0) {
+        conn_close(c, "EOF");
+        goto out;
+    }
+    if (got < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            conn_close(c, strerror(errno));
+            goto out;
+        }
+        got = 0;
+    }
+    c->rbuf.len += (size_t)got;
+    if (c->draining) {
+        sib_buf_reset(&c->rbuf);
+        goto out;
+    }
+    process_input(c);
+    conn_update_reading(c);
+out:
+    conn_unref(c);
+}
+
+/* ---- accepting ---- */
+
+static void format_peer(int fd, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            port = ntohs(a->sin6_port);
+        }
+    }
+    snprintf(out, n, "%s:%d", host, port);
+}
+
+static void conn_open(cql_server *srv, int fd)
+{
+    cql_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->srv = srv;
+    c->fd = fd;
+    c->refs = 1;
+    c->s.id = ++srv->next_session_id;
+    c->s.version = CQL_VERSION_MAX;
+    format_peer(fd, c->s.peer, sizeof c->s.peer);
+    sib_buf_init(&c->rbuf);
+    ev_io_init(&c->rio, on_readable, fd, EV_READ);
+    ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
+    ev_timer_init(&c->linger, on_linger, LINGER_SECONDS, 0.);
+    c->rio.data = c->wio.data = c->linger.data = c;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    ev_io_start(srv->loop, &c->rio);
+    sib_log(srv->log, SIB_DEBUG, "cql: %s connected (session %llu)", c->s.peer, (unsigned long long)c->s.id);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    cql_server *srv = w->data;
+    for (;;) {
+        int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                sib_log(srv->log, SIB_WARN, "cql: accept: %s", strerror(errno));
+            return;
+        }
+        if (srv->max_conns && srv->nconns >= srv->max_conns) {
+            sib_log(srv->log, SIB_WARN, "cql: refusing a connection: %u connections open", srv->max_conns);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn_open(srv, fd);
+    }
+}
+
+/* ---- server ---- */
+
+static int parse_bind(const char *addr, uint16_t port, struct sockaddr_storage *ss, socklen_t *sl, sib_err *err)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *sl = sizeof *a4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *sl = sizeof *a6;
+        return 0;
+    }
+    return sib_err_set(err, SIB_ECONFIG, "rpc_address '%s' is not an IP address", addr);
+}
+
+static int open_listener(cql_server *srv, const char *addr, uint16_t port, sib_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = parse_bind(addr, port, &ss, &sl, err);
+    if (rc < 0) return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return sib_err_errno(err, "socket");
+    int one = 1;
+    /* Nodes of a local cluster bind 127.0.0.x with the same port. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+        rc = sib_err_errno(err, "bind %s:%u", addr, port);
+        goto fail;
+    }
+    if (listen(fd, 512) < 0) {
+        rc = sib_err_errno(err, "listen %s:%u", addr, port);
+        goto fail;
+    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        rc = sib_err_errno(err, "getsockname");
+        goto fail;
+    }
+    srv->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    srv->fd = fd;
+    return 0;
+fail:
+    close(fd);
+    return rc;
+}
+
+cql_server *cql_server_create(struct ev_loop *loop, const cql_server_opts *o, cql_executor *ex, sib_err *err)
+{
+    SIB_ASSERT(loop && o && ex && ex->request);
+    cql_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        sib_err_set(err, SIB_ENOMEM, "cql server");
+        return NULL;
+    }
+    srv->loop = loop;
+    srv->ex = ex;
+    srv->log = o->log;
+    srv->max_frame = o->max_frame_size ? o->max_frame_size : CQL_MAX_FRAME_DEFAULT;
+    srv->max_inflight = o->max_inflight ? o->max_inflight : 1024;
+    srv->max_conns = o->max_conns;
+    const char *addr = o->bind_addr ? o->bind_addr : "127.0.0.1";
+    if (open_listener(srv, addr, o->port, err) < 0) {
+        free(srv);
+        return NULL;
+    }
+    ev_io_init(&srv->accept_w, on_accept, srv->fd, EV_READ);
+    srv->accept_w.data = srv;
+    ev_io_start(loop, &srv->accept_w);
+    sib_log(srv->log, SIB_INFO, "cql: listening for native protocol clients on %s:%u", addr, srv->port);
+    return srv;
+}
+
+void cql_server_destroy(cql_server *srv)
+{
+    if (!srv) return;
+    ev_io_stop(srv->loop, &srv->accept_w);
+    close(srv->fd);
+    while (srv->conns) conn_close(srv->conns, "server shutdown");
+    free(srv);
+}
+
+uint16_t cql_server_port(const cql_server *srv) { return srv->port; }
+size_t cql_server_conn_count(const cql_server *srv) { return srv->nconns; }
+
+/* ---- events ---- */
+
+static void broadcast(cql_server *srv, uint32_t bit, const sib_buf *body)
+{
+    if (body->oom) return;
+    cql_conn *c = srv->conns;
+    while (c) {
+        /* A write error closes (and may free) c, never another connection:
+         * step to the next one first. */
+        cql_conn *next = c->next;
+        if (c->s.ready && (c->s.events & bit) && !c->fatal)
+            send_frame(c, -1, CQL_OP_EVENT, body, replies_compressed(c));
+        c = next;
+    }
+}
+
+void cql_server_broadcast_schema_change(cql_server *srv, cql_change ch, cql_target t, const char *ks, const char *name)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    cql_put_cstring(&b, "SCHEMA_CHANGE");
+    cql_encode_schema_change(&b, ch, t, ks, name, NULL, 0);
+    broadcast(srv, CQL_EVENT_SCHEMA_CHANGE, &b);
+    sib_buf_free(&b);
+}
+
+void cql_server_broadcast_status(cql_server *srv, bool up, const uint8_t *addr, uint8_t addr_len, int32_t port)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    cql_put_cstring(&b, "STATUS_CHANGE");
+    cql_put_cstring(&b, up ? "UP" : "DOWN");
+    cql_put_inet(&b, addr, addr_len, port);
+    broadcast(srv, CQL_EVENT_STATUS_CHANGE, &b);
+    sib_buf_free(&b);
+}
+
+void cql_server_broadcast_topology(cql_server *srv, cql_topology_change ch, const uint8_t *addr, uint8_t addr_len,
+                                   int32_t port)
+{
+    static const char *const names[] = {"NEW_NODE", "REMOVED_NODE", "MOVED_NODE"};
+    sib_buf b;
+    sib_buf_init(&b);
+    cql_put_cstring(&b, "TOPOLOGY_CHANGE");
+    cql_put_cstring(&b, (size_t)ch < SIB_ARRAY_LEN(names) ? names[ch] : "NEW_NODE");
+    cql_put_inet(&b, addr, addr_len, port);
+    broadcast(srv, CQL_EVENT_TOPOLOGY_CHANGE, &b);
+    sib_buf_free(&b);
+}

@@ -1,0 +1,215 @@
+/* node.c: start-up and shutdown of a Sibyl node, and the owner of every
+ * module's state.
+ *
+ * Start-up order (each step needs the previous one):
+ *   1. directories (data, commitlog) exist;
+ *   2. storage opens and replays the commitlog: tables come back by id, so
+ *      no schema is needed to replay (storage.h);
+ *   3. local state (host id, vnode tokens) is read from an internal table,
+ *      or created and written on first start, so a restart keeps its
+ *      identity and ring position;
+ *   4. the coordinator gets the ring, the executor loads the schema from
+ *      the engine, and only then does the native port accept clients.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "coordinator.h"
+#include "cql.h"
+#include "cql_exec.h"
+#include "schema.h"
+#include "storage.h"
+
+static const uint8_t LOCAL_TABLE_ID[16] = {0x5b, 0x1b, 0x5c, 0x4e, 0x00, 0x00, 0x40, 0x00,
+                                           0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02};
+enum { LOCAL_HOST_ID = 1, LOCAL_TOKENS = 2 };
+
+struct node {
+    node_config cfg;
+    struct ev_loop *loop;
+    sib_log *log;
+    storage *st;
+    sib_catalog *cat;
+    coord *co;
+    cql_exec *ex;
+    cql_server *srv;
+    uint8_t host_id[16];
+    int64_t *tokens;
+    size_t ntokens;
+};
+
+static int mkdirs(const char *path, sib_err *err)
+{
+    char tmp[1024];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return sib_err_set(err, SIB_ECONFIG, "path too long: %s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) && errno != EEXIST) return sib_err_errno(err, "mkdir %s", tmp);
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return sib_err_errno(err, "mkdir %s", tmp);
+    return 0;
+}
+
+/* Reads host id and tokens; false when this is the node's first start. */
+static bool local_state_read(node *n)
+{
+    st_table *t = storage_table_find(n->st, LOCAL_TABLE_ID);
+    if (!t) return false;
+    int32_t now = (int32_t)(sib_now_us() / 1000000);
+    st_iter *it = st_read(t, (const uint8_t *)"local", 5, NULL, 0, false, now);
+    if (!it) return false;
+    st_row row;
+    bool have_id = false;
+    while (st_iter_next(it, &row)) {
+        for (size_t i = 0; i < row.ncells; i++) {
+            const st_cell_view *cv = &row.cells[i];
+            if (cv->col == LOCAL_HOST_ID && cv->vlen == 16) {
+                memcpy(n->host_id, cv->val, 16);
+                have_id = true;
+            } else if (cv->col == LOCAL_TOKENS && cv->vlen % 8 == 0 && cv->vlen) {
+                n->ntokens = cv->vlen / 8;
+                n->tokens = calloc(n->ntokens, sizeof *n->tokens);
+                for (size_t k = 0; n->tokens && k < n->ntokens; k++) n->tokens[k] = (int64_t)get_be64(cv->val + 8 * k);
+            }
+        }
+    }
+    st_iter_destroy(it);
+    return have_id && n->tokens;
+}
+
+static int local_state_write(node *n, sib_err *err)
+{
+    st_mutation *m = st_mutation_create(LOCAL_TABLE_ID, (const uint8_t *)"local", 5);
+    uint8_t *toks = malloc(8 * n->ntokens);
+    if (!m || !toks) { st_mutation_destroy(m); free(toks); return sib_err_set(err, SIB_ENOMEM, "local state"); }
+    for (size_t k = 0; k < n->ntokens; k++) put_be64(toks + 8 * k, (uint64_t)n->tokens[k]);
+    int64_t ts = sib_now_us();
+    int rc = st_mut_row(m, (const uint8_t *)"", 0);
+    if (!rc) rc = st_mut_cell(m, LOCAL_HOST_ID, n->host_id, 16, ts, 0, ST_NO_DELETION_TIME);
+    if (!rc) rc = st_mut_cell(m, LOCAL_TOKENS, toks, 8 * n->ntokens, ts, 0, ST_NO_DELETION_TIME);
+    if (!rc) rc = storage_apply(n->st, &m, 1, NULL, NULL, err);
+    else sib_err_set(err, rc, "local state mutation");
+    /* The node's identity must survive an OS crash too: fsync it now. */
+    if (!rc) rc = storage_sync(n->st, NULL, NULL, err);
+    st_mutation_destroy(m);
+    free(toks);
+    return rc;
+}
+
+static int open_storage(node *n, sib_err *err)
+{
+    node_config *c = &n->cfg;
+    if (!c->commitlog_dir[0] &&
+        snprintf(c->commitlog_dir, sizeof c->commitlog_dir, "%s/commitlog", c->data_dir) >= (int)sizeof c->commitlog_dir)
+        return sib_err_set(err, SIB_ECONFIG, "data directory path too long");
+    if (!c->hints_dir[0] && snprintf(c->hints_dir, sizeof c->hints_dir, "%s/hints", c->data_dir) >= (int)sizeof c->hints_dir)
+        return sib_err_set(err, SIB_ECONFIG, "data directory path too long");
+    int rc = mkdirs(c->data_dir, err);
+    if (!rc) rc = mkdirs(c->commitlog_dir, err);
+    if (rc) return rc;
+    storage_opts so = {
+        .data_dir = c->data_dir,
+        .commitlog_dir = c->commitlog_dir,
+        .sync = c->commitlog_sync == NODE_SYNC_BATCH ? ST_SYNC_BATCH
+                : c->commitlog_sync == NODE_SYNC_GROUP ? ST_SYNC_GROUP : ST_SYNC_PERIODIC,
+        .sync_period_ms = c->commitlog_sync_period_ms,
+        .group_window_ms = c->commitlog_sync_group_window_ms,
+        .segment_size = c->commitlog_segment_size,
+        .loop = n->loop,
+        .log = n->log,
+    };
+    if ((rc = storage_open(&n->st, &so, err))) return rc;
+    storage_replay_stats rs;
+    if ((rc = storage_replay(n->st, &rs, err))) return rc;
+    sib_log(n->log, SIB_INFO, "commitlog: replayed %llu segments, %llu mutations (%llu damaged segments)",
+            (unsigned long long)rs.segments, (unsigned long long)rs.mutations, (unsigned long long)rs.bad_segments);
+    return 0;
+}
+
+static int open_identity(node *n, sib_err *err)
+{
+    if (local_state_read(n)) return 0;
+    sib_rng rng;
+    sib_rng_seed(&rng);
+    sib_uuid_v4(&rng, n->host_id);
+    n->ntokens = (size_t)n->cfg.num_tokens;
+    n->tokens = calloc(n->ntokens, sizeof *n->tokens);
+    if (!n->tokens) return sib_err_set(err, SIB_ENOMEM, "tokens");
+    coord_random_tokens(&rng, n->tokens, n->ntokens);
+    char hid[37];
+    sib_uuid_format(n->host_id, hid);
+    sib_log(n->log, SIB_INFO, "node: first start, host id %s with %zu tokens", hid, n->ntokens);
+    return local_state_write(n, err);
+}
+
+int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log *log, sib_err *err)
+{
+    *out = NULL;
+    node *n = calloc(1, sizeof *n);
+    if (!n) return sib_err_set(err, SIB_ENOMEM, "node");
+    n->cfg = *cfg;
+    n->loop = loop;
+    n->log = log;
+    int rc = open_storage(n, err);
+    if (!rc) rc = open_identity(n, err);
+    if (rc) { node_close(n); return rc; }
+
+    coord_member_opts mo = {.tokens = n->tokens, .ntokens = n->ntokens};
+    snprintf(mo.addr, sizeof mo.addr, "%s", cfg->listen_address);
+    snprintf(mo.dc, sizeof mo.dc, "%s", cfg->datacenter);
+    snprintf(mo.rack, sizeof mo.rack, "%s", cfg->rack);
+    memcpy(mo.host_id, n->host_id, 16);
+    n->co = coord_create(&mo, log);
+    n->cat = sib_catalog_create();
+    if (!n->co || !n->cat) { node_close(n); return sib_err_set(err, SIB_ENOMEM, "node"); }
+
+    cql_exec_node_info info = {.native_port = cfg->native_transport_port, .tokens = n->tokens, .ntokens = n->ntokens};
+    snprintf(info.cluster_name, sizeof info.cluster_name, "%s", cfg->cluster_name);
+    snprintf(info.listen_address, sizeof info.listen_address, "%s", cfg->listen_address);
+    snprintf(info.rpc_address, sizeof info.rpc_address, "%s", cfg->rpc_address);
+    snprintf(info.dc, sizeof info.dc, "%s", cfg->datacenter);
+    snprintf(info.rack, sizeof info.rack, "%s", cfg->rack);
+    memcpy(info.host_id, n->host_id, 16);
+    info.gossip_generation = sib_now_us() / 1000000;
+    cql_exec_opts eo = {
+        .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info,
+        .batch_size_fail_threshold = cfg->batch_size_fail_threshold,
+        .tombstone_warn_threshold = cfg->tombstone_warn_threshold,
+        .tombstone_failure_threshold = cfg->tombstone_failure_threshold,
+    };
+    if ((rc = cql_exec_create(&n->ex, &eo, err))) { node_close(n); return rc; }
+
+    cql_server_opts so = {
+        .bind_addr = cfg->rpc_address,
+        .port = (uint16_t)cfg->native_transport_port,
+        .max_frame_size = (uint32_t)cfg->native_transport_max_frame_size,
+        .max_inflight = (uint32_t)cfg->native_transport_max_concurrent_requests,
+        .log = log,
+    };
+    n->srv = cql_server_create(loop, &so, cql_exec_base(n->ex), err);
+    if (!n->srv) { node_close(n); return err->code ? err->code : SIB_EIO; }
+    cql_exec_set_server(n->ex, n->srv);
+    sib_log(log, SIB_INFO, "sibyld: serving CQL native protocol on %s:%d (cluster '%s', data %s, commitlog_sync %s)",
+            cfg->rpc_address, cfg->native_transport_port, cfg->cluster_name, cfg->data_dir,
+            cfg->commitlog_sync == NODE_SYNC_BATCH ? "batch" : cfg->commitlog_sync == NODE_SYNC_GROUP ? "group" : "periodic");
+    *out = n;
+    return 0;
+}
+
+void node_close(node *n)
+{
+    if (!n) return;
+    if (n->srv) cql_server_destroy(n->srv);
+    cql_exec_destroy(n->ex);
+    if (n->st) storage_close(n->st);
+    sib_catalog_destroy(n->cat);
+    coord_destroy(n->co);
+    free(n->tokens);
+    free(n);
+}

@@ -1,0 +1,62 @@
+/* node.h: the sibyld process: configuration, start-up, and the one object
+ * that owns every module's state (storage, schema, coordinator, CQL server)
+ * and wires them together. Nothing else in Sibyl holds process-wide state. */
+#ifndef SIB_NODE_H
+#define SIB_NODE_H
+
+#include "common.h"
+
+struct ev_loop;
+
+enum { NODE_SYNC_PERIODIC = 0, NODE_SYNC_BATCH = 1, NODE_SYNC_GROUP = 2 };
+
+/* cassandra.yaml-compatible settings; every key optional (DESIGN.md). */
+typedef struct node_config {
+    char cluster_name[128];
+    char listen_address[64];
+    char rpc_address[64];
+    int native_transport_port;
+    int storage_port;
+    int admin_port;
+    char data_dir[1024];        /* data_file_directories[0] */
+    char commitlog_dir[1024];
+    char hints_dir[1024];
+    char saved_caches_dir[1024];
+    char seeds[1024];           /* comma-separated, from seed_provider */
+    int num_tokens;
+    int commitlog_sync;         /* NODE_SYNC_* */
+    int commitlog_sync_period_ms;
+    int commitlog_sync_group_window_ms;
+    size_t commitlog_segment_size;
+    size_t native_transport_max_frame_size;
+    int native_transport_max_concurrent_requests; /* per connection in flight */
+    double phi_convict_threshold;
+    char datacenter[64];
+    char rack[64];
+    int log_level;              /* SIB_DEBUG..SIB_ERROR */
+    int tombstone_warn_threshold;
+    int tombstone_failure_threshold;
+    size_t batch_size_fail_threshold; /* bytes */
+} node_config;
+
+/* Fills every field with its default (127.0.0.1:9042, data under ./data). */
+void node_config_defaults(node_config *c);
+/* Reads a YAML file over the current values. Unknown keys are logged and
+ * ignored, as Cassandra does for keys it no longer knows; bad values fail
+ * with a message naming the key. */
+int node_config_load(node_config *c, const char *path, sib_log *log, sib_err *err);
+/* Parses a duration ("10s", "10000ms", "2m", or a bare number in `unit_ms`
+ * milliseconds) into milliseconds. */
+int node_parse_duration_ms(const char *s, long unit_ms, long *out);
+/* Parses a size ("16MiB", "32MB", "1024KiB", bare number in `unit` bytes). */
+int node_parse_size(const char *s, size_t unit, size_t *out);
+
+typedef struct node node;
+
+/* Opens storage (replaying the commitlog), loads the schema and local state,
+ * and binds the native-protocol port. The node runs on `loop`. */
+int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log *log, sib_err *err);
+/* Stops accepting, flushes what must be flushed and frees everything. */
+void node_close(node *n);
+
+#endif

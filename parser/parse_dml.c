@@ -1,0 +1,417 @@
+/* parse_dml.c: SELECT, INSERT, UPDATE, DELETE and BATCH
+ * (shared/ref/cql.md §2; clause order as in Cassandra's Parser.g).
+ *
+ * Sibyl extension: USING CONSISTENCY <level> is one more USING option for
+ * INSERT/UPDATE/DELETE/BATCH and a trailing clause of SELECT; it lands in
+ * cql_stmt.consistency.
+ */
+#include <ctype.h>
+
+#include "parser_int.h"
+
+/* ---- SELECT ------------------------------------------------------------ */
+
+static bool wordish(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '"' || c == '\'' || c == '$';
+}
+
+/* Source text of visible tokens [from, to), one space only between words. */
+static const char *span_text(cql_parser *p, size_t from, size_t to)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    char prev = 0;
+    for (size_t i = from; i < to; i++) {
+        const cql_tok *t = &p->all.t[p->vis[i]];
+        const char *s = p->text + t->off;
+        if (t->len == 0) continue;
+        if (wordish(prev) && wordish(s[0])) sib_buf_u8(&b, ' ');
+        sib_buf_append(&b, s, t->len);
+        prev = s[t->len - 1];
+    }
+    if (b.oom) {
+        sib_buf_free(&b);
+        perr_oom(p);
+    }
+    char *out = palloc(p, b.len + 1);
+    if (b.len) memcpy(out, b.p, b.len);
+    sib_buf_free(&b);
+    return out;
+}
+
+static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s);
+
+static void parse_sel_args(cql_parser *p, cql_selector *s)
+{
+    pvec v;
+    pvec_init(&v, sizeof(cql_selector *));
+    pexpect(p, '(');
+    if (!paccept(p, ')')) {
+        do {
+            cql_selector *a = PNEW(p, cql_selector);
+            *(cql_selector **)pvec_push(p, &v) = parse_sel_expr(p, a);
+        } while (paccept(p, ','));
+        pexpect(p, ')');
+    }
+    s->nargs = v.n;
+    s->args = v.v;
+}
+
+/* COUNT(*) / COUNT(1), WRITETIME(c), MAXWRITETIME(c), TTL(c), CAST(..). */
+static bool parse_special_selector(cql_parser *p, cql_selector *s)
+{
+    if (pkind(p, 1) != '(') return false;
+    if (pword(p, 0, "count") &&
+        (pkind(p, 2) == '*' || (pkind(p, 2) == T_INTEGER && pk(p, 2)->len == 1 &&
+                                p->text[pk(p, 2)->off] == '1')) &&
+        pkind(p, 3) == ')') {
+        s->kind = CQL_SEL_COUNT;
+        for (int i = 0; i < 4; i++) padvance(p);
+        return true;
+    }
+    static const struct { const char *w; cql_sel_kind k; } one_col[] = {
+        {"writetime", CQL_SEL_WRITETIME}, {"maxwritetime", CQL_SEL_MAXWRITETIME}, {"ttl", CQL_SEL_TTL},
+    };
+    for (size_t i = 0; i < SIB_ARRAY_LEN(one_col); i++) {
+        if (!pword(p, 0, one_col[i].w)) continue;
+        s->kind = one_col[i].k;
+        padvance(p);
+        pexpect(p, '(');
+        s->column = parse_col_ref(p);
+        pexpect(p, ')');
+        return true;
+    }
+    if (pword(p, 0, "cast")) {
+        s->kind = CQL_SEL_CAST;
+        padvance(p);
+        pexpect(p, '(');
+        s->nargs = 1;
+        s->args = palloc(p, sizeof(cql_selector *));
+        s->args[0] = parse_sel_expr(p, PNEW(p, cql_selector));
+        pexpect_word(p, "as");
+        s->type = parse_type(p);
+        if (s->type->kind != CQL_TYPE_NATIVE) perr_raw(p, "CAST is only supported to native types");
+        pexpect(p, ')');
+        return true;
+    }
+    return false;
+}
+
+static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
+{
+    pdepth_enter(p);
+    size_t start = p->pos;
+    if (parse_special_selector(p, s)) {
+        /* done */
+    } else if (at_constant(p) || pword(p, 0, "null") || pkind(p, 0) == '?' || pkind(p, 0) == ':') {
+        s->kind = CQL_SEL_TERM;
+        s->term = parse_term(p);
+    } else if (pword(p, 0, "token")) {
+        padvance(p); /* reserved: only a function name, so '(' must follow */
+        s->kind = CQL_SEL_FUNC;
+        s->func_name = "token";
+        parse_sel_args(p, s);
+    } else if (is_ident_tok(p, 0) && pkind(p, 1) == '.' && pkind(p, 3) == '(') {
+        s->kind = CQL_SEL_FUNC;
+        s->func_ks = parse_ident(p);
+        padvance(p);
+        s->func_name = parse_func_name(p);
+        parse_sel_args(p, s);
+    } else if (is_ident_tok(p, 0) && pkind(p, 1) == '(') {
+        s->kind = CQL_SEL_FUNC;
+        s->func_name = parse_ident(p);
+        parse_sel_args(p, s);
+    } else {
+        s->kind = CQL_SEL_COLUMN;
+        s->column = parse_col_ref(p);
+    }
+    s->text = span_text(p, start, p->pos);
+    pdepth_leave(p);
+    return s;
+}
+
+static void parse_selectors(cql_parser *p, cql_select *sel)
+{
+    if (paccept(p, '*')) {
+        sel->star = true;
+        return;
+    }
+    pvec v;
+    pvec_init(&v, sizeof(cql_selector));
+    do {
+        cql_selector *s = pvec_push(p, &v);
+        parse_sel_expr(p, s);
+        if (paccept_word(p, "as")) s->alias = parse_ident(p);
+    } while (paccept(p, ','));
+    sel->nsel = v.n;
+    sel->sel = v.v;
+}
+
+/* JSON / DISTINCT are unreserved: they are modifiers only when a selector follows. */
+static bool at_select_modifier(cql_parser *p, const char *kw)
+{
+    if (!pword(p, 0, kw)) return false;
+    int k1 = pkind(p, 1);
+    return !(pword(p, 1, "from") || pword(p, 1, "as") || k1 == ',' || k1 == '(' || k1 == '.' ||
+             k1 == T_EOF);
+}
+
+static void parse_orderings(cql_parser *p, size_t *n, cql_ordering **out, bool dir_required)
+{
+    pvec v;
+    pvec_init(&v, sizeof(cql_ordering));
+    do {
+        cql_ordering *o = pvec_push(p, &v);
+        o->col = parse_col_ref(p);
+        if (paccept_word(p, "desc")) o->desc = true;
+        else if (!paccept_word(p, "asc") && dir_required) perr_noviable(p);
+    } while (paccept(p, ','));
+    *n = v.n;
+    *out = v.v;
+}
+
+static void parse_select_tail(cql_parser *p, cql_stmt *st)
+{
+    cql_select *s = &st->select;
+    if (paccept_word(p, "where")) parse_where(p, &s->nwhere, &s->where);
+    if (pword(p, 0, "group") && pword(p, 1, "by")) {
+        padvance(p);
+        padvance(p);
+        pvec v;
+        pvec_init(&v, sizeof(const char *));
+        do {
+            *(const char **)pvec_push(p, &v) = parse_col_ref(p);
+        } while (paccept(p, ','));
+        s->ngroup = v.n;
+        s->group_by = v.v;
+    }
+    if (paccept_word(p, "order")) {
+        pexpect_word(p, "by");
+        parse_orderings(p, &s->norder, &s->order, false);
+    }
+    if (pword(p, 0, "per") && pword(p, 1, "partition")) {
+        padvance(p);
+        padvance(p);
+        pexpect_word(p, "limit");
+        s->per_partition_limit = parse_int_value(p);
+    }
+    if (paccept_word(p, "limit")) s->limit = parse_int_value(p);
+    if (paccept_word(p, "allow")) {
+        pexpect_word(p, "filtering");
+        s->allow_filtering = true;
+    }
+    if (paccept_word(p, "using")) {
+        pexpect_word(p, "consistency");
+        st->consistency = parse_consistency_level(p);
+    }
+}
+
+cql_stmt *parse_select(cql_parser *p)
+{
+    cql_stmt *st = new_stmt(p, CQL_STMT_SELECT);
+    cql_select *s = &st->select;
+    pexpect_word(p, "select");
+    if (at_select_modifier(p, "json")) {
+        padvance(p);
+        s->json = true;
+    }
+    if (at_select_modifier(p, "distinct")) {
+        padvance(p);
+        s->distinct = true;
+    }
+    parse_selectors(p, s);
+    pexpect_word(p, "from");
+    s->table = parse_table_name(p);
+    parse_select_tail(p, st);
+    return st;
+}
+
+/* ---- INSERT ------------------------------------------------------------ */
+
+cql_stmt *parse_insert(cql_parser *p)
+{
+    cql_stmt *st = new_stmt(p, CQL_STMT_INSERT);
+    cql_insert *in = &st->insert;
+    pexpect_word(p, "insert");
+    pexpect_word(p, "into");
+    in->table = parse_table_name(p);
+    pvec cols, vals;
+    pvec_init(&cols, sizeof(const char *));
+    pvec_init(&vals, sizeof(cql_term *));
+    pexpect(p, '(');
+    do {
+        *(const char **)pvec_push(p, &cols) = parse_col_ref(p);
+    } while (paccept(p, ','));
+    pexpect(p, ')');
+    pexpect_word(p, "values");
+    pexpect(p, '(');
+    do {
+        *(cql_term **)pvec_push(p, &vals) = parse_term(p);
+    } while (paccept(p, ','));
+    pexpect(p, ')');
+    in->ncols = cols.n;
+    in->cols = cols.v;
+    in->nvalues = vals.n;
+    in->values = vals.v;
+    if (paccept_word(p, "if")) {
+        pexpect_word(p, "not");
+        pexpect_word(p, "exists");
+        in->if_not_exists = true;
+    }
+    if (paccept_word(p, "using")) parse_using(p, &in->using, &st->consistency, false);
+    return st;
+}
+
+/* ---- UPDATE ------------------------------------------------------------ */
+
+/* A plain "c = v" is incompatible with any other operation on c
+ * (Operation.RawUpdate.isCompatibleWith). */
+static void check_assignments(cql_parser *p, const cql_assignment *a, size_t n)
+{
+    name_ref *refs = palloc(p, n * sizeof *refs);
+    for (size_t i = 0; i < n; i++) refs[i] = (name_ref){a[i].col, i, a[i].kind == CQL_ASSIGN_SET};
+    size_t bad = first_name_clash(p, refs, n);
+    if (bad != SIZE_MAX) perr_raw(p, "Multiple incompatible setting of column %s", a[bad].col);
+}
+
+static bool at_col_ref(cql_parser *p, size_t k)
+{
+    return is_ident_tok(p, k) || pk(p, k)->kind == T_QNAME;
+}
+
+/* The right-hand side of "c = ...": X + v, X - v, X -3, v + X or v. */
+static void parse_assign_rhs(cql_parser *p, cql_assignment *a)
+{
+    int k1 = pkind(p, 1);
+    if (at_col_ref(p, 0) && (k1 == '+' || k1 == '-' || k1 == T_INTEGER)) {
+        const char *self = parse_col_ref(p);
+        if (k1 == T_INTEGER) {
+            char sign = p->text[pk(p, 0)->off] == '-' ? '-' : '+';
+            if (strcmp(self, a->col) != 0)
+                perr_raw(p, "Only expressions of the form X = X %c <value> are supported.", sign);
+            a->kind = CQL_ASSIGN_ADD;
+            a->value = parse_int_value(p);
+            return;
+        }
+        padvance(p);
+        if (strcmp(self, a->col) != 0)
+            perr_raw(p, "Only expressions of the form X = X %c<value> are supported.", k1);
+        a->kind = k1 == '+' ? CQL_ASSIGN_ADD : CQL_ASSIGN_SUB;
+        a->value = parse_term(p);
+        return;
+    }
+    a->value = parse_term(p);
+    a->kind = CQL_ASSIGN_SET;
+    if (paccept(p, '+')) {
+        const char *self = parse_col_ref(p);
+        if (strcmp(self, a->col) != 0)
+            perr_raw(p, "Only expressions of the form X = <value> + X are supported.");
+        a->kind = CQL_ASSIGN_PREPEND;
+    }
+}
+
+static void parse_assignment(cql_parser *p, pvec *v)
+{
+    cql_assignment a = {0};
+    a.col = parse_col_ref(p);
+    if (paccept(p, '[')) {
+        a.kind = CQL_ASSIGN_ELEM;
+        a.key = parse_term(p);
+        pexpect(p, ']');
+        pexpect(p, '=');
+        a.value = parse_term(p);
+    } else if (paccept(p, T_PLUSEQ)) {
+        a.kind = CQL_ASSIGN_ADD;
+        a.value = parse_term(p);
+    } else if (paccept(p, T_MINUSEQ)) {
+        a.kind = CQL_ASSIGN_SUB;
+        a.value = parse_term(p);
+    } else {
+        pexpect(p, '=');
+        parse_assign_rhs(p, &a);
+    }
+    *(cql_assignment *)pvec_push(p, v) = a;
+}
+
+cql_stmt *parse_update(cql_parser *p)
+{
+    cql_stmt *st = new_stmt(p, CQL_STMT_UPDATE);
+    cql_update *u = &st->update;
+    pexpect_word(p, "update");
+    u->table = parse_table_name(p);
+    if (paccept_word(p, "using")) parse_using(p, &u->using, &st->consistency, false);
+    pexpect_word(p, "set");
+    pvec v;
+    pvec_init(&v, sizeof(cql_assignment));
+    do {
+        parse_assignment(p, &v);
+    } while (paccept(p, ','));
+    u->nassign = v.n;
+    u->assign = v.v;
+    check_assignments(p, u->assign, u->nassign);
+    pexpect_word(p, "where");
+    parse_where(p, &u->nwhere, &u->where);
+    if (paccept_word(p, "if")) parse_conditions(p, &u->if_exists, &u->nconds, &u->conds);
+    return st;
+}
+
+/* ---- DELETE ------------------------------------------------------------ */
+
+cql_stmt *parse_delete(cql_parser *p)
+{
+    cql_stmt *st = new_stmt(p, CQL_STMT_DELETE);
+    cql_delete *d = &st->del;
+    pexpect_word(p, "delete");
+    if (!pword(p, 0, "from")) {
+        pvec v;
+        pvec_init(&v, sizeof(cql_delete_sel));
+        do {
+            cql_delete_sel *s = pvec_push(p, &v);
+            s->col = parse_col_ref(p);
+            if (paccept(p, '[')) {
+                s->key = parse_term(p);
+                pexpect(p, ']');
+            }
+        } while (paccept(p, ','));
+        d->ncols = v.n;
+        d->cols = v.v;
+    }
+    pexpect_word(p, "from");
+    d->table = parse_table_name(p);
+    if (paccept_word(p, "using")) parse_using(p, &d->using, &st->consistency, true);
+    pexpect_word(p, "where");
+    parse_where(p, &d->nwhere, &d->where);
+    if (paccept_word(p, "if")) parse_conditions(p, &d->if_exists, &d->nconds, &d->conds);
+    return st;
+}
+
+/* ---- BATCH ------------------------------------------------------------- */
+
+cql_stmt *parse_batch(cql_parser *p)
+{
+    cql_stmt *st = new_stmt(p, CQL_STMT_BATCH);
+    cql_batch *b = &st->batch;
+    pexpect_word(p, "begin");
+    if (paccept_word(p, "unlogged")) b->kind = CQL_BATCH_UNLOGGED;
+    else if (paccept_word(p, "counter")) b->kind = CQL_BATCH_COUNTER;
+    pexpect_word(p, "batch");
+    if (paccept_word(p, "using")) parse_using(p, &b->using, &st->consistency, false);
+    pvec v;
+    pvec_init(&v, sizeof(cql_stmt *));
+    for (;;) {
+        cql_stmt *inner;
+        if (pword(p, 0, "insert")) inner = parse_insert(p);
+        else if (pword(p, 0, "update")) inner = parse_update(p);
+        else if (pword(p, 0, "delete")) inner = parse_delete(p);
+        else break;
+        *(cql_stmt **)pvec_push(p, &v) = inner;
+        paccept(p, ';');
+    }
+    if (!pword(p, 0, "apply")) perr_noviable(p);
+    padvance(p);
+    pexpect_word(p, "batch");
+    b->nstmts = v.n;
+    b->stmts = v.v;
+    return st;
+}

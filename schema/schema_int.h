@@ -1,0 +1,113 @@
+/* schema_int.h: private declarations shared by the schema/ sources.
+ *
+ * The catalog's in-memory layout: a catalog owns a sorted array of keyspaces,
+ * each owning a sorted array of tables; a table owns its columns (kept in
+ * `SELECT *` order, see table_sort_columns), its dropped columns and options.
+ * All strings are malloc'd and owned by the struct that points to them.
+ */
+#ifndef SIB_SCHEMA_INT_H
+#define SIB_SCHEMA_INT_H
+
+#include "schema.h"
+
+struct sib_table {
+    char *ks;
+    char *name;
+    uint8_t id[16];
+    sib_table_kind kind;
+    sib_column *cols;        /* SELECT * order; cols[i].index == i */
+    size_t ncols;
+    size_t npk, nck;         /* cols[0..npk) partition key, then nck clustering */
+    sib_dropped_column *dropped;
+    size_t ndropped;
+    uint32_t next_col_id;
+    bool counter, has_static;
+    sib_table_opts opts;
+    char *sys_comment;       /* comment for system tables (NULL for user tables) */
+};
+
+struct sib_keyspace {
+    char *name;
+    bool durable_writes;
+    bool system;
+    bool virt;               /* system_virtual_schema */
+    sib_strmap repl;
+    sib_table **tables;      /* sorted by name */
+    size_t ntables;
+};
+
+struct sib_catalog {
+    sib_types *types;
+    sib_keyspace **ks;       /* sorted by name */
+    size_t nks;
+    sib_rng rng;
+    uint8_t version[16];
+};
+
+/* ---- types.c ---- */
+bool type_is_native(const sib_type *t);
+
+/* ---- bignum.c: arbitrary precision integers as text <-> two's complement ---- */
+/* Appends the minimal big-endian two's complement of the decimal digit string
+ * (digits only, no sign) with the given sign. */
+int big_from_digits(const char *digits, size_t n, bool neg, sib_buf *out);
+/* Decimal digits (no sign, no leading zeros, "0" for zero) of a two's
+ * complement big-endian value; *neg receives the sign. Empty input = 0. */
+void big_to_digits(const uint8_t *v, size_t n, sib_buf *digits, bool *neg);
+/* Sign of a two's complement value (-1, 0, 1). */
+int big_sign(const uint8_t *v, size_t n);
+int big_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* Normalized decimal: sign (-1/0/1), adjusted exponent E and significant
+ * digits D without trailing zeros, so value = sign * 0.D * 10^E. */
+int decimal_norm(const uint8_t *v, size_t len, int *sign, int64_t *adj, sib_buf *digits);
+/* Numeric compare of two decimals (i32 scale + varint). */
+int decimal_compare(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+/* Java BigDecimal.toString() of a decimal value. */
+void decimal_format(const uint8_t *v, size_t len, sib_buf *out);
+
+/* ---- literal.c ---- */
+int days_from_civil(int64_t y, unsigned m, unsigned d, int64_t *out);
+void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+void duration_encode(int32_t months, int32_t days, int64_t nanos, sib_buf *out);
+bool sib_utf8_valid(const uint8_t *s, size_t n);
+
+/* ---- value.c ---- */
+int duration_decode(const uint8_t *v, size_t len, int64_t *mo, int64_t *d, int64_t *ns);
+uint32_t float_key(uint32_t bits);   /* order-preserving unsigned key (canonical NaN) */
+uint64_t double_key(uint64_t bits);
+uint64_t uuid_ts_key(const uint8_t *u); /* v1 timestamp fields reordered, version nibble on top */
+
+/* ---- strmap helpers (options.c) ---- */
+void strmap_free(sib_strmap *m);
+int strmap_set(sib_strmap *m, const char *k, const char *v);   /* keeps keys sorted */
+int strmap_copy(sib_strmap *dst, const sib_strmap *src);
+void strmap_serialize(const sib_strmap *m, const sib_type *type, sib_buf *out); /* as map<text,text> value */
+char *xstrdup(const char *s);
+
+/* ---- options.c ---- */
+int opts_init_default(sib_table_opts *o);
+void opts_free(sib_table_opts *o);
+int opts_copy(sib_table_opts *dst, const sib_table_opts *src);
+/* Applies WITH properties to o (validated); on error o may be partially changed,
+ * so callers apply to a copy. */
+int opts_apply(sib_table_opts *o, const sib_prop *props, size_t n, sib_err *err);
+int opts_validate(const sib_table_opts *o, sib_err *err);
+/* keyspace replication + durable_writes from props; repl must start empty
+ * (create) or hold the current map (alter). */
+int ks_props_apply(const char *ks, sib_strmap *repl, bool *durable, bool creating, const sib_prop *props, size_t n,
+                   sib_err *err);
+
+/* ---- catalog.c ---- */
+void table_free(sib_table *t);
+void keyspace_free(sib_keyspace *ks);
+void table_sort_columns(sib_table *t);
+void catalog_bump_version(sib_catalog *c);
+int table_from_spec(sib_catalog *c, const sib_table_spec *s, sib_table **out, sib_err *err);
+int catalog_insert_keyspace(sib_catalog *c, sib_keyspace *ks); /* takes ownership */
+int keyspace_insert_table(sib_keyspace *ks, sib_table *t);     /* takes ownership */
+sib_keyspace *catalog_find_ks(const sib_catalog *c, const char *name);
+
+/* ---- systables.c ---- */
+int catalog_add_system_keyspaces(sib_catalog *c);
+
+#endif

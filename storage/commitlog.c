@@ -1,0 +1,763 @@
+/* commitlog.c: the append-only log that makes a write durable before it is acked.
+ *
+ * Files: <commitlog_dir>/CommitLog-<version>-<id>.log, ids increasing (the
+ * first id of a run is max(existing id + 1, wall clock ms), as Cassandra).
+ *
+ * Segment header (20 bytes, big-endian):
+ *   | off | size | field                                   |
+ *   |   0 |    4 | magic 0x5342434C ("SBCL")               |
+ *   |   4 |    2 | format version (1)                      |
+ *   |   6 |    2 | flags (0)                               |
+ *   |   8 |    8 | segment id                              |
+ *   |  16 |    4 | crc32c of bytes 0..15                   |
+ * Entries follow back to back until end of file:
+ *   |   0 |    4 | payload length L (> 0)                  |
+ *   |   4 |    4 | crc32c of the 4 length bytes            |
+ *   |   8 |    L | payload (store.c: version, kind, body)  |
+ *   | 8+L |    4 | crc32c of the payload                   |
+ * The length has its own checksum so a torn or flipped length is recognised
+ * before it is trusted. One storage_apply = one entry, so a batch replays
+ * all-or-nothing. An entry is at most segment_size / 2 (Cassandra's
+ * max_mutation_size).
+ *
+ * Segments are created aside (".tmp"), header written and fsynced, renamed,
+ * and the directory fsynced, by the sync thread ahead of need (a "spare"), so
+ * switching segments does not block the loop. Leftover .tmp files are removed
+ * at open. Segments are never rewritten; replay reads every segment present
+ * at open, in id order, and stops a segment at its first bad entry (the rest
+ * of that segment is skipped, other segments still replay). This milestone
+ * keeps every segment; each segment records which tables have data in it, so
+ * flush can delete a segment once all of them are flushed (in id order).
+ *
+ * Threads: the loop thread appends with write() (into the page cache) and
+ * publishes `written`. The sync thread fsyncs: every sync_period_ms in any
+ * mode, at once when someone waits (batch), or once per group_window_ms
+ * (group commit). It publishes `synced` and wakes the loop with ev_async; the
+ * loop then calls the waiters whose position is covered. Retired segment fds
+ * are closed by the sync thread after their last fsync. A failed fsync is
+ * sticky: waiters and later appends fail (Cassandra's commit_failure_policy
+ * "stop" for writes).
+ */
+#define _GNU_SOURCE
+#include "storage_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CL_MAGIC 0x5342434Cu
+#define CL_VERSION 1
+#define CL_HDR_LEN 20
+#define CL_FRAME 12 /* len + len crc + payload crc */
+
+typedef struct cl_seg {
+    uint64_t id;
+    char *path;
+    int fd; /* loop's write fd; -1 once retired or for old segments */
+    uint8_t (*dirty)[16];
+    size_t ndirty, capdirty;
+    struct cl_seg *next;
+} cl_seg;
+
+typedef struct cl_waiter {
+    uint64_t pos;
+    st_done_fn done;
+    void *ctx;
+} cl_waiter;
+
+struct clog {
+    clog_opts o;
+    /* loop side */
+    cl_seg *segs, *segs_tail, *cur, *replaying;
+    uint64_t first_own_id;
+    uint64_t cur_off, pos;
+    sib_buf ebuf;
+    cl_waiter *w;
+    size_t wcap, whead, wn;
+    ev_async async;
+    bool has_async, reffed, failed;
+    uint64_t bytes, entries, segments_created;
+    /* shared, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done_cv;
+    pthread_t thr;
+    bool thr_started, stop, want_spare, making_spare;
+    uint64_t written, synced, req, next_id, syncs;
+    int sync_fd, sync_err;
+    int *retired;
+    size_t nretired, capretired;
+    cl_seg *spare;
+    int64_t last_sync_ns;
+};
+
+/* ---- files ---- */
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int write_full(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int mkdir_p(const char *path, sib_err *err)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return sib_err_set(err, SIB_EINVAL, "commitlog: bad directory '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return sib_err_errno(err, "commitlog: mkdir %s", buf);
+        buf[i] = c;
+    }
+    return 0;
+}
+
+static char *seg_path(const clog *cl, uint64_t id, const char *suffix)
+{
+    size_t n = strlen(cl->o.dir) + 64;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/CommitLog-%d-%" PRIu64 ".log%s", cl->o.dir, CL_VERSION, id, suffix);
+    return p;
+}
+
+static void seg_free(cl_seg *s)
+{
+    if (!s) return;
+    free(s->path);
+    free(s->dirty);
+    free(s);
+}
+
+/* Creates segment `id`: tmp file, header, fsync, rename, fsync dir. */
+static cl_seg *seg_create(clog *cl, uint64_t id, sib_err *err)
+{
+    cl_seg *s = calloc(1, sizeof *s);
+    char *tmp = seg_path(cl, id, ".tmp");
+    if (s) s->path = seg_path(cl, id, "");
+    if (!s || !tmp || !s->path) {
+        sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+        goto fail;
+    }
+    s->id = id;
+    s->fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (s->fd < 0) {
+        sib_err_errno(err, "commitlog: create %s", tmp);
+        goto fail;
+    }
+    uint8_t h[CL_HDR_LEN];
+    put_be32(h, CL_MAGIC);
+    put_be16(h + 4, CL_VERSION);
+    put_be16(h + 6, 0);
+    put_be64(h + 8, id);
+    put_be32(h + 16, sib_crc32c(0, h, 16));
+    if (write_full(s->fd, h, sizeof h) < 0 || fdatasync(s->fd) < 0 || rename(tmp, s->path) < 0 ||
+        fsync_dir(cl->o.dir) < 0) {
+        sib_err_errno(err, "commitlog: create segment %s", s->path);
+        close(s->fd);
+        unlink(tmp);
+        goto fail;
+    }
+    free(tmp);
+    return s;
+fail:
+    free(tmp);
+    seg_free(s);
+    return NULL;
+}
+
+/* ---- sync thread ---- */
+
+static int64_t ms_ns(int ms) { return (int64_t)ms * 1000000; }
+
+static void cv_wait_until(clog *cl, int64_t deadline_ns)
+{
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+    pthread_cond_timedwait(&cl->cv, &cl->mu, &ts);
+}
+
+/* Called with mu held; returns with it held. */
+static void do_sync(clog *cl)
+{
+    uint64_t target = cl->written;
+    int fd = cl->sync_fd;
+    size_t nr = cl->nretired;
+    int retired[64];
+    if (nr > SIB_ARRAY_LEN(retired)) nr = SIB_ARRAY_LEN(retired);
+    if (nr) {
+        memcpy(retired, cl->retired, nr * sizeof(int));
+        memmove(cl->retired, cl->retired + nr, (cl->nretired - nr) * sizeof(int));
+        cl->nretired -= nr;
+    }
+    int64_t start = sib_mono_ns();
+    pthread_mutex_unlock(&cl->mu);
+    int e = 0;
+    for (size_t i = 0; i < nr; i++) { /* older segments first: positions are ordered */
+        if (fdatasync(retired[i]) < 0 && !e) e = errno;
+        close(retired[i]);
+    }
+    if (fd >= 0 && fdatasync(fd) < 0 && !e) e = errno;
+    pthread_mutex_lock(&cl->mu);
+    cl->last_sync_ns = start;
+    cl->syncs++;
+    if (e && !cl->sync_err) cl->sync_err = e;
+    if (!e && target > cl->synced && !cl->nretired) cl->synced = target;
+    pthread_cond_broadcast(&cl->done_cv);
+    if (cl->has_async) ev_async_send(cl->o.loop, &cl->async);
+}
+
+static void make_spare(clog *cl)
+{
+    cl->want_spare = false;
+    cl->making_spare = true;
+    uint64_t id = cl->next_id++;
+    pthread_mutex_unlock(&cl->mu);
+    sib_err err;
+    cl_seg *s = seg_create(cl, id, &err);
+    if (!s) sib_log(cl->o.log, SIB_WARN, "%s (the loop will create the next segment itself)", err.msg);
+    pthread_mutex_lock(&cl->mu);
+    cl->making_spare = false;
+    pthread_cond_broadcast(&cl->done_cv);
+    if (cl->stop && s) { /* raced with close: give the file back */
+        close(s->fd);
+        unlink(s->path);
+        seg_free(s);
+        return;
+    }
+    cl->spare = s;
+}
+
+static void *sync_main(void *arg)
+{
+    clog *cl = arg;
+    pthread_mutex_lock(&cl->mu);
+    for (;;) {
+        bool dirty = cl->written > cl->synced || cl->nretired;
+        if (cl->stop) {
+            if (dirty && !cl->sync_err) { do_sync(cl); continue; }
+            break;
+        }
+        if (cl->want_spare && !cl->spare) { make_spare(cl); continue; }
+        int64_t now = sib_mono_ns(), due;
+        if (cl->req > cl->synced && !cl->sync_err)
+            due = cl->o.sync == ST_SYNC_GROUP ? cl->last_sync_ns + ms_ns(cl->o.group_window_ms) : now;
+        else if (dirty && !cl->sync_err)
+            due = cl->last_sync_ns + ms_ns(cl->o.sync_period_ms);
+        else {
+            pthread_cond_wait(&cl->cv, &cl->mu);
+            continue;
+        }
+        if (now < due) {
+            cv_wait_until(cl, due);
+            continue;
+        }
+        do_sync(cl);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return NULL;
+}
+
+/* ---- completions (loop thread) ---- */
+
+static void waiter_push(clog *cl, uint64_t pos, st_done_fn done, void *ctx, int *rc)
+{
+    if (cl->wn == cl->wcap) {
+        size_t cap = cl->wcap ? cl->wcap * 2 : 64;
+        cl_waiter *n = malloc(cap * sizeof *n);
+        if (!n) {
+            *rc = SIB_ENOMEM;
+            return;
+        }
+        for (size_t i = 0; i < cl->wn; i++) n[i] = cl->w[(cl->whead + i) % cl->wcap];
+        free(cl->w);
+        cl->w = n;
+        cl->wcap = cap;
+        cl->whead = 0;
+    }
+    cl->w[(cl->whead + cl->wn) % cl->wcap] = (cl_waiter){pos, done, ctx};
+    cl->wn++;
+    *rc = 0;
+}
+
+static void run_completions(clog *cl)
+{
+    pthread_mutex_lock(&cl->mu);
+    uint64_t synced = cl->synced;
+    int e = cl->sync_err;
+    pthread_mutex_unlock(&cl->mu);
+    sib_err err;
+    if (e) {
+        cl->failed = true;
+        sib_err_set(&err, SIB_EIO, "commitlog: fsync failed: %s", strerror(e));
+    }
+    while (cl->wn) {
+        cl_waiter w = cl->w[cl->whead];
+        if (w.pos > synced && !e) break;
+        cl->whead = (cl->whead + 1) % cl->wcap;
+        cl->wn--;
+        if (w.done) w.done(w.ctx, w.pos > synced ? SIB_EIO : 0, w.pos > synced ? &err : NULL);
+    }
+    if (!cl->wn && cl->reffed) {
+        ev_unref(cl->o.loop);
+        cl->reffed = false;
+    }
+}
+
+static void on_async(struct ev_loop *loop, ev_async *w, int revents)
+{
+    run_completions(w->data);
+}
+
+/* ---- open / close ---- */
+
+static bool parse_seg_name(const char *name, uint64_t *id, bool *tmp)
+{
+    int ver;
+    unsigned long long v;
+    int n = 0;
+    if (sscanf(name, "CommitLog-%d-%llu.log%n", &ver, &v, &n) != 2 || n == 0) return false;
+    if (strcmp(name + n, "") == 0) *tmp = false;
+    else if (strcmp(name + n, ".tmp") == 0) *tmp = true;
+    else return false;
+    *id = v;
+    return true;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+    const cl_seg *x = *(cl_seg *const *)a, *y = *(cl_seg *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void seg_append(clog *cl, cl_seg *s)
+{
+    s->next = NULL;
+    if (cl->segs_tail) cl->segs_tail->next = s;
+    else cl->segs = s;
+    cl->segs_tail = s;
+}
+
+/* Lists existing segments (sorted into cl->segs), removes .tmp leftovers. */
+static int scan_dir(clog *cl, uint64_t *max_id, sib_err *err)
+{
+    DIR *d = opendir(cl->o.dir);
+    if (!d) return sib_err_errno(err, "commitlog: opendir %s", cl->o.dir);
+    cl_seg **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    *max_id = 0;
+    while ((de = readdir(d))) {
+        uint64_t id;
+        bool tmp;
+        if (!parse_seg_name(de->d_name, &id, &tmp)) continue;
+        if (tmp) {
+            char *p = seg_path(cl, id, ".tmp");
+            if (p) unlink(p);
+            free(p);
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            cl_seg **nv = realloc(v, cap * sizeof *nv);
+            if (!nv) { rc = sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory"); break; }
+            v = nv;
+        }
+        cl_seg *s = calloc(1, sizeof *s);
+        if (!s || !(s->path = seg_path(cl, id, ""))) {
+            free(s);
+            rc = sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+            break;
+        }
+        s->id = id;
+        s->fd = -1;
+        v[n++] = s;
+        if (id > *max_id) *max_id = id;
+    }
+    closedir(d);
+    if (n) qsort(v, n, sizeof *v, seg_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (rc) seg_free(v[i]);
+        else seg_append(cl, v[i]);
+    }
+    free(v);
+    return rc;
+}
+
+int clog_open(clog **out, const clog_opts *o, sib_err *err)
+{
+    *out = NULL;
+    if (!o->dir) return sib_err_set(err, SIB_EINVAL, "commitlog: no commitlog directory");
+    if (o->segment_size < 4096) return sib_err_set(err, SIB_EINVAL, "commitlog: segment size too small");
+    clog *cl = calloc(1, sizeof *cl);
+    if (!cl) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+    cl->o = *o;
+    cl->o.dir = strdup(o->dir);
+    cl->sync_fd = -1;
+    sib_buf_init(&cl->ebuf);
+    pthread_mutex_init(&cl->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cl->cv, &ca);
+    pthread_cond_init(&cl->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc;
+    uint64_t max_id = 0;
+    if (!cl->o.dir) { rc = sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory"); goto fail; }
+    if ((rc = mkdir_p(cl->o.dir, err)) || (rc = scan_dir(cl, &max_id, err))) goto fail;
+    uint64_t now_ms = (uint64_t)(sib_now_us() / 1000);
+    cl->next_id = SIB_MAX(max_id + 1, now_ms);
+    cl->first_own_id = cl->next_id;
+    if (!(cl->cur = seg_create(cl, cl->next_id++, err))) { rc = err ? err->code : SIB_EIO; goto fail; }
+    seg_append(cl, cl->cur);
+    cl->segments_created = 1;
+    cl->cur_off = CL_HDR_LEN;
+    cl->sync_fd = cl->cur->fd;
+    cl->want_spare = true;
+    cl->last_sync_ns = sib_mono_ns();
+    if (o->loop) {
+        ev_async_init(&cl->async, on_async);
+        cl->async.data = cl;
+        ev_async_start(o->loop, &cl->async);
+        ev_unref(o->loop); /* only pending completions keep the loop alive */
+        cl->has_async = true;
+    }
+    if (pthread_create(&cl->thr, NULL, sync_main, cl)) {
+        rc = sib_err_set(err, SIB_ESERVER, "commitlog: cannot start sync thread");
+        goto fail;
+    }
+    cl->thr_started = true;
+    *out = cl;
+    return 0;
+fail:
+    clog_close(cl);
+    return rc ? rc : SIB_EIO;
+}
+
+void clog_close(clog *cl)
+{
+    if (!cl) return;
+    if (cl->thr_started) {
+        pthread_mutex_lock(&cl->mu);
+        cl->stop = true;
+        pthread_cond_signal(&cl->cv);
+        pthread_mutex_unlock(&cl->mu);
+        pthread_join(cl->thr, NULL);
+    }
+    if (cl->wn) run_completions(cl); /* everything written is synced now, or failed */
+    if (cl->has_async) {
+        if (!cl->reffed) ev_ref(cl->o.loop);
+        ev_async_stop(cl->o.loop, &cl->async);
+    }
+    for (size_t i = 0; i < cl->nretired; i++) close(cl->retired[i]);
+    if (cl->spare) {
+        close(cl->spare->fd);
+        unlink(cl->spare->path);
+        seg_free(cl->spare);
+    }
+    for (cl_seg *s = cl->segs, *n; s; s = n) {
+        n = s->next;
+        if (s->fd >= 0) close(s->fd);
+        seg_free(s);
+    }
+    free(cl->retired);
+    free(cl->w);
+    sib_buf_free(&cl->ebuf);
+    pthread_mutex_destroy(&cl->mu);
+    pthread_cond_destroy(&cl->cv);
+    pthread_cond_destroy(&cl->done_cv);
+    free((char *)cl->o.dir);
+    free(cl);
+}
+
+/* ---- appending (loop thread) ---- */
+
+sib_buf *clog_entry_begin(clog *cl)
+{
+    sib_buf_reset(&cl->ebuf);
+    cl->ebuf.oom = false;
+    sib_buf_reserve(&cl->ebuf, 8);
+    if (!cl->ebuf.oom) {
+        memset(cl->ebuf.p, 0, 8);
+        cl->ebuf.len = 8;
+    }
+    return &cl->ebuf;
+}
+
+size_t clog_max_entry(const clog *cl) { return cl->o.segment_size / 2; }
+uint64_t clog_pos(const clog *cl) { return cl->pos; }
+bool clog_needs_wait(const clog *cl) { return cl->o.sync != ST_SYNC_PERIODIC; }
+
+static int switch_segment(clog *cl, sib_err *err)
+{
+    pthread_mutex_lock(&cl->mu);
+    /* A spare being made already has its id: wait for it rather than take a
+     * higher id now and the lower one later (replay goes by id). This only
+     * blocks when the sync thread is a whole segment behind. */
+    while (!cl->spare && cl->making_spare) pthread_cond_wait(&cl->done_cv, &cl->mu);
+    cl_seg *s = cl->spare;
+    cl->spare = NULL;
+    uint64_t id = s ? 0 : cl->next_id++;
+    cl->want_spare = true;
+    pthread_cond_signal(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    if (!s) {
+        sib_log(cl->o.log, SIB_WARN, "commitlog: no spare segment (creation failed), creating one on the loop");
+        if (!(s = seg_create(cl, id, err))) return err ? err->code : SIB_EIO;
+    }
+    pthread_mutex_lock(&cl->mu);
+    int rc = 0;
+    if (cl->nretired == cl->capretired) {
+        size_t cap = cl->capretired ? cl->capretired * 2 : 8;
+        int *n = realloc(cl->retired, cap * sizeof *n);
+        if (n) {
+            cl->retired = n;
+            cl->capretired = cap;
+        } else rc = SIB_ENOMEM;
+    }
+    if (!rc) {
+        cl->retired[cl->nretired++] = cl->cur->fd;
+        cl->sync_fd = s->fd;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    if (rc) { /* keep writing the old segment's successor later; drop the new one */
+        close(s->fd);
+        unlink(s->path);
+        seg_free(s);
+        return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+    }
+    cl->cur->fd = -1;
+    seg_append(cl, s);
+    cl->cur = s;
+    cl->cur_off = CL_HDR_LEN;
+    cl->segments_created++;
+    return 0;
+}
+
+int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err)
+{
+    sib_buf *b = &cl->ebuf;
+    if (cl->failed) return sib_err_set(err, SIB_EIO, "commitlog: failed earlier; writes are refused");
+    pthread_mutex_lock(&cl->mu);
+    int se = cl->sync_err;
+    pthread_mutex_unlock(&cl->mu);
+    if (se) {
+        cl->failed = true;
+        return sib_err_set(err, SIB_EIO, "commitlog: fsync failed earlier (%s); writes are refused", strerror(se));
+    }
+    if (b->oom) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory building entry");
+    size_t len = b->len - 8;
+    if (len + CL_FRAME > clog_max_entry(cl))
+        return sib_err_set(err, SIB_ETOOBIG, "commitlog: mutation of %zu bytes is larger than the maximum %zu",
+                           len, clog_max_entry(cl) - CL_FRAME);
+    put_be32(b->p, (uint32_t)len);
+    put_be32(b->p + 4, sib_crc32c(0, b->p, 4));
+    sib_buf_be32(b, sib_crc32c(0, b->p + 8, len));
+    if (b->oom) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory building entry");
+    if (cl->cur_off + b->len > cl->o.segment_size) {
+        int rc = switch_segment(cl, err);
+        if (rc) return rc;
+    }
+    if (write_full(cl->cur->fd, b->p, b->len) < 0) {
+        int rc = sib_err_errno(err, "commitlog: write %s", cl->cur->path);
+        /* Cut the partial entry off so later entries stay replayable. */
+        if (ftruncate(cl->cur->fd, (off_t)cl->cur_off) < 0 || lseek(cl->cur->fd, (off_t)cl->cur_off, SEEK_SET) < 0) {
+            cl->failed = true;
+            sib_log(cl->o.log, SIB_ERROR, "commitlog: cannot cut back %s after a failed write; refusing writes",
+                    cl->cur->path);
+        }
+        return rc;
+    }
+    cl->cur_off += b->len;
+    cl->pos += b->len;
+    cl->bytes += b->len;
+    cl->entries++;
+    pthread_mutex_lock(&cl->mu);
+    cl->written = cl->pos;
+    pthread_mutex_unlock(&cl->mu);
+    *pos = cl->pos;
+    return 0;
+}
+
+void clog_mark_dirty(clog *cl, const uint8_t table[16], uint64_t *last_seg)
+{
+    cl_seg *s = cl->replaying ? cl->replaying : cl->cur;
+    if (*last_seg == s->id) return;
+    for (size_t i = 0; i < s->ndirty; i++)
+        if (!memcmp(s->dirty[i], table, 16)) return;
+    if (s->ndirty == s->capdirty) {
+        size_t cap = s->capdirty ? s->capdirty * 2 : 4;
+        uint8_t (*n)[16] = realloc(s->dirty, cap * 16);
+        if (!n) return; /* bookkeeping only: flush then keeps the segment longer */
+        s->dirty = n;
+        s->capdirty = cap;
+    }
+    memcpy(s->dirty[s->ndirty++], table, 16);
+    *last_seg = s->id;
+}
+
+int clog_wait(clog *cl, uint64_t pos, st_done_fn done, void *ctx, sib_err *err)
+{
+    if (cl->failed) return sib_err_set(err, SIB_EIO, "commitlog: failed earlier; writes are refused");
+    if (!cl->has_async) { /* no loop: block this thread */
+        pthread_mutex_lock(&cl->mu);
+        if (pos > cl->req) cl->req = pos;
+        pthread_cond_signal(&cl->cv);
+        while (cl->synced < pos && !cl->sync_err) pthread_cond_wait(&cl->done_cv, &cl->mu);
+        int e = cl->synced < pos ? cl->sync_err : 0;
+        pthread_mutex_unlock(&cl->mu);
+        sib_err e2;
+        if (e) sib_err_set(&e2, SIB_EIO, "commitlog: fsync failed: %s", strerror(e));
+        if (done) done(ctx, e ? SIB_EIO : 0, e ? &e2 : NULL);
+        return 0;
+    }
+    int rc;
+    waiter_push(cl, pos, done, ctx, &rc);
+    if (rc) return sib_err_set(err, rc, "commitlog: out of memory");
+    if (!cl->reffed) {
+        ev_ref(cl->o.loop);
+        cl->reffed = true;
+    }
+    pthread_mutex_lock(&cl->mu);
+    bool covered = pos <= cl->synced;
+    if (pos > cl->req) cl->req = pos;
+    if (!covered) pthread_cond_signal(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    /* Already durable: no fsync will come to wake us, so wake ourselves
+     * (done still runs from the loop, after earlier waiters). */
+    if (covered) ev_async_send(cl->o.loop, &cl->async);
+    return 0;
+}
+
+void clog_get_stats(clog *cl, clog_stats *out)
+{
+    out->bytes = cl->bytes;
+    out->entries = cl->entries;
+    out->segments_created = cl->segments_created;
+    out->segments_live = 0;
+    for (cl_seg *s = cl->segs; s; s = s->next) out->segments_live++;
+    pthread_mutex_lock(&cl->mu);
+    out->syncs = cl->syncs;
+    pthread_mutex_unlock(&cl->mu);
+    out->pending = cl->wn;
+}
+
+/* ---- replay ---- */
+
+static int read_file(const char *path, uint8_t **out, size_t *len, sib_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sib_err_errno(err, "commitlog: open %s", path);
+    struct stat st;
+    int rc = 0;
+    uint8_t *p = NULL;
+    if (fstat(fd, &st) < 0) {
+        rc = sib_err_errno(err, "commitlog: stat %s", path);
+        goto out;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    if (!(p = malloc(n ? n : 1))) {
+        rc = sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory reading %s", path);
+        goto out;
+    }
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            rc = sib_err_errno(err, "commitlog: read %s", path);
+            goto out;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    *out = p;
+    *len = got;
+    p = NULL;
+out:
+    free(p);
+    close(fd);
+    return rc;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Replays one segment's entries; returns <0 only for fatal errors (fn's). */
+static int replay_seg(clog *cl, cl_seg *s, const uint8_t *d, size_t n, clog_replay_fn fn, void *arg,
+                      storage_replay_stats *st, sib_err *err)
+{
+    const char *name = base_name(s->path), *why = NULL;
+    size_t off = CL_HDR_LEN;
+    if (n < CL_HDR_LEN) why = "truncated segment header", off = 0;
+    else if (get_be32(d) != CL_MAGIC || get_be32(d + 16) != sib_crc32c(0, d, 16)) why = "bad segment header", off = 0;
+    else if (get_be16(d + 4) != CL_VERSION) why = "unsupported segment version", off = 0;
+    else if (get_be64(d + 8) != s->id) why = "segment id does not match its name", off = 0;
+    while (!why && off < n) {
+        if (n - off < 8) { why = "truncated entry header"; break; }
+        uint32_t len = get_be32(d + off);
+        if (get_be32(d + off + 4) != sib_crc32c(0, d + off, 4)) { why = "bad entry length checksum"; break; }
+        if (len == 0) { why = "zero-length entry"; break; }
+        if ((size_t)len + CL_FRAME > n - off) { why = "truncated entry"; break; }
+        const uint8_t *pl = d + off + 8;
+        if (get_be32(pl + len) != sib_crc32c(0, pl, len)) { why = "bad entry checksum"; break; }
+        int rc = fn(arg, pl, len, name, off, err);
+        if (rc == SIB_ECORRUPT) { why = "undecodable entry"; break; }
+        if (rc < 0) return rc;
+        st->entries++;
+        off += CL_FRAME + len;
+    }
+    if (why) {
+        st->bad_segments++;
+        st->bytes_skipped += n - off;
+        sib_log(cl->o.log, SIB_WARN,
+                "commitlog: %s: %s at offset %zu; replay of this segment stops there (%zu bytes skipped)", name,
+                why, off, n - off);
+    }
+    return 0;
+}
+
+int clog_replay(clog *cl, clog_replay_fn fn, void *arg, storage_replay_stats *st, sib_err *err)
+{
+    for (cl_seg *s = cl->segs; s && s->id < cl->first_own_id; s = s->next) {
+        uint8_t *d = NULL;
+        size_t n = 0;
+        int rc = read_file(s->path, &d, &n, err);
+        if (rc) return rc;
+        cl->replaying = s;
+        st->segments++;
+        rc = replay_seg(cl, s, d, n, fn, arg, st, err);
+        cl->replaying = NULL;
+        free(d);
+        if (rc) return rc;
+        sib_log(cl->o.log, SIB_INFO, "commitlog: replayed %s", base_name(s->path));
+    }
+    return 0;
+}

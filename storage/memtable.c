@@ -1,0 +1,351 @@
+/* memtable.c: one table's in-memory write buffer.
+ *
+ * Structure (all arena-allocated, freed whole):
+ *   memtable.parts  B+tree of mt_part ordered by (token signed, pk memcmp)
+ *   mt_part         partition deletion, range tombstones (array), static row,
+ *                   rows = B+tree of mt_row ordered by clustering key memcmp
+ *   mt_row          liveness marker, row deletion, complex (collection)
+ *                   deletions, cells sorted by (column id, cell path)
+ *   mt_cell         ts, ttl, ldt, col, value (+ path)
+ *
+ * LWW happens on apply: a cell replaces the stored one only if it supersedes
+ * it (mt_cell_supersedes, Cassandra's Cells.resolveRegular), markers and
+ * deletions keep the superseding one. Deletions do not remove the data they
+ * shadow here: reads apply them (read.c), and flush will purge (next
+ * milestone). A replaced cell's bytes stay in the arena until the memtable is
+ * freed, which is what memtable_bytes reports.
+ *
+ * Only the loop thread touches a memtable.
+ */
+#include "storage_int.h"
+
+#define MT_ARENA_CHUNK (1u << 20)
+
+int memtable_init(memtable *mt)
+{
+    memset(mt, 0, sizeof *mt);
+    mt->arena = sib_arena_create(MT_ARENA_CHUNK);
+    if (!mt->arena) return SIB_ENOMEM;
+    bt_init(&mt->parts);
+    mt->min_ts = ST_NO_TIMESTAMP;
+    mt->max_ts = ST_NO_TIMESTAMP;
+    return 0;
+}
+
+void memtable_free(memtable *mt)
+{
+    sib_arena_destroy(mt->arena);
+    mt->arena = NULL;
+}
+
+/* ---- LWW ---- */
+
+/* Cells.resolveRegular (Cassandra 4.x, CASSANDRA-14592), shared/ref/compaction.md 6:
+ * higher ts; then an expiring-or-tombstone cell over a plain live one; then a
+ * tombstone over an expiring cell; then the higher ldt; then the greater
+ * value. Clock-independent, so every replica picks the same winner. */
+bool mt_cell_supersedes(const mt_cell *a, const mt_cell *b)
+{
+    if (a->ts != b->ts) return a->ts > b->ts;
+    bool a_eot = a->ldt != ST_NO_DELETION_TIME, b_eot = b->ldt != ST_NO_DELETION_TIME;
+    if (a_eot != b_eot) return a_eot;
+    if (a_eot) {
+        bool at = a->ttl == 0, bt_ = b->ttl == 0;
+        if (at != bt_) return at;
+        if (a->ldt != b->ldt) return a->ldt > b->ldt;
+    }
+    const uint8_t *av = a->data + a->pathlen, *bv = b->data + b->pathlen;
+    size_t n = a->vlen < b->vlen ? a->vlen : b->vlen;
+    int c = n ? memcmp(av, bv, n) : 0;
+    if (c) return c > 0;
+    return a->vlen > b->vlen;
+}
+
+/* LivenessInfo.supersedes: higher ts; on a tie an expiring marker beats a
+ * plain one, then the later expiry wins. */
+static bool marker_supersedes(int64_t ts, int32_t ttl, int32_t ldt, const mt_row *r)
+{
+    if (r->marker_ts == ST_NO_TIMESTAMP) return true;
+    if (ts != r->marker_ts) return ts > r->marker_ts;
+    bool e = ttl > 0, re = r->marker_ttl > 0;
+    if (e != re) return e;
+    return ldt > r->marker_ldt;
+}
+
+int mt_bound_cmp(const uint8_t *ck, size_t cklen, const mt_bound *b, bool is_start)
+{
+    if (b->unbounded) return is_start ? 1 : -1;
+    size_t n = cklen < b->len ? cklen : b->len;
+    int c = n ? memcmp(ck, b->key, n) : 0;
+    if (c) return c;
+    if (cklen < b->len) return -1;
+    /* ck extends the bound's prefix: the bound sits after that group for an
+     * exclusive start or an inclusive end, before it otherwise. */
+    bool bound_after = is_start ? !b->incl : b->incl;
+    return bound_after ? -1 : 1;
+}
+
+/* ---- lookup / creation ---- */
+
+mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen)
+{
+    bt_ent probe = {bt_token_prefix(sib_murmur3_token(pk, pklen)), pk, (uint32_t)pklen, 0};
+    return (mt_part *)bt_find(&mt->parts, &probe);
+}
+
+static void note_ts(memtable *mt, int64_t ts)
+{
+    if (mt->min_ts == ST_NO_TIMESTAMP || ts < mt->min_ts) mt->min_ts = ts;
+    if (mt->max_ts == ST_NO_TIMESTAMP || ts > mt->max_ts) mt->max_ts = ts;
+}
+
+static mt_row *row_new(memtable *mt, const uint8_t *ck, size_t cklen)
+{
+    mt_row *r = sib_arena_alloc(mt->arena, sizeof *r + cklen);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    if (cklen) memcpy(r->ck, ck, cklen);
+    r->e.key = r->ck;
+    r->e.keylen = (uint32_t)cklen;
+    r->e.prefix = bt_key_prefix(ck, cklen);
+    r->e.aux = 0;
+    r->del_ts = ST_NO_TIMESTAMP;
+    r->marker_ts = ST_NO_TIMESTAMP;
+    r->marker_ldt = ST_NO_DELETION_TIME;
+    return r;
+}
+
+typedef struct make_arg { memtable *mt; const bt_ent *probe; } make_arg;
+
+static bt_ent *make_part(void *arg)
+{
+    make_arg *m = arg;
+    const bt_ent *k = m->probe;
+    mt_part *p = sib_arena_alloc(m->mt->arena, sizeof *p + k->keylen);
+    if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    if (k->keylen) memcpy(p->pk, k->key, k->keylen);
+    p->e.prefix = k->prefix;
+    p->e.key = p->pk;
+    p->e.keylen = k->keylen;
+    p->del_ts = ST_NO_TIMESTAMP;
+    bt_init(&p->rows);
+    return &p->e;
+}
+
+static bt_ent *make_row(void *arg)
+{
+    make_arg *m = arg;
+    mt_row *r = row_new(m->mt, m->probe->key, m->probe->keylen);
+    return r ? &r->e : NULL;
+}
+
+static mt_part *part_get(memtable *mt, const mut_hdr *h)
+{
+    bt_ent probe = {bt_token_prefix(sib_murmur3_token(h->pk, h->pklen)), h->pk, (uint32_t)h->pklen, 0};
+    make_arg m = {mt, &probe};
+    bool ins;
+    return (mt_part *)bt_get_or_insert(&mt->parts, mt->arena, &probe, make_part, &m, &ins);
+}
+
+static mt_row *row_get(memtable *mt, mt_part *p, const uint8_t *ck, size_t cklen)
+{
+    bt_ent probe = {bt_key_prefix(ck, cklen), ck, (uint32_t)cklen, 0};
+    make_arg m = {mt, &probe};
+    bool ins;
+    mt_row *r = (mt_row *)bt_get_or_insert(&p->rows, mt->arena, &probe, make_row, &m, &ins);
+    if (r && ins) mt->rows++;
+    return r;
+}
+
+static mt_part_ext *part_ext(memtable *mt, mt_part *p)
+{
+    if (!p->x && (p->x = sib_arena_alloc(mt->arena, sizeof *p->x))) memset(p->x, 0, sizeof *p->x);
+    return p->x;
+}
+
+/* ---- cells ---- */
+
+static int cell_key_cmp(const mt_cell *c, uint32_t col, const uint8_t *path, size_t pathlen)
+{
+    if (c->col != col) return c->col < col ? -1 : 1;
+    size_t n = c->pathlen < pathlen ? c->pathlen : pathlen;
+    int x = n ? memcmp(c->data, path, n) : 0;
+    if (x) return x;
+    return c->pathlen < pathlen ? -1 : c->pathlen > pathlen;
+}
+
+/* Index of the first cell >= (col, path); *found if equal. */
+static uint32_t cell_search(const mt_row *r, uint32_t col, const uint8_t *path, size_t pathlen, bool *found)
+{
+    uint32_t lo = 0, hi = r->ncells;
+    *found = false;
+    /* Most rows are written in column order: check the end first. */
+    if (hi && cell_key_cmp(r->cells[hi - 1], col, path, pathlen) < 0) return hi;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        int c = cell_key_cmp(r->cells[mid], col, path, pathlen);
+        if (c == 0) { *found = true; return mid; }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int apply_cell(memtable *mt, mt_row *r, const mut_op *op, bool tomb)
+{
+    mt_cell *c = sib_arena_alloc(mt->arena, sizeof *c + op->keylen + (tomb ? 0 : op->vlen));
+    if (!c) return SIB_ENOMEM;
+    c->ts = op->ts;
+    c->col = op->col;
+    c->pathlen = (uint16_t)op->keylen;
+    if (op->keylen) memcpy(c->data, op->key, op->keylen);
+    if (tomb) {
+        c->ttl = 0;
+        c->ldt = op->ldt;
+        c->vlen = 0;
+    } else {
+        c->ttl = op->ttl;
+        c->ldt = op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME;
+        c->vlen = (uint32_t)op->vlen;
+        if (op->vlen) memcpy(c->data + op->keylen, op->val, op->vlen);
+    }
+    note_ts(mt, op->ts);
+    bool found;
+    uint32_t i = cell_search(r, op->col, op->key, op->keylen, &found);
+    if (found) {
+        if (mt_cell_supersedes(c, r->cells[i])) r->cells[i] = c;
+        return 0;
+    }
+    if (r->ncells == r->capcells) {
+        uint32_t cap = r->capcells ? r->capcells * 2 : 1;
+        mt_cell **nc = sib_arena_alloc(mt->arena, cap * sizeof *nc);
+        if (!nc) return SIB_ENOMEM;
+        if (r->ncells) memcpy(nc, r->cells, r->ncells * sizeof *nc);
+        r->cells = nc;
+        r->capcells = cap;
+    }
+    memmove(r->cells + i + 1, r->cells + i, (r->ncells - i) * sizeof *r->cells);
+    r->cells[i] = c;
+    r->ncells++;
+    mt->cells++;
+    return 0;
+}
+
+static int apply_cdel(memtable *mt, mt_row *r, const mut_op *op)
+{
+    st_deletion d = {op->ts, op->ldt};
+    uint32_t n = r->cdels ? r->cdels[0].col : 0;
+    note_ts(mt, op->ts);
+    for (uint32_t i = 1; i <= n; i++) {
+        if (r->cdels[i].col == op->col) {
+            if (st_del_supersedes(d, r->cdels[i].del)) r->cdels[i].del = d;
+            return 0;
+        }
+    }
+    mt_cdel *c = sib_arena_alloc(mt->arena, (n + 2) * sizeof *c);
+    if (!c) return SIB_ENOMEM;
+    if (n) memcpy(c + 1, r->cdels + 1, n * sizeof *c);
+    c[0].col = n + 1;
+    c[n + 1].col = op->col;
+    c[n + 1].del = d;
+    r->cdels = c;
+    return 0;
+}
+
+static int copy_bound(memtable *mt, mt_bound *dst, const st_bound *src)
+{
+    dst->incl = src->incl;
+    dst->unbounded = src->unbounded;
+    dst->len = src->unbounded ? 0 : (uint32_t)src->len;
+    dst->key = NULL;
+    if (dst->len && !(dst->key = sib_arena_memdup(mt->arena, src->key, dst->len))) return SIB_ENOMEM;
+    return 0;
+}
+
+static int apply_range(memtable *mt, mt_part *p, const mut_op *op)
+{
+    note_ts(mt, op->ts);
+    mt_part_ext *x = part_ext(mt, p);
+    if (!x) return SIB_ENOMEM;
+    if (x->nrt == x->caprt) {
+        uint32_t cap = x->caprt ? x->caprt * 2 : 2;
+        mt_rt *n = sib_arena_alloc(mt->arena, cap * sizeof *n);
+        if (!n) return SIB_ENOMEM;
+        if (x->nrt) memcpy(n, x->rts, x->nrt * sizeof *n);
+        x->rts = n;
+        x->caprt = cap;
+    }
+    mt_rt *rt = &x->rts[x->nrt];
+    if (copy_bound(mt, &rt->start, &op->start) || copy_bound(mt, &rt->end, &op->end)) return SIB_ENOMEM;
+    rt->del.ts = op->ts;
+    rt->del.ldt = op->ldt;
+    x->nrt++;
+    return 0;
+}
+
+static int apply_op(memtable *mt, mt_part *p, mt_row **row, const mut_op *op)
+{
+    mt_row *r = *row;
+    switch (op->kind) {
+    case MUT_OP_PDEL: {
+        st_deletion d = {op->ts, op->ldt};
+        note_ts(mt, op->ts);
+        if (st_del_supersedes(d, mt_part_del(p))) {
+            p->del_ts = d.ts;
+            p->e.aux = d.ldt;
+        }
+        return 0;
+    }
+    case MUT_OP_RANGE:
+        return apply_range(mt, p, op);
+    case MUT_OP_ROW:
+        return (*row = row_get(mt, p, op->key, op->keylen)) ? 0 : SIB_ENOMEM;
+    case MUT_OP_STATIC: {
+        mt_part_ext *x = part_ext(mt, p);
+        if (!x || (!x->static_row && !(x->static_row = row_new(mt, NULL, 0)))) return SIB_ENOMEM;
+        *row = x->static_row;
+        return 0;
+    }
+    case MUT_OP_MARKER:
+        note_ts(mt, op->ts);
+        if (marker_supersedes(op->ts, op->ttl, op->ldt, r)) {
+            r->marker_ts = op->ts;
+            r->marker_ttl = op->ttl;
+            r->marker_ldt = op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME;
+        }
+        return 0;
+    case MUT_OP_RDEL: {
+        st_deletion d = {op->ts, op->ldt};
+        note_ts(mt, op->ts);
+        if (st_del_supersedes(d, mt_row_del(r))) {
+            r->del_ts = d.ts;
+            r->e.aux = d.ldt;
+        }
+        return 0;
+    }
+    case MUT_OP_CELL:
+        return apply_cell(mt, r, op, false);
+    case MUT_OP_CTOMB:
+        return apply_cell(mt, r, op, true);
+    case MUT_OP_CDEL:
+        return apply_cdel(mt, r, op);
+    }
+    return SIB_ECORRUPT;
+}
+
+int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err)
+{
+    mt_part *p = part_get(mt, h);
+    if (!p) return sib_err_set(err, SIB_ENOMEM, "storage: memtable out of memory");
+    mt_row *row = NULL;
+    uint8_t sel = 0;
+    mut_op op;
+    int rc;
+    while ((rc = mut_next_op(ops, &op, &sel)) > 0) {
+        if ((rc = apply_op(mt, p, &row, &op)) < 0) break;
+    }
+    if (rc == SIB_ENOMEM) return sib_err_set(err, rc, "storage: memtable out of memory");
+    if (rc < 0) return sib_err_set(err, rc, "storage: corrupt mutation");
+    return 0;
+}

@@ -1,0 +1,306 @@
+/* mutation.c: the mutation builder and its serialized form.
+ *
+ * A mutation changes one partition of one table. The builder writes the
+ * serialized form directly, so the bytes handed to the commitlog are the
+ * builder's buffer and replay decodes exactly what apply decodes.
+ *
+ *   mutation  = table_id[16] uvarint(pklen) pk op*
+ *   op        = u8 kind, then per kind:
+ *     PDEL    zz(ts) u32v(ldt)
+ *     RANGE   bound(start) bound(end) zz(ts) u32v(ldt)
+ *             bound = u8 flags (bit0 incl, bit1 unbounded) [uvarint(len) bytes unless unbounded]
+ *     ROW     uvarint(cklen) ck
+ *     STATIC  -
+ *     MARKER  zz(ts) u32v(ttl) [u32v(expiry) if ttl > 0]
+ *     RDEL    zz(ts) u32v(ldt)
+ *     CELL    uvarint(col) uvarint(pathlen) path zz(ts) u32v(ttl) [u32v(expiry) if ttl > 0]
+ *             uvarint(vlen) value
+ *     CTOMB   uvarint(col) uvarint(pathlen) path zz(ts) u32v(ldt)
+ *     CDEL    uvarint(col) zz(ts) u32v(ldt)
+ *   zz = zigzag uvarint of an int64; u32v = uvarint of a non-negative int32.
+ *
+ * Invariant: a row-level op (MARKER RDEL CELL CTOMB CDEL) follows a ROW or
+ * STATIC op; MARKER and RDEL never apply to the static row. The decoder
+ * checks this, so corrupt input is an error, never a crash.
+ */
+#include "storage_int.h"
+
+#include <stdlib.h>
+
+static void put_zz(sib_buf *b, int64_t v) { sib_buf_uvarint(b, zigzag_enc(v)); }
+static void put_u32v(sib_buf *b, int32_t v) { sib_buf_uvarint(b, (uint32_t)v); }
+
+static int mut_fail(st_mutation *m, int code)
+{
+    if (!m->err) m->err = code;
+    return code;
+}
+
+static int mut_check(st_mutation *m)
+{
+    if (m->err) return m->err;
+    if (m->b.oom) return mut_fail(m, SIB_ENOMEM);
+    return 0;
+}
+
+int st_mutation_reset(st_mutation *m, const uint8_t table_id[16], const uint8_t *pk, size_t pklen)
+{
+    sib_buf_reset(&m->b);
+    m->b.oom = false;
+    m->err = 0;
+    m->row_sel = 0;
+    if (pklen > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
+    sib_buf_append(&m->b, table_id, 16);
+    sib_buf_uvarint(&m->b, pklen);
+    if (pklen) sib_buf_append(&m->b, pk, pklen);
+    m->hdr_len = m->b.len;
+    return mut_check(m);
+}
+
+st_mutation *st_mutation_create(const uint8_t table_id[16], const uint8_t *pk, size_t pklen)
+{
+    st_mutation *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    sib_buf_init(&m->b);
+    st_mutation_reset(m, table_id, pk, pklen);
+    return m;
+}
+
+void st_mutation_destroy(st_mutation *m)
+{
+    if (!m) return;
+    sib_buf_free(&m->b);
+    free(m);
+}
+
+size_t st_mutation_size(const st_mutation *m) { return m->b.len; }
+
+int st_mut_partition_delete(st_mutation *m, int64_t ts, int32_t ldt)
+{
+    if (ldt < 0) return mut_fail(m, SIB_EINVAL);
+    sib_buf_u8(&m->b, MUT_OP_PDEL);
+    put_zz(&m->b, ts);
+    put_u32v(&m->b, ldt);
+    return mut_check(m);
+}
+
+static int put_bound(st_mutation *m, const st_bound *b)
+{
+    if (!b->unbounded && b->len > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
+    sib_buf_u8(&m->b, (uint8_t)((b->incl ? 1 : 0) | (b->unbounded ? 2 : 0)));
+    if (!b->unbounded) {
+        sib_buf_uvarint(&m->b, b->len);
+        if (b->len) sib_buf_append(&m->b, b->key, b->len);
+    }
+    return 0;
+}
+
+int st_mut_range_delete(st_mutation *m, const st_bound *start, const st_bound *end, int64_t ts, int32_t ldt)
+{
+    if (ldt < 0) return mut_fail(m, SIB_EINVAL);
+    sib_buf_u8(&m->b, MUT_OP_RANGE);
+    if (put_bound(m, start) || put_bound(m, end)) return m->err;
+    put_zz(&m->b, ts);
+    put_u32v(&m->b, ldt);
+    return mut_check(m);
+}
+
+int st_mut_row(st_mutation *m, const uint8_t *ck, size_t cklen)
+{
+    if (cklen > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
+    sib_buf_u8(&m->b, MUT_OP_ROW);
+    sib_buf_uvarint(&m->b, cklen);
+    if (cklen) sib_buf_append(&m->b, ck, cklen);
+    m->row_sel = 1;
+    return mut_check(m);
+}
+
+int st_mut_static(st_mutation *m)
+{
+    sib_buf_u8(&m->b, MUT_OP_STATIC);
+    m->row_sel = 2;
+    return mut_check(m);
+}
+
+int st_mut_row_marker(st_mutation *m, int64_t ts, int32_t ttl, int32_t expiry)
+{
+    if (m->row_sel != 1 || ttl < 0 || (ttl > 0 && expiry < 0)) return mut_fail(m, SIB_EINVAL);
+    sib_buf_u8(&m->b, MUT_OP_MARKER);
+    put_zz(&m->b, ts);
+    put_u32v(&m->b, ttl);
+    if (ttl > 0) put_u32v(&m->b, expiry);
+    return mut_check(m);
+}
+
+int st_mut_row_delete(st_mutation *m, int64_t ts, int32_t ldt)
+{
+    if (m->row_sel != 1 || ldt < 0) return mut_fail(m, SIB_EINVAL);
+    sib_buf_u8(&m->b, MUT_OP_RDEL);
+    put_zz(&m->b, ts);
+    put_u32v(&m->b, ldt);
+    return mut_check(m);
+}
+
+int st_mut_cell_path(st_mutation *m, uint32_t col, const uint8_t *path, size_t pathlen, const uint8_t *val,
+                     size_t vlen, int64_t ts, int32_t ttl, int32_t expiry)
+{
+    if (!m->row_sel || ttl < 0 || (ttl > 0 && expiry < 0)) return mut_fail(m, SIB_EINVAL);
+    if (pathlen > ST_MAX_KEY_LEN || vlen > UINT32_MAX) return mut_fail(m, SIB_ETOOBIG);
+    sib_buf_u8(&m->b, MUT_OP_CELL);
+    sib_buf_uvarint(&m->b, col);
+    sib_buf_uvarint(&m->b, pathlen);
+    if (pathlen) sib_buf_append(&m->b, path, pathlen);
+    put_zz(&m->b, ts);
+    put_u32v(&m->b, ttl);
+    if (ttl > 0) put_u32v(&m->b, expiry);
+    sib_buf_uvarint(&m->b, vlen);
+    if (vlen) sib_buf_append(&m->b, val, vlen);
+    return mut_check(m);
+}
+
+int st_mut_cell(st_mutation *m, uint32_t col, const uint8_t *val, size_t vlen, int64_t ts, int32_t ttl,
+                int32_t expiry)
+{
+    return st_mut_cell_path(m, col, NULL, 0, val, vlen, ts, ttl, expiry);
+}
+
+int st_mut_cell_path_tombstone(st_mutation *m, uint32_t col, const uint8_t *path, size_t pathlen, int64_t ts,
+                               int32_t ldt)
+{
+    if (!m->row_sel || ldt < 0 || ldt == ST_NO_DELETION_TIME) return mut_fail(m, SIB_EINVAL);
+    if (pathlen > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
+    sib_buf_u8(&m->b, MUT_OP_CTOMB);
+    sib_buf_uvarint(&m->b, col);
+    sib_buf_uvarint(&m->b, pathlen);
+    if (pathlen) sib_buf_append(&m->b, path, pathlen);
+    put_zz(&m->b, ts);
+    put_u32v(&m->b, ldt);
+    return mut_check(m);
+}
+
+int st_mut_cell_tombstone(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
+{
+    return st_mut_cell_path_tombstone(m, col, NULL, 0, ts, ldt);
+}
+
+int st_mut_complex_delete(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
+{
+    if (!m->row_sel || ldt < 0) return mut_fail(m, SIB_EINVAL);
+    sib_buf_u8(&m->b, MUT_OP_CDEL);
+    sib_buf_uvarint(&m->b, col);
+    put_zz(&m->b, ts);
+    put_u32v(&m->b, ldt);
+    return mut_check(m);
+}
+
+/* ---- decoding ---- */
+
+static bool rd_zz(sib_rd *r, int64_t *v)
+{
+    uint64_t u;
+    if (!sib_rd_uvarint(r, &u)) return false;
+    *v = zigzag_dec(u);
+    return true;
+}
+
+static bool rd_u32v(sib_rd *r, int32_t *v)
+{
+    uint64_t u;
+    if (!sib_rd_uvarint(r, &u) || u > INT32_MAX) return r->bad = true, false;
+    *v = (int32_t)u;
+    return true;
+}
+
+static bool rd_key(sib_rd *r, const uint8_t **k, size_t *len, size_t max)
+{
+    uint64_t n;
+    if (!sib_rd_uvarint(r, &n) || n > max) return r->bad = true, false;
+    *len = (size_t)n;
+    return sib_rd_bytes(r, (size_t)n, k);
+}
+
+static bool rd_bound(sib_rd *r, st_bound *b)
+{
+    uint8_t f;
+    if (!sib_rd_u8(r, &f) || (f & ~3u)) return r->bad = true, false;
+    memset(b, 0, sizeof *b);
+    b->incl = f & 1;
+    b->unbounded = f & 2;
+    if (b->unbounded) return true;
+    return rd_key(r, &b->key, &b->len, ST_MAX_KEY_LEN);
+}
+
+int mut_decode_hdr(sib_rd *r, mut_hdr *h)
+{
+    if (!sib_rd_bytes(r, 16, &h->table_id) || !rd_key(r, &h->pk, &h->pklen, ST_MAX_KEY_LEN))
+        return SIB_ECORRUPT;
+    return 0;
+}
+
+static bool rd_expiring(sib_rd *r, mut_op *op)
+{
+    if (!rd_u32v(r, &op->ttl)) return false;
+    op->ldt = ST_NO_DELETION_TIME;
+    return op->ttl == 0 || rd_u32v(r, &op->ldt);
+}
+
+int mut_next_op(sib_rd *r, mut_op *op, uint8_t *row_sel)
+{
+    if (!sib_rd_left(r)) return 0;
+    uint64_t col = 0;
+    bool ok;
+    memset(op, 0, sizeof *op);
+    if (!sib_rd_u8(r, &op->kind)) return SIB_ECORRUPT;
+    switch (op->kind) {
+    case MUT_OP_PDEL:
+    case MUT_OP_RDEL:
+        ok = rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt);
+        if (op->kind == MUT_OP_RDEL && *row_sel != 1) ok = false;
+        break;
+    case MUT_OP_RANGE:
+        ok = rd_bound(r, &op->start) && rd_bound(r, &op->end) && rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt);
+        break;
+    case MUT_OP_ROW:
+        ok = rd_key(r, &op->key, &op->keylen, ST_MAX_KEY_LEN);
+        *row_sel = 1;
+        break;
+    case MUT_OP_STATIC:
+        ok = true;
+        *row_sel = 2;
+        break;
+    case MUT_OP_MARKER:
+        ok = *row_sel == 1 && rd_zz(r, &op->ts) && rd_expiring(r, op);
+        break;
+    case MUT_OP_CELL:
+        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX &&
+             rd_key(r, &op->key, &op->keylen, ST_MAX_KEY_LEN) && rd_zz(r, &op->ts) && rd_expiring(r, op) &&
+             rd_key(r, &op->val, &op->vlen, UINT32_MAX);
+        break;
+    case MUT_OP_CTOMB:
+        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX &&
+             rd_key(r, &op->key, &op->keylen, ST_MAX_KEY_LEN) && rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt) &&
+             op->ldt != ST_NO_DELETION_TIME;
+        break;
+    case MUT_OP_CDEL:
+        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX && rd_zz(r, &op->ts) &&
+             rd_u32v(r, &op->ldt);
+        break;
+    default:
+        ok = false;
+    }
+    op->col = (uint32_t)col;
+    return ok && !r->bad ? 1 : SIB_ECORRUPT;
+}
+
+int mut_validate(const uint8_t *p, size_t n)
+{
+    sib_rd r;
+    mut_hdr h;
+    mut_op op;
+    uint8_t sel = 0;
+    int rc;
+    sib_rd_init(&r, p, n);
+    if (mut_decode_hdr(&r, &h)) return SIB_ECORRUPT;
+    while ((rc = mut_next_op(&r, &op, &sel)) > 0) {}
+    return rc;
+}

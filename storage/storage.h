@@ -1,0 +1,269 @@
+/* storage.h: the local table store of a Sibyl node: commitlog + memtables,
+ * with the read interface that SSTables (next milestone) plug into.
+ *
+ * The layer is TYPE-AGNOSTIC. It sees:
+ *   - a partition key: the serialized partition key bytes exactly as Cassandra
+ *     builds them (one column's value, or `u16 len + bytes + 0x00` per
+ *     component; the caller builds it). Token = sib_murmur3_token(pk).
+ *     Partitions are ordered by (token signed, then pk bytes memcmp).
+ *   - a clustering key: an opaque byte-comparable string built by the schema
+ *     module, ordered by memcmp (a shorter prefix sorts first). Tables without
+ *     clustering columns use the empty string. A clustering PREFIX (used in
+ *     slice bounds and range tombstones) must be a byte prefix of the
+ *     encoding of every full key that extends it.
+ *   - columns: uint32 ids (assigned by schema, never reused). A cell may carry
+ *     a cell path (collection element key, byte-comparable) for non-frozen
+ *     collections; simple cells use an empty path.
+ *   - cells: value + write timestamp (int64 us) + ttl (int32 s, 0 = none) +
+ *     local expiry/deletion time (int32 s since epoch).
+ *
+ * Reconciliation is Cassandra 4.x last-write-wins (Cells.resolveRegular after
+ * CASSANDRA-14592; see shared/ref/compaction.md section 6), deletions shadow
+ * everything with timestamp <= theirs, expired TTL cells are invisible to
+ * reads (now_s >= expiry) but keep shadowing older data, and a row exists iff
+ * its liveness marker or at least one cell is live.
+ *
+ * Threading: every function here is called on the owning loop thread
+ * (opts.loop). fsync runs on a private sync thread that reports back with
+ * ev_async; nothing here blocks the loop on fsync. Iterators and scans are
+ * synchronous and must not outlive a truncate/drop of their table.
+ *
+ * Durability: storage_apply appends ONE commitlog entry for all the mutations
+ * it is given (a logged batch is all-or-nothing on replay) and then applies
+ * them to the memtables. `done` is called once the entry is written (periodic
+ * mode) or written and fsynced (batch and group modes).
+ */
+#ifndef SIB_STORAGE_H
+#define SIB_STORAGE_H
+
+#include "common.h"
+
+struct ev_loop;
+
+typedef struct storage storage;         /* a node's store: owns tables + commitlog */
+typedef struct st_table st_table;       /* one table's store (memtable now, +SSTables later) */
+typedef struct st_mutation st_mutation; /* a change to ONE partition of ONE table */
+typedef struct st_iter st_iter;         /* rows of one partition */
+typedef struct st_scan st_scan;         /* partitions of a table in token order */
+
+#define ST_NO_DELETION_TIME INT32_MAX /* ldt of a cell/marker that never expires */
+#define ST_NO_TIMESTAMP INT64_MIN     /* "no deletion" / "no marker" */
+#define ST_MAX_KEY_LEN 65535          /* partition and clustering keys */
+
+/* ---- opening -------------------------------------------------------------- */
+
+typedef enum {
+    ST_SYNC_PERIODIC = 0, /* ack after write(); fsync every sync_period_ms (Cassandra default) */
+    ST_SYNC_BATCH,        /* ack after an fsync covering the write; fsync as soon as asked */
+    ST_SYNC_GROUP,        /* ack after fsync; at most one fsync per group_window_ms */
+} st_sync_mode;
+
+typedef struct storage_opts {
+    const char *data_dir;      /* SSTables (next milestone); may be NULL for now */
+    const char *commitlog_dir; /* required; created if missing */
+    st_sync_mode sync;
+    int sync_period_ms;   /* periodic mode; 0 -> 10000 (commitlog_sync_period) */
+    int group_window_ms;  /* group mode; 0 -> 2. Cassandra's default is 1000 ms
+                           * but ours fsyncs on a cheap local disk: 2 ms keeps
+                           * latency low and still folds bursts into one fsync */
+    size_t segment_size;  /* 0 -> 32 MiB; one entry may use at most half of it */
+    struct ev_loop *loop; /* owning loop. NULL = no loop (tools, tests): batch and
+                           * group modes then fsync inline and call `done` before
+                           * storage_apply returns */
+    sib_log *log;         /* may be NULL */
+} storage_opts;
+
+/* Opens the commitlog directory (creates a fresh segment for new writes; old
+ * segments wait for storage_replay). On error *out is NULL. */
+int storage_open(storage **out, const storage_opts *o, sib_err *err);
+/* Syncs and closes the commitlog (pending `done` callbacks run with their
+ * result first) and frees every table. */
+void storage_close(storage *s);
+
+typedef struct storage_replay_stats {
+    uint64_t segments;     /* segments read */
+    uint64_t entries;      /* commitlog entries applied */
+    uint64_t mutations;    /* mutations applied */
+    uint64_t bad_segments; /* segments whose tail was torn or corrupt */
+    uint64_t bytes_skipped;/* bytes after the first bad entry, over all segments */
+} storage_replay_stats;
+
+/* Call once, right after storage_open and before any write (else SIB_EINVAL).
+ * Replays every segment older than the one storage_open created, in segment id
+ * order, into the memtables (tables are created on demand by id: no schema
+ * needed). A torn or corrupt entry (bad length, bad CRC, truncated, undecodable)
+ * is logged with segment name and offset and ends replay of THAT segment; what
+ * precedes it is kept and the other segments still replay. stats may be NULL.
+ * Returns <0 only on I/O errors (unreadable directory/segment). */
+int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err);
+
+/* ---- tables ---------------------------------------------------------------- */
+
+/* Get-or-create the store for a table id. NULL only on OOM. The pointer is
+ * valid until storage_table_drop of that id or storage_close. */
+st_table *storage_table(storage *s, const uint8_t id[16]);
+/* NULL if the table has no store. */
+st_table *storage_table_find(storage *s, const uint8_t id[16]);
+void st_table_id(const st_table *t, uint8_t out[16]);
+
+typedef void (*st_done_fn)(void *ctx, int rc, const sib_err *err);
+
+/* Empties the table (truncate) or forgets it (drop). Both log a record so
+ * replay does not resurrect earlier writes, and both wait for an fsync of that
+ * record before calling `done` (in every sync mode). The memtable is emptied
+ * at once; after drop the st_table pointer is invalid. Returns <0 (and does
+ * not call done) if the record cannot be logged. done may be NULL. */
+int storage_table_truncate(storage *s, const uint8_t id[16], st_done_fn done, void *ctx, sib_err *err);
+int storage_table_drop(storage *s, const uint8_t id[16], st_done_fn done, void *ctx, sib_err *err);
+
+/* ---- mutations ------------------------------------------------------------- */
+
+/* Clustering bound: a byte-comparable clustering prefix. An inclusive bound
+ * covers every key that has `key` as a prefix; an exclusive one covers none of
+ * them. `unbounded` ignores key/incl (start = before everything, end = after). */
+typedef struct st_bound {
+    const uint8_t *key;
+    size_t len;
+    bool incl;
+    bool unbounded;
+} st_bound;
+typedef struct st_slice { st_bound start, end; } st_slice;
+
+/* Builder. All builder calls copy their arguments. They return 0, SIB_ENOMEM,
+ * SIB_EINVAL (row-level call before st_mut_row/st_mut_static, key too long) or
+ * SIB_ETOOBIG; a failure is sticky and makes storage_apply refuse the mutation.
+ * ts are microseconds, ldt/expiry seconds since epoch, ttl seconds. */
+st_mutation *st_mutation_create(const uint8_t table_id[16], const uint8_t *pk, size_t pklen);
+void st_mutation_destroy(st_mutation *m);
+/* Re-targets m at another partition, dropping its content but keeping memory. */
+int st_mutation_reset(st_mutation *m, const uint8_t table_id[16], const uint8_t *pk, size_t pklen);
+/* Serialized size (what it costs in the commitlog, minus framing). */
+size_t st_mutation_size(const st_mutation *m);
+
+int st_mut_partition_delete(st_mutation *m, int64_t ts, int32_t ldt);
+int st_mut_range_delete(st_mutation *m, const st_bound *start, const st_bound *end, int64_t ts, int32_t ldt);
+/* Selects the row the following row-level calls modify. */
+int st_mut_row(st_mutation *m, const uint8_t *ck, size_t cklen);
+/* Selects the partition's static row (no marker, no row deletion; only a
+ * partition deletion shadows it, range tombstones do not). */
+int st_mut_static(st_mutation *m);
+/* Row liveness marker, as INSERT writes it: ttl > 0 -> expiry = write time
+ * (s) + ttl; with ttl 0 expiry is ignored. */
+int st_mut_row_marker(st_mutation *m, int64_t ts, int32_t ttl, int32_t expiry);
+int st_mut_row_delete(st_mutation *m, int64_t ts, int32_t ldt);
+/* Regular cell (ttl 0: expiry ignored) and cell tombstone (ldt = deletion
+ * time, must not be ST_NO_DELETION_TIME). */
+int st_mut_cell(st_mutation *m, uint32_t col, const uint8_t *val, size_t vlen, int64_t ts, int32_t ttl,
+                int32_t expiry);
+int st_mut_cell_tombstone(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt);
+/* Collection element cell (path = byte-comparable element key) and its tombstone. */
+int st_mut_cell_path(st_mutation *m, uint32_t col, const uint8_t *path, size_t pathlen, const uint8_t *val,
+                     size_t vlen, int64_t ts, int32_t ttl, int32_t expiry);
+int st_mut_cell_path_tombstone(st_mutation *m, uint32_t col, const uint8_t *path, size_t pathlen, int64_t ts,
+                               int32_t ldt);
+/* Deletes a whole non-frozen collection column (shadows its cells with ts <= ts). */
+int st_mut_complex_delete(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt);
+
+/* Applies n mutations (possibly of different tables) as ONE commitlog entry,
+ * then to the memtables (visible to reads at once). Returns 0 when accepted:
+ * `done` (may be NULL) is then called exactly once, on the loop thread, after
+ * the entry is durable per the sync mode; in periodic mode (and without a
+ * loop) that happens before storage_apply returns. Returns <0 and does not
+ * call done when nothing was logged (invalid mutation, entry too big, write
+ * failure, commitlog failed earlier): then nothing was applied either.
+ * The caller keeps ownership of the mutations (they may be destroyed or reset
+ * as soon as storage_apply returns). */
+int storage_apply(storage *s, st_mutation *const *muts, size_t n, st_done_fn done, void *ctx, sib_err *err);
+
+enum { ST_APPLY_NO_COMMITLOG = 1 }; /* keyspace durable_writes = false */
+int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
+                     sib_err *err);
+
+/* Asks for an fsync of everything written so far; done is called after it. */
+int storage_sync(storage *s, st_done_fn done, void *ctx, sib_err *err);
+
+/* ---- reads ----------------------------------------------------------------- */
+
+typedef struct st_cell_view {
+    uint32_t col;
+    const uint8_t *path; /* NULL/0 for simple cells */
+    size_t pathlen;
+    const uint8_t *val;
+    size_t vlen;
+    int64_t ts;     /* WRITETIME */
+    int32_t ttl;    /* 0 = none */
+    int32_t expiry; /* ST_NO_DELETION_TIME when ttl == 0; TTL() = expiry - now_s */
+} st_cell_view;
+
+typedef struct st_row {
+    const uint8_t *ck; /* clustering key; empty for the static row */
+    size_t cklen;
+    bool is_static;
+    bool has_marker; /* a live liveness marker (INSERT) */
+    int64_t marker_ts;
+    int32_t marker_ttl;
+    int32_t marker_expiry;
+    const st_cell_view *cells; /* LIVE cells, by (col, path) */
+    size_t ncells;
+} st_row;
+
+/* Reads the live rows of one partition. slices: sorted, non-overlapping, in
+ * clustering order (nslices 0 = whole partition); reversed walks them
+ * backwards. Never returns the static row (see st_iter_static). NULL on OOM
+ * only; an unknown partition gives an empty iterator. now_s decides TTL
+ * expiry. */
+st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
+                 bool reversed, int32_t now_s);
+/* Next live row; views valid until the next st_iter_next/st_iter_static/destroy. */
+bool st_iter_next(st_iter *it, st_row *out);
+/* The partition's live static row (false if it has no live static cell). */
+bool st_iter_static(st_iter *it, st_row *out);
+/* After st_iter_next returned false: 0, or the error that ended iteration
+ * (SSTable sources may fail; the memtable never does). */
+int st_iter_status(const st_iter *it, sib_err *err);
+void st_iter_destroy(st_iter *it);
+
+/* True iff the partition has a live row or a live static cell at now_s. */
+bool st_partition_live(st_table *t, const uint8_t *pk, size_t pklen, int32_t now_s);
+
+/* Scan position: partitions after (token, pk). pk == NULL means a pure token
+ * bound: inclusive -> token >= tok, exclusive -> token > tok. */
+typedef struct st_position {
+    int64_t token;
+    const uint8_t *pk;
+    size_t pklen;
+    bool inclusive;
+} st_position;
+
+/* Partitions of t in token order, from start (NULL = the beginning),
+ * skipping partitions without live content at now_s. Writes between calls
+ * are allowed (the scan re-seeks); NULL on OOM. */
+st_scan *st_scan_open(st_table *t, const st_position *start, int32_t now_s);
+/* *pk is valid until the next call or destroy. */
+bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token);
+int st_scan_status(const st_scan *sc, sib_err *err);
+void st_scan_destroy(st_scan *sc);
+
+/* ---- stats ----------------------------------------------------------------- */
+
+typedef struct st_table_stats {
+    size_t memtable_bytes; /* arena bytes held */
+    uint64_t partitions, rows, cells;
+    int64_t min_ts, max_ts; /* over everything written (ST_NO_TIMESTAMP if empty) */
+} st_table_stats;
+void st_table_get_stats(const st_table *t, st_table_stats *out);
+
+typedef struct storage_stats {
+    size_t tables;
+    size_t memtable_bytes;
+    uint64_t partitions, rows, cells;
+    uint64_t cl_bytes_written; /* since open, framing included */
+    uint64_t cl_entries;
+    uint64_t cl_segments_created;
+    uint64_t cl_segments_live; /* segment files present (kept until flush) */
+    uint64_t cl_syncs;         /* fsyncs done by the sync thread */
+    uint64_t cl_pending;       /* callbacks waiting for an fsync */
+} storage_stats;
+void storage_get_stats(storage *s, storage_stats *out);
+
+#endif

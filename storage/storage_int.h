@@ -1,0 +1,255 @@
+/* storage_int.h: private interfaces between the storage/ files.
+ *
+ *   mutation.c   builder + the serialized mutation format (also the commitlog payload)
+ *   btree.c      insert-only B+tree keyed by (u64 prefix, key bytes) used for partitions and rows
+ *   memtable.c   per-table memtable: partitions, rows, cells, tombstones, LWW on apply
+ *   read.c       st_iter / st_scan over a memtable
+ *   commitlog.c  segments, framing, sync thread, replay reader
+ *   store.c      the storage object: tables, apply, replay, truncate/drop, stats
+ */
+#ifndef SIB_STORAGE_INT_H
+#define SIB_STORAGE_INT_H
+
+#include "storage.h"
+
+#include <pthread.h>
+
+/* ---- serialized mutation (mutation.c) ----------------------------------- */
+
+enum {
+    MUT_OP_PDEL = 1,   /* ts, ldt */
+    MUT_OP_RANGE = 2,  /* start bound, end bound, ts, ldt */
+    MUT_OP_ROW = 3,    /* ck */
+    MUT_OP_STATIC = 4, /* - */
+    MUT_OP_MARKER = 5, /* ts, ttl, expiry */
+    MUT_OP_RDEL = 6,   /* ts, ldt */
+    MUT_OP_CELL = 7,   /* col, path, ts, ttl, [expiry], value */
+    MUT_OP_CTOMB = 8,  /* col, path, ts, ldt */
+    MUT_OP_CDEL = 9,   /* col, ts, ldt */
+};
+
+typedef struct mut_op {
+    uint8_t kind;
+    uint32_t col;
+    const uint8_t *key; /* ROW: ck; CELL/CTOMB: path */
+    size_t keylen;
+    const uint8_t *val;
+    size_t vlen;
+    int64_t ts;
+    int32_t ttl;
+    int32_t ldt; /* deletion time, or expiry of an expiring cell/marker */
+    st_bound start, end;
+} mut_op;
+
+struct st_mutation {
+    sib_buf b;      /* header (table id, pk) + ops: the serialized form */
+    size_t hdr_len; /* bytes of header */
+    int err;        /* sticky builder error */
+    uint8_t row_sel; /* 0 none, 1 regular row, 2 static row */
+};
+
+/* Header of a serialized mutation; ops follow in r. */
+typedef struct mut_hdr {
+    const uint8_t *table_id; /* 16 bytes */
+    const uint8_t *pk;
+    size_t pklen;
+} mut_hdr;
+
+/* Decoding never reads past the end: a bad input returns SIB_ECORRUPT. */
+int mut_decode_hdr(sib_rd *r, mut_hdr *h);
+/* 1 = an op was read, 0 = end of mutation, <0 = corrupt. Validates the op
+ * sequence (row-level ops need a selected row, markers not on static rows). */
+int mut_next_op(sib_rd *r, mut_op *op, uint8_t *row_sel);
+/* Full validation pass over one serialized mutation. */
+int mut_validate(const uint8_t *p, size_t n);
+
+/* ---- B+tree (btree.c) ---------------------------------------------------- */
+
+/* Entries are owned by the caller (memtable arena) and start with bt_ent, so
+ * the tree can compare keys without callbacks: order is (prefix, key memcmp,
+ * shorter first). prefix is a monotone summary of the key (the biased token
+ * for partitions, the first 8 key bytes big-endian for rows). `aux` is free
+ * for the owner (it fills bt_ent's padding). */
+typedef struct bt_ent {
+    uint64_t prefix;
+    const uint8_t *key;
+    uint32_t keylen;
+    int32_t aux;
+} bt_ent;
+
+typedef struct bt_node bt_node;
+typedef struct bt {
+    void *root;       /* bt_node*, or the only entry when count == 1 */
+    uint32_t depth;   /* 0 = empty or single entry, 1 = root is a leaf */
+    uint32_t version; /* bumped by every insert: cursors re-seek when it moves */
+    uint32_t count;
+} bt;
+
+typedef struct bt_cur {
+    bt_node *leaf;
+    bt_ent *single; /* cursor on a one-entry tree */
+    uint32_t idx;
+} bt_cur;
+
+/* true iff entry e lies strictly before the position the predicate encodes */
+typedef bool (*bt_before_fn)(const bt_ent *e, const void *arg);
+typedef bt_ent *(*bt_make_fn)(void *arg);
+
+void bt_init(bt *t);
+/* Returns the entry equal to probe, or inserts make(arg) (an entry with
+ * probe's key) and returns it with *inserted set. NULL on OOM. One descent. */
+bt_ent *bt_get_or_insert(bt *t, sib_arena *a, const bt_ent *probe, bt_make_fn make, void *arg, bool *inserted);
+bt_ent *bt_find(const bt *t, const bt_ent *probe);
+/* First entry for which before() is false. */
+bool bt_seek(const bt *t, bt_before_fn before, const void *arg, bt_cur *c);
+bool bt_first(const bt *t, bt_cur *c);
+bool bt_last(const bt *t, bt_cur *c);
+bool bt_cur_valid(const bt_cur *c);
+bt_ent *bt_cur_get(const bt_cur *c);
+void bt_cur_next(bt_cur *c);
+void bt_cur_prev(bt_cur *c);
+int bt_ent_cmp(const bt_ent *a, const bt_ent *b);
+uint64_t bt_key_prefix(const uint8_t *k, size_t n);
+static inline uint64_t bt_token_prefix(int64_t token) { return (uint64_t)token ^ (1ull << 63); }
+static inline int64_t bt_prefix_token(uint64_t prefix) { return (int64_t)(prefix ^ (1ull << 63)); }
+
+/* ---- memtable (memtable.c) ----------------------------------------------- */
+
+typedef struct mt_cell {
+    int64_t ts;
+    int32_t ttl; /* 0 = none */
+    int32_t ldt; /* expiry (ttl > 0), deletion time (tombstone) or ST_NO_DELETION_TIME */
+    uint32_t col;
+    uint32_t vlen;
+    uint16_t pathlen;
+    uint8_t data[]; /* path, then value */
+} mt_cell;
+
+static inline bool mt_cell_tomb(const mt_cell *c) { return c->ttl == 0 && c->ldt != ST_NO_DELETION_TIME; }
+
+typedef struct st_deletion { int64_t ts; int32_t ldt; } st_deletion; /* ts ST_NO_TIMESTAMP = none */
+
+typedef struct mt_cdel { uint32_t col; st_deletion del; } mt_cdel;
+
+/* Structs are packed by hand: a key/value partition costs partition + row +
+ * cell (+ the partition tree's slot), so every 8 bytes show in B/cell. */
+typedef struct mt_row {
+    bt_ent e;       /* key = ck; e.aux = row deletion ldt */
+    int64_t del_ts; /* row deletion, ST_NO_TIMESTAMP = none */
+    int64_t marker_ts; /* ST_NO_TIMESTAMP = no marker */
+    int32_t marker_ttl, marker_ldt;
+    uint32_t ncells, capcells;
+    mt_cell **cells; /* sorted by (col, path) */
+    mt_cdel *cdels;  /* complex deletions: cdels[0].col = count, entries from [1] */
+    uint8_t ck[];
+} mt_row;
+
+static inline st_deletion mt_row_del(const mt_row *r) { return (st_deletion){r->del_ts, r->e.aux}; }
+
+typedef struct mt_bound {
+    const uint8_t *key;
+    uint32_t len;
+    bool incl, unbounded;
+} mt_bound;
+
+typedef struct mt_rt {
+    mt_bound start, end;
+    st_deletion del;
+} mt_rt;
+
+/* Rarely used partition parts, allocated on first use. */
+typedef struct mt_part_ext {
+    uint32_t nrt, caprt;
+    mt_rt *rts;
+    mt_row *static_row;
+} mt_part_ext;
+
+typedef struct mt_part {
+    bt_ent e;       /* key = pk, prefix = biased token; e.aux = partition deletion ldt */
+    int64_t del_ts; /* partition deletion, ST_NO_TIMESTAMP = none */
+    mt_part_ext *x; /* NULL until a range tombstone or static cell arrives */
+    bt rows;
+    uint8_t pk[];
+} mt_part;
+
+static inline st_deletion mt_part_del(const mt_part *p) { return (st_deletion){p->del_ts, p->e.aux}; }
+static inline int64_t mt_part_token(const mt_part *p) { return bt_prefix_token(p->e.prefix); }
+
+typedef struct memtable {
+    sib_arena *arena;
+    bt parts;
+    uint64_t rows, cells;
+    int64_t min_ts, max_ts;
+} memtable;
+
+int memtable_init(memtable *mt);
+void memtable_free(memtable *mt);
+/* Applies one validated serialized mutation (after its header). */
+int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err);
+mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);
+
+struct st_table {
+    uint8_t id[16];
+    memtable mt;
+    uint64_t dirty_seg; /* last commitlog segment marked dirty for this table */
+    struct storage *s;
+};
+
+/* LWW helpers shared with read.c */
+bool mt_cell_supersedes(const mt_cell *a, const mt_cell *b);
+static inline bool st_del_supersedes(st_deletion a, st_deletion b)
+{
+    return a.ts != b.ts ? a.ts > b.ts : a.ldt > b.ldt;
+}
+/* Position of ck relative to a bound: <0 before, >0 after (never 0). */
+int mt_bound_cmp(const uint8_t *ck, size_t cklen, const mt_bound *b, bool is_start);
+bool mt_part_live(const mt_part *p, int32_t now_s);
+
+/* ---- commitlog (commitlog.c) --------------------------------------------- */
+
+typedef struct clog clog;
+typedef struct clog_opts {
+    const char *dir;
+    st_sync_mode sync;
+    int sync_period_ms, group_window_ms;
+    size_t segment_size;
+    struct ev_loop *loop;
+    sib_log *log;
+} clog_opts;
+
+int clog_open(clog **out, const clog_opts *o, sib_err *err);
+/* Syncs everything, runs pending callbacks, stops the sync thread. */
+void clog_close(clog *cl);
+
+/* Building an entry: clog_entry_begin returns the buffer to append the
+ * payload to; clog_entry_commit frames and writes it. On commit failure the
+ * file is cut back to before the entry (or the log is marked failed). */
+sib_buf *clog_entry_begin(clog *cl);
+int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err);
+size_t clog_max_entry(const clog *cl);
+/* Records that `table` has data in the current segment (or the one being
+ * replayed), for flush bookkeeping; *last_seg caches the last segment marked. */
+void clog_mark_dirty(clog *cl, const uint8_t table[16], uint64_t *last_seg);
+
+/* Asks the sync thread for an fsync covering pos (now in batch/periodic mode,
+ * within the window in group mode) and calls done once it is done, from the
+ * loop. Without a loop, blocks and calls done before returning. */
+int clog_wait(clog *cl, uint64_t pos, st_done_fn done, void *ctx, sib_err *err);
+uint64_t clog_pos(const clog *cl); /* bytes written so far */
+bool clog_needs_wait(const clog *cl); /* batch/group mode */
+
+typedef int (*clog_replay_fn)(void *arg, const uint8_t *payload, size_t len, const char *seg, uint64_t off,
+                              sib_err *err);
+int clog_replay(clog *cl, clog_replay_fn fn, void *arg, storage_replay_stats *st, sib_err *err);
+
+typedef struct clog_stats {
+    uint64_t bytes, entries, segments_created, segments_live, syncs, pending;
+} clog_stats;
+void clog_get_stats(clog *cl, clog_stats *out);
+
+/* ---- payload kinds (store.c, commitlog entries) -------------------------- */
+
+#define ST_ENTRY_VERSION 1
+enum { ST_ENTRY_MUTATIONS = 1, ST_ENTRY_TRUNCATE = 2, ST_ENTRY_DROP = 3 };
+
+#endif

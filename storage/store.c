@@ -1,0 +1,357 @@
+/* store.c: the storage object: tables by id, the write path, replay,
+ * truncate/drop and stats.
+ *
+ * Write path (storage_apply): validate every mutation, frame them as ONE
+ * commitlog entry, write it (page cache), apply each mutation to its table's
+ * memtable, then acknowledge per the sync mode (at once in periodic mode,
+ * after the sync thread's fsync otherwise). Writes are visible to reads as
+ * soon as they are in the log, as in Cassandra's periodic mode; the ack is
+ * what waits for the fsync.
+ *
+ * Commitlog entry payload (inside commitlog.c's framing):
+ *   | u8 version (1) | u8 kind | body                                      |
+ *   kind 1 MUTATIONS: uvarint n, n x (uvarint len, serialized mutation)
+ *   kind 2 TRUNCATE:  table_id[16]
+ *   kind 3 DROP:      table_id[16]
+ * A payload is fully validated before any of it is applied, so a batch is
+ * all-or-nothing on replay too. Replay applies truncate/drop in log order:
+ * the table's memtable is emptied (or forgotten), so earlier writes do not
+ * come back, and later ones do.
+ *
+ * Tables live in an open-addressing hash map keyed by the 16-byte id.
+ */
+#include "storage_int.h"
+
+#include <stdlib.h>
+
+struct storage {
+    storage_opts o;
+    clog *cl;
+    bool replayed, written; /* replay must come first, and once */
+    st_table **map; /* capacity a power of two; NULL = empty */
+    size_t cap, n;
+};
+
+/* ---- table map ---- */
+
+static size_t id_hash(const uint8_t id[16])
+{
+    uint64_t h = get_le64(id) ^ (get_le64(id + 8) * 0x9E3779B97F4A7C15ull);
+    return (size_t)(h ^ (h >> 29));
+}
+
+static size_t map_slot(const storage *s, const uint8_t id[16])
+{
+    size_t m = s->cap - 1, i = id_hash(id) & m;
+    while (s->map[i] && memcmp(s->map[i]->id, id, 16)) i = (i + 1) & m;
+    return i;
+}
+
+static int map_grow(storage *s)
+{
+    size_t oc = s->cap;
+    st_table **om = s->map;
+    size_t cap = oc ? oc * 2 : 16;
+    st_table **nm = calloc(cap, sizeof *nm);
+    if (!nm) return SIB_ENOMEM;
+    s->map = nm;
+    s->cap = cap;
+    for (size_t i = 0; i < oc; i++)
+        if (om[i]) s->map[map_slot(s, om[i]->id)] = om[i];
+    free(om);
+    return 0;
+}
+
+st_table *storage_table_find(storage *s, const uint8_t id[16])
+{
+    return s->cap ? s->map[map_slot(s, id)] : NULL;
+}
+
+st_table *storage_table(storage *s, const uint8_t id[16])
+{
+    st_table *t = storage_table_find(s, id);
+    if (t) return t;
+    if ((s->n + 1) * 4 > s->cap * 3 && map_grow(s)) return NULL;
+    if (!(t = calloc(1, sizeof *t))) return NULL;
+    memcpy(t->id, id, 16);
+    t->s = s;
+    if (memtable_init(&t->mt)) {
+        free(t);
+        return NULL;
+    }
+    s->map[map_slot(s, id)] = t;
+    s->n++;
+    return t;
+}
+
+void st_table_id(const st_table *t, uint8_t out[16]) { memcpy(out, t->id, 16); }
+
+static void table_free(st_table *t)
+{
+    memtable_free(&t->mt);
+    free(t);
+}
+
+/* Removes the table from the map (rehashing its cluster). */
+static void map_remove(storage *s, const uint8_t id[16])
+{
+    size_t m = s->cap - 1, i = map_slot(s, id);
+    if (!s->map[i]) return;
+    table_free(s->map[i]);
+    s->map[i] = NULL;
+    s->n--;
+    for (size_t j = (i + 1) & m; s->map[j]; j = (j + 1) & m) {
+        st_table *t = s->map[j];
+        s->map[j] = NULL;
+        s->map[map_slot(s, t->id)] = t;
+    }
+}
+
+static int table_clear(st_table *t)
+{
+    memtable fresh;
+    if (memtable_init(&fresh)) return SIB_ENOMEM;
+    memtable_free(&t->mt);
+    t->mt = fresh;
+    return 0;
+}
+
+/* ---- open / close ---- */
+
+int storage_open(storage **out, const storage_opts *o, sib_err *err)
+{
+    *out = NULL;
+    storage *s = calloc(1, sizeof *s);
+    if (!s) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    s->o = *o;
+    if (!s->o.sync_period_ms) s->o.sync_period_ms = 10000;
+    if (!s->o.group_window_ms) s->o.group_window_ms = 2;
+    if (!s->o.segment_size) s->o.segment_size = 32u << 20;
+    if (s->o.sync_period_ms < 0 || s->o.group_window_ms < 0 || s->o.sync > ST_SYNC_GROUP) {
+        free(s);
+        return sib_err_set(err, SIB_EINVAL, "storage: bad commitlog sync options");
+    }
+    clog_opts co = {o->commitlog_dir, s->o.sync, s->o.sync_period_ms, s->o.group_window_ms,
+                    s->o.segment_size, o->loop, o->log};
+    int rc = clog_open(&s->cl, &co, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void storage_close(storage *s)
+{
+    if (!s) return;
+    clog_close(s->cl);
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->map[i]) table_free(s->map[i]);
+    free(s->map);
+    free(s);
+}
+
+/* ---- payload apply (write path and replay) ---- */
+
+static int apply_one(storage *s, const uint8_t *p, size_t n, bool logged, sib_err *err)
+{
+    sib_rd r;
+    mut_hdr h;
+    sib_rd_init(&r, p, n);
+    if (mut_decode_hdr(&r, &h)) return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt mutation");
+    st_table *t = storage_table(s, h.table_id);
+    if (!t) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    if (logged) clog_mark_dirty(s->cl, t->id, &t->dirty_seg);
+    return memtable_apply(&t->mt, &h, &r, err);
+}
+
+/* Validates a MUTATIONS body; calls apply on each mutation if s != NULL. */
+static int walk_mutations(storage *s, sib_rd *r, bool logged, sib_err *err)
+{
+    uint64_t n;
+    if (!sib_rd_uvarint(r, &n) || n == 0) return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt entry");
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len;
+        const uint8_t *m;
+        if (!sib_rd_uvarint(r, &len) || len > sib_rd_left(r) || !sib_rd_bytes(r, (size_t)len, &m))
+            return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt entry");
+        if (!s && mut_validate(m, (size_t)len)) return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt mutation");
+        if (s) {
+            int rc = apply_one(s, m, (size_t)len, logged, err);
+            if (rc) return rc;
+        }
+    }
+    if (sib_rd_left(r)) return sib_err_set(err, SIB_ECORRUPT, "storage: trailing bytes in entry");
+    return 0;
+}
+
+static int replay_entry(storage *s, const uint8_t *p, size_t n, sib_err *err)
+{
+    sib_rd r;
+    uint8_t ver, kind;
+    const uint8_t *id;
+    sib_rd_init(&r, p, n);
+    if (!sib_rd_u8(&r, &ver) || ver != ST_ENTRY_VERSION || !sib_rd_u8(&r, &kind)) return SIB_ECORRUPT;
+    if (kind == ST_ENTRY_MUTATIONS) {
+        sib_rd v = r;
+        if (walk_mutations(NULL, &v, true, err)) return SIB_ECORRUPT;
+        return walk_mutations(s, &r, true, err);
+    }
+    if ((kind != ST_ENTRY_TRUNCATE && kind != ST_ENTRY_DROP) || !sib_rd_bytes(&r, 16, &id) || sib_rd_left(&r))
+        return SIB_ECORRUPT;
+    if (kind == ST_ENTRY_DROP) {
+        if (s->cap) map_remove(s, id);
+        return 0;
+    }
+    st_table *t = storage_table_find(s, id);
+    if (t && table_clear(t)) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    return 0;
+}
+
+typedef struct replay_ctx { storage *s; storage_replay_stats *st; } replay_ctx;
+
+static int replay_cb(void *arg, const uint8_t *p, size_t n, const char *seg, uint64_t off, sib_err *err)
+{
+    replay_ctx *c = arg;
+    int rc = replay_entry(c->s, p, n, err);
+    if (rc == 0 && n >= 2 && p[1] == ST_ENTRY_MUTATIONS) {
+        sib_rd r;
+        uint64_t k;
+        sib_rd_init(&r, p + 2, n - 2);
+        if (sib_rd_uvarint(&r, &k)) c->st->mutations += k;
+    }
+    return rc;
+}
+
+int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err)
+{
+    storage_replay_stats local;
+    if (!stats) stats = &local;
+    memset(stats, 0, sizeof *stats);
+    if (s->replayed || s->written)
+        return sib_err_set(err, SIB_EINVAL, "storage: replay must run once, before any write");
+    s->replayed = true;
+    replay_ctx c = {s, stats};
+    int rc = clog_replay(s->cl, replay_cb, &c, stats, err);
+    sib_log(s->o.log, SIB_INFO,
+            "storage: replay done: %llu segments, %llu entries, %llu mutations, %llu bad segments",
+            (unsigned long long)stats->segments, (unsigned long long)stats->entries,
+            (unsigned long long)stats->mutations, (unsigned long long)stats->bad_segments);
+    return rc;
+}
+
+/* ---- writes ---- */
+
+int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
+                     sib_err *err)
+{
+    if (n == 0) return sib_err_set(err, SIB_EINVAL, "storage: empty batch");
+    for (size_t i = 0; i < n; i++) {
+        if (muts[i]->err)
+            return sib_err_set(err, muts[i]->err, "storage: mutation %zu is invalid: %s", i,
+                               sib_strerror(muts[i]->err));
+    }
+    bool logged = !(flags & ST_APPLY_NO_COMMITLOG);
+    uint64_t pos = 0;
+    s->written = true;
+    if (logged) {
+        sib_buf *b = clog_entry_begin(s->cl);
+        sib_buf_u8(b, ST_ENTRY_VERSION);
+        sib_buf_u8(b, ST_ENTRY_MUTATIONS);
+        sib_buf_uvarint(b, n);
+        for (size_t i = 0; i < n; i++) {
+            sib_buf_uvarint(b, muts[i]->b.len);
+            sib_buf_append(b, muts[i]->b.p, muts[i]->b.len);
+        }
+        int rc = clog_entry_commit(s->cl, &pos, err);
+        if (rc) return rc;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) rc = apply_one(s, muts[i]->b.p, muts[i]->b.len, logged, err);
+    if (rc) { /* logged but not applied (OOM): report it, replay will apply it */
+        if (done) done(ctx, rc, err);
+        return 0;
+    }
+    if (logged && clog_needs_wait(s->cl)) return clog_wait(s->cl, pos, done, ctx, err);
+    if (done) done(ctx, 0, NULL);
+    return 0;
+}
+
+int storage_apply(storage *s, st_mutation *const *muts, size_t n, st_done_fn done, void *ctx, sib_err *err)
+{
+    return storage_apply_ex(s, muts, n, 0, done, ctx, err);
+}
+
+int storage_sync(storage *s, st_done_fn done, void *ctx, sib_err *err)
+{
+    return clog_wait(s->cl, clog_pos(s->cl), done, ctx, err);
+}
+
+static int log_table_op(storage *s, uint8_t kind, const uint8_t id[16], uint64_t *pos, sib_err *err)
+{
+    s->written = true;
+    sib_buf *b = clog_entry_begin(s->cl);
+    sib_buf_u8(b, ST_ENTRY_VERSION);
+    sib_buf_u8(b, kind);
+    sib_buf_append(b, id, 16);
+    return clog_entry_commit(s->cl, pos, err);
+}
+
+int storage_table_truncate(storage *s, const uint8_t id[16], st_done_fn done, void *ctx, sib_err *err)
+{
+    uint64_t pos;
+    int rc = log_table_op(s, ST_ENTRY_TRUNCATE, id, &pos, err);
+    if (rc) return rc;
+    st_table *t = storage_table_find(s, id);
+    if (t && table_clear(t)) {
+        if (done) done(ctx, SIB_ENOMEM, err);
+        return 0;
+    }
+    return clog_wait(s->cl, pos, done, ctx, err);
+}
+
+int storage_table_drop(storage *s, const uint8_t id[16], st_done_fn done, void *ctx, sib_err *err)
+{
+    uint64_t pos;
+    int rc = log_table_op(s, ST_ENTRY_DROP, id, &pos, err);
+    if (rc) return rc;
+    if (s->cap) map_remove(s, id);
+    return clog_wait(s->cl, pos, done, ctx, err);
+}
+
+/* ---- stats ---- */
+
+void st_table_get_stats(const st_table *t, st_table_stats *out)
+{
+    out->memtable_bytes = sib_arena_used(t->mt.arena);
+    out->partitions = t->mt.parts.count;
+    out->rows = t->mt.rows;
+    out->cells = t->mt.cells;
+    out->min_ts = t->mt.min_ts;
+    out->max_ts = t->mt.max_ts;
+}
+
+void storage_get_stats(storage *s, storage_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < s->cap; i++) {
+        st_table *t = s->map[i];
+        if (!t) continue;
+        st_table_stats ts;
+        st_table_get_stats(t, &ts);
+        out->tables++;
+        out->memtable_bytes += ts.memtable_bytes;
+        out->partitions += ts.partitions;
+        out->rows += ts.rows;
+        out->cells += ts.cells;
+    }
+    clog_stats cs;
+    clog_get_stats(s->cl, &cs);
+    out->cl_bytes_written = cs.bytes;
+    out->cl_entries = cs.entries;
+    out->cl_segments_created = cs.segments_created;
+    out->cl_segments_live = cs.segments_live;
+    out->cl_syncs = cs.syncs;
+    out->cl_pending = cs.pending;
+}

@@ -1,0 +1,165 @@
+'use strict';
+// Start and stop a real sibyld for the Node.js driver tests (the same
+// contract as ../sibyl_harness.py): a temp dir with a generated YAML config,
+// a free loopback port, bounded readiness polling, kill by pid, and a
+// sanitizer check of the node's stderr log.
+//
+// Env: SIBYL_BIN (default build-asan/node/sibyld, then build/node/sibyld),
+//      SIBYL_TEST_ADDRESS (default 127.0.0.1).
+
+const childProcess = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+const START_TIMEOUT_MS = 20000;
+const POLL_MS = 50;
+const SANITIZER_MARKERS = ['ERROR: AddressSanitizer', 'runtime error:', 'ERROR: LeakSanitizer'];
+
+function findBinary() {
+  if (process.env.SIBYL_BIN) {
+    fs.accessSync(process.env.SIBYL_BIN, fs.constants.X_OK);   // throws with the path if missing
+    return process.env.SIBYL_BIN;
+  }
+  for (const d of ['build-asan', 'build']) {
+    const p = path.join(REPO, d, 'node', 'sibyld');
+    try { fs.accessSync(p, fs.constants.X_OK); return p; } catch (e) { /* next */ }
+  }
+  throw new Error('sibyld not found: build it or set SIBYL_BIN');
+}
+
+function freePort(host) {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = srv.address().port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(host, port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok) => { s.destroy(); resolve(ok); };
+    s.setTimeout(500, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+class SibylNode {
+  constructor(opts = {}) {
+    this.host = process.env.SIBYL_TEST_ADDRESS || '127.0.0.1';
+    this.binary = findBinary();
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sibyl-node-test-'));
+    this.extra = opts.config || {};
+    this.proc = null;
+    this.logs = [];
+  }
+
+  async start() {
+    if (!this.port) {
+      this.port = await freePort(this.host);
+      this.storagePort = await freePort(this.host);
+      this.adminPort = await freePort(this.host);
+    }
+    const q = (s) => JSON.stringify(String(s));
+    const cfg = {
+      cluster_name: q('Sibyl Node Test'),
+      listen_address: q(this.host),
+      rpc_address: q(this.host),
+      native_transport_port: this.port,
+      storage_port: this.storagePort,
+      admin_port: this.adminPort,
+      commitlog_directory: q(path.join(this.dir, 'commitlog')),
+      hints_directory: q(path.join(this.dir, 'hints')),
+      ...this.extra,
+    };
+    const lines = Object.entries(cfg).map(([k, v]) => `${k}: ${v}`);
+    lines.push('data_file_directories:', `    - ${q(path.join(this.dir, 'data'))}`);
+    this.configPath = path.join(this.dir, 'sibyl.yaml');
+    fs.writeFileSync(this.configPath, lines.join('\n') + '\n');
+
+    const log = path.join(this.dir, `sibyld-${this.logs.length + 1}.log`);
+    this.logs.push(log);
+    const fd = fs.openSync(log, 'w');
+    const env = {
+      ...process.env,
+      ASAN_OPTIONS: 'halt_on_error=1:detect_leaks=1',
+      UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
+    };
+    this.proc = childProcess.spawn(this.binary, ['--config', this.configPath],
+      { cwd: this.dir, stdio: ['ignore', fd, fd], env });
+    fs.closeSync(fd);
+    this.exited = false;
+    this.proc.once('exit', (code, sig) => { this.exited = true; this.exitStatus = code ?? sig; });
+    this.proc.once('error', (e) => { this.exited = true; this.exitStatus = e.message; });
+
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      if (this.exited) throw new Error(`sibyld exited (${this.exitStatus}) before listening\n${this.logTail()}`);
+      if (await canConnect(this.host, this.port)) return this;
+      if (Date.now() > deadline) {
+        this.kill('SIGKILL');
+        throw new Error(`sibyld did not listen on ${this.host}:${this.port} in time\n${this.logTail()}`);
+      }
+      await sleep(POLL_MS);
+    }
+  }
+
+  kill(signal) {
+    if (this.proc && !this.exited) {
+      try { process.kill(this.proc.pid, signal); } catch (e) { /* already gone */ }
+    }
+  }
+
+  async stop() {
+    if (!this.proc) return;
+    this.kill('SIGTERM');
+    const deadline = Date.now() + 10000;
+    while (!this.exited && Date.now() < deadline) await sleep(POLL_MS);
+    if (!this.exited) {
+      this.kill('SIGKILL');
+      const d2 = Date.now() + 5000;
+      while (!this.exited && Date.now() < d2) await sleep(POLL_MS);
+    }
+  }
+
+  logTail(n = 4000) {
+    const p = this.logs[this.logs.length - 1];
+    let t = '';
+    try { t = fs.readFileSync(p, 'utf8'); } catch (e) { /* no log yet */ }
+    return `---- ${p} ----\n${t.slice(-n)}\n---- end ----`;
+  }
+
+  sanitizerReports() {
+    const out = [];
+    for (const p of this.logs) {
+      let t = '';
+      try { t = fs.readFileSync(p, 'utf8'); } catch (e) { continue; }
+      for (const line of t.split('\n')) {
+        if (SANITIZER_MARKERS.some((m) => line.includes(m))) out.push(line.trim());
+      }
+    }
+    return out;
+  }
+}
+
+// Last resort: never leave a node behind when the test process ends.
+const live = new Set();
+process.on('exit', () => { for (const n of live) n.kill('SIGKILL'); });
+
+async function startNode(opts) {
+  const n = new SibylNode(opts);
+  live.add(n);
+  await n.start();
+  return n;
+}
+
+module.exports = { startNode, SibylNode, live };

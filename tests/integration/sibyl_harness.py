@@ -1,0 +1,303 @@
+"""Start, restart and kill real `sibyld` processes for the integration tests.
+
+A SibylNode owns one process at a time, one temporary directory (config, data,
+commitlog, one stderr log per start) and one loopback endpoint. It is kept
+deliberately free of pytest so the Node.js tests' expectations and this file
+can be read side by side; conftest.py wraps it in fixtures.
+
+Environment:
+  SIBYL_BIN           path of the sibyld binary (default: first of
+                      build-asan/node/sibyld, build/node/sibyld under the repo)
+  SIBYL_TEST_ADDRESS  loopback address the node listens on (default 127.0.0.1)
+  SIBYL_ALLOW_LEAKS   set to 1 to ignore LeakSanitizer reports at shutdown
+
+Every wait is bounded; every process is killed by its pid.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+START_TIMEOUT = 20.0      # seconds until the native port must accept connections
+POLL_INTERVAL = 0.05
+STOP_TIMEOUT = 10.0       # SIGTERM grace period before SIGKILL
+
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "runtime error:",              # UBSan
+    "ERROR: ThreadSanitizer",
+    "WARNING: ThreadSanitizer",
+)
+LEAK_MARKER = "ERROR: LeakSanitizer"
+
+
+def find_binary():
+    """Path of sibyld, or None if it has not been built."""
+    env = os.environ.get("SIBYL_BIN")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    for d in ("build-asan", "build"):
+        p = os.path.join(REPO_ROOT, d, "node", "sibyld")
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def test_address():
+    return os.environ.get("SIBYL_TEST_ADDRESS", "127.0.0.1")
+
+
+def free_ports(address, n=1):
+    """n distinct TCP ports that were free on `address` a moment ago: bind
+    port 0 n times, holding every socket until all are chosen."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((address, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port(address):
+    return free_ports(address, 1)[0]
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    # Sanitizer reports go to stderr (our log) and end the process, so a bug
+    # in the node shows up as a failed test, never as a quiet wrong answer.
+    env["ASAN_OPTIONS"] = ":".join([
+        "halt_on_error=1", "abort_on_error=0", "detect_leaks=1",
+        "detect_stack_use_after_return=1", "strict_string_checks=1",
+        "check_initialization_order=1", env.get("ASAN_OPTIONS", ""),
+    ]).rstrip(":")
+    env["UBSAN_OPTIONS"] = ":".join([
+        "print_stacktrace=1", "halt_on_error=1", env.get("UBSAN_OPTIONS", ""),
+    ]).rstrip(":")
+    return env
+
+
+def yaml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    s = str(v)
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class NodeError(Exception):
+    pass
+
+
+class SibylNode:
+    """One sibyld on (host, port) with its own data directory.
+
+    `config` holds extra cassandra.yaml-style keys (commitlog_sync, ...).
+    Iterating gives (host, port, datadir, proc) for tuple-style use.
+    """
+
+    def __init__(self, binary, workdir, host=None, port=None, config=None,
+                 cluster_name="Sibyl Test Cluster", num_tokens=8):
+        self.binary = binary
+        self.workdir = workdir
+        self.host = host or test_address()
+        ports = free_ports(self.host, 3)
+        self.port = port or ports[0]
+        self.datadir = os.path.join(workdir, "data")
+        self.commitlog_dir = os.path.join(workdir, "commitlog")
+        self.hints_dir = os.path.join(workdir, "hints")
+        self.config_path = os.path.join(workdir, "sibyl.yaml")
+        self.cluster_name = cluster_name
+        self.num_tokens = num_tokens
+        self.extra = dict(config or {})
+        # Internode and admin ports are set too, so nodes of parallel test
+        # runs never fight over the defaults 7000 / 10000.
+        self.storage_port, self.admin_port = ports[1], ports[2]
+        self.proc = None
+        self.logs = []            # one stderr log per start, in order
+        self.expected_exit = False
+        self.starts = 0
+        os.makedirs(workdir, exist_ok=True)
+        self.write_config()
+
+    def __iter__(self):
+        return iter((self.host, self.port, self.datadir, self.proc))
+
+    # -- configuration ----------------------------------------------------
+    def write_config(self):
+        keys = {
+            "cluster_name": self.cluster_name,
+            "num_tokens": self.num_tokens,
+            "listen_address": self.host,
+            "rpc_address": self.host,
+            "native_transport_port": self.port,
+            "storage_port": self.storage_port,
+            "admin_port": self.admin_port,
+            "commitlog_directory": self.commitlog_dir,
+            "hints_directory": self.hints_dir,
+        }
+        keys.update(self.extra)
+        lines = ["# generated by tests/integration/sibyl_harness.py"]
+        for k, v in keys.items():
+            lines.append("%s: %s" % (k, yaml_value(v)))
+        lines.append("data_file_directories:")
+        lines.append("    - %s" % yaml_value(self.datadir))
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def set_config(self, **keys):
+        """Change config keys; takes effect at the next start."""
+        self.extra.update(keys)
+        self.write_config()
+
+    # -- lifecycle --------------------------------------------------------
+    @property
+    def log_path(self):
+        return self.logs[-1] if self.logs else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=START_TIMEOUT):
+        if self.running():
+            raise NodeError("node already running (pid %d)" % self.proc.pid)
+        self.starts += 1
+        log = os.path.join(self.workdir, "sibyld-%d.log" % self.starts)
+        self.logs.append(log)
+        self.expected_exit = False
+        with open(log, "wb") as errf:
+            self.proc = subprocess.Popen(
+                [self.binary, "--config", self.config_path],
+                cwd=self.workdir, stdin=subprocess.DEVNULL,
+                stdout=errf, stderr=subprocess.STDOUT,
+                env=sanitizer_env(), start_new_session=True)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        """Poll the native port until it accepts a TCP connection."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise NodeError("sibyld exited with %s before accepting connections\n%s"
+                                % (rc, self.log_tail()))
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                self.kill9()
+                raise NodeError("sibyld did not accept connections on %s:%d within %.0f s\n%s"
+                                % (self.host, self.port, timeout, self.log_tail()))
+            time.sleep(POLL_INTERVAL)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, wait, then SIGKILL. Returns the exit status (or None)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.expected_exit = True
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        return self.proc.returncode
+
+    def kill9(self):
+        """kill -9 the node (a crash) and reap it."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.expected_exit = True
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        return self.proc.returncode
+
+    def restart(self, kill=False, timeout=START_TIMEOUT):
+        """Stop (or kill -9 with kill=True) and start again on the same data,
+        address and port."""
+        if kill:
+            self.kill9()
+        else:
+            self.stop()
+        self.check_logs()
+        return self.start(timeout)
+
+    def died_unexpectedly(self):
+        """Exit status if the process ended without us stopping it."""
+        if self.proc is not None and not self.expected_exit:
+            rc = self.proc.poll()
+            if rc is not None:
+                return rc
+        return None
+
+    # -- logs -------------------------------------------------------------
+    def log_text(self, which=None):
+        path = which or self.log_path
+        if not path or not os.path.exists(path):
+            return ""
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_tail(self, nbytes=6000):
+        text = self.log_text()
+        if len(text) > nbytes:
+            text = "...\n" + text[-nbytes:]
+        return "---- %s ----\n%s---- end of log ----" % (self.log_path, text)
+
+    def sanitizer_reports(self):
+        """Lines of every log that show a sanitizer error."""
+        markers = list(SANITIZER_MARKERS)
+        if os.environ.get("SIBYL_ALLOW_LEAKS") != "1":
+            markers.append(LEAK_MARKER)
+        found = []
+        for path in self.logs:
+            for line in self.log_text(path).splitlines():
+                if any(m in line for m in markers):
+                    found.append("%s: %s" % (os.path.basename(path), line.strip()))
+        return found
+
+    def check_logs(self):
+        reports = self.sanitizer_reports()
+        if reports:
+            raise NodeError("sanitizer errors in sibyld logs:\n  %s\n%s"
+                            % ("\n  ".join(reports[:20]), self.log_tail()))
+
+    def shutdown(self):
+        """Teardown: stop by pid (always), then fail on a crash or a
+        sanitizer report. Returns a list of problems (empty if clean)."""
+        problems = []
+        rc = self.died_unexpectedly()
+        if rc is not None:
+            problems.append("sibyld (pid %d) died during the test with status %s"
+                            % (self.proc.pid, rc))
+        try:
+            self.stop()
+        finally:
+            if self.proc is not None and self.proc.poll() is None:
+                self.kill9()
+        reports = self.sanitizer_reports()
+        if reports:
+            problems.append("sanitizer errors:\n  " + "\n  ".join(reports[:20]))
+        return problems

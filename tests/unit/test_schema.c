@@ -1,0 +1,841 @@
+/* Unit tests for schema/: types, literal conversion with Cassandra's exact
+ * messages, validation, comparators, byte-comparable clustering keys
+ * (property tests against sib_value_compare), formatting, the catalog's DDL
+ * validation, persistence round trips, schema_version and system_schema rows. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "schema.h"
+
+/* ---- helpers ---- */
+
+static sib_types *g_types;
+
+static int setup_types(void **state)
+{
+    (void)state;
+    g_types = sib_types_create();
+    return g_types ? 0 : -1;
+}
+
+static int teardown_types(void **state)
+{
+    (void)state;
+    sib_types_destroy(g_types);
+    g_types = NULL;
+    return 0;
+}
+
+static const sib_type *N(sib_type_code c) { return sib_type_native(c); }
+
+static const sib_type *T(const char *text)
+{
+    const sib_type *t = NULL;
+    sib_err err;
+    int rc = sib_type_parse(g_types, text, strlen(text), &t, &err);
+    if (rc) fail_msg("parse %s: %s", text, err.msg);
+    return t;
+}
+
+static char *hexs(const uint8_t *p, size_t n)
+{
+    static char buf[4096];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 3 < sizeof buf; i++) k += (size_t)snprintf(buf + k, 3, "%02x", p[i]);
+    buf[k] = 0;
+    return buf;
+}
+
+static void lit_ok(const sib_type *t, sib_lit_kind k, const char *text, const char *want_hex)
+{
+    sib_buf b;
+    sib_err err = { 0 };
+    sib_buf_init(&b);
+    int rc = sib_value_from_literal(t, k, text, strlen(text), "c", &b, &err);
+    if (rc) fail_msg("literal '%s': unexpected error %s", text, err.msg);
+    assert_string_equal(hexs(b.p, b.len), want_hex);
+    sib_buf_free(&b);
+}
+
+static void lit_err(const sib_type *t, sib_lit_kind k, const char *text, const char *col, const char *msg)
+{
+    sib_buf b;
+    sib_err err = { 0 };
+    sib_buf_init(&b);
+    int rc = sib_value_from_literal(t, k, text, strlen(text), col, &b, &err);
+    assert_int_equal(rc, SIB_EINVAL);
+    assert_string_equal(err.msg, msg);
+    assert_int_equal(b.len, 0);
+    sib_buf_free(&b);
+}
+
+/* Converts a literal into a fresh buffer (test helper, asserts success). */
+static sib_buf val(const sib_type *t, sib_lit_kind k, const char *text)
+{
+    sib_buf b;
+    sib_err err;
+    sib_buf_init(&b);
+    if (sib_value_from_literal(t, k, text, strlen(text), "c", &b, &err)) fail_msg("literal %s: %s", text, err.msg);
+    return b;
+}
+
+static void fmt_is(const sib_type *t, sib_lit_kind k, const char *text, const char *want)
+{
+    sib_buf v = val(t, k, text), out;
+    sib_buf_init(&out);
+    sib_value_format(t, v.p, v.len, &out);
+    sib_buf_u8(&out, 0);
+    assert_string_equal((char *)out.p, want);
+    sib_buf_free(&out);
+    sib_buf_free(&v);
+}
+
+static int cmp_lit(const sib_type *t, sib_lit_kind ka, const char *a, sib_lit_kind kb, const char *b)
+{
+    sib_buf x = val(t, ka, a), y = val(t, kb, b);
+    int c = sib_value_compare(t, x.p, x.len, y.p, y.len);
+    sib_buf_free(&x);
+    sib_buf_free(&y);
+    return c;
+}
+
+static int sgn(int x) { return (x > 0) - (x < 0); }
+
+static int bytes_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c) return sgn(c);
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* ---- types ---- */
+
+static void test_types(void **state)
+{
+    (void)state;
+    sib_err err;
+    const sib_type *t;
+    assert_ptr_equal(N(SIB_T_INT), N(SIB_T_INT));
+    assert_null(sib_type_native(SIB_T_LIST));
+    assert_ptr_equal(sib_type_list(g_types, N(SIB_T_INT), false), sib_type_list(g_types, N(SIB_T_INT), false));
+    assert_ptr_not_equal(sib_type_list(g_types, N(SIB_T_INT), false), sib_type_list(g_types, N(SIB_T_INT), true));
+    assert_int_equal(sib_type_resolve(g_types, "VARCHAR", 7, NULL, 0, &t, &err), 0);
+    assert_ptr_equal(t, N(SIB_T_VARCHAR));
+    assert_int_equal(sib_type_resolve(g_types, "foo", 3, NULL, 0, &t, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Unknown type foo");
+    const sib_type *sub[1] = { N(SIB_T_INT) };
+    assert_int_equal(sib_type_resolve(g_types, "frozen", 6, sub, 1, &t, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "frozen<> is only allowed on collections, tuples, and user-defined types (got int)");
+
+    static const struct { const char *in, *out; } names[] = {
+        { "int", "int" }, { "varchar", "text" }, { "frozen<list<int>>", "frozen<list<int>>" },
+        { "map<varchar,int>", "map<text, int>" }, { "set<text>", "set<text>" },
+        { "frozen<map<text, frozen<list<int>>>>", "frozen<map<text, frozen<list<int>>>>" },
+        { "frozen<list<list<int>>>", "frozen<list<frozen<list<int>>>>" }, { "timeuuid", "timeuuid" },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        sib_buf b;
+        sib_buf_init(&b);
+        sib_type_cql_name(T(names[i].in), &b);
+        sib_buf_u8(&b, 0);
+        assert_string_equal((char *)b.p, names[i].out);
+        assert_ptr_equal(T((char *)b.p), T(names[i].in)); /* round trip to the same interned type */
+        sib_buf_free(&b);
+    }
+    assert_int_equal(sib_type_check_column(T("list<list<int>>"), &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Non-frozen collections are not allowed inside collections: list<list<int>>");
+    assert_int_equal(sib_type_check_column(T("set<counter>"), &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Counters are not allowed inside collections: set<counter>");
+    assert_int_equal(sib_type_check_column(T("set<duration>"), &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Durations are not allowed inside sets: set<duration>");
+    assert_int_equal(sib_type_check_column(T("map<duration, int>"), &err), SIB_EINVAL);
+    assert_int_equal(sib_type_check_column(T("frozen<list<list<int>>>"), &err), 0);
+    assert_int_equal(sib_type_check_column(T("map<text, frozen<set<int>>>"), &err), 0);
+    assert_true(sib_type_is_multicell(T("list<int>")));
+    assert_false(sib_type_is_multicell(T("frozen<list<int>>")));
+    assert_int_equal(sib_type_fixed_len(N(SIB_T_UUID)), 16);
+    assert_int_equal(sib_type_fixed_len(N(SIB_T_VARCHAR)), 0);
+    assert_string_equal(sib_type_java_class(SIB_T_DURATION), "org.apache.cassandra.db.marshal.DurationType");
+    assert_int_equal(sib_type_parse(g_types, "list<int", 8, &t, &err), SIB_ESYNTAX);
+}
+
+/* ---- literals ---- */
+
+static void test_literal_ints(void **state)
+{
+    (void)state;
+    lit_ok(N(SIB_T_INT), SIB_LIT_INTEGER, "1", "00000001");
+    lit_ok(N(SIB_T_INT), SIB_LIT_INTEGER, "-2147483648", "80000000");
+    lit_err(N(SIB_T_INT), SIB_LIT_INTEGER, "3000000000", "c", "Unable to make int from '3000000000'");
+    lit_err(N(SIB_T_INT), SIB_LIT_STRING, "a", "k", "Invalid STRING constant (a) for \"k\" of type int");
+    lit_err(N(SIB_T_INT), SIB_LIT_FLOAT, "1.5", "k", "Invalid FLOAT constant (1.5) for \"k\" of type int");
+    lit_ok(N(SIB_T_TINYINT), SIB_LIT_INTEGER, "-128", "80");
+    lit_err(N(SIB_T_TINYINT), SIB_LIT_INTEGER, "128", "c", "Unable to make byte from '128'");
+    lit_ok(N(SIB_T_SMALLINT), SIB_LIT_INTEGER, "-2", "fffe");
+    lit_err(N(SIB_T_SMALLINT), SIB_LIT_INTEGER, "40000", "c", "Unable to make short from '40000'");
+    lit_ok(N(SIB_T_BIGINT), SIB_LIT_INTEGER, "-9223372036854775808", "8000000000000000");
+    lit_err(N(SIB_T_BIGINT), SIB_LIT_INTEGER, "9223372036854775808", "c", "Unable to make long from '9223372036854775808'");
+    lit_ok(N(SIB_T_COUNTER), SIB_LIT_INTEGER, "5", "0000000000000005");
+    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "0", "00");
+    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "128", "0080");
+    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-1", "ff");
+    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-128", "80");
+    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-129", "ff7f");
+    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "18446744073709551616", "010000000000000000");
+    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-18446744073709551616", "ff0000000000000000");
+    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1.50", "00000002" "96");
+    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "-0.001", "00000003" "ff");
+    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1e10", "fffffff6" "01");
+    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_INTEGER, "12", "00000000" "0c");
+    lit_err(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "NaN", "c", "unable to make BigDecimal from 'NaN'");
+    lit_err(N(SIB_T_DECIMAL), SIB_LIT_BOOLEAN, "true", "d", "Invalid BOOLEAN constant (true) for \"d\" of type decimal");
+}
+
+static void test_literal_floats_bools(void **state)
+{
+    (void)state;
+    lit_ok(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "1.5", "3fc00000");
+    lit_ok(N(SIB_T_FLOAT), SIB_LIT_INTEGER, "2", "40000000");
+    lit_ok(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "NaN", "7fc00000");
+    lit_ok(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "-Infinity", "ff800000");
+    lit_ok(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "-2.5E-3", "bf647ae147ae147b");
+    lit_ok(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "Infinity", "7ff0000000000000");
+    lit_err(N(SIB_T_DOUBLE), SIB_LIT_STRING, "1.0", "x", "Invalid STRING constant (1.0) for \"x\" of type double");
+    lit_ok(N(SIB_T_BOOLEAN), SIB_LIT_BOOLEAN, "TRUE", "01");
+    lit_ok(N(SIB_T_BOOLEAN), SIB_LIT_BOOLEAN, "false", "00");
+    lit_err(N(SIB_T_BOOLEAN), SIB_LIT_STRING, "true", "b", "Invalid STRING constant (true) for \"b\" of type boolean");
+    lit_err(N(SIB_T_BOOLEAN), SIB_LIT_INTEGER, "1", "b", "Invalid INTEGER constant (1) for \"b\" of type boolean");
+}
+
+static void test_literal_strings_blobs_uuids(void **state)
+{
+    (void)state;
+    lit_ok(N(SIB_T_VARCHAR), SIB_LIT_STRING, "héllo", "68c3a96c6c6f");
+    lit_ok(N(SIB_T_VARCHAR), SIB_LIT_STRING, "", "");
+    lit_ok(N(SIB_T_ASCII), SIB_LIT_STRING, "ab", "6162");
+    lit_err(N(SIB_T_ASCII), SIB_LIT_STRING, "h\xc3\xa9", "c", "Invalid ASCII character in string literal: h\xc3\xa9");
+    lit_err(N(SIB_T_VARCHAR), SIB_LIT_INTEGER, "1", "t", "Invalid INTEGER constant (1) for \"t\" of type text");
+    lit_err(N(SIB_T_VARCHAR), SIB_LIT_UUID, "5c5c1f7e-0000-4000-8000-000000000000", "t",
+            "Invalid UUID constant (5c5c1f7e-0000-4000-8000-000000000000) for \"t\" of type text");
+    lit_ok(N(SIB_T_BLOB), SIB_LIT_HEX, "0xCAfe00", "cafe00");
+    lit_ok(N(SIB_T_BLOB), SIB_LIT_HEX, "0x", "");
+    lit_err(N(SIB_T_BLOB), SIB_LIT_HEX, "0xabc", "c", "cannot parse 'abc' as hex bytes");
+    lit_err(N(SIB_T_BLOB), SIB_LIT_STRING, "ab", "b", "Invalid STRING constant (ab) for \"b\" of type blob");
+    lit_ok(N(SIB_T_UUID), SIB_LIT_UUID, "550E8400-e29b-41d4-a716-446655440000", "550e8400e29b41d4a716446655440000");
+    lit_err(N(SIB_T_UUID), SIB_LIT_STRING, "550e8400-e29b-41d4-a716-446655440000", "u",
+            "Invalid STRING constant (550e8400-e29b-41d4-a716-446655440000) for \"u\" of type uuid");
+    lit_ok(N(SIB_T_TIMEUUID), SIB_LIT_UUID, "e7e5a6b0-b1a3-11ee-8000-000000000001", "e7e5a6b0b1a311ee8000000000000001");
+    lit_err(N(SIB_T_TIMEUUID), SIB_LIT_UUID, "550e8400-e29b-41d4-a716-446655440000", "c",
+            "TimeUUID supports only version 1 UUIDs");
+    lit_ok(N(SIB_T_INET), SIB_LIT_STRING, "127.0.0.1", "7f000001");
+    lit_ok(N(SIB_T_INET), SIB_LIT_STRING, "::1", "00000000000000000000000000000001");
+    lit_err(N(SIB_T_INET), SIB_LIT_STRING, "300.1.1.1", "c", "Unable to make inet address from '300.1.1.1'");
+    lit_err(T("list<int>"), SIB_LIT_INTEGER, "1", "l", "Invalid INTEGER constant (1) for \"l\" of type list<int>");
+    lit_err(T("frozen<map<text, int>>"), SIB_LIT_STRING, "x", "m",
+            "Invalid STRING constant (x) for \"m\" of type frozen<map<text, int>>");
+}
+
+static void test_literal_temporal(void **state)
+{
+    (void)state;
+    const sib_type *ts = N(SIB_T_TIMESTAMP);
+    lit_ok(ts, SIB_LIT_STRING, "1970-01-01", "0000000000000000");
+    lit_ok(ts, SIB_LIT_STRING, "2024-01-02 03:04:05", "0000018cc820d888");
+    lit_ok(ts, SIB_LIT_STRING, "2024-01-02T03:04:05.123Z", "0000018cc820d903");
+    lit_ok(ts, SIB_LIT_STRING, "2024-01-02 04:04:05.123+0100", "0000018cc820d903");
+    lit_ok(ts, SIB_LIT_STRING, "2024-01-02 04:04:05.123+01:00", "0000018cc820d903");
+    lit_ok(ts, SIB_LIT_STRING, "2024-01-02 03:04", "0000018cc820c500");
+    lit_ok(ts, SIB_LIT_INTEGER, "-1", "ffffffffffffffff");
+    lit_ok(ts, SIB_LIT_STRING, "1000", "00000000000003e8");
+    lit_err(ts, SIB_LIT_STRING, "2024-13-01", "c", "Unable to coerce '2024-13-01' to a formatted date (long)");
+    lit_err(ts, SIB_LIT_STRING, "yesterday", "c", "Unable to coerce 'yesterday' to a formatted date (long)");
+    lit_err(ts, SIB_LIT_FLOAT, "1.5", "t", "Invalid FLOAT constant (1.5) for \"t\" of type timestamp");
+    const sib_type *d = N(SIB_T_DATE);
+    lit_ok(d, SIB_LIT_STRING, "1970-01-01", "80000000");
+    lit_ok(d, SIB_LIT_STRING, "1969-12-31", "7fffffff");
+    lit_ok(d, SIB_LIT_STRING, "2024-02-29", "80004d46");
+    lit_ok(d, SIB_LIT_INTEGER, "2147483648", "80000000");
+    lit_err(d, SIB_LIT_STRING, "2023-02-29", "c", "Unable to coerce '2023-02-29' to a formatted date (long)");
+    lit_err(d, SIB_LIT_INTEGER, "-1", "c", "Unable to make unsigned int (for date) from: '-1'");
+    const sib_type *tm = N(SIB_T_TIME);
+    lit_ok(tm, SIB_LIT_STRING, "00:00:01", "000000003b9aca00");
+    lit_ok(tm, SIB_LIT_STRING, "01:02:03.5", "00000362f1e51300");
+    lit_ok(tm, SIB_LIT_INTEGER, "1", "0000000000000001");
+    lit_err(tm, SIB_LIT_STRING, "25:00:00", "c", "(TimeType) Unable to coerce '25:00:00' to a formatted time (long)");
+    lit_err(tm, SIB_LIT_INTEGER, "86400000000000", "c", "Unable to make long (for time) from: '86400000000000'");
+}
+
+static void test_literal_duration(void **state)
+{
+    (void)state;
+    const sib_type *d = N(SIB_T_DURATION);
+    /* 1h30m = 5400e9 ns; zigzag 10800e9 = 0x9d29229e000 needs a 6-byte vint */
+    lit_ok(d, SIB_LIT_DURATION, "1h30m", "0000" "fc09d29229e000");
+    lit_ok(d, SIB_LIT_DURATION, "12mo", "1800" "00");
+    lit_ok(d, SIB_LIT_DURATION, "1y2mo3w4d", "1c" "32" "00");
+    lit_ok(d, SIB_LIT_DURATION, "-2d", "00" "03" "00");
+    lit_ok(d, SIB_LIT_DURATION, "P1Y2M3DT4H5M6S", "1c06fc1ac003cfe800");
+    lit_ok(d, SIB_LIT_DURATION, "P2W", "00" "1c" "00");
+    lit_ok(d, SIB_LIT_DURATION, "P0001-02-03T00:00:01", "1c" "06" "f077359400");
+    lit_err(d, SIB_LIT_DURATION, "1m1h", "c", "Unable to convert '1m1h' to a duration");
+    lit_err(d, SIB_LIT_INTEGER, "5", "c", "Unable to convert '5' to a duration");
+    lit_err(d, SIB_LIT_STRING, "1h", "x", "Invalid STRING constant (1h) for \"x\" of type duration");
+}
+
+/* ---- validation ---- */
+
+static void validate_err(const sib_type *t, const char *hex, const char *msg)
+{
+    uint8_t b[64];
+    size_t n = strlen(hex) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        b[i] = (uint8_t)v;
+    }
+    sib_err err = { 0 };
+    int rc = sib_value_validate(t, b, n, &err);
+    if (!msg) {
+        if (rc) fail_msg("validate %s: %s", hex, err.msg);
+        return;
+    }
+    assert_int_equal(rc, SIB_EINVAL);
+    assert_string_equal(err.msg, msg);
+}
+
+static void test_validate(void **state)
+{
+    (void)state;
+    validate_err(N(SIB_T_INT), "000001", "Expected 4 or 0 byte int (3)");
+    validate_err(N(SIB_T_INT), "", NULL);
+    validate_err(N(SIB_T_INT), "00000001", NULL);
+    validate_err(N(SIB_T_BIGINT), "0000000001", "Expected 8 or 0 byte long (5)");
+    validate_err(N(SIB_T_SMALLINT), "01", "Expected 2 bytes for a smallint (1)");
+    validate_err(N(SIB_T_TINYINT), "", "Expected 1 byte for a tinyint (0)");
+    validate_err(N(SIB_T_FLOAT), "01", "Expected 4 or 0 byte value for a float (1)");
+    validate_err(N(SIB_T_DOUBLE), "01", "Expected 8 or 0 byte value for a double (1)");
+    validate_err(N(SIB_T_BOOLEAN), "0101", "Expected 1 or 0 byte value (2)");
+    validate_err(N(SIB_T_TIMESTAMP), "01", "Expected 8 or 0 byte long for date (1)");
+    validate_err(N(SIB_T_DATE), "01", "Expected 4 byte long for date (1)");
+    validate_err(N(SIB_T_TIME), "01", "Expected 8 byte long for time (1)");
+    validate_err(N(SIB_T_UUID), "0102", "UUID should be 16 or 0 bytes (2)");
+    validate_err(N(SIB_T_TIMEUUID), "550e8400e29b41d4a716446655440000", "Invalid version for TimeUUID type.");
+    validate_err(N(SIB_T_TIMEUUID), "e7e5a6b0b1a311ee8000000000000001", NULL);
+    validate_err(N(SIB_T_INET), "010203", "Expected 4 or 16 byte inetaddress; got 3 bytes");
+    validate_err(N(SIB_T_VARCHAR), "c328", "String didn't validate.");
+    validate_err(N(SIB_T_VARCHAR), "68c3a9", NULL);
+    validate_err(N(SIB_T_ASCII), "80", "Invalid byte for ascii: -128");
+    validate_err(N(SIB_T_DECIMAL), "0001", "Expected 0 or at least 4 bytes (2)");
+    validate_err(N(SIB_T_DURATION), "0001", "Expected at least 3 bytes for a duration (2)");
+    validate_err(N(SIB_T_DURATION), "020300", "The duration months, days and nanoseconds must be all of the same sign (1, -2, 0)");
+    validate_err(T("list<int>"), "00000001" "00000004" "000000", "Not enough bytes to read a list");
+    validate_err(T("list<int>"), "00000001" "00000003" "000000", "Expected 4 or 0 byte int (3)");
+    validate_err(T("list<int>"), "00000001" "ffffffff", "null is not supported inside collections");
+    validate_err(T("map<text, int>"), "00000001" "00000001" "61" "00000004" "00000001", NULL);
+}
+
+/* ---- comparison ---- */
+
+static void test_compare(void **state)
+{
+    (void)state;
+    assert_true(cmp_lit(N(SIB_T_INT), SIB_LIT_INTEGER, "-1", SIB_LIT_INTEGER, "1") < 0);
+    assert_true(cmp_lit(N(SIB_T_TINYINT), SIB_LIT_INTEGER, "-128", SIB_LIT_INTEGER, "127") < 0);
+    assert_true(cmp_lit(N(SIB_T_VARCHAR), SIB_LIT_STRING, "ab", SIB_LIT_STRING, "b") < 0);
+    assert_true(cmp_lit(N(SIB_T_VARCHAR), SIB_LIT_STRING, "a", SIB_LIT_STRING, "ab") < 0);
+    assert_true(cmp_lit(N(SIB_T_VARCHAR), SIB_LIT_STRING, "é", SIB_LIT_STRING, "z") > 0); /* bytewise */
+    assert_true(cmp_lit(N(SIB_T_BLOB), SIB_LIT_HEX, "0xff", SIB_LIT_HEX, "0x01") > 0);
+    assert_true(cmp_lit(N(SIB_T_DATE), SIB_LIT_STRING, "1969-01-01", SIB_LIT_STRING, "1970-01-01") < 0);
+    assert_true(cmp_lit(N(SIB_T_TIMESTAMP), SIB_LIT_INTEGER, "-5", SIB_LIT_INTEGER, "3") < 0);
+    assert_true(cmp_lit(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "-0.0", SIB_LIT_FLOAT, "0.0") < 0);
+    assert_true(cmp_lit(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "NaN", SIB_LIT_FLOAT, "Infinity") > 0);
+    assert_int_equal(cmp_lit(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "NaN", SIB_LIT_FLOAT, "-NaN"), 0);
+    assert_true(cmp_lit(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "-Infinity", SIB_LIT_FLOAT, "-1e308") < 0);
+    assert_int_equal(cmp_lit(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1.5", SIB_LIT_FLOAT, "1.50"), 0);
+    assert_true(cmp_lit(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "-1.5", SIB_LIT_FLOAT, "-1.25") < 0);
+    assert_true(cmp_lit(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "0.001", SIB_LIT_FLOAT, "1e-4") > 0);
+    assert_true(cmp_lit(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "10", SIB_LIT_FLOAT, "9.99") > 0);
+    assert_true(cmp_lit(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-129", SIB_LIT_INTEGER, "-128") < 0);
+    assert_true(cmp_lit(N(SIB_T_VARINT), SIB_LIT_INTEGER, "256", SIB_LIT_INTEGER, "255") > 0);
+    assert_true(cmp_lit(N(SIB_T_BOOLEAN), SIB_LIT_BOOLEAN, "false", SIB_LIT_BOOLEAN, "true") < 0);
+    /* UUIDType: version first (v1 < v4 although the v1 bytes are larger) */
+    assert_true(cmp_lit(N(SIB_T_UUID), SIB_LIT_UUID, "ffffffff-ffff-1fff-8000-000000000000", SIB_LIT_UUID,
+                        "00000000-0000-4000-8000-000000000000") < 0);
+    /* v1: timestamp order (time_hi before time_low) */
+    assert_true(cmp_lit(N(SIB_T_UUID), SIB_LIT_UUID, "ffffffff-0000-1000-8000-000000000000", SIB_LIT_UUID,
+                        "00000000-0000-1001-8000-000000000000") < 0);
+    /* TimeUUIDType: lsb compared as signed bytes: 0x80 < 0x7f */
+    assert_true(cmp_lit(N(SIB_T_TIMEUUID), SIB_LIT_UUID, "00000000-0000-1000-8000-000000000000", SIB_LIT_UUID,
+                        "00000000-0000-1000-7f00-000000000000") < 0);
+    assert_true(cmp_lit(N(SIB_T_UUID), SIB_LIT_UUID, "00000000-0000-1000-8000-000000000000", SIB_LIT_UUID,
+                        "00000000-0000-1000-7f00-000000000000") > 0);
+    assert_true(cmp_lit(N(SIB_T_INET), SIB_LIT_STRING, "10.0.0.1", SIB_LIT_STRING, "9.0.0.1") > 0);
+    /* empty sorts first */
+    uint8_t one[4] = { 0, 0, 0, 1 };
+    assert_true(sib_value_compare(N(SIB_T_INT), one, 0, one, 4) < 0);
+}
+
+/* ---- formatting ---- */
+
+static void test_format(void **state)
+{
+    (void)state;
+    fmt_is(N(SIB_T_TIMESTAMP), SIB_LIT_STRING, "2024-01-02 03:04:05", "2024-01-02 03:04:05.000000+0000");
+    fmt_is(N(SIB_T_TIMESTAMP), SIB_LIT_INTEGER, "-1", "1969-12-31 23:59:59.999000+0000");
+    fmt_is(N(SIB_T_DATE), SIB_LIT_STRING, "2024-02-29", "2024-02-29");
+    fmt_is(N(SIB_T_TIME), SIB_LIT_STRING, "01:02:03.5", "01:02:03.500000000");
+    fmt_is(N(SIB_T_UUID), SIB_LIT_UUID, "550E8400-E29B-41D4-A716-446655440000", "550e8400-e29b-41d4-a716-446655440000");
+    fmt_is(N(SIB_T_BLOB), SIB_LIT_HEX, "0xCAFE", "0xcafe");
+    fmt_is(N(SIB_T_VARCHAR), SIB_LIT_STRING, "it's", "it's");
+    fmt_is(N(SIB_T_BOOLEAN), SIB_LIT_BOOLEAN, "true", "True");
+    fmt_is(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "1.5", "1.5");
+    fmt_is(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "3.14159265", "3.14159");
+    fmt_is(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "3.14159265", "3.14159265");
+    fmt_is(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "1e20", "1e+20");
+    fmt_is(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "NaN", "NaN");
+    fmt_is(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "-Infinity", "-Infinity");
+    fmt_is(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-123456789012345678901234567890", "-123456789012345678901234567890");
+    fmt_is(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-128", "-128");
+    fmt_is(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1.50", "1.50");
+    fmt_is(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "-0.001", "-0.001");
+    fmt_is(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1e10", "1E+10");
+    fmt_is(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "0.00000001", "1E-8");
+    fmt_is(N(SIB_T_INET), SIB_LIT_STRING, "::1", "::1");
+    fmt_is(N(SIB_T_DURATION), SIB_LIT_DURATION, "1y2mo3w4d5h6m7s8ms9us10ns", "1y2mo25d5h6m7s8ms9us10ns");
+    fmt_is(N(SIB_T_DURATION), SIB_LIT_DURATION, "-1h30m", "-1h30m");
+    fmt_is(N(SIB_T_SMALLINT), SIB_LIT_INTEGER, "-7", "-7");
+}
+
+/* ---- collections ---- */
+
+static void test_collections(void **state)
+{
+    (void)state;
+    sib_buf a = val(N(SIB_T_VARCHAR), SIB_LIT_STRING, "b"), b = val(N(SIB_T_VARCHAR), SIB_LIT_STRING, "a");
+    sib_val e[3] = { { a.p, (int32_t)a.len }, { b.p, (int32_t)b.len }, { a.p, (int32_t)a.len } };
+    sib_buf out, txt;
+    sib_err err;
+    sib_buf_init(&out);
+    sib_buf_init(&txt);
+    assert_int_equal(sib_coll_build(T("set<text>"), e, 3, &out, &err), 0);
+    assert_string_equal(hexs(out.p, out.len), "00000002" "00000001" "61" "00000001" "62");
+    sib_value_format(T("set<text>"), out.p, out.len, &txt);
+    sib_buf_u8(&txt, 0);
+    assert_string_equal((char *)txt.p, "{'a', 'b'}");
+    sib_buf_reset(&out);
+    assert_int_equal(sib_coll_build(T("list<text>"), e, 3, &out, &err), 0);
+    sib_buf_reset(&txt);
+    sib_value_format(T("list<text>"), out.p, out.len, &txt);
+    sib_buf_u8(&txt, 0);
+    assert_string_equal((char *)txt.p, "['b', 'a', 'b']");
+    /* map: sorted by key, last duplicate wins */
+    sib_buf one = val(N(SIB_T_INT), SIB_LIT_INTEGER, "1"), two = val(N(SIB_T_INT), SIB_LIT_INTEGER, "2");
+    sib_val m[6] = { { a.p, 1 }, { one.p, 4 }, { b.p, 1 }, { two.p, 4 }, { a.p, 1 }, { two.p, 4 } };
+    sib_buf_reset(&out);
+    assert_int_equal(sib_coll_build(T("map<text, int>"), m, 3, &out, &err), 0);
+    sib_buf_reset(&txt);
+    sib_value_format(T("map<text, int>"), out.p, out.len, &txt);
+    sib_buf_u8(&txt, 0);
+    assert_string_equal((char *)txt.p, "{'a': 2, 'b': 2}");
+    sib_coll_iter it;
+    assert_int_equal(sib_coll_iter_init(&it, T("map<text, int>"), out.p, out.len), 2);
+    sib_val k, v;
+    assert_true(sib_coll_next(&it, &k, &v));
+    assert_int_equal(k.len, 1);
+    assert_int_equal(k.p[0], 'a');
+    assert_true(sib_coll_next(&it, &k, &v));
+    assert_false(sib_coll_next(&it, &k, &v));
+    /* normalize an unsorted set coming from a driver */
+    uint8_t unsorted[] = { 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 9, 0, 0, 0, 4, 0, 0, 0, 3 };
+    sib_buf_reset(&out);
+    assert_int_equal(sib_coll_normalize(T("set<int>"), unsorted, sizeof unsorted, &out, &err), 0);
+    assert_string_equal(hexs(out.p, out.len), "00000002" "00000004" "00000003" "00000004" "00000009");
+    sib_val nul = { NULL, -1 };
+    assert_int_equal(sib_coll_build(T("list<int>"), &nul, 1, &out, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "null is not supported inside collections");
+    sib_buf_free(&a);
+    sib_buf_free(&b);
+    sib_buf_free(&one);
+    sib_buf_free(&two);
+    sib_buf_free(&out);
+    sib_buf_free(&txt);
+}
+
+/* ---- random values for the byte-comparable property tests ---- */
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return g_rng;
+}
+static unsigned rndn(unsigned n) { return (unsigned)(rnd() % n); }
+
+static void gen_literal(const sib_type *t, sib_lit_kind k, const char *text, sib_buf *out)
+{
+    sib_err err;
+    if (sib_value_from_literal(t, k, text, strlen(text), "c", out, &err)) fail_msg("gen %s: %s", text, err.msg);
+}
+
+static void gen(const sib_type *t, sib_buf *out)
+{
+    uint8_t b[16];
+    char s[64];
+    for (int i = 0; i < 16; i++) b[i] = (uint8_t)rnd();
+    bool small = rndn(2);
+    int64_t sv = (int64_t)rndn(7) - 3;
+    switch (t->code) {
+    case SIB_T_TINYINT: sib_buf_u8(out, small ? (uint8_t)sv : b[0]); break;
+    case SIB_T_SMALLINT: sib_buf_be16(out, small ? (uint16_t)sv : get_be16(b)); break;
+    case SIB_T_INT: sib_buf_be32(out, small ? (uint32_t)sv : get_be32(b)); break;
+    case SIB_T_BIGINT: case SIB_T_TIMESTAMP: sib_buf_be64(out, small ? (uint64_t)sv : get_be64(b)); break;
+    case SIB_T_TIME: sib_buf_be64(out, small ? (uint64_t)(sv + 3) : get_be64(b) % 86400000000000ull); break;
+    case SIB_T_DATE: sib_buf_be32(out, small ? (uint32_t)(0x80000000u + sv) : get_be32(b)); break;
+    case SIB_T_BOOLEAN: sib_buf_u8(out, (uint8_t)rndn(2)); break;
+    case SIB_T_FLOAT: {
+        static const uint32_t sp[] = { 0x7fc00000, 0xffc00001, 0x7f800000, 0xff800000, 0, 0x80000000, 0x3f800000, 0xbf800000 };
+        sib_buf_be32(out, small ? sp[rndn(8)] : get_be32(b));
+        break;
+    }
+    case SIB_T_DOUBLE: {
+        static const uint64_t sp[] = { 0x7ff8000000000000ull, 0xfff8000000000001ull, 0x7ff0000000000000ull,
+                                       0xfff0000000000000ull, 0, 0x8000000000000000ull, 0x3ff0000000000000ull };
+        sib_buf_be64(out, small ? sp[rndn(7)] : get_be64(b));
+        break;
+    }
+    case SIB_T_UUID: case SIB_T_TIMEUUID: {
+        static const int vers[] = { 1, 4, 0, 2, 15 };
+        int ver = t->code == SIB_T_TIMEUUID ? 1 : vers[rndn(5)];
+        if (small) for (int i = 0; i < 16; i++) b[i] = (uint8_t)(rndn(3) * 0x7f);
+        b[6] = (uint8_t)((b[6] & 0x0F) | ver << 4);
+        sib_buf_append(out, b, 16);
+        break;
+    }
+    case SIB_T_VARCHAR: case SIB_T_ASCII: case SIB_T_BLOB: {
+        static const char *const pieces_text[] = { "", "a", "b", "\xc3\xa9", "ab" };
+        size_t n = rndn(5);
+        for (size_t i = 0; i < n; i++) {
+            if (t->code == SIB_T_BLOB) {
+                static const uint8_t alpha[] = { 0x00, 0x01, 0x61, 0xFE, 0xFF };
+                sib_buf_u8(out, alpha[rndn(5)]);
+            } else if (rndn(3) == 0) {
+                sib_buf_u8(out, 0);
+            } else {
+                const char *p = pieces_text[rndn(t->code == SIB_T_ASCII ? 3 : 5)];
+                sib_buf_append(out, p, strlen(p));
+            }
+        }
+        break;
+    }
+    case SIB_T_INET:
+        if (rndn(2)) { b[0] = (uint8_t)rndn(3); sib_buf_append(out, b, 4); }
+        else { b[0] = (uint8_t)rndn(3); sib_buf_append(out, b, 16); }
+        break;
+    case SIB_T_VARINT: {
+        size_t n = 1 + rndn(small ? 2 : 25);
+        size_t k = 0;
+        if (rndn(2)) s[k++] = '-';
+        for (size_t i = 0; i < n; i++) s[k++] = (char)('0' + rndn(10));
+        s[k] = 0;
+        gen_literal(t, SIB_LIT_INTEGER, s, out);
+        break;
+    }
+    case SIB_T_DECIMAL: {
+        size_t n = 1 + rndn(small ? 2 : 12), k = 0;
+        if (rndn(2)) s[k++] = '-';
+        for (size_t i = 0; i < n; i++) s[k++] = (char)('0' + (rndn(3) ? rndn(10) : 0));
+        if (rndn(2)) {
+            s[k++] = '.';
+            size_t f = rndn(4);
+            for (size_t i = 0; i < f; i++) s[k++] = (char)('0' + (rndn(2) ? rndn(10) : 0));
+        }
+        if (rndn(3) == 0) k += (size_t)snprintf(s + k, 12, "e%d", (int)rndn(41) - 20);
+        s[k] = 0;
+        gen_literal(t, strchr(s, '.') || strchr(s, 'e') ? SIB_LIT_FLOAT : SIB_LIT_INTEGER, s, out);
+        break;
+    }
+    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: {
+        size_t n = rndn(4), stride = t->code == SIB_T_MAP ? 2 : 1;
+        sib_buf parts[8];
+        sib_val e[8];
+        for (size_t i = 0; i < n * stride; i++) {
+            sib_buf_init(&parts[i]);
+            gen(t->sub[i % stride], &parts[i]);
+        }
+        for (size_t i = 0; i < n * stride; i++) e[i] = (sib_val){ parts[i].p, (int32_t)parts[i].len };
+        sib_err err;
+        if (sib_coll_build(t, e, n, out, &err)) fail_msg("coll build: %s", err.msg);
+        for (size_t i = 0; i < n * stride; i++) sib_buf_free(&parts[i]);
+        break;
+    }
+    default: fail_msg("no generator for type 0x%x", t->code);
+    }
+}
+
+/* ---- catalog helpers ---- */
+
+static sib_catalog *mk_catalog(void)
+{
+    sib_catalog *c = sib_catalog_create();
+    assert_non_null(c);
+    const char *keys[] = { "class", "replication_factor" }, *vals[] = { "SimpleStrategy", "1" };
+    sib_prop p = { .name = "replication", .is_map = true, .keys = keys, .values = vals, .n = 2 };
+    sib_err err;
+    if (sib_catalog_create_keyspace(c, "ks", &p, 1, false, &err)) fail_msg("create ks: %s", err.msg);
+    return c;
+}
+
+/* Creates ks.<name> (k int, c1 t1, c2 t2, ..., v int) with the given clustering orders. */
+static const sib_table *mk_table(sib_catalog *c, const char *name, const sib_type *const *ct, const bool *desc,
+                                 size_t nck)
+{
+    sib_coldef cols[8];
+    const char *ck[8];
+    sib_orderdef ord[8];
+    static char names[8][8];
+    cols[0] = (sib_coldef){ "k", N(SIB_T_INT), false };
+    for (size_t i = 0; i < nck; i++) {
+        snprintf(names[i], sizeof names[i], "c%zu", i + 1);
+        cols[i + 1] = (sib_coldef){ names[i], ct[i], false };
+        ck[i] = names[i];
+        ord[i] = (sib_orderdef){ names[i], desc[i] };
+    }
+    cols[nck + 1] = (sib_coldef){ "v", N(SIB_T_INT), false };
+    const char *pk[] = { "k" };
+    sib_table_spec s = { .keyspace = "ks", .name = name, .cols = cols, .ncols = nck + 2, .npk_decls = 1,
+                         .pk = pk, .npk = 1, .ck = ck, .nck = nck, .order = ord, .norder = nck };
+    const sib_table *t;
+    sib_err err;
+    if (sib_catalog_create_table(c, &s, &t, &err)) fail_msg("create table %s: %s", name, err.msg);
+    return t;
+}
+
+static const char *const ck_types[] = {
+    "tinyint", "smallint", "int", "bigint", "timestamp", "time", "date", "boolean", "float", "double", "uuid",
+    "timeuuid", "text", "ascii", "blob", "inet", "varint", "decimal", "frozen<list<int>>", "frozen<set<text>>",
+    "frozen<map<int, text>>", "frozen<list<frozen<list<varint>>>>", "frozen<map<decimal, uuid>>",
+};
+
+#define NV 120
+
+static void test_ck_single_column_order(void **state)
+{
+    (void)state;
+    sib_catalog *c = mk_catalog();
+    sib_types *ts = sib_catalog_types(c);
+    for (size_t ti = 0; ti < sizeof ck_types / sizeof ck_types[0]; ti++) {
+        const sib_type *t;
+        sib_err err;
+        assert_int_equal(sib_type_parse(ts, ck_types[ti], strlen(ck_types[ti]), &t, &err), 0);
+        for (int d = 0; d < 2; d++) {
+            char tn[32];
+            snprintf(tn, sizeof tn, "t%zu_%d", ti, d);
+            bool desc = d;
+            const sib_table *tab = mk_table(c, tn, &t, &desc, 1);
+            sib_buf v[NV], e[NV], dec[1];
+            sib_buf_init(&dec[0]);
+            for (int i = 0; i < NV; i++) {
+                sib_buf_init(&v[i]);
+                sib_buf_init(&e[i]);
+                gen(t, &v[i]);
+                const uint8_t *vp[1] = { v[i].p ? v[i].p : (const uint8_t *)"" };
+                size_t vl[1] = { v[i].len };
+                bool fixed_empty = sib_type_fixed_len(t) && !v[i].len;
+                int rc = sib_ck_encode(tab, vp, vl, 1, &e[i], &err);
+                if (fixed_empty) { assert_int_equal(rc, SIB_EINVAL); continue; }
+                if (rc) fail_msg("%s: encode %s: %s", ck_types[ti], hexs(v[i].p, v[i].len), err.msg);
+                size_t nv;
+                assert_int_equal(sib_ck_decode(tab, e[i].p, e[i].len, dec, &nv, &err), 0);
+                assert_int_equal(nv, 1);
+                if (sib_value_compare(t, dec[0].p, dec[0].len, v[i].p, v[i].len))
+                    fail_msg("%s: decode mismatch %s", ck_types[ti], hexs(v[i].p, v[i].len));
+                bool exact = t->code != SIB_T_DECIMAL && t->code != SIB_T_FLOAT && t->code != SIB_T_DOUBLE &&
+                             !strstr(ck_types[ti], "decimal");
+                if (exact && (dec[0].len != v[i].len || (v[i].len && memcmp(dec[0].p, v[i].p, v[i].len))))
+                    fail_msg("%s: decode not exact", ck_types[ti]);
+            }
+            for (int i = 0; i < NV; i++)
+                for (int j = 0; j < NV; j++) {
+                    if (!e[i].len || !e[j].len) continue;
+                    int want = sgn(sib_value_compare(t, v[i].p, v[i].len, v[j].p, v[j].len));
+                    if (desc) want = -want;
+                    int got = bytes_cmp(e[i].p, e[i].len, e[j].p, e[j].len);
+                    if (want != got) {
+                        char a[200];
+                        snprintf(a, sizeof a, "%s", hexs(v[i].p, v[i].len));
+                        fail_msg("%s %s: %s vs %s: compare %d, memcmp %d", ck_types[ti], desc ? "DESC" : "ASC", a,
+                                 hexs(v[j].p, v[j].len), want, got);
+                    }
+                }
+            for (int i = 0; i < NV; i++) {
+                sib_buf_free(&v[i]);
+                sib_buf_free(&e[i]);
+            }
+            sib_buf_free(&dec[0]);
+        }
+    }
+    sib_catalog_destroy(c);
+}
+
+typedef struct {
+    sib_buf v[3];
+    sib_buf enc;
+} ckrow;
+
+static int tuple_cmp(const sib_table *t, const ckrow *a, const ckrow *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const sib_column *col = sib_table_clustering(t, i);
+        int c = sgn(sib_value_compare(col->type, a->v[i].p, a->v[i].len, b->v[i].p, b->v[i].len));
+        if (col->order == SIB_ORDER_DESC) c = -c;
+        if (c) return c;
+    }
+    return 0;
+}
+
+static void test_ck_composite_prefix_successor(void **state)
+{
+    (void)state;
+    sib_catalog *c = mk_catalog();
+    const sib_type *types[3] = { N(SIB_T_INT), N(SIB_T_VARCHAR), N(SIB_T_TIMEUUID) };
+    bool desc[3] = { true, false, true };
+    const sib_table *t = mk_table(c, "comp", types, desc, 3);
+    assert_int_equal(sib_table_clustering_count(t), 3);
+    enum { NR = 150 };
+    ckrow *rows = calloc(NR, sizeof *rows);
+    sib_err err;
+    for (int i = 0; i < NR; i++) {
+        for (int k = 0; k < 3; k++) {
+            sib_buf_init(&rows[i].v[k]);
+            if (k == 0) sib_buf_be32(&rows[i].v[k], (uint32_t)((int)rndn(5) - 2));
+            else if (k == 1) { const char *s[] = { "", "a", "ab", "b" }; sib_buf_append(&rows[i].v[k], s[rndn(4)], strlen(s[0]) ? 0 : 0); const char *p = s[rndn(4)]; sib_buf_append(&rows[i].v[k], p, strlen(p)); }
+            else gen(types[2], &rows[i].v[k]);
+        }
+        sib_buf_init(&rows[i].enc);
+        const uint8_t *vp[3] = { rows[i].v[0].p, rows[i].v[1].p ? rows[i].v[1].p : (const uint8_t *)"", rows[i].v[2].p };
+        size_t vl[3] = { rows[i].v[0].len, rows[i].v[1].len, rows[i].v[2].len };
+        assert_int_equal(sib_ck_encode(t, vp, vl, 3, &rows[i].enc, &err), 0);
+        sib_buf dec[3];
+        size_t nv;
+        for (int k = 0; k < 3; k++) sib_buf_init(&dec[k]);
+        assert_int_equal(sib_ck_decode(t, rows[i].enc.p, rows[i].enc.len, dec, &nv, &err), 0);
+        assert_int_equal(nv, 3);
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(dec[k].len, rows[i].v[k].len);
+            if (dec[k].len) assert_memory_equal(dec[k].p, rows[i].v[k].p, dec[k].len);
+            sib_buf_free(&dec[k]);
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NR; j++)
+            assert_int_equal(bytes_cmp(rows[i].enc.p, rows[i].enc.len, rows[j].enc.p, rows[j].enc.len),
+                             tuple_cmp(t, &rows[i], &rows[j], 3));
+    /* prefixes: enc(prefix) <= every extension < successor(enc(prefix)) <= every greater row */
+    for (int i = 0; i < NR; i++)
+        for (size_t plen = 1; plen <= 2; plen++) {
+            sib_buf p;
+            sib_buf_init(&p);
+            const uint8_t *vp[2] = { rows[i].v[0].p, rows[i].v[1].p ? rows[i].v[1].p : (const uint8_t *)"" };
+            size_t vl[2] = { rows[i].v[0].len, rows[i].v[1].len };
+            assert_int_equal(sib_ck_encode(t, vp, vl, plen, &p, &err), 0);
+            sib_buf succ;
+            sib_buf_init(&succ);
+            sib_buf_append(&succ, p.p, p.len);
+            bool has = sib_ck_successor(&succ);
+            assert_true(has);
+            for (int j = 0; j < NR; j++) {
+                int pc = tuple_cmp(t, &rows[j], &rows[i], plen);
+                const sib_buf *e = &rows[j].enc;
+                if (pc == 0) {
+                    assert_true(bytes_cmp(p.p, p.len, e->p, e->len) <= 0);
+                    assert_true(bytes_cmp(succ.p, succ.len, e->p, e->len) > 0);
+                } else if (pc > 0) {
+                    assert_true(bytes_cmp(succ.p, succ.len, e->p, e->len) <= 0);
+                } else {
+                    assert_true(bytes_cmp(p.p, p.len, e->p, e->len) > 0);
+                }
+            }
+            /* a prefix decodes to its components */
+            sib_buf dec[3];
+            size_t nv;
+            for (int k = 0; k < 3; k++) sib_buf_init(&dec[k]);
+            assert_int_equal(sib_ck_decode(t, p.p, p.len, dec, &nv, &err), 0);
+            assert_int_equal(nv, plen);
+            for (int k = 0; k < 3; k++) sib_buf_free(&dec[k]);
+            sib_buf_free(&p);
+            sib_buf_free(&succ);
+        }
+    for (int i = 0; i < NR; i++) {
+        for (int k = 0; k < 3; k++) sib_buf_free(&rows[i].v[k]);
+        sib_buf_free(&rows[i].enc);
+    }
+    free(rows);
+    /* successor edge cases */
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_buf_append(&b, "\x01\xff\xff", 3);
+    assert_true(sib_ck_successor(&b));
+    assert_string_equal(hexs(b.p, b.len), "02");
+    sib_buf_reset(&b);
+    sib_buf_append(&b, "\xff", 1);
+    assert_false(sib_ck_successor(&b));
+    assert_int_equal(b.len, 0);
+    sib_buf_free(&b);
+    /* errors */
+    const uint8_t *vp[1] = { (const uint8_t *)"" };
+    size_t vl[1] = { 0 };
+    sib_buf_init(&b);
+    assert_int_equal(sib_ck_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Invalid empty value for clustering column c1 of type int");
+    vp[0] = NULL;
+    assert_int_equal(sib_ck_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Invalid null value for clustering key part c1");
+    assert_int_equal(sib_ck_decode(t, (const uint8_t *)"\x01", 1, NULL, &vl[0], &err) , SIB_ECORRUPT);
+    sib_buf_free(&b);
+    sib_catalog_destroy(c);
+}
+
+static void test_pk_encode(void **state)
+{
+    (void)state;
+    sib_catalog *c = mk_catalog();
+    sib_coldef cols[] = { { "a", N(SIB_T_INT), false }, { "b", N(SIB_T_VARCHAR), false } };
+    const char *pk[] = { "a", "b" };
+    sib_table_spec s = { .keyspace = "ks", .name = "p2", .cols = cols, .ncols = 2, .npk_decls = 1, .pk = pk, .npk = 2 };
+    const sib_table *t;
+    sib_err err;
+    assert_int_equal(sib_catalog_create_table(c, &s, &t, &err), 0);
+    const uint8_t *vp[2] = { (const uint8_t *)"\0\0\0\1", (const uint8_t *)"foo" };
+    size_t vl[2] = { 4, 3 };
+    sib_buf b;
+    sib_buf_init(&b);
+    assert_int_equal(sib_pk_encode(t, vp, vl, 2, &b, &err), 0);
+    /* driver-compat.md section 7 vector */
+    assert_string_equal(hexs(b.p, b.len), "000400000001000003666f6f00");
+    assert_int_equal(sib_murmur3_token(b.p, b.len), -5247490290428947122LL);
+    sib_val out[2];
+    assert_int_equal(sib_pk_decode(t, b.p, b.len, out, 2, &err), 0);
+    assert_int_equal(out[1].len, 3);
+    assert_memory_equal(out[1].p, "foo", 3);
+    assert_int_equal(sib_pk_decode(t, b.p, b.len - 1, out, 2, &err), SIB_ECORRUPT);
+    sib_buf_free(&b);
+    sib_coldef c1[] = { { "k", N(SIB_T_VARCHAR), false } };
+    const char *pk1[] = { "k" };
+    sib_table_spec s1 = { .keyspace = "ks", .name = "p1", .cols = c1, .ncols = 1, .npk_decls = 1, .pk = pk1, .npk = 1 };
+    assert_int_equal(sib_catalog_create_table(c, &s1, &t, &err), 0);
+    sib_buf_init(&b);
+    vl[0] = 0;
+    vp[0] = (const uint8_t *)"";
+    assert_int_equal(sib_pk_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Key may not be empty");
+    sib_buf_free(&b);
+    sib_catalog_destroy(c);
+}

@@ -1,0 +1,942 @@
+/* Unit tests for storage/ through its public header: LWW ties, row markers,
+ * tombstones, TTL, slices, scans, commitlog replay (torn and corrupt tails,
+ * truncate/drop), sync-mode completions on a libev loop. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage.h"
+
+static const uint8_t T1[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t T2[16] = {0xaa, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+#define NOW 1700000000
+
+typedef struct fx {
+    char dir[64];
+    storage *s;
+} fx;
+
+static void rm_rf(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[512];
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static storage *open_st(const char *dir, st_sync_mode mode, struct ev_loop *loop, size_t segsz)
+{
+    storage_opts o = {0};
+    o.commitlog_dir = dir;
+    o.sync = mode;
+    o.loop = loop;
+    o.segment_size = segsz;
+    storage *s;
+    sib_err err = {0};
+    int rc = storage_open(&s, &o, &err);
+    if (rc) fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/sibst.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    storage_close(f->s);
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void reopen(fx *f, storage_replay_stats *st)
+{
+    storage_close(f->s);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+    sib_err err;
+    assert_int_equal(storage_replay(f->s, st, &err), 0);
+}
+
+static void apply1(storage *s, st_mutation *m)
+{
+    sib_err err = {0};
+    int rc = storage_apply(s, &m, 1, NULL, NULL, &err);
+    if (rc) fprintf(stderr, "apply: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    st_mutation_destroy(m);
+}
+
+static st_mutation *mut(const char *pk) { return st_mutation_create(T1, (const uint8_t *)pk, strlen(pk)); }
+
+static void put(storage *s, const char *pk, const char *ck, uint32_t col, const char *val, int64_t ts, int32_t ttl,
+                int32_t exp)
+{
+    st_mutation *m = mut(pk);
+    assert_int_equal(st_mut_row(m, (const uint8_t *)ck, strlen(ck)), 0);
+    assert_int_equal(st_mut_cell(m, col, (const uint8_t *)val, strlen(val), ts, ttl, exp), 0);
+    apply1(s, m);
+}
+
+static void del_cell(storage *s, const char *pk, const char *ck, uint32_t col, int64_t ts, int32_t ldt)
+{
+    st_mutation *m = mut(pk);
+    st_mut_row(m, (const uint8_t *)ck, strlen(ck));
+    assert_int_equal(st_mut_cell_tombstone(m, col, ts, ldt), 0);
+    apply1(s, m);
+}
+
+/* Value of (pk, ck, col) at now, or NULL; returns a static copy. */
+static const char *get_at(storage *s, const char *pk, const char *ck, uint32_t col, int32_t now)
+{
+    static char buf[1024];
+    st_table *t = storage_table(s, T1);
+    st_slice sl = {{(const uint8_t *)ck, strlen(ck), true, false}, {(const uint8_t *)ck, strlen(ck), true, false}};
+    st_iter *it = st_read(t, (const uint8_t *)pk, strlen(pk), &sl, 1, false, now);
+    st_row r;
+    const char *res = NULL;
+    while (st_iter_next(it, &r)) {
+        if (r.cklen != strlen(ck) || memcmp(r.ck, ck, r.cklen)) continue;
+        for (size_t i = 0; i < r.ncells; i++) {
+            if (r.cells[i].col != col) continue;
+            assert_true(r.cells[i].vlen < sizeof buf);
+            memcpy(buf, r.cells[i].val, r.cells[i].vlen);
+            buf[r.cells[i].vlen] = 0;
+            res = buf;
+        }
+    }
+    st_iter_destroy(it);
+    return res;
+}
+static const char *get(storage *s, const char *pk, const char *ck, uint32_t col)
+{
+    return get_at(s, pk, ck, col, NOW);
+}
+
+/* Clustering keys of the live rows, joined with ',' */
+static const char *rows_str(storage *s, const char *pk, const st_slice *sl, size_t n, bool rev, int32_t now)
+{
+    static char buf[1024];
+    buf[0] = 0;
+    st_iter *it = st_read(storage_table(s, T1), (const uint8_t *)pk, strlen(pk), sl, n, rev, now);
+    st_row r;
+    while (st_iter_next(it, &r)) {
+        if (buf[0]) strcat(buf, ",");
+        strncat(buf, (const char *)r.ck, r.cklen);
+    }
+    assert_int_equal(st_iter_status(it, NULL), 0);
+    st_iter_destroy(it);
+    return buf;
+}
+
+typedef struct cb_state { int calls, rc; } cb_state;
+static void on_done(void *ctx, int rc, const sib_err *err)
+{
+    cb_state *c = ctx;
+    c->calls++;
+    c->rc = rc;
+}
+
+/* ---- LWW ---- */
+
+static void test_lww_timestamps_and_ties(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    /* higher timestamp wins whatever the arrival order */
+    put(s, "a", "", 1, "new", 20, 0, 0);
+    put(s, "a", "", 1, "old", 10, 0, 0);
+    assert_string_equal(get(s, "a", "", 1), "new");
+    /* equal ts, both live: greater value wins (either order); "ab" < "abc" */
+    put(s, "b", "", 1, "ab", 10, 0, 0);
+    put(s, "b", "", 1, "abc", 10, 0, 0);
+    put(s, "b", "", 1, "aa", 10, 0, 0);
+    assert_string_equal(get(s, "b", "", 1), "abc");
+    /* equal ts: tombstone beats live, in both orders */
+    put(s, "c", "", 1, "zzz", 10, 0, 0);
+    del_cell(s, "c", "", 1, 10, NOW - 100);
+    assert_null(get(s, "c", "", 1));
+    del_cell(s, "d", "", 1, 10, NOW - 100);
+    put(s, "d", "", 1, "zzz", 10, 0, 0);
+    assert_null(get(s, "d", "", 1));
+    /* equal ts: expiring beats plain live even with a smaller value (CASSANDRA-14592) */
+    put(s, "e", "", 1, "zzz", 10, 0, 0);
+    put(s, "e", "", 1, "aaa", 10, 100, NOW + 100);
+    assert_string_equal(get(s, "e", "", 1), "aaa");
+    put(s, "e2", "", 1, "aaa", 10, 100, NOW + 100);
+    put(s, "e2", "", 1, "zzz", 10, 0, 0);
+    assert_string_equal(get(s, "e2", "", 1), "aaa");
+    /* equal ts: tombstone beats expiring */
+    put(s, "f", "", 1, "x", 10, 100, NOW + 100);
+    del_cell(s, "f", "", 1, 10, NOW - 1000);
+    assert_null(get(s, "f", "", 1));
+    /* equal ts, both expiring: later expiry wins over a greater value */
+    put(s, "g", "", 1, "zzz", 10, 100, NOW + 100);
+    put(s, "g", "", 1, "aaa", 10, 200, NOW + 200);
+    put(s, "g", "", 1, "mmm", 10, 50, NOW + 50);
+    assert_string_equal(get(s, "g", "", 1), "aaa");
+    /* a higher-timestamp live cell beats an older tombstone */
+    del_cell(s, "h", "", 1, 10, NOW);
+    put(s, "h", "", 1, "back", 11, 0, 0);
+    assert_string_equal(get(s, "h", "", 1), "back");
+    /* both tombstones, equal ts: the later ldt wins; neither shows */
+    del_cell(s, "i", "", 1, 10, NOW);
+    del_cell(s, "i", "", 1, 10, NOW + 5);
+    assert_null(get(s, "i", "", 1));
+}
+
+/* ---- row markers ---- */
+
+static void test_row_marker(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    /* INSERT: marker + cell; deleting the cell keeps the row */
+    st_mutation *m = mut("p");
+    st_mut_row(m, (const uint8_t *)"r1", 2);
+    st_mut_row_marker(m, 10, 0, ST_NO_DELETION_TIME);
+    st_mut_cell(m, 1, (const uint8_t *)"v", 1, 10, 0, 0);
+    apply1(s, m);
+    /* UPDATE: cell only */
+    put(s, "p", "r2", 1, "v", 10, 0, 0);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "r1,r2");
+    del_cell(s, "p", "r1", 1, 11, NOW);
+    del_cell(s, "p", "r2", 1, 11, NOW);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "r1");
+    st_iter *it = st_read(storage_table(s, T1), (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    st_row r;
+    assert_true(st_iter_next(it, &r));
+    assert_true(r.has_marker);
+    assert_int_equal(r.marker_ts, 10);
+    assert_int_equal(r.ncells, 0);
+    st_iter_destroy(it);
+    assert_true(st_partition_live(storage_table(s, T1), (const uint8_t *)"p", 1, NOW));
+    /* a row deletion at the marker's timestamp shadows it (ties go to deletions) */
+    m = mut("p");
+    st_mut_row(m, (const uint8_t *)"r1", 2);
+    st_mut_row_delete(m, 10, NOW);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "");
+    assert_false(st_partition_live(storage_table(s, T1), (const uint8_t *)"p", 1, NOW));
+    /* an expiring marker keeps the row until it expires */
+    m = mut("q");
+    st_mut_row(m, (const uint8_t *)"r", 1);
+    st_mut_row_marker(m, 10, 60, NOW + 60);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "q", NULL, 0, false, NOW + 59), "r");
+    assert_string_equal(rows_str(s, "q", NULL, 0, false, NOW + 60), "");
+    /* on a marker tie, the expiring one wins over the plain one */
+    m = mut("q");
+    st_mut_row(m, (const uint8_t *)"r", 1);
+    st_mut_row_marker(m, 10, 0, ST_NO_DELETION_TIME);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "q", NULL, 0, false, NOW + 60), "");
+}
+
+/* ---- tombstones ---- */
+
+static void test_partition_and_row_tombstones(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    put(s, "p", "a", 1, "v", 10, 0, 0);
+    put(s, "p", "b", 1, "v", 20, 0, 0);
+    put(s, "p", "c", 1, "v", 30, 0, 0);
+    st_mutation *m = mut("p");
+    st_mut_partition_delete(m, 20, NOW);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "c");
+    /* older writes after the deletion stay shadowed, newer ones show */
+    put(s, "p", "a", 1, "v", 15, 0, 0);
+    put(s, "p", "b", 1, "v", 21, 0, 0);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "b,c");
+    /* row deletion */
+    m = mut("p");
+    st_mut_row(m, (const uint8_t *)"c", 1);
+    st_mut_row_delete(m, 30, NOW);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "b");
+    /* an older partition deletion does not undo a newer one */
+    m = mut("p");
+    st_mut_partition_delete(m, 5, NOW);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "b");
+    /* partitions with only tombstones are not live */
+    m = mut("z");
+    st_mut_partition_delete(m, 5, NOW);
+    apply1(s, m);
+    assert_false(st_partition_live(storage_table(s, T1), (const uint8_t *)"z", 1, NOW));
+}
+
+static void test_range_tombstones(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    const char *cks[] = {"a1", "a2", "b1", "b2", "c1", "c2"};
+    for (int i = 0; i < 6; i++) put(s, "p", cks[i], 1, "v", 10, 0, 0);
+    /* prefix "b" inclusive on both sides: all b* rows */
+    st_mutation *m = mut("p");
+    st_bound st = {(const uint8_t *)"b", 1, true, false}, en = {(const uint8_t *)"b", 1, true, false};
+    st_mut_range_delete(m, &st, &en, 10, NOW);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "a1,a2,c1,c2");
+    /* (a1, c) exclusive: a2 only (c* excluded by exclusive prefix end) */
+    m = mut("p");
+    st_bound s2 = {(const uint8_t *)"a1", 2, false, false}, e2 = {(const uint8_t *)"c", 1, false, false};
+    st_mut_range_delete(m, &s2, &e2, 10, NOW);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "a1,c1,c2");
+    /* newer writes inside a deleted range survive */
+    put(s, "p", "b1", 1, "v", 11, 0, 0);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "a1,b1,c1,c2");
+    /* unbounded start up to c1 inclusive, older than the b1 rewrite */
+    m = mut("p");
+    st_bound s3 = {NULL, 0, false, true}, e3 = {(const uint8_t *)"c1", 2, true, false};
+    st_mut_range_delete(m, &s3, &e3, 10, NOW);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "b1,c2");
+    /* the static row is not covered by range tombstones, only by partition deletions */
+    m = mut("p");
+    st_mut_static(m);
+    st_mut_cell(m, 9, (const uint8_t *)"s", 1, 5, 0, 0);
+    apply1(s, m);
+    m = mut("p");
+    st_bound all_s = {NULL, 0, false, true}, all_e = {NULL, 0, false, true};
+    st_mut_range_delete(m, &all_s, &all_e, 50, NOW);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW), "");
+    st_iter *it = st_read(storage_table(s, T1), (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    st_row r;
+    assert_true(st_iter_static(it, &r));
+    assert_true(r.is_static);
+    assert_int_equal(r.ncells, 1);
+    assert_int_equal(r.cells[0].col, 9);
+    st_iter_destroy(it);
+    assert_true(st_partition_live(storage_table(s, T1), (const uint8_t *)"p", 1, NOW));
+    m = mut("p");
+    st_mut_partition_delete(m, 5, NOW);
+    apply1(s, m);
+    assert_false(st_partition_live(storage_table(s, T1), (const uint8_t *)"p", 1, NOW));
+}
+
+static void test_ttl_expiry(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    put(s, "p", "r", 1, "old", 5, 0, 0);
+    put(s, "p", "r", 1, "ttl", 10, 100, NOW + 100);
+    assert_string_equal(get_at(s, "p", "r", 1, NOW + 99), "ttl");
+    /* expired at now == expiry, and it still shadows the older value */
+    assert_null(get_at(s, "p", "r", 1, NOW + 100));
+    assert_string_equal(rows_str(s, "p", NULL, 0, false, NOW + 100), "");
+    st_iter *it = st_read(storage_table(s, T1), (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    st_row r;
+    assert_true(st_iter_next(it, &r));
+    assert_int_equal(r.cells[0].ttl, 100);
+    assert_int_equal(r.cells[0].expiry, NOW + 100);
+    assert_int_equal(r.cells[0].ts, 10);
+    st_iter_destroy(it);
+}
+
+static void test_slices_and_reversed(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    char ck[16];
+    for (int i = 0; i < 200; i++) { /* enough rows for several B+tree leaves */
+        snprintf(ck, sizeof ck, "k%03d", i);
+        put(s, "p", ck, 1, "v", 10, 0, 0);
+    }
+    st_slice sl[2] = {
+        {{(const uint8_t *)"k010", 4, true, false}, {(const uint8_t *)"k012", 4, true, false}},
+        {{(const uint8_t *)"k197", 4, false, false}, {NULL, 0, false, true}},
+    };
+    assert_string_equal(rows_str(s, "p", sl, 2, false, NOW), "k010,k011,k012,k198,k199");
+    assert_string_equal(rows_str(s, "p", sl, 2, true, NOW), "k199,k198,k012,k011,k010");
+    st_slice ex = {{(const uint8_t *)"k010", 4, false, false}, {(const uint8_t *)"k013", 4, false, false}};
+    assert_string_equal(rows_str(s, "p", &ex, 1, true, NOW), "k012,k011");
+    st_slice pre = {{(const uint8_t *)"k00", 3, true, false}, {(const uint8_t *)"k00", 3, true, false}};
+    assert_string_equal(rows_str(s, "p", &pre, 1, false, NOW), "k000,k001,k002,k003,k004,k005,k006,k007,k008,k009");
+    /* whole partition, reversed */
+    const char *all = rows_str(s, "p", NULL, 0, true, NOW);
+    assert_int_equal(strncmp(all, "k199,k198,", 10), 0);
+    assert_int_equal(strlen(all), 200 * 5 - 1);
+    /* writes between st_iter_next calls: the iterator re-seeks */
+    st_iter *it = st_read(storage_table(s, T1), (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    st_row r;
+    assert_true(st_iter_next(it, &r));
+    assert_memory_equal(r.ck, "k000", 4);
+    put(s, "p", "k000a", 1, "v", 10, 0, 0);
+    for (int i = 0; i < 100; i++) {
+        snprintf(ck, sizeof ck, "j%03d", i);
+        put(s, "p", ck, 1, "v", 10, 0, 0);
+    }
+    assert_true(st_iter_next(it, &r));
+    assert_int_equal(r.cklen, 5);
+    assert_memory_equal(r.ck, "k000a", 5);
+    assert_true(st_iter_next(it, &r));
+    assert_memory_equal(r.ck, "k001", 4);
+    st_iter_destroy(it);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Many rows in random order (B+tree splits at every level), checked against
+ * a sorted reference forwards, backwards, and through random slices. */
+static void test_many_rows_random_order(void **state)
+{
+    fx *f = *state;
+    enum { N = 6000 };
+    static char keys[N][12];
+    static char *sorted[N];
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* variable-length keys sharing long prefixes exercise the tie path */
+        snprintf(keys[i], sizeof keys[i], "pfx%0*llu", (int)(1 + x % 8), (unsigned long long)(x % 100000000));
+    }
+    int n = 0;
+    for (int i = 0; i < N; i++) {
+        put(f->s, "p", keys[i], 1, "v", 10, 0, 0);
+        put(f->s, "p", keys[i], 1, "w", 10, 0, 0); /* re-write: must not duplicate */
+    }
+    for (int i = 0; i < N; i++) sorted[i] = keys[i];
+    qsort(sorted, N, sizeof *sorted, cmp_str);
+    for (int i = 0; i < N; i++)
+        if (i == 0 || strcmp(sorted[i], sorted[i - 1])) sorted[n++] = sorted[i];
+    st_table *t = storage_table(f->s, T1);
+    for (int rev = 0; rev < 2; rev++) {
+        st_iter *it = st_read(t, (const uint8_t *)"p", 1, NULL, 0, rev, NOW);
+        st_row r;
+        int k = 0;
+        while (st_iter_next(it, &r)) {
+            const char *want = sorted[rev ? n - 1 - k : k];
+            assert_int_equal(r.cklen, strlen(want));
+            assert_memory_equal(r.ck, want, r.cklen);
+            assert_memory_equal(r.cells[0].val, "w", 1);
+            k++;
+        }
+        assert_int_equal(k, n);
+        st_iter_destroy(it);
+    }
+    for (int q = 0; q < 200; q++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int a = (int)(x % (uint64_t)n), b = (int)((x >> 20) % (uint64_t)n);
+        if (a > b) { int tmp = a; a = b; b = tmp; }
+        st_slice sl = {{(const uint8_t *)sorted[a], strlen(sorted[a]), false, false},
+                       {(const uint8_t *)sorted[b], strlen(sorted[b]), true, false}};
+        st_iter *it = st_read(t, (const uint8_t *)"p", 1, &sl, 1, q & 1, NOW);
+        st_row r;
+        int k = 0;
+        while (st_iter_next(it, &r)) k++;
+        st_iter_destroy(it);
+        /* exclusive start drops a, inclusive end keeps b; a key that has
+         * sorted[b] as a strict prefix is inside the inclusive end too */
+        int want = 0;
+        for (int i = a + 1; i < n; i++) {
+            if (strcmp(sorted[i], sorted[b]) <= 0 || !strncmp(sorted[i], sorted[b], strlen(sorted[b]))) want++;
+            else break;
+        }
+        /* and keys having sorted[a] as a prefix are excluded by the exclusive start */
+        for (int i = a + 1; i < n && !strncmp(sorted[i], sorted[a], strlen(sorted[a])); i++) want--;
+        assert_int_equal(k, want < 0 ? 0 : want);
+    }
+    st_table_stats ts;
+    st_table_get_stats(t, &ts);
+    assert_int_equal(ts.rows, n);
+    assert_int_equal(ts.cells, n);
+}
+
+static void test_collections(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    st_mutation *m = mut("p");
+    st_mut_row(m, (const uint8_t *)"r", 1);
+    st_mut_cell_path(m, 3, (const uint8_t *)"k2", 2, (const uint8_t *)"v2", 2, 10, 0, 0);
+    st_mut_cell_path(m, 3, (const uint8_t *)"k1", 2, (const uint8_t *)"v1", 2, 10, 0, 0);
+    st_mut_cell(m, 1, (const uint8_t *)"x", 1, 10, 0, 0);
+    apply1(s, m);
+    st_iter *it = st_read(storage_table(s, T1), (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    st_row r;
+    assert_true(st_iter_next(it, &r));
+    assert_int_equal(r.ncells, 3);
+    assert_int_equal(r.cells[0].col, 1);
+    assert_memory_equal(r.cells[1].path, "k1", 2);
+    assert_memory_equal(r.cells[2].path, "k2", 2);
+    st_iter_destroy(it);
+    /* whole-collection deletion at 10 removes both elements; a newer one survives */
+    m = mut("p");
+    st_mut_row(m, (const uint8_t *)"r", 1);
+    st_mut_complex_delete(m, 3, 10, NOW);
+    st_mut_cell_path(m, 3, (const uint8_t *)"k3", 2, (const uint8_t *)"v3", 2, 11, 0, 0);
+    st_mut_cell_path_tombstone(m, 3, (const uint8_t *)"k9", 2, 11, NOW);
+    apply1(s, m);
+    it = st_read(storage_table(s, T1), (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    assert_true(st_iter_next(it, &r));
+    assert_int_equal(r.ncells, 2);
+    assert_memory_equal(r.cells[1].path, "k3", 2);
+    st_iter_destroy(it);
+}
+
+/* ---- scans ---- */
+
+static void test_scan_token_order_and_resume(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    char pk[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(pk, sizeof pk, "pk%d", i);
+        put(s, pk, "", 1, "v", 10, 0, 0);
+    }
+    st_mutation *m = mut("pk7"); /* tombstoned partition: never listed */
+    st_mut_partition_delete(m, 10, NOW);
+    apply1(s, m);
+    st_table *t = storage_table(s, T1);
+    st_scan *sc = st_scan_open(t, NULL, NOW);
+    const uint8_t *p;
+    size_t n;
+    int64_t tok, prev = INT64_MIN, mid_tok = 0;
+    uint8_t mid_pk[16];
+    size_t mid_len = 0;
+    int count = 0;
+    while (st_scan_next_partition(sc, &p, &n, &tok)) {
+        assert_true(tok >= prev);
+        assert_true(tok == sib_murmur3_token(p, n));
+        assert_false(n == 3 && !memcmp(p, "pk7", 3));
+        prev = tok;
+        if (++count == 150) {
+            mid_tok = tok;
+            memcpy(mid_pk, p, n);
+            mid_len = n;
+            /* writes during a scan: the scan re-seeks and stays ordered */
+            put(s, "late-1", "", 1, "v", 10, 0, 0);
+        }
+    }
+    st_scan_destroy(sc);
+    assert_true(count >= 299 && count <= 300);
+    /* resume after the 150th partition (exclusive) */
+    st_position pos = {mid_tok, mid_pk, mid_len, false};
+    sc = st_scan_open(t, &pos, NOW);
+    int rest = 0;
+    while (st_scan_next_partition(sc, &p, &n, &tok)) {
+        assert_true(tok >= mid_tok);
+        rest++;
+    }
+    st_scan_destroy(sc);
+    /* 299 live + late-1 = 300 in all; late-1 may sort before the resume point */
+    int idx = 0, at = -1;
+    sc = st_scan_open(t, NULL, NOW);
+    while (st_scan_next_partition(sc, &p, &n, &tok)) {
+        idx++;
+        if (n == mid_len && !memcmp(p, mid_pk, n)) at = idx;
+    }
+    st_scan_destroy(sc);
+    assert_int_equal(idx, 300);
+    assert_int_equal(rest, 300 - at);
+    /* inclusive resume sees it again; token-only bounds */
+    pos.inclusive = true;
+    sc = st_scan_open(t, &pos, NOW);
+    assert_true(st_scan_next_partition(sc, &p, &n, &tok));
+    assert_memory_equal(p, mid_pk, mid_len);
+    st_scan_destroy(sc);
+    st_position tp = {mid_tok, NULL, 0, false};
+    sc = st_scan_open(t, &tp, NOW);
+    assert_true(st_scan_next_partition(sc, &p, &n, &tok));
+    assert_true(tok > mid_tok);
+    st_scan_destroy(sc);
+}
+
+/* ---- commitlog ---- */
+
+static void test_replay_after_close(void **state)
+{
+    fx *f = *state;
+    put(f->s, "a", "r", 1, "va", 10, 0, 0);
+    /* a logged batch across two tables */
+    st_mutation *ms[2] = {mut("b"), st_mutation_create(T2, (const uint8_t *)"x", 1)};
+    st_mut_row(ms[0], (const uint8_t *)"r", 1);
+    st_mut_row_marker(ms[0], 10, 0, ST_NO_DELETION_TIME);
+    st_mut_row(ms[1], NULL, 0);
+    st_mut_cell(ms[1], 2, (const uint8_t *)"t2", 2, 10, 0, 0);
+    sib_err err;
+    assert_int_equal(storage_apply(f->s, ms, 2, NULL, NULL, &err), 0);
+    st_mutation_destroy(ms[0]);
+    st_mutation_destroy(ms[1]);
+    /* durable_writes=false writes are not replayed */
+    st_mutation *m = mut("c");
+    st_mut_row(m, (const uint8_t *)"r", 1);
+    st_mut_cell(m, 1, (const uint8_t *)"x", 1, 10, 0, 0);
+    assert_int_equal(storage_apply_ex(f->s, &m, 1, ST_APPLY_NO_COMMITLOG, NULL, NULL, &err), 0);
+    st_mutation_destroy(m);
+    storage_replay_stats st;
+    reopen(f, &st);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.mutations, 3);
+    assert_int_equal(st.bad_segments, 0);
+    assert_string_equal(get(f->s, "a", "r", 1), "va");
+    assert_string_equal(rows_str(f->s, "b", NULL, 0, false, NOW), "r");
+    assert_null(get(f->s, "c", "r", 1));
+    st_table *t2 = storage_table_find(f->s, T2);
+    assert_non_null(t2);
+    assert_true(st_partition_live(t2, (const uint8_t *)"x", 1, NOW));
+    /* second restart replays both generations of segments */
+    put(f->s, "d", "r", 1, "vd", 10, 0, 0);
+    reopen(f, &st);
+    assert_int_equal(st.segments, 2);
+    assert_string_equal(get(f->s, "a", "r", 1), "va");
+    assert_string_equal(get(f->s, "d", "r", 1), "vd");
+}
+
+/* Path of the largest segment in dir. */
+static void find_segment(const char *dir, char *out, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    off_t best = -1;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, "CommitLog-", 10)) continue;
+        char p[512];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (stat(p, &st) == 0 && st.st_size > best) {
+            best = st.st_size;
+            snprintf(out, n, "%s", p);
+        }
+    }
+    closedir(d);
+    assert_true(best > 0);
+}
+
+static void write_three(fx *f)
+{
+    put(f->s, "a", "r", 1, "v1", 10, 0, 0);
+    put(f->s, "b", "r", 1, "v2", 10, 0, 0);
+    put(f->s, "c", "r", 1, "v3", 10, 0, 0);
+    storage_close(f->s);
+    f->s = NULL;
+}
+
+static void test_torn_tail(void **state)
+{
+    fx *f = *state;
+    write_three(f);
+    char seg[512];
+    find_segment(f->dir, seg, sizeof seg);
+    struct stat stt;
+    stat(seg, &stt);
+    assert_int_equal(truncate(seg, stt.st_size - 5), 0); /* cut the last entry */
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+    storage_replay_stats st;
+    sib_err err;
+    assert_int_equal(storage_replay(f->s, &st, &err), 0);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.bad_segments, 1);
+    assert_true(st.bytes_skipped > 0);
+    assert_string_equal(get(f->s, "a", "r", 1), "v1");
+    assert_string_equal(get(f->s, "b", "r", 1), "v2");
+    assert_null(get(f->s, "c", "r", 1));
+    /* new writes go to a new segment; the next replay sees both */
+    put(f->s, "d", "r", 1, "v4", 10, 0, 0);
+    reopen(f, &st);
+    assert_int_equal(st.segments, 2);
+    assert_int_equal(st.entries, 3);
+    assert_int_equal(st.bad_segments, 1);
+    assert_string_equal(get(f->s, "d", "r", 1), "v4");
+}
+
+static void test_corrupt_byte(void **state)
+{
+    fx *f = *state;
+    write_three(f);
+    char seg[512];
+    find_segment(f->dir, seg, sizeof seg);
+    struct stat stt;
+    stat(seg, &stt);
+    /* flip a byte in the middle of the second entry's payload */
+    int fd = open(seg, O_RDWR);
+    off_t entry = (stt.st_size - 20) / 3; /* three entries of equal size */
+    off_t at = 20 + entry + entry / 2;
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+    storage_replay_stats st;
+    sib_err err;
+    assert_int_equal(storage_replay(f->s, &st, &err), 0);
+    assert_int_equal(st.entries, 1);
+    assert_int_equal(st.bad_segments, 1);
+    assert_string_equal(get(f->s, "a", "r", 1), "v1");
+    assert_null(get(f->s, "b", "r", 1));
+    assert_null(get(f->s, "c", "r", 1));
+}
+
+static void test_corrupt_length(void **state)
+{
+    fx *f = *state;
+    write_three(f);
+    char seg[512];
+    find_segment(f->dir, seg, sizeof seg);
+    struct stat stt;
+    stat(seg, &stt);
+    int fd = open(seg, O_RDWR);
+    off_t entry = (stt.st_size - 20) / 3;
+    uint8_t b = 0x7f; /* huge length in the third entry's header */
+    assert_int_equal(pwrite(fd, &b, 1, 20 + 2 * entry), 1);
+    close(fd);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+    storage_replay_stats st;
+    sib_err err;
+    assert_int_equal(storage_replay(f->s, &st, &err), 0);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.bad_segments, 1);
+    assert_string_equal(get(f->s, "b", "r", 1), "v2");
+}
+
+static void test_truncate_drop_replay(void **state)
+{
+    fx *f = *state;
+    sib_err err;
+    put(f->s, "a", "r", 1, "before", 10, 0, 0);
+    st_mutation *m = st_mutation_create(T2, (const uint8_t *)"x", 1);
+    st_mut_row(m, NULL, 0);
+    st_mut_cell(m, 1, (const uint8_t *)"v", 1, 10, 0, 0);
+    apply1(f->s, m);
+    assert_int_equal(storage_table_truncate(f->s, T1, NULL, NULL, &err), 0);
+    assert_null(get(f->s, "a", "r", 1));
+    put(f->s, "b", "r", 1, "after", 10, 0, 0);
+    assert_int_equal(storage_table_drop(f->s, T2, NULL, NULL, &err), 0);
+    assert_null(storage_table_find(f->s, T2));
+    storage_replay_stats st;
+    reopen(f, &st);
+    assert_null(get(f->s, "a", "r", 1));
+    assert_string_equal(get(f->s, "b", "r", 1), "after");
+    assert_null(storage_table_find(f->s, T2));
+    storage_stats ss;
+    storage_get_stats(f->s, &ss);
+    assert_int_equal(ss.tables, 1);
+    assert_int_equal(ss.partitions, 1);
+}
+
+static void test_segment_rollover(void **state)
+{
+    fx *f = *state;
+    storage_close(f->s);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 8192);
+    char pk[16], val[300];
+    memset(val, 'x', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    for (int i = 0; i < 100; i++) {
+        snprintf(pk, sizeof pk, "k%d", i);
+        put(f->s, pk, "", 1, val, 10, 0, 0);
+    }
+    storage_stats ss;
+    storage_get_stats(f->s, &ss);
+    assert_true(ss.cl_segments_created >= 4);
+    /* too big for a segment: refused, nothing applied */
+    char *big = malloc(8192);
+    memset(big, 'y', 8192);
+    st_mutation *m = mut("big");
+    st_mut_row(m, NULL, 0);
+    st_mut_cell(m, 1, (const uint8_t *)big, 8192, 10, 0, 0);
+    sib_err err;
+    assert_int_equal(storage_apply(f->s, &m, 1, NULL, NULL, &err), SIB_ETOOBIG);
+    st_mutation_destroy(m);
+    free(big);
+    assert_false(st_partition_live(storage_table(f->s, T1), (const uint8_t *)"big", 3, NOW));
+    storage_close(f->s);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 8192);
+    storage_replay_stats st;
+    assert_int_equal(storage_replay(f->s, &st, &err), 0);
+    assert_int_equal(st.entries, 100);
+    assert_int_equal(st.bad_segments, 0);
+    assert_string_equal(get(f->s, "k0", "", 1), val);
+    assert_string_equal(get(f->s, "k99", "", 1), val);
+}
+
+static void test_invalid_mutation(void **state)
+{
+    fx *f = *state;
+    st_mutation *m = mut("p");
+    assert_int_equal(st_mut_cell(m, 1, (const uint8_t *)"v", 1, 10, 0, 0), SIB_EINVAL); /* no row selected */
+    st_mut_row(m, (const uint8_t *)"r", 1);
+    st_mut_cell(m, 1, (const uint8_t *)"v", 1, 10, 0, 0);
+    sib_err err;
+    assert_true(storage_apply(f->s, &m, 1, NULL, NULL, &err) < 0); /* sticky */
+    st_mutation_destroy(m);
+    m = mut("p");
+    st_mut_static(m);
+    assert_int_equal(st_mut_row_marker(m, 1, 0, ST_NO_DELETION_TIME), SIB_EINVAL);
+    st_mutation_destroy(m);
+    storage_stats ss;
+    storage_get_stats(f->s, &ss);
+    assert_int_equal(ss.cl_entries, 0);
+    assert_int_equal(ss.partitions, 0);
+}
+
+/* A failed commitlog write is reported, applies nothing, and leaves the log
+ * usable and replayable (the partial entry is cut off). RLIMIT_FSIZE makes
+ * write() fail with EFBIG. */
+static void test_write_failure_cut_back(void **state)
+{
+    fx *f = *state;
+    put(f->s, "a", "r", 1, "v1", 10, 0, 0);
+    char seg[512];
+    find_segment(f->dir, seg, sizeof seg);
+    struct stat stt;
+    stat(seg, &stt);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)stt.st_size + 100;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    char big[2000];
+    memset(big, 'b', sizeof big);
+    st_mutation *m = mut("b");
+    st_mut_row(m, (const uint8_t *)"r", 1);
+    st_mut_cell(m, 1, (const uint8_t *)big, sizeof big, 10, 0, 0);
+    sib_err err;
+    cb_state cb = {0};
+    int rc = storage_apply(f->s, &m, 1, on_done, &cb, &err);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    st_mutation_destroy(m);
+    assert_int_equal(rc, SIB_EIO);
+    assert_int_equal(cb.calls, 0);
+    assert_false(st_partition_live(storage_table(f->s, T1), (const uint8_t *)"b", 1, NOW));
+    stat(seg, &stt);
+    put(f->s, "c", "r", 1, "v3", 10, 0, 0); /* the log still works */
+    storage_replay_stats st;
+    reopen(f, &st);
+    assert_int_equal(st.bad_segments, 0);
+    assert_int_equal(st.entries, 2);
+    assert_string_equal(get(f->s, "a", "r", 1), "v1");
+    assert_null(get(f->s, "b", "r", 1));
+    assert_string_equal(get(f->s, "c", "r", 1), "v3");
+    /* replay runs once, before writes */
+    assert_int_equal(storage_replay(f->s, NULL, &err), SIB_EINVAL);
+}
+
+/* ---- sync modes on a loop ---- */
+
+static void run_sync_mode(st_sync_mode mode)
+{
+    char dir[64] = "/tmp/sibst.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_st(dir, mode, loop, 0);
+    cb_state cb[20] = {{0}};
+    sib_err err;
+    for (int i = 0; i < 20; i++) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "k%d", i);
+        st_mutation *m = mut(pk);
+        st_mut_row(m, NULL, 0);
+        st_mut_cell(m, 1, (const uint8_t *)"v", 1, 10, 0, 0);
+        assert_int_equal(storage_apply(s, &m, 1, on_done, &cb[i], &err), 0);
+        st_mutation_destroy(m);
+        if (mode != ST_SYNC_PERIODIC) assert_int_equal(cb[i].calls, 0); /* not before the fsync */
+    }
+    cb_state tc = {0};
+    assert_int_equal(storage_table_truncate(s, T2, on_done, &tc, &err), 0);
+    ev_run(loop, 0); /* returns once no completion is pending */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(cb[i].calls, 1);
+        assert_int_equal(cb[i].rc, 0);
+    }
+    assert_int_equal(tc.calls, 1);
+    /* a sync request with nothing new to sync still completes, from the loop */
+    cb_state sc = {0};
+    assert_int_equal(storage_sync(s, on_done, &sc, &err), 0);
+    assert_int_equal(sc.calls, 0);
+    ev_run(loop, 0);
+    assert_int_equal(sc.calls, 1);
+    storage_stats ss;
+    storage_get_stats(s, &ss);
+    assert_true(ss.cl_syncs >= 1);
+    assert_int_equal(ss.cl_pending, 0);
+    if (mode == ST_SYNC_GROUP) assert_true(ss.cl_syncs < 20);
+    storage_close(s);
+    ev_loop_destroy(loop);
+    rm_rf(dir);
+}
+
+static void test_batch_mode_callbacks(void **state) { run_sync_mode(ST_SYNC_BATCH); }
+static void test_group_mode_callbacks(void **state) { run_sync_mode(ST_SYNC_GROUP); }
+static void test_periodic_mode_callbacks(void **state) { run_sync_mode(ST_SYNC_PERIODIC); }
+
+static void test_no_loop_batch(void **state)
+{
+    char dir[64] = "/tmp/sibst.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    storage *s = open_st(dir, ST_SYNC_GROUP, NULL, 0);
+    cb_state cb = {0};
+    st_mutation *m = mut("k");
+    st_mut_row(m, NULL, 0);
+    st_mut_cell(m, 1, (const uint8_t *)"v", 1, 10, 0, 0);
+    sib_err err;
+    assert_int_equal(storage_apply(s, &m, 1, on_done, &cb, &err), 0);
+    assert_int_equal(cb.calls, 1); /* blocking without a loop */
+    st_mutation_destroy(m);
+    storage_close(s);
+    rm_rf(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_lww_timestamps_and_ties, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_marker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partition_and_row_tombstones, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_range_tombstones, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slices_and_reversed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_rows_random_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_collections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_token_order_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_after_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_drop_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_mutation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure_cut_back, setup, teardown),
+        cmocka_unit_test(test_batch_mode_callbacks),
+        cmocka_unit_test(test_group_mode_callbacks),
+        cmocka_unit_test(test_periodic_mode_callbacks),
+        cmocka_unit_test(test_no_loop_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
