@@ -40,4 +40,18 @@ cql_executor *cql_exec_base(cql_exec *ex);
 /* Where schema-change events go (set once the server exists). */
 void cql_exec_set_server(cql_exec *ex, cql_server *srv);
 
+/* Metrics hooks (the admin module's /metrics), called on the loop thread.
+ * request: once per QUERY/PREPARE/EXECUTE/BATCH when the executor returns
+ *   from it, with the statement kind (parser.h cql_stmt_kind; -1 when the
+ *   text did not parse or the id was unknown), the consistency code and the
+ *   time spent in the executor in µs.
+ * error: once per error reply, with the protocol error code.
+ * Either may be NULL; ctx is passed back untouched. */
+typedef struct cql_exec_observer {
+    void *ctx;
+    void (*request)(void *ctx, int opcode, int stmt_kind, int consistency, int64_t latency_us);
+    void (*error)(void *ctx, int32_t protocol_code);
+} cql_exec_observer;
+void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o);
+
 #endif

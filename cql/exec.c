@@ -64,6 +64,7 @@ void cql_exec_destroy(cql_exec *ex)
 
 cql_executor *cql_exec_base(cql_exec *ex) { return &ex->base; }
 void cql_exec_set_server(cql_exec *ex, cql_server *srv) { ex->srv = srv; }
+void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o) { ex->obs = *o; }
 
 int64_t exec_next_timestamp(cql_exec *ex)
 {
@@ -77,7 +78,14 @@ int64_t exec_next_timestamp(cql_exec *ex)
 
 /* cql_reply_sib_err maps the code and the structured extras (Unavailable
  * counts, AlreadyExists names, Unprepared id) from err. */
-void exec_reply_err_req(cql_request *req, const sib_err *err) { cql_reply_sib_err(req, err, NULL); }
+void exec_reply_err_req(cql_request *req, const sib_err *err)
+{
+    /* Every error reply passes here; exec_request leaves the executor in
+     * the session's exec_data so this count needs no extra argument. */
+    cql_exec *ex = req->session->exec_data;
+    if (ex && ex->obs.error) ex->obs.error(ex->obs.ctx, cql_errcode_from_sib(err->code));
+    cql_reply_sib_err(req, err, NULL);
+}
 
 void exec_reply_err(exec_ctx *c, const sib_err *err) { exec_reply_err_req(c->req, err); }
 
@@ -115,6 +123,7 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
 static void run_statement(exec_ctx *c, const cql_stmt *s)
 {
     c->stmt = s;
+    if (c->ex->cur_stmt_kind < 0) c->ex->cur_stmt_kind = (int)s->kind; /* the top statement, for metrics */
     switch (s->kind) {
     case CQL_STMT_SELECT: exec_select(c, &s->select); return;
     case CQL_STMT_INSERT:
@@ -330,9 +339,8 @@ static void handle_execute(cql_exec *ex, cql_request *req)
     run_statement(c, p->stmt);
 }
 
-static void exec_request(cql_executor *base, cql_request *req)
+static void dispatch(cql_exec *ex, cql_request *req)
 {
-    cql_exec *ex = (cql_exec *)base;
     switch (req->opcode) {
     case CQL_OP_QUERY: handle_query(ex, req); return;
     case CQL_OP_PREPARE: handle_prepare(ex, req); return;
@@ -344,4 +352,21 @@ static void exec_request(cql_executor *base, cql_request *req)
         exec_reply_err_req(req, &err);
     }
     }
+}
+
+/* Metrics wrapper: the time until dispatch returns covers the whole request
+ * in periodic commitlog mode (the write is acked before it returns). */
+static void exec_request(cql_executor *base, cql_request *req)
+{
+    cql_exec *ex = (cql_exec *)base;
+    req->session->exec_data = ex;
+    if (!ex->obs.request) { dispatch(ex, req); return; }
+    int opcode = req->opcode;
+    int cl = opcode == CQL_OP_QUERY ? req->u.query.params.consistency
+             : opcode == CQL_OP_EXECUTE ? req->u.execute.params.consistency
+             : opcode == CQL_OP_BATCH ? req->u.batch.consistency : -1;
+    int64_t t0 = sib_mono_ns();
+    ex->cur_stmt_kind = opcode == CQL_OP_BATCH ? (int)CQL_STMT_BATCH : -1; /* else run_statement sets it */
+    dispatch(ex, req); /* req may be freed from here on */
+    ex->obs.request(ex->obs.ctx, opcode, ex->cur_stmt_kind, cl, (sib_mono_ns() - t0) / 1000);
 }

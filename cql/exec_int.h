@@ -49,6 +49,8 @@ struct cql_exec {
     size_t prep_cap, prep_count;
     size_t batch_fail_bytes;
     int tombstone_warn, tombstone_fail;
+    cql_exec_observer obs; /* metrics hooks (exec.c) */
+    int cur_stmt_kind;     /* kind of the request being dispatched, for obs */
 };
 
 /* A prepared statement: its text and keyspace, re-parsed into a fresh arena

@@ -509,6 +509,7 @@ typedef struct sel_run {
     pstate ps;          /* where this page starts (ps.present = resuming) */
     /* progress */
     int64_t limit_left, ppl_left;
+    int64_t last_ppl_left; /* ppl_left right after the last emitted row */
     size_t nrows;
     bool more, stop;
     sib_buf out;        /* rows: u32 cklen | ck | ncols * (i32 len | bytes) */
@@ -522,7 +523,8 @@ typedef struct sel_run {
     bool have_first;
     /* scratch */
     sib_buf coll, text;
-    sib_buf *ckv;       /* decoded clustering values */
+    sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
+    size_t nck;
     sib_val *pkv;
 } sel_run;
 
@@ -857,6 +859,10 @@ static int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
     if (run->last_in_partition) sib_buf_append(&run->last_ck, rc->ck, rc->cklen);
     run->last_pk_index = pk_index;
     if (run->ppl_left > 0) run->ppl_left--;
+    /* The paging state resumes in the partition of the LAST EMITTED row, so it
+     * must carry that partition's remaining count, not the one of a partition
+     * read afterwards without emitting. */
+    run->last_ppl_left = run->ppl_left;
     if (run->limit_left > 0 && --run->limit_left == 0) return ROW_STOP;
     return ROW_NEXT;
 }
@@ -878,7 +884,7 @@ static void ps_encode_partitions(sel_run *run, sib_buf *b)
         sib_buf_append(b, run->last_ck.p, run->last_ck.len);
     }
     sib_buf_uvarint(b, (uint64_t)(run->limit_left + 1));
-    sib_buf_uvarint(b, (uint64_t)(run->ppl_left + 1));
+    sib_buf_uvarint(b, (uint64_t)(run->last_ppl_left + 1));
     sib_buf_be32(b, sib_crc32c(0, b->p, b->len));
 }
 
@@ -1664,7 +1670,8 @@ static void run_free(sel_run *run)
     sib_buf_free(&run->last_ck);
     sib_buf_free(&run->coll);
     sib_buf_free(&run->text);
-    for (size_t i = 0; run->ckv && i < sib_table_clustering_count(run->t); i++) sib_buf_free(&run->ckv[i]);
+    for (size_t i = 0; run->ckv && i < run->nck; i++) sib_buf_free(&run->ckv[i]);
+    free(run->ckv);
 }
 
 static int run_init(sel_run *run, exec_ctx *c, const sib_table *t, const cql_select *s, sib_err *err)
@@ -1683,9 +1690,11 @@ static int run_init(sel_run *run, exec_ctx *c, const sib_table *t, const cql_sel
     sib_buf_init(&run->coll);
     sib_buf_init(&run->text);
     size_t nck = sib_table_clustering_count(t), npk = sib_table_pk_count(t);
-    run->ckv = sib_arena_alloc(c->arena, sizeof(*run->ckv) * (nck + 1));
+    /* malloc, not the arena: run_free runs after the reply freed the arena. */
+    run->ckv = calloc(nck + 1, sizeof(*run->ckv));
     run->pkv = sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
     if (!run->ckv || !run->pkv) return oom(err);
+    run->nck = nck;
     for (size_t i = 0; i < nck; i++) sib_buf_init(&run->ckv[i]);
     int rc = compile_selection(c, t, s, &run->sel, err);
     if (rc) return rc;

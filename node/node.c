@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "admin.h"
 #include "coordinator.h"
 #include "cql.h"
 #include "cql_exec.h"
@@ -37,6 +38,8 @@ struct node {
     coord *co;
     cql_exec *ex;
     cql_server *srv;
+    admin_metrics *metrics; /* fed by the executor's observer */
+    admin_server *admin;    /* HTTP admin API + /metrics */
     uint8_t host_id[16];
     int64_t *tokens;
     size_t ntokens;
@@ -132,6 +135,36 @@ static int open_storage(node *n, sib_err *err)
     return 0;
 }
 
+/* ---- admin API wiring ---- */
+
+static size_t admin_client_count(void *ctx) { return cql_server_conn_count(((node *)ctx)->srv); }
+
+/* Counts CQL requests for /metrics and serves the admin API on
+ * listen_address:admin_port. flush/compact stay NULL (the API answers 501)
+ * until storage writes SSTables. */
+static int open_admin(node *n, int64_t generation, sib_err *err)
+{
+    n->metrics = admin_metrics_create();
+    if (!n->metrics) return sib_err_set(err, SIB_ENOMEM, "metrics");
+    cql_exec_observer ob = {.ctx = n->metrics, .request = admin_metrics_on_request, .error = admin_metrics_on_error};
+    cql_exec_set_observer(n->ex, &ob);
+    admin_node_info ai = {.native_port = n->cfg.native_transport_port, .tokens = n->tokens, .ntokens = n->ntokens,
+                          .generation = generation};
+    snprintf(ai.cluster_name, sizeof ai.cluster_name, "%s", n->cfg.cluster_name);
+    snprintf(ai.listen_address, sizeof ai.listen_address, "%s", n->cfg.listen_address);
+    snprintf(ai.rpc_address, sizeof ai.rpc_address, "%s", n->cfg.rpc_address);
+    snprintf(ai.dc, sizeof ai.dc, "%s", n->cfg.datacenter);
+    snprintf(ai.rack, sizeof ai.rack, "%s", n->cfg.rack);
+    memcpy(ai.host_id, n->host_id, 16);
+    admin_opts ao = {
+        .loop = n->loop, .log = n->log, .bind_addr = n->cfg.listen_address, .port = (uint16_t)n->cfg.admin_port,
+        .st = n->st, .cat = n->cat, .co = n->co, .metrics = n->metrics, .node = &ai,
+        .hooks = {.ctx = n, .client_count = admin_client_count, .flush = NULL, .compact = NULL},
+    };
+    n->admin = admin_server_create(&ao, err);
+    return n->admin ? 0 : (err->code ? err->code : SIB_EIO);
+}
+
 static int open_identity(node *n, sib_err *err)
 {
     if (local_state_read(n)) return 0;
@@ -195,6 +228,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     n->srv = cql_server_create(loop, &so, cql_exec_base(n->ex), err);
     if (!n->srv) { node_close(n); return err->code ? err->code : SIB_EIO; }
     cql_exec_set_server(n->ex, n->srv);
+    if ((rc = open_admin(n, info.gossip_generation, err))) { node_close(n); return rc; }
     sib_log(log, SIB_INFO, "sibyld: serving CQL native protocol on %s:%d (cluster '%s', data %s, commitlog_sync %s)",
             cfg->rpc_address, cfg->native_transport_port, cfg->cluster_name, cfg->data_dir,
             cfg->commitlog_sync == NODE_SYNC_BATCH ? "batch" : cfg->commitlog_sync == NODE_SYNC_GROUP ? "group" : "periodic");
@@ -205,8 +239,10 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
 void node_close(node *n)
 {
     if (!n) return;
+    admin_server_destroy(n->admin);
     if (n->srv) cql_server_destroy(n->srv);
     cql_exec_destroy(n->ex);
+    admin_metrics_destroy(n->metrics);
     if (n->st) storage_close(n->st);
     sib_catalog_destroy(n->cat);
     coord_destroy(n->co);

@@ -196,10 +196,12 @@ const sib_column *sib_table_column_by_id(const sib_table *t, uint32_t id)
 static int col_cmp(const void *a, const void *b)
 {
     const sib_column *x = a, *y = b;
-    if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
+    /* select order (Cassandra's allColumnsInSelectOrder): partition key,
+     * clustering, statics, regulars; the last two alphabetically */
+    static const int rank[] = { [SIB_COL_PARTITION_KEY] = 0, [SIB_COL_CLUSTERING] = 1, [SIB_COL_STATIC] = 2,
+                                [SIB_COL_REGULAR] = 3 };
+    if (x->kind != y->kind) return rank[x->kind] < rank[y->kind] ? -1 : 1;
     if (x->kind == SIB_COL_PARTITION_KEY || x->kind == SIB_COL_CLUSTERING) return x->position - y->position;
-    bool cx = sib_type_is_multicell(x->type), cy = sib_type_is_multicell(y->type);
-    if (cx != cy) return cx ? 1 : -1;
     return strcmp(x->name, y->name);
 }
 
@@ -290,15 +292,23 @@ int sib_catalog_create_keyspace(sib_catalog *c, const char *name, const sib_prop
         return sib_err_set(err, SIB_ECONFIG,
                            "Keyspace name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"%s\")",
                            name);
+    /* Cassandra's order: mandatory replication, then existence, then the
+     * strategy's own validation (so IF NOT EXISTS skips the latter). */
+    bool has_repl = false;
+    for (size_t i = 0; i < nprops; i++) {
+        if (strcmp(props[i].name, "replication") && strcmp(props[i].name, "durable_writes"))
+            return sib_err_set(err, SIB_ESYNTAX, "Unknown property '%s'", props[i].name);
+        has_repl |= !strcmp(props[i].name, "replication");
+    }
+    if (!has_repl) return sib_err_set(err, SIB_EINVAL, "Missing mandatory option 'replication'");
+    if (catalog_find_ks(c, name)) {
+        if (if_not_exists) return 1;
+        return sib_err_set(err, SIB_EEXIST, "Cannot add existing keyspace \"%s\"", name);
+    }
     sib_strmap repl = { 0 };
     bool durable = true;
     int rc = ks_props_apply(name, &repl, &durable, true, props, nprops, err);
     if (rc) return rc;
-    if (catalog_find_ks(c, name)) {
-        strmap_free(&repl);
-        if (if_not_exists) return 1;
-        return sib_err_set(err, SIB_EEXIST, "Cannot add existing keyspace \"%s\"", name);
-    }
     sib_keyspace *ks = calloc(1, sizeof *ks);
     if (ks) ks->name = xstrdup(name);
     if (!ks || !ks->name || catalog_insert_keyspace(c, ks)) {
@@ -562,6 +572,44 @@ static const sib_dropped_column *find_dropped(const sib_table *t, const char *na
     return NULL;
 }
 
+/* AlterTableStatement.AddColumns checks for one new column (not a duplicate). */
+static int check_add_column(const sib_table *t, const sib_coldef *d, sib_err *err)
+{
+    char tb[256], tb2[256];
+    int rc = sib_type_check_column(d->type, err);
+    if (rc) return rc;
+    if (d->is_static && t->nck == 0)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Static columns are only useful (and thus allowed) if the table has at least one clustering column");
+    const sib_dropped_column *dc = find_dropped(t, d->name);
+    if (dc && dc->type != d->type)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Cannot re-add previously dropped column '%s' of type %s, incompatible with previous type %s",
+                           d->name, type_str(d->type, tb, sizeof tb), type_str(dc->type, tb2, sizeof tb2));
+    if (dc && (dc->kind == SIB_COL_STATIC) != d->is_static)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Cannot re-add previously dropped column '%s' of kind %s, incompatible with previous kind %s",
+                           d->name, d->is_static ? "STATIC" : "REGULAR", dc->kind == SIB_COL_STATIC ? "STATIC" : "REGULAR");
+    if (dc && t->counter)
+        return sib_err_set(err, SIB_EINVAL, "Cannot re-add previously dropped counter column %s", d->name);
+    if (d->type->code == SIB_T_COUNTER && !t->counter)
+        return sib_err_set(err, SIB_ECONFIG, "Cannot add a counter column (%s) in a non counter table", d->name);
+    if (d->type->code != SIB_T_COUNTER && t->counter)
+        return sib_err_set(err, SIB_ECONFIG, "Cannot add a non counter column (%s) in a counter table", d->name);
+    return 0;
+}
+
+static void forget_dropped(sib_table *t, const char *name)
+{
+    for (size_t j = 0; j < t->ndropped; j++)
+        if (!strcmp(t->dropped[j].name, name)) {
+            free((char *)t->dropped[j].name);
+            memmove(&t->dropped[j], &t->dropped[j + 1], (t->ndropped - j - 1) * sizeof *t->dropped);
+            t->ndropped--;
+            return;
+        }
+}
+
 int sib_catalog_alter_add(sib_catalog *c, const char *ks, const char *name, const sib_coldef *cols, size_t n,
                           bool if_not_exists, sib_err *err)
 {
@@ -569,75 +617,38 @@ int sib_catalog_alter_add(sib_catalog *c, const char *ks, const char *name, cons
     sib_table *t;
     int rc = find_table_for_ddl(c, ks, name, false, &k, &t, err);
     if (rc) return rc;
-    char tb[256], tb2[256];
     bool *skip = calloc(n ? n : 1, sizeof *skip);
     if (!skip) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     size_t nadd = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        const sib_coldef *d = &cols[i];
-        bool dup = sib_table_column_by_name(t, d->name) != NULL;
-        for (size_t j = 0; j < i; j++) dup |= !skip[j] && !strcmp(cols[j].name, d->name);
-        if (dup) {
-            if (if_not_exists) { skip[i] = true; continue; }
-            rc = sib_err_set(err, SIB_EINVAL, "Column with name '%s' already exists", d->name);
-            break;
-        }
-        rc = sib_type_check_column(d->type, err);
-        if (rc) break;
-        if (d->is_static && t->nck == 0) {
-            rc = sib_err_set(err, SIB_EINVAL,
-                             "Static columns are only useful (and thus allowed) if the table has at least one clustering column");
-            break;
-        }
-        const sib_dropped_column *dc = find_dropped(t, d->name);
-        if (dc && dc->type != d->type) {
-            rc = sib_err_set(err, SIB_EINVAL,
-                             "Cannot re-add previously dropped column '%s' of type %s, incompatible with previous type %s",
-                             d->name, type_str(d->type, tb, sizeof tb), type_str(dc->type, tb2, sizeof tb2));
-        } else if (dc && (dc->kind == SIB_COL_STATIC) != d->is_static) {
-            rc = sib_err_set(err, SIB_EINVAL,
-                             "Cannot re-add previously dropped column '%s' of kind %s, incompatible with previous kind %s",
-                             d->name, d->is_static ? "STATIC" : "REGULAR", dc->kind == SIB_COL_STATIC ? "STATIC" : "REGULAR");
-        } else if (dc && t->counter) {
-            rc = sib_err_set(err, SIB_EINVAL, "Cannot re-add previously dropped counter column %s", d->name);
-        } else if (d->type->code == SIB_T_COUNTER && !t->counter) {
-            rc = sib_err_set(err, SIB_ECONFIG, "Cannot add a counter column (%s) in a non counter table", d->name);
-        } else if (d->type->code != SIB_T_COUNTER && t->counter) {
-            rc = sib_err_set(err, SIB_ECONFIG, "Cannot add a non counter column (%s) in a counter table", d->name);
-        }
-        nadd++;
+        bool dup = sib_table_column_by_name(t, cols[i].name) != NULL;
+        for (size_t j = 0; j < i; j++) dup |= !skip[j] && !strcmp(cols[j].name, cols[i].name);
+        if (dup && if_not_exists) skip[i] = true;
+        else if (dup) rc = sib_err_set(err, SIB_EINVAL, "Column with name '%s' already exists", cols[i].name);
+        else if (!(rc = check_add_column(t, &cols[i], err))) nadd++;
     }
+    sib_column *nc = NULL;
+    if (!rc && nadd && !(nc = realloc(t->cols, (t->ncols + nadd) * sizeof *nc)))
+        rc = sib_err_set(err, SIB_ENOMEM, "out of memory");
+    char **names = rc || !nadd ? NULL : calloc(n, sizeof *names);
+    if (!rc && nadd && !names) rc = sib_err_set(err, SIB_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc && nadd; i++)
+        if (!skip[i] && !(names[i] = xstrdup(cols[i].name))) rc = sib_err_set(err, SIB_ENOMEM, "out of memory");
+    if (nc) t->cols = nc; /* a grown array is harmless even if we stop here */
     if (!rc && nadd) {
-        sib_column *nc = realloc(t->cols, (t->ncols + nadd) * sizeof *nc);
-        if (!nc) rc = sib_err_set(err, SIB_ENOMEM, "out of memory");
-        else t->cols = nc;
-        for (size_t i = 0; i < n && !rc; i++) {
+        for (size_t i = 0; i < n; i++) {
             if (skip[i]) continue;
-            char *nm = xstrdup(cols[i].name);
-            if (!nm) { rc = sib_err_set(err, SIB_ENOMEM, "out of memory"); break; }
             sib_column *col = &t->cols[t->ncols++];
-            memset(col, 0, sizeof *col);
-            col->name = nm;
-            col->type = cols[i].type;
-            col->kind = cols[i].is_static ? SIB_COL_STATIC : SIB_COL_REGULAR;
-            col->position = -1;
-            col->order = SIB_ORDER_NONE;
-            col->id = t->next_col_id++;
+            *col = (sib_column){ .name = names[i], .type = cols[i].type, .position = -1, .order = SIB_ORDER_NONE,
+                                 .kind = cols[i].is_static ? SIB_COL_STATIC : SIB_COL_REGULAR, .id = t->next_col_id++ };
+            forget_dropped(t, cols[i].name); /* a re-added column is live again */
         }
         table_sort_columns(t);
-        /* a re-added column is live again: forget its drop record */
-        for (size_t i = 0; i < n && !rc; i++) {
-            if (skip[i]) continue;
-            for (size_t j = 0; j < t->ndropped; j++)
-                if (!strcmp(t->dropped[j].name, cols[i].name)) {
-                    free((char *)t->dropped[j].name);
-                    memmove(&t->dropped[j], &t->dropped[j + 1], (t->ndropped - j - 1) * sizeof *t->dropped);
-                    t->ndropped--;
-                    break;
-                }
-        }
         catalog_bump_version(c);
+    } else if (names) {
+        for (size_t i = 0; i < n; i++) free(names[i]);
     }
+    free(names);
     free(skip);
     if (!rc && !nadd) return 1;
     return rc;
@@ -670,14 +681,7 @@ int sib_catalog_alter_drop(sib_catalog *c, const char *ks, const char *name, con
     for (size_t i = 0; i < n; i++) {
         const sib_column *col = sib_table_column_by_name(t, cols[i]);
         if (!col) continue;
-        /* replace an older drop record of the same name */
-        for (size_t j = 0; j < t->ndropped; j++)
-            if (!strcmp(t->dropped[j].name, col->name)) {
-                free((char *)t->dropped[j].name);
-                memmove(&t->dropped[j], &t->dropped[j + 1], (t->ndropped - j - 1) * sizeof *t->dropped);
-                t->ndropped--;
-                break;
-            }
+        forget_dropped(t, col->name); /* replaces an older drop record of the same name */
         sib_dropped_column *d = &t->dropped[t->ndropped++];
         d->name = col->name; /* ownership moves from the column */
         d->type = col->type;

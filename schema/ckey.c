@@ -301,7 +301,7 @@ static bool dec_comp(const sib_type *t, crd *r, sib_buf *out, int depth)
     if (depth > 32) return false;
     size_t fixed = sib_type_fixed_len(t);
     uint8_t b[16];
-    if (fixed && t->code != SIB_T_UUID && !crd_n(r, fixed, b)) return false;
+    if (fixed && t->code != SIB_T_UUID && t->code != SIB_T_TIMEUUID && !crd_n(r, fixed, b)) return false;
     switch (t->code) {
     case SIB_T_TINYINT: sib_buf_u8(out, b[0] ^ 0x80); break;
     case SIB_T_SMALLINT: sib_buf_be16(out, get_be16(b) ^ 0x8000); break;

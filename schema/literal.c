@@ -533,7 +533,13 @@ static int conv_inet(const char *t, size_t n, sib_buf *out, sib_err *err)
         memcpy(tmp, t, n);
         tmp[n] = 0;
         if (inet_pton(AF_INET, tmp, a) == 1) { sib_buf_append(out, a, 4); return 0; }
-        if (inet_pton(AF_INET6, tmp, a) == 1) { sib_buf_append(out, a, 16); return 0; }
+        if (inet_pton(AF_INET6, tmp, a) == 1) {
+            /* Java's InetAddress turns IPv4-mapped IPv6 into the IPv4 address */
+            static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF };
+            if (!memcmp(a, mapped, 12)) sib_buf_append(out, a + 12, 4);
+            else sib_buf_append(out, a, 16);
+            return 0;
+        }
     }
     return sib_err_set(err, SIB_EINVAL, "Unable to make inet address from '%.*s'", (int)SIB_MIN(n, 200), t);
 }

@@ -89,9 +89,10 @@ const sib_type *sib_type_freeze(sib_types *ts, const sib_type *t);
 
 /* Resolves a parsed type: name is case-insensitive ("int", "text", "varchar"
  * (= text), "list"/"set" (1 sub), "map" (2 subs), "frozen" (1 sub)).
- * Errors (SIB_EINVAL): unknown name -> `Unknown type <name>`, wrong number of
- * subtypes, `frozen<> is only allowed on collections, tuples, and
- * user-defined types`, tuples/UDTs -> unsupported. */
+ * Errors: SIB_EINVAL `Unknown type <name>` (UDT names included),
+ * `frozen<> is only allowed on collections, tuples, and user-defined types
+ * (got int)`, `Tuple types are not supported`; SIB_ESYNTAX for a wrong number
+ * of type parameters. */
 int sib_type_resolve(sib_types *ts, const char *name, size_t name_len, const sib_type *const subs[],
                      size_t nsubs, const sib_type **out, sib_err *err);
 /* Parses a full type text, e.g. "frozen<map<text, int>>" (the format of
@@ -136,11 +137,19 @@ const char *sib_lit_kind_name(sib_lit_kind k); /* "STRING", "INTEGER", ... */
 /* Converts a constant (text = unescaped token text, e.g. `a` for 'a', `0xff`,
  * `-12`, `1h30m`) for a receiver of type t (native type, or a collection:
  * collections never accept a constant) and APPENDS the serialized value to
- * out. Errors (SIB_EINVAL) with Cassandra's exact texts:
+ * out (nothing is appended on error). column_name is only used in messages.
+ * Errors (SIB_EINVAL) with Cassandra's texts:
  *   kind not accepted: `Invalid STRING constant (a) for "k" of type int`
- *   bad value:  `Unable to make int from '3000000000'`,
- *               `Unable to coerce '%s' to a formatted date (long)` (timestamp),
- *               `Unable to coerce '%s' to a formatted date (long)` ... etc. */
+ *   bad value (the type's marshal message):
+ *     `Unable to make int from '3000000000'` (byte/short/int/long by type),
+ *     `Unable to coerce '%s' to a formatted date (long)` (timestamp, date),
+ *     `(TimeType) Unable to coerce '%s' to a formatted time (long)`,
+ *     `Unable to make unsigned int (for date) from: '%s'`,
+ *     `TimeUUID supports only version 1 UUIDs`, `cannot parse '%s' as hex bytes`
+ *     (odd digit count), `Unable to make inet address from '%s'`,
+ *     `unable to make BigDecimal from '%s'`, `Unable to convert '%s' to a duration`.
+ * Empty STRING for timestamp/date/time/inet gives the empty value, as
+ * Cassandra's fromString does. */
 int sib_value_from_literal(const sib_type *t, sib_lit_kind kind, const char *text, size_t len,
                            const char *column_name, sib_buf *out, sib_err *err);
 
@@ -364,8 +373,8 @@ bool sib_table_is_counter(const sib_table *t);
 bool sib_table_has_static(const sib_table *t);
 const sib_table_opts *sib_table_options(const sib_table *t);
 /* Columns in `SELECT *` order: partition key, clustering (both by position),
- * then static, then regular columns; within static/regular, non-collection
- * before multi-cell collection columns, each group by name (Cassandra 4.0). */
+ * then static, then regular columns, each of the last two groups by name
+ * (bytewise), as Cassandra 4.0's select order. */
 size_t sib_table_column_count(const sib_table *t);
 const sib_column *sib_table_column(const sib_table *t, size_t i);
 const sib_column *sib_table_column_by_name(const sib_table *t, const char *name);

@@ -157,7 +157,7 @@ static int add_system_table(sib_catalog *c, sib_keyspace *ks, const sysdef *d)
     sib_prop props[3] = {
         { .name = pkeys[0], .kind = SIB_LIT_STRING, .value = d->comment },
         { .name = pkeys[1], .kind = SIB_LIT_INTEGER, .value = schema_ks ? "604800" : "0" },
-        { .name = pkeys[2], .kind = SIB_LIT_INTEGER, .value = schema_ks ? "3600000" : "3600000" },
+        { .name = pkeys[2], .kind = SIB_LIT_INTEGER, .value = "3600000" }, /* one hour, as Cassandra */
     };
     uint8_t id[16];
     char seed[160];

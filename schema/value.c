@@ -381,7 +381,7 @@ static void fmt_duration(const uint8_t *v, size_t len, sib_buf *out)
     if (!um && !ud && !ns) sib_buf_append(out, "0s", 2);
 }
 
-static void fmt_coll(const sib_type *t, const uint8_t *v, size_t len, bool cql, sib_buf *out)
+static void fmt_coll(const sib_type *t, const uint8_t *v, size_t len, sib_buf *out)
 {
     sib_coll_iter it;
     if (sib_coll_iter_init(&it, t, v, len) < 0) { sib_buf_printf(out, "<invalid collection>"); return; }
@@ -397,7 +397,6 @@ static void fmt_coll(const sib_type *t, const uint8_t *v, size_t len, bool cql, 
             sib_value_format_cql(t->sub[1], val.p, (size_t)SIB_MAX(val.len, 0), out);
         }
     }
-    (void)cql;
     sib_buf_u8(out, t->code == SIB_T_LIST ? ']' : '}');
 }
 
@@ -497,7 +496,7 @@ static void format_any(const sib_type *t, const uint8_t *v, size_t len, bool cql
         break;
     }
     case SIB_T_DURATION: fmt_duration(v, len, out); break;
-    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: fmt_coll(t, v, len, cql, out); break;
+    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: fmt_coll(t, v, len, out); break;
     default: fmt_hex(v, len, out); break;
     }
 }

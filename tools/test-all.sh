@@ -53,27 +53,36 @@ fi
 
 if [ -f fuzz/CMakeLists.txt ]; then
   step "fuzz: build (clang, libFuzzer) in build-fuzz"
-  if cmake -S . -B build-fuzz -DSIB_FUZZ=ON -DCMAKE_C_COMPILER=clang \
-     && cmake --build build-fuzz -j"$JOBS"; then
-    mapfile -t targets < <(find build-fuzz/fuzz -maxdepth 2 -type f -perm -u+x -name 'fuzz_*' | sort)
-    if [ "${#targets[@]}" -eq 0 ]; then
-      fail "fuzz: no fuzz_* targets built"
-    fi
+  # Only the fuzz_* targets (what fuzz/CMakeLists.txt defines): the unit
+  # tests are already built and run in build-asan.
+  mapfile -t targets < <(cmake -S . -B build-fuzz -DSIB_FUZZ=ON -DCMAKE_C_COMPILER=clang >/dev/null \
+                         && cmake --build build-fuzz --target help \
+                         | sed -n 's/^\.\.\. \(fuzz_[A-Za-z0-9_]*\).*/\1/p' | sort)
+  if [ "${#targets[@]}" -eq 0 ]; then
+    fail "fuzz: no fuzz_* targets configured"
+  elif cmake --build build-fuzz -j"$JOBS" --target "${targets[@]}"; then
     mkdir -p build-fuzz/artifacts
-    for t in "${targets[@]}"; do
-      name=$(basename "$t")
+    for name in "${targets[@]}"; do
+      t=$(find build-fuzz -type f -perm -u+x -name "$name" | head -n 1)
+      [ -n "$t" ] || { fail "fuzz: $name not found after build"; continue; }
       step "fuzz: $name for ${FUZZ_SECONDS}s"
       corpus="build-fuzz/corpus/$name"
       mkdir -p "$corpus"
       seeds=()
       [ -d "fuzz/corpus/$name" ] && seeds+=("fuzz/corpus/$name")
       # Coverage-guided, bounded in time; a crash, leak or timeout fails
-      # and leaves its input in build-fuzz/artifacts/.
+      # and leaves its input in build-fuzz/artifacts/. Full log beside it.
+      log="build-fuzz/$name.log"
       "$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
            -artifact_prefix="build-fuzz/artifacts/$name-" -print_final_stats=1 \
-           "$corpus" "${seeds[@]}" </dev/null 2>&1 | tail -n 25
-      rc=${PIPESTATUS[0]}
-      [ "$rc" -eq 0 ] || fail "fuzz $name (exit $rc)"
+           "$corpus" "${seeds[@]}" </dev/null >"$log" 2>&1
+      rc=$?
+      if [ "$rc" -eq 0 ]; then
+        grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|INFO: seed corpus' "$log" || true
+      else
+        tail -n 80 "$log"
+        fail "fuzz $name (exit $rc; log $log)"
+      fi
     done
   else
     fail "fuzz build"

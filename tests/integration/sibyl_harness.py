@@ -14,6 +14,8 @@ Environment:
 Every wait is bounded; every process is killed by its pid.
 """
 
+import atexit
+import ctypes
 import os
 import signal
 import socket
@@ -98,6 +100,24 @@ class NodeError(Exception):
     pass
 
 
+_LIVE = set()          # every SibylNode with a process, for the atexit sweep
+
+
+@atexit.register
+def _kill_leftovers():
+    for n in list(_LIVE):
+        n.kill9()
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL the node if the test process dies
+    (even by SIGKILL or os._exit), so no sibyld outlives its test run."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class SibylNode:
     """One sibyld on (host, port) with its own data directory.
 
@@ -179,7 +199,9 @@ class SibylNode:
                 [self.binary, "--config", self.config_path],
                 cwd=self.workdir, stdin=subprocess.DEVNULL,
                 stdout=errf, stderr=subprocess.STDOUT,
-                env=sanitizer_env(), start_new_session=True)
+                env=sanitizer_env(), start_new_session=True,
+                preexec_fn=_die_with_parent)
+        _LIVE.add(self)
         self.wait_ready(timeout)
         return self
 
@@ -189,6 +211,7 @@ class SibylNode:
         while True:
             rc = self.proc.poll()
             if rc is not None:
+                self.expected_exit = True      # reported here, not again at teardown
                 raise NodeError("sibyld exited with %s before accepting connections\n%s"
                                 % (rc, self.log_tail()))
             try:
@@ -216,6 +239,8 @@ class SibylNode:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill9()
+        if self.proc.poll() is not None:
+            _LIVE.discard(self)
         return self.proc.returncode
 
     def kill9(self):
@@ -232,6 +257,8 @@ class SibylNode:
                 self.proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 pass
+        if self.proc.poll() is not None:
+            _LIVE.discard(self)
         return self.proc.returncode
 
     def restart(self, kill=False, timeout=START_TIMEOUT):

@@ -242,3 +242,77 @@ def test_many_abrupt_disconnects(node, clusters, bystander):
             c.send(F.frame(F.OP_QUERY, F.query_body("SELECT * FROM system.local"), stream=1)[:12])
         c.close()
     assert_server_alive(node, clusters, bystander)
+
+
+def schema_change(r):
+    """(change_type, target, keyspace[, name]) from a Schema_change body."""
+    change, target, ks = r.string(), r.string(), r.string()
+    if target == "KEYSPACE":
+        return (change, target, ks)
+    return (change, target, ks, r.string())
+
+
+def test_result_kinds_on_the_wire(node):
+    with F.RawConnection(node.host, node.port) as c:
+        c.startup()
+        f = c.request(F.OP_QUERY, F.query_body(
+            "CREATE KEYSPACE rk WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"), stream=1)
+        r = F.Reader(f.body)
+        assert r.i32() == F.RESULT_SCHEMA_CHANGE
+        assert schema_change(r) == ("CREATED", "KEYSPACE", "rk")
+        f = c.request(F.OP_QUERY, F.query_body("CREATE TABLE rk.t (k int PRIMARY KEY, v text)"), stream=2)
+        r = F.Reader(f.body)
+        assert r.i32() == F.RESULT_SCHEMA_CHANGE
+        assert schema_change(r) == ("CREATED", "TABLE", "rk", "t")
+        f = c.request(F.OP_QUERY, F.query_body("USE rk"), stream=3)
+        r = F.Reader(f.body)
+        assert (r.i32(), r.string()) == (F.RESULT_SET_KEYSPACE, "rk")
+        f = c.request(F.OP_QUERY, F.query_body("INSERT INTO t (k, v) VALUES (1, 'one')"), stream=4)
+        assert F.result_kind(f) == F.RESULT_VOID and len(f.body) == 4
+        f = c.request(F.OP_QUERY, F.query_body("SELECT k, v FROM t"), stream=5)
+        r = F.Reader(f.body)
+        assert r.i32() == F.RESULT_ROWS
+        flags, ncols = r.i32(), r.i32()
+        assert ncols == 2 and not flags & 0x0002                # no more pages
+        assert flags & 0x0001                                    # global table spec
+        assert (r.string(), r.string()) == ("rk", "t")
+        assert (r.string(), r.u16()) == ("k", 0x0009)            # int
+        assert (r.string(), r.u16()) == ("v", 0x000D)            # varchar
+        assert r.i32() == 1                                      # one row
+        assert r.take(r.i32()) == b"\x00\x00\x00\x01" and r.take(r.i32()) == b"one"
+        f = c.request(F.OP_PREPARE, F.long_string("SELECT v FROM rk.t WHERE k = ?"), stream=6)
+        r = F.Reader(f.body)
+        assert r.i32() == F.RESULT_PREPARED
+        qid = r.short_bytes()
+        assert qid
+        pflags, nbind, pk_count = r.i32(), r.i32(), r.i32()
+        assert (nbind, pk_count, r.u16()) == (1, 1, 0)           # pk_index 0
+        # EXECUTE it with one bound value (flags 0x01 VALUES).
+        body = F.short_bytes(qid) + struct.pack(">HBH", 1, 0x01, 1) + struct.pack(">i", 4) + b"\x00\x00\x00\x01"
+        f = c.request(F.OP_EXECUTE, body, stream=7)
+        assert F.result_kind(f) == F.RESULT_ROWS
+
+
+def test_register_gets_schema_change_events(node):
+    with F.RawConnection(node.host, node.port) as listener, F.RawConnection(node.host, node.port) as actor:
+        listener.startup()
+        body = struct.pack(">H", 1) + F.string("SCHEMA_CHANGE")
+        f = listener.request(F.OP_REGISTER, body, stream=1)
+        assert f.opcode == F.OP_READY and f.stream == 1
+        actor.startup()
+        f = actor.request(F.OP_QUERY, F.query_body(
+            "CREATE KEYSPACE evraw WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"), stream=1)
+        assert F.result_kind(f) == F.RESULT_SCHEMA_CHANGE
+        ev = listener.read_frame(timeout=10)
+        assert (ev.version, ev.opcode, ev.stream) == (0x84, F.OP_EVENT, -1)
+        r = F.Reader(ev.body)
+        assert r.string() == "SCHEMA_CHANGE"
+        assert schema_change(r) == ("CREATED", "KEYSPACE", "evraw")
+        actor.request(F.OP_QUERY, F.query_body("CREATE TABLE evraw.t (k int PRIMARY KEY)"), stream=2)
+        ev = listener.read_frame(timeout=10)
+        r = F.Reader(ev.body)
+        assert (ev.opcode, r.string()) == (F.OP_EVENT, "SCHEMA_CHANGE")
+        assert schema_change(r) == ("CREATED", "TABLE", "evraw", "t")
+        # The actor, which did not register, gets no event frames.
+        f = actor.request(F.OP_OPTIONS, stream=3)
+        assert f.opcode == F.OP_SUPPORTED and f.stream == 3

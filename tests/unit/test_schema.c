@@ -189,7 +189,7 @@ static void test_literal_ints(void **state)
     lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-129", "ff7f");
     lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "18446744073709551616", "010000000000000000");
     lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-18446744073709551616", "ff0000000000000000");
-    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1.50", "00000002" "96");
+    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1.50", "00000002" "0096");
     lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "-0.001", "00000003" "ff");
     lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1e10", "fffffff6" "01");
     lit_ok(N(SIB_T_DECIMAL), SIB_LIT_INTEGER, "12", "00000000" "0c");
@@ -410,6 +410,28 @@ static void test_format(void **state)
     fmt_is(N(SIB_T_DURATION), SIB_LIT_DURATION, "1y2mo3w4d5h6m7s8ms9us10ns", "1y2mo25d5h6m7s8ms9us10ns");
     fmt_is(N(SIB_T_DURATION), SIB_LIT_DURATION, "-1h30m", "-1h30m");
     fmt_is(N(SIB_T_SMALLINT), SIB_LIT_INTEGER, "-7", "-7");
+    /* CQL literal form reads back through sib_value_from_literal */
+    static const struct { sib_type_code t; sib_lit_kind k; const char *in, *cql; } cq[] = {
+        { SIB_T_VARCHAR, SIB_LIT_STRING, "it's", "'it''s'" },
+        { SIB_T_TIMESTAMP, SIB_LIT_INTEGER, "0", "'1970-01-01 00:00:00.000000+0000'" },
+        { SIB_T_DOUBLE, SIB_LIT_FLOAT, "0.1", "0.1" },
+        { SIB_T_FLOAT, SIB_LIT_FLOAT, "0.1", "0.1" },
+        { SIB_T_BOOLEAN, SIB_LIT_BOOLEAN, "false", "false" },
+        { SIB_T_BLOB, SIB_LIT_HEX, "0x00ff", "0x00ff" },
+        { SIB_T_DATE, SIB_LIT_STRING, "2020-05-06", "'2020-05-06'" },
+    };
+    for (size_t i = 0; i < sizeof cq / sizeof *cq; i++) {
+        sib_buf v = val(N(cq[i].t), cq[i].k, cq[i].in), out;
+        sib_buf_init(&out);
+        sib_value_format_cql(N(cq[i].t), v.p, v.len, &out);
+        sib_buf_u8(&out, 0);
+        assert_string_equal((char *)out.p, cq[i].cql);
+        sib_buf_free(&out);
+        sib_buf_free(&v);
+    }
+    sib_buf l = val(N(SIB_T_INET), SIB_LIT_STRING, "::ffff:1.2.3.4");
+    assert_string_equal(hexs(l.p, l.len), "01020304");
+    sib_buf_free(&l);
 }
 
 /* ---- collections ---- */
@@ -565,7 +587,7 @@ static void gen(const sib_type *t, sib_buf *out)
     case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: {
         size_t n = rndn(4), stride = t->code == SIB_T_MAP ? 2 : 1;
         sib_buf parts[8];
-        sib_val e[8];
+        sib_val e[8] = { { NULL, 0 } };
         for (size_t i = 0; i < n * stride; i++) {
             sib_buf_init(&parts[i]);
             gen(t->sub[i % stride], &parts[i]);
@@ -653,7 +675,8 @@ static void test_ck_single_column_order(void **state)
                 if (fixed_empty) { assert_int_equal(rc, SIB_EINVAL); continue; }
                 if (rc) fail_msg("%s: encode %s: %s", ck_types[ti], hexs(v[i].p, v[i].len), err.msg);
                 size_t nv;
-                assert_int_equal(sib_ck_decode(tab, e[i].p, e[i].len, dec, &nv, &err), 0);
+                if (sib_ck_decode(tab, e[i].p, e[i].len, dec, &nv, &err))
+                    fail_msg("%s: decode %s: %s", ck_types[ti], hexs(v[i].p, v[i].len), err.msg);
                 assert_int_equal(nv, 1);
                 if (sib_value_compare(t, dec[0].p, dec[0].len, v[i].p, v[i].len))
                     fail_msg("%s: decode mismatch %s", ck_types[ti], hexs(v[i].p, v[i].len));
@@ -716,7 +739,11 @@ static void test_ck_composite_prefix_successor(void **state)
         for (int k = 0; k < 3; k++) {
             sib_buf_init(&rows[i].v[k]);
             if (k == 0) sib_buf_be32(&rows[i].v[k], (uint32_t)((int)rndn(5) - 2));
-            else if (k == 1) { const char *s[] = { "", "a", "ab", "b" }; sib_buf_append(&rows[i].v[k], s[rndn(4)], strlen(s[0]) ? 0 : 0); const char *p = s[rndn(4)]; sib_buf_append(&rows[i].v[k], p, strlen(p)); }
+            else if (k == 1) {
+                static const char *const texts[] = { "", "a", "ab", "b" };
+                const char *p = texts[rndn(4)];
+                sib_buf_append(&rows[i].v[k], p, strlen(p));
+            }
             else gen(types[2], &rows[i].v[k]);
         }
         sib_buf_init(&rows[i].enc);
@@ -798,7 +825,10 @@ static void test_ck_composite_prefix_successor(void **state)
     vp[0] = NULL;
     assert_int_equal(sib_ck_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Invalid null value for clustering key part c1");
-    assert_int_equal(sib_ck_decode(t, (const uint8_t *)"\x01", 1, NULL, &vl[0], &err) , SIB_ECORRUPT);
+    sib_buf dbuf[3];
+    for (int k = 0; k < 3; k++) sib_buf_init(&dbuf[k]);
+    assert_int_equal(sib_ck_decode(t, (const uint8_t *)"\x01", 1, dbuf, &vl[0], &err), SIB_ECORRUPT);
+    for (int k = 0; k < 3; k++) sib_buf_free(&dbuf[k]);
     sib_buf_free(&b);
     sib_catalog_destroy(c);
 }
@@ -838,4 +868,624 @@ static void test_pk_encode(void **state)
     assert_string_equal(err.msg, "Key may not be empty");
     sib_buf_free(&b);
     sib_catalog_destroy(c);
+}
+
+/* ---- catalog DDL ---- */
+
+static sib_prop repl_prop(const char *const *keys, const char *const *vals, size_t n)
+{
+    return (sib_prop){ .name = "replication", .is_map = true, .keys = keys, .values = vals, .n = n };
+}
+
+static void test_keyspace_ddl(void **state)
+{
+    (void)state;
+    sib_catalog *c = sib_catalog_create();
+    sib_err err;
+    const char *k1[] = { "class", "replication_factor" }, *v1[] = { "SimpleStrategy", "3" };
+    sib_prop p = repl_prop(k1, v1, 2);
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks1", NULL, 0, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Missing mandatory option 'replication'");
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks1", &p, 1, false, &err), 0);
+    const sib_keyspace *ks = sib_catalog_keyspace(c, "ks1");
+    assert_non_null(ks);
+    assert_string_equal(sib_keyspace_strategy(ks), "org.apache.cassandra.locator.SimpleStrategy");
+    assert_string_equal(sib_strmap_get(sib_keyspace_replication(ks), "replication_factor"), "3");
+    assert_true(sib_keyspace_durable_writes(ks));
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks1", &p, 1, false, &err), SIB_EEXIST);
+    assert_string_equal(err.msg, "Cannot add existing keyspace \"ks1\"");
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks1", &p, 1, true, &err), 1);
+    {
+        const char *bk[] = { "class" }, *bv[] = { "Bogus" };
+        sib_prop bp = repl_prop(bk, bv, 1);
+        assert_int_equal(sib_catalog_create_keyspace(c, "ks1", &bp, 1, true, &err), 1);
+    }
+    assert_int_equal(sib_catalog_create_keyspace(c, "bad-name", &p, 1, false, &err), SIB_ECONFIG);
+    assert_string_equal(err.msg, "Keyspace name must not be empty, more than 48 characters long, or contain "
+                                 "non-alphanumeric-underscore characters (got \"bad-name\")");
+    assert_int_equal(sib_catalog_create_keyspace(c, "system", &p, 1, false, &err), SIB_EINVAL);
+    const char *k2[] = { "class" }, *v2[] = { "FooStrategy" };
+    sib_prop p2 = repl_prop(k2, v2, 1);
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks2", &p2, 1, false, &err), SIB_ECONFIG);
+    assert_string_equal(err.msg, "Unable to find replication strategy class 'org.apache.cassandra.locator.FooStrategy'");
+    const char *v3[] = { "SimpleStrategy" };
+    sib_prop p3 = repl_prop(k2, v3, 1);
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks2", &p3, 1, false, &err), SIB_ECONFIG);
+    assert_string_equal(err.msg, "SimpleStrategy requires a replication_factor strategy option.");
+    const char *k4[] = { "class", "datacenter1" }, *v4[] = { "NetworkTopologyStrategy", "x" };
+    sib_prop p4 = repl_prop(k4, v4, 2);
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks2", &p4, 1, false, &err), SIB_ECONFIG);
+    assert_string_equal(err.msg, "Replication factor must be numeric; found x");
+    v4[1] = "2";
+    sib_prop props[2] = { repl_prop(k4, v4, 2), { .name = "durable_writes", .kind = SIB_LIT_BOOLEAN, .value = "false" } };
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks2", props, 2, false, &err), 0);
+    assert_false(sib_keyspace_durable_writes(sib_catalog_keyspace(c, "ks2")));
+    sib_prop bogus = { .name = "foo", .value = "1" };
+    assert_int_equal(sib_catalog_create_keyspace(c, "ks3", &bogus, 1, false, &err), SIB_ESYNTAX);
+    assert_string_equal(err.msg, "Unknown property 'foo'");
+    /* alter */
+    sib_prop dw = { .name = "durable_writes", .kind = SIB_LIT_BOOLEAN, .value = "true" };
+    assert_int_equal(sib_catalog_alter_keyspace(c, "ks2", &dw, 1, false, &err), 0);
+    assert_true(sib_keyspace_durable_writes(sib_catalog_keyspace(c, "ks2")));
+    assert_string_equal(sib_strmap_get(sib_keyspace_replication(sib_catalog_keyspace(c, "ks2")), "datacenter1"), "2");
+    assert_int_equal(sib_catalog_alter_keyspace(c, "nope", &dw, 1, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Keyspace 'nope' doesn't exist");
+    /* name order iteration, system keyspaces included */
+    const char *want[] = { "ks1", "ks2", "system", "system_schema", "system_virtual_schema" };
+    assert_int_equal(sib_catalog_keyspace_count(c), 5);
+    for (size_t i = 0; i < 5; i++) assert_string_equal(sib_keyspace_name(sib_catalog_keyspace_at(c, i)), want[i]);
+    /* drop */
+    assert_int_equal(sib_catalog_drop_keyspace(c, "ks1", false, &err), 0);
+    assert_null(sib_catalog_keyspace(c, "ks1"));
+    assert_int_equal(sib_catalog_drop_keyspace(c, "ks1", false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Keyspace 'ks1' doesn't exist");
+    assert_int_equal(sib_catalog_drop_keyspace(c, "ks1", true, &err), 1);
+    assert_int_equal(sib_catalog_drop_keyspace(c, "system_schema", false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "System keyspace 'system_schema' is not user-modifiable");
+    sib_catalog_destroy(c);
+}
+
+/* A CREATE TABLE spec builder for the error tests. */
+typedef struct {
+    sib_coldef cols[8];
+    const char *pk[4], *ck[4];
+    sib_orderdef ord[4];
+    sib_table_spec s;
+} spec_b;
+
+static void spec_init(spec_b *b, const char *name)
+{
+    memset(b, 0, sizeof *b);
+    b->s.keyspace = "ks";
+    b->s.name = name;
+    b->s.cols = b->cols;
+    b->s.pk = b->pk;
+    b->s.ck = b->ck;
+    b->s.order = b->ord;
+    b->s.npk_decls = 1;
+}
+
+static void spec_col(spec_b *b, const char *name, const sib_type *t, bool st)
+{
+    b->cols[b->s.ncols++] = (sib_coldef){ name, t, st };
+}
+
+static void create_err(sib_catalog *c, spec_b *b, int code, const char *msg)
+{
+    sib_err err = { 0 };
+    int rc = sib_catalog_create_table(c, &b->s, NULL, &err);
+    if (rc != code) fail_msg("expected %d, got %d (%s) for [%s]", code, rc, err.msg, msg);
+    assert_string_equal(err.msg, msg);
+}
+
+static void test_table_ddl_errors(void **state)
+{
+    (void)state;
+    sib_catalog *c = mk_catalog();
+    spec_b b;
+    spec_init(&b, "t");
+    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "k", N(SIB_T_INT), false);
+    b.pk[b.s.npk++] = "k";
+    b.s.display_name = "ks.t";
+    create_err(c, &b, SIB_EINVAL, "Duplicate column 'k' declaration for table 'ks.t'");
+
+    spec_init(&b, "t");
+    spec_col(&b, "k", N(SIB_T_INT), false);
+    b.s.npk_decls = 0;
+    create_err(c, &b, SIB_EINVAL, "No PRIMARY KEY specifed for table 't' (exactly one required)");
+    b.s.npk_decls = 2;
+    b.pk[b.s.npk++] = "k";
+    create_err(c, &b, SIB_EINVAL, "Multiple PRIMARY KEY specified for table 't' (exactly one required)");
+
+    spec_init(&b, "t");
+    spec_col(&b, "k", N(SIB_T_INT), false);
+    b.pk[b.s.npk++] = "x";
+    create_err(c, &b, SIB_EINVAL, "Unknown column 'x' referenced in PRIMARY KEY for table 't'");
+    b.pk[0] = "k";
+    b.ck[b.s.nck++] = "k";
+    create_err(c, &b, SIB_EINVAL, "Duplicate column 'k' in PRIMARY KEY clause for table 't'");
+
+    spec_init(&b, "t");
+    spec_col(&b, "k", T("list<int>"), false);
+    b.pk[b.s.npk++] = "k";
+    create_err(c, &b, SIB_EINVAL, "Invalid non-frozen collection type list<int> for PRIMARY KEY column 'k'");
+    b.cols[0].type = N(SIB_T_COUNTER);
+    create_err(c, &b, SIB_EINVAL, "counter type is not supported for PRIMARY KEY column 'k'");
+    b.cols[0].type = N(SIB_T_DURATION);
+    create_err(c, &b, SIB_EINVAL, "duration type is not supported for PRIMARY KEY column 'k'");
+    b.cols[0].type = N(SIB_T_INT);
+    b.cols[0].is_static = true;
+    create_err(c, &b, SIB_EINVAL, "Static column 'k' cannot be part of the PRIMARY KEY");
+
+    spec_init(&b, "t");
+    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "s", N(SIB_T_INT), true);
+    b.pk[b.s.npk++] = "k";
+    create_err(c, &b, SIB_EINVAL,
+               "Static columns are only useful (and thus allowed) if the table has at least one clustering column");
+
+    spec_init(&b, "t");
+    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "a", N(SIB_T_INT), false);
+    spec_col(&b, "b", N(SIB_T_INT), false);
+    spec_col(&b, "v", N(SIB_T_INT), false);
+    b.pk[b.s.npk++] = "k";
+    b.ck[b.s.nck++] = "a";
+    b.ck[b.s.nck++] = "b";
+    b.ord[b.s.norder++] = (sib_orderdef){ "b", true };
+    b.ord[b.s.norder++] = (sib_orderdef){ "a", true };
+    create_err(c, &b, SIB_EINVAL,
+               "The order of columns in the CLUSTERING ORDER directive must match that of the clustering columns (a must appear before b)");
+    b.s.norder = 1;
+    create_err(c, &b, SIB_EINVAL, "Missing CLUSTERING ORDER for column a");
+    b.ord[0] = (sib_orderdef){ "v", true };
+    create_err(c, &b, SIB_EINVAL, "Only clustering columns can be defined in CLUSTERING ORDER directive");
+    b.ord[0] = (sib_orderdef){ "a", true };
+    b.ord[1] = (sib_orderdef){ "a", false };
+    b.s.norder = 2;
+    create_err(c, &b, SIB_EINVAL, "Duplicate column 'a' in CLUSTERING ORDER BY clause for table 't'");
+    b.s.norder = 0;
+    b.cols[3].type = N(SIB_T_COUNTER);
+    spec_col(&b, "w", N(SIB_T_INT), false);
+    create_err(c, &b, SIB_EINVAL, "Cannot mix counter and non counter columns in the same table");
+
+    spec_init(&b, "t");
+    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "v", T("list<set<int>>"), false);
+    b.pk[b.s.npk++] = "k";
+    create_err(c, &b, SIB_EINVAL, "Non-frozen collections are not allowed inside collections: list<set<int>>");
+    b.cols[1].type = N(SIB_T_INT);
+    b.s.keyspace = "nope";
+    create_err(c, &b, SIB_EINVAL, "Keyspace 'nope' doesn't exist");
+    b.s.keyspace = "ks";
+    b.s.name = "bad-name";
+    create_err(c, &b, SIB_ECONFIG,
+               "Table name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"bad-name\")");
+    b.s.name = "t";
+    sib_prop bad = { .name = "gc_grace_seconds", .kind = SIB_LIT_INTEGER, .value = "-1" };
+    b.s.props = &bad;
+    b.s.nprops = 1;
+    create_err(c, &b, SIB_ECONFIG, "gc_grace_seconds must be greater than or equal to 0 (got -1)");
+    sib_prop unk = { .name = "foo", .value = "1" };
+    b.s.props = &unk;
+    create_err(c, &b, SIB_ESYNTAX, "Unknown property 'foo'");
+    b.s.nprops = 0;
+    sib_err err;
+    assert_int_equal(sib_catalog_create_table(c, &b.s, NULL, &err), 0);
+    create_err(c, &b, SIB_EEXIST, "Cannot add already existing table \"t\" to keyspace \"ks\"");
+    b.s.if_not_exists = true;
+    assert_int_equal(sib_catalog_create_table(c, &b.s, NULL, &err), 1);
+    assert_int_equal(sib_catalog_drop_table(c, "ks", "t", false, &err), 0);
+    assert_int_equal(sib_catalog_drop_table(c, "ks", "t", false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Table 'ks.t' doesn't exist");
+    assert_int_equal(sib_catalog_drop_table(c, "ks", "t", true, &err), 1);
+    sib_catalog_destroy(c);
+}
+
+static const sib_table *mk_users(sib_catalog *c)
+{
+    spec_b b;
+    spec_init(&b, "users");
+    spec_col(&b, "id", N(SIB_T_UUID), false);
+    spec_col(&b, "ts", N(SIB_T_TIMESTAMP), false);
+    spec_col(&b, "name", N(SIB_T_VARCHAR), false);
+    spec_col(&b, "tags", T("set<text>"), false);
+    spec_col(&b, "age", N(SIB_T_INT), false);
+    spec_col(&b, "bucket", N(SIB_T_VARCHAR), false);
+    spec_col(&b, "s", N(SIB_T_INT), true);
+    b.pk[b.s.npk++] = "id";
+    b.pk[b.s.npk++] = "bucket";
+    b.ck[b.s.nck++] = "ts";
+    b.ord[b.s.norder++] = (sib_orderdef){ "ts", true };
+    const char *ck[] = { "class" }, *cv[] = { "LeveledCompactionStrategy" };
+    sib_prop props[2] = {
+        { .name = "comment", .kind = SIB_LIT_STRING, .value = "people" },
+        { .name = "compaction", .is_map = true, .keys = ck, .values = cv, .n = 1 },
+    };
+    b.s.props = props;
+    b.s.nprops = 2;
+    const sib_table *t;
+    sib_err err;
+    if (sib_catalog_create_table(c, &b.s, &t, &err)) fail_msg("users: %s", err.msg);
+    return t;
+}
+
+static void test_table_layout_and_alter(void **state)
+{
+    (void)state;
+    sib_catalog *c = mk_catalog();
+    const sib_table *t = mk_users(c);
+    /* SELECT * order: pk, clustering, static, regular, each group by name */
+    const char *want[] = { "id", "bucket", "ts", "s", "age", "name", "tags" };
+    assert_int_equal(sib_table_column_count(t), 7);
+    for (size_t i = 0; i < 7; i++) {
+        assert_string_equal(sib_table_column(t, i)->name, want[i]);
+        assert_int_equal(sib_table_column(t, i)->index, i);
+    }
+    assert_int_equal(sib_table_pk_count(t), 2);
+    assert_string_equal(sib_table_pk(t, 1)->name, "bucket");
+    assert_int_equal(sib_table_pk(t, 1)->position, 1);
+    assert_int_equal(sib_table_clustering(t, 0)->order, SIB_ORDER_DESC);
+    assert_int_equal(sib_table_column_by_name(t, "age")->position, -1);
+    assert_int_equal(sib_table_column_by_name(t, "s")->kind, SIB_COL_STATIC);
+    assert_true(sib_table_has_static(t));
+    const sib_table_opts *o = sib_table_options(t);
+    assert_string_equal(o->comment, "people");
+    assert_int_equal(o->gc_grace_seconds, 864000);
+    assert_string_equal(sib_strmap_get(&o->compaction, "class"), "org.apache.cassandra.db.compaction.LeveledCompactionStrategy");
+    assert_string_equal(sib_strmap_get(&o->compaction, "max_threshold"), "32");
+    assert_string_equal(sib_strmap_get(&o->compression, "class"), "org.apache.cassandra.io.compress.LZ4Compressor");
+    assert_ptr_equal(sib_catalog_table_by_id(c, sib_table_id(t)), t);
+    uint32_t age_id = sib_table_column_by_name(t, "age")->id;
+
+    sib_err err;
+    sib_coldef add[] = { { "email", N(SIB_T_VARCHAR), false } };
+    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, false, &err), 0);
+    t = sib_catalog_table(c, "ks", "users");
+    assert_non_null(sib_table_column_by_name(t, "email"));
+    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Column with name 'email' already exists");
+    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, true, &err), 1);
+    sib_coldef cnt[] = { { "n", N(SIB_T_COUNTER), false } };
+    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", cnt, 1, false, &err), SIB_ECONFIG);
+    assert_string_equal(err.msg, "Cannot add a counter column (n) in a non counter table");
+
+    const char *drop[] = { "age" };
+    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", drop, 1, 1700000000000000LL, false, &err), 0);
+    t = sib_catalog_table(c, "ks", "users");
+    assert_null(sib_table_column_by_name(t, "age"));
+    assert_int_equal(sib_table_dropped_count(t), 1);
+    assert_string_equal(sib_table_dropped(t, 0)->name, "age");
+    assert_int_equal(sib_table_dropped(t, 0)->dropped_time_us, 1700000000000000LL);
+    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", drop, 1, 0, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Column age was not found in table 'ks.users'");
+    const char *droppk[] = { "ts" };
+    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", droppk, 1, 0, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot drop PRIMARY KEY column ts");
+    sib_coldef readd_bad[] = { { "age", N(SIB_T_VARCHAR), false } };
+    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", readd_bad, 1, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot re-add previously dropped column 'age' of type text, incompatible with previous type int");
+    sib_coldef readd[] = { { "age", N(SIB_T_INT), false } };
+    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", readd, 1, false, &err), 0);
+    t = sib_catalog_table(c, "ks", "users");
+    assert_true(sib_table_column_by_name(t, "age")->id > age_id); /* ids are never reused */
+
+    const char *from[] = { "ts" }, *to[] = { "when" };
+    assert_int_equal(sib_catalog_alter_rename(c, "ks", "users", from, to, 1, &err), 0);
+    t = sib_catalog_table(c, "ks", "users");
+    assert_string_equal(sib_table_clustering(t, 0)->name, "when");
+    const char *from2[] = { "name" }, *to2[] = { "nm" };
+    assert_int_equal(sib_catalog_alter_rename(c, "ks", "users", from2, to2, 1, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot rename non PRIMARY KEY column name");
+    const char *from3[] = { "when" }, *to3[] = { "id" };
+    assert_int_equal(sib_catalog_alter_rename(c, "ks", "users", from3, to3, 1, &err), SIB_EINVAL);
+
+    sib_prop ttl = { .name = "default_time_to_live", .kind = SIB_LIT_INTEGER, .value = "3600" };
+    assert_int_equal(sib_catalog_alter_options(c, "ks", "users", &ttl, 1, &err), 0);
+    assert_int_equal(sib_table_options(sib_catalog_table(c, "ks", "users"))->default_time_to_live, 3600);
+    sib_prop bad = { .name = "bloom_filter_fp_chance", .kind = SIB_LIT_FLOAT, .value = "0" };
+    assert_int_equal(sib_catalog_alter_options(c, "ks", "users", &bad, 1, &err), SIB_ECONFIG);
+    assert_int_equal(sib_catalog_alter_options(c, "ks", "nope", &ttl, 1, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Table 'ks.nope' doesn't exist");
+    assert_int_equal(sib_catalog_alter_options(c, "system", "local", &ttl, 1, &err), SIB_EINVAL);
+
+    /* counter tables */
+    spec_b b;
+    spec_init(&b, "cnt");
+    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "n", N(SIB_T_COUNTER), false);
+    b.pk[b.s.npk++] = "k";
+    const sib_table *ct;
+    assert_int_equal(sib_catalog_create_table(c, &b.s, &ct, &err), 0);
+    assert_true(sib_table_is_counter(ct));
+    assert_int_equal(sib_catalog_alter_options(c, "ks", "cnt", &ttl, 1, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot set default_time_to_live on a table with counters");
+    sib_catalog_destroy(c);
+}
+
+/* ---- persistence and schema version ---- */
+
+static void test_persist_and_version(void **state)
+{
+    (void)state;
+    sib_catalog *c = mk_catalog();
+    mk_users(c);
+    sib_err err;
+    const char *drop[] = { "age" };
+    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", drop, 1, 42, false, &err), 0);
+    uint8_t v1[16], v2[16], v3[16];
+    sib_catalog_schema_version(c, v1);
+    sib_catalog_schema_version(c, v2);
+    assert_memory_equal(v1, v2, 16);
+    assert_int_equal(v1[6] >> 4, 3);
+
+    sib_buf kb, tb;
+    sib_buf_init(&kb);
+    sib_buf_init(&tb);
+    assert_int_equal(sib_catalog_serialize_keyspace(sib_catalog_keyspace(c, "ks"), &kb), 0);
+    assert_int_equal(sib_catalog_serialize_table(sib_catalog_table(c, "ks", "users"), &tb), 0);
+
+    sib_catalog *d = sib_catalog_create();
+    uint8_t empty_v[16];
+    sib_catalog_schema_version(d, empty_v);
+    assert_int_equal(sib_catalog_load_table(d, tb.p, tb.len, &err), SIB_ENOTFOUND);
+    assert_int_equal(sib_catalog_load_keyspace(d, kb.p, kb.len, &err), 0);
+    assert_int_equal(sib_catalog_load_table(d, tb.p, tb.len, &err), 0);
+    sib_catalog_schema_version(d, v3);
+    assert_memory_equal(v1, v3, 16); /* same schema -> same version */
+    const sib_table *a = sib_catalog_table(c, "ks", "users"), *b = sib_catalog_table(d, "ks", "users");
+    assert_memory_equal(sib_table_id(a), sib_table_id(b), 16);
+    assert_int_equal(sib_table_column_count(a), sib_table_column_count(b));
+    for (size_t i = 0; i < sib_table_column_count(a); i++) {
+        const sib_column *x = sib_table_column(a, i), *y = sib_table_column(b, i);
+        assert_string_equal(x->name, y->name);
+        assert_int_equal(x->kind, y->kind);
+        assert_int_equal(x->position, y->position);
+        assert_int_equal(x->order, y->order);
+        assert_int_equal(x->id, y->id);
+        sib_buf n1, n2;
+        sib_buf_init(&n1);
+        sib_buf_init(&n2);
+        sib_type_cql_name(x->type, &n1);
+        sib_type_cql_name(y->type, &n2);
+        assert_int_equal(n1.len, n2.len);
+        assert_memory_equal(n1.p, n2.p, n1.len);
+        sib_buf_free(&n1);
+        sib_buf_free(&n2);
+    }
+    assert_int_equal(sib_table_dropped_count(b), 1);
+    assert_int_equal(sib_table_dropped(b, 0)->dropped_time_us, 42);
+    assert_string_equal(sib_table_options(b)->comment, "people");
+    /* re-serializing gives identical bytes */
+    sib_buf tb2;
+    sib_buf_init(&tb2);
+    sib_catalog_serialize_table(b, &tb2);
+    assert_int_equal(tb.len, tb2.len);
+    assert_memory_equal(tb.p, tb2.p, tb.len);
+    /* loading the same table again replaces it */
+    assert_int_equal(sib_catalog_load_table(d, tb.p, tb.len, &err), 0);
+    assert_int_equal(sib_keyspace_table_count(sib_catalog_keyspace(d, "ks")), 1);
+
+    /* corrupt input: every truncation and every single-byte flip fails cleanly or loads something consistent */
+    for (size_t n = 0; n < tb.len; n++) {
+        sib_catalog *e = sib_catalog_create();
+        sib_catalog_load_keyspace(e, kb.p, kb.len, &err);
+        assert_int_not_equal(sib_catalog_load_table(e, tb.p, n, &err), 0);
+        sib_catalog_destroy(e);
+    }
+    for (size_t n = 0; n < tb.len; n++) {
+        sib_catalog *e = sib_catalog_create();
+        sib_catalog_load_keyspace(e, kb.p, kb.len, &err);
+        tb.p[n] ^= 0x5A;
+        sib_catalog_load_table(e, tb.p, tb.len, &err);
+        tb.p[n] ^= 0x5A;
+        sib_catalog_destroy(e);
+    }
+    assert_int_equal(sib_catalog_load_keyspace(d, (const uint8_t *)"SIBX", 4, &err), SIB_ECORRUPT);
+
+    /* version changes on DDL, and changes back when the schema does */
+    sib_coldef add[] = { { "x", N(SIB_T_INT), false } };
+    assert_int_equal(sib_catalog_alter_add(d, "ks", "users", add, 1, false, &err), 0);
+    sib_catalog_schema_version(d, v3);
+    assert_memory_not_equal(v1, v3, 16);
+    sib_prop cm = { .name = "comment", .kind = SIB_LIT_STRING, .value = "other" };
+    uint8_t v4[16];
+    assert_int_equal(sib_catalog_alter_options(d, "ks", "users", &cm, 1, &err), 0);
+    sib_catalog_schema_version(d, v4);
+    assert_memory_not_equal(v3, v4, 16);
+    assert_int_equal(sib_catalog_drop_keyspace(d, "ks", false, &err), 0);
+    sib_catalog_schema_version(d, v4);
+    assert_memory_equal(v4, empty_v, 16);
+    /* a failed DDL changes nothing */
+    sib_catalog_schema_version(c, v2);
+    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, false, &err), 0);
+    sib_catalog_schema_version(c, v3);
+    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, false, &err), SIB_EINVAL);
+    sib_catalog_schema_version(c, v4);
+    assert_memory_equal(v3, v4, 16);
+    sib_buf_free(&kb);
+    sib_buf_free(&tb);
+    sib_buf_free(&tb2);
+    sib_catalog_destroy(c);
+    sib_catalog_destroy(d);
+}
+
+/* ---- system tables and rows ---- */
+
+typedef struct {
+    const sib_table *t;
+    int nrows;
+    char text[512][256]; /* formatted rows (selected columns) */
+    const char *cols[8];
+    int ncols;
+} collect;
+
+static int collect_row(void *ctx, const sib_val *vals, size_t n)
+{
+    collect *c = ctx;
+    assert_int_equal(n, sib_table_column_count(c->t));
+    sib_buf b;
+    sib_buf_init(&b);
+    for (int i = 0; i < c->ncols; i++) {
+        const sib_column *col = sib_table_column_by_name(c->t, c->cols[i]);
+        assert_non_null(col);
+        const sib_val *v = &vals[col->index];
+        if (i) sib_buf_append(&b, " | ", 3);
+        if (v->len < 0) sib_buf_append(&b, "null", 4);
+        else sib_value_format(col->type, v->p, (size_t)v->len, &b);
+    }
+    sib_buf_u8(&b, 0);
+    if (c->nrows < 512) snprintf(c->text[c->nrows], sizeof c->text[0], "%s", (char *)b.p);
+    c->nrows++;
+    sib_buf_free(&b);
+    return 0;
+}
+
+static bool has_row(const collect *c, const char *row)
+{
+    for (int i = 0; i < c->nrows && i < 512; i++)
+        if (!strcmp(c->text[i], row)) return true;
+    return false;
+}
+
+static void rows_of(const sib_catalog *cat, const char *ks, const char *tn, collect *c, const char **cols, int ncols)
+{
+    memset(c, 0, sizeof *c);
+    c->t = sib_catalog_table(cat, ks, tn);
+    assert_non_null(c->t);
+    for (int i = 0; i < ncols; i++) c->cols[i] = cols[i];
+    c->ncols = ncols;
+    sib_err err;
+    assert_int_equal(sib_catalog_system_rows(cat, c->t, collect_row, c, &err), 0);
+}
+
+static void test_system_tables(void **state)
+{
+    (void)state;
+    sib_catalog *c = mk_catalog();
+    mk_users(c);
+    sib_err err;
+    const char *drop[] = { "age" };
+    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", drop, 1, 1700000000000000LL, false, &err), 0);
+
+    const sib_table *local = sib_catalog_table(c, "system", "local");
+    assert_non_null(local);
+    assert_int_equal(sib_table_kind_of(local), SIB_TABLE_LOCAL_SYSTEM);
+    static const char *local_cols[] = { "key", "bootstrapped", "broadcast_address", "broadcast_port", "cluster_name",
+                                        "cql_version", "data_center", "gossip_generation", "host_id", "listen_address",
+                                        "listen_port", "native_protocol_version", "partitioner", "rack",
+                                        "release_version", "rpc_address", "rpc_port", "schema_version", "tokens",
+                                        "truncated_at" };
+    for (size_t i = 0; i < sizeof local_cols / sizeof *local_cols; i++)
+        assert_non_null(sib_table_column_by_name(local, local_cols[i]));
+    assert_string_equal(sib_table_column(local, 0)->name, "key");
+    const sib_table *p2 = sib_catalog_table(c, "system", "peers_v2");
+    assert_int_equal(sib_table_clustering_count(p2), 1);
+    assert_string_equal(sib_table_clustering(p2, 0)->name, "peer_port");
+    assert_int_equal(sib_catalog_system_rows(c, local, collect_row, NULL, &err), SIB_EINVAL);
+    static const char *schema_tables[] = { "keyspaces", "tables", "columns", "types", "functions", "aggregates",
+                                           "triggers", "indexes", "views", "dropped_columns" };
+    for (size_t i = 0; i < sizeof schema_tables / sizeof *schema_tables; i++) {
+        const sib_table *t = sib_catalog_table(c, "system_schema", schema_tables[i]);
+        assert_non_null(t);
+        assert_int_equal(sib_table_kind_of(t), SIB_TABLE_VIRTUAL_SCHEMA);
+    }
+    assert_string_equal(sib_keyspace_strategy(sib_catalog_keyspace(c, "system")),
+                        "org.apache.cassandra.locator.LocalStrategy");
+
+    collect r;
+    const char *kc[] = { "keyspace_name", "durable_writes", "replication" };
+    rows_of(c, "system_schema", "keyspaces", &r, kc, 3);
+    assert_int_equal(r.nrows, 3);
+    assert_string_equal(r.text[0],
+                        "ks | True | {'class': 'org.apache.cassandra.locator.SimpleStrategy', 'replication_factor': '1'}");
+    assert_string_equal(r.text[1], "system | True | {'class': 'org.apache.cassandra.locator.LocalStrategy'}");
+    assert_string_equal(r.text[2], "system_schema | True | {'class': 'org.apache.cassandra.locator.LocalStrategy'}");
+
+    const char *tc[] = { "keyspace_name", "table_name", "flags", "comment", "gc_grace_seconds", "compaction",
+                         "bloom_filter_fp_chance", "speculative_retry" };
+    rows_of(c, "system_schema", "tables", &r, tc, 8);
+    assert_string_equal(r.text[0],
+                        "ks | users | {'compound'} | people | 864000 | {'class': "
+                        "'org.apache.cassandra.db.compaction.LeveledCompactionStrategy', 'max_threshold': '32', "
+                        "'min_threshold': '4'} | 0.01 | 99p");
+    assert_true(has_row(&r, "system | local | {'compound'} | information about the local node | 0 | {'class': "
+                            "'org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy', 'max_threshold': "
+                            "'32', 'min_threshold': '4'} | 0.01 | 99p"));
+    assert_int_equal(r.nrows, 1 + 3 + 10);
+
+    const char *cc[] = { "keyspace_name", "table_name", "column_name", "clustering_order", "kind", "position", "type" };
+    rows_of(c, "system_schema", "columns", &r, cc, 7);
+    assert_string_equal(r.text[0], "ks | users | bucket | none | partition_key | 1 | text");
+    assert_string_equal(r.text[1], "ks | users | id | none | partition_key | 0 | uuid");
+    assert_string_equal(r.text[2], "ks | users | name | none | regular | -1 | text");
+    assert_string_equal(r.text[3], "ks | users | s | none | static | -1 | int");
+    assert_string_equal(r.text[4], "ks | users | tags | none | regular | -1 | set<text>");
+    assert_string_equal(r.text[5], "ks | users | ts | desc | clustering | 0 | timestamp");
+    assert_true(has_row(&r, "system | peers_v2 | peer_port | asc | clustering | 0 | int"));
+    assert_true(has_row(&r, "system_schema | keyspaces | replication | none | regular | -1 | frozen<map<text, text>>"));
+
+    const char *dc[] = { "keyspace_name", "table_name", "column_name", "dropped_time", "kind", "type" };
+    rows_of(c, "system_schema", "dropped_columns", &r, dc, 6);
+    assert_int_equal(r.nrows, 1);
+    assert_string_equal(r.text[0], "ks | users | age | 2023-11-14 22:13:20.000000+0000 | regular | int");
+
+    const char *ec[] = { "keyspace_name" };
+    rows_of(c, "system_schema", "types", &r, ec, 1);
+    assert_int_equal(r.nrows, 0);
+    rows_of(c, "system_virtual_schema", "keyspaces", &r, ec, 1);
+    assert_int_equal(r.nrows, 1);
+    assert_string_equal(r.text[0], "system_virtual_schema");
+    const char *vc[] = { "keyspace_name", "table_name", "column_name", "kind" };
+    rows_of(c, "system_virtual_schema", "columns", &r, vc, 4);
+    assert_true(has_row(&r, "system_virtual_schema | tables | comment | regular"));
+    sib_catalog_destroy(c);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_true(sib_name_valid("abc_1"));
+    assert_false(sib_name_valid(""));
+    assert_false(sib_name_valid("a-b"));
+    assert_false(sib_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 49 */
+    static const struct { const char *in, *out; } q[] = {
+        { "abc", "abc" }, { "MyCol", "\"MyCol\"" }, { "select", "\"select\"" }, { "a\"b", "\"a\"\"b\"" },
+        { "1a", "\"1a\"" }, { "text", "text" },
+    };
+    for (size_t i = 0; i < sizeof q / sizeof *q; i++) {
+        sib_buf b;
+        sib_buf_init(&b);
+        sib_ident_quote(q[i].in, &b);
+        sib_buf_u8(&b, 0);
+        assert_string_equal((char *)b.p, q[i].out);
+        sib_buf_free(&b);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_types),
+        cmocka_unit_test(test_literal_ints),
+        cmocka_unit_test(test_literal_floats_bools),
+        cmocka_unit_test(test_literal_strings_blobs_uuids),
+        cmocka_unit_test(test_literal_temporal),
+        cmocka_unit_test(test_literal_duration),
+        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_collections),
+        cmocka_unit_test(test_ck_single_column_order),
+        cmocka_unit_test(test_ck_composite_prefix_successor),
+        cmocka_unit_test(test_pk_encode),
+        cmocka_unit_test(test_keyspace_ddl),
+        cmocka_unit_test(test_table_ddl_errors),
+        cmocka_unit_test(test_table_layout_and_alter),
+        cmocka_unit_test(test_persist_and_version),
+        cmocka_unit_test(test_system_tables),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, setup_types, teardown_types);
 }

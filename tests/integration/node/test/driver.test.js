@@ -53,8 +53,11 @@ describe('sibyld with the Node.js driver', { timeout: 300000 }, () => {
     await client.execute(`CREATE KEYSPACE ${KS} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`);
     await client.execute(`CREATE TABLE ${KS}.readings (sensor text, day date, ts timestamp, value double, note text,
                           PRIMARY KEY ((sensor, day), ts)) WITH CLUSTERING ORDER BY (ts DESC)`);
-    const ks = await client.metadata.getKeyspace(KS);
+    await client.metadata.refreshKeyspace(KS);
+    const ks = client.metadata.keyspaces[KS];
     assert.ok(ks, 'keyspace visible in metadata');
+    assert.match(ks.strategy, /SimpleStrategy$/);
+    assert.equal(String(ks.strategyOptions.replication_factor), '1');
   });
 
   it('exposes table metadata through client.metadata.getTable', async () => {

@@ -1,0 +1,169 @@
+/* admin.h: the node's HTTP admin API (what sibyltool talks to) and its
+ * Prometheus metrics.
+ *
+ * Two parts:
+ *   - admin_metrics: counters and latency histograms of CQL requests, fed by
+ *     the executor's observer (cql_exec.h) on the loop thread, rendered as
+ *     Prometheus text together with a snapshot of gauges (storage, tables,
+ *     clients) taken when /metrics is scraped.
+ *   - admin_server: libmicrohttpd in external-select mode, driven from the
+ *     node's libev loop (one ev_io on MHD's epoll fd plus an ev_timer for its
+ *     timeouts). Every request handler therefore runs on the loop thread and
+ *     reads node state without locks, exactly like a CQL request does; MHD
+ *     starts no thread of its own. Responses are JSON (jansson) except
+ *     /metrics.
+ *
+ * Endpoints (all JSON unless noted; errors are {"error": "..."} with a 4xx/5xx):
+ *   GET  /status                     this node: address, state, load, tokens, owns, host id, dc, rack
+ *   GET  /info                       uptime, generation, memory, commitlog, cluster, release
+ *   GET  /ring                       [{token, endpoint, dc, rack, state, load, owns}]
+ *   GET  /describering/<ks>          token ranges with their replica endpoints
+ *   GET  /endpoints/<ks>/<table>/<key>  token and replicas of a partition key
+ *                                    (key as text; composite keys `a:b`)
+ *   POST /flush[/<ks>[/<table>]]     501 until storage can write SSTables: the
+ *   POST /compact[/<ks>[/<table>]]   node supplies no hook before then
+ *   GET  /compactionstats            {"pending": 0, "compactions": []}
+ *   GET  /tablestats[/<ks>[/<table>]]  per keyspace / table counters
+ *   GET  /gossipinfo                 this node's endpoint state
+ *   GET  /metrics                    Prometheus text exposition 0.0.4
+ *
+ * Ownership: the server borrows storage, catalog and coordinator from the
+ * node (which must outlive it) and copies the node info. Loop thread only.
+ */
+#ifndef SIB_ADMIN_H
+#define SIB_ADMIN_H
+
+#include "common.h"
+
+struct ev_loop;
+struct storage;
+struct sib_catalog;
+struct coord;
+
+/* system.local's release_version (cql/ reports the same one). */
+#define ADMIN_RELEASE_VERSION "4.0.11"
+
+/* ---- metrics --------------------------------------------------------------- */
+
+/* Latency buckets (upper bounds, µs; +Inf is implicit), log-spaced like
+ * Prometheus' default buckets but starting at 50 µs because a local
+ * memtable read answers in tens of microseconds. */
+#define ADMIN_HIST_BUCKETS 18
+extern const int64_t admin_hist_bounds_us[ADMIN_HIST_BUCKETS];
+
+typedef struct admin_hist {
+    uint64_t buckets[ADMIN_HIST_BUCKETS + 1]; /* NOT cumulative; last = +Inf */
+    uint64_t count;
+    int64_t sum_us;
+} admin_hist;
+
+void admin_hist_record(admin_hist *h, int64_t us);
+/* Upper bound (µs) of the bucket holding quantile q (0..1); 0 when empty,
+ * INT64_MAX when it falls in +Inf. */
+int64_t admin_hist_quantile(const admin_hist *h, double q);
+
+typedef struct admin_metrics admin_metrics;
+
+admin_metrics *admin_metrics_create(void); /* NULL on OOM */
+void admin_metrics_destroy(admin_metrics *m);
+
+/* Observer callbacks (signatures of cql_exec_observer, ctx = the metrics):
+ * one finished request with its protocol opcode, statement kind
+ * (parser.h cql_stmt_kind, or -1 when it did not parse), consistency level
+ * code and time on the loop thread; and one error reply by protocol code. */
+void admin_metrics_on_request(void *m, int opcode, int stmt_kind, int consistency, int64_t latency_us);
+void admin_metrics_on_error(void *m, int32_t protocol_code);
+
+/* Prometheus-style name of a protocol error code ("invalid", "unavailable"...). */
+const char *admin_error_name(int32_t protocol_code);
+uint64_t admin_metrics_requests(const admin_metrics *m); /* all requests so far */
+uint64_t admin_metrics_errors(const admin_metrics *m);   /* all error replies */
+
+/* Gauges sampled at scrape time; the node fills them (admin_server does it
+ * from storage/catalog; tests fill them by hand). */
+typedef struct admin_table_gauge {
+    const char *ks, *table;
+    uint64_t partitions, rows, cells, memtable_bytes;
+} admin_table_gauge;
+
+typedef struct admin_gauges {
+    uint64_t clients;
+    uint64_t memtable_bytes;
+    uint64_t cl_bytes_written, cl_segments_live, cl_syncs, cl_pending;
+    char schema_version[37];
+    int64_t uptime_s;
+    const admin_table_gauge *tables;
+    size_t ntables;
+} admin_gauges;
+
+/* Appends the whole exposition (HELP/TYPE lines, counters, histograms with
+ * cumulative _bucket{le=...}, _sum in seconds, _count) to out. */
+void admin_metrics_render(const admin_metrics *m, const admin_gauges *g, sib_buf *out);
+
+/* ---- server ---------------------------------------------------------------- */
+
+/* What the admin API reports about this node (copied by admin_server_create). */
+typedef struct admin_node_info {
+    char cluster_name[128];
+    char listen_address[64];
+    char rpc_address[64];
+    char dc[64], rack[64];
+    int native_port;
+    uint8_t host_id[16];
+    const int64_t *tokens; /* copied */
+    size_t ntokens;
+    int64_t generation;    /* gossip generation: start time in seconds */
+} admin_node_info;
+
+/* Operations that live above the admin module. A NULL function answers
+ * 501 Not Implemented with a message saying why (flush and compaction need
+ * SSTables, which storage does not write yet). */
+typedef struct admin_hooks {
+    void *ctx;
+    size_t (*client_count)(void *ctx);
+    /* ks/table NULL = every keyspace / every table of ks. */
+    int (*flush)(void *ctx, const char *ks, const char *table, sib_err *err);
+    int (*compact)(void *ctx, const char *ks, const char *table, sib_err *err);
+} admin_hooks;
+
+typedef struct admin_opts {
+    struct ev_loop *loop;
+    sib_log *log;
+    const char *bind_addr; /* IPv4 literal (listen_address) */
+    uint16_t port;         /* 0 = ephemeral (see admin_server_port) */
+    struct storage *st;
+    struct sib_catalog *cat;
+    struct coord *co;
+    admin_metrics *metrics; /* borrowed; may be NULL (no request metrics) */
+    const admin_node_info *node;
+    admin_hooks hooks;
+} admin_opts;
+
+typedef struct admin_server admin_server;
+
+/* Binds and starts serving on o->loop. With o->loop NULL nothing is bound
+ * and only admin_server_handle answers (unit tests). NULL with err set on
+ * failure. */
+admin_server *admin_server_create(const admin_opts *o, sib_err *err);
+void admin_server_destroy(admin_server *s);
+uint16_t admin_server_port(const admin_server *s);
+
+/* ---- pieces exposed for unit tests ---------------------------------------------- */
+
+/* Fraction (0..1) of the token ring owned by the member whose sorted tokens
+ * are mine[0..n) when the whole ring is ring[0..nring) (sorted): each token
+ * owns the range from the previous ring token (exclusive) to itself. */
+double admin_ring_owns(const int64_t *ring, size_t nring, const int64_t *mine, size_t n);
+
+/* Parses a partition key given as text into serialized key bytes (appended
+ * to out) for table (ks, table) of cat: one component per partition key
+ * column, separated by ':' for composite keys. Errors name the problem. */
+int admin_parse_key(struct sib_catalog *cat, const char *ks, const char *table, const char *key, sib_buf *out,
+                    sib_err *err);
+
+/* A request answered without a socket (the same routing MHD uses):
+ * method "GET"/"POST", url the path. *status gets the HTTP code, body the
+ * response (JSON or Prometheus text). For tests and debugging tools. */
+int admin_server_handle(admin_server *s, const char *method, const char *url, int *status, sib_buf *body);
+
+#endif

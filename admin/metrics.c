@@ -1,0 +1,308 @@
+/* metrics.c: request counters, latency histograms and their Prometheus text.
+ *
+ * What is counted (all on the loop thread, so plain integers suffice):
+ *   requests by protocol operation (query/prepare/execute/batch) x
+ *   consistency level, statements by kind (select/insert/update/delete/
+ *   batch/ddl/use/describe), a latency histogram per operation and per
+ *   statement kind, and error replies by protocol error code.
+ *
+ * Latency is the time the executor spent on the loop thread from dispatch to
+ * its return. In periodic commitlog mode that is the whole request (the
+ * write is acked before the executor returns); in batch/group mode the
+ * fsync wait that follows is not included.
+ *
+ * Exposition format (text 0.0.4): every family has one # HELP and one
+ * # TYPE line; histograms print cumulative _bucket{le="..."} lines in
+ * increasing order ending with le="+Inf", then _sum (seconds) and _count.
+ */
+#include "admin.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "parser.h"
+
+const int64_t admin_hist_bounds_us[ADMIN_HIST_BUCKETS] = {
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
+};
+
+/* Protocol opcodes (cql.h) of the four request kinds the executor serves;
+ * repeated here as plain numbers so admin/ does not depend on cql/. */
+enum { OP_QUERY, OP_PREPARE, OP_EXECUTE, OP_BATCH, OP_COUNT };
+static const struct { int opcode; const char *name; } OPS[OP_COUNT] = {
+    {0x07, "query"}, {0x09, "prepare"}, {0x0A, "execute"}, {0x0D, "batch"},
+};
+
+enum { KIND_SELECT, KIND_INSERT, KIND_UPDATE, KIND_DELETE, KIND_BATCH, KIND_DDL, KIND_USE, KIND_DESCRIBE,
+       KIND_COUNT };
+static const char *const KIND_NAMES[KIND_COUNT] = {
+    "select", "insert", "update", "delete", "batch", "ddl", "use", "describe",
+};
+
+/* Consistency codes 0..10 (coordinator.h), plus one slot for requests that
+ * carry none (PREPARE) or an out-of-range code. */
+#define CL_SLOTS 12
+static const char *const CL_NAMES[CL_SLOTS] = {
+    "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
+    "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE", "NONE",
+};
+
+static const struct { int32_t code; const char *name; } ERRORS[] = {
+    {0x0000, "server_error"},   {0x000A, "protocol_error"},  {0x0100, "bad_credentials"},
+    {0x1000, "unavailable"},    {0x1001, "overloaded"},      {0x1002, "is_bootstrapping"},
+    {0x1003, "truncate_error"}, {0x1100, "write_timeout"},   {0x1200, "read_timeout"},
+    {0x1300, "read_failure"},   {0x1400, "function_failure"}, {0x1500, "write_failure"},
+    {0x2000, "syntax_error"},   {0x2100, "unauthorized"},    {0x2200, "invalid"},
+    {0x2300, "config_error"},   {0x2400, "already_exists"},  {0x2500, "unprepared"},
+};
+#define ERR_SLOTS (SIB_ARRAY_LEN(ERRORS) + 1) /* + "other" */
+
+struct admin_metrics {
+    uint64_t requests[OP_COUNT][CL_SLOTS];
+    admin_hist op_latency[OP_COUNT];
+    uint64_t statements[KIND_COUNT];
+    admin_hist kind_latency[KIND_COUNT];
+    uint64_t errors[ERR_SLOTS];
+    uint64_t total_requests, total_errors;
+};
+
+/* ---- histograms ---- */
+
+void admin_hist_record(admin_hist *h, int64_t us)
+{
+    if (us < 0) us = 0;
+    size_t i = 0;
+    /* 18 bounds: a linear scan beats a binary search at this size. */
+    while (i < ADMIN_HIST_BUCKETS && us > admin_hist_bounds_us[i]) i++;
+    h->buckets[i]++;
+    h->count++;
+    h->sum_us += us;
+}
+
+int64_t admin_hist_quantile(const admin_hist *h, double q)
+{
+    if (!h->count) return 0;
+    if (q < 0) q = 0;
+    if (q > 1) q = 1;
+    /* The rank of the q-th observation, 1-based, never 0 (q=0 is the min). */
+    uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999);
+    if (rank == 0) rank = 1;
+    uint64_t seen = 0;
+    for (size_t i = 0; i < ADMIN_HIST_BUCKETS; i++) {
+        seen += h->buckets[i];
+        if (seen >= rank) return admin_hist_bounds_us[i];
+    }
+    return INT64_MAX;
+}
+
+/* ---- recording ---- */
+
+admin_metrics *admin_metrics_create(void) { return calloc(1, sizeof(admin_metrics)); }
+
+void admin_metrics_destroy(admin_metrics *m) { free(m); }
+
+static int op_slot(int opcode)
+{
+    for (int i = 0; i < OP_COUNT; i++)
+        if (OPS[i].opcode == opcode) return i;
+    return -1;
+}
+
+static int kind_slot(int stmt_kind)
+{
+    switch (stmt_kind) {
+    case CQL_STMT_SELECT: return KIND_SELECT;
+    case CQL_STMT_INSERT: return KIND_INSERT;
+    case CQL_STMT_UPDATE: return KIND_UPDATE;
+    case CQL_STMT_DELETE: return KIND_DELETE;
+    case CQL_STMT_BATCH: return KIND_BATCH;
+    case CQL_STMT_USE: return KIND_USE;
+    case CQL_STMT_DESCRIBE: return KIND_DESCRIBE;
+    case CQL_STMT_CREATE_KEYSPACE: case CQL_STMT_ALTER_KEYSPACE: case CQL_STMT_DROP_KEYSPACE:
+    case CQL_STMT_CREATE_TABLE: case CQL_STMT_ALTER_TABLE: case CQL_STMT_DROP_TABLE:
+    case CQL_STMT_TRUNCATE: return KIND_DDL;
+    default: return -1;
+    }
+}
+
+void admin_metrics_on_request(void *ctx, int opcode, int stmt_kind, int consistency, int64_t latency_us)
+{
+    admin_metrics *m = ctx;
+    m->total_requests++;
+    int op = op_slot(opcode);
+    if (op >= 0) {
+        int cl = consistency >= 0 && consistency < CL_SLOTS - 1 ? consistency : CL_SLOTS - 1;
+        m->requests[op][cl]++;
+        admin_hist_record(&m->op_latency[op], latency_us);
+    }
+    /* PREPARE parses but does not run the statement: count only what ran. */
+    int k = op == OP_PREPARE ? -1 : kind_slot(stmt_kind);
+    if (k >= 0) {
+        m->statements[k]++;
+        admin_hist_record(&m->kind_latency[k], latency_us);
+    }
+}
+
+static size_t error_slot(int32_t code)
+{
+    for (size_t i = 0; i < SIB_ARRAY_LEN(ERRORS); i++)
+        if (ERRORS[i].code == code) return i;
+    return ERR_SLOTS - 1;
+}
+
+void admin_metrics_on_error(void *ctx, int32_t protocol_code)
+{
+    admin_metrics *m = ctx;
+    m->errors[error_slot(protocol_code)]++;
+    m->total_errors++;
+}
+
+const char *admin_error_name(int32_t protocol_code)
+{
+    size_t i = error_slot(protocol_code);
+    return i < SIB_ARRAY_LEN(ERRORS) ? ERRORS[i].name : "other";
+}
+
+uint64_t admin_metrics_requests(const admin_metrics *m) { return m->total_requests; }
+uint64_t admin_metrics_errors(const admin_metrics *m) { return m->total_errors; }
+
+/* ---- exposition ---- */
+
+static void family(sib_buf *b, const char *name, const char *type, const char *help)
+{
+    sib_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Label values are our own names (keyspace/table names are identifiers),
+ * but quotes, backslashes and newlines are still escaped as the format
+ * requires, so a quoted table name cannot break the exposition. */
+static void label_value(sib_buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"') sib_buf_u8(b, '\\');
+        if (*v == '\n') { sib_buf_append(b, "\\n", 2); continue; }
+        sib_buf_u8(b, (uint8_t)*v);
+    }
+}
+
+static void seconds(sib_buf *b, int64_t us) { sib_buf_printf(b, "%.6f", (double)us / 1e6); }
+
+/* One histogram series: `labels` is `op="query"` style text (no braces). */
+static void hist_series(sib_buf *b, const char *name, const char *labels, const admin_hist *h)
+{
+    uint64_t cum = 0;
+    for (size_t i = 0; i < ADMIN_HIST_BUCKETS; i++) {
+        cum += h->buckets[i];
+        sib_buf_printf(b, "%s_bucket{%s,le=\"", name, labels);
+        seconds(b, admin_hist_bounds_us[i]);
+        sib_buf_printf(b, "\"} %" PRIu64 "\n", cum);
+    }
+    sib_buf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", name, labels, h->count);
+    sib_buf_printf(b, "%s_sum{%s} ", name, labels);
+    seconds(b, h->sum_us);
+    sib_buf_printf(b, "\n%s_count{%s} %" PRIu64 "\n", name, labels, h->count);
+}
+
+static void render_requests(const admin_metrics *m, sib_buf *b)
+{
+    char labels[64];
+    family(b, "sibyl_cql_requests_total", "counter",
+           "CQL requests served, by protocol operation and consistency level.");
+    for (int op = 0; op < OP_COUNT; op++)
+        for (int cl = 0; cl < CL_SLOTS; cl++) {
+            /* 4 ops x 12 levels of mostly zeros would drown the page: a
+             * series appears with its first request (Prometheus treats a
+             * new counter series as starting from 0). */
+            if (!m->requests[op][cl]) continue;
+            sib_buf_printf(b, "sibyl_cql_requests_total{op=\"%s\",consistency=\"%s\"} %" PRIu64 "\n",
+                           OPS[op].name, CL_NAMES[cl], m->requests[op][cl]);
+        }
+    family(b, "sibyl_cql_request_latency_seconds", "histogram",
+           "Time the executor spent on a CQL request, by protocol operation.");
+    for (int op = 0; op < OP_COUNT; op++) {
+        snprintf(labels, sizeof labels, "op=\"%s\"", OPS[op].name);
+        hist_series(b, "sibyl_cql_request_latency_seconds", labels, &m->op_latency[op]);
+    }
+    family(b, "sibyl_cql_statements_total", "counter", "CQL statements executed, by statement type.");
+    for (int k = 0; k < KIND_COUNT; k++)
+        sib_buf_printf(b, "sibyl_cql_statements_total{type=\"%s\"} %" PRIu64 "\n", KIND_NAMES[k], m->statements[k]);
+    family(b, "sibyl_cql_statement_latency_seconds", "histogram",
+           "Time the executor spent on a CQL statement, by statement type.");
+    for (int k = 0; k < KIND_COUNT; k++) {
+        snprintf(labels, sizeof labels, "type=\"%s\"", KIND_NAMES[k]);
+        hist_series(b, "sibyl_cql_statement_latency_seconds", labels, &m->kind_latency[k]);
+    }
+    family(b, "sibyl_cql_errors_total", "counter", "CQL error replies, by protocol error code.");
+    for (size_t i = 0; i < ERR_SLOTS; i++)
+        sib_buf_printf(b, "sibyl_cql_errors_total{code=\"%s\"} %" PRIu64 "\n",
+                       i < SIB_ARRAY_LEN(ERRORS) ? ERRORS[i].name : "other", m->errors[i]);
+}
+
+static void gauge(sib_buf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(b, name, type, help);
+    sib_buf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+/* One series per table of a per-table family. */
+static void per_table(sib_buf *b, const admin_gauges *g, const char *name, const char *type, const char *help,
+                      size_t field)
+{
+    family(b, name, type, help);
+    for (size_t i = 0; i < g->ntables; i++) {
+        const admin_table_gauge *t = &g->tables[i];
+        uint64_t v = 0;
+        switch (field) {
+        case 0: v = t->partitions; break;
+        case 1: v = t->rows; break;
+        case 2: v = t->cells; break;
+        case 3: v = t->memtable_bytes; break;
+        default: v = 0; break; /* SSTable figures: none are written yet */
+        }
+        sib_buf_printf(b, "%s{keyspace=\"", name);
+        label_value(b, t->ks);
+        sib_buf_printf(b, "\",table=\"");
+        label_value(b, t->table);
+        sib_buf_printf(b, "\"} %" PRIu64 "\n", v);
+    }
+}
+
+static void render_storage(const admin_gauges *g, sib_buf *b)
+{
+    gauge(b, "sibyl_memtable_bytes", "gauge", "Bytes held by all memtables.", g->memtable_bytes);
+    per_table(b, g, "sibyl_table_memtable_bytes", "gauge", "Bytes held by the table's memtable.", 3);
+    per_table(b, g, "sibyl_table_partitions", "gauge", "Partitions in the table's memtable.", 0);
+    per_table(b, g, "sibyl_table_rows", "gauge", "Rows in the table's memtable.", 1);
+    per_table(b, g, "sibyl_table_cells", "gauge", "Cells in the table's memtable.", 2);
+    per_table(b, g, "sibyl_table_sstables", "gauge", "Live SSTables of the table.", 4);
+    per_table(b, g, "sibyl_table_sstable_bytes", "gauge", "Bytes of the table's live SSTables.", 4);
+    per_table(b, g, "sibyl_table_bloom_filter_false_positives_total", "counter",
+              "Bloom filter false positives on the table's SSTables.", 4);
+    gauge(b, "sibyl_commitlog_bytes_written_total", "counter", "Commitlog bytes written since start.",
+          g->cl_bytes_written);
+    gauge(b, "sibyl_commitlog_segments", "gauge", "Commitlog segment files present.", g->cl_segments_live);
+    gauge(b, "sibyl_commitlog_syncs_total", "counter", "Commitlog fsyncs since start.", g->cl_syncs);
+    gauge(b, "sibyl_commitlog_pending_syncs", "gauge", "Writes waiting for a commitlog fsync.", g->cl_pending);
+    gauge(b, "sibyl_compactions_pending", "gauge", "Compactions waiting to run.", 0);
+    gauge(b, "sibyl_compactions_completed_total", "counter", "Compactions completed since start.", 0);
+}
+
+static void render_node(const admin_gauges *g, sib_buf *b)
+{
+    gauge(b, "sibyl_connected_clients", "gauge", "Open native-protocol connections.", g->clients);
+    family(b, "sibyl_schema_version_info", "gauge", "The node's schema version (value is always 1).");
+    sib_buf_printf(b, "sibyl_schema_version_info{version=\"%s\"} 1\n", g->schema_version);
+    gauge(b, "sibyl_uptime_seconds", "gauge", "Seconds since the node started.", (uint64_t)g->uptime_s);
+    gauge(b, "sibyl_hints_pending", "gauge", "Hints waiting for replay.", 0);
+    family(b, "sibyl_gossip_members", "gauge", "Cluster members as this node's gossip sees them.");
+    sib_buf_printf(b, "sibyl_gossip_members{state=\"live\"} 1\nsibyl_gossip_members{state=\"down\"} 0\n");
+    gauge(b, "sibyl_dropped_messages_total", "counter", "Messages dropped after their timeout.", 0);
+}
+
+void admin_metrics_render(const admin_metrics *m, const admin_gauges *g, sib_buf *out)
+{
+    if (m) render_requests(m, out);
+    render_storage(g, out);
+    render_node(g, out);
+}

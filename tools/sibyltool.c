@@ -1,0 +1,471 @@
+/* sibyltool: the nodetool of Sibyl. Talks to one node's HTTP admin API
+ * (admin/admin.h) and prints what nodetool prints, closely enough that an
+ * operator reads it without help.
+ *
+ *   sibyltool [-h host] [-p admin_port] <command> [args]
+ *
+ * Commands: status, info [-T], ring, describering <ks>,
+ * getendpoints [-T] <ks> <table> <key>, flush [ks [table...]],
+ * compact [ks [table...]], compactionstats, tablestats [ks[.table]...],
+ * gossipinfo.
+ *
+ * HTTP through libcurl, JSON through jansson. Exit status: 0 on success,
+ * 1 when the node is unreachable or answers an error (the message goes to
+ * stderr), 2 on a usage error.
+ */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_USAGE = 2 };
+
+typedef struct tool {
+    const char *host;
+    int port;
+    bool tokens; /* -T: show every token */
+    CURL *curl;
+} tool;
+
+typedef struct body {
+    char *p;
+    size_t len;
+} body;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    body *b = ud;
+    size_t add = size * n;
+    char *np = realloc(b->p, b->len + add + 1);
+    if (!np) return 0; /* curl reports a write error */
+    memcpy(np + b->len, p, add);
+    b->p = np;
+    b->len += add;
+    b->p[b->len] = 0;
+    return add;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("sibyltool: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+/* Builds "/seg0/seg1..." with every segment percent-encoded, so keys and
+ * names with '/', ':' or spaces reach the node intact. */
+static char *make_path(tool *t, const char *endpoint, const char *const *segs, size_t n)
+{
+    size_t cap = strlen(endpoint) + 2;
+    char *path = malloc(cap);
+    if (!path) die("out of memory");
+    snprintf(path, cap, "/%s", endpoint);
+    for (size_t i = 0; i < n; i++) {
+        char *esc = curl_easy_escape(t->curl, segs[i], 0);
+        if (!esc) die("out of memory");
+        size_t need = strlen(path) + strlen(esc) + 2;
+        char *np = realloc(path, need);
+        if (!np) die("out of memory");
+        path = np;
+        strcat(path, "/");
+        strcat(path, esc);
+        curl_free(esc);
+    }
+    return path;
+}
+
+/* One request; returns the parsed JSON (caller decrefs) or exits with the
+ * node's error message. */
+static json_t *call(tool *t, const char *method, const char *endpoint, const char *const *segs, size_t n)
+{
+    char *path = make_path(t, endpoint, segs, n);
+    char url[2048];
+    snprintf(url, sizeof url, "http://%s:%d%s", t->host, t->port, path);
+    free(path);
+    body b = {0};
+    curl_easy_reset(t->curl);
+    curl_easy_setopt(t->curl, CURLOPT_URL, url);
+    curl_easy_setopt(t->curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(t->curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(t->curl, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
+    if (!strcmp(method, "POST")) {
+        curl_easy_setopt(t->curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(t->curl, CURLOPT_POSTFIELDS, "");
+    }
+    CURLcode rc = curl_easy_perform(t->curl);
+    if (rc != CURLE_OK)
+        die("Failed to connect to '%s:%d' - %s.", t->host, t->port, curl_easy_strerror(rc));
+    long status = 0;
+    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+    json_error_t jerr;
+    json_t *j = b.p ? json_loads(b.p, 0, &jerr) : NULL;
+    if (status != 200) {
+        const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+        fprintf(stderr, "error: %s\n", msg ? msg : (b.p ? b.p : "no answer"));
+        die("the node answered HTTP %ld to %s %s", status, method, endpoint);
+    }
+    if (!j) die("the node sent a reply that is not JSON (%s)", jerr.text);
+    free(b.p);
+    return j;
+}
+
+/* ---- formatting ---- */
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "?";
+}
+
+static long long jint(const json_t *o, const char *k) { return (long long)json_integer_value(json_object_get(o, k)); }
+
+static double jnum(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+
+/* nodetool's FileUtils.stringifyFileSize: binary units, two decimals. */
+static const char *human_size(double v, char *buf, size_t cap)
+{
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof units / sizeof *units) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0) snprintf(buf, cap, "%.0f %s", v, units[u]);
+    else snprintf(buf, cap, "%.2f %s", v, units[u]);
+    return buf;
+}
+
+static void underline(const char *title)
+{
+    size_t n = strlen(title);
+    printf("%s\n", title);
+    for (size_t i = 0; i < n; i++) putchar('=');
+    putchar('\n');
+}
+
+/* ---- commands ---- */
+
+static int cmd_status(tool *t, int argc, char **argv)
+{
+    json_t *j = call(t, "GET", "status", NULL, 0);
+    json_t *nodes = json_object_get(j, "nodes");
+    /* Group by datacenter, in the order nodes arrive. */
+    size_t n = json_array_size(nodes);
+    bool *done = calloc(n ? n : 1, sizeof *done);
+    if (!done) die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (done[i]) continue;
+        const char *dc = jstr(json_array_get(nodes, i), "dc");
+        char title[128];
+        snprintf(title, sizeof title, "Datacenter: %s", dc);
+        underline(title);
+        printf("Status=Up/Down\n|/ State=Normal/Leaving/Joining/Moving\n");
+        int aw = 7; /* "Address" */
+        for (size_t k = i; k < n; k++) {
+            int l = (int)strlen(jstr(json_array_get(nodes, k), "address"));
+            if (l > aw) aw = l;
+        }
+        printf("--  %-*s  %-10s  %-6s  %-16s  %-36s  %s\n", aw, "Address", "Load", "Tokens", "Owns (effective)",
+               "Host ID", "Rack");
+        for (size_t k = i; k < n; k++) {
+            json_t *nd = json_array_get(nodes, k);
+            if (strcmp(jstr(nd, "dc"), dc)) continue;
+            done[k] = true;
+            char load[32], owns[16];
+            human_size((double)jint(nd, "load_bytes"), load, sizeof load);
+            snprintf(owns, sizeof owns, "%.1f%%", jnum(nd, "owns"));
+            printf("%s%s  %-*s  %-10s  %-6lld  %-16s  %-36s  %s\n", jstr(nd, "status"), jstr(nd, "state"), aw,
+                   jstr(nd, "address"), load, jint(nd, "tokens"), owns, jstr(nd, "host_id"), jstr(nd, "rack"));
+        }
+        putchar('\n');
+    }
+    free(done);
+    json_decref(j);
+    return 0;
+}
+
+static int cmd_info(tool *t, int argc, char **argv)
+{
+    json_t *j = call(t, "GET", "info", NULL, 0);
+    char load[32];
+    json_t *cl = json_object_get(j, "commitlog");
+    printf("%-23s: %s\n", "ID", jstr(j, "id"));
+    printf("%-23s: %s\n", "Gossip active", json_is_true(json_object_get(j, "gossip_active")) ? "true" : "false");
+    printf("Native Transport active: %s\n",
+           json_is_true(json_object_get(j, "native_transport_active")) ? "true" : "false");
+    printf("%-23s: %s\n", "Load", human_size((double)jint(j, "load_bytes"), load, sizeof load));
+    printf("%-23s: %lld\n", "Generation No", jint(j, "generation"));
+    printf("%-23s: %lld\n", "Uptime (seconds)", jint(j, "uptime_seconds"));
+    printf("%-23s: %.2f / %.2f\n", "Heap Memory (MB)", (double)jint(j, "heap_used_bytes") / 1048576.0,
+           (double)jint(j, "heap_total_bytes") / 1048576.0);
+    printf("%-23s: %.2f\n", "Memtable Memory (MB)", (double)jint(j, "memtable_bytes") / 1048576.0);
+    printf("%-23s: %s\n", "Data Center", jstr(j, "dc"));
+    printf("%-23s: %s\n", "Rack", jstr(j, "rack"));
+    printf("%-23s: %lld\n", "Exceptions", jint(j, "errors"));
+    printf("%-23s: %lld bytes written, %lld segments, %lld syncs, %lld pending\n", "Commitlog",
+           jint(cl, "bytes_written"), jint(cl, "segments"), jint(cl, "syncs"), jint(cl, "pending"));
+    printf("%-23s: %s\n", "Cluster Name", jstr(j, "cluster_name"));
+    printf("%-23s: %s\n", "Release Version", jstr(j, "release_version"));
+    json_t *toks = json_object_get(j, "tokens");
+    if (t->tokens) {
+        for (size_t i = 0; i < json_array_size(toks); i++)
+            printf("%-23s: %" JSON_INTEGER_FORMAT "\n", "Token", json_integer_value(json_array_get(toks, i)));
+    } else {
+        printf("%-23s: (invoke with -T/--tokens to see all %zu tokens)\n", "Token", json_array_size(toks));
+    }
+    json_decref(j);
+    return 0;
+}
+
+static int cmd_ring(tool *t, int argc, char **argv)
+{
+    json_t *j = call(t, "GET", "ring", NULL, 0);
+    json_t *ring = json_object_get(j, "ring");
+    size_t n = json_array_size(ring);
+    if (!n) { json_decref(j); return 0; }
+    const char *dc = jstr(json_array_get(ring, 0), "dc");
+    printf("\nDatacenter: %s\n==========\n", dc);
+    printf("%-16s%-12s%-7s%-8s%-16s%-20s%-44s\n", "Address", "Rack", "Status", "State", "Load", "Owns", "Token");
+    /* nodetool prints the last token first, alone: the first range wraps from it. */
+    printf("%-79s%" JSON_INTEGER_FORMAT "\n", "", json_integer_value(json_object_get(json_array_get(ring, n - 1), "token")));
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(ring, i);
+        char load[32], owns[16];
+        human_size((double)jint(e, "load_bytes"), load, sizeof load);
+        snprintf(owns, sizeof owns, "%.2f%%", jnum(e, "owns"));
+        printf("%-16s%-12s%-7s%-8s%-16s%-20s%" JSON_INTEGER_FORMAT "\n", jstr(e, "endpoint"), jstr(e, "rack"),
+               jstr(e, "status"), jstr(e, "state"), load, owns, json_integer_value(json_object_get(e, "token")));
+    }
+    putchar('\n');
+    json_decref(j);
+    return 0;
+}
+
+static void print_list(const json_t *arr)
+{
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        printf("%s%s", i ? ", " : "", json_string_value(json_array_get(arr, i)));
+}
+
+static int cmd_describering(tool *t, int argc, char **argv)
+{
+    if (argc != 1) { fprintf(stderr, "usage: sibyltool describering <keyspace>\n"); return EXIT_USAGE; }
+    const char *segs[] = {argv[0]};
+    json_t *j = call(t, "GET", "describering", segs, 1);
+    printf("Schema Version:%s\nTokenRange: \n", jstr(j, "schema_version"));
+    json_t *ranges = json_object_get(j, "ranges");
+    for (size_t i = 0; i < json_array_size(ranges); i++) {
+        json_t *r = json_array_get(ranges, i);
+        printf("\tTokenRange(start_token:%lld, end_token:%lld, endpoints:[", jint(r, "start_token"),
+               jint(r, "end_token"));
+        print_list(json_object_get(r, "endpoints"));
+        printf("], rpc_endpoints:[");
+        print_list(json_object_get(r, "rpc_endpoints"));
+        printf("], endpoint_details:[");
+        json_t *d = json_object_get(r, "endpoint_details");
+        for (size_t k = 0; k < json_array_size(d); k++) {
+            json_t *e = json_array_get(d, k);
+            printf("%sEndpointDetails(host:%s, datacenter:%s, rack:%s)", k ? ", " : "", jstr(e, "host"),
+                   jstr(e, "datacenter"), jstr(e, "rack"));
+        }
+        printf("])\n");
+    }
+    json_decref(j);
+    return 0;
+}
+
+static int cmd_getendpoints(tool *t, int argc, char **argv)
+{
+    if (argc != 3) { fprintf(stderr, "usage: sibyltool getendpoints [-T] <keyspace> <table> <key>\n"); return EXIT_USAGE; }
+    const char *segs[] = {argv[0], argv[1], argv[2]};
+    json_t *j = call(t, "GET", "endpoints", segs, 3);
+    /* nodetool prints only the endpoints; -T adds the token first. */
+    if (t->tokens) printf("Token: %lld\n", jint(j, "token"));
+    json_t *eps = json_object_get(j, "endpoints");
+    for (size_t i = 0; i < json_array_size(eps); i++) printf("%s\n", json_string_value(json_array_get(eps, i)));
+    json_decref(j);
+    return 0;
+}
+
+/* flush / compact: [ks [table...]], one call per table like nodetool. */
+static int cmd_table_op(tool *t, const char *op, int argc, char **argv)
+{
+    if (argc <= 1) {
+        const char *segs[] = {argc ? argv[0] : NULL};
+        json_decref(call(t, "POST", op, segs, (size_t)argc));
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *segs[] = {argv[0], argv[i]};
+        json_decref(call(t, "POST", op, segs, 2));
+    }
+    return 0;
+}
+
+static int cmd_flush(tool *t, int argc, char **argv) { return cmd_table_op(t, "flush", argc, argv); }
+static int cmd_compact(tool *t, int argc, char **argv) { return cmd_table_op(t, "compact", argc, argv); }
+
+static int cmd_compactionstats(tool *t, int argc, char **argv)
+{
+    json_t *j = call(t, "GET", "compactionstats", NULL, 0);
+    printf("pending tasks: %lld\n", jint(j, "pending_tasks"));
+    json_t *cs = json_object_get(j, "compactions");
+    if (json_array_size(cs))
+        printf("%-38s%-18s%-12s%-16s%-12s%-12s%-6s%s\n", "id", "compaction type", "keyspace", "table", "completed",
+               "total", "unit", "progress");
+    for (size_t i = 0; i < json_array_size(cs); i++) {
+        json_t *c = json_array_get(cs, i);
+        long long done = jint(c, "completed"), total = jint(c, "total");
+        printf("%-38s%-18s%-12s%-16s%-12lld%-12lld%-6s%.2f%%\n", jstr(c, "id"), jstr(c, "type"), jstr(c, "keyspace"),
+               jstr(c, "table"), done, total, jstr(c, "unit"), total ? 100.0 * (double)done / (double)total : 0.0);
+    }
+    json_decref(j);
+    return 0;
+}
+
+static void print_table_stats(FILE *out, const json_t *tb)
+{
+    fprintf(out, "\t\tTable: %s\n", jstr(tb, "name"));
+    fprintf(out, "\t\tSSTable count: %lld\n", jint(tb, "sstable_count"));
+    fprintf(out, "\t\tSpace used (live): %lld\n", jint(tb, "space_used_live"));
+    fprintf(out, "\t\tSpace used (total): %lld\n", jint(tb, "space_used_total"));
+    fprintf(out, "\t\tNumber of partitions (estimate): %lld\n", jint(tb, "number_of_partitions"));
+    fprintf(out, "\t\tMemtable cell count: %lld\n", jint(tb, "memtable_cell_count"));
+    fprintf(out, "\t\tMemtable row count: %lld\n", jint(tb, "memtable_row_count"));
+    fprintf(out, "\t\tMemtable data size: %lld\n", jint(tb, "memtable_data_size"));
+    fprintf(out, "\t\tMemtable switch count: %lld\n", jint(tb, "memtable_switch_count"));
+    fprintf(out, "\t\tBloom filter false positives: %lld\n", jint(tb, "bloom_filter_false_positives"));
+    fprintf(out, "\t\tDroppable tombstone ratio: %.5f\n", jnum(tb, "droppable_tombstone_ratio"));
+    fprintf(out, "\n");
+}
+
+/* One "ks[.table]" argument (or none): prints what /tablestats returns. */
+static void tablestats_one(tool *t, FILE *out, const char *arg, size_t *ntables)
+{
+    char ks[256] = "", *table = NULL;
+    const char *segs[2];
+    size_t n = 0;
+    if (arg) {
+        snprintf(ks, sizeof ks, "%s", arg);
+        table = strchr(ks, '.');
+        if (table) *table++ = 0;
+        segs[n++] = ks;
+        if (table) segs[n++] = table;
+    }
+    json_t *j = call(t, "GET", "tablestats", segs, n);
+    json_t *kss = json_object_get(j, "keyspaces");
+    for (size_t i = 0; i < json_array_size(kss); i++) {
+        json_t *k = json_array_get(kss, i);
+        json_t *tables = json_object_get(k, "tables");
+        fprintf(out, "Keyspace : %s\n", jstr(k, "name"));
+        fprintf(out, "\tPending Flushes: 0\n");
+        for (size_t x = 0; x < json_array_size(tables); x++) print_table_stats(out, json_array_get(tables, x));
+        *ntables += json_array_size(tables);
+        fprintf(out, "----------------\n");
+    }
+    json_decref(j);
+}
+
+static int cmd_tablestats(tool *t, int argc, char **argv)
+{
+    size_t ntables = 0;
+    /* nodetool prints the total first; buffer the body so the count leads. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem) die("out of memory");
+    if (argc == 0) tablestats_one(t, mem, NULL, &ntables);
+    for (int i = 0; i < argc; i++) tablestats_one(t, mem, argv[i], &ntables);
+    fclose(mem);
+    printf("Total number of tables: %zu\n----------------\n%s", ntables, buf ? buf : "");
+    free(buf);
+    return 0;
+}
+
+static int cmd_gossipinfo(tool *t, int argc, char **argv)
+{
+    json_t *j = call(t, "GET", "gossipinfo", NULL, 0);
+    json_t *eps = json_object_get(j, "endpoints");
+    for (size_t i = 0; i < json_array_size(eps); i++) {
+        json_t *e = json_array_get(eps, i);
+        printf("/%s\n  generation:%lld\n  heartbeat:%lld\n", jstr(e, "endpoint"), jint(e, "generation"),
+               jint(e, "heartbeat"));
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(e, "states"), key, v) printf("  %s:%s\n", key, json_string_value(v));
+    }
+    json_decref(j);
+    return 0;
+}
+
+/* ---- main ---- */
+
+typedef struct command {
+    const char *name;
+    int (*fn)(tool *t, int argc, char **argv);
+    const char *help;
+} command;
+
+static const command COMMANDS[] = {
+    {"status", cmd_status, "Print cluster information (state, load, IDs, ...)"},
+    {"info", cmd_info, "Print node information (uptime, load, ...); -T lists tokens"},
+    {"ring", cmd_ring, "Print information about the token ring"},
+    {"describering", cmd_describering, "Shows the token ranges info of a given keyspace"},
+    {"getendpoints", cmd_getendpoints, "Print the end points that owns the key; -T prints its token too"},
+    {"flush", cmd_flush, "Flush one or more tables"},
+    {"compact", cmd_compact, "Force a (major) compaction on one or more tables"},
+    {"compactionstats", cmd_compactionstats, "Print statistics on compactions"},
+    {"tablestats", cmd_tablestats, "Print statistics on tables"},
+    {"gossipinfo", cmd_gossipinfo, "Shows the gossip information for the cluster"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sibyltool [(-h <host> | --host <host>)] [(-p <port> | --port <port>)] <command> [<args>]\n\n"
+               "The commands are:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        fprintf(f, "    %-16s %s\n", COMMANDS[i].name, COMMANDS[i].help);
+    fprintf(f, "\nThe port is the node's admin_port (default 10000).\n");
+}
+
+int main(int argc, char **argv)
+{
+    tool t = {.host = "127.0.0.1", .port = 10000};
+    const command *cmd = NULL;
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    int nargs = 0;
+    if (!args) die("out of memory");
+    /* Options may come before or after the command, as nodetool allows. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-h") || !strcmp(a, "--host")) && i + 1 < argc) t.host = argv[++i];
+        else if ((!strcmp(a, "-p") || !strcmp(a, "--port")) && i + 1 < argc) t.port = atoi(argv[++i]);
+        else if (!strcmp(a, "-T") || !strcmp(a, "--tokens")) t.tokens = true;
+        else if (!strcmp(a, "--help") || !strcmp(a, "help")) { usage(stdout); free(args); return 0; }
+        else if (!cmd && a[0] != '-') {
+            for (size_t k = 0; k < sizeof COMMANDS / sizeof *COMMANDS; k++)
+                if (!strcmp(COMMANDS[k].name, a)) cmd = &COMMANDS[k];
+            if (!cmd) { fprintf(stderr, "sibyltool: unknown command '%s'\n", a); usage(stderr); free(args); return EXIT_USAGE; }
+        } else if (cmd && (a[0] != '-' || !a[1] || (a[1] >= '0' && a[1] <= '9'))) args[nargs++] = argv[i];
+        else { fprintf(stderr, "sibyltool: unknown option '%s'\n", a); usage(stderr); free(args); return EXIT_USAGE; }
+    }
+    if (!cmd) { usage(stderr); free(args); return EXIT_USAGE; }
+    if (t.port <= 0 || t.port > 65535) { fprintf(stderr, "sibyltool: bad port\n"); free(args); return EXIT_USAGE; }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(t.curl = curl_easy_init())) die("cannot start libcurl");
+    int rc = cmd->fn(&t, nargs, args);
+    curl_easy_cleanup(t.curl);
+    curl_global_cleanup();
+    free(args);
+    return rc;
+}

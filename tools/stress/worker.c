@@ -1,0 +1,430 @@
+/* worker.c: the load-generating threads of sibyl-stress.
+ *
+ * A worker owns `conns` connections (spread round-robin over the nodes)
+ * and a pool of `inflight` operation slots per connection. Two modes:
+ *
+ *  - as fast as possible: every connection is filled to `inflight`; each
+ *    completion (a callback inside sib_client_poll_many) records its
+ *    latency and immediately queues the next operation on the same
+ *    connection, which sib_client_io flushes before returning, so the
+ *    pipeline never drains between poll rounds. Latency = response time -
+ *    send time.
+ *  - fixed rate (-rate fixed=R/s): the worker's share R/threads defines an
+ *    intended start time for operation k: t0 + k / rate. An operation is
+ *    sent when its time has come and a slot is free, and its latency is
+ *    measured from the INTENDED time, so a stall in the server shows up in
+ *    the latencies of every operation that had to wait, instead of being
+ *    hidden by the client sending less (coordinated omission).
+ *
+ * Completions are appended to a per-thread pending list while callbacks run
+ * and moved into the worker's interval stats under its mutex once per poll
+ * round: the reporter thread never waits on a hot lock.
+ */
+#include "stress.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+enum { DRAIN_TIMEOUT_NS = 10000000000LL, POLL_MAX_MS = 100, MAX_ID = 255 };
+
+typedef struct wctx wctx;
+
+typedef struct op {
+    struct wconn *c;
+    int64_t start_ns;
+    uint8_t type;
+} op;
+
+typedef struct wconn {
+    wctx *x;
+    sib_client *cl;
+    op *ops;         /* inflight slots */
+    uint32_t *free;  /* free slot stack */
+    uint32_t nfree;
+    bool dead;
+    uint8_t ids[OP_NTYPES][MAX_ID]; /* prepared ids on this connection */
+    uint16_t id_len[OP_NTYPES];
+} wconn;
+
+typedef struct done_rec {
+    uint64_t ns;
+    uint8_t type;
+    uint8_t outcome; /* 0 ok, 1 error, 2 miss */
+} done_rec;
+
+struct wctx {
+    stress_worker *w;
+    stress_shared *sh;
+    const stress_opts *o;
+    wconn *conns;
+    sib_client **cls;
+    int nconns, nlive;
+    sib_rng rng;
+    done_rec *pend;
+    size_t npend, cap;
+    bool exhausted;       /* no more operations to claim */
+    double interval_ns;   /* fixed rate: time between intended starts */
+    double next_ns;       /* fixed rate: intended start of the next operation */
+    char err[256];
+};
+
+bool stress_claim(stress_shared *sh, uint64_t *seq)
+{
+    if (atomic_load_explicit(&sh->stop, memory_order_relaxed)) return false;
+    if (sh->end_ns && sib_mono_ns() >= sh->end_ns) return false;
+    uint64_t k = atomic_fetch_add_explicit(&sh->issued, 1, memory_order_relaxed);
+    if (sh->o->n && k >= sh->o->n) return false;
+    *seq = k;
+    return true;
+}
+
+/* ---- completions ---- */
+
+static void push_done(wctx *x, uint64_t ns, uint8_t type, uint8_t outcome)
+{
+    if (x->npend == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 1024;
+        done_rec *p = realloc(x->pend, cap * sizeof(*p));
+        if (!p) return; /* a lost sample under OOM beats a crash */
+        x->pend = p;
+        x->cap = cap;
+    }
+    x->pend[x->npend++] = (done_rec){ns, type, outcome};
+}
+
+static void flush_done(wctx *x)
+{
+    if (!x->npend) return;
+    stress_worker *w = x->w;
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < x->npend; i++) {
+        const done_rec *d = &x->pend[i];
+        w->interval.ops[d->type]++;
+        if (d->outcome == 1) {
+            w->interval.errors[d->type]++;
+            continue;
+        }
+        if (d->outcome == 2) w->interval.misses++;
+        hist_record(&w->interval.h[d->type], d->ns);
+    }
+    if (x->err[0]) {
+        memcpy(w->last_error, x->err, sizeof(w->last_error));
+        x->err[0] = 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+    x->npend = 0;
+}
+
+/* Skips the tracing id / warnings / custom payload a response may start with. */
+static bool skip_prefix(sib_rd *r, uint8_t flags)
+{
+    const uint8_t *p;
+    cql_str s;
+    uint16_t n;
+    if ((flags & CQL_FLAG_TRACING) && !sib_rd_bytes(r, 16, &p)) return false;
+    if (flags & CQL_FLAG_WARNING) {
+        if (!cql_get_short(r, &n)) return false;
+        for (uint16_t i = 0; i < n; i++)
+            if (!cql_get_string(r, &s)) return false;
+    }
+    return !(flags & CQL_FLAG_CUSTOM_PAYLOAD) || cql_skip_bytes_map(r);
+}
+
+/* Rows in a read's answer. The prepared read asks for SKIP_METADATA, so the
+ * count sits right after two ints; with metadata the full decoder runs. */
+static int64_t row_count(wctx *x, sib_client *cl, const sib_frame *f)
+{
+    sib_rd r;
+    sib_rd_init(&r, f->body, f->len);
+    int32_t kind, mflags, ncols, nrows;
+    if (!skip_prefix(&r, f->flags) || !cql_get_int(&r, &kind) || kind != CQL_RESULT_ROWS) return -1;
+    if (!cql_get_int(&r, &mflags) || !cql_get_int(&r, &ncols)) return -1;
+    if (mflags & CQL_ROWS_NO_METADATA) {
+        cql_value ps;
+        if ((mflags & CQL_ROWS_HAS_MORE_PAGES) && !cql_get_bytes(&r, &ps)) return -1;
+        return cql_get_int(&r, &nrows) ? nrows : -1;
+    }
+    sib_result res;
+    sib_err e;
+    int64_t n = -1;
+    if (sib_result_decode(sib_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &res, &e) == 0 &&
+        res.kind == SIB_RESULT_ROWS)
+        n = res.u.rows.nrows;
+    sib_result_free(&res);
+    return n;
+}
+
+static void note_error(wctx *x, const sib_frame *f, const sib_err *err)
+{
+    if (!f) {
+        snprintf(x->err, sizeof(x->err), "%s", err->msg);
+        return;
+    }
+    sib_rd r;
+    int32_t code;
+    cql_str msg = {"", 0};
+    sib_rd_init(&r, f->body, f->len);
+    if (skip_prefix(&r, f->flags) && cql_get_int(&r, &code) && cql_get_string(&r, &msg))
+        snprintf(x->err, sizeof(x->err), "%s: %.*s", sib_client_error_class(code), (int)msg.len, msg.p);
+    else
+        snprintf(x->err, sizeof(x->err), "unexpected %s response", cql_opcode_name(f->opcode));
+}
+
+static int issue(wconn *c, int64_t start_ns);
+
+static void on_done(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+{
+    op *o = ud;
+    wconn *c = o->c;
+    wctx *x = c->x;
+    int64_t now = sib_mono_ns();
+    uint8_t outcome = 0;
+    if (!f || f->opcode != CQL_OP_RESULT) {
+        outcome = 1;
+        note_error(x, f, err);
+        if (!f) c->dead = true;
+    } else if (o->type == OP_READ) {
+        int64_t rows = row_count(x, cl, f);
+        if (rows < 0) {
+            outcome = 1;
+            snprintf(x->err, sizeof(x->err), "malformed read result");
+        } else if (rows == 0) {
+            outcome = 2;
+        }
+    }
+    push_done(x, (uint64_t)(now - o->start_ns), o->type, outcome);
+    c->free[c->nfree++] = (uint32_t)(o - c->ops);
+    /* Keep the pipeline full: the next request leaves with this read's flush. */
+    if (x->interval_ns == 0 && !c->dead && !x->exhausted) issue(c, 0);
+}
+
+/* ---- issuing ---- */
+
+static uint8_t pick_type(wctx *x)
+{
+    const int *ratio = x->o->ratio;
+    if (!ratio[OP_READ]) return OP_WRITE;
+    if (!ratio[OP_WRITE]) return OP_READ;
+    uint64_t r = sib_rng_next(&x->rng) % (uint64_t)(ratio[OP_WRITE] + ratio[OP_READ]);
+    return r < (uint64_t)ratio[OP_WRITE] ? OP_WRITE : OP_READ;
+}
+
+/* Sends one operation on c. start_ns 0 = now. Returns 1 when sent, 0 when
+ * the run has no more operations, negative on a send failure. */
+static int issue(wconn *c, int64_t start_ns)
+{
+    wctx *x = c->x;
+    const stress_opts *o = x->o;
+    uint64_t seq;
+    if (c->nfree == 0 || c->dead) return 0;
+    if (!stress_claim(x->sh, &seq)) {
+        x->exhausted = true;
+        return 0;
+    }
+    uint8_t type = pick_type(x);
+    uint64_t idx = keygen_next(&x->sh->keys, &x->rng, seq);
+    uint8_t key[STRESS_KEY_LEN];
+    stress_key(idx, key);
+    /* The value is a slice of a random pool chosen by the key: the same key
+     * always gets the same bytes, so a value can be checked by its key. */
+    size_t off = (size_t)((idx * 2654435761u) % (STRESS_VALUE_POOL - o->value_size));
+    cql_value vals[2] = {{key, STRESS_KEY_LEN}, {x->sh->values + off, (int32_t)o->value_size}};
+    sib_query_opts qo = {.consistency = o->cl, .any_cl = o->cl == CQL_ANY, .values = vals,
+                         .nvalues = type == OP_WRITE ? 2 : 1, .skip_metadata = type == OP_READ && o->prepared};
+    op *p = &c->ops[c->free[--c->nfree]];
+    p->c = c;
+    p->type = type;
+    p->start_ns = start_ns ? start_ns : sib_mono_ns();
+    sib_err err;
+    int rc = o->prepared ? sib_client_send_execute(c->cl, c->ids[type], c->id_len[type], &qo, on_done, p, &err)
+                         : sib_client_send_query(c->cl, type == OP_WRITE ? x->sh->write_cql : x->sh->read_cql, &qo,
+                                                 on_done, p, &err);
+    if (rc < 0) {
+        c->free[c->nfree++] = (uint32_t)(p - c->ops);
+        snprintf(x->err, sizeof(x->err), "%s", err.msg);
+        push_done(x, 0, type, 1);
+        c->dead = true;
+        return rc;
+    }
+    return 1;
+}
+
+/* Fixed rate: send every operation whose intended time has come, while
+ * slots are free (round-robin over the connections). */
+static void issue_due(wctx *x)
+{
+    double now = (double)sib_mono_ns();
+    int idle_rounds = 0;
+    for (int i = 0; x->next_ns <= now && !x->exhausted && idle_rounds < x->nconns; i = (i + 1) % x->nconns) {
+        int rc = issue(&x->conns[i], (int64_t)x->next_ns);
+        if (rc == 1) {
+            x->next_ns += x->interval_ns;
+            idle_rounds = 0;
+        } else {
+            idle_rounds++;
+        }
+    }
+}
+
+/* ---- connections ---- */
+
+static int prepare_one(wconn *c, const char *cql, int type, sib_err *err)
+{
+    sib_result r;
+    int rc = sib_client_prepare(c->cl, cql, &r, err);
+    if (rc == 0 && r.kind == SIB_RESULT_ERROR) rc = sib_result_to_err(&r, err);
+    else if (rc == 0 && (r.kind != SIB_RESULT_PREPARED || r.u.prepared.id.len > MAX_ID))
+        rc = sib_err_set(err, SIB_EPROTO, "unexpected answer to PREPARE");
+    if (rc == 0) {
+        memcpy(c->ids[type], r.u.prepared.id.p, (size_t)r.u.prepared.id.len);
+        c->id_len[type] = (uint16_t)r.u.prepared.id.len;
+    }
+    sib_result_free(&r);
+    return rc;
+}
+
+static int open_conns(wctx *x, sib_err *err)
+{
+    const stress_opts *o = x->o;
+    x->nconns = o->conns;
+    x->conns = calloc((size_t)x->nconns, sizeof(*x->conns));
+    x->cls = calloc((size_t)x->nconns, sizeof(*x->cls));
+    if (!x->conns || !x->cls) return sib_err_set(err, SIB_ENOMEM, "connections");
+    for (int i = 0; i < x->nconns; i++) {
+        wconn *c = &x->conns[i];
+        c->x = x;
+        c->ops = calloc((size_t)o->inflight, sizeof(*c->ops));
+        c->free = malloc(sizeof(*c->free) * (size_t)o->inflight);
+        if (!c->ops || !c->free) return sib_err_set(err, SIB_ENOMEM, "operation slots");
+        for (int k = 0; k < o->inflight; k++) c->free[k] = (uint32_t)k;
+        c->nfree = (uint32_t)o->inflight;
+        size_t node = (size_t)(x->w->index * x->nconns + i) % o->nnodes;
+        sib_client_opts co = {.host = o->nodes[node], .port = o->port, .lz4 = o->lz4,
+                              .max_streams = (uint32_t)o->inflight + 2};
+        int rc = sib_client_connect(&c->cl, &co, err);
+        if (rc == 0 && o->prepared) rc = prepare_one(c, x->sh->write_cql, OP_WRITE, err);
+        if (rc == 0 && o->prepared) rc = prepare_one(c, x->sh->read_cql, OP_READ, err);
+        if (rc < 0) return rc;
+        x->cls[i] = c->cl;
+    }
+    x->nlive = x->nconns;
+    return 0;
+}
+
+static void close_conns(wctx *x)
+{
+    for (int i = 0; x->conns && i < x->nconns; i++) {
+        sib_client_close(x->conns[i].cl);
+        free(x->conns[i].ops);
+        free(x->conns[i].free);
+    }
+    free(x->conns);
+    free(x->cls);
+    free(x->pend);
+}
+
+/* ---- the loop ---- */
+
+static uint32_t inflight_total(const wctx *x)
+{
+    uint32_t n = 0;
+    for (int i = 0; i < x->nconns; i++)
+        if (!x->conns[i].dead) n += sib_client_inflight(x->conns[i].cl);
+    return n;
+}
+
+static int poll_timeout_ms(const wctx *x)
+{
+    if (x->interval_ns == 0 || x->exhausted) return POLL_MAX_MS;
+    double wait = (x->next_ns - (double)sib_mono_ns()) / 1e6;
+    if (wait <= 0) return 0;
+    return wait > POLL_MAX_MS ? POLL_MAX_MS : (int)wait;
+}
+
+static void run_loop(wctx *x)
+{
+    stress_shared *sh = x->sh;
+    int64_t drain_deadline = 0;
+    if (x->interval_ns == 0)
+        for (int i = 0; i < x->nconns; i++)
+            while (issue(&x->conns[i], 0) == 1) {
+            }
+    for (;;) {
+        if (x->interval_ns > 0) issue_due(x);
+        if (!x->exhausted && atomic_load(&sh->stop)) x->exhausted = true;
+        if (x->exhausted) {
+            if (inflight_total(x) == 0) break;
+            if (!drain_deadline) drain_deadline = sib_mono_ns() + DRAIN_TIMEOUT_NS;
+            if (sib_mono_ns() > drain_deadline) break;
+        }
+        for (int i = 0; i < x->nconns; i++)
+            if (!x->conns[i].dead) sib_client_flush(x->conns[i].cl, NULL);
+        sib_err err;
+        size_t broken;
+        int rc = sib_client_poll_many(x->cls, (size_t)x->nconns, poll_timeout_ms(x), &broken, &err);
+        if (rc < 0 && broken < (size_t)x->nconns) x->conns[broken].dead = true;
+        flush_done(x);
+        int live = 0;
+        for (int i = 0; i < x->nconns; i++) live += !x->conns[i].dead;
+        if (live == 0) {
+            snprintf(x->w->last_error, sizeof(x->w->last_error), "%s", x->err[0] ? x->err : "all connections lost");
+            x->w->rc = SIB_EIO;
+            break;
+        }
+    }
+    flush_done(x);
+}
+
+static void *worker_main(void *arg)
+{
+    stress_worker *w = arg;
+    stress_shared *sh = w->sh;
+    wctx x = {.w = w, .sh = sh, .o = sh->o};
+    sib_rng_seed(&x.rng);
+    sib_err err;
+    if (open_conns(&x, &err) < 0) {
+        pthread_mutex_lock(&w->mu);
+        snprintf(w->last_error, sizeof(w->last_error), "%s", err.msg);
+        w->rc = err.code;
+        pthread_mutex_unlock(&w->mu);
+        atomic_store(&sh->stop, true);
+        close_conns(&x);
+        return NULL;
+    }
+    if (sh->o->rate > 0) {
+        x.interval_ns = 1e9 * sh->o->threads / sh->o->rate;
+        /* Stagger the threads so their intended times interleave. */
+        x.next_ns = (double)sh->start_ns + x.interval_ns * w->index / sh->o->threads;
+    }
+    run_loop(&x);
+    close_conns(&x);
+    return NULL;
+}
+
+int stress_workers_start(stress_shared *sh, sib_err *err)
+{
+    int n = sh->o->threads;
+    sh->workers = calloc((size_t)n, sizeof(*sh->workers));
+    if (!sh->workers) return sib_err_set(err, SIB_ENOMEM, "workers");
+    for (int i = 0; i < n; i++) {
+        stress_worker *w = &sh->workers[i];
+        w->sh = sh;
+        w->index = i;
+        pthread_mutex_init(&w->mu, NULL);
+        stats_reset(&w->interval);
+    }
+    for (int i = 0; i < n; i++) {
+        int rc = pthread_create(&sh->workers[i].thread, NULL, worker_main, &sh->workers[i]);
+        if (rc != 0) {
+            atomic_store(&sh->stop, true);
+            for (int k = 0; k < i; k++) pthread_join(sh->workers[k].thread, NULL);
+            return sib_err_set(err, SIB_EIO, "pthread_create: %s", strerror(rc));
+        }
+    }
+    return 0;
+}
+
+void stress_workers_join(stress_shared *sh)
+{
+    for (int i = 0; i < sh->o->threads; i++) pthread_join(sh->workers[i].thread, NULL);
+}
