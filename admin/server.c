@@ -1,4 +1,5 @@
-/* server.c: libmicrohttpd driven by the node's libev loop.
+/* server.c: the admin API: libmicrohttpd driven by the node's libev loop, and
+ * what each endpoint answers (see admin.h for the list).
  *
  * MHD runs in "external select" mode with its epoll backend and no thread
  * of its own. The daemon keeps every socket (listener and connections) in
@@ -15,14 +16,624 @@
  *
  * Request bodies are ignored: every endpoint takes its arguments from the
  * path, and POST /flush or /compact carry none.
+ *
+ * Handlers: each reads node state directly (it runs on the loop thread) and
+ * builds a jansson tree that admin_route() serializes; a handler that fails sets
+ * an HTTP status and an error string instead. Handlers only read: nothing
+ * here writes to storage or the schema, so a scrape or a sibyltool call can
+ * never change what clients see.
+ *
+ * Units: sizes are bytes, times seconds unless a field name says _ms/_us,
+ * tokens are JSON integers (int64, as Murmur3Partitioner gives them).
+ * Single-node facts: the coordinator knows only the local member (index 0)
+ * until gossip lands, so ring, ownership and gossip state list this node;
+ * the JSON shapes are already lists so more members slot in.
  */
-#include "admin_int.h"
+#include "admin.h"
 
 #include <arpa/inet.h>
+#include <ev.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+
+#include "coordinator.h"
+#include "schema.h"
+#include "storage.h"
+
+struct admin_server {
+    struct ev_loop *loop;
+    sib_log *log;
+    struct MHD_Daemon *mhd;
+    ev_io io;        /* MHD's epoll fd: readable when a socket has work */
+    ev_timer timer;  /* MHD's own timeouts (idle connections, pending work) */
+    uint16_t port;
+    storage *st;
+    sib_catalog *cat;
+    coord *co;
+    admin_metrics *metrics;
+    admin_node_info node; /* node.tokens points at tokens below */
+    int64_t *tokens;      /* sorted copy */
+    admin_hooks hooks;
+    int64_t start_us;
+};
+
+/* ==== routes ==== */
+
+#define MAX_SEGS 8
+#define MAX_REPLICAS 64
+
+typedef struct route_req {
+    admin_server *s;
+    const char *method;
+    char *seg[MAX_SEGS]; /* path segments after the endpoint name */
+    size_t nseg;
+    int status;
+    const char *error;   /* static or err.msg */
+    sib_err err;
+} route_req;
+
+static json_t *fail(route_req *r, int status, const char *msg)
+{
+    r->status = status;
+    r->error = msg;
+    return NULL;
+}
+
+static json_t *fail_err(route_req *r, int status)
+{
+    r->status = status;
+    r->error = r->err.msg;
+    return NULL;
+}
+
+/* ---- shared facts about this node ---- */
+
+static uint64_t load_bytes(admin_server *s)
+{
+    /* No SSTables yet: the data a node holds is its memtables. */
+    storage_stats ss;
+    storage_get_stats(s->st, &ss);
+    return ss.memtable_bytes;
+}
+
+static const char *member_addr(admin_server *s, size_t member)
+{
+    /* Index 0 is the local member (coordinator.h); other indexes appear once
+     * the coordinator learns peers and will need its member accessors. */
+    return member == 0 ? s->node.listen_address : "?";
+}
+
+static json_t *host_id_json(const uint8_t id[16])
+{
+    char buf[37];
+    sib_uuid_format(id, buf);
+    return json_string(buf);
+}
+
+static json_t *schema_version_json(admin_server *s)
+{
+    uint8_t v[16];
+    sib_catalog_schema_version(s->cat, v);
+    return host_id_json(v);
+}
+
+double admin_ring_owns(const int64_t *ring, size_t nring, const int64_t *mine, size_t n)
+{
+    if (!nring || !n) return 0.0;
+    if (nring == n) return 1.0;
+    /* Sum of (prev, t] for each of mine, in units of 2^-64 of the ring, in
+     * long double so 2^64 fits and the wrap-around range is exact enough. */
+    long double owned = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        while (j < nring && ring[j] < mine[i]) j++;
+        int64_t prev = j == 0 ? ring[nring - 1] : ring[j - 1];
+        long double width = (long double)mine[i] - (long double)prev;
+        if (width <= 0) width += 18446744073709551616.0L; /* wraps past the max token */
+        owned += width;
+    }
+    return (double)(owned / 18446744073709551616.0L);
+}
+
+static double owns_percent(admin_server *s)
+{
+    return 100.0 * admin_ring_owns(s->tokens, s->node.ntokens, s->tokens, s->node.ntokens);
+}
+
+static json_t *node_json(admin_server *s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "address", json_string(s->node.listen_address));
+    json_object_set_new(o, "status", json_string("U"));
+    json_object_set_new(o, "state", json_string("N"));
+    json_object_set_new(o, "load_bytes", json_integer((json_int_t)load_bytes(s)));
+    json_object_set_new(o, "tokens", json_integer((json_int_t)s->node.ntokens));
+    json_object_set_new(o, "owns", json_real(owns_percent(s)));
+    json_object_set_new(o, "host_id", host_id_json(s->node.host_id));
+    json_object_set_new(o, "dc", json_string(s->node.dc));
+    json_object_set_new(o, "rack", json_string(s->node.rack));
+    return o;
+}
+
+/* ---- /status, /info, /ring ---- */
+
+static json_t *h_status(route_req *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "cluster_name", json_string(r->s->node.cluster_name));
+    json_t *nodes = json_array();
+    json_array_append_new(nodes, node_json(r->s));
+    json_object_set_new(o, "nodes", nodes);
+    return o;
+}
+
+static json_t *h_info(route_req *r)
+{
+    admin_server *s = r->s;
+    storage_stats ss;
+    storage_get_stats(s->st, &ss);
+    struct mallinfo2 mi = mallinfo2(); /* counters only: no system call */
+    json_t *o = json_object();
+    json_object_set_new(o, "id", host_id_json(s->node.host_id));
+    json_object_set_new(o, "gossip_active", json_true());
+    json_object_set_new(o, "native_transport_active", json_true());
+    json_object_set_new(o, "load_bytes", json_integer((json_int_t)ss.memtable_bytes));
+    json_object_set_new(o, "generation", json_integer(s->node.generation));
+    json_object_set_new(o, "uptime_seconds", json_integer((sib_now_us() - s->start_us) / 1000000));
+    json_object_set_new(o, "heap_used_bytes", json_integer((json_int_t)(mi.uordblks + mi.hblkhd)));
+    json_object_set_new(o, "heap_total_bytes", json_integer((json_int_t)(mi.arena + mi.hblkhd)));
+    json_object_set_new(o, "memtable_bytes", json_integer((json_int_t)ss.memtable_bytes));
+    json_object_set_new(o, "dc", json_string(s->node.dc));
+    json_object_set_new(o, "rack", json_string(s->node.rack));
+    json_object_set_new(o, "cluster_name", json_string(s->node.cluster_name));
+    json_object_set_new(o, "release_version", json_string(ADMIN_RELEASE_VERSION));
+    json_object_set_new(o, "native_address", json_string(s->node.rpc_address));
+    json_object_set_new(o, "native_port", json_integer(s->node.native_port));
+    json_object_set_new(o, "errors", json_integer(s->metrics ? (json_int_t)admin_metrics_errors(s->metrics) : 0));
+    json_t *cl = json_object();
+    json_object_set_new(cl, "bytes_written", json_integer((json_int_t)ss.cl_bytes_written));
+    json_object_set_new(cl, "entries", json_integer((json_int_t)ss.cl_entries));
+    json_object_set_new(cl, "segments", json_integer((json_int_t)ss.cl_segments_live));
+    json_object_set_new(cl, "segments_created", json_integer((json_int_t)ss.cl_segments_created));
+    json_object_set_new(cl, "syncs", json_integer((json_int_t)ss.cl_syncs));
+    json_object_set_new(cl, "pending", json_integer((json_int_t)ss.cl_pending));
+    json_object_set_new(o, "commitlog", cl);
+    json_t *toks = json_array();
+    for (size_t i = 0; i < s->node.ntokens; i++) json_array_append_new(toks, json_integer(s->tokens[i]));
+    json_object_set_new(o, "tokens", toks);
+    return o;
+}
+
+static json_t *h_ring(route_req *r)
+{
+    admin_server *s = r->s;
+    json_t *arr = json_array();
+    uint64_t load = load_bytes(s);
+    double owns = owns_percent(s);
+    for (size_t i = 0; i < s->node.ntokens; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "token", json_integer(s->tokens[i]));
+        json_object_set_new(e, "endpoint", json_string(s->node.listen_address));
+        json_object_set_new(e, "dc", json_string(s->node.dc));
+        json_object_set_new(e, "rack", json_string(s->node.rack));
+        json_object_set_new(e, "status", json_string("Up"));
+        json_object_set_new(e, "state", json_string("Normal"));
+        json_object_set_new(e, "load_bytes", json_integer((json_int_t)load));
+        json_object_set_new(e, "owns", json_real(owns));
+        json_array_append_new(arr, e);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "ring", arr);
+    return o;
+}
+
+/* ---- keyspace replication, /describering, /endpoints ---- */
+
+static int keyspace_repl(admin_server *s, const char *ks, coord_repl *out, sib_err *err)
+{
+    const sib_keyspace *k = sib_catalog_keyspace(s->cat, ks);
+    if (!k) return sib_err_set(err, SIB_ENOTFOUND, "keyspace %s does not exist", ks);
+    const sib_strmap *m = sib_keyspace_replication(k);
+    const char *keys[COORD_MAX_DCS + 2], *vals[COORD_MAX_DCS + 2];
+    size_t n = 0;
+    for (; n < m->n && n < SIB_ARRAY_LEN(keys); n++) {
+        keys[n] = m->kv[n].key;
+        vals[n] = m->kv[n].value;
+    }
+    return coord_repl_parse(keys, vals, n, out, NULL, err);
+}
+
+static json_t *replicas_json(admin_server *s, const coord_repl *repl, int64_t token)
+{
+    size_t idx[MAX_REPLICAS];
+    size_t n = coord_replicas(s->co, repl, token, idx, MAX_REPLICAS);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_string(member_addr(s, idx[i])));
+    return arr;
+}
+
+static json_t *h_describering(route_req *r)
+{
+    admin_server *s = r->s;
+    if (r->nseg != 1) return fail(r, 400, "usage: /describering/<keyspace>");
+    coord_repl repl;
+    if (keyspace_repl(s, r->seg[0], &repl, &r->err)) return fail_err(r, r->err.code == SIB_ENOTFOUND ? 404 : 400);
+    json_t *ranges = json_array();
+    size_t n = s->node.ntokens;
+    for (size_t i = 0; i < n; i++) {
+        /* Range i is (previous token, token i]; the first wraps from the last. */
+        int64_t start = s->tokens[(i + n - 1) % n], end = s->tokens[i];
+        json_t *e = json_object();
+        json_object_set_new(e, "start_token", json_integer(start));
+        json_object_set_new(e, "end_token", json_integer(end));
+        json_t *eps = replicas_json(s, &repl, end);
+        json_object_set_new(e, "rpc_endpoints", json_deep_copy(eps));
+        json_t *details = json_array();
+        for (size_t k = 0; k < json_array_size(eps); k++) {
+            json_t *d = json_object();
+            json_object_set(d, "host", json_array_get(eps, k));
+            json_object_set_new(d, "datacenter", json_string(s->node.dc));
+            json_object_set_new(d, "rack", json_string(s->node.rack));
+            json_array_append_new(details, d);
+        }
+        json_object_set_new(e, "endpoints", eps);
+        json_object_set_new(e, "endpoint_details", details);
+        json_array_append_new(ranges, e);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "keyspace", json_string(r->seg[0]));
+    json_object_set_new(o, "schema_version", schema_version_json(s));
+    json_object_set_new(o, "ranges", ranges);
+    return o;
+}
+
+/* nodetool getendpoints converts the key with the column type's fromString;
+ * the closest here is the CQL literal parser, tried with each literal kind
+ * in turn (text, number, uuid, hex, ...) so `42`, `abc` and a uuid all work
+ * without quoting. */
+static int component_value(const sib_column *col, const char *text, size_t len, sib_buf *out, sib_err *err)
+{
+    static const sib_lit_kind kinds[] = {SIB_LIT_STRING, SIB_LIT_INTEGER, SIB_LIT_FLOAT, SIB_LIT_BOOLEAN,
+                                         SIB_LIT_UUID, SIB_LIT_HEX, SIB_LIT_DURATION};
+    sib_err first = {0};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(kinds); i++) {
+        size_t mark = out->len;
+        sib_err e = {0};
+        if (!sib_value_from_literal(col->type, kinds[i], text, len, col->name, out, &e)) return 0;
+        out->len = mark;
+        /* Keep the message of a kind the type accepts ("Unable to make int
+         * from 'x'") rather than "Invalid STRING constant". */
+        if (!first.code || strstr(first.msg, "Invalid ")) first = e;
+    }
+    *err = first;
+    return err->code ? err->code : SIB_EINVAL;
+}
+
+int admin_parse_key(sib_catalog *cat, const char *ks, const char *table, const char *key, sib_buf *out, sib_err *err)
+{
+    if (!sib_catalog_keyspace(cat, ks)) return sib_err_set(err, SIB_ENOTFOUND, "keyspace %s does not exist", ks);
+    const sib_table *t = sib_catalog_table(cat, ks, table);
+    if (!t) return sib_err_set(err, SIB_ENOTFOUND, "table %s.%s does not exist", ks, table);
+    size_t npk = sib_table_pk_count(t);
+    if (npk > 16) return sib_err_set(err, SIB_EINVAL, "partition key has too many columns");
+    sib_buf comp[16];
+    const uint8_t *vals[16];
+    size_t lens[16];
+    int rc = 0;
+    size_t done = 0;
+    const char *p = key;
+    for (; done < npk && !rc; done++) {
+        /* The last column takes the rest, so a text key may contain ':'. */
+        const char *colon = done + 1 < npk ? strchr(p, ':') : NULL;
+        if (done + 1 < npk && !colon) {
+            rc = sib_err_set(err, SIB_EINVAL, "key '%s' has fewer than the %zu components of the partition key", key,
+                             npk);
+            break;
+        }
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        sib_buf_init(&comp[done]);
+        rc = component_value(sib_table_pk(t, done), p, len, &comp[done], err);
+        vals[done] = comp[done].p ? comp[done].p : (const uint8_t *)"";
+        lens[done] = comp[done].len;
+        p = colon ? colon + 1 : p + len;
+    }
+    if (!rc) rc = sib_pk_encode(t, vals, lens, npk, out, err);
+    for (size_t i = 0; i < done; i++) sib_buf_free(&comp[i]);
+    return rc;
+}
+
+static json_t *h_endpoints(route_req *r)
+{
+    admin_server *s = r->s;
+    if (r->nseg != 3) return fail(r, 400, "usage: /endpoints/<keyspace>/<table>/<key>");
+    coord_repl repl;
+    if (keyspace_repl(s, r->seg[0], &repl, &r->err)) return fail_err(r, r->err.code == SIB_ENOTFOUND ? 404 : 400);
+    sib_buf pk;
+    sib_buf_init(&pk);
+    if (admin_parse_key(s->cat, r->seg[0], r->seg[1], r->seg[2], &pk, &r->err)) {
+        sib_buf_free(&pk);
+        return fail_err(r, r->err.code == SIB_ENOTFOUND ? 404 : 400);
+    }
+    int64_t token = sib_murmur3_token(pk.p ? pk.p : (const uint8_t *)"", pk.len);
+    sib_buf_free(&pk);
+    json_t *o = json_object();
+    json_object_set_new(o, "keyspace", json_string(r->seg[0]));
+    json_object_set_new(o, "table", json_string(r->seg[1]));
+    json_object_set_new(o, "key", json_string(r->seg[2]));
+    json_object_set_new(o, "token", json_integer(token));
+    json_object_set_new(o, "endpoints", replicas_json(s, &repl, token));
+    return o;
+}
+
+/* ---- /flush, /compact, /compactionstats ---- */
+
+static json_t *run_hook(route_req *r, int (*fn)(void *, const char *, const char *, sib_err *), const char *what)
+{
+    if (strcmp(r->method, "POST")) return fail(r, 405, "use POST");
+    if (r->nseg > 2) return fail(r, 400, "usage: POST /<op>[/<keyspace>[/<table>]]");
+    const char *ks = r->nseg > 0 ? r->seg[0] : NULL, *table = r->nseg > 1 ? r->seg[1] : NULL;
+    if (ks && !sib_catalog_keyspace(r->s->cat, ks)) {
+        sib_err_set(&r->err, SIB_ENOTFOUND, "keyspace %s does not exist", ks);
+        return fail_err(r, 404);
+    }
+    if (table && !sib_catalog_table(r->s->cat, ks, table)) {
+        sib_err_set(&r->err, SIB_ENOTFOUND, "table %s.%s does not exist", ks, table);
+        return fail_err(r, 404);
+    }
+    if (!fn) {
+        /* Documented behaviour (admin.h): storage keeps everything in
+         * memtables and the commitlog until SSTables exist. */
+        sib_err_set(&r->err, SIB_ESERVER, "%s requires SSTables, which this node does not write yet", what);
+        return fail_err(r, 501);
+    }
+    if (fn(r->s->hooks.ctx, ks, table, &r->err)) return fail_err(r, 500);
+    json_t *o = json_object();
+    json_object_set_new(o, "result", json_string("ok"));
+    return o;
+}
+
+static json_t *h_flush(route_req *r) { return run_hook(r, r->s->hooks.flush, "flush"); }
+static json_t *h_compact(route_req *r) { return run_hook(r, r->s->hooks.compact, "compaction"); }
+
+static json_t *h_compactionstats(route_req *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "pending_tasks", json_integer(0));
+    json_object_set_new(o, "compactions", json_array());
+    return o;
+}
+
+/* ---- /tablestats ---- */
+
+static json_t *table_json(admin_server *s, const sib_table *t)
+{
+    st_table_stats ts = {0};
+    st_table *stt = storage_table_find(s->st, sib_table_id(t));
+    if (stt) st_table_get_stats(stt, &ts);
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(sib_table_name(t)));
+    json_object_set_new(o, "sstable_count", json_integer(0));
+    json_object_set_new(o, "space_used_live", json_integer(0));
+    json_object_set_new(o, "space_used_total", json_integer(0));
+    json_object_set_new(o, "number_of_partitions", json_integer((json_int_t)ts.partitions));
+    json_object_set_new(o, "memtable_cell_count", json_integer((json_int_t)ts.cells));
+    json_object_set_new(o, "memtable_row_count", json_integer((json_int_t)ts.rows));
+    json_object_set_new(o, "memtable_data_size", json_integer((json_int_t)ts.memtable_bytes));
+    json_object_set_new(o, "memtable_switch_count", json_integer(0));
+    json_object_set_new(o, "bloom_filter_false_positives", json_integer(0));
+    json_object_set_new(o, "droppable_tombstone_ratio", json_real(0.0));
+    return o;
+}
+
+static json_t *keyspace_json(admin_server *s, const sib_keyspace *k, const char *only_table)
+{
+    json_t *tables = json_array();
+    for (size_t i = 0; i < sib_keyspace_table_count(k); i++) {
+        const sib_table *t = sib_keyspace_table_at(k, i);
+        if (only_table && strcmp(sib_table_name(t), only_table)) continue;
+        json_array_append_new(tables, table_json(s, t));
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(sib_keyspace_name(k)));
+    json_object_set_new(o, "tables", tables);
+    return o;
+}
+
+static json_t *h_tablestats(route_req *r)
+{
+    admin_server *s = r->s;
+    if (r->nseg > 2) return fail(r, 400, "usage: /tablestats[/<keyspace>[/<table>]]");
+    const char *ks = r->nseg > 0 ? r->seg[0] : NULL, *table = r->nseg > 1 ? r->seg[1] : NULL;
+    json_t *arr = json_array();
+    if (ks) {
+        const sib_keyspace *k = sib_catalog_keyspace(s->cat, ks);
+        if (!k) { json_decref(arr); sib_err_set(&r->err, SIB_ENOTFOUND, "Unknown keyspace: %s", ks); return fail_err(r, 404); }
+        if (table && !sib_catalog_table(s->cat, ks, table)) {
+            json_decref(arr);
+            sib_err_set(&r->err, SIB_ENOTFOUND, "Unknown table: %s.%s", ks, table);
+            return fail_err(r, 404);
+        }
+        json_array_append_new(arr, keyspace_json(s, k, table));
+    } else {
+        for (size_t i = 0; i < sib_catalog_keyspace_count(s->cat); i++)
+            json_array_append_new(arr, keyspace_json(s, sib_catalog_keyspace_at(s->cat, i), NULL));
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "keyspaces", arr);
+    return o;
+}
+
+/* ---- /gossipinfo ---- */
+
+static json_t *h_gossipinfo(route_req *r)
+{
+    admin_server *s = r->s;
+    char buf[128];
+    json_t *st = json_object();
+    snprintf(buf, sizeof buf, "NORMAL,%" PRId64, s->node.ntokens ? s->tokens[0] : 0);
+    json_object_set_new(st, "STATUS", json_string(buf));
+    snprintf(buf, sizeof buf, "%" PRIu64, load_bytes(s));
+    json_object_set_new(st, "LOAD", json_string(buf));
+    json_object_set_new(st, "SCHEMA", schema_version_json(s));
+    json_object_set_new(st, "DC", json_string(s->node.dc));
+    json_object_set_new(st, "RACK", json_string(s->node.rack));
+    json_object_set_new(st, "RELEASE_VERSION", json_string(ADMIN_RELEASE_VERSION));
+    json_object_set_new(st, "RPC_ADDRESS", json_string(s->node.rpc_address));
+    snprintf(buf, sizeof buf, "%s:%d", s->node.rpc_address, s->node.native_port);
+    json_object_set_new(st, "NATIVE_ADDRESS_AND_PORT", json_string(buf));
+    json_object_set_new(st, "NET_VERSION", json_string("12"));
+    json_object_set_new(st, "HOST_ID", host_id_json(s->node.host_id));
+    json_object_set_new(st, "RPC_READY", json_string("true"));
+    json_object_set_new(st, "TOKENS", json_string("<hidden>"));
+    json_t *ep = json_object();
+    json_object_set_new(ep, "endpoint", json_string(s->node.listen_address));
+    json_object_set_new(ep, "generation", json_integer(s->node.generation));
+    /* Gossip bumps the heartbeat once a second; until the gossiper exists
+     * the seconds since start are the same number. */
+    json_object_set_new(ep, "heartbeat", json_integer((sib_now_us() - s->start_us) / 1000000));
+    json_object_set_new(ep, "states", st);
+    json_t *arr = json_array();
+    json_array_append_new(arr, ep);
+    json_t *o = json_object();
+    json_object_set_new(o, "endpoints", arr);
+    return o;
+}
+
+/* ---- /metrics ---- */
+
+static void metrics_text(admin_server *s, sib_buf *out)
+{
+    storage_stats ss;
+    storage_get_stats(s->st, &ss);
+    admin_gauges g = {
+        .clients = s->hooks.client_count ? s->hooks.client_count(s->hooks.ctx) : 0,
+        .memtable_bytes = ss.memtable_bytes,
+        .cl_bytes_written = ss.cl_bytes_written, .cl_segments_live = ss.cl_segments_live,
+        .cl_syncs = ss.cl_syncs, .cl_pending = ss.cl_pending,
+        .uptime_s = (sib_now_us() - s->start_us) / 1000000,
+    };
+    uint8_t v[16];
+    sib_catalog_schema_version(s->cat, v);
+    sib_uuid_format(v, g.schema_version);
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < sib_catalog_keyspace_count(s->cat); i++)
+        cap += sib_keyspace_table_count(sib_catalog_keyspace_at(s->cat, i));
+    admin_table_gauge *tg = calloc(cap ? cap : 1, sizeof *tg);
+    for (size_t i = 0; tg && i < sib_catalog_keyspace_count(s->cat); i++) {
+        const sib_keyspace *k = sib_catalog_keyspace_at(s->cat, i);
+        for (size_t j = 0; j < sib_keyspace_table_count(k); j++) {
+            const sib_table *t = sib_keyspace_table_at(k, j);
+            st_table *stt = storage_table_find(s->st, sib_table_id(t));
+            admin_table_gauge *e = &tg[n++];
+            e->ks = sib_keyspace_name(k);
+            e->table = sib_table_name(t);
+            if (!stt) continue;
+            st_table_stats ts;
+            st_table_get_stats(stt, &ts);
+            e->partitions = ts.partitions;
+            e->rows = ts.rows;
+            e->cells = ts.cells;
+            e->memtable_bytes = ts.memtable_bytes;
+        }
+    }
+    g.tables = tg;
+    g.ntables = tg ? n : 0;
+    admin_metrics_render(s->metrics, &g, out);
+    free(tg);
+}
+
+/* ---- routing ---- */
+
+typedef struct route {
+    const char *name;
+    const char *method; /* NULL: the handler checks */
+    json_t *(*fn)(route_req *r);
+    size_t max_segs;
+} route;
+
+static const route ROUTES[] = {
+    {"status", "GET", h_status, 0},
+    {"info", "GET", h_info, 0},
+    {"ring", "GET", h_ring, 0},
+    {"describering", "GET", h_describering, 1},
+    {"endpoints", "GET", h_endpoints, 3},
+    {"flush", NULL, h_flush, 2},
+    {"compact", NULL, h_compact, 2},
+    {"compactionstats", "GET", h_compactionstats, 0},
+    {"tablestats", "GET", h_tablestats, 2},
+    {"gossipinfo", "GET", h_gossipinfo, 0},
+};
+
+static void json_error(sib_buf *body, const char *msg)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "error", json_string(msg));
+    char *txt = json_dumps(o, JSON_COMPACT);
+    if (txt) sib_buf_printf(body, "%s\n", txt);
+    free(txt);
+    json_decref(o);
+}
+
+/* Splits "/name/a/b/rest..." in place: the last allowed segment takes the
+ * rest of the path, so a partition key may contain '/'. */
+static const route *split(char *path, route_req *r)
+{
+    while (*path == '/') path++;
+    char *slash = strchr(path, '/');
+    if (slash) *slash = 0;
+    const route *rt = NULL;
+    for (size_t i = 0; i < SIB_ARRAY_LEN(ROUTES); i++)
+        if (!strcmp(ROUTES[i].name, path)) rt = &ROUTES[i];
+    if (!rt) return NULL;
+    char *p = slash ? slash + 1 : NULL;
+    while (p && *p && r->nseg < MAX_SEGS) {
+        r->seg[r->nseg++] = p;
+        if (r->nseg == rt->max_segs) break;
+        char *next = strchr(p, '/');
+        if (next) *next++ = 0;
+        p = next;
+    }
+    return rt;
+}
+
+static void admin_route(admin_server *s, const char *method, const char *url, int *status, sib_buf *body,
+                 const char **ctype)
+{
+    *ctype = "application/json";
+    if (!strcmp(url, "/metrics")) {
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        *status = strcmp(method, "GET") ? 405 : 200;
+        if (*status == 200) metrics_text(s, body);
+        else sib_buf_printf(body, "use GET\n");
+        return;
+    }
+    route_req r = {.s = s, .method = method, .status = 200};
+    char *path = strdup(url);
+    if (!path) { *status = 500; json_error(body, "out of memory"); return; }
+    const route *rt = split(path, &r);
+    json_t *res = NULL;
+    if (!rt) fail(&r, 404, "no such endpoint (try /status, /info, /ring, /tablestats, /metrics)");
+    else if (rt->method && strcmp(rt->method, method)) fail(&r, 405, "method not allowed");
+    else res = rt->fn(&r);
+    free(path);
+    *status = r.status;
+    if (!res) {
+        json_error(body, r.error ? r.error : "internal error");
+        return;
+    }
+    char *txt = json_dumps(res, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(res);
+    if (!txt) { *status = 500; json_error(body, "out of memory"); return; }
+    sib_buf_printf(body, "%s\n", txt);
+    free(txt);
+}
+
+/* ==== HTTP daemon ==== */
 
 /* MHD calls this once the request line and headers are in (first call, no
  * body yet), once per body chunk, and a last time with no more body: only
@@ -118,12 +729,13 @@ static int start_daemon(admin_server *s, const char *addr, uint16_t port, sib_er
     /* No MHD thread: MHD_USE_EPOLL without MHD_USE_INTERNAL_POLLING_THREAD
      * is the external-select mode with an epoll fd we can watch. */
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    /* The logger goes first so MHD routes every later message through it. */
     s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                               MHD_OPTION_END);
     if (!s->mhd) return sib_err_set(err, SIB_EIO, "admin: cannot serve HTTP on %s:%u (port in use?)", addr, port);
     const union MHD_DaemonInfo *ep = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);

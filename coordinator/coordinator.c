@@ -103,7 +103,7 @@ int coord_repl_parse(const char *const *keys, const char *const *vals, size_t n,
             if (out->ndcs == COORD_MAX_DCS) return sib_err_set(err, SIB_ECONFIG, "too many datacenters (max %d)", COORD_MAX_DCS);
             if (strlen(keys[i]) >= sizeof out->dcs[0].dc)
                 return sib_err_set(err, SIB_ECONFIG, "datacenter name too long: %s", keys[i]);
-            int rf;
+            int rf = 0;
             if (parse_rf(vals[i], keys[i], &rf, err)) return err ? err->code : SIB_ECONFIG;
             /* 'replication_factor' in NTS means "this many in every known DC"
              * (Cassandra 4.0); on one node that is the local DC. */

@@ -93,6 +93,15 @@ static int get_attrs(exec_ctx *c, const sib_table *t, const cql_using *u, int64_
             a->ttl = (int32_t)v;
         }
     }
+    /* Expiry times are 32-bit seconds (as in Cassandra 4.x); Cassandra's
+     * default overflow policy REJECTs a TTL that reaches past 2038. */
+    if (a->ttl && (int64_t)c->now_s + a->ttl > (int64_t)INT32_MAX - 1)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Request on table %s.%s with %sttl of %d seconds exceeds maximum supported expiration date of "
+                           "2038-01-19T03:14:06+00:00 and will have its expiration capped to that date. In order to avoid "
+                           "this use a lower TTL, change the expiration date overflow policy or upgrade to a version where "
+                           "this limitation is fixed. See CASSANDRA-14092 for more details.",
+                           sib_table_keyspace(t), sib_table_name(t), u->ttl ? "" : "default ", a->ttl);
     return 0;
 }
 

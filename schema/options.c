@@ -250,7 +250,7 @@ static int apply_compaction(sib_table_opts *o, const sib_prop *p, sib_err *err)
     if (!rc && !sib_strmap_get(&m, "max_threshold")) rc = strmap_set(&m, "max_threshold", "32");
     if (!rc && !sib_strmap_get(&m, "min_threshold")) rc = strmap_set(&m, "min_threshold", "4");
     if (!rc) {
-        int64_t mn, mx;
+        int64_t mn = 0, mx = 0;
         parse_int_str(sib_strmap_get(&m, "min_threshold"), &mn);
         parse_int_str(sib_strmap_get(&m, "max_threshold"), &mx);
         if (mn < 2) rc = sib_err_set(err, SIB_ECONFIG, "Disabling compaction by setting compaction thresholds to 0 has been removed, set the compaction option 'enabled' to false instead.");

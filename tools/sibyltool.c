@@ -236,7 +236,7 @@ static int cmd_ring(tool *t, int argc, char **argv)
     if (!n) { json_decref(j); return 0; }
     const char *dc = jstr(json_array_get(ring, 0), "dc");
     printf("\nDatacenter: %s\n==========\n", dc);
-    printf("%-16s%-12s%-7s%-8s%-16s%-20s%-44s\n", "Address", "Rack", "Status", "State", "Load", "Owns", "Token");
+    printf("%-16s%-12s%-7s%-8s%-16s%-20s%s\n", "Address", "Rack", "Status", "State", "Load", "Owns", "Token");
     /* nodetool prints the last token first, alone: the first range wraps from it. */
     printf("%-79s%" JSON_INTEGER_FORMAT "\n", "", json_integer_value(json_object_get(json_array_get(ring, n - 1), "token")));
     for (size_t i = 0; i < n; i++) {

@@ -53,7 +53,7 @@ def test_explicit_v5_is_refused_not_downgraded(node, clusters):
 
 @pytest.mark.parametrize("protocol_version", [None, 4])
 def test_lz4_compression(node, clusters, protocol_version):
-    lz4 = pytest.importorskip("lz4.block")
+    pytest.importorskip("lz4.block")
     kw = {"compression": "lz4"}
     if protocol_version:
         kw["protocol_version"] = protocol_version

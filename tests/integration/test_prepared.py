@@ -1,6 +1,8 @@
 """Prepared statements: bind metadata, routing key indexes, named markers,
 unset values, IN ?, LIMIT ?, and the Unprepared path after a node restart."""
 
+import logging
+
 import pytest
 
 from cassandra import InvalidRequest
@@ -120,7 +122,7 @@ def test_execute_unknown_id_gets_unprepared(node):
         assert r.short_bytes() == bogus
 
 
-def test_reprepare_after_restart(node, clusters, ks, session):
+def test_reprepare_after_restart(node, clusters, ks, session, caplog):
     session.execute("CREATE TABLE %s.rp (k int PRIMARY KEY, v text)" % ks)
     # reprepare_on_up=False: the driver must take the Unprepared path (the
     # restarted node has an empty prepared cache) instead of re-preparing
@@ -138,6 +140,10 @@ def test_reprepare_after_restart(node, clusters, ks, session):
         except Exception:
             return False
     wait_until(usable, timeout=30, interval=0.2, what="driver reconnect after restart")
+    caplog.set_level(logging.DEBUG, logger="cassandra.cluster")
+    caplog.clear()
     s.execute(ins, (2, "after"))
+    # The server answered Unprepared (0x2500) and the driver re-prepared.
+    assert any("Re-preparing unrecognized prepared statement" in r.getMessage() for r in caplog.records)
     assert s.execute(sel, (1,)).one().v == "before"
     assert s.execute(sel, (2,)).one().v == "after"

@@ -285,7 +285,8 @@ def test_result_kinds_on_the_wire(node):
         assert r.i32() == F.RESULT_PREPARED
         qid = r.short_bytes()
         assert qid
-        pflags, nbind, pk_count = r.i32(), r.i32(), r.i32()
+        r.i32()                                                  # flags
+        nbind, pk_count = r.i32(), r.i32()
         assert (nbind, pk_count, r.u16()) == (1, 1, 0)           # pk_index 0
         # EXECUTE it with one bound value (flags 0x01 VALUES).
         body = F.short_bytes(qid) + struct.pack(">HBH", 1, 0x01, 1) + struct.pack(">i", 4) + b"\x00\x00\x00\x01"

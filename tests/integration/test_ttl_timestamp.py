@@ -170,8 +170,12 @@ def test_ttl_bounds(session, t):
         session.execute("INSERT INTO %s (k, c, v) VALUES (1, 1, 'x') USING TTL %d" % (t, MAX_TTL + 1))
     assert "ttl is too large. requested (%d) maximum (%d)" % (MAX_TTL + 1, MAX_TTL) in str(e.value)
     assert get(session, t) is None                      # nothing written
-    # (MAX_TTL itself is not tried: from 2018 on, now + 20 years passes
-    # 2038, which Cassandra 4.x refuses by its expiration-overflow policy.)
+    # MAX_TTL itself: from 2018 on, now + 20 years passes 2038, which
+    # Cassandra 4.x refuses by its expiration-overflow policy (REJECT).
+    with pytest.raises(InvalidRequest) as e:
+        session.execute("INSERT INTO %s (k, c, v) VALUES (1, 1, 'x') USING TTL %d" % (t, MAX_TTL))
+    assert "exceeds maximum supported expiration date of 2038-01-19T03:14:06+00:00" in str(e.value)
+    assert get(session, t) is None
     session.execute("INSERT INTO %s (k, c, v) VALUES (1, 1, 'x') USING TTL 31536000" % t)
     r = get(session, t, cols="v, TTL(v)")
     assert r.v == "x" and 31535000 <= r[1] <= 31536000

@@ -693,7 +693,7 @@ static void test_ck_single_column_order(void **state)
                     int got = bytes_cmp(e[i].p, e[i].len, e[j].p, e[j].len);
                     if (want != got) {
                         char a[200];
-                        snprintf(a, sizeof a, "%s", hexs(v[i].p, v[i].len));
+                        if (snprintf(a, sizeof a, "%s", hexs(v[i].p, v[i].len)) >= (int)sizeof a) a[sizeof a - 1] = 0;
                         fail_msg("%s %s: %s vs %s: compare %d, memcmp %d", ck_types[ti], desc ? "DESC" : "ASC", a,
                                  hexs(v[j].p, v[j].len), want, got);
                     }

@@ -1,0 +1,205 @@
+"""The HTTP admin API, /metrics and sibyltool against a real sibyld.
+
+Runs CQL through the python driver, then checks that the node's counters
+moved, and that sibyltool's nodetool-style output names the same host id,
+table and replica/token the driver sees.
+
+sibyltool is looked up as SIBYLTOOL_BIN, else next to sibyld
+(<build>/tools/sibyltool beside <build>/node/sibyld).
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from cassandra import ConsistencyLevel
+from cassandra.metadata import murmur3
+from cassandra.query import SimpleStatement
+
+TOOL_TIMEOUT = 30
+
+
+def sibyltool_bin(node):
+    env = os.environ.get("SIBYLTOOL_BIN")
+    if env:
+        return env
+    build = os.path.dirname(os.path.dirname(os.path.abspath(node.binary)))
+    return os.path.join(build, "tools", "sibyltool")
+
+
+@pytest.fixture
+def tool(node):
+    path = sibyltool_bin(node)
+    if not os.access(path, os.X_OK):
+        pytest.fail("sibyltool not found at %s: build it or set SIBYLTOOL_BIN" % path, pytrace=False)
+
+    def run(*args, check=True):
+        p = subprocess.run([path, "-h", node.host, "-p", str(node.admin_port)] + list(args),
+                           capture_output=True, text=True, timeout=TOOL_TIMEOUT, stdin=subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise AssertionError("sibyltool %s exited %d:\n%s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
+        return p
+    return run
+
+
+def http(node, path, method="GET"):
+    """(status, body text) of one admin API call."""
+    req = urllib.request.Request("http://%s:%d%s" % (node.host, node.admin_port, path), method=method,
+                                 data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=TOOL_TIMEOUT) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(text, name, **labels):
+    """Value of one sample of the exposition (0 when the series is absent)."""
+    want = ",".join('%s="%s"' % kv for kv in labels.items())
+    line_re = re.compile(r"^%s(\{%s\})? (\S+)$" % (re.escape(name), re.escape(want)) if want
+                         else r"^%s (\S+)$" % re.escape(name))
+    for line in text.splitlines():
+        m = line_re.match(line)
+        if m:
+            return float(m.groups()[-1])
+    return 0.0
+
+
+def fill(session, ks):
+    session.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % ks)
+    ins = session.prepare("INSERT INTO %s.t (k, v) VALUES (?, ?)" % ks)
+    for i in range(20):
+        session.execute(ins, [i, "v%d" % i])
+    q = SimpleStatement("SELECT v FROM %s.t WHERE k = 3" % ks, consistency_level=ConsistencyLevel.ONE)
+    assert session.execute(q).one().v == "v3"
+
+
+def test_metrics_count_requests_and_errors(node, session, ks):
+    status, before = http(node, "/metrics")
+    assert status == 200
+    fill(session, ks)
+    with pytest.raises(Exception):
+        session.execute("SELECT * FROM %s.no_such_table" % ks)
+    status, after = http(node, "/metrics")
+    assert status == 200
+    assert "# TYPE sibyl_cql_request_latency_seconds histogram" in after
+    assert metric(after, "sibyl_cql_requests_total", op="execute", consistency="LOCAL_ONE") >= 20
+    assert metric(after, "sibyl_cql_requests_total", op="query", consistency="ONE") >= 1
+    assert metric(after, "sibyl_cql_statements_total", type="insert") - \
+        metric(before, "sibyl_cql_statements_total", type="insert") >= 20
+    assert metric(after, "sibyl_cql_statements_total", type="select") > \
+        metric(before, "sibyl_cql_statements_total", type="select")
+    assert metric(after, "sibyl_cql_errors_total", code="invalid") > \
+        metric(before, "sibyl_cql_errors_total", code="invalid")
+    count = metric(after, "sibyl_cql_request_latency_seconds_count", op="execute")
+    assert metric(after, "sibyl_cql_request_latency_seconds_bucket", op="execute", le="+Inf") == count >= 20
+    assert metric(after, "sibyl_connected_clients") >= 1
+    assert metric(after, "sibyl_table_partitions", keyspace=ks, table="t") == 20
+    assert metric(after, "sibyl_memtable_bytes") > 0
+    assert metric(after, "sibyl_commitlog_bytes_written_total") > metric(before, "sibyl_commitlog_bytes_written_total")
+
+
+def test_status_shows_host_id(node, session, tool):
+    host_id = str(session.execute("SELECT host_id FROM system.local").one().host_id)
+    out = tool("status").stdout
+    assert "Datacenter: datacenter1" in out
+    assert "Status=Up/Down" in out and "|/ State=Normal/Leaving/Joining/Moving" in out
+    assert re.search(r"^--\s+Address\s+Load\s+Tokens\s+Owns \(effective\)\s+Host ID\s+Rack$", out, re.M), out
+    row = re.search(r"^UN\s+(\S+)\s+[\d.]+ \S+\s+(\d+)\s+([\d.]+)%\s+(\S+)\s+(\S+)$", out, re.M)
+    assert row, out
+    assert row.group(1) == node.host
+    assert int(row.group(2)) == node.num_tokens
+    assert row.group(3) == "100.0"
+    assert row.group(4) == host_id
+    assert row.group(5) == "rack1"
+
+
+def test_info_ring_gossipinfo(node, session, tool):
+    host_id = str(session.execute("SELECT host_id FROM system.local").one().host_id)
+    tokens = sorted(int(t) for t in session.execute("SELECT tokens FROM system.local").one().tokens)
+    info = tool("info").stdout
+    assert re.search(r"^ID\s+: %s$" % host_id, info, re.M), info
+    assert re.search(r"^Uptime \(seconds\)\s+: \d+$", info, re.M)
+    assert "Native Transport active: true" in info
+    ring = tool("ring").stdout
+    ring_tokens = [int(m) for m in re.findall(r"^%s\s+rack1\s+Up\s+Normal\s+.*?(-?\d+)$" % re.escape(node.host),
+                                              ring, re.M)]
+    assert ring_tokens == tokens
+    gossip = tool("gossipinfo").stdout
+    assert gossip.startswith("/%s\n" % node.host)
+    assert "  HOST_ID:%s\n" % host_id in gossip
+    assert "  STATUS:NORMAL,%d\n" % tokens[0] in gossip
+    schema = str(session.execute("SELECT schema_version FROM system.local").one().schema_version)
+    assert "  SCHEMA:%s\n" % schema in gossip
+
+
+def test_tablestats_and_describering(node, session, ks, tool):
+    fill(session, ks)
+    out = tool("tablestats", "%s.t" % ks).stdout
+    assert out.startswith("Total number of tables: 1\n")
+    assert "Keyspace : %s\n" % ks in out
+    assert "\t\tTable: t\n" in out
+    assert "\t\tNumber of partitions (estimate): 20\n" in out
+    assert "\t\tSSTable count: 0\n" in out
+    everything = tool("tablestats").stdout
+    assert "Keyspace : system_schema\n" in everything and "Keyspace : %s\n" % ks in everything
+    missing = tool("tablestats", "%s.nope" % ks, check=False)
+    assert missing.returncode == 1 and "Unknown table" in missing.stderr
+    ranges = tool("describering", ks).stdout
+    assert ranges.count("TokenRange(start_token:") == node.num_tokens
+    assert "endpoints:[%s]" % node.host in ranges
+
+
+def test_getendpoints_token_matches_driver(node, session, ks, tool):
+    fill(session, ks)
+    for key in (3, 17, -5):
+        token = session.execute("SELECT token(k) FROM %s.t WHERE k = %d" % (ks, key)).one()[0] if key >= 0 else None
+        expect = murmur3(key.to_bytes(4, "big", signed=True))
+        if token is not None:
+            assert token == expect
+        out = tool("-T", "getendpoints", ks, "t", str(key)).stdout
+        assert out == "Token: %d\n%s\n" % (expect, node.host), out
+    plain = tool("getendpoints", ks, "t", "3").stdout
+    assert plain == "%s\n" % node.host
+    # A text key with characters that need escaping in the URL.
+    session.execute("CREATE TABLE %s.s (k text PRIMARY KEY)" % ks)
+    out = tool("-T", "getendpoints", ks, "s", "a b/c:d").stdout
+    assert out.startswith("Token: %d\n" % murmur3(b"a b/c:d"))
+    bad = tool("getendpoints", ks, "t", "notanint", check=False)
+    assert bad.returncode == 1 and "Unable to make int from 'notanint'" in bad.stderr
+
+
+def test_flush_compact_answer_501_and_compactionstats(node, tool):
+    status, body = http(node, "/flush", method="POST")
+    assert status == 501 and "SSTables" in json.loads(body)["error"]
+    r = tool("flush", check=False)
+    assert r.returncode == 1 and "requires SSTables" in r.stderr
+    r = tool("compact", check=False)
+    assert r.returncode == 1 and "requires SSTables" in r.stderr
+    assert tool("compactionstats").stdout == "pending tasks: 0\n"
+
+
+def test_unreachable_node_is_a_clear_error(node, tool):
+    node.stop()
+    r = tool("status", check=False)
+    assert r.returncode == 1
+    assert "Failed to connect to '%s:%d'" % (node.host, node.admin_port) in r.stderr
+
+
+def test_stalled_admin_client_blocks_nothing(node, session):
+    # MHD runs on the node's event loop: a client that sends half a request
+    # and stalls must not hold up CQL or other admin requests.
+    stalled = socket.create_connection((node.host, node.admin_port), timeout=5)
+    try:
+        stalled.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+        assert session.execute("SELECT key FROM system.local").one().key == "local"
+        status, body = http(node, "/status")
+        assert status == 200 and json.loads(body)["nodes"][0]["address"] == node.host
+    finally:
+        stalled.close()
