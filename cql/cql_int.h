@@ -51,6 +51,8 @@ struct cql_conn {
     bool fatal;          /* a fatal error was queued: flush, then close */
     bool draining;       /* write side shut down; discarding input until EOF */
     bool reading_paused;
+    bool dirty;          /* queued output waits for the flush before the loop sleeps */
+    cql_conn *dirty_next;
     cql_conn *prev, *next;
 };
 
@@ -65,6 +67,11 @@ struct cql_server {
     size_t nconns;
     uint64_t next_session_id;
     cql_conn *conns;
+    /* Connections with queued replies, flushed once per loop iteration by
+     * flush_w (an ev_prepare), so the replies to a burst of pipelined
+     * requests go out in one sendmsg instead of one each. */
+    ev_prepare flush_w;
+    cql_conn *dirty;
 };
 
 /* Queues a complete frame (takes ownership of p, a malloc'd buffer) and

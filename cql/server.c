@@ -178,9 +178,30 @@ void cql_conn_send(cql_conn *c, uint8_t *p, size_t len)
     else c->wq_head = it;
     c->wq_tail = it;
     c->wq_bytes += len;
-    /* While EV_WRITE is pending the socket is full: just queue. */
-    if (!ev_is_active(&c->wio)) conn_flush(c);
-    else conn_update_reading(c);
+    /* While EV_WRITE is pending the socket is full: just queue. Otherwise
+     * the flush waits for the end of this loop iteration (on_flush), where
+     * every reply queued meanwhile leaves in one sendmsg. */
+    if (!ev_is_active(&c->wio) && !c->dirty) {
+        c->dirty = true;
+        c->refs++; /* the dirty list's reference */
+        c->dirty_next = c->srv->dirty;
+        c->srv->dirty = c;
+    }
+    conn_update_reading(c);
+}
+
+/* ev_prepare: runs after the iteration's callbacks, before the loop blocks. */
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    cql_server *srv = w->data;
+    while (srv->dirty) {
+        cql_conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (cql_conn_open(c)) conn_flush(c);
+        conn_unref(c);
+    }
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
@@ -717,6 +738,10 @@ cql_server *cql_server_create(struct ev_loop *loop, const cql_server_opts *o, cq
     ev_io_init(&srv->accept_w, on_accept, srv->fd, EV_READ);
     srv->accept_w.data = srv;
     ev_io_start(loop, &srv->accept_w);
+    ev_prepare_init(&srv->flush_w, on_flush);
+    srv->flush_w.data = srv;
+    ev_prepare_start(loop, &srv->flush_w);
+    ev_unref(loop); /* the flusher alone does not keep the loop running */
     sib_log(srv->log, SIB_INFO, "cql: listening for native protocol clients on %s:%u", addr, srv->port);
     return srv;
 }
@@ -725,8 +750,16 @@ void cql_server_destroy(cql_server *srv)
 {
     if (!srv) return;
     ev_io_stop(srv->loop, &srv->accept_w);
+    ev_ref(srv->loop);
+    ev_prepare_stop(srv->loop, &srv->flush_w);
     close(srv->fd);
     while (srv->conns) conn_close(srv->conns, "server shutdown");
+    while (srv->dirty) { /* closed above: drop the list's references */
+        cql_conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty = false;
+        conn_unref(c);
+    }
     free(srv);
 }
 
