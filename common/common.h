@@ -167,6 +167,8 @@ int64_t sib_murmur3_token(const void *key, size_t len);
 int64_t sib_murmur3_h1(const void *key, size_t len);
 
 uint32_t sib_crc32c(uint32_t crc, const void *p, size_t n);
+/* The table-driven version, whatever the CPU has (tests compare the two). */
+uint32_t sib_crc32c_portable(uint32_t crc, const void *p, size_t n);
 
 /* ---- time -------------------------------------------------------------- */
 

@@ -5,7 +5,7 @@
  * shifted into k1/k2. Standard murmur3 agrees only when every tail byte is
  * below 0x80. Everything wraps mod 2^64; fmix uses logical shifts.
  *
- * CRC32C: the SSE4.2 instruction when the compiler targets it, otherwise
+ * CRC32C: the SSE4.2 instruction when the CPU has it, otherwise
  * slicing-by-8 tables built once (a constant-after-init table, allowed by
  * STYLE.md 5) under pthread_once so worker threads may checksum too. */
 #include "common.h"
@@ -84,20 +84,12 @@ int64_t sib_murmur3_token(const void *key, size_t len)
 
 /* ---- CRC32C ---- */
 
-#if defined(__SSE4_2__)
-#include <nmmintrin.h>
-uint32_t sib_crc32c(uint32_t crc, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    uint64_t c = ~crc;
-    while (n >= 8) { c = _mm_crc32_u64(c, get_le64(b)); b += 8; n -= 8; }
-    uint32_t c32 = (uint32_t)c;
-    while (n--) c32 = _mm_crc32_u8(c32, *b++);
-    return ~c32;
-}
-#else
+/* The SSE4.2 crc32 instruction does 8 bytes a cycle or so; the table version
+ * is the fallback. The choice is made once, at run time, so one binary
+ * serves machines with and without SSE4.2. */
 static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static bool crc_hw;
 
 static void crc_init(void)
 {
@@ -109,12 +101,26 @@ static void crc_init(void)
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
 }
 
-uint32_t sib_crc32c(uint32_t crc, const void *p, size_t n)
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const uint8_t *b, size_t n)
+{
+    uint64_t c = ~crc;
+    while (n >= 8) { c = __builtin_ia32_crc32di(c, get_le64(b)); b += 8; n -= 8; }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *b++);
+    return ~c32;
+}
+#endif
+
+static uint32_t crc_soft(uint32_t crc, const uint8_t *b, size_t n)
 {
     pthread_once(&crc_once, crc_init);
-    const uint8_t *b = p;
     uint32_t c = ~crc;
     while (n >= 8) {
         uint32_t lo = c ^ get_le32(b), hi = get_le32(b + 4);
@@ -127,4 +133,14 @@ uint32_t sib_crc32c(uint32_t crc, const void *p, size_t n)
     while (n--) c = (c >> 8) ^ crc_table[0][(c ^ *b++) & 0xff];
     return ~c;
 }
+
+uint32_t sib_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+#if defined(__x86_64__)
+    if (crc_hw) return crc_sse42(crc, p, n);
 #endif
+    return crc_soft(crc, p, n);
+}
+
+uint32_t sib_crc32c_portable(uint32_t crc, const void *p, size_t n) { return crc_soft(crc, p, n); }
