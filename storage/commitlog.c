@@ -25,9 +25,12 @@
  * switching segments does not block the loop. Leftover .tmp files are removed
  * at open. Segments are never rewritten; replay reads every segment present
  * at open, in id order, and stops a segment at its first bad entry (the rest
- * of that segment is skipped, other segments still replay). This milestone
- * keeps every segment; each segment records which tables have data in it, so
- * flush can delete a segment once all of them are flushed (in id order).
+ * of that segment is skipped, other segments still replay). Each segment
+ * records which tables have data in it; clog_release forgets the oldest
+ * segments, strictly in id order, once every such table has flushed past
+ * them (storage unlinks them off the loop). In-order release keeps a
+ * truncate/drop record alive as long as any older segment holding data it
+ * covers. Segment ids are above every SSTable's recorded position (min_id).
  *
  * Threads: the loop thread appends with write() (into the page cache) and
  * publishes `written`. The sync thread fsyncs: every sync_period_ms in any
@@ -431,7 +434,7 @@ int clog_open(clog **out, const clog_opts *o, sib_err *err)
     if (!cl->o.dir) { rc = sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory"); goto fail; }
     if ((rc = mkdir_p(cl->o.dir, err)) || (rc = scan_dir(cl, &max_id, err))) goto fail;
     uint64_t now_ms = (uint64_t)(sib_now_us() / 1000);
-    cl->next_id = SIB_MAX(max_id + 1, now_ms);
+    cl->next_id = SIB_MAX(SIB_MAX(max_id, o->min_id) + 1, now_ms);
     cl->first_own_id = cl->next_id;
     if (!(cl->cur = seg_create(cl, cl->next_id++, err))) { rc = err ? err->code : SIB_EIO; goto fail; }
     seg_append(cl, cl->cur);
@@ -654,6 +657,28 @@ int clog_wait(clog *cl, uint64_t pos, st_done_fn done, void *ctx, sib_err *err)
     return 0;
 }
 
+sst_clpos clog_position(const clog *cl) { return (sst_clpos){cl->cur->id, cl->cur_off}; }
+
+size_t clog_release(clog *cl, clog_covered_fn covered, void *arg, char ***paths)
+{
+    size_t n = 0;
+    *paths = NULL;
+    while (cl->segs && cl->segs != cl->cur && cl->segs->id < cl->cur->id) {
+        cl_seg *s = cl->segs;
+        bool ok = true;
+        for (size_t i = 0; ok && i < s->ndirty; i++) ok = covered(arg, s->dirty[i], s->id);
+        if (!ok) break;
+        char **np = realloc(*paths, (n + 1) * sizeof *np);
+        if (!np) break;
+        *paths = np;
+        np[n++] = s->path;
+        s->path = NULL;
+        cl->segs = s->next;
+        seg_free(s);
+    }
+    return n;
+}
+
 void clog_get_stats(clog *cl, clog_stats *out)
 {
     out->bytes = cl->bytes;
@@ -728,7 +753,7 @@ static int replay_seg(clog *cl, cl_seg *s, const uint8_t *d, size_t n, clog_repl
         if ((size_t)len + CL_FRAME > n - off) { why = "truncated entry"; break; }
         const uint8_t *pl = d + off + 8;
         if (get_be32(pl + len) != sib_crc32c(0, pl, len)) { why = "bad entry checksum"; break; }
-        int rc = fn(arg, pl, len, name, off, err);
+        int rc = fn(arg, pl, len, name, s->id, off, err);
         if (rc == SIB_ECORRUPT) { why = "undecodable entry"; break; }
         if (rc < 0) return rc;
         st->entries++;

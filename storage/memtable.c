@@ -11,8 +11,8 @@
  * LWW happens on apply: a cell replaces the stored one only if it supersedes
  * it (mt_cell_supersedes, Cassandra's Cells.resolveRegular), markers and
  * deletions keep the superseding one. Deletions do not remove the data they
- * shadow here: reads apply them (read.c), and flush will purge (next
- * milestone). A replaced cell's bytes stay in the arena until the memtable is
+ * shadow here: reads apply them (read.c), and flush drops cells shadowed by
+ * their row's or partition's deletion (flush.c). A replaced cell's bytes stay in the arena until the memtable is
  * freed, which is what memtable_bytes reports.
  *
  * Only the loop thread touches a memtable.

@@ -1,186 +1,267 @@
-/* read.c: partition reads (st_iter) and token-ordered scans (st_scan).
+/* read.c: partition reads (st_iter) and token-ordered scans (st_scan), merged
+ * over the active memtable, the frozen ones and the SSTables.
  *
- * A read resolves deletions at read time, Cassandra's way: the active
- * deletion of a row is the superseding one of (partition deletion, every
- * range tombstone covering its clustering key, the row deletion); a marker or
- * cell is live iff its timestamp is above that deletion's, it is not a
- * tombstone, not older than its column's complex deletion, and not expired
- * (now_s < expiry). A row is returned iff its marker or a cell is live.
+ * Sources of a partition read: every memtable holding the partition, and
+ * every SSTable whose bloom filter admits its token and whose index has it,
+ * newest first; an SSTable whose max timestamp is below a partition deletion
+ * already seen is skipped (everything in it is shadowed), and so is its row
+ * walk when its clustering range [min_ck, max_ck] misses every slice.
  *
- * Sources: today the only source is the memtable; with SSTables the iterator
- * becomes a merge of per-source cursors in clustering order (reconciling
- * equal keys with the same LWW rules) before this evaluation. The public
- * iterator state (slices, reversed, now_s, status) already carries what that
- * merge needs.
+ * Merge: per slice, each source is positioned (memtable B+tree seek, SSTable
+ * clustering-index seek; reversed reads walk back) and the rows come out in
+ * clustering order by a k-way pick of the smallest (largest when reversed)
+ * key. Rows with equal keys from several sources are reconciled: superseding
+ * marker, row deletion and complex deletions, and per (column, path) the
+ * superseding cell (sst_cell_supersedes, Cassandra's LWW). Then the row is
+ * evaluated as Cassandra does: the active deletion is the superseding one of
+ * (partition deletion of any source, every covering range tombstone of any
+ * source, the row deletion); a marker or cell is live iff above it, not a
+ * tombstone, newer than its column's complex deletion and not expired.
  *
- * Cursors survive writes between calls: each remembers the last entry it
- * returned and re-seeks past it when the tree's version moved.
+ * Writes between calls: the iterator remembers the last key returned; when
+ * the active memtable's row tree version moved, its cursor re-seeks past
+ * that key. Memtables and SSTables are referenced, so a flush or truncate
+ * completing between calls never frees what the iterator reads.
+ *
+ * A source error (SIB_ECORRUPT from a bad block, naming the file) ends the
+ * iteration; st_iter_status reports it.
  */
 #include "storage_int.h"
 
 #include <stdlib.h>
 
-typedef struct it_slice { mt_bound start, end; } it_slice;
+typedef struct src {
+    st_mem *m;      /* memtable source (referenced) */
+    mt_part *mp;
+    bt_cur cur;
+    uint32_t ver;
+    sst_part *sp;   /* SSTable source */
+    sst_row row;    /* current row (valid when has) */
+    bool has, consumed, skip; /* skip: its clustering range misses every slice */
+    sst_cell *cells; /* memtable row conversion scratch */
+    size_t capcells;
+    sst_cdel *cdels;
+    size_t capcdels;
+} src;
 
 struct st_iter {
-    mt_part *p;
     int32_t now;
     bool reversed, positioned;
     size_t nslices, si;
-    it_slice *sl;
-    bt_cur cur;
-    uint64_t ver;
-    mt_row *last;
+    sst_bound *sl; /* 2 per slice: start, end */
+    src *srcs, *stat; /* stat: static-row scratch per source */
+    size_t nsrc;
+    const sst_row **pick; /* rows being reconciled, one slot per source */
+    sst_del pdel;
+    sst_rt *rts;
+    size_t nrt;
+    uint8_t *last;
+    size_t lastlen, lastcap;
+    bool has_last;
+    sst_cell *mc;   /* merged cells */
+    size_t capmc;
+    sst_cdel *md;
+    size_t capmd;
     st_cell_view *cv;
     size_t cvcap;
     int status;
+    sib_err err;
 };
 
-struct st_scan {
-    st_table *t;
-    int32_t now;
-    bool positioned, has_start, start_pk, start_incl;
-    uint64_t start_prefix;
-    bt_ent start_probe;
-    uint8_t *start_key;
-    bt_cur cur;
-    uint64_t ver;
-    mt_part *last;
-};
-
-/* ---- row evaluation ---- */
-
-static st_deletion active_deletion(const mt_part *p, const mt_row *r, bool is_static)
+static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-    st_deletion d = mt_part_del(p);
-    if (is_static) return d; /* range tombstones and row deletions never cover the static row */
-    for (uint32_t i = 0, n = p->x ? p->x->nrt : 0; i < n; i++) {
-        const mt_rt *rt = &p->x->rts[i];
-        if (st_del_supersedes(rt->del, d) && mt_bound_cmp(r->ck, r->e.keylen, &rt->start, true) > 0 &&
-            mt_bound_cmp(r->ck, r->e.keylen, &rt->end, false) < 0)
-            d = rt->del;
-    }
-    if (st_del_supersedes(mt_row_del(r), d)) d = mt_row_del(r);
-    return d;
-}
-
-static int64_t cdel_ts(const mt_row *r, uint32_t col)
-{
-    for (uint32_t i = 1, n = r->cdels[0].col; i <= n; i++)
-        if (r->cdels[i].col == col) return r->cdels[i].del.ts;
-    return ST_NO_TIMESTAMP;
-}
-
-static bool cell_live(const mt_row *r, const mt_cell *c, int64_t del_ts, int32_t now)
-{
-    if (mt_cell_tomb(c) || c->ts <= del_ts) return false;
-    if (c->ttl > 0 && now >= c->ldt) return false;
-    return !r->cdels || c->ts > cdel_ts(r, c->col);
-}
-
-/* Evaluates r at now. With it == NULL only answers "is it live". */
-static bool row_eval(st_iter *it, const mt_part *p, const mt_row *r, bool is_static, int32_t now, st_row *out)
-{
-    st_deletion d = active_deletion(p, r, is_static);
-    bool marker = !is_static && r->marker_ts != ST_NO_TIMESTAMP && r->marker_ts > d.ts &&
-                  (r->marker_ttl == 0 || now < r->marker_ldt);
-    if (!it) {
-        if (marker) return true;
-        for (uint32_t i = 0; i < r->ncells; i++)
-            if (cell_live(r, r->cells[i], d.ts, now)) return true;
-        return false;
-    }
-    if (it->cvcap < r->ncells) {
-        size_t cap = r->ncells < 16 ? 16 : r->ncells;
-        st_cell_view *n = realloc(it->cv, cap * sizeof *n);
-        if (!n) {
-            it->status = SIB_ENOMEM;
-            return false;
-        }
-        it->cv = n;
-        it->cvcap = cap;
-    }
-    size_t k = 0;
-    for (uint32_t i = 0; i < r->ncells; i++) {
-        const mt_cell *c = r->cells[i];
-        if (!cell_live(r, c, d.ts, now)) continue;
-        st_cell_view *v = &it->cv[k++];
-        v->col = c->col;
-        v->path = c->pathlen ? c->data : NULL;
-        v->pathlen = c->pathlen;
-        v->val = c->data + c->pathlen;
-        v->vlen = c->vlen;
-        v->ts = c->ts;
-        v->ttl = c->ttl;
-        v->expiry = c->ldt;
-    }
-    if (!marker && !k) return false;
-    out->ck = r->ck;
-    out->cklen = r->e.keylen;
-    out->is_static = is_static;
-    out->has_marker = marker;
-    out->marker_ts = marker ? r->marker_ts : ST_NO_TIMESTAMP;
-    out->marker_ttl = marker ? r->marker_ttl : 0;
-    out->marker_expiry = marker ? r->marker_ldt : ST_NO_DELETION_TIME;
-    out->cells = it->cv;
-    out->ncells = k;
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap * 2 : 16;
+    while (c < need) c *= 2;
+    void *n = realloc(*p, c * elem);
+    if (!n) return false;
+    *p = n;
+    *cap = c;
     return true;
 }
 
-bool mt_part_live(const mt_part *p, int32_t now_s)
+static mt_bound to_mt(const sst_bound *b) { return (mt_bound){b->key, b->len, b->incl, b->unbounded}; }
+
+/* ---- memtable rows as sst_row ---- */
+
+static bool mem_row(src *s, const mt_row *r, bool is_static)
 {
-    if (p->x && p->x->static_row && row_eval(NULL, p, p->x->static_row, true, now_s, NULL)) return true;
-    bt_cur c;
-    for (bt_first(&p->rows, &c); bt_cur_valid(&c); bt_cur_next(&c))
-        if (row_eval(NULL, p, (const mt_row *)bt_cur_get(&c), false, now_s, NULL)) return true;
-    return false;
+    uint32_t nd = r->cdels ? r->cdels[0].col : 0;
+    if (!grow((void **)&s->cells, &s->capcells, r->ncells, sizeof *s->cells) ||
+        !grow((void **)&s->cdels, &s->capcdels, nd, sizeof *s->cdels))
+        return false;
+    sst_row *o = &s->row;
+    memset(o, 0, sizeof *o);
+    o->ck = r->ck;
+    o->cklen = r->e.keylen;
+    o->is_static = is_static;
+    o->marker_ts = r->marker_ts;
+    o->marker_ttl = r->marker_ttl;
+    o->marker_ldt = r->marker_ldt;
+    o->del = (sst_del){r->del_ts, r->e.aux};
+    for (uint32_t i = 0; i < nd; i++) s->cdels[i] = (sst_cdel){r->cdels[i + 1].col, {r->cdels[i + 1].del.ts, r->cdels[i + 1].del.ldt}};
+    for (uint32_t i = 0; i < r->ncells; i++) {
+        const mt_cell *c = r->cells[i];
+        s->cells[i] = (sst_cell){c->col, c->pathlen, c->vlen, c->data, c->data + c->pathlen, c->ts, c->ttl, c->ldt};
+    }
+    o->cells = s->cells;
+    o->ncells = r->ncells;
+    o->cdels = s->cdels;
+    o->ncdels = nd;
+    return true;
 }
 
-bool st_partition_live(st_table *t, const uint8_t *pk, size_t pklen, int32_t now_s)
+/* ---- opening ---- */
+
+static int add_rts(st_iter *it, const sst_rt *rts, size_t n)
 {
-    const mt_part *p = memtable_find(&t->mt, pk, pklen);
-    return p && mt_part_live(p, now_s);
+    size_t cap = it->nrt;
+    if (!n) return 0;
+    sst_rt *x = realloc(it->rts, (cap + n) * sizeof *x);
+    if (!x) return SIB_ENOMEM;
+    memcpy(x + it->nrt, rts, n * sizeof *x);
+    it->rts = x;
+    it->nrt += n;
+    return 0;
 }
 
-/* ---- st_iter ---- */
-
-static void bound_copy(mt_bound *d, const st_bound *s, uint8_t **keys)
+static src *src_add(st_iter *it)
 {
-    d->incl = s->incl;
-    d->unbounded = s->unbounded;
-    d->len = s->unbounded ? 0 : (uint32_t)s->len;
-    d->key = *keys;
-    if (d->len) memcpy(*keys, s->key, d->len);
-    *keys += d->len;
+    src *n = realloc(it->srcs, (it->nsrc + 1) * sizeof *n);
+    if (!n) return NULL;
+    it->srcs = n;
+    src *s = &n[it->nsrc++];
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+static int add_mem(st_iter *it, st_mem *m, const uint8_t *pk, size_t pklen)
+{
+    mt_part *p = memtable_find(&m->mt, pk, pklen);
+    if (!p) return 0;
+    src *s = src_add(it);
+    if (!s) return SIB_ENOMEM;
+    s->m = m;
+    st_mem_ref(m);
+    s->mp = p;
+    sst_del d = {p->del_ts, p->e.aux};
+    if (d.ts != ST_NO_TIMESTAMP && sst_del_supersedes(d, it->pdel)) it->pdel = d;
+    if (p->x && p->x->nrt) {
+        for (uint32_t i = 0; i < p->x->nrt; i++) {
+            const mt_rt *r = &p->x->rts[i];
+            sst_rt x = {{r->start.key, r->start.len, r->start.incl, r->start.unbounded},
+                        {r->end.key, r->end.len, r->end.incl, r->end.unbounded}, {r->del.ts, r->del.ldt}};
+            if (add_rts(it, &x, 1)) return SIB_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static bool ck_misses_slices(const st_iter *it, const sst_stats *st)
+{
+    if (!st->min_ck) return false;
+    for (size_t i = 0; i < it->nslices; i++) {
+        const sst_bound *a = &it->sl[2 * i], *b = &it->sl[2 * i + 1];
+        if (sst_bound_cmp(st->min_ck, st->min_cklen, b, false) < 0 && sst_bound_cmp(st->max_ck, st->max_cklen, a, true) > 0)
+            return false;
+    }
+    return true;
+}
+
+static int add_sst(st_iter *it, sstable *t, const uint8_t *pk, size_t pklen, int64_t token)
+{
+    const sst_stats *st = sst_get_stats(t);
+    if (it->pdel.ts != SST_NO_TS && st->max_ts <= it->pdel.ts) return 0; /* all shadowed */
+    if (!sst_may_contain(t, token)) return 0;
+    sst_part *p;
+    int rc = sst_part_open(t, pk, pklen, token, &p, &it->err);
+    if (rc || !p) return rc;
+    src *s = src_add(it);
+    if (!s) {
+        sst_part_close(p);
+        return SIB_ENOMEM;
+    }
+    s->sp = p;
+    sst_del d = sst_part_deletion(p);
+    if (d.ts != SST_NO_TS && sst_del_supersedes(d, it->pdel)) it->pdel = d;
+    const sst_rt *rts;
+    size_t n = sst_part_rts(p, &rts);
+    if (add_rts(it, rts, n)) return SIB_ENOMEM;
+    s->skip = ck_misses_slices(it, st);
+    return 0;
 }
 
 st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
                  bool reversed, int32_t now_s)
 {
-    size_t keybytes = 0;
-    for (size_t i = 0; i < nslices; i++) {
-        if (!slices[i].start.unbounded) keybytes += slices[i].start.len;
-        if (!slices[i].end.unbounded) keybytes += slices[i].end.len;
-    }
-    size_t ns = nslices ? nslices : 1;
-    st_iter *it = calloc(1, sizeof *it + ns * sizeof(it_slice) + keybytes);
+    size_t keybytes = 0, ns = nslices ? nslices : 1;
+    for (size_t i = 0; i < nslices; i++)
+        keybytes += (slices[i].start.unbounded ? 0 : slices[i].start.len) + (slices[i].end.unbounded ? 0 : slices[i].end.len);
+    st_iter *it = calloc(1, sizeof *it + 2 * ns * sizeof(sst_bound) + keybytes);
     if (!it) return NULL;
-    it->sl = (it_slice *)(it + 1);
+    it->sl = (sst_bound *)(it + 1);
     it->nslices = ns;
     it->reversed = reversed;
     it->now = now_s;
-    it->p = memtable_find(&t->mt, pk, pklen);
+    it->pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
     if (!nslices) {
-        it->sl[0].start.unbounded = it->sl[0].end.unbounded = true;
-        return it;
+        it->sl[0].unbounded = it->sl[1].unbounded = true;
+    } else {
+        uint8_t *keys = (uint8_t *)(it->sl + 2 * ns);
+        for (size_t i = 0; i < 2 * nslices; i++) {
+            const st_bound *b = i % 2 ? &slices[i / 2].end : &slices[i / 2].start;
+            sst_bound *d = &it->sl[i];
+            d->incl = b->incl;
+            d->unbounded = b->unbounded;
+            d->len = b->unbounded ? 0 : (uint32_t)b->len;
+            d->key = keys;
+            if (d->len) memcpy(keys, b->key, d->len);
+            keys += d->len;
+        }
     }
-    uint8_t *keys = (uint8_t *)(it->sl + ns);
-    for (size_t i = 0; i < nslices; i++) {
-        bound_copy(&it->sl[i].start, &slices[i].start, &keys);
-        bound_copy(&it->sl[i].end, &slices[i].end, &keys);
-    }
+    int rc = add_mem(it, t->mem, pk, pklen);
+    for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, pk, pklen);
+    int64_t token = t->nssts ? sib_murmur3_token(pk, pklen) : 0;
+    for (size_t i = 0; !rc && i < t->nssts; i++) rc = add_sst(it, t->ssts[i], pk, pklen, token);
+    if (!rc && !(it->pick = malloc((it->nsrc ? it->nsrc : 1) * sizeof *it->pick))) rc = SIB_ENOMEM;
+    if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
+    it->status = rc;
     return it;
 }
+
+void st_iter_destroy(st_iter *it)
+{
+    if (!it) return;
+    for (size_t i = 0; i < it->nsrc; i++) {
+        src *s = &it->srcs[i];
+        st_mem_unref(s->m);
+        sst_part_close(s->sp);
+        free(s->cells);
+        free(s->cdels);
+    }
+    for (size_t i = 0; it->stat && i < it->nsrc; i++) {
+        free(it->stat[i].cells);
+        free(it->stat[i].cdels);
+    }
+    free(it->stat);
+    free(it->pick);
+    free(it->srcs);
+    free(it->rts);
+    free(it->last);
+    free(it->mc);
+    free(it->md);
+    free(it->cv);
+    free(it);
+}
+
+int st_iter_status(const st_iter *it, sib_err *err)
+{
+    if (!it->status) return 0;
+    if (it->err.msg[0]) return sib_err_set(err, it->status, "%s", it->err.msg);
+    return sib_err_set(err, it->status, "storage: read failed: %s", sib_strerror(it->status));
+}
+
+/* ---- source cursors ---- */
 
 static bool before_start(const bt_ent *e, const void *arg)
 {
@@ -190,135 +271,480 @@ static bool not_after_end(const bt_ent *e, const void *arg)
 {
     return mt_bound_cmp(e->key, e->keylen, arg, false) < 0;
 }
+
+/* Loads the memtable cursor's row into s->row (or clears has). */
+static int mem_peek(src *s)
+{
+    s->has = bt_cur_valid(&s->cur);
+    if (s->has && !mem_row(s, (const mt_row *)bt_cur_get(&s->cur), false)) return SIB_ENOMEM;
+    return 0;
+}
+
 static bool not_after_ent(const bt_ent *e, const void *arg) { return bt_ent_cmp(e, arg) <= 0; }
 static bool before_ent(const bt_ent *e, const void *arg) { return bt_ent_cmp(e, arg) < 0; }
 
-/* Positions the cursor on the first candidate of the current slice, or (when
- * resuming) on the first candidate past it->last. Reversed reads seek the
- * first entry after the target and step back. */
-static void iter_position(st_iter *it, const it_slice *s, bool resume)
+/* Positions a source at the start of slice (a, b) (its end when reversed)
+ * or, for a memtable whose tree moved, strictly past the last key returned
+ * (SSTables never move, so they only ever get the first kind). */
+static int src_position(st_iter *it, src *s, const sst_bound *a, const sst_bound *b)
 {
-    const bt *rows = &it->p->rows;
-    if (!it->reversed) {
-        if (resume) bt_seek(rows, not_after_ent, &it->last->e, &it->cur);
-        else bt_seek(rows, before_start, &s->start, &it->cur);
-        return;
+    s->consumed = false;
+    if (s->sp) {
+        int rc = sst_part_seek(s->sp, it->reversed ? b : a, it->reversed, &it->err);
+        const sst_row *r;
+        if (!rc && (rc = sst_part_next(s->sp, &r, &it->err)) == 1) s->row = *r;
+        s->has = rc == 1;
+        return rc < 0 ? rc : 0;
     }
-    bool found = resume ? bt_seek(rows, before_ent, &it->last->e, &it->cur)
-                        : bt_seek(rows, not_after_end, &s->end, &it->cur);
-    if (found) bt_cur_prev(&it->cur);
-    else bt_last(rows, &it->cur);
+    const bt *rows = &s->mp->rows;
+    bool found;
+    if (it->has_last) {
+        bt_ent probe = {bt_key_prefix(it->last, it->lastlen), it->last, (uint32_t)it->lastlen, 0};
+        found = bt_seek(rows, it->reversed ? before_ent : not_after_ent, &probe, &s->cur);
+    } else {
+        mt_bound mb = to_mt(it->reversed ? b : a);
+        found = bt_seek(rows, it->reversed ? not_after_end : before_start, &mb, &s->cur);
+    }
+    if (it->reversed) {
+        if (found) bt_cur_prev(&s->cur);
+        else bt_last(rows, &s->cur);
+    }
+    s->ver = rows->version;
+    return mem_peek(s);
+}
+
+static int src_advance(st_iter *it, src *s)
+{
+    s->consumed = false;
+    if (s->sp) {
+        const sst_row *r;
+        int rc = sst_part_next(s->sp, &r, &it->err);
+        if (rc == 1) s->row = *r;
+        s->has = rc == 1;
+        return rc < 0 ? rc : 0;
+    }
+    if (it->reversed) bt_cur_prev(&s->cur);
+    else bt_cur_next(&s->cur);
+    return mem_peek(s);
+}
+
+/* ---- merge + evaluation ---- */
+
+static int cell_key_cmp(const sst_cell *a, const sst_cell *b)
+{
+    if (a->col != b->col) return a->col < b->col ? -1 : 1;
+    size_t n = SIB_MIN(a->pathlen, b->pathlen);
+    int c = n ? memcmp(a->path, b->path, n) : 0;
+    return c ? c : (a->pathlen < b->pathlen ? -1 : a->pathlen > b->pathlen);
+}
+
+static int cell_sort_cmp(const void *x, const void *y) { return cell_key_cmp(x, y); }
+
+static bool marker_supersedes(const sst_row *a, const sst_row *b)
+{
+    if (b->marker_ts == SST_NO_TS) return true;
+    if (a->marker_ts != b->marker_ts) return a->marker_ts > b->marker_ts;
+    if ((a->marker_ttl > 0) != (b->marker_ttl > 0)) return a->marker_ttl > 0;
+    return a->marker_ldt > b->marker_ldt;
+}
+
+/* Reconciles rows[0..n) (same key) into *out, using it's scratch. */
+static int merge_rows(st_iter *it, const sst_row **rows, size_t n, sst_row *out)
+{
+    *out = *rows[0];
+    if (n == 1) return 0;
+    size_t nc = 0, nd = 0;
+    for (size_t i = 0; i < n; i++) nc += rows[i]->ncells, nd += rows[i]->ncdels;
+    if (!grow((void **)&it->mc, &it->capmc, nc, sizeof *it->mc) || !grow((void **)&it->md, &it->capmd, nd, sizeof *it->md))
+        return SIB_ENOMEM;
+    nc = nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sst_row *r = rows[i];
+        if (i && r->marker_ts != SST_NO_TS && marker_supersedes(r, out)) {
+            out->marker_ts = r->marker_ts;
+            out->marker_ttl = r->marker_ttl;
+            out->marker_ldt = r->marker_ldt;
+        }
+        if (i && r->del.ts != SST_NO_TS && sst_del_supersedes(r->del, out->del)) out->del = r->del;
+        for (uint32_t k = 0; k < r->ncdels; k++) {
+            size_t j = 0;
+            while (j < nd && it->md[j].col != r->cdels[k].col) j++;
+            if (j == nd) it->md[nd++] = r->cdels[k];
+            else if (sst_del_supersedes(r->cdels[k].del, it->md[j].del)) it->md[j].del = r->cdels[k].del;
+        }
+        if (r->ncells) memcpy(it->mc + nc, r->cells, r->ncells * sizeof *it->mc);
+        nc += r->ncells;
+    }
+    if (nc > 1) qsort(it->mc, nc, sizeof *it->mc, cell_sort_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (k && !cell_key_cmp(&it->mc[k - 1], &it->mc[i])) {
+            if (sst_cell_supersedes(&it->mc[i], &it->mc[k - 1])) it->mc[k - 1] = it->mc[i];
+        } else {
+            it->mc[k++] = it->mc[i];
+        }
+    }
+    out->cells = it->mc;
+    out->ncells = (uint32_t)k;
+    out->cdels = it->md;
+    out->ncdels = (uint32_t)nd;
+    return 0;
+}
+
+static int64_t cdel_ts(const sst_row *r, uint32_t col)
+{
+    for (uint32_t i = 0; i < r->ncdels; i++)
+        if (r->cdels[i].col == col) return r->cdels[i].del.ts;
+    return ST_NO_TIMESTAMP;
+}
+
+/* Evaluates a merged row at now; false if nothing in it is live. */
+static bool row_eval(st_iter *it, const sst_row *r, st_row *out)
+{
+    sst_del d = it->pdel;
+    if (!r->is_static) {
+        for (size_t i = 0; i < it->nrt; i++) {
+            const sst_rt *rt = &it->rts[i];
+            if (sst_del_supersedes(rt->del, d) && sst_bound_cmp(r->ck, r->cklen, &rt->start, true) > 0 &&
+                sst_bound_cmp(r->ck, r->cklen, &rt->end, false) < 0)
+                d = rt->del;
+        }
+        if (r->del.ts != SST_NO_TS && sst_del_supersedes(r->del, d)) d = r->del;
+    }
+    int32_t now = it->now;
+    bool marker = !r->is_static && r->marker_ts != SST_NO_TS && r->marker_ts > d.ts &&
+                  (r->marker_ttl == 0 || now < r->marker_ldt);
+    if (!grow((void **)&it->cv, &it->cvcap, r->ncells, sizeof *it->cv)) {
+        it->status = SIB_ENOMEM;
+        return false;
+    }
+    size_t k = 0;
+    for (uint32_t i = 0; i < r->ncells; i++) {
+        const sst_cell *c = &r->cells[i];
+        if (sst_cell_tomb(c) || c->ts <= d.ts || (c->ttl > 0 && now >= c->ldt)) continue;
+        if (r->ncdels && c->ts <= cdel_ts(r, c->col)) continue;
+        it->cv[k++] = (st_cell_view){c->col, c->pathlen ? c->path : NULL, c->pathlen, c->val, c->vlen, c->ts, c->ttl, c->ldt};
+    }
+    if (!marker && !k) return false;
+    out->ck = r->ck;
+    out->cklen = r->cklen;
+    out->is_static = r->is_static;
+    out->has_marker = marker;
+    out->marker_ts = marker ? r->marker_ts : ST_NO_TIMESTAMP;
+    out->marker_ttl = marker ? r->marker_ttl : 0;
+    out->marker_expiry = marker ? r->marker_ldt : ST_NO_DELETION_TIME;
+    out->cells = it->cv;
+    out->ncells = k;
+    return true;
+}
+
+static int row_key_cmp(const sst_row *a, const sst_row *b)
+{
+    size_t n = SIB_MIN(a->cklen, b->cklen);
+    int c = n ? memcmp(a->ck, b->ck, n) : 0;
+    return c ? c : (a->cklen < b->cklen ? -1 : a->cklen > b->cklen);
+}
+
+static bool set_last(st_iter *it, const sst_row *r)
+{
+    if (!grow((void **)&it->last, &it->lastcap, r->cklen + 1, 1)) return false;
+    if (r->cklen) memcpy(it->last, r->ck, r->cklen);
+    it->lastlen = r->cklen;
+    it->has_last = true;
+    return true;
+}
+
+/* One step: advances consumed sources, re-seeks a moved memtable, picks the
+ * next key. 1 = *out filled, 0 = slice done, <0 error. */
+static int next_merged(st_iter *it, const sst_bound *a, const sst_bound *b, sst_row *out)
+{
+    const sst_row **pick = it->pick;
+    size_t np = 0;
+    for (size_t i = 0; i < it->nsrc; i++) {
+        src *s = &it->srcs[i];
+        int rc = 0;
+        if (s->skip) continue;
+        if (s->m && s->ver != s->mp->rows.version) rc = src_position(it, s, a, b);
+        else if (s->consumed) rc = src_advance(it, s);
+        if (rc) return rc;
+    }
+    const sst_row *best = NULL;
+    for (size_t i = 0; i < it->nsrc; i++) {
+        src *s = &it->srcs[i];
+        if (!s->has) continue;
+        int c = best ? row_key_cmp(&s->row, best) : -1;
+        if (it->reversed) c = -c;
+        if (!best || c < 0) best = &s->row;
+    }
+    if (!best) return 0;
+    bool in = it->reversed ? sst_bound_cmp(best->ck, best->cklen, a, true) > 0
+                           : sst_bound_cmp(best->ck, best->cklen, b, false) < 0;
+    if (!in) return 0;
+    for (size_t i = 0; i < it->nsrc; i++) {
+        src *s = &it->srcs[i];
+        if (s->has && !row_key_cmp(&s->row, best)) {
+            pick[np++] = &s->row;
+            s->consumed = true;
+        }
+    }
+    int rc = merge_rows(it, pick, np, out);
+    if (!rc && !set_last(it, out)) rc = SIB_ENOMEM;
+    return rc ? rc : 1;
 }
 
 bool st_iter_next(st_iter *it, st_row *out)
 {
-    if (!it->p || it->status) return false;
-    while (it->si < it->nslices) {
-        const it_slice *s = &it->sl[it->reversed ? it->nslices - 1 - it->si : it->si];
-        if (!it->positioned || it->ver != it->p->rows.version) {
-            iter_position(it, s, it->positioned && it->last);
+    while (!it->status && it->si < it->nslices) {
+        size_t k = it->reversed ? it->nslices - 1 - it->si : it->si;
+        const sst_bound *a = &it->sl[2 * k], *b = &it->sl[2 * k + 1];
+        if (!it->positioned) {
+            it->has_last = false;
+            for (size_t i = 0; !it->status && i < it->nsrc; i++) {
+                src *s = &it->srcs[i];
+                if (s->skip) continue;
+                it->status = src_position(it, s, a, b);
+            }
             it->positioned = true;
-            it->ver = it->p->rows.version;
+            if (it->status) break;
         }
-        if (!bt_cur_valid(&it->cur)) {
+        sst_row m;
+        int rc = next_merged(it, a, b, &m);
+        if (rc < 0) {
+            it->status = rc;
+            break;
+        }
+        if (rc == 0) {
             it->si++;
             it->positioned = false;
+            it->has_last = false;
             continue;
         }
-        mt_row *r = (mt_row *)bt_cur_get(&it->cur);
-        bool in = it->reversed ? mt_bound_cmp(r->ck, r->e.keylen, &s->start, true) > 0
-                               : mt_bound_cmp(r->ck, r->e.keylen, &s->end, false) < 0;
-        if (!in) {
-            it->si++;
-            it->positioned = false;
-            continue;
-        }
-        if (it->reversed) bt_cur_prev(&it->cur);
-        else bt_cur_next(&it->cur);
-        it->last = r;
-        if (row_eval(it, it->p, r, false, it->now, out)) return true;
-        if (it->status) return false;
+        if (row_eval(it, &m, out)) return true;
     }
+    if (it->status == SIB_ENOMEM && !it->err.msg[0]) sib_err_set(&it->err, SIB_ENOMEM, "storage: out of memory");
     return false;
 }
 
 bool st_iter_static(st_iter *it, st_row *out)
 {
-    if (!it->p || !it->p->x || !it->p->x->static_row || it->status) return false;
-    return row_eval(it, it->p, it->p->x->static_row, true, it->now, out);
+    if (it->status) return false;
+    if (!it->stat && it->nsrc && !(it->stat = calloc(it->nsrc, sizeof *it->stat))) {
+        it->status = SIB_ENOMEM;
+        return false;
+    }
+    const sst_row **pick = it->pick;
+    size_t np = 0;
+    for (size_t i = 0; i < it->nsrc; i++) {
+        src *s = &it->srcs[i];
+        if (s->sp) {
+            if ((pick[np] = sst_part_static(s->sp))) np++;
+        } else if (s->mp->x && s->mp->x->static_row) {
+            src *t = &it->stat[i];
+            if (!mem_row(t, s->mp->x->static_row, true)) {
+                it->status = SIB_ENOMEM;
+                return false;
+            }
+            pick[np++] = &t->row;
+        }
+    }
+    if (!np) return false;
+    sst_row m;
+    if (merge_rows(it, pick, np, &m)) {
+        it->status = SIB_ENOMEM;
+        return false;
+    }
+    return row_eval(it, &m, out);
 }
 
-int st_iter_status(const st_iter *it, sib_err *err)
+bool st_partition_live(st_table *t, const uint8_t *pk, size_t pklen, int32_t now_s)
 {
-    if (it->status) return sib_err_set(err, it->status, "storage: read failed: %s", sib_strerror(it->status));
-    return 0;
+    st_iter *it = st_read(t, pk, pklen, NULL, 0, false, now_s);
+    if (!it) return false;
+    st_row r;
+    bool live = st_iter_static(it, &r) || st_iter_next(it, &r);
+    st_iter_destroy(it);
+    return live;
 }
 
-void st_iter_destroy(st_iter *it)
-{
-    if (!it) return;
-    free(it->cv);
-    free(it);
-}
+/* ---- st_scan ----
+ * A k-way merge of partition keys over the memtables' partition trees and
+ * the SSTables' index scans; each candidate is checked with
+ * st_partition_live. When the table's sources change (flush, truncate) or
+ * the active memtable's tree moves, the cursors are rebuilt just past the
+ * last key returned. */
 
-/* ---- st_scan ---- */
+typedef struct pk_src {
+    st_mem *m;
+    bt_cur cur;
+    sst_pscan *ps;
+    bool has;
+    int64_t token;
+    const uint8_t *pk;
+    size_t pklen;
+} pk_src;
+
+struct st_scan {
+    st_table *t;
+    int32_t now;
+    bool built;
+    uint64_t srcver;
+    uint32_t memver;
+    pk_src *srcs;
+    size_t nsrc;
+    int64_t token;   /* resume position: start, then last returned */
+    uint8_t *key;
+    size_t keylen, keycap;
+    bool has_key, has_pos, incl;
+    int status;
+    sib_err err;
+};
 
 st_scan *st_scan_open(st_table *t, const st_position *start, int32_t now_s)
 {
-    size_t klen = start && start->pk ? start->pklen : 0;
-    st_scan *sc = calloc(1, sizeof *sc + klen);
+    st_scan *sc = calloc(1, sizeof *sc);
     if (!sc) return NULL;
     sc->t = t;
     sc->now = now_s;
     if (start) {
-        sc->has_start = true;
-        sc->start_incl = start->inclusive;
-        sc->start_prefix = bt_token_prefix(start->token);
+        sc->has_pos = true;
+        sc->token = start->token;
+        sc->incl = start->inclusive;
         if (start->pk) {
-            sc->start_pk = true;
-            sc->start_key = (uint8_t *)(sc + 1);
-            if (klen) memcpy(sc->start_key, start->pk, klen);
-            sc->start_probe.prefix = sc->start_prefix;
-            sc->start_probe.key = sc->start_key;
-            sc->start_probe.keylen = (uint32_t)klen;
+            sc->has_key = true;
+            if (!grow((void **)&sc->key, &sc->keycap, start->pklen + 1, 1)) {
+                free(sc);
+                return NULL;
+            }
+            if (start->pklen) memcpy(sc->key, start->pk, start->pklen);
+            sc->keylen = start->pklen;
         }
     }
     return sc;
 }
 
-static bool scan_before_start(const bt_ent *e, const void *arg)
+static void scan_clear(st_scan *sc)
+{
+    for (size_t i = 0; i < sc->nsrc; i++) {
+        st_mem_unref(sc->srcs[i].m);
+        sst_pscan_close(sc->srcs[i].ps);
+    }
+    free(sc->srcs);
+    sc->srcs = NULL;
+    sc->nsrc = 0;
+    sc->built = false;
+}
+
+static bool scan_before(const bt_ent *e, const void *arg)
 {
     const st_scan *sc = arg;
-    if (sc->start_pk) {
-        int c = bt_ent_cmp(e, &sc->start_probe);
-        return sc->start_incl ? c < 0 : c <= 0;
+    if (sc->has_key) {
+        bt_ent probe = {bt_token_prefix(sc->token), sc->key, (uint32_t)sc->keylen, 0};
+        int c = bt_ent_cmp(e, &probe);
+        return sc->incl ? c < 0 : c <= 0;
     }
-    return sc->start_incl ? e->prefix < sc->start_prefix : e->prefix <= sc->start_prefix;
+    uint64_t pre = bt_token_prefix(sc->token);
+    return sc->incl ? e->prefix < pre : e->prefix <= pre;
+}
+
+static int pk_peek(st_scan *sc, pk_src *p)
+{
+    if (p->m) {
+        p->has = bt_cur_valid(&p->cur);
+        if (p->has) {
+            const mt_part *x = (const mt_part *)bt_cur_get(&p->cur);
+            p->token = mt_part_token(x);
+            p->pk = x->pk;
+            p->pklen = x->e.keylen;
+        }
+        return 0;
+    }
+    int rc = sst_pscan_next(p->ps, &p->pk, &p->pklen, &p->token, &sc->err);
+    p->has = rc == 1;
+    return rc < 0 ? rc : 0;
+}
+
+static int scan_build(st_scan *sc)
+{
+    st_table *t = sc->t;
+    size_t n = 1 + t->nssts;
+    for (st_mem *m = t->frozen; m; m = m->next) n++;
+    if (!(sc->srcs = calloc(n, sizeof *sc->srcs))) return SIB_ENOMEM;
+    for (st_mem *m = t->mem; m; m = m == t->mem ? t->frozen : m->next) {
+        pk_src *p = &sc->srcs[sc->nsrc++];
+        p->m = m;
+        st_mem_ref(p->m);
+        if (sc->has_pos) bt_seek(&p->m->mt.parts, scan_before, sc, &p->cur);
+        else bt_first(&p->m->mt.parts, &p->cur);
+        pk_peek(sc, p);
+    }
+    for (size_t i = 0; i < t->nssts; i++) {
+        pk_src *p = &sc->srcs[sc->nsrc++];
+        int rc = sst_pscan_open(t->ssts[i], sc->has_pos ? sc->token : INT64_MIN, sc->has_key ? sc->key : NULL,
+                                sc->keylen, sc->has_pos ? sc->incl : true, &p->ps, &sc->err);
+        if (!rc) rc = pk_peek(sc, p);
+        if (rc) return rc;
+    }
+    sc->built = true;
+    sc->srcver = t->srcver;
+    sc->memver = t->mem->mt.parts.version;
+    return 0;
+}
+
+static int pk_cmp(const pk_src *a, const pk_src *b)
+{
+    if (a->token != b->token) return a->token < b->token ? -1 : 1;
+    size_t n = SIB_MIN(a->pklen, b->pklen);
+    int c = n ? memcmp(a->pk, b->pk, n) : 0;
+    return c ? c : (a->pklen < b->pklen ? -1 : a->pklen > b->pklen);
 }
 
 bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token)
 {
-    const bt *parts = &sc->t->mt.parts;
-    for (;;) {
-        if (!sc->positioned || sc->ver != parts->version) {
-            if (sc->last) bt_seek(parts, not_after_ent, &sc->last->e, &sc->cur);
-            else if (sc->has_start) bt_seek(parts, scan_before_start, sc, &sc->cur);
-            else bt_first(parts, &sc->cur);
-            sc->positioned = true;
-            sc->ver = parts->version;
+    while (!sc->status) {
+        if (sc->built && (sc->srcver != sc->t->srcver || sc->memver != sc->t->mem->mt.parts.version)) scan_clear(sc);
+        if (!sc->built && (sc->status = scan_build(sc))) break;
+        pk_src *best = NULL;
+        for (size_t i = 0; i < sc->nsrc; i++)
+            if (sc->srcs[i].has && (!best || pk_cmp(&sc->srcs[i], best) < 0)) best = &sc->srcs[i];
+        if (!best) return false;
+        if (!grow((void **)&sc->key, &sc->keycap, best->pklen + 1, 1)) {
+            sc->status = SIB_ENOMEM;
+            break;
         }
-        if (!bt_cur_valid(&sc->cur)) return false;
-        mt_part *p = (mt_part *)bt_cur_get(&sc->cur);
-        bt_cur_next(&sc->cur);
-        sc->last = p;
-        if (!mt_part_live(p, sc->now)) continue;
-        *pk = p->pk;
-        *pklen = p->e.keylen;
-        *token = mt_part_token(p);
+        pk_src cur = *best;
+        memcpy(sc->key, cur.pk, cur.pklen); /* before the sources move */
+        sc->keylen = cur.pklen;
+        sc->token = cur.token;
+        sc->has_pos = sc->has_key = true;
+        sc->incl = false;
+        cur.pk = sc->key;
+        for (size_t i = 0; i < sc->nsrc && !sc->status; i++) {
+            pk_src *p = &sc->srcs[i];
+            if (!p->has || pk_cmp(p, &cur)) continue;
+            if (p->m) bt_cur_next(&p->cur);
+            sc->status = pk_peek(sc, p);
+        }
+        if (sc->status) break;
+        if (!st_partition_live(sc->t, sc->key, sc->keylen, sc->now)) continue;
+        *pk = sc->key;
+        *pklen = sc->keylen;
+        *token = sc->token;
         return true;
     }
+    return false;
 }
 
-int st_scan_status(const st_scan *sc, sib_err *err) { return 0; }
+int st_scan_status(const st_scan *sc, sib_err *err)
+{
+    if (!sc->status) return 0;
+    if (sc->err.msg[0]) return sib_err_set(err, sc->status, "%s", sc->err.msg);
+    return sib_err_set(err, sc->status, "storage: scan failed: %s", sib_strerror(sc->status));
+}
 
-void st_scan_destroy(st_scan *sc) { free(sc); }
+void st_scan_destroy(st_scan *sc)
+{
+    if (!sc) return;
+    scan_clear(sc);
+    free(sc->key);
+    free(sc);
+}

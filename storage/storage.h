@@ -1,5 +1,5 @@
-/* storage.h: the local table store of a Sibyl node: commitlog + memtables,
- * with the read interface that SSTables (next milestone) plug into.
+/* storage.h: the local table store of a Sibyl node: commitlog, memtables and
+ * SSTables (flushed on a worker thread), with a merged read path.
  *
  * The layer is TYPE-AGNOSTIC. It sees:
  *   - a partition key: the serialized partition key bytes exactly as Cassandra
@@ -32,6 +32,14 @@
  * it is given (a logged batch is all-or-nothing on replay) and then applies
  * them to the memtables. `done` is called once the entry is written (periodic
  * mode) or written and fsynced (batch and group modes).
+ *
+ * Flush (with a data_dir): a full memtable is frozen, a fresh one takes the
+ * writes, and a flush thread writes the frozen one as an SSTable (reporting
+ * back with ev_async); it stays readable until its SSTable is live. Reads
+ * merge the memtables and the SSTables. Each SSTable records the commitlog
+ * position it covers: replay skips what a table's SSTables already hold (so
+ * nothing is applied twice, though LWW would make that harmless), and a
+ * segment is deleted once every table with data in it has flushed past it.
  */
 #ifndef SIB_STORAGE_H
 #define SIB_STORAGE_H
@@ -41,7 +49,7 @@
 struct ev_loop;
 
 typedef struct storage storage;         /* a node's store: owns tables + commitlog */
-typedef struct st_table st_table;       /* one table's store (memtable now, +SSTables later) */
+typedef struct st_table st_table;       /* one table's store: memtables + SSTables */
 typedef struct st_mutation st_mutation; /* a change to ONE partition of ONE table */
 typedef struct st_iter st_iter;         /* rows of one partition */
 typedef struct st_scan st_scan;         /* partitions of a table in token order */
@@ -59,7 +67,7 @@ typedef enum {
 } st_sync_mode;
 
 typedef struct storage_opts {
-    const char *data_dir;      /* SSTables (next milestone); may be NULL for now */
+    const char *data_dir;      /* SSTables; NULL = memtables only (nothing flushes) */
     const char *commitlog_dir; /* required; created if missing */
     st_sync_mode sync;
     int sync_period_ms;   /* periodic mode; 0 -> 10000 (commitlog_sync_period) */
@@ -71,6 +79,16 @@ typedef struct storage_opts {
                            * group modes then fsync inline and call `done` before
                            * storage_apply returns */
     sib_log *log;         /* may be NULL */
+    /* SSTables (only with data_dir): each table lives in <data_dir>/<table id
+     * as 32 hex digits>/ (sstable.h). memtable_heap_space (cassandra.yaml;
+     * 0 -> 64 MiB, a quarter of a 256 MiB memory budget; the environment
+     * variable SIBYL_MEMTABLE_HEAP_SPACE, in bytes, overrides the default)
+     * bounds the ACTIVE memtables: when their sum reaches it the largest is
+     * frozen and flushed on the flush thread (frozen ones add up to as much
+     * again while they flush). */
+    size_t memtable_heap_space;
+    size_t sstable_block_size;     /* 0 -> 16 KiB (uncompressed, before LZ4) */
+    double bloom_filter_fp_chance; /* 0 -> 0.01 */
 } storage_opts;
 
 /* Opens the commitlog directory (creates a fresh segment for new writes; old
@@ -110,8 +128,10 @@ typedef void (*st_done_fn)(void *ctx, int rc, const sib_err *err);
 
 /* Empties the table (truncate) or forgets it (drop). Both log a record so
  * replay does not resurrect earlier writes, and both wait for an fsync of that
- * record before calling `done` (in every sync mode). The memtable is emptied
- * at once; after drop the st_table pointer is invalid. Returns <0 (and does
+ * record before calling `done` (in every sync mode). The memtables are
+ * emptied at once and the SSTables leave the read path at once (their files
+ * are deleted on the flush thread, TOC first; replaying the record deletes
+ * any that a crash left behind); after drop the st_table pointer is invalid. Returns <0 (and does
  * not call done) if the record cannot be logged. done may be NULL. */
 int storage_table_truncate(storage *s, const uint8_t id[16], st_done_fn done, void *ctx, sib_err *err);
 int storage_table_drop(storage *s, const uint8_t id[16], st_done_fn done, void *ctx, sib_err *err);
@@ -179,6 +199,12 @@ enum { ST_APPLY_NO_COMMITLOG = 1 }; /* keyspace durable_writes = false */
 int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
                      sib_err *err);
 
+/* Freezes the memtable of one table (table_id) or of all (NULL) and flushes
+ * it to an SSTable on the flush thread; done runs on the loop once every
+ * flush queued so far is live (at once if none; before returning without a
+ * loop). SIB_EINVAL without a data_dir. */
+int storage_flush(storage *s, const uint8_t table_id[16], st_done_fn done, void *ctx, sib_err *err);
+
 /* Asks for an fsync of everything written so far; done is called after it. */
 int storage_sync(storage *s, st_done_fn done, void *ctx, sib_err *err);
 
@@ -219,7 +245,8 @@ bool st_iter_next(st_iter *it, st_row *out);
 /* The partition's live static row (false if it has no live static cell). */
 bool st_iter_static(st_iter *it, st_row *out);
 /* After st_iter_next returned false: 0, or the error that ended iteration
- * (SSTable sources may fail; the memtable never does). */
+ * (SSTable sources may fail, e.g. SIB_ECORRUPT naming the Data.db file whose
+ * block failed its checksum; the memtable never does). */
 int st_iter_status(const st_iter *it, sib_err *err);
 void st_iter_destroy(st_iter *it);
 
@@ -263,6 +290,9 @@ typedef struct storage_stats {
     uint64_t cl_segments_live; /* segment files present (kept until flush) */
     uint64_t cl_syncs;         /* fsyncs done by the sync thread */
     uint64_t cl_pending;       /* callbacks waiting for an fsync */
+    uint64_t sstables;         /* live SSTables over all tables */
+    uint64_t sstable_bytes;    /* their Data.db bytes on disk */
+    uint64_t flushes_pending;  /* frozen memtables not yet live as SSTables */
 } storage_stats;
 void storage_get_stats(storage *s, storage_stats *out);
 

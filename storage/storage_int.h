@@ -3,14 +3,17 @@
  *   mutation.c   builder + the serialized mutation format (also the commitlog payload)
  *   btree.c      insert-only B+tree keyed by (u64 prefix, key bytes) used for partitions and rows
  *   memtable.c   per-table memtable: partitions, rows, cells, tombstones, LWW on apply
- *   read.c       st_iter / st_scan over a memtable
+ *   read.c       st_iter / st_scan merged over memtables and SSTables
  *   commitlog.c  segments, framing, sync thread, replay reader
  *   store.c      the storage object: tables, apply, replay, truncate/drop, stats
+ *   flush.c      freezing memtables, the flush worker thread, SSTable sets,
+ *                commitlog segment release
  */
 #ifndef SIB_STORAGE_INT_H
 #define SIB_STORAGE_INT_H
 
 #include "storage.h"
+#include "sstable.h"
 
 #include <pthread.h>
 
@@ -188,9 +191,32 @@ void memtable_free(memtable *mt);
 int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err);
 mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);
 
+/* A memtable and its lifetime: the active one takes writes; a frozen one
+ * waits for (or is in) its flush and stays readable until its SSTable is
+ * live. Iterators hold references (refs), so a flush completing or a
+ * truncate between two st_iter_next calls never frees what they read. */
+typedef struct st_mem {
+    memtable mt;
+    int refs;
+    bool frozen, dropped; /* dropped: truncate/drop came first, discard the flush */
+    sst_clpos bound;      /* commitlog position when frozen: its data is before it */
+    struct st_mem *next;  /* frozen list, newest first */
+} st_mem;
+
+st_mem *st_mem_create(void);
+void st_mem_ref(st_mem *m);
+void st_mem_unref(st_mem *m);
+
 struct st_table {
     uint8_t id[16];
-    memtable mt;
+    st_mem *mem;        /* active memtable */
+    st_mem *frozen;     /* newest first */
+    sstable **ssts;     /* live SSTables, newest (highest gen) first */
+    size_t nssts, capssts;
+    char *dir;          /* <data_dir>/<id hex>; NULL without a data_dir */
+    uint64_t next_gen;
+    sst_clpos flushed;  /* max clpos over live SSTables: replay skips below it */
+    uint64_t srcver;    /* bumped whenever mem/frozen/ssts change */
     uint64_t dirty_seg; /* last commitlog segment marked dirty for this table */
     struct storage *s;
 };
@@ -203,7 +229,6 @@ static inline bool st_del_supersedes(st_deletion a, st_deletion b)
 }
 /* Position of ck relative to a bound: <0 before, >0 after (never 0). */
 int mt_bound_cmp(const uint8_t *ck, size_t cklen, const mt_bound *b, bool is_start);
-bool mt_part_live(const mt_part *p, int32_t now_s);
 
 /* ---- commitlog (commitlog.c) --------------------------------------------- */
 
@@ -215,6 +240,7 @@ typedef struct clog_opts {
     size_t segment_size;
     struct ev_loop *loop;
     sib_log *log;
+    uint64_t min_id; /* new segment ids are above this (SSTables' clpos) */
 } clog_opts;
 
 int clog_open(clog **out, const clog_opts *o, sib_err *err);
@@ -238,8 +264,15 @@ int clog_wait(clog *cl, uint64_t pos, st_done_fn done, void *ctx, sib_err *err);
 uint64_t clog_pos(const clog *cl); /* bytes written so far */
 bool clog_needs_wait(const clog *cl); /* batch/group mode */
 
-typedef int (*clog_replay_fn)(void *arg, const uint8_t *payload, size_t len, const char *seg, uint64_t off,
-                              sib_err *err);
+typedef int (*clog_replay_fn)(void *arg, const uint8_t *payload, size_t len, const char *seg, uint64_t seg_id,
+                              uint64_t off, sib_err *err);
+/* The position after the last entry written (segment id, offset). */
+sst_clpos clog_position(const clog *cl);
+/* Forgets (and returns the paths of, for the caller to unlink) the oldest
+ * segments, in id order, while every table dirty in them is covered, never
+ * the current one. *paths is malloc'd, each path malloc'd. */
+typedef bool (*clog_covered_fn)(void *arg, const uint8_t table[16], uint64_t seg_id);
+size_t clog_release(clog *cl, clog_covered_fn covered, void *arg, char ***paths);
 int clog_replay(clog *cl, clog_replay_fn fn, void *arg, storage_replay_stats *st, sib_err *err);
 
 typedef struct clog_stats {
@@ -248,6 +281,31 @@ typedef struct clog_stats {
 void clog_get_stats(clog *cl, clog_stats *out);
 
 /* ---- payload kinds (store.c, commitlog entries) -------------------------- */
+
+/* ---- flush (flush.c) ------------------------------------------------------ */
+
+typedef struct st_flusher st_flusher;
+int st_flusher_start(st_flusher **out, storage *s, struct ev_loop *loop, sib_err *err);
+void st_flusher_stop(st_flusher *f); /* waits for running jobs */
+/* Freezes t's memtable and queues its flush (no-op when empty). */
+int st_table_freeze(storage *s, st_table *t, sib_err *err);
+/* Handles finished flushes (loop thread). */
+void st_flusher_poll(st_flusher *f);
+/* Blocks until every queued flush is done (no-loop mode). */
+void st_flusher_drain(st_flusher *f);
+size_t st_flusher_inflight(st_flusher *f);
+void st_flusher_unlink(st_flusher *f, char **paths, size_t n); /* takes the paths */
+int st_table_load(storage *s, st_table *t, sib_err *err);
+void st_table_drop_ssts(st_table *t, sst_clpos upto); /* sstables with clpos <= upto */
+/* Drops the table's reference and deletes the files on the flush thread. */
+void st_sst_delete(storage *s, const char *dir, sstable *sst);
+void st_release_segments(storage *s);
+
+/* storage internals flush.c needs (store.c) */
+const storage_opts *storage_get_opts(const storage *s);
+clog *storage_clog(storage *s);
+st_flusher *storage_flusher(storage *s);
+st_table *storage_table_next(storage *s, size_t *i); /* iteration over tables */
 
 #define ST_ENTRY_VERSION 1
 enum { ST_ENTRY_MUTATIONS = 1, ST_ENTRY_TRUNCATE = 2, ST_ENTRY_DROP = 3 };

@@ -19,14 +19,29 @@
  * come back, and later ones do.
  *
  * Tables live in an open-addressing hash map keyed by the 16-byte id.
+ *
+ * With a data_dir, storage_open first loads every table directory's live
+ * SSTables (flush.c), then opens the commitlog with segment ids above all
+ * their recorded positions; replay skips what an SSTable already holds and
+ * turns truncate/drop records into SSTable deletions (flush.c's header).
+ * TRUNCATE/DROP at run time log their record first, then delete the
+ * table's SSTables: a crash in between is repaired by replaying the record.
  */
+#define _GNU_SOURCE
 #include "storage_int.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct storage {
     storage_opts o;
     clog *cl;
+    st_flusher *fl;
+    uint64_t applies;
+    sst_clpos replay_pos; /* position of the entry being replayed */
     bool replayed, written; /* replay must come first, and once */
     st_table **map; /* capacity a power of two; NULL = empty */
     size_t cap, n;
@@ -75,7 +90,13 @@ st_table *storage_table(storage *s, const uint8_t id[16])
     if (!(t = calloc(1, sizeof *t))) return NULL;
     memcpy(t->id, id, 16);
     t->s = s;
-    if (memtable_init(&t->mt)) {
+    sib_err err;
+    if (!(t->mem = st_mem_create()) || st_table_load(s, t, &err)) {
+        if (t->mem) sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
+        st_mem_unref(t->mem);
+        for (size_t i = 0; i < t->nssts; i++) sst_unref(t->ssts[i]);
+        free(t->ssts);
+        free(t->dir);
         free(t);
         return NULL;
     }
@@ -88,7 +109,15 @@ void st_table_id(const st_table *t, uint8_t out[16]) { memcpy(out, t->id, 16); }
 
 static void table_free(st_table *t)
 {
-    memtable_free(&t->mt);
+    st_mem_unref(t->mem);
+    for (st_mem *m = t->frozen, *n; m; m = n) {
+        n = m->next;
+        m->dropped = true;
+        st_mem_unref(m);
+    }
+    for (size_t i = 0; i < t->nssts; i++) sst_unref(t->ssts[i]);
+    free(t->ssts);
+    free(t->dir);
     free(t);
 }
 
@@ -107,13 +136,63 @@ static void map_remove(storage *s, const uint8_t id[16])
     }
 }
 
-static int table_clear(st_table *t)
+/* Truncate at position upto: memtables go, SSTables up to it are deleted. */
+static int table_clear(st_table *t, sst_clpos upto)
 {
-    memtable fresh;
-    if (memtable_init(&fresh)) return SIB_ENOMEM;
-    memtable_free(&t->mt);
-    t->mt = fresh;
+    st_mem *fresh = st_mem_create();
+    if (!fresh) return SIB_ENOMEM;
+    st_mem_unref(t->mem);
+    t->mem = fresh;
+    for (st_mem *m = t->frozen, *n; m; m = n) {
+        n = m->next;
+        m->dropped = true;
+        m->next = NULL;
+        st_mem_unref(m);
+    }
+    t->frozen = NULL;
+    st_table_drop_ssts(t, upto);
     return 0;
+}
+
+const storage_opts *storage_get_opts(const storage *s) { return &s->o; }
+clog *storage_clog(storage *s) { return s->cl; }
+st_flusher *storage_flusher(storage *s) { return s->fl; }
+st_table *storage_table_next(storage *s, size_t *i)
+{
+    while (*i < s->cap)
+        if (s->map[(*i)++]) return s->map[*i - 1];
+    return NULL;
+}
+
+static bool hex_id(const char *name, uint8_t id[16])
+{
+    if (strlen(name) != 32) return false;
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(name + 2 * i, "%2x", &v) != 1) return false;
+        id[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+/* Opens every table directory under data_dir; returns the highest clpos seg. */
+static int load_tables(storage *s, uint64_t *max_seg, sib_err *err)
+{
+    *max_seg = 0;
+    if (mkdir(s->o.data_dir, 0755) && errno != EEXIST) return sib_err_errno(err, "storage: mkdir %s", s->o.data_dir);
+    DIR *d = opendir(s->o.data_dir);
+    if (!d) return sib_err_errno(err, "storage: opendir %s", s->o.data_dir);
+    struct dirent *de;
+    int rc = 0;
+    while (!rc && (de = readdir(d))) {
+        uint8_t id[16];
+        if (!hex_id(de->d_name, id)) continue;
+        st_table *t = storage_table(s, id);
+        if (!t) rc = sib_err_set(err, SIB_EIO, "storage: cannot open table directory %s/%s", s->o.data_dir, de->d_name);
+        else if (t->flushed.seg > *max_seg) *max_seg = t->flushed.seg;
+    }
+    closedir(d);
+    return rc;
 }
 
 /* ---- open / close ---- */
@@ -131,20 +210,28 @@ int storage_open(storage **out, const storage_opts *o, sib_err *err)
         free(s);
         return sib_err_set(err, SIB_EINVAL, "storage: bad commitlog sync options");
     }
-    clog_opts co = {o->commitlog_dir, s->o.sync, s->o.sync_period_ms, s->o.group_window_ms,
-                    s->o.segment_size, o->loop, o->log};
-    int rc = clog_open(&s->cl, &co, err);
-    if (rc) {
-        free(s);
-        return rc;
+    if (!s->o.memtable_heap_space) {
+        const char *e = getenv("SIBYL_MEMTABLE_HEAP_SPACE");
+        s->o.memtable_heap_space = e && atoll(e) > 0 ? (size_t)atoll(e) : (size_t)64 << 20;
     }
+    uint64_t max_seg = 0;
+    int rc = 0;
+    if (s->o.data_dir && (rc = load_tables(s, &max_seg, err))) goto fail;
+    clog_opts co = {o->commitlog_dir, s->o.sync, s->o.sync_period_ms, s->o.group_window_ms,
+                    s->o.segment_size, o->loop, o->log, max_seg};
+    if ((rc = clog_open(&s->cl, &co, err))) goto fail;
+    if (s->o.data_dir && (rc = st_flusher_start(&s->fl, s, o->loop, err))) goto fail;
     *out = s;
     return 0;
+fail:
+    storage_close(s);
+    return rc;
 }
 
 void storage_close(storage *s)
 {
     if (!s) return;
+    st_flusher_stop(s->fl); /* running flushes finish and go live first */
     clog_close(s->cl);
     for (size_t i = 0; i < s->cap; i++)
         if (s->map[i]) table_free(s->map[i]);
@@ -162,8 +249,10 @@ static int apply_one(storage *s, const uint8_t *p, size_t n, bool logged, sib_er
     if (mut_decode_hdr(&r, &h)) return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt mutation");
     st_table *t = storage_table(s, h.table_id);
     if (!t) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    if (s->replayed && !s->written && sst_clpos_cmp(s->replay_pos, t->flushed) < 0)
+        return 0; /* replay: already in an SSTable */
     if (logged) clog_mark_dirty(s->cl, t->id, &t->dirty_seg);
-    return memtable_apply(&t->mt, &h, &r, err);
+    return memtable_apply(&t->mem->mt, &h, &r, err);
 }
 
 /* Validates a MUTATIONS body; calls apply on each mutation if s != NULL. */
@@ -200,20 +289,19 @@ static int replay_entry(storage *s, const uint8_t *p, size_t n, sib_err *err)
     }
     if ((kind != ST_ENTRY_TRUNCATE && kind != ST_ENTRY_DROP) || !sib_rd_bytes(&r, 16, &id) || sib_rd_left(&r))
         return SIB_ECORRUPT;
-    if (kind == ST_ENTRY_DROP) {
-        if (s->cap) map_remove(s, id);
-        return 0;
-    }
     st_table *t = storage_table_find(s, id);
-    if (t && table_clear(t)) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    if (t && table_clear(t, s->replay_pos)) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    if (kind == ST_ENTRY_DROP && t && !t->nssts) map_remove(s, id);
     return 0;
 }
 
 typedef struct replay_ctx { storage *s; storage_replay_stats *st; } replay_ctx;
 
-static int replay_cb(void *arg, const uint8_t *p, size_t n, const char *seg, uint64_t off, sib_err *err)
+static int replay_cb(void *arg, const uint8_t *p, size_t n, const char *seg, uint64_t seg_id, uint64_t off,
+                     sib_err *err)
 {
     replay_ctx *c = arg;
+    c->s->replay_pos = (sst_clpos){seg_id, off};
     int rc = replay_entry(c->s, p, n, err);
     if (rc == 0 && n >= 2 && p[1] == ST_ENTRY_MUTATIONS) {
         sib_rd r;
@@ -234,6 +322,7 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err)
     s->replayed = true;
     replay_ctx c = {s, stats};
     int rc = clog_replay(s->cl, replay_cb, &c, stats, err);
+    s->written = true; /* replay is over: apply_one stops skipping */
     sib_log(s->o.log, SIB_INFO,
             "storage: replay done: %llu segments, %llu entries, %llu mutations, %llu bad segments",
             (unsigned long long)stats->segments, (unsigned long long)stats->entries,
@@ -242,6 +331,28 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err)
 }
 
 /* ---- writes ---- */
+
+/* Every 64 applies: when the active memtables together reach
+ * memtable_heap_space, freeze the largest (Cassandra's cleanup policy),
+ * unless it still fits in its first arena chunk. */
+static void maybe_flush(storage *s)
+{
+    if (++s->applies % 64) return;
+    size_t total = 0, best = 0;
+    st_table *big = NULL;
+    for (size_t i = 0; i < s->cap; i++) {
+        st_table *t = s->map[i];
+        if (!t) continue;
+        size_t b = sib_arena_used(t->mem->mt.arena);
+        total += b;
+        if (b > best) best = b, big = t;
+    }
+    sib_err err;
+    /* arenas grow by 1 MiB chunks: a memtable within its first chunk is not
+     * worth an SSTable, whatever the total */
+    if (total >= s->o.memtable_heap_space && big && best > (1u << 20) && st_table_freeze(s, big, &err))
+        sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
+}
 
 int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
                      sib_err *err)
@@ -255,6 +366,10 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
     bool logged = !(flags & ST_APPLY_NO_COMMITLOG);
     uint64_t pos = 0;
     s->written = true;
+    if (s->fl && !s->o.loop) {
+        st_flusher_poll(s->fl);
+        if (st_flusher_inflight(s->fl) > 2) st_flusher_drain(s->fl); /* back-pressure without a loop */
+    }
     if (logged) {
         sib_buf *b = clog_entry_begin(s->cl);
         sib_buf_u8(b, ST_ENTRY_VERSION);
@@ -269,6 +384,7 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
     }
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) rc = apply_one(s, muts[i]->b.p, muts[i]->b.len, logged, err);
+    if (s->fl) maybe_flush(s);
     if (rc) { /* logged but not applied (OOM): report it, replay will apply it */
         if (done) done(ctx, rc, err);
         return 0;
@@ -304,7 +420,7 @@ int storage_table_truncate(storage *s, const uint8_t id[16], st_done_fn done, vo
     int rc = log_table_op(s, ST_ENTRY_TRUNCATE, id, &pos, err);
     if (rc) return rc;
     st_table *t = storage_table_find(s, id);
-    if (t && table_clear(t)) {
+    if (t && table_clear(t, clog_position(s->cl))) {
         if (done) done(ctx, SIB_ENOMEM, err);
         return 0;
     }
@@ -316,6 +432,11 @@ int storage_table_drop(storage *s, const uint8_t id[16], st_done_fn done, void *
     uint64_t pos;
     int rc = log_table_op(s, ST_ENTRY_DROP, id, &pos, err);
     if (rc) return rc;
+    st_table *t = storage_table_find(s, id);
+    if (t) {
+        table_clear(t, clog_position(s->cl));
+        if (t->dir) rmdir(t->dir); /* empty unless readers still hold SSTables */
+    }
     if (s->cap) map_remove(s, id);
     return clog_wait(s->cl, pos, done, ctx, err);
 }
@@ -324,12 +445,25 @@ int storage_table_drop(storage *s, const uint8_t id[16], st_done_fn done, void *
 
 void st_table_get_stats(const st_table *t, st_table_stats *out)
 {
-    out->memtable_bytes = sib_arena_used(t->mt.arena);
-    out->partitions = t->mt.parts.count;
-    out->rows = t->mt.rows;
-    out->cells = t->mt.cells;
-    out->min_ts = t->mt.min_ts;
-    out->max_ts = t->mt.max_ts;
+    const memtable *mt = &t->mem->mt;
+    out->memtable_bytes = sib_arena_used(mt->arena);
+    out->partitions = mt->parts.count;
+    out->rows = mt->rows;
+    out->cells = mt->cells;
+    out->min_ts = mt->min_ts;
+    out->max_ts = mt->max_ts;
+    for (st_mem *m = t->frozen; m; m = m->next) {
+        out->memtable_bytes += sib_arena_used(m->mt.arena);
+        if (m->mt.min_ts != ST_NO_TIMESTAMP && (out->min_ts == ST_NO_TIMESTAMP || m->mt.min_ts < out->min_ts))
+            out->min_ts = m->mt.min_ts;
+        if (m->mt.max_ts > out->max_ts) out->max_ts = m->mt.max_ts;
+    }
+    for (size_t i = 0; i < t->nssts; i++) {
+        const sst_stats *st = sst_get_stats(t->ssts[i]);
+        if (st->min_ts != SST_NO_TS && (out->min_ts == ST_NO_TIMESTAMP || st->min_ts < out->min_ts))
+            out->min_ts = st->min_ts;
+        if (st->max_ts > out->max_ts) out->max_ts = st->max_ts;
+    }
 }
 
 void storage_get_stats(storage *s, storage_stats *out)
@@ -345,6 +479,9 @@ void storage_get_stats(storage *s, storage_stats *out)
         out->partitions += ts.partitions;
         out->rows += ts.rows;
         out->cells += ts.cells;
+        out->sstables += t->nssts;
+        for (size_t k = 0; k < t->nssts; k++) out->sstable_bytes += sst_get_stats(t->ssts[k])->data_file_bytes;
+        for (st_mem *m = t->frozen; m; m = m->next) out->flushes_pending++;
     }
     clog_stats cs;
     clog_get_stats(s->cl, &cs);

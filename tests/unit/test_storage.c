@@ -913,6 +913,443 @@ static void test_no_loop_batch(void **state)
     rm_rf(dir);
 }
 
+
+/* ---- SSTables: flush, merged reads, restart ---- */
+
+static void rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[512];
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (!lstat(p, &st) && S_ISDIR(st.st_mode)) rm_tree(p);
+        else unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+typedef struct dfx {
+    char root[64], cl[96], data[96];
+    storage *s;
+} dfx;
+
+static storage *open_data(dfx *f, size_t heap, struct ev_loop *loop)
+{
+    storage_opts o = {0};
+    o.commitlog_dir = f->cl;
+    o.data_dir = f->data;
+    o.loop = loop;
+    o.memtable_heap_space = heap;
+    o.sstable_block_size = 1024; /* many blocks even for small tests */
+    storage *s;
+    sib_err err = {0};
+    int rc = storage_open(&s, &o, &err);
+    if (rc) fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(storage_replay(s, NULL, &err), 0);
+    return s;
+}
+
+static int dsetup(void **state)
+{
+    dfx *f = calloc(1, sizeof *f);
+    strcpy(f->root, "/tmp/sibsst.XXXXXX");
+    assert_non_null(mkdtemp(f->root));
+    snprintf(f->cl, sizeof f->cl, "%s/commitlog", f->root);
+    snprintf(f->data, sizeof f->data, "%s/data", f->root);
+    f->s = open_data(f, 0, NULL);
+    *state = f;
+    return 0;
+}
+
+static int dteardown(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    rm_tree(f->root);
+    free(f);
+    return 0;
+}
+
+static void flush_all(storage *s)
+{
+    cb_state cb = {0};
+    sib_err err;
+    assert_int_equal(storage_flush(s, NULL, on_done, &cb, &err), 0);
+    assert_int_equal(cb.calls, 1);
+    assert_int_equal(cb.rc, 0);
+}
+
+static void dreopen(dfx *f)
+{
+    storage_close(f->s);
+    f->s = open_data(f, 0, NULL);
+}
+
+static void test_flush_and_read(void **state)
+{
+    dfx *f = *state;
+    storage *s = f->s;
+    char ck[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(ck, sizeof ck, "k%03d", i);
+        put(s, "p", ck, 1, "v1", 10, 0, 0);
+        put(s, "q", ck, 1, "w1", 10, 0, 0);
+    }
+    flush_all(s);
+    storage_stats st;
+    storage_get_stats(s, &st);
+    assert_int_equal(st.sstables, 1);
+    assert_int_equal(st.flushes_pending, 0);
+    assert_string_equal(get(s, "p", "k123", 1), "v1");
+    /* newer data in the memtable and in a second SSTable overrides */
+    put(s, "p", "k123", 1, "v2", 20, 0, 0);
+    assert_string_equal(get(s, "p", "k123", 1), "v2");
+    flush_all(s);
+    put(s, "p", "k124", 1, "old", 5, 0, 0); /* older than the SSTable's: loses */
+    assert_string_equal(get(s, "p", "k124", 1), "v1");
+    assert_string_equal(get(s, "p", "k123", 1), "v2");
+    /* slices and reversed across sources */
+    st_slice sl = {{(const uint8_t *)"k100", 4, true, false}, {(const uint8_t *)"k102", 4, true, false}};
+    assert_string_equal(rows_str(s, "p", &sl, 1, false, NOW), "k100,k101,k102");
+    assert_string_equal(rows_str(s, "p", &sl, 1, true, NOW), "k102,k101,k100");
+    /* a partition deletion in the memtable hides SSTable rows */
+    st_mutation *m = mut("q");
+    st_mut_partition_delete(m, 15, NOW - 5);
+    apply1(s, m);
+    assert_string_equal(rows_str(s, "q", NULL, 0, false, NOW), "");
+    assert_false(st_partition_live(storage_table(s, T1), (const uint8_t *)"q", 1, NOW));
+    storage_get_stats(s, &st);
+    assert_int_equal(st.sstables, 2);
+    /* restart: SSTables load, the commitlog replays the rest */
+    dreopen(f);
+    s = f->s;
+    assert_string_equal(get(s, "p", "k123", 1), "v2");
+    assert_string_equal(get(s, "p", "k299", 1), "v1");
+    assert_string_equal(rows_str(s, "q", NULL, 0, false, NOW), "");
+    storage_get_stats(s, &st);
+    assert_int_equal(st.sstables, 2);
+}
+
+static void test_segments_released_after_flush(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    storage_opts o = {0};
+    o.commitlog_dir = f->cl;
+    o.data_dir = f->data;
+    o.segment_size = 64 * 1024;
+    sib_err err;
+    assert_int_equal(storage_open(&f->s, &o, &err), 0);
+    assert_int_equal(storage_replay(f->s, NULL, &err), 0);
+    storage *s = f->s;
+    char ck[16], val[200];
+    memset(val, 'x', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    for (int i = 0; i < 2000; i++) {
+        snprintf(ck, sizeof ck, "k%05d", i);
+        put(s, "p", ck, 1, val, 10, 0, 0);
+    }
+    storage_stats st;
+    storage_get_stats(s, &st);
+    assert_true(st.cl_segments_live > 4);
+    flush_all(s);
+    storage_get_stats(s, &st);
+    assert_int_equal(st.cl_segments_live, 1); /* only the current segment stays */
+    storage_close(s);
+    assert_int_equal(storage_open(&f->s, &o, &err), 0);
+    storage_replay_stats rs;
+    assert_int_equal(storage_replay(f->s, &rs, &err), 0);
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.partitions, 0); /* the current segment's entries are all in the SSTable */
+    assert_string_equal(get(f->s, "p", "k01999", 1), val);
+}
+
+static void test_replay_skips_flushed(void **state)
+{
+    dfx *f = *state;
+    put(f->s, "a", "x", 1, "one", 10, 0, 0);
+    flush_all(f->s);
+    put(f->s, "b", "x", 1, "two", 10, 0, 0);
+    storage_close(f->s);
+    f->s = NULL;
+    storage_opts o = {0};
+    o.commitlog_dir = f->cl;
+    o.data_dir = f->data;
+    sib_err err;
+    assert_int_equal(storage_open(&f->s, &o, &err), 0);
+    storage_replay_stats rs;
+    assert_int_equal(storage_replay(f->s, &rs, &err), 0);
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.partitions, 1); /* only "b" went back into a memtable */
+    assert_string_equal(get(f->s, "a", "x", 1), "one");
+    assert_string_equal(get(f->s, "b", "x", 1), "two");
+}
+
+static void test_truncate_removes_sstables(void **state)
+{
+    dfx *f = *state;
+    put(f->s, "a", "x", 1, "one", 10, 0, 0);
+    flush_all(f->s);
+    sib_err err;
+    assert_int_equal(storage_table_truncate(f->s, T1, NULL, NULL, &err), 0);
+    assert_null(get(f->s, "a", "x", 1));
+    put(f->s, "b", "x", 1, "two", 10, 0, 0);
+    flush_all(f->s);
+    dreopen(f);
+    assert_null(get(f->s, "a", "x", 1));
+    assert_string_equal(get(f->s, "b", "x", 1), "two");
+}
+
+static char *find_file(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char *res = NULL;
+    while (d && !res && (de = readdir(d))) {
+        char p[512];
+        if (de->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (!stat(p, &st) && S_ISDIR(st.st_mode)) res = find_file(p, suffix);
+        else if (strlen(p) > strlen(suffix) && !strcmp(p + strlen(p) - strlen(suffix), suffix)) res = strdup(p);
+    }
+    if (d) closedir(d);
+    return res;
+}
+
+static void test_corrupted_block_and_leftovers(void **state)
+{
+    dfx *f = *state;
+    char pk[16], ck[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf(pk, sizeof pk, "p%02d", i);
+        for (int j = 0; j < 20; j++) {
+            snprintf(ck, sizeof ck, "c%02d", j);
+            put(f->s, pk, ck, 1, "some value that takes space", 10, 0, 0);
+        }
+    }
+    flush_all(f->s);
+    storage_close(f->s);
+    f->s = NULL;
+    char *data = find_file(f->data, "-Data.db");
+    assert_non_null(data);
+    /* flip a byte in the middle of the file: one block goes bad */
+    int fd = open(data, O_RDWR);
+    struct stat st;
+    fstat(fd, &st);
+    off_t at = st.st_size / 2;
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+    /* a leftover: a Data.db of a generation without TOC, and a .tmp */
+    char *dir = strdup(data);
+    *strrchr(dir, '/') = 0;
+    char junk[600], tmp[600];
+    snprintf(junk, sizeof junk, "%s/99-Data.db", dir);
+    snprintf(tmp, sizeof tmp, "%s/98-Index.db.tmp", dir);
+    close(open(junk, O_CREAT | O_WRONLY, 0644));
+    close(open(tmp, O_CREAT | O_WRONLY, 0644));
+    f->s = open_data(f, 0, NULL);
+    assert_int_equal(access(junk, F_OK), -1);
+    assert_int_equal(access(tmp, F_OK), -1);
+    int bad = 0, good = 0;
+    for (int i = 0; i < 50; i++) {
+        snprintf(pk, sizeof pk, "p%02d", i);
+        st_iter *it = st_read(storage_table(f->s, T1), (const uint8_t *)pk, strlen(pk), NULL, 0, false, NOW);
+        st_row r;
+        int n = 0;
+        while (st_iter_next(it, &r)) n++;
+        sib_err err = {0};
+        int rc = st_iter_status(it, &err);
+        st_iter_destroy(it);
+        if (rc) {
+            assert_int_equal(rc, SIB_ECORRUPT);
+            assert_non_null(strstr(err.msg, "Data.db"));
+            bad++;
+        } else {
+            assert_int_equal(n, 20);
+            good++;
+        }
+    }
+    assert_true(bad >= 1);
+    assert_true(good >= 40);
+    free(dir);
+    free(data);
+}
+
+/* Random operations applied to a memtable-only store (the reference) and to
+ * one that flushes often; every read must agree. */
+static void dump_row(char *out, size_t cap, const st_row *r)
+{
+    size_t n = strlen(out);
+    n += (size_t)snprintf(out + n, cap - n, "[%.*s m%d:%lld", (int)r->cklen, (const char *)r->ck, r->has_marker,
+                          (long long)r->marker_ts);
+    for (size_t i = 0; i < r->ncells && n < cap; i++) {
+        const st_cell_view *c = &r->cells[i];
+        n += (size_t)snprintf(out + n, cap - n, " %u/%.*s=%.*s@%lld,%d,%d", c->col, (int)c->pathlen,
+                              c->path ? (const char *)c->path : "", (int)c->vlen, (const char *)c->val,
+                              (long long)c->ts, c->ttl, c->expiry);
+    }
+    if (n < cap) snprintf(out + n, cap - n, "]");
+}
+
+static void dump_part(storage *s, const char *pk, const st_slice *sl, size_t nsl, bool rev, char *out, size_t cap)
+{
+    out[0] = 0;
+    st_iter *it = st_read(storage_table(s, T1), (const uint8_t *)pk, strlen(pk), sl, nsl, rev, NOW);
+    st_row r;
+    if (st_iter_static(it, &r)) dump_row(out, cap, &r);
+    while (st_iter_next(it, &r)) dump_row(out, cap, &r);
+    assert_int_equal(st_iter_status(it, NULL), 0);
+    st_iter_destroy(it);
+}
+
+static void dump_scan(storage *s, char *out, size_t cap)
+{
+    out[0] = 0;
+    st_scan *sc = st_scan_open(storage_table(s, T1), NULL, NOW);
+    const uint8_t *pk;
+    size_t len, n = 0;
+    int64_t tok;
+    while (st_scan_next_partition(sc, &pk, &len, &tok)) n += (size_t)snprintf(out + n, cap - n, "%.*s,", (int)len, pk);
+    assert_int_equal(st_scan_status(sc, NULL), 0);
+    st_scan_destroy(sc);
+}
+
+static void compare_all(storage *ref, storage *sut)
+{
+    static char a[1 << 16], b[1 << 16];
+    char pk[8];
+    st_slice sl[2] = {{{(const uint8_t *)"c03", 3, true, false}, {(const uint8_t *)"c07", 3, false, false}},
+                      {{(const uint8_t *)"c1", 2, true, false}, {(const uint8_t *)"c1", 2, true, false}}};
+    size_t seen = 0;
+    for (int p = 0; p < 12; p++) {
+        snprintf(pk, sizeof pk, "p%d", p);
+        for (int rev = 0; rev < 2; rev++) {
+            dump_part(ref, pk, NULL, 0, rev, a, sizeof a);
+            dump_part(sut, pk, NULL, 0, rev, b, sizeof b);
+            assert_string_equal(a, b);
+            seen += strlen(a);
+            dump_part(ref, pk, sl, 2, rev, a, sizeof a);
+            dump_part(sut, pk, sl, 2, rev, b, sizeof b);
+            assert_string_equal(a, b);
+        }
+    }
+    dump_scan(ref, a, sizeof a);
+    dump_scan(sut, b, sizeof b);
+    assert_string_equal(a, b);
+    assert_true(seen > 2000); /* the comparison saw real content */
+}
+
+static void random_op(storage **ss, size_t n, uint64_t *rng)
+{
+    uint64_t r = (*rng = *rng * 6364136223846793005ull + 1442695040888963407ull) >> 20;
+    char pk[8], ck[8], path[8], val[16];
+    snprintf(pk, sizeof pk, "p%d", (int)(r % 12));
+    r /= 12;
+    snprintf(ck, sizeof ck, "c%02d", (int)(r % 25));
+    r /= 25;
+    int64_t ts = 1 + (int64_t)(r % 500);
+    r /= 500;
+    int kind = (int)(r % 100);
+    r /= 100;
+    uint32_t col = 1 + (uint32_t)(r % 3);
+    r /= 3;
+    snprintf(val, sizeof val, "v%d", (int)(r % 1000));
+    snprintf(path, sizeof path, "e%d", (int)(r % 4));
+    for (size_t i = 0; i < n; i++) {
+        st_mutation *m = mut(pk);
+        if (kind < 2) st_mut_partition_delete(m, ts, NOW - 10);
+        else if (kind < 5) {
+            st_bound a = {(const uint8_t *)ck, 3, true, false}, b = {(const uint8_t *)"c2", 2, (r & 1) != 0, false};
+            st_mut_range_delete(m, &a, &b, ts, NOW - 10);
+        } else if (kind < 10) {
+            st_mut_static(m);
+            st_mut_cell(m, 9, (const uint8_t *)val, strlen(val), ts, 0, 0);
+        } else {
+            st_mut_row(m, (const uint8_t *)ck, 3);
+            if (kind < 15) st_mut_row_delete(m, ts, NOW - 10);
+            else if (kind < 25) st_mut_row_marker(m, ts, 0, 0);
+            else if (kind < 30) st_mut_row_marker(m, ts, 100, NOW + (int32_t)(r % 3) - 1);
+            else if (kind < 38) st_mut_cell_tombstone(m, col, ts, NOW - 10);
+            else if (kind < 45) st_mut_cell(m, col, (const uint8_t *)val, strlen(val), ts, 50, NOW + (int32_t)(r % 3) - 1);
+            else if (kind < 52) st_mut_cell_path(m, 5, (const uint8_t *)path, 2, (const uint8_t *)val, strlen(val), ts, 0, 0);
+            else if (kind < 55) st_mut_complex_delete(m, 5, ts, NOW - 10);
+            else st_mut_cell(m, col, (const uint8_t *)val, strlen(val), ts, 0, 0);
+        }
+        apply1(ss[i], m);
+    }
+}
+
+static void test_merge_against_reference(void **state)
+{
+    dfx *f = *state;
+    char refdir[128];
+    snprintf(refdir, sizeof refdir, "%s/ref", f->root);
+    mkdir(refdir, 0755);
+    storage *ref = open_st(refdir, ST_SYNC_PERIODIC, NULL, 0);
+    sib_err err;
+    assert_int_equal(storage_replay(ref, NULL, &err), 0);
+    uint64_t rng = 42;
+    for (int round = 0; round < 8; round++) {
+        storage *ss[2] = {ref, f->s};
+        for (int i = 0; i < 400; i++) random_op(ss, 2, &rng);
+        if (round % 3 != 2) flush_all(f->s); /* several SSTables + a memtable */
+        compare_all(ref, f->s);
+    }
+    dreopen(f);
+    compare_all(ref, f->s);
+    storage_close(ref);
+}
+
+/* Writes flow while flushes run on the worker (a libev loop, small memtable). */
+static void test_flush_while_writing(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    f->s = open_data(f, 256 * 1024, loop);
+    char pk[16], val[64];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(pk, sizeof pk, "k%06d", i);
+        snprintf(val, sizeof val, "value-%d", i);
+        put(f->s, pk, "", 1, val, 10, 0, 0);
+        if (i % 100 == 0) ev_run(loop, EVRUN_NOWAIT);
+        if (i % 997 == 0) { /* reads in between see everything so far */
+            snprintf(pk, sizeof pk, "k%06d", i / 2);
+            snprintf(val, sizeof val, "value-%d", i / 2);
+            assert_string_equal(get(f->s, pk, "", 1), val);
+        }
+    }
+    cb_state cb = {0};
+    sib_err err;
+    assert_int_equal(storage_flush(f->s, NULL, on_done, &cb, &err), 0);
+    while (!cb.calls) ev_run(loop, EVRUN_ONCE);
+    storage_stats st;
+    storage_get_stats(f->s, &st);
+    assert_true(st.sstables >= 3);
+    assert_int_equal(st.flushes_pending, 0);
+    for (int i = 0; i < 20000; i += 7) {
+        snprintf(pk, sizeof pk, "k%06d", i);
+        snprintf(val, sizeof val, "value-%d", i);
+        assert_string_equal(get(f->s, pk, "", 1), val);
+    }
+    storage_close(f->s);
+    ev_loop_destroy(loop);
+    f->s = open_data(f, 0, NULL);
+    assert_string_equal(get(f->s, "k019999", "", 1), "value-19999");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -937,6 +1374,13 @@ int main(void)
         cmocka_unit_test(test_group_mode_callbacks),
         cmocka_unit_test(test_periodic_mode_callbacks),
         cmocka_unit_test(test_no_loop_batch),
+        cmocka_unit_test_setup_teardown(test_flush_and_read, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_segments_released_after_flush, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_replay_skips_flushed, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_truncate_removes_sstables, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_block_and_leftovers, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_merge_against_reference, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_flush_while_writing, dsetup, dteardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,478 @@
+/* bench_engine: SIBYL-ENGINE-V1 on Sibyl's storage engine and on RocksDB, in
+ * one run, side by side.
+ *
+ *   bench_engine [N] [DIR] [ENGINES]   N defaults to 1,000,000; DIR to /tmp;
+ *                                      ENGINES: both (default), sibyl, rocksdb
+ *
+ * The workload (keys, values, seeds, phases, latency histogram, RESULT line
+ * format) comes from the shared definition, included verbatim:
+ * shared/bench/engine-workload-v1.h. Each engine runs in a child process
+ * (fork) so its peak RSS is its own; results come back through a shared
+ * mapping and the parent prints the comparison table.
+ *
+ * Sibyl: storage_open without a loop (the engine in-process, no network),
+ * periodic commitlog sync (10 s), one table with a blob partition key and
+ * one blob column: put = one mutation {pk = the 16-byte key, row "", cell
+ * column 1 = the 100-byte value} through storage_apply; get = st_read of the
+ * partition. memtable_heap_space 64 MiB, 4 KiB blocks, LZ4, bloom fp chance
+ * 0.0082 (10 bits/key). Flush = storage_flush of everything (blocks until the
+ * SSTables are live); there is no compaction yet, so settle is a no-op.
+ * Write amplification = bytes of SSTable files written by flushes (all of
+ * them are still on disk: nothing deletes SSTables) / (N_put * 116).
+ *
+ * RocksDB (when built with SIB_HAVE_ROCKSDB): LZ4, 64 MiB write buffer,
+ * 4 KiB blocks, 10 bits/key bloom, 64 MiB LRU block cache, WAL on without
+ * sync; flush = rocksdb_flush(wait), settle = poll until no compaction is
+ * pending or running. Write amplification from its statistics
+ * (rocksdb.flush.write.bytes + rocksdb.compact.write.bytes).
+ */
+#include "engine-workload-v1.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "storage.h"
+
+#ifdef SIB_HAVE_ROCKSDB
+#include <rocksdb/c.h>
+#endif
+
+enum { PH_FILL, PH_FILL_SETTLED, PH_READ, PH_ABSENT, PH_OVER, PH_OVER_SETTLED, PH_N };
+static const char *const ph_names[PH_N] = {"fillrandom", "fillrandom+settle", "readrandom-present",
+                                           "readrandom-absent", "overwrite", "overwrite+settle"};
+
+typedef struct eng_result {
+    bool ran, failed;
+    double ops_s[PH_N], p50[PH_N], p99[PH_N];
+    uint64_t disk_bytes, flush_bytes, wal_bytes, peak_rss_kb;
+} eng_result;
+
+/* An engine under test: put/get/flush+settle/size, and its teardown. */
+typedef struct engine {
+    const char *name;
+    void *h;
+    int (*put)(void *h, const char *k, const char *v);
+    int (*get)(void *h, const char *k, bool *found); /* found: a 100-byte value */
+    int (*settle)(void *h);
+    void (*finish)(void *h, eng_result *r);
+} engine;
+
+
+/* ---- the phases (the shared definition) ---- */
+
+static int run_writes(engine *e, uint64_t n, const uint64_t *perm, uint64_t gen, eng_result *r, int ph)
+{
+    char k[SIBYL_KEY_LEN], v[SIBYL_VAL_LEN];
+    uint64_t s = SIBYL_SEED_OVER;
+    hist_t *hist = calloc(1, sizeof *hist);
+    if (!hist) return -1;
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t id = perm ? perm[i] : sm64(&s) % n;
+        sibyl_key(id, 0, k);
+        sibyl_value(id, gen, v);
+        uint64_t a = now_ns();
+        if (e->put(e->h, k, v)) {
+            free(hist);
+            return -1;
+        }
+        h_add(hist, now_ns() - a);
+    }
+    uint64_t t1 = now_ns();
+    report(e->name, ph_names[ph], n, t1 - t0, hist, NULL);
+    r->ops_s[ph] = (double)n / ((double)(t1 - t0) / 1e9);
+    r->p50[ph] = h_pct_us(hist, 50);
+    r->p99[ph] = h_pct_us(hist, 99);
+    if (e->settle(e->h)) {
+        free(hist);
+        return -1;
+    }
+    uint64_t t2 = now_ns();
+    char extra[64];
+    snprintf(extra, sizeof extra, "settle_secs=%.3f", (double)(t2 - t1) / 1e9);
+    report(e->name, ph_names[ph + 1], n, t2 - t0, hist, extra);
+    free(hist);
+    r->ops_s[ph + 1] = (double)n / ((double)(t2 - t0) / 1e9);
+    r->p50[ph + 1] = r->p50[ph];
+    r->p99[ph + 1] = r->p99[ph];
+    return 0;
+}
+
+static int run_reads(engine *e, uint64_t n, uint64_t reads, bool absent, eng_result *r, int ph)
+{
+    char k[SIBYL_KEY_LEN];
+    uint64_t s = absent ? SIBYL_SEED_ABSENT : SIBYL_SEED_READ, wrong = 0;
+    hist_t *hist = calloc(1, sizeof *hist);
+    if (!hist) return -1;
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < reads; i++) {
+        sibyl_key(sm64(&s) % n, absent, k);
+        bool found;
+        uint64_t a = now_ns();
+        if (e->get(e->h, k, &found)) {
+            free(hist);
+            return -1;
+        }
+        h_add(hist, now_ns() - a);
+        if (found == absent) wrong++;
+    }
+    uint64_t t1 = now_ns();
+    report(e->name, ph_names[ph], reads, t1 - t0, hist, NULL);
+    r->ops_s[ph] = (double)reads / ((double)(t1 - t0) / 1e9);
+    r->p50[ph] = h_pct_us(hist, 50);
+    r->p99[ph] = h_pct_us(hist, 99);
+    free(hist);
+    if (wrong) {
+        fprintf(stderr, "%s: %llu %s reads gave the wrong answer\n", e->name, (unsigned long long)wrong,
+                absent ? "absent" : "present");
+        return -1;
+    }
+    return 0;
+}
+
+static int run_workload(engine *e, uint64_t n, eng_result *r)
+{
+    uint64_t *perm = sibyl_perm(n);
+    uint64_t reads = 1000000;
+    int rc = run_writes(e, n, perm, 0, r, PH_FILL);
+    free(perm);
+    if (!rc) rc = run_reads(e, n, reads, false, r, PH_READ);
+    if (!rc) rc = run_reads(e, n, reads, true, r, PH_ABSENT);
+    if (!rc) rc = run_writes(e, n, NULL, 1, r, PH_OVER);
+    return rc;
+}
+
+/* Bytes of regular files under path (apparent sizes), recursively. */
+static uint64_t tree_bytes(const char *path, bool apparent)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    uint64_t tot = 0;
+    char p[4096];
+    if (!d) return 0;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+        if (lstat(p, &st)) continue;
+        if (S_ISDIR(st.st_mode)) tot += tree_bytes(p, apparent);
+        else if (S_ISREG(st.st_mode)) tot += apparent ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
+    }
+    closedir(d);
+    return tot;
+}
+
+static void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    char p[4096];
+    while (d && (de = readdir(d))) {
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+        if (!lstat(p, &st) && S_ISDIR(st.st_mode)) rm_tree(p);
+        else unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(path);
+}
+
+/* ---- Sibyl ---- */
+
+static const uint8_t BENCH_TABLE[16] = {0x5b, 0xe7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+
+typedef struct sib_eng {
+    storage *s;
+    st_table *t;
+    st_mutation *m;
+    int64_t ts;
+    int32_t now;
+    char data[4096];
+} sib_eng;
+
+static int sib_put(void *h, const char *k, const char *v)
+{
+    sib_eng *e = h;
+    sib_err err;
+    st_mutation_reset(e->m, BENCH_TABLE, (const uint8_t *)k, SIBYL_KEY_LEN);
+    st_mut_row(e->m, NULL, 0);
+    st_mut_cell(e->m, 1, (const uint8_t *)v, SIBYL_VAL_LEN, e->ts++, 0, 0);
+    int rc = storage_apply(e->s, &e->m, 1, NULL, NULL, &err);
+    if (rc) fprintf(stderr, "sibyl: put: %s\n", err.msg);
+    return rc;
+}
+
+static int sib_get(void *h, const char *k, bool *found)
+{
+    sib_eng *e = h;
+    st_iter *it = st_read(e->t, (const uint8_t *)k, SIBYL_KEY_LEN, NULL, 0, false, e->now);
+    if (!it) return -1;
+    st_row r;
+    *found = st_iter_next(it, &r) && r.ncells == 1 && r.cells[0].vlen == SIBYL_VAL_LEN;
+    sib_err err;
+    int rc = st_iter_status(it, &err);
+    if (rc) fprintf(stderr, "sibyl: get: %s\n", err.msg);
+    st_iter_destroy(it);
+    return rc;
+}
+
+static int sib_settle(void *h)
+{
+    sib_eng *e = h;
+    sib_err err;
+    int rc = storage_flush(e->s, NULL, NULL, NULL, &err); /* no loop: returns once live */
+    if (rc) fprintf(stderr, "sibyl: flush: %s\n", err.msg);
+    return rc;
+}
+
+static void sib_finish(void *h, eng_result *r)
+{
+    sib_eng *e = h;
+    storage_stats st;
+    storage_get_stats(e->s, &st);
+    r->wal_bytes = st.cl_bytes_written;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/data", e->data);
+    r->flush_bytes = tree_bytes(p, true); /* every SSTable ever flushed is still there */
+    r->disk_bytes = tree_bytes(e->data, false);
+    printf("RESULT engine=sibyl sstables=%llu sstable_data_bytes=%llu\n", (unsigned long long)st.sstables,
+           (unsigned long long)st.sstable_bytes);
+}
+
+static int run_sibyl(const char *dir, uint64_t n, eng_result *r)
+{
+    sib_eng e = {0};
+    snprintf(e.data, sizeof e.data, "%s/sibyl", dir);
+    rm_tree(e.data);
+    mkdir(e.data, 0755);
+    char cl[4200], data[4200];
+    snprintf(cl, sizeof cl, "%s/commitlog", e.data);
+    snprintf(data, sizeof data, "%s/data", e.data);
+    storage_opts o = {0};
+    o.commitlog_dir = cl;
+    o.data_dir = data;
+    o.sync = ST_SYNC_PERIODIC;
+    o.memtable_heap_space = 64u << 20;
+    o.sstable_block_size = 4096;
+    o.bloom_filter_fp_chance = 0.0082; /* 10 bits per key */
+    sib_err err;
+    if (storage_open(&e.s, &o, &err) || storage_replay(e.s, NULL, &err)) {
+        fprintf(stderr, "sibyl: open: %s\n", err.msg);
+        return -1;
+    }
+    e.t = storage_table(e.s, BENCH_TABLE);
+    e.m = st_mutation_create(BENCH_TABLE, (const uint8_t *)"", 0);
+    e.ts = sib_now_us();
+    e.now = (int32_t)(sib_now_us() / 1000000);
+    engine en = {"sibyl", &e, sib_put, sib_get, sib_settle, sib_finish};
+    int rc = run_workload(&en, n, r);
+    if (!rc) sib_finish(&e, r);
+    st_mutation_destroy(e.m);
+    storage_close(e.s);
+    return rc;
+}
+
+/* ---- RocksDB ---- */
+
+#ifdef SIB_HAVE_ROCKSDB
+typedef struct rdb_eng {
+    rocksdb_t *db;
+    rocksdb_options_t *o;
+    rocksdb_writeoptions_t *wo;
+    rocksdb_readoptions_t *ro;
+    rocksdb_block_based_table_options_t *bo;
+    rocksdb_cache_t *cache;
+    rocksdb_filterpolicy_t *fp;
+    char dir[4096];
+} rdb_eng;
+
+static int rdb_put(void *h, const char *k, const char *v)
+{
+    rdb_eng *e = h;
+    char *err = NULL;
+    rocksdb_put(e->db, e->wo, k, SIBYL_KEY_LEN, v, SIBYL_VAL_LEN, &err);
+    if (err) {
+        fprintf(stderr, "rocksdb: put: %s\n", err);
+        rocksdb_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static int rdb_get(void *h, const char *k, bool *found)
+{
+    rdb_eng *e = h;
+    char *err = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get(e->db, e->ro, k, SIBYL_KEY_LEN, &len, &err);
+    if (err) {
+        fprintf(stderr, "rocksdb: get: %s\n", err);
+        rocksdb_free(err);
+        return -1;
+    }
+    *found = v && len == SIBYL_VAL_LEN;
+    rocksdb_free(v);
+    return 0;
+}
+
+static int rdb_settle(void *h)
+{
+    rdb_eng *e = h;
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flush(e->db, fo, &err);
+    rocksdb_flushoptions_destroy(fo);
+    if (err) {
+        fprintf(stderr, "rocksdb: flush: %s\n", err);
+        rocksdb_free(err);
+        return -1;
+    }
+    for (;;) {
+        uint64_t pending = 0, running = 0;
+        rocksdb_property_int(e->db, "rocksdb.compaction-pending", &pending);
+        rocksdb_property_int(e->db, "rocksdb.num-running-compactions", &running);
+        if (!pending && !running) return 0;
+        usleep(10000);
+    }
+}
+
+static uint64_t stat_count(const char *stats, const char *name)
+{
+    const char *p = stats ? strstr(stats, name) : NULL;
+    if (!p || !(p = strstr(p, "COUNT : "))) return 0;
+    return strtoull(p + 8, NULL, 10);
+}
+
+static void rdb_finish(void *h, eng_result *r)
+{
+    rdb_eng *e = h;
+    char *st = rocksdb_options_statistics_get_string(e->o);
+    r->flush_bytes = stat_count(st, "rocksdb.flush.write.bytes") + stat_count(st, "rocksdb.compact.write.bytes");
+    r->wal_bytes = stat_count(st, "rocksdb.wal.bytes");
+    rocksdb_free(st);
+    r->disk_bytes = dir_bytes(e->dir); /* the shared helper: RocksDB's directory is flat */
+}
+
+static int run_rocksdb(const char *dir, uint64_t n, eng_result *r)
+{
+    rdb_eng e = {0};
+    snprintf(e.dir, sizeof e.dir, "%s/rocksdb", dir);
+    rm_tree(e.dir);
+    e.o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(e.o, 1);
+    rocksdb_options_set_compression(e.o, rocksdb_lz4_compression);
+    rocksdb_options_set_write_buffer_size(e.o, 64u << 20);
+    rocksdb_options_enable_statistics(e.o);
+    e.bo = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_size(e.bo, 4096);
+    e.cache = rocksdb_cache_create_lru(64u << 20);
+    rocksdb_block_based_options_set_block_cache(e.bo, e.cache);
+    e.fp = rocksdb_filterpolicy_create_bloom(10);
+    rocksdb_block_based_options_set_filter_policy(e.bo, e.fp);
+    rocksdb_options_set_block_based_table_factory(e.o, e.bo);
+    e.wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(e.wo, 0);
+    e.ro = rocksdb_readoptions_create();
+    char *err = NULL;
+    e.db = rocksdb_open(e.o, e.dir, &err);
+    if (err) {
+        fprintf(stderr, "rocksdb: open: %s\n", err);
+        rocksdb_free(err);
+        return -1;
+    }
+    engine en = {"rocksdb", &e, rdb_put, rdb_get, rdb_settle, rdb_finish};
+    int rc = run_workload(&en, n, r);
+    if (!rc) rdb_finish(&e, r);
+    rocksdb_close(e.db);
+    rocksdb_readoptions_destroy(e.ro);
+    rocksdb_writeoptions_destroy(e.wo);
+    rocksdb_options_destroy(e.o);
+    rocksdb_block_based_options_destroy(e.bo); /* also releases the filter policy */
+    rocksdb_cache_destroy(e.cache);
+    return rc;
+}
+#endif
+
+/* ---- driver ---- */
+
+static void run_child(int (*fn)(const char *, uint64_t, eng_result *), const char *dir, uint64_t n, eng_result *r)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        int rc = fn(dir, n, r);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        r->peak_rss_kb = (uint64_t)ru.ru_maxrss;
+        r->ran = true;
+        r->failed = rc != 0;
+        fflush(stdout);
+        _exit(rc ? 1 : 0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!r->ran) r->failed = true;
+}
+
+static void print_table(uint64_t n, const eng_result *s, const eng_result *k)
+{
+    bool both = k && k->ran && !k->failed;
+    printf("\nSIBYL-ENGINE-V1, N = %llu, R = 1000000\n", (unsigned long long)n);
+    printf("| phase | sibyl ops/s | sibyl p50/p99 us | rocksdb ops/s | rocksdb p50/p99 us | sibyl/rocksdb |\n");
+    printf("|---|---|---|---|---|---|\n");
+    for (int i = 0; i < PH_N; i++) {
+        printf("| %s | %.0f | %.2f / %.2f |", ph_names[i], s->ops_s[i], s->p50[i], s->p99[i]);
+        if (both) printf(" %.0f | %.2f / %.2f | %.2fx |\n", k->ops_s[i], k->p50[i], k->p99[i], s->ops_s[i] / k->ops_s[i]);
+        else printf(" - | - | - |\n");
+    }
+    double user = (double)n * 2 * (SIBYL_KEY_LEN + SIBYL_VAL_LEN);
+    const eng_result *rs[2] = {s, both ? k : NULL};
+    const char *names[2] = {"sibyl", "rocksdb"};
+    printf("\n| engine | on-disk MiB | write amp (flush+compaction) | write amp incl. WAL | peak RSS MiB |\n");
+    printf("|---|---|---|---|---|\n");
+    for (int i = 0; i < 2; i++) {
+        if (!rs[i]) continue;
+        printf("| %s | %.1f | %.2f | %.2f | %.1f |\n", names[i], (double)rs[i]->disk_bytes / 1048576.0,
+               (double)rs[i]->flush_bytes / user, (double)(rs[i]->flush_bytes + rs[i]->wal_bytes) / user,
+               (double)rs[i]->peak_rss_kb / 1024.0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
+    char dir[4096];
+    if (argc > 2) snprintf(dir, sizeof dir, "%s", argv[2]);
+    else snprintf(dir, sizeof dir, "/tmp/bench_engine.%d", (int)getpid());
+    mkdir(dir, 0755);
+    if (n < 2) {
+        fprintf(stderr, "usage: bench_engine [N >= 2] [DIR]\n");
+        return 2;
+    }
+    eng_result *res = mmap(NULL, 2 * sizeof *res, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (res == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    memset(res, 0, 2 * sizeof *res);
+    (void)dir_bytes; /* used by the RocksDB part only */
+    const char *which = argc > 3 ? argv[3] : "both";
+    if (strcmp(which, "rocksdb")) run_child(run_sibyl, dir, n, &res[0]);
+#ifdef SIB_HAVE_ROCKSDB
+    if (strcmp(which, "sibyl")) run_child(run_rocksdb, dir, n, &res[1]);
+#endif
+    print_table(n, &res[0], res[1].ran ? &res[1] : NULL);
+    rm_tree(dir);
+    int rc = res[0].failed || (res[1].ran && res[1].failed);
+    munmap(res, 2 * sizeof *res);
+    return rc;
+}

@@ -1,0 +1,865 @@
+/* reader.c: open SSTables, point lookups, clustering slices, partition scans,
+ * and the table directory (live generations, leftovers).
+ *
+ * Open reads: Data's footer + chunk table, Index's footer + summary (first
+ * key of every ~1 KiB index page), Filter, Statistics; every section's crc
+ * is checked, and a bad one fails the open with SIB_ECORRUPT naming the file.
+ *
+ * Point lookup (sst_part_open): bloom filter on the token, binary search of
+ * the summary, one index page (crc checked), a linear scan of its entries.
+ * Then the partition:
+ *   - without samples (at most index_interval bytes): the whole partition is
+ *     read (the blocks it spans, each crc-checked and decompressed) and
+ *     decoded at once;
+ *   - with samples: the header + static row [0, sample 0), then "segments"
+ *     [sample i, sample i+1) read one at a time, each decoded whole into a
+ *     row array. A seek picks the segment from the samples (binary search),
+ *     so a slice reads only the blocks it touches; reversed reads walk the
+ *     row array backwards, segment by segment.
+ * A crc mismatch anywhere is SIB_ECORRUPT "corrupted block ... in <file>";
+ * other partitions stay readable. Blocks and index pages are verified the
+ * first time they are read after open (a bit per block remembers it), like
+ * Cassandra's crc_check_chance but per open instead of per read: the crc
+ * then costs once, not on every lookup.
+ *
+ * Threads: everything but the refcount is read-only after open; reads go
+ * through read-only mappings of Data.db and Index.db (immutable files).
+ */
+#define _GNU_SOURCE
+#include "sst_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct sum_ent {
+    int64_t token;
+    const uint8_t *key;
+    uint32_t keylen, len;
+    uint64_t off;
+} sum_ent;
+
+struct sstable {
+    int refs;
+    bool obsolete;
+    char *dir, *data_path, *index_path;
+    uint64_t gen;
+    int dfd, ifd;
+    const uint8_t *dmap, *imap; /* read-only mappings of Data.db and Index.db */
+    uint64_t *vblk, *vpage;     /* bit per block / index page: crc verified */
+    uint64_t dsize, isize;
+    uint32_t block_size;
+    uint64_t *chunks, table_off, logical;
+    size_t nchunks;
+    uint8_t *sumbuf;
+    sum_ent *sum;
+    size_t nsum;
+    sst_bloom bloom;
+    sst_stats st;
+    uint8_t *statbuf;
+};
+
+typedef struct sample { const uint8_t *ck; uint32_t cklen; uint64_t off; } sample;
+
+struct sst_part {
+    sstable *s;
+    uint64_t pos, size;
+    uint8_t *idxcopy; /* index entry bytes the samples point into */
+    sample *samples;
+    uint32_t nsamples;
+    uint8_t *hdr; /* header (+ static row) bytes; whole partition without samples */
+    sst_del pdel;
+    sst_rt *rts;
+    size_t nrt;
+    sst_rowbuf srb; /* static row */
+    /* rows: the current segment */
+    uint8_t *seg;
+    uint64_t rows_off; /* where segment 0 starts when there are no samples */
+    sst_rowbuf rb;
+    long seg_idx, cur;
+    bool reversed, positioned;
+    /* one-block cache */
+    long blk_idx;
+    uint8_t *blk;        /* decompression buffer */
+    const uint8_t *blkp; /* the current block's bytes (blk or the mapping) */
+    size_t blk_len;
+};
+
+struct sst_pscan {
+    sstable *s;
+    size_t page;
+    sib_rd rd;
+    int64_t token;
+    uint8_t *pk;
+    size_t pklen;
+    bool has_pk, incl, started;
+};
+
+/* ---- block reads ---- */
+
+static int corrupt(sstable *s, sib_err *err, const char *what, uint64_t off)
+{
+    return sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted %s at offset %llu in %s", what,
+                       (unsigned long long)off, s->data_path);
+}
+
+/* A block or index page is checked against its crc the first time it is
+ * read after open (the mapping of an immutable file cannot change under
+ * us); the bit is set atomically, so concurrent readers are fine. */
+static bool verified(const uint64_t *bits, size_t i)
+{
+    return __atomic_load_n(&bits[i / 64], __ATOMIC_RELAXED) & (1ull << (i % 64));
+}
+static void set_verified(uint64_t *bits, size_t i) { __atomic_fetch_or(&bits[i / 64], 1ull << (i % 64), __ATOMIC_RELAXED); }
+
+/* Makes block i current (p->blkp), checking its crc; raw blocks are used in
+ * place in the mapping, LZ4 ones decompressed into p->blk. */
+static int load_block(sst_part *p, size_t i, sib_err *err)
+{
+    sstable *s = p->s;
+    if (p->blk_idx == (long)i) return 0;
+    uint64_t off = s->chunks[i], end = i + 1 < s->nchunks ? s->chunks[i + 1] : s->table_off;
+    if (end <= off + 12 || end - off > SST_MAX_BLOCK + 12 || end > s->dsize) return corrupt(s, err, "block table", off);
+    size_t n = (size_t)(end - off);
+    p->blk_idx = -1;
+    const uint8_t *z = s->dmap + off;
+    uint32_t slen = get_be32(z), ulen = get_be32(z + 4), sn = slen & ~SST_BLOCK_RAW;
+    if (sn != n - 12 || ulen > s->block_size) return corrupt(s, err, "block", off);
+    if (!verified(s->vblk, i)) {
+        if (sib_crc32c(0, z + 12, sn) != get_be32(z + 8)) return corrupt(s, err, "block (crc mismatch)", off);
+        set_verified(s->vblk, i);
+    }
+    if (slen & SST_BLOCK_RAW) {
+        if (sn != ulen) return corrupt(s, err, "block", off);
+        p->blkp = z + 12;
+    } else {
+        if (!p->blk && !(p->blk = malloc(s->block_size))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        if (LZ4_decompress_safe((const char *)z + 12, (char *)p->blk, (int)sn, (int)ulen) != (int)ulen)
+            return corrupt(s, err, "block (bad LZ4 data)", off);
+        p->blkp = p->blk;
+    }
+    p->blk_idx = (long)i;
+    p->blk_len = ulen;
+    return 0;
+}
+
+static int read_range(sst_part *p, uint64_t off, size_t len, uint8_t *out, sib_err *err)
+{
+    sstable *s = p->s;
+    if (off + len > s->logical) return corrupt(s, err, "partition position", off);
+    while (len) {
+        size_t bi = (size_t)(off / s->block_size), in = (size_t)(off % s->block_size);
+        if (bi >= s->nchunks) return corrupt(s, err, "partition position", off);
+        int rc = load_block(p, bi, err);
+        if (rc) return rc;
+        if (in >= p->blk_len) return corrupt(s, err, "block length", off);
+        size_t k = SIB_MIN(len, p->blk_len - in);
+        memcpy(out, p->blkp + in, k);
+        out += k;
+        off += k;
+        len -= k;
+    }
+    return 0;
+}
+
+/* ---- open ---- */
+
+static int read_file_tail(int fd, const char *path, uint32_t magic, uint8_t **tbl, size_t *tlen, uint64_t *tbl_off,
+                          sib_err *err)
+{
+    struct stat stt;
+    if (fstat(fd, &stt)) return sib_err_errno(err, "sstable: stat %s", path);
+    uint64_t size = (uint64_t)stt.st_size;
+    uint8_t h[SST_HDR_LEN], f[SST_FOOTER_LEN];
+    if (size < SST_HDR_LEN + SST_FOOTER_LEN || sst_pread_full(fd, h, sizeof h, 0) ||
+        sst_pread_full(fd, f, sizeof f, size - SST_FOOTER_LEN))
+        return sib_err_set(err, SIB_ECORRUPT, "sstable: %s is truncated", path);
+    if (!sst_check_hdr(h, magic, NULL, NULL) || get_be32(f + 16) != magic || get_be32(f + 20) != sib_crc32c(0, f, 20))
+        return sib_err_set(err, SIB_ECORRUPT, "sstable: %s has a bad header or footer", path);
+    uint64_t off = get_be64(f);
+    size_t n = get_be32(f + 8);
+    if (off + n + SST_FOOTER_LEN != size) return sib_err_set(err, SIB_ECORRUPT, "sstable: %s footer is corrupt", path);
+    uint8_t *t = malloc(n ? n : 1);
+    if (!t) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    if (sst_pread_full(fd, t, n, off) || sib_crc32c(0, t, n) != get_be32(f + 12)) {
+        free(t);
+        return sib_err_set(err, SIB_ECORRUPT, "sstable: %s: corrupt table (crc mismatch)", path);
+    }
+    *tbl = t;
+    *tlen = n;
+    *tbl_off = off;
+    return 0;
+}
+
+static int open_data(sstable *s, sib_err *err)
+{
+    uint8_t h[SST_HDR_LEN], *t;
+    size_t n;
+    if (sst_pread_full(s->dfd, h, sizeof h, 0) || !sst_check_hdr(h, SST_MAGIC_DATA, NULL, &s->block_size) ||
+        !s->block_size || s->block_size > SST_MAX_BLOCK)
+        return sib_err_set(err, SIB_ECORRUPT, "sstable: %s has a bad header", s->data_path);
+    int rc = read_file_tail(s->dfd, s->data_path, SST_MAGIC_DATA, &t, &n, &s->table_off, err);
+    if (rc) return rc;
+    if (n < 12 || (n - 12) % 8 || get_be32(t + n - 4) != (n - 12) / 8) {
+        free(t);
+        return sib_err_set(err, SIB_ECORRUPT, "sstable: %s: bad chunk table", s->data_path);
+    }
+    s->nchunks = (n - 12) / 8;
+    s->logical = get_be64(t + n - 12);
+    if (!(s->chunks = malloc((s->nchunks ? s->nchunks : 1) * 8))) rc = SIB_ENOMEM;
+    for (size_t i = 0; !rc && i < s->nchunks; i++) s->chunks[i] = get_be64(t + 8 * i);
+    free(t);
+    return rc ? sib_err_set(err, rc, "sstable: out of memory") : 0;
+}
+
+static int open_index(sstable *s, sib_err *err)
+{
+    size_t n;
+    uint64_t off, np;
+    int rc = read_file_tail(s->ifd, s->index_path, SST_MAGIC_INDEX, &s->sumbuf, &n, &off, err);
+    if (rc) return rc;
+    sib_rd r;
+    sib_rd_init(&r, s->sumbuf, n);
+    if (!sib_rd_uvarint(&r, &np) || np > n) goto bad;
+    if (!(s->sum = calloc(np ? np : 1, sizeof *s->sum))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    for (s->nsum = 0; s->nsum < np; s->nsum++) {
+        sum_ent *e = &s->sum[s->nsum];
+        uint64_t kl, len, tok;
+        if (!sib_rd_uvarint(&r, &kl) || kl > sib_rd_left(&r) || !sib_rd_bytes(&r, kl, &e->key) ||
+            !sib_rd_be64(&r, &tok) || !sib_rd_uvarint(&r, &e->off) || !sib_rd_uvarint(&r, &len) || len > (1u << 30))
+            goto bad;
+        e->keylen = (uint32_t)kl;
+        e->token = (int64_t)tok;
+        e->len = (uint32_t)len;
+    }
+    return 0;
+bad:
+    return sib_err_set(err, SIB_ECORRUPT, "sstable: %s: bad summary", s->index_path);
+}
+
+static int slurp(const char *path, uint8_t **out, size_t *n, sib_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sib_err_errno(err, "sstable: open %s", path);
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st)) rc = sib_err_errno(err, "sstable: stat %s", path);
+    else if (!(*out = malloc((size_t)st.st_size + 1))) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    else if (sst_pread_full(fd, *out, (size_t)st.st_size, 0)) rc = sib_err_errno(err, "sstable: read %s", path);
+    *n = (size_t)st.st_size;
+    close(fd);
+    return rc;
+}
+
+static int open_filter(sstable *s, sib_err *err)
+{
+    char *path = sst_path(s->dir, s->gen, "Filter.db", "");
+    uint8_t *b = NULL;
+    size_t n;
+    uint32_t k;
+    int rc = path ? slurp(path, &b, &n, err) : sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    if (!rc && (n < SST_HDR_LEN + 12 || !sst_check_hdr(b, SST_MAGIC_FILTER, NULL, &k) || !k || k > 64 ||
+                get_be32(b + n - 4) != sib_crc32c(0, b, n - 4) ||
+                get_be64(b + SST_HDR_LEN) / 8 != n - SST_HDR_LEN - 12 || !get_be64(b + SST_HDR_LEN)))
+        rc = sib_err_set(err, SIB_ECORRUPT, "sstable: %s is corrupt", path);
+    if (!rc) {
+        s->bloom.k = k;
+        s->bloom.nbits = get_be64(b + SST_HDR_LEN);
+        if (!(s->bloom.bits = malloc(s->bloom.nbits / 8))) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        else memcpy(s->bloom.bits, b + SST_HDR_LEN + 8, s->bloom.nbits / 8);
+    }
+    free(b);
+    free(path);
+    return rc;
+}
+
+static bool rd_key(sib_rd *r, const uint8_t **k, uint32_t *len)
+{
+    uint64_t n;
+    if (!sib_rd_uvarint(r, &n) || n > sib_rd_left(r) || !sib_rd_bytes(r, n, k)) return false;
+    *len = (uint32_t)n;
+    return true;
+}
+
+static int open_stats(sstable *s, sib_err *err)
+{
+    char *path = sst_path(s->dir, s->gen, "Statistics.db", "");
+    size_t n;
+    int rc = path ? slurp(path, &s->statbuf, &n, err) : sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    sst_stats *st = &s->st;
+    if (rc) goto out;
+    uint8_t *b = s->statbuf;
+    if (n < SST_HDR_LEN + 4 || !sst_check_hdr(b, SST_MAGIC_STATS, NULL, NULL) ||
+        get_be32(b + n - 4) != sib_crc32c(0, b + SST_HDR_LEN, n - SST_HDR_LEN - 4))
+        goto bad;
+    sib_rd r;
+    sib_rd_init(&r, b + SST_HDR_LEN, n - SST_HDR_LEN - 4);
+    uint64_t v[64];
+    uint32_t w[3];
+    uint8_t flags;
+    for (int i = 0; i < 2; i++) sib_rd_be64(&r, &v[i]);
+    for (int i = 0; i < 2; i++) sib_rd_be32(&r, &w[i]);
+    st->min_ts = (int64_t)v[0];
+    st->max_ts = (int64_t)v[1];
+    st->min_ldt = (int32_t)w[0];
+    st->max_ldt = (int32_t)w[1];
+    for (int i = 0; i < 4; i++) sib_rd_be64(&r, &v[i]);
+    st->partitions = v[0], st->rows = v[1], st->cells = v[2], st->tombstones = v[3];
+    for (int i = 0; i < SST_LDT_BINS; i++) sib_rd_be64(&r, &st->ldt_bins[i]);
+    sib_rd_be64(&r, &st->data_bytes);
+    sib_rd_be64(&r, &st->data_file_bytes);
+    sib_rd_be32(&r, &st->level);
+    sib_rd_be64(&r, &st->repaired_at);
+    sib_rd_be64(&r, &st->clpos.seg);
+    sib_rd_be64(&r, &st->clpos.off);
+    sib_rd_u8(&r, &flags);
+    sib_rd_be64(&r, &v[0]);
+    sib_rd_be64(&r, &v[1]);
+    st->first_token = (int64_t)v[0];
+    st->last_token = (int64_t)v[1];
+    st->has_partition_deletions = flags & 1;
+    st->has_range_tombstones = flags & 2;
+    if (r.bad || !rd_key(&r, &st->first_key, &st->first_keylen) || !rd_key(&r, &st->last_key, &st->last_keylen) ||
+        !rd_key(&r, &st->min_ck, &st->min_cklen) || !rd_key(&r, &st->max_ck, &st->max_cklen))
+        goto bad;
+    if (!(flags & 4)) st->min_ck = st->max_ck = NULL;
+    goto out;
+bad:
+    rc = sib_err_set(err, SIB_ECORRUPT, "sstable: %s is corrupt", path);
+out:
+    free(path);
+    return rc;
+}
+
+/* Files are immutable once live: reads go through a shared read-only
+ * mapping (the page cache is the block cache; no syscall, no copy for raw
+ * blocks). */
+static int map_file(int fd, const char *path, const uint8_t **map, uint64_t *size, sib_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st)) return sib_err_errno(err, "sstable: stat %s", path);
+    *size = (uint64_t)st.st_size;
+    void *m = mmap(NULL, st.st_size ? (size_t)st.st_size : 1, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) return sib_err_errno(err, "sstable: mmap %s", path);
+    *map = m;
+    return 0;
+}
+
+int sst_open(sstable **out, const char *dir, uint64_t gen, sib_err *err)
+{
+    *out = NULL;
+    sstable *s = calloc(1, sizeof *s);
+    if (!s) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    s->refs = 1;
+    s->gen = gen;
+    s->dfd = s->ifd = -1;
+    int rc;
+    if (!(s->dir = strdup(dir)) || !(s->data_path = sst_path(dir, gen, "Data.db", "")) ||
+        !(s->index_path = sst_path(dir, gen, "Index.db", ""))) {
+        rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        goto fail;
+    }
+    if ((s->dfd = open(s->data_path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = sib_err_errno(err, "sstable: open %s", s->data_path);
+        goto fail;
+    }
+    if ((s->ifd = open(s->index_path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = sib_err_errno(err, "sstable: open %s", s->index_path);
+        goto fail;
+    }
+    if ((rc = open_data(s, err)) || (rc = open_index(s, err)) || (rc = open_filter(s, err)) ||
+        (rc = open_stats(s, err)) || (rc = map_file(s->dfd, s->data_path, &s->dmap, &s->dsize, err)) ||
+        (rc = map_file(s->ifd, s->index_path, &s->imap, &s->isize, err)))
+        goto fail;
+    if (!(s->vblk = calloc(s->nchunks / 64 + 1, 8)) || !(s->vpage = calloc(s->nsum / 64 + 1, 8))) {
+        rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    sst_unref(s);
+    return rc;
+}
+
+void sst_ref(sstable *s) { s->refs++; }
+void sst_mark_obsolete(sstable *s) { s->obsolete = true; }
+const sst_stats *sst_get_stats(const sstable *s) { return &s->st; }
+uint64_t sst_gen(const sstable *s) { return s->gen; }
+const char *sst_data_path(const sstable *s) { return s->data_path; }
+bool sst_may_contain(const sstable *s, int64_t token) { return sst_bloom_test(&s->bloom, token); }
+
+void sst_unref(sstable *s)
+{
+    if (!s || --s->refs > 0) return;
+    if (s->dfd >= 0) close(s->dfd);
+    if (s->ifd >= 0) close(s->ifd);
+    if (s->dmap) munmap((void *)s->dmap, s->dsize ? (size_t)s->dsize : 1);
+    if (s->imap) munmap((void *)s->imap, s->isize ? (size_t)s->isize : 1);
+    if (s->obsolete && s->dir) sst_remove(s->dir, s->gen, NULL);
+    sst_bloom_free(&s->bloom);
+    free(s->chunks);
+    free(s->vblk);
+    free(s->vpage);
+    free(s->sumbuf);
+    free(s->sum);
+    free(s->statbuf);
+    free(s->dir);
+    free(s->data_path);
+    free(s->index_path);
+    free(s);
+}
+
+/* ---- index ---- */
+
+static int key_cmp(int64_t t1, const uint8_t *k1, size_t n1, int64_t t2, const uint8_t *k2, size_t n2)
+{
+    if (t1 != t2) return t1 < t2 ? -1 : 1;
+    size_t n = SIB_MIN(n1, n2);
+    int c = n ? memcmp(k1, k2, n) : 0;
+    return c ? c : (n1 < n2 ? -1 : n1 > n2);
+}
+
+/* Last page whose first key <= (token, pk); -1 if before all. */
+static long sum_find(const sstable *s, int64_t token, const uint8_t *pk, size_t pklen, bool pure_token)
+{
+    long lo = 0, hi = (long)s->nsum - 1, ans = -1;
+    while (lo <= hi) {
+        long mid = (lo + hi) / 2;
+        const sum_ent *e = &s->sum[mid];
+        int c = pure_token ? (e->token < token ? -1 : 1) : key_cmp(e->token, e->key, e->keylen, token, pk, pklen);
+        if (c <= 0) ans = mid, lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return ans;
+}
+
+static int read_page(sstable *s, size_t i, sib_rd *r, sib_err *err)
+{
+    const sum_ent *e = &s->sum[i];
+    const uint8_t *b = s->imap + e->off;
+    bool ok = e->len >= 8 && e->off + e->len <= s->isize && get_be32(b) == e->len - 8;
+    if (ok && !verified(s->vpage, i)) {
+        ok = get_be32(b + 4) == sib_crc32c(0, b + 8, e->len - 8);
+        if (ok) set_verified(s->vpage, i);
+    }
+    if (!ok)
+        return sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted index page at offset %llu in %s",
+                           (unsigned long long)e->off, s->index_path);
+    sib_rd_init(r, b + 8, e->len - 8);
+    return 0;
+}
+
+typedef struct ix_ent {
+    const uint8_t *pk;
+    uint32_t pklen;
+    int64_t token;
+    uint64_t pos, size, nsamples;
+    const uint8_t *samples;
+    size_t samples_len;
+} ix_ent;
+
+static bool ix_next(sib_rd *r, ix_ent *e)
+{
+    uint64_t tok;
+    if (!rd_key(r, &e->pk, &e->pklen) || !sib_rd_be64(r, &tok) || !sib_rd_uvarint(r, &e->pos) ||
+        !sib_rd_uvarint(r, &e->size) || !sib_rd_uvarint(r, &e->nsamples) || e->nsamples > sib_rd_left(r))
+        return false;
+    e->token = (int64_t)tok;
+    e->samples = r->p;
+    for (uint64_t i = 0; i < e->nsamples; i++) {
+        const uint8_t *k;
+        uint32_t kl;
+        uint64_t off;
+        if (!rd_key(r, &k, &kl) || !sib_rd_uvarint(r, &off)) return false;
+    }
+    e->samples_len = (size_t)(r->p - e->samples);
+    return true;
+}
+
+/* ---- partitions ---- */
+
+static int decode_header(sst_part *p, const uint8_t *b, size_t n, size_t *used, sib_err *err)
+{
+    sib_rd r;
+    uint64_t kl, nrt;
+    const uint8_t *k;
+    uint8_t f;
+    sib_rd_init(&r, b, n);
+    p->pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
+    if (!sib_rd_uvarint(&r, &kl) || kl > sib_rd_left(&r) || !sib_rd_bytes(&r, kl, &k) || !sib_rd_u8(&r, &f))
+        goto bad;
+    if ((f & SP_PDEL) && !sst_dec_del(&r, &p->pdel)) goto bad;
+    if (f & SP_RTS) {
+        if (!sib_rd_uvarint(&r, &nrt) || nrt > sib_rd_left(&r)) goto bad;
+        if (!(p->rts = calloc(nrt ? nrt : 1, sizeof *p->rts))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        for (p->nrt = 0; p->nrt < nrt; p->nrt++) {
+            sst_rt *rt = &p->rts[p->nrt];
+            if (!sst_dec_bound(&r, &rt->start) || !sst_dec_bound(&r, &rt->end) || !sst_dec_del(&r, &rt->del)) goto bad;
+        }
+    }
+    if (sib_rd_left(&r) && (*r.p & SR_STATIC)) {
+        uint8_t rf;
+        sib_rd_u8(&r, &rf);
+        int rc = sst_dec_row_body(&r, rf, true, &p->srb);
+        if (rc == SIB_ENOMEM) return sib_err_set(err, rc, "sstable: out of memory");
+        if (rc) goto bad;
+        sst_rowbuf_fix(&p->srb);
+    }
+    *used = (size_t)(r.p - b);
+    return 0;
+bad:
+    return corrupt(p->s, err, "partition header", p->pos);
+}
+
+/* Decodes rows of buf into p->rb until the end marker or the buffer end. */
+static int decode_rows(sst_part *p, const uint8_t *b, size_t n, sib_err *err)
+{
+    sib_rd r;
+    sib_rd_init(&r, b, n);
+    sst_rowbuf_reset(&p->rb);
+    while (sib_rd_left(&r)) {
+        uint8_t f;
+        sib_rd_u8(&r, &f);
+        if (!f) break;
+        if (!(f & SR_ROW) || (f & SR_STATIC)) return corrupt(p->s, err, "row", p->pos);
+        int rc = sst_dec_row_body(&r, f, false, &p->rb);
+        if (rc == SIB_ENOMEM) return sib_err_set(err, rc, "sstable: out of memory");
+        if (rc) return corrupt(p->s, err, "row", p->pos);
+    }
+    sst_rowbuf_fix(&p->rb);
+    return 0;
+}
+
+static long nsegs(const sst_part *p) { return p->nsamples ? (long)p->nsamples : 1; }
+
+static int load_seg(sst_part *p, long i, sib_err *err)
+{
+    if (p->seg_idx == i) return 0;
+    p->seg_idx = -1;
+    if (!p->nsamples) { /* the whole partition is in p->hdr already */
+        int rc = decode_rows(p, p->hdr + p->rows_off, (size_t)(p->size - p->rows_off), err);
+        if (!rc) p->seg_idx = 0;
+        return rc;
+    }
+    uint64_t a = p->samples[i].off, b = i + 1 < (long)p->nsamples ? p->samples[i + 1].off : p->size;
+    if (b < a || b > p->size) return corrupt(p->s, err, "clustering index", p->pos);
+    uint8_t *seg = realloc(p->seg, (size_t)(b - a) + 1);
+    if (!seg) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    p->seg = seg;
+    int rc = read_range(p, p->pos + a, (size_t)(b - a), seg, err);
+    if (!rc) rc = decode_rows(p, seg, (size_t)(b - a), err);
+    if (!rc) p->seg_idx = i;
+    return rc;
+}
+
+static int part_load(sst_part *p, const ix_ent *e, sib_err *err)
+{
+    p->pos = e->pos;
+    p->size = e->size;
+    p->nsamples = (uint32_t)e->nsamples;
+    if (e->nsamples) {
+        if (!(p->idxcopy = malloc(e->samples_len)) || !(p->samples = calloc(e->nsamples, sizeof *p->samples)))
+            return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        memcpy(p->idxcopy, e->samples, e->samples_len);
+        sib_rd r;
+        sib_rd_init(&r, p->idxcopy, e->samples_len);
+        for (uint32_t i = 0; i < p->nsamples; i++) {
+            rd_key(&r, &p->samples[i].ck, &p->samples[i].cklen);
+            sib_rd_uvarint(&r, &p->samples[i].off);
+        }
+    }
+    uint64_t hlen = p->nsamples ? p->samples[0].off : p->size;
+    if (hlen > p->size || p->size > (1ull << 40)) return corrupt(p->s, err, "index entry", p->pos);
+    if (!(p->hdr = malloc((size_t)hlen + 1))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    int rc = read_range(p, p->pos, (size_t)hlen, p->hdr, err);
+    size_t used = 0;
+    if (!rc) rc = decode_header(p, p->hdr, (size_t)hlen, &used, err);
+    p->rows_off = used;
+    return rc;
+}
+
+int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out, sib_err *err)
+{
+    *out = NULL;
+    if (!sst_bloom_test(&s->bloom, token)) return 0;
+    long pg = sum_find(s, token, pk, pklen, false);
+    if (pg < 0) return 0;
+    sib_rd r;
+    int rc = read_page(s, (size_t)pg, &r, err);
+    ix_ent e;
+    bool found = false;
+    while (!rc && sib_rd_left(&r)) {
+        if (!ix_next(&r, &e)) {
+            rc = sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted index entry in %s", s->index_path);
+            break;
+        }
+        int c = key_cmp(e.token, e.pk, e.pklen, token, pk, pklen);
+        if (c >= 0) {
+            found = c == 0;
+            break;
+        }
+    }
+    if (rc || !found) return rc;
+    sst_part *p = calloc(1, sizeof *p);
+    if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    p->s = s;
+    sst_ref(s);
+    p->blk_idx = p->seg_idx = -1;
+    rc = part_load(p, &e, err);
+    if (rc) {
+        sst_part_close(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void sst_part_close(sst_part *p)
+{
+    if (!p) return;
+    sst_unref(p->s);
+    free(p->idxcopy);
+    free(p->samples);
+    free(p->hdr);
+    free(p->rts);
+    free(p->seg);
+    free(p->blk);
+    sst_rowbuf_free(&p->srb);
+    sst_rowbuf_free(&p->rb);
+    free(p);
+}
+
+sst_del sst_part_deletion(const sst_part *p) { return p->pdel; }
+size_t sst_part_rts(const sst_part *p, const sst_rt **rts)
+{
+    *rts = p->rts;
+    return p->nrt;
+}
+const sst_row *sst_part_static(const sst_part *p) { return p->srb.nrows ? &p->srb.rows[0] : NULL; }
+
+/* Segment whose first sample is the last one before b (forward) or not
+ * after b (reversed). */
+static long seg_for(const sst_part *p, const sst_bound *b, bool reversed)
+{
+    long lo = 0, hi = (long)p->nsamples - 1, ans = 0;
+    while (lo <= hi) {
+        long mid = (lo + hi) / 2;
+        int c = sst_bound_cmp(p->samples[mid].ck, p->samples[mid].cklen, b, !reversed);
+        if (c < 0) ans = mid, lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return ans;
+}
+
+int sst_part_seek(sst_part *p, const sst_bound *b, bool reversed, sib_err *err)
+{
+    p->reversed = reversed;
+    p->positioned = true;
+    long si = p->nsamples ? seg_for(p, b, reversed) : 0;
+    for (;;) {
+        int rc = load_seg(p, si, err);
+        if (rc) return rc;
+        long n = (long)p->rb.nrows;
+        if (!reversed) {
+            long i = 0;
+            while (i < n && sst_bound_cmp(p->rb.rows[i].ck, p->rb.rows[i].cklen, b, true) < 0) i++;
+            if (i < n || si + 1 >= nsegs(p)) {
+                p->cur = i;
+                return 0;
+            }
+            si++;
+        } else {
+            long i = n - 1;
+            while (i >= 0 && sst_bound_cmp(p->rb.rows[i].ck, p->rb.rows[i].cklen, b, false) > 0) i--;
+            p->cur = i;
+            return 0;
+        }
+    }
+}
+
+int sst_part_next(sst_part *p, const sst_row **out, sib_err *err)
+{
+    if (!p->positioned) {
+        sst_bound all = {NULL, 0, true, true};
+        int rc = sst_part_seek(p, &all, false, err);
+        if (rc) return rc;
+    }
+    for (;;) {
+        if (p->cur >= 0 && p->cur < (long)p->rb.nrows) {
+            *out = &p->rb.rows[p->cur];
+            p->cur += p->reversed ? -1 : 1;
+            return 1;
+        }
+        long si = p->seg_idx + (p->reversed ? -1 : 1);
+        if (p->seg_idx < 0 || si < 0 || si >= nsegs(p)) return 0;
+        int rc = load_seg(p, si, err);
+        if (rc) return rc;
+        p->cur = p->reversed ? (long)p->rb.nrows - 1 : 0;
+    }
+}
+
+/* ---- partition scans ---- */
+
+int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, bool inclusive, sst_pscan **out,
+                   sib_err *err)
+{
+    sst_pscan *sc = calloc(1, sizeof *sc);
+    if (!sc || (pk && pklen && !(sc->pk = malloc(pklen)))) {
+        free(sc);
+        return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    }
+    sc->s = s;
+    sst_ref(s);
+    sc->token = token;
+    sc->has_pk = pk != NULL;
+    sc->incl = inclusive;
+    if (pk && pklen) memcpy(sc->pk, pk, pklen);
+    sc->pklen = pk ? pklen : 0;
+    long pg = sum_find(s, token, sc->pk, sc->pklen, !sc->has_pk);
+    sc->page = pg < 0 ? 0 : (size_t)pg;
+    sib_rd_init(&sc->rd, NULL, 0);
+    *out = sc;
+    return 0;
+}
+
+int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *token, sib_err *err)
+{
+    for (;;) {
+        if (!sib_rd_left(&sc->rd)) {
+            if (sc->page >= sc->s->nsum) return 0;
+            int rc = read_page(sc->s, sc->page++, &sc->rd, err);
+            if (rc) return rc;
+            continue;
+        }
+        ix_ent e;
+        if (!ix_next(&sc->rd, &e))
+            return sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted index entry in %s", sc->s->index_path);
+        if (!sc->started) {
+            int c = sc->has_pk ? key_cmp(e.token, e.pk, e.pklen, sc->token, sc->pk, sc->pklen)
+                               : (e.token < sc->token ? -1 : e.token > sc->token);
+            if (c < 0 || (c == 0 && !sc->incl)) continue;
+            sc->started = true;
+        }
+        *pk = e.pk;
+        *pklen = e.pklen;
+        *token = e.token;
+        return 1;
+    }
+}
+
+void sst_pscan_close(sst_pscan *sc)
+{
+    if (!sc) return;
+    sst_unref(sc->s);
+    free(sc->pk);
+    free(sc);
+}
+
+/* ---- directory ---- */
+
+static bool parse_name(const char *name, uint64_t *gen, const char **comp)
+{
+    char *end;
+    if (name[0] < '0' || name[0] > '9') return false;
+    unsigned long long g = strtoull(name, &end, 10);
+    if (*end != '-') return false;
+    *gen = g;
+    *comp = end + 1;
+    return true;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int sst_dir_scan(const char *dir, uint64_t **gens, size_t *n, uint64_t *max_gen, sib_log *log, sib_err *err)
+{
+    *gens = NULL;
+    *n = 0;
+    *max_gen = 0;
+    DIR *d = opendir(dir);
+    if (!d) return sib_err_errno(err, "sstable: opendir %s", dir);
+    uint64_t *live = NULL, *all = NULL;
+    size_t nl = 0, na = 0, cl = 0, ca = 0;
+    int rc = 0;
+    struct dirent *de;
+    char path[4096];
+    while ((de = readdir(d))) {
+        uint64_t g;
+        const char *comp;
+        if (!parse_name(de->d_name, &g, &comp)) continue;
+        if (g > *max_gen) *max_gen = g;
+        size_t len = strlen(comp);
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (len > 4 && !strcmp(comp + len - 4, ".tmp")) {
+            sib_log(log, SIB_INFO, "sstable: removing leftover %s", path);
+            unlink(path);
+            continue;
+        }
+        uint64_t **v = strcmp(comp, "TOC.txt") ? &all : &live;
+        size_t *vn = v == &all ? &na : &nl, *vc = v == &all ? &ca : &cl;
+        if (*vn == *vc) {
+            size_t c = *vc ? *vc * 2 : 16;
+            uint64_t *x = realloc(*v, c * sizeof *x);
+            if (!x) { rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory"); break; }
+            *v = x;
+            *vc = c;
+        }
+        (*v)[(*vn)++] = g;
+    }
+    closedir(d);
+    if (nl) qsort(live, nl, sizeof *live, u64_cmp);
+    for (size_t i = 0; !rc && i < na; i++) {
+        if (nl && bsearch(&all[i], live, nl, sizeof *live, u64_cmp)) continue;
+        for (int c = 0; c < 4; c++) { /* a generation without TOC: an interrupted write */
+            char *p = sst_path(dir, all[i], sst_components[c], "");
+            if (p && unlink(p) == 0) sib_log(log, SIB_INFO, "sstable: removed leftover %s (no TOC)", p);
+            free(p);
+        }
+    }
+    free(all);
+    if (rc) {
+        free(live);
+        return rc;
+    }
+    *gens = live;
+    *n = nl;
+    return 0;
+}
+
+int sst_files(const char *dir, uint64_t gen, char *out[5])
+{
+    out[0] = sst_path(dir, gen, "TOC.txt", "");
+    for (int c = 0; c < 4; c++) out[c + 1] = sst_path(dir, gen, sst_components[c], "");
+    for (int c = 0; c < 5; c++)
+        if (!out[c]) {
+            for (int k = 0; k < 5; k++) free(out[k]);
+            return SIB_ENOMEM;
+        }
+    return 0;
+}
+
+int sst_remove(const char *dir, uint64_t gen, sib_err *err)
+{
+    int rc = 0;
+    char *toc = sst_path(dir, gen, "TOC.txt", "");
+    if (!toc) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    if (unlink(toc) && errno != ENOENT) rc = sib_err_errno(err, "sstable: unlink %s", toc);
+    free(toc);
+    for (int c = 0; c < 4; c++) {
+        char *p = sst_path(dir, gen, sst_components[c], "");
+        if (p) unlink(p);
+        free(p);
+    }
+    if (!rc && sst_fsync_dir(dir)) rc = sib_err_errno(err, "sstable: fsync %s", dir);
+    return rc;
+}

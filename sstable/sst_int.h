@@ -1,0 +1,63 @@
+/* sst_int.h: private interfaces between the sstable/ files.
+ *
+ *   format.c  constants, row/partition codec, bloom filter, file helpers
+ *   writer.c  sst_writer: Data blocks, Index pages + summary, Filter, Statistics, TOC
+ *   reader.c  sstable: open, point lookups, clustering index, scans, directory
+ */
+#ifndef SIB_SST_INT_H
+#define SIB_SST_INT_H
+
+#include "sstable.h"
+
+#define SST_VERSION 1
+#define SST_MAGIC_DATA 0x53424454u  /* "SBDT" */
+#define SST_MAGIC_INDEX 0x53424958u /* "SBIX" */
+#define SST_MAGIC_FILTER 0x5342464Cu /* "SBFL" */
+#define SST_MAGIC_STATS 0x53425354u /* "SBST" */
+#define SST_HDR_LEN 16              /* magic, version, flags, u32 param, crc */
+#define SST_FOOTER_LEN 24
+#define SST_BLOCK_RAW 0x80000000u   /* block length flag: stored uncompressed */
+#define SST_INDEX_PAGE 1024 /* index page target: ~30 entries to scan per lookup */
+#define SST_MAX_BLOCK (1u << 24)
+
+/* partition header flags */
+enum { SP_PDEL = 1, SP_RTS = 2 };
+/* row flags (0 = end of partition) */
+enum { SR_ROW = 1, SR_MARKER = 2, SR_DEL = 4, SR_CDELS = 8, SR_STATIC = 16 };
+/* cell flags */
+enum { SC_PATH = 1, SC_LDT = 2, SC_VAL = 4 };
+
+/* codec (format.c) */
+void sst_enc_bound(sib_buf *b, const sst_bound *bd);
+void sst_enc_row_body(sib_buf *b, const sst_row *r);
+bool sst_dec_bound(sib_rd *r, sst_bound *bd);
+void sst_enc_del(sib_buf *b, sst_del d);
+bool sst_dec_del(sib_rd *r, sst_del *d);
+
+/* A decoded row with its arrays (reader scratch). */
+typedef struct sst_rowbuf {
+    sst_row *rows;
+    size_t nrows, caprows;
+    sst_cell *cells;
+    size_t ncells, capcells;
+    sst_cdel *cdels;
+    size_t ncdels, capcdels;
+} sst_rowbuf;
+void sst_rowbuf_reset(sst_rowbuf *rb);
+void sst_rowbuf_free(sst_rowbuf *rb);
+/* Decodes one row body (after its flags byte) into rb; cells/cdels pointers of
+ * rows are fixed up by sst_rowbuf_fix once a run is complete. */
+int sst_dec_row_body(sib_rd *r, uint8_t flags, bool is_static, sst_rowbuf *rb);
+void sst_rowbuf_fix(sst_rowbuf *rb);
+
+/* files (format.c) */
+int sst_write_full(int fd, const void *p, size_t n);
+int sst_pread_full(int fd, void *p, size_t n, uint64_t off);
+int sst_fsync_dir(const char *dir);
+char *sst_path(const char *dir, uint64_t gen, const char *component, const char *suffix);
+void sst_put_hdr(uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t flags, uint32_t param);
+bool sst_check_hdr(const uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t *flags, uint32_t *param);
+
+extern const char *const sst_components[4]; /* Data, Index, Filter, Statistics */
+
+#endif

@@ -1,0 +1,198 @@
+/* sstable.h: immutable sorted tables on disk (writer, reader, bloom filter).
+ *
+ * An SSTable is one generation <gen> of a table directory:
+ *   <gen>-Data.db        partitions in token order, rows in clustering order,
+ *                        in LZ4 blocks (default 16 KiB uncompressed) + crc32c
+ *   <gen>-Index.db       partition -> data position (+ clustering samples inside
+ *                        large partitions), in crc'd pages, with a summary
+ *   <gen>-Filter.db      bloom filter over partition keys
+ *   <gen>-Statistics.db  timestamps, deletion times, key range, level, ...
+ *   <gen>-TOC.txt        the component list, written LAST: no TOC = not live
+ * Storage keeps one directory per table: <data_dir>/<table id hex>/.
+ *
+ * The layer is as type-agnostic as storage/: partitions are (token, pk bytes)
+ * ordered by (signed token, memcmp pk); clustering keys are opaque
+ * byte-comparable strings ordered by memcmp (shorter prefix first). It stores
+ * everything a memtable holds: partition deletion, range tombstones, the
+ * static row, row markers, row deletions, complex deletions and cells (with
+ * paths, ttl, expiry/deletion time). It does no reconciliation: that is the
+ * reader's caller's job (storage/read.c).
+ *
+ * Invariants: files are written under "<name>.tmp", fsynced, renamed, and the
+ * directory fsynced; TOC last. A reader never trusts a byte it has not
+ * checked: every block, page and file section carries a crc32c; a mismatch is
+ * SIB_ECORRUPT with a message naming the file. An open sstable is immutable
+ * and may be read from any thread (pread only); refcounts are not atomic:
+ * take and drop references on one thread (the owning loop).
+ */
+#ifndef SIB_SSTABLE_H
+#define SIB_SSTABLE_H
+
+#include "common.h"
+
+#define SST_NO_TS INT64_MIN  /* no deletion / no marker */
+#define SST_NO_LDT INT32_MAX /* never expires */
+
+typedef struct sst_del { int64_t ts; int32_t ldt; } sst_del;
+
+/* A clustering bound (see storage.h st_bound). */
+typedef struct sst_bound {
+    const uint8_t *key;
+    uint32_t len;
+    bool incl, unbounded;
+} sst_bound;
+
+typedef struct sst_rt { sst_bound start, end; sst_del del; } sst_rt;
+
+typedef struct sst_cell {
+    uint32_t col;
+    uint32_t pathlen, vlen;
+    const uint8_t *path, *val;
+    int64_t ts;
+    int32_t ttl; /* 0 = none */
+    int32_t ldt; /* expiry (ttl > 0), deletion time (tombstone), else SST_NO_LDT */
+} sst_cell;
+
+static inline bool sst_cell_tomb(const sst_cell *c) { return c->ttl == 0 && c->ldt != SST_NO_LDT; }
+
+typedef struct sst_cdel { uint32_t col; sst_del del; } sst_cdel;
+
+typedef struct sst_row {
+    const uint8_t *ck;
+    uint32_t cklen;
+    bool is_static;
+    int64_t marker_ts; /* SST_NO_TS = none */
+    int32_t marker_ttl, marker_ldt;
+    sst_del del;
+    const sst_cdel *cdels;
+    uint32_t ncdels;
+    const sst_cell *cells; /* sorted by (col, path) */
+    uint32_t ncells;
+} sst_row;
+
+/* Position of ck relative to a bound: <0 before, >0 after (never 0). */
+int sst_bound_cmp(const uint8_t *ck, size_t cklen, const sst_bound *b, bool is_start);
+/* Cassandra 4.x Cells.resolveRegular: true iff a wins over b. */
+bool sst_cell_supersedes(const sst_cell *a, const sst_cell *b);
+static inline bool sst_del_supersedes(sst_del a, sst_del b) { return a.ts != b.ts ? a.ts > b.ts : a.ldt > b.ldt; }
+
+/* ---- metadata -------------------------------------------------------------- */
+
+/* A commitlog position (segment id, offset): everything logged before it is in
+ * the sstable (storage's bookkeeping for replay; 0/0 = unknown). */
+typedef struct sst_clpos { uint64_t seg, off; } sst_clpos;
+static inline int sst_clpos_cmp(sst_clpos a, sst_clpos b)
+{
+    return a.seg != b.seg ? (a.seg < b.seg ? -1 : 1) : a.off != b.off ? (a.off < b.off ? -1 : 1) : 0;
+}
+
+#define SST_LDT_BINS 32
+typedef struct sst_stats {
+    int64_t min_ts, max_ts;       /* over everything written; SST_NO_TS if none */
+    int32_t min_ldt, max_ldt;     /* over tombstones and expiring cells; SST_NO_LDT if none */
+    uint64_t partitions, rows, cells, tombstones; /* tombstones: + expiring cells/markers */
+    uint64_t ldt_bins[SST_LDT_BINS]; /* tombstone ldt histogram over [min_ldt, max_ldt] */
+    uint64_t data_bytes, data_file_bytes; /* logical (uncompressed) / on disk */
+    uint32_t level;
+    uint64_t repaired_at;
+    sst_clpos clpos;
+    bool has_partition_deletions, has_range_tombstones;
+    int64_t first_token, last_token;
+    const uint8_t *first_key, *last_key; /* partition keys; owned by the sstable */
+    uint32_t first_keylen, last_keylen;
+    const uint8_t *min_ck, *max_ck; /* over regular rows (NULL if none) */
+    uint32_t min_cklen, max_cklen;
+} sst_stats;
+
+/* ---- writer ------------------------------------------------------------------ */
+
+typedef struct sst_writer_opts {
+    size_t block_size;       /* 0 -> 16 KiB uncompressed */
+    size_t index_interval;   /* clustering sample every N bytes; 0 -> 16 KiB */
+    double fp_chance;        /* 0 -> 0.01 */
+    uint64_t expected_keys;  /* sizes the bloom filter; 0 -> 1 */
+    uint32_t level;
+    uint64_t repaired_at;
+    sst_clpos clpos;
+    bool no_compress;        /* store blocks raw (tests) */
+} sst_writer_opts;
+
+typedef struct sst_writer sst_writer;
+
+/* Starts <dir>/<gen>-*.db.tmp files (dir must exist). */
+int sst_writer_create(sst_writer **out, const char *dir, uint64_t gen, const sst_writer_opts *o, sib_err *err);
+/* Partitions in (token, pk) order; within one: the range tombstones, then the
+ * static row (optional), then rows in clustering order. */
+int sst_write_partition(sst_writer *w, const uint8_t *pk, size_t pklen, sst_del pdel, const sst_rt *rts, size_t nrt,
+                        sib_err *err);
+int sst_write_row(sst_writer *w, const sst_row *r, sib_err *err);
+int sst_write_partition_end(sst_writer *w, sib_err *err);
+/* Writes the other components, fsyncs, renames, TOC last, fsyncs the dir.
+ * *bytes_out (may be NULL) = bytes of all components. */
+int sst_writer_finish(sst_writer *w, uint64_t *bytes_out, sib_err *err);
+/* Frees the writer; removes its files unless finished. */
+void sst_writer_destroy(sst_writer *w);
+
+/* ---- reader ------------------------------------------------------------------ */
+
+typedef struct sstable sstable;
+typedef struct sst_part sst_part;
+typedef struct sst_pscan sst_pscan;
+
+/* Opens a live sstable (TOC present) and loads summary, filter, stats. */
+int sst_open(sstable **out, const char *dir, uint64_t gen, sib_err *err);
+void sst_ref(sstable *s);
+/* Drops a reference; the last one closes the files (and deletes them if
+ * sst_mark_obsolete was called). */
+void sst_unref(sstable *s);
+/* The files are deleted (TOC first) when the last reference goes. */
+void sst_mark_obsolete(sstable *s);
+const sst_stats *sst_get_stats(const sstable *s);
+uint64_t sst_gen(const sstable *s);
+const char *sst_data_path(const sstable *s);
+
+/* Bloom filter: false means the partition is certainly absent. */
+bool sst_may_contain(const sstable *s, int64_t token);
+
+/* Looks a partition up: *out NULL if absent. The part holds a reference. */
+int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out, sib_err *err);
+void sst_part_close(sst_part *p);
+sst_del sst_part_deletion(const sst_part *p);
+size_t sst_part_rts(const sst_part *p, const sst_rt **rts);
+const sst_row *sst_part_static(const sst_part *p); /* NULL if none */
+/* Positions at the first row >= b (b a start bound) or, reversed, at the last
+ * row <= b (b an end bound); then sst_part_next walks that way. Only the
+ * blocks the slice needs are read (clustering index). */
+int sst_part_seek(sst_part *p, const sst_bound *b, bool reversed, sib_err *err);
+/* 1 = *out is a row (valid until the next next/seek/close), 0 = end, <0 error. */
+int sst_part_next(sst_part *p, const sst_row **out, sib_err *err);
+
+/* Partition keys in order from a position (pk NULL: pure token bound). */
+int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, bool inclusive, sst_pscan **out,
+                   sib_err *err);
+/* 1 = *pk valid until the next call, 0 = end, <0 error. */
+int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *token, sib_err *err);
+void sst_pscan_close(sst_pscan *sc);
+
+/* ---- directory ------------------------------------------------------------- */
+
+/* Lists live generations of dir (ascending) and deletes leftovers: *.tmp
+ * files and components of generations without a TOC. *gens is malloc'd. */
+int sst_dir_scan(const char *dir, uint64_t **gens, size_t *n, uint64_t *max_gen, sib_log *log, sib_err *err);
+/* The paths of a generation's files, TOC first (the order to delete them
+ * in), each malloc'd into out[0..4]. */
+int sst_files(const char *dir, uint64_t gen, char *out[5]);
+/* Deletes a generation's files (TOC first) and fsyncs the directory. */
+int sst_remove(const char *dir, uint64_t gen, sib_err *err);
+/* Estimated droppable tombstones (ldt < gc_before) from the histogram. */
+uint64_t sst_droppable_tombstones(const sst_stats *st, int32_t gc_before);
+
+/* ---- bloom filter (exposed for tests) ------------------------------------ */
+
+typedef struct sst_bloom { uint64_t nbits; uint32_t k; uint8_t *bits; } sst_bloom;
+int sst_bloom_init(sst_bloom *b, uint64_t nkeys, double fp_chance);
+void sst_bloom_free(sst_bloom *b);
+void sst_bloom_add(sst_bloom *b, int64_t token);
+bool sst_bloom_test(const sst_bloom *b, int64_t token);
+
+#endif

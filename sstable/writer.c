@@ -1,0 +1,558 @@
+/* writer.c: writes one SSTable generation.
+ *
+ * Data.db:
+ *   | header (16, flags 1 = LZ4, param = block size)                      |
+ *   | block*: be32 stored len (| 0x80000000 if raw), be32 logical len,     |
+ *   |         be32 crc32c of the stored bytes, stored bytes                |
+ *   | chunk table: be64 file offset per block, be64 logical length,       |
+ *   |              be32 block count                                       |
+ *   | footer (24): be64 table offset, be32 table length, be32 table crc,   |
+ *   |              be32 magic, be32 crc of the footer's first 20 bytes     |
+ * The logical stream (format.c's partitions, back to back) is cut into
+ * blocks of block_size bytes regardless of partition boundaries: logical
+ * offset x lives in block x / block_size.
+ *
+ * Index.db:
+ *   | header (16) | page* | summary | footer (24, as Data's, magic SBIX)   |
+ *   page:    be32 len, be32 crc32c, entries (~1 KiB)
+ *   entry:   uvarint pklen, pk, be64 token, uvarint data offset (logical),
+ *            uvarint partition length (logical), uvarint nsamples,
+ *            nsamples x (uvarint cklen, ck, uvarint offset in partition)
+ *   summary: uvarint npages, npages x (uvarint pklen, pk, be64 token,
+ *            uvarint page offset, uvarint page length) -- first key per page
+ * Samples (the clustering index) are row starts at least index_interval
+ * bytes apart, the first at the first regular row; only partitions longer
+ * than index_interval carry them. A slice reads from the last sample at or
+ * before its start.
+ *
+ * Filter.db: header (param = k) | be64 nbits | bits | be32 crc32c of all before
+ * Statistics.db: header | body (see put_stats) | be32 crc32c of the body
+ * TOC.txt: component names, one a line, written and renamed last.
+ *
+ * Invariant: nothing gets its final name before its content is fsynced, and
+ * TOC.txt gets its name after all the others.
+ */
+#define _GNU_SOURCE
+#include "sst_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+enum { C_DATA, C_INDEX, C_FILTER, C_STATS, C_NCOMP };
+
+struct sst_writer {
+    char *dir;
+    uint64_t gen;
+    sst_writer_opts o;
+    char *tmp[C_NCOMP + 1], *fin[C_NCOMP + 1]; /* + TOC */
+    int fd[C_NCOMP];
+    bool finished;
+    /* data */
+    sib_buf blk, zbuf, rowenc;
+    uint64_t file_off, logical;
+    uint64_t *chunks;
+    size_t nchunks, capchunks;
+    /* current partition */
+    bool in_part;
+    uint64_t part_start, last_sample;
+    sib_buf samples, pk;
+    uint32_t nsamples;
+    int64_t token;
+    /* index */
+    sib_buf page, summary, page_key;
+    int64_t page_token;
+    uint32_t npages;
+    uint64_t index_off;
+    sst_bloom bloom;
+    /* stats */
+    sst_stats st;
+    sib_buf first_key, last_key, min_ck, max_ck;
+    bool have_ck;
+    int32_t *ldts;
+    size_t nldts, capldts;
+};
+
+static void note_ts(sst_writer *w, int64_t ts)
+{
+    if (ts == SST_NO_TS) return;
+    if (w->st.min_ts == SST_NO_TS || ts < w->st.min_ts) w->st.min_ts = ts;
+    if (w->st.max_ts == SST_NO_TS || ts > w->st.max_ts) w->st.max_ts = ts;
+}
+
+static void note_ldt(sst_writer *w, int32_t ldt)
+{
+    if (ldt == SST_NO_LDT) return;
+    w->st.tombstones++;
+    if (w->st.min_ldt == SST_NO_LDT || ldt < w->st.min_ldt) w->st.min_ldt = ldt;
+    if (w->st.max_ldt == SST_NO_LDT || ldt > w->st.max_ldt) w->st.max_ldt = ldt;
+    if (w->nldts == w->capldts) {
+        size_t cap = w->capldts ? w->capldts * 2 : 256;
+        int32_t *n = realloc(w->ldts, cap * sizeof *n);
+        if (!n) return; /* histogram only: an estimate */
+        w->ldts = n;
+        w->capldts = cap;
+    }
+    w->ldts[w->nldts++] = ldt;
+}
+
+int sst_writer_create(sst_writer **out, const char *dir, uint64_t gen, const sst_writer_opts *o, sib_err *err)
+{
+    *out = NULL;
+    sst_writer *w = calloc(1, sizeof *w);
+    if (!w) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    w->o = *o;
+    if (!w->o.block_size) w->o.block_size = 16384;
+    if (w->o.block_size > SST_MAX_BLOCK / 2) w->o.block_size = SST_MAX_BLOCK / 2;
+    if (!w->o.index_interval) w->o.index_interval = 16384;
+    if (w->o.fp_chance <= 0) w->o.fp_chance = 0.01;
+    w->gen = gen;
+    w->st.min_ts = w->st.max_ts = SST_NO_TS;
+    w->st.min_ldt = w->st.max_ldt = SST_NO_LDT;
+    for (int i = 0; i < C_NCOMP; i++) w->fd[i] = -1;
+    sib_buf *bufs[] = {&w->blk, &w->zbuf, &w->rowenc, &w->samples, &w->pk, &w->page, &w->summary, &w->page_key,
+                       &w->first_key, &w->last_key, &w->min_ck, &w->max_ck};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bufs); i++) sib_buf_init(bufs[i]);
+    int rc = SIB_ENOMEM;
+    if (!(w->dir = strdup(dir))) goto fail;
+    for (int i = 0; i <= C_NCOMP; i++) {
+        const char *c = i < C_NCOMP ? sst_components[i] : "TOC.txt";
+        if (!(w->tmp[i] = sst_path(dir, gen, c, ".tmp")) || !(w->fin[i] = sst_path(dir, gen, c, ""))) goto fail;
+    }
+    if (sst_bloom_init(&w->bloom, w->o.expected_keys, w->o.fp_chance)) goto fail;
+    for (int i = 0; i < C_NCOMP; i++) {
+        w->fd[i] = open(w->tmp[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (w->fd[i] < 0) {
+            rc = sib_err_errno(err, "sstable: create %s", w->tmp[i]);
+            goto fail_nomsg;
+        }
+    }
+    uint8_t h[SST_HDR_LEN];
+    sst_put_hdr(h, SST_MAGIC_DATA, w->o.no_compress ? 0 : 1, (uint32_t)w->o.block_size);
+    if (sst_write_full(w->fd[C_DATA], h, sizeof h)) goto fail_io;
+    sst_put_hdr(h, SST_MAGIC_INDEX, 0, 0);
+    if (sst_write_full(w->fd[C_INDEX], h, sizeof h)) goto fail_io;
+    w->file_off = w->index_off = SST_HDR_LEN;
+    *out = w;
+    return 0;
+fail_io:
+    rc = sib_err_errno(err, "sstable: write %s", w->tmp[C_DATA]);
+    goto fail_nomsg;
+fail:
+    sib_err_set(err, rc, "sstable: out of memory");
+fail_nomsg:
+    sst_writer_destroy(w);
+    return rc;
+}
+
+/* ---- data blocks ---- */
+
+static int flush_block(sst_writer *w, sib_err *err)
+{
+    if (!w->blk.len) return 0;
+    size_t ulen = w->blk.len;
+    const uint8_t *stored = w->blk.p;
+    uint32_t slen = (uint32_t)ulen | SST_BLOCK_RAW;
+    if (!w->o.no_compress) {
+        int bound = LZ4_compressBound((int)ulen);
+        uint8_t *z = (sib_buf_reset(&w->zbuf), sib_buf_reserve(&w->zbuf, (size_t)bound + 12));
+        if (!z) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        int n = LZ4_compress_default((const char *)w->blk.p, (char *)z + 12, (int)ulen, bound);
+        if (n > 0 && (size_t)n < ulen) { /* keep raw when LZ4 does not help */
+            stored = z + 12;
+            slen = (uint32_t)n;
+        }
+    }
+    size_t n = slen & ~SST_BLOCK_RAW;
+    uint8_t hdr[12];
+    put_be32(hdr, slen);
+    put_be32(hdr + 4, (uint32_t)ulen);
+    put_be32(hdr + 8, sib_crc32c(0, stored, n));
+    if (w->nchunks == w->capchunks) {
+        size_t cap = w->capchunks ? w->capchunks * 2 : 256;
+        uint64_t *c = realloc(w->chunks, cap * sizeof *c);
+        if (!c) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        w->chunks = c;
+        w->capchunks = cap;
+    }
+    w->chunks[w->nchunks++] = w->file_off;
+    if (sst_write_full(w->fd[C_DATA], hdr, 12) || sst_write_full(w->fd[C_DATA], stored, n))
+        return sib_err_errno(err, "sstable: write %s", w->tmp[C_DATA]);
+    w->file_off += 12 + n;
+    sib_buf_reset(&w->blk);
+    return 0;
+}
+
+static int data_put(sst_writer *w, const uint8_t *p, size_t n, sib_err *err)
+{
+    while (n) {
+        size_t room = w->o.block_size - w->blk.len, k = n < room ? n : room;
+        sib_buf_append(&w->blk, p, k);
+        if (w->blk.oom) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        p += k;
+        n -= k;
+        w->logical += k;
+        if (w->blk.len == w->o.block_size) {
+            int rc = flush_block(w, err);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+static int data_put_buf(sst_writer *w, sib_buf *b, sib_err *err)
+{
+    if (b->oom) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    return data_put(w, b->p, b->len, err);
+}
+
+/* ---- partitions and rows ---- */
+
+static void copy_buf(sib_buf *b, const uint8_t *p, size_t n)
+{
+    sib_buf_reset(b);
+    if (n) sib_buf_append(b, p, n);
+}
+
+int sst_write_partition(sst_writer *w, const uint8_t *pk, size_t pklen, sst_del pdel, const sst_rt *rts, size_t nrt,
+                        sib_err *err)
+{
+    SIB_ASSERT(!w->in_part);
+    int64_t token = sib_murmur3_token(pk, pklen);
+    if (w->st.partitions) {
+        int c = token != w->token ? (token < w->token ? -1 : 1) : 0;
+        if (!c) {
+            size_t n = SIB_MIN(pklen, w->pk.len);
+            c = n ? memcmp(pk, w->pk.p, n) : 0;
+            if (!c) c = pklen < w->pk.len ? -1 : pklen > w->pk.len;
+        }
+        if (c <= 0) return sib_err_set(err, SIB_EINVAL, "sstable: partitions out of order");
+    } else {
+        w->st.first_token = token;
+        copy_buf(&w->first_key, pk, pklen);
+    }
+    w->in_part = true;
+    w->token = token;
+    copy_buf(&w->pk, pk, pklen);
+    w->part_start = w->logical;
+    w->last_sample = 0;
+    w->nsamples = 0;
+    sib_buf_reset(&w->samples);
+    sst_bloom_add(&w->bloom, token);
+    w->st.partitions++;
+    sib_buf *b = &w->rowenc;
+    sib_buf_reset(b);
+    sib_buf_uvarint(b, pklen);
+    sib_buf_append(b, pk, pklen);
+    uint8_t f = (pdel.ts != SST_NO_TS ? SP_PDEL : 0) | (nrt ? SP_RTS : 0);
+    sib_buf_u8(b, f);
+    if (pdel.ts != SST_NO_TS) {
+        sst_enc_del(b, pdel);
+        note_ts(w, pdel.ts);
+        note_ldt(w, pdel.ldt);
+        w->st.has_partition_deletions = true;
+    }
+    if (nrt) {
+        w->st.has_range_tombstones = true;
+        sib_buf_uvarint(b, nrt);
+        for (size_t i = 0; i < nrt; i++) {
+            sst_enc_bound(b, &rts[i].start);
+            sst_enc_bound(b, &rts[i].end);
+            sst_enc_del(b, rts[i].del);
+            note_ts(w, rts[i].del.ts);
+            note_ldt(w, rts[i].del.ldt);
+        }
+    }
+    return data_put_buf(w, b, err);
+}
+
+static void row_stats(sst_writer *w, const sst_row *r)
+{
+    note_ts(w, r->marker_ts);
+    if (r->marker_ts != SST_NO_TS && r->marker_ttl > 0) note_ldt(w, r->marker_ldt);
+    if (r->del.ts != SST_NO_TS) {
+        note_ts(w, r->del.ts);
+        note_ldt(w, r->del.ldt);
+    }
+    for (uint32_t i = 0; i < r->ncdels; i++) {
+        note_ts(w, r->cdels[i].del.ts);
+        note_ldt(w, r->cdels[i].del.ldt);
+    }
+    for (uint32_t i = 0; i < r->ncells; i++) {
+        note_ts(w, r->cells[i].ts);
+        note_ldt(w, r->cells[i].ldt);
+    }
+    w->st.cells += r->ncells;
+    if (r->is_static) return;
+    w->st.rows++;
+    if (!w->have_ck || sst_bound_cmp(r->ck, r->cklen, &(sst_bound){w->min_ck.p, (uint32_t)w->min_ck.len, true, false}, true) < 0)
+        copy_buf(&w->min_ck, r->ck, r->cklen);
+    if (!w->have_ck || sst_bound_cmp(r->ck, r->cklen, &(sst_bound){w->max_ck.p, (uint32_t)w->max_ck.len, true, false}, false) > 0)
+        copy_buf(&w->max_ck, r->ck, r->cklen);
+    w->have_ck = true;
+}
+
+int sst_write_row(sst_writer *w, const sst_row *r, sib_err *err)
+{
+    SIB_ASSERT(w->in_part);
+    sib_buf *b = &w->rowenc;
+    sib_buf_reset(b);
+    uint8_t f = (uint8_t)(SR_ROW | (r->marker_ts != SST_NO_TS ? SR_MARKER : 0) | (r->del.ts != SST_NO_TS ? SR_DEL : 0) |
+                          (r->ncdels ? SR_CDELS : 0));
+    if (r->is_static) {
+        sib_buf_u8(b, (uint8_t)(f | SR_STATIC)); /* first row of the partition */
+    } else {
+        uint64_t off = w->logical - w->part_start;
+        if (!w->nsamples || off - w->last_sample >= w->o.index_interval) {
+            sib_buf_uvarint(&w->samples, r->cklen);
+            sib_buf_append(&w->samples, r->ck, r->cklen);
+            sib_buf_uvarint(&w->samples, off);
+            w->nsamples++;
+            w->last_sample = off;
+        }
+        sib_buf_u8(b, f);
+    }
+    sst_enc_row_body(b, r);
+    row_stats(w, r);
+    return data_put_buf(w, b, err);
+}
+
+static int index_flush_page(sst_writer *w, sib_err *err)
+{
+    if (!w->page.len) return 0;
+    uint8_t hdr[8];
+    put_be32(hdr, (uint32_t)w->page.len);
+    put_be32(hdr + 4, sib_crc32c(0, w->page.p, w->page.len));
+    if (sst_write_full(w->fd[C_INDEX], hdr, 8) || sst_write_full(w->fd[C_INDEX], w->page.p, w->page.len))
+        return sib_err_errno(err, "sstable: write %s", w->tmp[C_INDEX]);
+    sib_buf *s = &w->summary;
+    sib_buf_uvarint(s, w->page_key.len);
+    sib_buf_append(s, w->page_key.p, w->page_key.len);
+    sib_buf_be64(s, (uint64_t)w->page_token);
+    sib_buf_uvarint(s, w->index_off);
+    sib_buf_uvarint(s, 8 + w->page.len);
+    w->npages++;
+    w->index_off += 8 + w->page.len;
+    sib_buf_reset(&w->page);
+    return s->oom ? sib_err_set(err, SIB_ENOMEM, "sstable: out of memory") : 0;
+}
+
+int sst_write_partition_end(sst_writer *w, sib_err *err)
+{
+    SIB_ASSERT(w->in_part);
+    uint8_t end = 0;
+    int rc = data_put(w, &end, 1, err);
+    if (rc) return rc;
+    w->in_part = false;
+    uint64_t size = w->logical - w->part_start;
+    if (size <= w->o.index_interval) w->nsamples = 0;
+    if (!w->page.len) {
+        copy_buf(&w->page_key, w->pk.p, w->pk.len);
+        w->page_token = w->token;
+    }
+    sib_buf *p = &w->page;
+    sib_buf_uvarint(p, w->pk.len);
+    sib_buf_append(p, w->pk.p, w->pk.len);
+    sib_buf_be64(p, (uint64_t)w->token);
+    sib_buf_uvarint(p, w->part_start);
+    sib_buf_uvarint(p, size);
+    sib_buf_uvarint(p, w->nsamples);
+    if (w->nsamples) sib_buf_append(p, w->samples.p, w->samples.len);
+    if (p->oom) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    return p->len >= SST_INDEX_PAGE ? index_flush_page(w, err) : 0;
+}
+
+/* ---- finishing ---- */
+
+static int put_footer(int fd, uint32_t magic, uint64_t off, const sib_buf *tbl)
+{
+    uint8_t f[SST_FOOTER_LEN];
+    put_be64(f, off);
+    put_be32(f + 8, (uint32_t)tbl->len);
+    put_be32(f + 12, sib_crc32c(0, tbl->p, tbl->len));
+    put_be32(f + 16, magic);
+    put_be32(f + 20, sib_crc32c(0, f, 20));
+    if (sst_write_full(fd, tbl->p, tbl->len)) return -1;
+    return sst_write_full(fd, f, sizeof f);
+}
+
+static int finish_data(sst_writer *w, sib_err *err)
+{
+    int rc = flush_block(w, err);
+    if (rc) return rc;
+    sib_buf t;
+    sib_buf_init(&t);
+    for (size_t i = 0; i < w->nchunks; i++) sib_buf_be64(&t, w->chunks[i]);
+    sib_buf_be64(&t, w->logical);
+    sib_buf_be32(&t, (uint32_t)w->nchunks);
+    if (t.oom) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    else if (put_footer(w->fd[C_DATA], SST_MAGIC_DATA, w->file_off, &t))
+        rc = sib_err_errno(err, "sstable: write %s", w->tmp[C_DATA]);
+    w->st.data_bytes = w->logical;
+    w->st.data_file_bytes = w->file_off + t.len + SST_FOOTER_LEN;
+    sib_buf_free(&t);
+    return rc;
+}
+
+static int finish_index(sst_writer *w, sib_err *err)
+{
+    int rc = index_flush_page(w, err);
+    if (rc) return rc;
+    sib_buf t;
+    sib_buf_init(&t);
+    sib_buf_uvarint(&t, w->npages);
+    sib_buf_append(&t, w->summary.p, w->summary.len);
+    if (t.oom || w->summary.oom) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    else if (put_footer(w->fd[C_INDEX], SST_MAGIC_INDEX, w->index_off, &t))
+        rc = sib_err_errno(err, "sstable: write %s", w->tmp[C_INDEX]);
+    sib_buf_free(&t);
+    return rc;
+}
+
+static int finish_filter(sst_writer *w, sib_err *err)
+{
+    sib_buf t;
+    sib_buf_init(&t);
+    uint8_t *h = sib_buf_reserve(&t, SST_HDR_LEN);
+    if (h) {
+        sst_put_hdr(h, SST_MAGIC_FILTER, 0, w->bloom.k);
+        t.len = SST_HDR_LEN;
+    }
+    sib_buf_be64(&t, w->bloom.nbits);
+    sib_buf_append(&t, w->bloom.bits, w->bloom.nbits / 8);
+    sib_buf_be32(&t, sib_crc32c(0, t.p, t.len));
+    int rc = 0;
+    if (t.oom) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    else if (sst_write_full(w->fd[C_FILTER], t.p, t.len)) rc = sib_err_errno(err, "sstable: write %s", w->tmp[C_FILTER]);
+    sib_buf_free(&t);
+    return rc;
+}
+
+static void put_key(sib_buf *b, const sib_buf *k)
+{
+    sib_buf_uvarint(b, k->len);
+    sib_buf_append(b, k->p, k->len);
+}
+
+/* Statistics body: be64 min_ts, max_ts; be32 min_ldt, max_ldt; be64
+ * partitions, rows, cells, tombstones; 32 x be64 ldt histogram; be64
+ * data_bytes, data_file_bytes; be32 level; be64 repaired_at; be64 clpos seg,
+ * off; u8 flags (1 partition deletions, 2 range tombstones, 4 has ck range);
+ * be64 first token, last token; first key, last key, min ck, max ck (uvarint
+ * len + bytes each). */
+static int finish_stats(sst_writer *w, sib_err *err)
+{
+    sst_stats *st = &w->st;
+    if (st->tombstones && w->nldts) {
+        double span = (double)st->max_ldt - (double)st->min_ldt + 1;
+        for (size_t i = 0; i < w->nldts; i++) {
+            int bin = (int)(((double)w->ldts[i] - (double)st->min_ldt) / span * SST_LDT_BINS);
+            st->ldt_bins[bin < 0 ? 0 : bin >= SST_LDT_BINS ? SST_LDT_BINS - 1 : bin]++;
+        }
+    }
+    sib_buf t;
+    sib_buf_init(&t);
+    uint8_t *h = sib_buf_reserve(&t, SST_HDR_LEN);
+    if (h) {
+        sst_put_hdr(h, SST_MAGIC_STATS, 0, 0);
+        t.len = SST_HDR_LEN;
+    }
+    sib_buf_be64(&t, (uint64_t)st->min_ts);
+    sib_buf_be64(&t, (uint64_t)st->max_ts);
+    sib_buf_be32(&t, (uint32_t)st->min_ldt);
+    sib_buf_be32(&t, (uint32_t)st->max_ldt);
+    uint64_t counts[] = {st->partitions, st->rows, st->cells, st->tombstones};
+    for (size_t i = 0; i < 4; i++) sib_buf_be64(&t, counts[i]);
+    for (int i = 0; i < SST_LDT_BINS; i++) sib_buf_be64(&t, st->ldt_bins[i]);
+    sib_buf_be64(&t, st->data_bytes);
+    sib_buf_be64(&t, st->data_file_bytes);
+    sib_buf_be32(&t, w->o.level);
+    sib_buf_be64(&t, w->o.repaired_at);
+    sib_buf_be64(&t, w->o.clpos.seg);
+    sib_buf_be64(&t, w->o.clpos.off);
+    sib_buf_u8(&t, (uint8_t)((st->has_partition_deletions ? 1 : 0) | (st->has_range_tombstones ? 2 : 0) |
+                             (w->have_ck ? 4 : 0)));
+    sib_buf_be64(&t, (uint64_t)st->first_token);
+    sib_buf_be64(&t, (uint64_t)w->token);
+    put_key(&t, &w->first_key);
+    put_key(&t, &w->pk);
+    put_key(&t, &w->min_ck);
+    put_key(&t, &w->max_ck);
+    sib_buf_be32(&t, sib_crc32c(0, t.p + SST_HDR_LEN, t.len - SST_HDR_LEN));
+    int rc = 0;
+    if (t.oom) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    else if (sst_write_full(w->fd[C_STATS], t.p, t.len)) rc = sib_err_errno(err, "sstable: write %s", w->tmp[C_STATS]);
+    sib_buf_free(&t);
+    return rc;
+}
+
+static int write_toc(sst_writer *w, sib_err *err)
+{
+    int fd = open(w->tmp[C_NCOMP], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return sib_err_errno(err, "sstable: create %s", w->tmp[C_NCOMP]);
+    char toc[128];
+    int n = snprintf(toc, sizeof toc, "%s\n%s\n%s\n%s\nTOC.txt\n", sst_components[0], sst_components[1],
+                     sst_components[2], sst_components[3]);
+    int rc = 0;
+    if (sst_write_full(fd, toc, (size_t)n) || fsync(fd)) rc = sib_err_errno(err, "sstable: write %s", w->tmp[C_NCOMP]);
+    close(fd);
+    if (!rc && rename(w->tmp[C_NCOMP], w->fin[C_NCOMP]))
+        rc = sib_err_errno(err, "sstable: rename %s", w->tmp[C_NCOMP]);
+    return rc;
+}
+
+int sst_writer_finish(sst_writer *w, uint64_t *bytes_out, sib_err *err)
+{
+    SIB_ASSERT(!w->in_part);
+    int rc;
+    if ((rc = finish_data(w, err)) || (rc = finish_index(w, err)) || (rc = finish_filter(w, err)) ||
+        (rc = finish_stats(w, err)))
+        return rc;
+    uint64_t total = 0;
+    for (int i = 0; i < C_NCOMP; i++) {
+        off_t end = lseek(w->fd[i], 0, SEEK_END);
+        if (end > 0) total += (uint64_t)end;
+        if (fsync(w->fd[i])) return sib_err_errno(err, "sstable: fsync %s", w->tmp[i]);
+        close(w->fd[i]);
+        w->fd[i] = -1;
+    }
+    for (int i = 0; i < C_NCOMP; i++)
+        if (rename(w->tmp[i], w->fin[i])) return sib_err_errno(err, "sstable: rename %s", w->tmp[i]);
+    /* the components' names must be durable before the TOC makes them live */
+    if (sst_fsync_dir(w->dir)) return sib_err_errno(err, "sstable: fsync %s", w->dir);
+    if ((rc = write_toc(w, err))) return rc;
+    if (sst_fsync_dir(w->dir)) return sib_err_errno(err, "sstable: fsync %s", w->dir);
+    w->finished = true;
+    if (bytes_out) *bytes_out = total;
+    return 0;
+}
+
+void sst_writer_destroy(sst_writer *w)
+{
+    if (!w) return;
+    for (int i = 0; i < C_NCOMP; i++)
+        if (w->fd[i] >= 0) close(w->fd[i]);
+    for (int i = 0; i <= C_NCOMP; i++) {
+        if (!w->finished) { /* TOC first: what is left is never live */
+            int j = C_NCOMP - i;
+            if (w->fin[j] && j == C_NCOMP) unlink(w->fin[j]);
+            if (w->tmp[j]) unlink(w->tmp[j]);
+            if (w->fin[j] && j != C_NCOMP) unlink(w->fin[j]);
+        }
+    }
+    for (int i = 0; i <= C_NCOMP; i++) {
+        free(w->tmp[i]);
+        free(w->fin[i]);
+    }
+    sib_buf *bufs[] = {&w->blk, &w->zbuf, &w->rowenc, &w->samples, &w->pk, &w->page, &w->summary, &w->page_key,
+                       &w->first_key, &w->last_key, &w->min_ck, &w->max_ck};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bufs); i++) sib_buf_free(bufs[i]);
+    sst_bloom_free(&w->bloom);
+    free(w->chunks);
+    free(w->ldts);
+    free(w->dir);
+    free(w);
+}

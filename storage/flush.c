@@ -1,0 +1,597 @@
+/* flush.c: memtable -> SSTable, on a worker thread; the SSTable set of a
+ * table; commitlog segment release.
+ *
+ * Freeze (loop thread): the active st_mem gets the current commitlog
+ * position as its bound, moves to the head of the table's frozen list and a
+ * fresh one takes writes at once. A job {mem ref, dir, gen, bound} goes to
+ * the worker.
+ *
+ * Worker: walks the frozen memtable (immutable: only the loop writes, and
+ * only to active memtables) in partition/row order and writes generation
+ * `gen` with clpos = bound (sstable.h writes the TOC last), then opens it.
+ * Cells already shadowed by their row's or partition's deletion in the same
+ * memtable are dropped (the deletion itself is kept, so this is safe). Then
+ * it queues the job as done and wakes the loop (ev_async; without a loop the
+ * caller polls).
+ *
+ * Completion (loop thread, st_flusher_poll): the SSTable goes live at the
+ * head of t->ssts, the frozen st_mem leaves the list (readers holding a
+ * reference keep it), t->flushed advances, flush requests whose sequence is
+ * reached get their callback, and commitlog segments are released. A flush
+ * of a memtable that a truncate/drop discarded meanwhile is deleted. A
+ * failed flush (e.g. disk full) leaves its memtable frozen and readable, its
+ * segments kept, and is retried by the next freeze of that table.
+ *
+ * Segment release: a segment goes (strictly oldest first) when every table
+ * dirty in it either flushed past it (flushed.seg > segment id) or holds no
+ * memtable data at all; the unlink runs on the worker.
+ *
+ * Replay and double application: each SSTable records the commitlog
+ * position it covers (Statistics clpos); replay skips a table's mutations
+ * logged before its highest clpos, and a truncate/drop record at position P
+ * deletes the SSTables with clpos <= P (they hold only older data). New
+ * segment ids start above every clpos, so positions compare across restarts.
+ */
+#define _GNU_SOURCE
+#include "storage_int.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct fl_job {
+    st_mem *m; /* NULL: an unlink job */
+    uint8_t id[16];
+    char *dir;
+    uint64_t gen, seq;
+    sst_writer_opts wo;
+    int rc;
+    sib_err err;
+    sstable *sst;
+    char **paths;
+    size_t npaths;
+    struct fl_job *next;
+} fl_job;
+
+typedef struct fl_req {
+    uint64_t seq;
+    st_done_fn done;
+    void *ctx;
+    int rc; /* first failure among the flushes it waits for */
+    sib_err err;
+    struct fl_req *next;
+} fl_req;
+
+struct st_flusher {
+    storage *s;
+    struct ev_loop *loop;
+    ev_async async;
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done_cv;
+    bool stop, started;
+    fl_job *q, *q_tail, *done; /* under mu */
+    size_t running;            /* under mu */
+    size_t inflight;           /* loop side */
+    uint64_t seq_queued, seq_done;
+    fl_req *reqs;
+};
+
+/* ---- st_mem ---- */
+
+st_mem *st_mem_create(void)
+{
+    st_mem *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    if (memtable_init(&m->mt)) {
+        free(m);
+        return NULL;
+    }
+    m->refs = 1;
+    return m;
+}
+
+void st_mem_ref(st_mem *m) { m->refs++; }
+
+void st_mem_unref(st_mem *m)
+{
+    if (!m || --m->refs > 0) return;
+    memtable_free(&m->mt);
+    free(m);
+}
+
+/* ---- writing a memtable ---- */
+
+typedef struct conv {
+    sst_cell *cells;
+    size_t cap;
+    sst_cdel *cdels;
+    size_t capd;
+} conv;
+
+static int conv_row(conv *c, const mt_row *r, bool is_static, sst_del pdel, sst_row *out)
+{
+    if (r->ncells > c->cap) {
+        sst_cell *n = realloc(c->cells, r->ncells * sizeof *n);
+        if (!n) return SIB_ENOMEM;
+        c->cells = n;
+        c->cap = r->ncells;
+    }
+    uint32_t nd = r->cdels ? r->cdels[0].col : 0;
+    if (nd > c->capd) {
+        sst_cdel *n = realloc(c->cdels, nd * sizeof *n);
+        if (!n) return SIB_ENOMEM;
+        c->cdels = n;
+        c->capd = nd;
+    }
+    sst_del rd = {r->del_ts, r->e.aux};
+    int64_t shadow = pdel.ts;
+    if (rd.ts != ST_NO_TIMESTAMP && rd.ts > shadow) shadow = rd.ts;
+    memset(out, 0, sizeof *out);
+    out->ck = r->ck;
+    out->cklen = r->e.keylen;
+    out->is_static = is_static;
+    out->marker_ts = r->marker_ts;
+    out->marker_ttl = r->marker_ttl;
+    out->marker_ldt = r->marker_ldt;
+    if (out->marker_ts != ST_NO_TIMESTAMP && out->marker_ts <= shadow) out->marker_ts = ST_NO_TIMESTAMP;
+    out->del = rd.ts == ST_NO_TIMESTAMP ? (sst_del){SST_NO_TS, SST_NO_LDT} : rd;
+    for (uint32_t i = 0; i < nd; i++) {
+        c->cdels[i].col = r->cdels[i + 1].col;
+        c->cdels[i].del = (sst_del){r->cdels[i + 1].del.ts, r->cdels[i + 1].del.ldt};
+    }
+    out->cdels = c->cdels;
+    out->ncdels = nd;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->ncells; i++) {
+        const mt_cell *m = r->cells[i];
+        if (m->ts <= shadow) continue;
+        sst_cell *x = &c->cells[k++];
+        x->col = m->col;
+        x->path = m->data;
+        x->pathlen = m->pathlen;
+        x->val = m->data + m->pathlen;
+        x->vlen = m->vlen;
+        x->ts = m->ts;
+        x->ttl = m->ttl;
+        x->ldt = m->ldt;
+    }
+    out->cells = c->cells;
+    out->ncells = k;
+    return 0;
+}
+
+static int write_part(sst_writer *w, conv *c, const mt_part *p, sib_err *err)
+{
+    sst_del pdel = {p->del_ts, p->e.aux};
+    if (pdel.ts == ST_NO_TIMESTAMP) pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
+    uint32_t nrt = p->x ? p->x->nrt : 0;
+    sst_rt *rts = nrt ? calloc(nrt, sizeof *rts) : NULL;
+    if (nrt && !rts) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+    for (uint32_t i = 0; i < nrt; i++) {
+        const mt_rt *m = &p->x->rts[i];
+        rts[i].start = (sst_bound){m->start.key, m->start.len, m->start.incl, m->start.unbounded};
+        rts[i].end = (sst_bound){m->end.key, m->end.len, m->end.incl, m->end.unbounded};
+        rts[i].del = (sst_del){m->del.ts, m->del.ldt};
+    }
+    int rc = sst_write_partition(w, p->pk, p->e.keylen, pdel, rts, nrt, err);
+    free(rts);
+    sst_row row;
+    if (!rc && p->x && p->x->static_row) {
+        if (conv_row(c, p->x->static_row, true, pdel, &row)) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+        rc = sst_write_row(w, &row, err);
+    }
+    bt_cur cur;
+    for (bt_first(&p->rows, &cur); !rc && bt_cur_valid(&cur); bt_cur_next(&cur)) {
+        if (conv_row(c, (const mt_row *)bt_cur_get(&cur), false, pdel, &row))
+            return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+        rc = sst_write_row(w, &row, err);
+    }
+    return rc ? rc : sst_write_partition_end(w, err);
+}
+
+static void run_flush(fl_job *j)
+{
+    sst_writer *w = NULL;
+    conv c = {0};
+    j->wo.expected_keys = j->m->mt.parts.count;
+    j->rc = sst_writer_create(&w, j->dir, j->gen, &j->wo, &j->err);
+    bt_cur cur;
+    if (!j->rc) bt_first(&j->m->mt.parts, &cur);
+    for (; !j->rc && bt_cur_valid(&cur); bt_cur_next(&cur)) j->rc = write_part(w, &c, (const mt_part *)bt_cur_get(&cur), &j->err);
+    if (!j->rc) j->rc = sst_writer_finish(w, NULL, &j->err);
+    sst_writer_destroy(w);
+    if (!j->rc) j->rc = sst_open(&j->sst, j->dir, j->gen, &j->err);
+    free(c.cells);
+    free(c.cdels);
+}
+
+/* ---- the worker ---- */
+
+/* Unlinks in order (a TOC before its components), then fsyncs each
+ * directory once so a deleted TOC stays deleted across a crash. */
+static void unlink_all(char **paths, size_t n)
+{
+    char prev[4096] = "";
+    for (size_t i = 0; i < n; i++) unlink(paths[i]);
+    for (size_t i = 0; i < n; i++) {
+        const char *slash = strrchr(paths[i], '/');
+        size_t dl = slash ? (size_t)(slash - paths[i]) : 0;
+        if (!dl || dl >= sizeof prev || (!strncmp(prev, paths[i], dl) && !prev[dl])) continue;
+        memcpy(prev, paths[i], dl);
+        prev[dl] = 0;
+        int fd = open(prev, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+    }
+}
+
+static void *fl_main(void *arg)
+{
+    st_flusher *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->q && !f->stop) pthread_cond_wait(&f->cv, &f->mu);
+        if (!f->q) break;
+        fl_job *j = f->q;
+        f->q = j->next;
+        if (!f->q) f->q_tail = NULL;
+        f->running++;
+        pthread_mutex_unlock(&f->mu);
+        if (j->m) run_flush(j);
+        unlink_all(j->paths, j->npaths);
+        pthread_mutex_lock(&f->mu);
+        f->running--;
+        j->next = f->done;
+        f->done = j;
+        pthread_cond_broadcast(&f->done_cv);
+        if (f->loop) ev_async_send(f->loop, &f->async);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+static void on_async(struct ev_loop *loop, ev_async *w, int revents) { st_flusher_poll(w->data); }
+
+int st_flusher_start(st_flusher **out, storage *s, struct ev_loop *loop, sib_err *err)
+{
+    st_flusher *f = calloc(1, sizeof *f);
+    if (!f) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    f->s = s;
+    f->loop = loop;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    pthread_cond_init(&f->done_cv, NULL);
+    if (loop) {
+        ev_async_init(&f->async, on_async);
+        f->async.data = f;
+        ev_async_start(loop, &f->async);
+        ev_unref(loop); /* in-flight jobs take a reference */
+    }
+    if (pthread_create(&f->thr, NULL, fl_main, f)) {
+        st_flusher_stop(f);
+        return sib_err_set(err, SIB_ESERVER, "storage: cannot start the flush thread");
+    }
+    f->started = true;
+    *out = f;
+    return 0;
+}
+
+static void job_free(fl_job *j)
+{
+    for (size_t i = 0; i < j->npaths; i++) free(j->paths[i]);
+    free(j->paths);
+    free(j->dir);
+    free(j);
+}
+
+static void enqueue(st_flusher *f, fl_job *j)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->q_tail) f->q_tail->next = j;
+    else f->q = j;
+    f->q_tail = j;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (f->loop && !f->inflight) ev_ref(f->loop);
+    f->inflight++;
+}
+
+void st_flusher_unlink(st_flusher *f, char **paths, size_t n)
+{
+    fl_job *j = calloc(1, sizeof *j);
+    if (!j) { /* cannot hand off: do it here */
+        for (size_t i = 0; i < n; i++) {
+            unlink(paths[i]);
+            free(paths[i]);
+        }
+        free(paths);
+        return;
+    }
+    j->paths = paths;
+    j->npaths = n;
+    enqueue(f, j);
+}
+
+void st_flusher_stop(st_flusher *f)
+{
+    if (!f) return;
+    if (f->started) {
+        st_flusher_drain(f);
+        pthread_mutex_lock(&f->mu);
+        f->stop = true;
+        pthread_cond_signal(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->thr, NULL);
+    }
+    if (f->loop) {
+        if (!f->inflight) ev_ref(f->loop);
+        ev_async_stop(f->loop, &f->async);
+    }
+    for (fl_req *r = f->reqs, *n; r; r = n) {
+        n = r->next;
+        if (r->done) r->done(r->ctx, SIB_ESERVER, NULL);
+        free(r);
+    }
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    pthread_cond_destroy(&f->done_cv);
+    free(f);
+}
+
+size_t st_flusher_inflight(st_flusher *f) { return f->inflight; }
+
+void st_flusher_drain(st_flusher *f)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->q || f->running) pthread_cond_wait(&f->done_cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+    st_flusher_poll(f);
+}
+
+/* ---- completion (loop) ---- */
+
+static void frozen_remove(st_table *t, st_mem *m)
+{
+    for (st_mem **pp = &t->frozen; *pp; pp = &(*pp)->next) {
+        if (*pp == m) {
+            *pp = m->next;
+            m->next = NULL;
+            st_mem_unref(m); /* the list's reference */
+            t->srcver++;
+            return;
+        }
+    }
+}
+
+static int ssts_insert(st_table *t, sstable *sst)
+{
+    if (t->nssts == t->capssts) {
+        size_t cap = t->capssts ? t->capssts * 2 : 8;
+        sstable **n = realloc(t->ssts, cap * sizeof *n);
+        if (!n) return SIB_ENOMEM;
+        t->ssts = n;
+        t->capssts = cap;
+    }
+    size_t i = 0; /* newest (highest gen) first */
+    while (i < t->nssts && sst_gen(t->ssts[i]) > sst_gen(sst)) i++;
+    memmove(t->ssts + i + 1, t->ssts + i, (t->nssts - i) * sizeof *t->ssts);
+    t->ssts[i] = sst;
+    t->nssts++;
+    if (sst_clpos_cmp(sst_get_stats(sst)->clpos, t->flushed) > 0) t->flushed = sst_get_stats(sst)->clpos;
+    t->srcver++;
+    return 0;
+}
+
+static void complete(st_flusher *f, fl_job *j)
+{
+    storage *s = f->s;
+    sib_log *log = storage_get_opts(s)->log;
+    st_table *t = storage_table_find(s, j->id);
+    for (fl_req *r = f->reqs; j->rc && r; r = r->next) {
+        if (r->seq >= j->seq && !r->rc) {
+            r->rc = j->rc;
+            r->err = j->err;
+        }
+    }
+    if (j->rc) {
+        sib_log(log, SIB_ERROR, "flush: %s; the memtable stays frozen and is retried by the next flush",
+                j->err.msg);
+    } else if (!t || j->m->dropped || ssts_insert(t, j->sst)) {
+        st_sst_delete(s, j->dir, j->sst); /* truncated or dropped meanwhile */
+        if (t) frozen_remove(t, j->m);
+    } else {
+        sib_log(log, SIB_DEBUG, "flush: %s is live", sst_data_path(j->sst));
+        frozen_remove(t, j->m);
+    }
+    st_mem_unref(j->m); /* the job's reference */
+}
+
+void st_flusher_poll(st_flusher *f)
+{
+    pthread_mutex_lock(&f->mu);
+    fl_job *d = f->done, *rev = NULL;
+    f->done = NULL;
+    pthread_mutex_unlock(&f->mu);
+    for (fl_job *n; d; d = n) { /* back into queue order */
+        n = d->next;
+        d->next = rev;
+        rev = d;
+    }
+    bool flushed = false;
+    for (fl_job *n; rev; rev = n) {
+        n = rev->next;
+        if (rev->m) {
+            complete(f, rev);
+            if (rev->seq > f->seq_done) f->seq_done = rev->seq;
+            flushed = true;
+        }
+        job_free(rev);
+        if (--f->inflight == 0 && f->loop) ev_unref(f->loop);
+    }
+    if (!flushed) return;
+    st_release_segments(f->s);
+    for (fl_req **pp = &f->reqs; *pp;) {
+        fl_req *r = *pp;
+        if (r->seq > f->seq_done) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        if (r->done) r->done(r->ctx, r->rc, r->rc ? &r->err : NULL);
+        free(r);
+    }
+}
+
+/* ---- freezing and flush requests ---- */
+
+static int queue_flush(storage *s, st_table *t, st_mem *m, sib_err *err)
+{
+    st_flusher *f = storage_flusher(s);
+    fl_job *j = calloc(1, sizeof *j);
+    if (!j || !(j->dir = strdup(t->dir))) {
+        free(j);
+        return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+    }
+    memcpy(j->id, t->id, 16);
+    j->m = m;
+    st_mem_ref(m);
+    j->gen = t->next_gen++;
+    j->wo.clpos = m->bound;
+    j->wo.block_size = storage_get_opts(s)->sstable_block_size;
+    j->wo.fp_chance = storage_get_opts(s)->bloom_filter_fp_chance;
+    j->seq = ++f->seq_queued;
+    enqueue(f, j);
+    return 0;
+}
+
+int st_table_freeze(storage *s, st_table *t, sib_err *err)
+{
+    if (!t->dir || !storage_flusher(s)) return 0;
+    for (st_mem *m = t->frozen; m; m = m->next) /* retry failed flushes */
+        if (m->refs == 1) {
+            int rc = queue_flush(s, t, m, err);
+            if (rc) return rc;
+        }
+    if (!t->mem->mt.parts.count) return 0;
+    st_mem *fresh = st_mem_create();
+    if (!fresh) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+    st_mem *m = t->mem;
+    m->frozen = true;
+    m->bound = clog_position(storage_clog(s));
+    m->next = t->frozen;
+    t->frozen = m;
+    t->mem = fresh;
+    t->srcver++;
+    return queue_flush(s, t, m, err);
+}
+
+int storage_flush(storage *s, const uint8_t table_id[16], st_done_fn done, void *ctx, sib_err *err)
+{
+    st_flusher *f = storage_flusher(s);
+    if (!f) return sib_err_set(err, SIB_EINVAL, "storage: flush needs a data directory");
+    int rc = 0;
+    if (table_id) {
+        st_table *t = storage_table_find(s, table_id);
+        if (t) rc = st_table_freeze(s, t, err);
+    } else {
+        size_t i = 0;
+        for (st_table *t; !rc && (t = storage_table_next(s, &i));) rc = st_table_freeze(s, t, err);
+    }
+    if (rc) return rc;
+    if (f->seq_done >= f->seq_queued) {
+        if (done) done(ctx, 0, NULL);
+        return 0;
+    }
+    fl_req *r = calloc(1, sizeof *r);
+    if (!r) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    r->seq = f->seq_queued;
+    r->done = done;
+    r->ctx = ctx;
+    r->next = f->reqs;
+    f->reqs = r;
+    if (!f->loop) st_flusher_drain(f);
+    return 0;
+}
+
+/* ---- loading, dropping ---- */
+
+int st_table_load(storage *s, st_table *t, sib_err *err)
+{
+    const char *dd = storage_get_opts(s)->data_dir;
+    if (!dd) return 0;
+    char hex[33];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", t->id[i]);
+    if (asprintf(&t->dir, "%s/%s", dd, hex) < 0) {
+        t->dir = NULL;
+        return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    }
+    if (mkdir(t->dir, 0755) && errno != EEXIST) return sib_err_errno(err, "storage: mkdir %s", t->dir);
+    uint64_t *gens, maxg;
+    size_t n;
+    int rc = sst_dir_scan(t->dir, &gens, &n, &maxg, storage_get_opts(s)->log, err);
+    if (rc) return rc;
+    t->next_gen = maxg + 1;
+    for (size_t i = 0; !rc && i < n; i++) {
+        sstable *sst;
+        if ((rc = sst_open(&sst, t->dir, gens[i], err))) break;
+        if (ssts_insert(t, sst)) {
+            sst_unref(sst);
+            rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+        }
+    }
+    free(gens);
+    return rc;
+}
+
+void st_sst_delete(storage *s, const char *dir, sstable *sst)
+{
+    char **paths = malloc(5 * sizeof *paths);
+    if (!paths || sst_files(dir, sst_gen(sst), paths)) { /* no memory: delete on the last unref instead */
+        free(paths);
+        sst_mark_obsolete(sst);
+    } else {
+        st_flusher_unlink(storage_flusher(s), paths, 5); /* readers keep their mappings */
+    }
+    sst_unref(sst);
+}
+
+void st_table_drop_ssts(st_table *t, sst_clpos upto)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < t->nssts; i++) {
+        sstable *x = t->ssts[i];
+        if (sst_clpos_cmp(sst_get_stats(x)->clpos, upto) <= 0) {
+            st_sst_delete(t->s, t->dir, x);
+        } else {
+            t->ssts[k++] = x;
+        }
+    }
+    t->nssts = k;
+    t->flushed = (sst_clpos){0, 0};
+    for (size_t i = 0; i < k; i++)
+        if (sst_clpos_cmp(sst_get_stats(t->ssts[i])->clpos, t->flushed) > 0) t->flushed = sst_get_stats(t->ssts[i])->clpos;
+    t->srcver++;
+}
+
+static bool covered(void *arg, const uint8_t id[16], uint64_t seg)
+{
+    st_table *t = storage_table_find(arg, id);
+    if (!t) return true;
+    if (t->flushed.seg > seg) return true;
+    return !t->frozen && !t->mem->mt.parts.count;
+}
+
+void st_release_segments(storage *s)
+{
+    char **paths;
+    size_t n = clog_release(storage_clog(s), covered, s, &paths);
+    if (n) st_flusher_unlink(storage_flusher(s), paths, n);
+    else free(paths);
+}

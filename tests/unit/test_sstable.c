@@ -1,0 +1,415 @@
+/* Unit tests for sstable/ through its public header: bloom filter FP rate,
+ * block/row encoding round trips, index lookups (present, absent, between
+ * keys), clustering-index slices in a wide partition (forward and reversed),
+ * partition scans, corrupted blocks, leftover cleanup. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sstable.h"
+
+typedef struct fx { char dir[64]; } fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/sibsstable.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    DIR *d = opendir(f->dir);
+    struct dirent *de;
+    char p[512];
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int64_t tx = sib_murmur3_token(x, strlen(x)), ty = sib_murmur3_token(y, strlen(y));
+    if (tx != ty) return tx < ty ? -1 : 1;
+    return strcmp(x, y);
+}
+
+/* ---- bloom ---- */
+
+static void test_bloom_fp_rate(void **state)
+{
+    const double targets[] = {0.01, 0.1, 0.001};
+    for (size_t t = 0; t < 3; t++) {
+        sst_bloom b;
+        const int n = 100000;
+        assert_int_equal(sst_bloom_init(&b, n, targets[t]), 0);
+        char k[32];
+        for (int i = 0; i < n; i++) {
+            int len = snprintf(k, sizeof k, "present-%d", i);
+            sst_bloom_add(&b, sib_murmur3_token(k, (size_t)len));
+        }
+        for (int i = 0; i < n; i++) {
+            int len = snprintf(k, sizeof k, "present-%d", i);
+            assert_true(sst_bloom_test(&b, sib_murmur3_token(k, (size_t)len)));
+        }
+        int fp = 0, probes = 400000;
+        for (int i = 0; i < probes; i++) {
+            int len = snprintf(k, sizeof k, "absent-%d", i);
+            fp += sst_bloom_test(&b, sib_murmur3_token(k, (size_t)len));
+        }
+        double rate = (double)fp / probes;
+        fprintf(stderr, "bloom: target %.3f measured %.4f (k=%u, %.2f bits/key)\n", targets[t], rate, b.k,
+                (double)b.nbits / n);
+        assert_true(rate <= targets[t] * 1.5);
+        sst_bloom_free(&b);
+    }
+}
+
+/* ---- round trip ---- */
+
+static void write_rich(const char *dir, uint64_t gen, char **keys, int nkeys, const sst_writer_opts *o)
+{
+    sst_writer *w;
+    sib_err err = {0};
+    int rc = sst_writer_create(&w, dir, gen, o, &err);
+    if (rc) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    for (int i = 0; i < nkeys; i++) {
+        sst_del pdel = {SST_NO_TS, SST_NO_LDT};
+        if (i % 7 == 0) pdel = (sst_del){100 + i, 1700000000};
+        sst_rt rt = {{(const uint8_t *)"r", 1, true, false}, {NULL, 0, false, true}, {50, 1700000001}};
+        assert_int_equal(sst_write_partition(w, (const uint8_t *)keys[i], strlen(keys[i]), pdel, &rt, i % 5 == 0, &err), 0);
+        sst_cell sc = {9, 0, 4, NULL, (const uint8_t *)"stat", 77, 0, SST_NO_LDT};
+        sst_row st = {.ck = NULL, .is_static = true, .marker_ts = SST_NO_TS, .marker_ldt = SST_NO_LDT,
+                      .del = {SST_NO_TS, SST_NO_LDT}, .cells = &sc, .ncells = 1};
+        if (i % 3 == 0) assert_int_equal(sst_write_row(w, &st, &err), 0);
+        for (int r = 0; r < 3; r++) {
+            char ck[8], val[32];
+            snprintf(ck, sizeof ck, "c%d", r);
+            snprintf(val, sizeof val, "%s/%d", keys[i], r);
+            sst_cell cells[3] = {
+                {1, 0, (uint32_t)strlen(val), NULL, (const uint8_t *)val, 1000 + r, 0, SST_NO_LDT},
+                {2, 0, 0, NULL, NULL, 1001, 0, 1699999999},                               /* tombstone */
+                {5, 2, 1, (const uint8_t *)"e1", (const uint8_t *)"x", 1002, 60, 1700000060}, /* ttl path cell */
+            };
+            sst_cdel cd = {5, {999, 1699999990}};
+            sst_row row = {.ck = (const uint8_t *)ck, .cklen = (uint32_t)strlen(ck), .marker_ts = r == 1 ? 900 : SST_NO_TS,
+                           .marker_ttl = 0, .marker_ldt = SST_NO_LDT, .del = {r == 2 ? 800 : SST_NO_TS, r == 2 ? 1700000002 : SST_NO_LDT},
+                           .cdels = &cd, .ncdels = r == 0, .cells = cells, .ncells = 3};
+            assert_int_equal(sst_write_row(w, &row, &err), 0);
+        }
+        assert_int_equal(sst_write_partition_end(w, &err), 0);
+    }
+    uint64_t bytes;
+    assert_int_equal(sst_writer_finish(w, &bytes, &err), 0);
+    assert_true(bytes > 0);
+    sst_writer_destroy(w);
+}
+
+static char **make_keys(int n)
+{
+    char **keys = calloc((size_t)n, sizeof *keys);
+    for (int i = 0; i < n; i++) {
+        keys[i] = malloc(16);
+        snprintf(keys[i], 16, "key%05d", i);
+    }
+    qsort(keys, (size_t)n, sizeof *keys, cmp_key);
+    return keys;
+}
+
+static void free_keys(char **keys, int n)
+{
+    for (int i = 0; i < n; i++) free(keys[i]);
+    free(keys);
+}
+
+static void check_rich(sstable *s, const char *key, int i)
+{
+    sst_part *p;
+    sib_err err = {0};
+    assert_int_equal(sst_part_open(s, (const uint8_t *)key, strlen(key), sib_murmur3_token(key, strlen(key)), &p, &err), 0);
+    assert_non_null(p);
+    sst_del d = sst_part_deletion(p);
+    assert_int_equal(d.ts, i % 7 == 0 ? 100 + i : SST_NO_TS);
+    const sst_rt *rts;
+    assert_int_equal(sst_part_rts(p, &rts), i % 5 == 0);
+    if (i % 5 == 0) {
+        assert_int_equal(rts[0].del.ts, 50);
+        assert_true(rts[0].end.unbounded);
+        assert_memory_equal(rts[0].start.key, "r", 1);
+    }
+    const sst_row *st = sst_part_static(p);
+    assert_int_equal(st != NULL, i % 3 == 0);
+    if (st) assert_memory_equal(st->cells[0].val, "stat", 4);
+    const sst_row *r;
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(sst_part_next(p, &r, &err), 1);
+        char ck[8], val[32];
+        snprintf(ck, sizeof ck, "c%d", k);
+        snprintf(val, sizeof val, "%s/%d", key, k);
+        assert_int_equal(r->cklen, 2);
+        assert_memory_equal(r->ck, ck, 2);
+        assert_int_equal(r->ncells, 3);
+        assert_int_equal(r->cells[0].vlen, strlen(val));
+        assert_memory_equal(r->cells[0].val, val, strlen(val));
+        assert_int_equal(r->cells[0].ts, 1000 + k);
+        assert_true(sst_cell_tomb(&r->cells[1]));
+        assert_int_equal(r->cells[1].ldt, 1699999999);
+        assert_int_equal(r->cells[2].ttl, 60);
+        assert_int_equal(r->cells[2].ldt, 1700000060);
+        assert_memory_equal(r->cells[2].path, "e1", 2);
+        assert_int_equal(r->marker_ts, k == 1 ? 900 : SST_NO_TS);
+        assert_int_equal(r->del.ts, k == 2 ? 800 : SST_NO_TS);
+        assert_int_equal(r->ncdels, k == 0);
+        if (k == 0) assert_int_equal(r->cdels[0].del.ts, 999);
+    }
+    assert_int_equal(sst_part_next(p, &r, &err), 0);
+    sst_part_close(p);
+}
+
+static void test_roundtrip_and_index(void **state)
+{
+    fx *f = *state;
+    const int n = 3000;
+    char **keys = make_keys(n);
+    sst_writer_opts o = {.block_size = 4096};
+    o.expected_keys = n;
+    o.clpos = (sst_clpos){7, 123};
+    o.level = 2;
+    write_rich(f->dir, 1, keys, n, &o);
+    sstable *s;
+    sib_err err = {0};
+    assert_int_equal(sst_open(&s, f->dir, 1, &err), 0);
+    const sst_stats *st = sst_get_stats(s);
+    assert_int_equal(st->partitions, n);
+    assert_int_equal(st->rows, 3 * n);
+    assert_int_equal(st->level, 2);
+    assert_int_equal(st->clpos.seg, 7);
+    assert_int_equal(st->clpos.off, 123);
+    assert_int_equal(st->min_ts, 50);
+    assert_int_equal(st->max_ts, 100 + (n - 1) / 7 * 7);
+    assert_true(st->has_partition_deletions && st->has_range_tombstones);
+    assert_int_equal(st->first_keylen, strlen(keys[0]));
+    assert_memory_equal(st->first_key, keys[0], st->first_keylen);
+    assert_memory_equal(st->last_key, keys[n - 1], st->last_keylen);
+    assert_true(sst_droppable_tombstones(st, 1700000100) == st->tombstones);
+    assert_true(sst_droppable_tombstones(st, 0) == 0);
+    for (int i = 0; i < n; i++) check_rich(s, keys[i], i);
+    /* absent keys: not found (bloom or index) */
+    for (int i = 0; i < 2000; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "nokey%05d", i);
+        sst_part *p;
+        assert_int_equal(sst_part_open(s, (const uint8_t *)k, strlen(k), sib_murmur3_token(k, strlen(k)), &p, &err), 0);
+        assert_null(p);
+    }
+    /* scans: all keys in order, and resuming after / at a key */
+    sst_pscan *sc;
+    const uint8_t *pk;
+    size_t len;
+    int64_t tok;
+    assert_int_equal(sst_pscan_open(s, INT64_MIN, NULL, 0, true, &sc, &err), 0);
+    int i = 0;
+    while (sst_pscan_next(sc, &pk, &len, &tok, &err) == 1) {
+        assert_int_equal(len, strlen(keys[i]));
+        assert_memory_equal(pk, keys[i], len);
+        i++;
+    }
+    assert_int_equal(i, n);
+    sst_pscan_close(sc);
+    const char *mid = keys[1234];
+    assert_int_equal(sst_pscan_open(s, sib_murmur3_token(mid, strlen(mid)), (const uint8_t *)mid, strlen(mid), false, &sc, &err), 0);
+    assert_int_equal(sst_pscan_next(sc, &pk, &len, &tok, &err), 1);
+    assert_memory_equal(pk, keys[1235], len);
+    sst_pscan_close(sc);
+    sst_unref(s);
+    free_keys(keys, n);
+}
+
+/* A wide partition: slices use the clustering index, both directions. */
+static void test_wide_partition_slices(void **state)
+{
+    fx *f = *state;
+    sst_writer *w;
+    sib_err err = {0};
+    sst_writer_opts o = {.block_size = 4096, .index_interval = 2048, .expected_keys = 1};
+    assert_int_equal(sst_writer_create(&w, f->dir, 3, &o, &err), 0);
+    assert_int_equal(sst_write_partition(w, (const uint8_t *)"wide", 4, (sst_del){SST_NO_TS, SST_NO_LDT}, NULL, 0, &err), 0);
+    const int n = 100000;
+    for (int i = 0; i < n; i++) {
+        char ck[16];
+        snprintf(ck, sizeof ck, "r%07d", i);
+        sst_cell c = {1, 0, 8, NULL, (const uint8_t *)ck, i, 0, SST_NO_LDT};
+        sst_row r = {.ck = (const uint8_t *)ck, .cklen = 8, .marker_ts = SST_NO_TS, .marker_ldt = SST_NO_LDT,
+                     .del = {SST_NO_TS, SST_NO_LDT}, .cells = &c, .ncells = 1};
+        assert_int_equal(sst_write_row(w, &r, &err), 0);
+    }
+    assert_int_equal(sst_write_partition_end(w, &err), 0);
+    assert_int_equal(sst_writer_finish(w, NULL, &err), 0);
+    sst_writer_destroy(w);
+    sstable *s;
+    assert_int_equal(sst_open(&s, f->dir, 3, &err), 0);
+    sst_part *p;
+    assert_int_equal(sst_part_open(s, (const uint8_t *)"wide", 4, sib_murmur3_token("wide", 4), &p, &err), 0);
+    assert_non_null(p);
+    const int starts[] = {0, 1, 4999, 50000, 99998};
+    for (size_t k = 0; k < SIB_ARRAY_LEN(starts); k++) {
+        char ck[16];
+        snprintf(ck, sizeof ck, "r%07d", starts[k]);
+        sst_bound b = {(const uint8_t *)ck, 8, true, false};
+        const sst_row *r;
+        assert_int_equal(sst_part_seek(p, &b, false, &err), 0);
+        for (int j = 0; j < 3 && starts[k] + j < n; j++) {
+            char want[16];
+            snprintf(want, sizeof want, "r%07d", starts[k] + j);
+            assert_int_equal(sst_part_next(p, &r, &err), 1);
+            assert_memory_equal(r->ck, want, 8);
+        }
+        assert_int_equal(sst_part_seek(p, &b, true, &err), 0);
+        for (int j = 0; j < 3 && starts[k] - j >= 0; j++) {
+            char want[16];
+            snprintf(want, sizeof want, "r%07d", starts[k] - j);
+            assert_int_equal(sst_part_next(p, &r, &err), 1);
+            assert_memory_equal(r->ck, want, 8);
+        }
+    }
+    /* a full reversed walk crosses every segment */
+    sst_bound end = {NULL, 0, false, true};
+    assert_int_equal(sst_part_seek(p, &end, true, &err), 0);
+    const sst_row *r;
+    int cnt = 0;
+    while (sst_part_next(p, &r, &err) == 1) cnt++;
+    assert_int_equal(cnt, n);
+    sst_part_close(p);
+    sst_unref(s);
+}
+
+static void test_corrupted_block(void **state)
+{
+    fx *f = *state;
+    const int n = 400;
+    char **keys = make_keys(n);
+    sst_writer_opts o = {.block_size = 1024, .expected_keys = n, .no_compress = true};
+    write_rich(f->dir, 4, keys, n, &o);
+    char path[600];
+    snprintf(path, sizeof path, "%s/4-Data.db", f->dir);
+    int fd = open(path, O_RDWR);
+    struct stat st;
+    fstat(fd, &st);
+    uint8_t b;
+    off_t at = st.st_size / 3;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 1;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+    sstable *s;
+    sib_err err = {0};
+    assert_int_equal(sst_open(&s, f->dir, 4, &err), 0);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        sst_part *p = NULL;
+        int rc = sst_part_open(s, (const uint8_t *)keys[i], strlen(keys[i]), sib_murmur3_token(keys[i], strlen(keys[i])), &p, &err);
+        if (rc) {
+            assert_int_equal(rc, SIB_ECORRUPT);
+            assert_non_null(strstr(err.msg, "4-Data.db"));
+            bad++;
+            continue;
+        }
+        check_rich(s, keys[i], i);
+        sst_part_close(p);
+    }
+    assert_true(bad >= 1 && bad < 20);
+    sst_unref(s);
+    free_keys(keys, n);
+}
+
+static void test_leftovers_and_remove(void **state)
+{
+    fx *f = *state;
+    char **keys = make_keys(10);
+    sst_writer_opts o = {0};
+    write_rich(f->dir, 5, keys, 10, &o);
+    write_rich(f->dir, 6, keys, 10, &o);
+    char p[600];
+    snprintf(p, sizeof p, "%s/6-TOC.txt", f->dir);
+    unlink(p); /* gen 6 is now an interrupted write */
+    snprintf(p, sizeof p, "%s/7-Data.db.tmp", f->dir);
+    close(open(p, O_CREAT | O_WRONLY, 0644));
+    /* an unfinished writer removes its own files */
+    sst_writer *w;
+    sib_err err;
+    assert_int_equal(sst_writer_create(&w, f->dir, 8, &o, &err), 0);
+    sst_writer_destroy(w);
+    snprintf(p, sizeof p, "%s/8-Data.db.tmp", f->dir);
+    assert_int_equal(access(p, F_OK), -1);
+    uint64_t *gens, maxg;
+    size_t n;
+    assert_int_equal(sst_dir_scan(f->dir, &gens, &n, &maxg, NULL, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(gens[0], 5);
+    assert_int_equal(maxg, 7);
+    free(gens);
+    snprintf(p, sizeof p, "%s/6-Data.db", f->dir);
+    assert_int_equal(access(p, F_OK), -1);
+    snprintf(p, sizeof p, "%s/7-Data.db.tmp", f->dir);
+    assert_int_equal(access(p, F_OK), -1);
+    /* obsolete + last unref deletes, TOC first */
+    sstable *s;
+    assert_int_equal(sst_open(&s, f->dir, 5, &err), 0);
+    sst_mark_obsolete(s);
+    sst_unref(s);
+    snprintf(p, sizeof p, "%s/5-Data.db", f->dir);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(sst_dir_scan(f->dir, &gens, &n, &maxg, NULL, &err), 0);
+    assert_int_equal(n, 0);
+    free(gens);
+    free_keys(keys, 10);
+}
+
+static void test_bound_and_lww(void **state)
+{
+    sst_bound incl = {(const uint8_t *)"ab", 2, true, false}, excl = {(const uint8_t *)"ab", 2, false, false};
+    assert_true(sst_bound_cmp((const uint8_t *)"abc", 3, &incl, true) > 0);
+    assert_true(sst_bound_cmp((const uint8_t *)"abc", 3, &excl, true) < 0);
+    assert_true(sst_bound_cmp((const uint8_t *)"abc", 3, &incl, false) < 0);
+    assert_true(sst_bound_cmp((const uint8_t *)"abc", 3, &excl, false) > 0);
+    assert_true(sst_bound_cmp((const uint8_t *)"a", 1, &incl, true) < 0);
+    sst_cell a = {1, 0, 1, NULL, (const uint8_t *)"b", 10, 0, SST_NO_LDT};
+    sst_cell b = {1, 0, 1, NULL, (const uint8_t *)"a", 10, 0, SST_NO_LDT};
+    sst_cell t = {1, 0, 0, NULL, NULL, 10, 0, 5};
+    assert_true(sst_cell_supersedes(&a, &b));
+    assert_true(sst_cell_supersedes(&t, &a));
+    assert_false(sst_cell_supersedes(&a, &t));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bloom_fp_rate),
+        cmocka_unit_test(test_bound_and_lww),
+        cmocka_unit_test_setup_teardown(test_roundtrip_and_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wide_partition_slices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leftovers_and_remove, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
