@@ -20,8 +20,9 @@
  *   GET  /describering/<ks>          token ranges with their replica endpoints
  *   GET  /endpoints/<ks>/<table>/<key>  token and replicas of a partition key
  *                                    (key as text; composite keys `a:b`)
- *   POST /flush[/<ks>[/<table>]]     501 until storage can write SSTables: the
- *   POST /compact[/<ks>[/<table>]]   node supplies no hook before then
+ *   POST /flush[/<ks>[/<table>]]     starts flushes; /info's flushes_pending says
+ *                                    when they are live
+ *   POST /compact[/<ks>[/<table>]]   501 while the node supplies no hook
  *   GET  /compactionstats            {"pending": 0, "compactions": []}
  *   GET  /tablestats[/<ks>[/<table>]]  per keyspace / table counters
  *   GET  /gossipinfo                 this node's endpoint state
@@ -116,8 +117,7 @@ typedef struct admin_node_info {
 } admin_node_info;
 
 /* Operations that live above the admin module. A NULL function answers
- * 501 Not Implemented with a message saying why (flush and compaction need
- * SSTables, which storage does not write yet). */
+ * 501 Not Implemented ("<op> is not supported by this node yet"). */
 typedef struct admin_hooks {
     void *ctx;
     size_t (*client_count)(void *ctx);

@@ -95,10 +95,10 @@ static json_t *fail_err(route_req *r, int status)
 
 static uint64_t load_bytes(admin_server *s)
 {
-    /* No SSTables yet: the data a node holds is its memtables. */
+    /* What the node holds: memtables plus live SSTables. */
     storage_stats ss;
     storage_get_stats(s->st, &ss);
-    return ss.memtable_bytes;
+    return ss.memtable_bytes + ss.sstable_bytes;
 }
 
 static const char *member_addr(admin_server *s, size_t member)
@@ -182,7 +182,10 @@ static json_t *h_info(route_req *r)
     json_object_set_new(o, "id", host_id_json(s->node.host_id));
     json_object_set_new(o, "gossip_active", json_true());
     json_object_set_new(o, "native_transport_active", json_true());
-    json_object_set_new(o, "load_bytes", json_integer((json_int_t)ss.memtable_bytes));
+    json_object_set_new(o, "load_bytes", json_integer((json_int_t)(ss.memtable_bytes + ss.sstable_bytes)));
+    json_object_set_new(o, "sstables", json_integer((json_int_t)ss.sstables));
+    json_object_set_new(o, "sstable_bytes", json_integer((json_int_t)ss.sstable_bytes));
+    json_object_set_new(o, "flushes_pending", json_integer((json_int_t)ss.flushes_pending));
     json_object_set_new(o, "generation", json_integer(s->node.generation));
     json_object_set_new(o, "uptime_seconds", json_integer((sib_now_us() - s->start_us) / 1000000));
     json_object_set_new(o, "heap_used_bytes", json_integer((json_int_t)(mi.uordblks + mi.hblkhd)));
@@ -386,9 +389,9 @@ static json_t *run_hook(route_req *r, int (*fn)(void *, const char *, const char
         return fail_err(r, 404);
     }
     if (!fn) {
-        /* Documented behaviour (admin.h): storage keeps everything in
-         * memtables and the commitlog until SSTables exist. */
-        sib_err_set(&r->err, SIB_ESERVER, "%s requires SSTables, which this node does not write yet", what);
+        /* Documented behaviour (admin.h): an operation the node wires no
+         * hook for (compaction, until storage compacts) answers 501. */
+        sib_err_set(&r->err, SIB_ESERVER, "%s is not supported by this node yet", what);
         return fail_err(r, 501);
     }
     if (fn(r->s->hooks.ctx, ks, table, &r->err)) return fail_err(r, 500);

@@ -151,6 +151,9 @@ static const key_spec keys[] = {
     INT("tombstone_failure_threshold", tombstone_failure_threshold),
     SIZE("batch_size_fail_threshold", batch_size_fail_threshold, 1024),
     SIZE("batch_size_fail_threshold_in_kb", batch_size_fail_threshold, 1024),
+    SIZE("memtable_heap_space", memtable_heap_space, 1 << 20),
+    SIZE("memtable_heap_space_in_mb", memtable_heap_space, 1 << 20),
+    SIZE("sstable_block_size", sstable_block_size, 1024),
 };
 
 static int set_key(node_config *c, const key_spec *k, const char *v, sib_err *err)

@@ -37,6 +37,8 @@ typedef struct node_config {
     int tombstone_warn_threshold;
     int tombstone_failure_threshold;
     size_t batch_size_fail_threshold; /* bytes */
+    size_t memtable_heap_space;       /* bytes; 0 = storage's default (64 MiB) */
+    size_t sstable_block_size;        /* bytes; 0 = 16 KiB */
 } node_config;
 
 /* Fills every field with its default (127.0.0.1:9042, data under ./data). */

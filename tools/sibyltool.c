@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { EXIT_USAGE = 2 };
 
@@ -313,7 +314,22 @@ static int cmd_table_op(tool *t, const char *op, int argc, char **argv)
     return 0;
 }
 
-static int cmd_flush(tool *t, int argc, char **argv) { return cmd_table_op(t, "flush", argc, argv); }
+/* Like nodetool flush, returns once the flushes are live: the node starts
+ * them and /info counts the ones still pending (bounded wait). */
+static int cmd_flush(tool *t, int argc, char **argv)
+{
+    int rc = cmd_table_op(t, "flush", argc, argv);
+    for (int i = 0; !rc && i < 1200; i++) {
+        json_t *j = call(t, "GET", "info", NULL, 0);
+        json_int_t pending = json_integer_value(json_object_get(j, "flushes_pending"));
+        json_decref(j);
+        if (pending == 0) return 0;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (!rc) fprintf(stderr, "sibyltool: flush still pending after 60 s\n");
+    return rc ? rc : 1;
+}
 static int cmd_compact(tool *t, int argc, char **argv) { return cmd_table_op(t, "compact", argc, argv); }
 
 static int cmd_compactionstats(tool *t, int argc, char **argv)

@@ -175,13 +175,24 @@ def test_getendpoints_token_matches_driver(node, session, ks, tool):
     assert bad.returncode == 1 and "Unable to make int from 'notanint'" in bad.stderr
 
 
-def test_flush_compact_answer_501_and_compactionstats(node, tool):
-    status, body = http(node, "/flush", method="POST")
-    assert status == 501 and "SSTables" in json.loads(body)["error"]
-    r = tool("flush", check=False)
-    assert r.returncode == 1 and "requires SSTables" in r.stderr
+def test_flush_writes_sstables_and_compactionstats(node, session, tool):
+    ks = "flushks"
+    session.execute("CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}" % ks)
+    session.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % ks)
+    for i in range(50):
+        session.execute("INSERT INTO %s.t (k, v) VALUES (%d, 'v%d')" % (ks, i, i))
+    before = json.loads(http(node, "/info")[1])
+    tool("flush", ks, "t")                       # returns once the flush is live
+    info = json.loads(http(node, "/info")[1])
+    assert info["flushes_pending"] == 0
+    assert info["sstables"] > before["sstables"] and info["sstable_bytes"] > 0
+    rows = {r.k: r.v for r in session.execute("SELECT k, v FROM %s.t" % ks)}
+    assert rows == {i: "v%d" % i for i in range(50)}   # now served from the SSTable
+    tool("flush")                                # everything
+    status, body = http(node, "/flush/nosuchks", method="POST")
+    assert status == 404
     r = tool("compact", check=False)
-    assert r.returncode == 1 and "requires SSTables" in r.stderr
+    assert r.returncode == 1 and "not supported by this node yet" in r.stderr
     assert tool("compactionstats").stdout == "pending tasks: 0\n"
 
 

@@ -263,9 +263,9 @@ static void test_endpoints_basic(void **state)
 static void test_flush_compact_501(void **state)
 {
     fixture *f = *state;
-    expect(f, "POST", "/flush", 501, "requires SSTables");
-    expect(f, "POST", "/flush/ks/t", 501, "requires SSTables");
-    expect(f, "POST", "/compact/ks", 501, "requires SSTables");
+    expect(f, "POST", "/flush", 501, "not supported by this node yet");
+    expect(f, "POST", "/flush/ks/t", 501, "not supported by this node yet");
+    expect(f, "POST", "/compact/ks", 501, "not supported by this node yet");
     expect(f, "POST", "/flush/nosuch", 404, "keyspace nosuch does not exist");
 }
 
