@@ -1723,5 +1723,15 @@ void exec_select(exec_ctx *c, const cql_select *s)
     }
     if (!rc) rc = sib_table_kind_of(t) == SIB_TABLE_USER ? select_user(&run, &err) : select_system(&run, &err);
     if (inited) run_free(&run);
+    if (rc == SIB_ECORRUPT || rc == SIB_EIO) {
+        /* A damaged or unreadable SSTable: the replica failed the read, as
+         * Cassandra reports it (ReadFailure), with the file named in the
+         * message. */
+        err.code = SIB_EREADFAIL;
+        err.ex[0] = c->consistency;
+        err.ex[1] = 0;
+        err.ex[2] = 1;
+        err.ex[3] = 1;
+    }
     if (rc) exec_reply_err(c, &err);
 }
