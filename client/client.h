@@ -20,7 +20,8 @@
  *
  * Threading: a sib_client is used by one thread at a time. Callbacks run on
  * the thread that calls sib_client_io / sib_client_poll_many / a synchronous
- * call, and may queue new requests on any client.
+ * call, and may queue new requests (sib_client_send_*) on any client, but
+ * must not make a synchronous call or close the client they run for.
  *
  * Ownership: everything a sib_result points at lives in its arena and is
  * freed by sib_result_free; its sib_type pointers live in the client's type

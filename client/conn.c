@@ -347,6 +347,11 @@ static int open_socket(const char *host, uint16_t port, int timeout_ms, sib_err 
         if (fd >= 0) break;
     }
     freeaddrinfo(res);
+    if (fd < 0 && err) {
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "%.200s (%.200s:%u)", err->msg, host, port);
+        memcpy(err->msg, msg, sizeof(msg));
+    }
     return fd;
 }
 
@@ -391,7 +396,7 @@ int sib_client_connect(sib_client **out, const sib_client_opts *o, sib_err *err)
     static const sib_client_opts defaults;
     if (!o) o = &defaults;
     *out = NULL;
-    sib_client *cl;
+    sib_client *cl = NULL;
     int rc = client_alloc(&cl, o, err);
     if (rc < 0) goto fail;
     const char *host = o->host ? o->host : "127.0.0.1";

@@ -255,7 +255,7 @@ static int server_error(sib_client *cl, const sib_buf *body, const char *during,
         rc = sib_result_to_err(&r, err);
         if (err) {
             char msg[sizeof(err->msg)];
-            snprintf(msg, sizeof(msg), "%s: %s: %s", during, sib_client_error_class(r.u.error.code),
+            snprintf(msg, sizeof(msg), "%.32s: %.32s: %.400s", during, sib_client_error_class(r.u.error.code),
                      r.u.error.msg);
             memcpy(err->msg, msg, sizeof(msg));
         }

@@ -20,7 +20,7 @@ PACKAGES=(
   python3 python3-cassandra python3-lz4 python3-pytest python3-pytest-timeout
   procps
   # later tools (shell, admin API) and benchmarks (reference servers/engines)
-  libedit-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+  libedit-dev tmux libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   redis-server librocksdb-dev
 )
 

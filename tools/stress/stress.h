@@ -1,14 +1,14 @@
 /* stress.h: private to sibyl-stress (tools/stress/). The option set, the
  * latency histogram, key distributions, per-thread state and the run.
  *
- * Shape of a run: main parses the command line (options.c), creates the
- * schema and prepares the statements on a first connection (run.c), then
- * starts `threads` workers (worker.c). Each worker owns `conns`
- * connections and keeps up to `inflight` requests on each, driving them
- * with sib_client_poll_many. Workers record latencies into their own
+ * Shape of a run: main.c parses the command line and creates the schema
+ * on a first connection, then starts `threads` workers (worker.c). Each
+ * worker owns `conns` connections (preparing the statements on each) and
+ * keeps up to `inflight` requests on each, driving them with ppoll and
+ * sib_client_io. Workers record latencies into their own
  * interval histograms; once a second the main thread swaps them out under
  * the worker's mutex, prints a progress line, and folds them into the
- * totals that make the final summary (report.c).
+ * totals that make the final summary (stats.c).
  */
 #ifndef SIB_STRESS_H
 #define SIB_STRESS_H
@@ -54,7 +54,7 @@ typedef struct stress_opts {
     char command_line[1024];
 } stress_opts;
 
-/* Parses argv (after the program name). Returns 0, 1 when help was printed,
+/* main.c: parses argv (after the program name). Returns 0, 1 when help was printed,
  * or -1 after printing the problem to stderr. */
 int stress_parse(int argc, char **argv, stress_opts *o);
 void stress_usage(FILE *f);
@@ -116,7 +116,7 @@ typedef struct stress_worker {
     pthread_t thread;
     pthread_mutex_t mu;     /* guards `interval` and `last_error` */
     stress_stats interval;  /* since the reporter last swapped it out */
-    char last_error[256];
+    char last_error[512];
     int rc;                 /* 0, or the failure that ended the thread early */
 } stress_worker;
 
@@ -130,16 +130,17 @@ struct stress_shared {
     int64_t end_ns;            /* duration mode: stop issuing at this time */
     atomic_uint_fast64_t issued; /* operations claimed (n mode and sequential keys) */
     atomic_bool stop;          /* stop issuing (signal, fatal error, or end) */
+    atomic_int running;        /* workers not finished yet */
     stress_worker *workers;
 };
 
-/* Starts / joins the workers (worker.c). */
+/* worker.c: starts / joins the workers. */
 int stress_workers_start(stress_shared *sh, sib_err *err);
 void stress_workers_join(stress_shared *sh);
 /* Claims the next operation number; false when the run is over. */
 bool stress_claim(stress_shared *sh, uint64_t *seq);
 
-/* ---- reporting (report.c) ---- */
+/* ---- reporting (stats.c) ---- */
 
 typedef struct stress_report stress_report;
 stress_report *report_create(const stress_opts *o, sib_err *err);

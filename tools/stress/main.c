@@ -1,5 +1,15 @@
-/* options.c: the cassandra-stress-like command line of sibyl-stress.
+/* main.c: sibyl-stress, a cassandra-stress-like load generator for the CQL
+ * native protocol.
  *
+ * Sequence: parse options; connect once to the first node, create keyspace1
+ * (SimpleStrategy, -schema replication(factor=N)) and keyspace1.standard1
+ * (key blob PRIMARY KEY, "C0" blob) as cassandra-stress does; start the
+ * workers; every second collect their interval stats and print a progress
+ * line; when they are done (n reached, duration over, or Ctrl-C) print the
+ * summary and write the log. Exit status: 0 when the run completed (errors
+ * are counted, not fatal, as in cassandra-stress), 1 when it could not run.
+ *
+ * Command line:
  *   sibyl-stress <write|read|mixed> [n=N | duration=30s] [cl=ONE] [no-warmup]
  *                [ratio(write=1,read=3)]
  *                [-node host[,host...]] [-port native=9042]
@@ -20,8 +30,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <time.h>
+
+/* ====================================================================== */
+/* Command line                                                           */
+/* ====================================================================== */
 
 enum { DEF_THREADS = 2, DEF_CONNS = 8, DEF_INFLIGHT = 8, DEF_VALUE = 34, DEF_PORT = 9042 };
 
@@ -335,5 +351,192 @@ int stress_parse(int argc, char **argv, stress_opts *o)
     }
     if (o->n == 0 && o->duration_s == 0) return fail("%s", "give n=N or duration=T");
     finish_defaults(o);
+    return 0;
+}
+
+/* ====================================================================== */
+/* The run                                                                */
+/* ====================================================================== */
+
+/* Set by SIGINT/SIGTERM; the only mutable static (STYLE.md 5 allows signal flags). */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int check(sib_result *r, int rc, const char *what, sib_err *err)
+{
+    if (rc == 0 && r->kind == SIB_RESULT_ERROR) {
+        sib_result_to_err(r, err);
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "%.64s: %.400s", what, err->msg);
+        memcpy(err->msg, msg, sizeof(msg));
+        rc = err->code;
+    }
+    sib_result_free(r);
+    return rc;
+}
+
+/* Creates the schema cassandra-stress uses (if missing). */
+static int create_schema(const stress_opts *o, sib_err *err)
+{
+    sib_client *cl;
+    sib_client_opts co = {.host = o->nodes[0], .port = o->port, .lz4 = o->lz4};
+    int rc = sib_client_connect(&cl, &co, err);
+    if (rc < 0) return rc;
+    char ddl[512];
+    snprintf(ddl, sizeof(ddl),
+             "CREATE KEYSPACE IF NOT EXISTS keyspace1 WITH replication = "
+             "{'class': 'SimpleStrategy', 'replication_factor': %d} AND durable_writes = true",
+             o->rf);
+    sib_result r;
+    rc = check(&r, sib_client_query(cl, ddl, CQL_ONE, 0, NULL, &r, err), "create keyspace", err);
+    if (rc == 0) {
+        const char *table = "CREATE TABLE IF NOT EXISTS keyspace1.standard1 (key blob PRIMARY KEY, \"C0\" blob)";
+        rc = check(&r, sib_client_query(cl, table, CQL_ONE, 0, NULL, &r, err), "create table", err);
+    }
+    sib_client_close(cl);
+    return rc;
+}
+
+static int shared_init(stress_shared *sh, const stress_opts *o, sib_err *err)
+{
+    memset(sh, 0, sizeof(*sh));
+    sh->o = o;
+    keygen_init(&sh->keys, o->dist, o->pop_lo, o->pop_hi, o->zipf_s);
+    sh->values = malloc(STRESS_VALUE_POOL);
+    if (!sh->values) return sib_err_set(err, SIB_ENOMEM, "value pool");
+    sib_rng rng;
+    sib_rng_seed(&rng);
+    for (size_t i = 0; i < STRESS_VALUE_POOL; i += 8) put_le64(sh->values + i, sib_rng_next(&rng));
+    snprintf(sh->write_cql, sizeof(sh->write_cql), "INSERT INTO keyspace1.standard1 (key, \"C0\") VALUES (?, ?)");
+    snprintf(sh->read_cql, sizeof(sh->read_cql), "SELECT key, \"C0\" FROM keyspace1.standard1 WHERE key = ?");
+    atomic_init(&sh->issued, 0);
+    atomic_init(&sh->stop, false);
+    atomic_init(&sh->running, 0);
+    return 0;
+}
+
+/* Moves every worker's interval stats into iv (and resets theirs). */
+static void collect(stress_shared *sh, stress_stats *iv, char *last_error, size_t errlen)
+{
+    stats_reset(iv);
+    last_error[0] = 0;
+    for (int i = 0; i < sh->o->threads; i++) {
+        stress_worker *w = &sh->workers[i];
+        pthread_mutex_lock(&w->mu);
+        stats_merge(iv, &w->interval);
+        stats_reset(&w->interval);
+        if (w->last_error[0]) {
+            snprintf(last_error, errlen, "%s", w->last_error);
+            w->last_error[0] = 0;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+static void sleep_until(int64_t mono_ns)
+{
+    int64_t now = sib_mono_ns();
+    if (mono_ns <= now) return;
+    int64_t d = mono_ns - now;
+    struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
+    nanosleep(&ts, NULL); /* EINTR (Ctrl-C) just ends the wait early */
+}
+
+static void print_settings(const stress_opts *o)
+{
+    static const char *const dists[] = {"SEQ", "UNIFORM", "ZIPF"};
+    FILE *out = o->format == OUT_TEXT ? stdout : stderr;
+    fprintf(out, "******************** Stress Settings ********************\n");
+    fprintf(out, "Command: %s (%s statements), consistency %s\n",
+            o->cmd == CMD_WRITE ? "WRITE" : o->cmd == CMD_READ ? "READ" : "MIXED",
+            o->prepared ? "prepared" : "unprepared", cql_cl_name(o->cl));
+    if (o->n) fprintf(out, "  Operations: %llu\n", (unsigned long long)o->n);
+    else fprintf(out, "  Duration: %.1f s\n", o->duration_s);
+    if (o->cmd == CMD_MIXED) fprintf(out, "  Ratio: write=%d, read=%d\n", o->ratio[OP_WRITE], o->ratio[OP_READ]);
+    fprintf(out, "Nodes: ");
+    for (size_t i = 0; i < o->nnodes; i++) fprintf(out, "%s%s", i ? "," : "", o->nodes[i]);
+    fprintf(out, " port %u%s\n", o->port, o->lz4 ? " (lz4)" : "");
+    fprintf(out, "Rate: threads=%d, connections/thread=%d, in flight/connection=%d", o->threads, o->conns, o->inflight);
+    if (o->rate > 0) fprintf(out, ", fixed=%.0f/s", o->rate);
+    fprintf(out, "\nColumns: C0 size=FIXED(%u)\nPopulation: %s(%llu..%llu)\n", o->value_size, dists[o->dist],
+            (unsigned long long)o->pop_lo, (unsigned long long)o->pop_hi);
+    fprintf(out, "Schema: keyspace1.standard1, replication factor %d\n\n", o->rf);
+}
+
+static int run(const stress_opts *o, sib_err *err)
+{
+    stress_shared sh;
+    int rc = shared_init(&sh, o, err);
+    if (rc == 0) rc = create_schema(o, err);
+    stress_report *rep = rc == 0 ? report_create(o, err) : NULL;
+    if (rc == 0 && !rep) rc = SIB_ENOMEM;
+    if (rc < 0) goto out;
+    print_settings(o);
+    sh.start_ns = sib_mono_ns();
+    if (o->duration_s > 0) sh.end_ns = sh.start_ns + (int64_t)(o->duration_s * 1e9);
+    rc = stress_workers_start(&sh, err);
+    if (rc < 0) goto out;
+    stress_stats *iv = malloc(sizeof(*iv));
+    char last_error[512];
+    int64_t tick = sh.start_ns, prev = sh.start_ns;
+    while (iv && atomic_load(&sh.running) > 0) {
+        tick += 1000000000;
+        while (atomic_load(&sh.running) > 0 && sib_mono_ns() < tick) {
+            if (interrupted) atomic_store(&sh.stop, true);
+            sleep_until(SIB_MIN(tick, sib_mono_ns() + 50000000));
+        }
+        if (atomic_load(&sh.running) == 0) break; /* the rest goes in the final collect */
+        int64_t now = sib_mono_ns();
+        collect(&sh, iv, last_error, sizeof(last_error));
+        report_interval(rep, (double)(now - sh.start_ns) / 1e9, (double)(now - prev) / 1e9, iv, last_error);
+        prev = now;
+    }
+    stress_workers_join(&sh);
+    double elapsed = (double)(sib_mono_ns() - sh.start_ns) / 1e9;
+    if (iv) {
+        /* What finished between the last tick and the join; usually nothing. */
+        collect(&sh, iv, last_error, sizeof(last_error));
+        if (iv->ops[OP_WRITE] + iv->ops[OP_READ] > 0)
+            report_interval(rep, elapsed, (double)(sib_mono_ns() - prev) / 1e9, iv, last_error);
+    }
+    free(iv);
+    for (int i = 0; i < o->threads && rc == 0; i++) {
+        if (sh.workers[i].rc < 0) rc = sib_err_set(err, sh.workers[i].rc, "worker %d: %s", i, sh.workers[i].last_error);
+    }
+    int frc = report_finish(rep, elapsed, err);
+    if (rc == 0) rc = frc;
+out:
+    report_destroy(rep);
+    if (sh.workers)
+        for (int i = 0; i < o->threads; i++) pthread_mutex_destroy(&sh.workers[i].mu);
+    free(sh.workers);
+    free(sh.values);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    stress_opts o;
+    int prc = stress_parse(argc - 1, argv + 1, &o);
+    if (prc != 0) {
+        if (prc < 0) stress_usage(stderr);
+        return prc < 0 ? 1 : 0;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sib_err err = {0};
+    int rc = run(&o, &err);
+    if (rc < 0) {
+        fprintf(stderr, "sibyl-stress: %s\n", err.msg);
+        return 1;
+    }
     return 0;
 }
