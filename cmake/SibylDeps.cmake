@@ -22,3 +22,5 @@ sib_require_lib(cmocka cmocka.h cmocka)
 sib_require_lib(microhttpd microhttpd.h microhttpd)
 sib_require_lib(jansson jansson.h jansson)
 sib_require_lib(curl curl/curl.h curl)
+# line editing and history for the shell (tools/shell): Debian libedit-dev
+sib_require_lib(edit histedit.h edit)

@@ -145,14 +145,17 @@ static int put_elements(exec_ctx *c, st_mutation *m, const sib_column *col, cons
                         bool remove, bool prepend, sib_err *err)
 {
     const sib_type *t = col->type;
+    /* Removing from a map takes a set of keys (m = m - {'a'}). */
+    const sib_type *vt = remove && t->code == SIB_T_MAP ? sib_type_set(sib_catalog_types(c->ex->cat), t->sub[0], false) : t;
+    if (!vt) return sib_err_set(err, SIB_ENOMEM, "collection type");
     sib_coll_iter it;
-    int n = sib_coll_iter_init(&it, t, v->p, (size_t)v->len);
+    int n = sib_coll_iter_init(&it, vt, v->p, (size_t)v->len);
     if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid collection value for %s", col->name);
     int32_t expiry = a->ttl ? c->now_s + a->ttl : ST_NO_DELETION_TIME;
     sib_buf path, val;
     sib_buf_init(&path);
     sib_buf_init(&val);
-    sib_val k, e;
+    sib_val k, e, mapv; /* mapv: a map cell's value, built in val */
     int rc = 0;
     for (uint32_t i = 0; !rc && sib_coll_next(&it, &k, &e); i++) {
         const sib_val *elem = &k;
@@ -172,7 +175,8 @@ static int put_elements(exec_ctx *c, st_mutation *m, const sib_column *col, cons
             sib_buf_be32(&val, (uint32_t)k.len);
             sib_buf_append(&val, k.p, (size_t)k.len);
             sib_buf_append(&val, e.p, e.len > 0 ? (size_t)e.len : 0);
-            elem = &(sib_val){val.p, (int32_t)val.len};
+            mapv = (sib_val){val.p, (int32_t)val.len};
+            elem = &mapv;
         }
         rc = mut_rc(st_mut_cell_path(m, col->id, path.p, path.len, elem->p, (size_t)elem->len, a->ts, a->ttl, expiry), err);
     }

@@ -372,7 +372,13 @@ int opts_apply(sib_table_opts *o, const sib_prop *props, size_t n, sib_err *err)
         } else if (!strcmp(k, "compaction")) rc = apply_compaction(o, p, err);
         else if (!strcmp(k, "compression")) rc = apply_compression(o, p, err);
         else if (!strcmp(k, "caching")) rc = apply_caching(o, p, err);
-        else rc = sib_err_set(err, SIB_ESYNTAX, "Unknown property '%s'", k);
+        else if (!strcmp(k, "extensions")) {
+            /* DESCRIBE prints `extensions = {}` as Cassandra 4.0 does, so the
+             * empty map must read back; Sibyl implements no extension. */
+            if (!p->is_map) rc = sib_err_set(err, SIB_ESYNTAX, "Invalid value for property 'extensions': a map is expected");
+            else if (p->n) rc = sib_err_set(err, SIB_ECONFIG, "Unknown table extension '%s'", p->keys[0]);
+            else rc = 0;
+        } else rc = sib_err_set(err, SIB_ESYNTAX, "Unknown property '%s'", k);
         if (rc) return rc == SIB_ENOMEM ? sib_err_set(err, rc, "out of memory") : rc;
     }
     return opts_validate(o, err);

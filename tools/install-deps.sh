@@ -19,8 +19,10 @@ PACKAGES=(
   # integration tests: Debian's python driver (lz4 for protocol compression)
   python3 python3-cassandra python3-lz4 python3-pytest python3-pytest-timeout
   procps
+  # the shell's terminal tests (tests/integration/test_shell.py) drive it in tmux
+  tmux
   # later tools (shell, admin API) and benchmarks (reference servers/engines)
-  libedit-dev tmux libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+  libedit-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   redis-server librocksdb-dev
 )
 
