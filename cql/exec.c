@@ -106,8 +106,13 @@ int exec_resolve_table(exec_ctx *c, const cql_qname *q, const sib_table **out, s
 
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err)
 {
-    const sib_keyspace *k = sib_catalog_keyspace(c->ex->cat, ks);
+    cql_exec *ex = c->ex;
+    const sib_keyspace *k = sib_catalog_keyspace(ex->cat, ks);
     if (!k) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
+    if (ex->repl_ks == k && ex->repl_gen == ex->ddl_gen) {
+        *out = ex->repl;
+        return 0;
+    }
     const sib_strmap *m = sib_keyspace_replication(k);
     const char *keys[COORD_MAX_DCS + 2], *vals[COORD_MAX_DCS + 2];
     size_t n = 0;
@@ -115,7 +120,13 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
         keys[n] = m->kv[i].key;
         vals[n] = m->kv[i].value;
     }
-    return coord_repl_parse(keys, vals, n, out, NULL, err);
+    int rc = coord_repl_parse(keys, vals, n, out, NULL, err);
+    if (!rc) {
+        ex->repl = *out;
+        ex->repl_ks = k;
+        ex->repl_gen = ex->ddl_gen;
+    }
+    return rc;
 }
 
 /* ---- statement dispatch ---- */
@@ -163,7 +174,12 @@ void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const cql_stmt *
     if (s->consistency >= 0) c->consistency = s->consistency;
     c->now_us = sib_now_us();
     c->now_s = (int32_t)(c->now_us / 1000000);
-    c->timestamp = p && p->timestamp != INT64_MIN ? p->timestamp : exec_next_timestamp(ex);
+    if (p && p->timestamp != INT64_MIN) {
+        c->timestamp = p->timestamp;
+    } else { /* a server timestamp from the same clock read, strictly increasing */
+        c->timestamp = c->now_us > ex->last_ts ? c->now_us : ex->last_ts + 1;
+        ex->last_ts = c->timestamp;
+    }
     c->keyspace = keyspace;
 }
 

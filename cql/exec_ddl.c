@@ -393,6 +393,7 @@ static int do_truncate(exec_ctx *c, const cql_table_stmt *d, sib_err *err)
 
 void exec_ddl(exec_ctx *c, const cql_stmt *s)
 {
+    c->ex->ddl_gen++; /* catalog views cached by the executor go stale */
     sib_err err = {0};
     ddl_done *dd = NULL;
     int rc;

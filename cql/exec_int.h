@@ -48,6 +48,12 @@ struct cql_exec {
     exec_prepared **prep;
     size_t prep_cap, prep_count;
     size_t batch_fail_bytes;
+    /* The last keyspace's parsed replication (every write asks for it);
+     * valid while ddl_gen is unchanged, which also keeps repl_ks valid. */
+    uint64_t ddl_gen;
+    uint64_t repl_gen;
+    const sib_keyspace *repl_ks;
+    coord_repl repl;
     int tombstone_warn, tombstone_fail;
     cql_exec_observer obs; /* metrics hooks (exec.c) */
     int cur_stmt_kind;     /* kind of the request being dispatched, for obs */
