@@ -10,7 +10,9 @@
  *   exec_where.c   WHERE analysis shared by SELECT, UPDATE and DELETE
  *   exec_ddl.c     keyspace/table DDL, USE, TRUNCATE, schema persistence
  *   exec_write.c   INSERT / UPDATE / DELETE / BATCH -> mutations
- *   exec_select.c  SELECT on user tables and system tables, paging
+ *   exec_select.c  a running SELECT: reads, paging state, ordering, reply
+ *   exec_selection.c selectors: compilation, evaluation, result columns
+ *   exec_system.c  system.local/peers and the virtual system_schema tables
  *   exec_meta.c    bind and result metadata of PREPARE
  *   exec_describe.c DESCRIBE (server side, like Cassandra 4.0)
  *
@@ -218,7 +220,7 @@ int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, si
                         const sib_type ***types, sib_err *err);
 
 
-/* ==== Additions for exec_select.c (additive block) ====================== */
+/* ==== Shared with exec_selection.c / exec_write.c ========================= */
 
 /* Non-frozen (multi-cell) collection cells, as exec_write.c must store them
  * and exec_select.c reads them back (one cell per element, ordered by path):

@@ -1,21 +1,24 @@
 /* exec_select.c: SELECT on user tables and on system tables, with paging.
  *
  * A SELECT runs in four steps:
- *   1. selection: the selectors compile into small expression trees
- *      (sel_node): columns, WRITETIME/MAXWRITETIME/TTL, COUNT, token(),
- *      the time functions (now(), toTimestamp(x), ...), CAST and typed
- *      constants. exec_select_columns() exposes their names and types so a
- *      PREPARE reports exactly the columns a later EXECUTE returns;
+ *   1. selection (exec_selection.c): the selectors compile into small
+ *      expression trees (sel_node): columns, WRITETIME/MAXWRITETIME/TTL,
+ *      COUNT, token(), the time functions (now(), toTimestamp(x), ...), CAST
+ *      and typed constants. exec_select_columns() exposes their names and
+ *      types so a PREPARE reports exactly the columns a later EXECUTE returns;
  *   2. restrictions: exec_analyze_where() (exec_where.c) turns the WHERE
  *      clause into partition keys or a token range, clustering slices in
  *      storage order and filters. ORDER BY becomes a `reversed` read;
  *   3. rows: partitions are read in token order (IN lists are sorted by
  *      (token, key bytes) like Cassandra), each with st_read over the
  *      slices; filters run on every row, then PER PARTITION LIMIT, LIMIT
- *      and the page size. System tables are materialised first (they are
- *      small) and filtered with the same machinery;
+ *      and the page size. System tables (exec_system.c) are materialised
+ *      first (they are small) and filtered with the same machinery;
  *   4. reply: a page is buffered (the paging state goes in the metadata,
  *      before the rows) and then streamed with cql_reply_rows_*.
+ * This file holds the run itself (steps 2-4 for user tables, on_row, the
+ * paging state, the reply) and the checks user and system tables share;
+ * exec_select_int.h holds what the three files share.
  *
  * Paging state (opaque to clients, validated strictly on the way back):
  *   u8 version (1) | u8 kind
@@ -35,744 +38,12 @@
  * cannot page (Cassandra's message).
  */
 #define _GNU_SOURCE /* qsort_r */
-#include "exec_int.h"
+#include "exec_select_int.h"
 
-#include <arpa/inet.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 
 #define PS_VERSION 1
-enum { PS_PARTITIONS = 1, PS_ROWINDEX = 2 };
 #define PS_MAX_PK (1u << 20)
-
-/* ---- small helpers ------------------------------------------------------ */
-
-static int oom(sib_err *err) { return sib_err_set(err, SIB_ENOMEM, "out of memory"); }
-
-static sib_val val_null(void)
-{
-    sib_val v = {NULL, -1};
-    return v;
-}
-
-static sib_val val_of(const void *p, size_t n)
-{
-    sib_val v = {p, (int32_t)n};
-    return v;
-}
-
-static char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *arena_printf(exec_ctx *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n < 0 ? NULL : sib_arena_alloc(c->arena, (size_t)n + 1);
-    if (!s) return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-/* Cassandra quotes names in messages only when they need it. */
-static int undefined_column(const char *name, sib_err *err)
-{
-    sib_buf b;
-    sib_buf_init(&b);
-    sib_ident_quote(name, &b);
-    sib_buf_u8(&b, 0);
-    int rc = sib_err_set(err, SIB_EINVAL, "Undefined column name %s", b.oom ? name : (const char *)b.p);
-    sib_buf_free(&b);
-    return rc;
-}
-
-static const sib_column *need_column(const sib_table *t, const char *name, sib_err *err)
-{
-    const sib_column *col = sib_table_column_by_name(t, name);
-    if (!col) undefined_column(name, err);
-    return col;
-}
-
-/* Live cells of column `id` in a row: cells are sorted by (col, path). */
-static const st_cell_view *row_cells(const st_row *row, uint32_t id, size_t *n)
-{
-    *n = 0;
-    if (!row) return NULL;
-    size_t i = 0;
-    while (i < row->ncells && row->cells[i].col < id) i++;
-    size_t j = i;
-    while (j < row->ncells && row->cells[j].col == id) j++;
-    *n = j - i;
-    return *n ? &row->cells[i] : NULL;
-}
-
-/* A row whose only live cells belong to dropped columns does not exist for
- * CQL, just as Cassandra filters dropped columns out before liveness. */
-static bool row_visible(const sib_table *t, const st_row *row)
-{
-    if (row->has_marker) return true;
-    for (size_t i = 0; i < row->ncells; i++)
-        if (sib_table_column_by_id(t, row->cells[i].col)) return true;
-    return false;
-}
-
-int exec_collection_from_cells(const sib_column *col, const st_cell_view *cells, size_t n, sib_buf *out,
-                               sib_err *err)
-{
-    bool is_map = col->type->code == SIB_T_MAP;
-    sib_val *el = malloc(sizeof(*el) * n * (is_map ? 2 : 1));
-    if (!el) return oom(err);
-    for (size_t i = 0; i < n; i++) {
-        if (!is_map) {
-            el[i] = val_of(cells[i].val, cells[i].vlen);
-            continue;
-        }
-        uint32_t klen = cells[i].vlen >= 4 ? get_be32(cells[i].val) : UINT32_MAX;
-        if (klen > cells[i].vlen - 4 || klen > INT32_MAX) {
-            free(el);
-            return sib_err_set(err, SIB_ECORRUPT, "malformed map cell in column %s", col->name);
-        }
-        el[2 * i] = val_of(cells[i].val + 4, klen);
-        el[2 * i + 1] = val_of(cells[i].val + 4 + klen, cells[i].vlen - 4 - klen);
-    }
-    int rc = sib_coll_build(col->type, el, n, out, err);
-    free(el);
-    return rc;
-}
-
-/* ---- selectors ------------------------------------------------------------ */
-
-typedef enum {
-    SN_COLUMN,
-    SN_WRITETIME,
-    SN_MAXWRITETIME,
-    SN_TTL,
-    SN_COUNT,  /* COUNT(*) (col NULL) or count(col): the only aggregate */
-    SN_TOKEN,
-    SN_FN,
-    SN_CONST,
-    SN_CAST,
-} sn_kind;
-
-typedef enum {
-    FN_NOW, FN_CUR_TIMEUUID, FN_UUID, FN_CUR_TIMESTAMP, FN_CUR_DATE, FN_CUR_TIME,
-    FN_TO_TIMESTAMP, FN_TO_UNIX_TIMESTAMP, FN_TO_DATE, FN_DATE_OF, FN_UNIX_TIMESTAMP_OF,
-} fn_id;
-
-enum { A_TIMEUUID = 1, A_DATE = 2, A_TIMESTAMP = 4 };
-
-typedef struct fn_def {
-    const char *name; /* Cassandra's native name (lower case) */
-    fn_id id;
-    int nargs;
-    sib_type_code ret;
-    unsigned args; /* A_* accepted argument types */
-} fn_def;
-
-static const fn_def fn_defs[] = {
-    {"now", FN_NOW, 0, SIB_T_TIMEUUID, 0},
-    {"currenttimeuuid", FN_CUR_TIMEUUID, 0, SIB_T_TIMEUUID, 0},
-    {"uuid", FN_UUID, 0, SIB_T_UUID, 0},
-    {"currenttimestamp", FN_CUR_TIMESTAMP, 0, SIB_T_TIMESTAMP, 0},
-    {"currentdate", FN_CUR_DATE, 0, SIB_T_DATE, 0},
-    {"currenttime", FN_CUR_TIME, 0, SIB_T_TIME, 0},
-    {"totimestamp", FN_TO_TIMESTAMP, 1, SIB_T_TIMESTAMP, A_TIMEUUID | A_DATE},
-    {"tounixtimestamp", FN_TO_UNIX_TIMESTAMP, 1, SIB_T_BIGINT, A_TIMEUUID | A_DATE | A_TIMESTAMP},
-    {"todate", FN_TO_DATE, 1, SIB_T_DATE, A_TIMEUUID | A_TIMESTAMP},
-    {"dateof", FN_DATE_OF, 1, SIB_T_TIMESTAMP, A_TIMEUUID},
-    {"unixtimestampof", FN_UNIX_TIMESTAMP_OF, 1, SIB_T_BIGINT, A_TIMEUUID},
-};
-
-typedef struct sel_node {
-    sn_kind kind;
-    fn_id fn;
-    const sib_column *col;  /* COLUMN, WRITETIME, MAXWRITETIME, TTL, count(col) */
-    const sib_type *type;   /* result type */
-    const char *name;       /* result name without alias */
-    struct sel_node *arg;   /* FN / CAST argument */
-    const cql_term *term;   /* CONST: the term under the type hint */
-    sib_val cval;           /* CONST: evaluated once per statement */
-} sel_node;
-
-typedef struct sel_list {
-    size_t n;
-    sel_node **nodes;
-    const char **names; /* alias or node name */
-    const sib_type **types;
-    bool aggregate;     /* a top-level COUNT */
-} sel_list;
-
-static unsigned arg_class(const sib_type *t)
-{
-    switch (t->code) {
-    case SIB_T_TIMEUUID: return A_TIMEUUID;
-    case SIB_T_DATE: return A_DATE;
-    case SIB_T_TIMESTAMP: return A_TIMESTAMP;
-    default: return 0;
-    }
-}
-
-static bool is_number_type(sib_type_code c)
-{
-    return c == SIB_T_TINYINT || c == SIB_T_SMALLINT || c == SIB_T_INT || c == SIB_T_BIGINT ||
-           c == SIB_T_COUNTER || c == SIB_T_FLOAT || c == SIB_T_DOUBLE;
-}
-
-/* CAST supports identity, numeric <-> numeric and anything -> text/ascii. */
-static bool castable(const sib_type *from, sib_type_code to)
-{
-    if (from->code == to) return true;
-    if (to == SIB_T_VARCHAR || to == SIB_T_ASCII) return true;
-    return is_number_type(from->code) && is_number_type(to) && to != SIB_T_COUNTER;
-}
-
-static int resolve_typeref(exec_ctx *c, const cql_typeref *r, const sib_type **out, sib_err *err)
-{
-    const sib_type *subs[8];
-    if (r->nsub > SIB_ARRAY_LEN(subs)) return sib_err_set(err, SIB_EINVAL, "Unsupported type %s", r->name);
-    for (size_t i = 0; i < r->nsub; i++) {
-        int rc = resolve_typeref(c, r->sub[i], &subs[i], err);
-        if (rc) return rc;
-    }
-    return sib_type_resolve(sib_catalog_types(c->ex->cat), r->name, strlen(r->name), subs, r->nsub, out, err);
-}
-
-static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, bool top, sel_node **out,
-                       sib_err *err);
-
-static int compile_pk_fn_args(exec_ctx *c, const sib_table *t, const cql_selector *s, sib_err *err)
-{
-    size_t npk = sib_table_pk_count(t);
-    if (s->nargs != npk)
-        return sib_err_set(err, SIB_EINVAL,
-                           "Invalid number of arguments in call to function system.token: %zu required but %zu "
-                           "provided",
-                           npk, s->nargs);
-    for (size_t i = 0; i < npk; i++) {
-        const cql_selector *a = s->args[i];
-        const sib_column *pk = sib_table_pk(t, i);
-        if (a->kind != CQL_SEL_COLUMN) return sib_err_set(err, SIB_EINVAL, "Invalid arguments for function token");
-        if (!need_column(t, a->column, err)) return SIB_EINVAL;
-        if (strcmp(a->column, pk->name) != 0)
-            return sib_err_set(err, SIB_EINVAL,
-                               "The token function arguments must be in the partition key order: %s", a->text);
-    }
-    (void)c;
-    return 0;
-}
-
-/* Joins the argument names: "system.f(a, b)". */
-static const char *fn_name(exec_ctx *c, const char *fname, sel_node **args, size_t n)
-{
-    sib_buf b;
-    sib_buf_init(&b);
-    sib_buf_printf(&b, "system.%s(", fname);
-    for (size_t i = 0; i < n; i++) sib_buf_printf(&b, "%s%s", i ? ", " : "", args[i]->name);
-    sib_buf_append(&b, ")", 2);
-    char *s = b.oom ? NULL : sib_arena_strdup(c->arena, (const char *)b.p);
-    sib_buf_free(&b);
-    return s;
-}
-
-static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, sel_node *n, sib_err *err)
-{
-    const char *f = s->func_name;
-    if (s->func_ks && strcmp(s->func_ks, "system") != 0)
-        return sib_err_set(err, SIB_EINVAL, "Unknown function '%s.%s'", s->func_ks, f);
-    if (strcmp(f, "token") == 0) {
-        int rc = compile_pk_fn_args(c, t, s, err);
-        if (rc) return rc;
-        n->kind = SN_TOKEN;
-        n->type = sib_type_native(SIB_T_BIGINT);
-        sib_buf b;
-        sib_buf_init(&b);
-        sib_buf_printf(&b, "system.token(");
-        for (size_t i = 0; i < s->nargs; i++) sib_buf_printf(&b, "%s%s", i ? ", " : "", s->args[i]->column);
-        sib_buf_append(&b, ")", 2);
-        n->name = b.oom ? NULL : sib_arena_strdup(c->arena, (const char *)b.p);
-        sib_buf_free(&b);
-        return n->name ? 0 : oom(err);
-    }
-    if (strcmp(f, "count") == 0) {
-        if (s->nargs != 1 || s->args[0]->kind != CQL_SEL_COLUMN)
-            return sib_err_set(err, SIB_EINVAL, "Invalid arguments for function count");
-        n->kind = SN_COUNT;
-        if (!(n->col = need_column(t, s->args[0]->column, err))) return SIB_EINVAL;
-        n->type = sib_type_native(SIB_T_BIGINT);
-        n->name = arena_printf(c, "system.count(%s)", n->col->name);
-        return n->name ? 0 : oom(err);
-    }
-    const fn_def *d = NULL;
-    for (size_t i = 0; i < SIB_ARRAY_LEN(fn_defs); i++)
-        if (strcmp(fn_defs[i].name, f) == 0) d = &fn_defs[i];
-    if (!d) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", f);
-    if ((size_t)d->nargs != s->nargs)
-        return sib_err_set(err, SIB_EINVAL,
-                           "Invalid number of arguments in call to function system.%s: %d required but %zu provided",
-                           d->name, d->nargs, s->nargs);
-    n->kind = SN_FN;
-    n->fn = d->id;
-    n->type = sib_type_native(d->ret);
-    if (d->nargs) {
-        int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
-        if (rc) return rc;
-        if (!(arg_class(n->arg->type) & d->args))
-            return sib_err_set(err, SIB_EINVAL,
-                               "Type error: %s cannot be passed as argument 0 of function system.%s of type %s",
-                               s->args[0]->text, d->name,
-                               (d->args & A_TIMEUUID) ? "timeuuid" : (d->args & A_DATE) ? "date" : "timestamp");
-    }
-    n->name = fn_name(c, d->name, &n->arg, (size_t)d->nargs);
-    return n->name ? 0 : oom(err);
-}
-
-static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node *n, exec_ctx *c, sib_err *err)
-{
-    static const char *const fname[] = {[SN_WRITETIME] = "writeTime", [SN_MAXWRITETIME] = "maxwritetime",
-                                        [SN_TTL] = "ttl"};
-    static const char *const rname[] = {[SN_WRITETIME] = "writetime", [SN_MAXWRITETIME] = "maxwritetime",
-                                        [SN_TTL] = "ttl"};
-    n->kind = s->kind == CQL_SEL_WRITETIME ? SN_WRITETIME : s->kind == CQL_SEL_TTL ? SN_TTL : SN_MAXWRITETIME;
-    if (!(n->col = need_column(t, s->column, err))) return SIB_EINVAL;
-    if (n->col->kind == SIB_COL_PARTITION_KEY || n->col->kind == SIB_COL_CLUSTERING)
-        return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on PRIMARY KEY part %s", fname[n->kind],
-                           n->col->name);
-    if (n->kind != SN_MAXWRITETIME && sib_type_is_multicell(n->col->type))
-        return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on non-frozen collection %s",
-                           fname[n->kind], n->col->name);
-    n->type = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
-    n->name = arena_printf(c, "%s(%s)", rname[n->kind], n->col->name);
-    return n->name ? 0 : oom(err);
-}
-
-static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, bool top, sel_node **out,
-                       sib_err *err)
-{
-    sel_node *n = sib_arena_alloc(c->arena, sizeof(*n));
-    if (!n) return oom(err);
-    memset(n, 0, sizeof(*n));
-    *out = n;
-    int rc = 0;
-    switch (s->kind) {
-    case CQL_SEL_COLUMN:
-        n->kind = SN_COLUMN;
-        if (!(n->col = need_column(t, s->column, err))) return SIB_EINVAL;
-        n->type = n->col->type;
-        n->name = n->col->name;
-        break;
-    case CQL_SEL_WRITETIME:
-    case CQL_SEL_MAXWRITETIME:
-    case CQL_SEL_TTL:
-        rc = compile_column_fn(t, s, n, c, err);
-        break;
-    case CQL_SEL_COUNT:
-        n->kind = SN_COUNT;
-        n->type = sib_type_native(SIB_T_BIGINT);
-        n->name = "count";
-        break;
-    case CQL_SEL_FUNC:
-        rc = compile_fn(c, t, s, n, err);
-        break;
-    case CQL_SEL_CAST: {
-        const sib_type *to;
-        if ((rc = compile_sel(c, t, s->args[0], false, &n->arg, err))) return rc;
-        if ((rc = resolve_typeref(c, s->type, &to, err))) return rc;
-        if (!castable(n->arg->type, to->code)) {
-            sib_buf b;
-            sib_buf_init(&b);
-            sib_type_cql_name(n->arg->type, &b);
-            sib_buf_u8(&b, 0);
-            rc = sib_err_set(err, SIB_EINVAL, "%s cannot be cast to %s", b.oom ? "?" : (const char *)b.p,
-                             sib_type_native_name(to->code));
-            sib_buf_free(&b);
-            return rc;
-        }
-        n->kind = SN_CAST;
-        n->type = to;
-        n->name = arena_printf(c, "cast(%s as %s)", n->arg->name, sib_type_native_name(to->code));
-        break;
-    }
-    case CQL_SEL_TERM:
-        if (s->term->kind != CQL_TERM_TYPEHINT)
-            return sib_err_set(err, SIB_EINVAL,
-                               "Cannot infer type for term %s in selection clause (try using a cast to force a type)",
-                               s->text);
-        n->kind = SN_CONST;
-        n->term = s->term->cast.term;
-        n->name = s->text;
-        n->cval = val_null();
-        rc = resolve_typeref(c, s->term->cast.type, &n->type, err);
-        break;
-    }
-    if (rc) return rc;
-    if (n->kind == SN_COUNT && !top)
-        return sib_err_set(err, SIB_EINVAL, "Aggregate functions cannot be used as arguments of other functions");
-    return n->name ? 0 : oom(err);
-}
-
-static int compile_selection(exec_ctx *c, const sib_table *t, const cql_select *s, sel_list *out, sib_err *err)
-{
-    memset(out, 0, sizeof(*out));
-    size_t n = s->star ? sib_table_column_count(t) : s->nsel;
-    out->n = n;
-    out->nodes = sib_arena_alloc(c->arena, sizeof(*out->nodes) * (n ? n : 1));
-    out->names = sib_arena_alloc(c->arena, sizeof(*out->names) * (n ? n : 1));
-    out->types = sib_arena_alloc(c->arena, sizeof(*out->types) * (n ? n : 1));
-    if (!out->nodes || !out->names || !out->types) return oom(err);
-    for (size_t i = 0; i < n; i++) {
-        sel_node *node;
-        if (s->star) {
-            node = sib_arena_alloc(c->arena, sizeof(*node));
-            if (!node) return oom(err);
-            memset(node, 0, sizeof(*node));
-            node->kind = SN_COLUMN;
-            node->col = sib_table_column(t, i);
-            node->type = node->col->type;
-            node->name = node->col->name;
-        } else {
-            int rc = compile_sel(c, t, &s->sel[i], true, &node, err);
-            if (rc) return rc;
-        }
-        out->nodes[i] = node;
-        out->names[i] = (!s->star && s->sel[i].alias) ? s->sel[i].alias : node->name;
-        out->types[i] = node->type;
-        if (node->kind == SN_COUNT) out->aggregate = true;
-    }
-    return 0;
-}
-
-int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, size_t *ncols, const char ***names,
-                        const sib_type ***types, sib_err *err)
-{
-    sel_list l;
-    int rc = compile_selection(c, t, s, &l, err);
-    if (rc) return rc;
-    *ncols = l.n;
-    *names = l.names;
-    *types = l.types;
-    return 0;
-}
-
-/* Typed constants are evaluated once, before any row is read. */
-static int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err)
-{
-    if (!n) return 0;
-    if (n->kind == SN_CONST) {
-        int rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
-        if (rc) return rc;
-    }
-    return prepare_consts(c, n->arg, err);
-}
-
-/* Columns a selector reads (DISTINCT validation). */
-static const sib_column *sel_first_non_key(const sel_node *n)
-{
-    if (!n) return NULL;
-    if (n->col && n->col->kind != SIB_COL_PARTITION_KEY && n->col->kind != SIB_COL_STATIC) return n->col;
-    return sel_first_non_key(n->arg);
-}
-
-static bool sel_uses_column(const sel_node *n, const sib_column *col)
-{
-    if (!n) return false;
-    if (n->kind == SN_COLUMN && n->col == col) return true;
-    return sel_uses_column(n->arg, col);
-}
-
-/* ---- a running SELECT ------------------------------------------------------ */
-
-typedef struct pstate {
-    bool present;
-    uint8_t kind;
-    uint64_t pk_index;  /* position in the sorted IN list */
-    sib_val pk;
-    bool in_partition;
-    sib_val ck;
-    int64_t limit_left; /* -1 = no LIMIT */
-    int64_t ppl_left;   /* -1 = no PER PARTITION LIMIT */
-    uint64_t row_index;
-} pstate;
-
-typedef struct sel_run {
-    exec_ctx *c;
-    const sib_table *t;
-    const cql_select *s;
-    sel_list sel;
-    exec_filter *filters;
-    size_t nfilters;
-    bool distinct, reversed, post_order;
-    int64_t ppl;        /* PER PARTITION LIMIT, -1 = none */
-    int32_t page_size;  /* <= 0: no paging */
-    pstate ps;          /* where this page starts (ps.present = resuming) */
-    /* progress */
-    int64_t limit_left, ppl_left;
-    int64_t last_ppl_left; /* ppl_left right after the last emitted row */
-    size_t nrows;
-    bool more, stop;
-    sib_buf out;        /* rows: u32 cklen | ck | ncols * (i32 len | bytes) */
-    sib_buf offs;       /* size_t offset of each row in out */
-    /* last emitted row, for the next paging state */
-    sib_buf last_pk, last_ck;
-    bool last_in_partition;
-    uint64_t last_pk_index;
-    /* aggregates */
-    int64_t *counts;    /* per selector */
-    bool have_first;
-    /* scratch */
-    sib_buf coll, text;
-    sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
-    size_t nck;
-    sib_val *pkv;
-} sel_run;
-
-/* One row as the evaluator sees it. */
-typedef struct row_ctx {
-    const uint8_t *pk;      /* serialized partition key (NULL for system rows) */
-    size_t pklen;
-    const sib_val *pkv;     /* partition key values */
-    const uint8_t *ck;      /* encoded clustering key (NULL: static-only row) */
-    size_t cklen;
-    bool ck_decoded;
-    size_t nck;
-    const st_row *row, *srow;
-    const sib_val *allv;    /* system rows: a value per table column */
-} row_ctx;
-
-static int decode_ck(sel_run *run, row_ctx *rc, sib_err *err)
-{
-    if (rc->ck_decoded) return 0;
-    rc->ck_decoded = true;
-    rc->nck = 0;
-    if (!rc->ck || !sib_table_clustering_count(run->t)) return 0;
-    return sib_ck_decode(run->t, rc->ck, rc->cklen, run->ckv, &rc->nck, err);
-}
-
-/* The value of a column in the current row; collections are rebuilt from
- * their cells into run->coll (valid until the next collection value). */
-static int col_value(sel_run *run, row_ctx *rc, const sib_column *col, sib_val *out, sib_err *err)
-{
-    *out = val_null();
-    if (rc->allv) {
-        *out = rc->allv[col->index];
-        return 0;
-    }
-    if (col->kind == SIB_COL_PARTITION_KEY) {
-        *out = rc->pkv[col->position];
-        return 0;
-    }
-    if (col->kind == SIB_COL_CLUSTERING) {
-        int e = decode_ck(run, rc, err);
-        if (e) return e;
-        if ((size_t)col->position < rc->nck)
-            *out = val_of(run->ckv[col->position].p ? run->ckv[col->position].p : (const uint8_t *)"",
-                          run->ckv[col->position].len);
-        return 0;
-    }
-    size_t n;
-    const st_cell_view *cells = row_cells(col->kind == SIB_COL_STATIC ? rc->srow : rc->row, col->id, &n);
-    if (!n) return 0;
-    if (!sib_type_is_multicell(col->type)) {
-        *out = val_of(cells[0].val, cells[0].vlen);
-        return 0;
-    }
-    sib_buf_reset(&run->coll);
-    int e = exec_collection_from_cells(col, cells, n, &run->coll, err);
-    if (e) return e;
-    if (run->coll.oom) return oom(err);
-    *out = val_of(run->coll.p, run->coll.len);
-    return 0;
-}
-
-static int64_t timeuuid_ms(const uint8_t *u)
-{
-    uint64_t ticks = (uint64_t)(get_be16(u + 6) & 0x0fff) << 48 | (uint64_t)get_be16(u + 4) << 32 | get_be32(u);
-    /* 100ns ticks since 1582-10-15 -> ms since 1970 */
-    return ((int64_t)ticks - 0x01B21DD213814000LL) / 10000;
-}
-
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
-
-/* The argument of a time function as milliseconds since the epoch. */
-static bool time_arg_ms(const sib_type *t, sib_val v, int64_t *ms)
-{
-    if (t->code == SIB_T_TIMEUUID && v.len == 16) *ms = timeuuid_ms(v.p);
-    else if (t->code == SIB_T_TIMESTAMP && v.len == 8) *ms = (int64_t)get_be64(v.p);
-    else if (t->code == SIB_T_DATE && v.len == 4) *ms = ((int64_t)get_be32(v.p) - (1LL << 31)) * 86400000LL;
-    else return false;
-    return true;
-}
-
-static sib_val put64(uint8_t *tmp, int64_t v)
-{
-    put_be64(tmp, (uint64_t)v);
-    return val_of(tmp, 8);
-}
-
-static sib_val put32(uint8_t *tmp, int64_t v)
-{
-    put_be32(tmp, (uint32_t)v);
-    return val_of(tmp, 4);
-}
-
-static sib_val date_of_ms(uint8_t *tmp, int64_t ms) { return put32(tmp, floor_div(ms, 86400000LL) + (1LL << 31)); }
-
-static sib_val eval_fn(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
-{
-    exec_ctx *c = run->c;
-    int64_t ms;
-    switch (n->fn) {
-    case FN_NOW:
-    case FN_CUR_TIMEUUID: sib_timeuuid_next(&c->ex->tug, tmp); return val_of(tmp, 16);
-    case FN_UUID: sib_uuid_v4(&c->ex->rng, tmp); return val_of(tmp, 16);
-    case FN_CUR_TIMESTAMP: return put64(tmp, floor_div(c->now_us, 1000));
-    case FN_CUR_DATE: return date_of_ms(tmp, floor_div(c->now_us, 1000));
-    case FN_CUR_TIME: return put64(tmp, (c->now_us - floor_div(c->now_us, 86400000000LL) * 86400000000LL) * 1000);
-    default: break;
-    }
-    if (a.len <= 0 || !time_arg_ms(n->arg->type, a, &ms)) return val_null();
-    switch (n->fn) {
-    case FN_TO_TIMESTAMP:
-    case FN_DATE_OF: return put64(tmp, ms);
-    case FN_TO_UNIX_TIMESTAMP:
-    case FN_UNIX_TIMESTAMP_OF: return put64(tmp, ms);
-    case FN_TO_DATE: return date_of_ms(tmp, ms);
-    default: return val_null();
-    }
-}
-
-/* Reads a numeric value as int64 and double. */
-static bool num_get(sib_type_code code, sib_val v, int64_t *i, double *d, bool *is_float)
-{
-    *is_float = false;
-    switch (code) {
-    case SIB_T_TINYINT: if (v.len != 1) return false; *i = (int8_t)v.p[0]; break;
-    case SIB_T_SMALLINT: if (v.len != 2) return false; *i = (int16_t)get_be16(v.p); break;
-    case SIB_T_INT: if (v.len != 4) return false; *i = (int32_t)get_be32(v.p); break;
-    case SIB_T_BIGINT:
-    case SIB_T_COUNTER: if (v.len != 8) return false; *i = (int64_t)get_be64(v.p); break;
-    case SIB_T_FLOAT: {
-        if (v.len != 4) return false;
-        uint32_t u = get_be32(v.p);
-        float f;
-        memcpy(&f, &u, 4);
-        *d = f;
-        *is_float = true;
-        break;
-    }
-    case SIB_T_DOUBLE: {
-        if (v.len != 8) return false;
-        uint64_t u = get_be64(v.p);
-        memcpy(d, &u, 8);
-        *is_float = true;
-        break;
-    }
-    default: return false;
-    }
-    if (!*is_float) *d = (double)*i;
-    else *i = (*d != *d) ? 0 : *d >= 9.2e18 ? INT64_MAX : *d <= -9.2e18 ? INT64_MIN : (int64_t)*d;
-    return true;
-}
-
-static sib_val num_put(sib_type_code code, int64_t i, double d, uint8_t *tmp)
-{
-    switch (code) {
-    case SIB_T_TINYINT: tmp[0] = (uint8_t)i; return val_of(tmp, 1);
-    case SIB_T_SMALLINT: put_be16(tmp, (uint16_t)i); return val_of(tmp, 2);
-    case SIB_T_INT: return put32(tmp, i);
-    case SIB_T_FLOAT: {
-        float f = (float)d;
-        uint32_t u;
-        memcpy(&u, &f, 4);
-        put_be32(tmp, u);
-        return val_of(tmp, 4);
-    }
-    case SIB_T_DOUBLE: {
-        uint64_t u;
-        memcpy(&u, &d, 8);
-        put_be64(tmp, u);
-        return val_of(tmp, 8);
-    }
-    default: return put64(tmp, i);
-    }
-}
-
-static sib_val eval_cast(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
-{
-    if (a.len < 0 || n->arg->type->code == n->type->code) return a;
-    if (n->type->code == SIB_T_VARCHAR || n->type->code == SIB_T_ASCII) {
-        sib_buf_reset(&run->text);
-        if (n->arg->type->code == SIB_T_VARCHAR || n->arg->type->code == SIB_T_ASCII)
-            sib_buf_append(&run->text, a.p, (size_t)a.len);
-        else
-            sib_value_format(n->arg->type, a.p, (size_t)a.len, &run->text);
-        return run->text.oom ? val_null() : val_of(run->text.p ? run->text.p : (const uint8_t *)"", run->text.len);
-    }
-    int64_t i;
-    double d;
-    bool is_float;
-    if (!num_get(n->arg->type->code, a, &i, &d, &is_float)) return val_null();
-    return num_put(n->type->code, i, d, tmp);
-}
-
-/* Evaluates a scalar selector; tmp (16 bytes) holds small results. */
-static int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *out, sib_err *err)
-{
-    uint8_t atmp[16];
-    sib_val a = val_null();
-    size_t nc;
-    const st_cell_view *cells;
-    int e;
-    *out = val_null();
-    switch (n->kind) {
-    case SN_COLUMN: return col_value(run, rc, n->col, out, err);
-    case SN_CONST: *out = n->cval; return 0;
-    case SN_COUNT: return 0; /* aggregates are filled in by the caller */
-    case SN_TOKEN:
-        if (rc->pk) {
-            *out = put64(tmp, sib_murmur3_token(rc->pk, rc->pklen));
-        } else { /* system rows: build the key from the pk columns */
-            const uint8_t *vals[16];
-            size_t lens[16], npk = sib_table_pk_count(run->t);
-            for (size_t i = 0; i < npk && i < 16; i++) {
-                sib_val v = rc->allv[sib_table_pk(run->t, i)->index];
-                vals[i] = v.p;
-                lens[i] = v.len < 0 ? 0 : (size_t)v.len;
-            }
-            sib_buf_reset(&run->text);
-            if (npk <= 16 && sib_pk_encode(run->t, vals, lens, npk, &run->text, NULL) == 0)
-                *out = put64(tmp, sib_murmur3_token(run->text.p, run->text.len));
-        }
-        return 0;
-    case SN_WRITETIME:
-    case SN_MAXWRITETIME:
-    case SN_TTL:
-        if (rc->allv) return 0;
-        cells = row_cells(n->col->kind == SIB_COL_STATIC ? rc->srow : rc->row, n->col->id, &nc);
-        if (!nc) return 0;
-        if (n->kind == SN_TTL) {
-            if (cells[0].ttl > 0) *out = put32(tmp, (int64_t)cells[0].expiry - run->c->now_s);
-            return 0;
-        }
-        int64_t ts = cells[0].ts;
-        for (size_t i = 1; i < nc; i++) ts = SIB_MAX(ts, cells[i].ts);
-        *out = put64(tmp, ts);
-        return 0;
-    case SN_FN:
-        if (n->arg && (e = eval(run, n->arg, rc, atmp, &a, err))) return e;
-        *out = eval_fn(run, n, a, tmp);
-        if (out->p == atmp) *out = val_of(memcpy(tmp, atmp, (size_t)out->len), (size_t)out->len);
-        return 0;
-    case SN_CAST:
-        if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
-        *out = eval_cast(run, n, a, tmp);
-        if (out->p == atmp) *out = val_of(memcpy(tmp, atmp, (size_t)out->len), (size_t)out->len);
-        return 0;
-    }
-    return 0;
-}
 
 /* ---- output rows ---------------------------------------------------------- */
 
@@ -831,10 +102,8 @@ static int aggregate_row(sel_run *run, row_ctx *rc, sib_err *err)
     return emit_values(run, rc, err);
 }
 
-enum { ROW_NEXT = 0, ROW_STOP = 1, ROW_PARTITION_DONE = 2 };
-
 /* Decides what happens to one candidate row. Returns ROW_* or < 0. */
-static int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
+int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
 {
     bool ok;
     int e = filters_match(run, rc, &ok, err);
@@ -869,7 +138,7 @@ static int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
 
 /* ---- paging state ---------------------------------------------------------- */
 
-static int ps_invalid(sib_err *err) { return sib_err_set(err, SIB_EINVAL, "Invalid value for the paging state"); }
+int ps_invalid(sib_err *err) { return sib_err_set(err, SIB_EINVAL, "Invalid value for the paging state"); }
 
 static void ps_encode_partitions(sel_run *run, sib_buf *b)
 {
@@ -888,7 +157,7 @@ static void ps_encode_partitions(sel_run *run, sib_buf *b)
     sib_buf_be32(b, sib_crc32c(0, b->p, b->len));
 }
 
-static void ps_encode_rowindex(uint64_t next, int64_t limit_left, sib_buf *b)
+void ps_encode_rowindex(uint64_t next, int64_t limit_left, sib_buf *b)
 {
     sib_buf_u8(b, PS_VERSION);
     sib_buf_u8(b, PS_ROWINDEX);
@@ -916,7 +185,7 @@ static bool rd_blob(sib_rd *r, size_t max, sib_val *out)
 
 /* Decodes the client's paging state (if any) into run->ps; `kind` is what
  * this query produces, anything else is a state from another query. */
-static int ps_decode(const cql_params *params, uint8_t kind, pstate *ps, sib_err *err)
+int ps_decode(const cql_params *params, uint8_t kind, pstate *ps, sib_err *err)
 {
     memset(ps, 0, sizeof(*ps));
     ps->limit_left = ps->ppl_left = -1;
@@ -943,6 +212,16 @@ static int ps_decode(const cql_params *params, uint8_t kind, pstate *ps, sib_err
 }
 
 /* ---- user tables: partitions and rows -------------------------------------- */
+
+/* A row whose only live cells belong to dropped columns does not exist for
+ * CQL, just as Cassandra filters dropped columns out before liveness. */
+static bool row_visible(const sib_table *t, const st_row *row)
+{
+    if (row->has_marker) return true;
+    for (size_t i = 0; i < row->ncells; i++)
+        if (sib_table_column_by_id(t, row->cells[i].col)) return true;
+    return false;
+}
 
 /* Compares bound key k with full key ck; *is_prefix when k is a prefix of ck. */
 static int bound_cmp(const st_bound *b, const uint8_t *ck, size_t cl, bool *is_prefix)
@@ -1199,7 +478,7 @@ static int post_order_cmp(const void *a, const void *b, void *ctx)
 }
 
 /* Streams the buffered page; `limit` trims post-ordered results (-1 = all). */
-static void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
+void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
 {
     exec_ctx *c = run->c;
     cql_rows_meta m;
@@ -1256,8 +535,8 @@ out:
 
 /* ORDER BY -> reversed, with Cassandra's checks and messages (cql.md 3.3).
  * ck_eq[i]: clustering column i is restricted by equality. */
-static int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, const bool *ck_eq,
-                          bool *reversed, sib_err *err)
+int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, const bool *ck_eq,
+                   bool *reversed, sib_err *err)
 {
     *reversed = false;
     if (!s->norder) return 0;
@@ -1291,7 +570,7 @@ static int check_order_by(const sib_table *t, const cql_select *s, bool pk_restr
     return 0;
 }
 
-static int check_limit(exec_ctx *c, const cql_term *term, const char *what, int64_t *out, sib_err *err)
+int check_limit(exec_ctx *c, const cql_term *term, const char *what, int64_t *out, sib_err *err)
 {
     *out = -1;
     if (!term) return 0;
@@ -1305,7 +584,7 @@ static int check_limit(exec_ctx *c, const cql_term *term, const char *what, int6
     return 0;
 }
 
-static int check_distinct(sel_run *run, bool key_range, sib_err *err)
+int check_distinct(sel_run *run, bool key_range, sib_err *err)
 {
     if (!run->distinct) return 0;
     for (size_t i = 0; i < run->sel.n; i++) {
@@ -1404,258 +683,6 @@ static int select_user(sel_run *run, sib_err *err)
     if (run->more) ps_encode_partitions(run, &ps);
     if (ps.oom) rc = oom(err);
     else reply_rows(run, &ps, (run->post_order || run->sel.aggregate) ? (run->sel.aggregate ? 1 : limit) : -1);
-    sib_buf_free(&ps);
-    return rc;
-}
-
-/* ---- system tables --------------------------------------------------------------- */
-
-typedef struct vrows {
-    exec_ctx *c;
-    sib_val **rows;
-    size_t n, cap, ncols;
-} vrows;
-
-static int vrows_add(void *ctx, const sib_val *vals, size_t nvals)
-{
-    vrows *v = ctx;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        sib_val **rows = sib_arena_alloc(v->c->arena, sizeof(*rows) * cap);
-        if (!rows) return SIB_ENOMEM;
-        if (v->n) memcpy(rows, v->rows, sizeof(*rows) * v->n);
-        v->rows = rows;
-        v->cap = cap;
-    }
-    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
-    if (!row) return SIB_ENOMEM;
-    for (size_t i = 0; i < v->ncols; i++) {
-        row[i] = i < nvals ? vals[i] : val_null();
-        if (row[i].len > 0 && !(row[i].p = sib_arena_memdup(v->c->arena, row[i].p, (size_t)row[i].len)))
-            return SIB_ENOMEM;
-    }
-    v->rows[v->n++] = row;
-    return 0;
-}
-
-static int set_text(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *s)
-{
-    const sib_column *c = sib_table_column_by_name(t, col);
-    if (c) row[c->index] = val_of(s, strlen(s));
-    return 0;
-}
-
-static int set_bytes(vrows *v, sib_val *row, const sib_table *t, const char *col, const void *p, size_t n)
-{
-    const sib_column *c = sib_table_column_by_name(t, col);
-    if (!c) return 0;
-    void *q = sib_arena_memdup(v->c->arena, p, n ? n : 1);
-    if (!q) return SIB_ENOMEM;
-    row[c->index] = val_of(q, n);
-    return 0;
-}
-
-static int set_int(vrows *v, sib_val *row, const sib_table *t, const char *col, int64_t x)
-{
-    uint8_t b[4];
-    put_be32(b, (uint32_t)x);
-    return set_bytes(v, row, t, col, b, 4);
-}
-
-static int set_inet(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *addr)
-{
-    uint8_t a[16];
-    if (inet_pton(AF_INET, addr, a) == 1) return set_bytes(v, row, t, col, a, 4);
-    if (inet_pton(AF_INET6, addr, a) == 1) return set_bytes(v, row, t, col, a, 16);
-    return 0;
-}
-
-static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
-{
-    const sib_column *col = sib_table_column_by_name(t, "tokens");
-    const cql_exec *ex = v->c->ex;
-    if (!col || !ex->node.ntokens) return 0;
-    sib_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * ex->node.ntokens);
-    if (!el) return oom(err);
-    for (size_t i = 0; i < ex->node.ntokens; i++) {
-        const char *s = arena_printf(v->c, "%" PRId64, ex->tokens[i]);
-        if (!s) return oom(err);
-        el[i] = val_of(s, strlen(s));
-    }
-    sib_buf b;
-    sib_buf_init(&b);
-    int rc = sib_coll_build(col->type, el, ex->node.ntokens, &b, err);
-    if (!rc && b.oom) rc = oom(err);
-    if (!rc) rc = set_bytes(v, row, t, "tokens", b.p, b.len);
-    sib_buf_free(&b);
-    return rc;
-}
-
-/* system.local: the one row describing this node (driver-compat.md 5). */
-static int local_row(vrows *v, const sib_table *t, sib_err *err)
-{
-    exec_ctx *c = v->c;
-    const cql_exec_node_info *n = &c->ex->node;
-    sib_val *row = sib_arena_alloc(c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
-    if (!row) return oom(err);
-    for (size_t i = 0; i < v->ncols; i++) row[i] = val_null();
-    uint8_t sv[16];
-    sib_catalog_schema_version(c->ex->cat, sv);
-    set_text(v, row, t, "key", "local");
-    set_text(v, row, t, "bootstrapped", "COMPLETED");
-    set_text(v, row, t, "cluster_name", n->cluster_name);
-    set_text(v, row, t, "cql_version", EXEC_CQL_VERSION);
-    set_text(v, row, t, "data_center", n->dc);
-    set_text(v, row, t, "rack", n->rack);
-    set_text(v, row, t, "native_protocol_version", "4");
-    set_text(v, row, t, "partitioner", "org.apache.cassandra.dht.Murmur3Partitioner");
-    set_text(v, row, t, "release_version", EXEC_RELEASE_VERSION);
-    set_text(v, row, t, "thrift_version", "20.1.0");
-    int rc = set_inet(v, row, t, "broadcast_address", n->listen_address) ||
-             set_inet(v, row, t, "listen_address", n->listen_address) ||
-             set_inet(v, row, t, "rpc_address", n->rpc_address) || set_int(v, row, t, "broadcast_port", 7000) ||
-             set_int(v, row, t, "listen_port", 7000) || set_int(v, row, t, "rpc_port", n->native_port) ||
-             set_int(v, row, t, "gossip_generation", n->gossip_generation) ||
-             set_bytes(v, row, t, "host_id", n->host_id, 16) || set_bytes(v, row, t, "schema_version", sv, 16);
-    if (rc) return oom(err);
-    if ((rc = set_tokens(v, row, t, err))) return rc;
-    return vrows_add(v, row, v->ncols) ? oom(err) : 0;
-}
-
-static int system_rows(exec_ctx *c, const sib_table *t, vrows *v, sib_err *err)
-{
-    memset(v, 0, sizeof(*v));
-    v->c = c;
-    v->ncols = sib_table_column_count(t);
-    if (sib_table_kind_of(t) == SIB_TABLE_VIRTUAL_SCHEMA) {
-        int rc = sib_catalog_system_rows(c->ex->cat, t, vrows_add, v, err);
-        if (rc == SIB_ENOMEM) return oom(err);
-        return rc;
-    }
-    /* system.peers / peers_v2 (and any other local table): a single node has no rows */
-    if (strcmp(sib_table_name(t), "local") == 0) return local_row(v, t, err);
-    return 0;
-}
-
-/* WHERE on a system table: every relation becomes a filter on its column. */
-static int system_filter(sel_run *run, const cql_relation *rel, exec_filter *f, sib_err *err)
-{
-    exec_ctx *c = run->c;
-    if (rel->kind != CQL_REL_SINGLE || rel->op == CQL_OP_CONTAINS || rel->op == CQL_OP_CONTAINS_KEY ||
-        rel->op == CQL_OP_IS_NOT_NULL)
-        return sib_err_set(err, SIB_EINVAL, "Unsupported restriction on system table %s.%s",
-                           sib_table_keyspace(run->t), sib_table_name(run->t));
-    memset(f, 0, sizeof(*f));
-    if (!(f->col = need_column(run->t, rel->cols[0], err))) return SIB_EINVAL;
-    f->op = rel->op;
-    const sib_type *ty = f->col->type;
-    if (rel->op != CQL_OP_IN) return exec_term_value(c, rel->value, ty, f->col->name, &f->val, NULL, err);
-    if (rel->value) { /* col IN ?: a list of the column's type */
-        sib_val lv;
-        const sib_type *lt = sib_type_list(sib_catalog_types(c->ex->cat), ty, false);
-        if (!lt) return oom(err);
-        int rc = exec_term_value(c, rel->value, lt, f->col->name, &lv, NULL, err);
-        if (rc) return rc;
-        sib_coll_iter it;
-        int n = lv.len < 0 ? 0 : sib_coll_iter_init(&it, lt, lv.p, (size_t)lv.len);
-        if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid list value for IN");
-        f->in = sib_arena_alloc(c->arena, sizeof(*f->in) * (size_t)(n ? n : 1));
-        if (!f->in) return oom(err);
-        sib_val k, unused;
-        while (n > 0 && f->nin < (size_t)n && sib_coll_next(&it, &k, &unused)) f->in[f->nin++] = k;
-        return 0;
-    }
-    f->in = sib_arena_alloc(c->arena, sizeof(*f->in) * (rel->nin ? rel->nin : 1));
-    if (!f->in) return oom(err);
-    for (size_t i = 0; i < rel->nin; i++) {
-        int rc = exec_term_value(c, rel->in[i], ty, f->col->name, &f->in[f->nin], NULL, err);
-        if (rc) return rc;
-        f->nin++;
-    }
-    return 0;
-}
-
-static bool same_partition(const sib_table *t, const sib_val *a, const sib_val *b)
-{
-    for (size_t i = 0; i < sib_table_pk_count(t); i++) {
-        size_t k = sib_table_pk(t, i)->index;
-        if (a[k].len != b[k].len || (a[k].len > 0 && memcmp(a[k].p, b[k].p, (size_t)a[k].len) != 0)) return false;
-    }
-    return true;
-}
-
-/* ORDER BY ... DESC on a system table: reverse each partition's rows. */
-static void reverse_partitions(const sib_table *t, sib_val **rows, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && same_partition(t, rows[i], rows[j])) j++;
-        for (size_t a = i, b = j - 1; a < b; a++, b--) {
-            sib_val *x = rows[a];
-            rows[a] = rows[b];
-            rows[b] = x;
-        }
-        i = j;
-    }
-}
-
-static int select_system(sel_run *run, sib_err *err)
-{
-    exec_ctx *c = run->c;
-    const cql_select *s = run->s;
-    const sib_table *t = run->t;
-    run->filters = sib_arena_alloc(c->arena, sizeof(*run->filters) * (s->nwhere ? s->nwhere : 1));
-    if (!run->filters) return oom(err);
-    int rc;
-    for (size_t i = 0; i < s->nwhere; i++) {
-        if ((rc = system_filter(run, &s->where[i], &run->filters[i], err))) return rc;
-        run->nfilters++;
-    }
-    size_t npk = sib_table_pk_count(t), nck = sib_table_clustering_count(t);
-    bool pk_restricted = true;
-    bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
-    if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
-    for (size_t k = 0; k < npk + nck; k++) {
-        bool eq = false, eq_or_in = false;
-        for (size_t i = 0; i < run->nfilters; i++) {
-            const sib_column *col = run->filters[i].col;
-            bool match = k < npk ? col == sib_table_pk(t, k) : col == sib_table_clustering(t, k - npk);
-            eq |= match && run->filters[i].op == CQL_OP_EQ;
-            eq_or_in |= match && (run->filters[i].op == CQL_OP_EQ || run->filters[i].op == CQL_OP_IN);
-        }
-        if (k < npk) pk_restricted &= eq_or_in;
-        else ck_eq[k - npk] = eq;
-    }
-    if ((rc = check_distinct(run, !pk_restricted, err))) return rc;
-    if ((rc = check_order_by(t, s, pk_restricted, ck_eq, &run->reversed, err))) return rc;
-    int64_t limit;
-    if ((rc = check_limit(c, s->limit, "LIMIT", &limit, err))) return rc;
-    if ((rc = check_limit(c, s->per_partition_limit, "PER PARTITION LIMIT", &run->ppl, err))) return rc;
-    if ((rc = ps_decode(c->params, PS_ROWINDEX, &run->ps, err))) return rc;
-    run->limit_left = run->ps.present ? run->ps.limit_left : limit;
-    if (run->sel.aggregate) run->limit_left = -1;
-
-    vrows v;
-    if ((rc = system_rows(c, t, &v, err))) return rc;
-    if (run->reversed) reverse_partitions(t, v.rows, v.n);
-    if (run->ps.present && run->ps.row_index > v.n) return ps_invalid(err);
-    size_t i = run->ps.present ? (size_t)run->ps.row_index : 0;
-    const sib_val *prev = NULL;
-    for (; i < v.n && !run->stop; i++) {
-        bool fresh = !prev || !same_partition(t, prev, v.rows[i]);
-        if (run->distinct && !fresh) continue;
-        if (fresh) run->ppl_left = run->ppl;
-        prev = v.rows[i];
-        row_ctx rc_ = {.allv = v.rows[i], .ck = (const uint8_t *)""};
-        int x = on_row(run, &rc_, 0, err);
-        if (x < 0) return x;
-        if (x == ROW_STOP) break;
-    }
-    sib_buf ps;
-    sib_buf_init(&ps);
-    if (run->more) ps_encode_rowindex(i, run->limit_left, &ps); /* row i was seen, not sent */
-    if (ps.oom) rc = oom(err);
-    else reply_rows(run, &ps, run->sel.aggregate ? 1 : -1);
     sib_buf_free(&ps);
     return rc;
 }

@@ -1,0 +1,198 @@
+/* exec_select_int.h: private to the SELECT executor; included only by
+ * exec_select.c, exec_selection.c and exec_system.c.
+ *
+ * One SELECT is one sel_run, shared by three files:
+ *   exec_selection.c  selectors: compiled into sel_node trees (sel_list),
+ *                     evaluated on one row (row_ctx) by eval()/col_value()
+ *   exec_select.c     the run: user-table reads, on_row() (filters, limits,
+ *                     page size), the paging state, reply_rows(), and the
+ *                     ORDER BY / LIMIT / DISTINCT checks both table kinds use
+ *   exec_system.c     system tables: rows materialised in memory and fed to
+ *                     on_row()/reply_rows() like user-table rows
+ * Memory: sel_node/sel_list and most run fields live in the request arena
+ * (exec_ctx.arena); the sib_bufs of a sel_run and run->ckv are malloc'd and
+ * freed by the run (the reply frees the arena before the run ends).
+ */
+#ifndef SIB_EXEC_SELECT_INT_H
+#define SIB_EXEC_SELECT_INT_H
+
+#include "exec_int.h"
+
+/* ---- small helpers (static inline: no symbol leaves these files) ---------- */
+
+static inline int oom(sib_err *err) { return sib_err_set(err, SIB_ENOMEM, "out of memory"); }
+
+static inline sib_val val_null(void)
+{
+    sib_val v = {NULL, -1};
+    return v;
+}
+
+static inline sib_val val_of(const void *p, size_t n)
+{
+    sib_val v = {p, (int32_t)n};
+    return v;
+}
+
+/* v as 8 bytes big endian in tmp; the result points into tmp. */
+static inline sib_val put64(uint8_t *tmp, int64_t v)
+{
+    put_be64(tmp, (uint64_t)v);
+    return val_of(tmp, 8);
+}
+
+/* ---- selectors (exec_selection.c) ----------------------------------------- */
+
+typedef enum {
+    SN_COLUMN,
+    SN_WRITETIME,
+    SN_MAXWRITETIME,
+    SN_TTL,
+    SN_COUNT,  /* COUNT(*) (col NULL) or count(col): the only aggregate */
+    SN_TOKEN,
+    SN_FN,
+    SN_CONST,
+    SN_CAST,
+} sn_kind;
+
+typedef enum {
+    FN_NOW, FN_CUR_TIMEUUID, FN_UUID, FN_CUR_TIMESTAMP, FN_CUR_DATE, FN_CUR_TIME,
+    FN_TO_TIMESTAMP, FN_TO_UNIX_TIMESTAMP, FN_TO_DATE, FN_DATE_OF, FN_UNIX_TIMESTAMP_OF,
+} fn_id;
+
+typedef struct sel_node {
+    sn_kind kind;
+    fn_id fn;
+    const sib_column *col;  /* COLUMN, WRITETIME, MAXWRITETIME, TTL, count(col) */
+    const sib_type *type;   /* result type */
+    const char *name;       /* result name without alias */
+    struct sel_node *arg;   /* FN / CAST argument */
+    const cql_term *term;   /* CONST: the term under the type hint */
+    sib_val cval;           /* CONST: evaluated once per statement */
+} sel_node;
+
+typedef struct sel_list {
+    size_t n;
+    sel_node **nodes;
+    const char **names; /* alias or node name */
+    const sib_type **types;
+    bool aggregate;     /* a top-level COUNT */
+} sel_list;
+
+/* ---- a running SELECT (exec_select.c) --------------------------------------- */
+
+/* Paging state kinds (the format is at the top of exec_select.c). */
+enum { PS_PARTITIONS = 1, PS_ROWINDEX = 2 };
+
+typedef struct pstate {
+    bool present;
+    uint8_t kind;
+    uint64_t pk_index;  /* position in the sorted IN list */
+    sib_val pk;
+    bool in_partition;
+    sib_val ck;
+    int64_t limit_left; /* -1 = no LIMIT */
+    int64_t ppl_left;   /* -1 = no PER PARTITION LIMIT */
+    uint64_t row_index;
+} pstate;
+
+typedef struct sel_run {
+    exec_ctx *c;
+    const sib_table *t;
+    const cql_select *s;
+    sel_list sel;
+    exec_filter *filters;
+    size_t nfilters;
+    bool distinct, reversed, post_order;
+    int64_t ppl;        /* PER PARTITION LIMIT, -1 = none */
+    int32_t page_size;  /* <= 0: no paging */
+    pstate ps;          /* where this page starts (ps.present = resuming) */
+    /* progress */
+    int64_t limit_left, ppl_left;
+    int64_t last_ppl_left; /* ppl_left right after the last emitted row */
+    size_t nrows;
+    bool more, stop;
+    sib_buf out;        /* rows: u32 cklen | ck | ncols * (i32 len | bytes) */
+    sib_buf offs;       /* size_t offset of each row in out */
+    /* last emitted row, for the next paging state */
+    sib_buf last_pk, last_ck;
+    bool last_in_partition;
+    uint64_t last_pk_index;
+    /* aggregates */
+    int64_t *counts;    /* per selector */
+    bool have_first;
+    /* scratch */
+    sib_buf coll, text;
+    sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
+    size_t nck;
+    sib_val *pkv;
+} sel_run;
+
+/* One row as the evaluator sees it. */
+typedef struct row_ctx {
+    const uint8_t *pk;      /* serialized partition key (NULL for system rows) */
+    size_t pklen;
+    const sib_val *pkv;     /* partition key values */
+    const uint8_t *ck;      /* encoded clustering key (NULL: static-only row) */
+    size_t cklen;
+    bool ck_decoded;
+    size_t nck;
+    const st_row *row, *srow;
+    const sib_val *allv;    /* system rows: a value per table column */
+} row_ctx;
+
+/* What on_row() tells the reader to do next. */
+enum { ROW_NEXT = 0, ROW_STOP = 1, ROW_PARTITION_DONE = 2 };
+
+/* ---- exec_selection.c ---------------------------------------------------- */
+
+/* A string formatted into c's arena; NULL when out of memory. */
+char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Column `name` of t; NULL (and Cassandra's "Undefined column name") if none. */
+const sib_column *need_column(const sib_table *t, const char *name, sib_err *err);
+/* Compiles the selectors of s (every column for SELECT *) into out (arena). */
+int compile_selection(exec_ctx *c, const sib_table *t, const cql_select *s, sel_list *out, sib_err *err);
+/* Evaluates the typed constants under n once, before any row is read. */
+int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err);
+/* DISTINCT validation: the first column n reads that is neither a partition
+ * key nor static (NULL if none), and whether n selects column col. */
+const sib_column *sel_first_non_key(const sel_node *n);
+bool sel_uses_column(const sel_node *n, const sib_column *col);
+/* The value of col in the current row (null when absent). A collection is
+ * rebuilt into run->coll: valid until the next collection value. */
+int col_value(sel_run *run, row_ctx *rc, const sib_column *col, sib_val *out, sib_err *err);
+/* Evaluates a scalar selector (COUNT gives null: the caller fills it in);
+ * tmp (16 bytes) holds small results, so *out may point into it. */
+int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *out, sib_err *err);
+
+/* ---- exec_select.c --------------------------------------------------------- */
+
+/* Decides what happens to one candidate row (filters, PER PARTITION LIMIT,
+ * LIMIT, page size, aggregates). pk_index is the row's position in the sorted
+ * IN list (0 otherwise). Returns ROW_* or < 0. */
+int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err);
+/* Paging state: the "Invalid value for the paging state" error; the kind 2
+ * (row index) encoding appended to b; decoding the client's state (if any)
+ * into ps, where `kind` is what this query produces. */
+int ps_invalid(sib_err *err);
+void ps_encode_rowindex(uint64_t next, int64_t limit_left, sib_buf *b);
+int ps_decode(const cql_params *params, uint8_t kind, pstate *ps, sib_err *err);
+/* Replies with the buffered page and paging state ps (may be empty);
+ * `limit` trims post-ordered results (-1 = all). */
+void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit);
+/* Checks shared by user and system tables, with Cassandra's messages:
+ * ORDER BY -> *reversed (ck_eq[i]: clustering column i restricted by EQ),
+ * LIMIT / PER PARTITION LIMIT terms (-1 = none), SELECT DISTINCT
+ * (key_range: the partition key is not fully restricted). */
+int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, const bool *ck_eq,
+                   bool *reversed, sib_err *err);
+int check_limit(exec_ctx *c, const cql_term *term, const char *what, int64_t *out, sib_err *err);
+int check_distinct(sel_run *run, bool key_range, sib_err *err);
+
+/* ---- exec_system.c ----------------------------------------------------------- */
+
+/* Runs run->s on a system table and replies with a page of rows; an error
+ * is returned unreplied (exec_select() replies with it). */
+int select_system(sel_run *run, sib_err *err);
+
+#endif

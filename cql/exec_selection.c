@@ -1,0 +1,621 @@
+/* exec_selection.c: the selection of a SELECT, step 1 of exec_select.c.
+ *
+ * Selectors compile into small expression trees (sel_node, arena memory):
+ * columns, WRITETIME/MAXWRITETIME/TTL, COUNT, token(), the time functions
+ * (now(), toTimestamp(x), ...), CAST and typed constants. The same
+ * compilation serves exec_select_columns() (PREPARE metadata) and a running
+ * SELECT, so both report the same columns. eval() computes one selector on
+ * one row (row_ctx), reading user-table cells (collections rebuilt by
+ * exec_collection_from_cells()) or the value array of a system-table row.
+ *
+ * Kept apart from the running SELECT because it depends only on the table
+ * and the selectors, not on how rows are found, paged or replied.
+ */
+#include "exec_select_int.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+/* ---- small helpers ------------------------------------------------------ */
+
+char *arena_printf(exec_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n < 0 ? NULL : sib_arena_alloc(c->arena, (size_t)n + 1);
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* Cassandra quotes names in messages only when they need it. */
+static int undefined_column(const char *name, sib_err *err)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_ident_quote(name, &b);
+    sib_buf_u8(&b, 0);
+    int rc = sib_err_set(err, SIB_EINVAL, "Undefined column name %s", b.oom ? name : (const char *)b.p);
+    sib_buf_free(&b);
+    return rc;
+}
+
+const sib_column *need_column(const sib_table *t, const char *name, sib_err *err)
+{
+    const sib_column *col = sib_table_column_by_name(t, name);
+    if (!col) undefined_column(name, err);
+    return col;
+}
+
+/* Live cells of column `id` in a row: cells are sorted by (col, path). */
+static const st_cell_view *row_cells(const st_row *row, uint32_t id, size_t *n)
+{
+    *n = 0;
+    if (!row) return NULL;
+    size_t i = 0;
+    while (i < row->ncells && row->cells[i].col < id) i++;
+    size_t j = i;
+    while (j < row->ncells && row->cells[j].col == id) j++;
+    *n = j - i;
+    return *n ? &row->cells[i] : NULL;
+}
+
+int exec_collection_from_cells(const sib_column *col, const st_cell_view *cells, size_t n, sib_buf *out,
+                               sib_err *err)
+{
+    bool is_map = col->type->code == SIB_T_MAP;
+    sib_val *el = malloc(sizeof(*el) * n * (is_map ? 2 : 1));
+    if (!el) return oom(err);
+    for (size_t i = 0; i < n; i++) {
+        if (!is_map) {
+            el[i] = val_of(cells[i].val, cells[i].vlen);
+            continue;
+        }
+        uint32_t klen = cells[i].vlen >= 4 ? get_be32(cells[i].val) : UINT32_MAX;
+        if (klen > cells[i].vlen - 4 || klen > INT32_MAX) {
+            free(el);
+            return sib_err_set(err, SIB_ECORRUPT, "malformed map cell in column %s", col->name);
+        }
+        el[2 * i] = val_of(cells[i].val + 4, klen);
+        el[2 * i + 1] = val_of(cells[i].val + 4 + klen, cells[i].vlen - 4 - klen);
+    }
+    int rc = sib_coll_build(col->type, el, n, out, err);
+    free(el);
+    return rc;
+}
+
+/* ---- selectors ------------------------------------------------------------ */
+
+enum { A_TIMEUUID = 1, A_DATE = 2, A_TIMESTAMP = 4 };
+
+typedef struct fn_def {
+    const char *name; /* Cassandra's native name (lower case) */
+    fn_id id;
+    int nargs;
+    sib_type_code ret;
+    unsigned args; /* A_* accepted argument types */
+} fn_def;
+
+static const fn_def fn_defs[] = {
+    {"now", FN_NOW, 0, SIB_T_TIMEUUID, 0},
+    {"currenttimeuuid", FN_CUR_TIMEUUID, 0, SIB_T_TIMEUUID, 0},
+    {"uuid", FN_UUID, 0, SIB_T_UUID, 0},
+    {"currenttimestamp", FN_CUR_TIMESTAMP, 0, SIB_T_TIMESTAMP, 0},
+    {"currentdate", FN_CUR_DATE, 0, SIB_T_DATE, 0},
+    {"currenttime", FN_CUR_TIME, 0, SIB_T_TIME, 0},
+    {"totimestamp", FN_TO_TIMESTAMP, 1, SIB_T_TIMESTAMP, A_TIMEUUID | A_DATE},
+    {"tounixtimestamp", FN_TO_UNIX_TIMESTAMP, 1, SIB_T_BIGINT, A_TIMEUUID | A_DATE | A_TIMESTAMP},
+    {"todate", FN_TO_DATE, 1, SIB_T_DATE, A_TIMEUUID | A_TIMESTAMP},
+    {"dateof", FN_DATE_OF, 1, SIB_T_TIMESTAMP, A_TIMEUUID},
+    {"unixtimestampof", FN_UNIX_TIMESTAMP_OF, 1, SIB_T_BIGINT, A_TIMEUUID},
+};
+
+static unsigned arg_class(const sib_type *t)
+{
+    switch (t->code) {
+    case SIB_T_TIMEUUID: return A_TIMEUUID;
+    case SIB_T_DATE: return A_DATE;
+    case SIB_T_TIMESTAMP: return A_TIMESTAMP;
+    default: return 0;
+    }
+}
+
+static bool is_number_type(sib_type_code c)
+{
+    return c == SIB_T_TINYINT || c == SIB_T_SMALLINT || c == SIB_T_INT || c == SIB_T_BIGINT ||
+           c == SIB_T_COUNTER || c == SIB_T_FLOAT || c == SIB_T_DOUBLE;
+}
+
+/* CAST supports identity, numeric <-> numeric and anything -> text/ascii. */
+static bool castable(const sib_type *from, sib_type_code to)
+{
+    if (from->code == to) return true;
+    if (to == SIB_T_VARCHAR || to == SIB_T_ASCII) return true;
+    return is_number_type(from->code) && is_number_type(to) && to != SIB_T_COUNTER;
+}
+
+static int resolve_typeref(exec_ctx *c, const cql_typeref *r, const sib_type **out, sib_err *err)
+{
+    const sib_type *subs[8];
+    if (r->nsub > SIB_ARRAY_LEN(subs)) return sib_err_set(err, SIB_EINVAL, "Unsupported type %s", r->name);
+    for (size_t i = 0; i < r->nsub; i++) {
+        int rc = resolve_typeref(c, r->sub[i], &subs[i], err);
+        if (rc) return rc;
+    }
+    return sib_type_resolve(sib_catalog_types(c->ex->cat), r->name, strlen(r->name), subs, r->nsub, out, err);
+}
+
+static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, bool top, sel_node **out,
+                       sib_err *err);
+
+static int compile_pk_fn_args(exec_ctx *c, const sib_table *t, const cql_selector *s, sib_err *err)
+{
+    size_t npk = sib_table_pk_count(t);
+    if (s->nargs != npk)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Invalid number of arguments in call to function system.token: %zu required but %zu "
+                           "provided",
+                           npk, s->nargs);
+    for (size_t i = 0; i < npk; i++) {
+        const cql_selector *a = s->args[i];
+        const sib_column *pk = sib_table_pk(t, i);
+        if (a->kind != CQL_SEL_COLUMN) return sib_err_set(err, SIB_EINVAL, "Invalid arguments for function token");
+        if (!need_column(t, a->column, err)) return SIB_EINVAL;
+        if (strcmp(a->column, pk->name) != 0)
+            return sib_err_set(err, SIB_EINVAL,
+                               "The token function arguments must be in the partition key order: %s", a->text);
+    }
+    (void)c;
+    return 0;
+}
+
+/* Joins the argument names: "system.f(a, b)". */
+static const char *fn_name(exec_ctx *c, const char *fname, sel_node **args, size_t n)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_buf_printf(&b, "system.%s(", fname);
+    for (size_t i = 0; i < n; i++) sib_buf_printf(&b, "%s%s", i ? ", " : "", args[i]->name);
+    sib_buf_append(&b, ")", 2);
+    char *s = b.oom ? NULL : sib_arena_strdup(c->arena, (const char *)b.p);
+    sib_buf_free(&b);
+    return s;
+}
+
+static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, sel_node *n, sib_err *err)
+{
+    const char *f = s->func_name;
+    if (s->func_ks && strcmp(s->func_ks, "system") != 0)
+        return sib_err_set(err, SIB_EINVAL, "Unknown function '%s.%s'", s->func_ks, f);
+    if (strcmp(f, "token") == 0) {
+        int rc = compile_pk_fn_args(c, t, s, err);
+        if (rc) return rc;
+        n->kind = SN_TOKEN;
+        n->type = sib_type_native(SIB_T_BIGINT);
+        sib_buf b;
+        sib_buf_init(&b);
+        sib_buf_printf(&b, "system.token(");
+        for (size_t i = 0; i < s->nargs; i++) sib_buf_printf(&b, "%s%s", i ? ", " : "", s->args[i]->column);
+        sib_buf_append(&b, ")", 2);
+        n->name = b.oom ? NULL : sib_arena_strdup(c->arena, (const char *)b.p);
+        sib_buf_free(&b);
+        return n->name ? 0 : oom(err);
+    }
+    if (strcmp(f, "count") == 0) {
+        if (s->nargs != 1 || s->args[0]->kind != CQL_SEL_COLUMN)
+            return sib_err_set(err, SIB_EINVAL, "Invalid arguments for function count");
+        n->kind = SN_COUNT;
+        if (!(n->col = need_column(t, s->args[0]->column, err))) return SIB_EINVAL;
+        n->type = sib_type_native(SIB_T_BIGINT);
+        n->name = arena_printf(c, "system.count(%s)", n->col->name);
+        return n->name ? 0 : oom(err);
+    }
+    const fn_def *d = NULL;
+    for (size_t i = 0; i < SIB_ARRAY_LEN(fn_defs); i++)
+        if (strcmp(fn_defs[i].name, f) == 0) d = &fn_defs[i];
+    if (!d) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", f);
+    if ((size_t)d->nargs != s->nargs)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Invalid number of arguments in call to function system.%s: %d required but %zu provided",
+                           d->name, d->nargs, s->nargs);
+    n->kind = SN_FN;
+    n->fn = d->id;
+    n->type = sib_type_native(d->ret);
+    if (d->nargs) {
+        int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+        if (rc) return rc;
+        if (!(arg_class(n->arg->type) & d->args))
+            return sib_err_set(err, SIB_EINVAL,
+                               "Type error: %s cannot be passed as argument 0 of function system.%s of type %s",
+                               s->args[0]->text, d->name,
+                               (d->args & A_TIMEUUID) ? "timeuuid" : (d->args & A_DATE) ? "date" : "timestamp");
+    }
+    n->name = fn_name(c, d->name, &n->arg, (size_t)d->nargs);
+    return n->name ? 0 : oom(err);
+}
+
+static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node *n, exec_ctx *c, sib_err *err)
+{
+    static const char *const fname[] = {[SN_WRITETIME] = "writeTime", [SN_MAXWRITETIME] = "maxwritetime",
+                                        [SN_TTL] = "ttl"};
+    static const char *const rname[] = {[SN_WRITETIME] = "writetime", [SN_MAXWRITETIME] = "maxwritetime",
+                                        [SN_TTL] = "ttl"};
+    n->kind = s->kind == CQL_SEL_WRITETIME ? SN_WRITETIME : s->kind == CQL_SEL_TTL ? SN_TTL : SN_MAXWRITETIME;
+    if (!(n->col = need_column(t, s->column, err))) return SIB_EINVAL;
+    if (n->col->kind == SIB_COL_PARTITION_KEY || n->col->kind == SIB_COL_CLUSTERING)
+        return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on PRIMARY KEY part %s", fname[n->kind],
+                           n->col->name);
+    if (n->kind != SN_MAXWRITETIME && sib_type_is_multicell(n->col->type))
+        return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on non-frozen collection %s",
+                           fname[n->kind], n->col->name);
+    n->type = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
+    n->name = arena_printf(c, "%s(%s)", rname[n->kind], n->col->name);
+    return n->name ? 0 : oom(err);
+}
+
+static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, bool top, sel_node **out,
+                       sib_err *err)
+{
+    sel_node *n = sib_arena_alloc(c->arena, sizeof(*n));
+    if (!n) return oom(err);
+    memset(n, 0, sizeof(*n));
+    *out = n;
+    int rc = 0;
+    switch (s->kind) {
+    case CQL_SEL_COLUMN:
+        n->kind = SN_COLUMN;
+        if (!(n->col = need_column(t, s->column, err))) return SIB_EINVAL;
+        n->type = n->col->type;
+        n->name = n->col->name;
+        break;
+    case CQL_SEL_WRITETIME:
+    case CQL_SEL_MAXWRITETIME:
+    case CQL_SEL_TTL:
+        rc = compile_column_fn(t, s, n, c, err);
+        break;
+    case CQL_SEL_COUNT:
+        n->kind = SN_COUNT;
+        n->type = sib_type_native(SIB_T_BIGINT);
+        n->name = "count";
+        break;
+    case CQL_SEL_FUNC:
+        rc = compile_fn(c, t, s, n, err);
+        break;
+    case CQL_SEL_CAST: {
+        const sib_type *to;
+        if ((rc = compile_sel(c, t, s->args[0], false, &n->arg, err))) return rc;
+        if ((rc = resolve_typeref(c, s->type, &to, err))) return rc;
+        if (!castable(n->arg->type, to->code)) {
+            sib_buf b;
+            sib_buf_init(&b);
+            sib_type_cql_name(n->arg->type, &b);
+            sib_buf_u8(&b, 0);
+            rc = sib_err_set(err, SIB_EINVAL, "%s cannot be cast to %s", b.oom ? "?" : (const char *)b.p,
+                             sib_type_native_name(to->code));
+            sib_buf_free(&b);
+            return rc;
+        }
+        n->kind = SN_CAST;
+        n->type = to;
+        n->name = arena_printf(c, "cast(%s as %s)", n->arg->name, sib_type_native_name(to->code));
+        break;
+    }
+    case CQL_SEL_TERM:
+        if (s->term->kind != CQL_TERM_TYPEHINT)
+            return sib_err_set(err, SIB_EINVAL,
+                               "Cannot infer type for term %s in selection clause (try using a cast to force a type)",
+                               s->text);
+        n->kind = SN_CONST;
+        n->term = s->term->cast.term;
+        n->name = s->text;
+        n->cval = val_null();
+        rc = resolve_typeref(c, s->term->cast.type, &n->type, err);
+        break;
+    }
+    if (rc) return rc;
+    if (n->kind == SN_COUNT && !top)
+        return sib_err_set(err, SIB_EINVAL, "Aggregate functions cannot be used as arguments of other functions");
+    return n->name ? 0 : oom(err);
+}
+
+int compile_selection(exec_ctx *c, const sib_table *t, const cql_select *s, sel_list *out, sib_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    size_t n = s->star ? sib_table_column_count(t) : s->nsel;
+    out->n = n;
+    out->nodes = sib_arena_alloc(c->arena, sizeof(*out->nodes) * (n ? n : 1));
+    out->names = sib_arena_alloc(c->arena, sizeof(*out->names) * (n ? n : 1));
+    out->types = sib_arena_alloc(c->arena, sizeof(*out->types) * (n ? n : 1));
+    if (!out->nodes || !out->names || !out->types) return oom(err);
+    for (size_t i = 0; i < n; i++) {
+        sel_node *node;
+        if (s->star) {
+            node = sib_arena_alloc(c->arena, sizeof(*node));
+            if (!node) return oom(err);
+            memset(node, 0, sizeof(*node));
+            node->kind = SN_COLUMN;
+            node->col = sib_table_column(t, i);
+            node->type = node->col->type;
+            node->name = node->col->name;
+        } else {
+            int rc = compile_sel(c, t, &s->sel[i], true, &node, err);
+            if (rc) return rc;
+        }
+        out->nodes[i] = node;
+        out->names[i] = (!s->star && s->sel[i].alias) ? s->sel[i].alias : node->name;
+        out->types[i] = node->type;
+        if (node->kind == SN_COUNT) out->aggregate = true;
+    }
+    return 0;
+}
+
+int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, size_t *ncols, const char ***names,
+                        const sib_type ***types, sib_err *err)
+{
+    sel_list l;
+    int rc = compile_selection(c, t, s, &l, err);
+    if (rc) return rc;
+    *ncols = l.n;
+    *names = l.names;
+    *types = l.types;
+    return 0;
+}
+
+/* Typed constants are evaluated once, before any row is read. */
+int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err)
+{
+    if (!n) return 0;
+    if (n->kind == SN_CONST) {
+        int rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
+        if (rc) return rc;
+    }
+    return prepare_consts(c, n->arg, err);
+}
+
+/* Columns a selector reads (DISTINCT validation). */
+const sib_column *sel_first_non_key(const sel_node *n)
+{
+    if (!n) return NULL;
+    if (n->col && n->col->kind != SIB_COL_PARTITION_KEY && n->col->kind != SIB_COL_STATIC) return n->col;
+    return sel_first_non_key(n->arg);
+}
+
+bool sel_uses_column(const sel_node *n, const sib_column *col)
+{
+    if (!n) return false;
+    if (n->kind == SN_COLUMN && n->col == col) return true;
+    return sel_uses_column(n->arg, col);
+}
+
+/* ---- evaluation on one row ------------------------------------------------ */
+
+static int decode_ck(sel_run *run, row_ctx *rc, sib_err *err)
+{
+    if (rc->ck_decoded) return 0;
+    rc->ck_decoded = true;
+    rc->nck = 0;
+    if (!rc->ck || !sib_table_clustering_count(run->t)) return 0;
+    return sib_ck_decode(run->t, rc->ck, rc->cklen, run->ckv, &rc->nck, err);
+}
+
+/* The value of a column in the current row; collections are rebuilt from
+ * their cells into run->coll (valid until the next collection value). */
+int col_value(sel_run *run, row_ctx *rc, const sib_column *col, sib_val *out, sib_err *err)
+{
+    *out = val_null();
+    if (rc->allv) {
+        *out = rc->allv[col->index];
+        return 0;
+    }
+    if (col->kind == SIB_COL_PARTITION_KEY) {
+        *out = rc->pkv[col->position];
+        return 0;
+    }
+    if (col->kind == SIB_COL_CLUSTERING) {
+        int e = decode_ck(run, rc, err);
+        if (e) return e;
+        if ((size_t)col->position < rc->nck)
+            *out = val_of(run->ckv[col->position].p ? run->ckv[col->position].p : (const uint8_t *)"",
+                          run->ckv[col->position].len);
+        return 0;
+    }
+    size_t n;
+    const st_cell_view *cells = row_cells(col->kind == SIB_COL_STATIC ? rc->srow : rc->row, col->id, &n);
+    if (!n) return 0;
+    if (!sib_type_is_multicell(col->type)) {
+        *out = val_of(cells[0].val, cells[0].vlen);
+        return 0;
+    }
+    sib_buf_reset(&run->coll);
+    int e = exec_collection_from_cells(col, cells, n, &run->coll, err);
+    if (e) return e;
+    if (run->coll.oom) return oom(err);
+    *out = val_of(run->coll.p, run->coll.len);
+    return 0;
+}
+
+static int64_t timeuuid_ms(const uint8_t *u)
+{
+    uint64_t ticks = (uint64_t)(get_be16(u + 6) & 0x0fff) << 48 | (uint64_t)get_be16(u + 4) << 32 | get_be32(u);
+    /* 100ns ticks since 1582-10-15 -> ms since 1970 */
+    return ((int64_t)ticks - 0x01B21DD213814000LL) / 10000;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+/* The argument of a time function as milliseconds since the epoch. */
+static bool time_arg_ms(const sib_type *t, sib_val v, int64_t *ms)
+{
+    if (t->code == SIB_T_TIMEUUID && v.len == 16) *ms = timeuuid_ms(v.p);
+    else if (t->code == SIB_T_TIMESTAMP && v.len == 8) *ms = (int64_t)get_be64(v.p);
+    else if (t->code == SIB_T_DATE && v.len == 4) *ms = ((int64_t)get_be32(v.p) - (1LL << 31)) * 86400000LL;
+    else return false;
+    return true;
+}
+
+static sib_val put32(uint8_t *tmp, int64_t v)
+{
+    put_be32(tmp, (uint32_t)v);
+    return val_of(tmp, 4);
+}
+
+static sib_val date_of_ms(uint8_t *tmp, int64_t ms) { return put32(tmp, floor_div(ms, 86400000LL) + (1LL << 31)); }
+
+static sib_val eval_fn(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
+{
+    exec_ctx *c = run->c;
+    int64_t ms;
+    switch (n->fn) {
+    case FN_NOW:
+    case FN_CUR_TIMEUUID: sib_timeuuid_next(&c->ex->tug, tmp); return val_of(tmp, 16);
+    case FN_UUID: sib_uuid_v4(&c->ex->rng, tmp); return val_of(tmp, 16);
+    case FN_CUR_TIMESTAMP: return put64(tmp, floor_div(c->now_us, 1000));
+    case FN_CUR_DATE: return date_of_ms(tmp, floor_div(c->now_us, 1000));
+    case FN_CUR_TIME: return put64(tmp, (c->now_us - floor_div(c->now_us, 86400000000LL) * 86400000000LL) * 1000);
+    default: break;
+    }
+    if (a.len <= 0 || !time_arg_ms(n->arg->type, a, &ms)) return val_null();
+    switch (n->fn) {
+    case FN_TO_TIMESTAMP:
+    case FN_DATE_OF: return put64(tmp, ms);
+    case FN_TO_UNIX_TIMESTAMP:
+    case FN_UNIX_TIMESTAMP_OF: return put64(tmp, ms);
+    case FN_TO_DATE: return date_of_ms(tmp, ms);
+    default: return val_null();
+    }
+}
+
+/* Reads a numeric value as int64 and double. */
+static bool num_get(sib_type_code code, sib_val v, int64_t *i, double *d, bool *is_float)
+{
+    *is_float = false;
+    switch (code) {
+    case SIB_T_TINYINT: if (v.len != 1) return false; *i = (int8_t)v.p[0]; break;
+    case SIB_T_SMALLINT: if (v.len != 2) return false; *i = (int16_t)get_be16(v.p); break;
+    case SIB_T_INT: if (v.len != 4) return false; *i = (int32_t)get_be32(v.p); break;
+    case SIB_T_BIGINT:
+    case SIB_T_COUNTER: if (v.len != 8) return false; *i = (int64_t)get_be64(v.p); break;
+    case SIB_T_FLOAT: {
+        if (v.len != 4) return false;
+        uint32_t u = get_be32(v.p);
+        float f;
+        memcpy(&f, &u, 4);
+        *d = f;
+        *is_float = true;
+        break;
+    }
+    case SIB_T_DOUBLE: {
+        if (v.len != 8) return false;
+        uint64_t u = get_be64(v.p);
+        memcpy(d, &u, 8);
+        *is_float = true;
+        break;
+    }
+    default: return false;
+    }
+    if (!*is_float) *d = (double)*i;
+    else *i = (*d != *d) ? 0 : *d >= 9.2e18 ? INT64_MAX : *d <= -9.2e18 ? INT64_MIN : (int64_t)*d;
+    return true;
+}
+
+static sib_val num_put(sib_type_code code, int64_t i, double d, uint8_t *tmp)
+{
+    switch (code) {
+    case SIB_T_TINYINT: tmp[0] = (uint8_t)i; return val_of(tmp, 1);
+    case SIB_T_SMALLINT: put_be16(tmp, (uint16_t)i); return val_of(tmp, 2);
+    case SIB_T_INT: return put32(tmp, i);
+    case SIB_T_FLOAT: {
+        float f = (float)d;
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        put_be32(tmp, u);
+        return val_of(tmp, 4);
+    }
+    case SIB_T_DOUBLE: {
+        uint64_t u;
+        memcpy(&u, &d, 8);
+        put_be64(tmp, u);
+        return val_of(tmp, 8);
+    }
+    default: return put64(tmp, i);
+    }
+}
+
+static sib_val eval_cast(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
+{
+    if (a.len < 0 || n->arg->type->code == n->type->code) return a;
+    if (n->type->code == SIB_T_VARCHAR || n->type->code == SIB_T_ASCII) {
+        sib_buf_reset(&run->text);
+        if (n->arg->type->code == SIB_T_VARCHAR || n->arg->type->code == SIB_T_ASCII)
+            sib_buf_append(&run->text, a.p, (size_t)a.len);
+        else
+            sib_value_format(n->arg->type, a.p, (size_t)a.len, &run->text);
+        return run->text.oom ? val_null() : val_of(run->text.p ? run->text.p : (const uint8_t *)"", run->text.len);
+    }
+    int64_t i;
+    double d;
+    bool is_float;
+    if (!num_get(n->arg->type->code, a, &i, &d, &is_float)) return val_null();
+    return num_put(n->type->code, i, d, tmp);
+}
+
+/* Evaluates a scalar selector; tmp (16 bytes) holds small results. */
+int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *out, sib_err *err)
+{
+    uint8_t atmp[16];
+    sib_val a = val_null();
+    size_t nc;
+    const st_cell_view *cells;
+    int e;
+    *out = val_null();
+    switch (n->kind) {
+    case SN_COLUMN: return col_value(run, rc, n->col, out, err);
+    case SN_CONST: *out = n->cval; return 0;
+    case SN_COUNT: return 0; /* aggregates are filled in by the caller */
+    case SN_TOKEN:
+        if (rc->pk) {
+            *out = put64(tmp, sib_murmur3_token(rc->pk, rc->pklen));
+        } else { /* system rows: build the key from the pk columns */
+            const uint8_t *vals[16];
+            size_t lens[16], npk = sib_table_pk_count(run->t);
+            for (size_t i = 0; i < npk && i < 16; i++) {
+                sib_val v = rc->allv[sib_table_pk(run->t, i)->index];
+                vals[i] = v.p;
+                lens[i] = v.len < 0 ? 0 : (size_t)v.len;
+            }
+            sib_buf_reset(&run->text);
+            if (npk <= 16 && sib_pk_encode(run->t, vals, lens, npk, &run->text, NULL) == 0)
+                *out = put64(tmp, sib_murmur3_token(run->text.p, run->text.len));
+        }
+        return 0;
+    case SN_WRITETIME:
+    case SN_MAXWRITETIME:
+    case SN_TTL:
+        if (rc->allv) return 0;
+        cells = row_cells(n->col->kind == SIB_COL_STATIC ? rc->srow : rc->row, n->col->id, &nc);
+        if (!nc) return 0;
+        if (n->kind == SN_TTL) {
+            if (cells[0].ttl > 0) *out = put32(tmp, (int64_t)cells[0].expiry - run->c->now_s);
+            return 0;
+        }
+        int64_t ts = cells[0].ts;
+        for (size_t i = 1; i < nc; i++) ts = SIB_MAX(ts, cells[i].ts);
+        *out = put64(tmp, ts);
+        return 0;
+    case SN_FN:
+        if (n->arg && (e = eval(run, n->arg, rc, atmp, &a, err))) return e;
+        *out = eval_fn(run, n, a, tmp);
+        if (out->p == atmp) *out = val_of(memcpy(tmp, atmp, (size_t)out->len), (size_t)out->len);
+        return 0;
+    case SN_CAST:
+        if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
+        *out = eval_cast(run, n, a, tmp);
+        if (out->p == atmp) *out = val_of(memcpy(tmp, atmp, (size_t)out->len), (size_t)out->len);
+        return 0;
+    }
+    return 0;
+}

@@ -1,0 +1,267 @@
+/* exec_system.c: SELECT on system tables (system.local, system.peers*,
+ * and the virtual system_schema tables).
+ *
+ * System tables are small, so their rows are materialised first (vrows, in
+ * the request arena): system.local is built from the node info, peers has no
+ * rows on a single node, system_schema rows come from the catalog. Each WHERE
+ * relation becomes a filter on its column, and the rows then go through the
+ * same pipeline as user tables (on_row, reply_rows in exec_select.c), paged
+ * by row index (paging state kind 2).
+ *
+ * Kept apart from exec_select.c because none of it touches storage: it only
+ * feeds rows to the shared run.
+ */
+#include "exec_select_int.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+
+typedef struct vrows {
+    exec_ctx *c;
+    sib_val **rows;
+    size_t n, cap, ncols;
+} vrows;
+
+static int vrows_add(void *ctx, const sib_val *vals, size_t nvals)
+{
+    vrows *v = ctx;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        sib_val **rows = sib_arena_alloc(v->c->arena, sizeof(*rows) * cap);
+        if (!rows) return SIB_ENOMEM;
+        if (v->n) memcpy(rows, v->rows, sizeof(*rows) * v->n);
+        v->rows = rows;
+        v->cap = cap;
+    }
+    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
+    if (!row) return SIB_ENOMEM;
+    for (size_t i = 0; i < v->ncols; i++) {
+        row[i] = i < nvals ? vals[i] : val_null();
+        if (row[i].len > 0 && !(row[i].p = sib_arena_memdup(v->c->arena, row[i].p, (size_t)row[i].len)))
+            return SIB_ENOMEM;
+    }
+    v->rows[v->n++] = row;
+    return 0;
+}
+
+static int set_text(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *s)
+{
+    const sib_column *c = sib_table_column_by_name(t, col);
+    if (c) row[c->index] = val_of(s, strlen(s));
+    return 0;
+}
+
+static int set_bytes(vrows *v, sib_val *row, const sib_table *t, const char *col, const void *p, size_t n)
+{
+    const sib_column *c = sib_table_column_by_name(t, col);
+    if (!c) return 0;
+    void *q = sib_arena_memdup(v->c->arena, p, n ? n : 1);
+    if (!q) return SIB_ENOMEM;
+    row[c->index] = val_of(q, n);
+    return 0;
+}
+
+static int set_int(vrows *v, sib_val *row, const sib_table *t, const char *col, int64_t x)
+{
+    uint8_t b[4];
+    put_be32(b, (uint32_t)x);
+    return set_bytes(v, row, t, col, b, 4);
+}
+
+static int set_inet(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *addr)
+{
+    uint8_t a[16];
+    if (inet_pton(AF_INET, addr, a) == 1) return set_bytes(v, row, t, col, a, 4);
+    if (inet_pton(AF_INET6, addr, a) == 1) return set_bytes(v, row, t, col, a, 16);
+    return 0;
+}
+
+static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
+{
+    const sib_column *col = sib_table_column_by_name(t, "tokens");
+    const cql_exec *ex = v->c->ex;
+    if (!col || !ex->node.ntokens) return 0;
+    sib_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * ex->node.ntokens);
+    if (!el) return oom(err);
+    for (size_t i = 0; i < ex->node.ntokens; i++) {
+        const char *s = arena_printf(v->c, "%" PRId64, ex->tokens[i]);
+        if (!s) return oom(err);
+        el[i] = val_of(s, strlen(s));
+    }
+    sib_buf b;
+    sib_buf_init(&b);
+    int rc = sib_coll_build(col->type, el, ex->node.ntokens, &b, err);
+    if (!rc && b.oom) rc = oom(err);
+    if (!rc) rc = set_bytes(v, row, t, "tokens", b.p, b.len);
+    sib_buf_free(&b);
+    return rc;
+}
+
+/* system.local: the one row describing this node (driver-compat.md 5). */
+static int local_row(vrows *v, const sib_table *t, sib_err *err)
+{
+    exec_ctx *c = v->c;
+    const cql_exec_node_info *n = &c->ex->node;
+    sib_val *row = sib_arena_alloc(c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
+    if (!row) return oom(err);
+    for (size_t i = 0; i < v->ncols; i++) row[i] = val_null();
+    uint8_t sv[16];
+    sib_catalog_schema_version(c->ex->cat, sv);
+    set_text(v, row, t, "key", "local");
+    set_text(v, row, t, "bootstrapped", "COMPLETED");
+    set_text(v, row, t, "cluster_name", n->cluster_name);
+    set_text(v, row, t, "cql_version", EXEC_CQL_VERSION);
+    set_text(v, row, t, "data_center", n->dc);
+    set_text(v, row, t, "rack", n->rack);
+    set_text(v, row, t, "native_protocol_version", "4");
+    set_text(v, row, t, "partitioner", "org.apache.cassandra.dht.Murmur3Partitioner");
+    set_text(v, row, t, "release_version", EXEC_RELEASE_VERSION);
+    set_text(v, row, t, "thrift_version", "20.1.0");
+    int rc = set_inet(v, row, t, "broadcast_address", n->listen_address) ||
+             set_inet(v, row, t, "listen_address", n->listen_address) ||
+             set_inet(v, row, t, "rpc_address", n->rpc_address) || set_int(v, row, t, "broadcast_port", 7000) ||
+             set_int(v, row, t, "listen_port", 7000) || set_int(v, row, t, "rpc_port", n->native_port) ||
+             set_int(v, row, t, "gossip_generation", n->gossip_generation) ||
+             set_bytes(v, row, t, "host_id", n->host_id, 16) || set_bytes(v, row, t, "schema_version", sv, 16);
+    if (rc) return oom(err);
+    if ((rc = set_tokens(v, row, t, err))) return rc;
+    return vrows_add(v, row, v->ncols) ? oom(err) : 0;
+}
+
+static int system_rows(exec_ctx *c, const sib_table *t, vrows *v, sib_err *err)
+{
+    memset(v, 0, sizeof(*v));
+    v->c = c;
+    v->ncols = sib_table_column_count(t);
+    if (sib_table_kind_of(t) == SIB_TABLE_VIRTUAL_SCHEMA) {
+        int rc = sib_catalog_system_rows(c->ex->cat, t, vrows_add, v, err);
+        if (rc == SIB_ENOMEM) return oom(err);
+        return rc;
+    }
+    /* system.peers / peers_v2 (and any other local table): a single node has no rows */
+    if (strcmp(sib_table_name(t), "local") == 0) return local_row(v, t, err);
+    return 0;
+}
+
+/* WHERE on a system table: every relation becomes a filter on its column. */
+static int system_filter(sel_run *run, const cql_relation *rel, exec_filter *f, sib_err *err)
+{
+    exec_ctx *c = run->c;
+    if (rel->kind != CQL_REL_SINGLE || rel->op == CQL_OP_CONTAINS || rel->op == CQL_OP_CONTAINS_KEY ||
+        rel->op == CQL_OP_IS_NOT_NULL)
+        return sib_err_set(err, SIB_EINVAL, "Unsupported restriction on system table %s.%s",
+                           sib_table_keyspace(run->t), sib_table_name(run->t));
+    memset(f, 0, sizeof(*f));
+    if (!(f->col = need_column(run->t, rel->cols[0], err))) return SIB_EINVAL;
+    f->op = rel->op;
+    const sib_type *ty = f->col->type;
+    if (rel->op != CQL_OP_IN) return exec_term_value(c, rel->value, ty, f->col->name, &f->val, NULL, err);
+    if (rel->value) { /* col IN ?: a list of the column's type */
+        sib_val lv;
+        const sib_type *lt = sib_type_list(sib_catalog_types(c->ex->cat), ty, false);
+        if (!lt) return oom(err);
+        int rc = exec_term_value(c, rel->value, lt, f->col->name, &lv, NULL, err);
+        if (rc) return rc;
+        sib_coll_iter it;
+        int n = lv.len < 0 ? 0 : sib_coll_iter_init(&it, lt, lv.p, (size_t)lv.len);
+        if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid list value for IN");
+        f->in = sib_arena_alloc(c->arena, sizeof(*f->in) * (size_t)(n ? n : 1));
+        if (!f->in) return oom(err);
+        sib_val k, unused;
+        while (n > 0 && f->nin < (size_t)n && sib_coll_next(&it, &k, &unused)) f->in[f->nin++] = k;
+        return 0;
+    }
+    f->in = sib_arena_alloc(c->arena, sizeof(*f->in) * (rel->nin ? rel->nin : 1));
+    if (!f->in) return oom(err);
+    for (size_t i = 0; i < rel->nin; i++) {
+        int rc = exec_term_value(c, rel->in[i], ty, f->col->name, &f->in[f->nin], NULL, err);
+        if (rc) return rc;
+        f->nin++;
+    }
+    return 0;
+}
+
+static bool same_partition(const sib_table *t, const sib_val *a, const sib_val *b)
+{
+    for (size_t i = 0; i < sib_table_pk_count(t); i++) {
+        size_t k = sib_table_pk(t, i)->index;
+        if (a[k].len != b[k].len || (a[k].len > 0 && memcmp(a[k].p, b[k].p, (size_t)a[k].len) != 0)) return false;
+    }
+    return true;
+}
+
+/* ORDER BY ... DESC on a system table: reverse each partition's rows. */
+static void reverse_partitions(const sib_table *t, sib_val **rows, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && same_partition(t, rows[i], rows[j])) j++;
+        for (size_t a = i, b = j - 1; a < b; a++, b--) {
+            sib_val *x = rows[a];
+            rows[a] = rows[b];
+            rows[b] = x;
+        }
+        i = j;
+    }
+}
+
+int select_system(sel_run *run, sib_err *err)
+{
+    exec_ctx *c = run->c;
+    const cql_select *s = run->s;
+    const sib_table *t = run->t;
+    run->filters = sib_arena_alloc(c->arena, sizeof(*run->filters) * (s->nwhere ? s->nwhere : 1));
+    if (!run->filters) return oom(err);
+    int rc;
+    for (size_t i = 0; i < s->nwhere; i++) {
+        if ((rc = system_filter(run, &s->where[i], &run->filters[i], err))) return rc;
+        run->nfilters++;
+    }
+    size_t npk = sib_table_pk_count(t), nck = sib_table_clustering_count(t);
+    bool pk_restricted = true;
+    bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
+    if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
+    for (size_t k = 0; k < npk + nck; k++) {
+        bool eq = false, eq_or_in = false;
+        for (size_t i = 0; i < run->nfilters; i++) {
+            const sib_column *col = run->filters[i].col;
+            bool match = k < npk ? col == sib_table_pk(t, k) : col == sib_table_clustering(t, k - npk);
+            eq |= match && run->filters[i].op == CQL_OP_EQ;
+            eq_or_in |= match && (run->filters[i].op == CQL_OP_EQ || run->filters[i].op == CQL_OP_IN);
+        }
+        if (k < npk) pk_restricted &= eq_or_in;
+        else ck_eq[k - npk] = eq;
+    }
+    if ((rc = check_distinct(run, !pk_restricted, err))) return rc;
+    if ((rc = check_order_by(t, s, pk_restricted, ck_eq, &run->reversed, err))) return rc;
+    int64_t limit;
+    if ((rc = check_limit(c, s->limit, "LIMIT", &limit, err))) return rc;
+    if ((rc = check_limit(c, s->per_partition_limit, "PER PARTITION LIMIT", &run->ppl, err))) return rc;
+    if ((rc = ps_decode(c->params, PS_ROWINDEX, &run->ps, err))) return rc;
+    run->limit_left = run->ps.present ? run->ps.limit_left : limit;
+    if (run->sel.aggregate) run->limit_left = -1;
+
+    vrows v;
+    if ((rc = system_rows(c, t, &v, err))) return rc;
+    if (run->reversed) reverse_partitions(t, v.rows, v.n);
+    if (run->ps.present && run->ps.row_index > v.n) return ps_invalid(err);
+    size_t i = run->ps.present ? (size_t)run->ps.row_index : 0;
+    const sib_val *prev = NULL;
+    for (; i < v.n && !run->stop; i++) {
+        bool fresh = !prev || !same_partition(t, prev, v.rows[i]);
+        if (run->distinct && !fresh) continue;
+        if (fresh) run->ppl_left = run->ppl;
+        prev = v.rows[i];
+        row_ctx rc_ = {.allv = v.rows[i], .ck = (const uint8_t *)""};
+        int x = on_row(run, &rc_, 0, err);
+        if (x < 0) return x;
+        if (x == ROW_STOP) break;
+    }
+    sib_buf ps;
+    sib_buf_init(&ps);
+    if (run->more) ps_encode_rowindex(i, run->limit_left, &ps); /* row i was seen, not sent */
+    if (ps.oom) rc = oom(err);
+    else reply_rows(run, &ps, run->sel.aggregate ? 1 : -1);
+    sib_buf_free(&ps);
+    return rc;
+}
