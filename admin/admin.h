@@ -75,6 +75,16 @@ void admin_metrics_destroy(admin_metrics *m);
 void admin_metrics_on_request(void *m, int opcode, int stmt_kind, int consistency, int64_t latency_us);
 void admin_metrics_on_error(void *m, int32_t protocol_code);
 
+/* Per-table local reads and writes (observer table_op, ctx = the metrics). */
+void admin_metrics_on_table_op(void *m, const uint8_t table_id[16], bool write, int64_t latency_us);
+
+typedef struct admin_table_ops {
+    uint64_t reads, writes;
+    admin_hist read_latency, write_latency;
+} admin_table_ops;
+/* The counters of one table; all zero if it saw no request. */
+void admin_metrics_table_ops(const admin_metrics *m, const uint8_t table_id[16], admin_table_ops *out);
+
 /* Prometheus-style name of a protocol error code ("invalid", "unavailable"...). */
 const char *admin_error_name(int32_t protocol_code);
 uint64_t admin_metrics_requests(const admin_metrics *m); /* all requests so far */
@@ -85,6 +95,7 @@ uint64_t admin_metrics_errors(const admin_metrics *m);   /* all error replies */
 typedef struct admin_table_gauge {
     const char *ks, *table;
     uint64_t partitions, rows, cells, memtable_bytes;
+    uint64_t reads, writes; /* local requests (admin_metrics_table_ops) */
 } admin_table_gauge;
 
 typedef struct admin_gauges {

@@ -58,7 +58,17 @@ static const struct { int32_t code; const char *name; } ERRORS[] = {
 };
 #define ERR_SLOTS (SIB_ARRAY_LEN(ERRORS) + 1) /* + "other" */
 
+/* Per-table counters in an open-addressing table keyed by table id (ids
+ * are random uuids, so their first bytes hash well). Grows at half full. */
+typedef struct table_slot {
+    bool used;
+    uint8_t id[16];
+    admin_table_ops ops;
+} table_slot;
+
 struct admin_metrics {
+    table_slot *tables;
+    size_t tables_cap, tables_used;
     uint64_t requests[OP_COUNT][CL_SLOTS];
     admin_hist op_latency[OP_COUNT];
     uint64_t statements[KIND_COUNT];
@@ -100,7 +110,70 @@ int64_t admin_hist_quantile(const admin_hist *h, double q)
 
 admin_metrics *admin_metrics_create(void) { return calloc(1, sizeof(admin_metrics)); }
 
-void admin_metrics_destroy(admin_metrics *m) { free(m); }
+void admin_metrics_destroy(admin_metrics *m)
+{
+    if (!m) return;
+    free(m->tables);
+    free(m);
+}
+
+static size_t slot_of(const uint8_t id[16], size_t cap) { return (size_t)(get_be64(id) ^ get_be64(id + 8)) & (cap - 1); }
+
+static table_slot *table_find(const admin_metrics *m, const uint8_t id[16])
+{
+    if (!m->tables_cap) return NULL;
+    for (size_t i = slot_of(id, m->tables_cap), k = 0; k < m->tables_cap; k++, i = (i + 1) & (m->tables_cap - 1)) {
+        if (!m->tables[i].used) return NULL;
+        if (!memcmp(m->tables[i].id, id, 16)) return &m->tables[i];
+    }
+    return NULL;
+}
+
+static table_slot *table_get(admin_metrics *m, const uint8_t id[16])
+{
+    table_slot *s = table_find(m, id);
+    if (s) return s;
+    if ((m->tables_used + 1) * 2 > m->tables_cap) {
+        size_t ncap = m->tables_cap ? m->tables_cap * 2 : 16;
+        table_slot *nt = calloc(ncap, sizeof *nt);
+        if (!nt) return NULL;
+        for (size_t i = 0; i < m->tables_cap; i++) {
+            if (!m->tables[i].used) continue;
+            size_t j = slot_of(m->tables[i].id, ncap);
+            while (nt[j].used) j = (j + 1) & (ncap - 1);
+            nt[j] = m->tables[i];
+        }
+        free(m->tables);
+        m->tables = nt;
+        m->tables_cap = ncap;
+    }
+    size_t j = slot_of(id, m->tables_cap);
+    while (m->tables[j].used) j = (j + 1) & (m->tables_cap - 1);
+    m->tables[j].used = true;
+    memcpy(m->tables[j].id, id, 16);
+    m->tables_used++;
+    return &m->tables[j];
+}
+
+void admin_metrics_on_table_op(void *ctx, const uint8_t table_id[16], bool write, int64_t latency_us)
+{
+    table_slot *s = table_get(ctx, table_id);
+    if (!s) return; /* out of memory: this one sample is lost */
+    if (write) {
+        s->ops.writes++;
+        admin_hist_record(&s->ops.write_latency, latency_us);
+    } else {
+        s->ops.reads++;
+        admin_hist_record(&s->ops.read_latency, latency_us);
+    }
+}
+
+void admin_metrics_table_ops(const admin_metrics *m, const uint8_t table_id[16], admin_table_ops *out)
+{
+    const table_slot *s = m ? table_find(m, table_id) : NULL;
+    if (s) *out = s->ops;
+    else memset(out, 0, sizeof *out);
+}
 
 static int op_slot(int opcode)
 {
@@ -258,6 +331,8 @@ static void per_table(sib_buf *b, const admin_gauges *g, const char *name, const
         case 1: v = t->rows; break;
         case 2: v = t->cells; break;
         case 3: v = t->memtable_bytes; break;
+        case 5: v = t->reads; break;
+        case 6: v = t->writes; break;
         default: v = 0; break; /* SSTable figures: none are written yet */
         }
         sib_buf_printf(b, "%s{keyspace=\"", name);
@@ -275,6 +350,8 @@ static void render_storage(const admin_gauges *g, sib_buf *b)
     per_table(b, g, "sibyl_table_partitions", "gauge", "Partitions in the table's memtable.", 0);
     per_table(b, g, "sibyl_table_rows", "gauge", "Rows in the table's memtable.", 1);
     per_table(b, g, "sibyl_table_cells", "gauge", "Cells in the table's memtable.", 2);
+    per_table(b, g, "sibyl_table_reads_total", "counter", "Local reads (SELECT) of the table.", 5);
+    per_table(b, g, "sibyl_table_writes_total", "counter", "Local writes to the table (statements and batches).", 6);
     per_table(b, g, "sibyl_table_sstables", "gauge", "Live SSTables of the table.", 4);
     per_table(b, g, "sibyl_table_sstable_bytes", "gauge", "Bytes of the table's live SSTables.", 4);
     per_table(b, g, "sibyl_table_bloom_filter_false_positives_total", "counter",

@@ -430,6 +430,16 @@ static json_t *table_json(admin_server *s, const sib_table *t)
     json_object_set_new(o, "memtable_switch_count", json_integer(0));
     json_object_set_new(o, "bloom_filter_false_positives", json_integer(0));
     json_object_set_new(o, "droppable_tombstone_ratio", json_real(0.0));
+    admin_table_ops ops;
+    admin_metrics_table_ops(s->metrics, sib_table_id(t), &ops);
+    json_object_set_new(o, "local_read_count", json_integer((json_int_t)ops.reads));
+    json_object_set_new(o, "local_write_count", json_integer((json_int_t)ops.writes));
+    json_object_set_new(o, "local_read_latency_ms", json_real(ops.reads ? ops.read_latency.sum_us / 1000.0 / (double)ops.reads : 0.0));
+    json_object_set_new(o, "local_write_latency_ms", json_real(ops.writes ? ops.write_latency.sum_us / 1000.0 / (double)ops.writes : 0.0));
+    json_object_set_new(o, "local_read_p50_ms", json_real((double)admin_hist_quantile(&ops.read_latency, 0.5) / 1000.0));
+    json_object_set_new(o, "local_read_p99_ms", json_real((double)admin_hist_quantile(&ops.read_latency, 0.99) / 1000.0));
+    json_object_set_new(o, "local_write_p50_ms", json_real((double)admin_hist_quantile(&ops.write_latency, 0.5) / 1000.0));
+    json_object_set_new(o, "local_write_p99_ms", json_real((double)admin_hist_quantile(&ops.write_latency, 0.99) / 1000.0));
     return o;
 }
 
@@ -535,6 +545,10 @@ static void metrics_text(admin_server *s, sib_buf *out)
             admin_table_gauge *e = &tg[n++];
             e->ks = sib_keyspace_name(k);
             e->table = sib_table_name(t);
+            admin_table_ops ops;
+            admin_metrics_table_ops(s->metrics, sib_table_id(t), &ops);
+            e->reads = ops.reads;
+            e->writes = ops.writes;
             if (!stt) continue;
             st_table_stats ts;
             st_table_get_stats(stt, &ts);
@@ -543,6 +557,7 @@ static void metrics_text(admin_server *s, sib_buf *out)
             e->cells = ts.cells;
             e->memtable_bytes = ts.memtable_bytes;
         }
+
     }
     g.tables = tg;
     g.ntables = tg ? n : 0;

@@ -51,6 +51,11 @@ typedef struct cql_exec_observer {
     void *ctx;
     void (*request)(void *ctx, int opcode, int stmt_kind, int consistency, int64_t latency_us);
     void (*error)(void *ctx, int32_t protocol_code);
+    /* table_op: one successful local read (SELECT on a user table) or write
+     * (once per table a statement or batch wrote) with its latency in µs,
+     * from the request's start to its answer (fsync included in batch and
+     * group commitlog modes). */
+    void (*table_op)(void *ctx, const uint8_t table_id[16], bool write, int64_t latency_us);
 } cql_exec_observer;
 void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o);
 

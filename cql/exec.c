@@ -66,6 +66,11 @@ cql_executor *cql_exec_base(cql_exec *ex) { return &ex->base; }
 void cql_exec_set_server(cql_exec *ex, cql_server *srv) { ex->srv = srv; }
 void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o) { ex->obs = *o; }
 
+void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us)
+{
+    if (ex->obs.table_op) ex->obs.table_op(ex->obs.ctx, table_id, write, sib_now_us() - start_us);
+}
+
 int64_t exec_next_timestamp(cql_exec *ex)
 {
     int64_t now = sib_now_us();

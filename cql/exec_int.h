@@ -102,6 +102,10 @@ int exec_resolve_table(exec_ctx *c, const cql_qname *q, const sib_table **out, s
 /* The keyspace's replication as a coordinator strategy. */
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err);
 
+/* Reports a finished read or write of table_id to the observer (metrics);
+ * start_us is the request's start (exec_ctx.now_us). */
+void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us);
+
 /* Prepared cache lookup (NULL when unknown) and the Unprepared error. */
 exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len);
 int exec_unprepared(const uint8_t *id, size_t len, sib_err *err);

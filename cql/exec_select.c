@@ -748,8 +748,16 @@ void exec_select(exec_ctx *c, const cql_select *s)
         inited = true;
         rc = run_init(&run, c, t, s, &err);
     }
-    if (!rc) rc = sib_table_kind_of(t) == SIB_TABLE_USER ? select_user(&run, &err) : select_system(&run, &err);
+    /* c (in the request arena) is gone once the reply is sent: keep what
+     * the metrics need. */
+    cql_exec *ex = c->ex;
+    int64_t start_us = c->now_us;
+    uint8_t table_id[16];
+    bool user = !rc && sib_table_kind_of(t) == SIB_TABLE_USER;
+    if (user) memcpy(table_id, sib_table_id(t), 16);
+    if (!rc) rc = user ? select_user(&run, &err) : select_system(&run, &err);
     if (inited) run_free(&run);
+    if (!rc && user) exec_note_table_op(ex, table_id, false, start_us);
     if (rc == SIB_ECORRUPT || rc == SIB_EIO) {
         /* A damaged or unreadable SSTable: the replica failed the read, as
          * Cassandra reports it (ReadFailure), with the file named in the

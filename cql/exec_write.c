@@ -568,11 +568,41 @@ static int build_modification(exec_ctx *c, const cql_stmt *s, int64_t batch_ts, 
 
 /* ---- apply ---- */
 
+/* What a pending write reports once durable: the request context and the
+ * distinct tables it wrote (for per-table metrics). */
+typedef struct write_done {
+    exec_ctx *c;
+    size_t ntables;
+    uint8_t (*tables)[16];
+} write_done;
+
 static void on_write_durable(void *ctx, int rc, const sib_err *err)
 {
-    exec_ctx *c = ctx;
-    if (rc) exec_reply_err(c, err);
-    else cql_reply_void(c->req);
+    write_done *d = ctx;
+    exec_ctx *c = d->c;
+    if (rc) { exec_reply_err(c, err); return; }
+    cql_exec *ex = c->ex;
+    int64_t start = c->now_us;
+    for (size_t i = 0; i < d->ntables; i++) exec_note_table_op(ex, d->tables[i], true, start);
+    cql_reply_void(c->req); /* frees c and d */
+}
+
+/* The distinct tables of ms, in the request arena (NULL on OOM: then no
+ * per-table metrics for this write, nothing else changes). */
+static write_done *new_write_done(exec_ctx *c, const mutset *ms)
+{
+    write_done *d = sib_arena_alloc(c->arena, sizeof *d);
+    if (!d) return NULL;
+    d->c = c;
+    d->ntables = 0;
+    d->tables = sib_arena_alloc(c->arena, 16 * (ms->n + 1));
+    for (size_t i = 0; d->tables && i < ms->n; i++) {
+        const uint8_t *id = sib_table_id(ms->tables[i]);
+        bool seen = false;
+        for (size_t j = 0; j < d->ntables && !seen; j++) seen = !memcmp(d->tables[j], id, 16);
+        if (!seen) memcpy(d->tables[d->ntables++], id, 16);
+    }
+    return d;
 }
 
 /* Checks the consistency level for every partition, then applies all the
@@ -590,7 +620,9 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl)
     if (!rc && ms->n) {
         const sib_keyspace *ks = sib_catalog_keyspace(c->ex->cat, sib_table_keyspace(ms->tables[0]));
         unsigned flags = ks && !sib_keyspace_durable_writes(ks) ? ST_APPLY_NO_COMMITLOG : 0;
-        rc = storage_apply_ex(c->ex->st, ms->m, ms->n, flags, on_write_durable, c, &err);
+        write_done *d = new_write_done(c, ms);
+        if (!d) rc = sib_err_set(&err, SIB_ENOMEM, "write");
+        else rc = storage_apply_ex(c->ex->st, ms->m, ms->n, flags, on_write_durable, d, &err);
         mutset_free(ms);
         if (rc) exec_reply_err(c, &err);
         return;

@@ -169,7 +169,8 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
 {
     n->metrics = admin_metrics_create();
     if (!n->metrics) return sib_err_set(err, SIB_ENOMEM, "metrics");
-    cql_exec_observer ob = {.ctx = n->metrics, .request = admin_metrics_on_request, .error = admin_metrics_on_error};
+    cql_exec_observer ob = {.ctx = n->metrics, .request = admin_metrics_on_request, .error = admin_metrics_on_error,
+                            .table_op = admin_metrics_on_table_op};
     cql_exec_set_observer(n->ex, &ob);
     admin_node_info ai = {.native_port = n->cfg.native_transport_port, .tokens = n->tokens, .ntokens = n->ntokens,
                           .generation = generation};

@@ -361,6 +361,12 @@ static void print_table_stats(FILE *out, const json_t *tb)
     fprintf(out, "\t\tMemtable row count: %lld\n", jint(tb, "memtable_row_count"));
     fprintf(out, "\t\tMemtable data size: %lld\n", jint(tb, "memtable_data_size"));
     fprintf(out, "\t\tMemtable switch count: %lld\n", jint(tb, "memtable_switch_count"));
+    fprintf(out, "\t\tLocal read count: %lld\n", jint(tb, "local_read_count"));
+    fprintf(out, "\t\tLocal read latency: %.3f ms\n", jnum(tb, "local_read_latency_ms"));
+    fprintf(out, "\t\tLocal read latency p50/p99: %.3f / %.3f ms\n", jnum(tb, "local_read_p50_ms"), jnum(tb, "local_read_p99_ms"));
+    fprintf(out, "\t\tLocal write count: %lld\n", jint(tb, "local_write_count"));
+    fprintf(out, "\t\tLocal write latency: %.3f ms\n", jnum(tb, "local_write_latency_ms"));
+    fprintf(out, "\t\tLocal write latency p50/p99: %.3f / %.3f ms\n", jnum(tb, "local_write_p50_ms"), jnum(tb, "local_write_p99_ms"));
     fprintf(out, "\t\tBloom filter false positives: %lld\n", jint(tb, "bloom_filter_false_positives"));
     fprintf(out, "\t\tDroppable tombstone ratio: %.5f\n", jnum(tb, "droppable_tombstone_ratio"));
     fprintf(out, "\n");

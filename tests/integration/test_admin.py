@@ -101,6 +101,8 @@ def test_metrics_count_requests_and_errors(node, session, ks):
     assert metric(after, "sibyl_cql_request_latency_seconds_bucket", op="execute", le="+Inf") == count >= 20
     assert metric(after, "sibyl_connected_clients") >= 1
     assert metric(after, "sibyl_table_partitions", keyspace=ks, table="t") == 20
+    assert metric(after, "sibyl_table_writes_total", keyspace=ks, table="t") == 20
+    assert metric(after, "sibyl_table_reads_total", keyspace=ks, table="t") == 1
     assert metric(after, "sibyl_memtable_bytes") > 0
     assert metric(after, "sibyl_commitlog_bytes_written_total") > metric(before, "sibyl_commitlog_bytes_written_total")
 
@@ -147,6 +149,9 @@ def test_tablestats_and_describering(node, session, ks, tool):
     assert "\t\tTable: t\n" in out
     assert "\t\tNumber of partitions (estimate): 20\n" in out
     assert "\t\tSSTable count: 0\n" in out
+    assert "\t\tLocal write count: 20\n" in out          # fill(): 20 INSERTs
+    assert "\t\tLocal read count: 1\n" in out            # and one SELECT
+    assert re.search(r"\t\tLocal write latency: \d+\.\d{3} ms\n", out), out
     everything = tool("tablestats").stdout
     assert "Keyspace : system_schema\n" in everything and "Keyspace : %s\n" % ks in everything
     missing = tool("tablestats", "%s.nope" % ks, check=False)
