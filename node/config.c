@@ -44,41 +44,47 @@ void node_config_defaults(node_config *c)
     c->batch_size_fail_threshold = 50u << 10;
 }
 
-int node_parse_duration_ms(const char *s, long unit_ms, long *out)
+/* A number with an optional unit suffix (cassandra.yaml 4.1 spellings); a
+ * bare number is in `bare` units. The tables map suffixes to multipliers. */
+typedef struct unit_name {
+    const char *a, *b;
+    double mult;
+} unit_name;
+
+static const unit_name DURATION_UNITS[] = {
+    {"ms", "milliseconds", 1}, {"s", "seconds", 1000}, {"m", "minutes", 60000},
+    {"h", "hours", 3600000}, {"d", "days", 86400000}, {"us", "microseconds", 0.001},
+};
+static const unit_name SIZE_UNITS[] = {
+    {"B", "bytes", 1}, {"KiB", "KB", 1024.0}, {"MiB", "MB", 1024.0 * 1024}, {"GiB", "GB", 1024.0 * 1024 * 1024},
+};
+
+static int parse_with_unit(const char *s, double bare, const unit_name *units, size_t nunits, double *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (end == s || errno || v < 0) return -1;
     while (*end == ' ') end++;
-    double mult;
-    if (!*end) mult = (double)unit_ms;
-    else if (!strcasecmp(end, "ms") || !strcasecmp(end, "milliseconds")) mult = 1;
-    else if (!strcasecmp(end, "s") || !strcasecmp(end, "seconds")) mult = 1000;
-    else if (!strcasecmp(end, "m") || !strcasecmp(end, "minutes")) mult = 60000;
-    else if (!strcasecmp(end, "h") || !strcasecmp(end, "hours")) mult = 3600000;
-    else if (!strcasecmp(end, "d") || !strcasecmp(end, "days")) mult = 86400000;
-    else if (!strcasecmp(end, "us") || !strcasecmp(end, "microseconds")) mult = 0.001;
-    else return -1;
-    *out = (long)(v * mult);
+    if (!*end) { *out = v * bare; return 0; }
+    for (size_t i = 0; i < nunits; i++)
+        if (!strcasecmp(end, units[i].a) || !strcasecmp(end, units[i].b)) { *out = v * units[i].mult; return 0; }
+    return -1;
+}
+
+int node_parse_duration_ms(const char *s, long unit_ms, long *out)
+{
+    double v;
+    if (parse_with_unit(s, (double)unit_ms, DURATION_UNITS, SIB_ARRAY_LEN(DURATION_UNITS), &v)) return -1;
+    *out = (long)v;
     return 0;
 }
 
 int node_parse_size(const char *s, size_t unit, size_t *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || v < 0) return -1;
-    while (*end == ' ') end++;
-    double mult;
-    if (!*end) mult = (double)unit;
-    else if (!strcasecmp(end, "B") || !strcasecmp(end, "bytes")) mult = 1;
-    else if (!strcasecmp(end, "KiB") || !strcasecmp(end, "KB")) mult = 1024.0;
-    else if (!strcasecmp(end, "MiB") || !strcasecmp(end, "MB")) mult = 1024.0 * 1024;
-    else if (!strcasecmp(end, "GiB") || !strcasecmp(end, "GB")) mult = 1024.0 * 1024 * 1024;
-    else return -1;
-    *out = (size_t)(v * mult);
+    double v;
+    if (parse_with_unit(s, (double)unit, SIZE_UNITS, SIB_ARRAY_LEN(SIZE_UNITS), &v)) return -1;
+    *out = (size_t)v;
     return 0;
 }
 
