@@ -15,10 +15,13 @@
  * one blob column: put = one mutation {pk = the 16-byte key, row "", cell
  * column 1 = the 100-byte value} through storage_apply; get = st_read of the
  * partition. memtable_heap_space 64 MiB, 4 KiB blocks, LZ4, bloom fp chance
- * 0.0082 (10 bits/key). Flush = storage_flush of everything (blocks until the
- * SSTables are live); there is no compaction yet, so settle is a no-op.
- * Write amplification = bytes of SSTable files written by flushes (all of
- * them are still on disk: nothing deletes SSTables) / (N_put * 116).
+ * 0.0082 (10 bits/key), SizeTieredCompactionStrategy with its defaults on one
+ * compaction thread, unthrottled (RocksDB's compactions are not throttled
+ * either). Settle = storage_flush of everything (blocks until the SSTables
+ * are live), then storage_compaction_wait (blocks until no compaction is
+ * queued, running or due). Write amplification = (bytes of every SSTable
+ * component written by flushes + by compactions, from storage_get_stats) /
+ * (N_put * 116).
  *
  * RocksDB (when built with SIB_HAVE_ROCKSDB): LZ4, 64 MiB write buffer,
  * 4 KiB blocks, 10 bits/key bloom, 64 MiB LRU block cache, WAL on without
@@ -225,7 +228,8 @@ static int sib_settle(void *h)
     sib_eng *e = h;
     sib_err err;
     int rc = storage_flush(e->s, NULL, NULL, NULL, &err); /* no loop: returns once live */
-    if (rc) fprintf(stderr, "sibyl: flush: %s\n", err.msg);
+    if (!rc) rc = storage_compaction_wait(e->s, NULL, NULL, &err); /* blocks until settled */
+    if (rc) fprintf(stderr, "sibyl: settle: %s\n", err.msg);
     return rc;
 }
 
@@ -237,10 +241,14 @@ static void sib_finish(void *h, eng_result *r)
     r->wal_bytes = st.cl_bytes_written;
     char p[4200];
     snprintf(p, sizeof p, "%s/data", e->data);
-    r->flush_bytes = tree_bytes(p, true); /* every SSTable ever flushed is still there */
+    r->flush_bytes = st.flush_bytes + st.compaction_bytes_written;
     r->disk_bytes = tree_bytes(e->data, false);
-    printf("RESULT engine=sibyl sstables=%llu sstable_data_bytes=%llu\n", (unsigned long long)st.sstables,
-           (unsigned long long)st.sstable_bytes);
+    printf("RESULT engine=sibyl sstables=%llu sstable_data_bytes=%llu flushes=%llu flush_bytes=%llu "
+           "compactions=%llu compaction_bytes_read=%llu compaction_bytes_written=%llu sstable_tree_bytes=%llu\n",
+           (unsigned long long)st.sstables, (unsigned long long)st.sstable_bytes, (unsigned long long)st.flushes,
+           (unsigned long long)st.flush_bytes, (unsigned long long)st.compactions,
+           (unsigned long long)st.compaction_bytes_read, (unsigned long long)st.compaction_bytes_written,
+           (unsigned long long)tree_bytes(p, true));
 }
 
 static int run_sibyl(const char *dir, uint64_t n, eng_result *r)
@@ -259,6 +267,7 @@ static int run_sibyl(const char *dir, uint64_t n, eng_result *r)
     o.memtable_heap_space = 64u << 20;
     o.sstable_block_size = 4096;
     o.bloom_filter_fp_chance = 0.0082; /* 10 bits per key */
+    o.compaction_throughput_mib = -1;  /* unthrottled, as RocksDB */
     sib_err err;
     if (storage_open(&e.s, &o, &err) || storage_replay(e.s, NULL, &err)) {
         fprintf(stderr, "sibyl: open: %s\n", err.msg);

@@ -63,6 +63,7 @@ struct sstable {
     sst_bloom bloom;
     sst_stats st;
     uint8_t *statbuf;
+    int64_t created_s;
 };
 
 typedef struct sample { const uint8_t *ck; uint32_t cklen; uint64_t off; } sample;
@@ -377,6 +378,8 @@ int sst_open(sstable **out, const char *dir, uint64_t gen, sib_err *err)
         (rc = open_stats(s, err)) || (rc = map_file(s->dfd, s->data_path, &s->dmap, &s->dsize, err)) ||
         (rc = map_file(s->ifd, s->index_path, &s->imap, &s->isize, err)))
         goto fail;
+    struct stat dst;
+    s->created_s = fstat(s->dfd, &dst) ? 0 : (int64_t)dst.st_mtime;
     if (!(s->vblk = calloc(s->nchunks / 64 + 1, 8)) || !(s->vpage = calloc(s->nsum / 64 + 1, 8))) {
         rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
         goto fail;
@@ -388,16 +391,19 @@ fail:
     return rc;
 }
 
-void sst_ref(sstable *s) { s->refs++; }
-void sst_mark_obsolete(sstable *s) { s->obsolete = true; }
+/* Atomic: compaction workers open partitions of live SSTables while the
+ * loop takes and drops its own references. */
+void sst_ref(sstable *s) { __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED); }
+void sst_mark_obsolete(sstable *s) { __atomic_store_n(&s->obsolete, true, __ATOMIC_RELEASE); }
 const sst_stats *sst_get_stats(const sstable *s) { return &s->st; }
 uint64_t sst_gen(const sstable *s) { return s->gen; }
 const char *sst_data_path(const sstable *s) { return s->data_path; }
+int64_t sst_created(const sstable *s) { return s->created_s; }
 bool sst_may_contain(const sstable *s, int64_t token) { return sst_bloom_test(&s->bloom, token); }
 
 void sst_unref(sstable *s)
 {
-    if (!s || --s->refs > 0) return;
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
     if (s->dfd >= 0) close(s->dfd);
     if (s->ifd >= 0) close(s->ifd);
     if (s->dmap) munmap((void *)s->dmap, s->dsize ? (size_t)s->dsize : 1);
@@ -637,6 +643,38 @@ void sst_part_close(sst_part *p)
 }
 
 sst_del sst_part_deletion(const sst_part *p) { return p->pdel; }
+uint64_t sst_part_size(const sst_part *p) { return p->size; }
+
+/* ---- offline verification ---- */
+
+int sst_verify(sstable *s, uint64_t *blocks, sib_err *err)
+{
+    uint64_t n = 0;
+    uint8_t *buf = malloc(s->block_size ? s->block_size : 1);
+    if (!buf) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    int rc = 0;
+    for (size_t i = 0; !rc && i < s->nchunks; i++, n++) {
+        uint64_t off = s->chunks[i], end = i + 1 < s->nchunks ? s->chunks[i + 1] : s->table_off;
+        if (end <= off + 12 || end - off > SST_MAX_BLOCK + 12 || end > s->dsize) {
+            rc = corrupt(s, err, "block table", off);
+            break;
+        }
+        const uint8_t *z = s->dmap + off;
+        uint32_t slen = get_be32(z), ulen = get_be32(z + 4), sn = slen & ~SST_BLOCK_RAW;
+        if (sn != end - off - 12 || ulen > s->block_size) rc = corrupt(s, err, "block", off);
+        else if (sib_crc32c(0, z + 12, sn) != get_be32(z + 8)) rc = corrupt(s, err, "block (crc mismatch)", off);
+        else if (slen & SST_BLOCK_RAW ? sn != ulen
+                                      : LZ4_decompress_safe((const char *)z + 12, (char *)buf, (int)sn, (int)ulen) != (int)ulen)
+            rc = corrupt(s, err, "block (bad LZ4 data)", off);
+    }
+    free(buf);
+    for (size_t i = 0; !rc && i < s->nsum; i++, n++) {
+        sib_rd r;
+        rc = read_page(s, i, &r, err);
+    }
+    if (blocks) *blocks = n;
+    return rc;
+}
 size_t sst_part_rts(const sst_part *p, const sst_rt **rts)
 {
     *rts = p->rts;

@@ -150,6 +150,12 @@ void sst_mark_obsolete(sstable *s);
 const sst_stats *sst_get_stats(const sstable *s);
 uint64_t sst_gen(const sstable *s);
 const char *sst_data_path(const sstable *s);
+/* Creation time of Data.db (its mtime, seconds since the epoch). */
+int64_t sst_created(const sstable *s);
+/* Reads every Data block (crc + decompression) and every Index page (crc):
+ * 0, or SIB_ECORRUPT naming the file and offset of the first bad one.
+ * *blocks (may be NULL) = blocks + pages checked. For offline verification. */
+int sst_verify(sstable *s, uint64_t *blocks, sib_err *err);
 
 /* Bloom filter: false means the partition is certainly absent. */
 bool sst_may_contain(const sstable *s, int64_t token);
@@ -157,6 +163,8 @@ bool sst_may_contain(const sstable *s, int64_t token);
 /* Looks a partition up: *out NULL if absent. The part holds a reference. */
 int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out, sib_err *err);
 void sst_part_close(sst_part *p);
+/* Logical (uncompressed) bytes of the partition in Data.db. */
+uint64_t sst_part_size(const sst_part *p);
 sst_del sst_part_deletion(const sst_part *p);
 size_t sst_part_rts(const sst_part *p, const sst_rt **rts);
 const sst_row *sst_part_static(const sst_part *p); /* NULL if none */

@@ -9,15 +9,26 @@
  * Worker: walks the frozen memtable (immutable: only the loop writes, and
  * only to active memtables) in partition/row order and writes generation
  * `gen` with clpos = bound (sstable.h writes the TOC last), then opens it.
- * Cells already shadowed by their row's or partition's deletion in the same
- * memtable are dropped (the deletion itself is kept, so this is safe). Then
+ * Rows go through compaction.h's cm_row_compact with nothing purgeable
+ * (the one shadowing/LWW implementation reads and compaction share): what a
+ * deletion of the same memtable shadows is dropped, the deletion itself is
+ * kept, so this is safe. Then
  * it queues the job as done and wakes the loop (ev_async; without a loop the
  * caller polls).
  *
  * Completion (loop thread, st_flusher_poll): the SSTable goes live at the
  * head of t->ssts, the frozen st_mem leaves the list (readers holding a
- * reference keep it), t->flushed advances, flush requests whose sequence is
- * reached get their callback, and commitlog segments are released. A flush
+ * reference keep it), t->flushed advances, the table's compaction strategy
+ * is asked for work (compact.c), flush requests whose sequence is reached
+ * get their callback, and commitlog segments are released.
+ *
+ * The same FIFO thread also runs unlinks (deleted SSTables, released
+ * segments), snapshot hard links (auto_snapshot) and the rmdir of a dropped
+ * table's directory, in the order they were queued: links before the
+ * unlinks of the files they keep, the rmdir after the unlinks. Loading a
+ * table whose directory is gone (an rmdir of a drop raced a re-creation)
+ * recreates it. Unfinished compactions (their txn logs) are rolled forward
+ * or back before a table directory is scanned. A flush
  * of a memtable that a truncate/drop discarded meanwhile is deleted. A
  * failed flush (e.g. disk full) leaves its memtable frozen and readable, its
  * segments kept, and is retried by the next freeze of that table.
@@ -52,8 +63,11 @@ typedef struct fl_job {
     int rc;
     sib_err err;
     sstable *sst;
-    char **paths;
+    uint64_t bytes; /* all components written */
+    char **paths;   /* unlink these (or, with links, link paths[i] -> links[i]) */
+    char **links;
     size_t npaths;
+    char *rmdir;    /* then remove this directory (empty or not there) */
     struct fl_job *next;
 } fl_job;
 
@@ -106,63 +120,32 @@ void st_mem_unref(st_mem *m)
 
 /* ---- writing a memtable ---- */
 
+/* Rows go through cm_row_compact with nothing purgeable (compaction.h):
+ * what the memtable's own deletions shadow is dropped, the deletions stay;
+ * a partition whose content all went is not written. */
 typedef struct conv {
-    sst_cell *cells;
-    size_t cap;
-    sst_cdel *cdels;
-    size_t capd;
+    mt_rowview view;
+    cm_rowmerge m;
+    sst_rt *rts;
+    size_t caprts;
 } conv;
 
-static int conv_row(conv *c, const mt_row *r, bool is_static, sst_del pdel, sst_row *out)
+static int write_row(sst_writer *w, conv *c, const mt_row *r, bool is_static, sst_del pdel, const sst_rt *rts,
+                     size_t nrt, bool *hdr, sst_del wpdel, const sst_rt *wrts, size_t nw, const mt_part *p,
+                     sib_err *err)
 {
-    if (r->ncells > c->cap) {
-        sst_cell *n = realloc(c->cells, r->ncells * sizeof *n);
-        if (!n) return SIB_ENOMEM;
-        c->cells = n;
-        c->cap = r->ncells;
+    sst_row in, out;
+    cm_purge none = cm_purge_none();
+    if (!mt_row_view(&c->view, r, is_static, &in)) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+    int k = cm_row_compact(&c->m, &none, &in, cm_active_deletion(pdel, rts, nrt, in.ck, in.cklen, is_static), &out);
+    if (k < 0) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+    if (!k) return 0;
+    if (!*hdr) {
+        *hdr = true;
+        int rc = sst_write_partition(w, p->pk, p->e.keylen, wpdel, wrts, nw, err);
+        if (rc) return rc;
     }
-    uint32_t nd = r->cdels ? r->cdels[0].col : 0;
-    if (nd > c->capd) {
-        sst_cdel *n = realloc(c->cdels, nd * sizeof *n);
-        if (!n) return SIB_ENOMEM;
-        c->cdels = n;
-        c->capd = nd;
-    }
-    sst_del rd = {r->del_ts, r->e.aux};
-    int64_t shadow = pdel.ts;
-    if (rd.ts != ST_NO_TIMESTAMP && rd.ts > shadow) shadow = rd.ts;
-    memset(out, 0, sizeof *out);
-    out->ck = r->ck;
-    out->cklen = r->e.keylen;
-    out->is_static = is_static;
-    out->marker_ts = r->marker_ts;
-    out->marker_ttl = r->marker_ttl;
-    out->marker_ldt = r->marker_ldt;
-    if (out->marker_ts != ST_NO_TIMESTAMP && out->marker_ts <= shadow) out->marker_ts = ST_NO_TIMESTAMP;
-    out->del = rd.ts == ST_NO_TIMESTAMP ? (sst_del){SST_NO_TS, SST_NO_LDT} : rd;
-    for (uint32_t i = 0; i < nd; i++) {
-        c->cdels[i].col = r->cdels[i + 1].col;
-        c->cdels[i].del = (sst_del){r->cdels[i + 1].del.ts, r->cdels[i + 1].del.ldt};
-    }
-    out->cdels = c->cdels;
-    out->ncdels = nd;
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < r->ncells; i++) {
-        const mt_cell *m = r->cells[i];
-        if (m->ts <= shadow) continue;
-        sst_cell *x = &c->cells[k++];
-        x->col = m->col;
-        x->path = m->data;
-        x->pathlen = m->pathlen;
-        x->val = m->data + m->pathlen;
-        x->vlen = m->vlen;
-        x->ts = m->ts;
-        x->ttl = m->ttl;
-        x->ldt = m->ldt;
-    }
-    out->cells = c->cells;
-    out->ncells = k;
-    return 0;
+    return sst_write_row(w, &out, err);
 }
 
 static int write_part(sst_writer *w, conv *c, const mt_part *p, sib_err *err)
@@ -170,28 +153,32 @@ static int write_part(sst_writer *w, conv *c, const mt_part *p, sib_err *err)
     sst_del pdel = {p->del_ts, p->e.aux};
     if (pdel.ts == ST_NO_TIMESTAMP) pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
     uint32_t nrt = p->x ? p->x->nrt : 0;
-    sst_rt *rts = nrt ? calloc(nrt, sizeof *rts) : NULL;
-    if (nrt && !rts) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+    if (nrt > c->caprts) {
+        sst_rt *n = realloc(c->rts, nrt * sizeof *n);
+        if (!n) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+        c->rts = n;
+        c->caprts = nrt;
+    }
     for (uint32_t i = 0; i < nrt; i++) {
         const mt_rt *m = &p->x->rts[i];
-        rts[i].start = (sst_bound){m->start.key, m->start.len, m->start.incl, m->start.unbounded};
-        rts[i].end = (sst_bound){m->end.key, m->end.len, m->end.incl, m->end.unbounded};
-        rts[i].del = (sst_del){m->del.ts, m->del.ldt};
+        c->rts[i].start = (sst_bound){m->start.key, m->start.len, m->start.incl, m->start.unbounded};
+        c->rts[i].end = (sst_bound){m->end.key, m->end.len, m->end.incl, m->end.unbounded};
+        c->rts[i].del = (sst_del){m->del.ts, m->del.ldt};
     }
-    int rc = sst_write_partition(w, p->pk, p->e.keylen, pdel, rts, nrt, err);
-    free(rts);
-    sst_row row;
-    if (!rc && p->x && p->x->static_row) {
-        if (conv_row(c, p->x->static_row, true, pdel, &row)) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
-        rc = sst_write_row(w, &row, err);
-    }
+    cm_purge none = cm_purge_none();
+    sst_del wpdel = pdel;
+    const sst_rt *wrts;
+    size_t nw;
+    if (cm_part_compact(&c->m, &none, &wpdel, c->rts, nrt, &wrts, &nw))
+        return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+    bool hdr = wpdel.ts != SST_NO_TS || nw;
+    int rc = hdr ? sst_write_partition(w, p->pk, p->e.keylen, wpdel, wrts, nw, err) : 0;
+    if (!rc && p->x && p->x->static_row)
+        rc = write_row(w, c, p->x->static_row, true, pdel, c->rts, nrt, &hdr, wpdel, wrts, nw, p, err);
     bt_cur cur;
-    for (bt_first(&p->rows, &cur); !rc && bt_cur_valid(&cur); bt_cur_next(&cur)) {
-        if (conv_row(c, (const mt_row *)bt_cur_get(&cur), false, pdel, &row))
-            return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
-        rc = sst_write_row(w, &row, err);
-    }
-    return rc ? rc : sst_write_partition_end(w, err);
+    for (bt_first(&p->rows, &cur); !rc && bt_cur_valid(&cur); bt_cur_next(&cur))
+        rc = write_row(w, c, (const mt_row *)bt_cur_get(&cur), false, pdel, c->rts, nrt, &hdr, wpdel, wrts, nw, p, err);
+    return rc || !hdr ? rc : sst_write_partition_end(w, err);
 }
 
 static void run_flush(fl_job *j)
@@ -199,15 +186,22 @@ static void run_flush(fl_job *j)
     sst_writer *w = NULL;
     conv c = {0};
     j->wo.expected_keys = j->m->mt.parts.count;
+    /* a drop of an earlier table with this id queued an rmdir before us (same
+     * FIFO thread): the directory may be gone by now */
+    if (mkdir(j->dir, 0755) && errno != EEXIST) {
+        j->rc = sib_err_errno(&j->err, "flush: mkdir %s", j->dir);
+        return;
+    }
     j->rc = sst_writer_create(&w, j->dir, j->gen, &j->wo, &j->err);
     bt_cur cur;
     if (!j->rc) bt_first(&j->m->mt.parts, &cur);
     for (; !j->rc && bt_cur_valid(&cur); bt_cur_next(&cur)) j->rc = write_part(w, &c, (const mt_part *)bt_cur_get(&cur), &j->err);
-    if (!j->rc) j->rc = sst_writer_finish(w, NULL, &j->err);
+    if (!j->rc) j->rc = sst_writer_finish(w, &j->bytes, &j->err);
     sst_writer_destroy(w);
     if (!j->rc) j->rc = sst_open(&j->sst, j->dir, j->gen, &j->err);
-    free(c.cells);
-    free(c.cdels);
+    mt_rowview_free(&c.view);
+    cm_rowmerge_free(&c.m);
+    free(c.rts);
 }
 
 /* ---- the worker ---- */
@@ -232,6 +226,37 @@ static void unlink_all(char **paths, size_t n)
     }
 }
 
+/* Snapshot links: a missing source (component not written) is skipped;
+ * each target directory is created first. */
+static void link_all(char **src, char **dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *slash = strrchr(dst[i], '/');
+        if (slash) {
+            *slash = 0;
+            char *p = dst[i];
+            for (char *q = strchr(p + 1, '/'); q; q = strchr(q + 1, '/')) {
+                *q = 0;
+                mkdir(p, 0755);
+                *q = '/';
+            }
+            mkdir(p, 0755);
+            *slash = '/';
+        }
+        if (link(src[i], dst[i])) { /* a component that was never written: nothing to keep */
+        }
+    }
+    if (n) {
+        char *slash = strrchr(dst[0], '/');
+        if (slash) {
+            *slash = 0;
+            int fd = open(dst[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0) fsync(fd), close(fd);
+            *slash = '/';
+        }
+    }
+}
+
 static void *fl_main(void *arg)
 {
     st_flusher *f = arg;
@@ -245,7 +270,9 @@ static void *fl_main(void *arg)
         f->running++;
         pthread_mutex_unlock(&f->mu);
         if (j->m) run_flush(j);
-        unlink_all(j->paths, j->npaths);
+        if (j->links) link_all(j->paths, j->links, j->npaths);
+        else unlink_all(j->paths, j->npaths);
+        if (j->rmdir) rmdir(j->rmdir);
         pthread_mutex_lock(&f->mu);
         f->running--;
         j->next = f->done;
@@ -285,8 +312,13 @@ int st_flusher_start(st_flusher **out, storage *s, struct ev_loop *loop, sib_err
 
 static void job_free(fl_job *j)
 {
-    for (size_t i = 0; i < j->npaths; i++) free(j->paths[i]);
+    for (size_t i = 0; i < j->npaths; i++) {
+        free(j->paths[i]);
+        if (j->links) free(j->links[i]);
+    }
     free(j->paths);
+    free(j->links);
+    free(j->rmdir);
     free(j->dir);
     free(j);
 }
@@ -315,6 +347,34 @@ void st_flusher_unlink(st_flusher *f, char **paths, size_t n)
         return;
     }
     j->paths = paths;
+    j->npaths = n;
+    enqueue(f, j);
+}
+
+void st_flusher_rmdir(st_flusher *f, char *path)
+{
+    fl_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        rmdir(path);
+        free(path);
+        return;
+    }
+    j->rmdir = path;
+    enqueue(f, j);
+}
+
+void st_flusher_link(st_flusher *f, char **src, char **dst, size_t n)
+{
+    fl_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        link_all(src, dst, n);
+        for (size_t i = 0; i < n; i++) free(src[i]), free(dst[i]);
+        free(src);
+        free(dst);
+        return;
+    }
+    j->paths = src;
+    j->links = dst;
     j->npaths = n;
     enqueue(f, j);
 }
@@ -370,7 +430,7 @@ static void frozen_remove(st_table *t, st_mem *m)
     }
 }
 
-static int ssts_insert(st_table *t, sstable *sst)
+int st_ssts_insert(st_table *t, sstable *sst)
 {
     if (t->nssts == t->capssts) {
         size_t cap = t->capssts ? t->capssts * 2 : 8;
@@ -403,12 +463,14 @@ static void complete(st_flusher *f, fl_job *j)
     if (j->rc) {
         sib_log(log, SIB_ERROR, "flush: %s; the memtable stays frozen and is retried by the next flush",
                 j->err.msg);
-    } else if (!t || j->m->dropped || ssts_insert(t, j->sst)) {
+    } else if (!t || j->m->dropped || st_ssts_insert(t, j->sst)) {
         st_sst_delete(s, j->dir, j->sst); /* truncated or dropped meanwhile */
         if (t) frozen_remove(t, j->m);
     } else {
         sib_log(log, SIB_DEBUG, "flush: %s is live", sst_data_path(j->sst));
         frozen_remove(t, j->m);
+        st_note_flush(s, t, j->bytes);
+        st_compaction_check(s, t);
     }
     st_mem_unref(j->m); /* the job's reference */
 }
@@ -535,13 +597,18 @@ int st_table_load(storage *s, st_table *t, sib_err *err)
     if (mkdir(t->dir, 0755) && errno != EEXIST) return sib_err_errno(err, "storage: mkdir %s", t->dir);
     uint64_t *gens, maxg;
     size_t n;
-    int rc = sst_dir_scan(t->dir, &gens, &n, &maxg, storage_get_opts(s)->log, err);
+    /* unfinished compactions first: they decide which generations are live */
+    int rc = cm_txn_recover(t->dir, storage_get_opts(s)->log, NULL, err);
+    if (rc) return rc;
+    rc = sst_dir_scan(t->dir, &gens, &n, &maxg, storage_get_opts(s)->log, err);
+    if (rc && errno == ENOENT && !mkdir(t->dir, 0755)) /* an rmdir queued by a drop of this id ran */
+        rc = sst_dir_scan(t->dir, &gens, &n, &maxg, storage_get_opts(s)->log, err);
     if (rc) return rc;
     t->next_gen = maxg + 1;
     for (size_t i = 0; !rc && i < n; i++) {
         sstable *sst;
         if ((rc = sst_open(&sst, t->dir, gens[i], err))) break;
-        if (ssts_insert(t, sst)) {
+        if (st_ssts_insert(t, sst)) {
             sst_unref(sst);
             rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
         }

@@ -19,6 +19,8 @@
  */
 #include "storage_int.h"
 
+#include <stdlib.h>
+
 #define MT_ARENA_CHUNK (1u << 20)
 
 int memtable_init(memtable *mt)
@@ -348,4 +350,52 @@ int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err)
     if (rc == SIB_ENOMEM) return sib_err_set(err, rc, "storage: memtable out of memory");
     if (rc < 0) return sib_err_set(err, rc, "storage: corrupt mutation");
     return 0;
+}
+
+/* ---- rows as sst_row (read path, flush) ---- */
+
+static bool view_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap * 2 : 16;
+    while (c < need) c *= 2;
+    void *n = realloc(*p, c * elem);
+    if (!n) return false;
+    *p = n;
+    *cap = c;
+    return true;
+}
+
+bool mt_row_view(mt_rowview *v, const mt_row *r, bool is_static, sst_row *o)
+{
+    uint32_t nd = r->cdels ? r->cdels[0].col : 0;
+    if (!view_grow((void **)&v->cells, &v->capcells, r->ncells, sizeof *v->cells) ||
+        !view_grow((void **)&v->cdels, &v->capcdels, nd, sizeof *v->cdels))
+        return false;
+    memset(o, 0, sizeof *o);
+    o->ck = r->ck;
+    o->cklen = r->e.keylen;
+    o->is_static = is_static;
+    o->marker_ts = r->marker_ts;
+    o->marker_ttl = r->marker_ttl;
+    o->marker_ldt = r->marker_ldt;
+    o->del = r->del_ts == ST_NO_TIMESTAMP ? (sst_del){SST_NO_TS, SST_NO_LDT} : (sst_del){r->del_ts, r->e.aux};
+    for (uint32_t i = 0; i < nd; i++)
+        v->cdels[i] = (sst_cdel){r->cdels[i + 1].col, {r->cdels[i + 1].del.ts, r->cdels[i + 1].del.ldt}};
+    for (uint32_t i = 0; i < r->ncells; i++) {
+        const mt_cell *c = r->cells[i];
+        v->cells[i] = (sst_cell){c->col, c->pathlen, c->vlen, c->data, c->data + c->pathlen, c->ts, c->ttl, c->ldt};
+    }
+    o->cells = v->cells;
+    o->ncells = r->ncells;
+    o->cdels = v->cdels;
+    o->ncdels = nd;
+    return true;
+}
+
+void mt_rowview_free(mt_rowview *v)
+{
+    free(v->cells);
+    free(v->cdels);
+    memset(v, 0, sizeof *v);
 }

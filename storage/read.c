@@ -10,9 +10,10 @@
  * Merge: per slice, each source is positioned (memtable B+tree seek, SSTable
  * clustering-index seek; reversed reads walk back) and the rows come out in
  * clustering order by a k-way pick of the smallest (largest when reversed)
- * key. Rows with equal keys from several sources are reconciled: superseding
- * marker, row deletion and complex deletions, and per (column, path) the
- * superseding cell (sst_cell_supersedes, Cassandra's LWW). Then the row is
+ * key. Rows with equal keys from several sources are reconciled by
+ * cm_merge_rows (compaction.h: the one LWW merge flush and compaction use
+ * too): superseding marker, row deletion and complex deletions, and per
+ * (column, path) the superseding cell (sst_cell_supersedes). Then the row is
  * evaluated as Cassandra does: the active deletion is the superseding one of
  * (partition deletion of any source, every covering range tombstone of any
  * source, the row deletion); a marker or cell is live iff above it, not a
@@ -38,10 +39,7 @@ typedef struct src {
     sst_part *sp;   /* SSTable source */
     sst_row row;    /* current row (valid when has) */
     bool has, consumed, skip; /* skip: its clustering range misses every slice */
-    sst_cell *cells; /* memtable row conversion scratch */
-    size_t capcells;
-    sst_cdel *cdels;
-    size_t capcdels;
+    mt_rowview view; /* memtable row conversion scratch */
 } src;
 
 struct st_iter {
@@ -58,10 +56,7 @@ struct st_iter {
     uint8_t *last;
     size_t lastlen, lastcap;
     bool has_last;
-    sst_cell *mc;   /* merged cells */
-    size_t capmc;
-    sst_cdel *md;
-    size_t capmd;
+    cm_rowmerge rm; /* merged rows (compaction.h: the one LWW merge) */
     st_cell_view *cv;
     size_t cvcap;
     int status;
@@ -84,32 +79,7 @@ static mt_bound to_mt(const sst_bound *b) { return (mt_bound){b->key, b->len, b-
 
 /* ---- memtable rows as sst_row ---- */
 
-static bool mem_row(src *s, const mt_row *r, bool is_static)
-{
-    uint32_t nd = r->cdels ? r->cdels[0].col : 0;
-    if (!grow((void **)&s->cells, &s->capcells, r->ncells, sizeof *s->cells) ||
-        !grow((void **)&s->cdels, &s->capcdels, nd, sizeof *s->cdels))
-        return false;
-    sst_row *o = &s->row;
-    memset(o, 0, sizeof *o);
-    o->ck = r->ck;
-    o->cklen = r->e.keylen;
-    o->is_static = is_static;
-    o->marker_ts = r->marker_ts;
-    o->marker_ttl = r->marker_ttl;
-    o->marker_ldt = r->marker_ldt;
-    o->del = (sst_del){r->del_ts, r->e.aux};
-    for (uint32_t i = 0; i < nd; i++) s->cdels[i] = (sst_cdel){r->cdels[i + 1].col, {r->cdels[i + 1].del.ts, r->cdels[i + 1].del.ldt}};
-    for (uint32_t i = 0; i < r->ncells; i++) {
-        const mt_cell *c = r->cells[i];
-        s->cells[i] = (sst_cell){c->col, c->pathlen, c->vlen, c->data, c->data + c->pathlen, c->ts, c->ttl, c->ldt};
-    }
-    o->cells = s->cells;
-    o->ncells = r->ncells;
-    o->cdels = s->cdels;
-    o->ncdels = nd;
-    return true;
-}
+static bool mem_row(src *s, const mt_row *r, bool is_static) { return mt_row_view(&s->view, r, is_static, &s->row); }
 
 /* ---- opening ---- */
 
@@ -236,20 +206,15 @@ void st_iter_destroy(st_iter *it)
         src *s = &it->srcs[i];
         st_mem_unref(s->m);
         sst_part_close(s->sp);
-        free(s->cells);
-        free(s->cdels);
+        mt_rowview_free(&s->view);
     }
-    for (size_t i = 0; it->stat && i < it->nsrc; i++) {
-        free(it->stat[i].cells);
-        free(it->stat[i].cdels);
-    }
+    for (size_t i = 0; it->stat && i < it->nsrc; i++) mt_rowview_free(&it->stat[i].view);
     free(it->stat);
     free(it->pick);
     free(it->srcs);
     free(it->rts);
     free(it->last);
-    free(it->mc);
-    free(it->md);
+    cm_rowmerge_free(&it->rm);
     free(it->cv);
     free(it);
 }
@@ -330,65 +295,10 @@ static int src_advance(st_iter *it, src *s)
 
 /* ---- merge + evaluation ---- */
 
-static int cell_key_cmp(const sst_cell *a, const sst_cell *b)
-{
-    if (a->col != b->col) return a->col < b->col ? -1 : 1;
-    size_t n = SIB_MIN(a->pathlen, b->pathlen);
-    int c = n ? memcmp(a->path, b->path, n) : 0;
-    return c ? c : (a->pathlen < b->pathlen ? -1 : a->pathlen > b->pathlen);
-}
-
-static int cell_sort_cmp(const void *x, const void *y) { return cell_key_cmp(x, y); }
-
-static bool marker_supersedes(const sst_row *a, const sst_row *b)
-{
-    if (b->marker_ts == SST_NO_TS) return true;
-    if (a->marker_ts != b->marker_ts) return a->marker_ts > b->marker_ts;
-    if ((a->marker_ttl > 0) != (b->marker_ttl > 0)) return a->marker_ttl > 0;
-    return a->marker_ldt > b->marker_ldt;
-}
-
-/* Reconciles rows[0..n) (same key) into *out, using it's scratch. */
+/* Reconciles rows[0..n) (same key) into *out (compaction.h's merge). */
 static int merge_rows(st_iter *it, const sst_row **rows, size_t n, sst_row *out)
 {
-    *out = *rows[0];
-    if (n == 1) return 0;
-    size_t nc = 0, nd = 0;
-    for (size_t i = 0; i < n; i++) nc += rows[i]->ncells, nd += rows[i]->ncdels;
-    if (!grow((void **)&it->mc, &it->capmc, nc, sizeof *it->mc) || !grow((void **)&it->md, &it->capmd, nd, sizeof *it->md))
-        return SIB_ENOMEM;
-    nc = nd = 0;
-    for (size_t i = 0; i < n; i++) {
-        const sst_row *r = rows[i];
-        if (i && r->marker_ts != SST_NO_TS && marker_supersedes(r, out)) {
-            out->marker_ts = r->marker_ts;
-            out->marker_ttl = r->marker_ttl;
-            out->marker_ldt = r->marker_ldt;
-        }
-        if (i && r->del.ts != SST_NO_TS && sst_del_supersedes(r->del, out->del)) out->del = r->del;
-        for (uint32_t k = 0; k < r->ncdels; k++) {
-            size_t j = 0;
-            while (j < nd && it->md[j].col != r->cdels[k].col) j++;
-            if (j == nd) it->md[nd++] = r->cdels[k];
-            else if (sst_del_supersedes(r->cdels[k].del, it->md[j].del)) it->md[j].del = r->cdels[k].del;
-        }
-        if (r->ncells) memcpy(it->mc + nc, r->cells, r->ncells * sizeof *it->mc);
-        nc += r->ncells;
-    }
-    if (nc > 1) qsort(it->mc, nc, sizeof *it->mc, cell_sort_cmp);
-    size_t k = 0;
-    for (size_t i = 0; i < nc; i++) {
-        if (k && !cell_key_cmp(&it->mc[k - 1], &it->mc[i])) {
-            if (sst_cell_supersedes(&it->mc[i], &it->mc[k - 1])) it->mc[k - 1] = it->mc[i];
-        } else {
-            it->mc[k++] = it->mc[i];
-        }
-    }
-    out->cells = it->mc;
-    out->ncells = (uint32_t)k;
-    out->cdels = it->md;
-    out->ncdels = (uint32_t)nd;
-    return 0;
+    return cm_merge_rows(&it->rm, rows, n, out);
 }
 
 static int64_t cdel_ts(const sst_row *r, uint32_t col)

@@ -89,6 +89,12 @@ typedef struct storage_opts {
     size_t memtable_heap_space;
     size_t sstable_block_size;     /* 0 -> 16 KiB (uncompressed, before LZ4) */
     double bloom_filter_fp_chance; /* 0 -> 0.01 */
+    /* Compaction (only with data_dir; see "compaction" below). */
+    int concurrent_compactors;     /* worker threads; 0 -> 1 */
+    int compaction_throughput_mib; /* MiB/s over all tasks; 0 -> 64; < 0 -> unthrottled
+                                    * (cassandra.yaml's compaction_throughput: 0) */
+    bool auto_snapshot;            /* truncate/drop hard-link the SSTables into
+                                    * <table dir>/snapshots/<truncated|dropped>-<ms>/ first */
 } storage_opts;
 
 /* Opens the commitlog directory (creates a fresh segment for new writes; old
@@ -271,12 +277,62 @@ bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int6
 int st_scan_status(const st_scan *sc, sib_err *err);
 void st_scan_destroy(st_scan *sc);
 
+/* ---- compaction -------------------------------------------------------------
+ *
+ * Each table is compacted by its strategy (SizeTieredCompactionStrategy, see
+ * compaction.h) on worker threads (concurrent_compactors) as flushes add
+ * SSTables; inputs are replaced by the output atomically on disk (a
+ * transaction log rolled forward or back at startup) and in the read path
+ * (completion on the loop via ev_async). Tombstones and expired cells are
+ * purged after gc_grace_seconds when no SSTable outside the compaction nor
+ * any memtable may hold older data for their partition. A truncate or drop
+ * cancels the table's compactions: their outputs are discarded. Nothing is
+ * compacted before storage_replay is over (a replayed write may be older
+ * than a tombstone: it must be in a memtable for the purge check). */
+
+/* Sets a table's compaction map (CQL `compaction`: 'class', 'min_threshold',
+ * ...; n = 0 keeps the defaults) and gc_grace_seconds (< 0: keep the
+ * current value; the default is 864000). SIB_ECONFIG (err says why) leaves
+ * the options unchanged. Strategies other than STCS are accepted and run as
+ * STCS. Call on the loop thread (executor: create/load/alter table). */
+int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
+                         int32_t gc_grace_seconds, sib_err *err);
+
+/* Major compaction (nodetool compact) of one table (NULL: every table): all
+ * its SSTables into one, once the compactions running on it are done. done
+ * (may be NULL) runs on the loop when every table asked is done, with the
+ * first error; without a loop this blocks and calls done before returning.
+ * SIB_EINVAL without a data_dir. */
+int storage_compact(storage *s, const uint8_t table_id[16], st_done_fn done, void *ctx, sib_err *err);
+/* done runs once no compaction is queued or running and none is due (the
+ * strategies are asked again first): "settled". Blocks without a loop. */
+int storage_compaction_wait(storage *s, st_done_fn done, void *ctx, sib_err *err);
+/* compaction_throughput at run time (nodetool setcompactionthroughput):
+ * MiB/s, 0 = unthrottled. */
+void storage_set_compaction_throughput(storage *s, int mib_per_s);
+
+typedef struct st_compaction_info {
+    uint8_t table_id[16];
+    uint64_t bytes_done, bytes_total; /* logical input bytes merged / to merge */
+    size_t ninputs;
+    bool major, tombstone; /* nodetool compact / single-SSTable tombstone compaction */
+} st_compaction_info;
+/* The running and queued compactions (up to max); returns how many exist. */
+size_t storage_compaction_progress(storage *s, st_compaction_info *out, size_t max);
+
 /* ---- stats ----------------------------------------------------------------- */
 
 typedef struct st_table_stats {
     size_t memtable_bytes; /* arena bytes held */
     uint64_t partitions, rows, cells;
     int64_t min_ts, max_ts; /* over everything written (ST_NO_TIMESTAMP if empty) */
+    uint64_t sstables, sstable_bytes; /* live SSTables, their Data.db bytes */
+    /* since the table was opened; bytes are all components. Write
+     * amplification = (flush_bytes + compaction_bytes_written) / user bytes */
+    uint64_t flushes, flush_bytes;
+    uint64_t compactions, compaction_bytes_read, compaction_bytes_written;
+    uint64_t tombstones_purged;
+    uint64_t compactions_running; /* queued or running */
 } st_table_stats;
 void st_table_get_stats(const st_table *t, st_table_stats *out);
 
@@ -293,6 +349,11 @@ typedef struct storage_stats {
     uint64_t sstables;         /* live SSTables over all tables */
     uint64_t sstable_bytes;    /* their Data.db bytes on disk */
     uint64_t flushes_pending;  /* frozen memtables not yet live as SSTables */
+    /* since open, over all tables (dropped ones included) */
+    uint64_t flushes, flush_bytes;
+    uint64_t compactions, compaction_bytes_read, compaction_bytes_written, compactions_failed;
+    uint64_t compactions_running; /* queued or running */
+    uint64_t compaction_bytes_done, compaction_bytes_total; /* progress of those */
 } storage_stats;
 void storage_get_stats(storage *s, storage_stats *out);
 

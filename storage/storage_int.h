@@ -8,12 +8,15 @@
  *   store.c      the storage object: tables, apply, replay, truncate/drop, stats
  *   flush.c      freezing memtables, the flush worker thread, SSTable sets,
  *                commitlog segment release
+ *   compact.c    the compaction manager: strategy checks, worker threads,
+ *                atomic replacement in the read path, major compaction, stats
  */
 #ifndef SIB_STORAGE_INT_H
 #define SIB_STORAGE_INT_H
 
-#include "storage.h"
+#include "compaction.h"
 #include "sstable.h"
+#include "storage.h"
 
 #include <pthread.h>
 
@@ -185,6 +188,11 @@ typedef struct memtable {
     int64_t min_ts, max_ts;
 } memtable;
 
+/* A memtable row as an sst_row (cells/cdels in caller-grown scratch). */
+typedef struct mt_rowview { sst_cell *cells; size_t capcells; sst_cdel *cdels; size_t capcdels; } mt_rowview;
+bool mt_row_view(mt_rowview *v, const mt_row *r, bool is_static, sst_row *out);
+void mt_rowview_free(mt_rowview *v);
+
 int memtable_init(memtable *mt);
 void memtable_free(memtable *mt);
 /* Applies one validated serialized mutation (after its header). */
@@ -219,6 +227,17 @@ struct st_table {
     uint64_t srcver;    /* bumped whenever mem/frozen/ssts change */
     uint64_t dirty_seg; /* last commitlog segment marked dirty for this table */
     struct storage *s;
+    /* compaction (compact.c) */
+    cm_options copts;   /* strategy options + gc_grace_seconds */
+    uint64_t uid;       /* storage-unique, for this st_table object's life */
+    uint64_t epoch;     /* storage-unique; renewed by truncate: older jobs are discarded */
+    size_t cm_jobs;     /* queued or running on this table */
+    uint64_t major_asked, major_done; /* major compaction sequence numbers */
+    int64_t cm_retry_ns; /* after a failure, no new job before this (monotonic) */
+    int64_t tomb_retry_ns; /* after a tombstone compaction that purged nothing */
+    sstable **suspect;   /* failed a compaction as corrupt: never compacted again (referenced) */
+    size_t nsuspect;
+    uint64_t flushes, flush_bytes, compactions, cm_bytes_read, cm_bytes_written, purged;
 };
 
 /* LWW helpers shared with read.c */
@@ -301,11 +320,37 @@ void st_table_drop_ssts(st_table *t, sst_clpos upto); /* sstables with clpos <= 
 void st_sst_delete(storage *s, const char *dir, sstable *sst);
 void st_release_segments(storage *s);
 
+int st_ssts_insert(st_table *t, sstable *sst);
+/* Queues an rmdir of path after the unlinks queued so far (takes path). */
+void st_flusher_rmdir(st_flusher *f, char *path);
+/* Queues hard links src[i] -> dst[i] before anything queued later (takes all). */
+void st_flusher_link(st_flusher *f, char **src, char **dst, size_t n);
+
+/* ---- compaction manager (compact.c) -------------------------------------- */
+
+typedef struct st_compactor st_compactor;
+int st_compactor_start(st_compactor **out, storage *s, struct ev_loop *loop, sib_err *err);
+/* Cancels running jobs, waits for the workers, completes what finished. */
+void st_compactor_stop(st_compactor *c);
+void st_compactor_poll(st_compactor *c);
+/* Asks t's strategy for work (after a flush, a completion, new options). */
+void st_compaction_check(storage *s, st_table *t);
+/* Truncate/drop: cancels t's jobs (their outputs are discarded) and renews
+ * its epoch. */
+void st_compaction_reset(storage *s, st_table *t);
+/* Counters of storage_stats kept across drops (flush.c adds flushes). */
+void st_note_flush(storage *s, st_table *t, uint64_t bytes);
+void st_compaction_running(storage *s, const st_table *t, uint64_t *running);
+
 /* storage internals flush.c needs (store.c) */
 const storage_opts *storage_get_opts(const storage *s);
 clog *storage_clog(storage *s);
 st_flusher *storage_flusher(storage *s);
 st_table *storage_table_next(storage *s, size_t *i); /* iteration over tables */
+st_compactor *storage_compactor(storage *s); /* NULL until replay is over */
+st_compactor *storage_compactor_any(storage *s);
+uint64_t storage_next_epoch(storage *s);
+storage_stats *storage_totals(storage *s); /* flush/compaction counters */
 
 #define ST_ENTRY_VERSION 1
 enum { ST_ENTRY_MUTATIONS = 1, ST_ENTRY_TRUNCATE = 2, ST_ENTRY_DROP = 3 };

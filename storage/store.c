@@ -24,8 +24,14 @@
  * SSTables (flush.c), then opens the commitlog with segment ids above all
  * their recorded positions; replay skips what an SSTable already holds and
  * turns truncate/drop records into SSTable deletions (flush.c's header).
- * TRUNCATE/DROP at run time log their record first, then delete the
- * table's SSTables: a crash in between is repaired by replaying the record.
+ * TRUNCATE/DROP at run time log their record first, then (auto_snapshot:
+ * hard-link the SSTables into snapshots/ first) delete the table's SSTables
+ * and cancel its compactions: a crash in between is repaired by replaying
+ * the record. DROP also removes the table directory once it is empty.
+ *
+ * Compaction (compact.c) starts after the flush thread and stops before it;
+ * its counters (flush and compaction bytes) live in `totals` so write
+ * amplification survives dropped tables.
  */
 #define _GNU_SOURCE
 #include "storage_int.h"
@@ -40,6 +46,9 @@ struct storage {
     storage_opts o;
     clog *cl;
     st_flusher *fl;
+    st_compactor *cm;
+    uint64_t epochs;     /* table uid/epoch source */
+    storage_stats totals; /* flush/compaction counters that outlive tables */
     uint64_t applies;
     sst_clpos replay_pos; /* position of the entry being replayed */
     bool replayed, written; /* replay must come first, and once */
@@ -90,6 +99,9 @@ st_table *storage_table(storage *s, const uint8_t id[16])
     if (!(t = calloc(1, sizeof *t))) return NULL;
     memcpy(t->id, id, 16);
     t->s = s;
+    t->uid = ++s->epochs;
+    t->epoch = ++s->epochs;
+    cm_options_default(&t->copts);
     sib_err err;
     if (!(t->mem = st_mem_create()) || st_table_load(s, t, &err)) {
         if (t->mem) sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
@@ -116,6 +128,8 @@ static void table_free(st_table *t)
         st_mem_unref(m);
     }
     for (size_t i = 0; i < t->nssts; i++) sst_unref(t->ssts[i]);
+    for (size_t i = 0; i < t->nsuspect; i++) sst_unref(t->suspect[i]);
+    free(t->suspect);
     free(t->ssts);
     free(t->dir);
     free(t);
@@ -136,11 +150,13 @@ static void map_remove(storage *s, const uint8_t id[16])
     }
 }
 
-/* Truncate at position upto: memtables go, SSTables up to it are deleted. */
+/* Truncate at position upto: memtables go, SSTables up to it are deleted,
+ * running compactions are cancelled (their outputs are discarded). */
 static int table_clear(st_table *t, sst_clpos upto)
 {
     st_mem *fresh = st_mem_create();
     if (!fresh) return SIB_ENOMEM;
+    st_compaction_reset(t->s, t);
     st_mem_unref(t->mem);
     t->mem = fresh;
     for (st_mem *m = t->frozen, *n; m; m = n) {
@@ -157,6 +173,13 @@ static int table_clear(st_table *t, sst_clpos upto)
 const storage_opts *storage_get_opts(const storage *s) { return &s->o; }
 clog *storage_clog(storage *s) { return s->cl; }
 st_flusher *storage_flusher(storage *s) { return s->fl; }
+/* No compaction before replay is over: a replayed write may be older than a
+ * tombstone a compaction would purge (client timestamps), and the memtables
+ * must hold it for the purge check to see it. */
+st_compactor *storage_compactor(storage *s) { return s->written ? s->cm : NULL; }
+st_compactor *storage_compactor_any(storage *s) { return s->cm; }
+uint64_t storage_next_epoch(storage *s) { return ++s->epochs; }
+storage_stats *storage_totals(storage *s) { return &s->totals; }
 st_table *storage_table_next(storage *s, size_t *i)
 {
     while (*i < s->cap)
@@ -221,6 +244,7 @@ int storage_open(storage **out, const storage_opts *o, sib_err *err)
                     s->o.segment_size, o->loop, o->log, max_seg};
     if ((rc = clog_open(&s->cl, &co, err))) goto fail;
     if (s->o.data_dir && (rc = st_flusher_start(&s->fl, s, o->loop, err))) goto fail;
+    if (s->o.data_dir && (rc = st_compactor_start(&s->cm, s, o->loop, err))) goto fail;
     *out = s;
     return 0;
 fail:
@@ -231,6 +255,7 @@ fail:
 void storage_close(storage *s)
 {
     if (!s) return;
+    st_compactor_stop(s->cm); /* cancels running compactions (inputs stay live) */
     st_flusher_stop(s->fl); /* running flushes finish and go live first */
     clog_close(s->cl);
     for (size_t i = 0; i < s->cap; i++)
@@ -291,7 +316,13 @@ static int replay_entry(storage *s, const uint8_t *p, size_t n, sib_err *err)
         return SIB_ECORRUPT;
     st_table *t = storage_table_find(s, id);
     if (t && table_clear(t, s->replay_pos)) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
-    if (kind == ST_ENTRY_DROP && t && !t->nssts) map_remove(s, id);
+    if (kind == ST_ENTRY_DROP && t && !t->nssts) {
+        if (t->dir && s->fl) { /* replay re-created it: startup, so wait for the unlinks */
+            st_flusher_drain(s->fl);
+            rmdir(t->dir);
+        }
+        map_remove(s, id);
+    }
     return 0;
 }
 
@@ -323,6 +354,8 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err)
     replay_ctx c = {s, stats};
     int rc = clog_replay(s->cl, replay_cb, &c, stats, err);
     s->written = true; /* replay is over: apply_one stops skipping */
+    size_t ti = 0;
+    for (st_table *t; s->cm && (t = storage_table_next(s, &ti));) st_compaction_check(s, t); /* loaded backlog */
     sib_log(s->o.log, SIB_INFO,
             "storage: replay done: %llu segments, %llu entries, %llu mutations, %llu bad segments",
             (unsigned long long)stats->segments, (unsigned long long)stats->entries,
@@ -368,6 +401,7 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
     s->written = true;
     if (s->fl && !s->o.loop) {
         st_flusher_poll(s->fl);
+        st_compactor_poll(s->cm);
         if (st_flusher_inflight(s->fl) > 2) st_flusher_drain(s->fl); /* back-pressure without a loop */
     }
     if (logged) {
@@ -414,12 +448,42 @@ static int log_table_op(storage *s, uint8_t kind, const uint8_t id[16], uint64_t
     return clog_entry_commit(s->cl, pos, err);
 }
 
+/* auto_snapshot: hard links of every live SSTable's files into
+ * <dir>/snapshots/<kind>-<ms>/, on the flush thread before the deletions
+ * queued after it. */
+static void snapshot(storage *s, st_table *t, const char *kind)
+{
+    if (!s->o.auto_snapshot || !t->dir || !t->nssts || !s->fl) return;
+    size_t n = t->nssts * 5, k = 0;
+    char **src = calloc(n, sizeof *src), **dst = calloc(n, sizeof *dst);
+    if (!src || !dst) goto fail;
+    long long ms = (long long)(sib_now_us() / 1000);
+    for (size_t i = 0; i < t->nssts; i++, k += 5) {
+        if (sst_files(t->dir, sst_gen(t->ssts[i]), src + k)) goto fail;
+        for (int c = 0; c < 5; c++) {
+            const char *base = strrchr(src[k + c], '/');
+            if (asprintf(&dst[k + c], "%s/snapshots/%s-%lld%s", t->dir, kind, ms, base) < 0) {
+                dst[k + c] = NULL;
+                goto fail;
+            }
+        }
+    }
+    st_flusher_link(s->fl, src, dst, n);
+    return;
+fail:
+    sib_log(s->o.log, SIB_ERROR, "storage: out of memory: no snapshot of %s", t->dir);
+    for (size_t i = 0; i < n && src && dst; i++) free(src[i]), free(dst[i]);
+    free(src);
+    free(dst);
+}
+
 int storage_table_truncate(storage *s, const uint8_t id[16], st_done_fn done, void *ctx, sib_err *err)
 {
     uint64_t pos;
     int rc = log_table_op(s, ST_ENTRY_TRUNCATE, id, &pos, err);
     if (rc) return rc;
     st_table *t = storage_table_find(s, id);
+    if (t) snapshot(s, t, "truncated");
     if (t && table_clear(t, clog_position(s->cl))) {
         if (done) done(ctx, SIB_ENOMEM, err);
         return 0;
@@ -434,8 +498,11 @@ int storage_table_drop(storage *s, const uint8_t id[16], st_done_fn done, void *
     if (rc) return rc;
     st_table *t = storage_table_find(s, id);
     if (t) {
+        snapshot(s, t, "dropped");
         table_clear(t, clog_position(s->cl));
-        if (t->dir) rmdir(t->dir); /* empty unless readers still hold SSTables */
+        /* after the unlinks queued by table_clear; a snapshot keeps it */
+        char *dir = t->dir && s->fl ? strdup(t->dir) : NULL;
+        if (dir) st_flusher_rmdir(s->fl, dir);
     }
     if (s->cap) map_remove(s, id);
     return clog_wait(s->cl, pos, done, ctx, err);
@@ -452,6 +519,15 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
     out->cells = mt->cells;
     out->min_ts = mt->min_ts;
     out->max_ts = mt->max_ts;
+    out->sstables = t->nssts;
+    out->sstable_bytes = 0;
+    out->flushes = t->flushes;
+    out->flush_bytes = t->flush_bytes;
+    out->compactions = t->compactions;
+    out->compaction_bytes_read = t->cm_bytes_read;
+    out->compaction_bytes_written = t->cm_bytes_written;
+    out->tombstones_purged = t->purged;
+    st_compaction_running(t->s, t, &out->compactions_running);
     for (st_mem *m = t->frozen; m; m = m->next) {
         out->memtable_bytes += sib_arena_used(m->mt.arena);
         if (m->mt.min_ts != ST_NO_TIMESTAMP && (out->min_ts == ST_NO_TIMESTAMP || m->mt.min_ts < out->min_ts))
@@ -460,6 +536,7 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
     }
     for (size_t i = 0; i < t->nssts; i++) {
         const sst_stats *st = sst_get_stats(t->ssts[i]);
+        out->sstable_bytes += st->data_file_bytes;
         if (st->min_ts != SST_NO_TS && (out->min_ts == ST_NO_TIMESTAMP || st->min_ts < out->min_ts))
             out->min_ts = st->min_ts;
         if (st->max_ts > out->max_ts) out->max_ts = st->max_ts;
@@ -468,7 +545,17 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
 
 void storage_get_stats(storage *s, storage_stats *out)
 {
-    memset(out, 0, sizeof *out);
+    *out = s->totals;
+    out->tables = out->memtable_bytes = 0;
+    out->partitions = out->rows = out->cells = out->sstables = out->sstable_bytes = out->flushes_pending = 0;
+    st_compaction_info ci[64];
+    size_t nci = storage_compaction_progress(s, ci, 64);
+    out->compactions_running = nci;
+    out->compaction_bytes_done = out->compaction_bytes_total = 0;
+    for (size_t i = 0; i < SIB_MIN(nci, 64); i++) {
+        out->compaction_bytes_done += ci[i].bytes_done;
+        out->compaction_bytes_total += ci[i].bytes_total;
+    }
     for (size_t i = 0; i < s->cap; i++) {
         st_table *t = s->map[i];
         if (!t) continue;

@@ -324,6 +324,10 @@ static void test_corrupted_block(void **state)
     sstable *s;
     sib_err err = {0};
     assert_int_equal(sst_open(&s, f->dir, 4, &err), 0);
+    /* the offline check finds it without any lookup */
+    uint64_t checked = 0;
+    assert_int_equal(sst_verify(s, &checked, &err), SIB_ECORRUPT);
+    assert_non_null(strstr(err.msg, "4-Data.db"));
     int bad = 0;
     for (int i = 0; i < n; i++) {
         sst_part *p = NULL;
@@ -338,6 +342,25 @@ static void test_corrupted_block(void **state)
         sst_part_close(p);
     }
     assert_true(bad >= 1 && bad < 20);
+    sst_unref(s);
+    free_keys(keys, n);
+}
+
+/* sst_verify reads every block and index page of a sound SSTable. */
+static void test_verify_sound(void **state)
+{
+    fx *f = *state;
+    const int n = 300;
+    char **keys = make_keys(n);
+    sst_writer_opts o = {.block_size = 512, .expected_keys = n};
+    write_rich(f->dir, 3, keys, n, &o);
+    sstable *s;
+    sib_err err = {0};
+    assert_int_equal(sst_open(&s, f->dir, 3, &err), 0);
+    uint64_t checked = 0;
+    assert_int_equal(sst_verify(s, &checked, &err), 0);
+    assert_true(checked > 10);
+    assert_true(sst_created(s) > 1600000000);
     sst_unref(s);
     free_keys(keys, n);
 }
@@ -410,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wide_partition_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupted_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leftovers_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_sound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

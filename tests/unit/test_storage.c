@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage.h"
@@ -1301,6 +1303,11 @@ static void test_merge_against_reference(void **state)
     sib_err err;
     assert_int_equal(storage_replay(ref, NULL, &err), 0);
     uint64_t rng = 42;
+    /* this reference reads at a fixed NOW in the past, while compaction turns
+     * cells expired by the real clock into tombstones: no compaction here
+     * (test_compaction compares compactions against a reference) */
+    static const char *const off_k[] = {"enabled"}, *const off_v[] = {"false"};
+    assert_int_equal(st_table_set_options(storage_table(f->s, T1), off_k, off_v, 1, -1, &err), 0);
     for (int round = 0; round < 8; round++) {
         storage *ss[2] = {ref, f->s};
         for (int i = 0; i < 400; i++) random_op(ss, 2, &rng);
@@ -1350,6 +1357,434 @@ static void test_flush_while_writing(void **state)
     assert_string_equal(get(f->s, "k019999", "", 1), "value-19999");
 }
 
+/* ---- compaction ---- */
+
+static void table_dir(const dfx *f, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/0102030405060708090a0b0c0d0e0f10", f->data);
+}
+
+static size_t count_suffix(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+    while (d && (de = readdir(d))) {
+        size_t l = strlen(de->d_name), k = strlen(suffix);
+        if (de->d_name[0] != '.' && l >= k && !strcmp(de->d_name + l - k, suffix)) n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static void wait_compactions(storage *s)
+{
+    cb_state cb = {0};
+    sib_err err;
+    assert_int_equal(storage_compaction_wait(s, on_done, &cb, &err), 0);
+    assert_int_equal(cb.calls, 1);
+}
+
+static void fill(storage *s, int from, int to, const char *val, int64_t ts)
+{
+    char pk[16];
+    for (int i = from; i < to; i++) {
+        snprintf(pk, sizeof pk, "k%04d", i);
+        put(s, pk, "r", 1, val, ts, 0, 0);
+    }
+}
+
+/* Four flushes make one size-tiered bucket: they become one SSTable, the
+ * newest values win, the stats give write amplification. */
+static void test_stcs_compacts_flushes(void **state)
+{
+    dfx *f = *state;
+    for (int round = 0; round < 4; round++) {
+        char v[16];
+        snprintf(v, sizeof v, "v%d", round);
+        fill(f->s, round * 50, round * 50 + 100, v, 10 + round);
+        flush_all(f->s);
+    }
+    wait_compactions(f->s);
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.sstables, 1);
+    assert_int_equal(ts.compactions, 1);
+    assert_int_equal(ts.flushes, 4);
+    assert_true(ts.flush_bytes > 0 && ts.compaction_bytes_written > 0 && ts.compaction_bytes_read > 0);
+    assert_int_equal(ts.compactions_running, 0);
+    storage_stats ss;
+    storage_get_stats(f->s, &ss);
+    assert_int_equal(ss.compactions, 1);
+    assert_int_equal(ss.flush_bytes, ts.flush_bytes);
+    assert_string_equal(get(f->s, "k0000", "r", 1), "v0");
+    assert_string_equal(get(f->s, "k0075", "r", 1), "v1");
+    assert_string_equal(get(f->s, "k0249", "r", 1), "v3");
+    char dir[256];
+    table_dir(f, dir, sizeof dir);
+    dreopen(f);
+    assert_int_equal(count_suffix(dir, "-TOC.txt"), 1);
+    assert_int_equal(count_suffix(dir, "-txn.log"), 0);
+    assert_string_equal(get(f->s, "k0125", "r", 1), "v2");
+    st_compaction_info ci[4];
+    assert_int_equal(storage_compaction_progress(f->s, ci, 4), 0);
+}
+
+/* gc_grace 0: a major compaction purges the tombstones and what they
+ * shadow; older data in a memtable blocks the purge (it would come back). */
+static void test_major_compaction_purges(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    int32_t now = (int32_t)time(NULL);
+    assert_int_equal(st_table_set_options(storage_table(f->s, T1), NULL, NULL, 0, 0, &err), 0);
+    fill(f->s, 0, 40, "live", 10);
+    flush_all(f->s);
+    for (int i = 0; i < 20; i++) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "k%04d", i);
+        del_cell(f->s, pk, "r", 1, 20, now - 10);
+    }
+    flush_all(f->s);
+    put(f->s, "k0005", "r", 1, "older-in-memtable", 5, 0, 0); /* shadowed by the tombstone at 20 */
+    cb_state cb = {0};
+    assert_int_equal(storage_compact(f->s, T1, on_done, &cb, &err), 0);
+    assert_int_equal(cb.calls, 1);
+    assert_int_equal(cb.rc, 0);
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.sstables, 1);
+    assert_int_equal(ts.tombstones_purged, 0); /* the memtable's min ts (5) is below every tombstone */
+    assert_null(get_at(f->s, "k0005", "r", 1, now));
+    flush_all(f->s);
+    assert_null(get_at(f->s, "k0005", "r", 1, now));
+    /* now nothing older remains outside: the purge happens */
+    cb = (cb_state){0};
+    assert_int_equal(storage_compact(f->s, NULL, on_done, &cb, &err), 0);
+    assert_int_equal(cb.rc, 0);
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_true(ts.tombstones_purged >= 20);
+    for (int i = 0; i < 40; i++) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "k%04d", i);
+        if (i < 20) assert_null(get_at(f->s, pk, "r", 1, now));
+        else assert_string_equal(get_at(f->s, pk, "r", 1, now), "live");
+    }
+    dreopen(f);
+    assert_null(get_at(f->s, "k0005", "r", 1, now));
+    assert_string_equal(get_at(f->s, "k0030", "r", 1, now), "live");
+}
+
+/* A compaction in flight on a truncated table: its output is discarded,
+ * nothing comes back, later writes stay. */
+static void test_truncate_during_compaction(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    for (int round = 0; round < 4; round++) {
+        fill(f->s, 0, 300, "before", 10 + round);
+        flush_all(f->s); /* the 4th queues a compaction on the worker */
+    }
+    assert_int_equal(storage_table_truncate(f->s, T1, NULL, NULL, &err), 0);
+    put(f->s, "after", "r", 1, "kept", 50, 0, 0);
+    wait_compactions(f->s);
+    assert_null(get(f->s, "k0001", "r", 1));
+    assert_string_equal(get(f->s, "after", "r", 1), "kept");
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.sstables, 0);
+    char dir[256];
+    table_dir(f, dir, sizeof dir);
+    dreopen(f);
+    assert_null(get(f->s, "k0001", "r", 1));
+    assert_string_equal(get(f->s, "after", "r", 1), "kept");
+    assert_int_equal(count_suffix(dir, "-txn.log"), 0);
+    assert_int_equal(count_suffix(dir, "-TOC.txt"), 0); /* "after" is in the commitlog only */
+}
+
+/* Disk full (a file-size limit) during a compaction: it fails cleanly, the
+ * inputs stay live and readable, and a later attempt succeeds. */
+static void test_compaction_disk_full(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    char big[200];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    for (int round = 0; round < 3; round++) {
+        fill(f->s, round * 200, round * 200 + 200, big, 10);
+        flush_all(f->s);
+    }
+    char dir[256];
+    table_dir(f, dir, sizeof dir);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 8192; /* the output's Data.db needs far more */
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    cb_state cb = {0};
+    assert_int_equal(storage_compact(f->s, T1, on_done, &cb, &err), 0);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(cb.calls, 1);
+    assert_int_not_equal(cb.rc, 0);
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.sstables, 3);
+    assert_int_equal(count_suffix(dir, "-TOC.txt"), 3);
+    assert_int_equal(count_suffix(dir, ".tmp"), 0);
+    assert_int_equal(count_suffix(dir, "-txn.log"), 0);
+    assert_string_equal(get(f->s, "k0450", "r", 1), big);
+    storage_stats ss;
+    storage_get_stats(f->s, &ss);
+    assert_int_equal(ss.compactions_failed, 1);
+    cb = (cb_state){0};
+    assert_int_equal(storage_compact(f->s, T1, on_done, &cb, &err), 0);
+    assert_int_equal(cb.rc, 0);
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.sstables, 1);
+    assert_string_equal(get(f->s, "k0450", "r", 1), big);
+}
+
+/* Options reach the strategy: min_threshold 2 compacts two flushes; a bad
+ * map is refused and changes nothing. */
+static void test_table_options(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    st_table *t = storage_table(f->s, T1);
+    const char *bk[] = {"class", "bucket_high"}, *bv[] = {"SizeTieredCompactionStrategy", "0.1"};
+    assert_int_equal(st_table_set_options(t, bk, bv, 2, 100, &err), SIB_ECONFIG);
+    const char *k[] = {"class", "min_threshold"}, *v[] = {"SizeTieredCompactionStrategy", "2"};
+    assert_int_equal(st_table_set_options(t, k, v, 2, 100, &err), 0);
+    fill(f->s, 0, 10, "a", 10);
+    flush_all(f->s);
+    fill(f->s, 5, 15, "b", 11);
+    flush_all(f->s);
+    wait_compactions(f->s);
+    st_table_stats ts;
+    st_table_get_stats(t, &ts);
+    assert_int_equal(ts.sstables, 1);
+    assert_string_equal(get(f->s, "k0007", "r", 1), "b");
+}
+
+/* DROP removes the table directory (once its files are gone); with
+ * auto_snapshot the SSTables survive as hard links under snapshots/. */
+static void test_drop_and_snapshot(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    char dir[256];
+    table_dir(f, dir, sizeof dir);
+    fill(f->s, 0, 10, "a", 10);
+    flush_all(f->s);
+    assert_int_equal(storage_table_drop(f->s, T1, NULL, NULL, &err), 0);
+    dreopen(f);
+    storage_close(f->s); /* the flush thread's queued unlinks and rmdir are done */
+    struct stat st;
+    assert_int_not_equal(stat(dir, &st), 0);
+    storage_opts o = {0};
+    o.commitlog_dir = f->cl;
+    o.data_dir = f->data;
+    o.auto_snapshot = true;
+    assert_int_equal(storage_open(&f->s, &o, &err), 0);
+    assert_int_equal(storage_replay(f->s, NULL, &err), 0);
+    fill(f->s, 0, 10, "b", 20);
+    flush_all(f->s);
+    assert_int_equal(storage_table_truncate(f->s, T1, NULL, NULL, &err), 0);
+    dreopen(f);
+    assert_null(get(f->s, "k0001", "r", 1));
+    char snap[300];
+    snprintf(snap, sizeof snap, "%s/snapshots", dir);
+    DIR *d = opendir(snap);
+    assert_non_null(d);
+    struct dirent *de;
+    char sub[600] = "";
+    while ((de = readdir(d)))
+        if (!strncmp(de->d_name, "truncated-", 10)) snprintf(sub, sizeof sub, "%s/%s", snap, de->d_name);
+    closedir(d);
+    assert_true(sub[0]);
+    assert_int_equal(count_suffix(sub, "-TOC.txt"), 1);
+    assert_int_equal(count_suffix(sub, "-Data.db"), 1);
+}
+
+/* Disk full during a flush: the flush fails cleanly (no SSTable, no tmp
+ * file), the memtable stays readable, the next flush retries it. */
+static void test_flush_disk_full(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    char big[200]; /* incompressible: LZ4 must not fit it under the limit */
+    uint64_t x = 7;
+    for (size_t i = 0; i < sizeof big - 1; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        big[i] = (char)('!' + (x >> 33) % 90);
+    }
+    big[sizeof big - 1] = 0;
+    fill(f->s, 0, 300, big, 10);
+    char dir[256];
+    table_dir(f, dir, sizeof dir);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 8192;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    cb_state cb = {0};
+    assert_int_equal(storage_flush(f->s, NULL, on_done, &cb, &err), 0);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(cb.calls, 1);
+    assert_int_not_equal(cb.rc, 0);
+    assert_int_equal(count_suffix(dir, "-TOC.txt"), 0);
+    assert_int_equal(count_suffix(dir, ".tmp"), 0);
+    assert_string_equal(get(f->s, "k0123", "r", 1), big);
+    flush_all(f->s); /* the retry */
+    assert_int_equal(count_suffix(dir, "-TOC.txt"), 1);
+    dreopen(f);
+    assert_string_equal(get(f->s, "k0299", "r", 1), big);
+}
+
+/* With a libev loop: a single SSTable made of gc-able tombstones is
+ * compacted alone (tombstone_threshold) on the worker, the completion comes
+ * back through ev_async, and nothing is left. */
+static void test_tombstone_compaction_loop(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    f->s = open_data(f, 0, loop);
+    sib_err err;
+    const char *k[] = {"tombstone_compaction_interval"}, *v[] = {"0"};
+    assert_int_equal(st_table_set_options(storage_table(f->s, T1), k, v, 1, 0, &err), 0);
+    int32_t now = (int32_t)time(NULL);
+    for (int i = 0; i < 50; i++) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "k%04d", i);
+        del_cell(f->s, pk, "r", 1, 20, now - 10);
+    }
+    cb_state cb = {0};
+    assert_int_equal(storage_flush(f->s, NULL, on_done, &cb, &err), 0);
+    while (!cb.calls) ev_run(loop, EVRUN_ONCE);
+    cb = (cb_state){0};
+    assert_int_equal(storage_compaction_wait(f->s, on_done, &cb, &err), 0);
+    while (!cb.calls) ev_run(loop, EVRUN_ONCE);
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.compactions, 1);
+    assert_true(ts.tombstones_purged >= 50);
+    assert_int_equal(ts.sstables, 0);
+    storage_close(f->s);
+    ev_loop_destroy(loop);
+    f->s = open_data(f, 0, NULL);
+    assert_null(get_at(f->s, "k0001", "r", 1, now));
+}
+
+/* DROP with a compaction in flight: it is cancelled or its output discarded,
+ * and the table directory goes once the files are gone. */
+static void test_drop_during_compaction(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    for (int round = 0; round < 4; round++) {
+        fill(f->s, 0, 400, "before-the-drop", 10 + round);
+        flush_all(f->s);
+    }
+    assert_int_equal(storage_table_drop(f->s, T1, NULL, NULL, &err), 0);
+    wait_compactions(f->s);
+    char dir[256];
+    table_dir(f, dir, sizeof dir);
+    dreopen(f);
+    storage_close(f->s); /* queued unlinks and rmdirs are done */
+    struct stat st;
+    assert_int_not_equal(stat(dir, &st), 0);
+    f->s = open_data(f, 0, NULL);
+    assert_null(get(f->s, "k0001", "r", 1)); /* (re-creates an empty table) */
+}
+
+/* kill -9 at a random moment of a compaction (or between its commit and the
+ * deletion of its inputs), many times: after a restart every value is the
+ * last one written, deleted cells stay deleted, no txn log or tmp file is
+ * left. The child writes and flushes everything first, then compacts; the
+ * parent kills it at a random delay. */
+static void crash_child(dfx *f, int wfd, int32_t now)
+{
+    storage *s = open_data(f, 0, NULL);
+    sib_err err;
+    const char *k[] = {"enabled"}, *v[] = {"false"}; /* only the majors below: six inputs */
+    st_table_set_options(storage_table(s, T1), k, v, 1, 0, &err);
+    char big[160];
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < 400; i++) {
+            char pk[16];
+            snprintf(pk, sizeof pk, "k%04d", i);
+            if (round == 5 && i % 3 == 0) {
+                del_cell(s, pk, "r", 1, 100 + round, now - 10);
+                continue;
+            }
+            snprintf(big, sizeof big, "r%d-%d-%0120d", round, i, i);
+            put(s, pk, "r", 1, big, 100 + round, 0, 0);
+        }
+        flush_all(s);
+    }
+    if (write(wfd, "r", 1) != 1) _exit(3);
+    for (int i = 0; i < 3; i++) storage_compact(s, NULL, NULL, NULL, &err);
+    _exit(0);
+}
+
+static void test_kill_during_compaction(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    f->s = NULL;
+    int32_t now = (int32_t)time(NULL);
+    uint64_t rng = 99;
+    char dir[256];
+    table_dir(f, dir, sizeof dir);
+    int mid = 0; /* kills that landed inside a compaction (not asserted: timing) */
+    for (int iter = 0; iter < 12; iter++) {
+        rm_tree(f->root);
+        mkdir(f->root, 0755);
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(p[0]);
+            crash_child(f, p[1], now);
+        }
+        close(p[1]);
+        char c;
+        assert_int_equal(read(p[0], &c, 1), 1);
+        close(p[0]);
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        usleep((useconds_t)((rng >> 33) % 30000));
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        size_t logs = count_suffix(dir, "-txn.log"), tocs = count_suffix(dir, "-TOC.txt");
+        mid += logs > 0;
+        fprintf(stderr, "kill after compaction start: %zu txn logs, %zu SSTables live on disk\n", logs, tocs);
+        f->s = open_data(f, 0, NULL);
+        wait_compactions(f->s); /* the loaded SSTables may start one at once */
+        assert_int_equal(count_suffix(dir, "-txn.log"), 0);
+        assert_int_equal(count_suffix(dir, ".tmp"), 0);
+        for (int i = 0; i < 400; i++) {
+            char pk[16], want[160];
+            snprintf(pk, sizeof pk, "k%04d", i);
+            snprintf(want, sizeof want, "r5-%d-%0120d", i, i);
+            const char *got = get_at(f->s, pk, "r", 1, now);
+            if (i % 3 == 0) assert_null(got);
+            else assert_string_equal(got, want);
+        }
+        storage_close(f->s);
+        f->s = NULL;
+    }
+    fprintf(stderr, "%d of 12 kills landed inside a compaction\n", mid);
+    f->s = open_data(f, 0, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1381,6 +1816,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupted_block_and_leftovers, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_merge_against_reference, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_flush_while_writing, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_stcs_compacts_flushes, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_major_compaction_purges, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_truncate_during_compaction, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_compaction_disk_full, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_flush_disk_full, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_tombstone_compaction_loop, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_drop_during_compaction, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_kill_during_compaction, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_table_options, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_drop_and_snapshot, dsetup, dteardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

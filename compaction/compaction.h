@@ -1,0 +1,210 @@
+/* compaction.h: merging SSTables: row reconciliation (shared by storage's
+ * read path, flush and compaction), tombstone/TTL purge, compaction
+ * strategies (STCS), the compaction task (N SSTables -> one) with its
+ * transaction log, and the throughput throttle.
+ *
+ * The module sits between storage/ and sstable/: it knows SSTables and their
+ * statistics, never memtables or the commitlog. Storage hands it what it
+ * needs about the rest of a table (the SSTables outside a compaction and the
+ * minimum timestamp of its memtables) for the purge check.
+ *
+ * Reconciliation is ONE implementation (cm_merge_rows, cm_row_compact): the
+ * read path merges the rows of its sources with cm_merge_rows; flush and
+ * compaction shadow and purge with cm_row_compact / cm_part_compact. The
+ * rules are shared/ref/compaction.md sections 5 and 6:
+ *   - cells: Cells.resolveRegular (sst_cell_supersedes); markers: higher ts,
+ *     then expiring over non-expiring, then the later expiry;
+ *   - a deletion shadows everything with ts <= its ts; the active deletion of
+ *     a row is the superseding one of partition deletion, covering range
+ *     tombstones and the row deletion; a row deletion or range tombstone not
+ *     superseding the partition deletion is dropped as shadowed;
+ *   - an expiring cell with now >= expiry becomes a tombstone (ts, expiry -
+ *     ttl); an expired marker stays a marker until purged;
+ *   - a tombstone (any scope) is purged iff ldt < gc_before (= now -
+ *     gc_grace_seconds) AND ts < max_purgeable, the minimum timestamp over
+ *     the SSTables outside the compaction whose key range and bloom filter
+ *     admit the partition and over the memtables (+inf when none).
+ *
+ * Transaction log (task.c) makes the replacement of inputs by outputs atomic
+ * on disk; see the table there. Threads: tasks run on storage's compaction
+ * workers; everything else here is pure or takes its own lock (throttle).
+ */
+#ifndef SIB_COMPACTION_H
+#define SIB_COMPACTION_H
+
+#include "common.h"
+#include "sstable.h"
+
+#include <pthread.h>
+
+/* ---- row reconciliation and purge (merge.c) -------------------------------- */
+
+/* Scratch owned by the caller; reused across calls, freed by cm_rowmerge_free.
+ * Rows produced point into it (or into the input rows) until the next call. */
+typedef struct cm_rowmerge {
+    sst_cell *mc, *oc; /* merged cells, compacted cells */
+    size_t capmc, capoc;
+    sst_cdel *md, *od;
+    size_t capmd, capod;
+    sst_rt *rts;
+    size_t caprts;
+} cm_rowmerge;
+void cm_rowmerge_free(cm_rowmerge *m);
+
+/* Reconciles rows[0..n) (same clustering key) into *out: superseding marker,
+ * row deletion, complex deletions, and per (column, path) the superseding
+ * cell. Cells of out are sorted by (col, path). SIB_ENOMEM or 0. */
+int cm_merge_rows(cm_rowmerge *m, const sst_row *const *rows, size_t n, sst_row *out);
+/* Marker of a wins over marker of b (b without a marker always loses). */
+bool cm_marker_supersedes(const sst_row *a, const sst_row *b);
+int cm_cell_key_cmp(const sst_cell *a, const sst_cell *b);
+
+/* Purge context of one partition. max_purgeable is computed on first need by
+ * mp_fn (NULL: +inf), so partitions without gc-able tombstones cost nothing. */
+typedef struct cm_purge {
+    int32_t now;       /* expiring cells with now >= expiry become tombstones; INT32_MIN: never */
+    int32_t gc_before; /* tombstones with ldt < gc_before are gc-able; INT32_MIN: nothing is */
+    int64_t (*mp_fn)(void *arg);
+    void *mp_arg;
+    bool mp_known;
+    int64_t mp;
+    uint64_t purged; /* tombstones/expired cells dropped (stats) */
+} cm_purge;
+/* The nothing-is-purged context (flush). */
+cm_purge cm_purge_none(void);
+/* True iff a tombstone (ts, ldt) may be dropped. */
+bool cm_purgeable(cm_purge *p, int64_t ts, int32_t ldt);
+
+/* Partition level: the partition deletion and range tombstones as they are
+ * written (shadowed range tombstones dropped, gc-able ones purged). *out_rts
+ * points into m. Returns SIB_ENOMEM or 0. */
+int cm_part_compact(cm_rowmerge *m, cm_purge *p, sst_del *pdel, const sst_rt *rts, size_t nrt, const sst_rt **out_rts,
+                    size_t *out_nrt);
+/* The deletion covering clustering key ck: the superseding one of pdel and
+ * the range tombstones containing ck (rts as given, purged or not). */
+sst_del cm_active_deletion(sst_del pdel, const sst_rt *rts, size_t nrt, const uint8_t *ck, size_t cklen,
+                           bool is_static);
+/* Row level: drops what `active` (and the row's own deletions) shadow,
+ * turns expired cells into tombstones and purges gc-able tombstones.
+ * Returns 1 when *out has anything left to write, 0 when the row vanishes,
+ * SIB_ENOMEM. out's arrays live in m until the next cm_row_compact. */
+int cm_row_compact(cm_rowmerge *m, cm_purge *p, const sst_row *in, sst_del active, sst_row *out);
+
+/* ---- options and strategies (stcs.c) -------------------------------------- */
+
+typedef enum { CM_STCS = 0 } cm_kind;
+
+/* A table's compaction options (CQL `compaction` map), Cassandra's names
+ * and defaults. Unknown strategies run as STCS (logged by the caller). */
+typedef struct cm_options {
+    cm_kind kind;
+    bool enabled;                 /* 'enabled' (true) */
+    uint32_t min_threshold;       /* 4 */
+    uint32_t max_threshold;       /* 32 */
+    double bucket_low, bucket_high; /* 0.5, 1.5 */
+    uint64_t min_sstable_size;    /* 50 MiB */
+    double tombstone_threshold;   /* 0.2 */
+    int64_t tombstone_compaction_interval; /* 86400 s */
+    bool unchecked_tombstone_compaction;   /* false */
+    int32_t gc_grace_seconds;     /* 864000 (table option, not in the map) */
+} cm_options;
+
+void cm_options_default(cm_options *o);
+/* Parses a compaction map ('class', 'min_threshold', ...) over defaults.
+ * Returns SIB_EINVAL with the reason (bad number, bucket_high <= bucket_low,
+ * min_threshold < 2 or > max_threshold, unknown class); *o is untouched then.
+ * *unknown_class is set when the class is valid Cassandra but not built here
+ * (LCS/TWCS/UCS run as STCS). */
+int cm_options_parse(cm_options *o, const char *const *keys, const char *const *vals, size_t n, bool *unknown_class,
+                     sib_err *err);
+
+/* What a strategy sees of one live SSTable. */
+typedef struct cm_sst {
+    sstable *sst;
+    uint64_t size;      /* Data.db bytes on disk */
+    int64_t created_s;  /* Data.db creation time */
+    bool compacting;    /* in a running compaction: not a candidate */
+} cm_sst;
+
+/* STCS buckets (exposed for tests): sizes[] sorted ascending on input is not
+ * required; bucket_of[i] receives the bucket index of sizes[i]; returns the
+ * number of buckets. Cassandra's getBuckets. */
+size_t cm_stcs_buckets(const cm_options *o, const uint64_t *sizes, size_t n, size_t *bucket_of);
+
+/* Picks the next compaction of one table: indexes into ssts written to
+ * pick (capacity n), *npick. *tombstone set when it is a single-SSTable
+ * tombstone compaction. 0 = nothing to do. now_s and gc_before decide the
+ * tombstone rules; mem_min_ts is the memtables' minimum timestamp. */
+size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before, size_t *pick,
+               bool *tombstone);
+/* Cassandra's worthDroppingTombstones for ssts[i] against the others. */
+bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_t n, size_t i, int64_t now_s,
+                                  int32_t gc_before);
+
+/* ---- throttle (task.c) ---------------------------------------------------- */
+
+/* compaction_throughput shared by every task of a node: a token bucket over
+ * bytes read. rate 0 = unthrottled. */
+typedef struct cm_throttle {
+    pthread_mutex_t mu;
+    double bytes_per_s;
+    uint64_t next_ns; /* when the bucket is empty again */
+} cm_throttle;
+void cm_throttle_init(cm_throttle *t, double mib_per_s);
+void cm_throttle_set(cm_throttle *t, double mib_per_s);
+void cm_throttle_free(cm_throttle *t);
+/* Sleeps (worker thread) as needed to account for n bytes. */
+void cm_throttle_take(cm_throttle *t, uint64_t n);
+
+/* ---- the task (task.c) ---------------------------------------------------- */
+
+typedef struct cm_task {
+    /* in */
+    const char *dir;
+    sstable *const *inputs; /* referenced by the caller for the task's life */
+    size_t ninputs;
+    sstable *const *outside; /* live SSTables not in the compaction (purge check) */
+    size_t noutside;
+    int64_t mem_min_ts;      /* memtables' minimum timestamp (INT64_MAX if empty) */
+    uint64_t out_gen;
+    sst_writer_opts wo;
+    int32_t now, gc_before;
+    cm_throttle *throttle;   /* may be NULL */
+    sib_log *log;
+    /* control: set by the owner under mu, read by the worker */
+    pthread_mutex_t *mu;     /* may be NULL: then cancelled is read unlocked */
+    const bool *cancelled;
+    /* progress (atomic, read by the owner at any time) */
+    uint64_t bytes_total, bytes_done;
+    /* out */
+    sstable *output;         /* NULL when everything was purged */
+    uint64_t bytes_read, bytes_written, partitions_in, partitions_out, purged;
+    sib_err err;
+} cm_task;
+
+/* Runs the compaction: writes the txn log (ADD out_gen, REMOVE inputs),
+ * merges the inputs partition by partition into generation out_gen, commits
+ * the log, deletes the inputs' files and the log. Returns 0 (t->output
+ * opened, or NULL when nothing survived), SIB_EAGAIN when cancelled before
+ * commit (nothing changed on disk), or an error (SIB_EIO,
+ * SIB_ECORRUPT naming the file...) with the outputs removed and the inputs
+ * intact. On 0 the inputs' files are gone (readers keep their mappings). */
+int cm_task_run(cm_task *t);
+
+/* ---- transaction log (task.c) ---------------------------------------------- */
+
+typedef struct cm_txn cm_txn;
+/* Creates <dir>/<out_gen>-txn.log with ADD out_gen and REMOVE inputs,
+ * fsynced (file and directory). */
+int cm_txn_begin(cm_txn **out, const char *dir, uint64_t out_gen, const uint64_t *inputs, size_t n, sib_err *err);
+/* Appends COMMIT and fsyncs: from here the outputs are the live ones. */
+int cm_txn_commit(cm_txn *x, sib_err *err);
+/* After commit: removes the inputs' files, then the log. Before commit (or
+ * on abort): removes the outputs' files, then the log. Frees x. */
+int cm_txn_finish(cm_txn *x, sib_err *err);
+/* Startup, before the directory is scanned for SSTables: rolls every
+ * unfinished log forward (committed: inputs removed) or back (outputs
+ * removed) and deletes it. *n_out counts logs handled (may be NULL). */
+int cm_txn_recover(const char *dir, sib_log *log, size_t *n_out, sib_err *err);
+
+#endif

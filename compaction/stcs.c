@@ -1,0 +1,331 @@
+/* stcs.c: compaction options and SizeTieredCompactionStrategy
+ * (shared/ref/compaction.md section 1), as Cassandra's code does it.
+ *
+ * Options (CQL `compaction` map; values are strings):
+ *   | key                            | default  | check                        |
+ *   |--------------------------------|----------|------------------------------|
+ *   | class                          | STCS     | STCS/LCS/TWCS/UCS names      |
+ *   | enabled                        | true     | true/false                   |
+ *   | min_threshold                  | 4        | >= 2, <= max_threshold       |
+ *   | max_threshold                  | 32       |                              |
+ *   | bucket_low / bucket_high       | 0.5/1.5  | bucket_high > bucket_low     |
+ *   | min_sstable_size (bytes)       | 52428800 | >= 0                         |
+ *   | tombstone_threshold            | 0.2      | >= 0                         |
+ *   | tombstone_compaction_interval  | 86400 s  | >= 0                         |
+ *   | unchecked_tombstone_compaction | false    | true/false                   |
+ * LCS/TWCS/UCS classes are accepted (and run as STCS for now); their own
+ * options are ignored. With class STCS an unknown key is an error, as
+ * Cassandra's "Properties specified [...] are not understood".
+ *
+ * Buckets (getBuckets): sizes ascending; each joins the FIRST existing bucket
+ * (creation order) with avg*low < s < avg*high, or with both s and avg below
+ * min_sstable_size; the average is then (avg*n + s)/(n+1) in integers.
+ * Choice (mostInterestingBucket): every bucket trimmed to max_threshold
+ * (hotness is 0 without read meters, so the order is by size), buckets below
+ * min_threshold dropped, the largest average wins (the hotness tie-break as
+ * the code reads). Otherwise the largest SSTable worth a single-SSTable
+ * tombstone compaction (worthDroppingTombstones).
+ */
+#include "compaction.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <strings.h>
+
+void cm_options_default(cm_options *o)
+{
+    *o = (cm_options){.kind = CM_STCS,
+                      .enabled = true,
+                      .min_threshold = 4,
+                      .max_threshold = 32,
+                      .bucket_low = 0.5,
+                      .bucket_high = 1.5,
+                      .min_sstable_size = 50ull << 20,
+                      .tombstone_threshold = 0.2,
+                      .tombstone_compaction_interval = 86400,
+                      .unchecked_tombstone_compaction = false,
+                      .gc_grace_seconds = 864000};
+}
+
+static const char *const stcs_names[] = {"SizeTieredCompactionStrategy",
+                                         "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy"};
+static const char *const other_names[] = {"LeveledCompactionStrategy", "TimeWindowCompactionStrategy",
+                                          "UnifiedCompactionStrategy", "DateTieredCompactionStrategy"};
+
+static bool is_class(const char *v, const char *const *names, size_t n)
+{
+    const char *pfx = "org.apache.cassandra.db.compaction.";
+    const char *s = strncmp(v, pfx, strlen(pfx)) ? v : v + strlen(pfx);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) return true;
+    return false;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcasecmp(v, "true")) *out = true;
+    else if (!strcasecmp(v, "false")) *out = false;
+    else return false;
+    return true;
+}
+
+static bool parse_num(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end) return false;
+    *out = d;
+    return true;
+}
+
+static bool is_common_key(const char *k)
+{
+    static const char *const ignored[] = {"only_purge_repaired_tombstones", "log_all",
+                                          "provide_overlapping_tombstones"};
+    for (size_t i = 0; i < sizeof ignored / sizeof *ignored; i++)
+        if (!strcmp(k, ignored[i])) return true;
+    return false;
+}
+
+/* Applies one key to o; false (with err) if the value is bad or the key unknown. */
+static int apply_key(cm_options *o, const char *k, const char *v, bool strict, sib_err *err)
+{
+    double d = 0;
+    bool b;
+    if (!strcmp(k, "class")) return 0;
+    if (!strcmp(k, "enabled")) {
+        if (!parse_bool(v, &b)) goto bad;
+        o->enabled = b;
+    } else if (!strcmp(k, "unchecked_tombstone_compaction")) {
+        if (!parse_bool(v, &b)) goto bad;
+        o->unchecked_tombstone_compaction = b;
+    } else if (!strcmp(k, "min_threshold") || !strcmp(k, "max_threshold")) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d) goto bad;
+        *(!strcmp(k, "min_threshold") ? &o->min_threshold : &o->max_threshold) = (uint32_t)d;
+    } else if (!strcmp(k, "bucket_low") || !strcmp(k, "bucket_high") || !strcmp(k, "tombstone_threshold")) {
+        if (!parse_num(v, &d) || d < 0) goto bad;
+        *(!strcmp(k, "bucket_low") ? &o->bucket_low : !strcmp(k, "bucket_high") ? &o->bucket_high
+                                                                                 : &o->tombstone_threshold) = d;
+    } else if (!strcmp(k, "min_sstable_size")) {
+        if (!parse_num(v, &d) || d < 0) goto bad;
+        o->min_sstable_size = (uint64_t)d;
+    } else if (!strcmp(k, "tombstone_compaction_interval")) {
+        if (!parse_num(v, &d) || d < 0) goto bad;
+        o->tombstone_compaction_interval = (int64_t)d;
+    } else if (strict && !is_common_key(k)) {
+        return sib_err_set(err, SIB_ECONFIG, "Properties specified [%s] are not understood by SizeTieredCompactionStrategy",
+                           k);
+    }
+    return 0;
+bad:
+    return sib_err_set(err, SIB_ECONFIG, "compaction option %s: invalid value '%s'", k, v);
+}
+
+int cm_options_parse(cm_options *o, const char *const *keys, const char *const *vals, size_t n, bool *unknown_class,
+                     sib_err *err)
+{
+    cm_options x = *o;
+    bool strict = true;
+    *unknown_class = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(keys[i], "class")) continue;
+        if (is_class(vals[i], stcs_names, 1)) continue;
+        if (!is_class(vals[i], other_names, sizeof other_names / sizeof *other_names))
+            return sib_err_set(err, SIB_ECONFIG, "Unable to find compaction strategy class '%s'", vals[i]);
+        *unknown_class = true;
+        strict = false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = apply_key(&x, keys[i], vals[i], strict, err);
+        if (rc) return rc;
+    }
+    if (x.bucket_high <= x.bucket_low)
+        return sib_err_set(err, SIB_ECONFIG, "bucket_high value (%g) is less than or equal bucket_low value (%g)",
+                           x.bucket_high, x.bucket_low);
+    if (x.min_threshold < 2)
+        return sib_err_set(err, SIB_ECONFIG, "min_threshold must be at least 2, was %u", x.min_threshold);
+    if (x.min_threshold > x.max_threshold)
+        return sib_err_set(err, SIB_ECONFIG, "min_threshold (%u) cannot be greater than max_threshold (%u)",
+                           x.min_threshold, x.max_threshold);
+    *o = x;
+    return 0;
+}
+
+/* ---- buckets ---- */
+
+typedef struct ord { uint64_t size; size_t i; } ord;
+
+static int ord_cmp(const void *a, const void *b)
+{
+    const ord *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+size_t cm_stcs_buckets(const cm_options *o, const uint64_t *sizes, size_t n, size_t *bucket_of)
+{
+    ord *v = malloc((n ? n : 1) * sizeof *v);
+    uint64_t *avg = malloc((n ? n : 1) * sizeof *avg), *cnt = malloc((n ? n : 1) * sizeof *cnt);
+    size_t nb = 0;
+    if (!v || !avg || !cnt) { /* degenerate: one bucket each */
+        for (size_t i = 0; i < n; i++) bucket_of[i] = i;
+        nb = n;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) v[i] = (ord){sizes[i], i};
+    qsort(v, n, sizeof *v, ord_cmp);
+    for (size_t k = 0; k < n; k++) {
+        uint64_t s = v[k].size;
+        size_t b = 0;
+        for (; b < nb; b++) {
+            double a = (double)avg[b];
+            if ((a * o->bucket_low < (double)s && (double)s < a * o->bucket_high) ||
+                (s < o->min_sstable_size && avg[b] < o->min_sstable_size))
+                break;
+        }
+        if (b == nb) {
+            avg[nb] = s;
+            cnt[nb++] = 1;
+        } else {
+            avg[b] = (avg[b] * cnt[b] + s) / (cnt[b] + 1);
+            cnt[b]++;
+        }
+        bucket_of[v[k].i] = b;
+    }
+out:
+    free(v);
+    free(avg);
+    free(cnt);
+    return nb;
+}
+
+/* ---- tombstone compaction ---- */
+
+static double droppable_ratio(const sst_stats *st, int32_t gc_before)
+{
+    uint64_t denom = SIB_MAX(SIB_MAX(st->cells, st->tombstones), 1);
+    return (double)sst_droppable_tombstones(st, gc_before) / (double)denom;
+}
+
+static bool ranges_overlap(const sst_stats *a, const sst_stats *b)
+{
+    return a->first_token <= b->last_token && b->first_token <= a->last_token;
+}
+
+/* getFullyExpiredSSTables for one candidate against the overlapping ones:
+ * everything in it must be a tombstone or expiring (our statistics do not
+ * keep Cassandra's max LDT of live data, so: as many tombstones as cells
+ * and rows), all gc-able, and older than any overlapping live data. */
+static bool fully_expired(const cm_sst *ssts, size_t n, size_t i, int32_t gc_before)
+{
+    const sst_stats *st = sst_get_stats(ssts[i].sst);
+    if (st->tombstones < st->cells + st->rows || st->max_ldt == SST_NO_LDT || st->max_ldt >= gc_before) return false;
+    int64_t min_ts = INT64_MAX;
+    for (size_t k = 0; k < n; k++) {
+        const sst_stats *o = sst_get_stats(ssts[k].sst);
+        if (k == i || !ranges_overlap(st, o)) continue;
+        if (o->max_ldt == SST_NO_LDT || o->max_ldt >= gc_before || o->tombstones < o->cells + o->rows)
+            min_ts = SIB_MIN(min_ts, o->min_ts);
+    }
+    return st->max_ts < min_ts;
+}
+
+bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_t n, size_t i, int64_t now_s,
+                                  int32_t gc_before)
+{
+    const sst_stats *st = sst_get_stats(ssts[i].sst);
+    if (now_s < ssts[i].created_s + o->tombstone_compaction_interval) return false;
+    double ratio = droppable_ratio(st, gc_before);
+    if (ratio <= o->tombstone_threshold) return false;
+    if (o->unchecked_tombstone_compaction) return true;
+    /* the part of this SSTable's token range that no overlapping SSTable
+     * covers: keys are spread uniformly over tokens (Murmur3) */
+    double lo = (double)st->first_token, hi = (double)st->last_token;
+    if (hi <= lo) return false; /* fewer than 2 samples: Cassandra says no */
+    bool any = false;
+    double covered = 0, cur_lo = lo, cur_hi = lo; /* union of overlaps, by a sweep */
+    ord *v = malloc((n ? n : 1) * sizeof *v);
+    size_t nv = 0;
+    for (size_t k = 0; v && k < n; k++) {
+        const sst_stats *x = sst_get_stats(ssts[k].sst);
+        if (k == i || !ranges_overlap(st, x)) continue;
+        any = true;
+        v[nv++] = (ord){(uint64_t)(x->first_token ^ INT64_MIN), k};
+    }
+    if (!any) {
+        free(v);
+        return true;
+    }
+    if (!v || fully_expired(ssts, n, i, gc_before)) {
+        bool yes = v != NULL;
+        free(v);
+        return yes;
+    }
+    qsort(v, nv, sizeof *v, ord_cmp);
+    for (size_t k = 0; k < nv; k++) {
+        const sst_stats *x = sst_get_stats(ssts[v[k].i].sst);
+        double a = SIB_MAX((double)x->first_token, lo), b = SIB_MIN((double)x->last_token, hi);
+        if (a > cur_hi) {
+            covered += cur_hi - cur_lo;
+            cur_lo = a;
+        }
+        if (b > cur_hi) cur_hi = b;
+    }
+    covered += cur_hi - cur_lo;
+    free(v);
+    double outside = 1.0 - covered / (hi - lo);
+    return outside * ratio > o->tombstone_threshold;
+}
+
+/* ---- choosing ---- */
+
+size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before, size_t *pick,
+               bool *tombstone)
+{
+    *tombstone = false;
+    if (!o->enabled || !n) return 0;
+    size_t *cand = malloc(n * sizeof *cand), *bof = malloc(n * sizeof *bof);
+    uint64_t *sizes = malloc(n * sizeof *sizes);
+    size_t nc = 0, np = 0;
+    if (!cand || !bof || !sizes) goto out;
+    for (size_t i = 0; i < n; i++)
+        if (!ssts[i].compacting) sizes[nc] = ssts[i].size, cand[nc++] = i;
+    size_t nb = cm_stcs_buckets(o, sizes, nc, bof);
+    size_t best = SIZE_MAX;
+    uint64_t best_avg = 0;
+    for (size_t b = 0; b < nb; b++) {
+        uint64_t cnt = 0, sum = 0;
+        for (size_t k = 0; k < nc; k++)
+            if (bof[k] == b && cnt < o->max_threshold) cnt++, sum += sizes[k];
+        if (cnt < o->min_threshold) continue;
+        if (best == SIZE_MAX || sum / cnt > best_avg) best = b, best_avg = sum / cnt;
+    }
+    if (best != SIZE_MAX) {
+        /* the bucket's SSTables smallest first (as it was filled), max_threshold of them */
+        ord *v = malloc(nc * sizeof *v);
+        size_t nv = 0;
+        for (size_t k = 0; v && k < nc; k++)
+            if (bof[k] == best) v[nv++] = (ord){sizes[k], cand[k]};
+        if (v) qsort(v, nv, sizeof *v, ord_cmp);
+        for (size_t k = 0; v && k < nv && np < o->max_threshold; k++) pick[np++] = v[k].i;
+        free(v);
+        goto out;
+    }
+    size_t big = SIZE_MAX;
+    for (size_t k = 0; k < nc; k++) {
+        size_t i = cand[k];
+        if ((big == SIZE_MAX || ssts[i].size > ssts[big].size) &&
+            cm_worth_dropping_tombstones(o, ssts, n, i, now_s, gc_before))
+            big = i;
+    }
+    if (big != SIZE_MAX) {
+        pick[np++] = big;
+        *tombstone = true;
+    }
+out:
+    free(cand);
+    free(bof);
+    free(sizes);
+    return np;
+}

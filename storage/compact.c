@@ -1,0 +1,625 @@
+/* compact.c: the compaction manager of a storage: when to compact, on which
+ * threads, and how the result replaces the inputs in the read path.
+ *
+ * Jobs:
+ *   | step        | thread | what                                                |
+ *   |-------------|--------|-----------------------------------------------------|
+ *   | check       | loop   | the table's strategy (cm_pick) over its SSTables    |
+ *   |             |        | not already compacting; or a pending major          |
+ *   | submit      | loop   | refs on inputs and on every other live SSTable (for |
+ *   |             |        | the purge check), memtables' min timestamp, a new   |
+ *   |             |        | generation, gc_before = now - gc_grace_seconds      |
+ *   | run         | worker | cm_task_run: txn log, merge, commit, inputs deleted |
+ *   | complete    | loop   | (ev_async) inputs leave t->ssts, the output enters; |
+ *   |             |        | stats; more checks; requests answered               |
+ * At most concurrent_compactors jobs exist at once (queued + running).
+ *
+ * Truncate/drop (st_compaction_reset) renew the table's epoch and cancel
+ * its jobs under the manager's lock. A job cancelled before its commit
+ * leaves nothing on disk; one that committed first has its output deleted at
+ * completion (its epoch is stale), and replaying the truncate record would
+ * delete it too (its commitlog position is its inputs', below the record).
+ * So a compaction never brings truncated data back.
+ *
+ * Failures (disk full, corruption): the inputs stay live and untouched; the
+ * table gets no new job for a second, then the periodic check (5 s, with a
+ * loop) or the next flush retries.
+ *
+ * Without a loop (tools, benchmarks, tests) completions are polled by
+ * storage_apply and by the blocking calls (storage_compact,
+ * storage_compaction_wait), which wait on a condition variable.
+ */
+#define _GNU_SOURCE
+#include "storage_int.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct cjob {
+    cm_task task;
+    uint8_t id[16];
+    uint64_t uid, epoch, major_seq; /* major_seq 0: chosen by the strategy */
+    bool tombstone;
+    bool cancelled; /* written under c->mu */
+    char *dir;
+    sstable **in, **out; /* referenced by the job */
+    size_t nin, nout;
+    int rc;
+    struct cjob *next;     /* queue or done list (under mu) */
+    struct cjob *all_next; /* every job not completed yet (loop side) */
+} cjob;
+
+typedef struct creq {
+    bool settle;       /* else a major request */
+    size_t n;          /* major: tables asked */
+    uint8_t (*ids)[16];
+    uint64_t *uids, *seqs;
+    int rc;
+    sib_err err;
+    st_done_fn done;
+    void *ctx;
+    struct creq *next;
+} creq;
+
+struct st_compactor {
+    storage *s;
+    struct ev_loop *loop;
+    ev_async async;
+    ev_timer timer;
+    pthread_t *thr;
+    size_t nthr, started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done_cv;
+    bool stop;
+    cjob *q, *q_tail, *done; /* under mu */
+    cjob *all;               /* loop side */
+    size_t njobs;            /* loop side: queued + running */
+    cm_throttle throttle;
+    creq *reqs;
+};
+
+/* ---- workers ---- */
+
+static void *cm_main(void *arg)
+{
+    st_compactor *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->q && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->q) break;
+        cjob *j = c->q;
+        c->q = j->next;
+        if (!c->q) c->q_tail = NULL;
+        pthread_mutex_unlock(&c->mu);
+        j->rc = cm_task_run(&j->task);
+        pthread_mutex_lock(&c->mu);
+        j->next = c->done;
+        c->done = j;
+        pthread_cond_broadcast(&c->done_cv);
+        if (c->loop) ev_async_send(c->loop, &c->async);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void on_async(struct ev_loop *loop, ev_async *w, int revents) { st_compactor_poll(w->data); }
+
+static void check_all(st_compactor *c);
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    st_compactor *c = w->data;
+    st_compactor_poll(c);
+    check_all(c);
+}
+
+int st_compactor_start(st_compactor **out, storage *s, struct ev_loop *loop, sib_err *err)
+{
+    const storage_opts *o = storage_get_opts(s);
+    st_compactor *c = calloc(1, sizeof *c);
+    size_t n = o->concurrent_compactors > 0 ? (size_t)o->concurrent_compactors : 1;
+    if (!c || !(c->thr = calloc(n, sizeof *c->thr))) {
+        free(c);
+        return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    }
+    c->s = s;
+    c->loop = loop;
+    c->nthr = n;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    pthread_cond_init(&c->done_cv, NULL);
+    int mib = o->compaction_throughput_mib;
+    cm_throttle_init(&c->throttle, mib < 0 ? 0 : mib == 0 ? 64 : mib);
+    if (loop) {
+        ev_async_init(&c->async, on_async);
+        c->async.data = c;
+        ev_async_start(loop, &c->async);
+        ev_unref(loop);
+        ev_timer_init(&c->timer, on_timer, 5., 5.);
+        c->timer.data = c;
+        ev_timer_start(loop, &c->timer);
+        ev_unref(loop);
+    }
+    *out = c;
+    for (; c->started < n; c->started++) {
+        if (pthread_create(&c->thr[c->started], NULL, cm_main, c)) {
+            st_compactor_stop(c);
+            *out = NULL;
+            return sib_err_set(err, SIB_ESERVER, "storage: cannot start a compaction thread");
+        }
+    }
+    return 0;
+}
+
+static void req_finish(st_compactor *c, creq *r)
+{
+    if (r->done) r->done(r->ctx, r->rc, r->rc ? &r->err : NULL);
+    free(r->ids);
+    free(r->uids);
+    free(r->seqs);
+    free(r);
+    if (c->loop && !c->reqs) ev_unref(c->loop);
+}
+
+static void job_free(cjob *j)
+{
+    for (size_t i = 0; i < j->nin; i++) sst_unref(j->in[i]);
+    for (size_t i = 0; i < j->nout; i++) sst_unref(j->out[i]);
+    if (j->task.output) sst_unref(j->task.output);
+    free(j->in);
+    free(j->out);
+    free(j->dir);
+    free(j);
+}
+
+void st_compactor_stop(st_compactor *c)
+{
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    for (cjob *j = c->all; j; j = j->all_next) j->cancelled = true;
+    /* queued jobs never start: they complete as cancelled */
+    for (cjob *j = c->q, *n; j; j = n) {
+        n = j->next;
+        j->rc = SIB_EAGAIN;
+        j->next = c->done;
+        c->done = j;
+    }
+    c->q = c->q_tail = NULL;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < c->started; i++) pthread_join(c->thr[i], NULL);
+    st_compactor_poll(c);
+    if (c->loop) {
+        ev_ref(c->loop);
+        ev_async_stop(c->loop, &c->async);
+        ev_ref(c->loop);
+        ev_timer_stop(c->loop, &c->timer);
+    }
+    while (c->reqs) {
+        creq *r = c->reqs;
+        c->reqs = r->next;
+        if (!r->rc) r->rc = sib_err_set(&r->err, SIB_ESERVER, "storage: closed before compaction finished");
+        req_finish(c, r);
+    }
+    cm_throttle_free(&c->throttle);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->done_cv);
+    free(c->thr);
+    free(c);
+}
+
+/* ---- submitting ---- */
+
+static bool in_job(const st_compactor *c, const st_table *t, const sstable *x)
+{
+    for (size_t i = 0; i < t->nsuspect; i++)
+        if (t->suspect[i] == x) return true; /* as if always compacting: never picked */
+    for (const cjob *j = c->all; j; j = j->all_next) {
+        if (j->uid != t->uid) continue;
+        for (size_t i = 0; i < j->nin; i++)
+            if (j->in[i] == x) return true;
+    }
+    return false;
+}
+
+static int64_t mem_min_ts(const st_table *t)
+{
+    int64_t m = INT64_MAX;
+    for (const st_mem *x = t->mem; x; x = x == t->mem ? t->frozen : x->next)
+        if (x->mt.parts.count && x->mt.min_ts != ST_NO_TIMESTAMP && x->mt.min_ts < m) m = x->mt.min_ts;
+    return m;
+}
+
+/* Starts a job over t->ssts[idx[0..n)]. */
+static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, bool tombstone, uint64_t major_seq)
+{
+    storage *s = c->s;
+    const storage_opts *o = storage_get_opts(s);
+    cjob *j = calloc(1, sizeof *j);
+    if (!j || !(j->dir = strdup(t->dir)) || !(j->in = calloc(n, sizeof *j->in)) ||
+        !(j->out = calloc(t->nssts ? t->nssts : 1, sizeof *j->out))) {
+        if (j) free(j->dir), free(j->in), free(j);
+        return SIB_ENOMEM;
+    }
+    memcpy(j->id, t->id, 16);
+    j->uid = t->uid;
+    j->epoch = t->epoch;
+    j->major_seq = major_seq;
+    j->tombstone = tombstone;
+    sst_clpos clpos = {0, 0};
+    for (size_t k = 0; k < n; k++) {
+        j->in[j->nin++] = t->ssts[idx[k]];
+        sst_ref(t->ssts[idx[k]]);
+        if (sst_clpos_cmp(sst_get_stats(t->ssts[idx[k]])->clpos, clpos) > 0) clpos = sst_get_stats(t->ssts[idx[k]])->clpos;
+    }
+    for (size_t i = 0; i < t->nssts; i++) {
+        bool mine = false;
+        for (size_t k = 0; k < n && !mine; k++) mine = idx[k] == i;
+        if (mine) continue;
+        j->out[j->nout++] = t->ssts[i];
+        sst_ref(t->ssts[i]);
+    }
+    int64_t now = time(NULL);
+    int64_t gcb = now - (int64_t)t->copts.gc_grace_seconds;
+    cm_task *k = &j->task;
+    k->dir = j->dir;
+    k->inputs = j->in;
+    k->ninputs = j->nin;
+    k->outside = j->out;
+    k->noutside = j->nout;
+    k->mem_min_ts = mem_min_ts(t);
+    k->out_gen = t->next_gen++;
+    k->wo.block_size = o->sstable_block_size;
+    k->wo.fp_chance = o->bloom_filter_fp_chance;
+    k->wo.clpos = clpos; /* what the inputs cover: replay and truncate records compare against it */
+    k->now = (int32_t)SIB_MIN(now, INT32_MAX - 1);
+    k->gc_before = (int32_t)SIB_MAX(SIB_MIN(gcb, INT32_MAX - 1), INT32_MIN + 1);
+    k->throttle = &c->throttle;
+    k->log = o->log;
+    k->mu = &c->mu;
+    k->cancelled = &j->cancelled;
+    j->all_next = c->all;
+    c->all = j;
+    c->njobs++;
+    t->cm_jobs++;
+    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu",
+            major_seq ? "major compaction" : "compaction", tombstone ? " (tombstones)" : "", n, t->dir,
+            (unsigned long long)k->out_gen);
+    pthread_mutex_lock(&c->mu);
+    if (c->q_tail) c->q_tail->next = j;
+    else c->q = j;
+    c->q_tail = j;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+void st_compaction_check(storage *s, st_table *t)
+{
+    st_compactor *c = storage_compactor(s);
+    if (!c || c->stop || !t->dir || c->njobs >= c->nthr) return;
+    size_t *idx = malloc((t->nssts ? t->nssts : 1) * sizeof *idx);
+    cm_sst *v = malloc((t->nssts ? t->nssts : 1) * sizeof *v);
+    if (!idx || !v) goto out;
+    if (t->major_asked > t->major_done) {
+        if (t->cm_jobs) goto out; /* the major waits for the running ones */
+        for (size_t i = 0; i < t->nssts; i++) idx[i] = i;
+        if (!t->nssts) t->major_done = t->major_asked;
+        else if (submit(c, t, idx, t->nssts, false, t->major_asked))
+            sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
+        goto out;
+    }
+    if (!t->copts.enabled || t->nssts < 1 || sib_mono_ns() < t->cm_retry_ns) goto out;
+    int64_t now = time(NULL);
+    for (size_t i = 0; i < t->nssts; i++)
+        v[i] = (cm_sst){t->ssts[i], sst_get_stats(t->ssts[i])->data_file_bytes, sst_created(t->ssts[i]),
+                        in_job(c, t, t->ssts[i])};
+    bool tomb;
+    size_t n = cm_pick(&t->copts, v, t->nssts, now, (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1),
+                       idx, &tomb);
+    if (n && tomb && sib_mono_ns() < t->tomb_retry_ns) n = 0; /* it could not purge last time */
+    if (n && submit(c, t, idx, n, tomb, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
+out:
+    free(idx);
+    free(v);
+}
+
+static void check_all(st_compactor *c)
+{
+    size_t i = 0;
+    for (st_table *t; c->njobs < c->nthr && (t = storage_table_next(c->s, &i));) st_compaction_check(c->s, t);
+}
+
+/* ---- completion ---- */
+
+static void replace(storage *s, st_table *t, cjob *j)
+{
+    sstable *o = j->task.output;
+    if (o && st_ssts_insert(t, o)) {
+        /* the inputs stay in the read path (their mappings outlive the
+         * unlinked files) and the output loads at the next start */
+        sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory; %s is used from the next start",
+                sst_data_path(o));
+        return;
+    }
+    j->task.output = NULL; /* the table owns the job's reference now */
+    size_t k = 0;
+    for (size_t i = 0; i < t->nssts; i++) {
+        bool in = false;
+        for (size_t x = 0; x < j->nin && !in; x++) in = t->ssts[i] == j->in[x];
+        if (in) sst_unref(t->ssts[i]); /* files already gone (cm_task_run) */
+        else t->ssts[k++] = t->ssts[i];
+    }
+    t->nssts = k;
+    t->srcver++;
+}
+
+static void note_done(st_compactor *c, st_table *t, cjob *j)
+{
+    storage_stats *tot = storage_totals(c->s);
+    if (j->rc) {
+        if (j->rc != SIB_EAGAIN) tot->compactions_failed++;
+        return;
+    }
+    tot->compactions++;
+    tot->compaction_bytes_read += j->task.bytes_read;
+    tot->compaction_bytes_written += j->task.bytes_written;
+    if (!t) return;
+    t->compactions++;
+    t->cm_bytes_read += j->task.bytes_read;
+    t->cm_bytes_written += j->task.bytes_written;
+    t->purged += j->task.purged;
+}
+
+static void answer_majors(st_compactor *c, const cjob *j)
+{
+    for (creq *r = c->reqs; r && j->major_seq; r = r->next)
+        for (size_t i = 0; !r->settle && i < r->n; i++)
+            if (r->uids[i] == j->uid && r->seqs[i] <= j->major_seq && j->rc && !r->rc) {
+                r->rc = j->rc;
+                r->err = j->task.err;
+            }
+}
+
+/* A corrupt input (its Data path is in the error) leaves compaction for
+ * good, as Cassandra's "suspect" SSTables: reads of its other partitions go
+ * on, sibyl-verify reports it, an operator replaces it. */
+static void mark_suspect(st_table *t, const cjob *j, sib_log *log)
+{
+    for (size_t i = 0; i < j->nin; i++) {
+        if (!strstr(j->task.err.msg, sst_data_path(j->in[i]))) continue;
+        sstable **n = realloc(t->suspect, (t->nsuspect + 1) * sizeof *n);
+        if (!n) return;
+        t->suspect = n;
+        t->suspect[t->nsuspect++] = j->in[i];
+        sst_ref(j->in[i]);
+        sib_log(log, SIB_ERROR, "compaction: %s is corrupt and will not be compacted again (run sibyl-verify)",
+                sst_data_path(j->in[i]));
+    }
+}
+
+static void complete(st_compactor *c, cjob *j)
+{
+    storage *s = c->s;
+    sib_log *log = storage_get_opts(s)->log;
+    st_table *t = storage_table_find(s, j->id);
+    if (t && t->uid != j->uid) t = NULL; /* dropped (and maybe re-created) */
+    bool live = t && t->epoch == j->epoch;
+    if (t) {
+        t->cm_jobs--;
+        if (j->major_seq && j->major_seq > t->major_done) t->major_done = j->major_seq;
+    }
+    if (j->rc == 0 && live) {
+        bool any = j->task.output != NULL;
+        /* a single-SSTable tombstone compaction that purged nothing would be
+         * picked again at once (older data elsewhere blocks the purge):
+         * wait an interval (at least a minute) before the next one */
+        if (j->tombstone && !j->task.purged)
+            t->tomb_retry_ns = sib_mono_ns() + SIB_MAX(t->copts.tombstone_compaction_interval, 60) * 1000000000ll;
+        replace(s, t, j);
+        sib_log(log, SIB_INFO, "compaction: %zu SSTables in %s -> %s (%llu bytes read, %llu written, %llu purged)",
+                j->nin, j->dir, any ? "one" : "nothing (all purged)", (unsigned long long)j->task.bytes_read,
+                (unsigned long long)j->task.bytes_written, (unsigned long long)j->task.purged);
+    } else if (j->rc == 0) { /* committed, then truncated or dropped: discard */
+        if (j->task.output) st_sst_delete(s, j->dir, j->task.output);
+        j->task.output = NULL;
+        j->rc = SIB_EAGAIN;
+    } else if (j->rc != SIB_EAGAIN) {
+        sib_log(log, SIB_ERROR, "compaction: %s; the inputs stay live, retried later", j->task.err.msg);
+        if (t) t->cm_retry_ns = sib_mono_ns() + 1000000000ll;
+        if (t && j->rc == SIB_ECORRUPT) mark_suspect(t, j, log);
+    }
+    note_done(c, live ? t : NULL, j);
+    answer_majors(c, j);
+    char *dir = t ? NULL : strdup(j->dir);
+    if (dir) st_flusher_rmdir(storage_flusher(s), dir); /* dropped: the directory goes once empty */
+    for (cjob **pp = &c->all; *pp; pp = &(*pp)->all_next)
+        if (*pp == j) {
+            *pp = j->all_next;
+            break;
+        }
+    c->njobs--;
+    job_free(j);
+}
+
+static bool req_ready(st_compactor *c, const creq *r)
+{
+    if (r->settle) return c->njobs == 0;
+    for (size_t i = 0; i < r->n; i++) {
+        st_table *t = storage_table_find(c->s, r->ids[i]);
+        if (t && t->uid == r->uids[i] && t->major_done < r->seqs[i]) return false;
+    }
+    return true;
+}
+
+static void answer(st_compactor *c)
+{
+    for (creq **pp = &c->reqs; *pp;) {
+        creq *r = *pp;
+        if (!req_ready(c, r)) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        req_finish(c, r);
+    }
+}
+
+void st_compactor_poll(st_compactor *c)
+{
+    pthread_mutex_lock(&c->mu);
+    cjob *d = c->done;
+    c->done = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (!d) return;
+    for (cjob *n; d; d = n) {
+        n = d->next;
+        complete(c, d);
+    }
+    if (!c->stop) check_all(c);
+    answer(c);
+}
+
+void st_compaction_reset(storage *s, st_table *t)
+{
+    st_compactor *c = storage_compactor(s);
+    t->epoch = storage_next_epoch(s);
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    for (cjob *j = c->all; j; j = j->all_next)
+        if (j->uid == t->uid) j->cancelled = true;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void st_note_flush(storage *s, st_table *t, uint64_t bytes)
+{
+    storage_stats *tot = storage_totals(s);
+    tot->flushes++;
+    tot->flush_bytes += bytes;
+    t->flushes++;
+    t->flush_bytes += bytes;
+}
+
+/* ---- public ---- */
+
+int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
+                         int32_t gc_grace_seconds, sib_err *err)
+{
+    cm_options o = t->copts;
+    bool other = false;
+    int rc = cm_options_parse(&o, keys, vals, n, &other, err);
+    if (rc) return rc;
+    if (other) sib_log(storage_get_opts(t->s)->log, SIB_INFO, "compaction: %s runs SizeTieredCompactionStrategy", t->dir ? t->dir : "table");
+    if (gc_grace_seconds >= 0) o.gc_grace_seconds = gc_grace_seconds;
+    t->copts = o;
+    st_compaction_check(t->s, t);
+    return 0;
+}
+
+static creq *req_new(st_compactor *c, bool settle, st_done_fn done, void *ctx)
+{
+    creq *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->settle = settle;
+    r->done = done;
+    r->ctx = ctx;
+    return r;
+}
+
+/* Adds r; without a loop, waits until it is answered. */
+static void req_add(st_compactor *c, creq *r)
+{
+    if (c->loop && !c->reqs) ev_ref(c->loop);
+    r->next = c->reqs;
+    c->reqs = r;
+    check_all(c);
+    answer(c);
+    if (c->loop) return;
+    for (;;) {
+        creq **pp = &c->reqs;
+        while (*pp && *pp != r) pp = &(*pp)->next;
+        if (!*pp) return;
+        if (!c->njobs) { /* nothing can answer it any more (out of memory) */
+            *pp = r->next;
+            r->rc = sib_err_set(&r->err, SIB_ENOMEM, "storage: cannot start the compaction");
+            req_finish(c, r);
+            return;
+        }
+        pthread_mutex_lock(&c->mu);
+        while (!c->done) pthread_cond_wait(&c->done_cv, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+        st_compactor_poll(c);
+    }
+}
+
+int storage_compact(storage *s, const uint8_t table_id[16], st_done_fn done, void *ctx, sib_err *err)
+{
+    st_compactor *c = storage_compactor_any(s);
+    if (!c) return sib_err_set(err, SIB_EINVAL, "storage: compaction needs a data directory");
+    creq *r = req_new(c, false, done, ctx);
+    size_t n = 0, i = 0;
+    for (st_table *t; (t = storage_table_next(s, &i));) n++;
+    if (!r || !(r->ids = calloc(n ? n : 1, 16)) || !(r->uids = calloc(n ? n : 1, 8)) ||
+        !(r->seqs = calloc(n ? n : 1, 8))) {
+        if (r) free(r->ids), free(r->uids), free(r->seqs);
+        free(r);
+        return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    }
+    i = 0;
+    for (st_table *t; (t = storage_table_next(s, &i));) {
+        if (table_id && memcmp(t->id, table_id, 16)) continue;
+        memcpy(r->ids[r->n], t->id, 16);
+        r->uids[r->n] = t->uid;
+        r->seqs[r->n++] = ++t->major_asked;
+    }
+    req_add(c, r);
+    return 0;
+}
+
+int storage_compaction_wait(storage *s, st_done_fn done, void *ctx, sib_err *err)
+{
+    st_compactor *c = storage_compactor_any(s);
+    if (!c) return sib_err_set(err, SIB_EINVAL, "storage: compaction needs a data directory");
+    if (!c->loop) st_flusher_drain(storage_flusher(s)); /* flush completions may start compactions */
+    creq *r = req_new(c, true, done, ctx);
+    if (!r) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    req_add(c, r);
+    return 0;
+}
+
+void storage_set_compaction_throughput(storage *s, int mib_per_s)
+{
+    st_compactor *c = storage_compactor_any(s);
+    if (c) cm_throttle_set(&c->throttle, mib_per_s > 0 ? mib_per_s : 0);
+}
+
+size_t storage_compaction_progress(storage *s, st_compaction_info *out, size_t max)
+{
+    st_compactor *c = storage_compactor_any(s);
+    size_t n = 0;
+    for (cjob *j = c ? c->all : NULL; j; j = j->all_next, n++) {
+        if (n >= max) continue;
+        st_compaction_info *x = &out[n];
+        memcpy(x->table_id, j->id, 16);
+        x->bytes_done = __atomic_load_n(&j->task.bytes_done, __ATOMIC_RELAXED);
+        x->bytes_total = __atomic_load_n(&j->task.bytes_total, __ATOMIC_RELAXED);
+        x->ninputs = j->nin;
+        x->major = j->major_seq != 0;
+        x->tombstone = j->tombstone;
+    }
+    return n;
+}
+
+void st_compaction_running(storage *s, const st_table *t, uint64_t *running)
+{
+    st_compactor *c = storage_compactor_any(s);
+    *running = 0;
+    for (cjob *j = c ? c->all : NULL; j; j = j->all_next)
+        if (j->uid == t->uid) (*running)++;
+}

@@ -1,0 +1,611 @@
+/* Unit tests for compaction/ through its public header: options and their
+ * validation, STCS bucketing and choice, every LWW and purge rule of
+ * shared/ref/compaction.md (sections 5 and 6) on cm_merge_rows /
+ * cm_row_compact / cm_part_compact, the compaction task (merge of real
+ * SSTables, purge against an SSTable outside the compaction, cancellation),
+ * the transaction log (roll forward, roll back, torn commit) and
+ * worthDroppingTombstones. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compaction.h"
+
+#define NOW 1800000000
+#define GC_BEFORE (NOW - 1000)
+
+typedef struct fx { char dir[64]; } fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/sibcompact.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    DIR *d = opendir(f->dir);
+    struct dirent *de;
+    char p[512];
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static size_t count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+    while (d && (de = readdir(d))) {
+        size_t l = strlen(de->d_name), s = strlen(suffix);
+        if (de->d_name[0] != '.' && l >= s && !strcmp(de->d_name + l - s, suffix)) n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+/* ---- options ---- */
+
+static void test_options(void **state)
+{
+    cm_options o;
+    cm_options_default(&o);
+    assert_int_equal(o.min_threshold, 4);
+    assert_int_equal(o.max_threshold, 32);
+    assert_true(o.bucket_low == 0.5 && o.bucket_high == 1.5 && o.tombstone_threshold == 0.2);
+    assert_int_equal(o.min_sstable_size, 50ull << 20);
+    assert_int_equal(o.tombstone_compaction_interval, 86400);
+    assert_int_equal(o.gc_grace_seconds, 864000);
+    bool other;
+    sib_err err;
+    const char *k1[] = {"class", "min_threshold", "max_threshold", "bucket_low", "tombstone_compaction_interval"};
+    const char *v1[] = {"SizeTieredCompactionStrategy", "2", "8", "0.25", "0"};
+    assert_int_equal(cm_options_parse(&o, k1, v1, 5, &other, &err), 0);
+    assert_false(other);
+    assert_int_equal(o.min_threshold, 2);
+    assert_int_equal(o.max_threshold, 8);
+    assert_int_equal(o.tombstone_compaction_interval, 0);
+    const char *k2[] = {"bucket_low", "bucket_high"}, *v2[] = {"1.5", "1.0"};
+    assert_int_equal(cm_options_parse(&o, k2, v2, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "bucket_high"));
+    const char *k3[] = {"min_threshold"}, *v3[] = {"64"};
+    assert_int_equal(cm_options_parse(&o, k3, v3, 1, &other, &err), SIB_ECONFIG);
+    const char *k4[] = {"class", "bogus"}, *v4[] = {"SizeTieredCompactionStrategy", "1"};
+    assert_int_equal(cm_options_parse(&o, k4, v4, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "not understood"));
+    const char *k5[] = {"class", "sstable_size_in_mb"},
+               *v5[] = {"org.apache.cassandra.db.compaction.LeveledCompactionStrategy", "160"};
+    assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), 0);
+    assert_true(other);
+    const char *k6[] = {"class"}, *v6[] = {"NoSuchStrategy"};
+    assert_int_equal(cm_options_parse(&o, k6, v6, 1, &other, &err), SIB_ECONFIG);
+    const char *k7[] = {"min_threshold"}, *v7[] = {"four"};
+    assert_int_equal(cm_options_parse(&o, k7, v7, 1, &other, &err), SIB_ECONFIG);
+    assert_int_equal(o.min_threshold, 2); /* untouched by the failures */
+}
+
+/* ---- STCS ---- */
+
+static void test_stcs_buckets(void **state)
+{
+    cm_options o;
+    cm_options_default(&o);
+    o.min_sstable_size = 0;
+    /* 100, 110, 120 together (each within 0.5..1.5 of the running average);
+     * 1000 alone; 1300 joins 1000 (avg*0.5 < 1300 < avg*1.5) */
+    uint64_t sizes[] = {1000, 110, 100, 1300, 120};
+    size_t b[5];
+    assert_int_equal(cm_stcs_buckets(&o, sizes, 5, b), 2);
+    assert_int_equal(b[1], b[2]);
+    assert_int_equal(b[4], b[2]);
+    assert_int_equal(b[0], b[3]);
+    assert_int_not_equal(b[0], b[2]);
+    /* both bounds strict: 150 is exactly 1.5 x 100 -> new bucket */
+    uint64_t s2[] = {100, 150};
+    assert_int_equal(cm_stcs_buckets(&o, s2, 2, b), 2);
+    /* below min_sstable_size everything shares the small bucket */
+    o.min_sstable_size = 1 << 20;
+    uint64_t s3[] = {10, 1000, 500000};
+    assert_int_equal(cm_stcs_buckets(&o, s3, 3, b), 1);
+}
+
+/* ---- SSTables for the tests ---- */
+
+typedef struct trow {
+    const char *ck;
+    int64_t ts;
+    const char *val; /* NULL: a cell tombstone */
+    int32_t ldt;     /* tombstone ldt */
+} trow;
+
+/* One partition per key, rows with column 1. pdel_ts != 0 adds a partition deletion. */
+static sstable *write_sst(const char *dir, uint64_t gen, const char *const *pks, size_t npk, const trow *rows,
+                          size_t nrows, int64_t pdel_ts, int32_t pdel_ldt)
+{
+    sst_writer *w;
+    sib_err err;
+    sst_writer_opts o = {.block_size = 512, .expected_keys = npk};
+    assert_int_equal(sst_writer_create(&w, dir, gen, &o, &err), 0);
+    const char *sorted[16];
+    memcpy(sorted, pks, npk * sizeof *pks);
+    for (size_t i = 0; i < npk; i++) /* token order */
+        for (size_t k = i + 1; k < npk; k++)
+            if (sib_murmur3_token(sorted[k], strlen(sorted[k])) < sib_murmur3_token(sorted[i], strlen(sorted[i]))) {
+                const char *x = sorted[i];
+                sorted[i] = sorted[k];
+                sorted[k] = x;
+            }
+    for (size_t p = 0; p < npk; p++) {
+        sst_del pd = pdel_ts ? (sst_del){pdel_ts, pdel_ldt} : (sst_del){SST_NO_TS, SST_NO_LDT};
+        assert_int_equal(sst_write_partition(w, (const uint8_t *)sorted[p], strlen(sorted[p]), pd, NULL, 0, &err), 0);
+        for (size_t r = 0; r < nrows; r++) {
+            sst_cell c = {.col = 1, .ts = rows[r].ts, .ttl = 0, .ldt = rows[r].val ? SST_NO_LDT : rows[r].ldt};
+            if (rows[r].val) c.val = (const uint8_t *)rows[r].val, c.vlen = (uint32_t)strlen(rows[r].val);
+            sst_row row = {.ck = (const uint8_t *)rows[r].ck, .cklen = (uint32_t)strlen(rows[r].ck),
+                           .marker_ts = SST_NO_TS, .del = {SST_NO_TS, SST_NO_LDT}, .cells = &c, .ncells = 1};
+            assert_int_equal(sst_write_row(w, &row, &err), 0);
+        }
+        assert_int_equal(sst_write_partition_end(w, &err), 0);
+    }
+    assert_int_equal(sst_writer_finish(w, NULL, &err), 0);
+    sst_writer_destroy(w);
+    sstable *s;
+    assert_int_equal(sst_open(&s, dir, gen, &err), 0);
+    return s;
+}
+
+/* The cells of one partition's rows as "ck=val@ts" / "ck=X@ts" (tombstone). */
+static void dump(sstable *s, const char *pk, char *out, size_t cap)
+{
+    sst_part *p;
+    sib_err err;
+    out[0] = 0;
+    assert_int_equal(sst_part_open(s, (const uint8_t *)pk, strlen(pk), sib_murmur3_token(pk, strlen(pk)), &p, &err), 0);
+    if (!p) return;
+    sst_del d = sst_part_deletion(p);
+    size_t n = 0;
+    if (d.ts != SST_NO_TS) n += (size_t)snprintf(out + n, cap - n, "D%lld ", (long long)d.ts);
+    sst_bound all = {NULL, 0, true, true};
+    assert_int_equal(sst_part_seek(p, &all, false, &err), 0);
+    const sst_row *r;
+    while (sst_part_next(p, &r, &err) == 1)
+        for (uint32_t i = 0; i < r->ncells; i++)
+            n += (size_t)snprintf(out + n, cap - n, "%.*s=%.*s@%lld ", (int)r->cklen, r->ck,
+                                  sst_cell_tomb(&r->cells[i]) ? 1 : (int)r->cells[i].vlen,
+                                  sst_cell_tomb(&r->cells[i]) ? "X" : (const char *)r->cells[i].val,
+                                  (long long)r->cells[i].ts);
+    sst_part_close(p);
+}
+
+/* ---- LWW and purge rules on rows ---- */
+
+static sst_cell cell(int64_t ts, int32_t ttl, int32_t ldt, const char *val)
+{
+    sst_cell c = {.col = 1, .ts = ts, .ttl = ttl, .ldt = ldt};
+    if (val) c.val = (const uint8_t *)val, c.vlen = (uint32_t)strlen(val);
+    return c;
+}
+
+static sst_row row1(const sst_cell *c, size_t n)
+{
+    return (sst_row){.ck = (const uint8_t *)"r", .cklen = 1, .marker_ts = SST_NO_TS, .del = {SST_NO_TS, SST_NO_LDT},
+                     .cells = c, .ncells = (uint32_t)n};
+}
+
+/* The winner of two cells through cm_merge_rows, both orders (commutative). */
+static sst_cell winner(sst_cell a, sst_cell b)
+{
+    cm_rowmerge m = {0};
+    sst_row ra = row1(&a, 1), rb = row1(&b, 1), out;
+    const sst_row *rows[2] = {&ra, &rb};
+    assert_int_equal(cm_merge_rows(&m, rows, 2, &out), 0);
+    assert_int_equal(out.ncells, 1);
+    sst_cell w1 = out.cells[0];
+    rows[0] = &rb;
+    rows[1] = &ra;
+    assert_int_equal(cm_merge_rows(&m, rows, 2, &out), 0);
+    sst_cell w2 = out.cells[0];
+    assert_true(w1.ts == w2.ts && w1.ttl == w2.ttl && w1.ldt == w2.ldt && w1.vlen == w2.vlen);
+    cm_rowmerge_free(&m);
+    return w1;
+}
+
+static void test_lww_rules(void **state)
+{
+    /* 1. higher timestamp */
+    assert_int_equal(winner(cell(10, 0, SST_NO_LDT, "a"), cell(11, 0, SST_NO_LDT, "a")).ts, 11);
+    assert_int_equal(winner(cell(12, 0, NOW, NULL), cell(11, 0, SST_NO_LDT, "z")).ts, 12);
+    /* 2. tie: expiring or tombstone beats a plain live cell */
+    assert_true(sst_cell_tomb(&(sst_cell){.ttl = 0, .ldt = NOW}));
+    sst_cell w = winner(cell(10, 0, NOW, NULL), cell(10, 0, SST_NO_LDT, "zz"));
+    assert_true(sst_cell_tomb(&w));
+    w = winner(cell(10, 100, NOW + 100, "a"), cell(10, 0, SST_NO_LDT, "zz"));
+    assert_int_equal(w.ttl, 100);
+    /* 3. tombstone beats expiring */
+    w = winner(cell(10, 0, NOW - 5, NULL), cell(10, 100, NOW + 100, "a"));
+    assert_true(sst_cell_tomb(&w));
+    /* 4. both expiring (or both tombstones): higher ldt */
+    assert_int_equal(winner(cell(10, 100, NOW + 100, "a"), cell(10, 100, NOW + 200, "a")).ldt, NOW + 200);
+    assert_int_equal(winner(cell(10, 0, NOW + 1, NULL), cell(10, 0, NOW + 2, NULL)).ldt, NOW + 2);
+    /* 5. greater value bytes */
+    w = winner(cell(10, 0, SST_NO_LDT, "ab"), cell(10, 0, SST_NO_LDT, "b"));
+    assert_memory_equal(w.val, "b", 1);
+    /* markers: higher ts, then expiring, then later expiry */
+    sst_row a = row1(NULL, 0), b = row1(NULL, 0);
+    a.marker_ts = 5, b.marker_ts = 5, a.marker_ttl = 10, a.marker_ldt = NOW, b.marker_ldt = SST_NO_LDT;
+    assert_true(cm_marker_supersedes(&a, &b));
+    assert_false(cm_marker_supersedes(&b, &a));
+    b.marker_ttl = 10, b.marker_ldt = NOW + 1;
+    assert_true(cm_marker_supersedes(&b, &a));
+    b.marker_ts = 4;
+    assert_true(cm_marker_supersedes(&a, &b));
+}
+
+typedef struct mpc { int calls; int64_t mp; } mpc;
+static int64_t mp_fn(void *arg)
+{
+    mpc *c = arg;
+    c->calls++;
+    return c->mp;
+}
+
+static cm_purge purge_ctx(mpc *c) { return (cm_purge){.now = NOW, .gc_before = GC_BEFORE, .mp_fn = mp_fn, .mp_arg = c}; }
+
+static void test_shadowing(void **state)
+{
+    cm_rowmerge m = {0};
+    mpc c = {0, INT64_MAX};
+    cm_purge p = purge_ctx(&c);
+    sst_cell cs[3] = {cell(10, 0, SST_NO_LDT, "a"), cell(20, 0, SST_NO_LDT, "b"), cell(30, 0, SST_NO_LDT, "c")};
+    cs[1].col = 2, cs[2].col = 3;
+    sst_row in = row1(cs, 3), out;
+    /* a deletion shadows ts <= its own (a tie is shadowed) */
+    assert_int_equal(cm_row_compact(&m, &p, &in, (sst_del){20, NOW}, &out), 1);
+    assert_int_equal(out.ncells, 1);
+    assert_int_equal(out.cells[0].ts, 30);
+    /* everything shadowed: the row vanishes */
+    assert_int_equal(cm_row_compact(&m, &p, &in, (sst_del){30, NOW}, &out), 0);
+    /* a row deletion below the active (partition) deletion is dropped */
+    in.del = (sst_del){15, NOW};
+    assert_int_equal(cm_row_compact(&m, &p, &in, (sst_del){20, NOW}, &out), 1);
+    assert_int_equal(out.del.ts, SST_NO_TS);
+    /* one above it is kept and shadows */
+    in.del = (sst_del){25, NOW};
+    assert_int_equal(cm_row_compact(&m, &p, &in, (sst_del){20, NOW}, &out), 1);
+    assert_int_equal(out.del.ts, 25);
+    assert_int_equal(out.ncells, 1);
+    /* complex deletion shadows its column's cells */
+    in.del = (sst_del){SST_NO_TS, SST_NO_LDT};
+    sst_cdel cd = {2, {25, NOW}};
+    in.cdels = &cd;
+    in.ncdels = 1;
+    assert_int_equal(cm_row_compact(&m, &p, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 1);
+    assert_int_equal(out.ncells, 2);
+    assert_int_equal(out.ncdels, 1);
+    /* range tombstones: covering one applies; the partition deletion wins when it supersedes */
+    sst_rt rt = {{(const uint8_t *)"a", 1, true, false}, {(const uint8_t *)"s", 1, true, false}, {40, NOW}};
+    sst_del act = cm_active_deletion((sst_del){30, NOW}, &rt, 1, (const uint8_t *)"r", 1, false);
+    assert_int_equal(act.ts, 40);
+    act = cm_active_deletion((sst_del){30, NOW}, &rt, 1, (const uint8_t *)"t", 1, false);
+    assert_int_equal(act.ts, 30);
+    act = cm_active_deletion((sst_del){30, NOW}, &rt, 1, NULL, 0, true); /* static row: no ranges */
+    assert_int_equal(act.ts, 30);
+    /* partition level: a range tombstone not superseding the partition deletion goes */
+    sst_del pd = {50, NOW};
+    const sst_rt *wr;
+    size_t nw;
+    assert_int_equal(cm_part_compact(&m, &p, &pd, &rt, 1, &wr, &nw), 0);
+    assert_int_equal(nw, 0);
+    assert_int_equal(pd.ts, 50); /* not gc-able (ldt NOW >= gc_before) */
+    assert_int_equal(c.calls, 0); /* nothing gc-able: the overlap check never ran */
+    cm_rowmerge_free(&m);
+}
+
+static void test_purge_rules(void **state)
+{
+    cm_rowmerge m = {0};
+    mpc c = {0, INT64_MAX};
+    cm_purge p = purge_ctx(&c);
+    sst_row out;
+    /* a tombstone inside gc_grace stays */
+    sst_cell t1 = cell(100, 0, GC_BEFORE, NULL);
+    sst_row in = row1(&t1, 1);
+    assert_int_equal(cm_row_compact(&m, &p, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 1);
+    assert_int_equal(out.ncells, 1);
+    assert_int_equal(c.calls, 0);
+    /* past gc_grace and nothing older outside: purged (one overlap check per partition) */
+    sst_cell t2 = cell(100, 0, GC_BEFORE - 1, NULL);
+    in = row1(&t2, 1);
+    assert_int_equal(cm_row_compact(&m, &p, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 0);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(p.purged, 1);
+    assert_int_equal(cm_row_compact(&m, &p, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 0);
+    assert_int_equal(c.calls, 1);
+    /* older data outside (min ts <= tombstone ts): kept */
+    mpc c2 = {0, 100};
+    cm_purge p2 = purge_ctx(&c2);
+    assert_int_equal(cm_row_compact(&m, &p2, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 1);
+    mpc c3 = {0, 101};
+    cm_purge p3 = purge_ctx(&c3);
+    assert_int_equal(cm_row_compact(&m, &p3, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 0);
+    /* an expired cell becomes a tombstone at its write time (ldt - ttl) */
+    sst_cell e1 = cell(100, 600, NOW - 10, "v"); /* written at NOW-610, inside gc_grace */
+    in = row1(&e1, 1);
+    mpc c4 = {0, INT64_MAX};
+    cm_purge p4 = purge_ctx(&c4);
+    assert_int_equal(cm_row_compact(&m, &p4, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 1);
+    assert_true(sst_cell_tomb(&out.cells[0]));
+    assert_int_equal(out.cells[0].ldt, NOW - 610);
+    assert_int_equal(out.cells[0].vlen, 0);
+    /* TTL >= gc_grace: purged at once on expiry */
+    sst_cell e2 = cell(100, 5000, NOW, "v");
+    in = row1(&e2, 1);
+    assert_int_equal(cm_row_compact(&m, &p4, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 0);
+    /* not yet expired (now < ldt): untouched */
+    sst_cell e3 = cell(100, 5000, NOW + 1, "v");
+    in = row1(&e3, 1);
+    assert_int_equal(cm_row_compact(&m, &p4, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 1);
+    assert_int_equal(out.cells[0].ttl, 5000);
+    /* an expired marker stays until purgeable with its expiry as ldt */
+    in = row1(NULL, 0);
+    in.marker_ts = 100, in.marker_ttl = 10, in.marker_ldt = NOW - 10;
+    assert_int_equal(cm_row_compact(&m, &p4, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 1);
+    assert_int_equal(out.marker_ts, 100);
+    in.marker_ldt = GC_BEFORE - 1;
+    assert_int_equal(cm_row_compact(&m, &p4, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 0);
+    /* row deletion, complex deletion, partition deletion and range tombstones follow the same rule */
+    in = row1(NULL, 0);
+    in.del = (sst_del){100, GC_BEFORE - 1};
+    sst_cdel cd = {1, {90, GC_BEFORE - 1}};
+    in.cdels = &cd, in.ncdels = 1;
+    assert_int_equal(cm_row_compact(&m, &p4, &in, (sst_del){SST_NO_TS, SST_NO_LDT}, &out), 0);
+    sst_del pd = {100, GC_BEFORE - 1};
+    sst_rt rt = {{NULL, 0, true, true}, {NULL, 0, true, true}, {200, GC_BEFORE - 1}};
+    const sst_rt *wr;
+    size_t nw;
+    assert_int_equal(cm_part_compact(&m, &p4, &pd, &rt, 1, &wr, &nw), 0);
+    assert_int_equal(pd.ts, SST_NO_TS);
+    assert_int_equal(nw, 0);
+    /* nothing purgeable: the flush context */
+    cm_purge none = cm_purge_none();
+    pd = (sst_del){100, 0};
+    assert_int_equal(cm_part_compact(&m, &none, &pd, &rt, 1, &wr, &nw), 0);
+    assert_int_equal(pd.ts, 100);
+    assert_int_equal(nw, 1);
+    cm_rowmerge_free(&m);
+}
+
+/* ---- the task ---- */
+
+static cm_task task_for(const char *dir, sstable **in, size_t n, sstable **out, size_t nout, uint64_t gen)
+{
+    cm_task t = {0};
+    t.dir = dir;
+    t.inputs = in;
+    t.ninputs = n;
+    t.outside = out;
+    t.noutside = nout;
+    t.mem_min_ts = INT64_MAX;
+    t.out_gen = gen;
+    t.wo.block_size = 512;
+    t.now = NOW;
+    t.gc_before = GC_BEFORE;
+    return t;
+}
+
+static void test_task_merge(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a", "b", "c"};
+    trow r1[] = {{"r1", 10, "old", 0}, {"r2", 10, "x", 0}};
+    trow r2[] = {{"r1", 20, "new", 0}, {"r3", 5, "y", 0}};
+    trow r3[] = {{"r2", 30, NULL, NOW}};
+    sstable *in[3] = {write_sst(f->dir, 1, pks, 3, r1, 2, 0, 0), write_sst(f->dir, 2, pks, 2, r2, 2, 0, 0),
+                      write_sst(f->dir, 3, pks + 2, 1, r3, 1, 0, 0)};
+    cm_throttle th;
+    cm_throttle_init(&th, 0);
+    cm_task t = task_for(f->dir, in, 3, NULL, 0, 4);
+    t.throttle = &th;
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_non_null(t.output);
+    assert_int_equal(t.partitions_in, 3 + 2 + 1);
+    assert_int_equal(t.partitions_out, 3);
+    assert_true(t.bytes_written > 0 && t.bytes_read > 0);
+    assert_true(t.bytes_done > 0 && t.bytes_total > 0);
+    char b[256];
+    dump(t.output, "a", b, sizeof b);
+    assert_string_equal(b, "r1=new@20 r2=x@10 r3=y@5 ");
+    dump(t.output, "c", b, sizeof b);
+    assert_string_equal(b, "r1=old@10 r2=X@30 "); /* within gc_grace: kept */
+    /* inputs deleted, no log left; the output carries the inputs' stats */
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    for (int i = 0; i < 3; i++) sst_unref(in[i]);
+    sst_unref(t.output);
+    cm_throttle_free(&th);
+}
+
+static void test_task_purge_overlap(void **state)
+{
+    fx *f = *state;
+    const char *pk[] = {"k"}, *other[] = {"zz"};
+    trow old[] = {{"r", 5, "resurrect-me", 0}};
+    trow del[] = {{"r", 50, NULL, GC_BEFORE - 100}};
+    sstable *o = write_sst(f->dir, 1, pk, 1, old, 1, 0, 0); /* older data, outside the compaction */
+    sstable *in[2] = {write_sst(f->dir, 2, pk, 1, del, 1, 0, 0), write_sst(f->dir, 3, other, 1, old, 1, 0, 0)};
+    cm_task t = task_for(f->dir, in, 2, &o, 1, 4);
+    assert_int_equal(cm_task_run(&t), 0);
+    char b[256];
+    dump(t.output, "k", b, sizeof b);
+    assert_string_equal(b, "r=X@50 "); /* kept: it still shadows gen 1 */
+    assert_int_equal(t.purged, 0);
+    sstable *in2[2] = {o, t.output};
+    cm_task t2 = task_for(f->dir, in2, 2, NULL, 0, 5);
+    assert_int_equal(cm_task_run(&t2), 0);
+    dump(t2.output, "k", b, sizeof b);
+    assert_string_equal(b, ""); /* both in: the tombstone and what it shadows go */
+    assert_int_equal(t2.purged, 1);
+    /* the memtables' minimum timestamp blocks a purge the same way */
+    sstable *in3[1] = {write_sst(f->dir, 6, pk, 1, del, 1, 0, 0)};
+    cm_task t3 = task_for(f->dir, in3, 1, NULL, 0, 7);
+    t3.mem_min_ts = 49;
+    assert_int_equal(cm_task_run(&t3), 0);
+    dump(t3.output, "k", b, sizeof b);
+    assert_string_equal(b, "r=X@50 ");
+    /* a partition deletion past gc_grace with nothing older: the partition disappears */
+    sstable *in4[1] = {write_sst(f->dir, 8, pk, 1, old, 1, 100, GC_BEFORE - 1)};
+    cm_task t4 = task_for(f->dir, in4, 1, NULL, 0, 9);
+    assert_int_equal(cm_task_run(&t4), 0);
+    assert_null(t4.output); /* nothing survived: no output at all */
+    assert_int_equal(count_files(f->dir, "9-TOC.txt"), 0);
+    sst_unref(o);
+    for (int i = 0; i < 2; i++) sst_unref(in[i]);
+    sst_unref(t.output);
+    sst_unref(t2.output);
+    sst_unref(in3[0]);
+    sst_unref(t3.output);
+    sst_unref(in4[0]);
+}
+
+static void test_task_cancel(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a", "b"};
+    trow r[] = {{"r", 1, "v", 0}};
+    sstable *in[2] = {write_sst(f->dir, 1, pks, 2, r, 1, 0, 0), write_sst(f->dir, 2, pks, 1, r, 1, 0, 0)};
+    bool cancel = true;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    cm_task t = task_for(f->dir, in, 2, NULL, 0, 3);
+    t.mu = &mu;
+    t.cancelled = &cancel;
+    assert_int_equal(cm_task_run(&t), SIB_EAGAIN);
+    assert_null(t.output);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 2); /* inputs intact */
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    assert_int_equal(count_files(f->dir, ".tmp"), 0);
+    for (int i = 0; i < 2; i++) sst_unref(in[i]);
+}
+
+/* ---- transaction log ---- */
+
+static void test_txn_recover(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a"};
+    trow r[] = {{"r", 1, "v", 0}};
+    sib_err err;
+    size_t n;
+    /* crash before commit: the output (even with its TOC) goes, inputs stay */
+    sst_unref(write_sst(f->dir, 1, pks, 1, r, 1, 0, 0));
+    sst_unref(write_sst(f->dir, 2, pks, 1, r, 1, 0, 0));
+    uint64_t ins[2] = {1, 2};
+    cm_txn *x;
+    assert_int_equal(cm_txn_begin(&x, f->dir, 3, ins, 2, &err), 0);
+    sst_unref(write_sst(f->dir, 3, pks, 1, r, 1, 0, 0));
+    /* simulate the crash: forget x without finishing (close its fd by exiting the scope) */
+    assert_int_equal(cm_txn_recover(f->dir, NULL, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 2);
+    assert_int_equal(count_files(f->dir, "3-Data.db"), 0);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    assert_int_equal(cm_txn_finish(x, &err), 0); /* nothing left to do: the files are gone */
+    /* crash after commit: the inputs go */
+    assert_int_equal(cm_txn_begin(&x, f->dir, 4, ins, 2, &err), 0);
+    sst_unref(write_sst(f->dir, 4, pks, 1, r, 1, 0, 0));
+    assert_int_equal(cm_txn_commit(x, &err), 0);
+    assert_int_equal(cm_txn_recover(f->dir, NULL, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
+    assert_int_equal(count_files(f->dir, "4-TOC.txt"), 1);
+    assert_int_equal(cm_txn_finish(x, &err), 0);
+    /* a torn COMMIT (no newline / bad crc) is no commit */
+    uint64_t in4[1] = {4};
+    assert_int_equal(cm_txn_begin(&x, f->dir, 5, in4, 1, &err), 0);
+    sst_unref(write_sst(f->dir, 5, pks, 1, r, 1, 0, 0));
+    char path[256];
+    snprintf(path, sizeof path, "%s/5-txn.log", f->dir);
+    FILE *fp = fopen(path, "a");
+    fputs("COMMIT 0000", fp);
+    fclose(fp);
+    assert_int_equal(cm_txn_recover(f->dir, NULL, &n, &err), 0);
+    assert_int_equal(count_files(f->dir, "4-TOC.txt"), 1);
+    assert_int_equal(count_files(f->dir, "5-TOC.txt"), 0);
+    assert_int_equal(cm_txn_finish(x, &err), 0);
+}
+
+/* ---- single-SSTable tombstone compaction ---- */
+
+static void test_worth_dropping_tombstones(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a", "b", "c", "d", "e", "f"};
+    trow dels[] = {{"r1", 10, NULL, GC_BEFORE - 50}, {"r2", 10, NULL, GC_BEFORE - 50}};
+    trow live[] = {{"r1", 10, "v", 0}};
+    sstable *t = write_sst(f->dir, 1, pks, 6, dels, 2, 0, 0);
+    cm_options o;
+    cm_options_default(&o);
+    cm_sst v[2] = {{t, 1000, NOW - 100, false}, {NULL, 10, NOW, false}};
+    assert_false(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE)); /* younger than the interval */
+    o.tombstone_compaction_interval = 10;
+    assert_true(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE));
+    assert_false(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE - 100)); /* not droppable yet */
+    size_t pick[4];
+    bool tomb;
+    assert_int_equal(cm_pick(&o, v, 1, NOW, GC_BEFORE, pick, &tomb), 1);
+    assert_true(tomb);
+    /* an overlapping SSTable covering the whole range makes it not worth it */
+    sstable *l = write_sst(f->dir, 2, pks, 6, live, 1, 0, 0);
+    v[1].sst = l;
+    assert_false(cm_worth_dropping_tombstones(&o, v, 2, 0, NOW, GC_BEFORE));
+    o.unchecked_tombstone_compaction = true;
+    assert_true(cm_worth_dropping_tombstones(&o, v, 2, 0, NOW, GC_BEFORE));
+    o.enabled = false;
+    assert_int_equal(cm_pick(&o, v, 2, NOW, GC_BEFORE, pick, &tomb), 0);
+    /* four similar SSTables: a bucket compaction, not a tombstone one */
+    o.enabled = true;
+    cm_sst four[4] = {{l, 100, 0, false}, {l, 110, 0, false}, {l, 120, 0, false}, {l, 90, 0, true}};
+    o.min_sstable_size = 0;
+    assert_int_equal(cm_pick(&o, four, 4, NOW, GC_BEFORE, pick, &tomb), 0); /* one is compacting */
+    four[3].compacting = false;
+    assert_int_equal(cm_pick(&o, four, 4, NOW, GC_BEFORE, pick, &tomb), 4);
+    assert_false(tomb);
+    sst_unref(t);
+    sst_unref(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_stcs_buckets),
+        cmocka_unit_test(test_lww_rules),
+        cmocka_unit_test(test_shadowing),
+        cmocka_unit_test(test_purge_rules),
+        cmocka_unit_test_setup_teardown(test_task_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_purge_overlap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worth_dropping_tombstones, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
