@@ -96,11 +96,14 @@ typedef struct admin_table_gauge {
     const char *ks, *table;
     uint64_t partitions, rows, cells, memtable_bytes;
     uint64_t reads, writes; /* local requests (admin_metrics_table_ops) */
+    uint64_t sstables, sstable_bytes;
+    uint64_t flush_bytes, compaction_bytes_read, compaction_bytes_written, compactions_running, compactions;
 } admin_table_gauge;
 
 typedef struct admin_gauges {
     uint64_t clients;
     uint64_t memtable_bytes;
+    uint64_t sstables, sstable_bytes, flushes_pending;
     uint64_t cl_bytes_written, cl_segments_live, cl_syncs, cl_pending;
     char schema_version[37];
     int64_t uptime_s;

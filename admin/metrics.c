@@ -331,9 +331,16 @@ static void per_table(sib_buf *b, const admin_gauges *g, const char *name, const
         case 1: v = t->rows; break;
         case 2: v = t->cells; break;
         case 3: v = t->memtable_bytes; break;
+        case 4: v = t->sstables; break;
         case 5: v = t->reads; break;
         case 6: v = t->writes; break;
-        default: v = 0; break; /* SSTable figures: none are written yet */
+        case 7: v = t->sstable_bytes; break;
+        case 8: v = t->flush_bytes; break;
+        case 9: v = t->compaction_bytes_read; break;
+        case 10: v = t->compaction_bytes_written; break;
+        case 11: v = t->compactions_running; break;
+        case 12: v = t->compactions; break;
+        default: v = 0; break;
         }
         sib_buf_printf(b, "%s{keyspace=\"", name);
         label_value(b, t->ks);
@@ -353,16 +360,28 @@ static void render_storage(const admin_gauges *g, sib_buf *b)
     per_table(b, g, "sibyl_table_reads_total", "counter", "Local reads (SELECT) of the table.", 5);
     per_table(b, g, "sibyl_table_writes_total", "counter", "Local writes to the table (statements and batches).", 6);
     per_table(b, g, "sibyl_table_sstables", "gauge", "Live SSTables of the table.", 4);
-    per_table(b, g, "sibyl_table_sstable_bytes", "gauge", "Bytes of the table's live SSTables.", 4);
-    per_table(b, g, "sibyl_table_bloom_filter_false_positives_total", "counter",
-              "Bloom filter false positives on the table's SSTables.", 4);
+    per_table(b, g, "sibyl_table_sstable_bytes", "gauge", "Bytes of the table's live SSTables (Data.db).", 7);
+    per_table(b, g, "sibyl_table_flush_bytes_total", "counter", "Bytes written by flushes of the table.", 8);
+    per_table(b, g, "sibyl_table_compaction_bytes_read_total", "counter", "Bytes read by compactions of the table.", 9);
+    per_table(b, g, "sibyl_table_compaction_bytes_written_total", "counter",
+              "Bytes written by compactions of the table.", 10);
+    per_table(b, g, "sibyl_table_compactions_pending", "gauge", "Compactions of the table queued or running.", 11);
+    per_table(b, g, "sibyl_table_compactions_completed_total", "counter", "Compactions of the table completed.", 12);
+    gauge(b, "sibyl_sstables", "gauge", "Live SSTables over all tables.", g->sstables);
+    gauge(b, "sibyl_sstable_bytes", "gauge", "Bytes of all live SSTables (Data.db).", g->sstable_bytes);
+    gauge(b, "sibyl_flushes_pending", "gauge", "Frozen memtables not yet live as SSTables.", g->flushes_pending);
     gauge(b, "sibyl_commitlog_bytes_written_total", "counter", "Commitlog bytes written since start.",
           g->cl_bytes_written);
     gauge(b, "sibyl_commitlog_segments", "gauge", "Commitlog segment files present.", g->cl_segments_live);
     gauge(b, "sibyl_commitlog_syncs_total", "counter", "Commitlog fsyncs since start.", g->cl_syncs);
     gauge(b, "sibyl_commitlog_pending_syncs", "gauge", "Writes waiting for a commitlog fsync.", g->cl_pending);
-    gauge(b, "sibyl_compactions_pending", "gauge", "Compactions waiting to run.", 0);
-    gauge(b, "sibyl_compactions_completed_total", "counter", "Compactions completed since start.", 0);
+    uint64_t pending = 0, done = 0;
+    for (size_t i = 0; i < g->ntables; i++) {
+        pending += g->tables[i].compactions_running;
+        done += g->tables[i].compactions;
+    }
+    gauge(b, "sibyl_compactions_pending", "gauge", "Compactions queued or running.", pending);
+    gauge(b, "sibyl_compactions_completed_total", "counter", "Compactions completed since start.", done);
 }
 
 static void render_node(const admin_gauges *g, sib_buf *b)

@@ -403,11 +403,32 @@ static json_t *run_hook(route_req *r, int (*fn)(void *, const char *, const char
 static json_t *h_flush(route_req *r) { return run_hook(r, r->s->hooks.flush, "flush"); }
 static json_t *h_compact(route_req *r) { return run_hook(r, r->s->hooks.compact, "compaction"); }
 
+/* Running and queued compactions with their progress (nodetool
+ * compactionstats). The id is the table's id: one task per table runs at a
+ * time. */
 static json_t *h_compactionstats(route_req *r)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "pending_tasks", json_integer(0));
-    json_object_set_new(o, "compactions", json_array());
+    admin_server *s = r->s;
+    st_compaction_info info[64];
+    size_t n = storage_compaction_progress(s->st, info, SIB_ARRAY_LEN(info));
+    json_t *o = json_object(), *arr = json_array();
+    json_object_set_new(o, "pending_tasks", json_integer((json_int_t)n));
+    for (size_t i = 0; i < n && i < SIB_ARRAY_LEN(info); i++) {
+        const sib_table *t = sib_catalog_table_by_id(s->cat, info[i].table_id);
+        char id[37];
+        sib_uuid_format(info[i].table_id, id);
+        json_t *c = json_object();
+        json_object_set_new(c, "id", json_string(id));
+        json_object_set_new(c, "type", json_string(info[i].major ? "Compaction (major)"
+                                                   : info[i].tombstone ? "Tombstone compaction" : "Compaction"));
+        json_object_set_new(c, "keyspace", json_string(t ? sib_table_keyspace(t) : "?"));
+        json_object_set_new(c, "table", json_string(t ? sib_table_name(t) : "?"));
+        json_object_set_new(c, "completed", json_integer((json_int_t)info[i].bytes_done));
+        json_object_set_new(c, "total", json_integer((json_int_t)info[i].bytes_total));
+        json_object_set_new(c, "unit", json_string("bytes"));
+        json_array_append_new(arr, c);
+    }
+    json_object_set_new(o, "compactions", arr);
     return o;
 }
 
@@ -420,14 +441,20 @@ static json_t *table_json(admin_server *s, const sib_table *t)
     if (stt) st_table_get_stats(stt, &ts);
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(sib_table_name(t)));
-    json_object_set_new(o, "sstable_count", json_integer(0));
-    json_object_set_new(o, "space_used_live", json_integer(0));
-    json_object_set_new(o, "space_used_total", json_integer(0));
+    json_object_set_new(o, "sstable_count", json_integer((json_int_t)ts.sstables));
+    json_object_set_new(o, "space_used_live", json_integer((json_int_t)ts.sstable_bytes));
+    json_object_set_new(o, "space_used_total", json_integer((json_int_t)ts.sstable_bytes));
+    json_object_set_new(o, "flushes", json_integer((json_int_t)ts.flushes));
+    json_object_set_new(o, "flush_bytes", json_integer((json_int_t)ts.flush_bytes));
+    json_object_set_new(o, "compactions", json_integer((json_int_t)ts.compactions));
+    json_object_set_new(o, "compaction_bytes_read", json_integer((json_int_t)ts.compaction_bytes_read));
+    json_object_set_new(o, "compaction_bytes_written", json_integer((json_int_t)ts.compaction_bytes_written));
+    json_object_set_new(o, "tombstones_purged", json_integer((json_int_t)ts.tombstones_purged));
     json_object_set_new(o, "number_of_partitions", json_integer((json_int_t)ts.partitions));
     json_object_set_new(o, "memtable_cell_count", json_integer((json_int_t)ts.cells));
     json_object_set_new(o, "memtable_row_count", json_integer((json_int_t)ts.rows));
     json_object_set_new(o, "memtable_data_size", json_integer((json_int_t)ts.memtable_bytes));
-    json_object_set_new(o, "memtable_switch_count", json_integer(0));
+    json_object_set_new(o, "memtable_switch_count", json_integer((json_int_t)ts.flushes));
     json_object_set_new(o, "bloom_filter_false_positives", json_integer(0));
     json_object_set_new(o, "droppable_tombstone_ratio", json_real(0.0));
     admin_table_ops ops;
@@ -526,6 +553,7 @@ static void metrics_text(admin_server *s, sib_buf *out)
     admin_gauges g = {
         .clients = s->hooks.client_count ? s->hooks.client_count(s->hooks.ctx) : 0,
         .memtable_bytes = ss.memtable_bytes,
+        .sstables = ss.sstables, .sstable_bytes = ss.sstable_bytes, .flushes_pending = ss.flushes_pending,
         .cl_bytes_written = ss.cl_bytes_written, .cl_segments_live = ss.cl_segments_live,
         .cl_syncs = ss.cl_syncs, .cl_pending = ss.cl_pending,
         .uptime_s = (sib_now_us() - s->start_us) / 1000000,
@@ -556,6 +584,13 @@ static void metrics_text(admin_server *s, sib_buf *out)
             e->rows = ts.rows;
             e->cells = ts.cells;
             e->memtable_bytes = ts.memtable_bytes;
+            e->sstables = ts.sstables;
+            e->sstable_bytes = ts.sstable_bytes;
+            e->flush_bytes = ts.flush_bytes;
+            e->compaction_bytes_read = ts.compaction_bytes_read;
+            e->compaction_bytes_written = ts.compaction_bytes_written;
+            e->compactions_running = ts.compactions_running;
+            e->compactions = ts.compactions;
         }
 
     }

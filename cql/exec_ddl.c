@@ -88,6 +88,23 @@ int exec_schema_persist_table(cql_exec *ex, const sib_table *t, bool dropped, co
     return rc;
 }
 
+void exec_table_options_to_storage(cql_exec *ex, const sib_table *t)
+{
+    st_table *st = storage_table(ex->st, sib_table_id(t));
+    if (!st) return;
+    const sib_table_opts *o = sib_table_options(t);
+    const char *keys[64], *vals[64];
+    size_t n = 0;
+    for (size_t i = 0; i < o->compaction.n && n < SIB_ARRAY_LEN(keys); i++, n++) {
+        keys[n] = o->compaction.kv[i].key;
+        vals[n] = o->compaction.kv[i].value;
+    }
+    sib_err err = {0};
+    if (st_table_set_options(st, keys, vals, n, o->gc_grace_seconds, &err))
+        sib_log(ex->log, SIB_WARN, "schema: %s.%s: compaction options not applied: %s", sib_table_keyspace(t),
+                sib_table_name(t), err.msg);
+}
+
 /* Loads keyspaces first (tables need theirs), then tables. */
 int exec_schema_load(cql_exec *ex, sib_err *err)
 {
@@ -119,6 +136,11 @@ int exec_schema_load(cql_exec *ex, sib_err *err)
         if (!rc) rc = st_scan_status(sc, err);
         st_scan_destroy(sc);
         if (rc) return rc;
+    }
+    for (size_t i = 0; i < sib_catalog_keyspace_count(ex->cat); i++) {
+        const sib_keyspace *k = sib_catalog_keyspace_at(ex->cat, i);
+        for (size_t j = 0; !sib_keyspace_is_system(k) && j < sib_keyspace_table_count(k); j++)
+            exec_table_options_to_storage(ex, sib_keyspace_table_at(k, j));
     }
     sib_log(ex->log, SIB_INFO, "schema: loaded %d definitions", loaded);
     return 0;
@@ -312,6 +334,7 @@ static int do_create_table(exec_ctx *c, const cql_create_table *ct, ddl_done **d
         snprintf(err->table, sizeof err->table, "%s", ct->table.name);
     }
     if (rc) return rc;
+    exec_table_options_to_storage(c->ex, t);
     *dd = new_done(c, CQL_CHANGE_CREATED, CQL_TARGET_TABLE, ks, ct->table.name);
     return exec_schema_persist_table(c->ex, t, false, ks, ct->table.name, on_ddl_durable, *dd, err);
 }
@@ -356,6 +379,7 @@ static int do_alter_table(exec_ctx *c, const cql_alter_table *a, ddl_done **dd, 
     }
     if (rc) return rc;
     t = sib_catalog_table(c->ex->cat, ks, a->table.name);
+    exec_table_options_to_storage(c->ex, t);
     *dd = new_done(c, CQL_CHANGE_UPDATED, CQL_TARGET_TABLE, ks, a->table.name);
     return exec_schema_persist_table(c->ex, t, false, ks, a->table.name, on_ddl_durable, *dd, err);
 }

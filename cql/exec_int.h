@@ -195,6 +195,10 @@ void exec_batch_request(cql_exec *ex, cql_request *req); /* the BATCH opcode */
 void exec_reply_err(exec_ctx *c, const sib_err *err);
 void exec_reply_err_req(cql_request *req, const sib_err *err);
 
+/* Hands a table's compaction map and gc_grace_seconds to its store (CREATE,
+ * ALTER and schema load). Logged, not fatal, if storage refuses them. */
+void exec_table_options_to_storage(cql_exec *ex, const sib_table *t);
+
 /* Loads the persisted schema into ex->cat (startup) and persists changes. */
 int exec_schema_load(cql_exec *ex, sib_err *err);
 int exec_schema_persist_keyspace(cql_exec *ex, const char *ks, bool dropped, st_done_fn done, void *ctx, sib_err *err);

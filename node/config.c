@@ -42,6 +42,9 @@ void node_config_defaults(node_config *c)
     c->tombstone_warn_threshold = 1000;
     c->tombstone_failure_threshold = 100000;
     c->batch_size_fail_threshold = 50u << 10;
+    c->concurrent_compactors = 1;
+    c->compaction_throughput_mib = 64;
+    c->auto_snapshot = true;
 }
 
 /* A number with an optional unit suffix (cassandra.yaml 4.1 spellings); a
@@ -111,7 +114,7 @@ static yaml_node_t *seq_first(yaml_document_t *d, yaml_node_t *s)
     return yaml_document_get_node(d, *s->data.sequence.items.start);
 }
 
-typedef enum { K_STR, K_INT, K_DOUBLE, K_DUR_MS, K_SIZE, K_SYNC, K_LEVEL } key_kind;
+typedef enum { K_STR, K_INT, K_DOUBLE, K_DUR_MS, K_SIZE, K_SYNC, K_LEVEL, K_BOOL, K_MIBPS } key_kind;
 
 typedef struct key_spec {
     const char *name;
@@ -160,6 +163,10 @@ static const key_spec keys[] = {
     SIZE("memtable_heap_space", memtable_heap_space, 1 << 20),
     SIZE("memtable_heap_space_in_mb", memtable_heap_space, 1 << 20),
     SIZE("sstable_block_size", sstable_block_size, 1024),
+    INT("concurrent_compactors", concurrent_compactors),
+    {"compaction_throughput", K_MIBPS, offsetof(node_config, compaction_throughput_mib), 0, 0},
+    INT("compaction_throughput_mb_per_sec", compaction_throughput_mib),
+    {"auto_snapshot", K_BOOL, offsetof(node_config, auto_snapshot), 0, 0},
 };
 
 static int set_key(node_config *c, const key_spec *k, const char *v, sib_err *err)
@@ -200,6 +207,22 @@ static int set_key(node_config *c, const key_spec *k, const char *v, sib_err *er
         else if (!strcmp(v, "group")) *(int *)f = NODE_SYNC_GROUP;
         else return sib_err_set(err, SIB_ECONFIG, "config: commitlog_sync must be periodic, batch or group (got '%s')", v);
         return 0;
+    case K_BOOL:
+        if (!strcasecmp(v, "true")) *(bool *)f = true;
+        else if (!strcasecmp(v, "false")) *(bool *)f = false;
+        else return sib_err_set(err, SIB_ECONFIG, "config: %s must be true or false (got '%s')", k->name, v);
+        return 0;
+    case K_MIBPS: {
+        /* 4.1 spelling "64MiB/s" or a bare number (MiB/s) */
+        char num[64];
+        snprintf(num, sizeof num, "%s", v);
+        char *slash = strstr(num, "/s");
+        if (slash && !slash[2]) *slash = 0;
+        if (node_parse_size(num, 1 << 20, &sz) || sz / (1u << 20) > INT32_MAX)
+            return sib_err_set(err, SIB_ECONFIG, "config: %s must be a rate like 64MiB/s (got '%s')", k->name, v);
+        *(int *)f = (int)(sz >> 20);
+        return 0;
+    }
     case K_LEVEL:
         if (!strcasecmp(v, "debug")) *(int *)f = SIB_DEBUG;
         else if (!strcasecmp(v, "info")) *(int *)f = SIB_INFO;

@@ -128,6 +128,10 @@ static int open_storage(node *n, sib_err *err)
         .log = n->log,
         .memtable_heap_space = c->memtable_heap_space,
         .sstable_block_size = c->sstable_block_size,
+        .concurrent_compactors = c->concurrent_compactors,
+        /* cassandra.yaml's 0 means unthrottled; storage spells that < 0 */
+        .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
+        .auto_snapshot = c->auto_snapshot,
     };
     if ((rc = storage_open(&n->st, &so, err))) return rc;
     storage_replay_stats rs;
@@ -141,30 +145,42 @@ static int open_storage(node *n, sib_err *err)
 
 static size_t admin_client_count(void *ctx) { return cql_server_conn_count(((node *)ctx)->srv); }
 
-/* Flushes the memtables of one table, of every table of a keyspace, or of
- * everything (ks NULL). The flushes run on storage's worker; the admin API
- * answers at once and `flushes_pending` in /info tells when they are live
- * (sibyltool flush waits on it). */
-static int admin_flush(void *ctx, const char *ks, const char *table, sib_err *err)
+typedef int (*table_op_fn)(storage *s, const uint8_t table_id[16], st_done_fn done, void *ctx, sib_err *err);
+
+/* Runs a storage operation on one table, every table of a keyspace, or
+ * everything (ks NULL). */
+static int on_tables(node *n, table_op_fn op, const char *ks, const char *table, sib_err *err)
 {
-    node *n = ctx;
-    if (!ks) return storage_flush(n->st, NULL, NULL, NULL, err);
+    if (!ks) return op(n->st, NULL, NULL, NULL, err);
     const sib_keyspace *k = sib_catalog_keyspace(n->cat, ks);
     if (!k) return sib_err_set(err, SIB_EINVAL, "Keyspace '%s' does not exist", ks);
     if (table) {
         const sib_table *t = sib_catalog_table(n->cat, ks, table);
         if (!t) return sib_err_set(err, SIB_EINVAL, "Table '%s.%s' does not exist", ks, table);
-        return storage_flush(n->st, sib_table_id(t), NULL, NULL, err);
+        return op(n->st, sib_table_id(t), NULL, NULL, err);
     }
     int rc = 0;
     for (size_t i = 0; !rc && i < sib_keyspace_table_count(k); i++)
-        rc = storage_flush(n->st, sib_table_id(sib_keyspace_table_at(k, i)), NULL, NULL, err);
+        rc = op(n->st, sib_table_id(sib_keyspace_table_at(k, i)), NULL, NULL, err);
     return rc;
 }
 
+/* Flushes run on storage's worker: the admin API answers at once and
+ * `flushes_pending` in /info says when they are live (sibyltool flush waits
+ * on it). Major compactions run on the compaction workers (compactionstats
+ * shows their progress). */
+static int admin_flush(void *ctx, const char *ks, const char *table, sib_err *err)
+{
+    return on_tables(ctx, storage_flush, ks, table, err);
+}
+
+static int admin_compact(void *ctx, const char *ks, const char *table, sib_err *err)
+{
+    return on_tables(ctx, storage_compact, ks, table, err);
+}
+
 /* Counts CQL requests for /metrics and serves the admin API on
- * listen_address:admin_port. compact stays NULL (the API answers 501) until
- * storage compacts. */
+ * listen_address:admin_port. */
 static int open_admin(node *n, int64_t generation, sib_err *err)
 {
     n->metrics = admin_metrics_create();
@@ -183,7 +199,7 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
     admin_opts ao = {
         .loop = n->loop, .log = n->log, .bind_addr = n->cfg.listen_address, .port = (uint16_t)n->cfg.admin_port,
         .st = n->st, .cat = n->cat, .co = n->co, .metrics = n->metrics, .node = &ai,
-        .hooks = {.ctx = n, .client_count = admin_client_count, .flush = admin_flush, .compact = NULL},
+        .hooks = {.ctx = n, .client_count = admin_client_count, .flush = admin_flush, .compact = admin_compact},
     };
     n->admin = admin_server_create(&ao, err);
     return n->admin ? 0 : (err->code ? err->code : SIB_EIO);

@@ -39,6 +39,9 @@ typedef struct node_config {
     size_t batch_size_fail_threshold; /* bytes */
     size_t memtable_heap_space;       /* bytes; 0 = storage's default (64 MiB) */
     size_t sstable_block_size;        /* bytes; 0 = 16 KiB */
+    int concurrent_compactors;        /* 0 = 1 */
+    int compaction_throughput_mib;    /* MiB/s; 0 = unthrottled (cassandra.yaml) */
+    bool auto_snapshot;               /* hard-link SSTables before TRUNCATE/DROP */
 } node_config;
 
 /* Fills every field with its default (127.0.0.1:9042, data under ./data). */

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -180,7 +181,7 @@ def test_getendpoints_token_matches_driver(node, session, ks, tool):
     assert bad.returncode == 1 and "Unable to make int from 'notanint'" in bad.stderr
 
 
-def test_flush_writes_sstables_and_compactionstats(node, session, tool):
+def test_flush_compact_and_compactionstats(node, session, tool):
     ks = "flushks"
     session.execute("CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}" % ks)
     session.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % ks)
@@ -196,9 +197,50 @@ def test_flush_writes_sstables_and_compactionstats(node, session, tool):
     tool("flush")                                # everything
     status, body = http(node, "/flush/nosuchks", method="POST")
     assert status == 404
-    r = tool("compact", check=False)
-    assert r.returncode == 1 and "not supported by this node yet" in r.stderr
+    # Four more flushes give STCS's min_threshold of similar SSTables; a
+    # major compaction then leaves one.
+    for round in range(4):
+        for i in range(50):
+            session.execute("INSERT INTO %s.t (k, v) VALUES (%d, 'r%d')" % (ks, i, round))
+        tool("flush", ks, "t")
+    tool("compact", ks, "t")
+    for _ in range(600):                                     # bounded: 30 s
+        if tool("compactionstats").stdout == "pending tasks: 0\n":
+            break
+        time.sleep(0.05)
+    out = tool("tablestats", "%s.t" % ks).stdout
+    assert "\t\tSSTable count: 1\n" in out, out
+    rows = {r.k: r.v for r in session.execute("SELECT k, v FROM %s.t" % ks)}
+    assert rows == {i: "r3" for i in range(50)}
+    _, text = http(node, "/metrics")
+    assert metric(text, "sibyl_table_sstables", keyspace=ks, table="t") == 1
+    assert metric(text, "sibyl_table_compactions_completed_total", keyspace=ks, table="t") >= 1
+    assert metric(text, "sibyl_table_compaction_bytes_written_total", keyspace=ks, table="t") > 0
     assert tool("compactionstats").stdout == "pending tasks: 0\n"
+
+
+def test_table_gc_grace_reaches_compaction(node, session, tool):
+    # gc_grace_seconds = 0 set through CQL: a major compaction purges the
+    # tombstones at once (nothing older can hide outside it: one SSTable).
+    ks = "gcks"
+    session.execute("CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}" % ks)
+    session.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text) WITH gc_grace_seconds = 0" % ks)
+    for i in range(30):
+        session.execute("INSERT INTO %s.t (k, v) VALUES (%d, 'v')" % (ks, i))
+    for i in range(10):
+        session.execute("DELETE FROM %s.t WHERE k = %d" % (ks, i))
+    time.sleep(1.1)                              # deletion times must be in the past
+    tool("flush", ks, "t")
+    tool("compact", ks, "t")
+    stats = None
+    for _ in range(600):                         # bounded: 30 s
+        stats = json.loads(http(node, "/tablestats/%s/t" % ks)[1])
+        table = stats["keyspaces"][0]["tables"][0] if "keyspaces" in stats else stats
+        if table.get("tombstones_purged", 0) >= 10:
+            break
+        time.sleep(0.05)
+    assert table.get("tombstones_purged", 0) >= 10, stats
+    assert sorted(r.k for r in session.execute("SELECT k FROM %s.t" % ks)) == list(range(10, 30))
 
 
 def test_unreachable_node_is_a_clear_error(node, tool):
