@@ -71,6 +71,11 @@ struct cql_server {
      * flush_w (an ev_prepare), so the replies to a burst of pipelined
      * requests go out in one sendmsg instead of one each. */
     ev_prepare flush_w;
+    /* Active while the dirty list is not empty: an active idle watcher makes
+     * libev poll without blocking, so replies queued by callbacks that run
+     * after this iteration's prepare phase (fed read events, timers) are
+     * flushed by the next prepare instead of waiting for unrelated I/O. */
+    ev_idle nowait_w;
     cql_conn *dirty;
 };
 

@@ -186,9 +186,13 @@ void cql_conn_send(cql_conn *c, uint8_t *p, size_t len)
         c->refs++; /* the dirty list's reference */
         c->dirty_next = c->srv->dirty;
         c->srv->dirty = c;
+        if (!ev_is_active(&c->srv->nowait_w)) ev_idle_start(c->srv->loop, &c->srv->nowait_w);
     }
     conn_update_reading(c);
 }
+
+/* ev_idle: only there to keep the poll from blocking until on_flush ran. */
+static void on_nowait(struct ev_loop *loop, ev_idle *w, int revents) { ev_idle_stop(loop, w); }
 
 /* ev_prepare: runs after the iteration's callbacks, before the loop blocks. */
 static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -740,6 +744,7 @@ cql_server *cql_server_create(struct ev_loop *loop, const cql_server_opts *o, cq
     ev_io_start(loop, &srv->accept_w);
     ev_prepare_init(&srv->flush_w, on_flush);
     srv->flush_w.data = srv;
+    ev_idle_init(&srv->nowait_w, on_nowait);
     ev_prepare_start(loop, &srv->flush_w);
     ev_unref(loop); /* the flusher alone does not keep the loop running */
     sib_log(srv->log, SIB_INFO, "cql: listening for native protocol clients on %s:%u", addr, srv->port);
@@ -752,6 +757,7 @@ void cql_server_destroy(cql_server *srv)
     ev_io_stop(srv->loop, &srv->accept_w);
     ev_ref(srv->loop);
     ev_prepare_stop(srv->loop, &srv->flush_w);
+    ev_idle_stop(srv->loop, &srv->nowait_w);
     close(srv->fd);
     while (srv->conns) conn_close(srv->conns, "server shutdown");
     while (srv->dirty) { /* closed above: drop the list's references */
