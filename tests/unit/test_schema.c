@@ -622,7 +622,7 @@ static const sib_table *mk_table(sib_catalog *c, const char *name, const sib_typ
     sib_coldef cols[8];
     const char *ck[8];
     sib_orderdef ord[8];
-    static char names[8][8];
+    static char names[8][24]; /* "c" + a size_t always fits */
     cols[0] = (sib_coldef){ "k", N(SIB_T_INT), false };
     for (size_t i = 0; i < nck; i++) {
         snprintf(names[i], sizeof names[i], "c%zu", i + 1);
