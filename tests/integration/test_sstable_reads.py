@@ -92,3 +92,47 @@ def test_corrupted_block_is_a_read_failure_naming_the_file(make_node, clusters):
     # The node is still healthy for other work.
     s.execute("INSERT INTO sst.t (k, c, v) VALUES (1000, 0, 'fine')")
     assert s.execute("SELECT v FROM sst.t WHERE k = 1000").one().v == "fine"
+
+
+def test_ttl_and_deletes_across_flushes_and_compaction(make_node, clusters):
+    # A 1 MiB memtable: the writes below spread over several SSTables, with
+    # expiring cells and tombstones in different ones from the data they hit.
+    node = make_node(memtable_heap_space="1MiB")
+    cl, s = clusters.connect(node)
+    s.execute("CREATE KEYSPACE sst WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE sst.t (k int, c int, v text, PRIMARY KEY (k, c))")
+    ins = s.prepare("INSERT INTO sst.t (k, c, v) VALUES (?, ?, ?)")
+    ins_ttl = s.prepare("INSERT INTO sst.t (k, c, v) VALUES (?, ?, ?) USING TTL 3")
+    pad = "p" * 200
+    for k in range(60):
+        for c in range(20):
+            s.execute(ins_ttl if c % 4 == 0 else ins, (k, c, pad))
+    s.execute("DELETE FROM sst.t WHERE k = 5")                       # partition tombstone
+    s.execute("DELETE FROM sst.t WHERE k = 6 AND c >= 10")           # range tombstone
+    s.execute("DELETE FROM sst.t WHERE k = 7 AND c = 1")             # row tombstone
+    flush(node)
+    info = json.loads(urllib.request.urlopen("http://%s:%d/info" % (node.host, node.admin_port), timeout=30).read())
+    assert info["sstables"] >= 3, info                               # several flushes happened
+
+    def expected():
+        want = {(k, c) for k in range(60) for c in range(20) if c % 4 != 0}
+        want -= {(5, c) for c in range(20)}
+        want -= {(6, c) for c in range(10, 20)}
+        want -= {(7, 1)}
+        return want
+
+    time.sleep(3.5)                                                  # the TTL'd rows expire
+    assert {(r.k, r.c) for r in s.execute("SELECT k, c FROM sst.t")} == expected()
+    req = urllib.request.Request("http://%s:%d/compact" % (node.host, node.admin_port), method="POST", data=b"")
+    urllib.request.urlopen(req, timeout=30).read()
+    for _ in range(600):                                             # bounded: 30 s
+        stats = json.loads(urllib.request.urlopen("http://%s:%d/compactionstats" % (node.host, node.admin_port),
+                                                  timeout=30).read())
+        if stats["pending_tasks"] == 0:
+            break
+        time.sleep(0.05)
+    assert {(r.k, r.c) for r in s.execute("SELECT k, c FROM sst.t")} == expected()
+    cl.shutdown()
+    node.restart(kill=True)
+    cl, s = clusters.connect(node)
+    assert {(r.k, r.c) for r in s.execute("SELECT k, c FROM sst.t")} == expected()
