@@ -45,6 +45,7 @@ void node_config_defaults(node_config *c)
     c->concurrent_compactors = 1;
     c->compaction_throughput_mib = 64;
     c->auto_snapshot = true;
+    c->block_cache_size = (size_t)64 << 20;
 }
 
 /* A number with an optional unit suffix (cassandra.yaml 4.1 spellings); a
@@ -163,6 +164,7 @@ static const key_spec keys[] = {
     SIZE("memtable_heap_space", memtable_heap_space, 1 << 20),
     SIZE("memtable_heap_space_in_mb", memtable_heap_space, 1 << 20),
     SIZE("sstable_block_size", sstable_block_size, 1024),
+    SIZE("block_cache_size", block_cache_size, 1 << 20),
     INT("concurrent_compactors", concurrent_compactors),
     {"compaction_throughput", K_MIBPS, offsetof(node_config, compaction_throughput_mib), 0, 0},
     INT("compaction_throughput_mb_per_sec", compaction_throughput_mib),

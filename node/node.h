@@ -42,6 +42,8 @@ typedef struct node_config {
     int concurrent_compactors;        /* 0 = 1 */
     int compaction_throughput_mib;    /* MiB/s; 0 = unthrottled (cassandra.yaml) */
     bool auto_snapshot;               /* hard-link SSTables before TRUNCATE/DROP */
+    size_t block_cache_size;          /* decompressed Data blocks, bytes (a bare
+                                       * number is MiB); default 64 MiB; 0 = no cache */
 } node_config;
 
 /* Fills every field with its default (127.0.0.1:9042, data under ./data). */

@@ -22,8 +22,16 @@
  * Cassandra's crc_check_chance but per open instead of per read: the crc
  * then costs once, not on every lookup.
  *
- * Threads: everything but the refcount is read-only after open; reads go
- * through read-only mappings of Data.db and Index.db (immutable files).
+ * Block cache: sst_part_open_cached reads compressed blocks through an
+ * sst_bcache (bcache.c): a hit skips the crc and LZ4 entirely, a miss
+ * checks the crc (first read after open, as above), decompresses into a new
+ * entry and inserts it. The part holds a reference on its current block's
+ * entry until it moves to another block or closes.
+ *
+ * Threads: everything but the refcount and the block cache fields is
+ * read-only after open; reads go through read-only mappings of Data.db and
+ * Index.db (immutable files). bc_gone belongs to the cache's thread;
+ * sst_part_open never touches it.
  */
 #define _GNU_SOURCE
 #include "sst_int.h"
@@ -64,6 +72,9 @@ struct sstable {
     sst_stats st;
     uint8_t *statbuf;
     int64_t created_s;
+    uint64_t uid;  /* unique per open in the process: the block cache key */
+    bool bc_gone;  /* forgotten by the block cache (left the read path):
+                    * nothing more is cached; only the cache's thread */
 };
 
 typedef struct sample { const uint8_t *ck; uint32_t cklen; uint64_t off; } sample;
@@ -85,11 +96,13 @@ struct sst_part {
     sst_rowbuf rb;
     long seg_idx, cur;
     bool reversed, positioned;
-    /* one-block cache */
+    /* the current block */
     long blk_idx;
-    uint8_t *blk;        /* decompression buffer */
-    const uint8_t *blkp; /* the current block's bytes (blk or the mapping) */
+    uint8_t *blk;        /* decompression buffer (uncached reads) */
+    const uint8_t *blkp; /* the current block's bytes (blk, ent or the mapping) */
     size_t blk_len;
+    sst_bcache *bc;      /* NULL: uncached */
+    sst_bc_ent *ent;     /* held: the current block when it came from bc */
 };
 
 struct sst_pscan {
@@ -120,7 +133,8 @@ static bool verified(const uint64_t *bits, size_t i)
 static void set_verified(uint64_t *bits, size_t i) { __atomic_fetch_or(&bits[i / 64], 1ull << (i % 64), __ATOMIC_RELAXED); }
 
 /* Makes block i current (p->blkp), checking its crc; raw blocks are used in
- * place in the mapping, LZ4 ones decompressed into p->blk. */
+ * place in the mapping, LZ4 ones come from the block cache (a hit: no crc,
+ * no LZ4) or are decompressed into a new cache entry (p->bc) or p->blk. */
 static int load_block(sst_part *p, size_t i, sib_err *err)
 {
     sstable *s = p->s;
@@ -129,9 +143,18 @@ static int load_block(sst_part *p, size_t i, sib_err *err)
     if (end <= off + 12 || end - off > SST_MAX_BLOCK + 12 || end > s->dsize) return corrupt(s, err, "block table", off);
     size_t n = (size_t)(end - off);
     p->blk_idx = -1;
+    sst_bc_release(p->ent);
+    p->ent = NULL;
     const uint8_t *z = s->dmap + off;
     uint32_t slen = get_be32(z), ulen = get_be32(z + 4), sn = slen & ~SST_BLOCK_RAW;
     if (sn != n - 12 || ulen > s->block_size) return corrupt(s, err, "block", off);
+    bool cached = p->bc && !(slen & SST_BLOCK_RAW) && !s->bc_gone;
+    if (cached && (p->ent = sst_bc_get(p->bc, s->uid, (uint32_t)i))) {
+        p->blkp = p->ent->data;
+        p->blk_idx = (long)i;
+        p->blk_len = p->ent->len;
+        return 0;
+    }
     if (!verified(s->vblk, i)) {
         if (sib_crc32c(0, z + 12, sn) != get_be32(z + 8)) return corrupt(s, err, "block (crc mismatch)", off);
         set_verified(s->vblk, i);
@@ -139,6 +162,16 @@ static int load_block(sst_part *p, size_t i, sib_err *err)
     if (slen & SST_BLOCK_RAW) {
         if (sn != ulen) return corrupt(s, err, "block", off);
         p->blkp = z + 12;
+    } else if (cached) {
+        sst_bc_ent *e = sst_bc_alloc(ulen);
+        if (!e) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        if (LZ4_decompress_safe((const char *)z + 12, (char *)e->data, (int)sn, (int)ulen) != (int)ulen) {
+            sst_bc_release(e);
+            return corrupt(s, err, "block (bad LZ4 data)", off);
+        }
+        sst_bc_insert(p->bc, e, s->uid, (uint32_t)i);
+        p->ent = e;
+        p->blkp = e->data;
     } else {
         if (!p->blk && !(p->blk = malloc(s->block_size))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
         if (LZ4_decompress_safe((const char *)z + 12, (char *)p->blk, (int)sn, (int)ulen) != (int)ulen)
@@ -352,12 +385,20 @@ static int map_file(int fd, const char *path, const uint8_t **map, uint64_t *siz
     return 0;
 }
 
+/* The block cache keys blocks by this id, never by path, generation or
+ * address: a new SSTable reusing a generation (drop and re-create, a
+ * restart of the table) or a freed sstable's memory must never find an
+ * older one's blocks, in any cache. It is the one piece of process-wide
+ * state in the module (an atomic counter; nothing owns every cache). */
+static uint64_t next_uid;
+
 int sst_open(sstable **out, const char *dir, uint64_t gen, sib_err *err)
 {
     *out = NULL;
     sstable *s = calloc(1, sizeof *s);
     if (!s) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
     s->refs = 1;
+    s->uid = __atomic_add_fetch(&next_uid, 1, __ATOMIC_RELAXED);
     s->gen = gen;
     s->dfd = s->ifd = -1;
     int rc;
@@ -593,6 +634,19 @@ static int part_load(sst_part *p, const ix_ent *e, sib_err *err)
 
 int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out, sib_err *err)
 {
+    return sst_part_open_cached(s, NULL, pk, pklen, token, out, err);
+}
+
+void sst_bcache_forget(sst_bcache *bc, sstable *s)
+{
+    if (!bc || s->bc_gone) return;
+    s->bc_gone = true;
+    sst_bc_drop_id(bc, s->uid);
+}
+
+int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out,
+                         sib_err *err)
+{
     *out = NULL;
     if (!sst_bloom_test(&s->bloom, token)) return 0;
     long pg = sum_find(s, token, pk, pklen, false);
@@ -617,6 +671,7 @@ int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, ss
     if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
     p->s = s;
     sst_ref(s);
+    p->bc = bc;
     p->blk_idx = p->seg_idx = -1;
     rc = part_load(p, &e, err);
     if (rc) {
@@ -630,6 +685,7 @@ int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, ss
 void sst_part_close(sst_part *p)
 {
     if (!p) return;
+    sst_bc_release(p->ent);
     sst_unref(p->s);
     free(p->idxcopy);
     free(p->samples);

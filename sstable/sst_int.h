@@ -3,6 +3,7 @@
  *   format.c  constants, row/partition codec, bloom filter, file helpers
  *   writer.c  sst_writer: Data blocks, Index pages + summary, Filter, Statistics, TOC
  *   reader.c  sstable: open, point lookups, clustering index, scans, directory
+ *   bcache.c  sst_bcache: the shared LRU cache of decompressed Data blocks
  */
 #ifndef SIB_SST_INT_H
 #define SIB_SST_INT_H
@@ -59,5 +60,26 @@ void sst_put_hdr(uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t flags, uint32_
 bool sst_check_hdr(const uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t *flags, uint32_t *param);
 
 extern const char *const sst_components[4]; /* Data, Index, Filter, Statistics */
+
+/* block cache (bcache.c); see the top of bcache.c. One thread only. */
+typedef struct sst_bc_ent {
+    uint64_t id;  /* the sstable's uid */
+    uint32_t blk; /* block index in Data.db */
+    uint32_t len; /* bytes in data */
+    int refs;     /* readers + 1 while linked in the cache */
+    struct sst_bc_ent *hnext, *prev, *next;
+    uint8_t data[];
+} sst_bc_ent;
+/* A held reference to block blk of id, or NULL (a miss). Counts hit/miss. */
+sst_bc_ent *sst_bc_get(sst_bcache *bc, uint64_t id, uint32_t blk);
+/* A new unlinked entry of len bytes, held once by the caller (NULL on OOM). */
+sst_bc_ent *sst_bc_alloc(uint32_t len);
+/* Links e (filled in) under (id, blk); the caller keeps its reference.
+ * Evicts least recently used entries down to the bound. */
+void sst_bc_insert(sst_bcache *bc, sst_bc_ent *e, uint64_t id, uint32_t blk);
+/* Drops a reference (e may be NULL); the last one frees the entry. */
+void sst_bc_release(sst_bc_ent *e);
+/* Unlinks every entry of id. */
+void sst_bc_drop_id(sst_bcache *bc, uint64_t id);
 
 #endif

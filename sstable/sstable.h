@@ -160,7 +160,8 @@ int sst_verify(sstable *s, uint64_t *blocks, sib_err *err);
 /* Bloom filter: false means the partition is certainly absent. */
 bool sst_may_contain(const sstable *s, int64_t token);
 
-/* Looks a partition up: *out NULL if absent. The part holds a reference. */
+/* Looks a partition up: *out NULL if absent. The part holds a reference.
+ * Reads its blocks without a cache (any thread; see sst_part_open_cached). */
 int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out, sib_err *err);
 void sst_part_close(sst_part *p);
 /* Logical (uncompressed) bytes of the partition in Data.db. */
@@ -174,6 +175,40 @@ const sst_row *sst_part_static(const sst_part *p); /* NULL if none */
 int sst_part_seek(sst_part *p, const sst_bound *b, bool reversed, sib_err *err);
 /* 1 = *out is a row (valid until the next next/seek/close), 0 = end, <0 error. */
 int sst_part_next(sst_part *p, const sst_row **out, sib_err *err);
+
+/* ---- block cache ---------------------------------------------------------------
+ *
+ * A bounded LRU cache of decompressed Data.db blocks (bcache.c), shared by the
+ * SSTables of one owner: keyed by (an id unique to each sst_open in the
+ * process, block index), so an SSTable reusing a generation never sees
+ * another's block.
+ * Blocks are crc-checked once, before they enter the cache. Entries are
+ * reference counted: a part keeps the block it reads alive even when it is
+ * evicted or forgotten. NOT thread-safe: one thread (the owning loop) uses a
+ * cache; other threads (compaction) read with sst_part_open, which bypasses
+ * it. An sstable is read through one cache (sst_bcache_forget stops its
+ * caching everywhere). */
+typedef struct sst_bcache sst_bcache;
+typedef struct sst_bcache_stats {
+    uint64_t hits, misses;   /* lookups of compressed blocks (raw blocks are never cached) */
+    uint64_t evictions;      /* entries pushed out by the size bound */
+    size_t entries, bytes;   /* cached now; bytes include per-entry overhead */
+    size_t capacity;
+} sst_bcache_stats;
+/* capacity in bytes (0: every block is dropped as soon as its reader moves on). */
+int sst_bcache_create(sst_bcache **out, size_t capacity, sib_err *err);
+/* Frees the cache. Parts opened through it must not read afterwards, but may
+ * still be closed (the blocks they hold go then). */
+void sst_bcache_destroy(sst_bcache *bc);
+void sst_bcache_get_stats(const sst_bcache *bc, sst_bcache_stats *out); /* bc may be NULL: zeros */
+/* Drops s's blocks from bc and stops caching s's blocks there (call when s
+ * leaves the read path: compaction, truncate, drop). Parts of s still open
+ * keep what they hold and read any further blocks uncached. */
+void sst_bcache_forget(sst_bcache *bc, sstable *s);
+/* sst_part_open reading its Data blocks through bc (NULL: like sst_part_open).
+ * Only on bc's thread. */
+int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out,
+                         sib_err *err);
 
 /* Partition keys in order from a position (pk NULL: pure token bound). */
 int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, bool inclusive, sst_pscan **out,

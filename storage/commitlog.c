@@ -32,6 +32,26 @@
  * truncate/drop record alive as long as any older segment holding data it
  * covers. Segment ids are above every SSTable's recorded position (min_id).
  *
+ * Coalescing (with a loop): clog_entry_queue frames an entry into `pbuf`
+ * and records it (cl_pend); nothing reaches the file yet. An ev_prepare
+ * watcher (on_prepare) writes everything queued during the loop iteration
+ * with ONE write() per segment touched, then, in queue order, applies each
+ * entry (store.c's callback: memtable) and acknowledges it: `done` at once
+ * in periodic mode, after the fsync (clog_wait) in batch/group mode. So a
+ * write is acked only once its entry is in the file, and the memtable never
+ * holds a mutation whose entry failed to reach it: a failed write cuts the
+ * file back and fails every entry of the batch with that error, applying
+ * none. Whoever needs the queue on disk now (an immediate append such as a
+ * truncate record, storage_sync, storage_flush, close) calls clog_flush:
+ * same write and apply, but `done`s are parked in `acks` and run from the
+ * next on_prepare, never from inside the caller. Without a loop
+ * (tools/tests) an entry is written, applied and acked inside the call.
+ * The prepare watcher has priority EV_MAXPRI: libev queues every prepare
+ * watcher of an iteration together and ev_invoke_pending runs the pending
+ * watchers from the highest priority down, so on_prepare (and the replies
+ * its `done`s queue) runs before the CQL server's default-priority reply
+ * flush of the same iteration (test_storage.c checks this order).
+ *
  * Threads: the loop thread appends with write() (into the page cache) and
  * publishes `written`. The sync thread fsyncs: every sync_period_ms in any
  * mode, at once when someone waits (batch), or once per group_window_ms
@@ -74,6 +94,22 @@ typedef struct cl_waiter {
     void *ctx;
 } cl_waiter;
 
+/* A queued entry: framed bytes pbuf[off, off + len). */
+typedef struct cl_pend {
+    size_t off, len;
+    clog_apply_fn apply;
+    void *arg;
+    st_done_fn done;
+    void *ctx;
+} cl_pend;
+
+/* A `done` parked by clog_flush until on_prepare (rc != 0: failed, ack_err). */
+typedef struct cl_ack {
+    st_done_fn done;
+    void *ctx;
+    int rc;
+} cl_ack;
+
 struct clog {
     clog_opts o;
     /* loop side */
@@ -85,7 +121,18 @@ struct clog {
     size_t wcap, whead, wn;
     ev_async async;
     bool has_async, reffed, failed;
-    uint64_t bytes, entries, segments_created;
+    uint64_t bytes, entries, segments_created, writes;
+    /* coalescing (loop thread): entries queued this iteration, parked acks */
+    sib_buf pbuf;
+    cl_pend *pend;
+    size_t npend, cappend;
+    cl_ack *acks;
+    size_t nacks, capacks;
+    sib_err ack_err; /* the error of the last failed parked ack */
+    ev_prepare prep;
+    ev_idle idle;
+    unsigned prep_iter; /* ev_iteration() when on_prepare last ran */
+    bool prep_reffed;
     /* shared, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv, done_cv;
@@ -335,6 +382,9 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
     run_completions(w->data);
 }
 
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
+static void on_idle(struct ev_loop *loop, ev_idle *w, int revents);
+
 /* ---- open / close ---- */
 
 static bool parse_seg_name(const char *name, uint64_t *id, bool *tmp)
@@ -422,6 +472,7 @@ int clog_open(clog **out, const clog_opts *o, sib_err *err)
     cl->o.dir = strdup(o->dir);
     cl->sync_fd = -1;
     sib_buf_init(&cl->ebuf);
+    sib_buf_init(&cl->pbuf);
     pthread_mutex_init(&cl->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -449,6 +500,13 @@ int clog_open(clog **out, const clog_opts *o, sib_err *err)
         ev_async_start(o->loop, &cl->async);
         ev_unref(o->loop); /* only pending completions keep the loop alive */
         cl->has_async = true;
+        ev_prepare_init(&cl->prep, on_prepare);
+        cl->prep.data = cl;
+        ev_set_priority(&cl->prep, EV_MAXPRI); /* before the CQL reply flush (priority 0) */
+        ev_prepare_start(o->loop, &cl->prep);
+        ev_unref(o->loop); /* only queued entries keep the loop alive (prep_ref) */
+        ev_idle_init(&cl->idle, on_idle);
+        cl->prep_iter = ev_iteration(o->loop) - 1;
     }
     if (pthread_create(&cl->thr, NULL, sync_main, cl)) {
         rc = sib_err_set(err, SIB_ESERVER, "commitlog: cannot start sync thread");
@@ -465,6 +523,12 @@ fail:
 void clog_close(clog *cl)
 {
     if (!cl) return;
+    if (cl->has_async) { /* write what is queued and ack it before the final sync */
+        on_prepare(cl->o.loop, &cl->prep, 0);
+        if (!cl->prep_reffed) ev_ref(cl->o.loop);
+        ev_prepare_stop(cl->o.loop, &cl->prep);
+        ev_idle_stop(cl->o.loop, &cl->idle);
+    }
     if (cl->thr_started) {
         pthread_mutex_lock(&cl->mu);
         cl->stop = true;
@@ -490,6 +554,9 @@ void clog_close(clog *cl)
     }
     free(cl->retired);
     free(cl->w);
+    free(cl->pend);
+    free(cl->acks);
+    sib_buf_free(&cl->pbuf);
     sib_buf_free(&cl->ebuf);
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->cv);
@@ -562,9 +629,9 @@ static int switch_segment(clog *cl, sib_err *err)
     return 0;
 }
 
-int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err)
+/* Refuses appends once the log failed (a failed fsync is sticky). */
+static int check_usable(clog *cl, sib_err *err)
 {
-    sib_buf *b = &cl->ebuf;
     if (cl->failed) return sib_err_set(err, SIB_EIO, "commitlog: failed earlier; writes are refused");
     pthread_mutex_lock(&cl->mu);
     int se = cl->sync_err;
@@ -573,6 +640,13 @@ int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err)
         cl->failed = true;
         return sib_err_set(err, SIB_EIO, "commitlog: fsync failed earlier (%s); writes are refused", strerror(se));
     }
+    return 0;
+}
+
+/* Frames the entry in ebuf (length, its crc, payload crc). */
+static int frame_entry(clog *cl, sib_err *err)
+{
+    sib_buf *b = &cl->ebuf;
     if (b->oom) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory building entry");
     size_t len = b->len - 8;
     if (len + CL_FRAME > clog_max_entry(cl))
@@ -582,13 +656,16 @@ int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err)
     put_be32(b->p + 4, sib_crc32c(0, b->p, 4));
     sib_buf_be32(b, sib_crc32c(0, b->p + 8, len));
     if (b->oom) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory building entry");
-    if (cl->cur_off + b->len > cl->o.segment_size) {
-        int rc = switch_segment(cl, err);
-        if (rc) return rc;
-    }
-    if (write_full(cl->cur->fd, b->p, b->len) < 0) {
+    return 0;
+}
+
+/* Writes n bytes of whole entries at the end of the current segment (the
+ * caller checked they fit) and publishes them to the sync thread. */
+static int append_bytes(clog *cl, const uint8_t *p, size_t n, sib_err *err)
+{
+    if (write_full(cl->cur->fd, p, n) < 0) {
         int rc = sib_err_errno(err, "commitlog: write %s", cl->cur->path);
-        /* Cut the partial entry off so later entries stay replayable. */
+        /* Cut the partial entries off so later entries stay replayable. */
         if (ftruncate(cl->cur->fd, (off_t)cl->cur_off) < 0 || lseek(cl->cur->fd, (off_t)cl->cur_off, SEEK_SET) < 0) {
             cl->failed = true;
             sib_log(cl->o.log, SIB_ERROR, "commitlog: cannot cut back %s after a failed write; refusing writes",
@@ -596,14 +673,168 @@ int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err)
         }
         return rc;
     }
-    cl->cur_off += b->len;
-    cl->pos += b->len;
-    cl->bytes += b->len;
-    cl->entries++;
+    cl->cur_off += n;
+    cl->pos += n;
+    cl->bytes += n;
+    cl->writes++;
     pthread_mutex_lock(&cl->mu);
     cl->written = cl->pos;
     pthread_mutex_unlock(&cl->mu);
+    return 0;
+}
+
+static void flush_pending(clog *cl);
+
+/* Writes the framed entry in ebuf now, after whatever is queued. */
+static int commit_framed(clog *cl, uint64_t *pos, sib_err *err)
+{
+    sib_buf *b = &cl->ebuf;
+    flush_pending(cl); /* queued entries come first in the log */
+    int rc = check_usable(cl, err);
+    if (rc) return rc;
+    if (cl->cur_off + b->len > cl->o.segment_size && (rc = switch_segment(cl, err))) return rc;
+    if ((rc = append_bytes(cl, b->p, b->len, err))) return rc;
+    cl->entries++;
     *pos = cl->pos;
+    return 0;
+}
+
+int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err)
+{
+    int rc = check_usable(cl, err);
+    if (!rc) rc = frame_entry(cl, err);
+    return rc ? rc : commit_framed(cl, pos, err);
+}
+
+/* ---- coalesced appends (loop thread) ---- */
+
+static void prep_ref(clog *cl, bool want)
+{
+    if (want == cl->prep_reffed) return;
+    if (want) ev_ref(cl->o.loop);
+    else ev_unref(cl->o.loop);
+    cl->prep_reffed = want;
+}
+
+/* Parks done for on_prepare; capacity was reserved by clog_entry_queue. */
+static void ack_park(clog *cl, st_done_fn done, void *ctx, int rc, const sib_err *err)
+{
+    if (!done) return;
+    SIB_ASSERT(cl->nacks < cl->capacks);
+    cl->acks[cl->nacks++] = (cl_ack){done, ctx, rc};
+    if (rc) cl->ack_err = *err;
+}
+
+/* Entry e is in the file, ending at pos: apply it, then ack or wait. */
+static void pend_complete(clog *cl, const cl_pend *e, uint64_t pos)
+{
+    sib_err err;
+    int rc = e->apply ? e->apply(e->arg, cl->pbuf.p + e->off + 8, e->len - CL_FRAME, &err) : 0;
+    if (!rc && clog_needs_wait(cl)) {
+        if (!(rc = clog_wait(cl, pos, e->done, e->ctx, &err))) return;
+    }
+    ack_park(cl, e->done, e->ctx, rc, &err);
+}
+
+/* Writes every queued entry (one write() per segment touched), applies them
+ * in order and parks their acks; on failure the rest of the queue fails. */
+static void flush_pending(clog *cl)
+{
+    if (!cl->npend) return;
+    sib_err err;
+    int rc = check_usable(cl, &err);
+    size_t i = 0;
+    while (!rc && i < cl->npend) {
+        size_t j = i, n = 0;
+        while (j < cl->npend && cl->cur_off + n + cl->pend[j].len <= cl->o.segment_size) n += cl->pend[j++].len;
+        if (j == i) { /* next entry does not fit: roll over (it fits a fresh one) */
+            SIB_ASSERT(cl->cur_off > CL_HDR_LEN);
+            rc = switch_segment(cl, &err);
+            continue;
+        }
+        if ((rc = append_bytes(cl, cl->pbuf.p + cl->pend[i].off, n, &err))) break;
+        cl->entries += j - i;
+        uint64_t pos = cl->pos - n;
+        for (; i < j; i++) { /* applied while cur is their segment (clog_mark_dirty) */
+            pos += cl->pend[i].len;
+            pend_complete(cl, &cl->pend[i], pos);
+        }
+    }
+    for (; i < cl->npend; i++) ack_park(cl, cl->pend[i].done, cl->pend[i].ctx, rc, &err); /* none applied */
+    cl->npend = 0;
+    if (cl->pbuf.cap > (4u << 20)) sib_buf_free(&cl->pbuf); /* a burst of big entries: give it back */
+    else sib_buf_reset(&cl->pbuf);
+}
+
+void clog_flush(clog *cl) { flush_pending(cl); }
+
+/* Priority EV_MAXPRI: runs before default-priority prepare watchers (the
+ * CQL reply flush) of the same iteration; see the header comment. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    clog *cl = w->data;
+    cl->prep_iter = ev_iteration(loop);
+    if (ev_is_active(&cl->idle)) ev_idle_stop(loop, &cl->idle);
+    while (cl->npend || cl->nacks) { /* a done may queue more: write those too */
+        flush_pending(cl);
+        /* A done may queue or flush: acks[] then grows (and may move), so
+         * re-read by index; parked acks are only dropped once all ran. */
+        for (size_t i = 0; i < cl->nacks; i++) {
+            cl_ack a = cl->acks[i];
+            if (!a.rc) {
+                a.done(a.ctx, 0, NULL);
+                continue;
+            }
+            sib_err err = cl->ack_err; /* a done may overwrite it */
+            a.done(a.ctx, a.rc, &err);
+        }
+        cl->nacks = 0;
+    }
+    prep_ref(cl, false);
+}
+
+static void on_idle(struct ev_loop *loop, ev_idle *w, int revents) { ev_idle_stop(loop, w); }
+
+int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, st_done_fn done, void *ctx, sib_err *err)
+{
+    sib_buf *b = &cl->ebuf;
+    int rc = check_usable(cl, err);
+    if (!rc) rc = frame_entry(cl, err);
+    if (rc) return rc;
+    if (!cl->has_async) { /* no loop: write, apply and ack now */
+        uint64_t pos;
+        if ((rc = commit_framed(cl, &pos, err))) return rc;
+        rc = apply ? apply(arg, b->p + 8, b->len - CL_FRAME, err) : 0;
+        if (!rc && clog_needs_wait(cl)) return clog_wait(cl, pos, done, ctx, err);
+        if (done) done(ctx, rc, rc ? err : NULL);
+        return 0;
+    }
+    if (cl->npend == cl->cappend) {
+        size_t cap = cl->cappend ? cl->cappend * 2 : 64;
+        cl_pend *n = realloc(cl->pend, cap * sizeof *n);
+        if (!n) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+        cl->pend = n;
+        cl->cappend = cap;
+    }
+    if (cl->nacks + cl->npend + 1 > cl->capacks) { /* every ack parks without allocating */
+        size_t cap = SIB_MAX(cl->capacks * 2, cl->nacks + cl->npend + 64);
+        cl_ack *n = realloc(cl->acks, cap * sizeof *n);
+        if (!n) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+        cl->acks = n;
+        cl->capacks = cap;
+    }
+    size_t off = cl->pbuf.len;
+    sib_buf_append(&cl->pbuf, b->p, b->len);
+    if (cl->pbuf.oom) {
+        cl->pbuf.len = off;
+        cl->pbuf.oom = false;
+        return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+    }
+    cl->pend[cl->npend++] = (cl_pend){off, b->len, apply, arg, done, ctx};
+    prep_ref(cl, true);
+    /* Queued after this iteration's on_prepare (by a lower-priority prepare
+     * watcher): keep the coming poll from blocking so the next one runs. */
+    if (ev_iteration(cl->o.loop) == cl->prep_iter && !ev_is_active(&cl->idle)) ev_idle_start(cl->o.loop, &cl->idle);
     return 0;
 }
 
@@ -689,7 +920,8 @@ void clog_get_stats(clog *cl, clog_stats *out)
     pthread_mutex_lock(&cl->mu);
     out->syncs = cl->syncs;
     pthread_mutex_unlock(&cl->mu);
-    out->pending = cl->wn;
+    out->pending = cl->wn + cl->npend + cl->nacks;
+    out->writes = cl->writes;
 }
 
 /* ---- replay ---- */

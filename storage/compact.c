@@ -353,7 +353,10 @@ static void replace(storage *s, st_table *t, cjob *j)
     for (size_t i = 0; i < t->nssts; i++) {
         bool in = false;
         for (size_t x = 0; x < j->nin && !in; x++) in = t->ssts[i] == j->in[x];
-        if (in) sst_unref(t->ssts[i]); /* files already gone (cm_task_run) */
+        if (in) { /* files already gone (cm_task_run) */
+            sst_bcache_forget(storage_bcache(s), t->ssts[i]);
+            sst_unref(t->ssts[i]);
+        }
         else t->ssts[k++] = t->ssts[i];
     }
     t->nssts = k;

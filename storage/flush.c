@@ -558,6 +558,7 @@ int storage_flush(storage *s, const uint8_t table_id[16], st_done_fn done, void 
 {
     st_flusher *f = storage_flusher(s);
     if (!f) return sib_err_set(err, SIB_EINVAL, "storage: flush needs a data directory");
+    clog_flush(storage_clog(s)); /* writes queued this loop iteration are flushed too */
     int rc = 0;
     if (table_id) {
         st_table *t = storage_table_find(s, table_id);
@@ -619,6 +620,7 @@ int st_table_load(storage *s, st_table *t, sib_err *err)
 
 void st_sst_delete(storage *s, const char *dir, sstable *sst)
 {
+    sst_bcache_forget(storage_bcache(s), sst); /* its blocks leave the cache now */
     char **paths = malloc(5 * sizeof *paths);
     if (!paths || sst_files(dir, sst_gen(sst), paths)) { /* no memory: delete on the last unref instead */
         free(paths);

@@ -138,13 +138,13 @@ static bool ck_misses_slices(const st_iter *it, const sst_stats *st)
     return true;
 }
 
-static int add_sst(st_iter *it, sstable *t, const uint8_t *pk, size_t pklen, int64_t token)
+static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token)
 {
     const sst_stats *st = sst_get_stats(t);
     if (it->pdel.ts != SST_NO_TS && st->max_ts <= it->pdel.ts) return 0; /* all shadowed */
     if (!sst_may_contain(t, token)) return 0;
     sst_part *p;
-    int rc = sst_part_open(t, pk, pklen, token, &p, &it->err);
+    int rc = sst_part_open_cached(t, bc, pk, pklen, token, &p, &it->err);
     if (rc || !p) return rc;
     src *s = src_add(it);
     if (!s) {
@@ -192,7 +192,7 @@ st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *s
     int rc = add_mem(it, t->mem, pk, pklen);
     for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, pk, pklen);
     int64_t token = t->nssts ? sib_murmur3_token(pk, pklen) : 0;
-    for (size_t i = 0; !rc && i < t->nssts; i++) rc = add_sst(it, t->ssts[i], pk, pklen, token);
+    for (size_t i = 0; !rc && i < t->nssts; i++) rc = add_sst(it, t->ssts[i], storage_bcache(t->s), pk, pklen, token);
     if (!rc && !(it->pick = malloc((it->nsrc ? it->nsrc : 1) * sizeof *it->pick))) rc = SIB_ENOMEM;
     if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
     it->status = rc;

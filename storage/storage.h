@@ -32,6 +32,12 @@
  * it is given (a logged batch is all-or-nothing on replay) and then applies
  * them to the memtables. `done` is called once the entry is written (periodic
  * mode) or written and fsynced (batch and group modes).
+ * With a loop the entries of one loop iteration are coalesced: they reach
+ * the file in ONE write() at the end of the iteration (a high-priority
+ * ev_prepare watcher, before the CQL server's reply flush), and only then go
+ * to the memtables and get their `done`. So a read in the same iteration may
+ * not see a write that is not acked yet, and a write whose append failed is
+ * never visible.
  *
  * Flush (with a data_dir): a full memtable is frozen, a fresh one takes the
  * writes, and a flush thread writes the frozen one as an SSTable (reporting
@@ -95,6 +101,13 @@ typedef struct storage_opts {
                                     * (cassandra.yaml's compaction_throughput: 0) */
     bool auto_snapshot;            /* truncate/drop hard-link the SSTables into
                                     * <table dir>/snapshots/<truncated|dropped>-<ms>/ first */
+    /* Block cache (only with data_dir): decompressed Data.db blocks, shared
+     * by every table's SSTables, least recently used out first (sstable.h
+     * sst_bcache). Bytes; 0 -> 64 MiB; < 0 -> no cache (every read
+     * decompresses its blocks). Point reads on the loop use it; compaction
+     * reads bypass it. A block is crc-checked before it is cached, and an
+     * SSTable's blocks leave the cache when it leaves the read path. */
+    int64_t block_cache_size;
 } storage_opts;
 
 /* Opens the commitlog directory (creates a fresh segment for new writes; old
@@ -197,6 +210,10 @@ int st_mut_complex_delete(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
  * loop) that happens before storage_apply returns. Returns <0 and does not
  * call done when nothing was logged (invalid mutation, entry too big, write
  * failure, commitlog failed earlier): then nothing was applied either.
+ * With a loop (coalesced appends, see "Durability" above) the entry is
+ * written and applied at the end of the loop iteration and `done` runs from
+ * there, never inside storage_apply, in every mode; a failed write then
+ * reaches `done` as SIB_EIO, with nothing applied.
  * The caller keeps ownership of the mutations (they may be destroyed or reset
  * as soon as storage_apply returns). */
 int storage_apply(storage *s, st_mutation *const *muts, size_t n, st_done_fn done, void *ctx, sib_err *err);
@@ -345,7 +362,10 @@ typedef struct storage_stats {
     uint64_t cl_segments_created;
     uint64_t cl_segments_live; /* segment files present (kept until flush) */
     uint64_t cl_syncs;         /* fsyncs done by the sync thread */
-    uint64_t cl_pending;       /* callbacks waiting for an fsync */
+    uint64_t cl_pending;       /* callbacks waiting for an fsync (or, with a loop, for the
+                                * end of the loop iteration: queued entries) */
+    uint64_t cl_writes;        /* write() calls appending entries: with a loop, one per
+                                * iteration however many entries it queued */
     uint64_t sstables;         /* live SSTables over all tables */
     uint64_t sstable_bytes;    /* their Data.db bytes on disk */
     uint64_t flushes_pending;  /* frozen memtables not yet live as SSTables */
@@ -354,6 +374,10 @@ typedef struct storage_stats {
     uint64_t compactions, compaction_bytes_read, compaction_bytes_written, compactions_failed;
     uint64_t compactions_running; /* queued or running */
     uint64_t compaction_bytes_done, compaction_bytes_total; /* progress of those */
+    /* block cache (all zero without one): lookups of compressed blocks since
+     * open, entries pushed out by the bound, what it holds now and its bound */
+    uint64_t block_cache_hits, block_cache_misses, block_cache_evictions;
+    uint64_t block_cache_entries, block_cache_bytes, block_cache_capacity;
 } storage_stats;
 void storage_get_stats(storage *s, storage_stats *out);
 

@@ -271,6 +271,21 @@ void clog_close(clog *cl);
  * file is cut back to before the entry (or the log is marked failed). */
 sib_buf *clog_entry_begin(clog *cl);
 int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err);
+/* Applies a written entry's payload (store.c: to the memtables); must not
+ * append to the log. <0: the entry's done gets that error. */
+typedef int (*clog_apply_fn)(void *arg, const uint8_t *payload, size_t len, sib_err *err);
+/* Queues the entry built since clog_entry_begin (ordered with commits).
+ * With a loop it is written, together with every entry queued in the same
+ * loop iteration, by ONE write() from an EV_MAXPRI ev_prepare watcher; then
+ * apply (may be NULL) runs, then done: right away in periodic mode, after
+ * the fsync in batch/group mode. A failed write fails every queued entry
+ * (done gets SIB_EIO and its message) and applies none. Without a loop the
+ * entry is written, applied and acked before returning. Returns <0 (done
+ * never called) when the entry is refused: too big, out of memory, log failed. */
+int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, st_done_fn done, void *ctx, sib_err *err);
+/* Writes and applies the queued entries now; their dones still run from the
+ * prepare watcher, never from inside this call. */
+void clog_flush(clog *cl);
 size_t clog_max_entry(const clog *cl);
 /* Records that `table` has data in the current segment (or the one being
  * replayed), for flush bookkeeping; *last_seg caches the last segment marked. */
@@ -296,6 +311,7 @@ int clog_replay(clog *cl, clog_replay_fn fn, void *arg, storage_replay_stats *st
 
 typedef struct clog_stats {
     uint64_t bytes, entries, segments_created, segments_live, syncs, pending;
+    uint64_t writes; /* write() calls that appended entries */
 } clog_stats;
 void clog_get_stats(clog *cl, clog_stats *out);
 
@@ -351,6 +367,7 @@ st_compactor *storage_compactor(storage *s); /* NULL until replay is over */
 st_compactor *storage_compactor_any(storage *s);
 uint64_t storage_next_epoch(storage *s);
 storage_stats *storage_totals(storage *s); /* flush/compaction counters */
+sst_bcache *storage_bcache(storage *s); /* NULL: no block cache */
 
 #define ST_ENTRY_VERSION 1
 enum { ST_ENTRY_MUTATIONS = 1, ST_ENTRY_TRUNCATE = 2, ST_ENTRY_DROP = 3 };

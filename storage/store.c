@@ -6,7 +6,12 @@
  * memtable, then acknowledge per the sync mode (at once in periodic mode,
  * after the sync thread's fsync otherwise). Writes are visible to reads as
  * soon as they are in the log, as in Cassandra's periodic mode; the ack is
- * what waits for the fsync.
+ * what waits for the fsync. With a loop the entry is only queued
+ * (clog_entry_queue): the iteration's entries are written together at its
+ * end, and apply_logged then fills the memtables, so a write is never
+ * visible before its entry is in the file. TRUNCATE/DROP records and
+ * storage_sync/storage_flush first write out what is queued (clog_flush),
+ * which keeps log order = memtable order.
  *
  * Commitlog entry payload (inside commitlog.c's framing):
  *   | u8 version (1) | u8 kind | body                                      |
@@ -47,6 +52,7 @@ struct storage {
     clog *cl;
     st_flusher *fl;
     st_compactor *cm;
+    sst_bcache *bc;      /* decompressed Data blocks of every table; NULL = none */
     uint64_t epochs;     /* table uid/epoch source */
     storage_stats totals; /* flush/compaction counters that outlive tables */
     uint64_t applies;
@@ -127,7 +133,10 @@ static void table_free(st_table *t)
         m->dropped = true;
         st_mem_unref(m);
     }
-    for (size_t i = 0; i < t->nssts; i++) sst_unref(t->ssts[i]);
+    for (size_t i = 0; i < t->nssts; i++) {
+        sst_bcache_forget(storage_bcache(t->s), t->ssts[i]);
+        sst_unref(t->ssts[i]);
+    }
     for (size_t i = 0; i < t->nsuspect; i++) sst_unref(t->suspect[i]);
     free(t->suspect);
     free(t->ssts);
@@ -180,6 +189,7 @@ st_compactor *storage_compactor(storage *s) { return s->written ? s->cm : NULL; 
 st_compactor *storage_compactor_any(storage *s) { return s->cm; }
 uint64_t storage_next_epoch(storage *s) { return ++s->epochs; }
 storage_stats *storage_totals(storage *s) { return &s->totals; }
+sst_bcache *storage_bcache(storage *s) { return s->bc; }
 st_table *storage_table_next(storage *s, size_t *i)
 {
     while (*i < s->cap)
@@ -237,8 +247,12 @@ int storage_open(storage **out, const storage_opts *o, sib_err *err)
         const char *e = getenv("SIBYL_MEMTABLE_HEAP_SPACE");
         s->o.memtable_heap_space = e && atoll(e) > 0 ? (size_t)atoll(e) : (size_t)64 << 20;
     }
+    if (!s->o.block_cache_size) s->o.block_cache_size = (int64_t)64 << 20;
     uint64_t max_seg = 0;
     int rc = 0;
+    if (s->o.data_dir && s->o.block_cache_size > 0 &&
+        (rc = sst_bcache_create(&s->bc, (size_t)s->o.block_cache_size, err)))
+        goto fail;
     if (s->o.data_dir && (rc = load_tables(s, &max_seg, err))) goto fail;
     clog_opts co = {o->commitlog_dir, s->o.sync, s->o.sync_period_ms, s->o.group_window_ms,
                     s->o.segment_size, o->loop, o->log, max_seg};
@@ -255,12 +269,14 @@ fail:
 void storage_close(storage *s)
 {
     if (!s) return;
+    if (s->cl) clog_flush(s->cl); /* queued writes reach the memtables while flush runs */
     st_compactor_stop(s->cm); /* cancels running compactions (inputs stay live) */
     st_flusher_stop(s->fl); /* running flushes finish and go live first */
     clog_close(s->cl);
     for (size_t i = 0; i < s->cap; i++)
         if (s->map[i]) table_free(s->map[i]);
     free(s->map);
+    sst_bcache_destroy(s->bc); /* after the tables: nothing reads through it now */
     free(s);
 }
 
@@ -387,6 +403,15 @@ static void maybe_flush(storage *s)
         sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
 }
 
+/* clog_apply_fn of a MUTATIONS entry: it is in the file now, apply it (a
+ * failure, OOM, reaches done; replay will apply it). */
+static int apply_logged(void *arg, const uint8_t *p, size_t n, sib_err *err)
+{
+    sib_rd r;
+    sib_rd_init(&r, p + 2, n - 2); /* after version and kind */
+    return walk_mutations(arg, &r, true, err);
+}
+
 int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
                      sib_err *err)
 {
@@ -397,7 +422,6 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
                                sib_strerror(muts[i]->err));
     }
     bool logged = !(flags & ST_APPLY_NO_COMMITLOG);
-    uint64_t pos = 0;
     s->written = true;
     if (s->fl && !s->o.loop) {
         st_flusher_poll(s->fl);
@@ -413,17 +437,19 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
             sib_buf_uvarint(b, muts[i]->b.len);
             sib_buf_append(b, muts[i]->b.p, muts[i]->b.len);
         }
-        int rc = clog_entry_commit(s->cl, &pos, err);
+        /* memtables and done follow once the entry is written (apply_logged) */
+        int rc = clog_entry_queue(s->cl, apply_logged, s, done, ctx, err);
         if (rc) return rc;
+        if (s->fl) maybe_flush(s); /* a freeze now bounds before the queued entry */
+        return 0;
     }
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) rc = apply_one(s, muts[i]->b.p, muts[i]->b.len, logged, err);
     if (s->fl) maybe_flush(s);
-    if (rc) { /* logged but not applied (OOM): report it, replay will apply it */
+    if (rc) { /* not applied (OOM): report it */
         if (done) done(ctx, rc, err);
         return 0;
     }
-    if (logged && clog_needs_wait(s->cl)) return clog_wait(s->cl, pos, done, ctx, err);
     if (done) done(ctx, 0, NULL);
     return 0;
 }
@@ -435,6 +461,7 @@ int storage_apply(storage *s, st_mutation *const *muts, size_t n, st_done_fn don
 
 int storage_sync(storage *s, st_done_fn done, void *ctx, sib_err *err)
 {
+    clog_flush(s->cl); /* writes accepted so far are covered too */
     return clog_wait(s->cl, clog_pos(s->cl), done, ctx, err);
 }
 
@@ -578,4 +605,13 @@ void storage_get_stats(storage *s, storage_stats *out)
     out->cl_segments_live = cs.segments_live;
     out->cl_syncs = cs.syncs;
     out->cl_pending = cs.pending;
+    out->cl_writes = cs.writes;
+    sst_bcache_stats bs;
+    sst_bcache_get_stats(s->bc, &bs);
+    out->block_cache_hits = bs.hits;
+    out->block_cache_misses = bs.misses;
+    out->block_cache_evictions = bs.evictions;
+    out->block_cache_entries = bs.entries;
+    out->block_cache_bytes = bs.bytes;
+    out->block_cache_capacity = bs.capacity;
 }

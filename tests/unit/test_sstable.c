@@ -1,7 +1,8 @@
 /* Unit tests for sstable/ through its public header: bloom filter FP rate,
  * block/row encoding round trips, index lookups (present, absent, between
  * keys), clustering-index slices in a wide partition (forward and reversed),
- * partition scans, corrupted blocks, leftover cleanup. */
+ * partition scans, corrupted blocks, leftover cleanup, the block cache
+ * (hits, bound, same-generation reuse, blocks pinned by readers). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -408,6 +409,190 @@ static void test_leftovers_and_remove(void **state)
     free_keys(keys, 10);
 }
 
+/* ---- block cache ---- */
+
+/* One row per partition, value "<tag>:<key>": equal-length tags give
+ * byte-identical layouts (same blocks at the same offsets). */
+static void write_tagged(const char *dir, uint64_t gen, char **keys, int n, const char *tag)
+{
+    sst_writer *w;
+    sib_err err = {0};
+    sst_writer_opts o = {.block_size = 1024, .expected_keys = (uint64_t)n};
+    assert_int_equal(sst_writer_create(&w, dir, gen, &o, &err), 0);
+    for (int i = 0; i < n; i++) {
+        char val[64];
+        snprintf(val, sizeof val, "%s:%s", tag, keys[i]);
+        sst_cell c = {1, 0, (uint32_t)strlen(val), NULL, (const uint8_t *)val, 1, 0, SST_NO_LDT};
+        sst_row r = {.ck = (const uint8_t *)"c", .cklen = 1, .marker_ts = SST_NO_TS, .marker_ldt = SST_NO_LDT,
+                     .del = {SST_NO_TS, SST_NO_LDT}, .cells = &c, .ncells = 1};
+        assert_int_equal(sst_write_partition(w, (const uint8_t *)keys[i], strlen(keys[i]), (sst_del){SST_NO_TS, SST_NO_LDT},
+                                             NULL, 0, &err), 0);
+        assert_int_equal(sst_write_row(w, &r, &err), 0);
+        assert_int_equal(sst_write_partition_end(w, &err), 0);
+    }
+    assert_int_equal(sst_writer_finish(w, NULL, &err), 0);
+    sst_writer_destroy(w);
+}
+
+static void check_tagged(sstable *s, sst_bcache *bc, const char *key, const char *tag)
+{
+    sst_part *p;
+    sib_err err = {0};
+    size_t kl = strlen(key);
+    assert_int_equal(sst_part_open_cached(s, bc, (const uint8_t *)key, kl, sib_murmur3_token(key, kl), &p, &err), 0);
+    assert_non_null(p);
+    const sst_row *r;
+    assert_int_equal(sst_part_next(p, &r, &err), 1);
+    char want[64];
+    snprintf(want, sizeof want, "%s:%s", tag, key);
+    assert_int_equal(r->ncells, 1);
+    assert_int_equal(r->cells[0].vlen, strlen(want));
+    assert_memory_equal(r->cells[0].val, want, strlen(want));
+    assert_int_equal(sst_part_next(p, &r, &err), 0);
+    sst_part_close(p);
+}
+
+/* Second reads hit; the bound holds (LRU evictions) and a tiny or zero
+ * bound still reads correctly. */
+static void test_block_cache_hits_and_bound(void **state)
+{
+    fx *f = *state;
+    const int n = 2000;
+    char **keys = make_keys(n);
+    write_tagged(f->dir, 1, keys, n, "aa");
+    sstable *s;
+    sib_err err = {0};
+    assert_int_equal(sst_open(&s, f->dir, 1, &err), 0);
+    sst_bcache *bc;
+    assert_int_equal(sst_bcache_create(&bc, 1 << 20, &err), 0);
+    for (int i = 0; i < n; i++) check_tagged(s, bc, keys[i], "aa");
+    sst_bcache_stats a, b;
+    sst_bcache_get_stats(bc, &a);
+    assert_true(a.misses > 10 && a.hits > 0 && a.hits + a.misses >= (uint64_t)n);
+    assert_int_equal(a.evictions, 0);
+    assert_int_equal(a.entries, a.misses); /* every miss was cached */
+    assert_true(a.bytes > a.entries * 512 && a.bytes <= a.capacity);
+    for (int i = 0; i < n; i++) check_tagged(s, bc, keys[i], "aa");
+    sst_bcache_get_stats(bc, &b);
+    assert_int_equal(b.misses, a.misses);
+    assert_true(b.hits >= a.hits + (uint64_t)n);
+    sst_bcache_destroy(bc);
+    /* a bound of about three blocks */
+    assert_int_equal(sst_bcache_create(&bc, 3 * 1200, &err), 0);
+    for (int i = 0; i < n; i++) check_tagged(s, bc, keys[i], "aa");
+    sst_bcache_get_stats(bc, &a);
+    fprintf(stderr, "small cache: %llu hits %llu misses %llu evictions %zu entries %zu bytes\n", (unsigned long long)a.hits,
+            (unsigned long long)a.misses, (unsigned long long)a.evictions, a.entries, a.bytes);
+    assert_true(a.evictions > 0 && a.entries <= 3 && a.bytes <= 3 * 1200);
+    assert_int_equal(a.evictions + a.entries, a.misses);
+    sst_bcache_destroy(bc);
+    assert_int_equal(sst_bcache_create(&bc, 0, &err), 0);
+    for (int i = 0; i < n; i += 7) check_tagged(s, bc, keys[i], "aa");
+    sst_bcache_get_stats(bc, &a);
+    assert_int_equal(a.entries, 0);
+    assert_int_equal(a.bytes, 0);
+    sst_bcache_destroy(bc);
+    sst_unref(s);
+    free_keys(keys, n);
+}
+
+/* A new SSTable with the generation (and path) of one still cached never
+ * sees the old blocks: the key is the object, not the file. */
+static void test_block_cache_same_generation(void **state)
+{
+    fx *f = *state;
+    const int n = 1000;
+    char **keys = make_keys(n);
+    sib_err err = {0};
+    sst_bcache *bc;
+    assert_int_equal(sst_bcache_create(&bc, 1 << 20, &err), 0);
+    write_tagged(f->dir, 7, keys, n, "old");
+    sstable *s1, *s2;
+    assert_int_equal(sst_open(&s1, f->dir, 7, &err), 0);
+    for (int i = 0; i < n; i++) check_tagged(s1, bc, keys[i], "old");
+    assert_int_equal(sst_remove(f->dir, 7, &err), 0); /* s1's mapping lives on */
+    write_tagged(f->dir, 7, keys, n, "new");
+    assert_int_equal(sst_open(&s2, f->dir, 7, &err), 0);
+    for (int i = 0; i < n; i++) check_tagged(s2, bc, keys[i], "new");
+    for (int i = 0; i < n; i += 3) check_tagged(s1, bc, keys[i], "old");
+    sst_bcache_stats a, b;
+    sst_bcache_get_stats(bc, &a);
+    sst_bcache_forget(bc, s1); /* as compaction does when s1 leaves the read path */
+    sst_bcache_get_stats(bc, &b);
+    assert_true(b.entries > 0 && b.entries < a.entries && b.bytes < a.bytes);
+    for (int i = 0; i < n; i++) check_tagged(s2, bc, keys[i], "new");
+    sst_bcache_get_stats(bc, &a);
+    assert_int_equal(a.misses, b.misses); /* s2's blocks stayed */
+    for (int i = 0; i < n; i += 5) check_tagged(s1, bc, keys[i], "old"); /* forgotten: read uncached */
+    sst_bcache_get_stats(bc, &b);
+    assert_int_equal(b.entries, a.entries);
+    assert_int_equal(b.misses, a.misses);
+    sst_unref(s1);
+    sst_unref(s2);
+    sst_bcache_destroy(bc);
+    free_keys(keys, n);
+}
+
+/* A part keeps the block it reads while the cache forgets its SSTable (and
+ * while the cache itself goes away): nothing is freed under it. */
+static void test_block_cache_pinned_block(void **state)
+{
+    fx *f = *state;
+    sst_writer *w;
+    sib_err err = {0};
+    sst_writer_opts o = {.block_size = 4096, .index_interval = 2048, .expected_keys = 1};
+    assert_int_equal(sst_writer_create(&w, f->dir, 9, &o, &err), 0);
+    assert_int_equal(sst_write_partition(w, (const uint8_t *)"wide", 4, (sst_del){SST_NO_TS, SST_NO_LDT}, NULL, 0, &err), 0);
+    const int n = 20000;
+    for (int i = 0; i < n; i++) {
+        char ck[16];
+        snprintf(ck, sizeof ck, "r%07d", i);
+        sst_cell c = {1, 0, 8, NULL, (const uint8_t *)ck, i, 0, SST_NO_LDT};
+        sst_row r = {.ck = (const uint8_t *)ck, .cklen = 8, .marker_ts = SST_NO_TS, .marker_ldt = SST_NO_LDT,
+                     .del = {SST_NO_TS, SST_NO_LDT}, .cells = &c, .ncells = 1};
+        assert_int_equal(sst_write_row(w, &r, &err), 0);
+    }
+    assert_int_equal(sst_write_partition_end(w, &err), 0);
+    assert_int_equal(sst_writer_finish(w, NULL, &err), 0);
+    sst_writer_destroy(w);
+    sstable *s;
+    assert_int_equal(sst_open(&s, f->dir, 9, &err), 0);
+    sst_bcache *bc;
+    assert_int_equal(sst_bcache_create(&bc, 1 << 20, &err), 0);
+    sst_part *p;
+    assert_int_equal(sst_part_open_cached(s, bc, (const uint8_t *)"wide", 4, sib_murmur3_token("wide", 4), &p, &err), 0);
+    assert_non_null(p);
+    const sst_row *r;
+    int i = 0;
+    for (; i < 500; i++) assert_int_equal(sst_part_next(p, &r, &err), 1);
+    sst_bcache_stats st;
+    sst_bcache_get_stats(bc, &st);
+    assert_true(st.entries > 0);
+    sst_bcache_forget(bc, s);
+    sst_bcache_get_stats(bc, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    for (; sst_part_next(p, &r, &err) == 1; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "r%07d", i);
+        assert_memory_equal(r->ck, want, 8);
+    }
+    assert_int_equal(i, n);
+    sst_part_close(p);
+    sst_bcache_get_stats(bc, &st);
+    assert_int_equal(st.entries, 0); /* forgotten: nothing more cached */
+    sst_unref(s);
+    /* a fresh object for the same files caches again; the cache goes first */
+    assert_int_equal(sst_open(&s, f->dir, 9, &err), 0);
+    assert_int_equal(sst_part_open_cached(s, bc, (const uint8_t *)"wide", 4, sib_murmur3_token("wide", 4), &p, &err), 0);
+    assert_int_equal(sst_part_next(p, &r, &err), 1);
+    sst_bcache_get_stats(bc, &st);
+    assert_true(st.entries > 0);
+    sst_bcache_destroy(bc);
+    sst_part_close(p);
+    sst_unref(s);
+}
+
 static void test_bound_and_lww(void **state)
 {
     sst_bound incl = {(const uint8_t *)"ab", 2, true, false}, excl = {(const uint8_t *)"ab", 2, false, false};
@@ -434,6 +619,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupted_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leftovers_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_sound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_cache_hits_and_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_cache_same_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_cache_pinned_block, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

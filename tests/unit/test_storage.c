@@ -1,6 +1,7 @@
 /* Unit tests for storage/ through its public header: LWW ties, row markers,
  * tombstones, TTL, slices, scans, commitlog replay (torn and corrupt tails,
- * truncate/drop), sync-mode completions on a libev loop. */
+ * truncate/drop), sync-mode completions on a libev loop, the block cache
+ * (hits, bound, compaction and truncate dropping blocks). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -916,6 +917,281 @@ static void test_no_loop_batch(void **state)
 }
 
 
+/* ---- coalesced commitlog appends (with a loop) ---- */
+
+typedef struct ack_state {
+    storage *s;
+    char pk[16];
+    int calls, rc, seq;
+    bool visible; /* the write was in the memtable when done ran */
+    char msg[sizeof(((sib_err *)0)->msg)];
+} ack_state;
+static int ack_seq;
+static void on_ack(void *ctx, int rc, const sib_err *err)
+{
+    ack_state *a = ctx;
+    a->calls++;
+    a->rc = rc;
+    a->seq = ++ack_seq;
+    a->visible = st_partition_live(storage_table(a->s, T1), (const uint8_t *)a->pk, strlen(a->pk), NOW);
+    if (err) snprintf(a->msg, sizeof a->msg, "%s", err->msg);
+}
+
+static void apply_ack(storage *s, ack_state *a, const char *pk, size_t vlen)
+{
+    static char val[4096];
+    memset(val, 'v', sizeof val);
+    a->s = s;
+    snprintf(a->pk, sizeof a->pk, "%s", pk);
+    st_mutation *m = mut(pk);
+    st_mut_row(m, (const uint8_t *)"r", 1);
+    st_mut_cell(m, 1, (const uint8_t *)val, vlen, 10, 0, 0);
+    sib_err err;
+    assert_int_equal(storage_apply(s, &m, 1, on_ack, a, &err), 0);
+    st_mutation_destroy(m);
+}
+
+static uint64_t cl_writes(storage *s)
+{
+    storage_stats st;
+    storage_get_stats(s, &st);
+    return st.cl_writes;
+}
+
+/* A default-priority prepare watcher, like the CQL server's reply flush:
+ * records what it sees the first time it runs. */
+typedef struct prep_probe {
+    ev_prepare w;
+    storage *s;
+    ack_state *acks, *late; /* late: applied from the probe itself */
+    int n, runs, acked;
+    uint64_t writes;
+} prep_probe;
+static void on_probe(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    prep_probe *p = (prep_probe *)w;
+    if (p->runs++) return;
+    for (int i = 0; i < p->n; i++) p->acked += p->acks[i].calls;
+    p->writes = cl_writes(p->s);
+    if (p->late) apply_ack(p->s, p->late, "late", 10);
+}
+
+/* Many applies in one loop iteration: ONE write(), nothing acked or visible
+ * before it, every done after it (in apply order, the write already in the
+ * memtable), and all of it before a priority-0 prepare watcher of the same
+ * iteration (libev runs higher priorities first). */
+static void test_coalesced_appends(void **state)
+{
+    char dir[64] = "/tmp/sibst.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_st(dir, ST_SYNC_PERIODIC, loop, 0);
+    enum { N = 50 };
+    ack_state a[N];
+    memset(a, 0, sizeof a);
+    prep_probe probe = {.s = s, .acks = a, .n = N};
+    ev_prepare_init(&probe.w, on_probe);
+    /* started after storage's watcher: at equal priority libev would invoke
+     * it first (pending watchers run last-queued first), so this checks
+     * that the commitlog's EV_MAXPRI is what puts it second */
+    ev_prepare_start(loop, &probe.w);
+    uint64_t w0 = cl_writes(s);
+    for (int i = 0; i < N; i++) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "k%d", i);
+        apply_ack(s, &a[i], pk, 100);
+        assert_int_equal(a[i].calls, 0); /* not from inside storage_apply */
+    }
+    assert_int_equal(cl_writes(s), w0);
+    assert_false(st_partition_live(storage_table(s, T1), (const uint8_t *)"k0", 2, NOW));
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(cl_writes(s), w0 + 1);
+    assert_int_equal(probe.runs, 1);
+    assert_int_equal(probe.acked, N);
+    assert_int_equal(probe.writes, w0 + 1);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(a[i].calls, 1);
+        assert_int_equal(a[i].rc, 0);
+        assert_true(a[i].visible);
+        if (i) assert_true(a[i].seq > a[i - 1].seq);
+    }
+    storage_stats st;
+    storage_get_stats(s, &st);
+    assert_int_equal(st.cl_entries, N);
+    assert_int_equal(st.cl_pending, 0);
+    /* An entry queued after the commitlog's prepare ran (by a lower-priority
+     * one) must not wait for unrelated I/O: the poll does not block (else
+     * EVRUN_ONCE would hang here), and the next iteration writes it. */
+    ack_state late = {0};
+    probe.runs = 0;
+    probe.late = &late;
+    storage_get_stats(s, &st);
+    ev_run(loop, EVRUN_ONCE); /* the periodic fsync (10 s) is the only other wake-up */
+    uint64_t syncs = st.cl_syncs;
+    storage_get_stats(s, &st);
+    assert_int_equal(st.cl_syncs, syncs);
+    assert_int_equal(late.calls, 0);
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(late.calls, 1);
+    assert_int_equal(late.rc, 0);
+    assert_int_equal(cl_writes(s), w0 + 2);
+    ev_prepare_stop(loop, &probe.w);
+    storage_close(s);
+    ev_loop_destroy(loop);
+    s = open_st(dir, ST_SYNC_PERIODIC, NULL, 0);
+    storage_replay_stats rs;
+    sib_err err;
+    assert_int_equal(storage_replay(s, &rs, &err), 0);
+    assert_int_equal(rs.entries, N + 1);
+    assert_true(st_partition_live(storage_table(s, T1), (const uint8_t *)"k49", 3, NOW));
+    storage_close(s);
+    rm_rf(dir);
+}
+
+/* One iteration's entries spanning several (4 KiB) segments: one write per
+ * segment, and all of them replay. Batch mode: acked after the fsync. */
+static void test_coalesced_rollover(void **state)
+{
+    char dir[64] = "/tmp/sibst.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_st(dir, ST_SYNC_BATCH, loop, 4096);
+    enum { N = 40 };
+    ack_state a[N];
+    memset(a, 0, sizeof a);
+    uint64_t w0 = cl_writes(s);
+    for (int i = 0; i < N; i++) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "k%d", i);
+        apply_ack(s, &a[i], pk, 300 + 40 * (i % 5)); /* ~12 KiB in all */
+    }
+    ev_run(loop, 0); /* returns once everything is acked */
+    storage_stats st;
+    storage_get_stats(s, &st);
+    assert_true(st.cl_segments_created >= 4);
+    assert_int_equal(cl_writes(s) - w0, st.cl_segments_created); /* one per segment touched */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(a[i].calls, 1);
+        assert_int_equal(a[i].rc, 0);
+    }
+    storage_close(s);
+    ev_loop_destroy(loop);
+    s = open_st(dir, ST_SYNC_PERIODIC, NULL, 4096);
+    storage_replay_stats rs;
+    sib_err err;
+    assert_int_equal(storage_replay(s, &rs, &err), 0);
+    assert_int_equal(rs.entries, N);
+    assert_int_equal(rs.bad_segments, 0);
+    storage_close(s);
+    rm_rf(dir);
+}
+
+/* A failed coalesced write fails every entry queued with it (SIB_EIO and the
+ * write's error), none of them becomes visible, the file is cut back, and
+ * the log keeps working. */
+static void test_coalesced_write_failure(void **state)
+{
+    char dir[64] = "/tmp/sibst.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_st(dir, ST_SYNC_PERIODIC, loop, 0);
+    ack_state first = {0}, a[3], last = {0};
+    memset(a, 0, sizeof a);
+    apply_ack(s, &first, "a", 10);
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(first.rc, 0);
+    char seg[512];
+    find_segment(dir, seg, sizeof seg);
+    struct stat stt;
+    stat(seg, &stt);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)stt.st_size + 300; /* the first entry fits, the batch does not */
+    signal(SIGXFSZ, SIG_IGN);
+    apply_ack(s, &a[0], "b", 100);
+    apply_ack(s, &a[1], "c", 2000);
+    apply_ack(s, &a[2], "d", 100);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    ev_run(loop, EVRUN_NOWAIT);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(a[i].calls, 1);
+        assert_int_equal(a[i].rc, SIB_EIO);
+        assert_non_null(strstr(a[i].msg, "commitlog: write"));
+        assert_false(a[i].visible);
+        assert_false(st_partition_live(storage_table(s, T1), (const uint8_t *)a[i].pk, 1, NOW));
+    }
+    struct stat st2;
+    stat(seg, &st2);
+    assert_int_equal(st2.st_size, stt.st_size); /* cut back */
+    apply_ack(s, &last, "e", 10); /* the log still works */
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(last.rc, 0);
+    assert_true(last.visible);
+    storage_close(s);
+    ev_loop_destroy(loop);
+    s = open_st(dir, ST_SYNC_PERIODIC, NULL, 0);
+    storage_replay_stats rs;
+    sib_err err;
+    assert_int_equal(storage_replay(s, &rs, &err), 0);
+    assert_int_equal(rs.entries, 2);
+    assert_int_equal(rs.bad_segments, 0);
+    assert_null(get(s, "b", "r", 1));
+    assert_non_null(get(s, "e", "r", 1));
+    storage_close(s);
+    rm_rf(dir);
+}
+
+/* TRUNCATE between queued writes keeps log order: the writes queued before
+ * it are written and applied first (so it clears them), those after it
+ * survive; replay agrees. Their acks still come from the loop. */
+static void test_coalesced_truncate_order(void **state)
+{
+    char dir[64] = "/tmp/sibst.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_st(dir, ST_SYNC_PERIODIC, loop, 0);
+    ack_state a[6];
+    memset(a, 0, sizeof a);
+    uint64_t w0 = cl_writes(s);
+    for (int i = 0; i < 5; i++) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "b%d", i);
+        apply_ack(s, &a[i], pk, 50);
+    }
+    cb_state tc = {0};
+    sib_err err;
+    assert_int_equal(storage_table_truncate(s, T1, on_done, &tc, &err), 0);
+    for (int i = 0; i < 5; i++) assert_int_equal(a[i].calls, 0); /* acked from the loop, not here */
+    assert_int_equal(cl_writes(s), w0 + 2); /* queued writes, then the record */
+    apply_ack(s, &a[5], "after", 50);
+    ev_run(loop, 0);
+    assert_int_equal(tc.calls, 1);
+    assert_int_equal(tc.rc, 0);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(a[i].calls, 1);
+        assert_int_equal(a[i].rc, 0);
+        assert_true(a[i].seq < a[5].seq || i == 5);
+    }
+    assert_null(get(s, "b0", "r", 1));
+    assert_null(get(s, "b4", "r", 1));
+    assert_non_null(get(s, "after", "r", 1));
+    storage_close(s);
+    ev_loop_destroy(loop);
+    s = open_st(dir, ST_SYNC_PERIODIC, NULL, 0);
+    storage_replay_stats rs;
+    assert_int_equal(storage_replay(s, &rs, &err), 0);
+    assert_int_equal(rs.entries, 7);
+    assert_null(get(s, "b0", "r", 1));
+    assert_null(get(s, "b4", "r", 1));
+    assert_non_null(get(s, "after", "r", 1));
+    storage_close(s);
+    rm_rf(dir);
+}
+
+
 /* ---- SSTables: flush, merged reads, restart ---- */
 
 static void rm_tree(const char *dir)
@@ -1609,6 +1885,141 @@ static void test_drop_and_snapshot(void **state)
     assert_int_equal(count_suffix(sub, "-Data.db"), 1);
 }
 
+/* ---- block cache ---- */
+
+static storage *open_cache(dfx *f, int64_t cache)
+{
+    storage_opts o = {0};
+    o.commitlog_dir = f->cl;
+    o.data_dir = f->data;
+    o.sstable_block_size = 1024;
+    o.block_cache_size = cache;
+    storage *s;
+    sib_err err = {0};
+    assert_int_equal(storage_open(&s, &o, &err), 0);
+    assert_int_equal(storage_replay(s, NULL, &err), 0);
+    return s;
+}
+
+static storage_stats sstats(storage *s)
+{
+    storage_stats st;
+    storage_get_stats(s, &st);
+    return st;
+}
+
+#define VAL40 "0123456789abcdefghij0123456789abcdefghij"
+
+/* The default cache (64 MiB): a second read of a block is a hit. */
+static void test_block_cache_hits(void **state)
+{
+    dfx *f = *state;
+    fill(f->s, 0, 300, VAL40, 10);
+    flush_all(f->s);
+    storage_stats a = sstats(f->s);
+    assert_int_equal(a.block_cache_capacity, 64u << 20);
+    assert_int_equal(a.block_cache_hits + a.block_cache_misses, 0);
+    assert_string_equal(get(f->s, "k0042", "r", 1), VAL40);
+    storage_stats b = sstats(f->s);
+    assert_true(b.block_cache_misses >= 1 && b.block_cache_entries >= 1 && b.block_cache_bytes > 0);
+    for (int i = 0; i < 5; i++) assert_string_equal(get(f->s, "k0042", "r", 1), VAL40);
+    storage_stats c = sstats(f->s);
+    assert_int_equal(c.block_cache_misses, b.block_cache_misses);
+    assert_true(c.block_cache_hits >= b.block_cache_hits + 5);
+}
+
+/* A small bound evicts and still reads right; a negative size disables it. */
+static void test_block_cache_bound_and_off(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    f->s = open_cache(f, 4096);
+    fill(f->s, 0, 2000, VAL40, 10);
+    flush_all(f->s);
+    char pk[16];
+    for (int i = 0; i < 2000; i += 3) {
+        snprintf(pk, sizeof pk, "k%04d", i);
+        assert_string_equal(get(f->s, pk, "r", 1), VAL40);
+    }
+    storage_stats a = sstats(f->s);
+    assert_int_equal(a.block_cache_capacity, 4096);
+    assert_true(a.block_cache_evictions > 0 && a.block_cache_bytes <= 4096 && a.block_cache_entries >= 1);
+    storage_close(f->s);
+    f->s = open_cache(f, -1);
+    for (int i = 0; i < 2000; i += 7) {
+        snprintf(pk, sizeof pk, "k%04d", i);
+        assert_string_equal(get(f->s, pk, "r", 1), VAL40);
+    }
+    a = sstats(f->s);
+    assert_int_equal(a.block_cache_capacity, 0);
+    assert_int_equal(a.block_cache_hits + a.block_cache_misses + a.block_cache_entries, 0);
+}
+
+/* Compaction replaces the inputs: their blocks leave the cache, and reads
+ * of the output see the merged (newest) values. */
+static void test_block_cache_compaction(void **state)
+{
+    dfx *f = *state;
+    fill(f->s, 0, 200, "v0", 10);
+    flush_all(f->s);
+    fill(f->s, 100, 300, "v1", 20);
+    flush_all(f->s);
+    assert_string_equal(get(f->s, "k0050", "r", 1), "v0");
+    assert_string_equal(get(f->s, "k0150", "r", 1), "v1");
+    assert_string_equal(get(f->s, "k0250", "r", 1), "v1");
+    assert_true(sstats(f->s).block_cache_entries >= 3);
+    cb_state cb = {0};
+    sib_err err;
+    assert_int_equal(storage_compact(f->s, T1, on_done, &cb, &err), 0);
+    assert_int_equal(cb.rc, 0);
+    storage_stats a = sstats(f->s);
+    assert_int_equal(a.sstables, 1);
+    assert_int_equal(a.block_cache_entries, 0);
+    assert_int_equal(a.block_cache_bytes, 0);
+    assert_string_equal(get(f->s, "k0050", "r", 1), "v0");
+    assert_string_equal(get(f->s, "k0150", "r", 1), "v1");
+    assert_string_equal(get(f->s, "k0250", "r", 1), "v1");
+    storage_stats b = sstats(f->s);
+    assert_true(b.block_cache_entries >= 1 && b.block_cache_misses > a.block_cache_misses);
+}
+
+/* Truncate while an iterator reads a cached block of an SSTable: the
+ * blocks leave the cache at once, the iterator keeps what it reads. */
+static void test_block_cache_truncate_under_iterator(void **state)
+{
+    dfx *f = *state;
+    const int n = 2000;
+    char ck[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(ck, sizeof ck, "r%05d", i);
+        put(f->s, "wide", ck, 1, VAL40, 10, 0, 0);
+    }
+    flush_all(f->s);
+    st_iter *it = st_read(storage_table(f->s, T1), (const uint8_t *)"wide", 4, NULL, 0, false, NOW);
+    assert_non_null(it);
+    st_row r;
+    int i = 0;
+    for (; i < 10; i++) assert_true(st_iter_next(it, &r));
+    assert_true(sstats(f->s).block_cache_entries >= 1);
+    sib_err err;
+    assert_int_equal(storage_table_truncate(f->s, T1, NULL, NULL, &err), 0);
+    storage_stats a = sstats(f->s);
+    assert_int_equal(a.block_cache_entries, 0);
+    assert_int_equal(a.block_cache_bytes, 0);
+    for (; st_iter_next(it, &r); i++) {
+        snprintf(ck, sizeof ck, "r%05d", i);
+        assert_int_equal(r.cklen, strlen(ck));
+        assert_memory_equal(r.ck, ck, r.cklen);
+        assert_int_equal(r.cells[0].vlen, 40);
+        assert_memory_equal(r.cells[0].val, VAL40, 40);
+    }
+    assert_true(i <= n);
+    assert_int_equal(st_iter_status(it, NULL), 0);
+    st_iter_destroy(it);
+    assert_int_equal(sstats(f->s).block_cache_entries, 0);
+    assert_null(get(f->s, "wide", "r00001", 1));
+}
+
 /* Disk full during a flush: the flush fails cleanly (no SSTable, no tmp
  * file), the memtable stays readable, the next flush retries it. */
 static void test_flush_disk_full(void **state)
@@ -1809,6 +2220,10 @@ int main(void)
         cmocka_unit_test(test_group_mode_callbacks),
         cmocka_unit_test(test_periodic_mode_callbacks),
         cmocka_unit_test(test_no_loop_batch),
+        cmocka_unit_test(test_coalesced_appends),
+        cmocka_unit_test(test_coalesced_rollover),
+        cmocka_unit_test(test_coalesced_write_failure),
+        cmocka_unit_test(test_coalesced_truncate_order),
         cmocka_unit_test_setup_teardown(test_flush_and_read, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_segments_released_after_flush, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_replay_skips_flushed, dsetup, dteardown),
@@ -1826,6 +2241,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill_during_compaction, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_table_options, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_drop_and_snapshot, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_block_cache_hits, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_block_cache_bound_and_off, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_block_cache_compaction, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_block_cache_truncate_under_iterator, dsetup, dteardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
