@@ -320,6 +320,32 @@ static int read_distinct(sel_run *run, part_read *pr, row_ctx *rc, uint64_t pk_i
 }
 
 /* Reads one partition through the slices, row by row into on_row(). */
+/* tombstone_failure_threshold fails the query (ReadFailure, Cassandra's
+ * TombstoneOverwhelmingException text); tombstone_warn_threshold logs once
+ * per query when the total first passes it. */
+static int count_tombstones(sel_run *run, const st_iter *it, const uint8_t *pk, size_t pklen, sib_err *err)
+{
+    cql_exec *ex = run->c->ex;
+    uint64_t before = run->tombstones;
+    run->tombstones += st_iter_tombstones(it);
+    if (ex->tombstone_fail > 0 && run->tombstones > (uint64_t)ex->tombstone_fail) {
+        sib_err_set(err, SIB_EREADFAIL,
+                    "Scanned over %d tombstones during query on %s.%s (last scanned partition token was %lld); query aborted",
+                    ex->tombstone_fail, sib_table_keyspace(run->t), sib_table_name(run->t),
+                    (long long)sib_murmur3_token(pk, pklen));
+        err->ex[0] = run->c->consistency;
+        err->ex[1] = 0;
+        err->ex[2] = 1;
+        err->ex[3] = 1;
+        return SIB_EREADFAIL;
+    }
+    if (ex->tombstone_warn > 0 && before <= (uint64_t)ex->tombstone_warn && run->tombstones > (uint64_t)ex->tombstone_warn)
+        sib_log(ex->log, SIB_WARN, "Read on %s.%s scanned over %llu tombstones (tombstone_warn_threshold %d)",
+                sib_table_keyspace(run->t), sib_table_name(run->t), (unsigned long long)run->tombstones,
+                ex->tombstone_warn);
+    return 0;
+}
+
 static int read_partition(sel_run *run, part_read *pr, const uint8_t *pk, size_t pklen, uint64_t pk_index,
                           bool resume, sib_err *err)
 {
@@ -360,6 +386,7 @@ static int read_partition(sel_run *run, part_read *pr, const uint8_t *pk, size_t
         if (x != ROW_NEXT) { ended = false; break; }
     }
     if (ended && (e = st_iter_status(it, err))) goto out;
+    if ((e = count_tombstones(run, it, pk, pklen, err))) goto out;
     /* A partition with only static content still shows up as one row
      * (clustering and regular columns null) unless clustering is restricted. */
     if (!any && has_static && !resume && pr->r->nslices == 0 && !run->stop) {

@@ -126,6 +126,7 @@ typedef struct sel_run {
     sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
     size_t nck;
     sib_val *pkv;
+    uint64_t tombstones; /* met by the reads of this query (thresholds) */
 } sel_run;
 
 /* One row as the evaluator sees it. */

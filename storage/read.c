@@ -59,6 +59,7 @@ struct st_iter {
     cm_rowmerge rm; /* merged rows (compaction.h: the one LWW merge) */
     st_cell_view *cv;
     size_t cvcap;
+    uint64_t tombstones; /* met while merging rows (st_iter_tombstones) */
     int status;
     sib_err err;
 };
@@ -329,9 +330,11 @@ static bool row_eval(st_iter *it, const sst_row *r, st_row *out)
         return false;
     }
     size_t k = 0;
+    if (r->del.ts != SST_NO_TS) it->tombstones++;
     for (uint32_t i = 0; i < r->ncells; i++) {
         const sst_cell *c = &r->cells[i];
-        if (sst_cell_tomb(c) || c->ts <= d.ts || (c->ttl > 0 && now >= c->ldt)) continue;
+        if (sst_cell_tomb(c) || (c->ttl > 0 && now >= c->ldt)) { it->tombstones++; continue; }
+        if (c->ts <= d.ts) continue;
         if (r->ncdels && c->ts <= cdel_ts(r, c->col)) continue;
         it->cv[k++] = (st_cell_view){c->col, c->pathlen ? c->path : NULL, c->pathlen, c->val, c->vlen, c->ts, c->ttl, c->ldt};
     }
@@ -434,6 +437,8 @@ bool st_iter_next(st_iter *it, st_row *out)
     if (it->status == SIB_ENOMEM && !it->err.msg[0]) sib_err_set(&it->err, SIB_ENOMEM, "storage: out of memory");
     return false;
 }
+
+uint64_t st_iter_tombstones(const st_iter *it) { return it->tombstones + it->nrt; }
 
 bool st_iter_static(st_iter *it, st_row *out)
 {

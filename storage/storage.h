@@ -271,6 +271,10 @@ bool st_iter_static(st_iter *it, st_row *out);
  * (SSTable sources may fail, e.g. SIB_ECORRUPT naming the Data.db file whose
  * block failed its checksum; the memtable never does). */
 int st_iter_status(const st_iter *it, sib_err *err);
+/* Tombstones the iterator has met so far: range tombstones of the partition,
+ * row deletions, and deleted or expired cells of the rows it merged (what
+ * tombstone_warn_threshold / tombstone_failure_threshold count). */
+uint64_t st_iter_tombstones(const st_iter *it);
 void st_iter_destroy(st_iter *it);
 
 /* True iff the partition has a live row or a live static cell at now_s. */

@@ -136,3 +136,24 @@ def test_ttl_and_deletes_across_flushes_and_compaction(make_node, clusters):
     node.restart(kill=True)
     cl, s = clusters.connect(node)
     assert {(r.k, r.c) for r in s.execute("SELECT k, c FROM sst.t")} == expected()
+
+
+def test_tombstone_thresholds(make_node, clusters):
+    node = make_node(tombstone_warn_threshold=20, tombstone_failure_threshold=100)
+    cl, s = clusters.connect(node)
+    s.execute("CREATE KEYSPACE sst WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE sst.t (k int, c int, v text, PRIMARY KEY (k, c))")
+    for c in range(200):
+        s.execute("INSERT INTO sst.t (k, c, v) VALUES (1, %d, 'x')" % c)
+        s.execute("INSERT INTO sst.t (k, c, v) VALUES (2, %d, 'x')" % c)
+    for c in range(50):                                   # 50 row tombstones: warn, not fail
+        s.execute("DELETE FROM sst.t WHERE k = 1 AND c = %d" % c)
+    for c in range(150):                                  # 150: over the failure threshold
+        s.execute("DELETE FROM sst.t WHERE k = 2 AND c = %d" % c)
+    assert len(list(s.execute("SELECT c FROM sst.t WHERE k = 1"))) == 150
+    assert "scanned over 50 tombstones" in node.log_text()
+    with pytest.raises(ReadFailure) as e:
+        list(s.execute("SELECT c FROM sst.t WHERE k = 2"))
+    assert "Scanned over 100 tombstones" in str(e.value)
+    # The same data still reads once the rows are past the tombstones' slice.
+    assert len(list(s.execute("SELECT c FROM sst.t WHERE k = 2 AND c >= 150"))) == 50
