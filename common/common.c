@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,6 +181,17 @@ bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out)
     *out = r->p;
     r->p += n;
     return true;
+}
+
+/* ---- threads ---- */
+
+void sib_thread_setup(const char *name, bool background)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%s", name); /* Linux thread names: 15 chars */
+    pthread_setname_np(pthread_self(), n);
+    /* On Linux, nice applies per thread when given the thread id. */
+    if (background) (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }
 
 /* ---- time ---- */

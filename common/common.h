@@ -175,6 +175,13 @@ uint32_t sib_crc32c_portable(uint32_t crc, const void *p, size_t n);
 int64_t sib_now_us(void);      /* wall clock, microseconds since epoch */
 int64_t sib_mono_ns(void);     /* monotonic clock */
 
+/* ---- threads ---------------------------------------------------------- */
+
+/* Names the calling thread (visible in top/perf) and, when background is
+ * set, lowers its CPU priority (nice +10) so request threads win the CPU,
+ * as Cassandra runs compaction at low priority. Best effort. */
+void sib_thread_setup(const char *name, bool background);
+
 /* ---- logging (STYLE.md 12) --------------------------------------------- */
 
 typedef enum { SIB_DEBUG = 0, SIB_INFO = 1, SIB_WARN = 2, SIB_ERROR = 3 } sib_level;

@@ -303,6 +303,7 @@ static void make_spare(clog *cl)
 
 static void *sync_main(void *arg)
 {
+    sib_thread_setup("sib-clsync", false);
     clog *cl = arg;
     pthread_mutex_lock(&cl->mu);
     for (;;) {

@@ -86,6 +86,7 @@ struct st_compactor {
 
 static void *cm_main(void *arg)
 {
+    sib_thread_setup("sib-compact", true);
     st_compactor *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {

@@ -259,6 +259,7 @@ static void link_all(char **src, char **dst, size_t n)
 
 static void *fl_main(void *arg)
 {
+    sib_thread_setup("sib-flush", true);
     st_flusher *f = arg;
     pthread_mutex_lock(&f->mu);
     for (;;) {
