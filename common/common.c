@@ -148,6 +148,21 @@ void sib_buf_printf(sib_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+bool sib_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap * 2 : 16;
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / elem) return false;
+        c *= 2;
+    }
+    void *n = realloc(*p, c * elem);
+    if (!n) return false;
+    *p = n;
+    *cap = c;
+    return true;
+}
+
 uint8_t *sib_buf_take(sib_buf *b, size_t *len)
 {
     uint8_t *p = b->p;

@@ -131,6 +131,11 @@ void sib_buf_be32(sib_buf *b, uint32_t v);
 void sib_buf_be64(sib_buf *b, uint64_t v);
 void sib_buf_uvarint(sib_buf *b, uint64_t v);
 void sib_buf_printf(sib_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Grows the malloc'd array *p (elements of elem bytes, capacity *cap) to
+ * hold at least need elements, doubling from 16. False (array untouched)
+ * on OOM. */
+bool sib_grow(void **p, size_t *cap, size_t need, size_t elem);
+
 /* Detaches the bytes (caller frees with free()); b is left empty. */
 uint8_t *sib_buf_take(sib_buf *b, size_t *len);
 

@@ -30,18 +30,6 @@
 
 #include <stdlib.h>
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c < need) c *= 2;
-    void *n = realloc(*p, c * elem);
-    if (!n) return false;
-    *p = n;
-    *cap = c;
-    return true;
-}
-
 void cm_rowmerge_free(cm_rowmerge *m)
 {
     free(m->mc);
@@ -78,7 +66,7 @@ int cm_merge_rows(cm_rowmerge *m, const sst_row *const *rows, size_t n, sst_row 
     if (n == 1) return 0;
     size_t nc = 0, nd = 0;
     for (size_t i = 0; i < n; i++) nc += rows[i]->ncells, nd += rows[i]->ncdels;
-    if (!grow((void **)&m->mc, &m->capmc, nc, sizeof *m->mc) || !grow((void **)&m->md, &m->capmd, nd, sizeof *m->md))
+    if (!sib_grow((void **)&m->mc, &m->capmc, nc, sizeof *m->mc) || !sib_grow((void **)&m->md, &m->capmd, nd, sizeof *m->md))
         return SIB_ENOMEM;
     nc = nd = 0;
     for (size_t i = 0; i < n; i++) {
@@ -157,7 +145,7 @@ int cm_part_compact(cm_rowmerge *m, cm_purge *p, sst_del *pdel, const sst_rt *rt
         *pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
         p->purged++;
     }
-    if (!grow((void **)&m->rts, &m->caprts, nrt, sizeof *m->rts)) return SIB_ENOMEM;
+    if (!sib_grow((void **)&m->rts, &m->caprts, nrt, sizeof *m->rts)) return SIB_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < nrt; i++) {
         if (!del_beats(rts[i].del, orig)) continue; /* shadowed by the partition deletion */
@@ -198,8 +186,8 @@ static void compact_marker(cm_purge *p, const sst_row *in, sst_del eff, sst_row 
 
 int cm_row_compact(cm_rowmerge *m, cm_purge *p, const sst_row *in, sst_del active, sst_row *out)
 {
-    if (!grow((void **)&m->oc, &m->capoc, in->ncells, sizeof *m->oc) ||
-        !grow((void **)&m->od, &m->capod, in->ncdels, sizeof *m->od))
+    if (!sib_grow((void **)&m->oc, &m->capoc, in->ncells, sizeof *m->oc) ||
+        !sib_grow((void **)&m->od, &m->capod, in->ncdels, sizeof *m->od))
         return SIB_ENOMEM;
     *out = *in;
     sst_del eff = active;

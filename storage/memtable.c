@@ -354,23 +354,11 @@ int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err)
 
 /* ---- rows as sst_row (read path, flush) ---- */
 
-static bool view_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c < need) c *= 2;
-    void *n = realloc(*p, c * elem);
-    if (!n) return false;
-    *p = n;
-    *cap = c;
-    return true;
-}
-
 bool mt_row_view(mt_rowview *v, const mt_row *r, bool is_static, sst_row *o)
 {
     uint32_t nd = r->cdels ? r->cdels[0].col : 0;
-    if (!view_grow((void **)&v->cells, &v->capcells, r->ncells, sizeof *v->cells) ||
-        !view_grow((void **)&v->cdels, &v->capcdels, nd, sizeof *v->cdels))
+    if (!sib_grow((void **)&v->cells, &v->capcells, r->ncells, sizeof *v->cells) ||
+        !sib_grow((void **)&v->cdels, &v->capcdels, nd, sizeof *v->cdels))
         return false;
     memset(o, 0, sizeof *o);
     o->ck = r->ck;

@@ -64,18 +64,6 @@ struct st_iter {
     sib_err err;
 };
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c < need) c *= 2;
-    void *n = realloc(*p, c * elem);
-    if (!n) return false;
-    *p = n;
-    *cap = c;
-    return true;
-}
-
 static mt_bound to_mt(const sst_bound *b) { return (mt_bound){b->key, b->len, b->incl, b->unbounded}; }
 
 /* ---- memtable rows as sst_row ---- */
@@ -325,7 +313,7 @@ static bool row_eval(st_iter *it, const sst_row *r, st_row *out)
     int32_t now = it->now;
     bool marker = !r->is_static && r->marker_ts != SST_NO_TS && r->marker_ts > d.ts &&
                   (r->marker_ttl == 0 || now < r->marker_ldt);
-    if (!grow((void **)&it->cv, &it->cvcap, r->ncells, sizeof *it->cv)) {
+    if (!sib_grow((void **)&it->cv, &it->cvcap, r->ncells, sizeof *it->cv)) {
         it->status = SIB_ENOMEM;
         return false;
     }
@@ -360,7 +348,7 @@ static int row_key_cmp(const sst_row *a, const sst_row *b)
 
 static bool set_last(st_iter *it, const sst_row *r)
 {
-    if (!grow((void **)&it->last, &it->lastcap, r->cklen + 1, 1)) return false;
+    if (!sib_grow((void **)&it->last, &it->lastcap, r->cklen + 1, 1)) return false;
     if (r->cklen) memcpy(it->last, r->ck, r->cklen);
     it->lastlen = r->cklen;
     it->has_last = true;
@@ -526,7 +514,7 @@ st_scan *st_scan_open(st_table *t, const st_position *start, int32_t now_s)
         sc->incl = start->inclusive;
         if (start->pk) {
             sc->has_key = true;
-            if (!grow((void **)&sc->key, &sc->keycap, start->pklen + 1, 1)) {
+            if (!sib_grow((void **)&sc->key, &sc->keycap, start->pklen + 1, 1)) {
                 free(sc);
                 return NULL;
             }
@@ -622,7 +610,7 @@ bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int6
         for (size_t i = 0; i < sc->nsrc; i++)
             if (sc->srcs[i].has && (!best || pk_cmp(&sc->srcs[i], best) < 0)) best = &sc->srcs[i];
         if (!best) return false;
-        if (!grow((void **)&sc->key, &sc->keycap, best->pklen + 1, 1)) {
+        if (!sib_grow((void **)&sc->key, &sc->keycap, best->pklen + 1, 1)) {
             sc->status = SIB_ENOMEM;
             break;
         }
