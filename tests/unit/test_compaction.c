@@ -23,33 +23,10 @@
 #define NOW 1800000000
 #define GC_BEFORE (NOW - 1000)
 
-typedef struct fx { char dir[64]; } fx;
+#include "tmpdir_fixture.h"
 
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/sibcompact.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *de;
-    char p[512];
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+static int setup(void **state) { return tmpdir_setup(state, "sibcompact"); }
+static int teardown(void **state) { return tmpdir_teardown(state); }
 
 static size_t count_files(const char *dir, const char *suffix)
 {

@@ -18,33 +18,10 @@
 
 #include "sstable.h"
 
-typedef struct fx { char dir[64]; } fx;
+#include "tmpdir_fixture.h"
 
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/sibsstable.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *de;
-    char p[512];
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+static int setup(void **state) { return tmpdir_setup(state, "sibsstable"); }
+static int teardown(void **state) { return tmpdir_teardown(state); }
 
 static int cmp_key(const void *a, const void *b)
 {
