@@ -223,16 +223,15 @@ static void test_roundtrip_and_index(void **state)
     free_keys(keys, n);
 }
 
-/* A wide partition: slices use the clustering index, both directions. */
-static void test_wide_partition_slices(void **state)
+/* Writes SSTable generation gen in dir holding one partition "wide" of n
+ * rows r0000000.. (4 KiB blocks, clustering samples every 2 KiB). */
+static void write_wide(const char *dir, int gen, int n)
 {
-    fx *f = *state;
     sst_writer *w;
     sib_err err = {0};
     sst_writer_opts o = {.block_size = 4096, .index_interval = 2048, .expected_keys = 1};
-    assert_int_equal(sst_writer_create(&w, f->dir, 3, &o, &err), 0);
+    assert_int_equal(sst_writer_create(&w, dir, (uint64_t)gen, &o, &err), 0);
     assert_int_equal(sst_write_partition(w, (const uint8_t *)"wide", 4, (sst_del){SST_NO_TS, SST_NO_LDT}, NULL, 0, &err), 0);
-    const int n = 100000;
     for (int i = 0; i < n; i++) {
         char ck[16];
         snprintf(ck, sizeof ck, "r%07d", i);
@@ -244,6 +243,15 @@ static void test_wide_partition_slices(void **state)
     assert_int_equal(sst_write_partition_end(w, &err), 0);
     assert_int_equal(sst_writer_finish(w, NULL, &err), 0);
     sst_writer_destroy(w);
+}
+
+/* A wide partition: slices use the clustering index, both directions. */
+static void test_wide_partition_slices(void **state)
+{
+    fx *f = *state;
+    sib_err err = {0};
+    const int n = 100000;
+    write_wide(f->dir, 3, n);
     sstable *s;
     assert_int_equal(sst_open(&s, f->dir, 3, &err), 0);
     sst_part *p;
@@ -515,23 +523,9 @@ static void test_block_cache_same_generation(void **state)
 static void test_block_cache_pinned_block(void **state)
 {
     fx *f = *state;
-    sst_writer *w;
     sib_err err = {0};
-    sst_writer_opts o = {.block_size = 4096, .index_interval = 2048, .expected_keys = 1};
-    assert_int_equal(sst_writer_create(&w, f->dir, 9, &o, &err), 0);
-    assert_int_equal(sst_write_partition(w, (const uint8_t *)"wide", 4, (sst_del){SST_NO_TS, SST_NO_LDT}, NULL, 0, &err), 0);
     const int n = 20000;
-    for (int i = 0; i < n; i++) {
-        char ck[16];
-        snprintf(ck, sizeof ck, "r%07d", i);
-        sst_cell c = {1, 0, 8, NULL, (const uint8_t *)ck, i, 0, SST_NO_LDT};
-        sst_row r = {.ck = (const uint8_t *)ck, .cklen = 8, .marker_ts = SST_NO_TS, .marker_ldt = SST_NO_LDT,
-                     .del = {SST_NO_TS, SST_NO_LDT}, .cells = &c, .ncells = 1};
-        assert_int_equal(sst_write_row(w, &r, &err), 0);
-    }
-    assert_int_equal(sst_write_partition_end(w, &err), 0);
-    assert_int_equal(sst_writer_finish(w, NULL, &err), 0);
-    sst_writer_destroy(w);
+    write_wide(f->dir, 9, n);
     sstable *s;
     assert_int_equal(sst_open(&s, f->dir, 9, &err), 0);
     sst_bcache *bc;
