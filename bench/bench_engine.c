@@ -464,7 +464,7 @@ int main(int argc, char **argv)
     else snprintf(dir, sizeof dir, "/tmp/bench_engine.%d", (int)getpid());
     mkdir(dir, 0755);
     if (n < 2) {
-        fprintf(stderr, "usage: bench_engine [N >= 2] [DIR]\n");
+        fprintf(stderr, "usage: bench_engine [N >= 2] [DIR] [sibyl|rocksdb|both]  (SIBYL_BENCH_KEEP=1 keeps DIR)\n");
         return 2;
     }
     eng_result *res = mmap(NULL, 2 * sizeof *res, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -480,7 +480,7 @@ int main(int argc, char **argv)
     if (strcmp(which, "sibyl")) run_child(run_rocksdb, dir, n, &res[1]);
 #endif
     print_table(n, &res[0], res[1].ran ? &res[1] : NULL);
-    rm_tree(dir);
+    if (!getenv("SIBYL_BENCH_KEEP")) rm_tree(dir); /* kept for a look at the files */
     int rc = res[0].failed || (res[1].ran && res[1].failed);
     munmap(res, 2 * sizeof *res);
     return rc;

@@ -362,8 +362,10 @@ int cm_task_run(cm_task *t)
         return sib_err_set(&t->err, SIB_ENOMEM, "compaction: out of memory");
     }
     uint64_t keys = 0, total = 0;
+    int64_t min_ts = SST_NO_TS;
     for (size_t i = 0; i < t->ninputs; i++) {
         const sst_stats *st = sst_get_stats(t->inputs[i]);
+        if (st->min_ts != SST_NO_TS && (min_ts == SST_NO_TS || st->min_ts < min_ts)) min_ts = st->min_ts;
         gens[i] = sst_gen(t->inputs[i]);
         c.in[i].sst = t->inputs[i];
         keys += st->partitions;
@@ -376,6 +378,7 @@ int cm_task_run(cm_task *t)
     free(gens);
     sst_writer_opts wo = t->wo;
     wo.expected_keys = keys ? keys : 1;
+    if (min_ts != SST_NO_TS) wo.ts_base = min_ts; /* timestamps stored as short deltas from it */
     if (!rc) rc = sst_writer_create(&c.w, t->dir, t->out_gen, &wo, &t->err);
     if (!rc) rc = merge_all(&c);
     if (!rc && t->partitions_out) rc = sst_writer_finish(c.w, &t->bytes_written, &t->err);

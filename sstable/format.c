@@ -16,13 +16,14 @@
  *         comes first), row body
  * Row body:
  *   uvarint cklen, ck
- *   [marker: zz ts, uvarint ttl, zz ldt]        row flag 2
+ *   [marker: ts, uvarint ttl, zz ldt]           row flag 2
  *   [deletion]                                  row flag 4
  *   [uvarint n, n x (uvarint col, deletion)]    row flag 8 (complex deletions)
  *   uvarint ncells, cells
  * Cell: uvarint col, u8 flags (1 path, 2 ttl/ldt, 4 value), [uvarint len, path],
- *   zz ts, [uvarint ttl, zz ldt], [uvarint len, value]
- * Deletion: zz ts, zz ldt. Bound: u8 (1 incl, 2 unbounded), uvarint len, key.
+ *   ts, [uvarint ttl, zz ldt], [uvarint len, value]
+ * Deletion: ts, zz ldt. A ts (cell, marker, deletion) is zz (ts - base),
+ * base being the SSTable's timestamp base (Data's chunk table). Bound: u8 (1 incl, 2 unbounded), uvarint len, key.
  * (zz = zigzag varint.) A cell without flag 2 has ttl 0 and ldt SST_NO_LDT.
  *
  * Bloom filter: k probes h1 + i*h2 (mod nbits) where h1 is the partition's
@@ -100,12 +101,25 @@ static bool dec_bytes(sib_rd *r, uint32_t *len, const uint8_t **p)
     return dec_u32(r, len) && *len <= sib_rd_left(r) && sib_rd_bytes(r, *len, p);
 }
 
-void sst_enc_del(sib_buf *b, sst_del d)
+/* Timestamps are stored as the difference from the SSTable's base (its
+ * writer's lowest timestamp, see Data's chunk table), in wrapping
+ * arithmetic so any int64 round-trips: microsecond timestamps written
+ * close together then take 3-4 bytes instead of 8. */
+static void enc_ts(sib_buf *b, int64_t ts, int64_t base) { enc_zz(b, (int64_t)((uint64_t)ts - (uint64_t)base)); }
+static bool dec_ts(sib_rd *r, int64_t *ts, int64_t base)
 {
-    enc_zz(b, d.ts);
+    int64_t d;
+    if (!dec_zz(r, &d)) return false;
+    *ts = (int64_t)((uint64_t)d + (uint64_t)base);
+    return true;
+}
+
+void sst_enc_del(sib_buf *b, sst_del d, int64_t base)
+{
+    enc_ts(b, d.ts, base);
     enc_zz(b, d.ldt);
 }
-bool sst_dec_del(sib_rd *r, sst_del *d) { return dec_zz(r, &d->ts) && dec_i32(r, &d->ldt); }
+bool sst_dec_del(sib_rd *r, sst_del *d, int64_t base) { return dec_ts(r, &d->ts, base) && dec_i32(r, &d->ldt); }
 
 void sst_enc_bound(sib_buf *b, const sst_bound *bd)
 {
@@ -123,21 +137,21 @@ bool sst_dec_bound(sib_rd *r, sst_bound *bd)
     return true;
 }
 
-void sst_enc_row_body(sib_buf *b, const sst_row *r)
+void sst_enc_row_body(sib_buf *b, const sst_row *r, int64_t base)
 {
     sib_buf_uvarint(b, r->cklen);
     if (r->cklen) sib_buf_append(b, r->ck, r->cklen);
     if (r->marker_ts != SST_NO_TS) {
-        enc_zz(b, r->marker_ts);
+        enc_ts(b, r->marker_ts, base);
         sib_buf_uvarint(b, (uint32_t)r->marker_ttl);
         enc_zz(b, r->marker_ldt);
     }
-    if (r->del.ts != SST_NO_TS) sst_enc_del(b, r->del);
+    if (r->del.ts != SST_NO_TS) sst_enc_del(b, r->del, base);
     if (r->ncdels) {
         sib_buf_uvarint(b, r->ncdels);
         for (uint32_t i = 0; i < r->ncdels; i++) {
             sib_buf_uvarint(b, r->cdels[i].col);
-            sst_enc_del(b, r->cdels[i].del);
+            sst_enc_del(b, r->cdels[i].del, base);
         }
     }
     sib_buf_uvarint(b, r->ncells);
@@ -150,7 +164,7 @@ void sst_enc_row_body(sib_buf *b, const sst_row *r)
             sib_buf_uvarint(b, c->pathlen);
             sib_buf_append(b, c->path, c->pathlen);
         }
-        enc_zz(b, c->ts);
+        enc_ts(b, c->ts, base);
         if (has_ldt) {
             sib_buf_uvarint(b, (uint32_t)c->ttl);
             enc_zz(b, c->ldt);
@@ -185,7 +199,7 @@ void sst_rowbuf_free(sst_rowbuf *rb)
 
 /* While a run is being decoded the arrays may move, so a row's cells and
  * cdels hold START INDEXES (cast to pointers) until sst_rowbuf_fix. */
-int sst_dec_row_body(sib_rd *r, uint8_t flags, bool is_static, sst_rowbuf *rb)
+int sst_dec_row_body(sib_rd *r, uint8_t flags, bool is_static, sst_rowbuf *rb, int64_t base)
 {
     sst_row *rows = grow(rb->rows, &rb->caprows, rb->nrows + 1, sizeof *rows);
     if (!rows) return SIB_ENOMEM;
@@ -199,10 +213,10 @@ int sst_dec_row_body(sib_rd *r, uint8_t flags, bool is_static, sst_rowbuf *rb)
     if (!dec_bytes(r, &w->cklen, &w->ck)) return SIB_ECORRUPT;
     if (flags & SR_MARKER) {
         uint32_t ttl;
-        if (!dec_zz(r, &w->marker_ts) || !dec_u32(r, &ttl) || !dec_i32(r, &w->marker_ldt)) return SIB_ECORRUPT;
+        if (!dec_ts(r, &w->marker_ts, base) || !dec_u32(r, &ttl) || !dec_i32(r, &w->marker_ldt)) return SIB_ECORRUPT;
         w->marker_ttl = (int32_t)ttl;
     }
-    if ((flags & SR_DEL) && !sst_dec_del(r, &w->del)) return SIB_ECORRUPT;
+    if ((flags & SR_DEL) && !sst_dec_del(r, &w->del, base)) return SIB_ECORRUPT;
     /* cells/cdels hold start indexes until sst_rowbuf_fix */
     w->cdels = (const sst_cdel *)(uintptr_t)rb->ncdels;
     if (flags & SR_CDELS) {
@@ -212,7 +226,7 @@ int sst_dec_row_body(sib_rd *r, uint8_t flags, bool is_static, sst_rowbuf *rb)
         rb->cdels = cd;
         for (uint32_t i = 0; i < w->ncdels; i++) {
             sst_cdel *d = &cd[rb->ncdels++];
-            if (!dec_u32(r, &d->col) || !sst_dec_del(r, &d->del)) return SIB_ECORRUPT;
+            if (!dec_u32(r, &d->col) || !sst_dec_del(r, &d->del, base)) return SIB_ECORRUPT;
         }
     }
     if (!dec_u32(r, &w->ncells) || w->ncells > sib_rd_left(r)) return SIB_ECORRUPT;
@@ -228,7 +242,7 @@ int sst_dec_row_body(sib_rd *r, uint8_t flags, bool is_static, sst_rowbuf *rb)
         c->ldt = SST_NO_LDT;
         if (!dec_u32(r, &c->col) || !sib_rd_u8(r, &cf)) return SIB_ECORRUPT;
         if ((cf & SC_PATH) && !dec_bytes(r, &c->pathlen, &c->path)) return SIB_ECORRUPT;
-        if (!dec_zz(r, &c->ts)) return SIB_ECORRUPT;
+        if (!dec_ts(r, &c->ts, base)) return SIB_ECORRUPT;
         if ((cf & SC_LDT) && (!dec_u32(r, &ttl) || !dec_i32(r, &c->ldt))) return SIB_ECORRUPT;
         c->ttl = (int32_t)ttl;
         if ((cf & SC_VAL) && !dec_bytes(r, &c->vlen, &c->val)) return SIB_ECORRUPT;

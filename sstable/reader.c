@@ -47,9 +47,8 @@
 #include <unistd.h>
 
 typedef struct sum_ent {
-    int64_t token;
-    const uint8_t *key;
-    uint32_t keylen, len;
+    int64_t token; /* the page's first */
+    uint32_t len;
     uint64_t off;
 } sum_ent;
 
@@ -65,7 +64,7 @@ struct sstable {
     uint32_t block_size;
     uint64_t *chunks, table_off, logical;
     size_t nchunks;
-    uint8_t *sumbuf;
+    int64_t ts_base; /* Data's timestamp base */
     sum_ent *sum;
     size_t nsum;
     sst_bloom bloom;
@@ -79,13 +78,32 @@ struct sstable {
 
 typedef struct sample { const uint8_t *ck; uint32_t cklen; uint64_t off; } sample;
 
+/* An index page, checked and parsed (see writer.c): entries in place. */
+typedef struct ix_page {
+    const uint8_t *ents, *samp;
+    size_t samplen;
+    uint32_t n, end;
+    uint64_t base;
+} ix_page;
+
+/* One entry: where its partition is, and its samples area if any. */
+typedef struct ix_ent {
+    int64_t token;
+    uint64_t pos, size, nsamples;
+    const uint8_t *samples;
+    size_t samples_len;
+} ix_ent;
+
 struct sst_part {
     sstable *s;
     uint64_t pos, size;
+    const uint8_t *pk; /* in hdr */
+    uint32_t pklen;
     uint8_t *idxcopy; /* index entry bytes the samples point into */
     sample *samples;
     uint32_t nsamples;
-    uint8_t *hdr; /* header (+ static row) bytes; whole partition without samples */
+    uint8_t *hdr;      /* owned copy of hb when it spans blocks, else NULL */
+    const uint8_t *hb; /* header (+ static row) bytes; whole partition without samples */
     sst_del pdel;
     sst_rt *rts;
     size_t nrt;
@@ -107,8 +125,12 @@ struct sst_part {
 
 struct sst_pscan {
     sstable *s;
-    size_t page;
-    sib_rd rd;
+    size_t page;      /* next page to open */
+    ix_page pg;       /* the current page */
+    uint32_t ent;     /* next entry of pg */
+    sst_part *rd;     /* block reader for the keys (in Data) */
+    uint8_t *key;     /* the last key returned */
+    size_t keycap;
     int64_t token;
     uint8_t *pk;
     size_t pklen;
@@ -240,12 +262,13 @@ static int open_data(sstable *s, sib_err *err)
         return sib_err_set(err, SIB_ECORRUPT, "sstable: %s has a bad header", s->data_path);
     int rc = read_file_tail(s->dfd, s->data_path, SST_MAGIC_DATA, &t, &n, &s->table_off, err);
     if (rc) return rc;
-    if (n < 12 || (n - 12) % 8 || get_be32(t + n - 4) != (n - 12) / 8) {
+    if (n < 20 || (n - 20) % 8 || get_be32(t + n - 4) != (n - 20) / 8) {
         free(t);
         return sib_err_set(err, SIB_ECORRUPT, "sstable: %s: bad chunk table", s->data_path);
     }
-    s->nchunks = (n - 12) / 8;
-    s->logical = get_be64(t + n - 12);
+    s->nchunks = (n - 20) / 8;
+    s->logical = get_be64(t + n - 20);
+    s->ts_base = (int64_t)get_be64(t + n - 12);
     if (!(s->chunks = malloc((s->nchunks ? s->nchunks : 1) * 8))) rc = SIB_ENOMEM;
     for (size_t i = 0; !rc && i < s->nchunks; i++) s->chunks[i] = get_be64(t + 8 * i);
     free(t);
@@ -256,24 +279,29 @@ static int open_index(sstable *s, sib_err *err)
 {
     size_t n;
     uint64_t off, np;
-    int rc = read_file_tail(s->ifd, s->index_path, SST_MAGIC_INDEX, &s->sumbuf, &n, &off, err);
+    uint8_t *tbl;
+    int rc = read_file_tail(s->ifd, s->index_path, SST_MAGIC_INDEX, &tbl, &n, &off, err);
     if (rc) return rc;
     sib_rd r;
-    sib_rd_init(&r, s->sumbuf, n);
+    sib_rd_init(&r, tbl, n);
     if (!sib_rd_uvarint(&r, &np) || np > n) goto bad;
-    if (!(s->sum = calloc(np ? np : 1, sizeof *s->sum))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    if (!(s->sum = calloc(np ? np : 1, sizeof *s->sum))) {
+        free(tbl);
+        return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    }
     for (s->nsum = 0; s->nsum < np; s->nsum++) {
         sum_ent *e = &s->sum[s->nsum];
-        uint64_t kl, len, tok;
-        if (!sib_rd_uvarint(&r, &kl) || kl > sib_rd_left(&r) || !sib_rd_bytes(&r, kl, &e->key) ||
-            !sib_rd_be64(&r, &tok) || !sib_rd_uvarint(&r, &e->off) || !sib_rd_uvarint(&r, &len) || len > (1u << 30))
+        uint64_t len, tok;
+        if (!sib_rd_be64(&r, &tok) || !sib_rd_uvarint(&r, &e->off) || !sib_rd_uvarint(&r, &len) || len > (1u << 30) ||
+            (s->nsum && (int64_t)tok < s->sum[s->nsum - 1].token))
             goto bad;
-        e->keylen = (uint32_t)kl;
         e->token = (int64_t)tok;
         e->len = (uint32_t)len;
     }
+    free(tbl);
     return 0;
 bad:
+    free(tbl);
     return sib_err_set(err, SIB_ECORRUPT, "sstable: %s: bad summary", s->index_path);
 }
 
@@ -454,7 +482,6 @@ void sst_unref(sstable *s)
     free(s->chunks);
     free(s->vblk);
     free(s->vpage);
-    free(s->sumbuf);
     free(s->sum);
     free(s->statbuf);
     free(s->dir);
@@ -473,61 +500,97 @@ static int key_cmp(int64_t t1, const uint8_t *k1, size_t n1, int64_t t2, const u
     return c ? c : (n1 < n2 ? -1 : n1 > n2);
 }
 
-/* Last page whose first key <= (token, pk); -1 if before all. */
-static long sum_find(const sstable *s, int64_t token, const uint8_t *pk, size_t pklen, bool pure_token)
+/* The page that holds token's entries: the last whose first token is not
+ * above it; -1 if before all. */
+static long sum_find(const sstable *s, int64_t token)
 {
     long lo = 0, hi = (long)s->nsum - 1, ans = -1;
     while (lo <= hi) {
         long mid = (lo + hi) / 2;
-        const sum_ent *e = &s->sum[mid];
-        int c = pure_token ? (e->token < token ? -1 : 1) : key_cmp(e->token, e->key, e->keylen, token, pk, pklen);
-        if (c <= 0) ans = mid, lo = mid + 1;
+        if (s->sum[mid].token <= token) ans = mid, lo = mid + 1;
         else hi = mid - 1;
     }
     return ans;
 }
 
-static int read_page(sstable *s, size_t i, sib_rd *r, sib_err *err)
+static int bad_page(const sstable *s, const sum_ent *e, sib_err *err)
+{
+    return sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted index page at offset %llu in %s",
+                       (unsigned long long)e->off, s->index_path);
+}
+
+static int page_open(sstable *s, size_t i, ix_page *pg, sib_err *err)
 {
     const sum_ent *e = &s->sum[i];
     const uint8_t *b = s->imap + e->off;
-    bool ok = e->len >= 8 && e->off + e->len <= s->isize && get_be32(b) == e->len - 8;
-    if (ok && !verified(s->vpage, i)) {
-        ok = get_be32(b + 4) == sib_crc32c(0, b + 8, e->len - 8);
-        if (ok) set_verified(s->vpage, i);
+    if (e->len < 24 || e->off + e->len > s->isize || get_be32(b) != e->len - 8) return bad_page(s, e, err);
+    if (!verified(s->vpage, i)) {
+        if (get_be32(b + 4) != sib_crc32c(0, b + 8, e->len - 8)) return bad_page(s, e, err);
+        set_verified(s->vpage, i);
     }
-    if (!ok)
-        return sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted index page at offset %llu in %s",
-                           (unsigned long long)e->off, s->index_path);
-    sib_rd_init(r, b + 8, e->len - 8);
+    pg->n = get_be32(b + 8);
+    pg->base = get_be64(b + 12);
+    if (!pg->n || pg->n > (e->len - 24) / 12) return bad_page(s, e, err);
+    pg->ents = b + 20;
+    pg->end = get_be32(pg->ents + 12 * (size_t)pg->n);
+    pg->samp = pg->ents + 12 * (size_t)pg->n + 4;
+    pg->samplen = e->len - 24 - 12 * (size_t)pg->n;
+    if ((int64_t)get_be64(pg->ents) != e->token) return bad_page(s, e, err);
     return 0;
 }
 
-typedef struct ix_ent {
-    const uint8_t *pk;
-    uint32_t pklen;
-    int64_t token;
-    uint64_t pos, size, nsamples;
-    const uint8_t *samples;
-    size_t samples_len;
-} ix_ent;
+static int64_t pg_token(const ix_page *pg, uint32_t i) { return (int64_t)get_be64(pg->ents + 12 * (size_t)i); }
+static uint32_t pg_rel(const ix_page *pg, uint32_t i) { return get_be32(pg->ents + 12 * (size_t)i + 8); }
 
-static bool ix_next(sib_rd *r, ix_ent *e)
+/* First entry whose token is not below token (n if none). */
+static uint32_t pg_lower(const ix_page *pg, int64_t token)
 {
-    uint64_t tok;
-    if (!rd_key(r, &e->pk, &e->pklen) || !sib_rd_be64(r, &tok) || !sib_rd_uvarint(r, &e->pos) ||
-        !sib_rd_uvarint(r, &e->size) || !sib_rd_uvarint(r, &e->nsamples) || e->nsamples > sib_rd_left(r))
-        return false;
-    e->token = (int64_t)tok;
-    e->samples = r->p;
-    for (uint64_t i = 0; i < e->nsamples; i++) {
-        const uint8_t *k;
-        uint32_t kl;
-        uint64_t off;
-        if (!rd_key(r, &k, &kl) || !sib_rd_uvarint(r, &off)) return false;
+    uint32_t lo = 0, hi = pg->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (pg_token(pg, mid) < token) lo = mid + 1;
+        else hi = mid;
     }
-    e->samples_len = (size_t)(r->p - e->samples);
-    return true;
+    return lo;
+}
+
+/* Entry i of pg, checked against its neighbours and the Data length. */
+static int pg_entry(sstable *s, const ix_page *pg, uint32_t i, ix_ent *e, sib_err *err)
+{
+    uint32_t rel = pg_rel(pg, i), r = rel & 0x7fffffffu;
+    uint32_t next = i + 1 < pg->n ? pg_rel(pg, i + 1) & 0x7fffffffu : pg->end;
+    e->token = pg_token(pg, i);
+    e->pos = pg->base + r;
+    e->size = (uint64_t)next - r;
+    e->nsamples = 0;
+    e->samples = NULL;
+    e->samples_len = 0;
+    if (next <= r || e->pos + e->size > s->logical || (i && pg_token(pg, i - 1) > e->token)) goto bad;
+    if (rel & 0x80000000u) { /* find its samples: records in entry order */
+        sib_rd rd;
+        sib_rd_init(&rd, pg->samp, pg->samplen);
+        for (;;) {
+            uint64_t idx, ns;
+            if (!sib_rd_uvarint(&rd, &idx) || !sib_rd_uvarint(&rd, &ns) || !ns || ns > sib_rd_left(&rd) || idx > i)
+                goto bad;
+            const uint8_t *start = rd.p;
+            for (uint64_t k = 0; k < ns; k++) {
+                const uint8_t *ck;
+                uint32_t cklen;
+                uint64_t off;
+                if (!rd_key(&rd, &ck, &cklen) || !sib_rd_uvarint(&rd, &off)) goto bad;
+            }
+            if (idx == i) {
+                e->nsamples = ns;
+                e->samples = start;
+                e->samples_len = (size_t)(rd.p - start);
+                break;
+            }
+        }
+    }
+    return 0;
+bad:
+    return sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted index entry in %s", s->index_path);
 }
 
 /* ---- partitions ---- */
@@ -542,19 +605,23 @@ static int decode_header(sst_part *p, const uint8_t *b, size_t n, size_t *used, 
     p->pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
     if (!sib_rd_uvarint(&r, &kl) || kl > sib_rd_left(&r) || !sib_rd_bytes(&r, kl, &k) || !sib_rd_u8(&r, &f))
         goto bad;
-    if ((f & SP_PDEL) && !sst_dec_del(&r, &p->pdel)) goto bad;
+    p->pk = k;
+    p->pklen = (uint32_t)kl;
+    int64_t base = p->s->ts_base;
+    if ((f & SP_PDEL) && !sst_dec_del(&r, &p->pdel, base)) goto bad;
     if (f & SP_RTS) {
         if (!sib_rd_uvarint(&r, &nrt) || nrt > sib_rd_left(&r)) goto bad;
         if (!(p->rts = calloc(nrt ? nrt : 1, sizeof *p->rts))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
         for (p->nrt = 0; p->nrt < nrt; p->nrt++) {
             sst_rt *rt = &p->rts[p->nrt];
-            if (!sst_dec_bound(&r, &rt->start) || !sst_dec_bound(&r, &rt->end) || !sst_dec_del(&r, &rt->del)) goto bad;
+            if (!sst_dec_bound(&r, &rt->start) || !sst_dec_bound(&r, &rt->end) || !sst_dec_del(&r, &rt->del, base))
+                goto bad;
         }
     }
     if (sib_rd_left(&r) && (*r.p & SR_STATIC)) {
         uint8_t rf;
         sib_rd_u8(&r, &rf);
-        int rc = sst_dec_row_body(&r, rf, true, &p->srb);
+        int rc = sst_dec_row_body(&r, rf, true, &p->srb, base);
         if (rc == SIB_ENOMEM) return sib_err_set(err, rc, "sstable: out of memory");
         if (rc) goto bad;
         sst_rowbuf_fix(&p->srb);
@@ -576,7 +643,7 @@ static int decode_rows(sst_part *p, const uint8_t *b, size_t n, sib_err *err)
         sib_rd_u8(&r, &f);
         if (!f) break;
         if (!(f & SR_ROW) || (f & SR_STATIC)) return corrupt(p->s, err, "row", p->pos);
-        int rc = sst_dec_row_body(&r, f, false, &p->rb);
+        int rc = sst_dec_row_body(&r, f, false, &p->rb, p->s->ts_base);
         if (rc == SIB_ENOMEM) return sib_err_set(err, rc, "sstable: out of memory");
         if (rc) return corrupt(p->s, err, "row", p->pos);
     }
@@ -590,8 +657,8 @@ static int load_seg(sst_part *p, long i, sib_err *err)
 {
     if (p->seg_idx == i) return 0;
     p->seg_idx = -1;
-    if (!p->nsamples) { /* the whole partition is in p->hdr already */
-        int rc = decode_rows(p, p->hdr + p->rows_off, (size_t)(p->size - p->rows_off), err);
+    if (!p->nsamples) { /* the whole partition is in p->hb already */
+        int rc = decode_rows(p, p->hb + p->rows_off, (size_t)(p->size - p->rows_off), err);
         if (!rc) p->seg_idx = 0;
         return rc;
     }
@@ -624,10 +691,21 @@ static int part_load(sst_part *p, const ix_ent *e, sib_err *err)
     }
     uint64_t hlen = p->nsamples ? p->samples[0].off : p->size;
     if (hlen > p->size || p->size > (1ull << 40)) return corrupt(p->s, err, "index entry", p->pos);
-    if (!(p->hdr = malloc((size_t)hlen + 1))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
-    int rc = read_range(p, p->pos, (size_t)hlen, p->hdr, err);
+    /* A partition without samples never loads another block after this,
+     * so when it lies in one block it is decoded in place: no copy. */
+    uint64_t bs = p->s->block_size, in = p->pos % bs;
+    int rc;
+    if (!p->nsamples && in + hlen <= bs && p->pos + hlen <= p->s->logical && p->pos / bs < p->s->nchunks) {
+        if (!(rc = load_block(p, (size_t)(p->pos / bs), err)) && in + hlen > p->blk_len)
+            rc = corrupt(p->s, err, "block length", p->pos);
+        p->hb = p->blkp + in;
+    } else {
+        if (!(p->hdr = malloc((size_t)hlen + 1))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        rc = read_range(p, p->pos, (size_t)hlen, p->hdr, err);
+        p->hb = p->hdr;
+    }
     size_t used = 0;
-    if (!rc) rc = decode_header(p, p->hdr, (size_t)hlen, &used, err);
+    if (!rc) rc = decode_header(p, p->hb, (size_t)hlen, &used, err);
     p->rows_off = used;
     return rc;
 }
@@ -644,41 +722,42 @@ void sst_bcache_forget(sst_bcache *bc, sstable *s)
     sst_bc_drop_id(bc, s->uid);
 }
 
+static sst_part *part_new(sstable *s, sst_bcache *bc)
+{
+    sst_part *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->s = s;
+    sst_ref(s);
+    p->bc = bc;
+    p->blk_idx = p->seg_idx = -1;
+    return p;
+}
+
 int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out,
                          sib_err *err)
 {
     *out = NULL;
     if (!sst_bloom_test(&s->bloom, token)) return 0;
-    long pg = sum_find(s, token, pk, pklen, false);
-    if (pg < 0) return 0;
-    sib_rd r;
-    int rc = read_page(s, (size_t)pg, &r, err);
-    ix_ent e;
-    bool found = false;
-    while (!rc && sib_rd_left(&r)) {
-        if (!ix_next(&r, &e)) {
-            rc = sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted index entry in %s", s->index_path);
-            break;
+    long pgi = sum_find(s, token);
+    if (pgi < 0) return 0;
+    ix_page pg;
+    int rc = page_open(s, (size_t)pgi, &pg, err);
+    if (rc) return rc;
+    /* Entries with this token (almost always none or one): the key at
+     * each one's offset in Data tells which, if any, is pk. */
+    for (uint32_t i = pg_lower(&pg, token); i < pg.n && pg_token(&pg, i) == token; i++) {
+        ix_ent e;
+        if ((rc = pg_entry(s, &pg, i, &e, err))) return rc;
+        sst_part *p = part_new(s, bc);
+        if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        rc = part_load(p, &e, err);
+        if (!rc && p->pklen == pklen && (!pklen || !memcmp(p->pk, pk, pklen))) {
+            *out = p;
+            return 0;
         }
-        int c = key_cmp(e.token, e.pk, e.pklen, token, pk, pklen);
-        if (c >= 0) {
-            found = c == 0;
-            break;
-        }
-    }
-    if (rc || !found) return rc;
-    sst_part *p = calloc(1, sizeof *p);
-    if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
-    p->s = s;
-    sst_ref(s);
-    p->bc = bc;
-    p->blk_idx = p->seg_idx = -1;
-    rc = part_load(p, &e, err);
-    if (rc) {
         sst_part_close(p);
-        return rc;
+        if (rc) return rc;
     }
-    *out = p;
     return 0;
 }
 
@@ -725,8 +804,10 @@ int sst_verify(sstable *s, uint64_t *blocks, sib_err *err)
     }
     free(buf);
     for (size_t i = 0; !rc && i < s->nsum; i++, n++) {
-        sib_rd r;
-        rc = read_page(s, i, &r, err);
+        ix_page pg;
+        ix_ent e;
+        rc = page_open(s, i, &pg, err);
+        for (uint32_t k = 0; !rc && k < pg.n; k++) rc = pg_entry(s, &pg, k, &e, err);
     }
     if (blocks) *blocks = n;
     return rc;
@@ -805,7 +886,8 @@ int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, b
                    sib_err *err)
 {
     sst_pscan *sc = calloc(1, sizeof *sc);
-    if (!sc || (pk && pklen && !(sc->pk = malloc(pklen)))) {
+    if (!sc || (pk && pklen && !(sc->pk = malloc(pklen))) || !(sc->rd = part_new(s, NULL))) {
+        if (sc) free(sc->pk);
         free(sc);
         return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
     }
@@ -816,33 +898,56 @@ int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, b
     sc->incl = inclusive;
     if (pk && pklen) memcpy(sc->pk, pk, pklen);
     sc->pklen = pk ? pklen : 0;
-    long pg = sum_find(s, token, sc->pk, sc->pklen, !sc->has_pk);
-    sc->page = pg < 0 ? 0 : (size_t)pg;
-    sib_rd_init(&sc->rd, NULL, 0);
+    long pgi = sum_find(s, token);
+    sc->page = pgi < 0 ? 0 : (size_t)pgi;
     *out = sc;
     return 0;
+}
+
+/* The partition key at Data offset pos (a partition of size bytes) into sc->key. */
+static int pscan_key(sst_pscan *sc, uint64_t pos, uint64_t size, size_t *klen, sib_err *err)
+{
+    uint8_t h[10];
+    size_t hn = (size_t)SIB_MIN(size, sizeof h);
+    int rc = read_range(sc->rd, pos, hn, h, err);
+    if (rc) return rc;
+    sib_rd r;
+    uint64_t kl;
+    sib_rd_init(&r, h, hn);
+    if (!sib_rd_uvarint(&r, &kl) || kl + (size_t)(r.p - h) > size) return corrupt(sc->s, err, "partition key", pos);
+    if (kl > sc->keycap) {
+        uint8_t *k = realloc(sc->key, kl);
+        if (!k) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        sc->key = k;
+        sc->keycap = kl;
+    }
+    *klen = (size_t)kl;
+    return kl ? read_range(sc->rd, pos + (uint64_t)(r.p - h), (size_t)kl, sc->key, err) : 0;
 }
 
 int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *token, sib_err *err)
 {
     for (;;) {
-        if (!sib_rd_left(&sc->rd)) {
+        if (sc->ent >= sc->pg.n) {
             if (sc->page >= sc->s->nsum) return 0;
-            int rc = read_page(sc->s, sc->page++, &sc->rd, err);
+            int rc = page_open(sc->s, sc->page++, &sc->pg, err);
             if (rc) return rc;
+            sc->ent = sc->started ? 0 : pg_lower(&sc->pg, sc->token);
             continue;
         }
         ix_ent e;
-        if (!ix_next(&sc->rd, &e))
-            return sib_err_set(err, SIB_ECORRUPT, "sstable: corrupted index entry in %s", sc->s->index_path);
+        size_t klen = 0;
+        int rc = pg_entry(sc->s, &sc->pg, sc->ent++, &e, err);
+        if (!rc) rc = pscan_key(sc, e.pos, e.size, &klen, err);
+        if (rc) return rc;
         if (!sc->started) {
-            int c = sc->has_pk ? key_cmp(e.token, e.pk, e.pklen, sc->token, sc->pk, sc->pklen)
+            int c = sc->has_pk ? key_cmp(e.token, sc->key, klen, sc->token, sc->pk, sc->pklen)
                                : (e.token < sc->token ? -1 : e.token > sc->token);
             if (c < 0 || (c == 0 && !sc->incl)) continue;
             sc->started = true;
         }
-        *pk = e.pk;
-        *pklen = e.pklen;
+        *pk = sc->key;
+        *pklen = klen;
         *token = e.token;
         return 1;
     }
@@ -851,7 +956,9 @@ int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *to
 void sst_pscan_close(sst_pscan *sc)
 {
     if (!sc) return;
+    sst_part_close(sc->rd);
     sst_unref(sc->s);
+    free(sc->key);
     free(sc->pk);
     free(sc);
 }

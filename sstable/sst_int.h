@@ -10,7 +10,7 @@
 
 #include "sstable.h"
 
-#define SST_VERSION 1
+#define SST_VERSION 2 /* 2: token-only fixed-width index pages, timestamps from a base */
 #define SST_MAGIC_DATA 0x53424454u  /* "SBDT" */
 #define SST_MAGIC_INDEX 0x53424958u /* "SBIX" */
 #define SST_MAGIC_FILTER 0x5342464Cu /* "SBFL" */
@@ -18,7 +18,7 @@
 #define SST_HDR_LEN 16              /* magic, version, flags, u32 param, crc */
 #define SST_FOOTER_LEN 24
 #define SST_BLOCK_RAW 0x80000000u   /* block length flag: stored uncompressed */
-#define SST_INDEX_PAGE 1024 /* index page target: ~30 entries to scan per lookup */
+#define SST_INDEX_PAGE 512 /* index page target: ~40 entries, binary-searched in place */
 #define SST_MAX_BLOCK (1u << 24)
 
 /* partition header flags */
@@ -30,10 +30,10 @@ enum { SC_PATH = 1, SC_LDT = 2, SC_VAL = 4 };
 
 /* codec (format.c) */
 void sst_enc_bound(sib_buf *b, const sst_bound *bd);
-void sst_enc_row_body(sib_buf *b, const sst_row *r);
+void sst_enc_row_body(sib_buf *b, const sst_row *r, int64_t ts_base);
 bool sst_dec_bound(sib_rd *r, sst_bound *bd);
-void sst_enc_del(sib_buf *b, sst_del d);
-bool sst_dec_del(sib_rd *r, sst_del *d);
+void sst_enc_del(sib_buf *b, sst_del d, int64_t ts_base);
+bool sst_dec_del(sib_rd *r, sst_del *d, int64_t ts_base);
 
 /* A decoded row with its arrays (reader scratch). */
 typedef struct sst_rowbuf {
@@ -48,7 +48,7 @@ void sst_rowbuf_reset(sst_rowbuf *rb);
 void sst_rowbuf_free(sst_rowbuf *rb);
 /* Decodes one row body (after its flags byte) into rb; cells/cdels pointers of
  * rows are fixed up by sst_rowbuf_fix once a run is complete. */
-int sst_dec_row_body(sib_rd *r, uint8_t flags, bool is_static, sst_rowbuf *rb);
+int sst_dec_row_body(sib_rd *r, uint8_t flags, bool is_static, sst_rowbuf *rb, int64_t ts_base);
 void sst_rowbuf_fix(sst_rowbuf *rb);
 
 /* files (format.c) */

@@ -115,6 +115,8 @@ typedef struct sst_writer_opts {
     uint64_t repaired_at;
     sst_clpos clpos;
     bool no_compress;        /* store blocks raw (tests) */
+    int64_t ts_base;         /* timestamps are stored relative to it: the
+                              * lowest one to be written keeps them short */
 } sst_writer_opts;
 
 typedef struct sst_writer sst_writer;

@@ -5,7 +5,7 @@
  *   | block*: be32 stored len (| 0x80000000 if raw), be32 logical len,     |
  *   |         be32 crc32c of the stored bytes, stored bytes                |
  *   | chunk table: be64 file offset per block, be64 logical length,       |
- *   |              be32 block count                                       |
+ *   |              be64 timestamp base, be32 block count                  |
  *   | footer (24): be64 table offset, be32 table length, be32 table crc,   |
  *   |              be32 magic, be32 crc of the footer's first 20 bytes     |
  * The logical stream (format.c's partitions, back to back) is cut into
@@ -14,12 +14,21 @@
  *
  * Index.db:
  *   | header (16) | page* | summary | footer (24, as Data's, magic SBIX)   |
- *   page:    be32 len, be32 crc32c, entries (~1 KiB)
- *   entry:   uvarint pklen, pk, be64 token, uvarint data offset (logical),
- *            uvarint partition length (logical), uvarint nsamples,
- *            nsamples x (uvarint cklen, ck, uvarint offset in partition)
- *   summary: uvarint npages, npages x (uvarint pklen, pk, be64 token,
- *            uvarint page offset, uvarint page length) -- first key per page
+ *   page:    be32 len, be32 crc32c, body (~512 bytes):
+ *     be32 n, be64 base (logical Data offset of the first partition),
+ *     n x (be64 token, be32 rel) -- fixed width, so a lookup binary-searches
+ *       the page in place; rel = partition start - base, bit 31 set when
+ *       the partition has clustering samples,
+ *     be32 end (rel of the byte after the page's last partition; a
+ *       partition's length is the next rel minus its own),
+ *     samples: per flagged entry, in order: uvarint entry number, uvarint
+ *       nsamples, nsamples x (uvarint cklen, ck, uvarint offset in partition)
+ *   summary: uvarint npages, npages x (be64 first token, uvarint page
+ *            offset, uvarint page length)
+ * The index holds no keys: they are in Data, where a lookup reads them
+ * anyway (the entry with the wanted token is checked against the key at
+ * its offset). A run of equal tokens never straddles two pages, so the page
+ * for a token is the last one whose first token is not above it.
  * Samples (the clustering index) are row starts at least index_interval
  * bytes apart, the first at the first regular row; only partitions longer
  * than index_interval carry them. A slice reads from the last sample at or
@@ -63,9 +72,10 @@ struct sst_writer {
     uint32_t nsamples;
     int64_t token;
     /* index */
-    sib_buf page, summary, page_key;
-    int64_t page_token;
-    uint32_t npages;
+    sib_buf page, psamp, summary; /* page entries, page samples area */
+    uint32_t page_n, npages;
+    uint64_t page_base;
+    int64_t page_token, page_last;
     uint64_t index_off;
     sst_bloom bloom;
     /* stats */
@@ -113,7 +123,7 @@ int sst_writer_create(sst_writer **out, const char *dir, uint64_t gen, const sst
     w->st.min_ts = w->st.max_ts = SST_NO_TS;
     w->st.min_ldt = w->st.max_ldt = SST_NO_LDT;
     for (int i = 0; i < C_NCOMP; i++) w->fd[i] = -1;
-    sib_buf *bufs[] = {&w->blk, &w->zbuf, &w->rowenc, &w->samples, &w->pk, &w->page, &w->summary, &w->page_key,
+    sib_buf *bufs[] = {&w->blk, &w->zbuf, &w->rowenc, &w->samples, &w->pk, &w->page, &w->psamp, &w->summary,
                        &w->first_key, &w->last_key, &w->min_ck, &w->max_ck};
     for (size_t i = 0; i < SIB_ARRAY_LEN(bufs); i++) sib_buf_init(bufs[i]);
     int rc = SIB_ENOMEM;
@@ -250,7 +260,7 @@ int sst_write_partition(sst_writer *w, const uint8_t *pk, size_t pklen, sst_del 
     uint8_t f = (pdel.ts != SST_NO_TS ? SP_PDEL : 0) | (nrt ? SP_RTS : 0);
     sib_buf_u8(b, f);
     if (pdel.ts != SST_NO_TS) {
-        sst_enc_del(b, pdel);
+        sst_enc_del(b, pdel, w->o.ts_base);
         note_ts(w, pdel.ts);
         note_ldt(w, pdel.ldt);
         w->st.has_partition_deletions = true;
@@ -261,7 +271,7 @@ int sst_write_partition(sst_writer *w, const uint8_t *pk, size_t pklen, sst_del 
         for (size_t i = 0; i < nrt; i++) {
             sst_enc_bound(b, &rts[i].start);
             sst_enc_bound(b, &rts[i].end);
-            sst_enc_del(b, rts[i].del);
+            sst_enc_del(b, rts[i].del, w->o.ts_base);
             note_ts(w, rts[i].del.ts);
             note_ldt(w, rts[i].del.ldt);
         }
@@ -315,28 +325,37 @@ int sst_write_row(sst_writer *w, const sst_row *r, sib_err *err)
         }
         sib_buf_u8(b, f);
     }
-    sst_enc_row_body(b, r);
+    sst_enc_row_body(b, r, w->o.ts_base);
     row_stats(w, r);
     return data_put_buf(w, b, err);
 }
 
-static int index_flush_page(sst_writer *w, sib_err *err)
+/* Writes the pending page; end = logical offset just past its last partition. */
+static int index_flush_page(sst_writer *w, uint64_t end, sib_err *err)
 {
-    if (!w->page.len) return 0;
-    uint8_t hdr[8];
-    put_be32(hdr, (uint32_t)w->page.len);
-    put_be32(hdr + 4, sib_crc32c(0, w->page.p, w->page.len));
-    if (sst_write_full(w->fd[C_INDEX], hdr, 8) || sst_write_full(w->fd[C_INDEX], w->page.p, w->page.len))
-        return sib_err_errno(err, "sstable: write %s", w->tmp[C_INDEX]);
+    if (!w->page_n) return 0;
+    sib_buf *b = &w->rowenc; /* free between partitions */
+    sib_buf_reset(b);
+    sib_buf_be32(b, 0); /* len, crc: below */
+    sib_buf_be32(b, 0);
+    sib_buf_be32(b, w->page_n);
+    sib_buf_be64(b, w->page_base);
+    sib_buf_append(b, w->page.p, w->page.len);
+    sib_buf_be32(b, (uint32_t)(end - w->page_base));
+    if (w->psamp.len) sib_buf_append(b, w->psamp.p, w->psamp.len);
+    if (b->oom || w->page.oom || w->psamp.oom) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    put_be32(b->p, (uint32_t)(b->len - 8));
+    put_be32(b->p + 4, sib_crc32c(0, b->p + 8, b->len - 8));
+    if (sst_write_full(w->fd[C_INDEX], b->p, b->len)) return sib_err_errno(err, "sstable: write %s", w->tmp[C_INDEX]);
     sib_buf *s = &w->summary;
-    sib_buf_uvarint(s, w->page_key.len);
-    sib_buf_append(s, w->page_key.p, w->page_key.len);
     sib_buf_be64(s, (uint64_t)w->page_token);
     sib_buf_uvarint(s, w->index_off);
-    sib_buf_uvarint(s, 8 + w->page.len);
+    sib_buf_uvarint(s, b->len);
     w->npages++;
-    w->index_off += 8 + w->page.len;
+    w->index_off += b->len;
+    w->page_n = 0;
     sib_buf_reset(&w->page);
+    sib_buf_reset(&w->psamp);
     return s->oom ? sib_err_set(err, SIB_ENOMEM, "sstable: out of memory") : 0;
 }
 
@@ -349,20 +368,28 @@ int sst_write_partition_end(sst_writer *w, sib_err *err)
     w->in_part = false;
     uint64_t size = w->logical - w->part_start;
     if (size <= w->o.index_interval) w->nsamples = 0;
-    if (!w->page.len) {
-        copy_buf(&w->page_key, w->pk.p, w->pk.len);
+    /* A new page once this one is full, but never inside a run of equal
+     * tokens (see the top); rel must also stay below bit 31. */
+    if (w->page_n && w->token != w->page_last &&
+        (w->page.len + w->psamp.len >= SST_INDEX_PAGE || w->part_start - w->page_base >= (1u << 30)) &&
+        (rc = index_flush_page(w, w->part_start, err)))
+        return rc;
+    if (!w->page_n) {
+        w->page_base = w->part_start;
         w->page_token = w->token;
     }
-    sib_buf *p = &w->page;
-    sib_buf_uvarint(p, w->pk.len);
-    sib_buf_append(p, w->pk.p, w->pk.len);
-    sib_buf_be64(p, (uint64_t)w->token);
-    sib_buf_uvarint(p, w->part_start);
-    sib_buf_uvarint(p, size);
-    sib_buf_uvarint(p, w->nsamples);
-    if (w->nsamples) sib_buf_append(p, w->samples.p, w->samples.len);
-    if (p->oom) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
-    return p->len >= SST_INDEX_PAGE ? index_flush_page(w, err) : 0;
+    uint64_t rel = w->part_start - w->page_base;
+    if (rel >= (1u << 31)) return sib_err_set(err, SIB_EINVAL, "sstable: partitions of one token exceed 2 GiB");
+    sib_buf_be64(&w->page, (uint64_t)w->token);
+    sib_buf_be32(&w->page, (uint32_t)rel | (w->nsamples ? 0x80000000u : 0));
+    if (w->nsamples) {
+        sib_buf_uvarint(&w->psamp, w->page_n);
+        sib_buf_uvarint(&w->psamp, w->nsamples);
+        sib_buf_append(&w->psamp, w->samples.p, w->samples.len);
+    }
+    w->page_n++;
+    w->page_last = w->token;
+    return w->page.oom || w->psamp.oom ? sib_err_set(err, SIB_ENOMEM, "sstable: out of memory") : 0;
 }
 
 /* ---- finishing ---- */
@@ -387,6 +414,7 @@ static int finish_data(sst_writer *w, sib_err *err)
     sib_buf_init(&t);
     for (size_t i = 0; i < w->nchunks; i++) sib_buf_be64(&t, w->chunks[i]);
     sib_buf_be64(&t, w->logical);
+    sib_buf_be64(&t, (uint64_t)w->o.ts_base);
     sib_buf_be32(&t, (uint32_t)w->nchunks);
     if (t.oom) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
     else if (put_footer(w->fd[C_DATA], SST_MAGIC_DATA, w->file_off, &t))
@@ -399,7 +427,7 @@ static int finish_data(sst_writer *w, sib_err *err)
 
 static int finish_index(sst_writer *w, sib_err *err)
 {
-    int rc = index_flush_page(w, err);
+    int rc = index_flush_page(w, w->logical, err);
     if (rc) return rc;
     sib_buf t;
     sib_buf_init(&t);
@@ -547,7 +575,7 @@ void sst_writer_destroy(sst_writer *w)
         free(w->tmp[i]);
         free(w->fin[i]);
     }
-    sib_buf *bufs[] = {&w->blk, &w->zbuf, &w->rowenc, &w->samples, &w->pk, &w->page, &w->summary, &w->page_key,
+    sib_buf *bufs[] = {&w->blk, &w->zbuf, &w->rowenc, &w->samples, &w->pk, &w->page, &w->psamp, &w->summary,
                        &w->first_key, &w->last_key, &w->min_ck, &w->max_ck};
     for (size_t i = 0; i < SIB_ARRAY_LEN(bufs); i++) sib_buf_free(bufs[i]);
     sst_bloom_free(&w->bloom);

@@ -186,6 +186,7 @@ static void run_flush(fl_job *j)
     sst_writer *w = NULL;
     conv c = {0};
     j->wo.expected_keys = j->m->mt.parts.count;
+    if (j->m->mt.min_ts != ST_NO_TIMESTAMP) j->wo.ts_base = j->m->mt.min_ts; /* shortest deltas */
     /* a drop of an earlier table with this id queued an rmdir before us (same
      * FIFO thread): the directory may be gone by now */
     if (mkdir(j->dir, 0755) && errno != EEXIST) {
