@@ -257,8 +257,11 @@ static int open_data(sstable *s, sib_err *err)
 {
     uint8_t h[SST_HDR_LEN], *t;
     size_t n;
-    if (sst_pread_full(s->dfd, h, sizeof h, 0) || !sst_check_hdr(h, SST_MAGIC_DATA, NULL, &s->block_size) ||
-        !s->block_size || s->block_size > SST_MAX_BLOCK)
+    if (sst_pread_full(s->dfd, h, sizeof h, 0)) return sib_err_set(err, SIB_ECORRUPT, "sstable: %s is truncated", s->data_path);
+    if (get_be32(h) == SST_MAGIC_DATA && get_be32(h + 12) == sib_crc32c(0, h, 12) && get_be16(h + 4) != SST_VERSION)
+        return sib_err_set(err, SIB_ECORRUPT, "sstable: %s is in format version %u; this build reads version %u",
+                           s->data_path, get_be16(h + 4), SST_VERSION);
+    if (!sst_check_hdr(h, SST_MAGIC_DATA, NULL, &s->block_size) || !s->block_size || s->block_size > SST_MAX_BLOCK)
         return sib_err_set(err, SIB_ECORRUPT, "sstable: %s has a bad header", s->data_path);
     int rc = read_file_tail(s->dfd, s->data_path, SST_MAGIC_DATA, &t, &n, &s->table_off, err);
     if (rc) return rc;

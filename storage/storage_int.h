@@ -181,9 +181,19 @@ typedef struct mt_part {
 static inline st_deletion mt_part_del(const mt_part *p) { return (st_deletion){p->del_ts, p->e.aux}; }
 static inline int64_t mt_part_token(const mt_part *p) { return bt_prefix_token(p->e.prefix); }
 
+/* A split-block bloom filter over partition tokens (memtable.c). */
+typedef struct mt_filter {
+    uint32_t *blocks; /* nblocks x 8 words */
+    uint32_t nblocks, cap, n;
+} mt_filter;
+#define MT_FILTERS 20
+
 typedef struct memtable {
     sib_arena *arena;
     bt parts;
+    mt_filter filt[MT_FILTERS]; /* each twice the capacity of the last */
+    int nfilt;
+    bool unfiltered;            /* a filter could not be added: none is used */
     uint64_t rows, cells;
     int64_t min_ts, max_ts;
 } memtable;

@@ -409,6 +409,20 @@ static void test_verify_sound(void **state)
     assert_true(checked > 10);
     assert_true(sst_created(s) > 1600000000);
     sst_unref(s);
+    /* A file of another format version is refused by name, not as garbage. */
+    char *path = NULL;
+    assert_true(asprintf(&path, "%s/3-Data.db", f->dir) > 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t h[16];
+    assert_int_equal(pread(fd, h, sizeof h, 0), 16);
+    h[4] = 0, h[5] = 1;
+    put_be32(h + 12, sib_crc32c(0, h, 12));
+    assert_int_equal(pwrite(fd, h, sizeof h, 0), 16);
+    close(fd);
+    assert_int_not_equal(sst_open(&s, f->dir, 3, &err), 0);
+    assert_non_null(strstr(err.msg, "format version 1; this build reads version 2"));
+    free(path);
     free_keys(keys, n);
 }
 

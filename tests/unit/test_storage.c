@@ -412,6 +412,32 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 /* Many rows in random order (B+tree splits at every level), checked against
  * a sorted reference forwards, backwards, and through random slices. */
+/* Point reads of a memtable go through its token filters (one per doubling
+ * of its partition count): every partition written must still be found,
+ * whichever filter holds it, and absent ones must not be. */
+static void test_memtable_filter_many_partitions(void **state)
+{
+    fx *f = *state;
+    enum { N = 40000 }; /* 1024 + 2048 + ... : six filters */
+    char pk[32], val[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(pk, sizeof pk, "part%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        put(f->s, pk, "c", 1, val, 10, 0, 0);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(pk, sizeof pk, "part%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        const char *got = get(f->s, pk, "c", 1);
+        assert_non_null(got);
+        assert_string_equal(got, val);
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(pk, sizeof pk, "absent%d", i);
+        assert_null(get(f->s, pk, "c", 1));
+    }
+}
+
 static void test_many_rows_random_order(void **state)
 {
     fx *f = *state;
@@ -2205,6 +2231,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_tombstones, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slices_and_reversed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memtable_filter_many_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_rows_random_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_token_order_and_resume, setup, teardown),
