@@ -325,10 +325,7 @@ static int merge_all(mctx *c)
         uint64_t bytes = 0;
         size_t opened = 0;
         for (; opened < n && !rc; opened++) {
-            rc = sst_part_open(cur[opened]->sst, c->pk, c->pklen, c->token, &cur[opened]->part, &t->err);
-            if (!rc && !cur[opened]->part)
-                rc = sib_err_set(&t->err, SIB_ECORRUPT, "compaction: partition listed but not found in %s",
-                                 sst_data_path(cur[opened]->sst));
+            rc = sst_pscan_part(cur[opened]->ps, &cur[opened]->part, &t->err);
             if (!rc) bytes += sst_part_size(cur[opened]->part);
         }
         if (!rc) rc = merge_partition(c, cur, n);

@@ -129,6 +129,8 @@ struct sst_pscan {
     ix_page pg;       /* the current page */
     uint32_t ent;     /* next entry of pg */
     sst_part *rd;     /* block reader for the keys (in Data) */
+    ix_ent last;      /* the entry last returned */
+    bool has_last;
     uint8_t *key;     /* the last key returned */
     size_t keycap;
     int64_t token;
@@ -949,11 +951,34 @@ int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *to
             if (c < 0 || (c == 0 && !sc->incl)) continue;
             sc->started = true;
         }
+        sc->last = e;
+        sc->has_last = true;
         *pk = sc->key;
         *pklen = klen;
         *token = e.token;
         return 1;
     }
+}
+
+int sst_pscan_part(sst_pscan *sc, sst_part **out, sib_err *err)
+{
+    *out = NULL;
+    if (!sc->has_last) return sib_err_set(err, SIB_EINVAL, "sstable: no partition to open");
+    sst_part *p = part_new(sc->s, NULL);
+    if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    /* Borrow the scan's current block (the one the key was read from):
+     * a scan of small partitions decompresses each block once, not once a
+     * partition. A switch to another block gets p its own buffer. */
+    p->blk_idx = sc->rd->blk_idx;
+    p->blkp = sc->rd->blkp;
+    p->blk_len = sc->rd->blk_len;
+    int rc = part_load(p, &sc->last, err);
+    if (rc) {
+        sst_part_close(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
 }
 
 void sst_pscan_close(sst_pscan *sc)

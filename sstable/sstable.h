@@ -217,6 +217,10 @@ int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, b
                    sib_err *err);
 /* 1 = *pk valid until the next call, 0 = end, <0 error. */
 int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *token, sib_err *err);
+/* Opens the partition sst_pscan_next returned last, without a lookup and
+ * sharing the scan's block; it must be closed before the next
+ * sst_pscan_next or sst_pscan_close. */
+int sst_pscan_part(sst_pscan *sc, sst_part **out, sib_err *err);
 void sst_pscan_close(sst_pscan *sc);
 
 /* ---- directory ------------------------------------------------------------- */
