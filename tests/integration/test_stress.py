@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -126,7 +127,7 @@ def test_mixed_fixed_rate_json(stress_bin, node):
 def test_bad_arguments(stress_bin):
     p = subprocess.run([stress_bin, "write"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "n=N or duration=T" in p.stderr
-    p = subprocess.run([stress_bin, "write", "n=10", "-pop", "dist=GAUSS(1..5)"], capture_output=True,
+    p = subprocess.run([stress_bin, "write", "n=10", "-pop", "dist=EXP(1..5)"], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode != 0 and "unknown distribution" in p.stderr
 
@@ -144,3 +145,92 @@ def test_plot_script_fails_gracefully_or_plots(stress_bin, node, tmp_path):
     else:
         assert p.returncode == 0, p.stderr
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- progress lines and summary as cassandra-stress prints them ------------
+
+HEADER = ("type       total ops,    op/s,    pk/s,   row/s,    mean,     med,     .95,     .99,    .999,     max,"
+          "   time,   stderr, errors,  gc: #,  max ms,  sum ms,  sdv ms,      mb")
+
+
+def progress_rows(out):
+    """{type: [row columns...]} of the progress lines under the header."""
+    lines = out.splitlines()
+    assert HEADER in lines, out
+    rows = {}
+    for line in lines[lines.index(HEADER) + 1:]:
+        if not line.strip() or line.startswith("Results:"):
+            break
+        cols = [c.strip() for c in line.split(",")]
+        assert len(cols) == 19, line
+        rows.setdefault(cols[0], []).append(cols[1:])
+    return rows
+
+
+def test_mixed_progress_per_type(stress_bin, node):
+    out, _ = run_stress(stress_bin, node, "mixed", "ratio(write=1,read=1)", "duration=2500ms", "-rate",
+                        "threads=1", "fixed=400/s", "-pop", "dist=UNIFORM(1..200)")
+    rows = progress_rows(out)
+    # One line per op type and a total line per interval, types in name order.
+    assert set(rows) == {"READ", "WRITE", "total"}, rows
+    assert len(rows["READ"]) == len(rows["WRITE"]) == len(rows["total"]) >= 2
+    body = [l.split(",")[0] for l in out.splitlines() if l.split(",")[0] in ("READ", "WRITE", "total")]
+    assert body[:3] == ["READ", "WRITE", "total"], body
+    for r, w, t in zip(rows["READ"], rows["WRITE"], rows["total"]):
+        assert int(r[0]) + int(w[0]) == int(t[0])         # cumulative total ops
+        assert r[-5:] == w[-5:] == t[-5:] == ["0"] * 5     # no JVM: gc columns are 0
+        assert float(t[10]) > 0                             # time
+    s = parse_summary(out)
+    assert s["Total errors"][0] == 0
+    summary = out.split("Results:", 1)[1]
+    assert re.search(r"^Op rate +: +[0-9,]+ op/s  \[READ: [0-9,]+ op/s, WRITE: [0-9,]+ op/s\]$", summary, re.M), summary
+    assert re.search(r"^Latency 99th percentile   : +[0-9.]+ ms \[READ: [0-9.]+ ms, WRITE: [0-9.]+ ms\]$",
+                     summary, re.M), summary
+    assert re.search(r"^Total errors +: +0 \[READ: 0, WRITE: 0\]$", summary, re.M), summary
+    # Per-type summary counts add up to the total.
+    m = re.search(r"^Total partitions +: +([0-9,]+) \[READ: ([0-9,]+), WRITE: ([0-9,]+)\]$", summary, re.M)
+    n = [int(g.replace(",", "")) for g in m.groups()]
+    assert n[0] == n[1] + n[2] and n[1] > 0 and n[2] > 0
+
+
+def test_single_type_prints_total_only(stress_bin, node):
+    out, _ = run_stress(stress_bin, node, "write", "n=300")
+    assert set(progress_rows(out)) == {"total"}
+    assert re.search(r"^Op rate +: +[0-9,]+ op/s  \[WRITE: [0-9,]+ op/s\]$", out, re.M), out
+
+
+# ---- a node restart in the middle of a run -----------------------------------
+
+def test_restart_reconnects_and_reprepares(stress_bin, node, tmp_path):
+    """kill -9 the node mid-run and start it again on the same data and port:
+    the tool reconnects, the node answers Unprepared for the statement ids it
+    forgot, the tool re-prepares and retries, and the run goes on."""
+    threads, conns, inflight = 2, 2, 4
+    log = tmp_path / "restart.json"
+    cmd = [stress_bin, "mixed", "ratio(write=1,read=1)", "duration=9s", "-rate", "threads=%d" % threads,
+           "fixed=300/s", "-conns", str(conns), "-inflight", str(inflight), "-pop", "dist=UNIFORM(1..500)",
+           "-log", "file=%s" % log, "-node", node.host, "-port", "native=%d" % node.port]
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.5)
+        assert p.poll() is None, p.communicate()
+        node.restart(kill=True)
+        restarted_at = time.monotonic() - t0
+        out, err = p.communicate(timeout=STRESS_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (out, err)
+    s = json.loads(log.read_text())["summary"]
+    # Every connection was re-opened, and the statements re-prepared.
+    assert s["reconnects"] >= threads * conns, s
+    assert s["reprepares"] >= 1, s
+    # Only what was in flight when the node died failed.
+    assert s["total_errors"] <= threads * conns * inflight, s
+    # Operations went on after the node was back.
+    after = [iv for iv in json.loads(log.read_text())["intervals"] if iv["time_s"] > restarted_at]
+    assert sum(iv["ops"] - iv["errors"] for iv in after) > 0, after
+    assert after and after[-1]["ops"] > 0 and after[-1]["errors"] == 0, after
+    assert re.search(r"^Total re-prepares +: +[1-9]", out, re.M), out
