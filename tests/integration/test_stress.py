@@ -234,3 +234,119 @@ def test_restart_reconnects_and_reprepares(stress_bin, node, tmp_path):
     assert sum(iv["ops"] - iv["errors"] for iv in after) > 0, after
     assert after and after[-1]["ops"] > 0 and after[-1]["errors"] == 0, after
     assert re.search(r"^Total re-prepares +: +[1-9]", out, re.M), out
+
+
+# ---- user profiles ----------------------------------------------------------
+
+PROFILE = os.path.join(REPO_ROOT, "tools", "stress", "profiles", "timeseries.yaml")
+SENSORS = 20          # -pop picks the partitions: sensor indexes 1..SENSORS
+
+
+def test_user_profile_timeseries(stress_bin, node, clusters, tmp_path):
+    # Every partition written twice (seq over 20 partitions, 40 inserts).
+    log = tmp_path / "insert.json"
+    out, _ = run_stress(stress_bin, node, "user", "profile=%s" % PROFILE, "ops(insert=1)", "n=%d" % (2 * SENSORS),
+                        "-pop", "seq=1..%d" % SENSORS, "-rate", "threads=1", "-log", "file=%s" % log)
+    s = json.loads(log.read_text())["summary"]
+    assert s["total_errors"] == 0 and s["per_type"]["insert"]["ops"] == 2 * SENSORS
+    assert s["partitions"] == 2 * SENSORS and s["rows"] == 2 * SENSORS * 10   # 10 readings per partition
+    assert re.search(r"^Op rate +: +[0-9,]+ op/s  \[insert: [0-9,]+ op/s\]$", out, re.M), out
+
+    # What the profile defined, as a driver sees it: 20 partitions of 10
+    # ordered readings with the table's TTL.
+    _, session = clusters.connect(node)
+    ttl = session.execute("SELECT default_time_to_live FROM system_schema.tables "
+                          "WHERE keyspace_name = 'stress_ts' AND table_name = 'readings'").one()
+    assert ttl.default_time_to_live == 86400
+    rows = list(session.execute("SELECT sensor, day, ts, value, status, TTL(value) AS t FROM stress_ts.readings"))
+    parts = {}
+    for r in rows:
+        parts.setdefault((r.sensor, r.day), []).append(r)
+    assert len(parts) == SENSORS and len(rows) == SENSORS * 10
+    for (sensor, day), rs in parts.items():
+        assert len(sensor) == 12 and 20000 <= day <= 20006
+        ts = [int(r.ts.timestamp() * 1000) for r in rs]
+        assert ts == sorted(ts, reverse=True)                        # CLUSTERING ORDER BY (ts DESC)
+        assert sorted(ts) == list(range(1700000000000, 1700000000010))  # seq population, one per row
+        for r in rs:
+            assert 0 < r.t <= 86400 and 1 <= r.value <= 1000 and 2 <= len(r.status) <= 6
+
+    # The queries bind values of rows the inserts wrote, so they find them:
+    # latest returns LIMIT 5 rows, reading exactly its one row.
+    log = tmp_path / "read.json"
+    run_stress(stress_bin, node, "user", "profile=%s" % PROFILE, "ops(latest=1,reading=1)", "n=200",
+               "-pop", "dist=uniform(1..%d)" % SENSORS, "-log", "file=%s" % log)
+    pt = json.loads(log.read_text())["summary"]["per_type"]
+    assert set(pt) == {"latest", "reading"}
+    assert pt["latest"]["errors"] == pt["reading"]["errors"] == 0
+    assert pt["latest"]["ops"] + pt["reading"]["ops"] == 200
+    assert pt["latest"]["rows"] == 5 * pt["latest"]["ops"]
+    assert pt["reading"]["rows"] == pt["reading"]["ops"]
+
+
+def test_user_profile_multirow_batches(stress_bin, node, clusters, tmp_path):
+    """Several partitions per insert go as one LOGGED batch; a multirow query
+    binds each marker from its own row."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text("""
+keyspace: stress_mr
+keyspace_definition: |
+  CREATE KEYSPACE stress_mr WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}
+table: t
+table_definition: |
+  CREATE TABLE t (k bigint, c int, v blob, PRIMARY KEY (k, c))
+columnspec:
+  - name: k
+    population: uniform(1..50)
+  - name: c
+    cluster: fixed(4)
+    population: uniform(1..1000000)
+  - name: v
+    size: fixed(16)
+insert:
+  partitions: fixed(3)
+  batchtype: LOGGED
+queries:
+  two:
+    cql: SELECT c FROM t WHERE k = ? AND c IN (?, ?)
+    fields: multirow
+""")
+    log = tmp_path / "ins.json"
+    run_stress(stress_bin, node, "user", "profile=%s" % profile, "ops(insert=1)", "n=30", "-log", "file=%s" % log)
+    s = json.loads(log.read_text())["summary"]
+    assert s["total_errors"] == 0 and s["partitions"] == 90 and s["rows"] == 360
+    _, session = clusters.connect(node)
+    rows = list(session.execute("SELECT k, c, v FROM stress_mr.t"))
+    ks = {r.k for r in rows}
+    assert 1 <= min(ks) and max(ks) <= 50
+    assert len(rows) == 4 * len(ks) and all(len(r.v) == 16 for r in rows)
+    log = tmp_path / "q.json"
+    run_stress(stress_bin, node, "user", "profile=%s" % profile, "ops(two=1)", "n=100", "-log", "file=%s" % log)
+    q = json.loads(log.read_text())["summary"]["per_type"]["two"]
+    # Partitions not written yet answer nothing; a written one answers 1 or 2
+    # rows (two random rows of its 4, maybe the same).
+    assert q["errors"] == 0 and 0 < q["rows"] <= 2 * q["ops"]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("keyspace: k\ntable: t\ntoken_range_queries: {}\n", "unsupported profile key 'token_range_queries'"),
+    ("keyspace: k\ntable: t\ncolumnspec:\n  - name: a\n    foo: 1\n", "unsupported columnspec key 'foo'"),
+    ("keyspace: k\ntable: t\ninsert:\n  batchtype: COUNTER\n", "batchtype must be LOGGED or UNLOGGED, not 'COUNTER'"),
+    ("keyspace: k\ntable: t\ncolumnspec:\n  - name: a\n    population: exp(1..9)\n", "unknown distribution 'exp(1..9)'"),
+    ("keyspace: k\ntable: t\nqueries:\n  q:\n    cql: SELECT 1\n    fields: allrows\n", "fields must be samerow or multirow"),
+    ("table: t\n", "keyspace and table are required"),
+])
+def test_user_profile_rejects_unsupported(stress_bin, tmp_path, text, needle):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(text)
+    # No node: the profile is read before anything connects.
+    p = subprocess.run([stress_bin, "user", "profile=%s" % profile, "ops(insert=1)", "n=1", "-port", "native=1"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and needle in p.stderr, p.stderr
+
+
+def test_user_profile_unknown_op(stress_bin, node):
+    p = subprocess.run([stress_bin, "user", "profile=%s" % PROFILE, "ops(nosuch=1)", "n=1",
+                        "-node", node.host, "-port", "native=%d" % node.port],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "'nosuch' is neither insert nor a query of the profile" in p.stderr, p.stderr
