@@ -227,17 +227,22 @@ static bool is_read(const wctx *x, int type)
     return k == OPK_READ || k == OPK_QUERY;
 }
 
-/* The operation is over: record it, free its slot, and (as fast as
- * possible) keep the pipeline full: the next request leaves with this
- * read's flush. */
+/* The operation is over: record it and free its slot. */
+static void release(op *p, uint8_t outcome, uint32_t partitions, uint32_t rows)
+{
+    wconn *c = p->c;
+    push_done(c->x, (uint64_t)(sib_mono_ns() - p->start_ns), p->type, outcome, partitions, rows);
+    p->busy = false;
+    c->free[c->nfree++] = (uint32_t)(p - c->ops);
+}
+
+/* An answered operation: release it and (as fast as possible) keep the
+ * pipeline full: the next request leaves with this read's flush. */
 static void finish(op *p, uint8_t outcome, uint32_t partitions, uint32_t rows)
 {
     wconn *c = p->c;
-    wctx *x = c->x;
-    push_done(x, (uint64_t)(sib_mono_ns() - p->start_ns), p->type, outcome, partitions, rows);
-    p->busy = false;
-    c->free[c->nfree++] = (uint32_t)(p - c->ops);
-    if (x->interval_ns == 0 && !c->dead && !x->exhausted) issue(c, 0);
+    release(p, outcome, partitions, rows);
+    if (c->x->interval_ns == 0 && !c->dead && !c->x->exhausted) issue(c, 0);
 }
 
 static void on_broken(wconn *c, const sib_err *err)
@@ -375,7 +380,7 @@ static int issue(wconn *c, int64_t start_ns)
     if (rc < 0) {
         snprintf(x->err, sizeof(x->err), "%s", err.msg);
         if (rc == SIB_EIO) on_broken(c, &err);
-        finish(p, 1, 0, 0);
+        release(p, 1, 0, 0); /* not finish: a send that fails must not loop into the next */
         return rc;
     }
     return 1;
