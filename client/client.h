@@ -251,6 +251,10 @@ int sib_client_send_execute(sib_client *cl, const uint8_t *id, uint16_t id_len, 
                             sib_client_cb cb, void *ud, sib_err *err);
 int sib_client_send_batch(sib_client *cl, cql_batch_type type, const sib_batch_stmt *stmts, uint16_t n,
                           int cl_level, sib_client_cb cb, void *ud, sib_err *err);
+/* PREPARE without waiting: how a pipelined caller re-prepares a statement
+ * the server answered Unprepared for (decode the answer with
+ * sib_result_decode to get the id). */
+int sib_client_send_prepare(sib_client *cl, const char *cql, sib_client_cb cb, void *ud, sib_err *err);
 
 /* Requests sent and not yet answered; the stream-id capacity. */
 uint32_t sib_client_inflight(const sib_client *cl);

@@ -170,6 +170,12 @@ int sib_client_send_batch(sib_client *cl, cql_batch_type type, const sib_batch_s
     return id < 0 ? id : 0;
 }
 
+int sib_client_send_prepare(sib_client *cl, const char *cql, sib_client_cb cb, void *ud, sib_err *err)
+{
+    int id = send_prepare(cl, cql, cb, ud, err);
+    return id < 0 ? id : 0;
+}
+
 /* ---- synchronous API ---- */
 
 /* Remembers the keyspace a USE switched to (the shell shows it). */

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -126,7 +127,7 @@ def test_mixed_fixed_rate_json(stress_bin, node):
 def test_bad_arguments(stress_bin):
     p = subprocess.run([stress_bin, "write"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "n=N or duration=T" in p.stderr
-    p = subprocess.run([stress_bin, "write", "n=10", "-pop", "dist=GAUSS(1..5)"], capture_output=True,
+    p = subprocess.run([stress_bin, "write", "n=10", "-pop", "dist=EXP(1..5)"], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode != 0 and "unknown distribution" in p.stderr
 
@@ -144,3 +145,208 @@ def test_plot_script_fails_gracefully_or_plots(stress_bin, node, tmp_path):
     else:
         assert p.returncode == 0, p.stderr
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- progress lines and summary as cassandra-stress prints them ------------
+
+HEADER = ("type       total ops,    op/s,    pk/s,   row/s,    mean,     med,     .95,     .99,    .999,     max,"
+          "   time,   stderr, errors,  gc: #,  max ms,  sum ms,  sdv ms,      mb")
+
+
+def progress_rows(out):
+    """{type: [row columns...]} of the progress lines under the header."""
+    lines = out.splitlines()
+    assert HEADER in lines, out
+    rows = {}
+    for line in lines[lines.index(HEADER) + 1:]:
+        if not line.strip() or line.startswith("Results:"):
+            break
+        cols = [c.strip() for c in line.split(",")]
+        assert len(cols) == 19, line
+        rows.setdefault(cols[0], []).append(cols[1:])
+    return rows
+
+
+def test_mixed_progress_per_type(stress_bin, node):
+    out, _ = run_stress(stress_bin, node, "mixed", "ratio(write=1,read=1)", "duration=2500ms", "-rate",
+                        "threads=1", "fixed=400/s", "-pop", "dist=UNIFORM(1..200)")
+    rows = progress_rows(out)
+    # One line per op type and a total line per interval, types in name order.
+    assert set(rows) == {"READ", "WRITE", "total"}, rows
+    assert len(rows["READ"]) == len(rows["WRITE"]) == len(rows["total"]) >= 2
+    body = [l.split(",")[0] for l in out.splitlines() if l.split(",")[0] in ("READ", "WRITE", "total")]
+    assert body[:3] == ["READ", "WRITE", "total"], body
+    for r, w, t in zip(rows["READ"], rows["WRITE"], rows["total"]):
+        assert int(r[0]) + int(w[0]) == int(t[0])         # cumulative total ops
+        assert r[-5:] == w[-5:] == t[-5:] == ["0"] * 5     # no JVM: gc columns are 0
+        assert float(t[10]) > 0                             # time
+    s = parse_summary(out)
+    assert s["Total errors"][0] == 0
+    summary = out.split("Results:", 1)[1]
+    assert re.search(r"^Op rate +: +[0-9,]+ op/s  \[READ: [0-9,]+ op/s, WRITE: [0-9,]+ op/s\]$", summary, re.M), summary
+    assert re.search(r"^Latency 99th percentile   : +[0-9.]+ ms \[READ: [0-9.]+ ms, WRITE: [0-9.]+ ms\]$",
+                     summary, re.M), summary
+    assert re.search(r"^Total errors +: +0 \[READ: 0, WRITE: 0\]$", summary, re.M), summary
+    # Per-type summary counts add up to the total.
+    m = re.search(r"^Total partitions +: +([0-9,]+) \[READ: ([0-9,]+), WRITE: ([0-9,]+)\]$", summary, re.M)
+    n = [int(g.replace(",", "")) for g in m.groups()]
+    assert n[0] == n[1] + n[2] and n[1] > 0 and n[2] > 0
+
+
+def test_single_type_prints_total_only(stress_bin, node):
+    out, _ = run_stress(stress_bin, node, "write", "n=300")
+    assert set(progress_rows(out)) == {"total"}
+    assert re.search(r"^Op rate +: +[0-9,]+ op/s  \[WRITE: [0-9,]+ op/s\]$", out, re.M), out
+
+
+# ---- a node restart in the middle of a run -----------------------------------
+
+def test_restart_reconnects_and_reprepares(stress_bin, node, tmp_path):
+    """kill -9 the node mid-run and start it again on the same data and port:
+    the tool reconnects, the node answers Unprepared for the statement ids it
+    forgot, the tool re-prepares and retries, and the run goes on."""
+    threads, conns, inflight = 2, 2, 4
+    log = tmp_path / "restart.json"
+    cmd = [stress_bin, "mixed", "ratio(write=1,read=1)", "duration=9s", "-rate", "threads=%d" % threads,
+           "fixed=300/s", "-conns", str(conns), "-inflight", str(inflight), "-pop", "dist=UNIFORM(1..500)",
+           "-log", "file=%s" % log, "-node", node.host, "-port", "native=%d" % node.port]
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.5)
+        assert p.poll() is None, p.communicate()
+        node.restart(kill=True)
+        restarted_at = time.monotonic() - t0
+        out, err = p.communicate(timeout=STRESS_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (out, err)
+    s = json.loads(log.read_text())["summary"]
+    # Every connection was re-opened, and the statements re-prepared.
+    assert s["reconnects"] >= threads * conns, s
+    assert s["reprepares"] >= 1, s
+    # Only what was in flight when the node died failed.
+    assert s["total_errors"] <= threads * conns * inflight, s
+    # Operations went on after the node was back.
+    after = [iv for iv in json.loads(log.read_text())["intervals"] if iv["time_s"] > restarted_at]
+    assert sum(iv["ops"] - iv["errors"] for iv in after) > 0, after
+    assert after and after[-1]["ops"] > 0 and after[-1]["errors"] == 0, after
+    assert re.search(r"^Total re-prepares +: +[1-9]", out, re.M), out
+
+
+# ---- user profiles ----------------------------------------------------------
+
+PROFILE = os.path.join(REPO_ROOT, "tools", "stress", "profiles", "timeseries.yaml")
+SENSORS = 20          # -pop picks the partitions: sensor indexes 1..SENSORS
+
+
+def test_user_profile_timeseries(stress_bin, node, clusters, tmp_path):
+    # Every partition written twice (seq over 20 partitions, 40 inserts).
+    log = tmp_path / "insert.json"
+    out, _ = run_stress(stress_bin, node, "user", "profile=%s" % PROFILE, "ops(insert=1)", "n=%d" % (2 * SENSORS),
+                        "-pop", "seq=1..%d" % SENSORS, "-rate", "threads=1", "-log", "file=%s" % log)
+    s = json.loads(log.read_text())["summary"]
+    assert s["total_errors"] == 0 and s["per_type"]["insert"]["ops"] == 2 * SENSORS
+    assert s["partitions"] == 2 * SENSORS and s["rows"] == 2 * SENSORS * 10   # 10 readings per partition
+    assert re.search(r"^Op rate +: +[0-9,]+ op/s  \[insert: [0-9,]+ op/s\]$", out, re.M), out
+
+    # What the profile defined, as a driver sees it: 20 partitions of 10
+    # ordered readings with the table's TTL.
+    _, session = clusters.connect(node)
+    ttl = session.execute("SELECT default_time_to_live FROM system_schema.tables "
+                          "WHERE keyspace_name = 'stress_ts' AND table_name = 'readings'").one()
+    assert ttl.default_time_to_live == 86400
+    rows = list(session.execute("SELECT sensor, day, ts, value, status, TTL(value) AS t FROM stress_ts.readings"))
+    parts = {}
+    for r in rows:
+        parts.setdefault((r.sensor, r.day), []).append(r)
+    assert len(parts) == SENSORS and len(rows) == SENSORS * 10
+    for (sensor, day), rs in parts.items():
+        assert len(sensor) == 12 and 20000 <= day <= 20006
+        ts = [int(r.ts.timestamp() * 1000) for r in rs]
+        assert ts == sorted(ts, reverse=True)                        # CLUSTERING ORDER BY (ts DESC)
+        assert sorted(ts) == list(range(1700000000000, 1700000000010))  # seq population, one per row
+        for r in rs:
+            assert 0 < r.t <= 86400 and 1 <= r.value <= 1000 and 2 <= len(r.status) <= 6
+
+    # The queries bind values of rows the inserts wrote, so they find them:
+    # latest returns LIMIT 5 rows, reading exactly its one row.
+    log = tmp_path / "read.json"
+    run_stress(stress_bin, node, "user", "profile=%s" % PROFILE, "ops(latest=1,reading=1)", "n=200",
+               "-pop", "dist=uniform(1..%d)" % SENSORS, "-log", "file=%s" % log)
+    pt = json.loads(log.read_text())["summary"]["per_type"]
+    assert set(pt) == {"latest", "reading"}
+    assert pt["latest"]["errors"] == pt["reading"]["errors"] == 0
+    assert pt["latest"]["ops"] + pt["reading"]["ops"] == 200
+    assert pt["latest"]["rows"] == 5 * pt["latest"]["ops"]
+    assert pt["reading"]["rows"] == pt["reading"]["ops"]
+
+
+def test_user_profile_multirow_batches(stress_bin, node, clusters, tmp_path):
+    """Several partitions per insert go as one LOGGED batch; a multirow query
+    binds each marker from its own row."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text("""
+keyspace: stress_mr
+keyspace_definition: |
+  CREATE KEYSPACE stress_mr WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}
+table: t
+table_definition: |
+  CREATE TABLE t (k bigint, c int, v blob, PRIMARY KEY (k, c))
+columnspec:
+  - name: k
+    population: uniform(1..50)
+  - name: c
+    cluster: fixed(4)
+    population: uniform(1..1000000)
+  - name: v
+    size: fixed(16)
+insert:
+  partitions: fixed(3)
+  batchtype: LOGGED
+queries:
+  two:
+    cql: SELECT c FROM t WHERE k = ? AND c IN (?, ?)
+    fields: multirow
+""")
+    log = tmp_path / "ins.json"
+    run_stress(stress_bin, node, "user", "profile=%s" % profile, "ops(insert=1)", "n=30", "-log", "file=%s" % log)
+    s = json.loads(log.read_text())["summary"]
+    assert s["total_errors"] == 0 and s["partitions"] == 90 and s["rows"] == 360
+    _, session = clusters.connect(node)
+    rows = list(session.execute("SELECT k, c, v FROM stress_mr.t"))
+    ks = {r.k for r in rows}
+    assert 1 <= min(ks) and max(ks) <= 50
+    assert len(rows) == 4 * len(ks) and all(len(r.v) == 16 for r in rows)
+    log = tmp_path / "q.json"
+    run_stress(stress_bin, node, "user", "profile=%s" % profile, "ops(two=1)", "n=100", "-log", "file=%s" % log)
+    q = json.loads(log.read_text())["summary"]["per_type"]["two"]
+    # Partitions not written yet answer nothing; a written one answers 1 or 2
+    # rows (two random rows of its 4, maybe the same).
+    assert q["errors"] == 0 and 0 < q["rows"] <= 2 * q["ops"]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("keyspace: k\ntable: t\ntoken_range_queries: {}\n", "unsupported profile key 'token_range_queries'"),
+    ("keyspace: k\ntable: t\ncolumnspec:\n  - name: a\n    foo: 1\n", "unsupported columnspec key 'foo'"),
+    ("keyspace: k\ntable: t\ninsert:\n  batchtype: COUNTER\n", "batchtype must be LOGGED or UNLOGGED, not 'COUNTER'"),
+    ("keyspace: k\ntable: t\ncolumnspec:\n  - name: a\n    population: exp(1..9)\n", "unknown distribution 'exp(1..9)'"),
+    ("keyspace: k\ntable: t\nqueries:\n  q:\n    cql: SELECT 1\n    fields: allrows\n", "fields must be samerow or multirow"),
+    ("table: t\n", "keyspace and table are required"),
+])
+def test_user_profile_rejects_unsupported(stress_bin, tmp_path, text, needle):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(text)
+    # No node: the profile is read before anything connects.
+    p = subprocess.run([stress_bin, "user", "profile=%s" % profile, "ops(insert=1)", "n=1", "-port", "native=1"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and needle in p.stderr, p.stderr
+
+
+def test_user_profile_unknown_op(stress_bin, node):
+    p = subprocess.run([stress_bin, "user", "profile=%s" % PROFILE, "ops(nosuch=1)", "n=1",
+                        "-node", node.host, "-port", "native=%d" % node.port],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "'nosuch' is neither insert nor a query of the profile" in p.stderr, p.stderr

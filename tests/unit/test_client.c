@@ -405,6 +405,17 @@ static void *fake_main(void *arg)
             send_frame(fd, h.stream, CQL_OP_SUPPORTED, &out);
         } else if (h.opcode == CQL_OP_STARTUP) {
             send_frame(fd, h.stream, CQL_OP_READY, &out);
+        } else if (h.opcode == CQL_OP_PREPARE) {
+            /* The id is the statement's text: the client must send it. */
+            sib_rd r;
+            cql_value q;
+            int32_t qlen;
+            sib_rd_init(&r, b.p, b.len);
+            assert_true(cql_get_int(&r, &qlen) && sib_rd_bytes(&r, (size_t)qlen, &q.p));
+            cql_prepared_meta bind = {.ks = "ks", .table = "t"};
+            cql_put_int(&out, CQL_RESULT_PREPARED);
+            assert_int_equal(cql_encode_prepared(&out, 4, q.p, (uint16_t)qlen, &bind, NULL, NULL), 0);
+            send_frame(fd, h.stream, CQL_OP_RESULT, &out);
         } else if (h.opcode == CQL_OP_QUERY) {
             if (s->close_after) break;
             streams[n++] = h.stream;
@@ -498,6 +509,40 @@ static void test_pipelined_out_of_order(void **state)
     fake_stop(&s);
 }
 
+static void on_prepared(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+{
+    answer *a = ud;
+    (void)err;
+    sib_result r;
+    sib_err e;
+    assert_non_null(f);
+    assert_int_equal(sib_result_decode(sib_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &r, &e), 0);
+    assert_int_equal(r.kind, SIB_RESULT_PREPARED);
+    snprintf(a->ks[a->n++], sizeof(a->ks[0]), "%.*s", (int)r.u.prepared.id.len, (const char *)r.u.prepared.id.p);
+    sib_result_free(&r);
+}
+
+/* PREPARE without waiting, as the stress tool re-prepares after Unprepared. */
+static void test_send_prepare(void **state)
+{
+    (void)state;
+    fake_srv s = {.close_after = true};
+    fake_start(&s);
+    sib_client *cl;
+    sib_err err;
+    sib_client_opts o = {.port = s.port};
+    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
+    answer a = {0};
+    assert_int_equal(sib_client_send_prepare(cl, "SELECT 1", on_prepared, &a, &err), 0);
+    assert_int_equal(sib_client_inflight(cl), 1);
+    for (int i = 0; i < 50 && a.n == 0; i++) assert_true(sib_client_poll_many(&cl, 1, 100, NULL, &err) >= 0);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.ks[0], "SELECT 1");
+    assert_int_equal(sib_client_inflight(cl), 0);
+    sib_client_close(cl);
+    fake_stop(&s);
+}
+
 static void test_sync_and_broken_connection(void **state)
 {
     (void)state;
@@ -558,6 +603,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prepared, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_warnings_prefix_and_malformed, fx_setup, fx_teardown),
         cmocka_unit_test(test_pipelined_out_of_order),
+        cmocka_unit_test(test_send_prepare),
         cmocka_unit_test(test_sync_and_broken_connection),
         cmocka_unit_test(test_connect_refused),
     };

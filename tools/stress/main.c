@@ -1,17 +1,20 @@
 /* main.c: sibyl-stress, a cassandra-stress-like load generator for the CQL
  * native protocol.
  *
- * Sequence: parse options; connect once to the first node, create keyspace1
- * (SimpleStrategy, -schema replication(factor=N)) and keyspace1.standard1
- * (key blob PRIMARY KEY, "C0" blob) as cassandra-stress does; start the
- * workers; every second collect their interval stats and print a progress
- * line; when they are done (n reached, duration over, or Ctrl-C) print the
- * summary and write the log. Exit status: 0 when the run completed (errors
- * are counted, not fatal, as in cassandra-stress), 1 when it could not run.
+ * Sequence: parse options; load the user profile if any; connect once to
+ * the first node and create the schema (keyspace1.standard1 as
+ * cassandra-stress does, with -schema replication(factor=N), or the
+ * profile's definitions) and learn what each op binds (workload.c); start
+ * the workers; every second collect their interval stats and print the
+ * progress lines (report.c); when they are done (n reached, duration over,
+ * or Ctrl-C) print the summary and write the log. Exit status: 0 when the
+ * run completed (errors are counted, not fatal, as in cassandra-stress), 1
+ * when it could not run.
  *
  * Command line:
  *   sibyl-stress <write|read|mixed> [n=N | duration=30s] [cl=ONE] [no-warmup]
  *                [ratio(write=1,read=3)]
+ *   sibyl-stress user profile=file.yaml ops(insert=1,query=2) [n=N | duration=30s] [cl=ONE]
  *                [-node host[,host...]] [-port native=9042]
  *                [-rate threads=N [fixed=R/s | throttle=R/s]]
  *                [-conns N] [-inflight N]
@@ -24,7 +27,10 @@
  * k/m/b suffixes (n=2M). Defaults follow cassandra-stress where it has one
  * (cl=ONE, FIXED(34) values, keyspace1.standard1, seq keys for write and
  * uniform keys over the same range for read); the concurrency defaults
- * (2 threads x 8 connections x 8 in flight) suit one small node.
+ * (2 threads x 8 connections x 8 in flight) suit one small node. With
+ * `user`, n counts operations (an insert of several partitions is one), not
+ * partitions as cassandra-stress's user mode does, and -pop, when given,
+ * picks the partitions instead of the first key column's population.
  */
 #include "stress.h"
 
@@ -44,6 +50,7 @@ enum { DEF_THREADS = 2, DEF_CONNS = 8, DEF_INFLIGHT = 8, DEF_VALUE = 34, DEF_POR
 void stress_usage(FILE *f)
 {
     fputs("usage: sibyl-stress <write|read|mixed> [n=N | duration=30s] [cl=ONE] [ratio(write=1,read=3)]\n"
+          "       sibyl-stress user profile=file.yaml ops(insert=1,name=2) [n=N | duration=30s] [cl=ONE]\n"
           "        [-node host[,host...]] [-port native=9042]\n"
           "        [-rate threads=N [fixed=R/s]] [-conns N] [-inflight N]\n"
           "        [-col size=FIXED(34)]\n"
@@ -54,6 +61,7 @@ void stress_usage(FILE *f)
           "  -rate threads=N   client threads (default 2)\n"
           "  -conns N          connections per thread (default 8)\n"
           "  -inflight N       requests in flight per connection (default 8)\n"
+          "  profile=file.yaml a cassandra-stress user profile (tools/stress/profiles/)\n"
           "  fixed=R/s         fixed total rate; latency counts from each request's intended start\n"
           "  --json / --csv    print the interval log and summary as JSON / CSV on stdout\n",
           f);
@@ -67,29 +75,10 @@ static int fail(const char *fmt, const char *arg)
     return -1;
 }
 
-/* An unsigned count with an optional k/m/b suffix. */
-static bool parse_count(const char *s, uint64_t *out)
-{
-    if (!s || !isdigit((unsigned char)*s)) return false;
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (errno || end == s) return false;
-    switch (tolower((unsigned char)*end)) {
-    case 'k': v *= 1e3; end++; break;
-    case 'm': v *= 1e6; end++; break;
-    case 'b': v *= 1e9; end++; break;
-    default: break;
-    }
-    if (*end || v < 0 || v > 1.8e19) return false;
-    *out = (uint64_t)v;
-    return true;
-}
-
 static bool parse_int(const char *s, int lo, int hi, int *out)
 {
     uint64_t v;
-    if (!parse_count(s, &v) || v < (uint64_t)lo || v > (uint64_t)hi) return false;
+    if (!stress_parse_count(s, &v) || v < (uint64_t)lo || v > (uint64_t)hi) return false;
     *out = (int)v;
     return true;
 }
@@ -133,52 +122,57 @@ static const char *after(const char *arg, const char *prefix)
     return strncasecmp(arg, prefix, n) == 0 ? arg + n : NULL;
 }
 
-/* "lo..hi" into the population range. */
-static bool parse_range(const char *s, uint64_t *lo, uint64_t *hi, const char **rest)
+/* -pop dist=UNIFORM(1..N) / ZIPF(1..N[,s]) / SEQ / GAUSSIAN / FIXED. */
+static int parse_pop(const char *v, stress_opts *o)
 {
-    char buf[64];
-    const char *dots = strstr(s, "..");
-    if (!dots || (size_t)(dots - s) >= sizeof(buf)) return false;
-    memcpy(buf, s, (size_t)(dots - s));
-    buf[dots - s] = 0;
-    if (!parse_count(buf, lo)) return false;
-    const char *p = dots + 2;
-    size_t n = strspn(p, "0123456789kKmMbB.");
-    if (n == 0 || n >= sizeof(buf)) return false;
-    memcpy(buf, p, n);
-    buf[n] = 0;
-    if (!parse_count(buf, hi) || *hi < *lo) return false;
-    *rest = p + n;
-    return true;
-}
-
-/* "UNIFORM(1..N)", "ZIPF(1..N)", "ZIPF(1..N,1.1)", "SEQ(1..N)". */
-static int parse_dist(const char *v, stress_opts *o)
-{
-    const char *args;
-    if ((args = after(v, "UNIFORM("))) o->dist = DIST_UNIFORM;
-    else if ((args = after(v, "ZIPF("))) o->dist = DIST_ZIPF;
-    else if ((args = after(v, "ZIPFIAN("))) o->dist = DIST_ZIPF;
-    else if ((args = after(v, "SEQ("))) o->dist = DIST_SEQ;
-    else return fail("unknown distribution '%s' (UNIFORM(lo..hi), ZIPF(lo..hi[,s]) or SEQ(lo..hi))", v);
-    const char *rest;
-    if (!parse_range(args, &o->pop_lo, &o->pop_hi, &rest)) return fail("bad range in '%s'", v);
-    if (*rest == ',') {
-        char *end;
-        o->zipf_s = strtod(rest + 1, &end);
-        if (end == rest + 1 || o->zipf_s <= 0) return fail("bad exponent in '%s'", v);
-        rest = end;
-    }
-    if (strcmp(rest, ")") != 0) return fail("expected ')' at the end of '%s'", v);
+    stress_dist d;
+    sib_err e;
+    if (stress_dist_parse(v, &d, &e) < 0) return fail("%s", e.msg);
+    o->pop = d;
     o->pop_given = true;
     return 0;
+}
+
+int stress_op_find(const stress_opts *o, const char *name)
+{
+    for (int i = 0; i < o->nops; i++)
+        if (strcasecmp(o->ops[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* "name=w,name=w)" of ratio(...) / ops(...): the run's op types. upper
+ * spells names as cassandra-stress prints the built-in ones (WRITE, READ). */
+static int parse_ops(const char *list, const char *word, bool upper, stress_opts *o)
+{
+    char buf[512];
+    size_t n = strlen(list);
+    if (n < 2 || list[n - 1] != ')' || n >= sizeof(buf)) return fail("expected name=weight,...) in '%s'", word);
+    memcpy(buf, list, n - 1);
+    buf[n - 1] = 0;
+    o->nops = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        int w;
+        if (!eq || eq == tok || (size_t)(eq - tok) >= STRESS_OP_NAME || !parse_int(eq + 1, 0, 1000000, &w))
+            return fail("bad name=weight in '%s'", word);
+        *eq = 0;
+        if (o->nops == STRESS_MAX_OPS) return fail("more than 8 operation types in '%s'", word);
+        if (stress_op_find(o, tok) >= 0) return fail("operation named twice in '%s'", word);
+        stress_op *op = &o->ops[o->nops++];
+        for (size_t i = 0; tok[i]; i++) op->name[i] = upper ? (char)toupper((unsigned char)tok[i]) : tok[i];
+        op->weight = w;
+    }
+    int total = 0;
+    for (int i = 0; i < o->nops; i++) total += o->ops[i].weight;
+    return total > 0 ? 0 : fail("no operation has a weight in '%s'", word);
 }
 
 static int parse_command_word(const char *a, stress_opts *o)
 {
     const char *v;
     if ((v = after(a, "n="))) {
-        if (!parse_count(v, &o->n) || o->n == 0) return fail("bad operation count '%s'", a);
+        if (!stress_parse_count(v, &o->n) || o->n == 0) return fail("bad operation count '%s'", a);
         o->duration_s = 0;
     } else if ((v = after(a, "duration="))) {
         if (!parse_duration(v, &o->duration_s)) return fail("bad duration '%s'", a);
@@ -187,16 +181,15 @@ static int parse_command_word(const char *a, stress_opts *o)
         if ((o->cl = sib_client_parse_cl(v)) < 0) return fail("unknown consistency level '%s'", v);
     } else if (strcasecmp(a, "no-warmup") == 0) {
         o->warmup = false;
-    } else if ((v = after(a, "ratio("))) {
-        int w = 0, r = 0;
-        char tail[4] = "";
-        if (sscanf(v, "write=%d,read=%d%3s", &w, &r, tail) == 3 || sscanf(v, "read=%d,write=%d%3s", &r, &w, tail) == 3) {
-            if (strcmp(tail, ")") != 0 || w < 0 || r < 0 || w + r == 0) return fail("bad ratio '%s'", a);
-            o->ratio[OP_WRITE] = w;
-            o->ratio[OP_READ] = r;
-        } else {
-            return fail("bad ratio '%s' (ratio(write=1,read=3))", a);
-        }
+    } else if ((v = after(a, "ratio(")) && o->cmd == CMD_MIXED) {
+        if (parse_ops(v, a, true, o) < 0) return -1;
+        for (int i = 0; i < o->nops; i++)
+            if (strcmp(o->ops[i].name, "WRITE") && strcmp(o->ops[i].name, "READ"))
+                return fail("ratio() takes write and read, not '%s'", o->ops[i].name);
+    } else if ((v = after(a, "ops(")) && o->cmd == CMD_USER) {
+        return parse_ops(v, a, false, o);
+    } else if ((v = after(a, "profile=")) && o->cmd == CMD_USER) {
+        o->profile = v;
     } else {
         return fail("unknown option '%s'", a);
     }
@@ -245,19 +238,16 @@ static int parse_group_word(const char *group, const char *a, stress_opts *o)
         } else {
             num = v;
         }
-        if (!parse_count(num, &sz) || sz > STRESS_VALUE_POOL / 2) return fail("bad value size '%s'", a);
+        if (!stress_parse_count(num, &sz) || sz > STRESS_VALUE_POOL / 2) return fail("bad value size '%s'", a);
         o->value_size = (uint32_t)sz;
     } else if (strcmp(group, "-pop") == 0) {
-        const char *rest;
+        char buf[128];
         if ((v = after(a, "seq="))) {
-            if (!parse_range(v, &o->pop_lo, &o->pop_hi, &rest) || *rest) return fail("bad range '%s'", a);
-            o->dist = DIST_SEQ;
-            o->pop_given = true;
-        } else if ((v = after(a, "dist="))) {
-            return parse_dist(v, o);
-        } else {
-            return fail("bad -pop option '%s' (seq=lo..hi or dist=...)", a);
+            snprintf(buf, sizeof(buf), "SEQ(%s)", v);
+            return parse_pop(buf, o);
         }
+        if ((v = after(a, "dist="))) return parse_pop(v, o);
+        return fail("bad -pop option '%s' (seq=lo..hi or dist=...)", a);
     } else if (strcmp(group, "-schema") == 0) {
         int rf;
         char tail[4] = "";
@@ -294,9 +284,6 @@ static void set_defaults(stress_opts *o)
     o->rf = 1;
     o->prepared = true;
     o->warmup = true;
-    o->ratio[OP_WRITE] = 1;
-    o->ratio[OP_READ] = 1;
-    o->zipf_s = 0.99;
 }
 
 static void keep_command_line(int argc, char **argv, stress_opts *o)
@@ -309,25 +296,46 @@ static void keep_command_line(int argc, char **argv, stress_opts *o)
     }
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const stress_op *)a)->name, ((const stress_op *)b)->name);
+}
+
 /* Population default: cassandra-stress writes seq=1..n and reads the same
- * range at random, so a read after a write of n keys finds every key. */
-static void finish_defaults(stress_opts *o)
+ * range at random, so a read after a write of n keys finds every key. The
+ * op types: WRITE or READ alone, mixed READ/WRITE 1:1 unless ratio() said
+ * otherwise, sorted by name as cassandra-stress reports them. */
+static int finish_defaults(stress_opts *o)
 {
     if (!o->pop_given) {
-        o->pop_lo = 1;
-        o->pop_hi = o->n ? o->n : 1000000;
-        o->dist = o->cmd == CMD_WRITE ? DIST_SEQ : DIST_UNIFORM;
+        o->pop.lo = 1;
+        o->pop.hi = o->n ? o->n : 1000000;
+        o->pop.kind = o->cmd == CMD_WRITE ? DIST_SEQ : DIST_UNIFORM;
     }
     if (o->nnodes == 0) o->nodes[o->nnodes++] = "127.0.0.1";
-    if (o->cmd == CMD_WRITE) o->ratio[OP_READ] = 0;
-    if (o->cmd == CMD_READ) o->ratio[OP_WRITE] = 0;
+    if (o->cmd == CMD_WRITE || o->cmd == CMD_READ) {
+        o->nops = 1;
+        snprintf(o->ops[0].name, STRESS_OP_NAME, "%s", o->cmd == CMD_WRITE ? "WRITE" : "READ");
+        o->ops[0].weight = 1;
+    } else if (o->cmd == CMD_MIXED && o->nops == 0) {
+        o->nops = 2;
+        o->ops[0] = (stress_op){"READ", 1};
+        o->ops[1] = (stress_op){"WRITE", 1};
+    }
+    if (o->cmd == CMD_USER) {
+        if (!o->profile) return fail("%s", "user needs profile=file.yaml");
+        if (o->nops == 0) return fail("%s", "user needs ops(insert=1,...)");
+        if (!o->prepared) return fail("%s", "user profiles run prepared statements only (drop -mode unprepared)");
+    }
+    qsort(o->ops, (size_t)o->nops, sizeof(o->ops[0]), by_name);
+    return 0;
 }
 
 int stress_parse(int argc, char **argv, stress_opts *o)
 {
     set_defaults(o);
     keep_command_line(argc, argv, o);
-    if (argc < 1) return fail("%s", "missing command (write, read or mixed)");
+    if (argc < 1) return fail("%s", "missing command (write, read, mixed or user)");
     const char *cmd = argv[0];
     if (!strcmp(cmd, "help") || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         stress_usage(stdout);
@@ -336,7 +344,8 @@ int stress_parse(int argc, char **argv, stress_opts *o)
     if (!strcasecmp(cmd, "write")) o->cmd = CMD_WRITE;
     else if (!strcasecmp(cmd, "read")) o->cmd = CMD_READ;
     else if (!strcasecmp(cmd, "mixed")) o->cmd = CMD_MIXED;
-    else return fail("unknown command '%s' (write, read or mixed)", cmd);
+    else if (!strcasecmp(cmd, "user")) o->cmd = CMD_USER;
+    else return fail("unknown command '%s' (write, read, mixed or user)", cmd);
     const char *group = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -350,8 +359,7 @@ int stress_parse(int argc, char **argv, stress_opts *o)
         if (rc < 0) return rc;
     }
     if (o->n == 0 && o->duration_s == 0) return fail("%s", "give n=N or duration=T");
-    finish_defaults(o);
-    return 0;
+    return finish_defaults(o);
 }
 
 /* ====================================================================== */
@@ -367,53 +375,16 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-static int check(sib_result *r, int rc, const char *what, sib_err *err)
-{
-    if (rc == 0 && r->kind == SIB_RESULT_ERROR) {
-        sib_result_to_err(r, err);
-        char msg[sizeof(err->msg)];
-        snprintf(msg, sizeof(msg), "%.64s: %.400s", what, err->msg);
-        memcpy(err->msg, msg, sizeof(msg));
-        rc = err->code;
-    }
-    sib_result_free(r);
-    return rc;
-}
-
-/* Creates the schema cassandra-stress uses (if missing). */
-static int create_schema(const stress_opts *o, sib_err *err)
-{
-    sib_client *cl;
-    sib_client_opts co = {.host = o->nodes[0], .port = o->port, .lz4 = o->lz4};
-    int rc = sib_client_connect(&cl, &co, err);
-    if (rc < 0) return rc;
-    char ddl[512];
-    snprintf(ddl, sizeof(ddl),
-             "CREATE KEYSPACE IF NOT EXISTS keyspace1 WITH replication = "
-             "{'class': 'SimpleStrategy', 'replication_factor': %d} AND durable_writes = true",
-             o->rf);
-    sib_result r;
-    rc = check(&r, sib_client_query(cl, ddl, CQL_ONE, 0, NULL, &r, err), "create keyspace", err);
-    if (rc == 0) {
-        const char *table = "CREATE TABLE IF NOT EXISTS keyspace1.standard1 (key blob PRIMARY KEY, \"C0\" blob)";
-        rc = check(&r, sib_client_query(cl, table, CQL_ONE, 0, NULL, &r, err), "create table", err);
-    }
-    sib_client_close(cl);
-    return rc;
-}
-
 static int shared_init(stress_shared *sh, const stress_opts *o, sib_err *err)
 {
     memset(sh, 0, sizeof(*sh));
     sh->o = o;
-    keygen_init(&sh->keys, o->dist, o->pop_lo, o->pop_hi, o->zipf_s);
+    keygen_init(&sh->keys, &o->pop);
     sh->values = malloc(STRESS_VALUE_POOL);
     if (!sh->values) return sib_err_set(err, SIB_ENOMEM, "value pool");
     sib_rng rng;
     sib_rng_seed(&rng);
     for (size_t i = 0; i < STRESS_VALUE_POOL; i += 8) put_le64(sh->values + i, sib_rng_next(&rng));
-    snprintf(sh->write_cql, sizeof(sh->write_cql), "INSERT INTO keyspace1.standard1 (key, \"C0\") VALUES (?, ?)");
-    snprintf(sh->read_cql, sizeof(sh->read_cql), "SELECT key, \"C0\" FROM keyspace1.standard1 WHERE key = ?");
     atomic_init(&sh->issued, 0);
     atomic_init(&sh->stop, false);
     atomic_init(&sh->running, 0);
@@ -447,36 +418,69 @@ static void sleep_until(int64_t mono_ns)
     nanosleep(&ts, NULL); /* EINTR (Ctrl-C) just ends the wait early */
 }
 
-static void print_settings(const stress_opts *o)
+static void print_settings(const stress_shared *sh)
 {
-    static const char *const dists[] = {"SEQ", "UNIFORM", "ZIPF"};
+    const stress_opts *o = sh->o;
+    static const char *const cmds[] = {"WRITE", "READ", "MIXED", "USER"};
     FILE *out = o->format == OUT_TEXT ? stdout : stderr;
+    char d[64];
     fprintf(out, "******************** Stress Settings ********************\n");
-    fprintf(out, "Command: %s (%s statements), consistency %s\n",
-            o->cmd == CMD_WRITE ? "WRITE" : o->cmd == CMD_READ ? "READ" : "MIXED",
-            o->prepared ? "prepared" : "unprepared", cql_cl_name(o->cl));
+    fprintf(out, "Command: %s (%s statements), consistency %s\n", cmds[o->cmd], o->prepared ? "prepared" : "unprepared",
+            cql_cl_name(o->cl));
     if (o->n) fprintf(out, "  Operations: %llu\n", (unsigned long long)o->n);
     else fprintf(out, "  Duration: %.1f s\n", o->duration_s);
-    if (o->cmd == CMD_MIXED) fprintf(out, "  Ratio: write=%d, read=%d\n", o->ratio[OP_WRITE], o->ratio[OP_READ]);
-    fprintf(out, "Nodes: ");
+    fprintf(out, "  Ops:");
+    for (int i = 0; i < o->nops; i++) fprintf(out, "%s %s=%d", i ? "," : "", o->ops[i].name, o->ops[i].weight);
+    fprintf(out, "\nNodes: ");
     for (size_t i = 0; i < o->nnodes; i++) fprintf(out, "%s%s", i ? "," : "", o->nodes[i]);
     fprintf(out, " port %u%s\n", o->port, o->lz4 ? " (lz4)" : "");
     fprintf(out, "Rate: threads=%d, connections/thread=%d, in flight/connection=%d", o->threads, o->conns, o->inflight);
     if (o->rate > 0) fprintf(out, ", fixed=%.0f/s", o->rate);
-    fprintf(out, "\nColumns: C0 size=FIXED(%u)\nPopulation: %s(%llu..%llu)\n", o->value_size, dists[o->dist],
-            (unsigned long long)o->pop_lo, (unsigned long long)o->pop_hi);
+    fprintf(out, "\n");
+    if (o->cmd == CMD_USER) {
+        fprintf(out, "Profile: %s (keyspace %s)\n", o->profile, sh->profile->keyspace);
+        if (o->pop_given) fprintf(out, "Partitions: %s\n", stress_dist_name(&o->pop, d, sizeof(d)));
+        for (int i = 0; i < o->nops; i++) fprintf(out, "  %s: %s\n", o->ops[i].name, sh->defs[i].cql);
+        fprintf(out, "\n");
+        return;
+    }
+    fprintf(out, "Columns: C0 size=FIXED(%u)\nPopulation: %s\n", o->value_size,
+            stress_dist_name(&o->pop, d, sizeof(d)));
     fprintf(out, "Schema: keyspace1.standard1, replication factor %d\n\n", o->rf);
+}
+
+/* Loads the profile, creates the schema and learns what each op binds, on
+ * a connection of its own. */
+static int setup(stress_shared *sh, sib_err *err)
+{
+    const stress_opts *o = sh->o;
+    int rc = o->cmd == CMD_USER ? profile_load(o->profile, &sh->profile, err) : 0;
+    if (rc < 0) return rc;
+    sib_client *cl;
+    sib_client_opts co = {.host = o->nodes[0], .port = o->port, .lz4 = o->lz4};
+    rc = sib_client_connect(&cl, &co, err);
+    if (rc < 0) return rc;
+    rc = workload_setup(sh, cl, err);
+    sib_client_close(cl);
+    return rc;
+}
+
+static bool any_ops(const stress_stats *s)
+{
+    for (int t = 0; t < STRESS_MAX_OPS; t++)
+        if (s->ops[t]) return true;
+    return false;
 }
 
 static int run(const stress_opts *o, sib_err *err)
 {
     stress_shared sh;
     int rc = shared_init(&sh, o, err);
-    if (rc == 0) rc = create_schema(o, err);
+    if (rc == 0) rc = setup(&sh, err);
     stress_report *rep = rc == 0 ? report_create(o, err) : NULL;
     if (rc == 0 && !rep) rc = SIB_ENOMEM;
     if (rc < 0) goto out;
-    print_settings(o);
+    print_settings(&sh);
     sh.start_ns = sib_mono_ns();
     if (o->duration_s > 0) sh.end_ns = sh.start_ns + (int64_t)(o->duration_s * 1e9);
     rc = stress_workers_start(&sh, err);
@@ -501,8 +505,7 @@ static int run(const stress_opts *o, sib_err *err)
     if (iv) {
         /* What finished between the last tick and the join; usually nothing. */
         collect(&sh, iv, last_error, sizeof(last_error));
-        if (iv->ops[OP_WRITE] + iv->ops[OP_READ] > 0)
-            report_interval(rep, elapsed, (double)(sib_mono_ns() - prev) / 1e9, iv, last_error);
+        if (any_ops(iv)) report_interval(rep, elapsed, (double)(sib_mono_ns() - prev) / 1e9, iv, last_error);
     }
     free(iv);
     for (int i = 0; i < o->threads && rc == 0; i++) {
@@ -516,6 +519,8 @@ out:
         for (int i = 0; i < o->threads; i++) pthread_mutex_destroy(&sh.workers[i].mu);
     free(sh.workers);
     free(sh.values);
+    workload_destroy(sh.wl);
+    profile_destroy(sh.profile);
     return rc;
 }
 

@@ -1,5 +1,4 @@
-/* stats.c: the latency histogram, key distributions, stats and reports of
- * sibyl-stress.
+/* stats.c: the latency histogram, distributions and stats of sibyl-stress.
  *
  * Histogram layout (HDR-style, log-linear): values below 2^7 ns get one
  * bucket each; above, every power of two [2^m, 2^(m+1)) is cut into 128
@@ -10,28 +9,24 @@
  * A histogram is a plain struct of counters, so merging is a loop of adds
  * and the reporter can swap interval histograms out of the workers cheaply.
  *
+ * Distributions are cassandra-stress's names: FIXED, UNIFORM, SEQ, ZIPF and
+ * GAUSSIAN(min..max,stdvrng) (mean in the middle, stdev = (mean-min)/stdvrng,
+ * stdvrng 3 by default) or GAUSSIAN(min..max,mean,stdev); gaussian draws
+ * outside [min, max] are clamped, as cassandra-stress's bounded
+ * distributions do.
+ *
  * Zipf: rejection-inversion sampling (W. Hörmann, G. Derflinger, "Rejection-
  * inversion to generate variates from monotone discrete distributions",
  * 1996), as Apache Commons RNG implements it. P(k) ~ 1/k^s over 1..N; rank 1
  * is the hottest key and maps to the lowest key index of the population.
- *
- * Reports: text output copies cassandra-stress: a header, one line per second
- *   total,  1234567,   98765,   0.412,   0.380,   1.203,   3.004,  12.1,   12.0,       0
- * (total ops, op/s, mean/median/p99/p99.9/max latency in ms, elapsed s,
- * errors), then "Results:" with "Op rate : 123,456 op/s [WRITE: ...]" etc.
- *
- * JSON document (--json on stdout, -log file=x.json):
- *   {"command": "...", "intervals": [{"time_s", "ops", "op_rate",
- *    "mean_ms", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "errors"}...],
- *    "summary": {"op_rate", "total_ops", "total_errors", "latency_*_ms"...,
- *    "per_type": {"WRITE": {...}, "READ": {...}}}}
- * CSV (--csv, -log file=x.csv): a header and one row per interval, then a
- * row with time_s "total" for the whole run. tools/plot_stress.py reads both.
  */
 #include "stress.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <strings.h>
 
 /* ---- histogram ---- */
 
@@ -102,20 +97,22 @@ double hist_mean_ns(const hist *h) { return h->count ? (double)h->sum_ns / (doub
 
 void stats_reset(stress_stats *s)
 {
-    memset(s->ops, 0, sizeof(s->ops));
-    memset(s->errors, 0, sizeof(s->errors));
-    s->misses = 0;
-    for (int t = 0; t < OP_NTYPES; t++) hist_reset(&s->h[t]);
+    memset(s, 0, offsetof(stress_stats, h));
+    for (int t = 0; t < STRESS_MAX_OPS; t++) hist_reset(&s->h[t]);
 }
 
 void stats_merge(stress_stats *into, const stress_stats *from)
 {
-    for (int t = 0; t < OP_NTYPES; t++) {
+    for (int t = 0; t < STRESS_MAX_OPS; t++) {
         into->ops[t] += from->ops[t];
         into->errors[t] += from->errors[t];
+        into->partitions[t] += from->partitions[t];
+        into->rows[t] += from->rows[t];
         hist_merge(&into->h[t], &from->h[t]);
     }
     into->misses += from->misses;
+    into->reprepares += from->reprepares;
+    into->reconnects += from->reconnects;
 }
 
 /* ---- randomness and keys ---- */
@@ -151,14 +148,16 @@ static double zipf_hint_inv(double s, double x)
     return exp(helper1(t) * x);
 }
 
-void keygen_init(keygen *g, dist_kind kind, uint64_t lo, uint64_t hi, double s)
+void keygen_init(keygen *g, const stress_dist *d)
 {
     memset(g, 0, sizeof(*g));
-    g->kind = kind;
-    g->lo = lo;
-    g->hi = hi < lo ? lo : hi;
-    g->s = s > 0 ? s : 0.99;
-    if (kind == DIST_ZIPF) {
+    g->kind = d->kind;
+    g->lo = d->lo;
+    g->hi = d->hi < d->lo ? d->lo : d->hi;
+    g->s = d->s > 0 ? d->s : 0.99;
+    g->mean = d->mean;
+    g->stdev = d->stdev;
+    if (g->kind == DIST_ZIPF) {
         double n = (double)(g->hi - g->lo + 1);
         g->h_x1 = zipf_hint(g->s, 1.5) - 1;
         g->h_n = zipf_hint(g->s, n + 0.5);
@@ -179,6 +178,17 @@ static uint64_t zipf_next(const keygen *g, sib_rng *rng)
     }
 }
 
+/* Box-Muller; one of the pair is thrown away to keep keygen stateless. */
+static uint64_t gauss_next(const keygen *g, sib_rng *rng)
+{
+    double u1 = stress_rand01(rng), u2 = stress_rand01(rng);
+    double z = sqrt(-2.0 * log(u1 > 0 ? u1 : 0x1.0p-53)) * cos(2 * M_PI * u2);
+    double v = floor(g->mean + z * g->stdev + 0.5);
+    if (v < (double)g->lo) return g->lo;
+    if (v > (double)g->hi) return g->hi;
+    return (uint64_t)v;
+}
+
 uint64_t keygen_next(const keygen *g, sib_rng *rng, uint64_t seq)
 {
     uint64_t span = g->hi - g->lo + 1; /* 0 only for the full 2^64 range */
@@ -186,268 +196,124 @@ uint64_t keygen_next(const keygen *g, sib_rng *rng, uint64_t seq)
     case DIST_SEQ: return g->lo + (span ? seq % span : seq);
     case DIST_UNIFORM: return g->lo + (span ? sib_rng_next(rng) % span : sib_rng_next(rng));
     case DIST_ZIPF: return g->lo + zipf_next(g, rng);
+    case DIST_FIXED: return g->lo;
+    case DIST_GAUSS: return gauss_next(g, rng);
     }
     return g->lo;
 }
 
-/* ====================================================================== */
-/* Reports: progress lines, summary, JSON / CSV                            */
-/* ====================================================================== */
+uint64_t stress_mix(uint64_t a, uint64_t b)
+{
+    uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
 
-static const char *const type_names[OP_NTYPES] = {"WRITE", "READ"};
+/* ---- parsing distributions ---- */
 
-struct stress_report {
-    const stress_opts *o;
-    stress_stats total;
-    sib_buf intervals_json; /* comma-separated interval objects */
-    sib_buf csv;
-    bool header_done;
+bool stress_parse_count(const char *s, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s)) return false;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno || end == s) return false;
+    switch (tolower((unsigned char)*end)) {
+    case 'k': v *= 1e3; end++; break;
+    case 'm': v *= 1e6; end++; break;
+    case 'b': v *= 1e9; end++; break;
+    default: break;
+    }
+    if (*end || v < 0 || v > 1.8e19) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static const struct {
+    const char *name;
+    dist_kind kind;
+} dist_names[] = {
+    {"FIXED", DIST_FIXED}, {"UNIFORM", DIST_UNIFORM}, {"SEQ", DIST_SEQ},     {"ZIPF", DIST_ZIPF},
+    {"ZIPFIAN", DIST_ZIPF}, {"GAUSSIAN", DIST_GAUSS}, {"GAUSS", DIST_GAUSS}, {"NORMAL", DIST_GAUSS},
+    {"NORM", DIST_GAUSS},
 };
 
-static const char csv_header[] = "time_s,ops,op_rate,mean_ms,p50_ms,p95_ms,p99_ms,p999_ms,max_ms,errors\n";
-
-stress_report *report_create(const stress_opts *o, sib_err *err)
+/* Splits "lo..hi,a,b" (or "v" for FIXED) into up to 4 numbers' texts. */
+static int split_args(char *args, char *parts[4], bool *ranged)
 {
-    stress_report *r = calloc(1, sizeof(*r));
-    if (!r) {
-        sib_err_set(err, SIB_ENOMEM, "report");
-        return NULL;
+    int n = 0;
+    char *dots = strstr(args, "..");
+    *ranged = dots != NULL;
+    if (dots) {
+        *dots = 0;
+        parts[n++] = args;
+        args = dots + 2;
     }
-    r->o = o;
-    stats_reset(&r->total);
-    sib_buf_init(&r->intervals_json);
-    sib_buf_init(&r->csv);
-    sib_buf_printf(&r->csv, "%s", csv_header);
-    return r;
-}
-
-void report_destroy(stress_report *r)
-{
-    if (!r) return;
-    sib_buf_free(&r->intervals_json);
-    sib_buf_free(&r->csv);
-    free(r);
-}
-
-static double ms(uint64_t ns) { return (double)ns / 1e6; }
-
-/* Both op types in one histogram (the "total" line). */
-static void combined(const stress_stats *s, hist *h, uint64_t *ops, uint64_t *errors)
-{
-    hist_reset(h);
-    *ops = *errors = 0;
-    for (int t = 0; t < OP_NTYPES; t++) {
-        hist_merge(h, &s->h[t]);
-        *ops += s->ops[t];
-        *errors += s->errors[t];
+    char *save = NULL;
+    for (char *tok = strtok_r(args, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == 4) return -1;
+        parts[n++] = tok;
     }
+    return n;
 }
 
-/* "1234567" -> "1,234,567" like cassandra-stress's summary. */
-static const char *grouped(uint64_t v, char buf[32])
+static bool parse_real(const char *s, double *out)
 {
-    char raw[24];
-    int n = snprintf(raw, sizeof(raw), "%llu", (unsigned long long)v);
-    int out = 0;
-    for (int i = 0; i < n; i++) {
-        if (i && (n - i) % 3 == 0) buf[out++] = ',';
-        buf[out++] = raw[i];
-    }
-    buf[out] = 0;
-    return buf;
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return !errno && end != s && *end == 0;
 }
 
-void report_interval(stress_report *r, double elapsed_s, double interval_s, const stress_stats *iv,
-                     const char *last_error)
+int stress_dist_parse(const char *text, stress_dist *d, sib_err *err)
 {
-    stats_merge(&r->total, iv);
-    hist h;
-    uint64_t ops, errors, tops, terrs;
-    combined(iv, &h, &ops, &errors);
-    hist th;
-    combined(&r->total, &th, &tops, &terrs);
-    double rate = interval_s > 0 ? (double)ops / interval_s : 0;
-    FILE *out = r->o->format == OUT_TEXT ? stdout : stderr;
-    if (!r->header_done) {
-        fprintf(out, "%-5s %11s, %9s, %8s, %8s, %8s, %8s, %8s, %7s, %7s\n", "type", "total ops", "op/s", "mean",
-                "med", ".99", ".999", "max", "time", "errors");
-        r->header_done = true;
-    }
-    fprintf(out, "%-5s %11llu, %9.0f, %8.3f, %8.3f, %8.3f, %8.3f, %8.1f, %7.1f, %7llu\n", "total,",
-            (unsigned long long)tops, rate, hist_mean_ns(&h) / 1e6, ms(hist_percentile(&h, 50)),
-            ms(hist_percentile(&h, 99)), ms(hist_percentile(&h, 99.9)), ms(h.max_ns), elapsed_s,
-            (unsigned long long)terrs);
-    if (errors && last_error && *last_error) fprintf(stderr, "  last error: %s\n", last_error);
-    fflush(out);
-    if (r->intervals_json.len) sib_buf_printf(&r->intervals_json, ",\n    ");
-    sib_buf_printf(&r->intervals_json,
-                   "{\"time_s\": %.3f, \"ops\": %llu, \"op_rate\": %.1f, \"mean_ms\": %.4f, \"p50_ms\": %.4f, "
-                   "\"p95_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, \"max_ms\": %.4f, \"errors\": %llu}",
-                   elapsed_s, (unsigned long long)ops, rate, hist_mean_ns(&h) / 1e6, ms(hist_percentile(&h, 50)),
-                   ms(hist_percentile(&h, 95)), ms(hist_percentile(&h, 99)), ms(hist_percentile(&h, 99.9)),
-                   ms(h.max_ns), (unsigned long long)errors);
-    sib_buf_printf(&r->csv, "%.3f,%llu,%.1f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%llu\n", elapsed_s, (unsigned long long)ops,
-                   rate, hist_mean_ns(&h) / 1e6, ms(hist_percentile(&h, 50)), ms(hist_percentile(&h, 95)),
-                   ms(hist_percentile(&h, 99)), ms(hist_percentile(&h, 99.9)), ms(h.max_ns),
-                   (unsigned long long)errors);
-}
-
-/* ---- summary ---- */
-
-typedef struct lat_row {
-    const char *label;
-    double pct; /* 0 = mean, 100 = max */
-} lat_row;
-
-static const lat_row lat_rows[] = {
-    {"Latency mean", 0},           {"Latency median", 50},           {"Latency 95th percentile", 95},
-    {"Latency 99th percentile", 99}, {"Latency 99.9th percentile", 99.9}, {"Latency max", 100},
-};
-
-static double lat_ms(const hist *h, double pct) { return pct == 0 ? hist_mean_ns(h) / 1e6 : ms(hist_percentile(h, pct)); }
-
-/* " [WRITE: 1,234 op/s, READ: ...]" for the types this run used. */
-static void per_type(const stress_report *r, sib_buf *b, int what, double pct, double secs)
-{
-    const stress_stats *s = &r->total;
-    bool first = true;
-    sib_buf_printf(b, " [");
-    for (int t = 0; t < OP_NTYPES; t++) {
-        if (!r->o->ratio[t]) continue;
-        char g[32];
-        sib_buf_printf(b, "%s%s: ", first ? "" : ", ", type_names[t]);
-        first = false;
-        if (what == 0) sib_buf_printf(b, "%s op/s", grouped((uint64_t)((double)s->ops[t] / secs + 0.5), g));
-        else if (what == 1) sib_buf_printf(b, "%.3f ms", lat_ms(&s->h[t], pct));
-        else if (what == 2) sib_buf_printf(b, "%s", grouped(s->ops[t], g));
-        else sib_buf_printf(b, "%s", grouped(s->errors[t], g));
-    }
-    sib_buf_printf(b, "]\n");
-}
-
-static void text_summary(const stress_report *r, double secs, sib_buf *b)
-{
-    hist h;
-    uint64_t ops, errors;
-    combined(&r->total, &h, &ops, &errors);
-    char g[32];
-    uint64_t ok = ops - errors;
-    sib_buf_printf(b, "\nResults:\n");
-    sib_buf_printf(b, "%-26s: %9s op/s", "Op rate", grouped((uint64_t)((double)ok / secs + 0.5), g));
-    per_type(r, b, 0, 0, secs);
-    sib_buf_printf(b, "%-26s: %9s pk/s\n", "Partition rate", grouped((uint64_t)((double)ok / secs + 0.5), g));
-    for (size_t i = 0; i < SIB_ARRAY_LEN(lat_rows); i++) {
-        sib_buf_printf(b, "%-26s: %9.3f ms", lat_rows[i].label, lat_ms(&h, lat_rows[i].pct));
-        per_type(r, b, 1, lat_rows[i].pct, secs);
-    }
-    sib_buf_printf(b, "%-26s: %9s", "Total partitions", grouped(ok, g));
-    per_type(r, b, 2, 0, secs);
-    if (r->o->ratio[OP_READ]) sib_buf_printf(b, "%-26s: %9s\n", "Total partitions missed", grouped(r->total.misses, g));
-    sib_buf_printf(b, "%-26s: %9s", "Total errors", grouped(errors, g));
-    per_type(r, b, 3, 0, secs);
-    unsigned long t = (unsigned long)(secs + 0.5);
-    sib_buf_printf(b, "%-26s: %02lu:%02lu:%02lu\n", "Total operation time", t / 3600, t / 60 % 60, t % 60);
-}
-
-static void json_lat(sib_buf *b, const hist *h)
-{
-    for (size_t i = 0; i < SIB_ARRAY_LEN(lat_rows); i++) {
-        static const char *const keys[] = {"mean", "median", "p95", "p99", "p999", "max"};
-        sib_buf_printf(b, "%s\"latency_%s_ms\": %.4f", i ? ", " : "", keys[i], lat_ms(h, lat_rows[i].pct));
-    }
-}
-
-/* Escapes a string for a JSON value (the command line may hold quotes). */
-static void json_str(sib_buf *b, const char *s)
-{
-    sib_buf_u8(b, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') sib_buf_printf(b, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) sib_buf_printf(b, "\\u%04x", *s);
-        else sib_buf_u8(b, (uint8_t)*s);
-    }
-    sib_buf_u8(b, '"');
-}
-
-static void json_doc(const stress_report *r, double secs, sib_buf *b)
-{
-    hist h;
-    uint64_t ops, errors;
-    combined(&r->total, &h, &ops, &errors);
-    sib_buf_printf(b, "{\n  \"command\": ");
-    json_str(b, r->o->command_line);
-    sib_buf_printf(b, ",\n  \"intervals\": [\n    ");
-    sib_buf_append(b, r->intervals_json.p, r->intervals_json.len);
-    sib_buf_printf(b, "\n  ],\n  \"summary\": {\"op_rate\": %.1f, \"total_ops\": %llu, \"total_errors\": %llu, "
-                      "\"total_misses\": %llu, \"time_s\": %.3f, ",
-                   (double)(ops - errors) / secs, (unsigned long long)ops, (unsigned long long)errors,
-                   (unsigned long long)r->total.misses, secs);
-    json_lat(b, &h);
-    sib_buf_printf(b, ", \"per_type\": {");
-    bool first = true;
-    for (int t = 0; t < OP_NTYPES; t++) {
-        if (!r->o->ratio[t]) continue;
-        sib_buf_printf(b, "%s\"%s\": {\"op_rate\": %.1f, \"ops\": %llu, \"errors\": %llu, ", first ? "" : ", ",
-                       type_names[t], (double)(r->total.ops[t] - r->total.errors[t]) / secs,
-                       (unsigned long long)r->total.ops[t], (unsigned long long)r->total.errors[t]);
-        json_lat(b, &r->total.h[t]);
-        sib_buf_printf(b, "}");
-        first = false;
-    }
-    sib_buf_printf(b, "}}\n}\n");
-}
-
-static void csv_doc(const stress_report *r, double secs, sib_buf *b)
-{
-    hist h;
-    uint64_t ops, errors;
-    combined(&r->total, &h, &ops, &errors);
-    sib_buf_append(b, r->csv.p, r->csv.len);
-    sib_buf_printf(b, "total,%llu,%.1f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%llu\n", (unsigned long long)ops,
-                   (double)(ops - errors) / secs, hist_mean_ns(&h) / 1e6, ms(hist_percentile(&h, 50)),
-                   ms(hist_percentile(&h, 95)), ms(hist_percentile(&h, 99)), ms(hist_percentile(&h, 99.9)),
-                   ms(h.max_ns), (unsigned long long)errors);
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static int write_file(const char *path, const sib_buf *b, sib_err *err)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return sib_err_errno(err, "open %s", path);
-    bool ok = fwrite(b->p, 1, b->len, f) == b->len;
-    ok = fclose(f) == 0 && ok;
-    return ok ? 0 : sib_err_errno(err, "write %s", path);
-}
-
-int report_finish(stress_report *r, double elapsed_s, sib_err *err)
-{
-    double secs = elapsed_s > 1e-3 ? elapsed_s : 1e-3;
-    sib_buf text, doc;
-    sib_buf_init(&text);
-    sib_buf_init(&doc);
-    text_summary(r, secs, &text);
-    int rc = 0;
-    if (r->o->format == OUT_TEXT) {
-        fwrite(text.p, 1, text.len, stdout);
+    char buf[128];
+    memset(d, 0, sizeof(*d));
+    const char *open = strchr(text, '(');
+    size_t nlen = open ? (size_t)(open - text) : 0;
+    size_t k = 0;
+    for (; open && k < SIB_ARRAY_LEN(dist_names); k++)
+        if (strlen(dist_names[k].name) == nlen && strncasecmp(text, dist_names[k].name, nlen) == 0) break;
+    if (!open || k == SIB_ARRAY_LEN(dist_names))
+        return sib_err_set(err, SIB_EINVAL,
+                           "unknown distribution '%s' (FIXED(n), UNIFORM(lo..hi), SEQ(lo..hi), ZIPF(lo..hi[,s]) or "
+                           "GAUSSIAN(lo..hi[,stdvrng]))", text);
+    d->kind = dist_names[k].kind;
+    size_t alen = strlen(open + 1);
+    if (alen == 0 || open[alen] != ')' || alen >= sizeof(buf))
+        return sib_err_set(err, SIB_EINVAL, "expected ')' at the end of '%s'", text);
+    memcpy(buf, open + 1, alen - 1);
+    buf[alen - 1] = 0;
+    char *parts[4];
+    bool ranged;
+    int n = split_args(buf, parts, &ranged);
+    bool ok = n >= 1 && stress_parse_count(parts[0], &d->lo);
+    if (d->kind == DIST_FIXED) {
+        ok = ok && !ranged && n == 1;
+        d->hi = d->lo;
     } else {
-        fwrite(text.p, 1, text.len, stderr);
-        if (r->o->format == OUT_JSON) json_doc(r, secs, &doc);
-        else csv_doc(r, secs, &doc);
-        fwrite(doc.p, 1, doc.len, stdout);
+        ok = ok && ranged && n >= 2 && stress_parse_count(parts[1], &d->hi) && d->hi >= d->lo;
     }
-    fflush(stdout);
-    if (r->o->log_file) {
-        sib_buf_reset(&doc);
-        if (ends_with(r->o->log_file, ".csv")) csv_doc(r, secs, &doc);
-        else json_doc(r, secs, &doc);
-        rc = doc.oom ? sib_err_set(err, SIB_ENOMEM, "log") : write_file(r->o->log_file, &doc, err);
+    if (ok && d->kind == DIST_ZIPF) {
+        d->s = 0.99;
+        ok = n == 2 || (n == 3 && parse_real(parts[2], &d->s) && d->s > 0);
+    } else if (ok && d->kind == DIST_GAUSS) {
+        double stdvrng = 3;
+        d->mean = ((double)d->lo + (double)d->hi) / 2;
+        if (n == 3) ok = parse_real(parts[2], &stdvrng) && stdvrng > 0;
+        else if (n == 4) ok = parse_real(parts[2], &d->mean) && parse_real(parts[3], &d->stdev) && d->stdev >= 0;
+        if (n != 4) d->stdev = (d->mean - (double)d->lo) / stdvrng;
+    } else if (ok && d->kind != DIST_FIXED) {
+        ok = n == 2;
     }
-    sib_buf_free(&text);
-    sib_buf_free(&doc);
-    return rc;
+    return ok ? 0 : sib_err_set(err, SIB_EINVAL, "bad arguments in distribution '%s'", text);
+}
+
+const char *stress_dist_name(const stress_dist *d, char *buf, size_t len)
+{
+    static const char *const names[] = {"SEQ", "UNIFORM", "ZIPF", "FIXED", "GAUSSIAN"};
+    if (d->kind == DIST_FIXED) snprintf(buf, len, "FIXED(%llu)", (unsigned long long)d->lo);
+    else snprintf(buf, len, "%s(%llu..%llu)", names[d->kind], (unsigned long long)d->lo, (unsigned long long)d->hi);
+    return buf;
 }

@@ -1,14 +1,17 @@
 /* stress.h: private to sibyl-stress (tools/stress/). The option set, the
- * latency histogram, key distributions, per-thread state and the run.
+ * latency histogram, distributions, user profiles, workloads, per-thread
+ * state and the run.
  *
- * Shape of a run: main.c parses the command line and creates the schema
- * on a first connection, then starts `threads` workers (worker.c). Each
- * worker owns `conns` connections (preparing the statements on each) and
+ * Shape of a run: main.c parses the command line (profile.c the YAML
+ * profile of `user`), creates the schema and learns each op's statement
+ * on a first connection (workload.c), then starts `threads` workers
+ * (worker.c). Each worker owns `conns` connections (preparing the
+ * statements on each, re-opening and re-preparing after failures) and
  * keeps up to `inflight` requests on each, driving them with ppoll and
- * sib_client_io. Workers record latencies into their own
- * interval histograms; once a second the main thread swaps them out under
- * the worker's mutex, prints a progress line, and folds them into the
- * totals that make the final summary (stats.c).
+ * sib_client_io. Workers record latencies per op type into their own
+ * interval histograms (stats.c); once a second the main thread swaps them
+ * out under the worker's mutex, prints the progress lines, and folds them
+ * into the totals that make the final summary (report.c).
  */
 #ifndef SIB_STRESS_H
 #define SIB_STRESS_H
@@ -22,29 +25,49 @@ enum {
     STRESS_MAX_NODES = 16,
     STRESS_KEY_LEN = 10, /* cassandra-stress keys are 10 bytes */
     STRESS_VALUE_POOL = 1 << 20, /* random bytes values are sliced from */
+    STRESS_MAX_OPS = 8,  /* operation types in one run (ops(...) / ratio(...)) */
+    STRESS_OP_NAME = 32,
 };
 
-typedef enum { OP_WRITE = 0, OP_READ = 1, OP_NTYPES = 2 } op_type;
-typedef enum { CMD_WRITE, CMD_READ, CMD_MIXED } stress_cmd;
-typedef enum { DIST_SEQ, DIST_UNIFORM, DIST_ZIPF } dist_kind;
+typedef enum { CMD_WRITE, CMD_READ, CMD_MIXED, CMD_USER } stress_cmd;
+typedef enum { DIST_SEQ, DIST_UNIFORM, DIST_ZIPF, DIST_FIXED, DIST_GAUSS } dist_kind;
 typedef enum { OUT_TEXT, OUT_JSON, OUT_CSV } out_format;
+
+/* FIXED(v), UNIFORM(lo..hi), SEQ(lo..hi), ZIPF(lo..hi[,s]) or
+ * GAUSSIAN(lo..hi[,stdvrng] | lo..hi,mean,stdev), as cassandra-stress
+ * spells them (case-insensitive; "gauss", "normal", "norm" too). */
+typedef struct stress_dist {
+    dist_kind kind;
+    uint64_t lo, hi;   /* inclusive; FIXED: lo == hi */
+    double s;          /* zipf exponent */
+    double mean, stdev; /* gaussian */
+} stress_dist;
+
+/* One operation type of the run and its weight. Names are what
+ * cassandra-stress prints: "WRITE" / "READ" for the built-in commands, the
+ * ops(...) names of a user profile ("insert", a query name) otherwise. The
+ * run keeps them sorted by name, the order cassandra-stress reports in. */
+typedef struct stress_op {
+    char name[STRESS_OP_NAME];
+    int weight;
+} stress_op;
 
 typedef struct stress_opts {
     stress_cmd cmd;
     uint64_t n;            /* operations; 0 when duration is used */
     double duration_s;     /* 0 when n is used */
     int cl;                /* cql_consistency */
-    int ratio[OP_NTYPES];  /* mixed: weights of write and read */
+    stress_op ops[STRESS_MAX_OPS];
+    int nops;
+    const char *profile;   /* user: the YAML profile path */
     const char *nodes[STRESS_MAX_NODES];
     size_t nnodes;
     uint16_t port;
     int threads, conns, inflight;
     double rate;           /* fixed op/s over all threads; 0 = as fast as possible */
     uint32_t value_size;
-    dist_kind dist;
-    uint64_t pop_lo, pop_hi; /* key population, inclusive */
+    struct stress_dist pop; /* key population (-pop); a user profile's partitions when given */
     bool pop_given;
-    double zipf_s;         /* zipf exponent */
     int rf;                /* replication factor of the keyspace it creates */
     bool prepared;         /* EXECUTE prepared statements (default) or QUERY text */
     bool lz4;
@@ -53,6 +76,9 @@ typedef struct stress_opts {
     bool warmup;           /* cassandra-stress's flag; accepted, no warm-up is done */
     char command_line[1024];
 } stress_opts;
+
+/* Index of the op named `name` (case-insensitive), or -1. */
+int stress_op_find(const stress_opts *o, const char *name);
 
 /* main.c: parses argv (after the program name). Returns 0, 1 when help was printed,
  * or -1 after printing the problem to stderr. */
@@ -81,7 +107,14 @@ void hist_merge(hist *into, const hist *from);
 uint64_t hist_percentile(const hist *h, double p);
 double hist_mean_ns(const hist *h);
 
-/* ---- key distributions ---- */
+/* ---- distributions ---- */
+
+/* An unsigned count with an optional k/m/b suffix ("2M", "100B"). */
+bool stress_parse_count(const char *s, uint64_t *out);
+/* Parses a distribution; 0 or -1 with the problem in err (names the text). */
+int stress_dist_parse(const char *text, stress_dist *d, sib_err *err);
+/* Writes "UNIFORM(1..100)" etc. into buf. */
+const char *stress_dist_name(const stress_dist *d, char *buf, size_t len);
 
 typedef struct keygen {
     dist_kind kind;
@@ -89,26 +122,108 @@ typedef struct keygen {
     /* zipf (rejection-inversion, Hörmann & Derflinger 1996): O(1) set-up,
      * so a billion-key population costs nothing to prepare. */
     double s, h_x1, h_n, s_param;
+    double mean, stdev;
 } keygen;
 
-void keygen_init(keygen *g, dist_kind kind, uint64_t lo, uint64_t hi, double s);
-/* The key index of operation number seq (sequential) or a random draw. */
+void keygen_init(keygen *g, const stress_dist *d);
+/* The index of operation number seq (sequential) or a random draw. */
 uint64_t keygen_next(const keygen *g, sib_rng *rng, uint64_t seq);
 /* Writes the 10-byte key of index i. */
 void stress_key(uint64_t i, uint8_t out[STRESS_KEY_LEN]);
 double stress_rand01(sib_rng *rng);
+/* A 64-bit mix of a and b (splitmix64 finalizer): the deterministic seeds
+ * of generated values, so the same partition always holds the same rows. */
+uint64_t stress_mix(uint64_t a, uint64_t b);
 
-/* ---- shared run state ---- */
+/* ---- stats ---- */
 
 typedef struct stress_stats {
-    uint64_t ops[OP_NTYPES], errors[OP_NTYPES], misses;
-    hist h[OP_NTYPES];
+    uint64_t ops[STRESS_MAX_OPS], errors[STRESS_MAX_OPS];
+    uint64_t partitions[STRESS_MAX_OPS], rows[STRESS_MAX_OPS];
+    uint64_t misses;       /* reads that found no row */
+    uint64_t reprepares;   /* EXECUTEs answered Unprepared, re-prepared and retried */
+    uint64_t reconnects;   /* connections re-established after they broke */
+    hist h[STRESS_MAX_OPS];
 } stress_stats;
 
 void stats_reset(stress_stats *s);
 void stats_merge(stress_stats *into, const stress_stats *from);
 
+/* ---- workloads: what each operation sends (workload.c) ---- */
+
+typedef enum { OPK_WRITE, OPK_READ, OPK_INSERT, OPK_QUERY } op_kind;
+
+/* How an op type is executed: its statement and the kind of values it binds. */
+typedef struct stress_opdef {
+    op_kind kind;
+    int query;            /* OPK_QUERY: index into the profile's queries */
+    char cql[2048];       /* the statement prepared on every connection */
+} stress_opdef;
+
+/* The values of one operation, built into reusable per-thread buffers.
+ * One statement (nstmts == 1: vals[0..nvals)) or a batch of nstmts copies
+ * of the same prepared statement, stmt i binding vals[i*per_stmt ..]. */
+typedef struct stress_req {
+    sib_buf data;         /* the value bytes */
+    cql_value *vals;      /* .p point into data once stress_build returns */
+    size_t *off;          /* offset of each value in data while building */
+    size_t nvals, cap, off_cap;
+    uint16_t nstmts, per_stmt;
+    sib_batch_stmt *stmts; /* nstmts entries when nstmts > 1 (ids set by the sender) */
+    size_t stmt_cap;
+    bool batch;
+    cql_batch_type batch_type;
+    uint32_t partitions, rows; /* what a write touches (reads count answered rows) */
+} stress_req;
+
+void stress_req_init(stress_req *r);
+void stress_req_free(stress_req *r);
+
+/* profile.c: a cassandra-stress user profile (YAML), as written. */
+typedef struct prof_column {
+    char *name;
+    stress_dist size, population, cluster;
+    bool has_size, has_population, has_cluster;
+} prof_column;
+
+typedef struct prof_query {
+    char *name, *cql;
+    bool multirow;        /* fields: multirow (each marker from its own row) */
+} prof_query;
+
+typedef struct stress_profile {
+    char *keyspace, *keyspace_def, *table, *table_def; /* definitions may be NULL */
+    prof_column *cols;
+    size_t ncols;
+    stress_dist partitions;   /* insert.partitions: partitions per insert (FIXED(1)) */
+    stress_dist select;       /* insert.select numerator; a row is written with */
+    uint64_t select_den;      /*   probability select/select_den (FIXED(1)/1) */
+    cql_batch_type batch_type; /* insert.batchtype (LOGGED) */
+    prof_query *queries;
+    size_t nqueries;
+} stress_profile;
+
+/* Parses the profile at path. Keys or values it does not support fail with
+ * an error naming them. *out is freed with profile_destroy. */
+int profile_load(const char *path, stress_profile **out, sib_err *err);
+void profile_destroy(stress_profile *p);
+
+typedef struct workload workload; /* workload.c: the profile bound to a live table */
+
 typedef struct stress_shared stress_shared;
+
+/* Creates what the run writes to (keyspace1.standard1, or the profile's
+ * definitions) and fills sh->defs with each op's statement; for a user
+ * profile it also learns the table's columns (system_schema.columns) and
+ * the bind markers of every statement through cl. */
+int workload_setup(stress_shared *sh, sib_client *cl, sib_err *err);
+void workload_destroy(workload *wl);
+/* Builds the values of operation number seq of type op into req (its
+ * previous content is dropped). Deterministic in (seq, *rng): a retry
+ * rebuilds the same request from a saved rng. 0, or SIB_ENOMEM. */
+int stress_build(const stress_shared *sh, int op, sib_rng *rng, uint64_t seq, stress_req *req);
+
+/* ---- shared run state ---- */
 
 typedef struct stress_worker {
     stress_shared *sh;
@@ -124,8 +239,9 @@ struct stress_shared {
     const stress_opts *o;
     keygen keys;
     uint8_t *values;           /* STRESS_VALUE_POOL random bytes */
-    cql_value write_id, read_id; /* prepared ids (copies) */
-    char write_cql[256], read_cql[256];
+    stress_opdef defs[STRESS_MAX_OPS]; /* parallel to o->ops */
+    stress_profile *profile;   /* user command only */
+    workload *wl;              /* user command only */
     int64_t start_ns;
     int64_t end_ns;            /* duration mode: stop issuing at this time */
     atomic_uint_fast64_t issued; /* operations claimed (n mode and sequential keys) */
@@ -140,7 +256,7 @@ void stress_workers_join(stress_shared *sh);
 /* Claims the next operation number; false when the run is over. */
 bool stress_claim(stress_shared *sh, uint64_t *seq);
 
-/* ---- reporting (stats.c) ---- */
+/* ---- reporting (report.c) ---- */
 
 typedef struct stress_report stress_report;
 stress_report *report_create(const stress_opts *o, sib_err *err);

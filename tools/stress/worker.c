@@ -25,6 +25,23 @@
  * Completions are appended to a per-thread pending list while callbacks run
  * and moved into the worker's interval stats under its mutex once per poll
  * round: the reporter thread never waits on a hot lock.
+ *
+ * Failures, as a driver handles them:
+ *  - Unprepared (0x2500, e.g. the node restarted and lost its statement
+ *    cache): the operation sends PREPARE for its statement on the same
+ *    connection (asynchronously: callbacks must not block), stores the new
+ *    id for every later operation on that connection, and sends the same
+ *    request again, rebuilt from the rng state saved when it was first
+ *    built. Once per operation: a second Unprepared is an error. Counted
+ *    in the stats as re-prepares.
+ *  - a broken connection: the requests in flight on it are errors; the
+ *    connection is re-opened (same node) after 100 ms, doubling up to 2 s,
+ *    at most RECONNECT_MAX times in a row before it is given up. The old
+ *    statement ids are kept: Sibyl's (like Cassandra's) ids are a hash of
+ *    keyspace and text, so after a restart the first EXECUTE draws
+ *    Unprepared and the path above re-prepares, exactly once per statement
+ *    and connection that needs it. The worker fails only when every one of
+ *    its connections has been given up.
  */
 #define _GNU_SOURCE /* ppoll */
 #include "stress.h"
@@ -33,32 +50,44 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum { MAX_ID = 255 };
+enum { MAX_ID = 255, RECONNECT_MAX = 30, RECONNECT_TIMEOUT_MS = 2000 };
 #define DRAIN_TIMEOUT_NS 10000000000LL
 #define POLL_MAX_NS 100000000LL
 #define RATE_TICK_NS 100000
+#define BACKOFF_MIN_NS 100000000LL
+#define BACKOFF_MAX_NS 2000000000LL
 
 typedef struct wctx wctx;
 
 typedef struct op {
     struct wconn *c;
     int64_t start_ns;
-    uint8_t type;
+    uint64_t seq;
+    sib_rng rng;     /* the rng before the request was built: a retry rebuilds it */
+    uint32_t partitions, rows; /* what the request writes */
+    uint8_t type;    /* index into o->ops */
+    bool busy;       /* sent, its callback not run yet */
+    bool retried;    /* re-prepared once already */
 } op;
 
 typedef struct wconn {
     wctx *x;
     sib_client *cl;
+    sib_client_opts co;
     op *ops;         /* inflight slots */
     uint32_t *free;  /* free slot stack */
     uint32_t nfree;
-    bool dead;
-    uint8_t ids[OP_NTYPES][MAX_ID]; /* prepared ids on this connection */
-    uint16_t id_len[OP_NTYPES];
+    bool dead;       /* broken; reconnect at next_try_ns unless gave_up */
+    bool gave_up;
+    int failures;    /* reconnect attempts failed in a row */
+    int64_t next_try_ns;
+    uint8_t ids[STRESS_MAX_OPS][MAX_ID]; /* prepared ids on this connection */
+    uint16_t id_len[STRESS_MAX_OPS];
 } wconn;
 
 typedef struct done_rec {
     uint64_t ns;
+    uint32_t partitions, rows;
     uint8_t type;
     uint8_t outcome; /* 0 ok, 1 error, 2 miss */
 } done_rec;
@@ -69,10 +98,12 @@ struct wctx {
     const stress_opts *o;
     wconn *conns;
     struct pollfd *pfd; /* one per connection */
-    int nconns, nlive;
+    int nconns;
     sib_rng rng;
+    stress_req req;       /* the request being built (values copied out by each send) */
     done_rec *pend;
     size_t npend, cap;
+    uint64_t reprepares, reconnects; /* not yet moved into the interval stats */
     bool exhausted;       /* no more operations to claim */
     double interval_ns;   /* fixed rate: time between intended starts */
     double next_ns;       /* fixed rate: intended start of the next operation */
@@ -92,7 +123,7 @@ bool stress_claim(stress_shared *sh, uint64_t *seq)
 
 /* ---- completions ---- */
 
-static void push_done(wctx *x, uint64_t ns, uint8_t type, uint8_t outcome)
+static void push_done(wctx *x, uint64_t ns, uint8_t type, uint8_t outcome, uint32_t partitions, uint32_t rows)
 {
     if (x->npend == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 1024;
@@ -101,12 +132,12 @@ static void push_done(wctx *x, uint64_t ns, uint8_t type, uint8_t outcome)
         x->pend = p;
         x->cap = cap;
     }
-    x->pend[x->npend++] = (done_rec){ns, type, outcome};
+    x->pend[x->npend++] = (done_rec){ns, partitions, rows, type, outcome};
 }
 
 static void flush_done(wctx *x)
 {
-    if (!x->npend) return;
+    if (!x->npend && !x->reprepares && !x->reconnects && !x->err[0]) return;
     stress_worker *w = x->w;
     pthread_mutex_lock(&w->mu);
     for (size_t i = 0; i < x->npend; i++) {
@@ -117,14 +148,19 @@ static void flush_done(wctx *x)
             continue;
         }
         if (d->outcome == 2) w->interval.misses++;
+        w->interval.partitions[d->type] += d->partitions;
+        w->interval.rows[d->type] += d->rows;
         hist_record(&w->interval.h[d->type], d->ns);
     }
+    w->interval.reprepares += x->reprepares;
+    w->interval.reconnects += x->reconnects;
     if (x->err[0]) {
         memcpy(w->last_error, x->err, sizeof(w->last_error));
         x->err[0] = 0;
     }
     pthread_mutex_unlock(&w->mu);
     x->npend = 0;
+    x->reprepares = x->reconnects = 0;
 }
 
 /* Skips the tracing id / warnings / custom payload a response may start with. */
@@ -183,42 +219,140 @@ static void note_error(wctx *x, const sib_frame *f, const sib_err *err)
 }
 
 static int issue(wconn *c, int64_t start_ns);
+static int send_op(wconn *c, op *p, sib_err *err);
+
+static bool is_read(const wctx *x, int type)
+{
+    op_kind k = x->sh->defs[type].kind;
+    return k == OPK_READ || k == OPK_QUERY;
+}
+
+/* The operation is over: record it and free its slot. */
+static void release(op *p, uint8_t outcome, uint32_t partitions, uint32_t rows)
+{
+    wconn *c = p->c;
+    push_done(c->x, (uint64_t)(sib_mono_ns() - p->start_ns), p->type, outcome, partitions, rows);
+    p->busy = false;
+    c->free[c->nfree++] = (uint32_t)(p - c->ops);
+}
+
+/* An answered operation: release it and (as fast as possible) keep the
+ * pipeline full: the next request leaves with this read's flush. */
+static void finish(op *p, uint8_t outcome, uint32_t partitions, uint32_t rows)
+{
+    wconn *c = p->c;
+    release(p, outcome, partitions, rows);
+    if (c->x->interval_ns == 0 && !c->dead && !c->x->exhausted) issue(c, 0);
+}
+
+static void on_broken(wconn *c, const sib_err *err)
+{
+    if (!c->dead) {
+        c->dead = true;
+        c->next_try_ns = sib_mono_ns() + BACKOFF_MIN_NS;
+    }
+    snprintf(c->x->err, sizeof(c->x->err), "%s", err && err->msg[0] ? err->msg : "connection lost");
+}
+
+/* The error code of an ERROR frame, or -1. */
+static int32_t error_code(const sib_frame *f)
+{
+    sib_rd r;
+    int32_t code;
+    sib_rd_init(&r, f->body, f->len);
+    return f->opcode == CQL_OP_ERROR && skip_prefix(&r, f->flags) && cql_get_int(&r, &code) ? code : -1;
+}
+
+static void on_prepared(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+{
+    op *p = ud;
+    wconn *c = p->c;
+    wctx *x = c->x;
+    sib_result res = {0};
+    sib_err e;
+    if (!f) on_broken(c, err);
+    int rc = f ? sib_result_decode(sib_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &res, &e) : SIB_EIO;
+    if (rc == 0 && res.kind == SIB_RESULT_PREPARED && res.u.prepared.id.len <= MAX_ID) {
+        memcpy(c->ids[p->type], res.u.prepared.id.p, (size_t)res.u.prepared.id.len);
+        c->id_len[p->type] = (uint16_t)res.u.prepared.id.len;
+        sib_result_free(&res);
+        if (send_op(c, p, &e) == 0) return;
+        snprintf(x->err, sizeof(x->err), "retry after re-prepare: %.400s", e.msg);
+    } else {
+        if (f) note_error(x, f, err);
+        sib_result_free(&res);
+    }
+    finish(p, 1, 0, 0);
+}
 
 static void on_done(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
 {
-    op *o = ud;
-    wconn *c = o->c;
+    op *p = ud;
+    wconn *c = p->c;
     wctx *x = c->x;
-    int64_t now = sib_mono_ns();
-    uint8_t outcome = 0;
-    if (!f || f->opcode != CQL_OP_RESULT) {
-        outcome = 1;
-        note_error(x, f, err);
-        if (!f) c->dead = true;
-    } else if (o->type == OP_READ) {
-        int64_t rows = row_count(x, cl, f);
-        if (rows < 0) {
-            outcome = 1;
-            snprintf(x->err, sizeof(x->err), "malformed read result");
-        } else if (rows == 0) {
-            outcome = 2;
-        }
+    if (f && x->o->prepared && !p->retried && error_code(f) == CQL_ERR_UNPREPARED) {
+        sib_err e;
+        p->retried = true;
+        x->reprepares++;
+        if (sib_client_send_prepare(cl, x->sh->defs[p->type].cql, on_prepared, p, &e) == 0) return;
+        snprintf(x->err, sizeof(x->err), "re-prepare: %.400s", e.msg);
+        finish(p, 1, 0, 0);
+        return;
     }
-    push_done(x, (uint64_t)(now - o->start_ns), o->type, outcome);
-    c->free[c->nfree++] = (uint32_t)(o - c->ops);
-    /* Keep the pipeline full: the next request leaves with this read's flush. */
-    if (x->interval_ns == 0 && !c->dead && !x->exhausted) issue(c, 0);
+    if (!f || f->opcode != CQL_OP_RESULT) {
+        if (f) note_error(x, f, err);
+        else on_broken(c, err);
+        finish(p, 1, 0, 0);
+        return;
+    }
+    if (!is_read(x, p->type)) {
+        finish(p, 0, p->partitions, p->rows);
+        return;
+    }
+    int64_t rows = row_count(x, cl, f);
+    if (rows < 0) snprintf(x->err, sizeof(x->err), "malformed read result");
+    if (rows < 0) finish(p, 1, 0, 0);
+    else finish(p, rows == 0 && x->sh->defs[p->type].kind == OPK_READ ? 2 : 0, 1, (uint32_t)rows);
 }
 
 /* ---- issuing ---- */
 
 static uint8_t pick_type(wctx *x)
 {
-    const int *ratio = x->o->ratio;
-    if (!ratio[OP_READ]) return OP_WRITE;
-    if (!ratio[OP_WRITE]) return OP_READ;
-    uint64_t r = sib_rng_next(&x->rng) % (uint64_t)(ratio[OP_WRITE] + ratio[OP_READ]);
-    return r < (uint64_t)ratio[OP_WRITE] ? OP_WRITE : OP_READ;
+    const stress_opts *o = x->o;
+    if (o->nops == 1) return 0;
+    int total = 0;
+    for (int i = 0; i < o->nops; i++) total += o->ops[i].weight;
+    int r = (int)(sib_rng_next(&x->rng) % (uint64_t)total);
+    for (int i = 0; i < o->nops; i++) {
+        if (r < o->ops[i].weight) return (uint8_t)i;
+        r -= o->ops[i].weight;
+    }
+    return (uint8_t)(o->nops - 1);
+}
+
+/* Builds p's request from its saved seq and rng and sends it on c. */
+static int send_op(wconn *c, op *p, sib_err *err)
+{
+    wctx *x = c->x;
+    const stress_opts *o = x->o;
+    const stress_opdef *d = &x->sh->defs[p->type];
+    stress_req *req = &x->req;
+    sib_rng rng = p->rng;
+    if (stress_build(x->sh, p->type, &rng, p->seq, req) < 0) return sib_err_set(err, SIB_ENOMEM, "building a request");
+    p->partitions = req->partitions;
+    p->rows = req->rows;
+    sib_query_opts qo = {.consistency = o->cl, .any_cl = o->cl == CQL_ANY, .values = req->vals,
+                         .nvalues = (uint16_t)req->nvals, .skip_metadata = is_read(x, p->type) && o->prepared};
+    if (req->batch) {
+        for (uint16_t i = 0; i < req->nstmts; i++) {
+            req->stmts[i].id = c->ids[p->type];
+            req->stmts[i].id_len = c->id_len[p->type];
+        }
+        return sib_client_send_batch(c->cl, req->batch_type, req->stmts, req->nstmts, o->cl, on_done, p, err);
+    }
+    if (o->prepared) return sib_client_send_execute(c->cl, c->ids[p->type], c->id_len[p->type], &qo, on_done, p, err);
+    return sib_client_send_query(c->cl, d->cql, &qo, on_done, p, err);
 }
 
 /* Sends one operation on c. start_ns 0 = now. Returns 1 when sent, 0 when
@@ -226,36 +360,27 @@ static uint8_t pick_type(wctx *x)
 static int issue(wconn *c, int64_t start_ns)
 {
     wctx *x = c->x;
-    const stress_opts *o = x->o;
     uint64_t seq;
     if (c->nfree == 0 || c->dead) return 0;
     if (!stress_claim(x->sh, &seq)) {
         x->exhausted = true;
         return 0;
     }
-    uint8_t type = pick_type(x);
-    uint64_t idx = keygen_next(&x->sh->keys, &x->rng, seq);
-    uint8_t key[STRESS_KEY_LEN];
-    stress_key(idx, key);
-    /* The value is a slice of a random pool chosen by the key: the same key
-     * always gets the same bytes, so a value can be checked by its key. */
-    size_t off = (size_t)((idx * 2654435761u) % (STRESS_VALUE_POOL - o->value_size));
-    cql_value vals[2] = {{key, STRESS_KEY_LEN}, {x->sh->values + off, (int32_t)o->value_size}};
-    sib_query_opts qo = {.consistency = o->cl, .any_cl = o->cl == CQL_ANY, .values = vals,
-                         .nvalues = type == OP_WRITE ? 2 : 1, .skip_metadata = type == OP_READ && o->prepared};
     op *p = &c->ops[c->free[--c->nfree]];
     p->c = c;
-    p->type = type;
+    p->type = pick_type(x);
+    p->seq = seq;
+    p->rng = x->rng;
+    sib_rng_next(&x->rng); /* the next operation draws from a different state */
+    p->retried = false;
+    p->busy = true;
     p->start_ns = start_ns ? start_ns : sib_mono_ns();
     sib_err err;
-    int rc = o->prepared ? sib_client_send_execute(c->cl, c->ids[type], c->id_len[type], &qo, on_done, p, &err)
-                         : sib_client_send_query(c->cl, type == OP_WRITE ? x->sh->write_cql : x->sh->read_cql, &qo,
-                                                 on_done, p, &err);
+    int rc = send_op(c, p, &err);
     if (rc < 0) {
-        c->free[c->nfree++] = (uint32_t)(p - c->ops);
         snprintf(x->err, sizeof(x->err), "%s", err.msg);
-        push_done(x, 0, type, 1);
-        c->dead = true;
+        if (rc == SIB_EIO) on_broken(c, &err);
+        release(p, 1, 0, 0); /* not finish: a send that fails must not loop into the next */
         return rc;
     }
     return 1;
@@ -297,6 +422,15 @@ static int prepare_one(wconn *c, const char *cql, int type, sib_err *err)
     return rc;
 }
 
+static void reset_slots(wconn *c, int inflight)
+{
+    for (int k = 0; k < inflight; k++) {
+        c->free[k] = (uint32_t)k;
+        c->ops[k].busy = false;
+    }
+    c->nfree = (uint32_t)inflight;
+}
+
 static int open_conns(wctx *x, sib_err *err)
 {
     const stress_opts *o = x->o;
@@ -310,18 +444,50 @@ static int open_conns(wctx *x, sib_err *err)
         c->ops = calloc((size_t)o->inflight, sizeof(*c->ops));
         c->free = malloc(sizeof(*c->free) * (size_t)o->inflight);
         if (!c->ops || !c->free) return sib_err_set(err, SIB_ENOMEM, "operation slots");
-        for (int k = 0; k < o->inflight; k++) c->free[k] = (uint32_t)k;
-        c->nfree = (uint32_t)o->inflight;
+        reset_slots(c, o->inflight);
         size_t node = (size_t)(x->w->index * x->nconns + i) % o->nnodes;
-        sib_client_opts co = {.host = o->nodes[node], .port = o->port, .lz4 = o->lz4,
-                              .max_streams = (uint32_t)o->inflight + 2};
-        int rc = sib_client_connect(&c->cl, &co, err);
-        if (rc == 0 && o->prepared) rc = prepare_one(c, x->sh->write_cql, OP_WRITE, err);
-        if (rc == 0 && o->prepared) rc = prepare_one(c, x->sh->read_cql, OP_READ, err);
+        /* Two spare stream ids: a re-prepare runs next to full slots. */
+        c->co = (sib_client_opts){.host = o->nodes[node], .port = o->port, .lz4 = o->lz4,
+                                  .max_streams = (uint32_t)o->inflight + 2,
+                                  .keyspace = o->cmd == CMD_USER ? x->sh->profile->keyspace : NULL};
+        int rc = sib_client_connect(&c->cl, &c->co, err);
+        for (int t = 0; rc == 0 && o->prepared && t < o->nops; t++) rc = prepare_one(c, x->sh->defs[t].cql, t, err);
         if (rc < 0) return rc;
     }
-    x->nlive = x->nconns;
     return 0;
+}
+
+/* Re-opens a broken connection once its back-off has passed. Requests the
+ * old connection never answered (none once its callbacks ran) are errors. */
+static void reconnect(wctx *x, wconn *c)
+{
+    int64_t now = sib_mono_ns();
+    if (!c->dead || c->gave_up || x->exhausted || now < c->next_try_ns) return;
+    for (int k = 0; k < x->o->inflight; k++)
+        if (c->ops[k].busy) push_done(x, 0, c->ops[k].type, 1, 0, 0);
+    reset_slots(c, x->o->inflight);
+    sib_client_close(c->cl);
+    c->cl = NULL;
+    sib_err err;
+    sib_client_opts co = c->co;
+    co.timeout_ms = RECONNECT_TIMEOUT_MS;
+    if (sib_client_connect(&c->cl, &co, &err) < 0) {
+        c->cl = NULL;
+        snprintf(x->err, sizeof(x->err), "reconnect: %.400s", err.msg);
+        if (++c->failures >= RECONNECT_MAX) {
+            c->gave_up = true;
+            return;
+        }
+        int64_t backoff = BACKOFF_MIN_NS << SIB_MIN(c->failures, 5);
+        c->next_try_ns = sib_mono_ns() + SIB_MIN(backoff, BACKOFF_MAX_NS);
+        return;
+    }
+    c->dead = false;
+    c->failures = 0;
+    x->reconnects++;
+    if (x->interval_ns == 0)
+        while (issue(c, 0) == 1) {
+        }
 }
 
 static void close_conns(wctx *x)
@@ -334,6 +500,7 @@ static void close_conns(wctx *x)
     free(x->conns);
     free(x->pfd);
     free(x->pend);
+    stress_req_free(&x->req);
 }
 
 /* ---- the loop ---- */
@@ -366,17 +533,15 @@ static void poll_conns(wctx *x, int64_t timeout_ns)
     for (int i = 0; i < x->nconns; i++) {
         wconn *c = &x->conns[i];
         /* A negative fd makes poll skip the entry. */
-        x->pfd[i] = (struct pollfd){.fd = c->dead ? -1 : sib_client_fd(c->cl), .events = sib_client_events(c->cl)};
+        x->pfd[i] = c->dead ? (struct pollfd){.fd = -1}
+                            : (struct pollfd){.fd = sib_client_fd(c->cl), .events = sib_client_events(c->cl)};
     }
     struct timespec ts = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
     int pr = ppoll(x->pfd, (nfds_t)x->nconns, &ts, NULL);
     for (int i = 0; pr > 0 && i < x->nconns; i++) {
         if (!x->pfd[i].revents || x->conns[i].dead) continue;
         sib_err err;
-        if (sib_client_io(x->conns[i].cl, x->pfd[i].revents, &err) < 0) {
-            x->conns[i].dead = true;
-            snprintf(x->err, sizeof(x->err), "%s", err.msg);
-        }
+        if (sib_client_io(x->conns[i].cl, x->pfd[i].revents, &err) < 0) on_broken(&x->conns[i], &err);
     }
 }
 
@@ -390,7 +555,10 @@ static void run_loop(wctx *x)
             }
     for (;;) {
         if (x->interval_ns > 0) issue_due(x);
-        if (!x->exhausted && atomic_load(&sh->stop)) x->exhausted = true;
+        /* Checked here too: with every connection down nothing claims, and
+         * a duration run must still end on time. */
+        if (!x->exhausted && (atomic_load(&sh->stop) || (sh->end_ns && sib_mono_ns() >= sh->end_ns)))
+            x->exhausted = true;
         if (x->exhausted) {
             if (inflight_total(x) == 0) break;
             if (!drain_deadline) drain_deadline = sib_mono_ns() + DRAIN_TIMEOUT_NS;
@@ -399,12 +567,14 @@ static void run_loop(wctx *x)
         for (int i = 0; i < x->nconns; i++)
             if (!x->conns[i].dead) sib_client_flush(x->conns[i].cl, NULL);
         poll_conns(x, poll_timeout_ns(x));
+        for (int i = 0; i < x->nconns; i++) reconnect(x, &x->conns[i]);
         flush_done(x);
-        int live = 0;
-        for (int i = 0; i < x->nconns; i++) live += !x->conns[i].dead;
-        if (live == 0) {
+        int usable = 0;
+        for (int i = 0; i < x->nconns; i++) usable += !x->conns[i].gave_up;
+        if (usable == 0) {
             pthread_mutex_lock(&x->w->mu);
-            snprintf(x->w->last_error, sizeof(x->w->last_error), "%s", x->err[0] ? x->err : "all connections lost");
+            snprintf(x->w->last_error, sizeof(x->w->last_error), "%s",
+                     x->err[0] ? x->err : "all connections lost and could not be re-opened");
             x->w->rc = SIB_EIO;
             pthread_mutex_unlock(&x->w->mu);
             break;
@@ -419,6 +589,7 @@ static void *worker_main(void *arg)
     stress_shared *sh = w->sh;
     wctx x = {.w = w, .sh = sh, .o = sh->o};
     sib_rng_seed(&x.rng);
+    stress_req_init(&x.req);
     sib_err err;
     if (open_conns(&x, &err) < 0) {
         pthread_mutex_lock(&w->mu);
