@@ -284,9 +284,37 @@ sib_arena *sib_arena_create(size_t chunk)
 void sib_arena_reset(sib_arena *a)
 {
     arena_chunk *c = a->head;
-    while (c) { arena_chunk *n = c->next; free(c); c = n; }
+    while (c) {
+        arena_chunk *n = c->next;
+        SIB_UNPOISON(c->data, c->size);
+        free(c);
+        c = n;
+    }
     a->head = NULL;
     a->total = 0;
+}
+
+void sib_arena_clear(sib_arena *a)
+{
+    arena_chunk *keep = NULL, *c = a->head;
+    while (c) {
+        arena_chunk *n = c->next;
+        if (!keep && c->size == a->chunk) {
+            keep = c;
+        } else {
+            SIB_UNPOISON(c->data, c->size);
+            free(c);
+        }
+        c = n;
+    }
+    a->head = keep;
+    a->total = 0;
+    if (keep) {
+        keep->next = NULL;
+        keep->used = 0;
+        a->total = keep->size;
+        SIB_POISON(keep->data, keep->size);
+    }
 }
 
 void sib_arena_destroy(sib_arena *a)
@@ -319,6 +347,7 @@ void *sib_arena_alloc(sib_arena *a, size_t n)
     }
     void *p = (uint8_t *)c->data + c->used;
     c->used += n;
+    SIB_UNPOISON(p, n);
     return p;
 }
 

@@ -202,12 +202,33 @@ void sib_logf(sib_log *l, sib_level lv, const char *fmt, ...) __attribute__((for
         if (sib_log_enabled((l), (lv))) sib_logf((l), (lv), __VA_ARGS__);                 \
     } while (0)
 
+/* Memory kept for reuse (pools, cleared arenas) is poisoned under
+ * AddressSanitizer, so a stale pointer into it is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SIB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIB_ASAN 1
+#endif
+#endif
+#ifdef SIB_ASAN
+#include <sanitizer/asan_interface.h>
+#define SIB_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SIB_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SIB_POISON(p, n) ((void)(p), (void)(n))
+#define SIB_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* ---- arena ------------------------------------------------------------- */
 
 typedef struct sib_arena sib_arena;
 sib_arena *sib_arena_create(size_t chunk);
 void sib_arena_destroy(sib_arena *a);
 void sib_arena_reset(sib_arena *a);
+/* Empties a for reuse, keeping one chunk of the standard size (if it has
+ * one) so the next user allocates nothing. */
+void sib_arena_clear(sib_arena *a);
 /* Returns 8-byte aligned memory valid until reset/destroy, or NULL on OOM. */
 void *sib_arena_alloc(sib_arena *a, size_t n);
 void *sib_arena_memdup(sib_arena *a, const void *p, size_t n);

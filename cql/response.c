@@ -27,6 +27,8 @@
  */
 #include "cql_int.h"
 
+#include <stddef.h>
+
 #include <stdlib.h>
 
 /* ---- error bodies ---- */
@@ -246,14 +248,28 @@ int cql_encode_frame(int version, bool compress, int16_t stream, uint8_t opcode,
 typedef struct request_block {
     cql_request req;
     struct cql_request_priv priv;
+    struct request_block *pool_next;
 } request_block;
+
+#define REQ_ARENA_CHUNK 8192 /* a request body above a quarter of it gets its own chunk */
+#define REQ_POOL_MAX 1024
 
 cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *body, size_t n, const uint8_t **copy_out)
 {
-    request_block *rb = calloc(1, sizeof *rb);
-    if (!rb) return NULL;
-    rb->req.arena = sib_arena_create(n + 4096);
-    uint8_t *copy = rb->req.arena ? sib_arena_memdup(rb->req.arena, body, n) : NULL;
+    cql_server *srv = c->srv;
+    request_block *rb = srv ? srv->req_pool : NULL;
+    if (rb) {
+        srv->req_pool = rb->pool_next;
+        srv->req_pooled--;
+        SIB_UNPOISON(rb, offsetof(request_block, pool_next));
+    } else {
+        if (!(rb = calloc(1, sizeof *rb))) return NULL;
+        if (!(rb->req.arena = sib_arena_create(REQ_ARENA_CHUNK))) {
+            free(rb);
+            return NULL;
+        }
+    }
+    uint8_t *copy = sib_arena_memdup(rb->req.arena, body, n);
     if (!copy) {
         sib_arena_destroy(rb->req.arena);
         free(rb);
@@ -278,10 +294,35 @@ void cql_request_free(cql_request *req)
 {
     struct cql_request_priv *pv = req->priv;
     cql_conn *c = pv->conn;
+    cql_server *srv = c->srv;
+    request_block *rb = (request_block *)req;
     sib_buf_free(&pv->out);
-    sib_arena_destroy(req->arena);
-    free((request_block *)req);
+    if (srv && srv->req_pooled < REQ_POOL_MAX) {
+        sib_arena *a = req->arena;
+        sib_arena_clear(a);
+        memset(rb, 0, sizeof *rb);
+        rb->req.arena = a;
+        rb->pool_next = srv->req_pool;
+        srv->req_pool = rb;
+        srv->req_pooled++;
+        SIB_POISON(rb, offsetof(request_block, pool_next)); /* a stale request pointer still trips ASan */
+    } else {
+        sib_arena_destroy(req->arena);
+        free(rb);
+    }
     cql_conn_request_done(c);
+}
+
+void cql_request_pool_free(cql_server *srv)
+{
+    while (srv->req_pool) {
+        request_block *rb = srv->req_pool;
+        srv->req_pool = rb->pool_next;
+        SIB_UNPOISON(rb, offsetof(request_block, pool_next));
+        sib_arena_destroy(rb->req.arena);
+        free(rb);
+    }
+    srv->req_pooled = 0;
 }
 
 bool cql_request_orphaned(const cql_request *req) { return !cql_conn_open(req->priv->conn); }

@@ -766,6 +766,7 @@ void cql_server_destroy(cql_server *srv)
         c->dirty = false;
         conn_unref(c);
     }
+    cql_request_pool_free(srv);
     free(srv);
 }
 
