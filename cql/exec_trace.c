@@ -20,6 +20,10 @@
  * its first read (Cassandra writes traces asynchronously, so drivers poll).
  * The price: traces are node-local and do not survive a restart.
  *
+ * A session keeps at most TRACE_MAX_EVENTS events; the last one then says
+ * the trace was truncated, so a traced IN of thousands of partitions cannot
+ * make the ring hold hundreds of megabytes.
+ *
  * Cost when the flag is off: exec_request tests one bit and EXEC_TRACE one
  * pointer; nothing is allocated.
  *
@@ -39,7 +43,7 @@
 #include <stdlib.h>
 
 #define TRACE_RING 1024       /* sessions kept */
-#define TRACE_MAX_EVENTS 1000 /* per session; a long scan stops recording there */
+#define TRACE_MAX_EVENTS 256 /* per session (an IN of many partitions): bounds the ring's memory */
 #define TRACE_TTL_S 86400     /* Cassandra's system_traces TTL */
 
 /* A traced request in flight; lives in the request arena. */
@@ -186,18 +190,31 @@ void exec_trace_query(cql_request *req, const char *query)
     if (t) add_param(t, "query", query);
 }
 
-void exec_trace_add(cql_request *req, const char *fmt, ...)
+/* Appends an event with its text in the request arena. */
+static void add_event(exec_trace *t, const char *text)
 {
-    exec_trace *t = req->trace_data;
-    if (!t || t->s.nevents == TRACE_MAX_EVENTS) return;
     int64_t elapsed = (sib_mono_ns() - t->start_ns) / 1000;
     if (t->s.nevents == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
-        exec_trace_event *ev = sib_arena_alloc(req->arena, sizeof *ev * cap);
+        exec_trace_event *ev = sib_arena_alloc(t->req->arena, sizeof *ev * cap);
         if (!ev) return;
         if (t->s.nevents) memcpy(ev, t->s.events, sizeof *ev * t->s.nevents);
         t->s.events = ev;
         t->cap = cap;
+    }
+    exec_trace_event *e = &t->s.events[t->s.nevents++];
+    sib_timeuuid_next(&t->ex->tug, e->event_id); /* strictly increasing: events sort by time */
+    e->source_elapsed = elapsed > INT32_MAX ? INT32_MAX : (int32_t)elapsed;
+    e->activity = text;
+}
+
+void exec_trace_add(cql_request *req, const char *fmt, ...)
+{
+    exec_trace *t = req->trace_data;
+    if (!t || t->s.nevents == TRACE_MAX_EVENTS) return;
+    if (t->s.nevents == TRACE_MAX_EVENTS - 1) { /* the last slot says the trace stops here */
+        add_event(t, "Trace truncated: later events are not recorded");
+        return;
     }
     va_list ap;
     va_start(ap, fmt);
@@ -208,10 +225,7 @@ void exec_trace_add(cql_request *req, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    exec_trace_event *e = &t->s.events[t->s.nevents++];
-    sib_timeuuid_next(&t->ex->tug, e->event_id); /* strictly increasing: events sort by time */
-    e->source_elapsed = elapsed > INT32_MAX ? INT32_MAX : (int32_t)elapsed;
-    e->activity = text;
+    add_event(t, text);
 }
 
 int exec_trace_each(cql_exec *ex, const uint8_t *want, int (*fn)(void *ctx, const exec_trace_session *s),

@@ -141,3 +141,16 @@ def test_raw_frame_tracing_flag(node, session):
     assert [e.activity for e in events] == ["Parsing SELECT release_version FROM system.local",
                                             "Preparing statement"]
     assert events[0].event_id.time <= events[1].event_id.time
+
+
+def test_trace_is_bounded(session, tks):
+    """A read of many partitions records two events each until the per
+    session bound (256), the last of which says the trace stops there."""
+    keys = ", ".join(str(i) for i in range(200))
+    rs = session.execute("SELECT * FROM %s.t WHERE k IN (%s)" % (tks, keys), trace=True)
+    assert len(list(rs)) == 1
+    acts = activities(rs.get_query_trace(max_wait_sec=5))
+    assert len(acts) == 256
+    assert acts[-1] == "Trace truncated: later events are not recorded"
+    assert acts[2] == "Executing single-partition query on t" and acts[3].startswith("Read ")
+    assert acts[-2].startswith("Executing single-partition query") or acts[-2].startswith("Read ")
