@@ -190,6 +190,8 @@ typedef struct sib_query_opts {
     bool has_timestamp;
     int64_t timestamp;            /* µs, when has_timestamp */
     bool skip_metadata;           /* EXECUTE: rows come without column specs */
+    bool tracing;                 /* QUERY: ask the server to trace it (the
+                                   * result's tracing_id names the session) */
 } sib_query_opts;
 
 /* All synchronous calls return 0 once the response arrived (out then holds

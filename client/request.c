@@ -87,6 +87,7 @@ static int send_query(sib_client *cl, const char *cql, const sib_query_opts *qo,
     size_t start;
     int id = frame_start(cl, CQL_OP_QUERY, cb, ud, &start, err);
     if (id < 0) return id;
+    if (qo && qo->tracing) cl->out.p[start + 1] |= CQL_FLAG_TRACING; /* header flags byte */
     cql_put_long_string(&cl->out, cql, strlen(cql));
     put_params(&cl->out, qo ? qo : &defaults, true);
     return frame_finish(cl, id, start, err);

@@ -442,13 +442,22 @@ typedef struct cql_session {
 
 /* One QUERY/PREPARE/EXECUTE/BATCH in flight. Fields are read-only for the
  * executor except `arena`, which it may allocate from (freed with req). */
-typedef struct cql_request {
+typedef struct cql_request cql_request;
+struct cql_request {
     cql_session *session;
     uint8_t opcode;      /* CQL_OP_QUERY, _PREPARE, _EXECUTE or _BATCH */
     int16_t stream;
     int version;         /* == session->version */
     uint8_t frame_flags; /* the request's header flags (TRACING etc.) */
     sib_arena *arena;    /* request lifetime */
+    /* Tracing. The executor sets these when it traces the request (the
+     * client set CQL_FLAG_TRACING): every reply then carries the TRACING
+     * flag with trace_id first in its body (spec 2.2), and trace_done(req)
+     * runs once, when the reply is complete and before req is freed (also
+     * for an orphaned request). Untraced requests leave them zero. */
+    uint8_t trace_id[16];
+    void (*trace_done)(cql_request *req);
+    void *trace_data;    /* the executor's; the server never touches it */
     union {
         cql_query_req query;
         cql_prepare_req prepare;
@@ -456,7 +465,7 @@ typedef struct cql_request {
         cql_batch_req batch;
     } u;
     struct cql_request_priv *priv; /* protocol layer only */
-} cql_request;
+};
 
 /* The executor: embed this as the first member of your executor struct (or
  * point at a static table) and pass it to cql_server_create. */

@@ -58,6 +58,7 @@ void cql_exec_destroy(cql_exec *ex)
     if (!ex) return;
     for (size_t i = 0; i < ex->prep_cap; i++) prepared_free(ex->prep[i]);
     free(ex->prep);
+    exec_trace_free_all(ex);
     free(ex->tokens);
     free(ex);
 }
@@ -216,9 +217,11 @@ static void handle_query(cql_exec *ex, cql_request *req)
     sib_err err = {0};
     cql_stmt *s;
     const cql_query_req *q = &req->u.query;
+    EXEC_TRACE(req, "Parsing %.*s", (int)q->query.len, q->query.p);
     if (cql_parse(q->query.p, q->query.len, req->arena, &s, &err)) { exec_reply_err_req(req, &err); return; }
     exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);
     if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
+    EXEC_TRACE(req, "Preparing statement");
     exec_ctx_init(c, ex, req, s, &q->params, req->session->keyspace);
     if (bind_names(c, &err) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
     run_statement(c, s);
@@ -302,6 +305,7 @@ static void handle_prepare(cql_exec *ex, cql_request *req)
         p->keyspace = sib_arena_strdup(a, ks);
         p->query = sib_arena_strndup(a, q->p, q->len);
         p->query_len = q->len;
+        EXEC_TRACE(req, "Parsing %.*s", (int)q->len, q->p);
         if (cql_parse(q->p, q->len, a, &p->stmt, &err)) {
             prepared_free(p);
             exec_reply_err_req(req, &err);
@@ -316,6 +320,7 @@ static void handle_prepare(cql_exec *ex, cql_request *req)
     }
     exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);
     if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
+    EXEC_TRACE(req, "Preparing statement");
     exec_ctx_init(c, ex, req, p->stmt, NULL, p->keyspace);
     exec_meta m;
     if (exec_stmt_meta(c, p->stmt, &m, &err)) { exec_reply_err(c, &err); return; }
@@ -355,6 +360,7 @@ static void handle_execute(cql_exec *ex, cql_request *req)
     }
     exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);
     if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
+    if (req->trace_data) exec_trace_query(req, p->query);
     exec_ctx_init(c, ex, req, p->stmt, &e->params, p->keyspace);
     if (bind_names(c, &err) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
     run_statement(c, p->stmt);
@@ -381,6 +387,7 @@ static void exec_request(cql_executor *base, cql_request *req)
 {
     cql_exec *ex = (cql_exec *)base;
     req->session->exec_data = ex;
+    if (req->frame_flags & CQL_FLAG_TRACING) exec_trace_begin(ex, req);
     if (!ex->obs.request) { dispatch(ex, req); return; }
     int opcode = req->opcode;
     int cl = opcode == CQL_OP_QUERY ? req->u.query.params.consistency

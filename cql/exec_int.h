@@ -15,6 +15,7 @@
  *   exec_system.c  system.local/peers and the virtual system_schema tables
  *   exec_meta.c    bind and result metadata of PREPARE
  *   exec_describe.c DESCRIBE (server side, like Cassandra 4.0)
+ *   exec_trace.c   request tracing and the kept sessions of system_traces
  *
  * Every statement runs with an exec_ctx that lives in the request arena.
  */
@@ -33,6 +34,53 @@
 #define EXEC_MAX_KEY_LEN 65535 /* partition key component, like Cassandra */
 
 typedef struct exec_prepared exec_prepared;
+
+/* ---- exec_trace.c: request tracing ---- */
+
+#define EXEC_TRACE_MAX_PARAMS 4
+
+typedef struct exec_trace_event {
+    uint8_t event_id[16];   /* timeuuid: the event's time, increasing */
+    int32_t source_elapsed; /* µs since the request arrived */
+    const char *activity;
+} exec_trace_event;
+
+/* One system_traces.sessions row and its events. */
+typedef struct exec_trace_session {
+    uint8_t session_id[16];
+    uint8_t client[16];
+    uint8_t client_len;      /* 4 or 16; 0 = unknown */
+    const char *command;     /* "QUERY" */
+    const char *request;     /* "Execute CQL3 query", ... */
+    const char *thread;      /* the thread that ran the request */
+    int64_t started_at_ms;
+    int32_t duration_us;     /* -1 while the request runs */
+    size_t nparams;
+    const char *param_keys[EXEC_TRACE_MAX_PARAMS], *param_vals[EXEC_TRACE_MAX_PARAMS];
+    size_t nevents;
+    exec_trace_event *events;
+    sib_arena *arena;        /* owns a kept session (NULL while in flight) */
+} exec_trace_session;
+
+/* Starts tracing req (its frame has CQL_FLAG_TRACING): sets req->trace_id,
+ * trace_data and trace_done. Out of memory leaves the request untraced. */
+void exec_trace_begin(cql_exec *ex, cql_request *req);
+/* Adds an event (printf-style activity) to req's trace. Use EXEC_TRACE,
+ * which costs one test when the request is not traced. */
+void exec_trace_add(cql_request *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define EXEC_TRACE(req, ...)                                                                                           \
+    do {                                                                                                               \
+        if ((req)->trace_data) exec_trace_add((req), __VA_ARGS__);                                                   \
+    } while (0)
+/* The "query" parameter of a traced EXECUTE (its prepared text; must live
+ * as long as the request). No-op when untraced. */
+void exec_trace_query(cql_request *req, const char *query);
+/* Calls fn for each kept session, oldest first, that is younger than the
+ * trace TTL and (want != NULL) has session id want. Stops at fn's first
+ * non-zero return and returns it. */
+int exec_trace_each(cql_exec *ex, const uint8_t *want, int (*fn)(void *ctx, const exec_trace_session *s),
+                    void *ctx);
+void exec_trace_free_all(cql_exec *ex);
 
 struct cql_exec {
     cql_executor base; /* first: the server calls base.request */
@@ -59,6 +107,9 @@ struct cql_exec {
     int tombstone_warn, tombstone_fail;
     cql_exec_observer obs; /* metrics hooks (exec.c) */
     int cur_stmt_kind;     /* kind of the request being dispatched, for obs */
+    /* kept trace sessions (exec_trace.c): a ring, allocated on first use */
+    exec_trace_session **traces;
+    size_t trace_next;
 };
 
 /* A prepared statement: its text and keyspace, re-parsed into a fresh arena

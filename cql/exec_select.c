@@ -376,6 +376,7 @@ static int read_partition(sel_run *run, part_read *pr, const uint8_t *pk, size_t
     while (st_iter_next(it, &row)) {
         if (!row_visible(t, &row)) continue;
         any = true;
+        run->rows_read++;
         rc.row = &row;
         rc.ck = row.ck ? row.ck : (const uint8_t *)"";
         rc.cklen = row.cklen;
@@ -445,8 +446,12 @@ static int read_pk_list(sel_run *run, part_read *pr, sib_err *err)
     for (; i < r->npks && !run->stop; i++) {
         if (!token_in_range(r, ents[i].token)) continue;
         bool resume = run->ps.present && i == run->ps.pk_index;
+        uint64_t rows0 = run->rows_read, tomb0 = run->tombstones;
+        EXEC_TRACE(run->c->req, "Executing single-partition query on %s", sib_table_name(run->t));
         int e = read_partition(run, pr, ents[i].pk.p, (size_t)ents[i].pk.len, i, resume, err);
         if (e) return e;
+        EXEC_TRACE(run->c->req, "Read %llu live rows and %llu tombstone cells",
+                   (unsigned long long)(run->rows_read - rows0), (unsigned long long)(run->tombstones - tomb0));
     }
     return 0;
 }
@@ -470,6 +475,7 @@ static int read_scan(sel_run *run, part_read *pr, sib_err *err)
         pos.inclusive = r->token_start_incl;
         start = &pos;
     }
+    EXEC_TRACE(run->c->req, "Executing seq scan on %s", sib_table_name(run->t));
     st_scan *sc = st_scan_open(pr->store, start, run->c->now_s);
     if (!sc) return oom(err);
     const uint8_t *pk;
@@ -488,6 +494,9 @@ static int read_scan(sel_run *run, part_read *pr, sib_err *err)
     }
     if (!e && !run->stop) e = st_scan_status(sc, err);
     st_scan_destroy(sc);
+    if (!e)
+        EXEC_TRACE(run->c->req, "Read %llu live rows and %llu tombstone cells", (unsigned long long)run->rows_read,
+                   (unsigned long long)run->tombstones);
     return e;
 }
 

@@ -127,6 +127,7 @@ typedef struct sel_run {
     size_t nck;
     sib_val *pkv;
     uint64_t tombstones; /* met by the reads of this query (thresholds) */
+    uint64_t rows_read;  /* live rows the reads met (trace events) */
 } sel_run;
 
 /* One row as the evaluator sees it. */

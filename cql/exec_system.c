@@ -1,9 +1,10 @@
 /* exec_system.c: SELECT on system tables (system.local, system.peers*,
- * and the virtual system_schema tables).
+ * system_traces.sessions/events and the virtual system_schema tables).
  *
  * System tables are small, so their rows are materialised first (vrows, in
  * the request arena): system.local is built from the node info, peers has no
- * rows on a single node, system_schema rows come from the catalog. Each WHERE
+ * rows on a single node, system_traces rows come from the executor's ring of
+ * kept trace sessions (exec_trace.c), system_schema rows come from the catalog. Each WHERE
  * relation becomes a filter on its column, and the rows then go through the
  * same pipeline as user tables (on_row, reply_rows in exec_select.c), paged
  * by row index (paging state kind 2).
@@ -97,14 +98,21 @@ static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
     return rc;
 }
 
+/* A row of v's width, every column null (arena memory). */
+static sib_val *new_row(vrows *v)
+{
+    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
+    for (size_t i = 0; row && i < v->ncols; i++) row[i] = val_null();
+    return row;
+}
+
 /* system.local: the one row describing this node (driver-compat.md 5). */
 static int local_row(vrows *v, const sib_table *t, sib_err *err)
 {
     exec_ctx *c = v->c;
     const cql_exec_node_info *n = &c->ex->node;
-    sib_val *row = sib_arena_alloc(c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
+    sib_val *row = new_row(v);
     if (!row) return oom(err);
-    for (size_t i = 0; i < v->ncols; i++) row[i] = val_null();
     uint8_t sv[16];
     sib_catalog_schema_version(c->ex->cat, sv);
     set_text(v, row, t, "key", "local");
@@ -128,11 +136,102 @@ static int local_row(vrows *v, const sib_table *t, sib_err *err)
     return vrows_add(v, row, v->ncols) ? oom(err) : 0;
 }
 
-static int system_rows(exec_ctx *c, const sib_table *t, vrows *v, sib_err *err)
+/* ---- system_traces: the kept trace sessions (exec_trace.c) ---- */
+
+typedef struct trace_rows {
+    vrows *v;
+    const sib_table *t;
+    bool events; /* system_traces.events, else sessions */
+    sib_err *err;
+} trace_rows;
+
+static int set_params(vrows *v, sib_val *row, const sib_table *t, const exec_trace_session *s, sib_err *err)
 {
+    const sib_column *col = sib_table_column_by_name(t, "parameters");
+    if (!col || s->nparams == 0) return 0;
+    sib_val el[2 * EXEC_TRACE_MAX_PARAMS];
+    for (size_t i = 0; i < s->nparams; i++) {
+        el[2 * i] = val_of(s->param_keys[i], strlen(s->param_keys[i]));
+        el[2 * i + 1] = val_of(s->param_vals[i], strlen(s->param_vals[i]));
+    }
+    sib_buf b;
+    sib_buf_init(&b);
+    int rc = sib_coll_build(col->type, el, s->nparams, &b, err);
+    if (!rc && b.oom) rc = oom(err);
+    if (!rc) rc = set_bytes(v, row, t, "parameters", b.p, b.len);
+    sib_buf_free(&b);
+    return rc;
+}
+
+static int session_row(trace_rows *tr, const exec_trace_session *s)
+{
+    vrows *v = tr->v;
+    const sib_table *t = tr->t;
+    const cql_exec_node_info *n = &v->c->ex->node;
+    sib_val *row = new_row(v);
+    if (!row) return oom(tr->err);
+    uint8_t ts[8];
+    put_be64(ts, (uint64_t)s->started_at_ms);
+    set_text(v, row, t, "command", s->command);
+    set_text(v, row, t, "request", s->request);
+    int rc = set_bytes(v, row, t, "session_id", s->session_id, 16) ||
+             set_inet(v, row, t, "coordinator", n->listen_address) || set_int(v, row, t, "coordinator_port", 7000) ||
+             set_bytes(v, row, t, "started_at", ts, 8) ||
+             (s->client_len && set_bytes(v, row, t, "client", s->client, s->client_len)) ||
+             (s->duration_us >= 0 && set_int(v, row, t, "duration", s->duration_us));
+    if (rc) return oom(tr->err);
+    if ((rc = set_params(v, row, t, s, tr->err))) return rc;
+    return vrows_add(v, row, v->ncols) ? oom(tr->err) : 0;
+}
+
+static int event_rows(trace_rows *tr, const exec_trace_session *s)
+{
+    vrows *v = tr->v;
+    const sib_table *t = tr->t;
+    const cql_exec_node_info *n = &v->c->ex->node;
+    for (size_t i = 0; i < s->nevents; i++) {
+        const exec_trace_event *e = &s->events[i];
+        sib_val *row = new_row(v);
+        if (!row) return oom(tr->err);
+        set_text(v, row, t, "activity", e->activity);
+        set_text(v, row, t, "thread", s->thread);
+        if (set_bytes(v, row, t, "session_id", s->session_id, 16) ||
+            set_bytes(v, row, t, "event_id", e->event_id, 16) || set_inet(v, row, t, "source", n->listen_address) ||
+            set_int(v, row, t, "source_elapsed", e->source_elapsed) || set_int(v, row, t, "source_port", 7000) ||
+            vrows_add(v, row, v->ncols))
+            return oom(tr->err);
+    }
+    return 0;
+}
+
+static int trace_row(void *ctx, const exec_trace_session *s)
+{
+    trace_rows *tr = ctx;
+    return tr->events ? event_rows(tr, s) : session_row(tr, s);
+}
+
+/* `session_id = <uuid>` (what drivers and cqlsh ask) picks one session
+ * instead of materialising the whole ring; the filter still applies. */
+static const uint8_t *wanted_session(const sel_run *run)
+{
+    for (size_t i = 0; i < run->nfilters; i++) {
+        const exec_filter *f = &run->filters[i];
+        if (f->op == CQL_OP_EQ && !strcmp(f->col->name, "session_id") && f->val.len == 16) return f->val.p;
+    }
+    return NULL;
+}
+
+static int system_rows(sel_run *run, vrows *v, sib_err *err)
+{
+    exec_ctx *c = run->c;
+    const sib_table *t = run->t;
     memset(v, 0, sizeof(*v));
     v->c = c;
     v->ncols = sib_table_column_count(t);
+    if (!strcmp(sib_table_keyspace(t), "system_traces")) {
+        trace_rows tr = {.v = v, .t = t, .events = !strcmp(sib_table_name(t), "events"), .err = err};
+        return exec_trace_each(c->ex, wanted_session(run), trace_row, &tr);
+    }
     if (sib_table_kind_of(t) == SIB_TABLE_VIRTUAL_SCHEMA) {
         int rc = sib_catalog_system_rows(c->ex->cat, t, vrows_add, v, err);
         if (rc == SIB_ENOMEM) return oom(err);
@@ -242,7 +341,7 @@ int select_system(sel_run *run, sib_err *err)
     if (run->sel.aggregate) run->limit_left = -1;
 
     vrows v;
-    if ((rc = system_rows(c, t, &v, err))) return rc;
+    if ((rc = system_rows(run, &v, err))) return rc;
     if (run->reversed) reverse_partitions(t, v.rows, v.n);
     if (run->ps.present && run->ps.row_index > v.n) return ps_invalid(err);
     size_t i = run->ps.present ? (size_t)run->ps.row_index : 0;

@@ -605,12 +605,24 @@ static write_done *new_write_done(exec_ctx *c, const mutset *ms)
     return d;
 }
 
+/* What storage_apply is about to do with ms, as trace events. */
+static void trace_apply(exec_ctx *c, const mutset *ms, unsigned flags)
+{
+    if (!(flags & ST_APPLY_NO_COMMITLOG)) EXEC_TRACE(c->req, "Appending to commitlog");
+    for (size_t i = 0; i < ms->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) seen = ms->tables[j] == ms->tables[i];
+        if (!seen) EXEC_TRACE(c->req, "Adding to %s memtable", sib_table_name(ms->tables[i]));
+    }
+}
+
 /* Checks the consistency level for every partition, then applies all the
  * mutations as one commitlog entry and replies once they are durable. */
 static void apply_and_reply(exec_ctx *c, mutset *ms, int cl)
 {
     sib_err err = {0};
     int rc = 0;
+    EXEC_TRACE(c->req, "Determining replicas for mutation");
     for (size_t i = 0; !rc && i < ms->n; i++) {
         coord_repl repl;
         const sib_table *t = ms->tables[i];
@@ -621,6 +633,7 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl)
         const sib_keyspace *ks = sib_catalog_keyspace(c->ex->cat, sib_table_keyspace(ms->tables[0]));
         unsigned flags = ks && !sib_keyspace_durable_writes(ks) ? ST_APPLY_NO_COMMITLOG : 0;
         write_done *d = new_write_done(c, ms);
+        if (c->req->trace_data) trace_apply(c, ms, flags);
         if (!d) rc = sib_err_set(&err, SIB_ENOMEM, "write");
         else rc = storage_apply_ex(c->ex->st, ms->m, ms->n, flags, on_write_durable, d, &err);
         mutset_free(ms);

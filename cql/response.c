@@ -337,8 +337,10 @@ static void reply_start(cql_request *req, uint8_t opcode)
     sib_buf_reset(&pv->out);
     pv->out.oom = false;
     pv->rows_open = false;
+    uint8_t flags = req->trace_done ? CQL_FLAG_TRACING : 0;
     pv->frame_start =
-        cql_frame_begin(&pv->out, (uint8_t)(req->version | CQL_VERSION_RESPONSE), 0, req->stream, opcode);
+        cql_frame_begin(&pv->out, (uint8_t)(req->version | CQL_VERSION_RESPONSE), flags, req->stream, opcode);
+    if (flags) sib_buf_append(&pv->out, req->trace_id, 16); /* [uuid] before the message (spec 2.2) */
 }
 
 /* Replaces whatever was built by a Server error carrying err's message. */
@@ -353,6 +355,7 @@ int cql_request_complete(cql_request *req)
     struct cql_request_priv *pv = req->priv;
     cql_conn *c = pv->conn;
     int rc = 0;
+    if (req->trace_done) req->trace_done(req); /* the session's duration ends with the answer */
     if (cql_conn_open(c)) {
         sib_err err = {0};
         rc = cql_frame_end(&pv->out, pv->frame_start, compress_replies(req), &err);

@@ -334,7 +334,7 @@ typedef struct sib_prop {
 
 typedef enum {
     SIB_TABLE_USER = 0,
-    SIB_TABLE_LOCAL_SYSTEM,  /* system.local / peers / peers_v2: rows come from node state */
+    SIB_TABLE_LOCAL_SYSTEM,  /* system.local / peers / peers_v2, system_traces.*: rows come from node state */
     SIB_TABLE_VIRTUAL_SCHEMA,/* system_schema.* / system_virtual_schema.*: rows from sib_catalog_system_rows */
 } sib_table_kind;
 

@@ -7,6 +7,9 @@
  *                          functions, aggregates, indexes, views, triggers,
  *                          dropped_columns (Cassandra 4.0 SchemaKeyspace)
  *   system_virtual_schema  keyspaces, tables, columns (4.0 virtual tables)
+ *   system_traces          LocalStrategy: sessions, events (Cassandra 4.0's
+ *                          columns; rows come from the executor's in-memory
+ *                          trace ring, so they are node-local: LOCAL_SYSTEM)
  *
  * system_schema rows describe every keyspace but the virtual one (which is
  * described by system_virtual_schema, as in Cassandra). Rows are produced in
@@ -39,6 +42,15 @@ static const sysdef sysdefs[] = {
       "peer inet; peer_port int; data_center text; host_id uuid; native_address inet; native_port int; "
       "preferred_ip inet; preferred_port int; rack text; release_version text; schema_version uuid; tokens set<text>",
       "peer", "peer_port", "information about known peers in the cluster" },
+    /* Cassandra 4.0 TraceKeyspace; rows come from the executor's trace ring. */
+    { "system_traces", "sessions",
+      "session_id uuid; client inet; command text; coordinator inet; coordinator_port int; duration int; "
+      "parameters map<text, text>; request text; started_at timestamp",
+      "session_id", "", "tracing sessions" },
+    { "system_traces", "events",
+      "session_id uuid; event_id timeuuid; activity text; source inet; source_elapsed int; source_port int; "
+      "thread text",
+      "session_id", "event_id", "tracing events" },
     { "system_schema", "keyspaces",
       "keyspace_name text; durable_writes boolean; replication frozen<map<text, text>>", "keyspace_name", "",
       "keyspace definitions" },
@@ -175,7 +187,8 @@ static int add_system_table(sib_catalog *c, sib_keyspace *ks, const sysdef *d)
     rc = table_from_spec(c, &s, &t, &err);
     SIB_ASSERT(rc == 0 || rc == SIB_ENOMEM);
     if (rc) goto out;
-    t->kind = !strcmp(d->ks, "system") ? SIB_TABLE_LOCAL_SYSTEM : SIB_TABLE_VIRTUAL_SCHEMA;
+    bool local = !strcmp(d->ks, "system") || !strcmp(d->ks, "system_traces");
+    t->kind = local ? SIB_TABLE_LOCAL_SYSTEM : SIB_TABLE_VIRTUAL_SCHEMA;
     rc = keyspace_insert_table(ks, t);
     if (rc) table_free(t);
 out:
@@ -188,13 +201,13 @@ out:
 
 int catalog_add_system_keyspaces(sib_catalog *c)
 {
-    static const char *const names[] = { "system", "system_schema", "system_virtual_schema" };
+    static const char *const names[] = { "system", "system_schema", "system_traces", "system_virtual_schema" };
     for (size_t i = 0; i < SIB_ARRAY_LEN(names); i++) {
         sib_keyspace *ks = calloc(1, sizeof *ks);
         if (!ks) return SIB_ENOMEM;
         ks->name = xstrdup(names[i]);
         ks->system = true;
-        ks->virt = i == 2;
+        ks->virt = !strcmp(names[i], "system_virtual_schema");
         ks->durable_writes = true;
         if (!ks->name || strmap_set(&ks->repl, "class", "org.apache.cassandra.locator.LocalStrategy") ||
             catalog_insert_keyspace(c, ks)) {

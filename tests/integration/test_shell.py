@@ -1,6 +1,6 @@
 """sibylsh, the cqlsh-like shell: golden output of -e / -f runs, exit codes,
-DESCRIBE round trips, COPY TO/FROM, and one interactive session driven in a
-real terminal (tmux).
+DESCRIBE round trips, COPY TO/FROM (files and STDIN/STDOUT), CAPTURE, TRACING,
+and interactive sessions driven in a real terminal (tmux).
 
 The shell binary is found next to sibyld: SIBYLSH_BIN, else
 <build>/tools/sibylsh for the build dir of SIBYL_BIN (…/node/sibyld), else the
@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -325,6 +326,125 @@ def test_copy_from_bad_row_fails(sh, tmp_path):
     assert sh.ok("SELECT count(*) FROM t", keyspace="cpbad").count(" 2\n") == 1
 
 
+def test_copy_stdin_stdout(sh):
+    create_ks(sh, "cpio")
+    sh.ok("CREATE TABLE t (k int PRIMARY KEY, v text)", keyspace="cpio")
+    # Piped input: the rows follow the statement up to \., then the stream goes on.
+    rc, out, err = sh.run(stdin="COPY t (k, v) FROM STDIN;\n1,a\n2,\"b,c\"\n\\.\nSELECT * FROM t WHERE k = 2;\n",
+                          keyspace="cpio")
+    assert (rc, err) == (0, "")
+    assert "Starting copy of cpio.t with columns [k, v].\n" in out
+    assert re.search(r"^2 rows imported from 1 files in [\d.]+ seconds \(0 skipped\)\.$", out, re.M)
+    assert re.search(r"^ 2 \| b,c$", out, re.M)
+    # -e reads stdin to its end; HEADER skips the first line.
+    rc, out, err = sh.run("-e", "COPY t FROM STDIN WITH HEADER = true", stdin="k,v\n3,c\n4,\n", keyspace="cpio")
+    assert (rc, err) == (0, "")
+    assert "2 rows imported from 1 files" in out
+    # TO STDOUT: only the CSV on stdout, as copyutil swallows its messages.
+    rc, out, err = sh.run("-e", "COPY t TO STDOUT WITH HEADER = true", keyspace="cpio")
+    assert (rc, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == "k,v"
+    assert sorted(lines[1:]) == ["1,a", '2,"b,c"', "3,c", "4,"]
+    rc, out, err = sh.run("-e", "COPY t (v) TO stdout", keyspace="cpio")
+    assert rc == 0 and sorted(out.splitlines()) == ["", '"b,c"', "a", "c"]
+    # A bad row is reported with its line in the STDIN data; the others go in.
+    rc, out, err = sh.run("-e", "COPY t FROM STDIN", stdin="5,e\nx,f\n", keyspace="cpio")
+    assert rc == 2
+    assert "Failed to import row at line 2: ParseError" in err
+    assert "1 rows imported from 1 files" in out and "(1 skipped)" in out
+    # STDIN is for FROM, STDOUT for TO, and a file name must be quoted.
+    for bad in ("COPY t TO STDIN", "COPY t FROM STDOUT", "COPY t TO somefile"):
+        rc, out, err = sh.run("-e", bad, keyspace="cpio")
+        assert rc == 2 and err == "<stdin>:1:Improper COPY command.\n", (bad, err)
+    assert sh.ok("SELECT count(*) FROM t", keyspace="cpio").count(" 5\n") == 1
+
+
+CAPTURED = """
+ k  | v
+----+-------------
+ 22 | hello world
+
+(1 rows)
+
+"""
+
+
+def test_capture(sh, types_ks, tmp_path):
+    cap = tmp_path / "out.txt"
+    script = ("CAPTURE\nCAPTURE '{0}'\nCAPTURE\nSELECT k, v FROM t WHERE k = 22;\nSHOW VERSION\n"
+              "CAPTURE '{0}'\nCAPTURE OFF\nCAPTURE OFF\nSELECT k FROM t WHERE k = 1;\n"
+              "CAPTURE '{1}'\nCAPTURE nofile\n").format(cap, tmp_path / "no" / "dir")
+    rc, out, err = sh.run(stdin=script, keyspace=types_ks)
+    assert out.startswith("Currently not capturing query output.\n"
+                          "Now capturing query output to '%s'.\n"
+                          "Currently capturing query output to '%s'.\n[cqlsh " % (cap, cap))
+    assert out.endswith("\n k\n---\n 1\n\n(1 rows)\n\n")  # results are back on stdout after OFF
+    assert "hello world" not in out
+    assert err == ("<stdin>:6:Already capturing output to {0}. Use CAPTURE OFF to disable.\n"
+                   "<stdin>:8:Not currently capturing output.\n"
+                   "<stdin>:10:Could not open '{1}' for append: [Errno 2] No such file or directory: '{1}'\n"
+                   "<stdin>:11:Improper CAPTURE command.\n").format(cap, tmp_path / "no" / "dir")
+    assert cap.read_text() == CAPTURED
+    # A second capture appends.
+    sh.ok("CAPTURE '%s'\nSELECT k, v FROM t WHERE k = 22;\nCAPTURE OFF" % cap, keyspace=types_ks)
+    assert cap.read_text() == CAPTURED * 2
+
+
+TRACE_ROW = re.compile(r"^ +(.*?) \| +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{6})?) \| +(\S+) \| +(\d+) \| +(\S+)$")
+
+
+def parse_trace(out):
+    """(session uuid, [(activity, timestamp, source, elapsed, client)]) of
+    the first trace printed in out."""
+    m = re.search(r"^Tracing session: (\S+)\n\n (.*)\n(-+\+[-+]*)\n((?:.*\n)*?)\n", out, re.M)
+    assert m, out
+    assert [c.strip() for c in m.group(2).split("|")] == ["activity", "timestamp", "source", "source_elapsed",
+                                                          "client"]
+    rows = []
+    for line in m.group(4).splitlines():
+        r = TRACE_ROW.match(line)
+        assert r, line
+        rows.append((r.group(1), r.group(2), r.group(3), int(r.group(4)), r.group(5)))
+    return uuid.UUID(m.group(1)), rows
+
+
+def test_tracing(sh, types_ks):
+    script = ("TRACING\nTRACING ON\nSELECT v FROM t WHERE k = 22;\nSELECT * FROM nosuch;\n"
+              "INSERT INTO t (k, v) VALUES (5, 'five');\nTRACING\nTRACING OFF\nTRACING OFF\nTRACING maybe\n"
+              "SELECT v FROM t WHERE k = 5;\n")
+    rc, out, err = sh.run(stdin=script, keyspace=types_ks)
+    assert out.startswith("Tracing is currently disabled. Use TRACING ON to enable.\nNow Tracing is enabled\n\n"
+                          " v\n-------------\n hello world\n\n(1 rows)\n\n\nTracing session: ")
+    assert out.endswith("Tracing is currently enabled. Use TRACING OFF to disable\nDisabled Tracing.\n\n"
+                        " v\n------\n five\n\n(1 rows)\n\n")  # OFF: no trace after the last SELECT
+    assert out.count("Tracing session: ") == 2  # the SELECT and the INSERT; not the failed statement
+    assert err == ("<stdin>:4:InvalidRequest: Error from server: code=2200 [Invalid query] "
+                   "message=\"table nosuch does not exist\"\n"
+                   "<stdin>:8:Tracing is not enabled.\n<stdin>:9:Improper TRACING command.\n")
+
+    sid, rows = parse_trace(out)
+    assert sid.version == 1
+    host = sh.node.host
+    assert rows[0][0] == "Execute CQL3 query" and rows[0][3] == 0
+    thread = re.match(r".* \[(.+)\]$", rows[1][0]).group(1)
+    assert [r[0] for r in rows[1:-1]] == [a + " [%s]" % thread for a in (
+        "Parsing SELECT v FROM t WHERE k = 22", "Preparing statement", "Executing single-partition query on t",
+        "Read 1 live rows and 0 tombstone cells")]
+    assert rows[-1][0] == "Request complete"
+    elapsed = [r[3] for r in rows]
+    assert elapsed == sorted(elapsed) and elapsed[-1] > 0
+    assert all(r[2] == host and r[4] == host for r in rows)
+    # The session is the server's: system_traces has it.
+    got = sh.ok("SELECT request, duration FROM system_traces.sessions WHERE session_id = %s" % sid)
+    assert re.search(r"^ Execute CQL3 query \| +%d$" % elapsed[-1], got, re.M), got
+
+    sid2, rows = parse_trace(out[out.index("Tracing session: ", out.index(str(sid)) + 36):])
+    assert sid2 != sid
+    assert [r[0].rsplit(" [", 1)[0] for r in rows[-4:-1]] == ["Determining replicas for mutation",
+                                                             "Appending to commitlog", "Adding to t memtable"]
+
+
 # ---- interactive, in a real terminal -------------------------------------------------------
 
 class Tmux:
@@ -482,3 +602,45 @@ def test_interactive_reconnect(sh, types_ks, tmux):
     s = tmux.wait_for(lambda s: "(1 rows)" in s, "the result after the restart")
     assert re.search(r"^ abc$", s, re.M)
     assert s.rstrip().endswith("cqlsh:%s>" % types_ks)  # still in the keyspace
+
+
+def test_interactive_copy_stdin_and_capture(sh, types_ks, tmux, tmp_path):
+    """COPY FROM STDIN prompts "[copy] " until \\.; while capturing, a paged
+    result is fetched whole into the file without ---MORE---."""
+    sh.ok("CREATE TABLE io (k int PRIMARY KEY, v text)", keyspace=types_ks)
+    cmd = "env HOME=%s TERM=xterm %s %s %d -k %s" % (sh.home, sh.binary, sh.node.host, sh.node.port, types_ks)
+    tmux.start(cmd)
+    prompt = "cqlsh:%s>" % types_ks
+    tmux.wait_for(lambda s: s.rstrip().endswith(prompt), "the prompt")
+    tmux.type("COPY io (k, v) FROM STDIN;")
+    tmux.keys("Enter")
+    s = tmux.wait_for(lambda s: s.rstrip().endswith("[copy]"), "the copy prompt")
+    assert "[Use \\. on a line by itself to end input]" in s
+    for line in ("1,one", "2,two", "3,three", "\\."):
+        tmux.type(line)
+        tmux.keys("Enter")
+    s = tmux.wait_for(lambda s: s.rstrip().endswith(prompt) and "rows imported" in s, "the import")
+    assert re.search(r"^3 rows imported from 1 files in [\d.]+ seconds \(0 skipped\)\.$", s, re.M)
+
+    cap = tmp_path / "cap.txt"
+    tmux.keys("C-l")
+    tmux.type("PAGING 1")
+    tmux.keys("Enter")
+    tmux.type("CAPTURE '%s'" % cap)
+    tmux.keys("Enter")
+    tmux.wait_for(lambda s: "Now capturing query output to '%s'." % cap in s, "the capture message")
+    tmux.type("SELECT k, v FROM io;")
+    tmux.keys("Enter")
+    wait_until = time.monotonic() + 20
+    while "(3 rows)" not in (cap.read_text() if cap.exists() else ""):
+        assert time.monotonic() < wait_until, "capture file: %r; screen:\n%s" % (
+            cap.read_text() if cap.exists() else None, tmux.screen())
+        time.sleep(0.1)
+    s = tmux.wait_for(lambda s: s.rstrip().endswith(prompt), "the prompt after the captured query")
+    assert "---MORE---" not in s and "three" not in s
+    text = cap.read_text()
+    assert all(re.search(r"^ %d \| +%s$" % (k, v), text, re.M) for k, v in ((1, "one"), (2, "two"), (3, "three")))
+    tmux.type("CAPTURE OFF")
+    tmux.keys("Enter")
+    tmux.type("EXIT")
+    tmux.keys("Enter")

@@ -374,15 +374,20 @@ static bool read_frame(int fd, cql_header *h, sib_buf *b)
     return true;
 }
 
-static void send_frame(int fd, int16_t stream, uint8_t opcode, const sib_buf *body)
+static void send_frame_flags(int fd, uint8_t flags, int16_t stream, uint8_t opcode, const sib_buf *body)
 {
     sib_buf f;
     sib_buf_init(&f);
-    size_t start = cql_frame_begin(&f, 0x84, 0, stream, opcode);
+    size_t start = cql_frame_begin(&f, 0x84, flags, stream, opcode);
     sib_buf_append(&f, body->p, body->len);
     cql_frame_end(&f, start, false, NULL);
     assert_true(write(fd, f.p, f.len) == (ssize_t)f.len);
     sib_buf_free(&f);
+}
+
+static void send_frame(int fd, int16_t stream, uint8_t opcode, const sib_buf *body)
+{
+    send_frame_flags(fd, 0, stream, opcode, body);
 }
 
 static void *fake_main(void *arg)
@@ -394,6 +399,7 @@ static void *fake_main(void *arg)
     sib_buf_init(&out);
     cql_header h;
     int16_t streams[16];
+    uint8_t flags[16];
     int n = 0;
     while (fd >= 0 && read_frame(fd, &h, &b)) {
         sib_buf_reset(&out);
@@ -418,16 +424,21 @@ static void *fake_main(void *arg)
             send_frame(fd, h.stream, CQL_OP_RESULT, &out);
         } else if (h.opcode == CQL_OP_QUERY) {
             if (s->close_after) break;
+            flags[n] = h.flags;
             streams[n++] = h.stream;
             if (n < s->nqueries) continue;
             /* Answer newest first: the client must match by stream id. */
             for (int i = n - 1; i >= 0; i--) {
                 sib_buf_reset(&out);
+                /* A TRACING request gets a traced reply: the flag and a
+                 * session id (0x10..0x1f) before the message. */
+                uint8_t traced = flags[i] & CQL_FLAG_TRACING;
+                for (int k = 0; traced && k < 16; k++) sib_buf_u8(&out, (uint8_t)(0x10 + k));
                 cql_put_int(&out, CQL_RESULT_SET_KEYSPACE);
                 char ks[16];
                 snprintf(ks, sizeof(ks), "ks%d", i);
                 cql_put_cstring(&out, ks);
-                send_frame(fd, streams[i], CQL_OP_RESULT, &out);
+                send_frame_flags(fd, traced, streams[i], CQL_OP_RESULT, &out);
             }
             n = 0;
         }
@@ -574,6 +585,34 @@ static void test_sync_and_broken_connection(void **state)
     fake_stop(&s2);
 }
 
+/* sib_query_opts.tracing sets the TRACING header flag; the traced reply's
+ * session id lands in tracing_id, and an untraced reply has no flag. */
+static void test_tracing_flag(void **state)
+{
+    (void)state;
+    fake_srv s = {.nqueries = 1};
+    fake_start(&s);
+    sib_client *cl;
+    sib_err err;
+    sib_client_opts o = {.port = s.port, .timeout_ms = 5000};
+    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
+    sib_query_opts qo = {.consistency = CQL_ONE, .tracing = true};
+    sib_result r;
+    assert_int_equal(sib_client_query_opts(cl, "USE ks0", &qo, &r, &err), 0);
+    assert_int_equal(r.kind, SIB_RESULT_SET_KEYSPACE);
+    assert_int_equal(r.frame_flags & CQL_FLAG_TRACING, CQL_FLAG_TRACING);
+    for (int k = 0; k < 16; k++) assert_int_equal(r.tracing_id[k], 0x10 + k);
+    assert_string_equal(r.u.keyspace, "ks0");
+    sib_result_free(&r);
+    qo.tracing = false;
+    assert_int_equal(sib_client_query_opts(cl, "USE ks0", &qo, &r, &err), 0);
+    assert_int_equal(r.frame_flags & CQL_FLAG_TRACING, 0);
+    assert_string_equal(r.u.keyspace, "ks0");
+    sib_result_free(&r);
+    sib_client_close(cl);
+    fake_stop(&s);
+}
+
 static void test_connect_refused(void **state)
 {
     (void)state;
@@ -605,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_out_of_order),
         cmocka_unit_test(test_send_prepare),
         cmocka_unit_test(test_sync_and_broken_connection),
+        cmocka_unit_test(test_tracing_flag),
         cmocka_unit_test(test_connect_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -765,6 +765,7 @@ typedef struct fake_exec {
     int closed_sessions;
     int orphan_replies;
     int requests;
+    int traces_done; /* trace_done calls of the "traced" queries */
 } fake_exec;
 
 static void reply_text_row(cql_request *req, const char *col, const char *val, size_t n)
@@ -786,6 +787,8 @@ static void on_deferred(struct ev_loop *loop, ev_timer *t, int revents)
     reply_text_row(req, "echo", q->query.p, q->query.len);
 }
 
+static void fake_trace_done(cql_request *req) { ((fake_exec *)req->trace_data)->traces_done++; }
+
 static void fake_query(fake_exec *fx, cql_request *req)
 {
     cql_str q = req->u.query.query;
@@ -804,6 +807,12 @@ static void fake_query(fake_exec *fx, cql_request *req)
             return;
         }
         cql_reply_error(req, CQL_ERR_OVERLOADED, "too many deferred", NULL);
+    } else if (strncmp(text, "traced", 6) == 0) { /* what the real executor does for a TRACING request */
+        for (int i = 0; i < 16; i++) req->trace_id[i] = (uint8_t)(0xA0 + i);
+        req->trace_data = fx;
+        req->trace_done = fake_trace_done;
+        if (strcmp(text, "traced error") == 0) cql_reply_error(req, CQL_ERR_INVALID, "bad", NULL);
+        else cql_reply_void(req);
     } else if (strncmp(text, "USE ", 4) == 0) {
         cql_reply_set_keyspace(req, text + 4);
     } else if (strcmp(text, "ks") == 0) {
@@ -930,7 +939,7 @@ static int harness_teardown(void **state)
 typedef struct probe {
     ev_async a;
     harness *h;
-    int closed_sessions, orphan_replies, requests;
+    int closed_sessions, orphan_replies, requests, traces_done;
     size_t conns;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -944,6 +953,7 @@ static void on_probe(struct ev_loop *loop, ev_async *w, int revents)
     p->closed_sessions = p->h->fx.closed_sessions;
     p->orphan_replies = p->h->fx.orphan_replies;
     p->requests = p->h->fx.requests;
+    p->traces_done = p->h->fx.traces_done;
     p->conns = cql_server_conn_count(p->h->srv);
     p->done = true;
     pthread_cond_signal(&p->cv);
@@ -1564,6 +1574,54 @@ static void test_server_events(void **state)
     sib_buf_free(&b);
 }
 
+/* A traced reply (protocol spec 2.2): the TRACING flag, the executor's
+ * session id first in the body, then the message; trace_done runs once per
+ * traced request, for errors too. A TRACING request the executor does not
+ * trace gets a plain reply. */
+static void test_server_tracing(void **state)
+{
+    harness *h = *state;
+    int fd = connect_to(h);
+    sib_buf b;
+    sib_buf_init(&b);
+    cql_header hd;
+    startup_body(&b, NULL);
+    send_raw_frame(fd, 4, 0, 1, CQL_OP_STARTUP, &b);
+    assert_true(recv_frame(fd, &hd, &b));
+    assert_int_equal(hd.opcode, CQL_OP_READY);
+
+    query_body(&b, "traced");
+    send_raw_frame(fd, 4, CQL_FLAG_TRACING, 2, CQL_OP_QUERY, &b);
+    assert_true(recv_frame(fd, &hd, &b));
+    assert_int_equal(hd.opcode, CQL_OP_RESULT);
+    assert_int_equal(hd.flags, CQL_FLAG_TRACING);
+    assert_int_equal(b.len, 16 + 4);
+    for (int i = 0; i < 16; i++) assert_int_equal(b.p[i], 0xA0 + i);
+    assert_int_equal(get_be32(b.p + 16), CQL_RESULT_VOID);
+
+    query_body(&b, "traced error");
+    send_raw_frame(fd, 4, CQL_FLAG_TRACING, 3, CQL_OP_QUERY, &b);
+    assert_true(recv_frame(fd, &hd, &b));
+    assert_int_equal(hd.opcode, CQL_OP_ERROR);
+    assert_int_equal(hd.flags, CQL_FLAG_TRACING);
+    assert_true(b.len > 16 + 4);
+    assert_int_equal(b.p[15], 0xAF);
+    assert_int_equal(get_be32(b.p + 16), CQL_ERR_INVALID);
+
+    query_body(&b, "params");
+    send_raw_frame(fd, 4, CQL_FLAG_TRACING, 4, CQL_OP_QUERY, &b);
+    assert_true(recv_frame(fd, &hd, &b));
+    assert_int_equal(hd.opcode, CQL_OP_RESULT);
+    assert_int_equal(hd.flags, 0);
+    assert_int_equal(get_be32(b.p), CQL_RESULT_ROWS);
+
+    probe p;
+    probe_run(h, &p);
+    assert_int_equal(p.traces_done, 2);
+    sib_buf_free(&b);
+    close(fd);
+}
+
 static void test_server_two_addresses(void **state)
 {
     /* Two servers on 127.0.0.1 and 127.0.0.2 with the same port. */
@@ -1614,6 +1672,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_async_and_pipelining, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_server_write_backpressure, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_server_events, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_server_tracing, harness_setup, harness_teardown),
         cmocka_unit_test(test_server_two_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -931,9 +931,9 @@ static void test_keyspace_ddl(void **state)
     assert_int_equal(sib_catalog_alter_keyspace(c, "nope", &dw, 1, false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Keyspace 'nope' doesn't exist");
     /* name order iteration, system keyspaces included */
-    const char *want[] = { "ks1", "ks2", "system", "system_schema", "system_virtual_schema" };
-    assert_int_equal(sib_catalog_keyspace_count(c), 5);
-    for (size_t i = 0; i < 5; i++) assert_string_equal(sib_keyspace_name(sib_catalog_keyspace_at(c, i)), want[i]);
+    const char *want[] = { "ks1", "ks2", "system", "system_schema", "system_traces", "system_virtual_schema" };
+    assert_int_equal(sib_catalog_keyspace_count(c), 6);
+    for (size_t i = 0; i < 6; i++) assert_string_equal(sib_keyspace_name(sib_catalog_keyspace_at(c, i)), want[i]);
     /* drop */
     assert_int_equal(sib_catalog_drop_keyspace(c, "ks1", false, &err), 0);
     assert_null(sib_catalog_keyspace(c, "ks1"));
@@ -1380,6 +1380,7 @@ static void test_system_tables(void **state)
     for (size_t i = 0; i < sizeof local_cols / sizeof *local_cols; i++)
         assert_non_null(sib_table_column_by_name(local, local_cols[i]));
     assert_string_equal(sib_table_column(local, 0)->name, "key");
+    assert_int_equal(sib_table_kind_of(sib_catalog_table(c, "system_traces", "events")), SIB_TABLE_LOCAL_SYSTEM);
     const sib_table *p2 = sib_catalog_table(c, "system", "peers_v2");
     assert_int_equal(sib_table_clustering_count(p2), 1);
     assert_string_equal(sib_table_clustering(p2, 0)->name, "peer_port");
@@ -1397,11 +1398,12 @@ static void test_system_tables(void **state)
     collect r;
     const char *kc[] = { "keyspace_name", "durable_writes", "replication" };
     rows_of(c, "system_schema", "keyspaces", &r, kc, 3);
-    assert_int_equal(r.nrows, 3);
+    assert_int_equal(r.nrows, 4);
     assert_string_equal(r.text[0],
                         "ks | True | {'class': 'org.apache.cassandra.locator.SimpleStrategy', 'replication_factor': '1'}");
     assert_string_equal(r.text[1], "system | True | {'class': 'org.apache.cassandra.locator.LocalStrategy'}");
     assert_string_equal(r.text[2], "system_schema | True | {'class': 'org.apache.cassandra.locator.LocalStrategy'}");
+    assert_string_equal(r.text[3], "system_traces | True | {'class': 'org.apache.cassandra.locator.LocalStrategy'}");
 
     const char *tc[] = { "keyspace_name", "table_name", "flags", "comment", "gc_grace_seconds", "compaction",
                          "bloom_filter_fp_chance", "speculative_retry" };
@@ -1413,7 +1415,7 @@ static void test_system_tables(void **state)
     assert_true(has_row(&r, "system | local | {'compound'} | information about the local node | 0 | {'class': "
                             "'org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy', 'max_threshold': "
                             "'32', 'min_threshold': '4'} | 0.01 | 99p"));
-    assert_int_equal(r.nrows, 1 + 3 + 10);
+    assert_int_equal(r.nrows, 1 + 3 + 10 + 2);
 
     const char *cc[] = { "keyspace_name", "table_name", "column_name", "clustering_order", "kind", "position", "type" };
     rows_of(c, "system_schema", "columns", &r, cc, 7);
@@ -1424,6 +1426,12 @@ static void test_system_tables(void **state)
     assert_string_equal(r.text[4], "ks | users | tags | none | regular | -1 | set<text>");
     assert_string_equal(r.text[5], "ks | users | ts | desc | clustering | 0 | timestamp");
     assert_true(has_row(&r, "system | peers_v2 | peer_port | asc | clustering | 0 | int"));
+    /* system_traces: Cassandra 4.0's TraceKeyspace columns */
+    assert_true(has_row(&r, "system_traces | sessions | session_id | none | partition_key | 0 | uuid"));
+    assert_true(has_row(&r, "system_traces | sessions | parameters | none | regular | -1 | map<text, text>"));
+    assert_true(has_row(&r, "system_traces | sessions | coordinator_port | none | regular | -1 | int"));
+    assert_true(has_row(&r, "system_traces | events | event_id | asc | clustering | 0 | timeuuid"));
+    assert_true(has_row(&r, "system_traces | events | source_elapsed | none | regular | -1 | int"));
     assert_true(has_row(&r, "system_schema | keyspaces | replication | none | regular | -1 | frozen<map<text, text>>"));
 
     const char *dc[] = { "keyspace_name", "table_name", "column_name", "dropped_time", "kind", "type" };

@@ -7,6 +7,8 @@
  *   SERIAL CONSISTENCY [level]  the same for the serial level
  *   PAGING [ON|OFF|n]           cqlsh's SwitchCommandWithValue texts
  *   EXPAND [ON|OFF]             cqlsh's SwitchCommand texts
+ *   TRACING [ON|OFF]            the same; traces are printed by trace.c
+ *   CAPTURE ['file'|OFF]        query results appended to a file (sh->out)
  *   SHOW VERSION | HOST, HELP [topic], EXIT | QUIT, CLEAR | CLS
  *   SOURCE 'file'               runs the file like -f, errors prefixed by it
  *   COPY ...                    copy.c
@@ -33,12 +35,16 @@ static const struct {
     const char *cmd;
     const char *text;
 } help_topics[] = {
+    {"CAPTURE", "CAPTURE ['file' | OFF]\n\n  Appends query results to a file instead of printing them; CAPTURE OFF\n"
+                "  stops, CAPTURE alone shows where output goes.\n"},
     {"CLEAR", "CLEAR | CLS\n\n  Clears the terminal.\n"},
     {"CLS", "CLEAR | CLS\n\n  Clears the terminal.\n"},
     {"CONSISTENCY", "CONSISTENCY [level]\n\n  Shows or sets the consistency level of the requests: ANY, ONE, TWO,\n"
                     "  THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, SERIAL, LOCAL_SERIAL, LOCAL_ONE.\n"},
-    {"COPY", "COPY table [(col, ...)] TO | FROM 'file.csv' [WITH HEADER = true [AND DELIMITER = ',']]\n\n"
-             "  Exports a table to CSV or imports CSV rows into it.\n"},
+    {"COPY", "COPY table [(col, ...)] TO 'file.csv' | STDOUT [WITH HEADER = true [AND DELIMITER = ',']]\n"
+             "COPY table [(col, ...)] FROM 'file.csv' | STDIN [WITH ...]\n\n"
+             "  Exports a table to CSV or imports CSV rows into it. FROM STDIN reads lines\n"
+             "  until one holding only \\. (or the end of input).\n"},
     {"DESC", "DESC is DESCRIBE.\n"},
     {"DESCRIBE", "DESCRIBE [KEYSPACES | KEYSPACE ks | TABLES | TABLE t | SCHEMA | name]\n\n"
                  "  Prints the CQL that recreates the schema element (answered by the server).\n"},
@@ -50,6 +56,8 @@ static const struct {
     {"SERIAL", "SERIAL CONSISTENCY [level]\n\n  Shows or sets the serial consistency level: SERIAL or LOCAL_SERIAL.\n"},
     {"SHOW", "SHOW VERSION | HOST\n\n  Shows the shell and server versions, or the connected host.\n"},
     {"SOURCE", "SOURCE 'file'\n\n  Runs the CQL statements of a file.\n"},
+    {"TRACING", "TRACING [ON | OFF]\n\n  Traces every following statement on the server and prints the trace\n"
+                "  (system_traces) after its result.\n"},
 };
 
 static const char *const cql_topics[] = {
@@ -130,7 +138,9 @@ static int reconnect(shell *sh)
     return 0;
 }
 
-int shell_query(shell *sh, const char *cql, int32_t page_size, const cql_value *paging_state, sib_result *out)
+/* shell_query, optionally asking the server to trace the request. */
+static int query_traced(shell *sh, const char *cql, int32_t page_size, const cql_value *paging_state, bool trace,
+                        sib_result *out)
 {
     memset(out, 0, sizeof(*out));
     if (sh->broken && reconnect(sh) < 0) {
@@ -144,6 +154,7 @@ int shell_query(shell *sh, const char *cql, int32_t page_size, const cql_value *
         .any_cl = sh->consistency == CQL_ANY,
         .page_size = page_size,
         .serial_consistency = sh->serial_consistency,
+        .tracing = trace,
     };
     if (paging_state && paging_state->len >= 0) {
         qo.paging_state = paging_state->p;
@@ -163,6 +174,11 @@ int shell_query(shell *sh, const char *cql, int32_t page_size, const cql_value *
     return -1;
 }
 
+int shell_query(shell *sh, const char *cql, int32_t page_size, const cql_value *paging_state, sib_result *out)
+{
+    return query_traced(sh, cql, page_size, paging_state, false, out);
+}
+
 static void print_warnings(const sib_result *r)
 {
     if (r->nwarnings == 0) return;
@@ -171,11 +187,13 @@ static void print_warnings(const sib_result *r)
     fprintf(stderr, "\n");
 }
 
-/* Sends CQL and prints what comes back. */
+/* Sends CQL and prints what comes back, then (TRACING ON) its trace, as
+ * cqlsh does: only for a statement that did not fail, and for the request
+ * of its first page (later pages are not traced). */
 static int exec_cql(shell *sh, const char *cql)
 {
     sib_result r;
-    if (shell_query(sh, cql, sh->paging ? sh->page_size : 0, NULL, &r) < 0) return -1;
+    if (query_traced(sh, cql, sh->paging ? sh->page_size : 0, NULL, sh->tracing, &r) < 0) return -1;
     int rc = 0;
     print_warnings(&r);
     if (r.kind == SIB_RESULT_ERROR) {
@@ -184,7 +202,11 @@ static int exec_cql(shell *sh, const char *cql)
     } else if (r.kind == SIB_RESULT_ROWS) {
         rc = shell_print_rows(sh, cql, &r);
     }
+    uint8_t trace_id[16];
+    bool traced = rc == 0 && r.kind != SIB_RESULT_ERROR && (r.frame_flags & CQL_FLAG_TRACING);
+    if (traced) memcpy(trace_id, r.tracing_id, 16);
     sib_result_free(&r);
+    if (traced && shell_print_trace(sh, trace_id) < 0) rc = -1;
     return rc;
 }
 
@@ -300,6 +322,71 @@ static int cmd_expand(shell *sh, const char *args)
     return 0;
 }
 
+static int cmd_tracing(shell *sh, const char *args)
+{
+    char w[64];
+    const char *p = args;
+    bool has = next_word(&p, w, sizeof(w));
+    if ((has && !rest_empty(p)) || switch_cmd(sh, "TRACING", "Tracing", &sh->tracing, has ? w : NULL) == 1) {
+        shell_error(sh, "Improper TRACING command.");
+        return -1;
+    }
+    return 0;
+}
+
+/* CAPTURE 'file' | OFF | (status), with cqlsh's do_capture texts. Query
+ * results are appended to the file, uncoloured; messages and errors stay on
+ * the terminal. */
+static int cmd_capture(shell *sh, const char *args)
+{
+    char word[4096], path[4096];
+    const char *p = args + strspn(args, " \t\n");
+    bool quoted = *p == '\'';
+    if (!next_word(&p, word, sizeof(word))) {
+        if (sh->capture)
+            printf("Currently capturing query output to '%s'.\n", sh->capture_name);
+        else
+            printf("Currently not capturing query output.\n");
+        return 0;
+    }
+    /* cqlsh's grammar: a quoted file name, or the word OFF. */
+    if (!rest_empty(p) || (!quoted && strcasecmp(word, "OFF") != 0)) {
+        shell_error(sh, "Improper CAPTURE command.");
+        return -1;
+    }
+    if (!quoted) {
+        if (!sh->capture) {
+            shell_error(sh, "Not currently capturing output.");
+            return -1;
+        }
+        fclose(sh->capture);
+        sh->capture = NULL;
+        sh->out = stdout;
+        sh->color = sh->capture_color;
+        return 0;
+    }
+    if (sh->capture) {
+        shell_error(sh, "Already capturing output to %s. Use CAPTURE OFF to disable.", sh->capture_name);
+        return -1;
+    }
+    shell_expand_path(word, path, sizeof(path));
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        /* Python's IOError text, as cqlsh prints it */
+        int e = errno;
+        shell_error(sh, "Could not open '%s' for append: [Errno %d] %s: '%s'", path, e, strerror(e), path);
+        return -1;
+    }
+    fflush(stdout);
+    sh->capture = f;
+    sh->out = f;
+    snprintf(sh->capture_name, sizeof(sh->capture_name), "%s", path);
+    sh->capture_color = sh->color;
+    sh->color = false;
+    printf("Now capturing query output to '%s'.\n", path);
+    return 0;
+}
+
 static int cmd_show(shell *sh, const char *args)
 {
     char w[64];
@@ -405,6 +492,8 @@ int shell_exec(shell *sh, const char *stmt)
     }
     if (first_word_is(stmt, "PAGING", &rest)) return cmd_paging(sh, rest);
     if (first_word_is(stmt, "EXPAND", &rest)) return cmd_expand(sh, rest);
+    if (first_word_is(stmt, "TRACING", &rest)) return cmd_tracing(sh, rest);
+    if (first_word_is(stmt, "CAPTURE", &rest)) return cmd_capture(sh, rest);
     if (first_word_is(stmt, "SHOW", &rest)) return cmd_show(sh, rest);
     if (first_word_is(stmt, "HELP", &rest) || first_word_is(stmt, "?", &rest)) return cmd_help(sh, rest);
     if (first_word_is(stmt, "SOURCE", &rest)) return cmd_source(sh, rest);

@@ -1,7 +1,8 @@
 /* copy.c: COPY TO (table -> CSV) and COPY FROM (CSV -> table), cqlsh's
  * COPY in one process.
  *
- *   COPY [ks.]t [(c1, c2, ...)] TO | FROM 'file.csv'
+ *   COPY [ks.]t [(c1, c2, ...)] TO 'file.csv' | STDOUT
+ *   COPY [ks.]t [(c1, c2, ...)] FROM 'file.csv' | STDIN
  *        [WITH HEADER = true|false AND DELIMITER = ',' AND QUOTE = '"'
  *         AND NULL = '' AND PAGESIZE = 1000 AND MAXREQUESTS = 32]
  *
@@ -26,6 +27,13 @@
  * progress line rewritten in place on a terminal, then
  * "Processed: N rows; Rate: X rows/s; Avg. rate: Y rows/s" and
  * "N rows exported to 1 files in 0.123 seconds." / "... imported from ...".
+ *
+ * STDOUT / STDIN, as cqlsh (copyutil.py): TO STDOUT writes the CSV to stdout
+ * and prints none of those messages (copyutil swallows them unless --debug,
+ * since they would corrupt the CSV a caller redirects); errors still go to
+ * stderr. FROM STDIN reads every line first, up to a line holding only \.
+ * (or the end of input), prompting "[copy] " on a terminal, and then
+ * imports with the usual messages.
  */
 #include "shell.h"
 
@@ -35,6 +43,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define COPY_MAX_COLS 256
 
@@ -53,6 +62,8 @@ typedef struct copy_job {
     char cols[COPY_MAX_COLS][128];
     size_t ncols; /* 0: every column */
     bool to;
+    bool stdio;     /* FROM STDIN / TO STDOUT instead of a file */
+    bool quiet;     /* no progress or summary (TO STDOUT: they would mix with the CSV) */
     char path[4096];
     copy_opts o;
 
@@ -131,8 +142,18 @@ static int parse_copy(copy_job *j, const char *stmt)
         j->to = true;
     else if (strcasecmp(t, "FROM") != 0)
         goto bad;
+    /* cqlsh's grammar: a quoted file name, or the bare word STDIN (FROM) /
+     * STDOUT (TO). */
+    bool quoted = p[strspn(p, " \t\n")] == '\'';
     if (!tok(&p, raw, sizeof(raw))) goto bad;
-    shell_expand_path(raw, j->path, sizeof(j->path));
+    if (!quoted) {
+        if (strcasecmp(raw, j->to ? "STDOUT" : "STDIN") != 0) goto bad;
+        j->stdio = true;
+        j->quiet = j->to; /* as copyutil: messages are swallowed when exporting to STDOUT */
+        snprintf(j->path, sizeof(j->path), "%s", j->to ? "STDOUT" : "STDIN");
+    } else {
+        shell_expand_path(raw, j->path, sizeof(j->path));
+    }
     if (tok(&p, t, sizeof(t))) {
         if (strcasecmp(t, "WITH") != 0) goto bad;
         char name[64], eq[8], val[64];
@@ -166,7 +187,7 @@ static double since(const struct timespec *a)
 static void progress(copy_job *j, bool final)
 {
     double dt = since(&j->last_report), total = since(&j->start);
-    if (!final && dt < 0.2) return;
+    if (j->quiet || (!final && dt < 0.2)) return;
     double rate = dt > 0 ? (double)(j->rows - j->rows_at_last) / dt : 0;
     double avg = total > 0 ? (double)j->rows / total : 0;
     if (final && j->rows_at_last == 0) rate = avg;
@@ -189,13 +210,14 @@ static void interval(double s, char *buf, size_t cap)
 
 static void start_message(copy_job *j, const sib_col_spec *cols, uint32_t n)
 {
+    clock_gettime(CLOCK_MONOTONIC, &j->start);
+    j->last_report = j->start;
+    if (j->quiet) return;
     const char *tb = strchr(j->table, '.') ? strchr(j->table, '.') + 1 : j->table;
     printf("Using 1 child processes\n\nStarting copy of %s.%s with columns [", j->ks, tb);
     for (uint32_t i = 0; i < n; i++) printf("%s%s", i ? ", " : "", cols[i].name);
     printf("].\n");
     fflush(stdout);
-    clock_gettime(CLOCK_MONOTONIC, &j->start);
-    j->last_report = j->start;
 }
 
 /* Appends the column list "(a, b)" or "*" for the SELECT / INSERT. */
@@ -261,7 +283,7 @@ static int copy_to(copy_job *j)
     put_cols(j, &q, false);
     sib_buf_printf(&q, " FROM %s", j->table);
     sib_buf_u8(&q, '\0');
-    FILE *f = fopen(j->path, "w");
+    FILE *f = j->stdio ? stdout : fopen(j->path, "w");
     if (!f) {
         shell_error(j->sh, "Can't open '%s' for writing: %s", j->path, strerror(errno));
         sib_buf_free(&q);
@@ -298,11 +320,11 @@ static int copy_to(copy_job *j)
         r = next;
     }
     sib_result_free(&r);
-    if (fclose(f) != 0 && rc == 0) {
+    if ((j->stdio ? fflush(f) : fclose(f)) != 0 && rc == 0) {
         shell_error(j->sh, "Error writing '%s': %s", j->path, strerror(errno));
         rc = -1;
     }
-    if (rc == 0) {
+    if (rc == 0 && !j->quiet) {
         char iv[64];
         progress(j, true);
         interval(since(&j->start), iv, sizeof(iv));
@@ -555,10 +577,55 @@ static int import_rows(copy_job *j, FILE *f, const sib_result *prep)
     return rc;
 }
 
+/* FROM STDIN: the CSV lines up to one that is just \. (or the end of
+ * input), read before any row is sent, as copyutil does. On a terminal,
+ * with cqlsh's hint and "[copy] " prompt; otherwise from stdin, which for
+ * piped input is the rest of the statement stream. Returns a stream over
+ * the lines kept in *data (the caller closes it, then frees data). */
+static FILE *read_stdin_rows(copy_job *j, sib_buf *data)
+{
+    bool tty = isatty(STDIN_FILENO);
+    char *line = NULL;
+    size_t cap = 0;
+    if (tty) {
+        printf("[Use \\. on a line by itself to end input]\n");
+        fflush(stdout);
+    }
+    for (;;) {
+        const char *l;
+        ssize_t len;
+        if (tty) {
+            l = shell_read_line(j->sh, "[copy] ", &line, &cap);
+            len = l ? (ssize_t)strlen(l) : -1;
+        } else {
+            len = getline(&line, &cap, stdin);
+            l = line;
+        }
+        if (len < 0) break;
+        size_t n = (size_t)len;
+        while (n > 0 && (l[n - 1] == '\n' || l[n - 1] == '\r')) n--;
+        if (n == 2 && l[0] == '\\' && l[1] == '.') break;
+        sib_buf_append(data, l, n);
+        sib_buf_u8(data, '\n');
+    }
+    free(line);
+    if (!tty) clearerr(stdin); /* a later statement of a piped stream sees the same end */
+    if (data->oom) {
+        shell_error(j->sh, "out of memory reading STDIN");
+        return NULL;
+    }
+    sib_buf_u8(data, '\n'); /* never empty (fmemopen); a blank line is skipped */
+    FILE *f = fmemopen(data->p, data->len, "r");
+    if (!f) shell_error(j->sh, "Can't read STDIN: %s", strerror(errno));
+    return f;
+}
+
 static int copy_from(copy_job *j)
 {
-    FILE *f = fopen(j->path, "r");
-    if (!f) {
+    FILE *f = NULL;
+    sib_buf data;
+    sib_buf_init(&data);
+    if (!j->stdio && !(f = fopen(j->path, "r"))) {
         shell_error(j->sh, "Can't open '%s' for reading: %s", j->path, strerror(errno));
         return -1;
     }
@@ -602,6 +669,7 @@ static int copy_from(copy_job *j)
         goto out;
     }
     start_message(j, prep.u.prepared.bind.cols, prep.u.prepared.bind.ncols);
+    if (j->stdio && !(f = read_stdin_rows(j, &data))) goto out;
     rc = import_rows(j, f, &prep);
     progress(j, true);
     char iv[64];
@@ -613,7 +681,8 @@ out:
     sib_result_free(&cols);
     sib_result_free(&prep);
     sib_buf_free(&q);
-    fclose(f);
+    if (f) fclose(f);
+    sib_buf_free(&data);
     return rc;
 }
 

@@ -45,12 +45,12 @@ struct shell_edit {
 
 static const char *const keywords[] = {
     "ADD", "AGGREGATE", "ALL", "ALLOW", "ALTER", "AND", "APPLY", "AS", "ASC", "BATCH", "BEGIN", "BY",
-    "CLUSTERING", "COMPACT", "CONSISTENCY", "CONTAINS", "COPY", "COUNT", "CREATE", "DELETE", "DESC",
-    "DESCRIBE", "DISTINCT", "DROP", "DURABLE_WRITES", "EXISTS", "EXIT", "EXPAND", "FILTERING", "FROM",
+    "CAPTURE", "CLUSTERING", "COMPACT", "CONSISTENCY", "CONTAINS", "COPY", "COUNT", "CREATE", "DELETE",
+    "DESC", "DESCRIBE", "DISTINCT", "DROP", "DURABLE_WRITES", "EXISTS", "EXIT", "EXPAND", "FILTERING", "FROM",
     "FUNCTION", "HELP", "IF", "IN", "INDEX", "INSERT", "INTO", "JSON", "KEY", "KEYSPACE", "KEYSPACES",
-    "LIMIT", "LOGGED", "NOT", "NULL", "ON", "ORDER", "PAGING", "PER", "PARTITION", "PRIMARY", "QUIT",
-    "REPLICATION", "SCHEMA", "SELECT", "SERIAL", "SET", "SHOW", "SOURCE", "STATIC", "STORAGE", "TABLE",
-    "TABLES", "TIMESTAMP", "TO", "TRUNCATE", "TTL", "TYPE", "UNLOGGED", "UPDATE", "USE", "USING",
+    "LIMIT", "LOGGED", "NOT", "NULL", "OFF", "ON", "ORDER", "PAGING", "PER", "PARTITION", "PRIMARY", "QUIT",
+    "REPLICATION", "SCHEMA", "SELECT", "SERIAL", "SET", "SHOW", "SOURCE", "STATIC", "STDIN", "STDOUT", "STORAGE",
+    "TABLE", "TABLES", "TIMESTAMP", "TO", "TRACING", "TRUNCATE", "TTL", "TYPE", "UNLOGGED", "UPDATE", "USE", "USING",
     "VALUES", "WHERE", "WITH", "ascii", "bigint", "blob", "boolean", "counter", "date", "decimal",
     "double", "duration", "float", "frozen", "inet", "int", "list", "map", "smallint", "text", "time",
     "timeuuid", "tinyint", "uuid", "varchar", "varint",

@@ -189,6 +189,7 @@ static int drain(shell *sh, sib_buf *buf, bool eof, int *first_line)
         } else if (text[0] && shell_exec(sh, text) < 0) {
             failed++;
         }
+        if (sh->capture) fflush(sh->capture); /* the file is complete after each statement */
         free(text);
         *first_line += (int)count_lines((const char *)buf->p, end);
         memmove(buf->p, buf->p + end, buf->len - end);
@@ -232,8 +233,7 @@ static int run_string(shell *sh, const char *text)
     return failed ? -1 : 0;
 }
 
-/* Lines from the terminal: libedit when it starts, plain stdin otherwise. */
-static const char *read_line(shell *sh, const char *prompt, char **line, size_t *cap)
+const char *shell_read_line(shell *sh, const char *prompt, char **line, size_t *cap)
 {
     if (sh->ed) return shell_edit_line(sh->ed, prompt);
     fputs(prompt, stdout);
@@ -263,7 +263,7 @@ static void run_interactive(shell *sh)
             buf.len--;
         }
         interrupted = 0;
-        const char *line = read_line(sh, prompt, &plain, &plain_cap);
+        const char *line = shell_read_line(sh, prompt, &plain, &plain_cap);
         if (!line && interrupted) {
             clearerr(stdin);
             buf.len = 0;
@@ -410,6 +410,7 @@ static void shell_init(shell *sh)
     sh->page_size = SHELL_DEFAULT_PAGE;
     sh->src = "<stdin>";
     sh->lineno = 1;
+    sh->out = stdout;
 }
 
 /* wcwidth() needs a UTF-8 LC_CTYPE for non-ASCII text; fall back to C.UTF-8
@@ -481,6 +482,7 @@ int main(int argc, char **argv)
         shell_edit_destroy(sh.ed);
     }
     fflush(stdout);
+    if (sh.capture) fclose(sh.capture);
     sib_client_close(sh.cl);
     bool batch = a.execute || a.file;
     return batch && (rc < 0 || sh.nerrors > 0) ? 2 : 0;

@@ -221,29 +221,31 @@ static void format_cell(const sib_col_spec *c, cql_value v, sib_buf *text, sib_b
 static void put_padded(const shell *sh, const char *s, size_t len, size_t width, size_t target, bool right,
                        const char *color)
 {
+    FILE *out = sh->out;
     size_t pad = target > width ? target - width : 0;
-    if (right) printf("%*s", (int)pad, "");
-    if (sh->color) fputs(color, stdout);
-    fwrite(s, 1, len, stdout);
-    if (sh->color) fputs(C_RESET, stdout);
-    if (!right) printf("%*s", (int)pad, "");
+    if (right) fprintf(out, "%*s", (int)pad, "");
+    if (sh->color) fputs(color, out);
+    fwrite(s, 1, len, out);
+    if (sh->color) fputs(C_RESET, out);
+    if (!right) fprintf(out, "%*s", (int)pad, "");
 }
 
 /* ---- tables ------------------------------------------------------------------------- */
 
-static void print_separator(const size_t *widths, uint32_t n)
+static void print_separator(FILE *out, const size_t *widths, uint32_t n)
 {
-    putchar('-');
+    fputc('-', out);
     for (uint32_t c = 0; c < n; c++) {
-        if (c) fputs("-+-", stdout);
-        for (size_t k = 0; k < widths[c]; k++) putchar('-');
+        if (c) fputs("-+-", out);
+        for (size_t k = 0; k < widths[c]; k++) fputc('-', out);
     }
-    puts("-");
+    fputs("-\n", out);
 }
 
 static void print_table(const shell *sh, const sib_result_meta *m, const char *text, const cell_fmt *cells,
                         uint32_t nrows, bool with_header)
 {
+    FILE *out = sh->out;
     uint32_t nc = m->ncols;
     size_t *w = calloc(nc ? nc : 1, sizeof(*w));
     if (!w) return;
@@ -251,52 +253,81 @@ static void print_table(const shell *sh, const sib_result_meta *m, const char *t
     for (uint32_t r = 0; r < nrows; r++)
         for (uint32_t c = 0; c < nc; c++) w[c] = SIB_MAX(w[c], cells[(size_t)r * nc + c].width);
     if (with_header) {
-        putchar(' ');
+        fputc(' ', out);
         for (uint32_t c = 0; c < nc; c++) {
             const char *name = m->cols[c].name;
             size_t len = strlen(name);
-            if (c) fputs(" | ", stdout);
+            if (c) fputs(" | ", out);
             /* The last header is not padded: cqlsh rstrips the line. */
             put_padded(sh, name, len, shell_display_width(name, len), c + 1 < nc ? w[c] : 0, false, C_NAME);
         }
-        putchar('\n');
-        print_separator(w, nc);
+        fputc('\n', out);
+        print_separator(out, w, nc);
     }
     for (uint32_t r = 0; r < nrows; r++) {
-        putchar(' ');
+        fputc(' ', out);
         for (uint32_t c = 0; c < nc; c++) {
             const cell_fmt *f = &cells[(size_t)r * nc + c];
-            if (c) fputs(" | ", stdout);
+            if (c) fputs(" | ", out);
             put_padded(sh, text + f->off, f->len, f->width, w[c], true, f->color);
         }
-        putchar('\n');
+        fputc('\n', out);
     }
-    if (nrows == 0 || sh->tty) putchar('\n');
+    if (nrows == 0 || sh->tty) fputc('\n', out);
     free(w);
 }
 
 static void print_vertical(const shell *sh, const sib_result_meta *m, const char *text, const cell_fmt *cells,
                            uint32_t nrows, uint32_t row_offset)
 {
+    FILE *out = sh->out;
     uint32_t nc = m->ncols;
     size_t wn = 0, wv = 0;
     for (uint32_t c = 0; c < nc; c++) wn = SIB_MAX(wn, shell_display_width(m->cols[c].name, strlen(m->cols[c].name)));
     for (size_t i = 0; i < (size_t)nrows * nc; i++) wv = SIB_MAX(wv, cells[i].width);
     size_t w[2] = {wn, wv};
     for (uint32_t r = 0; r < nrows; r++) {
-        printf("@ Row %u\n", (unsigned)(row_offset + r + 1));
-        print_separator(w, 2);
+        fprintf(out, "@ Row %u\n", (unsigned)(row_offset + r + 1));
+        print_separator(out, w, 2);
         for (uint32_t c = 0; c < nc; c++) {
             const char *name = m->cols[c].name;
             const cell_fmt *f = &cells[(size_t)r * nc + c];
-            putchar(' ');
+            fputc(' ', out);
             put_padded(sh, name, strlen(name), shell_display_width(name, strlen(name)), wn, false, C_NAME);
-            fputs(" | ", stdout);
+            fputs(" | ", out);
             put_padded(sh, text + f->off, f->len, f->width, 0, false, f->color);
-            putchar('\n');
+            fputc('\n', out);
         }
-        putchar('\n');
+        fputc('\n', out);
     }
+}
+
+int shell_print_text_table(shell *sh, const char *const *names, uint32_t ncols, const char *const *cells,
+                           uint32_t nrows, const bool *numeric)
+{
+    sib_col_spec *cols = calloc(ncols ? ncols : 1, sizeof(*cols));
+    cell_fmt *fmt = calloc((size_t)nrows * ncols + 1, sizeof(*fmt));
+    sib_buf text;
+    sib_buf_init(&text);
+    int rc = cols && fmt ? 0 : -1;
+    for (uint32_t c = 0; rc == 0 && c < ncols; c++) cols[c].name = names[c];
+    for (size_t i = 0; rc == 0 && i < (size_t)nrows * ncols; i++) {
+        cell_fmt *f = &fmt[i];
+        f->off = text.len;
+        f->len = strlen(cells[i]);
+        sib_buf_append(&text, cells[i], f->len);
+        f->width = shell_display_width(cells[i], f->len);
+        f->color = numeric[i % ncols] ? C_VALUE : C_TEXT;
+    }
+    if (rc == 0 && text.oom) rc = -1;
+    if (rc == 0) {
+        sib_result_meta m = {.ncols = ncols, .cols = cols};
+        print_table(sh, &m, (const char *)text.p, fmt, nrows, true);
+    }
+    sib_buf_free(&text);
+    free(fmt);
+    free(cols);
+    return rc;
 }
 
 /* One page: cqlsh's print_static_result. */
@@ -349,7 +380,8 @@ static bool wait_more(void)
 
 int shell_print_rows(shell *sh, const char *cql, sib_result *first)
 {
-    putchar('\n');
+    FILE *out = sh->out;
+    fputc('\n', out);
     sib_result cur = *first, next;
     bool owned = false, first_page = true;
     uint64_t nrows = 0;
@@ -364,10 +396,11 @@ int shell_print_rows(shell *sh, const char *cql, sib_result *first)
             nrows += cur.u.rows.nrows;
         }
         if (!has_more(&cur)) {
-            if (!sh->tty) putchar('\n');
+            if (!sh->tty) fputc('\n', out);
             break;
         }
-        if (sh->tty && !wait_more()) break;
+        /* Like cqlsh, no ---MORE--- while output goes to a CAPTURE file. */
+        if (sh->tty && !sh->capture && !wait_more()) break;
         int32_t ps = sh->paging ? sh->page_size : SHELL_DEFAULT_PAGE;
         if (shell_query(sh, cql, ps, &cur.u.rows.meta.paging_state, &next) < 0) {
             rc = -1;
@@ -384,7 +417,7 @@ int shell_print_rows(shell *sh, const char *cql, sib_result *first)
         first_page = false;
     }
     if (owned) sib_result_free(&cur);
-    if (rc == 0) printf("(%llu rows)\n\n", (unsigned long long)nrows);
+    if (rc == 0) fprintf(out, "(%llu rows)\n\n", (unsigned long long)nrows);
     return rc;
 }
 
@@ -440,7 +473,7 @@ void shell_columnize(FILE *out, const char *const *names, size_t n)
     free(cw);
 }
 
-static int col_index(const sib_result *r, const char *name)
+int shell_col_index(const sib_result *r, const char *name)
 {
     const sib_result_meta *m = &r->u.rows.meta;
     for (uint32_t c = 0; m->cols && c < m->ncols; c++)
@@ -469,7 +502,8 @@ typedef struct desc_rows {
 
 static int collect_page(desc_rows *d, const sib_result *r)
 {
-    int ks = col_index(r, "keyspace_name"), nm = col_index(r, "name"), cs = col_index(r, "create_statement");
+    int ks = shell_col_index(r, "keyspace_name"), nm = shell_col_index(r, "name");
+    int cs = shell_col_index(r, "create_statement");
     for (uint32_t i = 0; i < r->u.rows.nrows; i++) {
         if (d->n == d->cap) {
             size_t cap = d->cap ? d->cap * 2 : 32;
@@ -494,15 +528,15 @@ static void desc_rows_free(desc_rows *d)
     free(d->cells);
 }
 
-static void print_listing(const desc_rows *d, bool keyspaces)
+static void print_listing(FILE *out, const desc_rows *d, bool keyspaces)
 {
     const char **names = malloc((d->n + 1) * sizeof(*names));
     if (!names) return;
     if (keyspaces) {
         for (size_t i = 0; i < d->n; i++) names[i] = d->cells[i * 3 + 1];
-        printf("\n");
-        shell_columnize(stdout, names, d->n);
-        printf("\n");
+        fprintf(out, "\n");
+        shell_columnize(out, names, d->n);
+        fprintf(out, "\n");
         free(names);
         return;
     }
@@ -511,12 +545,12 @@ static void print_listing(const desc_rows *d, bool keyspaces)
         const char *ks = d->cells[i * 3];
         size_t k = 0;
         while (i < d->n && strcmp(d->cells[i * 3], ks) == 0) names[k++] = d->cells[(i++) * 3 + 1];
-        printf("\nKeyspace %s\n---------", ks);
-        for (size_t j = 0; j < strlen(ks); j++) putchar('-');
-        putchar('\n');
-        shell_columnize(stdout, names, k);
+        fprintf(out, "\nKeyspace %s\n---------", ks);
+        for (size_t j = 0; j < strlen(ks); j++) fputc('-', out);
+        fputc('\n', out);
+        shell_columnize(out, names, k);
     }
-    if (d->n) printf("\n");
+    if (d->n) fprintf(out, "\n");
     free(names);
 }
 
@@ -549,15 +583,15 @@ int shell_print_describe(shell *sh, const char *what, const char *cql, sib_resul
     sib_result_free(&page);
     if (rc == 0) {
         if (strcmp(what, "KEYSPACES") == 0) {
-            print_listing(&d, true);
+            print_listing(sh->out, &d, true);
         } else if (strcmp(what, "TABLES") == 0 || strcmp(what, "COLUMNFAMILIES") == 0 ||
                    strcmp(what, "TYPES") == 0 || strcmp(what, "FUNCTIONS") == 0 ||
                    strcmp(what, "AGGREGATES") == 0) {
-            print_listing(&d, false);
-        } else if (col_index(first, "create_statement") < 0) {
+            print_listing(sh->out, &d, false);
+        } else if (shell_col_index(first, "create_statement") < 0) {
             rc = shell_print_rows(sh, cql, first); /* CLUSTER and anything new: as a table */
         } else {
-            for (size_t i = 0; i < d.n; i++) printf("\n%s\n", d.cells[i * 3 + 2]);
+            for (size_t i = 0; i < d.n; i++) fprintf(sh->out, "\n%s\n", d.cells[i * 3 + 2]);
         }
     } else if (oom) { /* query failures were reported where they happened */
         shell_error(sh, "out of memory reading the DESCRIBE answer");

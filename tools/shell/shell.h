@@ -12,9 +12,11 @@
  *   edit.c    libedit: prompt, persistent history, tab completion
  *   output.c  result sets as cqlsh prints them, errors, DESCRIBE output
  *   command.c dispatch of one statement: shell commands or a server query
- *   copy.c    COPY TO / COPY FROM (CSV)
+ *   copy.c    COPY TO / COPY FROM (CSV, files or STDIN/STDOUT)
+ *   trace.c   the trace of a statement run with TRACING ON
  *
- * Output goes to stdout, errors to stderr, as cqlsh does.
+ * Output goes to stdout, errors to stderr, as cqlsh does; query results go
+ * to sh->out, which CAPTURE points at a file.
  */
 #ifndef SIB_SHELL_H
 #define SIB_SHELL_H
@@ -42,6 +44,15 @@ typedef struct shell {
     bool paging;
     int32_t page_size;
     bool expand;
+    bool tracing;    /* TRACING ON: queries ask for a server trace, printed after the result */
+
+    /* Where query results go (rows, DESCRIBE, traces): stdout, or the
+     * CAPTURE file. Shell messages and errors never go there (cqlsh's
+     * query_out). */
+    FILE *out;
+    FILE *capture;          /* the CAPTURE file, NULL when not capturing */
+    char capture_name[4096];
+    bool capture_color;     /* colour setting to restore at CAPTURE OFF */
 
     bool color;      /* ANSI colours: stdout is a terminal and not --no-color */
     bool tty;        /* interactive: prompts, ---MORE---, blank after each page */
@@ -63,6 +74,12 @@ typedef struct shell {
  * stdin) named `name` for error prefixes. Returns 0, or -1 when at least one
  * statement failed. */
 int shell_run_stream(shell *sh, FILE *in, const char *name);
+
+/* A line from the terminal with a prompt: libedit when it runs, plain stdin
+ * otherwise (*line / *cap are the getline buffer of the plain case, which
+ * the caller frees). Newline stripped; NULL at end of input. The result is
+ * valid until the next call. */
+const char *shell_read_line(shell *sh, const char *prompt, char **line, size_t *cap);
 
 /* ---- statement splitting (main.c) -------------------------------------- */
 
@@ -100,6 +117,13 @@ int shell_print_rows(shell *sh, const char *cql, sib_result *first);
 /* DESCRIBE output: names in columns for listings, CREATE statements for
  * elements. `what` is the word after DESCRIBE, upper case. */
 int shell_print_describe(shell *sh, const char *what, const char *cql, sib_result *first);
+/* Preformatted cells (NUL-terminated UTF-8, nrows * ncols in row order) as
+ * cqlsh's print_formatted_result prints them to sh->out: a header, then the
+ * rows right-aligned. numeric[c] gives column c the number colour. */
+int shell_print_text_table(shell *sh, const char *const *names, uint32_t ncols, const char *const *cells,
+                           uint32_t nrows, const bool *numeric);
+/* The index of result column `name` of a ROWS result, -1 when absent. */
+int shell_col_index(const sib_result *r, const char *name);
 /* Python cmd.Cmd.columnize: names in columns of total width <= 80. */
 void shell_columnize(FILE *out, const char *const *names, size_t n);
 /* Display width of a UTF-8 string (terminal columns). */
@@ -119,10 +143,16 @@ void shell_edit_remember(shell_edit *ed, const char *line);
 /* The statement text typed on previous lines (for completion context). */
 void shell_edit_set_pending(shell_edit *ed, const char *pending);
 
+/* ---- trace.c --------------------------------------------------------------- */
+
+/* Fetches trace session `id` from system_traces and prints it like cqlsh
+ * ("Tracing session: <uuid>" and the activity table). Returns 0 or -1. */
+int shell_print_trace(shell *sh, const uint8_t id[16]);
+
 /* ---- copy.c ---------------------------------------------------------------- */
 
-/* COPY t [(cols)] TO|FROM 'file' [WITH opt = v [AND ...]]. stmt is the whole
- * statement text. Returns 0 or -1. */
+/* COPY t [(cols)] TO|FROM 'file' | STDOUT | STDIN [WITH opt = v [AND ...]].
+ * stmt is the whole statement text. Returns 0 or -1. */
 int shell_copy(shell *sh, const char *stmt);
 
 #endif
