@@ -455,3 +455,12 @@ bool sib_uuid_parse(const char *s, size_t n, uint8_t out[16])
     }
     return b == 16;
 }
+
+uint64_t sib_memory_budget(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psz <= 0) return (uint64_t)1 << 30;
+    uint64_t ram = (uint64_t)pages * (uint64_t)psz, g = (uint64_t)1 << 30;
+    uint64_t a = SIB_MIN(ram / 2, g), b = SIB_MIN(ram / 4, 8 * g);
+    return SIB_MAX(a, b);
+}

@@ -178,6 +178,10 @@ uint32_t sib_crc32c_portable(uint32_t crc, const void *p, size_t n);
 /* ---- time -------------------------------------------------------------- */
 
 int64_t sib_now_us(void);      /* wall clock, microseconds since epoch */
+/* The memory a node sizes its defaults by: the heap Cassandra's
+ * cassandra-env.sh picks for this machine, max(min(RAM/2, 1 GiB),
+ * min(RAM/4, 8 GiB)); 1 GiB if the RAM size cannot be read. */
+uint64_t sib_memory_budget(void);
 int64_t sib_mono_ns(void);     /* monotonic clock */
 
 /* ---- threads ---------------------------------------------------------- */

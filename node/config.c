@@ -45,7 +45,7 @@ void node_config_defaults(node_config *c)
     c->concurrent_compactors = 1;
     c->compaction_throughput_mib = 64;
     c->auto_snapshot = true;
-    c->block_cache_size = (size_t)64 << 20;
+    c->block_cache_size = NODE_DEFAULT_SIZE;
 }
 
 /* A number with an optional unit suffix (cassandra.yaml 4.1 spellings); a
@@ -163,6 +163,8 @@ static const key_spec keys[] = {
     SIZE("batch_size_fail_threshold_in_kb", batch_size_fail_threshold, 1024),
     SIZE("memtable_heap_space", memtable_heap_space, 1 << 20),
     SIZE("memtable_heap_space_in_mb", memtable_heap_space, 1 << 20),
+    SIZE("commitlog_total_space", commitlog_total_space, 1 << 20),
+    SIZE("commitlog_total_space_in_mb", commitlog_total_space, 1 << 20),
     SIZE("sstable_block_size", sstable_block_size, 1024),
     SIZE("block_cache_size", block_cache_size, 1 << 20),
     INT("concurrent_compactors", concurrent_compactors),

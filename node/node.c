@@ -127,13 +127,16 @@ static int open_storage(node *n, sib_err *err)
         .loop = n->loop,
         .log = n->log,
         .memtable_heap_space = c->memtable_heap_space,
+        .commitlog_total_space = c->commitlog_total_space,
         .sstable_block_size = c->sstable_block_size,
         .concurrent_compactors = c->concurrent_compactors,
         /* cassandra.yaml's 0 means unthrottled; storage spells that < 0 */
         .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
         .auto_snapshot = c->auto_snapshot,
         /* yaml 0 = no cache (as Cassandra's cache sizes); storage spells that < 0 */
-        .block_cache_size = c->block_cache_size ? (int64_t)c->block_cache_size : -1,
+        .block_cache_size = c->block_cache_size == NODE_DEFAULT_SIZE ? 0
+                            : c->block_cache_size      ? (int64_t)c->block_cache_size
+                                                       : -1,
     };
     if ((rc = storage_open(&n->st, &so, err))) return rc;
     storage_replay_stats rs;

@@ -37,14 +37,21 @@ typedef struct node_config {
     int tombstone_warn_threshold;
     int tombstone_failure_threshold;
     size_t batch_size_fail_threshold; /* bytes */
-    size_t memtable_heap_space;       /* bytes; 0 = storage's default (64 MiB) */
+    size_t memtable_heap_space;       /* bytes; 0 = storage's default (a quarter of
+                                       * the memory budget, sib_memory_budget) */
+    size_t commitlog_total_space;     /* bytes; 0 = storage's default (a quarter
+                                       * of the commitlog volume, at most 8 GiB) */
     size_t sstable_block_size;        /* bytes; 0 = 16 KiB */
     int concurrent_compactors;        /* 0 = 1 */
     int compaction_throughput_mib;    /* MiB/s; 0 = unthrottled (cassandra.yaml) */
     bool auto_snapshot;               /* hard-link SSTables before TRUNCATE/DROP */
     size_t block_cache_size;          /* decompressed Data blocks, bytes (a bare
-                                       * number is MiB); default 64 MiB; 0 = no cache */
+                                       * number is MiB); 0 = no cache; default
+                                       * NODE_DEFAULT_SIZE = storage's (a quarter
+                                       * of the memory budget, at most 512 MiB) */
 } node_config;
+
+#define NODE_DEFAULT_SIZE SIZE_MAX /* a size left to storage's default */
 
 /* Fills every field with its default (127.0.0.1:9042, data under ./data). */
 void node_config_defaults(node_config *c);

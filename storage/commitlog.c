@@ -911,6 +911,20 @@ size_t clog_release(clog *cl, clog_covered_fn covered, void *arg, char ***paths)
     return n;
 }
 
+uint64_t clog_oldest(const clog *cl, uint64_t *live_bytes, const uint8_t (**ids)[16], size_t *nids)
+{
+    uint64_t n = 0;
+    for (const cl_seg *s = cl->segs; s; s = s->next) n++;
+    *live_bytes = n * cl->o.segment_size;
+    *ids = NULL;
+    *nids = 0;
+    const cl_seg *s = cl->segs;
+    if (!s || s == cl->cur || s->id >= cl->cur->id) return 0;
+    *ids = (const uint8_t (*)[16])s->dirty;
+    *nids = s->ndirty;
+    return s->id;
+}
+
 void clog_get_stats(clog *cl, clog_stats *out)
 {
     out->bytes = cl->bytes;

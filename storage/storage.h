@@ -87,12 +87,19 @@ typedef struct storage_opts {
     sib_log *log;         /* may be NULL */
     /* SSTables (only with data_dir): each table lives in <data_dir>/<table id
      * as 32 hex digits>/ (sstable.h). memtable_heap_space (cassandra.yaml;
-     * 0 -> 64 MiB, a quarter of a 256 MiB memory budget; the environment
-     * variable SIBYL_MEMTABLE_HEAP_SPACE, in bytes, overrides the default)
+     * 0 -> a quarter of sib_memory_budget(), as Cassandra's quarter of its
+     * heap; the environment variable SIBYL_MEMTABLE_HEAP_SPACE, in bytes,
+     * overrides the default)
      * bounds the ACTIVE memtables: when their sum reaches it the largest is
      * frozen and flushed on the flush thread (frozen ones add up to as much
      * again while they flush). */
     size_t memtable_heap_space;
+    /* commitlog_total_space (cassandra.yaml): when the live commitlog
+     * segments exceed it, the tables holding data in the oldest one flush,
+     * so it can be released (Cassandra's behaviour); bounds the commitlog's
+     * disk use and replay time whatever memtable_heap_space is. 0 -> no
+     * Cassandra's default, a quarter of the commitlog volume up to 8 GiB. */
+    uint64_t commitlog_total_space;
     size_t sstable_block_size;     /* 0 -> 16 KiB (uncompressed, before LZ4) */
     double bloom_filter_fp_chance; /* 0 -> 0.01 */
     /* Compaction (only with data_dir; see "compaction" below). */
@@ -103,7 +110,8 @@ typedef struct storage_opts {
                                     * <table dir>/snapshots/<truncated|dropped>-<ms>/ first */
     /* Block cache (only with data_dir): decompressed Data.db blocks, shared
      * by every table's SSTables, least recently used out first (sstable.h
-     * sst_bcache). Bytes; 0 -> 64 MiB; < 0 -> no cache (every read
+     * sst_bcache). Bytes; 0 -> a quarter of sib_memory_budget() up to 512
+     * MiB (Cassandra's file_cache_size); < 0 -> no cache (every read
      * decompresses its blocks). Point reads on the loop use it; compaction
      * reads bypass it. A block is crc-checked before it is cached, and an
      * SSTable's blocks leave the cache when it leaves the read path. */

@@ -215,6 +215,7 @@ mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);
  * truncate between two st_iter_next calls never frees what they read. */
 typedef struct st_mem {
     memtable mt;
+    uint64_t first_seg;   /* commitlog segment of its first logged write; 0 = none */
     int refs;
     bool frozen, dropped; /* dropped: truncate/drop came first, discard the flush */
     sst_clpos bound;      /* commitlog position when frozen: its data is before it */
@@ -317,6 +318,10 @@ sst_clpos clog_position(const clog *cl);
  * the current one. *paths is malloc'd, each path malloc'd. */
 typedef bool (*clog_covered_fn)(void *arg, const uint8_t table[16], uint64_t seg_id);
 size_t clog_release(clog *cl, clog_covered_fn covered, void *arg, char ***paths);
+/* Bytes of live segments (full segments counted whole), and the oldest
+ * one that a newer segment follows: its id and the tables dirty in it
+ * (*ids valid until the next append or release). 0 if only one is live. */
+uint64_t clog_oldest(const clog *cl, uint64_t *live_bytes, const uint8_t (**ids)[16], size_t *nids);
 int clog_replay(clog *cl, clog_replay_fn fn, void *arg, storage_replay_stats *st, sib_err *err);
 
 typedef struct clog_stats {

@@ -44,6 +44,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,11 +244,21 @@ int storage_open(storage **out, const storage_opts *o, sib_err *err)
         free(s);
         return sib_err_set(err, SIB_EINVAL, "storage: bad commitlog sync options");
     }
+    /* Defaults as Cassandra sizes them from its heap (sib_memory_budget):
+     * memtables a quarter of it, the block cache (Cassandra's chunk cache,
+     * file_cache_size) a quarter of it up to 512 MiB, and the commitlog
+     * (commitlog_total_space) a quarter of its volume up to 8 GiB. */
+    uint64_t budget = sib_memory_budget();
     if (!s->o.memtable_heap_space) {
         const char *e = getenv("SIBYL_MEMTABLE_HEAP_SPACE");
-        s->o.memtable_heap_space = e && atoll(e) > 0 ? (size_t)atoll(e) : (size_t)64 << 20;
+        s->o.memtable_heap_space = e && atoll(e) > 0 ? (size_t)atoll(e) : (size_t)(budget / 4);
     }
-    if (!s->o.block_cache_size) s->o.block_cache_size = (int64_t)64 << 20;
+    if (!s->o.block_cache_size) s->o.block_cache_size = (int64_t)SIB_MIN(budget / 4, (uint64_t)512 << 20);
+    if (!s->o.commitlog_total_space) {
+        struct statvfs v;
+        uint64_t vol = statvfs(s->o.commitlog_dir, &v) ? 0 : (uint64_t)v.f_blocks * v.f_frsize;
+        s->o.commitlog_total_space = vol ? SIB_MIN(vol / 4, (uint64_t)8 << 30) : (uint64_t)8 << 30;
+    }
     uint64_t max_seg = 0;
     int rc = 0;
     if (s->o.data_dir && s->o.block_cache_size > 0 &&
@@ -292,7 +303,10 @@ static int apply_one(storage *s, const uint8_t *p, size_t n, bool logged, sib_er
     if (!t) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
     if (s->replayed && !s->written && sst_clpos_cmp(s->replay_pos, t->flushed) < 0)
         return 0; /* replay: already in an SSTable */
-    if (logged) clog_mark_dirty(s->cl, t->id, &t->dirty_seg);
+    if (logged) {
+        clog_mark_dirty(s->cl, t->id, &t->dirty_seg);
+        if (!t->mem->first_seg) t->mem->first_seg = t->dirty_seg;
+    }
     return memtable_apply(&t->mem->mt, &h, &r, err);
 }
 
@@ -401,6 +415,26 @@ static void maybe_flush(storage *s)
      * worth an SSTable, whatever the total */
     if (total >= s->o.memtable_heap_space && big && best > (1u << 20) && st_table_freeze(s, big, &err))
         sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
+    if (!s->o.commitlog_total_space || !s->fl) return;
+    uint64_t live;
+    const uint8_t(*ids)[16];
+    size_t n;
+    uint64_t seg = clog_oldest(s->cl, &live, &ids, &n);
+    if (!seg || live <= s->o.commitlog_total_space) return;
+    if (!n) { /* nothing of it left in a memtable (e.g. all flushed earlier): let it go */
+        st_release_segments(s);
+        if (!(seg = clog_oldest(s->cl, &live, &ids, &n)) || live <= s->o.commitlog_total_space) return;
+    }
+    /* Flush the active memtables still holding writes of the oldest
+     * segment (frozen ones are flushing already); once they are SSTables
+     * the segment is released. */
+    for (size_t i = 0; i < n; i++) {
+        st_table *t = storage_table_find(s, ids[i]);
+        if (t && t->mem->first_seg && t->mem->first_seg <= seg && st_table_freeze(s, t, &err)) {
+            sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
+            return;
+        }
+    }
 }
 
 /* clog_apply_fn of a MUTATIONS entry: it is in the file now, apply it (a

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <unistd.h>
+
 #include "common.h"
 
 static size_t unhex(const char *h, uint8_t *out)
@@ -116,6 +118,17 @@ static void test_arena(void **state)
     sib_arena_destroy(a);
 }
 
+/* Cassandra's heap formula: between min(RAM/2, 1 GiB) and 8 GiB. */
+static void test_memory_budget(void **state)
+{
+    (void)state;
+    uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE), g = (uint64_t)1 << 30;
+    uint64_t b = sib_memory_budget();
+    assert_true(b >= SIB_MIN(ram / 2, g));
+    assert_true(b <= 8 * g && b <= ram);
+    assert_true(b == SIB_MAX(SIB_MIN(ram / 2, g), SIB_MIN(ram / 4, 8 * g)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_varint_and_reader),
         cmocka_unit_test(test_uuid_roundtrip),
         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_memory_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,10 @@ static void test_defaults(void **state)
     assert_int_equal(c.commitlog_sync, NODE_SYNC_PERIODIC);
     assert_int_equal(c.commitlog_sync_period_ms, 10000);
     assert_string_equal(c.cluster_name, "Sibyl Cluster");
+    /* sizes derived from the machine are left to storage */
+    assert_int_equal(c.memtable_heap_space, 0);
+    assert_int_equal(c.commitlog_total_space, 0);
+    assert_true(c.block_cache_size == NODE_DEFAULT_SIZE);
 }
 
 static void test_load(void **state)
@@ -47,6 +51,8 @@ static void test_load(void **state)
                     "commitlog_sync_period: 2s\n"
                     "native_transport_max_frame_size: 8MiB\n"
                     "num_tokens: 4\n"
+                    "commitlog_total_space: 2GiB\n"
+                    "block_cache_size: 0\n"
                     "seed_provider:\n"
                     "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider\n"
                     "    parameters:\n"
@@ -67,6 +73,8 @@ static void test_load(void **state)
     assert_int_equal(c.commitlog_sync_period_ms, 2000);
     assert_int_equal(c.native_transport_max_frame_size, 8u << 20);
     assert_int_equal(c.num_tokens, 4);
+    assert_int_equal(c.commitlog_total_space, (size_t)2 << 30);
+    assert_int_equal(c.block_cache_size, 0); /* 0 = no cache, not "default" */
     assert_string_equal(c.seeds, "127.0.0.1,127.0.0.2");
 }
 

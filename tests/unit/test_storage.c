@@ -1622,6 +1622,49 @@ static void test_merge_against_reference(void **state)
 }
 
 /* Writes flow while flushes run on the worker (a libev loop, small memtable). */
+/* commitlog_total_space: with a memtable bound never reached, the tables
+ * holding the oldest segment still flush once the live segments exceed the
+ * bound, so the commitlog stays near it instead of growing with the data. */
+static void test_commitlog_total_space_flushes(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage_opts o = {0};
+    o.commitlog_dir = f->cl;
+    o.data_dir = f->data;
+    o.loop = loop;
+    o.memtable_heap_space = (size_t)1 << 30;
+    o.segment_size = 64 * 1024;
+    o.commitlog_total_space = 256 * 1024;
+    sib_err err = {0};
+    assert_int_equal(storage_open(&f->s, &o, &err), 0);
+    assert_int_equal(storage_replay(f->s, NULL, &err), 0);
+    char pk[16], val[64];
+    storage_stats st;
+    for (int i = 0; i < 60000; i++) {
+        snprintf(pk, sizeof pk, "k%06d", i);
+        snprintf(val, sizeof val, "value-%d-%040d", i, i);
+        put(f->s, pk, "", 1, val, 10, 0, 0);
+        if (i % 100 == 0) ev_run(loop, EVRUN_NOWAIT);
+    }
+    /* (while flushes run, writes go on: the bound is soft, as Cassandra's) */
+    for (int k = 0; k < 1000 && (storage_get_stats(f->s, &st), st.flushes_pending); k++) ev_run(loop, EVRUN_ONCE);
+    storage_get_stats(f->s, &st);
+    assert_true(st.flushes >= 3);      /* the commitlog bound alone made them */
+    assert_true(st.cl_segments_live <= 24); /* 256 KiB = 4 segments of 64 KiB, + what flushes in
+                                             * flight let pass; about 96 without the bound */
+    for (int i = 0; i < 60000; i += 37) {
+        snprintf(pk, sizeof pk, "k%06d", i);
+        snprintf(val, sizeof val, "value-%d-%040d", i, i);
+        assert_string_equal(get(f->s, pk, "", 1), val);
+    }
+    storage_close(f->s);
+    ev_loop_destroy(loop);
+    f->s = open_data(f, 0, NULL);
+    assert_string_equal(get(f->s, "k059999", "", 1), "value-59999-0000000000000000000000000000000000059999");
+}
+
 static void test_flush_while_writing(void **state)
 {
     dfx *f = *state;
@@ -1936,14 +1979,15 @@ static storage_stats sstats(storage *s)
 
 #define VAL40 "0123456789abcdefghij0123456789abcdefghij"
 
-/* The default cache (64 MiB): a second read of a block is a hit. */
+/* The default cache (a quarter of the memory budget, at most 512 MiB): a
+ * second read of a block is a hit. */
 static void test_block_cache_hits(void **state)
 {
     dfx *f = *state;
     fill(f->s, 0, 300, VAL40, 10);
     flush_all(f->s);
     storage_stats a = sstats(f->s);
-    assert_int_equal(a.block_cache_capacity, 64u << 20);
+    assert_int_equal(a.block_cache_capacity, SIB_MIN(sib_memory_budget() / 4, (uint64_t)512 << 20));
     assert_int_equal(a.block_cache_hits + a.block_cache_misses, 0);
     assert_string_equal(get(f->s, "k0042", "r", 1), VAL40);
     storage_stats b = sstats(f->s);
@@ -2258,6 +2302,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupted_block_and_leftovers, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_merge_against_reference, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_flush_while_writing, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_commitlog_total_space_flushes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_stcs_compacts_flushes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_major_compaction_purges, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_truncate_during_compaction, dsetup, dteardown),
