@@ -38,6 +38,9 @@ void memtable_free(memtable *mt)
 {
     sib_arena_destroy(mt->arena);
     mt->arena = NULL;
+    free(mt->ix.slots);
+    free(mt->ix.old);
+    mt->ix.slots = mt->ix.old = NULL;
 }
 
 /* ---- LWW ---- */
@@ -87,65 +90,103 @@ int mt_bound_cmp(const uint8_t *ck, size_t cklen, const mt_bound *b, bool is_sta
     return bound_after ? -1 : 1;
 }
 
-/* ---- token filter ----
+/* ---- point-lookup index ----
  *
- * Once data has been flushed most point reads ask a memtable for a partition
- * it does not have, and a miss in the tree still walks it: a dozen cache
- * misses in a large memtable. A split-block bloom filter (Parquet's: 256-bit
- * blocks, one bit in each of 8 words, so a probe touches one cache line)
- * answers most of those misses first. The memtable's final size is unknown,
- * so filters are added as it grows, each with twice the capacity of the last
- * (a scalable bloom filter); a probe tests them all, and the small ones stay
- * in cache. 16 bits a key: about 0.1% false positives per filter. */
+ * A point read or a write to an existing partition would otherwise walk the
+ * B+tree: in a memtable of half a million partitions, five levels and a
+ * dozen or more cache misses, a third of the CPU of a read. The tree stays
+ * (flush and scans need the order); beside it an open-addressing hash table
+ * (linear probing, load at most 3/4: eight slots share a cache line, so
+ * the longer probe runs cost little) maps the token to the partition. A slot
+ * is the mt_part pointer with 16 bits of the token in its top bits (user
+ * pointers fit in 48 bits), so a probe for an absent partition almost never
+ * dereferences anything. It doubles by moving the old table over a few
+ * slots per insert (as Redis rehashes), never all at once, so no write
+ * stalls on a large table. Its bytes count as memtable bytes. */
 
-#define MT_FILTER_FIRST 1024 /* keys */
+#define IX_FIRST 1024 /* slots */
+#define IX_MOVE 4     /* old slots moved per insert: done long before the next doubling */
 
-static const uint32_t sbbf_salt[8] = {0x47b6137bu, 0x44974d91u, 0x8824ad5bu, 0xa2b7289du,
-                                      0x705495c7u, 0x2df1424bu, 0x9efc4947u, 0x5c6bfb31u};
+static inline uint64_t ix_tag(int64_t token) { return (uint64_t)token >> 48; }
 
-static uint32_t *filter_block(const mt_filter *f, int64_t token)
+static bool ix_put(uint64_t *slots, size_t mask, const mt_part *p)
 {
-    uint64_t h = (uint64_t)token;
-    return f->blocks + 8 * (size_t)(((h >> 32) * f->nblocks) >> 32);
+    int64_t token = mt_part_token(p);
+    for (size_t i = (size_t)token & mask;; i = (i + 1) & mask)
+        if (!slots[i]) {
+            slots[i] = (uint64_t)(uintptr_t)p | ix_tag(token) << 48;
+            return true;
+        }
 }
 
-static bool filter_has(const mt_filter *f, int64_t token)
+static void ix_move(mt_index *x, size_t k)
 {
-    const uint32_t *b = filter_block(f, token), x = (uint32_t)token;
-    for (int i = 0; i < 8; i++)
-        if (!(b[i] & (1u << ((x * sbbf_salt[i]) >> 27)))) return false;
-    return true;
+    while (x->old && k--) {
+        uint64_t v = x->old[x->oldpos];
+        if (v) ix_put(x->slots, x->mask, (const mt_part *)(uintptr_t)(v & 0xffffffffffffull));
+        if (++x->oldpos > x->oldmask) {
+            free(x->old);
+            x->old = NULL;
+        }
+    }
 }
 
-static void filter_add(memtable *mt, int64_t token)
+static void ix_add(memtable *mt, const mt_part *p)
 {
-    if (mt->unfiltered) return;
-    mt_filter *f = mt->nfilt ? &mt->filt[mt->nfilt - 1] : NULL;
-    if (!f || f->n >= f->cap) {
-        uint32_t cap = f ? f->cap * 2 : MT_FILTER_FIRST, nb = cap / 16;
-        uint8_t *raw = mt->nfilt < MT_FILTERS ? sib_arena_alloc(mt->arena, (size_t)nb * 32 + 32) : NULL;
-        if (!raw) { /* the tree alone still answers correctly */
-            mt->unfiltered = true;
+    mt_index *x = &mt->ix;
+    if (x->off) return;
+    if ((uintptr_t)p >> 48) { /* cannot tag it */
+        x->off = true;
+        return;
+    }
+    if (4 * (x->n + 1) > 3 * (x->mask + 1) || !x->slots) {
+        ix_move(x, SIZE_MAX); /* finish the previous doubling (normally done already) */
+        size_t cap = x->slots ? 2 * (x->mask + 1) : IX_FIRST;
+        uint64_t *n = calloc(cap, sizeof *n); /* large: fresh zero pages, no memset */
+        if (!n) {
+            x->off = true;
             return;
         }
-        f = &mt->filt[mt->nfilt++];
-        f->blocks = (uint32_t *)(((uintptr_t)raw + 31) & ~(uintptr_t)31); /* a block in one cache line */
-        memset(f->blocks, 0, (size_t)nb * 32);
-        f->nblocks = nb;
-        f->cap = cap;
-        f->n = 0;
+        x->old = x->slots;
+        x->oldmask = x->mask;
+        x->oldpos = 0;
+        x->slots = n;
+        x->mask = cap - 1;
     }
-    uint32_t *b = filter_block(f, token), x = (uint32_t)token;
-    for (int i = 0; i < 8; i++) b[i] |= 1u << ((x * sbbf_salt[i]) >> 27);
-    f->n++;
+    ix_put(x->slots, x->mask, p);
+    x->n++;
+    ix_move(x, IX_MOVE);
 }
 
-static bool filter_may_have(const memtable *mt, int64_t token)
+static mt_part *ix_probe(const uint64_t *slots, size_t mask, int64_t token, const uint8_t *pk, size_t pklen)
 {
-    if (mt->unfiltered) return true;
-    for (int i = mt->nfilt - 1; i >= 0; i--)
-        if (filter_has(&mt->filt[i], token)) return true;
-    return false;
+    uint64_t tag = ix_tag(token), prefix = bt_token_prefix(token);
+    for (size_t i = (size_t)token & mask; slots[i]; i = (i + 1) & mask) {
+        if (slots[i] >> 48 != tag) continue;
+        mt_part *p = (mt_part *)(uintptr_t)(slots[i] & 0xffffffffffffull);
+        if (p->e.prefix == prefix && p->e.keylen == pklen && (!pklen || !memcmp(p->pk, pk, pklen))) return p;
+    }
+    return NULL;
+}
+
+/* The partition, or NULL; *known is false when the index cannot tell (off). */
+static mt_part *ix_find(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen, bool *known)
+{
+    const mt_index *x = &mt->ix;
+    *known = !x->off;
+    if (x->off || !x->slots) return NULL;
+    mt_part *p = ix_probe(x->slots, x->mask, token, pk, pklen);
+    if (!p && x->old) p = ix_probe(x->old, x->oldmask, token, pk, pklen);
+    return p;
+}
+
+size_t memtable_bytes(const memtable *mt)
+{
+    const mt_index *x = &mt->ix;
+    size_t b = sib_arena_used(mt->arena);
+    if (x->slots) b += (x->mask + 1) * sizeof *x->slots;
+    if (x->old) b += (x->oldmask + 1) * sizeof *x->old;
+    return b;
 }
 
 /* ---- lookup / creation ---- */
@@ -153,7 +194,9 @@ static bool filter_may_have(const memtable *mt, int64_t token)
 mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen)
 {
     int64_t token = sib_murmur3_token(pk, pklen);
-    if (!filter_may_have(mt, token)) return NULL;
+    bool known;
+    mt_part *p = ix_find(mt, token, pk, pklen, &known);
+    if (p || known) return p;
     bt_ent probe = {bt_token_prefix(token), pk, (uint32_t)pklen, 0};
     return (mt_part *)bt_find(&mt->parts, &probe);
 }
@@ -195,7 +238,6 @@ static bt_ent *make_part(void *arg)
     p->e.keylen = k->keylen;
     p->del_ts = ST_NO_TIMESTAMP;
     bt_init(&p->rows);
-    filter_add(m->mt, bt_prefix_token(k->prefix));
     return &p->e;
 }
 
@@ -208,10 +250,16 @@ static bt_ent *make_row(void *arg)
 
 static mt_part *part_get(memtable *mt, const mut_hdr *h)
 {
-    bt_ent probe = {bt_token_prefix(sib_murmur3_token(h->pk, h->pklen)), h->pk, (uint32_t)h->pklen, 0};
+    int64_t token = sib_murmur3_token(h->pk, h->pklen);
+    bool known;
+    mt_part *p = ix_find(mt, token, h->pk, h->pklen, &known);
+    if (p) return p; /* an overwrite: no tree walk */
+    bt_ent probe = {bt_token_prefix(token), h->pk, (uint32_t)h->pklen, 0};
     make_arg m = {mt, &probe};
     bool ins;
-    return (mt_part *)bt_get_or_insert(&mt->parts, mt->arena, &probe, make_part, &m, &ins);
+    p = (mt_part *)bt_get_or_insert(&mt->parts, mt->arena, &probe, make_part, &m, &ins);
+    if (p && ins) ix_add(mt, p);
+    return p;
 }
 
 static mt_row *row_get(memtable *mt, mt_part *p, const uint8_t *ck, size_t cklen)

@@ -181,19 +181,19 @@ typedef struct mt_part {
 static inline st_deletion mt_part_del(const mt_part *p) { return (st_deletion){p->del_ts, p->e.aux}; }
 static inline int64_t mt_part_token(const mt_part *p) { return bt_prefix_token(p->e.prefix); }
 
-/* A split-block bloom filter over partition tokens (memtable.c). */
-typedef struct mt_filter {
-    uint32_t *blocks; /* nblocks x 8 words */
-    uint32_t nblocks, cap, n;
-} mt_filter;
-#define MT_FILTERS 20
+/* The point-lookup hash index of a memtable's partitions (memtable.c). */
+typedef struct mt_index {
+    uint64_t *slots; /* tagged mt_part pointers, 0 = empty */
+    size_t mask, n;
+    uint64_t *old;   /* the previous table while it is moved over */
+    size_t oldmask, oldpos;
+    bool off;        /* could not grow (or odd pointers): the tree alone answers */
+} mt_index;
 
 typedef struct memtable {
     sib_arena *arena;
     bt parts;
-    mt_filter filt[MT_FILTERS]; /* each twice the capacity of the last */
-    int nfilt;
-    bool unfiltered;            /* a filter could not be added: none is used */
+    mt_index ix;
     uint64_t rows, cells;
     int64_t min_ts, max_ts;
 } memtable;
@@ -205,6 +205,8 @@ void mt_rowview_free(mt_rowview *v);
 
 int memtable_init(memtable *mt);
 void memtable_free(memtable *mt);
+/* Bytes it holds: its arena and its index. */
+size_t memtable_bytes(const memtable *mt);
 /* Applies one validated serialized mutation (after its header). */
 int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err);
 mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);

@@ -406,7 +406,7 @@ static void maybe_flush(storage *s)
     for (size_t i = 0; i < s->cap; i++) {
         st_table *t = s->map[i];
         if (!t) continue;
-        size_t b = sib_arena_used(t->mem->mt.arena);
+        size_t b = memtable_bytes(&t->mem->mt);
         total += b;
         if (b > best) best = b, big = t;
     }
@@ -574,7 +574,7 @@ int storage_table_drop(storage *s, const uint8_t id[16], st_done_fn done, void *
 void st_table_get_stats(const st_table *t, st_table_stats *out)
 {
     const memtable *mt = &t->mem->mt;
-    out->memtable_bytes = sib_arena_used(mt->arena);
+    out->memtable_bytes = memtable_bytes(mt);
     out->partitions = mt->parts.count;
     out->rows = mt->rows;
     out->cells = mt->cells;
@@ -590,7 +590,7 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
     out->tombstones_purged = t->purged;
     st_compaction_running(t->s, t, &out->compactions_running);
     for (st_mem *m = t->frozen; m; m = m->next) {
-        out->memtable_bytes += sib_arena_used(m->mt.arena);
+        out->memtable_bytes += memtable_bytes(&m->mt);
         if (m->mt.min_ts != ST_NO_TIMESTAMP && (out->min_ts == ST_NO_TIMESTAMP || m->mt.min_ts < out->min_ts))
             out->min_ts = m->mt.min_ts;
         if (m->mt.max_ts > out->max_ts) out->max_ts = m->mt.max_ts;

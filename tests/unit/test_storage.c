@@ -412,18 +412,32 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 /* Many rows in random order (B+tree splits at every level), checked against
  * a sorted reference forwards, backwards, and through random slices. */
-/* Point reads of a memtable go through its token filters (one per doubling
- * of its partition count): every partition written must still be found,
- * whichever filter holds it, and absent ones must not be. */
-static void test_memtable_filter_many_partitions(void **state)
+/* Point reads and overwrites of a memtable go through its hash index,
+ * which doubles (1024 slots first) by moving its old table over a few slots
+ * per insert: every partition written must be found before, during and
+ * after each move, absent ones must not be, and overwrites must land on
+ * the existing partition (one row each, the newest value). */
+static void test_memtable_index_many_partitions(void **state)
 {
     fx *f = *state;
-    enum { N = 40000 }; /* 1024 + 2048 + ... : six filters */
+    enum { N = 40000 }; /* six doublings */
     char pk[32], val[32];
     for (int i = 0; i < N; i++) {
         snprintf(pk, sizeof pk, "part%d", i);
-        snprintf(val, sizeof val, "v%d", i);
+        snprintf(val, sizeof val, "old%d", i);
         put(f->s, pk, "c", 1, val, 10, 0, 0);
+        snprintf(pk, sizeof pk, "part%d", i / 2); /* an overwrite, often of a moved slot */
+        snprintf(val, sizeof val, "v%d", i / 2);
+        put(f->s, pk, "c", 1, val, 11 + i % 2, 0, 0);
+        if (i % 1000 == 999) { /* mid-way through moves */
+            snprintf(pk, sizeof pk, "part%d", i);
+            assert_non_null(get(f->s, pk, "c", 1));
+        }
+    }
+    for (int i = N / 2; i < N; i++) { /* those not overwritten above */
+        snprintf(pk, sizeof pk, "part%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        put(f->s, pk, "c", 1, val, 12, 0, 0);
     }
     for (int i = 0; i < N; i++) {
         snprintf(pk, sizeof pk, "part%d", i);
@@ -436,6 +450,10 @@ static void test_memtable_filter_many_partitions(void **state)
         snprintf(pk, sizeof pk, "absent%d", i);
         assert_null(get(f->s, pk, "c", 1));
     }
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_int_equal(ts.partitions, N);
+    assert_int_equal(ts.rows, N);
 }
 
 static void test_many_rows_random_order(void **state)
@@ -2275,7 +2293,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_tombstones, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slices_and_reversed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_memtable_filter_many_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memtable_index_many_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_rows_random_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_token_order_and_resume, setup, teardown),
