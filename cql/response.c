@@ -337,6 +337,9 @@ static void reply_start(cql_request *req, uint8_t opcode)
     sib_buf_reset(&pv->out);
     pv->out.oom = false;
     pv->rows_open = false;
+    /* one allocation for a typical reply instead of a realloc per doubling
+     * from 64 bytes (a few a row read) */
+    if (!pv->out.cap) sib_buf_reserve(&pv->out, 512);
     uint8_t flags = req->trace_done ? CQL_FLAG_TRACING : 0;
     pv->frame_start =
         cql_frame_begin(&pv->out, (uint8_t)(req->version | CQL_VERSION_RESPONSE), flags, req->stream, opcode);
