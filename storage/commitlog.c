@@ -78,6 +78,11 @@
 #define CL_VERSION 1
 #define CL_HDR_LEN 20
 #define CL_FRAME 12 /* len + len crc + payload crc */
+/* Segments made ahead. Two, because making one (a file and a directory
+ * fsync) can wait behind the periodic fsync of a whole period's writes or
+ * the kernel's writeback: with one spare, a switch then waited for it on
+ * the loop (a write latency spike every sync period). */
+#define CL_SPARES 2
 
 typedef struct cl_seg {
     uint64_t id;
@@ -138,11 +143,13 @@ struct clog {
     pthread_cond_t cv, done_cv;
     pthread_t thr;
     bool thr_started, stop, want_spare, making_spare;
+    bool sync_idle; /* the sync thread waits with nothing due: a write must wake it */
     uint64_t written, synced, req, next_id, syncs;
     int sync_fd, sync_err;
     int *retired;
     size_t nretired, capretired;
-    cl_seg *spare;
+    cl_seg *spares[CL_SPARES]; /* ready segments, lowest id first */
+    int nspares;
     int64_t last_sync_ns;
 };
 
@@ -253,7 +260,7 @@ static void cv_wait_until(clog *cl, int64_t deadline_ns)
 /* Called with mu held; returns with it held. */
 static void do_sync(clog *cl)
 {
-    uint64_t target = cl->written;
+    uint64_t target = __atomic_load_n(&cl->written, __ATOMIC_ACQUIRE);
     int fd = cl->sync_fd;
     size_t nr = cl->nretired;
     int retired[64];
@@ -274,7 +281,7 @@ static void do_sync(clog *cl)
     pthread_mutex_lock(&cl->mu);
     cl->last_sync_ns = start;
     cl->syncs++;
-    if (e && !cl->sync_err) cl->sync_err = e;
+    if (e && !cl->sync_err) __atomic_store_n(&cl->sync_err, e, __ATOMIC_RELEASE);
     if (!e && target > cl->synced && !cl->nretired) cl->synced = target;
     pthread_cond_broadcast(&cl->done_cv);
     if (cl->has_async) ev_async_send(cl->o.loop, &cl->async);
@@ -298,7 +305,10 @@ static void make_spare(clog *cl)
         seg_free(s);
         return;
     }
-    cl->spare = s;
+    if (s) {
+        cl->spares[cl->nspares++] = s;
+        cl->want_spare = cl->nspares < CL_SPARES; /* on failure: the loop makes its own */
+    }
 }
 
 static void *sync_main(void *arg)
@@ -307,19 +317,27 @@ static void *sync_main(void *arg)
     clog *cl = arg;
     pthread_mutex_lock(&cl->mu);
     for (;;) {
-        bool dirty = cl->written > cl->synced || cl->nretired;
+        bool dirty = __atomic_load_n(&cl->written, __ATOMIC_ACQUIRE) > cl->synced || cl->nretired;
         if (cl->stop) {
             if (dirty && !cl->sync_err) { do_sync(cl); continue; }
             break;
         }
-        if (cl->want_spare && !cl->spare) { make_spare(cl); continue; }
+        if (cl->want_spare && cl->nspares < CL_SPARES) { make_spare(cl); continue; }
         int64_t now = sib_mono_ns(), due;
         if (cl->req > cl->synced && !cl->sync_err)
             due = cl->o.sync == ST_SYNC_GROUP ? cl->last_sync_ns + ms_ns(cl->o.group_window_ms) : now;
         else if (dirty && !cl->sync_err)
             due = cl->last_sync_ns + ms_ns(cl->o.sync_period_ms);
         else {
-            pthread_cond_wait(&cl->cv, &cl->mu);
+            /* Nothing written since the last sync. The loop publishes
+             * `written` without the mutex, then reads sync_idle; we set
+             * sync_idle, then read `written` again (both seq_cst): one of us
+             * sees the other, so a write never waits for an unrelated wake-up
+             * to be synced (it once did, in periodic mode after an idle spell). */
+            __atomic_store_n(&cl->sync_idle, true, __ATOMIC_SEQ_CST);
+            if (cl->sync_err || __atomic_load_n(&cl->written, __ATOMIC_SEQ_CST) <= cl->synced)
+                pthread_cond_wait(&cl->cv, &cl->mu); /* (after a failed fsync nothing more is synced) */
+            __atomic_store_n(&cl->sync_idle, false, __ATOMIC_SEQ_CST);
             continue;
         }
         if (now < due) {
@@ -543,10 +561,10 @@ void clog_close(clog *cl)
         ev_async_stop(cl->o.loop, &cl->async);
     }
     for (size_t i = 0; i < cl->nretired; i++) close(cl->retired[i]);
-    if (cl->spare) {
-        close(cl->spare->fd);
-        unlink(cl->spare->path);
-        seg_free(cl->spare);
+    for (int i = 0; i < cl->nspares; i++) {
+        close(cl->spares[i]->fd);
+        unlink(cl->spares[i]->path);
+        seg_free(cl->spares[i]);
     }
     for (cl_seg *s = cl->segs, *n; s; s = n) {
         n = s->next;
@@ -590,9 +608,9 @@ static int switch_segment(clog *cl, sib_err *err)
     /* A spare being made already has its id: wait for it rather than take a
      * higher id now and the lower one later (replay goes by id). This only
      * blocks when the sync thread is a whole segment behind. */
-    while (!cl->spare && cl->making_spare) pthread_cond_wait(&cl->done_cv, &cl->mu);
-    cl_seg *s = cl->spare;
-    cl->spare = NULL;
+    while (!cl->nspares && cl->making_spare) pthread_cond_wait(&cl->done_cv, &cl->mu);
+    cl_seg *s = cl->nspares ? cl->spares[0] : NULL;
+    if (s) memmove(cl->spares, cl->spares + 1, (size_t)--cl->nspares * sizeof cl->spares[0]);
     uint64_t id = s ? 0 : cl->next_id++;
     cl->want_spare = true;
     pthread_cond_signal(&cl->cv);
@@ -634,9 +652,9 @@ static int switch_segment(clog *cl, sib_err *err)
 static int check_usable(clog *cl, sib_err *err)
 {
     if (cl->failed) return sib_err_set(err, SIB_EIO, "commitlog: failed earlier; writes are refused");
-    pthread_mutex_lock(&cl->mu);
-    int se = cl->sync_err;
-    pthread_mutex_unlock(&cl->mu);
+    /* A flag read per write: no mutex, which the sync thread may hold while
+     * it is preempted (the loop then blocked behind it for milliseconds). */
+    int se = __atomic_load_n(&cl->sync_err, __ATOMIC_ACQUIRE);
     if (se) {
         cl->failed = true;
         return sib_err_set(err, SIB_EIO, "commitlog: fsync failed earlier (%s); writes are refused", strerror(se));
@@ -678,9 +696,14 @@ static int append_bytes(clog *cl, const uint8_t *p, size_t n, sib_err *err)
     cl->pos += n;
     cl->bytes += n;
     cl->writes++;
-    pthread_mutex_lock(&cl->mu);
-    cl->written = cl->pos;
-    pthread_mutex_unlock(&cl->mu);
+    /* published without the mutex (see check_usable): the sync thread
+     * reads it when it wakes, on its period or when a waiter asks */
+    __atomic_store_n(&cl->written, cl->pos, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&cl->sync_idle, __ATOMIC_SEQ_CST)) { /* rare: the first write after an idle spell */
+        pthread_mutex_lock(&cl->mu);
+        pthread_cond_signal(&cl->cv);
+        pthread_mutex_unlock(&cl->mu);
+    }
     return 0;
 }
 

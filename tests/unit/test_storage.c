@@ -939,6 +939,42 @@ static void run_sync_mode(st_sync_mode mode)
     rm_rf(dir);
 }
 
+/* Periodic mode fsyncs what was written within a period even when the
+ * sync thread had gone idle (nothing written for a while) before it. */
+static void test_periodic_sync_after_idle(void **state)
+{
+    fx *f = *state;
+    storage_close(f->s);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage_opts o = {0};
+    o.commitlog_dir = f->dir;
+    o.sync = ST_SYNC_PERIODIC;
+    o.sync_period_ms = 20;
+    o.loop = loop;
+    sib_err err = {0};
+    assert_int_equal(storage_open(&f->s, &o, &err), 0);
+    assert_int_equal(storage_replay(f->s, NULL, &err), 0);
+    storage_stats st;
+    for (int round = 0; round < 3; round++) {
+        struct timespec idle = {0, 100 * 1000 * 1000}; /* several periods with nothing to sync */
+        nanosleep(&idle, NULL);
+        storage_get_stats(f->s, &st);
+        uint64_t before = st.cl_syncs;
+        put(f->s, "p", "c", 1, "v", 10 + round, 0, 0);
+        for (int i = 0; i < 100 && st.cl_syncs == before; i++) { /* bounded: 100 x 10 ms */
+            ev_run(loop, EVRUN_NOWAIT);
+            struct timespec t = {0, 10 * 1000 * 1000};
+            nanosleep(&t, NULL);
+            storage_get_stats(f->s, &st);
+        }
+        assert_true(st.cl_syncs > before);
+    }
+    storage_close(f->s);
+    f->s = NULL;
+    ev_loop_destroy(loop);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+}
+
 static void test_batch_mode_callbacks(void **state) { run_sync_mode(ST_SYNC_BATCH); }
 static void test_group_mode_callbacks(void **state) { run_sync_mode(ST_SYNC_GROUP); }
 static void test_periodic_mode_callbacks(void **state) { run_sync_mode(ST_SYNC_PERIODIC); }
@@ -2308,6 +2344,7 @@ int main(void)
         cmocka_unit_test(test_batch_mode_callbacks),
         cmocka_unit_test(test_group_mode_callbacks),
         cmocka_unit_test(test_periodic_mode_callbacks),
+        cmocka_unit_test_setup_teardown(test_periodic_sync_after_idle, setup, teardown),
         cmocka_unit_test(test_no_loop_batch),
         cmocka_unit_test(test_coalesced_appends),
         cmocka_unit_test(test_coalesced_rollover),
