@@ -469,9 +469,13 @@ int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err)
 bool mt_row_view(mt_rowview *v, const mt_row *r, bool is_static, sst_row *o)
 {
     uint32_t nd = r->cdels ? r->cdels[0].col : 0;
-    if (!sib_grow((void **)&v->cells, &v->capcells, r->ncells, sizeof *v->cells) ||
-        !sib_grow((void **)&v->cdels, &v->capcdels, nd, sizeof *v->cdels))
-        return false;
+    /* small rows (most) need no allocation: a read makes a view per source */
+    sst_cell *cells = v->inl;
+    if (r->ncells > MT_VIEW_INLINE) {
+        if (!sib_grow((void **)&v->cells, &v->capcells, r->ncells, sizeof *v->cells)) return false;
+        cells = v->cells;
+    }
+    if (nd && !sib_grow((void **)&v->cdels, &v->capcdels, nd, sizeof *v->cdels)) return false;
     memset(o, 0, sizeof *o);
     o->ck = r->ck;
     o->cklen = r->e.keylen;
@@ -484,9 +488,9 @@ bool mt_row_view(mt_rowview *v, const mt_row *r, bool is_static, sst_row *o)
         v->cdels[i] = (sst_cdel){r->cdels[i + 1].col, {r->cdels[i + 1].del.ts, r->cdels[i + 1].del.ldt}};
     for (uint32_t i = 0; i < r->ncells; i++) {
         const mt_cell *c = r->cells[i];
-        v->cells[i] = (sst_cell){c->col, c->pathlen, c->vlen, c->data, c->data + c->pathlen, c->ts, c->ttl, c->ldt};
+        cells[i] = (sst_cell){c->col, c->pathlen, c->vlen, c->data, c->data + c->pathlen, c->ts, c->ttl, c->ldt};
     }
-    o->cells = v->cells;
+    o->cells = cells;
     o->ncells = r->ncells;
     o->cdels = v->cdels;
     o->ncdels = nd;

@@ -84,22 +84,15 @@ static int add_rts(st_iter *it, const sst_rt *rts, size_t n)
     return 0;
 }
 
-static src *src_add(st_iter *it)
-{
-    src *n = realloc(it->srcs, (it->nsrc + 1) * sizeof *n);
-    if (!n) return NULL;
-    it->srcs = n;
-    src *s = &n[it->nsrc++];
-    memset(s, 0, sizeof *s);
-    return s;
-}
+/* The sources array is sized for every memtable and SSTable of the table
+ * when the iterator is made (in its own allocation), so this never fails. */
+static src *src_add(st_iter *it) { return &it->srcs[it->nsrc++]; }
 
 static int add_mem(st_iter *it, st_mem *m, const uint8_t *pk, size_t pklen)
 {
     mt_part *p = memtable_find(&m->mt, pk, pklen);
     if (!p) return 0;
     src *s = src_add(it);
-    if (!s) return SIB_ENOMEM;
     s->m = m;
     st_mem_ref(m);
     s->mp = p;
@@ -136,10 +129,6 @@ static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, s
     int rc = sst_part_open_cached(t, bc, pk, pklen, token, &p, &it->err);
     if (rc || !p) return rc;
     src *s = src_add(it);
-    if (!s) {
-        sst_part_close(p);
-        return SIB_ENOMEM;
-    }
     s->sp = p;
     sst_del d = sst_part_deletion(p);
     if (d.ts != SST_NO_TS && sst_del_supersedes(d, it->pdel)) it->pdel = d;
@@ -156,9 +145,16 @@ st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *s
     size_t keybytes = 0, ns = nslices ? nslices : 1;
     for (size_t i = 0; i < nslices; i++)
         keybytes += (slices[i].start.unbounded ? 0 : slices[i].start.len) + (slices[i].end.unbounded ? 0 : slices[i].end.len);
-    st_iter *it = calloc(1, sizeof *it + 2 * ns * sizeof(sst_bound) + keybytes);
+    size_t maxsrc = 1 + t->nssts;
+    for (st_mem *m = t->frozen; m; m = m->next) maxsrc++;
+    /* one allocation: the iterator, its sources and pick slots, the slice
+     * bounds and their key bytes (last: the only unaligned part) */
+    st_iter *it = calloc(1, sizeof *it + maxsrc * (sizeof(src) + sizeof(const sst_row *)) +
+                                2 * ns * sizeof(sst_bound) + keybytes);
     if (!it) return NULL;
-    it->sl = (sst_bound *)(it + 1);
+    it->srcs = (src *)(it + 1);
+    it->pick = (const sst_row **)(it->srcs + maxsrc);
+    it->sl = (sst_bound *)(it->pick + maxsrc);
     it->nslices = ns;
     it->reversed = reversed;
     it->now = now_s;
@@ -182,7 +178,6 @@ st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *s
     for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, pk, pklen);
     int64_t token = t->nssts ? sib_murmur3_token(pk, pklen) : 0;
     for (size_t i = 0; !rc && i < t->nssts; i++) rc = add_sst(it, t->ssts[i], storage_bcache(t->s), pk, pklen, token);
-    if (!rc && !(it->pick = malloc((it->nsrc ? it->nsrc : 1) * sizeof *it->pick))) rc = SIB_ENOMEM;
     if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
     it->status = rc;
     return it;
@@ -199,8 +194,6 @@ void st_iter_destroy(st_iter *it)
     }
     for (size_t i = 0; it->stat && i < it->nsrc; i++) mt_rowview_free(&it->stat[i].view);
     free(it->stat);
-    free(it->pick);
-    free(it->srcs);
     free(it->rts);
     free(it->last);
     cm_rowmerge_free(&it->rm);

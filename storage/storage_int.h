@@ -199,7 +199,14 @@ typedef struct memtable {
 } memtable;
 
 /* A memtable row as an sst_row (cells/cdels in caller-grown scratch). */
-typedef struct mt_rowview { sst_cell *cells; size_t capcells; sst_cdel *cdels; size_t capcdels; } mt_rowview;
+#define MT_VIEW_INLINE 4 /* cells a row view holds without an allocation */
+typedef struct mt_rowview {
+    sst_cell *cells; /* grown for rows of more than MT_VIEW_INLINE cells */
+    size_t capcells;
+    sst_cdel *cdels;
+    size_t capcdels;
+    sst_cell inl[MT_VIEW_INLINE];
+} mt_rowview;
 bool mt_row_view(mt_rowview *v, const mt_row *r, bool is_static, sst_row *out);
 void mt_rowview_free(mt_rowview *v);
 
