@@ -949,6 +949,10 @@ typedef struct probe {
 static void on_probe(struct ev_loop *loop, ev_async *w, int revents)
 {
     probe *p = (probe *)w;
+    /* Stopped before `done` is signalled: p lives on the waiting thread's
+     * stack and is gone once it wakes (stopping it after was a
+     * use-after-scope that killed Release builds of this suite). */
+    ev_async_stop(loop, w);
     pthread_mutex_lock(&p->mu);
     p->closed_sessions = p->h->fx.closed_sessions;
     p->orphan_replies = p->h->fx.orphan_replies;
@@ -958,7 +962,6 @@ static void on_probe(struct ev_loop *loop, ev_async *w, int revents)
     p->done = true;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    ev_async_stop(loop, w);
 }
 
 static void probe_run(harness *h, probe *p)
