@@ -83,6 +83,9 @@
  * the kernel's writeback: with one spare, a switch then waited for it on
  * the loop (a write latency spike every sync period). */
 #define CL_SPARES 2
+/* Periodic mode: writeback of what was written is started this often
+ * between fsyncs (see start_writeback). */
+#define CL_WRITEBACK_MS 1000
 
 typedef struct cl_seg {
     uint64_t id;
@@ -151,6 +154,8 @@ struct clog {
     cl_seg *spares[CL_SPARES]; /* ready segments, lowest id first */
     int nspares;
     int64_t last_sync_ns;
+    int64_t last_wb_ns;  /* periodic mode: last writeback start (see start_writeback) */
+    uint64_t wb_pos, writebacks;
 };
 
 /* ---- files ---- */
@@ -311,6 +316,25 @@ static void make_spare(clog *cl)
     }
 }
 
+/* Called with mu held; returns with it held. Periodic mode fsyncs once a
+ * period (10 s by default): a whole period's writes (hundreds of MB at
+ * full speed) then hit the disk at once, and the loop's appends stalled
+ * behind that burst (a write p99 of 20 ms in one second of ten). Starting
+ * the writeback every second without waiting for it (RocksDB's
+ * wal_bytes_per_sync does the same) spreads the I/O; the fsync is still
+ * what makes data durable, once a period as before. */
+static void start_writeback(clog *cl)
+{
+    int fd = cl->sync_fd;
+    uint64_t pos = __atomic_load_n(&cl->written, __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&cl->mu);
+    if (fd >= 0) sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* only the sync thread closes it */
+    pthread_mutex_lock(&cl->mu);
+    cl->last_wb_ns = sib_mono_ns();
+    cl->wb_pos = pos;
+    cl->writebacks++;
+}
+
 static void *sync_main(void *arg)
 {
     sib_thread_setup("sib-clsync", false);
@@ -326,8 +350,20 @@ static void *sync_main(void *arg)
         int64_t now = sib_mono_ns(), due;
         if (cl->req > cl->synced && !cl->sync_err)
             due = cl->o.sync == ST_SYNC_GROUP ? cl->last_sync_ns + ms_ns(cl->o.group_window_ms) : now;
-        else if (dirty && !cl->sync_err)
+        else if (dirty && !cl->sync_err) {
             due = cl->last_sync_ns + ms_ns(cl->o.sync_period_ms);
+            int64_t wb = SIB_MAX(cl->last_wb_ns, cl->last_sync_ns) + ms_ns(CL_WRITEBACK_MS);
+            if (cl->o.sync == ST_SYNC_PERIODIC && wb < due) { /* (writes do not wake us: look every second) */
+                if (now < wb) due = wb;
+                else if (__atomic_load_n(&cl->written, __ATOMIC_ACQUIRE) > cl->wb_pos) {
+                    start_writeback(cl);
+                    continue;
+                } else {
+                    cl->last_wb_ns = now; /* nothing new: look again in a second */
+                    continue;
+                }
+            }
+        }
         else {
             /* Nothing written since the last sync. The loop publishes
              * `written` without the mutex, then reads sync_idle; we set
@@ -957,6 +993,7 @@ void clog_get_stats(clog *cl, clog_stats *out)
     for (cl_seg *s = cl->segs; s; s = s->next) out->segments_live++;
     pthread_mutex_lock(&cl->mu);
     out->syncs = cl->syncs;
+    out->writebacks = cl->writebacks;
     pthread_mutex_unlock(&cl->mu);
     out->pending = cl->wn + cl->npend + cl->nacks;
     out->writes = cl->writes;

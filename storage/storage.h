@@ -374,6 +374,7 @@ typedef struct storage_stats {
     uint64_t cl_segments_created;
     uint64_t cl_segments_live; /* segment files present (kept until flush) */
     uint64_t cl_syncs;         /* fsyncs done by the sync thread */
+    uint64_t cl_writebacks;    /* periodic mode: writebacks started between fsyncs */
     uint64_t cl_pending;       /* callbacks waiting for an fsync (or, with a loop, for the
                                 * end of the loop iteration: queued entries) */
     uint64_t cl_writes;        /* write() calls appending entries: with a loop, one per

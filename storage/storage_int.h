@@ -335,6 +335,7 @@ int clog_replay(clog *cl, clog_replay_fn fn, void *arg, storage_replay_stats *st
 
 typedef struct clog_stats {
     uint64_t bytes, entries, segments_created, segments_live, syncs, pending;
+    uint64_t writebacks; /* periodic mode: writeback starts between fsyncs */
     uint64_t writes; /* write() calls that appended entries */
 } clog_stats;
 void clog_get_stats(clog *cl, clog_stats *out);

@@ -638,6 +638,7 @@ void storage_get_stats(storage *s, storage_stats *out)
     out->cl_segments_created = cs.segments_created;
     out->cl_segments_live = cs.segments_live;
     out->cl_syncs = cs.syncs;
+    out->cl_writebacks = cs.writebacks;
     out->cl_pending = cs.pending;
     out->cl_writes = cs.writes;
     sst_bcache_stats bs;

@@ -939,21 +939,37 @@ static void run_sync_mode(st_sync_mode mode)
     rm_rf(dir);
 }
 
-/* Periodic mode fsyncs what was written within a period even when the
- * sync thread had gone idle (nothing written for a while) before it. */
-static void test_periodic_sync_after_idle(void **state)
+/* Reopens f->s in periodic mode with period_ms, driven by a new loop
+ * (returned); close_periodic ends it and reopens f->s without a loop. */
+static struct ev_loop *open_periodic(fx *f, int period_ms)
 {
-    fx *f = *state;
     storage_close(f->s);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     storage_opts o = {0};
     o.commitlog_dir = f->dir;
     o.sync = ST_SYNC_PERIODIC;
-    o.sync_period_ms = 20;
+    o.sync_period_ms = period_ms;
     o.loop = loop;
     sib_err err = {0};
     assert_int_equal(storage_open(&f->s, &o, &err), 0);
     assert_int_equal(storage_replay(f->s, NULL, &err), 0);
+    return loop;
+}
+
+static void close_periodic(fx *f, struct ev_loop *loop)
+{
+    storage_close(f->s);
+    f->s = NULL;
+    ev_loop_destroy(loop);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+}
+
+/* Periodic mode fsyncs what was written within a period even when the
+ * sync thread had gone idle (nothing written for a while) before it. */
+static void test_periodic_sync_after_idle(void **state)
+{
+    fx *f = *state;
+    struct ev_loop *loop = open_periodic(f, 20);
     storage_stats st;
     for (int round = 0; round < 3; round++) {
         struct timespec idle = {0, 100 * 1000 * 1000}; /* several periods with nothing to sync */
@@ -969,10 +985,31 @@ static void test_periodic_sync_after_idle(void **state)
         }
         assert_true(st.cl_syncs > before);
     }
-    storage_close(f->s);
-    f->s = NULL;
-    ev_loop_destroy(loop);
-    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+    close_periodic(f, loop);
+}
+
+/* Periodic mode starts the writeback of what was written every second
+ * between its fsyncs (so a period's writes do not reach the disk in one
+ * burst), and that alone is no fsync: durability stays once a period. */
+static void test_periodic_writeback(void **state)
+{
+    fx *f = *state;
+    struct ev_loop *loop = open_periodic(f, 60000);
+    storage_stats st;
+    storage_get_stats(f->s, &st);
+    uint64_t syncs = st.cl_syncs;
+    char ck[16];
+    for (int i = 0; i < 300 && st.cl_writebacks < 2; i++) { /* bounded: 300 x 10 ms */
+        snprintf(ck, sizeof ck, "c%d", i);
+        put(f->s, "p", ck, 1, "some value", 10, 0, 0);
+        ev_run(loop, EVRUN_NOWAIT);
+        struct timespec t = {0, 10 * 1000 * 1000};
+        nanosleep(&t, NULL);
+        storage_get_stats(f->s, &st);
+    }
+    assert_true(st.cl_writebacks >= 2);
+    assert_int_equal(st.cl_syncs, syncs);
+    close_periodic(f, loop);
 }
 
 static void test_batch_mode_callbacks(void **state) { run_sync_mode(ST_SYNC_BATCH); }
@@ -2345,6 +2382,7 @@ int main(void)
         cmocka_unit_test(test_group_mode_callbacks),
         cmocka_unit_test(test_periodic_mode_callbacks),
         cmocka_unit_test_setup_teardown(test_periodic_sync_after_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_periodic_writeback, setup, teardown),
         cmocka_unit_test(test_no_loop_batch),
         cmocka_unit_test(test_coalesced_appends),
         cmocka_unit_test(test_coalesced_rollover),
