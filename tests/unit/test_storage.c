@@ -999,7 +999,7 @@ static void test_periodic_writeback(void **state)
     storage_get_stats(f->s, &st);
     uint64_t syncs = st.cl_syncs;
     char ck[16];
-    for (int i = 0; i < 300 && st.cl_writebacks < 2; i++) { /* bounded: 300 x 10 ms */
+    for (int i = 0; i < 600 && st.cl_writebacks < 2; i++) { /* bounded: 600 x 10 ms (a writeback a second) */
         snprintf(ck, sizeof ck, "c%d", i);
         put(f->s, "p", ck, 1, "some value", 10, 0, 0);
         ev_run(loop, EVRUN_NOWAIT);
@@ -1739,12 +1739,23 @@ static void test_commitlog_total_space_flushes(void **state)
         put(f->s, pk, "", 1, val, 10, 0, 0);
         if (i % 100 == 0) ev_run(loop, EVRUN_NOWAIT);
     }
-    /* (while flushes run, writes go on: the bound is soft, as Cassandra's) */
-    for (int k = 0; k < 1000 && (storage_get_stats(f->s, &st), st.flushes_pending); k++) ev_run(loop, EVRUN_ONCE);
+    /* While a flush runs, writes go on into the active memtable (the bound
+     * is soft, as Cassandra's); the bound is checked again as writes come.
+     * So keep writing a little, bounded in count and time, until the live
+     * segments are back near the bound -- however slow the flushes are
+     * (ASan, a loaded machine). Without the bound they never come back. */
+    for (int k = 0; k < 2000; k++) {
+        storage_get_stats(f->s, &st);
+        if (!st.flushes_pending && st.cl_segments_live <= 8) break;
+        for (int j = 0; j < 64; j++) put(f->s, "k000000", "", 1, "value-0-0000000000000000000000000000000000000000", 10, 0, 0);
+        ev_run(loop, EVRUN_NOWAIT);
+        struct timespec t = {0, 5 * 1000 * 1000};
+        nanosleep(&t, NULL);
+    }
     storage_get_stats(f->s, &st);
-    assert_true(st.flushes >= 3);      /* the commitlog bound alone made them */
-    assert_true(st.cl_segments_live <= 24); /* 256 KiB = 4 segments of 64 KiB, + what flushes in
-                                             * flight let pass; about 96 without the bound */
+    assert_true(st.flushes >= 3);           /* the commitlog bound alone made them */
+    assert_true(st.cl_segments_live <= 8);  /* 256 KiB = 4 segments of 64 KiB, + the current and
+                                             * spares; about 96 without the bound */
     for (int i = 0; i < 60000; i += 37) {
         snprintf(pk, sizeof pk, "k%06d", i);
         snprintf(val, sizeof val, "value-%d-%040d", i, i);
