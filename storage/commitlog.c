@@ -122,6 +122,7 @@ struct clog {
     clog_opts o;
     /* loop side */
     cl_seg *segs, *segs_tail, *cur, *replaying;
+    size_t nsegs; /* in segs: live segments */
     uint64_t first_own_id;
     uint64_t cur_off, pos;
     sib_buf ebuf;
@@ -467,6 +468,7 @@ static void seg_append(clog *cl, cl_seg *s)
     if (cl->segs_tail) cl->segs_tail->next = s;
     else cl->segs = s;
     cl->segs_tail = s;
+    cl->nsegs++;
 }
 
 /* Lists existing segments (sorted into cl->segs), removes .tmp leftovers. */
@@ -965,6 +967,7 @@ size_t clog_release(clog *cl, clog_covered_fn covered, void *arg, char ***paths)
         np[n++] = s->path;
         s->path = NULL;
         cl->segs = s->next;
+        cl->nsegs--;
         seg_free(s);
     }
     return n;
@@ -972,9 +975,7 @@ size_t clog_release(clog *cl, clog_covered_fn covered, void *arg, char ***paths)
 
 uint64_t clog_oldest(const clog *cl, uint64_t *live_bytes, const uint8_t (**ids)[16], size_t *nids)
 {
-    uint64_t n = 0;
-    for (const cl_seg *s = cl->segs; s; s = s->next) n++;
-    *live_bytes = n * cl->o.segment_size;
+    *live_bytes = (uint64_t)cl->nsegs * cl->o.segment_size;
     *ids = NULL;
     *nids = 0;
     const cl_seg *s = cl->segs;
@@ -989,8 +990,7 @@ void clog_get_stats(clog *cl, clog_stats *out)
     out->bytes = cl->bytes;
     out->entries = cl->entries;
     out->segments_created = cl->segments_created;
-    out->segments_live = 0;
-    for (cl_seg *s = cl->segs; s; s = s->next) out->segments_live++;
+    out->segments_live = cl->nsegs;
     pthread_mutex_lock(&cl->mu);
     out->syncs = cl->syncs;
     out->writebacks = cl->writebacks;

@@ -461,6 +461,17 @@ static void fake_start(fake_srv *s)
     assert_int_equal(pthread_create(&s->th, NULL, fake_main, s), 0);
 }
 
+/* Starts s and connects a client to it with o (its port filled in). */
+static sib_client *fake_connect(fake_srv *s, sib_client_opts o)
+{
+    fake_start(s);
+    o.port = s->port;
+    sib_client *cl;
+    sib_err err;
+    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
+    return cl;
+}
+
 static void fake_stop(fake_srv *s)
 {
     pthread_join(s->th, NULL);
@@ -492,11 +503,8 @@ static void test_pipelined_out_of_order(void **state)
 {
     (void)state;
     fake_srv s = {.nqueries = 3};
-    fake_start(&s);
-    sib_client *cl;
+    sib_client *cl = fake_connect(&s, (sib_client_opts){.lz4 = true, .max_streams = 3});
     sib_err err;
-    sib_client_opts o = {.port = s.port, .lz4 = true, .max_streams = 3};
-    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
     assert_false(sib_client_lz4(cl)); /* the server offered no lz4 */
     answer a[3] = {{0}};
     for (int i = 0; i < 3; i++) assert_int_equal(sib_client_send_query(cl, "USE x", NULL, on_answer, &a[i], &err), 0);
@@ -538,11 +546,8 @@ static void test_send_prepare(void **state)
 {
     (void)state;
     fake_srv s = {.close_after = true};
-    fake_start(&s);
-    sib_client *cl;
+    sib_client *cl = fake_connect(&s, (sib_client_opts){0});
     sib_err err;
-    sib_client_opts o = {.port = s.port};
-    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
     answer a = {0};
     assert_int_equal(sib_client_send_prepare(cl, "SELECT 1", on_prepared, &a, &err), 0);
     assert_int_equal(sib_client_inflight(cl), 1);
@@ -558,11 +563,8 @@ static void test_sync_and_broken_connection(void **state)
 {
     (void)state;
     fake_srv s = {.nqueries = 1};
-    fake_start(&s);
-    sib_client *cl;
+    sib_client *cl = fake_connect(&s, (sib_client_opts){.timeout_ms = 5000});
     sib_err err;
-    sib_client_opts o = {.port = s.port, .timeout_ms = 5000};
-    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
     sib_result r;
     assert_int_equal(sib_client_query(cl, "USE ks0", CQL_ONE, 0, NULL, &r, &err), 0);
     assert_int_equal(r.kind, SIB_RESULT_SET_KEYSPACE);
@@ -572,9 +574,7 @@ static void test_sync_and_broken_connection(void **state)
     fake_stop(&s);
 
     fake_srv s2 = {.close_after = true};
-    fake_start(&s2);
-    o.port = s2.port;
-    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
+    cl = fake_connect(&s2, (sib_client_opts){.timeout_ms = 5000});
     answer a = {0};
     assert_int_equal(sib_client_send_query(cl, "SELECT 1", NULL, on_answer, &a, &err), 0);
     assert_int_equal(sib_client_query(cl, "SELECT 2", CQL_ONE, 0, NULL, &r, &err), SIB_EIO);
@@ -591,11 +591,8 @@ static void test_tracing_flag(void **state)
 {
     (void)state;
     fake_srv s = {.nqueries = 1};
-    fake_start(&s);
-    sib_client *cl;
+    sib_client *cl = fake_connect(&s, (sib_client_opts){.timeout_ms = 5000});
     sib_err err;
-    sib_client_opts o = {.port = s.port, .timeout_ms = 5000};
-    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
     sib_query_opts qo = {.consistency = CQL_ONE, .tracing = true};
     sib_result r;
     assert_int_equal(sib_client_query_opts(cl, "USE ks0", &qo, &r, &err), 0);
