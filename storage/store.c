@@ -415,7 +415,7 @@ static void maybe_flush(storage *s)
      * worth an SSTable, whatever the total */
     if (total >= s->o.memtable_heap_space && big && best > (1u << 20) && st_table_freeze(s, big, &err))
         sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
-    if (!s->o.commitlog_total_space || !s->fl) return;
+    if (!s->fl) return; /* (commitlog_total_space always has a value: storage_open) */
     uint64_t live;
     const uint8_t(*ids)[16];
     size_t n;
