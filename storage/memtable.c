@@ -9,11 +9,13 @@
  *   mt_cell         ts, ttl, ldt, col, value (+ path)
  *
  * LWW happens on apply: a cell replaces the stored one only if it supersedes
- * it (mt_cell_supersedes, Cassandra's Cells.resolveRegular), markers and
+ * it (sst_cell_supersedes, Cassandra's Cells.resolveRegular), markers and
  * deletions keep the superseding one. Deletions do not remove the data they
  * shadow here: reads apply them (read.c), and flush drops cells shadowed by
- * their row's or partition's deletion (flush.c). A replaced cell's bytes stay in the arena until the memtable is
- * freed, which is what memtable_bytes reports.
+ * their row's or partition's deletion (flush.c). A superseding cell of the
+ * same size is written over the old one; otherwise the replaced cell's bytes
+ * stay in the arena until the memtable is freed, which is what
+ * memtable_bytes reports.
  *
  * Only the loop thread touches a memtable.
  */
@@ -44,27 +46,6 @@ void memtable_free(memtable *mt)
 }
 
 /* ---- LWW ---- */
-
-/* Cells.resolveRegular (Cassandra 4.x, CASSANDRA-14592), shared/ref/compaction.md 6:
- * higher ts; then an expiring-or-tombstone cell over a plain live one; then a
- * tombstone over an expiring cell; then the higher ldt; then the greater
- * value. Clock-independent, so every replica picks the same winner. */
-bool mt_cell_supersedes(const mt_cell *a, const mt_cell *b)
-{
-    if (a->ts != b->ts) return a->ts > b->ts;
-    bool a_eot = a->ldt != ST_NO_DELETION_TIME, b_eot = b->ldt != ST_NO_DELETION_TIME;
-    if (a_eot != b_eot) return a_eot;
-    if (a_eot) {
-        bool at = a->ttl == 0, bt_ = b->ttl == 0;
-        if (at != bt_) return at;
-        if (a->ldt != b->ldt) return a->ldt > b->ldt;
-    }
-    const uint8_t *av = a->data + a->pathlen, *bv = b->data + b->pathlen;
-    size_t n = a->vlen < b->vlen ? a->vlen : b->vlen;
-    int c = n ? memcmp(av, bv, n) : 0;
-    if (c) return c > 0;
-    return a->vlen > b->vlen;
-}
 
 /* LivenessInfo.supersedes: higher ts; on a tie an expiring marker beats a
  * plain one, then the later expiry wins. */
@@ -306,29 +287,49 @@ static uint32_t cell_search(const mt_row *r, uint32_t col, const uint8_t *path, 
     return lo;
 }
 
+static void cell_set(mt_cell *c, const sst_cell *v)
+{
+    c->ts = v->ts;
+    c->ttl = v->ttl;
+    c->ldt = v->ldt;
+    c->col = v->col;
+    c->vlen = v->vlen;
+    c->pathlen = (uint16_t)v->pathlen;
+    if (v->pathlen) memcpy(c->data, v->path, v->pathlen);
+    if (v->vlen) memcpy(c->data + v->pathlen, v->val, v->vlen);
+}
+
 static int apply_cell(memtable *mt, mt_row *r, const mut_op *op, bool tomb)
 {
-    mt_cell *c = sib_arena_alloc(mt->arena, sizeof *c + op->keylen + (tomb ? 0 : op->vlen));
-    if (!c) return SIB_ENOMEM;
-    c->ts = op->ts;
-    c->col = op->col;
-    c->pathlen = (uint16_t)op->keylen;
-    if (op->keylen) memcpy(c->data, op->key, op->keylen);
-    if (tomb) {
-        c->ttl = 0;
-        c->ldt = op->ldt;
-        c->vlen = 0;
-    } else {
-        c->ttl = op->ttl;
-        c->ldt = op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME;
-        c->vlen = (uint32_t)op->vlen;
-        if (op->vlen) memcpy(c->data + op->keylen, op->val, op->vlen);
-    }
+    sst_cell v = {
+        .col = op->col, .pathlen = (uint32_t)op->keylen, .path = op->key, .ts = op->ts,
+        .ttl = tomb ? 0 : op->ttl, .ldt = tomb || op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME,
+        .vlen = tomb ? 0 : (uint32_t)op->vlen, .val = tomb ? NULL : op->val,
+    };
     note_ts(mt, op->ts);
     bool found;
     uint32_t i = cell_search(r, op->col, op->key, op->keylen, &found);
     if (found) {
-        if (mt_cell_supersedes(c, r->cells[i])) r->cells[i] = c;
+        mt_cell *old = r->cells[i];
+        sst_cell ov = {.col = old->col, .pathlen = old->pathlen, .path = old->data, .vlen = old->vlen,
+                       .val = old->data + old->pathlen, .ts = old->ts, .ttl = old->ttl, .ldt = old->ldt};
+        /* Last write wins (sst_cell_supersedes: Cassandra's Cells.resolveRegular). */
+        if (!sst_cell_supersedes(&v, &ov)) return 0;
+        /* A value of the same size is overwritten in place, so a key
+         * written again and again does not grow the memtable. Nothing holds
+         * a cell across a write: a read's row view lives until its next
+         * st_iter_next call, and a frozen (flushing) memtable is never
+         * written. */
+        if (old->vlen == v.vlen) {
+            cell_set(old, &v);
+            return 0;
+        }
+    }
+    mt_cell *c = sib_arena_alloc(mt->arena, sizeof *c + v.pathlen + v.vlen);
+    if (!c) return SIB_ENOMEM;
+    cell_set(c, &v);
+    if (found) {
+        r->cells[i] = c;
         return 0;
     }
     if (r->ncells == r->capcells) {

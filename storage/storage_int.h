@@ -261,7 +261,6 @@ struct st_table {
 };
 
 /* LWW helpers shared with read.c */
-bool mt_cell_supersedes(const mt_cell *a, const mt_cell *b);
 static inline bool st_del_supersedes(st_deletion a, st_deletion b)
 {
     return a.ts != b.ts ? a.ts > b.ts : a.ldt > b.ldt;

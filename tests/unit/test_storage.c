@@ -214,6 +214,48 @@ static void test_lww_timestamps_and_ties(void **state)
     assert_null(get(s, "i", "", 1));
 }
 
+/* A superseding value of the same size is written over the old cell: the
+ * memtable does not grow, and LWW still decides (an older write of the same
+ * size changes nothing). */
+static void test_overwrite_in_place(void **state)
+{
+    fx *f = *state;
+    storage *s = f->s;
+    st_table_stats st;
+    put(s, "k", "", 1, "v000", 10, 0, 0);
+    st_table_get_stats(storage_table(s, T1), &st);
+    size_t before = st.memtable_bytes;
+    /* 1000 x 4 bytes would fit in the arena's first 1 MiB chunk: a second
+     * column of 200-byte values, written 8000 times, would not */
+    char big[201];
+    for (int i = 0; i <= 8000; i++) {
+        snprintf(big, sizeof big, "%04d%0196d", i, 0);
+        put(s, "k", "", 2, big, 10 + i, 0, 0);
+    }
+    for (int i = 1; i <= 1000; i++) {
+        char v[8];
+        snprintf(v, sizeof v, "v%03d", i % 1000);
+        put(s, "k", "", 1, v, 10 + i, 0, 0);
+    }
+    assert_string_equal(get(s, "k", "", 1), "v000");
+    assert_memory_equal(get(s, "k", "", 2), "8000", 4);
+    put(s, "k", "", 1, "old!", 5, 0, 0);
+    assert_string_equal(get(s, "k", "", 1), "v000");
+    st_table_get_stats(storage_table(s, T1), &st);
+    assert_int_equal(st.memtable_bytes, before);
+    /* expiring and tombstone versions of the same size also replace in place */
+    put(s, "k", "", 1, "ttl!", 2000, 100, NOW + 100);
+    assert_string_equal(get(s, "k", "", 1), "ttl!");
+    assert_null(get_at(s, "k", "", 1, NOW + 101));
+    /* a longer value needs a new cell, and wins by its timestamp */
+    put(s, "k", "", 1, "longer value", 2001, 0, 0);
+    assert_string_equal(get(s, "k", "", 1), "longer value");
+    del_cell(s, "k", "", 1, 2002, NOW);
+    assert_null(get(s, "k", "", 1));
+    put(s, "k", "", 1, "back", 2003, 0, 0);
+    assert_string_equal(get(s, "k", "", 1), "back");
+}
+
 /* ---- row markers ---- */
 
 static void test_row_marker(void **state)
@@ -2371,6 +2413,7 @@ static void test_kill_during_compaction(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_overwrite_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lww_timestamps_and_ties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_marker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_and_row_tombstones, setup, teardown),
