@@ -84,8 +84,11 @@
  * the loop (a write latency spike every sync period). */
 #define CL_SPARES 2
 /* Periodic mode: writeback of what was written is started this often
- * between fsyncs (see start_writeback). */
-#define CL_WRITEBACK_MS 1000
+ * between fsyncs (see start_writeback). The calling thread does the
+ * kernel's work of queueing the pages: once a second that was several ms
+ * of CPU in one go (50 MB at 300k writes/s), long enough to hold a core
+ * the loop or its clients wanted; a tenth of it ten times as often is not. */
+#define CL_WRITEBACK_MS 100
 
 typedef struct cl_seg {
     uint64_t id;
@@ -329,7 +332,7 @@ static void make_spare(clog *cl)
  * period (10 s by default): a whole period's writes (hundreds of MB at
  * full speed) then hit the disk at once, and the loop's appends stalled
  * behind that burst (a write p99 of 20 ms in one second of ten). Starting
- * the writeback every second without waiting for it (RocksDB's
+ * the writeback every CL_WRITEBACK_MS without waiting for it (RocksDB's
  * wal_bytes_per_sync does the same) spreads the I/O; the fsync is still
  * what makes data durable, once a period as before. */
 static void start_writeback(clog *cl)
@@ -351,8 +354,11 @@ static void start_writeback(clog *cl)
 
 static void *sync_main(void *arg)
 {
-    sib_thread_setup("sib-clsync", false);
     clog *cl = arg;
+    /* Not niced like flush and compaction: the loop waits on this thread
+     * for a spare segment when it runs out, and for the fsync in batch and
+     * group mode. */
+    sib_thread_setup("sib-clsync", false);
     pthread_mutex_lock(&cl->mu);
     for (;;) {
         bool dirty = __atomic_load_n(&cl->written, __ATOMIC_ACQUIRE) > cl->synced || cl->nretired;
@@ -367,7 +373,7 @@ static void *sync_main(void *arg)
         else if (dirty && !cl->sync_err) {
             due = cl->last_sync_ns + ms_ns(cl->o.sync_period_ms);
             int64_t wb = SIB_MAX(cl->last_wb_ns, cl->last_sync_ns) + ms_ns(CL_WRITEBACK_MS);
-            if (cl->o.sync == ST_SYNC_PERIODIC && wb < due) { /* (writes do not wake us: look every second) */
+            if (cl->o.sync == ST_SYNC_PERIODIC && wb < due) { /* (writes do not wake us: look every CL_WRITEBACK_MS) */
                 if (now < wb) due = wb;
                 else if (__atomic_load_n(&cl->written, __ATOMIC_ACQUIRE) > cl->wb_pos) {
                     start_writeback(cl);
