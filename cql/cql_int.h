@@ -28,13 +28,6 @@ struct cql_request_priv {
     bool rows_open;
 };
 
-/* A queued output frame (or frames). */
-typedef struct cql_wq_item {
-    struct cql_wq_item *next;
-    uint8_t *p;
-    size_t len, off;
-} cql_wq_item;
-
 struct cql_conn {
     cql_server *srv; /* NULL once closed */
     cql_session s;
@@ -44,8 +37,8 @@ struct cql_conn {
     ev_timer linger; /* bounds the drain after a fatal protocol error */
     sib_buf rbuf;    /* unparsed input starts at rpos */
     size_t rpos;
-    cql_wq_item *wq_head, *wq_tail;
-    size_t wq_bytes;
+    sib_buf wbuf;    /* replies not yet written start at wpos */
+    size_t wpos;
     uint32_t inflight;
     bool version_fixed;  /* the first frame fixed s.version */
     bool fatal;          /* a fatal error was queued: flush, then close */
@@ -86,11 +79,11 @@ struct cql_server {
 /* Frees the server's pooled requests (response.c). */
 void cql_request_pool_free(cql_server *srv);
 
-/* Queues a complete frame (takes ownership of p, a malloc'd buffer) and
- * tries to write it. Drops it when the connection is closed or failing.
- * p == NULL means "this connection cannot go on" (e.g. out of memory for
- * a reply): it is closed. */
-void cql_conn_send(cql_conn *c, uint8_t *p, size_t len);
+/* Queues a copy of a complete frame; it is written when the loop iteration
+ * ends. Dropped when the connection is closed or failing. p == NULL means
+ * "this connection cannot go on" (e.g. out of memory for a reply): it is
+ * closed. */
+void cql_conn_send(cql_conn *c, const uint8_t *p, size_t len);
 /* A request of c was answered: releases its in-flight slot and reference. */
 void cql_conn_request_done(cql_conn *c);
 static inline bool cql_conn_open(const cql_conn *c) { return c->srv != NULL; }

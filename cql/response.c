@@ -253,6 +253,7 @@ typedef struct request_block {
 
 #define REQ_ARENA_CHUNK 8192 /* a request body above a quarter of it gets its own chunk */
 #define REQ_POOL_MAX 1024
+#define REQ_OUT_KEEP (64 * 1024) /* a pooled request keeps a reply buffer up to this size */
 
 cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *body, size_t n, const uint8_t **copy_out)
 {
@@ -282,7 +283,7 @@ cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *bo
     rb->req.frame_flags = h->flags;
     rb->req.priv = &rb->priv;
     rb->priv.conn = c;
-    sib_buf_init(&rb->priv.out);
+    /* priv.out is empty: zeroed by calloc, or emptied by cql_request_free */
     c->refs++;
     c->inflight++;
     /* The caller decodes the copy, so views outlive the read buffer. */
@@ -296,17 +297,24 @@ void cql_request_free(cql_request *req)
     cql_conn *c = pv->conn;
     cql_server *srv = c->srv;
     request_block *rb = (request_block *)req;
-    sib_buf_free(&pv->out);
     if (srv && srv->req_pooled < REQ_POOL_MAX) {
         sib_arena *a = req->arena;
         sib_arena_clear(a);
+        /* The reply buffer stays with the pooled request, emptied, so the
+         * next reply allocates nothing (a big one is let go). */
+        sib_buf out = pv->out;
+        if (out.cap > REQ_OUT_KEEP) sib_buf_free(&out);
+        sib_buf_reset(&out);
+        out.oom = false;
         memset(rb, 0, sizeof *rb);
         rb->req.arena = a;
+        rb->priv.out = out;
         rb->pool_next = srv->req_pool;
         srv->req_pool = rb;
         srv->req_pooled++;
         SIB_POISON(rb, offsetof(request_block, pool_next)); /* a stale request pointer still trips ASan */
     } else {
+        sib_buf_free(&pv->out);
         sib_arena_destroy(req->arena);
         free(rb);
     }
@@ -319,6 +327,7 @@ void cql_request_pool_free(cql_server *srv)
         request_block *rb = srv->req_pool;
         srv->req_pool = rb->pool_next;
         SIB_UNPOISON(rb, offsetof(request_block, pool_next));
+        sib_buf_free(&rb->priv.out);
         sib_arena_destroy(rb->req.arena);
         free(rb);
     }
@@ -372,9 +381,7 @@ int cql_request_complete(cql_request *req)
                 return rc;
             }
         }
-        size_t len;
-        uint8_t *p = sib_buf_take(&pv->out, &len);
-        cql_conn_send(c, p, len);
+        cql_conn_send(c, pv->out.p, pv->out.len);
     }
     cql_request_free(req);
     return rc;
