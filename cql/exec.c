@@ -59,6 +59,7 @@ void cql_exec_destroy(cql_exec *ex)
     for (size_t i = 0; i < ex->prep_cap; i++) prepared_free(ex->prep[i]);
     free(ex->prep);
     exec_trace_free_all(ex);
+    exec_spare_muts_free(ex);
     free(ex->tokens);
     free(ex);
 }

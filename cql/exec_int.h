@@ -110,7 +110,12 @@ struct cql_exec {
     /* kept trace sessions (exec_trace.c): a ring, allocated on first use */
     exec_trace_session **traces;
     size_t trace_next;
+    /* emptied mutations kept for the next write (exec_write.c) */
+    st_mutation *spare_muts[16];
+    size_t nspare_muts;
 };
+/* Frees the kept mutations (exec_write.c). */
+void exec_spare_muts_free(cql_exec *ex);
 
 /* A prepared statement: its text and keyspace, re-parsed into a fresh arena
  * on every EXECUTE would be wasteful, so the AST is kept in `arena`. */

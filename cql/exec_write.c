@@ -20,37 +20,95 @@
 
 #define MAX_TTL 630720000 /* 20 years, Cassandra's Attributes.MAX_TTL */
 
+/* The mutations of one statement or batch. The first few entries live in
+ * the struct and the mutations come from the executor's spares, so a
+ * single-partition write allocates nothing here (it was seven mallocs and
+ * frees, and freeing next to the heap top made glibc consolidate each time). */
+#define MUTSET_INLINE 4
+#define SPARE_MUT_MAX_BYTES (64 * 1024) /* a bigger mutation's buffer is not kept */
 typedef struct mutset {
+    cql_exec *ex;
     st_mutation **m;
     const sib_table **tables;
     int64_t *tokens; /* partition tokens, for the coordinator */
     size_t n, cap;
+    st_mutation *m_in[MUTSET_INLINE];
+    const sib_table *tables_in[MUTSET_INLINE];
+    int64_t tokens_in[MUTSET_INLINE];
 } mutset;
+
+void exec_spare_muts_free(cql_exec *ex)
+{
+    while (ex->nspare_muts) st_mutation_destroy(ex->spare_muts[--ex->nspare_muts]);
+}
 
 static void mutset_free(mutset *ms)
 {
-    for (size_t i = 0; i < ms->n; i++) st_mutation_destroy(ms->m[i]);
-    free(ms->m);
-    free(ms->tables);
-    free(ms->tokens);
-    memset(ms, 0, sizeof *ms);
+    cql_exec *ex = ms->ex;
+    for (size_t i = 0; i < ms->n; i++) {
+        if (ex->nspare_muts < SIB_ARRAY_LEN(ex->spare_muts) && st_mutation_size(ms->m[i]) <= SPARE_MUT_MAX_BYTES)
+            ex->spare_muts[ex->nspare_muts++] = ms->m[i];
+        else
+            st_mutation_destroy(ms->m[i]);
+    }
+    if (ms->m != ms->m_in) {
+        free(ms->m);
+        free(ms->tables);
+        free(ms->tokens);
+    }
+    *ms = (mutset){.ex = ex};
+}
+
+/* Grows the arrays past the inline ones (moving them to the heap). */
+static int mutset_grow(mutset *ms)
+{
+    size_t ncap = ms->cap ? ms->cap * 2 : MUTSET_INLINE;
+    if (!ms->cap) {
+        ms->m = ms->m_in;
+        ms->tables = ms->tables_in;
+        ms->tokens = ms->tokens_in;
+        ms->cap = ncap;
+        return 0;
+    }
+    st_mutation **m = malloc(sizeof *m * ncap);
+    const sib_table **tb = malloc(sizeof *tb * ncap);
+    int64_t *tk = malloc(sizeof *tk * ncap);
+    if (!m || !tb || !tk) {
+        free(m);
+        free(tb);
+        free(tk);
+        return SIB_ENOMEM;
+    }
+    memcpy(m, ms->m, sizeof *m * ms->n);
+    memcpy(tb, ms->tables, sizeof *tb * ms->n);
+    memcpy(tk, ms->tokens, sizeof *tk * ms->n);
+    if (ms->m != ms->m_in) {
+        free(ms->m);
+        free(ms->tables);
+        free(ms->tokens);
+    }
+    ms->m = m;
+    ms->tables = tb;
+    ms->tokens = tk;
+    ms->cap = ncap;
+    return 0;
 }
 
 static st_mutation *mutset_add(mutset *ms, const sib_table *t, const sib_val *pk, sib_err *err)
 {
-    if (ms->n == ms->cap) {
-        size_t ncap = ms->cap ? ms->cap * 2 : 8;
-        st_mutation **m = realloc(ms->m, sizeof *m * ncap);
-        if (m) ms->m = m;
-        const sib_table **tb = realloc(ms->tables, sizeof *tb * ncap);
-        if (tb) ms->tables = tb;
-        int64_t *tk = realloc(ms->tokens, sizeof *tk * ncap);
-        if (tk) ms->tokens = tk;
-        if (!m || !tb || !tk) { sib_err_set(err, SIB_ENOMEM, "mutations"); return NULL; }
-        ms->cap = ncap;
+    if (ms->n == ms->cap && mutset_grow(ms)) {
+        sib_err_set(err, SIB_ENOMEM, "mutations");
+        return NULL;
     }
-    st_mutation *m = st_mutation_create(sib_table_id(t), pk->p, (size_t)pk->len);
-    if (!m) { sib_err_set(err, SIB_ENOMEM, "mutation"); return NULL; }
+    cql_exec *ex = ms->ex;
+    st_mutation *m;
+    if (ex->nspare_muts) {
+        m = ex->spare_muts[--ex->nspare_muts];
+        (void)st_mutation_reset(m, sib_table_id(t), pk->p, (size_t)pk->len); /* an error sticks in m */
+    } else if (!(m = st_mutation_create(sib_table_id(t), pk->p, (size_t)pk->len))) {
+        sib_err_set(err, SIB_ENOMEM, "mutation");
+        return NULL;
+    }
     ms->m[ms->n] = m;
     ms->tokens[ms->n] = sib_murmur3_token(pk->p, (size_t)pk->len);
     ms->tables[ms->n++] = t;
@@ -648,7 +706,7 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl)
 void exec_modification(exec_ctx *c, const cql_stmt *s)
 {
     sib_err err = {0};
-    mutset ms = {0};
+    mutset ms = {.ex = c->ex};
     if (build_modification(c, s, INT64_MIN, &ms, &err)) {
         mutset_free(&ms);
         exec_reply_err(c, &err);
@@ -692,7 +750,7 @@ static int batch_size_check(exec_ctx *c, const mutset *ms, sib_err *err)
 void exec_batch_query(exec_ctx *c, const cql_stmt *s)
 {
     sib_err err = {0};
-    mutset ms = {0};
+    mutset ms = {.ex = c->ex};
     int64_t bts;
     int rc = batch_checks(c, &s->batch, &bts, &err);
     for (size_t i = 0; !rc && i < s->batch.nstmts; i++) {
@@ -715,7 +773,7 @@ void exec_batch_request(cql_exec *ex, cql_request *req)
 {
     sib_err err = {0};
     const cql_batch_req *b = &req->u.batch;
-    mutset ms = {0};
+    mutset ms = {.ex = ex};
     exec_ctx *top = NULL;
     int rc = 0;
     if (b->type == CQL_BATCH_COUNTER) rc = sib_err_set(&err, SIB_EINVAL, "Counter batches are not supported");

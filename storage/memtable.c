@@ -170,6 +170,32 @@ size_t memtable_bytes(const memtable *mt)
     return b;
 }
 
+/* Logged writes reach the memtable at the end of the loop iteration, after
+ * the commitlog write (store.c), and an overwrite's two cache misses (its
+ * index slot, then its partition) were a fifth of a write's CPU. So when a
+ * write is queued its slot is fetched, and the partition that the previous
+ * call's slot points to (arrived by now, while that request ran) as well:
+ * by the apply both are in the cache. Only prefetches: nothing is
+ * dereferenced, and a stale guess costs nothing but the fetch. */
+void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen)
+{
+    const mt_index *x = &mt->ix;
+    if (x->off || !x->slots) return;
+    if (mt->pf_have) {
+        uint64_t v = x->slots[(size_t)mt->pf_token & x->mask];
+        if (v >> 48 == ix_tag(mt->pf_token)) {
+            const uint8_t *p = (const uint8_t *)(uintptr_t)(v & 0xffffffffffffull);
+            __builtin_prefetch(p);
+            __builtin_prefetch(p + 64);  /* the key, the row after it */
+            __builtin_prefetch(p + 128);
+        }
+    }
+    int64_t token = sib_murmur3_token(pk, pklen);
+    __builtin_prefetch(&x->slots[(size_t)token & x->mask]);
+    mt->pf_token = token;
+    mt->pf_have = true;
+}
+
 /* ---- lookup / creation ---- */
 
 mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen)

@@ -196,6 +196,8 @@ typedef struct memtable {
     mt_index ix;
     uint64_t rows, cells;
     int64_t min_ts, max_ts;
+    int64_t pf_token; /* memtable_prefetch: the previous call's token */
+    bool pf_have;
 } memtable;
 
 /* A memtable row as an sst_row (cells/cdels in caller-grown scratch). */
@@ -216,6 +218,8 @@ void memtable_free(memtable *mt);
 size_t memtable_bytes(const memtable *mt);
 /* Applies one validated serialized mutation (after its header). */
 int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err);
+/* A hint that pk will be written soon (memtable.c explains); changes nothing. */
+void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen);
 mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);
 
 /* A memtable and its lifetime: the active one takes writes; a frozen one

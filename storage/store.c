@@ -310,6 +310,18 @@ static int apply_one(storage *s, const uint8_t *p, size_t n, bool logged, sib_er
     return memtable_apply(&t->mem->mt, &h, &r, err);
 }
 
+/* The memtable is written at the end of the loop iteration: start fetching
+ * what the write will touch now (memtable_prefetch). */
+static void prefetch_one(storage *s, const st_mutation *m)
+{
+    sib_rd r;
+    mut_hdr h;
+    sib_rd_init(&r, m->b.p, m->b.len);
+    if (mut_decode_hdr(&r, &h)) return;
+    st_table *t = storage_table_find(s, h.table_id);
+    if (t && t->mem) memtable_prefetch(&t->mem->mt, h.pk, h.pklen);
+}
+
 /* Validates a MUTATIONS body; calls apply on each mutation if s != NULL. */
 static int walk_mutations(storage *s, sib_rd *r, bool logged, sib_err *err)
 {
@@ -470,6 +482,7 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
         for (size_t i = 0; i < n; i++) {
             sib_buf_uvarint(b, muts[i]->b.len);
             sib_buf_append(b, muts[i]->b.p, muts[i]->b.len);
+            prefetch_one(s, muts[i]);
         }
         /* memtables and done follow once the entry is written (apply_logged) */
         int rc = clog_entry_queue(s->cl, apply_logged, s, done, ctx, err);
