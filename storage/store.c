@@ -482,7 +482,7 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
         for (size_t i = 0; i < n; i++) {
             sib_buf_uvarint(b, muts[i]->b.len);
             sib_buf_append(b, muts[i]->b.p, muts[i]->b.len);
-            prefetch_one(s, muts[i]);
+            if (s->o.loop) prefetch_one(s, muts[i]); /* without a loop the apply is now */
         }
         /* memtables and done follow once the entry is written (apply_logged) */
         int rc = clog_entry_queue(s->cl, apply_logged, s, done, ctx, err);
