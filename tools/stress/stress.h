@@ -233,6 +233,7 @@ typedef struct stress_worker {
     stress_stats interval;  /* since the reporter last swapped it out */
     char last_error[512];
     int rc;                 /* 0, or the failure that ended the thread early */
+    int64_t end_ns;         /* when its last operation finished (set before it exits) */
 } stress_worker;
 
 struct stress_shared {

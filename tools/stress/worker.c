@@ -687,6 +687,7 @@ static void *worker_main(void *arg)
         x.next_ns = (double)sib_mono_ns() + x.interval_ns * w->index / sh->o->threads;
     }
     run_loop(&x);
+    w->end_ns = sib_mono_ns(); /* before the closes: the run's length ends here */
     close_conns(&x);
     atomic_fetch_sub(&sh->running, 1);
     return NULL;
