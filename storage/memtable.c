@@ -185,9 +185,10 @@ void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen)
         uint64_t v = x->slots[(size_t)mt->pf_token & x->mask];
         if (v >> 48 == ix_tag(mt->pf_token)) {
             const uint8_t *p = (const uint8_t *)(uintptr_t)(v & 0xffffffffffffull);
-            __builtin_prefetch(p);
-            __builtin_prefetch(p + 64);  /* the key, the row after it */
-            __builtin_prefetch(p + 128);
+            /* the partition and its key; behind them, when they were
+             * written together, the row and its first cell (a key/value
+             * partition spans five lines) */
+            for (int k = 0; k < 5; k++) __builtin_prefetch(p + 64 * k);
         }
     }
     int64_t token = sib_murmur3_token(pk, pklen);
