@@ -176,6 +176,19 @@ truncate_table() { # port
         die "TRUNCATE failed: $(tail -5 "$TMP/sibyl_truncate.txt")"
 }
 
+# A fixed-rate run at `rate` op/s for HALF_SECS, after a pause; its summary
+# goes to H[cmd].
+half_run() { # cmd rate port
+    local cmd=$1 rate=$2 port=$3 out=$TMP/sibyl_$1_half.json
+    sleep 2
+    "$STRESS" "$cmd" duration=${HALF_SECS}s cl=ONE -node 127.0.0.1 -port "native=$port" \
+        -rate "threads=$THREADS" "fixed=${rate}/s" -conns "$CONNS_PER_THREAD" -inflight 16 \
+        -col "size=FIXED($VALUE)" -pop "dist=UNIFORM(1..$N)" -log "file=$out" >"$TMP/sibyl_${cmd}_half.txt" 2>&1 ||
+        die "sibyl-stress $cmd (fixed rate) failed: $(tail -5 "$TMP/sibyl_${cmd}_half.txt")"
+    H[$cmd]="$rate/s fixed: $(stress_rate "$out") op/s, p50 $(stress_lat "$out" median) ms, p99 $(stress_lat "$out" p99) ms"
+    echo "  sibyl $cmd at half of peak, ${H[$cmd]}" >&2
+}
+
 run_sibyl() {
     local port sport aport dir pid
     port=$(free_port); sport=$(free_port); aport=$(free_port)
@@ -232,24 +245,17 @@ EOF
     # them. The read peak above is on that workload already. The write peak
     # above started from an empty table (for the comparison with Redis), so
     # it is measured again on the full table, and half of that is the rate.
+    # Each fixed-rate run starts after a pause, so the disk writeback of the
+    # run before it is not part of its measurement.
+    half_run read $(( ${R[sibyl_read_P16]} / 2 )) "$port"
     local sout=$TMP/sibyl_write_steady.json
     "$STRESS" write "n=$N" cl=ONE -node 127.0.0.1 -port "native=$port" \
         -rate "threads=$THREADS" -conns "$CONNS_PER_THREAD" -inflight 16 \
         -col "size=FIXED($VALUE)" -pop "dist=UNIFORM(1..$N)" -log "file=$sout" >"$TMP/sibyl_write_steady.txt" 2>&1 ||
         die "sibyl-stress write (steady) failed: $(tail -5 "$TMP/sibyl_write_steady.txt")"
     R[sibyl_write_steady]=$(stress_rate "$sout")
-    R[sibyl_read_steady]=${R[sibyl_read_P16]}
     echo "  sibyl write, 16 in flight/conn, all keys present: ${R[sibyl_write_steady]} op/s" >&2
-    for cmd in read write; do
-        local half out=$TMP/sibyl_${cmd}_half.json
-        half=$(( ${R[sibyl_${cmd}_steady]} / 2 ))
-        "$STRESS" "$cmd" duration=${HALF_SECS}s cl=ONE -node 127.0.0.1 -port "native=$port" \
-            -rate "threads=$THREADS" "fixed=${half}/s" -conns "$CONNS_PER_THREAD" -inflight 16 \
-            -col "size=FIXED($VALUE)" -pop "dist=UNIFORM(1..$N)" -log "file=$out" >"$TMP/sibyl_${cmd}_half.txt" 2>&1 ||
-            die "sibyl-stress $cmd (fixed rate) failed: $(tail -5 "$TMP/sibyl_${cmd}_half.txt")"
-        H[$cmd]="$half/s fixed: $(stress_rate "$out") op/s, p50 $(stress_lat "$out" median) ms, p99 $(stress_lat "$out" p99) ms"
-        echo "  sibyl $cmd at half of peak, ${H[$cmd]}" >&2
-    done
+    half_run write $(( ${R[sibyl_write_steady]} / 2 )) "$port"
     kill -0 "$pid" 2>/dev/null || die "sibyld died: $(tail -5 "$dir/sibyld.log")"
     stop_pid "$pid"
 }
