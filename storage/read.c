@@ -21,7 +21,8 @@
  *
  * Writes between calls: the iterator remembers the last key returned; when
  * the active memtable's row tree version moved, its cursor re-seeks past
- * that key. Memtables and SSTables are referenced, so a flush or truncate
+ * that key. (Inserts only: a cell overwritten in place does not move the
+ * version, which is why storage.h asks for no writes while it is open.) Memtables and SSTables are referenced, so a flush or truncate
  * completing between calls never frees what the iterator reads.
  *
  * A source error (SIB_ECORRUPT from a bad block, naming the file) ends the

@@ -268,7 +268,11 @@ typedef struct st_row {
  * clustering order (nslices 0 = whole partition); reversed walks them
  * backwards. Never returns the static row (see st_iter_static). NULL on OOM
  * only; an unknown partition gives an empty iterator. now_s decides TTL
- * expiry. */
+ * expiry. A row is valid until the next call. Do not write to the table
+ * while an iterator over it is open: a write of a same-size value replaces
+ * the memtable cell in place (memtable.c), and a row the iterator has
+ * already looked ahead at could then pair the new value with the old
+ * timestamp. Every caller destroys its iterator before it writes. */
 st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
                  bool reversed, int32_t now_s);
 /* Next live row; views valid until the next st_iter_next/st_iter_static/destroy. */
