@@ -42,6 +42,15 @@ void exec_spare_muts_free(cql_exec *ex)
     while (ex->nspare_muts) st_mutation_destroy(ex->spare_muts[--ex->nspare_muts]);
 }
 
+/* Frees the arrays if they moved to the heap (mutset_grow). */
+static void mutset_free_arrays(mutset *ms)
+{
+    if (ms->m == ms->m_in) return;
+    free(ms->m);
+    free(ms->tables);
+    free(ms->tokens);
+}
+
 static void mutset_free(mutset *ms)
 {
     cql_exec *ex = ms->ex;
@@ -51,11 +60,7 @@ static void mutset_free(mutset *ms)
         else
             st_mutation_destroy(ms->m[i]);
     }
-    if (ms->m != ms->m_in) {
-        free(ms->m);
-        free(ms->tables);
-        free(ms->tokens);
-    }
+    mutset_free_arrays(ms);
     *ms = (mutset){.ex = ex};
 }
 
@@ -82,11 +87,7 @@ static int mutset_grow(mutset *ms)
     memcpy(m, ms->m, sizeof *m * ms->n);
     memcpy(tb, ms->tables, sizeof *tb * ms->n);
     memcpy(tk, ms->tokens, sizeof *tk * ms->n);
-    if (ms->m != ms->m_in) {
-        free(ms->m);
-        free(ms->tables);
-        free(ms->tokens);
-    }
+    mutset_free_arrays(ms);
     ms->m = m;
     ms->tables = tb;
     ms->tokens = tk;

@@ -305,7 +305,6 @@ void cql_request_free(cql_request *req)
         sib_buf out = pv->out;
         if (out.cap > REQ_OUT_KEEP) sib_buf_free(&out);
         sib_buf_reset(&out);
-        out.oom = false;
         memset(rb, 0, sizeof *rb);
         rb->req.arena = a;
         rb->priv.out = out;

@@ -314,6 +314,12 @@ static uint32_t cell_search(const mt_row *r, uint32_t col, const uint8_t *path, 
     return lo;
 }
 
+/* A cell as the SSTable layer sees it (views into the memtable's bytes). */
+static sst_cell cell_view(const mt_cell *c)
+{
+    return (sst_cell){c->col, c->pathlen, c->vlen, c->data, c->data + c->pathlen, c->ts, c->ttl, c->ldt};
+}
+
 static void cell_set(mt_cell *c, const sst_cell *v)
 {
     c->ts = v->ts;
@@ -338,8 +344,7 @@ static int apply_cell(memtable *mt, mt_row *r, const mut_op *op, bool tomb)
     uint32_t i = cell_search(r, op->col, op->key, op->keylen, &found);
     if (found) {
         mt_cell *old = r->cells[i];
-        sst_cell ov = {.col = old->col, .pathlen = old->pathlen, .path = old->data, .vlen = old->vlen,
-                       .val = old->data + old->pathlen, .ts = old->ts, .ttl = old->ttl, .ldt = old->ldt};
+        sst_cell ov = cell_view(old);
         /* Last write wins (sst_cell_supersedes: Cassandra's Cells.resolveRegular). */
         if (!sst_cell_supersedes(&v, &ov)) return 0;
         /* A value of the same size is overwritten in place, so a key
@@ -514,10 +519,7 @@ bool mt_row_view(mt_rowview *v, const mt_row *r, bool is_static, sst_row *o)
     o->del = r->del_ts == ST_NO_TIMESTAMP ? (sst_del){SST_NO_TS, SST_NO_LDT} : (sst_del){r->del_ts, r->e.aux};
     for (uint32_t i = 0; i < nd; i++)
         v->cdels[i] = (sst_cdel){r->cdels[i + 1].col, {r->cdels[i + 1].del.ts, r->cdels[i + 1].del.ldt}};
-    for (uint32_t i = 0; i < r->ncells; i++) {
-        const mt_cell *c = r->cells[i];
-        cells[i] = (sst_cell){c->col, c->pathlen, c->vlen, c->data, c->data + c->pathlen, c->ts, c->ttl, c->ldt};
-    }
+    for (uint32_t i = 0; i < r->ncells; i++) cells[i] = cell_view(r->cells[i]);
     o->cells = cells;
     o->ncells = r->ncells;
     o->cdels = v->cdels;

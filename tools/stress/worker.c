@@ -22,10 +22,11 @@
  * late, which the latency from the intended start would then include
  * (epoll_pwait2 takes a nanosecond timeout). Each step sends what became due
  * during it as a batch; when the next step is at most a tick away the
- * thread sleeps through it and then takes the replies (tick_wait). epoll rather than ppoll: ten thousand waits a second
- * over every connection made the kernel's per-call scan of the fds the
- * client's main cost (0.9 of a core at 200k/s fixed, on a 2-core machine
- * that also runs the server); epoll's cost follows the ready sockets.
+ * thread sleeps through it and then takes the replies (wait_next). epoll
+ * rather than ppoll: ten thousand waits a second over every connection made
+ * the kernel's per-call scan of the fds the client's main cost (0.9 of a
+ * core at 200k/s fixed, on a 2-core machine that also runs the server);
+ * epoll's cost follows the ready sockets.
  *
  * Completions are appended to a per-thread pending list while callbacks run
  * and moved into the worker's interval stats under its mutex once per poll
@@ -599,15 +600,17 @@ static void poll_conns(wctx *x, int64_t timeout_ns)
     }
 }
 
-/* Fixed rate, with a free slot and the next send at most a tick away:
- * sleep until it, then take the replies that came meanwhile. Waiting in
+/* Waits for the next thing to do. Fixed rate, with a free slot and the next
+ * send at most a tick away: sleep until it, then take the replies that came
+ * meanwhile. Waiting in
  * epoll instead woke the thread for every burst of replies, and on loopback
  * the server pays for that wake-up (the sender's send runs the receiver's
  * wake-up: a sixth of the server's CPU at 340k writes/s), which a client on
  * another machine would not cost it. A reply is then timed when it is
  * taken, up to RATE_TICK_NS late: latencies can only come out higher. At
- * lower rates (the next send further off) the wait is in epoll as before. */
-static void tick_wait(wctx *x)
+ * lower rates, when every slot is busy, or outside fixed rate (the wait is
+ * then longer than a tick: poll_timeout_ns), the wait is in epoll. */
+static void wait_next(wctx *x)
 {
     int64_t wait = poll_timeout_ns(x);
     if (wait > RATE_TICK_NS) {
@@ -642,10 +645,7 @@ static void run_loop(wctx *x)
         }
         for (int i = 0; i < x->nconns; i++)
             if (!x->conns[i].dead) sib_client_flush(x->conns[i].cl, NULL);
-        if (x->interval_ns > 0 && !x->exhausted && !x->slots_full)
-            tick_wait(x);
-        else
-            poll_conns(x, poll_timeout_ns(x));
+        wait_next(x);
         for (int i = 0; i < x->nconns; i++) reconnect(x, &x->conns[i]);
         flush_done(x);
         int usable = 0;
