@@ -1,18 +1,18 @@
 /* btree.c: an insert-only B+tree over arena-allocated entries.
  *
- * Used twice per memtable: partitions keyed by (token, pk) and, inside each
- * partition, rows keyed by clustering key. Entries begin with bt_ent; the
+ * Used for the rows of a memtable's general partitions (memtable.c), keyed
+ * by clustering key. Entries begin with bt_ent; the
  * tree orders them by (prefix, key memcmp, shorter key first). Nodes keep
  * every entry's 64-bit prefix inline, so a search touches one node per level
- * and dereferences an entry only when prefixes tie (two pks with one token,
- * clustering keys sharing 8 leading bytes).
+ * and dereferences an entry only when prefixes tie (clustering keys sharing
+ * 8 leading bytes).
  *
  * Node layout (one arena allocation):
  *     header | u64 keys[cap] | bt_ent *ents[cap] | bt_node *kids[cap] (inner only)
  * In an inner node ents[i]/keys[i] are the smallest entry of kids[i]; as
  * nothing is ever deleted, that is exact. Leaves are doubly linked for
- * cursors. A one-entry tree is just the entry (no node: the one-row
- * partitions of key/value tables pay nothing for their row tree); the first
+ * cursors. A one-entry tree is just the entry (no node: a one-row
+ * general partition pays nothing for its row tree); the first
  * leaf has capacity 2 and doubles up to BT_FANOUT before the first split.
  * Appending at the right edge splits 'all left' (full leaves for sequential
  * clustering keys); other splits halve.

@@ -233,7 +233,7 @@ static int64_t mem_min_ts(const st_table *t)
 {
     int64_t m = INT64_MAX;
     for (const st_mem *x = t->mem; x; x = x == t->mem ? t->frozen : x->next)
-        if (x->mt.parts.count && x->mt.min_ts != ST_NO_TIMESTAMP && x->mt.min_ts < m) m = x->mt.min_ts;
+        if (memtable_partitions(&x->mt) && x->mt.min_ts != ST_NO_TIMESTAMP && x->mt.min_ts < m) m = x->mt.min_ts;
     return m;
 }
 

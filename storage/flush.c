@@ -130,28 +130,46 @@ typedef struct conv {
     size_t caprts;
 } conv;
 
-static int write_row(sst_writer *w, conv *c, const mt_row *r, bool is_static, sst_del pdel, const sst_rt *rts,
-                     size_t nrt, bool *hdr, sst_del wpdel, const sst_rt *wrts, size_t nw, const mt_part *p,
-                     sib_err *err)
+/* Writes one row (in: a memtable row view) under the partition's deletions;
+ * the partition header goes first, with the first row that survives. */
+static int write_row(sst_writer *w, conv *c, const sst_row *in, sst_del pdel, const sst_rt *rts, size_t nrt, bool *hdr,
+                     sst_del wpdel, const sst_rt *wrts, size_t nw, const mt_rec *p, sib_err *err)
 {
-    sst_row in, out;
+    sst_row out;
     cm_purge none = cm_purge_none();
-    if (!mt_row_view(&c->view, r, is_static, &in)) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
-    int k = cm_row_compact(&c->m, &none, &in, cm_active_deletion(pdel, rts, nrt, in.ck, in.cklen, is_static), &out);
+    int k = cm_row_compact(&c->m, &none, in, cm_active_deletion(pdel, rts, nrt, in->ck, in->cklen, in->is_static), &out);
     if (k < 0) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
     if (!k) return 0;
     if (!*hdr) {
         *hdr = true;
-        int rc = sst_write_partition(w, p->pk, p->e.keylen, wpdel, wrts, nw, err);
+        int rc = sst_write_partition(w, mt_rec_pk(p), p->pklen, wpdel, wrts, nw, err);
         if (rc) return rc;
     }
     return sst_write_row(w, &out, err);
 }
 
-static int write_part(sst_writer *w, conv *c, const mt_part *p, sib_err *err)
+static int write_mt_row(sst_writer *w, conv *c, const mt_row *r, bool is_static, sst_del pdel, const sst_rt *rts,
+                        size_t nrt, bool *hdr, sst_del wpdel, const sst_rt *wrts, size_t nw, const mt_rec *p,
+                        sib_err *err)
 {
-    sst_del pdel = {p->del_ts, p->e.aux};
-    if (pdel.ts == ST_NO_TIMESTAMP) pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
+    sst_row in;
+    if (!mt_row_view(&c->view, r, is_static, &in)) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+    return write_row(w, c, &in, pdel, rts, nrt, hdr, wpdel, wrts, nw, p, err);
+}
+
+static int write_part(sst_writer *w, conv *c, const mt_rec *rec, sib_err *err)
+{
+    sst_del none_del = {SST_NO_TS, SST_NO_LDT};
+    if (rec->kind == MT_KV) {
+        sst_row in;
+        bool hdr = false;
+        if (!mt_kv_view(&c->view, rec, &in)) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
+        int rc = write_row(w, c, &in, none_del, NULL, 0, &hdr, none_del, NULL, 0, rec, err);
+        return rc || !hdr ? rc : sst_write_partition_end(w, err);
+    }
+    const mt_part *p = (const mt_part *)rec;
+    sst_del pdel = {p->del_ts, p->del_ldt};
+    if (pdel.ts == ST_NO_TIMESTAMP) pdel = none_del;
     uint32_t nrt = p->x ? p->x->nrt : 0;
     if (nrt > c->caprts) {
         sst_rt *n = realloc(c->rts, nrt * sizeof *n);
@@ -172,12 +190,13 @@ static int write_part(sst_writer *w, conv *c, const mt_part *p, sib_err *err)
     if (cm_part_compact(&c->m, &none, &wpdel, c->rts, nrt, &wrts, &nw))
         return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
     bool hdr = wpdel.ts != SST_NO_TS || nw;
-    int rc = hdr ? sst_write_partition(w, p->pk, p->e.keylen, wpdel, wrts, nw, err) : 0;
+    int rc = hdr ? sst_write_partition(w, p->pk, p->h.pklen, wpdel, wrts, nw, err) : 0;
     if (!rc && p->x && p->x->static_row)
-        rc = write_row(w, c, p->x->static_row, true, pdel, c->rts, nrt, &hdr, wpdel, wrts, nw, p, err);
+        rc = write_mt_row(w, c, p->x->static_row, true, pdel, c->rts, nrt, &hdr, wpdel, wrts, nw, rec, err);
     bt_cur cur;
     for (bt_first(&p->rows, &cur); !rc && bt_cur_valid(&cur); bt_cur_next(&cur))
-        rc = write_row(w, c, (const mt_row *)bt_cur_get(&cur), false, pdel, c->rts, nrt, &hdr, wpdel, wrts, nw, p, err);
+        rc = write_mt_row(w, c, (const mt_row *)bt_cur_get(&cur), false, pdel, c->rts, nrt, &hdr, wpdel, wrts, nw, rec,
+                          err);
     return rc || !hdr ? rc : sst_write_partition_end(w, err);
 }
 
@@ -185,7 +204,7 @@ static void run_flush(fl_job *j)
 {
     sst_writer *w = NULL;
     conv c = {0};
-    j->wo.expected_keys = j->m->mt.parts.count;
+    j->wo.expected_keys = memtable_partitions(&j->m->mt);
     if (j->m->mt.min_ts != ST_NO_TIMESTAMP) j->wo.ts_base = j->m->mt.min_ts; /* shortest deltas */
     /* a drop of an earlier table with this id queued an rmdir before us (same
      * FIFO thread): the directory may be gone by now */
@@ -194,9 +213,8 @@ static void run_flush(fl_job *j)
         return;
     }
     j->rc = sst_writer_create(&w, j->dir, j->gen, &j->wo, &j->err);
-    bt_cur cur;
-    if (!j->rc) bt_first(&j->m->mt.parts, &cur);
-    for (; !j->rc && bt_cur_valid(&cur); bt_cur_next(&cur)) j->rc = write_part(w, &c, (const mt_part *)bt_cur_get(&cur), &j->err);
+    const mt_rec *r;
+    for (size_t pos = 0; !j->rc && (r = memtable_at(&j->m->mt, &pos)); pos++) j->rc = write_part(w, &c, r, &j->err);
     if (!j->rc) j->rc = sst_writer_finish(w, &j->bytes, &j->err);
     sst_writer_destroy(w);
     if (!j->rc) j->rc = sst_open(&j->sst, j->dir, j->gen, &j->err);
@@ -543,7 +561,7 @@ int st_table_freeze(storage *s, st_table *t, sib_err *err)
             int rc = queue_flush(s, t, m, err);
             if (rc) return rc;
         }
-    if (!t->mem->mt.parts.count) return 0;
+    if (!memtable_partitions(&t->mem->mt)) return 0;
     st_mem *fresh = st_mem_create();
     if (!fresh) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
     st_mem *m = t->mem;
@@ -656,7 +674,7 @@ static bool covered(void *arg, const uint8_t id[16], uint64_t seg)
     st_table *t = storage_table_find(arg, id);
     if (!t) return true;
     if (t->flushed.seg > seg) return true;
-    return !t->frozen && !t->mem->mt.parts.count;
+    return !t->frozen && !memtable_partitions(&t->mem->mt);
 }
 
 void st_release_segments(storage *s)

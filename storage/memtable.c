@@ -1,23 +1,38 @@
 /* memtable.c: one table's in-memory write buffer.
  *
- * Structure (all arena-allocated, freed whole):
- *   memtable.parts  B+tree of mt_part ordered by (token signed, pk memcmp)
- *   mt_part         partition deletion, range tombstones (array), static row,
- *                   rows = B+tree of mt_row ordered by clustering key memcmp
+ * Structure:
+ *   ordered index   every partition, in (token, key) order (below): point
+ *                   lookups, scans and flush all go through it
+ *   record arena    the partition records, addressed by 32-bit references
+ *   MT_KV record    a partition of one regular row with an empty clustering
+ *                   key: key, marker and cells serialised in one record
+ *   MT_PART record  any other partition: partition deletion, range
+ *                   tombstones (array), static row, rows = B+tree of mt_row
+ *                   ordered by clustering key memcmp (their contents in the
+ *                   general arena)
  *   mt_row          liveness marker, row deletion, complex (collection)
  *                   deletions, cells sorted by (column id, cell path)
  *   mt_cell         ts, ttl, ldt, col, value (+ path)
+ *
+ * Why two kinds: a key/value write is most of what most tables get, and the
+ * memtable's bytes per entry decide how much one flush holds, and so how
+ * much STCS rewrites (docs/performance.md, "Change 2"). As a general
+ * partition such an entry took about 370 bytes; as a KV record its key and
+ * value plus about 30 (with its index slot). A KV record that gets
+ * anything else (a deletion, a static cell, a clustered row, more than
+ * 65535 cells), or that keeps changing shape past a small size, is turned
+ * into an MT_PART first.
  *
  * LWW happens on apply: a cell replaces the stored one only if it supersedes
  * it (sst_cell_supersedes, Cassandra's Cells.resolveRegular), markers and
  * deletions keep the superseding one. Deletions do not remove the data they
  * shadow here: reads apply them (read.c), and flush drops cells shadowed by
  * their row's or partition's deletion (flush.c). A superseding cell of the
- * same size is written over the old one; otherwise the replaced cell's bytes
- * stay in the arena until the memtable is freed, which is what
- * memtable_bytes reports.
+ * same size is written over the old one; otherwise the replaced bytes (a
+ * cell, or a whole KV record rebuilt) stay in the arena until the memtable
+ * is freed, which is what memtable_bytes reports.
  *
- * Only the loop thread touches a memtable.
+ * Only the loop thread writes a memtable; a frozen one is only read.
  */
 #include "storage_int.h"
 
@@ -25,12 +40,69 @@
 
 #define MT_ARENA_CHUNK (1u << 20)
 
+/* ---- record arena ----
+ * A reference is 1 + (chunk index << 17 | offset / 8): 1 MiB chunks, 8-byte
+ * units, 0 never a record. A record bigger than a quarter chunk gets a chunk
+ * of its own (offset 0). 32767 chunks: 32 GiB, far beyond any memtable. */
+
+#define RA_OFF_BITS 17
+#define RA_MAX_CHUNKS ((1u << (32 - RA_OFF_BITS)) - 1)
+
+static inline void *ra_ptr(const mt_rarena *a, uint32_t ref)
+{
+    ref--;
+    return a->chunks[ref >> RA_OFF_BITS] + ((size_t)(ref & ((1u << RA_OFF_BITS) - 1)) << 3);
+}
+
+static bool ra_chunk(mt_rarena *a, size_t size, uint32_t *idx)
+{
+    if (a->n >= RA_MAX_CHUNKS) return false;
+    if (a->n == a->cap) {
+        uint32_t cap = a->cap ? 2 * a->cap : 16;
+        uint8_t **c = realloc(a->chunks, cap * sizeof *c);
+        if (!c) return false;
+        a->chunks = c;
+        a->cap = cap;
+    }
+    if (!(a->chunks[a->n] = malloc(size))) return false;
+    a->total += size;
+    *idx = a->n++;
+    return true;
+}
+
+static void *ra_alloc(mt_rarena *a, size_t n, uint32_t *ref)
+{
+    n = (n + 7) & ~(size_t)7;
+    uint32_t idx;
+    size_t off = 0;
+    if (n > MT_ARENA_CHUNK / 4) {
+        if (!ra_chunk(a, n, &idx)) return NULL;
+    } else {
+        if (a->used + n > MT_ARENA_CHUNK) {
+            if (!ra_chunk(a, MT_ARENA_CHUNK, &a->cur)) return NULL;
+            a->used = 0;
+        }
+        idx = a->cur;
+        off = a->used;
+        a->used += n;
+    }
+    *ref = (idx << RA_OFF_BITS | (uint32_t)(off >> 3)) + 1;
+    return a->chunks[idx] + off;
+}
+
+static void ra_free(mt_rarena *a)
+{
+    for (uint32_t i = 0; i < a->n; i++) free(a->chunks[i]);
+    free(a->chunks);
+    memset(a, 0, sizeof *a);
+}
+
 int memtable_init(memtable *mt)
 {
     memset(mt, 0, sizeof *mt);
     mt->arena = sib_arena_create(MT_ARENA_CHUNK);
     if (!mt->arena) return SIB_ENOMEM;
-    bt_init(&mt->parts);
+    mt->ra.used = MT_ARENA_CHUNK; /* no chunk yet */
     mt->min_ts = ST_NO_TIMESTAMP;
     mt->max_ts = ST_NO_TIMESTAMP;
     return 0;
@@ -40,22 +112,25 @@ void memtable_free(memtable *mt)
 {
     sib_arena_destroy(mt->arena);
     mt->arena = NULL;
+    ra_free(&mt->ra);
     free(mt->ix.slots);
-    free(mt->ix.old);
-    mt->ix.slots = mt->ix.old = NULL;
+    free(mt->scratch);
+    mt->ix.slots = NULL;
+    mt->scratch = NULL;
 }
 
 /* ---- LWW ---- */
 
 /* LivenessInfo.supersedes: higher ts; on a tie an expiring marker beats a
- * plain one, then the later expiry wins. */
-static bool marker_supersedes(int64_t ts, int32_t ttl, int32_t ldt, const mt_row *r)
+ * plain one, then the later expiry wins. (ts, ttl, ldt) against the stored
+ * (rts, rttl, rldt); rts ST_NO_TIMESTAMP = no marker. */
+static bool marker_supersedes(int64_t ts, int32_t ttl, int32_t ldt, int64_t rts, int32_t rttl, int32_t rldt)
 {
-    if (r->marker_ts == ST_NO_TIMESTAMP) return true;
-    if (ts != r->marker_ts) return ts > r->marker_ts;
-    bool e = ttl > 0, re = r->marker_ttl > 0;
+    if (rts == ST_NO_TIMESTAMP) return true;
+    if (ts != rts) return ts > rts;
+    bool e = ttl > 0, re = rttl > 0;
     if (e != re) return e;
-    return ldt > r->marker_ldt;
+    return ldt > rldt;
 }
 
 int mt_bound_cmp(const uint8_t *ck, size_t cklen, const mt_bound *b, bool is_start)
@@ -71,143 +146,190 @@ int mt_bound_cmp(const uint8_t *ck, size_t cklen, const mt_bound *b, bool is_sta
     return bound_after ? -1 : 1;
 }
 
-/* ---- point-lookup index ----
+/* ---- the ordered index ----
  *
- * A point read or a write to an existing partition would otherwise walk the
- * B+tree: in a memtable of half a million partitions, five levels and a
- * dozen or more cache misses, a third of the CPU of a read. The tree stays
- * (flush and scans need the order); beside it an open-addressing hash table
- * (linear probing, load at most 3/4: eight slots share a cache line, so
- * the longer probe runs cost little) maps the token to the partition. A slot
- * is the mt_part pointer with 16 bits of the token in its top bits (user
- * pointers fit in 48 bits), so a probe for an absent partition almost never
- * dereferences anything. It doubles by moving the old table over a few
- * slots per insert (as Redis rehashes), never all at once, so no write
- * stalls on a large table. Its bytes count as memtable bytes. */
+ * Linear probing in which a partition's home slot grows with its token
+ * (high 32 bits of the biased token, scaled to the table), and every insert
+ * keeps the slots sorted by (token, key): it shifts the rest of its run one
+ * slot on. So one array answers a point lookup (from the home slot, a few
+ * slots on; a miss stops at the first greater key), a scan from a position
+ * (the same seek, then slot order) and the flush (slot order), at 8 bytes a
+ * slot and up to 7/8 full: about 10 bytes a partition, where a B+tree and a
+ * hash table beside it cost about 37. A slot is the token's high 32 bits and
+ * the record's reference, so a probe dereferences a record only on equal
+ * high bits. It doubles by one ordered pass (each entry at its new home or
+ * just after the previous one). */
 
-#define IX_FIRST 1024 /* slots */
-#define IX_MOVE 4     /* old slots moved per insert: done long before the next doubling */
+#define IX_FIRST 1024
+#define IX_TAIL(cap) (64 + (cap) / 64) /* slots after the last home, for the runs that spill over */
 
-static inline uint64_t ix_tag(int64_t token) { return (uint64_t)token >> 48; }
+static inline uint32_t tok_hi(uint64_t prefix) { return (uint32_t)(prefix >> 32); }
+static inline size_t ix_home(size_t cap, uint32_t hi) { return (size_t)(((uint64_t)hi * cap) >> 32); }
+static inline const mt_rec *slot_rec(const memtable *mt, uint64_t v) { return ra_ptr(&mt->ra, (uint32_t)v); }
 
-static bool ix_put(uint64_t *slots, size_t mask, const mt_part *p)
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
-    int64_t token = mt_part_token(p);
-    for (size_t i = (size_t)token & mask;; i = (i + 1) & mask)
-        if (!slots[i]) {
-            slots[i] = (uint64_t)(uintptr_t)p | ix_tag(token) << 48;
-            return true;
-        }
+    size_t n = al < bl ? al : bl;
+    int c = n ? memcmp(a, b, n) : 0;
+    return c ? c : (al < bl ? -1 : al > bl);
 }
 
-static void ix_move(mt_index *x, size_t k)
+/* The partition in slot v against (prefix, pk): <0 before, 0 the same, >0
+ * after. pk NULL: by token alone. */
+static int slot_cmp(const memtable *mt, uint64_t v, uint64_t prefix, const uint8_t *pk, size_t pklen)
 {
-    while (x->old && k--) {
-        uint64_t v = x->old[x->oldpos];
-        if (v) ix_put(x->slots, x->mask, (const mt_part *)(uintptr_t)(v & 0xffffffffffffull));
-        if (++x->oldpos > x->oldmask) {
-            free(x->old);
-            x->old = NULL;
-        }
-    }
+    uint32_t sh = (uint32_t)(v >> 32), th = tok_hi(prefix);
+    if (sh != th) return sh < th ? -1 : 1;
+    const mt_rec *r = slot_rec(mt, v);
+    const uint8_t *rpk = mt_rec_pk(r);
+    if (pk && r->pklen == pklen && (!pklen || !memcmp(rpk, pk, pklen))) return 0;
+    /* equal high bits, another key: the full tokens decide (rare) */
+    uint64_t rp = bt_token_prefix(sib_murmur3_token(rpk, r->pklen));
+    if (rp != prefix) return rp < prefix ? -1 : 1;
+    return pk ? key_cmp(rpk, r->pklen, pk, pklen) : 0;
 }
 
-static void ix_add(memtable *mt, const mt_part *p)
-{
-    mt_index *x = &mt->ix;
-    if (x->off) return;
-    if ((uintptr_t)p >> 48) { /* cannot tag it */
-        x->off = true;
-        return;
-    }
-    if (4 * (x->n + 1) > 3 * (x->mask + 1) || !x->slots) {
-        ix_move(x, SIZE_MAX); /* finish the previous doubling (normally done already) */
-        size_t cap = x->slots ? 2 * (x->mask + 1) : IX_FIRST;
-        uint64_t *n = calloc(cap, sizeof *n); /* large: fresh zero pages, no memset */
-        if (!n) {
-            x->off = true;
-            return;
-        }
-        x->old = x->slots;
-        x->oldmask = x->mask;
-        x->oldpos = 0;
-        x->slots = n;
-        x->mask = cap - 1;
-    }
-    ix_put(x->slots, x->mask, p);
-    x->n++;
-    ix_move(x, IX_MOVE);
-}
-
-static mt_part *ix_probe(const uint64_t *slots, size_t mask, int64_t token, const uint8_t *pk, size_t pklen)
-{
-    uint64_t tag = ix_tag(token), prefix = bt_token_prefix(token);
-    for (size_t i = (size_t)token & mask; slots[i]; i = (i + 1) & mask) {
-        if (slots[i] >> 48 != tag) continue;
-        mt_part *p = (mt_part *)(uintptr_t)(slots[i] & 0xffffffffffffull);
-        if (p->e.prefix == prefix && p->e.keylen == pklen && (!pklen || !memcmp(p->pk, pk, pklen))) return p;
-    }
-    return NULL;
-}
-
-/* The partition, or NULL; *known is false when the index cannot tell (off). */
-static mt_part *ix_find(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen, bool *known)
+/* The first position holding a partition at or after (prefix, pk) (strictly
+ * after unless incl), or the empty slot that ends the search: where it would
+ * be inserted. *found: that partition is (prefix, pk) itself. Everything
+ * before the home slot sorts before the key, and nothing after an empty slot
+ * reached from there does. */
+static size_t ix_lower(const memtable *mt, uint64_t prefix, const uint8_t *pk, size_t pklen, bool incl, bool *found)
 {
     const mt_index *x = &mt->ix;
-    *known = !x->off;
-    if (x->off || !x->slots) return NULL;
-    mt_part *p = ix_probe(x->slots, x->mask, token, pk, pklen);
-    if (!p && x->old) p = ix_probe(x->old, x->oldmask, token, pk, pklen);
-    return p;
+    *found = false;
+    if (!x->slots) return 0;
+    size_t i = ix_home(x->cap, tok_hi(prefix));
+    for (; i < x->len && x->slots[i]; i++) {
+        int c = slot_cmp(mt, x->slots[i], prefix, pk, pklen);
+        if (c > 0 || (c == 0 && incl)) {
+            *found = c == 0 && pk;
+            return i;
+        }
+    }
+    return i;
+}
+
+/* Rebuilds the index with cap homes, in order. */
+static int ix_resize(mt_index *x, size_t cap)
+{
+    for (;;) {
+        size_t len = cap + IX_TAIL(cap), j = 0, k = 0;
+        uint64_t *n = calloc(len, sizeof *n); /* large: fresh zero pages, no memset */
+        if (!n) return SIB_ENOMEM;
+        for (; k < x->len; k++) {
+            uint64_t v = x->slots[k];
+            if (!v) continue;
+            size_t h = ix_home(cap, (uint32_t)(v >> 32));
+            if (h < j) h = j;
+            if (h >= len) break;
+            n[h] = v;
+            j = h + 1;
+        }
+        if (k == x->len) {
+            free(x->slots);
+            x->slots = n;
+            x->cap = cap;
+            x->len = len;
+            x->version++;
+            return 0;
+        }
+        free(n); /* the tail overflowed: a bigger table spreads the runs */
+        cap *= 2;
+    }
+}
+
+/* Makes room to insert at *pos (from ix_lower on prefix, pk): grows the
+ * index when it would pass 7/8 full or its run reaches the end. */
+static int ix_room(memtable *mt, uint64_t prefix, const uint8_t *pk, size_t pklen, size_t *pos)
+{
+    mt_index *x = &mt->ix;
+    size_t e = *pos;
+    while (x->slots && e < x->len && x->slots[e]) e++;
+    if (x->slots && e < x->len && x->n + 1 <= x->cap - x->cap / 8) return 0;
+    int rc = ix_resize(x, x->cap ? 2 * x->cap : IX_FIRST);
+    if (rc) return rc;
+    bool found;
+    *pos = ix_lower(mt, prefix, pk, pklen, true, &found);
+    e = *pos;
+    while (e < x->len && x->slots[e]) e++;
+    return e < x->len ? 0 : ix_room(mt, prefix, pk, pklen, pos);
+}
+
+/* Inserts at pos (after ix_room): the rest of the run moves one slot on. */
+static void ix_insert(memtable *mt, size_t pos, uint64_t prefix, uint32_t ref)
+{
+    mt_index *x = &mt->ix;
+    size_t e = pos;
+    while (x->slots[e]) e++;
+    memmove(&x->slots[pos + 1], &x->slots[pos], (e - pos) * sizeof *x->slots);
+    x->slots[pos] = (uint64_t)tok_hi(prefix) << 32 | ref;
+    x->n++;
+    x->version++;
+}
+
+bool memtable_in_first_chunks(const memtable *mt)
+{
+    return mt->ra.total <= MT_ARENA_CHUNK && sib_arena_used(mt->arena) <= MT_ARENA_CHUNK;
 }
 
 size_t memtable_bytes(const memtable *mt)
 {
+    return sib_arena_used(mt->arena) + mt->ra.total + mt->ix.len * sizeof *mt->ix.slots;
+}
+
+const mt_rec *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen)
+{
+    bool found;
+    size_t i = ix_lower(mt, bt_token_prefix(sib_murmur3_token(pk, pklen)), pk, pklen, true, &found);
+    return found ? slot_rec(mt, mt->ix.slots[i]) : NULL;
+}
+
+const mt_rec *memtable_at(const memtable *mt, size_t *pos)
+{
     const mt_index *x = &mt->ix;
-    size_t b = sib_arena_used(mt->arena);
-    if (x->slots) b += (x->mask + 1) * sizeof *x->slots;
-    if (x->old) b += (x->oldmask + 1) * sizeof *x->old;
-    return b;
+    for (size_t i = *pos; i < x->len; i++)
+        if (x->slots[i]) {
+            *pos = i;
+            return slot_rec(mt, x->slots[i]);
+        }
+    *pos = x->len;
+    return NULL;
+}
+
+size_t memtable_seek(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen, bool incl)
+{
+    bool found;
+    return ix_lower(mt, bt_token_prefix(token), pk, pklen, incl, &found);
 }
 
 /* Logged writes reach the memtable at the end of the loop iteration, after
  * the commitlog write (store.c), and an overwrite's two cache misses (its
- * index slot, then its partition) were a fifth of a write's CPU. So when a
- * write is queued its slot is fetched, and the partition that the previous
- * call's slot points to (arrived by now, while that request ran) as well:
- * by the apply both are in the cache. Only prefetches: nothing is
- * dereferenced, and a stale guess costs nothing but the fetch. */
+ * index slot, then its record) were a fifth of a write's CPU. So when a
+ * write is queued its home slot is fetched, and the record of the previous
+ * call's key (its slot has arrived by now, while that request ran) as
+ * well: by the apply both are in the cache. Only prefetches and reads of
+ * the index: a stale guess costs nothing but the fetch. */
 void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen)
 {
     const mt_index *x = &mt->ix;
-    if (x->off || !x->slots) return;
+    if (!x->slots) return;
     if (mt->pf_have) {
-        uint64_t v = x->slots[(size_t)mt->pf_token & x->mask];
-        if (v >> 48 == ix_tag(mt->pf_token)) {
-            const uint8_t *p = (const uint8_t *)(uintptr_t)(v & 0xffffffffffffull);
-            /* the partition and its key; behind them, when they were
-             * written together, the row and its first cell (a key/value
-             * partition spans five lines) */
-            for (int k = 0; k < 5; k++) __builtin_prefetch(p + 64 * k);
-        }
+        uint32_t hi = tok_hi(bt_token_prefix(mt->pf_token));
+        for (size_t i = ix_home(x->cap, hi), k = 0; k < 4 && i < x->len && x->slots[i]; i++, k++)
+            if ((uint32_t)(x->slots[i] >> 32) == hi) {
+                const uint8_t *p = (const uint8_t *)slot_rec(mt, x->slots[i]);
+                for (int l = 0; l < 3; l++) __builtin_prefetch(p + 64 * l); /* a key/value record */
+                break;
+            }
     }
     int64_t token = sib_murmur3_token(pk, pklen);
-    __builtin_prefetch(&x->slots[(size_t)token & x->mask]);
+    __builtin_prefetch(&x->slots[ix_home(x->cap, tok_hi(bt_token_prefix(token)))]);
     mt->pf_token = token;
     mt->pf_have = true;
 }
 
-/* ---- lookup / creation ---- */
-
-mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen)
-{
-    int64_t token = sib_murmur3_token(pk, pklen);
-    bool known;
-    mt_part *p = ix_find(mt, token, pk, pklen, &known);
-    if (p || known) return p;
-    bt_ent probe = {bt_token_prefix(token), pk, (uint32_t)pklen, 0};
-    return (mt_part *)bt_find(&mt->parts, &probe);
-}
+/* ---- creation ---- */
 
 static void note_ts(memtable *mt, int64_t ts)
 {
@@ -233,22 +355,6 @@ static mt_row *row_new(memtable *mt, const uint8_t *ck, size_t cklen)
 
 typedef struct make_arg { memtable *mt; const bt_ent *probe; } make_arg;
 
-static bt_ent *make_part(void *arg)
-{
-    make_arg *m = arg;
-    const bt_ent *k = m->probe;
-    mt_part *p = sib_arena_alloc(m->mt->arena, sizeof *p + k->keylen);
-    if (!p) return NULL;
-    memset(p, 0, sizeof *p);
-    if (k->keylen) memcpy(p->pk, k->key, k->keylen);
-    p->e.prefix = k->prefix;
-    p->e.key = p->pk;
-    p->e.keylen = k->keylen;
-    p->del_ts = ST_NO_TIMESTAMP;
-    bt_init(&p->rows);
-    return &p->e;
-}
-
 static bt_ent *make_row(void *arg)
 {
     make_arg *m = arg;
@@ -256,17 +362,16 @@ static bt_ent *make_row(void *arg)
     return r ? &r->e : NULL;
 }
 
-static mt_part *part_get(memtable *mt, const mut_hdr *h)
+static mt_part *part_new(memtable *mt, const uint8_t *pk, size_t pklen, uint32_t *ref)
 {
-    int64_t token = sib_murmur3_token(h->pk, h->pklen);
-    bool known;
-    mt_part *p = ix_find(mt, token, h->pk, h->pklen, &known);
-    if (p) return p; /* an overwrite: no tree walk */
-    bt_ent probe = {bt_token_prefix(token), h->pk, (uint32_t)h->pklen, 0};
-    make_arg m = {mt, &probe};
-    bool ins;
-    p = (mt_part *)bt_get_or_insert(&mt->parts, mt->arena, &probe, make_part, &m, &ins);
-    if (p && ins) ix_add(mt, p);
+    mt_part *p = ra_alloc(&mt->ra, sizeof *p + pklen, ref);
+    if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    p->h.kind = MT_PART;
+    p->h.pklen = (uint32_t)pklen;
+    if (pklen) memcpy(p->pk, pk, pklen);
+    p->del_ts = ST_NO_TIMESTAMP;
+    bt_init(&p->rows);
     return p;
 }
 
@@ -332,16 +437,23 @@ static void cell_set(mt_cell *c, const sst_cell *v)
     if (v->vlen) memcpy(c->data + v->pathlen, v->val, v->vlen);
 }
 
-static int apply_cell(memtable *mt, mt_row *r, const mut_op *op, bool tomb)
+/* A cell or cell tombstone op as the cell it writes. */
+static sst_cell op_cell(const mut_op *op)
 {
-    sst_cell v = {
+    bool tomb = op->kind == MUT_OP_CTOMB;
+    return (sst_cell){
         .col = op->col, .pathlen = (uint32_t)op->keylen, .path = op->key, .ts = op->ts,
         .ttl = tomb ? 0 : op->ttl, .ldt = tomb || op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME,
         .vlen = tomb ? 0 : (uint32_t)op->vlen, .val = tomb ? NULL : op->val,
     };
-    note_ts(mt, op->ts);
+}
+
+static int apply_cell(memtable *mt, mt_row *r, const sst_cell *cell)
+{
+    sst_cell v = *cell;
+    note_ts(mt, v.ts);
     bool found;
-    uint32_t i = cell_search(r, op->col, op->key, op->keylen, &found);
+    uint32_t i = cell_search(r, v.col, v.path, v.pathlen, &found);
     if (found) {
         mt_cell *old = r->cells[i];
         sst_cell ov = cell_view(old);
@@ -440,7 +552,7 @@ static int apply_op(memtable *mt, mt_part *p, mt_row **row, const mut_op *op)
         note_ts(mt, op->ts);
         if (st_del_supersedes(d, mt_part_del(p))) {
             p->del_ts = d.ts;
-            p->e.aux = d.ldt;
+            p->del_ldt = d.ldt;
         }
         return 0;
     }
@@ -456,7 +568,7 @@ static int apply_op(memtable *mt, mt_part *p, mt_row **row, const mut_op *op)
     }
     case MUT_OP_MARKER:
         note_ts(mt, op->ts);
-        if (marker_supersedes(op->ts, op->ttl, op->ldt, r)) {
+        if (marker_supersedes(op->ts, op->ttl, op->ldt, r->marker_ts, r->marker_ttl, r->marker_ldt)) {
             r->marker_ts = op->ts;
             r->marker_ttl = op->ttl;
             r->marker_ldt = op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME;
@@ -472,23 +584,353 @@ static int apply_op(memtable *mt, mt_part *p, mt_row **row, const mut_op *op)
         return 0;
     }
     case MUT_OP_CELL:
-        return apply_cell(mt, r, op, false);
-    case MUT_OP_CTOMB:
-        return apply_cell(mt, r, op, true);
+    case MUT_OP_CTOMB: {
+        sst_cell c = op_cell(op);
+        return apply_cell(mt, r, &c);
+    }
     case MUT_OP_CDEL:
         return apply_cdel(mt, r, op);
     }
     return SIB_ECORRUPT;
 }
 
+/* ---- KV records ----
+ *
+ * After the mt_rec header and the key:
+ *   marker      if MTK_MARKER: ts (8), then if MTK_MARKER_EXP: ttl (4), expiry (4)
+ *   cells       ncells of them, sorted by (column, path):
+ *               u8 flags (KC_PATH, KC_EXP, KC_TOMB), uvarint column,
+ *               [uvarint path length], uvarint value length, ts (8),
+ *               [ttl (4), expiry (4)] or [deletion time (4)], path, value
+ * Numbers in host order (the memtable never leaves the process). */
+
+enum { MTK_MARKER = 1, MTK_MARKER_EXP = 2 };
+enum { KC_PATH = 1, KC_EXP = 2, KC_TOMB = 4 };
+#define KV_MAX_CELLS UINT16_MAX
+#define KV_REBUILD_MAX_BYTES 512 /* a record rebuilt by a write: at most this big before */
+#define KV_REBUILD_MAX_CELLS 8   /* ... and with at most this many cells, old and new */
+
+typedef struct kv_marker { int64_t ts; int32_t ttl, ldt; } kv_marker; /* ts ST_NO_TIMESTAMP: none */
+
+/* A cell being merged: its view, and where it sits in the stored record
+ * (NULL for a cell of the mutation); seq orders equal keys. */
+typedef struct kv_cell {
+    sst_cell c;
+    uint8_t *at;
+    uint32_t seq;
+} kv_cell;
+
+static uint8_t kc_flags(const sst_cell *c)
+{
+    return (uint8_t)((c->pathlen ? KC_PATH : 0) | (c->ttl > 0 ? KC_EXP : sst_cell_tomb(c) ? KC_TOMB : 0));
+}
+
+static size_t uvarint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) v >>= 7, n++;
+    return n;
+}
+
+static size_t kc_size(const sst_cell *c)
+{
+    uint8_t f = kc_flags(c);
+    return 1 + uvarint_size(c->col) + (f & KC_PATH ? uvarint_size(c->pathlen) : 0) + uvarint_size(c->vlen) + 8 +
+           (f & KC_EXP ? 8 : f & KC_TOMB ? 4 : 0) + c->pathlen + c->vlen;
+}
+
+static uint8_t *kc_put(uint8_t *p, const sst_cell *c)
+{
+    uint8_t f = kc_flags(c);
+    *p++ = f;
+    p += put_uvarint(p, c->col);
+    if (f & KC_PATH) p += put_uvarint(p, c->pathlen);
+    p += put_uvarint(p, c->vlen);
+    memcpy(p, &c->ts, 8);
+    p += 8;
+    if (f & KC_EXP) {
+        memcpy(p, &c->ttl, 4);
+        memcpy(p + 4, &c->ldt, 4);
+        p += 8;
+    } else if (f & KC_TOMB) {
+        memcpy(p, &c->ldt, 4);
+        p += 4;
+    }
+    if (c->pathlen) memcpy(p, c->path, c->pathlen);
+    p += c->pathlen;
+    if (c->vlen) memcpy(p, c->val, c->vlen);
+    return p + c->vlen;
+}
+
+/* Decodes the cell at p (the memtable wrote it: no bounds to check). */
+static const uint8_t *kc_get(const uint8_t *p, sst_cell *c)
+{
+    uint8_t f = *p++;
+    uint64_t col, pl = 0, vl;
+    p += get_uvarint(p, 10, &col);
+    if (f & KC_PATH) p += get_uvarint(p, 10, &pl);
+    p += get_uvarint(p, 10, &vl);
+    memcpy(&c->ts, p, 8);
+    p += 8;
+    c->ttl = 0;
+    c->ldt = ST_NO_DELETION_TIME;
+    if (f & KC_EXP) {
+        memcpy(&c->ttl, p, 4);
+        memcpy(&c->ldt, p + 4, 4);
+        p += 8;
+    } else if (f & KC_TOMB) {
+        memcpy(&c->ldt, p, 4);
+        p += 4;
+    }
+    c->col = (uint32_t)col;
+    c->pathlen = (uint32_t)pl;
+    c->path = p;
+    c->vlen = (uint32_t)vl;
+    c->val = p + pl;
+    return p + pl + vl;
+}
+
+/* The marker of KV record r; returns where its cells start. */
+static const uint8_t *kv_marker_get(const mt_rec *r, kv_marker *m)
+{
+    const uint8_t *p = mt_rec_pk(r) + r->pklen;
+    *m = (kv_marker){ST_NO_TIMESTAMP, 0, ST_NO_DELETION_TIME};
+    if (r->flags & MTK_MARKER) {
+        memcpy(&m->ts, p, 8);
+        p += 8;
+        if (r->flags & MTK_MARKER_EXP) {
+            memcpy(&m->ttl, p, 4);
+            memcpy(&m->ldt, p + 4, 4);
+            p += 8;
+        }
+    }
+    return p;
+}
+
+static int kv_cell_cmp(const sst_cell *a, const sst_cell *b)
+{
+    if (a->col != b->col) return a->col < b->col ? -1 : 1;
+    return key_cmp(a->path, a->pathlen, b->path, b->pathlen);
+}
+
+static int kv_sort_cmp(const void *x, const void *y)
+{
+    const kv_cell *a = x, *b = y;
+    int c = kv_cell_cmp(&a->c, &b->c);
+    return c ? c : (a->seq < b->seq ? -1 : a->seq > b->seq);
+}
+
+/* The stored cell equal to c's key among v[0..n) (sorted), or NULL. */
+static kv_cell *kv_search(kv_cell *v, size_t n, const sst_cell *c)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int x = kv_cell_cmp(&v[mid].c, c);
+        if (!x) return &v[mid];
+        if (x < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+static kv_cell *kv_scratch(memtable *mt, size_t n)
+{
+    return sib_grow(&mt->scratch, &mt->capscratch, n ? n : 1, sizeof(kv_cell)) ? mt->scratch : NULL;
+}
+
+/* Only what a KV record holds: the regular row with an empty clustering
+ * key, its marker, cells and cell tombstones. */
+static bool ops_fit_kv(sib_rd r, size_t *ncells)
+{
+    mut_op op;
+    uint8_t sel = 0;
+    int rc;
+    *ncells = 0;
+    while ((rc = mut_next_op(&r, &op, &sel)) > 0) {
+        if (op.kind == MUT_OP_CELL || op.kind == MUT_OP_CTOMB) ++*ncells;
+        else if (op.kind != MUT_OP_MARKER && !(op.kind == MUT_OP_ROW && !op.keylen)) return false;
+    }
+    return rc == 0 && *ncells <= KV_MAX_CELLS;
+}
+
+/* Overwrites, in place, a stored cell with one of the same layout (same
+ * flags and lengths: same size). */
+static void kc_overwrite(kv_cell *k, const sst_cell *c)
+{
+    kc_put(k->at, c);
+    kc_get(k->at, &k->c);
+}
+
+enum { KV_DONE = 0, KV_TOO_BIG = 1 };
+
+/* Applies a mutation that fits a KV record to the KV record old (NULL: a
+ * new partition, to insert at pos). Same-layout writes go in place; any
+ * other change writes a new record (the old one's bytes stay in the arena)
+ * and points the slot at it. KV_TOO_BIG: more cells than a record holds,
+ * or a rebuild of a record past the rebuild bounds (nothing changed but
+ * timestamps noted; the caller makes an MT_PART). */
+static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, const mut_hdr *h, sib_rd ops, size_t nops)
+{
+    size_t nold = old ? old->ncells : 0;
+    kv_cell *v = kv_scratch(mt, nold + nops);
+    if (!v) return SIB_ENOMEM;
+    kv_marker mk = {ST_NO_TIMESTAMP, 0, ST_NO_DELETION_TIME};
+    uint8_t *mk_at = NULL;
+    size_t oldsize = 0;
+    if (old) {
+        const uint8_t *p = kv_marker_get(old, &mk);
+        mk_at = (uint8_t *)mt_rec_pk(old) + old->pklen;
+        for (size_t i = 0; i < nold; i++) {
+            v[i].at = (uint8_t *)p;
+            v[i].seq = (uint32_t)i;
+            p = kc_get(p, &v[i].c);
+        }
+        oldsize = (size_t)(p - (const uint8_t *)old);
+    }
+    /* In place when every superseding write fits where its old one is. */
+    bool rebuild = !old;
+    mut_op op;
+    uint8_t sel = 0;
+    sib_rd r = ops;
+    kv_marker m2 = mk; /* the marker as the ops go (a mutation may hold two) */
+    while (!rebuild && mut_next_op(&r, &op, &sel) > 0) {
+        if (op.kind == MUT_OP_MARKER) {
+            int32_t ldt = op.ttl > 0 ? op.ldt : ST_NO_DELETION_TIME;
+            if (!marker_supersedes(op.ts, op.ttl, ldt, m2.ts, m2.ttl, m2.ldt)) continue;
+            if (mk.ts == ST_NO_TIMESTAMP || (op.ttl > 0) != (mk.ttl > 0)) rebuild = true;
+            m2 = (kv_marker){op.ts, op.ttl, ldt};
+        } else if (op.kind == MUT_OP_CELL || op.kind == MUT_OP_CTOMB) {
+            sst_cell c = op_cell(&op);
+            kv_cell *k = kv_search(v, nold, &c);
+            if (!k) rebuild = true;
+            else if (sst_cell_supersedes(&c, &k->c) && (kc_flags(&c) != kc_flags(&k->c) || c.vlen != k->c.vlen))
+                rebuild = true;
+        }
+    }
+    size_t n = nold;
+    r = ops;
+    sel = 0;
+    while (mut_next_op(&r, &op, &sel) > 0) {
+        if (op.kind == MUT_OP_MARKER) {
+            int32_t ldt = op.ttl > 0 ? op.ldt : ST_NO_DELETION_TIME;
+            note_ts(mt, op.ts);
+            if (!marker_supersedes(op.ts, op.ttl, ldt, mk.ts, mk.ttl, mk.ldt)) continue;
+            mk = (kv_marker){op.ts, op.ttl, ldt};
+            if (!rebuild) {
+                memcpy(mk_at, &mk.ts, 8);
+                if (old->flags & MTK_MARKER_EXP) {
+                    memcpy(mk_at + 8, &mk.ttl, 4);
+                    memcpy(mk_at + 12, &mk.ldt, 4);
+                }
+            }
+        } else if (op.kind == MUT_OP_CELL || op.kind == MUT_OP_CTOMB) {
+            sst_cell c = op_cell(&op);
+            note_ts(mt, c.ts);
+            if (rebuild) {
+                v[n] = (kv_cell){c, NULL, (uint32_t)n};
+                n++;
+                continue;
+            }
+            kv_cell *k = kv_search(v, nold, &c);
+            if (sst_cell_supersedes(&c, &k->c)) kc_overwrite(k, &c);
+        }
+    }
+    if (!rebuild) return KV_DONE;
+    /* A rebuild leaves the old record behind: a row that keeps changing
+     * shape (a collection growing an element at a time) would leave a copy
+     * of itself per write. Past a small size it becomes a general partition,
+     * which leaves only the replaced cells behind. */
+    if (old && (oldsize > KV_REBUILD_MAX_BYTES || n > KV_REBUILD_MAX_CELLS)) return KV_TOO_BIG;
+    /* Merge: sort by key (stable), keep the superseding cell of each key. */
+    qsort(v, n, sizeof *v, kv_sort_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && !kv_cell_cmp(&v[m - 1].c, &v[i].c)) {
+            if (sst_cell_supersedes(&v[i].c, &v[m - 1].c)) v[m - 1] = v[i];
+            continue;
+        }
+        v[m++] = v[i];
+    }
+    if (m > KV_MAX_CELLS) return KV_TOO_BIG;
+    uint8_t flags = mk.ts == ST_NO_TIMESTAMP ? 0 : mk.ttl > 0 ? MTK_MARKER | MTK_MARKER_EXP : MTK_MARKER;
+    size_t size = sizeof(mt_rec) + h->pklen + (flags & MTK_MARKER ? 8 : 0) + (flags & MTK_MARKER_EXP ? 8 : 0);
+    for (size_t i = 0; i < m; i++) size += kc_size(&v[i].c);
+    uint32_t ref;
+    mt_rec *rec = ra_alloc(&mt->ra, size, &ref);
+    if (!rec) return SIB_ENOMEM;
+    *rec = (mt_rec){MT_KV, flags, (uint16_t)m, (uint32_t)h->pklen};
+    uint8_t *p = (uint8_t *)(rec + 1);
+    if (h->pklen) memcpy(p, h->pk, h->pklen);
+    p += h->pklen;
+    if (flags & MTK_MARKER) {
+        memcpy(p, &mk.ts, 8);
+        p += 8;
+    }
+    if (flags & MTK_MARKER_EXP) {
+        memcpy(p, &mk.ttl, 4);
+        memcpy(p + 4, &mk.ldt, 4);
+        p += 8;
+    }
+    for (size_t i = 0; i < m; i++) p = kc_put(p, &v[i].c);
+    mt->cells += m - nold;
+    if (old) {
+        mt->ix.slots[pos] = (uint64_t)tok_hi(prefix) << 32 | ref;
+    } else {
+        ix_insert(mt, pos, prefix, ref);
+        mt->rows++;
+    }
+    return KV_DONE;
+}
+
+/* A KV record as an MT_PART with the same content (the caller points the
+ * slot at it). */
+static mt_part *kv_to_part(memtable *mt, const mt_rec *kv, uint32_t *ref)
+{
+    mt_part *p = part_new(mt, mt_rec_pk(kv), kv->pklen, ref);
+    mt_row *r = p ? row_get(mt, p, NULL, 0) : NULL;
+    if (!r) return NULL;
+    mt->rows--; /* the same row */
+    kv_marker mk;
+    const uint8_t *q = kv_marker_get(kv, &mk);
+    r->marker_ts = mk.ts;
+    r->marker_ttl = mk.ttl;
+    r->marker_ldt = mk.ldt;
+    for (uint32_t i = 0; i < kv->ncells; i++) {
+        sst_cell c;
+        q = kc_get(q, &c);
+        if (apply_cell(mt, r, &c)) return NULL;
+        mt->cells--; /* the same cell */
+    }
+    return p;
+}
+
 int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err)
 {
-    mt_part *p = part_get(mt, h);
+    if (h->pklen > UINT32_MAX) return sib_err_set(err, SIB_EINVAL, "storage: partition key too long");
+    uint64_t prefix = bt_token_prefix(sib_murmur3_token(h->pk, h->pklen));
+    bool found;
+    size_t pos = ix_lower(mt, prefix, h->pk, h->pklen, true, &found);
+    int rc = found ? 0 : ix_room(mt, prefix, h->pk, h->pklen, &pos);
+    if (rc) return sib_err_set(err, rc, "storage: memtable out of memory");
+    mt_rec *rec = found ? (mt_rec *)slot_rec(mt, mt->ix.slots[pos]) : NULL;
+    size_t ncells;
+    if ((!rec || rec->kind == MT_KV) && ops_fit_kv(*ops, &ncells)) {
+        rc = kv_apply(mt, prefix, pos, rec, h, *ops, ncells);
+        if (rc == SIB_ENOMEM) return sib_err_set(err, rc, "storage: memtable out of memory");
+        if (rc == KV_DONE) return 0;
+    }
+    mt_part *p;
+    uint32_t ref = 0;
+    if (rec && rec->kind == MT_PART) p = (mt_part *)rec;
+    else if (rec) p = kv_to_part(mt, rec, &ref);
+    else p = part_new(mt, h->pk, h->pklen, &ref);
     if (!p) return sib_err_set(err, SIB_ENOMEM, "storage: memtable out of memory");
+    if (rec && ref) mt->ix.slots[pos] = (uint64_t)tok_hi(prefix) << 32 | ref;
+    else if (!rec) ix_insert(mt, pos, prefix, ref);
     mt_row *row = NULL;
     uint8_t sel = 0;
     mut_op op;
-    int rc;
     while ((rc = mut_next_op(ops, &op, &sel)) > 0) {
         if ((rc = apply_op(mt, p, &row, &op)) < 0) break;
     }
@@ -524,6 +966,27 @@ bool mt_row_view(mt_rowview *v, const mt_row *r, bool is_static, sst_row *o)
     o->ncells = r->ncells;
     o->cdels = v->cdels;
     o->ncdels = nd;
+    return true;
+}
+
+bool mt_kv_view(mt_rowview *v, const mt_rec *r, sst_row *o)
+{
+    sst_cell *cells = v->inl;
+    if (r->ncells > MT_VIEW_INLINE) {
+        if (!sib_grow((void **)&v->cells, &v->capcells, r->ncells, sizeof *v->cells)) return false;
+        cells = v->cells;
+    }
+    kv_marker mk;
+    const uint8_t *p = kv_marker_get(r, &mk);
+    memset(o, 0, sizeof *o);
+    o->ck = p; /* empty: any valid pointer */
+    o->marker_ts = mk.ts;
+    o->marker_ttl = mk.ttl;
+    o->marker_ldt = mk.ldt;
+    o->del = (sst_del){SST_NO_TS, SST_NO_LDT};
+    for (uint32_t i = 0; i < r->ncells; i++) p = kc_get(p, &cells[i]);
+    o->cells = cells;
+    o->ncells = r->ncells;
     return true;
 }
 

@@ -34,7 +34,8 @@
 
 typedef struct src {
     st_mem *m;      /* memtable source (referenced) */
-    mt_part *mp;
+    mt_part *mp;    /* its partition, when an MT_PART */
+    const mt_rec *kv; /* its partition, when an MT_KV: one row, empty key */
     bt_cur cur;
     uint32_t ver;
     sst_part *sp;   /* SSTable source */
@@ -70,6 +71,7 @@ static mt_bound to_mt(const sst_bound *b) { return (mt_bound){b->key, b->len, b-
 /* ---- memtable rows as sst_row ---- */
 
 static bool mem_row(src *s, const mt_row *r, bool is_static) { return mt_row_view(&s->view, r, is_static, &s->row); }
+static bool kv_row(src *s) { return mt_kv_view(&s->view, s->kv, &s->row); }
 
 /* ---- opening ---- */
 
@@ -91,13 +93,17 @@ static src *src_add(st_iter *it) { return &it->srcs[it->nsrc++]; }
 
 static int add_mem(st_iter *it, st_mem *m, const uint8_t *pk, size_t pklen)
 {
-    mt_part *p = memtable_find(&m->mt, pk, pklen);
-    if (!p) return 0;
+    const mt_rec *rec = memtable_find(&m->mt, pk, pklen);
+    if (!rec) return 0;
     src *s = src_add(it);
     s->m = m;
     st_mem_ref(m);
-    s->mp = p;
-    sst_del d = {p->del_ts, p->e.aux};
+    if (rec->kind == MT_KV) {
+        s->kv = rec;
+        return 0;
+    }
+    mt_part *p = s->mp = (mt_part *)rec;
+    sst_del d = {p->del_ts, p->del_ldt};
     if (d.ts != ST_NO_TIMESTAMP && sst_del_supersedes(d, it->pdel)) it->pdel = d;
     if (p->x && p->x->nrt) {
         for (uint32_t i = 0; i < p->x->nrt; i++) {
@@ -244,6 +250,14 @@ static int src_position(st_iter *it, src *s, const sst_bound *a, const sst_bound
         s->has = rc == 1;
         return rc < 0 ? rc : 0;
     }
+    if (s->kv) { /* its one row, "": before every other key */
+        if (it->has_last) s->has = it->reversed && it->lastlen;
+        else {
+            mt_bound mb = to_mt(it->reversed ? b : a);
+            s->has = it->reversed ? mt_bound_cmp(NULL, 0, &mb, false) < 0 : mt_bound_cmp(NULL, 0, &mb, true) > 0;
+        }
+        return s->has && !kv_row(s) ? SIB_ENOMEM : 0;
+    }
     const bt *rows = &s->mp->rows;
     bool found;
     if (it->has_last) {
@@ -270,6 +284,10 @@ static int src_advance(st_iter *it, src *s)
         if (rc == 1) s->row = *r;
         s->has = rc == 1;
         return rc < 0 ? rc : 0;
+    }
+    if (s->kv) {
+        s->has = false;
+        return 0;
     }
     if (it->reversed) bt_cur_prev(&s->cur);
     else bt_cur_next(&s->cur);
@@ -359,7 +377,7 @@ static int next_merged(st_iter *it, const sst_bound *a, const sst_bound *b, sst_
         src *s = &it->srcs[i];
         int rc = 0;
         if (s->skip) continue;
-        if (s->m && s->ver != s->mp->rows.version) rc = src_position(it, s, a, b);
+        if (s->mp && s->ver != s->mp->rows.version) rc = src_position(it, s, a, b);
         else if (s->consumed) rc = src_advance(it, s);
         if (rc) return rc;
     }
@@ -435,7 +453,7 @@ bool st_iter_static(st_iter *it, st_row *out)
         src *s = &it->srcs[i];
         if (s->sp) {
             if ((pick[np] = sst_part_static(s->sp))) np++;
-        } else if (s->mp->x && s->mp->x->static_row) {
+        } else if (s->mp && s->mp->x && s->mp->x->static_row) {
             src *t = &it->stat[i];
             if (!mem_row(t, s->mp->x->static_row, true)) {
                 it->status = SIB_ENOMEM;
@@ -464,15 +482,15 @@ bool st_partition_live(st_table *t, const uint8_t *pk, size_t pklen, int32_t now
 }
 
 /* ---- st_scan ----
- * A k-way merge of partition keys over the memtables' partition trees and
+ * A k-way merge of partition keys over the memtables' ordered indexes and
  * the SSTables' index scans; each candidate is checked with
  * st_partition_live. When the table's sources change (flush, truncate) or
- * the active memtable's tree moves, the cursors are rebuilt just past the
- * last key returned. */
+ * the active memtable's index moves (a partition added: positions shift),
+ * the cursors are rebuilt just past the last key returned. */
 
 typedef struct pk_src {
     st_mem *m;
-    bt_cur cur;
+    size_t pos; /* memtable: index position of the current partition */
     sst_pscan *ps;
     bool has;
     int64_t token;
@@ -531,27 +549,15 @@ static void scan_clear(st_scan *sc)
     sc->built = false;
 }
 
-static bool scan_before(const bt_ent *e, const void *arg)
-{
-    const st_scan *sc = arg;
-    if (sc->has_key) {
-        bt_ent probe = {bt_token_prefix(sc->token), sc->key, (uint32_t)sc->keylen, 0};
-        int c = bt_ent_cmp(e, &probe);
-        return sc->incl ? c < 0 : c <= 0;
-    }
-    uint64_t pre = bt_token_prefix(sc->token);
-    return sc->incl ? e->prefix < pre : e->prefix <= pre;
-}
-
 static int pk_peek(st_scan *sc, pk_src *p)
 {
     if (p->m) {
-        p->has = bt_cur_valid(&p->cur);
+        const mt_rec *r = memtable_at(&p->m->mt, &p->pos);
+        p->has = r != NULL;
         if (p->has) {
-            const mt_part *x = (const mt_part *)bt_cur_get(&p->cur);
-            p->token = mt_part_token(x);
-            p->pk = x->pk;
-            p->pklen = x->e.keylen;
+            p->pk = mt_rec_pk(r);
+            p->pklen = r->pklen;
+            p->token = sib_murmur3_token(p->pk, p->pklen);
         }
         return 0;
     }
@@ -570,8 +576,7 @@ static int scan_build(st_scan *sc)
         pk_src *p = &sc->srcs[sc->nsrc++];
         p->m = m;
         st_mem_ref(p->m);
-        if (sc->has_pos) bt_seek(&p->m->mt.parts, scan_before, sc, &p->cur);
-        else bt_first(&p->m->mt.parts, &p->cur);
+        p->pos = sc->has_pos ? memtable_seek(&p->m->mt, sc->token, sc->has_key ? sc->key : NULL, sc->keylen, sc->incl) : 0;
         pk_peek(sc, p);
     }
     for (size_t i = 0; i < t->nssts; i++) {
@@ -583,7 +588,7 @@ static int scan_build(st_scan *sc)
     }
     sc->built = true;
     sc->srcver = t->srcver;
-    sc->memver = t->mem->mt.parts.version;
+    sc->memver = memtable_version(&t->mem->mt);
     return 0;
 }
 
@@ -598,7 +603,7 @@ static int pk_cmp(const pk_src *a, const pk_src *b)
 bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token)
 {
     while (!sc->status) {
-        if (sc->built && (sc->srcver != sc->t->srcver || sc->memver != sc->t->mem->mt.parts.version)) scan_clear(sc);
+        if (sc->built && (sc->srcver != sc->t->srcver || sc->memver != memtable_version(&sc->t->mem->mt))) scan_clear(sc);
         if (!sc->built && (sc->status = scan_build(sc))) break;
         pk_src *best = NULL;
         for (size_t i = 0; i < sc->nsrc; i++)
@@ -618,7 +623,7 @@ bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int6
         for (size_t i = 0; i < sc->nsrc && !sc->status; i++) {
             pk_src *p = &sc->srcs[i];
             if (!p->has || pk_cmp(p, &cur)) continue;
-            if (p->m) bt_cur_next(&p->cur);
+            if (p->m) p->pos++;
             sc->status = pk_peek(sc, p);
         }
         if (sc->status) break;

@@ -1,8 +1,9 @@
 /* storage_int.h: private interfaces between the storage/ files.
  *
  *   mutation.c   builder + the serialized mutation format (also the commitlog payload)
- *   btree.c      insert-only B+tree keyed by (u64 prefix, key bytes) used for partitions and rows
- *   memtable.c   per-table memtable: partitions, rows, cells, tombstones, LWW on apply
+ *   btree.c      insert-only B+tree keyed by (u64 prefix, key bytes): a partition's rows
+ *   memtable.c   per-table memtable: an ordered index of partition records (KV records
+ *                or general partitions), rows, cells, tombstones, LWW on apply
  *   read.c       st_iter / st_scan merged over memtables and SSTables
  *   commitlog.c  segments, framing, sync thread, replay reader
  *   store.c      the storage object: tables, apply, replay, truncate/drop, stats
@@ -137,8 +138,7 @@ typedef struct st_deletion { int64_t ts; int32_t ldt; } st_deletion; /* ts ST_NO
 
 typedef struct mt_cdel { uint32_t col; st_deletion del; } mt_cdel;
 
-/* Structs are packed by hand: a key/value partition costs partition + row +
- * cell (+ the partition tree's slot), so every 8 bytes show in B/cell. */
+/* A row of a general partition (mt_part): in its partition's row tree. */
 typedef struct mt_row {
     bt_ent e;       /* key = ck; e.aux = row deletion ldt */
     int64_t del_ts; /* row deletion, ST_NO_TIMESTAMP = none */
@@ -170,34 +170,66 @@ typedef struct mt_part_ext {
     mt_row *static_row;
 } mt_part_ext;
 
+/* A memtable partition is a record in the memtable's record arena, found
+ * through its ordered index (memtable.c). Two kinds:
+ *   MT_KV    one regular row with an empty clustering key, a liveness marker
+ *            and cells, serialised after the key (no deletions, no statics):
+ *            what a table without clustering columns mostly holds, in about
+ *            20 bytes more than its key and values;
+ *   MT_PART  anything else: an mt_part with its row tree.
+ * A KV record that gets something it cannot hold becomes an MT_PART. */
+enum { MT_KV = 1, MT_PART = 2 };
+
+typedef struct mt_rec {
+    uint8_t kind;
+    uint8_t flags;   /* MT_KV: which marker fields follow the key */
+    uint16_t ncells; /* MT_KV */
+    uint32_t pklen;
+} mt_rec;
+
 typedef struct mt_part {
-    bt_ent e;       /* key = pk, prefix = biased token; e.aux = partition deletion ldt */
+    mt_rec h;
+    int32_t del_ldt;
     int64_t del_ts; /* partition deletion, ST_NO_TIMESTAMP = none */
     mt_part_ext *x; /* NULL until a range tombstone or static cell arrives */
     bt rows;
     uint8_t pk[];
 } mt_part;
 
-static inline st_deletion mt_part_del(const mt_part *p) { return (st_deletion){p->del_ts, p->e.aux}; }
-static inline int64_t mt_part_token(const mt_part *p) { return bt_prefix_token(p->e.prefix); }
+static inline const uint8_t *mt_rec_pk(const mt_rec *r)
+{
+    return r->kind == MT_KV ? (const uint8_t *)(r + 1) : ((const mt_part *)r)->pk;
+}
+static inline st_deletion mt_part_del(const mt_part *p) { return (st_deletion){p->del_ts, p->del_ldt}; }
 
-/* The point-lookup hash index of a memtable's partitions (memtable.c). */
+/* The memtable's record arena: 1 MiB chunks addressed by 32-bit references
+ * (chunk index, 8-byte unit), so an index slot holds a reference and 32
+ * bits of token in 8 bytes. */
+typedef struct mt_rarena {
+    uint8_t **chunks;
+    uint32_t n, cap, cur; /* cur: the chunk being filled */
+    size_t used, total;   /* bytes used in cur; bytes of every chunk */
+} mt_rarena;
+
+/* The ordered index (memtable.c): linear probing whose home slot is monotone
+ * in the token, kept sorted, so it serves point lookups and ordered scans. */
 typedef struct mt_index {
-    uint64_t *slots; /* tagged mt_part pointers, 0 = empty */
-    size_t mask, n;
-    uint64_t *old;   /* the previous table while it is moved over */
-    size_t oldmask, oldpos;
-    bool off;        /* could not grow (or odd pointers): the tree alone answers */
+    uint64_t *slots; /* (token's high 32 bits << 32) | record reference; 0 = empty */
+    size_t cap, len; /* homes are in [0, cap); len = cap + overflow tail */
+    size_t n;
+    uint32_t version; /* bumped when a record is added or the table is rebuilt */
 } mt_index;
 
 typedef struct memtable {
-    sib_arena *arena;
-    bt parts;
+    sib_arena *arena; /* MT_PART contents: rows, cells, trees */
+    mt_rarena ra;
     mt_index ix;
     uint64_t rows, cells;
     int64_t min_ts, max_ts;
     int64_t pf_token; /* memtable_prefetch: the previous call's token */
     bool pf_have;
+    void *scratch; /* KV merges (memtable.c) */
+    size_t capscratch;
 } memtable;
 
 /* A memtable row as an sst_row (cells/cdels in caller-grown scratch). */
@@ -214,13 +246,25 @@ void mt_rowview_free(mt_rowview *v);
 
 int memtable_init(memtable *mt);
 void memtable_free(memtable *mt);
-/* Bytes it holds: its arena and its index. */
+/* Bytes it holds: its arenas and its index. */
 size_t memtable_bytes(const memtable *mt);
+/* Its arenas have not grown past their first chunks (not worth an SSTable). */
+bool memtable_in_first_chunks(const memtable *mt);
+static inline size_t memtable_partitions(const memtable *mt) { return mt->ix.n; }
 /* Applies one validated serialized mutation (after its header). */
 int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err);
 /* A hint that pk will be written soon (memtable.c explains); changes nothing. */
 void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen);
-mt_part *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);
+const mt_rec *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);
+/* Ordered walk: the first partition at or after index position *pos (NULL
+ * at the end), *pos set to its position; the next is at *pos + 1. */
+const mt_rec *memtable_at(const memtable *mt, size_t *pos);
+/* The first position whose partition is after (token, pk), or at it when
+ * incl; pk NULL compares by token alone. */
+size_t memtable_seek(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen, bool incl);
+static inline uint32_t memtable_version(const memtable *mt) { return mt->ix.version; }
+/* An MT_KV record's row as an sst_row (views into the record). */
+bool mt_kv_view(mt_rowview *v, const mt_rec *r, sst_row *out);
 
 /* A memtable and its lifetime: the active one takes writes; a frozen one
  * waits for (or is in) its flush and stays readable until its SSTable is

@@ -423,9 +423,10 @@ static void maybe_flush(storage *s)
         if (b > best) best = b, big = t;
     }
     sib_err err;
-    /* arenas grow by 1 MiB chunks: a memtable within its first chunk is not
+    /* arenas grow by 1 MiB chunks: a memtable within its first chunks is not
      * worth an SSTable, whatever the total */
-    if (total >= s->o.memtable_heap_space && big && best > (1u << 20) && st_table_freeze(s, big, &err))
+    if (total >= s->o.memtable_heap_space && big && !memtable_in_first_chunks(&big->mem->mt) &&
+        st_table_freeze(s, big, &err))
         sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
     if (!s->fl) return; /* (commitlog_total_space always has a value: storage_open) */
     uint64_t live;
@@ -588,7 +589,7 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
 {
     const memtable *mt = &t->mem->mt;
     out->memtable_bytes = memtable_bytes(mt);
-    out->partitions = mt->parts.count;
+    out->partitions = memtable_partitions(mt);
     out->rows = mt->rows;
     out->cells = mt->cells;
     out->min_ts = mt->min_ts;

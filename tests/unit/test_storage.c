@@ -257,6 +257,58 @@ static void test_overwrite_in_place(void **state)
     assert_string_equal(get(s, "k", "", 1), "back");
 }
 
+/* A KV record rebuilt by every write that changes its shape would leave a
+ * copy of itself behind each time: a collection grown one element at a
+ * time must not make the memtable grow with the square of its size. Past a
+ * small size the partition becomes a general one; its content stays. */
+static void test_kv_growing_collection(void **state)
+{
+    fx *f = *state;
+    enum { N = 3000 };
+    char path[8], val[24];
+    put(f->s, "coll", "", 1, "plain", 10, 0, 0);
+    for (int i = 0; i < N; i++) {
+        st_mutation *m = mut("coll");
+        st_mut_row(m, (const uint8_t *)"", 0);
+        snprintf(path, sizeof path, "e%04d", i);
+        snprintf(val, sizeof val, "value-%d", i);
+        st_mut_cell_path(m, 5, (const uint8_t *)path, strlen(path), (const uint8_t *)val, strlen(val), 10 + i, 0, 0);
+        apply1(f->s, m);
+    }
+    st_table_stats ts;
+    st_table_get_stats(storage_table(f->s, T1), &ts);
+    assert_true(ts.memtable_bytes < (4u << 20)); /* about 100 MB if every write copied the row */
+    assert_int_equal(ts.rows, 1);
+    assert_int_equal(ts.cells, N + 1);
+    st_iter *it = st_read(storage_table(f->s, T1), (const uint8_t *)"coll", 4, NULL, 0, false, NOW);
+    st_row r;
+    assert_true(st_iter_next(it, &r));
+    assert_int_equal(r.ncells, N + 1);
+    assert_int_equal(r.cells[0].col, 1);
+    for (int i = 0; i < N; i++) {
+        snprintf(path, sizeof path, "e%04d", i);
+        snprintf(val, sizeof val, "value-%d", i);
+        assert_int_equal(r.cells[i + 1].pathlen, strlen(path));
+        assert_memory_equal(r.cells[i + 1].path, path, strlen(path));
+        assert_memory_equal(r.cells[i + 1].val, val, strlen(val));
+    }
+    assert_false(st_iter_next(it, &r));
+    st_iter_destroy(it);
+    /* and one mutation of more cells than a KV record holds */
+    st_mutation *m = mut("wide");
+    st_mut_row(m, (const uint8_t *)"", 0);
+    for (int i = 0; i < 70000; i++) {
+        snprintf(path, sizeof path, "%05d", i);
+        assert_int_equal(st_mut_cell_path(m, 5, (const uint8_t *)path, 5, (const uint8_t *)"x", 1, 5, 0, 0), 0);
+    }
+    apply1(f->s, m);
+    it = st_read(storage_table(f->s, T1), (const uint8_t *)"wide", 4, NULL, 0, false, NOW);
+    assert_true(st_iter_next(it, &r));
+    assert_int_equal(r.ncells, 70000);
+    assert_memory_equal(r.cells[69999].path, "69999", 5);
+    st_iter_destroy(it);
+}
+
 /* A commitlog segment gets its blocks when it is made (fallocate, size
  * kept): appends then never allocate under the inode's lock while the
  * kernel writes earlier pages back. Skipped where the file system cannot
@@ -493,11 +545,11 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 /* Many rows in random order (B+tree splits at every level), checked against
  * a sorted reference forwards, backwards, and through random slices. */
-/* Point reads and overwrites of a memtable go through its hash index,
- * which doubles (1024 slots first) by moving its old table over a few slots
- * per insert: every partition written must be found before, during and
- * after each move, absent ones must not be, and overwrites must land on
- * the existing partition (one row each, the newest value). */
+/* Point reads and overwrites of a memtable go through its ordered index,
+ * which doubles (1024 homes first) as it fills: every partition written
+ * must be found before and after each doubling, absent ones must not be,
+ * and overwrites must land on the existing partition (one row each, the
+ * newest value). */
 static void test_memtable_index_many_partitions(void **state)
 {
     fx *f = *state;
@@ -535,6 +587,106 @@ static void test_memtable_index_many_partitions(void **state)
     st_table_get_stats(storage_table(f->s, T1), &ts);
     assert_int_equal(ts.partitions, N);
     assert_int_equal(ts.rows, N);
+}
+
+/* The memtable's partitions sit in one ordered index (linear probing with
+ * homes monotone in the token, kept sorted, doubling as it fills): scans
+ * from the start or from any position, exclusive or inclusive, by key or
+ * by token alone, must see every partition once in (token, key) order,
+ * also while partitions are added between calls. Enough partitions that
+ * some share the high 32 bits of their tokens (the index slot's part):
+ * their order comes from the full token. */
+typedef struct tk { int64_t token; char key[12]; } tk;
+
+static int tk_cmp(const void *a, const void *b)
+{
+    const tk *x = a, *y = b;
+    if (x->token != y->token) return x->token < y->token ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+static void test_memtable_index_order(void **state)
+{
+    fx *f = *state;
+    enum { N = 200000 };
+    tk *ref = malloc(N * sizeof *ref);
+    assert_non_null(ref);
+    for (int i = 0; i < N; i++) {
+        snprintf(ref[i].key, sizeof ref[i].key, "q%d", i);
+        ref[i].token = sib_murmur3_token(ref[i].key, strlen(ref[i].key));
+        put(f->s, ref[i].key, "", 1, "v", 10, 0, 0);
+    }
+    qsort(ref, N, sizeof *ref, tk_cmp);
+    int ties = 0;
+    for (int i = 1; i < N; i++) ties += (uint64_t)ref[i].token >> 32 == (uint64_t)ref[i - 1].token >> 32;
+    assert_true(ties >= 1);
+    st_table *t = storage_table(f->s, T1);
+    const uint8_t *pk;
+    size_t len;
+    int64_t tok;
+    /* all, in order */
+    st_scan *sc = st_scan_open(t, NULL, NOW);
+    int n = 0;
+    while (st_scan_next_partition(sc, &pk, &len, &tok)) {
+        assert_true(n < N);
+        assert_int_equal(tok, ref[n].token);
+        assert_int_equal(len, strlen(ref[n].key));
+        assert_memory_equal(pk, ref[n].key, len);
+        n++;
+    }
+    assert_int_equal(n, N);
+    st_scan_destroy(sc);
+    /* from positions */
+    uint64_t x = 12345;
+    for (int k = 0; k < 300; k++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int i = (int)((x >> 33) % (N - 1));
+        if (k < 20) { /* each tie: start at the first or second of the pair */
+            for (int j = i; j < N - 1; j++)
+                if ((uint64_t)ref[j].token >> 32 == (uint64_t)ref[j + 1].token >> 32) {
+                    i = j + (k & 1);
+                    break;
+                }
+        }
+        bool incl = k % 3 != 0, bykey = k % 4 != 0;
+        st_position pos = {ref[i].token, bykey ? (const uint8_t *)ref[i].key : NULL, bykey ? strlen(ref[i].key) : 0, incl};
+        int want = i;
+        if (!bykey) { /* by token: the first of that token, or past all of them */
+            while (want > 0 && ref[want - 1].token == ref[i].token) want--;
+            if (!incl)
+                while (want < N && ref[want].token == ref[i].token) want++;
+        } else if (!incl) {
+            want = i + 1;
+        }
+        sc = st_scan_open(t, &pos, NOW);
+        for (int m = 0; m < 3 && want + m < N; m++) {
+            assert_true(st_scan_next_partition(sc, &pk, &len, &tok));
+            assert_int_equal(tok, ref[want + m].token);
+            assert_memory_equal(pk, ref[want + m].key, len);
+        }
+        st_scan_destroy(sc);
+    }
+    /* partitions added while a scan runs: the old ones still come once each, in order */
+    sc = st_scan_open(t, NULL, NOW);
+    n = 0;
+    int added = 0;
+    int64_t last = INT64_MIN;
+    while (st_scan_next_partition(sc, &pk, &len, &tok)) {
+        assert_true(tok >= last);
+        last = tok;
+        if (n < N && tok == ref[n].token && len == strlen(ref[n].key) && !memcmp(pk, ref[n].key, len)) n++;
+        if (added < 3000 && (n + added) % 50 == 0) {
+            char k2[16];
+            snprintf(k2, sizeof k2, "new%d", added++);
+            put(f->s, k2, "", 1, "v", 10, 0, 0);
+        }
+    }
+    assert_int_equal(n, N);
+    assert_int_equal(added, 3000);
+    st_scan_destroy(sc);
+    for (int i = 0; i < N; i += 97) assert_string_equal(get(f->s, ref[i].key, "", 1), "v");
+    assert_null(get(f->s, "absent", "", 1));
+    free(ref);
 }
 
 static void test_many_rows_random_order(void **state)
@@ -1793,6 +1945,99 @@ static void test_merge_against_reference(void **state)
     storage_close(ref);
 }
 
+/* A partition of one row with an empty clustering key is a compact KV record
+ * in the memtable; any other partition is a general one (storage_int.h).
+ * The reference here is made general from the start (a partition deletion
+ * older than every write: it shadows nothing), while the store under test
+ * keeps KV records, rebuilds them (a new column, another size, a marker
+ * gaining a TTL), overwrites them in place, and turns them into general
+ * partitions now and then (a row or partition deletion, a static cell, a
+ * complex deletion); it flushes too. Every read must agree. */
+static void random_kv_op(storage **ss, uint64_t *rng)
+{
+    uint64_t r = (*rng = *rng * 6364136223846793005ull + 1442695040888963407ull) >> 16;
+    char pk[8], path[8], val[24];
+    snprintf(pk, sizeof pk, "p%d", (int)(r % 12));
+    r /= 12;
+    int nops = 1 + (int)(r % 3);
+    r /= 3;
+    st_mutation *m[2] = {mut(pk), mut(pk)};
+    int kind0 = (int)(r % 200);
+    r /= 200;
+    for (int k = 0; k < 2; k++) {
+        if (kind0 < 2) st_mut_partition_delete(m[k], 1 + (int64_t)(r % 400), NOW - 10);
+        else if (kind0 < 4) {
+            st_mut_static(m[k]);
+            st_mut_cell(m[k], 9, (const uint8_t *)"s", 1, 1 + (int64_t)(r % 400), 0, 0);
+        }
+        st_mut_row(m[k], (const uint8_t *)"", 0);
+    }
+    for (int i = 0; i < nops; i++) {
+        uint64_t x = (*rng = *rng * 6364136223846793005ull + 1442695040888963407ull) >> 16;
+        int64_t ts = 1 + (int64_t)(x % 500);
+        x /= 500;
+        int kind = (int)(x % 100);
+        x /= 100;
+        uint32_t col = 1 + (uint32_t)(x % 4);
+        x /= 4;
+        /* values of several sizes: some writes fit in place, some do not */
+        snprintf(val, sizeof val, "v%0*d", 1 + (int)(x % 3) * 4, (int)(x % 1000));
+        snprintf(path, sizeof path, "e%d", (int)(x % 4));
+        for (int k = 0; k < 2; k++) {
+            if (kind < 2) st_mut_row_delete(m[k], ts, NOW - 10);
+            else if (kind < 4) st_mut_complex_delete(m[k], 5, ts, NOW - 10);
+            else if (kind < 14) st_mut_row_marker(m[k], ts, 0, 0);
+            else if (kind < 20) st_mut_row_marker(m[k], ts, 100, NOW + (int32_t)(x % 3) - 1);
+            else if (kind < 28) st_mut_cell_tombstone(m[k], col, ts, NOW - 10);
+            else if (kind < 36) st_mut_cell(m[k], col, (const uint8_t *)val, strlen(val), ts, 50, NOW + (int32_t)(x % 3) - 1);
+            else if (kind < 48) st_mut_cell_path(m[k], 5, (const uint8_t *)path, 2, (const uint8_t *)val, strlen(val), ts, 0, 0);
+            else st_mut_cell(m[k], col, (const uint8_t *)val, strlen(val), ts, 0, 0);
+        }
+    }
+    apply1(ss[0], m[0]);
+    apply1(ss[1], m[1]);
+}
+
+static void test_kv_against_reference(void **state)
+{
+    dfx *f = *state;
+    char refdir[128], pk[8];
+    snprintf(refdir, sizeof refdir, "%s/ref", f->root);
+    mkdir(refdir, 0755);
+    storage *ref = open_st(refdir, ST_SYNC_PERIODIC, NULL, 0);
+    sib_err err;
+    assert_int_equal(storage_replay(ref, NULL, &err), 0);
+    static const char *const off_k[] = {"enabled"}, *const off_v[] = {"false"};
+    assert_int_equal(st_table_set_options(storage_table(f->s, T1), off_k, off_v, 1, -1, &err), 0);
+    for (int p = 0; p < 12; p++) {
+        snprintf(pk, sizeof pk, "p%d", p);
+        st_mutation *m = mut(pk);
+        st_mut_partition_delete(m, -1000, NOW - 10);
+        apply1(ref, m);
+    }
+    uint64_t rng = 7;
+    static char a[1 << 16], b[1 << 16];
+    for (int round = 0; round < 10; round++) {
+        storage *ss[2] = {ref, f->s};
+        for (int i = 0; i < 300; i++) random_kv_op(ss, &rng);
+        if (round % 3 == 1) flush_all(f->s);
+        size_t seen = 0;
+        for (int p = 0; p < 12; p++) {
+            snprintf(pk, sizeof pk, "p%d", p);
+            dump_part(ref, pk, NULL, 0, false, a, sizeof a);
+            dump_part(f->s, pk, NULL, 0, false, b, sizeof b);
+            assert_string_equal(a, b);
+            seen += strlen(a);
+        }
+        dump_scan(ref, a, sizeof a);
+        dump_scan(f->s, b, sizeof b);
+        assert_string_equal(a, b);
+        assert_true(seen > 300);
+    }
+    dreopen(f);
+    storage_close(ref);
+}
+
 /* Writes flow while flushes run on the worker (a libev loop, small memtable). */
 /* commitlog_total_space: with a memtable bound never reached, the tables
  * holding the oldest segment still flush once the live segments exceed the
@@ -1854,15 +2099,16 @@ static void test_flush_while_writing(void **state)
     storage_close(f->s);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     f->s = open_data(f, 256 * 1024, loop);
-    char pk[16], val[64];
-    for (int i = 0; i < 20000; i++) {
+    char pk[16], val[128];
+    /* about 4 MB of records: a memtable past its first 1 MiB chunks flushes */
+    for (int i = 0; i < 30000; i++) {
         snprintf(pk, sizeof pk, "k%06d", i);
-        snprintf(val, sizeof val, "value-%d", i);
+        snprintf(val, sizeof val, "value-%d-%090d", i, i);
         put(f->s, pk, "", 1, val, 10, 0, 0);
         if (i % 100 == 0) ev_run(loop, EVRUN_NOWAIT);
         if (i % 997 == 0) { /* reads in between see everything so far */
             snprintf(pk, sizeof pk, "k%06d", i / 2);
-            snprintf(val, sizeof val, "value-%d", i / 2);
+            snprintf(val, sizeof val, "value-%d-%090d", i / 2, i / 2);
             assert_string_equal(get(f->s, pk, "", 1), val);
         }
     }
@@ -1874,15 +2120,16 @@ static void test_flush_while_writing(void **state)
     storage_get_stats(f->s, &st);
     assert_true(st.sstables >= 3);
     assert_int_equal(st.flushes_pending, 0);
-    for (int i = 0; i < 20000; i += 7) {
+    for (int i = 0; i < 30000; i += 7) {
         snprintf(pk, sizeof pk, "k%06d", i);
-        snprintf(val, sizeof val, "value-%d", i);
+        snprintf(val, sizeof val, "value-%d-%090d", i, i);
         assert_string_equal(get(f->s, pk, "", 1), val);
     }
     storage_close(f->s);
     ev_loop_destroy(loop);
     f->s = open_data(f, 0, NULL);
-    assert_string_equal(get(f->s, "k019999", "", 1), "value-19999");
+    snprintf(val, sizeof val, "value-%d-%090d", 29999, 29999);
+    assert_string_equal(get(f->s, "k029999", "", 1), val);
 }
 
 /* ---- compaction ---- */
@@ -2461,6 +2708,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slices_and_reversed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memtable_index_many_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memtable_index_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_growing_collection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_rows_random_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_token_order_and_resume, setup, teardown),
@@ -2488,6 +2737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncate_removes_sstables, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_corrupted_block_and_leftovers, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_merge_against_reference, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_kv_against_reference, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_flush_while_writing, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_commitlog_total_space_flushes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_stcs_compacts_flushes, dsetup, dteardown),
