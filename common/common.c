@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <stdlib.h>
@@ -258,6 +259,31 @@ void sib_logf(sib_log *l, sib_level lv, const char *fmt, ...)
     va_end(ap);
     fprintf(l->out, "%s %-5s %s\n", ts, names[lv], line);
     fflush(l->out);
+}
+
+/* ---- huge pages ---- */
+
+static size_t huge_round(size_t n) { return (n + SIB_HUGE_PAGE - 1) & ~(SIB_HUGE_PAGE - 1); }
+
+void *sib_huge_alloc(size_t n)
+{
+    n = huge_round(n ? n : 1);
+    if (n + SIB_HUGE_PAGE < n) return NULL;
+    /* map one page more, keep the aligned part */
+    size_t m = n + SIB_HUGE_PAGE;
+    uint8_t *p = mmap(NULL, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uintptr_t a = ((uintptr_t)p + SIB_HUGE_PAGE - 1) & ~(uintptr_t)(SIB_HUGE_PAGE - 1);
+    size_t head = a - (uintptr_t)p, tail = m - head - n;
+    if (head) munmap(p, head);
+    if (tail) munmap((uint8_t *)a + n, tail);
+    (void)madvise((void *)a, n, MADV_HUGEPAGE); /* a hint: small pages work too */
+    return (void *)a;
+}
+
+void sib_huge_free(void *p, size_t n)
+{
+    if (p) munmap(p, huge_round(n ? n : 1));
 }
 
 /* ---- arena ---- */

@@ -224,6 +224,17 @@ void sib_logf(sib_log *l, sib_level lv, const char *fmt, ...) __attribute__((for
 #define SIB_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+/* ---- huge pages ---------------------------------------------------------- */
+
+/* Zeroed memory in whole 2 MiB pages, aligned to 2 MiB and advised for
+ * transparent huge pages (MADV_HUGEPAGE, where the kernel allows): for big
+ * tables read at random, such as a memtable's, where a TLB miss per access
+ * (a nested page walk in a VM) costs as much as the cache miss. n is
+ * rounded up to SIB_HUGE_PAGE; free with the same n. NULL on failure. */
+#define SIB_HUGE_PAGE ((size_t)2 << 20)
+void *sib_huge_alloc(size_t n);
+void sib_huge_free(void *p, size_t n);
+
 /* ---- arena ------------------------------------------------------------- */
 
 typedef struct sib_arena sib_arena;

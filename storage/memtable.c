@@ -41,12 +41,19 @@
 #define MT_ARENA_CHUNK (1u << 20)
 
 /* ---- record arena ----
- * A reference is 1 + (chunk index << 17 | offset / 8): 1 MiB chunks, 8-byte
- * units, 0 never a record. A record bigger than a quarter chunk gets a chunk
- * of its own (offset 0). 32767 chunks: 32 GiB, far beyond any memtable. */
+ * A reference is 1 + (chunk index << 18 | offset / 8): chunks of at most
+ * 2 MiB, 8-byte units, 0 never a record. The first chunk is small (64 KiB:
+ * a table that gets a few writes costs little); the next ones are 2 MiB
+ * huge pages, as the index is once it is big: a lookup touches a random
+ * slot and a random record, and with 4 KiB pages each was a TLB miss too
+ * (a nested page walk in a VM). A record bigger than a quarter chunk gets
+ * a chunk of its own (offset 0). 16383 chunks: 32 GiB, far beyond any
+ * memtable. */
 
-#define RA_OFF_BITS 17
+#define RA_OFF_BITS 18
 #define RA_MAX_CHUNKS ((1u << (32 - RA_OFF_BITS)) - 1)
+#define RA_FIRST ((size_t)64 << 10)
+#define RA_CHUNK SIB_HUGE_PAGE
 
 static inline void *ra_ptr(const mt_rarena *a, uint32_t ref)
 {
@@ -54,17 +61,20 @@ static inline void *ra_ptr(const mt_rarena *a, uint32_t ref)
     return a->chunks[ref >> RA_OFF_BITS] + ((size_t)(ref & ((1u << RA_OFF_BITS) - 1)) << 3);
 }
 
-static bool ra_chunk(mt_rarena *a, size_t size, uint32_t *idx)
+static bool ra_chunk(mt_rarena *a, size_t size, bool huge, uint32_t *idx)
 {
     if (a->n >= RA_MAX_CHUNKS) return false;
     if (a->n == a->cap) {
         uint32_t cap = a->cap ? 2 * a->cap : 16;
         uint8_t **c = realloc(a->chunks, cap * sizeof *c);
-        if (!c) return false;
-        a->chunks = c;
+        if (c) a->chunks = c;
+        size_t *z = c ? realloc(a->sizes, cap * sizeof *z) : NULL;
+        if (!z) return false;
+        a->sizes = z;
         a->cap = cap;
     }
-    if (!(a->chunks[a->n] = malloc(size))) return false;
+    if (!(a->chunks[a->n] = huge ? sib_huge_alloc(size) : malloc(size))) return false;
+    a->sizes[a->n] = size | huge;
     a->total += size;
     *idx = a->n++;
     return true;
@@ -75,11 +85,13 @@ static void *ra_alloc(mt_rarena *a, size_t n, uint32_t *ref)
     n = (n + 7) & ~(size_t)7;
     uint32_t idx;
     size_t off = 0;
-    if (n > MT_ARENA_CHUNK / 4) {
-        if (!ra_chunk(a, n, &idx)) return NULL;
+    if (n > RA_CHUNK / 4) {
+        if (!ra_chunk(a, n, false, &idx)) return NULL;
     } else {
-        if (a->used + n > MT_ARENA_CHUNK) {
-            if (!ra_chunk(a, MT_ARENA_CHUNK, &a->cur)) return NULL;
+        if (a->used + n > a->curcap) {
+            bool first = !a->curcap && n <= RA_FIRST;
+            if (!ra_chunk(a, first ? RA_FIRST : RA_CHUNK, !first, &a->cur)) return NULL;
+            a->curcap = first ? RA_FIRST : RA_CHUNK;
             a->used = 0;
         }
         idx = a->cur;
@@ -92,9 +104,28 @@ static void *ra_alloc(mt_rarena *a, size_t n, uint32_t *ref)
 
 static void ra_free(mt_rarena *a)
 {
-    for (uint32_t i = 0; i < a->n; i++) free(a->chunks[i]);
+    for (uint32_t i = 0; i < a->n; i++) {
+        if (a->sizes[i] & 1) sib_huge_free(a->chunks[i], a->sizes[i] & ~(size_t)1);
+        else free(a->chunks[i]);
+    }
     free(a->chunks);
+    free(a->sizes);
     memset(a, 0, sizeof *a);
+}
+
+/* Index tables of 1 MiB and more are huge pages (above); smaller ones are
+ * calloc'd. Both come zeroed. */
+#define IX_HUGE_BYTES ((size_t)1 << 20)
+
+static uint64_t *ix_alloc(size_t len)
+{
+    return len * sizeof(uint64_t) >= IX_HUGE_BYTES ? sib_huge_alloc(len * sizeof(uint64_t)) : calloc(len, sizeof(uint64_t));
+}
+
+static void ix_free(uint64_t *slots, size_t len)
+{
+    if (len * sizeof *slots >= IX_HUGE_BYTES) sib_huge_free(slots, len * sizeof *slots);
+    else free(slots);
 }
 
 int memtable_init(memtable *mt)
@@ -102,7 +133,6 @@ int memtable_init(memtable *mt)
     memset(mt, 0, sizeof *mt);
     mt->arena = sib_arena_create(MT_ARENA_CHUNK);
     if (!mt->arena) return SIB_ENOMEM;
-    mt->ra.used = MT_ARENA_CHUNK; /* no chunk yet */
     mt->min_ts = ST_NO_TIMESTAMP;
     mt->max_ts = ST_NO_TIMESTAMP;
     return 0;
@@ -113,7 +143,7 @@ void memtable_free(memtable *mt)
     sib_arena_destroy(mt->arena);
     mt->arena = NULL;
     ra_free(&mt->ra);
-    free(mt->ix.slots);
+    ix_free(mt->ix.slots, mt->ix.len);
     free(mt->scratch);
     mt->ix.slots = NULL;
     mt->scratch = NULL;
@@ -215,7 +245,7 @@ static int ix_resize(mt_index *x, size_t cap)
 {
     for (;;) {
         size_t len = cap + IX_TAIL(cap), j = 0, k = 0;
-        uint64_t *n = calloc(len, sizeof *n); /* large: fresh zero pages, no memset */
+        uint64_t *n = ix_alloc(len);
         if (!n) return SIB_ENOMEM;
         for (; k < x->len; k++) {
             uint64_t v = x->slots[k];
@@ -227,14 +257,14 @@ static int ix_resize(mt_index *x, size_t cap)
             j = h + 1;
         }
         if (k == x->len) {
-            free(x->slots);
+            ix_free(x->slots, x->len);
             x->slots = n;
             x->cap = cap;
             x->len = len;
             x->version++;
             return 0;
         }
-        free(n); /* the tail overflowed: a bigger table spreads the runs */
+        ix_free(n, len); /* the tail overflowed: a bigger table spreads the runs */
         cap *= 2;
     }
 }
@@ -270,7 +300,7 @@ static void ix_insert(memtable *mt, size_t pos, uint64_t prefix, uint32_t ref)
 
 bool memtable_in_first_chunks(const memtable *mt)
 {
-    return mt->ra.total <= MT_ARENA_CHUNK && sib_arena_used(mt->arena) <= MT_ARENA_CHUNK;
+    return mt->ra.total <= RA_FIRST + RA_CHUNK && sib_arena_used(mt->arena) <= MT_ARENA_CHUNK;
 }
 
 size_t memtable_bytes(const memtable *mt)

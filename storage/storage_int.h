@@ -202,13 +202,15 @@ static inline const uint8_t *mt_rec_pk(const mt_rec *r)
 }
 static inline st_deletion mt_part_del(const mt_part *p) { return (st_deletion){p->del_ts, p->del_ldt}; }
 
-/* The memtable's record arena: 1 MiB chunks addressed by 32-bit references
- * (chunk index, 8-byte unit), so an index slot holds a reference and 32
- * bits of token in 8 bytes. */
+/* The memtable's record arena: chunks of up to 2 MiB (huge pages, after a
+ * small first one) addressed by 32-bit references (chunk index, 8-byte
+ * unit), so an index slot holds a reference and 32 bits of token in 8
+ * bytes. */
 typedef struct mt_rarena {
     uint8_t **chunks;
+    size_t *sizes;        /* each chunk's bytes; the low bit marks a huge-page chunk */
     uint32_t n, cap, cur; /* cur: the chunk being filled */
-    size_t used, total;   /* bytes used in cur; bytes of every chunk */
+    size_t used, curcap, total; /* bytes used in cur, its size; bytes of every chunk */
 } mt_rarena;
 
 /* The ordered index (memtable.c): linear probing whose home slot is monotone

@@ -2100,8 +2100,8 @@ static void test_flush_while_writing(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     f->s = open_data(f, 256 * 1024, loop);
     char pk[16], val[128];
-    /* about 4 MB of records: a memtable past its first 1 MiB chunks flushes */
-    for (int i = 0; i < 30000; i++) {
+    /* about 8 MB of records: a memtable past its first chunks (2 MiB) flushes */
+    for (int i = 0; i < 60000; i++) {
         snprintf(pk, sizeof pk, "k%06d", i);
         snprintf(val, sizeof val, "value-%d-%090d", i, i);
         put(f->s, pk, "", 1, val, 10, 0, 0);
@@ -2120,7 +2120,7 @@ static void test_flush_while_writing(void **state)
     storage_get_stats(f->s, &st);
     assert_true(st.sstables >= 3);
     assert_int_equal(st.flushes_pending, 0);
-    for (int i = 0; i < 30000; i += 7) {
+    for (int i = 0; i < 60000; i += 7) {
         snprintf(pk, sizeof pk, "k%06d", i);
         snprintf(val, sizeof val, "value-%d-%090d", i, i);
         assert_string_equal(get(f->s, pk, "", 1), val);
@@ -2128,8 +2128,8 @@ static void test_flush_while_writing(void **state)
     storage_close(f->s);
     ev_loop_destroy(loop);
     f->s = open_data(f, 0, NULL);
-    snprintf(val, sizeof val, "value-%d-%090d", 29999, 29999);
-    assert_string_equal(get(f->s, "k029999", "", 1), val);
+    snprintf(val, sizeof val, "value-%d-%090d", 59999, 59999);
+    assert_string_equal(get(f->s, "k059999", "", 1), val);
 }
 
 /* ---- compaction ---- */
