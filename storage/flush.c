@@ -565,6 +565,7 @@ int st_table_freeze(storage *s, st_table *t, sib_err *err)
     st_mem *fresh = st_mem_create();
     if (!fresh) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
     st_mem *m = t->mem;
+    memtable_reserve(&fresh->mt, memtable_partitions(&m->mt));
     m->frozen = true;
     m->bound = clog_position(storage_clog(s));
     m->next = t->frozen;

@@ -298,6 +298,12 @@ static void ix_insert(memtable *mt, size_t pos, uint64_t prefix, uint32_t ref)
     x->version++;
 }
 
+void memtable_reserve(memtable *mt, size_t n)
+{
+    /* homes for n at 4/5 full: room to spare before the 7/8 that doubles */
+    if (!mt->ix.slots && n > IX_FIRST) (void)ix_resize(&mt->ix, n + n / 4);
+}
+
 bool memtable_in_first_chunks(const memtable *mt)
 {
     return mt->ra.total <= RA_FIRST + RA_CHUNK && sib_arena_used(mt->arena) <= MT_ARENA_CHUNK;

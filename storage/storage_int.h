@@ -250,6 +250,10 @@ int memtable_init(memtable *mt);
 void memtable_free(memtable *mt);
 /* Bytes it holds: its arenas and its index. */
 size_t memtable_bytes(const memtable *mt);
+/* Sizes an empty memtable's index for about n partitions (a hint, so that
+ * a memtable that fills as the one before it did never doubles its index:
+ * a doubling is one pass over it on the loop, milliseconds at 500k). */
+void memtable_reserve(memtable *mt, size_t n);
 /* Its arenas have not grown past their first chunks (not worth an SSTable). */
 bool memtable_in_first_chunks(const memtable *mt);
 static inline size_t memtable_partitions(const memtable *mt) { return mt->ix.n; }

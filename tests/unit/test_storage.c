@@ -2065,6 +2065,7 @@ static void test_commitlog_total_space_flushes(void **state)
         put(f->s, pk, "", 1, val, 10, 0, 0);
         if (i % 100 == 0) ev_run(loop, EVRUN_NOWAIT);
     }
+    ev_run(loop, EVRUN_NOWAIT); /* queued writes reach the memtable when the loop runs */
     /* While a flush runs, writes go on into the active memtable (the bound
      * is soft, as Cassandra's); the bound is checked again as writes come.
      * So keep writing a little, bounded in count and time, until the live
@@ -2698,6 +2699,8 @@ static void test_kill_during_compaction(void **state)
 
 int main(void)
 {
+    /* SIB_TEST_FILTER=name runs the tests matching it (one test under gdb, say) */
+    if (getenv("SIB_TEST_FILTER")) cmocka_set_test_filter(getenv("SIB_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_overwrite_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments_preallocated, setup, teardown),
