@@ -643,8 +643,8 @@ static int apply_op(memtable *mt, mt_part *p, mt_row **row, const mut_op *op)
 enum { MTK_MARKER = 1, MTK_MARKER_EXP = 2 };
 enum { KC_PATH = 1, KC_EXP = 2, KC_TOMB = 4 };
 #define KV_MAX_CELLS UINT16_MAX
-#define KV_REBUILD_MAX_BYTES 512 /* a record rebuilt by a write: at most this big before */
-#define KV_REBUILD_MAX_CELLS 8   /* ... and with at most this many cells, old and new */
+#define KV_REBUILD_MAX_CELLS 16    /* a record rebuilt by a write: at most this many cells after */
+#define KV_REBUILD_MAX_BYTES 1024 /* ... and at most this big before, unless every cell was replaced */
 
 typedef struct kv_marker { int64_t ts; int32_t ttl, ldt; } kv_marker; /* ts ST_NO_TIMESTAMP: none */
 
@@ -873,22 +873,28 @@ static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, cons
         }
     }
     if (!rebuild) return KV_DONE;
-    /* A rebuild leaves the old record behind: a row that keeps changing
-     * shape (a collection growing an element at a time) would leave a copy
-     * of itself per write. Past a small size it becomes a general partition,
-     * which leaves only the replaced cells behind. */
-    if (old && (oldsize > KV_REBUILD_MAX_BYTES || n > KV_REBUILD_MAX_CELLS)) return KV_TOO_BIG;
-    /* Merge: sort by key (stable), keep the superseding cell of each key. */
+    /* Merge: sort by key (stable: stored cells first), keep the superseding
+     * cell of each key. */
     qsort(v, n, sizeof *v, kv_sort_cmp);
-    size_t m = 0;
+    size_t m = 0, replaced = 0;
     for (size_t i = 0; i < n; i++) {
         if (m && !kv_cell_cmp(&v[m - 1].c, &v[i].c)) {
-            if (sst_cell_supersedes(&v[i].c, &v[m - 1].c)) v[m - 1] = v[i];
+            if (sst_cell_supersedes(&v[i].c, &v[m - 1].c)) {
+                replaced += v[m - 1].at != NULL;
+                v[m - 1] = v[i];
+            }
             continue;
         }
         v[m++] = v[i];
     }
     if (m > KV_MAX_CELLS) return KV_TOO_BIG;
+    /* A rebuild leaves the old record behind, where a general partition
+     * leaves only the cells a write replaces. The two cost the same when
+     * every cell is replaced; a row that keeps growing (a collection, an
+     * element at a time) or a big one of which a few cells change would
+     * leave a copy of itself per write, so past a small size it becomes a
+     * general partition. */
+    if (old && (m > KV_REBUILD_MAX_CELLS || (oldsize > KV_REBUILD_MAX_BYTES && replaced < nold))) return KV_TOO_BIG;
     uint8_t flags = mk.ts == ST_NO_TIMESTAMP ? 0 : mk.ttl > 0 ? MTK_MARKER | MTK_MARKER_EXP : MTK_MARKER;
     size_t size = sizeof(mt_rec) + h->pklen + (flags & MTK_MARKER ? 8 : 0) + (flags & MTK_MARKER_EXP ? 8 : 0);
     for (size_t i = 0; i < m; i++) size += kc_size(&v[i].c);
