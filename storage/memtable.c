@@ -38,7 +38,7 @@
 
 #include <stdlib.h>
 
-#define MT_ARENA_CHUNK (1u << 20)
+#define MT_ARENA_CHUNK (1u << 20) /* the general arena's chunks (MT_PART contents) */
 
 /* ---- record arena ----
  * A reference is 1 + (chunk index << 18 | offset / 8): chunks of at most
