@@ -145,8 +145,10 @@ void memtable_free(memtable *mt)
     ra_free(&mt->ra);
     ix_free(mt->ix.slots, mt->ix.len);
     free(mt->scratch);
+    free(mt->ops);
     mt->ix.slots = NULL;
     mt->scratch = NULL;
+    mt->ops = NULL;
 }
 
 /* ---- LWW ---- */
@@ -776,16 +778,19 @@ static kv_cell *kv_scratch(memtable *mt, size_t n)
 }
 
 /* Only what a KV record holds: the regular row with an empty clustering
- * key, its marker, cells and cell tombstones. */
-static bool ops_fit_kv(sib_rd r, size_t *ncells)
+ * key, its marker, cells and cell tombstones. The ops are decoded once, into
+ * mt->ops (*nops of them, *ncells cells), for kv_apply's two passes. */
+static bool ops_fit_kv(memtable *mt, sib_rd r, size_t *nops, size_t *ncells)
 {
     mut_op op;
     uint8_t sel = 0;
     int rc;
-    *ncells = 0;
+    *nops = *ncells = 0;
     while ((rc = mut_next_op(&r, &op, &sel)) > 0) {
         if (op.kind == MUT_OP_CELL || op.kind == MUT_OP_CTOMB) ++*ncells;
         else if (op.kind != MUT_OP_MARKER && !(op.kind == MUT_OP_ROW && !op.keylen)) return false;
+        if (!sib_grow((void **)&mt->ops, &mt->capops, *nops + 1, sizeof *mt->ops)) return false;
+        mt->ops[(*nops)++] = op;
     }
     return rc == 0 && *ncells <= KV_MAX_CELLS;
 }
@@ -806,10 +811,11 @@ enum { KV_DONE = 0, KV_TOO_BIG = 1 };
  * and points the slot at it. KV_TOO_BIG: more cells than a record holds,
  * or a rebuild of a record past the rebuild bounds (nothing changed but
  * timestamps noted; the caller makes an MT_PART). */
-static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, const mut_hdr *h, sib_rd ops, size_t nops)
+static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, const mut_hdr *h, const mut_op *ops,
+                    size_t nops, size_t ncells)
 {
     size_t nold = old ? old->ncells : 0;
-    kv_cell *v = kv_scratch(mt, nold + nops);
+    kv_cell *v = kv_scratch(mt, nold + ncells);
     if (!v) return SIB_ENOMEM;
     kv_marker mk = {ST_NO_TIMESTAMP, 0, ST_NO_DELETION_TIME};
     uint8_t *mk_at = NULL;
@@ -826,18 +832,16 @@ static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, cons
     }
     /* In place when every superseding write fits where its old one is. */
     bool rebuild = !old;
-    mut_op op;
-    uint8_t sel = 0;
-    sib_rd r = ops;
     kv_marker m2 = mk; /* the marker as the ops go (a mutation may hold two) */
-    while (!rebuild && mut_next_op(&r, &op, &sel) > 0) {
-        if (op.kind == MUT_OP_MARKER) {
-            int32_t ldt = op.ttl > 0 ? op.ldt : ST_NO_DELETION_TIME;
-            if (!marker_supersedes(op.ts, op.ttl, ldt, m2.ts, m2.ttl, m2.ldt)) continue;
-            if (mk.ts == ST_NO_TIMESTAMP || (op.ttl > 0) != (mk.ttl > 0)) rebuild = true;
-            m2 = (kv_marker){op.ts, op.ttl, ldt};
-        } else if (op.kind == MUT_OP_CELL || op.kind == MUT_OP_CTOMB) {
-            sst_cell c = op_cell(&op);
+    for (size_t i = 0; i < nops && !rebuild; i++) {
+        const mut_op *op = &ops[i];
+        if (op->kind == MUT_OP_MARKER) {
+            int32_t ldt = op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME;
+            if (!marker_supersedes(op->ts, op->ttl, ldt, m2.ts, m2.ttl, m2.ldt)) continue;
+            if (mk.ts == ST_NO_TIMESTAMP || (op->ttl > 0) != (mk.ttl > 0)) rebuild = true;
+            m2 = (kv_marker){op->ts, op->ttl, ldt};
+        } else if (op->kind == MUT_OP_CELL || op->kind == MUT_OP_CTOMB) {
+            sst_cell c = op_cell(op);
             kv_cell *k = kv_search(v, nold, &c);
             if (!k) rebuild = true;
             else if (sst_cell_supersedes(&c, &k->c) && (kc_flags(&c) != kc_flags(&k->c) || c.vlen != k->c.vlen))
@@ -845,14 +849,13 @@ static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, cons
         }
     }
     size_t n = nold;
-    r = ops;
-    sel = 0;
-    while (mut_next_op(&r, &op, &sel) > 0) {
-        if (op.kind == MUT_OP_MARKER) {
-            int32_t ldt = op.ttl > 0 ? op.ldt : ST_NO_DELETION_TIME;
-            note_ts(mt, op.ts);
-            if (!marker_supersedes(op.ts, op.ttl, ldt, mk.ts, mk.ttl, mk.ldt)) continue;
-            mk = (kv_marker){op.ts, op.ttl, ldt};
+    for (size_t i = 0; i < nops; i++) {
+        const mut_op *op = &ops[i];
+        if (op->kind == MUT_OP_MARKER) {
+            int32_t ldt = op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME;
+            note_ts(mt, op->ts);
+            if (!marker_supersedes(op->ts, op->ttl, ldt, mk.ts, mk.ttl, mk.ldt)) continue;
+            mk = (kv_marker){op->ts, op->ttl, ldt};
             if (!rebuild) {
                 memcpy(mk_at, &mk.ts, 8);
                 if (old->flags & MTK_MARKER_EXP) {
@@ -860,8 +863,8 @@ static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, cons
                     memcpy(mk_at + 12, &mk.ldt, 4);
                 }
             }
-        } else if (op.kind == MUT_OP_CELL || op.kind == MUT_OP_CTOMB) {
-            sst_cell c = op_cell(&op);
+        } else if (op->kind == MUT_OP_CELL || op->kind == MUT_OP_CTOMB) {
+            sst_cell c = op_cell(op);
             note_ts(mt, c.ts);
             if (rebuild) {
                 v[n] = (kv_cell){c, NULL, (uint32_t)n};
@@ -956,9 +959,9 @@ int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err)
     int rc = found ? 0 : ix_room(mt, prefix, h->pk, h->pklen, &pos);
     if (rc) return sib_err_set(err, rc, "storage: memtable out of memory");
     mt_rec *rec = found ? (mt_rec *)slot_rec(mt, mt->ix.slots[pos]) : NULL;
-    size_t ncells;
-    if ((!rec || rec->kind == MT_KV) && ops_fit_kv(*ops, &ncells)) {
-        rc = kv_apply(mt, prefix, pos, rec, h, *ops, ncells);
+    size_t nops, ncells;
+    if ((!rec || rec->kind == MT_KV) && ops_fit_kv(mt, *ops, &nops, &ncells)) {
+        rc = kv_apply(mt, prefix, pos, rec, h, mt->ops, nops, ncells);
         if (rc == SIB_ENOMEM) return sib_err_set(err, rc, "storage: memtable out of memory");
         if (rc == KV_DONE) return 0;
     }

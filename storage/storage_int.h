@@ -232,6 +232,8 @@ typedef struct memtable {
     bool pf_have;
     void *scratch; /* KV merges (memtable.c) */
     size_t capscratch;
+    mut_op *ops;   /* a KV write's ops, decoded once (memtable.c) */
+    size_t capops;
 } memtable;
 
 /* A memtable row as an sst_row (cells/cdels in caller-grown scratch). */
