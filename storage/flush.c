@@ -553,14 +553,22 @@ static int queue_flush(storage *s, st_table *t, st_mem *m, sib_err *err)
     return 0;
 }
 
-int st_table_freeze(storage *s, st_table *t, sib_err *err)
+int st_table_retry_flushes(storage *s, st_table *t, sib_err *err)
 {
     if (!t->dir || !storage_flusher(s)) return 0;
-    for (st_mem *m = t->frozen; m; m = m->next) /* retry failed flushes */
+    for (st_mem *m = t->frozen; m; m = m->next) /* frozen, and in no flush job: a failed flush */
         if (m->refs == 1) {
             int rc = queue_flush(s, t, m, err);
             if (rc) return rc;
         }
+    return 0;
+}
+
+int st_table_freeze(storage *s, st_table *t, sib_err *err)
+{
+    if (!t->dir || !storage_flusher(s)) return 0;
+    int rc = st_table_retry_flushes(s, t, err);
+    if (rc) return rc;
     if (!memtable_partitions(&t->mem->mt)) return 0;
     st_mem *fresh = st_mem_create();
     if (!fresh) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");

@@ -217,7 +217,9 @@ int st_mut_complex_delete(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
  * the entry is durable per the sync mode; in periodic mode (and without a
  * loop) that happens before storage_apply returns. Returns <0 and does not
  * call done when nothing was logged (invalid mutation, entry too big, write
- * failure, commitlog failed earlier): then nothing was applied either.
+ * failure, commitlog failed earlier; with a loop also SIB_EAGAIN while the
+ * memtables waiting for flush are over their bound, see store.c): then
+ * nothing was applied either.
  * With a loop (coalesced appends, see "Durability" above) the entry is
  * written and applied at the end of the loop iteration and `done` runs from
  * there, never inside storage_apply, in every mode; a failed write then

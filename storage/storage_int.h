@@ -404,6 +404,8 @@ int st_flusher_start(st_flusher **out, storage *s, struct ev_loop *loop, sib_err
 void st_flusher_stop(st_flusher *f); /* waits for running jobs */
 /* Freezes t's memtable and queues its flush (no-op when empty). */
 int st_table_freeze(storage *s, st_table *t, sib_err *err);
+/* Queues again the flushes of t's memtables whose flush failed. */
+int st_table_retry_flushes(storage *s, st_table *t, sib_err *err);
 /* Handles finished flushes (loop thread). */
 void st_flusher_poll(st_flusher *f);
 /* Blocks until every queued flush is done (no-loop mode). */

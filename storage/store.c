@@ -59,6 +59,8 @@ struct storage {
     uint64_t applies;
     sst_clpos replay_pos; /* position of the entry being replayed */
     bool replayed, written; /* replay must come first, and once */
+    bool backlog_full; /* frozen memtables over their bound: writes are refused (backlog_check) */
+    int64_t backlog_retry_ns; /* meanwhile, failed flushes are retried once a second (monotonic) */
     st_table **map; /* capacity a power of two; NULL = empty */
     size_t cap, n;
 };
@@ -407,6 +409,46 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err)
 
 /* ---- writes ---- */
 
+/* Memtables waiting for their flush may hold this much, at least 64 MiB or
+ * memtable_heap_space (the active ones hold up to that again). Flushes
+ * that cannot keep up, or fail (a full data disk), would otherwise pile up
+ * memtables until the process runs out of memory. Cassandra blocks writes
+ * at that point; a loop cannot block, so a write is refused with
+ * Overloaded (SIB_EAGAIN) before it is logged, and accepted again as soon
+ * as flushes catch up. */
+#define BACKLOG_MIN ((size_t)64 << 20)
+
+static bool backlog_over(storage *s)
+{
+    size_t limit = SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN), total = 0;
+    for (size_t i = 0; i < s->cap; i++) {
+        st_table *t = s->map[i];
+        for (st_mem *m = t ? t->frozen : NULL; m; m = m->next) total += memtable_bytes(&m->mt);
+    }
+    return total > limit;
+}
+
+/* Checked on every write while the backlog is full (a walk over the
+ * tables' frozen lists, short), else every 64 writes (maybe_flush). A
+ * failed flush is otherwise retried by the next freeze, and refused writes
+ * freeze nothing: so while writes are refused, failed flushes are queued
+ * again once a second (the disk may have room again). */
+static int backlog_check(storage *s, sib_err *err)
+{
+    if (!s->backlog_full || !(s->backlog_full = backlog_over(s))) return 0;
+    int64_t now = sib_mono_ns();
+    if (now >= s->backlog_retry_ns) {
+        s->backlog_retry_ns = now + 1000000000;
+        sib_err e;
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->map[i] && st_table_retry_flushes(s, s->map[i], &e))
+                sib_log(s->o.log, SIB_ERROR, "storage: %s", e.msg);
+    }
+    return sib_err_set(err, SIB_EAGAIN,
+                       "storage: memtables waiting for flush are over %zu MiB; write refused until they flush",
+                       SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN) >> 20);
+}
+
 /* Every 64 applies: when the active memtables together reach
  * memtable_heap_space, freeze the largest (Cassandra's cleanup policy),
  * unless it still fits in its first arena chunk. */
@@ -428,6 +470,9 @@ static void maybe_flush(storage *s)
     if (total >= s->o.memtable_heap_space && big && !memtable_in_first_chunks(&big->mem->mt) &&
         st_table_freeze(s, big, &err))
         sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
+    if (s->o.loop && !s->backlog_full && (s->backlog_full = backlog_over(s)))
+        sib_log(s->o.log, SIB_WARN, "storage: memtables waiting for flush are over their bound: writes are refused "
+                                    "(Overloaded) until they flush");
     if (!s->fl) return; /* (commitlog_total_space always has a value: storage_open) */
     uint64_t live;
     const uint8_t(*ids)[16];
@@ -469,6 +514,8 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
                                sib_strerror(muts[i]->err));
     }
     bool logged = !(flags & ST_APPLY_NO_COMMITLOG);
+    int brc = backlog_check(s, err);
+    if (brc) return brc;
     s->written = true;
     if (s->fl && !s->o.loop) {
         st_flusher_poll(s->fl);

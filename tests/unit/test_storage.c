@@ -2558,6 +2558,98 @@ static void test_flush_disk_full(void **state)
     assert_string_equal(get(f->s, "k0299", "r", 1), big);
 }
 
+/* Flushes that fail (here the table's directory is a plain file, as a
+ * full data disk would make them fail) leave their memtables frozen; past
+ * a bound (64 MiB here) writes are refused with SIB_EAGAIN (Overloaded)
+ * before anything is logged, instead of piling memtables up until the
+ * process runs out of memory. Once the flushes can go, they are retried
+ * and writes are accepted again; what was acknowledged is all there. */
+static void test_flush_backlog_refuses_writes(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    f->s = open_data(f, 4u << 20, loop);
+    char dir[256], pk[16], val[1000]; /* get() copies up to 1 KiB */
+    table_dir(f, dir, sizeof dir);
+    assert_non_null(storage_table(f->s, T1)); /* loaded before its directory is in the way */
+    rmdir(dir);
+    FILE *blk = fopen(dir, "w");
+    assert_non_null(blk);
+    fclose(blk);
+    memset(val, 'v', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    int accepted = 0, refused = 0;
+    sib_err err;
+    for (int i = 0; i < 200000 && !refused; i++) {
+        snprintf(pk, sizeof pk, "k%06d", i);
+        st_mutation *m = mut(pk);
+        st_mut_row(m, (const uint8_t *)"", 0);
+        st_mut_cell(m, 1, (const uint8_t *)val, strlen(val), 10, 0, 0);
+        int rc = storage_apply(f->s, &m, 1, NULL, NULL, &err);
+        st_mutation_destroy(m);
+        if (rc == SIB_EAGAIN) {
+            assert_non_null(strstr(err.msg, "waiting for flush"));
+            refused++;
+        } else {
+            assert_int_equal(rc, 0);
+            accepted++;
+        }
+        if (i % 100 == 0) ev_run(loop, EVRUN_NOWAIT);
+    }
+    assert_int_equal(refused, 1);
+    storage_stats full;
+    storage_get_stats(f->s, &full);
+    assert_true(full.memtable_bytes > (64u << 20)); /* memtables as they count, in whole chunks */
+    assert_true(full.flushes_pending >= 8);
+    assert_true(accepted > 20000);
+    /* The disk is back. Refused writes have the failed flushes queued again
+     * (once a second), so a client that retries gets in once they are done. */
+    assert_int_equal(unlink(dir), 0);
+    int rc = SIB_EAGAIN;
+    for (int k = 0; k < 6000 && rc == SIB_EAGAIN; k++) { /* bounded: 60 s */
+        st_mutation *m = mut("after");
+        st_mut_row(m, (const uint8_t *)"", 0);
+        st_mut_cell(m, 1, (const uint8_t *)"yes", 3, 11, 0, 0);
+        rc = storage_apply(f->s, &m, 1, NULL, NULL, &err);
+        st_mutation_destroy(m);
+        ev_run(loop, EVRUN_NOWAIT);
+        struct timespec t = {0, 10 * 1000 * 1000};
+        if (rc == SIB_EAGAIN) nanosleep(&t, NULL);
+    }
+    assert_int_equal(rc, 0);
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_string_equal(get(f->s, "after", "", 1), "yes");
+    /* and a flush by hand takes every memtable left to an SSTable */
+    storage_stats st;
+    cb_state cb = {.rc = -1};
+    for (int k = 0; k < 10 && (cb.rc || st.flushes_pending); k++) {
+        cb = (cb_state){0};
+        assert_int_equal(storage_flush(f->s, NULL, on_done, &cb, &err), 0);
+        for (int j = 0; j < 6000 && !cb.calls; j++) { /* bounded: 60 s */
+            ev_run(loop, EVRUN_NOWAIT);
+            struct timespec t = {0, 10 * 1000 * 1000};
+            nanosleep(&t, NULL);
+        }
+        storage_get_stats(f->s, &st);
+    }
+    assert_int_equal(cb.rc, 0);
+    assert_int_equal(st.flushes_pending, 0);
+    for (int i = 0; i < accepted; i += 997) {
+        snprintf(pk, sizeof pk, "k%06d", i);
+        assert_string_equal(get(f->s, pk, "", 1), val);
+    }
+    snprintf(pk, sizeof pk, "k%06d", accepted); /* the refused write */
+    assert_null(get(f->s, pk, "", 1));
+    storage_close(f->s);
+    ev_loop_destroy(loop);
+    f->s = open_data(f, 0, NULL);
+    snprintf(pk, sizeof pk, "k%06d", accepted - 1);
+    assert_string_equal(get(f->s, pk, "", 1), val);
+    snprintf(pk, sizeof pk, "k%06d", accepted);
+    assert_null(get(f->s, pk, "", 1));
+}
+
 /* With a libev loop: a single SSTable made of gc-able tombstones is
  * compacted alone (tombstone_threshold) on the worker, the completion comes
  * back through ev_async, and nothing is left. */
@@ -2713,6 +2805,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memtable_index_many_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memtable_index_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_growing_collection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_backlog_refuses_writes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_many_rows_random_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_token_order_and_resume, setup, teardown),
