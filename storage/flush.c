@@ -545,7 +545,18 @@ static int queue_flush(storage *s, st_table *t, st_mem *m, sib_err *err)
     j->m = m;
     st_mem_ref(m);
     j->gen = t->next_gen++;
+    /* What the SSTable covers, for replay and for releasing commitlog
+     * segments: what came before m's bound, but not past the first segment
+     * of an older memtable of the table that is not an SSTable yet (its
+     * flush in flight, or failed and waiting for a retry). Otherwise a
+     * retried flush that fails again after this one succeeds (a full disk)
+     * would let a restart skip, and the release delete, that memtable's
+     * writes. Its writes and then m's are replayed again instead, which LWW
+     * makes harmless. */
     j->wo.clpos = m->bound;
+    for (st_mem *o = m->next; o; o = o->next)
+        if (o->first_seg && sst_clpos_cmp((sst_clpos){o->first_seg, 0}, j->wo.clpos) < 0)
+            j->wo.clpos = (sst_clpos){o->first_seg, 0};
     j->wo.block_size = storage_get_opts(s)->sstable_block_size;
     j->wo.fp_chance = storage_get_opts(s)->bloom_filter_fp_chance;
     j->seq = ++f->seq_queued;

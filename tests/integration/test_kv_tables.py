@@ -10,10 +10,14 @@ many times, so reads and paged scans merge the memtable with SSTables, and
 everything must still be there after kill -9."""
 
 import json
+import os
 import random
 import time
 import urllib.request
 
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.policies import FallthroughRetryPolicy
+from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import SimpleStatement
 
 
@@ -124,4 +128,68 @@ def test_kv_table_against_model(make_node, clusters):
             assert (r.v, r.n, frozenset(r.tags or ())) == want[k], k
         else:
             assert r is None, k
+    c.shutdown()
+
+
+def test_overloaded_while_flushes_fail(make_node, clusters):
+    """Flushes that fail (the table's directory is a plain file here, as a full
+    data disk would make them fail) leave their memtables waiting; past 64 MiB
+    of them a write is refused with Overloaded, nothing of it applied, instead
+    of memtables piling up until the node runs out of memory. Once flushes can
+    go again, a client that retries gets in, and everything acknowledged is
+    there, also after kill -9."""
+    node = make_node(memtable_heap_space="4MiB")
+    c, s = clusters.connect(node)
+    s.execute("CREATE KEYSPACE ov WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE ov.t (k int PRIMARY KEY, v text)")
+    tid = s.execute("SELECT id FROM system_schema.tables WHERE keyspace_name = 'ov' AND table_name = 't'").one().id
+    tdir = os.path.join(node.datadir, tid.hex)
+    if os.path.isdir(tdir):
+        os.rmdir(tdir)
+    open(tdir, "w").close()
+    ins = s.prepare("INSERT INTO ov.t (k, v) VALUES (?, ?)")
+    ins.retry_policy = FallthroughRetryPolicy()           # the Overloaded error itself, not a retry elsewhere
+    val = "v" * 1000
+    acked, refused = [], []
+    for start in range(0, 200000, 5000):                  # bounded: 200 MB at most
+        keys = list(range(start, start + 5000))
+        res = execute_concurrent_with_args(s, ins, [(k, val) for k in keys], concurrency=64,
+                                           raise_on_first_error=False)
+        for k, (ok, r) in zip(keys, res):
+            if ok:
+                acked.append(k)
+            else:
+                assert isinstance(r, OverloadedErrorMessage), r
+                assert "waiting for flush" in str(r)
+                refused.append(k)
+        if refused:
+            break
+    assert refused, "no write was refused"
+    assert len(acked) > 20000                             # tens of MB went in first
+    os.unlink(tdir)                                       # the disk is back
+    after = s.prepare("INSERT INTO ov.t (k, v) VALUES (-1, 'after')")
+    after.retry_policy = FallthroughRetryPolicy()
+    for _ in range(600):                                  # bounded: 60 s
+        try:
+            s.execute(after)
+            break
+        except OverloadedErrorMessage:
+            time.sleep(0.1)
+    else:
+        raise AssertionError("writes stayed refused after the flushes could go")
+    get = s.prepare("SELECT v FROM ov.t WHERE k = ?")
+
+    def check(session):
+        assert session.execute(get, (-1,)).one().v == "after"
+        for k in acked[::499] + acked[-3:]:
+            assert session.execute(get, (k,)).one().v == val, k
+        for k in refused[:50]:
+            assert session.execute(get, (k,)).one() is None, k
+
+    check(s)
+    c.shutdown()
+    node.restart(kill=True)
+    c, s = clusters.connect(node)
+    get = s.prepare("SELECT v FROM ov.t WHERE k = ?")
+    check(s)
     c.shutdown()

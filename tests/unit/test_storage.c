@@ -2650,6 +2650,53 @@ static void test_flush_backlog_refuses_writes(void **state)
     assert_null(get(f->s, pk, "", 1));
 }
 
+/* Flushes that complete out of order: an older memtable's flush fails (too
+ * big for the disk left, here RLIMIT_FSIZE) and is retried together with a
+ * newer one, which is small and succeeds, while the retry fails again. The
+ * newer SSTable must not cover the older memtable's commitlog entries: after
+ * a restart (the older memtable was never an SSTable) they are replayed. */
+static void test_flush_out_of_order_keeps_older_writes(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    char big[200]; /* incompressible: LZ4 must not fit it under the limit */
+    uint64_t x = 11;
+    for (size_t i = 0; i < sizeof big - 1; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        big[i] = (char)('!' + (x >> 33) % 90);
+    }
+    big[sizeof big - 1] = 0;
+    fill(f->s, 0, 300, big, 10); /* the older memtable: about 60 KB */
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 8192;
+    signal(SIGXFSZ, SIG_IGN);
+    cb_state cb = {0};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    assert_int_equal(storage_flush(f->s, NULL, on_done, &cb, &err), 0);
+    setrlimit(RLIMIT_FSIZE, &old);
+    assert_int_not_equal(cb.rc, 0);
+    put(f->s, "newer", "r", 1, "small", 20, 0, 0); /* the newer memtable: a few bytes */
+    cb = (cb_state){0};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    assert_int_equal(storage_flush(f->s, NULL, on_done, &cb, &err), 0); /* the older again, then the newer */
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_not_equal(cb.rc, 0);
+    storage_stats st;
+    storage_get_stats(f->s, &st);
+    assert_int_equal(st.sstables, 1);        /* the newer one made it */
+    assert_int_equal(st.flushes_pending, 1); /* the older one waits */
+    dreopen(f);                              /* its memtable is gone: the commitlog must bring it back */
+    assert_string_equal(get(f->s, "newer", "r", 1), "small");
+    for (int i = 0; i < 300; i += 7) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "k%04d", i);
+        assert_string_equal(get(f->s, pk, "r", 1), big);
+    }
+}
+
 /* With a libev loop: a single SSTable made of gc-able tombstones is
  * compacted alone (tombstone_threshold) on the worker, the completion comes
  * back through ev_async, and nothing is left. */
@@ -2806,6 +2853,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memtable_index_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_growing_collection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_backlog_refuses_writes, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_flush_out_of_order_keeps_older_writes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_many_rows_random_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_token_order_and_resume, setup, teardown),
