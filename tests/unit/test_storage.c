@@ -2521,6 +2521,17 @@ static void test_block_cache_truncate_under_iterator(void **state)
     assert_null(get(f->s, "wide", "r00001", 1));
 }
 
+/* A printable string of n - 1 pseudo-random characters (LZ4 cannot shrink
+ * it much), from seed. */
+static void incompressible(char *buf, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        buf[i] = (char)('!' + (seed >> 33) % 90);
+    }
+    buf[n - 1] = 0;
+}
+
 /* Disk full during a flush: the flush fails cleanly (no SSTable, no tmp
  * file), the memtable stays readable, the next flush retries it. */
 static void test_flush_disk_full(void **state)
@@ -2528,12 +2539,7 @@ static void test_flush_disk_full(void **state)
     dfx *f = *state;
     sib_err err;
     char big[200]; /* incompressible: LZ4 must not fit it under the limit */
-    uint64_t x = 7;
-    for (size_t i = 0; i < sizeof big - 1; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        big[i] = (char)('!' + (x >> 33) % 90);
-    }
-    big[sizeof big - 1] = 0;
+    incompressible(big, sizeof big, 7);
     fill(f->s, 0, 300, big, 10);
     char dir[256];
     table_dir(f, dir, sizeof dir);
@@ -2660,12 +2666,7 @@ static void test_flush_out_of_order_keeps_older_writes(void **state)
     dfx *f = *state;
     sib_err err;
     char big[200]; /* incompressible: LZ4 must not fit it under the limit */
-    uint64_t x = 11;
-    for (size_t i = 0; i < sizeof big - 1; i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        big[i] = (char)('!' + (x >> 33) % 90);
-    }
-    big[sizeof big - 1] = 0;
+    incompressible(big, sizeof big, 11);
     fill(f->s, 0, 300, big, 10); /* the older memtable: about 60 KB */
     struct rlimit old, lim;
     getrlimit(RLIMIT_FSIZE, &old);
