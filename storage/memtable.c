@@ -434,10 +434,7 @@ static mt_part_ext *part_ext(memtable *mt, mt_part *p)
 static int cell_key_cmp(const mt_cell *c, uint32_t col, const uint8_t *path, size_t pathlen)
 {
     if (c->col != col) return c->col < col ? -1 : 1;
-    size_t n = c->pathlen < pathlen ? c->pathlen : pathlen;
-    int x = n ? memcmp(c->data, path, n) : 0;
-    if (x) return x;
-    return c->pathlen < pathlen ? -1 : c->pathlen > pathlen;
+    return key_cmp(c->data, c->pathlen, path, pathlen);
 }
 
 /* Index of the first cell >= (col, path); *found if equal. */

@@ -103,6 +103,28 @@ class NodeError(Exception):
 _LIVE = set()          # every SibylNode with a process, for the atexit sweep
 
 
+def admin_info(node):
+    """The node's GET /info (admin API) as a dict."""
+    import json
+    import urllib.request
+    with urllib.request.urlopen("http://%s:%d/info" % (node.host, node.admin_port), timeout=30) as r:
+        return json.loads(r.read().decode())
+
+
+def flush(node):
+    """POST /flush, then wait (bounded: 30 s) until no flush is pending; the last /info."""
+    import urllib.request
+    req = urllib.request.Request("http://%s:%d/flush" % (node.host, node.admin_port), method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200
+    for _ in range(600):
+        info = admin_info(node)
+        if info["flushes_pending"] == 0:
+            return info
+        time.sleep(0.05)
+    raise AssertionError("flush did not finish")
+
+
 @atexit.register
 def _kill_leftovers():
     for n in list(_LIVE):

@@ -9,32 +9,16 @@ found and scanned through one ordered index. Here a small memtable flushes
 many times, so reads and paged scans merge the memtable with SSTables, and
 everything must still be there after kill -9."""
 
-import json
 import os
 import random
 import time
-import urllib.request
 
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import FallthroughRetryPolicy
 from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import SimpleStatement
 
-
-def admin(node, path, method="GET"):
-    req = urllib.request.Request("http://%s:%d%s" % (node.host, node.admin_port, path), method=method,
-                                 data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read().decode() or "{}") if method == "GET" else None
-
-
-def settle(node):
-    for _ in range(600):                                  # bounded: 30 s
-        info = admin(node, "/info")
-        if info["flushes_pending"] == 0:
-            return info
-        time.sleep(0.05)
-    raise AssertionError("flushes did not finish")
+from sibyl_harness import flush
 
 
 def visible(row):
@@ -102,8 +86,8 @@ def test_kv_table_against_model(make_node, clusters):
                 assert r is None, k
             checked += 1
         if i == 7000:
-            admin(node, "/flush", "POST")                 # and once by hand, mid-way
-    info = settle(node)
+            flush(node)                                   # and once by hand, mid-way
+    info = flush(node)
     assert info["sstables"] >= 3, info                    # the 4 MiB memtable flushed again and again
     assert checked > 2000
     want = expected(model)
@@ -112,7 +96,7 @@ def test_kv_table_against_model(make_node, clusters):
     ttl = s.prepare("INSERT INTO kv.t (k, v, n) VALUES (?, ?, ?) USING TTL 2")
     for k in range(100000, 100300):
         s.execute(ttl, (k, "soon gone", k))
-    admin(node, "/flush", "POST")
+    flush(node)
     for k in range(100300, 100400):
         s.execute(ttl, (k, "soon gone", k))
     assert len(read_all(s)) == len(want) + 400

@@ -13,20 +13,8 @@ import pytest
 
 from cassandra import ReadFailure
 
+from sibyl_harness import flush
 
-
-def flush(node):
-    req = urllib.request.Request("http://%s:%d/flush" % (node.host, node.admin_port), method="POST", data=b"")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.status == 200
-    for _ in range(600):                                  # bounded: 30 s
-        with urllib.request.urlopen("http://%s:%d/info" % (node.host, node.admin_port), timeout=30) as r:
-            info = json.loads(r.read().decode())
-        if info["flushes_pending"] == 0:
-            return info
-
-        time.sleep(0.05)
-    raise AssertionError("flush did not finish")
 
 
 def fill(s, n, width=200):
