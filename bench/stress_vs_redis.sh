@@ -25,6 +25,12 @@
 #                                                    write and read at a fixed rate of half
 #                                                    the 16-in-flight peak (p99 target < 2 ms),
 #                                                    both in steady state (all keys present)
+#   each redis-server above, again                  the same fixed-rate runs through
+#                                                    sibyl-stress -mode redis (SET / GET of the
+#                                                    same keys and values): Redis's p99 at half
+#                                                    of its own peak, measured by the same
+#                                                    client the same way (redis-benchmark has
+#                                                    no fixed-rate mode)
 # and prints op/s for each, the server CPU time (user+sys) per operation,
 # and the ratios Sibyl/Redis. Every process it
 # starts is stopped by pid on exit.
@@ -98,7 +104,7 @@ stop_pid() {
 }
 
 declare -A R   # results: op/s by name
-declare -A H   # fixed-rate runs at half of the peak: a summary line by command
+declare -A H   # fixed-rate runs at half of the peak: a summary line by target_command
 declare -A C   # server CPU (user+sys) microseconds per operation by name
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -106,6 +112,55 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_us_per_op() { # ticks_before ticks_after
     python3 -c 'import sys; print("%.1f" % ((int(sys.argv[2]) - int(sys.argv[1])) * 1e6 / int(sys.argv[3]) / int(sys.argv[4])))' \
         "$1" "$2" "$CLK_TCK" "$N"
+}
+
+# ---- sibyl-stress results ----
+stress_rate() { # json file -> op/s
+    python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["summary"]["op_rate"])' "$1"
+}
+stress_lat() { # json file, key (median, p99, ...) -> ms
+    python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["summary"]["latency_%s_ms" % sys.argv[2]])' "$1" "$2"
+}
+stress_errors() {
+    python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(s["total_errors"])' "$1"
+}
+
+# A fixed-rate run at `rate` op/s for HALF_SECS, after a pause (so the disk
+# writeback of the run before is not part of it); its summary goes to
+# H[tag_cmd]. The target is sibyld, or Redis with "-mode redis".
+half_run() { # tag cmd rate port target-args...
+    local tag=$1 cmd=$2 rate=$3 port=$4
+    shift 4
+    local out=$TMP/${tag}_${cmd}_half.json
+    sleep 2
+    "$STRESS" "$cmd" duration=${HALF_SECS}s cl=ONE -node 127.0.0.1 "$@" \
+        -rate "threads=$THREADS" "fixed=${rate}/s" -conns "$CONNS_PER_THREAD" -inflight 16 \
+        -col "size=FIXED($VALUE)" -pop "dist=UNIFORM(1..$N)" -log "file=$out" >"$TMP/${tag}_${cmd}_half.txt" 2>&1 ||
+        die "sibyl-stress $cmd against $tag (fixed rate) failed: $(tail -5 "$TMP/${tag}_${cmd}_half.txt")"
+    H[${tag}_$cmd]="$rate/s fixed: $(stress_rate "$out") op/s, p50 $(stress_lat "$out" median) ms, p99 $(stress_lat "$out" p99) ms"
+    echo "  $tag $cmd at half of peak, ${H[${tag}_$cmd]}" >&2
+}
+
+# The steady-state latency runs of one target: every key written once
+# (seq), the 16-in-flight peak of reads and of writes over all keys, then a
+# fixed-rate run at half of each. Sibyl's and Redis's go through here alike.
+steady_runs() { # tag port target-args...
+    local tag=$1 port=$2
+    shift 2
+    "$STRESS" write "n=$N" cl=ONE -node 127.0.0.1 "$@" -rate "threads=$THREADS" -conns "$CONNS_PER_THREAD" \
+        -inflight 16 -col "size=FIXED($VALUE)" -pop "seq=1..$N" >"$TMP/${tag}_steady_fill.txt" 2>&1 ||
+        die "sibyl-stress fill of $tag failed: $(tail -5 "$TMP/${tag}_steady_fill.txt")"
+    local cmd out
+    for cmd in read write; do
+        out=$TMP/${tag}_${cmd}_steady.json
+        "$STRESS" "$cmd" "n=$N" cl=ONE -node 127.0.0.1 "$@" -rate "threads=$THREADS" -conns "$CONNS_PER_THREAD" \
+            -inflight 16 -col "size=FIXED($VALUE)" -pop "dist=UNIFORM(1..$N)" -log "file=$out" \
+            >"$TMP/${tag}_${cmd}_steady.txt" 2>&1 ||
+            die "sibyl-stress $cmd (steady) against $tag failed: $(tail -5 "$TMP/${tag}_${cmd}_steady.txt")"
+        R[${tag}_${cmd}_steady]=$(stress_rate "$out")
+        echo "  $tag $cmd, 16 in flight/conn, all keys present: ${R[${tag}_${cmd}_steady]} op/s" >&2
+        half_run "$tag" "$cmd" $(( ${R[${tag}_${cmd}_steady]} / 2 )) "$port" "$@"
+    done
 }
 
 # ---- redis ----
@@ -155,18 +210,9 @@ run_redis() { # tag, extra redis-server args...
             echo "  redis ($tag) -P $p: $line; server CPU ${C[redis_${tag}_${t}_P$p]} us/op" >&2
         done
     done
+    redis-cli -p "$port" flushall >/dev/null
+    steady_runs "redis_$tag" "$port" -mode redis -port "redis=$port"
     stop_pid "$pid"
-}
-
-# ---- sibyl ----
-stress_rate() { # json file -> op/s
-    python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["summary"]["op_rate"])' "$1"
-}
-stress_lat() { # json file, key (median, p99, ...) -> ms
-    python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["summary"]["latency_%s_ms" % sys.argv[2]])' "$1" "$2"
-}
-stress_errors() {
-    python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(s["total_errors"])' "$1"
 }
 
 # Empties the stress table (the next write run starts as Redis's does after
@@ -174,19 +220,6 @@ stress_errors() {
 truncate_table() { # port
     "$SHELL_BIN" 127.0.0.1 "$1" -e "TRUNCATE keyspace1.standard1" >"$TMP/sibyl_truncate.txt" 2>&1 ||
         die "TRUNCATE failed: $(tail -5 "$TMP/sibyl_truncate.txt")"
-}
-
-# A fixed-rate run at `rate` op/s for HALF_SECS, after a pause; its summary
-# goes to H[cmd].
-half_run() { # cmd rate port
-    local cmd=$1 rate=$2 port=$3 out=$TMP/sibyl_$1_half.json
-    sleep 2
-    "$STRESS" "$cmd" duration=${HALF_SECS}s cl=ONE -node 127.0.0.1 -port "native=$port" \
-        -rate "threads=$THREADS" "fixed=${rate}/s" -conns "$CONNS_PER_THREAD" -inflight 16 \
-        -col "size=FIXED($VALUE)" -pop "dist=UNIFORM(1..$N)" -log "file=$out" >"$TMP/sibyl_${cmd}_half.txt" 2>&1 ||
-        die "sibyl-stress $cmd (fixed rate) failed: $(tail -5 "$TMP/sibyl_${cmd}_half.txt")"
-    H[$cmd]="$rate/s fixed: $(stress_rate "$out") op/s, p50 $(stress_lat "$out" median) ms, p99 $(stress_lat "$out" p99) ms"
-    echo "  sibyl $cmd at half of peak, ${H[$cmd]}" >&2
 }
 
 run_sibyl() {
@@ -242,20 +275,10 @@ EOF
     # Latency at half of the peak (16 in flight) rate, fixed-rate mode,
     # measured from each request's intended start (no coordinated omission),
     # in steady state: all N keys present, reads and writes uniform over
-    # them. The read peak above is on that workload already. The write peak
-    # above started from an empty table (for the comparison with Redis), so
-    # it is measured again on the full table, and half of that is the rate.
-    # Each fixed-rate run starts after a pause, so the disk writeback of the
-    # run before it is not part of its measurement.
-    half_run read $(( ${R[sibyl_read_P16]} / 2 )) "$port"
-    local sout=$TMP/sibyl_write_steady.json
-    "$STRESS" write "n=$N" cl=ONE -node 127.0.0.1 -port "native=$port" \
-        -rate "threads=$THREADS" -conns "$CONNS_PER_THREAD" -inflight 16 \
-        -col "size=FIXED($VALUE)" -pop "dist=UNIFORM(1..$N)" -log "file=$sout" >"$TMP/sibyl_write_steady.txt" 2>&1 ||
-        die "sibyl-stress write (steady) failed: $(tail -5 "$TMP/sibyl_write_steady.txt")"
-    R[sibyl_write_steady]=$(stress_rate "$sout")
-    echo "  sibyl write, 16 in flight/conn, all keys present: ${R[sibyl_write_steady]} op/s" >&2
-    half_run write $(( ${R[sibyl_write_steady]} / 2 )) "$port"
+    # them. The write peak above started from an empty table (for the
+    # comparison with Redis), so both peaks are measured again on the full
+    # table, and half of each is the rate.
+    steady_runs sibyl "$port" -port "native=$port"
     kill -0 "$pid" 2>/dev/null || die "sibyld died: $(tail -5 "$dir/sibyld.log")"
     stop_pid "$pid"
 }
@@ -283,6 +306,10 @@ rrow() { printf '%-44s %8s %8s   %s\n' "$1" "$(ratio "${R[$2_P1]}" "${R[$3_P1]}"
 rrow "sibyl write / redis SET (no persistence)" sibyl_write redis_nopersist_set ">= 0.5"
 rrow "sibyl write / redis SET (aof everysec)" sibyl_write redis_aof_set ">= 1.0"
 rrow "sibyl read / redis GET (no persistence)" sibyl_read redis_nopersist_get ">= 0.5"
-printf '\n%-44s %s\n' "sibyl write peak, all keys present (P=16)" "${R[sibyl_write_steady]} op/s"
-printf '%-44s %s\n' "sibyl write at half of peak" "${H[write]}"
-printf '%-44s %s\n' "sibyl read at half of peak" "${H[read]}"
+printf '\n%s\n' "fixed rate at half of the 16-in-flight peak, all keys present (sibyl-stress; target p99 < 2 ms):"
+printf '%-34s %12s   %s\n' "target, operation" "peak op/s" "at half of the peak"
+for t in sibyl redis_nopersist redis_aof; do
+    for c in write read; do
+        printf '%-34s %12s   %s\n' "$t $c" "${R[${t}_${c}_steady]:-?}" "${H[${t}_$c]:-?}"
+    done
+done

@@ -56,6 +56,11 @@ typedef struct sib_client_opts {
  * SIB_EIO (network / timeout), SIB_EPROTO (unexpected answer), or the
  * server's error mapped to a SIB_E* code with its message in err->msg. */
 int sib_client_connect(sib_client **out, const sib_client_opts *o, sib_err *err);
+/* A connected, non-blocking TCP socket (TCP_NODELAY) to host:port, trying
+ * each address host resolves to: the fd, or SIB_EIO with the reason. What
+ * sib_client_connect opens before its handshake; the stress tool's Redis
+ * mode uses it too. */
+int sib_client_tcp_connect(const char *host, uint16_t port, int timeout_ms, sib_err *err);
 /* Closes the socket and frees the client. Callbacks of requests still in
  * flight are NOT called. NULL is a no-op. */
 void sib_client_close(sib_client *cl);

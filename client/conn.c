@@ -334,7 +334,7 @@ static int connect_addr(const struct addrinfo *ai, int timeout_ms, sib_err *err)
     return fd;
 }
 
-static int open_socket(const char *host, uint16_t port, int timeout_ms, sib_err *err)
+int sib_client_tcp_connect(const char *host, uint16_t port, int timeout_ms, sib_err *err)
 {
     char ps[8];
     snprintf(ps, sizeof(ps), "%u", port);
@@ -402,7 +402,7 @@ int sib_client_connect(sib_client **out, const sib_client_opts *o, sib_err *err)
     const char *host = o->host ? o->host : "127.0.0.1";
     uint16_t port = o->port ? o->port : DEFAULT_PORT;
     snprintf(cl->peer, sizeof(cl->peer), "%s:%u", host, port);
-    rc = cl->fd = open_socket(host, port, cl->timeout_ms, err);
+    rc = cl->fd = sib_client_tcp_connect(host, port, cl->timeout_ms, err);
     if (rc < 0) goto fail;
     rc = client_handshake(cl, o, err);
     if (rc < 0) goto fail;

@@ -5,16 +5,19 @@ The binary is $SIBYL_STRESS, else tools/sibyl-stress next to $SIBYL_BIN's
 build directory, else the first of build-asan, build, build-client.
 """
 
+import contextlib
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from sibyl_harness import REPO_ROOT
+from sibyl_harness import REPO_ROOT, free_port
 
 STRESS_TIMEOUT = 300   # the node may run under ASan
 N = 2000
@@ -350,3 +353,122 @@ def test_user_profile_unknown_op(stress_bin, node):
                         "-node", node.host, "-port", "native=%d" % node.port],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "'nosuch' is neither insert nor a query of the profile" in p.stderr, p.stderr
+
+
+# ---- -mode redis: the same workers against a real redis-server ----
+
+def redis_command(port, *args):
+    """One RESP2 command on a fresh connection; the answer as int, bytes,
+    None (nil) or str (a simple string)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        req = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            req += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(req)
+        buf = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            assert chunk, "redis closed the connection"
+            buf += chunk
+            if b"\r\n" not in buf:
+                continue
+            head, rest = buf.split(b"\r\n", 1)
+            if head[:1] == b":":
+                return int(head[1:])
+            if head[:1] == b"+":
+                return head[1:].decode()
+            if head[:1] == b"$":
+                n = int(head[1:])
+                if n < 0:
+                    return None
+                if len(rest) >= n + 2:
+                    return rest[:n]
+                continue
+            raise AssertionError("unexpected answer %r" % buf)
+        raise AssertionError("no answer from redis within 10 s")
+
+
+@contextlib.contextmanager
+def redis_server(tmp_path, *extra):
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server not installed (tools/install-deps.sh installs it)")
+    port = free_port("127.0.0.1")
+    log = tmp_path / "redis.log"
+    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                          "--dir", str(tmp_path), "--daemonize", "no", "--logfile", str(log), *extra],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert p.poll() is None and time.monotonic() < deadline, \
+                    "redis-server did not start: %s" % (log.read_text() if log.exists() else "")
+                time.sleep(0.05)
+        yield port
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
+def run_redis_stress(stress_bin, port, *args):
+    cmd = [stress_bin, *args, "-mode", "redis", "-node", "127.0.0.1", "-port", "redis=%d" % port]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=STRESS_TIMEOUT)
+    assert p.returncode == 0, "%s\nstdout:\n%s\nstderr:\n%s" % (" ".join(cmd), p.stdout, p.stderr)
+    return p.stdout, p.stderr
+
+
+def test_redis_mode_sets_and_gets(stress_bin, tmp_path):
+    with redis_server(tmp_path) as port:
+        out, _ = run_redis_stress(stress_bin, port, "write", "n=%d" % N, "-rate", "threads=2", "-conns", "2",
+                                  "-inflight", "8", "-col", "size=FIXED(%d)" % VALUE_SIZE)
+        assert "Redis SET / GET" in out
+        check_summary(parse_summary(out), N)
+        # Every key cassandra-stress's write names, with a value of the size asked.
+        assert redis_command(port, "DBSIZE") == N
+        for i in (1, N // 2, N):
+            v = redis_command(port, "GET", "%010d" % i)
+            assert v is not None and len(v) == VALUE_SIZE, (i, v)
+        assert redis_command(port, "GET", "%010d" % (N + 1)) is None
+
+        # Reads over twice the keys written: about half are misses (nil), none an error.
+        out, _ = run_redis_stress(stress_bin, port, "read", "n=%d" % N, "-rate", "threads=1", "-conns", "2",
+                                  "-inflight", "4", "-pop", "dist=UNIFORM(1..%d)" % (2 * N))
+        s = parse_summary(out)
+        check_summary(s, N)
+        assert 0.3 * N < s["Total partitions missed"][0] < 0.7 * N
+
+        # Fixed rate: 1500/s for 2 s is about 3000 operations and takes 2 s.
+        log = tmp_path / "fixed.json"
+        run_redis_stress(stress_bin, port, "mixed", "ratio(write=1,read=1)", "duration=2s", "-rate", "threads=2",
+                         "fixed=1500/s", "-pop", "dist=UNIFORM(1..%d)" % N, "-log", "file=%s" % log)
+        doc = json.loads(log.read_text())["summary"]
+        assert doc["total_errors"] == 0
+        assert 2700 <= doc["total_ops"] <= 3300 and doc["time_s"] >= 1.9
+        assert set(doc["per_type"]) == {"WRITE", "READ"}
+
+
+def test_redis_mode_counts_server_errors(stress_bin, tmp_path):
+    # Past maxmemory (noeviction) Redis answers every SET with -OOM: each is
+    # an error of the run, and the last one's text is shown.
+    with redis_server(tmp_path, "--maxmemory", "2mb", "--maxmemory-policy", "noeviction") as port:
+        out, err = run_redis_stress(stress_bin, port, "write", "n=20000", "-col", "size=FIXED(100)")
+        s = parse_summary(out)
+        assert 0 < s["Total errors"][0] < 20000
+        assert "OOM command not allowed" in err
+        assert redis_command(port, "DBSIZE") == 20000 - s["Total errors"][0]
+
+
+def test_redis_mode_rejects_user_profiles(stress_bin, tmp_path):
+    p = subprocess.run([stress_bin, "user", "profile=%s" % (tmp_path / "p.yaml"), "ops(insert=1)", "n=10",
+                        "-mode", "redis"], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "-mode redis runs write, read and mixed only" in p.stderr

@@ -20,7 +20,7 @@
  *                [-conns N] [-inflight N]
  *                [-col size=FIXED(34)] [-pop seq=1..N | dist=UNIFORM(1..N) | dist=ZIPF(1..N[,s])]
  *                [-schema replication(factor=1)] [-mode native cql3 prepared|unprepared [compression=lz4]]
- *                [-log file=out.json] [--json | --csv]
+ *                [-mode redis] [-log file=out.json] [--json | --csv]
  *
  * As in cassandra-stress, the words after the command belong to it and
  * every "-group" takes the words up to the next "-group". Counts accept
@@ -31,6 +31,11 @@
  * `user`, n counts operations (an insert of several partitions is one), not
  * partitions as cassandra-stress's user mode does, and -pop, when given,
  * picks the partitions instead of the first key column's population.
+ *
+ * -mode redis (not in cassandra-stress) sends the same keys and values to a
+ * Redis server as SET key value / GET key (port 6379 unless -port says), so
+ * Redis can be measured by the same client and pacing as Sibyl, fixed-rate
+ * latency included (redis-benchmark has no fixed-rate mode); resp.c.
  */
 #include "stress.h"
 
@@ -45,7 +50,8 @@
 /* Command line                                                           */
 /* ====================================================================== */
 
-enum { DEF_THREADS = 2, DEF_CONNS = 8, DEF_INFLIGHT = 8, DEF_VALUE = 34, DEF_PORT = 9042 };
+enum { DEF_THREADS = 2, DEF_CONNS = 8, DEF_INFLIGHT = 8, DEF_VALUE = 34, DEF_PORT = 9042,
+       DEF_REDIS_PORT = 6379 };
 
 void stress_usage(FILE *f)
 {
@@ -56,14 +62,15 @@ void stress_usage(FILE *f)
           "        [-col size=FIXED(34)]\n"
           "        [-pop seq=1..N | dist=UNIFORM(1..N) | dist=ZIPF(1..N[,exponent])]\n"
           "        [-schema replication(factor=1)] [-mode native cql3 prepared|unprepared [compression=lz4]]\n"
-          "        [-log file=out.json|out.csv] [--json | --csv]\n"
+          "        [-mode redis] [-log file=out.json|out.csv] [--json | --csv]\n"
           "\n"
           "  -rate threads=N   client threads (default 2)\n"
           "  -conns N          connections per thread (default 8)\n"
           "  -inflight N       requests in flight per connection (default 8)\n"
           "  profile=file.yaml a cassandra-stress user profile (tools/stress/profiles/)\n"
           "  fixed=R/s         fixed total rate; latency counts from each request's intended start\n"
-          "  --json / --csv    print the interval log and summary as JSON / CSV on stdout\n",
+          "  --json / --csv    print the interval log and summary as JSON / CSV on stdout\n"
+          "  -mode redis       SET / GET the same keys and values on a Redis server (port 6379)\n",
           f);
 }
 
@@ -213,8 +220,10 @@ static int parse_group_word(const char *group, const char *a, stress_opts *o)
     if (strcmp(group, "-node") == 0) return parse_node(a, o);
     if (strcmp(group, "-port") == 0) {
         int p;
-        if (!parse_int((v = after(a, "native=")) ? v : a, 1, 65535, &p)) return fail("bad port '%s'", a);
+        if (!parse_int((v = after(a, "native=")) || (v = after(a, "redis=")) ? v : a, 1, 65535, &p))
+            return fail("bad port '%s'", a);
         o->port = (uint16_t)p;
+        o->port_given = true;
     } else if (strcmp(group, "-rate") == 0) {
         if ((v = after(a, "threads=")) && parse_int(v, 1, 1024, &o->threads)) return 0;
         if (((v = after(a, "fixed=")) || (v = after(a, "throttle="))) && parse_rate(v, &o->rate)) return 0;
@@ -261,6 +270,7 @@ static int parse_group_word(const char *group, const char *a, stress_opts *o)
         else if (strcasecmp(a, "unprepared") == 0) o->prepared = false;
         else if (strcasecmp(a, "compression=lz4") == 0) o->lz4 = true;
         else if (strcasecmp(a, "compression=none") == 0) o->lz4 = false;
+        else if (strcasecmp(a, "redis") == 0) o->redis = true;
         else if (strcasecmp(a, "native") && strcasecmp(a, "cql3") && strcasecmp(a, "simplenative"))
             return fail("bad -mode option '%s'", a);
     } else if (strcmp(group, "-log") == 0) {
@@ -326,7 +336,9 @@ static int finish_defaults(stress_opts *o)
         if (!o->profile) return fail("%s", "user needs profile=file.yaml");
         if (o->nops == 0) return fail("%s", "user needs ops(insert=1,...)");
         if (!o->prepared) return fail("%s", "user profiles run prepared statements only (drop -mode unprepared)");
+        if (o->redis) return fail("%s", "-mode redis runs write, read and mixed only");
     }
+    if (o->redis && !o->port_given) o->port = DEF_REDIS_PORT;
     qsort(o->ops, (size_t)o->nops, sizeof(o->ops[0]), by_name);
     return 0;
 }
@@ -425,8 +437,10 @@ static void print_settings(const stress_shared *sh)
     FILE *out = o->format == OUT_TEXT ? stdout : stderr;
     char d[64];
     fprintf(out, "******************** Stress Settings ********************\n");
-    fprintf(out, "Command: %s (%s statements), consistency %s\n", cmds[o->cmd], o->prepared ? "prepared" : "unprepared",
-            cql_cl_name(o->cl));
+    if (o->redis) fprintf(out, "Command: %s (Redis SET / GET)\n", cmds[o->cmd]);
+    else
+        fprintf(out, "Command: %s (%s statements), consistency %s\n", cmds[o->cmd],
+                o->prepared ? "prepared" : "unprepared", cql_cl_name(o->cl));
     if (o->n) fprintf(out, "  Operations: %llu\n", (unsigned long long)o->n);
     else fprintf(out, "  Duration: %.1f s\n", o->duration_s);
     fprintf(out, "  Ops:");
@@ -446,7 +460,8 @@ static void print_settings(const stress_shared *sh)
     }
     fprintf(out, "Columns: C0 size=FIXED(%u)\nPopulation: %s\n", o->value_size,
             stress_dist_name(&o->pop, d, sizeof(d)));
-    fprintf(out, "Schema: keyspace1.standard1, replication factor %d\n\n", o->rf);
+    if (o->redis) fprintf(out, "Keys: %d-byte strings, values of C0's size\n\n", STRESS_KEY_LEN);
+    else fprintf(out, "Schema: keyspace1.standard1, replication factor %d\n\n", o->rf);
 }
 
 /* Loads the profile, creates the schema and learns what each op binds, on
@@ -456,6 +471,7 @@ static int setup(stress_shared *sh, sib_err *err)
     const stress_opts *o = sh->o;
     int rc = o->cmd == CMD_USER ? profile_load(o->profile, &sh->profile, err) : 0;
     if (rc < 0) return rc;
+    if (o->redis) return workload_setup(sh, NULL, err); /* no schema: what each op sends */
     sib_client *cl;
     sib_client_opts co = {.host = o->nodes[0], .port = o->port, .lz4 = o->lz4};
     rc = sib_client_connect(&cl, &co, err);

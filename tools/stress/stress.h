@@ -63,6 +63,7 @@ typedef struct stress_opts {
     const char *nodes[STRESS_MAX_NODES];
     size_t nnodes;
     uint16_t port;
+    bool port_given;
     int threads, conns, inflight;
     double rate;           /* fixed op/s over all threads; 0 = as fast as possible */
     uint32_t value_size;
@@ -70,6 +71,7 @@ typedef struct stress_opts {
     bool pop_given;
     int rf;                /* replication factor of the keyspace it creates */
     bool prepared;         /* EXECUTE prepared statements (default) or QUERY text */
+    bool redis;            /* -mode redis: SET / GET against a Redis server instead of CQL */
     bool lz4;
     const char *log_file;  /* JSON (or CSV if it ends in .csv) log of intervals + summary */
     out_format format;     /* stdout: text, or JSON / CSV only */
@@ -178,6 +180,28 @@ typedef struct stress_req {
 
 void stress_req_init(stress_req *r);
 void stress_req_free(stress_req *r);
+
+/* ---- resp.c: a pipelined Redis connection (-mode redis) ---- */
+
+typedef struct resp_conn resp_conn;
+enum { RESP_OK, RESP_NIL, RESP_ERROR, RESP_BROKEN };
+/* An answer: RESP_OK (msg: the string, integer or bulk), RESP_NIL, RESP_ERROR
+ * (msg: its text) or RESP_BROKEN (the connection is gone; msg NULL). */
+typedef void (*resp_cb)(void *ud, int status, const char *msg, size_t len);
+
+int resp_connect(resp_conn **out, const char *host, uint16_t port, int timeout_ms, sib_err *err);
+/* Calls every pending callback with RESP_BROKEN, then frees. NULL is fine. */
+void resp_close(resp_conn *c);
+/* Queues a command of argc arguments (copied); written by resp_flush / resp_io. */
+int resp_send(resp_conn *c, int argc, const cql_value *argv, resp_cb cb, void *ud, sib_err *err);
+int resp_fd(const resp_conn *c);
+short resp_events(const resp_conn *c);
+uint32_t resp_inflight(const resp_conn *c);
+/* Writes what it can without blocking: 0, or SIB_EIO (broken: callbacks ran). */
+int resp_flush(resp_conn *c, sib_err *err);
+/* Handles poll revents: writes, reads, calls the callbacks of complete
+ * answers in order. The number answered, or < 0 once broken. */
+int resp_io(resp_conn *c, short revents, sib_err *err);
 
 /* profile.c: a cassandra-stress user profile (YAML), as written. */
 typedef struct prof_column {

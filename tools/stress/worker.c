@@ -81,7 +81,8 @@ typedef struct op {
 
 typedef struct wconn {
     wctx *x;
-    sib_client *cl;
+    sib_client *cl;  /* the connection: CQL, */
+    resp_conn *rc;   /* or Redis (-mode redis) */
     sib_client_opts co;
     op *ops;         /* inflight slots */
     uint32_t *free;  /* free slot stack */
@@ -92,7 +93,7 @@ typedef struct wconn {
     int64_t next_try_ns;
     uint8_t ids[STRESS_MAX_OPS][MAX_ID]; /* prepared ids on this connection */
     uint16_t id_len[STRESS_MAX_OPS];
-    const sib_client *reg; /* the client whose fd is in the epoll set, and */
+    const void *reg;       /* the connection whose fd is in the epoll set, and */
     uint32_t reg_events;   /* the events it is registered for */
 } wconn;
 
@@ -133,6 +134,27 @@ bool stress_claim(stress_shared *sh, uint64_t *seq)
     if (sh->o->n && k >= sh->o->n) return false;
     *seq = k;
     return true;
+}
+
+/* ---- the connection: CQL (sib_client) or Redis (resp_conn) ---- */
+
+static const void *conn_id(const wconn *c) { return c->rc ? (const void *)c->rc : (const void *)c->cl; }
+static int conn_fd(const wconn *c) { return c->rc ? resp_fd(c->rc) : sib_client_fd(c->cl); }
+static short conn_events(const wconn *c) { return c->rc ? resp_events(c->rc) : sib_client_events(c->cl); }
+static uint32_t conn_inflight(const wconn *c) { return c->rc ? resp_inflight(c->rc) : sib_client_inflight(c->cl); }
+static int conn_flush(wconn *c) { return c->rc ? resp_flush(c->rc, NULL) : sib_client_flush(c->cl, NULL); }
+
+static int conn_io(wconn *c, short revents, sib_err *err)
+{
+    return c->rc ? resp_io(c->rc, revents, err) : sib_client_io(c->cl, revents, err);
+}
+
+static void conn_close(wconn *c)
+{
+    resp_close(c->rc);
+    sib_client_close(c->cl);
+    c->rc = NULL;
+    c->cl = NULL;
 }
 
 /* ---- completions ---- */
@@ -329,6 +351,25 @@ static void on_done(sib_client *cl, void *ud, const sib_frame *f, const sib_err 
     else finish(p, rows == 0 && x->sh->defs[p->type].kind == OPK_READ ? 2 : 0, 1, (uint32_t)rows);
 }
 
+/* A Redis answer: SET answers OK, GET the value or nil (a miss). */
+static void on_resp(void *ud, int status, const char *msg, size_t len)
+{
+    op *p = ud;
+    wconn *c = p->c;
+    wctx *x = c->x;
+    if (status == RESP_BROKEN) {
+        on_broken(c, NULL);
+        finish(p, 1, 0, 0);
+    } else if (status == RESP_ERROR) {
+        snprintf(x->err, sizeof(x->err), "redis: %.*s", (int)SIB_MIN(len, 400), msg);
+        finish(p, 1, 0, 0);
+    } else if (!is_read(x, p->type)) {
+        finish(p, 0, p->partitions, p->rows);
+    } else {
+        finish(p, status == RESP_NIL ? 2 : 0, 1, status == RESP_NIL ? 0 : 1);
+    }
+}
+
 /* ---- issuing ---- */
 
 static uint8_t pick_type(wctx *x)
@@ -356,6 +397,11 @@ static int send_op(wconn *c, op *p, sib_err *err)
     if (stress_build(x->sh, p->type, &rng, p->seq, req) < 0) return sib_err_set(err, SIB_ENOMEM, "building a request");
     p->partitions = req->partitions;
     p->rows = req->rows;
+    if (o->redis) { /* build_standard: the key, then (a write) the value */
+        bool w = d->kind == OPK_WRITE;
+        cql_value argv[3] = {{(const uint8_t *)(w ? "SET" : "GET"), 3}, req->vals[0], w ? req->vals[1] : (cql_value){0}};
+        return resp_send(c->rc, w ? 3 : 2, argv, on_resp, p, err);
+    }
     sib_query_opts qo = {.consistency = o->cl, .any_cl = o->cl == CQL_ANY, .values = req->vals,
                          .nvalues = (uint16_t)req->nvals, .skip_metadata = is_read(x, p->type) && o->prepared};
     if (req->batch) {
@@ -475,6 +521,11 @@ static int open_conns(wctx *x, sib_err *err)
         c->co = (sib_client_opts){.host = o->nodes[node], .port = o->port, .lz4 = o->lz4,
                                   .max_streams = (uint32_t)o->inflight + 2,
                                   .keyspace = o->cmd == CMD_USER ? x->sh->profile->keyspace : NULL};
+        if (o->redis) {
+            int rc = resp_connect(&c->rc, c->co.host, c->co.port, 0, err);
+            if (rc < 0) return rc;
+            continue;
+        }
         int rc = sib_client_connect(&c->cl, &c->co, err);
         for (int t = 0; rc == 0 && o->prepared && t < o->nops; t++) rc = prepare_one(c, x->sh->defs[t].cql, t, err);
         if (rc < 0) return rc;
@@ -492,16 +543,16 @@ static void reconnect(wctx *x, wconn *c)
         if (c->ops[k].busy) push_done(x, 0, c->ops[k].type, 1, 0, 0);
     reset_slots(c, x->o->inflight);
     if (c->reg) { /* out of the epoll set first: a new client may get its address */
-        epoll_ctl(x->epfd, EPOLL_CTL_DEL, sib_client_fd(c->cl), NULL);
+        epoll_ctl(x->epfd, EPOLL_CTL_DEL, conn_fd(c), NULL);
         c->reg = NULL;
     }
-    sib_client_close(c->cl);
-    c->cl = NULL;
+    conn_close(c);
     sib_err err;
     sib_client_opts co = c->co;
     co.timeout_ms = RECONNECT_TIMEOUT_MS;
-    if (sib_client_connect(&c->cl, &co, &err) < 0) {
-        c->cl = NULL;
+    int rc = x->o->redis ? resp_connect(&c->rc, co.host, co.port, co.timeout_ms, &err)
+                         : sib_client_connect(&c->cl, &co, &err);
+    if (rc < 0) {
         snprintf(x->err, sizeof(x->err), "reconnect: %.400s", err.msg);
         if (++c->failures >= RECONNECT_MAX) {
             c->gave_up = true;
@@ -522,7 +573,7 @@ static void reconnect(wctx *x, wconn *c)
 static void close_conns(wctx *x)
 {
     for (int i = 0; x->conns && i < x->nconns; i++) {
-        sib_client_close(x->conns[i].cl);
+        conn_close(&x->conns[i]);
         free(x->conns[i].ops);
         free(x->conns[i].free);
     }
@@ -539,7 +590,7 @@ static uint32_t inflight_total(const wctx *x)
 {
     uint32_t n = 0;
     for (int i = 0; i < x->nconns; i++)
-        if (!x->conns[i].dead) n += sib_client_inflight(x->conns[i].cl);
+        if (!x->conns[i].dead) n += conn_inflight(&x->conns[i]);
     return n;
 }
 
@@ -565,20 +616,20 @@ static int64_t poll_timeout_ns(const wctx *x)
 static void sync_interest(wctx *x, int i)
 {
     wconn *c = &x->conns[i];
-    if (c->dead || !c->cl) {
-        if (c->reg && c->reg == c->cl) epoll_ctl(x->epfd, EPOLL_CTL_DEL, sib_client_fd(c->cl), NULL);
+    if (c->dead || !conn_id(c)) {
+        if (c->reg && c->reg == conn_id(c)) epoll_ctl(x->epfd, EPOLL_CTL_DEL, conn_fd(c), NULL);
         c->reg = NULL;
         return;
     }
-    short want = sib_client_events(c->cl);
+    short want = conn_events(c);
     uint32_t ev = ((want & POLLIN) ? EPOLLIN : 0) | ((want & POLLOUT) ? EPOLLOUT : 0);
-    if (c->reg == c->cl && c->reg_events == ev) return;
+    if (c->reg == conn_id(c) && c->reg_events == ev) return;
     struct epoll_event e = {.events = ev, .data.u32 = (uint32_t)i};
-    int fd = sib_client_fd(c->cl);
-    int rc = epoll_ctl(x->epfd, c->reg == c->cl ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e);
+    int fd = conn_fd(c);
+    int rc = epoll_ctl(x->epfd, c->reg == conn_id(c) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e);
     if (rc && errno == EEXIST) rc = epoll_ctl(x->epfd, EPOLL_CTL_MOD, fd, &e);
     if (rc && errno == ENOENT) rc = epoll_ctl(x->epfd, EPOLL_CTL_ADD, fd, &e);
-    c->reg = rc ? NULL : c->cl;
+    c->reg = rc ? NULL : conn_id(c);
     c->reg_events = ev;
 }
 
@@ -596,7 +647,7 @@ static void poll_conns(wctx *x, int64_t timeout_ns)
         short revents = (short)(((e & EPOLLIN) ? POLLIN : 0) | ((e & EPOLLOUT) ? POLLOUT : 0) |
                                 ((e & EPOLLERR) ? POLLERR : 0) | ((e & EPOLLHUP) ? POLLHUP : 0));
         sib_err err;
-        if (sib_client_io(x->conns[i].cl, revents, &err) < 0) on_broken(&x->conns[i], &err);
+        if (conn_io(&x->conns[i], revents, &err) < 0) on_broken(&x->conns[i], &err);
     }
 }
 
@@ -644,7 +695,7 @@ static void run_loop(wctx *x)
             if (sib_mono_ns() > drain_deadline) break;
         }
         for (int i = 0; i < x->nconns; i++)
-            if (!x->conns[i].dead) sib_client_flush(x->conns[i].cl, NULL);
+            if (!x->conns[i].dead) conn_flush(&x->conns[i]);
         wait_next(x);
         for (int i = 0; i < x->nconns; i++) reconnect(x, &x->conns[i]);
         flush_done(x);

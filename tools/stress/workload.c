@@ -368,8 +368,24 @@ static int run_cql(sib_client *cl, const char *cql, const char *what, bool exist
     return rc;
 }
 
+/* What write and read send: the statements, or SET / GET in -mode redis. */
+static void standard_defs(stress_shared *sh)
+{
+    for (int i = 0; i < sh->o->nops; i++) {
+        stress_opdef *d = &sh->defs[i];
+        d->kind = strcmp(sh->o->ops[i].name, "WRITE") == 0 ? OPK_WRITE : OPK_READ;
+        snprintf(d->cql, sizeof(d->cql), "%s",
+                 d->kind == OPK_WRITE ? "INSERT INTO keyspace1.standard1 (key, \"C0\") VALUES (?, ?)"
+                                      : "SELECT key, \"C0\" FROM keyspace1.standard1 WHERE key = ?");
+    }
+}
+
 static int setup_standard(stress_shared *sh, sib_client *cl, sib_err *err)
 {
+    if (sh->o->redis) {
+        standard_defs(sh);
+        return 0;
+    }
     char ddl[512];
     snprintf(ddl, sizeof(ddl),
              "CREATE KEYSPACE IF NOT EXISTS keyspace1 WITH replication = "
@@ -379,13 +395,7 @@ static int setup_standard(stress_shared *sh, sib_client *cl, sib_err *err)
     if (rc == 0)
         rc = run_cql(cl, "CREATE TABLE IF NOT EXISTS keyspace1.standard1 (key blob PRIMARY KEY, \"C0\" blob)",
                      "create table", false, err);
-    for (int i = 0; rc == 0 && i < sh->o->nops; i++) {
-        stress_opdef *d = &sh->defs[i];
-        d->kind = strcmp(sh->o->ops[i].name, "WRITE") == 0 ? OPK_WRITE : OPK_READ;
-        snprintf(d->cql, sizeof(d->cql), "%s",
-                 d->kind == OPK_WRITE ? "INSERT INTO keyspace1.standard1 (key, \"C0\") VALUES (?, ?)"
-                                      : "SELECT key, \"C0\" FROM keyspace1.standard1 WHERE key = ?");
-    }
+    if (rc == 0) standard_defs(sh);
     return rc;
 }
 
