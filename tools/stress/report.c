@@ -25,8 +25,10 @@
  *
  * Summary ("Results:"): Op rate, Partition rate, Row rate, the latencies,
  * Total partitions, Total errors, each with a "[READ: ..., WRITE: ...]"
- * list per type, then Sibyl's additions (partitions missed by reads,
- * re-prepares after Unprepared, reconnects) and Total operation time.
+ * list per type, then Sibyl's additions (in fixed-rate mode the latency
+ * percentiles timed from each request's send, "Sent-to-answer ...";
+ * partitions missed by reads, re-prepares after Unprepared, reconnects)
+ * and Total operation time.
  * Errors are counted, not timed: latencies are of answered operations.
  *
  * JSON document (--json on stdout, -log file=x.json):
@@ -34,6 +36,8 @@
  *    "mean_ms", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "errors",
  *    "per_type": {"READ": {"ops", "op_rate", "mean_ms", ...}, ...}}...],
  *    "summary": {"op_rate", "total_ops", "total_errors", "latency_*_ms"...,
+ *    "sent_latency_*_ms" (timed from the send: the same as latency_* unless
+ *    fixed rate),
  *    "reprepares", "reconnects", "per_type": {"WRITE": {...}, "READ": {...}}}}
  * CSV (--csv, -log file=x.csv): a header and one row per interval (all
  * types together), then a row with time_s "total" for the whole run.
@@ -236,6 +240,12 @@ static const lat_row lat_rows[] = {
     {"Latency 99th percentile", 99}, {"Latency 99.9th percentile", 99.9}, {"Latency max", 100},
 };
 
+/* The same rows, timed from the send (fixed rate only). */
+static const char *const sent_rows[] = {
+    "", "Sent-to-answer median", "Sent-to-answer 95th", "Sent-to-answer 99th", "Sent-to-answer 99.9th",
+    "Sent-to-answer max",
+};
+
 static double lat_ms(const hist *h, double pct)
 {
     return pct == 0 ? hist_mean_ns(h) / 1e6 : ms(hist_percentile(h, pct));
@@ -298,6 +308,13 @@ static void text_summary(const stress_report *r, double secs, sib_buf *b)
         sib_buf_printf(b, "%-26s: %6.1f ms ", lat_rows[i].label, lat_ms(&all->h, lat_rows[i].pct));
         per_type(r, b, V_LATENCY, lat_rows[i].pct, secs, "ms");
     }
+    /* Fixed rate: the latencies above count from each request's intended
+     * start, so a client that sent late (its own thread not running) shows
+     * there too. Timed from the send instead, the difference is the
+     * client's share. */
+    if (r->o->rate > 0)
+        for (size_t i = 1; i < SIB_ARRAY_LEN(lat_rows); i++)
+            sib_buf_printf(b, "%-26s: %6.1f ms\n", sent_rows[i], lat_ms(&r->total.sent, lat_rows[i].pct));
     sib_buf_printf(b, "%-26s: %10s ", "Total partitions", grouped(all->partitions, g));
     per_type(r, b, V_PARTITIONS, 0, secs, "");
     sib_buf_printf(b, "%-26s: %10s ", "Total errors", grouped(all->errors, g));
@@ -311,11 +328,12 @@ static void text_summary(const stress_report *r, double secs, sib_buf *b)
     free(all);
 }
 
-static void json_lat(sib_buf *b, const hist *h)
+/* "<prefix>_mean_ms": ..., "<prefix>_median_ms": ... of h. */
+static void json_lat(sib_buf *b, const char *prefix, const hist *h)
 {
     for (size_t i = 0; i < SIB_ARRAY_LEN(lat_rows); i++) {
         static const char *const keys[] = {"mean", "median", "p95", "p99", "p999", "max"};
-        sib_buf_printf(b, "%s\"latency_%s_ms\": %.4f", i ? ", " : "", keys[i], lat_ms(h, lat_rows[i].pct));
+        sib_buf_printf(b, "%s\"%s_%s_ms\": %.4f", i ? ", " : "", prefix, keys[i], lat_ms(h, lat_rows[i].pct));
     }
 }
 
@@ -338,7 +356,7 @@ static void json_summary_line(sib_buf *b, const line *l, double secs)
                       "\"rows\": %llu, ",
                    (double)(l->ops - l->errors) / secs, (unsigned long long)l->ops, (unsigned long long)l->errors,
                    (unsigned long long)l->partitions, (unsigned long long)l->rows);
-    json_lat(b, &l->h);
+    json_lat(b, "latency", &l->h);
 }
 
 /* The whole run as one line (caller frees), or NULL with b marked OOM. */
@@ -362,6 +380,8 @@ static void json_doc(const stress_report *r, double secs, sib_buf *b)
                       "\"reconnects\": %llu, ",
                    secs, (unsigned long long)r->total.misses, (unsigned long long)r->total.reprepares,
                    (unsigned long long)r->total.reconnects);
+    json_lat(b, "sent_latency", &r->total.sent);
+    sib_buf_printf(b, ", ");
     json_summary_line(b, l, secs);
     sib_buf_printf(b, ", \"per_type\": {");
     for (int t = 0; t < r->o->nops; t++) {

@@ -99,6 +99,7 @@ void stats_reset(stress_stats *s)
 {
     memset(s, 0, offsetof(stress_stats, h));
     for (int t = 0; t < STRESS_MAX_OPS; t++) hist_reset(&s->h[t]);
+    hist_reset(&s->sent);
 }
 
 void stats_merge(stress_stats *into, const stress_stats *from)
@@ -110,6 +111,7 @@ void stats_merge(stress_stats *into, const stress_stats *from)
         into->rows[t] += from->rows[t];
         hist_merge(&into->h[t], &from->h[t]);
     }
+    hist_merge(&into->sent, &from->sent);
     into->misses += from->misses;
     into->reprepares += from->reprepares;
     into->reconnects += from->reconnects;

@@ -146,6 +146,11 @@ typedef struct stress_stats {
     uint64_t reprepares;   /* EXECUTEs answered Unprepared, re-prepared and retried */
     uint64_t reconnects;   /* connections re-established after they broke */
     hist h[STRESS_MAX_OPS];
+    /* Latency from the moment each answered request was sent, all types
+     * together. In fixed-rate mode h counts from the intended start, so the
+     * two differ by the client's own lateness (wrk2's corrected and
+     * uncorrected latency); otherwise they are the same. */
+    hist sent;
 } stress_stats;
 
 void stats_reset(stress_stats *s);

@@ -70,7 +70,8 @@ typedef struct wctx wctx;
 
 typedef struct op {
     struct wconn *c;
-    int64_t start_ns;
+    int64_t start_ns; /* intended start (fixed rate) or send time */
+    int64_t sent_ns;
     uint64_t seq;
     sib_rng rng;     /* the rng before the request was built: a retry rebuilds it */
     uint32_t partitions, rows; /* what the request writes */
@@ -98,7 +99,7 @@ typedef struct wconn {
 } wconn;
 
 typedef struct done_rec {
-    uint64_t ns;
+    uint64_t ns, sent_ns; /* latency from the intended start, and from the send */
     uint32_t partitions, rows;
     uint8_t type;
     uint8_t outcome; /* 0 ok, 1 error, 2 miss */
@@ -159,7 +160,8 @@ static void conn_close(wconn *c)
 
 /* ---- completions ---- */
 
-static void push_done(wctx *x, uint64_t ns, uint8_t type, uint8_t outcome, uint32_t partitions, uint32_t rows)
+static void push_done(wctx *x, uint64_t ns, uint64_t sent_ns, uint8_t type, uint8_t outcome, uint32_t partitions,
+                      uint32_t rows)
 {
     if (x->npend == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 1024;
@@ -168,7 +170,7 @@ static void push_done(wctx *x, uint64_t ns, uint8_t type, uint8_t outcome, uint3
         x->pend = p;
         x->cap = cap;
     }
-    x->pend[x->npend++] = (done_rec){ns, partitions, rows, type, outcome};
+    x->pend[x->npend++] = (done_rec){ns, sent_ns, partitions, rows, type, outcome};
 }
 
 static void flush_done(wctx *x)
@@ -187,6 +189,7 @@ static void flush_done(wctx *x)
         w->interval.partitions[d->type] += d->partitions;
         w->interval.rows[d->type] += d->rows;
         hist_record(&w->interval.h[d->type], d->ns);
+        hist_record(&w->interval.sent, d->sent_ns);
     }
     w->interval.reprepares += x->reprepares;
     w->interval.reconnects += x->reconnects;
@@ -267,7 +270,8 @@ static bool is_read(const wctx *x, int type)
 static void release(op *p, uint8_t outcome, uint32_t partitions, uint32_t rows)
 {
     wconn *c = p->c;
-    push_done(c->x, (uint64_t)(sib_mono_ns() - p->start_ns), p->type, outcome, partitions, rows);
+    int64_t now = sib_mono_ns();
+    push_done(c->x, (uint64_t)(now - p->start_ns), (uint64_t)(now - p->sent_ns), p->type, outcome, partitions, rows);
     p->busy = false;
     c->free[c->nfree++] = (uint32_t)(p - c->ops);
 }
@@ -434,7 +438,8 @@ static int issue(wconn *c, int64_t start_ns)
     sib_rng_next(&x->rng); /* the next operation draws from a different state */
     p->retried = false;
     p->busy = true;
-    p->start_ns = start_ns ? start_ns : sib_mono_ns();
+    p->sent_ns = sib_mono_ns();
+    p->start_ns = start_ns ? start_ns : p->sent_ns;
     sib_err err;
     int rc = send_op(c, p, &err);
     if (rc < 0) {
@@ -540,7 +545,7 @@ static void reconnect(wctx *x, wconn *c)
     int64_t now = sib_mono_ns();
     if (!c->dead || c->gave_up || x->exhausted || now < c->next_try_ns) return;
     for (int k = 0; k < x->o->inflight; k++)
-        if (c->ops[k].busy) push_done(x, 0, c->ops[k].type, 1, 0, 0);
+        if (c->ops[k].busy) push_done(x, 0, 0, c->ops[k].type, 1, 0, 0);
     reset_slots(c, x->o->inflight);
     if (c->reg) { /* out of the epoll set first: a new client may get its address */
         epoll_ctl(x->epfd, EPOLL_CTL_DEL, conn_fd(c), NULL);
