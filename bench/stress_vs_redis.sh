@@ -118,11 +118,9 @@ cpu_us_per_op() { # ticks_before ticks_after
 stress_rate() { # json file -> op/s
     python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["summary"]["op_rate"])' "$1"
 }
-stress_lat() { # json file, key (median, p99, ...) -> ms
-    python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["summary"]["latency_%s_ms" % sys.argv[2]])' "$1" "$2"
-}
-stress_sent_lat() { # json file, key -> ms, timed from each request's send
-    python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["summary"]["sent_latency_%s_ms" % sys.argv[2]])' "$1" "$2"
+stress_lat() { # json file, key (median, p99, ...)[, sent_latency: timed from the send] -> ms
+    python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["summary"]["%s_%s_ms" % (sys.argv[3], sys.argv[2])])' \
+        "$1" "$2" "${3:-latency}"
 }
 stress_errors() {
     python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(s["total_errors"])' "$1"
@@ -131,9 +129,9 @@ stress_errors() {
 # A fixed-rate run at `rate` op/s for HALF_SECS, after a pause (so the disk
 # writeback of the run before is not part of it); its summary goes to
 # H[tag_cmd]. The target is sibyld, or Redis with "-mode redis".
-half_run() { # tag cmd rate port target-args...
-    local tag=$1 cmd=$2 rate=$3 port=$4
-    shift 4
+half_run() { # tag cmd rate target-args...
+    local tag=$1 cmd=$2 rate=$3
+    shift 3
     local out=$TMP/${tag}_${cmd}_half.json
     sleep 2
     "$STRESS" "$cmd" duration=${HALF_SECS}s cl=ONE -node 127.0.0.1 "$@" \
@@ -142,16 +140,16 @@ half_run() { # tag cmd rate port target-args...
         die "sibyl-stress $cmd against $tag (fixed rate) failed: $(tail -5 "$TMP/${tag}_${cmd}_half.txt")"
     # p99 from the intended start (the target), and from the send: the
     # difference is the client's own lateness on this shared machine.
-    H[${tag}_$cmd]="$rate/s fixed: $(stress_rate "$out") op/s, p50 $(stress_lat "$out" median) ms, p99 $(stress_lat "$out" p99) ms (from the send $(stress_sent_lat "$out" p99) ms)"
+    H[${tag}_$cmd]="$rate/s fixed: $(stress_rate "$out") op/s, p50 $(stress_lat "$out" median) ms, p99 $(stress_lat "$out" p99) ms (from the send $(stress_lat "$out" p99 sent_latency) ms)"
     echo "  $tag $cmd at half of peak, ${H[${tag}_$cmd]}" >&2
 }
 
 # The steady-state latency runs of one target: every key written once
 # (seq), the 16-in-flight peak of reads and of writes over all keys, then a
 # fixed-rate run at half of each. Sibyl's and Redis's go through here alike.
-steady_runs() { # tag port target-args...
-    local tag=$1 port=$2
-    shift 2
+steady_runs() { # tag target-args...
+    local tag=$1
+    shift
     "$STRESS" write "n=$N" cl=ONE -node 127.0.0.1 "$@" -rate "threads=$THREADS" -conns "$CONNS_PER_THREAD" \
         -inflight 16 -col "size=FIXED($VALUE)" -pop "seq=1..$N" >"$TMP/${tag}_steady_fill.txt" 2>&1 ||
         die "sibyl-stress fill of $tag failed: $(tail -5 "$TMP/${tag}_steady_fill.txt")"
@@ -164,7 +162,7 @@ steady_runs() { # tag port target-args...
             die "sibyl-stress $cmd (steady) against $tag failed: $(tail -5 "$TMP/${tag}_${cmd}_steady.txt")"
         R[${tag}_${cmd}_steady]=$(stress_rate "$out")
         echo "  $tag $cmd, 16 in flight/conn, all keys present: ${R[${tag}_${cmd}_steady]} op/s" >&2
-        half_run "$tag" "$cmd" $(( ${R[${tag}_${cmd}_steady]} / 2 )) "$port" "$@"
+        half_run "$tag" "$cmd" $(( ${R[${tag}_${cmd}_steady]} / 2 )) "$@"
     done
 }
 
@@ -216,7 +214,7 @@ run_redis() { # tag, extra redis-server args...
         done
     done
     redis-cli -p "$port" flushall >/dev/null
-    steady_runs "redis_$tag" "$port" -mode redis -port "redis=$port"
+    steady_runs "redis_$tag" -mode redis -port "redis=$port"
     stop_pid "$pid"
 }
 
@@ -283,7 +281,7 @@ EOF
     # them. The write peak above started from an empty table (for the
     # comparison with Redis), so both peaks are measured again on the full
     # table, and half of each is the rate.
-    steady_runs sibyl "$port" -port "native=$port"
+    steady_runs sibyl -port "native=$port"
     kill -0 "$pid" 2>/dev/null || die "sibyld died: $(tail -5 "$dir/sibyld.log")"
     stop_pid "$pid"
 }

@@ -223,7 +223,6 @@ static int parse_group_word(const char *group, const char *a, stress_opts *o)
         if (!parse_int((v = after(a, "native=")) || (v = after(a, "redis=")) ? v : a, 1, 65535, &p))
             return fail("bad port '%s'", a);
         o->port = (uint16_t)p;
-        o->port_given = true;
     } else if (strcmp(group, "-rate") == 0) {
         if ((v = after(a, "threads=")) && parse_int(v, 1, 1024, &o->threads)) return 0;
         if (((v = after(a, "fixed=")) || (v = after(a, "throttle="))) && parse_rate(v, &o->rate)) return 0;
@@ -286,7 +285,6 @@ static void set_defaults(stress_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->cl = CQL_ONE;
-    o->port = DEF_PORT;
     o->threads = DEF_THREADS;
     o->conns = DEF_CONNS;
     o->inflight = DEF_INFLIGHT;
@@ -338,7 +336,7 @@ static int finish_defaults(stress_opts *o)
         if (!o->prepared) return fail("%s", "user profiles run prepared statements only (drop -mode unprepared)");
         if (o->redis) return fail("%s", "-mode redis runs write, read and mixed only");
     }
-    if (o->redis && !o->port_given) o->port = DEF_REDIS_PORT;
+    if (!o->port) o->port = o->redis ? DEF_REDIS_PORT : DEF_PORT; /* (-port was not given) */
     qsort(o->ops, (size_t)o->nops, sizeof(o->ops[0]), by_name);
     return 0;
 }

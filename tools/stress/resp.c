@@ -94,10 +94,10 @@ short resp_events(const resp_conn *c)
     return (short)(POLLIN | (c->out.len > c->out_off ? POLLOUT : 0));
 }
 
-static int broken(resp_conn *c, int code, sib_err *err, const char *what)
+/* The connection is gone (err already says why): every waiting request
+ * hears so. Returns code. */
+static int broken(resp_conn *c, int code)
 {
-    if (code == SIB_EIO && errno) sib_err_errno(err, "%s %s", what, c->peer);
-    else sib_err_set(err, code, "%s %s", what, c->peer);
     fail_pending(c);
     return code;
 }
@@ -146,7 +146,7 @@ int resp_flush(resp_conn *c, sib_err *err)
         ssize_t w = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-        if (w <= 0) return broken(c, SIB_EIO, err, "write to");
+        if (w <= 0) return broken(c, sib_err_errno(err, "write to %s", c->peer));
         c->out_off += (size_t)w;
     }
     sib_buf_reset(&c->out);
@@ -214,12 +214,13 @@ int resp_io(resp_conn *c, short revents, sib_err *err)
     if (!(revents & (POLLIN | POLLERR | POLLHUP))) return 0;
     int answered = 0;
     for (;;) {
-        if (!sib_buf_reserve(&c->in, RESP_READ_CHUNK)) return broken(c, SIB_ENOMEM, err, "read buffer for");
+        if (!sib_buf_reserve(&c->in, RESP_READ_CHUNK))
+            return broken(c, sib_err_set(err, SIB_ENOMEM, "read buffer for %s", c->peer));
         ssize_t r = read(c->fd, c->in.p + c->in.len, RESP_READ_CHUNK);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (r == 0) errno = 0;
-        if (r <= 0) return broken(c, SIB_EIO, err, r == 0 ? "connection closed by" : "read from");
+        if (r == 0) return broken(c, sib_err_set(err, SIB_EIO, "connection closed by %s", c->peer));
+        if (r < 0) return broken(c, sib_err_errno(err, "read from %s", c->peer));
         c->in.len += (size_t)r;
         size_t off = 0;
         for (;;) {
@@ -228,10 +229,9 @@ int resp_io(resp_conn *c, short revents, sib_err *err)
             size_t mlen;
             int pr = parse_one(c->in.p, c->in.len, &off, &status, &msg, &mlen);
             if (pr == 0) break;
-            if (pr < 0 || c->n == 0) {
-                errno = 0;
-                return broken(c, SIB_EPROTO, err, pr < 0 ? "malformed answer from" : "unrequested answer from");
-            }
+            if (pr < 0 || c->n == 0)
+                return broken(c, sib_err_set(err, SIB_EPROTO, "%s answer from %s",
+                                             pr < 0 ? "malformed" : "unrequested", c->peer));
             resp_pending p = c->q[c->head];
             c->head = (c->head + 1) % c->cap;
             c->n--;

@@ -63,7 +63,6 @@ typedef struct stress_opts {
     const char *nodes[STRESS_MAX_NODES];
     size_t nnodes;
     uint16_t port;
-    bool port_given;
     int threads, conns, inflight;
     double rate;           /* fixed op/s over all threads; 0 = as fast as possible */
     uint32_t value_size;
