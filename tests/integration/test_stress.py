@@ -493,3 +493,13 @@ def test_redis_mode_rejects_user_profiles(stress_bin, tmp_path):
     p = subprocess.run([stress_bin, "user", "profile=%s" % (tmp_path / "p.yaml"), "ops(insert=1)", "n=10",
                         "-mode", "redis"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "-mode redis runs write, read and mixed only" in p.stderr
+
+
+def test_redis_mode_connect_refused_names_the_reason(stress_bin):
+    # Nothing listens on the port: the run fails and says why, even though
+    # the reporter had already taken the worker's error for its progress line.
+    port = free_port("127.0.0.1")
+    p = subprocess.run([stress_bin, "write", "n=10", "-mode", "redis", "-node", "127.0.0.1",
+                        "-port", "redis=%d" % port], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "Connection refused (127.0.0.1:%d)" % port in p.stderr, p.stderr

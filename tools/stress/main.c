@@ -528,7 +528,7 @@ static int run(const stress_opts *o, sib_err *err)
     }
     free(iv);
     for (int i = 0; i < o->threads && rc == 0; i++) {
-        if (sh.workers[i].rc < 0) rc = sib_err_set(err, sh.workers[i].rc, "worker %d: %s", i, sh.workers[i].last_error);
+        if (sh.workers[i].rc < 0) rc = sib_err_set(err, sh.workers[i].rc, "worker %d: %s", i, sh.workers[i].fail);
     }
     int frc = report_finish(rep, elapsed, err);
     if (rc == 0) rc = frc;

@@ -261,6 +261,7 @@ typedef struct stress_worker {
     stress_stats interval;  /* since the reporter last swapped it out */
     char last_error[512];
     int rc;                 /* 0, or the failure that ended the thread early */
+    char fail[512];         /* rc's reason (last_error is taken by the reporter each second) */
     int64_t end_ns;         /* when its last operation finished (set before it exits) */
 } stress_worker;
 

@@ -680,6 +680,17 @@ static void wait_next(wctx *x)
     poll_conns(x, 0);
 }
 
+/* The worker ends early with code: the reason goes to the interval's
+ * error line and, kept apart, to the run's final error. */
+static void worker_fail(stress_worker *w, int code, const char *why)
+{
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->last_error, sizeof(w->last_error), "%s", why);
+    snprintf(w->fail, sizeof(w->fail), "%s", why);
+    w->rc = code;
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void run_loop(wctx *x)
 {
     stress_shared *sh = x->sh;
@@ -707,11 +718,7 @@ static void run_loop(wctx *x)
         int usable = 0;
         for (int i = 0; i < x->nconns; i++) usable += !x->conns[i].gave_up;
         if (usable == 0) {
-            pthread_mutex_lock(&x->w->mu);
-            snprintf(x->w->last_error, sizeof(x->w->last_error), "%s",
-                     x->err[0] ? x->err : "all connections lost and could not be re-opened");
-            x->w->rc = SIB_EIO;
-            pthread_mutex_unlock(&x->w->mu);
+            worker_fail(x->w, SIB_EIO, x->err[0] ? x->err : "all connections lost and could not be re-opened");
             break;
         }
     }
@@ -727,10 +734,7 @@ static void *worker_main(void *arg)
     stress_req_init(&x.req);
     sib_err err;
     if (open_conns(&x, &err) < 0) {
-        pthread_mutex_lock(&w->mu);
-        snprintf(w->last_error, sizeof(w->last_error), "%s", err.msg);
-        w->rc = err.code;
-        pthread_mutex_unlock(&w->mu);
+        worker_fail(w, err.code, err.msg);
         atomic_store(&sh->stop, true);
         close_conns(&x);
         atomic_fetch_sub(&sh->running, 1);
