@@ -41,9 +41,6 @@ struct storage;
 struct sib_catalog;
 struct coord;
 
-/* system.local's release_version (cql/ reports the same one). */
-#define ADMIN_RELEASE_VERSION "4.0.11"
-
 /* ---- metrics --------------------------------------------------------------- */
 
 /* Latency buckets (upper bounds, µs; +Inf is implicit), log-spaced like

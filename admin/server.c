@@ -194,7 +194,7 @@ static json_t *h_info(route_req *r)
     json_object_set_new(o, "dc", json_string(s->node.dc));
     json_object_set_new(o, "rack", json_string(s->node.rack));
     json_object_set_new(o, "cluster_name", json_string(s->node.cluster_name));
-    json_object_set_new(o, "release_version", json_string(ADMIN_RELEASE_VERSION));
+    json_object_set_new(o, "release_version", json_string(SIB_RELEASE_VERSION));
     json_object_set_new(o, "native_address", json_string(s->node.rpc_address));
     json_object_set_new(o, "native_port", json_integer(s->node.native_port));
     json_object_set_new(o, "errors", json_integer(s->metrics ? (json_int_t)admin_metrics_errors(s->metrics) : 0));
@@ -522,7 +522,7 @@ static json_t *h_gossipinfo(route_req *r)
     json_object_set_new(st, "SCHEMA", schema_version_json(s));
     json_object_set_new(st, "DC", json_string(s->node.dc));
     json_object_set_new(st, "RACK", json_string(s->node.rack));
-    json_object_set_new(st, "RELEASE_VERSION", json_string(ADMIN_RELEASE_VERSION));
+    json_object_set_new(st, "RELEASE_VERSION", json_string(SIB_RELEASE_VERSION));
     json_object_set_new(st, "RPC_ADDRESS", json_string(s->node.rpc_address));
     snprintf(buf, sizeof buf, "%s:%d", s->node.rpc_address, s->node.native_port);
     json_object_set_new(st, "NATIVE_ADDRESS_AND_PORT", json_string(buf));

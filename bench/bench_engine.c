@@ -5,8 +5,7 @@
  *                                      ENGINES: both (default), sibyl, rocksdb
  *
  * The workload (keys, values, seeds, phases, latency histogram, RESULT line
- * format) comes from the shared definition, included verbatim:
- * shared/bench/engine-workload-v1.h. Each engine runs in a child process
+ * format) is SIBYL-ENGINE-V1 as bench/engine_workload.h defines it. Each engine runs in a child process
  * (fork) so its peak RSS is its own; results come back through a shared
  * mapping and the parent prints the comparison table.
  *
@@ -29,7 +28,8 @@
  * pending or running. Write amplification from its statistics
  * (rocksdb.flush.write.bytes + rocksdb.compact.write.bytes).
  */
-#include "engine-workload-v1.h"
+#define _GNU_SOURCE
+#include "engine_workload.h"
 
 #include <errno.h>
 #include <sys/mman.h>

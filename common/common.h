@@ -20,6 +20,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The Cassandra release a node reports (system.local, gossip, the admin API):
+ * drivers and cqlsh pick their behaviour from it, and 4.1 is the target. */
+#define SIB_RELEASE_VERSION "4.1.7"
+
 /* ---- errors ------------------------------------------------------------ */
 
 /* 0 is success; failures are negative. The CQL layer maps them to protocol

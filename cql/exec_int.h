@@ -29,7 +29,6 @@
 #include "storage.h"
 #include "cql_exec.h"
 
-#define EXEC_RELEASE_VERSION "4.0.11"
 #define EXEC_CQL_VERSION "3.4.5"
 #define EXEC_MAX_KEY_LEN 65535 /* partition key component, like Cassandra */
 

@@ -123,7 +123,7 @@ static int local_row(vrows *v, const sib_table *t, sib_err *err)
     set_text(v, row, t, "rack", n->rack);
     set_text(v, row, t, "native_protocol_version", "4");
     set_text(v, row, t, "partitioner", "org.apache.cassandra.dht.Murmur3Partitioner");
-    set_text(v, row, t, "release_version", EXEC_RELEASE_VERSION);
+    set_text(v, row, t, "release_version", SIB_RELEASE_VERSION);
     set_text(v, row, t, "thrift_version", "20.1.0");
     int rc = set_inet(v, row, t, "broadcast_address", n->listen_address) ||
              set_inet(v, row, t, "listen_address", n->listen_address) ||

@@ -87,7 +87,7 @@ def test_system_local(node, session):
     assert row.partitioner == MURMUR3
     assert row.data_center == LOCAL_DC
     assert row.rack == "rack1"
-    assert row.release_version.startswith("4.")
+    assert row.release_version.startswith("4.1.")
     assert row.cql_version.startswith("3.")
     assert row.schema_version is not None
     assert row.host_id is not None

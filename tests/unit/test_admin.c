@@ -249,7 +249,7 @@ static void test_endpoints_basic(void **state)
     expect(f, "GET", "/status", 200, "\"host_id\": \"ab000000-0000-0000-0000-000000000000\"");
     expect(f, "GET", "/status", 200, "\"owns\": 100.0");
     expect(f, "GET", "/info", 200, "\"generation\": 1700000000");
-    expect(f, "GET", "/info", 200, "\"release_version\": \"" ADMIN_RELEASE_VERSION "\"");
+    expect(f, "GET", "/info", 200, "\"release_version\": \"" SIB_RELEASE_VERSION "\"");
     expect(f, "GET", "/ring", 200, "\"token\": -6000000000000000000");
     expect(f, "GET", "/gossipinfo", 200, "\"STATUS\": \"NORMAL,-6000000000000000000\"");
     expect(f, "GET", "/compactionstats", 200, "\"pending_tasks\": 0");
