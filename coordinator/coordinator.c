@@ -266,31 +266,59 @@ int coord_block_for(const coord *c, const coord_repl *r, int cl)
     }
 }
 
+static int unavailable(sib_err *err, int cl, const char *dc, int need, int alive)
+{
+    if (dc)
+        sib_err_set(err, SIB_EUNAVAIL, "Cannot achieve consistency level %s in DC %s", coord_cl_name(cl), dc);
+    else
+        sib_err_set(err, SIB_EUNAVAIL, "Cannot achieve consistency level %s", coord_cl_name(cl));
+    if (err) { err->ex[0] = cl; err->ex[1] = need; err->ex[2] = alive; }
+    return SIB_EUNAVAIL;
+}
+
+/* Live replicas of `token`, counting only those of datacenter `dc` when it
+ * is not NULL. */
+static int live_replicas(const coord *c, const size_t *reps, size_t n, const char *dc)
+{
+    int alive = 0;
+    for (size_t i = 0; i < n; i++) {
+        const member *m = &c->members[reps[i]];
+        if (m->alive && (!dc || !strcmp(m->dc, dc))) alive++;
+    }
+    return alive;
+}
+
 int coord_check(const coord *c, const coord_repl *r, int cl, bool is_write, int64_t token, sib_err *err)
 {
     if (cl < CL_ANY || cl > CL_LOCAL_ONE) return sib_err_set(err, SIB_EPROTO, "Unknown consistency level %d", cl);
     if (!is_write && cl == CL_ANY)
         return sib_err_set(err, SIB_EINVAL, "ANY ConsistencyLevel is only supported for writes");
-    if (!is_write && cl == CL_EACH_QUORUM)
-        return sib_err_set(err, SIB_EINVAL, "EACH_QUORUM ConsistencyLevel is only supported for writes");
-    if (is_write && (cl == CL_SERIAL || cl == CL_LOCAL_SERIAL))
-        return sib_err_set(err, SIB_EINVAL, "You must use conditional updates for serializable writes");
+    if (cl == CL_SERIAL || cl == CL_LOCAL_SERIAL) {
+        /* The serial levels belong to lightweight transactions (Paxos), which
+         * Sibyl does not have: a read at SERIAL would promise a linearizable
+         * answer it cannot give, so it is refused rather than served as QUORUM. */
+        if (is_write) return sib_err_set(err, SIB_EINVAL, "You must use conditional updates for serializable writes");
+        return sib_err_set(err, SIB_EINVAL,
+                           "%s reads need lightweight transactions, which Sibyl does not support; "
+                           "use %s instead", coord_cl_name(cl), cl == CL_SERIAL ? "QUORUM" : "LOCAL_QUORUM");
+    }
 
     size_t reps[64];
     size_t n = coord_replicas(c, r, token, reps, SIB_ARRAY_LEN(reps));
-    int alive = 0;
-    bool local_only = cl == CL_LOCAL_ONE || cl == CL_LOCAL_QUORUM || cl == CL_LOCAL_SERIAL;
-    for (size_t i = 0; i < n; i++) {
-        const member *m = &c->members[reps[i]];
-        if (m->alive && (!local_only || !strcmp(m->dc, coord_local_dc(c)))) alive++;
+    /* EACH_QUORUM needs a quorum in every datacenter on its own, as in
+     * Cassandra's ReplicaPlans (accepted on reads since Cassandra 3.0). */
+    if (cl == CL_EACH_QUORUM && r->kind == REPL_NTS) {
+        for (int i = 0; i < r->ndcs; i++) {
+            int need = r->dcs[i].rf / 2 + 1, alive = live_replicas(c, reps, n, r->dcs[i].dc);
+            if (alive < need) return unavailable(err, cl, r->dcs[i].dc, need, alive);
+        }
+        return 0;
     }
+    bool local_only = cl == CL_LOCAL_ONE || cl == CL_LOCAL_QUORUM;
+    int alive = live_replicas(c, reps, n, local_only ? coord_local_dc(c) : NULL);
+    /* ANY counts as 1: until hints exist it needs one live replica, because
+     * nothing could keep the write for a replica that is down. */
     int need = coord_block_for(c, r, cl);
-    /* ANY is satisfied by a hint on the coordinator even with no replica up. */
-    if (cl == CL_ANY) return 0;
-    if (alive < need || need == 0) {
-        sib_err_set(err, SIB_EUNAVAIL, "Cannot achieve consistency level %s", coord_cl_name(cl));
-        if (err) { err->ex[0] = cl; err->ex[1] = need; err->ex[2] = alive; }
-        return SIB_EUNAVAIL;
-    }
+    if (alive < need || need == 0) return unavailable(err, cl, NULL, need, alive);
     return 0;
 }

@@ -75,8 +75,10 @@ int coord_block_for(const coord *c, const coord_repl *r, int cl);
 
 /* Checks that `cl` is usable for this kind of request and that enough replicas
  * of `token` are alive. Fails with SIB_EINVAL for levels the request kind does
- * not accept (ANY/EACH_QUORUM on reads, SERIAL on plain writes) and with
- * SIB_EUNAVAIL + extras (consistency, required, alive) otherwise. */
+ * not accept (ANY on reads; SERIAL and LOCAL_SERIAL everywhere, as there are
+ * no lightweight transactions) and with SIB_EUNAVAIL + extras (consistency,
+ * required, alive) otherwise; EACH_QUORUM is checked per datacenter and names
+ * the one that falls short. ANY needs one live replica until hints exist. */
 int coord_check(const coord *c, const coord_repl *r, int cl, bool is_write, int64_t token, sib_err *err);
 
 #endif

@@ -4,11 +4,11 @@ statement clause USING CONSISTENCY overrides the protocol level."""
 
 import pytest
 
-from cassandra import ConsistencyLevel as CL, Unavailable
+from cassandra import ConsistencyLevel as CL, InvalidRequest, Unavailable
 from cassandra.query import BatchStatement, SimpleStatement
 
 ONE_REPLICA_LEVELS = [CL.ANY, CL.ONE, CL.LOCAL_ONE, CL.QUORUM, CL.LOCAL_QUORUM, CL.ALL]
-READ_LEVELS_RF1 = [CL.ONE, CL.LOCAL_ONE, CL.QUORUM, CL.LOCAL_QUORUM, CL.ALL]
+READ_LEVELS_RF1 = [CL.ONE, CL.LOCAL_ONE, CL.QUORUM, CL.LOCAL_QUORUM, CL.EACH_QUORUM, CL.ALL]
 
 
 def stmt(q, cl):
@@ -85,6 +85,59 @@ def test_nts_local_quorum_unavailable(session, nts3):
     assert (e.value.required_replicas, e.value.alive_replicas) == (2, 1)
     session.execute(stmt("INSERT INTO %s (k, v) VALUES (1, 1)" % nts3, CL.LOCAL_ONE))
     assert session.execute(stmt("SELECT v FROM %s WHERE k = 1" % nts3, CL.LOCAL_ONE)).one().v == 1
+
+
+def test_serial_levels_refused(session, rf1):
+    """No lightweight transactions: SERIAL and LOCAL_SERIAL are refused as the
+    level of a read or a write, with a message that says why."""
+    session.execute("INSERT INTO %s (k, v) VALUES (1, 1)" % rf1)
+    for cl in (CL.SERIAL, CL.LOCAL_SERIAL):
+        name = CL.value_to_name[cl]
+        with pytest.raises(InvalidRequest) as e:
+            session.execute(stmt("SELECT v FROM %s WHERE k = 1" % rf1, cl))
+        assert "%s reads need lightweight transactions" % name in str(e.value)
+        with pytest.raises(InvalidRequest) as e:
+            session.execute(stmt("INSERT INTO %s (k, v) VALUES (1, 2)" % rf1, cl))
+        assert "You must use conditional updates for serializable writes" in str(e.value)
+    assert session.execute("SELECT v FROM %s WHERE k = 1" % rf1).one().v == 1
+
+
+def test_serial_consistency_field_ignored(session, rf1):
+    """The frame's serial_consistency (sent on every request by the Java driver
+    and gocql) is accepted and ignored on statements without conditions."""
+    for scl in (CL.SERIAL, CL.LOCAL_SERIAL):
+        q = SimpleStatement("INSERT INTO %s (k, v) VALUES (3, %d)" % (rf1, scl),
+                            consistency_level=CL.ONE, serial_consistency_level=scl)
+        session.execute(q)
+        q = SimpleStatement("SELECT v FROM %s WHERE k = 3" % rf1,
+                            consistency_level=CL.ONE, serial_consistency_level=scl)
+        assert session.execute(q).one().v == scl
+
+
+def test_each_quorum_per_datacenter(session):
+    """EACH_QUORUM needs a quorum in every datacenter of the keyspace; reads
+    accept it too. dc2 has no live member, so it names dc2."""
+    session.execute("CREATE KEYSPACE eq2 WITH replication = "
+                    "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1, 'dc2': 1}")
+    session.execute("CREATE TABLE eq2.t (k int PRIMARY KEY, v int)")
+    for q in ("INSERT INTO eq2.t (k, v) VALUES (1, 1)", "SELECT v FROM eq2.t WHERE k = 1"):
+        with pytest.raises(Unavailable) as e:
+            session.execute(stmt(q, CL.EACH_QUORUM))
+        assert (e.value.required_replicas, e.value.alive_replicas) == (1, 0)
+        assert "EACH_QUORUM in DC dc2" in str(e.value)
+    session.execute(stmt("INSERT INTO eq2.t (k, v) VALUES (1, 1)", CL.LOCAL_ONE))
+    assert session.execute(stmt("SELECT v FROM eq2.t WHERE k = 1", CL.LOCAL_QUORUM)).one().v == 1
+
+
+def test_any_needs_a_live_replica(session):
+    """Until hints exist, ANY needs one live replica: a keyspace whose only
+    replicas are in a datacenter with no live node answers Unavailable."""
+    session.execute("CREATE KEYSPACE far WITH replication = "
+                    "{'class': 'NetworkTopologyStrategy', 'dc2': 1}")
+    session.execute("CREATE TABLE far.t (k int PRIMARY KEY, v int)")
+    with pytest.raises(Unavailable) as e:
+        session.execute(stmt("INSERT INTO far.t (k, v) VALUES (1, 1)", CL.ANY))
+    assert (e.value.required_replicas, e.value.alive_replicas) == (1, 0)
 
 
 def test_batch_consistency(session, rf3):

@@ -64,6 +64,52 @@ static void test_block_for_and_check(void **state)
     coord_destroy(c);
 }
 
+static void test_level_rules(void **state)
+{
+    (void)state;
+    coord *c = one_node();
+    coord_repl rf1 = {.kind = REPL_SIMPLE, .rf = 1};
+    sib_err err;
+    /* EACH_QUORUM is a read level too (Cassandra >= 3.0). */
+    assert_int_equal(coord_check(c, &rf1, CL_EACH_QUORUM, false, 42, &err), 0);
+    assert_int_equal(coord_check(c, &rf1, CL_EACH_QUORUM, true, 42, &err), 0);
+    /* No lightweight transactions: the serial levels are refused on reads. */
+    assert_int_equal(coord_check(c, &rf1, CL_SERIAL, false, 42, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "SERIAL reads need lightweight transactions, which Sibyl does not support; "
+                                 "use QUORUM instead");
+    assert_int_equal(coord_check(c, &rf1, CL_LOCAL_SERIAL, false, 42, &err), SIB_EINVAL);
+    assert_int_equal(coord_check(c, &rf1, CL_LOCAL_SERIAL, true, 42, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "You must use conditional updates for serializable writes");
+    assert_int_equal(coord_check(c, &rf1, 11, true, 42, &err), SIB_EPROTO);
+
+    /* Two datacenters, only the local one has a live member. */
+    coord_repl nts = {.kind = REPL_NTS, .ndcs = 2};
+    strcpy(nts.dcs[0].dc, "datacenter1");
+    nts.dcs[0].rf = 1;
+    strcpy(nts.dcs[1].dc, "dc2");
+    nts.dcs[1].rf = 3;
+    assert_int_equal(coord_check(c, &nts, CL_LOCAL_ONE, false, 42, &err), 0);
+    assert_int_equal(coord_check(c, &nts, CL_LOCAL_QUORUM, true, 42, &err), 0);
+    assert_int_equal(coord_check(c, &nts, CL_EACH_QUORUM, false, 42, &err), SIB_EUNAVAIL);
+    assert_string_equal(err.msg, "Cannot achieve consistency level EACH_QUORUM in DC dc2");
+    assert_int_equal(err.ex[0], CL_EACH_QUORUM);
+    assert_int_equal(err.ex[1], 2);
+    assert_int_equal(err.ex[2], 0);
+    assert_int_equal(coord_check(c, &nts, CL_QUORUM, true, 42, &err), SIB_EUNAVAIL);
+    assert_int_equal(err.ex[1], 3);
+    assert_int_equal(err.ex[2], 1);
+
+    /* ANY needs one live replica while there are no hints. */
+    coord_repl far = {.kind = REPL_NTS, .ndcs = 1};
+    strcpy(far.dcs[0].dc, "dc2");
+    far.dcs[0].rf = 1;
+    assert_int_equal(coord_check(c, &far, CL_ANY, true, 42, &err), SIB_EUNAVAIL);
+    assert_int_equal(err.ex[1], 1);
+    assert_int_equal(err.ex[2], 0);
+    assert_int_equal(coord_check(c, &rf1, CL_ANY, true, 42, &err), 0);
+    coord_destroy(c);
+}
+
 static void test_replicas_unique(void **state)
 {
     (void)state;
@@ -85,6 +131,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_repl_parse),
         cmocka_unit_test(test_block_for_and_check),
+        cmocka_unit_test(test_level_rules),
         cmocka_unit_test(test_replicas_unique),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
