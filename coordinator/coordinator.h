@@ -62,6 +62,22 @@ void coord_destroy(coord *c);
  * first node is random too); sorted, unique. */
 void coord_random_tokens(sib_rng *rng, int64_t *out, size_t n);
 
+/* Tokens for a member joining a ring, balancing the share of the ring each
+ * member replicates at `rf` (Cassandra's
+ * allocate_tokens_for_local_replication_factor; tokens.c has the method).
+ * The ring is given as ntokens (token, owner) pairs whose owners are
+ * 0..nmembers-1; the joiner is member nmembers. Writes n sorted, unique
+ * tokens, none already on the ring, to out. An empty ring gets n evenly
+ * spaced tokens from a random start. SIB_EINVAL on an owner out of range. */
+int coord_allocate_tokens(const int64_t *tokens, const uint32_t *owners, size_t ntokens, size_t nmembers, int rf,
+                          sib_rng *rng, int64_t *out, size_t n, sib_err *err);
+
+/* The fraction of the ring each member replicates under SimpleStrategy at
+ * rf (out[0..nmembers-1]; they add up to min(rf, nmembers)); rf 1 gives
+ * plain ownership. Same ring form as coord_allocate_tokens. */
+int coord_ownership(const int64_t *tokens, const uint32_t *owners, size_t ntokens, size_t nmembers, int rf,
+                    double *out, sib_err *err);
+
 /* Index of the local member, 0 here. */
 size_t coord_members(const coord *c);
 const char *coord_local_dc(const coord *c);

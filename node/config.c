@@ -29,6 +29,7 @@ void node_config_defaults(node_config *c)
     c->admin_port = 10000;
     snprintf(c->data_dir, sizeof c->data_dir, "./data");
     c->num_tokens = 16;
+    c->allocate_tokens_rf = 3;
     c->commitlog_sync = NODE_SYNC_PERIODIC;
     c->commitlog_sync_period_ms = 10000;
     c->commitlog_sync_group_window_ms = 2;
@@ -142,6 +143,7 @@ static const key_spec keys[] = {
     STR("hints_directory", hints_dir),
     STR("saved_caches_directory", saved_caches_dir),
     INT("num_tokens", num_tokens),
+    INT("allocate_tokens_for_local_replication_factor", allocate_tokens_rf),
     {"commitlog_sync", K_SYNC, offsetof(node_config, commitlog_sync), 0, 0},
     DUR("commitlog_sync_period", commitlog_sync_period_ms, 1),
     DUR("commitlog_sync_period_in_ms", commitlog_sync_period_ms, 1),
@@ -299,5 +301,7 @@ int node_config_load(node_config *c, const char *path, sib_log *log, sib_err *er
         rc = sib_err_set(err, SIB_ECONFIG, "config: native_transport_port must be 1..65535");
     if (!rc && (c->num_tokens < 1 || c->num_tokens > 1536))
         rc = sib_err_set(err, SIB_ECONFIG, "config: num_tokens must be 1..1536");
+    if (!rc && (c->allocate_tokens_rf < 1 || c->allocate_tokens_rf > 1000))
+        rc = sib_err_set(err, SIB_ECONFIG, "config: allocate_tokens_for_local_replication_factor must be 1..1000");
     return rc;
 }

@@ -219,7 +219,12 @@ static int open_identity(node *n, sib_err *err)
     n->ntokens = (size_t)n->cfg.num_tokens;
     n->tokens = calloc(n->ntokens, sizeof *n->tokens);
     if (!n->tokens) return sib_err_set(err, SIB_ENOMEM, "tokens");
-    coord_random_tokens(&rng, n->tokens, n->ntokens);
+    /* The ring this node joins is empty until gossip tells it otherwise, so
+     * the allocator spaces the tokens evenly; a joining node passes the
+     * ring it learned, and gets tokens that keep ownership balanced at
+     * allocate_tokens_for_local_replication_factor. */
+    int rc = coord_allocate_tokens(NULL, NULL, 0, 0, n->cfg.allocate_tokens_rf, &rng, n->tokens, n->ntokens, err);
+    if (rc) return rc;
     char hid[37];
     sib_uuid_format(n->host_id, hid);
     sib_log(n->log, SIB_INFO, "node: first start, host id %s with %zu tokens", hid, n->ntokens);

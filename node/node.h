@@ -24,6 +24,7 @@ typedef struct node_config {
     char saved_caches_dir[1024];
     char seeds[1024];           /* comma-separated, from seed_provider */
     int num_tokens;
+    int allocate_tokens_rf;     /* allocate_tokens_for_local_replication_factor */
     int commitlog_sync;         /* NODE_SYNC_* */
     int commitlog_sync_period_ms;
     int commitlog_sync_group_window_ms;

@@ -142,6 +142,16 @@ def test_info_ring_gossipinfo(node, session, tool):
     assert "  SCHEMA:%s\n" % schema in gossip
 
 
+def test_first_node_tokens_evenly_spaced(node, session):
+    """A node that starts a ring alone spaces its vnode tokens evenly (the
+    allocator's first step), so when others join every range is the same size."""
+    tokens = sorted(int(t) for t in session.execute("SELECT tokens FROM system.local").one().tokens)
+    assert len(tokens) == node.num_tokens
+    step = (2 ** 64) // node.num_tokens
+    gaps = [(tokens[(i + 1) % len(tokens)] - tokens[i]) % (2 ** 64) for i in range(len(tokens))]
+    assert all(abs(g - step) <= node.num_tokens for g in gaps), gaps
+
+
 def test_tablestats_and_describering(node, session, ks, tool):
     fill(session, ks)
     out = tool("tablestats", "%s.t" % ks).stdout

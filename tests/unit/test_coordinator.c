@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <math.h>
+
 #include "coordinator.h"
 
 static coord *one_node(void)
@@ -126,12 +128,92 @@ static void test_replicas_unique(void **state)
     coord_destroy(c);
 }
 
+/* Grows a ring to `nodes` members, each joining with 16 tokens from
+ * coord_allocate_tokens at rf 3, and checks after every join from 3 members
+ * on that each member's replicated share at RF 3 is within 10% of the mean
+ * (issue: "balanced" for clusters of 3 to 10 nodes). */
+static void grow_and_check(sib_rng *rng, size_t nodes, double *worst)
+{
+    enum { VN = 16 };
+    int64_t tokens[16 * VN];
+    uint32_t owners[16 * VN];
+    double own[16];
+    sib_err err;
+    size_t nt = 0;
+    for (size_t m = 0; m < nodes; m++) {
+        int64_t mine[VN];
+        assert_int_equal(coord_allocate_tokens(tokens, owners, nt, m, 3, rng, mine, VN, &err), 0);
+        for (size_t i = 0; i < VN; i++) {
+            if (i) assert_true(mine[i - 1] < mine[i]);
+            for (size_t j = 0; j < nt; j++) assert_true(tokens[j] != mine[i]);
+            assert_true(mine[i] != INT64_MIN);
+            tokens[nt] = mine[i];
+            owners[nt++] = (uint32_t)m;
+        }
+        size_t members = m + 1;
+        assert_int_equal(coord_ownership(tokens, owners, nt, members, 3, own, &err), 0);
+        double sum = 0;
+        for (size_t k = 0; k < members; k++) sum += own[k];
+        assert_true(fabs(sum - (members < 3 ? (double)members : 3.0)) < 1e-9);
+        if (members < 3) continue;
+        double mean = sum / (double)members;
+        for (size_t k = 0; k < members; k++) {
+            double dev = fabs(own[k] / mean - 1.0);
+            if (dev > *worst) *worst = dev;
+            assert_true(dev <= 0.10);
+        }
+    }
+}
+
+static void test_token_allocation_balances_rf3(void **state)
+{
+    (void)state;
+    sib_rng rng;
+    double worst = 0;
+    for (int round = 0; round < 5; round++) {
+        sib_rng_seed(&rng);
+        grow_and_check(&rng, 10, &worst);
+    }
+    print_message("worst deviation from the mean share at RF 3, 3..10 nodes: %.1f%%\n", worst * 100);
+}
+
+static void test_ownership_and_errors(void **state)
+{
+    (void)state;
+    sib_err err;
+    double own[3];
+    /* Two members, tokens at 0 and 2^62: member 1 owns (0, 2^62], a quarter. */
+    int64_t t[2] = {0, INT64_C(1) << 62};
+    uint32_t o[2] = {0, 1};
+    assert_int_equal(coord_ownership(t, o, 2, 2, 1, own, &err), 0);
+    assert_true(fabs(own[1] - 0.25) < 1e-12 && fabs(own[0] - 0.75) < 1e-12);
+    assert_int_equal(coord_ownership(t, o, 2, 2, 3, own, &err), 0);
+    assert_true(fabs(own[0] - 1.0) < 1e-12 && fabs(own[1] - 1.0) < 1e-12);
+    uint32_t bad[2] = {0, 5};
+    assert_int_equal(coord_ownership(t, bad, 2, 2, 1, own, &err), SIB_EINVAL);
+    sib_rng rng;
+    sib_rng_seed(&rng);
+    int64_t out[4];
+    assert_int_equal(coord_allocate_tokens(t, bad, 2, 2, 3, &rng, out, 4, &err), SIB_EINVAL);
+    /* The second member splits the first one's ranges evenly (plain ownership). */
+    assert_int_equal(coord_allocate_tokens(NULL, NULL, 0, 0, 3, &rng, out, 4, &err), 0);
+    int64_t t2[8];
+    uint32_t o2[8];
+    for (int i = 0; i < 4; i++) { t2[i] = out[i]; o2[i] = 0; }
+    assert_int_equal(coord_allocate_tokens(t2, o2, 4, 1, 3, &rng, t2 + 4, 4, &err), 0);
+    for (int i = 4; i < 8; i++) o2[i] = 1;
+    assert_int_equal(coord_ownership(t2, o2, 8, 2, 1, own, &err), 0);
+    assert_true(fabs(own[0] - 0.5) < 1e-6 && fabs(own[1] - 0.5) < 1e-6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_repl_parse),
         cmocka_unit_test(test_block_for_and_check),
         cmocka_unit_test(test_level_rules),
+        cmocka_unit_test(test_token_allocation_balances_rf3),
+        cmocka_unit_test(test_ownership_and_errors),
         cmocka_unit_test(test_replicas_unique),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
