@@ -3,7 +3,8 @@
  * Replica walk (Cassandra's SimpleStrategy.calculateNaturalEndpoints): start
  * at the first ring token >= the key's token (wrapping), add each token's
  * owner unless already chosen, stop at rf members or when the ring is
- * exhausted. NetworkTopologyStrategy does the same walk per datacenter.
+ * exhausted. NetworkTopologyStrategy fills every datacenter in the same
+ * walk and spreads each datacenter's replicas over its racks (nts_replicas).
  * blockFor uses the replication factor, not the number of members found, so
  * RF 3 on a one-node cluster makes QUORUM unavailable, as in Cassandra.
  */
@@ -216,6 +217,50 @@ static int dc_rf(const coord_repl *r, const char *dc)
     return 0;
 }
 
+/* NetworkTopologyStrategy, as Cassandra's calculateNaturalEndpoints does it:
+ * one clockwise walk fills every datacenter at once. Within a datacenter a
+ * member on a rack not seen yet is always taken; a member on a rack already
+ * used is taken only while the datacenter has fewer racks than its rf
+ * ("rack repeats": rf - racks), so replicas land on distinct racks whenever
+ * there are enough of them, and the first members met fill the rest
+ * otherwise. A datacenter with fewer members than its rf gets them all. */
+static size_t nts_replicas(const coord *c, const coord_repl *r, size_t start, size_t *out, size_t cap)
+{
+    int left[COORD_MAX_DCS], repeats[COORD_MAX_DCS], to_fill = 0;
+    for (int d = 0; d < r->ndcs; d++) {
+        int nodes = 0, racks = 0;
+        for (size_t m = 0; m < c->nmembers; m++) {
+            if (strcmp(c->members[m].dc, r->dcs[d].dc)) continue;
+            nodes++;
+            bool first_of_rack = true; /* count each rack at its first member */
+            for (size_t k = 0; k < m && first_of_rack; k++)
+                first_of_rack = strcmp(c->members[k].dc, r->dcs[d].dc) || strcmp(c->members[k].rack, c->members[m].rack);
+            racks += first_of_rack;
+        }
+        left[d] = r->dcs[d].rf < nodes ? r->dcs[d].rf : nodes;
+        repeats[d] = r->dcs[d].rf - racks;
+        to_fill += left[d] > 0;
+    }
+    size_t n = 0;
+    for (size_t k = 0; k < c->nring && n < cap && to_fill > 0; k++) {
+        size_t m = c->ring[(start + k) % c->nring].member;
+        const member *mb = &c->members[m];
+        int d = 0;
+        while (d < r->ndcs && strcmp(r->dcs[d].dc, mb->dc)) d++;
+        if (d == r->ndcs || left[d] == 0 || chosen(out, n, m)) continue;
+        bool new_rack = true;
+        for (size_t i = 0; i < n && new_rack; i++)
+            new_rack = strcmp(c->members[out[i]].dc, mb->dc) || strcmp(c->members[out[i]].rack, mb->rack);
+        if (!new_rack) {
+            if (repeats[d] <= 0) continue; /* the racks still unseen must get the rest */
+            repeats[d]--;
+        }
+        out[n++] = m;
+        if (--left[d] == 0) to_fill--;
+    }
+    return n;
+}
+
 size_t coord_replicas(const coord *c, const coord_repl *r, int64_t token, size_t *out, size_t cap)
 {
     size_t n = 0;
@@ -229,18 +274,10 @@ size_t coord_replicas(const coord *c, const coord_repl *r, int64_t token, size_t
     }
     if (!c->nring) return 0;
     size_t start = ring_first(c, token);
-    for (size_t k = 0; k < c->nring && n < cap; k++) {
+    if (r->kind == REPL_NTS) return nts_replicas(c, r, start, out, cap);
+    for (size_t k = 0; k < c->nring && n < cap && (int)n < r->rf; k++) {
         size_t m = c->ring[(start + k) % c->nring].member;
-        if (chosen(out, n, m)) continue;
-        if (r->kind == REPL_SIMPLE) {
-            if ((int)n >= r->rf) break;
-            out[n++] = m;
-        } else {
-            /* Count members already chosen in m's DC against that DC's rf. */
-            int in_dc = 0;
-            for (size_t i = 0; i < n; i++) in_dc += !strcmp(c->members[out[i]].dc, c->members[m].dc);
-            if (in_dc < dc_rf(r, c->members[m].dc)) out[n++] = m;
-        }
+        if (!chosen(out, n, m)) out[n++] = m;
     }
     return n;
 }
