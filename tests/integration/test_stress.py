@@ -631,6 +631,19 @@ def test_token_aware_fixed_rate_and_composite_keys(stress_bin, make_node, cluste
     assert not (parts[0] & parts[1]) and len(parts[0] | parts[1]) == 200
     assert parts[0] and parts[1]
 
+    # The profile's queries are routed by their prepared partition key
+    # (sensor = ? AND day = ?): each finds the partition on the node it
+    # asks, so `reading` reads its one row and `latest` five, every time.
+    log = tmp_path / "q.json"
+    run_cmd([stress_bin, "user", "profile=%s" % PROFILE, "ops(latest=1,reading=1)", "n=300",
+             "-pop", "dist=uniform(1..200)", "-node", node_arg(nodes), "-log", "file=%s" % log])
+    doc = json.loads(log.read_text())["summary"]
+    pt = doc["per_type"]
+    assert doc["total_errors"] == 0 and pt["latest"]["ops"] + pt["reading"]["ops"] == 300
+    assert pt["reading"]["rows"] == pt["reading"]["ops"]
+    assert pt["latest"]["rows"] == 5 * pt["latest"]["ops"]
+    assert all(v["ops"] > 0 for v in doc["per_node"].values())
+
 
 def test_token_aware_node_down_mid_run(stress_bin, make_node, clusters, tmp_path):
     """One of two nodes dies in the middle of a run: its requests are
@@ -664,3 +677,8 @@ def test_node_list_parsing(stress_bin):
     assert p.returncode != 0
     for port in ports:
         assert "contact point 127.0.0.1:%d" % port in p.stderr, p.stderr
+    # An IPv6 literal, with its port in brackets or bare (then -port's).
+    p = subprocess.run([stress_bin, "write", "n=1", "-node", "[::1]:%d,::1" % ports[0], "-port", "native=%d" % ports[1]],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "contact point [::1]:%d" % ports[0] in p.stderr and "contact point [::1]:%d" % ports[1] in p.stderr, p.stderr

@@ -247,7 +247,9 @@ int ring_discover(stress_ring *r, const stress_opts *o, sib_client **first, sib_
         uint16_t port = o->node_ports[i] ? o->node_ports[i] : o->port;
         sib_client_opts co = {.host = o->nodes[i], .port = port, .lz4 = o->lz4};
         if (sib_client_connect(&cl, &co, &last) < 0) {
-            fprintf(stderr, "sibyl-stress: contact point %s:%u: %s\n", o->nodes[i], port, last.msg);
+            bool v6 = strchr(o->nodes[i], ':') != NULL;
+            fprintf(stderr, "sibyl-stress: contact point %s%s%s:%u: %s\n", v6 ? "[" : "", o->nodes[i], v6 ? "]" : "",
+                    port, last.msg);
             continue;
         }
         int rc = read_local(r, cl, o->nodes[i], port, err);
