@@ -7,9 +7,10 @@
  * -schema replication(factor=N), or the profile's definitions) and learn
  * what each op binds (workload.c); start the workers, each connected to
  * every node of the ring and sending each request to its partition's
- * primary replica when the ring has several nodes (token-aware); every second collect their interval stats and print the
- * progress lines (report.c); when they are done (n reached, duration over,
- * or Ctrl-C) print the summary and write the log. Exit status: 0 when the
+ * primary replica when the ring has several nodes (token-aware); every
+ * second collect their interval stats and print the progress lines
+ * (report.c); when they are done (n reached, duration over, or Ctrl-C)
+ * print the summary and write the log. Exit status: 0 when the
  * run completed (errors are counted, not fatal, as in cassandra-stress), 1
  * when it could not run.
  *

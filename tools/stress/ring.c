@@ -263,9 +263,9 @@ int ring_discover(stress_ring *r, const stress_opts *o, sib_client **first, sib_
         if (!*first) *first = cl;
         else sib_client_close(cl);
     }
-    if (!*first) {
-        if (err != &last) *err = last;
-        return err->code ? err->code : sib_err_set(err, SIB_EIO, "no contact point");
+    if (!*first) { /* every contact point refused: the last one's reason */
+        *err = last;
+        return err->code;
     }
     return ring_finish(r) < 0 ? sib_err_set(err, SIB_ENOMEM, "ring") : 0;
 }
