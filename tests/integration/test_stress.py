@@ -663,6 +663,16 @@ def test_token_aware_node_down_mid_run(stress_bin, make_node, clusters, tmp_path
     assert "is down" in err or "refused" in err.lower(), err
 
 
+def test_token_aware_node_without_the_table(stress_bin, make_node, clusters):
+    # The second node has no keyspace1: preparing there fails, and
+    # the error names the node.
+    nodes = two_nodes(make_node, clusters)
+    p = subprocess.run([stress_bin, "write", "n=100", "-node", node_arg(nodes)], capture_output=True, text=True,
+                       timeout=STRESS_TIMEOUT)
+    assert p.returncode != 0
+    assert "%s:%d: " % (nodes[1][0].host, nodes[1][0].port) in p.stderr and "keyspace1" in p.stderr, p.stderr
+
+
 def test_node_list_parsing(stress_bin):
     # host:port per contact point; a bad port is refused before connecting.
     p = subprocess.run([stress_bin, "write", "n=1", "-node", "127.0.0.1:0"], capture_output=True, text=True,

@@ -753,6 +753,11 @@ static int open_conns(wctx *x, sib_err *err)
             continue;
         }
         if (rc == 0) rc = prepare_missing(x, c, err);
+        if (rc < 0 && ring->nnodes > 1) { /* say which node (its schema may differ) */
+            char msg[sizeof(err->msg)];
+            snprintf(msg, sizeof(msg), "%s: %.400s", n->name, err->msg);
+            memcpy(err->msg, msg, sizeof(msg));
+        }
         if (rc < 0) return rc;
         opened++;
     }
