@@ -62,9 +62,9 @@ class NodeFactory:
         self.tmp = tmp_path_factory
         self.nodes = []
 
-    def __call__(self, start=True, **config):
+    def __call__(self, start=True, host=None, **config):
         workdir = str(self.tmp.mktemp("sibyl"))
-        n = SibylNode(self.binary, workdir, config=config)
+        n = SibylNode(self.binary, workdir, host=host, config=config)
         self.nodes.append(n)
         if start:
             n.start()

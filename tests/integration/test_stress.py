@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -225,6 +226,25 @@ def test_single_type_prints_total_only(stress_bin, node):
 
 # ---- a node restart in the middle of a run -----------------------------------
 
+def run_during(cmd, after_s, action):
+    """Runs cmd and, after_s seconds in, action() while it runs: (stdout,
+    stderr, seconds from the start to the end of action). cmd must succeed."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(after_s)
+        assert p.poll() is None, p.communicate()
+        action()
+        at = time.monotonic() - t0
+        out, err = p.communicate(timeout=STRESS_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (out, err)
+    return out, err, at
+
+
 def test_restart_reconnects_and_reprepares(stress_bin, node, tmp_path):
     """kill -9 the node mid-run and start it again on the same data and port:
     the tool reconnects, the node answers Unprepared for the statement ids it
@@ -234,19 +254,7 @@ def test_restart_reconnects_and_reprepares(stress_bin, node, tmp_path):
     cmd = [stress_bin, "mixed", "ratio(write=1,read=1)", "duration=9s", "-rate", "threads=%d" % threads,
            "fixed=300/s", "-conns", str(conns), "-inflight", str(inflight), "-pop", "dist=UNIFORM(1..500)",
            "-log", "file=%s" % log, "-node", node.host, "-port", "native=%d" % node.port]
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(2.5)
-        assert p.poll() is None, p.communicate()
-        node.restart(kill=True)
-        restarted_at = time.monotonic() - t0
-        out, err = p.communicate(timeout=STRESS_TIMEOUT)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, "stdout:\n%s\nstderr:\n%s" % (out, err)
+    out, _, restarted_at = run_during(cmd, 2.5, lambda: node.restart(kill=True))
     s = json.loads(log.read_text())["summary"]
     # Every connection was re-opened, and the statements re-prepared.
     assert s["reconnects"] >= threads * conns, s
@@ -503,3 +511,184 @@ def test_redis_mode_connect_refused_names_the_reason(stress_bin):
                         "-port", "redis=%d" % port], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0
     assert "Connection refused (127.0.0.1:%d)" % port in p.stderr, p.stderr
+
+
+# ---- several nodes: token-aware routing -------------------------------------
+#
+# Two sibyld processes on 127.0.0.1 and 127.0.0.2 that do not know each other
+# (no gossip): each holds whatever it is sent. Given both as -node, sibyl-stress
+# builds the ring from both nodes' system.local, so every row must land on the
+# node owning its token, and nowhere else.
+
+STANDARD1_DDL = (
+    "CREATE KEYSPACE IF NOT EXISTS keyspace1 WITH replication = "
+    "{'class': 'SimpleStrategy', 'replication_factor': 1} AND durable_writes = true",
+    'CREATE TABLE IF NOT EXISTS keyspace1.standard1 (key blob PRIMARY KEY, "C0" blob)',
+)
+
+
+def two_nodes(make_node, clusters, *ddl):
+    """Two unrelated nodes, the same schema on each (what a cluster's schema
+    agreement would give); [(node, session, tokens)]."""
+    out = []
+    for host in ("127.0.0.1", "127.0.0.2"):
+        n = make_node(host=host)
+        _, session = clusters.connect(n)
+        for stmt in ddl:
+            session.execute(stmt)
+        tokens = sorted(int(t) for t in session.execute("SELECT tokens FROM system.local").one().tokens)
+        assert tokens
+        out.append((n, session, tokens))
+    return out
+
+
+def owner_of(token, nodes):
+    """Index of the node owning the first ring token >= token (wrapping)."""
+    ring = sorted((t, i) for i, (_, _, toks) in enumerate(nodes) for t in toks)
+    for t, i in ring:
+        if t >= token:
+            return i
+    return ring[0][1]
+
+
+def node_arg(nodes):
+    return ",".join("%s:%d" % (n.host, n.port) for n, _, _ in nodes)
+
+
+def run_cmd(cmd, timeout=STRESS_TIMEOUT):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, "%s\nstdout:\n%s\nstderr:\n%s" % (" ".join(cmd), p.stdout, p.stderr)
+    return p.stdout, p.stderr
+
+
+def test_token_aware_write_and_read_two_nodes(stress_bin, make_node, clusters, tmp_path):
+    from cassandra.metadata import Murmur3Token
+    nodes = two_nodes(make_node, clusters, *STANDARD1_DDL)
+    names = ["%s:%d" % (n.host, n.port) for n, _, _ in nodes]
+    log = tmp_path / "w.json"
+    out, _ = run_cmd([stress_bin, "write", "n=%d" % N, "-rate", "threads=2", "-conns", "2", "-inflight", "8",
+                      "-node", node_arg(nodes), "-log", "file=%s" % log])
+    assert "token-aware routing" in out
+    doc = json.loads(log.read_text())["summary"]
+    assert doc["token_aware"] is True
+    assert doc["total_errors"] == 0 and doc["total_ops"] == N
+    per_node = doc["per_node"]
+    assert set(per_node) == set(names), per_node
+    assert re.search(r"^Operations per node +: \[%s: [0-9,]+, %s: [0-9,]+\]$" % (re.escape(names[0]), re.escape(names[1])),
+                     out, re.M), out
+
+    held = []
+    for i, (n, session, _) in enumerate(nodes):
+        rows = list(session.execute("SELECT key, token(key) AS t FROM keyspace1.standard1"))
+        for r in rows:
+            assert r.t == Murmur3Token.hash_fn(r.key)           # the server's token() is Murmur3
+            assert owner_of(r.t, nodes) == i, "key %r (token %d) on the wrong node %s" % (r.key, r.t, names[i])
+        held.append({r.key for r in rows})
+        assert per_node[names[i]]["ops"] == len(rows), (names[i], per_node, len(rows))
+        assert per_node[names[i]]["errors"] == 0
+        assert per_node[names[i]]["tokens"] == len(nodes[i][2])
+    # Every key once, on exactly one node, and both nodes got a share.
+    assert not (held[0] & held[1])
+    assert held[0] | held[1] == {("%010d" % i).encode() for i in range(1, N + 1)}
+    assert held[0] and held[1]
+
+    # Reads of the same keys go where they were written: no misses.
+    log = tmp_path / "r.json"
+    run_cmd([stress_bin, "read", "n=%d" % N, "-rate", "threads=2", "-conns", "2", "-inflight", "4",
+             "-pop", "dist=UNIFORM(1..%d)" % N, "-node", node_arg(nodes), "-log", "file=%s" % log])
+    doc = json.loads(log.read_text())["summary"]
+    assert doc["total_errors"] == 0 and doc["total_misses"] == 0 and doc["total_ops"] == N
+    assert sum(v["ops"] for v in doc["per_node"].values()) == N
+    assert all(v["ops"] > 0 for v in doc["per_node"].values())
+
+
+def test_token_aware_fixed_rate_and_composite_keys(stress_bin, make_node, clusters, tmp_path):
+    """A user profile with a two-column partition key ((sensor, day)): the
+    routing key is the CompositeType form the server hashes; in fixed-rate
+    mode too."""
+    from cassandra.metadata import Murmur3Token
+    ddl = ("CREATE KEYSPACE IF NOT EXISTS stress_ts WITH replication = "
+           "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+           "CREATE TABLE IF NOT EXISTS stress_ts.readings (sensor text, day int, ts timestamp, value double, "
+           "status text, PRIMARY KEY ((sensor, day), ts)) WITH CLUSTERING ORDER BY (ts DESC) "
+           "AND default_time_to_live = 86400")
+    nodes = two_nodes(make_node, clusters, *ddl)
+    log = tmp_path / "ts.json"
+    run_cmd([stress_bin, "user", "profile=%s" % PROFILE, "ops(insert=1)", "n=200", "-pop", "seq=1..200",
+             "-rate", "threads=2", "fixed=400/s", "-node", node_arg(nodes), "-log", "file=%s" % log])
+    doc = json.loads(log.read_text())["summary"]
+    assert doc["total_errors"] == 0 and doc["partitions"] == 200
+    parts = []
+    for i, (n, session, _) in enumerate(nodes):
+        got = {(r.sensor, r.day, r.t) for r in
+               session.execute("SELECT sensor, day, token(sensor, day) AS t FROM stress_ts.readings")}
+        for sensor, day, t in got:
+            key = b"".join(struct.pack(">H", len(c)) + c + b"\0" for c in (sensor.encode(), struct.pack(">i", day)))
+            assert t == Murmur3Token.hash_fn(key)                  # CompositeType, as routed
+            assert owner_of(t, nodes) == i, "partition %r on the wrong node" % ((sensor, day),)
+        assert doc["per_node"]["%s:%d" % (n.host, n.port)]["ops"] == len(got)
+        parts.append({(s, d) for s, d, _ in got})
+    assert not (parts[0] & parts[1]) and len(parts[0] | parts[1]) == 200
+    assert parts[0] and parts[1]
+
+    # The profile's queries are routed by their prepared partition key
+    # (sensor = ? AND day = ?): each finds the partition on the node it
+    # asks, so `reading` reads its one row and `latest` five, every time.
+    log = tmp_path / "q.json"
+    run_cmd([stress_bin, "user", "profile=%s" % PROFILE, "ops(latest=1,reading=1)", "n=300",
+             "-pop", "dist=uniform(1..200)", "-node", node_arg(nodes), "-log", "file=%s" % log])
+    doc = json.loads(log.read_text())["summary"]
+    pt = doc["per_type"]
+    assert doc["total_errors"] == 0 and pt["latest"]["ops"] + pt["reading"]["ops"] == 300
+    assert pt["reading"]["rows"] == pt["reading"]["ops"]
+    assert pt["latest"]["rows"] == 5 * pt["latest"]["ops"]
+    assert all(v["ops"] > 0 for v in doc["per_node"].values())
+
+
+def test_token_aware_node_down_mid_run(stress_bin, make_node, clusters, tmp_path):
+    """One of two nodes dies in the middle of a run: its requests are
+    errors, the other node's go on, and the run ends on time."""
+    nodes = two_nodes(make_node, clusters, *STANDARD1_DDL)
+    log = tmp_path / "down.json"
+    cmd = [stress_bin, "write", "duration=5s", "-rate", "threads=2", "fixed=400/s", "-conns", "2",
+           "-pop", "dist=UNIFORM(1..1000)", "-node", node_arg(nodes), "-log", "file=%s" % log]
+    t0 = time.monotonic()
+    _, err, _ = run_during(cmd, 2, nodes[1][0].kill9)
+    assert time.monotonic() - t0 < 60
+    doc = json.loads(log.read_text())["summary"]
+    a, b = ("%s:%d" % (n.host, n.port) for n, _, _ in nodes)
+    assert doc["per_node"][a]["errors"] == 0 and doc["per_node"][a]["ops"] > 0
+    assert doc["per_node"][b]["errors"] > 0
+    assert doc["total_errors"] == doc["per_node"][b]["errors"]
+    assert "is down" in err or "refused" in err.lower(), err
+
+
+def test_token_aware_node_without_the_table(stress_bin, make_node, clusters):
+    # The second node has no keyspace1: preparing there fails, and
+    # the error names the node.
+    nodes = two_nodes(make_node, clusters)
+    p = subprocess.run([stress_bin, "write", "n=100", "-node", node_arg(nodes)], capture_output=True, text=True,
+                       timeout=STRESS_TIMEOUT)
+    assert p.returncode != 0
+    assert "%s:%d: " % (nodes[1][0].host, nodes[1][0].port) in p.stderr and "keyspace1" in p.stderr, p.stderr
+
+
+def test_node_list_parsing(stress_bin):
+    # host:port per contact point; a bad port is refused before connecting.
+    p = subprocess.run([stress_bin, "write", "n=1", "-node", "127.0.0.1:0"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode != 0 and "bad port in node '0'" in p.stderr, p.stderr
+    p = subprocess.run([stress_bin, "write", "n=1", "-node", "[::1"], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "bad node" in p.stderr, p.stderr
+    # No contact point reachable: the run fails naming each one.
+    ports = [free_port("127.0.0.1"), free_port("127.0.0.1")]
+    p = subprocess.run([stress_bin, "write", "n=1", "-node", "127.0.0.1:%d,127.0.0.1:%d" % tuple(ports)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    for port in ports:
+        assert "contact point 127.0.0.1:%d" % port in p.stderr, p.stderr
+    # An IPv6 literal, with its port in brackets or bare (then -port's).
+    p = subprocess.run([stress_bin, "write", "n=1", "-node", "[::1]:%d,::1" % ports[0], "-port", "native=%d" % ports[1]],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "contact point [::1]:%d" % ports[0] in p.stderr and "contact point [::1]:%d" % ports[1] in p.stderr, p.stderr

@@ -1,13 +1,16 @@
 /* main.c: sibyl-stress, a cassandra-stress-like load generator for the CQL
  * native protocol.
  *
- * Sequence: parse options; load the user profile if any; connect once to
- * the first node and create the schema (keyspace1.standard1 as
- * cassandra-stress does, with -schema replication(factor=N), or the
- * profile's definitions) and learn what each op binds (workload.c); start
- * the workers; every second collect their interval stats and print the
- * progress lines (report.c); when they are done (n reached, duration over,
- * or Ctrl-C) print the summary and write the log. Exit status: 0 when the
+ * Sequence: parse options; load the user profile if any; read the ring
+ * from every contact point of -node (ring.c); on the first reachable one
+ * create the schema (keyspace1.standard1 as cassandra-stress does, with
+ * -schema replication(factor=N), or the profile's definitions) and learn
+ * what each op binds (workload.c); start the workers, each connected to
+ * every node of the ring and sending each request to its partition's
+ * primary replica when the ring has several nodes (token-aware); every
+ * second collect their interval stats and print the progress lines
+ * (report.c); when they are done (n reached, duration over, or Ctrl-C)
+ * print the summary and write the log. Exit status: 0 when the
  * run completed (errors are counted, not fatal, as in cassandra-stress), 1
  * when it could not run.
  *
@@ -15,7 +18,7 @@
  *   sibyl-stress <write|read|mixed> [n=N | duration=30s] [cl=ONE] [no-warmup]
  *                [ratio(write=1,read=3)]
  *   sibyl-stress user profile=file.yaml ops(insert=1,query=2) [n=N | duration=30s] [cl=ONE]
- *                [-node host[,host...]] [-port native=9042]
+ *                [-node host[:port][,host[:port]...]] [-port native=9042]
  *                [-rate threads=N [fixed=R/s | throttle=R/s]]
  *                [-conns N] [-inflight N]
  *                [-col size=FIXED(34)] [-pop seq=1..N | dist=UNIFORM(1..N) | dist=ZIPF(1..N[,s])]
@@ -57,15 +60,17 @@ void stress_usage(FILE *f)
 {
     fputs("usage: sibyl-stress <write|read|mixed> [n=N | duration=30s] [cl=ONE] [ratio(write=1,read=3)]\n"
           "       sibyl-stress user profile=file.yaml ops(insert=1,name=2) [n=N | duration=30s] [cl=ONE]\n"
-          "        [-node host[,host...]] [-port native=9042]\n"
+          "        [-node host[:port][,host[:port]...]] [-port native=9042]\n"
           "        [-rate threads=N [fixed=R/s]] [-conns N] [-inflight N]\n"
           "        [-col size=FIXED(34)]\n"
           "        [-pop seq=1..N | dist=UNIFORM(1..N) | dist=ZIPF(1..N[,exponent])]\n"
           "        [-schema replication(factor=1)] [-mode native cql3 prepared|unprepared [compression=lz4]]\n"
           "        [-mode redis] [-log file=out.json|out.csv] [--json | --csv]\n"
           "\n"
+          "  -node a,b:9043    contact points; the ring is read from each (system.local and\n"
+          "                    system.peers) and requests go to each partition's primary replica\n"
           "  -rate threads=N   client threads (default 2)\n"
-          "  -conns N          connections per thread (default 8)\n"
+          "  -conns N          connections per thread to each node (default 8)\n"
           "  -inflight N       requests in flight per connection (default 8)\n"
           "  profile=file.yaml a cassandra-stress user profile (tools/stress/profiles/)\n"
           "  fixed=R/s         fixed total rate; latency counts from each request's intended start\n"
@@ -203,13 +208,37 @@ static int parse_command_word(const char *a, stress_opts *o)
     return 0;
 }
 
+/* host, host:port, [v6]:port or a bare IPv6 literal (no port). */
+static int parse_contact(char *tok, stress_opts *o)
+{
+    char *host = tok, *colon = strrchr(tok, ':');
+    int port = 0;
+    if (tok[0] == '[') {
+        char *close = strchr(tok, ']');
+        if (!close || (close[1] && close[1] != ':')) return fail("bad node '%s' ([v6 address]:port)", tok);
+        *close = 0;
+        host = tok + 1;
+        colon = close[1] ? close + 1 : NULL;
+    } else if (colon && strchr(tok, ':') != colon) {
+        colon = NULL; /* an IPv6 literal without a port */
+    }
+    if (colon) {
+        *colon = 0;
+        if (!parse_int(colon + 1, 1, 65535, &port)) return fail("bad port in node '%s'", colon + 1);
+    }
+    if (!*host) return fail("%s", "empty node address in -node");
+    o->node_ports[o->nnodes] = (uint16_t)port;
+    o->nodes[o->nnodes++] = host;
+    return 0;
+}
+
 static int parse_node(const char *v, stress_opts *o)
 {
     /* The strings stay in argv; split a comma list in place. */
     char *s = (char *)v, *save = NULL;
     for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (o->nnodes == STRESS_MAX_NODES) return fail("more than %s nodes", "16");
-        o->nodes[o->nnodes++] = tok;
+        if (parse_contact(tok, o) < 0) return -1;
     }
     return 0;
 }
@@ -389,6 +418,7 @@ static int shared_init(stress_shared *sh, const stress_opts *o, sib_err *err)
 {
     memset(sh, 0, sizeof(*sh));
     sh->o = o;
+    ring_init(&sh->ring);
     keygen_init(&sh->keys, &o->pop);
     sh->values = malloc(STRESS_VALUE_POOL);
     if (!sh->values) return sib_err_set(err, SIB_ENOMEM, "value pool");
@@ -443,9 +473,14 @@ static void print_settings(const stress_shared *sh)
     else fprintf(out, "  Duration: %.1f s\n", o->duration_s);
     fprintf(out, "  Ops:");
     for (int i = 0; i < o->nops; i++) fprintf(out, "%s %s=%d", i ? "," : "", o->ops[i].name, o->ops[i].weight);
-    fprintf(out, "\nNodes: ");
-    for (size_t i = 0; i < o->nnodes; i++) fprintf(out, "%s%s", i ? "," : "", o->nodes[i]);
-    fprintf(out, " port %u%s\n", o->port, o->lz4 ? " (lz4)" : "");
+    fprintf(out, "\nNodes:");
+    for (size_t i = 0; i < sh->ring.nnodes; i++) {
+        const stress_node *n = &sh->ring.nodes[i];
+        fprintf(out, "%s %s", i ? "," : "", n->name);
+        if (n->ntokens) fprintf(out, " (%s%s%zu tokens)", n->dc, n->dc[0] ? ", " : "", n->ntokens);
+    }
+    fprintf(out, "%s%s\n", o->lz4 ? " (lz4)" : "",
+            sh->routing ? ", token-aware routing to each partition's primary replica" : "");
     fprintf(out, "Rate: threads=%d, connections/thread=%d, in flight/connection=%d", o->threads, o->conns, o->inflight);
     if (o->rate > 0) fprintf(out, ", fixed=%.0f/s", o->rate);
     fprintf(out, "\n");
@@ -462,18 +497,32 @@ static void print_settings(const stress_shared *sh)
     else fprintf(out, "Schema: keyspace1.standard1, replication factor %d\n\n", o->rf);
 }
 
-/* Loads the profile, creates the schema and learns what each op binds, on
- * a connection of its own. */
+/* -mode redis: the contact points as they are (no ring, no routing). */
+static int redis_nodes(stress_shared *sh, sib_err *err)
+{
+    const stress_opts *o = sh->o;
+    for (size_t i = 0; i < o->nnodes; i++)
+        if (ring_add_node(&sh->ring, o->nodes[i], o->node_ports[i] ? o->node_ports[i] : o->port, NULL, NULL) < 0)
+            return sib_err_set(err, SIB_EINVAL, "node address '%s' too long", o->nodes[i]);
+    return 0;
+}
+
+/* Loads the profile, reads the ring (ring.c), creates the schema and
+ * learns what each op binds on the first reachable contact point.
+ * Requests are routed by token when several nodes have tokens. */
 static int setup(stress_shared *sh, sib_err *err)
 {
     const stress_opts *o = sh->o;
     int rc = o->cmd == CMD_USER ? profile_load(o->profile, &sh->profile, err) : 0;
     if (rc < 0) return rc;
-    if (o->redis) return workload_setup(sh, NULL, err); /* no schema: what each op sends */
+    if (o->redis) {
+        rc = redis_nodes(sh, err);
+        return rc < 0 ? rc : workload_setup(sh, NULL, err); /* no schema: what each op sends */
+    }
     sib_client *cl;
-    sib_client_opts co = {.host = o->nodes[0], .port = o->port, .lz4 = o->lz4};
-    rc = sib_client_connect(&cl, &co, err);
+    rc = ring_discover(&sh->ring, o, &cl, err);
     if (rc < 0) return rc;
+    sh->routing = sh->ring.nnodes > 1 && sh->ring.ntokens > 0;
     rc = workload_setup(sh, cl, err);
     sib_client_close(cl);
     return rc;
@@ -491,7 +540,7 @@ static int run(const stress_opts *o, sib_err *err)
     stress_shared sh;
     int rc = shared_init(&sh, o, err);
     if (rc == 0) rc = setup(&sh, err);
-    stress_report *rep = rc == 0 ? report_create(o, err) : NULL;
+    stress_report *rep = rc == 0 ? report_create(o, &sh.ring, sh.routing, err) : NULL;
     if (rc == 0 && !rep) rc = SIB_ENOMEM;
     if (rc < 0) goto out;
     print_settings(&sh);
@@ -540,6 +589,7 @@ out:
     free(sh.values);
     workload_destroy(sh.wl);
     profile_destroy(sh.profile);
+    ring_free(&sh.ring);
     return rc;
 }
 

@@ -50,6 +50,8 @@
 
 struct stress_report {
     const stress_opts *o;
+    const stress_ring *ring; /* the nodes the per-node counts are of */
+    bool routing;
     stress_stats total;
     sib_buf intervals_json; /* comma-separated interval objects */
     sib_buf csv;
@@ -61,7 +63,7 @@ struct stress_report {
 
 static const char csv_header[] = "time_s,ops,op_rate,mean_ms,p50_ms,p95_ms,p99_ms,p999_ms,max_ms,errors\n";
 
-stress_report *report_create(const stress_opts *o, sib_err *err)
+stress_report *report_create(const stress_opts *o, const stress_ring *ring, bool routing, sib_err *err)
 {
     stress_report *r = calloc(1, sizeof(*r));
     if (!r) {
@@ -69,6 +71,8 @@ stress_report *report_create(const stress_opts *o, sib_err *err)
         return NULL;
     }
     r->o = o;
+    r->ring = ring;
+    r->routing = routing;
     stats_reset(&r->total);
     sib_buf_init(&r->intervals_json);
     sib_buf_init(&r->csv);
@@ -324,6 +328,16 @@ static void text_summary(const stress_report *r, double secs, sib_buf *b)
         sib_buf_printf(b, "%-26s: %10s\n", "Total partitions missed", grouped(r->total.misses, g));
     sib_buf_printf(b, "%-26s: %10s\n", "Total re-prepares", grouped(r->total.reprepares, g));
     sib_buf_printf(b, "%-26s: %10s\n", "Total reconnects", grouped(r->total.reconnects, g));
+    if (r->ring->nnodes > 1) { /* where the requests went: token-aware routing at work */
+        const char *labels[] = {"Operations per node", "Errors per node"};
+        for (int k = 0; k < 2; k++) {
+            sib_buf_printf(b, "%-26s: [", labels[k]);
+            for (size_t i = 0; i < r->ring->nnodes; i++)
+                sib_buf_printf(b, "%s%s: %s", i ? ", " : "", r->ring->nodes[i].name,
+                               grouped(k ? r->total.node_errors[i] : r->total.node_ops[i], g));
+            sib_buf_printf(b, "]\n");
+        }
+    }
     unsigned long t = (unsigned long)(secs + 0.5);
     sib_buf_printf(b, "%-26s: %02lu:%02lu:%02lu\n\n", "Total operation time", t / 3600, t / 60 % 60, t % 60);
     free(all);
@@ -392,7 +406,19 @@ static void json_doc(const stress_report *r, double secs, sib_buf *b)
         json_summary_line(b, l, secs);
         sib_buf_printf(b, "}");
     }
-    sib_buf_printf(b, "}}\n}\n");
+    sib_buf_printf(b, "}, \"per_node\": {");
+    for (size_t i = 0; i < r->ring->nnodes; i++) {
+        const stress_node *n = &r->ring->nodes[i];
+        char id[37] = "";
+        if (n->has_id) sib_uuid_format(n->host_id, id);
+        sib_buf_printf(b, "%s", i ? ", " : "");
+        json_str(b, n->name);
+        sib_buf_printf(b, ": {\"ops\": %llu, \"errors\": %llu, \"host_id\": \"%s\", \"data_center\": ",
+                       (unsigned long long)r->total.node_ops[i], (unsigned long long)r->total.node_errors[i], id);
+        json_str(b, n->dc);
+        sib_buf_printf(b, ", \"tokens\": %zu}", n->ntokens);
+    }
+    sib_buf_printf(b, "}, \"token_aware\": %s}\n}\n", r->routing ? "true" : "false");
     free(l);
 }
 

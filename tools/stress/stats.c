@@ -111,6 +111,10 @@ void stats_merge(stress_stats *into, const stress_stats *from)
         into->rows[t] += from->rows[t];
         hist_merge(&into->h[t], &from->h[t]);
     }
+    for (int n = 0; n < STRESS_RING_MAX; n++) {
+        into->node_ops[n] += from->node_ops[n];
+        into->node_errors[n] += from->node_errors[n];
+    }
     hist_merge(&into->sent, &from->sent);
     into->misses += from->misses;
     into->reprepares += from->reprepares;

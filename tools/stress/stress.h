@@ -4,8 +4,9 @@
  *
  * Shape of a run: main.c parses the command line (profile.c the YAML
  * profile of `user`), creates the schema and learns each op's statement
- * on a first connection (workload.c), then starts `threads` workers
- * (worker.c). Each worker owns `conns` connections (preparing the
+ * on a first connection (workload.c) after reading the ring from the
+ * contact points (ring.c), then starts `threads` workers (worker.c). Each
+ * worker owns `conns` connections to every node of the ring (preparing the
  * statements on each, re-opening and re-preparing after failures) and
  * keeps up to `inflight` requests on each, driving them with ppoll and
  * sib_client_io. Workers record latencies per op type into their own
@@ -27,6 +28,9 @@ enum {
     STRESS_VALUE_POOL = 1 << 20, /* random bytes values are sliced from */
     STRESS_MAX_OPS = 8,  /* operation types in one run (ops(...) / ratio(...)) */
     STRESS_OP_NAME = 32,
+    STRESS_RING_MAX = 64, /* nodes of the ring (contact points and their peers) */
+    STRESS_HOST_LEN = 64,
+    STRESS_MAX_PK = 16,   /* partition key columns a routing key is built from */
 };
 
 typedef enum { CMD_WRITE, CMD_READ, CMD_MIXED, CMD_USER } stress_cmd;
@@ -60,7 +64,8 @@ typedef struct stress_opts {
     stress_op ops[STRESS_MAX_OPS];
     int nops;
     const char *profile;   /* user: the YAML profile path */
-    const char *nodes[STRESS_MAX_NODES];
+    const char *nodes[STRESS_MAX_NODES]; /* -node contact points, */
+    uint16_t node_ports[STRESS_MAX_NODES]; /* each one's port (0: -port's) */
     size_t nnodes;
     uint16_t port;
     int threads, conns, inflight;
@@ -144,6 +149,9 @@ typedef struct stress_stats {
     uint64_t misses;       /* reads that found no row */
     uint64_t reprepares;   /* EXECUTEs answered Unprepared, re-prepared and retried */
     uint64_t reconnects;   /* connections re-established after they broke */
+    /* Operations sent to (or, when it was down, meant for) each ring node,
+     * and how many of those failed. */
+    uint64_t node_ops[STRESS_RING_MAX], node_errors[STRESS_RING_MAX];
     hist h[STRESS_MAX_OPS];
     /* Latency from the moment each answered request was sent, all types
      * together. In fixed-rate mode h counts from the intended start, so the
@@ -164,6 +172,10 @@ typedef struct stress_opdef {
     op_kind kind;
     int query;            /* OPK_QUERY: index into the profile's queries */
     char cql[2048];       /* the statement prepared on every connection */
+    /* The bind positions of the partition key (PREPARED's pk_index): what a
+     * request is routed by. npk 0: not routable (sent on any node). */
+    uint16_t npk;
+    uint16_t pk_index[STRESS_MAX_PK];
 } stress_opdef;
 
 /* The values of one operation, built into reusable per-thread buffers.
@@ -251,6 +263,53 @@ void workload_destroy(workload *wl);
  * rebuilds the same request from a saved rng. 0, or SIB_ENOMEM. */
 int stress_build(const stress_shared *sh, int op, sib_rng *rng, uint64_t seq, stress_req *req);
 
+/* ---- the ring and token-aware routing (ring.c) ---- */
+
+typedef struct stress_node {
+    char host[STRESS_HOST_LEN]; /* the address workers connect to */
+    uint16_t port;
+    uint8_t host_id[16];
+    bool has_id;
+    char dc[64];
+    char name[STRESS_HOST_LEN + 8]; /* "host:port" in reports */
+    size_t ntokens;
+} stress_node;
+
+typedef struct stress_ring {
+    stress_node nodes[STRESS_RING_MAX];
+    size_t nnodes;
+    int64_t *tokens;   /* sorted and unique once ring_finish ran */
+    uint16_t *owner;   /* the node index of each token */
+    size_t ntokens, cap;
+} stress_ring;
+
+void ring_init(stress_ring *r);
+void ring_free(stress_ring *r);
+/* The index of the node with this host id (without one: this host and
+ * port), added if new; -1 when the ring is full or host too long. */
+int ring_add_node(stress_ring *r, const char *host, uint16_t port, const uint8_t *host_id, const char *dc);
+/* 0, SIB_EINVAL (no such node) or SIB_ENOMEM. */
+int ring_add_token(stress_ring *r, int node, int64_t token);
+/* Adds the tokens of a set<text> cell (system.local/peers.tokens); null adds none. 0 or SIB_EPROTO. */
+int ring_add_tokens_cell(stress_ring *r, int node, cql_value cell);
+/* Sorts the tokens; a token claimed by several nodes stays with the one
+ * added first (the lowest index). 0 or SIB_ENOMEM. */
+int ring_finish(stress_ring *r);
+/* The primary replica of token t: the owner of the first ring token >= t,
+ * wrapping to the smallest; -1 when the ring has no tokens. */
+int ring_lookup(const stress_ring *r, int64_t t);
+/* Murmur3 token of the partition key bound at pk_index[0..npk) of vals:
+ * one column hashes its serialized value, several their CompositeType
+ * form (built in scratch). false when npk is 0 or a component is null,
+ * unset, missing or too long. */
+bool stress_routing_token(const cql_value *vals, size_t nvals, const uint16_t *pk_index, size_t npk,
+                          sib_buf *scratch, int64_t *out);
+/* Builds the ring from system.local and system.peers of every reachable
+ * contact point of o (unreachable ones are reported on stderr and
+ * skipped). *first is a connection to the first reachable one, for the
+ * setup; fails when none is reachable. */
+int ring_discover(stress_ring *r, const stress_opts *o, sib_client **first, sib_err *err);
+
 /* ---- shared run state ---- */
 
 typedef struct stress_worker {
@@ -272,6 +331,8 @@ struct stress_shared {
     stress_opdef defs[STRESS_MAX_OPS]; /* parallel to o->ops */
     stress_profile *profile;   /* user command only */
     workload *wl;              /* user command only */
+    stress_ring ring;          /* the nodes workers connect to (each one) */
+    bool routing;              /* token-aware: several nodes with tokens */
     int64_t start_ns;
     int64_t end_ns;            /* duration mode: stop issuing at this time */
     atomic_uint_fast64_t issued; /* operations claimed (n mode and sequential keys) */
@@ -289,7 +350,8 @@ bool stress_claim(stress_shared *sh, uint64_t *seq);
 /* ---- reporting (report.c) ---- */
 
 typedef struct stress_report stress_report;
-stress_report *report_create(const stress_opts *o, sib_err *err);
+/* ring: the nodes per-node counts are reported for (it outlives the report). */
+stress_report *report_create(const stress_opts *o, const stress_ring *ring, bool routing, sib_err *err);
 void report_destroy(stress_report *r);
 /* One interval: elapsed seconds since start, the stats of that interval. */
 void report_interval(stress_report *r, double elapsed_s, double interval_s, const stress_stats *iv,

@@ -1,7 +1,7 @@
 /* worker.c: the load-generating threads of sibyl-stress.
  *
- * A worker owns `conns` connections (spread round-robin over the nodes)
- * and a pool of `inflight` operation slots per connection. Two modes:
+ * A worker owns `conns` connections to each node of the ring and a pool
+ * of `inflight` operation slots per connection. Two modes:
  *
  *  - as fast as possible: every connection is filled to `inflight`; each
  *    completion (a callback inside sib_client_io) records its
@@ -27,6 +27,18 @@
  * the kernel's per-call scan of the fds the client's main cost (0.9 of a
  * core at 200k/s fixed, on a 2-core machine that also runs the server);
  * epoll's cost follows the ready sockets.
+ *
+ * Token-aware routing (several nodes with tokens): an operation is built
+ * when it is claimed, its partition key's token names its node (ring.c),
+ * and it goes on a connection of that node with a free slot: the one
+ * whose answer freed the slot when it is that node's, else the node's
+ * next one round robin. When that node's slots are all busy it is parked
+ * (its rebuild state and intended start kept) until one frees; the
+ * parking holds a few operations per node, and nothing more is claimed
+ * while it is full. A node with no live connection (down, reconnecting)
+ * fails its operations at once, so they count as errors of that node and
+ * the others' keep going. Without routing (one node, -mode redis) the
+ * operation goes on the connection with the free slot, unbuilt until then.
  *
  * Completions are appended to a per-thread pending list while callbacks run
  * and moved into the worker's interval stats under its mutex once per poll
@@ -82,6 +94,7 @@ typedef struct op {
 
 typedef struct wconn {
     wctx *x;
+    int node;        /* index in the ring */
     sib_client *cl;  /* the connection: CQL, */
     resp_conn *rc;   /* or Redis (-mode redis) */
     sib_client_opts co;
@@ -101,18 +114,35 @@ typedef struct wconn {
 typedef struct done_rec {
     uint64_t ns, sent_ns; /* latency from the intended start, and from the send */
     uint32_t partitions, rows;
+    uint16_t node;
     uint8_t type;
     uint8_t outcome; /* 0 ok, 1 error, 2 miss */
 } done_rec;
+
+/* A claimed operation waiting for a free slot on its node (routing): what
+ * rebuilds it, and the node it goes to (-1: any). */
+typedef struct parked {
+    uint64_t seq;
+    sib_rng rng;
+    int64_t start_ns; /* intended start (fixed rate), or 0 */
+    int node;
+    uint8_t type;
+} parked;
 
 struct wctx {
     stress_worker *w;
     stress_shared *sh;
     const stress_opts *o;
-    wconn *conns;
+    wconn *conns;         /* per_node connections to each ring node in turn */
     int epfd;
     struct epoll_event *evs; /* one per connection */
-    int nconns;
+    int nconns, per_node;
+    bool routing;         /* token-aware (stress_shared.routing) */
+    int *node_rr;         /* routing: each node's connection to try next */
+    int any_rr;           /* routing: the next connection for an op of no node */
+    parked *park;         /* routing: claimed operations waiting for a slot */
+    int npark, park_cap;
+    sib_buf scratch;      /* routing: composite partition keys */
     sib_rng rng;
     stress_req req;       /* the request being built (values copied out by each send) */
     done_rec *pend;
@@ -161,7 +191,7 @@ static void conn_close(wconn *c)
 /* ---- completions ---- */
 
 static void push_done(wctx *x, uint64_t ns, uint64_t sent_ns, uint8_t type, uint8_t outcome, uint32_t partitions,
-                      uint32_t rows)
+                      uint32_t rows, int node)
 {
     if (x->npend == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 1024;
@@ -170,7 +200,7 @@ static void push_done(wctx *x, uint64_t ns, uint64_t sent_ns, uint8_t type, uint
         x->pend = p;
         x->cap = cap;
     }
-    x->pend[x->npend++] = (done_rec){ns, sent_ns, partitions, rows, type, outcome};
+    x->pend[x->npend++] = (done_rec){ns, sent_ns, partitions, rows, (uint16_t)node, type, outcome};
 }
 
 static void flush_done(wctx *x)
@@ -181,8 +211,10 @@ static void flush_done(wctx *x)
     for (size_t i = 0; i < x->npend; i++) {
         const done_rec *d = &x->pend[i];
         w->interval.ops[d->type]++;
+        w->interval.node_ops[d->node]++;
         if (d->outcome == 1) {
             w->interval.errors[d->type]++;
+            w->interval.node_errors[d->node]++;
             continue;
         }
         if (d->outcome == 2) w->interval.misses++;
@@ -257,8 +289,10 @@ static void note_error(wctx *x, const sib_frame *f, const sib_err *err)
         snprintf(x->err, sizeof(x->err), "unexpected %s response", cql_opcode_name(f->opcode));
 }
 
-static int issue(wconn *c, int64_t start_ns);
-static int send_op(wconn *c, op *p, sib_err *err);
+static int issue_on(wconn *c, int64_t start_ns);
+static void fill(wctx *x, wconn *c);
+static bool unpark_on(wctx *x, wconn *c);
+static int send_op(wconn *c, op *p, bool built, sib_err *err);
 
 static bool is_read(const wctx *x, int type)
 {
@@ -271,18 +305,26 @@ static void release(op *p, uint8_t outcome, uint32_t partitions, uint32_t rows)
 {
     wconn *c = p->c;
     int64_t now = sib_mono_ns();
-    push_done(c->x, (uint64_t)(now - p->start_ns), (uint64_t)(now - p->sent_ns), p->type, outcome, partitions, rows);
+    push_done(c->x, (uint64_t)(now - p->start_ns), (uint64_t)(now - p->sent_ns), p->type, outcome, partitions, rows,
+              c->node);
     p->busy = false;
     c->free[c->nfree++] = (uint32_t)(p - c->ops);
 }
 
 /* An answered operation: release it and (as fast as possible) keep the
- * pipeline full: the next request leaves with this read's flush. */
+ * pipeline full: the next request leaves with this read's flush. With
+ * routing, an operation parked for this node takes the slot first. */
 static void finish(op *p, uint8_t outcome, uint32_t partitions, uint32_t rows)
 {
     wconn *c = p->c;
+    wctx *x = c->x;
     release(p, outcome, partitions, rows);
-    if (c->x->interval_ns == 0 && !c->dead && !c->x->exhausted) issue(c, 0);
+    if (x->interval_ns != 0 || c->dead) return;
+    if (!x->routing) {
+        if (!x->exhausted) issue_on(c, 0);
+        return;
+    }
+    if (!unpark_on(x, c)) fill(x, c);
 }
 
 static void on_broken(wconn *c, const sib_err *err)
@@ -316,7 +358,7 @@ static void on_prepared(sib_client *cl, void *ud, const sib_frame *f, const sib_
         memcpy(c->ids[p->type], res.u.prepared.id.p, (size_t)res.u.prepared.id.len);
         c->id_len[p->type] = (uint16_t)res.u.prepared.id.len;
         sib_result_free(&res);
-        if (send_op(c, p, &e) == 0) return;
+        if (send_op(c, p, false, &e) == 0) return;
         snprintf(x->err, sizeof(x->err), "retry after re-prepare: %.400s", e.msg);
     } else {
         if (f) note_error(x, f, err);
@@ -390,15 +432,17 @@ static uint8_t pick_type(wctx *x)
     return (uint8_t)(o->nops - 1);
 }
 
-/* Builds p's request from its saved seq and rng and sends it on c. */
-static int send_op(wconn *c, op *p, sib_err *err)
+/* Sends p's request on c: the one in x->req when built, else rebuilt
+ * from p's saved seq and rng. */
+static int send_op(wconn *c, op *p, bool built, sib_err *err)
 {
     wctx *x = c->x;
     const stress_opts *o = x->o;
     const stress_opdef *d = &x->sh->defs[p->type];
     stress_req *req = &x->req;
     sib_rng rng = p->rng;
-    if (stress_build(x->sh, p->type, &rng, p->seq, req) < 0) return sib_err_set(err, SIB_ENOMEM, "building a request");
+    if (!built && stress_build(x->sh, p->type, &rng, p->seq, req) < 0)
+        return sib_err_set(err, SIB_ENOMEM, "building a request");
     p->partitions = req->partitions;
     p->rows = req->rows;
     if (o->redis) { /* build_standard: the key, then (a write) the value */
@@ -419,29 +463,23 @@ static int send_op(wconn *c, op *p, sib_err *err)
     return sib_client_send_query(c->cl, d->cql, &qo, on_done, p, err);
 }
 
-/* Sends one operation on c. start_ns 0 = now. Returns 1 when sent, 0 when
- * the run has no more operations, negative on a send failure. */
-static int issue(wconn *c, int64_t start_ns)
+/* Takes a free slot of c for an operation and sends it (built: x->req
+ * holds it already). Returns 1, or a send failure (the operation is then
+ * an error and the connection, if broken, dead). */
+static int send_on(wconn *c, const parked *q, bool built)
 {
     wctx *x = c->x;
-    uint64_t seq;
-    if (c->nfree == 0 || c->dead) return 0;
-    if (!stress_claim(x->sh, &seq)) {
-        x->exhausted = true;
-        return 0;
-    }
     op *p = &c->ops[c->free[--c->nfree]];
     p->c = c;
-    p->type = pick_type(x);
-    p->seq = seq;
-    p->rng = x->rng;
-    sib_rng_next(&x->rng); /* the next operation draws from a different state */
+    p->type = q->type;
+    p->seq = q->seq;
+    p->rng = q->rng;
     p->retried = false;
     p->busy = true;
     p->sent_ns = sib_mono_ns();
-    p->start_ns = start_ns ? start_ns : p->sent_ns;
+    p->start_ns = q->start_ns ? q->start_ns : p->sent_ns;
     sib_err err;
-    int rc = send_op(c, p, &err);
+    int rc = send_op(c, p, built, &err);
     if (rc < 0) {
         snprintf(x->err, sizeof(x->err), "%s", err.msg);
         if (rc == SIB_EIO) on_broken(c, &err);
@@ -451,10 +489,156 @@ static int issue(wconn *c, int64_t start_ns)
     return 1;
 }
 
+/* Claims the next operation: its type, seq and the rng it is built from. */
+static bool claim(wctx *x, int64_t start_ns, parked *q)
+{
+    if (!stress_claim(x->sh, &q->seq)) {
+        x->exhausted = true;
+        return false;
+    }
+    q->type = pick_type(x);
+    q->rng = x->rng;
+    sib_rng_next(&x->rng); /* the next operation draws from a different state */
+    q->start_ns = start_ns;
+    q->node = -1;
+    return true;
+}
+
+/* Sends one operation on c (no routing). start_ns 0 = now. Returns 1 when
+ * sent, 0 when c has no free slot or the run has no more operations,
+ * negative on a send failure. */
+static int issue_on(wconn *c, int64_t start_ns)
+{
+    parked q;
+    if (c->nfree == 0 || c->dead || !claim(c->x, start_ns, &q)) return 0;
+    return send_on(c, &q, false);
+}
+
+/* ---- token-aware routing ---- */
+
+/* The node owning the partition of the request in x->req; -1 when its
+ * statement has no partition key to route by. */
+static int route(wctx *x, int type)
+{
+    const stress_opdef *d = &x->sh->defs[type];
+    const stress_req *req = &x->req;
+    int64_t t;
+    size_t nvals = req->batch ? req->per_stmt : req->nvals; /* a batch goes where its first statement does */
+    if (!stress_routing_token(req->vals, nvals, d->pk_index, d->npk, &x->scratch, &t)) return -1;
+    return ring_lookup(&x->sh->ring, t);
+}
+
+/* A connection of node n (-1: any node) with a free slot: hint when it
+ * qualifies (its answer just freed the slot), else the next one round
+ * robin. NULL when none; *alive then says whether n has a live one. */
+static wconn *conn_for(wctx *x, int n, wconn *hint, bool *alive)
+{
+    *alive = false;
+    if (hint && !hint->dead && hint->nfree && (n < 0 || hint->node == n)) return hint;
+    int first = n < 0 ? 0 : n * x->per_node, count = n < 0 ? x->nconns : x->per_node;
+    int *rr = n < 0 ? &x->any_rr : &x->node_rr[n];
+    for (int k = 0; k < count; k++) {
+        int i = (*rr + k) % count;
+        wconn *c = &x->conns[first + i];
+        if (c->dead) continue;
+        *alive = true;
+        if (c->nfree == 0) continue;
+        *rr = (i + 1) % count;
+        return c;
+    }
+    return NULL;
+}
+
+/* Sends q to its node if a slot is free there; fails it when the node has
+ * no live connection (its requests are errors while it is down). 1 when
+ * done, 0 when it has to wait. */
+static int dispatch(wctx *x, const parked *q, wconn *hint, bool built)
+{
+    bool alive;
+    wconn *c = conn_for(x, q->node, hint, &alive);
+    if (c) {
+        send_on(c, q, built);
+        return 1;
+    }
+    if (alive) return 0;
+    int node = q->node < 0 ? 0 : q->node;
+    push_done(x, 0, 0, q->type, 1, 0, 0, node);
+    snprintf(x->err, sizeof(x->err), "node %s is down", x->sh->ring.nodes[node].name);
+    return 1;
+}
+
+static bool any_live(const wctx *x)
+{
+    for (int i = 0; i < x->nconns; i++)
+        if (!x->conns[i].dead) return true;
+    return false;
+}
+
+/* Claims an operation, builds it and sends it to its partition's node
+ * (hint first when that is one of the node's), parks it until a slot
+ * there frees, or fails it when the node is down. 1 when an operation was
+ * claimed, 0 when none could be (no more, parking full, every node down). */
+static int issue_routed(wctx *x, wconn *hint, int64_t start_ns)
+{
+    parked q;
+    if (x->npark == x->park_cap || !any_live(x) || !claim(x, start_ns, &q)) return 0;
+    sib_rng rng = q.rng;
+    if (stress_build(x->sh, q.type, &rng, q.seq, &x->req) < 0) {
+        push_done(x, 0, 0, q.type, 1, 0, 0, 0);
+        snprintf(x->err, sizeof(x->err), "building a request: out of memory");
+        return 1;
+    }
+    q.node = route(x, q.type);
+    if (dispatch(x, &q, hint, true) == 0) x->park[x->npark++] = q;
+    return 1;
+}
+
+/* The oldest operation parked for c's node (or for any node) takes c's
+ * free slot. True when one did. */
+static bool unpark_on(wctx *x, wconn *c)
+{
+    for (int i = 0; i < x->npark; i++) {
+        if (x->park[i].node >= 0 && x->park[i].node != c->node) continue;
+        parked q = x->park[i];
+        memmove(&x->park[i], &x->park[i + 1], (size_t)(x->npark - i - 1) * sizeof(*x->park));
+        x->npark--;
+        send_on(c, &q, false);
+        return true;
+    }
+    return false;
+}
+
+/* Every parked operation whose node has a free slot now goes, in the
+ * order they were claimed; those of a node that went down fail. */
+static void drain_parked(wctx *x)
+{
+    int kept = 0;
+    for (int i = 0; i < x->npark; i++) {
+        parked q = x->park[i];
+        if (dispatch(x, &q, NULL, false) == 0) x->park[kept++] = q;
+    }
+    x->npark = kept;
+}
+
+/* As fast as possible: claims operations until c's free slot is taken
+ * (by one of its node's, others going to their own nodes), parking is
+ * full or the run has no more. */
+static void fill(wctx *x, wconn *c)
+{
+    if (!x->routing) {
+        while (issue_on(c, 0) == 1) {
+        }
+        return;
+    }
+    while (c->nfree && !c->dead && issue_routed(x, c, 0) == 1) {
+    }
+}
+
 /* Fixed rate: send every operation whose intended time has come. A batch
  * goes to one connection while it has free slots (one send for the batch),
  * and the next batch starts on the next connection, so the load still
- * spreads over all of them. */
+ * spreads over all of them. With routing each operation goes to its node
+ * (parked, with its intended start, while that node's slots are busy). */
 static void issue_due(wctx *x)
 {
     double now = (double)sib_mono_ns();
@@ -468,13 +652,24 @@ static void issue_due(wctx *x)
     if (now < x->tick_ns) return;
     x->tick_ns = now + RATE_TICK_NS;
     int full = 0;
-    while (x->next_ns <= now && !x->exhausted && full < x->nconns) {
-        if (issue(&x->conns[x->rr], (int64_t)x->next_ns) == 1) {
+    if (x->routing) {
+        drain_parked(x);
+        while (x->next_ns <= now && !x->exhausted) {
+            if (issue_routed(x, &x->conns[x->rr], (int64_t)x->next_ns) != 1) {
+                full = x->nconns;
+                break;
+            }
             x->next_ns += x->interval_ns;
-            continue;
         }
-        x->rr = (x->rr + 1) % x->nconns;
-        full++;
+    } else {
+        while (x->next_ns <= now && !x->exhausted && full < x->nconns) {
+            if (issue_on(&x->conns[x->rr], (int64_t)x->next_ns) == 1) {
+                x->next_ns += x->interval_ns;
+                continue;
+            }
+            x->rr = (x->rr + 1) % x->nconns;
+            full++;
+        }
     }
     x->slots_full = full == x->nconns;
     x->rr = (x->rr + 1) % x->nconns;
@@ -506,36 +701,67 @@ static void reset_slots(wconn *c, int inflight)
     c->nfree = (uint32_t)inflight;
 }
 
+/* Prepares every statement c has no id for yet (a connection opened or
+ * re-opened); a re-opened one keeps its ids (see the top of the file). */
+static int prepare_missing(wctx *x, wconn *c, sib_err *err)
+{
+    int rc = 0;
+    for (int t = 0; rc == 0 && x->o->prepared && !x->o->redis && t < x->o->nops; t++)
+        if (c->id_len[t] == 0) rc = prepare_one(c, x->sh->defs[t].cql, t, err);
+    return rc;
+}
+
+/* Opens per_node connections to every ring node. With several nodes, one
+ * that cannot be reached now is retried like a broken one (its requests
+ * fail meanwhile); the worker fails when it reaches none, or when a
+ * statement cannot be prepared. */
 static int open_conns(wctx *x, sib_err *err)
 {
     const stress_opts *o = x->o;
-    x->nconns = o->conns;
+    const stress_ring *ring = &x->sh->ring;
+    x->per_node = o->conns;
+    x->nconns = o->conns * (int)ring->nnodes;
+    x->routing = x->sh->routing;
     x->conns = calloc((size_t)x->nconns, sizeof(*x->conns));
     x->evs = calloc((size_t)x->nconns, sizeof(*x->evs));
-    if (!x->conns || !x->evs) return sib_err_set(err, SIB_ENOMEM, "connections");
+    x->node_rr = calloc(ring->nnodes, sizeof(*x->node_rr));
+    /* Parking for a few claimed operations per node: enough that a slot
+     * freed on one node rarely waits for an operation of its own. */
+    x->park_cap = x->routing ? SIB_MAX(4, o->inflight) * (int)ring->nnodes : 0;
+    x->park = calloc((size_t)x->park_cap + 1, sizeof(*x->park));
+    if (!x->conns || !x->evs || !x->node_rr || !x->park) return sib_err_set(err, SIB_ENOMEM, "connections");
     if ((x->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) return sib_err_errno(err, "epoll_create1");
+    int opened = 0;
     for (int i = 0; i < x->nconns; i++) {
         wconn *c = &x->conns[i];
         c->x = x;
+        c->node = i / x->per_node;
         c->ops = calloc((size_t)o->inflight, sizeof(*c->ops));
         c->free = malloc(sizeof(*c->free) * (size_t)o->inflight);
         if (!c->ops || !c->free) return sib_err_set(err, SIB_ENOMEM, "operation slots");
         reset_slots(c, o->inflight);
-        size_t node = (size_t)(x->w->index * x->nconns + i) % o->nnodes;
+        const stress_node *n = &ring->nodes[c->node];
         /* Two spare stream ids: a re-prepare runs next to full slots. */
-        c->co = (sib_client_opts){.host = o->nodes[node], .port = o->port, .lz4 = o->lz4,
+        c->co = (sib_client_opts){.host = n->host, .port = n->port, .lz4 = o->lz4,
                                   .max_streams = (uint32_t)o->inflight + 2,
                                   .keyspace = o->cmd == CMD_USER ? x->sh->profile->keyspace : NULL};
-        if (o->redis) {
-            int rc = resp_connect(&c->rc, c->co.host, c->co.port, 0, err);
-            if (rc < 0) return rc;
+        int rc = o->redis ? resp_connect(&c->rc, c->co.host, c->co.port, 0, err) : sib_client_connect(&c->cl, &c->co, err);
+        if (rc == SIB_EIO && ring->nnodes > 1) {
+            c->dead = true;
+            c->next_try_ns = sib_mono_ns() + BACKOFF_MIN_NS;
+            snprintf(x->err, sizeof(x->err), "%s: %.400s", n->name, err->msg);
             continue;
         }
-        int rc = sib_client_connect(&c->cl, &c->co, err);
-        for (int t = 0; rc == 0 && o->prepared && t < o->nops; t++) rc = prepare_one(c, x->sh->defs[t].cql, t, err);
+        if (rc == 0) rc = prepare_missing(x, c, err);
+        if (rc < 0 && ring->nnodes > 1) { /* say which node (its schema may differ) */
+            char msg[sizeof(err->msg)];
+            snprintf(msg, sizeof(msg), "%s: %.400s", n->name, err->msg);
+            memcpy(err->msg, msg, sizeof(msg));
+        }
         if (rc < 0) return rc;
+        opened++;
     }
-    return 0;
+    return opened ? 0 : SIB_EIO; /* err: the last node's reason */
 }
 
 /* Re-opens a broken connection once its back-off has passed. Requests the
@@ -545,7 +771,7 @@ static void reconnect(wctx *x, wconn *c)
     int64_t now = sib_mono_ns();
     if (!c->dead || c->gave_up || x->exhausted || now < c->next_try_ns) return;
     for (int k = 0; k < x->o->inflight; k++)
-        if (c->ops[k].busy) push_done(x, 0, 0, c->ops[k].type, 1, 0, 0);
+        if (c->ops[k].busy) push_done(x, 0, 0, c->ops[k].type, 1, 0, 0, c->node);
     reset_slots(c, x->o->inflight);
     if (c->reg) { /* out of the epoll set first: a new client may get its address */
         epoll_ctl(x->epfd, EPOLL_CTL_DEL, conn_fd(c), NULL);
@@ -557,7 +783,9 @@ static void reconnect(wctx *x, wconn *c)
     co.timeout_ms = RECONNECT_TIMEOUT_MS;
     int rc = x->o->redis ? resp_connect(&c->rc, co.host, co.port, co.timeout_ms, &err)
                          : sib_client_connect(&c->cl, &co, &err);
+    if (rc == 0) rc = prepare_missing(x, c, &err);
     if (rc < 0) {
+        conn_close(c);
         snprintf(x->err, sizeof(x->err), "reconnect: %.400s", err.msg);
         if (++c->failures >= RECONNECT_MAX) {
             c->gave_up = true;
@@ -570,9 +798,7 @@ static void reconnect(wctx *x, wconn *c)
     c->dead = false;
     c->failures = 0;
     x->reconnects++;
-    if (x->interval_ns == 0)
-        while (issue(c, 0) == 1) {
-        }
+    if (x->interval_ns == 0) fill(x, c);
 }
 
 static void close_conns(wctx *x)
@@ -586,6 +812,9 @@ static void close_conns(wctx *x)
     free(x->evs);
     if (x->epfd >= 0) close(x->epfd);
     free(x->pend);
+    free(x->node_rr);
+    free(x->park);
+    sib_buf_free(&x->scratch);
     stress_req_free(&x->req);
 }
 
@@ -691,14 +920,24 @@ static void worker_fail(stress_worker *w, int code, const char *why)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Routing, after a poll round: parked operations go to the slots their
+ * nodes freed (or fail if their node went down) and, as fast as possible,
+ * connections left with free slots while parking was full are filled. */
+static void refill(wctx *x)
+{
+    if (x->npark) drain_parked(x);
+    if (x->interval_ns != 0) return;
+    for (int i = 0; i < x->nconns && !x->exhausted; i++)
+        if (!x->conns[i].dead && x->conns[i].nfree) fill(x, &x->conns[i]);
+}
+
 static void run_loop(wctx *x)
 {
     stress_shared *sh = x->sh;
     int64_t drain_deadline = 0;
     if (x->interval_ns == 0)
         for (int i = 0; i < x->nconns; i++)
-            while (issue(&x->conns[i], 0) == 1) {
-            }
+            if (!x->conns[i].dead) fill(x, &x->conns[i]);
     for (;;) {
         if (x->interval_ns > 0) issue_due(x);
         /* Checked here too: with every connection down nothing claims, and
@@ -706,7 +945,7 @@ static void run_loop(wctx *x)
         if (!x->exhausted && (atomic_load(&sh->stop) || (sh->end_ns && sib_mono_ns() >= sh->end_ns)))
             x->exhausted = true;
         if (x->exhausted) {
-            if (inflight_total(x) == 0) break;
+            if (inflight_total(x) == 0 && x->npark == 0) break;
             if (!drain_deadline) drain_deadline = sib_mono_ns() + DRAIN_TIMEOUT_NS;
             if (sib_mono_ns() > drain_deadline) break;
         }
@@ -714,6 +953,7 @@ static void run_loop(wctx *x)
             if (!x->conns[i].dead) conn_flush(&x->conns[i]);
         wait_next(x);
         for (int i = 0; i < x->nconns; i++) reconnect(x, &x->conns[i]);
+        if (x->routing) refill(x);
         flush_done(x);
         int usable = 0;
         for (int i = 0; i < x->nconns; i++) usable += !x->conns[i].gave_up;
@@ -722,6 +962,9 @@ static void run_loop(wctx *x)
             break;
         }
     }
+    for (int i = 0; i < x->npark; i++) /* the drain timed out, or every connection was given up */
+        push_done(x, 0, 0, x->park[i].type, 1, 0, 0, x->park[i].node < 0 ? 0 : x->park[i].node);
+    x->npark = 0;
     flush_done(x);
 }
 
@@ -732,6 +975,7 @@ static void *worker_main(void *arg)
     wctx x = {.w = w, .sh = sh, .o = sh->o, .epfd = -1};
     sib_rng_seed(&x.rng);
     stress_req_init(&x.req);
+    sib_buf_init(&x.scratch);
     sib_err err;
     if (open_conns(&x, &err) < 0) {
         worker_fail(w, err.code, err.msg);

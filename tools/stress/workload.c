@@ -374,6 +374,8 @@ static void standard_defs(stress_shared *sh)
     for (int i = 0; i < sh->o->nops; i++) {
         stress_opdef *d = &sh->defs[i];
         d->kind = strcmp(sh->o->ops[i].name, "WRITE") == 0 ? OPK_WRITE : OPK_READ;
+        d->npk = 1; /* both bind the key first */
+        d->pk_index[0] = 0;
         snprintf(d->cql, sizeof(d->cql), "%s",
                  d->kind == OPK_WRITE ? "INSERT INTO keyspace1.standard1 (key, \"C0\") VALUES (?, ?)"
                                       : "SELECT key, \"C0\" FROM keyspace1.standard1 WHERE key = ?");
@@ -497,6 +499,14 @@ static int apply_columnspec(workload *wl, const stress_profile *p, sib_err *err)
     return 0;
 }
 
+/* What a prepared statement's requests are routed by (none past
+ * STRESS_MAX_PK columns). */
+static void routing_of(const sib_result *r, stress_opdef *d)
+{
+    d->npk = r->u.prepared.npk <= STRESS_MAX_PK ? (uint16_t)r->u.prepared.npk : 0;
+    for (uint16_t i = 0; i < d->npk; i++) d->pk_index[i] = r->u.prepared.pk_index[i];
+}
+
 /* INSERT INTO ks.t (every column) VALUES (?...): prepared here to learn the types. */
 static int insert_cql(workload *wl, sib_client *cl, const stress_profile *p, stress_opdef *d, sib_err *err)
 {
@@ -523,6 +533,7 @@ static int insert_cql(workload *wl, sib_client *cl, const stress_profile *p, str
     else if (rc == 0 &&
              (r.kind != SIB_RESULT_PREPARED || r.u.prepared.bind.ncols != wl->ncols || !r.u.prepared.bind.cols))
         rc = sib_err_set(err, SIB_EPROTO, "unexpected answer to PREPARE of the INSERT");
+    if (rc == 0) routing_of(&r, d);
     for (size_t k = 0; rc == 0 && k < wl->ncols; k++) {
         const sib_type *t = r.u.prepared.bind.cols[k].type;
         wl->cols[k].type = t->code;
@@ -555,6 +566,7 @@ static int bind_query(workload *wl, sib_client *cl, int op, stress_opdef *d, con
     } else if (rc == 0 && (r.kind != SIB_RESULT_PREPARED || (r.u.prepared.bind.ncols && !r.u.prepared.bind.cols))) {
         rc = sib_err_set(err, SIB_EPROTO, "unexpected answer to PREPARE of query '%s'", q->name);
     }
+    if (rc == 0) routing_of(&r, d);
     uint32_t n = rc == 0 ? r.u.prepared.bind.ncols : 0;
     if (rc == 0 && !(wl->markers[op] = calloc(n ? n : 1, sizeof(int16_t)))) rc = sib_err_set(err, SIB_ENOMEM, "query");
     for (uint32_t m = 0; rc == 0 && m < n; m++) {
