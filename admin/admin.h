@@ -28,6 +28,12 @@
  *   GET  /gossipinfo                 this node's endpoint state
  *   GET  /metrics                    Prometheus text exposition 0.0.4
  *
+ * Access (guard.c): the API binds admin_address (127.0.0.1 by default),
+ * refuses cross-site requests (Host, Origin and Sec-Fetch-Site checks: 403),
+ * requires admin_auth_token when one is set (401), and bounds its
+ * connections (admin_max_connections, admin_connection_timeout) so slow
+ * clients cannot lock operators out.
+ *
  * Ownership: the server borrows storage, catalog and coordinator from the
  * node (which must outlive it) and copies the node info. Loop thread only.
  */
@@ -143,8 +149,11 @@ typedef struct admin_hooks {
 typedef struct admin_opts {
     struct ev_loop *loop;
     sib_log *log;
-    const char *bind_addr; /* IPv4 literal (listen_address) */
+    const char *bind_addr; /* IPv4 literal (admin_address); NULL = 127.0.0.1 */
     uint16_t port;         /* 0 = ephemeral (see admin_server_port) */
+    const char *auth_token; /* admin_auth_token: required on every request; NULL/"" = none (copied) */
+    unsigned max_connections;  /* admin_max_connections; 0 = 16 */
+    double connection_timeout; /* seconds to deliver a complete request; 0 = 10 */
     struct storage *st;
     struct sib_catalog *cat;
     struct coord *co;
@@ -174,6 +183,19 @@ double admin_ring_owns(const int64_t *ring, size_t nring, const int64_t *mine, s
  * column, separated by ':' for composite keys. Errors name the problem. */
 int admin_parse_key(struct sib_catalog *cat, const char *ks, const char *table, const char *key, sib_buf *out,
                     sib_err *err);
+
+/* Request checks (guard.c): Host must be an IP literal, localhost or
+ * bind_addr; Origin, when sent, the API's own origin; Sec-Fetch-Site, when
+ * sent, same-origin or none; and with a token, "Authorization: Bearer
+ * <token>". Returns 0, or the HTTP status to answer (403, 401) with *why. */
+typedef struct admin_guard {
+    const char *bind_addr;
+    const char *token; /* NULL or "" = none */
+} admin_guard;
+typedef struct admin_req_headers {
+    const char *host, *origin, *sec_fetch_site, *authorization; /* NULL when absent */
+} admin_req_headers;
+int admin_check_request(const admin_guard *g, const admin_req_headers *h, const char **why);
 
 /* A request answered without a socket (the same routing MHD uses):
  * method "GET"/"POST", url the path. *status gets the HTTP code, body the

@@ -10,12 +10,19 @@
  *      identity and ring position;
  *   4. the coordinator gets the ring, the executor loads the schema from
  *      the engine, and only then does the native port accept clients.
+ *
+ * Descriptors: the soft RLIMIT_NOFILE is raised to the hard limit first.
+ * Client connections get what the limit leaves after a reserve for storage
+ * (FD_RESERVE_BASE plus the admin API's connections, two per open SSTable,
+ * one per internode connection: common.h sib_fd_budget), so a flood of idle
+ * sockets can never keep the commitlog or a flush from opening a file.
  */
 #include "node.h"
 
 #include <errno.h>
 #include <ev.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "admin.h"
@@ -28,6 +35,12 @@
 static const uint8_t LOCAL_TABLE_ID[16] = {0x5b, 0x1b, 0x5c, 0x4e, 0x00, 0x00, 0x40, 0x00,
                                            0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02};
 enum { LOCAL_HOST_ID = 1, LOCAL_TOKENS = 2 };
+
+/* The fixed part of the descriptor reserve: commitlog segments (active and
+ * spares), flush and compaction outputs (five components each), listeners,
+ * epoll and eventfds of the loops and workers, stdio and the log. */
+enum { FD_RESERVE_BASE = 64 };
+static const int64_t FD_BUDGET_REFRESH_NS = 100 * 1000000LL; /* SSTable count is re-read this often */
 
 struct node {
     node_config cfg;
@@ -43,6 +56,10 @@ struct node {
     uint8_t host_id[16];
     int64_t *tokens;
     size_t ntokens;
+    uint64_t fd_limit;     /* soft RLIMIT_NOFILE after raising it */
+    int64_t fd_extra;      /* node_fd_reserve_add: internode connections */
+    uint64_t fd_budget;    /* client connections allowed, as of fd_budget_ns */
+    int64_t fd_budget_ns;
 };
 
 static int mkdirs(const char *path, sib_err *err)
@@ -146,6 +163,71 @@ static int open_storage(node *n, sib_err *err)
     return 0;
 }
 
+/* ---- descriptors ---- */
+
+static void raise_fd_limit(node *n)
+{
+    struct rlimit before = {0};
+    getrlimit(RLIMIT_NOFILE, &before);
+    uint64_t hard = 0;
+    sib_err err = {0};
+    if (sib_fd_limit_raise(&n->fd_limit, &hard, &err))
+        sib_log(n->log, SIB_WARN, "node: cannot raise the open file limit: %s; staying at %llu", err.msg,
+                (unsigned long long)n->fd_limit);
+    else
+        sib_log(n->log, SIB_INFO, "node: open file limit %llu (soft was %llu, hard %llu)",
+                (unsigned long long)n->fd_limit, (unsigned long long)before.rlim_cur, (unsigned long long)hard);
+}
+
+static sib_fd_budget fd_budget_now(node *n)
+{
+    storage_stats ss;
+    storage_get_stats(n->st, &ss);
+    sib_fd_budget b = {
+        .limit = n->fd_limit,
+        /* MHD may hold twice admin_max_connections (admin/server.c) */
+        .base = FD_RESERVE_BASE + 2 * (uint64_t)n->cfg.admin_max_connections,
+        .sstables = ss.sstables,
+        .internode = n->fd_extra > 0 ? (uint64_t)n->fd_extra : 0,
+    };
+    return b;
+}
+
+/* cql_server_opts.conn_budget: re-read at most every FD_BUDGET_REFRESH_NS,
+ * since a flood of connects asks at every accept. */
+static uint64_t conn_budget(void *ctx)
+{
+    node *n = ctx;
+    int64_t now = sib_mono_ns();
+    if (!n->fd_budget_ns || now - n->fd_budget_ns >= FD_BUDGET_REFRESH_NS) {
+        sib_fd_budget b = fd_budget_now(n);
+        n->fd_budget = sib_fd_client_max(&b);
+        n->fd_budget_ns = now;
+    }
+    uint64_t lim = n->fd_budget;
+    long long cfg = n->cfg.native_transport_max_concurrent_connections;
+    return cfg >= 0 ? SIB_MIN(lim, (uint64_t)cfg) : lim;
+}
+
+static void log_fd_budget(node *n)
+{
+    sib_fd_budget b = fd_budget_now(n);
+    uint64_t budget = sib_fd_client_max(&b);
+    long long mc = n->cfg.native_transport_max_concurrent_connections;
+    sib_log(n->log, SIB_INFO, "node: %llu descriptors kept for storage and admin (%llu SSTables open); "
+            "client connections limited to %llu%s",
+            (unsigned long long)sib_fd_reserve(&b), (unsigned long long)b.sstables,
+            (unsigned long long)(mc >= 0 ? SIB_MIN((uint64_t)mc, budget) : budget),
+            mc > (long long)budget ? " (native_transport_max_concurrent_connections is above what the open file "
+                                     "limit leaves)" : "");
+}
+
+void node_fd_reserve_add(node *n, int64_t delta)
+{
+    n->fd_extra += delta;
+    n->fd_budget_ns = 0; /* recompute at the next accept */
+}
+
 /* ---- admin API wiring ---- */
 
 static size_t admin_client_count(void *ctx) { return cql_server_conn_count(((node *)ctx)->srv); }
@@ -184,8 +266,24 @@ static int admin_compact(void *ctx, const char *ks, const char *table, sib_err *
     return on_tables(ctx, storage_compact, ks, table, err);
 }
 
+/* admin_auth_token, or the first line of admin_auth_token_file ("" = no
+ * token). A file that cannot be read, or is empty, stops start-up: an
+ * operator who asked for a token must not get an open API. */
+static int admin_token(const node_config *c, char *out, size_t n, sib_err *err)
+{
+    snprintf(out, n, "%s", c->admin_auth_token);
+    if (out[0] || !c->admin_auth_token_file[0]) return 0;
+    FILE *f = fopen(c->admin_auth_token_file, "r");
+    if (!f) return sib_err_errno(err, "admin_auth_token_file %s", c->admin_auth_token_file);
+    if (!fgets(out, (int)n, f)) out[0] = 0;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = 0;
+    if (!out[0]) return sib_err_set(err, SIB_ECONFIG, "admin_auth_token_file %s is empty", c->admin_auth_token_file);
+    return 0;
+}
+
 /* Counts CQL requests for /metrics and serves the admin API on
- * listen_address:admin_port. */
+ * admin_address:admin_port. */
 static int open_admin(node *n, int64_t generation, sib_err *err)
 {
     n->metrics = admin_metrics_create();
@@ -201,12 +299,18 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
     snprintf(ai.dc, sizeof ai.dc, "%s", n->cfg.datacenter);
     snprintf(ai.rack, sizeof ai.rack, "%s", n->cfg.rack);
     memcpy(ai.host_id, n->host_id, 16);
+    char token[256];
+    int rc = admin_token(&n->cfg, token, sizeof token, err);
+    if (rc) return rc;
     admin_opts ao = {
-        .loop = n->loop, .log = n->log, .bind_addr = n->cfg.listen_address, .port = (uint16_t)n->cfg.admin_port,
+        .loop = n->loop, .log = n->log, .bind_addr = n->cfg.admin_address, .port = (uint16_t)n->cfg.admin_port,
+        .auth_token = token, .max_connections = (unsigned)n->cfg.admin_max_connections,
+        .connection_timeout = n->cfg.admin_connection_timeout_ms / 1000.0,
         .st = n->st, .cat = n->cat, .co = n->co, .metrics = n->metrics, .node = &ai,
         .hooks = {.ctx = n, .client_count = admin_client_count, .flush = admin_flush, .compact = admin_compact},
     };
     n->admin = admin_server_create(&ao, err);
+    explicit_bzero(token, sizeof token);
     return n->admin ? 0 : (err->code ? err->code : SIB_EIO);
 }
 
@@ -234,6 +338,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     n->cfg = *cfg;
     n->loop = loop;
     n->log = log;
+    raise_fd_limit(n);
     int rc = open_storage(n, err);
     if (!rc) rc = open_identity(n, err);
     if (rc) { node_close(n); return rc; }
@@ -260,6 +365,8 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
         .batch_size_fail_threshold = cfg->batch_size_fail_threshold,
         .tombstone_warn_threshold = cfg->tombstone_warn_threshold,
         .tombstone_failure_threshold = cfg->tombstone_failure_threshold,
+        .prepared_cache_size = cfg->prepared_statements_cache_size == NODE_DEFAULT_SIZE
+                                   ? 0 : SIB_MAX(cfg->prepared_statements_cache_size, (size_t)1),
     };
     if ((rc = cql_exec_create(&n->ex, &eo, err))) { node_close(n); return rc; }
 
@@ -268,11 +375,23 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
         .port = (uint16_t)cfg->native_transport_port,
         .max_frame_size = (uint32_t)cfg->native_transport_max_frame_size,
         .max_inflight = (uint32_t)cfg->native_transport_max_concurrent_requests,
+        .max_conns_per_ip = cfg->native_transport_max_concurrent_connections_per_ip > 0
+                                ? (uint32_t)SIB_MIN(cfg->native_transport_max_concurrent_connections_per_ip, UINT32_MAX)
+                                : 0,
+        .conn_budget = conn_budget,
+        .conn_budget_ctx = n,
+        .max_bytes_in_flight = cfg->native_transport_max_request_data_in_flight == NODE_DEFAULT_SIZE
+                                   ? (size_t)(sib_memory_budget() / 10)
+                                   : cfg->native_transport_max_request_data_in_flight,
+        .startup_timeout = cfg->native_transport_startup_timeout_ms / 1000.0,
+        .idle_timeout = cfg->native_transport_idle_timeout_ms / 1000.0,
+        .frame_timeout = cfg->native_transport_frame_read_timeout_ms / 1000.0,
         .log = log,
     };
     n->srv = cql_server_create(loop, &so, cql_exec_base(n->ex), err);
     if (!n->srv) { node_close(n); return err->code ? err->code : SIB_EIO; }
     cql_exec_set_server(n->ex, n->srv);
+    log_fd_budget(n);
     if ((rc = open_admin(n, info.gossip_generation, err))) { node_close(n); return rc; }
     sib_log(log, SIB_INFO, "sibyld: serving CQL native protocol on %s:%d (cluster '%s', data %s, commitlog_sync %s)",
             cfg->rpc_address, cfg->native_transport_port, cfg->cluster_name, cfg->data_dir,
