@@ -1045,6 +1045,7 @@ void cql_server_destroy(cql_server *srv)
     ev_prepare_stop(srv->loop, &srv->flush_w);
     ev_idle_stop(srv->loop, &srv->nowait_w);
     close(srv->fd);
+    srv->max_bytes = 0; /* no backpressure bookkeeping while everything closes */
     while (srv->conns) conn_close(srv->conns, "server shutdown");
     while (srv->dirty) { /* closed above: drop the list's references */
         cql_conn *c = srv->dirty;

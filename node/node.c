@@ -76,14 +76,17 @@ static int mkdirs(const char *path, sib_err *err)
     return 0;
 }
 
-/* Reads host id and tokens; false when this is the node's first start. */
-static bool local_state_read(node *n)
+/* Reads host id and tokens into n: 1 when found, 0 when this is the node's
+ * first start, or a negative code when the row could not be read. A read
+ * error is never "no row": that would give the node a new host id and new
+ * tokens, a different member of the ring holding the old one's data. */
+static int local_state_read(node *n, sib_err *err)
 {
     st_table *t = storage_table_find(n->st, LOCAL_TABLE_ID);
-    if (!t) return false;
+    if (!t) return 0;
     int32_t now = (int32_t)(sib_now_us() / 1000000);
     st_iter *it = st_read(t, (const uint8_t *)"local", 5, NULL, 0, false, now);
-    if (!it) return false;
+    if (!it) return sib_err_set(err, SIB_ENOMEM, "reading the node's local state");
     st_row row;
     bool have_id = false;
     while (st_iter_next(it, &row)) {
@@ -99,8 +102,18 @@ static bool local_state_read(node *n)
             }
         }
     }
+    sib_err ierr = {0};
+    int rc = st_iter_status(it, &ierr);
     st_iter_destroy(it);
-    return have_id && n->tokens;
+    if (rc)
+        return sib_err_set(err, rc,
+                           "cannot read the node's local state (host id and tokens): %s. Refusing to start with a "
+                           "new identity; restore the local-state table's SSTables or remove the data directory "
+                           "to start as a new node",
+                           ierr.msg);
+    if (have_id && !n->tokens)
+        return sib_err_set(err, SIB_ECORRUPT, "the node's local state has a host id but no tokens (or no memory for them)");
+    return have_id && n->tokens ? 1 : 0;
 }
 
 static int local_state_write(node *n, sib_err *err)
@@ -316,7 +329,8 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
 
 static int open_identity(node *n, sib_err *err)
 {
-    if (local_state_read(n)) return 0;
+    int found = local_state_read(n, err);
+    if (found) return found < 0 ? found : 0;
     sib_rng rng;
     sib_rng_seed(&rng);
     sib_uuid_v4(&rng, n->host_id);
