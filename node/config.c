@@ -181,6 +181,7 @@ static const key_spec keys[] = {
     {"compaction_throughput", K_MIBPS, offsetof(node_config, compaction_throughput_mib), 0, 0},
     INT("compaction_throughput_mb_per_sec", compaction_throughput_mib),
     {"auto_snapshot", K_BOOL, offsetof(node_config, auto_snapshot), 0, 0},
+    {"commitlog_ignore_replay_errors", K_BOOL, offsetof(node_config, commitlog_ignore_replay_errors), 0, 0},
     {"native_transport_max_concurrent_connections", K_LIMIT,
      offsetof(node_config, native_transport_max_concurrent_connections), 0, 0},
     {"native_transport_max_concurrent_connections_per_ip", K_LIMIT,

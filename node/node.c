@@ -163,6 +163,7 @@ static int open_storage(node *n, sib_err *err)
         /* cassandra.yaml's 0 means unthrottled; storage spells that < 0 */
         .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
         .auto_snapshot = c->auto_snapshot,
+        .commitlog_ignore_replay_errors = c->commitlog_ignore_replay_errors,
         /* yaml 0 = no cache (as Cassandra's cache sizes); storage spells that < 0 */
         .block_cache_size = c->block_cache_size == NODE_DEFAULT_SIZE ? 0
                             : c->block_cache_size      ? (int64_t)c->block_cache_size
@@ -173,6 +174,11 @@ static int open_storage(node *n, sib_err *err)
     if ((rc = storage_replay(n->st, &rs, err))) return rc;
     sib_log(n->log, SIB_INFO, "commitlog: replayed %llu segments, %llu mutations (%llu damaged segments)",
             (unsigned long long)rs.segments, (unsigned long long)rs.mutations, (unsigned long long)rs.bad_segments);
+    /* As Cassandra does after replay: flush what it restored, so the
+     * replayed segments are released (once the SSTables are durable) and
+     * the next start does not replay them again; segments with nothing
+     * unflushed (the spares a crash leaves) are released at once. */
+    if (rs.segments && (rc = storage_flush(n->st, NULL, NULL, NULL, err))) return rc;
     return 0;
 }
 

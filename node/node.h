@@ -49,6 +49,7 @@ typedef struct node_config {
                                        * number is MiB); 0 = no cache; default
                                        * NODE_DEFAULT_SIZE = storage's (a quarter
                                        * of the memory budget, at most 512 MiB) */
+    bool commitlog_ignore_replay_errors; /* replay skips damage instead of stopping start-up */
     /* Client limits (README "Limits"). -1 = the default. */
     long long native_transport_max_concurrent_connections;        /* -1: fd limit minus the reserve */
     long long native_transport_max_concurrent_connections_per_ip; /* -1: unlimited */
