@@ -15,7 +15,8 @@
  *
  * Endpoints (all JSON unless noted; errors are {"error": "..."} with a 4xx/5xx):
  *   GET  /status                     this node: address, state, load, tokens, owns, host id, dc, rack
- *   GET  /info                       uptime, generation, memory, commitlog, cluster, release
+ *   GET  /info                       uptime, generation, memory, commitlog, cluster, release,
+ *                                    client limits (connections, bytes in flight, prepared cache)
  *   GET  /ring                       [{token, endpoint, dc, rack, state, load, owns}]
  *   GET  /describering/<ks>          token ranges with their replica endpoints
  *   GET  /endpoints/<ks>/<table>/<key>  token and replicas of a partition key
@@ -136,11 +137,23 @@ typedef struct admin_node_info {
     int64_t generation;    /* gossip generation: start time in seconds */
 } admin_node_info;
 
+/* The client limits in force and what they did (GET /info's
+ * "client_limits"); counters since start. */
+typedef struct admin_client_limits {
+    uint64_t fd_limit, fd_reserved;        /* RLIMIT_NOFILE, descriptors kept for storage */
+    uint64_t connections, connection_limit;
+    uint64_t refused, timed_out, accept_backoffs, overloaded;
+    uint64_t bytes_in_flight, bytes_in_flight_limit;
+    bool backpressure;
+    uint64_t prepared, prepared_bytes, prepared_bytes_limit;
+} admin_client_limits;
+
 /* Operations that live above the admin module. A NULL function answers
  * 501 Not Implemented ("<op> is not supported by this node yet"). */
 typedef struct admin_hooks {
     void *ctx;
     size_t (*client_count)(void *ctx);
+    void (*client_limits)(void *ctx, admin_client_limits *out); /* may be NULL */
     /* ks/table NULL = every keyspace / every table of ks. */
     int (*flush)(void *ctx, const char *ks, const char *table, sib_err *err);
     int (*compact)(void *ctx, const char *ks, const char *table, sib_err *err);

@@ -177,6 +177,28 @@ static json_t *h_status(route_req *r)
     return o;
 }
 
+static json_t *client_limits_json(admin_server *s)
+{
+    admin_client_limits l = {0};
+    s->hooks.client_limits(s->hooks.ctx, &l);
+    json_t *o = json_object();
+    json_object_set_new(o, "fd_limit", json_integer((json_int_t)l.fd_limit));
+    json_object_set_new(o, "fd_reserved", json_integer((json_int_t)l.fd_reserved));
+    json_object_set_new(o, "connections", json_integer((json_int_t)l.connections));
+    json_object_set_new(o, "connection_limit", json_integer((json_int_t)l.connection_limit));
+    json_object_set_new(o, "connections_refused", json_integer((json_int_t)l.refused));
+    json_object_set_new(o, "connections_timed_out", json_integer((json_int_t)l.timed_out));
+    json_object_set_new(o, "accept_backoffs", json_integer((json_int_t)l.accept_backoffs));
+    json_object_set_new(o, "overloaded_answers", json_integer((json_int_t)l.overloaded));
+    json_object_set_new(o, "bytes_in_flight", json_integer((json_int_t)l.bytes_in_flight));
+    json_object_set_new(o, "bytes_in_flight_limit", json_integer((json_int_t)l.bytes_in_flight_limit));
+    json_object_set_new(o, "backpressure", json_boolean(l.backpressure));
+    json_object_set_new(o, "prepared_statements", json_integer((json_int_t)l.prepared));
+    json_object_set_new(o, "prepared_statements_bytes", json_integer((json_int_t)l.prepared_bytes));
+    json_object_set_new(o, "prepared_statements_cache_size", json_integer((json_int_t)l.prepared_bytes_limit));
+    return o;
+}
+
 static json_t *h_info(route_req *r)
 {
     admin_server *s = r->s;
@@ -211,6 +233,7 @@ static json_t *h_info(route_req *r)
     json_object_set_new(cl, "syncs", json_integer((json_int_t)ss.cl_syncs));
     json_object_set_new(cl, "pending", json_integer((json_int_t)ss.cl_pending));
     json_object_set_new(o, "commitlog", cl);
+    if (s->hooks.client_limits) json_object_set_new(o, "client_limits", client_limits_json(s));
     json_t *toks = json_array();
     for (size_t i = 0; i < s->node.ntokens; i++) json_array_append_new(toks, json_integer(s->tokens[i]));
     json_object_set_new(o, "tokens", toks);

@@ -527,7 +527,8 @@ typedef struct cql_server_opts {
     /* Bytes in flight over all connections: request bytes read but not yet
      * answered (partial frames included) plus responses not yet sent. Past
      * it, connections holding bytes are not read (backpressure) and
-     * THROW_ON_OVERLOAD sessions get Overloaded. 0 = unlimited. */
+     * THROW_ON_OVERLOAD sessions get Overloaded. 0 = unlimited. A frame
+     * longer than half of it is refused as too big. */
     size_t max_bytes_in_flight;
     /* Seconds; 0 disables each. startup: from accept until STARTUP is
      * answered. idle: no byte read or written and nothing in flight. frame:
@@ -545,6 +546,7 @@ typedef struct cql_server_stats {
     uint64_t accept_backoffs; /* EMFILE/ENFILE pauses of the listener */
     uint64_t overloaded;      /* Overloaded answers (THROW_ON_OVERLOAD) */
     bool backpressure;        /* bytes in flight are over the cap now */
+    size_t max_bytes_in_flight; /* the cap (0 = none) */
 } cql_server_stats;
 
 typedef struct cql_server cql_server;

@@ -39,9 +39,10 @@ typedef struct cql_exec_opts {
 int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err);
 void cql_exec_destroy(cql_exec *ex);
 cql_executor *cql_exec_base(cql_exec *ex);
-/* Prepared statements held, and the bytes they weigh. */
+/* Prepared statements held, the bytes they weigh, and the cache's bound. */
 size_t cql_exec_prepared_count(const cql_exec *ex);
 size_t cql_exec_prepared_bytes(const cql_exec *ex);
+size_t cql_exec_prepared_capacity(const cql_exec *ex);
 /* Where schema-change events go (set once the server exists). */
 void cql_exec_set_server(cql_exec *ex, cql_server *srv);
 

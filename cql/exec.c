@@ -292,6 +292,7 @@ static int prep_insert(cql_exec *ex, exec_prepared *p, sib_err *err)
 
 size_t cql_exec_prepared_count(const cql_exec *ex) { return sib_lru_count(ex->prep); }
 size_t cql_exec_prepared_bytes(const cql_exec *ex) { return sib_lru_weight(ex->prep); }
+size_t cql_exec_prepared_capacity(const cql_exec *ex) { return sib_lru_capacity(ex->prep); }
 
 static void handle_prepare(cql_exec *ex, cql_request *req)
 {

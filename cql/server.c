@@ -1017,6 +1017,14 @@ cql_server *cql_server_create(struct ev_loop *loop, const cql_server_opts *o, cq
     srv->frame_timeout = o->frame_timeout;
     sib_ratelimit_init(&srv->refuse_rl, REFUSE_LOG_INTERVAL);
     sib_ratelimit_init(&srv->accept_rl, REFUSE_LOG_INTERVAL);
+    /* A frame bigger than half the cap could hold the cap by itself: its
+     * connection would wait for a total its own bytes keep up. Such frames
+     * are refused like any oversized frame. */
+    if (srv->max_bytes && srv->max_frame > srv->max_bytes / 2) {
+        srv->max_frame = (uint32_t)SIB_MAX(srv->max_bytes / 2, (size_t)CQL_HEADER_LEN);
+        sib_log(srv->log, SIB_INFO, "cql: frames limited to %u bytes, half of native_transport_max_request_data_in_flight",
+                srv->max_frame);
+    }
     const char *addr = o->bind_addr ? o->bind_addr : "127.0.0.1";
     if (open_listener(srv, addr, o->port, err) < 0) {
         free(srv);
@@ -1067,6 +1075,7 @@ void cql_server_get_stats(const cql_server *srv, cql_server_stats *out)
     out->conns = srv->nconns;
     out->bytes_in_flight = srv->bytes_in_flight;
     out->backpressure = srv->overloaded;
+    out->max_bytes_in_flight = srv->max_bytes;
 }
 
 /* ---- events ---- */

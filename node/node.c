@@ -251,6 +251,24 @@ void node_fd_reserve_add(node *n, int64_t delta)
 
 static size_t admin_client_count(void *ctx) { return cql_server_conn_count(((node *)ctx)->srv); }
 
+static void admin_limits(void *ctx, admin_client_limits *out)
+{
+    node *n = ctx;
+    cql_server_stats cs;
+    cql_server_get_stats(n->srv, &cs);
+    sib_fd_budget b = fd_budget_now(n);
+    *out = (admin_client_limits){
+        .fd_limit = n->fd_limit, .fd_reserved = sib_fd_reserve(&b),
+        .connections = cs.conns, .connection_limit = conn_budget(n),
+        .refused = cs.conns_refused, .timed_out = cs.conns_timed_out, .accept_backoffs = cs.accept_backoffs,
+        .overloaded = cs.overloaded,
+        .bytes_in_flight = cs.bytes_in_flight, .bytes_in_flight_limit = cs.max_bytes_in_flight,
+        .backpressure = cs.backpressure,
+        .prepared = cql_exec_prepared_count(n->ex), .prepared_bytes = cql_exec_prepared_bytes(n->ex),
+        .prepared_bytes_limit = cql_exec_prepared_capacity(n->ex),
+    };
+}
+
 typedef int (*table_op_fn)(storage *s, const uint8_t table_id[16], st_done_fn done, void *ctx, sib_err *err);
 
 /* Runs a storage operation on one table, every table of a keyspace, or
@@ -326,7 +344,8 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
         .auth_token = token, .max_connections = (unsigned)n->cfg.admin_max_connections,
         .connection_timeout = n->cfg.admin_connection_timeout_ms / 1000.0,
         .st = n->st, .cat = n->cat, .co = n->co, .metrics = n->metrics, .node = &ai,
-        .hooks = {.ctx = n, .client_count = admin_client_count, .flush = admin_flush, .compact = admin_compact},
+        .hooks = {.ctx = n, .client_count = admin_client_count, .client_limits = admin_limits,
+                  .flush = admin_flush, .compact = admin_compact},
     };
     n->admin = admin_server_create(&ao, err);
     explicit_bzero(token, sizeof token);

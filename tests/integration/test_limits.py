@@ -138,6 +138,10 @@ def test_fd_flood_keeps_storage_and_admin_alive(make_node, clusters, sockets, mo
     # New clients are closed at once rather than left hanging.
     extra = sockets.connect(node, timeout=2.0)
     assert closed_within(extra, 5.0)
+    lim = admin_get(node, "/info")[1]["client_limits"]
+    assert lim["fd_limit"] == 256
+    assert lim["connection_limit"] == 256 - lim["fd_reserved"] and lim["connection_limit"] < 200
+    assert lim["connections_refused"] > 0
     # The log is not flooded: a few rate-limited lines, not one per accept.
     assert os.path.getsize(node.log_path) < 256 * 1024
     text = node.log_text()
@@ -183,6 +187,7 @@ def test_startup_timeout_closes_silent_connection(make_node, sockets):
         assert talker.request(F.OP_OPTIONS).opcode == F.OP_SUPPORTED
     finally:
         talker.close()
+    assert admin_get(node, "/info")[1]["client_limits"]["connections_timed_out"] >= 1
 
 
 def test_idle_timeout(make_node):
@@ -230,6 +235,10 @@ def test_prepare_flood_is_bounded(make_node, clusters):
     grown = rss_bytes(node) - base
     print("RSS growth: %.1f MiB" % (grown / 1048576.0))
     assert grown < BOUND, "RSS grew by %d MiB" % (grown >> 20)
+    lim = admin_get(node, "/info")[1]["client_limits"]
+    assert lim["prepared_statements_cache_size"] == 1 << 20
+    assert 0 < lim["prepared_statements_bytes"] <= 1 << 20
+    assert lim["prepared_statements"] < n
     # The first statement was evicted long ago: the driver re-prepares it
     # on Unprepared, transparently.
     session.execute(ins, (2, b"two"))
@@ -282,25 +291,37 @@ def test_clients_that_never_read_are_bounded(make_node, clusters, sockets):
 
 
 def test_unfinished_big_frames_are_bounded(make_node, clusters, sockets):
-    node = make_node(native_transport_max_request_data_in_flight="8MiB",
+    node = make_node(native_transport_max_request_data_in_flight="32MiB",
                      native_transport_frame_read_timeout="120s")
     cluster, session = clusters.connect(node)
     base = rss_bytes(node)
     chunk = b"\0" * (256 << 10)
+    socks = []
     for _ in range(40):
         s = sockets.connect(node)
         s.sendall(F.frame(F.OP_STARTUP, F.startup_body()))
         s.setblocking(False)
-        try:
-            s.send(F.header(4, F.OP_QUERY, 15 << 20))
-            for _ in range(40):  # up to 10 MiB of the declared 15
-                s.send(chunk)
-        except BlockingIOError:
-            pass
+        s.send(F.header(4, F.OP_QUERY, 15 << 20))
+        socks.append([s, 0])
+    # Up to 8 MiB of each declared 15 MiB (320 MiB in all), for as long as
+    # the node reads; bounded in rounds.
+    for _ in range(64):
+        progress = False
+        for e in socks:
+            try:
+                while e[1] < (8 << 20):
+                    e[1] += e[0].send(chunk)
+                    progress = True
+            except BlockingIOError:
+                pass
+        if not progress:
+            break
+        time.sleep(0.05)
     time.sleep(2)
     grown = rss_bytes(node) - base
     print("RSS growth: %.1f MiB" % (grown / 1048576.0))
     assert grown < BOUND, "RSS grew by %d MiB" % (grown >> 20)
+    assert admin_get(node, "/info")[1]["client_limits"]["backpressure"]
     # A normal client is still served...
     assert session.execute("SELECT release_version FROM system.local").one()[0]
     # ...and one that asked for THROW_ON_OVERLOAD is told so.
@@ -309,3 +330,4 @@ def test_unfinished_big_frames_are_bounded(make_node, clusters, sockets):
         assert f.opcode == F.OP_READY
         f = c.request(F.OP_QUERY, F.query_body("SELECT release_version FROM system.local"))
         assert f.opcode == F.OP_ERROR and f.error()[0] == 0x1001, f
+    assert admin_get(node, "/info")[1]["client_limits"]["overloaded_answers"] >= 1
