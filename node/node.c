@@ -212,6 +212,14 @@ static sib_fd_budget fd_budget_now(node *n)
     return b;
 }
 
+/* Client connections allowed by budget b and the configured maximum. */
+static uint64_t client_limit(const node *n, const sib_fd_budget *b)
+{
+    uint64_t lim = sib_fd_client_max(b);
+    long long cfg = n->cfg.native_transport_max_concurrent_connections;
+    return cfg >= 0 ? SIB_MIN(lim, (uint64_t)cfg) : lim;
+}
+
 /* cql_server_opts.conn_budget: re-read at most every FD_BUDGET_REFRESH_NS,
  * since a flood of connects asks at every accept. */
 static uint64_t conn_budget(void *ctx)
@@ -220,25 +228,22 @@ static uint64_t conn_budget(void *ctx)
     int64_t now = sib_mono_ns();
     if (!n->fd_budget_ns || now - n->fd_budget_ns >= FD_BUDGET_REFRESH_NS) {
         sib_fd_budget b = fd_budget_now(n);
-        n->fd_budget = sib_fd_client_max(&b);
+        n->fd_budget = client_limit(n, &b);
         n->fd_budget_ns = now;
     }
-    uint64_t lim = n->fd_budget;
-    long long cfg = n->cfg.native_transport_max_concurrent_connections;
-    return cfg >= 0 ? SIB_MIN(lim, (uint64_t)cfg) : lim;
+    return n->fd_budget;
 }
 
 static void log_fd_budget(node *n)
 {
     sib_fd_budget b = fd_budget_now(n);
-    uint64_t budget = sib_fd_client_max(&b);
     long long mc = n->cfg.native_transport_max_concurrent_connections;
     sib_log(n->log, SIB_INFO, "node: %llu descriptors kept for storage and admin (%llu SSTables open); "
             "client connections limited to %llu%s",
             (unsigned long long)sib_fd_reserve(&b), (unsigned long long)b.sstables,
-            (unsigned long long)(mc >= 0 ? SIB_MIN((uint64_t)mc, budget) : budget),
-            mc > (long long)budget ? " (native_transport_max_concurrent_connections is above what the open file "
-                                     "limit leaves)" : "");
+            (unsigned long long)client_limit(n, &b),
+            mc > (long long)sib_fd_client_max(&b) ? " (native_transport_max_concurrent_connections is above what "
+                                                    "the open file limit leaves)" : "");
 }
 
 void node_fd_reserve_add(node *n, int64_t delta)
@@ -259,7 +264,7 @@ static void admin_limits(void *ctx, admin_client_limits *out)
     sib_fd_budget b = fd_budget_now(n);
     *out = (admin_client_limits){
         .fd_limit = n->fd_limit, .fd_reserved = sib_fd_reserve(&b),
-        .connections = cs.conns, .connection_limit = conn_budget(n),
+        .connections = cs.conns, .connection_limit = client_limit(n, &b),
         .refused = cs.conns_refused, .timed_out = cs.conns_timed_out, .accept_backoffs = cs.accept_backoffs,
         .overloaded = cs.overloaded,
         .bytes_in_flight = cs.bytes_in_flight, .bytes_in_flight_limit = cs.max_bytes_in_flight,

@@ -39,6 +39,13 @@ def rss_bytes(node):
     raise AssertionError("no VmRSS")
 
 
+def cpu_seconds(node):
+    """User + system CPU time the node has used so far."""
+    with open("/proc/%d/stat" % node.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def admin_get(node, path, timeout=10):
     with urllib.request.urlopen("http://%s:%d%s" % (node.host, node.admin_port, path), timeout=timeout) as r:
         return r.status, json.loads(r.read().decode())
@@ -121,6 +128,13 @@ def test_fd_flood_keeps_storage_and_admin_alive(make_node, clusters, sockets, mo
             sockets.connect(node, timeout=2.0)
         except OSError:
             refused_fast += 1
+    # The loop does not spin while the idle sockets stay (it used to take a
+    # whole core retrying accept): well under half of a core over 2 s.
+    cpu0 = cpu_seconds(node)
+    time.sleep(2)
+    spent = cpu_seconds(node) - cpu0
+    print("fd flood: %.2f s of CPU in 2 s idle" % spent)
+    assert spent < 1.0, spent
     # Writes on the open session all succeed: the commitlog keeps its fds.
     failed = 0
     for i in range(4000):  # 4 MB through 1 MiB segments: new segment files
