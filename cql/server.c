@@ -571,7 +571,7 @@ static int check_header(cql_conn *c, const cql_header *h)
  * one frame was consumed. */
 static bool process_input(cql_conn *c)
 {
-    size_t rpos0 = c->rpos;
+    bool consumed = false;
     while (cql_conn_open(c) && !c->fatal && !c->draining) {
         if (c->inflight >= c->srv->max_inflight || wq_bytes(c) >= WQ_HIGH) break;
         if (held_by_cap(c, SIZE_MAX)) break; /* over the cap: one request at a time */
@@ -591,6 +591,7 @@ static bool process_input(cql_conn *c)
         if (ok < 0) break;
         if (avail - CQL_HEADER_LEN < h.length) break;
         c->rpos += CQL_HEADER_LEN + h.length;
+        consumed = true;
         if (!ok) continue;
         if (!c->version_fixed) {
             c->version_fixed = true;
@@ -609,7 +610,7 @@ static bool process_input(cql_conn *c)
         c->rbuf.len -= c->rpos;
         c->rpos = 0;
     }
-    return c->rpos != rpos0 || c->rbuf.len == 0;
+    return consumed;
 }
 
 /* How much to read next: a chunk, or for a large frame as much again as
@@ -748,29 +749,7 @@ out:
     conn_unref(c);
 }
 
-/* ---- accepting ---- */
-
-static void format_peer(int fd, char *out, size_t n)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-            port = ntohs(a->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-            port = ntohs(a->sin6_port);
-        }
-    }
-    snprintf(out, n, "%s:%d", host, port);
-}
-
-/* ---- per-IP counts (kept only with max_conns_per_ip) ---- */
+/* ---- accepting: per-IP counts (kept only with max_conns_per_ip) ---- */
 
 struct ip_count {
     uint8_t ip[16];
@@ -812,18 +791,28 @@ static void ip_release(cql_server *srv, cql_conn *c)
     if (--e->n == 0) *e = srv->ips[--srv->nips];
 }
 
-static void peer_address(int fd, cql_conn *c)
+/* The peer's address (c->ip, for the per-IP limit) and "addr:port" (logs). */
+static void peer_of(int fd, cql_conn *c)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) return;
-    if (ss.ss_family == AF_INET) {
-        memcpy(c->ip, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-        c->iplen = 4;
-    } else if (ss.ss_family == AF_INET6) {
-        memcpy(c->ip, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-        c->iplen = 16;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            memcpy(c->ip, &a->sin_addr, 4);
+            c->iplen = 4;
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            memcpy(c->ip, &a->sin6_addr, 16);
+            c->iplen = 16;
+            port = ntohs(a->sin6_port);
+        }
+        if (c->iplen) inet_ntop(ss.ss_family, c->ip, host, sizeof host);
     }
+    snprintf(c->s.peer, sizeof c->s.peer, "%s:%d", host, port);
 }
 
 /* Closes a connection past a limit at once; one log line per interval. */
@@ -855,8 +844,7 @@ static void conn_open(cql_server *srv, int fd)
     c->refs = 1;
     c->s.id = ++srv->next_session_id;
     c->s.version = CQL_VERSION_MAX;
-    format_peer(fd, c->s.peer, sizeof c->s.peer);
-    peer_address(fd, c);
+    peer_of(fd, c);
     if (!ip_admit(srv, c)) {
         refuse(srv, fd, "%s has %u connections from its address (native_transport_max_concurrent_connections_per_ip)",
                c->s.peer, srv->max_conns_per_ip);
