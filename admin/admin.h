@@ -15,7 +15,8 @@
  *
  * Endpoints (all JSON unless noted; errors are {"error": "..."} with a 4xx/5xx):
  *   GET  /status                     this node: address, state, load, tokens, owns, host id, dc, rack
- *   GET  /info                       uptime, generation, memory, commitlog, cluster, release
+ *   GET  /info                       uptime, generation, memory, commitlog, cluster, release,
+ *                                    client limits (connections, bytes in flight, prepared cache)
  *   GET  /ring                       [{token, endpoint, dc, rack, state, load, owns}]
  *   GET  /describering/<ks>          token ranges with their replica endpoints
  *   GET  /endpoints/<ks>/<table>/<key>  token and replicas of a partition key
@@ -27,6 +28,12 @@
  *   GET  /tablestats[/<ks>[/<table>]]  per keyspace / table counters
  *   GET  /gossipinfo                 this node's endpoint state
  *   GET  /metrics                    Prometheus text exposition 0.0.4
+ *
+ * Access (guard.c): the API binds admin_address (127.0.0.1 by default),
+ * refuses cross-site requests (Host, Origin and Sec-Fetch-Site checks: 403),
+ * requires admin_auth_token when one is set (401), and bounds its
+ * connections (admin_max_connections, admin_connection_timeout) so slow
+ * clients cannot lock operators out.
  *
  * Ownership: the server borrows storage, catalog and coordinator from the
  * node (which must outlive it) and copies the node info. Loop thread only.
@@ -127,11 +134,23 @@ typedef struct admin_node_info {
     int64_t generation;    /* gossip generation: start time in seconds */
 } admin_node_info;
 
+/* The client limits in force and what they did (GET /info's
+ * "client_limits"); counters since start. */
+typedef struct admin_client_limits {
+    uint64_t fd_limit, fd_reserved;        /* RLIMIT_NOFILE, descriptors kept for storage */
+    uint64_t connections, connection_limit;
+    uint64_t refused, timed_out, accept_backoffs, overloaded;
+    uint64_t bytes_in_flight, bytes_in_flight_limit;
+    bool backpressure;
+    uint64_t prepared, prepared_bytes, prepared_bytes_limit;
+} admin_client_limits;
+
 /* Operations that live above the admin module. A NULL function answers
  * 501 Not Implemented ("<op> is not supported by this node yet"). */
 typedef struct admin_hooks {
     void *ctx;
     size_t (*client_count)(void *ctx);
+    void (*client_limits)(void *ctx, admin_client_limits *out); /* may be NULL */
     /* ks/table NULL = every keyspace / every table of ks. */
     int (*flush)(void *ctx, const char *ks, const char *table, sib_err *err);
     int (*compact)(void *ctx, const char *ks, const char *table, sib_err *err);
@@ -140,8 +159,11 @@ typedef struct admin_hooks {
 typedef struct admin_opts {
     struct ev_loop *loop;
     sib_log *log;
-    const char *bind_addr; /* IPv4 literal (listen_address) */
+    const char *bind_addr; /* IPv4 literal (admin_address); NULL = 127.0.0.1 */
     uint16_t port;         /* 0 = ephemeral (see admin_server_port) */
+    const char *auth_token; /* admin_auth_token: required on every request; NULL/"" = none (copied) */
+    unsigned max_connections;  /* admin_max_connections; 0 = 16 */
+    double connection_timeout; /* seconds to deliver a complete request; 0 = 10 */
     struct storage *st;
     struct sib_catalog *cat;
     struct coord *co;
@@ -171,6 +193,19 @@ double admin_ring_owns(const int64_t *ring, size_t nring, const int64_t *mine, s
  * column, separated by ':' for composite keys. Errors name the problem. */
 int admin_parse_key(struct sib_catalog *cat, const char *ks, const char *table, const char *key, sib_buf *out,
                     sib_err *err);
+
+/* Request checks (guard.c): Host must be an IP literal, localhost or
+ * bind_addr; Origin, when sent, the API's own origin; Sec-Fetch-Site, when
+ * sent, same-origin or none; and with a token, "Authorization: Bearer
+ * <token>". Returns 0, or the HTTP status to answer (403, 401) with *why. */
+typedef struct admin_guard {
+    const char *bind_addr;
+    const char *token; /* NULL or "" = none */
+} admin_guard;
+typedef struct admin_req_headers {
+    const char *host, *origin, *sec_fetch_site, *authorization; /* NULL when absent */
+} admin_req_headers;
+int admin_check_request(const admin_guard *g, const admin_req_headers *h, const char **why);
 
 /* A request answered without a socket (the same routing MHD uses):
  * method "GET"/"POST", url the path. *status gets the HTTP code, body the

@@ -29,7 +29,7 @@
  * until gossip lands, so ring, ownership and gossip state list this node;
  * the JSON shapes are already lists so more members slot in.
  */
-#include "admin.h"
+#include "admin_int.h"
 
 #include <arpa/inet.h>
 #include <ev.h>
@@ -60,6 +60,11 @@ struct admin_server {
     int64_t *tokens;      /* sorted copy */
     admin_hooks hooks;
     int64_t start_us;
+    char bind_addr[64];
+    char *token;          /* admin_auth_token or NULL */
+    unsigned max_conns;
+    double conn_timeout;
+    admin_conns *conns;   /* guard.c */
 };
 
 /* ==== routes ==== */
@@ -172,6 +177,28 @@ static json_t *h_status(route_req *r)
     return o;
 }
 
+static json_t *client_limits_json(admin_server *s)
+{
+    admin_client_limits l = {0};
+    s->hooks.client_limits(s->hooks.ctx, &l);
+    json_t *o = json_object();
+    json_object_set_new(o, "fd_limit", json_integer((json_int_t)l.fd_limit));
+    json_object_set_new(o, "fd_reserved", json_integer((json_int_t)l.fd_reserved));
+    json_object_set_new(o, "connections", json_integer((json_int_t)l.connections));
+    json_object_set_new(o, "connection_limit", json_integer((json_int_t)l.connection_limit));
+    json_object_set_new(o, "connections_refused", json_integer((json_int_t)l.refused));
+    json_object_set_new(o, "connections_timed_out", json_integer((json_int_t)l.timed_out));
+    json_object_set_new(o, "accept_backoffs", json_integer((json_int_t)l.accept_backoffs));
+    json_object_set_new(o, "overloaded_answers", json_integer((json_int_t)l.overloaded));
+    json_object_set_new(o, "bytes_in_flight", json_integer((json_int_t)l.bytes_in_flight));
+    json_object_set_new(o, "bytes_in_flight_limit", json_integer((json_int_t)l.bytes_in_flight_limit));
+    json_object_set_new(o, "backpressure", json_boolean(l.backpressure));
+    json_object_set_new(o, "prepared_statements", json_integer((json_int_t)l.prepared));
+    json_object_set_new(o, "prepared_statements_bytes", json_integer((json_int_t)l.prepared_bytes));
+    json_object_set_new(o, "prepared_statements_cache_size", json_integer((json_int_t)l.prepared_bytes_limit));
+    return o;
+}
+
 static json_t *h_info(route_req *r)
 {
     admin_server *s = r->s;
@@ -206,6 +233,7 @@ static json_t *h_info(route_req *r)
     json_object_set_new(cl, "syncs", json_integer((json_int_t)ss.cl_syncs));
     json_object_set_new(cl, "pending", json_integer((json_int_t)ss.cl_pending));
     json_object_set_new(o, "commitlog", cl);
+    if (s->hooks.client_limits) json_object_set_new(o, "client_limits", client_limits_json(s));
     json_t *toks = json_array();
     for (size_t i = 0; i < s->node.ntokens; i++) json_array_append_new(toks, json_integer(s->tokens[i]));
     json_object_set_new(o, "tokens", toks);
@@ -708,7 +736,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *ctype = "application/json";
     sib_buf body;
     sib_buf_init(&body);
-    admin_route(s, method, url, &status, &body, &ctype);
+    admin_req_headers h = {
+        .host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+        .origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+        .sec_fetch_site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
+        .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+    };
+    admin_guard g = {.bind_addr = s->bind_addr, .token = s->token};
+    const char *why = NULL;
+    int refused = admin_check_request(&g, &h, &why);
+    if (refused) {
+        status = refused;
+        json_error(&body, why);
+        sib_log(s->log, SIB_DEBUG, "admin: %s %s refused (%d): %s", method, url, refused, why);
+    } else {
+        admin_route(s, method, url, &status, &body, &ctype);
+    }
     if (body.oom) {
         sib_buf_free(&body);
         return MHD_NO; /* MHD closes the connection */
@@ -721,8 +764,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (refused == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
+    if (s->conns) admin_conns_answered(s->conns, conn);
     return ret;
 }
 
@@ -757,6 +802,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     sib_logf(s->log, SIB_WARN, "admin: %s", msg);
 }
 
+static void on_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                           enum MHD_ConnectionNotificationCode code)
+{
+    admin_server *s = cls;
+    admin_conns_notify(s->conns, conn, socket_ctx, (int)code);
+}
+
 static int copy_node(admin_server *s, const admin_node_info *n, sib_err *err)
 {
     s->node = *n;
@@ -778,7 +830,9 @@ static int start_daemon(admin_server *s, const char *addr, uint16_t port, sib_er
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-        return sib_err_set(err, SIB_ECONFIG, "admin: listen_address %s is not an IPv4 address", addr);
+        return sib_err_set(err, SIB_ECONFIG, "admin: admin_address %s is not an IPv4 address", addr);
+    s->conns = admin_conns_create(s->loop, s->log, s->max_conns, s->conn_timeout);
+    if (!s->conns) return sib_err_set(err, SIB_ENOMEM, "admin connections");
     /* No MHD thread: MHD_USE_EPOLL without MHD_USE_INTERNAL_POLLING_THREAD
      * is the external-select mode with an epoll fd we can watch. */
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
@@ -787,8 +841,12 @@ static int start_daemon(admin_server *s, const char *addr, uint16_t port, sib_er
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_conn_notify, s,
+                              /* MHD's idle timeout backs up guard.c's deadline; its limit
+                               * leaves room for connections guard.c shut but MHD has not
+                               * reaped yet (the reserve counts it: node.c). */
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(s->conn_timeout + 0.999),
+                              MHD_OPTION_CONNECTION_LIMIT, 2 * s->max_conns,
                               MHD_OPTION_END);
     if (!s->mhd) return sib_err_set(err, SIB_EIO, "admin: cannot serve HTTP on %s:%u (port in use?)", addr, port);
     const union MHD_DaemonInfo *ep = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -816,12 +874,22 @@ admin_server *admin_server_create(const admin_opts *o, sib_err *err)
     s->metrics = o->metrics;
     s->hooks = o->hooks;
     s->start_us = sib_now_us();
+    s->max_conns = o->max_connections ? o->max_connections : 16;
+    s->conn_timeout = o->connection_timeout > 0 ? o->connection_timeout : 10.0;
     const char *addr = o->bind_addr && *o->bind_addr ? o->bind_addr : "127.0.0.1";
+    snprintf(s->bind_addr, sizeof s->bind_addr, "%s", addr);
+    if (o->auth_token && *o->auth_token && !(s->token = strdup(o->auth_token))) {
+        sib_err_set(err, SIB_ENOMEM, "admin token");
+        admin_server_destroy(s);
+        return NULL;
+    }
     if (copy_node(s, o->node, err) || (o->loop && start_daemon(s, addr, o->port, err))) {
         admin_server_destroy(s);
         return NULL;
     }
-    if (o->loop) sib_log(s->log, SIB_INFO, "admin: serving HTTP admin API and /metrics on %s:%u", addr, s->port);
+    if (o->loop)
+        sib_log(s->log, SIB_INFO, "admin: serving HTTP admin API and /metrics on %s:%u (%s, at most %u connections)",
+                addr, s->port, s->token ? "token required" : "no token", s->max_conns);
     return s;
 }
 
@@ -833,6 +901,8 @@ void admin_server_destroy(admin_server *s)
         ev_timer_stop(s->loop, &s->timer);
         MHD_stop_daemon(s->mhd);
     }
+    admin_conns_destroy(s->conns);
+    free(s->token);
     free(s->tokens);
     free(s);
 }

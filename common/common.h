@@ -255,6 +255,67 @@ char *sib_arena_strdup(sib_arena *a, const char *s);
 char *sib_arena_strndup(sib_arena *a, const char *s, size_t n);
 size_t sib_arena_used(const sib_arena *a);
 
+/* ---- resource limits (limits.c) ---------------------------------------- */
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit (services often start at
+ * 1,024 while the hard limit is far higher). soft_out and hard_out get the
+ * limits in force afterwards; a failure to raise keeps the old soft limit
+ * and returns SIB_EIO with err set (the caller logs it and goes on). */
+int sib_fd_limit_raise(uint64_t *soft_out, uint64_t *hard_out, sib_err *err);
+
+/* The descriptors a node keeps away from client connections so that the
+ * commitlog, flushes and compaction can always open files. The reserve is
+ * `base` (commitlog segments, flush and compaction outputs, listeners, the
+ * admin API's connections, the process's own pipes and logs), plus two per
+ * open SSTable (Data and Index stay open), plus one per internode
+ * connection. Plain arithmetic, so it is unit-tested on its own. */
+typedef struct sib_fd_budget {
+    uint64_t limit;     /* the soft RLIMIT_NOFILE in force */
+    uint64_t base;      /* fixed part of the reserve */
+    uint64_t sstables;  /* open SSTables now */
+    uint64_t internode; /* internode connections now */
+} sib_fd_budget;
+uint64_t sib_fd_reserve(const sib_fd_budget *b);
+/* Client connections the budget allows now: limit - reserve, 0 when the
+ * reserve takes everything. */
+uint64_t sib_fd_client_max(const sib_fd_budget *b);
+
+/* A log line limiter: at most one line per interval, with the number of
+ * events that were not logged since the last line. */
+typedef struct sib_ratelimit {
+    int64_t interval_ns;
+    int64_t last_ns;     /* INT64_MIN: nothing logged yet */
+    uint64_t suppressed; /* events since the last logged one */
+} sib_ratelimit;
+void sib_ratelimit_init(sib_ratelimit *r, int64_t interval_ns);
+/* True when an event at now_ns may be logged; *suppressed then gets the
+ * events dropped before it (and the count restarts). */
+bool sib_ratelimit_allow(sib_ratelimit *r, int64_t now_ns, uint64_t *suppressed);
+
+/* ---- LRU cache weighted by bytes (lru.c) ------------------------------- */
+
+/* Values keyed by a 16-byte id (such as a prepared statement id), each with
+ * a weight in bytes; the total weight stays at or below the capacity by
+ * evicting the least recently used values, which go to free_fn. Lookups
+ * move a value to the most recently used end. Not thread-safe. */
+typedef struct sib_lru sib_lru;
+typedef void (*sib_lru_free_fn)(void *ctx, void *value);
+/* NULL on OOM. free_fn may be NULL (values are then not freed). */
+sib_lru *sib_lru_create(size_t capacity, sib_lru_free_fn free_fn, void *ctx);
+/* Frees every value still held. */
+void sib_lru_destroy(sib_lru *l);
+/* The value of key, now the most recently used; NULL when absent. */
+void *sib_lru_get(sib_lru *l, const uint8_t key[16]);
+/* Adds value under key (the key must be absent) and evicts least recently
+ * used values until the total fits. SIB_ETOOBIG when weight alone exceeds
+ * the capacity, SIB_ENOMEM: in both cases nothing changed and the caller
+ * still owns value. */
+int sib_lru_put(sib_lru *l, const uint8_t key[16], void *value, size_t weight);
+size_t sib_lru_count(const sib_lru *l);
+size_t sib_lru_weight(const sib_lru *l);  /* total bytes held */
+size_t sib_lru_capacity(const sib_lru *l);
+uint64_t sib_lru_evictions(const sib_lru *l);
+
 /* ---- uuids ------------------------------------------------------------- */
 
 /* Random (v4) uuid from /dev/urandom-seeded state passed by the caller. */

@@ -517,9 +517,37 @@ typedef struct cql_server_opts {
     uint16_t port;           /* 0 = ephemeral (see cql_server_port) */
     uint32_t max_frame_size; /* body bytes; 0 = CQL_MAX_FRAME_DEFAULT */
     uint32_t max_inflight;   /* per connection; reading pauses beyond it; 0 = 1024 */
-    uint32_t max_conns;      /* 0 = unlimited */
+    uint32_t max_conns;      /* native_transport_max_concurrent_connections; 0 = unlimited */
+    uint32_t max_conns_per_ip; /* ..._per_ip; 0 = unlimited */
+    /* Optional: how many client connections the descriptor budget allows
+     * right now (the node: the fd limit minus what storage keeps in
+     * reserve). Asked at every accept; the lower of it and max_conns wins. */
+    uint64_t (*conn_budget)(void *ctx);
+    void *conn_budget_ctx;
+    /* Bytes in flight over all connections: request bytes read but not yet
+     * answered (partial frames included) plus responses not yet sent. Past
+     * it, connections holding bytes are not read (backpressure) and
+     * THROW_ON_OVERLOAD sessions get Overloaded. 0 = unlimited. A frame
+     * longer than half of it is refused as too big. */
+    size_t max_bytes_in_flight;
+    /* Seconds; 0 disables each. startup: from accept until STARTUP is
+     * answered. idle: no byte read or written and nothing in flight. frame:
+     * a frame whose first bytes arrived but whose end has not. */
+    double startup_timeout, idle_timeout, frame_timeout;
     sib_log *log;            /* may be NULL */
 } cql_server_opts;
+
+/* Counters for the admin API and tests. */
+typedef struct cql_server_stats {
+    size_t conns;
+    size_t bytes_in_flight;
+    uint64_t conns_refused;   /* over a connection limit */
+    uint64_t conns_timed_out; /* startup, idle or frame timeout */
+    uint64_t accept_backoffs; /* EMFILE/ENFILE pauses of the listener */
+    uint64_t overloaded;      /* Overloaded answers (THROW_ON_OVERLOAD) */
+    bool backpressure;        /* bytes in flight are over the cap now */
+    size_t max_bytes_in_flight; /* the cap (0 = none) */
+} cql_server_stats;
 
 typedef struct cql_server cql_server;
 
@@ -530,6 +558,7 @@ cql_server *cql_server_create(struct ev_loop *loop, const cql_server_opts *o, cq
 void cql_server_destroy(cql_server *srv);
 uint16_t cql_server_port(const cql_server *srv);
 size_t cql_server_conn_count(const cql_server *srv);
+void cql_server_get_stats(const cql_server *srv, cql_server_stats *out);
 
 /* EVENT frames (stream -1) to every ready connection that REGISTERed the
  * event type. */

@@ -31,12 +31,18 @@ typedef struct cql_exec_opts {
     const cql_exec_node_info *node;
     size_t batch_size_fail_threshold; /* bytes; 0 = 50 KiB */
     int tombstone_warn_threshold, tombstone_failure_threshold;
+    size_t prepared_cache_size; /* bytes (prepared_statements_cache_size);
+                                 * 0 = max(10 MiB, 1/256 of the memory budget) */
 } cql_exec_opts;
 
 /* Creates the executor and loads the persisted schema into opts->cat. */
 int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err);
 void cql_exec_destroy(cql_exec *ex);
 cql_executor *cql_exec_base(cql_exec *ex);
+/* Prepared statements held, the bytes they weigh, and the cache's bound. */
+size_t cql_exec_prepared_count(const cql_exec *ex);
+size_t cql_exec_prepared_bytes(const cql_exec *ex);
+size_t cql_exec_prepared_capacity(const cql_exec *ex);
 /* Where schema-change events go (set once the server exists). */
 void cql_exec_set_server(cql_exec *ex, cql_server *srv);
 

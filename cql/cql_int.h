@@ -23,6 +23,7 @@ typedef struct cql_conn cql_conn;
 struct cql_request_priv {
     cql_conn *conn;
     sib_buf out;        /* the response frame being built (header + body) */
+    size_t body_len;    /* request bytes it holds, counted in flight */
     size_t frame_start; /* offset of the header in out */
     cql_rows rows;      /* valid between cql_reply_rows_begin and _end */
     bool rows_open;
@@ -40,10 +41,17 @@ struct cql_conn {
     sib_buf wbuf;    /* replies not yet written start at wpos */
     size_t wpos;
     uint32_t inflight;
+    size_t req_bytes;    /* bodies of the unanswered requests */
+    size_t acct;         /* this connection's share of srv->bytes_in_flight */
+    ev_timer deadline;   /* startup, idle and partial-frame timeouts */
+    ev_tstamp opened, last_active;
+    ev_tstamp frame_started; /* first byte of the unfinished frame; 0 = none */
+    uint8_t ip[16];      /* peer address (per-IP limit) */
+    uint8_t iplen;
+    bool throw_on_overload; /* STARTUP THROW_ON_OVERLOAD=1 */
     bool version_fixed;  /* the first frame fixed s.version */
     bool fatal;          /* a fatal error was queued: flush, then close */
     bool draining;       /* write side shut down; discarding input until EOF */
-    bool reading_paused;
     bool dirty;          /* queued output waits for the flush before the loop sleeps */
     cql_conn *dirty_next;
     cql_conn *prev, *next;
@@ -56,8 +64,21 @@ struct cql_server {
     int fd;
     ev_io accept_w;
     uint16_t port;
-    uint32_t max_frame, max_inflight, max_conns;
+    uint32_t max_frame, max_inflight, max_conns, max_conns_per_ip;
     size_t nconns;
+    uint64_t (*conn_budget)(void *ctx);
+    void *conn_budget_ctx;
+    double startup_timeout, idle_timeout, frame_timeout;
+    /* Bytes in flight (see cql_server_opts) and the backpressure flag. */
+    size_t bytes_in_flight, max_bytes;
+    bool overloaded;
+    /* Connections per peer address, only kept with a per-IP limit. */
+    struct ip_count *ips;
+    size_t nips, ips_cap;
+    /* The listener pauses after EMFILE/ENFILE instead of spinning. */
+    ev_timer accept_retry;
+    sib_ratelimit refuse_rl, accept_rl;
+    cql_server_stats stats;
     uint64_t next_session_id;
     cql_conn *conns;
     /* Connections with queued replies, flushed once per loop iteration by

@@ -4,6 +4,12 @@
  * computes the bind/result metadata and keeps the AST in a cache entry of its
  * own (arena per entry) keyed by a 16-byte id derived from (keyspace, text),
  * so re-preparing the same text gives the same id, as Cassandra's MD5 does.
+ * The cache is bounded by bytes (prepared_statements_cache_size), each entry
+ * weighted by the memory it holds (its arena chunks and text); the least
+ * recently used entries go first, and drivers re-prepare an evicted one when
+ * EXECUTE answers Unprepared. Entries are only used inside one loop callback
+ * (a deferred write reply touches the request, never the statement), so an
+ * eviction never frees a statement a running request still reads.
  * EXECUTE looks the id up (Unprepared when unknown: drivers re-prepare) and
  * runs the cached AST with the bound values. BATCH (the opcode) lives in
  * exec_write.c.
@@ -17,6 +23,14 @@
 #include <stdlib.h>
 
 static void exec_request(cql_executor *base, cql_request *req);
+static void prepared_evicted(void *ctx, void *value);
+
+/* Cassandra's default: max(10 MiB, 1/256 of the heap). */
+static size_t default_prepared_cache_size(void)
+{
+    uint64_t b = sib_memory_budget() / 256;
+    return (size_t)SIB_MAX(b, (uint64_t)10 << 20);
+}
 
 /* ---- construction ---- */
 
@@ -40,6 +54,9 @@ int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err)
     ex->tombstone_fail = o->tombstone_failure_threshold ? o->tombstone_failure_threshold : 100000;
     sib_rng_seed(&ex->rng);
     sib_timeuuid_init(&ex->tug);
+    ex->prep = sib_lru_create(o->prepared_cache_size ? o->prepared_cache_size : default_prepared_cache_size(),
+                              prepared_evicted, ex);
+    if (!ex->prep) { free(ex->tokens); free(ex); return sib_err_set(err, SIB_ENOMEM, "prepared statement cache"); }
     int rc = exec_schema_load(ex, err);
     if (rc) { cql_exec_destroy(ex); return rc; }
     *out = ex;
@@ -53,11 +70,16 @@ static void prepared_free(exec_prepared *p)
     free(p);
 }
 
+static void prepared_evicted(void *ctx, void *value)
+{
+    (void)ctx;
+    prepared_free(value);
+}
+
 void cql_exec_destroy(cql_exec *ex)
 {
     if (!ex) return;
-    for (size_t i = 0; i < ex->prep_cap; i++) prepared_free(ex->prep[i]);
-    free(ex->prep);
+    sib_lru_destroy(ex->prep);
     exec_trace_free_all(ex);
     exec_spare_muts_free(ex);
     free(ex->tokens);
@@ -243,45 +265,34 @@ static void prepared_id(const char *ks, const char *q, size_t qlen, uint8_t id[1
     sib_buf_free(&b);
 }
 
-static size_t prep_slot(const cql_exec *ex, const uint8_t id[16])
-{
-    return (size_t)(get_be64(id) % ex->prep_cap);
-}
-
 exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len)
 {
-    if (len != 16 || !ex->prep_cap) return NULL;
-    for (size_t i = prep_slot(ex, id), k = 0; k < ex->prep_cap; k++, i = (i + 1) % ex->prep_cap) {
-        if (!ex->prep[i]) return NULL;
-        if (!memcmp(ex->prep[i]->id, id, 16)) return ex->prep[i];
-    }
-    return NULL;
+    if (len != 16) return NULL;
+    return sib_lru_get(ex->prep, id);
 }
 
-static int prep_insert(cql_exec *ex, exec_prepared *p)
+/* What an entry keeps alive: its arena's chunks, the entry, and the cache's
+ * own bookkeeping (an lru entry and malloc headers, about 64 bytes). */
+static size_t prepared_weight(const exec_prepared *p)
 {
-    if ((ex->prep_count + 1) * 2 > ex->prep_cap) {
-        size_t ncap = ex->prep_cap ? ex->prep_cap * 2 : 64;
-        exec_prepared **nt = calloc(ncap, sizeof *nt);
-        if (!nt) return SIB_ENOMEM;
-        exec_prepared **old = ex->prep;
-        size_t ocap = ex->prep_cap;
-        ex->prep = nt;
-        ex->prep_cap = ncap;
-        for (size_t i = 0; i < ocap; i++) {
-            if (!old[i]) continue;
-            size_t j = prep_slot(ex, old[i]->id);
-            while (nt[j]) j = (j + 1) % ncap;
-            nt[j] = old[i];
-        }
-        free(old);
-    }
-    size_t j = prep_slot(ex, p->id);
-    while (ex->prep[j]) j = (j + 1) % ex->prep_cap;
-    ex->prep[j] = p;
-    ex->prep_count++;
+    return sib_arena_used(p->arena) + sizeof *p + 64;
+}
+
+static int prep_insert(cql_exec *ex, exec_prepared *p, sib_err *err)
+{
+    size_t w = prepared_weight(p);
+    int rc = sib_lru_put(ex->prep, p->id, p, w);
+    if (rc == SIB_ETOOBIG)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Prepared statement of size %zu bytes is larger than allowed maximum of %zu bytes.", w,
+                           sib_lru_capacity(ex->prep));
+    if (rc) return sib_err_set(err, rc, "prepared statement cache");
     return 0;
 }
+
+size_t cql_exec_prepared_count(const cql_exec *ex) { return sib_lru_count(ex->prep); }
+size_t cql_exec_prepared_bytes(const cql_exec *ex) { return sib_lru_weight(ex->prep); }
+size_t cql_exec_prepared_capacity(const cql_exec *ex) { return sib_lru_capacity(ex->prep); }
 
 static void handle_prepare(cql_exec *ex, cql_request *req)
 {
@@ -312,9 +323,8 @@ static void handle_prepare(cql_exec *ex, cql_request *req)
             exec_reply_err_req(req, &err);
             return;
         }
-        if (prep_insert(ex, p)) {
+        if (prep_insert(ex, p, &err)) {
             prepared_free(p);
-            sib_err_set(&err, SIB_ENOMEM, "prepared statement cache");
             exec_reply_err_req(req, &err);
             return;
         }

@@ -71,8 +71,8 @@ void exec_trace_add(cql_request *req, const char *fmt, ...) __attribute__((forma
     do {                                                                                                               \
         if ((req)->trace_data) exec_trace_add((req), __VA_ARGS__);                                                   \
     } while (0)
-/* The "query" parameter of a traced EXECUTE (its prepared text; must live
- * as long as the request). No-op when untraced. */
+/* The "query" parameter of a traced EXECUTE (its prepared text, copied into
+ * the request arena). No-op when untraced. */
 void exec_trace_query(cql_request *req, const char *query);
 /* Calls fn for each kept session, oldest first, that is younger than the
  * trace TTL and (want != NULL) has session id want. Stops at fn's first
@@ -93,9 +93,8 @@ struct cql_exec {
     sib_rng rng;
     sib_timeuuid_gen tug;
     int64_t last_ts;   /* server timestamps are strictly increasing */
-    /* prepared statements: open hash table keyed by the 16-byte id */
-    exec_prepared **prep;
-    size_t prep_cap, prep_count;
+    /* prepared statements by 16-byte id, LRU-bounded by bytes */
+    sib_lru *prep;
     size_t batch_fail_bytes;
     /* The last keyspace's parsed replication (every write asks for it);
      * valid while ddl_gen is unchanged, which also keeps repl_ks valid. */

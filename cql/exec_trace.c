@@ -187,7 +187,8 @@ void exec_trace_begin(cql_exec *ex, cql_request *req)
 void exec_trace_query(cql_request *req, const char *query)
 {
     exec_trace *t = req->trace_data;
-    if (t) add_param(t, "query", query);
+    /* A copy: the prepared statement may be evicted before the trace ends. */
+    if (t) add_param(t, "query", sib_arena_strdup(req->arena, query));
 }
 
 /* Appends an event with its text in the request arena. */

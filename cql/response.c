@@ -283,9 +283,11 @@ cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *bo
     rb->req.frame_flags = h->flags;
     rb->req.priv = &rb->priv;
     rb->priv.conn = c;
+    rb->priv.body_len = n;
     /* priv.out is empty: zeroed by calloc, or emptied by cql_request_free */
     c->refs++;
     c->inflight++;
+    c->req_bytes += n;
     /* The caller decodes the copy, so views outlive the read buffer. */
     *copy_out = copy;
     return &rb->req;
@@ -297,6 +299,8 @@ void cql_request_free(cql_request *req)
     cql_conn *c = pv->conn;
     cql_server *srv = c->srv;
     request_block *rb = (request_block *)req;
+    SIB_ASSERT(c->req_bytes >= pv->body_len);
+    c->req_bytes -= pv->body_len;
     if (srv && srv->req_pooled < REQ_POOL_MAX) {
         sib_arena *a = req->arena;
         sib_arena_clear(a);

@@ -13,6 +13,24 @@
  *  - Backpressure: reading stops while the connection has max_inflight
  *    unanswered requests or more than WQ_HIGH bytes queued for writing, so
  *    a client that does not read cannot make us buffer without bound.
+ *  - Bytes in flight (all connections): unparsed input, the bodies of
+ *    unanswered requests and unsent output. Past max_bytes_in_flight a
+ *    connection that holds replies, unanswered requests or more than a read
+ *    chunk of input is neither read nor parsed until the total falls below
+ *    LOW_WATER of the cap; one holding none of these still gets one request
+ *    at a time through, so clients that never read their replies (they keep
+ *    their bytes) cannot starve the others. A THROW_ON_OVERLOAD session is
+ *    read on and answered Overloaded instead.
+ *  - The read buffer grows with the bytes that arrive (doubling), never to
+ *    the length a header declares, and a big one is let go once empty.
+ *  - Limits at accept: max_conns, the descriptor budget (conn_budget) and
+ *    max_conns_per_ip; a connection past them is closed at once, with one
+ *    log line per REFUSE_LOG_INTERVAL. EMFILE/ENFILE pause the listener for
+ *    ACCEPT_BACKOFF instead of spinning on a socket that stays readable.
+ *  - Timeouts, one ev_timer per connection armed at the nearest deadline:
+ *    STARTUP not answered within startup_timeout, no traffic for
+ *    idle_timeout (and nothing in flight), a frame unfinished for
+ *    frame_timeout (not counted while we are the ones not reading).
  *  - Fatal errors (unsupported version, oversized frame): the error frame is
  *    queued, nothing after it is processed, and once it is flushed the write
  *    side is shut down and input is drained until EOF (bounded by a timer).
@@ -42,15 +60,21 @@ enum {
     READ_CHUNK = 64 * 1024,
     WQ_HIGH = 4 * 1024 * 1024, /* queued output that pauses reading */
     WBUF_KEEP = 1024 * 1024,   /* an emptied output buffer bigger than this is freed */
+    RBUF_KEEP = 256 * 1024,    /* likewise for the input buffer */
     STARTUP_MAX_KEYS = 64,
     REGISTER_MAX_EVENTS = 16,
 };
 static const double LINGER_SECONDS = 2.0;
+static const double ACCEPT_BACKOFF = 0.1;       /* seconds the listener rests after EMFILE */
+static const int64_t REFUSE_LOG_INTERVAL = 10 * 1000000000LL; /* ns between "refused" lines */
+static const double LOW_WATER = 0.75;           /* backpressure ends below this share of the cap */
 static const char supported_versions[] = "3/v3, 4/v4";
 
 static void conn_close(cql_conn *c, const char *why);
 static void conn_unref(cql_conn *c);
 static void conn_update_reading(cql_conn *c);
+static void bytes_changed(cql_server *srv);
+static void ip_release(cql_server *srv, cql_conn *c);
 
 /* ---- small helpers ---- */
 
@@ -128,6 +152,7 @@ static void conn_flush(cql_conn *c)
             return;
         }
         c->wpos += (size_t)w;
+        c->last_active = ev_now(c->srv->loop);
     }
     struct ev_loop *loop = c->srv->loop;
     if (c->wpos < c->wbuf.len) {
@@ -219,13 +244,20 @@ static void conn_close(cql_conn *c, const char *why)
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->linger);
+    ev_timer_stop(srv->loop, &c->deadline);
     close(c->fd);
     c->fd = -1;
     if (c->prev) c->prev->next = c->next;
     else srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->nconns--;
+    ip_release(srv, c);
+    /* Its unanswered requests stay counted until they are answered; its
+     * buffers no longer are. */
+    srv->bytes_in_flight -= c->acct;
+    c->acct = 0;
     c->srv = NULL;
+    bytes_changed(srv);
     if (srv->ex && srv->ex->session_closed) srv->ex->session_closed(srv->ex, &c->s);
     conn_unref(c); /* the socket's reference */
 }
@@ -238,12 +270,59 @@ void cql_conn_request_done(cql_conn *c)
     conn_unref(c);
 }
 
+/* Bytes this connection holds in flight. Request bodies of a closed
+ * connection are no longer counted: the executor frees them soon. */
+static size_t conn_bytes(const cql_conn *c)
+{
+    return (c->rbuf.len - c->rpos) + wq_bytes(c) + c->req_bytes;
+}
+
+/* Backpressure on or off after the total changed. Turning it off walks
+ * every connection (only at that transition) to restart paused readers. */
+static void bytes_changed(cql_server *srv)
+{
+    if (!srv->max_bytes) return;
+    if (!srv->overloaded && srv->bytes_in_flight >= srv->max_bytes) {
+        srv->overloaded = true;
+        sib_log(srv->log, SIB_DEBUG, "cql: %zu bytes in flight reach the cap of %zu: backpressure",
+                srv->bytes_in_flight, srv->max_bytes);
+    } else if (srv->overloaded && (double)srv->bytes_in_flight < LOW_WATER * (double)srv->max_bytes) {
+        srv->overloaded = false;
+        for (cql_conn *c = srv->conns, *next; c; c = next) {
+            next = c->next;
+            conn_update_reading(c);
+        }
+    }
+}
+
+static void conn_account(cql_conn *c)
+{
+    cql_server *srv = c->srv;
+    size_t now = conn_bytes(c);
+    if (now == c->acct) return;
+    srv->bytes_in_flight = srv->bytes_in_flight - c->acct + now;
+    c->acct = now;
+    bytes_changed(srv);
+}
+
+/* Over the global cap a connection waits while it holds replies, requests
+ * or more than `unparsed` bytes of input; THROW_ON_OVERLOAD sessions are
+ * answered Overloaded instead of waiting. */
+static bool held_by_cap(cql_conn *c, size_t unparsed)
+{
+    conn_account(c);
+    if (!c->srv->overloaded || c->throw_on_overload) return false;
+    return wq_bytes(c) || c->req_bytes || c->rbuf.len - c->rpos > unparsed;
+}
+
 static void conn_update_reading(cql_conn *c)
 {
     if (!cql_conn_open(c)) return;
     struct ev_loop *loop = c->srv->loop;
-    bool want = c->draining ||
-                (!c->fatal && c->inflight < c->srv->max_inflight && wq_bytes(c) < WQ_HIGH);
+    /* A request smaller than a read chunk still gets through the cap; a
+     * partial frame bigger than that waits. */
+    bool want = c->draining || (!c->fatal && !held_by_cap(c, READ_CHUNK) && c->inflight < c->srv->max_inflight &&
+                                wq_bytes(c) < WQ_HIGH);
     if (want && !ev_is_active(&c->rio)) {
         ev_io_start(loop, &c->rio);
         /* Frames may already sit in rbuf with no new bytes to wake us. */
@@ -273,7 +352,7 @@ static void handle_startup(cql_conn *c, const cql_header *h, sib_rd *r)
         send_protocol_error(c, h->stream, "Invalid STARTUP message: malformed options map");
         return;
     }
-    bool have_version = false, lz4 = false;
+    bool have_version = false, lz4 = false, throw_on_overload = false;
     for (size_t i = 0; i < n; i++) {
         if (cql_str_eq(keys[i], "CQL_VERSION")) {
             /* Drivers send "3.0.0" or our own "3.4.5": any 3.x is fine. */
@@ -283,6 +362,8 @@ static void handle_startup(cql_conn *c, const cql_header *h, sib_rd *r)
                 return;
             }
             have_version = true;
+        } else if (cql_str_eq(keys[i], "THROW_ON_OVERLOAD")) {
+            throw_on_overload = cql_str_eq(vals[i], "1") || cql_str_eq(vals[i], "true");
         } else if (cql_str_eq(keys[i], "COMPRESSION")) {
             if (cql_str_eq(vals[i], "lz4") || cql_str_eq(vals[i], "LZ4")) {
                 lz4 = true;
@@ -298,6 +379,7 @@ static void handle_startup(cql_conn *c, const cql_header *h, sib_rd *r)
         return;
     }
     c->s.lz4 = lz4;
+    c->throw_on_overload = throw_on_overload;
     sib_buf empty;
     sib_buf_init(&empty);
     send_frame(c, h->stream, CQL_OP_READY, &empty, false); /* READY is never compressed */
@@ -358,6 +440,12 @@ static int decode_request(cql_request *req, const uint8_t *body, size_t n, sib_e
 
 static void handle_exec(cql_conn *c, const cql_header *h, const uint8_t *body, size_t n)
 {
+    if (c->srv->overloaded && c->throw_on_overload) {
+        c->srv->stats.overloaded++;
+        send_error(c, h->stream, CQL_ERR_OVERLOADED,
+                   "Server is in overloaded state. Cannot accept more requests at this point");
+        return;
+    }
     const uint8_t *copy;
     cql_request *req = cql_request_new(c, h, body, n, &copy);
     if (!req) {
@@ -479,11 +567,14 @@ static int check_header(cql_conn *c, const cql_header *h)
     return 1;
 }
 
-/* Parses and dispatches every complete frame in rbuf. */
-static void process_input(cql_conn *c)
+/* Parses and dispatches every complete frame in rbuf; true when at least
+ * one frame was consumed. */
+static bool process_input(cql_conn *c)
 {
+    bool consumed = false;
     while (cql_conn_open(c) && !c->fatal && !c->draining) {
         if (c->inflight >= c->srv->max_inflight || wq_bytes(c) >= WQ_HIGH) break;
+        if (held_by_cap(c, SIZE_MAX)) break; /* over the cap: one request at a time */
         const uint8_t *p = c->rbuf.p + c->rpos;
         size_t avail = c->rbuf.len - c->rpos;
         if (avail < 1) break;
@@ -500,6 +591,7 @@ static void process_input(cql_conn *c)
         if (ok < 0) break;
         if (avail - CQL_HEADER_LEN < h.length) break;
         c->rpos += CQL_HEADER_LEN + h.length;
+        consumed = true;
         if (!ok) continue;
         if (!c->version_fixed) {
             c->version_fixed = true;
@@ -510,6 +602,7 @@ static void process_input(cql_conn *c)
         dispatch(c, &h, p + CQL_HEADER_LEN, h.length);
     }
     if (c->rpos > 0 && c->rpos == c->rbuf.len) {
+        if (c->rbuf.cap > RBUF_KEEP) sib_buf_free(&c->rbuf);
         sib_buf_reset(&c->rbuf);
         c->rpos = 0;
     } else if (c->rpos > 0 && (c->rpos >= READ_CHUNK || c->rbuf.len - c->rpos < c->rpos)) {
@@ -517,18 +610,102 @@ static void process_input(cql_conn *c)
         c->rbuf.len -= c->rpos;
         c->rpos = 0;
     }
+    return consumed;
 }
 
-/* How much to read next: the rest of a known large frame, else a chunk. */
+/* How much to read next: a chunk, or for a large frame as much again as
+ * has arrived (at most its rest), so the buffer doubles with the bytes that
+ * came rather than jumping to a length the header merely declares. */
 static size_t read_size(const cql_conn *c)
 {
     size_t avail = c->rbuf.len - c->rpos;
     if (avail >= CQL_HEADER_LEN) {
         uint32_t len = get_be32(c->rbuf.p + c->rpos + 5);
-        if (len <= c->srv->max_frame && CQL_HEADER_LEN + (size_t)len > avail + READ_CHUNK)
-            return CQL_HEADER_LEN + (size_t)len - avail;
+        size_t rest = CQL_HEADER_LEN + (size_t)len - SIB_MIN(avail, CQL_HEADER_LEN + (size_t)len);
+        if (len <= c->srv->max_frame && rest > READ_CHUNK) return SIB_MIN(rest, SIB_MAX(avail, (size_t)READ_CHUNK));
     }
     return READ_CHUNK;
+}
+
+/* ---- deadlines ---- */
+
+/* The nearest deadline of c (0 = none), in ev_now time. */
+static ev_tstamp conn_next_deadline(const cql_conn *c)
+{
+    const cql_server *srv = c->srv;
+    ev_tstamp due = 0;
+    if (!c->s.ready && srv->startup_timeout > 0) due = c->opened + srv->startup_timeout;
+    if (srv->idle_timeout > 0) {
+        ev_tstamp d = c->last_active + srv->idle_timeout;
+        if (!due || d < due) due = d;
+    }
+    if (srv->frame_timeout > 0 && c->frame_started > 0) {
+        ev_tstamp d = c->frame_started + srv->frame_timeout;
+        if (!due || d < due) due = d;
+    }
+    return due;
+}
+
+static void conn_arm_deadline(cql_conn *c)
+{
+    struct ev_loop *loop = c->srv->loop;
+    ev_tstamp due = conn_next_deadline(c);
+    ev_timer_stop(loop, &c->deadline);
+    if (!due) return;
+    ev_tstamp in = due - ev_now(loop);
+    ev_timer_set(&c->deadline, in > 0.001 ? in : 0.001, 0.);
+    ev_timer_start(loop, &c->deadline);
+}
+
+static void conn_timed_out(cql_conn *c, const char *what, double secs)
+{
+    char why[128];
+    snprintf(why, sizeof why, "%s within %.3g s", what, secs);
+    c->srv->stats.conns_timed_out++;
+    sib_log(c->srv->log, SIB_DEBUG, "cql: %s: %s", c->s.peer, why);
+    conn_close(c, why);
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    cql_conn *c = t->data;
+    cql_server *srv = c->srv;
+    if (!srv) return;
+    ev_tstamp now = ev_now(loop);
+    if (!c->s.ready && srv->startup_timeout > 0 && now >= c->opened + srv->startup_timeout) {
+        conn_timed_out(c, "no STARTUP", srv->startup_timeout);
+        return;
+    }
+    if (srv->idle_timeout > 0 && now >= c->last_active + srv->idle_timeout) {
+        /* A long request is not idleness: look again after it. */
+        if (!c->inflight && !wq_bytes(c)) {
+            conn_timed_out(c, "no traffic", srv->idle_timeout);
+            return;
+        }
+        c->last_active = now;
+    }
+    if (srv->frame_timeout > 0 && c->frame_started > 0 && now >= c->frame_started + srv->frame_timeout) {
+        /* Time we spent not reading (backpressure) is not the client's. */
+        if (ev_is_active(&c->rio)) {
+            conn_timed_out(c, "frame not complete", srv->frame_timeout);
+            return;
+        }
+        c->frame_started = now;
+    }
+    conn_arm_deadline(c);
+}
+
+/* After input was parsed: a leftover partial frame starts its clock (a new
+ * one when a frame was just consumed). */
+static void note_partial_frame(cql_conn *c, bool consumed)
+{
+    if (consumed) c->frame_started = 0;
+    if (c->rbuf.len == c->rpos) {
+        c->frame_started = 0;
+    } else if (!c->frame_started) {
+        c->frame_started = ev_now(c->srv->loop);
+        if (c->srv->frame_timeout > 0) conn_arm_deadline(c);
+    }
 }
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -560,19 +737,62 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         got = 0;
     }
     c->rbuf.len += (size_t)got;
+    if (got > 0) c->last_active = ev_now(loop);
     if (c->draining) {
         sib_buf_reset(&c->rbuf);
         goto out;
     }
-    process_input(c);
+    bool consumed = process_input(c);
+    if (cql_conn_open(c)) note_partial_frame(c, consumed);
     conn_update_reading(c);
 out:
     conn_unref(c);
 }
 
-/* ---- accepting ---- */
+/* ---- accepting: per-IP counts (kept only with max_conns_per_ip) ---- */
 
-static void format_peer(int fd, char *out, size_t n)
+struct ip_count {
+    uint8_t ip[16];
+    uint8_t len;
+    uint32_t n;
+};
+
+/* Linear: a per-IP limit is for a handful of abusive sources, and the
+ * table holds one entry per distinct peer address currently connected. */
+static struct ip_count *ip_find(cql_server *srv, const uint8_t *ip, uint8_t len)
+{
+    for (size_t i = 0; i < srv->nips; i++)
+        if (srv->ips[i].len == len && !memcmp(srv->ips[i].ip, ip, len)) return &srv->ips[i];
+    return NULL;
+}
+
+/* Counts c against its address; false when the address is at its limit. */
+static bool ip_admit(cql_server *srv, cql_conn *c)
+{
+    if (!srv->max_conns_per_ip || !c->iplen) return true;
+    struct ip_count *e = ip_find(srv, c->ip, c->iplen);
+    if (e && e->n >= srv->max_conns_per_ip) return false;
+    if (!e) {
+        if (!sib_grow((void **)&srv->ips, &srv->ips_cap, srv->nips + 1, sizeof *srv->ips)) return false;
+        e = &srv->ips[srv->nips++];
+        memcpy(e->ip, c->ip, c->iplen);
+        e->len = c->iplen;
+        e->n = 0;
+    }
+    e->n++;
+    return true;
+}
+
+static void ip_release(cql_server *srv, cql_conn *c)
+{
+    if (!srv->max_conns_per_ip || !c->iplen) return;
+    struct ip_count *e = ip_find(srv, c->ip, c->iplen);
+    if (!e) return;
+    if (--e->n == 0) *e = srv->ips[--srv->nips];
+}
+
+/* The peer's address (c->ip, for the per-IP limit) and "addr:port" (logs). */
+static void peer_of(int fd, cql_conn *c)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -581,15 +801,35 @@ static void format_peer(int fd, char *out, size_t n)
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET) {
             struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            memcpy(c->ip, &a->sin_addr, 4);
+            c->iplen = 4;
             port = ntohs(a->sin_port);
         } else if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            memcpy(c->ip, &a->sin6_addr, 16);
+            c->iplen = 16;
             port = ntohs(a->sin6_port);
         }
+        if (c->iplen) inet_ntop(ss.ss_family, c->ip, host, sizeof host);
     }
-    snprintf(out, n, "%s:%d", host, port);
+    snprintf(c->s.peer, sizeof c->s.peer, "%s:%d", host, port);
+}
+
+/* Closes a connection past a limit at once; one log line per interval. */
+static void refuse(cql_server *srv, int fd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(cql_server *srv, int fd, const char *fmt, ...)
+{
+    close(fd);
+    srv->stats.conns_refused++;
+    uint64_t dropped;
+    if (!sib_ratelimit_allow(&srv->refuse_rl, sib_mono_ns(), &dropped) || !sib_log_enabled(srv->log, SIB_WARN)) return;
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    sib_logf(srv->log, SIB_WARN, "cql: refusing connections: %s; %llu more refused since the last line", why,
+             (unsigned long long)dropped);
 }
 
 static void conn_open(cql_server *srv, int fd)
@@ -604,18 +844,56 @@ static void conn_open(cql_server *srv, int fd)
     c->refs = 1;
     c->s.id = ++srv->next_session_id;
     c->s.version = CQL_VERSION_MAX;
-    format_peer(fd, c->s.peer, sizeof c->s.peer);
+    peer_of(fd, c);
+    if (!ip_admit(srv, c)) {
+        refuse(srv, fd, "%s has %u connections from its address (native_transport_max_concurrent_connections_per_ip)",
+               c->s.peer, srv->max_conns_per_ip);
+        free(c);
+        return;
+    }
     sib_buf_init(&c->rbuf);
     ev_io_init(&c->rio, on_readable, fd, EV_READ);
     ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
     ev_timer_init(&c->linger, on_linger, LINGER_SECONDS, 0.);
-    c->rio.data = c->wio.data = c->linger.data = c;
+    ev_init(&c->deadline, on_deadline);
+    c->rio.data = c->wio.data = c->linger.data = c->deadline.data = c;
+    c->opened = c->last_active = ev_now(srv->loop);
     c->next = srv->conns;
     if (srv->conns) srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
-    ev_io_start(srv->loop, &c->rio);
+    conn_update_reading(c);
+    conn_arm_deadline(c);
     sib_log(srv->log, SIB_DEBUG, "cql: %s connected (session %llu)", c->s.peer, (unsigned long long)c->s.id);
+}
+
+/* The connection limit now: max_conns and the descriptor budget. */
+static uint64_t conn_limit(const cql_server *srv)
+{
+    uint64_t lim = srv->max_conns ? srv->max_conns : UINT64_MAX;
+    if (srv->conn_budget) lim = SIB_MIN(lim, srv->conn_budget(srv->conn_budget_ctx));
+    return lim;
+}
+
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    cql_server *srv = t->data;
+    ev_io_start(loop, &srv->accept_w);
+}
+
+/* Out of descriptors: the pending connection stays in the backlog and the
+ * listener stays readable, so retrying at once would spin. Rest a while. */
+static void accept_backoff(cql_server *srv, int e)
+{
+    srv->stats.accept_backoffs++;
+    uint64_t dropped;
+    if (sib_ratelimit_allow(&srv->accept_rl, sib_mono_ns(), &dropped))
+        sib_log(srv->log, SIB_WARN, "cql: accept: %s; pausing new connections for %.0f ms (%llu more since the last line)",
+                strerror(e), ACCEPT_BACKOFF * 1000, (unsigned long long)dropped);
+    ev_io_stop(srv->loop, &srv->accept_w);
+    ev_timer_set(&srv->accept_retry, ACCEPT_BACKOFF, 0.);
+    ev_timer_start(srv->loop, &srv->accept_retry);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -624,14 +902,24 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     for (;;) {
         int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                sib_log(srv->log, SIB_WARN, "cql: accept: %s", strerror(errno));
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED) continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) return;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                accept_backoff(srv, e);
+                return;
+            }
+            uint64_t dropped;
+            if (sib_ratelimit_allow(&srv->accept_rl, sib_mono_ns(), &dropped))
+                sib_log(srv->log, SIB_WARN, "cql: accept: %s", strerror(e));
             return;
         }
-        if (srv->max_conns && srv->nconns >= srv->max_conns) {
-            sib_log(srv->log, SIB_WARN, "cql: refusing a connection: %u connections open", srv->max_conns);
-            close(fd);
+        uint64_t limit = conn_limit(srv);
+        if (srv->nconns >= limit) {
+            refuse(srv, fd,
+                   "%zu open, limit %llu (native_transport_max_concurrent_connections and the descriptors kept "
+                   "for storage)",
+                   srv->nconns, (unsigned long long)limit);
             continue;
         }
         int one = 1;
@@ -708,6 +996,23 @@ cql_server *cql_server_create(struct ev_loop *loop, const cql_server_opts *o, cq
     srv->max_frame = o->max_frame_size ? o->max_frame_size : CQL_MAX_FRAME_DEFAULT;
     srv->max_inflight = o->max_inflight ? o->max_inflight : 1024;
     srv->max_conns = o->max_conns;
+    srv->max_conns_per_ip = o->max_conns_per_ip;
+    srv->conn_budget = o->conn_budget;
+    srv->conn_budget_ctx = o->conn_budget_ctx;
+    srv->max_bytes = o->max_bytes_in_flight;
+    srv->startup_timeout = o->startup_timeout;
+    srv->idle_timeout = o->idle_timeout;
+    srv->frame_timeout = o->frame_timeout;
+    sib_ratelimit_init(&srv->refuse_rl, REFUSE_LOG_INTERVAL);
+    sib_ratelimit_init(&srv->accept_rl, REFUSE_LOG_INTERVAL);
+    /* A frame bigger than half the cap could hold the cap by itself: its
+     * connection would wait for a total its own bytes keep up. Such frames
+     * are refused like any oversized frame. */
+    if (srv->max_bytes && srv->max_frame > srv->max_bytes / 2) {
+        srv->max_frame = (uint32_t)SIB_MAX(srv->max_bytes / 2, (size_t)CQL_HEADER_LEN);
+        sib_log(srv->log, SIB_INFO, "cql: frames limited to %u bytes, half of native_transport_max_request_data_in_flight",
+                srv->max_frame);
+    }
     const char *addr = o->bind_addr ? o->bind_addr : "127.0.0.1";
     if (open_listener(srv, addr, o->port, err) < 0) {
         free(srv);
@@ -715,6 +1020,8 @@ cql_server *cql_server_create(struct ev_loop *loop, const cql_server_opts *o, cq
     }
     ev_io_init(&srv->accept_w, on_accept, srv->fd, EV_READ);
     srv->accept_w.data = srv;
+    ev_init(&srv->accept_retry, on_accept_retry);
+    srv->accept_retry.data = srv;
     ev_io_start(loop, &srv->accept_w);
     ev_prepare_init(&srv->flush_w, on_flush);
     srv->flush_w.data = srv;
@@ -729,10 +1036,12 @@ void cql_server_destroy(cql_server *srv)
 {
     if (!srv) return;
     ev_io_stop(srv->loop, &srv->accept_w);
+    ev_timer_stop(srv->loop, &srv->accept_retry);
     ev_ref(srv->loop);
     ev_prepare_stop(srv->loop, &srv->flush_w);
     ev_idle_stop(srv->loop, &srv->nowait_w);
     close(srv->fd);
+    srv->max_bytes = 0; /* no backpressure bookkeeping while everything closes */
     while (srv->conns) conn_close(srv->conns, "server shutdown");
     while (srv->dirty) { /* closed above: drop the list's references */
         cql_conn *c = srv->dirty;
@@ -741,11 +1050,21 @@ void cql_server_destroy(cql_server *srv)
         conn_unref(c);
     }
     cql_request_pool_free(srv);
+    free(srv->ips);
     free(srv);
 }
 
 uint16_t cql_server_port(const cql_server *srv) { return srv->port; }
 size_t cql_server_conn_count(const cql_server *srv) { return srv->nconns; }
+
+void cql_server_get_stats(const cql_server *srv, cql_server_stats *out)
+{
+    *out = srv->stats;
+    out->conns = srv->nconns;
+    out->bytes_in_flight = srv->bytes_in_flight;
+    out->backpressure = srv->overloaded;
+    out->max_bytes_in_flight = srv->max_bytes;
+}
 
 /* ---- events ---- */
 

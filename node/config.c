@@ -47,6 +47,16 @@ void node_config_defaults(node_config *c)
     c->compaction_throughput_mib = 64;
     c->auto_snapshot = true;
     c->block_cache_size = NODE_DEFAULT_SIZE;
+    c->native_transport_max_concurrent_connections = -1;
+    c->native_transport_max_concurrent_connections_per_ip = -1;
+    c->native_transport_max_request_data_in_flight = NODE_DEFAULT_SIZE;
+    c->native_transport_startup_timeout_ms = 10000;
+    c->native_transport_idle_timeout_ms = 0;
+    c->native_transport_frame_read_timeout_ms = 30000;
+    c->prepared_statements_cache_size = NODE_DEFAULT_SIZE;
+    snprintf(c->admin_address, sizeof c->admin_address, "127.0.0.1");
+    c->admin_max_connections = 16;
+    c->admin_connection_timeout_ms = 10000;
 }
 
 /* A number with an optional unit suffix (cassandra.yaml 4.1 spellings); a
@@ -116,7 +126,7 @@ static yaml_node_t *seq_first(yaml_document_t *d, yaml_node_t *s)
     return yaml_document_get_node(d, *s->data.sequence.items.start);
 }
 
-typedef enum { K_STR, K_INT, K_DOUBLE, K_DUR_MS, K_SIZE, K_SYNC, K_LEVEL, K_BOOL, K_MIBPS } key_kind;
+typedef enum { K_STR, K_INT, K_DOUBLE, K_DUR_MS, K_SIZE, K_SYNC, K_LEVEL, K_BOOL, K_MIBPS, K_LIMIT } key_kind;
 
 typedef struct key_spec {
     const char *name;
@@ -173,6 +183,24 @@ static const key_spec keys[] = {
     {"compaction_throughput", K_MIBPS, offsetof(node_config, compaction_throughput_mib), 0, 0},
     INT("compaction_throughput_mb_per_sec", compaction_throughput_mib),
     {"auto_snapshot", K_BOOL, offsetof(node_config, auto_snapshot), 0, 0},
+    {"commitlog_ignore_replay_errors", K_BOOL, offsetof(node_config, commitlog_ignore_replay_errors), 0, 0},
+    {"native_transport_max_concurrent_connections", K_LIMIT,
+     offsetof(node_config, native_transport_max_concurrent_connections), 0, 0},
+    {"native_transport_max_concurrent_connections_per_ip", K_LIMIT,
+     offsetof(node_config, native_transport_max_concurrent_connections_per_ip), 0, 0},
+    SIZE("native_transport_max_request_data_in_flight", native_transport_max_request_data_in_flight, 1),
+    SIZE("native_transport_max_concurrent_requests_in_bytes", native_transport_max_request_data_in_flight, 1),
+    DUR("native_transport_startup_timeout", native_transport_startup_timeout_ms, 1),
+    DUR("native_transport_idle_timeout", native_transport_idle_timeout_ms, 1),
+    DUR("native_transport_idle_timeout_in_ms", native_transport_idle_timeout_ms, 1),
+    DUR("native_transport_frame_read_timeout", native_transport_frame_read_timeout_ms, 1),
+    SIZE("prepared_statements_cache_size", prepared_statements_cache_size, 1 << 20),
+    SIZE("prepared_statements_cache_size_mb", prepared_statements_cache_size, 1 << 20),
+    STR("admin_address", admin_address),
+    STR("admin_auth_token", admin_auth_token),
+    STR("admin_auth_token_file", admin_auth_token_file),
+    INT("admin_max_connections", admin_max_connections),
+    DUR("admin_connection_timeout", admin_connection_timeout_ms, 1),
 };
 
 static int set_key(node_config *c, const key_spec *k, const char *v, sib_err *err)
@@ -229,6 +257,13 @@ static int set_key(node_config *c, const key_spec *k, const char *v, sib_err *er
         *(int *)f = (int)(sz >> 20);
         return 0;
     }
+    case K_LIMIT: /* a count, or -1 for the default (cassandra.yaml's spelling) */
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (!*v || *end || errno || n < -1 || n > INT32_MAX)
+            return sib_err_set(err, SIB_ECONFIG, "config: %s must be -1 or a non-negative integer (got '%s')", k->name, v);
+        *(long long *)f = n;
+        return 0;
     case K_LEVEL:
         if (!strcasecmp(v, "debug")) *(int *)f = SIB_DEBUG;
         else if (!strcasecmp(v, "info")) *(int *)f = SIB_INFO;
@@ -303,5 +338,7 @@ int node_config_load(node_config *c, const char *path, sib_log *log, sib_err *er
         rc = sib_err_set(err, SIB_ECONFIG, "config: num_tokens must be 1..1536");
     if (!rc && (c->allocate_tokens_rf < 1 || c->allocate_tokens_rf > 1000))
         rc = sib_err_set(err, SIB_ECONFIG, "config: allocate_tokens_for_local_replication_factor must be 1..1000");
+    if (!rc && (c->admin_max_connections < 1 || c->admin_max_connections > 1024))
+        rc = sib_err_set(err, SIB_ECONFIG, "config: admin_max_connections must be 1..1024");
     return rc;
 }

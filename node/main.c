@@ -32,6 +32,7 @@ int main(int argc, char **argv)
     sib_err err = {0};
     if (cfg_path && node_config_load(&cfg, cfg_path, log, &err)) {
         fprintf(stderr, "sibyld: %s\n", err.msg);
+        sib_log_destroy(log);
         return 1;
     }
     if (level) {
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
     node *n;
     if (node_open(&n, &cfg, loop, log, &err)) {
         fprintf(stderr, "sibyld: %s\n", err.msg);
+        sib_log_destroy(log);
         return 1;
     }
     ev_signal sint, sterm;

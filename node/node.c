@@ -10,12 +10,19 @@
  *      identity and ring position;
  *   4. the coordinator gets the ring, the executor loads the schema from
  *      the engine, and only then does the native port accept clients.
+ *
+ * Descriptors: the soft RLIMIT_NOFILE is raised to the hard limit first.
+ * Client connections get what the limit leaves after a reserve for storage
+ * (FD_RESERVE_BASE plus the admin API's connections, two per open SSTable,
+ * one per internode connection: common.h sib_fd_budget), so a flood of idle
+ * sockets can never keep the commitlog or a flush from opening a file.
  */
 #include "node.h"
 
 #include <errno.h>
 #include <ev.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "admin.h"
@@ -28,6 +35,12 @@
 static const uint8_t LOCAL_TABLE_ID[16] = {0x5b, 0x1b, 0x5c, 0x4e, 0x00, 0x00, 0x40, 0x00,
                                            0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02};
 enum { LOCAL_HOST_ID = 1, LOCAL_TOKENS = 2 };
+
+/* The fixed part of the descriptor reserve: commitlog segments (active and
+ * spares), flush and compaction outputs (five components each), listeners,
+ * epoll and eventfds of the loops and workers, stdio and the log. */
+enum { FD_RESERVE_BASE = 64 };
+static const int64_t FD_BUDGET_REFRESH_NS = 100 * 1000000LL; /* SSTable count is re-read this often */
 
 struct node {
     node_config cfg;
@@ -43,6 +56,10 @@ struct node {
     uint8_t host_id[16];
     int64_t *tokens;
     size_t ntokens;
+    uint64_t fd_limit;     /* soft RLIMIT_NOFILE after raising it */
+    int64_t fd_extra;      /* node_fd_reserve_add: internode connections */
+    uint64_t fd_budget;    /* client connections allowed, as of fd_budget_ns */
+    int64_t fd_budget_ns;
 };
 
 static int mkdirs(const char *path, sib_err *err)
@@ -59,14 +76,17 @@ static int mkdirs(const char *path, sib_err *err)
     return 0;
 }
 
-/* Reads host id and tokens; false when this is the node's first start. */
-static bool local_state_read(node *n)
+/* Reads host id and tokens into n: 1 when found, 0 when this is the node's
+ * first start, or a negative code when the row could not be read. A read
+ * error is never "no row": that would give the node a new host id and new
+ * tokens, a different member of the ring holding the old one's data. */
+static int local_state_read(node *n, sib_err *err)
 {
     st_table *t = storage_table_find(n->st, LOCAL_TABLE_ID);
-    if (!t) return false;
+    if (!t) return 0;
     int32_t now = (int32_t)(sib_now_us() / 1000000);
     st_iter *it = st_read(t, (const uint8_t *)"local", 5, NULL, 0, false, now);
-    if (!it) return false;
+    if (!it) return sib_err_set(err, SIB_ENOMEM, "reading the node's local state");
     st_row row;
     bool have_id = false;
     while (st_iter_next(it, &row)) {
@@ -82,8 +102,18 @@ static bool local_state_read(node *n)
             }
         }
     }
+    sib_err ierr = {0};
+    int rc = st_iter_status(it, &ierr);
     st_iter_destroy(it);
-    return have_id && n->tokens;
+    if (rc)
+        return sib_err_set(err, rc,
+                           "cannot read the node's local state (host id and tokens): %s. Refusing to start with a "
+                           "new identity; restore the local-state table's SSTables or remove the data directory "
+                           "to start as a new node",
+                           ierr.msg);
+    if (have_id && !n->tokens)
+        return sib_err_set(err, SIB_ECORRUPT, "the node's local state has a host id but no tokens (or no memory for them)");
+    return have_id && n->tokens ? 1 : 0;
 }
 
 static int local_state_write(node *n, sib_err *err)
@@ -133,6 +163,7 @@ static int open_storage(node *n, sib_err *err)
         /* cassandra.yaml's 0 means unthrottled; storage spells that < 0 */
         .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
         .auto_snapshot = c->auto_snapshot,
+        .commitlog_ignore_replay_errors = c->commitlog_ignore_replay_errors,
         /* yaml 0 = no cache (as Cassandra's cache sizes); storage spells that < 0 */
         .block_cache_size = c->block_cache_size == NODE_DEFAULT_SIZE ? 0
                             : c->block_cache_size      ? (int64_t)c->block_cache_size
@@ -143,12 +174,105 @@ static int open_storage(node *n, sib_err *err)
     if ((rc = storage_replay(n->st, &rs, err))) return rc;
     sib_log(n->log, SIB_INFO, "commitlog: replayed %llu segments, %llu mutations (%llu damaged segments)",
             (unsigned long long)rs.segments, (unsigned long long)rs.mutations, (unsigned long long)rs.bad_segments);
+    /* As Cassandra does after replay: flush what it restored, so the
+     * replayed segments are released (once the SSTables are durable) and
+     * the next start does not replay them again; segments with nothing
+     * unflushed (the spares a crash leaves) are released at once. */
+    if (rs.segments && (rc = storage_flush(n->st, NULL, NULL, NULL, err))) return rc;
     return 0;
+}
+
+/* ---- descriptors ---- */
+
+static void raise_fd_limit(node *n)
+{
+    struct rlimit before = {0};
+    getrlimit(RLIMIT_NOFILE, &before);
+    uint64_t hard = 0;
+    sib_err err = {0};
+    if (sib_fd_limit_raise(&n->fd_limit, &hard, &err))
+        sib_log(n->log, SIB_WARN, "node: cannot raise the open file limit: %s; staying at %llu", err.msg,
+                (unsigned long long)n->fd_limit);
+    else
+        sib_log(n->log, SIB_INFO, "node: open file limit %llu (soft was %llu, hard %llu)",
+                (unsigned long long)n->fd_limit, (unsigned long long)before.rlim_cur, (unsigned long long)hard);
+}
+
+static sib_fd_budget fd_budget_now(node *n)
+{
+    storage_stats ss;
+    storage_get_stats(n->st, &ss);
+    sib_fd_budget b = {
+        .limit = n->fd_limit,
+        /* MHD may hold twice admin_max_connections (admin/server.c) */
+        .base = FD_RESERVE_BASE + 2 * (uint64_t)n->cfg.admin_max_connections,
+        .sstables = ss.sstables,
+        .internode = n->fd_extra > 0 ? (uint64_t)n->fd_extra : 0,
+    };
+    return b;
+}
+
+/* Client connections allowed by budget b and the configured maximum. */
+static uint64_t client_limit(const node *n, const sib_fd_budget *b)
+{
+    uint64_t lim = sib_fd_client_max(b);
+    long long cfg = n->cfg.native_transport_max_concurrent_connections;
+    return cfg >= 0 ? SIB_MIN(lim, (uint64_t)cfg) : lim;
+}
+
+/* cql_server_opts.conn_budget: re-read at most every FD_BUDGET_REFRESH_NS,
+ * since a flood of connects asks at every accept. */
+static uint64_t conn_budget(void *ctx)
+{
+    node *n = ctx;
+    int64_t now = sib_mono_ns();
+    if (!n->fd_budget_ns || now - n->fd_budget_ns >= FD_BUDGET_REFRESH_NS) {
+        sib_fd_budget b = fd_budget_now(n);
+        n->fd_budget = client_limit(n, &b);
+        n->fd_budget_ns = now;
+    }
+    return n->fd_budget;
+}
+
+static void log_fd_budget(node *n)
+{
+    sib_fd_budget b = fd_budget_now(n);
+    long long mc = n->cfg.native_transport_max_concurrent_connections;
+    sib_log(n->log, SIB_INFO, "node: %llu descriptors kept for storage and admin (%llu SSTables open); "
+            "client connections limited to %llu%s",
+            (unsigned long long)sib_fd_reserve(&b), (unsigned long long)b.sstables,
+            (unsigned long long)client_limit(n, &b),
+            mc > (long long)sib_fd_client_max(&b) ? " (native_transport_max_concurrent_connections is above what "
+                                                    "the open file limit leaves)" : "");
+}
+
+void node_fd_reserve_add(node *n, int64_t delta)
+{
+    n->fd_extra += delta;
+    n->fd_budget_ns = 0; /* recompute at the next accept */
 }
 
 /* ---- admin API wiring ---- */
 
 static size_t admin_client_count(void *ctx) { return cql_server_conn_count(((node *)ctx)->srv); }
+
+static void admin_limits(void *ctx, admin_client_limits *out)
+{
+    node *n = ctx;
+    cql_server_stats cs;
+    cql_server_get_stats(n->srv, &cs);
+    sib_fd_budget b = fd_budget_now(n);
+    *out = (admin_client_limits){
+        .fd_limit = n->fd_limit, .fd_reserved = sib_fd_reserve(&b),
+        .connections = cs.conns, .connection_limit = client_limit(n, &b),
+        .refused = cs.conns_refused, .timed_out = cs.conns_timed_out, .accept_backoffs = cs.accept_backoffs,
+        .overloaded = cs.overloaded,
+        .bytes_in_flight = cs.bytes_in_flight, .bytes_in_flight_limit = cs.max_bytes_in_flight,
+        .backpressure = cs.backpressure,
+        .prepared = cql_exec_prepared_count(n->ex), .prepared_bytes = cql_exec_prepared_bytes(n->ex),
+        .prepared_bytes_limit = cql_exec_prepared_capacity(n->ex),
+    };
+}
 
 typedef int (*table_op_fn)(storage *s, const uint8_t table_id[16], st_done_fn done, void *ctx, sib_err *err);
 
@@ -184,8 +308,24 @@ static int admin_compact(void *ctx, const char *ks, const char *table, sib_err *
     return on_tables(ctx, storage_compact, ks, table, err);
 }
 
+/* admin_auth_token, or the first line of admin_auth_token_file ("" = no
+ * token). A file that cannot be read, or is empty, stops start-up: an
+ * operator who asked for a token must not get an open API. */
+static int admin_token(const node_config *c, char *out, size_t n, sib_err *err)
+{
+    snprintf(out, n, "%s", c->admin_auth_token);
+    if (out[0] || !c->admin_auth_token_file[0]) return 0;
+    FILE *f = fopen(c->admin_auth_token_file, "r");
+    if (!f) return sib_err_errno(err, "admin_auth_token_file %s", c->admin_auth_token_file);
+    if (!fgets(out, (int)n, f)) out[0] = 0;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = 0;
+    if (!out[0]) return sib_err_set(err, SIB_ECONFIG, "admin_auth_token_file %s is empty", c->admin_auth_token_file);
+    return 0;
+}
+
 /* Counts CQL requests for /metrics and serves the admin API on
- * listen_address:admin_port. */
+ * admin_address:admin_port. */
 static int open_admin(node *n, int64_t generation, sib_err *err)
 {
     n->metrics = admin_metrics_create();
@@ -201,18 +341,26 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
     snprintf(ai.dc, sizeof ai.dc, "%s", n->cfg.datacenter);
     snprintf(ai.rack, sizeof ai.rack, "%s", n->cfg.rack);
     memcpy(ai.host_id, n->host_id, 16);
+    char token[256];
+    int rc = admin_token(&n->cfg, token, sizeof token, err);
+    if (rc) return rc;
     admin_opts ao = {
-        .loop = n->loop, .log = n->log, .bind_addr = n->cfg.listen_address, .port = (uint16_t)n->cfg.admin_port,
+        .loop = n->loop, .log = n->log, .bind_addr = n->cfg.admin_address, .port = (uint16_t)n->cfg.admin_port,
+        .auth_token = token, .max_connections = (unsigned)n->cfg.admin_max_connections,
+        .connection_timeout = n->cfg.admin_connection_timeout_ms / 1000.0,
         .st = n->st, .cat = n->cat, .co = n->co, .metrics = n->metrics, .node = &ai,
-        .hooks = {.ctx = n, .client_count = admin_client_count, .flush = admin_flush, .compact = admin_compact},
+        .hooks = {.ctx = n, .client_count = admin_client_count, .client_limits = admin_limits,
+                  .flush = admin_flush, .compact = admin_compact},
     };
     n->admin = admin_server_create(&ao, err);
+    explicit_bzero(token, sizeof token);
     return n->admin ? 0 : (err->code ? err->code : SIB_EIO);
 }
 
 static int open_identity(node *n, sib_err *err)
 {
-    if (local_state_read(n)) return 0;
+    int found = local_state_read(n, err);
+    if (found) return found < 0 ? found : 0;
     sib_rng rng;
     sib_rng_seed(&rng);
     sib_uuid_v4(&rng, n->host_id);
@@ -239,6 +387,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     n->cfg = *cfg;
     n->loop = loop;
     n->log = log;
+    raise_fd_limit(n);
     int rc = open_storage(n, err);
     if (!rc) rc = open_identity(n, err);
     if (rc) { node_close(n); return rc; }
@@ -265,6 +414,8 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
         .batch_size_fail_threshold = cfg->batch_size_fail_threshold,
         .tombstone_warn_threshold = cfg->tombstone_warn_threshold,
         .tombstone_failure_threshold = cfg->tombstone_failure_threshold,
+        .prepared_cache_size = cfg->prepared_statements_cache_size == NODE_DEFAULT_SIZE
+                                   ? 0 : SIB_MAX(cfg->prepared_statements_cache_size, (size_t)1),
     };
     if ((rc = cql_exec_create(&n->ex, &eo, err))) { node_close(n); return rc; }
 
@@ -273,11 +424,23 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
         .port = (uint16_t)cfg->native_transport_port,
         .max_frame_size = (uint32_t)cfg->native_transport_max_frame_size,
         .max_inflight = (uint32_t)cfg->native_transport_max_concurrent_requests,
+        .max_conns_per_ip = cfg->native_transport_max_concurrent_connections_per_ip > 0
+                                ? (uint32_t)SIB_MIN(cfg->native_transport_max_concurrent_connections_per_ip, UINT32_MAX)
+                                : 0,
+        .conn_budget = conn_budget,
+        .conn_budget_ctx = n,
+        .max_bytes_in_flight = cfg->native_transport_max_request_data_in_flight == NODE_DEFAULT_SIZE
+                                   ? (size_t)(sib_memory_budget() / 10)
+                                   : cfg->native_transport_max_request_data_in_flight,
+        .startup_timeout = cfg->native_transport_startup_timeout_ms / 1000.0,
+        .idle_timeout = cfg->native_transport_idle_timeout_ms / 1000.0,
+        .frame_timeout = cfg->native_transport_frame_read_timeout_ms / 1000.0,
         .log = log,
     };
     n->srv = cql_server_create(loop, &so, cql_exec_base(n->ex), err);
     if (!n->srv) { node_close(n); return err->code ? err->code : SIB_EIO; }
     cql_exec_set_server(n->ex, n->srv);
+    log_fd_budget(n);
     if ((rc = open_admin(n, info.gossip_generation, err))) { node_close(n); return rc; }
     sib_log(log, SIB_INFO, "sibyld: serving CQL native protocol on %s:%d (cluster '%s', data %s, commitlog_sync %s)",
             cfg->rpc_address, cfg->native_transport_port, cfg->cluster_name, cfg->data_dir,

@@ -50,6 +50,21 @@ typedef struct node_config {
                                        * number is MiB); 0 = no cache; default
                                        * NODE_DEFAULT_SIZE = storage's (a quarter
                                        * of the memory budget, at most 512 MiB) */
+    bool commitlog_ignore_replay_errors; /* replay skips damage instead of stopping start-up */
+    /* Client limits (README "Limits"). -1 = the default. */
+    long long native_transport_max_concurrent_connections;        /* -1: fd limit minus the reserve */
+    long long native_transport_max_concurrent_connections_per_ip; /* -1: unlimited */
+    size_t native_transport_max_request_data_in_flight; /* bytes; NODE_DEFAULT_SIZE: budget / 10 */
+    int native_transport_startup_timeout_ms;  /* 0 = none */
+    int native_transport_idle_timeout_ms;     /* 0 = none (Cassandra's default) */
+    int native_transport_frame_read_timeout_ms; /* 0 = none */
+    size_t prepared_statements_cache_size;    /* bytes; NODE_DEFAULT_SIZE: max(10 MiB, budget / 256) */
+    /* Admin API (README "Admin API security"). */
+    char admin_address[64];
+    char admin_auth_token[256];
+    char admin_auth_token_file[1024];
+    int admin_max_connections;
+    int admin_connection_timeout_ms;
 } node_config;
 
 #define NODE_DEFAULT_SIZE SIZE_MAX /* a size left to storage's default */
@@ -73,5 +88,10 @@ typedef struct node node;
 int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log *log, sib_err *err);
 /* Stops accepting, flushes what must be flushed and frees everything. */
 void node_close(node *n);
+
+/* Descriptors kept for storage beyond the base reserve, such as internode
+ * connections (one each): add when one opens, subtract when it closes. The
+ * client connection limit shrinks and grows with it. */
+void node_fd_reserve_add(node *n, int64_t delta);
 
 #endif

@@ -3,13 +3,18 @@
  * Files: <commitlog_dir>/CommitLog-<version>-<id>.log, ids increasing (the
  * first id of a run is max(existing id + 1, wall clock ms), as Cassandra).
  *
- * Segment header (20 bytes, big-endian):
+ * Segment header (version 2: 44 bytes, big-endian):
  *   | off | size | field                                   |
  *   |   0 |    4 | magic 0x5342434C ("SBCL")               |
- *   |   4 |    2 | format version (1)                      |
+ *   |   4 |    2 | format version (2)                      |
  *   |   6 |    2 | flags (0)                               |
  *   |   8 |    8 | segment id                              |
- *   |  16 |    4 | crc32c of bytes 0..15                   |
+ *   |  16 |    8 | predecessor: id of the segment made just before this one (0 = none known) |
+ *   |  24 |    8 | cut segment id (0 = none)               |
+ *   |  32 |    8 | cut offset                              |
+ *   |  40 |    4 | crc32c of bytes 0..39                   |
+ * Version 1 segments (20 bytes: magic, version, flags, id, crc of 0..15)
+ * still replay, without the checks below.
  * Entries follow back to back until end of file:
  *   |   0 |    4 | payload length L (> 0)                  |
  *   |   4 |    4 | crc32c of the 4 length bytes            |
@@ -23,9 +28,25 @@
  * Segments are created aside (".tmp"), header written and fsynced, renamed,
  * and the directory fsynced, by the sync thread ahead of need (a "spare"), so
  * switching segments does not block the loop. Leftover .tmp files are removed
- * at open. Segments are never rewritten; replay reads every segment present
- * at open, in id order, and stops a segment at its first bad entry (the rest
- * of that segment is skipped, other segments still replay). Each segment
+ * at open. Segments are never rewritten (but for the header of the run's
+ * first, still empty segment: see "cut" below).
+ *
+ * Replay reads every segment present at open, in id order, and is strict,
+ * as Cassandra's replayer is without cassandra.commitlog.ignorereplayerrors:
+ *  - damage (a bad header, a torn or corrupt entry) in the LAST segment that
+ *    holds entries is a torn tail (the writes of the crash): what precedes
+ *    it replays, the rest is logged as lost;
+ *  - damage in a segment followed by a segment holding entries, or a
+ *    missing segment (a segment's predecessor is absent while an older one
+ *    is present: release goes strictly by id, so that gap is a loss), stops
+ *    start-up with the segment, the offset and the bytes lost, unless
+ *    ignore_replay_errors (commitlog_ignore_replay_errors) skips it;
+ *  - an accepted cut is remembered: the run's first segment records
+ *    (cut segment id, cut offset) in its header, rewritten while it is still
+ *    empty, so the next start knows that damage was already accepted and
+ *    does not stop on it once newer segments hold entries.
+ * Ids are not contiguous across runs (a run starts at the wall clock in
+ * ms), so gaps are found through the predecessor field, not the ids. Each segment
  * records which tables have data in it; clog_release forgets the oldest
  * segments, strictly in id order, once every such table has flushed past
  * them (storage unlinks them off the loop). In-order release keeps a
@@ -75,8 +96,9 @@
 #include <unistd.h>
 
 #define CL_MAGIC 0x5342434Cu
-#define CL_VERSION 1
-#define CL_HDR_LEN 20
+#define CL_VERSION 2
+#define CL_HDR_LEN 44
+#define CL_V1_HDR_LEN 20
 #define CL_FRAME 12 /* len + len crc + payload crc */
 /* Segments made ahead. Two, because making one (a file and a directory
  * fsync) can wait behind the periodic fsync of a whole period's writes or
@@ -92,6 +114,9 @@
 
 typedef struct cl_seg {
     uint64_t id;
+    uint64_t prev;    /* header: the predecessor's id (0 = unknown) */
+    uint64_t cut_id, cut_off; /* header: damage the run accepted */
+    bool has_entries; /* replay: the file is longer than its header */
     char *path;
     int fd; /* loop's write fd; -1 once retired or for old segments */
     uint8_t (*dirty)[16];
@@ -127,6 +152,7 @@ struct clog {
     cl_seg *segs, *segs_tail, *cur, *replaying;
     size_t nsegs; /* in segs: live segments */
     uint64_t first_own_id;
+    uint64_t prev_run_last; /* highest segment id found at open (0 = none) */
     uint64_t cur_off, pos;
     sib_buf ebuf;
     cl_waiter *w;
@@ -220,6 +246,26 @@ static void seg_free(cl_seg *s)
     free(s);
 }
 
+static void encode_header(uint8_t h[CL_HDR_LEN], const cl_seg *s)
+{
+    put_be32(h, CL_MAGIC);
+    put_be16(h + 4, CL_VERSION);
+    put_be16(h + 6, 0);
+    put_be64(h + 8, s->id);
+    put_be64(h + 16, s->prev);
+    put_be64(h + 24, s->cut_id);
+    put_be64(h + 32, s->cut_off);
+    put_be32(h + 40, sib_crc32c(0, h, 40));
+}
+
+/* The predecessor a new segment records: within a run, ids are taken one
+ * by one (a failed creation gives its id back), so it is id - 1; the run's
+ * first segment follows the highest id found at open. */
+static uint64_t seg_prev(const clog *cl, uint64_t id)
+{
+    return id == cl->first_own_id ? cl->prev_run_last : id - 1;
+}
+
 /* Creates segment `id`: tmp file, header, fsync, rename, fsync dir. */
 static cl_seg *seg_create(clog *cl, uint64_t id, sib_err *err)
 {
@@ -231,17 +277,14 @@ static cl_seg *seg_create(clog *cl, uint64_t id, sib_err *err)
         goto fail;
     }
     s->id = id;
+    s->prev = seg_prev(cl, id);
     s->fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (s->fd < 0) {
         sib_err_errno(err, "commitlog: create %s", tmp);
         goto fail;
     }
     uint8_t h[CL_HDR_LEN];
-    put_be32(h, CL_MAGIC);
-    put_be16(h + 4, CL_VERSION);
-    put_be16(h + 6, 0);
-    put_be64(h + 8, id);
-    put_be32(h + 16, sib_crc32c(0, h, 16));
+    encode_header(h, s);
     /* Blocks for the whole segment, past the end of the file (its size
      * still grows with each append, so replay is unchanged). Without them
      * each append to a new page reserved a block under the inode's
@@ -315,6 +358,7 @@ static void make_spare(clog *cl)
     if (!s) sib_log(cl->o.log, SIB_WARN, "%s (the loop will create the next segment itself)", err.msg);
     pthread_mutex_lock(&cl->mu);
     cl->making_spare = false;
+    if (!s && cl->next_id == id + 1) cl->next_id = id; /* the next segment's predecessor stays exact */
     pthread_cond_broadcast(&cl->done_cv);
     if (cl->stop && s) { /* raced with close: give the file back */
         close(s->fd);
@@ -563,6 +607,7 @@ int clog_open(clog **out, const clog_opts *o, sib_err *err)
     uint64_t now_ms = (uint64_t)(sib_now_us() / 1000);
     cl->next_id = SIB_MAX(SIB_MAX(max_id, o->min_id) + 1, now_ms);
     cl->first_own_id = cl->next_id;
+    cl->prev_run_last = max_id;
     if (!(cl->cur = seg_create(cl, cl->next_id++, err))) { rc = err ? err->code : SIB_EIO; goto fail; }
     seg_append(cl, cl->cur);
     cl->segments_created = 1;
@@ -1063,16 +1108,52 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+/* Header fields of segment s from its first bytes d[0..n): fills s's prev
+ * and cut fields and returns the header length, or 0 with *why set. */
+static size_t parse_header(cl_seg *s, const uint8_t *d, size_t n, const char **why)
+{
+    if (n < CL_V1_HDR_LEN || get_be32(d) != CL_MAGIC) {
+        *why = n < CL_V1_HDR_LEN ? "truncated segment header" : "bad segment header";
+        return 0;
+    }
+    uint16_t ver = get_be16(d + 4);
+    size_t hl = ver == 1 ? CL_V1_HDR_LEN : CL_HDR_LEN;
+    if (ver != 1 && ver != CL_VERSION) {
+        *why = "unsupported segment version";
+        return 0;
+    }
+    if (n < hl) {
+        *why = "truncated segment header";
+        return 0;
+    }
+    if (get_be32(d + hl - 4) != sib_crc32c(0, d, hl - 4)) {
+        *why = "bad segment header";
+        return 0;
+    }
+    if (get_be64(d + 8) != s->id) {
+        *why = "segment id does not match its name";
+        return 0;
+    }
+    if (ver == CL_VERSION) {
+        s->prev = get_be64(d + 16);
+        s->cut_id = get_be64(d + 24);
+        s->cut_off = get_be64(d + 32);
+    }
+    return hl;
+}
+
+/* Where replay of one segment stopped: off == n when it is whole. */
+typedef struct seg_end {
+    size_t off, n;
+    const char *why;
+} seg_end;
+
 /* Replays one segment's entries; returns <0 only for fatal errors (fn's). */
-static int replay_seg(clog *cl, cl_seg *s, const uint8_t *d, size_t n, clog_replay_fn fn, void *arg,
-                      storage_replay_stats *st, sib_err *err)
+static int replay_seg(cl_seg *s, const uint8_t *d, size_t n, clog_replay_fn fn, void *arg, storage_replay_stats *st,
+                      seg_end *end, sib_err *err)
 {
     const char *name = base_name(s->path), *why = NULL;
-    size_t off = CL_HDR_LEN;
-    if (n < CL_HDR_LEN) why = "truncated segment header", off = 0;
-    else if (get_be32(d) != CL_MAGIC || get_be32(d + 16) != sib_crc32c(0, d, 16)) why = "bad segment header", off = 0;
-    else if (get_be16(d + 4) != CL_VERSION) why = "unsupported segment version", off = 0;
-    else if (get_be64(d + 8) != s->id) why = "segment id does not match its name", off = 0;
+    size_t off = parse_header(s, d, n, &why);
     while (!why && off < n) {
         if (n - off < 8) { why = "truncated entry header"; break; }
         uint32_t len = get_be32(d + off);
@@ -1087,30 +1168,126 @@ static int replay_seg(clog *cl, cl_seg *s, const uint8_t *d, size_t n, clog_repl
         st->entries++;
         off += CL_FRAME + len;
     }
-    if (why) {
-        st->bad_segments++;
-        st->bytes_skipped += n - off;
-        sib_log(cl->o.log, SIB_WARN,
-                "commitlog: %s: %s at offset %zu; replay of this segment stops there (%zu bytes skipped)", name,
-                why, off, n - off);
+    *end = (seg_end){off, n, why};
+    return 0;
+}
+
+/* Reads the header of every segment to replay, so damage can be judged
+ * against what comes after it. An unreadable header counts as entries
+ * (the conservative side: damage before it stops start-up). */
+static void read_headers(clog *cl)
+{
+    for (cl_seg *s = cl->segs; s && s->id < cl->first_own_id; s = s->next) {
+        uint8_t h[CL_HDR_LEN];
+        int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? pread(fd, h, sizeof h, 0) : -1;
+        struct stat stt;
+        bool sized = fd >= 0 && fstat(fd, &stt) == 0;
+        if (fd >= 0) close(fd);
+        const char *why = NULL;
+        size_t hl = got > 0 ? parse_header(s, h, (size_t)got, &why) : 0;
+        s->has_entries = !hl || !sized || (uint64_t)stt.st_size > hl;
     }
+}
+
+/* A later segment's header says this damage was accepted at a start. */
+static bool cut_accepted(const clog *cl, const cl_seg *s, size_t off)
+{
+    for (const cl_seg *o = s->next; o && o->id < cl->first_own_id; o = o->next)
+        if (o->cut_id == s->id && o->cut_off == off) return true;
+    return false;
+}
+
+static size_t later_with_entries(const clog *cl, const cl_seg *s)
+{
+    size_t k = 0;
+    for (const cl_seg *o = s->next; o && o->id < cl->first_own_id; o = o->next) k += o->has_entries;
+    return k;
+}
+
+/* Damage in s at e: accepted (torn tail, an earlier start's cut, or the
+ * ignore option) or the error that stops start-up. */
+static int judge_damage(clog *cl, cl_seg *s, const seg_end *e, storage_replay_stats *st, uint64_t *cut_id,
+                        uint64_t *cut_off, sib_err *err)
+{
+    const char *name = base_name(s->path);
+    size_t lost = e->n - e->off, later = later_with_entries(cl, s);
+    st->bad_segments++;
+    st->bytes_skipped += lost;
+    if (cut_accepted(cl, s, e->off)) {
+        sib_log(cl->o.log, SIB_INFO, "commitlog: %s: %s at offset %zu, accepted at an earlier start (%zu bytes not "
+                "replayed)", name, e->why, e->off, lost);
+        return 0;
+    }
+    if (later && !cl->o.ignore_replay_errors)
+        return sib_err_set(err, SIB_ECORRUPT,
+                           "commitlog: %s is damaged at offset %zu (%s): the %zu bytes after it cannot be replayed, "
+                           "and %zu later segment(s) hold writes made after them. Start-up stopped so that the node "
+                           "does not serve partial data: restore the segment, or set "
+                           "commitlog_ignore_replay_errors: true to replay the rest (the writes in those %zu bytes "
+                           "are lost)",
+                           name, e->off, e->why, lost, later, lost);
+    sib_log(cl->o.log, SIB_WARN, "commitlog: %s: %s at offset %zu; %zu bytes after it are not replayed (%s)", name,
+            e->why, e->off, lost,
+            later ? "commitlog_ignore_replay_errors is set" : "the last segment: writes torn by the crash");
+    *cut_id = s->id;
+    *cut_off = e->off;
+    return 0;
+}
+
+/* A segment whose predecessor is absent while an older segment is present:
+ * release goes by id, so the missing one was lost, not released. */
+static int check_gap(clog *cl, const cl_seg *before, const cl_seg *s, sib_err *err)
+{
+    if (!before || !s->prev || s->prev <= before->id) return 0;
+    if (!cl->o.ignore_replay_errors)
+        return sib_err_set(err, SIB_ECORRUPT,
+                           "commitlog: segment %" PRIu64 " is missing: %s follows %s, and its header names segment "
+                           "%" PRIu64 " as its predecessor. The writes of the missing segment(s) are lost; "
+                           "start-up stopped. Restore CommitLog-%d-%" PRIu64 ".log, or set "
+                           "commitlog_ignore_replay_errors: true to replay what is present",
+                           s->prev, base_name(s->path), base_name(before->path), s->prev, CL_VERSION, s->prev);
+    sib_log(cl->o.log, SIB_WARN, "commitlog: segment %" PRIu64 " before %s is missing; its writes are lost "
+            "(commitlog_ignore_replay_errors is set)", s->prev, base_name(s->path));
+    return 0;
+}
+
+/* Rewrites the header of the run's first segment, still empty, with the
+ * damage this start accepted. */
+static int record_cut(clog *cl, uint64_t cut_id, uint64_t cut_off, sib_err *err)
+{
+    cl_seg *s = cl->cur;
+    SIB_ASSERT(s->id == cl->first_own_id && cl->cur_off == CL_HDR_LEN);
+    s->cut_id = cut_id;
+    s->cut_off = cut_off;
+    uint8_t h[CL_HDR_LEN];
+    encode_header(h, s);
+    if (pwrite(s->fd, h, sizeof h, 0) != (ssize_t)sizeof h || fdatasync(s->fd) < 0)
+        return sib_err_errno(err, "commitlog: recording the accepted damage in %s", base_name(s->path));
     return 0;
 }
 
 int clog_replay(clog *cl, clog_replay_fn fn, void *arg, storage_replay_stats *st, sib_err *err)
 {
+    read_headers(cl);
+    uint64_t cut_id = 0, cut_off = 0;
+    const cl_seg *before = NULL;
     for (cl_seg *s = cl->segs; s && s->id < cl->first_own_id; s = s->next) {
+        int rc = check_gap(cl, before, s, err);
+        if (rc) return rc;
         uint8_t *d = NULL;
         size_t n = 0;
-        int rc = read_file(s->path, &d, &n, err);
-        if (rc) return rc;
+        if ((rc = read_file(s->path, &d, &n, err))) return rc;
         cl->replaying = s;
         st->segments++;
-        rc = replay_seg(cl, s, d, n, fn, arg, st, err);
+        seg_end e;
+        rc = replay_seg(s, d, n, fn, arg, st, &e, err);
         cl->replaying = NULL;
         free(d);
+        if (!rc && e.why) rc = judge_damage(cl, s, &e, st, &cut_id, &cut_off, err);
         if (rc) return rc;
         sib_log(cl->o.log, SIB_INFO, "commitlog: replayed %s", base_name(s->path));
+        before = s;
     }
-    return 0;
+    return cut_id ? record_cut(cl, cut_id, cut_off, err) : 0;
 }

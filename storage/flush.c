@@ -403,7 +403,10 @@ void st_flusher_stop(st_flusher *f)
 {
     if (!f) return;
     if (f->started) {
-        st_flusher_drain(f);
+        /* A flush that completes while draining may hand over segment
+         * unlinks: drain again until nothing is left in flight. */
+        do st_flusher_drain(f);
+        while (f->inflight);
         pthread_mutex_lock(&f->mu);
         f->stop = true;
         pthread_cond_signal(&f->cv);
@@ -609,6 +612,9 @@ int storage_flush(storage *s, const uint8_t table_id[16], st_done_fn done, void 
     }
     if (rc) return rc;
     if (f->seq_done >= f->seq_queued) {
+        /* Nothing to write: segments that hold nothing unflushed (such as
+         * the empty spares a crash leaves) can go now. */
+        st_release_segments(s);
         if (done) done(ctx, 0, NULL);
         return 0;
     }

@@ -116,6 +116,9 @@ typedef struct storage_opts {
      * reads bypass it. A block is crc-checked before it is cached, and an
      * SSTable's blocks leave the cache when it leaves the read path. */
     int64_t block_cache_size;
+    /* commitlog_ignore_replay_errors: replay skips damage before the tail
+     * and missing segments (logging what is lost) instead of failing. */
+    bool commitlog_ignore_replay_errors;
 } storage_opts;
 
 /* Opens the commitlog directory (creates a fresh segment for new writes; old
@@ -136,10 +139,13 @@ typedef struct storage_replay_stats {
 /* Call once, right after storage_open and before any write (else SIB_EINVAL).
  * Replays every segment older than the one storage_open created, in segment id
  * order, into the memtables (tables are created on demand by id: no schema
- * needed). A torn or corrupt entry (bad length, bad CRC, truncated, undecodable)
- * is logged with segment name and offset and ends replay of THAT segment; what
- * precedes it is kept and the other segments still replay. stats may be NULL.
- * Returns <0 only on I/O errors (unreadable directory/segment). */
+ * needed). A torn or corrupt entry (bad length, bad CRC, truncated,
+ * undecodable) ends replay of THAT segment. In the last segment holding
+ * entries that is a torn tail: logged with segment name, offset and bytes
+ * lost, and replay succeeds. Anywhere before it, and for a missing segment,
+ * replay fails with SIB_ECORRUPT naming the segment, the offset and what is
+ * lost, unless commitlog_ignore_replay_errors (then logged and skipped).
+ * stats may be NULL. Also fails on I/O errors (unreadable segment). */
 int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err);
 
 /* ---- tables ---------------------------------------------------------------- */

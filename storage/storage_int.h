@@ -335,6 +335,7 @@ typedef struct clog_opts {
     struct ev_loop *loop;
     sib_log *log;
     uint64_t min_id; /* new segment ids are above this (SSTables' clpos) */
+    bool ignore_replay_errors; /* damage before the tail and missing segments are skipped, not fatal */
 } clog_opts;
 
 int clog_open(clog **out, const clog_opts *o, sib_err *err);

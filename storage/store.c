@@ -268,7 +268,7 @@ int storage_open(storage **out, const storage_opts *o, sib_err *err)
         goto fail;
     if (s->o.data_dir && (rc = load_tables(s, &max_seg, err))) goto fail;
     clog_opts co = {o->commitlog_dir, s->o.sync, s->o.sync_period_ms, s->o.group_window_ms,
-                    s->o.segment_size, o->loop, o->log, max_seg};
+                    s->o.segment_size, o->loop, o->log, max_seg, o->commitlog_ignore_replay_errors};
     if ((rc = clog_open(&s->cl, &co, err))) goto fail;
     if (s->o.data_dir && (rc = st_flusher_start(&s->fl, s, o->loop, err))) goto fail;
     if (s->o.data_dir && (rc = st_compactor_start(&s->cm, s, o->loop, err))) goto fail;
@@ -284,6 +284,7 @@ void storage_close(storage *s)
     if (!s) return;
     if (s->cl) clog_flush(s->cl); /* queued writes reach the memtables while flush runs */
     st_compactor_stop(s->cm); /* cancels running compactions (inputs stay live) */
+    s->cm = NULL; /* a flush that completes below must not queue a compaction on it */
     st_flusher_stop(s->fl); /* running flushes finish and go live first */
     clog_close(s->cl);
     for (size_t i = 0; i < s->cap; i++)

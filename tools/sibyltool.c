@@ -2,7 +2,11 @@
  * (admin/admin.h) and prints what nodetool prints, closely enough that an
  * operator reads it without help.
  *
- *   sibyltool [-h host] [-p admin_port] <command> [args]
+ *   sibyltool [-h host] [-p admin_port] [--token T | --token-file F] <command> [args]
+ *
+ * When the node sets admin_auth_token, every request carries it as
+ * "Authorization: Bearer <token>": from --token, else --token-file (first
+ * line), else the SIBYL_ADMIN_TOKEN environment variable.
  *
  * Commands: status, info [-T], ring, describering <ks>,
  * getendpoints [-T] <ks> <table> <key>, flush [ks [table...]],
@@ -29,6 +33,7 @@ typedef struct tool {
     const char *host;
     int port;
     bool tokens; /* -T: show every token */
+    char *auth;  /* "Authorization: Bearer ..." or NULL */
     CURL *curl;
 } tool;
 
@@ -100,11 +105,15 @@ static json_t *call(tool *t, const char *method, const char *endpoint, const cha
     curl_easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(t->curl, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *hdrs = NULL;
+    if (t->auth && !(hdrs = curl_slist_append(NULL, t->auth))) die("out of memory");
+    if (hdrs) curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, hdrs);
     if (!strcmp(method, "POST")) {
         curl_easy_setopt(t->curl, CURLOPT_POST, 1L);
         curl_easy_setopt(t->curl, CURLOPT_POSTFIELDS, "");
     }
     CURLcode rc = curl_easy_perform(t->curl);
+    curl_slist_free_all(hdrs);
     if (rc != CURLE_OK)
         die("Failed to connect to '%s:%d' - %s.", t->host, t->port, curl_easy_strerror(rc));
     long status = 0;
@@ -454,17 +463,44 @@ static const command COMMANDS[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sibyltool [(-h <host> | --host <host>)] [(-p <port> | --port <port>)] <command> [<args>]\n\n"
+    fprintf(f, "usage: sibyltool [(-h <host> | --host <host>)] [(-p <port> | --port <port>)]\n"
+               "                 [--token <token> | --token-file <file>] <command> [<args>]\n\n"
                "The commands are:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(f, "    %-16s %s\n", COMMANDS[i].name, COMMANDS[i].help);
-    fprintf(f, "\nThe port is the node's admin_port (default 10000).\n");
+    fprintf(f, "\nThe port is the node's admin_port (default 10000). The token (the node's\n"
+               "admin_auth_token) may also come from the SIBYL_ADMIN_TOKEN environment variable.\n");
+}
+
+/* The token from the first line of path, without its line end. */
+static char *read_token_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) die("cannot read the token file %s", path);
+    char line[1024];
+    if (!fgets(line, sizeof line, f)) line[0] = 0;
+    fclose(f);
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) die("the token file %s is empty", path);
+    return strdup(line);
+}
+
+static char *auth_header(const char *token)
+{
+    if (!token || !*token) return NULL;
+    if (strpbrk(token, "\r\n")) die("the token must be one line");
+    size_t n = strlen(token) + 32;
+    char *h = malloc(n);
+    if (!h) die("out of memory");
+    snprintf(h, n, "Authorization: Bearer %s", token);
+    return h;
 }
 
 int main(int argc, char **argv)
 {
     tool t = {.host = "127.0.0.1", .port = 10000};
     const command *cmd = NULL;
+    const char *token = NULL, *token_file = NULL;
     char **args = calloc((size_t)argc + 1, sizeof *args);
     int nargs = 0;
     if (!args) die("out of memory");
@@ -474,6 +510,8 @@ int main(int argc, char **argv)
         if ((!strcmp(a, "-h") || !strcmp(a, "--host")) && i + 1 < argc) t.host = argv[++i];
         else if ((!strcmp(a, "-p") || !strcmp(a, "--port")) && i + 1 < argc) t.port = atoi(argv[++i]);
         else if (!strcmp(a, "-T") || !strcmp(a, "--tokens")) t.tokens = true;
+        else if (!strcmp(a, "--token") && i + 1 < argc) token = argv[++i];
+        else if (!strcmp(a, "--token-file") && i + 1 < argc) token_file = argv[++i];
         else if (!strcmp(a, "--help") || !strcmp(a, "help")) { usage(stdout); free(args); return 0; }
         else if (!cmd && a[0] != '-') {
             for (size_t k = 0; k < sizeof COMMANDS / sizeof *COMMANDS; k++)
@@ -484,8 +522,12 @@ int main(int argc, char **argv)
     }
     if (!cmd) { usage(stderr); free(args); return EXIT_USAGE; }
     if (t.port <= 0 || t.port > 65535) { fprintf(stderr, "sibyltool: bad port\n"); free(args); return EXIT_USAGE; }
+    char *from_file = token || !token_file ? NULL : read_token_file(token_file);
+    t.auth = auth_header(token ? token : from_file ? from_file : getenv("SIBYL_ADMIN_TOKEN"));
+    free(from_file);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(t.curl = curl_easy_init())) die("cannot start libcurl");
     int rc = cmd->fn(&t, nargs, args);
+    free(t.auth);
     curl_easy_cleanup(t.curl);
     curl_global_cleanup();
     free(args);

@@ -168,6 +168,7 @@ class SibylNode:
         self.logs = []            # one stderr log per start, in order
         self.expected_exit = False
         self.starts = 0
+        self.nofile = None        # (soft, hard) RLIMIT_NOFILE for the process, or None
         os.makedirs(workdir, exist_ok=True)
         self.write_config()
 
@@ -184,6 +185,7 @@ class SibylNode:
             "native_transport_port": self.port,
             "storage_port": self.storage_port,
             "admin_port": self.admin_port,
+            "admin_address": self.host,
             "commitlog_directory": self.commitlog_dir,
             "hints_directory": self.hints_dir,
         }
@@ -222,10 +224,16 @@ class SibylNode:
                 cwd=self.workdir, stdin=subprocess.DEVNULL,
                 stdout=errf, stderr=subprocess.STDOUT,
                 env=sanitizer_env(), start_new_session=True,
-                preexec_fn=_die_with_parent)
+                preexec_fn=self._preexec)
         _LIVE.add(self)
         self.wait_ready(timeout)
         return self
+
+    def _preexec(self):
+        _die_with_parent()
+        if self.nofile:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     def wait_ready(self, timeout=START_TIMEOUT):
         """Poll the native port until it accepts a TCP connection."""

@@ -309,6 +309,47 @@ static void test_endpoints_key(void **state)
     sib_buf_free(&key);
 }
 
+static int check(const char *bind, const char *token, const char *host, const char *origin, const char *site,
+                 const char *auth)
+{
+    admin_guard g = {.bind_addr = bind, .token = token};
+    admin_req_headers h = {.host = host, .origin = origin, .sec_fetch_site = site, .authorization = auth};
+    const char *why = NULL;
+    int st = admin_check_request(&g, &h, &why);
+    if (st) assert_non_null(why);
+    return st;
+}
+
+static void test_request_guard(void **state)
+{
+    (void)state;
+    /* Tools send no Origin: served, with or without a port in Host. */
+    assert_int_equal(check("127.0.0.1", NULL, "127.0.0.1:10000", NULL, NULL, NULL), 0);
+    assert_int_equal(check("127.0.0.1", NULL, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(check("127.0.0.1", NULL, "localhost:10000", NULL, NULL, NULL), 0);
+    assert_int_equal(check("127.0.0.1", NULL, "[::1]:10000", NULL, NULL, NULL), 0);
+    assert_int_equal(check("10.0.0.5", NULL, "10.0.0.5", NULL, NULL, NULL), 0);
+    /* DNS rebinding: a name is not the node. */
+    assert_int_equal(check("127.0.0.1", NULL, "evil.example:10000", NULL, NULL, NULL), 403);
+    /* Cross-site browser requests. */
+    assert_int_equal(check("127.0.0.1", NULL, "127.0.0.1:10000", "http://evil.example", NULL, NULL), 403);
+    assert_int_equal(check("127.0.0.1", NULL, "127.0.0.1:10000", "null", NULL, NULL), 403);
+    assert_int_equal(check("127.0.0.1", NULL, "127.0.0.1:10000", NULL, "cross-site", NULL), 403);
+    assert_int_equal(check("127.0.0.1", NULL, "127.0.0.1:10000", NULL, "same-site", NULL), 403);
+    assert_int_equal(check("127.0.0.1", NULL, "127.0.0.1:10000", "http://127.0.0.1:10000", "same-origin", NULL), 0);
+    assert_int_equal(check("127.0.0.1", NULL, NULL, "http://127.0.0.1:10000", NULL, NULL), 403);
+    /* The token. */
+    assert_int_equal(check("127.0.0.1", "tok", "127.0.0.1", NULL, NULL, NULL), 401);
+    assert_int_equal(check("127.0.0.1", "tok", "127.0.0.1", NULL, NULL, "Bearer tok"), 0);
+    assert_int_equal(check("127.0.0.1", "tok", "127.0.0.1", NULL, NULL, "bearer tok"), 0);
+    assert_int_equal(check("127.0.0.1", "tok", "127.0.0.1", NULL, NULL, "Bearer tokx"), 401);
+    assert_int_equal(check("127.0.0.1", "tok", "127.0.0.1", NULL, NULL, "Bearer to"), 401);
+    assert_int_equal(check("127.0.0.1", "tok", "127.0.0.1", NULL, NULL, "Basic dG9r"), 401);
+    assert_int_equal(check("127.0.0.1", "", "127.0.0.1", NULL, NULL, NULL), 0);
+    /* A cross-site request is refused even with the token. */
+    assert_int_equal(check("127.0.0.1", "tok", "127.0.0.1", "http://evil.example", NULL, "Bearer tok"), 403);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_ring_owns),
+        cmocka_unit_test(test_request_guard),
         cmocka_unit_test_setup_teardown(test_endpoints_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_compact_501, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describering_tablestats, setup, teardown),

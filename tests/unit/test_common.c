@@ -129,6 +129,122 @@ static void test_memory_budget(void **state)
     assert_true(b == SIB_MAX(SIB_MIN(ram / 2, g), SIB_MIN(ram / 4, 8 * g)));
 }
 
+/* ---- LRU by bytes ---- */
+
+typedef struct freed_log {
+    int n;
+    int last;
+} freed_log;
+
+static void note_free(void *ctx, void *value)
+{
+    freed_log *f = ctx;
+    f->n++;
+    f->last = *(int *)value;
+}
+
+static void key_of(int i, uint8_t k[16])
+{
+    memset(k, 0, 16);
+    put_be32(k, (uint32_t)i * 2654435761u);
+    put_be32(k + 12, (uint32_t)i);
+}
+
+static void test_lru_evicts_least_recently_used_by_bytes(void **state)
+{
+    (void)state;
+    freed_log f = {0};
+    int vals[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    sib_lru *l = sib_lru_create(100, note_free, &f);
+    assert_non_null(l);
+    uint8_t k[16];
+    for (int i = 0; i < 3; i++) {
+        key_of(i, k);
+        assert_int_equal(sib_lru_put(l, k, &vals[i], 30), 0);
+    }
+    assert_int_equal(sib_lru_weight(l), 90);
+    key_of(0, k);
+    assert_ptr_equal(sib_lru_get(l, k), &vals[0]); /* 0 is now the most recent; 1 the least */
+    key_of(3, k);
+    assert_int_equal(sib_lru_put(l, k, &vals[3], 30), 0);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.last, 1);
+    key_of(1, k);
+    assert_null(sib_lru_get(l, k));
+    assert_int_equal(sib_lru_count(l), 3);
+    assert_int_equal(sib_lru_weight(l), 90);
+    /* A heavy value pushes out as many as it needs, oldest first (2, 0). */
+    key_of(4, k);
+    assert_int_equal(sib_lru_put(l, k, &vals[4], 65), 0);
+    assert_int_equal(f.n, 3);
+    assert_int_equal(sib_lru_weight(l), 95);
+    key_of(3, k);
+    assert_ptr_equal(sib_lru_get(l, k), &vals[3]);
+    /* Heavier than the whole cache: refused, nothing changes. */
+    key_of(5, k);
+    assert_int_equal(sib_lru_put(l, k, &vals[5], 101), SIB_ETOOBIG);
+    assert_int_equal(sib_lru_count(l), 2);
+    assert_int_equal(sib_lru_evictions(l), 3);
+    sib_lru_destroy(l); /* frees the remaining two */
+    assert_int_equal(f.n, 5);
+}
+
+static void test_lru_many_entries(void **state)
+{
+    (void)state;
+    freed_log f = {0};
+    static int v[5000];
+    sib_lru *l = sib_lru_create(1000 * 16, note_free, &f);
+    uint8_t k[16];
+    for (int i = 0; i < 5000; i++) {
+        v[i] = i;
+        key_of(i, k);
+        assert_int_equal(sib_lru_put(l, k, &v[i], 16), 0);
+    }
+    assert_int_equal(sib_lru_count(l), 1000);
+    assert_int_equal(f.n, 4000);
+    for (int i = 0; i < 5000; i++) {
+        key_of(i, k);
+        if (i < 4000) assert_null(sib_lru_get(l, k));
+        else assert_ptr_equal(sib_lru_get(l, k), &v[i]);
+    }
+    sib_lru_destroy(l);
+}
+
+/* ---- descriptor budget and rate limiting ---- */
+
+static void test_fd_budget(void **state)
+{
+    (void)state;
+    sib_fd_budget b = {.limit = 1024, .base = 80, .sstables = 0, .internode = 0};
+    assert_int_equal(sib_fd_reserve(&b), 80);
+    assert_int_equal(sib_fd_client_max(&b), 944);
+    b.sstables = 100; /* two descriptors each */
+    assert_int_equal(sib_fd_reserve(&b), 280);
+    assert_int_equal(sib_fd_client_max(&b), 744);
+    b.internode = 12;
+    assert_int_equal(sib_fd_client_max(&b), 732);
+    b.limit = 200; /* the reserve takes everything: no client at all */
+    assert_int_equal(sib_fd_client_max(&b), 0);
+    uint64_t soft, hard;
+    sib_err err = {0};
+    assert_int_equal(sib_fd_limit_raise(&soft, &hard, &err), 0);
+    assert_true(soft == hard);
+}
+
+static void test_ratelimit(void **state)
+{
+    (void)state;
+    sib_ratelimit r;
+    sib_ratelimit_init(&r, 1000);
+    uint64_t dropped = 99;
+    assert_true(sib_ratelimit_allow(&r, 5, &dropped));
+    assert_int_equal(dropped, 0);
+    for (int i = 0; i < 7; i++) assert_false(sib_ratelimit_allow(&r, 6 + i, &dropped));
+    assert_true(sib_ratelimit_allow(&r, 1005, &dropped));
+    assert_int_equal(dropped, 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +254,10 @@ int main(void)
         cmocka_unit_test(test_uuid_roundtrip),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_memory_budget),
+        cmocka_unit_test(test_lru_evicts_least_recently_used_by_bytes),
+        cmocka_unit_test(test_lru_many_entries),
+        cmocka_unit_test(test_fd_budget),
+        cmocka_unit_test(test_ratelimit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

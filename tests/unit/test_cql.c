@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -941,6 +942,7 @@ typedef struct probe {
     harness *h;
     int closed_sessions, orphan_replies, requests, traces_done;
     size_t conns;
+    cql_server_stats stats;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done;
@@ -959,6 +961,7 @@ static void on_probe(struct ev_loop *loop, ev_async *w, int revents)
     p->requests = p->h->fx.requests;
     p->traces_done = p->h->fx.traces_done;
     p->conns = cql_server_conn_count(p->h->srv);
+    cql_server_get_stats(p->h->srv, &p->stats);
     p->done = true;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
@@ -1581,6 +1584,43 @@ static void test_server_events(void **state)
  * session id first in the body, then the message; trace_done runs once per
  * traced request, for errors too. A TRACING request the executor does not
  * trace gets a plain reply. */
+/* Out of descriptors, accept fails with EMFILE on a listener that stays
+ * readable: the server must rest instead of spinning, then accept the
+ * waiting connection once descriptors are back. */
+static void test_server_accept_backs_off_on_emfile(void **state)
+{
+    harness *h = *state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int lowest = dup(0); /* the lowest free descriptor */
+    assert_true(lowest >= 0);
+    close(lowest);
+    /* Room for exactly one more descriptor: the client's socket. */
+    struct rlimit tight = {.rlim_cur = (rlim_t)lowest + 1, .rlim_max = old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int fd = connect_to(h);
+    probe p;
+    for (int i = 0; i < 100; i++) { /* bounded: 2 s */
+        usleep(20000);
+        probe_run(h, &p);
+        if (p.stats.accept_backoffs >= 1) break;
+    }
+    /* A spinning loop would retry thousands of times in the same period;
+     * with 100 ms rests it is a handful. */
+    usleep(300000);
+    probe_run(h, &p);
+    uint64_t backoffs = p.stats.accept_backoffs;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_true(backoffs >= 1 && backoffs <= 30);
+    assert_int_equal(p.conns, 0);
+    for (int i = 0; i < 100 && p.conns == 0; i++) {
+        usleep(20000);
+        probe_run(h, &p);
+    }
+    assert_int_equal(p.conns, 1); /* accepted once descriptors were back */
+    close(fd);
+}
+
 static void test_server_tracing(void **state)
 {
     harness *h = *state;
@@ -1676,6 +1716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_write_backpressure, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_server_events, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_server_tracing, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_server_accept_backs_off_on_emfile, harness_setup, harness_teardown),
         cmocka_unit_test(test_server_two_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -916,6 +916,9 @@ static void find_segment(const char *dir, char *out, size_t n)
     assert_true(best > 0);
 }
 
+/* commitlog.c's segment header, version 2 */
+#define CL_HDR 44
+
 static void write_three(fx *f)
 {
     put(f->s, "a", "r", 1, "v1", 10, 0, 0);
@@ -963,8 +966,8 @@ static void test_corrupt_byte(void **state)
     stat(seg, &stt);
     /* flip a byte in the middle of the second entry's payload */
     int fd = open(seg, O_RDWR);
-    off_t entry = (stt.st_size - 20) / 3; /* three entries of equal size */
-    off_t at = 20 + entry + entry / 2;
+    off_t entry = (stt.st_size - CL_HDR) / 3; /* three entries of equal size */
+    off_t at = CL_HDR + entry + entry / 2;
     uint8_t b;
     assert_int_equal(pread(fd, &b, 1, at), 1);
     b ^= 0x40;
@@ -990,9 +993,9 @@ static void test_corrupt_length(void **state)
     struct stat stt;
     stat(seg, &stt);
     int fd = open(seg, O_RDWR);
-    off_t entry = (stt.st_size - 20) / 3;
+    off_t entry = (stt.st_size - CL_HDR) / 3;
     uint8_t b = 0x7f; /* huge length in the third entry's header */
-    assert_int_equal(pwrite(fd, &b, 1, 20 + 2 * entry), 1);
+    assert_int_equal(pwrite(fd, &b, 1, CL_HDR + 2 * entry), 1);
     close(fd);
     f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
     storage_replay_stats st;
@@ -1001,6 +1004,120 @@ static void test_corrupt_length(void **state)
     assert_int_equal(st.entries, 2);
     assert_int_equal(st.bad_segments, 1);
     assert_string_equal(get(f->s, "b", "r", 1), "v2");
+}
+
+/* Segment paths of dir in id order. */
+static size_t list_segments(const char *dir, char out[][512], size_t max)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    unsigned long long ids[16];
+    size_t n = 0;
+    while ((de = readdir(d)) && n < max) {
+        unsigned long long id;
+        int ver;
+        if (sscanf(de->d_name, "CommitLog-%d-%llu.log", &ver, &id) != 2 || strstr(de->d_name, ".tmp")) continue;
+        size_t i = n++;
+        while (i > 0 && ids[i - 1] > id) {
+            ids[i] = ids[i - 1];
+            memcpy(out[i], out[i - 1], 512);
+            i--;
+        }
+        ids[i] = id;
+        snprintf(out[i], 512, "%s/%s", dir, de->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+static storage *open_ignoring(const char *dir)
+{
+    storage_opts o = {.commitlog_dir = dir, .sync = ST_SYNC_PERIODIC, .commitlog_ignore_replay_errors = true};
+    storage *s;
+    sib_err err = {0};
+    assert_int_equal(storage_open(&s, &o, &err), 0);
+    return s;
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
+/* Damage in a segment followed by one holding writes stops replay, naming
+ * the segment and offset; commitlog_ignore_replay_errors skips it. */
+static void test_damage_before_tail_stops_replay(void **state)
+{
+    fx *f = *state;
+    put(f->s, "a", "r", 1, "v1", 10, 0, 0);
+    put(f->s, "b", "r", 1, "v2", 10, 0, 0);
+    put(f->s, "c", "r", 1, "v3", 10, 0, 0);
+    storage_replay_stats st;
+    reopen(f, &st);
+    put(f->s, "d", "r", 1, "v4", 10, 0, 0);
+    storage_close(f->s);
+    f->s = NULL;
+    char segs[4][512];
+    assert_int_equal(list_segments(f->dir, segs, 4), 2);
+    struct stat stt;
+    stat(segs[0], &stt);
+    off_t entry = (stt.st_size - CL_HDR) / 3;
+    flip_byte(segs[0], CL_HDR + entry + entry / 2); /* the second entry */
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+    sib_err err = {0};
+    assert_int_equal(storage_replay(f->s, &st, &err), SIB_ECORRUPT);
+    assert_non_null(strstr(err.msg, strrchr(segs[0], '/') + 1));
+    char at[64];
+    snprintf(at, sizeof at, "damaged at offset %lld", (long long)(CL_HDR + entry));
+    assert_non_null(strstr(err.msg, at));
+    assert_non_null(strstr(err.msg, "1 later segment(s) hold writes"));
+    assert_non_null(strstr(err.msg, "commitlog_ignore_replay_errors"));
+    storage_close(f->s);
+    f->s = open_ignoring(f->dir);
+    assert_int_equal(storage_replay(f->s, &st, &err), 0);
+    assert_int_equal(st.bad_segments, 1);
+    assert_string_equal(get(f->s, "a", "r", 1), "v1");
+    assert_null(get(f->s, "b", "r", 1));
+    assert_null(get(f->s, "c", "r", 1));
+    assert_string_equal(get(f->s, "d", "r", 1), "v4");
+}
+
+/* A segment that is gone from the middle is found through the next one's
+ * predecessor id. */
+static void test_missing_segment_stops_replay(void **state)
+{
+    fx *f = *state;
+    storage_replay_stats st;
+    put(f->s, "a", "r", 1, "v1", 10, 0, 0);
+    reopen(f, &st);
+    put(f->s, "b", "r", 1, "v2", 10, 0, 0);
+    reopen(f, &st);
+    put(f->s, "c", "r", 1, "v3", 10, 0, 0);
+    storage_close(f->s);
+    f->s = NULL;
+    char segs[4][512];
+    assert_int_equal(list_segments(f->dir, segs, 4), 3);
+    unsigned long long mid;
+    int ver;
+    assert_int_equal(sscanf(strrchr(segs[1], '/') + 1, "CommitLog-%d-%llu.log", &ver, &mid), 2);
+    assert_int_equal(unlink(segs[1]), 0);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 0);
+    sib_err err = {0};
+    assert_int_equal(storage_replay(f->s, &st, &err), SIB_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "segment %llu is missing", mid);
+    assert_non_null(strstr(err.msg, want));
+    storage_close(f->s);
+    f->s = open_ignoring(f->dir);
+    assert_int_equal(storage_replay(f->s, &st, &err), 0);
+    assert_string_equal(get(f->s, "a", "r", 1), "v1");
+    assert_null(get(f->s, "b", "r", 1));
+    assert_string_equal(get(f->s, "c", "r", 1), "v3");
 }
 
 static void test_truncate_drop_replay(void **state)
@@ -2862,6 +2979,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_before_tail_stops_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_segment_stops_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_drop_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_rollover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_mutation, setup, teardown),
