@@ -1,6 +1,6 @@
 /* compaction.h: merging SSTables: row reconciliation (shared by storage's
  * read path, flush and compaction), tombstone/TTL purge, compaction
- * strategies (STCS), the compaction task (N SSTables -> one) with its
+ * strategies (STCS), the compaction task (N SSTables -> one or more) with its
  * transaction log, and the throughput throttle.
  *
  * The module sits between storage/ and sstable/: it knows SSTables and their
@@ -106,6 +106,9 @@ typedef struct cm_options {
     double tombstone_threshold;   /* 0.2 */
     int64_t tombstone_compaction_interval; /* 86400 s */
     bool unchecked_tombstone_compaction;   /* false */
+    uint64_t sstable_size;        /* LCS 'sstable_size_in_mb' (160 MiB): a
+                                   * compaction's outputs are split at this
+                                   * size; 0 (STCS) = one output */
     int32_t gc_grace_seconds;     /* 864000 (table option, not in the map) */
 } cm_options;
 
@@ -166,8 +169,15 @@ typedef struct cm_task {
     sstable *const *outside; /* live SSTables not in the compaction (purge check) */
     size_t noutside;
     int64_t mem_min_ts;      /* memtables' minimum timestamp (INT64_MAX if empty) */
+    /* Generations reserved for the outputs: out_gen .. out_gen + ngens - 1
+     * (ngens 0 counts as 1). out_gen also names the transaction log. When
+     * they run out, the last output takes the rest of the data. */
     uint64_t out_gen;
-    sst_writer_opts wo;
+    uint32_t ngens;
+    /* An output is closed once its Data.db reaches this many bytes (at a
+     * partition boundary) and the next one begins; 0 = a single output. */
+    uint64_t max_output_bytes;
+    sst_writer_opts wo;      /* wo.level is every output's level */
     int32_t now, gc_before;
     cm_throttle *throttle;   /* may be NULL */
     sib_log *log;
@@ -177,34 +187,49 @@ typedef struct cm_task {
     /* progress (atomic, read by the owner at any time) */
     uint64_t bytes_total, bytes_done;
     /* out */
-    sstable *output;         /* NULL when everything was purged */
+    sstable **outputs;       /* opened outputs in token order, malloc'd; the
+                              * caller owns the array and one reference on
+                              * each (none when everything was purged) */
+    size_t noutputs;
     uint64_t bytes_read, bytes_written, partitions_in, partitions_out, purged;
     sib_err err;
 } cm_task;
 
-/* Runs the compaction: writes the txn log (ADD out_gen, REMOVE inputs),
- * merges the inputs partition by partition into generation out_gen, commits
- * the log, deletes the inputs' files and the log. Returns 0 (t->output
- * opened, or NULL when nothing survived), SIB_EAGAIN when cancelled before
- * commit (nothing changed on disk), or an error (SIB_EIO,
- * SIB_ECORRUPT naming the file...) with the outputs removed and the inputs
- * intact. On 0 the inputs' files are gone (readers keep their mappings). */
+/* Runs the compaction: the txn log (REMOVE inputs), then the merge of the
+ * inputs partition by partition into one or more outputs (each announced by
+ * an ADD record, made durable, before its first byte is written), commits
+ * the log, deletes the inputs' files and the log. Returns 0 (t->outputs
+ * opened, possibly none when nothing survived), SIB_EAGAIN when cancelled
+ * before commit (nothing changed on disk), or an error (SIB_EIO,
+ * SIB_ECORRUPT naming the file...) with every output removed and the inputs
+ * intact. On 0 the inputs' files are gone (readers keep their mappings).
+ * Failpoints (test builds): compaction.after_txn_begin,
+ * compaction.after_output_<n> (n = 1.. as each output is complete),
+ * compaction.after_outputs_before_txn_commit,
+ * compaction.after_commit_before_input_delete,
+ * compaction.after_input_delete_before_log_delete. */
 int cm_task_run(cm_task *t);
+/* Frees what cm_task_run left in t (its outputs' references and array). */
+void cm_task_free_outputs(cm_task *t);
 
 /* ---- transaction log (task.c) ---------------------------------------------- */
 
 typedef struct cm_txn cm_txn;
-/* Creates <dir>/<out_gen>-txn.log with ADD out_gen and REMOVE inputs,
- * fsynced (file and directory). */
-int cm_txn_begin(cm_txn **out, const char *dir, uint64_t out_gen, const uint64_t *inputs, size_t n, sib_err *err);
+/* Creates <dir>/<txn_gen>-txn.log with REMOVE inputs, fsynced (file and
+ * directory). */
+int cm_txn_begin(cm_txn **out, const char *dir, uint64_t txn_gen, const uint64_t *inputs, size_t n, sib_err *err);
+/* Appends ADD gen and fsyncs: call before the first byte of output gen is
+ * written, so recovery knows every output that may exist. */
+int cm_txn_add(cm_txn *x, uint64_t gen, sib_err *err);
 /* Appends COMMIT and fsyncs: from here the outputs are the live ones. */
 int cm_txn_commit(cm_txn *x, sib_err *err);
 /* After commit: removes the inputs' files, then the log. Before commit (or
- * on abort): removes the outputs' files, then the log. Frees x. */
+ * on abort): removes every added output's files, then the log. Frees x. */
 int cm_txn_finish(cm_txn *x, sib_err *err);
 /* Startup, before the directory is scanned for SSTables: rolls every
- * unfinished log forward (committed: inputs removed) or back (outputs
- * removed) and deletes it. *n_out counts logs handled (may be NULL). */
+ * unfinished log forward (committed: inputs removed) or back (all of its
+ * outputs removed) and deletes it. *n_out counts logs handled (may be
+ * NULL). A log that cannot be read is an error: nothing is guessed. */
 int cm_txn_recover(const char *dir, sib_log *log, size_t *n_out, sib_err *err);
 
 #endif

@@ -13,8 +13,10 @@
  *   | tombstone_threshold            | 0.2      | >= 0                         |
  *   | tombstone_compaction_interval  | 86400 s  | >= 0                         |
  *   | unchecked_tombstone_compaction | false    | true/false                   |
- * LCS/TWCS/UCS classes are accepted (and run as STCS for now); their own
- * options are ignored. With class STCS an unknown key is an error, as
+ *   | sstable_size_in_mb (LCS only)  | 160      | integer >= 1                 |
+ * LCS/TWCS/UCS classes are accepted (and run as STCS for now); their other
+ * options are ignored. LCS's sstable_size_in_mb already splits the outputs
+ * of its compactions. With class STCS an unknown key is an error, as
  * Cassandra's "Properties specified [...] are not understood".
  *
  * Buckets (getBuckets): sizes ascending; each joins the FIRST existing bucket
@@ -110,6 +112,9 @@ static int apply_key(cm_options *o, const char *k, const char *v, bool strict, s
     } else if (!strcmp(k, "min_sstable_size")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
         o->min_sstable_size = (uint64_t)d;
+    } else if (!strcmp(k, "sstable_size_in_mb") && !strict) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1) goto bad;
+        o->sstable_size = (uint64_t)d << 20;
     } else if (!strcmp(k, "tombstone_compaction_interval")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
         o->tombstone_compaction_interval = (int64_t)d;
@@ -128,9 +133,11 @@ int cm_options_parse(cm_options *o, const char *const *keys, const char *const *
     cm_options x = *o;
     bool strict = true;
     *unknown_class = false;
+    x.sstable_size = 0; /* only LCS splits its outputs */
     for (size_t i = 0; i < n; i++) {
         if (strcmp(keys[i], "class")) continue;
         if (is_class(vals[i], stcs_names, 1)) continue;
+        if (is_class(vals[i], other_names, 1)) x.sstable_size = 160ull << 20;
         if (!is_class(vals[i], other_names, sizeof other_names / sizeof *other_names))
             return sib_err_set(err, SIB_ECONFIG, "Unable to find compaction strategy class '%s'", vals[i]);
         *unknown_class = true;

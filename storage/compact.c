@@ -10,13 +10,13 @@
  *   |             |        | the purge check), memtables' min timestamp, a new   |
  *   |             |        | generation, gc_before = now - gc_grace_seconds      |
  *   | run         | worker | cm_task_run: txn log, merge, commit, inputs deleted |
- *   | complete    | loop   | (ev_async) inputs leave t->ssts, the output enters; |
+ *   | complete    | loop   | (ev_async) inputs leave t->ssts, outputs enter;     |
  *   |             |        | stats; more checks; requests answered               |
  * At most concurrent_compactors jobs exist at once (queued + running).
  *
  * Truncate/drop (st_compaction_reset) renew the table's epoch and cancel
  * its jobs under the manager's lock. A job cancelled before its commit
- * leaves nothing on disk; one that committed first has its output deleted at
+ * leaves nothing on disk; one that committed first has its outputs deleted at
  * completion (its epoch is stale), and replaying the truncate record would
  * delete it too (its commitlog position is its inputs', below the record).
  * So a compaction never brings truncated data back.
@@ -170,7 +170,7 @@ static void job_free(cjob *j)
 {
     for (size_t i = 0; i < j->nin; i++) sst_unref(j->in[i]);
     for (size_t i = 0; i < j->nout; i++) sst_unref(j->out[i]);
-    if (j->task.output) sst_unref(j->task.output);
+    cm_task_free_outputs(&j->task);
     free(j->in);
     free(j->out);
     free(j->dir);
@@ -275,7 +275,14 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, boo
     k->outside = j->out;
     k->noutside = j->nout;
     k->mem_min_ts = mem_min_ts(t);
-    k->out_gen = t->next_gen++;
+    /* generations for every output it may write: the inputs' Data bytes
+     * over the target size, plus slack for a split landing just past it */
+    uint64_t in_bytes = 0;
+    for (size_t i = 0; i < j->nin; i++) in_bytes += sst_get_stats(j->in[i])->data_file_bytes;
+    k->max_output_bytes = t->copts.sstable_size;
+    k->ngens = k->max_output_bytes ? (uint32_t)SIB_MIN(in_bytes / k->max_output_bytes + 2, 100000) : 1;
+    k->out_gen = t->next_gen;
+    t->next_gen += k->ngens;
     k->wo.block_size = o->sstable_block_size;
     k->wo.fp_chance = o->bloom_filter_fp_chance;
     k->wo.clpos = clpos; /* what the inputs cover: replay and truncate records compare against it */
@@ -341,15 +348,21 @@ static void check_all(st_compactor *c)
 
 static void replace(storage *s, st_table *t, cjob *j)
 {
-    sstable *o = j->task.output;
-    if (o && st_ssts_insert(t, o)) {
-        /* the inputs stay in the read path (their mappings outlive the
-         * unlinked files) and the output loads at the next start */
-        sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory; %s is used from the next start",
-                sst_data_path(o));
-        return;
+    cm_task *tk = &j->task;
+    for (size_t i = 0; i < tk->noutputs; i++) {
+        if (st_ssts_insert(t, tk->outputs[i])) {
+            /* the inputs stay in the read path (their mappings outlive the
+             * unlinked files) beside the outputs inserted so far (the same
+             * data: LWW reads it once), and all load at the next start */
+            sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory; %s is used from the next start",
+                    sst_data_path(tk->outputs[i]));
+            for (size_t x = i; x < tk->noutputs; x++) sst_unref(tk->outputs[x]);
+            tk->noutputs = 0;
+            t->srcver++;
+            return;
+        }
     }
-    j->task.output = NULL; /* the table owns the job's reference now */
+    tk->noutputs = 0; /* the table owns the job's references now */
     size_t k = 0;
     for (size_t i = 0; i < t->nssts; i++) {
         bool in = false;
@@ -420,19 +433,19 @@ static void complete(st_compactor *c, cjob *j)
         if (j->major_seq && j->major_seq > t->major_done) t->major_done = j->major_seq;
     }
     if (j->rc == 0 && live) {
-        bool any = j->task.output != NULL;
+        size_t nout = j->task.noutputs;
         /* a single-SSTable tombstone compaction that purged nothing would be
          * picked again at once (older data elsewhere blocks the purge):
          * wait an interval (at least a minute) before the next one */
         if (j->tombstone && !j->task.purged)
             t->tomb_retry_ns = sib_mono_ns() + SIB_MAX(t->copts.tombstone_compaction_interval, 60) * 1000000000ll;
         replace(s, t, j);
-        sib_log(log, SIB_INFO, "compaction: %zu SSTables in %s -> %s (%llu bytes read, %llu written, %llu purged)",
-                j->nin, j->dir, any ? "one" : "nothing (all purged)", (unsigned long long)j->task.bytes_read,
+        sib_log(log, SIB_INFO, "compaction: %zu SSTables in %s -> %zu (%llu bytes read, %llu written, %llu purged)",
+                j->nin, j->dir, nout, (unsigned long long)j->task.bytes_read,
                 (unsigned long long)j->task.bytes_written, (unsigned long long)j->task.purged);
     } else if (j->rc == 0) { /* committed, then truncated or dropped: discard */
-        if (j->task.output) st_sst_delete(s, j->dir, j->task.output);
-        j->task.output = NULL;
+        for (size_t i = 0; i < j->task.noutputs; i++) st_sst_delete(s, j->dir, j->task.outputs[i]);
+        j->task.noutputs = 0;
         j->rc = SIB_EAGAIN;
     } else if (j->rc != SIB_EAGAIN) {
         sib_log(log, SIB_ERROR, "compaction: %s; the inputs stay live, retried later", j->task.err.msg);

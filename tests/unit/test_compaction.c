@@ -3,8 +3,9 @@
  * shared/ref/compaction.md (sections 5 and 6) on cm_merge_rows /
  * cm_row_compact / cm_part_compact, the compaction task (merge of real
  * SSTables, purge against an SSTable outside the compaction, cancellation),
- * the transaction log (roll forward, roll back, torn commit) and
- * worthDroppingTombstones. */
+ * several outputs per task, the transaction log (roll forward, roll back,
+ * torn commit, the old one-output format, a kill at every step of a
+ * multi-output task through failpoints) and worthDroppingTombstones. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +16,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "compaction.h"
@@ -404,21 +407,21 @@ static void test_task_merge(void **state)
     cm_task t = task_for(f->dir, in, 3, NULL, 0, 4);
     t.throttle = &th;
     assert_int_equal(cm_task_run(&t), 0);
-    assert_non_null(t.output);
+    assert_int_equal(t.noutputs, 1);
     assert_int_equal(t.partitions_in, 3 + 2 + 1);
     assert_int_equal(t.partitions_out, 3);
     assert_true(t.bytes_written > 0 && t.bytes_read > 0);
     assert_true(t.bytes_done > 0 && t.bytes_total > 0);
     char b[256];
-    dump(t.output, "a", b, sizeof b);
+    dump(t.outputs[0], "a", b, sizeof b);
     assert_string_equal(b, "r1=new@20 r2=x@10 r3=y@5 ");
-    dump(t.output, "c", b, sizeof b);
+    dump(t.outputs[0], "c", b, sizeof b);
     assert_string_equal(b, "r1=old@10 r2=X@30 "); /* within gc_grace: kept */
     /* inputs deleted, no log left; the output carries the inputs' stats */
     assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
     assert_int_equal(count_files(f->dir, "-txn.log"), 0);
     for (int i = 0; i < 3; i++) sst_unref(in[i]);
-    sst_unref(t.output);
+    cm_task_free_outputs(&t);
     cm_throttle_free(&th);
 }
 
@@ -433,13 +436,13 @@ static void test_task_purge_overlap(void **state)
     cm_task t = task_for(f->dir, in, 2, &o, 1, 4);
     assert_int_equal(cm_task_run(&t), 0);
     char b[256];
-    dump(t.output, "k", b, sizeof b);
+    dump(t.outputs[0], "k", b, sizeof b);
     assert_string_equal(b, "r=X@50 "); /* kept: it still shadows gen 1 */
     assert_int_equal(t.purged, 0);
-    sstable *in2[2] = {o, t.output};
+    sstable *in2[2] = {o, t.outputs[0]};
     cm_task t2 = task_for(f->dir, in2, 2, NULL, 0, 5);
     assert_int_equal(cm_task_run(&t2), 0);
-    dump(t2.output, "k", b, sizeof b);
+    dump(t2.outputs[0], "k", b, sizeof b);
     assert_string_equal(b, ""); /* both in: the tombstone and what it shadows go */
     assert_int_equal(t2.purged, 1);
     /* the memtables' minimum timestamp blocks a purge the same way */
@@ -447,20 +450,20 @@ static void test_task_purge_overlap(void **state)
     cm_task t3 = task_for(f->dir, in3, 1, NULL, 0, 7);
     t3.mem_min_ts = 49;
     assert_int_equal(cm_task_run(&t3), 0);
-    dump(t3.output, "k", b, sizeof b);
+    dump(t3.outputs[0], "k", b, sizeof b);
     assert_string_equal(b, "r=X@50 ");
     /* a partition deletion past gc_grace with nothing older: the partition disappears */
     sstable *in4[1] = {write_sst(f->dir, 8, pk, 1, old, 1, 100, GC_BEFORE - 1)};
     cm_task t4 = task_for(f->dir, in4, 1, NULL, 0, 9);
     assert_int_equal(cm_task_run(&t4), 0);
-    assert_null(t4.output); /* nothing survived: no output at all */
+    assert_int_equal(t4.noutputs, 0); /* nothing survived: no output at all */
     assert_int_equal(count_files(f->dir, "9-TOC.txt"), 0);
     sst_unref(o);
     for (int i = 0; i < 2; i++) sst_unref(in[i]);
-    sst_unref(t.output);
-    sst_unref(t2.output);
+    cm_task_free_outputs(&t);
+    cm_task_free_outputs(&t2);
     sst_unref(in3[0]);
-    sst_unref(t3.output);
+    cm_task_free_outputs(&t3);
     sst_unref(in4[0]);
 }
 
@@ -476,7 +479,7 @@ static void test_task_cancel(void **state)
     t.mu = &mu;
     t.cancelled = &cancel;
     assert_int_equal(cm_task_run(&t), SIB_EAGAIN);
-    assert_null(t.output);
+    assert_int_equal(t.noutputs, 0);
     assert_int_equal(count_files(f->dir, "-TOC.txt"), 2); /* inputs intact */
     assert_int_equal(count_files(f->dir, "-txn.log"), 0);
     assert_int_equal(count_files(f->dir, ".tmp"), 0);
@@ -498,6 +501,7 @@ static void test_txn_recover(void **state)
     uint64_t ins[2] = {1, 2};
     cm_txn *x;
     assert_int_equal(cm_txn_begin(&x, f->dir, 3, ins, 2, &err), 0);
+    assert_int_equal(cm_txn_add(x, 3, &err), 0);
     sst_unref(write_sst(f->dir, 3, pks, 1, r, 1, 0, 0));
     /* simulate the crash: forget x without finishing (close its fd by exiting the scope) */
     assert_int_equal(cm_txn_recover(f->dir, NULL, &n, &err), 0);
@@ -508,6 +512,7 @@ static void test_txn_recover(void **state)
     assert_int_equal(cm_txn_finish(x, &err), 0); /* nothing left to do: the files are gone */
     /* crash after commit: the inputs go */
     assert_int_equal(cm_txn_begin(&x, f->dir, 4, ins, 2, &err), 0);
+    assert_int_equal(cm_txn_add(x, 4, &err), 0);
     sst_unref(write_sst(f->dir, 4, pks, 1, r, 1, 0, 0));
     assert_int_equal(cm_txn_commit(x, &err), 0);
     assert_int_equal(cm_txn_recover(f->dir, NULL, &n, &err), 0);
@@ -518,6 +523,7 @@ static void test_txn_recover(void **state)
     /* a torn COMMIT (no newline / bad crc) is no commit */
     uint64_t in4[1] = {4};
     assert_int_equal(cm_txn_begin(&x, f->dir, 5, in4, 1, &err), 0);
+    assert_int_equal(cm_txn_add(x, 5, &err), 0);
     sst_unref(write_sst(f->dir, 5, pks, 1, r, 1, 0, 0));
     char path[256];
     snprintf(path, sizeof path, "%s/5-txn.log", f->dir);
@@ -529,6 +535,198 @@ static void test_txn_recover(void **state)
     assert_int_equal(count_files(f->dir, "5-TOC.txt"), 0);
     assert_int_equal(cm_txn_finish(x, &err), 0);
 }
+
+
+/* ---- several outputs per task ---- */
+
+/* Inputs of the multi-output tests: gen 1 has a..f (r1=v@10), gen 2 a
+ * purgeable tombstone over b's r1 (ts 50), gen 3 a newer c. The merge is
+ * a, c, d, e, f (b purged: its data and its tombstone are both inputs). */
+static void write_split_inputs(const char *dir, sstable *in[3])
+{
+    const char *all[] = {"a", "b", "c", "d", "e", "f"}, *b[] = {"b"}, *c[] = {"c"};
+    trow v[] = {{"r1", 10, "v", 0}}, del[] = {{"r1", 50, NULL, GC_BEFORE - 100}}, nc[] = {{"r1", 20, "new", 0}};
+    in[0] = write_sst(dir, 1, all, 6, v, 1, 0, 0);
+    in[1] = write_sst(dir, 2, b, 1, del, 1, 0, 0);
+    in[2] = write_sst(dir, 3, c, 1, nc, 1, 0, 0);
+}
+
+static void check_split_content(sstable *const *ssts, size_t n)
+{
+    const char *keys[] = {"a", "b", "c", "d", "e", "f"};
+    const char *want[] = {"r1=v@10 ", "", "r1=new@20 ", "r1=v@10 ", "r1=v@10 ", "r1=v@10 "};
+    char b[256];
+    for (size_t k = 0; k < 6; k++) {
+        size_t found = 0;
+        for (size_t i = 0; i < n; i++) {
+            dump(ssts[i], keys[k], b, sizeof b);
+            if (!b[0]) continue;
+            assert_string_equal(b, want[k]);
+            found++;
+        }
+        assert_int_equal(found, want[k][0] ? 1 : 0); /* outputs never overlap */
+    }
+}
+
+static void test_task_split_outputs(void **state)
+{
+    fx *f = *state;
+    sstable *in[3];
+    write_split_inputs(f->dir, in);
+    cm_task t = task_for(f->dir, in, 3, NULL, 0, 10);
+    t.ngens = 8;
+    t.max_output_bytes = 1; /* every partition closes its output */
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 5);
+    assert_int_equal(t.partitions_out, 5);
+    assert_int_equal(t.purged, 1);
+    for (size_t i = 0; i < t.noutputs; i++) {
+        assert_int_equal(sst_gen(t.outputs[i]), 10 + i);
+        assert_int_equal(sst_get_stats(t.outputs[i])->partitions, 1);
+        if (i) assert_true(sst_get_stats(t.outputs[i - 1])->last_token < sst_get_stats(t.outputs[i])->first_token);
+    }
+    check_split_content(t.outputs, t.noutputs);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 5);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    cm_task_free_outputs(&t);
+    /* the reserved generations run out: the last output takes the rest */
+    for (int i = 0; i < 3; i++) sst_unref(in[i]);
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/few", f->dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    write_split_inputs(sub, in);
+    t = task_for(sub, in, 3, NULL, 0, 10);
+    t.ngens = 2;
+    t.max_output_bytes = 1;
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 2);
+    assert_int_equal(sst_get_stats(t.outputs[1])->partitions, 4);
+    check_split_content(t.outputs, t.noutputs);
+    cm_task_free_outputs(&t);
+    for (int i = 0; i < 3; i++) sst_unref(in[i]);
+}
+
+/* A log of the format before several outputs (ADD first, one ADD) still
+ * rolls back and forward. */
+static void test_txn_old_format(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a"};
+    trow r[] = {{"r", 1, "v", 0}};
+    for (int committed = 0; committed < 2; committed++) {
+        char sub[600], path[700];
+        snprintf(sub, sizeof sub, "%s/old%d", f->dir, committed);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        for (uint64_t g = 1; g <= 3; g++) sst_unref(write_sst(sub, g, pks, 1, r, 1, 0, 0));
+        snprintf(path, sizeof path, "%s/3-txn.log", sub);
+        FILE *fp = fopen(path, "w");
+        const char *lines[] = {"ADD 3", "REMOVE 1", "REMOVE 2", "COMMIT"};
+        for (int i = 0; i < 3 + committed; i++)
+            fprintf(fp, "%s %08x\n", lines[i], sib_crc32c(0, lines[i], strlen(lines[i])));
+        fclose(fp);
+        sib_err err;
+        size_t n;
+        assert_int_equal(cm_txn_recover(sub, NULL, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(count_files(sub, "-TOC.txt"), committed ? 1 : 2);
+        assert_int_equal(count_files(sub, "3-TOC.txt"), committed ? 1 : 0);
+    }
+}
+
+#ifdef SIB_FAILPOINTS
+/* Kills a forked child at each step of a compaction with several outputs,
+ * then recovers as a restart does: the live generations are exactly the
+ * inputs (killed before the commit) or exactly the outputs (after it),
+ * never a mix, and their content is the same either way. */
+static void test_txn_crash_every_step(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *point;
+        bool committed;
+    } steps[] = {
+        {"compaction.after_txn_begin", false},
+        {"compaction.after_output_1", false},
+        {"compaction.after_output_2", false},
+        {"compaction.after_output_4", false},
+        {"compaction.after_outputs_before_txn_commit", false},
+        {"compaction.after_commit_before_input_delete", true},
+        {"compaction.after_input_delete_before_log_delete", true},
+    };
+    for (size_t k = 0; k < SIB_ARRAY_LEN(steps); k++) {
+        char sub[600], spec[160];
+        snprintf(sub, sizeof sub, "%s/step%zu", f->dir, k);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        sstable *in[3];
+        write_split_inputs(sub, in);
+        snprintf(spec, sizeof spec, "%s=kill", steps[k].point);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            sib_err e;
+            if (sib_failpoints_set(spec, &e)) _exit(2);
+            cm_task t = task_for(sub, in, 3, NULL, 0, 10);
+            t.ngens = 8;
+            t.max_output_bytes = 1;
+            cm_task_run(&t);
+            _exit(3); /* the failpoint did not fire */
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        for (int i = 0; i < 3; i++) sst_unref(in[i]);
+        sib_err err;
+        size_t nlogs;
+        assert_int_equal(cm_txn_recover(sub, NULL, &nlogs, &err), 0);
+        assert_int_equal(nlogs, 1);
+        uint64_t *gens, maxg;
+        size_t n;
+        assert_int_equal(sst_dir_scan(sub, &gens, &n, &maxg, NULL, &err), 0);
+        if (steps[k].committed) {
+            assert_int_equal(n, 5);
+            for (size_t i = 0; i < n; i++) assert_int_equal(gens[i], 10 + i);
+        } else {
+            assert_int_equal(n, 3);
+            for (size_t i = 0; i < n; i++) assert_int_equal(gens[i], 1 + i);
+        }
+        assert_int_equal(count_files(sub, ".tmp"), 0);
+        assert_int_equal(count_files(sub, "-txn.log"), 0);
+        /* the same rows either way: merge what is live once more */
+        sstable *live[8];
+        for (size_t i = 0; i < n; i++) assert_int_equal(sst_open(&live[i], sub, gens[i], &err), 0);
+        cm_task t = task_for(sub, live, n, NULL, 0, 30);
+        assert_int_equal(cm_task_run(&t), 0);
+        assert_int_equal(t.noutputs, 1);
+        check_split_content(t.outputs, 1);
+        cm_task_free_outputs(&t);
+        for (size_t i = 0; i < n; i++) sst_unref(live[i]);
+        free(gens);
+    }
+}
+
+/* An injected error at a step before the commit rolls back at once: inputs
+ * intact, every output already written removed. */
+static void test_task_error_rolls_back_all_outputs(void **state)
+{
+    fx *f = *state;
+    sstable *in[3];
+    write_split_inputs(f->dir, in);
+    sib_err err;
+    assert_int_equal(sib_failpoints_set("compaction.after_output_3=error", &err), 0);
+    cm_task t = task_for(f->dir, in, 3, NULL, 0, 10);
+    t.ngens = 8;
+    t.max_output_bytes = 1;
+    assert_int_equal(cm_task_run(&t), SIB_EIO);
+    assert_non_null(strstr(t.err.msg, "compaction.after_output_3"));
+    assert_int_equal(sib_failpoints_set(NULL, &err), 0);
+    assert_int_equal(t.noutputs, 0);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 3);
+    assert_int_equal(count_files(f->dir, "-Data.db"), 3);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    assert_int_equal(count_files(f->dir, ".tmp"), 0);
+    for (int i = 0; i < 3; i++) sst_unref(in[i]);
+}
+#endif
 
 /* ---- single-SSTable tombstone compaction ---- */
 
@@ -582,6 +780,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_task_purge_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_split_outputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_old_format, setup, teardown),
+#ifdef SIB_FAILPOINTS
+        cmocka_unit_test_setup_teardown(test_txn_crash_every_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_error_rolls_back_all_outputs, setup, teardown),
+#endif
         cmocka_unit_test_setup_teardown(test_worth_dropping_tombstones, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
