@@ -100,6 +100,10 @@ static void load_env(void)
     else if (spec && *spec) fprintf(stderr, "failpoints armed: %s\n", spec);
 }
 
+/* Read at process start, so a test sees "failpoints armed" in the log
+ * before any point is reached. */
+__attribute__((constructor)) static void fp_init(void) { pthread_once(&fp_once, load_env); }
+
 int sib_failpoints_set(const char *spec, sib_err *err)
 {
     pthread_once(&fp_once, load_env);

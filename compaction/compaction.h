@@ -11,7 +11,7 @@
  * Reconciliation is ONE implementation (cm_merge_rows, cm_row_compact): the
  * read path merges the rows of its sources with cm_merge_rows; flush and
  * compaction shadow and purge with cm_row_compact / cm_part_compact. The
- * rules are shared/ref/compaction.md sections 5 and 6:
+ * rules are those of docs/compaction.md ("Reconciliation and purge"):
  *   - cells: Cells.resolveRegular (sst_cell_supersedes); markers: higher ts,
  *     then expiring over non-expiring, then the later expiry;
  *   - a deletion shadows everything with ts <= its ts; the active deletion of

@@ -1,5 +1,5 @@
 /* stcs.c: compaction options and SizeTieredCompactionStrategy
- * (shared/ref/compaction.md section 1), as Cassandra's code does it.
+ * (docs/compaction.md, "Size-tiered choice"), as Cassandra's code does it.
  *
  * Options (CQL `compaction` map; values are strings):
  *   | key                            | default  | check                        |

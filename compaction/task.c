@@ -20,7 +20,7 @@
  * Errors anywhere before the commit remove every output and the log: the
  * inputs stay live and untouched (disk full = retried later).
  *
- * Purge (docs/compaction.md, "Purging"): max_purgeable(partition) is
+ * Purge (docs/compaction.md, "Reconciliation and purge"): max_purgeable(partition) is
  * the minimum of mem_min_ts (all memtables at the start of the task, a
  * conservative stand-in for Cassandra's per-partition memtable minimum) and
  * the min timestamp of every SSTable outside the compaction whose token

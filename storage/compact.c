@@ -539,6 +539,14 @@ int st_table_set_options(st_table *t, const char *const *keys, const char *const
     return 0;
 }
 
+int st_compaction_options_check(const char *const *keys, const char *const *vals, size_t n, sib_err *err)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    return cm_options_parse(&o, keys, vals, n, &other, err);
+}
+
 static creq *req_new(st_compactor *c, bool settle, st_done_fn done, void *ctx)
 {
     creq *r = calloc(1, sizeof *r);

@@ -332,6 +332,11 @@ void st_scan_destroy(st_scan *sc);
  * STCS. Call on the loop thread (executor: create/load/alter table). */
 int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
                          int32_t gc_grace_seconds, sib_err *err);
+/* Validates a compaction map as st_table_set_options would take it, with
+ * nothing changed: 0, or SIB_ECONFIG with the reason (an option the class
+ * does not understand, a bad value). For CREATE/ALTER before the schema
+ * changes. */
+int st_compaction_options_check(const char *const *keys, const char *const *vals, size_t n, sib_err *err);
 
 /* Major compaction (nodetool compact) of one table (NULL: every table): all
  * its SSTables into one, once the compactions running on it are done. done

@@ -1,6 +1,6 @@
 /* Unit tests for compaction/ through its public header: options and their
  * validation, STCS bucketing and choice, every LWW and purge rule of
- * shared/ref/compaction.md (sections 5 and 6) on cm_merge_rows /
+ * docs/compaction.md (reconciliation and purge) on cm_merge_rows /
  * cm_row_compact / cm_part_compact, the compaction task (merge of real
  * SSTables, purge against an SSTable outside the compaction, cancellation),
  * several outputs per task, the transaction log (roll forward, roll back,
@@ -73,10 +73,28 @@ static void test_options(void **state)
     const char *k4[] = {"class", "bogus"}, *v4[] = {"SizeTieredCompactionStrategy", "1"};
     assert_int_equal(cm_options_parse(&o, k4, v4, 2, &other, &err), SIB_ECONFIG);
     assert_non_null(strstr(err.msg, "not understood"));
-    const char *k5[] = {"class", "sstable_size_in_mb"},
-               *v5[] = {"org.apache.cassandra.db.compaction.LeveledCompactionStrategy", "160"};
+    const char *k5[] = {"class", "sstable_size_in_mb"};
+    const char *v5[] = {"org.apache.cassandra.db.compaction.LeveledCompactionStrategy", "160"};
     assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), 0);
     assert_true(other);
+    assert_int_equal(o.sstable_size, 160ull << 20);
+    const char *k8[] = {"class"}, *v8[] = {"LeveledCompactionStrategy"};
+    v5[1] = "1";
+    assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), 0);
+    assert_int_equal(o.sstable_size, 1ull << 20);
+    assert_int_equal(cm_options_parse(&o, k8, v8, 1, &other, &err), 0);
+    assert_int_equal(o.sstable_size, 160ull << 20); /* a new map: the default again */
+    v5[1] = "0";
+    assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), SIB_ECONFIG);
+    v5[1] = "1.5";
+    assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), SIB_ECONFIG);
+    assert_int_equal(o.sstable_size, 160ull << 20); /* unchanged by a rejected map */
+    v8[0] = "SizeTieredCompactionStrategy";
+    assert_int_equal(cm_options_parse(&o, k8, v8, 1, &other, &err), 0);
+    assert_int_equal(o.sstable_size, 0); /* STCS: one output */
+    const char *k9[] = {"class", "sstable_size_in_mb"}, *v9[] = {"SizeTieredCompactionStrategy", "10"};
+    assert_int_equal(cm_options_parse(&o, k9, v9, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "not understood"));
     const char *k6[] = {"class"}, *v6[] = {"NoSuchStrategy"};
     assert_int_equal(cm_options_parse(&o, k6, v6, 1, &other, &err), SIB_ECONFIG);
     const char *k7[] = {"min_threshold"}, *v7[] = {"four"};
