@@ -12,7 +12,7 @@
  *   | two deletions       | higher ts, then higher ldt (DeletionTime.supersedes)      |
  *   | data vs deletion    | shadowed iff data ts <= deletion ts                      |
  *   | row del / range     | dropped unless it supersedes the partition deletion      |
- *   | expired cell        | now >= expiry -> tombstone(ts, expiry - ttl)           |
+ *   | expired cell        | now >= expiry -> tombstone(ts, expiry - ttl)             |
  *   | expired marker      | kept until purgeable with (ts, expiry)                   |
  *   | tombstone purge     | ldt < gc_before AND ts < max_purgeable(partition)        |
  *

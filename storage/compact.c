@@ -118,11 +118,20 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     check_all(c);
 }
 
+/* Cassandra's concurrent_compactors default: min(disks, cores) clamped to
+ * 2..8. Storage has one data directory, so this is 2 today. */
+static size_t default_compactors(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t disks = 1, n = cores > 0 && (size_t)cores < disks ? (size_t)cores : disks;
+    return SIB_MAX(SIB_MIN(n, (size_t)8), (size_t)2);
+}
+
 int st_compactor_start(st_compactor **out, storage *s, struct ev_loop *loop, sib_err *err)
 {
     const storage_opts *o = storage_get_opts(s);
     st_compactor *c = calloc(1, sizeof *c);
-    size_t n = o->concurrent_compactors > 0 ? (size_t)o->concurrent_compactors : 1;
+    size_t n = o->concurrent_compactors > 0 ? (size_t)o->concurrent_compactors : default_compactors();
     if (!c || !(c->thr = calloc(n, sizeof *c->thr))) {
         free(c);
         return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");

@@ -103,7 +103,9 @@ typedef struct storage_opts {
     size_t sstable_block_size;     /* 0 -> 16 KiB (uncompressed, before LZ4) */
     double bloom_filter_fp_chance; /* 0 -> 0.01 */
     /* Compaction (only with data_dir; see "compaction" below). */
-    int concurrent_compactors;     /* worker threads; 0 -> 1 */
+    int concurrent_compactors;     /* worker threads; 0 -> Cassandra's default,
+                                    * min(disks, cores) clamped to 2..8 (one
+                                    * data directory here: 2) */
     int compaction_throughput_mib; /* MiB/s over all tasks; 0 -> 64; < 0 -> unthrottled
                                     * (cassandra.yaml's compaction_throughput: 0) */
     bool auto_snapshot;            /* truncate/drop hard-link the SSTables into
@@ -362,6 +364,7 @@ size_t storage_compaction_progress(storage *s, st_compaction_info *out, size_t m
 
 /* ---- stats ----------------------------------------------------------------- */
 
+#define ST_SPR_BUCKETS 12
 typedef struct st_table_stats {
     size_t memtable_bytes; /* arena bytes held */
     uint64_t partitions, rows, cells;
@@ -373,7 +376,14 @@ typedef struct st_table_stats {
     uint64_t compactions, compaction_bytes_read, compaction_bytes_written;
     uint64_t tombstones_purged;
     uint64_t compactions_running; /* queued or running */
+    /* SSTables each partition read opened (those whose key range, bloom
+     * filter and index admitted the key): a histogram, bucket i counting
+     * reads with at most st_spr_bound(i) SSTables (and more than the bound
+     * before it); spr_sum / the reads counted is the mean */
+    uint64_t spr[ST_SPR_BUCKETS], spr_sum;
 } st_table_stats;
+/* Upper bound of bucket i of st_table_stats.spr (UINT32_MAX for the last). */
+uint32_t st_spr_bound(size_t i);
 void st_table_get_stats(const st_table *t, st_table_stats *out);
 
 typedef struct storage_stats {

@@ -314,6 +314,7 @@ struct st_table {
     sstable **suspect;   /* failed a compaction as corrupt: never compacted again (referenced) */
     size_t nsuspect;
     uint64_t flushes, flush_bytes, compactions, cm_bytes_read, cm_bytes_written, purged;
+    uint64_t spr[ST_SPR_BUCKETS], spr_sum; /* SSTables per read (relaxed atomics) */
 };
 
 /* LWW helpers shared with read.c */
@@ -438,6 +439,8 @@ void st_compaction_check(storage *s, st_table *t);
 void st_compaction_reset(storage *s, st_table *t);
 /* Counters of storage_stats kept across drops (flush.c adds flushes). */
 void st_note_flush(storage *s, st_table *t, uint64_t bytes);
+/* Counts one partition read that opened n SSTables (read.c). */
+void st_note_sstables_per_read(st_table *t, uint32_t n);
 void st_compaction_running(storage *s, const st_table *t, uint64_t *running);
 
 /* storage internals flush.c needs (store.c) */

@@ -649,6 +649,8 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
     out->compaction_bytes_read = t->cm_bytes_read;
     out->compaction_bytes_written = t->cm_bytes_written;
     out->tombstones_purged = t->purged;
+    for (size_t i = 0; i < ST_SPR_BUCKETS; i++) out->spr[i] = __atomic_load_n(&t->spr[i], __ATOMIC_RELAXED);
+    out->spr_sum = __atomic_load_n(&t->spr_sum, __ATOMIC_RELAXED);
     st_compaction_running(t->s, t, &out->compactions_running);
     for (st_mem *m = t->frozen; m; m = m->next) {
         out->memtable_bytes += memtable_bytes(&m->mt);

@@ -369,6 +369,8 @@ static void print_table_stats(FILE *out, const json_t *tb)
     fprintf(out, "\t\tLocal write latency p50/p99: %.3f / %.3f ms\n", jnum(tb, "local_write_p50_ms"), jnum(tb, "local_write_p99_ms"));
     fprintf(out, "\t\tBloom filter false positives: %lld\n", jint(tb, "bloom_filter_false_positives"));
     fprintf(out, "\t\tDroppable tombstone ratio: %.5f\n", jnum(tb, "droppable_tombstone_ratio"));
+    fprintf(out, "\t\tSSTables per read (mean / p99 / max): %.2f / %lld / %lld\n", jnum(tb, "sstables_per_read_mean"),
+            jint(tb, "sstables_per_read_p99"), jint(tb, "sstables_per_read_max"));
     fprintf(out, "\n");
 }
 

@@ -51,7 +51,13 @@ def wait_compactions(node):
 
 
 def flush_table(node, table):
+    """Flushes one table and waits (bounded) until the flush is live."""
     http(node, "/flush/%s/%s" % (KS, table), method="POST")
+    for _ in range(600):                                     # bounded: 30 s
+        if json.loads(http(node, "/info")[1])["flushes_pending"] == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("flush did not finish")
 
 
 class Workload:
@@ -245,3 +251,37 @@ def test_missing_toc_keeps_intact_sstable(make_node, clusters):
     assert len(lost) == 0, "%d acknowledged rows lost" % len(lost)
     assert os.path.exists(os.path.join(d, "%d-TOC.txt" % first[0]))
     assert "TOC.txt was missing" in node.log_text() and "WARN" in node.log_text()
+
+
+# ---- SSTables per read: /metrics histogram and sibyltool tablestats ----
+
+def test_sstables_per_read_histogram(make_node, clusters):
+    import subprocess
+    from test_admin import sibyltool_bin
+    node = make_node()
+    cl, s = clusters.connect(node)
+    make_table(s, "t", "{'class': 'SizeTieredCompactionStrategy', 'enabled': 'false'}", gc_grace=864000)
+    ins = s.prepare("INSERT INTO %s.t (k, c, v) VALUES (?, ?, ?)" % KS)
+    for f in range(3):                                   # key 0 in three SSTables, key f+1 in one
+        s.execute(ins, (0, f, "x"))
+        s.execute(ins, (f + 1, 0, "y"))
+        flush_table(node, "t")
+    sel = s.prepare("SELECT c FROM %s.t WHERE k = ?" % KS)
+    assert len(list(s.execute(sel, (0,)))) == 3
+    for k in (1, 2, 3):
+        assert len(list(s.execute(sel, (k,)))) == 1
+    assert list(s.execute(sel, (99,))) == []             # absent: no SSTable opened
+    text = http(node, "/metrics")[1]
+    lab = 'keyspace="%s",table="t"' % KS
+    series = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line.startswith("sibyl_table_sstables_per_read") and lab in line}
+    assert series['sibyl_table_sstables_per_read_count{%s}' % lab] == 5
+    assert series['sibyl_table_sstables_per_read_sum{%s}' % lab] == 6
+    assert series['sibyl_table_sstables_per_read_bucket{%s,le="0"}' % lab] == 1
+    assert series['sibyl_table_sstables_per_read_bucket{%s,le="1"}' % lab] == 4
+    assert series['sibyl_table_sstables_per_read_bucket{%s,le="3"}' % lab] == 5
+    assert series['sibyl_table_sstables_per_read_bucket{%s,le="+Inf"}' % lab] == 5
+    p = subprocess.run([sibyltool_bin(node), "-h", node.host, "-p", str(node.admin_port), "tablestats", KS + ".t"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert "\t\tSSTables per read (mean / p99 / max): 1.20 / 3 / 3\n" in p.stdout, p.stdout
