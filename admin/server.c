@@ -476,6 +476,12 @@ static json_t *table_json(admin_server *s, const sib_table *t)
     json_object_set_new(o, "compaction_bytes_written", json_integer((json_int_t)ts.compaction_bytes_written));
     json_object_set_new(o, "tombstones_purged", json_integer((json_int_t)ts.tombstones_purged));
     spr_json(o, &ts);
+    if (ts.leveled) {
+        json_t *lv = json_array();
+        for (size_t l = 0; l < ST_MAX_LEVELS; l++) json_array_append_new(lv, json_integer((json_int_t)ts.levels[l]));
+        json_object_set_new(o, "sstables_in_each_level", lv);
+        json_object_set_new(o, "fanout_size", json_integer((json_int_t)ts.fanout));
+    }
     json_object_set_new(o, "number_of_partitions", json_integer((json_int_t)ts.partitions));
     json_object_set_new(o, "memtable_cell_count", json_integer((json_int_t)ts.cells));
     json_object_set_new(o, "memtable_row_count", json_integer((json_int_t)ts.rows));

@@ -92,7 +92,9 @@ int cm_row_compact(cm_rowmerge *m, cm_purge *p, const sst_row *in, sst_del activ
 
 /* ---- options and strategies (stcs.c) -------------------------------------- */
 
-typedef enum { CM_STCS = 0 } cm_kind;
+typedef enum { CM_STCS = 0, CM_LCS = 1 } cm_kind;
+
+#define CM_MAX_LEVELS 9 /* LCS levels L0..L8 (Cassandra's MAX_LEVEL_COUNT) */
 
 /* A table's compaction options (CQL `compaction` map), Cassandra's names
  * and defaults. Unknown strategies run as STCS (logged by the caller). */
@@ -109,6 +111,7 @@ typedef struct cm_options {
     uint64_t sstable_size;        /* LCS 'sstable_size_in_mb' (160 MiB): a
                                    * compaction's outputs are split at this
                                    * size; 0 (STCS) = one output */
+    uint32_t fanout_size;         /* LCS: each level holds this many times the one below (10) */
     int32_t gc_grace_seconds;     /* 864000 (table option, not in the map) */
 } cm_options;
 
@@ -121,13 +124,20 @@ void cm_options_default(cm_options *o);
 int cm_options_parse(cm_options *o, const char *const *keys, const char *const *vals, size_t n, bool *unknown_class,
                      sib_err *err);
 
-/* What a strategy sees of one live SSTable. */
+/* What a strategy sees of one live SSTable. sst is only read by the
+ * tombstone checks (its Statistics); the rest is copied from it by the
+ * caller (cm_sst_of), or set directly in tests. */
 typedef struct cm_sst {
     sstable *sst;
     uint64_t size;      /* Data.db bytes on disk */
     int64_t created_s;  /* Data.db creation time */
     bool compacting;    /* in a running compaction: not a candidate */
+    uint32_t level;     /* LCS level from Statistics.db */
+    int64_t first_token, last_token; /* key range */
+    int64_t max_ts;     /* newest write timestamp (L0 age order) */
 } cm_sst;
+/* Fills a cm_sst from an open SSTable. */
+cm_sst cm_sst_of(sstable *s, bool compacting);
 
 /* STCS buckets (exposed for tests): sizes[] sorted ascending on input is not
  * required; bucket_of[i] receives the bucket index of sizes[i]; returns the
@@ -143,6 +153,50 @@ size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
 /* Cassandra's worthDroppingTombstones for ssts[i] against the others. */
 bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_t n, size_t i, int64_t now_s,
                                   int32_t gc_before);
+
+/* ---- strategies (strategy.c, lcs.c) -------------------------------------------
+ *
+ * A table's strategy state (cm_strategy) lives as long as the table and is
+ * kept across option changes, so ALTER TABLE switches a live table between
+ * strategies: the state of the old one is simply not consulted. Hooks: the
+ * owner asks cm_strategy_pick for the next compaction (after flushes, after
+ * completions and on its periodic timer) and reports each completion with
+ * cm_strategy_compacted. LCS keeps its round-robin position per level there;
+ * the levels themselves are in each SSTable's Statistics.db (cm_sst.level),
+ * so the manifest is rebuilt from the SSTables at every pick and needs no
+ * file of its own. */
+
+typedef struct cm_strategy cm_strategy;
+/* What a pick decided. */
+typedef struct cm_choice {
+    size_t n;                  /* SSTables picked (their indexes are in pick[]) */
+    bool tombstone;            /* a single-SSTable tombstone compaction */
+    uint32_t level;            /* level of the outputs */
+    uint32_t min_input_level;  /* lowest level among the inputs (LCS round robin) */
+    uint64_t max_output_bytes; /* outputs split at this size; 0 = one output */
+} cm_choice;
+
+int cm_strategy_create(cm_strategy **out, sib_err *err);
+void cm_strategy_destroy(cm_strategy *s);
+/* The next compaction of a table under options o: indexes into ssts in
+ * pick[] (capacity n), the rest in *out (out->n = 0: nothing to do). */
+void cm_strategy_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
+                      int32_t gc_before, size_t *pick, cm_choice *out);
+/* A major compaction of all of ssts: the outputs' level and size. */
+void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_choice *out);
+/* Completion hook: the compaction chosen as c finished; last_token is the
+ * largest last token among its outputs (none: ignored). */
+void cm_strategy_compacted(cm_strategy *s, const cm_choice *c, bool any_output, int64_t last_token);
+/* LCS level of each SSTable as the strategy sees it: the stored level,
+ * except that an SSTable overlapping an earlier one of its level (by first
+ * token) counts as L0, as Cassandra sends it back there. lvl has n slots. */
+void cm_lcs_levels(const cm_sst *ssts, size_t n, uint32_t *lvl);
+/* LeveledManifest.getCompactionCandidates, as docs/compaction.md states it. */
+void cm_lcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
+                 int32_t gc_before, size_t *pick, cm_choice *out);
+/* Bytes a level may hold: 4 x sstable_size for L0, fanout^L x sstable_size
+ * above (saturating). */
+uint64_t cm_lcs_max_bytes(const cm_options *o, uint32_t level);
 
 /* ---- throttle (task.c) ---------------------------------------------------- */
 

@@ -28,7 +28,7 @@
  * the code reads). Otherwise the largest SSTable worth a single-SSTable
  * tombstone compaction (worthDroppingTombstones).
  */
-#include "compaction.h"
+#include "cm_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -46,13 +46,16 @@ void cm_options_default(cm_options *o)
                       .tombstone_threshold = 0.2,
                       .tombstone_compaction_interval = 86400,
                       .unchecked_tombstone_compaction = false,
+                      .sstable_size = 0,
+                      .fanout_size = 10,
                       .gc_grace_seconds = 864000};
 }
 
 static const char *const stcs_names[] = {"SizeTieredCompactionStrategy",
                                          "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy"};
-static const char *const other_names[] = {"LeveledCompactionStrategy", "TimeWindowCompactionStrategy",
-                                          "UnifiedCompactionStrategy", "DateTieredCompactionStrategy"};
+static const char *const lcs_names[] = {"LeveledCompactionStrategy"};
+static const char *const other_names[] = {"TimeWindowCompactionStrategy", "UnifiedCompactionStrategy",
+                                          "DateTieredCompactionStrategy"};
 
 static bool is_class(const char *v, const char *const *names, size_t n)
 {
@@ -112,15 +115,22 @@ static int apply_key(cm_options *o, const char *k, const char *v, bool strict, s
     } else if (!strcmp(k, "min_sstable_size")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
         o->min_sstable_size = (uint64_t)d;
-    } else if (!strcmp(k, "sstable_size_in_mb") && !strict) {
-        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1) goto bad;
+    } else if (!strcmp(k, "sstable_size_in_mb") && o->kind == CM_LCS) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1)
+            return sib_err_set(err, SIB_ECONFIG, "sstable_size_in_mb must be a positive integer, was '%s'", v);
         o->sstable_size = (uint64_t)d << 20;
+    } else if (!strcmp(k, "fanout_size") && o->kind == CM_LCS) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1)
+            return sib_err_set(err, SIB_ECONFIG, "fanout_size must be a positive integer, was '%s'", v);
+        o->fanout_size = (uint32_t)d;
+    } else if (!strcmp(k, "single_sstable_uplevel") && o->kind == CM_LCS) {
+        if (!parse_bool(v, &b)) goto bad; /* accepted; a lone SSTable is always rewritten here */
     } else if (!strcmp(k, "tombstone_compaction_interval")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
         o->tombstone_compaction_interval = (int64_t)d;
     } else if (strict && !is_common_key(k)) {
-        return sib_err_set(err, SIB_ECONFIG, "Properties specified [%s] are not understood by SizeTieredCompactionStrategy",
-                           k);
+        return sib_err_set(err, SIB_ECONFIG, "Properties specified [%s] are not understood by %s", k,
+                           o->kind == CM_LCS ? "LeveledCompactionStrategy" : "SizeTieredCompactionStrategy");
     }
     return 0;
 bad:
@@ -133,11 +143,17 @@ int cm_options_parse(cm_options *o, const char *const *keys, const char *const *
     cm_options x = *o;
     bool strict = true;
     *unknown_class = false;
+    x.kind = CM_STCS;
     x.sstable_size = 0; /* only LCS splits its outputs */
+    x.fanout_size = 10;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(keys[i], "class")) continue;
         if (is_class(vals[i], stcs_names, 1)) continue;
-        if (is_class(vals[i], other_names, 1)) x.sstable_size = 160ull << 20;
+        if (is_class(vals[i], lcs_names, 1)) {
+            x.kind = CM_LCS;
+            x.sstable_size = 160ull << 20;
+            continue;
+        }
         if (!is_class(vals[i], other_names, sizeof other_names / sizeof *other_names))
             return sib_err_set(err, SIB_ECONFIG, "Unable to find compaction strategy class '%s'", vals[i]);
         *unknown_class = true;
@@ -241,8 +257,8 @@ static bool fully_expired(const cm_sst *ssts, size_t n, size_t i, int32_t gc_bef
 bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_t n, size_t i, int64_t now_s,
                                   int32_t gc_before)
 {
-    const sst_stats *st = sst_get_stats(ssts[i].sst);
     if (now_s < ssts[i].created_s + o->tombstone_compaction_interval) return false;
+    const sst_stats *st = sst_get_stats(ssts[i].sst);
     double ratio = droppable_ratio(st, gc_before);
     if (ratio <= o->tombstone_threshold) return false;
     if (o->unchecked_tombstone_compaction) return true;
@@ -287,13 +303,23 @@ bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_
 
 /* ---- choosing ---- */
 
-size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before, size_t *pick,
-               bool *tombstone)
+cm_sst cm_sst_of(sstable *s, bool compacting)
 {
-    *tombstone = false;
-    if (!o->enabled || !n) return 0;
-    size_t *cand = malloc(n * sizeof *cand), *bof = malloc(n * sizeof *bof);
-    uint64_t *sizes = malloc(n * sizeof *sizes);
+    const sst_stats *st = sst_get_stats(s);
+    return (cm_sst){.sst = s,
+                    .size = st->data_file_bytes,
+                    .created_s = sst_created(s),
+                    .compacting = compacting,
+                    .level = st->level,
+                    .first_token = st->first_token,
+                    .last_token = st->last_token,
+                    .max_ts = st->max_ts};
+}
+
+size_t cm_stcs_pick_bucket(const cm_options *o, const cm_sst *ssts, size_t n, size_t *pick)
+{
+    size_t *cand = malloc((n ? n : 1) * sizeof *cand), *bof = malloc((n ? n : 1) * sizeof *bof);
+    uint64_t *sizes = malloc((n ? n : 1) * sizeof *sizes);
     size_t nc = 0, np = 0;
     if (!cand || !bof || !sizes) goto out;
     for (size_t i = 0; i < n; i++)
@@ -308,31 +334,44 @@ size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
         if (cnt < o->min_threshold) continue;
         if (best == SIZE_MAX || sum / cnt > best_avg) best = b, best_avg = sum / cnt;
     }
-    if (best != SIZE_MAX) {
-        /* the bucket's SSTables smallest first (as it was filled), max_threshold of them */
-        ord *v = malloc(nc * sizeof *v);
-        size_t nv = 0;
-        for (size_t k = 0; v && k < nc; k++)
-            if (bof[k] == best) v[nv++] = (ord){sizes[k], cand[k]};
-        if (v) qsort(v, nv, sizeof *v, ord_cmp);
-        for (size_t k = 0; v && k < nv && np < o->max_threshold; k++) pick[np++] = v[k].i;
-        free(v);
-        goto out;
-    }
-    size_t big = SIZE_MAX;
-    for (size_t k = 0; k < nc; k++) {
-        size_t i = cand[k];
-        if ((big == SIZE_MAX || ssts[i].size > ssts[big].size) &&
-            cm_worth_dropping_tombstones(o, ssts, n, i, now_s, gc_before))
-            big = i;
-    }
-    if (big != SIZE_MAX) {
-        pick[np++] = big;
-        *tombstone = true;
-    }
+    if (best == SIZE_MAX) goto out;
+    /* the bucket's SSTables smallest first (as it was filled), max_threshold of them */
+    ord *v = malloc(nc * sizeof *v);
+    size_t nv = 0;
+    for (size_t k = 0; v && k < nc; k++)
+        if (bof[k] == best) v[nv++] = (ord){sizes[k], cand[k]};
+    if (v) qsort(v, nv, sizeof *v, ord_cmp);
+    for (size_t k = 0; v && k < nv && np < o->max_threshold; k++) pick[np++] = v[k].i;
+    free(v);
 out:
     free(cand);
     free(bof);
     free(sizes);
     return np;
+}
+
+size_t cm_pick_tombstone(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before,
+                         bool largest)
+{
+    size_t got = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (ssts[i].compacting) continue;
+        if (got != SIZE_MAX && (largest ? ssts[i].size <= ssts[got].size : ssts[i].size >= ssts[got].size)) continue;
+        if (cm_worth_dropping_tombstones(o, ssts, n, i, now_s, gc_before)) got = i;
+    }
+    return got;
+}
+
+size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before, size_t *pick,
+               bool *tombstone)
+{
+    *tombstone = false;
+    if (!o->enabled || !n) return 0;
+    size_t np = cm_stcs_pick_bucket(o, ssts, n, pick);
+    if (np) return np;
+    size_t big = cm_pick_tombstone(o, ssts, n, now_s, gc_before, true);
+    if (big == SIZE_MAX) return 0;
+    pick[0] = big;
+    *tombstone = true;
+    return 1;
 }

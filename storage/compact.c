@@ -4,8 +4,9 @@
  * Jobs:
  *   | step        | thread | what                                                |
  *   |-------------|--------|-----------------------------------------------------|
- *   | check       | loop   | the table's strategy (cm_pick) over its SSTables    |
- *   |             |        | not already compacting; or a pending major          |
+ *   | check       | loop   | the table's strategy (cm_strategy_pick) over its    |
+ *   |             |        | SSTables not compacting, or a major (all of them);  |
+ *   |             |        | it decides the outputs' level and split size too    |
  *   | submit      | loop   | refs on inputs and on every other live SSTable (for |
  *   |             |        | the purge check), memtables' min timestamp, a new   |
  *   |             |        | generation, gc_before = now - gc_grace_seconds      |
@@ -41,6 +42,7 @@
 
 typedef struct cjob {
     cm_task task;
+    cm_choice choice; /* what the strategy decided: outputs' level and size */
     uint8_t id[16];
     uint64_t uid, epoch, major_seq; /* major_seq 0: chosen by the strategy */
     bool tombstone;
@@ -246,9 +248,11 @@ static int64_t mem_min_ts(const st_table *t)
     return m;
 }
 
-/* Starts a job over t->ssts[idx[0..n)]. */
-static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, bool tombstone, uint64_t major_seq)
+/* Starts a job over t->ssts[idx[0..ch->n)]. */
+static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choice *ch, uint64_t major_seq)
 {
+    size_t n = ch->n;
+    bool tombstone = ch->tombstone;
     storage *s = c->s;
     const storage_opts *o = storage_get_opts(s);
     cjob *j = calloc(1, sizeof *j);
@@ -262,6 +266,7 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, boo
     j->epoch = t->epoch;
     j->major_seq = major_seq;
     j->tombstone = tombstone;
+    j->choice = *ch;
     sst_clpos clpos = {0, 0};
     for (size_t k = 0; k < n; k++) {
         j->in[j->nin++] = t->ssts[idx[k]];
@@ -288,11 +293,12 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, boo
      * over the target size, plus slack for a split landing just past it */
     uint64_t in_bytes = 0;
     for (size_t i = 0; i < j->nin; i++) in_bytes += sst_get_stats(j->in[i])->data_file_bytes;
-    k->max_output_bytes = t->copts.sstable_size;
+    k->max_output_bytes = ch->max_output_bytes;
     k->ngens = k->max_output_bytes ? (uint32_t)SIB_MIN(in_bytes / k->max_output_bytes + 2, 100000) : 1;
     k->out_gen = t->next_gen;
     t->next_gen += k->ngens;
     k->wo.block_size = o->sstable_block_size;
+    k->wo.level = ch->level;
     k->wo.fp_chance = o->bloom_filter_fp_chance;
     k->wo.clpos = clpos; /* what the inputs cover: replay and truncate records compare against it */
     k->now = (int32_t)SIB_MIN(now, INT32_MAX - 1);
@@ -305,9 +311,9 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, boo
     c->all = j;
     c->njobs++;
     t->cm_jobs++;
-    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu",
+    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu, L%u",
             major_seq ? "major compaction" : "compaction", tombstone ? " (tombstones)" : "", n, t->dir,
-            (unsigned long long)k->out_gen);
+            (unsigned long long)k->out_gen, ch->level);
     pthread_mutex_lock(&c->mu);
     if (c->q_tail) c->q_tail->next = j;
     else c->q = j;
@@ -324,24 +330,23 @@ void st_compaction_check(storage *s, st_table *t)
     size_t *idx = malloc((t->nssts ? t->nssts : 1) * sizeof *idx);
     cm_sst *v = malloc((t->nssts ? t->nssts : 1) * sizeof *v);
     if (!idx || !v) goto out;
+    cm_choice ch;
     if (t->major_asked > t->major_done) {
         if (t->cm_jobs) goto out; /* the major waits for the running ones */
-        for (size_t i = 0; i < t->nssts; i++) idx[i] = i;
+        for (size_t i = 0; i < t->nssts; i++) idx[i] = i, v[i] = cm_sst_of(t->ssts[i], false);
+        cm_strategy_major(&t->copts, v, t->nssts, &ch);
         if (!t->nssts) t->major_done = t->major_asked;
-        else if (submit(c, t, idx, t->nssts, false, t->major_asked))
+        else if (submit(c, t, idx, &ch, t->major_asked))
             sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
         goto out;
     }
     if (!t->copts.enabled || t->nssts < 1 || sib_mono_ns() < t->cm_retry_ns) goto out;
     int64_t now = time(NULL);
-    for (size_t i = 0; i < t->nssts; i++)
-        v[i] = (cm_sst){t->ssts[i], sst_get_stats(t->ssts[i])->data_file_bytes, sst_created(t->ssts[i]),
-                        in_job(c, t, t->ssts[i])};
-    bool tomb;
-    size_t n = cm_pick(&t->copts, v, t->nssts, now, (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1),
-                       idx, &tomb);
-    if (n && tomb && sib_mono_ns() < t->tomb_retry_ns) n = 0; /* it could not purge last time */
-    if (n && submit(c, t, idx, n, tomb, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
+    for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], in_job(c, t, t->ssts[i]));
+    cm_strategy_pick(t->cms, &t->copts, v, t->nssts, now,
+                     (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1), idx, &ch);
+    if (ch.n && ch.tombstone && sib_mono_ns() < t->tomb_retry_ns) ch.n = 0; /* it could not purge last time */
+    if (ch.n && submit(c, t, idx, &ch, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
 out:
     free(idx);
     free(v);
@@ -443,6 +448,9 @@ static void complete(st_compactor *c, cjob *j)
     }
     if (j->rc == 0 && live) {
         size_t nout = j->task.noutputs;
+        int64_t last = INT64_MIN;
+        for (size_t i = 0; i < nout; i++) last = SIB_MAX(last, sst_get_stats(j->task.outputs[i])->last_token);
+        if (!j->major_seq) cm_strategy_compacted(t->cms, &j->choice, nout > 0, last);
         /* a single-SSTable tombstone compaction that purged nothing would be
          * picked again at once (older data elsewhere blocks the purge):
          * wait an interval (at least a minute) before the next one */
@@ -537,7 +545,10 @@ void st_note_flush(storage *s, st_table *t, uint64_t bytes)
 int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
                          int32_t gc_grace_seconds, sib_err *err)
 {
-    cm_options o = t->copts;
+    /* the map replaces the previous one whole: what it leaves out is the default */
+    cm_options o;
+    cm_options_default(&o);
+    o.gc_grace_seconds = t->copts.gc_grace_seconds;
     bool other = false;
     int rc = cm_options_parse(&o, keys, vals, n, &other, err);
     if (rc) return rc;
@@ -648,6 +659,24 @@ size_t storage_compaction_progress(storage *s, st_compaction_info *out, size_t m
         x->tombstone = j->tombstone;
     }
     return n;
+}
+
+void st_compaction_levels(const st_table *t, st_table_stats *out)
+{
+    _Static_assert(ST_MAX_LEVELS == CM_MAX_LEVELS, "one level count");
+    out->leveled = t->copts.kind == CM_LCS;
+    out->fanout = t->copts.fanout_size;
+    memset(out->levels, 0, sizeof out->levels);
+    if (!out->leveled || !t->nssts) return;
+    cm_sst *v = malloc(t->nssts * sizeof *v);
+    uint32_t *lvl = malloc(t->nssts * sizeof *lvl);
+    if (v && lvl) {
+        for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], false);
+        cm_lcs_levels(v, t->nssts, lvl);
+        for (size_t i = 0; i < t->nssts; i++) out->levels[lvl[i]]++;
+    }
+    free(v);
+    free(lvl);
 }
 
 void st_compaction_running(storage *s, const st_table *t, uint64_t *running)

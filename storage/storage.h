@@ -365,6 +365,7 @@ size_t storage_compaction_progress(storage *s, st_compaction_info *out, size_t m
 /* ---- stats ----------------------------------------------------------------- */
 
 #define ST_SPR_BUCKETS 12
+#define ST_MAX_LEVELS 9
 typedef struct st_table_stats {
     size_t memtable_bytes; /* arena bytes held */
     uint64_t partitions, rows, cells;
@@ -381,6 +382,11 @@ typedef struct st_table_stats {
      * reads with at most st_spr_bound(i) SSTables (and more than the bound
      * before it); spr_sum / the reads counted is the mean */
     uint64_t spr[ST_SPR_BUCKETS], spr_sum;
+    /* LeveledCompactionStrategy tables: SSTables in each level (as the
+     * strategy sees them) and the fanout; leveled false otherwise */
+    bool leveled;
+    uint32_t fanout;
+    uint64_t levels[ST_MAX_LEVELS];
 } st_table_stats;
 /* Upper bound of bucket i of st_table_stats.spr (UINT32_MAX for the last). */
 uint32_t st_spr_bound(size_t i);

@@ -95,6 +95,15 @@ class Workload:
             len(lost), sorted(lost)[:5], len(back), sorted(back)[:5])
 
 
+def tablestats(node, table="t"):
+    import subprocess
+    from test_admin import sibyltool_bin
+    p = subprocess.run([sibyltool_bin(node), "-h", node.host, "-p", str(node.admin_port), "tablestats",
+                        "%s.%s" % (KS, table)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
 def make_table(s, table, compaction, gc_grace=0):
     s.execute("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s" % (KS, RF1))
     s.execute("CREATE TABLE %s.%s (k int, c int, v text, PRIMARY KEY (k, c)) WITH gc_grace_seconds = %d "
@@ -158,10 +167,14 @@ def test_live_switch_stcs_lcs_stcs(make_node, clusters):
     w.check()
     split = len(glob.glob(os.path.join(table_dir(node, s, "t"), "*-Data.db")))
     assert split >= 2
+    # the major's split outputs cannot overlap: they go to L1
+    out = tablestats(node)
+    assert "\t\tSSTables in each level: [0, %d, 0, 0, 0, 0, 0, 0, 0]\n" % split in out, out
     s.execute("ALTER TABLE %s.t WITH compaction = {'class': 'SizeTieredCompactionStrategy'}" % KS)
     major(node, "t")
     w.check()
     assert len(glob.glob(os.path.join(table_dir(node, s, "t"), "*-Data.db"))) == 1
+    assert "SSTables in each level" not in tablestats(node)
     with pytest.raises(Exception) as e:
         s.execute("ALTER TABLE %s.t WITH compaction = {'class': 'SizeTieredCompactionStrategy', "
                   "'sstable_size_in_mb': '5'}" % KS)
@@ -256,8 +269,6 @@ def test_missing_toc_keeps_intact_sstable(make_node, clusters):
 # ---- SSTables per read: /metrics histogram and sibyltool tablestats ----
 
 def test_sstables_per_read_histogram(make_node, clusters):
-    import subprocess
-    from test_admin import sibyltool_bin
     node = make_node()
     cl, s = clusters.connect(node)
     make_table(s, "t", "{'class': 'SizeTieredCompactionStrategy', 'enabled': 'false'}", gc_grace=864000)
@@ -281,7 +292,36 @@ def test_sstables_per_read_histogram(make_node, clusters):
     assert series['sibyl_table_sstables_per_read_bucket{%s,le="1"}' % lab] == 4
     assert series['sibyl_table_sstables_per_read_bucket{%s,le="3"}' % lab] == 5
     assert series['sibyl_table_sstables_per_read_bucket{%s,le="+Inf"}' % lab] == 5
-    p = subprocess.run([sibyltool_bin(node), "-h", node.host, "-p", str(node.admin_port), "tablestats", KS + ".t"],
-                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, p.stderr
-    assert "\t\tSSTables per read (mean / p99 / max): 1.20 / 3 / 3\n" in p.stdout, p.stdout
+    out = tablestats(node)
+    assert "\t\tSSTables per read (mean / p99 / max): 1.20 / 3 / 3\n" in out, out
+
+
+def test_lcs_levels_and_reads_after_flushes(make_node, clusters):
+    node = make_node()
+    cl, s = clusters.connect(node)
+    make_table(s, "t", LCS_1MB)
+    w = Workload(s, "t", parts=144, rows=12)               # ~2.5 MB live over 6 flushes
+    w.write(node, flushes=6)
+    wait_compactions(node)
+    w.check()
+
+    def levels():
+        line = [x for x in tablestats(node).splitlines() if "SSTables in each level" in x]
+        assert line, tablestats(node)
+        return [int(x.split("/")[0]) for x in line[0].split("[")[1].rstrip("]").split(", ")]
+
+    lv = levels()
+    assert sum(lv[1:]) >= 2 and lv[0] <= 1, lv              # flushes went on from L0 into L1
+    sel = s.prepare("SELECT c FROM %s.t WHERE k = ?" % KS)
+    for k in range(144):
+        s.execute(sel, (k,))
+    st = json.loads(http(node, "/tablestats/%s/t" % KS)[1])
+    table = st["keyspaces"][0]["tables"][0] if "keyspaces" in st else st
+    # L1 SSTables never overlap: a key is in at most one of them plus L0
+    assert table["sstables_per_read_max"] <= 1 + lv[0], table
+    cl.shutdown()
+    node.restart(kill=True)                                  # levels live in Statistics.db
+    cl, s = clusters.connect(node)
+    w.s = s
+    assert levels() == lv
+    w.check()

@@ -76,8 +76,10 @@ static void test_options(void **state)
     const char *k5[] = {"class", "sstable_size_in_mb"};
     const char *v5[] = {"org.apache.cassandra.db.compaction.LeveledCompactionStrategy", "160"};
     assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), 0);
-    assert_true(other);
+    assert_false(other); /* LCS is built */
+    assert_int_equal(o.kind, CM_LCS);
     assert_int_equal(o.sstable_size, 160ull << 20);
+    assert_int_equal(o.fanout_size, 10);
     const char *k8[] = {"class"}, *v8[] = {"LeveledCompactionStrategy"};
     v5[1] = "1";
     assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), 0);
@@ -757,7 +759,7 @@ static void test_worth_dropping_tombstones(void **state)
     sstable *t = write_sst(f->dir, 1, pks, 6, dels, 2, 0, 0);
     cm_options o;
     cm_options_default(&o);
-    cm_sst v[2] = {{t, 1000, NOW - 100, false}, {NULL, 10, NOW, false}};
+    cm_sst v[2] = {{.sst = t, .size = 1000, .created_s = NOW - 100}, {.sst = NULL, .size = 10, .created_s = NOW}};
     assert_false(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE)); /* younger than the interval */
     o.tombstone_compaction_interval = 10;
     assert_true(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE));
@@ -776,7 +778,8 @@ static void test_worth_dropping_tombstones(void **state)
     assert_int_equal(cm_pick(&o, v, 2, NOW, GC_BEFORE, pick, &tomb), 0);
     /* four similar SSTables: a bucket compaction, not a tombstone one */
     o.enabled = true;
-    cm_sst four[4] = {{l, 100, 0, false}, {l, 110, 0, false}, {l, 120, 0, false}, {l, 90, 0, true}};
+    cm_sst four[4] = {{.sst = l, .size = 100}, {.sst = l, .size = 110}, {.sst = l, .size = 120},
+                      {.sst = l, .size = 90, .compacting = true}};
     o.min_sstable_size = 0;
     assert_int_equal(cm_pick(&o, four, 4, NOW, GC_BEFORE, pick, &tomb), 0); /* one is compacting */
     four[3].compacting = false;
@@ -784,6 +787,244 @@ static void test_worth_dropping_tombstones(void **state)
     assert_false(tomb);
     sst_unref(t);
     sst_unref(l);
+}
+
+
+/* ---- LeveledCompactionStrategy: candidate selection ---- */
+
+/* A synthetic SSTable: level, key range, size, age (max_ts). created_s =
+ * NOW keeps the tombstone fallback away (younger than its interval). */
+static cm_sst lsst(uint32_t level, int64_t first, int64_t last, uint64_t size, int64_t max_ts)
+{
+    return (cm_sst){.level = level, .first_token = first, .last_token = last, .size = size, .max_ts = max_ts,
+                    .created_s = NOW};
+}
+
+static cm_options lcs_opts(void)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    sib_err err;
+    const char *k[] = {"class"}, *v[] = {"LeveledCompactionStrategy"};
+    assert_int_equal(cm_options_parse(&o, k, v, 1, &other, &err), 0);
+    o.sstable_size = 100; /* bytes, to keep the numbers small */
+    return o;
+}
+
+typedef struct lcs_fx {
+    cm_options o;
+    cm_strategy *st;
+} lcs_fx;
+
+static int lcs_setup(void **state)
+{
+    lcs_fx *x = calloc(1, sizeof *x);
+    sib_err err;
+    assert_non_null(x);
+    x->o = lcs_opts();
+    assert_int_equal(cm_strategy_create(&x->st, &err), 0);
+    *state = x;
+    return 0;
+}
+
+static int lcs_teardown(void **state)
+{
+    lcs_fx *x = *state;
+    cm_strategy_destroy(x->st);
+    free(x);
+    return 0;
+}
+
+static void lpick(lcs_fx *x, const cm_sst *v, size_t n, size_t *pick, cm_choice *ch)
+{
+    cm_strategy_pick(x->st, &x->o, v, n, NOW, GC_BEFORE, pick, ch);
+}
+
+static bool picked(const size_t *pick, size_t n, size_t i)
+{
+    for (size_t k = 0; k < n; k++)
+        if (pick[k] == i) return true;
+    return false;
+}
+
+static void test_lcs_options_and_sizes(void **state)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    sib_err err;
+    const char *k1[] = {"class", "fanout_size", "sstable_size_in_mb", "min_threshold", "single_sstable_uplevel"};
+    const char *v1[] = {"org.apache.cassandra.db.compaction.LeveledCompactionStrategy", "4", "2", "6", "true"};
+    assert_int_equal(cm_options_parse(&o, k1, v1, 5, &other, &err), 0);
+    assert_int_equal(o.kind, CM_LCS);
+    assert_int_equal(o.fanout_size, 4);
+    assert_int_equal(o.sstable_size, 2ull << 20);
+    assert_int_equal(o.min_threshold, 6); /* STCS options feed STCS in L0 */
+    assert_int_equal(cm_lcs_max_bytes(&o, 0), 8ull << 20);
+    assert_int_equal(cm_lcs_max_bytes(&o, 1), 8ull << 20);
+    assert_int_equal(cm_lcs_max_bytes(&o, 3), 128ull << 20);
+    const char *k2[] = {"class", "fanout_size"}, *v2[] = {"LeveledCompactionStrategy", "0"};
+    assert_int_equal(cm_options_parse(&o, k2, v2, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "fanout_size"));
+    assert_int_equal(o.fanout_size, 4); /* unchanged */
+    const char *k3[] = {"class", "bogus"}, *v3[] = {"LeveledCompactionStrategy", "1"};
+    assert_int_equal(cm_options_parse(&o, k3, v3, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "not understood by LeveledCompactionStrategy"));
+    const char *k4[] = {"class", "fanout_size"}, *v4[] = {"SizeTieredCompactionStrategy", "4"};
+    assert_int_equal(cm_options_parse(&o, k4, v4, 2, &other, &err), SIB_ECONFIG);
+    o = lcs_opts();
+    assert_int_equal(cm_lcs_max_bytes(&o, 2), 10000);
+    o.sstable_size = UINT64_MAX / 4;
+    assert_int_equal(cm_lcs_max_bytes(&o, 8), UINT64_MAX); /* saturates */
+}
+
+static void test_lcs_levels_send_overlaps_to_l0(void **state)
+{
+    cm_sst v[5] = {lsst(1, 0, 10, 1, 1), lsst(1, 5, 20, 1, 1), lsst(1, 30, 40, 1, 1), lsst(2, 0, 100, 1, 1),
+                   lsst(CM_MAX_LEVELS + 3, 0, 1, 1, 1)};
+    uint32_t lvl[5];
+    cm_lcs_levels(v, 5, lvl);
+    assert_int_equal(lvl[0], 1);
+    assert_int_equal(lvl[1], 0); /* overlaps [0, 10] in L1 */
+    assert_int_equal(lvl[2], 1);
+    assert_int_equal(lvl[3], 2);
+    assert_int_equal(lvl[4], 0); /* no such level */
+}
+
+static void test_lcs_l0_candidates(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* one L0 SSTable: nothing (at least 2 are needed) */
+    cm_sst one[1] = {lsst(0, 0, 100, 500, 1)};
+    lpick(x, one, 1, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    /* small L0 SSTables, less than sstable_size in all: every group of
+     * overlapping ones joins (up to 32), and the output stays in L0 */
+    cm_sst small[3] = {lsst(0, 0, 50, 30, 2), lsst(0, 40, 90, 30, 1), lsst(0, 200, 300, 30, 3)};
+    lpick(x, small, 3, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 100);
+    /* larger: the L1 SSTables in the union range join, the output goes to L1;
+     * L1's [60, 70] lies between the candidates and is pulled in too */
+    cm_sst big[6] = {lsst(0, 0, 50, 80, 1), lsst(0, 45, 55, 80, 2), lsst(0, 80, 99, 80, 3),
+                     lsst(1, 60, 70, 100, 0), lsst(1, 150, 160, 100, 0), lsst(0, 85, 90, 80, 4)};
+    lpick(x, big, 6, pick, &ch);
+    assert_int_equal(ch.n, 5);
+    assert_true(picked(pick, 5, 0) && picked(pick, 5, 1) && picked(pick, 5, 2) && picked(pick, 5, 3) &&
+                picked(pick, 5, 5));
+    assert_int_equal(ch.level, 1);
+    assert_int_equal(ch.min_input_level, 0);
+    /* an L1 SSTable in range already compacting: no L0 compaction */
+    big[3].compacting = true;
+    lpick(x, big, 6, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    big[3].compacting = false;
+    /* an L0 group touching a running L0 compaction ([85, 90]) is skipped:
+     * [80, 99] stays out, [0, 50] + [45, 55] go on to L1 */
+    big[5].compacting = true;
+    lpick(x, big, 6, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 0) && picked(pick, 2, 1));
+    assert_int_equal(ch.level, 1);
+}
+
+static void test_lcs_l0_at_most_32_and_stcs_fallback(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[64];
+    cm_choice ch;
+    /* 40 overlapping L0 SSTables: the 32 oldest, with no L1 to join */
+    cm_sst v[41];
+    for (int i = 0; i < 40; i++) v[i] = lsst(0, 0, 1000, 10, 100 - i); /* i = 39 is the oldest */
+    lpick(x, v, 40, pick, &ch);
+    assert_int_equal(ch.n, 32);
+    for (int i = 8; i < 40; i++) assert_true(picked(pick, 32, (size_t)i));
+    assert_int_equal(ch.level, 1);
+    /* L1 over its size makes higher levels first, but with more than 32 in L0
+     * STCS in L0 comes before: similar sizes, output L0, unsplit */
+    v[40] = lsst(1, 0, 1000, 5000, 0); /* 5000 > 10 x 100 */
+    lpick(x, v, 41, pick, &ch);
+    assert_int_equal(ch.n, 32);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 0);
+    assert_false(picked(pick, 32, 40));
+}
+
+static void test_lcs_level_round_robin(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* L1: 12 SSTables of 100 bytes (1200 > 1000): over its score. L2 has
+     * [0, 25] and [250, 399]. */
+    cm_sst v[14];
+    for (int i = 0; i < 12; i++) v[i] = lsst(1, i * 100, i * 100 + 50, 100, 1);
+    v[12] = lsst(2, 0, 25, 100, 1);
+    v[13] = lsst(2, 250, 399, 100, 1);
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 2); /* the first of L1 and what it overlaps in L2 */
+    assert_true(picked(pick, 2, 0) && picked(pick, 2, 12));
+    assert_int_equal(ch.level, 2);
+    assert_int_equal(ch.min_input_level, 1);
+    /* the completion hook moves the round robin past the compacted keys */
+    cm_strategy_compacted(x->st, &ch, true, 50);
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(pick[0], 1); /* [100, 150] */
+    cm_strategy_compacted(x->st, &ch, true, 150);
+    v[2].compacting = true; /* [200, 250] busy: the next one, [300, 350] with L2's [250, 399] */
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 3) && picked(pick, 2, 13));
+    v[13].compacting = true; /* its L2 partner busy: skipped for [400, 450] */
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(pick[0], 4);
+    /* wrapping: past the last key of the level, back to the first */
+    cm_strategy_compacted(x->st, &ch, true, 5000);
+    v[13].compacting = v[2].compacting = false;
+    lpick(x, v, 14, pick, &ch);
+    assert_true(picked(pick, ch.n, 0));
+    /* below its score, L1 is left alone and the lone L0 does nothing */
+    cm_sst calm[3] = {lsst(1, 0, 10, 100, 1), lsst(1, 20, 30, 100, 1), lsst(0, 0, 30, 10, 2)};
+    lpick(x, calm, 3, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    x->o.enabled = false;
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 0);
+}
+
+static void test_strategy_major_and_stcs_dispatch(void **state)
+{
+    cm_options o = lcs_opts();
+    cm_choice ch;
+    cm_sst v[3] = {lsst(0, 0, 10, 30, 1), lsst(0, 5, 20, 30, 1), lsst(2, 30, 40, 300, 1)};
+    cm_strategy_major(&o, v, 2, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_int_equal(ch.level, 0); /* fits one L0 SSTable */
+    cm_strategy_major(&o, v, 3, &ch);
+    assert_int_equal(ch.level, 2);
+    assert_int_equal(ch.max_output_bytes, 100);
+    cm_options s;
+    cm_options_default(&s);
+    cm_strategy_major(&s, v, 3, &ch);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 0);
+    /* STCS through the strategy: a bucket of four similar SSTables */
+    cm_strategy *st;
+    sib_err err;
+    assert_int_equal(cm_strategy_create(&st, &err), 0);
+    cm_sst four[4] = {lsst(0, 0, 1, 100, 1), lsst(0, 0, 1, 110, 1), lsst(0, 0, 1, 120, 1), lsst(0, 0, 1, 90, 1)};
+    size_t pick[4];
+    cm_strategy_pick(st, &s, four, 4, NOW, GC_BEFORE, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    assert_int_equal(ch.level, 0);
+    assert_false(ch.tombstone);
+    cm_strategy_destroy(st);
 }
 
 int main(void)
@@ -805,6 +1046,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_task_error_rolls_back_all_outputs, setup, teardown),
 #endif
         cmocka_unit_test_setup_teardown(test_worth_dropping_tombstones, setup, teardown),
+        cmocka_unit_test(test_lcs_options_and_sizes),
+        cmocka_unit_test(test_lcs_levels_send_overlaps_to_l0),
+        cmocka_unit_test_setup_teardown(test_lcs_l0_candidates, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_l0_at_most_32_and_stcs_fallback, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_level_round_robin, lcs_setup, lcs_teardown),
+        cmocka_unit_test(test_strategy_major_and_stcs_dispatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
