@@ -9,6 +9,11 @@
 struct cm_strategy {
     int64_t last_token[CM_MAX_LEVELS];
     bool has_last[CM_MAX_LEVELS];
+    /* TWCS: the newest window ever seen (it only grows) and when expired
+     * SSTables were last looked for */
+    int64_t highest_window;
+    bool has_highest;
+    int64_t last_expired_check;
 };
 
 /* STCS's bucket choice alone over ssts (compacting ones left out): the

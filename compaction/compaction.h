@@ -92,7 +92,7 @@ int cm_row_compact(cm_rowmerge *m, cm_purge *p, const sst_row *in, sst_del activ
 
 /* ---- options and strategies (stcs.c) -------------------------------------- */
 
-typedef enum { CM_STCS = 0, CM_LCS = 1 } cm_kind;
+typedef enum { CM_STCS = 0, CM_LCS = 1, CM_TWCS = 2 } cm_kind;
 
 #define CM_MAX_LEVELS 9 /* LCS levels L0..L8 (Cassandra's MAX_LEVEL_COUNT) */
 
@@ -112,6 +112,13 @@ typedef struct cm_options {
                                    * compaction's outputs are split at this
                                    * size; 0 (STCS) = one output */
     uint32_t fanout_size;         /* LCS: each level holds this many times the one below (10) */
+    /* TWCS */
+    uint32_t window_unit_s;       /* compaction_window_unit: 60, 3600, 86400 (DAYS) */
+    uint32_t window_size;         /* compaction_window_size (1) */
+    int64_t ts_per_s;             /* timestamp_resolution: units a second (MICROSECONDS: 1e6) */
+    int64_t expired_check_s;      /* expired_sstable_check_frequency_seconds (600) */
+    bool tombstone_explicit;      /* tombstone_threshold or _interval given (TWCS
+                                   * runs tombstone compactions only then) */
     int32_t gc_grace_seconds;     /* 864000 (table option, not in the map) */
 } cm_options;
 
@@ -134,7 +141,9 @@ typedef struct cm_sst {
     bool compacting;    /* in a running compaction: not a candidate */
     uint32_t level;     /* LCS level from Statistics.db */
     int64_t first_token, last_token; /* key range */
-    int64_t max_ts;     /* newest write timestamp (L0 age order) */
+    int64_t min_ts, max_ts; /* oldest / newest write timestamp (SST_NO_TS: empty) */
+    int32_t max_ldt;    /* latest deletion or expiry time; SST_NO_LDT when it
+                         * holds live data that never expires */
 } cm_sst;
 /* Fills a cm_sst from an open SSTable. */
 cm_sst cm_sst_of(sstable *s, bool compacting);
@@ -169,7 +178,9 @@ bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_
 typedef struct cm_strategy cm_strategy;
 /* What a pick decided. */
 typedef struct cm_choice {
-    size_t n;                  /* SSTables picked (their indexes are in pick[]) */
+    size_t n;                  /* SSTables to merge (their indexes are pick[0..n)) */
+    size_t nexpired;           /* fully expired SSTables dropped whole, unread
+                                * (pick[n..n + nexpired)) */
     bool tombstone;            /* a single-SSTable tombstone compaction */
     uint32_t level;            /* level of the outputs */
     uint32_t min_input_level;  /* lowest level among the inputs (LCS round robin) */
@@ -179,9 +190,13 @@ typedef struct cm_choice {
 int cm_strategy_create(cm_strategy **out, sib_err *err);
 void cm_strategy_destroy(cm_strategy *s);
 /* The next compaction of a table under options o: indexes into ssts in
- * pick[] (capacity n), the rest in *out (out->n = 0: nothing to do). */
+ * pick[] (capacity n), the rest in *out (out->n + out->nexpired = 0:
+ * nothing to do). mem_min_ts: the memtables' oldest timestamp (INT64_MAX if
+ * empty), which blocks expired SSTables newer than it from being dropped.
+ * Called after flushes, completions and on the owner's periodic timer,
+ * which is TWCS's expiry tick (expired_sstable_check_frequency_seconds). */
 void cm_strategy_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
-                      int32_t gc_before, size_t *pick, cm_choice *out);
+                      int32_t gc_before, int64_t mem_min_ts, size_t *pick, cm_choice *out);
 /* A major compaction of all of ssts: the outputs' level and size. */
 void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_choice *out);
 /* Completion hook: the compaction chosen as c finished; last_token is the
@@ -194,6 +209,22 @@ void cm_lcs_levels(const cm_sst *ssts, size_t n, uint32_t *lvl);
 /* LeveledManifest.getCompactionCandidates, as docs/compaction.md states it. */
 void cm_lcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
                  int32_t gc_before, size_t *pick, cm_choice *out);
+/* Cassandra's getFullyExpiredSSTables: of the candidates (cand[i]), those
+ * whose every cell is gc-able (max_ldt < gc_before) and whose newest write
+ * is older than the oldest write that may still be live anywhere it could
+ * shadow: the other candidates not expired, the SSTables overlapping a
+ * candidate's key range that still hold live data, and the memtables
+ * (mem_min_ts). Marks expired[i]; returns how many. */
+size_t cm_fully_expired(const cm_sst *ssts, size_t n, const bool *cand, int32_t gc_before, int64_t mem_min_ts,
+                        bool *expired);
+
+/* TimeWindowCompactionStrategy.getNextBackgroundSSTables, as
+ * docs/compaction.md states it (twcs.c). */
+void cm_twcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
+                  int32_t gc_before, int64_t mem_min_ts, size_t *pick, cm_choice *out);
+/* The lower bound (seconds since the epoch) of the time window holding
+ * write timestamp ts (in o->ts_per_s units), windows aligned to the epoch. */
+int64_t cm_twcs_window(const cm_options *o, int64_t ts);
 /* Bytes a level may hold: 4 x sstable_size for L0, fanout^L x sstable_size
  * above (saturating). */
 uint64_t cm_lcs_max_bytes(const cm_options *o, uint32_t level);
@@ -220,6 +251,8 @@ typedef struct cm_task {
     const char *dir;
     sstable *const *inputs; /* referenced by the caller for the task's life */
     size_t ninputs;
+    sstable *const *drop;    /* fully expired SSTables removed with the inputs, never read */
+    size_t ndrop;
     sstable *const *outside; /* live SSTables not in the compaction (purge check) */
     size_t noutside;
     int64_t mem_min_ts;      /* memtables' minimum timestamp (INT64_MAX if empty) */
@@ -249,7 +282,7 @@ typedef struct cm_task {
     sib_err err;
 } cm_task;
 
-/* Runs the compaction: the txn log (REMOVE inputs), then the merge of the
+/* Runs the compaction: the txn log (REMOVE inputs and drops), then the merge of the
  * inputs partition by partition into one or more outputs (each announced by
  * an ADD record, made durable, before its first byte is written), commits
  * the log, deletes the inputs' files and the log. Returns 0 (t->outputs

@@ -48,14 +48,25 @@ void cm_options_default(cm_options *o)
                       .unchecked_tombstone_compaction = false,
                       .sstable_size = 0,
                       .fanout_size = 10,
+                      .window_unit_s = 86400,
+                      .window_size = 1,
+                      .ts_per_s = 1000000,
+                      .expired_check_s = 600,
                       .gc_grace_seconds = 864000};
 }
 
 static const char *const stcs_names[] = {"SizeTieredCompactionStrategy",
                                          "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy"};
 static const char *const lcs_names[] = {"LeveledCompactionStrategy"};
-static const char *const other_names[] = {"TimeWindowCompactionStrategy", "UnifiedCompactionStrategy",
-                                          "DateTieredCompactionStrategy"};
+static const char *const twcs_names[] = {"TimeWindowCompactionStrategy"};
+static const char *const other_names[] = {"UnifiedCompactionStrategy", "DateTieredCompactionStrategy"};
+static const char *const kind_names[] = {"SizeTieredCompactionStrategy", "LeveledCompactionStrategy",
+                                         "TimeWindowCompactionStrategy"};
+
+/* TWCS's unit and resolution names and their values. */
+static const struct { const char *name; int64_t v; } window_units[] = {{"MINUTES", 60}, {"HOURS", 3600}, {"DAYS", 86400}};
+static const struct { const char *name; int64_t v; } resolutions[] = {
+    {"SECONDS", 1}, {"MILLISECONDS", 1000}, {"MICROSECONDS", 1000000}, {"NANOSECONDS", 1000000000}};
 
 static bool is_class(const char *v, const char *const *names, size_t n)
 {
@@ -93,6 +104,50 @@ static bool is_common_key(const char *k)
     return false;
 }
 
+static bool is_twcs_key(const char *k)
+{
+    static const char *const keys[] = {"compaction_window_unit", "compaction_window_size", "timestamp_resolution",
+                                       "expired_sstable_check_frequency_seconds",
+                                       "unsafe_aggressive_sstable_expiration"};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(keys); i++)
+        if (!strcmp(k, keys[i])) return true;
+    return false;
+}
+
+/* TimeWindowCompactionStrategyOptions' keys. */
+static int apply_twcs_key(cm_options *o, const char *k, const char *v, sib_err *err)
+{
+    double d;
+    bool b;
+    if (!strcmp(k, "compaction_window_unit") || !strcmp(k, "timestamp_resolution")) {
+        bool unit = !strcmp(k, "compaction_window_unit");
+        size_t n = unit ? SIB_ARRAY_LEN(window_units) : SIB_ARRAY_LEN(resolutions);
+        for (size_t i = 0; i < n; i++) {
+            if (strcasecmp(v, unit ? window_units[i].name : resolutions[i].name)) continue;
+            if (unit) o->window_unit_s = (uint32_t)window_units[i].v;
+            else o->ts_per_s = resolutions[i].v;
+            return 0;
+        }
+        return sib_err_set(err, SIB_ECONFIG, "%s is not valid for %s (%s)", v, k,
+                           unit ? "MINUTES, HOURS or DAYS" : "SECONDS, MILLISECONDS, MICROSECONDS or NANOSECONDS");
+    }
+    if (!strcmp(k, "compaction_window_size")) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1)
+            return sib_err_set(err, SIB_ECONFIG, "%s must be greater than 1 for compaction_window_size", v);
+        o->window_size = (uint32_t)d;
+    } else if (!strcmp(k, "expired_sstable_check_frequency_seconds")) {
+        if (!parse_num(v, &d) || d != (double)(int64_t)d || d < 0)
+            return sib_err_set(err, SIB_ECONFIG, "%s must not be negative for %s", v, k);
+        o->expired_check_s = (int64_t)d;
+    } else { /* unsafe_aggressive_sstable_expiration */
+        if (!parse_bool(v, &b)) return sib_err_set(err, SIB_ECONFIG, "%s: invalid value '%s'", k, v);
+        if (b)
+            return sib_err_set(err, SIB_ECONFIG, "unsafe_aggressive_sstable_expiration is not allowed: it may bring "
+                                                 "shadowed data back (Cassandra needs a JVM flag for it)");
+    }
+    return 0;
+}
+
 /* Applies one key to o; false (with err) if the value is bad or the key unknown. */
 static int apply_key(cm_options *o, const char *k, const char *v, bool strict, sib_err *err)
 {
@@ -110,6 +165,7 @@ static int apply_key(cm_options *o, const char *k, const char *v, bool strict, s
         *(!strcmp(k, "min_threshold") ? &o->min_threshold : &o->max_threshold) = (uint32_t)d;
     } else if (!strcmp(k, "bucket_low") || !strcmp(k, "bucket_high") || !strcmp(k, "tombstone_threshold")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
+        if (!strcmp(k, "tombstone_threshold")) o->tombstone_explicit = true;
         *(!strcmp(k, "bucket_low") ? &o->bucket_low : !strcmp(k, "bucket_high") ? &o->bucket_high
                                                                                  : &o->tombstone_threshold) = d;
     } else if (!strcmp(k, "min_sstable_size")) {
@@ -125,12 +181,15 @@ static int apply_key(cm_options *o, const char *k, const char *v, bool strict, s
         o->fanout_size = (uint32_t)d;
     } else if (!strcmp(k, "single_sstable_uplevel") && o->kind == CM_LCS) {
         if (!parse_bool(v, &b)) goto bad; /* accepted; a lone SSTable is always rewritten here */
+    } else if (o->kind == CM_TWCS && is_twcs_key(k)) {
+        return apply_twcs_key(o, k, v, err);
     } else if (!strcmp(k, "tombstone_compaction_interval")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
+        o->tombstone_explicit = true;
         o->tombstone_compaction_interval = (int64_t)d;
     } else if (strict && !is_common_key(k)) {
         return sib_err_set(err, SIB_ECONFIG, "Properties specified [%s] are not understood by %s", k,
-                           o->kind == CM_LCS ? "LeveledCompactionStrategy" : "SizeTieredCompactionStrategy");
+                           kind_names[o->kind]);
     }
     return 0;
 bad:
@@ -143,15 +202,26 @@ int cm_options_parse(cm_options *o, const char *const *keys, const char *const *
     cm_options x = *o;
     bool strict = true;
     *unknown_class = false;
+    cm_options d;
+    cm_options_default(&d);
     x.kind = CM_STCS;
     x.sstable_size = 0; /* only LCS splits its outputs */
-    x.fanout_size = 10;
+    x.fanout_size = d.fanout_size;
+    x.window_unit_s = d.window_unit_s;
+    x.window_size = d.window_size;
+    x.ts_per_s = d.ts_per_s;
+    x.expired_check_s = d.expired_check_s;
+    x.tombstone_explicit = false;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(keys[i], "class")) continue;
         if (is_class(vals[i], stcs_names, 1)) continue;
         if (is_class(vals[i], lcs_names, 1)) {
             x.kind = CM_LCS;
             x.sstable_size = 160ull << 20;
+            continue;
+        }
+        if (is_class(vals[i], twcs_names, 1)) {
+            x.kind = CM_TWCS;
             continue;
         }
         if (!is_class(vals[i], other_names, sizeof other_names / sizeof *other_names))
@@ -236,22 +306,19 @@ static bool ranges_overlap(const sst_stats *a, const sst_stats *b)
     return a->first_token <= b->last_token && b->first_token <= a->last_token;
 }
 
-/* getFullyExpiredSSTables for one candidate against the overlapping ones:
- * everything in it must be a tombstone or expiring (our statistics do not
- * keep Cassandra's max LDT of live data, so: as many tombstones as cells
- * and rows), all gc-able, and older than any overlapping live data. */
+/* getFullyExpiredSSTables for the one candidate i against the SSTables
+ * overlapping it (memtables are not consulted: this is an estimate). */
 static bool fully_expired(const cm_sst *ssts, size_t n, size_t i, int32_t gc_before)
 {
-    const sst_stats *st = sst_get_stats(ssts[i].sst);
-    if (st->tombstones < st->cells + st->rows || st->max_ldt == SST_NO_LDT || st->max_ldt >= gc_before) return false;
-    int64_t min_ts = INT64_MAX;
-    for (size_t k = 0; k < n; k++) {
-        const sst_stats *o = sst_get_stats(ssts[k].sst);
-        if (k == i || !ranges_overlap(st, o)) continue;
-        if (o->max_ldt == SST_NO_LDT || o->max_ldt >= gc_before || o->tombstones < o->cells + o->rows)
-            min_ts = SIB_MIN(min_ts, o->min_ts);
+    bool *cand = calloc(n, sizeof *cand), *exp = calloc(n, sizeof *exp);
+    bool yes = false;
+    if (cand && exp) {
+        cand[i] = true;
+        yes = cm_fully_expired(ssts, n, cand, gc_before, INT64_MAX, exp) && exp[i];
     }
-    return st->max_ts < min_ts;
+    free(cand);
+    free(exp);
+    return yes;
 }
 
 bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_t n, size_t i, int64_t now_s,
@@ -313,7 +380,12 @@ cm_sst cm_sst_of(sstable *s, bool compacting)
                     .level = st->level,
                     .first_token = st->first_token,
                     .last_token = st->last_token,
-                    .max_ts = st->max_ts};
+                    .min_ts = st->min_ts,
+                    .max_ts = st->max_ts,
+                    /* our statistics keep no deletion time for live data:
+                     * an SSTable holding anything neither a tombstone nor
+                     * expiring never expires as a whole */
+                    .max_ldt = st->tombstones < st->cells + st->rows ? SST_NO_LDT : st->max_ldt};
 }
 
 size_t cm_stcs_pick_bucket(const cm_options *o, const cm_sst *ssts, size_t n, size_t *pick)

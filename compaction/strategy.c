@@ -4,8 +4,8 @@
  *
  * The state outlives option changes: ALTER TABLE ... WITH compaction
  * switches a live table at its next pick. STCS keeps no state; LCS keeps
- * where its round robin through each level stands. TWCS and UCS are parsed
- * and run as STCS.
+ * where its round robin through each level stands; TWCS its newest window
+ * and its last expiry check. UCS is parsed and runs as STCS.
  */
 #include "cm_int.h"
 
@@ -20,10 +20,14 @@ int cm_strategy_create(cm_strategy **out, sib_err *err)
 void cm_strategy_destroy(cm_strategy *s) { free(s); }
 
 void cm_strategy_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
-                      int32_t gc_before, size_t *pick, cm_choice *out)
+                      int32_t gc_before, int64_t mem_min_ts, size_t *pick, cm_choice *out)
 {
     if (o->kind == CM_LCS) {
         cm_lcs_pick(s, o, ssts, n, now_s, gc_before, pick, out);
+        return;
+    }
+    if (o->kind == CM_TWCS) {
+        cm_twcs_pick(s, o, ssts, n, now_s, gc_before, mem_min_ts, pick, out);
         return;
     }
     bool tomb;
@@ -53,7 +57,7 @@ void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_cho
 
 void cm_strategy_compacted(cm_strategy *s, const cm_choice *c, bool any_output, int64_t last_token)
 {
-    if (!s || !any_output || c->tombstone || c->min_input_level >= CM_MAX_LEVELS) return;
+    if (!s || !any_output || c->tombstone || !c->n || c->min_input_level >= CM_MAX_LEVELS) return;
     s->last_token[c->min_input_level] = last_token;
     s->has_last[c->min_input_level] = true;
 }

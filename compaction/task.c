@@ -430,7 +430,7 @@ int cm_task_run(cm_task *t)
     t->outputs = NULL;
     t->noutputs = 0;
     t->bytes_read = t->bytes_written = t->partitions_in = t->partitions_out = t->purged = 0;
-    uint64_t *gens = malloc((t->ninputs ? t->ninputs : 1) * sizeof *gens);
+    uint64_t *gens = malloc((t->ninputs + t->ndrop + 1) * sizeof *gens);
     mctx c = {.t = t};
     c.in = calloc(t->ninputs ? t->ninputs : 1, sizeof *c.in);
     c.pick = malloc((t->ninputs ? t->ninputs : 1) * sizeof *c.pick);
@@ -453,7 +453,9 @@ int cm_task_run(cm_task *t)
         t->bytes_read += st->data_file_bytes;
     }
     __atomic_store_n(&t->bytes_total, total, __ATOMIC_RELAXED);
-    int rc = cm_txn_begin(&c.x, t->dir, t->out_gen, gens, t->ninputs, &t->err);
+    /* fully expired SSTables are only REMOVEd: never read */
+    for (size_t i = 0; i < t->ndrop; i++) gens[t->ninputs + i] = sst_gen(t->drop[i]);
+    int rc = cm_txn_begin(&c.x, t->dir, t->out_gen, gens, t->ninputs + t->ndrop, &t->err);
     free(gens);
     if (!rc) rc = SIB_FAILPOINT("compaction.after_txn_begin", &t->err);
     c.wo = t->wo;

@@ -251,7 +251,7 @@ static int64_t mem_min_ts(const st_table *t)
 /* Starts a job over t->ssts[idx[0..ch->n)]. */
 static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choice *ch, uint64_t major_seq)
 {
-    size_t n = ch->n;
+    size_t n = ch->n + ch->nexpired;
     bool tombstone = ch->tombstone;
     storage *s = c->s;
     const storage_opts *o = storage_get_opts(s);
@@ -285,14 +285,16 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
     cm_task *k = &j->task;
     k->dir = j->dir;
     k->inputs = j->in;
-    k->ninputs = j->nin;
+    k->ninputs = ch->n;
+    k->drop = j->in + ch->n;
+    k->ndrop = ch->nexpired;
     k->outside = j->out;
     k->noutside = j->nout;
     k->mem_min_ts = mem_min_ts(t);
     /* generations for every output it may write: the inputs' Data bytes
      * over the target size, plus slack for a split landing just past it */
     uint64_t in_bytes = 0;
-    for (size_t i = 0; i < j->nin; i++) in_bytes += sst_get_stats(j->in[i])->data_file_bytes;
+    for (size_t i = 0; i < ch->n; i++) in_bytes += sst_get_stats(j->in[i])->data_file_bytes;
     k->max_output_bytes = ch->max_output_bytes;
     k->ngens = k->max_output_bytes ? (uint32_t)SIB_MIN(in_bytes / k->max_output_bytes + 2, 100000) : 1;
     k->out_gen = t->next_gen;
@@ -311,9 +313,10 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
     c->all = j;
     c->njobs++;
     t->cm_jobs++;
-    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu, L%u",
-            major_seq ? "major compaction" : "compaction", tombstone ? " (tombstones)" : "", n, t->dir,
-            (unsigned long long)k->out_gen, ch->level);
+    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu, L%u%s%zu%s",
+            major_seq ? "major compaction" : "compaction", tombstone ? " (tombstones)" : "", ch->n, t->dir,
+            (unsigned long long)k->out_gen, ch->level, ch->nexpired ? "; dropping " : "", ch->nexpired,
+            ch->nexpired ? " fully expired SSTables unread" : "");
     pthread_mutex_lock(&c->mu);
     if (c->q_tail) c->q_tail->next = j;
     else c->q = j;
@@ -344,9 +347,13 @@ void st_compaction_check(storage *s, st_table *t)
     int64_t now = time(NULL);
     for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], in_job(c, t, t->ssts[i]));
     cm_strategy_pick(t->cms, &t->copts, v, t->nssts, now,
-                     (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1), idx, &ch);
-    if (ch.n && ch.tombstone && sib_mono_ns() < t->tomb_retry_ns) ch.n = 0; /* it could not purge last time */
-    if (ch.n && submit(c, t, idx, &ch, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
+                     (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1), mem_min_ts(t), idx, &ch);
+    if (ch.n && ch.tombstone && sib_mono_ns() < t->tomb_retry_ns) { /* it could not purge last time */
+        ch.n = 0;
+        ch.tombstone = false;
+        for (size_t i = 0; i < ch.nexpired; i++) idx[i] = idx[1 + i];
+    }
+    if (ch.n + ch.nexpired && submit(c, t, idx, &ch, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
 out:
     free(idx);
     free(v);

@@ -120,6 +120,8 @@ def major(node, table):
 @pytest.mark.parametrize("compaction", [
     "{'class': 'SizeTieredCompactionStrategy', 'min_threshold': '2'}",
     LCS_1MB,
+    "{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'MINUTES', 'compaction_window_size': '1', "
+    "'min_threshold': '2'}",
 ])
 def test_strategy_workload_reads_everything_back(make_node, clusters, compaction):
     node = make_node()
@@ -325,3 +327,35 @@ def test_lcs_levels_and_reads_after_flushes(make_node, clusters):
     w.s = s
     assert levels() == lv
     w.check()
+
+
+# ---- TWCS: fully expired SSTables dropped whole, unread, on the timer ----
+
+def test_twcs_drops_fully_expired_sstables_unread(make_node, clusters):
+    node = make_node()
+    cl, s = clusters.connect(node)
+    make_table(s, "t", "{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'MINUTES', "
+                       "'expired_sstable_check_frequency_seconds': '0'}")
+    ins = s.prepare("INSERT INTO %s.t (k, c, v) VALUES (?, ?, ?) USING TTL 2" % KS)
+    for f in range(2):
+        execute_concurrent_with_args(s, ins, [(k, f, "x" * 100) for k in range(200)], concurrency=32,
+                                     raise_on_first_error=True)
+        flush_table(node, "t")
+    s.execute("INSERT INTO %s.t (k, c, v) VALUES (1000, 0, 'lives')" % KS)   # stays in the memtable
+
+    def table():
+        st = json.loads(http(node, "/tablestats/%s/t" % KS)[1])
+        return st["keyspaces"][0]["tables"][0] if "keyspaces" in st else st
+
+    assert table()["sstable_count"] == 2
+    time.sleep(3.2)                                          # expired, and past gc_grace (0)
+    # the memtable's row is newer than both SSTables: it does not block them
+    for _ in range(300):                                     # bounded: 30 s (the timer ticks every 5 s)
+        if table()["sstable_count"] == 0:
+            break
+        time.sleep(0.1)
+    t = table()
+    assert t["sstable_count"] == 0, t
+    assert t["compaction_bytes_read"] == 0, t                # dropped whole, never read
+    assert "fully expired SSTables unread" in node.log_text()
+    assert [(r.k, r.v) for r in s.execute("SELECT k, v FROM %s.t" % KS)] == [(1000, "lives")]

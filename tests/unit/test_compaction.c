@@ -759,7 +759,9 @@ static void test_worth_dropping_tombstones(void **state)
     sstable *t = write_sst(f->dir, 1, pks, 6, dels, 2, 0, 0);
     cm_options o;
     cm_options_default(&o);
-    cm_sst v[2] = {{.sst = t, .size = 1000, .created_s = NOW - 100}, {.sst = NULL, .size = 10, .created_s = NOW}};
+    cm_sst v[2] = {cm_sst_of(t, false), {.sst = NULL, .size = 10, .created_s = NOW}};
+    v[0].size = 1000;
+    v[0].created_s = NOW - 100;
     assert_false(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE)); /* younger than the interval */
     o.tombstone_compaction_interval = 10;
     assert_true(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE));
@@ -770,7 +772,8 @@ static void test_worth_dropping_tombstones(void **state)
     assert_true(tomb);
     /* an overlapping SSTable covering the whole range makes it not worth it */
     sstable *l = write_sst(f->dir, 2, pks, 6, live, 1, 0, 0);
-    v[1].sst = l;
+    v[1] = cm_sst_of(l, false);
+    v[1].created_s = NOW;
     assert_false(cm_worth_dropping_tombstones(&o, v, 2, 0, NOW, GC_BEFORE));
     o.unchecked_tombstone_compaction = true;
     assert_true(cm_worth_dropping_tombstones(&o, v, 2, 0, NOW, GC_BEFORE));
@@ -812,21 +815,24 @@ static cm_options lcs_opts(void)
     return o;
 }
 
+/* A strategy state and its options (LCS here, TWCS below). */
 typedef struct lcs_fx {
     cm_options o;
     cm_strategy *st;
 } lcs_fx;
 
-static int lcs_setup(void **state)
+static int strategy_setup(void **state, cm_options o)
 {
     lcs_fx *x = calloc(1, sizeof *x);
     sib_err err;
     assert_non_null(x);
-    x->o = lcs_opts();
+    x->o = o;
     assert_int_equal(cm_strategy_create(&x->st, &err), 0);
     *state = x;
     return 0;
 }
+
+static int lcs_setup(void **state) { return strategy_setup(state, lcs_opts()); }
 
 static int lcs_teardown(void **state)
 {
@@ -838,7 +844,7 @@ static int lcs_teardown(void **state)
 
 static void lpick(lcs_fx *x, const cm_sst *v, size_t n, size_t *pick, cm_choice *ch)
 {
-    cm_strategy_pick(x->st, &x->o, v, n, NOW, GC_BEFORE, pick, ch);
+    cm_strategy_pick(x->st, &x->o, v, n, NOW, GC_BEFORE, INT64_MAX, pick, ch);
 }
 
 static bool picked(const size_t *pick, size_t n, size_t i)
@@ -1020,11 +1026,158 @@ static void test_strategy_major_and_stcs_dispatch(void **state)
     assert_int_equal(cm_strategy_create(&st, &err), 0);
     cm_sst four[4] = {lsst(0, 0, 1, 100, 1), lsst(0, 0, 1, 110, 1), lsst(0, 0, 1, 120, 1), lsst(0, 0, 1, 90, 1)};
     size_t pick[4];
-    cm_strategy_pick(st, &s, four, 4, NOW, GC_BEFORE, pick, &ch);
+    cm_strategy_pick(st, &s, four, 4, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
     assert_int_equal(ch.n, 4);
     assert_int_equal(ch.level, 0);
     assert_false(ch.tombstone);
     cm_strategy_destroy(st);
+}
+
+/* ---- TimeWindowCompactionStrategy ---- */
+
+#define HOUR_US (3600ll * 1000000)
+
+static cm_options twcs_opts(const char *unit, const char *size)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    sib_err err;
+    const char *k[] = {"class", "compaction_window_unit", "compaction_window_size"};
+    const char *v[] = {"TimeWindowCompactionStrategy", unit, size};
+    assert_int_equal(cm_options_parse(&o, k, v, 3, &other, &err), 0);
+    assert_false(other);
+    return o;
+}
+
+static int twcs_setup(void **state) { return strategy_setup(state, twcs_opts("HOURS", "1")); }
+
+/* An SSTable whose newest write is at hour h (microseconds), expiring or not. */
+static cm_sst tsst(int64_t h, uint64_t size, int32_t max_ldt)
+{
+    return (cm_sst){.size = size, .first_token = 0, .last_token = 100, .min_ts = h * HOUR_US - 1,
+                    .max_ts = h * HOUR_US, .max_ldt = max_ldt, .created_s = NOW};
+}
+
+static void test_twcs_options_and_windows(void **state)
+{
+    cm_options o = twcs_opts("HOURS", "2");
+    assert_int_equal(o.kind, CM_TWCS);
+    assert_int_equal(o.window_unit_s, 3600);
+    assert_int_equal(o.window_size, 2);
+    assert_int_equal(o.ts_per_s, 1000000);
+    assert_int_equal(o.expired_check_s, 600);
+    assert_false(o.tombstone_explicit);
+    assert_int_equal(cm_twcs_window(&o, 5 * HOUR_US + 7), 4 * 3600); /* [4h, 6h) */
+    assert_int_equal(cm_twcs_window(&o, 4 * HOUR_US), 4 * 3600);
+    assert_int_equal(cm_twcs_window(&o, -1), -2 * 3600);           /* before the epoch: floor */
+    bool other;
+    sib_err err;
+    const char *k[] = {"class", "timestamp_resolution", "expired_sstable_check_frequency_seconds",
+                       "tombstone_threshold", "min_threshold", "unsafe_aggressive_sstable_expiration"};
+    const char *v[] = {"TimeWindowCompactionStrategy", "MILLISECONDS", "0", "0.3", "2", "false"};
+    assert_int_equal(cm_options_parse(&o, k, v, 6, &other, &err), 0);
+    assert_int_equal(o.ts_per_s, 1000);
+    assert_int_equal(o.expired_check_s, 0);
+    assert_true(o.tombstone_explicit);
+    assert_int_equal(o.window_unit_s, 86400); /* a new map: DAYS again */
+    assert_int_equal(cm_twcs_window(&o, 86400000ll * 3 + 5), 3 * 86400);
+    const char *bad[][2] = {{"compaction_window_unit", "WEEKS"}, {"compaction_window_size", "0"},
+                            {"timestamp_resolution", "JIFFIES"}, {"expired_sstable_check_frequency_seconds", "-1"},
+                            {"unsafe_aggressive_sstable_expiration", "true"}, {"sstable_size_in_mb", "10"}};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bad); i++) {
+        const char *bk[] = {"class", bad[i][0]}, *bv[] = {"TimeWindowCompactionStrategy", bad[i][1]};
+        assert_int_equal(cm_options_parse(&o, bk, bv, 2, &other, &err), SIB_ECONFIG);
+        assert_non_null(strstr(err.msg, bad[i][0]));
+    }
+    assert_int_equal(o.ts_per_s, 1000); /* unchanged by the rejected maps */
+}
+
+static void test_fully_expired_rule(void **state)
+{
+    /* a: all expired by gc_before, newest write at 100; b: live, overlapping */
+    cm_sst v[3] = {{.min_ts = 90, .max_ts = 100, .max_ldt = GC_BEFORE - 1, .first_token = 0, .last_token = 10},
+                   {.min_ts = 50, .max_ts = 300, .max_ldt = SST_NO_LDT, .first_token = 5, .last_token = 20},
+                   {.min_ts = 40, .max_ts = 60, .max_ldt = SST_NO_LDT, .first_token = 50, .last_token = 60}};
+    bool cand[3] = {true, false, false}, exp[3];
+    /* b holds older live data a's tombstones may shadow: a stays */
+    assert_int_equal(cm_fully_expired(v, 3, cand, GC_BEFORE, INT64_MAX, exp), 0);
+    v[1].min_ts = 200; /* b is newer than everything in a; c does not overlap */
+    assert_int_equal(cm_fully_expired(v, 3, cand, GC_BEFORE, INT64_MAX, exp), 1);
+    assert_true(exp[0] && !exp[1] && !exp[2]);
+    assert_int_equal(cm_fully_expired(v, 3, cand, GC_BEFORE, 99, exp), 0); /* a memtable holds older data */
+    assert_int_equal(cm_fully_expired(v, 3, cand, GC_BEFORE - 2, INT64_MAX, exp), 0); /* not gc-able yet */
+    /* a candidate still live feeds the minimum whatever its range */
+    bool all[3] = {true, true, true};
+    assert_int_equal(cm_fully_expired(v, 3, all, GC_BEFORE, INT64_MAX, exp), 0); /* c's min_ts 40 < 100 */
+    v[2].min_ts = 150;
+    assert_int_equal(cm_fully_expired(v, 3, all, GC_BEFORE, INT64_MAX, exp), 1);
+    assert_true(exp[0]);
+}
+
+static void test_twcs_pick(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* the current window (hour 10) has 2 (< min_threshold 4); hour 8 has 3:
+     * all of them, smallest first; hour 9 a lone one */
+    cm_sst v[8] = {tsst(10, 100, SST_NO_LDT), tsst(10, 100, SST_NO_LDT), tsst(8, 300, SST_NO_LDT),
+                   tsst(8, 100, SST_NO_LDT), tsst(8, 200, SST_NO_LDT), tsst(9, 50, SST_NO_LDT)};
+    cm_strategy_pick(x->st, &x->o, v, 6, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    assert_int_equal(ch.nexpired, 0);
+    assert_int_equal(pick[0], 3);
+    assert_int_equal(pick[1], 4);
+    assert_int_equal(pick[2], 2);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 0);
+    x->o.max_threshold = 2; /* trimmed to the smallest */
+    cm_strategy_pick(x->st, &x->o, v, 6, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 3) && picked(pick, 2, 4));
+    x->o.max_threshold = 32;
+    /* four similar ones in the current window: STCS there first */
+    v[6] = tsst(10, 110, SST_NO_LDT);
+    v[7] = tsst(10, 90, SST_NO_LDT);
+    cm_strategy_pick(x->st, &x->o, v, 8, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    assert_true(picked(pick, 4, 0) && picked(pick, 4, 1) && picked(pick, 4, 6) && picked(pick, 4, 7));
+    /* a newer window seen makes hour 10 an old window: all of it, into one */
+    cm_sst newer = tsst(11, 10, SST_NO_LDT);
+    cm_sst w[9];
+    memcpy(w, v, sizeof v);
+    w[8] = newer;
+    cm_strategy_pick(x->st, &x->o, w, 9, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 4); /* hour 11 has one; hour 10 (old now) has four */
+}
+
+static void test_twcs_expired_dropped_on_the_tick(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[8];
+    cm_choice ch;
+    /* hours 1 and 2 fully expired; hour 5 live and newer than both */
+    cm_sst v[3] = {tsst(1, 100, GC_BEFORE - 10), tsst(2, 100, GC_BEFORE - 10), tsst(5, 100, SST_NO_LDT)};
+    cm_strategy_pick(x->st, &x->o, v, 3, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 0); /* nothing to merge... */
+    assert_int_equal(ch.nexpired, 2); /* ...two to drop whole */
+    assert_true(picked(pick, 2, 0) && picked(pick, 2, 1));
+    /* within expired_sstable_check_frequency_seconds: not looked for again */
+    cm_strategy_pick(x->st, &x->o, v, 3, NOW + 599, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.nexpired, 0);
+    assert_int_equal(ch.n, 0); /* hours 1 and 2 are one SSTable each: nothing */
+    /* the next tick: a memtable holding data older than hour 2 blocks hour 2 */
+    cm_strategy_pick(x->st, &x->o, v, 3, NOW + 600, GC_BEFORE, 2 * HOUR_US - 5, pick, &ch);
+    assert_int_equal(ch.nexpired, 1);
+    assert_int_equal(pick[ch.n], 0);
+    /* a compacting SSTable is never dropped */
+    v[0].compacting = true;
+    cm_strategy_pick(x->st, &x->o, v, 3, NOW + 1200, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.nexpired, 1);
+    assert_int_equal(pick[ch.n], 1);
+    /* tombstone compactions only when their options were given */
+    assert_false(x->o.tombstone_explicit);
 }
 
 int main(void)
@@ -1052,6 +1205,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lcs_l0_at_most_32_and_stcs_fallback, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_level_round_robin, lcs_setup, lcs_teardown),
         cmocka_unit_test(test_strategy_major_and_stcs_dispatch),
+        cmocka_unit_test(test_twcs_options_and_windows),
+        cmocka_unit_test(test_fully_expired_rule),
+        cmocka_unit_test_setup_teardown(test_twcs_pick, twcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_twcs_expired_dropped_on_the_tick, twcs_setup, lcs_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
