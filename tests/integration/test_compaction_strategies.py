@@ -359,3 +359,29 @@ def test_twcs_drops_fully_expired_sstables_unread(make_node, clusters):
     assert t["compaction_bytes_read"] == 0, t                # dropped whole, never read
     assert "fully expired SSTables unread" in node.log_text()
     assert [(r.k, r.v) for r in s.execute("SELECT k, v FROM %s.t" % KS)] == [(1000, "lives")]
+
+
+def test_bad_compaction_options_are_refused_and_change_nothing(node, clusters):
+    cl, s = clusters.connect(node)
+    s.execute("CREATE KEYSPACE %s WITH replication = %s" % (KS, RF1))
+    bad = [
+        ("{'class': 'LeveledCompactionStrategy', 'fanout_size': '0'}", "fanout_size"),
+        ("{'class': 'LeveledCompactionStrategy', 'sstable_size_in_mb': 'big'}", "sstable_size_in_mb"),
+        ("{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'WEEKS'}", "compaction_window_unit"),
+        ("{'class': 'TimeWindowCompactionStrategy', 'unsafe_aggressive_sstable_expiration': 'true'}",
+         "unsafe_aggressive_sstable_expiration"),
+        ("{'class': 'LeveledCompactionStrategy', 'compaction_window_unit': 'DAYS'}", "not understood"),
+    ]
+    for m, why in bad:
+        with pytest.raises(Exception) as e:
+            s.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v int) WITH compaction = %s" % (KS, m))
+        assert why in str(e.value), str(e.value)
+    assert s.execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (KS,)).one() is None
+    s.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v int) WITH compaction = %s" % (KS, LCS_1MB))
+    for m, why in bad:
+        with pytest.raises(Exception) as e:
+            s.execute("ALTER TABLE %s.t WITH compaction = %s" % (KS, m))
+        assert why in str(e.value), str(e.value)
+    row = s.execute("SELECT compaction FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 't'",
+                    (KS,)).one()
+    assert "LeveledCompactionStrategy" in row.compaction["class"] and row.compaction["sstable_size_in_mb"] == "1"
