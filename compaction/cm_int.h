@@ -9,6 +9,7 @@
 struct cm_strategy {
     int64_t last_token[CM_MAX_LEVELS];
     bool has_last[CM_MAX_LEVELS];
+    uint32_t rounds_idle[CM_MAX_LEVELS]; /* LCS: higher-level rounds since a level was compacted into */
     /* TWCS: the newest window ever seen (it only grows) and when expired
      * SSTables were last looked for */
     int64_t highest_window;

@@ -24,14 +24,18 @@
  * total -> L0; all in one level L -> L+1; else the highest input level.
  * They are split every sstable_size bytes, so they never overlap each other.
  *
- * Not done: Cassandra's starvation guard (a level left alone for 25 rounds
- * gets one of its SSTables pulled into a higher compaction).
+ * Starvation guard (getOverlappingStarvedSSTables): each compaction chosen
+ * in step 1 counts a round for every level but its target; when the highest
+ * non-empty level has gone more than 25 rounds, one of its SSTables lying
+ * wholly inside the compaction's key range (not compacting) joins it, so a
+ * level left too small for its score still drains.
  */
 #include "cm_int.h"
 
 #include <stdlib.h>
 
-enum { LCS_MAX_L0 = 32 }; /* MAX_COMPACTING_L0 and the STCS-in-L0 threshold */
+enum { LCS_MAX_L0 = 32 };        /* MAX_COMPACTING_L0 and the STCS-in-L0 threshold */
+enum { LCS_NO_COMPACTION_LIMIT = 25 }; /* rounds before a starved level is drained */
 
 typedef struct keyed { int64_t key; size_t i; } keyed;
 
@@ -143,6 +147,35 @@ static bool stcs_in_l0(const cm_options *o, const cm_sst *ssts, size_t n, const 
     if (!np) return false;
     *out = (cm_choice){.n = np, .level = 0, .min_input_level = 0, .max_output_bytes = 0};
     return true;
+}
+
+/* getOverlappingStarvedSSTables: counts the round, and may add one SSTable
+ * of the highest non-empty level to pick[0..out->n). */
+static void add_starved(cm_strategy *st, const cm_sst *ssts, size_t n, const uint32_t *lvl, size_t *pick,
+                        cm_choice *out)
+{
+    for (uint32_t i = 1; i < CM_MAX_LEVELS; i++) st->rounds_idle[i]++;
+    st->rounds_idle[out->level] = 0;
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    for (size_t k = 0; k < out->n; k++) {
+        first = SIB_MIN(first, ssts[pick[k]].first_token);
+        last = SIB_MAX(last, ssts[pick[k]].last_token);
+    }
+    for (uint32_t L = CM_MAX_LEVELS - 1; L >= 1; L--) {
+        bool any = false;
+        for (size_t i = 0; i < n && !any; i++) any = lvl[i] == L;
+        if (!any) continue;
+        if (st->rounds_idle[L] <= LCS_NO_COMPACTION_LIMIT || first == last) return;
+        for (size_t i = 0; i < n; i++) {
+            bool in = false;
+            for (size_t k = 0; k < out->n && !in; k++) in = pick[k] == i;
+            if (in || lvl[i] != L || ssts[i].compacting) continue;
+            if (ssts[i].first_token < first || ssts[i].last_token > last) continue;
+            pick[out->n++] = i; /* within the range: its data moves down without overlapping */
+            return;
+        }
+        return;
+    }
 }
 
 /* getCandidatesFor(L), L >= 1: the next SSTable of L in key order after the
@@ -262,7 +295,11 @@ void cm_lcs_pick(cm_strategy *st, const cm_options *o, const cm_sst *ssts, size_
         for (size_t i = 0; i < n; i++)
             if (lvl[i] == L && !ssts[i].compacting) bytes += ssts[i].size;
         if (!bytes || (double)bytes <= 1.001 * (double)cm_lcs_max_bytes(o, L)) continue;
-        if (stcs_in_l0(o, ssts, n, lvl, pick, out) || level_candidates(st, o, ssts, n, lvl, L, pick, out)) goto done;
+        if (stcs_in_l0(o, ssts, n, lvl, pick, out)) goto done;
+        if (level_candidates(st, o, ssts, n, lvl, L, pick, out)) {
+            add_starved(st, ssts, n, lvl, pick, out);
+            goto done;
+        }
     }
     if (l0_candidates(o, ssts, n, lvl, pick, out) || stcs_in_l0(o, ssts, n, lvl, pick, out)) goto done;
     size_t t = cm_pick_tombstone(o, ssts, n, now_s, gc_before, true);

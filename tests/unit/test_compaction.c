@@ -1004,6 +1004,35 @@ static void test_lcs_level_round_robin(void **state)
     assert_int_equal(ch.n, 0);
 }
 
+static void test_lcs_starved_level_drains(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* L1 over its score ([0, 50] ... [1100, 1150]); L2 has [0, 40]; L3 has a
+     * small SSTable inside [0, 50], far below its own score */
+    cm_sst v[14];
+    for (int i = 0; i < 12; i++) v[i] = lsst(1, i * 100, i * 100 + 50, 100, 1);
+    v[12] = lsst(2, 0, 40, 100, 1);
+    v[13] = lsst(3, 10, 20, 5, 1);
+    for (int round = 0; round < 25; round++) { /* a round per L1 -> L2 compaction; L3 is never the target */
+        lpick(x, v, 14, pick, &ch);
+        assert_true(picked(pick, ch.n, 0) && picked(pick, ch.n, 12)); /* no completion: the same one */
+        assert_false(picked(pick, ch.n, 13));
+        assert_int_equal(ch.level, 2);
+    }
+    lpick(x, v, 14, pick, &ch); /* the 26th round: more than 25, L3 starves; its SSTable lies inside [0, 50] */
+    assert_int_equal(ch.n, 3);
+    assert_true(picked(pick, 3, 0) && picked(pick, 3, 12) && picked(pick, 3, 13));
+    assert_int_equal(ch.level, 2);
+    /* a range too narrow for it never takes it */
+    cm_sst w[14];
+    memcpy(w, v, sizeof v);
+    w[13] = lsst(3, 10, 60, 5, 1);
+    lpick(x, w, 14, pick, &ch);
+    assert_false(picked(pick, ch.n, 13));
+}
+
 static void test_strategy_major_and_stcs_dispatch(void **state)
 {
     cm_options o = lcs_opts();
@@ -1204,6 +1233,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lcs_l0_candidates, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_l0_at_most_32_and_stcs_fallback, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_level_round_robin, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_starved_level_drains, lcs_setup, lcs_teardown),
         cmocka_unit_test(test_strategy_major_and_stcs_dispatch),
         cmocka_unit_test(test_twcs_options_and_windows),
         cmocka_unit_test(test_fully_expired_rule),
