@@ -960,17 +960,23 @@ static void test_lcs_l0_at_most_32_and_stcs_fallback(void **state)
     assert_false(picked(pick, 32, 40));
 }
 
+/* v[0..12): L1 as 12 SSTables of 100 bytes, [0, 50] ... [1100, 1150]
+ * (1200 > 1000 bytes: over its score); v[12], v[13] as given. */
+static void l1_over_score(cm_sst v[14], cm_sst a, cm_sst b)
+{
+    for (int i = 0; i < 12; i++) v[i] = lsst(1, i * 100, i * 100 + 50, 100, 1);
+    v[12] = a;
+    v[13] = b;
+}
+
 static void test_lcs_level_round_robin(void **state)
 {
     lcs_fx *x = *state;
     size_t pick[16];
     cm_choice ch;
-    /* L1: 12 SSTables of 100 bytes (1200 > 1000): over its score. L2 has
-     * [0, 25] and [250, 399]. */
+    /* L2 has [0, 25] and [250, 399] */
     cm_sst v[14];
-    for (int i = 0; i < 12; i++) v[i] = lsst(1, i * 100, i * 100 + 50, 100, 1);
-    v[12] = lsst(2, 0, 25, 100, 1);
-    v[13] = lsst(2, 250, 399, 100, 1);
+    l1_over_score(v, lsst(2, 0, 25, 100, 1), lsst(2, 250, 399, 100, 1));
     lpick(x, v, 14, pick, &ch);
     assert_int_equal(ch.n, 2); /* the first of L1 and what it overlaps in L2 */
     assert_true(picked(pick, 2, 0) && picked(pick, 2, 12));
@@ -1009,12 +1015,9 @@ static void test_lcs_starved_level_drains(void **state)
     lcs_fx *x = *state;
     size_t pick[16];
     cm_choice ch;
-    /* L1 over its score ([0, 50] ... [1100, 1150]); L2 has [0, 40]; L3 has a
-     * small SSTable inside [0, 50], far below its own score */
+    /* L2 has [0, 40]; L3 a small SSTable inside [0, 50], far below its own score */
     cm_sst v[14];
-    for (int i = 0; i < 12; i++) v[i] = lsst(1, i * 100, i * 100 + 50, 100, 1);
-    v[12] = lsst(2, 0, 40, 100, 1);
-    v[13] = lsst(3, 10, 20, 5, 1);
+    l1_over_score(v, lsst(2, 0, 40, 100, 1), lsst(3, 10, 20, 5, 1));
     for (int round = 0; round < 25; round++) { /* a round per L1 -> L2 compaction; L3 is never the target */
         lpick(x, v, 14, pick, &ch);
         assert_true(picked(pick, ch.n, 0) && picked(pick, ch.n, 12)); /* no completion: the same one */
