@@ -540,7 +540,9 @@ static int toc_tmp_write(const char *path, sib_err *err)
 
 int sst_toc_write(const char *dir, uint64_t gen, sib_err *err)
 {
-    char *tmp = sst_path(dir, gen, "TOC.txt", ".tmp"), *fin = sst_path(dir, gen, "TOC.txt", "");
+    /* not ".tmp": that suffix tells the sweep the generation is unfinished,
+     * and this rebuilds the TOC of one that is complete */
+    char *tmp = sst_path(dir, gen, "TOC.txt", ".rebuild"), *fin = sst_path(dir, gen, "TOC.txt", "");
     int rc = tmp && fin ? toc_tmp_write(tmp, err) : sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
     if (!rc && rename(tmp, fin)) rc = sib_err_errno(err, "sstable: rename %s", tmp);
     if (!rc && sst_fsync_dir(dir)) rc = sib_err_errno(err, "sstable: fsync %s", dir);

@@ -476,6 +476,10 @@ static void test_leftovers_and_remove(void **state)
     rm_comp(f->dir, 11, "Data.db"); /* a deletion cut short (Data.db goes first) */
     rm_comp(f->dir, 12, "TOC.txt"); /* incomplete without TOC: kept */
     rm_comp(f->dir, 12, "Filter.db");
+    /* a crash while the sweep rebuilt gen 6's TOC (its temporary name is not
+     * a .tmp one: the generation is still complete) */
+    snprintf(p, sizeof p, "%s/6-TOC.txt.rebuild", f->dir);
+    close(open(p, O_CREAT | O_WRONLY, 0644));
     uint64_t *gens, maxg;
     size_t n;
     assert_int_equal(sst_dir_scan(f->dir, &gens, &n, &maxg, NULL, &err), 0);
@@ -485,6 +489,7 @@ static void test_leftovers_and_remove(void **state)
     assert_int_equal(maxg, 12);
     free(gens);
     assert_true(exists(f->dir, 6, "TOC.txt"));
+    assert_false(exists(f->dir, 6, "TOC.txt.rebuild"));
     sstable *s;
     assert_int_equal(sst_open(&s, f->dir, 6, &err), 0);
     assert_int_equal(sst_verify(s, NULL, &err), 0);
