@@ -354,7 +354,7 @@ static bool cancelled(const cm_task *t) { return t->cancelled && __atomic_load_n
 static int merge_all(mctx *c)
 {
     cm_task *t = c->t;
-    in_src **cur = malloc(t->ninputs * sizeof *cur);
+    in_src **cur = malloc((t->ninputs ? t->ninputs : 1) * sizeof *cur); /* a task may only drop SSTables */
     if (!cur) return sib_err_set(&t->err, SIB_ENOMEM, "compaction: out of memory");
     int rc = 0;
     for (size_t i = 0; i < t->ninputs && !rc; i++) {

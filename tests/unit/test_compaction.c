@@ -626,6 +626,39 @@ static void test_task_split_outputs(void **state)
     for (int i = 0; i < 3; i++) sst_unref(in[i]);
 }
 
+/* Fully expired SSTables handed to a task as drops leave through the
+ * transaction log without being read; the inputs beside them merge. */
+static void test_task_drops_unread(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a"};
+    trow r[] = {{"r", 1, "v", 0}};
+    sstable *in[1] = {write_sst(f->dir, 1, pks, 1, r, 1, 0, 0)};
+    sstable *drop[2] = {write_sst(f->dir, 2, pks, 1, r, 1, 0, 0), write_sst(f->dir, 3, pks, 1, r, 1, 0, 0)};
+    cm_task t = task_for(f->dir, NULL, 0, NULL, 0, 10);
+    t.drop = drop;
+    t.ndrop = 2;
+    assert_int_equal(cm_task_run(&t), 0); /* drops only */
+    assert_int_equal(t.noutputs, 0);
+    assert_int_equal(t.bytes_read, 0);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    sstable *more[1] = {write_sst(f->dir, 4, pks, 1, r, 1, 0, 0)};
+    t = task_for(f->dir, in, 1, NULL, 0, 11);
+    t.drop = more;
+    t.ndrop = 1;
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 1);
+    assert_int_equal(t.bytes_read, sst_get_stats(in[0])->data_file_bytes); /* the drop was not read */
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
+    assert_int_equal(count_files(f->dir, "11-TOC.txt"), 1);
+    cm_task_free_outputs(&t);
+    sst_unref(in[0]);
+    sst_unref(drop[0]);
+    sst_unref(drop[1]);
+    sst_unref(more[0]);
+}
+
 /* A log of the format before several outputs (ADD first, one ADD) still
  * rolls back and forward. */
 static void test_txn_old_format(void **state)
@@ -1226,6 +1259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_split_outputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_old_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_drops_unread, setup, teardown),
 #ifdef SIB_FAILPOINTS
         cmocka_unit_test_setup_teardown(test_txn_crash_every_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_error_rolls_back_all_outputs, setup, teardown),
