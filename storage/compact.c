@@ -77,6 +77,7 @@ struct st_compactor {
     pthread_mutex_t mu;
     pthread_cond_t cv, done_cv;
     bool stop;
+    bool deferred;           /* loop side: no automatic compaction yet */
     cjob *q, *q_tail, *done; /* under mu */
     cjob *all;               /* loop side */
     size_t njobs;            /* loop side: queued + running */
@@ -141,6 +142,7 @@ int st_compactor_start(st_compactor **out, storage *s, struct ev_loop *loop, sib
     c->s = s;
     c->loop = loop;
     c->nthr = n;
+    c->deferred = o->compaction_deferred;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_cond_init(&c->done_cv, NULL);
@@ -313,10 +315,11 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
     c->all = j;
     c->njobs++;
     t->cm_jobs++;
-    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu, L%u%s%zu%s",
+    char drops[64] = "";
+    if (ch->nexpired) snprintf(drops, sizeof drops, "; dropping %zu fully expired SSTables unread", ch->nexpired);
+    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu, L%u%s",
             major_seq ? "major compaction" : "compaction", tombstone ? " (tombstones)" : "", ch->n, t->dir,
-            (unsigned long long)k->out_gen, ch->level, ch->nexpired ? "; dropping " : "", ch->nexpired,
-            ch->nexpired ? " fully expired SSTables unread" : "");
+            (unsigned long long)k->out_gen, ch->level, drops);
     pthread_mutex_lock(&c->mu);
     if (c->q_tail) c->q_tail->next = j;
     else c->q = j;
@@ -343,7 +346,7 @@ void st_compaction_check(storage *s, st_table *t)
             sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
         goto out;
     }
-    if (!t->copts.enabled || t->nssts < 1 || sib_mono_ns() < t->cm_retry_ns) goto out;
+    if (c->deferred || !t->copts.enabled || t->nssts < 1 || sib_mono_ns() < t->cm_retry_ns) goto out;
     int64_t now = time(NULL);
     for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], in_job(c, t, t->ssts[i]));
     cm_strategy_pick(t->cms, &t->copts, v, t->nssts, now,
@@ -564,6 +567,14 @@ int st_table_set_options(st_table *t, const char *const *keys, const char *const
     t->copts = o;
     st_compaction_check(t->s, t);
     return 0;
+}
+
+void storage_compaction_release(storage *s)
+{
+    st_compactor *c = storage_compactor_any(s);
+    if (!c || !c->deferred) return;
+    c->deferred = false;
+    check_all(c);
 }
 
 int st_compaction_options_check(const char *const *keys, const char *const *vals, size_t n, sib_err *err)

@@ -103,6 +103,11 @@ typedef struct storage_opts {
     size_t sstable_block_size;     /* 0 -> 16 KiB (uncompressed, before LZ4) */
     double bloom_filter_fp_chance; /* 0 -> 0.01 */
     /* Compaction (only with data_dir; see "compaction" below). */
+    bool compaction_deferred;      /* no automatic compaction before
+                                    * storage_compaction_release: a table's
+                                    * strategy comes from the schema, loaded
+                                    * after replay (else an LCS table could
+                                    * get an STCS compaction at startup) */
     int concurrent_compactors;     /* worker threads; 0 -> Cassandra's default,
                                     * min(disks, cores) clamped to 2..8 (one
                                     * data directory here: 2) */
@@ -334,6 +339,9 @@ void st_scan_destroy(st_scan *sc);
  * STCS. Call on the loop thread (executor: create/load/alter table). */
 int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
                          int32_t gc_grace_seconds, sib_err *err);
+/* Lets automatic compactions start (storage_opts.compaction_deferred) and
+ * checks every table at once. Loop thread. */
+void storage_compaction_release(storage *s);
 /* Validates a compaction map as st_table_set_options would take it, with
  * nothing changed: 0, or SIB_ECONFIG with the reason (an option the class
  * does not understand, a bad value). For CREATE/ALTER before the schema
