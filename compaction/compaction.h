@@ -1,6 +1,6 @@
 /* compaction.h: merging SSTables: row reconciliation (shared by storage's
  * read path, flush and compaction), tombstone/TTL purge, compaction
- * strategies (STCS), the compaction task (N SSTables -> one or more) with its
+ * strategies (STCS, LCS, TWCS), the compaction task (N SSTables -> one or more) with its
  * transaction log, and the throughput throttle.
  *
  * The module sits between storage/ and sstable/: it knows SSTables and their
@@ -97,7 +97,7 @@ typedef enum { CM_STCS = 0, CM_LCS = 1, CM_TWCS = 2 } cm_kind;
 #define CM_MAX_LEVELS 9 /* LCS levels L0..L8 (Cassandra's MAX_LEVEL_COUNT) */
 
 /* A table's compaction options (CQL `compaction` map), Cassandra's names
- * and defaults. Unknown strategies run as STCS (logged by the caller). */
+ * and defaults. Strategies not built (UCS) run as STCS (logged by the caller). */
 typedef struct cm_options {
     cm_kind kind;
     bool enabled;                 /* 'enabled' (true) */
@@ -123,11 +123,13 @@ typedef struct cm_options {
 } cm_options;
 
 void cm_options_default(cm_options *o);
-/* Parses a compaction map ('class', 'min_threshold', ...) over defaults.
- * Returns SIB_EINVAL with the reason (bad number, bucket_high <= bucket_low,
- * min_threshold < 2 or > max_threshold, unknown class); *o is untouched then.
- * *unknown_class is set when the class is valid Cassandra but not built here
- * (LCS/TWCS/UCS run as STCS). */
+/* Parses a compaction map ('class', 'min_threshold', ...) over *o; the
+ * strategy's own options (LCS's, TWCS's) start from their defaults, as the
+ * class decides what they mean. Returns SIB_ECONFIG with the reason (bad
+ * number, bucket_high <= bucket_low, min_threshold < 2 or > max_threshold,
+ * an option the class does not understand, unknown class); *o is untouched
+ * then. *unknown_class is set when the class is valid Cassandra but not
+ * built here (UCS, DTCS: run as STCS). */
 int cm_options_parse(cm_options *o, const char *const *keys, const char *const *vals, size_t n, bool *unknown_class,
                      sib_err *err);
 

@@ -321,10 +321,12 @@ void st_scan_destroy(st_scan *sc);
 
 /* ---- compaction -------------------------------------------------------------
  *
- * Each table is compacted by its strategy (SizeTieredCompactionStrategy, see
- * compaction.h) on worker threads (concurrent_compactors) as flushes add
- * SSTables; inputs are replaced by the output atomically on disk (a
- * transaction log rolled forward or back at startup) and in the read path
+ * Each table is compacted by its strategy (size-tiered, leveled or
+ * time-window; compaction.h, docs/compaction.md) on worker threads
+ * (concurrent_compactors) as flushes add SSTables and on a 5 s timer; inputs
+ * are replaced by the outputs (one or more, at the level the strategy chose)
+ * atomically on disk (a transaction log rolled forward or back at startup)
+ * and in the read path
  * (completion on the loop via ev_async). Tombstones and expired cells are
  * purged after gc_grace_seconds when no SSTable outside the compaction nor
  * any memtable may hold older data for their partition. A truncate or drop
@@ -335,8 +337,10 @@ void st_scan_destroy(st_scan *sc);
 /* Sets a table's compaction map (CQL `compaction`: 'class', 'min_threshold',
  * ...; n = 0 keeps the defaults) and gc_grace_seconds (< 0: keep the
  * current value; the default is 864000). SIB_ECONFIG (err says why) leaves
- * the options unchanged. Strategies other than STCS are accepted and run as
- * STCS. Call on the loop thread (executor: create/load/alter table). */
+ * the options unchanged. The map replaces the previous one whole. STCS, LCS
+ * and TWCS run as themselves; UCS is accepted and runs as STCS. The change
+ * applies at the table's next compaction check. Call on the loop thread
+ * (executor: create/load/alter table). */
 int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
                          int32_t gc_grace_seconds, sib_err *err);
 /* Lets automatic compactions start (storage_opts.compaction_deferred) and
