@@ -96,12 +96,18 @@ uint64_t admin_metrics_errors(const admin_metrics *m);   /* all error replies */
 
 /* Gauges sampled at scrape time; the node fills them (admin_server does it
  * from storage/catalog; tests fill them by hand). */
+#define ADMIN_SPR_BUCKETS 12
 typedef struct admin_table_gauge {
     const char *ks, *table;
     uint64_t partitions, rows, cells, memtable_bytes;
     uint64_t reads, writes; /* local requests (admin_metrics_table_ops) */
     uint64_t sstables, sstable_bytes;
     uint64_t flush_bytes, compaction_bytes_read, compaction_bytes_written, compactions_running, compactions;
+    /* SSTables per partition read (storage's st_table_stats.spr): count of
+     * bucket i (not cumulative), its upper bound (UINT32_MAX = +Inf), sum */
+    uint64_t spr[ADMIN_SPR_BUCKETS];
+    uint32_t spr_le[ADMIN_SPR_BUCKETS];
+    uint64_t spr_sum;
 } admin_table_gauge;
 
 typedef struct admin_gauges {

@@ -350,6 +350,36 @@ static void per_table(sib_buf *b, const admin_gauges *g, const char *name, const
     }
 }
 
+/* sibyl_table_sstables_per_read: a histogram per table of how many
+ * SSTables each partition read opened. */
+static void render_spr(const admin_gauges *g, sib_buf *b)
+{
+    const char *name = "sibyl_table_sstables_per_read";
+    family(b, name, "histogram", "SSTables opened by each partition read of the table.");
+    for (size_t i = 0; i < g->ntables; i++) {
+        const admin_table_gauge *t = &g->tables[i];
+        sib_buf lab;
+        sib_buf_init(&lab);
+        sib_buf_printf(&lab, "keyspace=\"");
+        label_value(&lab, t->ks);
+        sib_buf_printf(&lab, "\",table=\"");
+        label_value(&lab, t->table);
+        sib_buf_u8(&lab, '"');
+        uint64_t cum = 0;
+        for (size_t k = 0; k < ADMIN_SPR_BUCKETS; k++) {
+            cum += t->spr[k];
+            if (t->spr_le[k] == UINT32_MAX)
+                sib_buf_printf(b, "%s_bucket{%.*s,le=\"+Inf\"} %" PRIu64 "\n", name, (int)lab.len, (const char *)lab.p, cum);
+            else
+                sib_buf_printf(b, "%s_bucket{%.*s,le=\"%u\"} %" PRIu64 "\n", name, (int)lab.len, (const char *)lab.p,
+                               t->spr_le[k], cum);
+        }
+        sib_buf_printf(b, "%s_sum{%.*s} %" PRIu64 "\n", name, (int)lab.len, (const char *)lab.p, t->spr_sum);
+        sib_buf_printf(b, "%s_count{%.*s} %" PRIu64 "\n", name, (int)lab.len, (const char *)lab.p, cum);
+        sib_buf_free(&lab);
+    }
+}
+
 static void render_storage(const admin_gauges *g, sib_buf *b)
 {
     gauge(b, "sibyl_memtable_bytes", "gauge", "Bytes held by all memtables.", g->memtable_bytes);
@@ -367,6 +397,7 @@ static void render_storage(const admin_gauges *g, sib_buf *b)
               "Bytes written by compactions of the table.", 10);
     per_table(b, g, "sibyl_table_compactions_pending", "gauge", "Compactions of the table queued or running.", 11);
     per_table(b, g, "sibyl_table_compactions_completed_total", "counter", "Compactions of the table completed.", 12);
+    render_spr(g, b);
     gauge(b, "sibyl_sstables", "gauge", "Live SSTables over all tables.", g->sstables);
     gauge(b, "sibyl_sstable_bytes", "gauge", "Bytes of all live SSTables (Data.db).", g->sstable_bytes);
     gauge(b, "sibyl_flushes_pending", "gauge", "Frozen memtables not yet live as SSTables.", g->flushes_pending);

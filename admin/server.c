@@ -462,6 +462,31 @@ static json_t *h_compactionstats(route_req *r)
 
 /* ---- /tablestats ---- */
 
+/* A bucket's upper bound as JSON; the open last bucket reads as "more than
+ * the bound before it". */
+static json_int_t spr_bound(size_t b)
+{
+    return st_spr_bound(b) == UINT32_MAX ? (json_int_t)st_spr_bound(b - 1) + 1 : (json_int_t)st_spr_bound(b);
+}
+
+/* SSTables per partition read: mean, and the bucket bounds holding the
+ * 99th percentile and the maximum. */
+static void spr_json(json_t *o, const st_table_stats *ts)
+{
+    uint64_t reads = 0, cum = 0;
+    size_t p99 = 0, max = 0;
+    for (size_t b = 0; b < ST_SPR_BUCKETS; b++) reads += ts->spr[b];
+    for (size_t b = 0; b < ST_SPR_BUCKETS; b++) {
+        if (!ts->spr[b]) continue;
+        if ((double)cum < 0.99 * (double)reads) p99 = b;
+        cum += ts->spr[b];
+        max = b;
+    }
+    json_object_set_new(o, "sstables_per_read_mean", json_real(reads ? (double)ts->spr_sum / (double)reads : 0.0));
+    json_object_set_new(o, "sstables_per_read_p99", json_integer(spr_bound(p99)));
+    json_object_set_new(o, "sstables_per_read_max", json_integer(spr_bound(max)));
+}
+
 static json_t *table_json(admin_server *s, const sib_table *t)
 {
     st_table_stats ts = {0};
@@ -478,6 +503,13 @@ static json_t *table_json(admin_server *s, const sib_table *t)
     json_object_set_new(o, "compaction_bytes_read", json_integer((json_int_t)ts.compaction_bytes_read));
     json_object_set_new(o, "compaction_bytes_written", json_integer((json_int_t)ts.compaction_bytes_written));
     json_object_set_new(o, "tombstones_purged", json_integer((json_int_t)ts.tombstones_purged));
+    spr_json(o, &ts);
+    if (ts.leveled) {
+        json_t *lv = json_array();
+        for (size_t l = 0; l < ST_MAX_LEVELS; l++) json_array_append_new(lv, json_integer((json_int_t)ts.levels[l]));
+        json_object_set_new(o, "sstables_in_each_level", lv);
+        json_object_set_new(o, "fanout_size", json_integer((json_int_t)ts.fanout));
+    }
     json_object_set_new(o, "number_of_partitions", json_integer((json_int_t)ts.partitions));
     json_object_set_new(o, "memtable_cell_count", json_integer((json_int_t)ts.cells));
     json_object_set_new(o, "memtable_row_count", json_integer((json_int_t)ts.rows));
@@ -619,6 +651,12 @@ static void metrics_text(admin_server *s, sib_buf *out)
             e->compaction_bytes_written = ts.compaction_bytes_written;
             e->compactions_running = ts.compactions_running;
             e->compactions = ts.compactions;
+            _Static_assert(ADMIN_SPR_BUCKETS == ST_SPR_BUCKETS, "one histogram layout");
+            for (size_t b = 0; b < ADMIN_SPR_BUCKETS; b++) {
+                e->spr[b] = ts.spr[b];
+                e->spr_le[b] = st_spr_bound(b);
+            }
+            e->spr_sum = ts.spr_sum;
         }
 
     }

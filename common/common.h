@@ -331,4 +331,34 @@ void sib_timeuuid_next(sib_timeuuid_gen *g, uint8_t out[16]);
 void sib_uuid_format(const uint8_t u[16], char out[37]);
 bool sib_uuid_parse(const char *s, size_t n, uint8_t out[16]);
 
+
+/* ---- failpoints (test builds only) -------------------------------------------
+ *
+ * Named points between the steps of a multi-step disk protocol (a compaction's
+ * outputs, its commit, its deletions) at which a test stops the process or
+ * injects a failure, so a crash test lands exactly between two steps instead
+ * of hoping a timer does. Compiled in only with -DSIB_FAILPOINTS (CMake option
+ * SIB_FAILPOINTS, on by default in sanitizer builds); otherwise every
+ * SIB_FAILPOINT is the constant 0.
+ *
+ * Armed by the environment variable SIBYL_FAILPOINTS, read once:
+ *   SIBYL_FAILPOINTS="name=action[;name=action...]"
+ * actions: kill (SIGKILL: a kill -9 at that point), abort, sleep:<ms>,
+ * error (the point returns SIB_EIO with a message naming it).
+ * A name may carry a number: SIB_FAILPOINT_N("compaction.after_output", 2)
+ * checks "compaction.after_output_2". */
+#ifdef SIB_FAILPOINTS
+/* 0, or the injected error (action "error"); kill/abort do not return. */
+int sib_failpoint(const char *name, long n, sib_err *err);
+/* Replaces the armed set with spec (same syntax as the variable; "" or NULL
+ * disarms everything). For unit tests; not thread-safe against a running
+ * sib_failpoint. SIB_EINVAL on a bad spec (nothing armed then). */
+int sib_failpoints_set(const char *spec, sib_err *err);
+#define SIB_FAILPOINT(name, err) sib_failpoint((name), -1, (err))
+#define SIB_FAILPOINT_N(name, n, err) sib_failpoint((name), (long)(n), (err))
+#else
+#define SIB_FAILPOINT(name, err) ((void)(err), 0)
+#define SIB_FAILPOINT_N(name, n, err) ((void)(n), (void)(err), 0)
+#endif
+
 #endif

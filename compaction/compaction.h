@@ -1,6 +1,6 @@
 /* compaction.h: merging SSTables: row reconciliation (shared by storage's
  * read path, flush and compaction), tombstone/TTL purge, compaction
- * strategies (STCS), the compaction task (N SSTables -> one) with its
+ * strategies (STCS, LCS, TWCS), the compaction task (N SSTables -> one or more) with its
  * transaction log, and the throughput throttle.
  *
  * The module sits between storage/ and sstable/: it knows SSTables and their
@@ -11,7 +11,7 @@
  * Reconciliation is ONE implementation (cm_merge_rows, cm_row_compact): the
  * read path merges the rows of its sources with cm_merge_rows; flush and
  * compaction shadow and purge with cm_row_compact / cm_part_compact. The
- * rules are shared/ref/compaction.md sections 5 and 6:
+ * rules are those of docs/compaction.md ("Reconciliation and purge"):
  *   - cells: Cells.resolveRegular (sst_cell_supersedes); markers: higher ts,
  *     then expiring over non-expiring, then the later expiry;
  *   - a deletion shadows everything with ts <= its ts; the active deletion of
@@ -92,10 +92,12 @@ int cm_row_compact(cm_rowmerge *m, cm_purge *p, const sst_row *in, sst_del activ
 
 /* ---- options and strategies (stcs.c) -------------------------------------- */
 
-typedef enum { CM_STCS = 0 } cm_kind;
+typedef enum { CM_STCS = 0, CM_LCS = 1, CM_TWCS = 2 } cm_kind;
+
+#define CM_MAX_LEVELS 9 /* LCS levels L0..L8 (Cassandra's MAX_LEVEL_COUNT) */
 
 /* A table's compaction options (CQL `compaction` map), Cassandra's names
- * and defaults. Unknown strategies run as STCS (logged by the caller). */
+ * and defaults. Strategies not built (UCS) run as STCS (logged by the caller). */
 typedef struct cm_options {
     cm_kind kind;
     bool enabled;                 /* 'enabled' (true) */
@@ -106,25 +108,47 @@ typedef struct cm_options {
     double tombstone_threshold;   /* 0.2 */
     int64_t tombstone_compaction_interval; /* 86400 s */
     bool unchecked_tombstone_compaction;   /* false */
+    uint64_t sstable_size;        /* LCS 'sstable_size_in_mb' (160 MiB): a
+                                   * compaction's outputs are split at this
+                                   * size; 0 (STCS) = one output */
+    uint32_t fanout_size;         /* LCS: each level holds this many times the one below (10) */
+    /* TWCS */
+    uint32_t window_unit_s;       /* compaction_window_unit: 60, 3600, 86400 (DAYS) */
+    uint32_t window_size;         /* compaction_window_size (1) */
+    int64_t ts_per_s;             /* timestamp_resolution: units a second (MICROSECONDS: 1e6) */
+    int64_t expired_check_s;      /* expired_sstable_check_frequency_seconds (600) */
+    bool tombstone_explicit;      /* tombstone_threshold or _interval given (TWCS
+                                   * runs tombstone compactions only then) */
     int32_t gc_grace_seconds;     /* 864000 (table option, not in the map) */
 } cm_options;
 
 void cm_options_default(cm_options *o);
-/* Parses a compaction map ('class', 'min_threshold', ...) over defaults.
- * Returns SIB_EINVAL with the reason (bad number, bucket_high <= bucket_low,
- * min_threshold < 2 or > max_threshold, unknown class); *o is untouched then.
- * *unknown_class is set when the class is valid Cassandra but not built here
- * (LCS/TWCS/UCS run as STCS). */
+/* Parses a compaction map ('class', 'min_threshold', ...) over *o; the
+ * strategy's own options (LCS's, TWCS's) start from their defaults, as the
+ * class decides what they mean. Returns SIB_ECONFIG with the reason (bad
+ * number, bucket_high <= bucket_low, min_threshold < 2 or > max_threshold,
+ * an option the class does not understand, unknown class); *o is untouched
+ * then. *unknown_class is set when the class is valid Cassandra but not
+ * built here (UCS, DTCS: run as STCS). */
 int cm_options_parse(cm_options *o, const char *const *keys, const char *const *vals, size_t n, bool *unknown_class,
                      sib_err *err);
 
-/* What a strategy sees of one live SSTable. */
+/* What a strategy sees of one live SSTable. sst is only read by the
+ * tombstone checks (its Statistics); the rest is copied from it by the
+ * caller (cm_sst_of), or set directly in tests. */
 typedef struct cm_sst {
     sstable *sst;
     uint64_t size;      /* Data.db bytes on disk */
     int64_t created_s;  /* Data.db creation time */
     bool compacting;    /* in a running compaction: not a candidate */
+    uint32_t level;     /* LCS level from Statistics.db */
+    int64_t first_token, last_token; /* key range */
+    int64_t min_ts, max_ts; /* oldest / newest write timestamp (SST_NO_TS: empty) */
+    int32_t max_ldt;    /* latest deletion or expiry time; SST_NO_LDT when it
+                         * holds live data that never expires */
 } cm_sst;
+/* Fills a cm_sst from an open SSTable. */
+cm_sst cm_sst_of(sstable *s, bool compacting);
 
 /* STCS buckets (exposed for tests): sizes[] sorted ascending on input is not
  * required; bucket_of[i] receives the bucket index of sizes[i]; returns the
@@ -140,6 +164,72 @@ size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
 /* Cassandra's worthDroppingTombstones for ssts[i] against the others. */
 bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_t n, size_t i, int64_t now_s,
                                   int32_t gc_before);
+
+/* ---- strategies (strategy.c, lcs.c) -------------------------------------------
+ *
+ * A table's strategy state (cm_strategy) lives as long as the table and is
+ * kept across option changes, so ALTER TABLE switches a live table between
+ * strategies: the state of the old one is simply not consulted. Hooks: the
+ * owner asks cm_strategy_pick for the next compaction (after flushes, after
+ * completions and on its periodic timer) and reports each completion with
+ * cm_strategy_compacted. LCS keeps its round-robin position per level there;
+ * the levels themselves are in each SSTable's Statistics.db (cm_sst.level),
+ * so the manifest is rebuilt from the SSTables at every pick and needs no
+ * file of its own. */
+
+typedef struct cm_strategy cm_strategy;
+/* What a pick decided. */
+typedef struct cm_choice {
+    size_t n;                  /* SSTables to merge (their indexes are pick[0..n)) */
+    size_t nexpired;           /* fully expired SSTables dropped whole, unread
+                                * (pick[n..n + nexpired)) */
+    bool tombstone;            /* a single-SSTable tombstone compaction */
+    uint32_t level;            /* level of the outputs */
+    uint32_t min_input_level;  /* lowest level among the inputs (LCS round robin) */
+    uint64_t max_output_bytes; /* outputs split at this size; 0 = one output */
+} cm_choice;
+
+int cm_strategy_create(cm_strategy **out, sib_err *err);
+void cm_strategy_destroy(cm_strategy *s);
+/* The next compaction of a table under options o: indexes into ssts in
+ * pick[] (capacity n), the rest in *out (out->n + out->nexpired = 0:
+ * nothing to do). mem_min_ts: the memtables' oldest timestamp (INT64_MAX if
+ * empty), which blocks expired SSTables newer than it from being dropped.
+ * Called after flushes, completions and on the owner's periodic timer,
+ * which is TWCS's expiry tick (expired_sstable_check_frequency_seconds). */
+void cm_strategy_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
+                      int32_t gc_before, int64_t mem_min_ts, size_t *pick, cm_choice *out);
+/* A major compaction of all of ssts: the outputs' level and size. */
+void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_choice *out);
+/* Completion hook: the compaction chosen as c finished; last_token is the
+ * largest last token among its outputs (none: ignored). */
+void cm_strategy_compacted(cm_strategy *s, const cm_choice *c, bool any_output, int64_t last_token);
+/* LCS level of each SSTable as the strategy sees it: the stored level,
+ * except that an SSTable overlapping an earlier one of its level (by first
+ * token) counts as L0, as Cassandra sends it back there. lvl has n slots. */
+void cm_lcs_levels(const cm_sst *ssts, size_t n, uint32_t *lvl);
+/* LeveledManifest.getCompactionCandidates, as docs/compaction.md states it. */
+void cm_lcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
+                 int32_t gc_before, size_t *pick, cm_choice *out);
+/* Cassandra's getFullyExpiredSSTables: of the candidates (cand[i]), those
+ * whose every cell is gc-able (max_ldt < gc_before) and whose newest write
+ * is older than the oldest write that may still be live anywhere it could
+ * shadow: the other candidates not expired, the SSTables overlapping a
+ * candidate's key range that still hold live data, and the memtables
+ * (mem_min_ts). Marks expired[i]; returns how many. */
+size_t cm_fully_expired(const cm_sst *ssts, size_t n, const bool *cand, int32_t gc_before, int64_t mem_min_ts,
+                        bool *expired);
+
+/* TimeWindowCompactionStrategy.getNextBackgroundSSTables, as
+ * docs/compaction.md states it (twcs.c). */
+void cm_twcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
+                  int32_t gc_before, int64_t mem_min_ts, size_t *pick, cm_choice *out);
+/* The lower bound (seconds since the epoch) of the time window holding
+ * write timestamp ts (in o->ts_per_s units), windows aligned to the epoch. */
+int64_t cm_twcs_window(const cm_options *o, int64_t ts);
+/* Bytes a level may hold: 4 x sstable_size for L0, fanout^L x sstable_size
+ * above (saturating). */
+uint64_t cm_lcs_max_bytes(const cm_options *o, uint32_t level);
 
 /* ---- throttle (task.c) ---------------------------------------------------- */
 
@@ -163,11 +253,20 @@ typedef struct cm_task {
     const char *dir;
     sstable *const *inputs; /* referenced by the caller for the task's life */
     size_t ninputs;
+    sstable *const *drop;    /* fully expired SSTables removed with the inputs, never read */
+    size_t ndrop;
     sstable *const *outside; /* live SSTables not in the compaction (purge check) */
     size_t noutside;
     int64_t mem_min_ts;      /* memtables' minimum timestamp (INT64_MAX if empty) */
+    /* Generations reserved for the outputs: out_gen .. out_gen + ngens - 1
+     * (ngens 0 counts as 1). out_gen also names the transaction log. When
+     * they run out, the last output takes the rest of the data. */
     uint64_t out_gen;
-    sst_writer_opts wo;
+    uint32_t ngens;
+    /* An output is closed once its Data.db reaches this many bytes (at a
+     * partition boundary) and the next one begins; 0 = a single output. */
+    uint64_t max_output_bytes;
+    sst_writer_opts wo;      /* wo.level is every output's level */
     int32_t now, gc_before;
     cm_throttle *throttle;   /* may be NULL */
     sib_log *log;
@@ -177,34 +276,49 @@ typedef struct cm_task {
     /* progress (atomic, read by the owner at any time) */
     uint64_t bytes_total, bytes_done;
     /* out */
-    sstable *output;         /* NULL when everything was purged */
+    sstable **outputs;       /* opened outputs in token order, malloc'd; the
+                              * caller owns the array and one reference on
+                              * each (none when everything was purged) */
+    size_t noutputs;
     uint64_t bytes_read, bytes_written, partitions_in, partitions_out, purged;
     sib_err err;
 } cm_task;
 
-/* Runs the compaction: writes the txn log (ADD out_gen, REMOVE inputs),
- * merges the inputs partition by partition into generation out_gen, commits
- * the log, deletes the inputs' files and the log. Returns 0 (t->output
- * opened, or NULL when nothing survived), SIB_EAGAIN when cancelled before
- * commit (nothing changed on disk), or an error (SIB_EIO,
- * SIB_ECORRUPT naming the file...) with the outputs removed and the inputs
- * intact. On 0 the inputs' files are gone (readers keep their mappings). */
+/* Runs the compaction: the txn log (REMOVE inputs and drops), then the merge of the
+ * inputs partition by partition into one or more outputs (each announced by
+ * an ADD record, made durable, before its first byte is written), commits
+ * the log, deletes the inputs' files and the log. Returns 0 (t->outputs
+ * opened, possibly none when nothing survived), SIB_EAGAIN when cancelled
+ * before commit (nothing changed on disk), or an error (SIB_EIO,
+ * SIB_ECORRUPT naming the file...) with every output removed and the inputs
+ * intact. On 0 the inputs' files are gone (readers keep their mappings).
+ * Failpoints (test builds): compaction.after_txn_begin,
+ * compaction.after_output_<n> (n = 1.. as each output is complete),
+ * compaction.after_outputs_before_txn_commit,
+ * compaction.after_commit_before_input_delete,
+ * compaction.after_input_delete_before_log_delete. */
 int cm_task_run(cm_task *t);
+/* Frees what cm_task_run left in t (its outputs' references and array). */
+void cm_task_free_outputs(cm_task *t);
 
 /* ---- transaction log (task.c) ---------------------------------------------- */
 
 typedef struct cm_txn cm_txn;
-/* Creates <dir>/<out_gen>-txn.log with ADD out_gen and REMOVE inputs,
- * fsynced (file and directory). */
-int cm_txn_begin(cm_txn **out, const char *dir, uint64_t out_gen, const uint64_t *inputs, size_t n, sib_err *err);
+/* Creates <dir>/<txn_gen>-txn.log with REMOVE inputs, fsynced (file and
+ * directory). */
+int cm_txn_begin(cm_txn **out, const char *dir, uint64_t txn_gen, const uint64_t *inputs, size_t n, sib_err *err);
+/* Appends ADD gen and fsyncs: call before the first byte of output gen is
+ * written, so recovery knows every output that may exist. */
+int cm_txn_add(cm_txn *x, uint64_t gen, sib_err *err);
 /* Appends COMMIT and fsyncs: from here the outputs are the live ones. */
 int cm_txn_commit(cm_txn *x, sib_err *err);
 /* After commit: removes the inputs' files, then the log. Before commit (or
- * on abort): removes the outputs' files, then the log. Frees x. */
+ * on abort): removes every added output's files, then the log. Frees x. */
 int cm_txn_finish(cm_txn *x, sib_err *err);
 /* Startup, before the directory is scanned for SSTables: rolls every
- * unfinished log forward (committed: inputs removed) or back (outputs
- * removed) and deletes it. *n_out counts logs handled (may be NULL). */
+ * unfinished log forward (committed: inputs removed) or back (all of its
+ * outputs removed) and deletes it. *n_out counts logs handled (may be
+ * NULL). A log that cannot be read is an error: nothing is guessed. */
 int cm_txn_recover(const char *dir, sib_log *log, size_t *n_out, sib_err *err);
 
 #endif

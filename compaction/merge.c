@@ -3,16 +3,16 @@
  * (cm_part_compact / cm_row_compact with nothing purgeable) and compaction
  * (the same with a real purge context).
  *
- * Rules (shared/ref/compaction.md):
+ * Rules (docs/compaction.md, "Reconciliation and purge"):
  *
  *   | what                | wins / survives                                          |
  *   |---------------------|----------------------------------------------------------|
- *   | two cells           | sst_cell_supersedes (Cells.resolveRegular, section 6)    |
+ *   | two cells           | sst_cell_supersedes (Cassandra Cells.resolveRegular)     |
  *   | two markers         | higher ts, then expiring, then later expiry              |
  *   | two deletions       | higher ts, then higher ldt (DeletionTime.supersedes)      |
  *   | data vs deletion    | shadowed iff data ts <= deletion ts                      |
  *   | row del / range     | dropped unless it supersedes the partition deletion      |
- *   | expired cell        | now >= expiry -> tombstone(ts, expiry - ttl) (section 5) |
+ *   | expired cell        | now >= expiry -> tombstone(ts, expiry - ttl)             |
  *   | expired marker      | kept until purgeable with (ts, expiry)                   |
  *   | tombstone purge     | ldt < gc_before AND ts < max_purgeable(partition)        |
  *

@@ -1,5 +1,5 @@
 /* stcs.c: compaction options and SizeTieredCompactionStrategy
- * (shared/ref/compaction.md section 1), as Cassandra's code does it.
+ * (docs/compaction.md, "Size-tiered choice"), as Cassandra's code does it.
  *
  * Options (CQL `compaction` map; values are strings):
  *   | key                            | default  | check                        |
@@ -13,8 +13,10 @@
  *   | tombstone_threshold            | 0.2      | >= 0                         |
  *   | tombstone_compaction_interval  | 86400 s  | >= 0                         |
  *   | unchecked_tombstone_compaction | false    | true/false                   |
- * LCS/TWCS/UCS classes are accepted (and run as STCS for now); their own
- * options are ignored. With class STCS an unknown key is an error, as
+ *   | sstable_size_in_mb (LCS only)  | 160      | integer >= 1                 |
+ * LCS/TWCS/UCS classes are accepted (and run as STCS for now); their other
+ * options are ignored. LCS's sstable_size_in_mb already splits the outputs
+ * of its compactions. With class STCS an unknown key is an error, as
  * Cassandra's "Properties specified [...] are not understood".
  *
  * Buckets (getBuckets): sizes ascending; each joins the FIRST existing bucket
@@ -26,7 +28,7 @@
  * the code reads). Otherwise the largest SSTable worth a single-SSTable
  * tombstone compaction (worthDroppingTombstones).
  */
-#include "compaction.h"
+#include "cm_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -44,13 +46,27 @@ void cm_options_default(cm_options *o)
                       .tombstone_threshold = 0.2,
                       .tombstone_compaction_interval = 86400,
                       .unchecked_tombstone_compaction = false,
+                      .sstable_size = 0,
+                      .fanout_size = 10,
+                      .window_unit_s = 86400,
+                      .window_size = 1,
+                      .ts_per_s = 1000000,
+                      .expired_check_s = 600,
                       .gc_grace_seconds = 864000};
 }
 
 static const char *const stcs_names[] = {"SizeTieredCompactionStrategy",
                                          "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy"};
-static const char *const other_names[] = {"LeveledCompactionStrategy", "TimeWindowCompactionStrategy",
-                                          "UnifiedCompactionStrategy", "DateTieredCompactionStrategy"};
+static const char *const lcs_names[] = {"LeveledCompactionStrategy"};
+static const char *const twcs_names[] = {"TimeWindowCompactionStrategy"};
+static const char *const other_names[] = {"UnifiedCompactionStrategy", "DateTieredCompactionStrategy"};
+static const char *const kind_names[] = {"SizeTieredCompactionStrategy", "LeveledCompactionStrategy",
+                                         "TimeWindowCompactionStrategy"};
+
+/* TWCS's unit and resolution names and their values. */
+static const struct { const char *name; int64_t v; } window_units[] = {{"MINUTES", 60}, {"HOURS", 3600}, {"DAYS", 86400}};
+static const struct { const char *name; int64_t v; } resolutions[] = {
+    {"SECONDS", 1}, {"MILLISECONDS", 1000}, {"MICROSECONDS", 1000000}, {"NANOSECONDS", 1000000000}};
 
 static bool is_class(const char *v, const char *const *names, size_t n)
 {
@@ -88,6 +104,50 @@ static bool is_common_key(const char *k)
     return false;
 }
 
+static bool is_twcs_key(const char *k)
+{
+    static const char *const keys[] = {"compaction_window_unit", "compaction_window_size", "timestamp_resolution",
+                                       "expired_sstable_check_frequency_seconds",
+                                       "unsafe_aggressive_sstable_expiration"};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(keys); i++)
+        if (!strcmp(k, keys[i])) return true;
+    return false;
+}
+
+/* TimeWindowCompactionStrategyOptions' keys. */
+static int apply_twcs_key(cm_options *o, const char *k, const char *v, sib_err *err)
+{
+    double d;
+    bool b;
+    if (!strcmp(k, "compaction_window_unit") || !strcmp(k, "timestamp_resolution")) {
+        bool unit = !strcmp(k, "compaction_window_unit");
+        size_t n = unit ? SIB_ARRAY_LEN(window_units) : SIB_ARRAY_LEN(resolutions);
+        for (size_t i = 0; i < n; i++) {
+            if (strcasecmp(v, unit ? window_units[i].name : resolutions[i].name)) continue;
+            if (unit) o->window_unit_s = (uint32_t)window_units[i].v;
+            else o->ts_per_s = resolutions[i].v;
+            return 0;
+        }
+        return sib_err_set(err, SIB_ECONFIG, "%s is not valid for %s (%s)", v, k,
+                           unit ? "MINUTES, HOURS or DAYS" : "SECONDS, MILLISECONDS, MICROSECONDS or NANOSECONDS");
+    }
+    if (!strcmp(k, "compaction_window_size")) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1)
+            return sib_err_set(err, SIB_ECONFIG, "%s must be greater than 1 for compaction_window_size", v);
+        o->window_size = (uint32_t)d;
+    } else if (!strcmp(k, "expired_sstable_check_frequency_seconds")) {
+        if (!parse_num(v, &d) || d != (double)(int64_t)d || d < 0)
+            return sib_err_set(err, SIB_ECONFIG, "%s must not be negative for %s", v, k);
+        o->expired_check_s = (int64_t)d;
+    } else { /* unsafe_aggressive_sstable_expiration */
+        if (!parse_bool(v, &b)) return sib_err_set(err, SIB_ECONFIG, "%s: invalid value '%s'", k, v);
+        if (b)
+            return sib_err_set(err, SIB_ECONFIG, "unsafe_aggressive_sstable_expiration is not allowed: it may bring "
+                                                 "shadowed data back (Cassandra needs a JVM flag for it)");
+    }
+    return 0;
+}
+
 /* Applies one key to o; false (with err) if the value is bad or the key unknown. */
 static int apply_key(cm_options *o, const char *k, const char *v, bool strict, sib_err *err)
 {
@@ -105,17 +165,31 @@ static int apply_key(cm_options *o, const char *k, const char *v, bool strict, s
         *(!strcmp(k, "min_threshold") ? &o->min_threshold : &o->max_threshold) = (uint32_t)d;
     } else if (!strcmp(k, "bucket_low") || !strcmp(k, "bucket_high") || !strcmp(k, "tombstone_threshold")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
+        if (!strcmp(k, "tombstone_threshold")) o->tombstone_explicit = true;
         *(!strcmp(k, "bucket_low") ? &o->bucket_low : !strcmp(k, "bucket_high") ? &o->bucket_high
                                                                                  : &o->tombstone_threshold) = d;
     } else if (!strcmp(k, "min_sstable_size")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
         o->min_sstable_size = (uint64_t)d;
+    } else if (!strcmp(k, "sstable_size_in_mb") && o->kind == CM_LCS) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1)
+            return sib_err_set(err, SIB_ECONFIG, "sstable_size_in_mb must be a positive integer, was '%s'", v);
+        o->sstable_size = (uint64_t)d << 20;
+    } else if (!strcmp(k, "fanout_size") && o->kind == CM_LCS) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1)
+            return sib_err_set(err, SIB_ECONFIG, "fanout_size must be a positive integer, was '%s'", v);
+        o->fanout_size = (uint32_t)d;
+    } else if (!strcmp(k, "single_sstable_uplevel") && o->kind == CM_LCS) {
+        if (!parse_bool(v, &b)) goto bad; /* accepted; a lone SSTable is always rewritten here */
+    } else if (o->kind == CM_TWCS && is_twcs_key(k)) {
+        return apply_twcs_key(o, k, v, err);
     } else if (!strcmp(k, "tombstone_compaction_interval")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
+        o->tombstone_explicit = true;
         o->tombstone_compaction_interval = (int64_t)d;
     } else if (strict && !is_common_key(k)) {
-        return sib_err_set(err, SIB_ECONFIG, "Properties specified [%s] are not understood by SizeTieredCompactionStrategy",
-                           k);
+        return sib_err_set(err, SIB_ECONFIG, "Properties specified [%s] are not understood by %s", k,
+                           kind_names[o->kind]);
     }
     return 0;
 bad:
@@ -128,9 +202,28 @@ int cm_options_parse(cm_options *o, const char *const *keys, const char *const *
     cm_options x = *o;
     bool strict = true;
     *unknown_class = false;
+    cm_options d;
+    cm_options_default(&d);
+    x.kind = CM_STCS;
+    x.sstable_size = 0; /* only LCS splits its outputs */
+    x.fanout_size = d.fanout_size;
+    x.window_unit_s = d.window_unit_s;
+    x.window_size = d.window_size;
+    x.ts_per_s = d.ts_per_s;
+    x.expired_check_s = d.expired_check_s;
+    x.tombstone_explicit = false;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(keys[i], "class")) continue;
         if (is_class(vals[i], stcs_names, 1)) continue;
+        if (is_class(vals[i], lcs_names, 1)) {
+            x.kind = CM_LCS;
+            x.sstable_size = 160ull << 20;
+            continue;
+        }
+        if (is_class(vals[i], twcs_names, 1)) {
+            x.kind = CM_TWCS;
+            continue;
+        }
         if (!is_class(vals[i], other_names, sizeof other_names / sizeof *other_names))
             return sib_err_set(err, SIB_ECONFIG, "Unable to find compaction strategy class '%s'", vals[i]);
         *unknown_class = true;
@@ -213,29 +306,26 @@ static bool ranges_overlap(const sst_stats *a, const sst_stats *b)
     return a->first_token <= b->last_token && b->first_token <= a->last_token;
 }
 
-/* getFullyExpiredSSTables for one candidate against the overlapping ones:
- * everything in it must be a tombstone or expiring (our statistics do not
- * keep Cassandra's max LDT of live data, so: as many tombstones as cells
- * and rows), all gc-able, and older than any overlapping live data. */
+/* getFullyExpiredSSTables for the one candidate i against the SSTables
+ * overlapping it (memtables are not consulted: this is an estimate). */
 static bool fully_expired(const cm_sst *ssts, size_t n, size_t i, int32_t gc_before)
 {
-    const sst_stats *st = sst_get_stats(ssts[i].sst);
-    if (st->tombstones < st->cells + st->rows || st->max_ldt == SST_NO_LDT || st->max_ldt >= gc_before) return false;
-    int64_t min_ts = INT64_MAX;
-    for (size_t k = 0; k < n; k++) {
-        const sst_stats *o = sst_get_stats(ssts[k].sst);
-        if (k == i || !ranges_overlap(st, o)) continue;
-        if (o->max_ldt == SST_NO_LDT || o->max_ldt >= gc_before || o->tombstones < o->cells + o->rows)
-            min_ts = SIB_MIN(min_ts, o->min_ts);
+    bool *cand = calloc(n, sizeof *cand), *exp = calloc(n, sizeof *exp);
+    bool yes = false;
+    if (cand && exp) {
+        cand[i] = true;
+        yes = cm_fully_expired(ssts, n, cand, gc_before, INT64_MAX, exp) && exp[i];
     }
-    return st->max_ts < min_ts;
+    free(cand);
+    free(exp);
+    return yes;
 }
 
 bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_t n, size_t i, int64_t now_s,
                                   int32_t gc_before)
 {
-    const sst_stats *st = sst_get_stats(ssts[i].sst);
     if (now_s < ssts[i].created_s + o->tombstone_compaction_interval) return false;
+    const sst_stats *st = sst_get_stats(ssts[i].sst);
     double ratio = droppable_ratio(st, gc_before);
     if (ratio <= o->tombstone_threshold) return false;
     if (o->unchecked_tombstone_compaction) return true;
@@ -280,13 +370,28 @@ bool cm_worth_dropping_tombstones(const cm_options *o, const cm_sst *ssts, size_
 
 /* ---- choosing ---- */
 
-size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before, size_t *pick,
-               bool *tombstone)
+cm_sst cm_sst_of(sstable *s, bool compacting)
 {
-    *tombstone = false;
-    if (!o->enabled || !n) return 0;
-    size_t *cand = malloc(n * sizeof *cand), *bof = malloc(n * sizeof *bof);
-    uint64_t *sizes = malloc(n * sizeof *sizes);
+    const sst_stats *st = sst_get_stats(s);
+    return (cm_sst){.sst = s,
+                    .size = st->data_file_bytes,
+                    .created_s = sst_created(s),
+                    .compacting = compacting,
+                    .level = st->level,
+                    .first_token = st->first_token,
+                    .last_token = st->last_token,
+                    .min_ts = st->min_ts,
+                    .max_ts = st->max_ts,
+                    /* our statistics keep no deletion time for live data:
+                     * an SSTable holding anything neither a tombstone nor
+                     * expiring never expires as a whole */
+                    .max_ldt = st->tombstones < st->cells + st->rows ? SST_NO_LDT : st->max_ldt};
+}
+
+size_t cm_stcs_pick_bucket(const cm_options *o, const cm_sst *ssts, size_t n, size_t *pick)
+{
+    size_t *cand = malloc((n ? n : 1) * sizeof *cand), *bof = malloc((n ? n : 1) * sizeof *bof);
+    uint64_t *sizes = malloc((n ? n : 1) * sizeof *sizes);
     size_t nc = 0, np = 0;
     if (!cand || !bof || !sizes) goto out;
     for (size_t i = 0; i < n; i++)
@@ -301,31 +406,44 @@ size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
         if (cnt < o->min_threshold) continue;
         if (best == SIZE_MAX || sum / cnt > best_avg) best = b, best_avg = sum / cnt;
     }
-    if (best != SIZE_MAX) {
-        /* the bucket's SSTables smallest first (as it was filled), max_threshold of them */
-        ord *v = malloc(nc * sizeof *v);
-        size_t nv = 0;
-        for (size_t k = 0; v && k < nc; k++)
-            if (bof[k] == best) v[nv++] = (ord){sizes[k], cand[k]};
-        if (v) qsort(v, nv, sizeof *v, ord_cmp);
-        for (size_t k = 0; v && k < nv && np < o->max_threshold; k++) pick[np++] = v[k].i;
-        free(v);
-        goto out;
-    }
-    size_t big = SIZE_MAX;
-    for (size_t k = 0; k < nc; k++) {
-        size_t i = cand[k];
-        if ((big == SIZE_MAX || ssts[i].size > ssts[big].size) &&
-            cm_worth_dropping_tombstones(o, ssts, n, i, now_s, gc_before))
-            big = i;
-    }
-    if (big != SIZE_MAX) {
-        pick[np++] = big;
-        *tombstone = true;
-    }
+    if (best == SIZE_MAX) goto out;
+    /* the bucket's SSTables smallest first (as it was filled), max_threshold of them */
+    ord *v = malloc(nc * sizeof *v);
+    size_t nv = 0;
+    for (size_t k = 0; v && k < nc; k++)
+        if (bof[k] == best) v[nv++] = (ord){sizes[k], cand[k]};
+    if (v) qsort(v, nv, sizeof *v, ord_cmp);
+    for (size_t k = 0; v && k < nv && np < o->max_threshold; k++) pick[np++] = v[k].i;
+    free(v);
 out:
     free(cand);
     free(bof);
     free(sizes);
     return np;
+}
+
+size_t cm_pick_tombstone(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before,
+                         bool largest)
+{
+    size_t got = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (ssts[i].compacting) continue;
+        if (got != SIZE_MAX && (largest ? ssts[i].size <= ssts[got].size : ssts[i].size >= ssts[got].size)) continue;
+        if (cm_worth_dropping_tombstones(o, ssts, n, i, now_s, gc_before)) got = i;
+    }
+    return got;
+}
+
+size_t cm_pick(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before, size_t *pick,
+               bool *tombstone)
+{
+    *tombstone = false;
+    if (!o->enabled || !n) return 0;
+    size_t np = cm_stcs_pick_bucket(o, ssts, n, pick);
+    if (np) return np;
+    size_t big = cm_pick_tombstone(o, ssts, n, now_s, gc_before, true);
+    if (big == SIZE_MAX) return 0;
+    pick[0] = big;
+    *tombstone = true;
+    return 1;
 }

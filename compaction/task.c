@@ -1,22 +1,26 @@
-/* task.c: one compaction: N input SSTables -> one output generation, its
- * transaction log, and the node-wide throughput throttle.
+/* task.c: one compaction: N input SSTables -> one or more output
+ * generations, its transaction log, and the node-wide throughput throttle.
  *
  * Algorithm (worker thread):
- *   1. txn log: ADD out_gen, REMOVE inputs (below);
+ *   1. txn log: REMOVE inputs (below);
  *   2. a k-way merge of the inputs' partition keys (sst_pscan, token order);
  *      for each key, every input holding it is opened (sst_part) and the
  *      partition is merged: the superseding partition deletion, the union
  *      of range tombstones, the static rows, then the rows in clustering
  *      order (k-way by key, cm_merge_rows on equal keys); each row goes
  *      through cm_row_compact with the partition's purge context, and the
- *      partition is written only if something survives;
- *   3. the output is finished (TOC last) and opened; under the owner's lock,
- *      unless cancelled (truncate/drop), the log is committed;
+ *      partition is written only if something survives. The first partition
+ *      written opens an output (ADD <gen> logged first); after a partition,
+ *      an output whose Data.db reached max_output_bytes is finished (TOC
+ *      last) and opened, and the next partition opens the next generation:
+ *      outputs never overlap and come out in token order;
+ *   3. under the owner's lock, unless cancelled (truncate/drop), the log is
+ *      committed;
  *   4. the inputs' files and the log are removed.
- * Errors anywhere before the commit remove the output and the log: the
+ * Errors anywhere before the commit remove every output and the log: the
  * inputs stay live and untouched (disk full = retried later).
  *
- * Purge (shared/ref/compaction.md section 5): max_purgeable(partition) is
+ * Purge (docs/compaction.md, "Reconciliation and purge"): max_purgeable(partition) is
  * the minimum of mem_min_ts (all memtables at the start of the task, a
  * conservative stand-in for Cassandra's per-partition memtable minimum) and
  * the min timestamp of every SSTable outside the compaction whose token
@@ -41,33 +45,35 @@
 #include <unistd.h>
 
 /* The compaction transaction log: replacing input SSTables by output
- * ones atomically on disk (Cassandra's LogTransaction, simplified to one
- * output generation).
+ * ones atomically on disk (Cassandra's LogTransaction, simplified).
  *
  * File <dir>/<out_gen>-txn.log, text, one record a line:
  *   | record                 | meaning                                       |
  *   |------------------------|-----------------------------------------------|
- *   | ADD <gen> <crc>        | generation <gen> is (being) written as output |
  *   | REMOVE <gen> <crc>     | generation <gen> is an input                  |
+ *   | ADD <gen> <crc>        | generation <gen> is (being) written as output |
  *   | COMMIT <crc>           | outputs complete: they replace the inputs     |
  * <crc> is the crc32c of the text before " <crc>", 8 hex digits. A line that
  * is torn (no newline) or fails its crc ends the log: what follows is
- * ignored, so a torn COMMIT is no commit.
+ * ignored, so a torn COMMIT is no commit. A log holds one ADD per output;
+ * logs of older versions put their single ADD first, which reads the same.
  *
  * Protocol (cm_task_run):
- *   1. ADD + REMOVE lines, fsync the log and the directory;
- *   2. write the output (sstable.h: tmp names, fsync, rename, TOC last);
+ *   1. REMOVE lines, fsync the log and the directory;
+ *   2. per output: ADD <gen>, fsync the log; then write the output
+ *      (sstable.h: tmp names, fsync, rename, TOC last);
  *   3. COMMIT, fsync;
- *   4. delete the inputs (TOC first), fsync the directory, delete the log.
+ *   4. delete the inputs, fsync the directory, delete the log.
  * A crash before 3 leaves the inputs live and the log uncommitted: recovery
- * deletes the output generation (even with its TOC). A crash after 3 leaves
- * the log committed: recovery deletes the inputs. Either the inputs or the
- * output are live, never both (the output would double-count nothing under
- * LWW, but purged tombstones would let shadowed input data back) and never
+ * deletes EVERY generation the log ADDs (finished ones too, TOC and all).
+ * A crash after 3 leaves the log committed: recovery deletes the inputs.
+ * Either the inputs or all the outputs are live, never a mix (a purged
+ * tombstone in an output would let shadowed input data come back) and never
  * neither. Recovery runs before sst_dir_scan decides what is live.
  *
- * Invariant: the log file's name is created (and the directory fsynced)
- * before the first byte of an output exists.
+ * Invariants: the log file's name is created (and the directory fsynced)
+ * before the first byte of an output exists; an output's ADD is on disk
+ * before its first file is created.
  */
 
 /* ---- throttle ---- */
@@ -128,7 +134,11 @@ typedef struct in_src {
 typedef struct mctx {
     cm_task *t;
     in_src *in;
-    sst_writer *w;
+    cm_txn *x;
+    sst_writer *w;          /* the output being written, NULL between outputs */
+    uint64_t w_gen;
+    sst_writer_opts wo;
+    size_t outcap;
     cm_rowmerge m, rm; /* m: partition/rows output; rm: row merge */
     sst_rt *rts;
     size_t caprts;
@@ -186,11 +196,59 @@ static int64_t max_purgeable(void *arg)
     return mp;
 }
 
+/* Starts the next output: its generation is logged (ADD, fsynced) before
+ * its first file exists, so recovery can always find and remove it. */
+static int output_begin(mctx *c)
+{
+    cm_task *t = c->t;
+    uint32_t ngens = t->ngens ? t->ngens : 1;
+    if (t->noutputs >= ngens) return sib_err_set(&t->err, SIB_EINVAL, "compaction: no generation left for an output");
+    if (t->noutputs == c->outcap) {
+        size_t cap = c->outcap ? c->outcap * 2 : 4;
+        sstable **n = realloc(t->outputs, cap * sizeof *n);
+        if (!n) return sib_err_set(&t->err, SIB_ENOMEM, "compaction: out of memory");
+        t->outputs = n;
+        c->outcap = cap;
+    }
+    c->w_gen = t->out_gen + t->noutputs;
+    int rc = cm_txn_add(c->x, c->w_gen, &t->err);
+    if (!rc) rc = sst_writer_create(&c->w, t->dir, c->w_gen, &c->wo, &t->err);
+    return rc;
+}
+
+/* Finishes the current output (TOC last) and opens it. */
+static int output_end(mctx *c)
+{
+    cm_task *t = c->t;
+    uint64_t bytes = 0;
+    int rc = sst_writer_finish(c->w, &bytes, &t->err);
+    sst_writer_destroy(c->w); /* removes the tmp files unless finished */
+    c->w = NULL;
+    if (!rc) rc = sst_open(&t->outputs[t->noutputs], t->dir, c->w_gen, &t->err);
+    if (rc) return rc;
+    t->noutputs++;
+    t->bytes_written += bytes;
+    return SIB_FAILPOINT_N("compaction.after_output", t->noutputs, &t->err);
+}
+
+/* At a partition boundary: the output is closed once it reached its
+ * target size, unless it is the last generation reserved. */
+static int maybe_split(mctx *c)
+{
+    cm_task *t = c->t;
+    uint32_t ngens = t->ngens ? t->ngens : 1;
+    if (!c->w || !t->max_output_bytes || t->noutputs + 1 >= ngens) return 0;
+    if (sst_writer_data_bytes(c->w) < t->max_output_bytes) return 0;
+    return output_end(c);
+}
+
 /* Writes the partition header once (lazily: a partition whose content all
  * went is not written at all). */
 static int ensure_header(mctx *c, bool *written, sst_del pdel, const sst_rt *rts, size_t nrt)
 {
     if (*written) return 0;
+    int rc = c->w ? 0 : output_begin(c);
+    if (rc) return rc;
     *written = true;
     c->t->partitions_out++;
     return sst_write_partition(c->w, c->pk, c->pklen, pdel, rts, nrt, &c->t->err);
@@ -296,7 +354,7 @@ static bool cancelled(const cm_task *t) { return t->cancelled && __atomic_load_n
 static int merge_all(mctx *c)
 {
     cm_task *t = c->t;
-    in_src **cur = malloc(t->ninputs * sizeof *cur);
+    in_src **cur = malloc((t->ninputs ? t->ninputs : 1) * sizeof *cur); /* a task may only drop SSTables */
     if (!cur) return sib_err_set(&t->err, SIB_ENOMEM, "compaction: out of memory");
     int rc = 0;
     for (size_t i = 0; i < t->ninputs && !rc; i++) {
@@ -329,6 +387,7 @@ static int merge_all(mctx *c)
             if (!rc) bytes += sst_part_size(cur[opened]->part);
         }
         if (!rc) rc = merge_partition(c, cur, n);
+        if (!rc) rc = maybe_split(c);
         for (size_t i = 0; i < n; i++) {
             sst_part_close(cur[i]->part);
             cur[i]->part = NULL;
@@ -343,12 +402,35 @@ static int merge_all(mctx *c)
     return rc;
 }
 
+void cm_task_free_outputs(cm_task *t)
+{
+    for (size_t i = 0; i < t->noutputs; i++) sst_unref(t->outputs[i]);
+    free(t->outputs);
+    t->outputs = NULL;
+    t->noutputs = 0;
+}
+
+/* Commits the log under the owner's lock unless the task was cancelled. */
+static int commit(cm_task *t, cm_txn *x)
+{
+    int rc = SIB_FAILPOINT("compaction.after_outputs_before_txn_commit", &t->err);
+    if (rc) return rc;
+    if (t->mu) pthread_mutex_lock(t->mu);
+    if (cancelled(t)) rc = sib_err_set(&t->err, SIB_EAGAIN, "compaction: cancelled (table truncated or dropped)");
+    else rc = cm_txn_commit(x, &t->err);
+    if (t->mu) pthread_mutex_unlock(t->mu);
+    /* past the commit an injected error could only lie: only kill/sleep apply */
+    if (!rc) (void)SIB_FAILPOINT("compaction.after_commit_before_input_delete", NULL);
+    return rc;
+}
+
 int cm_task_run(cm_task *t)
 {
     sib_err_clear(&t->err);
-    t->output = NULL;
+    t->outputs = NULL;
+    t->noutputs = 0;
     t->bytes_read = t->bytes_written = t->partitions_in = t->partitions_out = t->purged = 0;
-    uint64_t *gens = malloc((t->ninputs ? t->ninputs : 1) * sizeof *gens);
+    uint64_t *gens = malloc((t->ninputs + t->ndrop + 1) * sizeof *gens);
     mctx c = {.t = t};
     c.in = calloc(t->ninputs ? t->ninputs : 1, sizeof *c.in);
     c.pick = malloc((t->ninputs ? t->ninputs : 1) * sizeof *c.pick);
@@ -358,7 +440,7 @@ int cm_task_run(cm_task *t)
         free(c.pick);
         return sib_err_set(&t->err, SIB_ENOMEM, "compaction: out of memory");
     }
-    uint64_t keys = 0, total = 0;
+    uint64_t keys = 0, total = 0, file_bytes = 0;
     int64_t min_ts = SST_NO_TS;
     for (size_t i = 0; i < t->ninputs; i++) {
         const sst_stats *st = sst_get_stats(t->inputs[i]);
@@ -367,32 +449,28 @@ int cm_task_run(cm_task *t)
         c.in[i].sst = t->inputs[i];
         keys += st->partitions;
         total += st->data_bytes;
+        file_bytes += st->data_file_bytes;
         t->bytes_read += st->data_file_bytes;
     }
     __atomic_store_n(&t->bytes_total, total, __ATOMIC_RELAXED);
-    cm_txn *x = NULL;
-    int rc = cm_txn_begin(&x, t->dir, t->out_gen, gens, t->ninputs, &t->err);
+    /* fully expired SSTables are only REMOVEd: never read */
+    for (size_t i = 0; i < t->ndrop; i++) gens[t->ninputs + i] = sst_gen(t->drop[i]);
+    int rc = cm_txn_begin(&c.x, t->dir, t->out_gen, gens, t->ninputs + t->ndrop, &t->err);
     free(gens);
-    sst_writer_opts wo = t->wo;
-    wo.expected_keys = keys ? keys : 1;
-    if (min_ts != SST_NO_TS) wo.ts_base = min_ts; /* timestamps stored as short deltas from it */
-    if (!rc) rc = sst_writer_create(&c.w, t->dir, t->out_gen, &wo, &t->err);
+    if (!rc) rc = SIB_FAILPOINT("compaction.after_txn_begin", &t->err);
+    c.wo = t->wo;
+    /* the bloom filter of each output is sized for its share of the keys */
+    if (t->max_output_bytes && file_bytes > t->max_output_bytes)
+        keys = (uint64_t)((double)keys * ((double)t->max_output_bytes / (double)file_bytes) * 1.25) + 1;
+    c.wo.expected_keys = keys ? keys : 1;
+    if (min_ts != SST_NO_TS) c.wo.ts_base = min_ts; /* timestamps stored as short deltas from it */
     if (!rc) rc = merge_all(&c);
-    if (!rc && t->partitions_out) rc = sst_writer_finish(c.w, &t->bytes_written, &t->err);
-    sst_writer_destroy(c.w); /* removes the tmp files unless finished */
-    if (!rc && t->partitions_out) rc = sst_open(&t->output, t->dir, t->out_gen, &t->err);
-    if (!rc) {
-        if (t->mu) pthread_mutex_lock(t->mu);
-        if (cancelled(t)) rc = sib_err_set(&t->err, SIB_EAGAIN, "compaction: cancelled (table truncated or dropped)");
-        else rc = cm_txn_commit(x, &t->err);
-        if (t->mu) pthread_mutex_unlock(t->mu);
-    }
-    if (rc && t->output) {
-        sst_unref(t->output); /* cm_txn_finish removes its files */
-        t->output = NULL;
-    }
+    if (!rc && c.w) rc = output_end(&c);
+    sst_writer_destroy(c.w); /* an output cut short by an error: its tmp files go */
+    if (!rc) rc = commit(t, c.x);
+    if (rc) cm_task_free_outputs(t); /* cm_txn_finish removes their files */
     sib_err ferr;
-    if (x && cm_txn_finish(x, &ferr) && !rc)
+    if (c.x && cm_txn_finish(c.x, &ferr) && !rc)
         sib_log(t->log, SIB_WARN, "compaction: %s (finished at the next startup)", ferr.msg);
     for (size_t i = 0; i < t->ninputs; i++) {
         sst_pscan_close(c.in[i].ps);
@@ -411,9 +489,8 @@ int cm_task_run(cm_task *t)
 struct cm_txn {
     char *dir, *path;
     int fd;
-    uint64_t out_gen;
-    uint64_t *inputs;
-    size_t n;
+    uint64_t *inputs, *outputs;
+    size_t n, nout, capout;
     bool committed;
 };
 
@@ -453,25 +530,32 @@ static char *log_path(const char *dir, uint64_t gen)
     return asprintf(&p, "%s/%llu-txn.log", dir, (unsigned long long)gen) < 0 ? NULL : p;
 }
 
-int cm_txn_begin(cm_txn **out, const char *dir, uint64_t out_gen, const uint64_t *inputs, size_t n, sib_err *err)
+static void txn_free(cm_txn *x)
+{
+    if (x->fd >= 0) close(x->fd);
+    free(x->dir);
+    free(x->path);
+    free(x->inputs);
+    free(x->outputs);
+    free(x);
+}
+
+int cm_txn_begin(cm_txn **out, const char *dir, uint64_t txn_gen, const uint64_t *inputs, size_t n, sib_err *err)
 {
     *out = NULL;
     cm_txn *x = calloc(1, sizeof *x);
-    sib_buf b;
-    sib_buf_init(&b);
-    if (!x || !(x->dir = strdup(dir)) || !(x->path = log_path(dir, out_gen)) ||
+    if (!x) return sib_err_set(err, SIB_ENOMEM, "compaction: out of memory");
+    x->fd = -1;
+    if (!(x->dir = strdup(dir)) || !(x->path = log_path(dir, txn_gen)) ||
         !(x->inputs = malloc((n ? n : 1) * sizeof *inputs))) {
-        if (x) free(x->dir), free(x->path), free(x->inputs);
-        free(x);
+        txn_free(x);
         return sib_err_set(err, SIB_ENOMEM, "compaction: out of memory");
     }
-    x->fd = -1;
-    x->out_gen = out_gen;
     x->n = n;
     if (n) memcpy(x->inputs, inputs, n * sizeof *inputs);
+    sib_buf b;
+    sib_buf_init(&b);
     char text[64];
-    snprintf(text, sizeof text, "ADD %llu", (unsigned long long)out_gen);
-    put_line(&b, text);
     for (size_t i = 0; i < n; i++) {
         snprintf(text, sizeof text, "REMOVE %llu", (unsigned long long)inputs[i]);
         put_line(&b, text);
@@ -482,33 +566,56 @@ int cm_txn_begin(cm_txn **out, const char *dir, uint64_t out_gen, const uint64_t
         rc = sib_err_errno(err, "compaction: cannot write %s", x->path);
     sib_buf_free(&b);
     if (rc) {
-        if (x->fd >= 0) close(x->fd), x->fd = -1;
-        unlink(x->path);
-        free(x->dir);
-        free(x->path);
-        free(x->inputs);
-        free(x);
+        if (x->fd >= 0) unlink(x->path);
+        txn_free(x);
         return rc;
     }
     *out = x;
     return 0;
 }
 
-int cm_txn_commit(cm_txn *x, sib_err *err)
+/* Appends one record and fsyncs; on failure the record is cut off again so
+ * the log reads the same whatever reached the disk (a torn line fails its
+ * crc anyway). */
+static int append(cm_txn *x, const char *text, sib_err *err)
 {
     sib_buf b;
     sib_buf_init(&b);
-    put_line(&b, "COMMIT");
+    put_line(&b, text);
     int rc = 0;
     if (write_all(x->fd, b.p, b.len) || fsync(x->fd)) {
-        rc = sib_err_errno(err, "compaction: cannot commit %s", x->path);
-        /* a partial COMMIT line fails its crc: cut it anyway so the log
-         * reads as uncommitted whatever reached the disk */
-        if (ftruncate(x->fd, lseek(x->fd, 0, SEEK_CUR) - (off_t)b.len) == 0) fsync(x->fd);
-    } else {
-        x->committed = true;
+        rc = sib_err_errno(err, "compaction: cannot append to %s", x->path);
+        off_t end = lseek(x->fd, 0, SEEK_CUR);
+        if (end >= (off_t)b.len && ftruncate(x->fd, end - (off_t)b.len) == 0) {
+            fsync(x->fd);
+            lseek(x->fd, end - (off_t)b.len, SEEK_SET);
+        }
     }
     sib_buf_free(&b);
+    return rc;
+}
+
+int cm_txn_add(cm_txn *x, uint64_t gen, sib_err *err)
+{
+    if (x->nout == x->capout) {
+        size_t cap = x->capout ? x->capout * 2 : 4;
+        uint64_t *n = realloc(x->outputs, cap * sizeof *n);
+        if (!n) return sib_err_set(err, SIB_ENOMEM, "compaction: out of memory");
+        x->outputs = n;
+        x->capout = cap;
+    }
+    char text[64];
+    snprintf(text, sizeof text, "ADD %llu", (unsigned long long)gen);
+    /* listed before the append: if the append fails half-way, the rollback
+     * still removes whatever of gen exists */
+    x->outputs[x->nout++] = gen;
+    return append(x, text, err);
+}
+
+int cm_txn_commit(cm_txn *x, sib_err *err)
+{
+    int rc = append(x, "COMMIT", err);
+    if (!rc) x->committed = true;
     return rc;
 }
 
@@ -518,36 +625,51 @@ int cm_txn_finish(cm_txn *x, sib_err *err)
     int rc = 0;
     if (x->committed) {
         for (size_t i = 0; i < x->n && !rc; i++) rc = sst_remove(x->dir, x->inputs[i], err);
+        if (!rc) (void)SIB_FAILPOINT("compaction.after_input_delete_before_log_delete", NULL);
     } else {
-        rc = sst_remove(x->dir, x->out_gen, err);
+        for (size_t i = 0; i < x->nout && !rc; i++) rc = sst_remove(x->dir, x->outputs[i], err);
     }
-    if (x->fd >= 0) close(x->fd);
     /* the log goes only once its actions are done: a failure keeps it for
      * the next startup to finish */
     if (!rc && unlink(x->path) == 0) fsync_dir(x->dir);
-    free(x->dir);
-    free(x->path);
-    free(x->inputs);
-    free(x);
+    txn_free(x);
     return rc;
 }
 
 /* ---- recovery ---- */
 
+typedef struct gen_list {
+    uint64_t *v;
+    size_t n, cap;
+} gen_list;
+
 typedef struct parsed {
-    uint64_t add;
-    bool has_add, committed;
-    uint64_t *rm;
-    size_t nrm, caprm;
+    gen_list add, rm; /* every ADD and every REMOVE, in log order */
+    bool committed;
 } parsed;
 
-/* Parses the valid prefix of a log. */
-static int parse_log(const char *path, parsed *p)
+static int gen_push(gen_list *l, uint64_t g)
+{
+    if (l->n == l->cap) {
+        size_t c = l->cap ? l->cap * 2 : 8;
+        uint64_t *n = realloc(l->v, c * sizeof *n);
+        if (!n) return SIB_ENOMEM;
+        l->v = n;
+        l->cap = c;
+    }
+    l->v[l->n++] = g;
+    return 0;
+}
+
+/* Parses the valid prefix of a log: every record up to the first torn or
+ * corrupt line. All ADD records count (a task may write several outputs). */
+static int parse_log(const char *path, parsed *p, sib_err *err)
 {
     FILE *f = fopen(path, "re");
-    if (!f) return -1;
+    if (!f) return sib_err_errno(err, "compaction: cannot read %s", path);
     char line[128];
-    while (fgets(line, sizeof line, f)) {
+    int rc = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
         size_t len = strlen(line);
         if (!len || line[len - 1] != '\n' || len < 11) break;
         line[len - 1] = 0;
@@ -557,26 +679,13 @@ static int parse_log(const char *path, parsed *p)
         unsigned crc;
         if (sscanf(sp + 1, "%8x", &crc) != 1 || crc != sib_crc32c(0, line, strlen(line))) break;
         unsigned long long g;
-        if (!strcmp(line, "COMMIT")) {
-            p->committed = true;
-        } else if (sscanf(line, "ADD %llu", &g) == 1) {
-            p->add = g;
-            p->has_add = true;
-        } else if (sscanf(line, "REMOVE %llu", &g) == 1) {
-            if (p->nrm == p->caprm) {
-                size_t c = p->caprm ? p->caprm * 2 : 8;
-                uint64_t *n = realloc(p->rm, c * sizeof *n);
-                if (!n) break;
-                p->rm = n;
-                p->caprm = c;
-            }
-            p->rm[p->nrm++] = g;
-        } else {
-            break;
-        }
+        if (!strcmp(line, "COMMIT")) p->committed = true;
+        else if (sscanf(line, "ADD %llu", &g) == 1) rc = gen_push(&p->add, g);
+        else if (sscanf(line, "REMOVE %llu", &g) == 1) rc = gen_push(&p->rm, g);
+        else break;
     }
     fclose(f);
-    return 0;
+    return rc ? sib_err_set(err, rc, "compaction: out of memory reading %s", path) : 0;
 }
 
 static bool is_log_name(const char *name)
@@ -599,23 +708,20 @@ int cm_txn_recover(const char *dir, sib_log *log, size_t *n_out, sib_err *err)
     while (!rc && (de = readdir(d))) {
         if (!is_log_name(de->d_name)) continue;
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        parsed p = {0};
-        if (parse_log(path, &p)) {
-            rc = sib_err_errno(err, "compaction: cannot read %s", path);
-            break;
-        }
-        if (p.committed) {
-            for (size_t i = 0; !rc && i < p.nrm; i++) rc = sst_remove(dir, p.rm[i], err);
-        } else if (p.has_add) {
-            rc = sst_remove(dir, p.add, err);
-        }
-        sib_log(log, SIB_INFO, "compaction: %s %s (%zu inputs)", p.committed ? "rolled forward" : "rolled back", path,
-                p.nrm);
-        free(p.rm);
+        parsed p = {.committed = false};
+        rc = parse_log(path, &p, err);
+        /* committed: the outputs are live, the inputs go; otherwise every
+         * output the log announced goes and the inputs stay */
+        const gen_list *victims = p.committed ? &p.rm : &p.add;
+        for (size_t i = 0; !rc && i < victims->n; i++) rc = sst_remove(dir, victims->v[i], err);
         if (!rc) {
+            sib_log(log, SIB_INFO, "compaction: %s %s (%zu inputs, %zu outputs)",
+                    p.committed ? "rolled forward" : "rolled back", path, p.rm.n, p.add.n);
             unlink(path);
             if (n_out) (*n_out)++;
         }
+        free(p.add.v);
+        free(p.rm.v);
     }
     closedir(d);
     if (!rc) fsync_dir(dir);

@@ -305,6 +305,19 @@ static const char *table_ks(exec_ctx *c, const cql_qname *q, sib_err *err)
     return ks;
 }
 
+/* The compaction map is checked against the strategy before the schema
+ * changes, so a rejected option changes nothing. */
+static int check_compaction(const sib_prop *props, size_t n, sib_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!props[i].is_map || strcmp(props[i].name, "compaction")) continue;
+        bool has_class = false;
+        for (size_t k = 0; k < props[i].n; k++) has_class |= !strcmp(props[i].keys[k], "class");
+        if (has_class) return st_compaction_options_check(props[i].keys, props[i].values, props[i].n, err);
+    }
+    return 0;
+}
+
 static int do_create_table(exec_ctx *c, const cql_create_table *ct, ddl_done **dd, sib_err *err)
 {
     const char *ks = table_ks(c, &ct->table, err);
@@ -316,6 +329,7 @@ static int do_create_table(exec_ctx *c, const cql_create_table *ct, ddl_done **d
     sib_orderdef *order = sib_arena_alloc(c->arena, sizeof *order * (ct->norder + 1));
     sib_prop *props = convert_props(c, ct->props, ct->nprops);
     if (!order || !props) return sib_err_set(err, SIB_ENOMEM, "table");
+    if ((rc = check_compaction(props, ct->nprops, err))) return rc;
     for (size_t i = 0; i < ct->norder; i++) order[i] = (sib_orderdef){ct->clustering_order[i].col, ct->clustering_order[i].desc};
     char *display = sib_arena_alloc(c->arena, strlen(ks) + strlen(ct->table.name) + 2);
     if (!display) return sib_err_set(err, SIB_ENOMEM, "table");
@@ -371,6 +385,7 @@ static int do_alter_table(exec_ctx *c, const cql_alter_table *a, ddl_done **dd, 
     case CQL_ALTER_WITH: {
         sib_prop *props = convert_props(c, a->props, a->nprops);
         if (!props) return sib_err_set(err, SIB_ENOMEM, "properties");
+        if ((rc = check_compaction(props, a->nprops, err))) return rc;
         rc = sib_catalog_alter_options(c->ex->cat, ks, a->table.name, props, a->nprops, err);
         break;
     }

@@ -43,7 +43,7 @@ void node_config_defaults(node_config *c)
     c->tombstone_warn_threshold = 1000;
     c->tombstone_failure_threshold = 100000;
     c->batch_size_fail_threshold = 50u << 10;
-    c->concurrent_compactors = 1;
+    c->concurrent_compactors = 0; /* storage picks min(disks, cores) in 2..8 */
     c->compaction_throughput_mib = 64;
     c->auto_snapshot = true;
     c->block_cache_size = NODE_DEFAULT_SIZE;

@@ -160,6 +160,7 @@ static int open_storage(node *n, sib_err *err)
         .commitlog_total_space = c->commitlog_total_space,
         .sstable_block_size = c->sstable_block_size,
         .concurrent_compactors = c->concurrent_compactors,
+        .compaction_deferred = true, /* until the schema has set each table's strategy */
         /* cassandra.yaml's 0 means unthrottled; storage spells that < 0 */
         .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
         .auto_snapshot = c->auto_snapshot,
@@ -418,6 +419,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
                                    ? 0 : SIB_MAX(cfg->prepared_statements_cache_size, (size_t)1),
     };
     if ((rc = cql_exec_create(&n->ex, &eo, err))) { node_close(n); return rc; }
+    storage_compaction_release(n->st); /* the schema gave every table its strategy */
 
     cql_server_opts so = {
         .bind_addr = cfg->rpc_address,

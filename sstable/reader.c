@@ -1037,56 +1037,143 @@ static int u64_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* What the directory holds of one generation. */
+typedef struct gen_files {
+    uint64_t gen;
+    uint8_t comps; /* bit c: final sst_components[c] present */
+    bool toc, tmp;
+} gen_files;
+
+#define ALL_COMPS 0xf
+
+static int gen_cmp(const void *a, const void *b) { return u64_cmp(&((const gen_files *)a)->gen, &((const gen_files *)b)->gen); }
+
+/* Collects every generation's files; deletes nothing. */
+static int scan_gens(const char *dir, gen_files **out, size_t *nout, uint64_t *max_gen, sib_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) return sib_err_errno(err, "sstable: opendir %s", dir);
+    gen_files *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d))) {
+        uint64_t g;
+        const char *comp;
+        if (!parse_name(de->d_name, &g, &comp)) continue;
+        if (g > *max_gen) *max_gen = g;
+        size_t i = 0;
+        while (i < n && v[i].gen != g) i++;
+        if (i == n) {
+            if (n == cap) {
+                size_t c = cap ? cap * 2 : 16;
+                gen_files *x = realloc(v, c * sizeof *x);
+                if (!x) {
+                    rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+                    break;
+                }
+                v = x;
+                cap = c;
+            }
+            v[n++] = (gen_files){.gen = g};
+        }
+        size_t len = strlen(comp);
+        if (len > 4 && !strcmp(comp + len - 4, ".tmp")) v[i].tmp = true;
+        else if (!strcmp(comp, "TOC.txt")) v[i].toc = true;
+        for (int c = 0; c < 4; c++)
+            if (!strcmp(comp, sst_components[c])) v[i].comps |= (uint8_t)(1u << c);
+    }
+    closedir(d);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    if (n) qsort(v, n, sizeof *v, gen_cmp);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* A generation with every component but no TOC and no tmp name: nothing
+ * proves it unfinished (the writer keeps TOC.txt.tmp until the TOC exists,
+ * a deletion removes Data.db first), so the TOC was lost. It is rebuilt if
+ * the whole SSTable verifies; otherwise the files stay untouched and
+ * unloaded. Either way the operator is told. True = live now. */
+static bool rescue_tocless(const char *dir, uint64_t gen, sib_log *log)
+{
+    sib_err e = {0};
+    sstable *s = NULL;
+    uint64_t blocks = 0;
+    /* verified before the TOC exists: a crash meanwhile leaves the same state */
+    int rc = sst_open(&s, dir, gen, &e);
+    if (!rc) rc = sst_verify(s, &blocks, &e);
+    if (s) sst_unref(s);
+    if (!rc) rc = sst_toc_write(dir, gen, &e);
+    if (!rc) {
+        sib_log(log, SIB_WARN, "sstable: %s/%llu-TOC.txt was missing; the SSTable verified (%llu blocks and pages) "
+                               "and its TOC was rebuilt", dir, (unsigned long long)gen, (unsigned long long)blocks);
+        return true;
+    }
+    sib_log(log, SIB_WARN, "sstable: generation %llu in %s has no TOC.txt and does not verify (%s); its files are "
+                           "kept but not loaded", (unsigned long long)gen, dir, e.msg);
+    return false;
+}
+
+/* Unlinks every file of gen, its tmp names last (they are the proof the
+ * generation is unfinished until the very end). */
+static void remove_unfinished(const char *dir, uint64_t gen, sib_log *log)
+{
+    char *toc = sst_path(dir, gen, "TOC.txt", "");
+    if (toc) unlink(toc);
+    free(toc);
+    for (int pass = 0; pass < 2; pass++)
+        for (int c = 0; c <= 4; c++) {
+            char *p = sst_path(dir, gen, c < 4 ? sst_components[c] : "TOC.txt", pass ? ".tmp" : "");
+            if (p && unlink(p) == 0) sib_log(log, SIB_INFO, "sstable: removed leftover %s", p);
+            free(p);
+        }
+    sst_fsync_dir(dir);
+}
+
 int sst_dir_scan(const char *dir, uint64_t **gens, size_t *n, uint64_t *max_gen, sib_log *log, sib_err *err)
 {
     *gens = NULL;
     *n = 0;
     *max_gen = 0;
-    DIR *d = opendir(dir);
-    if (!d) return sib_err_errno(err, "sstable: opendir %s", dir);
-    uint64_t *live = NULL, *all = NULL;
-    size_t nl = 0, na = 0, cl = 0, ca = 0;
-    int rc = 0;
-    struct dirent *de;
-    char path[4096];
-    while ((de = readdir(d))) {
-        uint64_t g;
-        const char *comp;
-        if (!parse_name(de->d_name, &g, &comp)) continue;
-        if (g > *max_gen) *max_gen = g;
-        size_t len = strlen(comp);
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (len > 4 && !strcmp(comp + len - 4, ".tmp")) {
-            sib_log(log, SIB_INFO, "sstable: removing leftover %s", path);
-            unlink(path);
-            continue;
-        }
-        uint64_t **v = strcmp(comp, "TOC.txt") ? &all : &live;
-        size_t *vn = v == &all ? &na : &nl, *vc = v == &all ? &ca : &cl;
-        if (*vn == *vc) {
-            size_t c = *vc ? *vc * 2 : 16;
-            uint64_t *x = realloc(*v, c * sizeof *x);
-            if (!x) { rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory"); break; }
-            *v = x;
-            *vc = c;
-        }
-        (*v)[(*vn)++] = g;
+    gen_files *v = NULL;
+    size_t nv = 0;
+    int rc = scan_gens(dir, &v, &nv, max_gen, err);
+    if (rc) return rc;
+    uint64_t *live = malloc((nv ? nv : 1) * sizeof *live);
+    if (!live) {
+        free(v);
+        return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
     }
-    closedir(d);
-    if (nl) qsort(live, nl, sizeof *live, u64_cmp);
-    for (size_t i = 0; !rc && i < na; i++) {
-        if (nl && bsearch(&all[i], live, nl, sizeof *live, u64_cmp)) continue;
-        for (int c = 0; c < 4; c++) { /* a generation without TOC: an interrupted write */
-            char *p = sst_path(dir, all[i], sst_components[c], "");
-            if (p && unlink(p) == 0) sib_log(log, SIB_INFO, "sstable: removed leftover %s (no TOC)", p);
-            free(p);
+    size_t nl = 0;
+    for (size_t i = 0; i < nv; i++) {
+        const gen_files *g = &v[i];
+        if (g->toc && (g->comps & 1)) { /* live; a stray tmp name of it is a leftover */
+            if (g->tmp)
+                for (int c = 0; c <= 4; c++) {
+                    char *p = sst_path(dir, g->gen, c < 4 ? sst_components[c] : "TOC.txt", ".tmp");
+                    if (p && unlink(p) == 0) sib_log(log, SIB_INFO, "sstable: removed leftover %s", p);
+                    free(p);
+                }
+            live[nl++] = g->gen;
+        } else if (g->toc) { /* a TOC without Data.db: a deletion (Data first, TOC last) was cut short */
+            sib_log(log, SIB_WARN, "sstable: generation %llu in %s has a TOC but no Data.db: finishing its deletion",
+                    (unsigned long long)g->gen, dir);
+            sst_remove(dir, g->gen, NULL);
+        } else if (g->tmp) { /* a write was cut short */
+            remove_unfinished(dir, g->gen, log);
+        } else if (g->comps == ALL_COMPS) {
+            if (rescue_tocless(dir, g->gen, log)) live[nl++] = g->gen;
+        } else {
+            sib_log(log, SIB_WARN, "sstable: generation %llu in %s is incomplete and has no TOC.txt; its files are "
+                                   "kept but not loaded", (unsigned long long)g->gen, dir);
         }
     }
-    free(all);
-    if (rc) {
-        free(live);
-        return rc;
-    }
+    free(v);
     *gens = live;
     *n = nl;
     return 0;
@@ -1094,8 +1181,10 @@ int sst_dir_scan(const char *dir, uint64_t **gens, size_t *n, uint64_t *max_gen,
 
 int sst_files(const char *dir, uint64_t gen, char *out[5])
 {
-    out[0] = sst_path(dir, gen, "TOC.txt", "");
-    for (int c = 0; c < 4; c++) out[c + 1] = sst_path(dir, gen, sst_components[c], "");
+    /* deletion order: Data.db first (a TOC without it reads as a deletion
+     * cut short), TOC.txt last */
+    for (int c = 0; c < 4; c++) out[c] = sst_path(dir, gen, sst_components[c], "");
+    out[4] = sst_path(dir, gen, "TOC.txt", "");
     for (int c = 0; c < 5; c++)
         if (!out[c]) {
             for (int k = 0; k < 5; k++) free(out[k]);
@@ -1107,15 +1196,18 @@ int sst_files(const char *dir, uint64_t gen, char *out[5])
 int sst_remove(const char *dir, uint64_t gen, sib_err *err)
 {
     int rc = 0;
-    char *toc = sst_path(dir, gen, "TOC.txt", "");
-    if (!toc) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
-    if (unlink(toc) && errno != ENOENT) rc = sib_err_errno(err, "sstable: unlink %s", toc);
-    free(toc);
-    for (int c = 0; c < 4; c++) {
-        char *p = sst_path(dir, gen, sst_components[c], "");
-        if (p) unlink(p);
-        free(p);
-    }
+    char *p = sst_path(dir, gen, sst_components[0], "");
+    if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    if (unlink(p) && errno != ENOENT) rc = sib_err_errno(err, "sstable: unlink %s", p);
+    free(p);
+    /* Data.db's removal is durable before anything else goes */
+    if (!rc && sst_fsync_dir(dir)) rc = sib_err_errno(err, "sstable: fsync %s", dir);
+    for (int pass = 0; !rc && pass < 2; pass++)
+        for (int c = pass ? 0 : 1; c <= 4; c++) {
+            p = sst_path(dir, gen, c < 4 ? sst_components[c] : "TOC.txt", pass ? ".tmp" : "");
+            if (p) unlink(p);
+            free(p);
+        }
     if (!rc && sst_fsync_dir(dir)) rc = sib_err_errno(err, "sstable: fsync %s", dir);
     return rc;
 }

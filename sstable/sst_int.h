@@ -60,6 +60,10 @@ void sst_put_hdr(uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t flags, uint32_
 bool sst_check_hdr(const uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t *flags, uint32_t *param);
 
 extern const char *const sst_components[4]; /* Data, Index, Filter, Statistics */
+/* Writes <gen>-TOC.txt of a complete generation (under <gen>-TOC.txt.rebuild,
+ * fsync, rename, directory fsync: never under a .tmp name, which would mark
+ * the generation unfinished if a crash came first). */
+int sst_toc_write(const char *dir, uint64_t gen, sib_err *err);
 
 /* block cache (bcache.c); see the top of bcache.c. One thread only. */
 typedef struct sst_bc_ent {

@@ -129,6 +129,9 @@ int sst_write_partition(sst_writer *w, const uint8_t *pk, size_t pklen, sst_del 
                         sib_err *err);
 int sst_write_row(sst_writer *w, const sst_row *r, sib_err *err);
 int sst_write_partition_end(sst_writer *w, sib_err *err);
+/* Bytes of Data.db written so far (whole compressed blocks): where a
+ * compaction splits its output. */
+uint64_t sst_writer_data_bytes(const sst_writer *w);
 /* Writes the other components, fsyncs, renames, TOC last, fsyncs the dir.
  * *bytes_out (may be NULL) = bytes of all components. */
 int sst_writer_finish(sst_writer *w, uint64_t *bytes_out, sib_err *err);
@@ -144,10 +147,10 @@ typedef struct sst_pscan sst_pscan;
 /* Opens a live sstable (TOC present) and loads summary, filter, stats. */
 int sst_open(sstable **out, const char *dir, uint64_t gen, sib_err *err);
 void sst_ref(sstable *s);
-/* Drops a reference; the last one closes the files (and deletes them if
- * sst_mark_obsolete was called). */
+/* Drops a reference; the last one closes the files (and deletes them, as
+ * sst_remove, if sst_mark_obsolete was called). */
 void sst_unref(sstable *s);
-/* The files are deleted (TOC first) when the last reference goes. */
+/* The files are deleted (sst_remove) when the last reference goes. */
 void sst_mark_obsolete(sstable *s);
 const sst_stats *sst_get_stats(const sstable *s);
 uint64_t sst_gen(const sstable *s);
@@ -225,13 +228,20 @@ void sst_pscan_close(sst_pscan *sc);
 
 /* ---- directory ------------------------------------------------------------- */
 
-/* Lists live generations of dir (ascending) and deletes leftovers: *.tmp
- * files and components of generations without a TOC. *gens is malloc'd. */
+/* Lists live generations of dir (ascending). Deletes only what is proven
+ * unfinished: a generation with a file under a .tmp name (a write cut
+ * short: the writer holds TOC.txt.tmp until its TOC exists) and one with a
+ * TOC but no Data.db (a deletion cut short: Data.db goes first). A
+ * generation with every component but no TOC is verified and its TOC
+ * rebuilt (WARN); one that fails or is incomplete is kept on disk, not
+ * loaded (WARN). Compaction logs must be recovered before (cm_txn_recover).
+ * *gens is malloc'd. */
 int sst_dir_scan(const char *dir, uint64_t **gens, size_t *n, uint64_t *max_gen, sib_log *log, sib_err *err);
-/* The paths of a generation's files, TOC first (the order to delete them
- * in), each malloc'd into out[0..4]. */
+/* The paths of a generation's files in the order to delete them in (Data.db
+ * first, TOC.txt last), each malloc'd into out[0..4]. */
 int sst_files(const char *dir, uint64_t gen, char *out[5]);
-/* Deletes a generation's files (TOC first) and fsyncs the directory. */
+/* Deletes a generation's files (Data.db first, made durable, then the
+ * others and any tmp names, TOC last) and fsyncs the directory. */
 int sst_remove(const char *dir, uint64_t gen, sib_err *err);
 /* Estimated droppable tombstones (ldt < gc_before) from the histogram. */
 uint64_t sst_droppable_tombstones(const sst_stats *st, int32_t gc_before);

@@ -38,8 +38,11 @@
  * Statistics.db: header | body (see put_stats) | be32 crc32c of the body
  * TOC.txt: component names, one a line, written and renamed last.
  *
- * Invariant: nothing gets its final name before its content is fsynced, and
- * TOC.txt gets its name after all the others.
+ * Invariants: nothing gets its final name before its content is fsynced;
+ * TOC.txt.tmp exists from before the first component is renamed until
+ * TOC.txt gets its name, after all the others. So at any crash a generation
+ * has either its TOC (finished) or a file under a .tmp name (unfinished):
+ * sst_dir_scan's proof for deleting it.
  */
 #define _GNU_SOURCE
 #include "sst_int.h"
@@ -517,18 +520,35 @@ static int finish_stats(sst_writer *w, sib_err *err)
     return rc;
 }
 
-static int write_toc(sst_writer *w, sib_err *err)
+uint64_t sst_writer_data_bytes(const sst_writer *w) { return w->file_off; }
+
+/* The TOC under its tmp name, fsynced. From its creation until its rename
+ * this tmp name is what proves the generation unfinished to sst_dir_scan,
+ * so it is created before any component takes its final name. */
+static int toc_tmp_write(const char *path, sib_err *err)
 {
-    int fd = open(w->tmp[C_NCOMP], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return sib_err_errno(err, "sstable: create %s", w->tmp[C_NCOMP]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return sib_err_errno(err, "sstable: create %s", path);
     char toc[128];
     int n = snprintf(toc, sizeof toc, "%s\n%s\n%s\n%s\nTOC.txt\n", sst_components[0], sst_components[1],
                      sst_components[2], sst_components[3]);
     int rc = 0;
-    if (sst_write_full(fd, toc, (size_t)n) || fsync(fd)) rc = sib_err_errno(err, "sstable: write %s", w->tmp[C_NCOMP]);
+    if (sst_write_full(fd, toc, (size_t)n) || fsync(fd)) rc = sib_err_errno(err, "sstable: write %s", path);
     close(fd);
-    if (!rc && rename(w->tmp[C_NCOMP], w->fin[C_NCOMP]))
-        rc = sib_err_errno(err, "sstable: rename %s", w->tmp[C_NCOMP]);
+    return rc;
+}
+
+int sst_toc_write(const char *dir, uint64_t gen, sib_err *err)
+{
+    /* not ".tmp": that suffix tells the sweep the generation is unfinished,
+     * and this rebuilds the TOC of one that is complete */
+    char *tmp = sst_path(dir, gen, "TOC.txt", ".rebuild"), *fin = sst_path(dir, gen, "TOC.txt", "");
+    int rc = tmp && fin ? toc_tmp_write(tmp, err) : sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    if (!rc && rename(tmp, fin)) rc = sib_err_errno(err, "sstable: rename %s", tmp);
+    if (!rc && sst_fsync_dir(dir)) rc = sib_err_errno(err, "sstable: fsync %s", dir);
+    if (rc && tmp) unlink(tmp);
+    free(tmp);
+    free(fin);
     return rc;
 }
 
@@ -547,11 +567,15 @@ int sst_writer_finish(sst_writer *w, uint64_t *bytes_out, sib_err *err)
         close(w->fd[i]);
         w->fd[i] = -1;
     }
+    /* TOC.txt.tmp exists (durably) before any component is renamed: a crash
+     * during the renames leaves it as the proof of an unfinished write */
+    if ((rc = toc_tmp_write(w->tmp[C_NCOMP], err))) return rc;
+    if (sst_fsync_dir(w->dir)) return sib_err_errno(err, "sstable: fsync %s", w->dir);
     for (int i = 0; i < C_NCOMP; i++)
         if (rename(w->tmp[i], w->fin[i])) return sib_err_errno(err, "sstable: rename %s", w->tmp[i]);
     /* the components' names must be durable before the TOC makes them live */
     if (sst_fsync_dir(w->dir)) return sib_err_errno(err, "sstable: fsync %s", w->dir);
-    if ((rc = write_toc(w, err))) return rc;
+    if (rename(w->tmp[C_NCOMP], w->fin[C_NCOMP])) return sib_err_errno(err, "sstable: rename %s", w->tmp[C_NCOMP]);
     if (sst_fsync_dir(w->dir)) return sib_err_errno(err, "sstable: fsync %s", w->dir);
     w->finished = true;
     if (bytes_out) *bytes_out = total;
@@ -563,13 +587,15 @@ void sst_writer_destroy(sst_writer *w)
     if (!w) return;
     for (int i = 0; i < C_NCOMP; i++)
         if (w->fd[i] >= 0) close(w->fd[i]);
-    for (int i = 0; i <= C_NCOMP; i++) {
-        if (!w->finished) { /* TOC first: what is left is never live */
-            int j = C_NCOMP - i;
-            if (w->fin[j] && j == C_NCOMP) unlink(w->fin[j]);
-            if (w->tmp[j]) unlink(w->tmp[j]);
-            if (w->fin[j] && j != C_NCOMP) unlink(w->fin[j]);
+    if (!w->finished) {
+        /* the TOC first (nothing left is live), TOC.txt.tmp last: until it
+         * goes, sst_dir_scan knows the rest for an unfinished write */
+        if (w->fin[C_NCOMP]) unlink(w->fin[C_NCOMP]);
+        for (int i = 0; i < C_NCOMP; i++) {
+            if (w->fin[i]) unlink(w->fin[i]);
+            if (w->tmp[i]) unlink(w->tmp[i]);
         }
+        if (w->tmp[C_NCOMP]) unlink(w->tmp[C_NCOMP]);
     }
     for (int i = 0; i <= C_NCOMP; i++) {
         free(w->tmp[i]);

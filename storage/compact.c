@@ -4,19 +4,20 @@
  * Jobs:
  *   | step        | thread | what                                                |
  *   |-------------|--------|-----------------------------------------------------|
- *   | check       | loop   | the table's strategy (cm_pick) over its SSTables    |
- *   |             |        | not already compacting; or a pending major          |
+ *   | check       | loop   | the table's strategy (cm_strategy_pick) over its    |
+ *   |             |        | SSTables not compacting, or a major (all of them);  |
+ *   |             |        | it decides the outputs' level and split size too    |
  *   | submit      | loop   | refs on inputs and on every other live SSTable (for |
  *   |             |        | the purge check), memtables' min timestamp, a new   |
  *   |             |        | generation, gc_before = now - gc_grace_seconds      |
  *   | run         | worker | cm_task_run: txn log, merge, commit, inputs deleted |
- *   | complete    | loop   | (ev_async) inputs leave t->ssts, the output enters; |
+ *   | complete    | loop   | (ev_async) inputs leave t->ssts, outputs enter;     |
  *   |             |        | stats; more checks; requests answered               |
  * At most concurrent_compactors jobs exist at once (queued + running).
  *
  * Truncate/drop (st_compaction_reset) renew the table's epoch and cancel
  * its jobs under the manager's lock. A job cancelled before its commit
- * leaves nothing on disk; one that committed first has its output deleted at
+ * leaves nothing on disk; one that committed first has its outputs deleted at
  * completion (its epoch is stale), and replaying the truncate record would
  * delete it too (its commitlog position is its inputs', below the record).
  * So a compaction never brings truncated data back.
@@ -41,6 +42,7 @@
 
 typedef struct cjob {
     cm_task task;
+    cm_choice choice; /* what the strategy decided: outputs' level and size */
     uint8_t id[16];
     uint64_t uid, epoch, major_seq; /* major_seq 0: chosen by the strategy */
     bool tombstone;
@@ -75,6 +77,7 @@ struct st_compactor {
     pthread_mutex_t mu;
     pthread_cond_t cv, done_cv;
     bool stop;
+    bool deferred;           /* loop side: no automatic compaction yet */
     cjob *q, *q_tail, *done; /* under mu */
     cjob *all;               /* loop side */
     size_t njobs;            /* loop side: queued + running */
@@ -118,11 +121,20 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     check_all(c);
 }
 
+/* Cassandra's concurrent_compactors default: min(disks, cores) clamped to
+ * 2..8. Storage has one data directory, so this is 2 today. */
+static size_t default_compactors(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t disks = 1, n = cores > 0 && (size_t)cores < disks ? (size_t)cores : disks;
+    return SIB_MAX(SIB_MIN(n, (size_t)8), (size_t)2);
+}
+
 int st_compactor_start(st_compactor **out, storage *s, struct ev_loop *loop, sib_err *err)
 {
     const storage_opts *o = storage_get_opts(s);
     st_compactor *c = calloc(1, sizeof *c);
-    size_t n = o->concurrent_compactors > 0 ? (size_t)o->concurrent_compactors : 1;
+    size_t n = o->concurrent_compactors > 0 ? (size_t)o->concurrent_compactors : default_compactors();
     if (!c || !(c->thr = calloc(n, sizeof *c->thr))) {
         free(c);
         return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
@@ -130,6 +142,7 @@ int st_compactor_start(st_compactor **out, storage *s, struct ev_loop *loop, sib
     c->s = s;
     c->loop = loop;
     c->nthr = n;
+    c->deferred = o->compaction_deferred;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_cond_init(&c->done_cv, NULL);
@@ -170,7 +183,7 @@ static void job_free(cjob *j)
 {
     for (size_t i = 0; i < j->nin; i++) sst_unref(j->in[i]);
     for (size_t i = 0; i < j->nout; i++) sst_unref(j->out[i]);
-    if (j->task.output) sst_unref(j->task.output);
+    cm_task_free_outputs(&j->task);
     free(j->in);
     free(j->out);
     free(j->dir);
@@ -237,9 +250,11 @@ static int64_t mem_min_ts(const st_table *t)
     return m;
 }
 
-/* Starts a job over t->ssts[idx[0..n)]. */
-static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, bool tombstone, uint64_t major_seq)
+/* Starts a job over t->ssts[idx[0..ch->n)]. */
+static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choice *ch, uint64_t major_seq)
 {
+    size_t n = ch->n + ch->nexpired;
+    bool tombstone = ch->tombstone;
     storage *s = c->s;
     const storage_opts *o = storage_get_opts(s);
     cjob *j = calloc(1, sizeof *j);
@@ -253,6 +268,7 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, boo
     j->epoch = t->epoch;
     j->major_seq = major_seq;
     j->tombstone = tombstone;
+    j->choice = *ch;
     sst_clpos clpos = {0, 0};
     for (size_t k = 0; k < n; k++) {
         j->in[j->nin++] = t->ssts[idx[k]];
@@ -271,12 +287,22 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, boo
     cm_task *k = &j->task;
     k->dir = j->dir;
     k->inputs = j->in;
-    k->ninputs = j->nin;
+    k->ninputs = ch->n;
+    k->drop = j->in + ch->n;
+    k->ndrop = ch->nexpired;
     k->outside = j->out;
     k->noutside = j->nout;
     k->mem_min_ts = mem_min_ts(t);
-    k->out_gen = t->next_gen++;
+    /* generations for every output it may write: the inputs' Data bytes
+     * over the target size, plus slack for a split landing just past it */
+    uint64_t in_bytes = 0;
+    for (size_t i = 0; i < ch->n; i++) in_bytes += sst_get_stats(j->in[i])->data_file_bytes;
+    k->max_output_bytes = ch->max_output_bytes;
+    k->ngens = k->max_output_bytes ? (uint32_t)SIB_MIN(in_bytes / k->max_output_bytes + 2, 100000) : 1;
+    k->out_gen = t->next_gen;
+    t->next_gen += k->ngens;
     k->wo.block_size = o->sstable_block_size;
+    k->wo.level = ch->level;
     k->wo.fp_chance = o->bloom_filter_fp_chance;
     k->wo.clpos = clpos; /* what the inputs cover: replay and truncate records compare against it */
     k->now = (int32_t)SIB_MIN(now, INT32_MAX - 1);
@@ -289,9 +315,11 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, size_t n, boo
     c->all = j;
     c->njobs++;
     t->cm_jobs++;
-    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu",
-            major_seq ? "major compaction" : "compaction", tombstone ? " (tombstones)" : "", n, t->dir,
-            (unsigned long long)k->out_gen);
+    char drops[64] = "";
+    if (ch->nexpired) snprintf(drops, sizeof drops, "; dropping %zu fully expired SSTables unread", ch->nexpired);
+    sib_log(o->log, SIB_INFO, "compaction: %s%s of %zu SSTables in %s -> generation %llu, L%u%s",
+            major_seq ? "major compaction" : "compaction", tombstone ? " (tombstones)" : "", ch->n, t->dir,
+            (unsigned long long)k->out_gen, ch->level, drops);
     pthread_mutex_lock(&c->mu);
     if (c->q_tail) c->q_tail->next = j;
     else c->q = j;
@@ -308,24 +336,27 @@ void st_compaction_check(storage *s, st_table *t)
     size_t *idx = malloc((t->nssts ? t->nssts : 1) * sizeof *idx);
     cm_sst *v = malloc((t->nssts ? t->nssts : 1) * sizeof *v);
     if (!idx || !v) goto out;
+    cm_choice ch;
     if (t->major_asked > t->major_done) {
         if (t->cm_jobs) goto out; /* the major waits for the running ones */
-        for (size_t i = 0; i < t->nssts; i++) idx[i] = i;
+        for (size_t i = 0; i < t->nssts; i++) idx[i] = i, v[i] = cm_sst_of(t->ssts[i], false);
+        cm_strategy_major(&t->copts, v, t->nssts, &ch);
         if (!t->nssts) t->major_done = t->major_asked;
-        else if (submit(c, t, idx, t->nssts, false, t->major_asked))
+        else if (submit(c, t, idx, &ch, t->major_asked))
             sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
         goto out;
     }
-    if (!t->copts.enabled || t->nssts < 1 || sib_mono_ns() < t->cm_retry_ns) goto out;
+    if (c->deferred || !t->copts.enabled || t->nssts < 1 || sib_mono_ns() < t->cm_retry_ns) goto out;
     int64_t now = time(NULL);
-    for (size_t i = 0; i < t->nssts; i++)
-        v[i] = (cm_sst){t->ssts[i], sst_get_stats(t->ssts[i])->data_file_bytes, sst_created(t->ssts[i]),
-                        in_job(c, t, t->ssts[i])};
-    bool tomb;
-    size_t n = cm_pick(&t->copts, v, t->nssts, now, (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1),
-                       idx, &tomb);
-    if (n && tomb && sib_mono_ns() < t->tomb_retry_ns) n = 0; /* it could not purge last time */
-    if (n && submit(c, t, idx, n, tomb, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
+    for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], in_job(c, t, t->ssts[i]));
+    cm_strategy_pick(t->cms, &t->copts, v, t->nssts, now,
+                     (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1), mem_min_ts(t), idx, &ch);
+    if (ch.n && ch.tombstone && sib_mono_ns() < t->tomb_retry_ns) { /* it could not purge last time */
+        ch.n = 0;
+        ch.tombstone = false;
+        for (size_t i = 0; i < ch.nexpired; i++) idx[i] = idx[1 + i];
+    }
+    if (ch.n + ch.nexpired && submit(c, t, idx, &ch, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
 out:
     free(idx);
     free(v);
@@ -341,15 +372,21 @@ static void check_all(st_compactor *c)
 
 static void replace(storage *s, st_table *t, cjob *j)
 {
-    sstable *o = j->task.output;
-    if (o && st_ssts_insert(t, o)) {
-        /* the inputs stay in the read path (their mappings outlive the
-         * unlinked files) and the output loads at the next start */
-        sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory; %s is used from the next start",
-                sst_data_path(o));
-        return;
+    cm_task *tk = &j->task;
+    for (size_t i = 0; i < tk->noutputs; i++) {
+        if (st_ssts_insert(t, tk->outputs[i])) {
+            /* the inputs stay in the read path (their mappings outlive the
+             * unlinked files) beside the outputs inserted so far (the same
+             * data: LWW reads it once), and all load at the next start */
+            sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory; %s is used from the next start",
+                    sst_data_path(tk->outputs[i]));
+            for (size_t x = i; x < tk->noutputs; x++) sst_unref(tk->outputs[x]);
+            tk->noutputs = 0;
+            t->srcver++;
+            return;
+        }
     }
-    j->task.output = NULL; /* the table owns the job's reference now */
+    tk->noutputs = 0; /* the table owns the job's references now */
     size_t k = 0;
     for (size_t i = 0; i < t->nssts; i++) {
         bool in = false;
@@ -420,19 +457,22 @@ static void complete(st_compactor *c, cjob *j)
         if (j->major_seq && j->major_seq > t->major_done) t->major_done = j->major_seq;
     }
     if (j->rc == 0 && live) {
-        bool any = j->task.output != NULL;
+        size_t nout = j->task.noutputs;
+        int64_t last = INT64_MIN;
+        for (size_t i = 0; i < nout; i++) last = SIB_MAX(last, sst_get_stats(j->task.outputs[i])->last_token);
+        if (!j->major_seq) cm_strategy_compacted(t->cms, &j->choice, nout > 0, last);
         /* a single-SSTable tombstone compaction that purged nothing would be
          * picked again at once (older data elsewhere blocks the purge):
          * wait an interval (at least a minute) before the next one */
         if (j->tombstone && !j->task.purged)
             t->tomb_retry_ns = sib_mono_ns() + SIB_MAX(t->copts.tombstone_compaction_interval, 60) * 1000000000ll;
         replace(s, t, j);
-        sib_log(log, SIB_INFO, "compaction: %zu SSTables in %s -> %s (%llu bytes read, %llu written, %llu purged)",
-                j->nin, j->dir, any ? "one" : "nothing (all purged)", (unsigned long long)j->task.bytes_read,
+        sib_log(log, SIB_INFO, "compaction: %zu SSTables in %s -> %zu (%llu bytes read, %llu written, %llu purged)",
+                j->nin, j->dir, nout, (unsigned long long)j->task.bytes_read,
                 (unsigned long long)j->task.bytes_written, (unsigned long long)j->task.purged);
     } else if (j->rc == 0) { /* committed, then truncated or dropped: discard */
-        if (j->task.output) st_sst_delete(s, j->dir, j->task.output);
-        j->task.output = NULL;
+        for (size_t i = 0; i < j->task.noutputs; i++) st_sst_delete(s, j->dir, j->task.outputs[i]);
+        j->task.noutputs = 0;
         j->rc = SIB_EAGAIN;
     } else if (j->rc != SIB_EAGAIN) {
         sib_log(log, SIB_ERROR, "compaction: %s; the inputs stay live, retried later", j->task.err.msg);
@@ -515,7 +555,10 @@ void st_note_flush(storage *s, st_table *t, uint64_t bytes)
 int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
                          int32_t gc_grace_seconds, sib_err *err)
 {
-    cm_options o = t->copts;
+    /* the map replaces the previous one whole: what it leaves out is the default */
+    cm_options o;
+    cm_options_default(&o);
+    o.gc_grace_seconds = t->copts.gc_grace_seconds;
     bool other = false;
     int rc = cm_options_parse(&o, keys, vals, n, &other, err);
     if (rc) return rc;
@@ -524,6 +567,22 @@ int st_table_set_options(st_table *t, const char *const *keys, const char *const
     t->copts = o;
     st_compaction_check(t->s, t);
     return 0;
+}
+
+void storage_compaction_release(storage *s)
+{
+    st_compactor *c = storage_compactor_any(s);
+    if (!c || !c->deferred) return;
+    c->deferred = false;
+    check_all(c);
+}
+
+int st_compaction_options_check(const char *const *keys, const char *const *vals, size_t n, sib_err *err)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    return cm_options_parse(&o, keys, vals, n, &other, err);
 }
 
 static creq *req_new(st_compactor *c, bool settle, st_done_fn done, void *ctx)
@@ -618,6 +677,24 @@ size_t storage_compaction_progress(storage *s, st_compaction_info *out, size_t m
         x->tombstone = j->tombstone;
     }
     return n;
+}
+
+void st_compaction_levels(const st_table *t, st_table_stats *out)
+{
+    _Static_assert(ST_MAX_LEVELS == CM_MAX_LEVELS, "one level count");
+    out->leveled = t->copts.kind == CM_LCS;
+    out->fanout = t->copts.fanout_size;
+    memset(out->levels, 0, sizeof out->levels);
+    if (!out->leveled || !t->nssts) return;
+    cm_sst *v = malloc(t->nssts * sizeof *v);
+    uint32_t *lvl = malloc(t->nssts * sizeof *lvl);
+    if (v && lvl) {
+        for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], false);
+        cm_lcs_levels(v, t->nssts, lvl);
+        for (size_t i = 0; i < t->nssts; i++) out->levels[lvl[i]]++;
+    }
+    free(v);
+    free(lvl);
 }
 
 void st_compaction_running(storage *s, const st_table *t, uint64_t *running)

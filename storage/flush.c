@@ -667,12 +667,19 @@ int st_table_load(storage *s, st_table *t, sib_err *err)
 void st_sst_delete(storage *s, const char *dir, sstable *sst)
 {
     sst_bcache_forget(storage_bcache(s), sst); /* its blocks leave the cache now */
-    char **paths = malloc(5 * sizeof *paths);
-    if (!paths || sst_files(dir, sst_gen(sst), paths)) { /* no memory: delete on the last unref instead */
+    char **paths = malloc(5 * sizeof *paths), **rest = malloc(4 * sizeof *rest);
+    if (!paths || !rest || sst_files(dir, sst_gen(sst), paths)) { /* no memory: delete on the last unref instead */
         free(paths);
+        free(rest);
         sst_mark_obsolete(sst);
     } else {
-        st_flusher_unlink(storage_flusher(s), paths, 5); /* readers keep their mappings */
+        /* two jobs, each ending with a directory fsync: Data.db's removal is
+         * durable before the TOC's, so a crash between them leaves a TOC
+         * without Data.db, which the start-up sweep reads as a deletion cut
+         * short (never an intact SSTable that lost its TOC) */
+        memcpy(rest, paths + 1, 4 * sizeof *rest);
+        st_flusher_unlink(storage_flusher(s), paths, 1); /* readers keep their mappings */
+        st_flusher_unlink(storage_flusher(s), rest, 4);
     }
     sst_unref(sst);
 }

@@ -2,8 +2,9 @@
  * over the active memtable, the frozen ones and the SSTables.
  *
  * Sources of a partition read: every memtable holding the partition, and
- * every SSTable whose bloom filter admits its token and whose index has it,
- * newest first; an SSTable whose max timestamp is below a partition deletion
+ * every SSTable whose key range [first, last token] (Statistics.db) covers
+ * the token, whose bloom filter admits it and whose index has it, newest
+ * first (their number feeds the table's SSTables-per-read histogram); an SSTable whose max timestamp is below a partition deletion
  * already seen is skipped (everything in it is shadowed), and so is its row
  * walk when its clustering range [min_ck, max_ck] misses every slice.
  *
@@ -58,6 +59,7 @@ struct st_iter {
     uint8_t *last;
     size_t lastlen, lastcap;
     bool has_last;
+    uint32_t ssts_read; /* SSTables holding the partition (opened) */
     cm_rowmerge rm; /* merged rows (compaction.h: the one LWW merge) */
     st_cell_view *cv;
     size_t cvcap;
@@ -127,14 +129,30 @@ static bool ck_misses_slices(const st_iter *it, const sst_stats *st)
     return true;
 }
 
+static const uint32_t spr_bounds[ST_SPR_BUCKETS] = {0, 1, 2, 3, 4, 5, 6, 8, 10, 14, 20, UINT32_MAX};
+
+uint32_t st_spr_bound(size_t i) { return i < ST_SPR_BUCKETS ? spr_bounds[i] : UINT32_MAX; }
+
+void st_note_sstables_per_read(st_table *t, uint32_t n)
+{
+    size_t b = 0;
+    while (n > spr_bounds[b]) b++; /* the last bound is UINT32_MAX */
+    __atomic_fetch_add(&t->spr[b], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&t->spr_sum, n, __ATOMIC_RELAXED);
+}
+
 static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token)
 {
     const sst_stats *st = sst_get_stats(t);
     if (it->pdel.ts != SST_NO_TS && st->max_ts <= it->pdel.ts) return 0; /* all shadowed */
+    /* the key range from Statistics.db first: split compaction outputs (and
+     * LCS levels) cover disjoint ranges, so most are skipped here for free */
+    if (!st->partitions || token < st->first_token || token > st->last_token) return 0;
     if (!sst_may_contain(t, token)) return 0;
     sst_part *p;
     int rc = sst_part_open_cached(t, bc, pk, pklen, token, &p, &it->err);
     if (rc || !p) return rc;
+    it->ssts_read++;
     src *s = src_add(it);
     s->sp = p;
     sst_del d = sst_part_deletion(p);
@@ -185,6 +203,7 @@ st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *s
     for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, pk, pklen);
     int64_t token = t->nssts ? sib_murmur3_token(pk, pklen) : 0;
     for (size_t i = 0; !rc && i < t->nssts; i++) rc = add_sst(it, t->ssts[i], storage_bcache(t->s), pk, pklen, token);
+    st_note_sstables_per_read(t, it->ssts_read);
     if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
     it->status = rc;
     return it;

@@ -103,7 +103,14 @@ typedef struct storage_opts {
     size_t sstable_block_size;     /* 0 -> 16 KiB (uncompressed, before LZ4) */
     double bloom_filter_fp_chance; /* 0 -> 0.01 */
     /* Compaction (only with data_dir; see "compaction" below). */
-    int concurrent_compactors;     /* worker threads; 0 -> 1 */
+    bool compaction_deferred;      /* no automatic compaction before
+                                    * storage_compaction_release: a table's
+                                    * strategy comes from the schema, loaded
+                                    * after replay (else an LCS table could
+                                    * get an STCS compaction at startup) */
+    int concurrent_compactors;     /* worker threads; 0 -> Cassandra's default,
+                                    * min(disks, cores) clamped to 2..8 (one
+                                    * data directory here: 2) */
     int compaction_throughput_mib; /* MiB/s over all tasks; 0 -> 64; < 0 -> unthrottled
                                     * (cassandra.yaml's compaction_throughput: 0) */
     bool auto_snapshot;            /* truncate/drop hard-link the SSTables into
@@ -320,10 +327,12 @@ void st_scan_destroy(st_scan *sc);
 
 /* ---- compaction -------------------------------------------------------------
  *
- * Each table is compacted by its strategy (SizeTieredCompactionStrategy, see
- * compaction.h) on worker threads (concurrent_compactors) as flushes add
- * SSTables; inputs are replaced by the output atomically on disk (a
- * transaction log rolled forward or back at startup) and in the read path
+ * Each table is compacted by its strategy (size-tiered, leveled or
+ * time-window; compaction.h, docs/compaction.md) on worker threads
+ * (concurrent_compactors) as flushes add SSTables and on a 5 s timer; inputs
+ * are replaced by the outputs (one or more, at the level the strategy chose)
+ * atomically on disk (a transaction log rolled forward or back at startup)
+ * and in the read path
  * (completion on the loop via ev_async). Tombstones and expired cells are
  * purged after gc_grace_seconds when no SSTable outside the compaction nor
  * any memtable may hold older data for their partition. A truncate or drop
@@ -334,10 +343,20 @@ void st_scan_destroy(st_scan *sc);
 /* Sets a table's compaction map (CQL `compaction`: 'class', 'min_threshold',
  * ...; n = 0 keeps the defaults) and gc_grace_seconds (< 0: keep the
  * current value; the default is 864000). SIB_ECONFIG (err says why) leaves
- * the options unchanged. Strategies other than STCS are accepted and run as
- * STCS. Call on the loop thread (executor: create/load/alter table). */
+ * the options unchanged. The map replaces the previous one whole. STCS, LCS
+ * and TWCS run as themselves; UCS is accepted and runs as STCS. The change
+ * applies at the table's next compaction check. Call on the loop thread
+ * (executor: create/load/alter table). */
 int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
                          int32_t gc_grace_seconds, sib_err *err);
+/* Lets automatic compactions start (storage_opts.compaction_deferred) and
+ * checks every table at once. Loop thread. */
+void storage_compaction_release(storage *s);
+/* Validates a compaction map as st_table_set_options would take it, with
+ * nothing changed: 0, or SIB_ECONFIG with the reason (an option the class
+ * does not understand, a bad value). For CREATE/ALTER before the schema
+ * changes. */
+int st_compaction_options_check(const char *const *keys, const char *const *vals, size_t n, sib_err *err);
 
 /* Major compaction (nodetool compact) of one table (NULL: every table): all
  * its SSTables into one, once the compactions running on it are done. done
@@ -363,6 +382,8 @@ size_t storage_compaction_progress(storage *s, st_compaction_info *out, size_t m
 
 /* ---- stats ----------------------------------------------------------------- */
 
+#define ST_SPR_BUCKETS 12
+#define ST_MAX_LEVELS 9
 typedef struct st_table_stats {
     size_t memtable_bytes; /* arena bytes held */
     uint64_t partitions, rows, cells;
@@ -374,7 +395,19 @@ typedef struct st_table_stats {
     uint64_t compactions, compaction_bytes_read, compaction_bytes_written;
     uint64_t tombstones_purged;
     uint64_t compactions_running; /* queued or running */
+    /* SSTables each partition read opened (those whose key range, bloom
+     * filter and index admitted the key): a histogram, bucket i counting
+     * reads with at most st_spr_bound(i) SSTables (and more than the bound
+     * before it); spr_sum / the reads counted is the mean */
+    uint64_t spr[ST_SPR_BUCKETS], spr_sum;
+    /* LeveledCompactionStrategy tables: SSTables in each level (as the
+     * strategy sees them) and the fanout; leveled false otherwise */
+    bool leveled;
+    uint32_t fanout;
+    uint64_t levels[ST_MAX_LEVELS];
 } st_table_stats;
+/* Upper bound of bucket i of st_table_stats.spr (UINT32_MAX for the last). */
+uint32_t st_spr_bound(size_t i);
 void st_table_get_stats(const st_table *t, st_table_stats *out);
 
 typedef struct storage_stats {

@@ -305,6 +305,7 @@ struct st_table {
     struct storage *s;
     /* compaction (compact.c) */
     cm_options copts;   /* strategy options + gc_grace_seconds */
+    cm_strategy *cms;   /* strategy state (LCS round robin); kept across ALTER */
     uint64_t uid;       /* storage-unique, for this st_table object's life */
     uint64_t epoch;     /* storage-unique; renewed by truncate: older jobs are discarded */
     size_t cm_jobs;     /* queued or running on this table */
@@ -314,6 +315,7 @@ struct st_table {
     sstable **suspect;   /* failed a compaction as corrupt: never compacted again (referenced) */
     size_t nsuspect;
     uint64_t flushes, flush_bytes, compactions, cm_bytes_read, cm_bytes_written, purged;
+    uint64_t spr[ST_SPR_BUCKETS], spr_sum; /* SSTables per read (relaxed atomics) */
 };
 
 /* LWW helpers shared with read.c */
@@ -439,6 +441,10 @@ void st_compaction_check(storage *s, st_table *t);
 void st_compaction_reset(storage *s, st_table *t);
 /* Counters of storage_stats kept across drops (flush.c adds flushes). */
 void st_note_flush(storage *s, st_table *t, uint64_t bytes);
+/* Fills out->leveled, fanout and levels (compact.c). */
+void st_compaction_levels(const st_table *t, st_table_stats *out);
+/* Counts one partition read that opened n SSTables (read.c). */
+void st_note_sstables_per_read(st_table *t, uint32_t n);
 void st_compaction_running(storage *s, const st_table *t, uint64_t *running);
 
 /* storage internals flush.c needs (store.c) */

@@ -111,9 +111,10 @@ st_table *storage_table(storage *s, const uint8_t id[16])
     t->uid = ++s->epochs;
     t->epoch = ++s->epochs;
     cm_options_default(&t->copts);
-    sib_err err;
-    if (!(t->mem = st_mem_create()) || st_table_load(s, t, &err)) {
+    sib_err err = {0};
+    if (cm_strategy_create(&t->cms, &err) || !(t->mem = st_mem_create()) || st_table_load(s, t, &err)) {
         if (t->mem) sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
+        cm_strategy_destroy(t->cms);
         st_mem_unref(t->mem);
         for (size_t i = 0; i < t->nssts; i++) sst_unref(t->ssts[i]);
         free(t->ssts);
@@ -141,6 +142,7 @@ static void table_free(st_table *t)
         sst_unref(t->ssts[i]);
     }
     for (size_t i = 0; i < t->nsuspect; i++) sst_unref(t->suspect[i]);
+    cm_strategy_destroy(t->cms);
     free(t->suspect);
     free(t->ssts);
     free(t->dir);
@@ -650,7 +652,10 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
     out->compaction_bytes_read = t->cm_bytes_read;
     out->compaction_bytes_written = t->cm_bytes_written;
     out->tombstones_purged = t->purged;
+    for (size_t i = 0; i < ST_SPR_BUCKETS; i++) out->spr[i] = __atomic_load_n(&t->spr[i], __ATOMIC_RELAXED);
+    out->spr_sum = __atomic_load_n(&t->spr_sum, __ATOMIC_RELAXED);
     st_compaction_running(t->s, t, &out->compactions_running);
+    st_compaction_levels(t, out);
     for (st_mem *m = t->frozen; m; m = m->next) {
         out->memtable_bytes += memtable_bytes(&m->mt);
         if (m->mt.min_ts != ST_NO_TIMESTAMP && (out->min_ts == ST_NO_TIMESTAMP || m->mt.min_ts < out->min_ts))

@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,10 +360,29 @@ static int cmd_compactionstats(tool *t, int argc, char **argv)
     return 0;
 }
 
+/* LCS tables: "SSTables in each level: [1, 12/10, 0, ...]", a level over
+ * its SSTable count (4 in L0, fanout^L above) shown as count/limit. */
+static void print_levels(FILE *out, const json_t *tb)
+{
+    const json_t *lv = json_object_get(tb, "sstables_in_each_level");
+    if (!json_is_array(lv)) return;
+    long long fanout = jint(tb, "fanout_size"), limit = 4;
+    fprintf(out, "\t\tSSTables in each level: [");
+    for (size_t l = 0; l < json_array_size(lv); l++) {
+        long long n = (long long)json_integer_value(json_array_get(lv, l));
+        if (l) limit = l == 1 ? fanout : (limit > LLONG_MAX / (fanout ? fanout : 1) ? LLONG_MAX : limit * fanout);
+        if (l) fputs(", ", out);
+        if (n > limit) fprintf(out, "%lld/%lld", n, limit);
+        else fprintf(out, "%lld", n);
+    }
+    fprintf(out, "]\n");
+}
+
 static void print_table_stats(FILE *out, const json_t *tb)
 {
     fprintf(out, "\t\tTable: %s\n", jstr(tb, "name"));
     fprintf(out, "\t\tSSTable count: %lld\n", jint(tb, "sstable_count"));
+    print_levels(out, tb);
     fprintf(out, "\t\tSpace used (live): %lld\n", jint(tb, "space_used_live"));
     fprintf(out, "\t\tSpace used (total): %lld\n", jint(tb, "space_used_total"));
     fprintf(out, "\t\tNumber of partitions (estimate): %lld\n", jint(tb, "number_of_partitions"));
@@ -378,6 +398,8 @@ static void print_table_stats(FILE *out, const json_t *tb)
     fprintf(out, "\t\tLocal write latency p50/p99: %.3f / %.3f ms\n", jnum(tb, "local_write_p50_ms"), jnum(tb, "local_write_p99_ms"));
     fprintf(out, "\t\tBloom filter false positives: %lld\n", jint(tb, "bloom_filter_false_positives"));
     fprintf(out, "\t\tDroppable tombstone ratio: %.5f\n", jnum(tb, "droppable_tombstone_ratio"));
+    fprintf(out, "\t\tSSTables per read (mean / p99 / max): %.2f / %lld / %lld\n", jnum(tb, "sstables_per_read_mean"),
+            jint(tb, "sstables_per_read_p99"), jint(tb, "sstables_per_read_max"));
     fprintf(out, "\n");
 }
 

@@ -165,6 +165,7 @@ class SibylNode:
         # runs never fight over the defaults 7000 / 10000.
         self.storage_port, self.admin_port = ports[1], ports[2]
         self.proc = None
+        self.env = {}             # extra environment of the next starts (SIBYL_FAILPOINTS)
         self.logs = []            # one stderr log per start, in order
         self.expected_exit = False
         self.starts = 0
@@ -218,12 +219,14 @@ class SibylNode:
         log = os.path.join(self.workdir, "sibyld-%d.log" % self.starts)
         self.logs.append(log)
         self.expected_exit = False
+        env = sanitizer_env()
+        env.update(self.env)
         with open(log, "wb") as errf:
             self.proc = subprocess.Popen(
                 [self.binary, "--config", self.config_path],
                 cwd=self.workdir, stdin=subprocess.DEVNULL,
                 stdout=errf, stderr=subprocess.STDOUT,
-                env=sanitizer_env(), start_new_session=True,
+                env=env, start_new_session=True,
                 preexec_fn=self._preexec)
         _LIVE.add(self)
         self.wait_ready(timeout)

@@ -1,10 +1,11 @@
 /* Unit tests for compaction/ through its public header: options and their
  * validation, STCS bucketing and choice, every LWW and purge rule of
- * shared/ref/compaction.md (sections 5 and 6) on cm_merge_rows /
+ * docs/compaction.md (reconciliation and purge) on cm_merge_rows /
  * cm_row_compact / cm_part_compact, the compaction task (merge of real
  * SSTables, purge against an SSTable outside the compaction, cancellation),
- * the transaction log (roll forward, roll back, torn commit) and
- * worthDroppingTombstones. */
+ * several outputs per task, the transaction log (roll forward, roll back,
+ * torn commit, the old one-output format, a kill at every step of a
+ * multi-output task through failpoints) and worthDroppingTombstones. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +16,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "compaction.h"
@@ -70,10 +73,30 @@ static void test_options(void **state)
     const char *k4[] = {"class", "bogus"}, *v4[] = {"SizeTieredCompactionStrategy", "1"};
     assert_int_equal(cm_options_parse(&o, k4, v4, 2, &other, &err), SIB_ECONFIG);
     assert_non_null(strstr(err.msg, "not understood"));
-    const char *k5[] = {"class", "sstable_size_in_mb"},
-               *v5[] = {"org.apache.cassandra.db.compaction.LeveledCompactionStrategy", "160"};
+    const char *k5[] = {"class", "sstable_size_in_mb"};
+    const char *v5[] = {"org.apache.cassandra.db.compaction.LeveledCompactionStrategy", "160"};
     assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), 0);
-    assert_true(other);
+    assert_false(other); /* LCS is built */
+    assert_int_equal(o.kind, CM_LCS);
+    assert_int_equal(o.sstable_size, 160ull << 20);
+    assert_int_equal(o.fanout_size, 10);
+    const char *k8[] = {"class"}, *v8[] = {"LeveledCompactionStrategy"};
+    v5[1] = "1";
+    assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), 0);
+    assert_int_equal(o.sstable_size, 1ull << 20);
+    assert_int_equal(cm_options_parse(&o, k8, v8, 1, &other, &err), 0);
+    assert_int_equal(o.sstable_size, 160ull << 20); /* a new map: the default again */
+    v5[1] = "0";
+    assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), SIB_ECONFIG);
+    v5[1] = "1.5";
+    assert_int_equal(cm_options_parse(&o, k5, v5, 2, &other, &err), SIB_ECONFIG);
+    assert_int_equal(o.sstable_size, 160ull << 20); /* unchanged by a rejected map */
+    v8[0] = "SizeTieredCompactionStrategy";
+    assert_int_equal(cm_options_parse(&o, k8, v8, 1, &other, &err), 0);
+    assert_int_equal(o.sstable_size, 0); /* STCS: one output */
+    const char *k9[] = {"class", "sstable_size_in_mb"}, *v9[] = {"SizeTieredCompactionStrategy", "10"};
+    assert_int_equal(cm_options_parse(&o, k9, v9, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "not understood"));
     const char *k6[] = {"class"}, *v6[] = {"NoSuchStrategy"};
     assert_int_equal(cm_options_parse(&o, k6, v6, 1, &other, &err), SIB_ECONFIG);
     const char *k7[] = {"min_threshold"}, *v7[] = {"four"};
@@ -404,21 +427,21 @@ static void test_task_merge(void **state)
     cm_task t = task_for(f->dir, in, 3, NULL, 0, 4);
     t.throttle = &th;
     assert_int_equal(cm_task_run(&t), 0);
-    assert_non_null(t.output);
+    assert_int_equal(t.noutputs, 1);
     assert_int_equal(t.partitions_in, 3 + 2 + 1);
     assert_int_equal(t.partitions_out, 3);
     assert_true(t.bytes_written > 0 && t.bytes_read > 0);
     assert_true(t.bytes_done > 0 && t.bytes_total > 0);
     char b[256];
-    dump(t.output, "a", b, sizeof b);
+    dump(t.outputs[0], "a", b, sizeof b);
     assert_string_equal(b, "r1=new@20 r2=x@10 r3=y@5 ");
-    dump(t.output, "c", b, sizeof b);
+    dump(t.outputs[0], "c", b, sizeof b);
     assert_string_equal(b, "r1=old@10 r2=X@30 "); /* within gc_grace: kept */
     /* inputs deleted, no log left; the output carries the inputs' stats */
     assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
     assert_int_equal(count_files(f->dir, "-txn.log"), 0);
     for (int i = 0; i < 3; i++) sst_unref(in[i]);
-    sst_unref(t.output);
+    cm_task_free_outputs(&t);
     cm_throttle_free(&th);
 }
 
@@ -433,13 +456,13 @@ static void test_task_purge_overlap(void **state)
     cm_task t = task_for(f->dir, in, 2, &o, 1, 4);
     assert_int_equal(cm_task_run(&t), 0);
     char b[256];
-    dump(t.output, "k", b, sizeof b);
+    dump(t.outputs[0], "k", b, sizeof b);
     assert_string_equal(b, "r=X@50 "); /* kept: it still shadows gen 1 */
     assert_int_equal(t.purged, 0);
-    sstable *in2[2] = {o, t.output};
+    sstable *in2[2] = {o, t.outputs[0]};
     cm_task t2 = task_for(f->dir, in2, 2, NULL, 0, 5);
     assert_int_equal(cm_task_run(&t2), 0);
-    dump(t2.output, "k", b, sizeof b);
+    dump(t2.outputs[0], "k", b, sizeof b);
     assert_string_equal(b, ""); /* both in: the tombstone and what it shadows go */
     assert_int_equal(t2.purged, 1);
     /* the memtables' minimum timestamp blocks a purge the same way */
@@ -447,20 +470,20 @@ static void test_task_purge_overlap(void **state)
     cm_task t3 = task_for(f->dir, in3, 1, NULL, 0, 7);
     t3.mem_min_ts = 49;
     assert_int_equal(cm_task_run(&t3), 0);
-    dump(t3.output, "k", b, sizeof b);
+    dump(t3.outputs[0], "k", b, sizeof b);
     assert_string_equal(b, "r=X@50 ");
     /* a partition deletion past gc_grace with nothing older: the partition disappears */
     sstable *in4[1] = {write_sst(f->dir, 8, pk, 1, old, 1, 100, GC_BEFORE - 1)};
     cm_task t4 = task_for(f->dir, in4, 1, NULL, 0, 9);
     assert_int_equal(cm_task_run(&t4), 0);
-    assert_null(t4.output); /* nothing survived: no output at all */
+    assert_int_equal(t4.noutputs, 0); /* nothing survived: no output at all */
     assert_int_equal(count_files(f->dir, "9-TOC.txt"), 0);
     sst_unref(o);
     for (int i = 0; i < 2; i++) sst_unref(in[i]);
-    sst_unref(t.output);
-    sst_unref(t2.output);
+    cm_task_free_outputs(&t);
+    cm_task_free_outputs(&t2);
     sst_unref(in3[0]);
-    sst_unref(t3.output);
+    cm_task_free_outputs(&t3);
     sst_unref(in4[0]);
 }
 
@@ -476,7 +499,7 @@ static void test_task_cancel(void **state)
     t.mu = &mu;
     t.cancelled = &cancel;
     assert_int_equal(cm_task_run(&t), SIB_EAGAIN);
-    assert_null(t.output);
+    assert_int_equal(t.noutputs, 0);
     assert_int_equal(count_files(f->dir, "-TOC.txt"), 2); /* inputs intact */
     assert_int_equal(count_files(f->dir, "-txn.log"), 0);
     assert_int_equal(count_files(f->dir, ".tmp"), 0);
@@ -498,6 +521,7 @@ static void test_txn_recover(void **state)
     uint64_t ins[2] = {1, 2};
     cm_txn *x;
     assert_int_equal(cm_txn_begin(&x, f->dir, 3, ins, 2, &err), 0);
+    assert_int_equal(cm_txn_add(x, 3, &err), 0);
     sst_unref(write_sst(f->dir, 3, pks, 1, r, 1, 0, 0));
     /* simulate the crash: forget x without finishing (close its fd by exiting the scope) */
     assert_int_equal(cm_txn_recover(f->dir, NULL, &n, &err), 0);
@@ -508,6 +532,7 @@ static void test_txn_recover(void **state)
     assert_int_equal(cm_txn_finish(x, &err), 0); /* nothing left to do: the files are gone */
     /* crash after commit: the inputs go */
     assert_int_equal(cm_txn_begin(&x, f->dir, 4, ins, 2, &err), 0);
+    assert_int_equal(cm_txn_add(x, 4, &err), 0);
     sst_unref(write_sst(f->dir, 4, pks, 1, r, 1, 0, 0));
     assert_int_equal(cm_txn_commit(x, &err), 0);
     assert_int_equal(cm_txn_recover(f->dir, NULL, &n, &err), 0);
@@ -518,6 +543,7 @@ static void test_txn_recover(void **state)
     /* a torn COMMIT (no newline / bad crc) is no commit */
     uint64_t in4[1] = {4};
     assert_int_equal(cm_txn_begin(&x, f->dir, 5, in4, 1, &err), 0);
+    assert_int_equal(cm_txn_add(x, 5, &err), 0);
     sst_unref(write_sst(f->dir, 5, pks, 1, r, 1, 0, 0));
     char path[256];
     snprintf(path, sizeof path, "%s/5-txn.log", f->dir);
@@ -530,6 +556,231 @@ static void test_txn_recover(void **state)
     assert_int_equal(cm_txn_finish(x, &err), 0);
 }
 
+
+/* ---- several outputs per task ---- */
+
+/* Inputs of the multi-output tests: gen 1 has a..f (r1=v@10), gen 2 a
+ * purgeable tombstone over b's r1 (ts 50), gen 3 a newer c. The merge is
+ * a, c, d, e, f (b purged: its data and its tombstone are both inputs). */
+static void write_split_inputs(const char *dir, sstable *in[3])
+{
+    const char *all[] = {"a", "b", "c", "d", "e", "f"}, *b[] = {"b"}, *c[] = {"c"};
+    trow v[] = {{"r1", 10, "v", 0}}, del[] = {{"r1", 50, NULL, GC_BEFORE - 100}}, nc[] = {{"r1", 20, "new", 0}};
+    in[0] = write_sst(dir, 1, all, 6, v, 1, 0, 0);
+    in[1] = write_sst(dir, 2, b, 1, del, 1, 0, 0);
+    in[2] = write_sst(dir, 3, c, 1, nc, 1, 0, 0);
+}
+
+static void check_split_content(sstable *const *ssts, size_t n)
+{
+    const char *keys[] = {"a", "b", "c", "d", "e", "f"};
+    const char *want[] = {"r1=v@10 ", "", "r1=new@20 ", "r1=v@10 ", "r1=v@10 ", "r1=v@10 "};
+    char b[256];
+    for (size_t k = 0; k < 6; k++) {
+        size_t found = 0;
+        for (size_t i = 0; i < n; i++) {
+            dump(ssts[i], keys[k], b, sizeof b);
+            if (!b[0]) continue;
+            assert_string_equal(b, want[k]);
+            found++;
+        }
+        assert_int_equal(found, want[k][0] ? 1 : 0); /* outputs never overlap */
+    }
+}
+
+static void test_task_split_outputs(void **state)
+{
+    fx *f = *state;
+    sstable *in[3];
+    write_split_inputs(f->dir, in);
+    cm_task t = task_for(f->dir, in, 3, NULL, 0, 10);
+    t.ngens = 8;
+    t.max_output_bytes = 1; /* every partition closes its output */
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 5);
+    assert_int_equal(t.partitions_out, 5);
+    assert_int_equal(t.purged, 1);
+    for (size_t i = 0; i < t.noutputs; i++) {
+        assert_int_equal(sst_gen(t.outputs[i]), 10 + i);
+        assert_int_equal(sst_get_stats(t.outputs[i])->partitions, 1);
+        if (i) assert_true(sst_get_stats(t.outputs[i - 1])->last_token < sst_get_stats(t.outputs[i])->first_token);
+    }
+    check_split_content(t.outputs, t.noutputs);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 5);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    cm_task_free_outputs(&t);
+    /* the reserved generations run out: the last output takes the rest */
+    for (int i = 0; i < 3; i++) sst_unref(in[i]);
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/few", f->dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    write_split_inputs(sub, in);
+    t = task_for(sub, in, 3, NULL, 0, 10);
+    t.ngens = 2;
+    t.max_output_bytes = 1;
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 2);
+    assert_int_equal(sst_get_stats(t.outputs[1])->partitions, 4);
+    check_split_content(t.outputs, t.noutputs);
+    cm_task_free_outputs(&t);
+    for (int i = 0; i < 3; i++) sst_unref(in[i]);
+}
+
+/* Fully expired SSTables handed to a task as drops leave through the
+ * transaction log without being read; the inputs beside them merge. */
+static void test_task_drops_unread(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a"};
+    trow r[] = {{"r", 1, "v", 0}};
+    sstable *in[1] = {write_sst(f->dir, 1, pks, 1, r, 1, 0, 0)};
+    sstable *drop[2] = {write_sst(f->dir, 2, pks, 1, r, 1, 0, 0), write_sst(f->dir, 3, pks, 1, r, 1, 0, 0)};
+    cm_task t = task_for(f->dir, NULL, 0, NULL, 0, 10);
+    t.drop = drop;
+    t.ndrop = 2;
+    assert_int_equal(cm_task_run(&t), 0); /* drops only */
+    assert_int_equal(t.noutputs, 0);
+    assert_int_equal(t.bytes_read, 0);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    sstable *more[1] = {write_sst(f->dir, 4, pks, 1, r, 1, 0, 0)};
+    t = task_for(f->dir, in, 1, NULL, 0, 11);
+    t.drop = more;
+    t.ndrop = 1;
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 1);
+    assert_int_equal(t.bytes_read, sst_get_stats(in[0])->data_file_bytes); /* the drop was not read */
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
+    assert_int_equal(count_files(f->dir, "11-TOC.txt"), 1);
+    cm_task_free_outputs(&t);
+    sst_unref(in[0]);
+    sst_unref(drop[0]);
+    sst_unref(drop[1]);
+    sst_unref(more[0]);
+}
+
+/* A log of the format before several outputs (ADD first, one ADD) still
+ * rolls back and forward. */
+static void test_txn_old_format(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a"};
+    trow r[] = {{"r", 1, "v", 0}};
+    for (int committed = 0; committed < 2; committed++) {
+        char sub[600], path[700];
+        snprintf(sub, sizeof sub, "%s/old%d", f->dir, committed);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        for (uint64_t g = 1; g <= 3; g++) sst_unref(write_sst(sub, g, pks, 1, r, 1, 0, 0));
+        snprintf(path, sizeof path, "%s/3-txn.log", sub);
+        FILE *fp = fopen(path, "w");
+        const char *lines[] = {"ADD 3", "REMOVE 1", "REMOVE 2", "COMMIT"};
+        for (int i = 0; i < 3 + committed; i++)
+            fprintf(fp, "%s %08x\n", lines[i], sib_crc32c(0, lines[i], strlen(lines[i])));
+        fclose(fp);
+        sib_err err;
+        size_t n;
+        assert_int_equal(cm_txn_recover(sub, NULL, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(count_files(sub, "-TOC.txt"), committed ? 1 : 2);
+        assert_int_equal(count_files(sub, "3-TOC.txt"), committed ? 1 : 0);
+    }
+}
+
+#ifdef SIB_FAILPOINTS
+/* Kills a forked child at each step of a compaction with several outputs,
+ * then recovers as a restart does: the live generations are exactly the
+ * inputs (killed before the commit) or exactly the outputs (after it),
+ * never a mix, and their content is the same either way. */
+static void test_txn_crash_every_step(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *point;
+        bool committed;
+    } steps[] = {
+        {"compaction.after_txn_begin", false},
+        {"compaction.after_output_1", false},
+        {"compaction.after_output_2", false},
+        {"compaction.after_output_4", false},
+        {"compaction.after_outputs_before_txn_commit", false},
+        {"compaction.after_commit_before_input_delete", true},
+        {"compaction.after_input_delete_before_log_delete", true},
+    };
+    for (size_t k = 0; k < SIB_ARRAY_LEN(steps); k++) {
+        char sub[600], spec[160];
+        snprintf(sub, sizeof sub, "%s/step%zu", f->dir, k);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        sstable *in[3];
+        write_split_inputs(sub, in);
+        snprintf(spec, sizeof spec, "%s=kill", steps[k].point);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            sib_err e;
+            if (sib_failpoints_set(spec, &e)) _exit(2);
+            cm_task t = task_for(sub, in, 3, NULL, 0, 10);
+            t.ngens = 8;
+            t.max_output_bytes = 1;
+            cm_task_run(&t);
+            _exit(3); /* the failpoint did not fire */
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        for (int i = 0; i < 3; i++) sst_unref(in[i]);
+        sib_err err;
+        size_t nlogs;
+        assert_int_equal(cm_txn_recover(sub, NULL, &nlogs, &err), 0);
+        assert_int_equal(nlogs, 1);
+        uint64_t *gens, maxg;
+        size_t n;
+        assert_int_equal(sst_dir_scan(sub, &gens, &n, &maxg, NULL, &err), 0);
+        if (steps[k].committed) {
+            assert_int_equal(n, 5);
+            for (size_t i = 0; i < n; i++) assert_int_equal(gens[i], 10 + i);
+        } else {
+            assert_int_equal(n, 3);
+            for (size_t i = 0; i < n; i++) assert_int_equal(gens[i], 1 + i);
+        }
+        assert_int_equal(count_files(sub, ".tmp"), 0);
+        assert_int_equal(count_files(sub, "-txn.log"), 0);
+        /* the same rows either way: merge what is live once more */
+        sstable *live[8];
+        for (size_t i = 0; i < n; i++) assert_int_equal(sst_open(&live[i], sub, gens[i], &err), 0);
+        cm_task t = task_for(sub, live, n, NULL, 0, 30);
+        assert_int_equal(cm_task_run(&t), 0);
+        assert_int_equal(t.noutputs, 1);
+        check_split_content(t.outputs, 1);
+        cm_task_free_outputs(&t);
+        for (size_t i = 0; i < n; i++) sst_unref(live[i]);
+        free(gens);
+    }
+}
+
+/* An injected error at a step before the commit rolls back at once: inputs
+ * intact, every output already written removed. */
+static void test_task_error_rolls_back_all_outputs(void **state)
+{
+    fx *f = *state;
+    sstable *in[3];
+    write_split_inputs(f->dir, in);
+    sib_err err;
+    assert_int_equal(sib_failpoints_set("compaction.after_output_3=error", &err), 0);
+    cm_task t = task_for(f->dir, in, 3, NULL, 0, 10);
+    t.ngens = 8;
+    t.max_output_bytes = 1;
+    assert_int_equal(cm_task_run(&t), SIB_EIO);
+    assert_non_null(strstr(t.err.msg, "compaction.after_output_3"));
+    assert_int_equal(sib_failpoints_set(NULL, &err), 0);
+    assert_int_equal(t.noutputs, 0);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 3);
+    assert_int_equal(count_files(f->dir, "-Data.db"), 3);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    assert_int_equal(count_files(f->dir, ".tmp"), 0);
+    for (int i = 0; i < 3; i++) sst_unref(in[i]);
+}
+#endif
+
 /* ---- single-SSTable tombstone compaction ---- */
 
 static void test_worth_dropping_tombstones(void **state)
@@ -541,7 +792,9 @@ static void test_worth_dropping_tombstones(void **state)
     sstable *t = write_sst(f->dir, 1, pks, 6, dels, 2, 0, 0);
     cm_options o;
     cm_options_default(&o);
-    cm_sst v[2] = {{t, 1000, NOW - 100, false}, {NULL, 10, NOW, false}};
+    cm_sst v[2] = {cm_sst_of(t, false), {.sst = NULL, .size = 10, .created_s = NOW}};
+    v[0].size = 1000;
+    v[0].created_s = NOW - 100;
     assert_false(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE)); /* younger than the interval */
     o.tombstone_compaction_interval = 10;
     assert_true(cm_worth_dropping_tombstones(&o, v, 1, 0, NOW, GC_BEFORE));
@@ -552,7 +805,8 @@ static void test_worth_dropping_tombstones(void **state)
     assert_true(tomb);
     /* an overlapping SSTable covering the whole range makes it not worth it */
     sstable *l = write_sst(f->dir, 2, pks, 6, live, 1, 0, 0);
-    v[1].sst = l;
+    v[1] = cm_sst_of(l, false);
+    v[1].created_s = NOW;
     assert_false(cm_worth_dropping_tombstones(&o, v, 2, 0, NOW, GC_BEFORE));
     o.unchecked_tombstone_compaction = true;
     assert_true(cm_worth_dropping_tombstones(&o, v, 2, 0, NOW, GC_BEFORE));
@@ -560,7 +814,8 @@ static void test_worth_dropping_tombstones(void **state)
     assert_int_equal(cm_pick(&o, v, 2, NOW, GC_BEFORE, pick, &tomb), 0);
     /* four similar SSTables: a bucket compaction, not a tombstone one */
     o.enabled = true;
-    cm_sst four[4] = {{l, 100, 0, false}, {l, 110, 0, false}, {l, 120, 0, false}, {l, 90, 0, true}};
+    cm_sst four[4] = {{.sst = l, .size = 100}, {.sst = l, .size = 110}, {.sst = l, .size = 120},
+                      {.sst = l, .size = 90, .compacting = true}};
     o.min_sstable_size = 0;
     assert_int_equal(cm_pick(&o, four, 4, NOW, GC_BEFORE, pick, &tomb), 0); /* one is compacting */
     four[3].compacting = false;
@@ -568,6 +823,426 @@ static void test_worth_dropping_tombstones(void **state)
     assert_false(tomb);
     sst_unref(t);
     sst_unref(l);
+}
+
+
+/* ---- LeveledCompactionStrategy: candidate selection ---- */
+
+/* A synthetic SSTable: level, key range, size, age (max_ts). created_s =
+ * NOW keeps the tombstone fallback away (younger than its interval). */
+static cm_sst lsst(uint32_t level, int64_t first, int64_t last, uint64_t size, int64_t max_ts)
+{
+    return (cm_sst){.level = level, .first_token = first, .last_token = last, .size = size, .max_ts = max_ts,
+                    .created_s = NOW};
+}
+
+static cm_options lcs_opts(void)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    sib_err err;
+    const char *k[] = {"class"}, *v[] = {"LeveledCompactionStrategy"};
+    assert_int_equal(cm_options_parse(&o, k, v, 1, &other, &err), 0);
+    o.sstable_size = 100; /* bytes, to keep the numbers small */
+    return o;
+}
+
+/* A strategy state and its options (LCS here, TWCS below). */
+typedef struct lcs_fx {
+    cm_options o;
+    cm_strategy *st;
+} lcs_fx;
+
+static int strategy_setup(void **state, cm_options o)
+{
+    lcs_fx *x = calloc(1, sizeof *x);
+    sib_err err;
+    assert_non_null(x);
+    x->o = o;
+    assert_int_equal(cm_strategy_create(&x->st, &err), 0);
+    *state = x;
+    return 0;
+}
+
+static int lcs_setup(void **state) { return strategy_setup(state, lcs_opts()); }
+
+static int lcs_teardown(void **state)
+{
+    lcs_fx *x = *state;
+    cm_strategy_destroy(x->st);
+    free(x);
+    return 0;
+}
+
+static void lpick(lcs_fx *x, const cm_sst *v, size_t n, size_t *pick, cm_choice *ch)
+{
+    cm_strategy_pick(x->st, &x->o, v, n, NOW, GC_BEFORE, INT64_MAX, pick, ch);
+}
+
+static bool picked(const size_t *pick, size_t n, size_t i)
+{
+    for (size_t k = 0; k < n; k++)
+        if (pick[k] == i) return true;
+    return false;
+}
+
+static void test_lcs_options_and_sizes(void **state)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    sib_err err;
+    const char *k1[] = {"class", "fanout_size", "sstable_size_in_mb", "min_threshold", "single_sstable_uplevel"};
+    const char *v1[] = {"org.apache.cassandra.db.compaction.LeveledCompactionStrategy", "4", "2", "6", "true"};
+    assert_int_equal(cm_options_parse(&o, k1, v1, 5, &other, &err), 0);
+    assert_int_equal(o.kind, CM_LCS);
+    assert_int_equal(o.fanout_size, 4);
+    assert_int_equal(o.sstable_size, 2ull << 20);
+    assert_int_equal(o.min_threshold, 6); /* STCS options feed STCS in L0 */
+    assert_int_equal(cm_lcs_max_bytes(&o, 0), 8ull << 20);
+    assert_int_equal(cm_lcs_max_bytes(&o, 1), 8ull << 20);
+    assert_int_equal(cm_lcs_max_bytes(&o, 3), 128ull << 20);
+    const char *k2[] = {"class", "fanout_size"}, *v2[] = {"LeveledCompactionStrategy", "0"};
+    assert_int_equal(cm_options_parse(&o, k2, v2, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "fanout_size"));
+    assert_int_equal(o.fanout_size, 4); /* unchanged */
+    const char *k3[] = {"class", "bogus"}, *v3[] = {"LeveledCompactionStrategy", "1"};
+    assert_int_equal(cm_options_parse(&o, k3, v3, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "not understood by LeveledCompactionStrategy"));
+    const char *k4[] = {"class", "fanout_size"}, *v4[] = {"SizeTieredCompactionStrategy", "4"};
+    assert_int_equal(cm_options_parse(&o, k4, v4, 2, &other, &err), SIB_ECONFIG);
+    o = lcs_opts();
+    assert_int_equal(cm_lcs_max_bytes(&o, 2), 10000);
+    o.sstable_size = UINT64_MAX / 4;
+    assert_int_equal(cm_lcs_max_bytes(&o, 8), UINT64_MAX); /* saturates */
+}
+
+static void test_lcs_levels_send_overlaps_to_l0(void **state)
+{
+    cm_sst v[5] = {lsst(1, 0, 10, 1, 1), lsst(1, 5, 20, 1, 1), lsst(1, 30, 40, 1, 1), lsst(2, 0, 100, 1, 1),
+                   lsst(CM_MAX_LEVELS + 3, 0, 1, 1, 1)};
+    uint32_t lvl[5];
+    cm_lcs_levels(v, 5, lvl);
+    assert_int_equal(lvl[0], 1);
+    assert_int_equal(lvl[1], 0); /* overlaps [0, 10] in L1 */
+    assert_int_equal(lvl[2], 1);
+    assert_int_equal(lvl[3], 2);
+    assert_int_equal(lvl[4], 0); /* no such level */
+}
+
+static void test_lcs_l0_candidates(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* one L0 SSTable: nothing (at least 2 are needed) */
+    cm_sst one[1] = {lsst(0, 0, 100, 500, 1)};
+    lpick(x, one, 1, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    /* small L0 SSTables, less than sstable_size in all: every group of
+     * overlapping ones joins (up to 32), and the output stays in L0 */
+    cm_sst small[3] = {lsst(0, 0, 50, 30, 2), lsst(0, 40, 90, 30, 1), lsst(0, 200, 300, 30, 3)};
+    lpick(x, small, 3, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 100);
+    /* larger: the L1 SSTables in the union range join, the output goes to L1;
+     * L1's [60, 70] lies between the candidates and is pulled in too */
+    cm_sst big[6] = {lsst(0, 0, 50, 80, 1), lsst(0, 45, 55, 80, 2), lsst(0, 80, 99, 80, 3),
+                     lsst(1, 60, 70, 100, 0), lsst(1, 150, 160, 100, 0), lsst(0, 85, 90, 80, 4)};
+    lpick(x, big, 6, pick, &ch);
+    assert_int_equal(ch.n, 5);
+    assert_true(picked(pick, 5, 0) && picked(pick, 5, 1) && picked(pick, 5, 2) && picked(pick, 5, 3) &&
+                picked(pick, 5, 5));
+    assert_int_equal(ch.level, 1);
+    assert_int_equal(ch.min_input_level, 0);
+    /* an L1 SSTable in range already compacting: no L0 compaction */
+    big[3].compacting = true;
+    lpick(x, big, 6, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    big[3].compacting = false;
+    /* an L0 group touching a running L0 compaction ([85, 90]) is skipped:
+     * [80, 99] stays out, [0, 50] + [45, 55] go on to L1 */
+    big[5].compacting = true;
+    lpick(x, big, 6, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 0) && picked(pick, 2, 1));
+    assert_int_equal(ch.level, 1);
+}
+
+static void test_lcs_l0_at_most_32_and_stcs_fallback(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[64];
+    cm_choice ch;
+    /* 40 overlapping L0 SSTables: the 32 oldest, with no L1 to join */
+    cm_sst v[41];
+    for (int i = 0; i < 40; i++) v[i] = lsst(0, 0, 1000, 10, 100 - i); /* i = 39 is the oldest */
+    lpick(x, v, 40, pick, &ch);
+    assert_int_equal(ch.n, 32);
+    for (int i = 8; i < 40; i++) assert_true(picked(pick, 32, (size_t)i));
+    assert_int_equal(ch.level, 1);
+    /* L1 over its size makes higher levels first, but with more than 32 in L0
+     * STCS in L0 comes before: similar sizes, output L0, unsplit */
+    v[40] = lsst(1, 0, 1000, 5000, 0); /* 5000 > 10 x 100 */
+    lpick(x, v, 41, pick, &ch);
+    assert_int_equal(ch.n, 32);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 0);
+    assert_false(picked(pick, 32, 40));
+}
+
+/* v[0..12): L1 as 12 SSTables of 100 bytes, [0, 50] ... [1100, 1150]
+ * (1200 > 1000 bytes: over its score); v[12], v[13] as given. */
+static void l1_over_score(cm_sst v[14], cm_sst a, cm_sst b)
+{
+    for (int i = 0; i < 12; i++) v[i] = lsst(1, i * 100, i * 100 + 50, 100, 1);
+    v[12] = a;
+    v[13] = b;
+}
+
+static void test_lcs_level_round_robin(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* L2 has [0, 25] and [250, 399] */
+    cm_sst v[14];
+    l1_over_score(v, lsst(2, 0, 25, 100, 1), lsst(2, 250, 399, 100, 1));
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 2); /* the first of L1 and what it overlaps in L2 */
+    assert_true(picked(pick, 2, 0) && picked(pick, 2, 12));
+    assert_int_equal(ch.level, 2);
+    assert_int_equal(ch.min_input_level, 1);
+    /* the completion hook moves the round robin past the compacted keys */
+    cm_strategy_compacted(x->st, &ch, true, 50);
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(pick[0], 1); /* [100, 150] */
+    cm_strategy_compacted(x->st, &ch, true, 150);
+    v[2].compacting = true; /* [200, 250] busy: the next one, [300, 350] with L2's [250, 399] */
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 3) && picked(pick, 2, 13));
+    v[13].compacting = true; /* its L2 partner busy: skipped for [400, 450] */
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(pick[0], 4);
+    /* wrapping: past the last key of the level, back to the first */
+    cm_strategy_compacted(x->st, &ch, true, 5000);
+    v[13].compacting = v[2].compacting = false;
+    lpick(x, v, 14, pick, &ch);
+    assert_true(picked(pick, ch.n, 0));
+    /* below its score, L1 is left alone and the lone L0 does nothing */
+    cm_sst calm[3] = {lsst(1, 0, 10, 100, 1), lsst(1, 20, 30, 100, 1), lsst(0, 0, 30, 10, 2)};
+    lpick(x, calm, 3, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    x->o.enabled = false;
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 0);
+}
+
+static void test_lcs_starved_level_drains(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* L2 has [0, 40]; L3 a small SSTable inside [0, 50], far below its own score */
+    cm_sst v[14];
+    l1_over_score(v, lsst(2, 0, 40, 100, 1), lsst(3, 10, 20, 5, 1));
+    for (int round = 0; round < 25; round++) { /* a round per L1 -> L2 compaction; L3 is never the target */
+        lpick(x, v, 14, pick, &ch);
+        assert_true(picked(pick, ch.n, 0) && picked(pick, ch.n, 12)); /* no completion: the same one */
+        assert_false(picked(pick, ch.n, 13));
+        assert_int_equal(ch.level, 2);
+    }
+    lpick(x, v, 14, pick, &ch); /* the 26th round: more than 25, L3 starves; its SSTable lies inside [0, 50] */
+    assert_int_equal(ch.n, 3);
+    assert_true(picked(pick, 3, 0) && picked(pick, 3, 12) && picked(pick, 3, 13));
+    assert_int_equal(ch.level, 2);
+    /* a range too narrow for it never takes it */
+    cm_sst w[14];
+    memcpy(w, v, sizeof v);
+    w[13] = lsst(3, 10, 60, 5, 1);
+    lpick(x, w, 14, pick, &ch);
+    assert_false(picked(pick, ch.n, 13));
+}
+
+static void test_strategy_major_and_stcs_dispatch(void **state)
+{
+    cm_options o = lcs_opts();
+    cm_choice ch;
+    cm_sst v[3] = {lsst(0, 0, 10, 30, 1), lsst(0, 5, 20, 30, 1), lsst(2, 30, 40, 300, 1)};
+    cm_strategy_major(&o, v, 2, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_int_equal(ch.level, 0); /* fits one L0 SSTable */
+    cm_strategy_major(&o, v, 3, &ch);
+    assert_int_equal(ch.level, 2);
+    assert_int_equal(ch.max_output_bytes, 100);
+    cm_options s;
+    cm_options_default(&s);
+    cm_strategy_major(&s, v, 3, &ch);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 0);
+    /* STCS through the strategy: a bucket of four similar SSTables */
+    cm_strategy *st;
+    sib_err err;
+    assert_int_equal(cm_strategy_create(&st, &err), 0);
+    cm_sst four[4] = {lsst(0, 0, 1, 100, 1), lsst(0, 0, 1, 110, 1), lsst(0, 0, 1, 120, 1), lsst(0, 0, 1, 90, 1)};
+    size_t pick[4];
+    cm_strategy_pick(st, &s, four, 4, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    assert_int_equal(ch.level, 0);
+    assert_false(ch.tombstone);
+    cm_strategy_destroy(st);
+}
+
+/* ---- TimeWindowCompactionStrategy ---- */
+
+#define HOUR_US (3600ll * 1000000)
+
+static cm_options twcs_opts(const char *unit, const char *size)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    sib_err err;
+    const char *k[] = {"class", "compaction_window_unit", "compaction_window_size"};
+    const char *v[] = {"TimeWindowCompactionStrategy", unit, size};
+    assert_int_equal(cm_options_parse(&o, k, v, 3, &other, &err), 0);
+    assert_false(other);
+    return o;
+}
+
+static int twcs_setup(void **state) { return strategy_setup(state, twcs_opts("HOURS", "1")); }
+
+/* An SSTable whose newest write is at hour h (microseconds), expiring or not. */
+static cm_sst tsst(int64_t h, uint64_t size, int32_t max_ldt)
+{
+    return (cm_sst){.size = size, .first_token = 0, .last_token = 100, .min_ts = h * HOUR_US - 1,
+                    .max_ts = h * HOUR_US, .max_ldt = max_ldt, .created_s = NOW};
+}
+
+static void test_twcs_options_and_windows(void **state)
+{
+    cm_options o = twcs_opts("HOURS", "2");
+    assert_int_equal(o.kind, CM_TWCS);
+    assert_int_equal(o.window_unit_s, 3600);
+    assert_int_equal(o.window_size, 2);
+    assert_int_equal(o.ts_per_s, 1000000);
+    assert_int_equal(o.expired_check_s, 600);
+    assert_false(o.tombstone_explicit);
+    assert_int_equal(cm_twcs_window(&o, 5 * HOUR_US + 7), 4 * 3600); /* [4h, 6h) */
+    assert_int_equal(cm_twcs_window(&o, 4 * HOUR_US), 4 * 3600);
+    assert_int_equal(cm_twcs_window(&o, -1), -2 * 3600);           /* before the epoch: floor */
+    bool other;
+    sib_err err;
+    const char *k[] = {"class", "timestamp_resolution", "expired_sstable_check_frequency_seconds",
+                       "tombstone_threshold", "min_threshold", "unsafe_aggressive_sstable_expiration"};
+    const char *v[] = {"TimeWindowCompactionStrategy", "MILLISECONDS", "0", "0.3", "2", "false"};
+    assert_int_equal(cm_options_parse(&o, k, v, 6, &other, &err), 0);
+    assert_int_equal(o.ts_per_s, 1000);
+    assert_int_equal(o.expired_check_s, 0);
+    assert_true(o.tombstone_explicit);
+    assert_int_equal(o.window_unit_s, 86400); /* a new map: DAYS again */
+    assert_int_equal(cm_twcs_window(&o, 86400000ll * 3 + 5), 3 * 86400);
+    const char *bad[][2] = {{"compaction_window_unit", "WEEKS"}, {"compaction_window_size", "0"},
+                            {"timestamp_resolution", "JIFFIES"}, {"expired_sstable_check_frequency_seconds", "-1"},
+                            {"unsafe_aggressive_sstable_expiration", "true"}, {"sstable_size_in_mb", "10"}};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bad); i++) {
+        const char *bk[] = {"class", bad[i][0]}, *bv[] = {"TimeWindowCompactionStrategy", bad[i][1]};
+        assert_int_equal(cm_options_parse(&o, bk, bv, 2, &other, &err), SIB_ECONFIG);
+        assert_non_null(strstr(err.msg, bad[i][0]));
+    }
+    assert_int_equal(o.ts_per_s, 1000); /* unchanged by the rejected maps */
+}
+
+static void test_fully_expired_rule(void **state)
+{
+    /* a: all expired by gc_before, newest write at 100; b: live, overlapping */
+    cm_sst v[3] = {{.min_ts = 90, .max_ts = 100, .max_ldt = GC_BEFORE - 1, .first_token = 0, .last_token = 10},
+                   {.min_ts = 50, .max_ts = 300, .max_ldt = SST_NO_LDT, .first_token = 5, .last_token = 20},
+                   {.min_ts = 40, .max_ts = 60, .max_ldt = SST_NO_LDT, .first_token = 50, .last_token = 60}};
+    bool cand[3] = {true, false, false}, exp[3];
+    /* b holds older live data a's tombstones may shadow: a stays */
+    assert_int_equal(cm_fully_expired(v, 3, cand, GC_BEFORE, INT64_MAX, exp), 0);
+    v[1].min_ts = 200; /* b is newer than everything in a; c does not overlap */
+    assert_int_equal(cm_fully_expired(v, 3, cand, GC_BEFORE, INT64_MAX, exp), 1);
+    assert_true(exp[0] && !exp[1] && !exp[2]);
+    assert_int_equal(cm_fully_expired(v, 3, cand, GC_BEFORE, 99, exp), 0); /* a memtable holds older data */
+    assert_int_equal(cm_fully_expired(v, 3, cand, GC_BEFORE - 2, INT64_MAX, exp), 0); /* not gc-able yet */
+    /* a candidate still live feeds the minimum whatever its range */
+    bool all[3] = {true, true, true};
+    assert_int_equal(cm_fully_expired(v, 3, all, GC_BEFORE, INT64_MAX, exp), 0); /* c's min_ts 40 < 100 */
+    v[2].min_ts = 150;
+    assert_int_equal(cm_fully_expired(v, 3, all, GC_BEFORE, INT64_MAX, exp), 1);
+    assert_true(exp[0]);
+}
+
+static void test_twcs_pick(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* the current window (hour 10) has 2 (< min_threshold 4); hour 8 has 3:
+     * all of them, smallest first; hour 9 a lone one */
+    cm_sst v[8] = {tsst(10, 100, SST_NO_LDT), tsst(10, 100, SST_NO_LDT), tsst(8, 300, SST_NO_LDT),
+                   tsst(8, 100, SST_NO_LDT), tsst(8, 200, SST_NO_LDT), tsst(9, 50, SST_NO_LDT)};
+    cm_strategy_pick(x->st, &x->o, v, 6, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    assert_int_equal(ch.nexpired, 0);
+    assert_int_equal(pick[0], 3);
+    assert_int_equal(pick[1], 4);
+    assert_int_equal(pick[2], 2);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 0);
+    x->o.max_threshold = 2; /* trimmed to the smallest */
+    cm_strategy_pick(x->st, &x->o, v, 6, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 3) && picked(pick, 2, 4));
+    x->o.max_threshold = 32;
+    /* four similar ones in the current window: STCS there first */
+    v[6] = tsst(10, 110, SST_NO_LDT);
+    v[7] = tsst(10, 90, SST_NO_LDT);
+    cm_strategy_pick(x->st, &x->o, v, 8, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    assert_true(picked(pick, 4, 0) && picked(pick, 4, 1) && picked(pick, 4, 6) && picked(pick, 4, 7));
+    /* a newer window seen makes hour 10 an old window: all of it, into one */
+    cm_sst newer = tsst(11, 10, SST_NO_LDT);
+    cm_sst w[9];
+    memcpy(w, v, sizeof v);
+    w[8] = newer;
+    cm_strategy_pick(x->st, &x->o, w, 9, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 4); /* hour 11 has one; hour 10 (old now) has four */
+}
+
+static void test_twcs_expired_dropped_on_the_tick(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[8];
+    cm_choice ch;
+    /* hours 1 and 2 fully expired; hour 5 live and newer than both */
+    cm_sst v[3] = {tsst(1, 100, GC_BEFORE - 10), tsst(2, 100, GC_BEFORE - 10), tsst(5, 100, SST_NO_LDT)};
+    cm_strategy_pick(x->st, &x->o, v, 3, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 0); /* nothing to merge... */
+    assert_int_equal(ch.nexpired, 2); /* ...two to drop whole */
+    assert_true(picked(pick, 2, 0) && picked(pick, 2, 1));
+    /* within expired_sstable_check_frequency_seconds: not looked for again */
+    cm_strategy_pick(x->st, &x->o, v, 3, NOW + 599, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.nexpired, 0);
+    assert_int_equal(ch.n, 0); /* hours 1 and 2 are one SSTable each: nothing */
+    /* the next tick: a memtable holding data older than hour 2 blocks hour 2 */
+    cm_strategy_pick(x->st, &x->o, v, 3, NOW + 600, GC_BEFORE, 2 * HOUR_US - 5, pick, &ch);
+    assert_int_equal(ch.nexpired, 1);
+    assert_int_equal(pick[ch.n], 0);
+    /* a compacting SSTable is never dropped */
+    v[0].compacting = true;
+    cm_strategy_pick(x->st, &x->o, v, 3, NOW + 1200, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.nexpired, 1);
+    assert_int_equal(pick[ch.n], 1);
+    /* tombstone compactions only when their options were given */
+    assert_false(x->o.tombstone_explicit);
 }
 
 int main(void)
@@ -582,7 +1257,25 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_task_purge_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_split_outputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_old_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_drops_unread, setup, teardown),
+#ifdef SIB_FAILPOINTS
+        cmocka_unit_test_setup_teardown(test_txn_crash_every_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_error_rolls_back_all_outputs, setup, teardown),
+#endif
         cmocka_unit_test_setup_teardown(test_worth_dropping_tombstones, setup, teardown),
+        cmocka_unit_test(test_lcs_options_and_sizes),
+        cmocka_unit_test(test_lcs_levels_send_overlaps_to_l0),
+        cmocka_unit_test_setup_teardown(test_lcs_l0_candidates, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_l0_at_most_32_and_stcs_fallback, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_level_round_robin, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_starved_level_drains, lcs_setup, lcs_teardown),
+        cmocka_unit_test(test_strategy_major_and_stcs_dispatch),
+        cmocka_unit_test(test_twcs_options_and_windows),
+        cmocka_unit_test(test_fully_expired_rule),
+        cmocka_unit_test_setup_teardown(test_twcs_pick, twcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_twcs_expired_dropped_on_the_tick, twcs_setup, lcs_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -426,45 +426,98 @@ static void test_verify_sound(void **state)
     free_keys(keys, n);
 }
 
+static bool exists(const char *dir, uint64_t gen, const char *comp)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%llu-%s", dir, (unsigned long long)gen, comp);
+    return access(p, F_OK) == 0;
+}
+
+static void rm_comp(const char *dir, uint64_t gen, const char *comp)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%llu-%s", dir, (unsigned long long)gen, comp);
+    assert_int_equal(unlink(p), 0);
+}
+
+/* The start-up sweep deletes only what a tmp name or a cut-short deletion
+ * proves unfinished; an intact SSTable that lost its TOC is verified and
+ * its TOC rebuilt; anything else it cannot prove stays on disk. */
 static void test_leftovers_and_remove(void **state)
 {
     fx *f = *state;
     char **keys = make_keys(10);
     sst_writer_opts o = {0};
-    write_rich(f->dir, 5, keys, 10, &o);
-    write_rich(f->dir, 6, keys, 10, &o);
-    char p[600];
-    snprintf(p, sizeof p, "%s/6-TOC.txt", f->dir);
-    unlink(p); /* gen 6 is now an interrupted write */
+    for (uint64_t g = 5; g <= 12; g++)
+        if (g != 7 && g != 8) write_rich(f->dir, g, keys, 10, &o);
+    char p[600], q[600];
+    rm_comp(f->dir, 6, "TOC.txt"); /* intact, TOC lost: kept and rebuilt */
     snprintf(p, sizeof p, "%s/7-Data.db.tmp", f->dir);
-    close(open(p, O_CREAT | O_WRONLY, 0644));
+    close(open(p, O_CREAT | O_WRONLY, 0644)); /* a write cut short before any rename */
     /* an unfinished writer removes its own files */
     sst_writer *w;
     sib_err err;
     assert_int_equal(sst_writer_create(&w, f->dir, 8, &o, &err), 0);
     sst_writer_destroy(w);
-    snprintf(p, sizeof p, "%s/8-Data.db.tmp", f->dir);
-    assert_int_equal(access(p, F_OK), -1);
+    assert_false(exists(f->dir, 8, "Data.db.tmp"));
+    /* a crash after the components' renames, before the TOC's */
+    snprintf(p, sizeof p, "%s/9-TOC.txt", f->dir);
+    snprintf(q, sizeof q, "%s/9-TOC.txt.tmp", f->dir);
+    assert_int_equal(rename(p, q), 0);
+    /* TOC lost and a corrupt block: not loaded, not deleted */
+    rm_comp(f->dir, 10, "TOC.txt");
+    snprintf(p, sizeof p, "%s/10-Data.db", f->dir);
+    int fd = open(p, O_RDWR);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, 40), 1);
+    byte ^= 0xff;
+    assert_int_equal(pwrite(fd, &byte, 1, 40), 1);
+    close(fd);
+    rm_comp(f->dir, 11, "Data.db"); /* a deletion cut short (Data.db goes first) */
+    rm_comp(f->dir, 12, "TOC.txt"); /* incomplete without TOC: kept */
+    rm_comp(f->dir, 12, "Filter.db");
+    /* a crash while the sweep rebuilt gen 6's TOC (its temporary name is not
+     * a .tmp one: the generation is still complete) */
+    snprintf(p, sizeof p, "%s/6-TOC.txt.rebuild", f->dir);
+    close(open(p, O_CREAT | O_WRONLY, 0644));
     uint64_t *gens, maxg;
     size_t n;
     assert_int_equal(sst_dir_scan(f->dir, &gens, &n, &maxg, NULL, &err), 0);
-    assert_int_equal(n, 1);
+    assert_int_equal(n, 2);
     assert_int_equal(gens[0], 5);
-    assert_int_equal(maxg, 7);
+    assert_int_equal(gens[1], 6);
+    assert_int_equal(maxg, 12);
     free(gens);
-    snprintf(p, sizeof p, "%s/6-Data.db", f->dir);
-    assert_int_equal(access(p, F_OK), -1);
-    snprintf(p, sizeof p, "%s/7-Data.db.tmp", f->dir);
-    assert_int_equal(access(p, F_OK), -1);
-    /* obsolete + last unref deletes, TOC first */
+    assert_true(exists(f->dir, 6, "TOC.txt"));
+    assert_false(exists(f->dir, 6, "TOC.txt.rebuild"));
     sstable *s;
+    assert_int_equal(sst_open(&s, f->dir, 6, &err), 0);
+    assert_int_equal(sst_verify(s, NULL, &err), 0);
+    sst_unref(s);
+    assert_false(exists(f->dir, 7, "Data.db.tmp"));
+    for (int c = 0; c < 5; c++) {
+        const char *comp[] = {"Data.db", "Index.db", "Filter.db", "Statistics.db", "TOC.txt"};
+        assert_false(exists(f->dir, 9, comp[c]));
+        assert_false(exists(f->dir, 11, comp[c]));
+        assert_true(c == 4 || exists(f->dir, 10, comp[c]));
+    }
+    assert_false(exists(f->dir, 9, "TOC.txt.tmp"));
+    assert_false(exists(f->dir, 10, "TOC.txt"));
+    assert_true(exists(f->dir, 12, "Data.db") && exists(f->dir, 12, "Index.db"));
+    /* obsolete + last unref deletes, Data.db first, TOC last */
     assert_int_equal(sst_open(&s, f->dir, 5, &err), 0);
     sst_mark_obsolete(s);
     sst_unref(s);
-    snprintf(p, sizeof p, "%s/5-Data.db", f->dir);
-    assert_int_equal(access(p, F_OK), -1);
+    assert_false(exists(f->dir, 5, "Data.db"));
+    assert_false(exists(f->dir, 5, "TOC.txt"));
+    char *files[5];
+    assert_int_equal(sst_files(f->dir, 5, files), 0);
+    assert_non_null(strstr(files[0], "5-Data.db"));
+    assert_non_null(strstr(files[4], "5-TOC.txt"));
+    for (int c = 0; c < 5; c++) free(files[c]);
     assert_int_equal(sst_dir_scan(f->dir, &gens, &n, &maxg, NULL, &err), 0);
-    assert_int_equal(n, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(gens[0], 6);
     free(gens);
     free_keys(keys, 10);
 }

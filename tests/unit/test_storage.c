@@ -1896,17 +1896,25 @@ static void test_corrupted_block_and_leftovers(void **state)
     b ^= 0x40;
     assert_int_equal(pwrite(fd, &b, 1, at), 1);
     close(fd);
-    /* a leftover: a Data.db of a generation without TOC, and a .tmp */
+    /* leftovers of writes cut short (a tmp name proves it: a Data.db whose
+     * TOC is still TOC.txt.tmp, and a lone .tmp); a lone Data.db without TOC
+     * or tmp name proves nothing and stays on disk, unloaded */
     char *dir = strdup(data);
     *strrchr(dir, '/') = 0;
-    char junk[600], tmp[600];
+    char junk[600], junktoc[600], tmp[600], lone[600];
     snprintf(junk, sizeof junk, "%s/99-Data.db", dir);
+    snprintf(junktoc, sizeof junktoc, "%s/99-TOC.txt.tmp", dir);
     snprintf(tmp, sizeof tmp, "%s/98-Index.db.tmp", dir);
+    snprintf(lone, sizeof lone, "%s/97-Data.db", dir);
     close(open(junk, O_CREAT | O_WRONLY, 0644));
+    close(open(junktoc, O_CREAT | O_WRONLY, 0644));
     close(open(tmp, O_CREAT | O_WRONLY, 0644));
+    close(open(lone, O_CREAT | O_WRONLY, 0644));
     f->s = open_data(f, 0, NULL);
     assert_int_equal(access(junk, F_OK), -1);
+    assert_int_equal(access(junktoc, F_OK), -1);
     assert_int_equal(access(tmp, F_OK), -1);
+    assert_int_equal(access(lone, F_OK), 0);
     int bad = 0, good = 0;
     for (int i = 0; i < 50; i++) {
         snprintf(pk, sizeof pk, "p%02d", i);

@@ -1,11 +1,12 @@
 /* tmpdir_fixture.h: a cmocka fixture giving each test a fresh directory
- * under /tmp, removed (with the files in it) afterwards. Shared by the
+ * under /tmp, removed (with everything in it) afterwards. Shared by the
  * suites of modules that write files (sstable, compaction). Include after
  * cmocka.h. */
 #ifndef SIB_TMPDIR_FIXTURE_H
 #define SIB_TMPDIR_FIXTURE_H
 
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +23,20 @@ static inline int tmpdir_setup(void **state, const char *prefix)
     return 0;
 }
 
+static inline int tmpdir_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP) rmdir(path);
+    else unlink(path);
+    return 0;
+}
+
+/* Removes the directory and everything under it (subdirectories too). */
 static inline int tmpdir_teardown(void **state)
 {
     fx *f = *state;
-    DIR *d = opendir(f->dir);
-    struct dirent *de;
-    char p[512];
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(f->dir);
+    nftw(f->dir, tmpdir_rm_one, 16, FTW_DEPTH | FTW_PHYS);
     free(f);
     return 0;
 }
