@@ -15,6 +15,8 @@ typedef struct meta_walk {
     exec_meta *m;
     const sib_table *t;
     int *pk_marker; /* per partition key position: marker index or -1 */
+    sib_err *err;
+    int rc;         /* first error of a check made while walking */
 } meta_walk;
 
 static void bind(meta_walk *w, const cql_term *term, const char *name, const sib_type *type)
@@ -53,6 +55,46 @@ static void bind_using(meta_walk *w, const cql_using *u)
     bind(w, u->timestamp, "[timestamp]", sib_type_native(SIB_T_BIGINT));
 }
 
+/* (b, c) op (?, ?) names each marker after its column; (b, c) op ? is a
+ * tuple named "(b,c)"; (b, c) IN ? a list of those tuples named "in(b,c)". */
+static void bind_multi_term(meta_walk *w, const cql_relation *r, const cql_term *term, const char *tname,
+                            const sib_type *tt)
+{
+    if (!term) return;
+    if (term->kind == CQL_TERM_TUPLE) {
+        for (size_t k = 0; k < term->coll.n && k < r->ncols; k++)
+            bind_col(w, term->coll.items[k], sib_table_column_by_name(w->t, r->cols[k]), false);
+        return;
+    }
+    bind(w, term, tname, tt);
+}
+
+static void bind_multi(meta_walk *w, const cql_relation *r)
+{
+    if (!w->rc) w->rc = exec_ck_check_multi(w->c, w->t, r, w->err);
+    const sib_type *tt = exec_ck_tuple_type(w->c, w->t, r);
+    if (!tt) return;
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_buf_append(&b, "in(", 3);
+    for (size_t i = 0; i < r->ncols; i++) sib_buf_printf(&b, "%s%s", i ? "," : "", r->cols[i]);
+    sib_buf_append(&b, ")", 2);
+    if (b.oom) {
+        sib_buf_free(&b);
+        return;
+    }
+    const char *in_name = sib_arena_strdup(w->c->arena, (const char *)b.p);
+    sib_buf_free(&b);
+    if (!in_name) return;
+    const char *tname = in_name + 2; /* "(b,c)" */
+    if (r->op == CQL_OP_IN && r->value) {
+        bind(w, r->value, in_name, sib_type_list(sib_catalog_types(w->c->ex->cat), tt, false));
+        return;
+    }
+    for (size_t k = 0; k < r->nin; k++) bind_multi_term(w, r, r->in[k], tname, tt);
+    bind_multi_term(w, r, r->value, tname, tt);
+}
+
 static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -62,9 +104,7 @@ static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
             continue;
         }
         if (r->kind == CQL_REL_MULTI) {
-            if (r->value && r->value->kind == CQL_TERM_TUPLE)
-                for (size_t k = 0; k < r->value->coll.n && k < r->ncols; k++)
-                    bind_col(w, r->value->coll.items[k], sib_table_column_by_name(w->t, r->cols[k]), false);
+            bind_multi(w, r);
             continue;
         }
         const sib_column *col = sib_table_column_by_name(w->t, r->cols[0]);
@@ -156,9 +196,10 @@ int exec_stmt_meta(exec_ctx *c, const cql_stmt *s, exec_meta *out, sib_err *err)
         out->bind_names[i] = s->markers[i].name ? s->markers[i].name : "?";
         out->bind_types[i] = NULL;
     }
-    meta_walk w = {.c = c, .m = out};
+    meta_walk w = {.c = c, .m = out, .err = err};
     int rc = walk(&w, s, err);
     if (rc) return rc;
+    if (w.rc) return w.rc;
     for (size_t i = 0; i < s->nmarkers; i++)
         if (!out->bind_types[i])
             return sib_err_set(err, SIB_EINVAL, "Cannot infer the type of bind marker %zu (line %d:%d)", i,

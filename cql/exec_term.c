@@ -33,6 +33,47 @@ const cql_value *exec_marker_value(exec_ctx *c, int marker)
     return &c->values[marker];
 }
 
+static void terms_text(cql_term *const *items, size_t n, char open, char close, sib_buf *out)
+{
+    sib_buf_u8(out, (uint8_t)open);
+    for (size_t i = 0; i < n; i++) {
+        if (i) sib_buf_append(out, ", ", 2);
+        exec_term_text(items[i], out);
+    }
+    sib_buf_u8(out, (uint8_t)close);
+}
+
+void exec_term_text(const cql_term *t, sib_buf *out)
+{
+    switch (t->kind) {
+    case CQL_TERM_CONST:
+        if (t->cst.kind == CQL_CONST_STRING) sib_buf_printf(out, "'%.*s'", (int)t->cst.len, t->cst.text);
+        else sib_buf_append(out, t->cst.text, t->cst.len);
+        return;
+    case CQL_TERM_NULL: sib_buf_append(out, "null", 4); return;
+    case CQL_TERM_MARKER: sib_buf_u8(out, '?'); return;
+    case CQL_TERM_FUNC:
+        sib_buf_printf(out, "%s%s%s", t->func.ks ? t->func.ks : "", t->func.ks ? "." : "", t->func.name);
+        terms_text(t->func.args, t->func.nargs, '(', ')', out);
+        return;
+    case CQL_TERM_LIST: terms_text(t->coll.items, t->coll.n, '[', ']', out); return;
+    case CQL_TERM_SET: terms_text(t->coll.items, t->coll.n, '{', '}', out); return;
+    case CQL_TERM_TUPLE: terms_text(t->coll.items, t->coll.n, '(', ')', out); return;
+    case CQL_TERM_MAP:
+        sib_buf_u8(out, '{');
+        for (size_t i = 0; i < t->map.n; i++) {
+            if (i) sib_buf_append(out, ", ", 2);
+            exec_term_text(t->map.keys[i], out);
+            sib_buf_append(out, ": ", 2);
+            exec_term_text(t->map.values[i], out);
+        }
+        sib_buf_u8(out, '}');
+        return;
+    case CQL_TERM_TYPEHINT:
+    case CQL_TERM_CAST: exec_term_text(t->cast.term, out); return;
+    }
+}
+
 /* Copies a finished sib_buf into the arena as a value. */
 static int buf_to_val(exec_ctx *c, sib_buf *b, sib_val *out, sib_err *err)
 {
@@ -204,7 +245,7 @@ int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const 
     case CQL_TERM_TUPLE: {
         char tn[128];
         type_name(type, tn, sizeof tn);
-        return sib_err_set(err, SIB_EINVAL, "Invalid tuple literal for %s of type %s", recv_name, tn);
+        return sib_err_set(err, SIB_EINVAL, "Invalid tuple type literal for %s of type %s", recv_name, tn);
     }
     }
     return sib_err_set(err, SIB_EINVAL, "Invalid term for %s", recv_name);
