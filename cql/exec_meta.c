@@ -19,6 +19,17 @@ typedef struct meta_walk {
     int rc;         /* first error of a check made while walking */
 } meta_walk;
 
+/* "what(name)" in the arena ("" if out of memory: the marker then keeps a
+ * poorer name, nothing worse). */
+static const char *spec_name(meta_walk *w, const char *what, const char *name)
+{
+    size_t n = strlen(what) + strlen(name) + 3;
+    char *s = sib_arena_alloc(w->c->arena, n);
+    if (!s) return "";
+    snprintf(s, n, "%s(%s)", what, name);
+    return s;
+}
+
 static void bind(meta_walk *w, const cql_term *term, const char *name, const sib_type *type)
 {
     if (!term) return;
@@ -30,13 +41,15 @@ static void bind(meta_walk *w, const cql_term *term, const char *name, const sib
         w->m->bind_types[i] = type;
         return;
     }
+    /* Elements of a collection literal are named like Cassandra's
+     * Lists/Sets/Maps specs: value(c), key(c). */
     if ((term->kind == CQL_TERM_LIST || term->kind == CQL_TERM_SET) && type &&
         (type->code == SIB_T_LIST || type->code == SIB_T_SET))
-        for (size_t k = 0; k < term->coll.n; k++) bind(w, term->coll.items[k], name, type->sub[0]);
+        for (size_t k = 0; k < term->coll.n; k++) bind(w, term->coll.items[k], spec_name(w, "value", name), type->sub[0]);
     if (term->kind == CQL_TERM_MAP && type && type->code == SIB_T_MAP)
         for (size_t k = 0; k < term->map.n; k++) {
-            bind(w, term->map.keys[k], name, type->sub[0]);
-            bind(w, term->map.values[k], name, type->sub[1]);
+            bind(w, term->map.keys[k], spec_name(w, "key", name), type->sub[0]);
+            bind(w, term->map.values[k], spec_name(w, "value", name), type->sub[1]);
         }
     if (term->kind == CQL_TERM_TYPEHINT || term->kind == CQL_TERM_CAST) bind(w, term->cast.term, name, type);
 }
@@ -47,6 +60,31 @@ static void bind_col(meta_walk *w, const cql_term *term, const sib_column *col, 
     bind(w, term, col->name, col->type);
     if (eq && term && term->kind == CQL_TERM_MARKER && col->kind == SIB_COL_PARTITION_KEY)
         w->pk_marker[col->position] = term->marker;
+}
+
+/* c[key]: key(m) of the map's key type, idx(l) an int for a list. */
+static void bind_elem_key(meta_walk *w, const cql_term *key, const sib_column *col)
+{
+    if (col->type->code == SIB_T_LIST) bind(w, key, spec_name(w, "idx", col->name), sib_type_native(SIB_T_INT));
+    else bind(w, key, spec_name(w, "key", col->name), col->type->sub[0]);
+}
+
+/* Collection operations whose markers are not typed as the whole column:
+ * c[k] = v (value(c)), and a map subtraction (a set of keys). Returns false
+ * when the plain column type applies. */
+static bool bind_coll_assign(meta_walk *w, const cql_assignment *as, const sib_column *col)
+{
+    const sib_type *t = col->type;
+    if (as->kind == CQL_ASSIGN_ELEM) {
+        bind_elem_key(w, as->key, col);
+        bind(w, as->value, spec_name(w, "value", col->name), t->code == SIB_T_MAP ? t->sub[1] : t->sub[0]);
+        return true;
+    }
+    if (as->kind == CQL_ASSIGN_SUB && t->code == SIB_T_MAP) {
+        bind(w, as->value, col->name, sib_type_set(sib_catalog_types(w->c->ex->cat), t->sub[0], false));
+        return true;
+    }
+    return false;
 }
 
 static void bind_using(meta_walk *w, const cql_using *u)
@@ -152,14 +190,21 @@ static int walk(meta_walk *w, const cql_stmt *s, sib_err *err)
         if ((rc = walk_table(w, &s->update.table, err))) return rc;
         bind_using(w, &s->update.using);
         for (size_t i = 0; i < s->update.nassign; i++) {
-            const sib_column *col = sib_table_column_by_name(w->t, s->update.assign[i].col);
-            bind_col(w, s->update.assign[i].value, col, false);
+            const cql_assignment *as = &s->update.assign[i];
+            const sib_column *col = sib_table_column_by_name(w->t, as->col);
+            if (col && sib_type_is_collection(col->type) && bind_coll_assign(w, as, col)) continue;
+            bind_col(w, as->value, col, false);
         }
         bind_where(w, s->update.where, s->update.nwhere);
         return 0;
     case CQL_STMT_DELETE:
         if ((rc = walk_table(w, &s->del.table, err))) return rc;
         bind_using(w, &s->del.using);
+        for (size_t i = 0; i < s->del.ncols; i++) {
+            const sib_column *col = sib_table_column_by_name(w->t, s->del.cols[i].col);
+            if (col && s->del.cols[i].key && sib_type_is_collection(col->type))
+                bind_elem_key(w, s->del.cols[i].key, col);
+        }
         bind_where(w, s->del.where, s->del.nwhere);
         return 0;
     case CQL_STMT_SELECT:
