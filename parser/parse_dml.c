@@ -2,8 +2,8 @@
  * (shared/ref/cql.md §2; clause order as in Cassandra's Parser.g).
  *
  * Sibyl extension: USING CONSISTENCY <level> is one more USING option for
- * INSERT/UPDATE/DELETE/BATCH and a trailing clause of SELECT; it lands in
- * cql_stmt.consistency.
+ * INSERT/UPDATE/DELETE/BATCH and a trailing clause of every one of them and
+ * of SELECT; it lands in cql_stmt.consistency.
  */
 #include <ctype.h>
 
@@ -171,6 +171,8 @@ static void parse_orderings(cql_parser *p, size_t *n, cql_ordering **out, bool d
     *out = v.v;
 }
 
+static void parse_trailing_consistency(cql_parser *p, cql_stmt *st);
+
 static void parse_select_tail(cql_parser *p, cql_stmt *st)
 {
     cql_select *s = &st->select;
@@ -201,10 +203,17 @@ static void parse_select_tail(cql_parser *p, cql_stmt *st)
         pexpect_word(p, "filtering");
         s->allow_filtering = true;
     }
-    if (paccept_word(p, "using")) {
-        pexpect_word(p, "consistency");
-        st->consistency = parse_consistency_level(p);
-    }
+    parse_trailing_consistency(p, st);
+}
+
+/* The Sibyl extension's trailing form, allowed at the end of every DML
+ * statement and batch: ... USING CONSISTENCY <level>. */
+static void parse_trailing_consistency(cql_parser *p, cql_stmt *st)
+{
+    if (!pword(p, 0, "using") || !pword(p, 1, "consistency")) return;
+    padvance(p);
+    padvance(p);
+    st->consistency = parse_consistency_level(p);
 }
 
 cql_stmt *parse_select(cql_parser *p)
@@ -260,6 +269,7 @@ cql_stmt *parse_insert(cql_parser *p)
         in->if_not_exists = true;
     }
     if (paccept_word(p, "using")) parse_using(p, &in->using, &st->consistency, false);
+    parse_trailing_consistency(p, st);
     return st;
 }
 
@@ -353,6 +363,7 @@ cql_stmt *parse_update(cql_parser *p)
     pexpect_word(p, "where");
     parse_where(p, &u->nwhere, &u->where);
     if (paccept_word(p, "if")) parse_conditions(p, &u->if_exists, &u->nconds, &u->conds);
+    parse_trailing_consistency(p, st);
     return st;
 }
 
@@ -383,6 +394,7 @@ cql_stmt *parse_delete(cql_parser *p)
     pexpect_word(p, "where");
     parse_where(p, &d->nwhere, &d->where);
     if (paccept_word(p, "if")) parse_conditions(p, &d->if_exists, &d->nconds, &d->conds);
+    parse_trailing_consistency(p, st);
     return st;
 }
 
@@ -413,5 +425,6 @@ cql_stmt *parse_batch(cql_parser *p)
     pexpect_word(p, "batch");
     b->nstmts = v.n;
     b->stmts = v.v;
+    parse_trailing_consistency(p, st);
     return st;
 }

@@ -370,6 +370,16 @@ static void test_consistency(void **state)
                          ->consistency, CQL_CL_LOCAL_ONE);
     assert_err("SELECT * FROM t USING CONSISTENCY FOO",
                "line 1:34 mismatched input 'FOO' expecting consistency level");
+    /* the trailing form on every statement */
+    assert_int_equal(ok("INSERT INTO t (k) VALUES (1) USING CONSISTENCY TWO")->consistency, CQL_CL_TWO);
+    assert_int_equal(ok("INSERT INTO t (k) VALUES (1) USING TTL 5 USING CONSISTENCY TWO")->consistency, CQL_CL_TWO);
+    assert_int_equal(ok("UPDATE t SET v = 1 WHERE k = 1 USING CONSISTENCY ALL;")->consistency, CQL_CL_ALL);
+    assert_int_equal(ok("DELETE FROM t WHERE k = 1 USING CONSISTENCY three")->consistency, CQL_CL_THREE);
+    st = ok("BEGIN BATCH UPDATE t SET v = 1 WHERE k = 1 USING CONSISTENCY ONE; APPLY BATCH USING CONSISTENCY ANY");
+    assert_int_equal(st->consistency, CQL_CL_ANY);
+    assert_int_equal(st->batch.stmts[0]->consistency, CQL_CL_ONE);
+    assert_err("UPDATE t SET v = 1 WHERE k = 1 USING TTL 5",
+               "line 1:31 missing EOF at 'USING' (...1 WHERE k = 1 [USING] TTL...)");
 
     for (int i = 0; i <= 10; i++) assert_int_equal(cql_consistency_parse(cql_consistency_name(i)), i);
     assert_string_equal(cql_consistency_name(CQL_CL_LOCAL_SERIAL), "LOCAL_SERIAL");
