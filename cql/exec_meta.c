@@ -158,6 +158,52 @@ static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
     }
 }
 
+/* The type a selector produces when it is a column or a subscript chain on
+ * one (NULL otherwise: markers elsewhere in selectors are typed by hints). */
+static const sib_type *selector_type(meta_walk *w, const cql_selector *s)
+{
+    if (s->kind == CQL_SEL_COLUMN) {
+        const sib_column *col = sib_table_column_by_name(w->t, s->column);
+        return col ? col->type : NULL;
+    }
+    if (s->kind != CQL_SEL_ELEMENT && s->kind != CQL_SEL_SLICE) return NULL;
+    const sib_type *ct = selector_type(w, s->args[0]);
+    if (!ct || !sib_type_is_collection(ct) || ct->code == SIB_T_LIST) return NULL;
+    if (s->kind == CQL_SEL_SLICE) return ct;
+    return ct->code == SIB_T_MAP ? ct->sub[1] : ct->sub[0];
+}
+
+/* Markers in selectors: subscripts (key(m) / value(s), named after what
+ * they subscript), WRITETIME(m[?]), and type-hinted ones, which Cassandra
+ * names all alike "[selection]". */
+static void bind_selector(meta_walk *w, const cql_selector *s)
+{
+    for (size_t i = 0; i < s->nargs; i++) bind_selector(w, s->args[i]);
+    if (s->kind == CQL_SEL_TERM && s->term->kind == CQL_TERM_TYPEHINT) {
+        const sib_type *ht = NULL;
+        const cql_typeref *r = s->term->cast.type;
+        if (r->kind == CQL_TYPE_NATIVE &&
+            sib_type_resolve(sib_catalog_types(w->c->ex->cat), r->name, strlen(r->name), NULL, 0, &ht, NULL) == 0)
+            bind(w, s->term->cast.term, "[selection]", ht);
+        return;
+    }
+    const sib_type *ct = NULL;
+    const char *base = NULL;
+    if (s->kind == CQL_SEL_ELEMENT || s->kind == CQL_SEL_SLICE) {
+        ct = selector_type(w, s->args[0]);
+        base = s->args[0]->kind == CQL_SEL_COLUMN ? s->args[0]->column : s->args[0]->text;
+    } else if (s->elem) {
+        const sib_column *col = sib_table_column_by_name(w->t, s->column);
+        ct = col ? col->type : NULL;
+        base = s->column;
+    }
+    if (!ct || !sib_type_is_collection(ct) || ct->code == SIB_T_LIST) return;
+    const char *name = spec_name(w, ct->code == SIB_T_MAP ? "key" : "value", base);
+    bind(w, s->elem ? s->elem : s->term, name, ct->sub[0]);
+    bind(w, s->from, name, ct->sub[0]);
+    bind(w, s->to, name, ct->sub[0]);
+}
+
 static int walk(meta_walk *w, const cql_stmt *s, sib_err *err);
 
 static int walk_table(meta_walk *w, const cql_qname *q, sib_err *err)
@@ -209,6 +255,7 @@ static int walk(meta_walk *w, const cql_stmt *s, sib_err *err)
         return 0;
     case CQL_STMT_SELECT:
         if ((rc = walk_table(w, &s->select.table, err))) return rc;
+        for (size_t i = 0; i < s->select.nsel; i++) bind_selector(w, &s->select.sel[i]);
         bind_where(w, s->select.where, s->select.nwhere);
         bind(w, s->select.per_partition_limit, "[per_partition_limit]", sib_type_native(SIB_T_INT));
         bind(w, s->select.limit, "[limit]", sib_type_native(SIB_T_INT));

@@ -53,6 +53,8 @@ typedef enum {
     SN_FN,
     SN_CONST,
     SN_CAST,
+    SN_ELEMENT, /* arg[key]: map value / set element (exec_selection.c) */
+    SN_SLICE,   /* arg[from..to]: the sub-map / sub-set, bounds inclusive */
 } sn_kind;
 
 typedef enum {
@@ -67,8 +69,14 @@ typedef struct sel_node {
     const sib_type *type;   /* result type */
     const char *name;       /* result name without alias */
     struct sel_node *arg;   /* FN / CAST argument */
-    const cql_term *term;   /* CONST: the term under the type hint */
-    sib_val cval;           /* CONST: evaluated once per statement */
+    const cql_term *term;   /* CONST: the term under the type hint; ELEMENT and
+                               WRITETIME/TTL of an element: the key */
+    sib_val cval;           /* CONST, ELEMENT key: evaluated once per statement */
+    const cql_term *from, *to; /* SLICE bounds (NULL: open) */
+    sib_val fromv, tov;     /* SLICE: evaluated bounds, len < 0 = open */
+    const sib_type *key_type; /* ELEMENT/SLICE/element WRITETIME: the key's type */
+    const char *key_name;   /* its receiver name: key(m) / value(s) */
+    struct sel_scratch *scratch; /* SLICE: the rebuilt collection (arena) */
 } sel_node;
 
 typedef struct sel_list {

@@ -18,6 +18,13 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* The rebuilt value of a collection slice, reused from row to row. */
+struct sel_scratch {
+    uint8_t *p; /* arena; grows geometrically, the old block is left behind */
+    size_t cap;
+};
+
+
 char *arena_printf(exec_ctx *c, const char *fmt, ...)
 {
     va_list ap;
@@ -238,6 +245,57 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
     return n->name ? 0 : oom(err);
 }
 
+/* Checks that ct (the type of `selected`) can be subscripted as Cassandra
+ * allows (sets and maps) and sets n's key type and receiver name
+ * (key(m) for a map, value(s) for a set, after Cassandra's specs). */
+static int subscript_target(exec_ctx *c, const sib_type *ct, const char *selected, const char *base, bool slice,
+                            sel_node *n, sib_err *err)
+{
+    if (!sib_type_is_collection(ct)) {
+        sib_buf b;
+        sib_buf_init(&b);
+        sib_type_cql_name(ct, &b);
+        sib_buf_u8(&b, 0);
+        int rc = sib_err_set(err, SIB_EINVAL,
+                             slice ? "Invalid slice selection: %s of type %s is not a collection"
+                                   : "Invalid element selection: %s is of type %s is not a collection",
+                             selected, b.oom ? "?" : (const char *)b.p);
+        sib_buf_free(&b);
+        return rc;
+    }
+    if (ct->code == SIB_T_LIST)
+        return sib_err_set(err, SIB_EINVAL, "%s selection is only allowed on sets and maps, but %s is a list",
+                           slice ? "Slice" : "Element", selected);
+    n->key_type = ct->sub[0];
+    n->key_name = arena_printf(c, "%s(%s)", ct->code == SIB_T_MAP ? "key" : "value", base);
+    return n->key_name ? 0 : oom(err);
+}
+
+/* sel[key] and sel[from..to] on a set or a map. */
+static int compile_subscript(exec_ctx *c, const sib_table *t, const cql_selector *s, sel_node *n, sib_err *err)
+{
+    int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+    if (rc) return rc;
+    bool slice = s->kind == CQL_SEL_SLICE;
+    const sib_type *ct = n->arg->type;
+    if ((rc = subscript_target(c, ct, s->args[0]->text, n->arg->name, slice, n, err))) return rc;
+    n->name = s->text;
+    if (!slice) {
+        n->kind = SN_ELEMENT;
+        n->term = s->term;
+        n->type = ct->code == SIB_T_MAP ? ct->sub[1] : ct->sub[0];
+        return 0;
+    }
+    n->kind = SN_SLICE;
+    n->from = s->from;
+    n->to = s->to;
+    n->type = ct;
+    n->scratch = sib_arena_alloc(c->arena, sizeof(*n->scratch));
+    if (!n->scratch) return oom(err);
+    memset(n->scratch, 0, sizeof(*n->scratch));
+    return 0;
+}
+
 static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node *n, exec_ctx *c, sib_err *err)
 {
     static const char *const fname[] = {[SN_WRITETIME] = "writeTime", [SN_MAXWRITETIME] = "maxwritetime",
@@ -249,10 +307,22 @@ static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node
     if (n->col->kind == SIB_COL_PARTITION_KEY || n->col->kind == SIB_COL_CLUSTERING)
         return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on PRIMARY KEY part %s", fname[n->kind],
                            n->col->name);
+    n->type = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
+    if (s->elem) { /* WRITETIME(m['k']): the cell of one element (5.0) */
+        int rc = subscript_target(c, n->col->type, n->col->name, n->col->name, false, n, err);
+        if (rc) return rc;
+        n->term = s->elem;
+        sib_buf b;
+        sib_buf_init(&b);
+        exec_term_text(s->elem, &b);
+        sib_buf_u8(&b, 0);
+        n->name = b.oom ? NULL : arena_printf(c, "%s(%s[%s])", rname[n->kind], n->col->name, (const char *)b.p);
+        sib_buf_free(&b);
+        return n->name ? 0 : oom(err);
+    }
     if (n->kind != SN_MAXWRITETIME && sib_type_is_multicell(n->col->type))
         return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on non-frozen collection %s",
                            fname[n->kind], n->col->name);
-    n->type = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
     n->name = arena_printf(c, "%s(%s)", rname[n->kind], n->col->name);
     return n->name ? 0 : oom(err);
 }
@@ -304,6 +374,10 @@ static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, b
         n->name = arena_printf(c, "cast(%s as %s)", n->arg->name, sib_type_native_name(to->code));
         break;
     }
+    case CQL_SEL_ELEMENT:
+    case CQL_SEL_SLICE:
+        rc = compile_subscript(c, t, s, n, err);
+        break;
     case CQL_SEL_TERM:
         if (s->term->kind != CQL_TERM_TYPEHINT)
             return sib_err_set(err, SIB_EINVAL,
@@ -365,14 +439,32 @@ int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, si
     return 0;
 }
 
-/* Typed constants are evaluated once, before any row is read. */
+/* A slice bound: an omitted or unset one leaves that side open. */
+static int slice_bound(exec_ctx *c, const sel_node *n, const cql_term *t, sib_val *out, sib_err *err)
+{
+    *out = val_null();
+    if (!t) return 0;
+    bool unset;
+    int rc = exec_term_value(c, t, n->key_type, n->key_name, out, &unset, err);
+    if (!rc && unset) *out = val_null();
+    return rc;
+}
+
+/* Typed constants and subscripts are evaluated once, before any row is read. */
 int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err)
 {
     if (!n) return 0;
-    if (n->kind == SN_CONST) {
-        int rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
-        if (rc) return rc;
+    int rc = 0;
+    if (n->kind == SN_CONST) rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
+    else if (n->term && n->key_type) { /* an element key */
+        bool unset;
+        rc = exec_term_value(c, n->term, n->key_type, n->key_name, &n->cval, &unset, err);
+        if (!rc && unset)
+            rc = sib_err_set(err, SIB_EINVAL, "Invalid unset value for element selection on %s", n->arg ? n->arg->name : n->col->name);
+    } else if (n->kind == SN_SLICE) {
+        if (!(rc = slice_bound(c, n, n->from, &n->fromv, err))) rc = slice_bound(c, n, n->to, &n->tov, err);
     }
+    if (rc) return rc;
     return prepare_consts(c, n->arg, err);
 }
 
@@ -563,6 +655,92 @@ static sib_val eval_cast(sel_run *run, const sel_node *n, sib_val a, uint8_t *tm
     return num_put(n->type->code, i, d, tmp);
 }
 
+/* ---- subscripts ---- */
+
+static uint8_t *scratch_reserve(exec_ctx *c, struct sel_scratch *s, size_t need)
+{
+    if (need <= s->cap) return s->p;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < need) cap *= 2;
+    uint8_t *p = sib_arena_alloc(c->arena, cap);
+    if (!p) return NULL;
+    s->p = p;
+    s->cap = cap;
+    return p;
+}
+
+/* coll[key]: the map's value or the set's element; null when absent. */
+static sib_val eval_element(const sel_node *n, sib_val coll)
+{
+    if (coll.len < 0 || n->cval.len < 0) return val_null();
+    sib_coll_iter it;
+    if (sib_coll_iter_init(&it, n->arg->type, coll.p, (size_t)coll.len) < 0) return val_null();
+    sib_val k, v;
+    bool is_map = n->arg->type->code == SIB_T_MAP;
+    while (sib_coll_next(&it, &k, &v)) {
+        int cmp = sib_value_compare(n->key_type, k.p, (size_t)SIB_MAX(k.len, 0), n->cval.p, (size_t)n->cval.len);
+        if (cmp == 0) return is_map ? v : k;
+    }
+    return val_null();
+}
+
+static void put_bytes(uint8_t **w, sib_val v)
+{
+    put_be32(*w, (uint32_t)v.len);
+    *w += 4;
+    if (v.len > 0) memcpy(*w, v.p, (size_t)v.len);
+    if (v.len > 0) *w += v.len;
+}
+
+/* coll[from..to] (inclusive, either side open). An empty slice of a
+ * non-frozen column is null (no cell selected), of a frozen value empty. */
+static int eval_slice(sel_run *run, const sel_node *n, sib_val coll, sib_val *out, sib_err *err)
+{
+    *out = val_null();
+    if (coll.len < 0) return 0;
+    sib_coll_iter it;
+    if (sib_coll_iter_init(&it, n->arg->type, coll.p, (size_t)coll.len) < 0) return 0;
+    uint8_t *w = scratch_reserve(run->c, n->scratch, (size_t)coll.len + 4);
+    if (!w) return oom(err);
+    uint8_t *start = w;
+    w += 4;
+    uint32_t count = 0;
+    bool is_map = n->arg->type->code == SIB_T_MAP;
+    sib_val k, v;
+    while (sib_coll_next(&it, &k, &v)) {
+        size_t kl = (size_t)SIB_MAX(k.len, 0);
+        if (n->fromv.len >= 0 && sib_value_compare(n->key_type, k.p, kl, n->fromv.p, (size_t)n->fromv.len) < 0) continue;
+        if (n->tov.len >= 0 && sib_value_compare(n->key_type, k.p, kl, n->tov.p, (size_t)n->tov.len) > 0) break;
+        put_bytes(&w, k);
+        if (is_map) put_bytes(&w, v);
+        count++;
+    }
+    bool multicell = n->arg->kind == SN_COLUMN && sib_type_is_multicell(n->arg->type);
+    if (!count && multicell) return 0;
+    put_be32(start, count);
+    *out = val_of(start, (size_t)(w - start));
+    return 0;
+}
+
+/* WRITETIME/TTL of one element of a set or map column: the cell whose path
+ * is the key's byte-comparable form (exec_int.h); for a frozen value, the
+ * column's cell when the value holds the key. */
+static const st_cell_view *element_cell(sel_run *run, const sel_node *n, const st_cell_view *cells, size_t nc)
+{
+    if (n->cval.len < 0) return NULL;
+    if (!sib_type_is_multicell(n->col->type)) {
+        sel_node probe = {.arg = &(sel_node){.type = n->col->type}, .key_type = n->key_type, .cval = n->cval};
+        sib_val e = eval_element(&probe, val_of(cells[0].val, cells[0].vlen));
+        return e.len >= 0 ? &cells[0] : NULL;
+    }
+    sib_buf_reset(&run->text);
+    if (sib_ck_encode_component(n->key_type, false, n->cval.p, (size_t)n->cval.len, &run->text, NULL) || run->text.oom)
+        return NULL;
+    for (size_t i = 0; i < nc; i++)
+        if (cells[i].pathlen == run->text.len && !memcmp(cells[i].path, run->text.p, run->text.len)) return &cells[i];
+    return NULL;
+}
+
 /* Evaluates a scalar selector; tmp (16 bytes) holds small results. */
 int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *out, sib_err *err)
 {
@@ -598,6 +776,11 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
         if (rc->allv) return 0;
         cells = row_cells(n->col->kind == SIB_COL_STATIC ? rc->srow : rc->row, n->col->id, &nc);
         if (!nc) return 0;
+        if (n->term) { /* one element */
+            cells = element_cell(run, n, cells, nc);
+            if (!cells) return 0;
+            nc = 1;
+        }
         if (n->kind == SN_TTL) {
             if (cells[0].ttl > 0) *out = put32(tmp, (int64_t)cells[0].expiry - run->c->now_s);
             return 0;
@@ -616,6 +799,13 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
         *out = eval_cast(run, n, a, tmp);
         if (out->p == atmp) *out = val_of(memcpy(tmp, atmp, (size_t)out->len), (size_t)out->len);
         return 0;
+    case SN_ELEMENT:
+        if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
+        *out = eval_element(n, a);
+        return 0;
+    case SN_SLICE:
+        if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
+        return eval_slice(run, n, a, out, err);
     }
     return 0;
 }

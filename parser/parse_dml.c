@@ -79,6 +79,10 @@ static bool parse_special_selector(cql_parser *p, cql_selector *s)
         padvance(p);
         pexpect(p, '(');
         s->column = parse_col_ref(p);
+        if (paccept(p, '[')) {
+            s->elem = parse_term(p);
+            pexpect(p, ']');
+        }
         pexpect(p, ')');
         return true;
     }
@@ -96,6 +100,36 @@ static bool parse_special_selector(cql_parser *p, cql_selector *s)
         return true;
     }
     return false;
+}
+
+/* Two adjacent dots: the ".." of a slice. */
+static bool at_range(cql_parser *p)
+{
+    return pkind(p, 0) == '.' && pkind(p, 1) == '.' && pk(p, 0)->off + 1 == pk(p, 1)->off;
+}
+
+/* sel '[' term ']' | sel '[' [term] '..' [term] ']' (the caller saw '['):
+ * s becomes the element/slice selection of a copy of itself. */
+static void parse_sel_subscript(cql_parser *p, cql_selector *s)
+{
+    cql_selector *inner = PNEW(p, cql_selector);
+    *inner = *s;
+    memset(s, 0, sizeof *s);
+    s->nargs = 1;
+    s->args = palloc(p, sizeof(cql_selector *));
+    s->args[0] = inner;
+    cql_term *first = at_range(p) ? NULL : parse_term(p);
+    if (at_range(p)) {
+        padvance(p);
+        padvance(p);
+        s->kind = CQL_SEL_SLICE;
+        s->from = first;
+        s->to = pkind(p, 0) == ']' ? NULL : parse_term(p);
+    } else {
+        s->kind = CQL_SEL_ELEMENT;
+        s->term = first;
+    }
+    pexpect(p, ']');
 }
 
 static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
@@ -127,6 +161,13 @@ static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
         s->column = parse_col_ref(p);
     }
     s->text = span_text(p, start, p->pos);
+    int nsub = 0; /* each subscript nests once more: bounded like recursion */
+    for (; paccept(p, '['); nsub++) {
+        pdepth_enter(p);
+        parse_sel_subscript(p, s);
+        s->text = span_text(p, start, p->pos);
+    }
+    while (nsub-- > 0) pdepth_leave(p);
     pdepth_leave(p);
     return s;
 }

@@ -49,6 +49,40 @@ static void assert_err(const char *q, const char *prefix)
 
 /* ---- SELECT ---------------------------------------------------------- */
 
+static void test_select_subscripts(void **state)
+{
+    (void)state;
+    cql_select *s = &ok("SELECT m['a'], m[?] AS x, s[1..3], m[..'b'], m['c'..], n[0...3.], m[1][2..], "
+                        "WRITETIME(m['k']) FROM t")->select;
+    assert_int_equal(s->nsel, 8);
+    assert_int_equal(s->sel[0].kind, CQL_SEL_ELEMENT);
+    assert_int_equal(s->sel[0].args[0]->kind, CQL_SEL_COLUMN);
+    assert_string_equal(s->sel[0].args[0]->column, "m");
+    assert_string_equal(s->sel[0].term->cst.text, "a");
+    assert_string_equal(s->sel[0].text, "m['a']");
+    assert_int_equal(s->sel[1].term->kind, CQL_TERM_MARKER);
+    assert_string_equal(s->sel[1].alias, "x");
+    /* "1..3": an INTEGER, the two dots, an INTEGER (not the FLOAT "1.") */
+    assert_int_equal(s->sel[2].kind, CQL_SEL_SLICE);
+    assert_int_equal(s->sel[2].from->cst.kind, CQL_CONST_INTEGER);
+    assert_string_equal(s->sel[2].from->cst.text, "1");
+    assert_string_equal(s->sel[2].to->cst.text, "3");
+    assert_string_equal(s->sel[2].text, "s[1..3]");
+    assert_null(s->sel[3].from);
+    assert_string_equal(s->sel[3].to->cst.text, "b");
+    assert_string_equal(s->sel[4].from->cst.text, "c");
+    assert_null(s->sel[4].to);
+    /* "0...3.": the FLOAT "0.", the two dots, the FLOAT "3." */
+    assert_int_equal(s->sel[5].from->cst.kind, CQL_CONST_FLOAT);
+    assert_string_equal(s->sel[5].from->cst.text, "0.");
+    assert_string_equal(s->sel[5].to->cst.text, "3.");
+    assert_int_equal(s->sel[6].kind, CQL_SEL_SLICE);
+    assert_int_equal(s->sel[6].args[0]->kind, CQL_SEL_ELEMENT);
+    assert_int_equal(s->sel[7].kind, CQL_SEL_WRITETIME);
+    assert_string_equal(s->sel[7].elem->cst.text, "k");
+    assert_err("SELECT m[1 . . 2] FROM t", "line 1:11 mismatched input '.' expecting ']'");
+}
+
 static void test_select_basic(void **state)
 {
     (void)state;
@@ -687,6 +721,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_select_basic),
         cmocka_unit_test(test_select_clauses),
+        cmocka_unit_test(test_select_subscripts),
         cmocka_unit_test(test_relations),
         cmocka_unit_test(test_terms),
         cmocka_unit_test(test_durations_and_numbers),
