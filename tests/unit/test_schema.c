@@ -255,6 +255,21 @@ static void test_literal_temporal(void **state)
     lit_ok(ts, SIB_LIT_STRING, "1000", "00000000000003e8");
     lit_err(ts, SIB_LIT_STRING, "2024-13-01", "c", "Unable to coerce '2024-13-01' to a formatted date (long)");
     lit_err(ts, SIB_LIT_STRING, "yesterday", "c", "Unable to coerce 'yesterday' to a formatted date (long)");
+    /* zones after a space (Java's " z"): abbreviations, GMT offsets, RFC 822, tzdata ids */
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 UTC", "0000012de8d18000");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00 Europe/Paris", "0000012de97adf60");
+    lit_ok(ts, SIB_LIT_STRING, "2011-07-03 04:05:00 Europe/Paris", "00000130edbdd8e0");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05 PST", "0000012deb6941e0");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00 GMT+01:00", "0000012de97adf60");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05 -0800", "0000012deb6941e0");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03T04:05:00.5Z", "0000012de9b1cde5");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03T04:05:00.123 America/New_York", "0000012deac476db");
+    lit_err(ts, SIB_LIT_STRING, "2011-02-03 04:05:00.1234", "c",
+            "Unable to coerce '2011-02-03 04:05:00.1234' to a formatted date (long)");
+    lit_err(ts, SIB_LIT_STRING, "2011-02-03 Nowhere/Zone", "c",
+            "Unable to coerce '2011-02-03 Nowhere/Zone' to a formatted date (long)");
+    lit_err(ts, SIB_LIT_STRING, "2011-02-03 ../../etc/passwd", "c",
+            "Unable to coerce '2011-02-03 ../../etc/passwd' to a formatted date (long)");
     lit_err(ts, SIB_LIT_FLOAT, "1.5", "t", "Invalid FLOAT constant (1.5) for \"t\" of type timestamp");
     const sib_type *d = N(SIB_T_DATE);
     lit_ok(d, SIB_LIT_STRING, "1970-01-01", "80000000");
