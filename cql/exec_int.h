@@ -181,6 +181,8 @@ int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const 
 /* An integer operand (LIMIT, TTL, TIMESTAMP): `what` names it in messages.
  * *present is false for an unset marker. */
 int exec_term_int(exec_ctx *c, const cql_term *t, const char *what, int64_t *out, bool *present, sib_err *err);
+/* typeAsBlob / blobAsType: argument and result types; false for other names. */
+bool exec_blob_conversion(const char *name, const sib_type **from, const sib_type **to);
 /* Bound value i of the statement (NULL/unset aware), by marker index. */
 const cql_value *exec_marker_value(exec_ctx *c, int marker);
 /* Appends a term as Cassandra prints it in messages: `'a'`, `1`, `?`,

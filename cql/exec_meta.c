@@ -19,6 +19,15 @@ typedef struct meta_walk {
     int rc;         /* first error of a check made while walking */
 } meta_walk;
 
+static const char *arena_name(meta_walk *w, const char *fmt, const char *arg)
+{
+    size_t n = strlen(fmt) + strlen(arg) + 1;
+    char *s = sib_arena_alloc(w->c->arena, n);
+    if (!s) return "";
+    snprintf(s, n, fmt, arg);
+    return s;
+}
+
 /* "what(name)" in the arena ("" if out of memory: the marker then keeps a
  * poorer name, nothing worse). */
 static const char *spec_name(meta_walk *w, const char *what, const char *name)
@@ -52,6 +61,9 @@ static void bind(meta_walk *w, const cql_term *term, const char *name, const sib
             bind(w, term->map.values[k], spec_name(w, "value", name), type->sub[1]);
         }
     if (term->kind == CQL_TERM_TYPEHINT || term->kind == CQL_TERM_CAST) bind(w, term->cast.term, name, type);
+    const sib_type *from, *to;
+    if (term->kind == CQL_TERM_FUNC && term->func.nargs == 1 && exec_blob_conversion(term->func.name, &from, &to))
+        bind(w, term->func.args[0], arena_name(w, "arg0(system.%s)", term->func.name), from);
 }
 
 static void bind_col(meta_walk *w, const cql_term *term, const sib_column *col, bool eq)
@@ -138,6 +150,12 @@ static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
     for (size_t i = 0; i < n; i++) {
         const cql_relation *r = &rels[i];
         if (r->kind == CQL_REL_TOKEN) {
+            const cql_term *v = r->value;
+            if (v && v->kind == CQL_TERM_FUNC && !strcmp(v->func.name, "token") && !v->func.ks) {
+                for (size_t k = 0; k < v->func.nargs && k < sib_table_pk_count(w->t); k++)
+                    bind_col(w, v->func.args[k], sib_table_pk(w->t, k), false);
+                continue;
+            }
             bind(w, r->value, "partition key token", sib_type_native(SIB_T_BIGINT));
             continue;
         }

@@ -53,6 +53,7 @@ typedef enum {
     SN_FN,
     SN_CONST,
     SN_CAST,
+    SN_CONVERT, /* typeAsBlob(arg) / blobAsType(arg): the same bytes */
     SN_ELEMENT, /* arg[key]: map value / set element (exec_selection.c) */
     SN_SLICE,   /* arg[from..to]: the sub-map / sub-set, bounds inclusive */
 } sn_kind;

@@ -221,6 +221,29 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
         n->name = arena_printf(c, "system.count(%s)", n->col->name);
         return n->name ? 0 : oom(err);
     }
+    const sib_type *from, *to;
+    if (exec_blob_conversion(f, &from, &to)) {
+        if (s->nargs != 1)
+            return sib_err_set(err, SIB_EINVAL,
+                               "Invalid number of arguments in call to function system.%s: 1 required but %zu provided", f,
+                               s->nargs);
+        int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+        if (rc) return rc;
+        if (n->arg->type->code != from->code && !(from->code == SIB_T_VARCHAR && n->arg->type->code == SIB_T_ASCII)) {
+            sib_buf b;
+            sib_buf_init(&b);
+            sib_type_cql_name(from, &b);
+            sib_buf_u8(&b, 0);
+            rc = sib_err_set(err, SIB_EINVAL, "Type error: %s cannot be passed as argument 0 of function system.%s of type %s",
+                             s->args[0]->text, f, b.oom ? "?" : (const char *)b.p);
+            sib_buf_free(&b);
+            return rc;
+        }
+        n->kind = SN_CONVERT;
+        n->type = to;
+        n->name = fn_name(c, f, &n->arg, 1);
+        return n->name ? 0 : oom(err);
+    }
     const fn_def *d = NULL;
     for (size_t i = 0; i < SIB_ARRAY_LEN(fn_defs); i++)
         if (strcmp(fn_defs[i].name, f) == 0) d = &fn_defs[i];
@@ -798,6 +821,13 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
         if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
         *out = eval_cast(run, n, a, tmp);
         if (out->p == atmp) *out = val_of(memcpy(tmp, atmp, (size_t)out->len), (size_t)out->len);
+        return 0;
+    case SN_CONVERT:
+        if ((e = eval(run, n->arg, rc, tmp, out, err))) return e;
+        /* blobAsType: bytes that are no valid value of the type fail the query */
+        if (out->len > 0 && n->type->code != SIB_T_BLOB &&
+            (e = sib_value_validate(n->type, out->p, (size_t)out->len, err)))
+            return e;
         return 0;
     case SN_ELEMENT:
         if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;

@@ -119,10 +119,57 @@ static int64_t timeuuid_ms(const uint8_t u[16])
     return (int64_t)((ticks - 0x01B21DD213814000ull) / 10000);
 }
 
+/* typeAsBlob(x) / blobAsType(b): the same bytes seen as another type.
+ * *from is the argument type, *to the result type; false if name is not
+ * one of them. */
+bool exec_blob_conversion(const char *name, const sib_type **from, const sib_type **to)
+{
+    static const sib_type_code codes[] = {
+        SIB_T_ASCII, SIB_T_BIGINT, SIB_T_BOOLEAN, SIB_T_COUNTER, SIB_T_DATE, SIB_T_DECIMAL, SIB_T_DOUBLE,
+        SIB_T_DURATION, SIB_T_FLOAT, SIB_T_INET, SIB_T_INT, SIB_T_SMALLINT, SIB_T_VARCHAR, SIB_T_TIME,
+        SIB_T_TIMESTAMP, SIB_T_TIMEUUID, SIB_T_TINYINT, SIB_T_UUID, SIB_T_VARINT,
+    };
+    const sib_type *blob = sib_type_native(SIB_T_BLOB);
+    for (size_t i = 0; i < SIB_ARRAY_LEN(codes); i++) {
+        const char *tn = sib_type_native_name(codes[i]);
+        const sib_type *nt = sib_type_native(codes[i]);
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%sasblob", tn);
+        snprintf(b, sizeof b, "blobas%s", tn);
+        bool varchar = codes[i] == SIB_T_VARCHAR; /* text and varchar are the same type */
+        if (!strcasecmp(name, a) || (varchar && !strcasecmp(name, "varcharasblob"))) { *from = nt; *to = blob; return true; }
+        if (!strcasecmp(name, b) || (varchar && !strcasecmp(name, "blobasvarchar"))) { *from = blob; *to = nt; return true; }
+    }
+    return false;
+}
+
+static int eval_conversion(exec_ctx *c, const cql_term *t, const sib_type *from, const sib_type *to,
+                           const sib_type *type, const char *recv, sib_val *out, sib_err *err)
+{
+    char want[128], got[128];
+    if (type && type->code != to->code) {
+        type_name(type, want, sizeof want);
+        type_name(to, got, sizeof got);
+        return sib_err_set(err, SIB_EINVAL, "Type error: cannot assign result of function system.%s (type %s) to %s (type %s)",
+                           t->func.name, got, recv, want);
+    }
+    if (t->func.nargs != 1)
+        return sib_err_set(err, SIB_EINVAL, "Invalid number of arguments in call to function system.%s: 1 required but %zu provided",
+                           t->func.name, t->func.nargs);
+    char arg[160];
+    snprintf(arg, sizeof arg, "arg0(system.%s)", t->func.name);
+    int rc = exec_term_value(c, t->func.args[0], from, arg, out, NULL, err);
+    if (rc || out->len < 0) return rc;
+    if (to->code != SIB_T_BLOB && (rc = sib_value_validate(to, out->p, (size_t)out->len, err))) return rc;
+    return 0;
+}
+
 static int eval_func(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv, sib_val *out,
                      sib_err *err)
 {
     const char *name = t->func.name;
+    const sib_type *cfrom, *cto;
+    if (exec_blob_conversion(name, &cfrom, &cto)) return eval_conversion(c, t, cfrom, cto, type, recv, out, err);
     const sib_type *rt = func_type(name);
     if (!rt) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", name);
     char want[128], got[128];

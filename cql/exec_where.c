@@ -119,6 +119,43 @@ static int gather_single(exec_ctx *c, const cql_relation *r, cql_op op, const cq
     return 0;
 }
 
+/* The right-hand side of a token relation: a bigint, or token(v1, ...) of
+ * partition key values (markers typed as the key columns). */
+static int token_value(exec_ctx *c, const sib_table *t, const cql_term *term, int64_t *tok, sib_err *err)
+{
+    if (term->kind == CQL_TERM_FUNC && !strcmp(term->func.name, "token") && !term->func.ks) {
+        size_t npk = sib_table_pk_count(t);
+        if (term->func.nargs != npk)
+            return sib_err_set(err, SIB_EINVAL, "Invalid number of arguments in call to function system.token: %zu required but %zu provided",
+                               npk, term->func.nargs);
+        const uint8_t *vals[64];
+        size_t lens[64];
+        if (npk > SIB_ARRAY_LEN(vals)) return sib_err_set(err, SIB_EINVAL, "too many partition key columns");
+        for (size_t i = 0; i < npk; i++) {
+            const sib_column *col = sib_table_pk(t, i);
+            sib_val v;
+            bool unset;
+            int rc = exec_term_value(c, term->func.args[i], col->type, col->name, &v, &unset, err);
+            if (rc || (rc = need_value(col, &v, unset, err))) return rc;
+            vals[i] = v.p;
+            lens[i] = (size_t)v.len;
+        }
+        sib_buf b;
+        sib_buf_init(&b);
+        int rc = sib_pk_encode(t, vals, lens, npk, &b, err);
+        if (!rc) *tok = sib_murmur3_token(b.p, b.len);
+        sib_buf_free(&b);
+        return rc;
+    }
+    sib_val v;
+    bool unset;
+    int rc = exec_term_value(c, term, sib_type_native(SIB_T_BIGINT), "partition key token", &v, &unset, err);
+    if (rc) return rc;
+    if (unset || v.len != 8) return sib_err_set(err, SIB_EINVAL, "Invalid null value for partition key token");
+    *tok = (int64_t)get_be64(v.p);
+    return 0;
+}
+
 static int gather_token(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_where_kind kind,
                         exec_restr *out, sib_err *err)
 {
@@ -132,12 +169,9 @@ static int gather_token(exec_ctx *c, const sib_table *t, const cql_relation *r, 
         if (strcmp(r->cols[i], sib_table_pk(t, i)->name))
             return sib_err_set(err, SIB_EINVAL, "The token function arguments must be in the partition key order: %s",
                                sib_table_pk(t, 0)->name);
-    sib_val v;
-    bool unset;
-    int rc = exec_term_value(c, r->value, sib_type_native(SIB_T_BIGINT), "partition key token", &v, &unset, err);
+    int64_t tok;
+    int rc = token_value(c, t, r->value, &tok, err);
     if (rc) return rc;
-    if (unset || v.len != 8) return sib_err_set(err, SIB_EINVAL, "Invalid null value for partition key token");
-    int64_t tok = (int64_t)get_be64(v.p);
     if (!out->token_restricted) {
         out->token_restricted = true;
         out->token_start = INT64_MIN;

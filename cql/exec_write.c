@@ -630,6 +630,7 @@ static int build_delete(exec_ctx *c, const cql_delete *s, int64_t batch_ts, muts
     size_t nck = sib_table_clustering_count(t);
     if (only_static && (r.ck_eq_prefix || r.ck_has_slice))
         return sib_err_set(err, SIB_EINVAL, "Invalid restrictions on clustering columns since the DELETE statement modifies only static columns");
+    if (r.ck_none) return 0; /* e.g. c IN (): no row can match, nothing to write */
     if (s->ncols && !only_static && r.ck_eq_prefix < nck) {
         if (r.ck_has_slice || r.ck_eq_prefix) return sib_err_set(err, SIB_EINVAL, "Range deletions are not supported for specific columns");
         return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", sib_table_clustering(t, 0)->name);
