@@ -138,7 +138,8 @@ static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
     size_t start = p->pos;
     if (parse_special_selector(p, s)) {
         /* done */
-    } else if (at_constant(p) || pword(p, 0, "null") || pkind(p, 0) == '?' || pkind(p, 0) == ':') {
+    } else if (at_constant(p) || pword(p, 0, "null") || pkind(p, 0) == '?' || pkind(p, 0) == ':' ||
+               (pkind(p, 0) == '(' && at_type_hint(p))) {
         s->kind = CQL_SEL_TERM;
         s->term = parse_term(p);
     } else if (pword(p, 0, "token")) {

@@ -130,3 +130,14 @@ def test_empty_in_writes_nothing(session, t):
     assert len(rows(session, "SELECT * FROM %s" % t)) == 12
     assert 99 not in [r[0] for r in rows(session, "SELECT v FROM %s" % t)]
     assert rows(session, "SELECT * FROM %s WHERE k = 0 AND c IN ()" % t) == []
+
+
+def test_type_hints_in_selection(session, t):
+    res = session.execute("SELECT c, (int)42, (text)'x', (bigint) 7 FROM %s WHERE k = 1 AND c = 1" % t)
+    assert res.column_names == ["c", "(int)42", "(text)'x'", "(bigint)7"]
+    assert [tuple(r) for r in res] == [(1, 42, "x", 7)]
+    ps = session.prepare("SELECT (int)? FROM %s WHERE k = ? AND c = ?" % t)
+    assert names(ps) == ["[selection]", "k", "c"]
+    assert [tuple(r) for r in session.execute(ps, (5, 1, 1))] == [(5,)]
+    with pytest.raises(InvalidRequest, match="Cannot infer type for term 42 in selection clause"):
+        session.execute("SELECT 42 FROM %s" % t)
