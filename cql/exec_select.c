@@ -408,15 +408,6 @@ typedef struct pk_ent {
     int64_t token;
 } pk_ent;
 
-static int pk_ent_cmp(const void *a, const void *b)
-{
-    const pk_ent *x = a, *y = b;
-    if (x->token != y->token) return x->token < y->token ? -1 : 1;
-    size_t m = SIB_MIN((size_t)x->pk.len, (size_t)y->pk.len);
-    int c = m ? memcmp(x->pk.p, y->pk.p, m) : 0;
-    return c ? c : (x->pk.len > y->pk.len) - (x->pk.len < y->pk.len);
-}
-
 static bool token_in_range(const exec_restr *r, int64_t tok)
 {
     if (!r->token_restricted) return true;
@@ -424,7 +415,8 @@ static bool token_in_range(const exec_restr *r, int64_t tok)
     return tok < r->token_end || (tok == r->token_end && r->token_end_incl);
 }
 
-/* Partition keys from EQ/IN, read in token order like Cassandra. */
+/* Partition keys from EQ/IN, read in the order exec_analyze_where gives
+ * them (the key values' order, as Cassandra reads an IN). */
 static int read_pk_list(sel_run *run, part_read *pr, sib_err *err)
 {
     const exec_restr *r = pr->r;
@@ -434,7 +426,6 @@ static int read_pk_list(sel_run *run, part_read *pr, sib_err *err)
         ents[i].pk = r->pks[i];
         ents[i].token = sib_murmur3_token(r->pks[i].p, (size_t)r->pks[i].len);
     }
-    qsort(ents, r->npks, sizeof(*ents), pk_ent_cmp);
     size_t i = 0;
     if (run->ps.present) {
         const pstate *ps = &run->ps;
@@ -622,6 +613,8 @@ int check_limit(exec_ctx *c, const cql_term *term, const char *what, int64_t *ou
 
 int check_distinct(sel_run *run, bool key_range, sib_err *err)
 {
+    if (run->sel.aggregate && run->s->per_partition_limit && !run->s->ngroup)
+        return sib_err_set(err, SIB_EINVAL, "PER PARTITION LIMIT is not allowed with aggregate queries.");
     if (!run->distinct) return 0;
     for (size_t i = 0; i < run->sel.n; i++) {
         const sib_column *bad = sel_first_non_key(run->sel.nodes[i]);

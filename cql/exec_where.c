@@ -12,6 +12,7 @@
  * Storage bounds are prefixes: an inclusive start/end covers every key with
  * that prefix, an exclusive one none of them (storage.h).
  */
+#define _GNU_SOURCE
 #include "exec_int.h"
 
 #include <stdlib.h>
@@ -248,9 +249,30 @@ static int add_filter(exec_ctx *c, exec_restr *out, const col_restr *cr, size_t 
     return 0;
 }
 
+static int val_cmp(const void *a, const void *b, void *type)
+{
+    const sib_val *x = a, *y = b;
+    return sib_value_compare(type, x->p, (size_t)SIB_MAX(x->len, 0), y->p, (size_t)SIB_MAX(y->len, 0));
+}
+
+/* IN values in the column type's order, duplicates dropped. */
+static void sort_unique(const sib_column *col, col_restr *cr)
+{
+    if (cr->nvals < 2) return;
+    qsort_r(cr->vals, cr->nvals, sizeof *cr->vals, val_cmp, (void *)col->type);
+    size_t m = 1;
+    for (size_t i = 1; i < cr->nvals; i++)
+        if (val_cmp(&cr->vals[m - 1], &cr->vals[i], (void *)col->type)) cr->vals[m++] = cr->vals[i];
+    cr->nvals = m;
+}
+
+/* The partition keys in the order Cassandra reads them: the key columns'
+ * values in their type's order, first column slowest (a sorted cartesian
+ * product), not the order the IN lists give. */
 static int build_pks(exec_ctx *c, const sib_table *t, col_restr *crs, exec_restr *out, sib_err *err)
 {
     size_t npk = sib_table_pk_count(t), total = 1;
+    for (size_t i = 0; i < npk; i++) sort_unique(sib_table_pk(t, i), &crs[sib_table_pk(t, i)->index]);
     for (size_t i = 0; i < npk; i++) {
         total *= crs[sib_table_pk(t, i)->index].nvals;
         if (total > MAX_CARTESIAN)

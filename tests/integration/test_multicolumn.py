@@ -227,3 +227,17 @@ def test_refusals(session, ks, t3):
             'Column "b" cannot be restricted by both an equality and an inequality relation')
     refused(session, "UPDATE %s SET v = 1 WHERE k = 0 AND (b, c, d) > (0, 0, 0)" % t3,
             "Slice restrictions are not supported on the clustering columns in UPDATE statements")
+
+
+def test_partition_in_order(session, ks):
+    """An IN on the partition key reads the partitions in the key values'
+    order (not the IN list's, nor token order), so LIMIT keeps the first."""
+    session.execute("CREATE TABLE %s.pin (a int, b text, c int, PRIMARY KEY ((a, b), c))" % ks)
+    for a in (4, 1, 3):
+        for b in ("y", "x"):
+            session.execute("INSERT INTO %s.pin (a, b, c) VALUES (%d, '%s', 0)" % (ks, a, b))
+    got = rows(session, "SELECT a, b FROM %s.pin WHERE a IN (4, 1, 3, 1) AND b IN ('y', 'x')" % ks)
+    assert got == [(1, "x"), (1, "y"), (3, "x"), (3, "y"), (4, "x"), (4, "y")]
+    assert rows(session, "SELECT a FROM %s.pin WHERE a IN (4, 3, 1) AND b = 'x' LIMIT 2" % ks) == [(1,), (3,)]
+    ps = session.prepare("SELECT a, b, c FROM %s.pin WHERE a IN ? AND b = ? AND (c) IN ?" % ks)
+    assert prepared_rows(session, ps.query_string, ([3, 1], "y", [(0,)])) == [(1, "y", 0), (3, "y", 0)]

@@ -95,3 +95,8 @@ def test_static_only_with_ttl_and_batch(session, t):
     session.execute("INSERT INTO %s (k, s) VALUES (9, 90) USING TTL 1000" % t)
     ttl = rows(session, "SELECT TTL(s) FROM %s WHERE k = 9" % t)[0][0]
     assert 990 <= ttl <= 1000
+
+
+def test_per_partition_limit_with_aggregate_refused(session, t):
+    invalid(session, "SELECT COUNT(*) FROM %s PER PARTITION LIMIT 3" % t,
+            "PER PARTITION LIMIT is not allowed with aggregate queries.")
