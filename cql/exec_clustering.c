@@ -554,8 +554,11 @@ static int piece_slice(exec_ck *k, const sib_val *prefix, const sib_column *cons
 }
 
 /* EQ/IN prefix groups -> encoded key prefixes (cartesian product, first
- * group varying slowest, duplicates dropped). */
-static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, sib_val **out, size_t *nout, sib_err *err)
+ * group varying slowest, duplicates dropped). With max_size, a prefix whose
+ * values add up to more bytes than that is refused as Cassandra refuses a
+ * clustering too large to write. */
+static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, size_t max_size, sib_val **out, size_t *nout,
+                          sib_err *err)
 {
     size_t total = 1;
     for (size_t i = 0; i < npre; i++) {
@@ -565,8 +568,10 @@ static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, sib_val
                                MAX_CARTESIAN);
     }
     sib_val *cur = sib_arena_alloc(k->c->arena, sizeof *cur * (total + 1));
-    if (!cur) return sib_err_set(err, SIB_ENOMEM, "clustering keys");
+    size_t *size = sib_arena_alloc(k->c->arena, sizeof *size * (total + 1));
+    if (!cur || !size) return sib_err_set(err, SIB_ENOMEM, "clustering keys");
     cur[0] = (sib_val){(const uint8_t *)"", 0};
+    size[0] = 0;
     size_t n = 1;
     const sib_column *cols[64];
     for (size_t i = 0; i < npre; i++) {
@@ -575,11 +580,17 @@ static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, sib_val
         if (g->n > SIB_ARRAY_LEN(cols)) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
         for (size_t j = 0; j < g->n; j++) cols[j] = ckcol(k, g->first + j);
         sib_val *next = sib_arena_alloc(k->c->arena, sizeof *next * (n * ntup + 1));
-        if (!next) return sib_err_set(err, SIB_ENOMEM, "clustering keys");
+        size_t *nsize = sib_arena_alloc(k->c->arena, sizeof *nsize * (n * ntup + 1));
+        if (!next || !nsize) return sib_err_set(err, SIB_ENOMEM, "clustering keys");
         size_t m = 0;
         for (size_t j = 0; j < n; j++) {
             for (size_t t = 0; t < ntup; t++) {
-                int rc = encode(k, &cur[j], cols, g->vals + t * g->n, g->n, NULL, NULL, &next[m], err);
+                const sib_val *tup = g->vals + t * g->n;
+                nsize[m] = size[j];
+                for (size_t e = 0; e < g->n; e++) nsize[m] += (size_t)SIB_MAX(tup[e].len, 0);
+                if (max_size && nsize[m] > max_size)
+                    return sib_err_set(err, SIB_EINVAL, "Key length of %zu is longer than maximum of %zu", nsize[m], max_size);
+                int rc = encode(k, &cur[j], cols, tup, g->n, NULL, NULL, &next[m], err);
                 if (rc) return rc;
                 bool dup = false;
                 for (size_t d = 0; d < m && !dup; d++)
@@ -588,6 +599,7 @@ static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, sib_val
             }
         }
         cur = next;
+        size = nsize;
         n = m;
     }
     *out = cur;
@@ -686,7 +698,7 @@ int exec_ck_finish(exec_ck *k, exec_where_kind kind, bool allow_filtering, exec_
     }
     sib_val *prefixes;
     size_t nprefixes;
-    int rc = build_prefixes(k, pre, npre, &prefixes, &nprefixes, err);
+    int rc = build_prefixes(k, pre, npre, kind == EXEC_WHERE_SELECT ? 0 : EXEC_MAX_KEY_LEN, &prefixes, &nprefixes, err);
     if (rc) return rc;
     if (p == nck && !slice) {
         out->cks = prefixes;

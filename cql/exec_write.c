@@ -266,12 +266,14 @@ static int encode_ck(exec_ctx *c, const sib_table *t, const sib_val *vals, sib_v
     const uint8_t *p[64];
     size_t l[64];
     if (n > 64) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
+    size_t total = 0; /* Cassandra bounds the clustering's data size, all components together */
     for (size_t i = 0; i < n; i++) {
         p[i] = vals[i].p;
         l[i] = (size_t)vals[i].len;
-        if (vals[i].len > EXEC_MAX_KEY_LEN)
-            return sib_err_set(err, SIB_EINVAL, "Key length of %d is longer than maximum of %d", vals[i].len, EXEC_MAX_KEY_LEN);
+        total += l[i];
     }
+    if (total > EXEC_MAX_KEY_LEN)
+        return sib_err_set(err, SIB_EINVAL, "Key length of %zu is longer than maximum of %d", total, EXEC_MAX_KEY_LEN);
     sib_buf b;
     sib_buf_init(&b);
     int rc = sib_ck_encode(t, p, l, n, &b, err);
