@@ -135,6 +135,9 @@ def test_slices_mixed_order(session, ks, orders):
                          fetch_size=2)
     want = clustering_sorted([k for k in all_keys() if k[:2] >= (0, 1) and k < (2, 2, 1)], orders)
     assert [tuple(r) for r in session.execute(st)] == want
+    st = SimpleStatement("SELECT b, c, d FROM %s.m WHERE k = 0 AND (b, c) >= (0, 1) AND (b, c, d) < (2, 2, 1) "
+                         "ORDER BY %s" % (ks, rev), fetch_size=3)
+    assert [tuple(r) for r in session.execute(st)] == want[::-1]
 
 
 def test_range_delete_mixed_order(session, ks):
