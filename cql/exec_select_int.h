@@ -77,7 +77,9 @@ typedef struct sel_node {
     sib_val fromv, tov;     /* SLICE: evaluated bounds, len < 0 = open */
     const sib_type *key_type; /* ELEMENT/SLICE/element WRITETIME: the key's type */
     const char *key_name;   /* its receiver name: key(m) / value(s) */
-    struct sel_scratch *scratch; /* SLICE: the rebuilt collection (arena) */
+    struct sel_scratch *scratch; /* SLICE, list-valued WRITETIME/TTL: the value built (arena) */
+    bool wt_slice;          /* WRITETIME/MAXWRITETIME/TTL of col[from..to] */
+    sib_val key_path, from_path, to_path; /* element key / slice bounds as cell paths */
 } sel_node;
 
 typedef struct sel_list {

@@ -330,23 +330,37 @@ static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node
     if (n->col->kind == SIB_COL_PARTITION_KEY || n->col->kind == SIB_COL_CLUSTERING)
         return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on PRIMARY KEY part %s", fname[n->kind],
                            n->col->name);
-    n->type = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
-    if (s->elem) { /* WRITETIME(m['k']): the cell of one element (5.0) */
-        int rc = subscript_target(c, n->col->type, n->col->name, n->col->name, false, n, err);
-        if (rc) return rc;
-        n->term = s->elem;
-        sib_buf b;
-        sib_buf_init(&b);
-        exec_term_text(s->elem, &b);
-        sib_buf_u8(&b, 0);
-        n->name = b.oom ? NULL : arena_printf(c, "%s(%s[%s])", rname[n->kind], n->col->name, (const char *)b.p);
-        sib_buf_free(&b);
+    const sib_type *scalar = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
+    n->type = scalar;
+    /* 5.0: the cells of a non-frozen collection give a list (one entry per
+     * element; MAXWRITETIME keeps the largest), an element its own cell's. */
+    bool multicell = sib_type_is_multicell(n->col->type);
+    if ((s->elem_slice || (!s->elem && multicell)) && n->kind != SN_MAXWRITETIME && multicell) {
+        n->type = sib_type_list(sib_catalog_types(c->ex->cat), scalar, false);
+        n->scratch = sib_arena_alloc(c->arena, sizeof(*n->scratch));
+        if (!n->type || !n->scratch) return oom(err);
+        memset(n->scratch, 0, sizeof(*n->scratch));
+    }
+    if (!s->elem && !s->elem_slice) {
+        n->name = arena_printf(c, "%s(%s)", rname[n->kind], n->col->name);
         return n->name ? 0 : oom(err);
     }
-    if (n->kind != SN_MAXWRITETIME && sib_type_is_multicell(n->col->type))
-        return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on non-frozen collection %s",
-                           fname[n->kind], n->col->name);
-    n->name = arena_printf(c, "%s(%s)", rname[n->kind], n->col->name);
+    int rc = subscript_target(c, n->col->type, n->col->name, n->col->name, s->elem_slice, n, err);
+    if (rc) return rc;
+    n->term = s->elem;
+    n->wt_slice = s->elem_slice;
+    n->from = s->from;
+    n->to = s->to;
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_buf_printf(&b, "%s(%s[", rname[n->kind], n->col->name);
+    if (s->elem) exec_term_text(s->elem, &b);
+    if (s->from) exec_term_text(s->from, &b);
+    if (s->elem_slice) sib_buf_append(&b, "..", 2);
+    if (s->to) exec_term_text(s->to, &b);
+    sib_buf_append(&b, "])", 3);
+    n->name = b.oom ? NULL : sib_arena_strdup(c->arena, (const char *)b.p);
+    sib_buf_free(&b);
     return n->name ? 0 : oom(err);
 }
 
@@ -473,19 +487,42 @@ static int slice_bound(exec_ctx *c, const sel_node *n, const cql_term *t, sib_va
     return rc;
 }
 
+/* A key as the path of its cell in a non-frozen set or map (exec_int.h),
+ * in the arena; a null key gives a null path. */
+static int key_path(exec_ctx *c, const sel_node *n, const sib_val *key, sib_val *out, sib_err *err)
+{
+    *out = val_null();
+    if (key->len < 0) return 0;
+    sib_buf b;
+    sib_buf_init(&b);
+    int rc = sib_ck_encode_component(n->key_type, false, key->p, (size_t)key->len, &b, err);
+    if (!rc && b.oom) rc = oom(err);
+    if (!rc) {
+        uint8_t *p = sib_arena_memdup(c->arena, b.p ? b.p : (const uint8_t *)"", b.len);
+        if (!p) rc = oom(err);
+        *out = val_of(p, b.len);
+    }
+    sib_buf_free(&b);
+    return rc;
+}
+
 /* Typed constants and subscripts are evaluated once, before any row is read. */
 int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err)
 {
     if (!n) return 0;
     int rc = 0;
-    if (n->kind == SN_CONST) rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
-    else if (n->term && n->key_type) { /* an element key */
+    if (n->kind == SN_CONST) {
+        rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
+    } else if (n->key_type && (n->kind == SN_SLICE || n->wt_slice)) {
+        if (!(rc = slice_bound(c, n, n->from, &n->fromv, err))) rc = slice_bound(c, n, n->to, &n->tov, err);
+        if (!rc && n->col && !(rc = key_path(c, n, &n->fromv, &n->from_path, err)))
+            rc = key_path(c, n, &n->tov, &n->to_path, err);
+    } else if (n->term && n->key_type) { /* an element key */
         bool unset;
         rc = exec_term_value(c, n->term, n->key_type, n->key_name, &n->cval, &unset, err);
         if (!rc && unset)
             rc = sib_err_set(err, SIB_EINVAL, "Invalid unset value for element selection on %s", n->arg ? n->arg->name : n->col->name);
-    } else if (n->kind == SN_SLICE) {
-        if (!(rc = slice_bound(c, n, n->from, &n->fromv, err))) rc = slice_bound(c, n, n->to, &n->tov, err);
+        if (!rc && n->col) rc = key_path(c, n, &n->cval, &n->key_path, err);
     }
     if (rc) return rc;
     return prepare_consts(c, n->arg, err);
@@ -745,23 +782,99 @@ static int eval_slice(sel_run *run, const sel_node *n, sib_val coll, sib_val *ou
     return 0;
 }
 
-/* WRITETIME/TTL of one element of a set or map column: the cell whose path
- * is the key's byte-comparable form (exec_int.h); for a frozen value, the
- * column's cell when the value holds the key. */
-static const st_cell_view *element_cell(sel_run *run, const sel_node *n, const st_cell_view *cells, size_t nc)
+static int path_cmp(const st_cell_view *c, const sib_val *p)
 {
-    if (n->cval.len < 0) return NULL;
-    if (!sib_type_is_multicell(n->col->type)) {
-        sel_node probe = {.arg = &(sel_node){.type = n->col->type}, .key_type = n->key_type, .cval = n->cval};
-        sib_val e = eval_element(&probe, val_of(cells[0].val, cells[0].vlen));
-        return e.len >= 0 ? &cells[0] : NULL;
+    size_t n = SIB_MIN((size_t)c->pathlen, (size_t)p->len);
+    int r = n ? memcmp(c->path, p->p, n) : 0;
+    if (r) return r;
+    return c->pathlen < (size_t)p->len ? -1 : c->pathlen > (size_t)p->len;
+}
+
+/* Is cell c of a non-frozen set/map selected by n (all cells, one element,
+ * or a slice, bounds inclusive)? */
+static bool cell_selected(const sel_node *n, const st_cell_view *c)
+{
+    if (n->term) return n->key_path.len >= 0 && path_cmp(c, &n->key_path) == 0;
+    if (!n->wt_slice) return true;
+    if (n->from_path.len >= 0 && path_cmp(c, &n->from_path) < 0) return false;
+    return n->to_path.len < 0 || path_cmp(c, &n->to_path) <= 0;
+}
+
+/* Does a frozen value hold n's element, or an element in n's slice? */
+static bool frozen_selected(const sel_node *n, const st_cell_view *cell)
+{
+    if (!n->term && !n->wt_slice) return true;
+    sib_coll_iter it;
+    if (sib_coll_iter_init(&it, n->col->type, cell->val, cell->vlen) < 0) return false;
+    sib_val k, v;
+    while (sib_coll_next(&it, &k, &v)) {
+        size_t kl = (size_t)SIB_MAX(k.len, 0);
+        const sib_val *lo = n->term ? &n->cval : &n->fromv, *hi = n->term ? &n->cval : &n->tov;
+        if (lo->len >= 0 && sib_value_compare(n->key_type, k.p, kl, lo->p, (size_t)lo->len) < 0) continue;
+        if (hi->len >= 0 && sib_value_compare(n->key_type, k.p, kl, hi->p, (size_t)hi->len) > 0) return false;
+        return true;
     }
-    sib_buf_reset(&run->text);
-    if (sib_ck_encode_component(n->key_type, false, n->cval.p, (size_t)n->cval.len, &run->text, NULL) || run->text.oom)
-        return NULL;
-    for (size_t i = 0; i < nc; i++)
-        if (cells[i].pathlen == run->text.len && !memcmp(cells[i].path, run->text.p, run->text.len)) return &cells[i];
-    return NULL;
+    return false;
+}
+
+static bool cell_time(const sel_node *n, const st_cell_view *c, int32_t now_s, int64_t *v)
+{
+    if (n->kind != SN_TTL) {
+        *v = c->ts;
+        return true;
+    }
+    if (c->ttl <= 0) return false;
+    *v = (int64_t)c->expiry - now_s;
+    return true;
+}
+
+/* WRITETIME / MAXWRITETIME / TTL of a column, an element or a slice (5.0):
+ * a scalar for a simple or frozen column (null when the subscript selects
+ * nothing), a list with an entry per selected element of a non-frozen
+ * collection (null when none; a TTL entry is null without a TTL), the
+ * largest timestamp for MAXWRITETIME, the element's own for col[key]. */
+static int eval_times(sel_run *run, const sel_node *n, const st_cell_view *cells, size_t nc, uint8_t *tmp,
+                      sib_val *out, sib_err *err)
+{
+    int32_t now = run->c->now_s;
+    int64_t v;
+    if (!sib_type_is_multicell(n->col->type)) {
+        if (frozen_selected(n, &cells[0]) && cell_time(n, &cells[0], now, &v))
+            *out = n->kind == SN_TTL ? put32(tmp, v) : put64(tmp, v);
+        return 0;
+    }
+    size_t count = 0;
+    bool any = false;
+    int64_t max = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (!cell_selected(n, &cells[i])) continue;
+        count++;
+        if (cell_time(n, &cells[i], now, &v) && (!any || v > max)) { max = v; any = true; }
+    }
+    if (!count) return 0;
+    if (!n->scratch) { /* one element, or MAXWRITETIME */
+        if (any) *out = n->kind == SN_TTL ? put32(tmp, max) : put64(tmp, max);
+        return 0;
+    }
+    size_t w = n->kind == SN_TTL ? 4 : 8;
+    uint8_t *p = scratch_reserve(run->c, n->scratch, 4 + count * (4 + w));
+    if (!p) return oom(err);
+    uint8_t *q = p + 4;
+    put_be32(p, (uint32_t)count);
+    for (size_t i = 0; i < nc; i++) {
+        if (!cell_selected(n, &cells[i])) continue;
+        if (!cell_time(n, &cells[i], now, &v)) {
+            put_be32(q, UINT32_MAX); /* null entry */
+            q += 4;
+            continue;
+        }
+        put_be32(q, (uint32_t)w);
+        if (w == 4) put_be32(q + 4, (uint32_t)v);
+        else put_be64(q + 4, (uint64_t)v);
+        q += 4 + w;
+    }
+    *out = val_of(p, (size_t)(q - p));
+    return 0;
 }
 
 /* Evaluates a scalar selector; tmp (16 bytes) holds small results. */
@@ -799,19 +912,7 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
         if (rc->allv) return 0;
         cells = row_cells(n->col->kind == SIB_COL_STATIC ? rc->srow : rc->row, n->col->id, &nc);
         if (!nc) return 0;
-        if (n->term) { /* one element */
-            cells = element_cell(run, n, cells, nc);
-            if (!cells) return 0;
-            nc = 1;
-        }
-        if (n->kind == SN_TTL) {
-            if (cells[0].ttl > 0) *out = put32(tmp, (int64_t)cells[0].expiry - run->c->now_s);
-            return 0;
-        }
-        int64_t ts = cells[0].ts;
-        for (size_t i = 1; i < nc; i++) ts = SIB_MAX(ts, cells[i].ts);
-        *out = put64(tmp, ts);
-        return 0;
+        return eval_times(run, n, cells, nc, tmp, out, err);
     case SN_FN:
         if (n->arg && (e = eval(run, n->arg, rc, atmp, &a, err))) return e;
         *out = eval_fn(run, n, a, tmp);

@@ -58,6 +58,30 @@ static void parse_sel_args(cql_parser *p, cql_selector *s)
     s->args = v.v;
 }
 
+/* Two adjacent dots: the ".." of a slice. */
+static bool at_range(cql_parser *p)
+{
+    return pkind(p, 0) == '.' && pkind(p, 1) == '.' && pk(p, 0)->off + 1 == pk(p, 1)->off;
+}
+
+/* After '[': term ']' (sets *elem, returns false) or [term] '..' [term] ']'
+ * (sets *from / *to, NULL when open, returns true). */
+static bool parse_subscript(cql_parser *p, cql_term **elem, cql_term **from, cql_term **to)
+{
+    cql_term *first = at_range(p) ? NULL : parse_term(p);
+    bool slice = at_range(p);
+    if (slice) {
+        padvance(p);
+        padvance(p);
+        *from = first;
+        *to = pkind(p, 0) == ']' ? NULL : parse_term(p);
+    } else {
+        *elem = first;
+    }
+    pexpect(p, ']');
+    return slice;
+}
+
 /* COUNT(*) / COUNT(1), WRITETIME(c), MAXWRITETIME(c), TTL(c), CAST(..). */
 static bool parse_special_selector(cql_parser *p, cql_selector *s)
 {
@@ -79,10 +103,7 @@ static bool parse_special_selector(cql_parser *p, cql_selector *s)
         padvance(p);
         pexpect(p, '(');
         s->column = parse_col_ref(p);
-        if (paccept(p, '[')) {
-            s->elem = parse_term(p);
-            pexpect(p, ']');
-        }
+        if (paccept(p, '[')) s->elem_slice = parse_subscript(p, &s->elem, &s->from, &s->to);
         pexpect(p, ')');
         return true;
     }
@@ -102,12 +123,6 @@ static bool parse_special_selector(cql_parser *p, cql_selector *s)
     return false;
 }
 
-/* Two adjacent dots: the ".." of a slice. */
-static bool at_range(cql_parser *p)
-{
-    return pkind(p, 0) == '.' && pkind(p, 1) == '.' && pk(p, 0)->off + 1 == pk(p, 1)->off;
-}
-
 /* sel '[' term ']' | sel '[' [term] '..' [term] ']' (the caller saw '['):
  * s becomes the element/slice selection of a copy of itself. */
 static void parse_sel_subscript(cql_parser *p, cql_selector *s)
@@ -118,18 +133,7 @@ static void parse_sel_subscript(cql_parser *p, cql_selector *s)
     s->nargs = 1;
     s->args = palloc(p, sizeof(cql_selector *));
     s->args[0] = inner;
-    cql_term *first = at_range(p) ? NULL : parse_term(p);
-    if (at_range(p)) {
-        padvance(p);
-        padvance(p);
-        s->kind = CQL_SEL_SLICE;
-        s->from = first;
-        s->to = pkind(p, 0) == ']' ? NULL : parse_term(p);
-    } else {
-        s->kind = CQL_SEL_ELEMENT;
-        s->term = first;
-    }
-    pexpect(p, ']');
+    s->kind = parse_subscript(p, &s->term, &s->from, &s->to) ? CQL_SEL_SLICE : CQL_SEL_ELEMENT;
 }
 
 static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)

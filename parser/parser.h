@@ -211,8 +211,10 @@ typedef enum {
 typedef struct cql_selector {
     cql_sel_kind kind;
     const char *column;    /* COLUMN, WRITETIME, MAXWRITETIME, TTL */
-    /* WRITETIME/MAXWRITETIME/TTL of one element: column[elem] (NULL if none) */
+    /* WRITETIME/MAXWRITETIME/TTL of one element: column[elem] (NULL if none),
+     * or of a slice: column[from..to] (elem_slice set; from/to NULL when open) */
     struct cql_term *elem;
+    bool elem_slice;
     struct cql_term *from, *to; /* SLICE bounds */
     const char *func_ks;   /* FUNC: NULL unless qualified */
     const char *func_name; /* FUNC: lower-cased unless quoted */

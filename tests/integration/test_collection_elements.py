@@ -92,3 +92,62 @@ def test_refusals(session, t):
     invalid(session, "SELECT m[1] FROM %s" % t, 'Invalid INTEGER constant (1) for "key(m)" of type text')
     invalid(session, "SELECT WRITETIME(l[0]) FROM %s" % t,
             "Element selection is only allowed on sets and maps, but l is a list")
+
+
+T1, T2 = 4000000000000001, 4000000000000002   # after the fixture's writes
+
+
+def times(session, t, sel, where="k = 0 AND c = 0"):
+    return tuple(session.execute("SELECT WRITETIME(%s), MAXWRITETIME(%s), TTL(%s) FROM %s WHERE %s"
+                                 % (sel, sel, sel, t, where)).one())
+
+
+def test_writetime_ttl_of_collections_and_slices(session, ks):
+    """5.0: WRITETIME/TTL of a non-frozen collection is a list (an entry per
+    element, null TTL entries for elements without one), MAXWRITETIME the
+    largest; subscripts and slices select elements; a frozen value has one
+    timestamp, reported when the subscript selects something in it."""
+    # the driver's Cython decoder refuses null list elements; the pure-Python one reads them
+    import cassandra.protocol
+    original = session.client_protocol_handler
+    session.client_protocol_handler = cassandra.protocol._ProtocolHandler
+    try:
+        check_collection_times(session, ks)
+    finally:
+        session.client_protocol_handler = original
+
+
+def check_collection_times(session, ks):
+    t = ks + ".wt"
+    session.execute("CREATE TABLE %s (k int, c int, s set<int>, m map<int, int>, fs frozen<set<int>>, "
+                    "l list<int>, PRIMARY KEY (k, c))" % t)
+    session.execute("INSERT INTO %s (k, c) VALUES (0, 0)" % t)
+    assert times(session, t, "s") == (None, None, None)
+    assert times(session, t, "s[1]") == (None, None, None)
+    session.execute("INSERT INTO %s (k, c, s, m, fs, l) VALUES (0, 0, {1}, {1: 10}, {1}, [1]) USING TIMESTAMP %d"
+                    % (t, T1))
+    session.execute("UPDATE %s USING TIMESTAMP %d AND TTL 20000 SET s = s + {2}, m = m + {2: 20}, l = l + [2] "
+                    "WHERE k = 0 AND c = 0" % (t, T2))
+    wt, mx, ttl = times(session, t, "s")
+    assert wt == [T1, T2] and mx == T2 and ttl[0] is None and 19000 < ttl[1] <= 20000
+    assert times(session, t, "l")[:2] == ([T1, T2], T2)
+    assert times(session, t, "m[1]") == (T1, T1, None)
+    assert times(session, t, "m[2]")[:2] == (T2, T2)
+    assert times(session, t, "m[3]") == (None, None, None)
+    assert times(session, t, "s[..1]") == ([T1], T1, [None])
+    assert times(session, t, "s[2..]")[:2] == ([T2], T2)
+    assert times(session, t, "s[3..4]") == (None, None, None)
+    assert times(session, t, "m[0..5]")[:2] == ([T1, T2], T2)
+    # frozen: one cell
+    assert times(session, t, "fs") == (T1, T1, None)
+    assert times(session, t, "fs[1]") == (T1, T1, None)
+    assert times(session, t, "fs[2]") == (None, None, None)
+    assert times(session, t, "fs[0..1]") == (T1, T1, None)
+    assert times(session, t, "fs[2..3]") == (None, None, None)
+    res = session.execute("SELECT WRITETIME(s[..1]), TTL(m[2]) FROM %s" % t)
+    assert res.column_names == ["writetime(s[..1])", "ttl(m[2])"]
+    invalid(session, "SELECT WRITETIME(l[0]) FROM %s" % t,
+            "Element selection is only allowed on sets and maps, but l is a list")
+    invalid(session, "SELECT TTL(l[0..1]) FROM %s" % t,
+            "Slice selection is only allowed on sets and maps, but l is a list")
+    invalid(session, "SELECT WRITETIME(k) FROM %s" % t, "Cannot use selection function writeTime on PRIMARY KEY part k")
