@@ -181,6 +181,12 @@ int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const 
 /* An integer operand (LIMIT, TTL, TIMESTAMP): `what` names it in messages.
  * *present is false for an unset marker. */
 int exec_term_int(exec_ctx *c, const cql_term *t, const char *what, int64_t *out, bool *present, sib_err *err);
+/* CAST: identity, number <-> number, anything -> text/ascii. */
+bool exec_castable(const sib_type *from, sib_type_code to);
+/* Converts a (of type from) as CAST does: numbers as Java casts do, anything
+ * to text by its text form (into text, which the result then points into),
+ * small results into tmp (16 bytes). Null in, null out. */
+sib_val exec_cast_value(const sib_type *from, const sib_type *to, sib_val a, uint8_t *tmp, sib_buf *text);
 /* typeAsBlob / blobAsType: argument and result types; false for other names. */
 bool exec_blob_conversion(const char *name, const sib_type **from, const sib_type **to);
 /* Bound value i of the statement (NULL/unset aware), by marker index. */

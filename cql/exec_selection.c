@@ -131,20 +131,6 @@ static unsigned arg_class(const sib_type *t)
     }
 }
 
-static bool is_number_type(sib_type_code c)
-{
-    return c == SIB_T_TINYINT || c == SIB_T_SMALLINT || c == SIB_T_INT || c == SIB_T_BIGINT ||
-           c == SIB_T_COUNTER || c == SIB_T_FLOAT || c == SIB_T_DOUBLE;
-}
-
-/* CAST supports identity, numeric <-> numeric and anything -> text/ascii. */
-static bool castable(const sib_type *from, sib_type_code to)
-{
-    if (from->code == to) return true;
-    if (to == SIB_T_VARCHAR || to == SIB_T_ASCII) return true;
-    return is_number_type(from->code) && is_number_type(to) && to != SIB_T_COUNTER;
-}
-
 static int resolve_typeref(exec_ctx *c, const cql_typeref *r, const sib_type **out, sib_err *err)
 {
     const sib_type *subs[8];
@@ -396,7 +382,7 @@ static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, b
         const sib_type *to;
         if ((rc = compile_sel(c, t, s->args[0], false, &n->arg, err))) return rc;
         if ((rc = resolve_typeref(c, s->type, &to, err))) return rc;
-        if (!castable(n->arg->type, to->code)) {
+        if (!exec_castable(n->arg->type, to->code)) {
             sib_buf b;
             sib_buf_init(&b);
             sib_type_cql_name(n->arg->type, &b);
@@ -641,78 +627,9 @@ static sib_val eval_fn(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
     }
 }
 
-/* Reads a numeric value as int64 and double. */
-static bool num_get(sib_type_code code, sib_val v, int64_t *i, double *d, bool *is_float)
-{
-    *is_float = false;
-    switch (code) {
-    case SIB_T_TINYINT: if (v.len != 1) return false; *i = (int8_t)v.p[0]; break;
-    case SIB_T_SMALLINT: if (v.len != 2) return false; *i = (int16_t)get_be16(v.p); break;
-    case SIB_T_INT: if (v.len != 4) return false; *i = (int32_t)get_be32(v.p); break;
-    case SIB_T_BIGINT:
-    case SIB_T_COUNTER: if (v.len != 8) return false; *i = (int64_t)get_be64(v.p); break;
-    case SIB_T_FLOAT: {
-        if (v.len != 4) return false;
-        uint32_t u = get_be32(v.p);
-        float f;
-        memcpy(&f, &u, 4);
-        *d = f;
-        *is_float = true;
-        break;
-    }
-    case SIB_T_DOUBLE: {
-        if (v.len != 8) return false;
-        uint64_t u = get_be64(v.p);
-        memcpy(d, &u, 8);
-        *is_float = true;
-        break;
-    }
-    default: return false;
-    }
-    if (!*is_float) *d = (double)*i;
-    else *i = (*d != *d) ? 0 : *d >= 9.2e18 ? INT64_MAX : *d <= -9.2e18 ? INT64_MIN : (int64_t)*d;
-    return true;
-}
-
-static sib_val num_put(sib_type_code code, int64_t i, double d, uint8_t *tmp)
-{
-    switch (code) {
-    case SIB_T_TINYINT: tmp[0] = (uint8_t)i; return val_of(tmp, 1);
-    case SIB_T_SMALLINT: put_be16(tmp, (uint16_t)i); return val_of(tmp, 2);
-    case SIB_T_INT: return put32(tmp, i);
-    case SIB_T_FLOAT: {
-        float f = (float)d;
-        uint32_t u;
-        memcpy(&u, &f, 4);
-        put_be32(tmp, u);
-        return val_of(tmp, 4);
-    }
-    case SIB_T_DOUBLE: {
-        uint64_t u;
-        memcpy(&u, &d, 8);
-        put_be64(tmp, u);
-        return val_of(tmp, 8);
-    }
-    default: return put64(tmp, i);
-    }
-}
-
 static sib_val eval_cast(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
 {
-    if (a.len < 0 || n->arg->type->code == n->type->code) return a;
-    if (n->type->code == SIB_T_VARCHAR || n->type->code == SIB_T_ASCII) {
-        sib_buf_reset(&run->text);
-        if (n->arg->type->code == SIB_T_VARCHAR || n->arg->type->code == SIB_T_ASCII)
-            sib_buf_append(&run->text, a.p, (size_t)a.len);
-        else
-            sib_value_format(n->arg->type, a.p, (size_t)a.len, &run->text);
-        return run->text.oom ? val_null() : val_of(run->text.p ? run->text.p : (const uint8_t *)"", run->text.len);
-    }
-    int64_t i;
-    double d;
-    bool is_float;
-    if (!num_get(n->arg->type->code, a, &i, &d, &is_float)) return val_null();
-    return num_put(n->type->code, i, d, tmp);
+    return exec_cast_value(n->arg->type, n->type, a, tmp, &run->text);
 }
 
 /* ---- subscripts ---- */

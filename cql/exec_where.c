@@ -59,7 +59,8 @@ static int gather_in(exec_ctx *c, const cql_relation *r, col_restr *cr, sib_err 
         bool unset;
         int rc = exec_term_value(c, r->value, lt, name, &list, &unset, err);
         if (rc) return rc;
-        if (unset || list.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for IN restriction on %s", col->name);
+        if (unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
+        if (list.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for IN restriction on %s", col->name);
         sib_coll_iter it;
         int n = sib_coll_iter_init(&it, lt, list.p, (size_t)list.len);
         if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid list value for IN restriction on %s", col->name);
@@ -199,8 +200,15 @@ static int gather(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_w
     const sib_column *col = sib_table_column_by_name(t, r->cols[0]);
     if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", r->cols[0]);
     switch (r->op) {
-    case CQL_OP_NEQ:
-        return sib_err_set(err, SIB_EINVAL, "Unsupported \"!=\" relation: %s != <value>", col->name);
+    case CQL_OP_NEQ: {
+        sib_buf b;
+        sib_buf_init(&b);
+        if (r->value) exec_term_text(r->value, &b);
+        int rc = sib_err_set(err, SIB_EINVAL, "Unsupported \"!=\" relation: %s != %.*s", col->name, (int)b.len,
+                             b.p ? (const char *)b.p : "");
+        sib_buf_free(&b);
+        return rc;
+    }
     case CQL_OP_IS_NOT_NULL:
         return sib_err_set(err, SIB_EINVAL, "Unsupported restriction: %s IS NOT NULL", col->name);
     case CQL_OP_CONTAINS:

@@ -8,8 +8,8 @@
  * Formats accepted by the parsers:
  *   timestamp  -?digits (ms since epoch) | now |
  *              yyyy-mm-dd[( |T)HH:MM[:SS[.SSS]]][Z|+hh|+hhmm|+hh:mm| zone]
- *              (no zone = UTC; SSS is a millisecond count, as Java's; zone
- *              names and tzdata ids: tzone.c)
+ *              (no zone = UTC; 1-3 digits of SSS are a millisecond count, as
+ *              Java's, longer fractions are truncated; zones: tzone.c)
  *   date       -?digits (raw unsigned days, 2^31 = epoch) | [+-]yyyy-mm-dd
  *   time       -?digits (ns since midnight) | hh:mm:ss[.f{1,9}]
  *   duration   [-](N unit)+ with y mo w d h m s ms us µs ns | ISO P..Y..M..W..DT..H..M..S | P yyyy-mm-ddThh:mm:ss
@@ -191,8 +191,9 @@ static bool sc_zone(scan *s, int64_t *off)
  * ( |T)HH:mm[:ss[.SSS]], then a zone: X forms glued to the text (Z, +hh,
  * +hhmm, +hh:mm) or " z", a general zone after a space (UTC, PST,
  * GMT+01:00, -0800, or a tz database name: tzone.c). As in Java's
- * SimpleDateFormat, SSS is a count of milliseconds (".5" is 5 ms) that must
- * stay below 1000. "now" is the current time. */
+ * SimpleDateFormat, SSS is a count of milliseconds (".5" is 5 ms); longer
+ * fractions (cqlsh's ".123000") are truncated to milliseconds. "now" is the
+ * current time. */
 static bool parse_timestamp_text(const char *t, size_t n, int64_t *ms)
 {
     if (n == 3 && strncasecmp(t, "now", 3) == 0) {
@@ -209,7 +210,12 @@ static bool parse_timestamp_text(const char *t, size_t n, int64_t *ms)
         if (!sc_digits(&s, 1, 2, &h, NULL) || !sc_char(&s, ':') || !sc_digits(&s, 1, 2, &mi, NULL)) return false;
         if (sc_char(&s, ':')) {
             if (!sc_digits(&s, 1, 2, &sec, NULL)) return false;
-            if (sc_char(&s, '.') && (!sc_digits(&s, 1, 9, &msec, NULL) || msec > 999)) return false;
+            size_t nd = 0;
+            if (sc_char(&s, '.') && !sc_digits(&s, 1, 9, &msec, &nd)) return false;
+            /* 4+ digits (cqlsh prints microseconds: .123000) are read as a
+             * fraction of a second, which Java would refuse; Sibyl takes them
+             * so that what it prints reads back */
+            for (; nd > 3; nd--) msec /= 10;
         }
         if (h > 23 || mi > 59 || sec > 59) return false;
     }

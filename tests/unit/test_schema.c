@@ -300,8 +300,7 @@ static void test_literal_temporal(void **state)
     lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05 -0800", "0000012deb6941e0");
     lit_ok(ts, SIB_LIT_STRING, "2011-02-03T04:05:00.5Z", "0000012de9b1cde5");
     lit_ok(ts, SIB_LIT_STRING, "2011-02-03T04:05:00.123 America/New_York", "0000012deac476db");
-    lit_err(ts, SIB_LIT_STRING, "2011-02-03 04:05:00.1234", "c",
-            "Unable to coerce '2011-02-03 04:05:00.1234' to a formatted date (long)");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00.123456+0000", "0000012de9b1ce5b");
     lit_err(ts, SIB_LIT_STRING, "2011-02-03 Nowhere/Zone", "c",
             "Unable to coerce '2011-02-03 Nowhere/Zone' to a formatted date (long)");
     lit_err(ts, SIB_LIT_STRING, "2011-02-03 ../../etc/passwd", "c",
