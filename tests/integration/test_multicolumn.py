@@ -244,3 +244,39 @@ def test_partition_in_order(session, ks):
     assert rows(session, "SELECT a FROM %s.pin WHERE a IN (4, 3, 1) AND b = 'x' LIMIT 2" % ks) == [(1,), (3,)]
     ps = session.prepare("SELECT a, b, c FROM %s.pin WHERE a IN ? AND b = ? AND (c) IN ?" % ks)
     assert prepared_rows(session, ps.query_string, ([3, 1], "y", [(0,)])) == [(1, "y", 0), (3, "y", 0)]
+
+
+def test_random_slices_against_model(session, ks):
+    """Seeded random tuple bounds (lengths 1-3, inclusive or not, one or both
+    sides) on clustering columns of random orders, compared with the model,
+    forward and reversed."""
+    import random
+    rnd = random.Random(1234)
+    checked = []
+    ops = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+    for n in range(4):
+        orders = tuple(rnd.choice(("ASC", "DESC")) for _ in range(3))
+        tname = "%s.r%d" % (ks, n)
+        session.execute("CREATE TABLE %s (k int, b int, c int, d int, PRIMARY KEY (k, b, c, d)) "
+                        "WITH CLUSTERING ORDER BY (b %s, c %s, d %s)" % ((tname,) + orders))
+        ins = session.prepare("INSERT INTO %s (k, b, c, d) VALUES (0, ?, ?, ?)" % tname)
+        for key in all_keys():
+            session.execute(ins, key)
+        rev = ", ".join("%s %s" % (c, "ASC" if o == "DESC" else "DESC") for c, o in zip("bcd", orders))
+        for _ in range(60):
+            rels, preds = [], []
+            sides = rnd.choice(((">", "<"), (">",), ("<",), (">=", "<="), (">", "<="), (">=",)))
+            for op in sides:
+                m = rnd.randint(1, 3)
+                v = tuple(rnd.randint(-1, 3) for _ in range(m))
+                cols = "bcd"[:m]
+                rels.append("(%s) %s (%s)" % (", ".join(cols), op, ", ".join(map(str, v))))
+                preds.append(lambda k, op=op, v=v, m=m: ops[op](k[:m], v))
+            where = " AND ".join(rels)
+            want = clustering_sorted([k for k in all_keys() if all(p(k) for p in preds)], orders)
+            assert sel(session, tname, where) == want, (orders, where)
+            checked.append(where)
+            got = [r[:3] for r in rows(session, "SELECT b, c, d FROM %s WHERE k = 0 AND %s ORDER BY %s"
+                                        % (tname, where, rev))]
+            assert got == want[::-1], (orders, where)
+    assert len(checked) == 240
