@@ -231,7 +231,7 @@ const sib_type *exec_ck_tuple_type(exec_ctx *c, const sib_table *t, const cql_re
 
 /* Splits a serialized tuple into out[0..n) (missing trailing elements are
  * null), validating each element against its column. */
-static int split_tuple(exec_ck *k, const sib_column *const *cols, size_t n, const uint8_t *p, size_t len, sib_val *out,
+static int split_tuple(const sib_column *const *cols, size_t n, const uint8_t *p, size_t len, sib_val *out,
                        sib_err *err)
 {
     size_t off = 0;
@@ -252,7 +252,6 @@ static int split_tuple(exec_ck *k, const sib_column *const *cols, size_t n, cons
         out[i] = (sib_val){p + off, l};
         off += (size_t)l;
     }
-    (void)k;
     return 0;
 }
 
@@ -267,7 +266,7 @@ static int eval_tuple(exec_ck *k, const cql_relation *r, const sib_column *const
         if (v->len == CQL_VALUE_UNSET)
             return sib_err_set(err, SIB_EINVAL, "Invalid unset value for tuple %s", tuple_name(k, r, false));
         if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for tuple %s", tuple_name(k, r, false));
-        return split_tuple(k, cols, n, v->p, (size_t)v->len, out, err);
+        return split_tuple(cols, n, v->p, (size_t)v->len, out, err);
     }
     if (term->kind != CQL_TERM_TUPLE) {
         char tn[256];
@@ -328,8 +327,9 @@ static int multi_columns(exec_ck *k, const cql_relation *r, const sib_column ***
                                relation_text(k, r));
     }
     if (r->op == CQL_OP_NEQ) return sib_err_set(err, SIB_EINVAL, "Unsupported \"!=\" relation: %s", relation_text(k, r));
-    const cql_term *one = r->value;
-    for (size_t i = 0; i <= r->nin; i++, one = i <= r->nin ? r->in[i - 1] : NULL) {
+    /* the value, or each IN item (r->value is NULL for a listed IN) */
+    for (size_t i = 0; i <= r->nin; i++) {
+        const cql_term *one = i == 0 ? r->value : r->in[i - 1];
         if (!one || one->kind != CQL_TERM_TUPLE || one->coll.n == n) continue;
         sib_buf b;
         sib_buf_init(&b);
@@ -386,7 +386,7 @@ int exec_ck_add_multi(exec_ck *k, const cql_relation *r, bool check_order, sib_e
             while (sib_coll_next(&it, &e, &unused)) {
                 if (e.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for IN restriction");
                 sib_val *tup = g->vals + g->ntup * n;
-                if ((rc = split_tuple(k, cols, n, e.p, (size_t)e.len, tup, err))) return rc;
+                if ((rc = split_tuple(cols, n, e.p, (size_t)e.len, tup, err))) return rc;
                 if ((rc = no_nulls(cols, tup, n, err))) return rc;
                 g->ntup++;
             }
