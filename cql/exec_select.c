@@ -597,16 +597,21 @@ int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, 
     return 0;
 }
 
-int check_limit(exec_ctx *c, const cql_term *term, const char *what, int64_t *out, sib_err *err)
+/* Cassandra words LIMIT and PER PARTITION LIMIT errors alike: "Invalid
+ * null value of limit", "Invalid limit value", "LIMIT must be strictly
+ * positive". */
+int check_limit(exec_ctx *c, const cql_term *term, int64_t *out, sib_err *err)
 {
     *out = -1;
     if (!term) return 0;
     bool present = true;
     int64_t v;
-    int rc = exec_term_int(c, term, what, &v, &present, err);
+    int rc = exec_term_int(c, term, "limit", &v, &present, err);
+    if (rc && !strncmp(err->msg, "Invalid limit value", 19)) return sib_err_set(err, rc, "Invalid limit value");
     if (rc) return rc;
     if (!present) return 0;
-    if (v <= 0) return sib_err_set(err, SIB_EINVAL, "%s must be strictly positive", what);
+    if (v > INT32_MAX) return sib_err_set(err, SIB_EINVAL, "Invalid limit value");
+    if (v <= 0) return sib_err_set(err, SIB_EINVAL, "LIMIT must be strictly positive");
     *out = v;
     return 0;
 }
@@ -679,8 +684,8 @@ static int select_user(sel_run *run, sib_err *err)
     for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r.ck_eq_prefix;
     if ((rc = check_order_by(run->t, s, r.pk_complete, ck_eq, &run->reversed, err))) return rc;
     int64_t limit;
-    if ((rc = check_limit(c, s->limit, "LIMIT", &limit, err))) return rc;
-    if ((rc = check_limit(c, s->per_partition_limit, "PER PARTITION LIMIT", &run->ppl, err))) return rc;
+    if ((rc = check_limit(c, s->limit, &limit, err))) return rc;
+    if ((rc = check_limit(c, s->per_partition_limit, &run->ppl, err))) return rc;
 
     /* IN on the partition key + ORDER BY sorts in memory, so it cannot page
      * unless the whole result fits in one page (Cassandra does the same). */

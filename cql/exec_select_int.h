@@ -199,7 +199,7 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit);
  * (key_range: the partition key is not fully restricted). */
 int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, const bool *ck_eq,
                    bool *reversed, sib_err *err);
-int check_limit(exec_ctx *c, const cql_term *term, const char *what, int64_t *out, sib_err *err);
+int check_limit(exec_ctx *c, const cql_term *term, int64_t *out, sib_err *err);
 int check_distinct(sel_run *run, bool key_range, sib_err *err);
 
 /* ---- exec_system.c ----------------------------------------------------------- */

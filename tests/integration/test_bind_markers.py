@@ -46,6 +46,12 @@ def test_limits(session, t):
     got = list(session.execute(ps, (1, 100)))
     assert sorted(r.k for r in got) == [0, 1, 2] and all(r.c == 0 for r in got)
     assert len(list(session.execute(ps, (UNSET_VALUE, UNSET_VALUE)))) == 12
+    # Cassandra words both limits' errors alike
+    for args, msg in (((0, 1), "LIMIT must be strictly positive"), ((None, 1), "Invalid null value of limit"),
+                      ((1, None), "Invalid null value of limit")):
+        with pytest.raises(InvalidRequest) as e:
+            session.execute(ps, args)
+        assert 'message="%s"' % msg in str(e.value)
 
 
 def test_ttl_timestamp(session, t):
