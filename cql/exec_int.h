@@ -179,8 +179,19 @@ int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const 
 /* An integer operand (LIMIT, TTL, TIMESTAMP): `what` names it in messages.
  * *present is false for an unset marker. */
 int exec_term_int(exec_ctx *c, const cql_term *t, const char *what, int64_t *out, bool *present, sib_err *err);
+/* CAST: identity, number <-> number, anything -> text/ascii. */
+bool exec_castable(const sib_type *from, sib_type_code to);
+/* Converts a (of type from) as CAST does: numbers as Java casts do, anything
+ * to text by its text form (into text, which the result then points into),
+ * small results into tmp (16 bytes). Null in, null out. */
+sib_val exec_cast_value(const sib_type *from, const sib_type *to, sib_val a, uint8_t *tmp, sib_buf *text);
+/* typeAsBlob / blobAsType: argument and result types; false for other names. */
+bool exec_blob_conversion(const char *name, const sib_type **from, const sib_type **to);
 /* Bound value i of the statement (NULL/unset aware), by marker index. */
 const cql_value *exec_marker_value(exec_ctx *c, int marker);
+/* Appends a term as Cassandra prints it in messages: `'a'`, `1`, `?`,
+ * `(?, ?)`, `[1, 2]`, `{'k': 1}`, `now()`. */
+void exec_term_text(const cql_term *t, sib_buf *out);
 
 /* ---- exec_where.c ---- */
 
@@ -193,6 +204,10 @@ typedef struct exec_filter {
 } exec_filter;
 
 typedef enum { EXEC_WHERE_SELECT, EXEC_WHERE_UPDATE, EXEC_WHERE_DELETE } exec_where_kind;
+
+/* Cassandra's "Cannot execute this query as it might involve data filtering
+ * ... use ALLOW FILTERING" (exec_where.c). */
+extern const char EXEC_FILTERING_MSG[];
 
 typedef struct exec_restr {
     /* Partition keys (serialized, as storage takes them), in the order the
@@ -216,6 +231,7 @@ typedef struct exec_restr {
      * cks[0..ncks) lists those keys (INSERT/UPDATE/DELETE of rows). */
     size_t ck_eq_prefix;
     bool ck_has_slice;    /* a range on the column after the EQ prefix */
+    bool ck_none;         /* no clustering key can match (e.g. c IN ()): one empty slice */
     bool ck_has_in;
     size_t ncks;
     sib_val *cks;
@@ -232,6 +248,27 @@ typedef struct exec_restr {
  * FILTERING is accepted only if allow_filtering is set. */
 int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err);
+/* exec_clustering.c: clustering restrictions (single- and multi-column)
+ * gathered in WHERE order, then turned into slices. check_order: Cassandra's
+ * "a slice must be the last restriction" checks (off with ALLOW FILTERING). */
+typedef struct exec_ck exec_ck;
+exec_ck *exec_ck_new(exec_ctx *c, const sib_table *t); /* arena; NULL on OOM */
+/* col op vals: EQ (1 value), IN (nvals), or a bound (<, <=, >, >=; 1 value).
+ * vals must live in the arena. */
+int exec_ck_add_single(exec_ck *k, const sib_column *col, cql_op op, sib_val *vals, size_t nvals, bool check_order,
+                       sib_err *err);
+/* (c1, c2, ...) op tuple / IN (...) / IN ?. */
+int exec_ck_add_multi(exec_ck *k, const cql_relation *r, bool check_order, sib_err *err);
+/* Fills out's clustering part (slices, cks, ck_* fields, filters when
+ * SELECT allows filtering). */
+int exec_ck_finish(exec_ck *k, exec_where_kind kind, bool allow_filtering, exec_restr *out, sib_err *err);
+/* PREPARE-time checks of a multi-column relation: its columns (clustering,
+ * in key order, no repeats), no !=, and the arity of its tuple literals. */
+int exec_ck_check_multi(exec_ctx *c, const sib_table *t, const cql_relation *r, sib_err *err);
+/* tuple<types of r's columns> (bind metadata of "(a, b) = ?"); NULL if a
+ * column is unknown. */
+const sib_type *exec_ck_tuple_type(exec_ctx *c, const sib_table *t, const cql_relation *r);
+
 /* Does value v of column f->col satisfy the filter? */
 bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len);
 

@@ -15,7 +15,29 @@ typedef struct meta_walk {
     exec_meta *m;
     const sib_table *t;
     int *pk_marker; /* per partition key position: marker index or -1 */
+    sib_err *err;
+    int rc;         /* first error of a check made while walking */
 } meta_walk;
+
+static const char *arena_name(meta_walk *w, const char *fmt, const char *arg)
+{
+    size_t n = strlen(fmt) + strlen(arg) + 1;
+    char *s = sib_arena_alloc(w->c->arena, n);
+    if (!s) return "";
+    snprintf(s, n, fmt, arg);
+    return s;
+}
+
+/* "what(name)" in the arena ("" if out of memory: the marker then keeps a
+ * poorer name, nothing worse). */
+static const char *spec_name(meta_walk *w, const char *what, const char *name)
+{
+    size_t n = strlen(what) + strlen(name) + 3;
+    char *s = sib_arena_alloc(w->c->arena, n);
+    if (!s) return "";
+    snprintf(s, n, "%s(%s)", what, name);
+    return s;
+}
 
 static void bind(meta_walk *w, const cql_term *term, const char *name, const sib_type *type)
 {
@@ -28,15 +50,20 @@ static void bind(meta_walk *w, const cql_term *term, const char *name, const sib
         w->m->bind_types[i] = type;
         return;
     }
+    /* Elements of a collection literal are named like Cassandra's
+     * Lists/Sets/Maps specs: value(c), key(c). */
     if ((term->kind == CQL_TERM_LIST || term->kind == CQL_TERM_SET) && type &&
         (type->code == SIB_T_LIST || type->code == SIB_T_SET))
-        for (size_t k = 0; k < term->coll.n; k++) bind(w, term->coll.items[k], name, type->sub[0]);
+        for (size_t k = 0; k < term->coll.n; k++) bind(w, term->coll.items[k], spec_name(w, "value", name), type->sub[0]);
     if (term->kind == CQL_TERM_MAP && type && type->code == SIB_T_MAP)
         for (size_t k = 0; k < term->map.n; k++) {
-            bind(w, term->map.keys[k], name, type->sub[0]);
-            bind(w, term->map.values[k], name, type->sub[1]);
+            bind(w, term->map.keys[k], spec_name(w, "key", name), type->sub[0]);
+            bind(w, term->map.values[k], spec_name(w, "value", name), type->sub[1]);
         }
     if (term->kind == CQL_TERM_TYPEHINT || term->kind == CQL_TERM_CAST) bind(w, term->cast.term, name, type);
+    const sib_type *from, *to;
+    if (term->kind == CQL_TERM_FUNC && term->func.nargs == 1 && exec_blob_conversion(term->func.name, &from, &to))
+        bind(w, term->func.args[0], arena_name(w, "arg0(system.%s)", term->func.name), from);
 }
 
 static void bind_col(meta_walk *w, const cql_term *term, const sib_column *col, bool eq)
@@ -47,10 +74,75 @@ static void bind_col(meta_walk *w, const cql_term *term, const sib_column *col, 
         w->pk_marker[col->position] = term->marker;
 }
 
+/* c[key]: key(m) of the map's key type, idx(l) an int for a list. */
+static void bind_elem_key(meta_walk *w, const cql_term *key, const sib_column *col)
+{
+    if (col->type->code == SIB_T_LIST) bind(w, key, spec_name(w, "idx", col->name), sib_type_native(SIB_T_INT));
+    else bind(w, key, spec_name(w, "key", col->name), col->type->sub[0]);
+}
+
+/* Collection operations whose markers are not typed as the whole column:
+ * c[k] = v (value(c)), and a map subtraction (a set of keys). Returns false
+ * when the plain column type applies. */
+static bool bind_coll_assign(meta_walk *w, const cql_assignment *as, const sib_column *col)
+{
+    const sib_type *t = col->type;
+    if (as->kind == CQL_ASSIGN_ELEM) {
+        bind_elem_key(w, as->key, col);
+        bind(w, as->value, spec_name(w, "value", col->name), t->code == SIB_T_MAP ? t->sub[1] : t->sub[0]);
+        return true;
+    }
+    if (as->kind == CQL_ASSIGN_SUB && t->code == SIB_T_MAP) {
+        bind(w, as->value, col->name, sib_type_set(sib_catalog_types(w->c->ex->cat), t->sub[0], false));
+        return true;
+    }
+    return false;
+}
+
 static void bind_using(meta_walk *w, const cql_using *u)
 {
     bind(w, u->ttl, "[ttl]", sib_type_native(SIB_T_INT));
     bind(w, u->timestamp, "[timestamp]", sib_type_native(SIB_T_BIGINT));
+}
+
+/* (b, c) op (?, ?) names each marker after its column; (b, c) op ? is a
+ * tuple named "(b,c)"; (b, c) IN ? a list of those tuples named "in(b,c)". */
+static void bind_multi_term(meta_walk *w, const cql_relation *r, const cql_term *term, const char *tname,
+                            const sib_type *tt)
+{
+    if (!term) return;
+    if (term->kind == CQL_TERM_TUPLE) {
+        for (size_t k = 0; k < term->coll.n && k < r->ncols; k++)
+            bind_col(w, term->coll.items[k], sib_table_column_by_name(w->t, r->cols[k]), false);
+        return;
+    }
+    bind(w, term, tname, tt);
+}
+
+static void bind_multi(meta_walk *w, const cql_relation *r)
+{
+    if (!w->rc) w->rc = exec_ck_check_multi(w->c, w->t, r, w->err);
+    const sib_type *tt = exec_ck_tuple_type(w->c, w->t, r);
+    if (!tt) return;
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_buf_append(&b, "in(", 3);
+    for (size_t i = 0; i < r->ncols; i++) sib_buf_printf(&b, "%s%s", i ? "," : "", r->cols[i]);
+    sib_buf_append(&b, ")", 2);
+    if (b.oom) {
+        sib_buf_free(&b);
+        return;
+    }
+    const char *in_name = sib_arena_strdup(w->c->arena, (const char *)b.p);
+    sib_buf_free(&b);
+    if (!in_name) return;
+    const char *tname = in_name + 2; /* "(b,c)" */
+    if (r->op == CQL_OP_IN && r->value) {
+        bind(w, r->value, in_name, sib_type_list(sib_catalog_types(w->c->ex->cat), tt, false));
+        return;
+    }
+    for (size_t k = 0; k < r->nin; k++) bind_multi_term(w, r, r->in[k], tname, tt);
+    bind_multi_term(w, r, r->value, tname, tt);
 }
 
 static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
@@ -58,13 +150,17 @@ static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
     for (size_t i = 0; i < n; i++) {
         const cql_relation *r = &rels[i];
         if (r->kind == CQL_REL_TOKEN) {
+            const cql_term *v = r->value;
+            if (v && v->kind == CQL_TERM_FUNC && !strcmp(v->func.name, "token") && !v->func.ks) {
+                for (size_t k = 0; k < v->func.nargs && k < sib_table_pk_count(w->t); k++)
+                    bind_col(w, v->func.args[k], sib_table_pk(w->t, k), false);
+                continue;
+            }
             bind(w, r->value, "partition key token", sib_type_native(SIB_T_BIGINT));
             continue;
         }
         if (r->kind == CQL_REL_MULTI) {
-            if (r->value && r->value->kind == CQL_TERM_TUPLE)
-                for (size_t k = 0; k < r->value->coll.n && k < r->ncols; k++)
-                    bind_col(w, r->value->coll.items[k], sib_table_column_by_name(w->t, r->cols[k]), false);
+            bind_multi(w, r);
             continue;
         }
         const sib_column *col = sib_table_column_by_name(w->t, r->cols[0]);
@@ -78,6 +174,52 @@ static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
         for (size_t k = 0; k < r->nin; k++) bind_col(w, r->in[k], col, false);
         bind_col(w, r->value, col, r->op == CQL_OP_EQ);
     }
+}
+
+/* The type a selector produces when it is a column or a subscript chain on
+ * one (NULL otherwise: markers elsewhere in selectors are typed by hints). */
+static const sib_type *selector_type(meta_walk *w, const cql_selector *s)
+{
+    if (s->kind == CQL_SEL_COLUMN) {
+        const sib_column *col = sib_table_column_by_name(w->t, s->column);
+        return col ? col->type : NULL;
+    }
+    if (s->kind != CQL_SEL_ELEMENT && s->kind != CQL_SEL_SLICE) return NULL;
+    const sib_type *ct = selector_type(w, s->args[0]);
+    if (!ct || !sib_type_is_collection(ct) || ct->code == SIB_T_LIST) return NULL;
+    if (s->kind == CQL_SEL_SLICE) return ct;
+    return ct->code == SIB_T_MAP ? ct->sub[1] : ct->sub[0];
+}
+
+/* Markers in selectors: subscripts (key(m) / value(s), named after what
+ * they subscript), WRITETIME(m[?]), and type-hinted ones, which Cassandra
+ * names all alike "[selection]". */
+static void bind_selector(meta_walk *w, const cql_selector *s)
+{
+    for (size_t i = 0; i < s->nargs; i++) bind_selector(w, s->args[i]);
+    if (s->kind == CQL_SEL_TERM && s->term->kind == CQL_TERM_TYPEHINT) {
+        const sib_type *ht = NULL;
+        const cql_typeref *r = s->term->cast.type;
+        if (r->kind == CQL_TYPE_NATIVE &&
+            sib_type_resolve(sib_catalog_types(w->c->ex->cat), r->name, strlen(r->name), NULL, 0, &ht, NULL) == 0)
+            bind(w, s->term->cast.term, "[selection]", ht);
+        return;
+    }
+    const sib_type *ct = NULL;
+    const char *base = NULL;
+    if (s->kind == CQL_SEL_ELEMENT || s->kind == CQL_SEL_SLICE) {
+        ct = selector_type(w, s->args[0]);
+        base = s->args[0]->kind == CQL_SEL_COLUMN ? s->args[0]->column : s->args[0]->text;
+    } else if (s->elem) {
+        const sib_column *col = sib_table_column_by_name(w->t, s->column);
+        ct = col ? col->type : NULL;
+        base = s->column;
+    }
+    if (!ct || !sib_type_is_collection(ct) || ct->code == SIB_T_LIST) return;
+    const char *name = spec_name(w, ct->code == SIB_T_MAP ? "key" : "value", base);
+    bind(w, s->elem ? s->elem : s->term, name, ct->sub[0]);
+    bind(w, s->from, name, ct->sub[0]);
+    bind(w, s->to, name, ct->sub[0]);
 }
 
 static int walk(meta_walk *w, const cql_stmt *s, sib_err *err);
@@ -112,18 +254,26 @@ static int walk(meta_walk *w, const cql_stmt *s, sib_err *err)
         if ((rc = walk_table(w, &s->update.table, err))) return rc;
         bind_using(w, &s->update.using);
         for (size_t i = 0; i < s->update.nassign; i++) {
-            const sib_column *col = sib_table_column_by_name(w->t, s->update.assign[i].col);
-            bind_col(w, s->update.assign[i].value, col, false);
+            const cql_assignment *as = &s->update.assign[i];
+            const sib_column *col = sib_table_column_by_name(w->t, as->col);
+            if (col && sib_type_is_collection(col->type) && bind_coll_assign(w, as, col)) continue;
+            bind_col(w, as->value, col, false);
         }
         bind_where(w, s->update.where, s->update.nwhere);
         return 0;
     case CQL_STMT_DELETE:
         if ((rc = walk_table(w, &s->del.table, err))) return rc;
         bind_using(w, &s->del.using);
+        for (size_t i = 0; i < s->del.ncols; i++) {
+            const sib_column *col = sib_table_column_by_name(w->t, s->del.cols[i].col);
+            if (col && s->del.cols[i].key && sib_type_is_collection(col->type))
+                bind_elem_key(w, s->del.cols[i].key, col);
+        }
         bind_where(w, s->del.where, s->del.nwhere);
         return 0;
     case CQL_STMT_SELECT:
         if ((rc = walk_table(w, &s->select.table, err))) return rc;
+        for (size_t i = 0; i < s->select.nsel; i++) bind_selector(w, &s->select.sel[i]);
         bind_where(w, s->select.where, s->select.nwhere);
         bind(w, s->select.per_partition_limit, "[per_partition_limit]", sib_type_native(SIB_T_INT));
         bind(w, s->select.limit, "[limit]", sib_type_native(SIB_T_INT));
@@ -156,9 +306,10 @@ int exec_stmt_meta(exec_ctx *c, const cql_stmt *s, exec_meta *out, sib_err *err)
         out->bind_names[i] = s->markers[i].name ? s->markers[i].name : "?";
         out->bind_types[i] = NULL;
     }
-    meta_walk w = {.c = c, .m = out};
+    meta_walk w = {.c = c, .m = out, .err = err};
     int rc = walk(&w, s, err);
     if (rc) return rc;
+    if (w.rc) return w.rc;
     for (size_t i = 0; i < s->nmarkers; i++)
         if (!out->bind_types[i])
             return sib_err_set(err, SIB_EINVAL, "Cannot infer the type of bind marker %zu (line %d:%d)", i,

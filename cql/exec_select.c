@@ -408,15 +408,6 @@ typedef struct pk_ent {
     int64_t token;
 } pk_ent;
 
-static int pk_ent_cmp(const void *a, const void *b)
-{
-    const pk_ent *x = a, *y = b;
-    if (x->token != y->token) return x->token < y->token ? -1 : 1;
-    size_t m = SIB_MIN((size_t)x->pk.len, (size_t)y->pk.len);
-    int c = m ? memcmp(x->pk.p, y->pk.p, m) : 0;
-    return c ? c : (x->pk.len > y->pk.len) - (x->pk.len < y->pk.len);
-}
-
 static bool token_in_range(const exec_restr *r, int64_t tok)
 {
     if (!r->token_restricted) return true;
@@ -424,7 +415,8 @@ static bool token_in_range(const exec_restr *r, int64_t tok)
     return tok < r->token_end || (tok == r->token_end && r->token_end_incl);
 }
 
-/* Partition keys from EQ/IN, read in token order like Cassandra. */
+/* Partition keys from EQ/IN, read in the order exec_analyze_where gives
+ * them (the key values' order, as Cassandra reads an IN). */
 static int read_pk_list(sel_run *run, part_read *pr, sib_err *err)
 {
     const exec_restr *r = pr->r;
@@ -434,7 +426,6 @@ static int read_pk_list(sel_run *run, part_read *pr, sib_err *err)
         ents[i].pk = r->pks[i];
         ents[i].token = sib_murmur3_token(r->pks[i].p, (size_t)r->pks[i].len);
     }
-    qsort(ents, r->npks, sizeof(*ents), pk_ent_cmp);
     size_t i = 0;
     if (run->ps.present) {
         const pstate *ps = &run->ps;
@@ -606,22 +597,29 @@ int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, 
     return 0;
 }
 
-int check_limit(exec_ctx *c, const cql_term *term, const char *what, int64_t *out, sib_err *err)
+/* Cassandra words LIMIT and PER PARTITION LIMIT errors alike: "Invalid
+ * null value of limit", "Invalid limit value", "LIMIT must be strictly
+ * positive". */
+int check_limit(exec_ctx *c, const cql_term *term, int64_t *out, sib_err *err)
 {
     *out = -1;
     if (!term) return 0;
     bool present = true;
     int64_t v;
-    int rc = exec_term_int(c, term, what, &v, &present, err);
+    int rc = exec_term_int(c, term, "limit", &v, &present, err);
+    if (rc && !strncmp(err->msg, "Invalid limit value", 19)) return sib_err_set(err, rc, "Invalid limit value");
     if (rc) return rc;
     if (!present) return 0;
-    if (v <= 0) return sib_err_set(err, SIB_EINVAL, "%s must be strictly positive", what);
+    if (v > INT32_MAX) return sib_err_set(err, SIB_EINVAL, "Invalid limit value");
+    if (v <= 0) return sib_err_set(err, SIB_EINVAL, "LIMIT must be strictly positive");
     *out = v;
     return 0;
 }
 
 int check_distinct(sel_run *run, bool key_range, sib_err *err)
 {
+    if (run->sel.aggregate && run->s->per_partition_limit && !run->s->ngroup)
+        return sib_err_set(err, SIB_EINVAL, "PER PARTITION LIMIT is not allowed with aggregate queries.");
     if (!run->distinct) return 0;
     for (size_t i = 0; i < run->sel.n; i++) {
         const sib_column *bad = sel_first_non_key(run->sel.nodes[i]);
@@ -686,8 +684,8 @@ static int select_user(sel_run *run, sib_err *err)
     for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r.ck_eq_prefix;
     if ((rc = check_order_by(run->t, s, r.pk_complete, ck_eq, &run->reversed, err))) return rc;
     int64_t limit;
-    if ((rc = check_limit(c, s->limit, "LIMIT", &limit, err))) return rc;
-    if ((rc = check_limit(c, s->per_partition_limit, "PER PARTITION LIMIT", &run->ppl, err))) return rc;
+    if ((rc = check_limit(c, s->limit, &limit, err))) return rc;
+    if ((rc = check_limit(c, s->per_partition_limit, &run->ppl, err))) return rc;
 
     /* IN on the partition key + ORDER BY sorts in memory, so it cannot page
      * unless the whole result fits in one page (Cassandra does the same). */

@@ -53,6 +53,9 @@ typedef enum {
     SN_FN,
     SN_CONST,
     SN_CAST,
+    SN_CONVERT, /* typeAsBlob(arg) / blobAsType(arg): the same bytes */
+    SN_ELEMENT, /* arg[key]: map value / set element (exec_selection.c) */
+    SN_SLICE,   /* arg[from..to]: the sub-map / sub-set, bounds inclusive */
 } sn_kind;
 
 typedef enum {
@@ -67,8 +70,16 @@ typedef struct sel_node {
     const sib_type *type;   /* result type */
     const char *name;       /* result name without alias */
     struct sel_node *arg;   /* FN / CAST argument */
-    const cql_term *term;   /* CONST: the term under the type hint */
-    sib_val cval;           /* CONST: evaluated once per statement */
+    const cql_term *term;   /* CONST: the term under the type hint; ELEMENT and
+                               WRITETIME/TTL of an element: the key */
+    sib_val cval;           /* CONST, ELEMENT key: evaluated once per statement */
+    const cql_term *from, *to; /* SLICE bounds (NULL: open) */
+    sib_val fromv, tov;     /* SLICE: evaluated bounds, len < 0 = open */
+    const sib_type *key_type; /* ELEMENT/SLICE/element WRITETIME: the key's type */
+    const char *key_name;   /* its receiver name: key(m) / value(s) */
+    struct sel_scratch *scratch; /* SLICE, list-valued WRITETIME/TTL: the value built (arena) */
+    bool wt_slice;          /* WRITETIME/MAXWRITETIME/TTL of col[from..to] */
+    sib_val key_path, from_path, to_path; /* element key / slice bounds as cell paths */
 } sel_node;
 
 typedef struct sel_list {
@@ -188,7 +199,7 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit);
  * (key_range: the partition key is not fully restricted). */
 int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, const bool *ck_eq,
                    bool *reversed, sib_err *err);
-int check_limit(exec_ctx *c, const cql_term *term, const char *what, int64_t *out, sib_err *err);
+int check_limit(exec_ctx *c, const cql_term *term, int64_t *out, sib_err *err);
 int check_distinct(sel_run *run, bool key_range, sib_err *err);
 
 /* ---- exec_system.c ----------------------------------------------------------- */

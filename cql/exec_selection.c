@@ -18,6 +18,13 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* The rebuilt value of a collection slice, reused from row to row. */
+struct sel_scratch {
+    uint8_t *p; /* arena; grows geometrically, the old block is left behind */
+    size_t cap;
+};
+
+
 char *arena_printf(exec_ctx *c, const char *fmt, ...)
 {
     va_list ap;
@@ -124,20 +131,6 @@ static unsigned arg_class(const sib_type *t)
     }
 }
 
-static bool is_number_type(sib_type_code c)
-{
-    return c == SIB_T_TINYINT || c == SIB_T_SMALLINT || c == SIB_T_INT || c == SIB_T_BIGINT ||
-           c == SIB_T_COUNTER || c == SIB_T_FLOAT || c == SIB_T_DOUBLE;
-}
-
-/* CAST supports identity, numeric <-> numeric and anything -> text/ascii. */
-static bool castable(const sib_type *from, sib_type_code to)
-{
-    if (from->code == to) return true;
-    if (to == SIB_T_VARCHAR || to == SIB_T_ASCII) return true;
-    return is_number_type(from->code) && is_number_type(to) && to != SIB_T_COUNTER;
-}
-
 static int resolve_typeref(exec_ctx *c, const cql_typeref *r, const sib_type **out, sib_err *err)
 {
     const sib_type *subs[8];
@@ -214,6 +207,29 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
         n->name = arena_printf(c, "system.count(%s)", n->col->name);
         return n->name ? 0 : oom(err);
     }
+    const sib_type *from, *to;
+    if (exec_blob_conversion(f, &from, &to)) {
+        if (s->nargs != 1)
+            return sib_err_set(err, SIB_EINVAL,
+                               "Invalid number of arguments in call to function system.%s: 1 required but %zu provided", f,
+                               s->nargs);
+        int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+        if (rc) return rc;
+        if (n->arg->type->code != from->code && !(from->code == SIB_T_VARCHAR && n->arg->type->code == SIB_T_ASCII)) {
+            sib_buf b;
+            sib_buf_init(&b);
+            sib_type_cql_name(from, &b);
+            sib_buf_u8(&b, 0);
+            rc = sib_err_set(err, SIB_EINVAL, "Type error: %s cannot be passed as argument 0 of function system.%s of type %s",
+                             s->args[0]->text, f, b.oom ? "?" : (const char *)b.p);
+            sib_buf_free(&b);
+            return rc;
+        }
+        n->kind = SN_CONVERT;
+        n->type = to;
+        n->name = fn_name(c, f, &n->arg, 1);
+        return n->name ? 0 : oom(err);
+    }
     const fn_def *d = NULL;
     for (size_t i = 0; i < SIB_ARRAY_LEN(fn_defs); i++)
         if (strcmp(fn_defs[i].name, f) == 0) d = &fn_defs[i];
@@ -238,6 +254,57 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
     return n->name ? 0 : oom(err);
 }
 
+/* Checks that ct (the type of `selected`) can be subscripted as Cassandra
+ * allows (sets and maps) and sets n's key type and receiver name
+ * (key(m) for a map, value(s) for a set, after Cassandra's specs). */
+static int subscript_target(exec_ctx *c, const sib_type *ct, const char *selected, const char *base, bool slice,
+                            sel_node *n, sib_err *err)
+{
+    if (!sib_type_is_collection(ct)) {
+        sib_buf b;
+        sib_buf_init(&b);
+        sib_type_cql_name(ct, &b);
+        sib_buf_u8(&b, 0);
+        int rc = sib_err_set(err, SIB_EINVAL,
+                             slice ? "Invalid slice selection: %s of type %s is not a collection"
+                                   : "Invalid element selection: %s is of type %s is not a collection",
+                             selected, b.oom ? "?" : (const char *)b.p);
+        sib_buf_free(&b);
+        return rc;
+    }
+    if (ct->code == SIB_T_LIST)
+        return sib_err_set(err, SIB_EINVAL, "%s selection is only allowed on sets and maps, but %s is a list",
+                           slice ? "Slice" : "Element", selected);
+    n->key_type = ct->sub[0];
+    n->key_name = arena_printf(c, "%s(%s)", ct->code == SIB_T_MAP ? "key" : "value", base);
+    return n->key_name ? 0 : oom(err);
+}
+
+/* sel[key] and sel[from..to] on a set or a map. */
+static int compile_subscript(exec_ctx *c, const sib_table *t, const cql_selector *s, sel_node *n, sib_err *err)
+{
+    int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+    if (rc) return rc;
+    bool slice = s->kind == CQL_SEL_SLICE;
+    const sib_type *ct = n->arg->type;
+    if ((rc = subscript_target(c, ct, s->args[0]->text, n->arg->name, slice, n, err))) return rc;
+    n->name = s->text;
+    if (!slice) {
+        n->kind = SN_ELEMENT;
+        n->term = s->term;
+        n->type = ct->code == SIB_T_MAP ? ct->sub[1] : ct->sub[0];
+        return 0;
+    }
+    n->kind = SN_SLICE;
+    n->from = s->from;
+    n->to = s->to;
+    n->type = ct;
+    n->scratch = sib_arena_alloc(c->arena, sizeof(*n->scratch));
+    if (!n->scratch) return oom(err);
+    memset(n->scratch, 0, sizeof(*n->scratch));
+    return 0;
+}
+
 static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node *n, exec_ctx *c, sib_err *err)
 {
     static const char *const fname[] = {[SN_WRITETIME] = "writeTime", [SN_MAXWRITETIME] = "maxwritetime",
@@ -249,11 +316,37 @@ static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node
     if (n->col->kind == SIB_COL_PARTITION_KEY || n->col->kind == SIB_COL_CLUSTERING)
         return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on PRIMARY KEY part %s", fname[n->kind],
                            n->col->name);
-    if (n->kind != SN_MAXWRITETIME && sib_type_is_multicell(n->col->type))
-        return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on non-frozen collection %s",
-                           fname[n->kind], n->col->name);
-    n->type = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
-    n->name = arena_printf(c, "%s(%s)", rname[n->kind], n->col->name);
+    const sib_type *scalar = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
+    n->type = scalar;
+    /* 5.0: the cells of a non-frozen collection give a list (one entry per
+     * element; MAXWRITETIME keeps the largest), an element its own cell's. */
+    bool multicell = sib_type_is_multicell(n->col->type);
+    if ((s->elem_slice || (!s->elem && multicell)) && n->kind != SN_MAXWRITETIME && multicell) {
+        n->type = sib_type_list(sib_catalog_types(c->ex->cat), scalar, false);
+        n->scratch = sib_arena_alloc(c->arena, sizeof(*n->scratch));
+        if (!n->type || !n->scratch) return oom(err);
+        memset(n->scratch, 0, sizeof(*n->scratch));
+    }
+    if (!s->elem && !s->elem_slice) {
+        n->name = arena_printf(c, "%s(%s)", rname[n->kind], n->col->name);
+        return n->name ? 0 : oom(err);
+    }
+    int rc = subscript_target(c, n->col->type, n->col->name, n->col->name, s->elem_slice, n, err);
+    if (rc) return rc;
+    n->term = s->elem;
+    n->wt_slice = s->elem_slice;
+    n->from = s->from;
+    n->to = s->to;
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_buf_printf(&b, "%s(%s[", rname[n->kind], n->col->name);
+    if (s->elem) exec_term_text(s->elem, &b);
+    if (s->from) exec_term_text(s->from, &b);
+    if (s->elem_slice) sib_buf_append(&b, "..", 2);
+    if (s->to) exec_term_text(s->to, &b);
+    sib_buf_append(&b, "])", 3);
+    n->name = b.oom ? NULL : sib_arena_strdup(c->arena, (const char *)b.p);
+    sib_buf_free(&b);
     return n->name ? 0 : oom(err);
 }
 
@@ -289,7 +382,7 @@ static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, b
         const sib_type *to;
         if ((rc = compile_sel(c, t, s->args[0], false, &n->arg, err))) return rc;
         if ((rc = resolve_typeref(c, s->type, &to, err))) return rc;
-        if (!castable(n->arg->type, to->code)) {
+        if (!exec_castable(n->arg->type, to->code)) {
             sib_buf b;
             sib_buf_init(&b);
             sib_type_cql_name(n->arg->type, &b);
@@ -304,6 +397,10 @@ static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, b
         n->name = arena_printf(c, "cast(%s as %s)", n->arg->name, sib_type_native_name(to->code));
         break;
     }
+    case CQL_SEL_ELEMENT:
+    case CQL_SEL_SLICE:
+        rc = compile_subscript(c, t, s, n, err);
+        break;
     case CQL_SEL_TERM:
         if (s->term->kind != CQL_TERM_TYPEHINT)
             return sib_err_set(err, SIB_EINVAL,
@@ -365,14 +462,55 @@ int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, si
     return 0;
 }
 
-/* Typed constants are evaluated once, before any row is read. */
+/* A slice bound: an omitted or unset one leaves that side open. */
+static int slice_bound(exec_ctx *c, const sel_node *n, const cql_term *t, sib_val *out, sib_err *err)
+{
+    *out = val_null();
+    if (!t) return 0;
+    bool unset;
+    int rc = exec_term_value(c, t, n->key_type, n->key_name, out, &unset, err);
+    if (!rc && unset) *out = val_null();
+    return rc;
+}
+
+/* A key as the path of its cell in a non-frozen set or map (exec_int.h),
+ * in the arena; a null key gives a null path. */
+static int key_path(exec_ctx *c, const sel_node *n, const sib_val *key, sib_val *out, sib_err *err)
+{
+    *out = val_null();
+    if (key->len < 0) return 0;
+    sib_buf b;
+    sib_buf_init(&b);
+    int rc = sib_ck_encode_component(n->key_type, false, key->p, (size_t)key->len, &b, err);
+    if (!rc && b.oom) rc = oom(err);
+    if (!rc) {
+        uint8_t *p = sib_arena_memdup(c->arena, b.p ? b.p : (const uint8_t *)"", b.len);
+        if (!p) rc = oom(err);
+        *out = val_of(p, b.len);
+    }
+    sib_buf_free(&b);
+    return rc;
+}
+
+/* Typed constants and subscripts are evaluated once, before any row is read. */
 int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err)
 {
     if (!n) return 0;
+    int rc = 0;
     if (n->kind == SN_CONST) {
-        int rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
-        if (rc) return rc;
+        rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
+    } else if (n->key_type && (n->kind == SN_SLICE || n->wt_slice)) {
+        if (!(rc = slice_bound(c, n, n->from, &n->fromv, err))) rc = slice_bound(c, n, n->to, &n->tov, err);
+        if (!rc && n->col && !(rc = key_path(c, n, &n->fromv, &n->from_path, err)))
+            rc = key_path(c, n, &n->tov, &n->to_path, err);
+    } else if (n->term && n->key_type) { /* an element key */
+        bool unset;
+        rc = exec_term_value(c, n->term, n->key_type, n->key_name, &n->cval, &unset, err);
+        if (!rc && unset)
+            rc = sib_err_set(err, SIB_EINVAL, "Invalid unset value for element selection on %s", n->arg ? n->arg->name : n->col->name);
+        if (!rc && n->col) rc = key_path(c, n, &n->cval, &n->key_path, err);
     }
+    if (rc) return rc;
     return prepare_consts(c, n->arg, err);
 }
 
@@ -489,78 +627,171 @@ static sib_val eval_fn(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
     }
 }
 
-/* Reads a numeric value as int64 and double. */
-static bool num_get(sib_type_code code, sib_val v, int64_t *i, double *d, bool *is_float)
+static sib_val eval_cast(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
 {
-    *is_float = false;
-    switch (code) {
-    case SIB_T_TINYINT: if (v.len != 1) return false; *i = (int8_t)v.p[0]; break;
-    case SIB_T_SMALLINT: if (v.len != 2) return false; *i = (int16_t)get_be16(v.p); break;
-    case SIB_T_INT: if (v.len != 4) return false; *i = (int32_t)get_be32(v.p); break;
-    case SIB_T_BIGINT:
-    case SIB_T_COUNTER: if (v.len != 8) return false; *i = (int64_t)get_be64(v.p); break;
-    case SIB_T_FLOAT: {
-        if (v.len != 4) return false;
-        uint32_t u = get_be32(v.p);
-        float f;
-        memcpy(&f, &u, 4);
-        *d = f;
-        *is_float = true;
-        break;
+    return exec_cast_value(n->arg->type, n->type, a, tmp, &run->text);
+}
+
+/* ---- subscripts ---- */
+
+static uint8_t *scratch_reserve(exec_ctx *c, struct sel_scratch *s, size_t need)
+{
+    if (need <= s->cap) return s->p;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < need) cap *= 2;
+    uint8_t *p = sib_arena_alloc(c->arena, cap);
+    if (!p) return NULL;
+    s->p = p;
+    s->cap = cap;
+    return p;
+}
+
+/* coll[key]: the map's value or the set's element; null when absent. */
+static sib_val eval_element(const sel_node *n, sib_val coll)
+{
+    if (coll.len < 0 || n->cval.len < 0) return val_null();
+    sib_coll_iter it;
+    if (sib_coll_iter_init(&it, n->arg->type, coll.p, (size_t)coll.len) < 0) return val_null();
+    sib_val k, v;
+    bool is_map = n->arg->type->code == SIB_T_MAP;
+    while (sib_coll_next(&it, &k, &v)) {
+        int cmp = sib_value_compare(n->key_type, k.p, (size_t)SIB_MAX(k.len, 0), n->cval.p, (size_t)n->cval.len);
+        if (cmp == 0) return is_map ? v : k;
     }
-    case SIB_T_DOUBLE: {
-        if (v.len != 8) return false;
-        uint64_t u = get_be64(v.p);
-        memcpy(d, &u, 8);
-        *is_float = true;
-        break;
+    return val_null();
+}
+
+static void put_bytes(uint8_t **w, sib_val v)
+{
+    put_be32(*w, (uint32_t)v.len);
+    *w += 4;
+    if (v.len > 0) memcpy(*w, v.p, (size_t)v.len);
+    if (v.len > 0) *w += v.len;
+}
+
+/* coll[from..to] (inclusive, either side open). An empty slice of a
+ * non-frozen column is null (no cell selected), of a frozen value empty. */
+static int eval_slice(sel_run *run, const sel_node *n, sib_val coll, sib_val *out, sib_err *err)
+{
+    *out = val_null();
+    if (coll.len < 0) return 0;
+    sib_coll_iter it;
+    if (sib_coll_iter_init(&it, n->arg->type, coll.p, (size_t)coll.len) < 0) return 0;
+    uint8_t *w = scratch_reserve(run->c, n->scratch, (size_t)coll.len + 4);
+    if (!w) return oom(err);
+    uint8_t *start = w;
+    w += 4;
+    uint32_t count = 0;
+    bool is_map = n->arg->type->code == SIB_T_MAP;
+    sib_val k, v;
+    while (sib_coll_next(&it, &k, &v)) {
+        size_t kl = (size_t)SIB_MAX(k.len, 0);
+        if (n->fromv.len >= 0 && sib_value_compare(n->key_type, k.p, kl, n->fromv.p, (size_t)n->fromv.len) < 0) continue;
+        if (n->tov.len >= 0 && sib_value_compare(n->key_type, k.p, kl, n->tov.p, (size_t)n->tov.len) > 0) break;
+        put_bytes(&w, k);
+        if (is_map) put_bytes(&w, v);
+        count++;
     }
-    default: return false;
+    bool multicell = n->arg->kind == SN_COLUMN && sib_type_is_multicell(n->arg->type);
+    if (!count && multicell) return 0;
+    put_be32(start, count);
+    *out = val_of(start, (size_t)(w - start));
+    return 0;
+}
+
+static int path_cmp(const st_cell_view *c, const sib_val *p)
+{
+    size_t n = SIB_MIN((size_t)c->pathlen, (size_t)p->len);
+    int r = n ? memcmp(c->path, p->p, n) : 0;
+    if (r) return r;
+    return c->pathlen < (size_t)p->len ? -1 : c->pathlen > (size_t)p->len;
+}
+
+/* Is cell c of a non-frozen set/map selected by n (all cells, one element,
+ * or a slice, bounds inclusive)? */
+static bool cell_selected(const sel_node *n, const st_cell_view *c)
+{
+    if (n->term) return n->key_path.len >= 0 && path_cmp(c, &n->key_path) == 0;
+    if (!n->wt_slice) return true;
+    if (n->from_path.len >= 0 && path_cmp(c, &n->from_path) < 0) return false;
+    return n->to_path.len < 0 || path_cmp(c, &n->to_path) <= 0;
+}
+
+/* Does a frozen value hold n's element, or an element in n's slice? */
+static bool frozen_selected(const sel_node *n, const st_cell_view *cell)
+{
+    if (!n->term && !n->wt_slice) return true;
+    sib_coll_iter it;
+    if (sib_coll_iter_init(&it, n->col->type, cell->val, cell->vlen) < 0) return false;
+    sib_val k, v;
+    while (sib_coll_next(&it, &k, &v)) {
+        size_t kl = (size_t)SIB_MAX(k.len, 0);
+        const sib_val *lo = n->term ? &n->cval : &n->fromv, *hi = n->term ? &n->cval : &n->tov;
+        if (lo->len >= 0 && sib_value_compare(n->key_type, k.p, kl, lo->p, (size_t)lo->len) < 0) continue;
+        if (hi->len >= 0 && sib_value_compare(n->key_type, k.p, kl, hi->p, (size_t)hi->len) > 0) return false;
+        return true;
     }
-    if (!*is_float) *d = (double)*i;
-    else *i = (*d != *d) ? 0 : *d >= 9.2e18 ? INT64_MAX : *d <= -9.2e18 ? INT64_MIN : (int64_t)*d;
+    return false;
+}
+
+static bool cell_time(const sel_node *n, const st_cell_view *c, int32_t now_s, int64_t *v)
+{
+    if (n->kind != SN_TTL) {
+        *v = c->ts;
+        return true;
+    }
+    if (c->ttl <= 0) return false;
+    *v = (int64_t)c->expiry - now_s;
     return true;
 }
 
-static sib_val num_put(sib_type_code code, int64_t i, double d, uint8_t *tmp)
+/* WRITETIME / MAXWRITETIME / TTL of a column, an element or a slice (5.0):
+ * a scalar for a simple or frozen column (null when the subscript selects
+ * nothing), a list with an entry per selected element of a non-frozen
+ * collection (null when none; a TTL entry is null without a TTL), the
+ * largest timestamp for MAXWRITETIME, the element's own for col[key]. */
+static int eval_times(sel_run *run, const sel_node *n, const st_cell_view *cells, size_t nc, uint8_t *tmp,
+                      sib_val *out, sib_err *err)
 {
-    switch (code) {
-    case SIB_T_TINYINT: tmp[0] = (uint8_t)i; return val_of(tmp, 1);
-    case SIB_T_SMALLINT: put_be16(tmp, (uint16_t)i); return val_of(tmp, 2);
-    case SIB_T_INT: return put32(tmp, i);
-    case SIB_T_FLOAT: {
-        float f = (float)d;
-        uint32_t u;
-        memcpy(&u, &f, 4);
-        put_be32(tmp, u);
-        return val_of(tmp, 4);
+    int32_t now = run->c->now_s;
+    int64_t v;
+    if (!sib_type_is_multicell(n->col->type)) {
+        if (frozen_selected(n, &cells[0]) && cell_time(n, &cells[0], now, &v))
+            *out = n->kind == SN_TTL ? put32(tmp, v) : put64(tmp, v);
+        return 0;
     }
-    case SIB_T_DOUBLE: {
-        uint64_t u;
-        memcpy(&u, &d, 8);
-        put_be64(tmp, u);
-        return val_of(tmp, 8);
+    size_t count = 0;
+    bool any = false;
+    int64_t max = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (!cell_selected(n, &cells[i])) continue;
+        count++;
+        if (cell_time(n, &cells[i], now, &v) && (!any || v > max)) { max = v; any = true; }
     }
-    default: return put64(tmp, i);
+    if (!count) return 0;
+    if (!n->scratch) { /* one element, or MAXWRITETIME */
+        if (any) *out = n->kind == SN_TTL ? put32(tmp, max) : put64(tmp, max);
+        return 0;
     }
-}
-
-static sib_val eval_cast(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
-{
-    if (a.len < 0 || n->arg->type->code == n->type->code) return a;
-    if (n->type->code == SIB_T_VARCHAR || n->type->code == SIB_T_ASCII) {
-        sib_buf_reset(&run->text);
-        if (n->arg->type->code == SIB_T_VARCHAR || n->arg->type->code == SIB_T_ASCII)
-            sib_buf_append(&run->text, a.p, (size_t)a.len);
-        else
-            sib_value_format(n->arg->type, a.p, (size_t)a.len, &run->text);
-        return run->text.oom ? val_null() : val_of(run->text.p ? run->text.p : (const uint8_t *)"", run->text.len);
+    size_t w = n->kind == SN_TTL ? 4 : 8;
+    uint8_t *p = scratch_reserve(run->c, n->scratch, 4 + count * (4 + w));
+    if (!p) return oom(err);
+    uint8_t *q = p + 4;
+    put_be32(p, (uint32_t)count);
+    for (size_t i = 0; i < nc; i++) {
+        if (!cell_selected(n, &cells[i])) continue;
+        if (!cell_time(n, &cells[i], now, &v)) {
+            put_be32(q, UINT32_MAX); /* null entry */
+            q += 4;
+            continue;
+        }
+        put_be32(q, (uint32_t)w);
+        if (w == 4) put_be32(q + 4, (uint32_t)v);
+        else put_be64(q + 4, (uint64_t)v);
+        q += 4 + w;
     }
-    int64_t i;
-    double d;
-    bool is_float;
-    if (!num_get(n->arg->type->code, a, &i, &d, &is_float)) return val_null();
-    return num_put(n->type->code, i, d, tmp);
+    *out = val_of(p, (size_t)(q - p));
+    return 0;
 }
 
 /* Evaluates a scalar selector; tmp (16 bytes) holds small results. */
@@ -598,14 +829,7 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
         if (rc->allv) return 0;
         cells = row_cells(n->col->kind == SIB_COL_STATIC ? rc->srow : rc->row, n->col->id, &nc);
         if (!nc) return 0;
-        if (n->kind == SN_TTL) {
-            if (cells[0].ttl > 0) *out = put32(tmp, (int64_t)cells[0].expiry - run->c->now_s);
-            return 0;
-        }
-        int64_t ts = cells[0].ts;
-        for (size_t i = 1; i < nc; i++) ts = SIB_MAX(ts, cells[i].ts);
-        *out = put64(tmp, ts);
-        return 0;
+        return eval_times(run, n, cells, nc, tmp, out, err);
     case SN_FN:
         if (n->arg && (e = eval(run, n->arg, rc, atmp, &a, err))) return e;
         *out = eval_fn(run, n, a, tmp);
@@ -616,6 +840,20 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
         *out = eval_cast(run, n, a, tmp);
         if (out->p == atmp) *out = val_of(memcpy(tmp, atmp, (size_t)out->len), (size_t)out->len);
         return 0;
+    case SN_CONVERT:
+        if ((e = eval(run, n->arg, rc, tmp, out, err))) return e;
+        /* blobAsType: bytes that are no valid value of the type fail the query */
+        if (out->len > 0 && n->type->code != SIB_T_BLOB &&
+            (e = sib_value_validate(n->type, out->p, (size_t)out->len, err)))
+            return e;
+        return 0;
+    case SN_ELEMENT:
+        if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
+        *out = eval_element(n, a);
+        return 0;
+    case SN_SLICE:
+        if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
+        return eval_slice(run, n, a, out, err);
     }
     return 0;
 }

@@ -334,8 +334,8 @@ int select_system(sel_run *run, sib_err *err)
     if ((rc = check_distinct(run, !pk_restricted, err))) return rc;
     if ((rc = check_order_by(t, s, pk_restricted, ck_eq, &run->reversed, err))) return rc;
     int64_t limit;
-    if ((rc = check_limit(c, s->limit, "LIMIT", &limit, err))) return rc;
-    if ((rc = check_limit(c, s->per_partition_limit, "PER PARTITION LIMIT", &run->ppl, err))) return rc;
+    if ((rc = check_limit(c, s->limit, &limit, err))) return rc;
+    if ((rc = check_limit(c, s->per_partition_limit, &run->ppl, err))) return rc;
     if ((rc = ps_decode(c->params, PS_ROWINDEX, &run->ps, err))) return rc;
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
     if (run->sel.aggregate) run->limit_left = -1;

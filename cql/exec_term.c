@@ -33,6 +33,136 @@ const cql_value *exec_marker_value(exec_ctx *c, int marker)
     return &c->values[marker];
 }
 
+static void terms_text(cql_term *const *items, size_t n, char open, char close, sib_buf *out)
+{
+    sib_buf_u8(out, (uint8_t)open);
+    for (size_t i = 0; i < n; i++) {
+        if (i) sib_buf_append(out, ", ", 2);
+        exec_term_text(items[i], out);
+    }
+    sib_buf_u8(out, (uint8_t)close);
+}
+
+void exec_term_text(const cql_term *t, sib_buf *out)
+{
+    switch (t->kind) {
+    case CQL_TERM_CONST:
+        if (t->cst.kind == CQL_CONST_STRING) sib_buf_printf(out, "'%.*s'", (int)t->cst.len, t->cst.text);
+        else sib_buf_append(out, t->cst.text, t->cst.len);
+        return;
+    case CQL_TERM_NULL: sib_buf_append(out, "null", 4); return;
+    case CQL_TERM_MARKER: sib_buf_u8(out, '?'); return;
+    case CQL_TERM_FUNC:
+        sib_buf_printf(out, "%s%s%s", t->func.ks ? t->func.ks : "", t->func.ks ? "." : "", t->func.name);
+        terms_text(t->func.args, t->func.nargs, '(', ')', out);
+        return;
+    case CQL_TERM_LIST: terms_text(t->coll.items, t->coll.n, '[', ']', out); return;
+    case CQL_TERM_SET: terms_text(t->coll.items, t->coll.n, '{', '}', out); return;
+    case CQL_TERM_TUPLE: terms_text(t->coll.items, t->coll.n, '(', ')', out); return;
+    case CQL_TERM_MAP:
+        sib_buf_u8(out, '{');
+        for (size_t i = 0; i < t->map.n; i++) {
+            if (i) sib_buf_append(out, ", ", 2);
+            exec_term_text(t->map.keys[i], out);
+            sib_buf_append(out, ": ", 2);
+            exec_term_text(t->map.values[i], out);
+        }
+        sib_buf_u8(out, '}');
+        return;
+    case CQL_TERM_TYPEHINT:
+    case CQL_TERM_CAST: exec_term_text(t->cast.term, out); return;
+    }
+}
+
+/* ---- CAST conversions (terms and selectors) ---- */
+
+static bool is_number_type(sib_type_code c)
+{
+    return c == SIB_T_TINYINT || c == SIB_T_SMALLINT || c == SIB_T_INT || c == SIB_T_BIGINT ||
+           c == SIB_T_COUNTER || c == SIB_T_FLOAT || c == SIB_T_DOUBLE;
+}
+
+/* CAST supports identity, numeric <-> numeric and anything -> text/ascii. */
+bool exec_castable(const sib_type *from, sib_type_code to)
+{
+    if (from->code == to) return true;
+    if (to == SIB_T_VARCHAR || to == SIB_T_ASCII) return true;
+    return is_number_type(from->code) && is_number_type(to) && to != SIB_T_COUNTER;
+}
+
+/* Reads a numeric value as int64 and double. */
+static bool num_get(sib_type_code code, sib_val v, int64_t *i, double *d, bool *is_float)
+{
+    *is_float = false;
+    switch (code) {
+    case SIB_T_TINYINT: if (v.len != 1) return false; *i = (int8_t)v.p[0]; break;
+    case SIB_T_SMALLINT: if (v.len != 2) return false; *i = (int16_t)get_be16(v.p); break;
+    case SIB_T_INT: if (v.len != 4) return false; *i = (int32_t)get_be32(v.p); break;
+    case SIB_T_BIGINT:
+    case SIB_T_COUNTER: if (v.len != 8) return false; *i = (int64_t)get_be64(v.p); break;
+    case SIB_T_FLOAT: {
+        if (v.len != 4) return false;
+        uint32_t u = get_be32(v.p);
+        float f;
+        memcpy(&f, &u, 4);
+        *d = f;
+        *is_float = true;
+        break;
+    }
+    case SIB_T_DOUBLE: {
+        if (v.len != 8) return false;
+        uint64_t u = get_be64(v.p);
+        memcpy(d, &u, 8);
+        *is_float = true;
+        break;
+    }
+    default: return false;
+    }
+    if (!*is_float) *d = (double)*i;
+    else *i = (*d != *d) ? 0 : *d >= 9.2e18 ? INT64_MAX : *d <= -9.2e18 ? INT64_MIN : (int64_t)*d;
+    return true;
+}
+
+static sib_val num_put(sib_type_code code, int64_t i, double d, uint8_t *tmp)
+{
+    switch (code) {
+    case SIB_T_TINYINT: tmp[0] = (uint8_t)i; return (sib_val){tmp, 1};
+    case SIB_T_SMALLINT: put_be16(tmp, (uint16_t)i); return (sib_val){tmp, 2};
+    case SIB_T_INT: put_be32(tmp, (uint32_t)i);
+        return (sib_val){tmp, 4};
+    case SIB_T_FLOAT: {
+        float f = (float)d;
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        put_be32(tmp, u);
+        return (sib_val){tmp, 4};
+    }
+    case SIB_T_DOUBLE: {
+        uint64_t u;
+        memcpy(&u, &d, 8);
+        put_be64(tmp, u);
+        return (sib_val){tmp, 8};
+    }
+    default: put_be64(tmp, (uint64_t)i); return (sib_val){tmp, 8};
+    }
+}
+
+sib_val exec_cast_value(const sib_type *from, const sib_type *to, sib_val a, uint8_t *tmp, sib_buf *text)
+{
+    if (a.len < 0 || from->code == to->code) return a;
+    if (to->code == SIB_T_VARCHAR || to->code == SIB_T_ASCII) {
+        sib_buf_reset(text);
+        if (from->code == SIB_T_VARCHAR || from->code == SIB_T_ASCII) sib_buf_append(text, a.p, (size_t)a.len);
+        else sib_value_format(from, a.p, (size_t)a.len, text);
+        return text->oom ? (sib_val){NULL, -1} : (sib_val){text->p ? text->p : (const uint8_t *)"", (int32_t)text->len};
+    }
+    int64_t i;
+    double d;
+    bool is_float;
+    if (!num_get(from->code, a, &i, &d, &is_float)) return (sib_val){NULL, -1};
+    return num_put(to->code, i, d, tmp);
+}
+
 /* Copies a finished sib_buf into the arena as a value. */
 static int buf_to_val(exec_ctx *c, sib_buf *b, sib_val *out, sib_err *err)
 {
@@ -78,10 +208,57 @@ static int64_t timeuuid_ms(const uint8_t u[16])
     return (int64_t)((ticks - 0x01B21DD213814000ull) / 10000);
 }
 
+/* typeAsBlob(x) / blobAsType(b): the same bytes seen as another type.
+ * *from is the argument type, *to the result type; false if name is not
+ * one of them. */
+bool exec_blob_conversion(const char *name, const sib_type **from, const sib_type **to)
+{
+    static const sib_type_code codes[] = {
+        SIB_T_ASCII, SIB_T_BIGINT, SIB_T_BOOLEAN, SIB_T_COUNTER, SIB_T_DATE, SIB_T_DECIMAL, SIB_T_DOUBLE,
+        SIB_T_DURATION, SIB_T_FLOAT, SIB_T_INET, SIB_T_INT, SIB_T_SMALLINT, SIB_T_VARCHAR, SIB_T_TIME,
+        SIB_T_TIMESTAMP, SIB_T_TIMEUUID, SIB_T_TINYINT, SIB_T_UUID, SIB_T_VARINT,
+    };
+    const sib_type *blob = sib_type_native(SIB_T_BLOB);
+    for (size_t i = 0; i < SIB_ARRAY_LEN(codes); i++) {
+        const char *tn = sib_type_native_name(codes[i]);
+        const sib_type *nt = sib_type_native(codes[i]);
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%sasblob", tn);
+        snprintf(b, sizeof b, "blobas%s", tn);
+        bool varchar = codes[i] == SIB_T_VARCHAR; /* text and varchar are the same type */
+        if (!strcasecmp(name, a) || (varchar && !strcasecmp(name, "varcharasblob"))) { *from = nt; *to = blob; return true; }
+        if (!strcasecmp(name, b) || (varchar && !strcasecmp(name, "blobasvarchar"))) { *from = blob; *to = nt; return true; }
+    }
+    return false;
+}
+
+static int eval_conversion(exec_ctx *c, const cql_term *t, const sib_type *from, const sib_type *to,
+                           const sib_type *type, const char *recv, sib_val *out, sib_err *err)
+{
+    char want[128], got[128];
+    if (type && type->code != to->code) {
+        type_name(type, want, sizeof want);
+        type_name(to, got, sizeof got);
+        return sib_err_set(err, SIB_EINVAL, "Type error: cannot assign result of function system.%s (type %s) to %s (type %s)",
+                           t->func.name, got, recv, want);
+    }
+    if (t->func.nargs != 1)
+        return sib_err_set(err, SIB_EINVAL, "Invalid number of arguments in call to function system.%s: 1 required but %zu provided",
+                           t->func.name, t->func.nargs);
+    char arg[160];
+    snprintf(arg, sizeof arg, "arg0(system.%s)", t->func.name);
+    int rc = exec_term_value(c, t->func.args[0], from, arg, out, NULL, err);
+    if (rc || out->len < 0) return rc;
+    if (to->code != SIB_T_BLOB && (rc = sib_value_validate(to, out->p, (size_t)out->len, err))) return rc;
+    return 0;
+}
+
 static int eval_func(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv, sib_val *out,
                      sib_err *err)
 {
     const char *name = t->func.name;
+    const sib_type *cfrom, *cto;
+    if (exec_blob_conversion(name, &cfrom, &cto)) return eval_conversion(c, t, cfrom, cto, type, recv, out, err);
     const sib_type *rt = func_type(name);
     if (!rt) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", name);
     char want[128], got[128];
@@ -158,6 +335,61 @@ static int eval_collection(exec_ctx *c, const cql_term *t, const sib_type *type,
     return buf_to_val(c, &b, out, err);
 }
 
+/* The type a term has by itself (a type hint, a known function), NULL if
+ * only its receiver can tell. */
+static const sib_type *own_type(exec_ctx *c, const cql_term *t)
+{
+    const sib_type *ty = NULL;
+    if (t->kind == CQL_TERM_TYPEHINT && t->cast.type->kind == CQL_TYPE_NATIVE)
+        sib_type_resolve(sib_catalog_types(c->ex->cat), t->cast.type->name, strlen(t->cast.type->name), NULL, 0, &ty,
+                         NULL);
+    else if (t->kind == CQL_TERM_FUNC)
+        ty = func_type(t->func.name);
+    return ty;
+}
+
+/* CAST(term AS type) in a term: the term is evaluated as its own type (a
+ * type hint or a function's result; a plain literal or marker as the target
+ * type) and converted as the CAST selector converts. The result must suit
+ * the receiver. */
+static int eval_cast_term(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv, sib_val *out,
+                          sib_err *err)
+{
+    const sib_type *to = NULL;
+    const char *tn = t->cast.type->name;
+    int rc = sib_type_resolve(sib_catalog_types(c->ex->cat), tn, strlen(tn), NULL, 0, &to, err);
+    if (rc) return rc;
+    char want[128], got[128];
+    if (type && type->code != to->code) {
+        type_name(type, want, sizeof want);
+        type_name(to, got, sizeof got);
+        return sib_err_set(err, SIB_EINVAL, "Type error: cannot assign result of function system.castas%s (type %s) to %s (type %s)",
+                           sib_type_native_name(to->code), got, recv, want);
+    }
+    const sib_type *from = own_type(c, t->cast.term);
+    if (!from) return exec_term_value(c, t->cast.term, to, recv, out, NULL, err);
+    if (!exec_castable(from, to->code)) {
+        type_name(from, got, sizeof got);
+        return sib_err_set(err, SIB_EINVAL, "%s cannot be cast to %s", got, sib_type_native_name(to->code));
+    }
+    sib_val v;
+    if ((rc = exec_term_value(c, t->cast.term, from, recv, &v, NULL, err))) return rc;
+    uint8_t tmp[16];
+    sib_buf text;
+    sib_buf_init(&text);
+    sib_val r = exec_cast_value(from, to, v, tmp, &text);
+    if (r.len < 0) {
+        sib_buf_free(&text);
+        *out = r;
+        return 0;
+    }
+    uint8_t *p = sib_arena_memdup(c->arena, r.p ? r.p : (const uint8_t *)"", (size_t)r.len);
+    sib_buf_free(&text);
+    if (!p) return sib_err_set(err, SIB_ENOMEM, "value");
+    *out = (sib_val){p, r.len};
+    return 0;
+}
+
 int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv_name, sib_val *out,
                     bool *unset, sib_err *err)
 {
@@ -199,12 +431,12 @@ int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const 
     case CQL_TERM_LIST:
     case CQL_TERM_SET:
     case CQL_TERM_MAP: return eval_collection(c, t, type, recv_name, out, err);
-    case CQL_TERM_TYPEHINT:
-    case CQL_TERM_CAST: return exec_term_value(c, t->cast.term, type, recv_name, out, unset, err);
+    case CQL_TERM_TYPEHINT: return exec_term_value(c, t->cast.term, type, recv_name, out, unset, err);
+    case CQL_TERM_CAST: return eval_cast_term(c, t, type, recv_name, out, err);
     case CQL_TERM_TUPLE: {
         char tn[128];
         type_name(type, tn, sizeof tn);
-        return sib_err_set(err, SIB_EINVAL, "Invalid tuple literal for %s of type %s", recv_name, tn);
+        return sib_err_set(err, SIB_EINVAL, "Invalid tuple type literal for %s of type %s", recv_name, tn);
     }
     }
     return sib_err_set(err, SIB_EINVAL, "Invalid term for %s", recv_name);

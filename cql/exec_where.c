@@ -4,17 +4,15 @@
  * with Cassandra's messages for contradictory combinations. Then:
  *   partition key  every column EQ/IN -> the cartesian product of values,
  *                  each encoded as storage's partition key bytes;
- *   clustering     the EQ/IN prefix (cartesian product of encoded
- *                  components) plus at most one range on the next column
- *                  become slices in storage (byte-comparable) order. A range
- *                  on a DESC column swaps ends, since its encoding is
- *                  inverted;
+ *   clustering     single- and multi-column restrictions are merged and
+ *                  turned into slices by exec_clustering.c;
  *   the rest       (regular columns, clustering columns after a gap or a
  *                  range, partial partition keys) become filters, which only
  *                  SELECT ... ALLOW FILTERING accepts.
  * Storage bounds are prefixes: an inclusive start/end covers every key with
  * that prefix, an exclusive one none of them (storage.h).
  */
+#define _GNU_SOURCE
 #include "exec_int.h"
 
 #include <stdlib.h>
@@ -31,7 +29,7 @@ typedef struct col_restr {
     sib_val lov, hiv;
 } col_restr;
 
-static const char FILTERING_MSG[] =
+const char EXEC_FILTERING_MSG[] =
     "Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. "
     "If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING";
 
@@ -61,7 +59,8 @@ static int gather_in(exec_ctx *c, const cql_relation *r, col_restr *cr, sib_err 
         bool unset;
         int rc = exec_term_value(c, r->value, lt, name, &list, &unset, err);
         if (rc) return rc;
-        if (unset || list.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for IN restriction on %s", col->name);
+        if (unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
+        if (list.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for IN restriction on %s", col->name);
         sib_coll_iter it;
         int n = sib_coll_iter_init(&it, lt, list.p, (size_t)list.len);
         if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid list value for IN restriction on %s", col->name);
@@ -122,6 +121,43 @@ static int gather_single(exec_ctx *c, const cql_relation *r, cql_op op, const cq
     return 0;
 }
 
+/* The right-hand side of a token relation: a bigint, or token(v1, ...) of
+ * partition key values (markers typed as the key columns). */
+static int token_value(exec_ctx *c, const sib_table *t, const cql_term *term, int64_t *tok, sib_err *err)
+{
+    if (term->kind == CQL_TERM_FUNC && !strcmp(term->func.name, "token") && !term->func.ks) {
+        size_t npk = sib_table_pk_count(t);
+        if (term->func.nargs != npk)
+            return sib_err_set(err, SIB_EINVAL, "Invalid number of arguments in call to function system.token: %zu required but %zu provided",
+                               npk, term->func.nargs);
+        const uint8_t *vals[64];
+        size_t lens[64];
+        if (npk > SIB_ARRAY_LEN(vals)) return sib_err_set(err, SIB_EINVAL, "too many partition key columns");
+        for (size_t i = 0; i < npk; i++) {
+            const sib_column *col = sib_table_pk(t, i);
+            sib_val v;
+            bool unset;
+            int rc = exec_term_value(c, term->func.args[i], col->type, col->name, &v, &unset, err);
+            if (rc || (rc = need_value(col, &v, unset, err))) return rc;
+            vals[i] = v.p;
+            lens[i] = (size_t)v.len;
+        }
+        sib_buf b;
+        sib_buf_init(&b);
+        int rc = sib_pk_encode(t, vals, lens, npk, &b, err);
+        if (!rc) *tok = sib_murmur3_token(b.p, b.len);
+        sib_buf_free(&b);
+        return rc;
+    }
+    sib_val v;
+    bool unset;
+    int rc = exec_term_value(c, term, sib_type_native(SIB_T_BIGINT), "partition key token", &v, &unset, err);
+    if (rc) return rc;
+    if (unset || v.len != 8) return sib_err_set(err, SIB_EINVAL, "Invalid null value for partition key token");
+    *tok = (int64_t)get_be64(v.p);
+    return 0;
+}
+
 static int gather_token(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_where_kind kind,
                         exec_restr *out, sib_err *err)
 {
@@ -135,12 +171,9 @@ static int gather_token(exec_ctx *c, const sib_table *t, const cql_relation *r, 
         if (strcmp(r->cols[i], sib_table_pk(t, i)->name))
             return sib_err_set(err, SIB_EINVAL, "The token function arguments must be in the partition key order: %s",
                                sib_table_pk(t, 0)->name);
-    sib_val v;
-    bool unset;
-    int rc = exec_term_value(c, r->value, sib_type_native(SIB_T_BIGINT), "partition key token", &v, &unset, err);
+    int64_t tok;
+    int rc = token_value(c, t, r->value, &tok, err);
     if (rc) return rc;
-    if (unset || v.len != 8) return sib_err_set(err, SIB_EINVAL, "Invalid null value for partition key token");
-    int64_t tok = (int64_t)get_be64(v.p);
     if (!out->token_restricted) {
         out->token_restricted = true;
         out->token_start = INT64_MIN;
@@ -159,29 +192,23 @@ static int gather_token(exec_ctx *c, const sib_table *t, const cql_relation *r, 
     return 0;
 }
 
-static int gather(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_where_kind kind, col_restr *crs,
-                  exec_restr *out, sib_err *err)
+static int gather(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_where_kind kind, bool check_order,
+                  col_restr *crs, exec_ck *ck, exec_restr *out, sib_err *err)
 {
     if (r->kind == CQL_REL_TOKEN) return gather_token(c, t, r, kind, out, err);
-    if (r->kind == CQL_REL_MULTI) {
-        if (r->op != CQL_OP_EQ || !r->value || r->value->kind != CQL_TERM_TUPLE || r->value->coll.n != r->ncols)
-            return sib_err_set(err, SIB_EINVAL, "Multi-column relations other than (c1, c2) = (v1, v2) are not supported");
-        for (size_t i = 0; i < r->ncols; i++) {
-            const sib_column *col = sib_table_column_by_name(t, r->cols[i]);
-            if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", r->cols[i]);
-            if (col->kind != SIB_COL_CLUSTERING)
-                return sib_err_set(err, SIB_EINVAL, "Multi-column relations can only be applied to clustering columns but was applied to: %s",
-                                   col->name);
-            int rc = gather_single(c, r, CQL_OP_EQ, r->value->coll.items[i], &crs[col->index], err);
-            if (rc) return rc;
-        }
-        return 0;
-    }
+    if (r->kind == CQL_REL_MULTI) return exec_ck_add_multi(ck, r, check_order, err);
     const sib_column *col = sib_table_column_by_name(t, r->cols[0]);
     if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", r->cols[0]);
     switch (r->op) {
-    case CQL_OP_NEQ:
-        return sib_err_set(err, SIB_EINVAL, "Unsupported \"!=\" relation: %s != <value>", col->name);
+    case CQL_OP_NEQ: {
+        sib_buf b;
+        sib_buf_init(&b);
+        if (r->value) exec_term_text(r->value, &b);
+        int rc = sib_err_set(err, SIB_EINVAL, "Unsupported \"!=\" relation: %s != %.*s", col->name, (int)b.len,
+                             b.p ? (const char *)b.p : "");
+        sib_buf_free(&b);
+        return rc;
+    }
     case CQL_OP_IS_NOT_NULL:
         return sib_err_set(err, SIB_EINVAL, "Unsupported restriction: %s IS NOT NULL", col->name);
     case CQL_OP_CONTAINS:
@@ -199,7 +226,15 @@ static int gather(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_w
         return sib_err_set(err, SIB_EINVAL,
                            "Only EQ and IN relation are supported on the partition key (unless you use the token() function) for %s statements",
                            kind_word(kind));
-    return gather_single(c, r, r->op, r->value, &crs[col->index], err);
+    if (col->kind != SIB_COL_CLUSTERING) return gather_single(c, r, r->op, r->value, &crs[col->index], err);
+    /* Clustering columns: evaluate alone, merge in exec_clustering.c. */
+    col_restr one = {.col = col};
+    int rc = gather_single(c, r, r->op, r->value, &one, err);
+    if (rc) return rc;
+    bool bound = !one.eq;
+    sib_val *v = bound ? sib_arena_memdup(c->arena, one.lo ? &one.lov : &one.hiv, sizeof(sib_val)) : one.vals;
+    if (!v) return sib_err_set(err, SIB_ENOMEM, "restriction");
+    return exec_ck_add_single(ck, col, r->op, v, bound ? 1 : one.nvals, check_order, err);
 }
 
 /* ---- partition keys ---- */
@@ -222,9 +257,30 @@ static int add_filter(exec_ctx *c, exec_restr *out, const col_restr *cr, size_t 
     return 0;
 }
 
+static int val_cmp(const void *a, const void *b, void *type)
+{
+    const sib_val *x = a, *y = b;
+    return sib_value_compare(type, x->p, (size_t)SIB_MAX(x->len, 0), y->p, (size_t)SIB_MAX(y->len, 0));
+}
+
+/* IN values in the column type's order, duplicates dropped. */
+static void sort_unique(const sib_column *col, col_restr *cr)
+{
+    if (cr->nvals < 2) return;
+    qsort_r(cr->vals, cr->nvals, sizeof *cr->vals, val_cmp, (void *)col->type);
+    size_t m = 1;
+    for (size_t i = 1; i < cr->nvals; i++)
+        if (val_cmp(&cr->vals[m - 1], &cr->vals[i], (void *)col->type)) cr->vals[m++] = cr->vals[i];
+    cr->nvals = m;
+}
+
+/* The partition keys in the order Cassandra reads them: the key columns'
+ * values in their type's order, first column slowest (a sorted cartesian
+ * product), not the order the IN lists give. */
 static int build_pks(exec_ctx *c, const sib_table *t, col_restr *crs, exec_restr *out, sib_err *err)
 {
     size_t npk = sib_table_pk_count(t), total = 1;
+    for (size_t i = 0; i < npk; i++) sort_unique(sib_table_pk(t, i), &crs[sib_table_pk(t, i)->index]);
     for (size_t i = 0; i < npk; i++) {
         total *= crs[sib_table_pk(t, i)->index].nvals;
         if (total > MAX_CARTESIAN)
@@ -275,143 +331,6 @@ static void missing_list(const sib_table *t, const col_restr *crs, bool pk, char
     }
 }
 
-/* ---- clustering ---- */
-
-static int slice_cmp(const void *a, const void *b)
-{
-    const st_slice *x = a, *y = b;
-    size_t n = x->start.len < y->start.len ? x->start.len : y->start.len;
-    int c = memcmp(x->start.key, y->start.key, n);
-    return c ? c : (x->start.len > y->start.len) - (x->start.len < y->start.len);
-}
-
-/* Encodes prefix + one component into the arena. */
-static int prefix_plus(exec_ctx *c, const sib_val *prefix, const sib_column *col, const sib_val *v, sib_val *out,
-                       sib_err *err)
-{
-    sib_buf b;
-    sib_buf_init(&b);
-    sib_buf_append(&b, prefix->p, (size_t)prefix->len);
-    int rc = sib_ck_encode_component(col->type, col->order == SIB_ORDER_DESC, v->p, (size_t)v->len, &b, err);
-    if (rc) { sib_buf_free(&b); return rc; }
-    if (b.oom) { sib_buf_free(&b); return sib_err_set(err, SIB_ENOMEM, "clustering key"); }
-    uint8_t *p = sib_arena_memdup(c->arena, b.p, b.len);
-    out->p = p;
-    out->len = (int32_t)b.len;
-    sib_buf_free(&b);
-    return p ? 0 : sib_err_set(err, SIB_ENOMEM, "clustering key");
-}
-
-static int build_prefixes(exec_ctx *c, const sib_table *t, col_restr *crs, size_t neq, sib_val **out, size_t *nout,
-                          sib_err *err)
-{
-    size_t total = 1;
-    for (size_t i = 0; i < neq; i++) {
-        total *= crs[sib_table_clustering(t, i)->index].nvals;
-        if (total > MAX_CARTESIAN)
-            return sib_err_set(err, SIB_EINVAL, "IN restrictions on clustering columns would select more than %d rows",
-                               MAX_CARTESIAN);
-    }
-    sib_val *cur = sib_arena_alloc(c->arena, sizeof *cur * (total + 1));
-    if (!cur) return sib_err_set(err, SIB_ENOMEM, "clustering keys");
-    cur[0] = (sib_val){(const uint8_t *)"", 0};
-    size_t n = 1;
-    for (size_t i = 0; i < neq; i++) {
-        const col_restr *cr = &crs[sib_table_clustering(t, i)->index];
-        sib_val *next = sib_arena_alloc(c->arena, sizeof *next * (n * cr->nvals + 1));
-        if (!next) return sib_err_set(err, SIB_ENOMEM, "clustering keys");
-        size_t m = 0;
-        for (size_t j = 0; j < n; j++) {
-            for (size_t k = 0; k < cr->nvals; k++) {
-                int rc = prefix_plus(c, &cur[j], cr->col, &cr->vals[k], &next[m], err);
-                if (rc) return rc;
-                bool dup = false;
-                for (size_t d = 0; d < m && !dup; d++)
-                    dup = next[d].len == next[m].len && !memcmp(next[d].p, next[m].p, (size_t)next[m].len);
-                if (!dup) m++;
-            }
-        }
-        cur = next;
-        n = m;
-    }
-    *out = cur;
-    *nout = n;
-    return 0;
-}
-
-static int build_slices(exec_ctx *c, const sib_table *t, col_restr *crs, size_t neq, const col_restr *range,
-                        exec_restr *out, sib_err *err)
-{
-    sib_val *pre = NULL;
-    size_t npre = 0;
-    int rc = build_prefixes(c, t, crs, neq, &pre, &npre, err);
-    if (rc) return rc;
-    if (neq == sib_table_clustering_count(t)) { out->cks = pre; out->ncks = npre; }
-    if (neq == 0 && !range) return 0; /* whole partition */
-    out->slices = sib_arena_alloc(c->arena, sizeof *out->slices * npre);
-    if (!out->slices) return sib_err_set(err, SIB_ENOMEM, "slices");
-    for (size_t j = 0; j < npre; j++) {
-        st_slice *s = &out->slices[out->nslices++];
-        st_bound whole = {.key = pre[j].p, .len = (size_t)pre[j].len, .incl = true, .unbounded = pre[j].len == 0};
-        s->start = s->end = whole;
-        if (!range) continue;
-        bool desc = range->col->order == SIB_ORDER_DESC;
-        sib_val lo, hi;
-        if (range->lo && (rc = prefix_plus(c, &pre[j], range->col, &range->lov, &lo, err))) return rc;
-        if (range->hi && (rc = prefix_plus(c, &pre[j], range->col, &range->hiv, &hi, err))) return rc;
-        /* A DESC column's encoding is inverted: its lower value bound is the
-         * storage end and its upper bound the storage start. */
-        bool has_start = desc ? range->hi : range->lo, has_end = desc ? range->lo : range->hi;
-        if (has_start) {
-            const sib_val *v = desc ? &hi : &lo;
-            s->start = (st_bound){.key = v->p, .len = (size_t)v->len, .incl = desc ? range->hi_incl : range->lo_incl};
-        }
-        if (has_end) {
-            const sib_val *v = desc ? &lo : &hi;
-            s->end = (st_bound){.key = v->p, .len = (size_t)v->len, .incl = desc ? range->lo_incl : range->hi_incl};
-        }
-    }
-    qsort(out->slices, out->nslices, sizeof *out->slices, slice_cmp);
-    return 0;
-}
-
-static int analyze_clustering(exec_ctx *c, const sib_table *t, col_restr *crs, exec_where_kind kind,
-                              bool allow_filtering, exec_restr *out, sib_err *err)
-{
-    size_t nck = sib_table_clustering_count(t), i = 0;
-    while (i < nck && crs[sib_table_clustering(t, i)->index].eq) i++;
-    out->ck_eq_prefix = i;
-    const col_restr *range = NULL;
-    if (i < nck && restricted(&crs[sib_table_clustering(t, i)->index])) range = &crs[sib_table_clustering(t, i++)->index];
-    out->ck_has_slice = range != NULL;
-    for (size_t k = 0; k < out->ck_eq_prefix; k++) out->ck_has_in |= crs[sib_table_clustering(t, k)->index].is_in;
-    /* Columns past the prefix/range: only filtering can serve them. */
-    for (size_t k = i; k < nck; k++) {
-        const col_restr *cr = &crs[sib_table_clustering(t, k)->index];
-        if (!restricted(cr)) continue;
-        if (kind == EXEC_WHERE_SELECT && allow_filtering) {
-            int rc = add_filter(c, out, cr, sib_table_column_count(t), err);
-            if (rc) return rc;
-            out->needs_filtering = true;
-            continue;
-        }
-        if (range)
-            return sib_err_set(err, SIB_EINVAL, "Clustering column \"%s\" cannot be restricted (preceding column \"%s\" is restricted by a non-EQ relation)",
-                               cr->col->name, range->col->name);
-        const sib_column *gap = sib_table_clustering(t, i);
-        return sib_err_set(err, SIB_EINVAL, "PRIMARY KEY column \"%s\" cannot be restricted as preceding column \"%s\" is not restricted",
-                           cr->col->name, gap->name);
-    }
-    if (kind == EXEC_WHERE_UPDATE && out->ck_eq_prefix < nck) {
-        if (range)
-            return sib_err_set(err, SIB_EINVAL, "Slice restrictions are not supported on the clustering columns in UPDATE statements");
-        char miss[512];
-        missing_list(t, crs, false, miss, sizeof miss);
-        return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", miss);
-    }
-    return build_slices(c, t, crs, out->ck_eq_prefix, range, out, err);
-}
-
 int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err)
 {
@@ -421,8 +340,11 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
     if (!crs) return sib_err_set(err, SIB_ENOMEM, "restrictions");
     memset(crs, 0, sizeof *crs * (ncols + 1));
     for (size_t i = 0; i < ncols; i++) crs[i].col = sib_table_column(t, i);
+    exec_ck *ck = exec_ck_new(c, t);
+    if (!ck) return sib_err_set(err, SIB_ENOMEM, "restrictions");
+    bool check_order = !(kind == EXEC_WHERE_SELECT && allow_filtering);
     for (size_t i = 0; i < n; i++) {
-        int rc = gather(c, t, &rels[i], kind, crs, out, err);
+        int rc = gather(c, t, &rels[i], kind, check_order, crs, ck, out, err);
         if (rc) return rc;
     }
 
@@ -445,7 +367,7 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
         missing_list(t, crs, true, miss, sizeof miss);
         return sib_err_set(err, SIB_EINVAL, "Some partition key parts are missing: %s", miss);
     } else if (nres) {
-        if (!allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", FILTERING_MSG);
+        if (!allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", EXEC_FILTERING_MSG);
         for (size_t i = 0; i < npk; i++) {
             const col_restr *cr = &crs[sib_table_pk(t, i)->index];
             if (restricted(cr) && add_filter(c, out, cr, ncols, err)) return err->code;
@@ -453,10 +375,24 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
         out->needs_filtering = true;
     }
 
-    int rc = analyze_clustering(c, t, crs, kind, allow_filtering, out, err);
+    int rc = exec_ck_finish(ck, kind, allow_filtering, out, err);
     if (rc) return rc;
+    size_t nck = sib_table_clustering_count(t);
+    if (kind == EXEC_WHERE_UPDATE && out->ck_eq_prefix < nck) {
+        if (out->ck_has_slice)
+            return sib_err_set(err, SIB_EINVAL, "Slice restrictions are not supported on the clustering columns in UPDATE statements");
+        char miss[512];
+        size_t o = 0;
+        miss[0] = 0;
+        for (size_t i = out->ck_eq_prefix; i < nck; i++) {
+            int w = snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", sib_table_clustering(t, i)->name);
+            if (w < 0 || (size_t)w >= sizeof miss - o) break;
+            o += (size_t)w;
+        }
+        return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", miss);
+    }
     if (kind == EXEC_WHERE_SELECT && !out->pk_complete && (out->ck_eq_prefix || out->ck_has_slice)) {
-        if (!allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", FILTERING_MSG);
+        if (!allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", EXEC_FILTERING_MSG);
         out->needs_filtering = true;
     }
 
@@ -464,7 +400,7 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
     for (size_t i = 0; i < ncols; i++) {
         const col_restr *cr = &crs[i];
         if (!restricted(cr) || cr->col->kind == SIB_COL_PARTITION_KEY || cr->col->kind == SIB_COL_CLUSTERING) continue;
-        if (!allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", FILTERING_MSG);
+        if (!allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", EXEC_FILTERING_MSG);
         if (cr->is_in) return sib_err_set(err, SIB_EINVAL, "IN predicates on non-primary-key columns (%s) is not yet supported", cr->col->name);
         if ((rc = add_filter(c, out, cr, ncols, err))) return rc;
         out->needs_filtering = true;

@@ -266,12 +266,14 @@ static int encode_ck(exec_ctx *c, const sib_table *t, const sib_val *vals, sib_v
     const uint8_t *p[64];
     size_t l[64];
     if (n > 64) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
+    size_t total = 0; /* Cassandra bounds the clustering's data size, all components together */
     for (size_t i = 0; i < n; i++) {
         p[i] = vals[i].p;
         l[i] = (size_t)vals[i].len;
-        if (vals[i].len > EXEC_MAX_KEY_LEN)
-            return sib_err_set(err, SIB_EINVAL, "Key length of %d is longer than maximum of %d", vals[i].len, EXEC_MAX_KEY_LEN);
+        total += l[i];
     }
+    if (total > EXEC_MAX_KEY_LEN)
+        return sib_err_set(err, SIB_EINVAL, "Key length of %zu is longer than maximum of %d", total, EXEC_MAX_KEY_LEN);
     sib_buf b;
     sib_buf_init(&b);
     int rc = sib_ck_encode(t, p, l, n, &b, err);
@@ -286,6 +288,47 @@ static int encode_ck(exec_ctx *c, const sib_table *t, const sib_val *vals, sib_v
 }
 
 /* ---- INSERT ---- */
+
+/* The partition key of an INSERT, checked (no unset/null part) and encoded
+ * into pkb. */
+static int insert_pk(const sib_table *t, const sib_val *vals, const bool *unset, sib_buf *pkb, sib_err *err)
+{
+    const uint8_t *pkv[64];
+    size_t pkl[64], npk = sib_table_pk_count(t);
+    if (npk > SIB_ARRAY_LEN(pkv)) return sib_err_set(err, SIB_EINVAL, "too many partition key columns");
+    for (size_t i = 0; i < npk; i++) {
+        const sib_column *col = sib_table_pk(t, i);
+        const sib_val *v = &vals[col->index];
+        if (unset[col->index]) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
+        if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
+        pkv[i] = v->p;
+        pkl[i] = (size_t)v->len;
+    }
+    return sib_pk_encode(t, pkv, pkl, npk, pkb, err);
+}
+
+/* INSERT of the partition key and static columns only. */
+static int insert_static_only(exec_ctx *c, const sib_table *t, const sib_val *vals, const bool *set,
+                              const bool *unset, const attrs *a, mutset *ms, sib_err *err)
+{
+    sib_buf pkb;
+    sib_buf_init(&pkb);
+    int rc = insert_pk(t, vals, unset, &pkb, err);
+    sib_val pk = {pkb.p, (int32_t)pkb.len};
+    st_mutation *m = NULL;
+    if (!rc && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
+    sib_buf_free(&pkb);
+    if (rc) return rc;
+    bool started = false;
+    for (size_t i = 0; i < sib_table_column_count(t); i++) {
+        const sib_column *col = sib_table_column(t, i);
+        if (!set[i] || unset[i] || col->kind != SIB_COL_STATIC) continue;
+        if (!started && (rc = mut_rc(st_mut_static(m), err))) return rc;
+        started = true;
+        if ((rc = put_cell(c, m, col, &vals[i], a, err))) return rc;
+    }
+    return 0;
+}
 
 static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, mutset *ms, sib_err *err)
 {
@@ -320,27 +363,36 @@ static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, muts
         if (!set[col->index]) o += (size_t)snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", col->name);
     }
     if (o) return sib_err_set(err, SIB_EINVAL, "Some partition key parts are missing: %s", miss);
+    /* Only partition key and static columns: the partition's static row
+     * alone, no clustering key needed (nor any row written). */
+    bool any_ck = false, only_static = false;
+    for (size_t i = 0; i < ncols; i++) {
+        const sib_column *col = sib_table_column(t, i);
+        if (!set[i]) continue;
+        any_ck |= col->kind == SIB_COL_CLUSTERING;
+        if (col->kind == SIB_COL_STATIC) only_static = true;
+        else if (col->kind == SIB_COL_REGULAR) { only_static = false; break; }
+    }
+    if (only_static && !any_ck) return insert_static_only(c, t, vals, set, unset, &a, ms, err);
     for (size_t i = 0; i < sib_table_clustering_count(t); i++) {
         const sib_column *col = sib_table_clustering(t, i);
         if (!set[col->index] && o < sizeof miss)
             o += (size_t)snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", col->name);
     }
     if (o) return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", miss);
-    const uint8_t *pkv[64];
-    size_t pkl[64];
     sib_val ckv[64];
-    size_t npk = sib_table_pk_count(t), nck = sib_table_clustering_count(t);
-    for (size_t i = 0; i < npk + nck; i++) {
-        const sib_column *col = i < npk ? sib_table_pk(t, i) : sib_table_clustering(t, i - npk);
+    size_t nck = sib_table_clustering_count(t);
+    if (nck > SIB_ARRAY_LEN(ckv)) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
+    for (size_t i = 0; i < nck; i++) {
+        const sib_column *col = sib_table_clustering(t, i);
         const sib_val *v = &vals[col->index];
         if (unset[col->index]) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
         if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
-        if (i < npk) { pkv[i] = v->p; pkl[i] = (size_t)v->len; }
-        else ckv[i - npk] = *v;
+        ckv[i] = *v;
     }
     sib_buf pkb;
     sib_buf_init(&pkb);
-    if ((rc = sib_pk_encode(t, pkv, pkl, npk, &pkb, err))) { sib_buf_free(&pkb); return rc; }
+    if ((rc = insert_pk(t, vals, unset, &pkb, err))) { sib_buf_free(&pkb); return rc; }
     sib_val pk = {pkb.p, (int32_t)pkb.len}, ck = {NULL, 0};
     st_mutation *m = NULL;
     if (!(rc = encode_ck(c, t, ckv, &ck, err)) && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
@@ -580,6 +632,7 @@ static int build_delete(exec_ctx *c, const cql_delete *s, int64_t batch_ts, muts
     size_t nck = sib_table_clustering_count(t);
     if (only_static && (r.ck_eq_prefix || r.ck_has_slice))
         return sib_err_set(err, SIB_EINVAL, "Invalid restrictions on clustering columns since the DELETE statement modifies only static columns");
+    if (r.ck_none) return 0; /* e.g. c IN (): no row can match, nothing to write */
     if (s->ncols && !only_static && r.ck_eq_prefix < nck) {
         if (r.ck_has_slice || r.ck_eq_prefix) return sib_err_set(err, SIB_EINVAL, "Range deletions are not supported for specific columns");
         return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", sib_table_clustering(t, 0)->name);

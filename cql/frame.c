@@ -431,6 +431,16 @@ static int put_type_depth(sib_buf *b, const sib_type *t, int version, int depth,
         int rc = put_type_depth(b, t->sub[0], version, depth + 1, err);
         return rc < 0 ? rc : put_type_depth(b, t->sub[1], version, depth + 1, err);
     }
+    case SIB_T_TUPLE: {
+        size_t n = sib_type_tuple_size(t);
+        cql_put_short(b, SIB_T_TUPLE);
+        cql_put_short(b, (uint16_t)n);
+        for (size_t i = 0; i < n; i++) {
+            int rc = put_type_depth(b, sib_type_tuple_elem(t, i), version, depth + 1, err);
+            if (rc < 0) return rc;
+        }
+        return 0;
+    }
     default:
         return sib_err_set(err, SIB_EINVAL, "type code 0x%04x cannot be described in result metadata", t->code);
     }

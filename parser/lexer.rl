@@ -54,6 +54,8 @@
         duration                         => { EMIT(T_DURATION); };
         letter ( letter | digit_ | '_' )* => { EMIT(T_IDENT); };
         '-'? digit_+                     => { EMIT(T_INTEGER); };
+        '-'? digit_+ '..'                => { EMIT_BEFORE_RANGE(T_INTEGER); fexec te - 2; };
+        '-'? digit_+ '...'               => { EMIT_BEFORE_RANGE(T_FLOAT); fexec te - 2; };
         float                            => { EMIT(T_FLOAT); };
         '-' ( 'nan'i | 'infinity'i )     => { EMIT(T_FLOAT); };
         uuid                             => { EMIT(T_UUID); };
@@ -177,10 +179,20 @@ int cql_lex(const char *text, size_t len, sib_arena *a, cql_toks *toks)
         }                                                                                    \
     } while (0)
 
+/* A number followed by the ".." of a collection slice (m[1..3], m[0...3.]):
+ * the number alone is the token, as in Cassandra's lexer, and the two dots
+ * are scanned again as '.' '.'. */
+#define EMIT_BEFORE_RANGE(kind)                                                              \
+    do {                                                                                     \
+        if (lex_emit(&lx, (kind), (size_t)((const char *)ts - text), (size_t)(te - ts) - 2) < 0) \
+            return SIB_ENOMEM;                                                               \
+    } while (0)
+
     %% write init;
     %% write exec;
 
 #undef EMIT
+#undef EMIT_BEFORE_RANGE
     (void)cs;
     cql_tok *eoft = lex_push(&lx);
     if (!eoft) return SIB_ENOMEM;

@@ -2,8 +2,8 @@
  * (shared/ref/cql.md §2; clause order as in Cassandra's Parser.g).
  *
  * Sibyl extension: USING CONSISTENCY <level> is one more USING option for
- * INSERT/UPDATE/DELETE/BATCH and a trailing clause of SELECT; it lands in
- * cql_stmt.consistency.
+ * INSERT/UPDATE/DELETE/BATCH and a trailing clause of every one of them and
+ * of SELECT; it lands in cql_stmt.consistency.
  */
 #include <ctype.h>
 
@@ -58,6 +58,30 @@ static void parse_sel_args(cql_parser *p, cql_selector *s)
     s->args = v.v;
 }
 
+/* Two adjacent dots: the ".." of a slice. */
+static bool at_range(cql_parser *p)
+{
+    return pkind(p, 0) == '.' && pkind(p, 1) == '.' && pk(p, 0)->off + 1 == pk(p, 1)->off;
+}
+
+/* After '[': term ']' (sets *elem, returns false) or [term] '..' [term] ']'
+ * (sets *from / *to, NULL when open, returns true). */
+static bool parse_subscript(cql_parser *p, cql_term **elem, cql_term **from, cql_term **to)
+{
+    cql_term *first = at_range(p) ? NULL : parse_term(p);
+    bool slice = at_range(p);
+    if (slice) {
+        padvance(p);
+        padvance(p);
+        *from = first;
+        *to = pkind(p, 0) == ']' ? NULL : parse_term(p);
+    } else {
+        *elem = first;
+    }
+    pexpect(p, ']');
+    return slice;
+}
+
 /* COUNT(*) / COUNT(1), WRITETIME(c), MAXWRITETIME(c), TTL(c), CAST(..). */
 static bool parse_special_selector(cql_parser *p, cql_selector *s)
 {
@@ -79,6 +103,7 @@ static bool parse_special_selector(cql_parser *p, cql_selector *s)
         padvance(p);
         pexpect(p, '(');
         s->column = parse_col_ref(p);
+        if (paccept(p, '[')) s->elem_slice = parse_subscript(p, &s->elem, &s->from, &s->to);
         pexpect(p, ')');
         return true;
     }
@@ -98,13 +123,27 @@ static bool parse_special_selector(cql_parser *p, cql_selector *s)
     return false;
 }
 
+/* sel '[' term ']' | sel '[' [term] '..' [term] ']' (the caller saw '['):
+ * s becomes the element/slice selection of a copy of itself. */
+static void parse_sel_subscript(cql_parser *p, cql_selector *s)
+{
+    cql_selector *inner = PNEW(p, cql_selector);
+    *inner = *s;
+    memset(s, 0, sizeof *s);
+    s->nargs = 1;
+    s->args = palloc(p, sizeof(cql_selector *));
+    s->args[0] = inner;
+    s->kind = parse_subscript(p, &s->term, &s->from, &s->to) ? CQL_SEL_SLICE : CQL_SEL_ELEMENT;
+}
+
 static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
 {
     pdepth_enter(p);
     size_t start = p->pos;
     if (parse_special_selector(p, s)) {
         /* done */
-    } else if (at_constant(p) || pword(p, 0, "null") || pkind(p, 0) == '?' || pkind(p, 0) == ':') {
+    } else if (at_constant(p) || pword(p, 0, "null") || pkind(p, 0) == '?' || pkind(p, 0) == ':' ||
+               (pkind(p, 0) == '(' && at_type_hint(p))) {
         s->kind = CQL_SEL_TERM;
         s->term = parse_term(p);
     } else if (pword(p, 0, "token")) {
@@ -127,6 +166,13 @@ static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
         s->column = parse_col_ref(p);
     }
     s->text = span_text(p, start, p->pos);
+    int nsub = 0; /* each subscript nests once more: bounded like recursion */
+    for (; paccept(p, '['); nsub++) {
+        pdepth_enter(p);
+        parse_sel_subscript(p, s);
+        s->text = span_text(p, start, p->pos);
+    }
+    while (nsub-- > 0) pdepth_leave(p);
     pdepth_leave(p);
     return s;
 }
@@ -171,6 +217,8 @@ static void parse_orderings(cql_parser *p, size_t *n, cql_ordering **out, bool d
     *out = v.v;
 }
 
+static void parse_trailing_consistency(cql_parser *p, cql_stmt *st);
+
 static void parse_select_tail(cql_parser *p, cql_stmt *st)
 {
     cql_select *s = &st->select;
@@ -201,10 +249,17 @@ static void parse_select_tail(cql_parser *p, cql_stmt *st)
         pexpect_word(p, "filtering");
         s->allow_filtering = true;
     }
-    if (paccept_word(p, "using")) {
-        pexpect_word(p, "consistency");
-        st->consistency = parse_consistency_level(p);
-    }
+    parse_trailing_consistency(p, st);
+}
+
+/* The Sibyl extension's trailing form, allowed at the end of every DML
+ * statement and batch: ... USING CONSISTENCY <level>. */
+static void parse_trailing_consistency(cql_parser *p, cql_stmt *st)
+{
+    if (!pword(p, 0, "using") || !pword(p, 1, "consistency")) return;
+    padvance(p);
+    padvance(p);
+    st->consistency = parse_consistency_level(p);
 }
 
 cql_stmt *parse_select(cql_parser *p)
@@ -260,6 +315,7 @@ cql_stmt *parse_insert(cql_parser *p)
         in->if_not_exists = true;
     }
     if (paccept_word(p, "using")) parse_using(p, &in->using, &st->consistency, false);
+    parse_trailing_consistency(p, st);
     return st;
 }
 
@@ -353,6 +409,7 @@ cql_stmt *parse_update(cql_parser *p)
     pexpect_word(p, "where");
     parse_where(p, &u->nwhere, &u->where);
     if (paccept_word(p, "if")) parse_conditions(p, &u->if_exists, &u->nconds, &u->conds);
+    parse_trailing_consistency(p, st);
     return st;
 }
 
@@ -383,6 +440,7 @@ cql_stmt *parse_delete(cql_parser *p)
     pexpect_word(p, "where");
     parse_where(p, &d->nwhere, &d->where);
     if (paccept_word(p, "if")) parse_conditions(p, &d->if_exists, &d->nconds, &d->conds);
+    parse_trailing_consistency(p, st);
     return st;
 }
 
@@ -413,5 +471,6 @@ cql_stmt *parse_batch(cql_parser *p)
     pexpect_word(p, "batch");
     b->nstmts = v.n;
     b->stmts = v.v;
+    parse_trailing_consistency(p, st);
     return st;
 }

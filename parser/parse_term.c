@@ -256,7 +256,7 @@ static cql_term *parse_cast(cql_parser *p)
 }
 
 /* '(' type ')' term, told apart from a tuple by the token after the name. */
-static bool at_type_hint(cql_parser *p)
+bool at_type_hint(cql_parser *p)
 {
     if (!at_type_start(p, 1)) return false;
     int k2 = pkind(p, 2);

@@ -204,11 +204,18 @@ typedef enum {
     CQL_SEL_FUNC,         /* func_ks.func_name(args), e.g. token(k), count(v), toTimestamp(now()) */
     CQL_SEL_CAST,         /* CAST(args[0] AS type) */
     CQL_SEL_TERM,         /* a constant, NULL or marker (term) */
+    CQL_SEL_ELEMENT,      /* args[0][term]: a map value or set element */
+    CQL_SEL_SLICE,        /* args[0][from..to]: from/to NULL when omitted */
 } cql_sel_kind;
 
 typedef struct cql_selector {
     cql_sel_kind kind;
     const char *column;    /* COLUMN, WRITETIME, MAXWRITETIME, TTL */
+    /* WRITETIME/MAXWRITETIME/TTL of one element: column[elem] (NULL if none),
+     * or of a slice: column[from..to] (elem_slice set; from/to NULL when open) */
+    struct cql_term *elem;
+    bool elem_slice;
+    struct cql_term *from, *to; /* SLICE bounds */
     const char *func_ks;   /* FUNC: NULL unless qualified */
     const char *func_name; /* FUNC: lower-cased unless quoted */
     size_t nargs;          /* FUNC, CAST (1) */

@@ -129,6 +129,7 @@ cql_term *parse_int_value(cql_parser *p);                 /* INTEGER or marker *
 bool parse_const(cql_parser *p, cql_const *out);          /* constant at current token? consumes */
 bool at_constant(cql_parser *p);
 cql_term *parse_marker(cql_parser *p);                    /* '?' or ':' ident */
+bool at_type_hint(cql_parser *p);                         /* at '(' type ')' (a type hint, not a tuple)? */
 void parse_where(cql_parser *p, size_t *n, cql_relation **out);
 void parse_conditions(cql_parser *p, bool *if_exists, size_t *n, cql_relation **out);
 void parse_properties(cql_parser *p, pvec *props);         /* property {AND property} */

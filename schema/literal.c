@@ -6,8 +6,10 @@
  * marshal-layer texts, e.g. `Unable to make int from '3000000000'`).
  *
  * Formats accepted by the parsers:
- *   timestamp  -?digits (ms since epoch) | yyyy-mm-dd[( |T)HH:MM[:SS[.f{1,9}]]][Z|+hh|+hhmm|+hh:mm]
- *              (no zone = UTC; fractions past milliseconds are truncated)
+ *   timestamp  -?digits (ms since epoch) | now |
+ *              yyyy-mm-dd[( |T)HH:MM[:SS[.SSS]]][Z|+hh|+hhmm|+hh:mm| zone]
+ *              (no zone = UTC; 1-3 digits of SSS are a millisecond count, as
+ *              Java's, longer fractions are truncated; zones: tzone.c)
  *   date       -?digits (raw unsigned days, 2^31 = epoch) | [+-]yyyy-mm-dd
  *   time       -?digits (ns since midnight) | hh:mm:ss[.f{1,9}]
  *   duration   [-](N unit)+ with y mo w d h m s ms us µs ns | ISO P..Y..M..W..DT..H..M..S | P yyyy-mm-ddThh:mm:ss
@@ -22,6 +24,8 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <strings.h>
+#include <time.h>
 
 const char *sib_lit_kind_name(sib_lit_kind k)
 {
@@ -183,23 +187,49 @@ static bool sc_zone(scan *s, int64_t *off)
     return true;
 }
 
+/* Cassandra's TimestampSerializer patterns: yyyy-MM-dd, then optionally
+ * ( |T)HH:mm[:ss[.SSS]], then a zone: X forms glued to the text (Z, +hh,
+ * +hhmm, +hh:mm) or " z", a general zone after a space (UTC, PST,
+ * GMT+01:00, -0800, or a tz database name: tzone.c). As in Java's
+ * SimpleDateFormat, SSS is a count of milliseconds (".5" is 5 ms); longer
+ * fractions (cqlsh's ".123000") are truncated to milliseconds. "now" is the
+ * current time. */
 static bool parse_timestamp_text(const char *t, size_t n, int64_t *ms)
 {
+    if (n == 3 && strncasecmp(t, "now", 3) == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return true;
+    }
     scan s = { t, t + n };
-    int64_t days, h = 0, mi = 0, sec = 0, ns = 0, off;
+    int64_t days, h = 0, mi = 0, sec = 0, msec = 0, off = 0;
     if (!sc_date(&s, &days)) return false;
-    if (s.p < s.end && (*s.p == ' ' || *s.p == 'T')) {
+    if (s.end - s.p > 1 && (*s.p == ' ' || *s.p == 'T') && isdigit((unsigned char)s.p[1])) {
         s.p++;
         if (!sc_digits(&s, 1, 2, &h, NULL) || !sc_char(&s, ':') || !sc_digits(&s, 1, 2, &mi, NULL)) return false;
         if (sc_char(&s, ':')) {
-            if (!sc_digits(&s, 1, 2, &sec, NULL) || !sc_fraction_ns(&s, &ns)) return false;
+            if (!sc_digits(&s, 1, 2, &sec, NULL)) return false;
+            size_t nd = 0;
+            if (sc_char(&s, '.') && !sc_digits(&s, 1, 9, &msec, &nd)) return false;
+            /* 4+ digits (cqlsh prints microseconds: .123000) are read as a
+             * fraction of a second, which Java would refuse; Sibyl takes them
+             * so that what it prints reads back */
+            for (; nd > 3; nd--) msec /= 10;
         }
         if (h > 23 || mi > 59 || sec > 59) return false;
     }
-    if (!sc_zone(&s, &off) || s.p != s.end) return false;
-    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - off;
+    int64_t local = days * 86400 + h * 3600 + mi * 60 + sec;
+    if (s.p < s.end && *s.p == ' ') {
+        s.p++;
+        if (!sib_zone_offset(s.p, (size_t)(s.end - s.p), local, &off)) return false;
+        s.p = s.end;
+    } else if (!sc_zone(&s, &off) || s.p != s.end) {
+        return false;
+    }
+    int64_t secs = local - off;
     if (secs > INT64_MAX / 1000 - 1 || secs < INT64_MIN / 1000 + 1) return false;
-    *ms = secs * 1000 + ns / 1000000;
+    *ms = secs * 1000 + msec;
     return true;
 }
 

@@ -83,6 +83,14 @@ const sib_type *sib_type_native(sib_type_code code);
 const sib_type *sib_type_list(sib_types *ts, const sib_type *elem, bool frozen);
 const sib_type *sib_type_set(sib_types *ts, const sib_type *elem, bool frozen);
 const sib_type *sib_type_map(sib_types *ts, const sib_type *key, const sib_type *val, bool frozen);
+/* Interned tuple<elems[0..n)> (n >= 1). Tuples are frozen values, as in
+ * Cassandra; the executor uses them for multi-column relations ((a, b) = ?,
+ * (a, b) IN ?), not as column types. Stored as a chain so that the two
+ * sub-type slots suffice: sub[0] is the first element type and sub[1] the
+ * tuple of the remaining elements (NULL after the last one). */
+const sib_type *sib_type_tuple(sib_types *ts, const sib_type *const *elems, size_t n);
+size_t sib_type_tuple_size(const sib_type *t);                     /* element count */
+const sib_type *sib_type_tuple_elem(const sib_type *t, size_t i); /* NULL past the end */
 /* frozen variant: collections get frozen (recursively, like Cassandra's
  * freeze()); native types are returned unchanged. */
 const sib_type *sib_type_freeze(sib_types *ts, const sib_type *t);

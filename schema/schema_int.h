@@ -67,6 +67,10 @@ void decimal_format(const uint8_t *v, size_t len, sib_buf *out);
 
 /* ---- literal.c ---- */
 int days_from_civil(int64_t y, unsigned m, unsigned d, int64_t *out);
+/* tzone.c: the offset (seconds east of UTC) of zone text s[0..n) for a
+ * local time (seconds since the epoch read as UTC): "UTC", "PST",
+ * "GMT+01:00", "-0800", "Europe/Paris". False if s names no zone. */
+bool sib_zone_offset(const char *s, size_t n, int64_t local, int64_t *off);
 void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 void duration_encode(int32_t months, int32_t days, int64_t nanos, sib_buf *out);
 bool sib_utf8_valid(const uint8_t *s, size_t n);

@@ -163,6 +163,30 @@ const sib_type *sib_type_map(sib_types *ts, const sib_type *key, const sib_type 
     return intern(ts, SIB_T_MAP, key, val, frozen);
 }
 
+const sib_type *sib_type_tuple(sib_types *ts, const sib_type *const *elems, size_t n)
+{
+    const sib_type *rest = NULL;
+    for (size_t i = n; i-- > 0;) {
+        rest = intern(ts, SIB_T_TUPLE, elems[i], rest, true);
+        if (!rest) return NULL;
+    }
+    return rest;
+}
+
+size_t sib_type_tuple_size(const sib_type *t)
+{
+    size_t n = 0;
+    for (; t && t->code == SIB_T_TUPLE; t = t->sub[1]) n++;
+    return n;
+}
+
+const sib_type *sib_type_tuple_elem(const sib_type *t, size_t i)
+{
+    for (; t && t->code == SIB_T_TUPLE; t = t->sub[1], i--)
+        if (i == 0) return t->sub[0];
+    return NULL;
+}
+
 const sib_type *sib_type_freeze(sib_types *ts, const sib_type *t)
 {
     if (!t || !sib_type_is_collection(t) || t->frozen) return t;
@@ -190,6 +214,14 @@ void sib_type_cql_name(const sib_type *t, sib_buf *out)
         sib_type_cql_name(t->sub[0], out);
         sib_buf_append(out, ", ", 2);
         sib_type_cql_name(t->sub[1], out);
+        sib_buf_u8(out, '>');
+        break;
+    case SIB_T_TUPLE:
+        sib_buf_append(out, "tuple<", 6);
+        for (const sib_type *e = t; e; e = e->sub[1]) {
+            sib_type_cql_name(e->sub[0], out);
+            if (e->sub[1]) sib_buf_append(out, ", ", 2);
+        }
         sib_buf_u8(out, '>');
         break;
     default: {

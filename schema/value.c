@@ -172,6 +172,25 @@ int duration_decode(const uint8_t *v, size_t len, int64_t *mo, int64_t *d, int64
     return 0;
 }
 
+/* A tuple value is its elements as [bytes] one after the other; trailing
+ * elements may be missing (Cassandra reads them as null). */
+static int validate_tuple(const sib_type *t, const uint8_t *v, size_t len, sib_err *err)
+{
+    size_t off = 0;
+    for (const sib_type *e = t; e && off < len; e = e->sub[1]) {
+        if (len - off < 4) return sib_err_set(err, SIB_EINVAL, "Not enough bytes to read size of tuple element");
+        int32_t n = (int32_t)get_be32(v + off);
+        off += 4;
+        if (n < 0) continue;
+        if ((size_t)n > len - off) return sib_err_set(err, SIB_EINVAL, "Not enough bytes to read tuple element");
+        int rc = sib_value_validate(e->sub[0], v + off, (size_t)n, err);
+        if (rc) return rc;
+        off += (size_t)n;
+    }
+    if (off != len) return sib_err_set(err, SIB_EINVAL, "Invalid remaining data after end of tuple value");
+    return 0;
+}
+
 int sib_value_validate(const sib_type *t, const uint8_t *v, size_t len, sib_err *err)
 {
     int n = (int)SIB_MIN(len, (size_t)INT32_MAX);
@@ -231,6 +250,7 @@ int sib_value_validate(const sib_type *t, const uint8_t *v, size_t len, sib_err 
         return 0;
     }
     case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: return validate_coll(t, v, len, err);
+    case SIB_T_TUPLE: return validate_tuple(t, v, len, err);
     default: return sib_err_set(err, SIB_EINVAL, "Unsupported type code 0x%04x", (unsigned)t->code);
     }
 }

@@ -153,8 +153,8 @@ def test_batch_consistency(session, rf3):
 
 # --- USING CONSISTENCY: the statement clause overrides the protocol level ----
 # Placement (Sibyl extension, as parser/parse_dml.c has it): in
-# INSERT/UPDATE/DELETE/BATCH it is one more USING option; in SELECT it is a
-# trailing clause after LIMIT / ALLOW FILTERING.
+# INSERT/UPDATE/DELETE/BATCH it is one more USING option; every statement
+# also takes it as a trailing clause (after LIMIT / ALLOW FILTERING in SELECT).
 
 def test_using_consistency_insert_overrides_protocol_level(session, rf3):
     with pytest.raises(Unavailable) as e:
@@ -196,3 +196,32 @@ def test_using_consistency_batch(session, rf3):
     session.execute(stmt("BEGIN UNLOGGED BATCH USING CONSISTENCY ONE "
                          "INSERT INTO %s (k, v) VALUES (8, 8) APPLY BATCH" % rf3, CL.ALL))
     assert session.execute("SELECT v FROM %s WHERE k = 8" % rf3).one().v == 8
+
+
+def test_using_consistency_trailing_everywhere(session, rf3):
+    with pytest.raises(Unavailable):
+        session.execute(stmt("INSERT INTO %s (k, v) VALUES (9, 9) USING TTL 100 USING CONSISTENCY ALL" % rf3, CL.ONE))
+    session.execute(stmt("INSERT INTO %s (k, v) VALUES (9, 9) USING CONSISTENCY ONE" % rf3, CL.ALL))
+    with pytest.raises(Unavailable):
+        session.execute(stmt("UPDATE %s SET v = 10 WHERE k = 9 USING CONSISTENCY QUORUM" % rf3, CL.ONE))
+    session.execute(stmt("UPDATE %s SET v = 10 WHERE k = 9 USING CONSISTENCY ONE" % rf3, CL.ALL))
+    assert session.execute("SELECT v FROM %s WHERE k = 9" % rf3).one().v == 10
+    with pytest.raises(Unavailable):
+        session.execute(stmt("BEGIN BATCH INSERT INTO %s (k, v) VALUES (10, 1) APPLY BATCH USING CONSISTENCY ALL"
+                             % rf3, CL.ONE))
+    with pytest.raises(Unavailable):
+        session.execute(stmt("DELETE FROM %s WHERE k = 9 USING CONSISTENCY ALL" % rf3, CL.ONE))
+    session.execute(stmt("DELETE FROM %s WHERE k = 9 USING CONSISTENCY ONE" % rf3, CL.ALL))
+    assert session.execute("SELECT v FROM %s WHERE k = 9" % rf3).one() is None
+
+
+def test_using_consistency_fixed_at_prepare(session, rf3):
+    ps = session.prepare("SELECT v FROM %s WHERE k = ? USING CONSISTENCY ALL" % rf3)
+    ps.consistency_level = CL.ONE
+    with pytest.raises(Unavailable) as e:
+        session.execute(ps, (1,))
+    assert e.value.consistency == CL.ALL
+    ps = session.prepare("UPDATE %s SET v = ? WHERE k = ? USING CONSISTENCY ONE" % rf3)
+    ps.consistency_level = CL.ALL
+    session.execute(ps, (5, 11))
+    assert session.execute("SELECT v FROM %s WHERE k = 11" % rf3).one().v == 5

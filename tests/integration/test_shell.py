@@ -235,6 +235,7 @@ def test_shell_commands(sh):
 def test_help_and_version(sh):
     out = sh.ok("HELP")
     assert "Documented shell commands:" in out and "CONSISTENCY" in out and "CQL help topics:" in out
+    assert "USING" in out and "USING CONSISTENCY level" in sh.ok("HELP USING")
     assert re.match(r"\[cqlsh \S+ \| Cassandra \S+ \| CQL spec 3\.4\.5 \| Native protocol v4\]\n$",
                     sh.ok("SHOW VERSION"))
 

@@ -31,6 +31,10 @@ static const sib_type t_list_int = {.code = SIB_T_LIST, .sub = {&t_int}};
 static const sib_type t_set_int = {.code = SIB_T_SET, .sub = {&t_int}};
 static const sib_type t_map_text_set = {.code = SIB_T_MAP, .sub = {&t_text, &t_set_int}};
 static const sib_type t_udt = {.code = SIB_T_UDT};
+/* tuple<int, text> as schema/ chains it: element, then the rest */
+static const sib_type t_tuple_tail = {.code = SIB_T_TUPLE, .frozen = true, .sub = {&t_text, NULL}};
+static const sib_type t_tuple = {.code = SIB_T_TUPLE, .frozen = true, .sub = {&t_int, &t_tuple_tail}};
+static const sib_type t_list_tuple = {.code = SIB_T_LIST, .sub = {&t_tuple}};
 
 static void assert_bytes(const sib_buf *b, const void *exp, size_t n)
 {
@@ -308,6 +312,12 @@ static void test_put_type(void **state)
     sib_buf_reset(&b);
     assert_int_equal(cql_put_type(&b, &t_date, 3, NULL), 0);
     assert_int_equal(get_be16(b.p), 0); /* custom in v3 */
+
+    /* tuple: 0x0031, element count, element types (bind types of (a, b) = ? / IN ?) */
+    sib_buf_reset(&b);
+    assert_int_equal(cql_put_type(&b, &t_list_tuple, 4, NULL), 0);
+    const uint8_t tup[] = {0, 0x20, 0, 0x31, 0, 2, 0, 9, 0, 0x0d};
+    assert_bytes(&b, tup, sizeof tup);
 
     sib_err err = {0};
     assert_int_equal(cql_put_type(&b, &t_udt, 4, &err), SIB_EINVAL);

@@ -49,6 +49,40 @@ static void assert_err(const char *q, const char *prefix)
 
 /* ---- SELECT ---------------------------------------------------------- */
 
+static void test_select_subscripts(void **state)
+{
+    (void)state;
+    cql_select *s = &ok("SELECT m['a'], m[?] AS x, s[1..3], m[..'b'], m['c'..], n[0...3.], m[1][2..], "
+                        "WRITETIME(m['k']) FROM t")->select;
+    assert_int_equal(s->nsel, 8);
+    assert_int_equal(s->sel[0].kind, CQL_SEL_ELEMENT);
+    assert_int_equal(s->sel[0].args[0]->kind, CQL_SEL_COLUMN);
+    assert_string_equal(s->sel[0].args[0]->column, "m");
+    assert_string_equal(s->sel[0].term->cst.text, "a");
+    assert_string_equal(s->sel[0].text, "m['a']");
+    assert_int_equal(s->sel[1].term->kind, CQL_TERM_MARKER);
+    assert_string_equal(s->sel[1].alias, "x");
+    /* "1..3": an INTEGER, the two dots, an INTEGER (not the FLOAT "1.") */
+    assert_int_equal(s->sel[2].kind, CQL_SEL_SLICE);
+    assert_int_equal(s->sel[2].from->cst.kind, CQL_CONST_INTEGER);
+    assert_string_equal(s->sel[2].from->cst.text, "1");
+    assert_string_equal(s->sel[2].to->cst.text, "3");
+    assert_string_equal(s->sel[2].text, "s[1..3]");
+    assert_null(s->sel[3].from);
+    assert_string_equal(s->sel[3].to->cst.text, "b");
+    assert_string_equal(s->sel[4].from->cst.text, "c");
+    assert_null(s->sel[4].to);
+    /* "0...3.": the FLOAT "0.", the two dots, the FLOAT "3." */
+    assert_int_equal(s->sel[5].from->cst.kind, CQL_CONST_FLOAT);
+    assert_string_equal(s->sel[5].from->cst.text, "0.");
+    assert_string_equal(s->sel[5].to->cst.text, "3.");
+    assert_int_equal(s->sel[6].kind, CQL_SEL_SLICE);
+    assert_int_equal(s->sel[6].args[0]->kind, CQL_SEL_ELEMENT);
+    assert_int_equal(s->sel[7].kind, CQL_SEL_WRITETIME);
+    assert_string_equal(s->sel[7].elem->cst.text, "k");
+    assert_err("SELECT m[1 . . 2] FROM t", "line 1:11 mismatched input '.' expecting ']'");
+}
+
 static void test_select_basic(void **state)
 {
     (void)state;
@@ -370,6 +404,16 @@ static void test_consistency(void **state)
                          ->consistency, CQL_CL_LOCAL_ONE);
     assert_err("SELECT * FROM t USING CONSISTENCY FOO",
                "line 1:34 mismatched input 'FOO' expecting consistency level");
+    /* the trailing form on every statement */
+    assert_int_equal(ok("INSERT INTO t (k) VALUES (1) USING CONSISTENCY TWO")->consistency, CQL_CL_TWO);
+    assert_int_equal(ok("INSERT INTO t (k) VALUES (1) USING TTL 5 USING CONSISTENCY TWO")->consistency, CQL_CL_TWO);
+    assert_int_equal(ok("UPDATE t SET v = 1 WHERE k = 1 USING CONSISTENCY ALL;")->consistency, CQL_CL_ALL);
+    assert_int_equal(ok("DELETE FROM t WHERE k = 1 USING CONSISTENCY three")->consistency, CQL_CL_THREE);
+    st = ok("BEGIN BATCH UPDATE t SET v = 1 WHERE k = 1 USING CONSISTENCY ONE; APPLY BATCH USING CONSISTENCY ANY");
+    assert_int_equal(st->consistency, CQL_CL_ANY);
+    assert_int_equal(st->batch.stmts[0]->consistency, CQL_CL_ONE);
+    assert_err("UPDATE t SET v = 1 WHERE k = 1 USING TTL 5",
+               "line 1:31 missing EOF at 'USING' (...1 WHERE k = 1 [USING] TTL...)");
 
     for (int i = 0; i <= 10; i++) assert_int_equal(cql_consistency_parse(cql_consistency_name(i)), i);
     assert_string_equal(cql_consistency_name(CQL_CL_LOCAL_SERIAL), "LOCAL_SERIAL");
@@ -677,6 +721,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_select_basic),
         cmocka_unit_test(test_select_clauses),
+        cmocka_unit_test(test_select_subscripts),
         cmocka_unit_test(test_relations),
         cmocka_unit_test(test_terms),
         cmocka_unit_test(test_durations_and_numbers),

@@ -116,6 +116,42 @@ static int bytes_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t ble
 
 /* ---- types ---- */
 
+static void test_tuple_type(void **state)
+{
+    (void)state;
+    sib_err err;
+    const sib_type *e2[] = {N(SIB_T_INT), N(SIB_T_VARCHAR)};
+    const sib_type *t = sib_type_tuple(g_types, e2, 2);
+    assert_non_null(t);
+    assert_ptr_equal(t, sib_type_tuple(g_types, e2, 2)); /* interned */
+    assert_ptr_not_equal(t, sib_type_tuple(g_types, e2, 1));
+    assert_int_equal(sib_type_tuple_size(t), 2);
+    assert_ptr_equal(sib_type_tuple_elem(t, 0), N(SIB_T_INT));
+    assert_ptr_equal(sib_type_tuple_elem(t, 1), N(SIB_T_VARCHAR));
+    assert_null(sib_type_tuple_elem(t, 2));
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_type_cql_name(t, &b);
+    sib_buf_u8(&b, 0);
+    assert_string_equal((const char *)b.p, "frozen<tuple<int, text>>");
+    sib_buf_free(&b);
+    /* (1, 'a'), (1, null), (1) and a truncated / overlong value */
+    static const uint8_t ok1[] = {0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 1, 'a'};
+    static const uint8_t ok2[] = {0, 0, 0, 4, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t ok3[] = {0, 0, 0, 4, 0, 0, 0, 1};
+    static const uint8_t bad1[] = {0, 0, 0, 4, 0, 0, 0};
+    static const uint8_t bad2[] = {0, 0, 0, 3, 0, 0, 1};
+    static const uint8_t bad3[] = {0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 1, 'a', 7};
+    assert_int_equal(sib_value_validate(t, ok1, sizeof ok1, &err), 0);
+    assert_int_equal(sib_value_validate(t, ok2, sizeof ok2, &err), 0);
+    assert_int_equal(sib_value_validate(t, ok3, sizeof ok3, &err), 0);
+    assert_int_equal(sib_value_validate(t, bad1, sizeof bad1, &err), SIB_EINVAL);
+    assert_int_equal(sib_value_validate(t, bad2, sizeof bad2, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Expected 4 or 0 byte int (3)");
+    assert_int_equal(sib_value_validate(t, bad3, sizeof bad3, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Invalid remaining data after end of tuple value");
+}
+
 static void test_types(void **state)
 {
     (void)state;
@@ -255,6 +291,20 @@ static void test_literal_temporal(void **state)
     lit_ok(ts, SIB_LIT_STRING, "1000", "00000000000003e8");
     lit_err(ts, SIB_LIT_STRING, "2024-13-01", "c", "Unable to coerce '2024-13-01' to a formatted date (long)");
     lit_err(ts, SIB_LIT_STRING, "yesterday", "c", "Unable to coerce 'yesterday' to a formatted date (long)");
+    /* zones after a space (Java's " z"): abbreviations, GMT offsets, RFC 822, tzdata ids */
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 UTC", "0000012de8d18000");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00 Europe/Paris", "0000012de97adf60");
+    lit_ok(ts, SIB_LIT_STRING, "2011-07-03 04:05:00 Europe/Paris", "00000130edbdd8e0");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05 PST", "0000012deb6941e0");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00 GMT+01:00", "0000012de97adf60");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05 -0800", "0000012deb6941e0");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03T04:05:00.5Z", "0000012de9b1cde5");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03T04:05:00.123 America/New_York", "0000012deac476db");
+    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00.123456+0000", "0000012de9b1ce5b");
+    lit_err(ts, SIB_LIT_STRING, "2011-02-03 Nowhere/Zone", "c",
+            "Unable to coerce '2011-02-03 Nowhere/Zone' to a formatted date (long)");
+    lit_err(ts, SIB_LIT_STRING, "2011-02-03 ../../etc/passwd", "c",
+            "Unable to coerce '2011-02-03 ../../etc/passwd' to a formatted date (long)");
     lit_err(ts, SIB_LIT_FLOAT, "1.5", "t", "Invalid FLOAT constant (1.5) for \"t\" of type timestamp");
     const sib_type *d = N(SIB_T_DATE);
     lit_ok(d, SIB_LIT_STRING, "1970-01-01", "80000000");
@@ -1476,6 +1526,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_types),
+        cmocka_unit_test(test_tuple_type),
         cmocka_unit_test(test_literal_ints),
         cmocka_unit_test(test_literal_floats_bools),
         cmocka_unit_test(test_literal_strings_blobs_uuids),

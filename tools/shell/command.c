@@ -40,7 +40,8 @@ static const struct {
     {"CLEAR", "CLEAR | CLS\n\n  Clears the terminal.\n"},
     {"CLS", "CLEAR | CLS\n\n  Clears the terminal.\n"},
     {"CONSISTENCY", "CONSISTENCY [level]\n\n  Shows or sets the consistency level of the requests: ANY, ONE, TWO,\n"
-                    "  THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, SERIAL, LOCAL_SERIAL, LOCAL_ONE.\n"},
+                    "  THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, SERIAL, LOCAL_SERIAL, LOCAL_ONE.\n"
+                    "  One statement can carry its own level instead (a Sibyl extension, see HELP USING).\n"},
     {"COPY", "COPY table [(col, ...)] TO 'file.csv' | STDOUT [WITH HEADER = true [AND DELIMITER = ',']]\n"
              "COPY table [(col, ...)] FROM 'file.csv' | STDIN [WITH ...]\n\n"
              "  Exports a table to CSV or imports CSV rows into it. FROM STDIN reads lines\n"
@@ -58,6 +59,13 @@ static const struct {
     {"SOURCE", "SOURCE 'file'\n\n  Runs the CQL statements of a file.\n"},
     {"TRACING", "TRACING [ON | OFF]\n\n  Traces every following statement on the server and prints the trace\n"
                 "  (system_traces) after its result.\n"},
+    {"USING", "... USING CONSISTENCY level   (Sibyl extension)\n\n"
+              "  Runs one statement at the given level, whatever CONSISTENCY says. It is a USING\n"
+              "  option of INSERT, UPDATE, DELETE and BATCH (USING TTL 60 AND CONSISTENCY ONE)\n"
+              "  and a trailing clause of every SELECT, INSERT, UPDATE, DELETE and BATCH:\n"
+              "    SELECT * FROM t WHERE k = 1 USING CONSISTENCY QUORUM;\n"
+              "    UPDATE t SET v = 2 WHERE k = 1 USING CONSISTENCY ALL;\n"
+              "  A prepared statement keeps the level it was prepared with.\n"},
 };
 
 static const char *const cql_topics[] = {
