@@ -62,8 +62,21 @@ void coord_destroy(coord *c);
  * first node is random too); sorted, unique. */
 void coord_random_tokens(sib_rng *rng, int64_t *out, size_t n);
 
-/* Index of the local member, 0 here. */
+/* Number of members; index 0 is always the local member. */
 size_t coord_members(const coord *c);
+/* Listen address of member i ("" past the end). */
+const char *coord_member_addr(const coord *c, size_t i);
+bool coord_member_alive(const coord *c, size_t i);
+
+/* Membership from gossip: adds the member at m->addr, or replaces its
+ * tokens, dc, rack and host id, and rebuilds the ring. The local member
+ * (index 0) cannot be replaced this way. A peer's tokens may not collide
+ * with tokens already in the ring: those are skipped (logged), as the
+ * first owner of a token keeps it. SIB_ENOMEM leaves the ring as it was. */
+int coord_member_update(coord *c, const coord_member_opts *m);
+/* Marks a (non-local) member alive or down for consistency checks; no-op
+ * for an unknown address. */
+void coord_member_set_alive(coord *c, const char *addr, bool alive);
 const char *coord_local_dc(const coord *c);
 
 /* Members owning `token` under strategy r, in ring order; returns the count

@@ -9,7 +9,16 @@
  *      or created and written on first start, so a restart keeps its
  *      identity and ring position;
  *   4. the coordinator gets the ring, the executor loads the schema from
- *      the engine, and only then does the native port accept clients.
+ *      the engine, and only then does the native port accept clients;
+ *   5. messaging binds storage_port on listen_address and gossip starts:
+ *      this node's state (STATUS NORMAL with its tokens, host id, DC, rack,
+ *      schema, native address, load) is published, and what gossip learns
+ *      about peers flows back through gossip_up/down/change: UP/DOWN into
+ *      the coordinator's liveness, NORMAL peers' tokens into its ring, and
+ *      STATUS_CHANGE / TOPOLOGY_CHANGE events to registered drivers.
+ *
+ * Graceful stop (node_stop): GOSSIP_SHUTDOWN to the live peers, a short
+ * wait for it to leave the socket, then node_close.
  */
 #include "node.h"
 
@@ -18,12 +27,21 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+#include <inttypes.h>
+
 #include "admin.h"
 #include "coordinator.h"
 #include "cql.h"
 #include "cql_exec.h"
+#include "gossip.h"
+#include "messaging.h"
 #include "schema.h"
 #include "storage.h"
+
+#define STATE_REFRESH_S 5.0   /* SCHEMA re-published this often (when it changed) */
+#define LOAD_EVERY_TICKS 12   /* LOAD every minute, as Cassandra's LoadBroadcaster */
+#define SHUTDOWN_ANNOUNCE_S 2.0
 
 static const uint8_t LOCAL_TABLE_ID[16] = {0x5b, 0x1b, 0x5c, 0x4e, 0x00, 0x00, 0x40, 0x00,
                                            0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02};
@@ -43,6 +61,14 @@ struct node {
     uint8_t host_id[16];
     int64_t *tokens;
     size_t ntokens;
+    msg_service *ms;        /* internode port */
+    gossip *gsp;            /* membership */
+    ev_timer state_timer;   /* re-publishes SCHEMA and LOAD */
+    unsigned state_ticks;
+    ev_timer stop_timer;    /* node_stop's wait for the announcement */
+    double stop_deadline;
+    void (*stop_done)(void *ctx);
+    void *stop_ctx;
 };
 
 static int mkdirs(const char *path, sib_err *err)
@@ -226,6 +252,187 @@ static int open_identity(node *n, sib_err *err)
     return local_state_write(n, err);
 }
 
+/* ---- gossip wiring ---- */
+
+/* TOKENS is a comma-separated list of decimal tokens (Sibyl's spelling;
+ * Cassandra's is binary). Returns the count parsed into a malloc'd array. */
+static size_t parse_tokens(const char *s, int64_t **out)
+{
+    *out = NULL;
+    if (!s || !*s) return 0;
+    size_t n = 1;
+    for (const char *p = s; *p; p++) n += *p == ',';
+    int64_t *t = calloc(n, sizeof *t);
+    if (!t) return 0;
+    size_t k = 0;
+    const char *p = s;
+    while (*p && k < n) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p) break;
+        t[k++] = v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    *out = t;
+    return k;
+}
+
+static char *format_tokens(const int64_t *t, size_t n)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    for (size_t i = 0; i < n; i++) sib_buf_printf(&b, "%s%" PRId64, i ? "," : "", t[i]);
+    sib_buf_u8(&b, 0);
+    if (b.oom) { sib_buf_free(&b); return NULL; }
+    size_t len;
+    return (char *)sib_buf_take(&b, &len);
+}
+
+/* Where drivers reach a peer: NATIVE_ADDRESS_AND_PORT "ip:port". */
+static bool native_addr(const gsp_endpoint_view *v, uint8_t ip[4], int32_t *port)
+{
+    const char *s = v->states[GSP_NATIVE_ADDRESS_AND_PORT];
+    char host[64];
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    if (!colon || (size_t)(colon - s) >= sizeof host) return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = 0;
+    *port = (int32_t)atoi(colon + 1);
+    return inet_pton(AF_INET, host, ip) == 1;
+}
+
+static void gossip_status(node *n, const gsp_endpoint_view *v, bool up)
+{
+    coord_member_set_alive(n->co, v->addr, up);
+    uint8_t ip[4];
+    int32_t port;
+    if (n->srv && native_addr(v, ip, &port)) cql_server_broadcast_status(n->srv, up, ip, 4, port);
+}
+
+static void gossip_up(void *ctx, const gsp_endpoint_view *v) { gossip_status(ctx, v, true); }
+static void gossip_down(void *ctx, const gsp_endpoint_view *v) { gossip_status(ctx, v, false); }
+
+/* A NORMAL peer's tokens go into the ring (ownership, replicas, Unavailable
+ * checks); the first time, drivers hear NEW_NODE. */
+static void gossip_change(void *ctx, const gsp_endpoint_view *v, gsp_key key)
+{
+    node *n = ctx;
+    if (key != GSP_STATUS && key != GSP_TOKENS) return;
+    const char *st = v->states[GSP_STATUS];
+    if (!st || strncmp(st, "NORMAL", 6)) return;
+    int64_t *toks;
+    size_t nt = parse_tokens(v->states[GSP_TOKENS], &toks);
+    if (!nt) { free(toks); return; }
+    bool known = false;
+    for (size_t i = 1; i < coord_members(n->co); i++) known |= !strcmp(coord_member_addr(n->co, i), v->addr);
+    coord_member_opts mo = {.tokens = toks, .ntokens = nt};
+    snprintf(mo.addr, sizeof mo.addr, "%s", v->addr);
+    snprintf(mo.dc, sizeof mo.dc, "%s", v->states[GSP_DC] ? v->states[GSP_DC] : "");
+    snprintf(mo.rack, sizeof mo.rack, "%s", v->states[GSP_RACK] ? v->states[GSP_RACK] : "");
+    const char *hid = v->states[GSP_HOST_ID];
+    if (hid) sib_uuid_parse(hid, strlen(hid), mo.host_id);
+    if (coord_member_update(n->co, &mo) == 0) {
+        coord_member_set_alive(n->co, v->addr, v->alive);
+        uint8_t ip[4];
+        int32_t port;
+        if (!known && n->srv && native_addr(v, ip, &port))
+            cql_server_broadcast_topology(n->srv, CQL_TOPO_NEW_NODE, ip, 4, port);
+    }
+    free(toks);
+}
+
+static void publish_load_schema(node *n, bool load)
+{
+    char buf[64];
+    uint8_t sv[16];
+    sib_catalog_schema_version(n->cat, sv);
+    sib_uuid_format(sv, buf);
+    gsp_set_state(n->gsp, GSP_SCHEMA, buf);
+    if (load) {
+        storage_stats ss;
+        storage_get_stats(n->st, &ss);
+        snprintf(buf, sizeof buf, "%.1f", (double)(ss.memtable_bytes + ss.sstable_bytes));
+        gsp_set_state(n->gsp, GSP_LOAD, buf);
+    }
+}
+
+static void on_state_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    node *n = w->data;
+    publish_load_schema(n, ++n->state_ticks % LOAD_EVERY_TICKS == 0);
+}
+
+static int publish_local_state(node *n)
+{
+    const node_config *c = &n->cfg;
+    char buf[256], hid[37];
+    char *toks = format_tokens(n->tokens, n->ntokens);
+    if (!toks) return SIB_ENOMEM;
+    sib_uuid_format(n->host_id, hid);
+    int rc = gsp_set_state(n->gsp, GSP_TOKENS, toks);
+    free(toks);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_HOST_ID, hid);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_DC, c->datacenter);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RACK, c->rack);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RELEASE_VERSION, ADMIN_RELEASE_VERSION);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RPC_ADDRESS, c->rpc_address);
+    snprintf(buf, sizeof buf, "%s:%d", c->rpc_address, c->native_transport_port);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_NATIVE_ADDRESS_AND_PORT, buf);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_NET_VERSION, "12");
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RPC_READY, "true");
+    snprintf(buf, sizeof buf, "NORMAL,%" PRId64, n->ntokens ? n->tokens[0] : 0);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_STATUS, buf);
+    if (!rc) publish_load_schema(n, true);
+    return rc;
+}
+
+/* Internode port and gossip. With no seeds configured the node is its own
+ * seed: a one-node cluster that gossips with nobody. */
+static int open_gossip(node *n, int64_t generation, sib_err *err)
+{
+    const node_config *c = &n->cfg;
+    msg_opts mo = {.loop = n->loop, .log = n->log, .cluster_name = c->cluster_name, .bind_addr = c->listen_address,
+                   .port = (uint16_t)c->storage_port};
+    if (!(n->ms = msg_service_create(&mo, err))) return err->code ? err->code : SIB_EIO;
+    gsp_opts go = {
+        .loop = n->loop, .log = n->log, .ms = n->ms, .cluster_name = c->cluster_name, .addr = c->listen_address,
+        .port = (uint16_t)c->storage_port, .seeds = c->seeds, .interval_ms = c->gossip_interval_ms,
+        .phi_convict_threshold = c->phi_convict_threshold, .generation = (int32_t)generation,
+        .listener = {.ctx = n, .up = gossip_up, .down = gossip_down, .change = gossip_change},
+    };
+    if (!(n->gsp = gsp_create(&go, err))) return err->code ? err->code : SIB_ENOMEM;
+    int rc = publish_local_state(n);
+    if (rc) return sib_err_set(err, rc, "gossip: publishing the local state");
+    ev_timer_init(&n->state_timer, on_state_timer, STATE_REFRESH_S, STATE_REFRESH_S);
+    n->state_timer.data = n;
+    ev_timer_start(n->loop, &n->state_timer);
+    gsp_start(n->gsp);
+    sib_log(n->log, SIB_INFO, "gossip: internode port %s:%d, seeds %s, interval %d ms, phi_convict_threshold %.1f",
+            c->listen_address, c->storage_port, c->seeds[0] ? c->seeds : c->listen_address, c->gossip_interval_ms,
+            c->phi_convict_threshold);
+    return 0;
+}
+
+static void on_stop_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    node *n = w->data;
+    if (msg_queued_bytes(n->ms) && ev_now(loop) < n->stop_deadline) return;
+    ev_timer_stop(loop, w);
+    n->stop_done(n->stop_ctx);
+}
+
+void node_stop(node *n, void (*done)(void *ctx), void *ctx)
+{
+    size_t told = n->gsp ? gsp_announce_shutdown(n->gsp) : 0;
+    if (!told) { done(ctx); return; }
+    n->stop_done = done;
+    n->stop_ctx = ctx;
+    n->stop_deadline = ev_now(n->loop) + SHUTDOWN_ANNOUNCE_S;
+    ev_timer_init(&n->stop_timer, on_stop_timer, 0.02, 0.02);
+    n->stop_timer.data = n;
+    ev_timer_start(n->loop, &n->stop_timer);
+}
+
 int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log *log, sib_err *err)
 {
     *out = NULL;
@@ -274,6 +481,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     if (!n->srv) { node_close(n); return err->code ? err->code : SIB_EIO; }
     cql_exec_set_server(n->ex, n->srv);
     if ((rc = open_admin(n, info.gossip_generation, err))) { node_close(n); return rc; }
+    if ((rc = open_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
     sib_log(log, SIB_INFO, "sibyld: serving CQL native protocol on %s:%d (cluster '%s', data %s, commitlog_sync %s)",
             cfg->rpc_address, cfg->native_transport_port, cfg->cluster_name, cfg->data_dir,
             cfg->commitlog_sync == NODE_SYNC_BATCH ? "batch" : cfg->commitlog_sync == NODE_SYNC_GROUP ? "group" : "periodic");
@@ -284,6 +492,13 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
 void node_close(node *n)
 {
     if (!n) return;
+    if (n->loop) {
+        ev_timer_stop(n->loop, &n->state_timer);
+        ev_timer_stop(n->loop, &n->stop_timer);
+    }
+    /* messaging first: its pending requests point into the gossiper */
+    msg_service_destroy(n->ms);
+    gsp_destroy(n->gsp);
     admin_server_destroy(n->admin);
     if (n->srv) cql_server_destroy(n->srv);
     cql_exec_destroy(n->ex);
