@@ -25,9 +25,10 @@
  *
  * Units: sizes are bytes, times seconds unless a field name says _ms/_us,
  * tokens are JSON integers (int64, as Murmur3Partitioner gives them).
- * Single-node facts: the coordinator knows only the local member (index 0)
- * until gossip lands, so ring, ownership and gossip state list this node;
- * the JSON shapes are already lists so more members slot in.
+ * Members: /status, /ring and /gossipinfo list this node and every peer
+ * gossip knows (its values as last gossiped: load, tokens, liveness from
+ * the local failure detector). Ownership is computed over the union of
+ * every member's tokens. Without a gossiper (unit tests) only this node.
  */
 #include "admin.h"
 
@@ -42,6 +43,7 @@
 #include <sys/socket.h>
 
 #include "coordinator.h"
+#include "gossip.h"
 #include "schema.h"
 #include "storage.h"
 
@@ -55,6 +57,7 @@ struct admin_server {
     storage *st;
     sib_catalog *cat;
     coord *co;
+    gossip *gsp;          /* peers; NULL = this node only */
     admin_metrics *metrics;
     admin_node_info node; /* node.tokens points at tokens below */
     int64_t *tokens;      /* sorted copy */
@@ -103,9 +106,7 @@ static uint64_t load_bytes(admin_server *s)
 
 static const char *member_addr(admin_server *s, size_t member)
 {
-    /* Index 0 is the local member (coordinator.h); other indexes appear once
-     * the coordinator learns peers and will need its member accessors. */
-    return member == 0 ? s->node.listen_address : "?";
+    return member == 0 ? s->node.listen_address : coord_member_addr(s->co, member);
 }
 
 static json_t *host_id_json(const uint8_t id[16])
@@ -140,23 +141,105 @@ double admin_ring_owns(const int64_t *ring, size_t nring, const int64_t *mine, s
     return (double)(owned / 18446744073709551616.0L);
 }
 
-static double owns_percent(admin_server *s)
+/* ---- the members: this node and what gossip knows ---- */
+
+typedef struct amember {
+    const char *addr, *dc, *rack;
+    char host_id[37];
+    bool up;
+    char state;         /* N(ormal), L(eaving), J(oining), ? */
+    double load;        /* bytes; < 0 unknown */
+    int64_t *tokens;    /* sorted, malloc'd */
+    size_t ntokens;
+    double owns;        /* percent of the ring */
+} amember;
+
+typedef struct amembers {
+    amember *m;
+    size_t n;
+    int64_t *ring;      /* every member's tokens, sorted */
+    size_t nring;
+} amembers;
+
+static int cmp_tok(const void *a, const void *b)
 {
-    return 100.0 * admin_ring_owns(s->tokens, s->node.ntokens, s->tokens, s->node.ntokens);
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
-static json_t *node_json(admin_server *s)
+static char state_char(const char *status)
+{
+    if (!status) return '?';
+    if (!strncmp(status, "NORMAL", 6) || !strncmp(status, "shutdown", 8)) return 'N';
+    if (!strncmp(status, "LEAVING", 7)) return 'L';
+    if (!strncmp(status, "BOOT", 4)) return 'J';
+    return '?';
+}
+
+/* This node first, then every peer gossip knows with tokens. */
+static void members_collect(admin_server *s, amembers *ms)
+{
+    memset(ms, 0, sizeof *ms);
+    size_t cap = 1 + (s->gsp ? gsp_endpoint_count(s->gsp) : 0);
+    ms->m = calloc(cap, sizeof *ms->m);
+    if (!ms->m) return;
+    amember *me = &ms->m[ms->n++];
+    me->addr = s->node.listen_address;
+    me->dc = s->node.dc;
+    me->rack = s->node.rack;
+    sib_uuid_format(s->node.host_id, me->host_id);
+    me->up = true;
+    me->state = 'N';
+    me->load = (double)load_bytes(s);
+    me->tokens = malloc(sizeof(int64_t) * (s->node.ntokens ? s->node.ntokens : 1));
+    if (me->tokens) {
+        memcpy(me->tokens, s->tokens, sizeof(int64_t) * s->node.ntokens);
+        me->ntokens = s->node.ntokens;
+    }
+    gsp_endpoint_view v;
+    for (size_t i = 1; s->gsp && gsp_endpoint_at(s->gsp, i, &v); i++) {
+        if (!v.states[GSP_TOKENS]) continue;
+        amember *m = &ms->m[ms->n++];
+        m->addr = v.addr;
+        m->dc = v.states[GSP_DC] ? v.states[GSP_DC] : "";
+        m->rack = v.states[GSP_RACK] ? v.states[GSP_RACK] : "";
+        snprintf(m->host_id, sizeof m->host_id, "%s", v.states[GSP_HOST_ID] ? v.states[GSP_HOST_ID] : "");
+        m->up = v.alive;
+        m->state = state_char(v.states[GSP_STATUS]);
+        m->load = v.states[GSP_LOAD] ? strtod(v.states[GSP_LOAD], NULL) : -1;
+        m->ntokens = gsp_parse_tokens(v.states[GSP_TOKENS], &m->tokens);
+    }
+    for (size_t i = 0; i < ms->n; i++) ms->nring += ms->m[i].ntokens;
+    ms->ring = calloc(ms->nring ? ms->nring : 1, sizeof *ms->ring);
+    if (!ms->ring) { ms->nring = 0; return; }
+    size_t k = 0;
+    for (size_t i = 0; i < ms->n; i++)
+        for (size_t j = 0; j < ms->m[i].ntokens; j++) ms->ring[k++] = ms->m[i].tokens[j];
+    qsort(ms->ring, ms->nring, sizeof *ms->ring, cmp_tok);
+    for (size_t i = 0; i < ms->n; i++)
+        ms->m[i].owns = 100.0 * admin_ring_owns(ms->ring, ms->nring, ms->m[i].tokens, ms->m[i].ntokens);
+}
+
+static void members_free(amembers *ms)
+{
+    for (size_t i = 0; i < ms->n; i++) free(ms->m[i].tokens);
+    free(ms->m);
+    free(ms->ring);
+}
+
+static json_t *member_json(const amember *m)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "address", json_string(s->node.listen_address));
-    json_object_set_new(o, "status", json_string("U"));
-    json_object_set_new(o, "state", json_string("N"));
-    json_object_set_new(o, "load_bytes", json_integer((json_int_t)load_bytes(s)));
-    json_object_set_new(o, "tokens", json_integer((json_int_t)s->node.ntokens));
-    json_object_set_new(o, "owns", json_real(owns_percent(s)));
-    json_object_set_new(o, "host_id", host_id_json(s->node.host_id));
-    json_object_set_new(o, "dc", json_string(s->node.dc));
-    json_object_set_new(o, "rack", json_string(s->node.rack));
+    char st[2] = {m->state, 0};
+    json_object_set_new(o, "address", json_string(m->addr));
+    json_object_set_new(o, "status", json_string(m->up ? "U" : "D"));
+    json_object_set_new(o, "state", json_string(st));
+    json_object_set_new(o, "load_bytes", m->load < 0 ? json_null() : json_integer((json_int_t)m->load));
+    json_object_set_new(o, "tokens", json_integer((json_int_t)m->ntokens));
+    json_object_set_new(o, "owns", json_real(m->owns));
+    json_object_set_new(o, "host_id", json_string(m->host_id));
+    json_object_set_new(o, "dc", json_string(m->dc));
+    json_object_set_new(o, "rack", json_string(m->rack));
     return o;
 }
 
@@ -167,7 +250,10 @@ static json_t *h_status(route_req *r)
     json_t *o = json_object();
     json_object_set_new(o, "cluster_name", json_string(r->s->node.cluster_name));
     json_t *nodes = json_array();
-    json_array_append_new(nodes, node_json(r->s));
+    amembers ms;
+    members_collect(r->s, &ms);
+    for (size_t i = 0; i < ms.n; i++) json_array_append_new(nodes, member_json(&ms.m[i]));
+    members_free(&ms);
     json_object_set_new(o, "nodes", nodes);
     return o;
 }
@@ -212,24 +298,39 @@ static json_t *h_info(route_req *r)
     return o;
 }
 
+typedef struct ring_row {
+    int64_t token;
+    const amember *m;
+} ring_row;
+
+static int cmp_ring_row(const void *a, const void *b) { return cmp_tok(&((const ring_row *)a)->token, &((const ring_row *)b)->token); }
+
 static json_t *h_ring(route_req *r)
 {
-    admin_server *s = r->s;
+    amembers ms;
+    members_collect(r->s, &ms);
+    ring_row *rows = calloc(ms.nring ? ms.nring : 1, sizeof *rows);
+    size_t n = 0;
+    for (size_t i = 0; rows && i < ms.n; i++)
+        for (size_t j = 0; j < ms.m[i].ntokens; j++) rows[n++] = (ring_row){ms.m[i].tokens[j], &ms.m[i]};
+    qsort(rows, n, sizeof *rows, cmp_ring_row);
     json_t *arr = json_array();
-    uint64_t load = load_bytes(s);
-    double owns = owns_percent(s);
-    for (size_t i = 0; i < s->node.ntokens; i++) {
+    for (size_t i = 0; i < n; i++) {
+        const amember *m = rows[i].m;
         json_t *e = json_object();
-        json_object_set_new(e, "token", json_integer(s->tokens[i]));
-        json_object_set_new(e, "endpoint", json_string(s->node.listen_address));
-        json_object_set_new(e, "dc", json_string(s->node.dc));
-        json_object_set_new(e, "rack", json_string(s->node.rack));
-        json_object_set_new(e, "status", json_string("Up"));
-        json_object_set_new(e, "state", json_string("Normal"));
-        json_object_set_new(e, "load_bytes", json_integer((json_int_t)load));
-        json_object_set_new(e, "owns", json_real(owns));
+        json_object_set_new(e, "token", json_integer(rows[i].token));
+        json_object_set_new(e, "endpoint", json_string(m->addr));
+        json_object_set_new(e, "dc", json_string(m->dc));
+        json_object_set_new(e, "rack", json_string(m->rack));
+        json_object_set_new(e, "status", json_string(m->up ? "Up" : "Down"));
+        json_object_set_new(e, "state", json_string(m->state == 'N' ? "Normal" : m->state == 'L' ? "Leaving"
+                                                  : m->state == 'J' ? "Joining" : "Unknown"));
+        json_object_set_new(e, "load_bytes", m->load < 0 ? json_null() : json_integer((json_int_t)m->load));
+        json_object_set_new(e, "owns", json_real(m->owns));
         json_array_append_new(arr, e);
     }
+    free(rows);
+    members_free(&ms);
     json_t *o = json_object();
     json_object_set_new(o, "ring", arr);
     return o;
@@ -510,9 +611,8 @@ static json_t *h_tablestats(route_req *r)
 
 /* ---- /gossipinfo ---- */
 
-static json_t *h_gossipinfo(route_req *r)
+static json_t *h_gossipinfo_local(admin_server *s)
 {
-    admin_server *s = r->s;
     char buf[128];
     json_t *st = json_object();
     snprintf(buf, sizeof buf, "NORMAL,%" PRId64, s->node.ntokens ? s->tokens[0] : 0);
@@ -533,12 +633,35 @@ static json_t *h_gossipinfo(route_req *r)
     json_t *ep = json_object();
     json_object_set_new(ep, "endpoint", json_string(s->node.listen_address));
     json_object_set_new(ep, "generation", json_integer(s->node.generation));
-    /* Gossip bumps the heartbeat once a second; until the gossiper exists
-     * the seconds since start are the same number. */
     json_object_set_new(ep, "heartbeat", json_integer((sib_now_us() - s->start_us) / 1000000));
     json_object_set_new(ep, "states", st);
+    return ep;
+}
+
+/* nodetool gossipinfo: every endpoint's heartbeat and values (TOKENS shown
+ * as <hidden>, as nodetool does), with the local view of its liveness. */
+static json_t *h_gossipinfo(route_req *r)
+{
+    admin_server *s = r->s;
     json_t *arr = json_array();
-    json_array_append_new(arr, ep);
+    if (!s->gsp) json_array_append_new(arr, h_gossipinfo_local(s));
+    gsp_endpoint_view v;
+    for (size_t i = 0; s->gsp && gsp_endpoint_at(s->gsp, i, &v); i++) {
+        json_t *st = json_object();
+        for (int k = 0; k < GSP_NSTATES; k++) {
+            if (!v.states[k] || !gsp_key_name(k)) continue;
+            json_object_set_new(st, gsp_key_name(k), json_string(k == GSP_TOKENS ? "<hidden>" : v.states[k]));
+        }
+        json_t *ep = json_object();
+        json_object_set_new(ep, "endpoint", json_string(v.addr));
+        json_object_set_new(ep, "port", json_integer(v.port));
+        json_object_set_new(ep, "generation", json_integer(v.generation));
+        json_object_set_new(ep, "heartbeat", json_integer(v.heartbeat));
+        json_object_set_new(ep, "alive", json_boolean(v.alive));
+        if (!v.is_self) json_object_set_new(ep, "phi", json_real(v.phi));
+        json_object_set_new(ep, "states", st);
+        json_array_append_new(arr, ep);
+    }
     json_t *o = json_object();
     json_object_set_new(o, "endpoints", arr);
     return o;
@@ -813,6 +936,7 @@ admin_server *admin_server_create(const admin_opts *o, sib_err *err)
     s->st = o->st;
     s->cat = o->cat;
     s->co = o->co;
+    s->gsp = o->gsp;
     s->metrics = o->metrics;
     s->hooks = o->hooks;
     s->start_us = sib_now_us();

@@ -7,6 +7,7 @@
 struct storage;
 struct sib_catalog;
 struct coord;
+struct gossip;
 
 /* What system.local reports about this node. */
 typedef struct cql_exec_node_info {
@@ -29,6 +30,7 @@ typedef struct cql_exec_opts {
     struct coord *co;
     sib_log *log;
     const cql_exec_node_info *node;
+    struct gossip *gsp;        /* system.peers rows; NULL = no peers */
     size_t batch_size_fail_threshold; /* bytes; 0 = 50 KiB */
     int tombstone_warn_threshold, tombstone_failure_threshold;
 } cql_exec_opts;

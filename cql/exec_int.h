@@ -87,6 +87,7 @@ struct cql_exec {
     storage *st;
     sib_catalog *cat;
     coord *co;
+    struct gossip *gsp; /* membership for system.peers; may be NULL */
     cql_server *srv;   /* for schema-change events; may be NULL */
     sib_log *log;
     cql_exec_node_info node;

@@ -2,8 +2,9 @@
  * system_traces.sessions/events and the virtual system_schema tables).
  *
  * System tables are small, so their rows are materialised first (vrows, in
- * the request arena): system.local is built from the node info, peers has no
- * rows on a single node, system_traces rows come from the executor's ring of
+ * the request arena): system.local is built from the node info, peers and
+ * peers_v2 from gossip (every other endpoint with tokens that is NORMAL or
+ * shut down, as Cassandra keeps a stopped node in system.peers), system_traces rows come from the executor's ring of
  * kept trace sessions (exec_trace.c), system_schema rows come from the catalog. Each WHERE
  * relation becomes a filter on its column, and the rows then go through the
  * same pipeline as user tables (on_row, reply_rows in exec_select.c), paged
@@ -16,6 +17,9 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdlib.h>
+
+#include "gossip.h"
 
 typedef struct vrows {
     exec_ctx *c;
@@ -77,11 +81,32 @@ static int set_inet(vrows *v, sib_val *row, const sib_table *t, const char *col,
     return 0;
 }
 
-static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
+/* A row of v's width, every column null (arena memory). */
+static sib_val *new_row(vrows *v)
+{
+    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
+    for (size_t i = 0; row && i < v->ncols; i++) row[i] = val_null();
+    return row;
+}
+
+/* tokens set<text> from n elements (arena strings). */
+static int set_token_set(vrows *v, sib_val *row, const sib_table *t, sib_val *el, size_t n, sib_err *err)
 {
     const sib_column *col = sib_table_column_by_name(t, "tokens");
+    if (!col || !n) return 0;
+    sib_buf b;
+    sib_buf_init(&b);
+    int rc = sib_coll_build(col->type, el, n, &b, err);
+    if (!rc && b.oom) rc = oom(err);
+    if (!rc) rc = set_bytes(v, row, t, "tokens", b.p, b.len);
+    sib_buf_free(&b);
+    return rc;
+}
+
+static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
+{
     const cql_exec *ex = v->c->ex;
-    if (!col || !ex->node.ntokens) return 0;
+    if (!ex->node.ntokens) return 0;
     sib_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * ex->node.ntokens);
     if (!el) return oom(err);
     for (size_t i = 0; i < ex->node.ntokens; i++) {
@@ -89,21 +114,67 @@ static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
         if (!s) return oom(err);
         el[i] = val_of(s, strlen(s));
     }
-    sib_buf b;
-    sib_buf_init(&b);
-    int rc = sib_coll_build(col->type, el, ex->node.ntokens, &b, err);
-    if (!rc && b.oom) rc = oom(err);
-    if (!rc) rc = set_bytes(v, row, t, "tokens", b.p, b.len);
-    sib_buf_free(&b);
-    return rc;
+    return set_token_set(v, row, t, el, ex->node.ntokens, err);
 }
 
-/* A row of v's width, every column null (arena memory). */
-static sib_val *new_row(vrows *v)
+/* gossip's TOKENS value is "t1,t2,..." (decimal): each becomes an element. */
+static int set_gossip_tokens(vrows *v, sib_val *row, const sib_table *t, const char *list, sib_err *err)
 {
-    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
-    for (size_t i = 0; row && i < v->ncols; i++) row[i] = val_null();
-    return row;
+    size_t n = 1;
+    for (const char *p = list; *p; p++) n += *p == ',';
+    sib_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * n);
+    if (!el) return oom(err);
+    size_t k = 0;
+    for (const char *p = list; *p && k < n;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        el[k++] = val_of(p, len);
+        p += len + (e != NULL);
+    }
+    return set_token_set(v, row, t, el, k, err);
+}
+
+static int set_uuid_text(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *s)
+{
+    uint8_t u[16];
+    if (!s || !sib_uuid_parse(s, strlen(s), u)) return 0;
+    return set_bytes(v, row, t, col, u, 16);
+}
+
+/* One row per other endpoint that owns tokens and is NORMAL (or stopped
+ * after being NORMAL): what drivers build their host list and token map
+ * from. */
+static int peer_rows(vrows *v, const sib_table *t, sib_err *err)
+{
+    const gossip *g = v->c->ex->gsp;
+    gsp_endpoint_view ep;
+    for (size_t i = 1; g && gsp_endpoint_at(g, i, &ep); i++) {
+        const char *st = ep.states[GSP_STATUS], *toks = ep.states[GSP_TOKENS];
+        if (!st || !toks || (strncmp(st, "NORMAL", 6) && strncmp(st, "shutdown", 8))) continue;
+        sib_val *row = new_row(v);
+        if (!row) return oom(err);
+        char host[64] = "";
+        int port = 0;
+        const char *na = ep.states[GSP_NATIVE_ADDRESS_AND_PORT], *colon = na ? strrchr(na, ':') : NULL;
+        if (colon && (size_t)(colon - na) < sizeof host) {
+            memcpy(host, na, (size_t)(colon - na));
+            host[colon - na] = 0;
+            port = atoi(colon + 1);
+        }
+        const char *rpc = ep.states[GSP_RPC_ADDRESS] ? ep.states[GSP_RPC_ADDRESS] : host;
+        if (ep.states[GSP_DC]) set_text(v, row, t, "data_center", ep.states[GSP_DC]);
+        if (ep.states[GSP_RACK]) set_text(v, row, t, "rack", ep.states[GSP_RACK]);
+        if (ep.states[GSP_RELEASE_VERSION]) set_text(v, row, t, "release_version", ep.states[GSP_RELEASE_VERSION]);
+        int rc = set_inet(v, row, t, "peer", ep.addr) || set_int(v, row, t, "peer_port", ep.port) ||
+                 set_inet(v, row, t, "rpc_address", rpc) || set_inet(v, row, t, "native_address", host) ||
+                 (port && set_int(v, row, t, "native_port", port)) ||
+                 set_uuid_text(v, row, t, "host_id", ep.states[GSP_HOST_ID]) ||
+                 set_uuid_text(v, row, t, "schema_version", ep.states[GSP_SCHEMA]);
+        if (rc) return oom(err);
+        if ((rc = set_gossip_tokens(v, row, t, toks, err))) return rc;
+        if (vrows_add(v, row, v->ncols)) return oom(err);
+    }
+    return 0;
 }
 
 /* system.local: the one row describing this node (driver-compat.md 5). */
@@ -237,8 +308,8 @@ static int system_rows(sel_run *run, vrows *v, sib_err *err)
         if (rc == SIB_ENOMEM) return oom(err);
         return rc;
     }
-    /* system.peers / peers_v2 (and any other local table): a single node has no rows */
     if (strcmp(sib_table_name(t), "local") == 0) return local_row(v, t, err);
+    if (!strcmp(sib_table_name(t), "peers") || !strcmp(sib_table_name(t), "peers_v2")) return peer_rows(v, t, err);
     return 0;
 }
 

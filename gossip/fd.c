@@ -77,6 +77,46 @@ void gsp_arrival_clear(gsp_arrival *a)
     a->last_ns = 0;
 }
 
+/* ---- the TOKENS value ---- */
+
+char *gsp_format_tokens(const int64_t *t, size_t n)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    for (size_t i = 0; i < n; i++) sib_buf_printf(&b, "%s%lld", i ? "," : "", (long long)t[i]);
+    sib_buf_u8(&b, 0);
+    if (b.oom) { sib_buf_free(&b); return NULL; }
+    size_t len;
+    return (char *)sib_buf_take(&b, &len);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t gsp_parse_tokens(const char *s, int64_t **out)
+{
+    *out = NULL;
+    if (!s || !*s) return 0;
+    size_t n = 1;
+    for (const char *p = s; *p; p++) n += *p == ',';
+    int64_t *t = calloc(n, sizeof *t);
+    if (!t) return 0;
+    size_t k = 0;
+    for (const char *p = s; *p && k < n;) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || (*end && *end != ',')) break;
+        t[k++] = v;
+        p = *end ? end + 1 : end;
+    }
+    qsort(t, k, sizeof *t, cmp_i64);
+    *out = t;
+    return k;
+}
+
 /* ---- digest and merge rules ---- */
 
 gsp_digest_action gsp_digest_compare(bool known, int32_t local_gen, int32_t local_max, int32_t remote_gen,

@@ -49,6 +49,14 @@ typedef enum {
 /* Cassandra's name of a key ("STATUS"); NULL for an unused ordinal. */
 const char *gsp_key_name(int key);
 
+/* The TOKENS value: decimal tokens separated by commas (Sibyl's spelling;
+ * Cassandra's is a binary blob). format returns a malloc'd string (NULL on
+ * OOM); parse returns how many tokens it read into a malloc'd, sorted
+ * array (*out NULL and 0 on OOM or an empty list; stops at the first
+ * malformed token). */
+char *gsp_format_tokens(const int64_t *tokens, size_t n);
+size_t gsp_parse_tokens(const char *value, int64_t **out);
+
 /* Internode verbs used by gossip (messaging.h verbs 1..63). */
 enum { GSP_VERB_SYN = 1, GSP_VERB_ACK2 = 2, GSP_VERB_SHUTDOWN = 3, GSP_VERB_ECHO = 4 };
 

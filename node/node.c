@@ -229,7 +229,7 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
     memcpy(ai.host_id, n->host_id, 16);
     admin_opts ao = {
         .loop = n->loop, .log = n->log, .bind_addr = n->cfg.listen_address, .port = (uint16_t)n->cfg.admin_port,
-        .st = n->st, .cat = n->cat, .co = n->co, .metrics = n->metrics, .node = &ai,
+        .st = n->st, .cat = n->cat, .co = n->co, .gsp = n->gsp, .metrics = n->metrics, .node = &ai,
         .hooks = {.ctx = n, .client_count = admin_client_count, .flush = admin_flush, .compact = admin_compact},
     };
     n->admin = admin_server_create(&ao, err);
@@ -253,40 +253,6 @@ static int open_identity(node *n, sib_err *err)
 }
 
 /* ---- gossip wiring ---- */
-
-/* TOKENS is a comma-separated list of decimal tokens (Sibyl's spelling;
- * Cassandra's is binary). Returns the count parsed into a malloc'd array. */
-static size_t parse_tokens(const char *s, int64_t **out)
-{
-    *out = NULL;
-    if (!s || !*s) return 0;
-    size_t n = 1;
-    for (const char *p = s; *p; p++) n += *p == ',';
-    int64_t *t = calloc(n, sizeof *t);
-    if (!t) return 0;
-    size_t k = 0;
-    const char *p = s;
-    while (*p && k < n) {
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p) break;
-        t[k++] = v;
-        p = *end == ',' ? end + 1 : end;
-    }
-    *out = t;
-    return k;
-}
-
-static char *format_tokens(const int64_t *t, size_t n)
-{
-    sib_buf b;
-    sib_buf_init(&b);
-    for (size_t i = 0; i < n; i++) sib_buf_printf(&b, "%s%" PRId64, i ? "," : "", t[i]);
-    sib_buf_u8(&b, 0);
-    if (b.oom) { sib_buf_free(&b); return NULL; }
-    size_t len;
-    return (char *)sib_buf_take(&b, &len);
-}
 
 /* Where drivers reach a peer: NATIVE_ADDRESS_AND_PORT "ip:port". */
 static bool native_addr(const gsp_endpoint_view *v, uint8_t ip[4], int32_t *port)
@@ -321,7 +287,7 @@ static void gossip_change(void *ctx, const gsp_endpoint_view *v, gsp_key key)
     const char *st = v->states[GSP_STATUS];
     if (!st || strncmp(st, "NORMAL", 6)) return;
     int64_t *toks;
-    size_t nt = parse_tokens(v->states[GSP_TOKENS], &toks);
+    size_t nt = gsp_parse_tokens(v->states[GSP_TOKENS], &toks);
     if (!nt) { free(toks); return; }
     bool known = false;
     for (size_t i = 1; i < coord_members(n->co); i++) known |= !strcmp(coord_member_addr(n->co, i), v->addr);
@@ -366,7 +332,7 @@ static int publish_local_state(node *n)
 {
     const node_config *c = &n->cfg;
     char buf[256], hid[37];
-    char *toks = format_tokens(n->tokens, n->ntokens);
+    char *toks = gsp_format_tokens(n->tokens, n->ntokens);
     if (!toks) return SIB_ENOMEM;
     sib_uuid_format(n->host_id, hid);
     int rc = gsp_set_state(n->gsp, GSP_TOKENS, toks);
@@ -387,8 +353,9 @@ static int publish_local_state(node *n)
 }
 
 /* Internode port and gossip. With no seeds configured the node is its own
- * seed: a one-node cluster that gossips with nobody. */
-static int open_gossip(node *n, int64_t generation, sib_err *err)
+ * seed: a one-node cluster that gossips with nobody. Created before the
+ * executor (system.peers reads it), started once everything else is up. */
+static int create_gossip(node *n, int64_t generation, sib_err *err)
 {
     const node_config *c = &n->cfg;
     msg_opts mo = {.loop = n->loop, .log = n->log, .cluster_name = c->cluster_name, .bind_addr = c->listen_address,
@@ -401,6 +368,12 @@ static int open_gossip(node *n, int64_t generation, sib_err *err)
         .listener = {.ctx = n, .up = gossip_up, .down = gossip_down, .change = gossip_change},
     };
     if (!(n->gsp = gsp_create(&go, err))) return err->code ? err->code : SIB_ENOMEM;
+    return 0;
+}
+
+static int start_gossip(node *n, sib_err *err)
+{
+    const node_config *c = &n->cfg;
     int rc = publish_local_state(n);
     if (rc) return sib_err_set(err, rc, "gossip: publishing the local state");
     ev_timer_init(&n->state_timer, on_state_timer, STATE_REFRESH_S, STATE_REFRESH_S);
@@ -462,8 +435,9 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     snprintf(info.rack, sizeof info.rack, "%s", cfg->rack);
     memcpy(info.host_id, n->host_id, 16);
     info.gossip_generation = sib_now_us() / 1000000;
+    if ((rc = create_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
     cql_exec_opts eo = {
-        .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info,
+        .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info, .gsp = n->gsp,
         .batch_size_fail_threshold = cfg->batch_size_fail_threshold,
         .tombstone_warn_threshold = cfg->tombstone_warn_threshold,
         .tombstone_failure_threshold = cfg->tombstone_failure_threshold,
@@ -481,7 +455,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     if (!n->srv) { node_close(n); return err->code ? err->code : SIB_EIO; }
     cql_exec_set_server(n->ex, n->srv);
     if ((rc = open_admin(n, info.gossip_generation, err))) { node_close(n); return rc; }
-    if ((rc = open_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
+    if ((rc = start_gossip(n, err))) { node_close(n); return rc; }
     sib_log(log, SIB_INFO, "sibyld: serving CQL native protocol on %s:%d (cluster '%s', data %s, commitlog_sync %s)",
             cfg->rpc_address, cfg->native_transport_port, cfg->cluster_name, cfg->data_dir,
             cfg->commitlog_sync == NODE_SYNC_BATCH ? "batch" : cfg->commitlog_sync == NODE_SYNC_GROUP ? "group" : "periodic");

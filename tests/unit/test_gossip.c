@@ -92,6 +92,22 @@ static void merge_rules(void **state)
     assert_null(gsp_key_name(GSP_NSTATES));
 }
 
+static void tokens_value(void **state)
+{
+    int64_t t[3] = {INT64_MAX, -5, INT64_MIN + 1};
+    char *v = gsp_format_tokens(t, 3);
+    assert_string_equal(v, "9223372036854775807,-5,-9223372036854775807");
+    int64_t *back;
+    assert_int_equal(gsp_parse_tokens(v, &back), 3);
+    assert_true(back[0] == INT64_MIN + 1 && back[1] == -5 && back[2] == INT64_MAX); /* sorted */
+    free(back);
+    free(v);
+    assert_int_equal(gsp_parse_tokens("1,2,x,4", &back), 2); /* stops at the bad one */
+    free(back);
+    assert_int_equal(gsp_parse_tokens("", &back), 0);
+    assert_null(back);
+}
+
 /* ---- live gossipers ---- */
 
 typedef struct member {
@@ -248,6 +264,7 @@ int main(void)
         cmocka_unit_test(conviction_at_threshold),
         cmocka_unit_test(digest_rules),
         cmocka_unit_test(merge_rules),
+        cmocka_unit_test(tokens_value),
         cmocka_unit_test(three_converge_then_shutdown_and_kill),
         cmocka_unit_test(other_cluster_does_not_merge),
     };
