@@ -4,9 +4,10 @@
  * keyspace's replication options into a strategy, lists the replicas of a
  * token by walking the ring clockwise, and decides whether a consistency
  * level can be met by the replicas that are alive (Unavailable otherwise).
- * This milestone runs one node, so the ring holds only the local member, but
- * replica selection and blockFor already follow Cassandra so a cluster can
- * slot in behind the same calls.
+ * The ring starts with the local member; gossip adds every NORMAL peer's
+ * tokens and liveness (coord_member_update / coord_member_set_alive).
+ * Requests are not forwarded to peers yet: replica selection and blockFor
+ * already follow Cassandra so routing can slot in behind the same calls.
  *
  * Invariants: ring tokens are sorted and unique; a replica list never names
  * the same member twice; blockFor follows Cassandra's

@@ -45,7 +45,7 @@
 
 static const uint8_t LOCAL_TABLE_ID[16] = {0x5b, 0x1b, 0x5c, 0x4e, 0x00, 0x00, 0x40, 0x00,
                                            0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02};
-enum { LOCAL_HOST_ID = 1, LOCAL_TOKENS = 2 };
+enum { LOCAL_HOST_ID = 1, LOCAL_TOKENS = 2, LOCAL_GENERATION = 3 };
 
 struct node {
     node_config cfg;
@@ -61,6 +61,7 @@ struct node {
     uint8_t host_id[16];
     int64_t *tokens;
     size_t ntokens;
+    int64_t generation;     /* gossip generation: max(stored + 1, now in s) */
     msg_service *ms;        /* internode port */
     gossip *gsp;            /* membership */
     ev_timer state_timer;   /* re-publishes SCHEMA and LOAD */
@@ -101,6 +102,8 @@ static bool local_state_read(node *n)
             if (cv->col == LOCAL_HOST_ID && cv->vlen == 16) {
                 memcpy(n->host_id, cv->val, 16);
                 have_id = true;
+            } else if (cv->col == LOCAL_GENERATION && cv->vlen == 8) {
+                n->generation = (int64_t)get_be64(cv->val);
             } else if (cv->col == LOCAL_TOKENS && cv->vlen % 8 == 0 && cv->vlen) {
                 n->ntokens = cv->vlen / 8;
                 n->tokens = calloc(n->ntokens, sizeof *n->tokens);
@@ -122,6 +125,9 @@ static int local_state_write(node *n, sib_err *err)
     int rc = st_mut_row(m, (const uint8_t *)"", 0);
     if (!rc) rc = st_mut_cell(m, LOCAL_HOST_ID, n->host_id, 16, ts, 0, ST_NO_DELETION_TIME);
     if (!rc) rc = st_mut_cell(m, LOCAL_TOKENS, toks, 8 * n->ntokens, ts, 0, ST_NO_DELETION_TIME);
+    uint8_t gen[8];
+    put_be64(gen, (uint64_t)n->generation);
+    if (!rc) rc = st_mut_cell(m, LOCAL_GENERATION, gen, 8, ts, 0, ST_NO_DELETION_TIME);
     if (!rc) rc = storage_apply(n->st, &m, 1, NULL, NULL, err);
     else sib_err_set(err, rc, "local state mutation");
     /* The node's identity must survive an OS crash too: fsync it now. */
@@ -236,9 +242,19 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
     return n->admin ? 0 : (err->code ? err->code : SIB_EIO);
 }
 
+/* A restart within the same second must still look like a restart to the
+ * peers (a higher generation replaces the old state, an equal one would be
+ * ignored), so the generation is persisted and always moves forward. */
+static int next_generation(node *n, sib_err *err)
+{
+    int64_t now = sib_now_us() / 1000000;
+    n->generation = n->generation >= now ? n->generation + 1 : now;
+    return local_state_write(n, err);
+}
+
 static int open_identity(node *n, sib_err *err)
 {
-    if (local_state_read(n)) return 0;
+    if (local_state_read(n)) return next_generation(n, err);
     sib_rng rng;
     sib_rng_seed(&rng);
     sib_uuid_v4(&rng, n->host_id);
@@ -249,7 +265,7 @@ static int open_identity(node *n, sib_err *err)
     char hid[37];
     sib_uuid_format(n->host_id, hid);
     sib_log(n->log, SIB_INFO, "node: first start, host id %s with %zu tokens", hid, n->ntokens);
-    return local_state_write(n, err);
+    return next_generation(n, err);
 }
 
 /* ---- gossip wiring ---- */
@@ -434,7 +450,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     snprintf(info.dc, sizeof info.dc, "%s", cfg->datacenter);
     snprintf(info.rack, sizeof info.rack, "%s", cfg->rack);
     memcpy(info.host_id, n->host_id, 16);
-    info.gossip_generation = sib_now_us() / 1000000;
+    info.gossip_generation = n->generation;
     if ((rc = create_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
     cql_exec_opts eo = {
         .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info, .gsp = n->gsp,
