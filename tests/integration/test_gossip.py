@@ -11,6 +11,7 @@ Every node is stopped by pid at teardown (make_cluster).
 """
 
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -211,3 +212,37 @@ def test_two_clusters_do_not_merge(make_cluster):
     assert set(a.status(a[1])) == {"127.0.0.1", "127.0.0.2"}
     assert set(b.status(b[0])) == {"127.0.0.3"}
     assert "127.0.0.3" not in a[0].log_text().replace("refusing /127.0.0.3", "")
+
+
+def test_new_node_is_announced_to_drivers(make_cluster, clusters):
+    c = make_cluster(config=FAST, start=False)
+    c[0].start()
+    c[1].start()
+    c.wait_converged(nodes=c[:2])
+    cl = clusters.cluster(c[0])
+    cl.connect()
+    wait_until(lambda: len(cl.metadata.all_hosts()) == 2, timeout=30, what="driver sees 2 hosts")
+    with event_listener(c[0]) as ev:
+        c[2].start()
+        wait_event(ev, "TOPOLOGY_CHANGE", "NEW_NODE", "127.0.0.3")
+    c.wait_converged()
+    # the driver refreshes its host list on the event and finds the new node
+    wait_until(lambda: len(cl.metadata.all_hosts()) == 3 and all(h.is_up for h in cl.metadata.all_hosts()),
+               timeout=30, what="driver discovers 127.0.0.3")
+    assert len(cl.metadata.token_map.ring) == 24
+
+
+def test_sigstop_is_down_and_sigcont_up_again(make_cluster):
+    c = make_cluster(config=FAST)
+    c.wait_converged()
+    pid = c[2].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # frozen: its sockets stay open but it never answers nor gossips
+        for n in c[:2]:
+            c.wait_log(n, "/127.0.0.3 is now DOWN")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for n in c[:2]:
+        c.wait_log(n, "/127.0.0.3 is now UP", count=2)
+    c.wait_converged()
