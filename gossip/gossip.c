@@ -46,6 +46,7 @@ typedef struct endpoint {
     vvalue st[GSP_NSTATES];
     bool alive;
     bool echo_pending;
+    bool told_shutdown;   /* we sent it our GOSSIP_SHUTDOWN */
     gsp_arrival *fd;
 } endpoint;
 
@@ -709,11 +710,21 @@ size_t gsp_announce_shutdown(gossip *g)
         endpoint *e = g->eps[i];
         if (!e->alive) continue;
         sib_err err = {0};
-        if (msg_send(g->ms, e->addr, e->port, GSP_VERB_SHUTDOWN, NULL, 0, &err) == 0) told++;
+        if (msg_send(g->ms, e->addr, e->port, GSP_VERB_SHUTDOWN, NULL, 0, &err) == 0) {
+            e->told_shutdown = true;
+            told++;
+        }
     }
     g->stopping = true;
     sib_log(g->log, SIB_INFO, "gossip: announced shutdown to %zu live peers", told);
     return told;
+}
+
+bool gsp_shutdown_sent(const gossip *g)
+{
+    for (size_t i = 1; i < g->neps; i++)
+        if (g->eps[i]->told_shutdown && msg_queued_bytes(g->ms, g->eps[i]->addr, g->eps[i]->port)) return false;
+    return true;
 }
 
 size_t gsp_endpoint_count(const gossip *g) { return g->neps; }

@@ -160,6 +160,9 @@ void gsp_start(gossip *g);
 /* Graceful stop: publishes STATUS shutdown,true, sends GOSSIP_SHUTDOWN to
  * every live peer and stops the rounds. Returns how many peers were told. */
 size_t gsp_announce_shutdown(gossip *g);
+/* Whether every GOSSIP_SHUTDOWN of gsp_announce_shutdown has left this
+ * node (written to its socket). */
+bool gsp_shutdown_sent(const gossip *g);
 
 size_t gsp_endpoint_count(const gossip *g);
 /* Index 0 is this node. False past the end. */

@@ -640,11 +640,12 @@ int msg_reply(msg_service *ms, const msg_in *req, const void *payload, uint32_t 
     return conn_queue(c, req->verb, MSG_FLAG_RESPONSE, req->id, payload, len, err);
 }
 
-size_t msg_queued_bytes(const msg_service *ms)
+size_t msg_queued_bytes(const msg_service *ms, const char *host, uint16_t port)
 {
     size_t n = 0;
-    for (msg_conn *c = ms->inbound; c; c = c->next) n += c->out.len - c->out_off;
-    for (msg_conn *c = ms->outbound; c; c = c->next) n += c->out.len - c->out_off;
+    for (msg_conn *c = ms->inbound; c && !host; c = c->next) n += c->out.len - c->out_off;
+    for (msg_conn *c = ms->outbound; c; c = c->next)
+        if (!host || (c->port == port && !strcmp(c->host, host))) n += c->out.len - c->out_off;
     return n;
 }
 

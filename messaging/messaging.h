@@ -120,8 +120,9 @@ int msg_request(msg_service *ms, const char *host, uint16_t port, uint8_t verb, 
  * that connection has closed meanwhile (the answer is dropped). */
 int msg_reply(msg_service *ms, const msg_in *req, const void *payload, uint32_t len, sib_err *err);
 
-/* Bytes queued but not yet written, over every connection. */
-size_t msg_queued_bytes(const msg_service *ms);
+/* Bytes queued but not yet written: to host:port, or over every
+ * connection when host is NULL. */
+size_t msg_queued_bytes(const msg_service *ms, const char *host, uint16_t port);
 /* Requests awaiting an answer. */
 size_t msg_pending_requests(const msg_service *ms);
 /* Whether an outbound connection to host:port is established. */

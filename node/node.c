@@ -405,7 +405,7 @@ static int start_gossip(node *n, sib_err *err)
 static void on_stop_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     node *n = w->data;
-    if (msg_queued_bytes(n->ms) && ev_now(loop) < n->stop_deadline) return;
+    if (!gsp_shutdown_sent(n->gsp) && ev_now(loop) < n->stop_deadline) return;
     ev_timer_stop(loop, w);
     n->stop_done(n->stop_ctx);
 }

@@ -207,7 +207,9 @@ static void bounded_queue_fails_fast(void **state)
     while (sent < 100 && (rc = msg_send(w.a, "127.0.0.1", port, 5, payload, sizeof payload, &err)) == 0) sent++;
     assert_int_equal(rc, SIB_EOVERLOADED);
     assert_true(sent >= 2 && sent <= 4);
-    assert_true(msg_queued_bytes(w.a) <= 4096);
+    assert_true(msg_queued_bytes(w.a, NULL, 0) <= 4096);
+    assert_int_equal(msg_queued_bytes(w.a, "127.0.0.1", port), msg_queued_bytes(w.a, NULL, 0));
+    assert_int_equal(msg_queued_bytes(w.a, "127.0.0.1", (uint16_t)(port + 1)), 0);
     /* and requests awaiting answers are bounded too */
     msg_service *b = service(&w, "C", 0, 0, 0);
     call c = {&w, "", 0};
