@@ -148,6 +148,10 @@ def test_three_nodes_converge(make_cluster, clusters):
     out = sibyltool(c[1], "status")
     for addr in c.addresses:
         assert any(line.startswith("UN") and addr in line for line in out.splitlines()), out
+    out = sibyltool(c[1], "ring")
+    rows = [l for l in out.splitlines() if l.startswith("127.0.0.")]
+    assert len(rows) == 24 and {r.split()[0] for r in rows} == set(c.addresses), out
+    assert all(" Up " in r and " Normal " in r for r in rows), out
     out = sibyltool(c[1], "gossipinfo")
     assert all("/%s\n" % a in out for a in c.addresses), out
 
