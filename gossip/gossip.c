@@ -25,6 +25,7 @@
  */
 #include "gossip.h"
 
+#include <arpa/inet.h>
 #include <ev.h>
 #include <math.h>
 #include <stdlib.h>
@@ -629,7 +630,9 @@ static int parse_seeds(gossip *g, const char *list, uint16_t port, sib_err *err)
             if (*end || p <= 0 || p > 65535) return sib_err_set(err, SIB_ECONFIG, "seed_provider: bad port in '%s'", tok);
             s.port = (uint16_t)p;
         }
-        if (strlen(tok) >= sizeof s.addr) return sib_err_set(err, SIB_ECONFIG, "seed_provider: address too long");
+        struct in_addr ia;
+        if (strlen(tok) >= sizeof s.addr || inet_pton(AF_INET, tok, &ia) != 1)
+            return sib_err_set(err, SIB_ECONFIG, "seed_provider: '%s' is not an IPv4 address", tok);
         snprintf(s.addr, sizeof s.addr, "%s", tok);
         if (!sib_grow((void **)&g->seeds, &g->seeds_cap, g->nseeds + 1, sizeof *g->seeds))
             return sib_err_set(err, SIB_ENOMEM, "seeds");

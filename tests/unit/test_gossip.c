@@ -239,6 +239,31 @@ static bool seen_nobody(void *ctx)
     return gsp_endpoint_count(p->a->g) == 1 && gsp_endpoint_count(p->b->g) == 1;
 }
 
+static void bad_seeds_are_refused(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    msg_opts mo = {.loop = loop, .cluster_name = "C", .bind_addr = "127.0.0.1"};
+    sib_err err = {0};
+    msg_service *ms = msg_service_create(&mo, &err);
+    assert_non_null(ms);
+    static const char *bad[] = {"localhost", "127.0.0.1:0", "127.0.0.1:99999", "1.2.3"};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bad); i++) {
+        gsp_opts go = {.loop = loop, .ms = ms, .cluster_name = "C", .addr = "127.0.0.1", .port = 7000,
+                       .seeds = bad[i], .generation = 1};
+        memset(&err, 0, sizeof err);
+        assert_null(gsp_create(&go, &err));
+        assert_int_equal(err.code, SIB_ECONFIG);
+        assert_non_null(strstr(err.msg, "seed_provider"));
+    }
+    gsp_opts go = {.loop = loop, .ms = ms, .cluster_name = "C", .addr = "127.0.0.1", .port = 7000,
+                   .seeds = " 127.0.0.1 , 127.0.0.2:7100,", .generation = 1};
+    gossip *g = gsp_create(&go, &err);
+    assert_non_null(g);
+    msg_service_destroy(ms);
+    gsp_destroy(g);
+    ev_loop_destroy(loop);
+}
+
 static void other_cluster_does_not_merge(void **state)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -266,6 +291,7 @@ int main(void)
         cmocka_unit_test(merge_rules),
         cmocka_unit_test(tokens_value),
         cmocka_unit_test(three_converge_then_shutdown_and_kill),
+        cmocka_unit_test(bad_seeds_are_refused),
         cmocka_unit_test(other_cluster_does_not_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
