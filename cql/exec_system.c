@@ -17,7 +17,6 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
-#include <stdlib.h>
 
 #include "gossip.h"
 
@@ -155,12 +154,7 @@ static int peer_rows(vrows *v, const sib_table *t, sib_err *err)
         if (!row) return oom(err);
         char host[64] = "";
         int port = 0;
-        const char *na = ep.states[GSP_NATIVE_ADDRESS_AND_PORT], *colon = na ? strrchr(na, ':') : NULL;
-        if (colon && (size_t)(colon - na) < sizeof host) {
-            memcpy(host, na, (size_t)(colon - na));
-            host[colon - na] = 0;
-            port = atoi(colon + 1);
-        }
+        if (!gsp_split_host_port(ep.states[GSP_NATIVE_ADDRESS_AND_PORT], host, sizeof host, &port)) host[0] = 0;
         const char *rpc = ep.states[GSP_RPC_ADDRESS] ? ep.states[GSP_RPC_ADDRESS] : host;
         if (ep.states[GSP_DC]) set_text(v, row, t, "data_center", ep.states[GSP_DC]);
         if (ep.states[GSP_RACK]) set_text(v, row, t, "rack", ep.states[GSP_RACK]);

@@ -117,6 +117,19 @@ size_t gsp_parse_tokens(const char *s, int64_t **out)
     return k;
 }
 
+bool gsp_split_host_port(const char *s, char *host, size_t cap, int *port)
+{
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    if (!colon || colon == s || (size_t)(colon - s) >= cap) return false;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535) return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = 0;
+    *port = (int)p;
+    return true;
+}
+
 /* ---- digest and merge rules ---- */
 
 gsp_digest_action gsp_digest_compare(bool known, int32_t local_gen, int32_t local_max, int32_t remote_gen,

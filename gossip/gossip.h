@@ -57,6 +57,10 @@ const char *gsp_key_name(int key);
 char *gsp_format_tokens(const int64_t *tokens, size_t n);
 size_t gsp_parse_tokens(const char *value, int64_t **out);
 
+/* Splits a NATIVE_ADDRESS_AND_PORT value "ip:port" into host (cap bytes)
+ * and port; false when the value is absent or malformed. */
+bool gsp_split_host_port(const char *value, char *host, size_t cap, int *port);
+
 /* Internode verbs used by gossip (messaging.h verbs 1..63). */
 enum { GSP_VERB_SYN = 1, GSP_VERB_ACK2 = 2, GSP_VERB_SHUTDOWN = 3, GSP_VERB_ECHO = 4 };
 

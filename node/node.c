@@ -273,13 +273,10 @@ static int open_identity(node *n, sib_err *err)
 /* Where drivers reach a peer: NATIVE_ADDRESS_AND_PORT "ip:port". */
 static bool native_addr(const gsp_endpoint_view *v, uint8_t ip[4], int32_t *port)
 {
-    const char *s = v->states[GSP_NATIVE_ADDRESS_AND_PORT];
     char host[64];
-    const char *colon = s ? strrchr(s, ':') : NULL;
-    if (!colon || (size_t)(colon - s) >= sizeof host) return false;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = 0;
-    *port = (int32_t)atoi(colon + 1);
+    int p;
+    if (!gsp_split_host_port(v->states[GSP_NATIVE_ADDRESS_AND_PORT], host, sizeof host, &p)) return false;
+    *port = p;
     return inet_pton(AF_INET, host, ip) == 1;
 }
 

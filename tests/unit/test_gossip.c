@@ -108,6 +108,20 @@ static void tokens_value(void **state)
     assert_null(back);
 }
 
+static void native_address_value(void **state)
+{
+    char host[64];
+    int port = 0;
+    assert_true(gsp_split_host_port("127.0.0.2:9042", host, sizeof host, &port));
+    assert_string_equal(host, "127.0.0.2");
+    assert_int_equal(port, 9042);
+    assert_false(gsp_split_host_port(NULL, host, sizeof host, &port));
+    assert_false(gsp_split_host_port("127.0.0.2", host, sizeof host, &port));
+    assert_false(gsp_split_host_port("127.0.0.2:x", host, sizeof host, &port));
+    assert_false(gsp_split_host_port(":9042", host, sizeof host, &port));
+    assert_false(gsp_split_host_port("127.0.0.2:9042", host, 4, &port)); /* no room */
+}
+
 /* ---- live gossipers ---- */
 
 typedef struct member {
@@ -290,6 +304,7 @@ int main(void)
         cmocka_unit_test(digest_rules),
         cmocka_unit_test(merge_rules),
         cmocka_unit_test(tokens_value),
+        cmocka_unit_test(native_address_value),
         cmocka_unit_test(three_converge_then_shutdown_and_kill),
         cmocka_unit_test(bad_seeds_are_refused),
         cmocka_unit_test(other_cluster_does_not_merge),
