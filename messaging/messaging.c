@@ -37,7 +37,7 @@
 
 static const uint8_t MAGIC[4] = {'S', 'I', 'B', 'M'};
 
-enum { PENDING_BUCKETS = 256 };
+enum { PENDING_BUCKETS = 256, MAX_INBOUND = 1024 };
 
 /* ---- frames ---- */
 
@@ -131,6 +131,7 @@ struct msg_service {
     ev_io accept_io;
     msg_conn *outbound;   /* one per peer */
     msg_conn *inbound;
+    size_t ninbound;
     uint64_t next_conn_id;
     uint64_t next_req_id;
     pending *pend[PENDING_BUCKETS];
@@ -224,7 +225,7 @@ static void inbound_close(msg_conn *c)
 {
     msg_service *ms = c->ms;
     for (msg_conn **pp = &ms->inbound; *pp; pp = &(*pp)->next)
-        if (*pp == c) { *pp = c->next; break; }
+        if (*pp == c) { *pp = c->next; ms->ninbound--; break; }
     conn_free(c);
 }
 
@@ -508,6 +509,13 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     for (int i = 0; i < 16; i++) {
         int fd = accept4(ms->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
+        /* Peers need one connection each; past the bound something is
+         * misbehaving, and it must not cost this node its memory. */
+        if (ms->ninbound >= MAX_INBOUND) {
+            sib_log(ms->log, SIB_WARN, "messaging: %zu internode connections already, refusing another", ms->ninbound);
+            close(fd);
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         msg_conn *c = conn_new(ms, false);
@@ -521,6 +529,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         ev_io_start(loop, &c->rio);
         c->next = ms->inbound;
         ms->inbound = c;
+        ms->ninbound++;
     }
 }
 

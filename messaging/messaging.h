@@ -18,8 +18,9 @@
  * with the response, or with SIB_ETIMEDOUT when none came in time. Replies
  * travel back on the connection the request came in on.
  *
- * Backpressure: every connection's unsent bytes and the number of requests
- * awaiting an answer are bounded. Past either bound a send fails at once
+ * Backpressure: every connection's unsent bytes, the number of requests
+ * awaiting an answer and the number of accepted connections (1024) are
+ * bounded. Past either bound a send fails at once
  * with SIB_EOVERLOADED, so a slow or frozen (SIGSTOPped) peer cannot make
  * the node queue without limit. When a connection breaks, its unsent bytes
  * are dropped (a partly written frame cannot be resumed on a new socket);

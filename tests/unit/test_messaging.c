@@ -5,8 +5,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <ev.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "messaging.h"
 
@@ -222,6 +226,37 @@ static void bounded_queue_fails_fast(void **state)
     ev_loop_destroy(w.loop);
 }
 
+/* A peer that accepts the connection but never reads (a SIGSTOPped node):
+ * the kernel buffers fill, then our bounded queue, then sends fail fast. */
+static void frozen_peer_fails_fast(void **state)
+{
+    world w;
+    memset(&w, 0, sizeof w);
+    w.loop = ev_loop_new(EVFLAG_AUTO);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    uint16_t port = ntohs(sa.sin_port);
+    w.a = service(&w, "C", 0, 64 * 1024, 0);
+    static char payload[4096];
+    int rc = 0;
+    long sent = 0;
+    /* the kernel takes a few MiB first; bounded at 64 MiB either way */
+    while (sent < 16384 && (rc = msg_send(w.a, "127.0.0.1", port, 5, payload, sizeof payload, NULL)) == 0) {
+        sent++;
+        ev_run(w.loop, EVRUN_NOWAIT);
+    }
+    assert_int_equal(rc, SIB_EOVERLOADED);
+    assert_true(msg_connected(w.a, "127.0.0.1", port));
+    assert_true(msg_queued_bytes(w.a, NULL, 0) <= 64 * 1024);
+    msg_service_destroy(w.a);
+    close(lfd);
+    ev_loop_destroy(w.loop);
+}
+
 static void other_cluster_refused(void **state)
 {
     world w;
@@ -275,6 +310,7 @@ int main(void)
         cmocka_unit_test(request_correlation),
         cmocka_unit_test(request_timeout),
         cmocka_unit_test(bounded_queue_fails_fast),
+        cmocka_unit_test(frozen_peer_fails_fast),
         cmocka_unit_test(other_cluster_refused),
         cmocka_unit_test(reconnects_after_peer_restart),
     };
