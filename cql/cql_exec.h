@@ -15,6 +15,7 @@ typedef struct cql_exec_node_info {
     char listen_address[64];
     char rpc_address[64];
     int native_port;
+    int storage_port;      /* listen_port / broadcast_port; 0 = 7000 */
     uint8_t host_id[16];
     const int64_t *tokens; /* copied by cql_exec_create */
     size_t ntokens;

@@ -20,6 +20,8 @@
 
 #include "gossip.h"
 
+#define STORAGE_PORT(n) ((n)->storage_port ? (n)->storage_port : 7000)
+
 typedef struct vrows {
     exec_ctx *c;
     sib_val **rows;
@@ -192,8 +194,8 @@ static int local_row(vrows *v, const sib_table *t, sib_err *err)
     set_text(v, row, t, "thrift_version", "20.1.0");
     int rc = set_inet(v, row, t, "broadcast_address", n->listen_address) ||
              set_inet(v, row, t, "listen_address", n->listen_address) ||
-             set_inet(v, row, t, "rpc_address", n->rpc_address) || set_int(v, row, t, "broadcast_port", 7000) ||
-             set_int(v, row, t, "listen_port", 7000) || set_int(v, row, t, "rpc_port", n->native_port) ||
+             set_inet(v, row, t, "rpc_address", n->rpc_address) || set_int(v, row, t, "broadcast_port", STORAGE_PORT(n)) ||
+             set_int(v, row, t, "listen_port", STORAGE_PORT(n)) || set_int(v, row, t, "rpc_port", n->native_port) ||
              set_int(v, row, t, "gossip_generation", n->gossip_generation) ||
              set_bytes(v, row, t, "host_id", n->host_id, 16) || set_bytes(v, row, t, "schema_version", sv, 16);
     if (rc) return oom(err);
@@ -240,7 +242,7 @@ static int session_row(trace_rows *tr, const exec_trace_session *s)
     set_text(v, row, t, "command", s->command);
     set_text(v, row, t, "request", s->request);
     int rc = set_bytes(v, row, t, "session_id", s->session_id, 16) ||
-             set_inet(v, row, t, "coordinator", n->listen_address) || set_int(v, row, t, "coordinator_port", 7000) ||
+             set_inet(v, row, t, "coordinator", n->listen_address) || set_int(v, row, t, "coordinator_port", STORAGE_PORT(n)) ||
              set_bytes(v, row, t, "started_at", ts, 8) ||
              (s->client_len && set_bytes(v, row, t, "client", s->client, s->client_len)) ||
              (s->duration_us >= 0 && set_int(v, row, t, "duration", s->duration_us));
@@ -262,7 +264,7 @@ static int event_rows(trace_rows *tr, const exec_trace_session *s)
         set_text(v, row, t, "thread", s->thread);
         if (set_bytes(v, row, t, "session_id", s->session_id, 16) ||
             set_bytes(v, row, t, "event_id", e->event_id, 16) || set_inet(v, row, t, "source", n->listen_address) ||
-            set_int(v, row, t, "source_elapsed", e->source_elapsed) || set_int(v, row, t, "source_port", 7000) ||
+            set_int(v, row, t, "source_elapsed", e->source_elapsed) || set_int(v, row, t, "source_port", STORAGE_PORT(n)) ||
             vrows_add(v, row, v->ncols))
             return oom(tr->err);
     }

@@ -440,7 +440,8 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     n->cat = sib_catalog_create();
     if (!n->co || !n->cat) { node_close(n); return sib_err_set(err, SIB_ENOMEM, "node"); }
 
-    cql_exec_node_info info = {.native_port = cfg->native_transport_port, .tokens = n->tokens, .ntokens = n->ntokens};
+    cql_exec_node_info info = {.native_port = cfg->native_transport_port, .storage_port = cfg->storage_port,
+                               .tokens = n->tokens, .ntokens = n->ntokens};
     snprintf(info.cluster_name, sizeof info.cluster_name, "%s", cfg->cluster_name);
     snprintf(info.listen_address, sizeof info.listen_address, "%s", cfg->listen_address);
     snprintf(info.rpc_address, sizeof info.rpc_address, "%s", cfg->rpc_address);

@@ -133,6 +133,8 @@ def test_three_nodes_converge(make_cluster, clusters):
         for addr, r in peers.items():
             assert r.rpc_address == addr and str(r.host_id) == host_ids[addr]
             assert r.data_center == "datacenter1" and len(r.tokens) == 8
+        local = s.execute("SELECT listen_port, broadcast_port, gossip_generation FROM system.local").one()
+        assert local.listen_port == local.broadcast_port == c.storage_port
         v2 = list(s.execute("SELECT peer, peer_port, native_address, native_port FROM system.peers_v2"))
         assert {(r.peer, r.peer_port, r.native_address, r.native_port) for r in v2} == \
             {(a, c.storage_port, a, c.native_port) for a in set(c.addresses) - {n.host}}
