@@ -195,6 +195,10 @@ const char *coord_member_addr(const coord *c, size_t i) { return i < c->nmembers
 
 bool coord_member_alive(const coord *c, size_t i) { return i < c->nmembers && c->members[i].alive; }
 
+size_t coord_ring_size(const coord *c) { return c->nring; }
+
+int64_t coord_ring_token(const coord *c, size_t i) { return i < c->nring ? c->ring[i].token : INT64_MIN; }
+
 static ssize_t member_index(const coord *c, const char *addr)
 {
     for (size_t i = 0; i < c->nmembers; i++)

@@ -69,6 +69,10 @@ size_t coord_members(const coord *c);
 const char *coord_member_addr(const coord *c, size_t i);
 bool coord_member_alive(const coord *c, size_t i);
 
+/* The ring: every member's tokens, sorted; token i and its owner. */
+size_t coord_ring_size(const coord *c);
+int64_t coord_ring_token(const coord *c, size_t i);
+
 /* Membership from gossip: adds the member at m->addr, or replaces its
  * tokens, dc, rack and host id, and rebuilds the ring. The local member
  * (index 0) cannot be replaced this way. A peer's tokens may not collide

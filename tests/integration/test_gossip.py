@@ -147,6 +147,17 @@ def test_three_nodes_converge(make_cluster, clusters):
     assert {h.address for h in cl.metadata.all_hosts()} == set(c.addresses)
     assert len(cl.metadata.token_map.ring) == 24
 
+    # DESCRIBE CLUSTER (cqlsh) walks the whole ring with the keyspace's
+    # replication. The schema is per node for now, so only c[0] has it.
+    s = clusters.cluster(c[0], max_schema_agreement_wait=0, execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([c[0].host]), request_timeout=20)}).connect()
+    s.execute("CREATE KEYSPACE described WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}")
+    s.execute("USE described")
+    own = s.execute("DESCRIBE CLUSTER").one().range_ownership
+    assert len(own) == 24
+    eps = {"%s:%d" % (a, c.storage_port) for a in c.addresses}
+    assert all(len(v) == 2 and len(set(v)) == 2 and set(v) <= eps for v in own.values()), own
+
     out = sibyltool(c[1], "status")
     for addr in c.addresses:
         assert any(line.startswith("UN") and addr in line for line in out.splitlines()), out
