@@ -352,15 +352,25 @@ static int keyspace_repl(admin_server *s, const char *ks, coord_repl *out, sib_e
     return coord_repl_parse(keys, vals, n, out, NULL, err);
 }
 
-static json_t *replicas_json(admin_server *s, const coord_repl *repl, int64_t token)
+static json_t *replicas_json(admin_server *s, const coord_repl *repl, int64_t token, json_t *details)
 {
     size_t idx[MAX_REPLICAS];
     size_t n = coord_replicas(s->co, repl, token, idx, MAX_REPLICAS);
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_string(member_addr(s, idx[i])));
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, json_string(member_addr(s, idx[i])));
+        if (!details) continue;
+        json_t *d = json_object();
+        json_object_set_new(d, "host", json_string(member_addr(s, idx[i])));
+        json_object_set_new(d, "datacenter", json_string(coord_member_dc(s->co, idx[i])));
+        json_object_set_new(d, "rack", json_string(coord_member_rack(s->co, idx[i])));
+        json_array_append_new(details, d);
+    }
     return arr;
 }
 
+/* Every range of the whole ring (all members' tokens): range i is
+ * (token i-1, token i], the first wrapping from the last. */
 static json_t *h_describering(route_req *r)
 {
     admin_server *s = r->s;
@@ -368,23 +378,15 @@ static json_t *h_describering(route_req *r)
     coord_repl repl;
     if (keyspace_repl(s, r->seg[0], &repl, &r->err)) return fail_err(r, r->err.code == SIB_ENOTFOUND ? 404 : 400);
     json_t *ranges = json_array();
-    size_t n = s->node.ntokens;
+    size_t n = coord_ring_size(s->co);
     for (size_t i = 0; i < n; i++) {
-        /* Range i is (previous token, token i]; the first wraps from the last. */
-        int64_t start = s->tokens[(i + n - 1) % n], end = s->tokens[i];
+        int64_t start = coord_ring_token(s->co, (i + n - 1) % n), end = coord_ring_token(s->co, i);
         json_t *e = json_object();
         json_object_set_new(e, "start_token", json_integer(start));
         json_object_set_new(e, "end_token", json_integer(end));
-        json_t *eps = replicas_json(s, &repl, end);
-        json_object_set_new(e, "rpc_endpoints", json_deep_copy(eps));
         json_t *details = json_array();
-        for (size_t k = 0; k < json_array_size(eps); k++) {
-            json_t *d = json_object();
-            json_object_set(d, "host", json_array_get(eps, k));
-            json_object_set_new(d, "datacenter", json_string(s->node.dc));
-            json_object_set_new(d, "rack", json_string(s->node.rack));
-            json_array_append_new(details, d);
-        }
+        json_t *eps = replicas_json(s, &repl, end, details);
+        json_object_set_new(e, "rpc_endpoints", json_deep_copy(eps));
         json_object_set_new(e, "endpoints", eps);
         json_object_set_new(e, "endpoint_details", details);
         json_array_append_new(ranges, e);
@@ -470,7 +472,7 @@ static json_t *h_endpoints(route_req *r)
     json_object_set_new(o, "table", json_string(r->seg[1]));
     json_object_set_new(o, "key", json_string(r->seg[2]));
     json_object_set_new(o, "token", json_integer(token));
-    json_object_set_new(o, "endpoints", replicas_json(s, &repl, token));
+    json_object_set_new(o, "endpoints", replicas_json(s, &repl, token, NULL));
     return o;
 }
 

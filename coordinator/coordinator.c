@@ -195,6 +195,10 @@ const char *coord_member_addr(const coord *c, size_t i) { return i < c->nmembers
 
 bool coord_member_alive(const coord *c, size_t i) { return i < c->nmembers && c->members[i].alive; }
 
+const char *coord_member_dc(const coord *c, size_t i) { return i < c->nmembers ? c->members[i].dc : ""; }
+
+const char *coord_member_rack(const coord *c, size_t i) { return i < c->nmembers ? c->members[i].rack : ""; }
+
 size_t coord_ring_size(const coord *c) { return c->nring; }
 
 int64_t coord_ring_token(const coord *c, size_t i) { return i < c->nring ? c->ring[i].token : INT64_MIN; }

@@ -68,6 +68,8 @@ size_t coord_members(const coord *c);
 /* Listen address of member i ("" past the end). */
 const char *coord_member_addr(const coord *c, size_t i);
 bool coord_member_alive(const coord *c, size_t i);
+const char *coord_member_dc(const coord *c, size_t i);   /* "" past the end */
+const char *coord_member_rack(const coord *c, size_t i); /* "" past the end */
 
 /* The ring: every member's tokens, sorted; token i and its owner. */
 size_t coord_ring_size(const coord *c);

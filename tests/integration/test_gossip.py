@@ -158,6 +158,12 @@ def test_three_nodes_converge(make_cluster, clusters):
     eps = {"%s:%d" % (a, c.storage_port) for a in c.addresses}
     assert all(len(v) == 2 and len(set(v)) == 2 and set(v) <= eps for v in own.values()), own
 
+    # /describering on c[0] (which has the keyspace): the 24 ranges of the ring
+    rings = admin_get(c[0].host, c[0].admin_port, "describering/described")["ranges"]
+    assert len(rings) == 24
+    assert all(len(set(x["endpoints"])) == 2 and set(x["endpoints"]) <= set(c.addresses) for x in rings), rings
+    assert all(d["datacenter"] == "datacenter1" for x in rings for d in x["endpoint_details"])
+
     out = sibyltool(c[1], "status")
     for addr in c.addresses:
         assert any(line.startswith("UN") and addr in line for line in out.splitlines()), out
