@@ -14,7 +14,7 @@
  *     /metrics.
  *
  * Endpoints (all JSON unless noted; errors are {"error": "..."} with a 4xx/5xx):
- *   GET  /status                     this node: address, state, load, tokens, owns, host id, dc, rack
+ *   GET  /status                     every node: address, U/D, state, load, tokens, owns, host id, dc, rack
  *   GET  /info                       uptime, generation, memory, commitlog, cluster, release,
  *                                    client limits (connections, bytes in flight, prepared cache)
  *   GET  /ring                       [{token, endpoint, dc, rack, state, load, owns}]
@@ -26,7 +26,7 @@
  *   POST /compact[/<ks>[/<table>]]   501 while the node supplies no hook
  *   GET  /compactionstats            {"pending": 0, "compactions": []}
  *   GET  /tablestats[/<ks>[/<table>]]  per keyspace / table counters
- *   GET  /gossipinfo                 this node's endpoint state
+ *   GET  /gossipinfo                 every endpoint's gossip state (heartbeat, values, alive, phi)
  *   GET  /metrics                    Prometheus text exposition 0.0.4
  *
  * Access (guard.c): the API binds admin_address (127.0.0.1 by default),
@@ -47,6 +47,7 @@ struct ev_loop;
 struct storage;
 struct sib_catalog;
 struct coord;
+struct gossip;
 
 /* ---- metrics --------------------------------------------------------------- */
 
@@ -173,6 +174,7 @@ typedef struct admin_opts {
     struct storage *st;
     struct sib_catalog *cat;
     struct coord *co;
+    struct gossip *gsp;     /* borrowed; NULL = report this node only */
     admin_metrics *metrics; /* borrowed; may be NULL (no request metrics) */
     const admin_node_info *node;
     admin_hooks hooks;

@@ -25,9 +25,10 @@
  *
  * Units: sizes are bytes, times seconds unless a field name says _ms/_us,
  * tokens are JSON integers (int64, as Murmur3Partitioner gives them).
- * Single-node facts: the coordinator knows only the local member (index 0)
- * until gossip lands, so ring, ownership and gossip state list this node;
- * the JSON shapes are already lists so more members slot in.
+ * Members: /status, /ring and /gossipinfo list this node and every peer
+ * gossip knows (its values as last gossiped: load, tokens, liveness from
+ * the local failure detector). Ownership is computed over the union of
+ * every member's tokens. Without a gossiper (unit tests) only this node.
  */
 #include "admin_int.h"
 
@@ -42,6 +43,7 @@
 #include <sys/socket.h>
 
 #include "coordinator.h"
+#include "gossip.h"
 #include "schema.h"
 #include "storage.h"
 
@@ -55,6 +57,7 @@ struct admin_server {
     storage *st;
     sib_catalog *cat;
     coord *co;
+    gossip *gsp;          /* peers; NULL = this node only */
     admin_metrics *metrics;
     admin_node_info node; /* node.tokens points at tokens below */
     int64_t *tokens;      /* sorted copy */
@@ -108,9 +111,7 @@ static uint64_t load_bytes(admin_server *s)
 
 static const char *member_addr(admin_server *s, size_t member)
 {
-    /* Index 0 is the local member (coordinator.h); other indexes appear once
-     * the coordinator learns peers and will need its member accessors. */
-    return member == 0 ? s->node.listen_address : "?";
+    return member == 0 ? s->node.listen_address : coord_member_addr(s->co, member);
 }
 
 static json_t *host_id_json(const uint8_t id[16])
@@ -145,23 +146,105 @@ double admin_ring_owns(const int64_t *ring, size_t nring, const int64_t *mine, s
     return (double)(owned / 18446744073709551616.0L);
 }
 
-static double owns_percent(admin_server *s)
+/* ---- the members: this node and what gossip knows ---- */
+
+typedef struct amember {
+    const char *addr, *dc, *rack;
+    char host_id[37];
+    bool up;
+    char state;         /* N(ormal), L(eaving), J(oining), ? */
+    double load;        /* bytes; < 0 unknown */
+    int64_t *tokens;    /* sorted, malloc'd */
+    size_t ntokens;
+    double owns;        /* percent of the ring */
+} amember;
+
+typedef struct amembers {
+    amember *m;
+    size_t n;
+    int64_t *ring;      /* every member's tokens, sorted */
+    size_t nring;
+} amembers;
+
+static int cmp_tok(const void *a, const void *b)
 {
-    return 100.0 * admin_ring_owns(s->tokens, s->node.ntokens, s->tokens, s->node.ntokens);
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
-static json_t *node_json(admin_server *s)
+static char state_char(const char *status)
+{
+    if (!status) return '?';
+    if (!strncmp(status, "NORMAL", 6) || !strncmp(status, "shutdown", 8)) return 'N';
+    if (!strncmp(status, "LEAVING", 7)) return 'L';
+    if (!strncmp(status, "BOOT", 4)) return 'J';
+    return '?';
+}
+
+/* This node first, then every peer gossip knows with tokens. */
+static void members_collect(admin_server *s, amembers *ms)
+{
+    memset(ms, 0, sizeof *ms);
+    size_t cap = 1 + (s->gsp ? gsp_endpoint_count(s->gsp) : 0);
+    ms->m = calloc(cap, sizeof *ms->m);
+    if (!ms->m) return;
+    amember *me = &ms->m[ms->n++];
+    me->addr = s->node.listen_address;
+    me->dc = s->node.dc;
+    me->rack = s->node.rack;
+    sib_uuid_format(s->node.host_id, me->host_id);
+    me->up = true;
+    me->state = 'N';
+    me->load = (double)load_bytes(s);
+    me->tokens = malloc(sizeof(int64_t) * (s->node.ntokens ? s->node.ntokens : 1));
+    if (me->tokens) {
+        memcpy(me->tokens, s->tokens, sizeof(int64_t) * s->node.ntokens);
+        me->ntokens = s->node.ntokens;
+    }
+    gsp_endpoint_view v;
+    for (size_t i = 1; s->gsp && gsp_endpoint_at(s->gsp, i, &v); i++) {
+        if (!v.states[GSP_TOKENS]) continue;
+        amember *m = &ms->m[ms->n++];
+        m->addr = v.addr;
+        m->dc = v.states[GSP_DC] ? v.states[GSP_DC] : "";
+        m->rack = v.states[GSP_RACK] ? v.states[GSP_RACK] : "";
+        snprintf(m->host_id, sizeof m->host_id, "%s", v.states[GSP_HOST_ID] ? v.states[GSP_HOST_ID] : "");
+        m->up = v.alive;
+        m->state = state_char(v.states[GSP_STATUS]);
+        m->load = v.states[GSP_LOAD] ? strtod(v.states[GSP_LOAD], NULL) : -1;
+        m->ntokens = gsp_parse_tokens(v.states[GSP_TOKENS], &m->tokens);
+    }
+    for (size_t i = 0; i < ms->n; i++) ms->nring += ms->m[i].ntokens;
+    ms->ring = calloc(ms->nring ? ms->nring : 1, sizeof *ms->ring);
+    if (!ms->ring) { ms->nring = 0; return; }
+    size_t k = 0;
+    for (size_t i = 0; i < ms->n; i++)
+        for (size_t j = 0; j < ms->m[i].ntokens; j++) ms->ring[k++] = ms->m[i].tokens[j];
+    qsort(ms->ring, ms->nring, sizeof *ms->ring, cmp_tok);
+    for (size_t i = 0; i < ms->n; i++)
+        ms->m[i].owns = 100.0 * admin_ring_owns(ms->ring, ms->nring, ms->m[i].tokens, ms->m[i].ntokens);
+}
+
+static void members_free(amembers *ms)
+{
+    for (size_t i = 0; i < ms->n; i++) free(ms->m[i].tokens);
+    free(ms->m);
+    free(ms->ring);
+}
+
+static json_t *member_json(const amember *m)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "address", json_string(s->node.listen_address));
-    json_object_set_new(o, "status", json_string("U"));
-    json_object_set_new(o, "state", json_string("N"));
-    json_object_set_new(o, "load_bytes", json_integer((json_int_t)load_bytes(s)));
-    json_object_set_new(o, "tokens", json_integer((json_int_t)s->node.ntokens));
-    json_object_set_new(o, "owns", json_real(owns_percent(s)));
-    json_object_set_new(o, "host_id", host_id_json(s->node.host_id));
-    json_object_set_new(o, "dc", json_string(s->node.dc));
-    json_object_set_new(o, "rack", json_string(s->node.rack));
+    char st[2] = {m->state, 0};
+    json_object_set_new(o, "address", json_string(m->addr));
+    json_object_set_new(o, "status", json_string(m->up ? "U" : "D"));
+    json_object_set_new(o, "state", json_string(st));
+    json_object_set_new(o, "load_bytes", m->load < 0 ? json_null() : json_integer((json_int_t)m->load));
+    json_object_set_new(o, "tokens", json_integer((json_int_t)m->ntokens));
+    json_object_set_new(o, "owns", json_real(m->owns));
+    json_object_set_new(o, "host_id", json_string(m->host_id));
+    json_object_set_new(o, "dc", json_string(m->dc));
+    json_object_set_new(o, "rack", json_string(m->rack));
     return o;
 }
 
@@ -172,7 +255,10 @@ static json_t *h_status(route_req *r)
     json_t *o = json_object();
     json_object_set_new(o, "cluster_name", json_string(r->s->node.cluster_name));
     json_t *nodes = json_array();
-    json_array_append_new(nodes, node_json(r->s));
+    amembers ms;
+    members_collect(r->s, &ms);
+    for (size_t i = 0; i < ms.n; i++) json_array_append_new(nodes, member_json(&ms.m[i]));
+    members_free(&ms);
     json_object_set_new(o, "nodes", nodes);
     return o;
 }
@@ -240,24 +326,39 @@ static json_t *h_info(route_req *r)
     return o;
 }
 
+typedef struct ring_row {
+    int64_t token;
+    const amember *m;
+} ring_row;
+
+static int cmp_ring_row(const void *a, const void *b) { return cmp_tok(&((const ring_row *)a)->token, &((const ring_row *)b)->token); }
+
 static json_t *h_ring(route_req *r)
 {
-    admin_server *s = r->s;
+    amembers ms;
+    members_collect(r->s, &ms);
+    ring_row *rows = calloc(ms.nring ? ms.nring : 1, sizeof *rows);
+    size_t n = 0;
+    for (size_t i = 0; rows && i < ms.n; i++)
+        for (size_t j = 0; j < ms.m[i].ntokens; j++) rows[n++] = (ring_row){ms.m[i].tokens[j], &ms.m[i]};
+    qsort(rows, n, sizeof *rows, cmp_ring_row);
     json_t *arr = json_array();
-    uint64_t load = load_bytes(s);
-    double owns = owns_percent(s);
-    for (size_t i = 0; i < s->node.ntokens; i++) {
+    for (size_t i = 0; i < n; i++) {
+        const amember *m = rows[i].m;
         json_t *e = json_object();
-        json_object_set_new(e, "token", json_integer(s->tokens[i]));
-        json_object_set_new(e, "endpoint", json_string(s->node.listen_address));
-        json_object_set_new(e, "dc", json_string(s->node.dc));
-        json_object_set_new(e, "rack", json_string(s->node.rack));
-        json_object_set_new(e, "status", json_string("Up"));
-        json_object_set_new(e, "state", json_string("Normal"));
-        json_object_set_new(e, "load_bytes", json_integer((json_int_t)load));
-        json_object_set_new(e, "owns", json_real(owns));
+        json_object_set_new(e, "token", json_integer(rows[i].token));
+        json_object_set_new(e, "endpoint", json_string(m->addr));
+        json_object_set_new(e, "dc", json_string(m->dc));
+        json_object_set_new(e, "rack", json_string(m->rack));
+        json_object_set_new(e, "status", json_string(m->up ? "Up" : "Down"));
+        json_object_set_new(e, "state", json_string(m->state == 'N' ? "Normal" : m->state == 'L' ? "Leaving"
+                                                  : m->state == 'J' ? "Joining" : "Unknown"));
+        json_object_set_new(e, "load_bytes", m->load < 0 ? json_null() : json_integer((json_int_t)m->load));
+        json_object_set_new(e, "owns", json_real(m->owns));
         json_array_append_new(arr, e);
     }
+    free(rows);
+    members_free(&ms);
     json_t *o = json_object();
     json_object_set_new(o, "ring", arr);
     return o;
@@ -279,15 +380,25 @@ static int keyspace_repl(admin_server *s, const char *ks, coord_repl *out, sib_e
     return coord_repl_parse(keys, vals, n, out, NULL, err);
 }
 
-static json_t *replicas_json(admin_server *s, const coord_repl *repl, int64_t token)
+static json_t *replicas_json(admin_server *s, const coord_repl *repl, int64_t token, json_t *details)
 {
     size_t idx[MAX_REPLICAS];
     size_t n = coord_replicas(s->co, repl, token, idx, MAX_REPLICAS);
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_string(member_addr(s, idx[i])));
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, json_string(member_addr(s, idx[i])));
+        if (!details) continue;
+        json_t *d = json_object();
+        json_object_set_new(d, "host", json_string(member_addr(s, idx[i])));
+        json_object_set_new(d, "datacenter", json_string(coord_member_dc(s->co, idx[i])));
+        json_object_set_new(d, "rack", json_string(coord_member_rack(s->co, idx[i])));
+        json_array_append_new(details, d);
+    }
     return arr;
 }
 
+/* Every range of the whole ring (all members' tokens): range i is
+ * (token i-1, token i], the first wrapping from the last. */
 static json_t *h_describering(route_req *r)
 {
     admin_server *s = r->s;
@@ -295,23 +406,15 @@ static json_t *h_describering(route_req *r)
     coord_repl repl;
     if (keyspace_repl(s, r->seg[0], &repl, &r->err)) return fail_err(r, r->err.code == SIB_ENOTFOUND ? 404 : 400);
     json_t *ranges = json_array();
-    size_t n = s->node.ntokens;
+    size_t n = coord_ring_size(s->co);
     for (size_t i = 0; i < n; i++) {
-        /* Range i is (previous token, token i]; the first wraps from the last. */
-        int64_t start = s->tokens[(i + n - 1) % n], end = s->tokens[i];
+        int64_t start = coord_ring_token(s->co, (i + n - 1) % n), end = coord_ring_token(s->co, i);
         json_t *e = json_object();
         json_object_set_new(e, "start_token", json_integer(start));
         json_object_set_new(e, "end_token", json_integer(end));
-        json_t *eps = replicas_json(s, &repl, end);
-        json_object_set_new(e, "rpc_endpoints", json_deep_copy(eps));
         json_t *details = json_array();
-        for (size_t k = 0; k < json_array_size(eps); k++) {
-            json_t *d = json_object();
-            json_object_set(d, "host", json_array_get(eps, k));
-            json_object_set_new(d, "datacenter", json_string(s->node.dc));
-            json_object_set_new(d, "rack", json_string(s->node.rack));
-            json_array_append_new(details, d);
-        }
+        json_t *eps = replicas_json(s, &repl, end, details);
+        json_object_set_new(e, "rpc_endpoints", json_deep_copy(eps));
         json_object_set_new(e, "endpoints", eps);
         json_object_set_new(e, "endpoint_details", details);
         json_array_append_new(ranges, e);
@@ -397,7 +500,7 @@ static json_t *h_endpoints(route_req *r)
     json_object_set_new(o, "table", json_string(r->seg[1]));
     json_object_set_new(o, "key", json_string(r->seg[2]));
     json_object_set_new(o, "token", json_integer(token));
-    json_object_set_new(o, "endpoints", replicas_json(s, &repl, token));
+    json_object_set_new(o, "endpoints", replicas_json(s, &repl, token, NULL));
     return o;
 }
 
@@ -570,9 +673,8 @@ static json_t *h_tablestats(route_req *r)
 
 /* ---- /gossipinfo ---- */
 
-static json_t *h_gossipinfo(route_req *r)
+static json_t *h_gossipinfo_local(admin_server *s)
 {
-    admin_server *s = r->s;
     char buf[128];
     json_t *st = json_object();
     snprintf(buf, sizeof buf, "NORMAL,%" PRId64, s->node.ntokens ? s->tokens[0] : 0);
@@ -593,12 +695,35 @@ static json_t *h_gossipinfo(route_req *r)
     json_t *ep = json_object();
     json_object_set_new(ep, "endpoint", json_string(s->node.listen_address));
     json_object_set_new(ep, "generation", json_integer(s->node.generation));
-    /* Gossip bumps the heartbeat once a second; until the gossiper exists
-     * the seconds since start are the same number. */
     json_object_set_new(ep, "heartbeat", json_integer((sib_now_us() - s->start_us) / 1000000));
     json_object_set_new(ep, "states", st);
+    return ep;
+}
+
+/* nodetool gossipinfo: every endpoint's heartbeat and values (TOKENS shown
+ * as <hidden>, as nodetool does), with the local view of its liveness. */
+static json_t *h_gossipinfo(route_req *r)
+{
+    admin_server *s = r->s;
     json_t *arr = json_array();
-    json_array_append_new(arr, ep);
+    if (!s->gsp) json_array_append_new(arr, h_gossipinfo_local(s));
+    gsp_endpoint_view v;
+    for (size_t i = 0; s->gsp && gsp_endpoint_at(s->gsp, i, &v); i++) {
+        json_t *st = json_object();
+        for (int k = 0; k < GSP_NSTATES; k++) {
+            if (!v.states[k] || !gsp_key_name(k)) continue;
+            json_object_set_new(st, gsp_key_name(k), json_string(k == GSP_TOKENS ? "<hidden>" : v.states[k]));
+        }
+        json_t *ep = json_object();
+        json_object_set_new(ep, "endpoint", json_string(v.addr));
+        json_object_set_new(ep, "port", json_integer(v.port));
+        json_object_set_new(ep, "generation", json_integer(v.generation));
+        json_object_set_new(ep, "heartbeat", json_integer(v.heartbeat));
+        json_object_set_new(ep, "alive", json_boolean(v.alive));
+        if (!v.is_self) json_object_set_new(ep, "phi", json_real(v.phi));
+        json_object_set_new(ep, "states", st);
+        json_array_append_new(arr, ep);
+    }
     json_t *o = json_object();
     json_object_set_new(o, "endpoints", arr);
     return o;
@@ -909,6 +1034,7 @@ admin_server *admin_server_create(const admin_opts *o, sib_err *err)
     s->st = o->st;
     s->cat = o->cat;
     s->co = o->co;
+    s->gsp = o->gsp;
     s->metrics = o->metrics;
     s->hooks = o->hooks;
     s->start_us = sib_now_us();

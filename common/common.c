@@ -66,6 +66,8 @@ const char *sib_strerror(int code)
     case SIB_EREADFAIL: return "read failure";
     case SIB_EWRITEFAIL: return "write failure";
     case SIB_EAGAIN: return "try again";
+    case SIB_ETIMEDOUT: return "timed out";
+    case SIB_EOVERLOADED: return "overloaded";
     default: return "server error";
     }
 }

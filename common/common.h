@@ -47,6 +47,8 @@ enum {
     SIB_EWRITEFAIL = -15,/* WriteFailure 0x1500 */
     SIB_EAGAIN = -16,
     SIB_EUNAUTHORIZED = -17, /* Unauthorized 0x2100 (e.g. altering a system keyspace) */
+    SIB_ETIMEDOUT = -18,  /* an internode request got no answer in time */
+    SIB_EOVERLOADED = -19,/* a bounded queue is full: fail fast (Overloaded 0x1001) */
 };
 
 typedef struct sib_err {

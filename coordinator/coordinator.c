@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/types.h>
 
 typedef struct member {
     char addr[64], dc[64], rack[64];
@@ -190,6 +191,80 @@ void coord_random_tokens(sib_rng *rng, int64_t *out, size_t n)
 }
 
 size_t coord_members(const coord *c) { return c->nmembers; }
+
+const char *coord_member_addr(const coord *c, size_t i) { return i < c->nmembers ? c->members[i].addr : ""; }
+
+bool coord_member_alive(const coord *c, size_t i) { return i < c->nmembers && c->members[i].alive; }
+
+const char *coord_member_dc(const coord *c, size_t i) { return i < c->nmembers ? c->members[i].dc : ""; }
+
+const char *coord_member_rack(const coord *c, size_t i) { return i < c->nmembers ? c->members[i].rack : ""; }
+
+size_t coord_ring_size(const coord *c) { return c->nring; }
+
+int64_t coord_ring_token(const coord *c, size_t i) { return i < c->nring ? c->ring[i].token : INT64_MIN; }
+
+static ssize_t member_index(const coord *c, const char *addr)
+{
+    for (size_t i = 0; i < c->nmembers; i++)
+        if (!strcmp(c->members[i].addr, addr)) return (ssize_t)i;
+    return -1;
+}
+
+/* Ring entries of every member but `skip`, plus `add` tokens for member
+ * `owner`; sorted, and a token already present keeps its first owner. */
+static int ring_rebuild(coord *c, size_t owner, const int64_t *add, size_t nadd)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < c->nring; i++) keep += c->ring[i].member != owner;
+    ring_entry *r = calloc(keep + nadd + 1, sizeof *r);
+    if (!r) return SIB_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nring; i++)
+        if (c->ring[i].member != owner) r[n++] = c->ring[i];
+    qsort(r, n, sizeof *r, cmp_entry);
+    size_t base = n;
+    for (size_t k = 0; k < nadd; k++) {
+        ring_entry key = {add[k], owner};
+        if (bsearch(&key, r, base, sizeof *r, cmp_entry)) {
+            sib_log(c->log, SIB_WARN, "coordinator: token %lld of %s is already owned; ignoring it", (long long)add[k],
+                    c->members[owner].addr);
+            continue;
+        }
+        r[n++] = key;
+    }
+    qsort(r, n, sizeof *r, cmp_entry);
+    free(c->ring);
+    c->ring = r;
+    c->nring = n;
+    return 0;
+}
+
+int coord_member_update(coord *c, const coord_member_opts *m)
+{
+    ssize_t idx = member_index(c, m->addr);
+    if (idx == 0) return SIB_EINVAL;
+    if (idx < 0) {
+        member *mm = realloc(c->members, (c->nmembers + 1) * sizeof *mm);
+        if (!mm) return SIB_ENOMEM;
+        c->members = mm;
+        idx = (ssize_t)c->nmembers;
+        memset(&mm[idx], 0, sizeof *mm);
+        snprintf(mm[idx].addr, sizeof mm[idx].addr, "%s", m->addr);
+        c->nmembers++;
+    }
+    member *mb = &c->members[idx];
+    snprintf(mb->dc, sizeof mb->dc, "%s", m->dc);
+    snprintf(mb->rack, sizeof mb->rack, "%s", m->rack);
+    memcpy(mb->host_id, m->host_id, 16);
+    return ring_rebuild(c, (size_t)idx, m->tokens, m->ntokens);
+}
+
+void coord_member_set_alive(coord *c, const char *addr, bool alive)
+{
+    ssize_t idx = member_index(c, addr);
+    if (idx > 0) c->members[idx].alive = alive;
+}
 const char *coord_local_dc(const coord *c) { return c->members[0].dc; }
 
 /* First ring index whose token is >= t (wrapping to 0). */

@@ -4,9 +4,10 @@
  * keyspace's replication options into a strategy, lists the replicas of a
  * token by walking the ring clockwise, and decides whether a consistency
  * level can be met by the replicas that are alive (Unavailable otherwise).
- * This milestone runs one node, so the ring holds only the local member, but
- * replica selection and blockFor already follow Cassandra so a cluster can
- * slot in behind the same calls.
+ * The ring starts with the local member; gossip adds every NORMAL peer's
+ * tokens and liveness (coord_member_update / coord_member_set_alive).
+ * Requests are not forwarded to peers yet: replica selection and blockFor
+ * already follow Cassandra so routing can slot in behind the same calls.
  *
  * Invariants: ring tokens are sorted and unique; a replica list never names
  * the same member twice; blockFor follows Cassandra's
@@ -78,8 +79,27 @@ int coord_allocate_tokens(const int64_t *tokens, const uint32_t *owners, size_t 
 int coord_ownership(const int64_t *tokens, const uint32_t *owners, size_t ntokens, size_t nmembers, int rf,
                     double *out, sib_err *err);
 
-/* Index of the local member, 0 here. */
+/* Number of members; index 0 is always the local member. */
 size_t coord_members(const coord *c);
+/* Listen address of member i ("" past the end). */
+const char *coord_member_addr(const coord *c, size_t i);
+bool coord_member_alive(const coord *c, size_t i);
+const char *coord_member_dc(const coord *c, size_t i);   /* "" past the end */
+const char *coord_member_rack(const coord *c, size_t i); /* "" past the end */
+
+/* The ring: every member's tokens, sorted; token i and its owner. */
+size_t coord_ring_size(const coord *c);
+int64_t coord_ring_token(const coord *c, size_t i);
+
+/* Membership from gossip: adds the member at m->addr, or replaces its
+ * tokens, dc, rack and host id, and rebuilds the ring. The local member
+ * (index 0) cannot be replaced this way. A peer's tokens may not collide
+ * with tokens already in the ring: those are skipped (logged), as the
+ * first owner of a token keeps it. SIB_ENOMEM leaves the ring as it was. */
+int coord_member_update(coord *c, const coord_member_opts *m);
+/* Marks a (non-local) member alive or down for consistency checks; no-op
+ * for an unknown address. */
+void coord_member_set_alive(coord *c, const char *addr, bool alive);
 const char *coord_local_dc(const coord *c);
 
 /* Members owning `token` under strategy r, in ring order; returns the count

@@ -7,6 +7,7 @@
 struct storage;
 struct sib_catalog;
 struct coord;
+struct gossip;
 
 /* What system.local reports about this node. */
 typedef struct cql_exec_node_info {
@@ -14,6 +15,7 @@ typedef struct cql_exec_node_info {
     char listen_address[64];
     char rpc_address[64];
     int native_port;
+    int storage_port;      /* listen_port / broadcast_port; 0 = 7000 */
     uint8_t host_id[16];
     const int64_t *tokens; /* copied by cql_exec_create */
     size_t ntokens;
@@ -29,6 +31,7 @@ typedef struct cql_exec_opts {
     struct coord *co;
     sib_log *log;
     const cql_exec_node_info *node;
+    struct gossip *gsp;        /* system.peers rows; NULL = no peers */
     size_t batch_size_fail_threshold; /* bytes; 0 = 50 KiB */
     int tombstone_warn_threshold, tombstone_failure_threshold;
     size_t prepared_cache_size; /* bytes (prepared_statements_cache_size);

@@ -43,6 +43,7 @@ int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err)
     ex->st = o->st;
     ex->cat = o->cat;
     ex->co = o->co;
+    ex->gsp = o->gsp;
     ex->log = o->log;
     ex->node = *o->node;
     ex->tokens = malloc(sizeof(int64_t) * (o->node->ntokens ? o->node->ntokens : 1));

@@ -480,30 +480,46 @@ static int describe_name(desc_rows *r, const cql_qname *q, bool internals, sib_e
 
 /* ---- DESCRIBE CLUSTER ------------------------------------------------------------ */
 
-/* range_ownership: every range (named by its end token) -> its replicas. One
- * node owns every range. */
-static int range_ownership(exec_ctx *c, const sib_type *type, sib_buf *out, sib_err *err)
+/* range_ownership: every range of the whole ring (named by its end token)
+ * -> the keyspace's replicas of it, as "address:storage_port" (every node of
+ * a cluster uses the same storage_port). */
+static int range_ownership(exec_ctx *c, const char *ks, const sib_type *type, sib_buf *out, sib_err *err)
 {
     const cql_exec_node_info *n = &c->ex->node;
+    const coord *co = c->ex->co;
     const sib_type *lt = type->sub[1];
-    char ep[96];
-    snprintf(ep, sizeof(ep), strchr(n->listen_address, ':') ? "[%s]:7000" : "%s:7000", n->listen_address);
-    sib_buf one;
-    sib_buf_init(&one);
-    sib_val e = {(const uint8_t *)ep, (int32_t)strlen(ep)};
-    int rc = sib_coll_build(lt, &e, 1, &one, err);
-    if (!rc && one.oom) rc = oom(err);
-    sib_val *el = rc ? NULL : sib_arena_alloc(c->arena, sizeof(*el) * 2 * (n->ntokens ? n->ntokens : 1));
-    if (!rc && !el) rc = oom(err);
-    for (size_t i = 0; !rc && i < n->ntokens; i++) {
-        char *tok = sib_arena_alloc(c->arena, 24);
-        if (!tok) { rc = oom(err); break; }
-        snprintf(tok, 24, "%" PRId64, c->ex->tokens[i]);
+    coord_repl repl;
+    int rc = exec_keyspace_repl(c, ks, &repl, err);
+    if (rc) return rc;
+    size_t nring = coord_ring_size(co);
+    sib_val *el = sib_arena_alloc(c->arena, sizeof(*el) * 2 * (nring ? nring : 1));
+    if (!el) return oom(err);
+    sib_buf eps;
+    sib_buf_init(&eps);
+    for (size_t i = 0; !rc && i < nring; i++) {
+        int64_t token = coord_ring_token(co, i);
+        size_t reps[64];
+        size_t nrep = coord_replicas(co, &repl, token, reps, SIB_ARRAY_LEN(reps));
+        sib_val ev[64];
+        for (size_t k = 0; k < nrep; k++) {
+            const char *addr = coord_member_addr(co, reps[k]);
+            const char *ep = arena_printf(c, strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr,
+                                          n->storage_port ? n->storage_port : 7000);
+            if (!ep) { rc = oom(err); break; }
+            ev[k] = (sib_val){(const uint8_t *)ep, (int32_t)strlen(ep)};
+        }
+        sib_buf_reset(&eps);
+        if (!rc) rc = sib_coll_build(lt, ev, nrep, &eps, err);
+        if (!rc && eps.oom) rc = oom(err);
+        const char *tok = rc ? NULL : arena_printf(c, "%" PRId64, token);
+        void *list = rc ? NULL : sib_arena_memdup(c->arena, eps.p, eps.len ? eps.len : 1);
+        if (!rc && (!tok || !list)) rc = oom(err);
+        if (rc) break;
         el[2 * i] = (sib_val){(const uint8_t *)tok, (int32_t)strlen(tok)};
-        el[2 * i + 1] = (sib_val){one.p, (int32_t)one.len};
+        el[2 * i + 1] = (sib_val){list, (int32_t)eps.len};
     }
-    if (!rc) rc = sib_coll_build(type, el, n->ntokens, out, err);
-    sib_buf_free(&one);
+    if (!rc) rc = sib_coll_build(type, el, nring, out, err);
+    sib_buf_free(&eps);
     return rc;
 }
 
@@ -534,7 +550,7 @@ static void describe_cluster(exec_ctx *c)
     const char *snitch = simple ? "SimpleSnitch" : "GossipingPropertyFileSnitch";
     sib_buf map;
     sib_buf_init(&map);
-    int rc = (ranges && !rt) ? oom(&err) : ranges ? range_ownership(c, rt, &map, &err) : 0;
+    int rc = (ranges && !rt) ? oom(&err) : ranges ? range_ownership(c, ks, rt, &map, &err) : 0;
     if (!rc && map.oom) rc = oom(&err);
     if (rc) {
         sib_buf_free(&map);

@@ -86,6 +86,7 @@ struct cql_exec {
     storage *st;
     sib_catalog *cat;
     coord *co;
+    struct gossip *gsp; /* membership for system.peers; may be NULL */
     cql_server *srv;   /* for schema-change events; may be NULL */
     sib_log *log;
     cql_exec_node_info node;
@@ -155,6 +156,8 @@ int64_t exec_next_timestamp(cql_exec *ex);
 int exec_resolve_table(exec_ctx *c, const cql_qname *q, const sib_table **out, sib_err *err);
 /* The keyspace's replication as a coordinator strategy. */
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err);
+/* A string formatted into c's arena (exec_selection.c); NULL when out of memory. */
+char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Reports a finished read or write of table_id to the observer (metrics);
  * start_us is the request's start (exec_ctx.now_us). */

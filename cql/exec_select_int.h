@@ -159,8 +159,6 @@ enum { ROW_NEXT = 0, ROW_STOP = 1, ROW_PARTITION_DONE = 2 };
 
 /* ---- exec_selection.c ---------------------------------------------------- */
 
-/* A string formatted into c's arena; NULL when out of memory. */
-char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Column `name` of t; NULL (and Cassandra's "Undefined column name") if none. */
 const sib_column *need_column(const sib_table *t, const char *name, sib_err *err);
 /* Compiles the selectors of s (every column for SELECT *) into out (arena). */

@@ -2,8 +2,9 @@
  * system_traces.sessions/events and the virtual system_schema tables).
  *
  * System tables are small, so their rows are materialised first (vrows, in
- * the request arena): system.local is built from the node info, peers has no
- * rows on a single node, system_traces rows come from the executor's ring of
+ * the request arena): system.local is built from the node info, peers and
+ * peers_v2 from gossip (every other endpoint with tokens that is NORMAL or
+ * shut down, as Cassandra keeps a stopped node in system.peers), system_traces rows come from the executor's ring of
  * kept trace sessions (exec_trace.c), system_schema rows come from the catalog. Each WHERE
  * relation becomes a filter on its column, and the rows then go through the
  * same pipeline as user tables (on_row, reply_rows in exec_select.c), paged
@@ -16,6 +17,10 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+
+#include "gossip.h"
+
+#define STORAGE_PORT(n) ((n)->storage_port ? (n)->storage_port : 7000)
 
 typedef struct vrows {
     exec_ctx *c;
@@ -77,11 +82,32 @@ static int set_inet(vrows *v, sib_val *row, const sib_table *t, const char *col,
     return 0;
 }
 
-static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
+/* A row of v's width, every column null (arena memory). */
+static sib_val *new_row(vrows *v)
+{
+    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
+    for (size_t i = 0; row && i < v->ncols; i++) row[i] = val_null();
+    return row;
+}
+
+/* tokens set<text> from n elements (arena strings). */
+static int set_token_set(vrows *v, sib_val *row, const sib_table *t, sib_val *el, size_t n, sib_err *err)
 {
     const sib_column *col = sib_table_column_by_name(t, "tokens");
+    if (!col || !n) return 0;
+    sib_buf b;
+    sib_buf_init(&b);
+    int rc = sib_coll_build(col->type, el, n, &b, err);
+    if (!rc && b.oom) rc = oom(err);
+    if (!rc) rc = set_bytes(v, row, t, "tokens", b.p, b.len);
+    sib_buf_free(&b);
+    return rc;
+}
+
+static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
+{
     const cql_exec *ex = v->c->ex;
-    if (!col || !ex->node.ntokens) return 0;
+    if (!ex->node.ntokens) return 0;
     sib_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * ex->node.ntokens);
     if (!el) return oom(err);
     for (size_t i = 0; i < ex->node.ntokens; i++) {
@@ -89,21 +115,62 @@ static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
         if (!s) return oom(err);
         el[i] = val_of(s, strlen(s));
     }
-    sib_buf b;
-    sib_buf_init(&b);
-    int rc = sib_coll_build(col->type, el, ex->node.ntokens, &b, err);
-    if (!rc && b.oom) rc = oom(err);
-    if (!rc) rc = set_bytes(v, row, t, "tokens", b.p, b.len);
-    sib_buf_free(&b);
-    return rc;
+    return set_token_set(v, row, t, el, ex->node.ntokens, err);
 }
 
-/* A row of v's width, every column null (arena memory). */
-static sib_val *new_row(vrows *v)
+/* gossip's TOKENS value is "t1,t2,..." (decimal): each becomes an element. */
+static int set_gossip_tokens(vrows *v, sib_val *row, const sib_table *t, const char *list, sib_err *err)
 {
-    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
-    for (size_t i = 0; row && i < v->ncols; i++) row[i] = val_null();
-    return row;
+    size_t n = 1;
+    for (const char *p = list; *p; p++) n += *p == ',';
+    sib_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * n);
+    if (!el) return oom(err);
+    size_t k = 0;
+    for (const char *p = list; *p && k < n;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        el[k++] = val_of(p, len);
+        p += len + (e != NULL);
+    }
+    return set_token_set(v, row, t, el, k, err);
+}
+
+static int set_uuid_text(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *s)
+{
+    uint8_t u[16];
+    if (!s || !sib_uuid_parse(s, strlen(s), u)) return 0;
+    return set_bytes(v, row, t, col, u, 16);
+}
+
+/* One row per other endpoint that owns tokens and is NORMAL (or stopped
+ * after being NORMAL): what drivers build their host list and token map
+ * from. */
+static int peer_rows(vrows *v, const sib_table *t, sib_err *err)
+{
+    const gossip *g = v->c->ex->gsp;
+    gsp_endpoint_view ep;
+    for (size_t i = 1; g && gsp_endpoint_at(g, i, &ep); i++) {
+        const char *st = ep.states[GSP_STATUS], *toks = ep.states[GSP_TOKENS];
+        if (!st || !toks || (strncmp(st, "NORMAL", 6) && strncmp(st, "shutdown", 8))) continue;
+        sib_val *row = new_row(v);
+        if (!row) return oom(err);
+        char host[64] = "";
+        int port = 0;
+        if (!gsp_split_host_port(ep.states[GSP_NATIVE_ADDRESS_AND_PORT], host, sizeof host, &port)) host[0] = 0;
+        const char *rpc = ep.states[GSP_RPC_ADDRESS] ? ep.states[GSP_RPC_ADDRESS] : host;
+        if (ep.states[GSP_DC]) set_text(v, row, t, "data_center", ep.states[GSP_DC]);
+        if (ep.states[GSP_RACK]) set_text(v, row, t, "rack", ep.states[GSP_RACK]);
+        if (ep.states[GSP_RELEASE_VERSION]) set_text(v, row, t, "release_version", ep.states[GSP_RELEASE_VERSION]);
+        int rc = set_inet(v, row, t, "peer", ep.addr) || set_int(v, row, t, "peer_port", ep.port) ||
+                 set_inet(v, row, t, "rpc_address", rpc) || set_inet(v, row, t, "native_address", host) ||
+                 (port && set_int(v, row, t, "native_port", port)) ||
+                 set_uuid_text(v, row, t, "host_id", ep.states[GSP_HOST_ID]) ||
+                 set_uuid_text(v, row, t, "schema_version", ep.states[GSP_SCHEMA]);
+        if (rc) return oom(err);
+        if ((rc = set_gossip_tokens(v, row, t, toks, err))) return rc;
+        if (vrows_add(v, row, v->ncols)) return oom(err);
+    }
+    return 0;
 }
 
 /* system.local: the one row describing this node (driver-compat.md 5). */
@@ -127,8 +194,8 @@ static int local_row(vrows *v, const sib_table *t, sib_err *err)
     set_text(v, row, t, "thrift_version", "20.1.0");
     int rc = set_inet(v, row, t, "broadcast_address", n->listen_address) ||
              set_inet(v, row, t, "listen_address", n->listen_address) ||
-             set_inet(v, row, t, "rpc_address", n->rpc_address) || set_int(v, row, t, "broadcast_port", 7000) ||
-             set_int(v, row, t, "listen_port", 7000) || set_int(v, row, t, "rpc_port", n->native_port) ||
+             set_inet(v, row, t, "rpc_address", n->rpc_address) || set_int(v, row, t, "broadcast_port", STORAGE_PORT(n)) ||
+             set_int(v, row, t, "listen_port", STORAGE_PORT(n)) || set_int(v, row, t, "rpc_port", n->native_port) ||
              set_int(v, row, t, "gossip_generation", n->gossip_generation) ||
              set_bytes(v, row, t, "host_id", n->host_id, 16) || set_bytes(v, row, t, "schema_version", sv, 16);
     if (rc) return oom(err);
@@ -175,7 +242,7 @@ static int session_row(trace_rows *tr, const exec_trace_session *s)
     set_text(v, row, t, "command", s->command);
     set_text(v, row, t, "request", s->request);
     int rc = set_bytes(v, row, t, "session_id", s->session_id, 16) ||
-             set_inet(v, row, t, "coordinator", n->listen_address) || set_int(v, row, t, "coordinator_port", 7000) ||
+             set_inet(v, row, t, "coordinator", n->listen_address) || set_int(v, row, t, "coordinator_port", STORAGE_PORT(n)) ||
              set_bytes(v, row, t, "started_at", ts, 8) ||
              (s->client_len && set_bytes(v, row, t, "client", s->client, s->client_len)) ||
              (s->duration_us >= 0 && set_int(v, row, t, "duration", s->duration_us));
@@ -197,7 +264,7 @@ static int event_rows(trace_rows *tr, const exec_trace_session *s)
         set_text(v, row, t, "thread", s->thread);
         if (set_bytes(v, row, t, "session_id", s->session_id, 16) ||
             set_bytes(v, row, t, "event_id", e->event_id, 16) || set_inet(v, row, t, "source", n->listen_address) ||
-            set_int(v, row, t, "source_elapsed", e->source_elapsed) || set_int(v, row, t, "source_port", 7000) ||
+            set_int(v, row, t, "source_elapsed", e->source_elapsed) || set_int(v, row, t, "source_port", STORAGE_PORT(n)) ||
             vrows_add(v, row, v->ncols))
             return oom(tr->err);
     }
@@ -237,8 +304,8 @@ static int system_rows(sel_run *run, vrows *v, sib_err *err)
         if (rc == SIB_ENOMEM) return oom(err);
         return rc;
     }
-    /* system.peers / peers_v2 (and any other local table): a single node has no rows */
     if (strcmp(sib_table_name(t), "local") == 0) return local_row(v, t, err);
+    if (!strcmp(sib_table_name(t), "peers") || !strcmp(sib_table_name(t), "peers_v2")) return peer_rows(v, t, err);
     return 0;
 }
 

@@ -37,6 +37,7 @@ void node_config_defaults(node_config *c)
     c->native_transport_max_frame_size = 16u << 20;
     c->native_transport_max_concurrent_requests = 1024;
     c->phi_convict_threshold = 8.0;
+    c->gossip_interval_ms = 1000;
     snprintf(c->datacenter, sizeof c->datacenter, "datacenter1");
     snprintf(c->rack, sizeof c->rack, "rack1");
     c->log_level = SIB_INFO;
@@ -166,6 +167,8 @@ static const key_spec keys[] = {
     SIZE("native_transport_max_frame_size_in_mb", native_transport_max_frame_size, 1 << 20),
     INT("native_transport_max_concurrent_requests_in_flight", native_transport_max_concurrent_requests),
     {"phi_convict_threshold", K_DOUBLE, offsetof(node_config, phi_convict_threshold), 0, 0},
+    DUR("gossip_interval", gossip_interval_ms, 1),
+    DUR("gossip_interval_ms", gossip_interval_ms, 1),
     STR("datacenter", datacenter),
     STR("rack", rack),
     {"log_level", K_LEVEL, offsetof(node_config, log_level), 0, 0},
@@ -334,6 +337,12 @@ int node_config_load(node_config *c, const char *path, sib_log *log, sib_err *er
     fclose(f);
     if (!rc && (c->native_transport_port <= 0 || c->native_transport_port > 65535))
         rc = sib_err_set(err, SIB_ECONFIG, "config: native_transport_port must be 1..65535");
+    if (!rc && (c->storage_port <= 0 || c->storage_port > 65535))
+        rc = sib_err_set(err, SIB_ECONFIG, "config: storage_port must be 1..65535");
+    if (!rc && (c->gossip_interval_ms < 10 || c->gossip_interval_ms > 60000))
+        rc = sib_err_set(err, SIB_ECONFIG, "config: gossip_interval must be 10ms..60s");
+    if (!rc && (c->phi_convict_threshold < 1 || c->phi_convict_threshold > 100))
+        rc = sib_err_set(err, SIB_ECONFIG, "config: phi_convict_threshold must be 1..100");
     if (!rc && (c->num_tokens < 1 || c->num_tokens > 1536))
         rc = sib_err_set(err, SIB_ECONFIG, "config: num_tokens must be 1..1536");
     if (!rc && (c->allocate_tokens_rf < 1 || c->allocate_tokens_rf > 1000))

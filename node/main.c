@@ -1,15 +1,28 @@
 /* main.c: the sibyld program. `sibyld [--config PATH]`: defaults without a
  * file (127.0.0.1:9042, data under ./data). Logs go to stderr; a bad config
- * exits 1 with a message. SIGINT/SIGTERM stop the loop for a clean close. */
+ * exits 1 with a message. SIGINT/SIGTERM stop gracefully: the node tells
+ * its live peers it is going (node_stop), then the loop stops for a clean
+ * close. A second signal stops the loop at once. */
 #include <ev.h>
 #include <signal.h>
 #include <stdlib.h>
 
 #include "node.h"
 
+typedef struct stopper {
+    struct ev_loop *loop;
+    node *n;
+    bool stopping;
+} stopper;
+
+static void on_stopped(void *ctx) { ev_break(((stopper *)ctx)->loop, EVBREAK_ALL); }
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    ev_break(loop, EVBREAK_ALL);
+    stopper *s = w->data;
+    if (s->stopping) { ev_break(loop, EVBREAK_ALL); return; }
+    s->stopping = true;
+    node_stop(s->n, on_stopped, s);
 }
 
 static void usage(FILE *f)
@@ -51,9 +64,11 @@ int main(int argc, char **argv)
         sib_log_destroy(log);
         return 1;
     }
+    stopper st = {.loop = loop, .n = n};
     ev_signal sint, sterm;
     ev_signal_init(&sint, on_signal, SIGINT);
     ev_signal_init(&sterm, on_signal, SIGTERM);
+    sint.data = sterm.data = &st;
     ev_signal_start(loop, &sint);
     ev_signal_start(loop, &sterm);
     ev_unref(loop); /* signal watchers alone do not keep the loop alive */

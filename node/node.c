@@ -9,7 +9,16 @@
  *      or created and written on first start, so a restart keeps its
  *      identity and ring position;
  *   4. the coordinator gets the ring, the executor loads the schema from
- *      the engine, and only then does the native port accept clients.
+ *      the engine, and only then does the native port accept clients;
+ *   5. messaging binds storage_port on listen_address and gossip starts:
+ *      this node's state (STATUS NORMAL with its tokens, host id, DC, rack,
+ *      schema, native address, load) is published, and what gossip learns
+ *      about peers flows back through gossip_up/down/change: UP/DOWN into
+ *      the coordinator's liveness, NORMAL peers' tokens into its ring, and
+ *      STATUS_CHANGE / TOPOLOGY_CHANGE events to registered drivers.
+ *
+ * Graceful stop (node_stop): GOSSIP_SHUTDOWN to the live peers, a short
+ * wait for it to leave the socket, then node_close.
  *
  * Descriptors: the soft RLIMIT_NOFILE is raised to the hard limit first.
  * Client connections get what the limit leaves after a reserve for storage
@@ -25,16 +34,25 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+#include <inttypes.h>
+
 #include "admin.h"
 #include "coordinator.h"
 #include "cql.h"
 #include "cql_exec.h"
+#include "gossip.h"
+#include "messaging.h"
 #include "schema.h"
 #include "storage.h"
 
+#define STATE_REFRESH_S 5.0   /* SCHEMA re-published this often (when it changed) */
+#define LOAD_EVERY_TICKS 12   /* LOAD every minute, as Cassandra's LoadBroadcaster */
+#define SHUTDOWN_ANNOUNCE_S 2.0
+
 static const uint8_t LOCAL_TABLE_ID[16] = {0x5b, 0x1b, 0x5c, 0x4e, 0x00, 0x00, 0x40, 0x00,
                                            0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02};
-enum { LOCAL_HOST_ID = 1, LOCAL_TOKENS = 2 };
+enum { LOCAL_HOST_ID = 1, LOCAL_TOKENS = 2, LOCAL_GENERATION = 3 };
 
 /* The fixed part of the descriptor reserve: commitlog segments (active and
  * spares), flush and compaction outputs (five components each), listeners,
@@ -60,6 +78,15 @@ struct node {
     int64_t fd_extra;      /* node_fd_reserve_add: internode connections */
     uint64_t fd_budget;    /* client connections allowed, as of fd_budget_ns */
     int64_t fd_budget_ns;
+    int64_t generation;     /* gossip generation: max(stored + 1, now in s) */
+    msg_service *ms;        /* internode port */
+    gossip *gsp;            /* membership */
+    ev_timer state_timer;   /* re-publishes SCHEMA and LOAD */
+    unsigned state_ticks;
+    ev_timer stop_timer;    /* node_stop's wait for the announcement */
+    double stop_deadline;
+    void (*stop_done)(void *ctx);
+    void *stop_ctx;
 };
 
 static int mkdirs(const char *path, sib_err *err)
@@ -95,6 +122,8 @@ static int local_state_read(node *n, sib_err *err)
             if (cv->col == LOCAL_HOST_ID && cv->vlen == 16) {
                 memcpy(n->host_id, cv->val, 16);
                 have_id = true;
+            } else if (cv->col == LOCAL_GENERATION && cv->vlen == 8) {
+                n->generation = (int64_t)get_be64(cv->val);
             } else if (cv->col == LOCAL_TOKENS && cv->vlen % 8 == 0 && cv->vlen) {
                 n->ntokens = cv->vlen / 8;
                 n->tokens = calloc(n->ntokens, sizeof *n->tokens);
@@ -126,6 +155,9 @@ static int local_state_write(node *n, sib_err *err)
     int rc = st_mut_row(m, (const uint8_t *)"", 0);
     if (!rc) rc = st_mut_cell(m, LOCAL_HOST_ID, n->host_id, 16, ts, 0, ST_NO_DELETION_TIME);
     if (!rc) rc = st_mut_cell(m, LOCAL_TOKENS, toks, 8 * n->ntokens, ts, 0, ST_NO_DELETION_TIME);
+    uint8_t gen[8];
+    put_be64(gen, (uint64_t)n->generation);
+    if (!rc) rc = st_mut_cell(m, LOCAL_GENERATION, gen, 8, ts, 0, ST_NO_DELETION_TIME);
     if (!rc) rc = storage_apply(n->st, &m, 1, NULL, NULL, err);
     else sib_err_set(err, rc, "local state mutation");
     /* The node's identity must survive an OS crash too: fsync it now. */
@@ -349,7 +381,7 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
         .loop = n->loop, .log = n->log, .bind_addr = n->cfg.admin_address, .port = (uint16_t)n->cfg.admin_port,
         .auth_token = token, .max_connections = (unsigned)n->cfg.admin_max_connections,
         .connection_timeout = n->cfg.admin_connection_timeout_ms / 1000.0,
-        .st = n->st, .cat = n->cat, .co = n->co, .metrics = n->metrics, .node = &ai,
+        .st = n->st, .cat = n->cat, .co = n->co, .gsp = n->gsp, .metrics = n->metrics, .node = &ai,
         .hooks = {.ctx = n, .client_count = admin_client_count, .client_limits = admin_limits,
                   .flush = admin_flush, .compact = admin_compact},
     };
@@ -358,10 +390,21 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
     return n->admin ? 0 : (err->code ? err->code : SIB_EIO);
 }
 
+/* A restart within the same second must still look like a restart to the
+ * peers (a higher generation replaces the old state, an equal one would be
+ * ignored), so the generation is persisted and always moves forward. */
+static int next_generation(node *n, sib_err *err)
+{
+    int64_t now = sib_now_us() / 1000000;
+    n->generation = n->generation >= now ? n->generation + 1 : now;
+    return local_state_write(n, err);
+}
+
 static int open_identity(node *n, sib_err *err)
 {
     int found = local_state_read(n, err);
-    if (found) return found < 0 ? found : 0;
+    if (found < 0) return found;
+    if (found) return next_generation(n, err);
     sib_rng rng;
     sib_rng_seed(&rng);
     sib_uuid_v4(&rng, n->host_id);
@@ -377,7 +420,158 @@ static int open_identity(node *n, sib_err *err)
     char hid[37];
     sib_uuid_format(n->host_id, hid);
     sib_log(n->log, SIB_INFO, "node: first start, host id %s with %zu tokens", hid, n->ntokens);
-    return local_state_write(n, err);
+    return next_generation(n, err);
+}
+
+/* ---- gossip wiring ---- */
+
+/* Where drivers reach a peer: NATIVE_ADDRESS_AND_PORT "ip:port". */
+static bool native_addr(const gsp_endpoint_view *v, uint8_t ip[4], int32_t *port)
+{
+    char host[64];
+    int p;
+    if (!gsp_split_host_port(v->states[GSP_NATIVE_ADDRESS_AND_PORT], host, sizeof host, &p)) return false;
+    *port = p;
+    return inet_pton(AF_INET, host, ip) == 1;
+}
+
+static void gossip_status(node *n, const gsp_endpoint_view *v, bool up)
+{
+    coord_member_set_alive(n->co, v->addr, up);
+    uint8_t ip[4];
+    int32_t port;
+    if (n->srv && native_addr(v, ip, &port)) cql_server_broadcast_status(n->srv, up, ip, 4, port);
+}
+
+static void gossip_up(void *ctx, const gsp_endpoint_view *v) { gossip_status(ctx, v, true); }
+static void gossip_down(void *ctx, const gsp_endpoint_view *v) { gossip_status(ctx, v, false); }
+
+/* A NORMAL peer's tokens go into the ring (ownership, replicas, Unavailable
+ * checks); the first time, drivers hear NEW_NODE. */
+static void gossip_change(void *ctx, const gsp_endpoint_view *v, gsp_key key)
+{
+    node *n = ctx;
+    if (key != GSP_STATUS && key != GSP_TOKENS) return;
+    const char *st = v->states[GSP_STATUS];
+    if (!st || strncmp(st, "NORMAL", 6)) return;
+    int64_t *toks;
+    size_t nt = gsp_parse_tokens(v->states[GSP_TOKENS], &toks);
+    if (!nt) { free(toks); return; }
+    bool known = false;
+    for (size_t i = 1; i < coord_members(n->co); i++) known |= !strcmp(coord_member_addr(n->co, i), v->addr);
+    coord_member_opts mo = {.tokens = toks, .ntokens = nt};
+    snprintf(mo.addr, sizeof mo.addr, "%s", v->addr);
+    snprintf(mo.dc, sizeof mo.dc, "%s", v->states[GSP_DC] ? v->states[GSP_DC] : "");
+    snprintf(mo.rack, sizeof mo.rack, "%s", v->states[GSP_RACK] ? v->states[GSP_RACK] : "");
+    const char *hid = v->states[GSP_HOST_ID];
+    if (hid) sib_uuid_parse(hid, strlen(hid), mo.host_id);
+    if (coord_member_update(n->co, &mo) == 0) {
+        coord_member_set_alive(n->co, v->addr, v->alive);
+        uint8_t ip[4];
+        int32_t port;
+        if (!known && n->srv && native_addr(v, ip, &port))
+            cql_server_broadcast_topology(n->srv, CQL_TOPO_NEW_NODE, ip, 4, port);
+    }
+    free(toks);
+}
+
+static void publish_load_schema(node *n, bool load)
+{
+    char buf[64];
+    uint8_t sv[16];
+    sib_catalog_schema_version(n->cat, sv);
+    sib_uuid_format(sv, buf);
+    gsp_set_state(n->gsp, GSP_SCHEMA, buf);
+    if (load) {
+        storage_stats ss;
+        storage_get_stats(n->st, &ss);
+        snprintf(buf, sizeof buf, "%.1f", (double)(ss.memtable_bytes + ss.sstable_bytes));
+        gsp_set_state(n->gsp, GSP_LOAD, buf);
+    }
+}
+
+static void on_state_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    node *n = w->data;
+    publish_load_schema(n, ++n->state_ticks % LOAD_EVERY_TICKS == 0);
+}
+
+static int publish_local_state(node *n)
+{
+    const node_config *c = &n->cfg;
+    char buf[256], hid[37];
+    char *toks = gsp_format_tokens(n->tokens, n->ntokens);
+    if (!toks) return SIB_ENOMEM;
+    sib_uuid_format(n->host_id, hid);
+    int rc = gsp_set_state(n->gsp, GSP_TOKENS, toks);
+    free(toks);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_HOST_ID, hid);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_DC, c->datacenter);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RACK, c->rack);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RELEASE_VERSION, ADMIN_RELEASE_VERSION);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RPC_ADDRESS, c->rpc_address);
+    snprintf(buf, sizeof buf, "%s:%d", c->rpc_address, c->native_transport_port);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_NATIVE_ADDRESS_AND_PORT, buf);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_NET_VERSION, "12");
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RPC_READY, "true");
+    snprintf(buf, sizeof buf, "NORMAL,%" PRId64, n->ntokens ? n->tokens[0] : 0);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_STATUS, buf);
+    if (!rc) publish_load_schema(n, true);
+    return rc;
+}
+
+/* Internode port and gossip. With no seeds configured the node is its own
+ * seed: a one-node cluster that gossips with nobody. Created before the
+ * executor (system.peers reads it), started once everything else is up. */
+static int create_gossip(node *n, int64_t generation, sib_err *err)
+{
+    const node_config *c = &n->cfg;
+    msg_opts mo = {.loop = n->loop, .log = n->log, .cluster_name = c->cluster_name, .bind_addr = c->listen_address,
+                   .port = (uint16_t)c->storage_port};
+    if (!(n->ms = msg_service_create(&mo, err))) return err->code ? err->code : SIB_EIO;
+    gsp_opts go = {
+        .loop = n->loop, .log = n->log, .ms = n->ms, .cluster_name = c->cluster_name, .addr = c->listen_address,
+        .port = (uint16_t)c->storage_port, .seeds = c->seeds, .interval_ms = c->gossip_interval_ms,
+        .phi_convict_threshold = c->phi_convict_threshold, .generation = (int32_t)generation,
+        .listener = {.ctx = n, .up = gossip_up, .down = gossip_down, .change = gossip_change},
+    };
+    if (!(n->gsp = gsp_create(&go, err))) return err->code ? err->code : SIB_ENOMEM;
+    return 0;
+}
+
+static int start_gossip(node *n, sib_err *err)
+{
+    const node_config *c = &n->cfg;
+    int rc = publish_local_state(n);
+    if (rc) return sib_err_set(err, rc, "gossip: publishing the local state");
+    ev_timer_init(&n->state_timer, on_state_timer, STATE_REFRESH_S, STATE_REFRESH_S);
+    n->state_timer.data = n;
+    ev_timer_start(n->loop, &n->state_timer);
+    gsp_start(n->gsp);
+    sib_log(n->log, SIB_INFO, "gossip: internode port %s:%d, seeds %s, interval %d ms, phi_convict_threshold %.1f",
+            c->listen_address, c->storage_port, c->seeds[0] ? c->seeds : c->listen_address, c->gossip_interval_ms,
+            c->phi_convict_threshold);
+    return 0;
+}
+
+static void on_stop_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    node *n = w->data;
+    if (!gsp_shutdown_sent(n->gsp) && ev_now(loop) < n->stop_deadline) return;
+    ev_timer_stop(loop, w);
+    n->stop_done(n->stop_ctx);
+}
+
+void node_stop(node *n, void (*done)(void *ctx), void *ctx)
+{
+    size_t told = n->gsp ? gsp_announce_shutdown(n->gsp) : 0;
+    if (!told) { done(ctx); return; }
+    n->stop_done = done;
+    n->stop_ctx = ctx;
+    n->stop_deadline = ev_now(n->loop) + SHUTDOWN_ANNOUNCE_S;
+    ev_timer_init(&n->stop_timer, on_stop_timer, 0.02, 0.02);
+    n->stop_timer.data = n;
+    ev_timer_start(n->loop, &n->stop_timer);
 }
 
 int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log *log, sib_err *err)
@@ -402,16 +596,18 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     n->cat = sib_catalog_create();
     if (!n->co || !n->cat) { node_close(n); return sib_err_set(err, SIB_ENOMEM, "node"); }
 
-    cql_exec_node_info info = {.native_port = cfg->native_transport_port, .tokens = n->tokens, .ntokens = n->ntokens};
+    cql_exec_node_info info = {.native_port = cfg->native_transport_port, .storage_port = cfg->storage_port,
+                               .tokens = n->tokens, .ntokens = n->ntokens};
     snprintf(info.cluster_name, sizeof info.cluster_name, "%s", cfg->cluster_name);
     snprintf(info.listen_address, sizeof info.listen_address, "%s", cfg->listen_address);
     snprintf(info.rpc_address, sizeof info.rpc_address, "%s", cfg->rpc_address);
     snprintf(info.dc, sizeof info.dc, "%s", cfg->datacenter);
     snprintf(info.rack, sizeof info.rack, "%s", cfg->rack);
     memcpy(info.host_id, n->host_id, 16);
-    info.gossip_generation = sib_now_us() / 1000000;
+    info.gossip_generation = n->generation;
+    if ((rc = create_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
     cql_exec_opts eo = {
-        .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info,
+        .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info, .gsp = n->gsp,
         .batch_size_fail_threshold = cfg->batch_size_fail_threshold,
         .tombstone_warn_threshold = cfg->tombstone_warn_threshold,
         .tombstone_failure_threshold = cfg->tombstone_failure_threshold,
@@ -444,6 +640,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     cql_exec_set_server(n->ex, n->srv);
     log_fd_budget(n);
     if ((rc = open_admin(n, info.gossip_generation, err))) { node_close(n); return rc; }
+    if ((rc = start_gossip(n, err))) { node_close(n); return rc; }
     sib_log(log, SIB_INFO, "sibyld: serving CQL native protocol on %s:%d (cluster '%s', data %s, commitlog_sync %s)",
             cfg->rpc_address, cfg->native_transport_port, cfg->cluster_name, cfg->data_dir,
             cfg->commitlog_sync == NODE_SYNC_BATCH ? "batch" : cfg->commitlog_sync == NODE_SYNC_GROUP ? "group" : "periodic");
@@ -454,6 +651,13 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
 void node_close(node *n)
 {
     if (!n) return;
+    if (n->loop) {
+        ev_timer_stop(n->loop, &n->state_timer);
+        ev_timer_stop(n->loop, &n->stop_timer);
+    }
+    /* messaging first: its pending requests point into the gossiper */
+    msg_service_destroy(n->ms);
+    gsp_destroy(n->gsp);
     admin_server_destroy(n->admin);
     if (n->srv) cql_server_destroy(n->srv);
     cql_exec_destroy(n->ex);

@@ -32,6 +32,7 @@ typedef struct node_config {
     size_t native_transport_max_frame_size;
     int native_transport_max_concurrent_requests; /* per connection in flight */
     double phi_convict_threshold;
+    int gossip_interval_ms;     /* Sibyl's, for tests only: Cassandra's is a fixed 1 s */
     char datacenter[64];
     char rack[64];
     int log_level;              /* SIB_DEBUG..SIB_ERROR */
@@ -86,6 +87,11 @@ typedef struct node node;
 /* Opens storage (replaying the commitlog), loads the schema and local state,
  * and binds the native-protocol port. The node runs on `loop`. */
 int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log *log, sib_err *err);
+/* Graceful stop, first half: tells the live peers this node is going
+ * away (GOSSIP_SHUTDOWN, as Cassandra's drain does) and calls done(ctx) on
+ * the loop once the announcement is written or after 2 s at most; at once
+ * when there is no live peer. Then call node_close. */
+void node_stop(node *n, void (*done)(void *ctx), void *ctx);
 /* Stops accepting, flushes what must be flushed and frees everything. */
 void node_close(node *n);
 

@@ -157,6 +157,13 @@ static const char *human_size(double v, char *buf, size_t cap)
     return buf;
 }
 
+/* A member's load: "?" when gossip has not brought it yet (JSON null). */
+static const char *load_of(const json_t *o, char *buf, size_t cap)
+{
+    if (!json_is_number(json_object_get(o, "load_bytes"))) return snprintf(buf, cap, "?"), buf;
+    return human_size((double)jint(o, "load_bytes"), buf, cap);
+}
+
 static void underline(const char *title)
 {
     size_t n = strlen(title);
@@ -194,7 +201,7 @@ static int cmd_status(tool *t, int argc, char **argv)
             if (strcmp(jstr(nd, "dc"), dc)) continue;
             done[k] = true;
             char load[32], owns[16];
-            human_size((double)jint(nd, "load_bytes"), load, sizeof load);
+            load_of(nd, load, sizeof load);
             snprintf(owns, sizeof owns, "%.1f%%", jnum(nd, "owns"));
             printf("%s%s  %-*s  %-10s  %-6lld  %-16s  %-36s  %s\n", jstr(nd, "status"), jstr(nd, "state"), aw,
                    jstr(nd, "address"), load, jint(nd, "tokens"), owns, jstr(nd, "host_id"), jstr(nd, "rack"));
@@ -253,7 +260,7 @@ static int cmd_ring(tool *t, int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(ring, i);
         char load[32], owns[16];
-        human_size((double)jint(e, "load_bytes"), load, sizeof load);
+        load_of(e, load, sizeof load);
         snprintf(owns, sizeof owns, "%.2f%%", jnum(e, "owns"));
         printf("%-16s%-12s%-7s%-8s%-16s%-20s%" JSON_INTEGER_FORMAT "\n", jstr(e, "endpoint"), jstr(e, "rack"),
                jstr(e, "status"), jstr(e, "state"), load, owns, json_integer_value(json_object_get(e, "token")));

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from sibyl_harness import SibylNode, find_binary  # noqa: E402
+from sibyl_harness import SibylCluster, SibylNode, find_binary  # noqa: E402
 
 from cassandra import ConsistencyLevel  # noqa: E402
 from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT  # noqa: E402
@@ -70,6 +70,13 @@ class NodeFactory:
             n.start()
         return n
 
+    def cluster(self, start=True, **kw):
+        c = SibylCluster(self.binary, str(self.tmp.mktemp("cluster")), **kw)
+        self.nodes.extend(c.nodes)
+        if start:
+            c.start()
+        return c
+
     def teardown(self, failed):
         problems = []
         for n in self.nodes:
@@ -88,6 +95,14 @@ def make_node(sibyl_bin, tmp_path_factory, request):
         problems = f.teardown(_test_failed(request))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def make_cluster(make_node):
+    """make_cluster(size=3, config={...}, ...) starts a SibylCluster (several
+    sibyld on 127.0.0.x, sibyl_harness.py); make_node's teardown stops every
+    one of its nodes by pid."""
+    return make_node.cluster
 
 
 @pytest.fixture

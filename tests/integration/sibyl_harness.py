@@ -148,12 +148,14 @@ class SibylNode:
     """
 
     def __init__(self, binary, workdir, host=None, port=None, config=None,
-                 cluster_name="Sibyl Test Cluster", num_tokens=8):
+                 cluster_name="Sibyl Test Cluster", num_tokens=8, storage_port=None,
+                 admin_port=None, seeds=None):
         self.binary = binary
         self.workdir = workdir
         self.host = host or test_address()
         ports = free_ports(self.host, 3)
         self.port = port or ports[0]
+        self.seeds = seeds           # "a,b" for seed_provider; None = the node itself
         self.datadir = os.path.join(workdir, "data")
         self.commitlog_dir = os.path.join(workdir, "commitlog")
         self.hints_dir = os.path.join(workdir, "hints")
@@ -163,7 +165,8 @@ class SibylNode:
         self.extra = dict(config or {})
         # Internode and admin ports are set too, so nodes of parallel test
         # runs never fight over the defaults 7000 / 10000.
-        self.storage_port, self.admin_port = ports[1], ports[2]
+        self.storage_port = storage_port or ports[1]
+        self.admin_port = admin_port or ports[2]
         self.proc = None
         self.env = {}             # extra environment of the next starts (SIBYL_FAILPOINTS)
         self.logs = []            # one stderr log per start, in order
@@ -196,6 +199,11 @@ class SibylNode:
             lines.append("%s: %s" % (k, yaml_value(v)))
         lines.append("data_file_directories:")
         lines.append("    - %s" % yaml_value(self.datadir))
+        if self.seeds:
+            lines += ["seed_provider:",
+                      "    - class_name: org.apache.cassandra.locator.SimpleSeedProvider",
+                      "      parameters:",
+                      "          - seeds: %s" % yaml_value(self.seeds)]
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -360,4 +368,105 @@ class SibylNode:
         reports = self.sanitizer_reports()
         if reports:
             problems.append("sanitizer errors:\n  " + "\n  ".join(reports[:20]))
+        return problems
+
+
+# ---- several nodes: one cluster on 127.0.0.1, 127.0.0.2, ... ----------------
+
+def common_free_ports(addresses, n, attempts=50):
+    """n ports that were free a moment ago on every one of `addresses`, as
+    Cassandra nodes on one machine share their ports and differ by address."""
+    for _ in range(attempts):
+        chosen = free_ports(addresses[0], n)
+        socks = []
+        try:
+            for a in addresses[1:]:
+                for p in chosen:
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    socks.append(s)
+                    s.bind((a, p))
+            return chosen
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise NodeError("no %d ports free on all of %s" % (n, ", ".join(addresses)))
+
+
+def admin_get(host, port, path, timeout=10):
+    import json
+    import urllib.request
+    with urllib.request.urlopen("http://%s:%d/%s" % (host, port, path), timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+class SibylCluster:
+    """`size` sibyld nodes on 127.0.0.<first>..., one data directory each,
+    the same native / storage / admin ports on every address (`ports`
+    picks them), and the first `nseeds` nodes as seeds (or `seeds`). `config` holds extra yaml keys for every node
+    (gossip_interval_ms, phi_convict_threshold...). Every process is stopped
+    by pid in shutdown(), which returns the problems found (crashes,
+    sanitizer reports)."""
+
+    def __init__(self, binary, workdir, size=3, first=1, cluster_name="Sibyl Test Cluster",
+                 config=None, nseeds=1, num_tokens=8, ports=None, seeds=None):
+        self.addresses = ["127.0.0.%d" % (first + i) for i in range(size)]
+        self.native_port, self.storage_port, self.admin_port = ports or common_free_ports(self.addresses, 3)
+        self.seeds = seeds or ",".join(self.addresses[:nseeds])
+        self.cluster_name = cluster_name
+        self.nodes = []
+        for i, addr in enumerate(self.addresses):
+            self.nodes.append(SibylNode(
+                binary, os.path.join(workdir, "node%d" % (first + i)), host=addr, port=self.native_port,
+                config=config, cluster_name=cluster_name, num_tokens=num_tokens,
+                storage_port=self.storage_port, admin_port=self.admin_port, seeds=self.seeds))
+
+    def __iter__(self):
+        return iter(self.nodes)
+
+    def __getitem__(self, i):
+        return self.nodes[i]
+
+    def start(self, timeout=START_TIMEOUT):
+        for n in self.nodes:
+            n.start(timeout)
+        return self
+
+    def status(self, node):
+        """{address: "UN"/"DN"/...} as `node` sees the cluster (GET /status)."""
+        st = admin_get(node.host, node.admin_port, "status")
+        return {m["address"]: m["status"] + m["state"] for m in st["nodes"]}
+
+    def wait_converged(self, nodes=None, timeout=60.0):
+        """Until every node in `nodes` (default: all) sees exactly those
+        nodes, all UN. Bounded."""
+        nodes = nodes or self.nodes
+        want = {n.host: "UN" for n in nodes}
+        deadline = time.monotonic() + timeout
+        while True:
+            views = {}
+            try:
+                views = {n.host: self.status(n) for n in nodes}
+                if all(v == want for v in views.values()):
+                    return views
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                raise NodeError("cluster did not converge within %.0f s: %r" % (timeout, views))
+            time.sleep(0.1)
+
+    def wait_log(self, node, text, count=1, timeout=60.0):
+        """Until `text` appears `count` times in node's current log. Bounded."""
+        deadline = time.monotonic() + timeout
+        while node.log_text().count(text) < count:
+            if time.monotonic() >= deadline:
+                raise NodeError("%s never logged %r (%d times) within %.0f s\n%s"
+                                % (node.host, text, count, timeout, node.log_tail()))
+            time.sleep(0.05)
+
+    def shutdown(self):
+        problems = []
+        for n in self.nodes:
+            problems += ["%s: %s" % (n.host, p) for p in n.shutdown()]
         return problems

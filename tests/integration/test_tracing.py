@@ -136,7 +136,7 @@ def test_raw_frame_tracing_flag(node, session):
     row = session.execute("SELECT command, duration, request, coordinator_port FROM system_traces.sessions "
                           "WHERE session_id = %s" % sid).one()
     assert row.command == "QUERY" and row.request == "Execute CQL3 query"
-    assert row.duration is not None and row.duration >= 0 and row.coordinator_port == 7000
+    assert row.duration is not None and row.duration >= 0 and row.coordinator_port == node.storage_port
     events = list(session.execute("SELECT event_id, activity FROM system_traces.events WHERE session_id = %s" % sid))
     assert [e.activity for e in events] == ["Parsing SELECT release_version FROM system.local",
                                             "Preparing statement"]

@@ -206,6 +206,44 @@ static void test_ownership_and_errors(void **state)
     assert_true(fabs(own[0] - 0.5) < 1e-6 && fabs(own[1] - 0.5) < 1e-6);
 }
 
+/* Peers learned from gossip join the ring; their liveness counts in
+ * Unavailable checks; a token already owned stays with its first owner. */
+static void test_members_from_gossip(void **state)
+{
+    (void)state;
+    coord *c = one_node(); /* local tokens -100, 0, 100, 5000 */
+    int64_t p1[2] = {50, 200};
+    coord_member_opts o = {.addr = "127.0.0.2", .dc = "datacenter1", .rack = "rack1", .tokens = p1, .ntokens = 2};
+    assert_int_equal(coord_member_update(c, &o), 0);
+    assert_int_equal(coord_members(c), 2);
+    assert_string_equal(coord_member_addr(c, 1), "127.0.0.2");
+    assert_false(coord_member_alive(c, 1)); /* down until gossip says UP */
+    coord_repl rf1 = {.kind = REPL_SIMPLE, .rf = 1}, rf2 = {.kind = REPL_SIMPLE, .rf = 2};
+    size_t out[4];
+    assert_int_equal(coord_replicas(c, &rf1, 10, out, 4), 1);
+    assert_int_equal(out[0], 1);                 /* (0, 50] belongs to the peer */
+    assert_int_equal(coord_replicas(c, &rf2, 150, out, 4), 2);
+    assert_int_equal(out[0], 1);                 /* 200 first, then 5000 (local) */
+    assert_int_equal(out[1], 0);
+    sib_err err = {0};
+    assert_int_equal(coord_check(c, &rf1, CL_ONE, true, 10, &err), SIB_EUNAVAIL);
+    coord_member_set_alive(c, "127.0.0.2", true);
+    assert_int_equal(coord_check(c, &rf1, CL_ONE, true, 10, &err), 0);
+    /* new tokens replace the old ones; a collision with a local token is skipped */
+    int64_t p2[2] = {100, 300};
+    o.tokens = p2;
+    assert_int_equal(coord_member_update(c, &o), 0);
+    assert_int_equal(coord_members(c), 2);
+    assert_int_equal(coord_replicas(c, &rf1, 10, out, 4), 1);
+    assert_int_equal(out[0], 0);                 /* 50 is gone: (0, 100] is local */
+    assert_int_equal(coord_replicas(c, &rf1, 250, out, 4), 1);
+    assert_int_equal(out[0], 1);
+    /* the local member is never replaced from outside */
+    strcpy(o.addr, "127.0.0.1");
+    assert_int_equal(coord_member_update(c, &o), SIB_EINVAL);
+    coord_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_token_allocation_balances_rf3),
         cmocka_unit_test(test_ownership_and_errors),
         cmocka_unit_test(test_replicas_unique),
+        cmocka_unit_test(test_members_from_gossip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

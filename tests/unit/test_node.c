@@ -30,6 +30,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.native_transport_port, 9042);
     assert_string_equal(c.data_dir, "./data");
     assert_int_equal(c.num_tokens, 16);
+    assert_int_equal(c.storage_port, 7000);
+    assert_true(c.phi_convict_threshold == 8.0);
+    assert_int_equal(c.gossip_interval_ms, 1000); /* Cassandra's fixed interval */
     assert_int_equal(c.commitlog_sync, NODE_SYNC_PERIODIC);
     assert_int_equal(c.commitlog_sync_period_ms, 10000);
     assert_string_equal(c.cluster_name, "Sibyl Cluster");
@@ -53,6 +56,9 @@ static void test_load(void **state)
                     "num_tokens: 4\n"
                     "commitlog_total_space: 2GiB\n"
                     "block_cache_size: 0\n"
+                    "phi_convict_threshold: 12\n"
+                    "gossip_interval_ms: 250\n"
+                    "storage_port: 7100\n"
                     "seed_provider:\n"
                     "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider\n"
                     "    parameters:\n"
@@ -76,6 +82,9 @@ static void test_load(void **state)
     assert_int_equal(c.commitlog_total_space, (size_t)2 << 30);
     assert_int_equal(c.block_cache_size, 0); /* 0 = no cache, not "default" */
     assert_string_equal(c.seeds, "127.0.0.1,127.0.0.2");
+    assert_true(c.phi_convict_threshold == 12.0);
+    assert_int_equal(c.gossip_interval_ms, 250);
+    assert_int_equal(c.storage_port, 7100);
 }
 
 static void test_bad_values(void **state)
@@ -87,6 +96,9 @@ static void test_bad_values(void **state)
         "commitlog_sync_period: 10 parsecs\n",
         "num_tokens: 0\n",
         "key: [unclosed\n",
+        "phi_convict_threshold: 0\n",
+        "gossip_interval: 1ms\n",
+        "storage_port: 70000\n",
     };
     for (size_t i = 0; i < SIB_ARRAY_LEN(bad); i++) {
         char *p = write_tmp(bad[i]);
