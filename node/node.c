@@ -508,7 +508,7 @@ static int publish_local_state(node *n)
     if (!rc) rc = gsp_set_state(n->gsp, GSP_HOST_ID, hid);
     if (!rc) rc = gsp_set_state(n->gsp, GSP_DC, c->datacenter);
     if (!rc) rc = gsp_set_state(n->gsp, GSP_RACK, c->rack);
-    if (!rc) rc = gsp_set_state(n->gsp, GSP_RELEASE_VERSION, ADMIN_RELEASE_VERSION);
+    if (!rc) rc = gsp_set_state(n->gsp, GSP_RELEASE_VERSION, SIB_RELEASE_VERSION);
     if (!rc) rc = gsp_set_state(n->gsp, GSP_RPC_ADDRESS, c->rpc_address);
     snprintf(buf, sizeof buf, "%s:%d", c->rpc_address, c->native_transport_port);
     if (!rc) rc = gsp_set_state(n->gsp, GSP_NATIVE_ADDRESS_AND_PORT, buf);
