@@ -244,6 +244,82 @@ static void test_members_from_gossip(void **state)
     coord_destroy(c);
 }
 
+/* A ring of (addr, dc, rack, token) members after the local one (which has
+ * token 0 in datacenter1/rack1, from one_rack_node). */
+static coord *ring_of(const char *const spec[][3], const int64_t *tokens, size_t n)
+{
+    int64_t t0 = 0;
+    coord_member_opts lo = {.addr = "127.0.0.1", .dc = "dc1", .rack = "r1", .tokens = &t0, .ntokens = 1};
+    coord *c = coord_create(&lo, NULL);
+    for (size_t i = 0; i < n; i++) {
+        coord_member_opts o = {.tokens = &tokens[i], .ntokens = 1};
+        snprintf(o.addr, sizeof o.addr, "%s", spec[i][0]);
+        snprintf(o.dc, sizeof o.dc, "%s", spec[i][1]);
+        snprintf(o.rack, sizeof o.rack, "%s", spec[i][2]);
+        assert_int_equal(coord_member_update(c, &o), 0);
+        coord_member_set_alive(c, o.addr, true);
+    }
+    return c;
+}
+
+static void test_nts_racks(void **state)
+{
+    (void)state;
+    /* Ring order from token 0: .1 (dc1 r1), .2 (dc1 r1), .3 (dc1 r2), .4 (dc2 r1),
+     * .5 (dc1 r3), .6 (dc2 r1), .7 (dc2 r2). */
+    const char *const spec[][3] = {
+        {"127.0.0.2", "dc1", "r1"}, {"127.0.0.3", "dc1", "r2"}, {"127.0.0.4", "dc2", "r1"},
+        {"127.0.0.5", "dc1", "r3"}, {"127.0.0.6", "dc2", "r1"}, {"127.0.0.7", "dc2", "r2"},
+    };
+    const int64_t toks[] = {10, 20, 30, 40, 50, 60};
+    coord *c = ring_of(spec, toks, 6);
+    size_t out[8];
+    coord_repl r = {.kind = REPL_NTS, .ndcs = 2};
+    strcpy(r.dcs[0].dc, "dc1");
+    r.dcs[0].rf = 3;
+    strcpy(r.dcs[1].dc, "dc2");
+    r.dcs[1].rf = 2;
+    /* dc1 has three racks for rf 3: .2 shares r1 with .1 and is skipped, so
+     * the replicas are .1 (r1), .3 (r2), .5 (r3); dc2 takes .4 (r1) then
+     * skips .6 (r1 again, dc2 has 2 racks for rf 2) and takes .7 (r2). */
+    assert_int_equal(coord_replicas(c, &r, 0, out, 8), 5);
+    const char *want[] = {"127.0.0.1", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.7"};
+    for (int i = 0; i < 5; i++) assert_string_equal(coord_member_addr(c, out[i]), want[i]);
+
+    /* Fewer racks than rf: dc2 (2 racks) at rf 3 allows one repeat, taken by
+     * the first member met on a used rack (.6). */
+    r.dcs[1].rf = 3;
+    assert_int_equal(coord_replicas(c, &r, 0, out, 8), 6);
+    const char *want2[] = {"127.0.0.1", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"};
+    for (int i = 0; i < 6; i++) assert_string_equal(coord_member_addr(c, out[i]), want2[i]);
+
+    /* rf above the datacenter's members: every member of it, no more. */
+    r.ndcs = 1;
+    strcpy(r.dcs[0].dc, "dc2");
+    r.dcs[0].rf = 5;
+    assert_int_equal(coord_replicas(c, &r, 0, out, 8), 3);
+    /* A datacenter with no members adds nothing, and EACH_QUORUM names it. */
+    r.ndcs = 2;
+    strcpy(r.dcs[1].dc, "dc9");
+    r.dcs[1].rf = 1;
+    assert_int_equal(coord_replicas(c, &r, 0, out, 8), 3);
+    sib_err err;
+    assert_int_equal(coord_check(c, &r, CL_EACH_QUORUM, false, 0, &err), SIB_EUNAVAIL);
+    assert_string_equal(err.msg, "Cannot achieve consistency level EACH_QUORUM in DC dc9");
+    /* The local datacenter is the local member's: LOCAL_QUORUM of dc1 rf 3
+     * with .3 down still has 2 of 3. */
+    strcpy(r.dcs[0].dc, "dc1");
+    r.dcs[0].rf = 3;
+    r.ndcs = 1;
+    coord_member_set_alive(c, "127.0.0.3", false);
+    assert_int_equal(coord_check(c, &r, CL_LOCAL_QUORUM, true, 0, &err), 0);
+    coord_member_set_alive(c, "127.0.0.5", false);
+    assert_int_equal(coord_check(c, &r, CL_LOCAL_QUORUM, true, 0, &err), SIB_EUNAVAIL);
+    assert_int_equal(err.ex[1], 2);
+    assert_int_equal(err.ex[2], 1);
+    coord_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_ownership_and_errors),
         cmocka_unit_test(test_replicas_unique),
         cmocka_unit_test(test_members_from_gossip),
+        cmocka_unit_test(test_nts_racks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
