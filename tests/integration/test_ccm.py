@@ -16,7 +16,7 @@ from cassandra.cluster import Cluster
 from sibyl_harness import REPO_ROOT, find_binary
 
 CCM = os.path.join(REPO_ROOT, "tools", "sibyl-ccm")
-NODES = 1
+NODES = 3
 
 
 def ports_free(n):
@@ -64,6 +64,7 @@ def proc_state(pid):
 
 def test_lifecycle(ccm):
     ccm("create", "t1", "-n", str(NODES))
+    ccm("updateconf", "gossip_interval: 200ms", "phi_convict_threshold: 16")
     out = ccm("start").stdout
     assert "every node sees every other UP" in out
     c = Cluster(["127.0.0.1"], port=9042, protocol_version=4)
@@ -73,7 +74,21 @@ def test_lifecycle(ccm):
     finally:
         c.shutdown()
     st = ccm("status").stdout
-    assert "node1: UP (127.0.0.1)" in st
+    for i in range(1, NODES + 1):
+        assert "node%d: UP (127.0.0.%d)" % (i, i) in st
+        # every running node reports every node UP/Normal
+        assert "node%d sees: %s" % (i, ", ".join("UN 127.0.0.%d" % k for k in range(1, NODES + 1))) in st, st
+
+    # A stopped node is seen DOWN by the others (its graceful stop announces it).
+    ccm("node3", "stop")
+    for _ in range(200):
+        st = ccm("status").stdout
+        if "DN 127.0.0.3" in st.split("node1 sees:")[1].split("\n")[0]:
+            break
+        time.sleep(0.1)
+    assert "DN 127.0.0.3" in st.split("node1 sees:")[1].split("\n")[0], st
+    ccm("node3", "start")
+    ccm("start")      # starts nothing new; waits until all see each other UP again
 
     pid = pid_of(ccm, "t1", "node1")
     ccm("node1", "pause")
@@ -91,16 +106,18 @@ def test_lifecycle(ccm):
     assert "node1: DOWN" in ccm("status").stdout
 
     ccm("updateconf", "num_tokens: 4")
-    with open(ccm.home / "t1" / "node1" / "conf" / "sibyl.yaml") as f:
-        assert "num_tokens: 4\n" in f.read()
+    for i in range(1, NODES + 1):
+        with open(ccm.home / "t1" / ("node%d" % i) / "conf" / "sibyl.yaml") as f:
+            assert "num_tokens: 4\n" in f.read()
     ccm("node1", "start")
-    pid = pid_of(ccm, "t1", "node1")
+    pids = [pid_of(ccm, "t1", "node%d" % i) for i in range(1, NODES + 1)]
     ccm("stop", "--not-gently")
-    for _ in range(100):
-        if not os.path.exists("/proc/%d" % pid):
-            break
-        time.sleep(0.05)
-    assert not os.path.exists("/proc/%d" % pid)
+    for pid in pids:
+        for _ in range(100):
+            if not os.path.exists("/proc/%d" % pid):
+                break
+            time.sleep(0.05)
+        assert not os.path.exists("/proc/%d" % pid)
     assert "*t1" in ccm("list").stdout
     ccm("remove")
     assert not (ccm.home / "t1").exists()
