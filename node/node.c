@@ -23,7 +23,7 @@
  * Descriptors: the soft RLIMIT_NOFILE is raised to the hard limit first.
  * Client connections get what the limit leaves after a reserve for storage
  * (FD_RESERVE_BASE plus the admin API's connections, two per open SSTable,
- * one per internode connection: common.h sib_fd_budget), so a flood of idle
+ * two per peer for internode connections: common.h sib_fd_budget), so a flood of idle
  * sockets can never keep the commitlog or a flush from opening a file.
  */
 #include "node.h"
@@ -75,7 +75,6 @@ struct node {
     int64_t *tokens;
     size_t ntokens;
     uint64_t fd_limit;     /* soft RLIMIT_NOFILE after raising it */
-    int64_t fd_extra;      /* node_fd_reserve_add: internode connections */
     uint64_t fd_budget;    /* client connections allowed, as of fd_budget_ns */
     int64_t fd_budget_ns;
     int64_t generation;     /* gossip generation: max(stored + 1, now in s) */
@@ -240,7 +239,8 @@ static sib_fd_budget fd_budget_now(node *n)
         /* MHD may hold twice admin_max_connections (admin/server.c) */
         .base = FD_RESERVE_BASE + 2 * (uint64_t)n->cfg.admin_max_connections,
         .sstables = ss.sstables,
-        .internode = n->fd_extra > 0 ? (uint64_t)n->fd_extra : 0,
+        /* two per peer: our connection to it and its connection to us */
+        .internode = n->co ? 2 * (uint64_t)(coord_members(n->co) - 1) : 0,
     };
     return b;
 }
@@ -277,12 +277,6 @@ static void log_fd_budget(node *n)
             (unsigned long long)client_limit(n, &b),
             mc > (long long)sib_fd_client_max(&b) ? " (native_transport_max_concurrent_connections is above what "
                                                     "the open file limit leaves)" : "");
-}
-
-void node_fd_reserve_add(node *n, int64_t delta)
-{
-    n->fd_extra += delta;
-    n->fd_budget_ns = 0; /* recompute at the next accept */
 }
 
 /* ---- admin API wiring ---- */

@@ -95,9 +95,4 @@ void node_stop(node *n, void (*done)(void *ctx), void *ctx);
 /* Stops accepting, flushes what must be flushed and frees everything. */
 void node_close(node *n);
 
-/* Descriptors kept for storage beyond the base reserve, such as internode
- * connections (one each): add when one opens, subtract when it closes. The
- * client connection limit shrinks and grows with it. */
-void node_fd_reserve_add(node *n, int64_t delta);
-
 #endif
