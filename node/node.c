@@ -130,6 +130,7 @@ static int open_storage(node *n, sib_err *err)
         .commitlog_total_space = c->commitlog_total_space,
         .sstable_block_size = c->sstable_block_size,
         .concurrent_compactors = c->concurrent_compactors,
+        .concurrent_reads = c->concurrent_reads,
         /* cassandra.yaml's 0 means unthrottled; storage spells that < 0 */
         .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
         .auto_snapshot = c->auto_snapshot,
@@ -284,6 +285,9 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
 void node_close(node *n)
 {
     if (!n) return;
+    /* Reads on the pool reply through the server and the executor: deliver
+     * them while both still exist (new ones are refused from here on). */
+    if (n->st) storage_read_drain(n->st);
     admin_server_destroy(n->admin);
     if (n->srv) cql_server_destroy(n->srv);
     cql_exec_destroy(n->ex);

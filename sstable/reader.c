@@ -30,8 +30,9 @@
  *
  * Threads: everything but the refcount and the block cache fields is
  * read-only after open; reads go through read-only mappings of Data.db and
- * Index.db (immutable files). bc_gone belongs to the cache's thread;
- * sst_part_open never touches it.
+ * Index.db (immutable files). bc_gone is set once by the loop
+ * (sst_bcache_forget) and read by the readers going through a cache, any
+ * thread: it is accessed atomically; sst_part_open never touches it.
  */
 #define _GNU_SOURCE
 #include "sst_int.h"
@@ -198,7 +199,7 @@ static int load_block(sst_part *p, size_t i, sib_err *err)
     p->blk_idx = -1;
     sst_bc_release(p->ent);
     p->ent = NULL;
-    bool cached = p->bc && !s->bc_gone; /* raw blocks are never cached: a lookup just misses */
+    bool cached = p->bc && !__atomic_load_n(&s->bc_gone, __ATOMIC_ACQUIRE); /* raw blocks are never cached: a lookup just misses */
     if (cached && (p->ent = sst_bc_get(p->bc, s->uid, (uint32_t)i))) {
         p->blkp = p->ent->data;
         p->blk_idx = (long)i;
@@ -753,8 +754,11 @@ int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, ss
 
 void sst_bcache_forget(sst_bcache *bc, sstable *s)
 {
-    if (!bc || s->bc_gone) return;
-    s->bc_gone = true;
+    if (!bc || __atomic_load_n(&s->bc_gone, __ATOMIC_ACQUIRE)) return;
+    /* A worker that read the flag just before may still link one block of
+     * s after the drop below: it is never looked up again (the uid is
+     * gone) and ages out of the LRU like any other. */
+    __atomic_store_n(&s->bc_gone, true, __ATOMIC_RELEASE);
     sst_bc_drop_id(bc, s->uid);
 }
 
