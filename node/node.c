@@ -191,6 +191,8 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
 {
     n->metrics = admin_metrics_create();
     if (!n->metrics) return sib_err_set(err, SIB_ENOMEM, "metrics");
+    int wrc = admin_metrics_watch_loop(n->metrics, n->loop, err);
+    if (wrc) return wrc;
     cql_exec_observer ob = {.ctx = n->metrics, .request = admin_metrics_on_request, .error = admin_metrics_on_error,
                             .table_op = admin_metrics_on_table_op};
     cql_exec_set_observer(n->ex, &ob);
