@@ -546,7 +546,7 @@ static void rp_poll(st_readpool *p)
         st_read_fn cb = j->cb;
         void *ctx = j->ctx;
         job_free(j);
-        p->inflight--;
+        if (--p->inflight == 0) ev_unref(p->loop);
         cb(ctx, pg);
     }
 }
@@ -572,7 +572,7 @@ int st_readpool_start(st_readpool **out, storage *s, struct ev_loop *loop, sib_e
     ev_async_init(&p->async, on_async);
     p->async.data = p;
     ev_async_start(loop, &p->async);
-    ev_unref(loop); /* an idle pool does not keep the loop running */
+    ev_unref(loop); /* an idle pool does not keep the loop running; pieces in flight do */
     for (; p->started < n; p->started++)
         if (pthread_create(&p->thr[p->started], NULL, rp_main, p)) {
             st_readpool_stop(p);
@@ -654,7 +654,7 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     }
     j->cb = cb;
     j->ctx = ctx;
-    p->inflight++;
+    if (p->inflight++ == 0) ev_ref(p->loop);
     p->pool_reads++;
     pthread_mutex_lock(&p->mu);
     if (p->q_tail) p->q_tail->next = j;

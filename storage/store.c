@@ -288,6 +288,7 @@ void storage_close(storage *s)
     st_readpool_stop(s->rp); /* delivers the reads in flight: they pin tables */
     if (s->cl) clog_flush(s->cl); /* queued writes reach the memtables while flush runs */
     st_compactor_stop(s->cm); /* cancels running compactions (inputs stay live) */
+    s->cm = NULL; /* a flush completing below asks for compactions: there are none now */
     st_flusher_stop(s->fl); /* running flushes finish and go live first */
     clog_close(s->cl);
     for (size_t i = 0; i < s->cap; i++)

@@ -2,8 +2,10 @@
 
 Rows are loaded with sibyl-stress (cassandra-stress's keyspace1.standard1)
 and flushed, so every read needs SSTables. One connection then runs
-SELECT COUNT(*) and a paged full scan; meanwhile another connection does
-point reads. The scan runs on the read pool in bounded pieces, so:
+SELECT COUNT(*) and a paged full scan; meanwhile another connection
+overwrites existing keys and reads each one back (the read must see the
+write just acknowledged: the memtable part of a read is taken when it is
+asked for). The scan runs on the read pool in bounded pieces, so:
   - at least MIN_POINT_READS point reads complete while the scan runs;
   - /metrics reports no event loop iteration longer than SLOW_ITERATION
     during the scan (sibyl_loop_iteration_seconds, bucket deltas).
@@ -74,6 +76,7 @@ def test_point_reads_go_on_during_a_full_scan(stress_bin, node, clusters):
     _, scan_s = clusters.connect(node, execution_profiles={EXEC_PROFILE_DEFAULT: long_profile})
     _, point_s = clusters.connect(node)
     get = point_s.prepare('SELECT key, "C0" FROM keyspace1.standard1 WHERE key = ?')
+    put = point_s.prepare('INSERT INTO keyspace1.standard1 (key, "C0") VALUES (?, ?)')
     point_s.execute(get, [b"0000000001"])  # connected and prepared before the clock starts
 
     result = {}
@@ -96,17 +99,19 @@ def test_point_reads_go_on_during_a_full_scan(stress_bin, node, clusters):
         deadline = time.monotonic() + 2 * SCAN_TIMEOUT
         while t.is_alive() and len(latencies) < POINT_READS_MAX and time.monotonic() < deadline:
             key = ("%010d" % rng.randint(1, ROWS)).encode()
+            val = rng.getrandbits(512).to_bytes(64, "big")  # same size: overwritten in place
+            point_s.execute(put, [key, val])
             t0 = time.monotonic()
             row = point_s.execute(get, [key]).one()
             latencies.append(time.monotonic() - t0)
-            assert row is not None and row.key == key
+            assert row is not None and row.key == key and row.C0 == val
     finally:
         t.join(2 * SCAN_TIMEOUT)
     slow_after, iterations = slow_iterations(node)
     over5_after, _ = slow_iterations(node, 0.005)
 
     assert "error" not in result, result.get("error")
-    assert result["count"] == ROWS
+    assert result["count"] == ROWS   # overwrites add no key
     assert result["scanned"] == ROWS
     latencies.sort()
     n = len(latencies)
