@@ -124,6 +124,7 @@ struct sst_part {
     size_t blk_len;
     sst_bcache *bc;      /* NULL: uncached */
     sst_bc_ent *ent;     /* held: the current block when it came from bc */
+    bool cache_only;     /* a block not in bc is SIB_EAGAIN, never read */
 };
 
 struct sst_pscan {
@@ -206,6 +207,7 @@ static int load_block(sst_part *p, size_t i, sib_err *err)
         p->blk_len = p->ent->len;
         return 0;
     }
+    if (p->cache_only) return sib_err_set(err, SIB_EAGAIN, "sstable: block %zu of %s is not cached", i, s->data_path);
     uint32_t sn = 0, ulen = 0;
     bool raw = false;
     int rc = fetch_block(s, i, &p->zbuf, &p->zcap, &sn, &ulen, &raw, err);
@@ -773,8 +775,23 @@ static sst_part *part_new(sstable *s, sst_bcache *bc)
     return p;
 }
 
+static int part_open(sstable *s, sst_bcache *bc, bool cache_only, const uint8_t *pk, size_t pklen, int64_t token,
+                     sst_part **out, sib_err *err);
+
 int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out,
                          sib_err *err)
+{
+    return part_open(s, bc, false, pk, pklen, token, out, err);
+}
+
+int sst_part_open_cache_only(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token,
+                             sst_part **out, sib_err *err)
+{
+    return part_open(s, bc, true, pk, pklen, token, out, err);
+}
+
+static int part_open(sstable *s, sst_bcache *bc, bool cache_only, const uint8_t *pk, size_t pklen, int64_t token,
+                     sst_part **out, sib_err *err)
 {
     *out = NULL;
     if (!sst_bloom_test(&s->bloom, token)) return 0;
@@ -790,6 +807,7 @@ int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t p
         if ((rc = pg_entry(s, &pg, i, &e, err))) return rc;
         sst_part *p = part_new(s, bc);
         if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        p->cache_only = cache_only && bc;
         rc = part_load(p, &e, err);
         if (!rc && p->pklen == pklen && (!pklen || !memcmp(p->pk, pk, pklen))) {
             *out = p;

@@ -211,6 +211,12 @@ void sst_bcache_forget(sst_bcache *bc, sstable *s);
  * Any thread. */
 int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out,
                          sib_err *err);
+/* The same, but a Data block not in bc (or stored raw) is never read: the
+ * open, seek or next that needs it fails with SIB_EAGAIN. What a caller on
+ * an event loop uses to answer from memory or else hand the read to a
+ * worker. (Index.db is mapped: its pages count as memory.) */
+int sst_part_open_cache_only(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token,
+                             sst_part **out, sib_err *err);
 
 /* Partition keys in order from a position (pk NULL: pure token bound). */
 int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, bool inclusive, sst_pscan **out,

@@ -64,6 +64,7 @@ struct st_iter {
     st_cell_view *cv;
     size_t cvcap;
     uint64_t tombstones; /* met while merging rows (st_iter_tombstones) */
+    bool cache_only;     /* SSTable blocks from the block cache only (else SIB_EAGAIN) */
     int status;
     sib_err err;
 };
@@ -135,7 +136,8 @@ static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, s
     if (it->pdel.ts != SST_NO_TS && st->max_ts <= it->pdel.ts) return 0; /* all shadowed */
     if (!sst_may_contain(t, token)) return 0;
     sst_part *p;
-    int rc = sst_part_open_cached(t, bc, pk, pklen, token, &p, &it->err);
+    int rc = it->cache_only ? sst_part_open_cache_only(t, bc, pk, pklen, token, &p, &it->err)
+                            : sst_part_open_cached(t, bc, pk, pklen, token, &p, &it->err);
     if (rc || !p) return rc;
     src *s = src_add(it);
     s->sp = p;
@@ -187,10 +189,17 @@ static st_iter *iter_new(size_t maxsrc, const st_slice *slices, size_t nslices, 
 st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
                  bool reversed, int32_t now_s)
 {
+    return st_read_ex(t, pk, pklen, slices, nslices, reversed, now_s, false);
+}
+
+st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
+                    bool reversed, int32_t now_s, bool cache_only)
+{
     size_t maxsrc = 1 + t->nssts;
     for (st_mem *m = t->frozen; m; m = m->next) maxsrc++;
     st_iter *it = iter_new(maxsrc, slices, nslices, reversed, now_s);
     if (!it) return NULL;
+    it->cache_only = cache_only;
     int rc = add_mem(it, t->mem, pk, pklen);
     for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, pk, pklen);
     int64_t token = t->nssts ? sib_murmur3_token(pk, pklen) : 0;

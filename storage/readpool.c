@@ -15,10 +15,16 @@
  *   |                              |        | into the page; done list; ev_async      |
  *   | rp_poll                      | loop   | unpin, free the copy, cb(ctx, page)     |
  *
- * Inline: a partition read none of whose SSTables' bloom filters admits
- * its token reads only memtables (and so never waits for a disk): it runs
- * at once through st_read, as before the pool existed. Scans always go to
- * the pool: even over memtables alone they are long.
+ * Inline: a partition read that memory can answer runs at once through
+ * st_read, as before the pool existed: when none of its SSTables' bloom
+ * filters admits its token (memtables only), or when every Data block it
+ * needs is in the block cache. The second is found by trying: the read
+ * runs with sst_part_open_cache_only and a block that is not cached ends
+ * it with SIB_EAGAIN before any pread; the piece then goes to the pool
+ * (the attempt cost a bloom test, an index lookup in the mapped Index.db
+ * and the cached blocks' copies). Index.db is mapped and counts as memory,
+ * as Cassandra's mmap_index_only. Scans always go to the pool: even over
+ * memtables alone they are long.
  *
  * Memtable safety: the loop writes the ACTIVE memtable in place (a
  * same-size cell is overwritten, index slots shift, B+tree nodes split), so
@@ -40,8 +46,9 @@
  * Bounds: a piece stops after max_rows rows (mid-partition: that partition
  * is marked incomplete and the caller asks for the rest) or max_parts
  * candidate partitions (dead ones count: a run of tombstones is work too);
- * the page says where the scan stopped. The FIFO queue then interleaves
- * pieces of a long scan with the point reads of other clients.
+ * the page says where the scan stopped. A long scan is thus many short
+ * jobs, and partition reads are queued ahead of scan pieces (two queues,
+ * see "the pool"): a point read waits for at most the pieces running.
  *
  * Shutdown: storage_read_drain refuses new pieces, waits for the queued and
  * running ones and delivers them, so every callback runs exactly once.
@@ -225,11 +232,11 @@ static size_t bound_of(size_t v) { return v ? v : RP_DEFAULT_BOUND; }
 
 /* A partition read into pg: of the pin v (any thread), or of the live
  * table t (the loop: the inline path). */
-static int run_partition(const st_rreq *rq, const st_pin *v, st_table *t, st_rpage *pg)
+static int run_partition(const st_rreq *rq, const st_pin *v, st_table *t, bool cache_only, st_rpage *pg)
 {
     const st_slice *sl = rq->static_only ? NULL : rq->slices;
     size_t nsl = rq->static_only ? 0 : rq->nslices;
-    st_iter *it = t ? st_read(t, rq->pk, rq->pklen, sl, nsl, rq->reversed, rq->now_s)
+    st_iter *it = t ? st_read_ex(t, rq->pk, rq->pklen, sl, nsl, rq->reversed, rq->now_s, cache_only)
                     : st_read_pinned(v, v->nparts ? &v->parts[0] : NULL, rq->pk, rq->pklen, sl, nsl, rq->reversed,
                                      rq->now_s);
     if (!it) return SIB_ENOMEM;
@@ -285,7 +292,7 @@ static int run_scan(rjob *j)
     return rc;
 }
 
-static void job_run(rjob *j) { page_fail(j->page, j->rq.pk ? run_partition(&j->rq, &j->pin, NULL, j->page) : run_scan(j)); }
+static void job_run(rjob *j) { page_fail(j->page, j->rq.pk ? run_partition(&j->rq, &j->pin, NULL, false, j->page) : run_scan(j)); }
 
 /* ---- on the loop: the request's copy, the pins, the active memtable's copy ---- */
 
@@ -483,6 +490,29 @@ static void job_free(rjob *j)
 
 /* ---- the pool ---- */
 
+/* Two FIFO queues: a partition read (one client's point read) goes before
+ * the pieces of scans, so it never waits behind a queue of them; after
+ * RP_SCAN_EVERY partition reads in a row with scans waiting, one scan
+ * piece goes first, so scans are slowed, never starved. */
+#define RP_SCAN_EVERY 4
+
+typedef struct rjob_q { rjob *head, *tail; } rjob_q;
+
+static void q_push(rjob_q *q, rjob *j)
+{
+    j->next = NULL;
+    if (q->tail) q->tail->next = j;
+    else q->head = j;
+    q->tail = j;
+}
+
+static rjob *q_pop(rjob_q *q)
+{
+    rjob *j = q->head;
+    if (j && !(q->head = j->next)) q->tail = NULL;
+    return j;
+}
+
 struct st_readpool {
     storage *s;
     struct ev_loop *loop;
@@ -492,7 +522,9 @@ struct st_readpool {
     pthread_mutex_t mu;
     pthread_cond_t cv, done_cv;
     bool stop;                /* under mu: threads exit */
-    rjob *q, *q_tail, *done;  /* under mu */
+    rjob_q parts, scans;      /* under mu: partition reads, scan pieces */
+    unsigned streak;          /* under mu: partition reads taken while scans waited */
+    rjob *done;               /* under mu */
     size_t queued, running;   /* under mu */
     bool draining;            /* loop side: refuse new jobs */
     size_t inflight;          /* loop side: submitted, not yet delivered */
@@ -505,11 +537,11 @@ static void *rp_main(void *arg)
     st_readpool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->q && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
-        if (!p->q) break;
-        rjob *j = p->q;
-        p->q = j->next;
-        if (!p->q) p->q_tail = NULL;
+        while (!p->parts.head && !p->scans.head && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
+        bool scan_turn = p->scans.head && (!p->parts.head || p->streak >= RP_SCAN_EVERY);
+        rjob *j = q_pop(scan_turn ? &p->scans : &p->parts);
+        if (!j) break;
+        p->streak = scan_turn || !p->scans.head ? 0 : p->streak + 1;
         p->queued--;
         p->running++;
         pthread_mutex_unlock(&p->mu);
@@ -627,13 +659,17 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     st_readpool *p = storage_readpool(t->s);
     *page = NULL;
     if (p && p->draining) return sib_err_set(err, SIB_ESERVER, "storage: shutting down, read refused");
-    if (rq->pk && (!p || memory_only(t, rq))) { /* inline: st_read on the live table */
+    if (rq->pk) { /* inline when memory answers: st_read on the live table */
+        bool cache_only = p && !memory_only(t, rq);
         st_rpage *pg = page_new();
         if (!pg) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory (read)");
-        page_fail(pg, run_partition(rq, NULL, t, pg));
-        if (p) p->inline_reads++;
-        *page = pg;
-        return 0;
+        page_fail(pg, run_partition(rq, NULL, t, cache_only, pg));
+        if (pg->status != SIB_EAGAIN) {
+            if (p) p->inline_reads++;
+            *page = pg;
+            return 0;
+        }
+        st_rpage_destroy(pg); /* a block is not cached: the pool reads it */
     }
     rjob *j = calloc(1, sizeof *j);
     int rc = SIB_ENOMEM;
@@ -657,9 +693,7 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     if (p->inflight++ == 0) ev_ref(p->loop);
     p->pool_reads++;
     pthread_mutex_lock(&p->mu);
-    if (p->q_tail) p->q_tail->next = j;
-    else p->q = j;
-    p->q_tail = j;
+    q_push(j->rq.pk ? &p->parts : &p->scans, j);
     p->queued++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);

@@ -359,6 +359,10 @@ typedef struct st_pin {
     sst_bcache *bc;
 } st_pin;
 
+/* st_read; cache_only: SSTable blocks only from the block cache, a miss
+ * ends the iteration with SIB_EAGAIN (the inline attempt of readpool.c). */
+st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
+                    bool reversed, int32_t now_s, bool cache_only);
 /* st_read over a pin (any thread); sp: the partition's copy, or NULL. */
 st_iter *st_read_pinned(const st_pin *v, const st_snap_part *sp, const uint8_t *pk, size_t pklen,
                         const st_slice *slices, size_t nslices, bool reversed, int32_t now_s);

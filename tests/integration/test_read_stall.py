@@ -9,8 +9,11 @@ asked for). The scan runs on the read pool in bounded pieces, so:
   - at least MIN_POINT_READS point reads complete while the scan runs;
   - /metrics reports no event loop iteration longer than SLOW_ITERATION
     during the scan (sibyl_loop_iteration_seconds, bucket deltas).
-SLOW_ITERATION is 50 ms, not a few: the test runs under ASan on a loaded
-2-core machine where the OS alone can stretch an iteration past 5 ms.
+SLOW_ITERATION is 100 ms, not a few: the metric is wall-clock time and the
+test runs under ASan on a 2-core machine shared with other builds, where
+preemption alone stretched iterations past 50 ms (load average 6). Before
+the read pool one iteration held the whole scan piece by piece on the loop:
+a COUNT(*) over 400k rows was one iteration of seconds under ASan.
 ROWS is the issue's 400k (SIBYL_STALL_ROWS overrides). The point reads' p99
 and max, and the iterations over 5 ms, are printed (-s shows them); no
 wall-clock figure is asserted.
@@ -34,7 +37,7 @@ from test_stress import find_stress, run_stress
 
 ROWS = int(os.environ.get("SIBYL_STALL_ROWS", "400000"))
 MIN_POINT_READS = 20
-SLOW_ITERATION = 0.05          # seconds: a bucket bound of the histogram
+SLOW_ITERATION = 0.1           # seconds: a bucket bound of the histogram
 SCAN_TIMEOUT = 300.0           # seconds, per request (ASan, loaded machine)
 POINT_READS_MAX = 200000       # bound of the reading loop
 
