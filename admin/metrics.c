@@ -20,6 +20,7 @@
 #include <ev.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "parser.h"
 
@@ -81,8 +82,9 @@ struct admin_metrics {
     ev_check wake;
     ev_prepare sleep;
     int64_t woke_ns;   /* 0: no iteration started yet */
+    int64_t woke_cpu_ns; /* the loop thread's CPU time then */
     admin_hist iter;
-    int64_t iter_max_us;
+    int64_t iter_max_us, iter_cpu_max_us;
 };
 
 /* ---- histograms ---- */
@@ -139,16 +141,30 @@ void admin_metrics_on_loop_iteration(admin_metrics *m, int64_t us)
     if (us > m->iter_max_us) m->iter_max_us = us;
 }
 
+/* CPU time of the calling thread: an iteration's wall time minus it is
+ * time the loop was ready but had no core (or waited in a syscall). */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void on_wake(struct ev_loop *loop, ev_check *w, int revents)
 {
     admin_metrics *m = w->data;
     m->woke_ns = sib_mono_ns();
+    m->woke_cpu_ns = thread_cpu_ns();
 }
 
 static void on_sleep(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     admin_metrics *m = w->data;
-    if (m->woke_ns) admin_metrics_on_loop_iteration(m, (sib_mono_ns() - m->woke_ns) / 1000);
+    if (m->woke_ns) {
+        admin_metrics_on_loop_iteration(m, (sib_mono_ns() - m->woke_ns) / 1000);
+        int64_t cpu = (thread_cpu_ns() - m->woke_cpu_ns) / 1000;
+        if (cpu > m->iter_cpu_max_us) m->iter_cpu_max_us = cpu;
+    }
     m->woke_ns = 0;
 }
 
@@ -462,6 +478,12 @@ static void render_loop(const admin_metrics *m, sib_buf *b)
     family(b, "sibyl_loop_iteration_max_seconds", "gauge", "The longest event loop iteration since start.");
     sib_buf_printf(b, "sibyl_loop_iteration_max_seconds{loop=\"cql\"} ");
     seconds(b, m->iter_max_us);
+    sib_buf_printf(b, "\n");
+    family(b, "sibyl_loop_iteration_cpu_max_seconds", "gauge",
+           "The most CPU time the loop thread used in one iteration (the rest of an iteration's time it "
+           "waited: for a core, or in a system call).");
+    sib_buf_printf(b, "sibyl_loop_iteration_cpu_max_seconds{loop=\"cql\"} ");
+    seconds(b, m->iter_cpu_max_us);
     sib_buf_printf(b, "\n");
 }
 

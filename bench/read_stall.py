@@ -43,7 +43,8 @@ def loop_metrics(node):
         return None
     count = b["+Inf"]
     mx = float(re.search(r'^sibyl_loop_iteration_max_seconds\{loop="cql"\} (\S+)$', text, re.M).group(1))
-    return count - b["0.005000"], count - b["0.050000"], mx
+    cpu = re.search(r'^sibyl_loop_iteration_cpu_max_seconds\{loop="cql"\} (\S+)$', text, re.M)
+    return count - b["0.005000"], count - b["0.050000"], mx, float(cpu.group(1)) if cpu else float("nan")
 
 
 def scan(host, port, q):
@@ -105,8 +106,9 @@ def main():
         print("point reads during the scan: %d, p50 %.2f ms, p99 %.2f ms, max %.2f ms" %
               (n, lat[n // 2] * 1e3, lat[min(n - 1, int(n * 0.99))] * 1e3, lat[-1] * 1e3))
         if before and after:
-            print("loop iterations during the scan over 5 ms: %d, over 50 ms: %d; longest since start %.1f ms" %
-                  (after[0] - before[0], after[1] - before[1], after[2] * 1e3))
+            print("loop iterations during the scan over 5 ms: %d, over 50 ms: %d; longest since start %.1f ms"
+                  " (most CPU in one iteration %.1f ms)" %
+                  (after[0] - before[0], after[1] - before[1], after[2] * 1e3, after[3] * 1e3))
         else:
             print("(this sibyld has no loop-lag metric)")
     finally:
