@@ -807,7 +807,7 @@ static int part_open(sstable *s, sst_bcache *bc, bool cache_only, const uint8_t 
         if ((rc = pg_entry(s, &pg, i, &e, err))) return rc;
         sst_part *p = part_new(s, bc);
         if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
-        p->cache_only = cache_only && bc;
+        p->cache_only = cache_only; /* without a cache every block is a miss */
         rc = part_load(p, &e, err);
         if (!rc && p->pklen == pklen && (!pklen || !memcmp(p->pk, pk, pklen))) {
             *out = p;

@@ -659,8 +659,9 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     st_readpool *p = storage_readpool(t->s);
     *page = NULL;
     if (p && p->draining) return sib_err_set(err, SIB_ESERVER, "storage: shutting down, read refused");
-    if (rq->pk) { /* inline when memory answers: st_read on the live table */
-        bool cache_only = p && !memory_only(t, rq);
+    bool memory = rq->pk && (!p || memory_only(t, rq));
+    if (rq->pk && (memory || storage_bcache(t->s))) { /* inline when memory answers: st_read on the live table */
+        bool cache_only = !memory;
         st_rpage *pg = page_new();
         if (!pg) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory (read)");
         page_fail(pg, run_partition(rq, NULL, t, cache_only, pg));
