@@ -500,6 +500,7 @@ static bool next_piece(sel_read *rd, st_rreq *rq, st_position *pos, size_t *nsli
     rq->now_s = run->c->now_s;
     rq->reversed = run->reversed;
     rq->static_only = run->distinct;
+    rq->with_static = sib_table_has_static(run->t);
     rq->slices = r->slices;
     rq->nslices = r->nslices;
     /* a small page needs few rows: do not read a thousand for it */

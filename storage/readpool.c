@@ -64,6 +64,7 @@
 #define RP_DEFAULT_THREADS 2
 #define RP_DEFAULT_BOUND 1024
 #define RP_ARENA_CHUNK 16384
+#define RP_POINT_CHUNK 2048
 
 /* ---- the page ---- */
 
@@ -73,14 +74,14 @@ typedef struct rp_part {
     int64_t token;
     bool has_static, live, complete;
     st_row stat;
-    st_row *rows; /* malloc'd */
+    st_row *rows; /* in the page's arena */
     size_t nrows, caprows;
     uint64_t tombstones;
 } rp_part;
 
 struct st_rpage {
     sib_arena *a; /* keys, rows' cells and values */
-    rp_part *parts;
+    rp_part *parts;       /* in the arena */
     size_t nparts, capparts, nrows;
     bool more;
     const uint8_t *resume; /* more: the last partition looked at */
@@ -88,24 +89,28 @@ struct st_rpage {
     int64_t resume_token;
     int status;
     sib_err err;
+    struct st_readpool *home; /* a point page goes back to its pool's spares */
+    struct st_rpage *next_spare;
 };
 
-static st_rpage *page_new(void)
+/* chunk: the arena's; a point read's page is small (one allocation of it
+ * holds a partition of a few rows), a scan piece's is not. */
+static st_rpage *page_new(size_t chunk)
 {
     st_rpage *p = calloc(1, sizeof *p);
-    if (p && !(p->a = sib_arena_create(RP_ARENA_CHUNK))) {
+    if (p && !(p->a = sib_arena_create(chunk))) {
         free(p);
         return NULL;
     }
     return p;
 }
 
+static bool page_keep(st_rpage *p);
+
 void st_rpage_destroy(st_rpage *p)
 {
-    if (!p) return;
-    for (size_t i = 0; i < p->nparts; i++) free(p->parts[i].rows);
-    free(p->parts);
-    sib_arena_destroy(p->a);
+    if (!p || page_keep(p)) return;
+    sib_arena_destroy(p->a); /* parts and rows live in it too */
     free(p);
 }
 
@@ -166,9 +171,24 @@ static bool copy_row(sib_arena *a, const st_row *in, st_row *out)
     return true;
 }
 
+/* Grows an array kept in the page's arena (doubling: the old copy stays in
+ * the arena until the page goes, at most as much again). */
+static bool arena_grow(sib_arena *a, void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return true;
+    size_t n = *cap ? *cap * 2 : 1;
+    while (n < need) n *= 2;
+    void *x = sib_arena_alloc(a, n * elem);
+    if (!x) return false;
+    if (*cap) memcpy(x, *arr, *cap * elem);
+    *arr = x;
+    *cap = n;
+    return true;
+}
+
 static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t token)
 {
-    if (!sib_grow((void **)&pg->parts, &pg->capparts, pg->nparts + 1, sizeof *pg->parts)) return NULL;
+    if (!arena_grow(pg->a, (void **)&pg->parts, &pg->capparts, pg->nparts + 1, sizeof *pg->parts)) return NULL;
     rp_part *x = &pg->parts[pg->nparts];
     memset(x, 0, sizeof *x);
     if (!(x->pk = dup(pg->a, pk, pklen))) return NULL;
@@ -186,7 +206,7 @@ static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen,
     rp_part *x = page_part(pg, pk, pklen, token);
     if (!x) return SIB_ENOMEM;
     st_row r;
-    if (st_iter_static(it, &r)) {
+    if ((rq->with_static || rq->static_only) && st_iter_static(it, &r)) { /* a table without statics has none */
         if (!copy_row(pg->a, &r, &x->stat)) return SIB_ENOMEM;
         x->has_static = true;
     }
@@ -195,7 +215,7 @@ static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen,
         x->live = x->has_static || st_iter_next(it, &r);
     } else {
         while (*rows_left > 0 && st_iter_next(it, &r)) {
-            if (!sib_grow((void **)&x->rows, &x->caprows, x->nrows + 1, sizeof *x->rows) ||
+            if (!arena_grow(pg->a, (void **)&x->rows, &x->caprows, x->nrows + 1, sizeof *x->rows) ||
                 !copy_row(pg->a, &r, &x->rows[x->nrows]))
                 return SIB_ENOMEM;
             x->nrows++;
@@ -208,10 +228,7 @@ static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen,
     x->tombstones = st_iter_tombstones(it);
     int rc = st_iter_status(it, &pg->err);
     if (rc) return rc;
-    if (!x->live && !x->tombstones) { /* nothing to show or count */
-        free(x->rows);
-        pg->nparts--;
-    }
+    if (!x->live && !x->tombstones) pg->nparts--; /* nothing to show or count */
     return 0;
 }
 
@@ -527,9 +544,45 @@ struct st_readpool {
     rjob *done;               /* under mu */
     size_t queued, running;   /* under mu */
     bool draining;            /* loop side: refuse new jobs */
+    st_rpage *spares;         /* loop side: emptied point pages for reuse */
+    size_t nspares;
     size_t inflight;          /* loop side: submitted, not yet delivered */
     uint64_t inline_reads, pool_reads;
 };
+
+/* Point reads are most of the traffic: their pages are reused (no
+ * allocation on the inline path once warm). Loop thread only. */
+#define RP_SPARE_PAGES 64
+
+static st_rpage *page_get(st_readpool *p)
+{
+    st_rpage *pg = p ? p->spares : NULL;
+    if (pg) {
+        p->spares = pg->next_spare;
+        p->nspares--;
+        pg->next_spare = NULL;
+        return pg;
+    }
+    if ((pg = page_new(RP_POINT_CHUNK))) pg->home = p;
+    return pg;
+}
+
+static bool page_keep(st_rpage *pg)
+{
+    st_readpool *p = pg->home;
+    if (!p || p->nspares >= RP_SPARE_PAGES || p->draining) return false;
+    sib_arena_clear(pg->a); /* keeps one chunk */
+    pg->parts = NULL;
+    pg->nparts = pg->capparts = pg->nrows = 0;
+    pg->more = false;
+    pg->resume = NULL;
+    pg->status = 0;
+    sib_err_clear(&pg->err);
+    pg->next_spare = p->spares;
+    p->spares = pg;
+    p->nspares++;
+    return true;
+}
 
 static void *rp_main(void *arg)
 {
@@ -635,6 +688,12 @@ void st_readpool_stop(st_readpool *p)
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < p->started; i++) pthread_join(p->thr[i], NULL);
+    while (p->spares) {
+        st_rpage *pg = p->spares;
+        p->spares = pg->next_spare;
+        pg->home = NULL;
+        st_rpage_destroy(pg);
+    }
     ev_ref(p->loop);
     ev_async_stop(p->loop, &p->async);
     pthread_mutex_destroy(&p->mu);
@@ -662,7 +721,7 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     bool memory = rq->pk && (!p || memory_only(t, rq));
     if (rq->pk && (memory || storage_bcache(t->s))) { /* inline when memory answers: st_read on the live table */
         bool cache_only = !memory;
-        st_rpage *pg = page_new();
+        st_rpage *pg = page_get(p);
         if (!pg) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory (read)");
         page_fail(pg, run_partition(rq, NULL, t, cache_only, pg));
         if (pg->status != SIB_EAGAIN) {
@@ -674,7 +733,7 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     }
     rjob *j = calloc(1, sizeof *j);
     int rc = SIB_ENOMEM;
-    if (j && (j->a = sib_arena_create(RP_ARENA_CHUNK)) && (j->page = page_new()) && copy_request(j, rq))
+    if (j && (j->a = sib_arena_create(RP_ARENA_CHUNK)) && (j->page = rq->pk ? page_get(p) : page_new(RP_ARENA_CHUNK)) && copy_request(j, rq))
         rc = pin(j, t);
     if (rc) {
         if (j) {

@@ -351,6 +351,7 @@ typedef struct st_rreq {
     size_t nslices;
     bool reversed;
     bool static_only;            /* SELECT DISTINCT: static row and liveness only */
+    bool with_static;            /* return the static row (the table has static columns) */
     int32_t now_s;
     size_t max_rows, max_parts;  /* bounds of the piece; 0 -> 1024 */
 } st_rreq;
@@ -385,6 +386,8 @@ bool st_rpage_more(const st_rpage *p);
 bool st_rpage_resume(const st_rpage *p, const uint8_t **pk, size_t *pklen, int64_t *token);
 /* 0, or why the piece failed (rows before the failure are still there). */
 int st_rpage_status(const st_rpage *p, sib_err *err);
+/* On the loop thread, before storage_close (a point read's page goes back
+ * to the pool's spares). */
 void st_rpage_destroy(st_rpage *p);
 
 /* Shutdown: refuses new pieces, waits for the queued and running ones and
