@@ -9,7 +9,9 @@
  * Latency is the time the executor spent on the loop thread from dispatch to
  * its return. In periodic commitlog mode that is the whole request (the
  * write is acked before the executor returns); in batch/group mode the
- * fsync wait that follows is not included.
+ * fsync wait that follows is not included, and neither is the time a read
+ * spends on the read pool (the per-table read latency, on_table_op, is
+ * taken at the reply and includes it).
  *
  * Exposition format (text 0.0.4): every family has one # HELP and one
  * # TYPE line; histograms print cumulative _bucket{le="..."} lines in

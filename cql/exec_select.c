@@ -503,8 +503,10 @@ static bool next_piece(sel_read *rd, st_rreq *rq, st_position *pos, size_t *nsli
     rq->with_static = sib_table_has_static(run->t);
     rq->slices = r->slices;
     rq->nslices = r->nslices;
-    /* a small page needs few rows: do not read a thousand for it */
-    if (run->page_size > 0 && !run->sel.aggregate) rq->max_rows = (size_t)run->page_size + 1;
+    /* a small page needs few rows: do not read a thousand for it (a big
+     * one still comes in pieces of storage's bound: the loop takes a
+     * piece's rows in one go) */
+    if (run->page_size > 0 && run->page_size < 1023 && !run->sel.aggregate) rq->max_rows = (size_t)run->page_size + 1;
     while (!rd->cont && !rd->scan && rd->i < r->npks && !token_in_range(r, rd->ents[rd->i].token)) rd->i++;
     if (rd->cont) {
         *nslices = cut_slices(r->slices, r->nslices, rd->cont_ck.p, rd->cont_ck.len, run->reversed, rd->cut);
