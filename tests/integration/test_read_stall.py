@@ -32,6 +32,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.query import SimpleStatement
 
 from conftest import default_profile
+from cqlframe import OP_QUERY, RawConnection, frame, query_body
 from sibyl_harness import flush
 from test_stress import find_stress, run_stress
 
@@ -126,3 +127,29 @@ def test_point_reads_go_on_during_a_full_scan(stress_bin, node, clusters):
     assert n >= MIN_POINT_READS, "only %d point reads completed during the scan" % n
     assert slow_after - slow_before == 0, "%d loop iterations over %.0f ms" % (slow_after - slow_before,
                                                                               SLOW_ITERATION * 1e3)
+
+
+def test_connection_closed_during_pool_reads(stress_bin, node, clusters):
+    """Clients that hang up while their scans are on the read pool: the
+    replies are dropped with the connections, the node stays healthy
+    (sanitizers clean: the harness checks the log at the end) and keeps
+    answering. Then a shutdown while scans are in flight exits cleanly."""
+    n = 20000
+    run_stress(stress_bin, node, "write", "n=%d" % n, "cl=ONE", "-rate", "threads=2", "-conns", "2",
+               "-inflight", "32", "-col", "size=FIXED(64)", "-schema", "replication(factor=1)")
+    flush(node)
+    for i in range(20):
+        with RawConnection(node.host, node.port) as c:
+            c.startup()
+            # several scans pipelined, then the socket closes at once
+            for stream in range(1, 5):
+                c.send(frame(OP_QUERY, query_body("SELECT COUNT(*) FROM keyspace1.standard1"), stream=stream))
+    _, s = clusters.connect(node)
+    assert s.execute("SELECT COUNT(*) FROM keyspace1.standard1").one()[0] == n
+    assert node.running()
+    with RawConnection(node.host, node.port) as c:
+        c.startup()
+        for stream in range(1, 9):
+            c.send(frame(OP_QUERY, query_body("SELECT COUNT(*) FROM keyspace1.standard1"), stream=stream))
+        time.sleep(0.05)  # let the node read the frames: the scans are then on the pool
+        assert node.stop() == 0  # the pool drains: every read answered or dropped, then exit 0
