@@ -307,6 +307,8 @@ typedef struct sel_read {
     /* a partition being continued after cont_ck */
     bool cont, cont_from_ps, cont_any;
     sib_buf cont_pk, cont_ck;
+    const cql_select *stmt;
+    int restarts;         /* times a DDL during the read made it start over */
     /* tracing: the partition key being read, and the counts when it began */
     bool key_traced;
     uint64_t rows0, tomb0;
@@ -827,6 +829,39 @@ static int select_user(sel_read *rd, sib_err *err)
 static void run_free(sel_run *run);
 static int run_init(sel_run *run, exec_ctx *c, const sib_table *t, const cql_select *s, sib_err *err);
 
+static void select_user_free(sel_read *rd)
+{
+    run_free(&rd->run);
+    sib_buf_free(&rd->scan_pk);
+    sib_buf_free(&rd->cont_pk);
+    sib_buf_free(&rd->cont_ck);
+    free(rd);
+}
+
+static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select *s, int restarts);
+
+/* A DDL ran while a piece was on the pool: the table, its columns and the
+ * compiled selectors may be gone. Nothing was sent yet, so the statement
+ * starts over against the new schema (a dropped table then gets the usual
+ * error); after SEL_MAX_RESTARTS the read fails instead. */
+#define SEL_MAX_RESTARTS 3
+
+static void select_restart(sel_read *rd)
+{
+    exec_ctx *c = rd->run.c;
+    const cql_select *s = rd->stmt;
+    int n = rd->restarts + 1;
+    /* not rd->run.t's name: the DDL may have freed it */
+    sib_log(rd->ex->log, SIB_DEBUG, "cql: a schema change during a read: the SELECT starts over (%d)", n);
+    select_user_free(rd);
+    sib_err err;
+    sib_err_clear(&err);
+    const sib_table *t;
+    int rc = exec_resolve_table(c, &s->table, &t, &err);
+    if (rc) exec_reply_err(c, &err);
+    else select_user_start(c, t, s, n);
+}
+
 /* Replies (the rows, or err when rc < 0) and frees the read. */
 static void select_user_done(sel_read *rd, int rc, sib_err *err)
 {
@@ -853,11 +888,7 @@ static void select_user_done(sel_read *rd, int rc, sib_err *err)
         err->ex[3] = 1;
     }
     if (rc) exec_reply_err(c, err);
-    run_free(run);
-    sib_buf_free(&rd->scan_pk);
-    sib_buf_free(&rd->cont_pk);
-    sib_buf_free(&rd->cont_ck);
-    free(rd);
+    select_user_free(rd);
 }
 
 /* A piece came back from the read pool. */
@@ -867,9 +898,14 @@ static void on_page(void *ctx, st_rpage *pg)
     sib_err err;
     sib_err_clear(&err);
     int rc;
+    if (rd->ex->ddl_gen != rd->ddl_gen && rd->restarts < SEL_MAX_RESTARTS &&
+        !cql_request_orphaned(rd->run.c->req)) {
+        st_rpage_destroy(pg);
+        select_restart(rd);
+        return;
+    }
     if (rd->ex->ddl_gen != rd->ddl_gen) {
-        /* the table, its columns and the selectors may be gone */
-        rc = sib_err_set(&err, SIB_EREADFAIL, "The schema changed while the query was reading; retry it");
+        rc = sib_err_set(&err, SIB_EREADFAIL, "The schema kept changing while the query was reading; retry it");
         err.ex[0] = rd->run.c->consistency;
         err.ex[1] = 0;
         err.ex[2] = 1;
@@ -885,7 +921,7 @@ static void on_page(void *ctx, st_rpage *pg)
 }
 
 /* A SELECT on a user table: its state lives on the heap until the reply. */
-static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select *s)
+static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select *s, int restarts)
 {
     sib_err err;
     sib_err_clear(&err);
@@ -901,6 +937,8 @@ static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select 
     rd->ex = c->ex;
     rd->start_us = c->now_us;
     rd->ddl_gen = c->ex->ddl_gen;
+    rd->stmt = s;
+    rd->restarts = restarts;
     memcpy(rd->table_id, sib_table_id(t), 16);
     int rc = run_init(&rd->run, c, t, s, &err);
     if (!rc) rc = select_user(rd, &err);
@@ -968,7 +1006,7 @@ void exec_select(exec_ctx *c, const cql_select *s)
         return;
     }
     if (sib_table_kind_of(t) == SIB_TABLE_USER) {
-        select_user_start(c, t, s);
+        select_user_start(c, t, s, 0);
         return;
     }
     rc = run_init(&run, c, t, s, &err);

@@ -28,6 +28,7 @@ import urllib.request
 
 import pytest
 
+from cassandra import InvalidRequest
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.query import SimpleStatement
 
@@ -153,3 +154,30 @@ def test_connection_closed_during_pool_reads(stress_bin, node, clusters):
             c.send(frame(OP_QUERY, query_body("SELECT COUNT(*) FROM keyspace1.standard1"), stream=stream))
         time.sleep(0.05)  # let the node read the frames: the scans are then on the pool
         assert node.stop() == 0  # the pool drains: every read answered or dropped, then exit 0
+
+
+def test_schema_change_during_pool_reads(stress_bin, make_node, clusters):
+    """A DDL while a scan is on the read pool: the scan starts over against
+    the new schema (nothing was sent yet) and answers in full."""
+    node = make_node(log_level="debug")
+    n = 100000
+    run_stress(stress_bin, node, "write", "n=%d" % n, "cl=ONE", "-rate", "threads=2", "-conns", "2",
+               "-inflight", "32", "-col", "size=FIXED(64)", "-schema", "replication(factor=1)")
+    flush(node)
+    long_profile = default_profile()
+    long_profile.request_timeout = SCAN_TIMEOUT
+    _, scan_s = clusters.connect(node, execution_profiles={EXEC_PROFILE_DEFAULT: long_profile})
+    _, ddl_s = clusters.connect(node)
+    for i in range(3):
+        fut = scan_s.execute_async("SELECT COUNT(*) FROM keyspace1.standard1")
+        time.sleep(0.02 * (i + 1))  # the DDL lands at some point of the scan
+        ddl_s.execute("CREATE TABLE keyspace1.extra%d (k int PRIMARY KEY)" % i)
+        assert fut.result().one()[0] == n
+    # the table itself dropped under the scan: the restart finds it gone
+    fut = scan_s.execute_async("SELECT COUNT(*) FROM keyspace1.standard1")
+    time.sleep(0.02)
+    ddl_s.execute("DROP TABLE keyspace1.standard1")
+    try:
+        assert fut.result().one()[0] == n  # it finished before the drop
+    except InvalidRequest as e:
+        assert "standard1" in str(e), str(e)
