@@ -324,8 +324,9 @@ void st_scan_destroy(st_scan *sc);
  * included. st_read_page is the read the CQL executor uses: a BOUNDED piece
  * of one partition or of a token-ordered scan whose rows come back copied,
  * evaluated (live cells only) and owned by the page. A partition read that
- * only memory can answer (no SSTable's bloom filter admits its token) runs
- * inline; anything else runs on the read pool (concurrent_reads threads),
+ * only memory can answer (no SSTable's bloom filter admits its token, or
+ * every block it needs is in the block cache) runs inline; anything else,
+ * scans included, runs on the read pool (concurrent_reads threads),
  * and the result comes back to the loop through ev_async:
  *   - on the loop, at submit: the frozen memtables and the SSTables are
  *     pinned by reference (a flush, compaction or truncate that completes
