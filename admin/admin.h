@@ -92,6 +92,17 @@ void admin_metrics_table_ops(const admin_metrics *m, const uint8_t table_id[16],
 
 /* Prometheus-style name of a protocol error code ("invalid", "unavailable"...). */
 const char *admin_error_name(int32_t protocol_code);
+/* Loop lag: times every iteration of loop from the moment it wakes up
+ * (an EV_MAXPRI ev_check) to the moment it is about to wait again (an
+ * EV_MINPRI ev_prepare, after every other prepare watcher's work): the
+ * time any client or timer ready meanwhile had to wait behind it.
+ * /metrics shows them as sibyl_loop_iteration_seconds (histogram) and
+ * sibyl_loop_iteration_max_seconds. Call on the loop's thread; the
+ * watchers stop in admin_metrics_destroy (same thread). */
+int admin_metrics_watch_loop(admin_metrics *m, struct ev_loop *loop, sib_err *err);
+/* Records one iteration (exposed for tests). */
+void admin_metrics_on_loop_iteration(admin_metrics *m, int64_t us);
+
 uint64_t admin_metrics_requests(const admin_metrics *m); /* all requests so far */
 uint64_t admin_metrics_errors(const admin_metrics *m);   /* all error replies */
 
@@ -116,6 +127,7 @@ typedef struct admin_gauges {
     uint64_t memtable_bytes;
     uint64_t sstables, sstable_bytes, flushes_pending;
     uint64_t cl_bytes_written, cl_segments_live, cl_syncs, cl_pending;
+    uint64_t reads_inline, reads_pool, reads_queued, reads_running; /* storage's read pool */
     char schema_version[37];
     int64_t uptime_s;
     const admin_table_gauge *tables;

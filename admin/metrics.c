@@ -9,7 +9,9 @@
  * Latency is the time the executor spent on the loop thread from dispatch to
  * its return. In periodic commitlog mode that is the whole request (the
  * write is acked before the executor returns); in batch/group mode the
- * fsync wait that follows is not included.
+ * fsync wait that follows is not included, and neither is the time a read
+ * spends on the read pool (the per-table read latency, on_table_op, is
+ * taken at the reply and includes it).
  *
  * Exposition format (text 0.0.4): every family has one # HELP and one
  * # TYPE line; histograms print cumulative _bucket{le="..."} lines in
@@ -17,8 +19,10 @@
  */
 #include "admin.h"
 
+#include <ev.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "parser.h"
 
@@ -75,6 +79,14 @@ struct admin_metrics {
     admin_hist kind_latency[KIND_COUNT];
     uint64_t errors[ERR_SLOTS];
     uint64_t total_requests, total_errors;
+    /* loop lag (admin_metrics_watch_loop) */
+    struct ev_loop *loop;
+    ev_check wake;
+    ev_prepare sleep;
+    int64_t woke_ns;   /* 0: no iteration started yet */
+    int64_t woke_cpu_ns; /* the loop thread's CPU time then */
+    admin_hist iter;
+    int64_t iter_max_us, iter_cpu_max_us;
 };
 
 /* ---- histograms ---- */
@@ -113,8 +125,66 @@ admin_metrics *admin_metrics_create(void) { return calloc(1, sizeof(admin_metric
 void admin_metrics_destroy(admin_metrics *m)
 {
     if (!m) return;
+    if (m->loop) {
+        ev_ref(m->loop); /* the references watch_loop gave back */
+        ev_ref(m->loop);
+        ev_check_stop(m->loop, &m->wake);
+        ev_prepare_stop(m->loop, &m->sleep);
+    }
     free(m->tables);
     free(m);
+}
+
+/* ---- loop lag ---- */
+
+void admin_metrics_on_loop_iteration(admin_metrics *m, int64_t us)
+{
+    admin_hist_record(&m->iter, us);
+    if (us > m->iter_max_us) m->iter_max_us = us;
+}
+
+/* CPU time of the calling thread: an iteration's wall time minus it is
+ * time the loop was ready but had no core (or waited in a syscall). */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void on_wake(struct ev_loop *loop, ev_check *w, int revents)
+{
+    admin_metrics *m = w->data;
+    m->woke_ns = sib_mono_ns();
+    m->woke_cpu_ns = thread_cpu_ns();
+}
+
+static void on_sleep(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    admin_metrics *m = w->data;
+    if (m->woke_ns) {
+        admin_metrics_on_loop_iteration(m, (sib_mono_ns() - m->woke_ns) / 1000);
+        int64_t cpu = (thread_cpu_ns() - m->woke_cpu_ns) / 1000;
+        if (cpu > m->iter_cpu_max_us) m->iter_cpu_max_us = cpu;
+    }
+    m->woke_ns = 0;
+}
+
+int admin_metrics_watch_loop(admin_metrics *m, struct ev_loop *loop, sib_err *err)
+{
+    if (m->loop) return sib_err_set(err, SIB_EINVAL, "metrics: already watching a loop");
+    m->loop = loop;
+    ev_check_init(&m->wake, on_wake);
+    ev_set_priority(&m->wake, EV_MAXPRI); /* first after the wait */
+    m->wake.data = m;
+    ev_prepare_init(&m->sleep, on_sleep);
+    ev_set_priority(&m->sleep, EV_MINPRI); /* last before the wait: after the commitlog's write */
+    m->sleep.data = m;
+    ev_check_start(loop, &m->wake);
+    ev_prepare_start(loop, &m->sleep);
+    ev_unref(loop); /* watching keeps nothing alive */
+    ev_unref(loop);
+    return 0;
 }
 
 static size_t slot_of(const uint8_t id[16], size_t cap) { return (size_t)(get_be64(id) ^ get_be64(id + 8)) & (cap - 1); }
@@ -406,6 +476,12 @@ static void render_storage(const admin_gauges *g, sib_buf *b)
     gauge(b, "sibyl_commitlog_segments", "gauge", "Commitlog segment files present.", g->cl_segments_live);
     gauge(b, "sibyl_commitlog_syncs_total", "counter", "Commitlog fsyncs since start.", g->cl_syncs);
     gauge(b, "sibyl_commitlog_pending_syncs", "gauge", "Writes waiting for a commitlog fsync.", g->cl_pending);
+    gauge(b, "sibyl_reads_inline_total", "counter", "Read pieces answered from memory on the event loop.",
+          g->reads_inline);
+    gauge(b, "sibyl_reads_pool_total", "counter", "Read pieces run on the read pool (SSTables, scans).",
+          g->reads_pool);
+    gauge(b, "sibyl_read_pool_queued", "gauge", "Read pieces waiting for a read pool thread.", g->reads_queued);
+    gauge(b, "sibyl_read_pool_running", "gauge", "Read pieces running on the read pool.", g->reads_running);
     uint64_t pending = 0, done = 0;
     for (size_t i = 0; i < g->ntables; i++) {
         pending += g->tables[i].compactions_running;
@@ -427,9 +503,27 @@ static void render_node(const admin_gauges *g, sib_buf *b)
     gauge(b, "sibyl_dropped_messages_total", "counter", "Messages dropped after their timeout.", 0);
 }
 
+static void render_loop(const admin_metrics *m, sib_buf *b)
+{
+    family(b, "sibyl_loop_iteration_seconds", "histogram",
+           "Event loop iterations: from waking up to waiting again (what a ready client waits behind).");
+    hist_series(b, "sibyl_loop_iteration_seconds", "loop=\"cql\"", &m->iter);
+    family(b, "sibyl_loop_iteration_max_seconds", "gauge", "The longest event loop iteration since start.");
+    sib_buf_printf(b, "sibyl_loop_iteration_max_seconds{loop=\"cql\"} ");
+    seconds(b, m->iter_max_us);
+    sib_buf_printf(b, "\n");
+    family(b, "sibyl_loop_iteration_cpu_max_seconds", "gauge",
+           "The most CPU time the loop thread used in one iteration (the rest of an iteration's time it "
+           "waited: for a core, or in a system call).");
+    sib_buf_printf(b, "sibyl_loop_iteration_cpu_max_seconds{loop=\"cql\"} ");
+    seconds(b, m->iter_cpu_max_us);
+    sib_buf_printf(b, "\n");
+}
+
 void admin_metrics_render(const admin_metrics *m, const admin_gauges *g, sib_buf *out)
 {
     if (m) render_requests(m, out);
+    if (m) render_loop(m, out);
     render_storage(g, out);
     render_node(g, out);
 }

@@ -735,12 +735,16 @@ static void metrics_text(admin_server *s, sib_buf *out)
 {
     storage_stats ss;
     storage_get_stats(s->st, &ss);
+    st_read_stats rs;
+    storage_read_stats(s->st, &rs);
     admin_gauges g = {
         .clients = s->hooks.client_count ? s->hooks.client_count(s->hooks.ctx) : 0,
         .memtable_bytes = ss.memtable_bytes,
         .sstables = ss.sstables, .sstable_bytes = ss.sstable_bytes, .flushes_pending = ss.flushes_pending,
         .cl_bytes_written = ss.cl_bytes_written, .cl_segments_live = ss.cl_segments_live,
         .cl_syncs = ss.cl_syncs, .cl_pending = ss.cl_pending,
+        .reads_inline = rs.inline_reads, .reads_pool = rs.pool_reads, .reads_queued = rs.queued,
+        .reads_running = rs.running,
         .uptime_s = (sib_now_us() - s->start_us) / 1000000,
     };
     uint8_t v[16];

@@ -9,8 +9,8 @@
  *   2. restrictions: exec_analyze_where() (exec_where.c) turns the WHERE
  *      clause into partition keys or a token range, clustering slices in
  *      storage order and filters. ORDER BY becomes a `reversed` read;
- *   3. rows: partitions are read in token order (IN lists are sorted by
- *      (token, key bytes) like Cassandra), each with st_read over the
+ *   3. rows: a scan reads partitions in token order, an IN list in the
+ *      key values' order (as Cassandra does), each over the
  *      slices; filters run on every row, then PER PARTITION LIMIT, LIMIT
  *      and the page size. System tables (exec_system.c) are materialised
  *      first (they are small) and filtered with the same machinery;
@@ -269,65 +269,71 @@ static size_t cut_slices(const st_slice *in, size_t n, const uint8_t *ck, size_t
     return k;
 }
 
-/* The static row's views die at the next st_iter_next: keep a copy. */
-static int copy_row(sib_buf *b, const st_row *in, st_row *out, sib_err *err)
-{
-    sib_buf_reset(b);
-    size_t need = in->ncells * sizeof(st_cell_view);
-    for (size_t i = 0; i < in->ncells; i++) need += in->cells[i].vlen + in->cells[i].pathlen;
-    if (!sib_buf_reserve(b, need + 1)) return oom(err);
-    st_cell_view *cells = (st_cell_view *)b->p;
-    uint8_t *data = b->p + in->ncells * sizeof(st_cell_view);
-    *out = *in;
-    for (size_t i = 0; i < in->ncells; i++) {
-        cells[i] = in->cells[i];
-        if (in->cells[i].vlen) memcpy(data, in->cells[i].val, in->cells[i].vlen);
-        cells[i].val = data;
-        data += in->cells[i].vlen;
-        if (in->cells[i].pathlen) memcpy(data, in->cells[i].path, in->cells[i].pathlen);
-        cells[i].path = in->cells[i].pathlen ? data : NULL;
-        data += in->cells[i].pathlen;
-    }
-    b->len = need;
-    out->cells = cells;
-    return 0;
-}
+/* ---- user tables: reading in pieces ------------------------------------------
+ *
+ * The rows come from storage in bounded pieces (st_read_page, storage.h):
+ * one partition read or one stretch of a token-ordered scan. A piece that
+ * memory can answer comes back at once; one that needs SSTables runs on
+ * the read pool and its page arrives later on the loop (on_page), where the
+ * rows go through on_row() as before and the next piece is asked for. So
+ * the SELECT's state lives in a heap object (sel_read) until the reply.
+ *
+ * A partition whose rows did not fit in one piece is continued by a
+ * partition read of the rows after the last one seen (cut_slices), and so
+ * is the partition a paging state resumes inside; a scan then goes on from
+ * the partition after it. */
 
-typedef struct part_read {
+typedef struct pk_ent {
+    sib_val pk;
+    int64_t token;
+} pk_ent;
+
+typedef struct sel_read {
+    sel_run run;
+    exec_restr r;
     st_table *store;
-    const exec_restr *r;
-    st_slice *cut;      /* room for r->nslices (or 1) slices */
-    sib_buf static_copy;
-} part_read;
+    st_slice *cut;        /* room for r.nslices (or 1) slices */
+    cql_exec *ex;         /* c is gone once the reply is sent: what the end needs */
+    int64_t start_us;
+    uint8_t table_id[16];
+    uint64_t ddl_gen;     /* the schema the statement was checked against */
+    /* partition keys (EQ/IN) in the key values' order, or a scan */
+    pk_ent *ents;
+    size_t i;
+    int64_t limit;        /* LIMIT (-1 = none): post-ordered and aggregate replies trim to it */
+    bool scan, scan_done, scan_has_pos, scan_incl, scan_has_key;
+    sib_buf scan_pk;      /* scan position: after (or at, scan_incl) this key */
+    int64_t scan_tok;
+    /* a partition being continued after cont_ck */
+    bool cont, cont_from_ps, cont_any;
+    sib_buf cont_pk, cont_ck;
+    const cql_select *stmt;
+    int restarts;         /* times a DDL during the read made it start over */
+    /* tracing: the partition key being read, and the counts when it began */
+    bool key_traced;
+    uint64_t rows0, tomb0;
+} sel_read;
 
-static int read_distinct(sel_run *run, part_read *pr, row_ctx *rc, uint64_t pk_index, sib_err *err)
+static bool token_in_range(const exec_restr *r, int64_t tok)
 {
-    /* scans only meet live partitions, but an IN list may name absent ones */
-    if (!st_partition_live(pr->store, rc->pk, rc->pklen, run->c->now_s)) return 0;
-    st_iter *it = st_read(pr->store, rc->pk, rc->pklen, NULL, 0, false, run->c->now_s);
-    if (!it) return oom(err);
-    st_row srow, scopy;
-    int e = 0;
-    if (sib_table_has_static(run->t) && st_iter_static(it, &srow) && row_visible(run->t, &srow)) {
-        if (!(e = copy_row(&pr->static_copy, &srow, &scopy, err))) rc->srow = &scopy;
-    }
-    st_iter_destroy(it);
-    if (e) return e;
-    int x = on_row(run, rc, pk_index, err);
-    if (x < 0) return x;
-    if (x == ROW_STOP) run->stop = true;
-    return 0;
+    if (!r->token_restricted) return true;
+    if (tok < r->token_start || (tok == r->token_start && !r->token_start_incl)) return false;
+    return tok < r->token_end || (tok == r->token_end && r->token_end_incl);
 }
 
-/* Reads one partition through the slices, row by row into on_row(). */
+static bool token_past_end(const exec_restr *r, int64_t tok)
+{
+    return r->token_restricted && (tok > r->token_end || (tok == r->token_end && !r->token_end_incl));
+}
+
 /* tombstone_failure_threshold fails the query (ReadFailure, Cassandra's
  * TombstoneOverwhelmingException text); tombstone_warn_threshold logs once
  * per query when the total first passes it. */
-static int count_tombstones(sel_run *run, const st_iter *it, const uint8_t *pk, size_t pklen, sib_err *err)
+static int count_tombstones(sel_run *run, uint64_t n, const uint8_t *pk, size_t pklen, sib_err *err)
 {
     cql_exec *ex = run->c->ex;
     uint64_t before = run->tombstones;
-    run->tombstones += st_iter_tombstones(it);
+    run->tombstones += n;
     if (ex->tombstone_fail > 0 && run->tombstones > (uint64_t)ex->tombstone_fail) {
         sib_err_set(err, SIB_EREADFAIL,
                     "Scanned over %d tombstones during query on %s.%s (last scanned partition token was %lld); query aborted",
@@ -346,34 +352,51 @@ static int count_tombstones(sel_run *run, const st_iter *it, const uint8_t *pk, 
     return 0;
 }
 
-static int read_partition(sel_run *run, part_read *pr, const uint8_t *pk, size_t pklen, uint64_t pk_index,
-                          bool resume, sib_err *err)
+static void set_cont(sel_read *rd, const uint8_t *pk, size_t pklen, const uint8_t *ck, size_t cklen, bool from_ps)
 {
-    const sib_table *t = run->t;
-    int e = sib_pk_decode(t, pk, pklen, run->pkv, sib_table_pk_count(t), err);
-    if (e) return e;
-    row_ctx rc = {.pk = pk, .pklen = pklen, .pkv = run->pkv};
-    run->ppl_left = resume ? run->ps.ppl_left : run->ppl;
-    if (run->distinct) return read_distinct(run, pr, &rc, pk_index, err);
+    rd->cont = true;
+    rd->cont_from_ps = from_ps;
+    rd->cont_any = false;
+    sib_buf_reset(&rd->cont_pk);
+    sib_buf_append(&rd->cont_pk, pk, pklen);
+    sib_buf_reset(&rd->cont_ck);
+    sib_buf_append(&rd->cont_ck, ck, cklen);
+}
 
-    const st_slice *slices = pr->r->slices;
-    size_t nslices = pr->r->nslices;
-    if (resume) {
-        nslices = cut_slices(slices, nslices, run->ps.ck.p, (size_t)run->ps.ck.len, run->reversed, pr->cut);
-        slices = pr->cut;
-        if (nslices == 0) return 0;
+static int on_row_stop(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
+{
+    int x = on_row(run, rc, pk_index, err);
+    if (x == ROW_STOP) run->stop = true;
+    return x;
+}
+
+/* One partition of a page through on_row(). cont: it continues a partition
+ * (the rows of an earlier piece, or of the page the paging state ends);
+ * *more is set when its rows went on past the piece. */
+static int take_partition(sel_read *rd, const st_rpage *pg, size_t k, bool cont, bool *more, sib_err *err)
+{
+    sel_run *run = &rd->run;
+    const sib_table *t = run->t;
+    st_rpart part;
+    st_rpage_part(pg, k, &part);
+    *more = false;
+    uint64_t pk_index = rd->scan ? 0 : rd->i;
+    int e = sib_pk_decode(t, part.pk, part.pklen, run->pkv, sib_table_pk_count(t), err);
+    if (e) return e;
+    row_ctx rc = {.pk = part.pk, .pklen = part.pklen, .pkv = run->pkv};
+    if (!cont) run->ppl_left = run->ppl;
+    else if (rd->cont_from_ps) run->ppl_left = run->ps.ppl_left;
+    st_row srow, row;
+    bool has_static = sib_table_has_static(t) && st_rpage_static(pg, k, &srow) && row_visible(t, &srow);
+    if (has_static) rc.srow = &srow;
+    if (run->distinct) {
+        int x = part.live ? on_row_stop(run, &rc, pk_index, err) : 0;
+        return x < 0 ? x : 0;
     }
-    st_iter *it = st_read(pr->store, pk, pklen, slices, nslices, run->reversed, run->c->now_s);
-    if (!it) return oom(err);
-    st_row row, srow, scopy;
-    bool has_static = false, any = false;
-    if (sib_table_has_static(t) && st_iter_static(it, &srow) && row_visible(t, &srow)) {
-        if ((e = copy_row(&pr->static_copy, &srow, &scopy, err))) goto out;
-        has_static = true;
-        rc.srow = &scopy;
-    }
-    bool ended = true;
-    while (st_iter_next(it, &row)) {
+    bool any = cont && rd->cont_any;
+    int x = ROW_NEXT;
+    for (size_t j = 0; j < part.nrows && x == ROW_NEXT; j++) {
+        st_rpage_row(pg, k, j, &row);
         if (!row_visible(t, &row)) continue;
         any = true;
         run->rows_read++;
@@ -381,114 +404,200 @@ static int read_partition(sel_run *run, part_read *pr, const uint8_t *pk, size_t
         rc.ck = row.ck ? row.ck : (const uint8_t *)"";
         rc.cklen = row.cklen;
         rc.ck_decoded = false;
-        int x = on_row(run, &rc, pk_index, err);
-        if (x < 0) { e = x; goto out; }
-        if (x == ROW_STOP) run->stop = true;
-        if (x != ROW_NEXT) { ended = false; break; }
+        if ((x = on_row_stop(run, &rc, pk_index, err)) < 0) return x;
     }
-    if (ended && (e = st_iter_status(it, err))) goto out;
-    if ((e = count_tombstones(run, it, pk, pklen, err))) goto out;
+    if ((e = count_tombstones(run, part.tombstones, part.pk, part.pklen, err))) return e;
+    if (x == ROW_NEXT && !part.complete && part.nrows) { /* the rest in another piece, after the last row */
+        st_rpage_row(pg, k, part.nrows - 1, &row);
+        set_cont(rd, part.pk, part.pklen, row.ck ? row.ck : (const uint8_t *)"", row.cklen, false);
+        rd->cont_any = any;
+        *more = true;
+        return rd->cont_pk.oom || rd->cont_ck.oom ? oom(err) : 0;
+    }
     /* A partition with only static content still shows up as one row
      * (clustering and regular columns null) unless clustering is restricted. */
-    if (!any && has_static && !resume && pr->r->nslices == 0 && !run->stop) {
+    if (!any && has_static && !cont && rd->r.nslices == 0 && !run->stop) {
         rc.row = NULL;
         rc.ck = NULL;
         rc.ck_decoded = false;
-        int x = on_row(run, &rc, pk_index, err);
-        if (x < 0) e = x;
-        else if (x == ROW_STOP) run->stop = true;
-    }
-out:
-    st_iter_destroy(it);
-    return e;
-}
-
-typedef struct pk_ent {
-    sib_val pk;
-    int64_t token;
-} pk_ent;
-
-static bool token_in_range(const exec_restr *r, int64_t tok)
-{
-    if (!r->token_restricted) return true;
-    if (tok < r->token_start || (tok == r->token_start && !r->token_start_incl)) return false;
-    return tok < r->token_end || (tok == r->token_end && r->token_end_incl);
-}
-
-/* Partition keys from EQ/IN, read in the order exec_analyze_where gives
- * them (the key values' order, as Cassandra reads an IN). */
-static int read_pk_list(sel_run *run, part_read *pr, sib_err *err)
-{
-    const exec_restr *r = pr->r;
-    pk_ent *ents = sib_arena_alloc(run->c->arena, sizeof(*ents) * (r->npks ? r->npks : 1));
-    if (!ents) return oom(err);
-    for (size_t i = 0; i < r->npks; i++) {
-        ents[i].pk = r->pks[i];
-        ents[i].token = sib_murmur3_token(r->pks[i].p, (size_t)r->pks[i].len);
-    }
-    size_t i = 0;
-    if (run->ps.present) {
-        const pstate *ps = &run->ps;
-        if (ps->pk_index >= r->npks || ents[ps->pk_index].pk.len != ps->pk.len ||
-            memcmp(ents[ps->pk_index].pk.p, ps->pk.p, (size_t)ps->pk.len) != 0)
-            return ps_invalid(err);
-        i = (size_t)ps->pk_index + !ps->in_partition;
-    }
-    for (; i < r->npks && !run->stop; i++) {
-        if (!token_in_range(r, ents[i].token)) continue;
-        bool resume = run->ps.present && i == run->ps.pk_index;
-        uint64_t rows0 = run->rows_read, tomb0 = run->tombstones;
-        EXEC_TRACE(run->c->req, "Executing single-partition query on %s", sib_table_name(run->t));
-        int e = read_partition(run, pr, ents[i].pk.p, (size_t)ents[i].pk.len, i, resume, err);
-        if (e) return e;
-        EXEC_TRACE(run->c->req, "Read %llu live rows and %llu tombstone cells",
-                   (unsigned long long)(run->rows_read - rows0), (unsigned long long)(run->tombstones - tomb0));
+        if ((x = on_row_stop(run, &rc, pk_index, err)) < 0) return x;
     }
     return 0;
 }
 
-/* No partition restriction (or a token range): scan in token order. */
-static int read_scan(sel_run *run, part_read *pr, sib_err *err)
+static void set_scan_pos(sel_read *rd, const uint8_t *pk, size_t pklen, int64_t tok)
 {
-    const exec_restr *r = pr->r;
-    const pstate *ps = &run->ps;
-    st_position pos, *start = NULL;
-    if (ps->present) {
-        pos.token = sib_murmur3_token(ps->pk.p, (size_t)ps->pk.len);
-        pos.pk = ps->pk.p;
-        pos.pklen = (size_t)ps->pk.len;
-        pos.inclusive = ps->in_partition;
-        start = &pos;
-    } else if (r->token_restricted) {
-        pos.token = r->token_start;
-        pos.pk = NULL;
-        pos.pklen = 0;
-        pos.inclusive = r->token_start_incl;
-        start = &pos;
+    rd->scan_has_pos = rd->scan_has_key = true;
+    rd->scan_incl = false;
+    rd->scan_tok = tok;
+    sib_buf_reset(&rd->scan_pk);
+    sib_buf_append(&rd->scan_pk, pk, pklen);
+}
+
+static void trace_read(sel_read *rd)
+{
+    sel_run *run = &rd->run;
+    EXEC_TRACE(run->c->req, "Read %llu live rows and %llu tombstone cells",
+               (unsigned long long)(run->rows_read - rd->rows0), (unsigned long long)(run->tombstones - rd->tomb0));
+    rd->key_traced = false;
+}
+
+/* A page through on_row(), then where the next piece starts. */
+static int take_page(sel_read *rd, const st_rpage *pg, sib_err *err)
+{
+    sel_run *run = &rd->run;
+    bool was_cont = rd->cont, more = false;
+    int e = st_rpage_status(pg, err);
+    for (size_t k = 0; !e && k < st_rpage_parts(pg) && !run->stop; k++) {
+        st_rpart part;
+        st_rpage_part(pg, k, &part);
+        if (rd->scan && !token_in_range(&rd->r, part.token)) {
+            if (token_past_end(&rd->r, part.token)) rd->scan_done = true;
+            if (rd->scan_done) break;
+            continue;
+        }
+        e = take_partition(rd, pg, k, was_cont, &more, err);
+        if (!e && more) { /* rows did not fit: only the last partition of a page */
+            if (rd->scan) set_scan_pos(rd, part.pk, part.pklen, part.token);
+            return rd->scan_pk.oom ? oom(err) : 0;
+        }
     }
-    EXEC_TRACE(run->c->req, "Executing seq scan on %s", sib_table_name(run->t));
-    st_scan *sc = st_scan_open(pr->store, start, run->c->now_s);
-    if (!sc) return oom(err);
+    if (!e && !rd->scan && rd->key_traced) trace_read(rd); /* this key is done (or the page full) */
+    if (e || run->stop) return e;
+    if (was_cont) rd->cont = false; /* the continued partition is done */
+    if (!rd->scan) {
+        rd->i++;
+        return 0;
+    }
     const uint8_t *pk;
     size_t pklen;
     int64_t tok;
-    bool first = ps->present && ps->in_partition;
-    int e = 0;
-    while (!run->stop && st_scan_next_partition(sc, &pk, &pklen, &tok)) {
-        if (r->token_restricted && !token_in_range(r, tok)) {
-            if (tok > r->token_end || (tok == r->token_end && !r->token_end_incl)) break;
+    if (was_cont && !rd->scan_done) return 0; /* the scan goes on from its position */
+    if (!rd->scan_done && st_rpage_resume(pg, &pk, &pklen, &tok)) {
+        if (token_past_end(&rd->r, tok)) rd->scan_done = true;
+        else set_scan_pos(rd, pk, pklen, tok);
+    } else {
+        rd->scan_done = true;
+    }
+    return rd->scan_pk.oom ? oom(err) : 0;
+}
+
+static void on_page(void *ctx, st_rpage *pg);
+
+/* Builds the next piece's request; false when the read is over. */
+static bool next_piece(sel_read *rd, st_rreq *rq, st_position *pos, size_t *nslices)
+{
+    sel_run *run = &rd->run;
+    const exec_restr *r = &rd->r;
+    memset(rq, 0, sizeof *rq);
+    rq->now_s = run->c->now_s;
+    rq->reversed = run->reversed;
+    rq->static_only = run->distinct;
+    rq->with_static = sib_table_has_static(run->t);
+    rq->slices = r->slices;
+    rq->nslices = r->nslices;
+    /* a small page needs few rows: do not read a thousand for it (a big
+     * one still comes in pieces of storage's bound: the loop takes a
+     * piece's rows in one go) */
+    if (run->page_size > 0 && run->page_size < 1023 && !run->sel.aggregate) rq->max_rows = (size_t)run->page_size + 1;
+    while (!rd->cont && !rd->scan && rd->i < r->npks && !token_in_range(r, rd->ents[rd->i].token)) rd->i++;
+    if (rd->cont) {
+        *nslices = cut_slices(r->slices, r->nslices, rd->cont_ck.p, rd->cont_ck.len, run->reversed, rd->cut);
+        rq->slices = rd->cut;
+        rq->nslices = *nslices;
+        rq->pk = rd->cont_pk.p ? rd->cont_pk.p : (const uint8_t *)"";
+        rq->pklen = rd->cont_pk.len;
+        return true;
+    }
+    if (!rd->scan) {
+        if (rd->i >= r->npks) return false;
+        rq->pk = rd->ents[rd->i].pk.p;
+        rq->pklen = (size_t)rd->ents[rd->i].pk.len;
+        return true;
+    }
+    if (rd->scan_done) return false;
+    if (rd->scan_has_pos) {
+        pos->token = rd->scan_tok;
+        pos->pk = rd->scan_has_key ? rd->scan_pk.p : NULL;
+        pos->pklen = rd->scan_has_key ? rd->scan_pk.len : 0;
+        pos->inclusive = rd->scan_incl;
+        rq->start = pos;
+    }
+    if (r->token_restricted) {
+        rq->has_end = true;
+        rq->end_token = r->token_end;
+    }
+    return true;
+}
+
+/* Reads pieces until one is queued (1), the read is over (0) or fails. */
+static int read_more(sel_read *rd, sib_err *err)
+{
+    sel_run *run = &rd->run;
+    while (!run->stop) {
+        st_rreq rq;
+        st_position pos;
+        size_t nsl = 1;
+        if (!next_piece(rd, &rq, &pos, &nsl)) return 0;
+        if (rd->cont && nsl == 0) { /* nothing of the partition after the cut */
+            if (!rd->scan && rd->key_traced) trace_read(rd);
+            rd->cont = false;
+            if (!rd->scan) rd->i++;
             continue;
         }
-        bool resume = first && pklen == (size_t)ps->pk.len && memcmp(pk, ps->pk.p, pklen) == 0;
-        first = false;
-        if ((e = read_partition(run, pr, pk, pklen, 0, resume, err))) break;
+        if (!rd->scan && !rd->key_traced) {
+            rd->key_traced = true;
+            rd->rows0 = run->rows_read;
+            rd->tomb0 = run->tombstones;
+            EXEC_TRACE(run->c->req, "Executing single-partition query on %s", sib_table_name(run->t));
+        }
+        st_rpage *pg;
+        int rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err);
+        if (rc) return rc;
+        rc = take_page(rd, pg, err);
+        st_rpage_destroy(pg);
+        if (rc) return rc;
     }
-    if (!e && !run->stop) e = st_scan_status(sc, err);
-    st_scan_destroy(sc);
-    if (!e)
-        EXEC_TRACE(run->c->req, "Read %llu live rows and %llu tombstone cells", (unsigned long long)run->rows_read,
-                   (unsigned long long)run->tombstones);
-    return e;
+    return 0;
+}
+
+/* The start: partition keys sorted, or the scan's first position; a paging
+ * state that ends inside a partition continues that partition first. */
+static int read_start(sel_read *rd, sib_err *err)
+{
+    sel_run *run = &rd->run;
+    const exec_restr *r = &rd->r;
+    const pstate *ps = &run->ps;
+    rd->scan = !r->pk_complete;
+    if (!rd->scan) {
+        pk_ent *ents = sib_arena_alloc(run->c->arena, sizeof(*ents) * (r->npks ? r->npks : 1));
+        if (!ents) return oom(err);
+        for (size_t i = 0; i < r->npks; i++) {
+            ents[i].pk = r->pks[i];
+            ents[i].token = sib_murmur3_token(r->pks[i].p, (size_t)r->pks[i].len);
+        }
+        rd->ents = ents; /* in the order exec_analyze_where gives them: the key values' order, as Cassandra reads an IN */
+        if (ps->present) {
+            if (ps->pk_index >= r->npks || ents[ps->pk_index].pk.len != ps->pk.len ||
+                memcmp(ents[ps->pk_index].pk.p, ps->pk.p, (size_t)ps->pk.len) != 0)
+                return ps_invalid(err);
+            rd->i = (size_t)ps->pk_index + !ps->in_partition;
+            if (ps->in_partition && token_in_range(r, ents[rd->i].token))
+                set_cont(rd, ps->pk.p, (size_t)ps->pk.len, ps->ck.p, (size_t)ps->ck.len, true);
+        }
+    } else {
+        if (ps->present) {
+            set_scan_pos(rd, ps->pk.p, (size_t)ps->pk.len, sib_murmur3_token(ps->pk.p, (size_t)ps->pk.len));
+            if (ps->in_partition) set_cont(rd, ps->pk.p, (size_t)ps->pk.len, ps->ck.p, (size_t)ps->ck.len, true);
+        } else if (r->token_restricted) {
+            rd->scan_has_pos = true;
+            rd->scan_tok = r->token_start;
+            rd->scan_incl = r->token_start_incl;
+        }
+        EXEC_TRACE(run->c->req, "Executing seq scan on %s", sib_table_name(run->t));
+    }
+    if (rd->cont_pk.oom || rd->cont_ck.oom || rd->scan_pk.oom) return oom(err);
+    return read_more(rd, err);
 }
 
 /* ---- reply ------------------------------------------------------------------- */
@@ -667,8 +776,11 @@ static int check_consistency(exec_ctx *c, const sib_table *t, const exec_restr *
     return coord_check(c->ex->co, &repl, c->consistency, false, tok, err);
 }
 
-static int select_user(sel_run *run, sib_err *err)
+/* Checks the statement and starts reading: 0 = read to the end, 1 = a
+ * piece is on the read pool (on_page goes on), <0 = failed. */
+static int select_user(sel_read *rd, sib_err *err)
 {
+    sel_run *run = &rd->run;
     exec_ctx *c = run->c;
     const cql_select *s = run->s;
     exec_restr r;
@@ -703,22 +815,131 @@ static int select_user(sel_run *run, sib_err *err)
     if (run->sel.aggregate || run->post_order) run->limit_left = -1; /* LIMIT applies to the output */
     if ((rc = check_consistency(c, run->t, &r, err))) return rc;
 
-    part_read pr = {.r = &r};
-    sib_buf_init(&pr.static_copy);
-    pr.store = storage_table(c->ex->st, sib_table_id(run->t));
-    pr.cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
-    if (!pr.store || !pr.cut) return oom(err);
-    rc = r.pk_complete ? read_pk_list(run, &pr, err) : read_scan(run, &pr, err);
-    sib_buf_free(&pr.static_copy);
-    if (rc) return rc;
+    rd->r = r;
+    rd->limit = limit;
+    rd->store = storage_table(c->ex->st, sib_table_id(run->t));
+    rd->cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
+    if (!rd->store || !rd->cut) return oom(err);
+    return read_start(rd, err);
+}
 
-    sib_buf ps;
-    sib_buf_init(&ps);
-    if (run->more) ps_encode_partitions(run, &ps);
-    if (ps.oom) rc = oom(err);
-    else reply_rows(run, &ps, (run->post_order || run->sel.aggregate) ? (run->sel.aggregate ? 1 : limit) : -1);
-    sib_buf_free(&ps);
-    return rc;
+static void run_free(sel_run *run);
+static int run_init(sel_run *run, exec_ctx *c, const sib_table *t, const cql_select *s, sib_err *err);
+
+static void select_user_free(sel_read *rd)
+{
+    run_free(&rd->run);
+    sib_buf_free(&rd->scan_pk);
+    sib_buf_free(&rd->cont_pk);
+    sib_buf_free(&rd->cont_ck);
+    free(rd);
+}
+
+static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select *s, int restarts);
+
+/* A DDL ran while a piece was on the pool: the table, its columns and the
+ * compiled selectors may be gone. Nothing was sent yet, so the statement
+ * starts over against the new schema (a dropped table then gets the usual
+ * error); after SEL_MAX_RESTARTS the read fails instead. */
+#define SEL_MAX_RESTARTS 3
+
+static void select_restart(sel_read *rd)
+{
+    exec_ctx *c = rd->run.c;
+    const cql_select *s = rd->stmt;
+    int n = rd->restarts + 1;
+    /* not rd->run.t's name: the DDL may have freed it */
+    sib_log(rd->ex->log, SIB_DEBUG, "cql: a schema change during a read: the SELECT starts over (%d)", n);
+    select_user_free(rd);
+    sib_err err;
+    sib_err_clear(&err);
+    const sib_table *t;
+    int rc = exec_resolve_table(c, &s->table, &t, &err);
+    if (rc) exec_reply_err(c, &err);
+    else select_user_start(c, t, s, n);
+}
+
+/* Replies (the rows, or err when rc < 0) and frees the read. */
+static void select_user_done(sel_read *rd, int rc, sib_err *err)
+{
+    sel_run *run = &rd->run;
+    exec_ctx *c = run->c;
+    if (!rc) {
+        if (rd->scan) trace_read(rd); /* rows0/tomb0 are 0: the whole scan */
+        sib_buf ps;
+        sib_buf_init(&ps);
+        if (run->more) ps_encode_partitions(run, &ps);
+        if (ps.oom) rc = oom(err);
+        else reply_rows(run, &ps, (run->post_order || run->sel.aggregate) ? (run->sel.aggregate ? 1 : rd->limit) : -1);
+        sib_buf_free(&ps);
+        if (!rc) exec_note_table_op(rd->ex, rd->table_id, false, rd->start_us); /* c is gone */
+    }
+    if (rc == SIB_ECORRUPT || rc == SIB_EIO) {
+        /* A damaged or unreadable SSTable: the replica failed the read, as
+         * Cassandra reports it (ReadFailure), with the file named in the
+         * message. */
+        err->code = SIB_EREADFAIL;
+        err->ex[0] = c->consistency;
+        err->ex[1] = 0;
+        err->ex[2] = 1;
+        err->ex[3] = 1;
+    }
+    if (rc) exec_reply_err(c, err);
+    select_user_free(rd);
+}
+
+/* A piece came back from the read pool. */
+static void on_page(void *ctx, st_rpage *pg)
+{
+    sel_read *rd = ctx;
+    sib_err err;
+    sib_err_clear(&err);
+    int rc;
+    if (rd->ex->ddl_gen != rd->ddl_gen && rd->restarts < SEL_MAX_RESTARTS &&
+        !cql_request_orphaned(rd->run.c->req)) {
+        st_rpage_destroy(pg);
+        select_restart(rd);
+        return;
+    }
+    if (rd->ex->ddl_gen != rd->ddl_gen) {
+        rc = sib_err_set(&err, SIB_EREADFAIL, "The schema kept changing while the query was reading; retry it");
+        err.ex[0] = rd->run.c->consistency;
+        err.ex[1] = 0;
+        err.ex[2] = 1;
+        err.ex[3] = 1;
+    } else if (cql_request_orphaned(rd->run.c->req)) {
+        rc = sib_err_set(&err, SIB_ESERVER, "the connection closed during the read"); /* dropped with it */
+    } else {
+        rc = take_page(rd, pg, &err);
+        if (!rc) rc = read_more(rd, &err);
+    }
+    st_rpage_destroy(pg);
+    if (rc != 1) select_user_done(rd, rc, &err);
+}
+
+/* A SELECT on a user table: its state lives on the heap until the reply. */
+static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select *s, int restarts)
+{
+    sib_err err;
+    sib_err_clear(&err);
+    sel_read *rd = calloc(1, sizeof *rd);
+    if (!rd) {
+        oom(&err);
+        exec_reply_err(c, &err);
+        return;
+    }
+    sib_buf_init(&rd->scan_pk);
+    sib_buf_init(&rd->cont_pk);
+    sib_buf_init(&rd->cont_ck);
+    rd->ex = c->ex;
+    rd->start_us = c->now_us;
+    rd->ddl_gen = c->ex->ddl_gen;
+    rd->stmt = s;
+    rd->restarts = restarts;
+    memcpy(rd->table_id, sib_table_id(t), 16);
+    int rc = run_init(&rd->run, c, t, s, &err);
+    if (!rc) rc = select_user(rd, &err);
+    if (rc != 1) select_user_done(rd, rc, &err);
 }
 
 /* ---- entry point ----------------------------------------------------------------- */
@@ -774,33 +995,19 @@ void exec_select(exec_ctx *c, const cql_select *s)
     sib_err_clear(&err);
     const sib_table *t;
     sel_run run;
-    bool inited = false;
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (!rc && s->json) rc = sib_err_set(&err, SIB_EINVAL, "SELECT JSON is not supported");
     if (!rc && s->ngroup) rc = sib_err_set(&err, SIB_EINVAL, "GROUP BY is not supported");
-    if (!rc) {
-        inited = true;
-        rc = run_init(&run, c, t, s, &err);
+    if (rc) {
+        exec_reply_err(c, &err);
+        return;
     }
-    /* c (in the request arena) is gone once the reply is sent: keep what
-     * the metrics need. */
-    cql_exec *ex = c->ex;
-    int64_t start_us = c->now_us;
-    uint8_t table_id[16];
-    bool user = !rc && sib_table_kind_of(t) == SIB_TABLE_USER;
-    if (user) memcpy(table_id, sib_table_id(t), 16);
-    if (!rc) rc = user ? select_user(&run, &err) : select_system(&run, &err);
-    if (inited) run_free(&run);
-    if (!rc && user) exec_note_table_op(ex, table_id, false, start_us);
-    if (rc == SIB_ECORRUPT || rc == SIB_EIO) {
-        /* A damaged or unreadable SSTable: the replica failed the read, as
-         * Cassandra reports it (ReadFailure), with the file named in the
-         * message. */
-        err.code = SIB_EREADFAIL;
-        err.ex[0] = c->consistency;
-        err.ex[1] = 0;
-        err.ex[2] = 1;
-        err.ex[3] = 1;
+    if (sib_table_kind_of(t) == SIB_TABLE_USER) {
+        select_user_start(c, t, s, 0);
+        return;
     }
+    rc = run_init(&run, c, t, s, &err);
+    if (!rc) rc = select_system(&run, &err);
+    run_free(&run);
     if (rc) exec_reply_err(c, &err);
 }

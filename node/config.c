@@ -45,6 +45,7 @@ void node_config_defaults(node_config *c)
     c->tombstone_failure_threshold = 100000;
     c->batch_size_fail_threshold = 50u << 10;
     c->concurrent_compactors = 0; /* storage picks min(disks, cores) in 2..8 */
+    c->concurrent_reads = 2;
     c->compaction_throughput_mib = 64;
     c->auto_snapshot = true;
     c->block_cache_size = NODE_DEFAULT_SIZE;
@@ -183,6 +184,7 @@ static const key_spec keys[] = {
     SIZE("sstable_block_size", sstable_block_size, 1024),
     SIZE("block_cache_size", block_cache_size, 1 << 20),
     INT("concurrent_compactors", concurrent_compactors),
+    INT("concurrent_reads", concurrent_reads),
     {"compaction_throughput", K_MIBPS, offsetof(node_config, compaction_throughput_mib), 0, 0},
     INT("compaction_throughput_mb_per_sec", compaction_throughput_mib),
     {"auto_snapshot", K_BOOL, offsetof(node_config, auto_snapshot), 0, 0},
@@ -349,5 +351,7 @@ int node_config_load(node_config *c, const char *path, sib_log *log, sib_err *er
         rc = sib_err_set(err, SIB_ECONFIG, "config: allocate_tokens_for_local_replication_factor must be 1..1000");
     if (!rc && (c->admin_max_connections < 1 || c->admin_max_connections > 1024))
         rc = sib_err_set(err, SIB_ECONFIG, "config: admin_max_connections must be 1..1024");
+    if (!rc && (c->concurrent_reads < 1 || c->concurrent_reads > 64))
+        rc = sib_err_set(err, SIB_ECONFIG, "config: concurrent_reads must be 1..64");
     return rc;
 }

@@ -192,6 +192,7 @@ static int open_storage(node *n, sib_err *err)
         .sstable_block_size = c->sstable_block_size,
         .concurrent_compactors = c->concurrent_compactors,
         .compaction_deferred = true, /* until the schema has set each table's strategy */
+        .concurrent_reads = c->concurrent_reads,
         /* cassandra.yaml's 0 means unthrottled; storage spells that < 0 */
         .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
         .auto_snapshot = c->auto_snapshot,
@@ -357,6 +358,8 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
 {
     n->metrics = admin_metrics_create();
     if (!n->metrics) return sib_err_set(err, SIB_ENOMEM, "metrics");
+    int wrc = admin_metrics_watch_loop(n->metrics, n->loop, err);
+    if (wrc) return wrc;
     cql_exec_observer ob = {.ctx = n->metrics, .request = admin_metrics_on_request, .error = admin_metrics_on_error,
                             .table_op = admin_metrics_on_table_op};
     cql_exec_set_observer(n->ex, &ob);
@@ -645,6 +648,9 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
 void node_close(node *n)
 {
     if (!n) return;
+    /* Reads on the pool reply through the server and the executor: deliver
+     * them while both still exist (new ones are refused from here on). */
+    if (n->st) storage_read_drain(n->st);
     if (n->loop) {
         ev_timer_stop(n->loop, &n->state_timer);
         ev_timer_stop(n->loop, &n->stop_timer);

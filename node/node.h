@@ -45,6 +45,7 @@ typedef struct node_config {
                                        * of the commitlog volume, at most 8 GiB) */
     size_t sstable_block_size;        /* bytes; 0 = 16 KiB */
     int concurrent_compactors;        /* 0 = 1 */
+    int concurrent_reads;             /* read pool threads (SSTable reads, scans); 1..64 */
     int compaction_throughput_mib;    /* MiB/s; 0 = unthrottled (cassandra.yaml) */
     bool auto_snapshot;               /* hard-link SSTables before TRUNCATE/DROP */
     size_t block_cache_size;          /* decompressed Data blocks, bytes (a bare

@@ -26,16 +26,21 @@
  * reader. Releasing never touches the cache object, so parts may even
  * outlive sst_bcache_destroy.
  *
- * Threads: none of this is locked. Only the owning loop uses the cache
- * (storage/read.c); compaction workers and tools read through
- * sst_part_open, which bypasses it (and does not pollute it with one-off
- * sequential reads).
+ * Threads: the owning loop (inline point reads) and the read pool's
+ * workers (storage/readpool.c) share the cache, so the table and the LRU
+ * list are under one mutex, held only for a lookup, a link or an unlink
+ * (never across a read or a decompression). Entry reference counts are
+ * atomic: a part releases its block without the cache. Compaction workers
+ * and tools read through sst_part_open, which bypasses the cache (and does
+ * not pollute it with one-off sequential reads).
  */
 #include "sst_int.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 struct sst_bcache {
+    pthread_mutex_t mu;
     sst_bc_ent **buckets; /* chains by hash; power-of-two count */
     size_t nbuckets, n;
     sst_bc_ent *head, *tail; /* LRU list: head = most recently used */
@@ -61,13 +66,14 @@ int sst_bcache_create(sst_bcache **out, size_t capacity, sib_err *err)
     }
     bc->nbuckets = 1024;
     bc->capacity = capacity;
+    pthread_mutex_init(&bc->mu, NULL);
     *out = bc;
     return 0;
 }
 
 void sst_bc_release(sst_bc_ent *e)
 {
-    if (e && --e->refs == 0) free(e);
+    if (e && __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0) free(e);
 }
 
 static void lru_unlink(sst_bcache *bc, sst_bc_ent *e)
@@ -104,23 +110,27 @@ void sst_bcache_destroy(sst_bcache *bc)
 {
     if (!bc) return;
     while (bc->head) detach(bc, bc->head);
+    pthread_mutex_destroy(&bc->mu);
     free(bc->buckets);
     free(bc);
 }
 
 sst_bc_ent *sst_bc_get(sst_bcache *bc, uint64_t id, uint32_t blk)
 {
+    pthread_mutex_lock(&bc->mu);
     for (sst_bc_ent *e = bc->buckets[bc_hash(id, blk) & (bc->nbuckets - 1)]; e; e = e->hnext)
         if (e->id == id && e->blk == blk) {
             if (bc->head != e) {
                 lru_unlink(bc, e);
                 lru_push(bc, e);
             }
-            e->refs++;
+            __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
             bc->hits++;
+            pthread_mutex_unlock(&bc->mu);
             return e;
         }
     bc->misses++;
+    pthread_mutex_unlock(&bc->mu);
     return NULL;
 }
 
@@ -153,14 +163,22 @@ static void grow(sst_bcache *bc)
 
 void sst_bc_insert(sst_bcache *bc, sst_bc_ent *e, uint64_t id, uint32_t blk)
 {
+    pthread_mutex_lock(&bc->mu);
     SIB_ASSERT(e->refs >= 1 && !e->prev && !e->next && bc->head != e);
     e->id = id;
     e->blk = blk;
+    /* Two readers may miss the same block at once: the second link would
+     * shadow the first; keep one (the loser's reader still holds its copy). */
+    for (sst_bc_ent *o = bc->buckets[bc_hash(id, blk) & (bc->nbuckets - 1)]; o; o = o->hnext)
+        if (o->id == id && o->blk == blk) {
+            pthread_mutex_unlock(&bc->mu);
+            return;
+        }
     if (bc->n >= bc->nbuckets) grow(bc);
     size_t h = bc_hash(id, blk) & (bc->nbuckets - 1);
     e->hnext = bc->buckets[h];
     bc->buckets[h] = e;
-    e->refs++; /* the cache's reference */
+    __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED); /* the cache's reference */
     lru_push(bc, e);
     bc->n++;
     bc->bytes += e->len + BC_ENT_OVERHEAD;
@@ -170,24 +188,29 @@ void sst_bc_insert(sst_bcache *bc, sst_bc_ent *e, uint64_t id, uint32_t blk)
         detach(bc, bc->tail);
         bc->evictions++;
     }
+    pthread_mutex_unlock(&bc->mu);
 }
 
 void sst_bc_drop_id(sst_bcache *bc, uint64_t id)
 {
+    pthread_mutex_lock(&bc->mu);
     for (sst_bc_ent *e = bc->head, *nx; e; e = nx) {
         nx = e->next;
         if (e->id == id) detach(bc, e);
     }
+    pthread_mutex_unlock(&bc->mu);
 }
 
 void sst_bcache_get_stats(const sst_bcache *bc, sst_bcache_stats *out)
 {
     memset(out, 0, sizeof *out);
     if (!bc) return;
+    pthread_mutex_lock((pthread_mutex_t *)&bc->mu);
     out->hits = bc->hits;
     out->misses = bc->misses;
     out->evictions = bc->evictions;
     out->entries = bc->n;
     out->bytes = bc->bytes;
     out->capacity = bc->capacity;
+    pthread_mutex_unlock((pthread_mutex_t *)&bc->mu);
 }

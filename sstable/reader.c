@@ -30,8 +30,9 @@
  *
  * Threads: everything but the refcount and the block cache fields is
  * read-only after open; reads go through read-only mappings of Data.db and
- * Index.db (immutable files). bc_gone belongs to the cache's thread;
- * sst_part_open never touches it.
+ * Index.db (immutable files). bc_gone is set once by the loop
+ * (sst_bcache_forget) and read by the readers going through a cache, any
+ * thread: it is accessed atomically; sst_part_open never touches it.
  */
 #define _GNU_SOURCE
 #include "sst_int.h"
@@ -123,6 +124,7 @@ struct sst_part {
     size_t blk_len;
     sst_bcache *bc;      /* NULL: uncached */
     sst_bc_ent *ent;     /* held: the current block when it came from bc */
+    bool cache_only;     /* a block not in bc is SIB_EAGAIN, never read */
 };
 
 struct sst_pscan {
@@ -198,13 +200,14 @@ static int load_block(sst_part *p, size_t i, sib_err *err)
     p->blk_idx = -1;
     sst_bc_release(p->ent);
     p->ent = NULL;
-    bool cached = p->bc && !s->bc_gone; /* raw blocks are never cached: a lookup just misses */
+    bool cached = p->bc && !__atomic_load_n(&s->bc_gone, __ATOMIC_ACQUIRE); /* raw blocks are never cached: a lookup just misses */
     if (cached && (p->ent = sst_bc_get(p->bc, s->uid, (uint32_t)i))) {
         p->blkp = p->ent->data;
         p->blk_idx = (long)i;
         p->blk_len = p->ent->len;
         return 0;
     }
+    if (p->cache_only) return sib_err_set(err, SIB_EAGAIN, "sstable: block %zu of %s is not cached", i, s->data_path);
     uint32_t sn = 0, ulen = 0;
     bool raw = false;
     int rc = fetch_block(s, i, &p->zbuf, &p->zcap, &sn, &ulen, &raw, err);
@@ -753,8 +756,11 @@ int sst_part_open(sstable *s, const uint8_t *pk, size_t pklen, int64_t token, ss
 
 void sst_bcache_forget(sst_bcache *bc, sstable *s)
 {
-    if (!bc || s->bc_gone) return;
-    s->bc_gone = true;
+    if (!bc || __atomic_load_n(&s->bc_gone, __ATOMIC_ACQUIRE)) return;
+    /* A worker that read the flag just before may still link one block of
+     * s after the drop below: it is never looked up again (the uid is
+     * gone) and ages out of the LRU like any other. */
+    __atomic_store_n(&s->bc_gone, true, __ATOMIC_RELEASE);
     sst_bc_drop_id(bc, s->uid);
 }
 
@@ -769,8 +775,23 @@ static sst_part *part_new(sstable *s, sst_bcache *bc)
     return p;
 }
 
+static int part_open(sstable *s, sst_bcache *bc, bool cache_only, const uint8_t *pk, size_t pklen, int64_t token,
+                     sst_part **out, sib_err *err);
+
 int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out,
                          sib_err *err)
+{
+    return part_open(s, bc, false, pk, pklen, token, out, err);
+}
+
+int sst_part_open_cache_only(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token,
+                             sst_part **out, sib_err *err)
+{
+    return part_open(s, bc, true, pk, pklen, token, out, err);
+}
+
+static int part_open(sstable *s, sst_bcache *bc, bool cache_only, const uint8_t *pk, size_t pklen, int64_t token,
+                     sst_part **out, sib_err *err)
 {
     *out = NULL;
     if (!sst_bloom_test(&s->bloom, token)) return 0;
@@ -786,6 +807,7 @@ int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t p
         if ((rc = pg_entry(s, &pg, i, &e, err))) return rc;
         sst_part *p = part_new(s, bc);
         if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        p->cache_only = cache_only; /* without a cache every block is a miss */
         rc = part_load(p, &e, err);
         if (!rc && p->pklen == pklen && (!pklen || !memcmp(p->pk, pk, pklen))) {
             *out = p;

@@ -189,9 +189,9 @@ int sst_part_next(sst_part *p, const sst_row **out, sib_err *err);
  * another's block.
  * Blocks are crc-checked once, before they enter the cache. Entries are
  * reference counted: a part keeps the block it reads alive even when it is
- * evicted or forgotten. NOT thread-safe: one thread (the owning loop) uses a
- * cache; other threads (compaction) read with sst_part_open, which bypasses
- * it. An sstable is read through one cache (sst_bcache_forget stops its
+ * evicted or forgotten. Thread-safe (one mutex, atomic entry counts): the
+ * owning loop and its read pool share a cache; compaction reads with
+ * sst_part_open, which bypasses it. An sstable is read through one cache (sst_bcache_forget stops its
  * caching everywhere). */
 typedef struct sst_bcache sst_bcache;
 typedef struct sst_bcache_stats {
@@ -211,9 +211,15 @@ void sst_bcache_get_stats(const sst_bcache *bc, sst_bcache_stats *out); /* bc ma
  * keep what they hold and read any further blocks uncached. */
 void sst_bcache_forget(sst_bcache *bc, sstable *s);
 /* sst_part_open reading its Data blocks through bc (NULL: like sst_part_open).
- * Only on bc's thread. */
+ * Any thread. */
 int sst_part_open_cached(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token, sst_part **out,
                          sib_err *err);
+/* The same, but a Data block not in bc (or stored raw) is never read: the
+ * open, seek or next that needs it fails with SIB_EAGAIN. What a caller on
+ * an event loop uses to answer from memory or else hand the read to a
+ * worker. (Index.db is mapped: its pages count as memory.) */
+int sst_part_open_cache_only(sstable *s, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token,
+                             sst_part **out, sib_err *err);
 
 /* Partition keys in order from a position (pk NULL: pure token bound). */
 int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, bool inclusive, sst_pscan **out,

@@ -46,7 +46,7 @@ typedef struct cjob {
     uint8_t id[16];
     uint64_t uid, epoch, major_seq; /* major_seq 0: chosen by the strategy */
     bool tombstone;
-    bool cancelled; /* written under c->mu */
+    bool cancelled; /* written under c->mu, atomically: the worker polls it without the lock */
     char *dir;
     sstable **in, **out; /* referenced by the job */
     size_t nin, nout;
@@ -195,7 +195,7 @@ void st_compactor_stop(st_compactor *c)
     if (!c) return;
     pthread_mutex_lock(&c->mu);
     c->stop = true;
-    for (cjob *j = c->all; j; j = j->all_next) j->cancelled = true;
+    for (cjob *j = c->all; j; j = j->all_next) __atomic_store_n(&j->cancelled, true, __ATOMIC_RELAXED);
     /* queued jobs never start: they complete as cancelled */
     for (cjob *j = c->q, *n; j; j = n) {
         n = j->next;
@@ -537,7 +537,7 @@ void st_compaction_reset(storage *s, st_table *t)
     if (!c) return;
     pthread_mutex_lock(&c->mu);
     for (cjob *j = c->all; j; j = j->all_next)
-        if (j->uid == t->uid) j->cancelled = true;
+        if (j->uid == t->uid) __atomic_store_n(&j->cancelled, true, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&c->mu);
 }
 

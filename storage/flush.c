@@ -109,11 +109,13 @@ st_mem *st_mem_create(void)
     return m;
 }
 
-void st_mem_ref(st_mem *m) { m->refs++; }
+/* Atomic: read pool workers take and drop references on frozen memtables
+ * (readpool.c) while the loop takes and drops its own. */
+void st_mem_ref(st_mem *m) { __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED); }
 
 void st_mem_unref(st_mem *m)
 {
-    if (!m || --m->refs > 0) return;
+    if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
     memtable_free(&m->mt);
     free(m);
 }
@@ -571,7 +573,7 @@ int st_table_retry_flushes(storage *s, st_table *t, sib_err *err)
 {
     if (!t->dir || !storage_flusher(s)) return 0;
     for (st_mem *m = t->frozen; m; m = m->next) /* frozen, and in no flush job: a failed flush */
-        if (m->refs == 1) {
+        if (__atomic_load_n(&m->refs, __ATOMIC_RELAXED) == 1) {
             int rc = queue_flush(s, t, m, err);
             if (rc) return rc;
         }

@@ -39,6 +39,8 @@ typedef struct src {
     const mt_rec *kv; /* its partition, when an MT_KV: one row, empty key */
     bt_cur cur;
     uint32_t ver;
+    const st_snap_part *sn; /* copy of an active memtable partition (pinned reads) */
+    size_t idx;     /* its current row */
     sst_part *sp;   /* SSTable source */
     sst_row row;    /* current row (valid when has) */
     bool has, consumed, skip; /* skip: its clustering range misses every slice */
@@ -64,6 +66,7 @@ struct st_iter {
     st_cell_view *cv;
     size_t cvcap;
     uint64_t tombstones; /* met while merging rows (st_iter_tombstones) */
+    bool cache_only;     /* SSTable blocks from the block cache only (else SIB_EAGAIN) */
     int status;
     sib_err err;
 };
@@ -150,7 +153,8 @@ static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, s
     if (!st->partitions || token < st->first_token || token > st->last_token) return 0;
     if (!sst_may_contain(t, token)) return 0;
     sst_part *p;
-    int rc = sst_part_open_cached(t, bc, pk, pklen, token, &p, &it->err);
+    int rc = it->cache_only ? sst_part_open_cache_only(t, bc, pk, pklen, token, &p, &it->err)
+                            : sst_part_open_cached(t, bc, pk, pklen, token, &p, &it->err);
     if (rc || !p) return rc;
     it->ssts_read++;
     src *s = src_add(it);
@@ -164,14 +168,12 @@ static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, s
     return 0;
 }
 
-st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
-                 bool reversed, int32_t now_s)
+/* The iterator, with room for maxsrc sources and the slices copied. */
+static st_iter *iter_new(size_t maxsrc, const st_slice *slices, size_t nslices, bool reversed, int32_t now_s)
 {
     size_t keybytes = 0, ns = nslices ? nslices : 1;
     for (size_t i = 0; i < nslices; i++)
         keybytes += (slices[i].start.unbounded ? 0 : slices[i].start.len) + (slices[i].end.unbounded ? 0 : slices[i].end.len);
-    size_t maxsrc = 1 + t->nssts;
-    for (st_mem *m = t->frozen; m; m = m->next) maxsrc++;
     /* one allocation: the iterator, its sources and pick slots, the slice
      * bounds and their key bytes (last: the only unaligned part) */
     st_iter *it = calloc(1, sizeof *it + maxsrc * (sizeof(src) + sizeof(const sst_row *)) +
@@ -199,11 +201,52 @@ st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *s
             keys += d->len;
         }
     }
+    return it;
+}
+
+st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
+                 bool reversed, int32_t now_s)
+{
+    return st_read_ex(t, pk, pklen, slices, nslices, reversed, now_s, false);
+}
+
+st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
+                    bool reversed, int32_t now_s, bool cache_only)
+{
+    size_t maxsrc = 1 + t->nssts;
+    for (st_mem *m = t->frozen; m; m = m->next) maxsrc++;
+    st_iter *it = iter_new(maxsrc, slices, nslices, reversed, now_s);
+    if (!it) return NULL;
+    it->cache_only = cache_only;
     int rc = add_mem(it, t->mem, pk, pklen);
     for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, pk, pklen);
     int64_t token = t->nssts ? sib_murmur3_token(pk, pklen) : 0;
     for (size_t i = 0; !rc && i < t->nssts; i++) rc = add_sst(it, t->ssts[i], storage_bcache(t->s), pk, pklen, token);
     st_note_sstables_per_read(t, it->ssts_read);
+    if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
+    it->status = rc;
+    return it;
+}
+
+/* The copy of an active memtable partition as a source: the newest one,
+ * first in the sources as the active memtable is in st_read. */
+static int add_snap(st_iter *it, const st_snap_part *sp)
+{
+    src *s = src_add(it);
+    s->sn = sp;
+    if (sp->pdel.ts != SST_NO_TS && sst_del_supersedes(sp->pdel, it->pdel)) it->pdel = sp->pdel;
+    return add_rts(it, sp->rts, sp->nrt);
+}
+
+st_iter *st_read_pinned(const st_pin *v, const st_snap_part *sp, const uint8_t *pk, size_t pklen,
+                        const st_slice *slices, size_t nslices, bool reversed, int32_t now_s)
+{
+    st_iter *it = iter_new((sp ? 1 : 0) + v->nmems + v->nssts, slices, nslices, reversed, now_s);
+    if (!it) return NULL;
+    int rc = sp ? add_snap(it, sp) : 0;
+    for (size_t i = 0; !rc && i < v->nmems; i++) rc = add_mem(it, v->mems[i], pk, pklen);
+    int64_t token = v->nssts ? sib_murmur3_token(pk, pklen) : 0;
+    for (size_t i = 0; !rc && i < v->nssts; i++) rc = add_sst(it, v->ssts[i], v->bc, pk, pklen, token);
     if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
     it->status = rc;
     return it;
@@ -269,6 +312,22 @@ static int src_position(st_iter *it, src *s, const sst_bound *a, const sst_bound
         s->has = rc == 1;
         return rc < 0 ? rc : 0;
     }
+    if (s->sn) { /* never moves: positioned only at a slice's start (or end) */
+        const st_snap_part *sp = s->sn;
+        size_t lo = 0, hi = sp->nrows;
+        while (lo < hi) { /* first row after the bound (reversed: after the end bound) */
+            size_t mid = (lo + hi) / 2;
+            const sst_row *r = &sp->rows[mid];
+            bool before = it->reversed ? sst_bound_cmp(r->ck, r->cklen, b, false) < 0
+                                       : sst_bound_cmp(r->ck, r->cklen, a, true) < 0;
+            if (before) lo = mid + 1;
+            else hi = mid;
+        }
+        s->idx = it->reversed ? lo - 1 : lo; /* reversed: lo 0 wraps, the check below fails */
+        s->has = s->idx < sp->nrows;
+        if (s->has) s->row = sp->rows[s->idx];
+        return 0;
+    }
     if (s->kv) { /* its one row, "": before every other key */
         if (it->has_last) s->has = it->reversed && it->lastlen;
         else {
@@ -306,6 +365,12 @@ static int src_advance(st_iter *it, src *s)
     }
     if (s->kv) {
         s->has = false;
+        return 0;
+    }
+    if (s->sn) {
+        s->idx = it->reversed ? s->idx - 1 : s->idx + 1;
+        s->has = s->idx < s->sn->nrows;
+        if (s->has) s->row = s->sn->rows[s->idx];
         return 0;
     }
     if (it->reversed) bt_cur_prev(&s->cur);
@@ -472,6 +537,8 @@ bool st_iter_static(st_iter *it, st_row *out)
         src *s = &it->srcs[i];
         if (s->sp) {
             if ((pick[np] = sst_part_static(s->sp))) np++;
+        } else if (s->sn) {
+            if ((pick[np] = s->sn->stat)) np++;
         } else if (s->mp && s->mp->x && s->mp->x->static_row) {
             src *t = &it->stat[i];
             if (!mem_row(t, s->mp->x->static_row, true)) {
@@ -509,7 +576,8 @@ bool st_partition_live(st_table *t, const uint8_t *pk, size_t pklen, int32_t now
 
 typedef struct pk_src {
     st_mem *m;
-    size_t pos; /* memtable: index position of the current partition */
+    size_t pos; /* memtable: index position of the current partition; snap: its part */
+    bool snap;  /* the pin's copy of the active memtable */
     sst_pscan *ps;
     bool has;
     int64_t token;
@@ -518,7 +586,10 @@ typedef struct pk_src {
 } pk_src;
 
 struct st_scan {
-    st_table *t;
+    st_table *t;        /* NULL: over a pin */
+    const st_pin *pin;
+    bool cut;           /* stopped at the pin's cut */
+    const st_snap_part *sp; /* the copy of the partition returned last, if any */
     int32_t now;
     bool built;
     uint64_t srcver;
@@ -570,6 +641,16 @@ static void scan_clear(st_scan *sc)
 
 static int pk_peek(st_scan *sc, pk_src *p)
 {
+    if (p->snap) {
+        p->has = p->pos < sc->pin->nparts;
+        if (p->has) {
+            const st_snap_part *x = &sc->pin->parts[p->pos];
+            p->pk = x->pk;
+            p->pklen = x->pklen;
+            p->token = x->token;
+        }
+        return 0;
+    }
     if (p->m) {
         const mt_rec *r = memtable_at(&p->m->mt, &p->pos);
         p->has = r != NULL;
@@ -585,8 +666,56 @@ static int pk_peek(st_scan *sc, pk_src *p)
     return rc < 0 ? rc : 0;
 }
 
+static int pk_cmp(const pk_src *a, const pk_src *b);
+
+/* The first copied partition after the resume position (at it when incl). */
+static size_t snap_seek(const st_scan *sc)
+{
+    const st_pin *v = sc->pin;
+    if (!sc->has_pos) return 0;
+    pk_src at = {.token = sc->token, .pk = sc->key, .pklen = sc->keylen};
+    size_t lo = 0, hi = v->nparts;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        pk_src x = {.token = v->parts[mid].token, .pk = v->parts[mid].pk, .pklen = v->parts[mid].pklen};
+        int c;
+        if (sc->has_key) c = pk_cmp(&x, &at);
+        else c = x.token < at.token ? -1 : x.token > at.token ? 1 : 0;
+        if (c < 0 || (c == 0 && !sc->incl)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int scan_build_pinned(st_scan *sc)
+{
+    const st_pin *v = sc->pin;
+    if (!(sc->srcs = calloc(1 + v->nmems + v->nssts, sizeof *sc->srcs))) return SIB_ENOMEM;
+    pk_src *p = &sc->srcs[sc->nsrc++];
+    p->snap = true;
+    p->pos = snap_seek(sc);
+    pk_peek(sc, p);
+    for (size_t i = 0; i < v->nmems; i++) {
+        p = &sc->srcs[sc->nsrc++];
+        p->m = v->mems[i];
+        st_mem_ref(p->m);
+        p->pos = sc->has_pos ? memtable_seek(&p->m->mt, sc->token, sc->has_key ? sc->key : NULL, sc->keylen, sc->incl) : 0;
+        pk_peek(sc, p);
+    }
+    for (size_t i = 0; i < v->nssts; i++) {
+        p = &sc->srcs[sc->nsrc++];
+        int rc = sst_pscan_open(v->ssts[i], sc->has_pos ? sc->token : INT64_MIN, sc->has_key ? sc->key : NULL,
+                                sc->keylen, sc->has_pos ? sc->incl : true, &p->ps, &sc->err);
+        if (!rc) rc = pk_peek(sc, p);
+        if (rc) return rc;
+    }
+    sc->built = true;
+    return 0;
+}
+
 static int scan_build(st_scan *sc)
 {
+    if (sc->pin) return scan_build_pinned(sc);
     st_table *t = sc->t;
     size_t n = 1 + t->nssts;
     for (st_mem *m = t->frozen; m; m = m->next) n++;
@@ -619,33 +748,54 @@ static int pk_cmp(const pk_src *a, const pk_src *b)
     return c ? c : (a->pklen < b->pklen ? -1 : a->pklen > b->pklen);
 }
 
+/* The next candidate partition in order (live or not): 1, 0 at the end,
+ * <0 on error. sc->key/keylen/token hold it. */
+static int scan_step(st_scan *sc)
+{
+    if (sc->t && sc->built && (sc->srcver != sc->t->srcver || sc->memver != memtable_version(&sc->t->mem->mt)))
+        scan_clear(sc);
+    int rc;
+    if (!sc->built && (rc = scan_build(sc))) return rc;
+    pk_src *best = NULL;
+    for (size_t i = 0; i < sc->nsrc; i++)
+        if (sc->srcs[i].has && (!best || pk_cmp(&sc->srcs[i], best) < 0)) best = &sc->srcs[i];
+    if (!best) return 0;
+    if (sc->pin && sc->pin->cut && sc->pin->nparts) {
+        /* past the last copied active partition: the copy cannot tell */
+        const st_snap_part *l = &sc->pin->parts[sc->pin->nparts - 1];
+        pk_src last = {.token = l->token, .pk = l->pk, .pklen = l->pklen};
+        if (pk_cmp(best, &last) > 0) {
+            sc->cut = true;
+            return 0;
+        }
+    }
+    if (!sib_grow((void **)&sc->key, &sc->keycap, best->pklen + 1, 1)) return SIB_ENOMEM;
+    pk_src cur = *best;
+    memcpy(sc->key, cur.pk, cur.pklen); /* before the sources move */
+    sc->keylen = cur.pklen;
+    sc->token = cur.token;
+    sc->has_pos = sc->has_key = true;
+    sc->incl = false;
+    cur.pk = sc->key;
+    sc->sp = NULL;
+    for (size_t i = 0; i < sc->nsrc; i++) {
+        pk_src *p = &sc->srcs[i];
+        if (!p->has || pk_cmp(p, &cur)) continue;
+        if (p->snap) sc->sp = &sc->pin->parts[p->pos];
+        if (p->m || p->snap) p->pos++;
+        if ((rc = pk_peek(sc, p))) return rc;
+    }
+    return 1;
+}
+
 bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token)
 {
     while (!sc->status) {
-        if (sc->built && (sc->srcver != sc->t->srcver || sc->memver != memtable_version(&sc->t->mem->mt))) scan_clear(sc);
-        if (!sc->built && (sc->status = scan_build(sc))) break;
-        pk_src *best = NULL;
-        for (size_t i = 0; i < sc->nsrc; i++)
-            if (sc->srcs[i].has && (!best || pk_cmp(&sc->srcs[i], best) < 0)) best = &sc->srcs[i];
-        if (!best) return false;
-        if (!sib_grow((void **)&sc->key, &sc->keycap, best->pklen + 1, 1)) {
-            sc->status = SIB_ENOMEM;
+        int rc = scan_step(sc);
+        if (rc <= 0) {
+            sc->status = rc;
             break;
         }
-        pk_src cur = *best;
-        memcpy(sc->key, cur.pk, cur.pklen); /* before the sources move */
-        sc->keylen = cur.pklen;
-        sc->token = cur.token;
-        sc->has_pos = sc->has_key = true;
-        sc->incl = false;
-        cur.pk = sc->key;
-        for (size_t i = 0; i < sc->nsrc && !sc->status; i++) {
-            pk_src *p = &sc->srcs[i];
-            if (!p->has || pk_cmp(p, &cur)) continue;
-            if (p->m) p->pos++;
-            sc->status = pk_peek(sc, p);
-        }
-        if (sc->status) break;
         if (!st_partition_live(sc->t, sc->key, sc->keylen, sc->now)) continue;
         *pk = sc->key;
         *pklen = sc->keylen;
@@ -653,6 +803,39 @@ bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int6
         return true;
     }
     return false;
+}
+
+st_scan *st_scan_pinned(const st_pin *v, const st_position *start)
+{
+    st_scan *sc = st_scan_open(NULL, start, 0);
+    if (sc) sc->pin = v;
+    return sc;
+}
+
+bool st_scan_next_candidate(st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token, const st_snap_part **sp)
+{
+    if (sc->status) return false;
+    int rc = scan_step(sc);
+    if (rc <= 0) {
+        sc->status = rc;
+        return false;
+    }
+    *pk = sc->key;
+    *pklen = sc->keylen;
+    *token = sc->token;
+    *sp = sc->sp;
+    return true;
+}
+
+bool st_scan_cut(const st_scan *sc) { return sc->cut; }
+
+bool st_scan_last(const st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token)
+{
+    if (!sc->has_key) return false;
+    *pk = sc->key;
+    *pklen = sc->keylen;
+    *token = sc->token;
+    return true;
 }
 
 int st_scan_status(const st_scan *sc, sib_err *err)

@@ -26,7 +26,9 @@
  * Threading: every function here is called on the owning loop thread
  * (opts.loop). fsync runs on a private sync thread that reports back with
  * ev_async; nothing here blocks the loop on fsync. Iterators and scans are
- * synchronous and must not outlive a truncate/drop of their table.
+ * synchronous and must not outlive a truncate/drop of their table;
+ * st_read_page runs SSTable reads on the read pool (see "reads off the
+ * loop").
  *
  * Durability: storage_apply appends ONE commitlog entry for all the mutations
  * it is given (a logged batch is all-or-nothing on replay) and then applies
@@ -126,6 +128,10 @@ typedef struct storage_opts {
     /* commitlog_ignore_replay_errors: replay skips damage before the tail
      * and missing segments (logging what is lost) instead of failing. */
     bool commitlog_ignore_replay_errors;
+    /* concurrent_reads (cassandra.yaml): threads of the read pool that runs
+     * SSTable reads and scans off the loop (st_read_page); 0 -> 2. Only
+     * with a loop: without one every read runs inline. */
+    int concurrent_reads;
 } storage_opts;
 
 /* Opens the commitlog directory (creates a fresh segment for new writes; old
@@ -324,6 +330,90 @@ st_scan *st_scan_open(st_table *t, const st_position *start, int32_t now_s);
 bool st_scan_next_partition(st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token);
 int st_scan_status(const st_scan *sc, sib_err *err);
 void st_scan_destroy(st_scan *sc);
+
+/* ---- reads off the loop (readpool.c) ----------------------------------------
+ *
+ * st_iter and st_scan above read on the calling (loop) thread, SSTables
+ * included. st_read_page is the read the CQL executor uses: a BOUNDED piece
+ * of one partition or of a token-ordered scan whose rows come back copied,
+ * evaluated (live cells only) and owned by the page. A partition read that
+ * only memory can answer (no SSTable's bloom filter admits its token, or
+ * every block it needs is in the block cache) runs inline; anything else,
+ * scans included, runs on the read pool (concurrent_reads threads),
+ * and the result comes back to the loop through ev_async:
+ *   - on the loop, at submit: the frozen memtables and the SSTables are
+ *     pinned by reference (a flush, compaction or truncate that completes
+ *     meanwhile cannot free them), and the part of the ACTIVE memtable the
+ *     piece can need is copied (the loop keeps writing to it in place, so a
+ *     worker never reads it);
+ *   - on a worker: the copy, the frozen memtables and the SSTables are
+ *     merged exactly as st_read merges them (pread, crc, LZ4, LWW);
+ *   - on the loop: the pins go, then `cb` gets the page.
+ * A piece stops after max_rows rows or max_parts partitions (0 -> 1024
+ * each), so a scan is many small jobs and point reads queued behind it get
+ * a worker in between. */
+
+typedef struct st_rpage st_rpage; /* the rows of one piece; owned by the callback */
+
+typedef struct st_rreq {
+    const uint8_t *pk;           /* partition read: this partition; NULL: a scan */
+    size_t pklen;
+    const st_position *start;    /* scan: from here (NULL: the beginning) */
+    bool has_end;                /* scan: stop at the first partition past end_token */
+    int64_t end_token;           /* (inclusive) */
+    const st_slice *slices;      /* as st_read; ignored by static_only */
+    size_t nslices;
+    bool reversed;
+    bool static_only;            /* SELECT DISTINCT: static row and liveness only */
+    bool with_static;            /* return the static row (the table has static columns) */
+    int32_t now_s;
+    size_t max_rows, max_parts;  /* bounds of the piece; 0 -> 1024 */
+} st_rreq;
+
+typedef void (*st_read_fn)(void *ctx, st_rpage *page);
+
+/* Returns 0 with *page set when the read ran inline, 1 when it was queued
+ * (cb(ctx, page) then runs later on the loop, exactly once, also at
+ * shutdown: storage_read_drain), <0 when it could not start (out of
+ * memory, the pool is stopping). Call on the loop thread. */
+int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb, void *ctx, sib_err *err);
+
+typedef struct st_rpart {
+    const uint8_t *pk;
+    size_t pklen;
+    int64_t token;
+    bool live;        /* a live row (anywhere in it) or live static row: static_only only */
+    bool complete;    /* false: it stopped at max_rows; more rows may follow */
+    size_t nrows;
+    uint64_t tombstones; /* as st_iter_tombstones */
+} st_rpart;
+
+size_t st_rpage_parts(const st_rpage *p);
+void st_rpage_part(const st_rpage *p, size_t i, st_rpart *out);
+/* Row j of partition i; views valid until st_rpage_destroy. */
+void st_rpage_row(const st_rpage *p, size_t i, size_t j, st_row *out);
+bool st_rpage_static(const st_rpage *p, size_t i, st_row *out);
+/* A scan stopped at a bound: partitions after the one st_rpage_resume
+ * names (the last it looked at, shown or not) may follow. */
+bool st_rpage_more(const st_rpage *p);
+/* *pk valid until st_rpage_destroy; false when !more. */
+bool st_rpage_resume(const st_rpage *p, const uint8_t **pk, size_t *pklen, int64_t *token);
+/* 0, or why the piece failed (rows before the failure are still there). */
+int st_rpage_status(const st_rpage *p, sib_err *err);
+/* On the loop thread, before storage_close (a point read's page goes back
+ * to the pool's spares). */
+void st_rpage_destroy(st_rpage *p);
+
+/* Shutdown: refuses new pieces, waits for the queued and running ones and
+ * delivers them (their callbacks run before this returns). Call before the
+ * callbacks' owners go away; storage_close does it too. */
+void storage_read_drain(storage *s);
+
+typedef struct st_read_stats {
+    uint64_t inline_reads, pool_reads; /* pieces run on the loop / on the pool */
+    uint64_t queued, running;          /* now */
+} st_read_stats;
+void storage_read_stats(storage *s, st_read_stats *out);
 
 /* ---- compaction -------------------------------------------------------------
  *

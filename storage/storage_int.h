@@ -11,6 +11,8 @@
  *                commitlog segment release
  *   compact.c    the compaction manager: strategy checks, worker threads,
  *                atomic replacement in the read path, major compaction, stats
+ *   readpool.c   st_read_page: bounded read pieces on the read pool threads,
+ *                the active memtable's copy, pins, the page of rows
  */
 #ifndef SIB_STORAGE_INT_H
 #define SIB_STORAGE_INT_H
@@ -326,6 +328,56 @@ static inline bool st_del_supersedes(st_deletion a, st_deletion b)
 /* Position of ck relative to a bound: <0 before, >0 after (never 0). */
 int mt_bound_cmp(const uint8_t *ck, size_t cklen, const mt_bound *b, bool is_start);
 
+/* ---- reads over pinned sources (read.c, for readpool.c) ------------------ */
+
+/* One partition of the active memtable, copied on the loop (readpool.c) as
+ * raw rows (tombstones included, nothing evaluated), so a worker can merge
+ * it while the loop keeps writing the memtable in place. */
+typedef struct st_snap_part {
+    const uint8_t *pk;
+    uint32_t pklen;
+    int64_t token;
+    sst_del pdel;
+    const sst_rt *rts;
+    size_t nrt;
+    const sst_row *stat; /* NULL: no static row */
+    const sst_row *rows; /* clustering order */
+    size_t nrows;
+} st_snap_part;
+
+/* What a read piece reads on a worker: referenced frozen memtables and
+ * SSTables (immutable) plus the copy of the active memtable. The copy holds
+ * every active partition the piece can reach: parts[0..n) in (token, pk)
+ * order; `cut` means more active partitions follow parts[n-1], so a scan
+ * must stop after it. */
+typedef struct st_pin {
+    st_mem **mems;
+    size_t nmems;
+    sstable **ssts;
+    size_t nssts;
+    const st_snap_part *parts;
+    size_t nparts;
+    bool cut;
+    sst_bcache *bc;
+} st_pin;
+
+/* st_read; cache_only: SSTable blocks only from the block cache, a miss
+ * ends the iteration with SIB_EAGAIN (the inline attempt of readpool.c). */
+st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
+                    bool reversed, int32_t now_s, bool cache_only);
+/* st_read over a pin (any thread); sp: the partition's copy, or NULL. */
+st_iter *st_read_pinned(const st_pin *v, const st_snap_part *sp, const uint8_t *pk, size_t pklen,
+                        const st_slice *slices, size_t nslices, bool reversed, int32_t now_s);
+/* st_scan over a pin: candidate partitions (live or not) in order from
+ * start; never re-seeks (nothing it reads moves). *sp is the partition's
+ * copy or NULL. Ends at the pin's cut (st_scan_cut then tells). */
+st_scan *st_scan_pinned(const st_pin *v, const st_position *start);
+bool st_scan_next_candidate(st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token,
+                            const st_snap_part **sp);
+bool st_scan_cut(const st_scan *sc);
+/* The partition returned last (or the start position's key): false if none. */
+bool st_scan_last(const st_scan *sc, const uint8_t **pk, size_t *pklen, int64_t *token);
+
 /* ---- commitlog (commitlog.c) --------------------------------------------- */
 
 typedef struct clog clog;
@@ -457,6 +509,13 @@ st_compactor *storage_compactor_any(storage *s);
 uint64_t storage_next_epoch(storage *s);
 storage_stats *storage_totals(storage *s); /* flush/compaction counters */
 sst_bcache *storage_bcache(storage *s); /* NULL: no block cache */
+
+/* read pool (readpool.c) */
+typedef struct st_readpool st_readpool;
+int st_readpool_start(st_readpool **out, storage *s, struct ev_loop *loop, sib_err *err);
+void st_readpool_stop(st_readpool *p); /* drains first (storage_read_drain) */
+void st_readpool_drain(st_readpool *p);
+st_readpool *storage_readpool(storage *s);
 
 #define ST_ENTRY_VERSION 1
 enum { ST_ENTRY_MUTATIONS = 1, ST_ENTRY_TRUNCATE = 2, ST_ENTRY_DROP = 3 };

@@ -54,6 +54,7 @@ struct storage {
     st_flusher *fl;
     st_compactor *cm;
     sst_bcache *bc;      /* decompressed Data blocks of every table; NULL = none */
+    st_readpool *rp;     /* read pool (readpool.c); NULL without a loop */
     uint64_t epochs;     /* table uid/epoch source */
     storage_stats totals; /* flush/compaction counters that outlive tables */
     uint64_t applies;
@@ -195,6 +196,7 @@ st_compactor *storage_compactor_any(storage *s) { return s->cm; }
 uint64_t storage_next_epoch(storage *s) { return ++s->epochs; }
 storage_stats *storage_totals(storage *s) { return &s->totals; }
 sst_bcache *storage_bcache(storage *s) { return s->bc; }
+st_readpool *storage_readpool(storage *s) { return s->rp; }
 st_table *storage_table_next(storage *s, size_t *i)
 {
     while (*i < s->cap)
@@ -274,6 +276,7 @@ int storage_open(storage **out, const storage_opts *o, sib_err *err)
     if ((rc = clog_open(&s->cl, &co, err))) goto fail;
     if (s->o.data_dir && (rc = st_flusher_start(&s->fl, s, o->loop, err))) goto fail;
     if (s->o.data_dir && (rc = st_compactor_start(&s->cm, s, o->loop, err))) goto fail;
+    if (o->loop && (rc = st_readpool_start(&s->rp, s, o->loop, err))) goto fail;
     *out = s;
     return 0;
 fail:
@@ -284,6 +287,7 @@ fail:
 void storage_close(storage *s)
 {
     if (!s) return;
+    st_readpool_stop(s->rp); /* delivers the reads in flight: they pin tables */
     if (s->cl) clog_flush(s->cl); /* queued writes reach the memtables while flush runs */
     st_compactor_stop(s->cm); /* cancels running compactions (inputs stay live) */
     s->cm = NULL; /* a flush that completes below must not queue a compaction on it */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <ev.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -128,6 +129,50 @@ static void test_render(void **state)
     free(text);
     sib_buf_free(&b);
     admin_metrics_destroy(m);
+}
+
+/* Loop lag: iterations into the histogram and the max; a real loop's
+ * watchers record its iterations and stop with the metrics. */
+static void test_loop_lag(void **state)
+{
+    (void)state;
+    admin_metrics *m = admin_metrics_create();
+    assert_non_null(m);
+    admin_metrics_on_loop_iteration(m, 40);
+    admin_metrics_on_loop_iteration(m, 3000);
+    admin_metrics_on_loop_iteration(m, 70000);
+    admin_gauges g = {.reads_inline = 5, .reads_pool = 7, .reads_queued = 1};
+    sib_buf b;
+    sib_buf_init(&b);
+    admin_metrics_render(m, &g, &b);
+    assert_true(has_line(&b, "# TYPE sibyl_loop_iteration_seconds histogram"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_seconds_bucket{loop=\"cql\",le=\"0.000050\"} 1"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_seconds_bucket{loop=\"cql\",le=\"0.005000\"} 2"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_seconds_bucket{loop=\"cql\",le=\"0.050000\"} 2"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_seconds_bucket{loop=\"cql\",le=\"0.100000\"} 3"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_seconds_count{loop=\"cql\"} 3"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_max_seconds{loop=\"cql\"} 0.070000"));
+    assert_true(has_line(&b, "sibyl_reads_inline_total 5"));
+    assert_true(has_line(&b, "sibyl_reads_pool_total 7"));
+    assert_true(has_line(&b, "sibyl_read_pool_queued 1"));
+    sib_buf_free(&b);
+    admin_metrics_destroy(m);
+
+    m = admin_metrics_create();
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    sib_err err;
+    assert_int_equal(admin_metrics_watch_loop(m, loop, &err), 0);
+    assert_int_equal(admin_metrics_watch_loop(m, loop, &err), SIB_EINVAL);
+    for (int i = 0; i < 3; i++) ev_run(loop, EVRUN_NOWAIT);
+    sib_buf_init(&b);
+    admin_metrics_render(m, &g, &b);
+    char *p = strstr((const char *)b.p, "sibyl_loop_iteration_seconds_count{loop=\"cql\"} ");
+    assert_non_null(p);
+    assert_true(atoi(p + strlen("sibyl_loop_iteration_seconds_count{loop=\"cql\"} ")) >= 2);
+    sib_buf_free(&b);
+    admin_metrics_destroy(m); /* stops the watchers */
+    ev_run(loop, EVRUN_NOWAIT);
+    ev_loop_destroy(loop);
 }
 
 static void test_error_names(void **state)
@@ -356,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_hist_buckets),
         cmocka_unit_test(test_hist_quantile),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_loop_lag),
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_ring_owns),
         cmocka_unit_test(test_request_guard),

@@ -40,6 +40,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.memtable_heap_space, 0);
     assert_int_equal(c.commitlog_total_space, 0);
     assert_true(c.block_cache_size == NODE_DEFAULT_SIZE);
+    assert_int_equal(c.concurrent_reads, 2);
 }
 
 static void test_load(void **state)
@@ -59,6 +60,7 @@ static void test_load(void **state)
                     "phi_convict_threshold: 12\n"
                     "gossip_interval_ms: 250\n"
                     "storage_port: 7100\n"
+                    "concurrent_reads: 8\n"
                     "seed_provider:\n"
                     "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider\n"
                     "    parameters:\n"
@@ -81,6 +83,7 @@ static void test_load(void **state)
     assert_int_equal(c.num_tokens, 4);
     assert_int_equal(c.commitlog_total_space, (size_t)2 << 30);
     assert_int_equal(c.block_cache_size, 0); /* 0 = no cache, not "default" */
+    assert_int_equal(c.concurrent_reads, 8);
     assert_string_equal(c.seeds, "127.0.0.1,127.0.0.2");
     assert_true(c.phi_convict_threshold == 12.0);
     assert_int_equal(c.gossip_interval_ms, 250);
@@ -95,6 +98,8 @@ static void test_bad_values(void **state)
         "native_transport_port: abc\n",
         "commitlog_sync_period: 10 parsecs\n",
         "num_tokens: 0\n",
+        "concurrent_reads: 0\n",
+        "concurrent_reads: 65\n",
         "key: [unclosed\n",
         "phi_convict_threshold: 0\n",
         "gossip_interval: 1ms\n",

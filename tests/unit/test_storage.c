@@ -2962,6 +2962,341 @@ static void test_kill_during_compaction(void **state)
     f->s = open_data(f, 0, NULL);
 }
 
+
+/* ---- the read pool (st_read_page) ---- */
+
+typedef struct page_cb {
+    int calls;
+    st_rpage *page;
+} page_cb;
+
+static void on_page(void *ctx, st_rpage *pg)
+{
+    page_cb *c = ctx;
+    c->calls++;
+    st_rpage_destroy(c->page);
+    c->page = pg;
+}
+
+/* One piece: inline (returns at once) or queued (the loop runs until it is
+ * delivered, bounded). *queued tells which. */
+static st_rpage *piece(storage *s, struct ev_loop *loop, const st_rreq *rq, bool *queued)
+{
+    page_cb cb = {0};
+    st_rpage *pg = NULL;
+    sib_err err = {0};
+    int rc = st_read_page(storage_table(s, T1), rq, &pg, on_page, &cb, &err);
+    assert_true(rc == 0 || rc == 1);
+    if (queued) *queued = rc == 1;
+    if (rc == 0) return pg;
+    for (int i = 0; i < 20000 && !cb.calls; i++) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    assert_int_equal(cb.calls, 1);
+    return cb.page;
+}
+
+/* "pk/ck=val;" for every live row of a page into out. */
+static void page_str(const st_rpage *pg, char *out, size_t cap)
+{
+    assert_int_equal(st_rpage_status(pg, NULL), 0);
+    for (size_t i = 0; i < st_rpage_parts(pg); i++) {
+        st_rpart p;
+        st_rpage_part(pg, i, &p);
+        for (size_t j = 0; j < p.nrows; j++) {
+            st_row r;
+            st_rpage_row(pg, i, j, &r);
+            size_t n = strlen(out);
+            snprintf(out + n, cap - n, "%.*s/%.*s=%.*s;", (int)p.pklen, (const char *)p.pk, (int)r.cklen,
+                     (const char *)r.ck, r.ncells ? (int)r.cells[0].vlen : 0,
+                     r.ncells ? (const char *)r.cells[0].val : "");
+        }
+    }
+}
+
+/* The same rows through st_scan + st_read on the loop: the reference. */
+static void scan_str(storage *s, char *out, size_t cap)
+{
+    st_table *t = storage_table(s, T1);
+    st_scan *sc = st_scan_open(t, NULL, NOW);
+    const uint8_t *pk;
+    size_t pklen;
+    int64_t tok;
+    char key[64];
+    while (st_scan_next_partition(sc, &pk, &pklen, &tok)) {
+        snprintf(key, sizeof key, "%.*s", (int)pklen, (const char *)pk);
+        st_iter *it = st_read(t, pk, pklen, NULL, 0, false, NOW);
+        st_row r;
+        while (st_iter_next(it, &r)) {
+            size_t n = strlen(out);
+            snprintf(out + n, cap - n, "%s/%.*s=%.*s;", key, (int)r.cklen, (const char *)r.ck,
+                     r.ncells ? (int)r.cells[0].vlen : 0, r.ncells ? (const char *)r.cells[0].val : "");
+        }
+        st_iter_destroy(it);
+    }
+    assert_int_equal(st_scan_status(sc, NULL), 0);
+    st_scan_destroy(sc);
+}
+
+/* A whole scan in pieces of max_rows / max_parts, each resuming where the
+ * last stopped (and continuing a partition cut mid-way). */
+static void scan_in_pieces(storage *s, struct ev_loop *loop, size_t max_rows, size_t max_parts, char *out, size_t cap,
+                           size_t *npieces)
+{
+    st_rreq rq = {.now_s = NOW, .max_rows = max_rows, .max_parts = max_parts};
+    st_position pos;
+    uint8_t key[64], ck[64];
+    size_t keylen = 0, cklen = 0;
+    bool cont = false;
+    *npieces = 0;
+    for (int guard = 0; guard < 100000; guard++) {
+        st_slice sl = {{ck, cklen, false, false}, {NULL, 0, true, true}};
+        st_rreq q = rq;
+        if (cont) { /* the rest of a partition, after its last row */
+            q.pk = key;
+            q.pklen = keylen;
+            q.slices = &sl;
+            q.nslices = 1;
+        }
+        st_rpage *pg = piece(s, loop, &q, NULL);
+        ++*npieces;
+        page_str(pg, out, cap);
+        size_t n = st_rpage_parts(pg);
+        st_rpart last = {0};
+        if (n) st_rpage_part(pg, n - 1, &last);
+        if (n && !last.complete) {
+            st_row r;
+            st_rpage_row(pg, n - 1, last.nrows - 1, &r);
+            memcpy(key, last.pk, last.pklen);
+            keylen = last.pklen;
+            memcpy(ck, r.ck, r.cklen);
+            cklen = r.cklen;
+            cont = true;
+            if (!q.pk) { /* the scan goes on after that partition */
+                pos = (st_position){last.token, key, keylen, false};
+                rq.start = &pos;
+            }
+            st_rpage_destroy(pg);
+            continue;
+        }
+        const uint8_t *rk;
+        size_t rl;
+        int64_t rt;
+        bool more = !cont && st_rpage_resume(pg, &rk, &rl, &rt);
+        if (more) {
+            memcpy(key, rk, rl);
+            keylen = rl;
+            pos = (st_position){rt, key, keylen, false};
+            rq.start = &pos;
+        }
+        st_rpage_destroy(pg);
+        if (cont) { /* the partition is done: the scan continues after it */
+            cont = false;
+            pos = (st_position){sib_murmur3_token(key, keylen), key, keylen, false};
+            rq.start = &pos;
+            continue;
+        }
+        if (!more) return;
+    }
+    fail_msg("the scan never ended");
+}
+
+static storage *open_loop_data(dfx *f, struct ev_loop *loop, int threads)
+{
+    storage_close(f->s);
+    storage_opts o = {0};
+    o.commitlog_dir = f->cl;
+    o.data_dir = f->data;
+    o.loop = loop;
+    o.sstable_block_size = 1024;
+    o.concurrent_reads = threads;
+    sib_err err = {0};
+    assert_int_equal(storage_open(&f->s, &o, &err), 0);
+    assert_int_equal(storage_replay(f->s, NULL, &err), 0);
+    return f->s;
+}
+
+/* n whole-table pieces, queued together; their pages go to cbs[i]. */
+static void queue_scans(storage *s, page_cb *cbs, int n)
+{
+    st_rreq rq = {.now_s = NOW};
+    st_rpage *pg;
+    sib_err err;
+    for (int k = 0; k < n; k++)
+        assert_int_equal(st_read_page(storage_table(s, T1), &rq, &pg, on_page, &cbs[k], &err), 1);
+}
+
+/* Back to the fixture's storage without a loop (dteardown closes it). */
+static void close_loop_data(dfx *f, struct ev_loop *loop)
+{
+    storage_close(f->s);
+    ev_loop_destroy(loop);
+    f->s = open_data(f, 0, NULL);
+}
+
+static void flush_loop(storage *s, struct ev_loop *loop)
+{
+    cb_state cb = {0};
+    sib_err err;
+    ev_run(loop, EVRUN_NOWAIT); /* queued writes reach the memtable */
+    assert_int_equal(storage_flush(s, NULL, on_done, &cb, &err), 0);
+    for (int i = 0; i < 20000 && !cb.calls; i++) ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(cb.calls, 1);
+    assert_int_equal(cb.rc, 0);
+}
+
+static void fill_parts(storage *s, int nparts, int nrows, const char *tag, int64_t ts)
+{
+    char pk[16], ck[16], val[32];
+    for (int p = 0; p < nparts; p++)
+        for (int r = 0; r < nrows; r++) {
+            snprintf(pk, sizeof pk, "p%03d", p);
+            snprintf(ck, sizeof ck, "c%03d", r);
+            snprintf(val, sizeof val, "%s-%d-%d", tag, p, r);
+            put(s, pk, ck, 1, val, ts, 0, 0);
+        }
+}
+
+/* Pieces over SSTables, a frozen-then-flushed part and the active memtable
+ * give exactly the rows st_scan + st_read give, however small the pieces. */
+static void test_read_pool_pieces_match_reads(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 2);
+    fill_parts(s, 40, 6, "a", 10);
+    flush_loop(s, loop);
+    fill_parts(s, 20, 3, "bb", 11); /* newer values over part of the SSTable */
+    char pk[16];
+    for (int p = 40; p < 55; p++) { /* partitions only in the active memtable */
+        snprintf(pk, sizeof pk, "p%03d", p);
+        put(s, pk, "c000", 1, "mem", 50, 0, 0);
+    }
+    del_cell(s, "p005", "c001", 1, 60, NOW - 10); /* a tombstone over the SSTable */
+    ev_run(loop, EVRUN_NOWAIT);
+    /* A partition read with SSTable data runs on the pool while its blocks
+     * are not cached, then inline (block cache hits); a memory-only one
+     * inline. */
+    static char want[65536], got[65536];
+    st_read_stats before, after;
+    storage_read_stats(s, &before);
+    bool queued;
+    st_rreq rq = {.pk = (const uint8_t *)"p003", .pklen = 4, .now_s = NOW};
+    for (int k = 0; k < 2; k++) {
+        st_rpage *pg = piece(s, loop, &rq, &queued);
+        assert_true(queued == (k == 0));
+        got[0] = 0;
+        page_str(pg, got, sizeof got);
+        assert_string_equal(got, "p003/c000=bb-3-0;p003/c001=bb-3-1;p003/c002=bb-3-2;p003/c003=a-3-3;p003/c004=a-3-4;"
+                                 "p003/c005=a-3-5;");
+        st_rpage_destroy(pg);
+    }
+    st_rpage *pg;
+    rq.pk = (const uint8_t *)"p050";
+    pg = piece(s, loop, &rq, &queued);
+    assert_false(queued);
+    got[0] = 0;
+    page_str(pg, got, sizeof got);
+    assert_string_equal(got, "p050/c000=mem;");
+    st_rpage_destroy(pg);
+    rq.pk = (const uint8_t *)"nope";
+    pg = piece(s, loop, &rq, &queued);
+    assert_int_equal(st_rpage_parts(pg), 0);
+    st_rpage_destroy(pg);
+    storage_read_stats(s, &after);
+    assert_true(after.pool_reads >= before.pool_reads + 1);
+    assert_true(after.inline_reads >= before.inline_reads + 1);
+    want[0] = 0;
+    scan_str(s, want, sizeof want);
+    assert_true(strlen(want) > 1000);
+    const size_t bounds[][2] = {{0, 0}, {1, 1}, {5, 3}, {7, 1000}, {1000, 4}};
+    for (size_t b = 0; b < SIB_ARRAY_LEN(bounds); b++) {
+        got[0] = 0;
+        size_t n;
+        scan_in_pieces(s, loop, bounds[b][0], bounds[b][1], got, sizeof got, &n);
+        assert_string_equal(got, want);
+        if (bounds[b][0] == 1) assert_true(n > 200); /* one row per piece */
+    }
+    close_loop_data(f, loop);
+}
+
+/* A piece reads the table as it was when it was asked for: writes that
+ * arrive while it runs (same-size values overwritten in place in the
+ * active memtable, new partitions, a flush completing) do not tear its
+ * rows, and the next piece sees them. Run under TSan (SIB_TSAN), this is
+ * the read/write concurrency test. */
+static void test_read_pool_snapshot_under_writes(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 3);
+    fill_parts(s, 30, 4, "x", 10);
+    flush_loop(s, loop);
+    fill_parts(s, 30, 4, "y", 11); /* active memtable over the SSTable */
+    ev_run(loop, EVRUN_NOWAIT);
+    static char want[65536], got[65536];
+    want[0] = 0;
+    scan_str(s, want, sizeof want);
+    for (int round = 0; round < 20; round++) {
+        page_cb cbs[4] = {{0}};
+        sib_err err;
+        queue_scans(s, cbs, 4);
+        /* meanwhile: same-size overwrites (in place) and new partitions */
+        fill_parts(s, 30, 4, round % 2 ? "z" : "w", 100 + round); /* newer: in place */
+        char pk[16];
+        snprintf(pk, sizeof pk, "q%03d", round);
+        put(s, pk, "c000", 1, "new", 70, 0, 0);
+        if (round % 5 == 4) {
+            ev_run(loop, EVRUN_NOWAIT);
+            assert_int_equal(storage_flush(s, NULL, NULL, NULL, &err), 0); /* completes while pieces run */
+        }
+        for (int i = 0; i < 20000; i++) {
+            bool all = true;
+            for (int k = 0; k < 4; k++) all = all && cbs[k].calls;
+            if (all) break;
+            ev_run(loop, EVRUN_ONCE);
+        }
+        for (int k = 0; k < 4; k++) {
+            assert_int_equal(cbs[k].calls, 1);
+            got[0] = 0;
+            page_str(cbs[k].page, got, sizeof got);
+            assert_string_equal(got, want);
+            st_rpage_destroy(cbs[k].page);
+        }
+        ev_run(loop, EVRUN_NOWAIT);
+        want[0] = 0;
+        scan_str(s, want, sizeof want); /* the next pieces see the writes */
+        assert_non_null(strstr(want, pk));
+    }
+    close_loop_data(f, loop);
+}
+
+/* Shutdown with pieces queued: every callback runs once, before the drain
+ * returns, with its rows; later pieces are refused. */
+static void test_read_pool_drain(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 1);
+    fill_parts(s, 50, 2, "d", 10);
+    flush_loop(s, loop);
+    page_cb cbs[8] = {{0}};
+    queue_scans(s, cbs, 8);
+    st_rreq rq = {.now_s = NOW};
+    st_rpage *pg;
+    sib_err err;
+    storage_read_drain(s);
+    for (int k = 0; k < 8; k++) {
+        assert_int_equal(cbs[k].calls, 1);
+        assert_int_equal(st_rpage_status(cbs[k].page, NULL), 0);
+        assert_int_equal(st_rpage_parts(cbs[k].page), 50);
+        st_rpage_destroy(cbs[k].page);
+    }
+    assert_true(st_read_page(storage_table(s, T1), &rq, &pg, on_page, &cbs[0], &err) < 0);
+    assert_non_null(strstr(err.msg, "shutting down"));
+    close_loop_data(f, loop);
+}
+
 int main(void)
 {
     /* SIB_TEST_FILTER=name runs the tests matching it (one test under gdb, say) */
@@ -3026,6 +3361,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block_cache_bound_and_off, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_block_cache_compaction, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_block_cache_truncate_under_iterator, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_read_pool_pieces_match_reads, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_read_pool_snapshot_under_writes, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_read_pool_drain, dsetup, dteardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
