@@ -207,8 +207,12 @@ static st_iter *iter_new(size_t maxsrc, const st_slice *slices, size_t nslices, 
 st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
                  bool reversed, int32_t now_s)
 {
-    return st_read_ex(t, pk, pklen, slices, nslices, reversed, now_s, false);
+    st_iter *it = st_read_ex(t, pk, pklen, slices, nslices, reversed, now_s, false);
+    if (it) st_note_sstables_per_read(t, it->ssts_read);
+    return it;
 }
+
+uint32_t st_iter_sstables(const st_iter *it) { return it->ssts_read; }
 
 st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
                     bool reversed, int32_t now_s, bool cache_only)
@@ -222,7 +226,6 @@ st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice
     for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, pk, pklen);
     int64_t token = t->nssts ? sib_murmur3_token(pk, pklen) : 0;
     for (size_t i = 0; !rc && i < t->nssts; i++) rc = add_sst(it, t->ssts[i], storage_bcache(t->s), pk, pklen, token);
-    st_note_sstables_per_read(t, it->ssts_read);
     if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
     it->status = rc;
     return it;

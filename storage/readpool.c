@@ -88,6 +88,7 @@ struct st_rpage {
     size_t resumelen;
     int64_t resume_token;
     int status;
+    uint32_t sstables;    /* a partition read: SSTables it opened */
     sib_err err;
     struct st_readpool *home; /* a point page goes back to its pool's spares */
     struct st_rpage *next_spare;
@@ -242,6 +243,7 @@ typedef struct rjob {
     st_rpage *page;
     st_read_fn cb;
     void *ctx;
+    uint8_t table_id[16]; /* for the SSTables-per-read count, on the loop */
     struct rjob *next;
 } rjob;
 
@@ -259,6 +261,7 @@ static int run_partition(const st_rreq *rq, const st_pin *v, st_table *t, bool c
     if (!it) return SIB_ENOMEM;
     size_t left = bound_of(rq->max_rows);
     int rc = fill_part(pg, it, rq->pk, rq->pklen, sib_murmur3_token(rq->pk, rq->pklen), rq, &left);
+    pg->sstables = st_iter_sstables(it);
     st_iter_destroy(it);
     return rc;
 }
@@ -630,6 +633,9 @@ static void rp_poll(st_readpool *p)
         st_rpage *pg = j->page;
         st_read_fn cb = j->cb;
         void *ctx = j->ctx;
+        /* by id: the table may have been dropped while the piece ran */
+        st_table *t = j->rq.pk && pg->status == 0 ? storage_table_find(p->s, j->table_id) : NULL;
+        if (t) st_note_sstables_per_read(t, pg->sstables);
         job_free(j);
         if (--p->inflight == 0) ev_unref(p->loop);
         cb(ctx, pg);
@@ -725,6 +731,7 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
         if (!pg) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory (read)");
         page_fail(pg, run_partition(rq, NULL, t, cache_only, pg));
         if (pg->status != SIB_EAGAIN) {
+            if (pg->status == 0) st_note_sstables_per_read(t, pg->sstables);
             if (p) p->inline_reads++;
             *page = pg;
             return 0;
@@ -750,6 +757,7 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     }
     j->cb = cb;
     j->ctx = ctx;
+    memcpy(j->table_id, t->id, 16);
     if (p->inflight++ == 0) ev_ref(p->loop);
     p->pool_reads++;
     pthread_mutex_lock(&p->mu);

@@ -365,6 +365,11 @@ typedef struct st_pin {
  * ends the iteration with SIB_EAGAIN (the inline attempt of readpool.c). */
 st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
                     bool reversed, int32_t now_s, bool cache_only);
+/* SSTables the iterator opened (a partition found past the token range and
+ * bloom filter checks): what st_note_sstables_per_read counts. st_read
+ * counts its own reads; readpool.c counts a piece once it is final (not the
+ * inline attempt that a block missing from the cache sends to the pool). */
+uint32_t st_iter_sstables(const st_iter *it);
 /* st_read over a pin (any thread); sp: the partition's copy, or NULL. */
 st_iter *st_read_pinned(const st_pin *v, const st_snap_part *sp, const uint8_t *pk, size_t pklen,
                         const st_slice *slices, size_t nslices, bool reversed, int32_t now_s);
