@@ -45,7 +45,7 @@
 
 struct ev_loop;
 struct storage;
-struct sib_catalog;
+struct sch_catalog;
 struct coord;
 struct gossip;
 
@@ -75,7 +75,7 @@ void admin_metrics_destroy(admin_metrics *m);
 
 /* Observer callbacks (signatures of cql_exec_observer, ctx = the metrics):
  * one finished request with its protocol opcode, statement kind
- * (parser.h cql_stmt_kind, or -1 when it did not parse), consistency level
+ * (parser.h prs_stmt_kind, or -1 when it did not parse), consistency level
  * code and time on the loop thread; and one error reply by protocol code. */
 void admin_metrics_on_request(void *m, int opcode, int stmt_kind, int consistency, int64_t latency_us);
 void admin_metrics_on_error(void *m, int32_t protocol_code);
@@ -184,7 +184,7 @@ typedef struct admin_opts {
     unsigned max_connections;  /* admin_max_connections; 0 = 16 */
     double connection_timeout; /* seconds to deliver a complete request; 0 = 10 */
     struct storage *st;
-    struct sib_catalog *cat;
+    struct sch_catalog *cat;
     struct coord *co;
     struct gossip *gsp;     /* borrowed; NULL = report this node only */
     admin_metrics *metrics; /* borrowed; may be NULL (no request metrics) */
@@ -211,7 +211,7 @@ double admin_ring_owns(const int64_t *ring, size_t nring, const int64_t *mine, s
 /* Parses a partition key given as text into serialized key bytes (appended
  * to out) for table (ks, table) of cat: one component per partition key
  * column, separated by ':' for composite keys. Errors name the problem. */
-int admin_parse_key(struct sib_catalog *cat, const char *ks, const char *table, const char *key, sib_buf *out,
+int admin_parse_key(struct sch_catalog *cat, const char *ks, const char *table, const char *key, sib_buf *out,
                     sib_err *err);
 
 /* Request checks (guard.c): Host must be an IP literal, localhost or

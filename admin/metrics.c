@@ -255,16 +255,16 @@ static int op_slot(int opcode)
 static int kind_slot(int stmt_kind)
 {
     switch (stmt_kind) {
-    case CQL_STMT_SELECT: return KIND_SELECT;
-    case CQL_STMT_INSERT: return KIND_INSERT;
-    case CQL_STMT_UPDATE: return KIND_UPDATE;
-    case CQL_STMT_DELETE: return KIND_DELETE;
-    case CQL_STMT_BATCH: return KIND_BATCH;
-    case CQL_STMT_USE: return KIND_USE;
-    case CQL_STMT_DESCRIBE: return KIND_DESCRIBE;
-    case CQL_STMT_CREATE_KEYSPACE: case CQL_STMT_ALTER_KEYSPACE: case CQL_STMT_DROP_KEYSPACE:
-    case CQL_STMT_CREATE_TABLE: case CQL_STMT_ALTER_TABLE: case CQL_STMT_DROP_TABLE:
-    case CQL_STMT_TRUNCATE: return KIND_DDL;
+    case PRS_STMT_SELECT: return KIND_SELECT;
+    case PRS_STMT_INSERT: return KIND_INSERT;
+    case PRS_STMT_UPDATE: return KIND_UPDATE;
+    case PRS_STMT_DELETE: return KIND_DELETE;
+    case PRS_STMT_BATCH: return KIND_BATCH;
+    case PRS_STMT_USE: return KIND_USE;
+    case PRS_STMT_DESCRIBE: return KIND_DESCRIBE;
+    case PRS_STMT_CREATE_KEYSPACE: case PRS_STMT_ALTER_KEYSPACE: case PRS_STMT_DROP_KEYSPACE:
+    case PRS_STMT_CREATE_TABLE: case PRS_STMT_ALTER_TABLE: case PRS_STMT_DROP_TABLE:
+    case PRS_STMT_TRUNCATE: return KIND_DDL;
     default: return -1;
     }
 }

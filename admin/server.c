@@ -55,7 +55,7 @@ struct admin_server {
     ev_timer timer;  /* MHD's own timeouts (idle connections, pending work) */
     uint16_t port;
     storage *st;
-    sib_catalog *cat;
+    sch_catalog *cat;
     coord *co;
     gossip *gsp;          /* peers; NULL = this node only */
     admin_metrics *metrics;
@@ -124,7 +124,7 @@ static json_t *host_id_json(const uint8_t id[16])
 static json_t *schema_version_json(admin_server *s)
 {
     uint8_t v[16];
-    sib_catalog_schema_version(s->cat, v);
+    sch_catalog_schema_version(s->cat, v);
     return host_id_json(v);
 }
 
@@ -368,9 +368,9 @@ static json_t *h_ring(route_req *r)
 
 static int keyspace_repl(admin_server *s, const char *ks, coord_repl *out, sib_err *err)
 {
-    const sib_keyspace *k = sib_catalog_keyspace(s->cat, ks);
+    const sch_keyspace *k = sch_catalog_keyspace(s->cat, ks);
     if (!k) return sib_err_set(err, SIB_ENOTFOUND, "keyspace %s does not exist", ks);
-    const sib_strmap *m = sib_keyspace_replication(k);
+    const sch_strmap *m = sch_keyspace_replication(k);
     const char *keys[COORD_MAX_DCS + 2], *vals[COORD_MAX_DCS + 2];
     size_t n = 0;
     for (; n < m->n && n < SIB_ARRAY_LEN(keys); n++) {
@@ -430,15 +430,15 @@ static json_t *h_describering(route_req *r)
  * the closest here is the CQL literal parser, tried with each literal kind
  * in turn (text, number, uuid, hex, ...) so `42`, `abc` and a uuid all work
  * without quoting. */
-static int component_value(const sib_column *col, const char *text, size_t len, sib_buf *out, sib_err *err)
+static int component_value(const sch_column *col, const char *text, size_t len, sib_buf *out, sib_err *err)
 {
-    static const sib_lit_kind kinds[] = {SIB_LIT_STRING, SIB_LIT_INTEGER, SIB_LIT_FLOAT, SIB_LIT_BOOLEAN,
-                                         SIB_LIT_UUID, SIB_LIT_HEX, SIB_LIT_DURATION};
+    static const sch_lit_kind kinds[] = {SCH_LIT_STRING, SCH_LIT_INTEGER, SCH_LIT_FLOAT, SCH_LIT_BOOLEAN,
+                                         SCH_LIT_UUID, SCH_LIT_HEX, SCH_LIT_DURATION};
     sib_err first = {0};
     for (size_t i = 0; i < SIB_ARRAY_LEN(kinds); i++) {
         size_t mark = out->len;
         sib_err e = {0};
-        if (!sib_value_from_literal(col->type, kinds[i], text, len, col->name, out, &e)) return 0;
+        if (!sch_value_from_literal(col->type, kinds[i], text, len, col->name, out, &e)) return 0;
         out->len = mark;
         /* Keep the message of a kind the type accepts ("Unable to make int
          * from 'x'") rather than "Invalid STRING constant". */
@@ -448,12 +448,12 @@ static int component_value(const sib_column *col, const char *text, size_t len, 
     return err->code ? err->code : SIB_EINVAL;
 }
 
-int admin_parse_key(sib_catalog *cat, const char *ks, const char *table, const char *key, sib_buf *out, sib_err *err)
+int admin_parse_key(sch_catalog *cat, const char *ks, const char *table, const char *key, sib_buf *out, sib_err *err)
 {
-    if (!sib_catalog_keyspace(cat, ks)) return sib_err_set(err, SIB_ENOTFOUND, "keyspace %s does not exist", ks);
-    const sib_table *t = sib_catalog_table(cat, ks, table);
+    if (!sch_catalog_keyspace(cat, ks)) return sib_err_set(err, SIB_ENOTFOUND, "keyspace %s does not exist", ks);
+    const sch_table *t = sch_catalog_table(cat, ks, table);
     if (!t) return sib_err_set(err, SIB_ENOTFOUND, "table %s.%s does not exist", ks, table);
-    size_t npk = sib_table_pk_count(t);
+    size_t npk = sch_table_pk_count(t);
     if (npk > 16) return sib_err_set(err, SIB_EINVAL, "partition key has too many columns");
     sib_buf comp[16];
     const uint8_t *vals[16];
@@ -471,12 +471,12 @@ int admin_parse_key(sib_catalog *cat, const char *ks, const char *table, const c
         }
         size_t len = colon ? (size_t)(colon - p) : strlen(p);
         sib_buf_init(&comp[done]);
-        rc = component_value(sib_table_pk(t, done), p, len, &comp[done], err);
+        rc = component_value(sch_table_pk(t, done), p, len, &comp[done], err);
         vals[done] = comp[done].p ? comp[done].p : (const uint8_t *)"";
         lens[done] = comp[done].len;
         p = colon ? colon + 1 : p + len;
     }
-    if (!rc) rc = sib_pk_encode(t, vals, lens, npk, out, err);
+    if (!rc) rc = sch_pk_encode(t, vals, lens, npk, out, err);
     for (size_t i = 0; i < done; i++) sib_buf_free(&comp[i]);
     return rc;
 }
@@ -511,11 +511,11 @@ static json_t *run_hook(route_req *r, int (*fn)(void *, const char *, const char
     if (strcmp(r->method, "POST")) return fail(r, 405, "use POST");
     if (r->nseg > 2) return fail(r, 400, "usage: POST /<op>[/<keyspace>[/<table>]]");
     const char *ks = r->nseg > 0 ? r->seg[0] : NULL, *table = r->nseg > 1 ? r->seg[1] : NULL;
-    if (ks && !sib_catalog_keyspace(r->s->cat, ks)) {
+    if (ks && !sch_catalog_keyspace(r->s->cat, ks)) {
         sib_err_set(&r->err, SIB_ENOTFOUND, "keyspace %s does not exist", ks);
         return fail_err(r, 404);
     }
-    if (table && !sib_catalog_table(r->s->cat, ks, table)) {
+    if (table && !sch_catalog_table(r->s->cat, ks, table)) {
         sib_err_set(&r->err, SIB_ENOTFOUND, "table %s.%s does not exist", ks, table);
         return fail_err(r, 404);
     }
@@ -545,15 +545,15 @@ static json_t *h_compactionstats(route_req *r)
     json_t *o = json_object(), *arr = json_array();
     json_object_set_new(o, "pending_tasks", json_integer((json_int_t)n));
     for (size_t i = 0; i < n && i < SIB_ARRAY_LEN(info); i++) {
-        const sib_table *t = sib_catalog_table_by_id(s->cat, info[i].table_id);
+        const sch_table *t = sch_catalog_table_by_id(s->cat, info[i].table_id);
         char id[37];
         sib_uuid_format(info[i].table_id, id);
         json_t *c = json_object();
         json_object_set_new(c, "id", json_string(id));
         json_object_set_new(c, "type", json_string(info[i].major ? "Compaction (major)"
                                                    : info[i].tombstone ? "Tombstone compaction" : "Compaction"));
-        json_object_set_new(c, "keyspace", json_string(t ? sib_table_keyspace(t) : "?"));
-        json_object_set_new(c, "table", json_string(t ? sib_table_name(t) : "?"));
+        json_object_set_new(c, "keyspace", json_string(t ? sch_table_keyspace(t) : "?"));
+        json_object_set_new(c, "table", json_string(t ? sch_table_name(t) : "?"));
         json_object_set_new(c, "completed", json_integer((json_int_t)info[i].bytes_done));
         json_object_set_new(c, "total", json_integer((json_int_t)info[i].bytes_total));
         json_object_set_new(c, "unit", json_string("bytes"));
@@ -590,13 +590,13 @@ static void spr_json(json_t *o, const st_table_stats *ts)
     json_object_set_new(o, "sstables_per_read_max", json_integer(spr_bound(max)));
 }
 
-static json_t *table_json(admin_server *s, const sib_table *t)
+static json_t *table_json(admin_server *s, const sch_table *t)
 {
     st_table_stats ts = {0};
-    st_table *stt = storage_table_find(s->st, sib_table_id(t));
+    st_table *stt = storage_table_find(s->st, sch_table_id(t));
     if (stt) st_table_get_stats(stt, &ts);
     json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(sib_table_name(t)));
+    json_object_set_new(o, "name", json_string(sch_table_name(t)));
     json_object_set_new(o, "sstable_count", json_integer((json_int_t)ts.sstables));
     json_object_set_new(o, "space_used_live", json_integer((json_int_t)ts.sstable_bytes));
     json_object_set_new(o, "space_used_total", json_integer((json_int_t)ts.sstable_bytes));
@@ -621,7 +621,7 @@ static json_t *table_json(admin_server *s, const sib_table *t)
     json_object_set_new(o, "bloom_filter_false_positives", json_integer(0));
     json_object_set_new(o, "droppable_tombstone_ratio", json_real(0.0));
     admin_table_ops ops;
-    admin_metrics_table_ops(s->metrics, sib_table_id(t), &ops);
+    admin_metrics_table_ops(s->metrics, sch_table_id(t), &ops);
     json_object_set_new(o, "local_read_count", json_integer((json_int_t)ops.reads));
     json_object_set_new(o, "local_write_count", json_integer((json_int_t)ops.writes));
     json_object_set_new(o, "local_read_latency_ms", json_real(ops.reads ? ops.read_latency.sum_us / 1000.0 / (double)ops.reads : 0.0));
@@ -633,16 +633,16 @@ static json_t *table_json(admin_server *s, const sib_table *t)
     return o;
 }
 
-static json_t *keyspace_json(admin_server *s, const sib_keyspace *k, const char *only_table)
+static json_t *keyspace_json(admin_server *s, const sch_keyspace *k, const char *only_table)
 {
     json_t *tables = json_array();
-    for (size_t i = 0; i < sib_keyspace_table_count(k); i++) {
-        const sib_table *t = sib_keyspace_table_at(k, i);
-        if (only_table && strcmp(sib_table_name(t), only_table)) continue;
+    for (size_t i = 0; i < sch_keyspace_table_count(k); i++) {
+        const sch_table *t = sch_keyspace_table_at(k, i);
+        if (only_table && strcmp(sch_table_name(t), only_table)) continue;
         json_array_append_new(tables, table_json(s, t));
     }
     json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(sib_keyspace_name(k)));
+    json_object_set_new(o, "name", json_string(sch_keyspace_name(k)));
     json_object_set_new(o, "tables", tables);
     return o;
 }
@@ -654,17 +654,17 @@ static json_t *h_tablestats(route_req *r)
     const char *ks = r->nseg > 0 ? r->seg[0] : NULL, *table = r->nseg > 1 ? r->seg[1] : NULL;
     json_t *arr = json_array();
     if (ks) {
-        const sib_keyspace *k = sib_catalog_keyspace(s->cat, ks);
+        const sch_keyspace *k = sch_catalog_keyspace(s->cat, ks);
         if (!k) { json_decref(arr); sib_err_set(&r->err, SIB_ENOTFOUND, "Unknown keyspace: %s", ks); return fail_err(r, 404); }
-        if (table && !sib_catalog_table(s->cat, ks, table)) {
+        if (table && !sch_catalog_table(s->cat, ks, table)) {
             json_decref(arr);
             sib_err_set(&r->err, SIB_ENOTFOUND, "Unknown table: %s.%s", ks, table);
             return fail_err(r, 404);
         }
         json_array_append_new(arr, keyspace_json(s, k, table));
     } else {
-        for (size_t i = 0; i < sib_catalog_keyspace_count(s->cat); i++)
-            json_array_append_new(arr, keyspace_json(s, sib_catalog_keyspace_at(s->cat, i), NULL));
+        for (size_t i = 0; i < sch_catalog_keyspace_count(s->cat); i++)
+            json_array_append_new(arr, keyspace_json(s, sch_catalog_keyspace_at(s->cat, i), NULL));
     }
     json_t *o = json_object();
     json_object_set_new(o, "keyspaces", arr);
@@ -748,22 +748,22 @@ static void metrics_text(admin_server *s, sib_buf *out)
         .uptime_s = (sib_now_us() - s->start_us) / 1000000,
     };
     uint8_t v[16];
-    sib_catalog_schema_version(s->cat, v);
+    sch_catalog_schema_version(s->cat, v);
     sib_uuid_format(v, g.schema_version);
     size_t n = 0, cap = 0;
-    for (size_t i = 0; i < sib_catalog_keyspace_count(s->cat); i++)
-        cap += sib_keyspace_table_count(sib_catalog_keyspace_at(s->cat, i));
+    for (size_t i = 0; i < sch_catalog_keyspace_count(s->cat); i++)
+        cap += sch_keyspace_table_count(sch_catalog_keyspace_at(s->cat, i));
     admin_table_gauge *tg = calloc(cap ? cap : 1, sizeof *tg);
-    for (size_t i = 0; tg && i < sib_catalog_keyspace_count(s->cat); i++) {
-        const sib_keyspace *k = sib_catalog_keyspace_at(s->cat, i);
-        for (size_t j = 0; j < sib_keyspace_table_count(k); j++) {
-            const sib_table *t = sib_keyspace_table_at(k, j);
-            st_table *stt = storage_table_find(s->st, sib_table_id(t));
+    for (size_t i = 0; tg && i < sch_catalog_keyspace_count(s->cat); i++) {
+        const sch_keyspace *k = sch_catalog_keyspace_at(s->cat, i);
+        for (size_t j = 0; j < sch_keyspace_table_count(k); j++) {
+            const sch_table *t = sch_keyspace_table_at(k, j);
+            st_table *stt = storage_table_find(s->st, sch_table_id(t));
             admin_table_gauge *e = &tg[n++];
-            e->ks = sib_keyspace_name(k);
-            e->table = sib_table_name(t);
+            e->ks = sch_keyspace_name(k);
+            e->table = sch_table_name(t);
             admin_table_ops ops;
-            admin_metrics_table_ops(s->metrics, sib_table_id(t), &ops);
+            admin_metrics_table_ops(s->metrics, sch_table_id(t), &ops);
             e->reads = ops.reads;
             e->writes = ops.writes;
             if (!stt) continue;

@@ -1,18 +1,18 @@
 /* client_int.h: private to client/. The connection struct shared by
  * conn.c (socket, streams, dispatch) and request.c (request bodies,
  * handshake, synchronous calls). */
-#ifndef SIB_CLIENT_INT_H
-#define SIB_CLIENT_INT_H
+#ifndef CLI_CLIENT_INT_H
+#define CLI_CLIENT_INT_H
 
 #include "client.h"
 
 typedef struct client_slot {
-    sib_client_cb cb; /* NULL once abandoned: the answer is dropped */
+    cli_client_cb cb; /* NULL once abandoned: the answer is dropped */
     void *ud;
     bool busy;
 } client_slot;
 
-struct sib_client {
+struct cli_client {
     int fd;
     int version;        /* protocol version of every frame (4) */
     bool lz4;           /* compress requests / expect compressed responses */
@@ -31,31 +31,31 @@ struct sib_client {
     int16_t *free_ids;  /* stack of free ids, nfree deep */
     uint32_t nslots, nfree;
 
-    sib_types *ts;
+    sch_types *ts;
     char keyspace[CQL_NAME_MAX + 1];
     char peer[300];
 };
 
 /* Takes a free stream id for (cb, ud): the id, or SIB_EAGAIN / SIB_EIO. */
-int client_stream_take(sib_client *cl, sib_client_cb cb, void *ud, sib_err *err);
-void client_stream_release(sib_client *cl, int16_t id);
+int client_stream_take(cli_client *cl, cli_client_cb cb, void *ud, sib_err *err);
+void client_stream_release(cli_client *cl, int16_t id);
 /* Forgets the callback of a request still in flight. */
-void client_stream_abandon(sib_client *cl, int16_t id);
+void client_stream_abandon(cli_client *cl, int16_t id);
 
 /* A synchronous request's state: callback data of client_sync_cb. */
 typedef struct client_sync {
     bool done;
     int rc;
-    sib_result *out;    /* decoded answer, unless raw is set */
+    cli_result *out;    /* decoded answer, unless raw is set */
     sib_buf *raw;       /* handshake: copy the body here instead */
     uint8_t raw_opcode;
     sib_err err;
 } client_sync;
 
-void client_sync_cb(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err);
-int client_sync_wait(sib_client *cl, client_sync *w, int stream, sib_err *err);
+void client_sync_cb(cli_client *cl, void *ud, const cli_frame *f, const sib_err *err);
+int client_sync_wait(cli_client *cl, client_sync *w, int stream, sib_err *err);
 
 /* OPTIONS, STARTUP, authentication and USE (request.c). */
-int client_handshake(sib_client *cl, const sib_client_opts *o, sib_err *err);
+int client_handshake(cli_client *cl, const cli_client_opts *o, sib_err *err);
 
 #endif

@@ -1,10 +1,10 @@
-/* conn.c: the connection of a sib_client: socket, stream ids, the output
+/* conn.c: the connection of a cli_client: socket, stream ids, the output
  * and input buffers, response dispatch, and the handshake.
  *
  * Pipelining model: every request gets a free stream id (a stack of free
  * ids; 0..max_streams-1) and a slot holding its callback. Requests are
  * framed straight into `out` (cql_frame_begin/_end, lz4 once negotiated);
- * sib_client_flush writes as much of `out` as the socket takes. Reads go
+ * cli_client_flush writes as much of `out` as the socket takes. Reads go
  * into `in`; every complete frame is decompressed if flagged and handed to
  * its slot's callback, after the slot has been released, so the callback may
  * queue the next request on the same id. Stream -1 (EVENT) frames are
@@ -42,7 +42,7 @@ enum {
 
 /* ---- stream ids ---- */
 
-int client_stream_take(sib_client *cl, sib_client_cb cb, void *ud, sib_err *err)
+int client_stream_take(cli_client *cl, cli_client_cb cb, void *ud, sib_err *err)
 {
     if (cl->broken) return sib_err_set(err, SIB_EIO, "%s", cl->broken_err.msg);
     if (cl->nfree == 0) return sib_err_set(err, SIB_EAGAIN, "all %u stream ids in flight", cl->nslots);
@@ -55,7 +55,7 @@ int client_stream_take(sib_client *cl, sib_client_cb cb, void *ud, sib_err *err)
     return id;
 }
 
-void client_stream_release(sib_client *cl, int16_t id)
+void client_stream_release(cli_client *cl, int16_t id)
 {
     client_slot *s = &cl->slots[id];
     SIB_ASSERT(s->busy);
@@ -65,20 +65,20 @@ void client_stream_release(sib_client *cl, int16_t id)
     cl->free_ids[cl->nfree++] = id;
 }
 
-void client_stream_abandon(sib_client *cl, int16_t id)
+void client_stream_abandon(cli_client *cl, int16_t id)
 {
     if (id >= 0 && (uint32_t)id < cl->nslots && cl->slots[id].busy) cl->slots[id].cb = NULL;
 }
 
-uint32_t sib_client_inflight(const sib_client *cl) { return cl->nslots - cl->nfree; }
-uint32_t sib_client_capacity(const sib_client *cl) { return cl->nslots; }
-int sib_client_fd(const sib_client *cl) { return cl->fd; }
-sib_types *sib_client_types(sib_client *cl) { return cl->ts; }
-bool sib_client_lz4(const sib_client *cl) { return cl->lz4; }
-const char *sib_client_keyspace(const sib_client *cl) { return cl->keyspace; }
-const char *sib_client_peer(const sib_client *cl) { return cl->peer; }
+uint32_t cli_client_inflight(const cli_client *cl) { return cl->nslots - cl->nfree; }
+uint32_t cli_client_capacity(const cli_client *cl) { return cl->nslots; }
+int cli_client_fd(const cli_client *cl) { return cl->fd; }
+sch_types *cli_client_types(cli_client *cl) { return cl->ts; }
+bool cli_client_lz4(const cli_client *cl) { return cl->lz4; }
+const char *cli_client_keyspace(const cli_client *cl) { return cl->keyspace; }
+const char *cli_client_peer(const cli_client *cl) { return cl->peer; }
 
-short sib_client_events(const sib_client *cl)
+short cli_client_events(const cli_client *cl)
 {
     if (cl->broken) return 0;
     return (short)(POLLIN | (cl->out.len > cl->out_off ? POLLOUT : 0));
@@ -88,7 +88,7 @@ short sib_client_events(const sib_client *cl)
 
 /* Marks the connection broken and fails every request in flight. Returns
  * the code, copied into err. */
-static int client_break(sib_client *cl, int code, const char *why, sib_err *err)
+static int client_break(cli_client *cl, int code, const char *why, sib_err *err)
 {
     if (!cl->broken) {
         cl->broken = true;
@@ -96,7 +96,7 @@ static int client_break(sib_client *cl, int code, const char *why, sib_err *err)
         for (uint32_t i = 0; i < cl->nslots; i++) {
             client_slot *s = &cl->slots[i];
             if (!s->busy) continue;
-            sib_client_cb cb = s->cb;
+            cli_client_cb cb = s->cb;
             void *ud = s->ud;
             client_stream_release(cl, (int16_t)i);
             if (cb) cb(cl, ud, NULL, &cl->broken_err);
@@ -108,7 +108,7 @@ static int client_break(sib_client *cl, int code, const char *why, sib_err *err)
 
 /* ---- writing ---- */
 
-int sib_client_flush(sib_client *cl, sib_err *err)
+int cli_client_flush(cli_client *cl, sib_err *err)
 {
     if (cl->broken) return client_break(cl, SIB_EIO, "broken", err);
     while (cl->out_off < cl->out.len) {
@@ -128,9 +128,9 @@ int sib_client_flush(sib_client *cl, sib_err *err)
 
 /* ---- reading and dispatch ---- */
 
-static int dispatch(sib_client *cl, const cql_header *h, const uint8_t *body, sib_err *err)
+static int dispatch(cli_client *cl, const cql_header *h, const uint8_t *body, sib_err *err)
 {
-    sib_frame f = {.opcode = h->opcode, .flags = h->flags, .stream = h->stream, .body = body, .len = h->length};
+    cli_frame f = {.opcode = h->opcode, .flags = h->flags, .stream = h->stream, .body = body, .len = h->length};
     if (h->flags & CQL_FLAG_COMPRESSION) {
         sib_buf_reset(&cl->scratch);
         if (cql_lz4_decompress(body, h->length, cl->max_frame, &cl->scratch, err) < 0)
@@ -143,7 +143,7 @@ static int dispatch(sib_client *cl, const cql_header *h, const uint8_t *body, si
     if ((uint32_t)h->stream >= cl->nslots || !cl->slots[h->stream].busy)
         return client_break(cl, SIB_EPROTO, "response on a stream id with no request", err);
     client_slot *s = &cl->slots[h->stream];
-    sib_client_cb cb = s->cb;
+    cli_client_cb cb = s->cb;
     void *ud = s->ud;
     client_stream_release(cl, h->stream);
     if (cb) cb(cl, ud, &f, NULL);
@@ -151,7 +151,7 @@ static int dispatch(sib_client *cl, const cql_header *h, const uint8_t *body, si
 }
 
 /* Dispatches every complete frame in `in`. */
-static int drain(sib_client *cl, sib_err *err)
+static int drain(cli_client *cl, sib_err *err)
 {
     int n = 0;
     for (;;) {
@@ -186,7 +186,7 @@ static int drain(sib_client *cl, sib_err *err)
 }
 
 /* Reads what the socket has (until EAGAIN) and dispatches. */
-static int read_some(sib_client *cl, sib_err *err)
+static int read_some(cli_client *cl, sib_err *err)
 {
     int total = 0;
     for (;;) {
@@ -205,7 +205,7 @@ static int read_some(sib_client *cl, sib_err *err)
     }
 }
 
-int sib_client_io(sib_client *cl, short revents, sib_err *err)
+int cli_client_io(cli_client *cl, short revents, sib_err *err)
 {
     if (cl->broken) return client_break(cl, SIB_EIO, "broken", err);
     if (revents & (POLLERR | POLLNVAL)) return client_break(cl, SIB_EIO, "socket error", err);
@@ -216,18 +216,18 @@ int sib_client_io(sib_client *cl, short revents, sib_err *err)
     }
     /* Callbacks usually queue follow-up requests: send them right away. */
     if (cl->out.len > cl->out_off) {
-        int rc = sib_client_flush(cl, err);
+        int rc = cli_client_flush(cl, err);
         if (rc < 0) return rc;
     }
     return n;
 }
 
-int sib_client_poll_many(sib_client *const *cls, size_t n, int timeout_ms, size_t *broken, sib_err *err)
+int cli_client_poll_many(cli_client *const *cls, size_t n, int timeout_ms, size_t *broken, sib_err *err)
 {
     struct pollfd stackfds[POLL_STACK];
     struct pollfd *fds = n <= POLL_STACK ? stackfds : malloc(sizeof(*fds) * n);
     if (!fds) return sib_err_set(err, SIB_ENOMEM, "pollfd array");
-    for (size_t i = 0; i < n; i++) fds[i] = (struct pollfd){.fd = cls[i]->fd, .events = sib_client_events(cls[i])};
+    for (size_t i = 0; i < n; i++) fds[i] = (struct pollfd){.fd = cls[i]->fd, .events = cli_client_events(cls[i])};
     int total = 0, first_rc = 0;
     int pr = poll(fds, (nfds_t)n, timeout_ms);
     if (pr < 0 && errno != EINTR) {
@@ -237,7 +237,7 @@ int sib_client_poll_many(sib_client *const *cls, size_t n, int timeout_ms, size_
     for (size_t i = 0; pr > 0 && i < n; i++) {
         if (!fds[i].revents) continue;
         sib_err e;
-        int rc = sib_client_io(cls[i], fds[i].revents, &e);
+        int rc = cli_client_io(cls[i], fds[i].revents, &e);
         if (rc >= 0) {
             total += rc;
         } else if (first_rc == 0) {
@@ -253,7 +253,7 @@ out:
 
 /* ---- synchronous waiting ---- */
 
-void client_sync_cb(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+void client_sync_cb(cli_client *cl, void *ud, const cli_frame *f, const sib_err *err)
 {
     client_sync *w = ud;
     w->done = true;
@@ -268,31 +268,31 @@ void client_sync_cb(sib_client *cl, void *ud, const sib_frame *f, const sib_err 
         w->rc = w->raw->oom ? sib_err_set(&w->err, SIB_ENOMEM, "response body") : 0;
         return;
     }
-    w->rc = sib_result_decode(cl->ts, cl->version, f->opcode, f->flags, f->body, f->len, w->out, &w->err);
+    w->rc = cli_result_decode(cl->ts, cl->version, f->opcode, f->flags, f->body, f->len, w->out, &w->err);
 }
 
 /* Waits until w (the callback data of the request on `stream`) is done.
  * w may live on the caller's stack: on a timeout the slot is abandoned, so
  * nothing touches w after this returns. */
-int client_sync_wait(sib_client *cl, client_sync *w, int stream, sib_err *err)
+int client_sync_wait(cli_client *cl, client_sync *w, int stream, sib_err *err)
 {
     int64_t deadline = sib_mono_ns() + (int64_t)cl->timeout_ms * 1000000;
     while (!w->done) {
-        int rc = sib_client_flush(cl, err);
+        int rc = cli_client_flush(cl, err);
         if (rc < 0 && !w->done) return rc;
         int64_t left_ms = (deadline - sib_mono_ns()) / 1000000;
         if (left_ms <= 0) {
             client_stream_abandon(cl, (int16_t)stream);
             return sib_err_set(err, SIB_EIO, "%s: no response within %d ms", cl->peer, cl->timeout_ms);
         }
-        struct pollfd pfd = {.fd = cl->fd, .events = sib_client_events(cl)};
+        struct pollfd pfd = {.fd = cl->fd, .events = cli_client_events(cl)};
         int pr = poll(&pfd, 1, (int)SIB_MIN(left_ms, 1000));
         if (pr < 0 && errno != EINTR) {
             client_stream_abandon(cl, (int16_t)stream);
             return sib_err_errno(err, "poll");
         }
         if (pr > 0) {
-            rc = sib_client_io(cl, pfd.revents, err);
+            rc = cli_client_io(cl, pfd.revents, err);
             if (rc < 0 && !w->done) return rc;
         }
     }
@@ -334,7 +334,7 @@ static int connect_addr(const struct addrinfo *ai, int timeout_ms, sib_err *err)
     return fd;
 }
 
-int sib_client_tcp_connect(const char *host, uint16_t port, int timeout_ms, sib_err *err)
+int cli_client_tcp_connect(const char *host, uint16_t port, int timeout_ms, sib_err *err)
 {
     char ps[8];
     snprintf(ps, sizeof(ps), "%u", port);
@@ -355,9 +355,9 @@ int sib_client_tcp_connect(const char *host, uint16_t port, int timeout_ms, sib_
     return fd;
 }
 
-static int client_alloc(sib_client **out, const sib_client_opts *o, sib_err *err)
+static int client_alloc(cli_client **out, const cli_client_opts *o, sib_err *err)
 {
-    sib_client *cl = calloc(1, sizeof(*cl));
+    cli_client *cl = calloc(1, sizeof(*cl));
     if (!cl) return sib_err_set(err, SIB_ENOMEM, "client");
     cl->fd = -1;
     cl->version = CQL_VERSION_MAX;
@@ -366,7 +366,7 @@ static int client_alloc(sib_client **out, const sib_client_opts *o, sib_err *err
     cl->nslots = o->max_streams ? SIB_MIN(o->max_streams, (uint32_t)MAX_STREAMS) : DEFAULT_STREAMS;
     cl->slots = calloc(cl->nslots, sizeof(*cl->slots));
     cl->free_ids = malloc(sizeof(*cl->free_ids) * cl->nslots);
-    cl->ts = sib_types_create();
+    cl->ts = sch_types_create();
     sib_buf_init(&cl->out);
     sib_buf_init(&cl->in);
     sib_buf_init(&cl->scratch);
@@ -378,37 +378,37 @@ static int client_alloc(sib_client **out, const sib_client_opts *o, sib_err *err
     return 0;
 }
 
-void sib_client_close(sib_client *cl)
+void cli_client_close(cli_client *cl)
 {
     if (!cl) return;
     if (cl->fd >= 0) close(cl->fd);
     free(cl->slots);
     free(cl->free_ids);
-    sib_types_destroy(cl->ts);
+    sch_types_destroy(cl->ts);
     sib_buf_free(&cl->out);
     sib_buf_free(&cl->in);
     sib_buf_free(&cl->scratch);
     free(cl);
 }
 
-int sib_client_connect(sib_client **out, const sib_client_opts *o, sib_err *err)
+int cli_client_connect(cli_client **out, const cli_client_opts *o, sib_err *err)
 {
-    static const sib_client_opts defaults;
+    static const cli_client_opts defaults;
     if (!o) o = &defaults;
     *out = NULL;
-    sib_client *cl = NULL;
+    cli_client *cl = NULL;
     int rc = client_alloc(&cl, o, err);
     if (rc < 0) goto fail;
     const char *host = o->host ? o->host : "127.0.0.1";
     uint16_t port = o->port ? o->port : DEFAULT_PORT;
     snprintf(cl->peer, sizeof(cl->peer), "%s:%u", host, port);
-    rc = cl->fd = sib_client_tcp_connect(host, port, cl->timeout_ms, err);
+    rc = cl->fd = cli_client_tcp_connect(host, port, cl->timeout_ms, err);
     if (rc < 0) goto fail;
     rc = client_handshake(cl, o, err);
     if (rc < 0) goto fail;
     *out = cl;
     return 0;
 fail:
-    sib_client_close(cl);
+    cli_client_close(cl);
     return rc;
 }

@@ -21,7 +21,7 @@
 
 /* ---- framing a request ---- */
 
-static int frame_start(sib_client *cl, uint8_t opcode, sib_client_cb cb, void *ud, size_t *start, sib_err *err)
+static int frame_start(cli_client *cl, uint8_t opcode, cli_client_cb cb, void *ud, size_t *start, sib_err *err)
 {
     int id = client_stream_take(cl, cb, ud, err);
     if (id < 0) return id;
@@ -31,7 +31,7 @@ static int frame_start(sib_client *cl, uint8_t opcode, sib_client_cb cb, void *u
 
 /* Patches the length (compressing once lz4 is on); on failure takes the
  * partial frame back out of the buffer and frees the id. */
-static int frame_finish(sib_client *cl, int id, size_t start, sib_err *err)
+static int frame_finish(cli_client *cl, int id, size_t start, sib_err *err)
 {
     int rc = cql_frame_end(&cl->out, start, cl->lz4, err);
     if (rc < 0) {
@@ -43,7 +43,7 @@ static int frame_finish(sib_client *cl, int id, size_t start, sib_err *err)
     return id;
 }
 
-static int consistency_of(const sib_query_opts *qo)
+static int consistency_of(const cli_query_opts *qo)
 {
     if (qo->consistency == CQL_ANY && !qo->any_cl) return CQL_ONE;
     return qo->consistency;
@@ -58,7 +58,7 @@ static void put_values(sib_buf *b, const cql_value *v, uint16_t n, const char *c
     }
 }
 
-static void put_params(sib_buf *b, const sib_query_opts *qo, bool allow_names)
+static void put_params(sib_buf *b, const cli_query_opts *qo, bool allow_names)
 {
     uint8_t flags = 0;
     bool names = allow_names && qo->names && qo->nvalues;
@@ -80,10 +80,10 @@ static void put_params(sib_buf *b, const sib_query_opts *qo, bool allow_names)
 
 /* The send_* helpers return the stream id (>= 0) or a negative code. */
 
-static int send_query(sib_client *cl, const char *cql, const sib_query_opts *qo, sib_client_cb cb, void *ud,
+static int send_query(cli_client *cl, const char *cql, const cli_query_opts *qo, cli_client_cb cb, void *ud,
                       sib_err *err)
 {
-    static const sib_query_opts defaults;
+    static const cli_query_opts defaults;
     size_t start;
     int id = frame_start(cl, CQL_OP_QUERY, cb, ud, &start, err);
     if (id < 0) return id;
@@ -93,7 +93,7 @@ static int send_query(sib_client *cl, const char *cql, const sib_query_opts *qo,
     return frame_finish(cl, id, start, err);
 }
 
-static int send_prepare(sib_client *cl, const char *cql, sib_client_cb cb, void *ud, sib_err *err)
+static int send_prepare(cli_client *cl, const char *cql, cli_client_cb cb, void *ud, sib_err *err)
 {
     size_t start;
     int id = frame_start(cl, CQL_OP_PREPARE, cb, ud, &start, err);
@@ -102,10 +102,10 @@ static int send_prepare(sib_client *cl, const char *cql, sib_client_cb cb, void 
     return frame_finish(cl, id, start, err);
 }
 
-static int send_execute(sib_client *cl, const uint8_t *sid, uint16_t sid_len, const sib_query_opts *qo,
-                        sib_client_cb cb, void *ud, sib_err *err)
+static int send_execute(cli_client *cl, const uint8_t *sid, uint16_t sid_len, const cli_query_opts *qo,
+                        cli_client_cb cb, void *ud, sib_err *err)
 {
-    static const sib_query_opts defaults;
+    static const cli_query_opts defaults;
     size_t start;
     int id = frame_start(cl, CQL_OP_EXECUTE, cb, ud, &start, err);
     if (id < 0) return id;
@@ -114,8 +114,8 @@ static int send_execute(sib_client *cl, const uint8_t *sid, uint16_t sid_len, co
     return frame_finish(cl, id, start, err);
 }
 
-static int send_batch(sib_client *cl, cql_batch_type type, const sib_batch_stmt *stmts, uint16_t n, int cl_level,
-                      sib_client_cb cb, void *ud, sib_err *err)
+static int send_batch(cli_client *cl, cql_batch_type type, const cli_batch_stmt *stmts, uint16_t n, int cl_level,
+                      cli_client_cb cb, void *ud, sib_err *err)
 {
     size_t start;
     int id = frame_start(cl, CQL_OP_BATCH, cb, ud, &start, err);
@@ -124,7 +124,7 @@ static int send_batch(sib_client *cl, cql_batch_type type, const sib_batch_stmt 
     cql_put_byte(b, (uint8_t)type);
     cql_put_short(b, n);
     for (uint16_t i = 0; i < n; i++) {
-        const sib_batch_stmt *s = &stmts[i];
+        const cli_batch_stmt *s = &stmts[i];
         if (s->id) {
             cql_put_byte(b, 1);
             cql_put_short_bytes(b, s->id, s->id_len);
@@ -139,7 +139,7 @@ static int send_batch(sib_client *cl, cql_batch_type type, const sib_batch_stmt 
     return frame_finish(cl, id, start, err);
 }
 
-static int send_raw(sib_client *cl, uint8_t opcode, const sib_buf *body, sib_client_cb cb, void *ud, sib_err *err)
+static int send_raw(cli_client *cl, uint8_t opcode, const sib_buf *body, cli_client_cb cb, void *ud, sib_err *err)
 {
     size_t start;
     int id = frame_start(cl, opcode, cb, ud, &start, err);
@@ -150,28 +150,28 @@ static int send_raw(sib_client *cl, uint8_t opcode, const sib_buf *body, sib_cli
 
 /* ---- asynchronous API ---- */
 
-int sib_client_send_query(sib_client *cl, const char *cql, const sib_query_opts *qo, sib_client_cb cb, void *ud,
+int cli_client_send_query(cli_client *cl, const char *cql, const cli_query_opts *qo, cli_client_cb cb, void *ud,
                           sib_err *err)
 {
     int id = send_query(cl, cql, qo, cb, ud, err);
     return id < 0 ? id : 0;
 }
 
-int sib_client_send_execute(sib_client *cl, const uint8_t *id, uint16_t id_len, const sib_query_opts *qo,
-                            sib_client_cb cb, void *ud, sib_err *err)
+int cli_client_send_execute(cli_client *cl, const uint8_t *id, uint16_t id_len, const cli_query_opts *qo,
+                            cli_client_cb cb, void *ud, sib_err *err)
 {
     int sid = send_execute(cl, id, id_len, qo, cb, ud, err);
     return sid < 0 ? sid : 0;
 }
 
-int sib_client_send_batch(sib_client *cl, cql_batch_type type, const sib_batch_stmt *stmts, uint16_t n,
-                          int cl_level, sib_client_cb cb, void *ud, sib_err *err)
+int cli_client_send_batch(cli_client *cl, cql_batch_type type, const cli_batch_stmt *stmts, uint16_t n,
+                          int cl_level, cli_client_cb cb, void *ud, sib_err *err)
 {
     int id = send_batch(cl, type, stmts, n, cl_level, cb, ud, err);
     return id < 0 ? id : 0;
 }
 
-int sib_client_send_prepare(sib_client *cl, const char *cql, sib_client_cb cb, void *ud, sib_err *err)
+int cli_client_send_prepare(cli_client *cl, const char *cql, cli_client_cb cb, void *ud, sib_err *err)
 {
     int id = send_prepare(cl, cql, cb, ud, err);
     return id < 0 ? id : 0;
@@ -180,13 +180,13 @@ int sib_client_send_prepare(sib_client *cl, const char *cql, sib_client_cb cb, v
 /* ---- synchronous API ---- */
 
 /* Remembers the keyspace a USE switched to (the shell shows it). */
-static void note_keyspace(sib_client *cl, const sib_result *out)
+static void note_keyspace(cli_client *cl, const cli_result *out)
 {
-    if (out->kind == SIB_RESULT_SET_KEYSPACE && out->u.keyspace)
+    if (out->kind == CLI_RESULT_SET_KEYSPACE && out->u.keyspace)
         snprintf(cl->keyspace, sizeof(cl->keyspace), "%s", out->u.keyspace);
 }
 
-int sib_client_query_opts(sib_client *cl, const char *cql, const sib_query_opts *qo, sib_result *out,
+int cli_client_query_opts(cli_client *cl, const char *cql, const cli_query_opts *qo, cli_result *out,
                           sib_err *err)
 {
     memset(out, 0, sizeof(*out));
@@ -198,18 +198,18 @@ int sib_client_query_opts(sib_client *cl, const char *cql, const sib_query_opts 
     return rc;
 }
 
-int sib_client_query(sib_client *cl, const char *cql, int consistency, int32_t page_size,
-                     const cql_value *paging_state, sib_result *out, sib_err *err)
+int cli_client_query(cli_client *cl, const char *cql, int consistency, int32_t page_size,
+                     const cql_value *paging_state, cli_result *out, sib_err *err)
 {
-    sib_query_opts qo = {.consistency = consistency, .any_cl = consistency == CQL_ANY, .page_size = page_size};
+    cli_query_opts qo = {.consistency = consistency, .any_cl = consistency == CQL_ANY, .page_size = page_size};
     if (paging_state && paging_state->len >= 0) {
         qo.paging_state = paging_state->p;
         qo.paging_state_len = paging_state->len;
     }
-    return sib_client_query_opts(cl, cql, &qo, out, err);
+    return cli_client_query_opts(cl, cql, &qo, out, err);
 }
 
-int sib_client_prepare(sib_client *cl, const char *cql, sib_result *out, sib_err *err)
+int cli_client_prepare(cli_client *cl, const char *cql, cli_result *out, sib_err *err)
 {
     memset(out, 0, sizeof(*out));
     client_sync w = {.out = out};
@@ -217,8 +217,8 @@ int sib_client_prepare(sib_client *cl, const char *cql, sib_result *out, sib_err
     return id < 0 ? id : client_sync_wait(cl, &w, id, err);
 }
 
-int sib_client_execute(sib_client *cl, const uint8_t *id, uint16_t id_len, const sib_query_opts *qo,
-                       sib_result *out, sib_err *err)
+int cli_client_execute(cli_client *cl, const uint8_t *id, uint16_t id_len, const cli_query_opts *qo,
+                       cli_result *out, sib_err *err)
 {
     memset(out, 0, sizeof(*out));
     client_sync w = {.out = out};
@@ -229,8 +229,8 @@ int sib_client_execute(sib_client *cl, const uint8_t *id, uint16_t id_len, const
     return rc;
 }
 
-int sib_client_batch(sib_client *cl, cql_batch_type type, const sib_batch_stmt *stmts, uint16_t n, int cl_level,
-                     sib_result *out, sib_err *err)
+int cli_client_batch(cli_client *cl, cql_batch_type type, const cli_batch_stmt *stmts, uint16_t n, int cl_level,
+                     cli_result *out, sib_err *err)
 {
     memset(out, 0, sizeof(*out));
     client_sync w = {.out = out};
@@ -241,7 +241,7 @@ int sib_client_batch(sib_client *cl, cql_batch_type type, const sib_batch_stmt *
 /* ---- handshake ---- */
 
 /* Sends a raw frame and waits for its raw answer into body. */
-static int raw_call(sib_client *cl, uint8_t opcode, const sib_buf *req, sib_buf *body, uint8_t *resp_op,
+static int raw_call(cli_client *cl, uint8_t opcode, const sib_buf *req, sib_buf *body, uint8_t *resp_op,
                     sib_err *err)
 {
     sib_buf_reset(body);
@@ -254,20 +254,20 @@ static int raw_call(sib_client *cl, uint8_t opcode, const sib_buf *req, sib_buf 
 }
 
 /* An ERROR body as a sib_err. */
-static int server_error(sib_client *cl, const sib_buf *body, const char *during, sib_err *err)
+static int server_error(cli_client *cl, const sib_buf *body, const char *during, sib_err *err)
 {
-    sib_result r;
-    int rc = sib_result_decode(cl->ts, cl->version, CQL_OP_ERROR, 0, body->p, body->len, &r, err);
+    cli_result r;
+    int rc = cli_result_decode(cl->ts, cl->version, CQL_OP_ERROR, 0, body->p, body->len, &r, err);
     if (rc == 0) {
-        rc = sib_result_to_err(&r, err);
+        rc = cli_result_to_err(&r, err);
         if (err) {
             char msg[sizeof(err->msg)];
-            snprintf(msg, sizeof(msg), "%.32s: %.32s: %.400s", during, sib_client_error_class(r.u.error.code),
+            snprintf(msg, sizeof(msg), "%.32s: %.32s: %.400s", during, cli_client_error_class(r.u.error.code),
                      r.u.error.msg);
             memcpy(err->msg, msg, sizeof(msg));
         }
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
     return rc < 0 ? rc : SIB_EPROTO;
 }
 
@@ -289,7 +289,7 @@ static bool offers_lz4(const sib_buf *body)
     return false;
 }
 
-static int authenticate(sib_client *cl, const sib_client_opts *o, sib_buf *req, sib_buf *body, sib_err *err)
+static int authenticate(cli_client *cl, const cli_client_opts *o, sib_buf *req, sib_buf *body, sib_err *err)
 {
     sib_rd r;
     cql_str cls = {"", 0};
@@ -315,7 +315,7 @@ static int authenticate(sib_client *cl, const sib_client_opts *o, sib_buf *req, 
                        cql_opcode_name(op));
 }
 
-static int use_keyspace(sib_client *cl, const char *ks, sib_err *err)
+static int use_keyspace(cli_client *cl, const char *ks, sib_err *err)
 {
     sib_buf q;
     sib_buf_init(&q);
@@ -325,15 +325,15 @@ static int use_keyspace(sib_client *cl, const char *ks, sib_err *err)
         sib_buf_free(&q);
         return sib_err_set(err, SIB_ENOMEM, "USE statement");
     }
-    sib_result r;
-    int rc = sib_client_query(cl, (const char *)q.p, CQL_ONE, 0, NULL, &r, err);
-    if (rc == 0 && r.kind == SIB_RESULT_ERROR) rc = sib_result_to_err(&r, err);
-    sib_result_free(&r);
+    cli_result r;
+    int rc = cli_client_query(cl, (const char *)q.p, CQL_ONE, 0, NULL, &r, err);
+    if (rc == 0 && r.kind == CLI_RESULT_ERROR) rc = cli_result_to_err(&r, err);
+    cli_result_free(&r);
     sib_buf_free(&q);
     return rc;
 }
 
-static int startup(sib_client *cl, const sib_client_opts *o, sib_buf *req, sib_buf *body, sib_err *err)
+static int startup(cli_client *cl, const cli_client_opts *o, sib_buf *req, sib_buf *body, sib_err *err)
 {
     uint8_t op;
     sib_buf_reset(req);
@@ -354,7 +354,7 @@ static int startup(sib_client *cl, const sib_client_opts *o, sib_buf *req, sib_b
     return sib_err_set(err, SIB_EPROTO, "STARTUP answered with %s", cql_opcode_name(op));
 }
 
-int client_handshake(sib_client *cl, const sib_client_opts *o, sib_err *err)
+int client_handshake(cli_client *cl, const cli_client_opts *o, sib_err *err)
 {
     sib_buf req, body;
     sib_buf_init(&req);

@@ -1,4 +1,4 @@
-/* result.c: decoding of response bodies into sib_result.
+/* result.c: decoding of response bodies into cli_result.
  *
  * A response body (after lz4) is, in this order (native_protocol_v4.spec 2.2):
  *   [uuid] tracing id          when the frame has the TRACING flag
@@ -13,7 +13,7 @@
  *
  * The body is copied into the result's arena once and every view (cells,
  * paging state, ids) points into that copy, so a result is one allocation
- * family freed by sib_result_free. Everything is decoded with cql.h's
+ * family freed by cli_result_free. Everything is decoded with cql.h's
  * bounded readers: a malformed body is SIB_EPROTO, never an overread.
  */
 #include "client.h"
@@ -26,7 +26,7 @@ enum { TYPE_DEPTH_MAX = 32, ARENA_CHUNK = 4096 };
 typedef struct dec {
     sib_rd r;
     sib_arena *a;
-    sib_types *ts;
+    sch_types *ts;
     sib_err *err;
     int version;
 } dec;
@@ -68,21 +68,21 @@ static int get_str_list(dec *d, const char ***out, size_t *n, const char *what)
 
 /* The native type a Java marshal class stands for (v4 sends duration, v3
  * the newer types, as custom classes); NULL when schema.h knows none. */
-static const sib_type *type_from_class(cql_str cls)
+static const sch_type *type_from_class(cql_str cls)
 {
-    for (int code = SIB_T_ASCII; code <= SIB_T_DURATION; code++) {
-        const char *jc = sib_type_java_class((sib_type_code)code);
-        if (jc && cql_str_eq(cls, jc)) return sib_type_native((sib_type_code)code);
+    for (int code = SCH_T_ASCII; code <= SCH_T_DURATION; code++) {
+        const char *jc = sch_type_java_class((sch_type_code)code);
+        if (jc && cql_str_eq(cls, jc)) return sch_type_native((sch_type_code)code);
     }
     return NULL;
 }
 
-static int get_type(dec *d, int depth, const sib_type **out, uint16_t *wire, const char **custom);
+static int get_type(dec *d, int depth, const sch_type **out, uint16_t *wire, const char **custom);
 
 static int skip_types(dec *d, int depth, uint16_t n)
 {
     for (uint16_t i = 0; i < n; i++) {
-        const sib_type *t;
+        const sch_type *t;
         uint16_t w;
         const char *c;
         int rc = get_type(d, depth + 1, &t, &w, &c);
@@ -106,54 +106,54 @@ static int skip_udt(dec *d, int depth)
     return 0;
 }
 
-static int get_collection(dec *d, int depth, uint16_t code, const sib_type **out)
+static int get_collection(dec *d, int depth, uint16_t code, const sch_type **out)
 {
-    const sib_type *sub[2] = {NULL, NULL};
+    const sch_type *sub[2] = {NULL, NULL};
     uint16_t w;
     const char *c;
-    int nsub = code == SIB_T_MAP ? 2 : 1;
+    int nsub = code == SCH_T_MAP ? 2 : 1;
     for (int i = 0; i < nsub; i++) {
         int rc = get_type(d, depth + 1, &sub[i], &w, &c);
         if (rc < 0) return rc;
     }
     /* Result metadata does not say whether a collection is frozen; the
      * value encoding is the same either way, so non-frozen it is. */
-    if (code == SIB_T_LIST) *out = sib_type_list(d->ts, sub[0], false);
-    else if (code == SIB_T_SET) *out = sib_type_set(d->ts, sub[0], false);
-    else *out = sib_type_map(d->ts, sub[0], sub[1], false);
+    if (code == SCH_T_LIST) *out = sch_type_list(d->ts, sub[0], false);
+    else if (code == SCH_T_SET) *out = sch_type_set(d->ts, sub[0], false);
+    else *out = sch_type_map(d->ts, sub[0], sub[1], false);
     return *out ? 0 : oom(d);
 }
 
-static int get_type(dec *d, int depth, const sib_type **out, uint16_t *wire, const char **custom)
+static int get_type(dec *d, int depth, const sch_type **out, uint16_t *wire, const char **custom)
 {
     uint16_t code;
     *custom = NULL;
     if (depth > TYPE_DEPTH_MAX) return bad(d, "type nested too deeply");
     if (!cql_get_short(&d->r, &code)) return bad(d, "type option");
     *wire = code;
-    const sib_type *blob = sib_type_native(SIB_T_BLOB);
+    const sch_type *blob = sch_type_native(SCH_T_BLOB);
     switch (code) {
-    case SIB_T_CUSTOM: {
+    case SCH_T_CUSTOM: {
         cql_str cls;
         if (!cql_get_string(&d->r, &cls)) return bad(d, "custom type");
         if (!(*custom = dup_str(d, cls))) return oom(d);
-        const sib_type *t = type_from_class(cls);
+        const sch_type *t = type_from_class(cls);
         *out = t ? t : blob;
         return 0;
     }
-    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP:
+    case SCH_T_LIST: case SCH_T_SET: case SCH_T_MAP:
         return get_collection(d, depth, code, out);
-    case SIB_T_UDT:
+    case SCH_T_UDT:
         *out = blob;
         return skip_udt(d, depth);
-    case SIB_T_TUPLE: {
+    case SCH_T_TUPLE: {
         uint16_t n;
         if (!cql_get_short(&d->r, &n)) return bad(d, "tuple type");
         *out = blob;
         return skip_types(d, depth, n);
     }
     default: {
-        const sib_type *t = code <= SIB_T_DURATION ? sib_type_native((sib_type_code)code) : NULL;
+        const sch_type *t = code <= SCH_T_DURATION ? sch_type_native((sch_type_code)code) : NULL;
         if (!t) return bad(d, "unknown type code");
         *out = t;
         return 0;
@@ -164,7 +164,7 @@ static int get_type(dec *d, int depth, const sib_type **out, uint16_t *wire, con
 /* ---- metadata ---- */
 
 /* Column specs: global table spec once, or ks/table before each name. */
-static int get_specs(dec *d, uint32_t flags, uint32_t n, sib_col_spec **out)
+static int get_specs(dec *d, uint32_t flags, uint32_t n, cli_col_spec **out)
 {
     const char *gks = NULL, *gtable = NULL;
     if (flags & CQL_ROWS_GLOBAL_TABLES_SPEC) {
@@ -174,10 +174,10 @@ static int get_specs(dec *d, uint32_t flags, uint32_t n, sib_col_spec **out)
     }
     /* Each spec takes at least 6 bytes: reject absurd counts before allocating. */
     if ((size_t)n > sib_rd_left(&d->r) / 4 + 1) return bad(d, "column count");
-    sib_col_spec *cols = sib_arena_alloc(d->a, sizeof(*cols) * (n ? n : 1));
+    cli_col_spec *cols = sib_arena_alloc(d->a, sizeof(*cols) * (n ? n : 1));
     if (!cols) return oom(d);
     for (uint32_t i = 0; i < n; i++) {
-        sib_col_spec *c = &cols[i];
+        cli_col_spec *c = &cols[i];
         int rc = 0;
         if (gks) {
             c->ks = gks;
@@ -203,7 +203,7 @@ static int get_count(dec *d, uint32_t *out, const char *what)
 }
 
 /* <rows metadata>: flags, column count, paging state, specs. */
-static int get_rows_meta(dec *d, sib_result_meta *m)
+static int get_rows_meta(dec *d, cli_result_meta *m)
 {
     int rc = get_count(d, &m->flags, "metadata flags");
     if (rc == 0) rc = get_count(d, &m->ncols, "column count");
@@ -214,7 +214,7 @@ static int get_rows_meta(dec *d, sib_result_meta *m)
     return get_specs(d, m->flags, m->ncols, &m->cols);
 }
 
-static int get_rows(dec *d, sib_result *res)
+static int get_rows(dec *d, cli_result *res)
 {
     int rc = get_rows_meta(d, &res->u.rows.meta);
     if (rc == 0) rc = get_count(d, &res->u.rows.nrows, "row count");
@@ -231,10 +231,10 @@ static int get_rows(dec *d, sib_result *res)
 }
 
 /* v4 <prepared metadata>: flags, count, pk_count, pk_index, specs. */
-static int get_prepared(dec *d, sib_result *res)
+static int get_prepared(dec *d, cli_result *res)
 {
     if (!cql_get_short_bytes(&d->r, &res->u.prepared.id)) return bad(d, "prepared id");
-    sib_result_meta *b = &res->u.prepared.bind;
+    cli_result_meta *b = &res->u.prepared.bind;
     int rc = get_count(d, &b->flags, "prepared flags");
     if (rc == 0) rc = get_count(d, &b->ncols, "bind count");
     if (rc == 0 && d->version >= 4) rc = get_count(d, &res->u.prepared.npk, "pk count");
@@ -250,7 +250,7 @@ static int get_prepared(dec *d, sib_result *res)
     return rc < 0 ? rc : get_rows_meta(d, &res->u.prepared.result);
 }
 
-static int get_schema_change(dec *d, sib_result *res)
+static int get_schema_change(dec *d, cli_result *res)
 {
     cql_str change, target;
     if (!cql_get_string(&d->r, &change) || !cql_get_string(&d->r, &target)) return bad(d, "schema change");
@@ -269,7 +269,7 @@ static int get_schema_change(dec *d, sib_result *res)
     return rc;
 }
 
-static int get_result(dec *d, sib_result *res)
+static int get_result(dec *d, cli_result *res)
 {
     int32_t kind;
     if (!cql_get_int(&d->r, &kind)) return bad(d, "result kind");
@@ -348,9 +348,9 @@ static int get_error_extras(dec *d, int32_t code, cql_error_extra *x)
     }
 }
 
-static int get_error(dec *d, sib_result *res)
+static int get_error(dec *d, cli_result *res)
 {
-    res->kind = SIB_RESULT_ERROR;
+    res->kind = CLI_RESULT_ERROR;
     if (!cql_get_int(&d->r, &res->u.error.code)) return bad(d, "error code");
     int rc = get_cstr(d, &res->u.error.msg, "error message");
     return rc < 0 ? rc : get_error_extras(d, res->u.error.code, &res->u.error.x);
@@ -358,14 +358,14 @@ static int get_error(dec *d, sib_result *res)
 
 /* ---- entry points ---- */
 
-void sib_result_free(sib_result *r)
+void cli_result_free(cli_result *r)
 {
     if (!r) return;
     sib_arena_destroy(r->arena);
     memset(r, 0, sizeof(*r));
 }
 
-static int get_prefix(dec *d, uint8_t flags, sib_result *out)
+static int get_prefix(dec *d, uint8_t flags, cli_result *out)
 {
     if ((flags & CQL_FLAG_TRACING) && !cql_get_uuid(&d->r, out->tracing_id)) return bad(d, "tracing id");
     if (flags & CQL_FLAG_WARNING) {
@@ -376,13 +376,13 @@ static int get_prefix(dec *d, uint8_t flags, sib_result *out)
     return 0;
 }
 
-int sib_result_decode(sib_types *ts, int version, uint8_t opcode, uint8_t frame_flags, const uint8_t *body,
-                      size_t len, sib_result *out, sib_err *err)
+int cli_result_decode(sch_types *ts, int version, uint8_t opcode, uint8_t frame_flags, const uint8_t *body,
+                      size_t len, cli_result *out, sib_err *err)
 {
     memset(out, 0, sizeof(*out));
     out->opcode = opcode;
     out->frame_flags = frame_flags;
-    out->kind = SIB_RESULT_OTHER;
+    out->kind = CLI_RESULT_OTHER;
     out->arena = sib_arena_create(len + ARENA_CHUNK);
     if (!out->arena) return sib_err_set(err, SIB_ENOMEM, "result arena");
     const uint8_t *copy = len ? sib_arena_memdup(out->arena, body, len) : (const uint8_t *)"";
@@ -398,9 +398,9 @@ int sib_result_decode(sib_types *ts, int version, uint8_t opcode, uint8_t frame_
     return rc;
 }
 
-int sib_result_to_err(const sib_result *r, sib_err *err)
+int cli_result_to_err(const cli_result *r, sib_err *err)
 {
-    if (r->kind != SIB_RESULT_ERROR) return 0;
+    if (r->kind != CLI_RESULT_ERROR) return 0;
     int code;
     const cql_error_extra *x = &r->u.error.x;
     switch (r->u.error.code) {
@@ -434,7 +434,7 @@ int sib_result_to_err(const sib_result *r, sib_err *err)
 }
 
 /* Names as cqlsh prints them (cassandra/protocol.py summary names). */
-const char *sib_client_error_class(int32_t code)
+const char *cli_client_error_class(int32_t code)
 {
     switch (code) {
     case CQL_ERR_SERVER: return "ServerError";
@@ -459,7 +459,7 @@ const char *sib_client_error_class(int32_t code)
     }
 }
 
-int sib_client_parse_cl(const char *name)
+int cli_client_parse_cl(const char *name)
 {
     if (!name) return -1;
     for (int cl = CQL_ANY; cl <= CQL_LOCAL_ONE; cl++) {

@@ -273,8 +273,8 @@ void cql_put_string_map(sib_buf *b, const char *const *kv, size_t n);
  * list/set recurse into sub[0], map into sub[0], sub[1]. Types without a
  * code in that version go out as custom 0x0000 + the Cassandra class name
  * (duration in v4; date/time/smallint/tinyint/duration in v3), as C* does.
- * UDT and tuple need field lists the seed sib_type does not carry: SIB_EINVAL. */
-int cql_put_type(sib_buf *b, const sib_type *t, int version, sib_err *err);
+ * UDT and tuple need field lists the seed sch_type does not carry: SIB_EINVAL. */
+int cql_put_type(sib_buf *b, const sch_type *t, int version, sib_err *err);
 
 /* ====================================================================== */
 /* 2. Requests                                                            */
@@ -383,7 +383,7 @@ typedef struct cql_rows_meta {
     const char *ks, *table;    /* the global table spec; NULL writes "" */
     uint32_t ncols;
     const char *const *names;  /* ncols names */
-    const sib_type *const *types; /* ncols types */
+    const sch_type *const *types; /* ncols types */
     uint32_t flags;            /* CQL_ROWS_NO_METADATA to omit the specs */
     const uint8_t *paging_state; /* non-NULL: sets HAS_MORE_PAGES */
     int32_t paging_state_len;
@@ -394,7 +394,7 @@ typedef struct cql_prepared_meta {
     const char *ks, *table;
     uint32_t nbind;
     const char *const *names;      /* column name, "[limit]", or the :name */
-    const sib_type *const *types;
+    const sch_type *const *types;
     uint32_t npk;                  /* 0 when the partition key is not fully bound */
     const uint16_t *pk_index;      /* npk bind positions, in partition-key order */
 } cql_prepared_meta;

@@ -5,7 +5,7 @@
 #include "cql.h"
 
 struct storage;
-struct sib_catalog;
+struct sch_catalog;
 struct coord;
 struct gossip;
 
@@ -27,7 +27,7 @@ typedef struct cql_exec cql_exec;
 
 typedef struct cql_exec_opts {
     struct storage *st;
-    struct sib_catalog *cat;
+    struct sch_catalog *cat;
     struct coord *co;
     sib_log *log;
     const cql_exec_node_info *node;
@@ -51,7 +51,7 @@ void cql_exec_set_server(cql_exec *ex, cql_server *srv);
 
 /* Metrics hooks (the admin module's /metrics), called on the loop thread.
  * request: once per QUERY/PREPARE/EXECUTE/BATCH when the executor returns
- *   from it, with the statement kind (parser.h cql_stmt_kind; -1 when the
+ *   from it, with the statement kind (parser.h prs_stmt_kind; -1 when the
  *   text did not parse or the id was unknown), the consistency code and the
  *   time spent in the executor in µs.
  * error: once per error reply, with the protocol error code.

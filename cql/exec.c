@@ -121,14 +121,14 @@ void exec_reply_err(exec_ctx *c, const sib_err *err) { exec_reply_err_req(c->req
 
 /* ---- lookups shared by the statement files ---- */
 
-int exec_resolve_table(exec_ctx *c, const cql_qname *q, const sib_table **out, sib_err *err)
+int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
 {
     const char *ks = q->ks ? q->ks : c->keyspace;
     if (!ks || !*ks)
         return sib_err_set(err, SIB_EINVAL,
                            "No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename");
-    if (!sib_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
-    const sib_table *t = sib_catalog_table(c->ex->cat, ks, q->name);
+    if (!sch_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
+    const sch_table *t = sch_catalog_table(c->ex->cat, ks, q->name);
     if (!t) return sib_err_set(err, SIB_EINVAL, "table %s does not exist", q->name);
     *out = t;
     return 0;
@@ -137,13 +137,13 @@ int exec_resolve_table(exec_ctx *c, const cql_qname *q, const sib_table **out, s
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err)
 {
     cql_exec *ex = c->ex;
-    const sib_keyspace *k = sib_catalog_keyspace(ex->cat, ks);
+    const sch_keyspace *k = sch_catalog_keyspace(ex->cat, ks);
     if (!k) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
     if (ex->repl_ks == k && ex->repl_gen == ex->ddl_gen) {
         *out = ex->repl;
         return 0;
     }
-    const sib_strmap *m = sib_keyspace_replication(k);
+    const sch_strmap *m = sch_keyspace_replication(k);
     const char *keys[COORD_MAX_DCS + 2], *vals[COORD_MAX_DCS + 2];
     size_t n = 0;
     for (size_t i = 0; i < m->n && n < SIB_ARRAY_LEN(keys); i++, n++) {
@@ -161,17 +161,17 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
 
 /* ---- statement dispatch ---- */
 
-static void run_statement(exec_ctx *c, const cql_stmt *s)
+static void run_statement(exec_ctx *c, const prs_stmt *s)
 {
     c->stmt = s;
     if (c->ex->cur_stmt_kind < 0) c->ex->cur_stmt_kind = (int)s->kind; /* the top statement, for metrics */
     switch (s->kind) {
-    case CQL_STMT_SELECT: exec_select(c, &s->select); return;
-    case CQL_STMT_INSERT:
-    case CQL_STMT_UPDATE:
-    case CQL_STMT_DELETE: exec_modification(c, s); return;
-    case CQL_STMT_BATCH: exec_batch_query(c, s); return;
-    case CQL_STMT_DESCRIBE: exec_describe(c, &s->describe); return;
+    case PRS_STMT_SELECT: exec_select(c, &s->select); return;
+    case PRS_STMT_INSERT:
+    case PRS_STMT_UPDATE:
+    case PRS_STMT_DELETE: exec_modification(c, s); return;
+    case PRS_STMT_BATCH: exec_batch_query(c, s); return;
+    case PRS_STMT_DESCRIBE: exec_describe(c, &s->describe); return;
     default: exec_ddl(c, s); return;
     }
 }
@@ -184,7 +184,7 @@ static int check_values(exec_ctx *c, sib_err *err)
     return 0;
 }
 
-void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const cql_stmt *s, const cql_params *p,
+void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const prs_stmt *s, const cql_params *p,
                      const char *keyspace)
 {
     memset(c, 0, sizeof *c);
@@ -239,10 +239,10 @@ static int bind_names(exec_ctx *c, sib_err *err)
 static void handle_query(cql_exec *ex, cql_request *req)
 {
     sib_err err = {0};
-    cql_stmt *s;
+    prs_stmt *s;
     const cql_query_req *q = &req->u.query;
     EXEC_TRACE(req, "Parsing %.*s", (int)q->query.len, q->query.p);
-    if (cql_parse(q->query.p, q->query.len, req->arena, &s, &err)) { exec_reply_err_req(req, &err); return; }
+    if (prs_parse(q->query.p, q->query.len, req->arena, &s, &err)) { exec_reply_err_req(req, &err); return; }
     exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);
     if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
     EXEC_TRACE(req, "Preparing statement");
@@ -319,7 +319,7 @@ static void handle_prepare(cql_exec *ex, cql_request *req)
         p->query = sib_arena_strndup(a, q->p, q->len);
         p->query_len = q->len;
         EXEC_TRACE(req, "Parsing %.*s", (int)q->len, q->p);
-        if (cql_parse(q->p, q->len, a, &p->stmt, &err)) {
+        if (prs_parse(q->p, q->len, a, &p->stmt, &err)) {
             prepared_free(p);
             exec_reply_err_req(req, &err);
             return;
@@ -406,7 +406,7 @@ static void exec_request(cql_executor *base, cql_request *req)
              : opcode == CQL_OP_EXECUTE ? req->u.execute.params.consistency
              : opcode == CQL_OP_BATCH ? req->u.batch.consistency : -1;
     int64_t t0 = sib_mono_ns();
-    ex->cur_stmt_kind = opcode == CQL_OP_BATCH ? (int)CQL_STMT_BATCH : -1; /* else run_statement sets it */
+    ex->cur_stmt_kind = opcode == CQL_OP_BATCH ? (int)PRS_STMT_BATCH : -1; /* else run_statement sets it */
     dispatch(ex, req); /* req may be freed from here on */
     ex->obs.request(ex->obs.ctx, opcode, ex->cur_stmt_kind, cl, (sib_mono_ns() - t0) / 1000);
 }

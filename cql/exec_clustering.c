@@ -30,34 +30,34 @@ typedef struct ck_group {
     int kind;
     size_t first, n; /* clustering positions [first, first + n) */
     bool multi;      /* written as a tuple relation */
-    sib_val *vals;   /* EQ: n values; IN: ntup tuples of n values */
+    sch_val *vals;   /* EQ: n values; IN: ntup tuples of n values */
     size_t ntup;
     size_t lo_n, hi_n; /* SLICE: bound tuple lengths, 0 = no such bound */
     bool lo_incl, hi_incl;
-    sib_val *lo, *hi;
+    sch_val *lo, *hi;
 } ck_group;
 
 struct exec_ck {
     exec_ctx *c;
-    const sib_table *t;
+    const sch_table *t;
     size_t nck;
     ck_group **at; /* per clustering position: its group, or NULL */
 };
 
-exec_ck *exec_ck_new(exec_ctx *c, const sib_table *t)
+exec_ck *exec_ck_new(exec_ctx *c, const sch_table *t)
 {
     exec_ck *k = sib_arena_alloc(c->arena, sizeof *k);
     if (!k) return NULL;
     k->c = c;
     k->t = t;
-    k->nck = sib_table_clustering_count(t);
+    k->nck = sch_table_clustering_count(t);
     k->at = sib_arena_alloc(c->arena, sizeof *k->at * (k->nck + 1));
     if (!k->at) return NULL;
     memset(k->at, 0, sizeof *k->at * (k->nck + 1));
     return k;
 }
 
-static const sib_column *ckcol(const exec_ck *k, size_t pos) { return sib_table_clustering(k->t, pos); }
+static const sch_column *ckcol(const exec_ck *k, size_t pos) { return sch_table_clustering(k->t, pos); }
 
 /* Names of the columns both groups restrict, in key order (Cassandra joins
  * them with " ,"). */
@@ -150,45 +150,45 @@ static ck_group *new_group(exec_ck *k, int kind, size_t first, size_t n, bool mu
     return g;
 }
 
-int exec_ck_add_single(exec_ck *k, const sib_column *col, cql_op op, sib_val *vals, size_t nvals, bool check_order,
+int exec_ck_add_single(exec_ck *k, const sch_column *col, prs_op op, sch_val *vals, size_t nvals, bool check_order,
                        sib_err *err)
 {
     size_t pos = (size_t)col->position;
-    int kind = op == CQL_OP_EQ ? CG_EQ : op == CQL_OP_IN ? CG_IN : CG_SLICE;
+    int kind = op == PRS_OP_EQ ? CG_EQ : op == PRS_OP_IN ? CG_IN : CG_SLICE;
     ck_group *g = new_group(k, kind, pos, 1, false);
     if (!g) return sib_err_set(err, SIB_ENOMEM, "restriction");
     g->vals = vals;
     g->ntup = nvals;
-    if (op == CQL_OP_GT || op == CQL_OP_GTE) { g->lo_n = 1; g->lo = vals; g->lo_incl = op == CQL_OP_GTE; }
-    if (op == CQL_OP_LT || op == CQL_OP_LTE) { g->hi_n = 1; g->hi = vals; g->hi_incl = op == CQL_OP_LTE; }
+    if (op == PRS_OP_GT || op == PRS_OP_GTE) { g->lo_n = 1; g->lo = vals; g->lo_incl = op == PRS_OP_GTE; }
+    if (op == PRS_OP_LT || op == PRS_OP_LTE) { g->hi_n = 1; g->hi = vals; g->hi_incl = op == PRS_OP_LTE; }
     return add_group(k, g, check_order, err);
 }
 
 /* ---- multi-column relations ---- */
 
-static const char *op_text(cql_op op)
+static const char *op_text(prs_op op)
 {
     switch (op) {
-    case CQL_OP_EQ: return "=";
-    case CQL_OP_LT: return "<";
-    case CQL_OP_LTE: return "<=";
-    case CQL_OP_GT: return ">";
-    case CQL_OP_GTE: return ">=";
-    case CQL_OP_NEQ: return "!=";
-    case CQL_OP_IN: return "IN";
+    case PRS_OP_EQ: return "=";
+    case PRS_OP_LT: return "<";
+    case PRS_OP_LTE: return "<=";
+    case PRS_OP_GT: return ">";
+    case PRS_OP_GTE: return ">=";
+    case PRS_OP_NEQ: return "!=";
+    case PRS_OP_IN: return "IN";
     default: return "?";
     }
 }
 
 /* "(b, c) > (1, 2)": the relation as Cassandra prints it in messages. */
-static const char *relation_text(exec_ck *k, const cql_relation *r)
+static const char *relation_text(exec_ck *k, const prs_relation *r)
 {
     sib_buf b;
     sib_buf_init(&b);
     sib_buf_u8(&b, '(');
     for (size_t i = 0; i < r->ncols; i++) sib_buf_printf(&b, "%s%s", i ? ", " : "", r->cols[i]);
     sib_buf_printf(&b, ") %s ", op_text(r->op));
-    if (r->op == CQL_OP_IN && !r->value) {
+    if (r->op == PRS_OP_IN && !r->value) {
         sib_buf_u8(&b, '(');
         for (size_t i = 0; i < r->nin; i++) {
             if (i) sib_buf_append(&b, ", ", 2);
@@ -205,7 +205,7 @@ static const char *relation_text(exec_ck *k, const cql_relation *r)
 }
 
 /* The receiver name of a tuple marker: "(b,c)" (or "in(b,c)" for IN ?). */
-static const char *tuple_name(exec_ck *k, const cql_relation *r, bool in)
+static const char *tuple_name(exec_ck *k, const prs_relation *r, bool in)
 {
     sib_buf b;
     sib_buf_init(&b);
@@ -217,50 +217,50 @@ static const char *tuple_name(exec_ck *k, const cql_relation *r, bool in)
     return s ? s : "";
 }
 
-const sib_type *exec_ck_tuple_type(exec_ctx *c, const sib_table *t, const cql_relation *r)
+const sch_type *exec_ck_tuple_type(exec_ctx *c, const sch_table *t, const prs_relation *r)
 {
-    const sib_type *elems[64];
+    const sch_type *elems[64];
     if (r->ncols == 0 || r->ncols > SIB_ARRAY_LEN(elems)) return NULL;
     for (size_t i = 0; i < r->ncols; i++) {
-        const sib_column *col = sib_table_column_by_name(t, r->cols[i]);
+        const sch_column *col = sch_table_column_by_name(t, r->cols[i]);
         if (!col) return NULL;
         elems[i] = col->type;
     }
-    return sib_type_tuple(sib_catalog_types(c->ex->cat), elems, r->ncols);
+    return sch_type_tuple(sch_catalog_types(c->ex->cat), elems, r->ncols);
 }
 
 /* Splits a serialized tuple into out[0..n) (missing trailing elements are
  * null), validating each element against its column. */
-static int split_tuple(const sib_column *const *cols, size_t n, const uint8_t *p, size_t len, sib_val *out,
+static int split_tuple(const sch_column *const *cols, size_t n, const uint8_t *p, size_t len, sch_val *out,
                        sib_err *err)
 {
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
-        out[i] = (sib_val){NULL, -1};
+        out[i] = (sch_val){NULL, -1};
         if (off >= len) continue;
         if (len - off < 4) return sib_err_set(err, SIB_EINVAL, "Invalid tuple value for %s", cols[i]->name);
         int32_t l = (int32_t)get_be32(p + off);
         off += 4;
         if (l < 0) continue;
         if ((size_t)l > len - off) return sib_err_set(err, SIB_EINVAL, "Invalid tuple value for %s", cols[i]->name);
-        int rc = sib_value_validate(cols[i]->type, p + off, (size_t)l, err);
+        int rc = sch_value_validate(cols[i]->type, p + off, (size_t)l, err);
         if (rc) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "%s", err->msg);
             return sib_err_set(err, SIB_EINVAL, "Exception while binding column %s: %s", cols[i]->name, msg);
         }
-        out[i] = (sib_val){p + off, l};
+        out[i] = (sch_val){p + off, l};
         off += (size_t)l;
     }
     return 0;
 }
 
 /* One tuple term (a literal "(a, b)" or a marker bound to a tuple) -> n values. */
-static int eval_tuple(exec_ck *k, const cql_relation *r, const sib_column *const *cols, const cql_term *term, bool in,
-                      sib_val *out, sib_err *err)
+static int eval_tuple(exec_ck *k, const prs_relation *r, const sch_column *const *cols, const prs_term *term, bool in,
+                      sch_val *out, sib_err *err)
 {
     size_t n = r->ncols;
-    if (term->kind == CQL_TERM_MARKER) {
+    if (term->kind == PRS_TERM_MARKER) {
         const cql_value *v = exec_marker_value(k->c, term->marker);
         if (!v) return sib_err_set(err, SIB_EINVAL, "Invalid amount of bind variables");
         if (v->len == CQL_VALUE_UNSET)
@@ -268,11 +268,11 @@ static int eval_tuple(exec_ck *k, const cql_relation *r, const sib_column *const
         if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for tuple %s", tuple_name(k, r, false));
         return split_tuple(cols, n, v->p, (size_t)v->len, out, err);
     }
-    if (term->kind != CQL_TERM_TUPLE) {
+    if (term->kind != PRS_TERM_TUPLE) {
         char tn[256];
         sib_buf b;
         sib_buf_init(&b);
-        sib_type_cql_name(exec_ck_tuple_type(k->c, k->t, r), &b);
+        sch_type_cql_name(exec_ck_tuple_type(k->c, k->t, r), &b);
         snprintf(tn, sizeof tn, "%.*s", (int)b.len, b.p ? (const char *)b.p : "");
         sib_buf_free(&b);
         return sib_err_set(err, SIB_EINVAL, "Invalid %s for %s of type %s", in ? "IN value" : "tuple value",
@@ -296,7 +296,7 @@ static int eval_tuple(exec_ck *k, const cql_relation *r, const sib_column *const
     return 0;
 }
 
-static int no_nulls(const sib_column *const *cols, const sib_val *v, size_t n, sib_err *err)
+static int no_nulls(const sch_column *const *cols, const sch_val *v, size_t n, sib_err *err)
 {
     for (size_t i = 0; i < n; i++)
         if (v[i].len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", cols[i]->name);
@@ -305,17 +305,17 @@ static int no_nulls(const sib_column *const *cols, const sib_val *v, size_t n, s
 
 /* The relation's columns (arena array into *out), checked as Cassandra's
  * MultiColumnRelation does, and the arity of its tuple literals. */
-static int multi_columns(exec_ck *k, const cql_relation *r, const sib_column ***out, sib_err *err)
+static int multi_columns(exec_ck *k, const prs_relation *r, const sch_column ***out, sib_err *err)
 {
     exec_ctx *c = k->c;
     size_t n = r->ncols;
-    const sib_column **cols = sib_arena_alloc(c->arena, sizeof *cols * (n + 1));
+    const sch_column **cols = sib_arena_alloc(c->arena, sizeof *cols * (n + 1));
     if (!cols) return sib_err_set(err, SIB_ENOMEM, "restriction");
     *out = cols;
     for (size_t i = 0; i < n; i++) {
-        cols[i] = sib_table_column_by_name(k->t, r->cols[i]);
+        cols[i] = sch_table_column_by_name(k->t, r->cols[i]);
         if (!cols[i]) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", r->cols[i]);
-        if (cols[i]->kind != SIB_COL_CLUSTERING)
+        if (cols[i]->kind != SCH_COL_CLUSTERING)
             return sib_err_set(err, SIB_EINVAL, "Multi-column relations can only be applied to clustering columns but was applied to: %s",
                                cols[i]->name);
         for (size_t j = 0; j < i; j++)
@@ -326,11 +326,11 @@ static int multi_columns(exec_ck *k, const cql_relation *r, const sib_column ***
             return sib_err_set(err, SIB_EINVAL, "Clustering columns must appear in the PRIMARY KEY order in multi-column relations: %s",
                                relation_text(k, r));
     }
-    if (r->op == CQL_OP_NEQ) return sib_err_set(err, SIB_EINVAL, "Unsupported \"!=\" relation: %s", relation_text(k, r));
+    if (r->op == PRS_OP_NEQ) return sib_err_set(err, SIB_EINVAL, "Unsupported \"!=\" relation: %s", relation_text(k, r));
     /* the value, or each IN item (r->value is NULL for a listed IN) */
     for (size_t i = 0; i <= r->nin; i++) {
-        const cql_term *one = i == 0 ? r->value : r->in[i - 1];
-        if (!one || one->kind != CQL_TERM_TUPLE || one->coll.n == n) continue;
+        const prs_term *one = i == 0 ? r->value : r->in[i - 1];
+        if (!one || one->kind != PRS_TERM_TUPLE || one->coll.n == n) continue;
         sib_buf b;
         sib_buf_init(&b);
         exec_term_text(one, &b);
@@ -342,50 +342,50 @@ static int multi_columns(exec_ck *k, const cql_relation *r, const sib_column ***
     return 0;
 }
 
-int exec_ck_check_multi(exec_ctx *c, const sib_table *t, const cql_relation *r, sib_err *err)
+int exec_ck_check_multi(exec_ctx *c, const sch_table *t, const prs_relation *r, sib_err *err)
 {
     exec_ck *k = exec_ck_new(c, t);
     if (!k) return sib_err_set(err, SIB_ENOMEM, "restriction");
-    const sib_column **cols;
+    const sch_column **cols;
     return multi_columns(k, r, &cols, err);
 }
 
-int exec_ck_add_multi(exec_ck *k, const cql_relation *r, bool check_order, sib_err *err)
+int exec_ck_add_multi(exec_ck *k, const prs_relation *r, bool check_order, sib_err *err)
 {
     exec_ctx *c = k->c;
     size_t n = r->ncols;
-    const sib_column **cols;
+    const sch_column **cols;
     int rc = multi_columns(k, r, &cols, err);
     if (rc) return rc;
     size_t first = (size_t)cols[0]->position;
-    if (r->op == CQL_OP_EQ) {
+    if (r->op == PRS_OP_EQ) {
         ck_group *g = new_group(k, CG_EQ, first, n, true);
         if (!g || !(g->vals = sib_arena_alloc(c->arena, sizeof *g->vals * n))) return sib_err_set(err, SIB_ENOMEM, "restriction");
         g->ntup = 1;
         if ((rc = eval_tuple(k, r, cols, r->value, false, g->vals, err)) || (rc = no_nulls(cols, g->vals, n, err))) return rc;
         return add_group(k, g, check_order, err);
     }
-    if (r->op == CQL_OP_IN) {
+    if (r->op == PRS_OP_IN) {
         ck_group *g = new_group(k, CG_IN, first, n, true);
         if (!g) return sib_err_set(err, SIB_ENOMEM, "restriction");
         if (r->value) { /* (b, c) IN ?: a list of tuples */
-            const sib_type *tt = exec_ck_tuple_type(c, k->t, r);
-            const sib_type *lt = tt ? sib_type_list(sib_catalog_types(c->ex->cat), tt, false) : NULL;
+            const sch_type *tt = exec_ck_tuple_type(c, k->t, r);
+            const sch_type *lt = tt ? sch_type_list(sch_catalog_types(c->ex->cat), tt, false) : NULL;
             if (!lt) return sib_err_set(err, SIB_ENOMEM, "restriction");
-            const cql_value *v = r->value->kind == CQL_TERM_MARKER ? exec_marker_value(c, r->value->marker) : NULL;
+            const cql_value *v = r->value->kind == PRS_TERM_MARKER ? exec_marker_value(c, r->value->marker) : NULL;
             if (!v) return sib_err_set(err, SIB_EINVAL, "Invalid amount of bind variables");
             if (v->len == CQL_VALUE_UNSET)
                 return sib_err_set(err, SIB_EINVAL, "Invalid unset value for %s", tuple_name(k, r, true));
             if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for IN restriction");
-            sib_coll_iter it;
-            int cnt = sib_coll_iter_init(&it, lt, v->p, (size_t)v->len);
+            sch_coll_iter it;
+            int cnt = sch_coll_iter_init(&it, lt, v->p, (size_t)v->len);
             if (cnt < 0) return sib_err_set(err, SIB_EINVAL, "Invalid list value for %s", tuple_name(k, r, true));
             if (!(g->vals = sib_arena_alloc(c->arena, sizeof *g->vals * ((size_t)cnt * n + 1))))
                 return sib_err_set(err, SIB_ENOMEM, "restriction");
-            sib_val e, unused;
-            while (sib_coll_next(&it, &e, &unused)) {
+            sch_val e, unused;
+            while (sch_coll_next(&it, &e, &unused)) {
                 if (e.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for IN restriction");
-                sib_val *tup = g->vals + g->ntup * n;
+                sch_val *tup = g->vals + g->ntup * n;
                 if ((rc = split_tuple(cols, n, e.p, (size_t)e.len, tup, err))) return rc;
                 if ((rc = no_nulls(cols, tup, n, err))) return rc;
                 g->ntup++;
@@ -394,7 +394,7 @@ int exec_ck_add_multi(exec_ck *k, const cql_relation *r, bool check_order, sib_e
             if (!(g->vals = sib_arena_alloc(c->arena, sizeof *g->vals * (r->nin * n + 1))))
                 return sib_err_set(err, SIB_ENOMEM, "restriction");
             for (size_t i = 0; i < r->nin; i++) {
-                sib_val *tup = g->vals + i * n;
+                sch_val *tup = g->vals + i * n;
                 if ((rc = eval_tuple(k, r, cols, r->in[i], true, tup, err)) || (rc = no_nulls(cols, tup, n, err))) return rc;
             }
             g->ntup = r->nin;
@@ -402,17 +402,17 @@ int exec_ck_add_multi(exec_ck *k, const cql_relation *r, bool check_order, sib_e
         return add_group(k, g, check_order, err);
     }
     ck_group *g = new_group(k, CG_SLICE, first, n, true);
-    sib_val *v = sib_arena_alloc(c->arena, sizeof *v * (n + 1));
+    sch_val *v = sib_arena_alloc(c->arena, sizeof *v * (n + 1));
     if (!g || !v) return sib_err_set(err, SIB_ENOMEM, "restriction");
     if ((rc = eval_tuple(k, r, cols, r->value, false, v, err)) || (rc = no_nulls(cols, v, n, err))) return rc;
-    if (r->op == CQL_OP_GT || r->op == CQL_OP_GTE) {
+    if (r->op == PRS_OP_GT || r->op == PRS_OP_GTE) {
         g->lo_n = n;
         g->lo = v;
-        g->lo_incl = r->op == CQL_OP_GTE;
+        g->lo_incl = r->op == PRS_OP_GTE;
     } else {
         g->hi_n = n;
         g->hi = v;
-        g->hi_incl = r->op == CQL_OP_LTE;
+        g->hi_incl = r->op == PRS_OP_LTE;
     }
     return add_group(k, g, check_order, err);
 }
@@ -423,20 +423,20 @@ int exec_ck_add_multi(exec_ck *k, const cql_relation *r, bool check_order, sib_e
  * eq[], then an optional range on position neq. */
 typedef struct piece {
     size_t neq;
-    const sib_val *eq; /* neq values (views) */
+    const sch_val *eq; /* neq values (views) */
     bool has_lo, has_hi, lo_incl, hi_incl;
-    sib_val lo, hi;
+    sch_val lo, hi;
 } piece;
 
-static int cmpv(const sib_column *col, const sib_val *a, const sib_val *b)
+static int cmpv(const sch_column *col, const sch_val *a, const sch_val *b)
 {
-    return sib_value_compare(col->type, a->p, (size_t)a->len, b->p, (size_t)b->len);
+    return sch_value_compare(col->type, a->p, (size_t)a->len, b->p, (size_t)b->len);
 }
 
 /* The pieces of one bound: tuple v of length n, lower (>/>=) or upper.
  * (c1, c2) >= (1, 2) is {c1 > 1} + {c1 = 1, c2 >= 2}: every range is
  * exclusive but the last one, which carries the bound's own inclusivity. */
-static size_t bound_pieces(const sib_val *v, size_t n, bool lower, bool incl, piece *out)
+static size_t bound_pieces(const sch_val *v, size_t n, bool lower, bool incl, piece *out)
 {
     for (size_t j = 0; j < n; j++) {
         piece *p = &out[j];
@@ -451,7 +451,7 @@ static size_t bound_pieces(const sib_val *v, size_t n, bool lower, bool incl, pi
 }
 
 /* Does value x satisfy piece p's range (position p->neq)? */
-static bool in_range(const sib_column *col, const piece *p, const sib_val *x)
+static bool in_range(const sch_column *col, const piece *p, const sch_val *x)
 {
     if (p->has_lo) {
         int c = cmpv(col, x, &p->lo);
@@ -466,7 +466,7 @@ static bool in_range(const sib_column *col, const piece *p, const sib_val *x)
 
 /* a ∩ b into out (which may alias neither); false when empty. cols are the
  * slice's columns from its first one. */
-static bool intersect(const sib_column *const *cols, const piece *a, const piece *b, piece *out)
+static bool intersect(const sch_column *const *cols, const piece *a, const piece *b, piece *out)
 {
     const piece *lng = a->neq >= b->neq ? a : b, *sht = lng == a ? b : a;
     /* the shorter EQ prefix must agree with the longer one */
@@ -487,17 +487,17 @@ static bool intersect(const sib_column *const *cols, const piece *a, const piece
     return true;
 }
 
-static int encode(exec_ck *k, const sib_val *prefix, const sib_column *const *cols, const sib_val *vals, size_t n,
-                  const sib_column *last_col, const sib_val *last, sib_val *out, sib_err *err)
+static int encode(exec_ck *k, const sch_val *prefix, const sch_column *const *cols, const sch_val *vals, size_t n,
+                  const sch_column *last_col, const sch_val *last, sch_val *out, sib_err *err)
 {
     sib_buf b;
     sib_buf_init(&b);
     if (prefix->len > 0) sib_buf_append(&b, prefix->p, (size_t)prefix->len);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++)
-        rc = sib_ck_encode_component(cols[i]->type, cols[i]->order == SIB_ORDER_DESC, vals[i].p, (size_t)vals[i].len, &b, err);
+        rc = sch_ck_encode_component(cols[i]->type, cols[i]->order == SCH_ORDER_DESC, vals[i].p, (size_t)vals[i].len, &b, err);
     if (!rc && last)
-        rc = sib_ck_encode_component(last_col->type, last_col->order == SIB_ORDER_DESC, last->p, (size_t)last->len, &b, err);
+        rc = sch_ck_encode_component(last_col->type, last_col->order == SCH_ORDER_DESC, last->p, (size_t)last->len, &b, err);
     if (!rc && b.oom) rc = sib_err_set(err, SIB_ENOMEM, "clustering key");
     if (!rc) {
         uint8_t *p = sib_arena_memdup(k->c->arena, b.p ? b.p : (const uint8_t *)"", b.len);
@@ -524,20 +524,20 @@ static int slice_cmp(const void *a, const void *b)
     return (int)y->start.incl - (int)x->start.incl;
 }
 
-static st_bound bound_of(const sib_val *v, bool incl) { return (st_bound){v->p, (size_t)v->len, incl, false}; }
+static st_bound bound_of(const sch_val *v, bool incl) { return (st_bound){v->p, (size_t)v->len, incl, false}; }
 
 /* One storage slice for prefix + piece (cols: the slice's columns). */
-static int piece_slice(exec_ck *k, const sib_val *prefix, const sib_column *const *cols, const piece *p, st_slice *s,
+static int piece_slice(exec_ck *k, const sch_val *prefix, const sch_column *const *cols, const piece *p, st_slice *s,
                        sib_err *err)
 {
-    sib_val eq;
+    sch_val eq;
     int rc = encode(k, prefix, cols, p->eq, p->neq, NULL, NULL, &eq, err);
     if (rc) return rc;
     st_bound whole = {.key = eq.p, .len = (size_t)eq.len, .incl = true, .unbounded = eq.len == 0};
     s->start = s->end = whole;
-    const sib_column *rc_col = cols[p->neq];
-    bool desc = (p->has_lo || p->has_hi) && rc_col->order == SIB_ORDER_DESC;
-    sib_val lo, hi;
+    const sch_column *rc_col = cols[p->neq];
+    bool desc = (p->has_lo || p->has_hi) && rc_col->order == SCH_ORDER_DESC;
+    sch_val lo, hi;
     if (p->has_lo && (rc = encode(k, prefix, cols, p->eq, p->neq, rc_col, &p->lo, &lo, err))) return rc;
     if (p->has_hi && (rc = encode(k, prefix, cols, p->eq, p->neq, rc_col, &p->hi, &hi, err))) return rc;
     /* A DESC column's encoding is inverted: its lower value bound is the
@@ -557,7 +557,7 @@ static int piece_slice(exec_ck *k, const sib_val *prefix, const sib_column *cons
  * group varying slowest, duplicates dropped). With max_size, a prefix whose
  * values add up to more bytes than that is refused as Cassandra refuses a
  * clustering too large to write. */
-static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, size_t max_size, sib_val **out, size_t *nout,
+static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, size_t max_size, sch_val **out, size_t *nout,
                           sib_err *err)
 {
     size_t total = 1;
@@ -567,25 +567,25 @@ static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, size_t 
             return sib_err_set(err, SIB_EINVAL, "IN restrictions on clustering columns would select more than %d rows",
                                MAX_CARTESIAN);
     }
-    sib_val *cur = sib_arena_alloc(k->c->arena, sizeof *cur * (total + 1));
+    sch_val *cur = sib_arena_alloc(k->c->arena, sizeof *cur * (total + 1));
     size_t *size = sib_arena_alloc(k->c->arena, sizeof *size * (total + 1));
     if (!cur || !size) return sib_err_set(err, SIB_ENOMEM, "clustering keys");
-    cur[0] = (sib_val){(const uint8_t *)"", 0};
+    cur[0] = (sch_val){(const uint8_t *)"", 0};
     size[0] = 0;
     size_t n = 1;
-    const sib_column *cols[64];
+    const sch_column *cols[64];
     for (size_t i = 0; i < npre; i++) {
         const ck_group *g = pre[i];
         size_t ntup = g->kind == CG_IN ? g->ntup : 1;
         if (g->n > SIB_ARRAY_LEN(cols)) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
         for (size_t j = 0; j < g->n; j++) cols[j] = ckcol(k, g->first + j);
-        sib_val *next = sib_arena_alloc(k->c->arena, sizeof *next * (n * ntup + 1));
+        sch_val *next = sib_arena_alloc(k->c->arena, sizeof *next * (n * ntup + 1));
         size_t *nsize = sib_arena_alloc(k->c->arena, sizeof *nsize * (n * ntup + 1));
         if (!next || !nsize) return sib_err_set(err, SIB_ENOMEM, "clustering keys");
         size_t m = 0;
         for (size_t j = 0; j < n; j++) {
             for (size_t t = 0; t < ntup; t++) {
-                const sib_val *tup = g->vals + t * g->n;
+                const sch_val *tup = g->vals + t * g->n;
                 nsize[m] = size[j];
                 for (size_t e = 0; e < g->n; e++) nsize[m] += (size_t)SIB_MAX(tup[e].len, 0);
                 if (max_size && nsize[m] > max_size)
@@ -608,7 +608,7 @@ static int build_prefixes(exec_ck *k, ck_group *const *pre, size_t npre, size_t 
 }
 
 /* The pieces of a slice group (lower x upper intersected); *n pieces. */
-static int slice_pieces(exec_ck *k, const ck_group *g, const sib_column *const *cols, piece **out, size_t *n, sib_err *err)
+static int slice_pieces(exec_ck *k, const ck_group *g, const sch_column *const *cols, piece **out, size_t *n, sib_err *err)
 {
     piece *lo = sib_arena_alloc(k->c->arena, sizeof *lo * (g->lo_n + 2));
     piece *hi = sib_arena_alloc(k->c->arena, sizeof *hi * (g->hi_n + 2));
@@ -642,21 +642,21 @@ static int add_filters(exec_ck *k, const ck_group *g, exec_restr *out, size_t ca
     }
     if (g->kind == CG_EQ) {
         for (size_t i = 0; i < g->n; i++)
-            out->filters[out->nfilters++] = (exec_filter){.col = ckcol(k, g->first + i), .op = CQL_OP_EQ, .val = g->vals[i]};
+            out->filters[out->nfilters++] = (exec_filter){.col = ckcol(k, g->first + i), .op = PRS_OP_EQ, .val = g->vals[i]};
         return 0;
     }
     if (g->kind == CG_IN) {
         if (g->n != 1) return sib_err_set(err, SIB_EINVAL, "Multicolumn IN filters are not supported");
-        out->filters[out->nfilters++] = (exec_filter){.col = ckcol(k, g->first), .op = CQL_OP_IN, .in = g->vals, .nin = g->ntup};
+        out->filters[out->nfilters++] = (exec_filter){.col = ckcol(k, g->first), .op = PRS_OP_IN, .in = g->vals, .nin = g->ntup};
         return 0;
     }
     if (g->multi && (g->lo_n > 1 || g->hi_n > 1))
         return sib_err_set(err, SIB_EINVAL, "Multi-column slice restrictions cannot be used for filtering.");
-    const sib_column *col = ckcol(k, g->first);
+    const sch_column *col = ckcol(k, g->first);
     if (g->lo_n)
-        out->filters[out->nfilters++] = (exec_filter){.col = col, .op = g->lo_incl ? CQL_OP_GTE : CQL_OP_GT, .val = g->lo[0]};
+        out->filters[out->nfilters++] = (exec_filter){.col = col, .op = g->lo_incl ? PRS_OP_GTE : PRS_OP_GT, .val = g->lo[0]};
     if (g->hi_n)
-        out->filters[out->nfilters++] = (exec_filter){.col = col, .op = g->hi_incl ? CQL_OP_LTE : CQL_OP_LT, .val = g->hi[0]};
+        out->filters[out->nfilters++] = (exec_filter){.col = col, .op = g->hi_incl ? PRS_OP_LTE : PRS_OP_LT, .val = g->hi[0]};
     return 0;
 }
 
@@ -680,7 +680,7 @@ int exec_ck_finish(exec_ck *k, exec_where_kind kind, bool allow_filtering, exec_
         const ck_group *g = k->at[q];
         if (!g || (q > 0 && k->at[q - 1] == g)) continue;
         if (kind == EXEC_WHERE_SELECT && allow_filtering) {
-            int rc = add_filters(k, g, out, sib_table_column_count(k->t), err);
+            int rc = add_filters(k, g, out, sch_table_column_count(k->t), err);
             if (rc) return rc;
             out->needs_filtering = true;
             continue;
@@ -696,7 +696,7 @@ int exec_ck_finish(exec_ck *k, exec_where_kind kind, bool allow_filtering, exec_
         }
         return sib_err_set(err, SIB_EINVAL, "%s", EXEC_FILTERING_MSG);
     }
-    sib_val *prefixes;
+    sch_val *prefixes;
     size_t nprefixes;
     int rc = build_prefixes(k, pre, npre, kind == EXEC_WHERE_SELECT ? 0 : EXEC_MAX_KEY_LEN, &prefixes, &nprefixes, err);
     if (rc) return rc;
@@ -707,7 +707,7 @@ int exec_ck_finish(exec_ck *k, exec_where_kind kind, bool allow_filtering, exec_
     if (p == 0 && !slice) return 0; /* whole partition */
     piece *pieces = NULL;
     size_t npieces = 1;
-    const sib_column *cols[64];
+    const sch_column *cols[64];
     if (slice) {
         if (slice->n > SIB_ARRAY_LEN(cols)) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
         for (size_t i = 0; i < slice->n; i++) cols[i] = ckcol(k, slice->first + i);

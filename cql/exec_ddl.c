@@ -64,8 +64,8 @@ int exec_schema_persist_keyspace(cql_exec *ex, const char *ks, bool dropped, st_
     def_key(&key, 'k', ks, NULL);
     int rc = 0;
     if (!dropped) {
-        const sib_keyspace *k = sib_catalog_keyspace(ex->cat, ks);
-        rc = k ? sib_catalog_serialize_keyspace(k, &def) : sib_err_set(err, SIB_ENOTFOUND, "keyspace %s", ks);
+        const sch_keyspace *k = sch_catalog_keyspace(ex->cat, ks);
+        rc = k ? sch_catalog_serialize_keyspace(k, &def) : sib_err_set(err, SIB_ENOTFOUND, "keyspace %s", ks);
     }
     if (!rc) rc = persist(ex, &key, dropped ? NULL : &def, done, ctx, err);
     sib_buf_free(&key);
@@ -73,7 +73,7 @@ int exec_schema_persist_keyspace(cql_exec *ex, const char *ks, bool dropped, st_
     return rc;
 }
 
-int exec_schema_persist_table(cql_exec *ex, const sib_table *t, bool dropped, const char *ks, const char *name,
+int exec_schema_persist_table(cql_exec *ex, const sch_table *t, bool dropped, const char *ks, const char *name,
                               st_done_fn done, void *ctx, sib_err *err)
 {
     sib_buf key, def;
@@ -81,18 +81,18 @@ int exec_schema_persist_table(cql_exec *ex, const sib_table *t, bool dropped, co
     sib_buf_init(&def);
     def_key(&key, 't', ks, name);
     int rc = 0;
-    if (!dropped) rc = sib_catalog_serialize_table(t, &def);
+    if (!dropped) rc = sch_catalog_serialize_table(t, &def);
     if (!rc) rc = persist(ex, &key, dropped ? NULL : &def, done, ctx, err);
     sib_buf_free(&key);
     sib_buf_free(&def);
     return rc;
 }
 
-void exec_table_options_to_storage(cql_exec *ex, const sib_table *t)
+void exec_table_options_to_storage(cql_exec *ex, const sch_table *t)
 {
-    st_table *st = storage_table(ex->st, sib_table_id(t));
+    st_table *st = storage_table(ex->st, sch_table_id(t));
     if (!st) return;
-    const sib_table_opts *o = sib_table_options(t);
+    const sch_table_opts *o = sch_table_options(t);
     const char *keys[64], *vals[64];
     size_t n = 0;
     for (size_t i = 0; i < o->compaction.n && n < SIB_ARRAY_LEN(keys); i++, n++) {
@@ -101,8 +101,8 @@ void exec_table_options_to_storage(cql_exec *ex, const sib_table *t)
     }
     sib_err err = {0};
     if (st_table_set_options(st, keys, vals, n, o->gc_grace_seconds, &err))
-        sib_log(ex->log, SIB_WARN, "schema: %s.%s: compaction options not applied: %s", sib_table_keyspace(t),
-                sib_table_name(t), err.msg);
+        sib_log(ex->log, SIB_WARN, "schema: %s.%s: compaction options not applied: %s", sch_table_keyspace(t),
+                sch_table_name(t), err.msg);
 }
 
 /* Loads keyspaces first (tables need theirs), then tables. */
@@ -127,8 +127,8 @@ int exec_schema_load(cql_exec *ex, sib_err *err)
             while (!rc && st_iter_next(it, &row))
                 for (size_t i = 0; !rc && i < row.ncells; i++) {
                     if (row.cells[i].col != DEF_COLUMN) continue;
-                    rc = pass == 0 ? sib_catalog_load_keyspace(ex->cat, row.cells[i].val, row.cells[i].vlen, err)
-                                   : sib_catalog_load_table(ex->cat, row.cells[i].val, row.cells[i].vlen, err);
+                    rc = pass == 0 ? sch_catalog_load_keyspace(ex->cat, row.cells[i].val, row.cells[i].vlen, err)
+                                   : sch_catalog_load_table(ex->cat, row.cells[i].val, row.cells[i].vlen, err);
                     loaded++;
                 }
             st_iter_destroy(it);
@@ -137,10 +137,10 @@ int exec_schema_load(cql_exec *ex, sib_err *err)
         st_scan_destroy(sc);
         if (rc) return rc;
     }
-    for (size_t i = 0; i < sib_catalog_keyspace_count(ex->cat); i++) {
-        const sib_keyspace *k = sib_catalog_keyspace_at(ex->cat, i);
-        for (size_t j = 0; !sib_keyspace_is_system(k) && j < sib_keyspace_table_count(k); j++)
-            exec_table_options_to_storage(ex, sib_keyspace_table_at(k, j));
+    for (size_t i = 0; i < sch_catalog_keyspace_count(ex->cat); i++) {
+        const sch_keyspace *k = sch_catalog_keyspace_at(ex->cat, i);
+        for (size_t j = 0; !sch_keyspace_is_system(k) && j < sch_keyspace_table_count(k); j++)
+            exec_table_options_to_storage(ex, sch_keyspace_table_at(k, j));
     }
     sib_log(ex->log, SIB_INFO, "schema: loaded %d definitions", loaded);
     return 0;
@@ -148,25 +148,25 @@ int exec_schema_load(cql_exec *ex, sib_err *err)
 
 /* ---- AST -> catalog arguments ---- */
 
-static sib_lit_kind prop_kind(cql_const_kind k)
+static sch_lit_kind prop_kind(prs_const_kind k)
 {
     switch (k) {
-    case CQL_CONST_INTEGER: return SIB_LIT_INTEGER;
-    case CQL_CONST_FLOAT: return SIB_LIT_FLOAT;
-    case CQL_CONST_BOOLEAN: return SIB_LIT_BOOLEAN;
-    case CQL_CONST_UUID: return SIB_LIT_UUID;
-    case CQL_CONST_HEX: return SIB_LIT_HEX;
-    case CQL_CONST_DURATION: return SIB_LIT_DURATION;
-    default: return SIB_LIT_STRING;
+    case PRS_CONST_INTEGER: return SCH_LIT_INTEGER;
+    case PRS_CONST_FLOAT: return SCH_LIT_FLOAT;
+    case PRS_CONST_BOOLEAN: return SCH_LIT_BOOLEAN;
+    case PRS_CONST_UUID: return SCH_LIT_UUID;
+    case PRS_CONST_HEX: return SCH_LIT_HEX;
+    case PRS_CONST_DURATION: return SCH_LIT_DURATION;
+    default: return SCH_LIT_STRING;
     }
 }
 
-static sib_prop *convert_props(exec_ctx *c, const cql_prop *p, size_t n)
+static sch_prop *convert_props(exec_ctx *c, const prs_prop *p, size_t n)
 {
-    sib_prop *out = sib_arena_alloc(c->arena, sizeof *out * (n + 1));
+    sch_prop *out = sib_arena_alloc(c->arena, sizeof *out * (n + 1));
     if (!out) return NULL;
     for (size_t i = 0; i < n; i++) {
-        out[i] = (sib_prop){.name = p[i].name, .is_map = p[i].kind == CQL_PROP_MAP};
+        out[i] = (sch_prop){.name = p[i].name, .is_map = p[i].kind == PRS_PROP_MAP};
         if (!out[i].is_map) {
             out[i].kind = prop_kind(p[i].value.kind);
             out[i].value = p[i].value.text;
@@ -183,22 +183,22 @@ static sib_prop *convert_props(exec_ctx *c, const cql_prop *p, size_t n)
     return out;
 }
 
-static int resolve_type(exec_ctx *c, const cql_typeref *tr, const sib_type **out, sib_err *err)
+static int resolve_type(exec_ctx *c, const prs_typeref *tr, const sch_type **out, sib_err *err)
 {
-    const sib_type *subs[8];
+    const sch_type *subs[8];
     if (tr->nsub > SIB_ARRAY_LEN(subs)) return sib_err_set(err, SIB_EINVAL, "too many type parameters");
-    if (tr->kind == CQL_TYPE_UDT) return sib_err_set(err, SIB_EINVAL, "Unknown type %s", tr->name);
-    if (tr->kind == CQL_TYPE_TUPLE) return sib_err_set(err, SIB_EINVAL, "tuple types are not supported");
+    if (tr->kind == PRS_TYPE_UDT) return sib_err_set(err, SIB_EINVAL, "Unknown type %s", tr->name);
+    if (tr->kind == PRS_TYPE_TUPLE) return sib_err_set(err, SIB_EINVAL, "tuple types are not supported");
     for (size_t i = 0; i < tr->nsub; i++) {
         int rc = resolve_type(c, tr->sub[i], &subs[i], err);
         if (rc) return rc;
     }
-    return sib_type_resolve(sib_catalog_types(c->ex->cat), tr->name, strlen(tr->name), subs, tr->nsub, out, err);
+    return sch_type_resolve(sch_catalog_types(c->ex->cat), tr->name, strlen(tr->name), subs, tr->nsub, out, err);
 }
 
-static int convert_cols(exec_ctx *c, const cql_coldef *cols, size_t n, sib_coldef **out, sib_err *err)
+static int convert_cols(exec_ctx *c, const prs_coldef *cols, size_t n, sch_coldef **out, sib_err *err)
 {
-    sib_coldef *d = sib_arena_alloc(c->arena, sizeof *d * (n + 1));
+    sch_coldef *d = sib_arena_alloc(c->arena, sizeof *d * (n + 1));
     if (!d) return sib_err_set(err, SIB_ENOMEM, "columns");
     for (size_t i = 0; i < n; i++) {
         d[i].name = cols[i].name;
@@ -244,7 +244,7 @@ static void on_void_durable(void *ctx, int rc, const sib_err *err)
 
 /* ---- statements ---- */
 
-static int check_replication(const sib_prop *props, size_t n, sib_err *err)
+static int check_replication(const sch_prop *props, size_t n, sib_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(props[i].name, "replication") || !props[i].is_map) continue;
@@ -254,48 +254,48 @@ static int check_replication(const sib_prop *props, size_t n, sib_err *err)
     return 0;
 }
 
-static int do_keyspace(exec_ctx *c, const cql_stmt *s, ddl_done **dd, sib_err *err)
+static int do_keyspace(exec_ctx *c, const prs_stmt *s, ddl_done **dd, sib_err *err)
 {
-    const cql_keyspace_stmt *k = &s->keyspace;
-    sib_prop *props = convert_props(c, k->props, k->nprops);
+    const prs_keyspace_stmt *k = &s->keyspace;
+    sch_prop *props = convert_props(c, k->props, k->nprops);
     if (!props) return sib_err_set(err, SIB_ENOMEM, "properties");
     int rc;
-    if (s->kind == CQL_STMT_CREATE_KEYSPACE) {
-        if (!sib_name_valid(k->name))
+    if (s->kind == PRS_STMT_CREATE_KEYSPACE) {
+        if (!sch_name_valid(k->name))
             return sib_err_set(err, SIB_ECONFIG, "Keyspace name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"%s\")",
                                k->name);
         if ((rc = check_replication(props, k->nprops, err))) return rc;
-        rc = sib_catalog_create_keyspace(c->ex->cat, k->name, props, k->nprops, k->if_not_exists, err);
+        rc = sch_catalog_create_keyspace(c->ex->cat, k->name, props, k->nprops, k->if_not_exists, err);
         if (rc == SIB_EEXIST) { snprintf(err->ks, sizeof err->ks, "%s", k->name); err->table[0] = 0; }
         if (rc) return rc;
         *dd = new_done(c, CQL_CHANGE_CREATED, CQL_TARGET_KEYSPACE, k->name, NULL);
         return exec_schema_persist_keyspace(c->ex, k->name, false, on_ddl_durable, *dd, err);
     }
-    if (s->kind == CQL_STMT_ALTER_KEYSPACE) {
+    if (s->kind == PRS_STMT_ALTER_KEYSPACE) {
         if ((rc = check_replication(props, k->nprops, err))) return rc;
-        rc = sib_catalog_alter_keyspace(c->ex->cat, k->name, props, k->nprops, k->if_exists, err);
+        rc = sch_catalog_alter_keyspace(c->ex->cat, k->name, props, k->nprops, k->if_exists, err);
         if (rc) return rc;
         *dd = new_done(c, CQL_CHANGE_UPDATED, CQL_TARGET_KEYSPACE, k->name, NULL);
         return exec_schema_persist_keyspace(c->ex, k->name, false, on_ddl_durable, *dd, err);
     }
     /* DROP KEYSPACE: its tables' data first, then the definitions. */
-    const sib_keyspace *ks = sib_catalog_keyspace(c->ex->cat, k->name);
-    if (ks && sib_keyspace_is_system(ks))
+    const sch_keyspace *ks = sch_catalog_keyspace(c->ex->cat, k->name);
+    if (ks && sch_keyspace_is_system(ks))
         return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", k->name);
     if (ks) {
-        for (size_t i = 0; i < sib_keyspace_table_count(ks); i++) {
-            const sib_table *t = sib_keyspace_table_at(ks, i);
-            if ((rc = exec_schema_persist_table(c->ex, t, true, k->name, sib_table_name(t), NULL, NULL, err))) return rc;
-            if ((rc = storage_table_drop(c->ex->st, sib_table_id(t), NULL, NULL, err))) return rc;
+        for (size_t i = 0; i < sch_keyspace_table_count(ks); i++) {
+            const sch_table *t = sch_keyspace_table_at(ks, i);
+            if ((rc = exec_schema_persist_table(c->ex, t, true, k->name, sch_table_name(t), NULL, NULL, err))) return rc;
+            if ((rc = storage_table_drop(c->ex->st, sch_table_id(t), NULL, NULL, err))) return rc;
         }
     }
-    rc = sib_catalog_drop_keyspace(c->ex->cat, k->name, k->if_exists, err);
+    rc = sch_catalog_drop_keyspace(c->ex->cat, k->name, k->if_exists, err);
     if (rc) return rc;
     *dd = new_done(c, CQL_CHANGE_DROPPED, CQL_TARGET_KEYSPACE, k->name, NULL);
     return exec_schema_persist_keyspace(c->ex, k->name, true, on_ddl_durable, *dd, err);
 }
 
-static const char *table_ks(exec_ctx *c, const cql_qname *q, sib_err *err)
+static const char *table_ks(exec_ctx *c, const prs_qname *q, sib_err *err)
 {
     const char *ks = q->ks ? q->ks : c->keyspace;
     if (!ks || !*ks) {
@@ -307,7 +307,7 @@ static const char *table_ks(exec_ctx *c, const cql_qname *q, sib_err *err)
 
 /* The compaction map is checked against the strategy before the schema
  * changes, so a rejected option changes nothing. */
-static int check_compaction(const sib_prop *props, size_t n, sib_err *err)
+static int check_compaction(const sch_prop *props, size_t n, sib_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (!props[i].is_map || strcmp(props[i].name, "compaction")) continue;
@@ -318,31 +318,31 @@ static int check_compaction(const sib_prop *props, size_t n, sib_err *err)
     return 0;
 }
 
-static int do_create_table(exec_ctx *c, const cql_create_table *ct, ddl_done **dd, sib_err *err)
+static int do_create_table(exec_ctx *c, const prs_create_table *ct, ddl_done **dd, sib_err *err)
 {
     const char *ks = table_ks(c, &ct->table, err);
     if (!ks) return err->code;
-    if (!sib_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "Keyspace '%s' doesn't exist", ks);
-    sib_coldef *cols;
+    if (!sch_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "Keyspace '%s' doesn't exist", ks);
+    sch_coldef *cols;
     int rc = convert_cols(c, ct->cols, ct->ncols, &cols, err);
     if (rc) return rc;
-    sib_orderdef *order = sib_arena_alloc(c->arena, sizeof *order * (ct->norder + 1));
-    sib_prop *props = convert_props(c, ct->props, ct->nprops);
+    sch_orderdef *order = sib_arena_alloc(c->arena, sizeof *order * (ct->norder + 1));
+    sch_prop *props = convert_props(c, ct->props, ct->nprops);
     if (!order || !props) return sib_err_set(err, SIB_ENOMEM, "table");
     if ((rc = check_compaction(props, ct->nprops, err))) return rc;
-    for (size_t i = 0; i < ct->norder; i++) order[i] = (sib_orderdef){ct->clustering_order[i].col, ct->clustering_order[i].desc};
+    for (size_t i = 0; i < ct->norder; i++) order[i] = (sch_orderdef){ct->clustering_order[i].col, ct->clustering_order[i].desc};
     char *display = sib_arena_alloc(c->arena, strlen(ks) + strlen(ct->table.name) + 2);
     if (!display) return sib_err_set(err, SIB_ENOMEM, "table");
     if (ct->table.ks) sprintf(display, "%s.%s", ks, ct->table.name);
     else strcpy(display, ct->table.name);
-    sib_table_spec spec = {
+    sch_table_spec spec = {
         .keyspace = ks, .name = ct->table.name, .display_name = display, .cols = cols, .ncols = ct->ncols,
         .npk_decls = (size_t)ct->npk_decls, .pk = ct->partition, .npk = ct->npartition, .ck = ct->clustering,
         .nck = ct->nclustering, .order = order, .norder = ct->norder, .props = props, .nprops = ct->nprops,
         .compact_storage = ct->compact_storage, .if_not_exists = ct->if_not_exists,
     };
-    const sib_table *t;
-    rc = sib_catalog_create_table(c->ex->cat, &spec, &t, err);
+    const sch_table *t;
+    rc = sch_catalog_create_table(c->ex->cat, &spec, &t, err);
     if (rc == SIB_EEXIST) {
         snprintf(err->ks, sizeof err->ks, "%s", ks);
         snprintf(err->table, sizeof err->table, "%s", ct->table.name);
@@ -353,109 +353,109 @@ static int do_create_table(exec_ctx *c, const cql_create_table *ct, ddl_done **d
     return exec_schema_persist_table(c->ex, t, false, ks, ct->table.name, on_ddl_durable, *dd, err);
 }
 
-static int do_alter_table(exec_ctx *c, const cql_alter_table *a, ddl_done **dd, sib_err *err)
+static int do_alter_table(exec_ctx *c, const prs_alter_table *a, ddl_done **dd, sib_err *err)
 {
     const char *ks = table_ks(c, &a->table, err);
     if (!ks) return err->code;
-    const sib_table *t = sib_catalog_table(c->ex->cat, ks, a->table.name);
+    const sch_table *t = sch_catalog_table(c->ex->cat, ks, a->table.name);
     if (!t) {
         if (a->if_exists) return 1;
         return sib_err_set(err, SIB_EINVAL, "Table '%s.%s' doesn't exist", ks, a->table.name);
     }
-    if (sib_keyspace_is_system(sib_catalog_keyspace(c->ex->cat, ks)))
+    if (sch_keyspace_is_system(sch_catalog_keyspace(c->ex->cat, ks)))
         return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", ks);
     int rc;
     switch (a->kind) {
-    case CQL_ALTER_ADD: {
-        sib_coldef *cols;
+    case PRS_ALTER_ADD: {
+        sch_coldef *cols;
         if ((rc = convert_cols(c, a->cols, a->ncols, &cols, err))) return rc;
-        rc = sib_catalog_alter_add(c->ex->cat, ks, a->table.name, cols, a->ncols, a->col_if, err);
+        rc = sch_catalog_alter_add(c->ex->cat, ks, a->table.name, cols, a->ncols, a->col_if, err);
         break;
     }
-    case CQL_ALTER_DROP: {
+    case PRS_ALTER_DROP: {
         int64_t ts = c->timestamp;
         bool present = false;
         if (a->drop_timestamp && (rc = exec_term_int(c, a->drop_timestamp, "timestamp", &ts, &present, err))) return rc;
-        rc = sib_catalog_alter_drop(c->ex->cat, ks, a->table.name, a->names, a->nnames, ts, a->col_if, err);
+        rc = sch_catalog_alter_drop(c->ex->cat, ks, a->table.name, a->names, a->nnames, ts, a->col_if, err);
         break;
     }
-    case CQL_ALTER_RENAME:
-        rc = sib_catalog_alter_rename(c->ex->cat, ks, a->table.name, a->names, a->new_names, a->nnames, err);
+    case PRS_ALTER_RENAME:
+        rc = sch_catalog_alter_rename(c->ex->cat, ks, a->table.name, a->names, a->new_names, a->nnames, err);
         break;
-    case CQL_ALTER_WITH: {
-        sib_prop *props = convert_props(c, a->props, a->nprops);
+    case PRS_ALTER_WITH: {
+        sch_prop *props = convert_props(c, a->props, a->nprops);
         if (!props) return sib_err_set(err, SIB_ENOMEM, "properties");
         if ((rc = check_compaction(props, a->nprops, err))) return rc;
-        rc = sib_catalog_alter_options(c->ex->cat, ks, a->table.name, props, a->nprops, err);
+        rc = sch_catalog_alter_options(c->ex->cat, ks, a->table.name, props, a->nprops, err);
         break;
     }
     default:
         return sib_err_set(err, SIB_EINVAL, "Altering column types is no longer supported");
     }
     if (rc) return rc;
-    t = sib_catalog_table(c->ex->cat, ks, a->table.name);
+    t = sch_catalog_table(c->ex->cat, ks, a->table.name);
     exec_table_options_to_storage(c->ex, t);
     *dd = new_done(c, CQL_CHANGE_UPDATED, CQL_TARGET_TABLE, ks, a->table.name);
     return exec_schema_persist_table(c->ex, t, false, ks, a->table.name, on_ddl_durable, *dd, err);
 }
 
-static int do_drop_table(exec_ctx *c, const cql_table_stmt *d, ddl_done **dd, sib_err *err)
+static int do_drop_table(exec_ctx *c, const prs_table_stmt *d, ddl_done **dd, sib_err *err)
 {
     const char *ks = table_ks(c, &d->table, err);
     if (!ks) return err->code;
-    const sib_table *t = sib_catalog_table(c->ex->cat, ks, d->table.name);
+    const sch_table *t = sch_catalog_table(c->ex->cat, ks, d->table.name);
     if (!t) {
         if (d->if_exists) return 1;
         return sib_err_set(err, SIB_EINVAL, "Table '%s.%s' doesn't exist", ks, d->table.name);
     }
-    if (sib_table_kind_of(t) != SIB_TABLE_USER)
+    if (sch_table_kind_of(t) != SCH_TABLE_USER)
         return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", ks);
     uint8_t id[16];
-    memcpy(id, sib_table_id(t), 16);
+    memcpy(id, sch_table_id(t), 16);
     int rc = storage_table_drop(c->ex->st, id, NULL, NULL, err);
     if (rc) return rc;
-    rc = sib_catalog_drop_table(c->ex->cat, ks, d->table.name, d->if_exists, err);
+    rc = sch_catalog_drop_table(c->ex->cat, ks, d->table.name, d->if_exists, err);
     if (rc) return rc;
     *dd = new_done(c, CQL_CHANGE_DROPPED, CQL_TARGET_TABLE, ks, d->table.name);
     return exec_schema_persist_table(c->ex, NULL, true, ks, d->table.name, on_ddl_durable, *dd, err);
 }
 
-static int do_truncate(exec_ctx *c, const cql_table_stmt *d, sib_err *err)
+static int do_truncate(exec_ctx *c, const prs_table_stmt *d, sib_err *err)
 {
-    const sib_table *t;
+    const sch_table *t;
     int rc = exec_resolve_table(c, &d->table, &t, err);
     if (rc) return rc;
-    if (sib_table_kind_of(t) != SIB_TABLE_USER)
+    if (sch_table_kind_of(t) != SCH_TABLE_USER)
         return sib_err_set(err, SIB_EUNAUTHORIZED, "Cannot TRUNCATE a system table");
-    return storage_table_truncate(c->ex->st, sib_table_id(t), on_void_durable, c, err);
+    return storage_table_truncate(c->ex->st, sch_table_id(t), on_void_durable, c, err);
 }
 
-void exec_ddl(exec_ctx *c, const cql_stmt *s)
+void exec_ddl(exec_ctx *c, const prs_stmt *s)
 {
     c->ex->ddl_gen++; /* catalog views cached by the executor go stale */
     sib_err err = {0};
     ddl_done *dd = NULL;
     int rc;
     switch (s->kind) {
-    case CQL_STMT_USE:
-        if (!sib_catalog_keyspace(c->ex->cat, s->keyspace.name)) {
+    case PRS_STMT_USE:
+        if (!sch_catalog_keyspace(c->ex->cat, s->keyspace.name)) {
             sib_err_set(&err, SIB_EINVAL, "Keyspace '%s' does not exist", s->keyspace.name);
             exec_reply_err(c, &err);
             return;
         }
         cql_reply_set_keyspace(c->req, s->keyspace.name);
         return;
-    case CQL_STMT_CREATE_KEYSPACE:
-    case CQL_STMT_ALTER_KEYSPACE:
-    case CQL_STMT_DROP_KEYSPACE: rc = do_keyspace(c, s, &dd, &err); break;
-    case CQL_STMT_CREATE_TABLE: rc = do_create_table(c, &s->create_table, &dd, &err); break;
-    case CQL_STMT_ALTER_TABLE: rc = do_alter_table(c, &s->alter_table, &dd, &err); break;
-    case CQL_STMT_DROP_TABLE: rc = do_drop_table(c, &s->table, &dd, &err); break;
-    case CQL_STMT_TRUNCATE:
+    case PRS_STMT_CREATE_KEYSPACE:
+    case PRS_STMT_ALTER_KEYSPACE:
+    case PRS_STMT_DROP_KEYSPACE: rc = do_keyspace(c, s, &dd, &err); break;
+    case PRS_STMT_CREATE_TABLE: rc = do_create_table(c, &s->create_table, &dd, &err); break;
+    case PRS_STMT_ALTER_TABLE: rc = do_alter_table(c, &s->alter_table, &dd, &err); break;
+    case PRS_STMT_DROP_TABLE: rc = do_drop_table(c, &s->table, &dd, &err); break;
+    case PRS_STMT_TRUNCATE:
         rc = do_truncate(c, &s->table, &err);
         if (rc) exec_reply_err(c, &err);
         return;
-    default: rc = sib_err_set(&err, SIB_EINVAL, "Unsupported statement %s", cql_stmt_kind_name(s->kind)); break;
+    default: rc = sib_err_set(&err, SIB_EINVAL, "Unsupported statement %s", prs_stmt_kind_name(s->kind)); break;
     }
     /* rc 1: IF [NOT] EXISTS made it a no-op; Cassandra answers Void. On
      * success the durable callback replies. */

@@ -50,7 +50,7 @@ static const char *quoted(exec_ctx *c, const char *name)
 {
     sib_buf b;
     sib_buf_init(&b);
-    sib_ident_quote(name, &b);
+    sch_ident_quote(name, &b);
     return buf_str(c, &b);
 }
 
@@ -85,7 +85,7 @@ static void put_quoted_string(sib_buf *b, const char *s)
 }
 
 /* {'k': 'v', ...} in key order (the catalog keeps maps sorted, like TreeMap). */
-static void put_strmap(sib_buf *b, const sib_strmap *m)
+static void put_strmap(sib_buf *b, const sch_strmap *m)
 {
     sib_buf_u8(b, '{');
     for (size_t i = 0; i < m->n; i++) {
@@ -137,11 +137,11 @@ static void put_java_double(sib_buf *b, double d)
     sib_buf_printf(b, "%c.%sE%d", digits[0], nd > 1 ? digits + 1 : "0", exp);
 }
 
-static void put_table_name(sib_buf *b, const sib_table *t)
+static void put_table_name(sib_buf *b, const sch_table *t)
 {
-    sib_ident_quote(sib_table_keyspace(t), b);
+    sch_ident_quote(sch_table_keyspace(t), b);
     sib_buf_u8(b, '.');
-    sib_ident_quote(sib_table_name(t), b);
+    sch_ident_quote(sch_table_name(t), b);
 }
 
 static bool is_virtual_keyspace(const char *ks)
@@ -149,37 +149,37 @@ static bool is_virtual_keyspace(const char *ks)
     return strcmp(ks, "system_virtual_schema") == 0 || strcmp(ks, "system_views") == 0;
 }
 
-static void put_column(sib_buf *b, const char *name, const sib_type *type, bool is_static)
+static void put_column(sib_buf *b, const char *name, const sch_type *type, bool is_static)
 {
-    sib_ident_quote(name, b);
+    sch_ident_quote(name, b);
     sib_buf_u8(b, ' ');
-    sib_type_cql_name(type, b);
+    sch_type_cql_name(type, b);
     if (is_static) sib_buf_append(b, " static", 7);
 }
 
 /* ---- CREATE KEYSPACE / CREATE TABLE ----------------------------------------- */
 
-static void keyspace_cql(const sib_keyspace *ks, sib_buf *b)
+static void keyspace_cql(const sch_keyspace *ks, sib_buf *b)
 {
-    const char *name = sib_keyspace_name(ks);
+    const char *name = sch_keyspace_name(ks);
     if (is_virtual_keyspace(name)) {
         sib_buf_printf(b, "/*\nWarning: Keyspace ");
-        sib_ident_quote(name, b);
+        sch_ident_quote(name, b);
         sib_buf_printf(b, " is a virtual keyspace and cannot be recreated with CQL.\nStructure, for reference:\n"
                           "VIRTUAL KEYSPACE ");
-        sib_ident_quote(name, b);
+        sch_ident_quote(name, b);
         sib_buf_printf(b, ";\n*/");
         return;
     }
-    const char *cls = sib_keyspace_strategy(ks);
+    const char *cls = sch_keyspace_strategy(ks);
     const char *pkg = "org.apache.cassandra.locator.";
     /* Cassandra prints its own strategies by their short name */
     if (strncmp(cls, pkg, strlen(pkg)) == 0 && !strchr(cls + strlen(pkg), '.')) cls += strlen(pkg);
     sib_buf_printf(b, "CREATE KEYSPACE ");
-    sib_ident_quote(name, b);
+    sch_ident_quote(name, b);
     sib_buf_printf(b, " WITH replication = {'class': ");
     put_quoted_string(b, cls);
-    const sib_strmap *m = sib_keyspace_replication(ks);
+    const sch_strmap *m = sch_keyspace_replication(ks);
     for (size_t i = 0; i < m->n; i++) {
         if (strcmp(m->kv[i].key, "class") == 0) continue;
         sib_buf_append(b, ", ", 2);
@@ -187,31 +187,31 @@ static void keyspace_cql(const sib_keyspace *ks, sib_buf *b)
         sib_buf_append(b, ": ", 2);
         put_quoted_string(b, m->kv[i].value);
     }
-    sib_buf_printf(b, "}  AND durable_writes = %s;", sib_keyspace_durable_writes(ks) ? "true" : "false");
+    sib_buf_printf(b, "}  AND durable_writes = %s;", sch_keyspace_durable_writes(ks) ? "true" : "false");
 }
 
-static const sib_dropped_column *dropped_named(const sib_table *t, const char *name)
+static const sch_dropped_column *dropped_named(const sch_table *t, const char *name)
 {
-    for (size_t i = 0; i < sib_table_dropped_count(t); i++)
-        if (strcmp(sib_table_dropped(t, i)->name, name) == 0) return sib_table_dropped(t, i);
+    for (size_t i = 0; i < sch_table_dropped_count(t); i++)
+        if (strcmp(sch_table_dropped(t, i)->name, name) == 0) return sch_table_dropped(t, i);
     return NULL;
 }
 
 /* Column lines; with internals, dropped columns come last (TableMetadata.appendColumnDefinitions). */
-static void table_columns(const sib_table *t, bool internals, bool single_pk, sib_buf *b)
+static void table_columns(const sch_table *t, bool internals, bool single_pk, sib_buf *b)
 {
-    size_t ncols = sib_table_column_count(t), ndropped = internals ? sib_table_dropped_count(t) : 0;
+    size_t ncols = sch_table_column_count(t), ndropped = internals ? sch_table_dropped_count(t) : 0;
     for (size_t i = 0; i < ncols; i++) {
-        const sib_column *col = sib_table_column(t, i);
+        const sch_column *col = sch_table_column(t, i);
         if (internals && dropped_named(t, col->name)) continue; /* re-added: shown by ALTER ... ADD */
         sib_buf_append(b, "    ", 4);
-        put_column(b, col->name, col->type, col->kind == SIB_COL_STATIC);
-        if (single_pk && col->kind == SIB_COL_PARTITION_KEY) sib_buf_printf(b, " PRIMARY KEY");
+        put_column(b, col->name, col->type, col->kind == SCH_COL_STATIC);
+        if (single_pk && col->kind == SCH_COL_PARTITION_KEY) sib_buf_printf(b, " PRIMARY KEY");
         if (!single_pk || ndropped || i + 1 < ncols) sib_buf_u8(b, ',');
         sib_buf_u8(b, '\n');
     }
     for (size_t i = 0; i < ndropped; i++) {
-        const sib_dropped_column *d = sib_table_dropped(t, i);
+        const sch_dropped_column *d = sch_table_dropped(t, i);
         sib_buf_append(b, "    ", 4);
         put_column(b, d->name, d->type, false);
         if (!single_pk) sib_buf_u8(b, ',');
@@ -219,29 +219,29 @@ static void table_columns(const sib_table *t, bool internals, bool single_pk, si
     }
 }
 
-static void table_primary_key(const sib_table *t, sib_buf *b)
+static void table_primary_key(const sch_table *t, sib_buf *b)
 {
-    size_t npk = sib_table_pk_count(t);
+    size_t npk = sch_table_pk_count(t);
     sib_buf_printf(b, "    PRIMARY KEY (%s", npk > 1 ? "(" : "");
     for (size_t i = 0; i < npk; i++) {
         if (i) sib_buf_append(b, ", ", 2);
-        sib_ident_quote(sib_table_pk(t, i)->name, b);
+        sch_ident_quote(sch_table_pk(t, i)->name, b);
     }
     if (npk > 1) sib_buf_u8(b, ')');
-    for (size_t i = 0; i < sib_table_clustering_count(t); i++) {
+    for (size_t i = 0; i < sch_table_clustering_count(t); i++) {
         sib_buf_append(b, ", ", 2);
-        sib_ident_quote(sib_table_clustering(t, i)->name, b);
+        sch_ident_quote(sch_table_clustering(t, i)->name, b);
     }
     sib_buf_printf(b, ")\n");
 }
 
 /* TableParams.appendCqlTo (4.0): every option, alphabetical. */
-static void table_options(const sib_table *t, sib_buf *b)
+static void table_options(const sch_table *t, sib_buf *b)
 {
-    static const sib_table_opts defaults = {.gc_grace_seconds = 864000, .bloom_filter_fp_chance = 0.01,
+    static const sch_table_opts defaults = {.gc_grace_seconds = 864000, .bloom_filter_fp_chance = 0.01,
                                             .crc_check_chance = 1.0, .max_index_interval = 2048,
                                             .min_index_interval = 128};
-    const sib_table_opts *o = sib_table_options(t) ? sib_table_options(t) : &defaults;
+    const sch_table_opts *o = sch_table_options(t) ? sch_table_options(t) : &defaults;
     const char *nl = "\n    AND ";
     sib_buf_printf(b, "additional_write_policy = ");
     put_quoted_string(b, o->additional_write_policy ? o->additional_write_policy : "99p");
@@ -268,11 +268,11 @@ static void table_options(const sib_table *t, sib_buf *b)
     put_quoted_string(b, o->speculative_retry ? o->speculative_retry : "99p");
 }
 
-static void table_cql(const sib_table *t, bool internals, sib_buf *b)
+static void table_cql(const sch_table *t, bool internals, sib_buf *b)
 {
-    bool virt = is_virtual_keyspace(sib_table_keyspace(t));
-    size_t nck = sib_table_clustering_count(t);
-    bool single_pk = sib_table_pk_count(t) == 1 && nck == 0;
+    bool virt = is_virtual_keyspace(sch_table_keyspace(t));
+    size_t nck = sch_table_clustering_count(t);
+    bool single_pk = sch_table_pk_count(t) == 1 && nck == 0;
     if (virt) {
         sib_buf_printf(b, "/*\nWarning: Table ");
         put_table_name(b, t);
@@ -286,41 +286,41 @@ static void table_cql(const sib_table *t, bool internals, sib_buf *b)
     sib_buf_printf(b, ") WITH ");
     if (internals) {
         char id[37];
-        sib_uuid_format(sib_table_id(t), id);
+        sib_uuid_format(sch_table_id(t), id);
         sib_buf_printf(b, "ID = %s\n    AND ", id);
     }
     if (nck) {
         sib_buf_printf(b, "CLUSTERING ORDER BY (");
         for (size_t i = 0; i < nck; i++) {
-            const sib_column *col = sib_table_clustering(t, i);
+            const sch_column *col = sch_table_clustering(t, i);
             if (i) sib_buf_append(b, ", ", 2);
-            sib_ident_quote(col->name, b);
-            sib_buf_printf(b, col->order == SIB_ORDER_DESC ? " DESC" : " ASC");
+            sch_ident_quote(col->name, b);
+            sib_buf_printf(b, col->order == SCH_ORDER_DESC ? " DESC" : " ASC");
         }
         sib_buf_printf(b, ")\n    AND ");
     }
     if (virt) {
         sib_buf_printf(b, "comment = ");
-        const sib_table_opts *o = sib_table_options(t);
+        const sch_table_opts *o = sch_table_options(t);
         put_quoted_string(b, o && o->comment ? o->comment : "");
         sib_buf_printf(b, ";\n*/");
         return;
     }
     table_options(t, b);
     sib_buf_u8(b, ';');
-    for (size_t i = 0; internals && i < sib_table_dropped_count(t); i++) {
-        const sib_dropped_column *d = sib_table_dropped(t, i);
+    for (size_t i = 0; internals && i < sch_table_dropped_count(t); i++) {
+        const sch_dropped_column *d = sch_table_dropped(t, i);
         sib_buf_printf(b, "\nALTER TABLE ");
         put_table_name(b, t);
         sib_buf_printf(b, " DROP ");
-        sib_ident_quote(d->name, b);
+        sch_ident_quote(d->name, b);
         sib_buf_printf(b, " USING TIMESTAMP %" PRId64 ";", d->dropped_time_us);
-        const sib_column *col = sib_table_column_by_name(t, d->name);
+        const sch_column *col = sch_table_column_by_name(t, d->name);
         if (!col) continue;
         sib_buf_printf(b, "\nALTER TABLE ");
         put_table_name(b, t);
         sib_buf_printf(b, " ADD ");
-        put_column(b, col->name, col->type, col->kind == SIB_COL_STATIC);
+        put_column(b, col->name, col->type, col->kind == SCH_COL_STATIC);
         sib_buf_u8(b, ';');
     }
 }
@@ -335,68 +335,68 @@ static int name_cmp(const char *a, const char *b)
 
 static int ks_cmp(const void *a, const void *b)
 {
-    return name_cmp(sib_keyspace_name(*(const sib_keyspace *const *)a),
-                    sib_keyspace_name(*(const sib_keyspace *const *)b));
+    return name_cmp(sch_keyspace_name(*(const sch_keyspace *const *)a),
+                    sch_keyspace_name(*(const sch_keyspace *const *)b));
 }
 
 static int table_cmp(const void *a, const void *b)
 {
-    return name_cmp(sib_table_name(*(const sib_table *const *)a), sib_table_name(*(const sib_table *const *)b));
+    return name_cmp(sch_table_name(*(const sch_table *const *)a), sch_table_name(*(const sch_table *const *)b));
 }
 
 /* Keyspaces (or one keyspace's tables) sorted like SchemaElement.NAME_COMPARATOR. */
-static const sib_keyspace **sorted_keyspaces(exec_ctx *c, size_t *n)
+static const sch_keyspace **sorted_keyspaces(exec_ctx *c, size_t *n)
 {
-    *n = sib_catalog_keyspace_count(c->ex->cat);
-    const sib_keyspace **v = sib_arena_alloc(c->arena, sizeof(*v) * (*n ? *n : 1));
+    *n = sch_catalog_keyspace_count(c->ex->cat);
+    const sch_keyspace **v = sib_arena_alloc(c->arena, sizeof(*v) * (*n ? *n : 1));
     if (!v) return NULL;
-    for (size_t i = 0; i < *n; i++) v[i] = sib_catalog_keyspace_at(c->ex->cat, i);
+    for (size_t i = 0; i < *n; i++) v[i] = sch_catalog_keyspace_at(c->ex->cat, i);
     qsort(v, *n, sizeof(*v), ks_cmp);
     return v;
 }
 
-static const sib_table **sorted_tables(exec_ctx *c, const sib_keyspace *ks, size_t *n)
+static const sch_table **sorted_tables(exec_ctx *c, const sch_keyspace *ks, size_t *n)
 {
-    *n = sib_keyspace_table_count(ks);
-    const sib_table **v = sib_arena_alloc(c->arena, sizeof(*v) * (*n ? *n : 1));
+    *n = sch_keyspace_table_count(ks);
+    const sch_table **v = sib_arena_alloc(c->arena, sizeof(*v) * (*n ? *n : 1));
     if (!v) return NULL;
-    for (size_t i = 0; i < *n; i++) v[i] = sib_keyspace_table_at(ks, i);
+    for (size_t i = 0; i < *n; i++) v[i] = sch_keyspace_table_at(ks, i);
     qsort(v, *n, sizeof(*v), table_cmp);
     return v;
 }
 
-static int add_table(desc_rows *r, const sib_table *t, bool internals, sib_err *err)
+static int add_table(desc_rows *r, const sch_table *t, bool internals, sib_err *err)
 {
     sib_buf b;
     sib_buf_init(&b);
     table_cql(t, internals, &b);
-    const char *row[4] = {quoted(r->c, sib_table_keyspace(t)), "table", quoted(r->c, sib_table_name(t)),
+    const char *row[4] = {quoted(r->c, sch_table_keyspace(t)), "table", quoted(r->c, sch_table_name(t)),
                           buf_str(r->c, &b)};
     return add_row(r, row, err);
 }
 
 /* The keyspace, then (unless only) each of its tables. */
-static int add_keyspace(desc_rows *r, const sib_keyspace *ks, bool only, bool internals, sib_err *err)
+static int add_keyspace(desc_rows *r, const sch_keyspace *ks, bool only, bool internals, sib_err *err)
 {
     sib_buf b;
     sib_buf_init(&b);
     keyspace_cql(ks, &b);
-    const char *qn = quoted(r->c, sib_keyspace_name(ks));
+    const char *qn = quoted(r->c, sch_keyspace_name(ks));
     const char *row[4] = {qn, "keyspace", qn, buf_str(r->c, &b)};
     int rc = add_row(r, row, err);
     if (rc || only) return rc;
     size_t n;
-    const sib_table **ts = sorted_tables(r->c, ks, &n);
+    const sch_table **ts = sorted_tables(r->c, ks, &n);
     if (!ts) return oom(err);
     for (size_t i = 0; i < n && !rc; i++) rc = add_table(r, ts[i], internals, err);
     return rc;
 }
 
-static int find_keyspace(exec_ctx *c, const char *name, const sib_keyspace **out, sib_err *err)
+static int find_keyspace(exec_ctx *c, const char *name, const sch_keyspace **out, sib_err *err)
 {
     if (!name || !*name) name = c->keyspace;
     if (!name || !*name) return sib_err_set(err, SIB_EINVAL, "No keyspace specified and no current keyspace");
-    *out = sib_catalog_keyspace(c->ex->cat, name);
+    *out = sch_catalog_keyspace(c->ex->cat, name);
     if (!*out) return sib_err_set(err, SIB_EINVAL, "'%s' not found in keyspaces", name);
     return 0;
 }
@@ -406,20 +406,20 @@ static int find_keyspace(exec_ctx *c, const char *name, const sib_keyspace **out
 static int list_elements(desc_rows *r, bool tables, sib_err *err)
 {
     exec_ctx *c = r->c;
-    const sib_keyspace *one = NULL;
+    const sch_keyspace *one = NULL;
     if (c->keyspace && *c->keyspace) {
         int rc = find_keyspace(c, c->keyspace, &one, err);
         if (rc) return rc;
     }
     size_t nks = 1;
-    const sib_keyspace **kss = one ? &one : sorted_keyspaces(c, &nks);
+    const sch_keyspace **kss = one ? &one : sorted_keyspaces(c, &nks);
     if (!kss) return oom(err);
     for (size_t k = 0; tables && k < nks; k++) {
         size_t n;
-        const sib_table **ts = sorted_tables(c, kss[k], &n);
+        const sch_table **ts = sorted_tables(c, kss[k], &n);
         if (!ts) return oom(err);
         for (size_t i = 0; i < n; i++) {
-            const char *row[3] = {quoted(c, sib_keyspace_name(kss[k])), "table", quoted(c, sib_table_name(ts[i]))};
+            const char *row[3] = {quoted(c, sch_keyspace_name(kss[k])), "table", quoted(c, sch_table_name(ts[i]))};
             int rc = add_row(r, row, err);
             if (rc) return rc;
         }
@@ -430,10 +430,10 @@ static int list_elements(desc_rows *r, bool tables, sib_err *err)
 static int list_keyspaces(desc_rows *r, sib_err *err)
 {
     size_t n;
-    const sib_keyspace **kss = sorted_keyspaces(r->c, &n);
+    const sch_keyspace **kss = sorted_keyspaces(r->c, &n);
     if (!kss) return oom(err);
     for (size_t i = 0; i < n; i++) {
-        const char *qn = quoted(r->c, sib_keyspace_name(kss[i]));
+        const char *qn = quoted(r->c, sch_keyspace_name(kss[i]));
         const char *row[3] = {qn, "keyspace", qn};
         int rc = add_row(r, row, err);
         if (rc) return rc;
@@ -444,10 +444,10 @@ static int list_keyspaces(desc_rows *r, sib_err *err)
 static int describe_schema(desc_rows *r, bool full, bool internals, sib_err *err)
 {
     size_t n;
-    const sib_keyspace **kss = sorted_keyspaces(r->c, &n);
+    const sch_keyspace **kss = sorted_keyspaces(r->c, &n);
     if (!kss) return oom(err);
     for (size_t i = 0; i < n; i++) {
-        if (!full && sib_keyspace_is_system(kss[i])) continue;
+        if (!full && sch_keyspace_is_system(kss[i])) continue;
         int rc = add_keyspace(r, kss[i], false, internals, err);
         if (rc) return rc;
     }
@@ -456,24 +456,24 @@ static int describe_schema(desc_rows *r, bool full, bool internals, sib_err *err
 
 static int describe_table(desc_rows *r, const char *ks_name, const char *name, bool internals, sib_err *err)
 {
-    const sib_keyspace *ks;
+    const sch_keyspace *ks;
     int rc = find_keyspace(r->c, ks_name, &ks, err);
     if (rc) return rc;
-    const sib_table *t = sib_catalog_table(r->c->ex->cat, sib_keyspace_name(ks), name);
-    if (!t) return sib_err_set(err, SIB_EINVAL, "Table '%s' not found in keyspace '%s'", name, sib_keyspace_name(ks));
+    const sch_table *t = sch_catalog_table(r->c->ex->cat, sch_keyspace_name(ks), name);
+    if (!t) return sib_err_set(err, SIB_EINVAL, "Table '%s' not found in keyspace '%s'", name, sch_keyspace_name(ks));
     return add_table(r, t, internals, err);
 }
 
 /* DESCRIBE <name>: a keyspace, else a table of the current keyspace. */
-static int describe_name(desc_rows *r, const cql_qname *q, bool internals, sib_err *err)
+static int describe_name(desc_rows *r, const prs_qname *q, bool internals, sib_err *err)
 {
     exec_ctx *c = r->c;
-    const sib_keyspace *ks;
-    if (!q->ks && (ks = sib_catalog_keyspace(c->ex->cat, q->name))) return add_keyspace(r, ks, false, internals, err);
+    const sch_keyspace *ks;
+    if (!q->ks && (ks = sch_catalog_keyspace(c->ex->cat, q->name))) return add_keyspace(r, ks, false, internals, err);
     const char *ks_name = q->ks ? q->ks : (c->keyspace && *c->keyspace) ? c->keyspace : q->name;
-    if (!(ks = sib_catalog_keyspace(c->ex->cat, ks_name)))
+    if (!(ks = sch_catalog_keyspace(c->ex->cat, ks_name)))
         return sib_err_set(err, SIB_EINVAL, "'%s' not found in keyspaces", ks_name);
-    const sib_table *t = sib_catalog_table(c->ex->cat, ks_name, q->name);
+    const sch_table *t = sch_catalog_table(c->ex->cat, ks_name, q->name);
     if (!t) return sib_err_set(err, SIB_EINVAL, "'%s' not found in keyspace '%s'", q->name, ks_name);
     return add_table(r, t, internals, err);
 }
@@ -483,16 +483,16 @@ static int describe_name(desc_rows *r, const cql_qname *q, bool internals, sib_e
 /* range_ownership: every range of the whole ring (named by its end token)
  * -> the keyspace's replicas of it, as "address:storage_port" (every node of
  * a cluster uses the same storage_port). */
-static int range_ownership(exec_ctx *c, const char *ks, const sib_type *type, sib_buf *out, sib_err *err)
+static int range_ownership(exec_ctx *c, const char *ks, const sch_type *type, sib_buf *out, sib_err *err)
 {
     const cql_exec_node_info *n = &c->ex->node;
     const coord *co = c->ex->co;
-    const sib_type *lt = type->sub[1];
+    const sch_type *lt = type->sub[1];
     coord_repl repl;
     int rc = exec_keyspace_repl(c, ks, &repl, err);
     if (rc) return rc;
     size_t nring = coord_ring_size(co);
-    sib_val *el = sib_arena_alloc(c->arena, sizeof(*el) * 2 * (nring ? nring : 1));
+    sch_val *el = sib_arena_alloc(c->arena, sizeof(*el) * 2 * (nring ? nring : 1));
     if (!el) return oom(err);
     sib_buf eps;
     sib_buf_init(&eps);
@@ -500,25 +500,25 @@ static int range_ownership(exec_ctx *c, const char *ks, const sib_type *type, si
         int64_t token = coord_ring_token(co, i);
         size_t reps[64];
         size_t nrep = coord_replicas(co, &repl, token, reps, SIB_ARRAY_LEN(reps));
-        sib_val ev[64];
+        sch_val ev[64];
         for (size_t k = 0; k < nrep; k++) {
             const char *addr = coord_member_addr(co, reps[k]);
             const char *ep = arena_printf(c, strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr,
                                           n->storage_port ? n->storage_port : 7000);
             if (!ep) { rc = oom(err); break; }
-            ev[k] = (sib_val){(const uint8_t *)ep, (int32_t)strlen(ep)};
+            ev[k] = (sch_val){(const uint8_t *)ep, (int32_t)strlen(ep)};
         }
         sib_buf_reset(&eps);
-        if (!rc) rc = sib_coll_build(lt, ev, nrep, &eps, err);
+        if (!rc) rc = sch_coll_build(lt, ev, nrep, &eps, err);
         if (!rc && eps.oom) rc = oom(err);
         const char *tok = rc ? NULL : arena_printf(c, "%" PRId64, token);
         void *list = rc ? NULL : sib_arena_memdup(c->arena, eps.p, eps.len ? eps.len : 1);
         if (!rc && (!tok || !list)) rc = oom(err);
         if (rc) break;
-        el[2 * i] = (sib_val){(const uint8_t *)tok, (int32_t)strlen(tok)};
-        el[2 * i + 1] = (sib_val){list, (int32_t)eps.len};
+        el[2 * i] = (sch_val){(const uint8_t *)tok, (int32_t)strlen(tok)};
+        el[2 * i + 1] = (sch_val){list, (int32_t)eps.len};
     }
-    if (!rc) rc = sib_coll_build(type, el, nring, out, err);
+    if (!rc) rc = sch_coll_build(type, el, nring, out, err);
     sib_buf_free(&eps);
     return rc;
 }
@@ -537,13 +537,13 @@ static void describe_cluster(exec_ctx *c)
     sib_err err;
     sib_err_clear(&err);
     const cql_exec_node_info *n = &c->ex->node;
-    const sib_type *text = sib_type_native(SIB_T_VARCHAR);
+    const sch_type *text = sch_type_native(SCH_T_VARCHAR);
     const char *ks = c->keyspace;
-    bool ranges = ks && *ks && !is_system_keyspace_name(ks) && sib_catalog_keyspace(c->ex->cat, ks);
-    sib_types *ts = sib_catalog_types(c->ex->cat);
-    const sib_type *rt = sib_type_map(ts, text, sib_type_list(ts, text, true), false);
+    bool ranges = ks && *ks && !is_system_keyspace_name(ks) && sch_catalog_keyspace(c->ex->cat, ks);
+    sch_types *ts = sch_catalog_types(c->ex->cat);
+    const sch_type *rt = sch_type_map(ts, text, sch_type_list(ts, text, true), false);
     const char *names[4] = {"cluster", "partitioner", "snitch", "range_ownership"};
-    const sib_type *types[4] = {text, text, text, rt};
+    const sch_type *types[4] = {text, text, text, rt};
     /* dc/rack come from Sibyl's config, which is what GossipingPropertyFileSnitch
      * reads; the defaults are what SimpleSnitch reports */
     bool simple = strcmp(n->dc, "datacenter1") == 0 && strcmp(n->rack, "rack1") == 0;
@@ -600,12 +600,12 @@ static int page_start(exec_ctx *c, const uint8_t sv[16], uint64_t *offset, sib_e
 static void reply_describe(exec_ctx *c, const desc_rows *r)
 {
     static const char *const names[4] = {"keyspace_name", "type", "name", "create_statement"};
-    const sib_type *text = sib_type_native(SIB_T_VARCHAR);
-    const sib_type *types[4] = {text, text, text, text};
+    const sch_type *text = sch_type_native(SCH_T_VARCHAR);
+    const sch_type *types[4] = {text, text, text, text};
     sib_err err;
     sib_err_clear(&err);
     uint8_t sv[16];
-    sib_catalog_schema_version(c->ex->cat, sv);
+    sch_catalog_schema_version(c->ex->cat, sv);
     uint64_t off;
     if (page_start(c, sv, &off, &err)) {
         exec_reply_err(c, &err);
@@ -647,33 +647,33 @@ static void reply_describe(exec_ctx *c, const desc_rows *r)
     sib_buf_free(&ps);
 }
 
-void exec_describe(exec_ctx *c, const cql_describe *d)
+void exec_describe(exec_ctx *c, const prs_describe *d)
 {
-    if (d->kind == CQL_DESC_CLUSTER) {
+    if (d->kind == PRS_DESC_CLUSTER) {
         describe_cluster(c);
         return;
     }
     sib_err err;
     sib_err_clear(&err);
-    bool listing = d->kind == CQL_DESC_KEYSPACES || d->kind == CQL_DESC_TABLES || d->kind == CQL_DESC_TYPES ||
-                   d->kind == CQL_DESC_FUNCTIONS || d->kind == CQL_DESC_AGGREGATES;
+    bool listing = d->kind == PRS_DESC_KEYSPACES || d->kind == PRS_DESC_TABLES || d->kind == PRS_DESC_TYPES ||
+                   d->kind == PRS_DESC_FUNCTIONS || d->kind == PRS_DESC_AGGREGATES;
     desc_rows r = {.c = c, .ncols = listing ? 3 : 4};
-    const sib_keyspace *ks;
+    const sch_keyspace *ks;
     int rc = 0;
     switch (d->kind) {
-    case CQL_DESC_KEYSPACES: rc = list_keyspaces(&r, &err); break;
-    case CQL_DESC_TABLES: rc = list_elements(&r, true, &err); break;
-    case CQL_DESC_TYPES:
-    case CQL_DESC_FUNCTIONS:
-    case CQL_DESC_AGGREGATES: rc = list_elements(&r, false, &err); break; /* no UDTs/UDFs/UDAs */
-    case CQL_DESC_KEYSPACE:
+    case PRS_DESC_KEYSPACES: rc = list_keyspaces(&r, &err); break;
+    case PRS_DESC_TABLES: rc = list_elements(&r, true, &err); break;
+    case PRS_DESC_TYPES:
+    case PRS_DESC_FUNCTIONS:
+    case PRS_DESC_AGGREGATES: rc = list_elements(&r, false, &err); break; /* no UDTs/UDFs/UDAs */
+    case PRS_DESC_KEYSPACE:
         rc = find_keyspace(c, d->name.name, &ks, &err);
         if (!rc) rc = add_keyspace(&r, ks, d->only, d->with_internals, &err);
         break;
-    case CQL_DESC_TABLE: rc = describe_table(&r, d->name.ks, d->name.name, d->with_internals, &err); break;
-    case CQL_DESC_SCHEMA: rc = describe_schema(&r, d->full, d->with_internals, &err); break;
-    case CQL_DESC_NAME: rc = describe_name(&r, &d->name, d->with_internals, &err); break;
-    case CQL_DESC_CLUSTER: break;
+    case PRS_DESC_TABLE: rc = describe_table(&r, d->name.ks, d->name.name, d->with_internals, &err); break;
+    case PRS_DESC_SCHEMA: rc = describe_schema(&r, d->full, d->with_internals, &err); break;
+    case PRS_DESC_NAME: rc = describe_name(&r, &d->name, d->with_internals, &err); break;
+    case PRS_DESC_CLUSTER: break;
     }
     if (rc) exec_reply_err(c, &err);
     else reply_describe(c, &r);

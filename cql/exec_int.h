@@ -84,7 +84,7 @@ void exec_trace_free_all(cql_exec *ex);
 struct cql_exec {
     cql_executor base; /* first: the server calls base.request */
     storage *st;
-    sib_catalog *cat;
+    sch_catalog *cat;
     coord *co;
     struct gossip *gsp; /* membership for system.peers; may be NULL */
     cql_server *srv;   /* for schema-change events; may be NULL */
@@ -101,7 +101,7 @@ struct cql_exec {
      * valid while ddl_gen is unchanged, which also keeps repl_ks valid. */
     uint64_t ddl_gen;
     uint64_t repl_gen;
-    const sib_keyspace *repl_ks;
+    const sch_keyspace *repl_ks;
     coord_repl repl;
     int tombstone_warn, tombstone_fail;
     cql_exec_observer obs; /* metrics hooks (exec.c) */
@@ -124,7 +124,7 @@ struct exec_prepared {
     char *query;
     size_t query_len;
     sib_arena *arena; /* owns stmt */
-    cql_stmt *stmt;
+    prs_stmt *stmt;
 };
 
 /* Per-statement context. */
@@ -132,8 +132,8 @@ typedef struct exec_ctx {
     cql_exec *ex;
     cql_request *req;
     sib_arena *arena;        /* = req->arena */
-    const cql_stmt *stmt;    /* the statement (for a batch: the inner one) */
-    const cql_marker *markers; /* markers of the top statement */
+    const prs_stmt *stmt;    /* the statement (for a batch: the inner one) */
+    const prs_marker *markers; /* markers of the top statement */
     size_t nmarkers;
     const cql_value *values; /* bound values, nvalues of them */
     size_t nvalues;
@@ -153,7 +153,7 @@ int64_t exec_next_timestamp(cql_exec *ex);
 /* Looks up a table named in a statement; messages as Cassandra 4.x:
  * `No keyspace has been specified. USE a keyspace, or explicitly specify
  * keyspace.tablename`, `keyspace %s does not exist`, `table %s does not exist`. */
-int exec_resolve_table(exec_ctx *c, const cql_qname *q, const sib_table **out, sib_err *err);
+int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err);
 /* The keyspace's replication as a coordinator strategy. */
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err);
 /* A string formatted into c's arena (exec_selection.c); NULL when out of memory. */
@@ -168,7 +168,7 @@ exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len);
 int exec_unprepared(const uint8_t *id, size_t len, sib_err *err);
 /* Fills c for one statement of a request (values/consistency from p when
  * non-NULL). */
-void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const cql_stmt *s, const cql_params *p,
+void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const prs_stmt *s, const cql_params *p,
                    const char *keyspace);
 
 /* ---- exec_term.c ---- */
@@ -177,32 +177,32 @@ void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const cql_stmt *
  * arena). A null value gives out->len = -1; an UNSET bound value sets *unset
  * (when unset is NULL, unset is an error). Markers are validated against the
  * receiver type. */
-int exec_term_value(exec_ctx *c, const cql_term *t, const sib_type *type, const char *recv_name, sib_val *out,
+int exec_term_value(exec_ctx *c, const prs_term *t, const sch_type *type, const char *recv_name, sch_val *out,
                     bool *unset, sib_err *err);
 /* An integer operand (LIMIT, TTL, TIMESTAMP): `what` names it in messages.
  * *present is false for an unset marker. */
-int exec_term_int(exec_ctx *c, const cql_term *t, const char *what, int64_t *out, bool *present, sib_err *err);
+int exec_term_int(exec_ctx *c, const prs_term *t, const char *what, int64_t *out, bool *present, sib_err *err);
 /* CAST: identity, number <-> number, anything -> text/ascii. */
-bool exec_castable(const sib_type *from, sib_type_code to);
+bool exec_castable(const sch_type *from, sch_type_code to);
 /* Converts a (of type from) as CAST does: numbers as Java casts do, anything
  * to text by its text form (into text, which the result then points into),
  * small results into tmp (16 bytes). Null in, null out. */
-sib_val exec_cast_value(const sib_type *from, const sib_type *to, sib_val a, uint8_t *tmp, sib_buf *text);
+sch_val exec_cast_value(const sch_type *from, const sch_type *to, sch_val a, uint8_t *tmp, sib_buf *text);
 /* typeAsBlob / blobAsType: argument and result types; false for other names. */
-bool exec_blob_conversion(const char *name, const sib_type **from, const sib_type **to);
+bool exec_blob_conversion(const char *name, const sch_type **from, const sch_type **to);
 /* Bound value i of the statement (NULL/unset aware), by marker index. */
 const cql_value *exec_marker_value(exec_ctx *c, int marker);
 /* Appends a term as Cassandra prints it in messages: `'a'`, `1`, `?`,
  * `(?, ?)`, `[1, 2]`, `{'k': 1}`, `now()`. */
-void exec_term_text(const cql_term *t, sib_buf *out);
+void exec_term_text(const prs_term *t, sib_buf *out);
 
 /* ---- exec_where.c ---- */
 
 typedef struct exec_filter {
-    const sib_column *col;
-    cql_op op;          /* EQ, NEQ, LT, LTE, GT, GTE, IN */
-    sib_val val;        /* op != IN */
-    sib_val *in;        /* op == IN */
+    const sch_column *col;
+    prs_op op;          /* EQ, NEQ, LT, LTE, GT, GTE, IN */
+    sch_val val;        /* op != IN */
+    sch_val *in;        /* op == IN */
     size_t nin;
 } exec_filter;
 
@@ -218,7 +218,7 @@ typedef struct exec_restr {
      * column is restricted by EQ or IN (pk_complete). */
     bool pk_complete;
     size_t npks;
-    sib_val *pks;
+    sch_val *pks;
     /* token(pk) range (SELECT only); meaningful when token_restricted */
     bool token_restricted;
     int64_t token_start;  /* start is inclusive/exclusive per token_start_incl */
@@ -237,7 +237,7 @@ typedef struct exec_restr {
     bool ck_none;         /* no clustering key can match (e.g. c IN ()): one empty slice */
     bool ck_has_in;
     size_t ncks;
-    sib_val *cks;
+    sch_val *cks;
     /* Restrictions that need ALLOW FILTERING (regular columns, clustering
      * columns after a gap, partial partition keys); applied by SELECT. */
     size_t nfilters;
@@ -249,28 +249,28 @@ typedef struct exec_restr {
  * terms, and reports Cassandra's messages for unsupported combinations (see
  * shared/ref/cql.md 3.3 and 3.4). For SELECT, a filter that needs ALLOW
  * FILTERING is accepted only if allow_filtering is set. */
-int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels, size_t n, exec_where_kind kind,
+int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err);
 /* exec_clustering.c: clustering restrictions (single- and multi-column)
  * gathered in WHERE order, then turned into slices. check_order: Cassandra's
  * "a slice must be the last restriction" checks (off with ALLOW FILTERING). */
 typedef struct exec_ck exec_ck;
-exec_ck *exec_ck_new(exec_ctx *c, const sib_table *t); /* arena; NULL on OOM */
+exec_ck *exec_ck_new(exec_ctx *c, const sch_table *t); /* arena; NULL on OOM */
 /* col op vals: EQ (1 value), IN (nvals), or a bound (<, <=, >, >=; 1 value).
  * vals must live in the arena. */
-int exec_ck_add_single(exec_ck *k, const sib_column *col, cql_op op, sib_val *vals, size_t nvals, bool check_order,
+int exec_ck_add_single(exec_ck *k, const sch_column *col, prs_op op, sch_val *vals, size_t nvals, bool check_order,
                        sib_err *err);
 /* (c1, c2, ...) op tuple / IN (...) / IN ?. */
-int exec_ck_add_multi(exec_ck *k, const cql_relation *r, bool check_order, sib_err *err);
+int exec_ck_add_multi(exec_ck *k, const prs_relation *r, bool check_order, sib_err *err);
 /* Fills out's clustering part (slices, cks, ck_* fields, filters when
  * SELECT allows filtering). */
 int exec_ck_finish(exec_ck *k, exec_where_kind kind, bool allow_filtering, exec_restr *out, sib_err *err);
 /* PREPARE-time checks of a multi-column relation: its columns (clustering,
  * in key order, no repeats), no !=, and the arity of its tuple literals. */
-int exec_ck_check_multi(exec_ctx *c, const sib_table *t, const cql_relation *r, sib_err *err);
+int exec_ck_check_multi(exec_ctx *c, const sch_table *t, const prs_relation *r, sib_err *err);
 /* tuple<types of r's columns> (bind metadata of "(a, b) = ?"); NULL if a
  * column is unknown. */
-const sib_type *exec_ck_tuple_type(exec_ctx *c, const sib_table *t, const cql_relation *r);
+const sch_type *exec_ck_tuple_type(exec_ctx *c, const sch_table *t, const prs_relation *r);
 
 /* Does value v of column f->col satisfy the filter? */
 bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len);
@@ -278,11 +278,11 @@ bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len);
 /* ---- statements ---- */
 
 /* Each runs one statement and replies (exactly once) on c->req. */
-void exec_select(exec_ctx *c, const cql_select *s);
-void exec_describe(exec_ctx *c, const cql_describe *d);
-void exec_ddl(exec_ctx *c, const cql_stmt *s);
-void exec_modification(exec_ctx *c, const cql_stmt *s);
-void exec_batch_query(exec_ctx *c, const cql_stmt *s);   /* BEGIN BATCH ... as one QUERY */
+void exec_select(exec_ctx *c, const prs_select *s);
+void exec_describe(exec_ctx *c, const prs_describe *d);
+void exec_ddl(exec_ctx *c, const prs_stmt *s);
+void exec_modification(exec_ctx *c, const prs_stmt *s);
+void exec_batch_query(exec_ctx *c, const prs_stmt *s);   /* BEGIN BATCH ... as one QUERY */
 void exec_batch_request(cql_exec *ex, cql_request *req); /* the BATCH opcode */
 
 /* Replies with err (mapping extras: Unavailable, AlreadyExists, Unprepared). */
@@ -291,12 +291,12 @@ void exec_reply_err_req(cql_request *req, const sib_err *err);
 
 /* Hands a table's compaction map and gc_grace_seconds to its store (CREATE,
  * ALTER and schema load). Logged, not fatal, if storage refuses them. */
-void exec_table_options_to_storage(cql_exec *ex, const sib_table *t);
+void exec_table_options_to_storage(cql_exec *ex, const sch_table *t);
 
 /* Loads the persisted schema into ex->cat (startup) and persists changes. */
 int exec_schema_load(cql_exec *ex, sib_err *err);
 int exec_schema_persist_keyspace(cql_exec *ex, const char *ks, bool dropped, st_done_fn done, void *ctx, sib_err *err);
-int exec_schema_persist_table(cql_exec *ex, const sib_table *t, bool dropped, const char *ks, const char *name,
+int exec_schema_persist_table(cql_exec *ex, const sch_table *t, bool dropped, const char *ks, const char *name,
                               st_done_fn done, void *ctx, sib_err *err);
 
 /* ---- metadata for PREPARE ---- */
@@ -307,19 +307,19 @@ typedef struct exec_meta {
     const char *ks, *table;
     size_t nbind;
     const char **bind_names;
-    const sib_type **bind_types;
+    const sch_type **bind_types;
     size_t npk;
     uint16_t *pk_index;
     bool has_result;
     size_t ncols;
     const char **col_names;
-    const sib_type **col_types;
+    const sch_type **col_types;
 } exec_meta;
-int exec_stmt_meta(exec_ctx *c, const cql_stmt *s, exec_meta *out, sib_err *err);
+int exec_stmt_meta(exec_ctx *c, const prs_stmt *s, exec_meta *out, sib_err *err);
 /* Result columns of a SELECT (names and types), used by exec_stmt_meta and
  * by exec_select so both agree. */
-int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, size_t *ncols, const char ***names,
-                        const sib_type ***types, sib_err *err);
+int exec_select_columns(exec_ctx *c, const sch_table *t, const prs_select *s, size_t *ncols, const char ***names,
+                        const sch_type ***types, sib_err *err);
 
 
 /* ==== Shared with exec_selection.c / exec_write.c ========================= */
@@ -328,14 +328,14 @@ int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, si
  * and exec_select.c reads them back (one cell per element, ordered by path):
  *   list: path = a byte-comparable position (e.g. a 16-byte timeuuid key),
  *         value = the serialized element;
- *   set:  path = the element's byte-comparable form (sib_ck_encode_component,
+ *   set:  path = the element's byte-comparable form (sch_ck_encode_component,
  *         ASC), value = the serialized element (so reads need no path decoder);
  *   map:  path = the key's byte-comparable form, value = i32 BE key length +
  *         serialized key + serialized value.
  * Builds the collection value (the column's type, protocol form) from the
  * column's live cells cells[0..n) and APPENDS it to out. n must be > 0
  * (a collection without live cells is null). SIB_ECORRUPT on a bad map cell. */
-int exec_collection_from_cells(const sib_column *col, const st_cell_view *cells, size_t n, sib_buf *out,
+int exec_collection_from_cells(const sch_column *col, const st_cell_view *cells, size_t n, sib_buf *out,
                                sib_err *err);
 
 #endif

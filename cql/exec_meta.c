@@ -13,7 +13,7 @@
 typedef struct meta_walk {
     exec_ctx *c;
     exec_meta *m;
-    const sib_table *t;
+    const sch_table *t;
     int *pk_marker; /* per partition key position: marker index or -1 */
     sib_err *err;
     int rc;         /* first error of a check made while walking */
@@ -39,10 +39,10 @@ static const char *spec_name(meta_walk *w, const char *what, const char *name)
     return s;
 }
 
-static void bind(meta_walk *w, const cql_term *term, const char *name, const sib_type *type)
+static void bind(meta_walk *w, const prs_term *term, const char *name, const sch_type *type)
 {
     if (!term) return;
-    if (term->kind == CQL_TERM_MARKER) {
+    if (term->kind == PRS_TERM_MARKER) {
         int i = term->marker;
         if (i < 0 || (size_t)i >= w->m->nbind) return;
         const char *own = w->c->markers[i].name;
@@ -52,77 +52,77 @@ static void bind(meta_walk *w, const cql_term *term, const char *name, const sib
     }
     /* Elements of a collection literal are named like Cassandra's
      * Lists/Sets/Maps specs: value(c), key(c). */
-    if ((term->kind == CQL_TERM_LIST || term->kind == CQL_TERM_SET) && type &&
-        (type->code == SIB_T_LIST || type->code == SIB_T_SET))
+    if ((term->kind == PRS_TERM_LIST || term->kind == PRS_TERM_SET) && type &&
+        (type->code == SCH_T_LIST || type->code == SCH_T_SET))
         for (size_t k = 0; k < term->coll.n; k++) bind(w, term->coll.items[k], spec_name(w, "value", name), type->sub[0]);
-    if (term->kind == CQL_TERM_MAP && type && type->code == SIB_T_MAP)
+    if (term->kind == PRS_TERM_MAP && type && type->code == SCH_T_MAP)
         for (size_t k = 0; k < term->map.n; k++) {
             bind(w, term->map.keys[k], spec_name(w, "key", name), type->sub[0]);
             bind(w, term->map.values[k], spec_name(w, "value", name), type->sub[1]);
         }
-    if (term->kind == CQL_TERM_TYPEHINT || term->kind == CQL_TERM_CAST) bind(w, term->cast.term, name, type);
-    const sib_type *from, *to;
-    if (term->kind == CQL_TERM_FUNC && term->func.nargs == 1 && exec_blob_conversion(term->func.name, &from, &to))
+    if (term->kind == PRS_TERM_TYPEHINT || term->kind == PRS_TERM_CAST) bind(w, term->cast.term, name, type);
+    const sch_type *from, *to;
+    if (term->kind == PRS_TERM_FUNC && term->func.nargs == 1 && exec_blob_conversion(term->func.name, &from, &to))
         bind(w, term->func.args[0], arena_name(w, "arg0(system.%s)", term->func.name), from);
 }
 
-static void bind_col(meta_walk *w, const cql_term *term, const sib_column *col, bool eq)
+static void bind_col(meta_walk *w, const prs_term *term, const sch_column *col, bool eq)
 {
     if (!col) return;
     bind(w, term, col->name, col->type);
-    if (eq && term && term->kind == CQL_TERM_MARKER && col->kind == SIB_COL_PARTITION_KEY)
+    if (eq && term && term->kind == PRS_TERM_MARKER && col->kind == SCH_COL_PARTITION_KEY)
         w->pk_marker[col->position] = term->marker;
 }
 
 /* c[key]: key(m) of the map's key type, idx(l) an int for a list. */
-static void bind_elem_key(meta_walk *w, const cql_term *key, const sib_column *col)
+static void bind_elem_key(meta_walk *w, const prs_term *key, const sch_column *col)
 {
-    if (col->type->code == SIB_T_LIST) bind(w, key, spec_name(w, "idx", col->name), sib_type_native(SIB_T_INT));
+    if (col->type->code == SCH_T_LIST) bind(w, key, spec_name(w, "idx", col->name), sch_type_native(SCH_T_INT));
     else bind(w, key, spec_name(w, "key", col->name), col->type->sub[0]);
 }
 
 /* Collection operations whose markers are not typed as the whole column:
  * c[k] = v (value(c)), and a map subtraction (a set of keys). Returns false
  * when the plain column type applies. */
-static bool bind_coll_assign(meta_walk *w, const cql_assignment *as, const sib_column *col)
+static bool bind_coll_assign(meta_walk *w, const prs_assignment *as, const sch_column *col)
 {
-    const sib_type *t = col->type;
-    if (as->kind == CQL_ASSIGN_ELEM) {
+    const sch_type *t = col->type;
+    if (as->kind == PRS_ASSIGN_ELEM) {
         bind_elem_key(w, as->key, col);
-        bind(w, as->value, spec_name(w, "value", col->name), t->code == SIB_T_MAP ? t->sub[1] : t->sub[0]);
+        bind(w, as->value, spec_name(w, "value", col->name), t->code == SCH_T_MAP ? t->sub[1] : t->sub[0]);
         return true;
     }
-    if (as->kind == CQL_ASSIGN_SUB && t->code == SIB_T_MAP) {
-        bind(w, as->value, col->name, sib_type_set(sib_catalog_types(w->c->ex->cat), t->sub[0], false));
+    if (as->kind == PRS_ASSIGN_SUB && t->code == SCH_T_MAP) {
+        bind(w, as->value, col->name, sch_type_set(sch_catalog_types(w->c->ex->cat), t->sub[0], false));
         return true;
     }
     return false;
 }
 
-static void bind_using(meta_walk *w, const cql_using *u)
+static void bind_using(meta_walk *w, const prs_using *u)
 {
-    bind(w, u->ttl, "[ttl]", sib_type_native(SIB_T_INT));
-    bind(w, u->timestamp, "[timestamp]", sib_type_native(SIB_T_BIGINT));
+    bind(w, u->ttl, "[ttl]", sch_type_native(SCH_T_INT));
+    bind(w, u->timestamp, "[timestamp]", sch_type_native(SCH_T_BIGINT));
 }
 
 /* (b, c) op (?, ?) names each marker after its column; (b, c) op ? is a
  * tuple named "(b,c)"; (b, c) IN ? a list of those tuples named "in(b,c)". */
-static void bind_multi_term(meta_walk *w, const cql_relation *r, const cql_term *term, const char *tname,
-                            const sib_type *tt)
+static void bind_multi_term(meta_walk *w, const prs_relation *r, const prs_term *term, const char *tname,
+                            const sch_type *tt)
 {
     if (!term) return;
-    if (term->kind == CQL_TERM_TUPLE) {
+    if (term->kind == PRS_TERM_TUPLE) {
         for (size_t k = 0; k < term->coll.n && k < r->ncols; k++)
-            bind_col(w, term->coll.items[k], sib_table_column_by_name(w->t, r->cols[k]), false);
+            bind_col(w, term->coll.items[k], sch_table_column_by_name(w->t, r->cols[k]), false);
         return;
     }
     bind(w, term, tname, tt);
 }
 
-static void bind_multi(meta_walk *w, const cql_relation *r)
+static void bind_multi(meta_walk *w, const prs_relation *r)
 {
     if (!w->rc) w->rc = exec_ck_check_multi(w->c, w->t, r, w->err);
-    const sib_type *tt = exec_ck_tuple_type(w->c, w->t, r);
+    const sch_type *tt = exec_ck_tuple_type(w->c, w->t, r);
     if (!tt) return;
     sib_buf b;
     sib_buf_init(&b);
@@ -137,152 +137,152 @@ static void bind_multi(meta_walk *w, const cql_relation *r)
     sib_buf_free(&b);
     if (!in_name) return;
     const char *tname = in_name + 2; /* "(b,c)" */
-    if (r->op == CQL_OP_IN && r->value) {
-        bind(w, r->value, in_name, sib_type_list(sib_catalog_types(w->c->ex->cat), tt, false));
+    if (r->op == PRS_OP_IN && r->value) {
+        bind(w, r->value, in_name, sch_type_list(sch_catalog_types(w->c->ex->cat), tt, false));
         return;
     }
     for (size_t k = 0; k < r->nin; k++) bind_multi_term(w, r, r->in[k], tname, tt);
     bind_multi_term(w, r, r->value, tname, tt);
 }
 
-static void bind_where(meta_walk *w, const cql_relation *rels, size_t n)
+static void bind_where(meta_walk *w, const prs_relation *rels, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const cql_relation *r = &rels[i];
-        if (r->kind == CQL_REL_TOKEN) {
-            const cql_term *v = r->value;
-            if (v && v->kind == CQL_TERM_FUNC && !strcmp(v->func.name, "token") && !v->func.ks) {
-                for (size_t k = 0; k < v->func.nargs && k < sib_table_pk_count(w->t); k++)
-                    bind_col(w, v->func.args[k], sib_table_pk(w->t, k), false);
+        const prs_relation *r = &rels[i];
+        if (r->kind == PRS_REL_TOKEN) {
+            const prs_term *v = r->value;
+            if (v && v->kind == PRS_TERM_FUNC && !strcmp(v->func.name, "token") && !v->func.ks) {
+                for (size_t k = 0; k < v->func.nargs && k < sch_table_pk_count(w->t); k++)
+                    bind_col(w, v->func.args[k], sch_table_pk(w->t, k), false);
                 continue;
             }
-            bind(w, r->value, "partition key token", sib_type_native(SIB_T_BIGINT));
+            bind(w, r->value, "partition key token", sch_type_native(SCH_T_BIGINT));
             continue;
         }
-        if (r->kind == CQL_REL_MULTI) {
+        if (r->kind == PRS_REL_MULTI) {
             bind_multi(w, r);
             continue;
         }
-        const sib_column *col = sib_table_column_by_name(w->t, r->cols[0]);
+        const sch_column *col = sch_table_column_by_name(w->t, r->cols[0]);
         if (!col) continue;
-        if (r->op == CQL_OP_IN && r->value) {
+        if (r->op == PRS_OP_IN && r->value) {
             char *nm = sib_arena_alloc(w->c->arena, strlen(col->name) + 5);
             if (nm) sprintf(nm, "in(%s)", col->name);
-            bind(w, r->value, nm, sib_type_list(sib_catalog_types(w->c->ex->cat), col->type, false));
+            bind(w, r->value, nm, sch_type_list(sch_catalog_types(w->c->ex->cat), col->type, false));
             continue;
         }
         for (size_t k = 0; k < r->nin; k++) bind_col(w, r->in[k], col, false);
-        bind_col(w, r->value, col, r->op == CQL_OP_EQ);
+        bind_col(w, r->value, col, r->op == PRS_OP_EQ);
     }
 }
 
 /* The type a selector produces when it is a column or a subscript chain on
  * one (NULL otherwise: markers elsewhere in selectors are typed by hints). */
-static const sib_type *selector_type(meta_walk *w, const cql_selector *s)
+static const sch_type *selector_type(meta_walk *w, const prs_selector *s)
 {
-    if (s->kind == CQL_SEL_COLUMN) {
-        const sib_column *col = sib_table_column_by_name(w->t, s->column);
+    if (s->kind == PRS_SEL_COLUMN) {
+        const sch_column *col = sch_table_column_by_name(w->t, s->column);
         return col ? col->type : NULL;
     }
-    if (s->kind != CQL_SEL_ELEMENT && s->kind != CQL_SEL_SLICE) return NULL;
-    const sib_type *ct = selector_type(w, s->args[0]);
-    if (!ct || !sib_type_is_collection(ct) || ct->code == SIB_T_LIST) return NULL;
-    if (s->kind == CQL_SEL_SLICE) return ct;
-    return ct->code == SIB_T_MAP ? ct->sub[1] : ct->sub[0];
+    if (s->kind != PRS_SEL_ELEMENT && s->kind != PRS_SEL_SLICE) return NULL;
+    const sch_type *ct = selector_type(w, s->args[0]);
+    if (!ct || !sch_type_is_collection(ct) || ct->code == SCH_T_LIST) return NULL;
+    if (s->kind == PRS_SEL_SLICE) return ct;
+    return ct->code == SCH_T_MAP ? ct->sub[1] : ct->sub[0];
 }
 
 /* Markers in selectors: subscripts (key(m) / value(s), named after what
  * they subscript), WRITETIME(m[?]), and type-hinted ones, which Cassandra
  * names all alike "[selection]". */
-static void bind_selector(meta_walk *w, const cql_selector *s)
+static void bind_selector(meta_walk *w, const prs_selector *s)
 {
     for (size_t i = 0; i < s->nargs; i++) bind_selector(w, s->args[i]);
-    if (s->kind == CQL_SEL_TERM && s->term->kind == CQL_TERM_TYPEHINT) {
-        const sib_type *ht = NULL;
-        const cql_typeref *r = s->term->cast.type;
-        if (r->kind == CQL_TYPE_NATIVE &&
-            sib_type_resolve(sib_catalog_types(w->c->ex->cat), r->name, strlen(r->name), NULL, 0, &ht, NULL) == 0)
+    if (s->kind == PRS_SEL_TERM && s->term->kind == PRS_TERM_TYPEHINT) {
+        const sch_type *ht = NULL;
+        const prs_typeref *r = s->term->cast.type;
+        if (r->kind == PRS_TYPE_NATIVE &&
+            sch_type_resolve(sch_catalog_types(w->c->ex->cat), r->name, strlen(r->name), NULL, 0, &ht, NULL) == 0)
             bind(w, s->term->cast.term, "[selection]", ht);
         return;
     }
-    const sib_type *ct = NULL;
+    const sch_type *ct = NULL;
     const char *base = NULL;
-    if (s->kind == CQL_SEL_ELEMENT || s->kind == CQL_SEL_SLICE) {
+    if (s->kind == PRS_SEL_ELEMENT || s->kind == PRS_SEL_SLICE) {
         ct = selector_type(w, s->args[0]);
-        base = s->args[0]->kind == CQL_SEL_COLUMN ? s->args[0]->column : s->args[0]->text;
+        base = s->args[0]->kind == PRS_SEL_COLUMN ? s->args[0]->column : s->args[0]->text;
     } else if (s->elem) {
-        const sib_column *col = sib_table_column_by_name(w->t, s->column);
+        const sch_column *col = sch_table_column_by_name(w->t, s->column);
         ct = col ? col->type : NULL;
         base = s->column;
     }
-    if (!ct || !sib_type_is_collection(ct) || ct->code == SIB_T_LIST) return;
-    const char *name = spec_name(w, ct->code == SIB_T_MAP ? "key" : "value", base);
+    if (!ct || !sch_type_is_collection(ct) || ct->code == SCH_T_LIST) return;
+    const char *name = spec_name(w, ct->code == SCH_T_MAP ? "key" : "value", base);
     bind(w, s->elem ? s->elem : s->term, name, ct->sub[0]);
     bind(w, s->from, name, ct->sub[0]);
     bind(w, s->to, name, ct->sub[0]);
 }
 
-static int walk(meta_walk *w, const cql_stmt *s, sib_err *err);
+static int walk(meta_walk *w, const prs_stmt *s, sib_err *err);
 
-static int walk_table(meta_walk *w, const cql_qname *q, sib_err *err)
+static int walk_table(meta_walk *w, const prs_qname *q, sib_err *err)
 {
-    const sib_table *t;
+    const sch_table *t;
     int rc = exec_resolve_table(w->c, q, &t, err);
     if (rc) return rc;
     if (!w->t) {
-        w->m->ks = sib_table_keyspace(t);
-        w->m->table = sib_table_name(t);
-        w->pk_marker = sib_arena_alloc(w->c->arena, sizeof(int) * (sib_table_pk_count(t) + 1));
+        w->m->ks = sch_table_keyspace(t);
+        w->m->table = sch_table_name(t);
+        w->pk_marker = sib_arena_alloc(w->c->arena, sizeof(int) * (sch_table_pk_count(t) + 1));
         if (!w->pk_marker) return sib_err_set(err, SIB_ENOMEM, "metadata");
-        for (size_t i = 0; i < sib_table_pk_count(t); i++) w->pk_marker[i] = -1;
+        for (size_t i = 0; i < sch_table_pk_count(t); i++) w->pk_marker[i] = -1;
     }
     w->t = t;
     return 0;
 }
 
-static int walk(meta_walk *w, const cql_stmt *s, sib_err *err)
+static int walk(meta_walk *w, const prs_stmt *s, sib_err *err)
 {
     int rc = 0;
     switch (s->kind) {
-    case CQL_STMT_INSERT:
+    case PRS_STMT_INSERT:
         if ((rc = walk_table(w, &s->insert.table, err))) return rc;
         for (size_t i = 0; i < s->insert.ncols && i < s->insert.nvalues; i++)
-            bind_col(w, s->insert.values[i], sib_table_column_by_name(w->t, s->insert.cols[i]), true);
+            bind_col(w, s->insert.values[i], sch_table_column_by_name(w->t, s->insert.cols[i]), true);
         bind_using(w, &s->insert.using);
         return 0;
-    case CQL_STMT_UPDATE:
+    case PRS_STMT_UPDATE:
         if ((rc = walk_table(w, &s->update.table, err))) return rc;
         bind_using(w, &s->update.using);
         for (size_t i = 0; i < s->update.nassign; i++) {
-            const cql_assignment *as = &s->update.assign[i];
-            const sib_column *col = sib_table_column_by_name(w->t, as->col);
-            if (col && sib_type_is_collection(col->type) && bind_coll_assign(w, as, col)) continue;
+            const prs_assignment *as = &s->update.assign[i];
+            const sch_column *col = sch_table_column_by_name(w->t, as->col);
+            if (col && sch_type_is_collection(col->type) && bind_coll_assign(w, as, col)) continue;
             bind_col(w, as->value, col, false);
         }
         bind_where(w, s->update.where, s->update.nwhere);
         return 0;
-    case CQL_STMT_DELETE:
+    case PRS_STMT_DELETE:
         if ((rc = walk_table(w, &s->del.table, err))) return rc;
         bind_using(w, &s->del.using);
         for (size_t i = 0; i < s->del.ncols; i++) {
-            const sib_column *col = sib_table_column_by_name(w->t, s->del.cols[i].col);
-            if (col && s->del.cols[i].key && sib_type_is_collection(col->type))
+            const sch_column *col = sch_table_column_by_name(w->t, s->del.cols[i].col);
+            if (col && s->del.cols[i].key && sch_type_is_collection(col->type))
                 bind_elem_key(w, s->del.cols[i].key, col);
         }
         bind_where(w, s->del.where, s->del.nwhere);
         return 0;
-    case CQL_STMT_SELECT:
+    case PRS_STMT_SELECT:
         if ((rc = walk_table(w, &s->select.table, err))) return rc;
         for (size_t i = 0; i < s->select.nsel; i++) bind_selector(w, &s->select.sel[i]);
         bind_where(w, s->select.where, s->select.nwhere);
-        bind(w, s->select.per_partition_limit, "[per_partition_limit]", sib_type_native(SIB_T_INT));
-        bind(w, s->select.limit, "[limit]", sib_type_native(SIB_T_INT));
+        bind(w, s->select.per_partition_limit, "[per_partition_limit]", sch_type_native(SCH_T_INT));
+        bind(w, s->select.limit, "[limit]", sch_type_native(SCH_T_INT));
         w->m->has_result = true;
         return exec_select_columns(w->c, w->t, &s->select, &w->m->ncols, &w->m->col_names, &w->m->col_types, err);
-    case CQL_STMT_BATCH:
+    case PRS_STMT_BATCH:
         bind_using(w, &s->batch.using);
         for (size_t i = 0; i < s->batch.nstmts; i++) {
-            const sib_table *first = w->t;
+            const sch_table *first = w->t;
             if ((rc = walk(w, s->batch.stmts[i], err))) return rc;
             /* Routing uses the first statement's partition key only. */
             if (first) w->t = first;
@@ -293,7 +293,7 @@ static int walk(meta_walk *w, const cql_stmt *s, sib_err *err)
     }
 }
 
-int exec_stmt_meta(exec_ctx *c, const cql_stmt *s, exec_meta *out, sib_err *err)
+int exec_stmt_meta(exec_ctx *c, const prs_stmt *s, exec_meta *out, sib_err *err)
 {
     memset(out, 0, sizeof *out);
     out->ks = "";
@@ -315,7 +315,7 @@ int exec_stmt_meta(exec_ctx *c, const cql_stmt *s, exec_meta *out, sib_err *err)
             return sib_err_set(err, SIB_EINVAL, "Cannot infer the type of bind marker %zu (line %d:%d)", i,
                                s->markers[i].line, s->markers[i].col);
     if (w.t && w.pk_marker) {
-        size_t npk = sib_table_pk_count(w.t);
+        size_t npk = sch_table_pk_count(w.t);
         bool all = true;
         for (size_t i = 0; i < npk; i++) all &= w.pk_marker[i] >= 0;
         if (all) {

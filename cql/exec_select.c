@@ -47,7 +47,7 @@
 
 /* ---- output rows ---------------------------------------------------------- */
 
-static void out_cell(sib_buf *b, sib_val v)
+static void out_cell(sib_buf *b, sch_val v)
 {
     sib_buf_be32(b, (uint32_t)(v.len < 0 ? -1 : v.len));
     if (v.len > 0) sib_buf_append(b, v.p, (size_t)v.len);
@@ -63,7 +63,7 @@ static int emit_values(sel_run *run, row_ctx *rc, sib_err *err)
     if (ck) sib_buf_append(&run->out, ck, rc->cklen);
     for (size_t i = 0; i < run->sel.n; i++) {
         uint8_t tmp[16];
-        sib_val v;
+        sch_val v;
         int e = eval(run, run->sel.nodes[i], rc, tmp, &v, err);
         if (e) return e;
         out_cell(&run->out, v);
@@ -76,7 +76,7 @@ static int filters_match(sel_run *run, row_ctx *rc, bool *ok, sib_err *err)
 {
     *ok = true;
     for (size_t i = 0; i < run->nfilters && *ok; i++) {
-        sib_val v;
+        sch_val v;
         int e = col_value(run, rc, run->filters[i].col, &v, err);
         if (e) return e;
         *ok = exec_filter_match(&run->filters[i], v.p, v.len);
@@ -90,7 +90,7 @@ static int aggregate_row(sel_run *run, row_ctx *rc, sib_err *err)
     for (size_t i = 0; i < run->sel.n; i++) {
         const sel_node *n = run->sel.nodes[i];
         if (n->kind != SN_COUNT) continue;
-        sib_val v = val_of("", 0);
+        sch_val v = val_of("", 0);
         if (n->col) {
             int e = col_value(run, rc, n->col, &v, err);
             if (e) return e;
@@ -124,7 +124,7 @@ int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
     sib_buf_reset(&run->last_ck);
     if (rc->pk) sib_buf_append(&run->last_pk, rc->pk, rc->pklen);
     /* without clustering columns a partition is one row: resume at the next */
-    run->last_in_partition = rc->ck != NULL && !run->distinct && sib_table_clustering_count(run->t) > 0;
+    run->last_in_partition = rc->ck != NULL && !run->distinct && sch_table_clustering_count(run->t) > 0;
     if (run->last_in_partition) sib_buf_append(&run->last_ck, rc->ck, rc->cklen);
     run->last_pk_index = pk_index;
     if (run->ppl_left > 0) run->ppl_left--;
@@ -174,7 +174,7 @@ static bool rd_limit(sib_rd *r, int64_t *out)
     return true;
 }
 
-static bool rd_blob(sib_rd *r, size_t max, sib_val *out)
+static bool rd_blob(sib_rd *r, size_t max, sch_val *out)
 {
     uint64_t n;
     const uint8_t *p;
@@ -215,11 +215,11 @@ int ps_decode(const cql_params *params, uint8_t kind, pstate *ps, sib_err *err)
 
 /* A row whose only live cells belong to dropped columns does not exist for
  * CQL, just as Cassandra filters dropped columns out before liveness. */
-static bool row_visible(const sib_table *t, const st_row *row)
+static bool row_visible(const sch_table *t, const st_row *row)
 {
     if (row->has_marker) return true;
     for (size_t i = 0; i < row->ncells; i++)
-        if (sib_table_column_by_id(t, row->cells[i].col)) return true;
+        if (sch_table_column_by_id(t, row->cells[i].col)) return true;
     return false;
 }
 
@@ -284,7 +284,7 @@ static size_t cut_slices(const st_slice *in, size_t n, const uint8_t *ck, size_t
  * the partition after it. */
 
 typedef struct pk_ent {
-    sib_val pk;
+    sch_val pk;
     int64_t token;
 } pk_ent;
 
@@ -307,7 +307,7 @@ typedef struct sel_read {
     /* a partition being continued after cont_ck */
     bool cont, cont_from_ps, cont_any;
     sib_buf cont_pk, cont_ck;
-    const cql_select *stmt;
+    const prs_select *stmt;
     int restarts;         /* times a DDL during the read made it start over */
     /* tracing: the partition key being read, and the counts when it began */
     bool key_traced;
@@ -337,7 +337,7 @@ static int count_tombstones(sel_run *run, uint64_t n, const uint8_t *pk, size_t 
     if (ex->tombstone_fail > 0 && run->tombstones > (uint64_t)ex->tombstone_fail) {
         sib_err_set(err, SIB_EREADFAIL,
                     "Scanned over %d tombstones during query on %s.%s (last scanned partition token was %lld); query aborted",
-                    ex->tombstone_fail, sib_table_keyspace(run->t), sib_table_name(run->t),
+                    ex->tombstone_fail, sch_table_keyspace(run->t), sch_table_name(run->t),
                     (long long)sib_murmur3_token(pk, pklen));
         err->ex[0] = run->c->consistency;
         err->ex[1] = 0;
@@ -347,7 +347,7 @@ static int count_tombstones(sel_run *run, uint64_t n, const uint8_t *pk, size_t 
     }
     if (ex->tombstone_warn > 0 && before <= (uint64_t)ex->tombstone_warn && run->tombstones > (uint64_t)ex->tombstone_warn)
         sib_log(ex->log, SIB_WARN, "Read on %s.%s scanned over %llu tombstones (tombstone_warn_threshold %d)",
-                sib_table_keyspace(run->t), sib_table_name(run->t), (unsigned long long)run->tombstones,
+                sch_table_keyspace(run->t), sch_table_name(run->t), (unsigned long long)run->tombstones,
                 ex->tombstone_warn);
     return 0;
 }
@@ -376,18 +376,18 @@ static int on_row_stop(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *er
 static int take_partition(sel_read *rd, const st_rpage *pg, size_t k, bool cont, bool *more, sib_err *err)
 {
     sel_run *run = &rd->run;
-    const sib_table *t = run->t;
+    const sch_table *t = run->t;
     st_rpart part;
     st_rpage_part(pg, k, &part);
     *more = false;
     uint64_t pk_index = rd->scan ? 0 : rd->i;
-    int e = sib_pk_decode(t, part.pk, part.pklen, run->pkv, sib_table_pk_count(t), err);
+    int e = sch_pk_decode(t, part.pk, part.pklen, run->pkv, sch_table_pk_count(t), err);
     if (e) return e;
     row_ctx rc = {.pk = part.pk, .pklen = part.pklen, .pkv = run->pkv};
     if (!cont) run->ppl_left = run->ppl;
     else if (rd->cont_from_ps) run->ppl_left = run->ps.ppl_left;
     st_row srow, row;
-    bool has_static = sib_table_has_static(t) && st_rpage_static(pg, k, &srow) && row_visible(t, &srow);
+    bool has_static = sch_table_has_static(t) && st_rpage_static(pg, k, &srow) && row_visible(t, &srow);
     if (has_static) rc.srow = &srow;
     if (run->distinct) {
         int x = part.live ? on_row_stop(run, &rc, pk_index, err) : 0;
@@ -493,7 +493,7 @@ static bool next_piece(sel_read *rd, st_rreq *rq, st_position *pos, size_t *nsli
     rq->now_s = run->c->now_s;
     rq->reversed = run->reversed;
     rq->static_only = run->distinct;
-    rq->with_static = sib_table_has_static(run->t);
+    rq->with_static = sch_table_has_static(run->t);
     rq->slices = r->slices;
     rq->nslices = r->nslices;
     /* a small page needs few rows: do not read a thousand for it (a big
@@ -549,7 +549,7 @@ static int read_more(sel_read *rd, sib_err *err)
             rd->key_traced = true;
             rd->rows0 = run->rows_read;
             rd->tomb0 = run->tombstones;
-            EXEC_TRACE(run->c->req, "Executing single-partition query on %s", sib_table_name(run->t));
+            EXEC_TRACE(run->c->req, "Executing single-partition query on %s", sch_table_name(run->t));
         }
         st_rpage *pg;
         int rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err);
@@ -594,7 +594,7 @@ static int read_start(sel_read *rd, sib_err *err)
             rd->scan_tok = r->token_start;
             rd->scan_incl = r->token_start_incl;
         }
-        EXEC_TRACE(run->c->req, "Executing seq scan on %s", sib_table_name(run->t));
+        EXEC_TRACE(run->c->req, "Executing seq scan on %s", sch_table_name(run->t));
     }
     if (rd->cont_pk.oom || rd->cont_ck.oom || rd->scan_pk.oom) return oom(err);
     return read_more(rd, err);
@@ -619,8 +619,8 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
     exec_ctx *c = run->c;
     cql_rows_meta m;
     memset(&m, 0, sizeof(m));
-    m.ks = sib_table_keyspace(run->t);
-    m.table = sib_table_name(run->t);
+    m.ks = sch_table_keyspace(run->t);
+    m.table = sch_table_name(run->t);
     m.ncols = (uint32_t)run->sel.n;
     m.names = run->sel.names;
     m.types = run->sel.types;
@@ -671,7 +671,7 @@ out:
 
 /* ORDER BY -> reversed, with Cassandra's checks and messages (cql.md 3.3).
  * ck_eq[i]: clustering column i is restricted by equality. */
-int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, const bool *ck_eq,
+int check_order_by(const sch_table *t, const prs_select *s, bool pk_restricted, const bool *ck_eq,
                    bool *reversed, sib_err *err)
 {
     *reversed = false;
@@ -685,8 +685,8 @@ int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, 
     int dir = -1;
     bool mixed = false;
     for (size_t i = 0; i < s->norder; i++) {
-        const sib_column *col = sib_table_column_by_name(t, s->order[i].col);
-        if (col->kind != SIB_COL_CLUSTERING)
+        const sch_column *col = sch_table_column_by_name(t, s->order[i].col);
+        if (col->kind != SCH_COL_CLUSTERING)
             return sib_err_set(err, SIB_EINVAL,
                                "Order by is currently only supported on the clustered columns of the PRIMARY KEY, "
                                "got %s",
@@ -697,7 +697,7 @@ int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, 
             return sib_err_set(err, SIB_EINVAL, "Order by currently only supports the ordering of columns following "
                                                 "their declared order in the PRIMARY KEY");
         next = (size_t)col->position + 1;
-        int rev = s->order[i].desc != (col->order == SIB_ORDER_DESC);
+        int rev = s->order[i].desc != (col->order == SCH_ORDER_DESC);
         if (dir >= 0 && dir != rev) mixed = true;
         dir = rev;
     }
@@ -709,7 +709,7 @@ int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, 
 /* Cassandra words LIMIT and PER PARTITION LIMIT errors alike: "Invalid
  * null value of limit", "Invalid limit value", "LIMIT must be strictly
  * positive". */
-int check_limit(exec_ctx *c, const cql_term *term, int64_t *out, sib_err *err)
+int check_limit(exec_ctx *c, const prs_term *term, int64_t *out, sib_err *err)
 {
     *out = -1;
     if (!term) return 0;
@@ -731,15 +731,15 @@ int check_distinct(sel_run *run, bool key_range, sib_err *err)
         return sib_err_set(err, SIB_EINVAL, "PER PARTITION LIMIT is not allowed with aggregate queries.");
     if (!run->distinct) return 0;
     for (size_t i = 0; i < run->sel.n; i++) {
-        const sib_column *bad = sel_first_non_key(run->sel.nodes[i]);
+        const sch_column *bad = sel_first_non_key(run->sel.nodes[i]);
         if (bad)
             return sib_err_set(err, SIB_EINVAL,
                                "SELECT DISTINCT queries must only request partition key columns and/or static "
                                "columns (not %s)",
                                bad->name);
     }
-    for (size_t k = 0; key_range && k < sib_table_pk_count(run->t); k++) {
-        const sib_column *pk = sib_table_pk(run->t, k);
+    for (size_t k = 0; key_range && k < sch_table_pk_count(run->t); k++) {
+        const sch_column *pk = sch_table_pk(run->t, k);
         bool found = false;
         for (size_t i = 0; i < run->sel.n && !found; i++) found = sel_uses_column(run->sel.nodes[i], pk);
         if (!found)
@@ -753,12 +753,12 @@ int check_distinct(sel_run *run, bool key_range, sib_err *err)
 }
 
 /* Is a partition-key column restricted by IN (post-query ordering)? */
-static bool pk_has_in(const sib_table *t, const cql_select *s)
+static bool pk_has_in(const sch_table *t, const prs_select *s)
 {
     for (size_t i = 0; i < s->nwhere; i++) {
-        const sib_column *col = s->where[i].ncols ? sib_table_column_by_name(t, s->where[i].cols[0]) : NULL;
-        if (s->where[i].kind == CQL_REL_SINGLE && s->where[i].op == CQL_OP_IN && col &&
-            col->kind == SIB_COL_PARTITION_KEY)
+        const sch_column *col = s->where[i].ncols ? sch_table_column_by_name(t, s->where[i].cols[0]) : NULL;
+        if (s->where[i].kind == PRS_REL_SINGLE && s->where[i].op == PRS_OP_IN && col &&
+            col->kind == SCH_COL_PARTITION_KEY)
             return true;
     }
     return false;
@@ -766,11 +766,11 @@ static bool pk_has_in(const sib_table *t, const cql_select *s)
 
 /* ---- user tables --------------------------------------------------------------- */
 
-static int check_consistency(exec_ctx *c, const sib_table *t, const exec_restr *r, sib_err *err)
+static int check_consistency(exec_ctx *c, const sch_table *t, const exec_restr *r, sib_err *err)
 {
     if (!c->ex->co) return 0;
     coord_repl repl;
-    int rc = exec_keyspace_repl(c, sib_table_keyspace(t), &repl, err);
+    int rc = exec_keyspace_repl(c, sch_table_keyspace(t), &repl, err);
     if (rc) return rc;
     int64_t tok = (r->pk_complete && r->npks) ? sib_murmur3_token(r->pks[0].p, (size_t)r->pks[0].len) : 0;
     return coord_check(c->ex->co, &repl, c->consistency, false, tok, err);
@@ -782,7 +782,7 @@ static int select_user(sel_read *rd, sib_err *err)
 {
     sel_run *run = &rd->run;
     exec_ctx *c = run->c;
-    const cql_select *s = run->s;
+    const prs_select *s = run->s;
     exec_restr r;
     memset(&r, 0, sizeof(r));
     int rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, &r, err);
@@ -790,7 +790,7 @@ static int select_user(sel_read *rd, sib_err *err)
     run->filters = r.filters;
     run->nfilters = r.nfilters;
     if ((rc = check_distinct(run, !r.pk_complete, err))) return rc;
-    size_t nck = sib_table_clustering_count(run->t);
+    size_t nck = sch_table_clustering_count(run->t);
     bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
     if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
     for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r.ck_eq_prefix;
@@ -817,14 +817,14 @@ static int select_user(sel_read *rd, sib_err *err)
 
     rd->r = r;
     rd->limit = limit;
-    rd->store = storage_table(c->ex->st, sib_table_id(run->t));
+    rd->store = storage_table(c->ex->st, sch_table_id(run->t));
     rd->cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
     if (!rd->store || !rd->cut) return oom(err);
     return read_start(rd, err);
 }
 
 static void run_free(sel_run *run);
-static int run_init(sel_run *run, exec_ctx *c, const sib_table *t, const cql_select *s, sib_err *err);
+static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err);
 
 static void select_user_free(sel_read *rd)
 {
@@ -835,7 +835,7 @@ static void select_user_free(sel_read *rd)
     free(rd);
 }
 
-static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select *s, int restarts);
+static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts);
 
 /* A DDL ran while a piece was on the pool: the table, its columns and the
  * compiled selectors may be gone. Nothing was sent yet, so the statement
@@ -846,14 +846,14 @@ static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select 
 static void select_restart(sel_read *rd)
 {
     exec_ctx *c = rd->run.c;
-    const cql_select *s = rd->stmt;
+    const prs_select *s = rd->stmt;
     int n = rd->restarts + 1;
     /* not rd->run.t's name: the DDL may have freed it */
     sib_log(rd->ex->log, SIB_DEBUG, "cql: a schema change during a read: the SELECT starts over (%d)", n);
     select_user_free(rd);
     sib_err err;
     sib_err_clear(&err);
-    const sib_table *t;
+    const sch_table *t;
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (rc) exec_reply_err(c, &err);
     else select_user_start(c, t, s, n);
@@ -918,7 +918,7 @@ static void on_page(void *ctx, st_rpage *pg)
 }
 
 /* A SELECT on a user table: its state lives on the heap until the reply. */
-static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select *s, int restarts)
+static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts)
 {
     sib_err err;
     sib_err_clear(&err);
@@ -936,7 +936,7 @@ static void select_user_start(exec_ctx *c, const sib_table *t, const cql_select 
     rd->ddl_gen = c->ex->ddl_gen;
     rd->stmt = s;
     rd->restarts = restarts;
-    memcpy(rd->table_id, sib_table_id(t), 16);
+    memcpy(rd->table_id, sch_table_id(t), 16);
     int rc = run_init(&rd->run, c, t, s, &err);
     if (!rc) rc = select_user(rd, &err);
     if (rc != 1) select_user_done(rd, rc, &err);
@@ -956,7 +956,7 @@ static void run_free(sel_run *run)
     free(run->ckv);
 }
 
-static int run_init(sel_run *run, exec_ctx *c, const sib_table *t, const cql_select *s, sib_err *err)
+static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
 {
     memset(run, 0, sizeof(*run));
     run->c = c;
@@ -971,7 +971,7 @@ static int run_init(sel_run *run, exec_ctx *c, const sib_table *t, const cql_sel
     sib_buf_init(&run->last_ck);
     sib_buf_init(&run->coll);
     sib_buf_init(&run->text);
-    size_t nck = sib_table_clustering_count(t), npk = sib_table_pk_count(t);
+    size_t nck = sch_table_clustering_count(t), npk = sch_table_pk_count(t);
     /* malloc, not the arena: run_free runs after the reply freed the arena. */
     run->ckv = calloc(nck + 1, sizeof(*run->ckv));
     run->pkv = sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
@@ -989,11 +989,11 @@ static int run_init(sel_run *run, exec_ctx *c, const sib_table *t, const cql_sel
     return 0;
 }
 
-void exec_select(exec_ctx *c, const cql_select *s)
+void exec_select(exec_ctx *c, const prs_select *s)
 {
     sib_err err;
     sib_err_clear(&err);
-    const sib_table *t;
+    const sch_table *t;
     sel_run run;
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (!rc && s->json) rc = sib_err_set(&err, SIB_EINVAL, "SELECT JSON is not supported");
@@ -1002,7 +1002,7 @@ void exec_select(exec_ctx *c, const cql_select *s)
         exec_reply_err(c, &err);
         return;
     }
-    if (sib_table_kind_of(t) == SIB_TABLE_USER) {
+    if (sch_table_kind_of(t) == SCH_TABLE_USER) {
         select_user_start(c, t, s, 0);
         return;
     }

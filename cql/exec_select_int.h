@@ -22,20 +22,20 @@
 
 static inline int oom(sib_err *err) { return sib_err_set(err, SIB_ENOMEM, "out of memory"); }
 
-static inline sib_val val_null(void)
+static inline sch_val val_null(void)
 {
-    sib_val v = {NULL, -1};
+    sch_val v = {NULL, -1};
     return v;
 }
 
-static inline sib_val val_of(const void *p, size_t n)
+static inline sch_val val_of(const void *p, size_t n)
 {
-    sib_val v = {p, (int32_t)n};
+    sch_val v = {p, (int32_t)n};
     return v;
 }
 
 /* v as 8 bytes big endian in tmp; the result points into tmp. */
-static inline sib_val put64(uint8_t *tmp, int64_t v)
+static inline sch_val put64(uint8_t *tmp, int64_t v)
 {
     put_be64(tmp, (uint64_t)v);
     return val_of(tmp, 8);
@@ -66,27 +66,27 @@ typedef enum {
 typedef struct sel_node {
     sn_kind kind;
     fn_id fn;
-    const sib_column *col;  /* COLUMN, WRITETIME, MAXWRITETIME, TTL, count(col) */
-    const sib_type *type;   /* result type */
+    const sch_column *col;  /* COLUMN, WRITETIME, MAXWRITETIME, TTL, count(col) */
+    const sch_type *type;   /* result type */
     const char *name;       /* result name without alias */
     struct sel_node *arg;   /* FN / CAST argument */
-    const cql_term *term;   /* CONST: the term under the type hint; ELEMENT and
+    const prs_term *term;   /* CONST: the term under the type hint; ELEMENT and
                                WRITETIME/TTL of an element: the key */
-    sib_val cval;           /* CONST, ELEMENT key: evaluated once per statement */
-    const cql_term *from, *to; /* SLICE bounds (NULL: open) */
-    sib_val fromv, tov;     /* SLICE: evaluated bounds, len < 0 = open */
-    const sib_type *key_type; /* ELEMENT/SLICE/element WRITETIME: the key's type */
+    sch_val cval;           /* CONST, ELEMENT key: evaluated once per statement */
+    const prs_term *from, *to; /* SLICE bounds (NULL: open) */
+    sch_val fromv, tov;     /* SLICE: evaluated bounds, len < 0 = open */
+    const sch_type *key_type; /* ELEMENT/SLICE/element WRITETIME: the key's type */
     const char *key_name;   /* its receiver name: key(m) / value(s) */
     struct sel_scratch *scratch; /* SLICE, list-valued WRITETIME/TTL: the value built (arena) */
     bool wt_slice;          /* WRITETIME/MAXWRITETIME/TTL of col[from..to] */
-    sib_val key_path, from_path, to_path; /* element key / slice bounds as cell paths */
+    sch_val key_path, from_path, to_path; /* element key / slice bounds as cell paths */
 } sel_node;
 
 typedef struct sel_list {
     size_t n;
     sel_node **nodes;
     const char **names; /* alias or node name */
-    const sib_type **types;
+    const sch_type **types;
     bool aggregate;     /* a top-level COUNT */
 } sel_list;
 
@@ -99,9 +99,9 @@ typedef struct pstate {
     bool present;
     uint8_t kind;
     uint64_t pk_index;  /* position in the sorted IN list */
-    sib_val pk;
+    sch_val pk;
     bool in_partition;
-    sib_val ck;
+    sch_val ck;
     int64_t limit_left; /* -1 = no LIMIT */
     int64_t ppl_left;   /* -1 = no PER PARTITION LIMIT */
     uint64_t row_index;
@@ -109,8 +109,8 @@ typedef struct pstate {
 
 typedef struct sel_run {
     exec_ctx *c;
-    const sib_table *t;
-    const cql_select *s;
+    const sch_table *t;
+    const prs_select *s;
     sel_list sel;
     exec_filter *filters;
     size_t nfilters;
@@ -136,7 +136,7 @@ typedef struct sel_run {
     sib_buf coll, text;
     sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
     size_t nck;
-    sib_val *pkv;
+    sch_val *pkv;
     uint64_t tombstones; /* met by the reads of this query (thresholds) */
     uint64_t rows_read;  /* live rows the reads met (trace events) */
 } sel_run;
@@ -145,13 +145,13 @@ typedef struct sel_run {
 typedef struct row_ctx {
     const uint8_t *pk;      /* serialized partition key (NULL for system rows) */
     size_t pklen;
-    const sib_val *pkv;     /* partition key values */
+    const sch_val *pkv;     /* partition key values */
     const uint8_t *ck;      /* encoded clustering key (NULL: static-only row) */
     size_t cklen;
     bool ck_decoded;
     size_t nck;
     const st_row *row, *srow;
-    const sib_val *allv;    /* system rows: a value per table column */
+    const sch_val *allv;    /* system rows: a value per table column */
 } row_ctx;
 
 /* What on_row() tells the reader to do next. */
@@ -160,21 +160,21 @@ enum { ROW_NEXT = 0, ROW_STOP = 1, ROW_PARTITION_DONE = 2 };
 /* ---- exec_selection.c ---------------------------------------------------- */
 
 /* Column `name` of t; NULL (and Cassandra's "Undefined column name") if none. */
-const sib_column *need_column(const sib_table *t, const char *name, sib_err *err);
+const sch_column *need_column(const sch_table *t, const char *name, sib_err *err);
 /* Compiles the selectors of s (every column for SELECT *) into out (arena). */
-int compile_selection(exec_ctx *c, const sib_table *t, const cql_select *s, sel_list *out, sib_err *err);
+int compile_selection(exec_ctx *c, const sch_table *t, const prs_select *s, sel_list *out, sib_err *err);
 /* Evaluates the typed constants under n once, before any row is read. */
 int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err);
 /* DISTINCT validation: the first column n reads that is neither a partition
  * key nor static (NULL if none), and whether n selects column col. */
-const sib_column *sel_first_non_key(const sel_node *n);
-bool sel_uses_column(const sel_node *n, const sib_column *col);
+const sch_column *sel_first_non_key(const sel_node *n);
+bool sel_uses_column(const sel_node *n, const sch_column *col);
 /* The value of col in the current row (null when absent). A collection is
  * rebuilt into run->coll: valid until the next collection value. */
-int col_value(sel_run *run, row_ctx *rc, const sib_column *col, sib_val *out, sib_err *err);
+int col_value(sel_run *run, row_ctx *rc, const sch_column *col, sch_val *out, sib_err *err);
 /* Evaluates a scalar selector (COUNT gives null: the caller fills it in);
  * tmp (16 bytes) holds small results, so *out may point into it. */
-int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *out, sib_err *err);
+int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *out, sib_err *err);
 
 /* ---- exec_select.c --------------------------------------------------------- */
 
@@ -195,9 +195,9 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit);
  * ORDER BY -> *reversed (ck_eq[i]: clustering column i restricted by EQ),
  * LIMIT / PER PARTITION LIMIT terms (-1 = none), SELECT DISTINCT
  * (key_range: the partition key is not fully restricted). */
-int check_order_by(const sib_table *t, const cql_select *s, bool pk_restricted, const bool *ck_eq,
+int check_order_by(const sch_table *t, const prs_select *s, bool pk_restricted, const bool *ck_eq,
                    bool *reversed, sib_err *err);
-int check_limit(exec_ctx *c, const cql_term *term, int64_t *out, sib_err *err);
+int check_limit(exec_ctx *c, const prs_term *term, int64_t *out, sib_err *err);
 int check_distinct(sel_run *run, bool key_range, sib_err *err);
 
 /* ---- exec_system.c ----------------------------------------------------------- */

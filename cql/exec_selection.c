@@ -44,16 +44,16 @@ static int undefined_column(const char *name, sib_err *err)
 {
     sib_buf b;
     sib_buf_init(&b);
-    sib_ident_quote(name, &b);
+    sch_ident_quote(name, &b);
     sib_buf_u8(&b, 0);
     int rc = sib_err_set(err, SIB_EINVAL, "Undefined column name %s", b.oom ? name : (const char *)b.p);
     sib_buf_free(&b);
     return rc;
 }
 
-const sib_column *need_column(const sib_table *t, const char *name, sib_err *err)
+const sch_column *need_column(const sch_table *t, const char *name, sib_err *err)
 {
-    const sib_column *col = sib_table_column_by_name(t, name);
+    const sch_column *col = sch_table_column_by_name(t, name);
     if (!col) undefined_column(name, err);
     return col;
 }
@@ -71,11 +71,11 @@ static const st_cell_view *row_cells(const st_row *row, uint32_t id, size_t *n)
     return *n ? &row->cells[i] : NULL;
 }
 
-int exec_collection_from_cells(const sib_column *col, const st_cell_view *cells, size_t n, sib_buf *out,
+int exec_collection_from_cells(const sch_column *col, const st_cell_view *cells, size_t n, sib_buf *out,
                                sib_err *err)
 {
-    bool is_map = col->type->code == SIB_T_MAP;
-    sib_val *el = malloc(sizeof(*el) * n * (is_map ? 2 : 1));
+    bool is_map = col->type->code == SCH_T_MAP;
+    sch_val *el = malloc(sizeof(*el) * n * (is_map ? 2 : 1));
     if (!el) return oom(err);
     for (size_t i = 0; i < n; i++) {
         if (!is_map) {
@@ -90,7 +90,7 @@ int exec_collection_from_cells(const sib_column *col, const st_cell_view *cells,
         el[2 * i] = val_of(cells[i].val + 4, klen);
         el[2 * i + 1] = val_of(cells[i].val + 4 + klen, cells[i].vlen - 4 - klen);
     }
-    int rc = sib_coll_build(col->type, el, n, out, err);
+    int rc = sch_coll_build(col->type, el, n, out, err);
     free(el);
     return rc;
 }
@@ -103,60 +103,60 @@ typedef struct fn_def {
     const char *name; /* Cassandra's native name (lower case) */
     fn_id id;
     int nargs;
-    sib_type_code ret;
+    sch_type_code ret;
     unsigned args; /* A_* accepted argument types */
 } fn_def;
 
 static const fn_def fn_defs[] = {
-    {"now", FN_NOW, 0, SIB_T_TIMEUUID, 0},
-    {"currenttimeuuid", FN_CUR_TIMEUUID, 0, SIB_T_TIMEUUID, 0},
-    {"uuid", FN_UUID, 0, SIB_T_UUID, 0},
-    {"currenttimestamp", FN_CUR_TIMESTAMP, 0, SIB_T_TIMESTAMP, 0},
-    {"currentdate", FN_CUR_DATE, 0, SIB_T_DATE, 0},
-    {"currenttime", FN_CUR_TIME, 0, SIB_T_TIME, 0},
-    {"totimestamp", FN_TO_TIMESTAMP, 1, SIB_T_TIMESTAMP, A_TIMEUUID | A_DATE},
-    {"tounixtimestamp", FN_TO_UNIX_TIMESTAMP, 1, SIB_T_BIGINT, A_TIMEUUID | A_DATE | A_TIMESTAMP},
-    {"todate", FN_TO_DATE, 1, SIB_T_DATE, A_TIMEUUID | A_TIMESTAMP},
-    {"dateof", FN_DATE_OF, 1, SIB_T_TIMESTAMP, A_TIMEUUID},
-    {"unixtimestampof", FN_UNIX_TIMESTAMP_OF, 1, SIB_T_BIGINT, A_TIMEUUID},
+    {"now", FN_NOW, 0, SCH_T_TIMEUUID, 0},
+    {"currenttimeuuid", FN_CUR_TIMEUUID, 0, SCH_T_TIMEUUID, 0},
+    {"uuid", FN_UUID, 0, SCH_T_UUID, 0},
+    {"currenttimestamp", FN_CUR_TIMESTAMP, 0, SCH_T_TIMESTAMP, 0},
+    {"currentdate", FN_CUR_DATE, 0, SCH_T_DATE, 0},
+    {"currenttime", FN_CUR_TIME, 0, SCH_T_TIME, 0},
+    {"totimestamp", FN_TO_TIMESTAMP, 1, SCH_T_TIMESTAMP, A_TIMEUUID | A_DATE},
+    {"tounixtimestamp", FN_TO_UNIX_TIMESTAMP, 1, SCH_T_BIGINT, A_TIMEUUID | A_DATE | A_TIMESTAMP},
+    {"todate", FN_TO_DATE, 1, SCH_T_DATE, A_TIMEUUID | A_TIMESTAMP},
+    {"dateof", FN_DATE_OF, 1, SCH_T_TIMESTAMP, A_TIMEUUID},
+    {"unixtimestampof", FN_UNIX_TIMESTAMP_OF, 1, SCH_T_BIGINT, A_TIMEUUID},
 };
 
-static unsigned arg_class(const sib_type *t)
+static unsigned arg_class(const sch_type *t)
 {
     switch (t->code) {
-    case SIB_T_TIMEUUID: return A_TIMEUUID;
-    case SIB_T_DATE: return A_DATE;
-    case SIB_T_TIMESTAMP: return A_TIMESTAMP;
+    case SCH_T_TIMEUUID: return A_TIMEUUID;
+    case SCH_T_DATE: return A_DATE;
+    case SCH_T_TIMESTAMP: return A_TIMESTAMP;
     default: return 0;
     }
 }
 
-static int resolve_typeref(exec_ctx *c, const cql_typeref *r, const sib_type **out, sib_err *err)
+static int resolve_typeref(exec_ctx *c, const prs_typeref *r, const sch_type **out, sib_err *err)
 {
-    const sib_type *subs[8];
+    const sch_type *subs[8];
     if (r->nsub > SIB_ARRAY_LEN(subs)) return sib_err_set(err, SIB_EINVAL, "Unsupported type %s", r->name);
     for (size_t i = 0; i < r->nsub; i++) {
         int rc = resolve_typeref(c, r->sub[i], &subs[i], err);
         if (rc) return rc;
     }
-    return sib_type_resolve(sib_catalog_types(c->ex->cat), r->name, strlen(r->name), subs, r->nsub, out, err);
+    return sch_type_resolve(sch_catalog_types(c->ex->cat), r->name, strlen(r->name), subs, r->nsub, out, err);
 }
 
-static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, bool top, sel_node **out,
+static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, bool top, sel_node **out,
                        sib_err *err);
 
-static int compile_pk_fn_args(exec_ctx *c, const sib_table *t, const cql_selector *s, sib_err *err)
+static int compile_pk_fn_args(exec_ctx *c, const sch_table *t, const prs_selector *s, sib_err *err)
 {
-    size_t npk = sib_table_pk_count(t);
+    size_t npk = sch_table_pk_count(t);
     if (s->nargs != npk)
         return sib_err_set(err, SIB_EINVAL,
                            "Invalid number of arguments in call to function system.token: %zu required but %zu "
                            "provided",
                            npk, s->nargs);
     for (size_t i = 0; i < npk; i++) {
-        const cql_selector *a = s->args[i];
-        const sib_column *pk = sib_table_pk(t, i);
-        if (a->kind != CQL_SEL_COLUMN) return sib_err_set(err, SIB_EINVAL, "Invalid arguments for function token");
+        const prs_selector *a = s->args[i];
+        const sch_column *pk = sch_table_pk(t, i);
+        if (a->kind != PRS_SEL_COLUMN) return sib_err_set(err, SIB_EINVAL, "Invalid arguments for function token");
         if (!need_column(t, a->column, err)) return SIB_EINVAL;
         if (strcmp(a->column, pk->name) != 0)
             return sib_err_set(err, SIB_EINVAL,
@@ -179,7 +179,7 @@ static const char *fn_name(exec_ctx *c, const char *fname, sel_node **args, size
     return s;
 }
 
-static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, sel_node *n, sib_err *err)
+static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
 {
     const char *f = s->func_name;
     if (s->func_ks && strcmp(s->func_ks, "system") != 0)
@@ -188,7 +188,7 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
         int rc = compile_pk_fn_args(c, t, s, err);
         if (rc) return rc;
         n->kind = SN_TOKEN;
-        n->type = sib_type_native(SIB_T_BIGINT);
+        n->type = sch_type_native(SCH_T_BIGINT);
         sib_buf b;
         sib_buf_init(&b);
         sib_buf_printf(&b, "system.token(");
@@ -199,15 +199,15 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
         return n->name ? 0 : oom(err);
     }
     if (strcmp(f, "count") == 0) {
-        if (s->nargs != 1 || s->args[0]->kind != CQL_SEL_COLUMN)
+        if (s->nargs != 1 || s->args[0]->kind != PRS_SEL_COLUMN)
             return sib_err_set(err, SIB_EINVAL, "Invalid arguments for function count");
         n->kind = SN_COUNT;
         if (!(n->col = need_column(t, s->args[0]->column, err))) return SIB_EINVAL;
-        n->type = sib_type_native(SIB_T_BIGINT);
+        n->type = sch_type_native(SCH_T_BIGINT);
         n->name = arena_printf(c, "system.count(%s)", n->col->name);
         return n->name ? 0 : oom(err);
     }
-    const sib_type *from, *to;
+    const sch_type *from, *to;
     if (exec_blob_conversion(f, &from, &to)) {
         if (s->nargs != 1)
             return sib_err_set(err, SIB_EINVAL,
@@ -215,10 +215,10 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
                                s->nargs);
         int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
         if (rc) return rc;
-        if (n->arg->type->code != from->code && !(from->code == SIB_T_VARCHAR && n->arg->type->code == SIB_T_ASCII)) {
+        if (n->arg->type->code != from->code && !(from->code == SCH_T_VARCHAR && n->arg->type->code == SCH_T_ASCII)) {
             sib_buf b;
             sib_buf_init(&b);
-            sib_type_cql_name(from, &b);
+            sch_type_cql_name(from, &b);
             sib_buf_u8(&b, 0);
             rc = sib_err_set(err, SIB_EINVAL, "Type error: %s cannot be passed as argument 0 of function system.%s of type %s",
                              s->args[0]->text, f, b.oom ? "?" : (const char *)b.p);
@@ -240,7 +240,7 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
                            d->name, d->nargs, s->nargs);
     n->kind = SN_FN;
     n->fn = d->id;
-    n->type = sib_type_native(d->ret);
+    n->type = sch_type_native(d->ret);
     if (d->nargs) {
         int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
         if (rc) return rc;
@@ -257,13 +257,13 @@ static int compile_fn(exec_ctx *c, const sib_table *t, const cql_selector *s, se
 /* Checks that ct (the type of `selected`) can be subscripted as Cassandra
  * allows (sets and maps) and sets n's key type and receiver name
  * (key(m) for a map, value(s) for a set, after Cassandra's specs). */
-static int subscript_target(exec_ctx *c, const sib_type *ct, const char *selected, const char *base, bool slice,
+static int subscript_target(exec_ctx *c, const sch_type *ct, const char *selected, const char *base, bool slice,
                             sel_node *n, sib_err *err)
 {
-    if (!sib_type_is_collection(ct)) {
+    if (!sch_type_is_collection(ct)) {
         sib_buf b;
         sib_buf_init(&b);
-        sib_type_cql_name(ct, &b);
+        sch_type_cql_name(ct, &b);
         sib_buf_u8(&b, 0);
         int rc = sib_err_set(err, SIB_EINVAL,
                              slice ? "Invalid slice selection: %s of type %s is not a collection"
@@ -272,27 +272,27 @@ static int subscript_target(exec_ctx *c, const sib_type *ct, const char *selecte
         sib_buf_free(&b);
         return rc;
     }
-    if (ct->code == SIB_T_LIST)
+    if (ct->code == SCH_T_LIST)
         return sib_err_set(err, SIB_EINVAL, "%s selection is only allowed on sets and maps, but %s is a list",
                            slice ? "Slice" : "Element", selected);
     n->key_type = ct->sub[0];
-    n->key_name = arena_printf(c, "%s(%s)", ct->code == SIB_T_MAP ? "key" : "value", base);
+    n->key_name = arena_printf(c, "%s(%s)", ct->code == SCH_T_MAP ? "key" : "value", base);
     return n->key_name ? 0 : oom(err);
 }
 
 /* sel[key] and sel[from..to] on a set or a map. */
-static int compile_subscript(exec_ctx *c, const sib_table *t, const cql_selector *s, sel_node *n, sib_err *err)
+static int compile_subscript(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
 {
     int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
     if (rc) return rc;
-    bool slice = s->kind == CQL_SEL_SLICE;
-    const sib_type *ct = n->arg->type;
+    bool slice = s->kind == PRS_SEL_SLICE;
+    const sch_type *ct = n->arg->type;
     if ((rc = subscript_target(c, ct, s->args[0]->text, n->arg->name, slice, n, err))) return rc;
     n->name = s->text;
     if (!slice) {
         n->kind = SN_ELEMENT;
         n->term = s->term;
-        n->type = ct->code == SIB_T_MAP ? ct->sub[1] : ct->sub[0];
+        n->type = ct->code == SCH_T_MAP ? ct->sub[1] : ct->sub[0];
         return 0;
     }
     n->kind = SN_SLICE;
@@ -305,24 +305,24 @@ static int compile_subscript(exec_ctx *c, const sib_table *t, const cql_selector
     return 0;
 }
 
-static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node *n, exec_ctx *c, sib_err *err)
+static int compile_column_fn(const sch_table *t, const prs_selector *s, sel_node *n, exec_ctx *c, sib_err *err)
 {
     static const char *const fname[] = {[SN_WRITETIME] = "writeTime", [SN_MAXWRITETIME] = "maxwritetime",
                                         [SN_TTL] = "ttl"};
     static const char *const rname[] = {[SN_WRITETIME] = "writetime", [SN_MAXWRITETIME] = "maxwritetime",
                                         [SN_TTL] = "ttl"};
-    n->kind = s->kind == CQL_SEL_WRITETIME ? SN_WRITETIME : s->kind == CQL_SEL_TTL ? SN_TTL : SN_MAXWRITETIME;
+    n->kind = s->kind == PRS_SEL_WRITETIME ? SN_WRITETIME : s->kind == PRS_SEL_TTL ? SN_TTL : SN_MAXWRITETIME;
     if (!(n->col = need_column(t, s->column, err))) return SIB_EINVAL;
-    if (n->col->kind == SIB_COL_PARTITION_KEY || n->col->kind == SIB_COL_CLUSTERING)
+    if (n->col->kind == SCH_COL_PARTITION_KEY || n->col->kind == SCH_COL_CLUSTERING)
         return sib_err_set(err, SIB_EINVAL, "Cannot use selection function %s on PRIMARY KEY part %s", fname[n->kind],
                            n->col->name);
-    const sib_type *scalar = sib_type_native(n->kind == SN_TTL ? SIB_T_INT : SIB_T_BIGINT);
+    const sch_type *scalar = sch_type_native(n->kind == SN_TTL ? SCH_T_INT : SCH_T_BIGINT);
     n->type = scalar;
     /* 5.0: the cells of a non-frozen collection give a list (one entry per
      * element; MAXWRITETIME keeps the largest), an element its own cell's. */
-    bool multicell = sib_type_is_multicell(n->col->type);
+    bool multicell = sch_type_is_multicell(n->col->type);
     if ((s->elem_slice || (!s->elem && multicell)) && n->kind != SN_MAXWRITETIME && multicell) {
-        n->type = sib_type_list(sib_catalog_types(c->ex->cat), scalar, false);
+        n->type = sch_type_list(sch_catalog_types(c->ex->cat), scalar, false);
         n->scratch = sib_arena_alloc(c->arena, sizeof(*n->scratch));
         if (!n->type || !n->scratch) return oom(err);
         memset(n->scratch, 0, sizeof(*n->scratch));
@@ -350,7 +350,7 @@ static int compile_column_fn(const sib_table *t, const cql_selector *s, sel_node
     return n->name ? 0 : oom(err);
 }
 
-static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, bool top, sel_node **out,
+static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, bool top, sel_node **out,
                        sib_err *err)
 {
     sel_node *n = sib_arena_alloc(c->arena, sizeof(*n));
@@ -359,50 +359,50 @@ static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, b
     *out = n;
     int rc = 0;
     switch (s->kind) {
-    case CQL_SEL_COLUMN:
+    case PRS_SEL_COLUMN:
         n->kind = SN_COLUMN;
         if (!(n->col = need_column(t, s->column, err))) return SIB_EINVAL;
         n->type = n->col->type;
         n->name = n->col->name;
         break;
-    case CQL_SEL_WRITETIME:
-    case CQL_SEL_MAXWRITETIME:
-    case CQL_SEL_TTL:
+    case PRS_SEL_WRITETIME:
+    case PRS_SEL_MAXWRITETIME:
+    case PRS_SEL_TTL:
         rc = compile_column_fn(t, s, n, c, err);
         break;
-    case CQL_SEL_COUNT:
+    case PRS_SEL_COUNT:
         n->kind = SN_COUNT;
-        n->type = sib_type_native(SIB_T_BIGINT);
+        n->type = sch_type_native(SCH_T_BIGINT);
         n->name = "count";
         break;
-    case CQL_SEL_FUNC:
+    case PRS_SEL_FUNC:
         rc = compile_fn(c, t, s, n, err);
         break;
-    case CQL_SEL_CAST: {
-        const sib_type *to;
+    case PRS_SEL_CAST: {
+        const sch_type *to;
         if ((rc = compile_sel(c, t, s->args[0], false, &n->arg, err))) return rc;
         if ((rc = resolve_typeref(c, s->type, &to, err))) return rc;
         if (!exec_castable(n->arg->type, to->code)) {
             sib_buf b;
             sib_buf_init(&b);
-            sib_type_cql_name(n->arg->type, &b);
+            sch_type_cql_name(n->arg->type, &b);
             sib_buf_u8(&b, 0);
             rc = sib_err_set(err, SIB_EINVAL, "%s cannot be cast to %s", b.oom ? "?" : (const char *)b.p,
-                             sib_type_native_name(to->code));
+                             sch_type_native_name(to->code));
             sib_buf_free(&b);
             return rc;
         }
         n->kind = SN_CAST;
         n->type = to;
-        n->name = arena_printf(c, "cast(%s as %s)", n->arg->name, sib_type_native_name(to->code));
+        n->name = arena_printf(c, "cast(%s as %s)", n->arg->name, sch_type_native_name(to->code));
         break;
     }
-    case CQL_SEL_ELEMENT:
-    case CQL_SEL_SLICE:
+    case PRS_SEL_ELEMENT:
+    case PRS_SEL_SLICE:
         rc = compile_subscript(c, t, s, n, err);
         break;
-    case CQL_SEL_TERM:
-        if (s->term->kind != CQL_TERM_TYPEHINT)
+    case PRS_SEL_TERM:
+        if (s->term->kind != PRS_TERM_TYPEHINT)
             return sib_err_set(err, SIB_EINVAL,
                                "Cannot infer type for term %s in selection clause (try using a cast to force a type)",
                                s->text);
@@ -419,10 +419,10 @@ static int compile_sel(exec_ctx *c, const sib_table *t, const cql_selector *s, b
     return n->name ? 0 : oom(err);
 }
 
-int compile_selection(exec_ctx *c, const sib_table *t, const cql_select *s, sel_list *out, sib_err *err)
+int compile_selection(exec_ctx *c, const sch_table *t, const prs_select *s, sel_list *out, sib_err *err)
 {
     memset(out, 0, sizeof(*out));
-    size_t n = s->star ? sib_table_column_count(t) : s->nsel;
+    size_t n = s->star ? sch_table_column_count(t) : s->nsel;
     out->n = n;
     out->nodes = sib_arena_alloc(c->arena, sizeof(*out->nodes) * (n ? n : 1));
     out->names = sib_arena_alloc(c->arena, sizeof(*out->names) * (n ? n : 1));
@@ -435,7 +435,7 @@ int compile_selection(exec_ctx *c, const sib_table *t, const cql_select *s, sel_
             if (!node) return oom(err);
             memset(node, 0, sizeof(*node));
             node->kind = SN_COLUMN;
-            node->col = sib_table_column(t, i);
+            node->col = sch_table_column(t, i);
             node->type = node->col->type;
             node->name = node->col->name;
         } else {
@@ -450,8 +450,8 @@ int compile_selection(exec_ctx *c, const sib_table *t, const cql_select *s, sel_
     return 0;
 }
 
-int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, size_t *ncols, const char ***names,
-                        const sib_type ***types, sib_err *err)
+int exec_select_columns(exec_ctx *c, const sch_table *t, const prs_select *s, size_t *ncols, const char ***names,
+                        const sch_type ***types, sib_err *err)
 {
     sel_list l;
     int rc = compile_selection(c, t, s, &l, err);
@@ -463,7 +463,7 @@ int exec_select_columns(exec_ctx *c, const sib_table *t, const cql_select *s, si
 }
 
 /* A slice bound: an omitted or unset one leaves that side open. */
-static int slice_bound(exec_ctx *c, const sel_node *n, const cql_term *t, sib_val *out, sib_err *err)
+static int slice_bound(exec_ctx *c, const sel_node *n, const prs_term *t, sch_val *out, sib_err *err)
 {
     *out = val_null();
     if (!t) return 0;
@@ -475,13 +475,13 @@ static int slice_bound(exec_ctx *c, const sel_node *n, const cql_term *t, sib_va
 
 /* A key as the path of its cell in a non-frozen set or map (exec_int.h),
  * in the arena; a null key gives a null path. */
-static int key_path(exec_ctx *c, const sel_node *n, const sib_val *key, sib_val *out, sib_err *err)
+static int key_path(exec_ctx *c, const sel_node *n, const sch_val *key, sch_val *out, sib_err *err)
 {
     *out = val_null();
     if (key->len < 0) return 0;
     sib_buf b;
     sib_buf_init(&b);
-    int rc = sib_ck_encode_component(n->key_type, false, key->p, (size_t)key->len, &b, err);
+    int rc = sch_ck_encode_component(n->key_type, false, key->p, (size_t)key->len, &b, err);
     if (!rc && b.oom) rc = oom(err);
     if (!rc) {
         uint8_t *p = sib_arena_memdup(c->arena, b.p ? b.p : (const uint8_t *)"", b.len);
@@ -515,14 +515,14 @@ int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err)
 }
 
 /* Columns a selector reads (DISTINCT validation). */
-const sib_column *sel_first_non_key(const sel_node *n)
+const sch_column *sel_first_non_key(const sel_node *n)
 {
     if (!n) return NULL;
-    if (n->col && n->col->kind != SIB_COL_PARTITION_KEY && n->col->kind != SIB_COL_STATIC) return n->col;
+    if (n->col && n->col->kind != SCH_COL_PARTITION_KEY && n->col->kind != SCH_COL_STATIC) return n->col;
     return sel_first_non_key(n->arg);
 }
 
-bool sel_uses_column(const sel_node *n, const sib_column *col)
+bool sel_uses_column(const sel_node *n, const sch_column *col)
 {
     if (!n) return false;
     if (n->kind == SN_COLUMN && n->col == col) return true;
@@ -536,24 +536,24 @@ static int decode_ck(sel_run *run, row_ctx *rc, sib_err *err)
     if (rc->ck_decoded) return 0;
     rc->ck_decoded = true;
     rc->nck = 0;
-    if (!rc->ck || !sib_table_clustering_count(run->t)) return 0;
-    return sib_ck_decode(run->t, rc->ck, rc->cklen, run->ckv, &rc->nck, err);
+    if (!rc->ck || !sch_table_clustering_count(run->t)) return 0;
+    return sch_ck_decode(run->t, rc->ck, rc->cklen, run->ckv, &rc->nck, err);
 }
 
 /* The value of a column in the current row; collections are rebuilt from
  * their cells into run->coll (valid until the next collection value). */
-int col_value(sel_run *run, row_ctx *rc, const sib_column *col, sib_val *out, sib_err *err)
+int col_value(sel_run *run, row_ctx *rc, const sch_column *col, sch_val *out, sib_err *err)
 {
     *out = val_null();
     if (rc->allv) {
         *out = rc->allv[col->index];
         return 0;
     }
-    if (col->kind == SIB_COL_PARTITION_KEY) {
+    if (col->kind == SCH_COL_PARTITION_KEY) {
         *out = rc->pkv[col->position];
         return 0;
     }
-    if (col->kind == SIB_COL_CLUSTERING) {
+    if (col->kind == SCH_COL_CLUSTERING) {
         int e = decode_ck(run, rc, err);
         if (e) return e;
         if ((size_t)col->position < rc->nck)
@@ -562,9 +562,9 @@ int col_value(sel_run *run, row_ctx *rc, const sib_column *col, sib_val *out, si
         return 0;
     }
     size_t n;
-    const st_cell_view *cells = row_cells(col->kind == SIB_COL_STATIC ? rc->srow : rc->row, col->id, &n);
+    const st_cell_view *cells = row_cells(col->kind == SCH_COL_STATIC ? rc->srow : rc->row, col->id, &n);
     if (!n) return 0;
-    if (!sib_type_is_multicell(col->type)) {
+    if (!sch_type_is_multicell(col->type)) {
         *out = val_of(cells[0].val, cells[0].vlen);
         return 0;
     }
@@ -586,24 +586,24 @@ static int64_t timeuuid_ms(const uint8_t *u)
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
 
 /* The argument of a time function as milliseconds since the epoch. */
-static bool time_arg_ms(const sib_type *t, sib_val v, int64_t *ms)
+static bool time_arg_ms(const sch_type *t, sch_val v, int64_t *ms)
 {
-    if (t->code == SIB_T_TIMEUUID && v.len == 16) *ms = timeuuid_ms(v.p);
-    else if (t->code == SIB_T_TIMESTAMP && v.len == 8) *ms = (int64_t)get_be64(v.p);
-    else if (t->code == SIB_T_DATE && v.len == 4) *ms = ((int64_t)get_be32(v.p) - (1LL << 31)) * 86400000LL;
+    if (t->code == SCH_T_TIMEUUID && v.len == 16) *ms = timeuuid_ms(v.p);
+    else if (t->code == SCH_T_TIMESTAMP && v.len == 8) *ms = (int64_t)get_be64(v.p);
+    else if (t->code == SCH_T_DATE && v.len == 4) *ms = ((int64_t)get_be32(v.p) - (1LL << 31)) * 86400000LL;
     else return false;
     return true;
 }
 
-static sib_val put32(uint8_t *tmp, int64_t v)
+static sch_val put32(uint8_t *tmp, int64_t v)
 {
     put_be32(tmp, (uint32_t)v);
     return val_of(tmp, 4);
 }
 
-static sib_val date_of_ms(uint8_t *tmp, int64_t ms) { return put32(tmp, floor_div(ms, 86400000LL) + (1LL << 31)); }
+static sch_val date_of_ms(uint8_t *tmp, int64_t ms) { return put32(tmp, floor_div(ms, 86400000LL) + (1LL << 31)); }
 
-static sib_val eval_fn(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
+static sch_val eval_fn(sel_run *run, const sel_node *n, sch_val a, uint8_t *tmp)
 {
     exec_ctx *c = run->c;
     int64_t ms;
@@ -627,7 +627,7 @@ static sib_val eval_fn(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
     }
 }
 
-static sib_val eval_cast(sel_run *run, const sel_node *n, sib_val a, uint8_t *tmp)
+static sch_val eval_cast(sel_run *run, const sel_node *n, sch_val a, uint8_t *tmp)
 {
     return exec_cast_value(n->arg->type, n->type, a, tmp, &run->text);
 }
@@ -647,21 +647,21 @@ static uint8_t *scratch_reserve(exec_ctx *c, struct sel_scratch *s, size_t need)
 }
 
 /* coll[key]: the map's value or the set's element; null when absent. */
-static sib_val eval_element(const sel_node *n, sib_val coll)
+static sch_val eval_element(const sel_node *n, sch_val coll)
 {
     if (coll.len < 0 || n->cval.len < 0) return val_null();
-    sib_coll_iter it;
-    if (sib_coll_iter_init(&it, n->arg->type, coll.p, (size_t)coll.len) < 0) return val_null();
-    sib_val k, v;
-    bool is_map = n->arg->type->code == SIB_T_MAP;
-    while (sib_coll_next(&it, &k, &v)) {
-        int cmp = sib_value_compare(n->key_type, k.p, (size_t)SIB_MAX(k.len, 0), n->cval.p, (size_t)n->cval.len);
+    sch_coll_iter it;
+    if (sch_coll_iter_init(&it, n->arg->type, coll.p, (size_t)coll.len) < 0) return val_null();
+    sch_val k, v;
+    bool is_map = n->arg->type->code == SCH_T_MAP;
+    while (sch_coll_next(&it, &k, &v)) {
+        int cmp = sch_value_compare(n->key_type, k.p, (size_t)SIB_MAX(k.len, 0), n->cval.p, (size_t)n->cval.len);
         if (cmp == 0) return is_map ? v : k;
     }
     return val_null();
 }
 
-static void put_bytes(uint8_t **w, sib_val v)
+static void put_bytes(uint8_t **w, sch_val v)
 {
     put_be32(*w, (uint32_t)v.len);
     *w += 4;
@@ -671,35 +671,35 @@ static void put_bytes(uint8_t **w, sib_val v)
 
 /* coll[from..to] (inclusive, either side open). An empty slice of a
  * non-frozen column is null (no cell selected), of a frozen value empty. */
-static int eval_slice(sel_run *run, const sel_node *n, sib_val coll, sib_val *out, sib_err *err)
+static int eval_slice(sel_run *run, const sel_node *n, sch_val coll, sch_val *out, sib_err *err)
 {
     *out = val_null();
     if (coll.len < 0) return 0;
-    sib_coll_iter it;
-    if (sib_coll_iter_init(&it, n->arg->type, coll.p, (size_t)coll.len) < 0) return 0;
+    sch_coll_iter it;
+    if (sch_coll_iter_init(&it, n->arg->type, coll.p, (size_t)coll.len) < 0) return 0;
     uint8_t *w = scratch_reserve(run->c, n->scratch, (size_t)coll.len + 4);
     if (!w) return oom(err);
     uint8_t *start = w;
     w += 4;
     uint32_t count = 0;
-    bool is_map = n->arg->type->code == SIB_T_MAP;
-    sib_val k, v;
-    while (sib_coll_next(&it, &k, &v)) {
+    bool is_map = n->arg->type->code == SCH_T_MAP;
+    sch_val k, v;
+    while (sch_coll_next(&it, &k, &v)) {
         size_t kl = (size_t)SIB_MAX(k.len, 0);
-        if (n->fromv.len >= 0 && sib_value_compare(n->key_type, k.p, kl, n->fromv.p, (size_t)n->fromv.len) < 0) continue;
-        if (n->tov.len >= 0 && sib_value_compare(n->key_type, k.p, kl, n->tov.p, (size_t)n->tov.len) > 0) break;
+        if (n->fromv.len >= 0 && sch_value_compare(n->key_type, k.p, kl, n->fromv.p, (size_t)n->fromv.len) < 0) continue;
+        if (n->tov.len >= 0 && sch_value_compare(n->key_type, k.p, kl, n->tov.p, (size_t)n->tov.len) > 0) break;
         put_bytes(&w, k);
         if (is_map) put_bytes(&w, v);
         count++;
     }
-    bool multicell = n->arg->kind == SN_COLUMN && sib_type_is_multicell(n->arg->type);
+    bool multicell = n->arg->kind == SN_COLUMN && sch_type_is_multicell(n->arg->type);
     if (!count && multicell) return 0;
     put_be32(start, count);
     *out = val_of(start, (size_t)(w - start));
     return 0;
 }
 
-static int path_cmp(const st_cell_view *c, const sib_val *p)
+static int path_cmp(const st_cell_view *c, const sch_val *p)
 {
     size_t n = SIB_MIN((size_t)c->pathlen, (size_t)p->len);
     int r = n ? memcmp(c->path, p->p, n) : 0;
@@ -721,14 +721,14 @@ static bool cell_selected(const sel_node *n, const st_cell_view *c)
 static bool frozen_selected(const sel_node *n, const st_cell_view *cell)
 {
     if (!n->term && !n->wt_slice) return true;
-    sib_coll_iter it;
-    if (sib_coll_iter_init(&it, n->col->type, cell->val, cell->vlen) < 0) return false;
-    sib_val k, v;
-    while (sib_coll_next(&it, &k, &v)) {
+    sch_coll_iter it;
+    if (sch_coll_iter_init(&it, n->col->type, cell->val, cell->vlen) < 0) return false;
+    sch_val k, v;
+    while (sch_coll_next(&it, &k, &v)) {
         size_t kl = (size_t)SIB_MAX(k.len, 0);
-        const sib_val *lo = n->term ? &n->cval : &n->fromv, *hi = n->term ? &n->cval : &n->tov;
-        if (lo->len >= 0 && sib_value_compare(n->key_type, k.p, kl, lo->p, (size_t)lo->len) < 0) continue;
-        if (hi->len >= 0 && sib_value_compare(n->key_type, k.p, kl, hi->p, (size_t)hi->len) > 0) return false;
+        const sch_val *lo = n->term ? &n->cval : &n->fromv, *hi = n->term ? &n->cval : &n->tov;
+        if (lo->len >= 0 && sch_value_compare(n->key_type, k.p, kl, lo->p, (size_t)lo->len) < 0) continue;
+        if (hi->len >= 0 && sch_value_compare(n->key_type, k.p, kl, hi->p, (size_t)hi->len) > 0) return false;
         return true;
     }
     return false;
@@ -751,11 +751,11 @@ static bool cell_time(const sel_node *n, const st_cell_view *c, int32_t now_s, i
  * collection (null when none; a TTL entry is null without a TTL), the
  * largest timestamp for MAXWRITETIME, the element's own for col[key]. */
 static int eval_times(sel_run *run, const sel_node *n, const st_cell_view *cells, size_t nc, uint8_t *tmp,
-                      sib_val *out, sib_err *err)
+                      sch_val *out, sib_err *err)
 {
     int32_t now = run->c->now_s;
     int64_t v;
-    if (!sib_type_is_multicell(n->col->type)) {
+    if (!sch_type_is_multicell(n->col->type)) {
         if (frozen_selected(n, &cells[0]) && cell_time(n, &cells[0], now, &v))
             *out = n->kind == SN_TTL ? put32(tmp, v) : put64(tmp, v);
         return 0;
@@ -795,10 +795,10 @@ static int eval_times(sel_run *run, const sel_node *n, const st_cell_view *cells
 }
 
 /* Evaluates a scalar selector; tmp (16 bytes) holds small results. */
-int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *out, sib_err *err)
+int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *out, sib_err *err)
 {
     uint8_t atmp[16];
-    sib_val a = val_null();
+    sch_val a = val_null();
     size_t nc;
     const st_cell_view *cells;
     int e;
@@ -812,14 +812,14 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
             *out = put64(tmp, sib_murmur3_token(rc->pk, rc->pklen));
         } else { /* system rows: build the key from the pk columns */
             const uint8_t *vals[16];
-            size_t lens[16], npk = sib_table_pk_count(run->t);
+            size_t lens[16], npk = sch_table_pk_count(run->t);
             for (size_t i = 0; i < npk && i < 16; i++) {
-                sib_val v = rc->allv[sib_table_pk(run->t, i)->index];
+                sch_val v = rc->allv[sch_table_pk(run->t, i)->index];
                 vals[i] = v.p;
                 lens[i] = v.len < 0 ? 0 : (size_t)v.len;
             }
             sib_buf_reset(&run->text);
-            if (npk <= 16 && sib_pk_encode(run->t, vals, lens, npk, &run->text, NULL) == 0)
+            if (npk <= 16 && sch_pk_encode(run->t, vals, lens, npk, &run->text, NULL) == 0)
                 *out = put64(tmp, sib_murmur3_token(run->text.p, run->text.len));
         }
         return 0;
@@ -827,7 +827,7 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
     case SN_MAXWRITETIME:
     case SN_TTL:
         if (rc->allv) return 0;
-        cells = row_cells(n->col->kind == SIB_COL_STATIC ? rc->srow : rc->row, n->col->id, &nc);
+        cells = row_cells(n->col->kind == SCH_COL_STATIC ? rc->srow : rc->row, n->col->id, &nc);
         if (!nc) return 0;
         return eval_times(run, n, cells, nc, tmp, out, err);
     case SN_FN:
@@ -843,8 +843,8 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sib_val *ou
     case SN_CONVERT:
         if ((e = eval(run, n->arg, rc, tmp, out, err))) return e;
         /* blobAsType: bytes that are no valid value of the type fail the query */
-        if (out->len > 0 && n->type->code != SIB_T_BLOB &&
-            (e = sib_value_validate(n->type, out->p, (size_t)out->len, err)))
+        if (out->len > 0 && n->type->code != SCH_T_BLOB &&
+            (e = sch_value_validate(n->type, out->p, (size_t)out->len, err)))
             return e;
         return 0;
     case SN_ELEMENT:

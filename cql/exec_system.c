@@ -24,22 +24,22 @@
 
 typedef struct vrows {
     exec_ctx *c;
-    sib_val **rows;
+    sch_val **rows;
     size_t n, cap, ncols;
 } vrows;
 
-static int vrows_add(void *ctx, const sib_val *vals, size_t nvals)
+static int vrows_add(void *ctx, const sch_val *vals, size_t nvals)
 {
     vrows *v = ctx;
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
-        sib_val **rows = sib_arena_alloc(v->c->arena, sizeof(*rows) * cap);
+        sch_val **rows = sib_arena_alloc(v->c->arena, sizeof(*rows) * cap);
         if (!rows) return SIB_ENOMEM;
         if (v->n) memcpy(rows, v->rows, sizeof(*rows) * v->n);
         v->rows = rows;
         v->cap = cap;
     }
-    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
+    sch_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
     if (!row) return SIB_ENOMEM;
     for (size_t i = 0; i < v->ncols; i++) {
         row[i] = i < nvals ? vals[i] : val_null();
@@ -50,16 +50,16 @@ static int vrows_add(void *ctx, const sib_val *vals, size_t nvals)
     return 0;
 }
 
-static int set_text(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *s)
+static int set_text(vrows *v, sch_val *row, const sch_table *t, const char *col, const char *s)
 {
-    const sib_column *c = sib_table_column_by_name(t, col);
+    const sch_column *c = sch_table_column_by_name(t, col);
     if (c) row[c->index] = val_of(s, strlen(s));
     return 0;
 }
 
-static int set_bytes(vrows *v, sib_val *row, const sib_table *t, const char *col, const void *p, size_t n)
+static int set_bytes(vrows *v, sch_val *row, const sch_table *t, const char *col, const void *p, size_t n)
 {
-    const sib_column *c = sib_table_column_by_name(t, col);
+    const sch_column *c = sch_table_column_by_name(t, col);
     if (!c) return 0;
     void *q = sib_arena_memdup(v->c->arena, p, n ? n : 1);
     if (!q) return SIB_ENOMEM;
@@ -67,14 +67,14 @@ static int set_bytes(vrows *v, sib_val *row, const sib_table *t, const char *col
     return 0;
 }
 
-static int set_int(vrows *v, sib_val *row, const sib_table *t, const char *col, int64_t x)
+static int set_int(vrows *v, sch_val *row, const sch_table *t, const char *col, int64_t x)
 {
     uint8_t b[4];
     put_be32(b, (uint32_t)x);
     return set_bytes(v, row, t, col, b, 4);
 }
 
-static int set_inet(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *addr)
+static int set_inet(vrows *v, sch_val *row, const sch_table *t, const char *col, const char *addr)
 {
     uint8_t a[16];
     if (inet_pton(AF_INET, addr, a) == 1) return set_bytes(v, row, t, col, a, 4);
@@ -83,32 +83,32 @@ static int set_inet(vrows *v, sib_val *row, const sib_table *t, const char *col,
 }
 
 /* A row of v's width, every column null (arena memory). */
-static sib_val *new_row(vrows *v)
+static sch_val *new_row(vrows *v)
 {
-    sib_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
+    sch_val *row = sib_arena_alloc(v->c->arena, sizeof(*row) * (v->ncols ? v->ncols : 1));
     for (size_t i = 0; row && i < v->ncols; i++) row[i] = val_null();
     return row;
 }
 
 /* tokens set<text> from n elements (arena strings). */
-static int set_token_set(vrows *v, sib_val *row, const sib_table *t, sib_val *el, size_t n, sib_err *err)
+static int set_token_set(vrows *v, sch_val *row, const sch_table *t, sch_val *el, size_t n, sib_err *err)
 {
-    const sib_column *col = sib_table_column_by_name(t, "tokens");
+    const sch_column *col = sch_table_column_by_name(t, "tokens");
     if (!col || !n) return 0;
     sib_buf b;
     sib_buf_init(&b);
-    int rc = sib_coll_build(col->type, el, n, &b, err);
+    int rc = sch_coll_build(col->type, el, n, &b, err);
     if (!rc && b.oom) rc = oom(err);
     if (!rc) rc = set_bytes(v, row, t, "tokens", b.p, b.len);
     sib_buf_free(&b);
     return rc;
 }
 
-static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
+static int set_tokens(vrows *v, sch_val *row, const sch_table *t, sib_err *err)
 {
     const cql_exec *ex = v->c->ex;
     if (!ex->node.ntokens) return 0;
-    sib_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * ex->node.ntokens);
+    sch_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * ex->node.ntokens);
     if (!el) return oom(err);
     for (size_t i = 0; i < ex->node.ntokens; i++) {
         const char *s = arena_printf(v->c, "%" PRId64, ex->tokens[i]);
@@ -119,11 +119,11 @@ static int set_tokens(vrows *v, sib_val *row, const sib_table *t, sib_err *err)
 }
 
 /* gossip's TOKENS value is "t1,t2,..." (decimal): each becomes an element. */
-static int set_gossip_tokens(vrows *v, sib_val *row, const sib_table *t, const char *list, sib_err *err)
+static int set_gossip_tokens(vrows *v, sch_val *row, const sch_table *t, const char *list, sib_err *err)
 {
     size_t n = 1;
     for (const char *p = list; *p; p++) n += *p == ',';
-    sib_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * n);
+    sch_val *el = sib_arena_alloc(v->c->arena, sizeof(*el) * n);
     if (!el) return oom(err);
     size_t k = 0;
     for (const char *p = list; *p && k < n;) {
@@ -135,7 +135,7 @@ static int set_gossip_tokens(vrows *v, sib_val *row, const sib_table *t, const c
     return set_token_set(v, row, t, el, k, err);
 }
 
-static int set_uuid_text(vrows *v, sib_val *row, const sib_table *t, const char *col, const char *s)
+static int set_uuid_text(vrows *v, sch_val *row, const sch_table *t, const char *col, const char *s)
 {
     uint8_t u[16];
     if (!s || !sib_uuid_parse(s, strlen(s), u)) return 0;
@@ -145,14 +145,14 @@ static int set_uuid_text(vrows *v, sib_val *row, const sib_table *t, const char 
 /* One row per other endpoint that owns tokens and is NORMAL (or stopped
  * after being NORMAL): what drivers build their host list and token map
  * from. */
-static int peer_rows(vrows *v, const sib_table *t, sib_err *err)
+static int peer_rows(vrows *v, const sch_table *t, sib_err *err)
 {
     const gossip *g = v->c->ex->gsp;
     gsp_endpoint_view ep;
     for (size_t i = 1; g && gsp_endpoint_at(g, i, &ep); i++) {
         const char *st = ep.states[GSP_STATUS], *toks = ep.states[GSP_TOKENS];
         if (!st || !toks || (strncmp(st, "NORMAL", 6) && strncmp(st, "shutdown", 8))) continue;
-        sib_val *row = new_row(v);
+        sch_val *row = new_row(v);
         if (!row) return oom(err);
         char host[64] = "";
         int port = 0;
@@ -174,14 +174,14 @@ static int peer_rows(vrows *v, const sib_table *t, sib_err *err)
 }
 
 /* system.local: the one row describing this node (driver-compat.md 5). */
-static int local_row(vrows *v, const sib_table *t, sib_err *err)
+static int local_row(vrows *v, const sch_table *t, sib_err *err)
 {
     exec_ctx *c = v->c;
     const cql_exec_node_info *n = &c->ex->node;
-    sib_val *row = new_row(v);
+    sch_val *row = new_row(v);
     if (!row) return oom(err);
     uint8_t sv[16];
-    sib_catalog_schema_version(c->ex->cat, sv);
+    sch_catalog_schema_version(c->ex->cat, sv);
     set_text(v, row, t, "key", "local");
     set_text(v, row, t, "bootstrapped", "COMPLETED");
     set_text(v, row, t, "cluster_name", n->cluster_name);
@@ -207,23 +207,23 @@ static int local_row(vrows *v, const sib_table *t, sib_err *err)
 
 typedef struct trace_rows {
     vrows *v;
-    const sib_table *t;
+    const sch_table *t;
     bool events; /* system_traces.events, else sessions */
     sib_err *err;
 } trace_rows;
 
-static int set_params(vrows *v, sib_val *row, const sib_table *t, const exec_trace_session *s, sib_err *err)
+static int set_params(vrows *v, sch_val *row, const sch_table *t, const exec_trace_session *s, sib_err *err)
 {
-    const sib_column *col = sib_table_column_by_name(t, "parameters");
+    const sch_column *col = sch_table_column_by_name(t, "parameters");
     if (!col || s->nparams == 0) return 0;
-    sib_val el[2 * EXEC_TRACE_MAX_PARAMS];
+    sch_val el[2 * EXEC_TRACE_MAX_PARAMS];
     for (size_t i = 0; i < s->nparams; i++) {
         el[2 * i] = val_of(s->param_keys[i], strlen(s->param_keys[i]));
         el[2 * i + 1] = val_of(s->param_vals[i], strlen(s->param_vals[i]));
     }
     sib_buf b;
     sib_buf_init(&b);
-    int rc = sib_coll_build(col->type, el, s->nparams, &b, err);
+    int rc = sch_coll_build(col->type, el, s->nparams, &b, err);
     if (!rc && b.oom) rc = oom(err);
     if (!rc) rc = set_bytes(v, row, t, "parameters", b.p, b.len);
     sib_buf_free(&b);
@@ -233,9 +233,9 @@ static int set_params(vrows *v, sib_val *row, const sib_table *t, const exec_tra
 static int session_row(trace_rows *tr, const exec_trace_session *s)
 {
     vrows *v = tr->v;
-    const sib_table *t = tr->t;
+    const sch_table *t = tr->t;
     const cql_exec_node_info *n = &v->c->ex->node;
-    sib_val *row = new_row(v);
+    sch_val *row = new_row(v);
     if (!row) return oom(tr->err);
     uint8_t ts[8];
     put_be64(ts, (uint64_t)s->started_at_ms);
@@ -254,11 +254,11 @@ static int session_row(trace_rows *tr, const exec_trace_session *s)
 static int event_rows(trace_rows *tr, const exec_trace_session *s)
 {
     vrows *v = tr->v;
-    const sib_table *t = tr->t;
+    const sch_table *t = tr->t;
     const cql_exec_node_info *n = &v->c->ex->node;
     for (size_t i = 0; i < s->nevents; i++) {
         const exec_trace_event *e = &s->events[i];
-        sib_val *row = new_row(v);
+        sch_val *row = new_row(v);
         if (!row) return oom(tr->err);
         set_text(v, row, t, "activity", e->activity);
         set_text(v, row, t, "thread", s->thread);
@@ -283,7 +283,7 @@ static const uint8_t *wanted_session(const sel_run *run)
 {
     for (size_t i = 0; i < run->nfilters; i++) {
         const exec_filter *f = &run->filters[i];
-        if (f->op == CQL_OP_EQ && !strcmp(f->col->name, "session_id") && f->val.len == 16) return f->val.p;
+        if (f->op == PRS_OP_EQ && !strcmp(f->col->name, "session_id") && f->val.len == 16) return f->val.p;
     }
     return NULL;
 }
@@ -291,50 +291,50 @@ static const uint8_t *wanted_session(const sel_run *run)
 static int system_rows(sel_run *run, vrows *v, sib_err *err)
 {
     exec_ctx *c = run->c;
-    const sib_table *t = run->t;
+    const sch_table *t = run->t;
     memset(v, 0, sizeof(*v));
     v->c = c;
-    v->ncols = sib_table_column_count(t);
-    if (!strcmp(sib_table_keyspace(t), "system_traces")) {
-        trace_rows tr = {.v = v, .t = t, .events = !strcmp(sib_table_name(t), "events"), .err = err};
+    v->ncols = sch_table_column_count(t);
+    if (!strcmp(sch_table_keyspace(t), "system_traces")) {
+        trace_rows tr = {.v = v, .t = t, .events = !strcmp(sch_table_name(t), "events"), .err = err};
         return exec_trace_each(c->ex, wanted_session(run), trace_row, &tr);
     }
-    if (sib_table_kind_of(t) == SIB_TABLE_VIRTUAL_SCHEMA) {
-        int rc = sib_catalog_system_rows(c->ex->cat, t, vrows_add, v, err);
+    if (sch_table_kind_of(t) == SCH_TABLE_VIRTUAL_SCHEMA) {
+        int rc = sch_catalog_system_rows(c->ex->cat, t, vrows_add, v, err);
         if (rc == SIB_ENOMEM) return oom(err);
         return rc;
     }
-    if (strcmp(sib_table_name(t), "local") == 0) return local_row(v, t, err);
-    if (!strcmp(sib_table_name(t), "peers") || !strcmp(sib_table_name(t), "peers_v2")) return peer_rows(v, t, err);
+    if (strcmp(sch_table_name(t), "local") == 0) return local_row(v, t, err);
+    if (!strcmp(sch_table_name(t), "peers") || !strcmp(sch_table_name(t), "peers_v2")) return peer_rows(v, t, err);
     return 0;
 }
 
 /* WHERE on a system table: every relation becomes a filter on its column. */
-static int system_filter(sel_run *run, const cql_relation *rel, exec_filter *f, sib_err *err)
+static int system_filter(sel_run *run, const prs_relation *rel, exec_filter *f, sib_err *err)
 {
     exec_ctx *c = run->c;
-    if (rel->kind != CQL_REL_SINGLE || rel->op == CQL_OP_CONTAINS || rel->op == CQL_OP_CONTAINS_KEY ||
-        rel->op == CQL_OP_IS_NOT_NULL)
+    if (rel->kind != PRS_REL_SINGLE || rel->op == PRS_OP_CONTAINS || rel->op == PRS_OP_CONTAINS_KEY ||
+        rel->op == PRS_OP_IS_NOT_NULL)
         return sib_err_set(err, SIB_EINVAL, "Unsupported restriction on system table %s.%s",
-                           sib_table_keyspace(run->t), sib_table_name(run->t));
+                           sch_table_keyspace(run->t), sch_table_name(run->t));
     memset(f, 0, sizeof(*f));
     if (!(f->col = need_column(run->t, rel->cols[0], err))) return SIB_EINVAL;
     f->op = rel->op;
-    const sib_type *ty = f->col->type;
-    if (rel->op != CQL_OP_IN) return exec_term_value(c, rel->value, ty, f->col->name, &f->val, NULL, err);
+    const sch_type *ty = f->col->type;
+    if (rel->op != PRS_OP_IN) return exec_term_value(c, rel->value, ty, f->col->name, &f->val, NULL, err);
     if (rel->value) { /* col IN ?: a list of the column's type */
-        sib_val lv;
-        const sib_type *lt = sib_type_list(sib_catalog_types(c->ex->cat), ty, false);
+        sch_val lv;
+        const sch_type *lt = sch_type_list(sch_catalog_types(c->ex->cat), ty, false);
         if (!lt) return oom(err);
         int rc = exec_term_value(c, rel->value, lt, f->col->name, &lv, NULL, err);
         if (rc) return rc;
-        sib_coll_iter it;
-        int n = lv.len < 0 ? 0 : sib_coll_iter_init(&it, lt, lv.p, (size_t)lv.len);
+        sch_coll_iter it;
+        int n = lv.len < 0 ? 0 : sch_coll_iter_init(&it, lt, lv.p, (size_t)lv.len);
         if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid list value for IN");
         f->in = sib_arena_alloc(c->arena, sizeof(*f->in) * (size_t)(n ? n : 1));
         if (!f->in) return oom(err);
-        sib_val k, unused;
-        while (n > 0 && f->nin < (size_t)n && sib_coll_next(&it, &k, &unused)) f->in[f->nin++] = k;
+        sch_val k, unused;
+        while (n > 0 && f->nin < (size_t)n && sch_coll_next(&it, &k, &unused)) f->in[f->nin++] = k;
         return 0;
     }
     f->in = sib_arena_alloc(c->arena, sizeof(*f->in) * (rel->nin ? rel->nin : 1));
@@ -347,23 +347,23 @@ static int system_filter(sel_run *run, const cql_relation *rel, exec_filter *f, 
     return 0;
 }
 
-static bool same_partition(const sib_table *t, const sib_val *a, const sib_val *b)
+static bool same_partition(const sch_table *t, const sch_val *a, const sch_val *b)
 {
-    for (size_t i = 0; i < sib_table_pk_count(t); i++) {
-        size_t k = sib_table_pk(t, i)->index;
+    for (size_t i = 0; i < sch_table_pk_count(t); i++) {
+        size_t k = sch_table_pk(t, i)->index;
         if (a[k].len != b[k].len || (a[k].len > 0 && memcmp(a[k].p, b[k].p, (size_t)a[k].len) != 0)) return false;
     }
     return true;
 }
 
 /* ORDER BY ... DESC on a system table: reverse each partition's rows. */
-static void reverse_partitions(const sib_table *t, sib_val **rows, size_t n)
+static void reverse_partitions(const sch_table *t, sch_val **rows, size_t n)
 {
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && same_partition(t, rows[i], rows[j])) j++;
         for (size_t a = i, b = j - 1; a < b; a++, b--) {
-            sib_val *x = rows[a];
+            sch_val *x = rows[a];
             rows[a] = rows[b];
             rows[b] = x;
         }
@@ -374,8 +374,8 @@ static void reverse_partitions(const sib_table *t, sib_val **rows, size_t n)
 int select_system(sel_run *run, sib_err *err)
 {
     exec_ctx *c = run->c;
-    const cql_select *s = run->s;
-    const sib_table *t = run->t;
+    const prs_select *s = run->s;
+    const sch_table *t = run->t;
     run->filters = sib_arena_alloc(c->arena, sizeof(*run->filters) * (s->nwhere ? s->nwhere : 1));
     if (!run->filters) return oom(err);
     int rc;
@@ -383,17 +383,17 @@ int select_system(sel_run *run, sib_err *err)
         if ((rc = system_filter(run, &s->where[i], &run->filters[i], err))) return rc;
         run->nfilters++;
     }
-    size_t npk = sib_table_pk_count(t), nck = sib_table_clustering_count(t);
+    size_t npk = sch_table_pk_count(t), nck = sch_table_clustering_count(t);
     bool pk_restricted = true;
     bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
     if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
     for (size_t k = 0; k < npk + nck; k++) {
         bool eq = false, eq_or_in = false;
         for (size_t i = 0; i < run->nfilters; i++) {
-            const sib_column *col = run->filters[i].col;
-            bool match = k < npk ? col == sib_table_pk(t, k) : col == sib_table_clustering(t, k - npk);
-            eq |= match && run->filters[i].op == CQL_OP_EQ;
-            eq_or_in |= match && (run->filters[i].op == CQL_OP_EQ || run->filters[i].op == CQL_OP_IN);
+            const sch_column *col = run->filters[i].col;
+            bool match = k < npk ? col == sch_table_pk(t, k) : col == sch_table_clustering(t, k - npk);
+            eq |= match && run->filters[i].op == PRS_OP_EQ;
+            eq_or_in |= match && (run->filters[i].op == PRS_OP_EQ || run->filters[i].op == PRS_OP_IN);
         }
         if (k < npk) pk_restricted &= eq_or_in;
         else ck_eq[k - npk] = eq;
@@ -412,7 +412,7 @@ int select_system(sel_run *run, sib_err *err)
     if (run->reversed) reverse_partitions(t, v.rows, v.n);
     if (run->ps.present && run->ps.row_index > v.n) return ps_invalid(err);
     size_t i = run->ps.present ? (size_t)run->ps.row_index : 0;
-    const sib_val *prev = NULL;
+    const sch_val *prev = NULL;
     for (; i < v.n && !run->stop; i++) {
         bool fresh = !prev || !same_partition(t, prev, v.rows[i]);
         if (run->distinct && !fresh) continue;

@@ -20,13 +20,13 @@
 #define MAX_CARTESIAN 1000
 
 typedef struct col_restr {
-    const sib_column *col;
+    const sch_column *col;
     bool eq;          /* EQ, or IN when in != NULL */
-    sib_val *vals;    /* EQ: 1 value; IN: nvals */
+    sch_val *vals;    /* EQ: 1 value; IN: nvals */
     size_t nvals;
     bool is_in;
     bool lo, lo_incl, hi, hi_incl;
-    sib_val lov, hiv;
+    sch_val lov, hiv;
 } col_restr;
 
 const char EXEC_FILTERING_MSG[] =
@@ -40,7 +40,7 @@ static const char *kind_word(exec_where_kind k)
 
 static bool restricted(const col_restr *r) { return r->eq || r->lo || r->hi; }
 
-static int need_value(const sib_column *col, const sib_val *v, bool unset, sib_err *err)
+static int need_value(const sch_column *col, const sch_val *v, bool unset, sib_err *err)
 {
     if (unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
     if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
@@ -48,26 +48,26 @@ static int need_value(const sib_column *col, const sib_val *v, bool unset, sib_e
 }
 
 /* IN (a, b) or IN ? (a list value). */
-static int gather_in(exec_ctx *c, const cql_relation *r, col_restr *cr, sib_err *err)
+static int gather_in(exec_ctx *c, const prs_relation *r, col_restr *cr, sib_err *err)
 {
-    const sib_column *col = cr->col;
+    const sch_column *col = cr->col;
     if (r->value) { /* IN ? */
-        const sib_type *lt = sib_type_list(sib_catalog_types(c->ex->cat), col->type, false);
+        const sch_type *lt = sch_type_list(sch_catalog_types(c->ex->cat), col->type, false);
         char name[300];
         snprintf(name, sizeof name, "in(%s)", col->name);
-        sib_val list;
+        sch_val list;
         bool unset;
         int rc = exec_term_value(c, r->value, lt, name, &list, &unset, err);
         if (rc) return rc;
         if (unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
         if (list.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for IN restriction on %s", col->name);
-        sib_coll_iter it;
-        int n = sib_coll_iter_init(&it, lt, list.p, (size_t)list.len);
+        sch_coll_iter it;
+        int n = sch_coll_iter_init(&it, lt, list.p, (size_t)list.len);
         if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid list value for IN restriction on %s", col->name);
         cr->vals = sib_arena_alloc(c->arena, sizeof *cr->vals * ((size_t)n + 1));
         if (!cr->vals) return sib_err_set(err, SIB_ENOMEM, "IN values");
-        sib_val k, v;
-        while (sib_coll_next(&it, &k, &v)) {
+        sch_val k, v;
+        while (sch_coll_next(&it, &k, &v)) {
             if (k.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
             cr->vals[cr->nvals++] = k;
         }
@@ -84,11 +84,11 @@ static int gather_in(exec_ctx *c, const cql_relation *r, col_restr *cr, sib_err 
     return 0;
 }
 
-static int gather_single(exec_ctx *c, const cql_relation *r, cql_op op, const cql_term *value, col_restr *cr,
+static int gather_single(exec_ctx *c, const prs_relation *r, prs_op op, const prs_term *value, col_restr *cr,
                          sib_err *err)
 {
     const char *name = cr->col->name;
-    if (op == CQL_OP_EQ || op == CQL_OP_IN) {
+    if (op == PRS_OP_EQ || op == PRS_OP_IN) {
         if (cr->eq)
             return sib_err_set(err, SIB_EINVAL, "%s cannot be restricted by more than one relation if it includes %s", name,
                                cr->is_in ? "a IN" : "an Equal");
@@ -96,7 +96,7 @@ static int gather_single(exec_ctx *c, const cql_relation *r, cql_op op, const cq
             return sib_err_set(err, SIB_EINVAL, "Column \"%s\" cannot be restricted by both an equality and an inequality relation",
                                name);
         cr->eq = true;
-        if (op == CQL_OP_IN) { cr->is_in = true; return gather_in(c, r, cr, err); }
+        if (op == PRS_OP_IN) { cr->is_in = true; return gather_in(c, r, cr, err); }
         cr->vals = sib_arena_alloc(c->arena, sizeof *cr->vals);
         if (!cr->vals) return sib_err_set(err, SIB_ENOMEM, "value");
         bool unset;
@@ -108,25 +108,25 @@ static int gather_single(exec_ctx *c, const cql_relation *r, cql_op op, const cq
     if (cr->eq)
         return sib_err_set(err, SIB_EINVAL, "Column \"%s\" cannot be restricted by both an equality and an inequality relation",
                            name);
-    bool lower = op == CQL_OP_GT || op == CQL_OP_GTE;
+    bool lower = op == PRS_OP_GT || op == PRS_OP_GTE;
     if (lower ? cr->lo : cr->hi)
         return sib_err_set(err, SIB_EINVAL, "More than one restriction was found for the %s bound on %s",
                            lower ? "start" : "end", name);
-    sib_val v;
+    sch_val v;
     bool unset;
     int rc = exec_term_value(c, value, cr->col->type, name, &v, &unset, err);
     if (rc || (rc = need_value(cr->col, &v, unset, err))) return rc;
-    if (lower) { cr->lo = true; cr->lo_incl = op == CQL_OP_GTE; cr->lov = v; }
-    else { cr->hi = true; cr->hi_incl = op == CQL_OP_LTE; cr->hiv = v; }
+    if (lower) { cr->lo = true; cr->lo_incl = op == PRS_OP_GTE; cr->lov = v; }
+    else { cr->hi = true; cr->hi_incl = op == PRS_OP_LTE; cr->hiv = v; }
     return 0;
 }
 
 /* The right-hand side of a token relation: a bigint, or token(v1, ...) of
  * partition key values (markers typed as the key columns). */
-static int token_value(exec_ctx *c, const sib_table *t, const cql_term *term, int64_t *tok, sib_err *err)
+static int token_value(exec_ctx *c, const sch_table *t, const prs_term *term, int64_t *tok, sib_err *err)
 {
-    if (term->kind == CQL_TERM_FUNC && !strcmp(term->func.name, "token") && !term->func.ks) {
-        size_t npk = sib_table_pk_count(t);
+    if (term->kind == PRS_TERM_FUNC && !strcmp(term->func.name, "token") && !term->func.ks) {
+        size_t npk = sch_table_pk_count(t);
         if (term->func.nargs != npk)
             return sib_err_set(err, SIB_EINVAL, "Invalid number of arguments in call to function system.token: %zu required but %zu provided",
                                npk, term->func.nargs);
@@ -134,8 +134,8 @@ static int token_value(exec_ctx *c, const sib_table *t, const cql_term *term, in
         size_t lens[64];
         if (npk > SIB_ARRAY_LEN(vals)) return sib_err_set(err, SIB_EINVAL, "too many partition key columns");
         for (size_t i = 0; i < npk; i++) {
-            const sib_column *col = sib_table_pk(t, i);
-            sib_val v;
+            const sch_column *col = sch_table_pk(t, i);
+            sch_val v;
             bool unset;
             int rc = exec_term_value(c, term->func.args[i], col->type, col->name, &v, &unset, err);
             if (rc || (rc = need_value(col, &v, unset, err))) return rc;
@@ -144,33 +144,33 @@ static int token_value(exec_ctx *c, const sib_table *t, const cql_term *term, in
         }
         sib_buf b;
         sib_buf_init(&b);
-        int rc = sib_pk_encode(t, vals, lens, npk, &b, err);
+        int rc = sch_pk_encode(t, vals, lens, npk, &b, err);
         if (!rc) *tok = sib_murmur3_token(b.p, b.len);
         sib_buf_free(&b);
         return rc;
     }
-    sib_val v;
+    sch_val v;
     bool unset;
-    int rc = exec_term_value(c, term, sib_type_native(SIB_T_BIGINT), "partition key token", &v, &unset, err);
+    int rc = exec_term_value(c, term, sch_type_native(SCH_T_BIGINT), "partition key token", &v, &unset, err);
     if (rc) return rc;
     if (unset || v.len != 8) return sib_err_set(err, SIB_EINVAL, "Invalid null value for partition key token");
     *tok = (int64_t)get_be64(v.p);
     return 0;
 }
 
-static int gather_token(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_where_kind kind,
+static int gather_token(exec_ctx *c, const sch_table *t, const prs_relation *r, exec_where_kind kind,
                         exec_restr *out, sib_err *err)
 {
     if (kind != EXEC_WHERE_SELECT)
         return sib_err_set(err, SIB_EINVAL, "The token function cannot be used in WHERE clauses for %s statements",
                            kind_word(kind));
-    size_t npk = sib_table_pk_count(t);
+    size_t npk = sch_table_pk_count(t);
     if (r->ncols != npk)
         return sib_err_set(err, SIB_EINVAL, "The token() function must be applied to all partition key components or none of them");
     for (size_t i = 0; i < npk; i++)
-        if (strcmp(r->cols[i], sib_table_pk(t, i)->name))
+        if (strcmp(r->cols[i], sch_table_pk(t, i)->name))
             return sib_err_set(err, SIB_EINVAL, "The token function arguments must be in the partition key order: %s",
-                               sib_table_pk(t, 0)->name);
+                               sch_table_pk(t, 0)->name);
     int64_t tok;
     int rc = token_value(c, t, r->value, &tok, err);
     if (rc) return rc;
@@ -182,25 +182,25 @@ static int gather_token(exec_ctx *c, const sib_table *t, const cql_relation *r, 
         out->token_end_incl = true;
     }
     switch (r->op) {
-    case CQL_OP_EQ: out->token_start = out->token_end = tok; out->token_start_incl = out->token_end_incl = true; break;
-    case CQL_OP_GT: out->token_start = tok; out->token_start_incl = false; break;
-    case CQL_OP_GTE: out->token_start = tok; out->token_start_incl = true; break;
-    case CQL_OP_LT: out->token_end = tok; out->token_end_incl = false; break;
-    case CQL_OP_LTE: out->token_end = tok; out->token_end_incl = true; break;
+    case PRS_OP_EQ: out->token_start = out->token_end = tok; out->token_start_incl = out->token_end_incl = true; break;
+    case PRS_OP_GT: out->token_start = tok; out->token_start_incl = false; break;
+    case PRS_OP_GTE: out->token_start = tok; out->token_start_incl = true; break;
+    case PRS_OP_LT: out->token_end = tok; out->token_end_incl = false; break;
+    case PRS_OP_LTE: out->token_end = tok; out->token_end_incl = true; break;
     default: return sib_err_set(err, SIB_EINVAL, "Unsupported operator on token()");
     }
     return 0;
 }
 
-static int gather(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_where_kind kind, bool check_order,
+static int gather(exec_ctx *c, const sch_table *t, const prs_relation *r, exec_where_kind kind, bool check_order,
                   col_restr *crs, exec_ck *ck, exec_restr *out, sib_err *err)
 {
-    if (r->kind == CQL_REL_TOKEN) return gather_token(c, t, r, kind, out, err);
-    if (r->kind == CQL_REL_MULTI) return exec_ck_add_multi(ck, r, check_order, err);
-    const sib_column *col = sib_table_column_by_name(t, r->cols[0]);
+    if (r->kind == PRS_REL_TOKEN) return gather_token(c, t, r, kind, out, err);
+    if (r->kind == PRS_REL_MULTI) return exec_ck_add_multi(ck, r, check_order, err);
+    const sch_column *col = sch_table_column_by_name(t, r->cols[0]);
     if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", r->cols[0]);
     switch (r->op) {
-    case CQL_OP_NEQ: {
+    case PRS_OP_NEQ: {
         sib_buf b;
         sib_buf_init(&b);
         if (r->value) exec_term_text(r->value, &b);
@@ -209,30 +209,30 @@ static int gather(exec_ctx *c, const sib_table *t, const cql_relation *r, exec_w
         sib_buf_free(&b);
         return rc;
     }
-    case CQL_OP_IS_NOT_NULL:
+    case PRS_OP_IS_NOT_NULL:
         return sib_err_set(err, SIB_EINVAL, "Unsupported restriction: %s IS NOT NULL", col->name);
-    case CQL_OP_CONTAINS:
-    case CQL_OP_CONTAINS_KEY:
-        if (!sib_type_is_collection(col->type))
+    case PRS_OP_CONTAINS:
+    case PRS_OP_CONTAINS_KEY:
+        if (!sch_type_is_collection(col->type))
             return sib_err_set(err, SIB_EINVAL, "Cannot use %s on non-collection column %s",
-                               r->op == CQL_OP_CONTAINS ? "CONTAINS" : "CONTAINS KEY", col->name);
+                               r->op == PRS_OP_CONTAINS ? "CONTAINS" : "CONTAINS KEY", col->name);
         return sib_err_set(err, SIB_EINVAL, "CONTAINS restrictions on collection column %s are not supported", col->name);
     default:
         break;
     }
-    if (kind != EXEC_WHERE_SELECT && col->kind != SIB_COL_PARTITION_KEY && col->kind != SIB_COL_CLUSTERING)
+    if (kind != EXEC_WHERE_SELECT && col->kind != SCH_COL_PARTITION_KEY && col->kind != SCH_COL_CLUSTERING)
         return sib_err_set(err, SIB_EINVAL, "Non PRIMARY KEY columns found in where clause: %s ", col->name);
-    if (kind != EXEC_WHERE_SELECT && col->kind == SIB_COL_PARTITION_KEY && r->op != CQL_OP_EQ && r->op != CQL_OP_IN)
+    if (kind != EXEC_WHERE_SELECT && col->kind == SCH_COL_PARTITION_KEY && r->op != PRS_OP_EQ && r->op != PRS_OP_IN)
         return sib_err_set(err, SIB_EINVAL,
                            "Only EQ and IN relation are supported on the partition key (unless you use the token() function) for %s statements",
                            kind_word(kind));
-    if (col->kind != SIB_COL_CLUSTERING) return gather_single(c, r, r->op, r->value, &crs[col->index], err);
+    if (col->kind != SCH_COL_CLUSTERING) return gather_single(c, r, r->op, r->value, &crs[col->index], err);
     /* Clustering columns: evaluate alone, merge in exec_clustering.c. */
     col_restr one = {.col = col};
     int rc = gather_single(c, r, r->op, r->value, &one, err);
     if (rc) return rc;
     bool bound = !one.eq;
-    sib_val *v = bound ? sib_arena_memdup(c->arena, one.lo ? &one.lov : &one.hiv, sizeof(sib_val)) : one.vals;
+    sch_val *v = bound ? sib_arena_memdup(c->arena, one.lo ? &one.lov : &one.hiv, sizeof(sch_val)) : one.vals;
     if (!v) return sib_err_set(err, SIB_ENOMEM, "restriction");
     return exec_ck_add_single(ck, col, r->op, v, bound ? 1 : one.nvals, check_order, err);
 }
@@ -247,24 +247,24 @@ static int add_filter(exec_ctx *c, exec_restr *out, const col_restr *cr, size_t 
     }
     if (cr->eq) {
         exec_filter *f = &out->filters[out->nfilters++];
-        *f = (exec_filter){.col = cr->col, .op = cr->is_in ? CQL_OP_IN : CQL_OP_EQ};
+        *f = (exec_filter){.col = cr->col, .op = cr->is_in ? PRS_OP_IN : PRS_OP_EQ};
         if (cr->is_in) { f->in = cr->vals; f->nin = cr->nvals; } else f->val = cr->vals[0];
     }
     if (cr->lo)
-        out->filters[out->nfilters++] = (exec_filter){.col = cr->col, .op = cr->lo_incl ? CQL_OP_GTE : CQL_OP_GT, .val = cr->lov};
+        out->filters[out->nfilters++] = (exec_filter){.col = cr->col, .op = cr->lo_incl ? PRS_OP_GTE : PRS_OP_GT, .val = cr->lov};
     if (cr->hi)
-        out->filters[out->nfilters++] = (exec_filter){.col = cr->col, .op = cr->hi_incl ? CQL_OP_LTE : CQL_OP_LT, .val = cr->hiv};
+        out->filters[out->nfilters++] = (exec_filter){.col = cr->col, .op = cr->hi_incl ? PRS_OP_LTE : PRS_OP_LT, .val = cr->hiv};
     return 0;
 }
 
 static int val_cmp(const void *a, const void *b, void *type)
 {
-    const sib_val *x = a, *y = b;
-    return sib_value_compare(type, x->p, (size_t)SIB_MAX(x->len, 0), y->p, (size_t)SIB_MAX(y->len, 0));
+    const sch_val *x = a, *y = b;
+    return sch_value_compare(type, x->p, (size_t)SIB_MAX(x->len, 0), y->p, (size_t)SIB_MAX(y->len, 0));
 }
 
 /* IN values in the column type's order, duplicates dropped. */
-static void sort_unique(const sib_column *col, col_restr *cr)
+static void sort_unique(const sch_column *col, col_restr *cr)
 {
     if (cr->nvals < 2) return;
     qsort_r(cr->vals, cr->nvals, sizeof *cr->vals, val_cmp, (void *)col->type);
@@ -277,12 +277,12 @@ static void sort_unique(const sib_column *col, col_restr *cr)
 /* The partition keys in the order Cassandra reads them: the key columns'
  * values in their type's order, first column slowest (a sorted cartesian
  * product), not the order the IN lists give. */
-static int build_pks(exec_ctx *c, const sib_table *t, col_restr *crs, exec_restr *out, sib_err *err)
+static int build_pks(exec_ctx *c, const sch_table *t, col_restr *crs, exec_restr *out, sib_err *err)
 {
-    size_t npk = sib_table_pk_count(t), total = 1;
-    for (size_t i = 0; i < npk; i++) sort_unique(sib_table_pk(t, i), &crs[sib_table_pk(t, i)->index]);
+    size_t npk = sch_table_pk_count(t), total = 1;
+    for (size_t i = 0; i < npk; i++) sort_unique(sch_table_pk(t, i), &crs[sch_table_pk(t, i)->index]);
     for (size_t i = 0; i < npk; i++) {
-        total *= crs[sib_table_pk(t, i)->index].nvals;
+        total *= crs[sch_table_pk(t, i)->index].nvals;
         if (total > MAX_CARTESIAN)
             return sib_err_set(err, SIB_EINVAL, "IN restrictions on the partition key would select more than %d partitions",
                                MAX_CARTESIAN);
@@ -297,14 +297,14 @@ static int build_pks(exec_ctx *c, const sib_table *t, col_restr *crs, exec_restr
     for (size_t k = 0; k < total; k++) {
         size_t rem = k;
         for (size_t i = npk; i-- > 0;) { /* last column varies fastest */
-            const col_restr *cr = &crs[sib_table_pk(t, i)->index];
-            const sib_val *v = &cr->vals[rem % cr->nvals];
+            const col_restr *cr = &crs[sch_table_pk(t, i)->index];
+            const sch_val *v = &cr->vals[rem % cr->nvals];
             rem /= cr->nvals;
             vals[i] = v->p;
             lens[i] = (size_t)v->len;
         }
         sib_buf_reset(&b);
-        int rc = sib_pk_encode(t, vals, lens, npk, &b, err);
+        int rc = sch_pk_encode(t, vals, lens, npk, &b, err);
         if (rc) { sib_buf_free(&b); return rc; }
         bool dup = false;
         for (size_t j = 0; j < out->npks && !dup; j++)
@@ -312,18 +312,18 @@ static int build_pks(exec_ctx *c, const sib_table *t, col_restr *crs, exec_restr
         if (dup) continue;
         uint8_t *p = sib_arena_memdup(c->arena, b.p, b.len);
         if (!p) { sib_buf_free(&b); return sib_err_set(err, SIB_ENOMEM, "partition key"); }
-        out->pks[out->npks++] = (sib_val){p, (int32_t)b.len};
+        out->pks[out->npks++] = (sch_val){p, (int32_t)b.len};
     }
     sib_buf_free(&b);
     return 0;
 }
 
-static void missing_list(const sib_table *t, const col_restr *crs, bool pk, char *out, size_t cap)
+static void missing_list(const sch_table *t, const col_restr *crs, bool pk, char *out, size_t cap)
 {
-    size_t n = pk ? sib_table_pk_count(t) : sib_table_clustering_count(t), o = 0;
+    size_t n = pk ? sch_table_pk_count(t) : sch_table_clustering_count(t), o = 0;
     out[0] = 0;
     for (size_t i = 0; i < n; i++) {
-        const sib_column *col = pk ? sib_table_pk(t, i) : sib_table_clustering(t, i);
+        const sch_column *col = pk ? sch_table_pk(t, i) : sch_table_clustering(t, i);
         if (crs[col->index].eq) continue;
         int w = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", col->name);
         if (w < 0 || (size_t)w >= cap - o) break;
@@ -331,15 +331,15 @@ static void missing_list(const sib_table *t, const col_restr *crs, bool pk, char
     }
 }
 
-int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels, size_t n, exec_where_kind kind,
+int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err)
 {
     memset(out, 0, sizeof *out);
-    size_t ncols = sib_table_column_count(t);
+    size_t ncols = sch_table_column_count(t);
     col_restr *crs = sib_arena_alloc(c->arena, sizeof *crs * (ncols + 1));
     if (!crs) return sib_err_set(err, SIB_ENOMEM, "restrictions");
     memset(crs, 0, sizeof *crs * (ncols + 1));
-    for (size_t i = 0; i < ncols; i++) crs[i].col = sib_table_column(t, i);
+    for (size_t i = 0; i < ncols; i++) crs[i].col = sch_table_column(t, i);
     exec_ck *ck = exec_ck_new(c, t);
     if (!ck) return sib_err_set(err, SIB_ENOMEM, "restrictions");
     bool check_order = !(kind == EXEC_WHERE_SELECT && allow_filtering);
@@ -349,16 +349,16 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
     }
 
     /* Partition key. */
-    size_t npk = sib_table_pk_count(t), neq = 0, nres = 0;
+    size_t npk = sch_table_pk_count(t), neq = 0, nres = 0;
     for (size_t i = 0; i < npk; i++) {
-        const col_restr *cr = &crs[sib_table_pk(t, i)->index];
+        const col_restr *cr = &crs[sch_table_pk(t, i)->index];
         neq += cr->eq;
         nres += restricted(cr);
     }
     if (neq == npk) {
         if (out->token_restricted)
             return sib_err_set(err, SIB_EINVAL, "Columns \"%s\" cannot be restricted by both a normal relation and a token relation",
-                               sib_table_pk(t, 0)->name);
+                               sch_table_pk(t, 0)->name);
         out->pk_complete = true;
         int rc = build_pks(c, t, crs, out, err);
         if (rc) return rc;
@@ -369,7 +369,7 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
     } else if (nres) {
         if (!allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", EXEC_FILTERING_MSG);
         for (size_t i = 0; i < npk; i++) {
-            const col_restr *cr = &crs[sib_table_pk(t, i)->index];
+            const col_restr *cr = &crs[sch_table_pk(t, i)->index];
             if (restricted(cr) && add_filter(c, out, cr, ncols, err)) return err->code;
         }
         out->needs_filtering = true;
@@ -377,7 +377,7 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
 
     int rc = exec_ck_finish(ck, kind, allow_filtering, out, err);
     if (rc) return rc;
-    size_t nck = sib_table_clustering_count(t);
+    size_t nck = sch_table_clustering_count(t);
     if (kind == EXEC_WHERE_UPDATE && out->ck_eq_prefix < nck) {
         if (out->ck_has_slice)
             return sib_err_set(err, SIB_EINVAL, "Slice restrictions are not supported on the clustering columns in UPDATE statements");
@@ -385,7 +385,7 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
         size_t o = 0;
         miss[0] = 0;
         for (size_t i = out->ck_eq_prefix; i < nck; i++) {
-            int w = snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", sib_table_clustering(t, i)->name);
+            int w = snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", sch_table_clustering(t, i)->name);
             if (w < 0 || (size_t)w >= sizeof miss - o) break;
             o += (size_t)w;
         }
@@ -399,7 +399,7 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
     /* Regular and static columns: SELECT filters only (DML rejected them in gather). */
     for (size_t i = 0; i < ncols; i++) {
         const col_restr *cr = &crs[i];
-        if (!restricted(cr) || cr->col->kind == SIB_COL_PARTITION_KEY || cr->col->kind == SIB_COL_CLUSTERING) continue;
+        if (!restricted(cr) || cr->col->kind == SCH_COL_PARTITION_KEY || cr->col->kind == SCH_COL_CLUSTERING) continue;
         if (!allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", EXEC_FILTERING_MSG);
         if (cr->is_in) return sib_err_set(err, SIB_EINVAL, "IN predicates on non-primary-key columns (%s) is not yet supported", cr->col->name);
         if ((rc = add_filter(c, out, cr, ncols, err))) return rc;
@@ -411,18 +411,18 @@ int exec_analyze_where(exec_ctx *c, const sib_table *t, const cql_relation *rels
 bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len)
 {
     if (len < 0) return false;
-    if (f->op == CQL_OP_IN) {
+    if (f->op == PRS_OP_IN) {
         for (size_t i = 0; i < f->nin; i++)
-            if (!sib_value_compare(f->col->type, v, (size_t)len, f->in[i].p, (size_t)f->in[i].len)) return true;
+            if (!sch_value_compare(f->col->type, v, (size_t)len, f->in[i].p, (size_t)f->in[i].len)) return true;
         return false;
     }
-    int c = sib_value_compare(f->col->type, v, (size_t)len, f->val.p, (size_t)f->val.len);
+    int c = sch_value_compare(f->col->type, v, (size_t)len, f->val.p, (size_t)f->val.len);
     switch (f->op) {
-    case CQL_OP_EQ: return c == 0;
-    case CQL_OP_LT: return c < 0;
-    case CQL_OP_LTE: return c <= 0;
-    case CQL_OP_GT: return c > 0;
-    case CQL_OP_GTE: return c >= 0;
+    case PRS_OP_EQ: return c == 0;
+    case PRS_OP_LT: return c < 0;
+    case PRS_OP_LTE: return c <= 0;
+    case PRS_OP_GT: return c > 0;
+    case PRS_OP_GTE: return c >= 0;
     default: return false;
     }
 }

@@ -29,11 +29,11 @@
 typedef struct mutset {
     cql_exec *ex;
     st_mutation **m;
-    const sib_table **tables;
+    const sch_table **tables;
     int64_t *tokens; /* partition tokens, for the coordinator */
     size_t n, cap;
     st_mutation *m_in[MUTSET_INLINE];
-    const sib_table *tables_in[MUTSET_INLINE];
+    const sch_table *tables_in[MUTSET_INLINE];
     int64_t tokens_in[MUTSET_INLINE];
 } mutset;
 
@@ -76,7 +76,7 @@ static int mutset_grow(mutset *ms)
         return 0;
     }
     st_mutation **m = malloc(sizeof *m * ncap);
-    const sib_table **tb = malloc(sizeof *tb * ncap);
+    const sch_table **tb = malloc(sizeof *tb * ncap);
     int64_t *tk = malloc(sizeof *tk * ncap);
     if (!m || !tb || !tk) {
         free(m);
@@ -95,7 +95,7 @@ static int mutset_grow(mutset *ms)
     return 0;
 }
 
-static st_mutation *mutset_add(mutset *ms, const sib_table *t, const sib_val *pk, sib_err *err)
+static st_mutation *mutset_add(mutset *ms, const sch_table *t, const sch_val *pk, sib_err *err)
 {
     if (ms->n == ms->cap && mutset_grow(ms)) {
         sib_err_set(err, SIB_ENOMEM, "mutations");
@@ -105,8 +105,8 @@ static st_mutation *mutset_add(mutset *ms, const sib_table *t, const sib_val *pk
     st_mutation *m;
     if (ex->nspare_muts) {
         m = ex->spare_muts[--ex->nspare_muts];
-        (void)st_mutation_reset(m, sib_table_id(t), pk->p, (size_t)pk->len); /* an error sticks in m */
-    } else if (!(m = st_mutation_create(sib_table_id(t), pk->p, (size_t)pk->len))) {
+        (void)st_mutation_reset(m, sch_table_id(t), pk->p, (size_t)pk->len); /* an error sticks in m */
+    } else if (!(m = st_mutation_create(sch_table_id(t), pk->p, (size_t)pk->len))) {
         sib_err_set(err, SIB_ENOMEM, "mutation");
         return NULL;
     }
@@ -130,10 +130,10 @@ typedef struct attrs {
     int32_t ttl;
 } attrs;
 
-static int get_attrs(exec_ctx *c, const sib_table *t, const cql_using *u, int64_t batch_ts, attrs *a, sib_err *err)
+static int get_attrs(exec_ctx *c, const sch_table *t, const prs_using *u, int64_t batch_ts, attrs *a, sib_err *err)
 {
     a->ts = batch_ts != INT64_MIN ? batch_ts : c->timestamp;
-    a->ttl = sib_table_options(t)->default_time_to_live;
+    a->ttl = sch_table_options(t)->default_time_to_live;
     bool present;
     int64_t v;
     int rc;
@@ -160,17 +160,17 @@ static int get_attrs(exec_ctx *c, const sib_table *t, const cql_using *u, int64_
                            "2038-01-19T03:14:06+00:00 and will have its expiration capped to that date. In order to avoid "
                            "this use a lower TTL, change the expiration date overflow policy or upgrade to a version where "
                            "this limitation is fixed. See CASSANDRA-14092 for more details.",
-                           sib_table_keyspace(t), sib_table_name(t), u->ttl ? "" : "default ", a->ttl);
+                           sch_table_keyspace(t), sch_table_name(t), u->ttl ? "" : "default ", a->ttl);
     return 0;
 }
 
-static int check_user_table(exec_ctx *c, const cql_qname *q, const sib_table **t, sib_err *err)
+static int check_user_table(exec_ctx *c, const prs_qname *q, const sch_table **t, sib_err *err)
 {
     int rc = exec_resolve_table(c, q, t, err);
     if (rc) return rc;
-    if (sib_table_kind_of(*t) != SIB_TABLE_USER)
-        return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", sib_table_keyspace(*t));
-    if (sib_table_is_counter(*t)) return sib_err_set(err, SIB_EINVAL, "Counter tables are not supported");
+    if (sch_table_kind_of(*t) != SCH_TABLE_USER)
+        return sib_err_set(err, SIB_EUNAUTHORIZED, "%s keyspace is not user-modifiable", sch_table_keyspace(*t));
+    if (sch_table_is_counter(*t)) return sib_err_set(err, SIB_EINVAL, "Counter tables are not supported");
     return 0;
 }
 
@@ -182,10 +182,10 @@ static int check_user_table(exec_ctx *c, const cql_qname *q, const sib_table **t
  *   append:  0x80 | be64(ts) | be32(i)     prepend: 0x40 | be64(~ts) | be32(i)
  * Map cell values are be32(key length) + key + value. */
 
-static int elem_path(const sib_type *t, const sib_val *e, sib_buf *out, sib_err *err)
+static int elem_path(const sch_type *t, const sch_val *e, sib_buf *out, sib_err *err)
 {
     sib_buf_reset(out);
-    int rc = sib_ck_encode_component(t, false, e->p, (size_t)e->len, out, err);
+    int rc = sch_ck_encode_component(t, false, e->p, (size_t)e->len, out, err);
     if (!rc && out->oom) rc = sib_err_set(err, SIB_ENOMEM, "collection path");
     return rc;
 }
@@ -200,25 +200,25 @@ static int list_path(sib_buf *out, bool prepend, int64_t ts, uint32_t i)
 }
 
 /* Adds (or, with remove, deletes) the elements of collection value v. */
-static int put_elements(exec_ctx *c, st_mutation *m, const sib_column *col, const sib_val *v, const attrs *a,
+static int put_elements(exec_ctx *c, st_mutation *m, const sch_column *col, const sch_val *v, const attrs *a,
                         bool remove, bool prepend, sib_err *err)
 {
-    const sib_type *t = col->type;
+    const sch_type *t = col->type;
     /* Removing from a map takes a set of keys (m = m - {'a'}). */
-    const sib_type *vt = remove && t->code == SIB_T_MAP ? sib_type_set(sib_catalog_types(c->ex->cat), t->sub[0], false) : t;
+    const sch_type *vt = remove && t->code == SCH_T_MAP ? sch_type_set(sch_catalog_types(c->ex->cat), t->sub[0], false) : t;
     if (!vt) return sib_err_set(err, SIB_ENOMEM, "collection type");
-    sib_coll_iter it;
-    int n = sib_coll_iter_init(&it, vt, v->p, (size_t)v->len);
+    sch_coll_iter it;
+    int n = sch_coll_iter_init(&it, vt, v->p, (size_t)v->len);
     if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid collection value for %s", col->name);
     int32_t expiry = a->ttl ? c->now_s + a->ttl : ST_NO_DELETION_TIME;
     sib_buf path, val;
     sib_buf_init(&path);
     sib_buf_init(&val);
-    sib_val k, e, mapv; /* mapv: a map cell's value, built in val */
+    sch_val k, e, mapv; /* mapv: a map cell's value, built in val */
     int rc = 0;
-    for (uint32_t i = 0; !rc && sib_coll_next(&it, &k, &e); i++) {
-        const sib_val *elem = &k;
-        if (t->code == SIB_T_LIST) {
+    for (uint32_t i = 0; !rc && sch_coll_next(&it, &k, &e); i++) {
+        const sch_val *elem = &k;
+        if (t->code == SCH_T_LIST) {
             if (remove) { rc = sib_err_set(err, SIB_EINVAL, "List element removal by value (%s) is not supported", col->name); break; }
             rc = list_path(&path, prepend, a->ts, prepend ? (uint32_t)n - 1 - i : i);
         } else {
@@ -229,12 +229,12 @@ static int put_elements(exec_ctx *c, st_mutation *m, const sib_column *col, cons
             rc = mut_rc(st_mut_cell_path_tombstone(m, col->id, path.p, path.len, a->ts, c->now_s), err);
             continue;
         }
-        if (t->code == SIB_T_MAP) {
+        if (t->code == SCH_T_MAP) {
             sib_buf_reset(&val);
             sib_buf_be32(&val, (uint32_t)k.len);
             sib_buf_append(&val, k.p, (size_t)k.len);
             sib_buf_append(&val, e.p, e.len > 0 ? (size_t)e.len : 0);
-            mapv = (sib_val){val.p, (int32_t)val.len};
+            mapv = (sch_val){val.p, (int32_t)val.len};
             elem = &mapv;
         }
         rc = mut_rc(st_mut_cell_path(m, col->id, path.p, path.len, elem->p, (size_t)elem->len, a->ts, a->ttl, expiry), err);
@@ -248,9 +248,9 @@ static int put_elements(exec_ctx *c, st_mutation *m, const sib_column *col, cons
 /* Writes one regular/static cell (null -> tombstone). A non-frozen collection
  * assigned as a whole replaces the old one: a collection tombstone just
  * below the write's timestamp, then one cell per element. */
-static int put_cell(exec_ctx *c, st_mutation *m, const sib_column *col, const sib_val *v, const attrs *a, sib_err *err)
+static int put_cell(exec_ctx *c, st_mutation *m, const sch_column *col, const sch_val *v, const attrs *a, sib_err *err)
 {
-    if (sib_type_is_multicell(col->type)) {
+    if (sch_type_is_multicell(col->type)) {
         if (v->len < 0) return mut_rc(st_mut_complex_delete(m, col->id, a->ts, c->now_s), err);
         int rc = mut_rc(st_mut_complex_delete(m, col->id, a->ts - 1, c->now_s), err);
         return rc ? rc : put_elements(c, m, col, v, a, false, false, err);
@@ -260,9 +260,9 @@ static int put_cell(exec_ctx *c, st_mutation *m, const sib_column *col, const si
     return mut_rc(st_mut_cell(m, col->id, v->p, (size_t)v->len, a->ts, a->ttl, expiry), err);
 }
 
-static int encode_ck(exec_ctx *c, const sib_table *t, const sib_val *vals, sib_val *out, sib_err *err)
+static int encode_ck(exec_ctx *c, const sch_table *t, const sch_val *vals, sch_val *out, sib_err *err)
 {
-    size_t n = sib_table_clustering_count(t);
+    size_t n = sch_table_clustering_count(t);
     const uint8_t *p[64];
     size_t l[64];
     if (n > 64) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
@@ -276,7 +276,7 @@ static int encode_ck(exec_ctx *c, const sib_table *t, const sib_val *vals, sib_v
         return sib_err_set(err, SIB_EINVAL, "Key length of %zu is longer than maximum of %d", total, EXEC_MAX_KEY_LEN);
     sib_buf b;
     sib_buf_init(&b);
-    int rc = sib_ck_encode(t, p, l, n, &b, err);
+    int rc = sch_ck_encode(t, p, l, n, &b, err);
     if (!rc && b.oom) rc = sib_err_set(err, SIB_ENOMEM, "clustering key");
     if (!rc) {
         out->p = sib_arena_memdup(c->arena, b.p ? b.p : (const uint8_t *)"", b.len);
@@ -291,38 +291,38 @@ static int encode_ck(exec_ctx *c, const sib_table *t, const sib_val *vals, sib_v
 
 /* The partition key of an INSERT, checked (no unset/null part) and encoded
  * into pkb. */
-static int insert_pk(const sib_table *t, const sib_val *vals, const bool *unset, sib_buf *pkb, sib_err *err)
+static int insert_pk(const sch_table *t, const sch_val *vals, const bool *unset, sib_buf *pkb, sib_err *err)
 {
     const uint8_t *pkv[64];
-    size_t pkl[64], npk = sib_table_pk_count(t);
+    size_t pkl[64], npk = sch_table_pk_count(t);
     if (npk > SIB_ARRAY_LEN(pkv)) return sib_err_set(err, SIB_EINVAL, "too many partition key columns");
     for (size_t i = 0; i < npk; i++) {
-        const sib_column *col = sib_table_pk(t, i);
-        const sib_val *v = &vals[col->index];
+        const sch_column *col = sch_table_pk(t, i);
+        const sch_val *v = &vals[col->index];
         if (unset[col->index]) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
         if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
         pkv[i] = v->p;
         pkl[i] = (size_t)v->len;
     }
-    return sib_pk_encode(t, pkv, pkl, npk, pkb, err);
+    return sch_pk_encode(t, pkv, pkl, npk, pkb, err);
 }
 
 /* INSERT of the partition key and static columns only. */
-static int insert_static_only(exec_ctx *c, const sib_table *t, const sib_val *vals, const bool *set,
+static int insert_static_only(exec_ctx *c, const sch_table *t, const sch_val *vals, const bool *set,
                               const bool *unset, const attrs *a, mutset *ms, sib_err *err)
 {
     sib_buf pkb;
     sib_buf_init(&pkb);
     int rc = insert_pk(t, vals, unset, &pkb, err);
-    sib_val pk = {pkb.p, (int32_t)pkb.len};
+    sch_val pk = {pkb.p, (int32_t)pkb.len};
     st_mutation *m = NULL;
     if (!rc && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
     sib_buf_free(&pkb);
     if (rc) return rc;
     bool started = false;
-    for (size_t i = 0; i < sib_table_column_count(t); i++) {
-        const sib_column *col = sib_table_column(t, i);
-        if (!set[i] || unset[i] || col->kind != SIB_COL_STATIC) continue;
+    for (size_t i = 0; i < sch_table_column_count(t); i++) {
+        const sch_column *col = sch_table_column(t, i);
+        if (!set[i] || unset[i] || col->kind != SCH_COL_STATIC) continue;
         if (!started && (rc = mut_rc(st_mut_static(m), err))) return rc;
         started = true;
         if ((rc = put_cell(c, m, col, &vals[i], a, err))) return rc;
@@ -330,9 +330,9 @@ static int insert_static_only(exec_ctx *c, const sib_table *t, const sib_val *va
     return 0;
 }
 
-static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, mutset *ms, sib_err *err)
+static int build_insert(exec_ctx *c, const prs_insert *s, int64_t batch_ts, mutset *ms, sib_err *err)
 {
-    const sib_table *t;
+    const sch_table *t;
     int rc = check_user_table(c, &s->table, &t, err);
     if (rc) return rc;
     if (s->if_not_exists) return sib_err_set(err, SIB_EINVAL, "Conditional updates (IF NOT EXISTS) are not supported by Sibyl");
@@ -341,14 +341,14 @@ static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, muts
     attrs a;
     if ((rc = get_attrs(c, t, &s->using, batch_ts, &a, err))) return rc;
 
-    size_t ncols = sib_table_column_count(t);
-    sib_val *vals = sib_arena_alloc(c->arena, sizeof *vals * (ncols + 1));
+    size_t ncols = sch_table_column_count(t);
+    sch_val *vals = sib_arena_alloc(c->arena, sizeof *vals * (ncols + 1));
     bool *set = sib_arena_alloc(c->arena, ncols + 1), *unset = sib_arena_alloc(c->arena, ncols + 1);
     if (!vals || !set || !unset) return sib_err_set(err, SIB_ENOMEM, "insert");
     memset(set, 0, ncols + 1);
     memset(unset, 0, ncols + 1);
     for (size_t i = 0; i < s->ncols; i++) {
-        const sib_column *col = sib_table_column_by_name(t, s->cols[i]);
+        const sch_column *col = sch_table_column_by_name(t, s->cols[i]);
         if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", s->cols[i]);
         if (set[col->index]) return sib_err_set(err, SIB_EINVAL, "The column names contains duplicates");
         set[col->index] = true;
@@ -358,8 +358,8 @@ static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, muts
     /* Primary key: every column present, non-null, set. */
     char miss[512] = "";
     size_t o = 0;
-    for (size_t i = 0; i < sib_table_pk_count(t); i++) {
-        const sib_column *col = sib_table_pk(t, i);
+    for (size_t i = 0; i < sch_table_pk_count(t); i++) {
+        const sch_column *col = sch_table_pk(t, i);
         if (!set[col->index]) o += (size_t)snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", col->name);
     }
     if (o) return sib_err_set(err, SIB_EINVAL, "Some partition key parts are missing: %s", miss);
@@ -367,25 +367,25 @@ static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, muts
      * alone, no clustering key needed (nor any row written). */
     bool any_ck = false, only_static = false;
     for (size_t i = 0; i < ncols; i++) {
-        const sib_column *col = sib_table_column(t, i);
+        const sch_column *col = sch_table_column(t, i);
         if (!set[i]) continue;
-        any_ck |= col->kind == SIB_COL_CLUSTERING;
-        if (col->kind == SIB_COL_STATIC) only_static = true;
-        else if (col->kind == SIB_COL_REGULAR) { only_static = false; break; }
+        any_ck |= col->kind == SCH_COL_CLUSTERING;
+        if (col->kind == SCH_COL_STATIC) only_static = true;
+        else if (col->kind == SCH_COL_REGULAR) { only_static = false; break; }
     }
     if (only_static && !any_ck) return insert_static_only(c, t, vals, set, unset, &a, ms, err);
-    for (size_t i = 0; i < sib_table_clustering_count(t); i++) {
-        const sib_column *col = sib_table_clustering(t, i);
+    for (size_t i = 0; i < sch_table_clustering_count(t); i++) {
+        const sch_column *col = sch_table_clustering(t, i);
         if (!set[col->index] && o < sizeof miss)
             o += (size_t)snprintf(miss + o, sizeof miss - o, "%s%s", o ? ", " : "", col->name);
     }
     if (o) return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", miss);
-    sib_val ckv[64];
-    size_t nck = sib_table_clustering_count(t);
+    sch_val ckv[64];
+    size_t nck = sch_table_clustering_count(t);
     if (nck > SIB_ARRAY_LEN(ckv)) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
     for (size_t i = 0; i < nck; i++) {
-        const sib_column *col = sib_table_clustering(t, i);
-        const sib_val *v = &vals[col->index];
+        const sch_column *col = sch_table_clustering(t, i);
+        const sch_val *v = &vals[col->index];
         if (unset[col->index]) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
         if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
         ckv[i] = *v;
@@ -393,7 +393,7 @@ static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, muts
     sib_buf pkb;
     sib_buf_init(&pkb);
     if ((rc = insert_pk(t, vals, unset, &pkb, err))) { sib_buf_free(&pkb); return rc; }
-    sib_val pk = {pkb.p, (int32_t)pkb.len}, ck = {NULL, 0};
+    sch_val pk = {pkb.p, (int32_t)pkb.len}, ck = {NULL, 0};
     st_mutation *m = NULL;
     if (!(rc = encode_ck(c, t, ckv, &ck, err)) && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
     sib_buf_free(&pkb);
@@ -401,22 +401,22 @@ static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, muts
 
     bool has_regular = false;
     for (size_t i = 0; i < ncols; i++) {
-        const sib_column *col = sib_table_column(t, i);
-        has_regular |= col->kind == SIB_COL_REGULAR && set[i];
+        const sch_column *col = sch_table_column(t, i);
+        has_regular |= col->kind == SCH_COL_REGULAR && set[i];
     }
     if ((rc = mut_rc(st_mut_row(m, ck.p, (size_t)ck.len), err))) return rc;
-    if (nck || has_regular || !sib_table_has_static(t)) {
+    if (nck || has_regular || !sch_table_has_static(t)) {
         int32_t expiry = a.ttl ? c->now_s + a.ttl : ST_NO_DELETION_TIME;
         if ((rc = mut_rc(st_mut_row_marker(m, a.ts, a.ttl, expiry), err))) return rc;
     }
     for (size_t i = 0; i < ncols; i++) {
-        const sib_column *col = sib_table_column(t, i);
-        if (!set[i] || unset[i] || col->kind != SIB_COL_REGULAR) continue;
+        const sch_column *col = sch_table_column(t, i);
+        if (!set[i] || unset[i] || col->kind != SCH_COL_REGULAR) continue;
         if ((rc = put_cell(c, m, col, &vals[i], &a, err))) return rc;
     }
     for (size_t i = 0; i < ncols; i++) {
-        const sib_column *col = sib_table_column(t, i);
-        if (!set[i] || unset[i] || col->kind != SIB_COL_STATIC) continue;
+        const sch_column *col = sch_table_column(t, i);
+        if (!set[i] || unset[i] || col->kind != SCH_COL_STATIC) continue;
         if ((rc = mut_rc(st_mut_static(m), err)) || (rc = put_cell(c, m, col, &vals[i], &a, err))) return rc;
     }
     return 0;
@@ -427,16 +427,16 @@ static int build_insert(exec_ctx *c, const cql_insert *s, int64_t batch_ts, muts
 /* An element-wise operation on a non-frozen collection (c = c + {..},
  * c = c - {..}, c = [..] + c, m[k] = v). */
 typedef struct coll_op {
-    const sib_column *col;
-    cql_assign_kind kind;
-    sib_val key, val;
+    const sch_column *col;
+    prs_assign_kind kind;
+    sch_val key, val;
 } coll_op;
 
-static int op_error(const cql_assignment *as, const sib_column *col, const char *what, sib_err *err)
+static int op_error(const prs_assignment *as, const sch_column *col, const char *what, sib_err *err)
 {
-    const char *op = as->kind == CQL_ASSIGN_SUB ? "-" : "+";
-    const char *val = as->value && as->value->kind == CQL_TERM_CONST ? as->value->cst.text : "?";
-    if (as->kind == CQL_ASSIGN_ELEM)
+    const char *op = as->kind == PRS_ASSIGN_SUB ? "-" : "+";
+    const char *val = as->value && as->value->kind == PRS_TERM_CONST ? as->value->cst.text : "?";
+    if (as->kind == PRS_ASSIGN_ELEM)
         return sib_err_set(err, SIB_EINVAL, "Invalid operation (%s[?] = %s) for %s column %s", col->name, val, what, col->name);
     return sib_err_set(err, SIB_EINVAL, "Invalid operation (%s = %s %s %s) for %s column %s", col->name, col->name, op, val,
                        what, col->name);
@@ -444,26 +444,26 @@ static int op_error(const cql_assignment *as, const sib_column *col, const char 
 
 /* Evaluates an element-wise assignment into op (types per Cassandra: a map
  * subtraction takes a set of keys). */
-static int eval_coll_op(exec_ctx *c, const cql_assignment *as, const sib_column *col, coll_op *op, sib_err *err)
+static int eval_coll_op(exec_ctx *c, const prs_assignment *as, const sch_column *col, coll_op *op, sib_err *err)
 {
-    const sib_type *t = col->type;
-    sib_types *ts = sib_catalog_types(c->ex->cat);
+    const sch_type *t = col->type;
+    sch_types *ts = sch_catalog_types(c->ex->cat);
     *op = (coll_op){.col = col, .kind = as->kind};
-    if (!sib_type_is_collection(t)) return op_error(as, col, as->kind == CQL_ASSIGN_ELEM ? "non collection" : "non counter", err);
-    if (!sib_type_is_multicell(t)) return op_error(as, col, "frozen collection", err);
-    const sib_type *vt = t;
+    if (!sch_type_is_collection(t)) return op_error(as, col, as->kind == PRS_ASSIGN_ELEM ? "non collection" : "non counter", err);
+    if (!sch_type_is_multicell(t)) return op_error(as, col, "frozen collection", err);
+    const sch_type *vt = t;
     switch (as->kind) {
-    case CQL_ASSIGN_PREPEND:
-        if (t->code != SIB_T_LIST) return op_error(as, col, "non list", err);
+    case PRS_ASSIGN_PREPEND:
+        if (t->code != SCH_T_LIST) return op_error(as, col, "non list", err);
         break;
-    case CQL_ASSIGN_SUB:
-        if (t->code == SIB_T_LIST)
+    case PRS_ASSIGN_SUB:
+        if (t->code == SCH_T_LIST)
             return sib_err_set(err, SIB_EINVAL, "List element removal by value (%s) is not supported", col->name);
-        if (t->code == SIB_T_MAP) vt = sib_type_set(ts, t->sub[0], false);
+        if (t->code == SCH_T_MAP) vt = sch_type_set(ts, t->sub[0], false);
         break;
-    case CQL_ASSIGN_ELEM: {
-        if (t->code == SIB_T_SET) return op_error(as, col, "set", err);
-        if (t->code == SIB_T_LIST)
+    case PRS_ASSIGN_ELEM: {
+        if (t->code == SCH_T_SET) return op_error(as, col, "set", err);
+        if (t->code == SCH_T_LIST)
             return sib_err_set(err, SIB_EINVAL, "Setting list elements by index (%s[i] = v) is not supported", col->name);
         int rc = exec_term_value(c, as->key, t->sub[0], col->name, &op->key, NULL, err);
         if (rc) return rc;
@@ -484,7 +484,7 @@ static int eval_coll_op(exec_ctx *c, const cql_assignment *as, const sib_column 
 static int apply_coll_op(exec_ctx *c, st_mutation *m, const coll_op *op, const attrs *a, sib_err *err)
 {
     if (!op->col) return 0;
-    if (op->kind == CQL_ASSIGN_ELEM) {
+    if (op->kind == PRS_ASSIGN_ELEM) {
         sib_buf path;
         sib_buf_init(&path);
         int rc = elem_path(op->col->type->sub[0], &op->key, &path, err);
@@ -504,19 +504,19 @@ static int apply_coll_op(exec_ctx *c, st_mutation *m, const coll_op *op, const a
         return rc;
     }
     if (op->val.len < 0) return 0; /* c = c + null: nothing to add or remove */
-    return put_elements(c, m, op->col, &op->val, a, op->kind == CQL_ASSIGN_SUB, op->kind == CQL_ASSIGN_PREPEND, err);
+    return put_elements(c, m, op->col, &op->val, a, op->kind == PRS_ASSIGN_SUB, op->kind == PRS_ASSIGN_PREPEND, err);
 }
 
-static int build_update(exec_ctx *c, const cql_update *s, int64_t batch_ts, mutset *ms, sib_err *err)
+static int build_update(exec_ctx *c, const prs_update *s, int64_t batch_ts, mutset *ms, sib_err *err)
 {
-    const sib_table *t;
+    const sch_table *t;
     int rc = check_user_table(c, &s->table, &t, err);
     if (rc) return rc;
     if (s->if_exists || s->nconds) return sib_err_set(err, SIB_EINVAL, "Conditional updates (IF) are not supported by Sibyl");
     attrs a;
     if ((rc = get_attrs(c, t, &s->using, batch_ts, &a, err))) return rc;
-    size_t ncols = sib_table_column_count(t), nops = 0;
-    sib_val *vals = sib_arena_alloc(c->arena, sizeof *vals * (ncols + 1));
+    size_t ncols = sch_table_column_count(t), nops = 0;
+    sch_val *vals = sib_arena_alloc(c->arena, sizeof *vals * (ncols + 1));
     bool *set = sib_arena_alloc(c->arena, ncols + 1), *unset = sib_arena_alloc(c->arena, ncols + 1);
     coll_op *ops = sib_arena_alloc(c->arena, sizeof *ops * (s->nassign + 1));
     if (!vals || !set || !unset || !ops) return sib_err_set(err, SIB_ENOMEM, "update");
@@ -524,13 +524,13 @@ static int build_update(exec_ctx *c, const cql_update *s, int64_t batch_ts, muts
     memset(unset, 0, ncols + 1);
     bool only_static = true;
     for (size_t i = 0; i < s->nassign; i++) {
-        const cql_assignment *as = &s->assign[i];
-        const sib_column *col = sib_table_column_by_name(t, as->col);
+        const prs_assignment *as = &s->assign[i];
+        const sch_column *col = sch_table_column_by_name(t, as->col);
         if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", as->col);
-        if (col->kind == SIB_COL_PARTITION_KEY || col->kind == SIB_COL_CLUSTERING)
+        if (col->kind == SCH_COL_PARTITION_KEY || col->kind == SCH_COL_CLUSTERING)
             return sib_err_set(err, SIB_EINVAL, "PRIMARY KEY part %s found in SET part", col->name);
-        only_static &= col->kind == SIB_COL_STATIC;
-        if (as->kind != CQL_ASSIGN_SET) {
+        only_static &= col->kind == SCH_COL_STATIC;
+        if (as->kind != PRS_ASSIGN_SET) {
             if ((rc = eval_coll_op(c, as, col, &ops[nops], err))) return rc;
             nops++;
             continue;
@@ -553,24 +553,24 @@ static int build_update(exec_ctx *c, const cql_update *s, int64_t batch_ts, muts
         for (size_t k = 0; !static_only && k < r.ncks; k++) {
             if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err))) return rc;
             for (size_t i = 0; i < ncols; i++) {
-                const sib_column *col = sib_table_column(t, i);
-                if (set[i] && !unset[i] && col->kind == SIB_COL_REGULAR && (rc = put_cell(c, m, col, &vals[i], &a, err)))
+                const sch_column *col = sch_table_column(t, i);
+                if (set[i] && !unset[i] && col->kind == SCH_COL_REGULAR && (rc = put_cell(c, m, col, &vals[i], &a, err)))
                     return rc;
             }
             for (size_t i = 0; i < nops; i++)
-                if (ops[i].col && ops[i].col->kind == SIB_COL_REGULAR && (rc = apply_coll_op(c, m, &ops[i], &a, err)))
+                if (ops[i].col && ops[i].col->kind == SCH_COL_REGULAR && (rc = apply_coll_op(c, m, &ops[i], &a, err)))
                     return rc;
         }
         bool static_started = false;
         for (size_t i = 0; i < ncols; i++) {
-            const sib_column *col = sib_table_column(t, i);
-            if (!set[i] || unset[i] || col->kind != SIB_COL_STATIC) continue;
+            const sch_column *col = sch_table_column(t, i);
+            if (!set[i] || unset[i] || col->kind != SCH_COL_STATIC) continue;
             if (!static_started && (rc = mut_rc(st_mut_static(m), err))) return rc;
             static_started = true;
             if ((rc = put_cell(c, m, col, &vals[i], &a, err))) return rc;
         }
         for (size_t i = 0; i < nops; i++) {
-            if (!ops[i].col || ops[i].col->kind != SIB_COL_STATIC) continue;
+            if (!ops[i].col || ops[i].col->kind != SCH_COL_STATIC) continue;
             if (!static_started && (rc = mut_rc(st_mut_static(m), err))) return rc;
             static_started = true;
             if ((rc = apply_coll_op(c, m, &ops[i], &a, err))) return rc;
@@ -582,41 +582,41 @@ static int build_update(exec_ctx *c, const cql_update *s, int64_t batch_ts, muts
 /* ---- DELETE ---- */
 
 /* Deletes a column (a whole collection, or one map entry when key is set). */
-static int delete_col(exec_ctx *c, st_mutation *m, const sib_column *col, const sib_val *key, const attrs *a,
+static int delete_col(exec_ctx *c, st_mutation *m, const sch_column *col, const sch_val *key, const attrs *a,
                       sib_err *err)
 {
     if (key) {
-        coll_op op = {.col = col, .kind = CQL_ASSIGN_ELEM, .key = *key, .val = {NULL, -1}};
+        coll_op op = {.col = col, .kind = PRS_ASSIGN_ELEM, .key = *key, .val = {NULL, -1}};
         return apply_coll_op(c, m, &op, a, err);
     }
-    if (sib_type_is_multicell(col->type)) return mut_rc(st_mut_complex_delete(m, col->id, a->ts, c->now_s), err);
+    if (sch_type_is_multicell(col->type)) return mut_rc(st_mut_complex_delete(m, col->id, a->ts, c->now_s), err);
     return mut_rc(st_mut_cell_tombstone(m, col->id, a->ts, c->now_s), err);
 }
 
-static int build_delete(exec_ctx *c, const cql_delete *s, int64_t batch_ts, mutset *ms, sib_err *err)
+static int build_delete(exec_ctx *c, const prs_delete *s, int64_t batch_ts, mutset *ms, sib_err *err)
 {
-    const sib_table *t;
+    const sch_table *t;
     int rc = check_user_table(c, &s->table, &t, err);
     if (rc) return rc;
     if (s->if_exists || s->nconds) return sib_err_set(err, SIB_EINVAL, "Conditional deletions (IF) are not supported by Sibyl");
     attrs a;
     if ((rc = get_attrs(c, t, &s->using, batch_ts, &a, err))) return rc;
-    const sib_column **cols = sib_arena_alloc(c->arena, sizeof *cols * (s->ncols + 1));
-    sib_val *keyv = sib_arena_alloc(c->arena, sizeof *keyv * (s->ncols + 1));
-    const sib_val **keys = sib_arena_alloc(c->arena, sizeof *keys * (s->ncols + 1));
+    const sch_column **cols = sib_arena_alloc(c->arena, sizeof *cols * (s->ncols + 1));
+    sch_val *keyv = sib_arena_alloc(c->arena, sizeof *keyv * (s->ncols + 1));
+    const sch_val **keys = sib_arena_alloc(c->arena, sizeof *keys * (s->ncols + 1));
     if (!cols || !keyv || !keys) return sib_err_set(err, SIB_ENOMEM, "delete");
     bool only_static = s->ncols > 0;
     for (size_t i = 0; i < s->ncols; i++) {
-        cols[i] = sib_table_column_by_name(t, s->cols[i].col);
+        cols[i] = sch_table_column_by_name(t, s->cols[i].col);
         if (!cols[i]) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", s->cols[i].col);
-        if (cols[i]->kind == SIB_COL_PARTITION_KEY || cols[i]->kind == SIB_COL_CLUSTERING)
+        if (cols[i]->kind == SCH_COL_PARTITION_KEY || cols[i]->kind == SCH_COL_CLUSTERING)
             return sib_err_set(err, SIB_EINVAL, "Invalid identifier %s for deletion (should not be a PRIMARY KEY part)", cols[i]->name);
         if (s->cols[i].key) {
-            if (!sib_type_is_collection(cols[i]->type))
+            if (!sch_type_is_collection(cols[i]->type))
                 return sib_err_set(err, SIB_EINVAL, "Invalid deletion operation for non collection column %s", cols[i]->name);
-            if (!sib_type_is_multicell(cols[i]->type))
+            if (!sch_type_is_multicell(cols[i]->type))
                 return sib_err_set(err, SIB_EINVAL, "Invalid deletion operation for frozen collection column %s", cols[i]->name);
-            if (cols[i]->type->code != SIB_T_MAP)
+            if (cols[i]->type->code != SCH_T_MAP)
                 return sib_err_set(err, SIB_EINVAL, "Deleting %s elements by index is not supported", cols[i]->name);
             if ((rc = exec_term_value(c, s->cols[i].key, cols[i]->type->sub[0], cols[i]->name, &keyv[i], NULL, err)))
                 return rc;
@@ -625,17 +625,17 @@ static int build_delete(exec_ctx *c, const cql_delete *s, int64_t batch_ts, muts
         } else {
             keys[i] = NULL;
         }
-        only_static &= cols[i]->kind == SIB_COL_STATIC;
+        only_static &= cols[i]->kind == SCH_COL_STATIC;
     }
     exec_restr r;
     if ((rc = exec_analyze_where(c, t, s->where, s->nwhere, EXEC_WHERE_DELETE, false, &r, err))) return rc;
-    size_t nck = sib_table_clustering_count(t);
+    size_t nck = sch_table_clustering_count(t);
     if (only_static && (r.ck_eq_prefix || r.ck_has_slice))
         return sib_err_set(err, SIB_EINVAL, "Invalid restrictions on clustering columns since the DELETE statement modifies only static columns");
     if (r.ck_none) return 0; /* e.g. c IN (): no row can match, nothing to write */
     if (s->ncols && !only_static && r.ck_eq_prefix < nck) {
         if (r.ck_has_slice || r.ck_eq_prefix) return sib_err_set(err, SIB_EINVAL, "Range deletions are not supported for specific columns");
-        return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", sib_table_clustering(t, 0)->name);
+        return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s", sch_table_clustering(t, 0)->name);
     }
     for (size_t p = 0; p < r.npks; p++) {
         st_mutation *m = mutset_add(ms, t, &r.pks[p], err);
@@ -644,11 +644,11 @@ static int build_delete(exec_ctx *c, const cql_delete *s, int64_t batch_ts, muts
             for (size_t k = 0; !only_static && k < r.ncks; k++) {
                 if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err))) return rc;
                 for (size_t i = 0; i < s->ncols; i++)
-                    if (cols[i]->kind == SIB_COL_REGULAR && (rc = delete_col(c, m, cols[i], keys[i], &a, err)))
+                    if (cols[i]->kind == SCH_COL_REGULAR && (rc = delete_col(c, m, cols[i], keys[i], &a, err)))
                         return rc;
             }
             for (size_t i = 0; i < s->ncols; i++)
-                if (cols[i]->kind == SIB_COL_STATIC &&
+                if (cols[i]->kind == SCH_COL_STATIC &&
                     ((rc = mut_rc(st_mut_static(m), err)) || (rc = delete_col(c, m, cols[i], keys[i], &a, err))))
                     return rc;
         } else if (r.ck_eq_prefix == nck && nck) {
@@ -667,12 +667,12 @@ static int build_delete(exec_ctx *c, const cql_delete *s, int64_t batch_ts, muts
     return 0;
 }
 
-static int build_modification(exec_ctx *c, const cql_stmt *s, int64_t batch_ts, mutset *ms, sib_err *err)
+static int build_modification(exec_ctx *c, const prs_stmt *s, int64_t batch_ts, mutset *ms, sib_err *err)
 {
     switch (s->kind) {
-    case CQL_STMT_INSERT: return build_insert(c, &s->insert, batch_ts, ms, err);
-    case CQL_STMT_UPDATE: return build_update(c, &s->update, batch_ts, ms, err);
-    case CQL_STMT_DELETE: return build_delete(c, &s->del, batch_ts, ms, err);
+    case PRS_STMT_INSERT: return build_insert(c, &s->insert, batch_ts, ms, err);
+    case PRS_STMT_UPDATE: return build_update(c, &s->update, batch_ts, ms, err);
+    case PRS_STMT_DELETE: return build_delete(c, &s->del, batch_ts, ms, err);
     default:
         return sib_err_set(err, SIB_EINVAL, "Invalid statement in batch: only UPDATE, INSERT and DELETE statements are allowed.");
     }
@@ -709,7 +709,7 @@ static write_done *new_write_done(exec_ctx *c, const mutset *ms)
     d->ntables = 0;
     d->tables = sib_arena_alloc(c->arena, 16 * (ms->n + 1));
     for (size_t i = 0; d->tables && i < ms->n; i++) {
-        const uint8_t *id = sib_table_id(ms->tables[i]);
+        const uint8_t *id = sch_table_id(ms->tables[i]);
         bool seen = false;
         for (size_t j = 0; j < d->ntables && !seen; j++) seen = !memcmp(d->tables[j], id, 16);
         if (!seen) memcpy(d->tables[d->ntables++], id, 16);
@@ -724,7 +724,7 @@ static void trace_apply(exec_ctx *c, const mutset *ms, unsigned flags)
     for (size_t i = 0; i < ms->n; i++) {
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++) seen = ms->tables[j] == ms->tables[i];
-        if (!seen) EXEC_TRACE(c->req, "Adding to %s memtable", sib_table_name(ms->tables[i]));
+        if (!seen) EXEC_TRACE(c->req, "Adding to %s memtable", sch_table_name(ms->tables[i]));
     }
 }
 
@@ -737,13 +737,13 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl)
     EXEC_TRACE(c->req, "Determining replicas for mutation");
     for (size_t i = 0; !rc && i < ms->n; i++) {
         coord_repl repl;
-        const sib_table *t = ms->tables[i];
-        if ((rc = exec_keyspace_repl(c, sib_table_keyspace(t), &repl, &err))) break;
+        const sch_table *t = ms->tables[i];
+        if ((rc = exec_keyspace_repl(c, sch_table_keyspace(t), &repl, &err))) break;
         rc = coord_check(c->ex->co, &repl, cl, true, ms->tokens[i], &err);
     }
     if (!rc && ms->n) {
-        const sib_keyspace *ks = sib_catalog_keyspace(c->ex->cat, sib_table_keyspace(ms->tables[0]));
-        unsigned flags = ks && !sib_keyspace_durable_writes(ks) ? ST_APPLY_NO_COMMITLOG : 0;
+        const sch_keyspace *ks = sch_catalog_keyspace(c->ex->cat, sch_table_keyspace(ms->tables[0]));
+        unsigned flags = ks && !sch_keyspace_durable_writes(ks) ? ST_APPLY_NO_COMMITLOG : 0;
         write_done *d = new_write_done(c, ms);
         if (c->req->trace_data) trace_apply(c, ms, flags);
         if (!d) rc = sib_err_set(&err, SIB_ENOMEM, "write");
@@ -757,7 +757,7 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl)
     else cql_reply_void(c->req);
 }
 
-void exec_modification(exec_ctx *c, const cql_stmt *s)
+void exec_modification(exec_ctx *c, const prs_stmt *s)
 {
     sib_err err = {0};
     mutset ms = {.ex = c->ex};
@@ -771,10 +771,10 @@ void exec_modification(exec_ctx *c, const cql_stmt *s)
 
 /* ---- BATCH ---- */
 
-static int batch_checks(exec_ctx *c, const cql_batch *b, int64_t *batch_ts, sib_err *err)
+static int batch_checks(exec_ctx *c, const prs_batch *b, int64_t *batch_ts, sib_err *err)
 {
     *batch_ts = INT64_MIN;
-    if (b->kind == CQL_BATCH_COUNTER) return sib_err_set(err, SIB_EINVAL, "Counter batches are not supported");
+    if (b->kind == PRS_BATCH_COUNTER) return sib_err_set(err, SIB_EINVAL, "Counter batches are not supported");
     if (b->using.ttl) return sib_err_set(err, SIB_EINVAL, "Global TTL on the BATCH statement is not supported.");
     if (b->using.timestamp) {
         bool present;
@@ -801,7 +801,7 @@ static int batch_size_check(exec_ctx *c, const mutset *ms, sib_err *err)
     return 0;
 }
 
-void exec_batch_query(exec_ctx *c, const cql_stmt *s)
+void exec_batch_query(exec_ctx *c, const prs_stmt *s)
 {
     sib_err err = {0};
     mutset ms = {.ex = c->ex};
@@ -830,10 +830,10 @@ void exec_batch_request(cql_exec *ex, cql_request *req)
     mutset ms = {.ex = ex};
     exec_ctx *top = NULL;
     int rc = 0;
-    if (b->type == CQL_BATCH_COUNTER) rc = sib_err_set(&err, SIB_EINVAL, "Counter batches are not supported");
+    if (b->type == PRS_BATCH_COUNTER) rc = sib_err_set(&err, SIB_EINVAL, "Counter batches are not supported");
     for (size_t i = 0; !rc && i < b->nstmts; i++) {
         const cql_batch_stmt *bs = &b->stmts[i];
-        const cql_stmt *st;
+        const prs_stmt *st;
         const char *ks = req->session->keyspace;
         if (bs->prepared) {
             exec_prepared *p = exec_prepared_find(ex, bs->id.p, (size_t)(bs->id.len > 0 ? bs->id.len : 0));
@@ -841,8 +841,8 @@ void exec_batch_request(cql_exec *ex, cql_request *req)
             st = p->stmt;
             ks = p->keyspace;
         } else {
-            cql_stmt *parsed;
-            if ((rc = cql_parse(bs->query.p, bs->query.len, req->arena, &parsed, &err))) break;
+            prs_stmt *parsed;
+            if ((rc = prs_parse(bs->query.p, bs->query.len, req->arena, &parsed, &err))) break;
             st = parsed;
         }
         exec_ctx *c = sib_arena_alloc(req->arena, sizeof *c);

@@ -393,50 +393,50 @@ void cql_put_string_map(sib_buf *b, const char *const *kv, size_t n)
 
 /* Class names Cassandra sends for types that have no native code in the
  * session's protocol version (transport/DataType.java fromType). */
-static const char *custom_class(sib_type_code code, int version)
+static const char *custom_class(sch_type_code code, int version)
 {
     switch (code) {
-    case SIB_T_DURATION: return "org.apache.cassandra.db.marshal.DurationType";
-    case SIB_T_DATE: return version < 4 ? "org.apache.cassandra.db.marshal.SimpleDateType" : NULL;
-    case SIB_T_TIME: return version < 4 ? "org.apache.cassandra.db.marshal.TimeType" : NULL;
-    case SIB_T_SMALLINT: return version < 4 ? "org.apache.cassandra.db.marshal.ShortType" : NULL;
-    case SIB_T_TINYINT: return version < 4 ? "org.apache.cassandra.db.marshal.ByteType" : NULL;
+    case SCH_T_DURATION: return "org.apache.cassandra.db.marshal.DurationType";
+    case SCH_T_DATE: return version < 4 ? "org.apache.cassandra.db.marshal.SimpleDateType" : NULL;
+    case SCH_T_TIME: return version < 4 ? "org.apache.cassandra.db.marshal.TimeType" : NULL;
+    case SCH_T_SMALLINT: return version < 4 ? "org.apache.cassandra.db.marshal.ShortType" : NULL;
+    case SCH_T_TINYINT: return version < 4 ? "org.apache.cassandra.db.marshal.ByteType" : NULL;
     default: return NULL;
     }
 }
 
-static int put_type_depth(sib_buf *b, const sib_type *t, int version, int depth, sib_err *err)
+static int put_type_depth(sib_buf *b, const sch_type *t, int version, int depth, sib_err *err)
 {
     if (!t) return sib_err_set(err, SIB_EINVAL, "missing column type");
     if (depth > 32) return sib_err_set(err, SIB_EINVAL, "type nested too deeply");
     const char *cls = custom_class(t->code, version);
     if (cls) {
-        cql_put_short(b, SIB_T_CUSTOM);
+        cql_put_short(b, SCH_T_CUSTOM);
         cql_put_cstring(b, cls);
         return 0;
     }
     switch (t->code) {
-    case SIB_T_ASCII: case SIB_T_BIGINT: case SIB_T_BLOB: case SIB_T_BOOLEAN: case SIB_T_COUNTER:
-    case SIB_T_DECIMAL: case SIB_T_DOUBLE: case SIB_T_FLOAT: case SIB_T_INT: case SIB_T_TIMESTAMP:
-    case SIB_T_UUID: case SIB_T_VARCHAR: case SIB_T_VARINT: case SIB_T_TIMEUUID: case SIB_T_INET:
-    case SIB_T_DATE: case SIB_T_TIME: case SIB_T_SMALLINT: case SIB_T_TINYINT:
+    case SCH_T_ASCII: case SCH_T_BIGINT: case SCH_T_BLOB: case SCH_T_BOOLEAN: case SCH_T_COUNTER:
+    case SCH_T_DECIMAL: case SCH_T_DOUBLE: case SCH_T_FLOAT: case SCH_T_INT: case SCH_T_TIMESTAMP:
+    case SCH_T_UUID: case SCH_T_VARCHAR: case SCH_T_VARINT: case SCH_T_TIMEUUID: case SCH_T_INET:
+    case SCH_T_DATE: case SCH_T_TIME: case SCH_T_SMALLINT: case SCH_T_TINYINT:
         cql_put_short(b, (uint16_t)t->code);
         return 0;
-    case SIB_T_LIST:
-    case SIB_T_SET:
+    case SCH_T_LIST:
+    case SCH_T_SET:
         cql_put_short(b, (uint16_t)t->code);
         return put_type_depth(b, t->sub[0], version, depth + 1, err);
-    case SIB_T_MAP: {
+    case SCH_T_MAP: {
         cql_put_short(b, (uint16_t)t->code);
         int rc = put_type_depth(b, t->sub[0], version, depth + 1, err);
         return rc < 0 ? rc : put_type_depth(b, t->sub[1], version, depth + 1, err);
     }
-    case SIB_T_TUPLE: {
-        size_t n = sib_type_tuple_size(t);
-        cql_put_short(b, SIB_T_TUPLE);
+    case SCH_T_TUPLE: {
+        size_t n = sch_type_tuple_size(t);
+        cql_put_short(b, SCH_T_TUPLE);
         cql_put_short(b, (uint16_t)n);
         for (size_t i = 0; i < n; i++) {
-            int rc = put_type_depth(b, sib_type_tuple_elem(t, i), version, depth + 1, err);
+            int rc = put_type_depth(b, sch_type_tuple_elem(t, i), version, depth + 1, err);
             if (rc < 0) return rc;
         }
         return 0;
@@ -446,7 +446,7 @@ static int put_type_depth(sib_buf *b, const sib_type *t, int version, int depth,
     }
 }
 
-int cql_put_type(sib_buf *b, const sib_type *t, int version, sib_err *err)
+int cql_put_type(sib_buf *b, const sch_type *t, int version, sib_err *err)
 {
     return put_type_depth(b, t, version, 0, err);
 }

@@ -113,7 +113,7 @@ void cql_encode_schema_change(sib_buf *b, cql_change c, cql_target t, const char
 }
 
 static int put_specs(sib_buf *b, int version, const char *ks, const char *table, uint32_t n,
-                     const char *const *names, const sib_type *const *types, sib_err *err)
+                     const char *const *names, const sch_type *const *types, sib_err *err)
 {
     cql_put_cstring(b, ks);
     cql_put_cstring(b, table);

@@ -65,7 +65,7 @@ struct node {
     struct ev_loop *loop;
     sib_log *log;
     storage *st;
-    sib_catalog *cat;
+    sch_catalog *cat;
     coord *co;
     cql_exec *ex;
     cql_server *srv;
@@ -309,16 +309,16 @@ typedef int (*table_op_fn)(storage *s, const uint8_t table_id[16], st_done_fn do
 static int on_tables(node *n, table_op_fn op, const char *ks, const char *table, sib_err *err)
 {
     if (!ks) return op(n->st, NULL, NULL, NULL, err);
-    const sib_keyspace *k = sib_catalog_keyspace(n->cat, ks);
+    const sch_keyspace *k = sch_catalog_keyspace(n->cat, ks);
     if (!k) return sib_err_set(err, SIB_EINVAL, "Keyspace '%s' does not exist", ks);
     if (table) {
-        const sib_table *t = sib_catalog_table(n->cat, ks, table);
+        const sch_table *t = sch_catalog_table(n->cat, ks, table);
         if (!t) return sib_err_set(err, SIB_EINVAL, "Table '%s.%s' does not exist", ks, table);
-        return op(n->st, sib_table_id(t), NULL, NULL, err);
+        return op(n->st, sch_table_id(t), NULL, NULL, err);
     }
     int rc = 0;
-    for (size_t i = 0; !rc && i < sib_keyspace_table_count(k); i++)
-        rc = op(n->st, sib_table_id(sib_keyspace_table_at(k, i)), NULL, NULL, err);
+    for (size_t i = 0; !rc && i < sch_keyspace_table_count(k); i++)
+        rc = op(n->st, sch_table_id(sch_keyspace_table_at(k, i)), NULL, NULL, err);
     return rc;
 }
 
@@ -476,7 +476,7 @@ static void publish_load_schema(node *n, bool load)
 {
     char buf[64];
     uint8_t sv[16];
-    sib_catalog_schema_version(n->cat, sv);
+    sch_catalog_schema_version(n->cat, sv);
     sib_uuid_format(sv, buf);
     gsp_set_state(n->gsp, GSP_SCHEMA, buf);
     if (load) {
@@ -590,7 +590,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     snprintf(mo.rack, sizeof mo.rack, "%s", cfg->rack);
     memcpy(mo.host_id, n->host_id, 16);
     n->co = coord_create(&mo, log);
-    n->cat = sib_catalog_create();
+    n->cat = sch_catalog_create();
     if (!n->co || !n->cat) { node_close(n); return sib_err_set(err, SIB_ENOMEM, "node"); }
 
     cql_exec_node_info info = {.native_port = cfg->native_transport_port, .storage_port = cfg->storage_port,
@@ -663,7 +663,7 @@ void node_close(node *n)
     cql_exec_destroy(n->ex);
     admin_metrics_destroy(n->metrics);
     if (n->st) storage_close(n->st);
-    sib_catalog_destroy(n->cat);
+    sch_catalog_destroy(n->cat);
     coord_destroy(n->co);
     free(n->tokens);
     free(n);

@@ -21,7 +21,7 @@
 #include "parser_int.h"
 
 %%{
-    machine cql_lexer;
+    machine prs_lexer;
     alphtype unsigned char;
 
     digit_ = [0-9];
@@ -80,23 +80,23 @@ typedef struct lexer {
     const char *text;
     size_t len;
     sib_arena *a;
-    cql_toks *toks;
+    prs_toks *toks;
     int line;
     size_t line_start; /* offset of the first byte of the current line */
 } lexer;
 
-static cql_tok *lex_push(lexer *lx)
+static prs_tok *lex_push(lexer *lx)
 {
-    cql_toks *v = lx->toks;
+    prs_toks *v = lx->toks;
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
-        cql_tok *t = sib_arena_alloc(lx->a, cap * sizeof *t);
+        prs_tok *t = sib_arena_alloc(lx->a, cap * sizeof *t);
         if (!t) return NULL;
         if (v->n) memcpy(t, v->t, v->n * sizeof *t);
         v->t = t;
         v->cap = cap;
     }
-    cql_tok *t = &v->t[v->n++];
+    prs_tok *t = &v->t[v->n++];
     memset(t, 0, sizeof *t);
     return t;
 }
@@ -105,7 +105,7 @@ static cql_tok *lex_push(lexer *lx)
  * past any newline inside it. */
 static int lex_emit(lexer *lx, int kind, size_t off, size_t len)
 {
-    cql_tok *t = lex_push(lx);
+    prs_tok *t = lex_push(lx);
     if (!t) return SIB_ENOMEM;
     t->kind = kind;
     t->off = off;
@@ -131,7 +131,7 @@ static int lex_bad(lexer *lx, const unsigned char *ts)
     bool dollar = c == '$' && off + 1 < lx->len && lx->text[off + 1] == '$';
     if (c == '\'' || c == '"' || dollar) {
         if (lex_emit(lx, T_ERROR, off, lx->len - off) < 0) return SIB_ENOMEM;
-        cql_tok *t = &lx->toks->t[lx->toks->n - 1];
+        prs_tok *t = &lx->toks->t[lx->toks->n - 1];
         t->err = LEXERR_UNTERMINATED;
         t->expect = c;
         /* ANTLR reports the position of <EOF>, i.e. after the whole text. */
@@ -151,7 +151,7 @@ static bool lex_open_comment(lexer *lx, const unsigned char *ts)
     return lx->text[off] == '/' && off + 1 < lx->len && lx->text[off + 1] == '*';
 }
 
-int cql_lex(const char *text, size_t len, sib_arena *a, cql_toks *toks)
+int prs_lex(const char *text, size_t len, sib_arena *a, prs_toks *toks)
 {
     lexer lx = {.text = text, .len = len, .a = a, .toks = toks, .line = 1, .line_start = 0};
     toks->t = NULL;
@@ -167,7 +167,7 @@ int cql_lex(const char *text, size_t len, sib_arena *a, cql_toks *toks)
             if (lex_emit(&lx, T_ERROR, (size_t)((const char *)ts - text),                    \
                          len - (size_t)((const char *)ts - text)) < 0)                       \
                 return SIB_ENOMEM;                                                           \
-            cql_tok *et_ = &toks->t[toks->n - 1];                                            \
+            prs_tok *et_ = &toks->t[toks->n - 1];                                            \
             et_->err = LEXERR_UNTERMINATED;                                                  \
             et_->expect = '*';                                                               \
             et_->line = lx.line;                                                             \
@@ -194,7 +194,7 @@ int cql_lex(const char *text, size_t len, sib_arena *a, cql_toks *toks)
 #undef EMIT
 #undef EMIT_BEFORE_RANGE
     (void)cs;
-    cql_tok *eoft = lex_push(&lx);
+    prs_tok *eoft = lex_push(&lx);
     if (!eoft) return SIB_ENOMEM;
     eoft->kind = T_EOF;
     eoft->off = len;

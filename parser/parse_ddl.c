@@ -1,7 +1,7 @@
 /* parse_ddl.c: schema statements (CREATE/ALTER/DROP KEYSPACE and TABLE,
- * TRUNCATE, USE, DESCRIBE) and cql_parse(), the entry point.
+ * TRUNCATE, USE, DESCRIBE) and prs_parse(), the entry point.
  *
- * cql_parse: scan everything (lexer.rl), index the visible tokens, then
+ * prs_parse: scan everything (lexer.rl), index the visible tokens, then
  * parse `statement ';'* EOF` as Cassandra's Cql.g does; any error unwinds
  * through longjmp to here with err already filled.
  */
@@ -9,17 +9,17 @@
 
 /* ---- keyspaces --------------------------------------------------------- */
 
-static bool accept_keyspace_word(cql_parser *p)
+static bool accept_keyspace_word(prs_parser *p)
 {
     return paccept_word(p, "keyspace") || paccept_word(p, "schema");
 }
 
-static bool accept_table_word(cql_parser *p)
+static bool accept_table_word(prs_parser *p)
 {
     return paccept_word(p, "table") || paccept_word(p, "columnfamily");
 }
 
-static bool accept_if_exists(cql_parser *p)
+static bool accept_if_exists(prs_parser *p)
 {
     if (!pword(p, 0, "if")) return false;
     padvance(p);
@@ -27,7 +27,7 @@ static bool accept_if_exists(cql_parser *p)
     return true;
 }
 
-static bool accept_if_not_exists(cql_parser *p)
+static bool accept_if_not_exists(prs_parser *p)
 {
     if (!pword(p, 0, "if")) return false;
     padvance(p);
@@ -36,11 +36,11 @@ static bool accept_if_not_exists(cql_parser *p)
     return true;
 }
 
-static void keyspace_props(cql_parser *p, cql_keyspace_stmt *ks)
+static void keyspace_props(prs_parser *p, prs_keyspace_stmt *ks)
 {
     pexpect_word(p, "with");
     pvec v;
-    pvec_init(&v, sizeof(cql_prop));
+    pvec_init(&v, sizeof(prs_prop));
     parse_properties(p, &v);
     ks->nprops = v.n;
     ks->props = v.v;
@@ -52,7 +52,7 @@ typedef struct table_def {
     pvec cols, partition, clustering, order, props;
 } table_def;
 
-static void names_in_parens(cql_parser *p, pvec *v)
+static void names_in_parens(prs_parser *p, pvec *v)
 {
     pexpect(p, '(');
     do {
@@ -62,7 +62,7 @@ static void names_in_parens(cql_parser *p, pvec *v)
 }
 
 /* PRIMARY KEY '(' (ident | '(' ident {, ident} ')') {, ident} ')' */
-static void parse_pk_clause(cql_parser *p, cql_create_table *ct, table_def *d)
+static void parse_pk_clause(prs_parser *p, prs_create_table *ct, table_def *d)
 {
     pvec part, clus;
     pvec_init(&part, sizeof(const char *));
@@ -79,21 +79,21 @@ static void parse_pk_clause(cql_parser *p, cql_create_table *ct, table_def *d)
     }
 }
 
-static void parse_coldef(cql_parser *p, cql_coldef *c)
+static void parse_coldef(prs_parser *p, prs_coldef *c)
 {
     c->name = parse_ident(p);
     c->type = parse_type(p);
     if (paccept_word(p, "static")) c->is_static = true;
 }
 
-static void parse_col_or_pk(cql_parser *p, cql_create_table *ct, table_def *d)
+static void parse_col_or_pk(prs_parser *p, prs_create_table *ct, table_def *d)
 {
     if (paccept_word(p, "primary")) {
         pexpect_word(p, "key");
         parse_pk_clause(p, ct, d);
         return;
     }
-    cql_coldef *c = pvec_push(p, &d->cols);
+    prs_coldef *c = pvec_push(p, &d->cols);
     parse_coldef(p, c);
     if (paccept_word(p, "primary")) {
         pexpect_word(p, "key");
@@ -103,7 +103,7 @@ static void parse_col_or_pk(cql_parser *p, cql_create_table *ct, table_def *d)
 }
 
 /* table_prop {AND table_prop}: COMPACT STORAGE | CLUSTERING ORDER BY (..) | property */
-static void parse_table_props(cql_parser *p, table_def *d, bool *compact)
+static void parse_table_props(prs_parser *p, table_def *d, bool *compact)
 {
     do {
         if (pword(p, 0, "compact") && pword(p, 1, "storage")) {
@@ -116,7 +116,7 @@ static void parse_table_props(cql_parser *p, table_def *d, bool *compact)
             pexpect_word(p, "by");
             pexpect(p, '(');
             do {
-                cql_ordering *o = pvec_push(p, &d->order);
+                prs_ordering *o = pvec_push(p, &d->order);
                 o->col = parse_ident(p);
                 if (paccept_word(p, "desc")) o->desc = true;
                 else if (!paccept_word(p, "asc")) perr_noviable(p);
@@ -131,17 +131,17 @@ static void parse_table_props(cql_parser *p, table_def *d, bool *compact)
 
 static void table_def_init(table_def *d)
 {
-    pvec_init(&d->cols, sizeof(cql_coldef));
+    pvec_init(&d->cols, sizeof(prs_coldef));
     pvec_init(&d->partition, sizeof(const char *));
     pvec_init(&d->clustering, sizeof(const char *));
-    pvec_init(&d->order, sizeof(cql_ordering));
-    pvec_init(&d->props, sizeof(cql_prop));
+    pvec_init(&d->order, sizeof(prs_ordering));
+    pvec_init(&d->props, sizeof(prs_prop));
 }
 
-static cql_stmt *parse_create_table(cql_parser *p)
+static prs_stmt *parse_create_table(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_CREATE_TABLE);
-    cql_create_table *ct = &st->create_table;
+    prs_stmt *st = new_stmt(p, PRS_STMT_CREATE_TABLE);
+    prs_create_table *ct = &st->create_table;
     table_def d;
     table_def_init(&d);
     ct->if_not_exists = accept_if_not_exists(p);
@@ -167,11 +167,11 @@ static cql_stmt *parse_create_table(cql_parser *p)
     return st;
 }
 
-cql_stmt *parse_create(cql_parser *p)
+prs_stmt *parse_create(prs_parser *p)
 {
     pexpect_word(p, "create");
     if (accept_keyspace_word(p)) {
-        cql_stmt *st = new_stmt(p, CQL_STMT_CREATE_KEYSPACE);
+        prs_stmt *st = new_stmt(p, PRS_STMT_CREATE_KEYSPACE);
         st->keyspace.if_not_exists = accept_if_not_exists(p);
         st->keyspace.name = parse_ks_name(p);
         keyspace_props(p, &st->keyspace);
@@ -183,11 +183,11 @@ cql_stmt *parse_create(cql_parser *p)
 
 /* ---- ALTER ------------------------------------------------------------- */
 
-static void alter_add(cql_parser *p, cql_alter_table *at)
+static void alter_add(prs_parser *p, prs_alter_table *at)
 {
     pvec v;
-    pvec_init(&v, sizeof(cql_coldef));
-    at->kind = CQL_ALTER_ADD;
+    pvec_init(&v, sizeof(prs_coldef));
+    at->kind = PRS_ALTER_ADD;
     at->col_if = accept_if_not_exists(p);
     if (paccept(p, '(')) {
         do {
@@ -201,11 +201,11 @@ static void alter_add(cql_parser *p, cql_alter_table *at)
     at->cols = v.v;
 }
 
-static void alter_drop(cql_parser *p, cql_alter_table *at)
+static void alter_drop(prs_parser *p, prs_alter_table *at)
 {
     pvec v;
     pvec_init(&v, sizeof(const char *));
-    at->kind = CQL_ALTER_DROP;
+    at->kind = PRS_ALTER_DROP;
     at->col_if = accept_if_exists(p);
     if (pkind(p, 0) == '(') names_in_parens(p, &v);
     else *(const char **)pvec_push(p, &v) = parse_ident(p);
@@ -218,12 +218,12 @@ static void alter_drop(cql_parser *p, cql_alter_table *at)
     }
 }
 
-static void alter_rename(cql_parser *p, cql_alter_table *at)
+static void alter_rename(prs_parser *p, prs_alter_table *at)
 {
     pvec from, to;
     pvec_init(&from, sizeof(const char *));
     pvec_init(&to, sizeof(const char *));
-    at->kind = CQL_ALTER_RENAME;
+    at->kind = PRS_ALTER_RENAME;
     at->col_if = accept_if_exists(p);
     do {
         *(const char **)pvec_push(p, &from) = parse_ident(p);
@@ -235,10 +235,10 @@ static void alter_rename(cql_parser *p, cql_alter_table *at)
     at->new_names = to.v;
 }
 
-static cql_stmt *parse_alter_table(cql_parser *p)
+static prs_stmt *parse_alter_table(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_ALTER_TABLE);
-    cql_alter_table *at = &st->alter_table;
+    prs_stmt *st = new_stmt(p, PRS_STMT_ALTER_TABLE);
+    prs_alter_table *at = &st->alter_table;
     at->if_exists = accept_if_exists(p);
     at->table = parse_table_name(p);
     if (paccept_word(p, "add")) {
@@ -248,9 +248,9 @@ static cql_stmt *parse_alter_table(cql_parser *p)
     } else if (paccept_word(p, "rename")) {
         alter_rename(p, at);
     } else if (paccept_word(p, "alter")) {
-        at->kind = CQL_ALTER_TYPE;
+        at->kind = PRS_ALTER_TYPE;
         at->ncols = 1;
-        at->cols = PNEW(p, cql_coldef);
+        at->cols = PNEW(p, prs_coldef);
         at->cols[0].name = parse_ident(p);
         pexpect_word(p, "type");
         at->cols[0].type = parse_type(p);
@@ -258,7 +258,7 @@ static cql_stmt *parse_alter_table(cql_parser *p)
         table_def d;
         table_def_init(&d);
         bool compact = false;
-        at->kind = CQL_ALTER_WITH;
+        at->kind = PRS_ALTER_WITH;
         parse_table_props(p, &d, &compact);
         at->nprops = d.props.n;
         at->props = d.props.v;
@@ -268,11 +268,11 @@ static cql_stmt *parse_alter_table(cql_parser *p)
     return st;
 }
 
-cql_stmt *parse_alter(cql_parser *p)
+prs_stmt *parse_alter(prs_parser *p)
 {
     pexpect_word(p, "alter");
     if (accept_keyspace_word(p)) {
-        cql_stmt *st = new_stmt(p, CQL_STMT_ALTER_KEYSPACE);
+        prs_stmt *st = new_stmt(p, PRS_STMT_ALTER_KEYSPACE);
         st->keyspace.if_exists = accept_if_exists(p);
         st->keyspace.name = parse_ks_name(p);
         keyspace_props(p, &st->keyspace);
@@ -284,17 +284,17 @@ cql_stmt *parse_alter(cql_parser *p)
 
 /* ---- DROP, TRUNCATE, USE ----------------------------------------------- */
 
-cql_stmt *parse_drop(cql_parser *p)
+prs_stmt *parse_drop(prs_parser *p)
 {
     pexpect_word(p, "drop");
     if (accept_keyspace_word(p)) {
-        cql_stmt *st = new_stmt(p, CQL_STMT_DROP_KEYSPACE);
+        prs_stmt *st = new_stmt(p, PRS_STMT_DROP_KEYSPACE);
         st->keyspace.if_exists = accept_if_exists(p);
         st->keyspace.name = parse_ks_name(p);
         return st;
     }
     if (accept_table_word(p)) {
-        cql_stmt *st = new_stmt(p, CQL_STMT_DROP_TABLE);
+        prs_stmt *st = new_stmt(p, PRS_STMT_DROP_TABLE);
         st->table.if_exists = accept_if_exists(p);
         st->table.table = parse_table_name(p);
         return st;
@@ -302,18 +302,18 @@ cql_stmt *parse_drop(cql_parser *p)
     perr_noviable(p);
 }
 
-cql_stmt *parse_truncate(cql_parser *p)
+prs_stmt *parse_truncate(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_TRUNCATE);
+    prs_stmt *st = new_stmt(p, PRS_STMT_TRUNCATE);
     pexpect_word(p, "truncate");
     accept_table_word(p);
     st->table.table = parse_table_name(p);
     return st;
 }
 
-cql_stmt *parse_use(cql_parser *p)
+prs_stmt *parse_use(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_USE);
+    prs_stmt *st = new_stmt(p, PRS_STMT_USE);
     pexpect_word(p, "use");
     st->keyspace.name = parse_ks_name(p);
     return st;
@@ -321,17 +321,17 @@ cql_stmt *parse_use(cql_parser *p)
 
 /* ---- DESCRIBE ---------------------------------------------------------- */
 
-static bool at_describe_end(cql_parser *p)
+static bool at_describe_end(prs_parser *p)
 {
     return pkind(p, 0) == T_EOF || pkind(p, 0) == ';' || pword(p, 0, "with");
 }
 
-static bool describe_keyword(cql_parser *p, cql_describe *d)
+static bool describe_keyword(prs_parser *p, prs_describe *d)
 {
-    static const struct { const char *w; cql_describe_kind k; } simple[] = {
-        {"cluster", CQL_DESC_CLUSTER}, {"keyspaces", CQL_DESC_KEYSPACES}, {"tables", CQL_DESC_TABLES},
-        {"columnfamilies", CQL_DESC_TABLES}, {"types", CQL_DESC_TYPES},
-        {"functions", CQL_DESC_FUNCTIONS}, {"aggregates", CQL_DESC_AGGREGATES},
+    static const struct { const char *w; prs_describe_kind k; } simple[] = {
+        {"cluster", PRS_DESC_CLUSTER}, {"keyspaces", PRS_DESC_KEYSPACES}, {"tables", PRS_DESC_TABLES},
+        {"columnfamilies", PRS_DESC_TABLES}, {"types", PRS_DESC_TYPES},
+        {"functions", PRS_DESC_FUNCTIONS}, {"aggregates", PRS_DESC_AGGREGATES},
     };
     for (size_t i = 0; i < SIB_ARRAY_LEN(simple); i++) {
         if (pword(p, 0, simple[i].w) && (pkind(p, 1) == T_EOF || pkind(p, 1) == ';')) {
@@ -342,12 +342,12 @@ static bool describe_keyword(cql_parser *p, cql_describe *d)
     }
     if (paccept_word(p, "full")) {
         pexpect_word(p, "schema");
-        d->kind = CQL_DESC_SCHEMA;
+        d->kind = PRS_DESC_SCHEMA;
         d->full = true;
         return true;
     }
     if (paccept_word(p, "schema")) {
-        d->kind = CQL_DESC_SCHEMA;
+        d->kind = PRS_DESC_SCHEMA;
         return true;
     }
     if (pword(p, 0, "only") && pword(p, 1, "keyspace")) {
@@ -355,25 +355,25 @@ static bool describe_keyword(cql_parser *p, cql_describe *d)
         d->only = true;
     }
     if (paccept_word(p, "keyspace")) {
-        d->kind = CQL_DESC_KEYSPACE;
+        d->kind = PRS_DESC_KEYSPACE;
         if (!at_describe_end(p)) d->name.name = parse_ks_name(p);
         return true;
     }
     if (accept_table_word(p)) {
-        d->kind = CQL_DESC_TABLE;
+        d->kind = PRS_DESC_TABLE;
         d->name = parse_table_name(p);
         return true;
     }
     return false;
 }
 
-cql_stmt *parse_describe(cql_parser *p)
+prs_stmt *parse_describe(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_DESCRIBE);
-    cql_describe *d = &st->describe;
+    prs_stmt *st = new_stmt(p, PRS_STMT_DESCRIBE);
+    prs_describe *d = &st->describe;
     if (!paccept_word(p, "describe")) pexpect_word(p, "desc");
     if (!describe_keyword(p, d)) {
-        d->kind = CQL_DESC_NAME;
+        d->kind = PRS_DESC_NAME;
         d->name = parse_table_name(p);
     }
     if (paccept_word(p, "with")) {
@@ -385,9 +385,9 @@ cql_stmt *parse_describe(cql_parser *p)
 
 /* ---- entry point ------------------------------------------------------- */
 
-static cql_stmt *parse_statement(cql_parser *p)
+static prs_stmt *parse_statement(prs_parser *p)
 {
-    static const struct { const char *w; cql_stmt *(*fn)(cql_parser *); } starts[] = {
+    static const struct { const char *w; prs_stmt *(*fn)(prs_parser *); } starts[] = {
         {"select", parse_select}, {"insert", parse_insert}, {"update", parse_update},
         {"delete", parse_delete}, {"begin", parse_batch}, {"create", parse_create},
         {"alter", parse_alter}, {"drop", parse_drop}, {"truncate", parse_truncate},
@@ -398,14 +398,14 @@ static cql_stmt *parse_statement(cql_parser *p)
     perr_noviable(p);
 }
 
-static void expect_eof(cql_parser *p)
+static void expect_eof(prs_parser *p)
 {
     while (paccept(p, ';')) {
     }
     if (pkind(p, 0) != T_EOF) perr_not_eof(p);
 }
 
-static int index_visible(cql_parser *p)
+static int index_visible(prs_parser *p)
 {
     p->vis = sib_arena_alloc(p->a, p->all.n * sizeof *p->vis);
     if (!p->vis) return SIB_ENOMEM;
@@ -418,10 +418,10 @@ static int index_visible(cql_parser *p)
 }
 
 /* Kept apart so no local is live across setjmp (the parser state is all in *p). */
-static int run_parser(cql_parser *p, cql_stmt **out)
+static int run_parser(prs_parser *p, prs_stmt **out)
 {
     if (setjmp(p->jb)) return p->err->code ? p->err->code : SIB_ESYNTAX;
-    cql_stmt *st = parse_statement(p);
+    prs_stmt *st = parse_statement(p);
     expect_eof(p);
     st->nmarkers = p->markers.n;
     st->markers = p->markers.v;
@@ -429,16 +429,16 @@ static int run_parser(cql_parser *p, cql_stmt **out)
     return 0;
 }
 
-int cql_parse(const char *text, size_t len, sib_arena *arena, cql_stmt **out, sib_err *err)
+int prs_parse(const char *text, size_t len, sib_arena *arena, prs_stmt **out, sib_err *err)
 {
     sib_err local;
     if (!err) err = &local;
     sib_err_clear(err);
     if (!arena || !out || (!text && len))
-        return sib_err_set(err, SIB_EINVAL, "cql_parse: bad arguments");
-    cql_parser p = {.text = text ? text : "", .len = len, .a = arena, .err = err};
-    pvec_init(&p.markers, sizeof(cql_marker));
-    if (cql_lex(p.text, len, arena, &p.all) < 0 || index_visible(&p) < 0)
+        return sib_err_set(err, SIB_EINVAL, "prs_parse: bad arguments");
+    prs_parser p = {.text = text ? text : "", .len = len, .a = arena, .err = err};
+    pvec_init(&p.markers, sizeof(prs_marker));
+    if (prs_lex(p.text, len, arena, &p.all) < 0 || index_visible(&p) < 0)
         return sib_err_set(err, SIB_ENOMEM, "out of memory while parsing");
     return run_parser(&p, out);
 }

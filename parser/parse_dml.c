@@ -3,7 +3,7 @@
  *
  * Sibyl extension: USING CONSISTENCY <level> is one more USING option for
  * INSERT/UPDATE/DELETE/BATCH and a trailing clause of every one of them and
- * of SELECT; it lands in cql_stmt.consistency.
+ * of SELECT; it lands in prs_stmt.consistency.
  */
 #include <ctype.h>
 
@@ -17,13 +17,13 @@ static bool wordish(char c)
 }
 
 /* Source text of visible tokens [from, to), one space only between words. */
-static const char *span_text(cql_parser *p, size_t from, size_t to)
+static const char *span_text(prs_parser *p, size_t from, size_t to)
 {
     sib_buf b;
     sib_buf_init(&b);
     char prev = 0;
     for (size_t i = from; i < to; i++) {
-        const cql_tok *t = &p->all.t[p->vis[i]];
+        const prs_tok *t = &p->all.t[p->vis[i]];
         const char *s = p->text + t->off;
         if (t->len == 0) continue;
         if (wordish(prev) && wordish(s[0])) sib_buf_u8(&b, ' ');
@@ -40,17 +40,17 @@ static const char *span_text(cql_parser *p, size_t from, size_t to)
     return out;
 }
 
-static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s);
+static prs_selector *parse_sel_expr(prs_parser *p, prs_selector *s);
 
-static void parse_sel_args(cql_parser *p, cql_selector *s)
+static void parse_sel_args(prs_parser *p, prs_selector *s)
 {
     pvec v;
-    pvec_init(&v, sizeof(cql_selector *));
+    pvec_init(&v, sizeof(prs_selector *));
     pexpect(p, '(');
     if (!paccept(p, ')')) {
         do {
-            cql_selector *a = PNEW(p, cql_selector);
-            *(cql_selector **)pvec_push(p, &v) = parse_sel_expr(p, a);
+            prs_selector *a = PNEW(p, prs_selector);
+            *(prs_selector **)pvec_push(p, &v) = parse_sel_expr(p, a);
         } while (paccept(p, ','));
         pexpect(p, ')');
     }
@@ -59,16 +59,16 @@ static void parse_sel_args(cql_parser *p, cql_selector *s)
 }
 
 /* Two adjacent dots: the ".." of a slice. */
-static bool at_range(cql_parser *p)
+static bool at_range(prs_parser *p)
 {
     return pkind(p, 0) == '.' && pkind(p, 1) == '.' && pk(p, 0)->off + 1 == pk(p, 1)->off;
 }
 
 /* After '[': term ']' (sets *elem, returns false) or [term] '..' [term] ']'
  * (sets *from / *to, NULL when open, returns true). */
-static bool parse_subscript(cql_parser *p, cql_term **elem, cql_term **from, cql_term **to)
+static bool parse_subscript(prs_parser *p, prs_term **elem, prs_term **from, prs_term **to)
 {
-    cql_term *first = at_range(p) ? NULL : parse_term(p);
+    prs_term *first = at_range(p) ? NULL : parse_term(p);
     bool slice = at_range(p);
     if (slice) {
         padvance(p);
@@ -83,19 +83,19 @@ static bool parse_subscript(cql_parser *p, cql_term **elem, cql_term **from, cql
 }
 
 /* COUNT(*) / COUNT(1), WRITETIME(c), MAXWRITETIME(c), TTL(c), CAST(..). */
-static bool parse_special_selector(cql_parser *p, cql_selector *s)
+static bool parse_special_selector(prs_parser *p, prs_selector *s)
 {
     if (pkind(p, 1) != '(') return false;
     if (pword(p, 0, "count") &&
         (pkind(p, 2) == '*' || (pkind(p, 2) == T_INTEGER && pk(p, 2)->len == 1 &&
                                 p->text[pk(p, 2)->off] == '1')) &&
         pkind(p, 3) == ')') {
-        s->kind = CQL_SEL_COUNT;
+        s->kind = PRS_SEL_COUNT;
         for (int i = 0; i < 4; i++) padvance(p);
         return true;
     }
-    static const struct { const char *w; cql_sel_kind k; } one_col[] = {
-        {"writetime", CQL_SEL_WRITETIME}, {"maxwritetime", CQL_SEL_MAXWRITETIME}, {"ttl", CQL_SEL_TTL},
+    static const struct { const char *w; prs_sel_kind k; } one_col[] = {
+        {"writetime", PRS_SEL_WRITETIME}, {"maxwritetime", PRS_SEL_MAXWRITETIME}, {"ttl", PRS_SEL_TTL},
     };
     for (size_t i = 0; i < SIB_ARRAY_LEN(one_col); i++) {
         if (!pword(p, 0, one_col[i].w)) continue;
@@ -108,15 +108,15 @@ static bool parse_special_selector(cql_parser *p, cql_selector *s)
         return true;
     }
     if (pword(p, 0, "cast")) {
-        s->kind = CQL_SEL_CAST;
+        s->kind = PRS_SEL_CAST;
         padvance(p);
         pexpect(p, '(');
         s->nargs = 1;
-        s->args = palloc(p, sizeof(cql_selector *));
-        s->args[0] = parse_sel_expr(p, PNEW(p, cql_selector));
+        s->args = palloc(p, sizeof(prs_selector *));
+        s->args[0] = parse_sel_expr(p, PNEW(p, prs_selector));
         pexpect_word(p, "as");
         s->type = parse_type(p);
-        if (s->type->kind != CQL_TYPE_NATIVE) perr_raw(p, "CAST is only supported to native types");
+        if (s->type->kind != PRS_TYPE_NATIVE) perr_raw(p, "CAST is only supported to native types");
         pexpect(p, ')');
         return true;
     }
@@ -125,18 +125,18 @@ static bool parse_special_selector(cql_parser *p, cql_selector *s)
 
 /* sel '[' term ']' | sel '[' [term] '..' [term] ']' (the caller saw '['):
  * s becomes the element/slice selection of a copy of itself. */
-static void parse_sel_subscript(cql_parser *p, cql_selector *s)
+static void parse_sel_subscript(prs_parser *p, prs_selector *s)
 {
-    cql_selector *inner = PNEW(p, cql_selector);
+    prs_selector *inner = PNEW(p, prs_selector);
     *inner = *s;
     memset(s, 0, sizeof *s);
     s->nargs = 1;
-    s->args = palloc(p, sizeof(cql_selector *));
+    s->args = palloc(p, sizeof(prs_selector *));
     s->args[0] = inner;
-    s->kind = parse_subscript(p, &s->term, &s->from, &s->to) ? CQL_SEL_SLICE : CQL_SEL_ELEMENT;
+    s->kind = parse_subscript(p, &s->term, &s->from, &s->to) ? PRS_SEL_SLICE : PRS_SEL_ELEMENT;
 }
 
-static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
+static prs_selector *parse_sel_expr(prs_parser *p, prs_selector *s)
 {
     pdepth_enter(p);
     size_t start = p->pos;
@@ -144,25 +144,25 @@ static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
         /* done */
     } else if (at_constant(p) || pword(p, 0, "null") || pkind(p, 0) == '?' || pkind(p, 0) == ':' ||
                (pkind(p, 0) == '(' && at_type_hint(p))) {
-        s->kind = CQL_SEL_TERM;
+        s->kind = PRS_SEL_TERM;
         s->term = parse_term(p);
     } else if (pword(p, 0, "token")) {
         padvance(p); /* reserved: only a function name, so '(' must follow */
-        s->kind = CQL_SEL_FUNC;
+        s->kind = PRS_SEL_FUNC;
         s->func_name = "token";
         parse_sel_args(p, s);
     } else if (is_ident_tok(p, 0) && pkind(p, 1) == '.' && pkind(p, 3) == '(') {
-        s->kind = CQL_SEL_FUNC;
+        s->kind = PRS_SEL_FUNC;
         s->func_ks = parse_ident(p);
         padvance(p);
         s->func_name = parse_func_name(p);
         parse_sel_args(p, s);
     } else if (is_ident_tok(p, 0) && pkind(p, 1) == '(') {
-        s->kind = CQL_SEL_FUNC;
+        s->kind = PRS_SEL_FUNC;
         s->func_name = parse_ident(p);
         parse_sel_args(p, s);
     } else {
-        s->kind = CQL_SEL_COLUMN;
+        s->kind = PRS_SEL_COLUMN;
         s->column = parse_col_ref(p);
     }
     s->text = span_text(p, start, p->pos);
@@ -177,16 +177,16 @@ static cql_selector *parse_sel_expr(cql_parser *p, cql_selector *s)
     return s;
 }
 
-static void parse_selectors(cql_parser *p, cql_select *sel)
+static void parse_selectors(prs_parser *p, prs_select *sel)
 {
     if (paccept(p, '*')) {
         sel->star = true;
         return;
     }
     pvec v;
-    pvec_init(&v, sizeof(cql_selector));
+    pvec_init(&v, sizeof(prs_selector));
     do {
-        cql_selector *s = pvec_push(p, &v);
+        prs_selector *s = pvec_push(p, &v);
         parse_sel_expr(p, s);
         if (paccept_word(p, "as")) s->alias = parse_ident(p);
     } while (paccept(p, ','));
@@ -195,7 +195,7 @@ static void parse_selectors(cql_parser *p, cql_select *sel)
 }
 
 /* JSON / DISTINCT are unreserved: they are modifiers only when a selector follows. */
-static bool at_select_modifier(cql_parser *p, const char *kw)
+static bool at_select_modifier(prs_parser *p, const char *kw)
 {
     if (!pword(p, 0, kw)) return false;
     int k1 = pkind(p, 1);
@@ -203,12 +203,12 @@ static bool at_select_modifier(cql_parser *p, const char *kw)
              k1 == T_EOF);
 }
 
-static void parse_orderings(cql_parser *p, size_t *n, cql_ordering **out, bool dir_required)
+static void parse_orderings(prs_parser *p, size_t *n, prs_ordering **out, bool dir_required)
 {
     pvec v;
-    pvec_init(&v, sizeof(cql_ordering));
+    pvec_init(&v, sizeof(prs_ordering));
     do {
-        cql_ordering *o = pvec_push(p, &v);
+        prs_ordering *o = pvec_push(p, &v);
         o->col = parse_col_ref(p);
         if (paccept_word(p, "desc")) o->desc = true;
         else if (!paccept_word(p, "asc") && dir_required) perr_noviable(p);
@@ -217,11 +217,11 @@ static void parse_orderings(cql_parser *p, size_t *n, cql_ordering **out, bool d
     *out = v.v;
 }
 
-static void parse_trailing_consistency(cql_parser *p, cql_stmt *st);
+static void parse_trailing_consistency(prs_parser *p, prs_stmt *st);
 
-static void parse_select_tail(cql_parser *p, cql_stmt *st)
+static void parse_select_tail(prs_parser *p, prs_stmt *st)
 {
-    cql_select *s = &st->select;
+    prs_select *s = &st->select;
     if (paccept_word(p, "where")) parse_where(p, &s->nwhere, &s->where);
     if (pword(p, 0, "group") && pword(p, 1, "by")) {
         padvance(p);
@@ -254,7 +254,7 @@ static void parse_select_tail(cql_parser *p, cql_stmt *st)
 
 /* The Sibyl extension's trailing form, allowed at the end of every DML
  * statement and batch: ... USING CONSISTENCY <level>. */
-static void parse_trailing_consistency(cql_parser *p, cql_stmt *st)
+static void parse_trailing_consistency(prs_parser *p, prs_stmt *st)
 {
     if (!pword(p, 0, "using") || !pword(p, 1, "consistency")) return;
     padvance(p);
@@ -262,10 +262,10 @@ static void parse_trailing_consistency(cql_parser *p, cql_stmt *st)
     st->consistency = parse_consistency_level(p);
 }
 
-cql_stmt *parse_select(cql_parser *p)
+prs_stmt *parse_select(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_SELECT);
-    cql_select *s = &st->select;
+    prs_stmt *st = new_stmt(p, PRS_STMT_SELECT);
+    prs_select *s = &st->select;
     pexpect_word(p, "select");
     if (at_select_modifier(p, "json")) {
         padvance(p);
@@ -284,16 +284,16 @@ cql_stmt *parse_select(cql_parser *p)
 
 /* ---- INSERT ------------------------------------------------------------ */
 
-cql_stmt *parse_insert(cql_parser *p)
+prs_stmt *parse_insert(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_INSERT);
-    cql_insert *in = &st->insert;
+    prs_stmt *st = new_stmt(p, PRS_STMT_INSERT);
+    prs_insert *in = &st->insert;
     pexpect_word(p, "insert");
     pexpect_word(p, "into");
     in->table = parse_table_name(p);
     pvec cols, vals;
     pvec_init(&cols, sizeof(const char *));
-    pvec_init(&vals, sizeof(cql_term *));
+    pvec_init(&vals, sizeof(prs_term *));
     pexpect(p, '(');
     do {
         *(const char **)pvec_push(p, &cols) = parse_col_ref(p);
@@ -302,7 +302,7 @@ cql_stmt *parse_insert(cql_parser *p)
     pexpect_word(p, "values");
     pexpect(p, '(');
     do {
-        *(cql_term **)pvec_push(p, &vals) = parse_term(p);
+        *(prs_term **)pvec_push(p, &vals) = parse_term(p);
     } while (paccept(p, ','));
     pexpect(p, ')');
     in->ncols = cols.n;
@@ -323,21 +323,21 @@ cql_stmt *parse_insert(cql_parser *p)
 
 /* A plain "c = v" is incompatible with any other operation on c
  * (Operation.RawUpdate.isCompatibleWith). */
-static void check_assignments(cql_parser *p, const cql_assignment *a, size_t n)
+static void check_assignments(prs_parser *p, const prs_assignment *a, size_t n)
 {
     name_ref *refs = palloc(p, n * sizeof *refs);
-    for (size_t i = 0; i < n; i++) refs[i] = (name_ref){a[i].col, i, a[i].kind == CQL_ASSIGN_SET};
+    for (size_t i = 0; i < n; i++) refs[i] = (name_ref){a[i].col, i, a[i].kind == PRS_ASSIGN_SET};
     size_t bad = first_name_clash(p, refs, n);
     if (bad != SIZE_MAX) perr_raw(p, "Multiple incompatible setting of column %s", a[bad].col);
 }
 
-static bool at_col_ref(cql_parser *p, size_t k)
+static bool at_col_ref(prs_parser *p, size_t k)
 {
     return is_ident_tok(p, k) || pk(p, k)->kind == T_QNAME;
 }
 
 /* The right-hand side of "c = ...": X + v, X - v, X -3, v + X or v. */
-static void parse_assign_rhs(cql_parser *p, cql_assignment *a)
+static void parse_assign_rhs(prs_parser *p, prs_assignment *a)
 {
     int k1 = pkind(p, 1);
     if (at_col_ref(p, 0) && (k1 == '+' || k1 == '-' || k1 == T_INTEGER)) {
@@ -346,60 +346,60 @@ static void parse_assign_rhs(cql_parser *p, cql_assignment *a)
             char sign = p->text[pk(p, 0)->off] == '-' ? '-' : '+';
             if (strcmp(self, a->col) != 0)
                 perr_raw(p, "Only expressions of the form X = X %c <value> are supported.", sign);
-            a->kind = CQL_ASSIGN_ADD;
+            a->kind = PRS_ASSIGN_ADD;
             a->value = parse_int_value(p);
             return;
         }
         padvance(p);
         if (strcmp(self, a->col) != 0)
             perr_raw(p, "Only expressions of the form X = X %c<value> are supported.", k1);
-        a->kind = k1 == '+' ? CQL_ASSIGN_ADD : CQL_ASSIGN_SUB;
+        a->kind = k1 == '+' ? PRS_ASSIGN_ADD : PRS_ASSIGN_SUB;
         a->value = parse_term(p);
         return;
     }
     a->value = parse_term(p);
-    a->kind = CQL_ASSIGN_SET;
+    a->kind = PRS_ASSIGN_SET;
     if (paccept(p, '+')) {
         const char *self = parse_col_ref(p);
         if (strcmp(self, a->col) != 0)
             perr_raw(p, "Only expressions of the form X = <value> + X are supported.");
-        a->kind = CQL_ASSIGN_PREPEND;
+        a->kind = PRS_ASSIGN_PREPEND;
     }
 }
 
-static void parse_assignment(cql_parser *p, pvec *v)
+static void parse_assignment(prs_parser *p, pvec *v)
 {
-    cql_assignment a = {0};
+    prs_assignment a = {0};
     a.col = parse_col_ref(p);
     if (paccept(p, '[')) {
-        a.kind = CQL_ASSIGN_ELEM;
+        a.kind = PRS_ASSIGN_ELEM;
         a.key = parse_term(p);
         pexpect(p, ']');
         pexpect(p, '=');
         a.value = parse_term(p);
     } else if (paccept(p, T_PLUSEQ)) {
-        a.kind = CQL_ASSIGN_ADD;
+        a.kind = PRS_ASSIGN_ADD;
         a.value = parse_term(p);
     } else if (paccept(p, T_MINUSEQ)) {
-        a.kind = CQL_ASSIGN_SUB;
+        a.kind = PRS_ASSIGN_SUB;
         a.value = parse_term(p);
     } else {
         pexpect(p, '=');
         parse_assign_rhs(p, &a);
     }
-    *(cql_assignment *)pvec_push(p, v) = a;
+    *(prs_assignment *)pvec_push(p, v) = a;
 }
 
-cql_stmt *parse_update(cql_parser *p)
+prs_stmt *parse_update(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_UPDATE);
-    cql_update *u = &st->update;
+    prs_stmt *st = new_stmt(p, PRS_STMT_UPDATE);
+    prs_update *u = &st->update;
     pexpect_word(p, "update");
     u->table = parse_table_name(p);
     if (paccept_word(p, "using")) parse_using(p, &u->using, &st->consistency, false);
     pexpect_word(p, "set");
     pvec v;
-    pvec_init(&v, sizeof(cql_assignment));
+    pvec_init(&v, sizeof(prs_assignment));
     do {
         parse_assignment(p, &v);
     } while (paccept(p, ','));
@@ -415,16 +415,16 @@ cql_stmt *parse_update(cql_parser *p)
 
 /* ---- DELETE ------------------------------------------------------------ */
 
-cql_stmt *parse_delete(cql_parser *p)
+prs_stmt *parse_delete(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_DELETE);
-    cql_delete *d = &st->del;
+    prs_stmt *st = new_stmt(p, PRS_STMT_DELETE);
+    prs_delete *d = &st->del;
     pexpect_word(p, "delete");
     if (!pword(p, 0, "from")) {
         pvec v;
-        pvec_init(&v, sizeof(cql_delete_sel));
+        pvec_init(&v, sizeof(prs_delete_sel));
         do {
-            cql_delete_sel *s = pvec_push(p, &v);
+            prs_delete_sel *s = pvec_push(p, &v);
             s->col = parse_col_ref(p);
             if (paccept(p, '[')) {
                 s->key = parse_term(p);
@@ -446,24 +446,24 @@ cql_stmt *parse_delete(cql_parser *p)
 
 /* ---- BATCH ------------------------------------------------------------- */
 
-cql_stmt *parse_batch(cql_parser *p)
+prs_stmt *parse_batch(prs_parser *p)
 {
-    cql_stmt *st = new_stmt(p, CQL_STMT_BATCH);
-    cql_batch *b = &st->batch;
+    prs_stmt *st = new_stmt(p, PRS_STMT_BATCH);
+    prs_batch *b = &st->batch;
     pexpect_word(p, "begin");
-    if (paccept_word(p, "unlogged")) b->kind = CQL_BATCH_UNLOGGED;
-    else if (paccept_word(p, "counter")) b->kind = CQL_BATCH_COUNTER;
+    if (paccept_word(p, "unlogged")) b->kind = PRS_BATCH_UNLOGGED;
+    else if (paccept_word(p, "counter")) b->kind = PRS_BATCH_COUNTER;
     pexpect_word(p, "batch");
     if (paccept_word(p, "using")) parse_using(p, &b->using, &st->consistency, false);
     pvec v;
-    pvec_init(&v, sizeof(cql_stmt *));
+    pvec_init(&v, sizeof(prs_stmt *));
     for (;;) {
-        cql_stmt *inner;
+        prs_stmt *inner;
         if (pword(p, 0, "insert")) inner = parse_insert(p);
         else if (pword(p, 0, "update")) inner = parse_update(p);
         else if (pword(p, 0, "delete")) inner = parse_delete(p);
         else break;
-        *(cql_stmt **)pvec_push(p, &v) = inner;
+        *(prs_stmt **)pvec_push(p, &v) = inner;
         paccept(p, ';');
     }
     if (!pword(p, 0, "apply")) perr_noviable(p);

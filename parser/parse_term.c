@@ -3,7 +3,7 @@
  * table/keyspace properties and USING clauses (shared/ref/cql.md §2).
  *
  * Every recursive rule (term, type, relation) goes through pdepth_enter()
- * so nesting is bounded by CQL_MAX_DEPTH whatever the input.
+ * so nesting is bounded by PRS_MAX_DEPTH whatever the input.
  */
 #include <strings.h>
 
@@ -11,7 +11,7 @@
 
 /* ---- constants and markers --------------------------------------------- */
 
-bool at_constant(cql_parser *p)
+bool at_constant(prs_parser *p)
 {
     switch (pkind(p, 0)) {
     case T_STRING: case T_PGSTRING: case T_INTEGER: case T_FLOAT: case T_BOOLEAN:
@@ -22,44 +22,44 @@ bool at_constant(cql_parser *p)
     }
 }
 
-bool parse_const(cql_parser *p, cql_const *out)
+bool parse_const(prs_parser *p, prs_const *out)
 {
     if (!at_constant(p)) return false;
-    const cql_tok *t = pk(p, 0);
+    const prs_tok *t = pk(p, 0);
     switch (t->kind) {
-    case T_STRING: case T_PGSTRING: out->kind = CQL_CONST_STRING; break;
-    case T_INTEGER: out->kind = CQL_CONST_INTEGER; break;
-    case T_BOOLEAN: out->kind = CQL_CONST_BOOLEAN; break;
-    case T_UUID: out->kind = CQL_CONST_UUID; break;
-    case T_HEX: out->kind = CQL_CONST_HEX; break;
-    case T_DURATION: out->kind = CQL_CONST_DURATION; break;
-    default: out->kind = CQL_CONST_FLOAT; break; /* FLOAT, NaN, Infinity */
+    case T_STRING: case T_PGSTRING: out->kind = PRS_CONST_STRING; break;
+    case T_INTEGER: out->kind = PRS_CONST_INTEGER; break;
+    case T_BOOLEAN: out->kind = PRS_CONST_BOOLEAN; break;
+    case T_UUID: out->kind = PRS_CONST_UUID; break;
+    case T_HEX: out->kind = PRS_CONST_HEX; break;
+    case T_DURATION: out->kind = PRS_CONST_DURATION; break;
+    default: out->kind = PRS_CONST_FLOAT; break; /* FLOAT, NaN, Infinity */
     }
     out->text = tok_text(p, t, &out->len);
     padvance(p);
     return true;
 }
 
-static cql_term *new_term(cql_parser *p, cql_term_kind kind)
+static prs_term *new_term(prs_parser *p, prs_term_kind kind)
 {
-    const cql_tok *t = pk(p, 0);
-    cql_term *term = PNEW(p, cql_term);
+    const prs_tok *t = pk(p, 0);
+    prs_term *term = PNEW(p, prs_term);
     term->kind = kind;
     term->line = t->line;
     term->col = t->col;
     return term;
 }
 
-static bool at_marker(cql_parser *p)
+static bool at_marker(prs_parser *p)
 {
     return pkind(p, 0) == '?' || pkind(p, 0) == ':';
 }
 
-cql_term *parse_marker(cql_parser *p)
+prs_term *parse_marker(prs_parser *p)
 {
-    cql_term *t = new_term(p, CQL_TERM_MARKER);
-    const cql_tok *tok = pk(p, 0);
-    cql_marker *m = pvec_push(p, &p->markers);
+    prs_term *t = new_term(p, PRS_TERM_MARKER);
+    const prs_tok *tok = pk(p, 0);
+    prs_marker *m = pvec_push(p, &p->markers);
     m->line = tok->line;
     m->col = tok->col;
     m->offset = tok->off;
@@ -70,11 +70,11 @@ cql_term *parse_marker(cql_parser *p)
     return t;
 }
 
-cql_term *parse_int_value(cql_parser *p)
+prs_term *parse_int_value(prs_parser *p)
 {
     if (at_marker(p)) return parse_marker(p);
     if (pkind(p, 0) != T_INTEGER) perr_noviable(p);
-    cql_term *t = new_term(p, CQL_TERM_CONST);
+    prs_term *t = new_term(p, PRS_TERM_CONST);
     parse_const(p, &t->cst);
     return t;
 }
@@ -87,14 +87,14 @@ static const char *const native_types[] = {
     "uuid", "varchar", "varint",
 };
 
-static const char *native_type_at(cql_parser *p)
+static const char *native_type_at(prs_parser *p)
 {
     for (size_t i = 0; i < SIB_ARRAY_LEN(native_types); i++)
         if (pword(p, 0, native_types[i])) return native_types[i];
     return NULL;
 }
 
-static bool at_type_start(cql_parser *p, size_t k)
+static bool at_type_start(prs_parser *p, size_t k)
 {
     static const char *const params[] = {"map", "list", "set", "tuple", "frozen"};
     for (size_t i = 0; i < SIB_ARRAY_LEN(params); i++)
@@ -102,13 +102,13 @@ static bool at_type_start(cql_parser *p, size_t k)
     return is_ident_tok(p, k);
 }
 
-static void type_args(cql_parser *p, cql_typeref *t, size_t min, size_t max)
+static void type_args(prs_parser *p, prs_typeref *t, size_t min, size_t max)
 {
     pvec v;
-    pvec_init(&v, sizeof(cql_typeref *));
+    pvec_init(&v, sizeof(prs_typeref *));
     pexpect(p, '<');
     do {
-        *(cql_typeref **)pvec_push(p, &v) = parse_type(p);
+        *(prs_typeref **)pvec_push(p, &v) = parse_type(p);
     } while (v.n < max && paccept(p, ','));
     if (v.n < min) pexpect(p, ',');
     pexpect(p, '>');
@@ -116,17 +116,17 @@ static void type_args(cql_parser *p, cql_typeref *t, size_t min, size_t max)
     t->sub = v.v;
 }
 
-cql_typeref *parse_type(cql_parser *p)
+prs_typeref *parse_type(prs_parser *p)
 {
-    static const struct { const char *word; cql_type_kind kind; size_t min, max; } params[] = {
-        {"map", CQL_TYPE_MAP, 2, 2}, {"list", CQL_TYPE_LIST, 1, 1}, {"set", CQL_TYPE_SET, 1, 1},
-        {"tuple", CQL_TYPE_TUPLE, 1, SIZE_MAX}, {"frozen", CQL_TYPE_FROZEN, 1, 1},
+    static const struct { const char *word; prs_type_kind kind; size_t min, max; } params[] = {
+        {"map", PRS_TYPE_MAP, 2, 2}, {"list", PRS_TYPE_LIST, 1, 1}, {"set", PRS_TYPE_SET, 1, 1},
+        {"tuple", PRS_TYPE_TUPLE, 1, SIZE_MAX}, {"frozen", PRS_TYPE_FROZEN, 1, 1},
     };
     pdepth_enter(p);
-    cql_typeref *t = PNEW(p, cql_typeref);
+    prs_typeref *t = PNEW(p, prs_typeref);
     const char *native = native_type_at(p);
     if (native) {
-        t->kind = CQL_TYPE_NATIVE;
+        t->kind = PRS_TYPE_NATIVE;
         t->name = native;
         padvance(p);
         pdepth_leave(p);
@@ -142,7 +142,7 @@ cql_typeref *parse_type(cql_parser *p)
             return t;
         }
     }
-    t->kind = CQL_TYPE_UDT;
+    t->kind = PRS_TYPE_UDT;
     if (pkind(p, 1) == '.' && is_ident_tok(p, 0)) {
         t->ks = parse_ident(p);
         padvance(p);
@@ -154,15 +154,15 @@ cql_typeref *parse_type(cql_parser *p)
 
 /* ---- terms --------------------------------------------------------------- */
 
-static cql_term *parse_collection(cql_parser *p, cql_term_kind kind, int close)
+static prs_term *parse_collection(prs_parser *p, prs_term_kind kind, int close)
 {
-    cql_term *t = new_term(p, kind);
+    prs_term *t = new_term(p, kind);
     pvec v;
-    pvec_init(&v, sizeof(cql_term *));
+    pvec_init(&v, sizeof(prs_term *));
     padvance(p); /* the opening bracket */
     if (!paccept(p, close)) {
         do {
-            *(cql_term **)pvec_push(p, &v) = parse_term(p);
+            *(prs_term **)pvec_push(p, &v) = parse_term(p);
         } while (paccept(p, ','));
         pexpect(p, close);
     }
@@ -172,22 +172,22 @@ static cql_term *parse_collection(cql_parser *p, cql_term_kind kind, int close)
 }
 
 /* '{' '}' | '{' term ':' term {, ...} '}' | '{' term {, term} '}' */
-static cql_term *parse_set_or_map(cql_parser *p)
+static prs_term *parse_set_or_map(prs_parser *p)
 {
-    cql_term *t = new_term(p, CQL_TERM_SET);
+    prs_term *t = new_term(p, PRS_TERM_SET);
     pexpect(p, '{');
     if (paccept(p, '}')) return t;
     pvec keys, vals;
-    pvec_init(&keys, sizeof(cql_term *));
-    pvec_init(&vals, sizeof(cql_term *));
-    *(cql_term **)pvec_push(p, &keys) = parse_term(p);
+    pvec_init(&keys, sizeof(prs_term *));
+    pvec_init(&vals, sizeof(prs_term *));
+    *(prs_term **)pvec_push(p, &keys) = parse_term(p);
     if (paccept(p, ':')) {
-        t->kind = CQL_TERM_MAP;
-        *(cql_term **)pvec_push(p, &vals) = parse_term(p);
+        t->kind = PRS_TERM_MAP;
+        *(prs_term **)pvec_push(p, &vals) = parse_term(p);
         while (paccept(p, ',')) {
-            *(cql_term **)pvec_push(p, &keys) = parse_term(p);
+            *(prs_term **)pvec_push(p, &keys) = parse_term(p);
             pexpect(p, ':');
-            *(cql_term **)pvec_push(p, &vals) = parse_term(p);
+            *(prs_term **)pvec_push(p, &vals) = parse_term(p);
         }
         pexpect(p, '}');
         t->map.n = keys.n;
@@ -196,7 +196,7 @@ static cql_term *parse_set_or_map(cql_parser *p)
         return t;
     }
     while (paccept(p, ','))
-        *(cql_term **)pvec_push(p, &keys) = parse_term(p);
+        *(prs_term **)pvec_push(p, &keys) = parse_term(p);
     pexpect(p, '}');
     t->coll.n = keys.n;
     t->coll.items = keys.v;
@@ -204,12 +204,12 @@ static cql_term *parse_set_or_map(cql_parser *p)
 }
 
 /* Can token k start a function name? Plain names plus the reserved TOKEN. */
-static bool at_func_name(cql_parser *p, size_t k)
+static bool at_func_name(prs_parser *p, size_t k)
 {
     return is_ident_tok(p, k) || pword(p, k, "token");
 }
 
-const char *parse_func_name(cql_parser *p)
+const char *parse_func_name(prs_parser *p)
 {
     if (pword(p, 0, "token")) {
         padvance(p);
@@ -218,9 +218,9 @@ const char *parse_func_name(cql_parser *p)
     return parse_ident(p);
 }
 
-static cql_term *parse_function(cql_parser *p)
+static prs_term *parse_function(prs_parser *p)
 {
-    cql_term *t = new_term(p, CQL_TERM_FUNC);
+    prs_term *t = new_term(p, PRS_TERM_FUNC);
     if (pkind(p, 1) == '.') {
         t->func.ks = parse_ident(p);
         padvance(p);
@@ -228,10 +228,10 @@ static cql_term *parse_function(cql_parser *p)
     t->func.name = parse_func_name(p);
     pexpect(p, '(');
     pvec v;
-    pvec_init(&v, sizeof(cql_term *));
+    pvec_init(&v, sizeof(prs_term *));
     if (!paccept(p, ')')) {
         do {
-            *(cql_term **)pvec_push(p, &v) = parse_term(p);
+            *(prs_term **)pvec_push(p, &v) = parse_term(p);
         } while (paccept(p, ','));
         pexpect(p, ')');
     }
@@ -241,9 +241,9 @@ static cql_term *parse_function(cql_parser *p)
 }
 
 /* CAST '(' term AS native_type ')' */
-static cql_term *parse_cast(cql_parser *p)
+static prs_term *parse_cast(prs_parser *p)
 {
-    cql_term *t = new_term(p, CQL_TERM_CAST);
+    prs_term *t = new_term(p, PRS_TERM_CAST);
     padvance(p);
     pexpect(p, '(');
     t->cast.term = parse_term(p);
@@ -256,39 +256,39 @@ static cql_term *parse_cast(cql_parser *p)
 }
 
 /* '(' type ')' term, told apart from a tuple by the token after the name. */
-bool at_type_hint(cql_parser *p)
+bool at_type_hint(prs_parser *p)
 {
     if (!at_type_start(p, 1)) return false;
     int k2 = pkind(p, 2);
     return k2 == ')' || k2 == '<' || k2 == '.';
 }
 
-static cql_term *parse_term_inner(cql_parser *p)
+static prs_term *parse_term_inner(prs_parser *p)
 {
     if (at_constant(p)) {
-        cql_term *t = new_term(p, CQL_TERM_CONST);
+        prs_term *t = new_term(p, PRS_TERM_CONST);
         parse_const(p, &t->cst);
         return t;
     }
     if (pword(p, 0, "null")) {
-        cql_term *t = new_term(p, CQL_TERM_NULL);
+        prs_term *t = new_term(p, PRS_TERM_NULL);
         padvance(p);
         return t;
     }
     switch (pkind(p, 0)) {
     case '?': case ':': return parse_marker(p);
-    case '[': return parse_collection(p, CQL_TERM_LIST, ']');
+    case '[': return parse_collection(p, PRS_TERM_LIST, ']');
     case '{': return parse_set_or_map(p);
     case '(':
         if (at_type_hint(p)) {
-            cql_term *t = new_term(p, CQL_TERM_TYPEHINT);
+            prs_term *t = new_term(p, PRS_TERM_TYPEHINT);
             padvance(p);
             t->cast.type = parse_type(p);
             pexpect(p, ')');
             t->cast.term = parse_term(p);
             return t;
         }
-        return parse_collection(p, CQL_TERM_TUPLE, ')');
+        return parse_collection(p, PRS_TERM_TUPLE, ')');
     default: break;
     }
     if (pword(p, 0, "cast") && pkind(p, 1) == '(') return parse_cast(p);
@@ -297,25 +297,25 @@ static cql_term *parse_term_inner(cql_parser *p)
     perr_noviable(p);
 }
 
-cql_term *parse_term(cql_parser *p)
+prs_term *parse_term(prs_parser *p)
 {
     pdepth_enter(p);
-    cql_term *t = parse_term_inner(p);
+    prs_term *t = parse_term_inner(p);
     pdepth_leave(p);
     return t;
 }
 
 /* ---- relations ----------------------------------------------------------- */
 
-static bool parse_op(cql_parser *p, cql_op *op)
+static bool parse_op(prs_parser *p, prs_op *op)
 {
     switch (pkind(p, 0)) {
-    case '=': *op = CQL_OP_EQ; break;
-    case '<': *op = CQL_OP_LT; break;
-    case T_LTE: *op = CQL_OP_LTE; break;
-    case '>': *op = CQL_OP_GT; break;
-    case T_GTE: *op = CQL_OP_GTE; break;
-    case T_NEQ: *op = CQL_OP_NEQ; break;
+    case '=': *op = PRS_OP_EQ; break;
+    case '<': *op = PRS_OP_LT; break;
+    case T_LTE: *op = PRS_OP_LTE; break;
+    case '>': *op = PRS_OP_GT; break;
+    case T_GTE: *op = PRS_OP_GTE; break;
+    case T_NEQ: *op = PRS_OP_NEQ; break;
     default: return false;
     }
     padvance(p);
@@ -323,19 +323,19 @@ static bool parse_op(cql_parser *p, cql_op *op)
 }
 
 /* IN ( marker | '(' [term {, term}] ')' ) */
-static void parse_in_values(cql_parser *p, cql_relation *r)
+static void parse_in_values(prs_parser *p, prs_relation *r)
 {
-    r->op = CQL_OP_IN;
+    r->op = PRS_OP_IN;
     if (at_marker(p)) {
         r->value = parse_marker(p);
         return;
     }
     pexpect(p, '(');
     pvec v;
-    pvec_init(&v, sizeof(cql_term *));
+    pvec_init(&v, sizeof(prs_term *));
     if (!paccept(p, ')')) {
         do {
-            *(cql_term **)pvec_push(p, &v) = parse_term(p);
+            *(prs_term **)pvec_push(p, &v) = parse_term(p);
         } while (paccept(p, ','));
         pexpect(p, ')');
     }
@@ -343,7 +343,7 @@ static void parse_in_values(cql_parser *p, cql_relation *r)
     r->in = v.v;
 }
 
-static void parse_ident_list(cql_parser *p, cql_relation *r, bool token_args)
+static void parse_ident_list(prs_parser *p, prs_relation *r, bool token_args)
 {
     pvec v;
     pvec_init(&v, sizeof(const char *));
@@ -357,9 +357,9 @@ static void parse_ident_list(cql_parser *p, cql_relation *r, bool token_args)
     r->cols = v.v;
 }
 
-static void parse_single_relation(cql_parser *p, cql_relation *r, bool condition)
+static void parse_single_relation(prs_parser *p, prs_relation *r, bool condition)
 {
-    r->kind = CQL_REL_SINGLE;
+    r->kind = PRS_REL_SINGLE;
     r->ncols = 1;
     r->cols = palloc(p, sizeof(const char *));
     r->cols[0] = parse_col_ref(p);
@@ -370,12 +370,12 @@ static void parse_single_relation(cql_parser *p, cql_relation *r, bool condition
     if (paccept_word(p, "in")) {
         parse_in_values(p, r);
     } else if (!condition && paccept_word(p, "contains")) {
-        r->op = paccept_word(p, "key") ? CQL_OP_CONTAINS_KEY : CQL_OP_CONTAINS;
+        r->op = paccept_word(p, "key") ? PRS_OP_CONTAINS_KEY : PRS_OP_CONTAINS;
         r->value = parse_term(p);
     } else if (!condition && paccept_word(p, "is")) {
         pexpect_word(p, "not");
         pexpect_word(p, "null");
-        r->op = CQL_OP_IS_NOT_NULL;
+        r->op = PRS_OP_IS_NOT_NULL;
     } else if (parse_op(p, &r->op)) {
         r->value = parse_term(p);
     } else {
@@ -383,16 +383,16 @@ static void parse_single_relation(cql_parser *p, cql_relation *r, bool condition
     }
 }
 
-static void parse_relation(cql_parser *p, cql_relation *r, bool condition);
+static void parse_relation(prs_parser *p, prs_relation *r, bool condition);
 
-static void parse_relation_inner(cql_parser *p, cql_relation *r, bool condition)
+static void parse_relation_inner(prs_parser *p, prs_relation *r, bool condition)
 {
-    const cql_tok *t = pk(p, 0);
+    const prs_tok *t = pk(p, 0);
     r->line = t->line;
     r->col = t->col;
     if (!condition && pword(p, 0, "token")) {
         padvance(p);
-        r->kind = CQL_REL_TOKEN;
+        r->kind = PRS_REL_TOKEN;
         parse_ident_list(p, r, true);
         if (!parse_op(p, &r->op)) perr_noviable(p);
         r->value = parse_term(p);
@@ -407,7 +407,7 @@ static void parse_relation_inner(cql_parser *p, cql_relation *r, bool condition)
             pexpect(p, ')');
             return;
         }
-        r->kind = CQL_REL_MULTI;
+        r->kind = PRS_REL_MULTI;
         parse_ident_list(p, r, false);
         if (paccept_word(p, "in")) {
             parse_in_values(p, r);
@@ -421,17 +421,17 @@ static void parse_relation_inner(cql_parser *p, cql_relation *r, bool condition)
     parse_single_relation(p, r, condition);
 }
 
-static void parse_relation(cql_parser *p, cql_relation *r, bool condition)
+static void parse_relation(prs_parser *p, prs_relation *r, bool condition)
 {
     pdepth_enter(p);
     parse_relation_inner(p, r, condition);
     pdepth_leave(p);
 }
 
-void parse_where(cql_parser *p, size_t *n, cql_relation **out)
+void parse_where(prs_parser *p, size_t *n, prs_relation **out)
 {
     pvec v;
-    pvec_init(&v, sizeof(cql_relation));
+    pvec_init(&v, sizeof(prs_relation));
     do {
         parse_relation(p, pvec_push(p, &v), false);
     } while (paccept_word(p, "and"));
@@ -440,14 +440,14 @@ void parse_where(cql_parser *p, size_t *n, cql_relation **out)
 }
 
 /* After IF: EXISTS | condition {AND condition}. */
-void parse_conditions(cql_parser *p, bool *if_exists, size_t *n, cql_relation **out)
+void parse_conditions(prs_parser *p, bool *if_exists, size_t *n, prs_relation **out)
 {
     if (paccept_word(p, "exists")) {
         *if_exists = true;
         return;
     }
     pvec v;
-    pvec_init(&v, sizeof(cql_relation));
+    pvec_init(&v, sizeof(prs_relation));
     do {
         parse_relation(p, pvec_push(p, &v), true);
     } while (paccept_word(p, "and"));
@@ -457,11 +457,11 @@ void parse_conditions(cql_parser *p, bool *if_exists, size_t *n, cql_relation **
 
 /* ---- properties ---------------------------------------------------------- */
 
-static void parse_prop_map(cql_parser *p, cql_prop *pr)
+static void parse_prop_map(prs_parser *p, prs_prop *pr)
 {
     pvec keys, vals;
-    pvec_init(&keys, sizeof(cql_const));
-    pvec_init(&vals, sizeof(cql_const));
+    pvec_init(&keys, sizeof(prs_const));
+    pvec_init(&vals, sizeof(prs_const));
     pexpect(p, '{');
     if (!paccept(p, '}')) {
         do {
@@ -471,25 +471,25 @@ static void parse_prop_map(cql_parser *p, cql_prop *pr)
         } while (paccept(p, ','));
         pexpect(p, '}');
     }
-    pr->kind = CQL_PROP_MAP;
+    pr->kind = PRS_PROP_MAP;
     pr->nentries = keys.n;
     pr->keys = keys.v;
     pr->values = vals.v;
 }
 
-void parse_property(cql_parser *p, pvec *props)
+void parse_property(prs_parser *p, pvec *props)
 {
     const char *name = parse_ident(p);
-    cql_prop *pr = pvec_push(p, props);
+    prs_prop *pr = pvec_push(p, props);
     pr->name = name;
     pexpect(p, '=');
     if (pkind(p, 0) == '{') {
         parse_prop_map(p, pr);
     } else if (parse_const(p, &pr->value)) {
-        pr->kind = CQL_PROP_CONST;
+        pr->kind = PRS_PROP_CONST;
     } else if (is_ident_tok(p, 0) && pk(p, 0)->kind == T_IDENT) {
-        pr->kind = CQL_PROP_IDENT;
-        pr->value.kind = CQL_CONST_STRING;
+        pr->kind = PRS_PROP_IDENT;
+        pr->value.kind = PRS_CONST_STRING;
         pr->value.text = parse_ident(p);
         pr->value.len = strlen(pr->value.text);
     } else {
@@ -497,16 +497,16 @@ void parse_property(cql_parser *p, pvec *props)
     }
 }
 
-void check_duplicate_props(cql_parser *p, const pvec *props)
+void check_duplicate_props(prs_parser *p, const pvec *props)
 {
-    const cql_prop *pr = props->v;
+    const prs_prop *pr = props->v;
     name_ref *refs = palloc(p, (props->n ? props->n : 1) * sizeof *refs);
     for (size_t i = 0; i < props->n; i++) refs[i] = (name_ref){pr[i].name, i, true};
     size_t dup = first_name_clash(p, refs, props->n);
     if (dup != SIZE_MAX) perr_raw(p, "Multiple definition for property %s", pr[dup].name);
 }
 
-void parse_properties(cql_parser *p, pvec *props)
+void parse_properties(prs_parser *p, pvec *props)
 {
     do {
         parse_property(p, props);
@@ -516,14 +516,14 @@ void parse_properties(cql_parser *p, pvec *props)
 
 /* ---- USING ------------------------------------------------------------- */
 
-int parse_consistency_level(cql_parser *p)
+int parse_consistency_level(prs_parser *p)
 {
-    const cql_tok *t = pk(p, 0);
+    const prs_tok *t = pk(p, 0);
     if (t->kind == T_IDENT && t->len < 16) {
         char w[16];
         memcpy(w, p->text + t->off, t->len);
         w[t->len] = 0;
-        int cl = cql_consistency_parse(w);
+        int cl = prs_consistency_parse(w);
         if (cl >= 0) {
             padvance(p);
             return cl;
@@ -534,7 +534,7 @@ int parse_consistency_level(cql_parser *p)
 
 /* USING opt {AND opt}, opt = TTL v | TIMESTAMP v | CONSISTENCY level (the
  * caller has seen USING). DELETE allows no TTL. */
-void parse_using(cql_parser *p, cql_using *u, int *consistency, bool timestamp_only)
+void parse_using(prs_parser *p, prs_using *u, int *consistency, bool timestamp_only)
 {
     do {
         if (paccept_word(p, "timestamp")) {

@@ -29,13 +29,13 @@ static const char *const cl_names[] = {
     "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE",
 };
 
-const char *cql_consistency_name(int code)
+const char *prs_consistency_name(int code)
 {
     if (code < 0 || (size_t)code >= SIB_ARRAY_LEN(cl_names)) return NULL;
     return cl_names[code];
 }
 
-int cql_consistency_parse(const char *s)
+int prs_consistency_parse(const char *s)
 {
     if (!s) return -1;
     for (size_t i = 0; i < SIB_ARRAY_LEN(cl_names); i++)
@@ -58,22 +58,22 @@ static int cmp_word(const void *k, const void *e)
     return strcasecmp((const char *)k, *(const char *const *)e);
 }
 
-bool cql_is_reserved_keyword(const char *word)
+bool prs_is_reserved_keyword(const char *word)
 {
     if (!word) return false;
     return bsearch(word, reserved, SIB_ARRAY_LEN(reserved), sizeof reserved[0], cmp_word) != NULL;
 }
 
 static const char *const kind_names[] = {
-    [CQL_STMT_SELECT] = "SELECT", [CQL_STMT_INSERT] = "INSERT", [CQL_STMT_UPDATE] = "UPDATE",
-    [CQL_STMT_DELETE] = "DELETE", [CQL_STMT_BATCH] = "BATCH", [CQL_STMT_USE] = "USE",
-    [CQL_STMT_CREATE_KEYSPACE] = "CREATE_KEYSPACE", [CQL_STMT_ALTER_KEYSPACE] = "ALTER_KEYSPACE",
-    [CQL_STMT_DROP_KEYSPACE] = "DROP_KEYSPACE", [CQL_STMT_CREATE_TABLE] = "CREATE_TABLE",
-    [CQL_STMT_ALTER_TABLE] = "ALTER_TABLE", [CQL_STMT_DROP_TABLE] = "DROP_TABLE",
-    [CQL_STMT_TRUNCATE] = "TRUNCATE", [CQL_STMT_DESCRIBE] = "DESCRIBE",
+    [PRS_STMT_SELECT] = "SELECT", [PRS_STMT_INSERT] = "INSERT", [PRS_STMT_UPDATE] = "UPDATE",
+    [PRS_STMT_DELETE] = "DELETE", [PRS_STMT_BATCH] = "BATCH", [PRS_STMT_USE] = "USE",
+    [PRS_STMT_CREATE_KEYSPACE] = "CREATE_KEYSPACE", [PRS_STMT_ALTER_KEYSPACE] = "ALTER_KEYSPACE",
+    [PRS_STMT_DROP_KEYSPACE] = "DROP_KEYSPACE", [PRS_STMT_CREATE_TABLE] = "CREATE_TABLE",
+    [PRS_STMT_ALTER_TABLE] = "ALTER_TABLE", [PRS_STMT_DROP_TABLE] = "DROP_TABLE",
+    [PRS_STMT_TRUNCATE] = "TRUNCATE", [PRS_STMT_DESCRIBE] = "DESCRIBE",
 };
 
-const char *cql_stmt_kind_name(cql_stmt_kind k)
+const char *prs_stmt_kind_name(prs_stmt_kind k)
 {
     if ((unsigned)k >= SIB_ARRAY_LEN(kind_names)) return "UNKNOWN";
     return kind_names[k];
@@ -81,7 +81,7 @@ const char *cql_stmt_kind_name(cql_stmt_kind k)
 
 /* ---- memory ------------------------------------------------------------ */
 
-void *palloc(cql_parser *p, size_t n)
+void *palloc(prs_parser *p, size_t n)
 {
     void *m = sib_arena_alloc(p->a, n ? n : 1);
     if (!m) perr_oom(p);
@@ -96,7 +96,7 @@ void pvec_init(pvec *v, size_t elem)
     v->elem = elem;
 }
 
-void *pvec_push(cql_parser *p, pvec *v)
+void *pvec_push(prs_parser *p, pvec *v)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 4;
@@ -117,7 +117,7 @@ static int cmp_name_ref(const void *a, const void *b)
 }
 
 /* Sorting keeps this O(n log n): a statement may carry thousands of names. */
-size_t first_name_clash(cql_parser *p, const name_ref *refs, size_t n)
+size_t first_name_clash(prs_parser *p, const name_ref *refs, size_t n)
 {
     if (n < 2) return SIZE_MAX;
     name_ref *v = palloc(p, n * sizeof *v);
@@ -142,7 +142,7 @@ size_t first_name_clash(cql_parser *p, const name_ref *refs, size_t n)
 /* ---- token text -------------------------------------------------------- */
 
 /* Unescaped text of t, NUL-terminated, from the arena; *len excludes the NUL. */
-char *tok_text(cql_parser *p, const cql_tok *t, size_t *len)
+char *tok_text(prs_parser *p, const prs_tok *t, size_t *len)
 {
     const char *s = p->text + t->off;
     size_t n = t->len;
@@ -169,7 +169,7 @@ char *tok_text(cql_parser *p, const cql_tok *t, size_t *len)
     return out;
 }
 
-char *tok_raw(cql_parser *p, const cql_tok *t)
+char *tok_raw(prs_parser *p, const prs_tok *t)
 {
     char *s = palloc(p, t->len + 1);
     memcpy(s, p->text + t->off, t->len);
@@ -177,7 +177,7 @@ char *tok_raw(cql_parser *p, const cql_tok *t)
 }
 
 /* ANTLR getText() length, used to place the snippet brackets. */
-static size_t antlr_len(cql_parser *p, const cql_tok *t)
+static size_t antlr_len(prs_parser *p, const prs_tok *t)
 {
     size_t n;
     if (t->kind == T_STRING || t->kind == T_QNAME || t->kind == T_PGSTRING) {
@@ -188,7 +188,7 @@ static size_t antlr_len(cql_parser *p, const cql_tok *t)
 }
 
 /* getTokenErrorDisplay: text with \n \r \t escaped; <EOF> at the end. */
-static void tok_display(cql_parser *p, const cql_tok *t, sib_buf *b)
+static void tok_display(prs_parser *p, const prs_tok *t, sib_buf *b)
 {
     if (t->kind == T_EOF) {
         sib_buf_append(b, "<EOF>", 5);
@@ -206,13 +206,13 @@ static void tok_display(cql_parser *p, const cql_tok *t, sib_buf *b)
 
 /* ---- errors ------------------------------------------------------------ */
 
-_Noreturn void perr_oom(cql_parser *p)
+_Noreturn void perr_oom(prs_parser *p)
 {
     sib_err_set(p->err, SIB_ENOMEM, "out of memory while parsing");
     longjmp(p->jb, 1);
 }
 
-static _Noreturn void perr_finish(cql_parser *p, sib_buf *b)
+static _Noreturn void perr_finish(prs_parser *p, sib_buf *b)
 {
     if (b->oom) {
         sib_buf_free(b);
@@ -225,7 +225,7 @@ static _Noreturn void perr_finish(cql_parser *p, sib_buf *b)
 }
 
 /* Index into all.t, stepping over T_ERROR tokens (ANTLR's stream never has them). */
-static size_t snip_step(cql_parser *p, size_t i, int dir, int count)
+static size_t snip_step(prs_parser *p, size_t i, int dir, int count)
 {
     while (count > 0) {
         if (dir < 0 && i == 0) break;
@@ -239,7 +239,7 @@ static size_t snip_step(cql_parser *p, size_t i, int dir, int count)
 typedef struct span { size_t off, len; } span;
 
 /* Lines as Java's String.split("\n"): trailing empty lines dropped. */
-static size_t split_lines(cql_parser *p, span **out)
+static size_t split_lines(prs_parser *p, span **out)
 {
     size_t n = 1;
     for (size_t i = 0; i < p->len; i++) n += p->text[i] == '\n';
@@ -257,12 +257,12 @@ static size_t split_lines(cql_parser *p, span **out)
     return k;
 }
 
-static void append_snippet(cql_parser *p, size_t off_idx, sib_buf *b)
+static void append_snippet(prs_parser *p, size_t off_idx, sib_buf *b)
 {
-    const cql_tok *off = &p->all.t[off_idx];
+    const prs_tok *off = &p->all.t[off_idx];
     if (off->kind == T_EOF) return;
-    const cql_tok *from = &p->all.t[snip_step(p, off_idx, -1, 10)];
-    const cql_tok *to = &p->all.t[snip_step(p, off_idx, +1, 2)];
+    const prs_tok *from = &p->all.t[snip_step(p, off_idx, -1, 10)];
+    const prs_tok *to = &p->all.t[snip_step(p, off_idx, +1, 2)];
     span *lines;
     size_t nl = split_lines(p, &lines);
     size_t fi = (size_t)from->line - 1, ti = (size_t)to->line - 1, oi = (size_t)off->line - 1;
@@ -293,13 +293,13 @@ static void append_snippet(cql_parser *p, size_t off_idx, sib_buf *b)
 }
 
 /* "line L:C <msg> (<snippet>)" for visible token vidx. */
-static _Noreturn void perr_at(cql_parser *p, size_t vidx, const char *fmt, ...)
+static _Noreturn void perr_at(prs_parser *p, size_t vidx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static _Noreturn void perr_at(cql_parser *p, size_t vidx, const char *fmt, ...)
+static _Noreturn void perr_at(prs_parser *p, size_t vidx, const char *fmt, ...)
 {
     if (vidx >= p->nvis) vidx = p->nvis - 1;
     size_t ai = p->vis[vidx];
-    const cql_tok *t = &p->all.t[ai];
+    const prs_tok *t = &p->all.t[ai];
     sib_buf b;
     sib_buf_init(&b);
     sib_buf_printf(&b, "line %d:%d ", t->line, t->col);
@@ -323,7 +323,7 @@ static _Noreturn void perr_at(cql_parser *p, size_t vidx, const char *fmt, ...)
     perr_finish(p, &b);
 }
 
-static _Noreturn void perr_lex(cql_parser *p, const cql_tok *t)
+static _Noreturn void perr_lex(prs_parser *p, const prs_tok *t)
 {
     sib_buf b;
     sib_buf_init(&b);
@@ -345,13 +345,13 @@ static _Noreturn void perr_lex(cql_parser *p, const cql_tok *t)
     perr_finish(p, &b);
 }
 
-_Noreturn void perr_noviable(cql_parser *p)
+_Noreturn void perr_noviable(prs_parser *p)
 {
     pk(p, 0);
     perr_at(p, p->pos, "no viable alternative at input %%T");
 }
 
-_Noreturn void perr_mismatch(cql_parser *p, const char *expecting)
+_Noreturn void perr_mismatch(prs_parser *p, const char *expecting)
 {
     pk(p, 0);
     perr_at(p, p->pos, "mismatched input %%T expecting %s", expecting);
@@ -359,13 +359,13 @@ _Noreturn void perr_mismatch(cql_parser *p, const char *expecting)
 
 /* ANTLR's match(EOF): "extraneous input" when only one token is left over,
  * otherwise "missing EOF at" (e.g. a second statement). */
-_Noreturn void perr_not_eof(cql_parser *p)
+_Noreturn void perr_not_eof(prs_parser *p)
 {
     if (pkind(p, 1) == T_EOF) perr_at(p, p->pos, "extraneous input %%T expecting EOF");
     perr_at(p, p->pos, "missing EOF at %%T");
 }
 
-_Noreturn void perr_raw(cql_parser *p, const char *fmt, ...)
+_Noreturn void perr_raw(prs_parser *p, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -376,51 +376,51 @@ _Noreturn void perr_raw(cql_parser *p, const char *fmt, ...)
     longjmp(p->jb, 1);
 }
 
-void pdepth_enter(cql_parser *p)
+void pdepth_enter(prs_parser *p)
 {
-    if (++p->depth > CQL_MAX_DEPTH) {
+    if (++p->depth > PRS_MAX_DEPTH) {
         pk(p, 0);
-        perr_at(p, p->pos, "no viable alternative at input %%T (nesting deeper than %d)", CQL_MAX_DEPTH);
+        perr_at(p, p->pos, "no viable alternative at input %%T (nesting deeper than %d)", PRS_MAX_DEPTH);
     }
 }
 
 /* ---- token access ------------------------------------------------------ */
 
-const cql_tok *pk(cql_parser *p, size_t k)
+const prs_tok *pk(prs_parser *p, size_t k)
 {
     size_t end = p->pos + k;
     if (end >= p->nvis) end = p->nvis - 1;
     /* A lexer error is reported as soon as the parser looks at or past it,
      * which is when ANTLR's lexer would have produced it. */
     for (size_t i = p->pos; i <= end; i++) {
-        const cql_tok *t = &p->all.t[p->vis[i]];
+        const prs_tok *t = &p->all.t[p->vis[i]];
         if (t->kind == T_ERROR) perr_lex(p, t);
     }
     return &p->all.t[p->vis[end]];
 }
 
-int pkind(cql_parser *p, size_t k) { return pk(p, k)->kind; }
+int pkind(prs_parser *p, size_t k) { return pk(p, k)->kind; }
 
-void padvance(cql_parser *p)
+void padvance(prs_parser *p)
 {
     if (p->pos + 1 < p->nvis) p->pos++;
 }
 
-bool pword(cql_parser *p, size_t k, const char *kw)
+bool pword(prs_parser *p, size_t k, const char *kw)
 {
-    const cql_tok *t = pk(p, k);
+    const prs_tok *t = pk(p, k);
     if (t->kind != T_IDENT || t->len != strlen(kw)) return false;
     return strncasecmp(p->text + t->off, kw, t->len) == 0;
 }
 
-bool paccept(cql_parser *p, int kind)
+bool paccept(prs_parser *p, int kind)
 {
     if (pkind(p, 0) != kind) return false;
     padvance(p);
     return true;
 }
 
-bool paccept_word(cql_parser *p, const char *kw)
+bool paccept_word(prs_parser *p, const char *kw)
 {
     if (!pword(p, 0, kw)) return false;
     padvance(p);
@@ -446,7 +446,7 @@ static void kind_name(int kind, char *out, size_t n)
 
 /* ANTLR match(): on a mismatch, if the token after the current one is the
  * expected one the current token is "extraneous". */
-void pexpect(cql_parser *p, int kind)
+void pexpect(prs_parser *p, int kind)
 {
     if (paccept(p, kind)) return;
     char name[32];
@@ -455,7 +455,7 @@ void pexpect(cql_parser *p, int kind)
     perr_mismatch(p, name);
 }
 
-void pexpect_word(cql_parser *p, const char *kw)
+void pexpect_word(prs_parser *p, const char *kw)
 {
     if (paccept_word(p, kw)) return;
     char name[40];
@@ -470,21 +470,21 @@ void pexpect_word(cql_parser *p, const char *kw)
 
 /* ---- names ------------------------------------------------------------- */
 
-bool is_ident_tok(cql_parser *p, size_t k)
+bool is_ident_tok(prs_parser *p, size_t k)
 {
-    const cql_tok *t = pk(p, k);
+    const prs_tok *t = pk(p, k);
     if (t->kind == T_QNAME) return t->len > 2;
     if (t->kind != T_IDENT) return false;
     char w[32];
     if (t->len >= sizeof w) return true; /* longer than any keyword */
     memcpy(w, p->text + t->off, t->len);
     w[t->len] = 0;
-    return !cql_is_reserved_keyword(w);
+    return !prs_is_reserved_keyword(w);
 }
 
-static const char *take_name(cql_parser *p)
+static const char *take_name(prs_parser *p)
 {
-    const cql_tok *t = pk(p, 0);
+    const prs_tok *t = pk(p, 0);
     char *s = tok_text(p, t, NULL);
     if (t->kind == T_IDENT)
         for (char *c = s; *c; c++) *c = (char)tolower((unsigned char)*c);
@@ -492,15 +492,15 @@ static const char *take_name(cql_parser *p)
     return s;
 }
 
-const char *parse_ident(cql_parser *p)
+const char *parse_ident(prs_parser *p)
 {
     if (!is_ident_tok(p, 0)) perr_noviable(p);
     return take_name(p);
 }
 
-const char *parse_col_ref(cql_parser *p)
+const char *parse_col_ref(prs_parser *p)
 {
-    const cql_tok *t = pk(p, 0);
+    const prs_tok *t = pk(p, 0);
     if (t->kind == T_QNAME && t->len == 2) {
         padvance(p);
         return palloc(p, 1);
@@ -508,15 +508,15 @@ const char *parse_col_ref(cql_parser *p)
     return parse_ident(p);
 }
 
-const char *parse_ks_name(cql_parser *p)
+const char *parse_ks_name(prs_parser *p)
 {
     if (pkind(p, 0) == '?') perr_raw(p, "Bind variables cannot be used for keyspace names");
     return parse_ident(p);
 }
 
-cql_qname parse_table_name(cql_parser *p)
+prs_qname parse_table_name(prs_parser *p)
 {
-    cql_qname q = {0};
+    prs_qname q = {0};
     if (pkind(p, 0) == '?') perr_raw(p, "Bind variables cannot be used for table names");
     if (pkind(p, 1) == '.') {
         q.ks = parse_ks_name(p);
@@ -527,9 +527,9 @@ cql_qname parse_table_name(cql_parser *p)
     return q;
 }
 
-cql_stmt *new_stmt(cql_parser *p, cql_stmt_kind kind)
+prs_stmt *new_stmt(prs_parser *p, prs_stmt_kind kind)
 {
-    cql_stmt *s = PNEW(p, cql_stmt);
+    prs_stmt *s = PNEW(p, prs_stmt);
     s->kind = kind;
     s->consistency = -1;
     return s;

@@ -14,7 +14,7 @@
 
 /* ---- lifetime ---- */
 
-void table_free(sib_table *t)
+void table_free(sch_table *t)
 {
     if (!t) return;
     for (size_t i = 0; i < t->ncols; i++) free((char *)t->cols[i].name);
@@ -28,7 +28,7 @@ void table_free(sib_table *t)
     free(t);
 }
 
-void keyspace_free(sib_keyspace *ks)
+void keyspace_free(sch_keyspace *ks)
 {
     if (!ks) return;
     for (size_t i = 0; i < ks->ntables; i++) table_free(ks->tables[i]);
@@ -38,34 +38,34 @@ void keyspace_free(sib_keyspace *ks)
     free(ks);
 }
 
-sib_catalog *sib_catalog_create(void)
+sch_catalog *sch_catalog_create(void)
 {
-    sib_catalog *c = calloc(1, sizeof *c);
+    sch_catalog *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->types = sib_types_create();
+    c->types = sch_types_create();
     sib_rng_seed(&c->rng);
     if (!c->types || catalog_add_system_keyspaces(c)) {
-        sib_catalog_destroy(c);
+        sch_catalog_destroy(c);
         return NULL;
     }
     catalog_bump_version(c);
     return c;
 }
 
-void sib_catalog_destroy(sib_catalog *c)
+void sch_catalog_destroy(sch_catalog *c)
 {
     if (!c) return;
     for (size_t i = 0; i < c->nks; i++) keyspace_free(c->ks[i]);
     free(c->ks);
-    sib_types_destroy(c->types);
+    sch_types_destroy(c->types);
     free(c);
 }
 
-sib_types *sib_catalog_types(sib_catalog *c) { return c->types; }
+sch_types *sch_catalog_types(sch_catalog *c) { return c->types; }
 
 /* ---- lookups ---- */
 
-sib_keyspace *catalog_find_ks(const sib_catalog *c, const char *name)
+sch_keyspace *catalog_find_ks(const sch_catalog *c, const char *name)
 {
     size_t lo = 0, hi = c->nks;
     while (lo < hi) {
@@ -78,7 +78,7 @@ sib_keyspace *catalog_find_ks(const sib_catalog *c, const char *name)
     return NULL;
 }
 
-static sib_table *ks_find_table(const sib_keyspace *ks, const char *name, size_t *pos)
+static sch_table *ks_find_table(const sch_keyspace *ks, const char *name, size_t *pos)
 {
     size_t lo = 0, hi = ks->ntables;
     while (lo < hi) {
@@ -92,15 +92,15 @@ static sib_table *ks_find_table(const sib_keyspace *ks, const char *name, size_t
     return NULL;
 }
 
-const sib_keyspace *sib_catalog_keyspace(const sib_catalog *c, const char *name) { return catalog_find_ks(c, name); }
+const sch_keyspace *sch_catalog_keyspace(const sch_catalog *c, const char *name) { return catalog_find_ks(c, name); }
 
-const sib_table *sib_catalog_table(const sib_catalog *c, const char *ks, const char *name)
+const sch_table *sch_catalog_table(const sch_catalog *c, const char *ks, const char *name)
 {
-    const sib_keyspace *k = catalog_find_ks(c, ks);
+    const sch_keyspace *k = catalog_find_ks(c, ks);
     return k ? ks_find_table(k, name, NULL) : NULL;
 }
 
-const sib_table *sib_catalog_table_by_id(const sib_catalog *c, const uint8_t id[16])
+const sch_table *sch_catalog_table_by_id(const sch_catalog *c, const uint8_t id[16])
 {
     for (size_t i = 0; i < c->nks; i++)
         for (size_t j = 0; j < c->ks[i]->ntables; j++)
@@ -108,14 +108,14 @@ const sib_table *sib_catalog_table_by_id(const sib_catalog *c, const uint8_t id[
     return NULL;
 }
 
-size_t sib_catalog_keyspace_count(const sib_catalog *c) { return c->nks; }
-const sib_keyspace *sib_catalog_keyspace_at(const sib_catalog *c, size_t i) { return i < c->nks ? c->ks[i] : NULL; }
+size_t sch_catalog_keyspace_count(const sch_catalog *c) { return c->nks; }
+const sch_keyspace *sch_catalog_keyspace_at(const sch_catalog *c, size_t i) { return i < c->nks ? c->ks[i] : NULL; }
 
-int catalog_insert_keyspace(sib_catalog *c, sib_keyspace *ks)
+int catalog_insert_keyspace(sch_catalog *c, sch_keyspace *ks)
 {
     size_t pos = 0;
     while (pos < c->nks && strcmp(c->ks[pos]->name, ks->name) < 0) pos++;
-    sib_keyspace **v = realloc(c->ks, (c->nks + 1) * sizeof *v);
+    sch_keyspace **v = realloc(c->ks, (c->nks + 1) * sizeof *v);
     if (!v) return SIB_ENOMEM;
     c->ks = v;
     memmove(&v[pos + 1], &v[pos], (c->nks - pos) * sizeof *v);
@@ -124,11 +124,11 @@ int catalog_insert_keyspace(sib_catalog *c, sib_keyspace *ks)
     return 0;
 }
 
-int keyspace_insert_table(sib_keyspace *ks, sib_table *t)
+int keyspace_insert_table(sch_keyspace *ks, sch_table *t)
 {
     size_t pos;
     ks_find_table(ks, t->name, &pos);
-    sib_table **v = realloc(ks->tables, (ks->ntables + 1) * sizeof *v);
+    sch_table **v = realloc(ks->tables, (ks->ntables + 1) * sizeof *v);
     if (!v) return SIB_ENOMEM;
     ks->tables = v;
     memmove(&v[pos + 1], &v[pos], (ks->ntables - pos) * sizeof *v);
@@ -137,7 +137,7 @@ int keyspace_insert_table(sib_keyspace *ks, sib_table *t)
     return 0;
 }
 
-static void keyspace_remove_table(sib_keyspace *ks, const sib_table *t)
+static void keyspace_remove_table(sch_keyspace *ks, const sch_table *t)
 {
     for (size_t i = 0; i < ks->ntables; i++)
         if (ks->tables[i] == t) {
@@ -149,42 +149,42 @@ static void keyspace_remove_table(sib_keyspace *ks, const sib_table *t)
 
 /* ---- accessors ---- */
 
-const char *sib_keyspace_name(const sib_keyspace *ks) { return ks->name; }
-bool sib_keyspace_durable_writes(const sib_keyspace *ks) { return ks->durable_writes; }
-const sib_strmap *sib_keyspace_replication(const sib_keyspace *ks) { return &ks->repl; }
-const char *sib_keyspace_strategy(const sib_keyspace *ks)
+const char *sch_keyspace_name(const sch_keyspace *ks) { return ks->name; }
+bool sch_keyspace_durable_writes(const sch_keyspace *ks) { return ks->durable_writes; }
+const sch_strmap *sch_keyspace_replication(const sch_keyspace *ks) { return &ks->repl; }
+const char *sch_keyspace_strategy(const sch_keyspace *ks)
 {
-    const char *c = sib_strmap_get(&ks->repl, "class");
+    const char *c = sch_strmap_get(&ks->repl, "class");
     return c ? c : "";
 }
-bool sib_keyspace_is_system(const sib_keyspace *ks) { return ks->system; }
-size_t sib_keyspace_table_count(const sib_keyspace *ks) { return ks->ntables; }
-const sib_table *sib_keyspace_table_at(const sib_keyspace *ks, size_t i) { return i < ks->ntables ? ks->tables[i] : NULL; }
+bool sch_keyspace_is_system(const sch_keyspace *ks) { return ks->system; }
+size_t sch_keyspace_table_count(const sch_keyspace *ks) { return ks->ntables; }
+const sch_table *sch_keyspace_table_at(const sch_keyspace *ks, size_t i) { return i < ks->ntables ? ks->tables[i] : NULL; }
 
-const char *sib_table_keyspace(const sib_table *t) { return t->ks; }
-const char *sib_table_name(const sib_table *t) { return t->name; }
-const uint8_t *sib_table_id(const sib_table *t) { return t->id; }
-sib_table_kind sib_table_kind_of(const sib_table *t) { return t->kind; }
-bool sib_table_is_counter(const sib_table *t) { return t->counter; }
-bool sib_table_has_static(const sib_table *t) { return t->has_static; }
-const sib_table_opts *sib_table_options(const sib_table *t) { return &t->opts; }
-size_t sib_table_column_count(const sib_table *t) { return t->ncols; }
-const sib_column *sib_table_column(const sib_table *t, size_t i) { return i < t->ncols ? &t->cols[i] : NULL; }
-size_t sib_table_pk_count(const sib_table *t) { return t->npk; }
-const sib_column *sib_table_pk(const sib_table *t, size_t i) { return i < t->npk ? &t->cols[i] : NULL; }
-size_t sib_table_clustering_count(const sib_table *t) { return t->nck; }
-const sib_column *sib_table_clustering(const sib_table *t, size_t i) { return i < t->nck ? &t->cols[t->npk + i] : NULL; }
-size_t sib_table_dropped_count(const sib_table *t) { return t->ndropped; }
-const sib_dropped_column *sib_table_dropped(const sib_table *t, size_t i) { return i < t->ndropped ? &t->dropped[i] : NULL; }
+const char *sch_table_keyspace(const sch_table *t) { return t->ks; }
+const char *sch_table_name(const sch_table *t) { return t->name; }
+const uint8_t *sch_table_id(const sch_table *t) { return t->id; }
+sch_table_kind sch_table_kind_of(const sch_table *t) { return t->kind; }
+bool sch_table_is_counter(const sch_table *t) { return t->counter; }
+bool sch_table_has_static(const sch_table *t) { return t->has_static; }
+const sch_table_opts *sch_table_options(const sch_table *t) { return &t->opts; }
+size_t sch_table_column_count(const sch_table *t) { return t->ncols; }
+const sch_column *sch_table_column(const sch_table *t, size_t i) { return i < t->ncols ? &t->cols[i] : NULL; }
+size_t sch_table_pk_count(const sch_table *t) { return t->npk; }
+const sch_column *sch_table_pk(const sch_table *t, size_t i) { return i < t->npk ? &t->cols[i] : NULL; }
+size_t sch_table_clustering_count(const sch_table *t) { return t->nck; }
+const sch_column *sch_table_clustering(const sch_table *t, size_t i) { return i < t->nck ? &t->cols[t->npk + i] : NULL; }
+size_t sch_table_dropped_count(const sch_table *t) { return t->ndropped; }
+const sch_dropped_column *sch_table_dropped(const sch_table *t, size_t i) { return i < t->ndropped ? &t->dropped[i] : NULL; }
 
-const sib_column *sib_table_column_by_name(const sib_table *t, const char *name)
+const sch_column *sch_table_column_by_name(const sch_table *t, const char *name)
 {
     for (size_t i = 0; i < t->ncols; i++)
         if (!strcmp(t->cols[i].name, name)) return &t->cols[i];
     return NULL;
 }
 
-const sib_column *sib_table_column_by_id(const sib_table *t, uint32_t id)
+const sch_column *sch_table_column_by_id(const sch_table *t, uint32_t id)
 {
     for (size_t i = 0; i < t->ncols; i++)
         if (t->cols[i].id == id) return &t->cols[i];
@@ -195,34 +195,34 @@ const sib_column *sib_table_column_by_id(const sib_table *t, uint32_t id)
 
 static int col_cmp(const void *a, const void *b)
 {
-    const sib_column *x = a, *y = b;
+    const sch_column *x = a, *y = b;
     /* select order (Cassandra's allColumnsInSelectOrder): partition key,
      * clustering, statics, regulars; the last two alphabetically */
-    static const int rank[] = { [SIB_COL_PARTITION_KEY] = 0, [SIB_COL_CLUSTERING] = 1, [SIB_COL_STATIC] = 2,
-                                [SIB_COL_REGULAR] = 3 };
+    static const int rank[] = { [SCH_COL_PARTITION_KEY] = 0, [SCH_COL_CLUSTERING] = 1, [SCH_COL_STATIC] = 2,
+                                [SCH_COL_REGULAR] = 3 };
     if (x->kind != y->kind) return rank[x->kind] < rank[y->kind] ? -1 : 1;
-    if (x->kind == SIB_COL_PARTITION_KEY || x->kind == SIB_COL_CLUSTERING) return x->position - y->position;
+    if (x->kind == SCH_COL_PARTITION_KEY || x->kind == SCH_COL_CLUSTERING) return x->position - y->position;
     return strcmp(x->name, y->name);
 }
 
-void table_sort_columns(sib_table *t)
+void table_sort_columns(sch_table *t)
 {
     qsort(t->cols, t->ncols, sizeof *t->cols, col_cmp);
     t->npk = t->nck = 0;
     t->has_static = t->counter = false;
     for (size_t i = 0; i < t->ncols; i++) {
-        sib_column *c = &t->cols[i];
+        sch_column *c = &t->cols[i];
         c->index = (uint32_t)i;
-        if (c->kind == SIB_COL_PARTITION_KEY) t->npk++;
-        else if (c->kind == SIB_COL_CLUSTERING) t->nck++;
-        else if (c->kind == SIB_COL_STATIC) t->has_static = true;
-        if (c->type->code == SIB_T_COUNTER) t->counter = true;
+        if (c->kind == SCH_COL_PARTITION_KEY) t->npk++;
+        else if (c->kind == SCH_COL_CLUSTERING) t->nck++;
+        else if (c->kind == SCH_COL_STATIC) t->has_static = true;
+        if (c->type->code == SCH_T_COUNTER) t->counter = true;
     }
 }
 
 /* ---- names ---- */
 
-bool sib_name_valid(const char *name)
+bool sch_name_valid(const char *name)
 {
     size_t n = strlen(name);
     if (!n || n > 48) return false;
@@ -242,7 +242,7 @@ static const char *const reserved_words[] = {
     "token", "truncate", "unlogged", "update", "use", "using", "view", "where", "with",
 };
 
-void sib_ident_quote(const char *name, sib_buf *out)
+void sch_ident_quote(const char *name, sib_buf *out)
 {
     bool bare = name[0] >= 'a' && name[0] <= 'z';
     for (const char *p = name; bare && *p; p++)
@@ -270,11 +270,11 @@ static int not_modifiable(const char *ks, sib_err *err)
     return sib_err_set(err, SIB_EINVAL, "System keyspace '%s' is not user-modifiable", ks);
 }
 
-static const char *type_str(const sib_type *t, char *dst, size_t cap)
+static const char *type_str(const sch_type *t, char *dst, size_t cap)
 {
     sib_buf b;
     sib_buf_init(&b);
-    sib_type_cql_name(t, &b);
+    sch_type_cql_name(t, &b);
     size_t n = b.oom ? 0 : SIB_MIN(b.len, cap - 1);
     if (n) memcpy(dst, b.p, n);
     dst[n] = 0;
@@ -284,11 +284,11 @@ static const char *type_str(const sib_type *t, char *dst, size_t cap)
 
 /* ---- keyspaces ---- */
 
-int sib_catalog_create_keyspace(sib_catalog *c, const char *name, const sib_prop *props, size_t nprops,
+int sch_catalog_create_keyspace(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
                                 bool if_not_exists, sib_err *err)
 {
     if (is_system_name(name)) return not_modifiable(name, err);
-    if (!sib_name_valid(name))
+    if (!sch_name_valid(name))
         return sib_err_set(err, SIB_ECONFIG,
                            "Keyspace name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"%s\")",
                            name);
@@ -305,11 +305,11 @@ int sib_catalog_create_keyspace(sib_catalog *c, const char *name, const sib_prop
         if (if_not_exists) return 1;
         return sib_err_set(err, SIB_EEXIST, "Cannot add existing keyspace \"%s\"", name);
     }
-    sib_strmap repl = { 0 };
+    sch_strmap repl = { 0 };
     bool durable = true;
     int rc = ks_props_apply(name, &repl, &durable, true, props, nprops, err);
     if (rc) return rc;
-    sib_keyspace *ks = calloc(1, sizeof *ks);
+    sch_keyspace *ks = calloc(1, sizeof *ks);
     if (ks) ks->name = xstrdup(name);
     if (!ks || !ks->name || catalog_insert_keyspace(c, ks)) {
         strmap_free(&repl);
@@ -322,16 +322,16 @@ int sib_catalog_create_keyspace(sib_catalog *c, const char *name, const sib_prop
     return 0;
 }
 
-int sib_catalog_alter_keyspace(sib_catalog *c, const char *name, const sib_prop *props, size_t nprops,
+int sch_catalog_alter_keyspace(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
                                bool if_exists, sib_err *err)
 {
     if (is_system_name(name)) return not_modifiable(name, err);
-    sib_keyspace *ks = catalog_find_ks(c, name);
+    sch_keyspace *ks = catalog_find_ks(c, name);
     if (!ks) {
         if (if_exists) return 1;
         return sib_err_set(err, SIB_EINVAL, "Keyspace '%s' doesn't exist", name);
     }
-    sib_strmap repl;
+    sch_strmap repl;
     if (strmap_copy(&repl, &ks->repl)) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     bool durable = ks->durable_writes;
     int rc = ks_props_apply(name, &repl, &durable, false, props, nprops, err);
@@ -343,7 +343,7 @@ int sib_catalog_alter_keyspace(sib_catalog *c, const char *name, const sib_prop 
     return 0;
 }
 
-int sib_catalog_drop_keyspace(sib_catalog *c, const char *name, bool if_exists, sib_err *err)
+int sch_catalog_drop_keyspace(sch_catalog *c, const char *name, bool if_exists, sib_err *err)
 {
     if (is_system_name(name)) return not_modifiable(name, err);
     for (size_t i = 0; i < c->nks; i++) {
@@ -367,7 +367,7 @@ static ssize_t find_name(const char *const *names, size_t n, const char *name)
     return -1;
 }
 
-static const sib_coldef *find_coldef(const sib_table_spec *s, const char *name)
+static const sch_coldef *find_coldef(const sch_table_spec *s, const char *name)
 {
     for (size_t i = 0; i < s->ncols; i++)
         if (!strcmp(s->cols[i].name, name)) return &s->cols[i];
@@ -375,7 +375,7 @@ static const sib_coldef *find_coldef(const sib_table_spec *s, const char *name)
 }
 
 /* Checks done by Cassandra's parser and CreateTableStatement.Raw.prepare. */
-static int check_spec_raw(const sib_table_spec *s, sib_err *err)
+static int check_spec_raw(const sch_table_spec *s, sib_err *err)
 {
     const char *disp = s->display_name ? s->display_name : s->name;
     for (size_t i = 0; i < s->ncols; i++)
@@ -397,28 +397,28 @@ static int check_spec_raw(const sib_table_spec *s, sib_err *err)
 }
 
 /* The builder checks of CreateTableStatement (4.0), in its order. */
-static int check_spec_build(const sib_table_spec *s, const sib_table_opts *opts, sib_err *err)
+static int check_spec_build(const sch_table_spec *s, const sch_table_opts *opts, sib_err *err)
 {
     const char *tn = s->name;
     char tb[256];
     for (size_t i = 0; i < s->ncols; i++) {
-        int rc = sib_type_check_column(s->cols[i].type, err);
+        int rc = sch_type_check_column(s->cols[i].type, err);
         if (rc) return rc;
     }
     for (size_t i = 0; i < s->npk + s->nck; i++) {
         const char *name = i < s->npk ? s->pk[i] : s->ck[i - s->npk];
-        const sib_coldef *d = find_coldef(s, name);
+        const sch_coldef *d = find_coldef(s, name);
         if (!d) return sib_err_set(err, SIB_EINVAL, "Unknown column '%s' referenced in PRIMARY KEY for table '%s'", name, tn);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(j < s->npk ? s->pk[j] : s->ck[j - s->npk], name))
                 return sib_err_set(err, SIB_EINVAL, "Duplicate column '%s' in PRIMARY KEY clause for table '%s'", name, tn);
-        if (sib_type_is_multicell(d->type))
+        if (sch_type_is_multicell(d->type))
             return sib_err_set(err, SIB_EINVAL, "Invalid non-frozen collection type %s for PRIMARY KEY column '%s'",
                                type_str(d->type, tb, sizeof tb), name);
-        if (d->type->code == SIB_T_COUNTER)
+        if (d->type->code == SCH_T_COUNTER)
             return sib_err_set(err, SIB_EINVAL, "counter type is not supported for PRIMARY KEY column '%s'", name);
-        bool dur = d->type->code == SIB_T_DURATION;
-        for (int k = 0; k < 2 && !dur; k++) dur = d->type->sub[k] && d->type->sub[k]->code == SIB_T_DURATION;
+        bool dur = d->type->code == SCH_T_DURATION;
+        for (int k = 0; k < 2 && !dur; k++) dur = d->type->sub[k] && d->type->sub[k]->code == SCH_T_DURATION;
         if (dur) return sib_err_set(err, SIB_EINVAL, "duration type is not supported for PRIMARY KEY column '%s'", name);
         if (d->is_static) return sib_err_set(err, SIB_EINVAL, "Static column '%s' cannot be part of the PRIMARY KEY", name);
     }
@@ -440,9 +440,9 @@ static int check_spec_build(const sib_table_spec *s, const sib_table_opts *opts,
     }
     bool has_static = false, has_counter = false, has_noncounter = false;
     for (size_t i = 0; i < s->ncols; i++) {
-        const sib_coldef *d = &s->cols[i];
+        const sch_coldef *d = &s->cols[i];
         has_static |= d->is_static;
-        if (d->type->code == SIB_T_COUNTER) has_counter = true;
+        if (d->type->code == SCH_T_COUNTER) has_counter = true;
         else if (find_name(s->pk, s->npk, d->name) < 0 && find_name(s->ck, s->nck, d->name) < 0) has_noncounter = true;
     }
     if (s->nck == 0 && has_static)
@@ -455,9 +455,9 @@ static int check_spec_build(const sib_table_spec *s, const sib_table_opts *opts,
     return 0;
 }
 
-static int build_table(sib_catalog *c, const sib_table_spec *s, const sib_table_opts *opts, sib_table **out, sib_err *err)
+static int build_table(sch_catalog *c, const sch_table_spec *s, const sch_table_opts *opts, sch_table **out, sib_err *err)
 {
-    sib_table *t = calloc(1, sizeof *t);
+    sch_table *t = calloc(1, sizeof *t);
     if (!t) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     t->ks = xstrdup(s->keyspace);
     t->name = xstrdup(s->name);
@@ -469,22 +469,22 @@ static int build_table(sib_catalog *c, const sib_table_spec *s, const sib_table_
     if (s->id) memcpy(t->id, s->id, 16);
     else sib_uuid_v4(&c->rng, t->id);
     for (size_t i = 0; i < s->ncols; i++) {
-        const sib_coldef *d = &s->cols[i];
-        sib_column *col = &t->cols[t->ncols];
+        const sch_coldef *d = &s->cols[i];
+        sch_column *col = &t->cols[t->ncols];
         col->name = xstrdup(d->name);
         if (!col->name) { table_free(t); return sib_err_set(err, SIB_ENOMEM, "out of memory"); }
         t->ncols++;
         col->type = d->type;
         col->id = (uint32_t)i;
         col->position = -1;
-        col->order = SIB_ORDER_NONE;
+        col->order = SCH_ORDER_NONE;
         ssize_t p = find_name(s->pk, s->npk, d->name), k = find_name(s->ck, s->nck, d->name);
-        if (p >= 0) col->kind = SIB_COL_PARTITION_KEY, col->position = (int)p;
+        if (p >= 0) col->kind = SCH_COL_PARTITION_KEY, col->position = (int)p;
         else if (k >= 0) {
-            col->kind = SIB_COL_CLUSTERING;
+            col->kind = SCH_COL_CLUSTERING;
             col->position = (int)k;
-            col->order = (size_t)k < s->norder && s->order[k].desc ? SIB_ORDER_DESC : SIB_ORDER_ASC;
-        } else col->kind = d->is_static ? SIB_COL_STATIC : SIB_COL_REGULAR;
+            col->order = (size_t)k < s->norder && s->order[k].desc ? SCH_ORDER_DESC : SCH_ORDER_ASC;
+        } else col->kind = d->is_static ? SCH_COL_STATIC : SCH_COL_REGULAR;
     }
     t->next_col_id = (uint32_t)s->ncols;
     table_sort_columns(t);
@@ -493,9 +493,9 @@ static int build_table(sib_catalog *c, const sib_table_spec *s, const sib_table_
 }
 
 /* Builds a validated table without inserting it (also used for system tables). */
-int table_from_spec(sib_catalog *c, const sib_table_spec *s, sib_table **out, sib_err *err)
+int table_from_spec(sch_catalog *c, const sch_table_spec *s, sch_table **out, sib_err *err)
 {
-    sib_table_opts opts;
+    sch_table_opts opts;
     if (opts_init_default(&opts)) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     int rc = opts_apply(&opts, s->props, s->nprops, err);
     if (!rc) rc = check_spec_build(s, &opts, err);
@@ -504,15 +504,15 @@ int table_from_spec(sib_catalog *c, const sib_table_spec *s, sib_table **out, si
     return rc;
 }
 
-int sib_catalog_create_table(sib_catalog *c, const sib_table_spec *s, const sib_table **out, sib_err *err)
+int sch_catalog_create_table(sch_catalog *c, const sch_table_spec *s, const sch_table **out, sib_err *err)
 {
     if (out) *out = NULL;
     int rc = check_spec_raw(s, err);
     if (rc) return rc;
     if (is_system_name(s->keyspace)) return not_modifiable(s->keyspace, err);
-    sib_keyspace *ks = catalog_find_ks(c, s->keyspace);
+    sch_keyspace *ks = catalog_find_ks(c, s->keyspace);
     if (!ks) return sib_err_set(err, SIB_EINVAL, "Keyspace '%s' doesn't exist", s->keyspace);
-    sib_table *existing = ks_find_table(ks, s->name, NULL);
+    sch_table *existing = ks_find_table(ks, s->name, NULL);
     if (existing) {
         if (s->if_not_exists) {
             if (out) *out = existing;
@@ -521,12 +521,12 @@ int sib_catalog_create_table(sib_catalog *c, const sib_table_spec *s, const sib_
         return sib_err_set(err, SIB_EEXIST, "Cannot add already existing table \"%s\" to keyspace \"%s\"", s->name,
                            s->keyspace);
     }
-    if (!sib_name_valid(s->name))
+    if (!sch_name_valid(s->name))
         return sib_err_set(err, SIB_ECONFIG,
                            "Table name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"%s\")",
                            s->name);
-    if (s->id && sib_catalog_table_by_id(c, s->id)) return sib_err_set(err, SIB_EEXIST, "table id already in use");
-    sib_table *t;
+    if (s->id && sch_catalog_table_by_id(c, s->id)) return sib_err_set(err, SIB_EEXIST, "table id already in use");
+    sch_table *t;
     rc = table_from_spec(c, s, &t, err);
     if (rc) return rc;
     if (keyspace_insert_table(ks, t)) {
@@ -540,23 +540,23 @@ int sib_catalog_create_table(sib_catalog *c, const sib_table_spec *s, const sib_
 
 /* ---- DROP / ALTER TABLE ---- */
 
-static int find_table_for_ddl(sib_catalog *c, const char *ks, const char *name, bool if_exists, sib_keyspace **kout,
-                              sib_table **tout, sib_err *err)
+static int find_table_for_ddl(sch_catalog *c, const char *ks, const char *name, bool if_exists, sch_keyspace **kout,
+                              sch_table **tout, sib_err *err)
 {
     if (is_system_name(ks)) return not_modifiable(ks, err);
-    sib_keyspace *k = catalog_find_ks(c, ks);
+    sch_keyspace *k = catalog_find_ks(c, ks);
     if (!k) return if_exists ? 1 : sib_err_set(err, SIB_EINVAL, "Keyspace '%s' doesn't exist", ks);
-    sib_table *t = ks_find_table(k, name, NULL);
+    sch_table *t = ks_find_table(k, name, NULL);
     if (!t) return if_exists ? 1 : sib_err_set(err, SIB_EINVAL, "Table '%s.%s' doesn't exist", ks, name);
     *kout = k;
     *tout = t;
     return 0;
 }
 
-int sib_catalog_drop_table(sib_catalog *c, const char *ks, const char *name, bool if_exists, sib_err *err)
+int sch_catalog_drop_table(sch_catalog *c, const char *ks, const char *name, bool if_exists, sib_err *err)
 {
-    sib_keyspace *k;
-    sib_table *t;
+    sch_keyspace *k;
+    sch_table *t;
     int rc = find_table_for_ddl(c, ks, name, if_exists, &k, &t, err);
     if (rc) return rc;
     keyspace_remove_table(k, t);
@@ -565,7 +565,7 @@ int sib_catalog_drop_table(sib_catalog *c, const char *ks, const char *name, boo
     return 0;
 }
 
-static const sib_dropped_column *find_dropped(const sib_table *t, const char *name)
+static const sch_dropped_column *find_dropped(const sch_table *t, const char *name)
 {
     for (size_t i = 0; i < t->ndropped; i++)
         if (!strcmp(t->dropped[i].name, name)) return &t->dropped[i];
@@ -573,33 +573,33 @@ static const sib_dropped_column *find_dropped(const sib_table *t, const char *na
 }
 
 /* AlterTableStatement.AddColumns checks for one new column (not a duplicate). */
-static int check_add_column(const sib_table *t, const sib_coldef *d, sib_err *err)
+static int check_add_column(const sch_table *t, const sch_coldef *d, sib_err *err)
 {
     char tb[256], tb2[256];
-    int rc = sib_type_check_column(d->type, err);
+    int rc = sch_type_check_column(d->type, err);
     if (rc) return rc;
     if (d->is_static && t->nck == 0)
         return sib_err_set(err, SIB_EINVAL,
                            "Static columns are only useful (and thus allowed) if the table has at least one clustering column");
-    const sib_dropped_column *dc = find_dropped(t, d->name);
+    const sch_dropped_column *dc = find_dropped(t, d->name);
     if (dc && dc->type != d->type)
         return sib_err_set(err, SIB_EINVAL,
                            "Cannot re-add previously dropped column '%s' of type %s, incompatible with previous type %s",
                            d->name, type_str(d->type, tb, sizeof tb), type_str(dc->type, tb2, sizeof tb2));
-    if (dc && (dc->kind == SIB_COL_STATIC) != d->is_static)
+    if (dc && (dc->kind == SCH_COL_STATIC) != d->is_static)
         return sib_err_set(err, SIB_EINVAL,
                            "Cannot re-add previously dropped column '%s' of kind %s, incompatible with previous kind %s",
-                           d->name, d->is_static ? "STATIC" : "REGULAR", dc->kind == SIB_COL_STATIC ? "STATIC" : "REGULAR");
+                           d->name, d->is_static ? "STATIC" : "REGULAR", dc->kind == SCH_COL_STATIC ? "STATIC" : "REGULAR");
     if (dc && t->counter)
         return sib_err_set(err, SIB_EINVAL, "Cannot re-add previously dropped counter column %s", d->name);
-    if (d->type->code == SIB_T_COUNTER && !t->counter)
+    if (d->type->code == SCH_T_COUNTER && !t->counter)
         return sib_err_set(err, SIB_ECONFIG, "Cannot add a counter column (%s) in a non counter table", d->name);
-    if (d->type->code != SIB_T_COUNTER && t->counter)
+    if (d->type->code != SCH_T_COUNTER && t->counter)
         return sib_err_set(err, SIB_ECONFIG, "Cannot add a non counter column (%s) in a counter table", d->name);
     return 0;
 }
 
-static void forget_dropped(sib_table *t, const char *name)
+static void forget_dropped(sch_table *t, const char *name)
 {
     for (size_t j = 0; j < t->ndropped; j++)
         if (!strcmp(t->dropped[j].name, name)) {
@@ -610,24 +610,24 @@ static void forget_dropped(sib_table *t, const char *name)
         }
 }
 
-int sib_catalog_alter_add(sib_catalog *c, const char *ks, const char *name, const sib_coldef *cols, size_t n,
+int sch_catalog_alter_add(sch_catalog *c, const char *ks, const char *name, const sch_coldef *cols, size_t n,
                           bool if_not_exists, sib_err *err)
 {
-    sib_keyspace *k;
-    sib_table *t;
+    sch_keyspace *k;
+    sch_table *t;
     int rc = find_table_for_ddl(c, ks, name, false, &k, &t, err);
     if (rc) return rc;
     bool *skip = calloc(n ? n : 1, sizeof *skip);
     if (!skip) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     size_t nadd = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        bool dup = sib_table_column_by_name(t, cols[i].name) != NULL;
+        bool dup = sch_table_column_by_name(t, cols[i].name) != NULL;
         for (size_t j = 0; j < i; j++) dup |= !skip[j] && !strcmp(cols[j].name, cols[i].name);
         if (dup && if_not_exists) skip[i] = true;
         else if (dup) rc = sib_err_set(err, SIB_EINVAL, "Column with name '%s' already exists", cols[i].name);
         else if (!(rc = check_add_column(t, &cols[i], err))) nadd++;
     }
-    sib_column *nc = NULL;
+    sch_column *nc = NULL;
     if (!rc && nadd && !(nc = realloc(t->cols, (t->ncols + nadd) * sizeof *nc)))
         rc = sib_err_set(err, SIB_ENOMEM, "out of memory");
     char **names = rc || !nadd ? NULL : calloc(n, sizeof *names);
@@ -638,9 +638,9 @@ int sib_catalog_alter_add(sib_catalog *c, const char *ks, const char *name, cons
     if (!rc && nadd) {
         for (size_t i = 0; i < n; i++) {
             if (skip[i]) continue;
-            sib_column *col = &t->cols[t->ncols++];
-            *col = (sib_column){ .name = names[i], .type = cols[i].type, .position = -1, .order = SIB_ORDER_NONE,
-                                 .kind = cols[i].is_static ? SIB_COL_STATIC : SIB_COL_REGULAR, .id = t->next_col_id++ };
+            sch_column *col = &t->cols[t->ncols++];
+            *col = (sch_column){ .name = names[i], .type = cols[i].type, .position = -1, .order = SCH_ORDER_NONE,
+                                 .kind = cols[i].is_static ? SCH_COL_STATIC : SCH_COL_REGULAR, .id = t->next_col_id++ };
             forget_dropped(t, cols[i].name); /* a re-added column is live again */
         }
         table_sort_columns(t);
@@ -654,35 +654,35 @@ int sib_catalog_alter_add(sib_catalog *c, const char *ks, const char *name, cons
     return rc;
 }
 
-int sib_catalog_alter_drop(sib_catalog *c, const char *ks, const char *name, const char *const *cols, size_t n,
+int sch_catalog_alter_drop(sch_catalog *c, const char *ks, const char *name, const char *const *cols, size_t n,
                            int64_t timestamp_us, bool if_exists, sib_err *err)
 {
-    sib_keyspace *k;
-    sib_table *t;
+    sch_keyspace *k;
+    sch_table *t;
     int rc = find_table_for_ddl(c, ks, name, false, &k, &t, err);
     if (rc) return rc;
     size_t ndrop = 0;
     for (size_t i = 0; i < n; i++) {
-        const sib_column *col = sib_table_column_by_name(t, cols[i]);
+        const sch_column *col = sch_table_column_by_name(t, cols[i]);
         if (!col) {
             if (if_exists) continue;
             return sib_err_set(err, SIB_EINVAL, "Column %s was not found in table '%s.%s'", cols[i], ks, name);
         }
-        if (col->kind == SIB_COL_PARTITION_KEY || col->kind == SIB_COL_CLUSTERING)
+        if (col->kind == SCH_COL_PARTITION_KEY || col->kind == SCH_COL_CLUSTERING)
             return sib_err_set(err, SIB_EINVAL, "Cannot drop PRIMARY KEY column %s", cols[i]);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(cols[j], cols[i])) return sib_err_set(err, SIB_EINVAL, "Column %s was not found in table '%s.%s'", cols[i], ks, name);
         ndrop++;
     }
     if (!ndrop) return 1;
-    sib_dropped_column *nd = realloc(t->dropped, (t->ndropped + ndrop) * sizeof *nd);
+    sch_dropped_column *nd = realloc(t->dropped, (t->ndropped + ndrop) * sizeof *nd);
     if (!nd) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     t->dropped = nd;
     for (size_t i = 0; i < n; i++) {
-        const sib_column *col = sib_table_column_by_name(t, cols[i]);
+        const sch_column *col = sch_table_column_by_name(t, cols[i]);
         if (!col) continue;
         forget_dropped(t, col->name); /* replaces an older drop record of the same name */
-        sib_dropped_column *d = &t->dropped[t->ndropped++];
+        sch_dropped_column *d = &t->dropped[t->ndropped++];
         d->name = col->name; /* ownership moves from the column */
         d->type = col->type;
         d->kind = col->kind;
@@ -697,15 +697,15 @@ int sib_catalog_alter_drop(sib_catalog *c, const char *ks, const char *name, con
     return 0;
 }
 
-int sib_catalog_alter_rename(sib_catalog *c, const char *ks, const char *name, const char *const *from,
+int sch_catalog_alter_rename(sch_catalog *c, const char *ks, const char *name, const char *const *from,
                              const char *const *to, size_t n, sib_err *err)
 {
-    sib_keyspace *k;
-    sib_table *t;
+    sch_keyspace *k;
+    sch_table *t;
     int rc = find_table_for_ddl(c, ks, name, false, &k, &t, err);
     if (rc) return rc;
     for (size_t i = 0; i < n; i++) {
-        const sib_column *col = sib_table_column_by_name(t, from[i]);
+        const sch_column *col = sch_table_column_by_name(t, from[i]);
         bool renamed_away = false, taken = false;
         for (size_t j = 0; j < i; j++) {
             renamed_away |= !strcmp(from[j], from[i]);
@@ -713,9 +713,9 @@ int sib_catalog_alter_rename(sib_catalog *c, const char *ks, const char *name, c
         }
         if (!col || renamed_away)
             return sib_err_set(err, SIB_EINVAL, "Column %s was not found in table %s.%s", from[i], ks, name);
-        if (col->kind != SIB_COL_PARTITION_KEY && col->kind != SIB_COL_CLUSTERING)
+        if (col->kind != SCH_COL_PARTITION_KEY && col->kind != SCH_COL_CLUSTERING)
             return sib_err_set(err, SIB_EINVAL, "Cannot rename non PRIMARY KEY column %s", from[i]);
-        const sib_column *other = sib_table_column_by_name(t, to[i]);
+        const sch_column *other = sch_table_column_by_name(t, to[i]);
         bool freed = false;
         for (size_t j = 0; j < i; j++) freed |= !strcmp(from[j], to[i]);
         if ((other && !freed) || taken)
@@ -732,13 +732,13 @@ int sib_catalog_alter_rename(sib_catalog *c, const char *ks, const char *name, c
             return sib_err_set(err, SIB_ENOMEM, "out of memory");
         }
     /* resolve all sources first so chained renames (a->b AND b->a) swap */
-    sib_column **targets = calloc(n ? n : 1, sizeof *targets);
+    sch_column **targets = calloc(n ? n : 1, sizeof *targets);
     if (!targets) {
         for (size_t j = 0; j < n; j++) free(names[j]);
         free(names);
         return sib_err_set(err, SIB_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < n; i++) targets[i] = (sib_column *)sib_table_column_by_name(t, from[i]);
+    for (size_t i = 0; i < n; i++) targets[i] = (sch_column *)sch_table_column_by_name(t, from[i]);
     for (size_t i = 0; i < n; i++) {
         free((char *)targets[i]->name);
         targets[i]->name = names[i];
@@ -750,14 +750,14 @@ int sib_catalog_alter_rename(sib_catalog *c, const char *ks, const char *name, c
     return 0;
 }
 
-int sib_catalog_alter_options(sib_catalog *c, const char *ks, const char *name, const sib_prop *props, size_t nprops,
+int sch_catalog_alter_options(sch_catalog *c, const char *ks, const char *name, const sch_prop *props, size_t nprops,
                               sib_err *err)
 {
-    sib_keyspace *k;
-    sib_table *t;
+    sch_keyspace *k;
+    sch_table *t;
     int rc = find_table_for_ddl(c, ks, name, false, &k, &t, err);
     if (rc) return rc;
-    sib_table_opts o;
+    sch_table_opts o;
     if (opts_copy(&o, &t->opts)) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     rc = opts_apply(&o, props, nprops, err);
     if (!rc && t->counter && o.default_time_to_live > 0)

@@ -38,7 +38,7 @@
 
 static const char *col_label(const char *c) { return c ? c : "?"; }
 
-static int enc_comp(const sib_type *t, const uint8_t *v, size_t len, const char *col, sib_buf *out, sib_err *err);
+static int enc_comp(const sch_type *t, const uint8_t *v, size_t len, const char *col, sib_buf *out, sib_err *err);
 
 static void enc_escaped(const uint8_t *v, size_t len, sib_buf *out)
 {
@@ -83,14 +83,14 @@ static int enc_decimal(const uint8_t *v, size_t len, sib_buf *out, sib_err *err)
     return 0;
 }
 
-static int enc_coll(const sib_type *t, const uint8_t *v, size_t len, const char *col, sib_buf *out, sib_err *err)
+static int enc_coll(const sch_type *t, const uint8_t *v, size_t len, const char *col, sib_buf *out, sib_err *err)
 {
     if (!len) { sib_buf_u8(out, 0x00); return 0; }
-    sib_coll_iter it;
-    if (sib_coll_iter_init(&it, t, v, len) < 0) return sib_err_set(err, SIB_EINVAL, "malformed collection value");
+    sch_coll_iter it;
+    if (sch_coll_iter_init(&it, t, v, len) < 0) return sib_err_set(err, SIB_EINVAL, "malformed collection value");
     sib_buf_u8(out, 0x01);
-    sib_val k, val;
-    while (sib_coll_next(&it, &k, &val)) {
+    sch_val k, val;
+    while (sch_coll_next(&it, &k, &val)) {
         if (k.len < 0 || (it.is_map && val.len < 0))
             return sib_err_set(err, SIB_EINVAL, "null is not supported inside collections");
         sib_buf_u8(out, 0x01);
@@ -103,30 +103,30 @@ static int enc_coll(const sib_type *t, const uint8_t *v, size_t len, const char 
     return 0;
 }
 
-static int enc_comp(const sib_type *t, const uint8_t *v, size_t len, const char *col, sib_buf *out, sib_err *err)
+static int enc_comp(const sch_type *t, const uint8_t *v, size_t len, const char *col, sib_buf *out, sib_err *err)
 {
-    size_t fixed = sib_type_fixed_len(t);
+    size_t fixed = sch_type_fixed_len(t);
     if (fixed && len != fixed) {
         sib_buf tn;
         sib_buf_init(&tn);
-        sib_type_cql_name(t, &tn);
+        sch_type_cql_name(t, &tn);
         int rc = sib_err_set(err, SIB_EINVAL, "Invalid %s value for clustering column %s of type %.*s",
                              len ? "malformed" : "empty", col_label(col), (int)tn.len, tn.p ? (char *)tn.p : "");
         sib_buf_free(&tn);
         return rc;
     }
     switch (t->code) {
-    case SIB_T_TINYINT: sib_buf_u8(out, v[0] ^ 0x80); break;
-    case SIB_T_SMALLINT: sib_buf_be16(out, get_be16(v) ^ 0x8000); break;
-    case SIB_T_INT: sib_buf_be32(out, get_be32(v) ^ 0x80000000u); break;
-    case SIB_T_BIGINT: case SIB_T_COUNTER: case SIB_T_TIMESTAMP: case SIB_T_TIME:
+    case SCH_T_TINYINT: sib_buf_u8(out, v[0] ^ 0x80); break;
+    case SCH_T_SMALLINT: sib_buf_be16(out, get_be16(v) ^ 0x8000); break;
+    case SCH_T_INT: sib_buf_be32(out, get_be32(v) ^ 0x80000000u); break;
+    case SCH_T_BIGINT: case SCH_T_COUNTER: case SCH_T_TIMESTAMP: case SCH_T_TIME:
         sib_buf_be64(out, get_be64(v) ^ 0x8000000000000000ull);
         break;
-    case SIB_T_DATE: sib_buf_append(out, v, 4); break;
-    case SIB_T_BOOLEAN: sib_buf_u8(out, v[0] != 0); break;
-    case SIB_T_FLOAT: sib_buf_be32(out, float_key(get_be32(v))); break;
-    case SIB_T_DOUBLE: sib_buf_be64(out, double_key(get_be64(v))); break;
-    case SIB_T_UUID: {
+    case SCH_T_DATE: sib_buf_append(out, v, 4); break;
+    case SCH_T_BOOLEAN: sib_buf_u8(out, v[0] != 0); break;
+    case SCH_T_FLOAT: sib_buf_be32(out, float_key(get_be32(v))); break;
+    case SCH_T_DOUBLE: sib_buf_be64(out, double_key(get_be64(v))); break;
+    case SCH_T_UUID: {
         int ver = v[6] >> 4;
         sib_buf_u8(out, (uint8_t)ver);
         if (ver == 1) sib_buf_be64(out, uuid_ts_key(v));
@@ -134,19 +134,19 @@ static int enc_comp(const sib_type *t, const uint8_t *v, size_t len, const char 
         sib_buf_append(out, v + 8, 8);
         break;
     }
-    case SIB_T_TIMEUUID:
+    case SCH_T_TIMEUUID:
         sib_buf_be64(out, uuid_ts_key(v));
         for (int i = 8; i < 16; i++) sib_buf_u8(out, v[i] ^ 0x80);
         break;
-    case SIB_T_VARINT: enc_varint(v, len, out); break;
-    case SIB_T_DECIMAL: return enc_decimal(v, len, out, err);
-    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: return enc_coll(t, v, len, col, out, err);
+    case SCH_T_VARINT: enc_varint(v, len, out); break;
+    case SCH_T_DECIMAL: return enc_decimal(v, len, out, err);
+    case SCH_T_LIST: case SCH_T_SET: case SCH_T_MAP: return enc_coll(t, v, len, col, out, err);
     default: enc_escaped(v, len, out); break;
     }
     return 0;
 }
 
-int sib_ck_encode_component(const sib_type *type, bool desc, const uint8_t *v, size_t len, sib_buf *out,
+int sch_ck_encode_component(const sch_type *type, bool desc, const uint8_t *v, size_t len, sib_buf *out,
                             sib_err *err)
 {
     size_t mark = out->len;
@@ -158,22 +158,22 @@ int sib_ck_encode_component(const sib_type *type, bool desc, const uint8_t *v, s
     return 0;
 }
 
-int sib_ck_encode(const sib_table *t, const uint8_t *const vals[], const size_t lens[], size_t nvals, sib_buf *out,
+int sch_ck_encode(const sch_table *t, const uint8_t *const vals[], const size_t lens[], size_t nvals, sib_buf *out,
                   sib_err *err)
 {
     if (nvals > t->nck)
         return sib_err_set(err, SIB_EINVAL, "too many clustering values (%zu > %zu)", nvals, t->nck);
     size_t mark = out->len;
     for (size_t i = 0; i < nvals; i++) {
-        const sib_column *c = &t->cols[t->npk + i];
+        const sch_column *c = &t->cols[t->npk + i];
         int rc;
         if (!vals[i]) rc = sib_err_set(err, SIB_EINVAL, "Invalid null value for clustering key part %s", c->name);
-        else rc = sib_value_validate(c->type, vals[i], lens[i], err);
+        else rc = sch_value_validate(c->type, vals[i], lens[i], err);
         size_t cm = out->len;
         if (!rc) rc = enc_comp(c->type, vals[i], lens[i], c->name, out, err);
         if (!rc && out->oom) rc = sib_err_set(err, SIB_ENOMEM, "out of memory");
         if (rc) { out->len = mark; return rc; }
-        if (c->order == SIB_ORDER_DESC)
+        if (c->order == SCH_ORDER_DESC)
             for (size_t k = cm; k < out->len; k++) out->p[k] = (uint8_t)~out->p[k];
     }
     return 0;
@@ -201,7 +201,7 @@ static bool crd_n(crd *r, size_t n, uint8_t *dst)
     return true;
 }
 
-static bool dec_comp(const sib_type *t, crd *r, sib_buf *out, int depth);
+static bool dec_comp(const sch_type *t, crd *r, sib_buf *out, int depth);
 
 static bool dec_escaped(crd *r, sib_buf *out)
 {
@@ -265,7 +265,7 @@ out:
     return ok;
 }
 
-static bool dec_coll(const sib_type *t, crd *r, sib_buf *out, int depth)
+static bool dec_coll(const sch_type *t, crd *r, sib_buf *out, int depth)
 {
     uint8_t m;
     if (!crd_u8(r, &m)) return false;
@@ -280,7 +280,7 @@ static bool dec_coll(const sib_type *t, crd *r, sib_buf *out, int depth)
     for (;;) {
         if (!crd_u8(r, &m) || (m != 0x00 && m != 0x01)) { ok = false; break; }
         if (m == 0x00) break;
-        for (int k = 0; k < (t->code == SIB_T_MAP ? 2 : 1) && ok; k++) {
+        for (int k = 0; k < (t->code == SCH_T_MAP ? 2 : 1) && ok; k++) {
             sib_buf_reset(&tmp);
             ok = dec_comp(t->sub[k], r, &tmp, depth + 1);
             if (ok) {
@@ -296,66 +296,66 @@ static bool dec_coll(const sib_type *t, crd *r, sib_buf *out, int depth)
     return ok && !out->oom;
 }
 
-static bool dec_comp(const sib_type *t, crd *r, sib_buf *out, int depth)
+static bool dec_comp(const sch_type *t, crd *r, sib_buf *out, int depth)
 {
     if (depth > 32) return false;
-    size_t fixed = sib_type_fixed_len(t);
+    size_t fixed = sch_type_fixed_len(t);
     uint8_t b[16];
-    if (fixed && t->code != SIB_T_UUID && t->code != SIB_T_TIMEUUID && !crd_n(r, fixed, b)) return false;
+    if (fixed && t->code != SCH_T_UUID && t->code != SCH_T_TIMEUUID && !crd_n(r, fixed, b)) return false;
     switch (t->code) {
-    case SIB_T_TINYINT: sib_buf_u8(out, b[0] ^ 0x80); break;
-    case SIB_T_SMALLINT: sib_buf_be16(out, get_be16(b) ^ 0x8000); break;
-    case SIB_T_INT: sib_buf_be32(out, get_be32(b) ^ 0x80000000u); break;
-    case SIB_T_BIGINT: case SIB_T_COUNTER: case SIB_T_TIMESTAMP: case SIB_T_TIME:
+    case SCH_T_TINYINT: sib_buf_u8(out, b[0] ^ 0x80); break;
+    case SCH_T_SMALLINT: sib_buf_be16(out, get_be16(b) ^ 0x8000); break;
+    case SCH_T_INT: sib_buf_be32(out, get_be32(b) ^ 0x80000000u); break;
+    case SCH_T_BIGINT: case SCH_T_COUNTER: case SCH_T_TIMESTAMP: case SCH_T_TIME:
         sib_buf_be64(out, get_be64(b) ^ 0x8000000000000000ull);
         break;
-    case SIB_T_DATE: sib_buf_append(out, b, 4); break;
-    case SIB_T_BOOLEAN:
+    case SCH_T_DATE: sib_buf_append(out, b, 4); break;
+    case SCH_T_BOOLEAN:
         if (b[0] > 1) return false;
         sib_buf_u8(out, b[0]);
         break;
-    case SIB_T_FLOAT: {
+    case SCH_T_FLOAT: {
         uint32_t k = get_be32(b);
         sib_buf_be32(out, k & 0x80000000u ? k ^ 0x80000000u : ~k);
         break;
     }
-    case SIB_T_DOUBLE: {
+    case SCH_T_DOUBLE: {
         uint64_t k = get_be64(b);
         sib_buf_be64(out, k & 0x8000000000000000ull ? k ^ 0x8000000000000000ull : ~k);
         break;
     }
-    case SIB_T_UUID: case SIB_T_TIMEUUID: {
+    case SCH_T_UUID: case SCH_T_TIMEUUID: {
         uint8_t ver = 1, u[16];
-        if (t->code == SIB_T_UUID && (!crd_u8(r, &ver) || ver > 15)) return false;
+        if (t->code == SCH_T_UUID && (!crd_u8(r, &ver) || ver > 15)) return false;
         if (!crd_n(r, 16, b)) return false;
         if (ver == 1) {
             /* b[0..8) = time_hi(2) time_mid(2) time_low(4) */
             u[6] = b[0], u[7] = b[1], u[4] = b[2], u[5] = b[3];
             memcpy(u, b + 4, 4);
         } else memcpy(u, b, 8);
-        for (int i = 8; i < 16; i++) u[i] = t->code == SIB_T_TIMEUUID ? b[i] ^ 0x80 : b[i];
+        for (int i = 8; i < 16; i++) u[i] = t->code == SCH_T_TIMEUUID ? b[i] ^ 0x80 : b[i];
         if ((u[6] >> 4) != ver) return false;
         sib_buf_append(out, u, 16);
         break;
     }
-    case SIB_T_VARINT: return dec_varint(r, out);
-    case SIB_T_DECIMAL: return dec_decimal(r, out);
-    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: return dec_coll(t, r, out, depth);
+    case SCH_T_VARINT: return dec_varint(r, out);
+    case SCH_T_DECIMAL: return dec_decimal(r, out);
+    case SCH_T_LIST: case SCH_T_SET: case SCH_T_MAP: return dec_coll(t, r, out, depth);
     default: return dec_escaped(r, out);
     }
     return true;
 }
 
-int sib_ck_decode(const sib_table *t, const uint8_t *ck, size_t len, sib_buf vals[], size_t *nvals, sib_err *err)
+int sch_ck_decode(const sch_table *t, const uint8_t *ck, size_t len, sib_buf vals[], size_t *nvals, sib_err *err)
 {
     crd r = { ck, ck + len, 0 };
     size_t i = 0;
     *nvals = 0;
     while (r.p < r.end) {
         if (i >= t->nck) return sib_err_set(err, SIB_ECORRUPT, "clustering key has more than %zu components", t->nck);
-        const sib_column *c = &t->cols[t->npk + i];
+        const sch_column *c = &t->cols[t->npk + i];
         sib_buf_reset(&vals[i]);
-        r.x = c->order == SIB_ORDER_DESC ? 0xFF : 0x00;
+        r.x = c->order == SCH_ORDER_DESC ? 0xFF : 0x00;
         if (!dec_comp(c->type, &r, &vals[i], 0))
             return sib_err_set(err, SIB_ECORRUPT, "malformed clustering key component %zu (%s)", i, c->name);
         if (vals[i].oom) return sib_err_set(err, SIB_ENOMEM, "out of memory");
@@ -365,7 +365,7 @@ int sib_ck_decode(const sib_table *t, const uint8_t *ck, size_t len, sib_buf val
     return 0;
 }
 
-bool sib_ck_successor(sib_buf *b)
+bool sch_ck_successor(sib_buf *b)
 {
     while (b->len && b->p[b->len - 1] == 0xFF) b->len--;
     if (!b->len) return false;
@@ -375,14 +375,14 @@ bool sib_ck_successor(sib_buf *b)
 
 /* ---- partition keys ---- */
 
-int sib_pk_encode(const sib_table *t, const uint8_t *const vals[], const size_t lens[], size_t n, sib_buf *out,
+int sch_pk_encode(const sch_table *t, const uint8_t *const vals[], const size_t lens[], size_t n, sib_buf *out,
                   sib_err *err)
 {
     if (n != t->npk) return sib_err_set(err, SIB_EINVAL, "expected %zu partition key values, got %zu", t->npk, n);
     for (size_t i = 0; i < n; i++) {
-        const sib_column *c = &t->cols[i];
+        const sch_column *c = &t->cols[i];
         if (!vals[i]) return sib_err_set(err, SIB_EINVAL, "Invalid null value for partition key part %s", c->name);
-        int rc = sib_value_validate(c->type, vals[i], lens[i], err);
+        int rc = sch_value_validate(c->type, vals[i], lens[i], err);
         if (rc) return rc;
         if (lens[i] > 65535)
             return sib_err_set(err, SIB_EINVAL, "Key length of %zu is longer than maximum of 65535", lens[i]);
@@ -403,7 +403,7 @@ int sib_pk_encode(const sib_table *t, const uint8_t *const vals[], const size_t 
     return out->oom ? sib_err_set(err, SIB_ENOMEM, "out of memory") : 0;
 }
 
-int sib_pk_decode(const sib_table *t, const uint8_t *pk, size_t len, sib_val vals[], size_t nvals, sib_err *err)
+int sch_pk_decode(const sch_table *t, const uint8_t *pk, size_t len, sch_val vals[], size_t nvals, sib_err *err)
 {
     if (nvals < t->npk) return sib_err_set(err, SIB_EINVAL, "need %zu partition key slots", t->npk);
     if (t->npk == 1) {

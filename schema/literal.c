@@ -27,29 +27,29 @@
 #include <strings.h>
 #include <time.h>
 
-const char *sib_lit_kind_name(sib_lit_kind k)
+const char *sch_lit_kind_name(sch_lit_kind k)
 {
     static const char *const n[] = { "STRING", "INTEGER", "FLOAT", "BOOLEAN", "UUID", "HEX", "DURATION" };
     return (unsigned)k < SIB_ARRAY_LEN(n) ? n[k] : "UNKNOWN";
 }
 
 /* cql.md section 5: which kinds each native type accepts. */
-static bool kind_accepted(sib_type_code c, sib_lit_kind k)
+static bool kind_accepted(sch_type_code c, sch_lit_kind k)
 {
     switch (k) {
-    case SIB_LIT_STRING:
-        return c == SIB_T_ASCII || c == SIB_T_VARCHAR || c == SIB_T_INET || c == SIB_T_DATE || c == SIB_T_TIME ||
-               c == SIB_T_TIMESTAMP;
-    case SIB_LIT_INTEGER:
-        return c == SIB_T_TINYINT || c == SIB_T_SMALLINT || c == SIB_T_INT || c == SIB_T_BIGINT ||
-               c == SIB_T_VARINT || c == SIB_T_COUNTER || c == SIB_T_FLOAT || c == SIB_T_DOUBLE ||
-               c == SIB_T_DECIMAL || c == SIB_T_TIMESTAMP || c == SIB_T_DATE || c == SIB_T_TIME ||
-               c == SIB_T_DURATION;
-    case SIB_LIT_FLOAT: return c == SIB_T_FLOAT || c == SIB_T_DOUBLE || c == SIB_T_DECIMAL;
-    case SIB_LIT_BOOLEAN: return c == SIB_T_BOOLEAN;
-    case SIB_LIT_UUID: return c == SIB_T_UUID || c == SIB_T_TIMEUUID;
-    case SIB_LIT_HEX: return c == SIB_T_BLOB;
-    case SIB_LIT_DURATION: return c == SIB_T_DURATION;
+    case SCH_LIT_STRING:
+        return c == SCH_T_ASCII || c == SCH_T_VARCHAR || c == SCH_T_INET || c == SCH_T_DATE || c == SCH_T_TIME ||
+               c == SCH_T_TIMESTAMP;
+    case SCH_LIT_INTEGER:
+        return c == SCH_T_TINYINT || c == SCH_T_SMALLINT || c == SCH_T_INT || c == SCH_T_BIGINT ||
+               c == SCH_T_VARINT || c == SCH_T_COUNTER || c == SCH_T_FLOAT || c == SCH_T_DOUBLE ||
+               c == SCH_T_DECIMAL || c == SCH_T_TIMESTAMP || c == SCH_T_DATE || c == SCH_T_TIME ||
+               c == SCH_T_DURATION;
+    case SCH_LIT_FLOAT: return c == SCH_T_FLOAT || c == SCH_T_DOUBLE || c == SCH_T_DECIMAL;
+    case SCH_LIT_BOOLEAN: return c == SCH_T_BOOLEAN;
+    case SCH_LIT_UUID: return c == SCH_T_UUID || c == SCH_T_TIMEUUID;
+    case SCH_LIT_HEX: return c == SCH_T_BLOB;
+    case SCH_LIT_DURATION: return c == SCH_T_DURATION;
     }
     return false;
 }
@@ -222,7 +222,7 @@ static bool parse_timestamp_text(const char *t, size_t n, int64_t *ms)
     int64_t local = days * 86400 + h * 3600 + mi * 60 + sec;
     if (s.p < s.end && *s.p == ' ') {
         s.p++;
-        if (!sib_zone_offset(s.p, (size_t)(s.end - s.p), local, &off)) return false;
+        if (!sch_zone_offset(s.p, (size_t)(s.end - s.p), local, &off)) return false;
         s.p = s.end;
     } else if (!sc_zone(&s, &off) || s.p != s.end) {
         return false;
@@ -406,28 +406,28 @@ static int hexval(int c)
 
 static bool utf8_valid(const uint8_t *s, size_t n);
 
-static int conv_int(sib_type_code c, const char *t, size_t n, sib_buf *out, sib_err *err)
+static int conv_int(sch_type_code c, const char *t, size_t n, sib_buf *out, sib_err *err)
 {
     int64_t v;
-    const char *what = c == SIB_T_TINYINT ? "byte" : c == SIB_T_SMALLINT ? "short" : c == SIB_T_INT ? "int" : "long";
+    const char *what = c == SCH_T_TINYINT ? "byte" : c == SCH_T_SMALLINT ? "short" : c == SCH_T_INT ? "int" : "long";
     bool ok = parse_i64(t, n, &v);
-    if (ok && c == SIB_T_TINYINT) ok = v >= INT8_MIN && v <= INT8_MAX;
-    if (ok && c == SIB_T_SMALLINT) ok = v >= INT16_MIN && v <= INT16_MAX;
-    if (ok && c == SIB_T_INT) ok = v >= INT32_MIN && v <= INT32_MAX;
+    if (ok && c == SCH_T_TINYINT) ok = v >= INT8_MIN && v <= INT8_MAX;
+    if (ok && c == SCH_T_SMALLINT) ok = v >= INT16_MIN && v <= INT16_MAX;
+    if (ok && c == SCH_T_INT) ok = v >= INT32_MIN && v <= INT32_MAX;
     if (!ok) return sib_err_set(err, SIB_EINVAL, "Unable to make %s from '%.*s'", what, (int)n, t);
     switch (c) {
-    case SIB_T_TINYINT: sib_buf_u8(out, (uint8_t)(int8_t)v); break;
-    case SIB_T_SMALLINT: sib_buf_be16(out, (uint16_t)(int16_t)v); break;
-    case SIB_T_INT: sib_buf_be32(out, (uint32_t)(int32_t)v); break;
+    case SCH_T_TINYINT: sib_buf_u8(out, (uint8_t)(int8_t)v); break;
+    case SCH_T_SMALLINT: sib_buf_be16(out, (uint16_t)(int16_t)v); break;
+    case SCH_T_INT: sib_buf_be32(out, (uint32_t)(int32_t)v); break;
     default: sib_buf_be64(out, (uint64_t)v); break;
     }
     return 0;
 }
 
-static int conv_float(sib_type_code c, const char *t, size_t n, sib_buf *out, sib_err *err)
+static int conv_float(sch_type_code c, const char *t, size_t n, sib_buf *out, sib_err *err)
 {
     char tmp[128];
-    const char *what = c == SIB_T_FLOAT ? "float" : "double";
+    const char *what = c == SCH_T_FLOAT ? "float" : "double";
     if (n == 0 || n >= sizeof tmp) return sib_err_set(err, SIB_EINVAL, "Unable to make %s from '%.*s'", what, (int)SIB_MIN(n, 200), t);
     memcpy(tmp, t, n);
     tmp[n] = 0;
@@ -435,7 +435,7 @@ static int conv_float(sib_type_code c, const char *t, size_t n, sib_buf *out, si
         if (tmp[i] == 'x' || tmp[i] == 'X') return sib_err_set(err, SIB_EINVAL, "Unable to make %s from '%s'", what, tmp);
     char *end;
     errno = 0;
-    if (c == SIB_T_FLOAT) {
+    if (c == SCH_T_FLOAT) {
         float f = strtof(tmp, &end);
         if (end != tmp + n) return sib_err_set(err, SIB_EINVAL, "Unable to make float from '%s'", tmp);
         if (isnan(f)) f = NAN;
@@ -503,9 +503,9 @@ static int conv_decimal(const char *t, size_t n, sib_buf *out, sib_err *err)
     return rc;
 }
 
-static int conv_string(sib_type_code c, const char *t, size_t n, sib_buf *out, sib_err *err)
+static int conv_string(sch_type_code c, const char *t, size_t n, sib_buf *out, sib_err *err)
 {
-    if (c == SIB_T_ASCII) {
+    if (c == SCH_T_ASCII) {
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)t[i] > 127)
                 return sib_err_set(err, SIB_EINVAL, "Invalid ASCII character in string literal: %.*s", (int)SIB_MIN(n, 200), t);
@@ -516,19 +516,19 @@ static int conv_string(sib_type_code c, const char *t, size_t n, sib_buf *out, s
     return 0;
 }
 
-static int conv_temporal(sib_type_code c, const char *t, size_t n, sib_buf *out, sib_err *err)
+static int conv_temporal(sch_type_code c, const char *t, size_t n, sib_buf *out, sib_err *err)
 {
     int len = (int)SIB_MIN(n, 200);
     if (n == 0) return 0; /* '' = empty value, as Cassandra's fromString */
     int64_t v;
-    if (c == SIB_T_TIMESTAMP) {
+    if (c == SCH_T_TIMESTAMP) {
         if (is_raw_int(t, n)) {
             if (!parse_i64(t, n, &v)) return sib_err_set(err, SIB_EINVAL, "Unable to make long (for date) from: '%.*s'", len, t);
         } else if (!parse_timestamp_text(t, n, &v)) {
             return sib_err_set(err, SIB_EINVAL, "Unable to coerce '%.*s' to a formatted date (long)", len, t);
         }
         sib_buf_be64(out, (uint64_t)v);
-    } else if (c == SIB_T_DATE) {
+    } else if (c == SCH_T_DATE) {
         if (is_raw_int(t, n)) {
             if (!parse_i64(t, n, &v) || v < 0 || v > (int64_t)UINT32_MAX)
                 return sib_err_set(err, SIB_EINVAL, "Unable to make unsigned int (for date) from: '%.*s'", len, t);
@@ -574,35 +574,35 @@ static int conv_inet(const char *t, size_t n, sib_buf *out, sib_err *err)
     return sib_err_set(err, SIB_EINVAL, "Unable to make inet address from '%.*s'", (int)SIB_MIN(n, 200), t);
 }
 
-static int conv_native(sib_type_code c, sib_lit_kind kind, const char *t, size_t n, sib_buf *out, sib_err *err)
+static int conv_native(sch_type_code c, sch_lit_kind kind, const char *t, size_t n, sib_buf *out, sib_err *err)
 {
     int len = (int)SIB_MIN(n, 200);
     switch (c) {
-    case SIB_T_TINYINT: case SIB_T_SMALLINT: case SIB_T_INT: case SIB_T_BIGINT: case SIB_T_COUNTER:
+    case SCH_T_TINYINT: case SCH_T_SMALLINT: case SCH_T_INT: case SCH_T_BIGINT: case SCH_T_COUNTER:
         return conv_int(c, t, n, out, err);
-    case SIB_T_FLOAT: case SIB_T_DOUBLE: return conv_float(c, t, n, out, err);
-    case SIB_T_VARINT: return conv_varint(t, n, out, err);
-    case SIB_T_DECIMAL: return conv_decimal(t, n, out, err);
-    case SIB_T_ASCII: case SIB_T_VARCHAR: return conv_string(c, t, n, out, err);
-    case SIB_T_TIMESTAMP: case SIB_T_DATE: case SIB_T_TIME: return conv_temporal(c, t, n, out, err);
-    case SIB_T_INET: return conv_inet(t, n, out, err);
-    case SIB_T_BOOLEAN:
+    case SCH_T_FLOAT: case SCH_T_DOUBLE: return conv_float(c, t, n, out, err);
+    case SCH_T_VARINT: return conv_varint(t, n, out, err);
+    case SCH_T_DECIMAL: return conv_decimal(t, n, out, err);
+    case SCH_T_ASCII: case SCH_T_VARCHAR: return conv_string(c, t, n, out, err);
+    case SCH_T_TIMESTAMP: case SCH_T_DATE: case SCH_T_TIME: return conv_temporal(c, t, n, out, err);
+    case SCH_T_INET: return conv_inet(t, n, out, err);
+    case SCH_T_BOOLEAN:
         if (n == 4 && strncasecmp(t, "true", 4) == 0) sib_buf_u8(out, 1);
         else if (n == 5 && strncasecmp(t, "false", 5) == 0) sib_buf_u8(out, 0);
         else return sib_err_set(err, SIB_EINVAL, "Unable to make boolean from '%.*s'", len, t);
         return 0;
-    case SIB_T_UUID: case SIB_T_TIMEUUID: {
+    case SCH_T_UUID: case SCH_T_TIMEUUID: {
         uint8_t u[16];
         if (!sib_uuid_parse(t, n, u)) return sib_err_set(err, SIB_EINVAL, "Unable to make UUID from '%.*s'", len, t);
-        if (c == SIB_T_TIMEUUID && (u[6] >> 4) != 1)
+        if (c == SCH_T_TIMEUUID && (u[6] >> 4) != 1)
             return sib_err_set(err, SIB_EINVAL, "TimeUUID supports only version 1 UUIDs");
         sib_buf_append(out, u, 16);
         return 0;
     }
-    case SIB_T_BLOB: {
+    case SCH_T_BLOB: {
         const char *h = t;
         size_t hn = n;
-        if (kind == SIB_LIT_HEX && hn >= 2) h += 2, hn -= 2;
+        if (kind == SCH_LIT_HEX && hn >= 2) h += 2, hn -= 2;
         bool ok = hn % 2 == 0;
         uint8_t *d = ok ? sib_buf_reserve(out, hn / 2 + 1) : NULL;
         if (ok && !d) return SIB_ENOMEM;
@@ -615,22 +615,22 @@ static int conv_native(sib_type_code c, sib_lit_kind kind, const char *t, size_t
         out->len += hn / 2;
         return 0;
     }
-    case SIB_T_DURATION:
+    case SCH_T_DURATION:
         if (!parse_duration(t, n, out)) return sib_err_set(err, SIB_EINVAL, "Unable to convert '%.*s' to a duration", len, t);
         return 0;
     default: return sib_err_set(err, SIB_EINVAL, "Unsupported type for a constant");
     }
 }
 
-int sib_value_from_literal(const sib_type *t, sib_lit_kind kind, const char *text, size_t len,
+int sch_value_from_literal(const sch_type *t, sch_lit_kind kind, const char *text, size_t len,
                            const char *column_name, sib_buf *out, sib_err *err)
 {
     if (!type_is_native(t) || !kind_accepted(t->code, kind)) {
         sib_buf tn;
         sib_buf_init(&tn);
-        sib_type_cql_name(t, &tn);
+        sch_type_cql_name(t, &tn);
         sib_buf_u8(&tn, 0);
-        int rc = sib_err_set(err, SIB_EINVAL, "Invalid %s constant (%.*s) for \"%s\" of type %s", sib_lit_kind_name(kind),
+        int rc = sib_err_set(err, SIB_EINVAL, "Invalid %s constant (%.*s) for \"%s\" of type %s", sch_lit_kind_name(kind),
                              (int)SIB_MIN(len, 200), text, column_name ? column_name : "", tn.oom ? "?" : (char *)tn.p);
         sib_buf_free(&tn);
         return rc;
@@ -667,4 +667,4 @@ static bool utf8_valid(const uint8_t *s, size_t n)
     return true;
 }
 
-bool sib_utf8_valid(const uint8_t *s, size_t n) { return utf8_valid(s, n); }
+bool sch_utf8_valid(const uint8_t *s, size_t n) { return utf8_valid(s, n); }

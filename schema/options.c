@@ -23,14 +23,14 @@ char *xstrdup(const char *s)
 
 /* ---- string maps ---- */
 
-const char *sib_strmap_get(const sib_strmap *m, const char *key)
+const char *sch_strmap_get(const sch_strmap *m, const char *key)
 {
     for (size_t i = 0; i < m->n; i++)
         if (!strcmp(m->kv[i].key, key)) return m->kv[i].value;
     return NULL;
 }
 
-void strmap_free(sib_strmap *m)
+void strmap_free(sch_strmap *m)
 {
     for (size_t i = 0; i < m->n; i++) {
         free(m->kv[i].key);
@@ -41,7 +41,7 @@ void strmap_free(sib_strmap *m)
     m->n = 0;
 }
 
-int strmap_set(sib_strmap *m, const char *k, const char *v)
+int strmap_set(sch_strmap *m, const char *k, const char *v)
 {
     size_t i = 0;
     while (i < m->n && strcmp(m->kv[i].key, k) < 0) i++;
@@ -53,7 +53,7 @@ int strmap_set(sib_strmap *m, const char *k, const char *v)
         return 0;
     }
     char *nk = xstrdup(k);
-    sib_kv *kv = nk ? realloc(m->kv, (m->n + 1) * sizeof *kv) : NULL;
+    sch_kv *kv = nk ? realloc(m->kv, (m->n + 1) * sizeof *kv) : NULL;
     if (!kv) { free(nk); free(nv); return SIB_ENOMEM; }
     m->kv = kv;
     memmove(&kv[i + 1], &kv[i], (m->n - i) * sizeof *kv);
@@ -63,7 +63,7 @@ int strmap_set(sib_strmap *m, const char *k, const char *v)
     return 0;
 }
 
-int strmap_copy(sib_strmap *dst, const sib_strmap *src)
+int strmap_copy(sch_strmap *dst, const sch_strmap *src)
 {
     dst->kv = NULL;
     dst->n = 0;
@@ -72,7 +72,7 @@ int strmap_copy(sib_strmap *dst, const sib_strmap *src)
     return 0;
 }
 
-void strmap_serialize(const sib_strmap *m, const sib_type *type, sib_buf *out)
+void strmap_serialize(const sch_strmap *m, const sch_type *type, sib_buf *out)
 {
     (void)type; /* keys are already sorted bytewise, which is text's order */
     sib_buf_be32(out, (uint32_t)m->n);
@@ -90,7 +90,7 @@ void strmap_serialize(const sib_strmap *m, const sib_type *type, sib_buf *out)
 #define STCS "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy"
 #define LZ4 "org.apache.cassandra.io.compress.LZ4Compressor"
 
-int opts_init_default(sib_table_opts *o)
+int opts_init_default(sch_table_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->default_time_to_live = 0;
@@ -114,7 +114,7 @@ int opts_init_default(sib_table_opts *o)
     return 0;
 }
 
-void opts_free(sib_table_opts *o)
+void opts_free(sch_table_opts *o)
 {
     free(o->comment);
     free(o->speculative_retry);
@@ -126,7 +126,7 @@ void opts_free(sib_table_opts *o)
     memset(o, 0, sizeof *o);
 }
 
-int opts_copy(sib_table_opts *dst, const sib_table_opts *src)
+int opts_copy(sch_table_opts *dst, const sch_table_opts *src)
 {
     *dst = *src;
     dst->comment = xstrdup(src->comment);
@@ -143,13 +143,13 @@ int opts_copy(sib_table_opts *dst, const sib_table_opts *src)
     return 0;
 }
 
-static int want_scalar(const sib_prop *p, sib_err *err)
+static int want_scalar(const sch_prop *p, sib_err *err)
 {
     if (p->is_map) return sib_err_set(err, SIB_ESYNTAX, "Invalid value for property '%s'. It should be a string", p->name);
     return 0;
 }
 
-static int want_map(const sib_prop *p, sib_err *err)
+static int want_map(const sch_prop *p, sib_err *err)
 {
     if (!p->is_map) return sib_err_set(err, SIB_ESYNTAX, "Invalid value for property '%s'. It should be a map.", p->name);
     return 0;
@@ -165,7 +165,7 @@ static bool parse_int_str(const char *s, int64_t *out)
     return true;
 }
 
-static int prop_int(const sib_prop *p, int32_t *out, sib_err *err)
+static int prop_int(const sch_prop *p, int32_t *out, sib_err *err)
 {
     int rc = want_scalar(p, err);
     if (rc) return rc;
@@ -176,7 +176,7 @@ static int prop_int(const sib_prop *p, int32_t *out, sib_err *err)
     return 0;
 }
 
-static int prop_double(const sib_prop *p, double *out, sib_err *err)
+static int prop_double(const sch_prop *p, double *out, sib_err *err)
 {
     int rc = want_scalar(p, err);
     if (rc) return rc;
@@ -187,7 +187,7 @@ static int prop_double(const sib_prop *p, double *out, sib_err *err)
     return 0;
 }
 
-static int prop_bool(const sib_prop *p, bool *out, sib_err *err)
+static int prop_bool(const sch_prop *p, bool *out, sib_err *err)
 {
     int rc = want_scalar(p, err);
     if (rc) return rc;
@@ -199,7 +199,7 @@ static int prop_bool(const sib_prop *p, bool *out, sib_err *err)
     return 0;
 }
 
-static int prop_str(const sib_prop *p, char **slot, sib_err *err)
+static int prop_str(const sch_prop *p, char **slot, sib_err *err)
 {
     int rc = want_scalar(p, err);
     if (rc) return rc;
@@ -224,13 +224,13 @@ static int expand_class(const char *v, const char *pkg, const char *const *known
     return -1;
 }
 
-static int apply_compaction(sib_table_opts *o, const sib_prop *p, sib_err *err)
+static int apply_compaction(sch_table_opts *o, const sch_prop *p, sib_err *err)
 {
     static const char *const known[] = { "SizeTieredCompactionStrategy", "LeveledCompactionStrategy",
                                          "TimeWindowCompactionStrategy", "UnifiedCompactionStrategy" };
     int rc = want_map(p, err);
     if (rc) return rc;
-    sib_strmap m = { 0 };
+    sch_strmap m = { 0 };
     const char *cls = NULL;
     for (size_t i = 0; i < p->n; i++)
         if (!strcmp(p->keys[i], "class")) cls = p->values[i];
@@ -247,12 +247,12 @@ static int apply_compaction(sib_table_opts *o, const sib_prop *p, sib_err *err)
         }
         if (!rc) rc = strmap_set(&m, k, !strcmp(k, "class") ? full : v);
     }
-    if (!rc && !sib_strmap_get(&m, "max_threshold")) rc = strmap_set(&m, "max_threshold", "32");
-    if (!rc && !sib_strmap_get(&m, "min_threshold")) rc = strmap_set(&m, "min_threshold", "4");
+    if (!rc && !sch_strmap_get(&m, "max_threshold")) rc = strmap_set(&m, "max_threshold", "32");
+    if (!rc && !sch_strmap_get(&m, "min_threshold")) rc = strmap_set(&m, "min_threshold", "4");
     if (!rc) {
         int64_t mn = 0, mx = 0;
-        parse_int_str(sib_strmap_get(&m, "min_threshold"), &mn);
-        parse_int_str(sib_strmap_get(&m, "max_threshold"), &mx);
+        parse_int_str(sch_strmap_get(&m, "min_threshold"), &mn);
+        parse_int_str(sch_strmap_get(&m, "max_threshold"), &mx);
         if (mn < 2) rc = sib_err_set(err, SIB_ECONFIG, "Disabling compaction by setting compaction thresholds to 0 has been removed, set the compaction option 'enabled' to false instead.");
         else if (mx < mn) rc = sib_err_set(err, SIB_ECONFIG, "max_threshold cannot be less than min_threshold");
     }
@@ -262,13 +262,13 @@ static int apply_compaction(sib_table_opts *o, const sib_prop *p, sib_err *err)
     return 0;
 }
 
-static int apply_compression(sib_table_opts *o, const sib_prop *p, sib_err *err)
+static int apply_compression(sch_table_opts *o, const sch_prop *p, sib_err *err)
 {
     static const char *const known[] = { "LZ4Compressor", "SnappyCompressor", "DeflateCompressor", "ZstdCompressor",
                                          "NoopCompressor" };
     int rc = want_map(p, err);
     if (rc) return rc;
-    sib_strmap m = { 0 };
+    sch_strmap m = { 0 };
     bool disabled = false;
     for (size_t i = 0; i < p->n; i++)
         if (!strcmp(p->keys[i], "enabled") && !strcasecmp(p->values[i], "false")) disabled = true;
@@ -296,7 +296,7 @@ static int apply_compression(sib_table_opts *o, const sib_prop *p, sib_err *err)
             }
             if (!rc) rc = strmap_set(&m, k, v);
         }
-        if (!rc && !sib_strmap_get(&m, "chunk_length_in_kb")) rc = strmap_set(&m, "chunk_length_in_kb", "16");
+        if (!rc && !sch_strmap_get(&m, "chunk_length_in_kb")) rc = strmap_set(&m, "chunk_length_in_kb", "16");
     }
     if (rc) { strmap_free(&m); return rc == SIB_ENOMEM ? sib_err_set(err, rc, "out of memory") : rc; }
     strmap_free(&o->compression);
@@ -304,11 +304,11 @@ static int apply_compression(sib_table_opts *o, const sib_prop *p, sib_err *err)
     return 0;
 }
 
-static int apply_caching(sib_table_opts *o, const sib_prop *p, sib_err *err)
+static int apply_caching(sch_table_opts *o, const sch_prop *p, sib_err *err)
 {
     int rc = want_map(p, err);
     if (rc) return rc;
-    sib_strmap m = { 0 };
+    sch_strmap m = { 0 };
     rc = strmap_copy(&m, &o->caching);
     for (size_t i = 0; i < p->n && !rc; i++) {
         const char *k = p->keys[i], *v = p->values[i];
@@ -340,13 +340,13 @@ static bool valid_spec_retry(const char *v)
     return !strcasecmp(end, "p") || !strcasecmp(end, "ms") || !strcasecmp(end, "PERCENTILE");
 }
 
-int opts_apply(sib_table_opts *o, const sib_prop *props, size_t n, sib_err *err)
+int opts_apply(sch_table_opts *o, const sch_prop *props, size_t n, sib_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < i; j++)
             if (!strcmp(props[i].name, props[j].name))
                 return sib_err_set(err, SIB_ESYNTAX, "Multiple definition for property %s", props[i].name);
-        const sib_prop *p = &props[i];
+        const sch_prop *p = &props[i];
         const char *k = p->name;
         int rc;
         if (!strcmp(k, "comment")) rc = prop_str(p, &o->comment, err);
@@ -384,7 +384,7 @@ int opts_apply(sib_table_opts *o, const sib_prop *props, size_t n, sib_err *err)
     return opts_validate(o, err);
 }
 
-int opts_validate(const sib_table_opts *o, sib_err *err)
+int opts_validate(const sch_table_opts *o, sib_err *err)
 {
     if (o->bloom_filter_fp_chance <= 0 || o->bloom_filter_fp_chance > 1)
         return sib_err_set(err, SIB_ECONFIG, "bloom_filter_fp_chance must be larger than 0.0 and less than or equal to 1.0 (got %g)",
@@ -432,7 +432,7 @@ static int check_rf(const char *v, sib_err *err)
     return 0;
 }
 
-static int build_replication(const char *ks, const sib_prop *p, sib_strmap *out, sib_err *err)
+static int build_replication(const char *ks, const sch_prop *p, sch_strmap *out, sib_err *err)
 {
     const char *cls = NULL;
     for (size_t i = 0; i < p->n; i++)
@@ -447,7 +447,7 @@ static int build_replication(const char *ks, const sib_prop *p, sib_strmap *out,
                            strchr(cls, '.') ? "" : LOCATOR, cls);
     char full[128];
     snprintf(full, sizeof full, LOCATOR "%s", shortname);
-    sib_strmap m = { 0 };
+    sch_strmap m = { 0 };
     int rc = strmap_set(&m, "class", full);
     bool has_rf = false;
     for (size_t i = 0; i < p->n && !rc; i++) {
@@ -466,10 +466,10 @@ static int build_replication(const char *ks, const sib_prop *p, sib_strmap *out,
     return 0;
 }
 
-int ks_props_apply(const char *ks, sib_strmap *repl, bool *durable, bool creating, const sib_prop *props, size_t n,
+int ks_props_apply(const char *ks, sch_strmap *repl, bool *durable, bool creating, const sch_prop *props, size_t n,
                    sib_err *err)
 {
-    const sib_prop *rp = NULL;
+    const sch_prop *rp = NULL;
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < i; j++)
             if (!strcmp(props[i].name, props[j].name))
@@ -486,7 +486,7 @@ int ks_props_apply(const char *ks, sib_strmap *repl, bool *durable, bool creatin
         }
     }
     if (!rp) return creating ? sib_err_set(err, SIB_EINVAL, "Missing mandatory option 'replication'") : 0;
-    sib_strmap m;
+    sch_strmap m;
     int rc = build_replication(ks, rp, &m, err);
     if (rc) return rc;
     strmap_free(repl);

@@ -35,7 +35,7 @@ static void put_str(sib_buf *b, const char *s)
     sib_buf_append(b, s, n);
 }
 
-static void put_map(sib_buf *b, const sib_strmap *m)
+static void put_map(sib_buf *b, const sch_strmap *m)
 {
     sib_buf_uvarint(b, m->n);
     for (size_t i = 0; i < m->n; i++) {
@@ -44,11 +44,11 @@ static void put_map(sib_buf *b, const sib_strmap *m)
     }
 }
 
-static void put_type(sib_buf *b, const sib_type *t)
+static void put_type(sib_buf *b, const sch_type *t)
 {
     sib_buf tmp;
     sib_buf_init(&tmp);
-    sib_type_cql_name(t, &tmp);
+    sch_type_cql_name(t, &tmp);
     sib_buf_uvarint(b, tmp.len);
     sib_buf_append(b, tmp.p, tmp.len);
     if (tmp.oom) b->oom = true;
@@ -62,7 +62,7 @@ static uint64_t dbits(double d)
     return u;
 }
 
-int sib_catalog_serialize_keyspace(const sib_keyspace *ks, sib_buf *out)
+int sch_catalog_serialize_keyspace(const sch_keyspace *ks, sib_buf *out)
 {
     sib_buf_append(out, "SIBK", 4);
     sib_buf_u8(out, FORMAT_VERSION);
@@ -72,7 +72,7 @@ int sib_catalog_serialize_keyspace(const sib_keyspace *ks, sib_buf *out)
     return out->oom ? SIB_ENOMEM : 0;
 }
 
-int sib_catalog_serialize_table(const sib_table *t, sib_buf *out)
+int sch_catalog_serialize_table(const sch_table *t, sib_buf *out)
 {
     sib_buf_append(out, "SIBT", 4);
     sib_buf_u8(out, FORMAT_VERSION);
@@ -82,7 +82,7 @@ int sib_catalog_serialize_table(const sib_table *t, sib_buf *out)
     sib_buf_be32(out, t->next_col_id);
     sib_buf_uvarint(out, t->ncols);
     for (size_t i = 0; i < t->ncols; i++) {
-        const sib_column *c = &t->cols[i];
+        const sch_column *c = &t->cols[i];
         put_str(out, c->name);
         put_type(out, c->type);
         sib_buf_u8(out, (uint8_t)c->kind);
@@ -92,14 +92,14 @@ int sib_catalog_serialize_table(const sib_table *t, sib_buf *out)
     }
     sib_buf_uvarint(out, t->ndropped);
     for (size_t i = 0; i < t->ndropped; i++) {
-        const sib_dropped_column *d = &t->dropped[i];
+        const sch_dropped_column *d = &t->dropped[i];
         put_str(out, d->name);
         put_type(out, d->type);
         sib_buf_u8(out, (uint8_t)d->kind);
         sib_buf_be64(out, (uint64_t)d->dropped_time_us);
         sib_buf_be32(out, d->id);
     }
-    const sib_table_opts *o = &t->opts;
+    const sch_table_opts *o = &t->opts;
     put_str(out, o->comment);
     sib_buf_be32(out, (uint32_t)o->default_time_to_live);
     sib_buf_be32(out, (uint32_t)o->gc_grace_seconds);
@@ -133,7 +133,7 @@ static char *get_str(sib_rd *r)
     return s;
 }
 
-static bool get_map(sib_rd *r, sib_strmap *m)
+static bool get_map(sib_rd *r, sch_strmap *m)
 {
     uint64_t n;
     memset(m, 0, sizeof *m);
@@ -148,13 +148,13 @@ static bool get_map(sib_rd *r, sib_strmap *m)
     return true;
 }
 
-static const sib_type *get_type(sib_catalog *c, sib_rd *r)
+static const sch_type *get_type(sch_catalog *c, sib_rd *r)
 {
     char *s = get_str(r);
     if (!s) return NULL;
-    const sib_type *t = NULL;
+    const sch_type *t = NULL;
     sib_err e;
-    if (sib_type_parse(c->types, s, strlen(s), &t, &e)) t = NULL;
+    if (sch_type_parse(c->types, s, strlen(s), &t, &e)) t = NULL;
     free(s);
     return t;
 }
@@ -166,22 +166,22 @@ static bool check_magic(sib_rd *r, const char *magic)
     return sib_rd_bytes(r, 4, &m) && !memcmp(m, magic, 4) && sib_rd_u8(r, &ver) && ver == FORMAT_VERSION;
 }
 
-int sib_catalog_load_keyspace(sib_catalog *c, const uint8_t *p, size_t len, sib_err *err)
+int sch_catalog_load_keyspace(sch_catalog *c, const uint8_t *p, size_t len, sib_err *err)
 {
     sib_rd r;
     sib_rd_init(&r, p, len);
     if (!check_magic(&r, "SIBK")) return sib_err_set(err, SIB_ECORRUPT, "not a keyspace definition (bad magic/version)");
     char *name = get_str(&r);
     uint8_t durable = 0;
-    sib_strmap repl = { 0 };
+    sch_strmap repl = { 0 };
     bool ok = name && sib_rd_u8(&r, &durable) && durable <= 1 && get_map(&r, &repl) && !sib_rd_left(&r) && !r.bad;
-    ok = ok && sib_name_valid(name) && sib_strmap_get(&repl, "class");
+    ok = ok && sch_name_valid(name) && sch_strmap_get(&repl, "class");
     if (!ok) {
         free(name);
         strmap_free(&repl);
         return sib_err_set(err, SIB_ECORRUPT, "corrupt keyspace definition");
     }
-    sib_keyspace *ks = catalog_find_ks(c, name);
+    sch_keyspace *ks = catalog_find_ks(c, name);
     if (ks) {
         if (ks->system) {
             free(name);
@@ -212,25 +212,25 @@ int sib_catalog_load_keyspace(sib_catalog *c, const uint8_t *p, size_t len, sib_
 }
 
 /* Structural invariants of a decoded table. */
-static bool table_consistent(const sib_table *t)
+static bool table_consistent(const sch_table *t)
 {
     size_t npk = 0, nck = 0;
     for (size_t i = 0; i < t->ncols; i++) {
-        const sib_column *c = &t->cols[i];
-        if (c->kind == SIB_COL_PARTITION_KEY) npk++;
-        if (c->kind == SIB_COL_CLUSTERING) nck++;
+        const sch_column *c = &t->cols[i];
+        if (c->kind == SCH_COL_PARTITION_KEY) npk++;
+        if (c->kind == SCH_COL_CLUSTERING) nck++;
         if (c->id >= t->next_col_id) return false;
-        bool key = c->kind == SIB_COL_PARTITION_KEY || c->kind == SIB_COL_CLUSTERING;
+        bool key = c->kind == SCH_COL_PARTITION_KEY || c->kind == SCH_COL_CLUSTERING;
         if (key != (c->position >= 0)) return false;
-        if ((c->kind == SIB_COL_CLUSTERING) != (c->order != SIB_ORDER_NONE)) return false;
+        if ((c->kind == SCH_COL_CLUSTERING) != (c->order != SCH_ORDER_NONE)) return false;
         for (size_t j = 0; j < i; j++)
             if (!strcmp(t->cols[j].name, c->name) || t->cols[j].id == c->id) return false;
     }
     if (!npk) return false;
     for (size_t i = 0; i < t->ncols; i++) {
-        const sib_column *c = &t->cols[i];
-        if (c->kind == SIB_COL_PARTITION_KEY && (size_t)c->position >= npk) return false;
-        if (c->kind == SIB_COL_CLUSTERING && (size_t)c->position >= nck) return false;
+        const sch_column *c = &t->cols[i];
+        if (c->kind == SCH_COL_PARTITION_KEY && (size_t)c->position >= npk) return false;
+        if (c->kind == SCH_COL_CLUSTERING && (size_t)c->position >= nck) return false;
     }
     /* sorted: positions are dense exactly when column i has position i */
     for (size_t i = 0; i < t->npk; i++)
@@ -240,49 +240,49 @@ static bool table_consistent(const sib_table *t)
     return true;
 }
 
-static bool decode_columns(sib_catalog *c, sib_rd *r, sib_table *t)
+static bool decode_columns(sch_catalog *c, sib_rd *r, sch_table *t)
 {
     uint64_t n;
     if (!sib_rd_uvarint(r, &n) || n > sib_rd_left(r)) return false;
     t->cols = calloc(n ? n : 1, sizeof *t->cols);
     if (!t->cols) return false;
     for (uint64_t i = 0; i < n; i++) {
-        sib_column *col = &t->cols[t->ncols];
+        sch_column *col = &t->cols[t->ncols];
         uint8_t kind, order;
         uint32_t pos, id;
         col->name = get_str(r);
         if (!col->name) return false;
         t->ncols++;
         col->type = get_type(c, r);
-        if (!col->type || !sib_rd_u8(r, &kind) || kind > SIB_COL_STATIC || !sib_rd_be32(r, &pos) ||
-            pos > 0x10000 || !sib_rd_u8(r, &order) || order > SIB_ORDER_DESC || !sib_rd_be32(r, &id))
+        if (!col->type || !sib_rd_u8(r, &kind) || kind > SCH_COL_STATIC || !sib_rd_be32(r, &pos) ||
+            pos > 0x10000 || !sib_rd_u8(r, &order) || order > SCH_ORDER_DESC || !sib_rd_be32(r, &id))
             return false;
-        col->kind = (sib_col_kind)kind;
+        col->kind = (sch_col_kind)kind;
         col->position = (int)pos - 1;
-        col->order = (sib_order)order;
+        col->order = (sch_order)order;
         col->id = id;
     }
     if (!sib_rd_uvarint(r, &n) || n > sib_rd_left(r)) return false;
     t->dropped = calloc(n ? n : 1, sizeof *t->dropped);
     if (!t->dropped) return false;
     for (uint64_t i = 0; i < n; i++) {
-        sib_dropped_column *d = &t->dropped[t->ndropped];
+        sch_dropped_column *d = &t->dropped[t->ndropped];
         uint8_t kind;
         uint64_t ts;
         d->name = get_str(r);
         if (!d->name) return false;
         t->ndropped++;
         d->type = get_type(c, r);
-        if (!d->type || !sib_rd_u8(r, &kind) || (kind != SIB_COL_REGULAR && kind != SIB_COL_STATIC) ||
+        if (!d->type || !sib_rd_u8(r, &kind) || (kind != SCH_COL_REGULAR && kind != SCH_COL_STATIC) ||
             !sib_rd_be64(r, &ts) || !sib_rd_be32(r, &d->id))
             return false;
-        d->kind = (sib_col_kind)kind;
+        d->kind = (sch_col_kind)kind;
         d->dropped_time_us = (int64_t)ts;
     }
     return true;
 }
 
-static bool decode_options(sib_rd *r, sib_table_opts *o)
+static bool decode_options(sib_rd *r, sch_table_opts *o)
 {
     uint32_t ttl, gc, maxii, minii, flush;
     uint64_t bloom, crc;
@@ -307,12 +307,12 @@ static bool decode_options(sib_rd *r, sib_table_opts *o)
     return get_map(r, &o->caching) && get_map(r, &o->compaction) && get_map(r, &o->compression);
 }
 
-int sib_catalog_load_table(sib_catalog *c, const uint8_t *p, size_t len, sib_err *err)
+int sch_catalog_load_table(sch_catalog *c, const uint8_t *p, size_t len, sib_err *err)
 {
     sib_rd r;
     sib_rd_init(&r, p, len);
     if (!check_magic(&r, "SIBT")) return sib_err_set(err, SIB_ECORRUPT, "not a table definition (bad magic/version)");
-    sib_table *t = calloc(1, sizeof *t);
+    sch_table *t = calloc(1, sizeof *t);
     if (!t) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     const uint8_t *id;
     bool ok = (t->ks = get_str(&r)) && (t->name = get_str(&r)) && sib_rd_bytes(&r, 16, &id) &&
@@ -320,7 +320,7 @@ int sib_catalog_load_table(sib_catalog *c, const uint8_t *p, size_t len, sib_err
     if (ok) memcpy(t->id, id, 16);
     ok = ok && decode_columns(c, &r, t) && decode_options(&r, &t->opts) && !sib_rd_left(&r) && !r.bad;
     sib_err verr;
-    ok = ok && sib_name_valid(t->name) && opts_validate(&t->opts, &verr) == 0;
+    ok = ok && sch_name_valid(t->name) && opts_validate(&t->opts, &verr) == 0;
     if (ok) {
         table_sort_columns(t);
         ok = table_consistent(t);
@@ -329,16 +329,16 @@ int sib_catalog_load_table(sib_catalog *c, const uint8_t *p, size_t len, sib_err
         table_free(t);
         return sib_err_set(err, SIB_ECORRUPT, "corrupt table definition");
     }
-    sib_keyspace *ks = catalog_find_ks(c, t->ks);
+    sch_keyspace *ks = catalog_find_ks(c, t->ks);
     if (!ks || ks->system) {
         int rc = sib_err_set(err, ks ? SIB_EINVAL : SIB_ENOTFOUND, "keyspace %s of table %s is %s", t->ks, t->name,
                              ks ? "a system keyspace" : "not loaded");
         table_free(t);
         return rc;
     }
-    const sib_table *same_id = sib_catalog_table_by_id(c, t->id);
+    const sch_table *same_id = sch_catalog_table_by_id(c, t->id);
     for (size_t i = 0; i < ks->ntables; i++) {
-        sib_table *old = ks->tables[i];
+        sch_table *old = ks->tables[i];
         if (strcmp(old->name, t->name)) continue;
         if (memcmp(old->id, t->id, 16)) {
             table_free(t);
@@ -366,15 +366,15 @@ int sib_catalog_load_table(sib_catalog *c, const uint8_t *p, size_t len, sib_err
 
 /* ---- schema version ---- */
 
-void catalog_bump_version(sib_catalog *c)
+void catalog_bump_version(sch_catalog *c)
 {
     sib_buf b;
     sib_buf_init(&b);
     for (size_t i = 0; i < c->nks; i++) {
-        const sib_keyspace *ks = c->ks[i];
+        const sch_keyspace *ks = c->ks[i];
         if (ks->system) continue;
-        sib_catalog_serialize_keyspace(ks, &b);
-        for (size_t j = 0; j < ks->ntables; j++) sib_catalog_serialize_table(ks->tables[j], &b);
+        sch_catalog_serialize_keyspace(ks, &b);
+        for (size_t j = 0; j < ks->ntables; j++) sch_catalog_serialize_table(ks->tables[j], &b);
     }
     /* two independent 64-bit halves: h1 of the bytes, and of the bytes + a salt */
     uint64_t h1 = (uint64_t)sib_murmur3_h1(b.p ? b.p : (const uint8_t *)"", b.len);
@@ -387,4 +387,4 @@ void catalog_bump_version(sib_catalog *c)
     c->version[8] = (uint8_t)((c->version[8] & 0x3F) | 0x80); /* IETF variant */
 }
 
-void sib_catalog_schema_version(const sib_catalog *c, uint8_t out[16]) { memcpy(out, c->version, 16); }
+void sch_catalog_schema_version(const sch_catalog *c, uint8_t out[16]) { memcpy(out, c->version, 16); }

@@ -5,47 +5,47 @@
  * `SELECT *` order, see table_sort_columns), its dropped columns and options.
  * All strings are malloc'd and owned by the struct that points to them.
  */
-#ifndef SIB_SCHEMA_INT_H
-#define SIB_SCHEMA_INT_H
+#ifndef SCH_SCHEMA_INT_H
+#define SCH_SCHEMA_INT_H
 
 #include "schema.h"
 
-struct sib_table {
+struct sch_table {
     char *ks;
     char *name;
     uint8_t id[16];
-    sib_table_kind kind;
-    sib_column *cols;        /* SELECT * order; cols[i].index == i */
+    sch_table_kind kind;
+    sch_column *cols;        /* SELECT * order; cols[i].index == i */
     size_t ncols;
     size_t npk, nck;         /* cols[0..npk) partition key, then nck clustering */
-    sib_dropped_column *dropped;
+    sch_dropped_column *dropped;
     size_t ndropped;
     uint32_t next_col_id;
     bool counter, has_static;
-    sib_table_opts opts;
+    sch_table_opts opts;
     char *sys_comment;       /* comment for system tables (NULL for user tables) */
 };
 
-struct sib_keyspace {
+struct sch_keyspace {
     char *name;
     bool durable_writes;
     bool system;
     bool virt;               /* system_virtual_schema */
-    sib_strmap repl;
-    sib_table **tables;      /* sorted by name */
+    sch_strmap repl;
+    sch_table **tables;      /* sorted by name */
     size_t ntables;
 };
 
-struct sib_catalog {
-    sib_types *types;
-    sib_keyspace **ks;       /* sorted by name */
+struct sch_catalog {
+    sch_types *types;
+    sch_keyspace **ks;       /* sorted by name */
     size_t nks;
     sib_rng rng;
     uint8_t version[16];
 };
 
 /* ---- types.c ---- */
-bool type_is_native(const sib_type *t);
+bool type_is_native(const sch_type *t);
 
 /* ---- bignum.c: arbitrary precision integers as text <-> two's complement ---- */
 /* Appends the minimal big-endian two's complement of the decimal digit string
@@ -70,10 +70,10 @@ int days_from_civil(int64_t y, unsigned m, unsigned d, int64_t *out);
 /* tzone.c: the offset (seconds east of UTC) of zone text s[0..n) for a
  * local time (seconds since the epoch read as UTC): "UTC", "PST",
  * "GMT+01:00", "-0800", "Europe/Paris". False if s names no zone. */
-bool sib_zone_offset(const char *s, size_t n, int64_t local, int64_t *off);
+bool sch_zone_offset(const char *s, size_t n, int64_t local, int64_t *off);
 void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 void duration_encode(int32_t months, int32_t days, int64_t nanos, sib_buf *out);
-bool sib_utf8_valid(const uint8_t *s, size_t n);
+bool sch_utf8_valid(const uint8_t *s, size_t n);
 
 /* ---- value.c ---- */
 int duration_decode(const uint8_t *v, size_t len, int64_t *mo, int64_t *d, int64_t *ns);
@@ -82,36 +82,36 @@ uint64_t double_key(uint64_t bits);
 uint64_t uuid_ts_key(const uint8_t *u); /* v1 timestamp fields reordered, version nibble on top */
 
 /* ---- strmap helpers (options.c) ---- */
-void strmap_free(sib_strmap *m);
-int strmap_set(sib_strmap *m, const char *k, const char *v);   /* keeps keys sorted */
-int strmap_copy(sib_strmap *dst, const sib_strmap *src);
-void strmap_serialize(const sib_strmap *m, const sib_type *type, sib_buf *out); /* as map<text,text> value */
+void strmap_free(sch_strmap *m);
+int strmap_set(sch_strmap *m, const char *k, const char *v);   /* keeps keys sorted */
+int strmap_copy(sch_strmap *dst, const sch_strmap *src);
+void strmap_serialize(const sch_strmap *m, const sch_type *type, sib_buf *out); /* as map<text,text> value */
 char *xstrdup(const char *s);
 
 /* ---- options.c ---- */
-int opts_init_default(sib_table_opts *o);
-void opts_free(sib_table_opts *o);
-int opts_copy(sib_table_opts *dst, const sib_table_opts *src);
+int opts_init_default(sch_table_opts *o);
+void opts_free(sch_table_opts *o);
+int opts_copy(sch_table_opts *dst, const sch_table_opts *src);
 /* Applies WITH properties to o (validated); on error o may be partially changed,
  * so callers apply to a copy. */
-int opts_apply(sib_table_opts *o, const sib_prop *props, size_t n, sib_err *err);
-int opts_validate(const sib_table_opts *o, sib_err *err);
+int opts_apply(sch_table_opts *o, const sch_prop *props, size_t n, sib_err *err);
+int opts_validate(const sch_table_opts *o, sib_err *err);
 /* keyspace replication + durable_writes from props; repl must start empty
  * (create) or hold the current map (alter). */
-int ks_props_apply(const char *ks, sib_strmap *repl, bool *durable, bool creating, const sib_prop *props, size_t n,
+int ks_props_apply(const char *ks, sch_strmap *repl, bool *durable, bool creating, const sch_prop *props, size_t n,
                    sib_err *err);
 
 /* ---- catalog.c ---- */
-void table_free(sib_table *t);
-void keyspace_free(sib_keyspace *ks);
-void table_sort_columns(sib_table *t);
-void catalog_bump_version(sib_catalog *c);
-int table_from_spec(sib_catalog *c, const sib_table_spec *s, sib_table **out, sib_err *err);
-int catalog_insert_keyspace(sib_catalog *c, sib_keyspace *ks); /* takes ownership */
-int keyspace_insert_table(sib_keyspace *ks, sib_table *t);     /* takes ownership */
-sib_keyspace *catalog_find_ks(const sib_catalog *c, const char *name);
+void table_free(sch_table *t);
+void keyspace_free(sch_keyspace *ks);
+void table_sort_columns(sch_table *t);
+void catalog_bump_version(sch_catalog *c);
+int table_from_spec(sch_catalog *c, const sch_table_spec *s, sch_table **out, sib_err *err);
+int catalog_insert_keyspace(sch_catalog *c, sch_keyspace *ks); /* takes ownership */
+int keyspace_insert_table(sch_keyspace *ks, sch_table *t);     /* takes ownership */
+sch_keyspace *catalog_find_ks(const sch_catalog *c, const char *name);
 
 /* ---- systables.c ---- */
-int catalog_add_system_keyspaces(sib_catalog *c);
+int catalog_add_system_keyspaces(sch_catalog *c);
 
 #endif

@@ -2,7 +2,7 @@
  * virtual schema tables produced from the catalog.
  *
  *   system                 LocalStrategy: local, peers, peers_v2 (rows come
- *                          from node state: SIB_TABLE_LOCAL_SYSTEM)
+ *                          from node state: SCH_TABLE_LOCAL_SYSTEM)
  *   system_schema          LocalStrategy: keyspaces, tables, columns, types,
  *                          functions, aggregates, indexes, views, triggers,
  *                          dropped_columns (Cassandra 4.0 SchemaKeyspace)
@@ -145,12 +145,12 @@ static void free_strs(char **v, int n)
     free(v);
 }
 
-static int add_system_table(sib_catalog *c, sib_keyspace *ks, const sysdef *d)
+static int add_system_table(sch_catalog *c, sch_keyspace *ks, const sysdef *d)
 {
     char **cols = NULL, **pk = NULL, **ck = NULL;
     int nc = split(d->cols, ';', &cols), np = split(d->pk, ',', &pk), nk = split(d->ck, ',', &ck);
     int rc = SIB_ENOMEM;
-    sib_coldef *defs = NULL;
+    sch_coldef *defs = NULL;
     if (nc < 0 || np < 0 || nk < 0) goto out;
     defs = calloc((size_t)nc, sizeof *defs);
     if (!defs) goto out;
@@ -160,16 +160,16 @@ static int add_system_table(sib_catalog *c, sib_keyspace *ks, const sysdef *d)
         SIB_ASSERT(sp);
         *sp = 0;
         defs[i].name = cols[i];
-        rc = sib_type_parse(c->types, sp + 1, strlen(sp + 1), &defs[i].type, &err);
+        rc = sch_type_parse(c->types, sp + 1, strlen(sp + 1), &defs[i].type, &err);
         SIB_ASSERT(rc == 0 || rc == SIB_ENOMEM);
         if (rc) goto out;
     }
     bool schema_ks = !strcmp(d->ks, "system_schema");
     const char *pkeys[] = { "comment", "gc_grace_seconds", "memtable_flush_period_in_ms" };
-    sib_prop props[3] = {
-        { .name = pkeys[0], .kind = SIB_LIT_STRING, .value = d->comment },
-        { .name = pkeys[1], .kind = SIB_LIT_INTEGER, .value = schema_ks ? "604800" : "0" },
-        { .name = pkeys[2], .kind = SIB_LIT_INTEGER, .value = "3600000" }, /* one hour, as Cassandra */
+    sch_prop props[3] = {
+        { .name = pkeys[0], .kind = SCH_LIT_STRING, .value = d->comment },
+        { .name = pkeys[1], .kind = SCH_LIT_INTEGER, .value = schema_ks ? "604800" : "0" },
+        { .name = pkeys[2], .kind = SCH_LIT_INTEGER, .value = "3600000" }, /* one hour, as Cassandra */
     };
     uint8_t id[16];
     char seed[160];
@@ -178,17 +178,17 @@ static int add_system_table(sib_catalog *c, sib_keyspace *ks, const sysdef *d)
     put_be64(id + 8, (uint64_t)sib_murmur3_h1(seed, (size_t)sn - 1) ^ 0x5bd1e995u);
     id[6] = (uint8_t)((id[6] & 0x0F) | 0x30);
     id[8] = (uint8_t)((id[8] & 0x3F) | 0x80);
-    sib_table_spec s = {
+    sch_table_spec s = {
         .keyspace = d->ks, .name = d->name, .cols = defs, .ncols = (size_t)nc, .npk_decls = 1,
         .pk = (const char *const *)pk, .npk = (size_t)np, .ck = (const char *const *)ck, .nck = (size_t)nk,
         .props = props, .nprops = 3, .id = id,
     };
-    sib_table *t;
+    sch_table *t;
     rc = table_from_spec(c, &s, &t, &err);
     SIB_ASSERT(rc == 0 || rc == SIB_ENOMEM);
     if (rc) goto out;
     bool local = !strcmp(d->ks, "system") || !strcmp(d->ks, "system_traces");
-    t->kind = local ? SIB_TABLE_LOCAL_SYSTEM : SIB_TABLE_VIRTUAL_SCHEMA;
+    t->kind = local ? SCH_TABLE_LOCAL_SYSTEM : SCH_TABLE_VIRTUAL_SCHEMA;
     rc = keyspace_insert_table(ks, t);
     if (rc) table_free(t);
 out:
@@ -199,11 +199,11 @@ out:
     return rc;
 }
 
-int catalog_add_system_keyspaces(sib_catalog *c)
+int catalog_add_system_keyspaces(sch_catalog *c)
 {
     static const char *const names[] = { "system", "system_schema", "system_traces", "system_virtual_schema" };
     for (size_t i = 0; i < SIB_ARRAY_LEN(names); i++) {
-        sib_keyspace *ks = calloc(1, sizeof *ks);
+        sch_keyspace *ks = calloc(1, sizeof *ks);
         if (!ks) return SIB_ENOMEM;
         ks->name = xstrdup(names[i]);
         ks->system = true;
@@ -226,14 +226,14 @@ int catalog_add_system_keyspaces(sib_catalog *c)
 /* ---- row building ---- */
 
 typedef struct {
-    const sib_table *t;
+    const sch_table *t;
     sib_buf buf;
     size_t *off;
     int32_t *len;
-    sib_val *vals;
+    sch_val *vals;
 } rowb;
 
-static int rowb_init(rowb *r, const sib_table *t)
+static int rowb_init(rowb *r, const sch_table *t)
 {
     memset(r, 0, sizeof *r);
     r->t = t;
@@ -261,7 +261,7 @@ static void rowb_reset(rowb *r)
 /* Starts column `name`; returns its index or -1 if the table lacks it. */
 static ssize_t rowb_begin(rowb *r, const char *name)
 {
-    const sib_column *c = sib_table_column_by_name(r->t, name);
+    const sch_column *c = sch_table_column_by_name(r->t, name);
     if (!c) return -1;
     r->off[c->index] = r->buf.len;
     return c->index;
@@ -304,7 +304,7 @@ static void rowb_double(rowb *r, const char *name, double v)
     rowb_bytes(r, name, b, 8);
 }
 
-static void rowb_map(rowb *r, const char *name, const sib_strmap *m)
+static void rowb_map(rowb *r, const char *name, const sch_strmap *m)
 {
     ssize_t i = rowb_begin(r, name);
     if (i < 0) return;
@@ -312,16 +312,16 @@ static void rowb_map(rowb *r, const char *name, const sib_strmap *m)
     rowb_end(r, i);
 }
 
-static void rowb_type(rowb *r, const char *name, const sib_type *t)
+static void rowb_type(rowb *r, const char *name, const sch_type *t)
 {
     ssize_t i = rowb_begin(r, name);
     if (i < 0) return;
-    sib_type_cql_name(t, &r->buf);
+    sch_type_cql_name(t, &r->buf);
     rowb_end(r, i);
 }
 
 /* Emits the row; returns the callback's value or SIB_ENOMEM. */
-static int rowb_emit(rowb *r, sib_row_fn emit, void *ctx)
+static int rowb_emit(rowb *r, sch_row_fn emit, void *ctx)
 {
     if (r->buf.oom) return SIB_ENOMEM;
     for (size_t i = 0; i < r->t->ncols; i++) {
@@ -333,20 +333,20 @@ static int rowb_emit(rowb *r, sib_row_fn emit, void *ctx)
 
 /* ---- producers ---- */
 
-static const char *kind_name(sib_col_kind k)
+static const char *kind_name(sch_col_kind k)
 {
     switch (k) {
-    case SIB_COL_PARTITION_KEY: return "partition_key";
-    case SIB_COL_CLUSTERING: return "clustering";
-    case SIB_COL_STATIC: return "static";
+    case SCH_COL_PARTITION_KEY: return "partition_key";
+    case SCH_COL_CLUSTERING: return "clustering";
+    case SCH_COL_STATIC: return "static";
     default: return "regular";
     }
 }
 
-static int rows_keyspaces(const sib_catalog *c, rowb *r, bool virt, sib_row_fn emit, void *ctx)
+static int rows_keyspaces(const sch_catalog *c, rowb *r, bool virt, sch_row_fn emit, void *ctx)
 {
     for (size_t i = 0; i < c->nks; i++) {
-        const sib_keyspace *ks = c->ks[i];
+        const sch_keyspace *ks = c->ks[i];
         if (ks->virt != virt) continue;
         rowb_reset(r);
         rowb_text(r, "keyspace_name", ks->name);
@@ -360,15 +360,15 @@ static int rows_keyspaces(const sib_catalog *c, rowb *r, bool virt, sib_row_fn e
     return 0;
 }
 
-static int rows_tables(const sib_catalog *c, rowb *r, bool virt, sib_row_fn emit, void *ctx)
+static int rows_tables(const sch_catalog *c, rowb *r, bool virt, sch_row_fn emit, void *ctx)
 {
-    static const sib_strmap empty = { NULL, 0 };
+    static const sch_strmap empty = { NULL, 0 };
     for (size_t i = 0; i < c->nks; i++) {
-        const sib_keyspace *ks = c->ks[i];
+        const sch_keyspace *ks = c->ks[i];
         if (ks->virt != virt) continue;
         for (size_t j = 0; j < ks->ntables; j++) {
-            const sib_table *t = ks->tables[j];
-            const sib_table_opts *o = &t->opts;
+            const sch_table *t = ks->tables[j];
+            const sch_table_opts *o = &t->opts;
             rowb_reset(r);
             rowb_text(r, "keyspace_name", ks->name);
             rowb_text(r, "table_name", t->name);
@@ -414,29 +414,29 @@ static int rows_tables(const sib_catalog *c, rowb *r, bool virt, sib_row_fn emit
 
 static int name_cmp(const void *a, const void *b)
 {
-    return strcmp((*(const sib_column *const *)a)->name, (*(const sib_column *const *)b)->name);
+    return strcmp((*(const sch_column *const *)a)->name, (*(const sch_column *const *)b)->name);
 }
 
-static int rows_columns(const sib_catalog *c, rowb *r, bool virt, sib_row_fn emit, void *ctx)
+static int rows_columns(const sch_catalog *c, rowb *r, bool virt, sch_row_fn emit, void *ctx)
 {
     for (size_t i = 0; i < c->nks; i++) {
-        const sib_keyspace *ks = c->ks[i];
+        const sch_keyspace *ks = c->ks[i];
         if (ks->virt != virt) continue;
         for (size_t j = 0; j < ks->ntables; j++) {
-            const sib_table *t = ks->tables[j];
-            const sib_column **sorted = malloc((t->ncols ? t->ncols : 1) * sizeof *sorted);
+            const sch_table *t = ks->tables[j];
+            const sch_column **sorted = malloc((t->ncols ? t->ncols : 1) * sizeof *sorted);
             if (!sorted) return SIB_ENOMEM;
             for (size_t k = 0; k < t->ncols; k++) sorted[k] = &t->cols[k];
             qsort(sorted, t->ncols, sizeof *sorted, name_cmp);
             int rc = 0;
             for (size_t k = 0; k < t->ncols && !rc; k++) {
-                const sib_column *col = sorted[k];
+                const sch_column *col = sorted[k];
                 rowb_reset(r);
                 rowb_text(r, "keyspace_name", ks->name);
                 rowb_text(r, "table_name", t->name);
                 rowb_text(r, "column_name", col->name);
                 rowb_text(r, "clustering_order",
-                          col->order == SIB_ORDER_ASC ? "asc" : col->order == SIB_ORDER_DESC ? "desc" : "none");
+                          col->order == SCH_ORDER_ASC ? "asc" : col->order == SCH_ORDER_DESC ? "desc" : "none");
                 rowb_text(r, "column_name_bytes", col->name);
                 rowb_text(r, "kind", kind_name(col->kind));
                 rowb_int(r, "position", col->position);
@@ -452,23 +452,23 @@ static int rows_columns(const sib_catalog *c, rowb *r, bool virt, sib_row_fn emi
 
 static int dropped_cmp(const void *a, const void *b)
 {
-    return strcmp((*(const sib_dropped_column *const *)a)->name, (*(const sib_dropped_column *const *)b)->name);
+    return strcmp((*(const sch_dropped_column *const *)a)->name, (*(const sch_dropped_column *const *)b)->name);
 }
 
-static int rows_dropped(const sib_catalog *c, rowb *r, sib_row_fn emit, void *ctx)
+static int rows_dropped(const sch_catalog *c, rowb *r, sch_row_fn emit, void *ctx)
 {
     for (size_t i = 0; i < c->nks; i++) {
-        const sib_keyspace *ks = c->ks[i];
+        const sch_keyspace *ks = c->ks[i];
         for (size_t j = 0; j < ks->ntables; j++) {
-            const sib_table *t = ks->tables[j];
+            const sch_table *t = ks->tables[j];
             if (!t->ndropped) continue;
-            const sib_dropped_column **sorted = malloc(t->ndropped * sizeof *sorted);
+            const sch_dropped_column **sorted = malloc(t->ndropped * sizeof *sorted);
             if (!sorted) return SIB_ENOMEM;
             for (size_t k = 0; k < t->ndropped; k++) sorted[k] = &t->dropped[k];
             qsort(sorted, t->ndropped, sizeof *sorted, dropped_cmp);
             int rc = 0;
             for (size_t k = 0; k < t->ndropped && !rc; k++) {
-                const sib_dropped_column *d = sorted[k];
+                const sch_dropped_column *d = sorted[k];
                 uint8_t ts[8];
                 int64_t ms = d->dropped_time_us / 1000;
                 put_be64(ts, (uint64_t)ms);
@@ -488,10 +488,10 @@ static int rows_dropped(const sib_catalog *c, rowb *r, sib_row_fn emit, void *ct
     return 0;
 }
 
-int sib_catalog_system_rows(const sib_catalog *c, const sib_table *systable, sib_row_fn emit, void *ctx,
+int sch_catalog_system_rows(const sch_catalog *c, const sch_table *systable, sch_row_fn emit, void *ctx,
                             sib_err *err)
 {
-    if (systable->kind != SIB_TABLE_VIRTUAL_SCHEMA)
+    if (systable->kind != SCH_TABLE_VIRTUAL_SCHEMA)
         return sib_err_set(err, SIB_EINVAL, "%s.%s is not a virtual schema table", systable->ks, systable->name);
     rowb r;
     int rc = rowb_init(&r, systable);

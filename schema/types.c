@@ -2,8 +2,8 @@
  * collection types, name resolution and Cassandra's type text.
  *
  * Native types are static const instances (one per wire code), so they need
- * no registry. Collections are interned in a sib_types registry: a linear
- * array of heap-allocated sib_type, searched structurally on each request.
+ * no registry. Collections are interned in a sch_types registry: a linear
+ * array of heap-allocated sch_type, searched structurally on each request.
  * Schemas hold a handful of distinct collection types, so a linear search is
  * cheaper than a hash table and keeps pointer equality == type equality.
  */
@@ -12,71 +12,71 @@
 #include <ctype.h>
 #include <stdlib.h>
 
-struct sib_types {
-    sib_type **v;
+struct sch_types {
+    sch_type **v;
     size_t n, cap;
 };
 
 #define NATIVE(c) { .code = (c), .frozen = false, .sub = { NULL, NULL } }
-static const sib_type native_types[] = {
-    NATIVE(SIB_T_ASCII),    NATIVE(SIB_T_BIGINT),   NATIVE(SIB_T_BLOB),     NATIVE(SIB_T_BOOLEAN),
-    NATIVE(SIB_T_COUNTER),  NATIVE(SIB_T_DECIMAL),  NATIVE(SIB_T_DOUBLE),   NATIVE(SIB_T_FLOAT),
-    NATIVE(SIB_T_INT),      NATIVE(SIB_T_TIMESTAMP), NATIVE(SIB_T_UUID),    NATIVE(SIB_T_VARCHAR),
-    NATIVE(SIB_T_VARINT),   NATIVE(SIB_T_TIMEUUID), NATIVE(SIB_T_INET),     NATIVE(SIB_T_DATE),
-    NATIVE(SIB_T_TIME),     NATIVE(SIB_T_SMALLINT), NATIVE(SIB_T_TINYINT),  NATIVE(SIB_T_DURATION),
+static const sch_type native_types[] = {
+    NATIVE(SCH_T_ASCII),    NATIVE(SCH_T_BIGINT),   NATIVE(SCH_T_BLOB),     NATIVE(SCH_T_BOOLEAN),
+    NATIVE(SCH_T_COUNTER),  NATIVE(SCH_T_DECIMAL),  NATIVE(SCH_T_DOUBLE),   NATIVE(SCH_T_FLOAT),
+    NATIVE(SCH_T_INT),      NATIVE(SCH_T_TIMESTAMP), NATIVE(SCH_T_UUID),    NATIVE(SCH_T_VARCHAR),
+    NATIVE(SCH_T_VARINT),   NATIVE(SCH_T_TIMEUUID), NATIVE(SCH_T_INET),     NATIVE(SCH_T_DATE),
+    NATIVE(SCH_T_TIME),     NATIVE(SCH_T_SMALLINT), NATIVE(SCH_T_TINYINT),  NATIVE(SCH_T_DURATION),
 };
 
 static const struct {
-    sib_type_code code;
+    sch_type_code code;
     const char *name;
     const char *java;
     size_t fixed;
 } native_info[] = {
-    { SIB_T_ASCII, "ascii", "AsciiType", 0 },
-    { SIB_T_BIGINT, "bigint", "LongType", 8 },
-    { SIB_T_BLOB, "blob", "BytesType", 0 },
-    { SIB_T_BOOLEAN, "boolean", "BooleanType", 1 },
-    { SIB_T_COUNTER, "counter", "CounterColumnType", 8 },
-    { SIB_T_DECIMAL, "decimal", "DecimalType", 0 },
-    { SIB_T_DOUBLE, "double", "DoubleType", 8 },
-    { SIB_T_FLOAT, "float", "FloatType", 4 },
-    { SIB_T_INT, "int", "Int32Type", 4 },
-    { SIB_T_TIMESTAMP, "timestamp", "TimestampType", 8 },
-    { SIB_T_UUID, "uuid", "UUIDType", 16 },
-    { SIB_T_VARCHAR, "text", "UTF8Type", 0 },
-    { SIB_T_VARINT, "varint", "IntegerType", 0 },
-    { SIB_T_TIMEUUID, "timeuuid", "TimeUUIDType", 16 },
-    { SIB_T_INET, "inet", "InetAddressType", 0 },
-    { SIB_T_DATE, "date", "SimpleDateType", 4 },
-    { SIB_T_TIME, "time", "TimeType", 8 },
-    { SIB_T_SMALLINT, "smallint", "ShortType", 2 },
-    { SIB_T_TINYINT, "tinyint", "ByteType", 1 },
-    { SIB_T_DURATION, "duration", "DurationType", 0 },
+    { SCH_T_ASCII, "ascii", "AsciiType", 0 },
+    { SCH_T_BIGINT, "bigint", "LongType", 8 },
+    { SCH_T_BLOB, "blob", "BytesType", 0 },
+    { SCH_T_BOOLEAN, "boolean", "BooleanType", 1 },
+    { SCH_T_COUNTER, "counter", "CounterColumnType", 8 },
+    { SCH_T_DECIMAL, "decimal", "DecimalType", 0 },
+    { SCH_T_DOUBLE, "double", "DoubleType", 8 },
+    { SCH_T_FLOAT, "float", "FloatType", 4 },
+    { SCH_T_INT, "int", "Int32Type", 4 },
+    { SCH_T_TIMESTAMP, "timestamp", "TimestampType", 8 },
+    { SCH_T_UUID, "uuid", "UUIDType", 16 },
+    { SCH_T_VARCHAR, "text", "UTF8Type", 0 },
+    { SCH_T_VARINT, "varint", "IntegerType", 0 },
+    { SCH_T_TIMEUUID, "timeuuid", "TimeUUIDType", 16 },
+    { SCH_T_INET, "inet", "InetAddressType", 0 },
+    { SCH_T_DATE, "date", "SimpleDateType", 4 },
+    { SCH_T_TIME, "time", "TimeType", 8 },
+    { SCH_T_SMALLINT, "smallint", "ShortType", 2 },
+    { SCH_T_TINYINT, "tinyint", "ByteType", 1 },
+    { SCH_T_DURATION, "duration", "DurationType", 0 },
 };
 
-static int native_index(sib_type_code code)
+static int native_index(sch_type_code code)
 {
     for (size_t i = 0; i < SIB_ARRAY_LEN(native_info); i++)
         if (native_info[i].code == code) return (int)i;
     return -1;
 }
 
-const sib_type *sib_type_native(sib_type_code code)
+const sch_type *sch_type_native(sch_type_code code)
 {
     for (size_t i = 0; i < SIB_ARRAY_LEN(native_types); i++)
         if (native_types[i].code == code) return &native_types[i];
     return NULL;
 }
 
-bool type_is_native(const sib_type *t) { return native_index(t->code) >= 0; }
+bool type_is_native(const sch_type *t) { return native_index(t->code) >= 0; }
 
-const char *sib_type_native_name(sib_type_code code)
+const char *sch_type_native_name(sch_type_code code)
 {
     int i = native_index(code);
     return i < 0 ? "" : native_info[i].name;
 }
 
-const char *sib_type_java_class(sib_type_code code)
+const char *sch_type_java_class(sch_type_code code)
 {
     static const char *const full[] = {
 #define J(x) "org.apache.cassandra.db.marshal." x
@@ -90,24 +90,24 @@ const char *sib_type_java_class(sib_type_code code)
     return i < 0 ? NULL : full[i];
 }
 
-size_t sib_type_fixed_len(const sib_type *t)
+size_t sch_type_fixed_len(const sch_type *t)
 {
     int i = native_index(t->code);
     return i < 0 ? 0 : native_info[i].fixed;
 }
 
-bool sib_type_is_collection(const sib_type *t)
+bool sch_type_is_collection(const sch_type *t)
 {
-    return t->code == SIB_T_LIST || t->code == SIB_T_SET || t->code == SIB_T_MAP;
+    return t->code == SCH_T_LIST || t->code == SCH_T_SET || t->code == SCH_T_MAP;
 }
 
-bool sib_type_is_multicell(const sib_type *t) { return sib_type_is_collection(t) && !t->frozen; }
+bool sch_type_is_multicell(const sch_type *t) { return sch_type_is_collection(t) && !t->frozen; }
 
 /* ---- registry ---- */
 
-sib_types *sib_types_create(void) { return calloc(1, sizeof(sib_types)); }
+sch_types *sch_types_create(void) { return calloc(1, sizeof(sch_types)); }
 
-void sib_types_destroy(sib_types *ts)
+void sch_types_destroy(sch_types *ts)
 {
     if (!ts) return;
     for (size_t i = 0; i < ts->n; i++) free(ts->v[i]);
@@ -115,20 +115,20 @@ void sib_types_destroy(sib_types *ts)
     free(ts);
 }
 
-static const sib_type *intern(sib_types *ts, sib_type_code code, const sib_type *a, const sib_type *b, bool frozen)
+static const sch_type *intern(sch_types *ts, sch_type_code code, const sch_type *a, const sch_type *b, bool frozen)
 {
     for (size_t i = 0; i < ts->n; i++) {
-        const sib_type *t = ts->v[i];
+        const sch_type *t = ts->v[i];
         if (t->code == code && t->frozen == frozen && t->sub[0] == a && t->sub[1] == b) return t;
     }
     if (ts->n == ts->cap) {
         size_t cap = ts->cap ? ts->cap * 2 : 16;
-        sib_type **v = realloc(ts->v, cap * sizeof *v);
+        sch_type **v = realloc(ts->v, cap * sizeof *v);
         if (!v) return NULL;
         ts->v = v;
         ts->cap = cap;
     }
-    sib_type *t = malloc(sizeof *t);
+    sch_type *t = malloc(sizeof *t);
     if (!t) return NULL;
     t->code = code;
     t->frozen = frozen;
@@ -138,94 +138,94 @@ static const sib_type *intern(sib_types *ts, sib_type_code code, const sib_type 
     return t;
 }
 
-const sib_type *sib_type_list(sib_types *ts, const sib_type *elem, bool frozen)
+const sch_type *sch_type_list(sch_types *ts, const sch_type *elem, bool frozen)
 {
     if (!elem) return NULL;
-    if (frozen) elem = sib_type_freeze(ts, elem);
-    return elem ? intern(ts, SIB_T_LIST, elem, NULL, frozen) : NULL;
+    if (frozen) elem = sch_type_freeze(ts, elem);
+    return elem ? intern(ts, SCH_T_LIST, elem, NULL, frozen) : NULL;
 }
 
-const sib_type *sib_type_set(sib_types *ts, const sib_type *elem, bool frozen)
+const sch_type *sch_type_set(sch_types *ts, const sch_type *elem, bool frozen)
 {
     if (!elem) return NULL;
-    if (frozen) elem = sib_type_freeze(ts, elem);
-    return elem ? intern(ts, SIB_T_SET, elem, NULL, frozen) : NULL;
+    if (frozen) elem = sch_type_freeze(ts, elem);
+    return elem ? intern(ts, SCH_T_SET, elem, NULL, frozen) : NULL;
 }
 
-const sib_type *sib_type_map(sib_types *ts, const sib_type *key, const sib_type *val, bool frozen)
+const sch_type *sch_type_map(sch_types *ts, const sch_type *key, const sch_type *val, bool frozen)
 {
     if (!key || !val) return NULL;
     if (frozen) {
-        key = sib_type_freeze(ts, key);
-        val = sib_type_freeze(ts, val);
+        key = sch_type_freeze(ts, key);
+        val = sch_type_freeze(ts, val);
         if (!key || !val) return NULL;
     }
-    return intern(ts, SIB_T_MAP, key, val, frozen);
+    return intern(ts, SCH_T_MAP, key, val, frozen);
 }
 
-const sib_type *sib_type_tuple(sib_types *ts, const sib_type *const *elems, size_t n)
+const sch_type *sch_type_tuple(sch_types *ts, const sch_type *const *elems, size_t n)
 {
-    const sib_type *rest = NULL;
+    const sch_type *rest = NULL;
     for (size_t i = n; i-- > 0;) {
-        rest = intern(ts, SIB_T_TUPLE, elems[i], rest, true);
+        rest = intern(ts, SCH_T_TUPLE, elems[i], rest, true);
         if (!rest) return NULL;
     }
     return rest;
 }
 
-size_t sib_type_tuple_size(const sib_type *t)
+size_t sch_type_tuple_size(const sch_type *t)
 {
     size_t n = 0;
-    for (; t && t->code == SIB_T_TUPLE; t = t->sub[1]) n++;
+    for (; t && t->code == SCH_T_TUPLE; t = t->sub[1]) n++;
     return n;
 }
 
-const sib_type *sib_type_tuple_elem(const sib_type *t, size_t i)
+const sch_type *sch_type_tuple_elem(const sch_type *t, size_t i)
 {
-    for (; t && t->code == SIB_T_TUPLE; t = t->sub[1], i--)
+    for (; t && t->code == SCH_T_TUPLE; t = t->sub[1], i--)
         if (i == 0) return t->sub[0];
     return NULL;
 }
 
-const sib_type *sib_type_freeze(sib_types *ts, const sib_type *t)
+const sch_type *sch_type_freeze(sch_types *ts, const sch_type *t)
 {
-    if (!t || !sib_type_is_collection(t) || t->frozen) return t;
+    if (!t || !sch_type_is_collection(t) || t->frozen) return t;
     switch (t->code) {
-    case SIB_T_LIST: return sib_type_list(ts, t->sub[0], true);
-    case SIB_T_SET: return sib_type_set(ts, t->sub[0], true);
-    default: return sib_type_map(ts, t->sub[0], t->sub[1], true);
+    case SCH_T_LIST: return sch_type_list(ts, t->sub[0], true);
+    case SCH_T_SET: return sch_type_set(ts, t->sub[0], true);
+    default: return sch_type_map(ts, t->sub[0], t->sub[1], true);
     }
 }
 
 /* ---- names ---- */
 
-void sib_type_cql_name(const sib_type *t, sib_buf *out)
+void sch_type_cql_name(const sch_type *t, sib_buf *out)
 {
     if (t->frozen) sib_buf_append(out, "frozen<", 7);
     switch (t->code) {
-    case SIB_T_LIST:
-    case SIB_T_SET:
-        sib_buf_printf(out, "%s<", t->code == SIB_T_LIST ? "list" : "set");
-        sib_type_cql_name(t->sub[0], out);
+    case SCH_T_LIST:
+    case SCH_T_SET:
+        sib_buf_printf(out, "%s<", t->code == SCH_T_LIST ? "list" : "set");
+        sch_type_cql_name(t->sub[0], out);
         sib_buf_u8(out, '>');
         break;
-    case SIB_T_MAP:
+    case SCH_T_MAP:
         sib_buf_append(out, "map<", 4);
-        sib_type_cql_name(t->sub[0], out);
+        sch_type_cql_name(t->sub[0], out);
         sib_buf_append(out, ", ", 2);
-        sib_type_cql_name(t->sub[1], out);
+        sch_type_cql_name(t->sub[1], out);
         sib_buf_u8(out, '>');
         break;
-    case SIB_T_TUPLE:
+    case SCH_T_TUPLE:
         sib_buf_append(out, "tuple<", 6);
-        for (const sib_type *e = t; e; e = e->sub[1]) {
-            sib_type_cql_name(e->sub[0], out);
+        for (const sch_type *e = t; e; e = e->sub[1]) {
+            sch_type_cql_name(e->sub[0], out);
             if (e->sub[1]) sib_buf_append(out, ", ", 2);
         }
         sib_buf_u8(out, '>');
         break;
     default: {
-        const char *n = sib_type_native_name(t->code);
+        const char *n = sch_type_native_name(t->code);
         sib_buf_append(out, n, strlen(n));
     }
     }
@@ -233,11 +233,11 @@ void sib_type_cql_name(const sib_type *t, sib_buf *out)
 }
 
 /* Formats the type name into a fixed buffer for error messages. */
-static const char *tname(const sib_type *t, char *dst, size_t cap)
+static const char *tname(const sch_type *t, char *dst, size_t cap)
 {
     sib_buf b;
     sib_buf_init(&b);
-    sib_type_cql_name(t, &b);
+    sch_type_cql_name(t, &b);
     size_t n = b.oom ? 0 : SIB_MIN(b.len, cap - 1);
     if (n) memcpy(dst, b.p, n);
     dst[n] = 0;
@@ -254,8 +254,8 @@ static bool name_eq(const char *a, size_t alen, const char *lit)
     return true;
 }
 
-int sib_type_resolve(sib_types *ts, const char *name, size_t name_len, const sib_type *const subs[], size_t nsubs,
-                     const sib_type **out, sib_err *err)
+int sch_type_resolve(sch_types *ts, const char *name, size_t name_len, const sch_type *const subs[], size_t nsubs,
+                     const sch_type **out, sib_err *err)
 {
     *out = NULL;
     char nm[128];
@@ -264,25 +264,25 @@ int sib_type_resolve(sib_types *ts, const char *name, size_t name_len, const sib
     for (size_t i = 0; i < SIB_ARRAY_LEN(native_info); i++) {
         if (!name_eq(name, name_len, native_info[i].name)) continue;
         if (nsubs) return sib_err_set(err, SIB_ESYNTAX, "Type %s takes no type parameters", nm);
-        *out = sib_type_native(native_info[i].code);
+        *out = sch_type_native(native_info[i].code);
         return 0;
     }
     bool is_list = name_eq(name, name_len, "list"), is_set = name_eq(name, name_len, "set");
     if (is_list || is_set || name_eq(name, name_len, "frozen")) {
         if (nsubs != 1 || !subs[0])
             return sib_err_set(err, SIB_ESYNTAX, "Type %s takes exactly one type parameter", nm);
-        if (is_list) *out = sib_type_list(ts, subs[0], false);
-        else if (is_set) *out = sib_type_set(ts, subs[0], false);
-        else if (!sib_type_is_collection(subs[0])) {
+        if (is_list) *out = sch_type_list(ts, subs[0], false);
+        else if (is_set) *out = sch_type_set(ts, subs[0], false);
+        else if (!sch_type_is_collection(subs[0])) {
             char tn[128];
             return sib_err_set(err, SIB_EINVAL,
                                "frozen<> is only allowed on collections, tuples, and user-defined types (got %s)",
                                tname(subs[0], tn, sizeof tn));
-        } else *out = sib_type_freeze(ts, subs[0]);
+        } else *out = sch_type_freeze(ts, subs[0]);
     } else if (name_eq(name, name_len, "map")) {
         if (nsubs != 2 || !subs[0] || !subs[1])
             return sib_err_set(err, SIB_ESYNTAX, "Type map takes exactly two type parameters");
-        *out = sib_type_map(ts, subs[0], subs[1], false);
+        *out = sch_type_map(ts, subs[0], subs[1], false);
     } else if (name_eq(name, name_len, "tuple")) {
         return sib_err_set(err, SIB_EINVAL, "Tuple types are not supported");
     } else {
@@ -293,7 +293,7 @@ int sib_type_resolve(sib_types *ts, const char *name, size_t name_len, const sib
 }
 
 /* Recursive descent over "name" [ '<' type {',' type} '>' ]. */
-static int parse_type(sib_types *ts, const char **pp, const char *end, int depth, const sib_type **out, sib_err *err)
+static int parse_type(sch_types *ts, const char **pp, const char *end, int depth, const sch_type **out, sib_err *err)
 {
     const char *p = *pp;
     if (depth > 32) return sib_err_set(err, SIB_ESYNTAX, "type nesting too deep");
@@ -303,7 +303,7 @@ static int parse_type(sib_types *ts, const char **pp, const char *end, int depth
     size_t nlen = (size_t)(p - nm);
     if (!nlen) return sib_err_set(err, SIB_ESYNTAX, "expected a type name");
     while (p < end && isspace((unsigned char)*p)) p++;
-    const sib_type *subs[2] = { NULL, NULL };
+    const sch_type *subs[2] = { NULL, NULL };
     size_t nsubs = 0;
     if (p < end && *p == '<') {
         p++;
@@ -319,10 +319,10 @@ static int parse_type(sib_types *ts, const char **pp, const char *end, int depth
         }
     }
     *pp = p;
-    return sib_type_resolve(ts, nm, nlen, subs, nsubs, out, err);
+    return sch_type_resolve(ts, nm, nlen, subs, nsubs, out, err);
 }
 
-int sib_type_parse(sib_types *ts, const char *text, size_t len, const sib_type **out, sib_err *err)
+int sch_type_parse(sch_types *ts, const char *text, size_t len, const sch_type **out, sib_err *err)
 {
     const char *p = text, *end = text + len;
     *out = NULL;
@@ -336,30 +336,30 @@ int sib_type_parse(sib_types *ts, const char *text, size_t len, const sib_type *
     return 0;
 }
 
-static bool contains_counter(const sib_type *t)
+static bool contains_counter(const sch_type *t)
 {
-    if (t->code == SIB_T_COUNTER) return true;
+    if (t->code == SCH_T_COUNTER) return true;
     for (int i = 0; i < 2; i++)
         if (t->sub[i] && contains_counter(t->sub[i])) return true;
     return false;
 }
 
-static int check_nested(const sib_type *top, const sib_type *t, sib_err *err)
+static int check_nested(const sch_type *top, const sch_type *t, sib_err *err)
 {
-    if (!sib_type_is_collection(t)) return 0;
+    if (!sch_type_is_collection(t)) return 0;
     char tn[256];
     for (int i = 0; i < 2; i++) {
-        const sib_type *s = t->sub[i];
+        const sch_type *s = t->sub[i];
         if (!s) continue;
-        if (sib_type_is_multicell(s))
+        if (sch_type_is_multicell(s))
             return sib_err_set(err, SIB_EINVAL, "Non-frozen collections are not allowed inside collections: %s",
                                tname(top, tn, sizeof tn));
-        if (s->code == SIB_T_COUNTER)
+        if (s->code == SCH_T_COUNTER)
             return sib_err_set(err, SIB_EINVAL, "Counters are not allowed inside collections: %s",
                                tname(top, tn, sizeof tn));
-        if (s->code == SIB_T_DURATION && t->code == SIB_T_SET)
+        if (s->code == SCH_T_DURATION && t->code == SCH_T_SET)
             return sib_err_set(err, SIB_EINVAL, "Durations are not allowed inside sets: %s", tname(top, tn, sizeof tn));
-        if (s->code == SIB_T_DURATION && t->code == SIB_T_MAP && i == 0)
+        if (s->code == SCH_T_DURATION && t->code == SCH_T_MAP && i == 0)
             return sib_err_set(err, SIB_EINVAL, "Durations are not allowed as map keys: %s", tname(top, tn, sizeof tn));
         int rc = check_nested(top, s, err);
         if (rc) return rc;
@@ -367,9 +367,9 @@ static int check_nested(const sib_type *top, const sib_type *t, sib_err *err)
     return 0;
 }
 
-int sib_type_check_column(const sib_type *t, sib_err *err)
+int sch_type_check_column(const sch_type *t, sib_err *err)
 {
-    if (sib_type_is_collection(t) && contains_counter(t)) {
+    if (sch_type_is_collection(t) && contains_counter(t)) {
         char tn[256];
         return sib_err_set(err, SIB_EINVAL, "Counters are not allowed inside collections: %s", tname(t, tn, sizeof tn));
     }

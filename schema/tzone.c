@@ -150,7 +150,7 @@ static bool zoneinfo_offset(const char *id, size_t n, int64_t local, int64_t *of
     return ok;
 }
 
-bool sib_zone_offset(const char *s, size_t n, int64_t local, int64_t *off)
+bool sch_zone_offset(const char *s, size_t n, int64_t local, int64_t *off)
 {
     if (parse_offset(s, n, off)) return true; /* RFC 822 -0800 */
     for (size_t i = 0; i < SIB_ARRAY_LEN(abbrevs); i++) {

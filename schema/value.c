@@ -22,11 +22,11 @@
 
 /* ---- collections ---- */
 
-int sib_coll_iter_init(sib_coll_iter *it, const sib_type *t, const uint8_t *v, size_t len)
+int sch_coll_iter_init(sch_coll_iter *it, const sch_type *t, const uint8_t *v, size_t len)
 {
     memset(it, 0, sizeof *it);
-    if (!sib_type_is_collection(t)) return SIB_EINVAL;
-    it->is_map = t->code == SIB_T_MAP;
+    if (!sch_type_is_collection(t)) return SIB_EINVAL;
+    it->is_map = t->code == SCH_T_MAP;
     sib_rd_init(&it->rd, v, len);
     if (len == 0) return 0;
     uint32_t n;
@@ -35,7 +35,7 @@ int sib_coll_iter_init(sib_coll_iter *it, const sib_type *t, const uint8_t *v, s
     return (int)SIB_MIN(n, (uint32_t)INT32_MAX);
 }
 
-static bool rd_value(sib_rd *r, sib_val *out)
+static bool rd_value(sib_rd *r, sch_val *out)
 {
     uint32_t n;
     if (!sib_rd_be32(r, &n)) return false;
@@ -45,19 +45,19 @@ static bool rd_value(sib_rd *r, sib_val *out)
     return sib_rd_bytes(r, n, &out->p);
 }
 
-bool sib_coll_next(sib_coll_iter *it, sib_val *key, sib_val *val)
+bool sch_coll_next(sch_coll_iter *it, sch_val *key, sch_val *val)
 {
     if (!it->left || it->rd.bad) return false;
     it->left--;
-    sib_val dummy;
+    sch_val dummy;
     if (!rd_value(&it->rd, key ? key : &dummy)) { it->rd.bad = true; return false; }
     if (it->is_map && !rd_value(&it->rd, val ? val : &dummy)) { it->rd.bad = true; return false; }
     return true;
 }
 
 typedef struct {
-    const sib_type *kt;
-    const sib_val *elems;
+    const sch_type *kt;
+    const sch_val *elems;
     size_t stride;
 } sort_ctx;
 
@@ -65,16 +65,16 @@ static int cmp_idx(const void *a, const void *b, void *arg)
 {
     const sort_ctx *c = arg;
     size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    const sib_val *x = &c->elems[i * c->stride], *y = &c->elems[j * c->stride];
-    int r = sib_value_compare(c->kt, x->p, (size_t)x->len, y->p, (size_t)y->len);
+    const sch_val *x = &c->elems[i * c->stride], *y = &c->elems[j * c->stride];
+    int r = sch_value_compare(c->kt, x->p, (size_t)x->len, y->p, (size_t)y->len);
     if (r) return r;
     return i < j ? -1 : i > j; /* stable */
 }
 
-int sib_coll_build(const sib_type *t, const sib_val *elems, size_t n, sib_buf *out, sib_err *err)
+int sch_coll_build(const sch_type *t, const sch_val *elems, size_t n, sib_buf *out, sib_err *err)
 {
-    if (!sib_type_is_collection(t)) return sib_err_set(err, SIB_EINVAL, "not a collection type");
-    size_t stride = t->code == SIB_T_MAP ? 2 : 1;
+    if (!sch_type_is_collection(t)) return sib_err_set(err, SIB_EINVAL, "not a collection type");
+    size_t stride = t->code == SCH_T_MAP ? 2 : 1;
     for (size_t i = 0; i < n * stride; i++)
         if (elems[i].len < 0) return sib_err_set(err, SIB_EINVAL, "null is not supported inside collections");
     if (n > INT32_MAX) return sib_err_set(err, SIB_ETOOBIG, "collection too large");
@@ -82,16 +82,16 @@ int sib_coll_build(const sib_type *t, const sib_val *elems, size_t n, sib_buf *o
     if (!idx) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) idx[i] = i;
     size_t m = n;
-    if (t->code != SIB_T_LIST && n > 1) {
+    if (t->code != SCH_T_LIST && n > 1) {
         sort_ctx c = { t->sub[0], elems, stride };
         qsort_r(idx, n, sizeof *idx, cmp_idx, &c);
         /* keep the last of each run of equal keys */
         m = 0;
         for (size_t i = 0; i < n; i++) {
-            const sib_val *x = &elems[idx[i] * stride];
+            const sch_val *x = &elems[idx[i] * stride];
             if (i + 1 < n) {
-                const sib_val *y = &elems[idx[i + 1] * stride];
-                if (!sib_value_compare(t->sub[0], x->p, (size_t)x->len, y->p, (size_t)y->len)) continue;
+                const sch_val *y = &elems[idx[i + 1] * stride];
+                if (!sch_value_compare(t->sub[0], x->p, (size_t)x->len, y->p, (size_t)y->len)) continue;
             }
             idx[m++] = idx[i];
         }
@@ -99,7 +99,7 @@ int sib_coll_build(const sib_type *t, const sib_val *elems, size_t n, sib_buf *o
     sib_buf_be32(out, (uint32_t)m);
     for (size_t i = 0; i < m; i++)
         for (size_t k = 0; k < stride; k++) {
-            const sib_val *v = &elems[idx[i] * stride + k];
+            const sch_val *v = &elems[idx[i] * stride + k];
             sib_buf_be32(out, (uint32_t)v->len);
             sib_buf_append(out, v->p, (size_t)v->len);
         }
@@ -107,40 +107,40 @@ int sib_coll_build(const sib_type *t, const sib_val *elems, size_t n, sib_buf *o
     return out->oom ? sib_err_set(err, SIB_ENOMEM, "out of memory") : 0;
 }
 
-int sib_coll_normalize(const sib_type *t, const uint8_t *v, size_t len, sib_buf *out, sib_err *err)
+int sch_coll_normalize(const sch_type *t, const uint8_t *v, size_t len, sib_buf *out, sib_err *err)
 {
-    int rc = sib_value_validate(t, v, len, err);
+    int rc = sch_value_validate(t, v, len, err);
     if (rc) return rc;
-    sib_coll_iter it;
-    int n = sib_coll_iter_init(&it, t, v, len);
+    sch_coll_iter it;
+    int n = sch_coll_iter_init(&it, t, v, len);
     if (n < 0) return sib_err_set(err, SIB_EINVAL, "malformed collection");
     size_t stride = it.is_map ? 2 : 1;
-    sib_val *e = malloc(((size_t)n * stride + 1) * sizeof *e);
+    sch_val *e = malloc(((size_t)n * stride + 1) * sizeof *e);
     if (!e) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     size_t i = 0;
-    while (sib_coll_next(&it, &e[i * stride], it.is_map ? &e[i * stride + 1] : NULL)) i++;
-    rc = sib_coll_build(t, e, i, out, err);
+    while (sch_coll_next(&it, &e[i * stride], it.is_map ? &e[i * stride + 1] : NULL)) i++;
+    rc = sch_coll_build(t, e, i, out, err);
     free(e);
     return rc;
 }
 
 /* ---- validation ---- */
 
-static int validate_coll(const sib_type *t, const uint8_t *v, size_t len, sib_err *err)
+static int validate_coll(const sch_type *t, const uint8_t *v, size_t len, sib_err *err)
 {
-    const char *what = t->code == SIB_T_LIST ? "list" : t->code == SIB_T_SET ? "set" : "map";
+    const char *what = t->code == SCH_T_LIST ? "list" : t->code == SCH_T_SET ? "set" : "map";
     if (len == 0) return 0;
-    sib_coll_iter it;
-    int n = sib_coll_iter_init(&it, t, v, len);
+    sch_coll_iter it;
+    int n = sch_coll_iter_init(&it, t, v, len);
     if (n < 0) return sib_err_set(err, SIB_EINVAL, "Not enough bytes to read a %s", what);
-    sib_val k, val;
+    sch_val k, val;
     uint32_t seen = 0;
-    while (sib_coll_next(&it, &k, &val)) {
+    while (sch_coll_next(&it, &k, &val)) {
         seen++;
         if (k.len < 0 || (it.is_map && val.len < 0))
             return sib_err_set(err, SIB_EINVAL, "null is not supported inside collections");
-        int rc = sib_value_validate(t->sub[0], k.p, (size_t)k.len, err);
-        if (!rc && it.is_map) rc = sib_value_validate(t->sub[1], val.p, (size_t)val.len, err);
+        int rc = sch_value_validate(t->sub[0], k.p, (size_t)k.len, err);
+        if (!rc && it.is_map) rc = sch_value_validate(t->sub[1], val.p, (size_t)val.len, err);
         if (rc) return rc;
     }
     if (it.rd.bad || seen != (uint32_t)n) return sib_err_set(err, SIB_EINVAL, "Not enough bytes to read a %s", what);
@@ -174,16 +174,16 @@ int duration_decode(const uint8_t *v, size_t len, int64_t *mo, int64_t *d, int64
 
 /* A tuple value is its elements as [bytes] one after the other; trailing
  * elements may be missing (Cassandra reads them as null). */
-static int validate_tuple(const sib_type *t, const uint8_t *v, size_t len, sib_err *err)
+static int validate_tuple(const sch_type *t, const uint8_t *v, size_t len, sib_err *err)
 {
     size_t off = 0;
-    for (const sib_type *e = t; e && off < len; e = e->sub[1]) {
+    for (const sch_type *e = t; e && off < len; e = e->sub[1]) {
         if (len - off < 4) return sib_err_set(err, SIB_EINVAL, "Not enough bytes to read size of tuple element");
         int32_t n = (int32_t)get_be32(v + off);
         off += 4;
         if (n < 0) continue;
         if ((size_t)n > len - off) return sib_err_set(err, SIB_EINVAL, "Not enough bytes to read tuple element");
-        int rc = sib_value_validate(e->sub[0], v + off, (size_t)n, err);
+        int rc = sch_value_validate(e->sub[0], v + off, (size_t)n, err);
         if (rc) return rc;
         off += (size_t)n;
     }
@@ -191,53 +191,53 @@ static int validate_tuple(const sib_type *t, const uint8_t *v, size_t len, sib_e
     return 0;
 }
 
-int sib_value_validate(const sib_type *t, const uint8_t *v, size_t len, sib_err *err)
+int sch_value_validate(const sch_type *t, const uint8_t *v, size_t len, sib_err *err)
 {
     int n = (int)SIB_MIN(len, (size_t)INT32_MAX);
     switch (t->code) {
-    case SIB_T_INT:
+    case SCH_T_INT:
         return len == 4 || !len ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 4 or 0 byte int (%d)", n);
-    case SIB_T_BIGINT: case SIB_T_COUNTER:
+    case SCH_T_BIGINT: case SCH_T_COUNTER:
         return len == 8 || !len ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 8 or 0 byte long (%d)", n);
-    case SIB_T_SMALLINT:
+    case SCH_T_SMALLINT:
         return len == 2 ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 2 bytes for a smallint (%d)", n);
-    case SIB_T_TINYINT:
+    case SCH_T_TINYINT:
         return len == 1 ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 1 byte for a tinyint (%d)", n);
-    case SIB_T_FLOAT:
+    case SCH_T_FLOAT:
         return len == 4 || !len ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 4 or 0 byte value for a float (%d)", n);
-    case SIB_T_DOUBLE:
+    case SCH_T_DOUBLE:
         return len == 8 || !len ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 8 or 0 byte value for a double (%d)", n);
-    case SIB_T_BOOLEAN:
+    case SCH_T_BOOLEAN:
         return len == 1 || !len ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 1 or 0 byte value (%d)", n);
-    case SIB_T_TIMESTAMP:
+    case SCH_T_TIMESTAMP:
         return len == 8 || !len ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 8 or 0 byte long for date (%d)", n);
-    case SIB_T_DATE:
+    case SCH_T_DATE:
         return len == 4 || !len ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 4 byte long for date (%d)", n);
-    case SIB_T_TIME:
+    case SCH_T_TIME:
         if (!len) return 0;
         if (len != 8) return sib_err_set(err, SIB_EINVAL, "Expected 8 byte long for time (%d)", n);
         if ((int64_t)get_be64(v) < 0 || (int64_t)get_be64(v) >= 86400000000000LL)
             return sib_err_set(err, SIB_EINVAL, "Time value out of range: %lld", (long long)(int64_t)get_be64(v));
         return 0;
-    case SIB_T_UUID:
+    case SCH_T_UUID:
         return len == 16 || !len ? 0 : sib_err_set(err, SIB_EINVAL, "UUID should be 16 or 0 bytes (%d)", n);
-    case SIB_T_TIMEUUID:
+    case SCH_T_TIMEUUID:
         if (len != 16 && len) return sib_err_set(err, SIB_EINVAL, "TimeUUID should be 16 or 0 bytes (%d)", n);
         if (len && (v[6] & 0xF0) != 0x10) return sib_err_set(err, SIB_EINVAL, "Invalid version for TimeUUID type.");
         return 0;
-    case SIB_T_INET:
+    case SCH_T_INET:
         return len == 4 || len == 16 || !len
                    ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 4 or 16 byte inetaddress; got %d bytes", n);
-    case SIB_T_VARCHAR:
-        return sib_utf8_valid(v, len) ? 0 : sib_err_set(err, SIB_EINVAL, "String didn't validate.");
-    case SIB_T_ASCII:
+    case SCH_T_VARCHAR:
+        return sch_utf8_valid(v, len) ? 0 : sib_err_set(err, SIB_EINVAL, "String didn't validate.");
+    case SCH_T_ASCII:
         for (size_t i = 0; i < len; i++)
             if (v[i] > 127) return sib_err_set(err, SIB_EINVAL, "Invalid byte for ascii: %d", (int)(int8_t)v[i]);
         return 0;
-    case SIB_T_BLOB: case SIB_T_VARINT: return 0;
-    case SIB_T_DECIMAL:
+    case SCH_T_BLOB: case SCH_T_VARINT: return 0;
+    case SCH_T_DECIMAL:
         return !len || len >= 4 ? 0 : sib_err_set(err, SIB_EINVAL, "Expected 0 or at least 4 bytes (%d)", n);
-    case SIB_T_DURATION: {
+    case SCH_T_DURATION: {
         if (!len) return 0;
         if (len < 3) return sib_err_set(err, SIB_EINVAL, "Expected at least 3 bytes for a duration (%d)", n);
         int64_t mo, d, ns;
@@ -249,8 +249,8 @@ int sib_value_validate(const sib_type *t, const uint8_t *v, size_t len, sib_err 
                                (long long)mo, (long long)d, (long long)ns);
         return 0;
     }
-    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: return validate_coll(t, v, len, err);
-    case SIB_T_TUPLE: return validate_tuple(t, v, len, err);
+    case SCH_T_LIST: case SCH_T_SET: case SCH_T_MAP: return validate_coll(t, v, len, err);
+    case SCH_T_TUPLE: return validate_tuple(t, v, len, err);
     default: return sib_err_set(err, SIB_EINVAL, "Unsupported type code 0x%04x", (unsigned)t->code);
     }
 }
@@ -292,51 +292,51 @@ uint64_t uuid_ts_key(const uint8_t *u)
            (uint64_t)get_be32(u);
 }
 
-static int cmp_coll(const sib_type *t, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+static int cmp_coll(const sch_type *t, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
-    sib_coll_iter ia, ib;
-    int na = sib_coll_iter_init(&ia, t, a, alen), nb = sib_coll_iter_init(&ib, t, b, blen);
+    sch_coll_iter ia, ib;
+    int na = sch_coll_iter_init(&ia, t, a, alen), nb = sch_coll_iter_init(&ib, t, b, blen);
     if (na < 0 || nb < 0) return cmp_bytes(a, alen, b, blen);
-    sib_val ka, va, kb, vb;
+    sch_val ka, va, kb, vb;
     for (;;) {
-        bool ha = sib_coll_next(&ia, &ka, &va), hb = sib_coll_next(&ib, &kb, &vb);
+        bool ha = sch_coll_next(&ia, &ka, &va), hb = sch_coll_next(&ib, &kb, &vb);
         if (!ha || !hb) return ha ? 1 : hb ? -1 : 0;
-        int c = sib_value_compare(t->sub[0], ka.p, (size_t)SIB_MAX(ka.len, 0), kb.p, (size_t)SIB_MAX(kb.len, 0));
+        int c = sch_value_compare(t->sub[0], ka.p, (size_t)SIB_MAX(ka.len, 0), kb.p, (size_t)SIB_MAX(kb.len, 0));
         if (!c && ia.is_map)
-            c = sib_value_compare(t->sub[1], va.p, (size_t)SIB_MAX(va.len, 0), vb.p, (size_t)SIB_MAX(vb.len, 0));
+            c = sch_value_compare(t->sub[1], va.p, (size_t)SIB_MAX(va.len, 0), vb.p, (size_t)SIB_MAX(vb.len, 0));
         if (c) return c;
     }
 }
 
-int sib_value_compare(const sib_type *t, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+int sch_value_compare(const sch_type *t, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     if (!alen || !blen) return alen ? 1 : blen ? -1 : 0;
-    size_t fixed = sib_type_fixed_len(t);
+    size_t fixed = sch_type_fixed_len(t);
     if (fixed && (alen != fixed || blen != fixed)) return cmp_bytes(a, alen, b, blen); /* invalid: any total order */
     switch (t->code) {
-    case SIB_T_TINYINT: return cmp_i64((int8_t)a[0], (int8_t)b[0]);
-    case SIB_T_SMALLINT: return cmp_i64((int16_t)get_be16(a), (int16_t)get_be16(b));
-    case SIB_T_INT: return cmp_i64((int32_t)get_be32(a), (int32_t)get_be32(b));
-    case SIB_T_BIGINT: case SIB_T_COUNTER: case SIB_T_TIMESTAMP: case SIB_T_TIME:
+    case SCH_T_TINYINT: return cmp_i64((int8_t)a[0], (int8_t)b[0]);
+    case SCH_T_SMALLINT: return cmp_i64((int16_t)get_be16(a), (int16_t)get_be16(b));
+    case SCH_T_INT: return cmp_i64((int32_t)get_be32(a), (int32_t)get_be32(b));
+    case SCH_T_BIGINT: case SCH_T_COUNTER: case SCH_T_TIMESTAMP: case SCH_T_TIME:
         return cmp_i64((int64_t)get_be64(a), (int64_t)get_be64(b));
-    case SIB_T_DATE: return cmp_u64(get_be32(a), get_be32(b));
-    case SIB_T_BOOLEAN: return cmp_i64(a[0] != 0, b[0] != 0);
-    case SIB_T_FLOAT: return cmp_u64(float_key(get_be32(a)), float_key(get_be32(b)));
-    case SIB_T_DOUBLE: return cmp_u64(double_key(get_be64(a)), double_key(get_be64(b)));
-    case SIB_T_VARINT: return big_compare(a, alen, b, blen);
-    case SIB_T_DECIMAL: return decimal_compare(a, alen, b, blen);
-    case SIB_T_UUID: {
+    case SCH_T_DATE: return cmp_u64(get_be32(a), get_be32(b));
+    case SCH_T_BOOLEAN: return cmp_i64(a[0] != 0, b[0] != 0);
+    case SCH_T_FLOAT: return cmp_u64(float_key(get_be32(a)), float_key(get_be32(b)));
+    case SCH_T_DOUBLE: return cmp_u64(double_key(get_be64(a)), double_key(get_be64(b)));
+    case SCH_T_VARINT: return big_compare(a, alen, b, blen);
+    case SCH_T_DECIMAL: return decimal_compare(a, alen, b, blen);
+    case SCH_T_UUID: {
         int va = a[6] >> 4, vb = b[6] >> 4;
         if (va != vb) return va < vb ? -1 : 1;
         int c = va == 1 ? cmp_u64(uuid_ts_key(a), uuid_ts_key(b)) : cmp_u64(get_be64(a), get_be64(b));
         return c ? c : cmp_u64(get_be64(a + 8), get_be64(b + 8));
     }
-    case SIB_T_TIMEUUID: {
+    case SCH_T_TIMEUUID: {
         int c = cmp_i64((int64_t)uuid_ts_key(a), (int64_t)uuid_ts_key(b));
         for (int i = 8; !c && i < 16; i++) c = cmp_i64((int8_t)a[i], (int8_t)b[i]);
         return c;
     }
-    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: return cmp_coll(t, a, alen, b, blen);
+    case SCH_T_LIST: case SCH_T_SET: case SCH_T_MAP: return cmp_coll(t, a, alen, b, blen);
     default: return cmp_bytes(a, alen, b, blen);
     }
 }
@@ -401,42 +401,42 @@ static void fmt_duration(const uint8_t *v, size_t len, sib_buf *out)
     if (!um && !ud && !ns) sib_buf_append(out, "0s", 2);
 }
 
-static void fmt_coll(const sib_type *t, const uint8_t *v, size_t len, sib_buf *out)
+static void fmt_coll(const sch_type *t, const uint8_t *v, size_t len, sib_buf *out)
 {
-    sib_coll_iter it;
-    if (sib_coll_iter_init(&it, t, v, len) < 0) { sib_buf_printf(out, "<invalid collection>"); return; }
-    sib_buf_u8(out, t->code == SIB_T_LIST ? '[' : '{');
-    sib_val k, val;
+    sch_coll_iter it;
+    if (sch_coll_iter_init(&it, t, v, len) < 0) { sib_buf_printf(out, "<invalid collection>"); return; }
+    sib_buf_u8(out, t->code == SCH_T_LIST ? '[' : '{');
+    sch_val k, val;
     bool first = true;
-    while (sib_coll_next(&it, &k, &val)) {
+    while (sch_coll_next(&it, &k, &val)) {
         if (!first) sib_buf_append(out, ", ", 2);
         first = false;
-        sib_value_format_cql(t->sub[0], k.p, (size_t)SIB_MAX(k.len, 0), out);
+        sch_value_format_cql(t->sub[0], k.p, (size_t)SIB_MAX(k.len, 0), out);
         if (it.is_map) {
             sib_buf_append(out, ": ", 2);
-            sib_value_format_cql(t->sub[1], val.p, (size_t)SIB_MAX(val.len, 0), out);
+            sch_value_format_cql(t->sub[1], val.p, (size_t)SIB_MAX(val.len, 0), out);
         }
     }
-    sib_buf_u8(out, t->code == SIB_T_LIST ? ']' : '}');
+    sib_buf_u8(out, t->code == SCH_T_LIST ? ']' : '}');
 }
 
-static void format_any(const sib_type *t, const uint8_t *v, size_t len, bool cql, sib_buf *out)
+static void format_any(const sch_type *t, const uint8_t *v, size_t len, bool cql, sib_buf *out)
 {
-    size_t fixed = sib_type_fixed_len(t);
-    if (!len && t->code != SIB_T_VARCHAR && t->code != SIB_T_ASCII && t->code != SIB_T_BLOB &&
-        !sib_type_is_collection(t)) {
+    size_t fixed = sch_type_fixed_len(t);
+    if (!len && t->code != SCH_T_VARCHAR && t->code != SCH_T_ASCII && t->code != SCH_T_BLOB &&
+        !sch_type_is_collection(t)) {
         return; /* empty value prints as nothing */
     }
-    if (fixed && len != fixed) { sib_buf_printf(out, "<invalid %s>", sib_type_native_name(t->code)); return; }
+    if (fixed && len != fixed) { sib_buf_printf(out, "<invalid %s>", sch_type_native_name(t->code)); return; }
     switch (t->code) {
-    case SIB_T_TINYINT: sib_buf_printf(out, "%d", (int)(int8_t)v[0]); break;
-    case SIB_T_SMALLINT: sib_buf_printf(out, "%d", (int)(int16_t)get_be16(v)); break;
-    case SIB_T_INT: sib_buf_printf(out, "%d", (int)(int32_t)get_be32(v)); break;
-    case SIB_T_BIGINT: case SIB_T_COUNTER: sib_buf_printf(out, "%lld", (long long)(int64_t)get_be64(v)); break;
-    case SIB_T_BOOLEAN: sib_buf_printf(out, "%s", cql ? (v[0] ? "true" : "false") : (v[0] ? "True" : "False")); break;
-    case SIB_T_FLOAT: case SIB_T_DOUBLE: {
+    case SCH_T_TINYINT: sib_buf_printf(out, "%d", (int)(int8_t)v[0]); break;
+    case SCH_T_SMALLINT: sib_buf_printf(out, "%d", (int)(int16_t)get_be16(v)); break;
+    case SCH_T_INT: sib_buf_printf(out, "%d", (int)(int32_t)get_be32(v)); break;
+    case SCH_T_BIGINT: case SCH_T_COUNTER: sib_buf_printf(out, "%lld", (long long)(int64_t)get_be64(v)); break;
+    case SCH_T_BOOLEAN: sib_buf_printf(out, "%s", cql ? (v[0] ? "true" : "false") : (v[0] ? "True" : "False")); break;
+    case SCH_T_FLOAT: case SCH_T_DOUBLE: {
         double x;
-        if (t->code == SIB_T_FLOAT) {
+        if (t->code == SCH_T_FLOAT) {
             uint32_t bits = get_be32(v);
             float f;
             memcpy(&f, &bits, 4);
@@ -450,13 +450,13 @@ static void format_any(const sib_type *t, const uint8_t *v, size_t len, bool cql
             for (int p = 1; p <= 17; p++) {
                 char tmp[64];
                 snprintf(tmp, sizeof tmp, "%.*g", p, x);
-                bool same = t->code == SIB_T_FLOAT ? strtof(tmp, NULL) == (float)x : strtod(tmp, NULL) == x;
+                bool same = t->code == SCH_T_FLOAT ? strtof(tmp, NULL) == (float)x : strtod(tmp, NULL) == x;
                 if (same || p == 17) { sib_buf_printf(out, "%s", tmp); break; }
             }
-        } else fmt_floating(x, t->code == SIB_T_FLOAT ? 5 : 12, out);
+        } else fmt_floating(x, t->code == SCH_T_FLOAT ? 5 : 12, out);
         break;
     }
-    case SIB_T_VARINT: {
+    case SCH_T_VARINT: {
         bool neg;
         sib_buf d;
         sib_buf_init(&d);
@@ -466,18 +466,18 @@ static void format_any(const sib_type *t, const uint8_t *v, size_t len, bool cql
         sib_buf_free(&d);
         break;
     }
-    case SIB_T_DECIMAL:
+    case SCH_T_DECIMAL:
         if (len < 4) sib_buf_printf(out, "<invalid decimal>");
         else decimal_format(v, len, out);
         break;
-    case SIB_T_UUID: case SIB_T_TIMEUUID: {
+    case SCH_T_UUID: case SCH_T_TIMEUUID: {
         char s[37];
         sib_uuid_format(v, s);
         sib_buf_append(out, s, 36);
         break;
     }
-    case SIB_T_BLOB: fmt_hex(v, len, out); break;
-    case SIB_T_VARCHAR: case SIB_T_ASCII:
+    case SCH_T_BLOB: fmt_hex(v, len, out); break;
+    case SCH_T_VARCHAR: case SCH_T_ASCII:
         if (!cql) { sib_buf_append(out, v, len); break; }
         sib_buf_u8(out, '\'');
         for (size_t i = 0; i < len; i++) {
@@ -486,19 +486,19 @@ static void format_any(const sib_type *t, const uint8_t *v, size_t len, bool cql
         }
         sib_buf_u8(out, '\'');
         break;
-    case SIB_T_TIMESTAMP:
+    case SCH_T_TIMESTAMP:
         if (cql) sib_buf_u8(out, '\'');
         fmt_timestamp((int64_t)get_be64(v), out);
         if (cql) sib_buf_u8(out, '\'');
         break;
-    case SIB_T_DATE: {
+    case SCH_T_DATE: {
         int64_t y;
         unsigned m, d;
         civil_from_days((int64_t)get_be32(v) - 2147483648LL, &y, &m, &d);
         sib_buf_printf(out, cql ? "'%04lld-%02u-%02u'" : "%04lld-%02u-%02u", (long long)y, m, d);
         break;
     }
-    case SIB_T_TIME: {
+    case SCH_T_TIME: {
         int64_t ns = (int64_t)get_be64(v);
         if (ns < 0 || ns >= 86400000000000LL) { sib_buf_printf(out, "%lld", (long long)ns); break; }
         int64_t s = ns / 1000000000LL;
@@ -506,7 +506,7 @@ static void format_any(const sib_type *t, const uint8_t *v, size_t len, bool cql
                        (int)(s / 60 % 60), (int)(s % 60), (long long)(ns % 1000000000LL));
         break;
     }
-    case SIB_T_INET: {
+    case SCH_T_INET: {
         char s[INET6_ADDRSTRLEN];
         if ((len != 4 && len != 16) || !inet_ntop(len == 4 ? AF_INET : AF_INET6, v, s, sizeof s)) {
             sib_buf_printf(out, "<invalid inet>");
@@ -515,15 +515,15 @@ static void format_any(const sib_type *t, const uint8_t *v, size_t len, bool cql
         sib_buf_printf(out, cql ? "'%s'" : "%s", s);
         break;
     }
-    case SIB_T_DURATION: fmt_duration(v, len, out); break;
-    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: fmt_coll(t, v, len, out); break;
+    case SCH_T_DURATION: fmt_duration(v, len, out); break;
+    case SCH_T_LIST: case SCH_T_SET: case SCH_T_MAP: fmt_coll(t, v, len, out); break;
     default: fmt_hex(v, len, out); break;
     }
 }
 
-void sib_value_format(const sib_type *t, const uint8_t *v, size_t len, sib_buf *out) { format_any(t, v, len, false, out); }
+void sch_value_format(const sch_type *t, const uint8_t *v, size_t len, sib_buf *out) { format_any(t, v, len, false, out); }
 
-void sib_value_format_cql(const sib_type *t, const uint8_t *v, size_t len, sib_buf *out)
+void sch_value_format_cql(const sch_type *t, const uint8_t *v, size_t len, sib_buf *out)
 {
     format_any(t, v, len, true, out);
 }

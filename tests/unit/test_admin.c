@@ -206,30 +206,30 @@ static void test_ring_owns(void **state)
 typedef struct fixture {
     char dir[64];
     storage *st;
-    sib_catalog *cat;
+    sch_catalog *cat;
     coord *co;
     admin_server *srv;
     int64_t tokens[4];
 } fixture;
 
-static void make_schema(sib_catalog *cat)
+static void make_schema(sch_catalog *cat)
 {
     sib_err err;
     const char *rk[] = {"class", "replication_factor"}, *rv[] = {"SimpleStrategy", "1"};
-    sib_prop repl = {.name = "replication", .is_map = true, .keys = rk, .values = rv, .n = 2};
-    assert_int_equal(sib_catalog_create_keyspace(cat, "ks", &repl, 1, false, &err), 0);
-    sib_coldef cols[] = {{.name = "k", .type = sib_type_native(SIB_T_INT)},
-                         {.name = "v", .type = sib_type_native(SIB_T_VARCHAR)}};
+    sch_prop repl = {.name = "replication", .is_map = true, .keys = rk, .values = rv, .n = 2};
+    assert_int_equal(sch_catalog_create_keyspace(cat, "ks", &repl, 1, false, &err), 0);
+    sch_coldef cols[] = {{.name = "k", .type = sch_type_native(SCH_T_INT)},
+                         {.name = "v", .type = sch_type_native(SCH_T_VARCHAR)}};
     const char *pk[] = {"k"};
-    sib_table_spec ts = {.keyspace = "ks", .name = "t", .cols = cols, .ncols = 2, .npk_decls = 1, .pk = pk, .npk = 1};
-    const sib_table *t;
-    assert_int_equal(sib_catalog_create_table(cat, &ts, &t, &err), 0);
-    sib_coldef cols2[] = {{.name = "a", .type = sib_type_native(SIB_T_VARCHAR)},
-                          {.name = "b", .type = sib_type_native(SIB_T_BIGINT)}};
+    sch_table_spec ts = {.keyspace = "ks", .name = "t", .cols = cols, .ncols = 2, .npk_decls = 1, .pk = pk, .npk = 1};
+    const sch_table *t;
+    assert_int_equal(sch_catalog_create_table(cat, &ts, &t, &err), 0);
+    sch_coldef cols2[] = {{.name = "a", .type = sch_type_native(SCH_T_VARCHAR)},
+                          {.name = "b", .type = sch_type_native(SCH_T_BIGINT)}};
     const char *pk2[] = {"a", "b"};
-    sib_table_spec ts2 = {.keyspace = "ks", .name = "c", .cols = cols2, .ncols = 2, .npk_decls = 1, .pk = pk2,
+    sch_table_spec ts2 = {.keyspace = "ks", .name = "c", .cols = cols2, .ncols = 2, .npk_decls = 1, .pk = pk2,
                           .npk = 2};
-    assert_int_equal(sib_catalog_create_table(cat, &ts2, &t, &err), 0);
+    assert_int_equal(sch_catalog_create_table(cat, &ts2, &t, &err), 0);
 }
 
 static int setup(void **state)
@@ -240,7 +240,7 @@ static int setup(void **state)
     sib_err err;
     storage_opts so = {.commitlog_dir = f->dir};
     if (storage_open(&f->st, &so, &err) || storage_replay(f->st, NULL, &err)) return -1;
-    f->cat = sib_catalog_create();
+    f->cat = sch_catalog_create();
     make_schema(f->cat);
     int64_t toks[4] = {-6000000000000000000, -100, 100, 4000000000000000000};
     memcpy(f->tokens, toks, sizeof toks);
@@ -262,7 +262,7 @@ static int teardown(void **state)
     fixture *f = *state;
     admin_server_destroy(f->srv);
     coord_destroy(f->co);
-    sib_catalog_destroy(f->cat);
+    sch_catalog_destroy(f->cat);
     storage_close(f->st);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);

@@ -23,16 +23,16 @@
 /* ---- decoding ---- */
 
 typedef struct fx {
-    sib_types *ts;
+    sch_types *ts;
     sib_buf b;
-    sib_result r;
+    cli_result r;
     sib_err err;
 } fx;
 
 static int fx_setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
-    f->ts = sib_types_create();
+    f->ts = sch_types_create();
     sib_buf_init(&f->b);
     *state = f;
     return f->ts ? 0 : -1;
@@ -41,27 +41,27 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     fx *f = *state;
-    sib_result_free(&f->r);
+    cli_result_free(&f->r);
     sib_buf_free(&f->b);
-    sib_types_destroy(f->ts);
+    sch_types_destroy(f->ts);
     free(f);
     return 0;
 }
 
 static int decode(fx *f, uint8_t opcode, uint8_t flags)
 {
-    sib_result_free(&f->r);
-    return sib_result_decode(f->ts, 4, opcode, flags, f->b.p, f->b.len, &f->r, &f->err);
+    cli_result_free(&f->r);
+    return cli_result_decode(f->ts, 4, opcode, flags, f->b.p, f->b.len, &f->r, &f->err);
 }
 
 static void test_rows_with_metadata(void **state)
 {
     fx *f = *state;
-    const sib_type *t_int = sib_type_native(SIB_T_INT), *t_text = sib_type_native(SIB_T_VARCHAR);
-    const sib_type *t_list = sib_type_list(f->ts, t_int, false);
-    const sib_type *t_map = sib_type_map(f->ts, t_text, t_list, true);
+    const sch_type *t_int = sch_type_native(SCH_T_INT), *t_text = sch_type_native(SCH_T_VARCHAR);
+    const sch_type *t_list = sch_type_list(f->ts, t_int, false);
+    const sch_type *t_map = sch_type_map(f->ts, t_text, t_list, true);
     const char *names[] = {"k", "v", "l", "m"};
-    const sib_type *types[] = {t_int, t_text, t_list, t_map};
+    const sch_type *types[] = {t_int, t_text, t_list, t_map};
     const uint8_t ps[] = {1, 2, 3};
     cql_rows_meta m = {.ks = "ks1", .table = "t1", .ncols = 4, .names = names, .types = types,
                        .paging_state = ps, .paging_state_len = 3};
@@ -79,8 +79,8 @@ static void test_rows_with_metadata(void **state)
     assert_int_equal(cql_rows_finish(&rw, &f->err), 0);
 
     assert_int_equal(decode(f, CQL_OP_RESULT, 0), 0);
-    const sib_result *r = &f->r;
-    assert_int_equal(r->kind, SIB_RESULT_ROWS);
+    const cli_result *r = &f->r;
+    assert_int_equal(r->kind, CLI_RESULT_ROWS);
     assert_int_equal(r->u.rows.meta.ncols, 4);
     assert_int_equal(r->u.rows.nrows, 2);
     assert_true(r->u.rows.meta.flags & CQL_ROWS_HAS_MORE_PAGES);
@@ -94,16 +94,16 @@ static void test_rows_with_metadata(void **state)
     assert_ptr_equal(r->u.rows.meta.cols[0].type, t_int);
     assert_ptr_equal(r->u.rows.meta.cols[1].type, t_text);
     assert_ptr_equal(r->u.rows.meta.cols[2].type, t_list); /* interned in the same registry */
-    assert_int_equal(r->u.rows.meta.cols[3].type->code, SIB_T_MAP);
+    assert_int_equal(r->u.rows.meta.cols[3].type->code, SCH_T_MAP);
     assert_ptr_equal(r->u.rows.meta.cols[3].type->sub[1], t_list);
-    assert_int_equal(r->u.rows.meta.cols[3].wire_code, SIB_T_MAP);
-    cql_value c = sib_result_cell(r, 0, 1);
+    assert_int_equal(r->u.rows.meta.cols[3].wire_code, SCH_T_MAP);
+    cql_value c = cli_result_cell(r, 0, 1);
     assert_int_equal(c.len, 1);
     assert_memory_equal(c.p, "a", 1);
-    assert_int_equal(sib_result_cell(r, 0, 3).len, CQL_VALUE_NULL);
-    assert_memory_equal(sib_result_cell(r, 1, 0).p, two, 4);
-    assert_int_equal(sib_result_cell(r, 1, 1).len, 0);
-    assert_int_equal(sib_result_cell(r, 1, 2).len, CQL_VALUE_NULL);
+    assert_int_equal(cli_result_cell(r, 0, 3).len, CQL_VALUE_NULL);
+    assert_memory_equal(cli_result_cell(r, 1, 0).p, two, 4);
+    assert_int_equal(cli_result_cell(r, 1, 1).len, 0);
+    assert_int_equal(cli_result_cell(r, 1, 2).len, CQL_VALUE_NULL);
 }
 
 static void test_rows_no_metadata_and_custom_types(void **state)
@@ -117,13 +117,13 @@ static void test_rows_no_metadata_and_custom_types(void **state)
     cql_rows_cell(&rw, "yz", 2);
     assert_int_equal(cql_rows_finish(&rw, &f->err), 0);
     assert_int_equal(decode(f, CQL_OP_RESULT, 0), 0);
-    assert_int_equal(f->r.kind, SIB_RESULT_ROWS);
+    assert_int_equal(f->r.kind, CLI_RESULT_ROWS);
     assert_null(f->r.u.rows.meta.cols);
     assert_int_equal(f->r.u.rows.nrows, 1);
-    assert_int_equal(sib_result_cell(&f->r, 0, 1).len, 2);
+    assert_int_equal(cli_result_cell(&f->r, 0, 1).len, 2);
 
     /* duration goes out as a custom class in v4; a UDT and a tuple have no
-     * sib_type form and come back as blob with their wire code. */
+     * sch_type form and come back as blob with their wire code. */
     sib_buf_reset(&f->b);
     cql_put_int(&f->b, CQL_RESULT_ROWS);
     cql_put_int(&f->b, CQL_ROWS_GLOBAL_TABLES_SPEC);
@@ -131,30 +131,30 @@ static void test_rows_no_metadata_and_custom_types(void **state)
     cql_put_cstring(&f->b, "ks");
     cql_put_cstring(&f->b, "t");
     cql_put_cstring(&f->b, "d");
-    assert_int_equal(cql_put_type(&f->b, sib_type_native(SIB_T_DURATION), 4, &f->err), 0);
+    assert_int_equal(cql_put_type(&f->b, sch_type_native(SCH_T_DURATION), 4, &f->err), 0);
     cql_put_cstring(&f->b, "u");
-    cql_put_short(&f->b, SIB_T_UDT);
+    cql_put_short(&f->b, SCH_T_UDT);
     cql_put_cstring(&f->b, "ks");
     cql_put_cstring(&f->b, "addr");
     cql_put_short(&f->b, 2);
     cql_put_cstring(&f->b, "street");
-    cql_put_short(&f->b, SIB_T_VARCHAR);
+    cql_put_short(&f->b, SCH_T_VARCHAR);
     cql_put_cstring(&f->b, "zips");
-    cql_put_short(&f->b, SIB_T_SET);
-    cql_put_short(&f->b, SIB_T_INT);
+    cql_put_short(&f->b, SCH_T_SET);
+    cql_put_short(&f->b, SCH_T_INT);
     cql_put_cstring(&f->b, "tu");
-    cql_put_short(&f->b, SIB_T_TUPLE);
+    cql_put_short(&f->b, SCH_T_TUPLE);
     cql_put_short(&f->b, 2);
-    cql_put_short(&f->b, SIB_T_INT);
-    cql_put_short(&f->b, SIB_T_BLOB);
+    cql_put_short(&f->b, SCH_T_INT);
+    cql_put_short(&f->b, SCH_T_BLOB);
     cql_put_int(&f->b, 0);
     assert_int_equal(decode(f, CQL_OP_RESULT, 0), 0);
-    const sib_col_spec *c = f->r.u.rows.meta.cols;
-    assert_ptr_equal(c[0].type, sib_type_native(SIB_T_DURATION));
+    const cli_col_spec *c = f->r.u.rows.meta.cols;
+    assert_ptr_equal(c[0].type, sch_type_native(SCH_T_DURATION));
     assert_string_equal(c[0].custom_class, "org.apache.cassandra.db.marshal.DurationType");
-    assert_int_equal(c[1].wire_code, SIB_T_UDT);
-    assert_ptr_equal(c[1].type, sib_type_native(SIB_T_BLOB));
-    assert_int_equal(c[2].wire_code, SIB_T_TUPLE);
+    assert_int_equal(c[1].wire_code, SCH_T_UDT);
+    assert_ptr_equal(c[1].type, sch_type_native(SCH_T_BLOB));
+    assert_int_equal(c[2].wire_code, SCH_T_TUPLE);
     assert_string_equal(c[2].name, "tu");
     assert_int_equal(f->r.u.rows.nrows, 0);
 }
@@ -165,16 +165,16 @@ static void test_errors_with_extras(void **state)
     cql_error_extra x = {.consistency = CQL_QUORUM, .required = 2, .alive = 1};
     cql_encode_error(&f->b, 4, CQL_ERR_UNAVAILABLE, "Cannot achieve consistency level QUORUM", &x);
     assert_int_equal(decode(f, CQL_OP_ERROR, 0), 0);
-    assert_int_equal(f->r.kind, SIB_RESULT_ERROR);
+    assert_int_equal(f->r.kind, CLI_RESULT_ERROR);
     assert_int_equal(f->r.u.error.code, CQL_ERR_UNAVAILABLE);
     assert_string_equal(f->r.u.error.msg, "Cannot achieve consistency level QUORUM");
     assert_int_equal(f->r.u.error.x.consistency, CQL_QUORUM);
     assert_int_equal(f->r.u.error.x.required, 2);
     assert_int_equal(f->r.u.error.x.alive, 1);
     sib_err e;
-    assert_int_equal(sib_result_to_err(&f->r, &e), SIB_EUNAVAIL);
+    assert_int_equal(cli_result_to_err(&f->r, &e), SIB_EUNAVAIL);
     assert_int_equal(e.ex[1], 2);
-    assert_string_equal(sib_client_error_class(f->r.u.error.code), "Unavailable");
+    assert_string_equal(cli_client_error_class(f->r.u.error.code), "Unavailable");
 
     sib_buf_reset(&f->b);
     x = (cql_error_extra){.consistency = CQL_ONE, .received = 0, .blockfor = 1, .write_type = CQL_WRITE_BATCH_LOG};
@@ -196,7 +196,7 @@ static void test_errors_with_extras(void **state)
     assert_int_equal(decode(f, CQL_OP_ERROR, 0), 0);
     assert_string_equal(f->r.u.error.x.ks, "ks1");
     assert_string_equal(f->r.u.error.x.table, "t1");
-    assert_int_equal(sib_result_to_err(&f->r, &e), SIB_EEXIST);
+    assert_int_equal(cli_result_to_err(&f->r, &e), SIB_EEXIST);
     assert_string_equal(e.table, "t1");
 
     sib_buf_reset(&f->b);
@@ -218,9 +218,9 @@ static void test_errors_with_extras(void **state)
     sib_buf_reset(&f->b);
     cql_encode_error(&f->b, 4, CQL_ERR_SYNTAX, "line 1:0 no viable alternative", NULL);
     assert_int_equal(decode(f, CQL_OP_ERROR, 0), 0);
-    assert_int_equal(sib_result_to_err(&f->r, &e), SIB_ESYNTAX);
+    assert_int_equal(cli_result_to_err(&f->r, &e), SIB_ESYNTAX);
     assert_string_equal(e.msg, "line 1:0 no viable alternative");
-    assert_string_equal(sib_client_error_class(CQL_ERR_SYNTAX), "SyntaxException");
+    assert_string_equal(cli_client_error_class(CQL_ERR_SYNTAX), "SyntaxException");
 }
 
 static void test_set_keyspace_and_schema_change(void **state)
@@ -229,14 +229,14 @@ static void test_set_keyspace_and_schema_change(void **state)
     cql_put_int(&f->b, CQL_RESULT_SET_KEYSPACE);
     cql_put_cstring(&f->b, "ks1");
     assert_int_equal(decode(f, CQL_OP_RESULT, 0), 0);
-    assert_int_equal(f->r.kind, SIB_RESULT_SET_KEYSPACE);
+    assert_int_equal(f->r.kind, CLI_RESULT_SET_KEYSPACE);
     assert_string_equal(f->r.u.keyspace, "ks1");
 
     sib_buf_reset(&f->b);
     cql_put_int(&f->b, CQL_RESULT_SCHEMA_CHANGE);
     cql_encode_schema_change(&f->b, CQL_CHANGE_CREATED, CQL_TARGET_TABLE, "ks1", "t1", NULL, 0);
     assert_int_equal(decode(f, CQL_OP_RESULT, 0), 0);
-    assert_int_equal(f->r.kind, SIB_RESULT_SCHEMA_CHANGE);
+    assert_int_equal(f->r.kind, CLI_RESULT_SCHEMA_CHANGE);
     assert_int_equal(f->r.u.schema_change.change, CQL_CHANGE_CREATED);
     assert_int_equal(f->r.u.schema_change.target, CQL_TARGET_TABLE);
     assert_string_equal(f->r.u.schema_change.ks, "ks1");
@@ -260,15 +260,15 @@ static void test_set_keyspace_and_schema_change(void **state)
     sib_buf_reset(&f->b);
     cql_put_int(&f->b, CQL_RESULT_VOID);
     assert_int_equal(decode(f, CQL_OP_RESULT, 0), 0);
-    assert_int_equal(f->r.kind, SIB_RESULT_VOID);
+    assert_int_equal(f->r.kind, CLI_RESULT_VOID);
 }
 
 static void test_prepared(void **state)
 {
     fx *f = *state;
-    const sib_type *blob = sib_type_native(SIB_T_BLOB);
+    const sch_type *blob = sch_type_native(SCH_T_BLOB);
     const char *bnames[] = {"key", "C0"};
-    const sib_type *btypes[] = {blob, blob};
+    const sch_type *btypes[] = {blob, blob};
     const uint16_t pk[] = {0};
     cql_prepared_meta bind = {.ks = "keyspace1", .table = "standard1", .nbind = 2, .names = bnames, .types = btypes,
                               .npk = 1, .pk_index = pk};
@@ -277,7 +277,7 @@ static void test_prepared(void **state)
     cql_put_int(&f->b, CQL_RESULT_PREPARED);
     assert_int_equal(cql_encode_prepared(&f->b, 4, id, 16, &bind, &res, &f->err), 0);
     assert_int_equal(decode(f, CQL_OP_RESULT, 0), 0);
-    assert_int_equal(f->r.kind, SIB_RESULT_PREPARED);
+    assert_int_equal(f->r.kind, CLI_RESULT_PREPARED);
     assert_int_equal(f->r.u.prepared.id.len, 16);
     assert_memory_equal(f->r.u.prepared.id.p, id, 16);
     assert_int_equal(f->r.u.prepared.bind.ncols, 2);
@@ -304,7 +304,7 @@ static void test_warnings_prefix_and_malformed(void **state)
     assert_int_equal(decode(f, CQL_OP_RESULT, CQL_FLAG_WARNING), 0);
     assert_int_equal(f->r.nwarnings, 1);
     assert_string_equal(f->r.warnings[0], w[0]);
-    assert_int_equal(f->r.kind, SIB_RESULT_VOID);
+    assert_int_equal(f->r.kind, CLI_RESULT_VOID);
 
     /* Truncated rows: a cell claims more bytes than there are. */
     sib_buf_reset(&f->b);
@@ -336,8 +336,8 @@ static void test_warnings_prefix_and_malformed(void **state)
     cql_put_short(&f->b, 0x0777);
     cql_put_int(&f->b, 0);
     assert_int_equal(decode(f, CQL_OP_RESULT, 0), SIB_EPROTO);
-    assert_int_equal(sib_client_parse_cl("local_quorum"), CQL_LOCAL_QUORUM);
-    assert_int_equal(sib_client_parse_cl("nope"), -1);
+    assert_int_equal(cli_client_parse_cl("local_quorum"), CQL_LOCAL_QUORUM);
+    assert_int_equal(cli_client_parse_cl("nope"), -1);
 }
 
 /* ---- a scripted server ---- */
@@ -462,13 +462,13 @@ static void fake_start(fake_srv *s)
 }
 
 /* Starts s and connects a client to it with o (its port filled in). */
-static sib_client *fake_connect(fake_srv *s, sib_client_opts o)
+static cli_client *fake_connect(fake_srv *s, cli_client_opts o)
 {
     fake_start(s);
     o.port = s->port;
-    sib_client *cl;
+    cli_client *cl;
     sib_err err;
-    assert_int_equal(sib_client_connect(&cl, &o, &err), 0);
+    assert_int_equal(cli_client_connect(&cl, &o, &err), 0);
     return cl;
 }
 
@@ -484,35 +484,35 @@ typedef struct answer {
     bool failed;
 } answer;
 
-static void on_answer(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+static void on_answer(cli_client *cl, void *ud, const cli_frame *f, const sib_err *err)
 {
     answer *a = ud;
     if (!f) {
         a->failed = true;
         return;
     }
-    sib_result r;
+    cli_result r;
     sib_err e;
-    assert_int_equal(sib_result_decode(sib_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &r, &e), 0);
-    assert_int_equal(r.kind, SIB_RESULT_SET_KEYSPACE);
+    assert_int_equal(cli_result_decode(cli_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &r, &e), 0);
+    assert_int_equal(r.kind, CLI_RESULT_SET_KEYSPACE);
     snprintf(a->ks[a->n++], sizeof(a->ks[0]), "%s", r.u.keyspace);
-    sib_result_free(&r);
+    cli_result_free(&r);
 }
 
 static void test_pipelined_out_of_order(void **state)
 {
     (void)state;
     fake_srv s = {.nqueries = 3};
-    sib_client *cl = fake_connect(&s, (sib_client_opts){.lz4 = true, .max_streams = 3});
+    cli_client *cl = fake_connect(&s, (cli_client_opts){.lz4 = true, .max_streams = 3});
     sib_err err;
-    assert_false(sib_client_lz4(cl)); /* the server offered no lz4 */
+    assert_false(cli_client_lz4(cl)); /* the server offered no lz4 */
     answer a[3] = {{0}};
-    for (int i = 0; i < 3; i++) assert_int_equal(sib_client_send_query(cl, "USE x", NULL, on_answer, &a[i], &err), 0);
-    assert_int_equal(sib_client_inflight(cl), 3);
-    assert_int_equal(sib_client_send_query(cl, "USE y", NULL, on_answer, &a[0], &err), SIB_EAGAIN);
+    for (int i = 0; i < 3; i++) assert_int_equal(cli_client_send_query(cl, "USE x", NULL, on_answer, &a[i], &err), 0);
+    assert_int_equal(cli_client_inflight(cl), 3);
+    assert_int_equal(cli_client_send_query(cl, "USE y", NULL, on_answer, &a[0], &err), SIB_EAGAIN);
     int got = 0;
     while (got < 3) {
-        int rc = sib_client_poll_many(&cl, 1, 5000, NULL, &err);
+        int rc = cli_client_poll_many(&cl, 1, 5000, NULL, &err);
         assert_true(rc >= 0);
         got += rc;
     }
@@ -523,22 +523,22 @@ static void test_pipelined_out_of_order(void **state)
         snprintf(exp, sizeof(exp), "ks%d", i);
         assert_string_equal(a[i].ks[0], exp);
     }
-    assert_int_equal(sib_client_inflight(cl), 0);
-    sib_client_close(cl);
+    assert_int_equal(cli_client_inflight(cl), 0);
+    cli_client_close(cl);
     fake_stop(&s);
 }
 
-static void on_prepared(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+static void on_prepared(cli_client *cl, void *ud, const cli_frame *f, const sib_err *err)
 {
     answer *a = ud;
     (void)err;
-    sib_result r;
+    cli_result r;
     sib_err e;
     assert_non_null(f);
-    assert_int_equal(sib_result_decode(sib_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &r, &e), 0);
-    assert_int_equal(r.kind, SIB_RESULT_PREPARED);
+    assert_int_equal(cli_result_decode(cli_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &r, &e), 0);
+    assert_int_equal(r.kind, CLI_RESULT_PREPARED);
     snprintf(a->ks[a->n++], sizeof(a->ks[0]), "%.*s", (int)r.u.prepared.id.len, (const char *)r.u.prepared.id.p);
-    sib_result_free(&r);
+    cli_result_free(&r);
 }
 
 /* PREPARE without waiting, as the stress tool re-prepares after Unprepared. */
@@ -546,16 +546,16 @@ static void test_send_prepare(void **state)
 {
     (void)state;
     fake_srv s = {.close_after = true};
-    sib_client *cl = fake_connect(&s, (sib_client_opts){0});
+    cli_client *cl = fake_connect(&s, (cli_client_opts){0});
     sib_err err;
     answer a = {0};
-    assert_int_equal(sib_client_send_prepare(cl, "SELECT 1", on_prepared, &a, &err), 0);
-    assert_int_equal(sib_client_inflight(cl), 1);
-    for (int i = 0; i < 50 && a.n == 0; i++) assert_true(sib_client_poll_many(&cl, 1, 100, NULL, &err) >= 0);
+    assert_int_equal(cli_client_send_prepare(cl, "SELECT 1", on_prepared, &a, &err), 0);
+    assert_int_equal(cli_client_inflight(cl), 1);
+    for (int i = 0; i < 50 && a.n == 0; i++) assert_true(cli_client_poll_many(&cl, 1, 100, NULL, &err) >= 0);
     assert_int_equal(a.n, 1);
     assert_string_equal(a.ks[0], "SELECT 1");
-    assert_int_equal(sib_client_inflight(cl), 0);
-    sib_client_close(cl);
+    assert_int_equal(cli_client_inflight(cl), 0);
+    cli_client_close(cl);
     fake_stop(&s);
 }
 
@@ -563,50 +563,50 @@ static void test_sync_and_broken_connection(void **state)
 {
     (void)state;
     fake_srv s = {.nqueries = 1};
-    sib_client *cl = fake_connect(&s, (sib_client_opts){.timeout_ms = 5000});
+    cli_client *cl = fake_connect(&s, (cli_client_opts){.timeout_ms = 5000});
     sib_err err;
-    sib_result r;
-    assert_int_equal(sib_client_query(cl, "USE ks0", CQL_ONE, 0, NULL, &r, &err), 0);
-    assert_int_equal(r.kind, SIB_RESULT_SET_KEYSPACE);
-    assert_string_equal(sib_client_keyspace(cl), "ks0");
-    sib_result_free(&r);
-    sib_client_close(cl);
+    cli_result r;
+    assert_int_equal(cli_client_query(cl, "USE ks0", CQL_ONE, 0, NULL, &r, &err), 0);
+    assert_int_equal(r.kind, CLI_RESULT_SET_KEYSPACE);
+    assert_string_equal(cli_client_keyspace(cl), "ks0");
+    cli_result_free(&r);
+    cli_client_close(cl);
     fake_stop(&s);
 
     fake_srv s2 = {.close_after = true};
-    cl = fake_connect(&s2, (sib_client_opts){.timeout_ms = 5000});
+    cl = fake_connect(&s2, (cli_client_opts){.timeout_ms = 5000});
     answer a = {0};
-    assert_int_equal(sib_client_send_query(cl, "SELECT 1", NULL, on_answer, &a, &err), 0);
-    assert_int_equal(sib_client_query(cl, "SELECT 2", CQL_ONE, 0, NULL, &r, &err), SIB_EIO);
+    assert_int_equal(cli_client_send_query(cl, "SELECT 1", NULL, on_answer, &a, &err), 0);
+    assert_int_equal(cli_client_query(cl, "SELECT 2", CQL_ONE, 0, NULL, &r, &err), SIB_EIO);
     assert_true(a.failed); /* the pending request was failed once */
-    assert_int_equal(sib_client_send_query(cl, "SELECT 3", NULL, on_answer, &a, &err), SIB_EIO);
-    sib_result_free(&r);
-    sib_client_close(cl);
+    assert_int_equal(cli_client_send_query(cl, "SELECT 3", NULL, on_answer, &a, &err), SIB_EIO);
+    cli_result_free(&r);
+    cli_client_close(cl);
     fake_stop(&s2);
 }
 
-/* sib_query_opts.tracing sets the TRACING header flag; the traced reply's
+/* cli_query_opts.tracing sets the TRACING header flag; the traced reply's
  * session id lands in tracing_id, and an untraced reply has no flag. */
 static void test_tracing_flag(void **state)
 {
     (void)state;
     fake_srv s = {.nqueries = 1};
-    sib_client *cl = fake_connect(&s, (sib_client_opts){.timeout_ms = 5000});
+    cli_client *cl = fake_connect(&s, (cli_client_opts){.timeout_ms = 5000});
     sib_err err;
-    sib_query_opts qo = {.consistency = CQL_ONE, .tracing = true};
-    sib_result r;
-    assert_int_equal(sib_client_query_opts(cl, "USE ks0", &qo, &r, &err), 0);
-    assert_int_equal(r.kind, SIB_RESULT_SET_KEYSPACE);
+    cli_query_opts qo = {.consistency = CQL_ONE, .tracing = true};
+    cli_result r;
+    assert_int_equal(cli_client_query_opts(cl, "USE ks0", &qo, &r, &err), 0);
+    assert_int_equal(r.kind, CLI_RESULT_SET_KEYSPACE);
     assert_int_equal(r.frame_flags & CQL_FLAG_TRACING, CQL_FLAG_TRACING);
     for (int k = 0; k < 16; k++) assert_int_equal(r.tracing_id[k], 0x10 + k);
     assert_string_equal(r.u.keyspace, "ks0");
-    sib_result_free(&r);
+    cli_result_free(&r);
     qo.tracing = false;
-    assert_int_equal(sib_client_query_opts(cl, "USE ks0", &qo, &r, &err), 0);
+    assert_int_equal(cli_client_query_opts(cl, "USE ks0", &qo, &r, &err), 0);
     assert_int_equal(r.frame_flags & CQL_FLAG_TRACING, 0);
     assert_string_equal(r.u.keyspace, "ks0");
-    sib_result_free(&r);
-    sib_client_close(cl);
+    cli_result_free(&r);
+    cli_client_close(cl);
     fake_stop(&s);
 }
 
@@ -621,10 +621,10 @@ static void test_connect_refused(void **state)
     socklen_t al = sizeof(a);
     getsockname(s.lfd, (struct sockaddr *)&a, &al);
     close(s.lfd);
-    sib_client *cl = NULL;
+    cli_client *cl = NULL;
     sib_err err;
-    sib_client_opts o = {.port = ntohs(a.sin_port), .timeout_ms = 1000};
-    assert_int_equal(sib_client_connect(&cl, &o, &err), SIB_EIO);
+    cli_client_opts o = {.port = ntohs(a.sin_port), .timeout_ms = 1000};
+    assert_int_equal(cli_client_connect(&cl, &o, &err), SIB_EIO);
     assert_null(cl);
     assert_non_null(strstr(err.msg, "connect"));
 }

@@ -22,19 +22,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const sib_type t_int = {.code = SIB_T_INT};
-static const sib_type t_text = {.code = SIB_T_VARCHAR};
-static const sib_type t_bigint = {.code = SIB_T_BIGINT};
-static const sib_type t_date = {.code = SIB_T_DATE};
-static const sib_type t_duration = {.code = SIB_T_DURATION};
-static const sib_type t_list_int = {.code = SIB_T_LIST, .sub = {&t_int}};
-static const sib_type t_set_int = {.code = SIB_T_SET, .sub = {&t_int}};
-static const sib_type t_map_text_set = {.code = SIB_T_MAP, .sub = {&t_text, &t_set_int}};
-static const sib_type t_udt = {.code = SIB_T_UDT};
+static const sch_type t_int = {.code = SCH_T_INT};
+static const sch_type t_text = {.code = SCH_T_VARCHAR};
+static const sch_type t_bigint = {.code = SCH_T_BIGINT};
+static const sch_type t_date = {.code = SCH_T_DATE};
+static const sch_type t_duration = {.code = SCH_T_DURATION};
+static const sch_type t_list_int = {.code = SCH_T_LIST, .sub = {&t_int}};
+static const sch_type t_set_int = {.code = SCH_T_SET, .sub = {&t_int}};
+static const sch_type t_map_text_set = {.code = SCH_T_MAP, .sub = {&t_text, &t_set_int}};
+static const sch_type t_udt = {.code = SCH_T_UDT};
 /* tuple<int, text> as schema/ chains it: element, then the rest */
-static const sib_type t_tuple_tail = {.code = SIB_T_TUPLE, .frozen = true, .sub = {&t_text, NULL}};
-static const sib_type t_tuple = {.code = SIB_T_TUPLE, .frozen = true, .sub = {&t_int, &t_tuple_tail}};
-static const sib_type t_list_tuple = {.code = SIB_T_LIST, .sub = {&t_tuple}};
+static const sch_type t_tuple_tail = {.code = SCH_T_TUPLE, .frozen = true, .sub = {&t_text, NULL}};
+static const sch_type t_tuple = {.code = SCH_T_TUPLE, .frozen = true, .sub = {&t_int, &t_tuple_tail}};
+static const sch_type t_list_tuple = {.code = SCH_T_LIST, .sub = {&t_tuple}};
 
 static void assert_bytes(const sib_buf *b, const void *exp, size_t n)
 {
@@ -322,7 +322,7 @@ static void test_put_type(void **state)
     sib_err err = {0};
     assert_int_equal(cql_put_type(&b, &t_udt, 4, &err), SIB_EINVAL);
     assert_int_equal(cql_put_type(&b, NULL, 4, &err), SIB_EINVAL);
-    const sib_type bad_list = {.code = SIB_T_LIST};
+    const sch_type bad_list = {.code = SCH_T_LIST};
     assert_int_equal(cql_put_type(&b, &bad_list, 4, &err), SIB_EINVAL);
     sib_buf_free(&b);
 }
@@ -661,7 +661,7 @@ static void test_rows_builder(void **state)
     sib_buf b;
     sib_buf_init(&b);
     const char *names[] = {"k", "v"};
-    const sib_type *types[] = {&t_int, &t_text};
+    const sch_type *types[] = {&t_int, &t_text};
     cql_rows_meta m = {.ks = "ks", .table = "t", .ncols = 2, .names = names, .types = types};
     cql_rows rw;
     assert_int_equal(cql_rows_begin(&rw, &b, 4, &m, NULL), 0);
@@ -704,7 +704,7 @@ static void test_rows_builder(void **state)
     cql_rows_cell(&rw, "x", 1);
     assert_int_equal(cql_rows_finish(&rw, &err), SIB_ESERVER);
     /* An undescribable type fails at begin. */
-    const sib_type *bad[] = {&t_int, &t_udt};
+    const sch_type *bad[] = {&t_int, &t_udt};
     m.types = bad;
     sib_buf_reset(&b);
     assert_int_equal(cql_rows_begin(&rw, &b, 4, &m, &err), SIB_EINVAL);
@@ -716,11 +716,11 @@ static void test_prepared_body(void **state)
     sib_buf b;
     sib_buf_init(&b);
     const char *bn[] = {"k", "[limit]"};
-    const sib_type *bt[] = {&t_int, &t_int};
+    const sch_type *bt[] = {&t_int, &t_int};
     const uint16_t pk[] = {0};
     cql_prepared_meta bind = {.ks = "k", .table = "t", .nbind = 2, .names = bn, .types = bt, .npk = 1, .pk_index = pk};
     const char *rn[] = {"v"};
-    const sib_type *rt[] = {&t_bigint};
+    const sch_type *rt[] = {&t_bigint};
     cql_rows_meta res = {.ks = "k", .table = "t", .ncols = 1, .names = rn, .types = rt};
     assert_int_equal(cql_encode_prepared(&b, 4, (const uint8_t *)"ID", 2, &bind, &res, NULL), 0);
     const uint8_t exp4[] = {
@@ -782,7 +782,7 @@ typedef struct fake_exec {
 static void reply_text_row(cql_request *req, const char *col, const char *val, size_t n)
 {
     const char *names[] = {col};
-    const sib_type *types[] = {&t_text};
+    const sch_type *types[] = {&t_text};
     cql_rows_meta m = {.ks = "test", .table = "fake", .ncols = 1, .names = names, .types = types};
     cql_value cell = {(const uint8_t *)val, (int32_t)n};
     cql_reply_rows(req, &m, &cell, 1);
@@ -863,7 +863,7 @@ static void fake_request(cql_executor *ex, cql_request *req)
     case CQL_OP_QUERY: fake_query(fx, req); break;
     case CQL_OP_PREPARE: {
         const char *bn[] = {"k"};
-        const sib_type *bt[] = {&t_int};
+        const sch_type *bt[] = {&t_int};
         const uint16_t pk[] = {0};
         cql_prepared_meta bind = {.ks = "ks", .table = "t", .nbind = 1, .names = bn, .types = bt, .npk = 1, .pk_index = pk};
         cql_reply_prepared(req, (const uint8_t *)"abc", 3, &bind, NULL);
@@ -1136,7 +1136,7 @@ static void expect_text_row(int fd, int16_t stream, const char *want)
     assert_true(cql_get_int(&r, &flags) && cql_get_int(&r, &ncols) && ncols == 1);
     if (!(flags & CQL_ROWS_NO_METADATA)) {
         assert_true(cql_get_string(&r, &s) && cql_get_string(&r, &s) && cql_get_string(&r, &s));
-        assert_true(cql_get_short(&r, &type) && type == SIB_T_VARCHAR);
+        assert_true(cql_get_short(&r, &type) && type == SCH_T_VARCHAR);
     }
     assert_true(cql_get_int(&r, &nrows) && nrows == 1);
     assert_true(cql_get_bytes(&r, &cell));

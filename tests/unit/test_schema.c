@@ -1,6 +1,6 @@
 /* Unit tests for schema/: types, literal conversion with Cassandra's exact
  * messages, validation, comparators, byte-comparable clustering keys
- * (property tests against sib_value_compare), formatting, the catalog's DDL
+ * (property tests against sch_value_compare), formatting, the catalog's DDL
  * validation, persistence round trips, schema_version and system_schema rows. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,30 +14,30 @@
 
 /* ---- helpers ---- */
 
-static sib_types *g_types;
+static sch_types *g_types;
 
 static int setup_types(void **state)
 {
     (void)state;
-    g_types = sib_types_create();
+    g_types = sch_types_create();
     return g_types ? 0 : -1;
 }
 
 static int teardown_types(void **state)
 {
     (void)state;
-    sib_types_destroy(g_types);
+    sch_types_destroy(g_types);
     g_types = NULL;
     return 0;
 }
 
-static const sib_type *N(sib_type_code c) { return sib_type_native(c); }
+static const sch_type *N(sch_type_code c) { return sch_type_native(c); }
 
-static const sib_type *T(const char *text)
+static const sch_type *T(const char *text)
 {
-    const sib_type *t = NULL;
+    const sch_type *t = NULL;
     sib_err err;
-    int rc = sib_type_parse(g_types, text, strlen(text), &t, &err);
+    int rc = sch_type_parse(g_types, text, strlen(text), &t, &err);
     if (rc) fail_msg("parse %s: %s", text, err.msg);
     return t;
 }
@@ -51,23 +51,23 @@ static char *hexs(const uint8_t *p, size_t n)
     return buf;
 }
 
-static void lit_ok(const sib_type *t, sib_lit_kind k, const char *text, const char *want_hex)
+static void lit_ok(const sch_type *t, sch_lit_kind k, const char *text, const char *want_hex)
 {
     sib_buf b;
     sib_err err = { 0 };
     sib_buf_init(&b);
-    int rc = sib_value_from_literal(t, k, text, strlen(text), "c", &b, &err);
+    int rc = sch_value_from_literal(t, k, text, strlen(text), "c", &b, &err);
     if (rc) fail_msg("literal '%s': unexpected error %s", text, err.msg);
     assert_string_equal(hexs(b.p, b.len), want_hex);
     sib_buf_free(&b);
 }
 
-static void lit_err(const sib_type *t, sib_lit_kind k, const char *text, const char *col, const char *msg)
+static void lit_err(const sch_type *t, sch_lit_kind k, const char *text, const char *col, const char *msg)
 {
     sib_buf b;
     sib_err err = { 0 };
     sib_buf_init(&b);
-    int rc = sib_value_from_literal(t, k, text, strlen(text), col, &b, &err);
+    int rc = sch_value_from_literal(t, k, text, strlen(text), col, &b, &err);
     assert_int_equal(rc, SIB_EINVAL);
     assert_string_equal(err.msg, msg);
     assert_int_equal(b.len, 0);
@@ -75,30 +75,30 @@ static void lit_err(const sib_type *t, sib_lit_kind k, const char *text, const c
 }
 
 /* Converts a literal into a fresh buffer (test helper, asserts success). */
-static sib_buf val(const sib_type *t, sib_lit_kind k, const char *text)
+static sib_buf val(const sch_type *t, sch_lit_kind k, const char *text)
 {
     sib_buf b;
     sib_err err;
     sib_buf_init(&b);
-    if (sib_value_from_literal(t, k, text, strlen(text), "c", &b, &err)) fail_msg("literal %s: %s", text, err.msg);
+    if (sch_value_from_literal(t, k, text, strlen(text), "c", &b, &err)) fail_msg("literal %s: %s", text, err.msg);
     return b;
 }
 
-static void fmt_is(const sib_type *t, sib_lit_kind k, const char *text, const char *want)
+static void fmt_is(const sch_type *t, sch_lit_kind k, const char *text, const char *want)
 {
     sib_buf v = val(t, k, text), out;
     sib_buf_init(&out);
-    sib_value_format(t, v.p, v.len, &out);
+    sch_value_format(t, v.p, v.len, &out);
     sib_buf_u8(&out, 0);
     assert_string_equal((char *)out.p, want);
     sib_buf_free(&out);
     sib_buf_free(&v);
 }
 
-static int cmp_lit(const sib_type *t, sib_lit_kind ka, const char *a, sib_lit_kind kb, const char *b)
+static int cmp_lit(const sch_type *t, sch_lit_kind ka, const char *a, sch_lit_kind kb, const char *b)
 {
     sib_buf x = val(t, ka, a), y = val(t, kb, b);
-    int c = sib_value_compare(t, x.p, x.len, y.p, y.len);
+    int c = sch_value_compare(t, x.p, x.len, y.p, y.len);
     sib_buf_free(&x);
     sib_buf_free(&y);
     return c;
@@ -120,18 +120,18 @@ static void test_tuple_type(void **state)
 {
     (void)state;
     sib_err err;
-    const sib_type *e2[] = {N(SIB_T_INT), N(SIB_T_VARCHAR)};
-    const sib_type *t = sib_type_tuple(g_types, e2, 2);
+    const sch_type *e2[] = {N(SCH_T_INT), N(SCH_T_VARCHAR)};
+    const sch_type *t = sch_type_tuple(g_types, e2, 2);
     assert_non_null(t);
-    assert_ptr_equal(t, sib_type_tuple(g_types, e2, 2)); /* interned */
-    assert_ptr_not_equal(t, sib_type_tuple(g_types, e2, 1));
-    assert_int_equal(sib_type_tuple_size(t), 2);
-    assert_ptr_equal(sib_type_tuple_elem(t, 0), N(SIB_T_INT));
-    assert_ptr_equal(sib_type_tuple_elem(t, 1), N(SIB_T_VARCHAR));
-    assert_null(sib_type_tuple_elem(t, 2));
+    assert_ptr_equal(t, sch_type_tuple(g_types, e2, 2)); /* interned */
+    assert_ptr_not_equal(t, sch_type_tuple(g_types, e2, 1));
+    assert_int_equal(sch_type_tuple_size(t), 2);
+    assert_ptr_equal(sch_type_tuple_elem(t, 0), N(SCH_T_INT));
+    assert_ptr_equal(sch_type_tuple_elem(t, 1), N(SCH_T_VARCHAR));
+    assert_null(sch_type_tuple_elem(t, 2));
     sib_buf b;
     sib_buf_init(&b);
-    sib_type_cql_name(t, &b);
+    sch_type_cql_name(t, &b);
     sib_buf_u8(&b, 0);
     assert_string_equal((const char *)b.p, "frozen<tuple<int, text>>");
     sib_buf_free(&b);
@@ -142,13 +142,13 @@ static void test_tuple_type(void **state)
     static const uint8_t bad1[] = {0, 0, 0, 4, 0, 0, 0};
     static const uint8_t bad2[] = {0, 0, 0, 3, 0, 0, 1};
     static const uint8_t bad3[] = {0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 1, 'a', 7};
-    assert_int_equal(sib_value_validate(t, ok1, sizeof ok1, &err), 0);
-    assert_int_equal(sib_value_validate(t, ok2, sizeof ok2, &err), 0);
-    assert_int_equal(sib_value_validate(t, ok3, sizeof ok3, &err), 0);
-    assert_int_equal(sib_value_validate(t, bad1, sizeof bad1, &err), SIB_EINVAL);
-    assert_int_equal(sib_value_validate(t, bad2, sizeof bad2, &err), SIB_EINVAL);
+    assert_int_equal(sch_value_validate(t, ok1, sizeof ok1, &err), 0);
+    assert_int_equal(sch_value_validate(t, ok2, sizeof ok2, &err), 0);
+    assert_int_equal(sch_value_validate(t, ok3, sizeof ok3, &err), 0);
+    assert_int_equal(sch_value_validate(t, bad1, sizeof bad1, &err), SIB_EINVAL);
+    assert_int_equal(sch_value_validate(t, bad2, sizeof bad2, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Expected 4 or 0 byte int (3)");
-    assert_int_equal(sib_value_validate(t, bad3, sizeof bad3, &err), SIB_EINVAL);
+    assert_int_equal(sch_value_validate(t, bad3, sizeof bad3, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Invalid remaining data after end of tuple value");
 }
 
@@ -156,17 +156,17 @@ static void test_types(void **state)
 {
     (void)state;
     sib_err err;
-    const sib_type *t;
-    assert_ptr_equal(N(SIB_T_INT), N(SIB_T_INT));
-    assert_null(sib_type_native(SIB_T_LIST));
-    assert_ptr_equal(sib_type_list(g_types, N(SIB_T_INT), false), sib_type_list(g_types, N(SIB_T_INT), false));
-    assert_ptr_not_equal(sib_type_list(g_types, N(SIB_T_INT), false), sib_type_list(g_types, N(SIB_T_INT), true));
-    assert_int_equal(sib_type_resolve(g_types, "VARCHAR", 7, NULL, 0, &t, &err), 0);
-    assert_ptr_equal(t, N(SIB_T_VARCHAR));
-    assert_int_equal(sib_type_resolve(g_types, "foo", 3, NULL, 0, &t, &err), SIB_EINVAL);
+    const sch_type *t;
+    assert_ptr_equal(N(SCH_T_INT), N(SCH_T_INT));
+    assert_null(sch_type_native(SCH_T_LIST));
+    assert_ptr_equal(sch_type_list(g_types, N(SCH_T_INT), false), sch_type_list(g_types, N(SCH_T_INT), false));
+    assert_ptr_not_equal(sch_type_list(g_types, N(SCH_T_INT), false), sch_type_list(g_types, N(SCH_T_INT), true));
+    assert_int_equal(sch_type_resolve(g_types, "VARCHAR", 7, NULL, 0, &t, &err), 0);
+    assert_ptr_equal(t, N(SCH_T_VARCHAR));
+    assert_int_equal(sch_type_resolve(g_types, "foo", 3, NULL, 0, &t, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Unknown type foo");
-    const sib_type *sub[1] = { N(SIB_T_INT) };
-    assert_int_equal(sib_type_resolve(g_types, "frozen", 6, sub, 1, &t, &err), SIB_EINVAL);
+    const sch_type *sub[1] = { N(SCH_T_INT) };
+    assert_int_equal(sch_type_resolve(g_types, "frozen", 6, sub, 1, &t, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "frozen<> is only allowed on collections, tuples, and user-defined types (got int)");
 
     static const struct { const char *in, *out; } names[] = {
@@ -178,27 +178,27 @@ static void test_types(void **state)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         sib_buf b;
         sib_buf_init(&b);
-        sib_type_cql_name(T(names[i].in), &b);
+        sch_type_cql_name(T(names[i].in), &b);
         sib_buf_u8(&b, 0);
         assert_string_equal((char *)b.p, names[i].out);
         assert_ptr_equal(T((char *)b.p), T(names[i].in)); /* round trip to the same interned type */
         sib_buf_free(&b);
     }
-    assert_int_equal(sib_type_check_column(T("list<list<int>>"), &err), SIB_EINVAL);
+    assert_int_equal(sch_type_check_column(T("list<list<int>>"), &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Non-frozen collections are not allowed inside collections: list<list<int>>");
-    assert_int_equal(sib_type_check_column(T("set<counter>"), &err), SIB_EINVAL);
+    assert_int_equal(sch_type_check_column(T("set<counter>"), &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Counters are not allowed inside collections: set<counter>");
-    assert_int_equal(sib_type_check_column(T("set<duration>"), &err), SIB_EINVAL);
+    assert_int_equal(sch_type_check_column(T("set<duration>"), &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Durations are not allowed inside sets: set<duration>");
-    assert_int_equal(sib_type_check_column(T("map<duration, int>"), &err), SIB_EINVAL);
-    assert_int_equal(sib_type_check_column(T("frozen<list<list<int>>>"), &err), 0);
-    assert_int_equal(sib_type_check_column(T("map<text, frozen<set<int>>>"), &err), 0);
-    assert_true(sib_type_is_multicell(T("list<int>")));
-    assert_false(sib_type_is_multicell(T("frozen<list<int>>")));
-    assert_int_equal(sib_type_fixed_len(N(SIB_T_UUID)), 16);
-    assert_int_equal(sib_type_fixed_len(N(SIB_T_VARCHAR)), 0);
-    assert_string_equal(sib_type_java_class(SIB_T_DURATION), "org.apache.cassandra.db.marshal.DurationType");
-    assert_int_equal(sib_type_parse(g_types, "list<int", 8, &t, &err), SIB_ESYNTAX);
+    assert_int_equal(sch_type_check_column(T("map<duration, int>"), &err), SIB_EINVAL);
+    assert_int_equal(sch_type_check_column(T("frozen<list<list<int>>>"), &err), 0);
+    assert_int_equal(sch_type_check_column(T("map<text, frozen<set<int>>>"), &err), 0);
+    assert_true(sch_type_is_multicell(T("list<int>")));
+    assert_false(sch_type_is_multicell(T("frozen<list<int>>")));
+    assert_int_equal(sch_type_fixed_len(N(SCH_T_UUID)), 16);
+    assert_int_equal(sch_type_fixed_len(N(SCH_T_VARCHAR)), 0);
+    assert_string_equal(sch_type_java_class(SCH_T_DURATION), "org.apache.cassandra.db.marshal.DurationType");
+    assert_int_equal(sch_type_parse(g_types, "list<int", 8, &t, &err), SIB_ESYNTAX);
 }
 
 /* ---- literals ---- */
@@ -206,141 +206,141 @@ static void test_types(void **state)
 static void test_literal_ints(void **state)
 {
     (void)state;
-    lit_ok(N(SIB_T_INT), SIB_LIT_INTEGER, "1", "00000001");
-    lit_ok(N(SIB_T_INT), SIB_LIT_INTEGER, "-2147483648", "80000000");
-    lit_err(N(SIB_T_INT), SIB_LIT_INTEGER, "3000000000", "c", "Unable to make int from '3000000000'");
-    lit_err(N(SIB_T_INT), SIB_LIT_STRING, "a", "k", "Invalid STRING constant (a) for \"k\" of type int");
-    lit_err(N(SIB_T_INT), SIB_LIT_FLOAT, "1.5", "k", "Invalid FLOAT constant (1.5) for \"k\" of type int");
-    lit_ok(N(SIB_T_TINYINT), SIB_LIT_INTEGER, "-128", "80");
-    lit_err(N(SIB_T_TINYINT), SIB_LIT_INTEGER, "128", "c", "Unable to make byte from '128'");
-    lit_ok(N(SIB_T_SMALLINT), SIB_LIT_INTEGER, "-2", "fffe");
-    lit_err(N(SIB_T_SMALLINT), SIB_LIT_INTEGER, "40000", "c", "Unable to make short from '40000'");
-    lit_ok(N(SIB_T_BIGINT), SIB_LIT_INTEGER, "-9223372036854775808", "8000000000000000");
-    lit_err(N(SIB_T_BIGINT), SIB_LIT_INTEGER, "9223372036854775808", "c", "Unable to make long from '9223372036854775808'");
-    lit_ok(N(SIB_T_COUNTER), SIB_LIT_INTEGER, "5", "0000000000000005");
-    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "0", "00");
-    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "128", "0080");
-    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-1", "ff");
-    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-128", "80");
-    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-129", "ff7f");
-    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "18446744073709551616", "010000000000000000");
-    lit_ok(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-18446744073709551616", "ff0000000000000000");
-    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1.50", "00000002" "0096");
-    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "-0.001", "00000003" "ff");
-    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1e10", "fffffff6" "01");
-    lit_ok(N(SIB_T_DECIMAL), SIB_LIT_INTEGER, "12", "00000000" "0c");
-    lit_err(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "NaN", "c", "unable to make BigDecimal from 'NaN'");
-    lit_err(N(SIB_T_DECIMAL), SIB_LIT_BOOLEAN, "true", "d", "Invalid BOOLEAN constant (true) for \"d\" of type decimal");
+    lit_ok(N(SCH_T_INT), SCH_LIT_INTEGER, "1", "00000001");
+    lit_ok(N(SCH_T_INT), SCH_LIT_INTEGER, "-2147483648", "80000000");
+    lit_err(N(SCH_T_INT), SCH_LIT_INTEGER, "3000000000", "c", "Unable to make int from '3000000000'");
+    lit_err(N(SCH_T_INT), SCH_LIT_STRING, "a", "k", "Invalid STRING constant (a) for \"k\" of type int");
+    lit_err(N(SCH_T_INT), SCH_LIT_FLOAT, "1.5", "k", "Invalid FLOAT constant (1.5) for \"k\" of type int");
+    lit_ok(N(SCH_T_TINYINT), SCH_LIT_INTEGER, "-128", "80");
+    lit_err(N(SCH_T_TINYINT), SCH_LIT_INTEGER, "128", "c", "Unable to make byte from '128'");
+    lit_ok(N(SCH_T_SMALLINT), SCH_LIT_INTEGER, "-2", "fffe");
+    lit_err(N(SCH_T_SMALLINT), SCH_LIT_INTEGER, "40000", "c", "Unable to make short from '40000'");
+    lit_ok(N(SCH_T_BIGINT), SCH_LIT_INTEGER, "-9223372036854775808", "8000000000000000");
+    lit_err(N(SCH_T_BIGINT), SCH_LIT_INTEGER, "9223372036854775808", "c", "Unable to make long from '9223372036854775808'");
+    lit_ok(N(SCH_T_COUNTER), SCH_LIT_INTEGER, "5", "0000000000000005");
+    lit_ok(N(SCH_T_VARINT), SCH_LIT_INTEGER, "0", "00");
+    lit_ok(N(SCH_T_VARINT), SCH_LIT_INTEGER, "128", "0080");
+    lit_ok(N(SCH_T_VARINT), SCH_LIT_INTEGER, "-1", "ff");
+    lit_ok(N(SCH_T_VARINT), SCH_LIT_INTEGER, "-128", "80");
+    lit_ok(N(SCH_T_VARINT), SCH_LIT_INTEGER, "-129", "ff7f");
+    lit_ok(N(SCH_T_VARINT), SCH_LIT_INTEGER, "18446744073709551616", "010000000000000000");
+    lit_ok(N(SCH_T_VARINT), SCH_LIT_INTEGER, "-18446744073709551616", "ff0000000000000000");
+    lit_ok(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "1.50", "00000002" "0096");
+    lit_ok(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "-0.001", "00000003" "ff");
+    lit_ok(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "1e10", "fffffff6" "01");
+    lit_ok(N(SCH_T_DECIMAL), SCH_LIT_INTEGER, "12", "00000000" "0c");
+    lit_err(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "NaN", "c", "unable to make BigDecimal from 'NaN'");
+    lit_err(N(SCH_T_DECIMAL), SCH_LIT_BOOLEAN, "true", "d", "Invalid BOOLEAN constant (true) for \"d\" of type decimal");
 }
 
 static void test_literal_floats_bools(void **state)
 {
     (void)state;
-    lit_ok(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "1.5", "3fc00000");
-    lit_ok(N(SIB_T_FLOAT), SIB_LIT_INTEGER, "2", "40000000");
-    lit_ok(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "NaN", "7fc00000");
-    lit_ok(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "-Infinity", "ff800000");
-    lit_ok(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "-2.5E-3", "bf647ae147ae147b");
-    lit_ok(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "Infinity", "7ff0000000000000");
-    lit_err(N(SIB_T_DOUBLE), SIB_LIT_STRING, "1.0", "x", "Invalid STRING constant (1.0) for \"x\" of type double");
-    lit_ok(N(SIB_T_BOOLEAN), SIB_LIT_BOOLEAN, "TRUE", "01");
-    lit_ok(N(SIB_T_BOOLEAN), SIB_LIT_BOOLEAN, "false", "00");
-    lit_err(N(SIB_T_BOOLEAN), SIB_LIT_STRING, "true", "b", "Invalid STRING constant (true) for \"b\" of type boolean");
-    lit_err(N(SIB_T_BOOLEAN), SIB_LIT_INTEGER, "1", "b", "Invalid INTEGER constant (1) for \"b\" of type boolean");
+    lit_ok(N(SCH_T_FLOAT), SCH_LIT_FLOAT, "1.5", "3fc00000");
+    lit_ok(N(SCH_T_FLOAT), SCH_LIT_INTEGER, "2", "40000000");
+    lit_ok(N(SCH_T_FLOAT), SCH_LIT_FLOAT, "NaN", "7fc00000");
+    lit_ok(N(SCH_T_FLOAT), SCH_LIT_FLOAT, "-Infinity", "ff800000");
+    lit_ok(N(SCH_T_DOUBLE), SCH_LIT_FLOAT, "-2.5E-3", "bf647ae147ae147b");
+    lit_ok(N(SCH_T_DOUBLE), SCH_LIT_FLOAT, "Infinity", "7ff0000000000000");
+    lit_err(N(SCH_T_DOUBLE), SCH_LIT_STRING, "1.0", "x", "Invalid STRING constant (1.0) for \"x\" of type double");
+    lit_ok(N(SCH_T_BOOLEAN), SCH_LIT_BOOLEAN, "TRUE", "01");
+    lit_ok(N(SCH_T_BOOLEAN), SCH_LIT_BOOLEAN, "false", "00");
+    lit_err(N(SCH_T_BOOLEAN), SCH_LIT_STRING, "true", "b", "Invalid STRING constant (true) for \"b\" of type boolean");
+    lit_err(N(SCH_T_BOOLEAN), SCH_LIT_INTEGER, "1", "b", "Invalid INTEGER constant (1) for \"b\" of type boolean");
 }
 
 static void test_literal_strings_blobs_uuids(void **state)
 {
     (void)state;
-    lit_ok(N(SIB_T_VARCHAR), SIB_LIT_STRING, "héllo", "68c3a96c6c6f");
-    lit_ok(N(SIB_T_VARCHAR), SIB_LIT_STRING, "", "");
-    lit_ok(N(SIB_T_ASCII), SIB_LIT_STRING, "ab", "6162");
-    lit_err(N(SIB_T_ASCII), SIB_LIT_STRING, "h\xc3\xa9", "c", "Invalid ASCII character in string literal: h\xc3\xa9");
-    lit_err(N(SIB_T_VARCHAR), SIB_LIT_INTEGER, "1", "t", "Invalid INTEGER constant (1) for \"t\" of type text");
-    lit_err(N(SIB_T_VARCHAR), SIB_LIT_UUID, "5c5c1f7e-0000-4000-8000-000000000000", "t",
+    lit_ok(N(SCH_T_VARCHAR), SCH_LIT_STRING, "héllo", "68c3a96c6c6f");
+    lit_ok(N(SCH_T_VARCHAR), SCH_LIT_STRING, "", "");
+    lit_ok(N(SCH_T_ASCII), SCH_LIT_STRING, "ab", "6162");
+    lit_err(N(SCH_T_ASCII), SCH_LIT_STRING, "h\xc3\xa9", "c", "Invalid ASCII character in string literal: h\xc3\xa9");
+    lit_err(N(SCH_T_VARCHAR), SCH_LIT_INTEGER, "1", "t", "Invalid INTEGER constant (1) for \"t\" of type text");
+    lit_err(N(SCH_T_VARCHAR), SCH_LIT_UUID, "5c5c1f7e-0000-4000-8000-000000000000", "t",
             "Invalid UUID constant (5c5c1f7e-0000-4000-8000-000000000000) for \"t\" of type text");
-    lit_ok(N(SIB_T_BLOB), SIB_LIT_HEX, "0xCAfe00", "cafe00");
-    lit_ok(N(SIB_T_BLOB), SIB_LIT_HEX, "0x", "");
-    lit_err(N(SIB_T_BLOB), SIB_LIT_HEX, "0xabc", "c", "cannot parse 'abc' as hex bytes");
-    lit_err(N(SIB_T_BLOB), SIB_LIT_STRING, "ab", "b", "Invalid STRING constant (ab) for \"b\" of type blob");
-    lit_ok(N(SIB_T_UUID), SIB_LIT_UUID, "550E8400-e29b-41d4-a716-446655440000", "550e8400e29b41d4a716446655440000");
-    lit_err(N(SIB_T_UUID), SIB_LIT_STRING, "550e8400-e29b-41d4-a716-446655440000", "u",
+    lit_ok(N(SCH_T_BLOB), SCH_LIT_HEX, "0xCAfe00", "cafe00");
+    lit_ok(N(SCH_T_BLOB), SCH_LIT_HEX, "0x", "");
+    lit_err(N(SCH_T_BLOB), SCH_LIT_HEX, "0xabc", "c", "cannot parse 'abc' as hex bytes");
+    lit_err(N(SCH_T_BLOB), SCH_LIT_STRING, "ab", "b", "Invalid STRING constant (ab) for \"b\" of type blob");
+    lit_ok(N(SCH_T_UUID), SCH_LIT_UUID, "550E8400-e29b-41d4-a716-446655440000", "550e8400e29b41d4a716446655440000");
+    lit_err(N(SCH_T_UUID), SCH_LIT_STRING, "550e8400-e29b-41d4-a716-446655440000", "u",
             "Invalid STRING constant (550e8400-e29b-41d4-a716-446655440000) for \"u\" of type uuid");
-    lit_ok(N(SIB_T_TIMEUUID), SIB_LIT_UUID, "e7e5a6b0-b1a3-11ee-8000-000000000001", "e7e5a6b0b1a311ee8000000000000001");
-    lit_err(N(SIB_T_TIMEUUID), SIB_LIT_UUID, "550e8400-e29b-41d4-a716-446655440000", "c",
+    lit_ok(N(SCH_T_TIMEUUID), SCH_LIT_UUID, "e7e5a6b0-b1a3-11ee-8000-000000000001", "e7e5a6b0b1a311ee8000000000000001");
+    lit_err(N(SCH_T_TIMEUUID), SCH_LIT_UUID, "550e8400-e29b-41d4-a716-446655440000", "c",
             "TimeUUID supports only version 1 UUIDs");
-    lit_ok(N(SIB_T_INET), SIB_LIT_STRING, "127.0.0.1", "7f000001");
-    lit_ok(N(SIB_T_INET), SIB_LIT_STRING, "::1", "00000000000000000000000000000001");
-    lit_err(N(SIB_T_INET), SIB_LIT_STRING, "300.1.1.1", "c", "Unable to make inet address from '300.1.1.1'");
-    lit_err(T("list<int>"), SIB_LIT_INTEGER, "1", "l", "Invalid INTEGER constant (1) for \"l\" of type list<int>");
-    lit_err(T("frozen<map<text, int>>"), SIB_LIT_STRING, "x", "m",
+    lit_ok(N(SCH_T_INET), SCH_LIT_STRING, "127.0.0.1", "7f000001");
+    lit_ok(N(SCH_T_INET), SCH_LIT_STRING, "::1", "00000000000000000000000000000001");
+    lit_err(N(SCH_T_INET), SCH_LIT_STRING, "300.1.1.1", "c", "Unable to make inet address from '300.1.1.1'");
+    lit_err(T("list<int>"), SCH_LIT_INTEGER, "1", "l", "Invalid INTEGER constant (1) for \"l\" of type list<int>");
+    lit_err(T("frozen<map<text, int>>"), SCH_LIT_STRING, "x", "m",
             "Invalid STRING constant (x) for \"m\" of type frozen<map<text, int>>");
 }
 
 static void test_literal_temporal(void **state)
 {
     (void)state;
-    const sib_type *ts = N(SIB_T_TIMESTAMP);
-    lit_ok(ts, SIB_LIT_STRING, "1970-01-01", "0000000000000000");
-    lit_ok(ts, SIB_LIT_STRING, "2024-01-02 03:04:05", "0000018cc820d888");
-    lit_ok(ts, SIB_LIT_STRING, "2024-01-02T03:04:05.123Z", "0000018cc820d903");
-    lit_ok(ts, SIB_LIT_STRING, "2024-01-02 04:04:05.123+0100", "0000018cc820d903");
-    lit_ok(ts, SIB_LIT_STRING, "2024-01-02 04:04:05.123+01:00", "0000018cc820d903");
-    lit_ok(ts, SIB_LIT_STRING, "2024-01-02 03:04", "0000018cc820c500");
-    lit_ok(ts, SIB_LIT_INTEGER, "-1", "ffffffffffffffff");
-    lit_ok(ts, SIB_LIT_STRING, "1000", "00000000000003e8");
-    lit_err(ts, SIB_LIT_STRING, "2024-13-01", "c", "Unable to coerce '2024-13-01' to a formatted date (long)");
-    lit_err(ts, SIB_LIT_STRING, "yesterday", "c", "Unable to coerce 'yesterday' to a formatted date (long)");
+    const sch_type *ts = N(SCH_T_TIMESTAMP);
+    lit_ok(ts, SCH_LIT_STRING, "1970-01-01", "0000000000000000");
+    lit_ok(ts, SCH_LIT_STRING, "2024-01-02 03:04:05", "0000018cc820d888");
+    lit_ok(ts, SCH_LIT_STRING, "2024-01-02T03:04:05.123Z", "0000018cc820d903");
+    lit_ok(ts, SCH_LIT_STRING, "2024-01-02 04:04:05.123+0100", "0000018cc820d903");
+    lit_ok(ts, SCH_LIT_STRING, "2024-01-02 04:04:05.123+01:00", "0000018cc820d903");
+    lit_ok(ts, SCH_LIT_STRING, "2024-01-02 03:04", "0000018cc820c500");
+    lit_ok(ts, SCH_LIT_INTEGER, "-1", "ffffffffffffffff");
+    lit_ok(ts, SCH_LIT_STRING, "1000", "00000000000003e8");
+    lit_err(ts, SCH_LIT_STRING, "2024-13-01", "c", "Unable to coerce '2024-13-01' to a formatted date (long)");
+    lit_err(ts, SCH_LIT_STRING, "yesterday", "c", "Unable to coerce 'yesterday' to a formatted date (long)");
     /* zones after a space (Java's " z"): abbreviations, GMT offsets, RFC 822, tzdata ids */
-    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 UTC", "0000012de8d18000");
-    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00 Europe/Paris", "0000012de97adf60");
-    lit_ok(ts, SIB_LIT_STRING, "2011-07-03 04:05:00 Europe/Paris", "00000130edbdd8e0");
-    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05 PST", "0000012deb6941e0");
-    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00 GMT+01:00", "0000012de97adf60");
-    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05 -0800", "0000012deb6941e0");
-    lit_ok(ts, SIB_LIT_STRING, "2011-02-03T04:05:00.5Z", "0000012de9b1cde5");
-    lit_ok(ts, SIB_LIT_STRING, "2011-02-03T04:05:00.123 America/New_York", "0000012deac476db");
-    lit_ok(ts, SIB_LIT_STRING, "2011-02-03 04:05:00.123456+0000", "0000012de9b1ce5b");
-    lit_err(ts, SIB_LIT_STRING, "2011-02-03 Nowhere/Zone", "c",
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03 UTC", "0000012de8d18000");
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03 04:05:00 Europe/Paris", "0000012de97adf60");
+    lit_ok(ts, SCH_LIT_STRING, "2011-07-03 04:05:00 Europe/Paris", "00000130edbdd8e0");
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03 04:05 PST", "0000012deb6941e0");
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03 04:05:00 GMT+01:00", "0000012de97adf60");
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03 04:05 -0800", "0000012deb6941e0");
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03T04:05:00.5Z", "0000012de9b1cde5");
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03T04:05:00.123 America/New_York", "0000012deac476db");
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03 04:05:00.123456+0000", "0000012de9b1ce5b");
+    lit_err(ts, SCH_LIT_STRING, "2011-02-03 Nowhere/Zone", "c",
             "Unable to coerce '2011-02-03 Nowhere/Zone' to a formatted date (long)");
-    lit_err(ts, SIB_LIT_STRING, "2011-02-03 ../../etc/passwd", "c",
+    lit_err(ts, SCH_LIT_STRING, "2011-02-03 ../../etc/passwd", "c",
             "Unable to coerce '2011-02-03 ../../etc/passwd' to a formatted date (long)");
-    lit_err(ts, SIB_LIT_FLOAT, "1.5", "t", "Invalid FLOAT constant (1.5) for \"t\" of type timestamp");
-    const sib_type *d = N(SIB_T_DATE);
-    lit_ok(d, SIB_LIT_STRING, "1970-01-01", "80000000");
-    lit_ok(d, SIB_LIT_STRING, "1969-12-31", "7fffffff");
-    lit_ok(d, SIB_LIT_STRING, "2024-02-29", "80004d46");
-    lit_ok(d, SIB_LIT_INTEGER, "2147483648", "80000000");
-    lit_err(d, SIB_LIT_STRING, "2023-02-29", "c", "Unable to coerce '2023-02-29' to a formatted date (long)");
-    lit_err(d, SIB_LIT_INTEGER, "-1", "c", "Unable to make unsigned int (for date) from: '-1'");
-    const sib_type *tm = N(SIB_T_TIME);
-    lit_ok(tm, SIB_LIT_STRING, "00:00:01", "000000003b9aca00");
-    lit_ok(tm, SIB_LIT_STRING, "01:02:03.5", "00000362f1e51300");
-    lit_ok(tm, SIB_LIT_INTEGER, "1", "0000000000000001");
-    lit_err(tm, SIB_LIT_STRING, "25:00:00", "c", "(TimeType) Unable to coerce '25:00:00' to a formatted time (long)");
-    lit_err(tm, SIB_LIT_INTEGER, "86400000000000", "c", "Unable to make long (for time) from: '86400000000000'");
+    lit_err(ts, SCH_LIT_FLOAT, "1.5", "t", "Invalid FLOAT constant (1.5) for \"t\" of type timestamp");
+    const sch_type *d = N(SCH_T_DATE);
+    lit_ok(d, SCH_LIT_STRING, "1970-01-01", "80000000");
+    lit_ok(d, SCH_LIT_STRING, "1969-12-31", "7fffffff");
+    lit_ok(d, SCH_LIT_STRING, "2024-02-29", "80004d46");
+    lit_ok(d, SCH_LIT_INTEGER, "2147483648", "80000000");
+    lit_err(d, SCH_LIT_STRING, "2023-02-29", "c", "Unable to coerce '2023-02-29' to a formatted date (long)");
+    lit_err(d, SCH_LIT_INTEGER, "-1", "c", "Unable to make unsigned int (for date) from: '-1'");
+    const sch_type *tm = N(SCH_T_TIME);
+    lit_ok(tm, SCH_LIT_STRING, "00:00:01", "000000003b9aca00");
+    lit_ok(tm, SCH_LIT_STRING, "01:02:03.5", "00000362f1e51300");
+    lit_ok(tm, SCH_LIT_INTEGER, "1", "0000000000000001");
+    lit_err(tm, SCH_LIT_STRING, "25:00:00", "c", "(TimeType) Unable to coerce '25:00:00' to a formatted time (long)");
+    lit_err(tm, SCH_LIT_INTEGER, "86400000000000", "c", "Unable to make long (for time) from: '86400000000000'");
 }
 
 static void test_literal_duration(void **state)
 {
     (void)state;
-    const sib_type *d = N(SIB_T_DURATION);
+    const sch_type *d = N(SCH_T_DURATION);
     /* 1h30m = 5400e9 ns; zigzag 10800e9 = 0x9d29229e000 needs a 6-byte vint */
-    lit_ok(d, SIB_LIT_DURATION, "1h30m", "0000" "fc09d29229e000");
-    lit_ok(d, SIB_LIT_DURATION, "12mo", "1800" "00");
-    lit_ok(d, SIB_LIT_DURATION, "1y2mo3w4d", "1c" "32" "00");
-    lit_ok(d, SIB_LIT_DURATION, "-2d", "00" "03" "00");
-    lit_ok(d, SIB_LIT_DURATION, "P1Y2M3DT4H5M6S", "1c06fc1ac003cfe800");
-    lit_ok(d, SIB_LIT_DURATION, "P2W", "00" "1c" "00");
-    lit_ok(d, SIB_LIT_DURATION, "P0001-02-03T00:00:01", "1c" "06" "f077359400");
-    lit_err(d, SIB_LIT_DURATION, "1m1h", "c", "Unable to convert '1m1h' to a duration");
-    lit_err(d, SIB_LIT_INTEGER, "5", "c", "Unable to convert '5' to a duration");
-    lit_err(d, SIB_LIT_STRING, "1h", "x", "Invalid STRING constant (1h) for \"x\" of type duration");
+    lit_ok(d, SCH_LIT_DURATION, "1h30m", "0000" "fc09d29229e000");
+    lit_ok(d, SCH_LIT_DURATION, "12mo", "1800" "00");
+    lit_ok(d, SCH_LIT_DURATION, "1y2mo3w4d", "1c" "32" "00");
+    lit_ok(d, SCH_LIT_DURATION, "-2d", "00" "03" "00");
+    lit_ok(d, SCH_LIT_DURATION, "P1Y2M3DT4H5M6S", "1c06fc1ac003cfe800");
+    lit_ok(d, SCH_LIT_DURATION, "P2W", "00" "1c" "00");
+    lit_ok(d, SCH_LIT_DURATION, "P0001-02-03T00:00:01", "1c" "06" "f077359400");
+    lit_err(d, SCH_LIT_DURATION, "1m1h", "c", "Unable to convert '1m1h' to a duration");
+    lit_err(d, SCH_LIT_INTEGER, "5", "c", "Unable to convert '5' to a duration");
+    lit_err(d, SCH_LIT_STRING, "1h", "x", "Invalid STRING constant (1h) for \"x\" of type duration");
 }
 
 /* ---- validation ---- */
 
-static void validate_err(const sib_type *t, const char *hex, const char *msg)
+static void validate_err(const sch_type *t, const char *hex, const char *msg)
 {
     uint8_t b[64];
     size_t n = strlen(hex) / 2;
@@ -350,7 +350,7 @@ static void validate_err(const sib_type *t, const char *hex, const char *msg)
         b[i] = (uint8_t)v;
     }
     sib_err err = { 0 };
-    int rc = sib_value_validate(t, b, n, &err);
+    int rc = sch_value_validate(t, b, n, &err);
     if (!msg) {
         if (rc) fail_msg("validate %s: %s", hex, err.msg);
         return;
@@ -362,28 +362,28 @@ static void validate_err(const sib_type *t, const char *hex, const char *msg)
 static void test_validate(void **state)
 {
     (void)state;
-    validate_err(N(SIB_T_INT), "000001", "Expected 4 or 0 byte int (3)");
-    validate_err(N(SIB_T_INT), "", NULL);
-    validate_err(N(SIB_T_INT), "00000001", NULL);
-    validate_err(N(SIB_T_BIGINT), "0000000001", "Expected 8 or 0 byte long (5)");
-    validate_err(N(SIB_T_SMALLINT), "01", "Expected 2 bytes for a smallint (1)");
-    validate_err(N(SIB_T_TINYINT), "", "Expected 1 byte for a tinyint (0)");
-    validate_err(N(SIB_T_FLOAT), "01", "Expected 4 or 0 byte value for a float (1)");
-    validate_err(N(SIB_T_DOUBLE), "01", "Expected 8 or 0 byte value for a double (1)");
-    validate_err(N(SIB_T_BOOLEAN), "0101", "Expected 1 or 0 byte value (2)");
-    validate_err(N(SIB_T_TIMESTAMP), "01", "Expected 8 or 0 byte long for date (1)");
-    validate_err(N(SIB_T_DATE), "01", "Expected 4 byte long for date (1)");
-    validate_err(N(SIB_T_TIME), "01", "Expected 8 byte long for time (1)");
-    validate_err(N(SIB_T_UUID), "0102", "UUID should be 16 or 0 bytes (2)");
-    validate_err(N(SIB_T_TIMEUUID), "550e8400e29b41d4a716446655440000", "Invalid version for TimeUUID type.");
-    validate_err(N(SIB_T_TIMEUUID), "e7e5a6b0b1a311ee8000000000000001", NULL);
-    validate_err(N(SIB_T_INET), "010203", "Expected 4 or 16 byte inetaddress; got 3 bytes");
-    validate_err(N(SIB_T_VARCHAR), "c328", "String didn't validate.");
-    validate_err(N(SIB_T_VARCHAR), "68c3a9", NULL);
-    validate_err(N(SIB_T_ASCII), "80", "Invalid byte for ascii: -128");
-    validate_err(N(SIB_T_DECIMAL), "0001", "Expected 0 or at least 4 bytes (2)");
-    validate_err(N(SIB_T_DURATION), "0001", "Expected at least 3 bytes for a duration (2)");
-    validate_err(N(SIB_T_DURATION), "020300", "The duration months, days and nanoseconds must be all of the same sign (1, -2, 0)");
+    validate_err(N(SCH_T_INT), "000001", "Expected 4 or 0 byte int (3)");
+    validate_err(N(SCH_T_INT), "", NULL);
+    validate_err(N(SCH_T_INT), "00000001", NULL);
+    validate_err(N(SCH_T_BIGINT), "0000000001", "Expected 8 or 0 byte long (5)");
+    validate_err(N(SCH_T_SMALLINT), "01", "Expected 2 bytes for a smallint (1)");
+    validate_err(N(SCH_T_TINYINT), "", "Expected 1 byte for a tinyint (0)");
+    validate_err(N(SCH_T_FLOAT), "01", "Expected 4 or 0 byte value for a float (1)");
+    validate_err(N(SCH_T_DOUBLE), "01", "Expected 8 or 0 byte value for a double (1)");
+    validate_err(N(SCH_T_BOOLEAN), "0101", "Expected 1 or 0 byte value (2)");
+    validate_err(N(SCH_T_TIMESTAMP), "01", "Expected 8 or 0 byte long for date (1)");
+    validate_err(N(SCH_T_DATE), "01", "Expected 4 byte long for date (1)");
+    validate_err(N(SCH_T_TIME), "01", "Expected 8 byte long for time (1)");
+    validate_err(N(SCH_T_UUID), "0102", "UUID should be 16 or 0 bytes (2)");
+    validate_err(N(SCH_T_TIMEUUID), "550e8400e29b41d4a716446655440000", "Invalid version for TimeUUID type.");
+    validate_err(N(SCH_T_TIMEUUID), "e7e5a6b0b1a311ee8000000000000001", NULL);
+    validate_err(N(SCH_T_INET), "010203", "Expected 4 or 16 byte inetaddress; got 3 bytes");
+    validate_err(N(SCH_T_VARCHAR), "c328", "String didn't validate.");
+    validate_err(N(SCH_T_VARCHAR), "68c3a9", NULL);
+    validate_err(N(SCH_T_ASCII), "80", "Invalid byte for ascii: -128");
+    validate_err(N(SCH_T_DECIMAL), "0001", "Expected 0 or at least 4 bytes (2)");
+    validate_err(N(SCH_T_DURATION), "0001", "Expected at least 3 bytes for a duration (2)");
+    validate_err(N(SCH_T_DURATION), "020300", "The duration months, days and nanoseconds must be all of the same sign (1, -2, 0)");
     validate_err(T("list<int>"), "00000001" "00000004" "000000", "Not enough bytes to read a list");
     validate_err(T("list<int>"), "00000001" "00000003" "000000", "Expected 4 or 0 byte int (3)");
     validate_err(T("list<int>"), "00000001" "ffffffff", "null is not supported inside collections");
@@ -395,40 +395,40 @@ static void test_validate(void **state)
 static void test_compare(void **state)
 {
     (void)state;
-    assert_true(cmp_lit(N(SIB_T_INT), SIB_LIT_INTEGER, "-1", SIB_LIT_INTEGER, "1") < 0);
-    assert_true(cmp_lit(N(SIB_T_TINYINT), SIB_LIT_INTEGER, "-128", SIB_LIT_INTEGER, "127") < 0);
-    assert_true(cmp_lit(N(SIB_T_VARCHAR), SIB_LIT_STRING, "ab", SIB_LIT_STRING, "b") < 0);
-    assert_true(cmp_lit(N(SIB_T_VARCHAR), SIB_LIT_STRING, "a", SIB_LIT_STRING, "ab") < 0);
-    assert_true(cmp_lit(N(SIB_T_VARCHAR), SIB_LIT_STRING, "é", SIB_LIT_STRING, "z") > 0); /* bytewise */
-    assert_true(cmp_lit(N(SIB_T_BLOB), SIB_LIT_HEX, "0xff", SIB_LIT_HEX, "0x01") > 0);
-    assert_true(cmp_lit(N(SIB_T_DATE), SIB_LIT_STRING, "1969-01-01", SIB_LIT_STRING, "1970-01-01") < 0);
-    assert_true(cmp_lit(N(SIB_T_TIMESTAMP), SIB_LIT_INTEGER, "-5", SIB_LIT_INTEGER, "3") < 0);
-    assert_true(cmp_lit(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "-0.0", SIB_LIT_FLOAT, "0.0") < 0);
-    assert_true(cmp_lit(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "NaN", SIB_LIT_FLOAT, "Infinity") > 0);
-    assert_int_equal(cmp_lit(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "NaN", SIB_LIT_FLOAT, "-NaN"), 0);
-    assert_true(cmp_lit(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "-Infinity", SIB_LIT_FLOAT, "-1e308") < 0);
-    assert_int_equal(cmp_lit(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1.5", SIB_LIT_FLOAT, "1.50"), 0);
-    assert_true(cmp_lit(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "-1.5", SIB_LIT_FLOAT, "-1.25") < 0);
-    assert_true(cmp_lit(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "0.001", SIB_LIT_FLOAT, "1e-4") > 0);
-    assert_true(cmp_lit(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "10", SIB_LIT_FLOAT, "9.99") > 0);
-    assert_true(cmp_lit(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-129", SIB_LIT_INTEGER, "-128") < 0);
-    assert_true(cmp_lit(N(SIB_T_VARINT), SIB_LIT_INTEGER, "256", SIB_LIT_INTEGER, "255") > 0);
-    assert_true(cmp_lit(N(SIB_T_BOOLEAN), SIB_LIT_BOOLEAN, "false", SIB_LIT_BOOLEAN, "true") < 0);
+    assert_true(cmp_lit(N(SCH_T_INT), SCH_LIT_INTEGER, "-1", SCH_LIT_INTEGER, "1") < 0);
+    assert_true(cmp_lit(N(SCH_T_TINYINT), SCH_LIT_INTEGER, "-128", SCH_LIT_INTEGER, "127") < 0);
+    assert_true(cmp_lit(N(SCH_T_VARCHAR), SCH_LIT_STRING, "ab", SCH_LIT_STRING, "b") < 0);
+    assert_true(cmp_lit(N(SCH_T_VARCHAR), SCH_LIT_STRING, "a", SCH_LIT_STRING, "ab") < 0);
+    assert_true(cmp_lit(N(SCH_T_VARCHAR), SCH_LIT_STRING, "é", SCH_LIT_STRING, "z") > 0); /* bytewise */
+    assert_true(cmp_lit(N(SCH_T_BLOB), SCH_LIT_HEX, "0xff", SCH_LIT_HEX, "0x01") > 0);
+    assert_true(cmp_lit(N(SCH_T_DATE), SCH_LIT_STRING, "1969-01-01", SCH_LIT_STRING, "1970-01-01") < 0);
+    assert_true(cmp_lit(N(SCH_T_TIMESTAMP), SCH_LIT_INTEGER, "-5", SCH_LIT_INTEGER, "3") < 0);
+    assert_true(cmp_lit(N(SCH_T_FLOAT), SCH_LIT_FLOAT, "-0.0", SCH_LIT_FLOAT, "0.0") < 0);
+    assert_true(cmp_lit(N(SCH_T_FLOAT), SCH_LIT_FLOAT, "NaN", SCH_LIT_FLOAT, "Infinity") > 0);
+    assert_int_equal(cmp_lit(N(SCH_T_DOUBLE), SCH_LIT_FLOAT, "NaN", SCH_LIT_FLOAT, "-NaN"), 0);
+    assert_true(cmp_lit(N(SCH_T_DOUBLE), SCH_LIT_FLOAT, "-Infinity", SCH_LIT_FLOAT, "-1e308") < 0);
+    assert_int_equal(cmp_lit(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "1.5", SCH_LIT_FLOAT, "1.50"), 0);
+    assert_true(cmp_lit(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "-1.5", SCH_LIT_FLOAT, "-1.25") < 0);
+    assert_true(cmp_lit(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "0.001", SCH_LIT_FLOAT, "1e-4") > 0);
+    assert_true(cmp_lit(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "10", SCH_LIT_FLOAT, "9.99") > 0);
+    assert_true(cmp_lit(N(SCH_T_VARINT), SCH_LIT_INTEGER, "-129", SCH_LIT_INTEGER, "-128") < 0);
+    assert_true(cmp_lit(N(SCH_T_VARINT), SCH_LIT_INTEGER, "256", SCH_LIT_INTEGER, "255") > 0);
+    assert_true(cmp_lit(N(SCH_T_BOOLEAN), SCH_LIT_BOOLEAN, "false", SCH_LIT_BOOLEAN, "true") < 0);
     /* UUIDType: version first (v1 < v4 although the v1 bytes are larger) */
-    assert_true(cmp_lit(N(SIB_T_UUID), SIB_LIT_UUID, "ffffffff-ffff-1fff-8000-000000000000", SIB_LIT_UUID,
+    assert_true(cmp_lit(N(SCH_T_UUID), SCH_LIT_UUID, "ffffffff-ffff-1fff-8000-000000000000", SCH_LIT_UUID,
                         "00000000-0000-4000-8000-000000000000") < 0);
     /* v1: timestamp order (time_hi before time_low) */
-    assert_true(cmp_lit(N(SIB_T_UUID), SIB_LIT_UUID, "ffffffff-0000-1000-8000-000000000000", SIB_LIT_UUID,
+    assert_true(cmp_lit(N(SCH_T_UUID), SCH_LIT_UUID, "ffffffff-0000-1000-8000-000000000000", SCH_LIT_UUID,
                         "00000000-0000-1001-8000-000000000000") < 0);
     /* TimeUUIDType: lsb compared as signed bytes: 0x80 < 0x7f */
-    assert_true(cmp_lit(N(SIB_T_TIMEUUID), SIB_LIT_UUID, "00000000-0000-1000-8000-000000000000", SIB_LIT_UUID,
+    assert_true(cmp_lit(N(SCH_T_TIMEUUID), SCH_LIT_UUID, "00000000-0000-1000-8000-000000000000", SCH_LIT_UUID,
                         "00000000-0000-1000-7f00-000000000000") < 0);
-    assert_true(cmp_lit(N(SIB_T_UUID), SIB_LIT_UUID, "00000000-0000-1000-8000-000000000000", SIB_LIT_UUID,
+    assert_true(cmp_lit(N(SCH_T_UUID), SCH_LIT_UUID, "00000000-0000-1000-8000-000000000000", SCH_LIT_UUID,
                         "00000000-0000-1000-7f00-000000000000") > 0);
-    assert_true(cmp_lit(N(SIB_T_INET), SIB_LIT_STRING, "10.0.0.1", SIB_LIT_STRING, "9.0.0.1") > 0);
+    assert_true(cmp_lit(N(SCH_T_INET), SCH_LIT_STRING, "10.0.0.1", SCH_LIT_STRING, "9.0.0.1") > 0);
     /* empty sorts first */
     uint8_t one[4] = { 0, 0, 0, 1 };
-    assert_true(sib_value_compare(N(SIB_T_INT), one, 0, one, 4) < 0);
+    assert_true(sch_value_compare(N(SCH_T_INT), one, 0, one, 4) < 0);
 }
 
 /* ---- formatting ---- */
@@ -436,50 +436,50 @@ static void test_compare(void **state)
 static void test_format(void **state)
 {
     (void)state;
-    fmt_is(N(SIB_T_TIMESTAMP), SIB_LIT_STRING, "2024-01-02 03:04:05", "2024-01-02 03:04:05.000000+0000");
-    fmt_is(N(SIB_T_TIMESTAMP), SIB_LIT_INTEGER, "-1", "1969-12-31 23:59:59.999000+0000");
-    fmt_is(N(SIB_T_DATE), SIB_LIT_STRING, "2024-02-29", "2024-02-29");
-    fmt_is(N(SIB_T_TIME), SIB_LIT_STRING, "01:02:03.5", "01:02:03.500000000");
-    fmt_is(N(SIB_T_UUID), SIB_LIT_UUID, "550E8400-E29B-41D4-A716-446655440000", "550e8400-e29b-41d4-a716-446655440000");
-    fmt_is(N(SIB_T_BLOB), SIB_LIT_HEX, "0xCAFE", "0xcafe");
-    fmt_is(N(SIB_T_VARCHAR), SIB_LIT_STRING, "it's", "it's");
-    fmt_is(N(SIB_T_BOOLEAN), SIB_LIT_BOOLEAN, "true", "True");
-    fmt_is(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "1.5", "1.5");
-    fmt_is(N(SIB_T_FLOAT), SIB_LIT_FLOAT, "3.14159265", "3.14159");
-    fmt_is(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "3.14159265", "3.14159265");
-    fmt_is(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "1e20", "1e+20");
-    fmt_is(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "NaN", "NaN");
-    fmt_is(N(SIB_T_DOUBLE), SIB_LIT_FLOAT, "-Infinity", "-Infinity");
-    fmt_is(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-123456789012345678901234567890", "-123456789012345678901234567890");
-    fmt_is(N(SIB_T_VARINT), SIB_LIT_INTEGER, "-128", "-128");
-    fmt_is(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1.50", "1.50");
-    fmt_is(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "-0.001", "-0.001");
-    fmt_is(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "1e10", "1E+10");
-    fmt_is(N(SIB_T_DECIMAL), SIB_LIT_FLOAT, "0.00000001", "1E-8");
-    fmt_is(N(SIB_T_INET), SIB_LIT_STRING, "::1", "::1");
-    fmt_is(N(SIB_T_DURATION), SIB_LIT_DURATION, "1y2mo3w4d5h6m7s8ms9us10ns", "1y2mo25d5h6m7s8ms9us10ns");
-    fmt_is(N(SIB_T_DURATION), SIB_LIT_DURATION, "-1h30m", "-1h30m");
-    fmt_is(N(SIB_T_SMALLINT), SIB_LIT_INTEGER, "-7", "-7");
-    /* CQL literal form reads back through sib_value_from_literal */
-    static const struct { sib_type_code t; sib_lit_kind k; const char *in, *cql; } cq[] = {
-        { SIB_T_VARCHAR, SIB_LIT_STRING, "it's", "'it''s'" },
-        { SIB_T_TIMESTAMP, SIB_LIT_INTEGER, "0", "'1970-01-01 00:00:00.000000+0000'" },
-        { SIB_T_DOUBLE, SIB_LIT_FLOAT, "0.1", "0.1" },
-        { SIB_T_FLOAT, SIB_LIT_FLOAT, "0.1", "0.1" },
-        { SIB_T_BOOLEAN, SIB_LIT_BOOLEAN, "false", "false" },
-        { SIB_T_BLOB, SIB_LIT_HEX, "0x00ff", "0x00ff" },
-        { SIB_T_DATE, SIB_LIT_STRING, "2020-05-06", "'2020-05-06'" },
+    fmt_is(N(SCH_T_TIMESTAMP), SCH_LIT_STRING, "2024-01-02 03:04:05", "2024-01-02 03:04:05.000000+0000");
+    fmt_is(N(SCH_T_TIMESTAMP), SCH_LIT_INTEGER, "-1", "1969-12-31 23:59:59.999000+0000");
+    fmt_is(N(SCH_T_DATE), SCH_LIT_STRING, "2024-02-29", "2024-02-29");
+    fmt_is(N(SCH_T_TIME), SCH_LIT_STRING, "01:02:03.5", "01:02:03.500000000");
+    fmt_is(N(SCH_T_UUID), SCH_LIT_UUID, "550E8400-E29B-41D4-A716-446655440000", "550e8400-e29b-41d4-a716-446655440000");
+    fmt_is(N(SCH_T_BLOB), SCH_LIT_HEX, "0xCAFE", "0xcafe");
+    fmt_is(N(SCH_T_VARCHAR), SCH_LIT_STRING, "it's", "it's");
+    fmt_is(N(SCH_T_BOOLEAN), SCH_LIT_BOOLEAN, "true", "True");
+    fmt_is(N(SCH_T_FLOAT), SCH_LIT_FLOAT, "1.5", "1.5");
+    fmt_is(N(SCH_T_FLOAT), SCH_LIT_FLOAT, "3.14159265", "3.14159");
+    fmt_is(N(SCH_T_DOUBLE), SCH_LIT_FLOAT, "3.14159265", "3.14159265");
+    fmt_is(N(SCH_T_DOUBLE), SCH_LIT_FLOAT, "1e20", "1e+20");
+    fmt_is(N(SCH_T_DOUBLE), SCH_LIT_FLOAT, "NaN", "NaN");
+    fmt_is(N(SCH_T_DOUBLE), SCH_LIT_FLOAT, "-Infinity", "-Infinity");
+    fmt_is(N(SCH_T_VARINT), SCH_LIT_INTEGER, "-123456789012345678901234567890", "-123456789012345678901234567890");
+    fmt_is(N(SCH_T_VARINT), SCH_LIT_INTEGER, "-128", "-128");
+    fmt_is(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "1.50", "1.50");
+    fmt_is(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "-0.001", "-0.001");
+    fmt_is(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "1e10", "1E+10");
+    fmt_is(N(SCH_T_DECIMAL), SCH_LIT_FLOAT, "0.00000001", "1E-8");
+    fmt_is(N(SCH_T_INET), SCH_LIT_STRING, "::1", "::1");
+    fmt_is(N(SCH_T_DURATION), SCH_LIT_DURATION, "1y2mo3w4d5h6m7s8ms9us10ns", "1y2mo25d5h6m7s8ms9us10ns");
+    fmt_is(N(SCH_T_DURATION), SCH_LIT_DURATION, "-1h30m", "-1h30m");
+    fmt_is(N(SCH_T_SMALLINT), SCH_LIT_INTEGER, "-7", "-7");
+    /* CQL literal form reads back through sch_value_from_literal */
+    static const struct { sch_type_code t; sch_lit_kind k; const char *in, *cql; } cq[] = {
+        { SCH_T_VARCHAR, SCH_LIT_STRING, "it's", "'it''s'" },
+        { SCH_T_TIMESTAMP, SCH_LIT_INTEGER, "0", "'1970-01-01 00:00:00.000000+0000'" },
+        { SCH_T_DOUBLE, SCH_LIT_FLOAT, "0.1", "0.1" },
+        { SCH_T_FLOAT, SCH_LIT_FLOAT, "0.1", "0.1" },
+        { SCH_T_BOOLEAN, SCH_LIT_BOOLEAN, "false", "false" },
+        { SCH_T_BLOB, SCH_LIT_HEX, "0x00ff", "0x00ff" },
+        { SCH_T_DATE, SCH_LIT_STRING, "2020-05-06", "'2020-05-06'" },
     };
     for (size_t i = 0; i < sizeof cq / sizeof *cq; i++) {
         sib_buf v = val(N(cq[i].t), cq[i].k, cq[i].in), out;
         sib_buf_init(&out);
-        sib_value_format_cql(N(cq[i].t), v.p, v.len, &out);
+        sch_value_format_cql(N(cq[i].t), v.p, v.len, &out);
         sib_buf_u8(&out, 0);
         assert_string_equal((char *)out.p, cq[i].cql);
         sib_buf_free(&out);
         sib_buf_free(&v);
     }
-    sib_buf l = val(N(SIB_T_INET), SIB_LIT_STRING, "::ffff:1.2.3.4");
+    sib_buf l = val(N(SCH_T_INET), SCH_LIT_STRING, "::ffff:1.2.3.4");
     assert_string_equal(hexs(l.p, l.len), "01020304");
     sib_buf_free(&l);
 }
@@ -489,47 +489,47 @@ static void test_format(void **state)
 static void test_collections(void **state)
 {
     (void)state;
-    sib_buf a = val(N(SIB_T_VARCHAR), SIB_LIT_STRING, "b"), b = val(N(SIB_T_VARCHAR), SIB_LIT_STRING, "a");
-    sib_val e[3] = { { a.p, (int32_t)a.len }, { b.p, (int32_t)b.len }, { a.p, (int32_t)a.len } };
+    sib_buf a = val(N(SCH_T_VARCHAR), SCH_LIT_STRING, "b"), b = val(N(SCH_T_VARCHAR), SCH_LIT_STRING, "a");
+    sch_val e[3] = { { a.p, (int32_t)a.len }, { b.p, (int32_t)b.len }, { a.p, (int32_t)a.len } };
     sib_buf out, txt;
     sib_err err;
     sib_buf_init(&out);
     sib_buf_init(&txt);
-    assert_int_equal(sib_coll_build(T("set<text>"), e, 3, &out, &err), 0);
+    assert_int_equal(sch_coll_build(T("set<text>"), e, 3, &out, &err), 0);
     assert_string_equal(hexs(out.p, out.len), "00000002" "00000001" "61" "00000001" "62");
-    sib_value_format(T("set<text>"), out.p, out.len, &txt);
+    sch_value_format(T("set<text>"), out.p, out.len, &txt);
     sib_buf_u8(&txt, 0);
     assert_string_equal((char *)txt.p, "{'a', 'b'}");
     sib_buf_reset(&out);
-    assert_int_equal(sib_coll_build(T("list<text>"), e, 3, &out, &err), 0);
+    assert_int_equal(sch_coll_build(T("list<text>"), e, 3, &out, &err), 0);
     sib_buf_reset(&txt);
-    sib_value_format(T("list<text>"), out.p, out.len, &txt);
+    sch_value_format(T("list<text>"), out.p, out.len, &txt);
     sib_buf_u8(&txt, 0);
     assert_string_equal((char *)txt.p, "['b', 'a', 'b']");
     /* map: sorted by key, last duplicate wins */
-    sib_buf one = val(N(SIB_T_INT), SIB_LIT_INTEGER, "1"), two = val(N(SIB_T_INT), SIB_LIT_INTEGER, "2");
-    sib_val m[6] = { { a.p, 1 }, { one.p, 4 }, { b.p, 1 }, { two.p, 4 }, { a.p, 1 }, { two.p, 4 } };
+    sib_buf one = val(N(SCH_T_INT), SCH_LIT_INTEGER, "1"), two = val(N(SCH_T_INT), SCH_LIT_INTEGER, "2");
+    sch_val m[6] = { { a.p, 1 }, { one.p, 4 }, { b.p, 1 }, { two.p, 4 }, { a.p, 1 }, { two.p, 4 } };
     sib_buf_reset(&out);
-    assert_int_equal(sib_coll_build(T("map<text, int>"), m, 3, &out, &err), 0);
+    assert_int_equal(sch_coll_build(T("map<text, int>"), m, 3, &out, &err), 0);
     sib_buf_reset(&txt);
-    sib_value_format(T("map<text, int>"), out.p, out.len, &txt);
+    sch_value_format(T("map<text, int>"), out.p, out.len, &txt);
     sib_buf_u8(&txt, 0);
     assert_string_equal((char *)txt.p, "{'a': 2, 'b': 2}");
-    sib_coll_iter it;
-    assert_int_equal(sib_coll_iter_init(&it, T("map<text, int>"), out.p, out.len), 2);
-    sib_val k, v;
-    assert_true(sib_coll_next(&it, &k, &v));
+    sch_coll_iter it;
+    assert_int_equal(sch_coll_iter_init(&it, T("map<text, int>"), out.p, out.len), 2);
+    sch_val k, v;
+    assert_true(sch_coll_next(&it, &k, &v));
     assert_int_equal(k.len, 1);
     assert_int_equal(k.p[0], 'a');
-    assert_true(sib_coll_next(&it, &k, &v));
-    assert_false(sib_coll_next(&it, &k, &v));
+    assert_true(sch_coll_next(&it, &k, &v));
+    assert_false(sch_coll_next(&it, &k, &v));
     /* normalize an unsorted set coming from a driver */
     uint8_t unsorted[] = { 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 9, 0, 0, 0, 4, 0, 0, 0, 3 };
     sib_buf_reset(&out);
-    assert_int_equal(sib_coll_normalize(T("set<int>"), unsorted, sizeof unsorted, &out, &err), 0);
+    assert_int_equal(sch_coll_normalize(T("set<int>"), unsorted, sizeof unsorted, &out, &err), 0);
     assert_string_equal(hexs(out.p, out.len), "00000002" "00000004" "00000003" "00000004" "00000009");
-    sib_val nul = { NULL, -1 };
-    assert_int_equal(sib_coll_build(T("list<int>"), &nul, 1, &out, &err), SIB_EINVAL);
+    sch_val nul = { NULL, -1 };
+    assert_int_equal(sch_coll_build(T("list<int>"), &nul, 1, &out, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "null is not supported inside collections");
     sib_buf_free(&a);
     sib_buf_free(&b);
@@ -551,13 +551,13 @@ static uint64_t rnd(void)
 }
 static unsigned rndn(unsigned n) { return (unsigned)(rnd() % n); }
 
-static void gen_literal(const sib_type *t, sib_lit_kind k, const char *text, sib_buf *out)
+static void gen_literal(const sch_type *t, sch_lit_kind k, const char *text, sib_buf *out)
 {
     sib_err err;
-    if (sib_value_from_literal(t, k, text, strlen(text), "c", out, &err)) fail_msg("gen %s: %s", text, err.msg);
+    if (sch_value_from_literal(t, k, text, strlen(text), "c", out, &err)) fail_msg("gen %s: %s", text, err.msg);
 }
 
-static void gen(const sib_type *t, sib_buf *out)
+static void gen(const sch_type *t, sib_buf *out)
 {
     uint8_t b[16];
     char s[64];
@@ -565,62 +565,62 @@ static void gen(const sib_type *t, sib_buf *out)
     bool small = rndn(2);
     int64_t sv = (int64_t)rndn(7) - 3;
     switch (t->code) {
-    case SIB_T_TINYINT: sib_buf_u8(out, small ? (uint8_t)sv : b[0]); break;
-    case SIB_T_SMALLINT: sib_buf_be16(out, small ? (uint16_t)sv : get_be16(b)); break;
-    case SIB_T_INT: sib_buf_be32(out, small ? (uint32_t)sv : get_be32(b)); break;
-    case SIB_T_BIGINT: case SIB_T_TIMESTAMP: sib_buf_be64(out, small ? (uint64_t)sv : get_be64(b)); break;
-    case SIB_T_TIME: sib_buf_be64(out, small ? (uint64_t)(sv + 3) : get_be64(b) % 86400000000000ull); break;
-    case SIB_T_DATE: sib_buf_be32(out, small ? (uint32_t)(0x80000000u + sv) : get_be32(b)); break;
-    case SIB_T_BOOLEAN: sib_buf_u8(out, (uint8_t)rndn(2)); break;
-    case SIB_T_FLOAT: {
+    case SCH_T_TINYINT: sib_buf_u8(out, small ? (uint8_t)sv : b[0]); break;
+    case SCH_T_SMALLINT: sib_buf_be16(out, small ? (uint16_t)sv : get_be16(b)); break;
+    case SCH_T_INT: sib_buf_be32(out, small ? (uint32_t)sv : get_be32(b)); break;
+    case SCH_T_BIGINT: case SCH_T_TIMESTAMP: sib_buf_be64(out, small ? (uint64_t)sv : get_be64(b)); break;
+    case SCH_T_TIME: sib_buf_be64(out, small ? (uint64_t)(sv + 3) : get_be64(b) % 86400000000000ull); break;
+    case SCH_T_DATE: sib_buf_be32(out, small ? (uint32_t)(0x80000000u + sv) : get_be32(b)); break;
+    case SCH_T_BOOLEAN: sib_buf_u8(out, (uint8_t)rndn(2)); break;
+    case SCH_T_FLOAT: {
         static const uint32_t sp[] = { 0x7fc00000, 0xffc00001, 0x7f800000, 0xff800000, 0, 0x80000000, 0x3f800000, 0xbf800000 };
         sib_buf_be32(out, small ? sp[rndn(8)] : get_be32(b));
         break;
     }
-    case SIB_T_DOUBLE: {
+    case SCH_T_DOUBLE: {
         static const uint64_t sp[] = { 0x7ff8000000000000ull, 0xfff8000000000001ull, 0x7ff0000000000000ull,
                                        0xfff0000000000000ull, 0, 0x8000000000000000ull, 0x3ff0000000000000ull };
         sib_buf_be64(out, small ? sp[rndn(7)] : get_be64(b));
         break;
     }
-    case SIB_T_UUID: case SIB_T_TIMEUUID: {
+    case SCH_T_UUID: case SCH_T_TIMEUUID: {
         static const int vers[] = { 1, 4, 0, 2, 15 };
-        int ver = t->code == SIB_T_TIMEUUID ? 1 : vers[rndn(5)];
+        int ver = t->code == SCH_T_TIMEUUID ? 1 : vers[rndn(5)];
         if (small) for (int i = 0; i < 16; i++) b[i] = (uint8_t)(rndn(3) * 0x7f);
         b[6] = (uint8_t)((b[6] & 0x0F) | ver << 4);
         sib_buf_append(out, b, 16);
         break;
     }
-    case SIB_T_VARCHAR: case SIB_T_ASCII: case SIB_T_BLOB: {
+    case SCH_T_VARCHAR: case SCH_T_ASCII: case SCH_T_BLOB: {
         static const char *const pieces_text[] = { "", "a", "b", "\xc3\xa9", "ab" };
         size_t n = rndn(5);
         for (size_t i = 0; i < n; i++) {
-            if (t->code == SIB_T_BLOB) {
+            if (t->code == SCH_T_BLOB) {
                 static const uint8_t alpha[] = { 0x00, 0x01, 0x61, 0xFE, 0xFF };
                 sib_buf_u8(out, alpha[rndn(5)]);
             } else if (rndn(3) == 0) {
                 sib_buf_u8(out, 0);
             } else {
-                const char *p = pieces_text[rndn(t->code == SIB_T_ASCII ? 3 : 5)];
+                const char *p = pieces_text[rndn(t->code == SCH_T_ASCII ? 3 : 5)];
                 sib_buf_append(out, p, strlen(p));
             }
         }
         break;
     }
-    case SIB_T_INET:
+    case SCH_T_INET:
         if (rndn(2)) { b[0] = (uint8_t)rndn(3); sib_buf_append(out, b, 4); }
         else { b[0] = (uint8_t)rndn(3); sib_buf_append(out, b, 16); }
         break;
-    case SIB_T_VARINT: {
+    case SCH_T_VARINT: {
         size_t n = 1 + rndn(small ? 2 : 25);
         size_t k = 0;
         if (rndn(2)) s[k++] = '-';
         for (size_t i = 0; i < n; i++) s[k++] = (char)('0' + rndn(10));
         s[k] = 0;
-        gen_literal(t, SIB_LIT_INTEGER, s, out);
+        gen_literal(t, SCH_LIT_INTEGER, s, out);
         break;
     }
-    case SIB_T_DECIMAL: {
+    case SCH_T_DECIMAL: {
         size_t n = 1 + rndn(small ? 2 : 12), k = 0;
         if (rndn(2)) s[k++] = '-';
         for (size_t i = 0; i < n; i++) s[k++] = (char)('0' + (rndn(3) ? rndn(10) : 0));
@@ -631,20 +631,20 @@ static void gen(const sib_type *t, sib_buf *out)
         }
         if (rndn(3) == 0) k += (size_t)snprintf(s + k, 12, "e%d", (int)rndn(41) - 20);
         s[k] = 0;
-        gen_literal(t, strchr(s, '.') || strchr(s, 'e') ? SIB_LIT_FLOAT : SIB_LIT_INTEGER, s, out);
+        gen_literal(t, strchr(s, '.') || strchr(s, 'e') ? SCH_LIT_FLOAT : SCH_LIT_INTEGER, s, out);
         break;
     }
-    case SIB_T_LIST: case SIB_T_SET: case SIB_T_MAP: {
-        size_t n = rndn(4), stride = t->code == SIB_T_MAP ? 2 : 1;
+    case SCH_T_LIST: case SCH_T_SET: case SCH_T_MAP: {
+        size_t n = rndn(4), stride = t->code == SCH_T_MAP ? 2 : 1;
         sib_buf parts[8];
-        sib_val e[8] = { { NULL, 0 } };
+        sch_val e[8] = { { NULL, 0 } };
         for (size_t i = 0; i < n * stride; i++) {
             sib_buf_init(&parts[i]);
             gen(t->sub[i % stride], &parts[i]);
         }
-        for (size_t i = 0; i < n * stride; i++) e[i] = (sib_val){ parts[i].p, (int32_t)parts[i].len };
+        for (size_t i = 0; i < n * stride; i++) e[i] = (sch_val){ parts[i].p, (int32_t)parts[i].len };
         sib_err err;
-        if (sib_coll_build(t, e, n, out, &err)) fail_msg("coll build: %s", err.msg);
+        if (sch_coll_build(t, e, n, out, &err)) fail_msg("coll build: %s", err.msg);
         for (size_t i = 0; i < n * stride; i++) sib_buf_free(&parts[i]);
         break;
     }
@@ -654,39 +654,39 @@ static void gen(const sib_type *t, sib_buf *out)
 
 /* ---- catalog helpers ---- */
 
-static sib_catalog *mk_catalog(void)
+static sch_catalog *mk_catalog(void)
 {
-    sib_catalog *c = sib_catalog_create();
+    sch_catalog *c = sch_catalog_create();
     assert_non_null(c);
     const char *keys[] = { "class", "replication_factor" }, *vals[] = { "SimpleStrategy", "1" };
-    sib_prop p = { .name = "replication", .is_map = true, .keys = keys, .values = vals, .n = 2 };
+    sch_prop p = { .name = "replication", .is_map = true, .keys = keys, .values = vals, .n = 2 };
     sib_err err;
-    if (sib_catalog_create_keyspace(c, "ks", &p, 1, false, &err)) fail_msg("create ks: %s", err.msg);
+    if (sch_catalog_create_keyspace(c, "ks", &p, 1, false, &err)) fail_msg("create ks: %s", err.msg);
     return c;
 }
 
 /* Creates ks.<name> (k int, c1 t1, c2 t2, ..., v int) with the given clustering orders. */
-static const sib_table *mk_table(sib_catalog *c, const char *name, const sib_type *const *ct, const bool *desc,
+static const sch_table *mk_table(sch_catalog *c, const char *name, const sch_type *const *ct, const bool *desc,
                                  size_t nck)
 {
-    sib_coldef cols[8];
+    sch_coldef cols[8];
     const char *ck[8];
-    sib_orderdef ord[8];
+    sch_orderdef ord[8];
     static char names[8][24]; /* "c" + a size_t always fits */
-    cols[0] = (sib_coldef){ "k", N(SIB_T_INT), false };
+    cols[0] = (sch_coldef){ "k", N(SCH_T_INT), false };
     for (size_t i = 0; i < nck; i++) {
         snprintf(names[i], sizeof names[i], "c%zu", i + 1);
-        cols[i + 1] = (sib_coldef){ names[i], ct[i], false };
+        cols[i + 1] = (sch_coldef){ names[i], ct[i], false };
         ck[i] = names[i];
-        ord[i] = (sib_orderdef){ names[i], desc[i] };
+        ord[i] = (sch_orderdef){ names[i], desc[i] };
     }
-    cols[nck + 1] = (sib_coldef){ "v", N(SIB_T_INT), false };
+    cols[nck + 1] = (sch_coldef){ "v", N(SCH_T_INT), false };
     const char *pk[] = { "k" };
-    sib_table_spec s = { .keyspace = "ks", .name = name, .cols = cols, .ncols = nck + 2, .npk_decls = 1,
+    sch_table_spec s = { .keyspace = "ks", .name = name, .cols = cols, .ncols = nck + 2, .npk_decls = 1,
                          .pk = pk, .npk = 1, .ck = ck, .nck = nck, .order = ord, .norder = nck };
-    const sib_table *t;
+    const sch_table *t;
     sib_err err;
-    if (sib_catalog_create_table(c, &s, &t, &err)) fail_msg("create table %s: %s", name, err.msg);
+    if (sch_catalog_create_table(c, &s, &t, &err)) fail_msg("create table %s: %s", name, err.msg);
     return t;
 }
 
@@ -701,17 +701,17 @@ static const char *const ck_types[] = {
 static void test_ck_single_column_order(void **state)
 {
     (void)state;
-    sib_catalog *c = mk_catalog();
-    sib_types *ts = sib_catalog_types(c);
+    sch_catalog *c = mk_catalog();
+    sch_types *ts = sch_catalog_types(c);
     for (size_t ti = 0; ti < sizeof ck_types / sizeof ck_types[0]; ti++) {
-        const sib_type *t;
+        const sch_type *t;
         sib_err err;
-        assert_int_equal(sib_type_parse(ts, ck_types[ti], strlen(ck_types[ti]), &t, &err), 0);
+        assert_int_equal(sch_type_parse(ts, ck_types[ti], strlen(ck_types[ti]), &t, &err), 0);
         for (int d = 0; d < 2; d++) {
             char tn[32];
             snprintf(tn, sizeof tn, "t%zu_%d", ti, d);
             bool desc = d;
-            const sib_table *tab = mk_table(c, tn, &t, &desc, 1);
+            const sch_table *tab = mk_table(c, tn, &t, &desc, 1);
             sib_buf v[NV], e[NV], dec[1];
             sib_buf_init(&dec[0]);
             for (int i = 0; i < NV; i++) {
@@ -720,17 +720,17 @@ static void test_ck_single_column_order(void **state)
                 gen(t, &v[i]);
                 const uint8_t *vp[1] = { v[i].p ? v[i].p : (const uint8_t *)"" };
                 size_t vl[1] = { v[i].len };
-                bool fixed_empty = sib_type_fixed_len(t) && !v[i].len;
-                int rc = sib_ck_encode(tab, vp, vl, 1, &e[i], &err);
+                bool fixed_empty = sch_type_fixed_len(t) && !v[i].len;
+                int rc = sch_ck_encode(tab, vp, vl, 1, &e[i], &err);
                 if (fixed_empty) { assert_int_equal(rc, SIB_EINVAL); continue; }
                 if (rc) fail_msg("%s: encode %s: %s", ck_types[ti], hexs(v[i].p, v[i].len), err.msg);
                 size_t nv;
-                if (sib_ck_decode(tab, e[i].p, e[i].len, dec, &nv, &err))
+                if (sch_ck_decode(tab, e[i].p, e[i].len, dec, &nv, &err))
                     fail_msg("%s: decode %s: %s", ck_types[ti], hexs(v[i].p, v[i].len), err.msg);
                 assert_int_equal(nv, 1);
-                if (sib_value_compare(t, dec[0].p, dec[0].len, v[i].p, v[i].len))
+                if (sch_value_compare(t, dec[0].p, dec[0].len, v[i].p, v[i].len))
                     fail_msg("%s: decode mismatch %s", ck_types[ti], hexs(v[i].p, v[i].len));
-                bool exact = t->code != SIB_T_DECIMAL && t->code != SIB_T_FLOAT && t->code != SIB_T_DOUBLE &&
+                bool exact = t->code != SCH_T_DECIMAL && t->code != SCH_T_FLOAT && t->code != SCH_T_DOUBLE &&
                              !strstr(ck_types[ti], "decimal");
                 if (exact && (dec[0].len != v[i].len || (v[i].len && memcmp(dec[0].p, v[i].p, v[i].len))))
                     fail_msg("%s: decode not exact", ck_types[ti]);
@@ -738,7 +738,7 @@ static void test_ck_single_column_order(void **state)
             for (int i = 0; i < NV; i++)
                 for (int j = 0; j < NV; j++) {
                     if (!e[i].len || !e[j].len) continue;
-                    int want = sgn(sib_value_compare(t, v[i].p, v[i].len, v[j].p, v[j].len));
+                    int want = sgn(sch_value_compare(t, v[i].p, v[i].len, v[j].p, v[j].len));
                     if (desc) want = -want;
                     int got = bytes_cmp(e[i].p, e[i].len, e[j].p, e[j].len);
                     if (want != got) {
@@ -755,7 +755,7 @@ static void test_ck_single_column_order(void **state)
             sib_buf_free(&dec[0]);
         }
     }
-    sib_catalog_destroy(c);
+    sch_catalog_destroy(c);
 }
 
 typedef struct {
@@ -763,12 +763,12 @@ typedef struct {
     sib_buf enc;
 } ckrow;
 
-static int tuple_cmp(const sib_table *t, const ckrow *a, const ckrow *b, size_t n)
+static int tuple_cmp(const sch_table *t, const ckrow *a, const ckrow *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const sib_column *col = sib_table_clustering(t, i);
-        int c = sgn(sib_value_compare(col->type, a->v[i].p, a->v[i].len, b->v[i].p, b->v[i].len));
-        if (col->order == SIB_ORDER_DESC) c = -c;
+        const sch_column *col = sch_table_clustering(t, i);
+        int c = sgn(sch_value_compare(col->type, a->v[i].p, a->v[i].len, b->v[i].p, b->v[i].len));
+        if (col->order == SCH_ORDER_DESC) c = -c;
         if (c) return c;
     }
     return 0;
@@ -777,11 +777,11 @@ static int tuple_cmp(const sib_table *t, const ckrow *a, const ckrow *b, size_t 
 static void test_ck_composite_prefix_successor(void **state)
 {
     (void)state;
-    sib_catalog *c = mk_catalog();
-    const sib_type *types[3] = { N(SIB_T_INT), N(SIB_T_VARCHAR), N(SIB_T_TIMEUUID) };
+    sch_catalog *c = mk_catalog();
+    const sch_type *types[3] = { N(SCH_T_INT), N(SCH_T_VARCHAR), N(SCH_T_TIMEUUID) };
     bool desc[3] = { true, false, true };
-    const sib_table *t = mk_table(c, "comp", types, desc, 3);
-    assert_int_equal(sib_table_clustering_count(t), 3);
+    const sch_table *t = mk_table(c, "comp", types, desc, 3);
+    assert_int_equal(sch_table_clustering_count(t), 3);
     enum { NR = 150 };
     ckrow *rows = calloc(NR, sizeof *rows);
     sib_err err;
@@ -799,11 +799,11 @@ static void test_ck_composite_prefix_successor(void **state)
         sib_buf_init(&rows[i].enc);
         const uint8_t *vp[3] = { rows[i].v[0].p, rows[i].v[1].p ? rows[i].v[1].p : (const uint8_t *)"", rows[i].v[2].p };
         size_t vl[3] = { rows[i].v[0].len, rows[i].v[1].len, rows[i].v[2].len };
-        assert_int_equal(sib_ck_encode(t, vp, vl, 3, &rows[i].enc, &err), 0);
+        assert_int_equal(sch_ck_encode(t, vp, vl, 3, &rows[i].enc, &err), 0);
         sib_buf dec[3];
         size_t nv;
         for (int k = 0; k < 3; k++) sib_buf_init(&dec[k]);
-        assert_int_equal(sib_ck_decode(t, rows[i].enc.p, rows[i].enc.len, dec, &nv, &err), 0);
+        assert_int_equal(sch_ck_decode(t, rows[i].enc.p, rows[i].enc.len, dec, &nv, &err), 0);
         assert_int_equal(nv, 3);
         for (int k = 0; k < 3; k++) {
             assert_int_equal(dec[k].len, rows[i].v[k].len);
@@ -822,11 +822,11 @@ static void test_ck_composite_prefix_successor(void **state)
             sib_buf_init(&p);
             const uint8_t *vp[2] = { rows[i].v[0].p, rows[i].v[1].p ? rows[i].v[1].p : (const uint8_t *)"" };
             size_t vl[2] = { rows[i].v[0].len, rows[i].v[1].len };
-            assert_int_equal(sib_ck_encode(t, vp, vl, plen, &p, &err), 0);
+            assert_int_equal(sch_ck_encode(t, vp, vl, plen, &p, &err), 0);
             sib_buf succ;
             sib_buf_init(&succ);
             sib_buf_append(&succ, p.p, p.len);
-            bool has = sib_ck_successor(&succ);
+            bool has = sch_ck_successor(&succ);
             assert_true(has);
             for (int j = 0; j < NR; j++) {
                 int pc = tuple_cmp(t, &rows[j], &rows[i], plen);
@@ -844,7 +844,7 @@ static void test_ck_composite_prefix_successor(void **state)
             sib_buf dec[3];
             size_t nv;
             for (int k = 0; k < 3; k++) sib_buf_init(&dec[k]);
-            assert_int_equal(sib_ck_decode(t, p.p, p.len, dec, &nv, &err), 0);
+            assert_int_equal(sch_ck_decode(t, p.p, p.len, dec, &nv, &err), 0);
             assert_int_equal(nv, plen);
             for (int k = 0; k < 3; k++) sib_buf_free(&dec[k]);
             sib_buf_free(&p);
@@ -859,148 +859,148 @@ static void test_ck_composite_prefix_successor(void **state)
     sib_buf b;
     sib_buf_init(&b);
     sib_buf_append(&b, "\x01\xff\xff", 3);
-    assert_true(sib_ck_successor(&b));
+    assert_true(sch_ck_successor(&b));
     assert_string_equal(hexs(b.p, b.len), "02");
     sib_buf_reset(&b);
     sib_buf_append(&b, "\xff", 1);
-    assert_false(sib_ck_successor(&b));
+    assert_false(sch_ck_successor(&b));
     assert_int_equal(b.len, 0);
     sib_buf_free(&b);
     /* errors */
     const uint8_t *vp[1] = { (const uint8_t *)"" };
     size_t vl[1] = { 0 };
     sib_buf_init(&b);
-    assert_int_equal(sib_ck_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
+    assert_int_equal(sch_ck_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Invalid empty value for clustering column c1 of type int");
     vp[0] = NULL;
-    assert_int_equal(sib_ck_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
+    assert_int_equal(sch_ck_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Invalid null value for clustering key part c1");
     sib_buf dbuf[3];
     for (int k = 0; k < 3; k++) sib_buf_init(&dbuf[k]);
-    assert_int_equal(sib_ck_decode(t, (const uint8_t *)"\x01", 1, dbuf, &vl[0], &err), SIB_ECORRUPT);
+    assert_int_equal(sch_ck_decode(t, (const uint8_t *)"\x01", 1, dbuf, &vl[0], &err), SIB_ECORRUPT);
     for (int k = 0; k < 3; k++) sib_buf_free(&dbuf[k]);
     sib_buf_free(&b);
-    sib_catalog_destroy(c);
+    sch_catalog_destroy(c);
 }
 
 static void test_pk_encode(void **state)
 {
     (void)state;
-    sib_catalog *c = mk_catalog();
-    sib_coldef cols[] = { { "a", N(SIB_T_INT), false }, { "b", N(SIB_T_VARCHAR), false } };
+    sch_catalog *c = mk_catalog();
+    sch_coldef cols[] = { { "a", N(SCH_T_INT), false }, { "b", N(SCH_T_VARCHAR), false } };
     const char *pk[] = { "a", "b" };
-    sib_table_spec s = { .keyspace = "ks", .name = "p2", .cols = cols, .ncols = 2, .npk_decls = 1, .pk = pk, .npk = 2 };
-    const sib_table *t;
+    sch_table_spec s = { .keyspace = "ks", .name = "p2", .cols = cols, .ncols = 2, .npk_decls = 1, .pk = pk, .npk = 2 };
+    const sch_table *t;
     sib_err err;
-    assert_int_equal(sib_catalog_create_table(c, &s, &t, &err), 0);
+    assert_int_equal(sch_catalog_create_table(c, &s, &t, &err), 0);
     const uint8_t *vp[2] = { (const uint8_t *)"\0\0\0\1", (const uint8_t *)"foo" };
     size_t vl[2] = { 4, 3 };
     sib_buf b;
     sib_buf_init(&b);
-    assert_int_equal(sib_pk_encode(t, vp, vl, 2, &b, &err), 0);
+    assert_int_equal(sch_pk_encode(t, vp, vl, 2, &b, &err), 0);
     /* driver-compat.md section 7 vector */
     assert_string_equal(hexs(b.p, b.len), "000400000001000003666f6f00");
     assert_int_equal(sib_murmur3_token(b.p, b.len), -5247490290428947122LL);
-    sib_val out[2];
-    assert_int_equal(sib_pk_decode(t, b.p, b.len, out, 2, &err), 0);
+    sch_val out[2];
+    assert_int_equal(sch_pk_decode(t, b.p, b.len, out, 2, &err), 0);
     assert_int_equal(out[1].len, 3);
     assert_memory_equal(out[1].p, "foo", 3);
-    assert_int_equal(sib_pk_decode(t, b.p, b.len - 1, out, 2, &err), SIB_ECORRUPT);
+    assert_int_equal(sch_pk_decode(t, b.p, b.len - 1, out, 2, &err), SIB_ECORRUPT);
     sib_buf_free(&b);
-    sib_coldef c1[] = { { "k", N(SIB_T_VARCHAR), false } };
+    sch_coldef c1[] = { { "k", N(SCH_T_VARCHAR), false } };
     const char *pk1[] = { "k" };
-    sib_table_spec s1 = { .keyspace = "ks", .name = "p1", .cols = c1, .ncols = 1, .npk_decls = 1, .pk = pk1, .npk = 1 };
-    assert_int_equal(sib_catalog_create_table(c, &s1, &t, &err), 0);
+    sch_table_spec s1 = { .keyspace = "ks", .name = "p1", .cols = c1, .ncols = 1, .npk_decls = 1, .pk = pk1, .npk = 1 };
+    assert_int_equal(sch_catalog_create_table(c, &s1, &t, &err), 0);
     sib_buf_init(&b);
     vl[0] = 0;
     vp[0] = (const uint8_t *)"";
-    assert_int_equal(sib_pk_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
+    assert_int_equal(sch_pk_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Key may not be empty");
     sib_buf_free(&b);
-    sib_catalog_destroy(c);
+    sch_catalog_destroy(c);
 }
 
 /* ---- catalog DDL ---- */
 
-static sib_prop repl_prop(const char *const *keys, const char *const *vals, size_t n)
+static sch_prop repl_prop(const char *const *keys, const char *const *vals, size_t n)
 {
-    return (sib_prop){ .name = "replication", .is_map = true, .keys = keys, .values = vals, .n = n };
+    return (sch_prop){ .name = "replication", .is_map = true, .keys = keys, .values = vals, .n = n };
 }
 
 static void test_keyspace_ddl(void **state)
 {
     (void)state;
-    sib_catalog *c = sib_catalog_create();
+    sch_catalog *c = sch_catalog_create();
     sib_err err;
     const char *k1[] = { "class", "replication_factor" }, *v1[] = { "SimpleStrategy", "3" };
-    sib_prop p = repl_prop(k1, v1, 2);
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks1", NULL, 0, false, &err), SIB_EINVAL);
+    sch_prop p = repl_prop(k1, v1, 2);
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks1", NULL, 0, false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Missing mandatory option 'replication'");
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks1", &p, 1, false, &err), 0);
-    const sib_keyspace *ks = sib_catalog_keyspace(c, "ks1");
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks1", &p, 1, false, &err), 0);
+    const sch_keyspace *ks = sch_catalog_keyspace(c, "ks1");
     assert_non_null(ks);
-    assert_string_equal(sib_keyspace_strategy(ks), "org.apache.cassandra.locator.SimpleStrategy");
-    assert_string_equal(sib_strmap_get(sib_keyspace_replication(ks), "replication_factor"), "3");
-    assert_true(sib_keyspace_durable_writes(ks));
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks1", &p, 1, false, &err), SIB_EEXIST);
+    assert_string_equal(sch_keyspace_strategy(ks), "org.apache.cassandra.locator.SimpleStrategy");
+    assert_string_equal(sch_strmap_get(sch_keyspace_replication(ks), "replication_factor"), "3");
+    assert_true(sch_keyspace_durable_writes(ks));
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks1", &p, 1, false, &err), SIB_EEXIST);
     assert_string_equal(err.msg, "Cannot add existing keyspace \"ks1\"");
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks1", &p, 1, true, &err), 1);
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks1", &p, 1, true, &err), 1);
     {
         const char *bk[] = { "class" }, *bv[] = { "Bogus" };
-        sib_prop bp = repl_prop(bk, bv, 1);
-        assert_int_equal(sib_catalog_create_keyspace(c, "ks1", &bp, 1, true, &err), 1);
+        sch_prop bp = repl_prop(bk, bv, 1);
+        assert_int_equal(sch_catalog_create_keyspace(c, "ks1", &bp, 1, true, &err), 1);
     }
-    assert_int_equal(sib_catalog_create_keyspace(c, "bad-name", &p, 1, false, &err), SIB_ECONFIG);
+    assert_int_equal(sch_catalog_create_keyspace(c, "bad-name", &p, 1, false, &err), SIB_ECONFIG);
     assert_string_equal(err.msg, "Keyspace name must not be empty, more than 48 characters long, or contain "
                                  "non-alphanumeric-underscore characters (got \"bad-name\")");
-    assert_int_equal(sib_catalog_create_keyspace(c, "system", &p, 1, false, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_create_keyspace(c, "system", &p, 1, false, &err), SIB_EINVAL);
     const char *k2[] = { "class" }, *v2[] = { "FooStrategy" };
-    sib_prop p2 = repl_prop(k2, v2, 1);
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks2", &p2, 1, false, &err), SIB_ECONFIG);
+    sch_prop p2 = repl_prop(k2, v2, 1);
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks2", &p2, 1, false, &err), SIB_ECONFIG);
     assert_string_equal(err.msg, "Unable to find replication strategy class 'org.apache.cassandra.locator.FooStrategy'");
     const char *v3[] = { "SimpleStrategy" };
-    sib_prop p3 = repl_prop(k2, v3, 1);
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks2", &p3, 1, false, &err), SIB_ECONFIG);
+    sch_prop p3 = repl_prop(k2, v3, 1);
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks2", &p3, 1, false, &err), SIB_ECONFIG);
     assert_string_equal(err.msg, "SimpleStrategy requires a replication_factor strategy option.");
     const char *k4[] = { "class", "datacenter1" }, *v4[] = { "NetworkTopologyStrategy", "x" };
-    sib_prop p4 = repl_prop(k4, v4, 2);
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks2", &p4, 1, false, &err), SIB_ECONFIG);
+    sch_prop p4 = repl_prop(k4, v4, 2);
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks2", &p4, 1, false, &err), SIB_ECONFIG);
     assert_string_equal(err.msg, "Replication factor must be numeric; found x");
     v4[1] = "2";
-    sib_prop props[2] = { repl_prop(k4, v4, 2), { .name = "durable_writes", .kind = SIB_LIT_BOOLEAN, .value = "false" } };
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks2", props, 2, false, &err), 0);
-    assert_false(sib_keyspace_durable_writes(sib_catalog_keyspace(c, "ks2")));
-    sib_prop bogus = { .name = "foo", .value = "1" };
-    assert_int_equal(sib_catalog_create_keyspace(c, "ks3", &bogus, 1, false, &err), SIB_ESYNTAX);
+    sch_prop props[2] = { repl_prop(k4, v4, 2), { .name = "durable_writes", .kind = SCH_LIT_BOOLEAN, .value = "false" } };
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks2", props, 2, false, &err), 0);
+    assert_false(sch_keyspace_durable_writes(sch_catalog_keyspace(c, "ks2")));
+    sch_prop bogus = { .name = "foo", .value = "1" };
+    assert_int_equal(sch_catalog_create_keyspace(c, "ks3", &bogus, 1, false, &err), SIB_ESYNTAX);
     assert_string_equal(err.msg, "Unknown property 'foo'");
     /* alter */
-    sib_prop dw = { .name = "durable_writes", .kind = SIB_LIT_BOOLEAN, .value = "true" };
-    assert_int_equal(sib_catalog_alter_keyspace(c, "ks2", &dw, 1, false, &err), 0);
-    assert_true(sib_keyspace_durable_writes(sib_catalog_keyspace(c, "ks2")));
-    assert_string_equal(sib_strmap_get(sib_keyspace_replication(sib_catalog_keyspace(c, "ks2")), "datacenter1"), "2");
-    assert_int_equal(sib_catalog_alter_keyspace(c, "nope", &dw, 1, false, &err), SIB_EINVAL);
+    sch_prop dw = { .name = "durable_writes", .kind = SCH_LIT_BOOLEAN, .value = "true" };
+    assert_int_equal(sch_catalog_alter_keyspace(c, "ks2", &dw, 1, false, &err), 0);
+    assert_true(sch_keyspace_durable_writes(sch_catalog_keyspace(c, "ks2")));
+    assert_string_equal(sch_strmap_get(sch_keyspace_replication(sch_catalog_keyspace(c, "ks2")), "datacenter1"), "2");
+    assert_int_equal(sch_catalog_alter_keyspace(c, "nope", &dw, 1, false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Keyspace 'nope' doesn't exist");
     /* name order iteration, system keyspaces included */
     const char *want[] = { "ks1", "ks2", "system", "system_schema", "system_traces", "system_virtual_schema" };
-    assert_int_equal(sib_catalog_keyspace_count(c), 6);
-    for (size_t i = 0; i < 6; i++) assert_string_equal(sib_keyspace_name(sib_catalog_keyspace_at(c, i)), want[i]);
+    assert_int_equal(sch_catalog_keyspace_count(c), 6);
+    for (size_t i = 0; i < 6; i++) assert_string_equal(sch_keyspace_name(sch_catalog_keyspace_at(c, i)), want[i]);
     /* drop */
-    assert_int_equal(sib_catalog_drop_keyspace(c, "ks1", false, &err), 0);
-    assert_null(sib_catalog_keyspace(c, "ks1"));
-    assert_int_equal(sib_catalog_drop_keyspace(c, "ks1", false, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_drop_keyspace(c, "ks1", false, &err), 0);
+    assert_null(sch_catalog_keyspace(c, "ks1"));
+    assert_int_equal(sch_catalog_drop_keyspace(c, "ks1", false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Keyspace 'ks1' doesn't exist");
-    assert_int_equal(sib_catalog_drop_keyspace(c, "ks1", true, &err), 1);
-    assert_int_equal(sib_catalog_drop_keyspace(c, "system_schema", false, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_drop_keyspace(c, "ks1", true, &err), 1);
+    assert_int_equal(sch_catalog_drop_keyspace(c, "system_schema", false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "System keyspace 'system_schema' is not user-modifiable");
-    sib_catalog_destroy(c);
+    sch_catalog_destroy(c);
 }
 
 /* A CREATE TABLE spec builder for the error tests. */
 typedef struct {
-    sib_coldef cols[8];
+    sch_coldef cols[8];
     const char *pk[4], *ck[4];
-    sib_orderdef ord[4];
-    sib_table_spec s;
+    sch_orderdef ord[4];
+    sch_table_spec s;
 } spec_b;
 
 static void spec_init(spec_b *b, const char *name)
@@ -1015,15 +1015,15 @@ static void spec_init(spec_b *b, const char *name)
     b->s.npk_decls = 1;
 }
 
-static void spec_col(spec_b *b, const char *name, const sib_type *t, bool st)
+static void spec_col(spec_b *b, const char *name, const sch_type *t, bool st)
 {
-    b->cols[b->s.ncols++] = (sib_coldef){ name, t, st };
+    b->cols[b->s.ncols++] = (sch_coldef){ name, t, st };
 }
 
-static void create_err(sib_catalog *c, spec_b *b, int code, const char *msg)
+static void create_err(sch_catalog *c, spec_b *b, int code, const char *msg)
 {
     sib_err err = { 0 };
-    int rc = sib_catalog_create_table(c, &b->s, NULL, &err);
+    int rc = sch_catalog_create_table(c, &b->s, NULL, &err);
     if (rc != code) fail_msg("expected %d, got %d (%s) for [%s]", code, rc, err.msg, msg);
     assert_string_equal(err.msg, msg);
 }
@@ -1031,17 +1031,17 @@ static void create_err(sib_catalog *c, spec_b *b, int code, const char *msg)
 static void test_table_ddl_errors(void **state)
 {
     (void)state;
-    sib_catalog *c = mk_catalog();
+    sch_catalog *c = mk_catalog();
     spec_b b;
     spec_init(&b, "t");
-    spec_col(&b, "k", N(SIB_T_INT), false);
-    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "k", N(SCH_T_INT), false);
+    spec_col(&b, "k", N(SCH_T_INT), false);
     b.pk[b.s.npk++] = "k";
     b.s.display_name = "ks.t";
     create_err(c, &b, SIB_EINVAL, "Duplicate column 'k' declaration for table 'ks.t'");
 
     spec_init(&b, "t");
-    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "k", N(SCH_T_INT), false);
     b.s.npk_decls = 0;
     create_err(c, &b, SIB_EINVAL, "No PRIMARY KEY specifed for table 't' (exactly one required)");
     b.s.npk_decls = 2;
@@ -1049,7 +1049,7 @@ static void test_table_ddl_errors(void **state)
     create_err(c, &b, SIB_EINVAL, "Multiple PRIMARY KEY specified for table 't' (exactly one required)");
 
     spec_init(&b, "t");
-    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "k", N(SCH_T_INT), false);
     b.pk[b.s.npk++] = "x";
     create_err(c, &b, SIB_EINVAL, "Unknown column 'x' referenced in PRIMARY KEY for table 't'");
     b.pk[0] = "k";
@@ -1060,52 +1060,52 @@ static void test_table_ddl_errors(void **state)
     spec_col(&b, "k", T("list<int>"), false);
     b.pk[b.s.npk++] = "k";
     create_err(c, &b, SIB_EINVAL, "Invalid non-frozen collection type list<int> for PRIMARY KEY column 'k'");
-    b.cols[0].type = N(SIB_T_COUNTER);
+    b.cols[0].type = N(SCH_T_COUNTER);
     create_err(c, &b, SIB_EINVAL, "counter type is not supported for PRIMARY KEY column 'k'");
-    b.cols[0].type = N(SIB_T_DURATION);
+    b.cols[0].type = N(SCH_T_DURATION);
     create_err(c, &b, SIB_EINVAL, "duration type is not supported for PRIMARY KEY column 'k'");
-    b.cols[0].type = N(SIB_T_INT);
+    b.cols[0].type = N(SCH_T_INT);
     b.cols[0].is_static = true;
     create_err(c, &b, SIB_EINVAL, "Static column 'k' cannot be part of the PRIMARY KEY");
 
     spec_init(&b, "t");
-    spec_col(&b, "k", N(SIB_T_INT), false);
-    spec_col(&b, "s", N(SIB_T_INT), true);
+    spec_col(&b, "k", N(SCH_T_INT), false);
+    spec_col(&b, "s", N(SCH_T_INT), true);
     b.pk[b.s.npk++] = "k";
     create_err(c, &b, SIB_EINVAL,
                "Static columns are only useful (and thus allowed) if the table has at least one clustering column");
 
     spec_init(&b, "t");
-    spec_col(&b, "k", N(SIB_T_INT), false);
-    spec_col(&b, "a", N(SIB_T_INT), false);
-    spec_col(&b, "b", N(SIB_T_INT), false);
-    spec_col(&b, "v", N(SIB_T_INT), false);
+    spec_col(&b, "k", N(SCH_T_INT), false);
+    spec_col(&b, "a", N(SCH_T_INT), false);
+    spec_col(&b, "b", N(SCH_T_INT), false);
+    spec_col(&b, "v", N(SCH_T_INT), false);
     b.pk[b.s.npk++] = "k";
     b.ck[b.s.nck++] = "a";
     b.ck[b.s.nck++] = "b";
-    b.ord[b.s.norder++] = (sib_orderdef){ "b", true };
-    b.ord[b.s.norder++] = (sib_orderdef){ "a", true };
+    b.ord[b.s.norder++] = (sch_orderdef){ "b", true };
+    b.ord[b.s.norder++] = (sch_orderdef){ "a", true };
     create_err(c, &b, SIB_EINVAL,
                "The order of columns in the CLUSTERING ORDER directive must match that of the clustering columns (a must appear before b)");
     b.s.norder = 1;
     create_err(c, &b, SIB_EINVAL, "Missing CLUSTERING ORDER for column a");
-    b.ord[0] = (sib_orderdef){ "v", true };
+    b.ord[0] = (sch_orderdef){ "v", true };
     create_err(c, &b, SIB_EINVAL, "Only clustering columns can be defined in CLUSTERING ORDER directive");
-    b.ord[0] = (sib_orderdef){ "a", true };
-    b.ord[1] = (sib_orderdef){ "a", false };
+    b.ord[0] = (sch_orderdef){ "a", true };
+    b.ord[1] = (sch_orderdef){ "a", false };
     b.s.norder = 2;
     create_err(c, &b, SIB_EINVAL, "Duplicate column 'a' in CLUSTERING ORDER BY clause for table 't'");
     b.s.norder = 0;
-    b.cols[3].type = N(SIB_T_COUNTER);
-    spec_col(&b, "w", N(SIB_T_INT), false);
+    b.cols[3].type = N(SCH_T_COUNTER);
+    spec_col(&b, "w", N(SCH_T_INT), false);
     create_err(c, &b, SIB_EINVAL, "Cannot mix counter and non counter columns in the same table");
 
     spec_init(&b, "t");
-    spec_col(&b, "k", N(SIB_T_INT), false);
+    spec_col(&b, "k", N(SCH_T_INT), false);
     spec_col(&b, "v", T("list<set<int>>"), false);
     b.pk[b.s.npk++] = "k";
     create_err(c, &b, SIB_EINVAL, "Non-frozen collections are not allowed inside collections: list<set<int>>");
-    b.cols[1].type = N(SIB_T_INT);
+    b.cols[1].type = N(SCH_T_INT);
     b.s.keyspace = "nope";
     create_err(c, &b, SIB_EINVAL, "Keyspace 'nope' doesn't exist");
     b.s.keyspace = "ks";
@@ -1113,145 +1113,145 @@ static void test_table_ddl_errors(void **state)
     create_err(c, &b, SIB_ECONFIG,
                "Table name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"bad-name\")");
     b.s.name = "t";
-    sib_prop bad = { .name = "gc_grace_seconds", .kind = SIB_LIT_INTEGER, .value = "-1" };
+    sch_prop bad = { .name = "gc_grace_seconds", .kind = SCH_LIT_INTEGER, .value = "-1" };
     b.s.props = &bad;
     b.s.nprops = 1;
     create_err(c, &b, SIB_ECONFIG, "gc_grace_seconds must be greater than or equal to 0 (got -1)");
-    sib_prop unk = { .name = "foo", .value = "1" };
+    sch_prop unk = { .name = "foo", .value = "1" };
     b.s.props = &unk;
     create_err(c, &b, SIB_ESYNTAX, "Unknown property 'foo'");
     b.s.nprops = 0;
     sib_err err;
-    assert_int_equal(sib_catalog_create_table(c, &b.s, NULL, &err), 0);
+    assert_int_equal(sch_catalog_create_table(c, &b.s, NULL, &err), 0);
     create_err(c, &b, SIB_EEXIST, "Cannot add already existing table \"t\" to keyspace \"ks\"");
     b.s.if_not_exists = true;
-    assert_int_equal(sib_catalog_create_table(c, &b.s, NULL, &err), 1);
-    assert_int_equal(sib_catalog_drop_table(c, "ks", "t", false, &err), 0);
-    assert_int_equal(sib_catalog_drop_table(c, "ks", "t", false, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_create_table(c, &b.s, NULL, &err), 1);
+    assert_int_equal(sch_catalog_drop_table(c, "ks", "t", false, &err), 0);
+    assert_int_equal(sch_catalog_drop_table(c, "ks", "t", false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Table 'ks.t' doesn't exist");
-    assert_int_equal(sib_catalog_drop_table(c, "ks", "t", true, &err), 1);
-    sib_catalog_destroy(c);
+    assert_int_equal(sch_catalog_drop_table(c, "ks", "t", true, &err), 1);
+    sch_catalog_destroy(c);
 }
 
-static const sib_table *mk_users(sib_catalog *c)
+static const sch_table *mk_users(sch_catalog *c)
 {
     spec_b b;
     spec_init(&b, "users");
-    spec_col(&b, "id", N(SIB_T_UUID), false);
-    spec_col(&b, "ts", N(SIB_T_TIMESTAMP), false);
-    spec_col(&b, "name", N(SIB_T_VARCHAR), false);
+    spec_col(&b, "id", N(SCH_T_UUID), false);
+    spec_col(&b, "ts", N(SCH_T_TIMESTAMP), false);
+    spec_col(&b, "name", N(SCH_T_VARCHAR), false);
     spec_col(&b, "tags", T("set<text>"), false);
-    spec_col(&b, "age", N(SIB_T_INT), false);
-    spec_col(&b, "bucket", N(SIB_T_VARCHAR), false);
-    spec_col(&b, "s", N(SIB_T_INT), true);
+    spec_col(&b, "age", N(SCH_T_INT), false);
+    spec_col(&b, "bucket", N(SCH_T_VARCHAR), false);
+    spec_col(&b, "s", N(SCH_T_INT), true);
     b.pk[b.s.npk++] = "id";
     b.pk[b.s.npk++] = "bucket";
     b.ck[b.s.nck++] = "ts";
-    b.ord[b.s.norder++] = (sib_orderdef){ "ts", true };
+    b.ord[b.s.norder++] = (sch_orderdef){ "ts", true };
     const char *ck[] = { "class" }, *cv[] = { "LeveledCompactionStrategy" };
-    sib_prop props[2] = {
-        { .name = "comment", .kind = SIB_LIT_STRING, .value = "people" },
+    sch_prop props[2] = {
+        { .name = "comment", .kind = SCH_LIT_STRING, .value = "people" },
         { .name = "compaction", .is_map = true, .keys = ck, .values = cv, .n = 1 },
     };
     b.s.props = props;
     b.s.nprops = 2;
-    const sib_table *t;
+    const sch_table *t;
     sib_err err;
-    if (sib_catalog_create_table(c, &b.s, &t, &err)) fail_msg("users: %s", err.msg);
+    if (sch_catalog_create_table(c, &b.s, &t, &err)) fail_msg("users: %s", err.msg);
     return t;
 }
 
 static void test_table_layout_and_alter(void **state)
 {
     (void)state;
-    sib_catalog *c = mk_catalog();
-    const sib_table *t = mk_users(c);
+    sch_catalog *c = mk_catalog();
+    const sch_table *t = mk_users(c);
     /* SELECT * order: pk, clustering, static, regular, each group by name */
     const char *want[] = { "id", "bucket", "ts", "s", "age", "name", "tags" };
-    assert_int_equal(sib_table_column_count(t), 7);
+    assert_int_equal(sch_table_column_count(t), 7);
     for (size_t i = 0; i < 7; i++) {
-        assert_string_equal(sib_table_column(t, i)->name, want[i]);
-        assert_int_equal(sib_table_column(t, i)->index, i);
+        assert_string_equal(sch_table_column(t, i)->name, want[i]);
+        assert_int_equal(sch_table_column(t, i)->index, i);
     }
-    assert_int_equal(sib_table_pk_count(t), 2);
-    assert_string_equal(sib_table_pk(t, 1)->name, "bucket");
-    assert_int_equal(sib_table_pk(t, 1)->position, 1);
-    assert_int_equal(sib_table_clustering(t, 0)->order, SIB_ORDER_DESC);
-    assert_int_equal(sib_table_column_by_name(t, "age")->position, -1);
-    assert_int_equal(sib_table_column_by_name(t, "s")->kind, SIB_COL_STATIC);
-    assert_true(sib_table_has_static(t));
-    const sib_table_opts *o = sib_table_options(t);
+    assert_int_equal(sch_table_pk_count(t), 2);
+    assert_string_equal(sch_table_pk(t, 1)->name, "bucket");
+    assert_int_equal(sch_table_pk(t, 1)->position, 1);
+    assert_int_equal(sch_table_clustering(t, 0)->order, SCH_ORDER_DESC);
+    assert_int_equal(sch_table_column_by_name(t, "age")->position, -1);
+    assert_int_equal(sch_table_column_by_name(t, "s")->kind, SCH_COL_STATIC);
+    assert_true(sch_table_has_static(t));
+    const sch_table_opts *o = sch_table_options(t);
     assert_string_equal(o->comment, "people");
     assert_int_equal(o->gc_grace_seconds, 864000);
-    assert_string_equal(sib_strmap_get(&o->compaction, "class"), "org.apache.cassandra.db.compaction.LeveledCompactionStrategy");
-    assert_string_equal(sib_strmap_get(&o->compaction, "max_threshold"), "32");
-    assert_string_equal(sib_strmap_get(&o->compression, "class"), "org.apache.cassandra.io.compress.LZ4Compressor");
-    assert_ptr_equal(sib_catalog_table_by_id(c, sib_table_id(t)), t);
-    uint32_t age_id = sib_table_column_by_name(t, "age")->id;
+    assert_string_equal(sch_strmap_get(&o->compaction, "class"), "org.apache.cassandra.db.compaction.LeveledCompactionStrategy");
+    assert_string_equal(sch_strmap_get(&o->compaction, "max_threshold"), "32");
+    assert_string_equal(sch_strmap_get(&o->compression, "class"), "org.apache.cassandra.io.compress.LZ4Compressor");
+    assert_ptr_equal(sch_catalog_table_by_id(c, sch_table_id(t)), t);
+    uint32_t age_id = sch_table_column_by_name(t, "age")->id;
 
     sib_err err;
-    sib_coldef add[] = { { "email", N(SIB_T_VARCHAR), false } };
-    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, false, &err), 0);
-    t = sib_catalog_table(c, "ks", "users");
-    assert_non_null(sib_table_column_by_name(t, "email"));
-    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, false, &err), SIB_EINVAL);
+    sch_coldef add[] = { { "email", N(SCH_T_VARCHAR), false } };
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "users", add, 1, false, &err), 0);
+    t = sch_catalog_table(c, "ks", "users");
+    assert_non_null(sch_table_column_by_name(t, "email"));
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "users", add, 1, false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Column with name 'email' already exists");
-    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, true, &err), 1);
-    sib_coldef cnt[] = { { "n", N(SIB_T_COUNTER), false } };
-    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", cnt, 1, false, &err), SIB_ECONFIG);
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "users", add, 1, true, &err), 1);
+    sch_coldef cnt[] = { { "n", N(SCH_T_COUNTER), false } };
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "users", cnt, 1, false, &err), SIB_ECONFIG);
     assert_string_equal(err.msg, "Cannot add a counter column (n) in a non counter table");
 
     const char *drop[] = { "age" };
-    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", drop, 1, 1700000000000000LL, false, &err), 0);
-    t = sib_catalog_table(c, "ks", "users");
-    assert_null(sib_table_column_by_name(t, "age"));
-    assert_int_equal(sib_table_dropped_count(t), 1);
-    assert_string_equal(sib_table_dropped(t, 0)->name, "age");
-    assert_int_equal(sib_table_dropped(t, 0)->dropped_time_us, 1700000000000000LL);
-    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", drop, 1, 0, false, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_alter_drop(c, "ks", "users", drop, 1, 1700000000000000LL, false, &err), 0);
+    t = sch_catalog_table(c, "ks", "users");
+    assert_null(sch_table_column_by_name(t, "age"));
+    assert_int_equal(sch_table_dropped_count(t), 1);
+    assert_string_equal(sch_table_dropped(t, 0)->name, "age");
+    assert_int_equal(sch_table_dropped(t, 0)->dropped_time_us, 1700000000000000LL);
+    assert_int_equal(sch_catalog_alter_drop(c, "ks", "users", drop, 1, 0, false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Column age was not found in table 'ks.users'");
     const char *droppk[] = { "ts" };
-    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", droppk, 1, 0, false, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_alter_drop(c, "ks", "users", droppk, 1, 0, false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Cannot drop PRIMARY KEY column ts");
-    sib_coldef readd_bad[] = { { "age", N(SIB_T_VARCHAR), false } };
-    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", readd_bad, 1, false, &err), SIB_EINVAL);
+    sch_coldef readd_bad[] = { { "age", N(SCH_T_VARCHAR), false } };
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "users", readd_bad, 1, false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Cannot re-add previously dropped column 'age' of type text, incompatible with previous type int");
-    sib_coldef readd[] = { { "age", N(SIB_T_INT), false } };
-    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", readd, 1, false, &err), 0);
-    t = sib_catalog_table(c, "ks", "users");
-    assert_true(sib_table_column_by_name(t, "age")->id > age_id); /* ids are never reused */
+    sch_coldef readd[] = { { "age", N(SCH_T_INT), false } };
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "users", readd, 1, false, &err), 0);
+    t = sch_catalog_table(c, "ks", "users");
+    assert_true(sch_table_column_by_name(t, "age")->id > age_id); /* ids are never reused */
 
     const char *from[] = { "ts" }, *to[] = { "when" };
-    assert_int_equal(sib_catalog_alter_rename(c, "ks", "users", from, to, 1, &err), 0);
-    t = sib_catalog_table(c, "ks", "users");
-    assert_string_equal(sib_table_clustering(t, 0)->name, "when");
+    assert_int_equal(sch_catalog_alter_rename(c, "ks", "users", from, to, 1, &err), 0);
+    t = sch_catalog_table(c, "ks", "users");
+    assert_string_equal(sch_table_clustering(t, 0)->name, "when");
     const char *from2[] = { "name" }, *to2[] = { "nm" };
-    assert_int_equal(sib_catalog_alter_rename(c, "ks", "users", from2, to2, 1, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_alter_rename(c, "ks", "users", from2, to2, 1, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Cannot rename non PRIMARY KEY column name");
     const char *from3[] = { "when" }, *to3[] = { "id" };
-    assert_int_equal(sib_catalog_alter_rename(c, "ks", "users", from3, to3, 1, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_alter_rename(c, "ks", "users", from3, to3, 1, &err), SIB_EINVAL);
 
-    sib_prop ttl = { .name = "default_time_to_live", .kind = SIB_LIT_INTEGER, .value = "3600" };
-    assert_int_equal(sib_catalog_alter_options(c, "ks", "users", &ttl, 1, &err), 0);
-    assert_int_equal(sib_table_options(sib_catalog_table(c, "ks", "users"))->default_time_to_live, 3600);
-    sib_prop bad = { .name = "bloom_filter_fp_chance", .kind = SIB_LIT_FLOAT, .value = "0" };
-    assert_int_equal(sib_catalog_alter_options(c, "ks", "users", &bad, 1, &err), SIB_ECONFIG);
-    assert_int_equal(sib_catalog_alter_options(c, "ks", "nope", &ttl, 1, &err), SIB_EINVAL);
+    sch_prop ttl = { .name = "default_time_to_live", .kind = SCH_LIT_INTEGER, .value = "3600" };
+    assert_int_equal(sch_catalog_alter_options(c, "ks", "users", &ttl, 1, &err), 0);
+    assert_int_equal(sch_table_options(sch_catalog_table(c, "ks", "users"))->default_time_to_live, 3600);
+    sch_prop bad = { .name = "bloom_filter_fp_chance", .kind = SCH_LIT_FLOAT, .value = "0" };
+    assert_int_equal(sch_catalog_alter_options(c, "ks", "users", &bad, 1, &err), SIB_ECONFIG);
+    assert_int_equal(sch_catalog_alter_options(c, "ks", "nope", &ttl, 1, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Table 'ks.nope' doesn't exist");
-    assert_int_equal(sib_catalog_alter_options(c, "system", "local", &ttl, 1, &err), SIB_EINVAL);
+    assert_int_equal(sch_catalog_alter_options(c, "system", "local", &ttl, 1, &err), SIB_EINVAL);
 
     /* counter tables */
     spec_b b;
     spec_init(&b, "cnt");
-    spec_col(&b, "k", N(SIB_T_INT), false);
-    spec_col(&b, "n", N(SIB_T_COUNTER), false);
+    spec_col(&b, "k", N(SCH_T_INT), false);
+    spec_col(&b, "n", N(SCH_T_COUNTER), false);
     b.pk[b.s.npk++] = "k";
-    const sib_table *ct;
-    assert_int_equal(sib_catalog_create_table(c, &b.s, &ct, &err), 0);
-    assert_true(sib_table_is_counter(ct));
-    assert_int_equal(sib_catalog_alter_options(c, "ks", "cnt", &ttl, 1, &err), SIB_EINVAL);
+    const sch_table *ct;
+    assert_int_equal(sch_catalog_create_table(c, &b.s, &ct, &err), 0);
+    assert_true(sch_table_is_counter(ct));
+    assert_int_equal(sch_catalog_alter_options(c, "ks", "cnt", &ttl, 1, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Cannot set default_time_to_live on a table with counters");
-    sib_catalog_destroy(c);
+    sch_catalog_destroy(c);
 }
 
 /* ---- persistence and schema version ---- */
@@ -1259,36 +1259,36 @@ static void test_table_layout_and_alter(void **state)
 static void test_persist_and_version(void **state)
 {
     (void)state;
-    sib_catalog *c = mk_catalog();
+    sch_catalog *c = mk_catalog();
     mk_users(c);
     sib_err err;
     const char *drop[] = { "age" };
-    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", drop, 1, 42, false, &err), 0);
+    assert_int_equal(sch_catalog_alter_drop(c, "ks", "users", drop, 1, 42, false, &err), 0);
     uint8_t v1[16], v2[16], v3[16];
-    sib_catalog_schema_version(c, v1);
-    sib_catalog_schema_version(c, v2);
+    sch_catalog_schema_version(c, v1);
+    sch_catalog_schema_version(c, v2);
     assert_memory_equal(v1, v2, 16);
     assert_int_equal(v1[6] >> 4, 3);
 
     sib_buf kb, tb;
     sib_buf_init(&kb);
     sib_buf_init(&tb);
-    assert_int_equal(sib_catalog_serialize_keyspace(sib_catalog_keyspace(c, "ks"), &kb), 0);
-    assert_int_equal(sib_catalog_serialize_table(sib_catalog_table(c, "ks", "users"), &tb), 0);
+    assert_int_equal(sch_catalog_serialize_keyspace(sch_catalog_keyspace(c, "ks"), &kb), 0);
+    assert_int_equal(sch_catalog_serialize_table(sch_catalog_table(c, "ks", "users"), &tb), 0);
 
-    sib_catalog *d = sib_catalog_create();
+    sch_catalog *d = sch_catalog_create();
     uint8_t empty_v[16];
-    sib_catalog_schema_version(d, empty_v);
-    assert_int_equal(sib_catalog_load_table(d, tb.p, tb.len, &err), SIB_ENOTFOUND);
-    assert_int_equal(sib_catalog_load_keyspace(d, kb.p, kb.len, &err), 0);
-    assert_int_equal(sib_catalog_load_table(d, tb.p, tb.len, &err), 0);
-    sib_catalog_schema_version(d, v3);
+    sch_catalog_schema_version(d, empty_v);
+    assert_int_equal(sch_catalog_load_table(d, tb.p, tb.len, &err), SIB_ENOTFOUND);
+    assert_int_equal(sch_catalog_load_keyspace(d, kb.p, kb.len, &err), 0);
+    assert_int_equal(sch_catalog_load_table(d, tb.p, tb.len, &err), 0);
+    sch_catalog_schema_version(d, v3);
     assert_memory_equal(v1, v3, 16); /* same schema -> same version */
-    const sib_table *a = sib_catalog_table(c, "ks", "users"), *b = sib_catalog_table(d, "ks", "users");
-    assert_memory_equal(sib_table_id(a), sib_table_id(b), 16);
-    assert_int_equal(sib_table_column_count(a), sib_table_column_count(b));
-    for (size_t i = 0; i < sib_table_column_count(a); i++) {
-        const sib_column *x = sib_table_column(a, i), *y = sib_table_column(b, i);
+    const sch_table *a = sch_catalog_table(c, "ks", "users"), *b = sch_catalog_table(d, "ks", "users");
+    assert_memory_equal(sch_table_id(a), sch_table_id(b), 16);
+    assert_int_equal(sch_table_column_count(a), sch_table_column_count(b));
+    for (size_t i = 0; i < sch_table_column_count(a); i++) {
+        const sch_column *x = sch_table_column(a, i), *y = sch_table_column(b, i);
         assert_string_equal(x->name, y->name);
         assert_int_equal(x->kind, y->kind);
         assert_int_equal(x->position, y->position);
@@ -1297,93 +1297,93 @@ static void test_persist_and_version(void **state)
         sib_buf n1, n2;
         sib_buf_init(&n1);
         sib_buf_init(&n2);
-        sib_type_cql_name(x->type, &n1);
-        sib_type_cql_name(y->type, &n2);
+        sch_type_cql_name(x->type, &n1);
+        sch_type_cql_name(y->type, &n2);
         assert_int_equal(n1.len, n2.len);
         assert_memory_equal(n1.p, n2.p, n1.len);
         sib_buf_free(&n1);
         sib_buf_free(&n2);
     }
-    assert_int_equal(sib_table_dropped_count(b), 1);
-    assert_int_equal(sib_table_dropped(b, 0)->dropped_time_us, 42);
-    assert_string_equal(sib_table_options(b)->comment, "people");
+    assert_int_equal(sch_table_dropped_count(b), 1);
+    assert_int_equal(sch_table_dropped(b, 0)->dropped_time_us, 42);
+    assert_string_equal(sch_table_options(b)->comment, "people");
     /* re-serializing gives identical bytes */
     sib_buf tb2;
     sib_buf_init(&tb2);
-    sib_catalog_serialize_table(b, &tb2);
+    sch_catalog_serialize_table(b, &tb2);
     assert_int_equal(tb.len, tb2.len);
     assert_memory_equal(tb.p, tb2.p, tb.len);
     /* loading the same table again replaces it */
-    assert_int_equal(sib_catalog_load_table(d, tb.p, tb.len, &err), 0);
-    assert_int_equal(sib_keyspace_table_count(sib_catalog_keyspace(d, "ks")), 1);
+    assert_int_equal(sch_catalog_load_table(d, tb.p, tb.len, &err), 0);
+    assert_int_equal(sch_keyspace_table_count(sch_catalog_keyspace(d, "ks")), 1);
 
     /* corrupt input: every truncation and every single-byte flip fails cleanly or loads something consistent */
     for (size_t n = 0; n < tb.len; n++) {
-        sib_catalog *e = sib_catalog_create();
-        sib_catalog_load_keyspace(e, kb.p, kb.len, &err);
-        assert_int_not_equal(sib_catalog_load_table(e, tb.p, n, &err), 0);
-        sib_catalog_destroy(e);
+        sch_catalog *e = sch_catalog_create();
+        sch_catalog_load_keyspace(e, kb.p, kb.len, &err);
+        assert_int_not_equal(sch_catalog_load_table(e, tb.p, n, &err), 0);
+        sch_catalog_destroy(e);
     }
     for (size_t n = 0; n < tb.len; n++) {
-        sib_catalog *e = sib_catalog_create();
-        sib_catalog_load_keyspace(e, kb.p, kb.len, &err);
+        sch_catalog *e = sch_catalog_create();
+        sch_catalog_load_keyspace(e, kb.p, kb.len, &err);
         tb.p[n] ^= 0x5A;
-        sib_catalog_load_table(e, tb.p, tb.len, &err);
+        sch_catalog_load_table(e, tb.p, tb.len, &err);
         tb.p[n] ^= 0x5A;
-        sib_catalog_destroy(e);
+        sch_catalog_destroy(e);
     }
-    assert_int_equal(sib_catalog_load_keyspace(d, (const uint8_t *)"SIBX", 4, &err), SIB_ECORRUPT);
+    assert_int_equal(sch_catalog_load_keyspace(d, (const uint8_t *)"SIBX", 4, &err), SIB_ECORRUPT);
 
     /* version changes on DDL, and changes back when the schema does */
-    sib_coldef add[] = { { "x", N(SIB_T_INT), false } };
-    assert_int_equal(sib_catalog_alter_add(d, "ks", "users", add, 1, false, &err), 0);
-    sib_catalog_schema_version(d, v3);
+    sch_coldef add[] = { { "x", N(SCH_T_INT), false } };
+    assert_int_equal(sch_catalog_alter_add(d, "ks", "users", add, 1, false, &err), 0);
+    sch_catalog_schema_version(d, v3);
     assert_memory_not_equal(v1, v3, 16);
-    sib_prop cm = { .name = "comment", .kind = SIB_LIT_STRING, .value = "other" };
+    sch_prop cm = { .name = "comment", .kind = SCH_LIT_STRING, .value = "other" };
     uint8_t v4[16];
-    assert_int_equal(sib_catalog_alter_options(d, "ks", "users", &cm, 1, &err), 0);
-    sib_catalog_schema_version(d, v4);
+    assert_int_equal(sch_catalog_alter_options(d, "ks", "users", &cm, 1, &err), 0);
+    sch_catalog_schema_version(d, v4);
     assert_memory_not_equal(v3, v4, 16);
-    assert_int_equal(sib_catalog_drop_keyspace(d, "ks", false, &err), 0);
-    sib_catalog_schema_version(d, v4);
+    assert_int_equal(sch_catalog_drop_keyspace(d, "ks", false, &err), 0);
+    sch_catalog_schema_version(d, v4);
     assert_memory_equal(v4, empty_v, 16);
     /* a failed DDL changes nothing */
-    sib_catalog_schema_version(c, v2);
-    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, false, &err), 0);
-    sib_catalog_schema_version(c, v3);
-    assert_int_equal(sib_catalog_alter_add(c, "ks", "users", add, 1, false, &err), SIB_EINVAL);
-    sib_catalog_schema_version(c, v4);
+    sch_catalog_schema_version(c, v2);
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "users", add, 1, false, &err), 0);
+    sch_catalog_schema_version(c, v3);
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "users", add, 1, false, &err), SIB_EINVAL);
+    sch_catalog_schema_version(c, v4);
     assert_memory_equal(v3, v4, 16);
     sib_buf_free(&kb);
     sib_buf_free(&tb);
     sib_buf_free(&tb2);
-    sib_catalog_destroy(c);
-    sib_catalog_destroy(d);
+    sch_catalog_destroy(c);
+    sch_catalog_destroy(d);
 }
 
 /* ---- system tables and rows ---- */
 
 typedef struct {
-    const sib_table *t;
+    const sch_table *t;
     int nrows;
     char text[512][256]; /* formatted rows (selected columns) */
     const char *cols[8];
     int ncols;
 } collect;
 
-static int collect_row(void *ctx, const sib_val *vals, size_t n)
+static int collect_row(void *ctx, const sch_val *vals, size_t n)
 {
     collect *c = ctx;
-    assert_int_equal(n, sib_table_column_count(c->t));
+    assert_int_equal(n, sch_table_column_count(c->t));
     sib_buf b;
     sib_buf_init(&b);
     for (int i = 0; i < c->ncols; i++) {
-        const sib_column *col = sib_table_column_by_name(c->t, c->cols[i]);
+        const sch_column *col = sch_table_column_by_name(c->t, c->cols[i]);
         assert_non_null(col);
-        const sib_val *v = &vals[col->index];
+        const sch_val *v = &vals[col->index];
         if (i) sib_buf_append(&b, " | ", 3);
         if (v->len < 0) sib_buf_append(&b, "null", 4);
-        else sib_value_format(col->type, v->p, (size_t)v->len, &b);
+        else sch_value_format(col->type, v->p, (size_t)v->len, &b);
     }
     sib_buf_u8(&b, 0);
     if (c->nrows < 512) snprintf(c->text[c->nrows], sizeof c->text[0], "%s", (char *)b.p);
@@ -1399,50 +1399,50 @@ static bool has_row(const collect *c, const char *row)
     return false;
 }
 
-static void rows_of(const sib_catalog *cat, const char *ks, const char *tn, collect *c, const char **cols, int ncols)
+static void rows_of(const sch_catalog *cat, const char *ks, const char *tn, collect *c, const char **cols, int ncols)
 {
     memset(c, 0, sizeof *c);
-    c->t = sib_catalog_table(cat, ks, tn);
+    c->t = sch_catalog_table(cat, ks, tn);
     assert_non_null(c->t);
     for (int i = 0; i < ncols; i++) c->cols[i] = cols[i];
     c->ncols = ncols;
     sib_err err;
-    assert_int_equal(sib_catalog_system_rows(cat, c->t, collect_row, c, &err), 0);
+    assert_int_equal(sch_catalog_system_rows(cat, c->t, collect_row, c, &err), 0);
 }
 
 static void test_system_tables(void **state)
 {
     (void)state;
-    sib_catalog *c = mk_catalog();
+    sch_catalog *c = mk_catalog();
     mk_users(c);
     sib_err err;
     const char *drop[] = { "age" };
-    assert_int_equal(sib_catalog_alter_drop(c, "ks", "users", drop, 1, 1700000000000000LL, false, &err), 0);
+    assert_int_equal(sch_catalog_alter_drop(c, "ks", "users", drop, 1, 1700000000000000LL, false, &err), 0);
 
-    const sib_table *local = sib_catalog_table(c, "system", "local");
+    const sch_table *local = sch_catalog_table(c, "system", "local");
     assert_non_null(local);
-    assert_int_equal(sib_table_kind_of(local), SIB_TABLE_LOCAL_SYSTEM);
+    assert_int_equal(sch_table_kind_of(local), SCH_TABLE_LOCAL_SYSTEM);
     static const char *local_cols[] = { "key", "bootstrapped", "broadcast_address", "broadcast_port", "cluster_name",
                                         "cql_version", "data_center", "gossip_generation", "host_id", "listen_address",
                                         "listen_port", "native_protocol_version", "partitioner", "rack",
                                         "release_version", "rpc_address", "rpc_port", "schema_version", "tokens",
                                         "truncated_at" };
     for (size_t i = 0; i < sizeof local_cols / sizeof *local_cols; i++)
-        assert_non_null(sib_table_column_by_name(local, local_cols[i]));
-    assert_string_equal(sib_table_column(local, 0)->name, "key");
-    assert_int_equal(sib_table_kind_of(sib_catalog_table(c, "system_traces", "events")), SIB_TABLE_LOCAL_SYSTEM);
-    const sib_table *p2 = sib_catalog_table(c, "system", "peers_v2");
-    assert_int_equal(sib_table_clustering_count(p2), 1);
-    assert_string_equal(sib_table_clustering(p2, 0)->name, "peer_port");
-    assert_int_equal(sib_catalog_system_rows(c, local, collect_row, NULL, &err), SIB_EINVAL);
+        assert_non_null(sch_table_column_by_name(local, local_cols[i]));
+    assert_string_equal(sch_table_column(local, 0)->name, "key");
+    assert_int_equal(sch_table_kind_of(sch_catalog_table(c, "system_traces", "events")), SCH_TABLE_LOCAL_SYSTEM);
+    const sch_table *p2 = sch_catalog_table(c, "system", "peers_v2");
+    assert_int_equal(sch_table_clustering_count(p2), 1);
+    assert_string_equal(sch_table_clustering(p2, 0)->name, "peer_port");
+    assert_int_equal(sch_catalog_system_rows(c, local, collect_row, NULL, &err), SIB_EINVAL);
     static const char *schema_tables[] = { "keyspaces", "tables", "columns", "types", "functions", "aggregates",
                                            "triggers", "indexes", "views", "dropped_columns" };
     for (size_t i = 0; i < sizeof schema_tables / sizeof *schema_tables; i++) {
-        const sib_table *t = sib_catalog_table(c, "system_schema", schema_tables[i]);
+        const sch_table *t = sch_catalog_table(c, "system_schema", schema_tables[i]);
         assert_non_null(t);
-        assert_int_equal(sib_table_kind_of(t), SIB_TABLE_VIRTUAL_SCHEMA);
+        assert_int_equal(sch_table_kind_of(t), SCH_TABLE_VIRTUAL_SCHEMA);
     }
-    assert_string_equal(sib_keyspace_strategy(sib_catalog_keyspace(c, "system")),
+    assert_string_equal(sch_keyspace_strategy(sch_catalog_keyspace(c, "system")),
                         "org.apache.cassandra.locator.LocalStrategy");
 
     collect r;
@@ -1498,16 +1498,16 @@ static void test_system_tables(void **state)
     const char *vc[] = { "keyspace_name", "table_name", "column_name", "kind" };
     rows_of(c, "system_virtual_schema", "columns", &r, vc, 4);
     assert_true(has_row(&r, "system_virtual_schema | tables | comment | regular"));
-    sib_catalog_destroy(c);
+    sch_catalog_destroy(c);
 }
 
 static void test_names(void **state)
 {
     (void)state;
-    assert_true(sib_name_valid("abc_1"));
-    assert_false(sib_name_valid(""));
-    assert_false(sib_name_valid("a-b"));
-    assert_false(sib_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 49 */
+    assert_true(sch_name_valid("abc_1"));
+    assert_false(sch_name_valid(""));
+    assert_false(sch_name_valid("a-b"));
+    assert_false(sch_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 49 */
     static const struct { const char *in, *out; } q[] = {
         { "abc", "abc" }, { "MyCol", "\"MyCol\"" }, { "select", "\"select\"" }, { "a\"b", "\"a\"\"b\"" },
         { "1a", "\"1a\"" }, { "text", "text" },
@@ -1515,7 +1515,7 @@ static void test_names(void **state)
     for (size_t i = 0; i < sizeof q / sizeof *q; i++) {
         sib_buf b;
         sib_buf_init(&b);
-        sib_ident_quote(q[i].in, &b);
+        sch_ident_quote(q[i].in, &b);
         sib_buf_u8(&b, 0);
         assert_string_equal((char *)b.p, q[i].out);
         sib_buf_free(&b);

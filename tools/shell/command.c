@@ -85,7 +85,7 @@ void shell_expand_path(const char *path, char *out, size_t cap)
 
 void shell_prompt(const shell *sh, char *buf, size_t cap)
 {
-    const char *ks = sib_client_keyspace(sh->cl);
+    const char *ks = cli_client_keyspace(sh->cl);
     if (ks && ks[0])
         snprintf(buf, cap, "cqlsh:%s> ", ks);
     else
@@ -132,15 +132,15 @@ static bool rest_empty(const char *p)
  * while the node is away. */
 static int reconnect(shell *sh)
 {
-    sib_client *fresh = NULL;
+    cli_client *fresh = NULL;
     sib_err err;
     sib_err_clear(&err);
-    const char *ks = sib_client_keyspace(sh->cl);
+    const char *ks = cli_client_keyspace(sh->cl);
     sh->copts.keyspace = ks && ks[0] ? ks : NULL;
-    int rc = sib_client_connect(&fresh, &sh->copts, &err);
+    int rc = cli_client_connect(&fresh, &sh->copts, &err);
     sh->copts.keyspace = NULL;
     if (rc < 0) return rc;
-    sib_client_close(sh->cl);
+    cli_client_close(sh->cl);
     sh->cl = fresh;
     sh->broken = false;
     return 0;
@@ -148,7 +148,7 @@ static int reconnect(shell *sh)
 
 /* shell_query, optionally asking the server to trace the request. */
 static int query_traced(shell *sh, const char *cql, int32_t page_size, const cql_value *paging_state, bool trace,
-                        sib_result *out)
+                        cli_result *out)
 {
     memset(out, 0, sizeof(*out));
     if (sh->broken && reconnect(sh) < 0) {
@@ -157,7 +157,7 @@ static int query_traced(shell *sh, const char *cql, int32_t page_size, const cql
                     sh->host, (unsigned)sh->port);
         return -1;
     }
-    sib_query_opts qo = {
+    cli_query_opts qo = {
         .consistency = sh->consistency,
         .any_cl = sh->consistency == CQL_ANY,
         .page_size = page_size,
@@ -170,10 +170,10 @@ static int query_traced(shell *sh, const char *cql, int32_t page_size, const cql
     }
     sib_err err;
     sib_err_clear(&err);
-    int rc = sib_client_query_opts(sh->cl, cql, &qo, out, &err);
+    int rc = cli_client_query_opts(sh->cl, cql, &qo, out, &err);
     if (rc == 0) return 0;
     /* The client says "host:port: what"; the driver's shape names the host once. */
-    const char *why = err.msg, *peer = sib_client_peer(sh->cl);
+    const char *why = err.msg, *peer = cli_client_peer(sh->cl);
     size_t pl = strlen(peer);
     if (strncmp(why, peer, pl) == 0 && strncmp(why + pl, ": ", 2) == 0) why += pl + 2;
     shell_error(sh, "NoHostAvailable: ('Unable to complete the operation against any hosts', {'%s:%u': '%s'})",
@@ -182,12 +182,12 @@ static int query_traced(shell *sh, const char *cql, int32_t page_size, const cql
     return -1;
 }
 
-int shell_query(shell *sh, const char *cql, int32_t page_size, const cql_value *paging_state, sib_result *out)
+int shell_query(shell *sh, const char *cql, int32_t page_size, const cql_value *paging_state, cli_result *out)
 {
     return query_traced(sh, cql, page_size, paging_state, false, out);
 }
 
-static void print_warnings(const sib_result *r)
+static void print_warnings(const cli_result *r)
 {
     if (r->nwarnings == 0) return;
     fprintf(stderr, "\nWarnings :\n");
@@ -200,20 +200,20 @@ static void print_warnings(const sib_result *r)
  * of its first page (later pages are not traced). */
 static int exec_cql(shell *sh, const char *cql)
 {
-    sib_result r;
+    cli_result r;
     if (query_traced(sh, cql, sh->paging ? sh->page_size : 0, NULL, sh->tracing, &r) < 0) return -1;
     int rc = 0;
     print_warnings(&r);
-    if (r.kind == SIB_RESULT_ERROR) {
+    if (r.kind == CLI_RESULT_ERROR) {
         shell_server_error(sh, &r);
         rc = -1;
-    } else if (r.kind == SIB_RESULT_ROWS) {
+    } else if (r.kind == CLI_RESULT_ROWS) {
         rc = shell_print_rows(sh, cql, &r);
     }
     uint8_t trace_id[16];
-    bool traced = rc == 0 && r.kind != SIB_RESULT_ERROR && (r.frame_flags & CQL_FLAG_TRACING);
+    bool traced = rc == 0 && r.kind != CLI_RESULT_ERROR && (r.frame_flags & CQL_FLAG_TRACING);
     if (traced) memcpy(trace_id, r.tracing_id, 16);
-    sib_result_free(&r);
+    cli_result_free(&r);
     if (traced && shell_print_trace(sh, trace_id) < 0) rc = -1;
     return rc;
 }
@@ -231,17 +231,17 @@ static int exec_describe(shell *sh, const char *args)
         return -1;
     }
     sprintf(cql, "DESCRIBE %s", args);
-    sib_result r;
+    cli_result r;
     int rc = shell_query(sh, cql, sh->page_size > 0 ? sh->page_size : SHELL_DEFAULT_PAGE, NULL, &r);
     if (rc == 0) {
-        if (r.kind == SIB_RESULT_ERROR) {
+        if (r.kind == CLI_RESULT_ERROR) {
             shell_server_error(sh, &r);
             rc = -1;
-        } else if (r.kind == SIB_RESULT_ROWS) {
+        } else if (r.kind == CLI_RESULT_ROWS) {
             rc = shell_print_describe(sh, what, cql, &r);
         }
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
     free(cql);
     return rc;
 }
@@ -258,7 +258,7 @@ static int cmd_consistency(shell *sh, const char *args, bool serial)
         printf("Current %s is %s.\n", what, cql_cl_name(*target));
         return 0;
     }
-    int cl = sib_client_parse_cl(level);
+    int cl = cli_client_parse_cl(level);
     if (cl < 0 || !rest_empty(p) || (serial && cl != CQL_SERIAL && cl != CQL_LOCAL_SERIAL)) {
         shell_error(sh, "Improper %s command.", serial ? "SERIAL CONSISTENCY" : "CONSISTENCY");
         return -1;

@@ -7,14 +7,14 @@
  *         AND NULL = '' AND PAGESIZE = 1000 AND MAXREQUESTS = 32]
  *
  * TO runs a paged SELECT and writes each value as the shell shows it
- * (sib_value_format: timestamps `2024-01-02 03:04:05.000000+0000`, blobs
+ * (sch_value_format: timestamps `2024-01-02 03:04:05.000000+0000`, blobs
  * 0x.., booleans True/False, collections as CQL-ish literals), quoting a field
  * only when it holds the delimiter, the quote or a line break (Python csv's
  * QUOTE_MINIMAL, which cqlsh uses). null becomes the NULL string.
  *
  * FROM prepares `INSERT INTO t (cols) VALUES (?, ...)` (the bind metadata
  * gives each column's type), parses each CSV field into a value with
- * sib_value_from_literal using the literal kind the column's type takes,
+ * sch_value_from_literal using the literal kind the column's type takes,
  * and keeps up to MAXREQUESTS executes in flight on the session's
  * connection (the client's pipelined API). A row that does not parse or
  * that the server rejects is reported and counted; the statement then
@@ -168,7 +168,7 @@ static int parse_copy(copy_job *j, const char *stmt)
     if (dot)
         snprintf(j->ks, sizeof(j->ks), "%.*s", (int)(dot - j->table), j->table);
     else
-        snprintf(j->ks, sizeof(j->ks), "%s", sib_client_keyspace(j->sh->cl));
+        snprintf(j->ks, sizeof(j->ks), "%s", cli_client_keyspace(j->sh->cl));
     return 0;
 bad:
     shell_error(j->sh, "Improper COPY command.");
@@ -208,7 +208,7 @@ static void interval(double s, char *buf, size_t cap)
         snprintf(buf, cap, "%.3f seconds", s);
 }
 
-static void start_message(copy_job *j, const sib_col_spec *cols, uint32_t n)
+static void start_message(copy_job *j, const cli_col_spec *cols, uint32_t n)
 {
     clock_gettime(CLOCK_MONOTONIC, &j->start);
     j->last_report = j->start;
@@ -251,20 +251,20 @@ static void csv_field(FILE *f, const copy_opts *o, const char *s, size_t n)
     fputc(o->quote, f);
 }
 
-static int write_page(copy_job *j, FILE *f, const sib_result *r, sib_buf *tmp)
+static int write_page(copy_job *j, FILE *f, const cli_result *r, sib_buf *tmp)
 {
-    const sib_result_meta *m = &r->u.rows.meta;
+    const cli_result_meta *m = &r->u.rows.meta;
     for (uint32_t i = 0; i < r->u.rows.nrows; i++) {
         for (uint32_t c = 0; c < m->ncols; c++) {
-            cql_value v = sib_result_cell(r, i, c);
+            cql_value v = cli_result_cell(r, i, c);
             if (c) fputc(j->o.delim, f);
             if (v.len < 0) {
                 fputs(j->o.null_str, f);
                 continue;
             }
             sib_buf_reset(tmp);
-            const sib_type *t = m->cols[c].type ? m->cols[c].type : sib_type_native(SIB_T_BLOB);
-            sib_value_format(t, v.p, (size_t)v.len, tmp);
+            const sch_type *t = m->cols[c].type ? m->cols[c].type : sch_type_native(SCH_T_BLOB);
+            sch_value_format(t, v.p, (size_t)v.len, tmp);
             csv_field(f, &j->o, (const char *)tmp->p, tmp->len);
         }
         fputc('\n', f);
@@ -289,16 +289,16 @@ static int copy_to(copy_job *j)
         sib_buf_free(&q);
         return -1;
     }
-    sib_result r;
+    cli_result r;
     int rc = shell_query(j->sh, (const char *)q.p, j->o.page_size, NULL, &r);
     bool first = true;
     while (rc == 0) {
-        if (r.kind != SIB_RESULT_ROWS || !r.u.rows.meta.cols) {
-            if (r.kind == SIB_RESULT_ERROR) shell_server_error(j->sh, &r);
+        if (r.kind != CLI_RESULT_ROWS || !r.u.rows.meta.cols) {
+            if (r.kind == CLI_RESULT_ERROR) shell_server_error(j->sh, &r);
             rc = -1;
             break;
         }
-        const sib_result_meta *m = &r.u.rows.meta;
+        const cli_result_meta *m = &r.u.rows.meta;
         if (first) {
             start_message(j, m->cols, m->ncols);
             for (uint32_t c = 0; j->o.header && c < m->ncols; c++) {
@@ -314,12 +314,12 @@ static int copy_to(copy_job *j)
             break;
         }
         if (!(m->flags & CQL_ROWS_HAS_MORE_PAGES) || m->paging_state.len < 0) break;
-        sib_result next;
+        cli_result next;
         rc = shell_query(j->sh, (const char *)q.p, j->o.page_size, &m->paging_state, &next);
-        sib_result_free(&r);
+        cli_result_free(&r);
         r = next;
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
     if ((j->stdio ? fflush(f) : fclose(f)) != 0 && rc == 0) {
         shell_error(j->sh, "Error writing '%s': %s", j->path, strerror(errno));
         rc = -1;
@@ -383,42 +383,42 @@ static int csv_record(FILE *f, const copy_opts *o, sib_buf *b, size_t *off, int 
 }
 
 /* The literal kind a CSV field of type t is read as. */
-static sib_lit_kind lit_kind(const sib_type *t, const char *s)
+static sch_lit_kind lit_kind(const sch_type *t, const char *s)
 {
     switch (t->code) {
-    case SIB_T_BIGINT:
-    case SIB_T_COUNTER:
-    case SIB_T_INT:
-    case SIB_T_SMALLINT:
-    case SIB_T_TINYINT:
-    case SIB_T_VARINT: return SIB_LIT_INTEGER;
-    case SIB_T_FLOAT:
-    case SIB_T_DOUBLE:
-    case SIB_T_DECIMAL: return s[strspn(s, "-0123456789")] ? SIB_LIT_FLOAT : SIB_LIT_INTEGER;
-    case SIB_T_BOOLEAN: return SIB_LIT_BOOLEAN;
-    case SIB_T_UUID:
-    case SIB_T_TIMEUUID: return SIB_LIT_UUID;
-    case SIB_T_BLOB: return SIB_LIT_HEX;
-    case SIB_T_DURATION: return SIB_LIT_DURATION;
-    default: return SIB_LIT_STRING;
+    case SCH_T_BIGINT:
+    case SCH_T_COUNTER:
+    case SCH_T_INT:
+    case SCH_T_SMALLINT:
+    case SCH_T_TINYINT:
+    case SCH_T_VARINT: return SCH_LIT_INTEGER;
+    case SCH_T_FLOAT:
+    case SCH_T_DOUBLE:
+    case SCH_T_DECIMAL: return s[strspn(s, "-0123456789")] ? SCH_LIT_FLOAT : SCH_LIT_INTEGER;
+    case SCH_T_BOOLEAN: return SCH_LIT_BOOLEAN;
+    case SCH_T_UUID:
+    case SCH_T_TIMEUUID: return SCH_LIT_UUID;
+    case SCH_T_BLOB: return SCH_LIT_HEX;
+    case SCH_T_DURATION: return SCH_LIT_DURATION;
+    default: return SCH_LIT_STRING;
     }
 }
 
 /* Serializes one field of native type t into vb; the literal kind follows
  * the type (a CSV field carries no kind of its own). */
-static int parse_field(const sib_col_spec *c, char *s, sib_buf *vb, sib_err *err)
+static int parse_field(const cli_col_spec *c, char *s, sib_buf *vb, sib_err *err)
 {
-    sib_lit_kind k = lit_kind(c->type, s);
-    if (k == SIB_LIT_BOOLEAN)
+    sch_lit_kind k = lit_kind(c->type, s);
+    if (k == SCH_LIT_BOOLEAN)
         for (char *q = s; *q; q++) *q = (char)tolower((unsigned char)*q);
-    return sib_value_from_literal(c->type, k, s, strlen(s), c->name, vb, err);
+    return sch_value_from_literal(c->type, k, s, strlen(s), c->name, vb, err);
 }
 
 /* For tables with collection columns: the record as one INSERT with CQL
  * literals. Collection fields are the CQL-like text COPY TO writes and go in
  * as written; every other field is parsed (so it is validated) and written
- * back with sib_value_format_cql. */
-static int literal_insert(copy_job *j, const sib_result_meta *bind, char *fields, const size_t *off, int n,
+ * back with sch_value_format_cql. */
+static int literal_insert(copy_job *j, const cli_result_meta *bind, char *fields, const size_t *off, int n,
                           sib_buf *q, sib_buf *tmp, sib_err *err)
 {
     if ((uint32_t)n != bind->ncols)
@@ -429,18 +429,18 @@ static int literal_insert(copy_job *j, const sib_result_meta *bind, char *fields
     sib_buf_printf(q, " VALUES (");
     for (int i = 0; i < n; i++) {
         char *s = fields + off[i];
-        const sib_col_spec *c = &bind->cols[i];
+        const cli_col_spec *c = &bind->cols[i];
         if (i) sib_buf_printf(q, ", ");
         if (strcmp(s, j->o.null_str) == 0) {
             sib_buf_printf(q, "null");
         } else if (!c->type) {
             return sib_err_set(err, SIB_EINVAL, "column %s: COPY FROM cannot parse this type", c->name);
-        } else if (sib_type_is_collection(c->type)) {
+        } else if (sch_type_is_collection(c->type)) {
             sib_buf_append(q, s, strlen(s));
         } else {
             sib_buf_reset(tmp);
             if (parse_field(c, s, tmp, err) < 0) return err->code;
-            sib_value_format_cql(c->type, tmp->p, tmp->len, q);
+            sch_value_format_cql(c->type, tmp->p, tmp->len, q);
         }
     }
     sib_buf_printf(q, ")");
@@ -449,7 +449,7 @@ static int literal_insert(copy_job *j, const sib_result_meta *bind, char *fields
 }
 
 /* Serializes the fields of one record into vals (views into vb). */
-static int parse_record(copy_job *j, const sib_result_meta *bind, char *fields, const size_t *off, int n,
+static int parse_record(copy_job *j, const cli_result_meta *bind, char *fields, const size_t *off, int n,
                         sib_buf *vb, cql_value *vals, sib_err *err)
 {
     if ((uint32_t)n != bind->ncols)
@@ -458,11 +458,11 @@ static int parse_record(copy_job *j, const sib_result_meta *bind, char *fields, 
     sib_buf_reset(vb);
     for (int i = 0; i < n; i++) {
         char *s = fields + off[i];
-        const sib_col_spec *c = &bind->cols[i];
+        const cli_col_spec *c = &bind->cols[i];
         starts[i] = vb->len;
         vals[i].len = -1;
         if (strcmp(s, j->o.null_str) == 0) continue;
-        if (!c->type || sib_type_is_collection(c->type))
+        if (!c->type || sch_type_is_collection(c->type))
             return sib_err_set(err, SIB_EINVAL, "column %s: COPY FROM cannot parse this type", c->name);
         if (parse_field(c, s, vb, err) < 0) return err->code;
         vals[i].len = (int32_t)(vb->len - starts[i]);
@@ -472,7 +472,7 @@ static int parse_record(copy_job *j, const sib_result_meta *bind, char *fields, 
     return 0;
 }
 
-static void on_insert(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+static void on_insert(cli_client *cl, void *ud, const cli_frame *f, const sib_err *err)
 {
     copy_job *j = ud;
     j->inflight--;
@@ -485,43 +485,43 @@ static void on_insert(sib_client *cl, void *ud, const sib_frame *f, const sib_er
         j->rows++;
         return;
     }
-    sib_result r;
+    cli_result r;
     sib_err e;
     j->failed++;
-    if (sib_result_decode(sib_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &r, &e) == 0)
+    if (cli_result_decode(cli_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &r, &e) == 0)
         shell_server_error(j->sh, &r);
     else
         shell_error(j->sh, "Failed to import row: %s", e.msg);
-    sib_result_free(&r);
+    cli_result_free(&r);
 }
 
 /* Waits until fewer than `limit` inserts are in flight. */
 static int drain_inflight(copy_job *j, uint64_t limit)
 {
     sib_err err;
-    sib_client *cl = j->sh->cl;
+    cli_client *cl = j->sh->cl;
     while (j->inflight > limit) {
-        if (sib_client_poll_many(&cl, 1, 1000, NULL, &err) < 0) return -1;
+        if (cli_client_poll_many(&cl, 1, 1000, NULL, &err) < 0) return -1;
         progress(j, false);
     }
     return 0;
 }
 
-static bool has_collection(const sib_result_meta *bind)
+static bool has_collection(const cli_result_meta *bind)
 {
     for (uint32_t i = 0; i < bind->ncols; i++)
-        if (bind->cols[i].type && sib_type_is_collection(bind->cols[i].type)) return true;
+        if (bind->cols[i].type && sch_type_is_collection(bind->cols[i].type)) return true;
     return false;
 }
 
 /* Sends one record: EXECUTE of the prepared INSERT, or (collections) a QUERY
  * with literals. *parse_failed tells a bad record from a broken connection. */
-static int send_record(copy_job *j, const sib_result *prep, char *fields, const size_t *off, int n,
+static int send_record(copy_job *j, const cli_result *prep, char *fields, const size_t *off, int n,
                        sib_buf *vb, sib_buf *tmp, bool *parse_failed, sib_err *err)
 {
-    const sib_result_meta *bind = &prep->u.prepared.bind;
+    const cli_result_meta *bind = &prep->u.prepared.bind;
     cql_value vals[COPY_MAX_COLS];
-    sib_query_opts qo = {.consistency = j->sh->consistency};
+    cli_query_opts qo = {.consistency = j->sh->consistency};
     bool literal = has_collection(bind);
     int rc = literal ? literal_insert(j, bind, fields, off, n, vb, tmp, err)
                      : parse_record(j, bind, fields, off, n, vb, vals, err);
@@ -529,18 +529,18 @@ static int send_record(copy_job *j, const sib_result *prep, char *fields, const 
     if (rc < 0) return rc;
     if (drain_inflight(j, j->o.max_requests - 1) < 0) return sib_err_set(err, SIB_EIO, "connection lost");
     if (literal) {
-        rc = sib_client_send_query(j->sh->cl, (const char *)vb->p, &qo, on_insert, j, err);
+        rc = cli_client_send_query(j->sh->cl, (const char *)vb->p, &qo, on_insert, j, err);
     } else {
         qo.values = vals;
         qo.nvalues = (uint16_t)bind->ncols;
-        rc = sib_client_send_execute(j->sh->cl, prep->u.prepared.id.p, (uint16_t)prep->u.prepared.id.len, &qo,
+        rc = cli_client_send_execute(j->sh->cl, prep->u.prepared.id.p, (uint16_t)prep->u.prepared.id.len, &qo,
                                      on_insert, j, err);
     }
     if (rc == 0) j->inflight++;
     return rc;
 }
 
-static int import_rows(copy_job *j, FILE *f, const sib_result *prep)
+static int import_rows(copy_job *j, FILE *f, const cli_result *prep)
 {
     sib_buf rec, vb, tmp;
     sib_buf_init(&rec);
@@ -632,7 +632,7 @@ static int copy_from(copy_job *j)
     sib_buf q;
     sib_buf_init(&q);
     int rc = -1;
-    sib_result cols = {0}, prep = {0};
+    cli_result cols = {0}, prep = {0};
     sib_err err;
     /* Without a column list, the table's columns in cqlsh's order are those
      * of SELECT *: its metadata comes even when the table is empty. */
@@ -640,14 +640,14 @@ static int copy_from(copy_job *j)
         sib_buf_printf(&q, "SELECT * FROM %s LIMIT 1", j->table);
         sib_buf_u8(&q, '\0');
         if (shell_query(j->sh, (const char *)q.p, 0, NULL, &cols) < 0) goto out;
-        if (cols.kind != SIB_RESULT_ROWS) {
-            if (cols.kind == SIB_RESULT_ERROR) shell_server_error(j->sh, &cols);
+        if (cols.kind != CLI_RESULT_ROWS) {
+            if (cols.kind == CLI_RESULT_ERROR) shell_server_error(j->sh, &cols);
             goto out;
         }
         for (uint32_t i = 0; i < cols.u.rows.meta.ncols && i < COPY_MAX_COLS; i++) {
             sib_buf n;
             sib_buf_init(&n);
-            sib_ident_quote(cols.u.rows.meta.cols[i].name, &n);
+            sch_ident_quote(cols.u.rows.meta.cols[i].name, &n);
             snprintf(j->cols[j->ncols++], sizeof(j->cols[0]), "%.*s", (int)n.len, (const char *)n.p);
             sib_buf_free(&n);
         }
@@ -659,13 +659,13 @@ static int copy_from(copy_job *j)
     for (size_t i = 0; i < j->ncols; i++) sib_buf_printf(&q, "%s?", i ? ", " : "");
     sib_buf_printf(&q, ")");
     sib_buf_u8(&q, '\0');
-    if (j->sh->broken || sib_client_prepare(j->sh->cl, (const char *)q.p, &prep, &err) < 0) {
+    if (j->sh->broken || cli_client_prepare(j->sh->cl, (const char *)q.p, &prep, &err) < 0) {
         shell_error(j->sh, "Failed to prepare the INSERT: %s", j->sh->broken ? "not connected" : err.msg);
         if (!j->sh->broken && err.code == SIB_EIO) j->sh->broken = true;
         goto out;
     }
-    if (prep.kind != SIB_RESULT_PREPARED) {
-        if (prep.kind == SIB_RESULT_ERROR) shell_server_error(j->sh, &prep);
+    if (prep.kind != CLI_RESULT_PREPARED) {
+        if (prep.kind == CLI_RESULT_ERROR) shell_server_error(j->sh, &prep);
         goto out;
     }
     start_message(j, prep.u.prepared.bind.cols, prep.u.prepared.bind.ncols);
@@ -678,8 +678,8 @@ static int copy_from(copy_job *j)
            (unsigned long long)j->failed);
     if (j->failed) rc = -1;
 out:
-    sib_result_free(&cols);
-    sib_result_free(&prep);
+    cli_result_free(&cols);
+    cli_result_free(&prep);
     sib_buf_free(&q);
     if (f) fclose(f);
     sib_buf_free(&data);

@@ -112,16 +112,16 @@ static void add_names(shell_edit *ed, cands *c, const char *table_sel, const cha
         put_literal(&q, table);
     }
     sib_buf_u8(&q, '\0');
-    sib_result r;
+    cli_result r;
     sib_err err;
-    if (!q.oom && sib_client_query(ed->sh->cl, (const char *)q.p, CQL_ONE, 0, NULL, &r, &err) == 0 &&
-        r.kind == SIB_RESULT_ROWS) {
+    if (!q.oom && cli_client_query(ed->sh->cl, (const char *)q.p, CQL_ONE, 0, NULL, &r, &err) == 0 &&
+        r.kind == CLI_RESULT_ROWS) {
         for (uint32_t i = 0; i < r.u.rows.nrows; i++) {
-            cql_value v = sib_result_cell(&r, i, 0);
+            cql_value v = cli_result_cell(&r, i, 0);
             if (v.len > 0) cands_add(c, (const char *)v.p, (size_t)v.len);
         }
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
     sib_buf_free(&q);
 }
 
@@ -152,7 +152,7 @@ static void split_qualified(const shell_edit *ed, const char *name, char *ks, ch
         snprintf(ks, cap, "%.*s", (int)(dot - name), name);
         snprintf(tb, cap, "%s", dot + 1);
     } else {
-        snprintf(ks, cap, "%s", sib_client_keyspace(ed->sh->cl));
+        snprintf(ks, cap, "%s", cli_client_keyspace(ed->sh->cl));
         snprintf(tb, cap, "%s", name);
     }
 }
@@ -173,7 +173,7 @@ static void gather(shell_edit *ed, const char *before, const char *word, cands *
     char words[64][128];
     size_t nw = split_words(before, words, 64);
     const char *prev = nw ? words[nw - 1] : "";
-    const char *cur_ks = sib_client_keyspace(ed->sh->cl);
+    const char *cur_ks = cli_client_keyspace(ed->sh->cl);
     const char *dot = strchr(word, '.');
     if (dot) {
         char ks[128];

@@ -292,24 +292,24 @@ static void read_server_info(shell *sh)
 {
     snprintf(sh->server_version, sizeof(sh->server_version), "unknown");
     snprintf(sh->cluster_name, sizeof(sh->cluster_name), "unknown");
-    sib_result r;
+    cli_result r;
     sib_err err;
-    if (sib_client_query(sh->cl, "SELECT cluster_name, release_version FROM system.local", CQL_ONE, 0, NULL, &r,
+    if (cli_client_query(sh->cl, "SELECT cluster_name, release_version FROM system.local", CQL_ONE, 0, NULL, &r,
                          &err) == 0 &&
-        r.kind == SIB_RESULT_ROWS && r.u.rows.nrows == 1 && r.u.rows.meta.ncols == 2) {
-        cql_value c = sib_result_cell(&r, 0, 0), v = sib_result_cell(&r, 0, 1);
+        r.kind == CLI_RESULT_ROWS && r.u.rows.nrows == 1 && r.u.rows.meta.ncols == 2) {
+        cql_value c = cli_result_cell(&r, 0, 0), v = cli_result_cell(&r, 0, 1);
         if (c.len >= 0) snprintf(sh->cluster_name, sizeof(sh->cluster_name), "%.*s", (int)c.len, (const char *)c.p);
         if (v.len >= 0)
             snprintf(sh->server_version, sizeof(sh->server_version), "%.*s", (int)v.len, (const char *)v.p);
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
 }
 
 static int connect_shell(shell *sh)
 {
     sib_err err;
     sib_err_clear(&err);
-    if (sib_client_connect(&sh->cl, &sh->copts, &err) < 0) {
+    if (cli_client_connect(&sh->cl, &sh->copts, &err) < 0) {
         /* The cqlsh shape: the driver's NoHostAvailable with one entry, the
          * message quoted as Python's repr() quotes a str. */
         char q = strchr(err.msg, '\'') && !strchr(err.msg, '"') ? '"' : '\'';
@@ -483,7 +483,7 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
     if (sh.capture) fclose(sh.capture);
-    sib_client_close(sh.cl);
+    cli_client_close(sh.cl);
     bool batch = a.execute || a.file;
     return batch && (rc < 0 || sh.nerrors > 0) ? 2 : 0;
 }

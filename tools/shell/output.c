@@ -82,10 +82,10 @@ static const char *error_summary(int32_t code)
     }
 }
 
-void shell_server_error(shell *sh, const sib_result *r)
+void shell_server_error(shell *sh, const cli_result *r)
 {
-    const sib_result_error *e = &r->u.error;
-    const char *cls = sib_client_error_class(e->code);
+    const cli_result_error *e = &r->u.error;
+    const char *cls = cli_client_error_class(e->code);
     const char *msg = e->msg ? e->msg : "";
     const cql_error_extra *x = &e->x;
     /* Which exceptions the driver rewraps with "Error from server: ..." and
@@ -164,17 +164,17 @@ typedef struct cell_fmt {
     const char *color;
 } cell_fmt;
 
-static const char *type_color(const sib_col_spec *c)
+static const char *type_color(const cli_col_spec *c)
 {
     if (!c->type) return C_BLOB;
     switch (c->type->code) {
-    case SIB_T_ASCII:
-    case SIB_T_VARCHAR: return C_TEXT;
-    case SIB_T_BLOB:
-    case SIB_T_CUSTOM: return C_BLOB;
-    case SIB_T_LIST:
-    case SIB_T_SET:
-    case SIB_T_MAP: return C_COLL;
+    case SCH_T_ASCII:
+    case SCH_T_VARCHAR: return C_TEXT;
+    case SCH_T_BLOB:
+    case SCH_T_CUSTOM: return C_BLOB;
+    case SCH_T_LIST:
+    case SCH_T_SET:
+    case SCH_T_MAP: return C_COLL;
     default: return C_VALUE;
     }
 }
@@ -200,7 +200,7 @@ static void escape_text(sib_buf *out, const char *s, size_t n, bool is_text)
     }
 }
 
-static void format_cell(const sib_col_spec *c, cql_value v, sib_buf *text, sib_buf *tmp, cell_fmt *f)
+static void format_cell(const cli_col_spec *c, cql_value v, sib_buf *text, sib_buf *tmp, cell_fmt *f)
 {
     f->off = text->len;
     if (v.len < 0) {
@@ -208,9 +208,9 @@ static void format_cell(const sib_col_spec *c, cql_value v, sib_buf *text, sib_b
         f->color = C_NULL;
     } else {
         sib_buf_reset(tmp);
-        const sib_type *t = c->type ? c->type : sib_type_native(SIB_T_BLOB);
-        sib_value_format(t, v.p, (size_t)v.len, tmp);
-        bool is_text = t->code == SIB_T_ASCII || t->code == SIB_T_VARCHAR;
+        const sch_type *t = c->type ? c->type : sch_type_native(SCH_T_BLOB);
+        sch_value_format(t, v.p, (size_t)v.len, tmp);
+        bool is_text = t->code == SCH_T_ASCII || t->code == SCH_T_VARCHAR;
         escape_text(text, (const char *)tmp->p, tmp->len, is_text);
         f->color = type_color(c);
     }
@@ -242,7 +242,7 @@ static void print_separator(FILE *out, const size_t *widths, uint32_t n)
     fputs("-\n", out);
 }
 
-static void print_table(const shell *sh, const sib_result_meta *m, const char *text, const cell_fmt *cells,
+static void print_table(const shell *sh, const cli_result_meta *m, const char *text, const cell_fmt *cells,
                         uint32_t nrows, bool with_header)
 {
     FILE *out = sh->out;
@@ -277,7 +277,7 @@ static void print_table(const shell *sh, const sib_result_meta *m, const char *t
     free(w);
 }
 
-static void print_vertical(const shell *sh, const sib_result_meta *m, const char *text, const cell_fmt *cells,
+static void print_vertical(const shell *sh, const cli_result_meta *m, const char *text, const cell_fmt *cells,
                            uint32_t nrows, uint32_t row_offset)
 {
     FILE *out = sh->out;
@@ -305,7 +305,7 @@ static void print_vertical(const shell *sh, const sib_result_meta *m, const char
 int shell_print_text_table(shell *sh, const char *const *names, uint32_t ncols, const char *const *cells,
                            uint32_t nrows, const bool *numeric)
 {
-    sib_col_spec *cols = calloc(ncols ? ncols : 1, sizeof(*cols));
+    cli_col_spec *cols = calloc(ncols ? ncols : 1, sizeof(*cols));
     cell_fmt *fmt = calloc((size_t)nrows * ncols + 1, sizeof(*fmt));
     sib_buf text;
     sib_buf_init(&text);
@@ -321,7 +321,7 @@ int shell_print_text_table(shell *sh, const char *const *names, uint32_t ncols, 
     }
     if (rc == 0 && text.oom) rc = -1;
     if (rc == 0) {
-        sib_result_meta m = {.ncols = ncols, .cols = cols};
+        cli_result_meta m = {.ncols = ncols, .cols = cols};
         print_table(sh, &m, (const char *)text.p, fmt, nrows, true);
     }
     sib_buf_free(&text);
@@ -331,9 +331,9 @@ int shell_print_text_table(shell *sh, const char *const *names, uint32_t ncols, 
 }
 
 /* One page: cqlsh's print_static_result. */
-static int print_page(const shell *sh, const sib_result *r, bool with_header, uint32_t row_offset)
+static int print_page(const shell *sh, const cli_result *r, bool with_header, uint32_t row_offset)
 {
-    const sib_result_meta *m = &r->u.rows.meta;
+    const cli_result_meta *m = &r->u.rows.meta;
     uint32_t nr = r->u.rows.nrows, nc = m->ncols;
     if (!m->cols || nc == 0) return 0;
     cell_fmt *cells = calloc((size_t)nr * nc + 1, sizeof(*cells));
@@ -343,7 +343,7 @@ static int print_page(const shell *sh, const sib_result *r, bool with_header, ui
     sib_buf_init(&tmp);
     for (uint32_t i = 0; i < nr; i++)
         for (uint32_t c = 0; c < nc; c++)
-            format_cell(&m->cols[c], sib_result_cell(r, i, c), &text, &tmp, &cells[(size_t)i * nc + c]);
+            format_cell(&m->cols[c], cli_result_cell(r, i, c), &text, &tmp, &cells[(size_t)i * nc + c]);
     int rc = text.oom || tmp.oom ? -1 : 0;
     if (rc == 0) {
         if (sh->expand && nr > 0)
@@ -357,7 +357,7 @@ static int print_page(const shell *sh, const sib_result *r, bool with_header, ui
     return rc;
 }
 
-static bool has_more(const sib_result *r)
+static bool has_more(const cli_result *r)
 {
     return (r->u.rows.meta.flags & CQL_ROWS_HAS_MORE_PAGES) && r->u.rows.meta.paging_state.len >= 0;
 }
@@ -378,11 +378,11 @@ static bool wait_more(void)
     return true;
 }
 
-int shell_print_rows(shell *sh, const char *cql, sib_result *first)
+int shell_print_rows(shell *sh, const char *cql, cli_result *first)
 {
     FILE *out = sh->out;
     fputc('\n', out);
-    sib_result cur = *first, next;
+    cli_result cur = *first, next;
     bool owned = false, first_page = true;
     uint64_t nrows = 0;
     int rc = 0;
@@ -406,17 +406,17 @@ int shell_print_rows(shell *sh, const char *cql, sib_result *first)
             rc = -1;
             break;
         }
-        if (owned) sib_result_free(&cur);
+        if (owned) cli_result_free(&cur);
         cur = next;
         owned = true;
-        if (cur.kind != SIB_RESULT_ROWS) {
-            if (cur.kind == SIB_RESULT_ERROR) shell_server_error(sh, &cur);
+        if (cur.kind != CLI_RESULT_ROWS) {
+            if (cur.kind == CLI_RESULT_ERROR) shell_server_error(sh, &cur);
             rc = -1;
             break;
         }
         first_page = false;
     }
-    if (owned) sib_result_free(&cur);
+    if (owned) cli_result_free(&cur);
     if (rc == 0) fprintf(out, "(%llu rows)\n\n", (unsigned long long)nrows);
     return rc;
 }
@@ -473,17 +473,17 @@ void shell_columnize(FILE *out, const char *const *names, size_t n)
     free(cw);
 }
 
-int shell_col_index(const sib_result *r, const char *name)
+int shell_col_index(const cli_result *r, const char *name)
 {
-    const sib_result_meta *m = &r->u.rows.meta;
+    const cli_result_meta *m = &r->u.rows.meta;
     for (uint32_t c = 0; m->cols && c < m->ncols; c++)
         if (strcmp(m->cols[c].name, name) == 0) return (int)c;
     return -1;
 }
 
-static char *cell_dup(const sib_result *r, uint32_t row, int col)
+static char *cell_dup(const cli_result *r, uint32_t row, int col)
 {
-    cql_value v = col >= 0 ? sib_result_cell(r, row, (uint32_t)col) : (cql_value){NULL, -1};
+    cql_value v = col >= 0 ? cli_result_cell(r, row, (uint32_t)col) : (cql_value){NULL, -1};
     size_t n = v.len > 0 ? (size_t)v.len : 0;
     char *s = malloc(n + 1);
     if (s) {
@@ -500,7 +500,7 @@ typedef struct desc_rows {
     size_t n, cap;
 } desc_rows;
 
-static int collect_page(desc_rows *d, const sib_result *r)
+static int collect_page(desc_rows *d, const cli_result *r)
 {
     int ks = shell_col_index(r, "keyspace_name"), nm = shell_col_index(r, "name");
     int cs = shell_col_index(r, "create_statement");
@@ -554,24 +554,24 @@ static void print_listing(FILE *out, const desc_rows *d, bool keyspaces)
     free(names);
 }
 
-int shell_print_describe(shell *sh, const char *what, const char *cql, sib_result *first)
+int shell_print_describe(shell *sh, const char *what, const char *cql, cli_result *first)
 {
     desc_rows d = {0};
     int rc = collect_page(&d, first);
     bool oom = rc < 0;
     cql_value state = first->u.rows.meta.paging_state;
-    sib_result page = {0};
+    cli_result page = {0};
     bool more = has_more(first);
     while (rc == 0 && more) {
-        sib_result next;
+        cli_result next;
         if (shell_query(sh, cql, SHELL_DEFAULT_PAGE, &state, &next) < 0) {
             rc = -1;
             break;
         }
-        sib_result_free(&page);
+        cli_result_free(&page);
         page = next;
-        if (page.kind != SIB_RESULT_ROWS) {
-            if (page.kind == SIB_RESULT_ERROR) shell_server_error(sh, &page);
+        if (page.kind != CLI_RESULT_ROWS) {
+            if (page.kind == CLI_RESULT_ERROR) shell_server_error(sh, &page);
             rc = -1;
             break;
         }
@@ -580,7 +580,7 @@ int shell_print_describe(shell *sh, const char *what, const char *cql, sib_resul
         state = page.u.rows.meta.paging_state;
         more = has_more(&page);
     }
-    sib_result_free(&page);
+    cli_result_free(&page);
     if (rc == 0) {
         if (strcmp(what, "KEYSPACES") == 0) {
             print_listing(sh->out, &d, true);

@@ -33,9 +33,9 @@
 typedef struct shell_edit shell_edit; /* libedit state; edit.c */
 
 typedef struct shell {
-    sib_client *cl;         /* never NULL once connected */
+    cli_client *cl;         /* never NULL once connected */
     bool broken;            /* cl lost its connection: reconnect before the next request */
-    sib_client_opts copts;
+    cli_client_opts copts;
     char host[256];
     uint16_t port;
 
@@ -98,7 +98,7 @@ size_t shell_stmt_end(const char *s, size_t n, bool eof, size_t *start);
 int shell_exec(shell *sh, const char *stmt);
 /* Sends a query and returns its first page (paged when page_size > 0). 0 with
  * out filled (possibly a server error), or -1 after printing a client error. */
-int shell_query(shell *sh, const char *cql, int32_t page_size, const cql_value *paging_state, sib_result *out);
+int shell_query(shell *sh, const char *cql, int32_t page_size, const cql_value *paging_state, cli_result *out);
 /* A file name as the user wrote it with a leading ~ expanded ($HOME). */
 void shell_expand_path(const char *path, char *out, size_t cap);
 /* The prompt for the current keyspace: "cqlsh> " or "cqlsh:ks> ". */
@@ -111,19 +111,19 @@ void shell_prompt(const shell *sh, char *buf, size_t cap);
 void shell_error(shell *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints a server ERROR result as cqlsh does ("InvalidRequest: Error from
  * server: code=2200 [Invalid query] message=\"...\""). */
-void shell_server_error(shell *sh, const sib_result *r);
+void shell_server_error(shell *sh, const cli_result *r);
 /* Prints a ROWS result and every following page. Returns 0 or -1. */
-int shell_print_rows(shell *sh, const char *cql, sib_result *first);
+int shell_print_rows(shell *sh, const char *cql, cli_result *first);
 /* DESCRIBE output: names in columns for listings, CREATE statements for
  * elements. `what` is the word after DESCRIBE, upper case. */
-int shell_print_describe(shell *sh, const char *what, const char *cql, sib_result *first);
+int shell_print_describe(shell *sh, const char *what, const char *cql, cli_result *first);
 /* Preformatted cells (NUL-terminated UTF-8, nrows * ncols in row order) as
  * cqlsh's print_formatted_result prints them to sh->out: a header, then the
  * rows right-aligned. numeric[c] gives column c the number colour. */
 int shell_print_text_table(shell *sh, const char *const *names, uint32_t ncols, const char *const *cells,
                            uint32_t nrows, const bool *numeric);
 /* The index of result column `name` of a ROWS result, -1 when absent. */
-int shell_col_index(const sib_result *r, const char *name);
+int shell_col_index(const cli_result *r, const char *name);
 /* Python cmd.Cmd.columnize: names in columns of total width <= 80. */
 void shell_columnize(FILE *out, const char *const *names, size_t n);
 /* Display width of a UTF-8 string (terminal columns). */

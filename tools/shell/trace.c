@@ -30,26 +30,26 @@
 #define TRACE_MAX_WAIT_S 10.0 /* cqlsh's max_trace_wait */
 #define TRACE_NCOLS 5
 
-static cql_value cell(const sib_result *r, uint32_t row, const char *name)
+static cql_value cell(const cli_result *r, uint32_t row, const char *name)
 {
     int c = shell_col_index(r, name);
-    return c < 0 ? (cql_value){NULL, CQL_VALUE_NULL} : sib_result_cell(r, row, (uint32_t)c);
+    return c < 0 ? (cql_value){NULL, CQL_VALUE_NULL} : cli_result_cell(r, row, (uint32_t)c);
 }
 
 /* Appends cell `name` of row as display text ("null" when null). */
-static void format_cell(sib_buf *b, const sib_result *r, uint32_t row, const char *name)
+static void format_cell(sib_buf *b, const cli_result *r, uint32_t row, const char *name)
 {
     int c = shell_col_index(r, name);
-    cql_value v = c < 0 ? (cql_value){NULL, CQL_VALUE_NULL} : sib_result_cell(r, row, (uint32_t)c);
-    const sib_type *t = c >= 0 ? r->u.rows.meta.cols[c].type : NULL;
+    cql_value v = c < 0 ? (cql_value){NULL, CQL_VALUE_NULL} : cli_result_cell(r, row, (uint32_t)c);
+    const sch_type *t = c >= 0 ? r->u.rows.meta.cols[c].type : NULL;
     if (v.len < 0 || !t)
         sib_buf_append(b, "null", 4);
     else
-        sib_value_format(t, v.p, (size_t)v.len, b);
+        sch_value_format(t, v.p, (size_t)v.len, b);
 }
 
 /* format_cell as a NUL-terminated string; returns its offset in b. */
-static size_t put_cell(sib_buf *b, const sib_result *r, uint32_t row, const char *name)
+static size_t put_cell(sib_buf *b, const cli_result *r, uint32_t row, const char *name)
 {
     size_t off = b->len;
     format_cell(b, r, row, name);
@@ -91,16 +91,16 @@ static int64_t int_cell(cql_value v)
 /* Reads the session row, again while it is incomplete (see the top). 1 when
  * complete, 0 when it stayed incomplete (out may hold a partial row), -1 on
  * error (printed). */
-static int fetch_session(shell *sh, const char *q, sib_result *out)
+static int fetch_session(shell *sh, const char *q, cli_result *out)
 {
     double waited = 0, sleep_s = 0.003;
     for (;;) {
         if (shell_query(sh, q, 0, NULL, out) < 0) return -1;
-        if (out->kind == SIB_RESULT_ERROR) {
+        if (out->kind == CLI_RESULT_ERROR) {
             shell_error(sh, "Unable to fetch query trace: %s", out->u.error.msg ? out->u.error.msg : "");
             return -1;
         }
-        if (out->kind == SIB_RESULT_ROWS && out->u.rows.nrows == 1 && cell(out, 0, "duration").len >= 0 &&
+        if (out->kind == CLI_RESULT_ROWS && out->u.rows.nrows == 1 && cell(out, 0, "duration").len >= 0 &&
             cell(out, 0, "started_at").len >= 0)
             return 1;
         if (waited >= TRACE_MAX_WAIT_S) return 0;
@@ -108,7 +108,7 @@ static int fetch_session(shell *sh, const char *q, sib_result *out)
         nanosleep(&ts, NULL);
         waited += sleep_s;
         sleep_s *= 2;
-        sib_result_free(out);
+        cli_result_free(out);
     }
 }
 
@@ -118,14 +118,14 @@ static void add_row(sib_buf *offs, const size_t *o)
     sib_buf_append(offs, o, sizeof(size_t) * TRACE_NCOLS);
 }
 
-static int print_rows(shell *sh, const char *uuid, const sib_result *s, const sib_result *ev)
+static int print_rows(shell *sh, const char *uuid, const cli_result *s, const cli_result *ev)
 {
     static const char *const names[TRACE_NCOLS] = {"activity", "timestamp", "source", "source_elapsed", "client"};
     static const bool numeric[TRACE_NCOLS] = {false, false, false, true, false};
     sib_buf text, offs;
     sib_buf_init(&text);
     sib_buf_init(&offs);
-    bool has_session = s->kind == SIB_RESULT_ROWS && s->u.rows.nrows == 1;
+    bool has_session = s->kind == CLI_RESULT_ROWS && s->u.rows.nrows == 1;
     int64_t started = has_session ? int_cell(cell(s, 0, "started_at")) * 1000 : 0;
     cql_value dur = has_session ? cell(s, 0, "duration") : (cql_value){NULL, CQL_VALUE_NULL};
     size_t o[TRACE_NCOLS];
@@ -187,7 +187,7 @@ int shell_print_trace(shell *sh, const uint8_t id[16])
 {
     char uuid[37], q[128];
     sib_uuid_format(id, uuid);
-    sib_result s = {0}, ev = {0};
+    cli_result s = {0}, ev = {0};
     snprintf(q, sizeof(q), "SELECT * FROM system_traces.sessions WHERE session_id = %s", uuid);
     int done = fetch_session(sh, q, &s);
     int rc = -1;
@@ -197,9 +197,9 @@ int shell_print_trace(shell *sh, const uint8_t id[16])
                 (int)TRACE_MAX_WAIT_S);
     snprintf(q, sizeof(q), "SELECT * FROM system_traces.events WHERE session_id = %s", uuid);
     if (shell_query(sh, q, 0, NULL, &ev) < 0) goto out;
-    if (ev.kind != SIB_RESULT_ROWS) {
+    if (ev.kind != CLI_RESULT_ROWS) {
         shell_error(sh, "Unable to fetch query trace: %s",
-                    ev.kind == SIB_RESULT_ERROR && ev.u.error.msg ? ev.u.error.msg : "unexpected answer");
+                    ev.kind == CLI_RESULT_ERROR && ev.u.error.msg ? ev.u.error.msg : "unexpected answer");
         goto out;
     }
     if (ev.u.rows.nrows == 0) { /* cqlsh's make_trace_rows: no events, no table */
@@ -208,7 +208,7 @@ int shell_print_trace(shell *sh, const uint8_t id[16])
     }
     rc = print_rows(sh, uuid, &s, &ev);
 out:
-    sib_result_free(&s);
-    sib_result_free(&ev);
+    cli_result_free(&s);
+    cli_result_free(&ev);
     return rc;
 }

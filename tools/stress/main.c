@@ -190,7 +190,7 @@ static int parse_command_word(const char *a, stress_opts *o)
         if (!parse_duration(v, &o->duration_s)) return fail("bad duration '%s'", a);
         o->n = 0;
     } else if ((v = after(a, "cl="))) {
-        if ((o->cl = sib_client_parse_cl(v)) < 0) return fail("unknown consistency level '%s'", v);
+        if ((o->cl = cli_client_parse_cl(v)) < 0) return fail("unknown consistency level '%s'", v);
     } else if (strcasecmp(a, "no-warmup") == 0) {
         o->warmup = false;
     } else if ((v = after(a, "ratio(")) && o->cmd == CMD_MIXED) {
@@ -519,12 +519,12 @@ static int setup(stress_shared *sh, sib_err *err)
         rc = redis_nodes(sh, err);
         return rc < 0 ? rc : workload_setup(sh, NULL, err); /* no schema: what each op sends */
     }
-    sib_client *cl;
+    cli_client *cl;
     rc = ring_discover(&sh->ring, o, &cl, err);
     if (rc < 0) return rc;
     sh->routing = sh->ring.nnodes > 1 && sh->ring.ntokens > 0;
     rc = workload_setup(sh, cl, err);
-    sib_client_close(cl);
+    cli_client_close(cl);
     return rc;
 }
 

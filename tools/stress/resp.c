@@ -7,12 +7,12 @@
  * workers: the same pacing, connections, slots and histogram as a CQL run,
  * with only the wire protocol swapped.
  *
- * The shape mirrors sib_client's asynchronous half: requests are queued
+ * The shape mirrors cli_client's asynchronous half: requests are queued
  * (resp_send) and written by resp_flush / resp_io; resp_io reads what
  * arrived and calls each request's callback in order (RESP answers in
  * request order, so a FIFO of callbacks is the whole correlation). When
  * the connection breaks, every pending callback is called with
- * RESP_BROKEN before the error is returned, as sib_client does.
+ * RESP_BROKEN before the error is returned, as cli_client does.
  *
  * Only what SET and GET answer is understood: simple strings, errors,
  * integers and bulk strings (nil included). An array answer is a protocol
@@ -44,7 +44,7 @@ struct resp_conn {
     char peer[96];
 };
 
-/* timeout_ms <= 0: 10 s, as sib_client's default. */
+/* timeout_ms <= 0: 10 s, as cli_client's default. */
 int resp_connect(resp_conn **out, const char *host, uint16_t port, int timeout_ms, sib_err *err)
 {
     *out = NULL;
@@ -53,7 +53,7 @@ int resp_connect(resp_conn **out, const char *host, uint16_t port, int timeout_m
     sib_buf_init(&c->out);
     sib_buf_init(&c->in);
     snprintf(c->peer, sizeof c->peer, "%s:%u", host, port);
-    c->fd = sib_client_tcp_connect(host, port, timeout_ms > 0 ? timeout_ms : RESP_CONNECT_MS, err);
+    c->fd = cli_client_tcp_connect(host, port, timeout_ms > 0 ? timeout_ms : RESP_CONNECT_MS, err);
     if (c->fd < 0) {
         int rc = c->fd;
         resp_close(c);

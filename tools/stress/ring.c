@@ -19,7 +19,7 @@
  * single column's value as bound (the CQL serialization of the value), or
  * for several columns each component as a 16-bit big-endian length, the
  * bytes and a 0 byte (CompositeType), the form the server hashes
- * (schema.h: sib_pk_encode).
+ * (schema.h: sch_pk_encode).
  *
  * A token claimed by two nodes (a misconfigured ring, or two processes
  * that happened to draw the same token) goes to the node discovered first,
@@ -184,69 +184,69 @@ static bool inet_of(cql_value v, char *out, size_t len)
     return inet_ntop(v.len == 4 ? AF_INET : AF_INET6, v.p, out, (socklen_t)len) != NULL;
 }
 
-static int query_rows(sib_client *cl, const char *cql, sib_result *res, sib_err *err)
+static int query_rows(cli_client *cl, const char *cql, cli_result *res, sib_err *err)
 {
-    int rc = sib_client_query(cl, cql, CQL_ONE, 0, NULL, res, err);
-    if (rc == 0 && res->kind == SIB_RESULT_ERROR) rc = sib_result_to_err(res, err);
-    else if (rc == 0 && res->kind != SIB_RESULT_ROWS) rc = sib_err_set(err, SIB_EPROTO, "%s: not rows", cql);
+    int rc = cli_client_query(cl, cql, CQL_ONE, 0, NULL, res, err);
+    if (rc == 0 && res->kind == CLI_RESULT_ERROR) rc = cli_result_to_err(res, err);
+    else if (rc == 0 && res->kind != CLI_RESULT_ROWS) rc = sib_err_set(err, SIB_EPROTO, "%s: not rows", cql);
     return rc;
 }
 
 /* The contact point's own row: the node, reached as it was given. */
-static int read_local(stress_ring *r, sib_client *cl, const char *host, uint16_t port, sib_err *err)
+static int read_local(stress_ring *r, cli_client *cl, const char *host, uint16_t port, sib_err *err)
 {
-    sib_result res;
+    cli_result res;
     int rc = query_rows(cl, "SELECT host_id, tokens, rpc_address, data_center FROM system.local", &res, err);
     if (rc == 0 && res.u.rows.nrows != 1) rc = sib_err_set(err, SIB_EPROTO, "system.local has no row");
     if (rc == 0) {
-        cql_value id = sib_result_cell(&res, 0, 0);
+        cql_value id = cli_result_cell(&res, 0, 0);
         char dc[64];
-        text_of(sib_result_cell(&res, 0, 3), dc, sizeof(dc));
+        text_of(cli_result_cell(&res, 0, 3), dc, sizeof(dc));
         int node = ring_add_node(r, host, port, id.len == 16 ? id.p : NULL, dc);
         if (node < 0) rc = sib_err_set(err, SIB_EINVAL, "more than %d nodes (or address '%s' too long)", STRESS_RING_MAX, host);
-        else if (r->nodes[node].ntokens == 0 && (rc = ring_add_tokens_cell(r, node, sib_result_cell(&res, 0, 1))) < 0)
+        else if (r->nodes[node].ntokens == 0 && (rc = ring_add_tokens_cell(r, node, cli_result_cell(&res, 0, 1))) < 0)
             sib_err_set(err, rc, "%s: malformed tokens in system.local", host);
     }
-    sib_result_free(&res);
+    cli_result_free(&res);
     return rc;
 }
 
 /* The nodes the contact point knows of. A server without the table (or
  * with an empty one: a single node) adds nothing. */
-static int read_peers(stress_ring *r, sib_client *cl, uint16_t port, sib_err *err)
+static int read_peers(stress_ring *r, cli_client *cl, uint16_t port, sib_err *err)
 {
-    sib_result res;
+    cli_result res;
     sib_err ignored;
     if (query_rows(cl, "SELECT peer, rpc_address, host_id, tokens, data_center FROM system.peers", &res, &ignored) < 0) {
-        sib_result_free(&res);
+        cli_result_free(&res);
         return 0;
     }
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < res.u.rows.nrows; i++) {
         char host[INET6_ADDRSTRLEN], dc[64];
-        if (!inet_of(sib_result_cell(&res, i, 1), host, sizeof(host)) &&
-            !inet_of(sib_result_cell(&res, i, 0), host, sizeof(host)))
+        if (!inet_of(cli_result_cell(&res, i, 1), host, sizeof(host)) &&
+            !inet_of(cli_result_cell(&res, i, 0), host, sizeof(host)))
             continue;
-        cql_value id = sib_result_cell(&res, i, 2);
-        text_of(sib_result_cell(&res, i, 4), dc, sizeof(dc));
+        cql_value id = cli_result_cell(&res, i, 2);
+        text_of(cli_result_cell(&res, i, 4), dc, sizeof(dc));
         int node = ring_add_node(r, host, port, id.len == 16 ? id.p : NULL, dc);
         if (node < 0) rc = sib_err_set(err, SIB_EINVAL, "more than %d nodes", STRESS_RING_MAX);
-        else if (r->nodes[node].ntokens == 0 && (rc = ring_add_tokens_cell(r, node, sib_result_cell(&res, i, 3))) < 0)
+        else if (r->nodes[node].ntokens == 0 && (rc = ring_add_tokens_cell(r, node, cli_result_cell(&res, i, 3))) < 0)
             sib_err_set(err, rc, "%s: malformed tokens in system.peers", host);
     }
-    sib_result_free(&res);
+    cli_result_free(&res);
     return rc;
 }
 
-int ring_discover(stress_ring *r, const stress_opts *o, sib_client **first, sib_err *err)
+int ring_discover(stress_ring *r, const stress_opts *o, cli_client **first, sib_err *err)
 {
     *first = NULL;
     sib_err last = {0};
     for (size_t i = 0; i < o->nnodes; i++) {
-        sib_client *cl;
+        cli_client *cl;
         uint16_t port = o->node_ports[i] ? o->node_ports[i] : o->port;
-        sib_client_opts co = {.host = o->nodes[i], .port = port, .lz4 = o->lz4};
-        if (sib_client_connect(&cl, &co, &last) < 0) {
+        cli_client_opts co = {.host = o->nodes[i], .port = port, .lz4 = o->lz4};
+        if (cli_client_connect(&cl, &co, &last) < 0) {
             bool v6 = strchr(o->nodes[i], ':') != NULL;
             fprintf(stderr, "sibyl-stress: contact point %s%s%s:%u: %s\n", v6 ? "[" : "", o->nodes[i], v6 ? "]" : "",
                     port, last.msg);
@@ -255,13 +255,13 @@ int ring_discover(stress_ring *r, const stress_opts *o, sib_client **first, sib_
         int rc = read_local(r, cl, o->nodes[i], port, err);
         if (rc == 0) rc = read_peers(r, cl, port, err);
         if (rc < 0) {
-            sib_client_close(cl);
-            sib_client_close(*first);
+            cli_client_close(cl);
+            cli_client_close(*first);
             *first = NULL;
             return rc;
         }
         if (!*first) *first = cl;
-        else sib_client_close(cl);
+        else cli_client_close(cl);
     }
     if (!*first) { /* every contact point refused: the last one's reason */
         *err = last;

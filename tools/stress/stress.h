@@ -9,7 +9,7 @@
  * worker owns `conns` connections to every node of the ring (preparing the
  * statements on each, re-opening and re-preparing after failures) and
  * keeps up to `inflight` requests on each, driving them with ppoll and
- * sib_client_io. Workers record latencies per op type into their own
+ * cli_client_io. Workers record latencies per op type into their own
  * interval histograms (stats.c); once a second the main thread swaps them
  * out under the worker's mutex, prints the progress lines, and folds them
  * into the totals that make the final summary (report.c).
@@ -187,7 +187,7 @@ typedef struct stress_req {
     size_t *off;          /* offset of each value in data while building */
     size_t nvals, cap, off_cap;
     uint16_t nstmts, per_stmt;
-    sib_batch_stmt *stmts; /* nstmts entries when nstmts > 1 (ids set by the sender) */
+    cli_batch_stmt *stmts; /* nstmts entries when nstmts > 1 (ids set by the sender) */
     size_t stmt_cap;
     bool batch;
     cql_batch_type batch_type;
@@ -256,7 +256,7 @@ typedef struct stress_shared stress_shared;
  * definitions) and fills sh->defs with each op's statement; for a user
  * profile it also learns the table's columns (system_schema.columns) and
  * the bind markers of every statement through cl. */
-int workload_setup(stress_shared *sh, sib_client *cl, sib_err *err);
+int workload_setup(stress_shared *sh, cli_client *cl, sib_err *err);
 void workload_destroy(workload *wl);
 /* Builds the values of operation number seq of type op into req (its
  * previous content is dropped). Deterministic in (seq, *rng): a retry
@@ -308,7 +308,7 @@ bool stress_routing_token(const cql_value *vals, size_t nvals, const uint16_t *p
  * contact point of o (unreachable ones are reported on stderr and
  * skipped). *first is a connection to the first reachable one, for the
  * setup; fails when none is reachable. */
-int ring_discover(stress_ring *r, const stress_opts *o, sib_client **first, sib_err *err);
+int ring_discover(stress_ring *r, const stress_opts *o, cli_client **first, sib_err *err);
 
 /* ---- shared run state ---- */
 

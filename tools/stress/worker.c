@@ -4,9 +4,9 @@
  * of `inflight` operation slots per connection. Two modes:
  *
  *  - as fast as possible: every connection is filled to `inflight`; each
- *    completion (a callback inside sib_client_io) records its
+ *    completion (a callback inside cli_client_io) records its
  *    latency and immediately queues the next operation on the same
- *    connection, which sib_client_io flushes before returning, so the
+ *    connection, which cli_client_io flushes before returning, so the
  *    pipeline never drains between poll rounds. Latency = response time -
  *    send time.
  *  - fixed rate (-rate fixed=R/s): the worker's share R/threads defines an
@@ -16,7 +16,7 @@
  *    the latencies of every operation that had to wait, instead of being
  *    hidden by the client sending less (coordinated omission).
  *
- * The worker polls its sockets itself (epoll and sib_client_io) because the
+ * The worker polls its sockets itself (epoll and cli_client_io) because the
  * fixed-rate loop sleeps in 100 us steps: a millisecond timeout would
  * either spin (timeout 0 until the next intended start) or send up to 1 ms
  * late, which the latency from the intended start would then include
@@ -95,9 +95,9 @@ typedef struct op {
 typedef struct wconn {
     wctx *x;
     int node;        /* index in the ring */
-    sib_client *cl;  /* the connection: CQL, */
+    cli_client *cl;  /* the connection: CQL, */
     resp_conn *rc;   /* or Redis (-mode redis) */
-    sib_client_opts co;
+    cli_client_opts co;
     op *ops;         /* inflight slots */
     uint32_t *free;  /* free slot stack */
     uint32_t nfree;
@@ -167,23 +167,23 @@ bool stress_claim(stress_shared *sh, uint64_t *seq)
     return true;
 }
 
-/* ---- the connection: CQL (sib_client) or Redis (resp_conn) ---- */
+/* ---- the connection: CQL (cli_client) or Redis (resp_conn) ---- */
 
 static const void *conn_id(const wconn *c) { return c->rc ? (const void *)c->rc : (const void *)c->cl; }
-static int conn_fd(const wconn *c) { return c->rc ? resp_fd(c->rc) : sib_client_fd(c->cl); }
-static short conn_events(const wconn *c) { return c->rc ? resp_events(c->rc) : sib_client_events(c->cl); }
-static uint32_t conn_inflight(const wconn *c) { return c->rc ? resp_inflight(c->rc) : sib_client_inflight(c->cl); }
-static int conn_flush(wconn *c) { return c->rc ? resp_flush(c->rc, NULL) : sib_client_flush(c->cl, NULL); }
+static int conn_fd(const wconn *c) { return c->rc ? resp_fd(c->rc) : cli_client_fd(c->cl); }
+static short conn_events(const wconn *c) { return c->rc ? resp_events(c->rc) : cli_client_events(c->cl); }
+static uint32_t conn_inflight(const wconn *c) { return c->rc ? resp_inflight(c->rc) : cli_client_inflight(c->cl); }
+static int conn_flush(wconn *c) { return c->rc ? resp_flush(c->rc, NULL) : cli_client_flush(c->cl, NULL); }
 
 static int conn_io(wconn *c, short revents, sib_err *err)
 {
-    return c->rc ? resp_io(c->rc, revents, err) : sib_client_io(c->cl, revents, err);
+    return c->rc ? resp_io(c->rc, revents, err) : cli_client_io(c->cl, revents, err);
 }
 
 static void conn_close(wconn *c)
 {
     resp_close(c->rc);
-    sib_client_close(c->cl);
+    cli_client_close(c->cl);
     c->rc = NULL;
     c->cl = NULL;
 }
@@ -251,7 +251,7 @@ static bool skip_prefix(sib_rd *r, uint8_t flags)
 
 /* Rows in a read's answer. The prepared read asks for SKIP_METADATA, so the
  * count sits right after two ints; with metadata the full decoder runs. */
-static int64_t row_count(wctx *x, sib_client *cl, const sib_frame *f)
+static int64_t row_count(wctx *x, cli_client *cl, const cli_frame *f)
 {
     sib_rd r;
     sib_rd_init(&r, f->body, f->len);
@@ -263,17 +263,17 @@ static int64_t row_count(wctx *x, sib_client *cl, const sib_frame *f)
         if ((mflags & CQL_ROWS_HAS_MORE_PAGES) && !cql_get_bytes(&r, &ps)) return -1;
         return cql_get_int(&r, &nrows) ? nrows : -1;
     }
-    sib_result res;
+    cli_result res;
     sib_err e;
     int64_t n = -1;
-    if (sib_result_decode(sib_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &res, &e) == 0 &&
-        res.kind == SIB_RESULT_ROWS)
+    if (cli_result_decode(cli_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &res, &e) == 0 &&
+        res.kind == CLI_RESULT_ROWS)
         n = res.u.rows.nrows;
-    sib_result_free(&res);
+    cli_result_free(&res);
     return n;
 }
 
-static void note_error(wctx *x, const sib_frame *f, const sib_err *err)
+static void note_error(wctx *x, const cli_frame *f, const sib_err *err)
 {
     if (!f) {
         snprintf(x->err, sizeof(x->err), "%s", err->msg);
@@ -284,7 +284,7 @@ static void note_error(wctx *x, const sib_frame *f, const sib_err *err)
     cql_str msg = {"", 0};
     sib_rd_init(&r, f->body, f->len);
     if (skip_prefix(&r, f->flags) && cql_get_int(&r, &code) && cql_get_string(&r, &msg))
-        snprintf(x->err, sizeof(x->err), "%s: %.*s", sib_client_error_class(code), (int)msg.len, msg.p);
+        snprintf(x->err, sizeof(x->err), "%s: %.*s", cli_client_error_class(code), (int)msg.len, msg.p);
     else
         snprintf(x->err, sizeof(x->err), "unexpected %s response", cql_opcode_name(f->opcode));
 }
@@ -337,7 +337,7 @@ static void on_broken(wconn *c, const sib_err *err)
 }
 
 /* The error code of an ERROR frame, or -1. */
-static int32_t error_code(const sib_frame *f)
+static int32_t error_code(const cli_frame *f)
 {
     sib_rd r;
     int32_t code;
@@ -345,29 +345,29 @@ static int32_t error_code(const sib_frame *f)
     return f->opcode == CQL_OP_ERROR && skip_prefix(&r, f->flags) && cql_get_int(&r, &code) ? code : -1;
 }
 
-static void on_prepared(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+static void on_prepared(cli_client *cl, void *ud, const cli_frame *f, const sib_err *err)
 {
     op *p = ud;
     wconn *c = p->c;
     wctx *x = c->x;
-    sib_result res = {0};
+    cli_result res = {0};
     sib_err e;
     if (!f) on_broken(c, err);
-    int rc = f ? sib_result_decode(sib_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &res, &e) : SIB_EIO;
-    if (rc == 0 && res.kind == SIB_RESULT_PREPARED && res.u.prepared.id.len <= MAX_ID) {
+    int rc = f ? cli_result_decode(cli_client_types(cl), 4, f->opcode, f->flags, f->body, f->len, &res, &e) : SIB_EIO;
+    if (rc == 0 && res.kind == CLI_RESULT_PREPARED && res.u.prepared.id.len <= MAX_ID) {
         memcpy(c->ids[p->type], res.u.prepared.id.p, (size_t)res.u.prepared.id.len);
         c->id_len[p->type] = (uint16_t)res.u.prepared.id.len;
-        sib_result_free(&res);
+        cli_result_free(&res);
         if (send_op(c, p, false, &e) == 0) return;
         snprintf(x->err, sizeof(x->err), "retry after re-prepare: %.400s", e.msg);
     } else {
         if (f) note_error(x, f, err);
-        sib_result_free(&res);
+        cli_result_free(&res);
     }
     finish(p, 1, 0, 0);
 }
 
-static void on_done(sib_client *cl, void *ud, const sib_frame *f, const sib_err *err)
+static void on_done(cli_client *cl, void *ud, const cli_frame *f, const sib_err *err)
 {
     op *p = ud;
     wconn *c = p->c;
@@ -376,7 +376,7 @@ static void on_done(sib_client *cl, void *ud, const sib_frame *f, const sib_err 
         sib_err e;
         p->retried = true;
         x->reprepares++;
-        if (sib_client_send_prepare(cl, x->sh->defs[p->type].cql, on_prepared, p, &e) == 0) return;
+        if (cli_client_send_prepare(cl, x->sh->defs[p->type].cql, on_prepared, p, &e) == 0) return;
         snprintf(x->err, sizeof(x->err), "re-prepare: %.400s", e.msg);
         finish(p, 1, 0, 0);
         return;
@@ -450,17 +450,17 @@ static int send_op(wconn *c, op *p, bool built, sib_err *err)
         cql_value argv[3] = {{(const uint8_t *)(w ? "SET" : "GET"), 3}, req->vals[0], w ? req->vals[1] : (cql_value){0}};
         return resp_send(c->rc, w ? 3 : 2, argv, on_resp, p, err);
     }
-    sib_query_opts qo = {.consistency = o->cl, .any_cl = o->cl == CQL_ANY, .values = req->vals,
+    cli_query_opts qo = {.consistency = o->cl, .any_cl = o->cl == CQL_ANY, .values = req->vals,
                          .nvalues = (uint16_t)req->nvals, .skip_metadata = is_read(x, p->type) && o->prepared};
     if (req->batch) {
         for (uint16_t i = 0; i < req->nstmts; i++) {
             req->stmts[i].id = c->ids[p->type];
             req->stmts[i].id_len = c->id_len[p->type];
         }
-        return sib_client_send_batch(c->cl, req->batch_type, req->stmts, req->nstmts, o->cl, on_done, p, err);
+        return cli_client_send_batch(c->cl, req->batch_type, req->stmts, req->nstmts, o->cl, on_done, p, err);
     }
-    if (o->prepared) return sib_client_send_execute(c->cl, c->ids[p->type], c->id_len[p->type], &qo, on_done, p, err);
-    return sib_client_send_query(c->cl, d->cql, &qo, on_done, p, err);
+    if (o->prepared) return cli_client_send_execute(c->cl, c->ids[p->type], c->id_len[p->type], &qo, on_done, p, err);
+    return cli_client_send_query(c->cl, d->cql, &qo, on_done, p, err);
 }
 
 /* Takes a free slot of c for an operation and sends it (built: x->req
@@ -679,16 +679,16 @@ static void issue_due(wctx *x)
 
 static int prepare_one(wconn *c, const char *cql, int type, sib_err *err)
 {
-    sib_result r;
-    int rc = sib_client_prepare(c->cl, cql, &r, err);
-    if (rc == 0 && r.kind == SIB_RESULT_ERROR) rc = sib_result_to_err(&r, err);
-    else if (rc == 0 && (r.kind != SIB_RESULT_PREPARED || r.u.prepared.id.len > MAX_ID))
+    cli_result r;
+    int rc = cli_client_prepare(c->cl, cql, &r, err);
+    if (rc == 0 && r.kind == CLI_RESULT_ERROR) rc = cli_result_to_err(&r, err);
+    else if (rc == 0 && (r.kind != CLI_RESULT_PREPARED || r.u.prepared.id.len > MAX_ID))
         rc = sib_err_set(err, SIB_EPROTO, "unexpected answer to PREPARE");
     if (rc == 0) {
         memcpy(c->ids[type], r.u.prepared.id.p, (size_t)r.u.prepared.id.len);
         c->id_len[type] = (uint16_t)r.u.prepared.id.len;
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
     return rc;
 }
 
@@ -742,10 +742,10 @@ static int open_conns(wctx *x, sib_err *err)
         reset_slots(c, o->inflight);
         const stress_node *n = &ring->nodes[c->node];
         /* Two spare stream ids: a re-prepare runs next to full slots. */
-        c->co = (sib_client_opts){.host = n->host, .port = n->port, .lz4 = o->lz4,
+        c->co = (cli_client_opts){.host = n->host, .port = n->port, .lz4 = o->lz4,
                                   .max_streams = (uint32_t)o->inflight + 2,
                                   .keyspace = o->cmd == CMD_USER ? x->sh->profile->keyspace : NULL};
-        int rc = o->redis ? resp_connect(&c->rc, c->co.host, c->co.port, 0, err) : sib_client_connect(&c->cl, &c->co, err);
+        int rc = o->redis ? resp_connect(&c->rc, c->co.host, c->co.port, 0, err) : cli_client_connect(&c->cl, &c->co, err);
         if (rc == SIB_EIO && ring->nnodes > 1) {
             c->dead = true;
             c->next_try_ns = sib_mono_ns() + BACKOFF_MIN_NS;
@@ -779,10 +779,10 @@ static void reconnect(wctx *x, wconn *c)
     }
     conn_close(c);
     sib_err err;
-    sib_client_opts co = c->co;
+    cli_client_opts co = c->co;
     co.timeout_ms = RECONNECT_TIMEOUT_MS;
     int rc = x->o->redis ? resp_connect(&c->rc, co.host, co.port, co.timeout_ms, &err)
-                         : sib_client_connect(&c->cl, &co, &err);
+                         : cli_client_connect(&c->cl, &co, &err);
     if (rc == 0) rc = prepare_missing(x, c, &err);
     if (rc < 0) {
         conn_close(c);

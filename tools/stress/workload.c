@@ -49,7 +49,7 @@ enum { MAX_BATCH = 65535, MAX_CK = 16 };
 typedef struct wcol {
     char *name;
     int kind, position;
-    sib_type_code type;
+    sch_type_code type;
     stress_dist pop_d;
     keygen pop, size, cluster;
 } wcol;
@@ -116,7 +116,7 @@ static int req_done(stress_req *r)
     if (!r->batch) return 0;
     if (!sib_grow((void **)&r->stmts, &r->stmt_cap, r->nstmts, sizeof(*r->stmts))) return SIB_ENOMEM;
     for (uint16_t i = 0; i < r->nstmts; i++)
-        r->stmts[i] = (sib_batch_stmt){.values = r->vals + (size_t)i * r->per_stmt, .nvalues = r->per_stmt};
+        r->stmts[i] = (cli_batch_stmt){.values = r->vals + (size_t)i * r->per_stmt, .nvalues = r->per_stmt};
     return 0;
 }
 
@@ -188,43 +188,43 @@ static int put_value(stress_req *req, const wcol *c, uint64_t v)
     uint8_t b[16];
     size_t n;
     switch (c->type) {
-    case SIB_T_ASCII:
-    case SIB_T_VARCHAR: return put_bytes(req, c, v, true);
-    case SIB_T_BLOB: return put_bytes(req, c, v, false);
-    case SIB_T_BOOLEAN: b[0] = (uint8_t)(v & 1); return put_fixed(req, b, 1);
-    case SIB_T_TINYINT: b[0] = (uint8_t)v; return put_fixed(req, b, 1);
-    case SIB_T_SMALLINT: put_be16(b, (uint16_t)v); return put_fixed(req, b, 2);
-    case SIB_T_INT: put_be32(b, (uint32_t)v); return put_fixed(req, b, 4);
-    case SIB_T_DATE: put_be32(b, (uint32_t)(0x80000000u + v % 0x7fffffffu)); return put_fixed(req, b, 4);
-    case SIB_T_BIGINT:
-    case SIB_T_TIMESTAMP: put_be64(b, v); return put_fixed(req, b, 8);
-    case SIB_T_TIME: put_be64(b, v % 86400000000000ull); return put_fixed(req, b, 8);
-    case SIB_T_DOUBLE: put_be64(b, double_bits((double)v)); return put_fixed(req, b, 8);
-    case SIB_T_FLOAT: put_be32(b, float_bits((float)v)); return put_fixed(req, b, 4);
-    case SIB_T_VARINT: varint_of(v, b, &n); return put_fixed(req, b, n);
-    case SIB_T_DECIMAL: /* scale 0, unscaled v */
+    case SCH_T_ASCII:
+    case SCH_T_VARCHAR: return put_bytes(req, c, v, true);
+    case SCH_T_BLOB: return put_bytes(req, c, v, false);
+    case SCH_T_BOOLEAN: b[0] = (uint8_t)(v & 1); return put_fixed(req, b, 1);
+    case SCH_T_TINYINT: b[0] = (uint8_t)v; return put_fixed(req, b, 1);
+    case SCH_T_SMALLINT: put_be16(b, (uint16_t)v); return put_fixed(req, b, 2);
+    case SCH_T_INT: put_be32(b, (uint32_t)v); return put_fixed(req, b, 4);
+    case SCH_T_DATE: put_be32(b, (uint32_t)(0x80000000u + v % 0x7fffffffu)); return put_fixed(req, b, 4);
+    case SCH_T_BIGINT:
+    case SCH_T_TIMESTAMP: put_be64(b, v); return put_fixed(req, b, 8);
+    case SCH_T_TIME: put_be64(b, v % 86400000000000ull); return put_fixed(req, b, 8);
+    case SCH_T_DOUBLE: put_be64(b, double_bits((double)v)); return put_fixed(req, b, 8);
+    case SCH_T_FLOAT: put_be32(b, float_bits((float)v)); return put_fixed(req, b, 4);
+    case SCH_T_VARINT: varint_of(v, b, &n); return put_fixed(req, b, n);
+    case SCH_T_DECIMAL: /* scale 0, unscaled v */
         put_be32(b, 0);
         varint_of(v, b + 4, &n);
         return put_fixed(req, b, 4 + n);
-    case SIB_T_INET: put_be32(b, (uint32_t)stress_mix(v, 4)); return put_fixed(req, b, 4);
-    case SIB_T_UUID:
-    case SIB_T_TIMEUUID:
+    case SCH_T_INET: put_be32(b, (uint32_t)stress_mix(v, 4)); return put_fixed(req, b, 4);
+    case SCH_T_UUID:
+    case SCH_T_TIMEUUID:
         put_be64(b, stress_mix(v, 16));
         put_be64(b + 8, stress_mix(v, 17));
-        b[6] = (uint8_t)((b[6] & 0x0f) | (c->type == SIB_T_UUID ? 0x40 : 0x10)); /* version 4 / 1 */
+        b[6] = (uint8_t)((b[6] & 0x0f) | (c->type == SCH_T_UUID ? 0x40 : 0x10)); /* version 4 / 1 */
         b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);                                  /* RFC 4122 variant */
         return put_fixed(req, b, 16);
     default: return SIB_EINVAL; /* refused at setup */
     }
 }
 
-static bool type_supported(sib_type_code t)
+static bool type_supported(sch_type_code t)
 {
     switch (t) {
-    case SIB_T_ASCII: case SIB_T_VARCHAR: case SIB_T_BLOB: case SIB_T_BOOLEAN: case SIB_T_TINYINT:
-    case SIB_T_SMALLINT: case SIB_T_INT: case SIB_T_DATE: case SIB_T_BIGINT: case SIB_T_TIMESTAMP:
-    case SIB_T_TIME: case SIB_T_DOUBLE: case SIB_T_FLOAT: case SIB_T_VARINT: case SIB_T_DECIMAL:
-    case SIB_T_INET: case SIB_T_UUID: case SIB_T_TIMEUUID: return true;
+    case SCH_T_ASCII: case SCH_T_VARCHAR: case SCH_T_BLOB: case SCH_T_BOOLEAN: case SCH_T_TINYINT:
+    case SCH_T_SMALLINT: case SCH_T_INT: case SCH_T_DATE: case SCH_T_BIGINT: case SCH_T_TIMESTAMP:
+    case SCH_T_TIME: case SCH_T_DOUBLE: case SCH_T_FLOAT: case SCH_T_VARINT: case SCH_T_DECIMAL:
+    case SCH_T_INET: case SCH_T_UUID: case SCH_T_TIMEUUID: return true;
     default: return false;
     }
 }
@@ -353,18 +353,18 @@ int stress_build(const stress_shared *sh, int op, sib_rng *rng, uint64_t seq, st
 /* ====================================================================== */
 
 /* Runs one statement; AlreadyExists is success when tolerated. */
-static int run_cql(sib_client *cl, const char *cql, const char *what, bool exists_ok, sib_err *err)
+static int run_cql(cli_client *cl, const char *cql, const char *what, bool exists_ok, sib_err *err)
 {
-    sib_result r;
-    int rc = sib_client_query(cl, cql, CQL_ONE, 0, NULL, &r, err);
-    if (rc == 0 && r.kind == SIB_RESULT_ERROR && !(exists_ok && r.u.error.code == CQL_ERR_ALREADY_EXISTS)) {
-        sib_result_to_err(&r, err);
+    cli_result r;
+    int rc = cli_client_query(cl, cql, CQL_ONE, 0, NULL, &r, err);
+    if (rc == 0 && r.kind == CLI_RESULT_ERROR && !(exists_ok && r.u.error.code == CQL_ERR_ALREADY_EXISTS)) {
+        cli_result_to_err(&r, err);
         char msg[sizeof(err->msg)];
         snprintf(msg, sizeof(msg), "%.64s: %.400s", what, err->msg);
         memcpy(err->msg, msg, sizeof(msg));
         rc = err->code;
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
     return rc;
 }
 
@@ -382,7 +382,7 @@ static void standard_defs(stress_shared *sh)
     }
 }
 
-static int setup_standard(stress_shared *sh, sib_client *cl, sib_err *err)
+static int setup_standard(stress_shared *sh, cli_client *cl, sib_err *err)
 {
     if (sh->o->redis) {
         standard_defs(sh);
@@ -402,7 +402,7 @@ static int setup_standard(stress_shared *sh, sib_client *cl, sib_err *err)
 }
 
 /* A definition with its trailing ';' and blanks cut (one statement per QUERY). */
-static int run_definition(sib_client *cl, const char *def, const char *what, sib_err *err)
+static int run_definition(cli_client *cl, const char *def, const char *what, sib_err *err)
 {
     if (!def) return 0;
     sib_buf b;
@@ -416,9 +416,9 @@ static int run_definition(sib_client *cl, const char *def, const char *what, sib
     return rc;
 }
 
-static int text_cell(const sib_result *r, uint32_t row, uint32_t col, char *out, size_t len)
+static int text_cell(const cli_result *r, uint32_t row, uint32_t col, char *out, size_t len)
 {
-    cql_value v = sib_result_cell(r, row, col);
+    cql_value v = cli_result_cell(r, row, col);
     if (v.len < 0 || (size_t)v.len >= len) return -1;
     memcpy(out, v.p, (size_t)v.len);
     out[v.len] = 0;
@@ -434,17 +434,17 @@ static int col_order(const void *a, const void *b)
 }
 
 /* The table's columns, from system_schema.columns. */
-static int load_columns(workload *wl, sib_client *cl, const stress_profile *p, sib_err *err)
+static int load_columns(workload *wl, cli_client *cl, const stress_profile *p, sib_err *err)
 {
     cql_value vals[2] = {{(const uint8_t *)p->keyspace, (int32_t)strlen(p->keyspace)},
                          {(const uint8_t *)p->table, (int32_t)strlen(p->table)}};
-    sib_query_opts qo = {.consistency = CQL_ONE, .values = vals, .nvalues = 2};
-    sib_result r;
-    int rc = sib_client_query_opts(cl,
+    cli_query_opts qo = {.consistency = CQL_ONE, .values = vals, .nvalues = 2};
+    cli_result r;
+    int rc = cli_client_query_opts(cl,
                                    "SELECT column_name, kind, position FROM system_schema.columns "
                                    "WHERE keyspace_name = ? AND table_name = ?",
                                    &qo, &r, err);
-    if (rc == 0 && r.kind != SIB_RESULT_ROWS) rc = sib_err_set(err, SIB_EPROTO, "reading system_schema.columns");
+    if (rc == 0 && r.kind != CLI_RESULT_ROWS) rc = sib_err_set(err, SIB_EPROTO, "reading system_schema.columns");
     if (rc == 0 && r.u.rows.nrows == 0)
         rc = sib_err_set(err, SIB_EINVAL, "table %s.%s not found (and no table_definition in the profile?)",
                          p->keyspace, p->table);
@@ -452,7 +452,7 @@ static int load_columns(workload *wl, sib_client *cl, const stress_profile *p, s
         rc = sib_err_set(err, SIB_ENOMEM, "columns");
     for (uint32_t i = 0; rc == 0 && i < r.u.rows.nrows; i++) {
         char name[256], kind[32];
-        cql_value pos = sib_result_cell(&r, i, 2);
+        cql_value pos = cli_result_cell(&r, i, 2);
         wcol *c = &wl->cols[wl->ncols++];
         if (text_cell(&r, i, 0, name, sizeof(name)) < 0 || text_cell(&r, i, 1, kind, sizeof(kind)) < 0 ||
             pos.len != 4 || !(c->name = strdup(name))) {
@@ -464,7 +464,7 @@ static int load_columns(workload *wl, sib_client *cl, const stress_profile *p, s
         wl->npk += c->kind == COL_PK;
         wl->nck += c->kind == COL_CK;
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
     if (rc == 0 && wl->nck > MAX_CK) rc = sib_err_set(err, SIB_EINVAL, "more than %d clustering columns", MAX_CK);
     if (rc == 0) qsort(wl->cols, wl->ncols, sizeof(*wl->cols), col_order);
     return rc;
@@ -501,24 +501,24 @@ static int apply_columnspec(workload *wl, const stress_profile *p, sib_err *err)
 
 /* What a prepared statement's requests are routed by (none past
  * STRESS_MAX_PK columns). */
-static void routing_of(const sib_result *r, stress_opdef *d)
+static void routing_of(const cli_result *r, stress_opdef *d)
 {
     d->npk = r->u.prepared.npk <= STRESS_MAX_PK ? (uint16_t)r->u.prepared.npk : 0;
     for (uint16_t i = 0; i < d->npk; i++) d->pk_index[i] = r->u.prepared.pk_index[i];
 }
 
 /* INSERT INTO ks.t (every column) VALUES (?...): prepared here to learn the types. */
-static int insert_cql(workload *wl, sib_client *cl, const stress_profile *p, stress_opdef *d, sib_err *err)
+static int insert_cql(workload *wl, cli_client *cl, const stress_profile *p, stress_opdef *d, sib_err *err)
 {
     sib_buf b;
     sib_buf_init(&b);
     sib_buf_printf(&b, "INSERT INTO ");
-    sib_ident_quote(p->keyspace, &b);
+    sch_ident_quote(p->keyspace, &b);
     sib_buf_u8(&b, '.');
-    sib_ident_quote(p->table, &b);
+    sch_ident_quote(p->table, &b);
     for (size_t k = 0; k < wl->ncols; k++) {
         sib_buf_printf(&b, k ? ", " : " (");
-        sib_ident_quote(wl->cols[k].name, &b);
+        sch_ident_quote(wl->cols[k].name, &b);
     }
     sib_buf_printf(&b, ") VALUES (");
     for (size_t k = 0; k < wl->ncols; k++) sib_buf_printf(&b, k ? ", ?" : "?");
@@ -526,44 +526,44 @@ static int insert_cql(workload *wl, sib_client *cl, const stress_profile *p, str
     int rc = b.oom || b.len >= sizeof(d->cql) ? sib_err_set(err, SIB_EINVAL, "INSERT statement too long") : 0;
     if (rc == 0) snprintf(d->cql, sizeof(d->cql), "%.*s", (int)b.len, (const char *)b.p);
     sib_buf_free(&b);
-    sib_result r;
-    if (rc == 0) rc = sib_client_prepare(cl, d->cql, &r, err);
+    cli_result r;
+    if (rc == 0) rc = cli_client_prepare(cl, d->cql, &r, err);
     else return rc;
-    if (rc == 0 && r.kind == SIB_RESULT_ERROR) rc = sib_result_to_err(&r, err);
+    if (rc == 0 && r.kind == CLI_RESULT_ERROR) rc = cli_result_to_err(&r, err);
     else if (rc == 0 &&
-             (r.kind != SIB_RESULT_PREPARED || r.u.prepared.bind.ncols != wl->ncols || !r.u.prepared.bind.cols))
+             (r.kind != CLI_RESULT_PREPARED || r.u.prepared.bind.ncols != wl->ncols || !r.u.prepared.bind.cols))
         rc = sib_err_set(err, SIB_EPROTO, "unexpected answer to PREPARE of the INSERT");
     if (rc == 0) routing_of(&r, d);
     for (size_t k = 0; rc == 0 && k < wl->ncols; k++) {
-        const sib_type *t = r.u.prepared.bind.cols[k].type;
+        const sch_type *t = r.u.prepared.bind.cols[k].type;
         wl->cols[k].type = t->code;
         if (!type_supported(t->code) || r.u.prepared.bind.cols[k].wire_code != (uint16_t)t->code) {
             sib_buf tn;
             sib_buf_init(&tn);
-            sib_type_cql_name(t, &tn);
+            sch_type_cql_name(t, &tn);
             rc = sib_err_set(err, SIB_EINVAL, "column '%s': type %.*s is not supported by sibyl-stress profiles",
                              wl->cols[k].name, (int)tn.len, (const char *)tn.p);
             sib_buf_free(&tn);
         }
     }
-    sib_result_free(&r);
+    cli_result_free(&r);
     return rc;
 }
 
 /* A query op: prepares its cql and maps each bind marker to a column. */
-static int bind_query(workload *wl, sib_client *cl, int op, stress_opdef *d, const prof_query *q, sib_err *err)
+static int bind_query(workload *wl, cli_client *cl, int op, stress_opdef *d, const prof_query *q, sib_err *err)
 {
     if (strlen(q->cql) >= sizeof(d->cql)) return sib_err_set(err, SIB_EINVAL, "query '%s' too long", q->name);
     snprintf(d->cql, sizeof(d->cql), "%s", q->cql);
-    sib_result r;
-    int rc = sib_client_prepare(cl, d->cql, &r, err);
-    if (rc == 0 && r.kind == SIB_RESULT_ERROR) {
-        sib_result_to_err(&r, err);
+    cli_result r;
+    int rc = cli_client_prepare(cl, d->cql, &r, err);
+    if (rc == 0 && r.kind == CLI_RESULT_ERROR) {
+        cli_result_to_err(&r, err);
         char msg[sizeof(err->msg)];
         snprintf(msg, sizeof(msg), "query '%.64s': %.400s", q->name, err->msg);
         memcpy(err->msg, msg, sizeof(msg));
         rc = err->code;
-    } else if (rc == 0 && (r.kind != SIB_RESULT_PREPARED || (r.u.prepared.bind.ncols && !r.u.prepared.bind.cols))) {
+    } else if (rc == 0 && (r.kind != CLI_RESULT_PREPARED || (r.u.prepared.bind.ncols && !r.u.prepared.bind.cols))) {
         rc = sib_err_set(err, SIB_EPROTO, "unexpected answer to PREPARE of query '%s'", q->name);
     }
     if (rc == 0) routing_of(&r, d);
@@ -579,7 +579,7 @@ static int bind_query(workload *wl, sib_client *cl, int op, stress_opdef *d, con
         wl->markers[op][m] = (int16_t)k;
     }
     wl->nmarkers[op] = (uint16_t)n;
-    sib_result_free(&r);
+    cli_result_free(&r);
     return rc;
 }
 
@@ -595,7 +595,7 @@ static int check_batch_size(const workload *wl, const stress_profile *p, sib_err
     return 0;
 }
 
-static int bind_ops(stress_shared *sh, sib_client *cl, sib_err *err)
+static int bind_ops(stress_shared *sh, cli_client *cl, sib_err *err)
 {
     const stress_opts *o = sh->o;
     const stress_profile *p = sh->profile;
@@ -624,7 +624,7 @@ static int bind_ops(stress_shared *sh, sib_client *cl, sib_err *err)
 
 /* The insert statement's types are needed by queries too (they bind the
  * same columns), so it is prepared even when only queries run. */
-static int setup_user(stress_shared *sh, sib_client *cl, sib_err *err)
+static int setup_user(stress_shared *sh, cli_client *cl, sib_err *err)
 {
     const stress_profile *p = sh->profile;
     workload *wl = calloc(1, sizeof(*wl));
@@ -634,7 +634,7 @@ static int setup_user(stress_shared *sh, sib_client *cl, sib_err *err)
     sib_buf use;
     sib_buf_init(&use);
     sib_buf_printf(&use, "USE ");
-    sib_ident_quote(p->keyspace, &use);
+    sch_ident_quote(p->keyspace, &use);
     sib_buf_u8(&use, 0);
     if (rc == 0) rc = use.oom ? SIB_ENOMEM : run_cql(cl, (const char *)use.p, "use keyspace", false, err);
     sib_buf_free(&use);
@@ -653,7 +653,7 @@ static int setup_user(stress_shared *sh, sib_client *cl, sib_err *err)
     return 0;
 }
 
-int workload_setup(stress_shared *sh, sib_client *cl, sib_err *err)
+int workload_setup(stress_shared *sh, cli_client *cl, sib_err *err)
 {
     return sh->o->cmd == CMD_USER ? setup_user(sh, cl, err) : setup_standard(sh, cl, err);
 }
