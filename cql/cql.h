@@ -20,7 +20,7 @@
  *    (cql_request_orphaned() tells the executor it may skip work). The
  *    session stays valid until the request is answered.
  *
- * Wire facts: shared/ref/driver-compat.md and apache/cassandra
+ * Wire facts: docs/protocol.md and apache/cassandra
  * doc/native_protocol_v4.spec. All integers on the wire are big-endian.
  */
 #ifndef SIB_CQL_H

@@ -247,7 +247,7 @@ typedef struct exec_restr {
 
 /* Analyses the WHERE clause of a SELECT/UPDATE/DELETE against t, evaluating
  * terms, and reports Cassandra's messages for unsupported combinations (see
- * shared/ref/cql.md 3.3 and 3.4). For SELECT, a filter that needs ALLOW
+ * docs/cql.md 3.3 and 3.4). For SELECT, a filter that needs ALLOW
  * FILTERING is accepted only if allow_filtering is set. */
 int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err);

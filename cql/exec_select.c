@@ -669,7 +669,7 @@ out:
 
 /* ---- validation shared by user and system tables ------------------------------ */
 
-/* ORDER BY -> reversed, with Cassandra's checks and messages (cql.md 3.3).
+/* ORDER BY -> reversed, with Cassandra's checks and messages (docs/cql.md 3.3).
  * ck_eq[i]: clustering column i is restricted by equality. */
 int check_order_by(const sch_table *t, const prs_select *s, bool pk_restricted, const bool *ck_eq,
                    bool *reversed, sib_err *err)

@@ -173,7 +173,7 @@ static int peer_rows(vrows *v, const sch_table *t, sib_err *err)
     return 0;
 }
 
-/* system.local: the one row describing this node (driver-compat.md 5). */
+/* system.local: the one row describing this node (docs/protocol.md 8.3). */
 static int local_row(vrows *v, const sch_table *t, sib_err *err)
 {
     exec_ctx *c = v->c;

@@ -1,5 +1,5 @@
 /* lexer.rl: the CQL scanner (Ragel longest-match machine), after
- * apache/cassandra src/antlr/Lexer.g as summarised in shared/ref/cql.md §1.
+ * apache/cassandra src/antlr/Lexer.g as summarised in docs/cql.md §1.
  *
  * Every byte of the input ends up in exactly one token, hidden tokens
  * (whitespace, comments) included, so the parser can rebuild Cassandra's

@@ -1,5 +1,5 @@
 /* parse_dml.c: SELECT, INSERT, UPDATE, DELETE and BATCH
- * (shared/ref/cql.md §2; clause order as in Cassandra's Parser.g).
+ * (docs/cql.md §2; clause order as in Cassandra's Parser.g).
  *
  * Sibyl extension: USING CONSISTENCY <level> is one more USING option for
  * INSERT/UPDATE/DELETE/BATCH and a trailing clause of every one of them and

@@ -1,6 +1,6 @@
 /* parse_term.c: the expression-level grammar shared by all statements —
  * constants, bind markers, terms, types, WHERE relations, IF conditions,
- * table/keyspace properties and USING clauses (shared/ref/cql.md §2).
+ * table/keyspace properties and USING clauses (docs/cql.md §2).
  *
  * Every recursive rule (term, type, relation) goes through pdepth_enter()
  * so nesting is bounded by PRS_MAX_DEPTH whatever the input.

@@ -2,7 +2,7 @@
  * small public helpers (consistency levels, reserved words).
  *
  * Error texts follow ANTLR3 as Cassandra's ErrorCollector prints them
- * (shared/ref/cql.md §4):
+ * (docs/cql.md §4):
  *
  *   line L:C <message> (<snippet>)
  *

@@ -2,7 +2,7 @@
  *
  * A Ragel scanner (lexer.rl) turns the text into tokens; a hand-written
  * recursive-descent parser builds the plain structs below. The grammar and
- * the error texts follow shared/ref/cql.md (Cassandra 4.x Parser.g).
+ * the error texts follow docs/cql.md (Cassandra 4.x Parser.g).
  *
  * Ownership: every node, string and array of a parse result is allocated
  * from the caller's sib_arena and lives until that arena is reset or

@@ -1,5 +1,5 @@
 /* catalog.c: keyspaces and tables in memory, lookups, and the DDL operations
- * with Cassandra 4.0's validation order and messages (cql.md 3.1, 3.2, 6;
+ * with Cassandra 4.0's validation order and messages (docs/cql.md 3.1, 3.2, 6;
  * CreateTableStatement, AlterTableStatement, Create/Alter/DropKeyspace).
  *
  * Every DDL validates completely before it mutates anything, so a failed

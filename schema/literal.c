@@ -1,4 +1,4 @@
-/* literal.c: CQL constants -> serialized values (cql.md sections 3.6 and 5).
+/* literal.c: CQL constants -> serialized values (docs/cql.md sections 3.6 and 5).
  *
  * Two steps, as Cassandra's Constants.Literal: (1) does the literal kind fit
  * the receiver type at all (else `Invalid <KIND> constant (<text>) for "<col>"

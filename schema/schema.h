@@ -56,8 +56,8 @@ typedef struct sch_type {
  *  - const sch_keyspace / sch_table / sch_column pointers returned by the
  *    catalog are views valid until the next DDL call (create/drop/alter/load)
  *    on that catalog; do not free them.
- *  - values are ALWAYS in native-protocol serialized form (driver-compat.md
- *    section 8); functions that produce values APPEND them to a sib_buf.
+ *  - values are ALWAYS in native-protocol serialized form (docs/protocol.md
+ *    section 9); functions that produce values APPEND them to a sib_buf.
  * ====================================================================== */
 
 /* A serialized value view, like the protocol's [bytes]: len < 0 = null. */
@@ -126,7 +126,7 @@ bool sch_type_is_multicell(const sch_type *t);      /* a non-frozen collection *
  * 0 for variable-length types. */
 size_t sch_type_fixed_len(const sch_type *t);
 
-/* ---- literals (cql.md sections 3.6, 5) -------------------------------------- */
+/* ---- literals (docs/cql.md sections 3.6, 5) -------------------------------------- */
 
 /* The kind of a CQL constant token. The parser keeps its own enum; the
  * executor maps it to this one. NaN/Infinity/-NaN/-Infinity are FLOAT. */
@@ -219,7 +219,7 @@ bool sch_coll_next(sch_coll_iter *it, sch_val *key, sch_val *val);
 typedef struct sch_table sch_table;
 typedef struct sch_keyspace sch_keyspace;
 
-/* Partition key bytes as Cassandra hashes them (driver-compat.md 7): one
+/* Partition key bytes as Cassandra hashes them (docs/protocol.md 10): one
  * column = the raw value; several = per component u16 len + bytes + 0x00.
  * n must equal the partition key column count. Empty single-column key ->
  * `Key may not be empty`; a component over 65535 bytes -> `Key length of %d is
@@ -399,7 +399,7 @@ const sch_dropped_column *sch_table_dropped(const sch_table *t, size_t i);
  * 0 = applied; 1 = nothing to do because of IF [NOT] EXISTS (no schema change
  * event); negative SIB_E* with err set. Error codes: SIB_EEXIST = AlreadyExists
  * (0x2400), SIB_ECONFIG = ConfigurationException (0x2300) for bad names,
- * SIB_EINVAL for everything else (cql.md 3.1, 3.2, 6). */
+ * SIB_EINVAL for everything else (docs/cql.md 3.1, 3.2, 6). */
 
 /* CREATE KEYSPACE: props `replication` (map, mandatory: `Missing mandatory
  * option 'replication'`) and `durable_writes` (boolean). Short strategy names
@@ -467,7 +467,7 @@ int sch_catalog_alter_rename(sch_catalog *c, const char *ks, const char *name, c
 int sch_catalog_alter_options(sch_catalog *c, const char *ks, const char *name, const sch_prop *props,
                               size_t nprops, sib_err *err);
 
-/* Name rule (cql.md 6): [A-Za-z0-9_]{1,48}. */
+/* Name rule (docs/cql.md 6): [A-Za-z0-9_]{1,48}. */
 bool sch_name_valid(const char *name);
 /* Appends name as CQL shows it: bare if [a-z][a-z0-9_]* and not reserved,
  * else double-quoted with "" escaping. */

@@ -1,5 +1,5 @@
 /* value.c: validation, comparison, text formatting and collection helpers for
- * serialized values (native protocol encodings, driver-compat.md section 8).
+ * serialized values (native protocol encodings, docs/protocol.md section 9).
  *
  * Comparison follows Cassandra's AbstractType comparators (4.0):
  *   - an empty value sorts before every non-empty one (all types);

@@ -18,7 +18,7 @@
  *     local expiry/deletion time (int32 s since epoch).
  *
  * Reconciliation is Cassandra 4.x last-write-wins (Cells.resolveRegular after
- * CASSANDRA-14592; see shared/ref/compaction.md section 6), deletions shadow
+ * CASSANDRA-14592; see docs/compaction.md, Reconciliation and purge), deletions shadow
  * everything with timestamp <= theirs, expired TTL cells are invisible to
  * reads (now_s >= expiry) but keep shadowing older data, and a row exists iff
  * its liveness marker or at least one cell is live.

@@ -150,7 +150,7 @@ def test_token_map(node, cluster, session):
 
 
 def test_murmur3_reference_vectors():
-    # The driver's own murmur3 against the table in shared/ref: if this fails
+    # The driver's own murmur3 against the vectors in docs/protocol.md: if this fails
     # the token-order checks elsewhere would be meaningless.
     assert Murmur3Token.hash_fn(b"foo") == -2129773440516405919
     assert Murmur3Token.hash_fn(b"\xff\xff\xff") == -9154616442117352147

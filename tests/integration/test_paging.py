@@ -119,7 +119,7 @@ def test_token_function(session, ks):
     session.execute("CREATE TABLE %s.tk (k text PRIMARY KEY)" % ks)
     session.execute("INSERT INTO %s.tk (k) VALUES ('foo')" % ks)
     r = session.execute("SELECT token(k) FROM %s.tk WHERE k = 'foo'" % ks).one()
-    assert r[0] == -2129773440516405919              # shared/ref vector for 'foo'
+    assert r[0] == -2129773440516405919              # docs/protocol.md vector for 'foo'
 
 
 def test_resume_from_paging_state(session, wide):

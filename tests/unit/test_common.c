@@ -23,7 +23,7 @@ static size_t unhex(const char *h, uint8_t *out)
 static void test_murmur3_vectors(void **state)
 {
     (void)state;
-    /* From ../shared/ref/driver-compat.md section 7 (cassandra.cmurmur3). */
+    /* From docs/protocol.md section 10 (cassandra.cmurmur3). */
     static const struct { const char *hex; int64_t h1; } v[] = {
         {"", 0},
         {"666f6f", -2129773440516405919LL},

@@ -1,4 +1,4 @@
-/* Unit tests for parser/: every statement form of shared/ref/cql.md §2 and
+/* Unit tests for parser/: every statement form of docs/cql.md §2 and
  * its AST fields, the lexical rules (§1), Cassandra-style syntax errors with
  * the right line:col and offending token (§4), bind markers, the
  * USING CONSISTENCY extension, and regressions found by fuzzing. */

@@ -898,7 +898,7 @@ static void test_pk_encode(void **state)
     sib_buf b;
     sib_buf_init(&b);
     assert_int_equal(sch_pk_encode(t, vp, vl, 2, &b, &err), 0);
-    /* driver-compat.md section 7 vector */
+    /* docs/protocol.md section 10 vector */
     assert_string_equal(hexs(b.p, b.len), "000400000001000003666f6f00");
     assert_int_equal(sib_murmur3_token(b.p, b.len), -5247490290428947122LL);
     sch_val out[2];
