@@ -8,30 +8,11 @@
  * blockFor uses the replication factor, not the number of members found, so
  * RF 3 on a one-node cluster makes QUORUM unavailable, as in Cassandra.
  */
-#include "coordinator.h"
+#include "coord_int.h"
 
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/types.h>
-
-typedef struct member {
-    char addr[64], dc[64], rack[64];
-    uint8_t host_id[16];
-    bool alive;
-} member;
-
-typedef struct ring_entry {
-    int64_t token;
-    size_t member;
-} ring_entry;
-
-struct coord {
-    member *members;
-    size_t nmembers;
-    ring_entry *ring;
-    size_t nring;
-    sib_log *log;
-};
 
 static const char *const cl_names[] = {
     "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
@@ -154,6 +135,7 @@ coord *coord_create(const coord_member_opts *local, sib_log *log)
     snprintf(m->dc, sizeof m->dc, "%s", local->dc);
     snprintf(m->rack, sizeof m->rack, "%s", local->rack);
     memcpy(m->host_id, local->host_id, 16);
+    m->port = local->port;
     m->alive = true;
     c->nmembers = 1;
     for (size_t i = 0; i < local->ntokens; i++) c->ring[i] = (ring_entry){local->tokens[i], 0};
@@ -165,6 +147,7 @@ coord *coord_create(const coord_member_opts *local, sib_log *log)
 void coord_destroy(coord *c)
 {
     if (!c) return;
+    coord_writes_free(c);
     free(c->members);
     free(c->ring);
     free(c);
@@ -197,6 +180,12 @@ const char *coord_member_addr(const coord *c, size_t i) { return i < c->nmembers
 bool coord_member_alive(const coord *c, size_t i) { return i < c->nmembers && c->members[i].alive; }
 
 const char *coord_member_dc(const coord *c, size_t i) { return i < c->nmembers ? c->members[i].dc : ""; }
+
+uint16_t coord_member_port(const coord *c, size_t i)
+{
+    if (i >= c->nmembers) return 0;
+    return c->members[i].port ? c->members[i].port : c->members[0].port;
+}
 
 const char *coord_member_rack(const coord *c, size_t i) { return i < c->nmembers ? c->members[i].rack : ""; }
 
@@ -257,6 +246,7 @@ int coord_member_update(coord *c, const coord_member_opts *m)
     snprintf(mb->dc, sizeof mb->dc, "%s", m->dc);
     snprintf(mb->rack, sizeof mb->rack, "%s", m->rack);
     memcpy(mb->host_id, m->host_id, 16);
+    mb->port = m->port;
     return ring_rebuild(c, (size_t)idx, m->tokens, m->ntokens);
 }
 

@@ -6,8 +6,12 @@
  * level can be met by the replicas that are alive (Unavailable otherwise).
  * The ring starts with the local member; gossip adds every NORMAL peer's
  * tokens and liveness (coord_member_update / coord_member_set_alive).
- * Requests are not forwarded to peers yet: replica selection and blockFor
- * already follow Cassandra so routing can slot in behind the same calls.
+ * Writes go through the replicas (coord_write, write.c): the local replica
+ * applies through storage, remote ones get a MUTATION message and ack once
+ * the write is durable, and the caller hears back once blockFor acks are in
+ * (WriteTimeout / WriteFailure otherwise). A write whose every replica is
+ * the local node keeps the direct storage path (coord_local_only).
+ * docs/architecture.md ("The cluster") has the request flow.
  *
  * Invariants: ring tokens are sorted and unique; a replica list never names
  * the same member twice; blockFor follows Cassandra's
@@ -17,6 +21,10 @@
 #define SIB_COORDINATOR_H
 
 #include "common.h"
+#include "storage.h"
+
+struct ev_loop;
+struct msg_service;
 
 /* Protocol consistency codes. */
 enum {
@@ -51,6 +59,7 @@ typedef struct coord coord;
 typedef struct coord_member_opts {
     char addr[64];           /* listen address, e.g. "127.0.0.1" */
     char dc[64], rack[64];
+    uint16_t port;           /* storage_port; 0 = the local member's */
     uint8_t host_id[16];
     const int64_t *tokens;   /* copied */
     size_t ntokens;
@@ -86,6 +95,7 @@ const char *coord_member_addr(const coord *c, size_t i);
 bool coord_member_alive(const coord *c, size_t i);
 const char *coord_member_dc(const coord *c, size_t i);   /* "" past the end */
 const char *coord_member_rack(const coord *c, size_t i); /* "" past the end */
+uint16_t coord_member_port(const coord *c, size_t i);    /* storage_port; 0 past the end */
 
 /* The ring: every member's tokens, sorted; token i and its owner. */
 size_t coord_ring_size(const coord *c);
@@ -116,5 +126,81 @@ int coord_block_for(const coord *c, const coord_repl *r, int cl);
  * required, alive) otherwise; EACH_QUORUM is checked per datacenter and names
  * the one that falls short. ANY needs one live replica until hints exist. */
 int coord_check(const coord *c, const coord_repl *r, int cl, bool is_write, int64_t token, sib_err *err);
+
+/* True when the local member is the only replica of `token` under r
+ * (always for LocalStrategy and for a one-member ring): the write or read
+ * then needs no messaging at all. */
+bool coord_local_only(const coord *c, const coord_repl *r, int64_t token);
+
+/* ---- requests through the replicas (write.c) ---- */
+
+/* The replica-side check that a mutation's table exists at this node.
+ * Returns 0, or SIB_ENOTFOUND (the replica answers 'unknown table', which
+ * the coordinator counts as a failure). Schema propagation plugs in here;
+ * without a hook the local storage's tables are asked. */
+typedef int (*coord_table_check_fn)(void *ctx, const uint8_t table_id[16], const uint8_t schema_version[16]);
+
+typedef struct coord_io {
+    struct ev_loop *loop;
+    struct msg_service *ms;
+    storage *st;
+    int write_timeout_ms;            /* write_request_timeout; 0 -> 2000 */
+    coord_table_check_fn table_check; /* may be NULL */
+    void *table_check_ctx;
+} coord_io;
+
+/* Hands the coordinator its services and registers the MUTATION verb's
+ * replica side on io->ms. Before it, coord_write fails with SIB_EINVAL. */
+void coord_attach(coord *c, const coord_io *io);
+
+/* Verbs of the coordinator (messaging.h's verb space; gossip has 1..4). */
+enum { COORD_VERB_MUTATION = 8 };
+
+/* MUTATION payload (version 1), big-endian:
+ *   version (1) | flags (1: bit 0 = no commitlog, durable_writes false)
+ *   | schema version (16) | count (4) | count x (length (4) | mutation)
+ * Each mutation is storage's serialized form (st_mutation_bytes: the table
+ * id comes first), the same bytes the commitlog holds. */
+#define COORD_MUTATION_VERSION 1
+typedef struct coord_mutation_msg {
+    uint8_t version;
+    unsigned flags;             /* ST_APPLY_* */
+    uint8_t schema_version[16];
+    size_t n;
+    st_mutation **muts;         /* n decoded mutations, owned: coord_mutation_msg_free */
+} coord_mutation_msg;
+
+/* Appends the payload for muts[idx[0..n)] (all of them when idx is NULL).
+ * SIB_EINVAL for a mutation with a builder error. */
+int coord_mutation_encode(sib_buf *out, unsigned flags, const uint8_t schema_version[16], st_mutation *const *muts,
+                          const size_t *idx, size_t n, sib_err *err);
+/* Decodes and checks a whole payload: SIB_EPROTO for another version,
+ * SIB_ECORRUPT for a truncated, trailing or undecodable mutation. On
+ * error nothing is left to free. */
+int coord_mutation_decode(const uint8_t *p, size_t len, coord_mutation_msg *out, sib_err *err);
+void coord_mutation_msg_free(coord_mutation_msg *m);
+
+/* MUTATION answer: status (1: 0 ok, 1 unknown table, 2 failed) | message
+ * length (2) | message. */
+enum { COORD_ACK_OK = 0, COORD_ACK_UNKNOWN_TABLE = 1, COORD_ACK_FAILED = 2 };
+void coord_ack_encode(sib_buf *out, int status, const char *msg);
+int coord_ack_decode(const uint8_t *p, size_t len, int *status, char *msg, size_t cap);
+
+/* How a write ended: rc 0, SIB_ETIMEDOUT (WriteTimeout: err->ex[0]
+ * consistency, ex[1] received, ex[2] blockFor), SIB_EWRITEFAIL (ex[0..3]
+ * as in common.h) or another error. */
+typedef void (*coord_write_fn)(void *ctx, int rc, const sib_err *err);
+
+/* Writes n mutations through their replicas: mutation i belongs to the
+ * partition at tokens[i] of a keyspace replicated as repls[i]. Replicas
+ * that are alive get the mutations they hold (one message each; the local
+ * one through storage_apply_ex as ONE commitlog entry); `done` runs once
+ * on the loop when every mutation has blockFor acks at `cl`, when too many
+ * replicas failed, or after write_request_timeout. The caller has checked
+ * availability (coord_check) and keeps its mutations (they are copied).
+ * Returns <0 without calling done when nothing was sent. */
+int coord_write(coord *c, st_mutation *const *muts, const int64_t *tokens, const coord_repl *const *repls, size_t n,
+                int cl, unsigned flags, const uint8_t schema_version[16], coord_write_fn done, void *ctx,
+                sib_err *err);
 
 #endif

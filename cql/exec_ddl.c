@@ -15,6 +15,7 @@
 #include "exec_int.h"
 
 #include <stdlib.h>
+#include <strings.h>
 
 static const uint8_t SCHEMA_TABLE_ID[16] = {0x5b, 0x1b, 0x5c, 0x4e, 0x00, 0x00, 0x40, 0x00,
                                             0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01};
@@ -318,6 +319,28 @@ static int check_compaction(const sch_prop *props, size_t n, sib_err *err)
     return 0;
 }
 
+/* CREATE TABLE ... WITH id = '<uuid>' (Cassandra's table attribute ID): the
+ * table gets that id instead of a fresh one, so the same table created on
+ * several nodes is one table to the replicas (a mutation names its table by
+ * id). Taken out of props, which the other options fill. */
+static int take_table_id(exec_ctx *c, sch_prop *props, size_t *n, const uint8_t **id, sib_err *err)
+{
+    *id = NULL;
+    for (size_t i = 0; i < *n; i++) {
+        if (strcasecmp(props[i].name, "id")) continue;
+        uint8_t *u = sib_arena_alloc(c->arena, 16);
+        if (!u) return sib_err_set(err, SIB_ENOMEM, "table");
+        if (props[i].is_map || !props[i].value || !sib_uuid_parse(props[i].value, strlen(props[i].value), u))
+            return sib_err_set(err, SIB_ESYNTAX, "Invalid value for property id: expecting a uuid");
+        if (*id) return sib_err_set(err, SIB_ESYNTAX, "Multiple definition for property id");
+        *id = u;
+        memmove(&props[i], &props[i + 1], (*n - i - 1) * sizeof *props);
+        (*n)--;
+        i--;
+    }
+    return 0;
+}
+
 static int do_create_table(exec_ctx *c, const prs_create_table *ct, ddl_done **dd, sib_err *err)
 {
     const char *ks = table_ks(c, &ct->table, err);
@@ -329,7 +352,10 @@ static int do_create_table(exec_ctx *c, const prs_create_table *ct, ddl_done **d
     sch_orderdef *order = sib_arena_alloc(c->arena, sizeof *order * (ct->norder + 1));
     sch_prop *props = convert_props(c, ct->props, ct->nprops);
     if (!order || !props) return sib_err_set(err, SIB_ENOMEM, "table");
-    if ((rc = check_compaction(props, ct->nprops, err))) return rc;
+    size_t nprops = ct->nprops;
+    const uint8_t *id;
+    if ((rc = take_table_id(c, props, &nprops, &id, err))) return rc;
+    if ((rc = check_compaction(props, nprops, err))) return rc;
     for (size_t i = 0; i < ct->norder; i++) order[i] = (sch_orderdef){ct->clustering_order[i].col, ct->clustering_order[i].desc};
     char *display = sib_arena_alloc(c->arena, strlen(ks) + strlen(ct->table.name) + 2);
     if (!display) return sib_err_set(err, SIB_ENOMEM, "table");
@@ -338,8 +364,8 @@ static int do_create_table(exec_ctx *c, const prs_create_table *ct, ddl_done **d
     sch_table_spec spec = {
         .keyspace = ks, .name = ct->table.name, .display_name = display, .cols = cols, .ncols = ct->ncols,
         .npk_decls = (size_t)ct->npk_decls, .pk = ct->partition, .npk = ct->npartition, .ck = ct->clustering,
-        .nck = ct->nclustering, .order = order, .norder = ct->norder, .props = props, .nprops = ct->nprops,
-        .compact_storage = ct->compact_storage, .if_not_exists = ct->if_not_exists,
+        .nck = ct->nclustering, .order = order, .norder = ct->norder, .props = props, .nprops = nprops,
+        .compact_storage = ct->compact_storage, .if_not_exists = ct->if_not_exists, .id = id,
     };
     const sch_table *t;
     rc = sch_catalog_create_table(c->ex->cat, &spec, &t, err);

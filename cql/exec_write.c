@@ -684,6 +684,7 @@ static int build_modification(exec_ctx *c, const prs_stmt *s, int64_t batch_ts, 
  * distinct tables it wrote (for per-table metrics). */
 typedef struct write_done {
     exec_ctx *c;
+    cql_write_type type; /* for WriteTimeout / WriteFailure */
     size_t ntables;
     uint8_t (*tables)[16];
 } write_done;
@@ -692,6 +693,16 @@ static void on_write_durable(void *ctx, int rc, const sib_err *err)
 {
     write_done *d = ctx;
     exec_ctx *c = d->c;
+    if (rc == SIB_ETIMEDOUT || rc == SIB_EWRITEFAIL) {
+        /* The coordinator's counts, with this statement's write type. */
+        cql_error_extra x = {.consistency = (uint16_t)err->ex[0], .received = (int32_t)err->ex[1],
+                             .blockfor = (int32_t)err->ex[2], .numfailures = (int32_t)err->ex[3],
+                             .write_type = d->type};
+        int32_t code = rc == SIB_ETIMEDOUT ? CQL_ERR_WRITE_TIMEOUT : cql_errcode_from_sib(rc);
+        if (c->ex->obs.error) c->ex->obs.error(c->ex->obs.ctx, code);
+        cql_reply_error(c->req, code, err->msg, &x);
+        return;
+    }
     if (rc) { exec_reply_err(c, err); return; }
     cql_exec *ex = c->ex;
     int64_t start = c->now_us;
@@ -701,11 +712,12 @@ static void on_write_durable(void *ctx, int rc, const sib_err *err)
 
 /* The distinct tables of ms, in the request arena (NULL on OOM: then no
  * per-table metrics for this write, nothing else changes). */
-static write_done *new_write_done(exec_ctx *c, const mutset *ms)
+static write_done *new_write_done(exec_ctx *c, const mutset *ms, cql_write_type type)
 {
     write_done *d = sib_arena_alloc(c->arena, sizeof *d);
     if (!d) return NULL;
     d->c = c;
+    d->type = type;
     d->ntables = 0;
     d->tables = sib_arena_alloc(c->arena, 16 * (ms->n + 1));
     for (size_t i = 0; d->tables && i < ms->n; i++) {
@@ -728,26 +740,51 @@ static void trace_apply(exec_ctx *c, const mutset *ms, unsigned flags)
     }
 }
 
+/* Hands ms to the coordinator, which sends each mutation to its replicas
+ * (coordinator/write.c); d replies once blockFor acks are in. */
+static int write_through_replicas(exec_ctx *c, mutset *ms, int cl, unsigned flags, write_done *d, sib_err *err)
+{
+    const coord_repl **repls = sib_arena_alloc(c->arena, ms->n * sizeof *repls);
+    if (!repls) return sib_err_set(err, SIB_ENOMEM, "write");
+    for (size_t i = 0; i < ms->n; i++) {
+        coord_repl *r = sib_arena_alloc(c->arena, sizeof *r);
+        if (!r) return sib_err_set(err, SIB_ENOMEM, "write");
+        int rc = exec_keyspace_repl(c, sch_table_keyspace(ms->tables[i]), r, err);
+        if (rc) return rc;
+        repls[i] = r;
+    }
+    uint8_t version[16];
+    sch_catalog_schema_version(c->ex->cat, version);
+    EXEC_TRACE(c->req, "Sending mutations to the replicas");
+    return coord_write(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version, on_write_durable, d, err);
+}
+
 /* Checks the consistency level for every partition, then applies all the
- * mutations as one commitlog entry and replies once they are durable. */
-static void apply_and_reply(exec_ctx *c, mutset *ms, int cl)
+ * mutations and replies once they are durable: as one local commitlog
+ * entry when this node is the only replica of every partition (no
+ * messaging, nothing allocated beyond the request), through the
+ * coordinator otherwise. */
+static void apply_and_reply(exec_ctx *c, mutset *ms, int cl, cql_write_type type)
 {
     sib_err err = {0};
     int rc = 0;
+    bool local = true;
     EXEC_TRACE(c->req, "Determining replicas for mutation");
     for (size_t i = 0; !rc && i < ms->n; i++) {
         coord_repl repl;
         const sch_table *t = ms->tables[i];
         if ((rc = exec_keyspace_repl(c, sch_table_keyspace(t), &repl, &err))) break;
         rc = coord_check(c->ex->co, &repl, cl, true, ms->tokens[i], &err);
+        local = local && coord_local_only(c->ex->co, &repl, ms->tokens[i]);
     }
     if (!rc && ms->n) {
         const sch_keyspace *ks = sch_catalog_keyspace(c->ex->cat, sch_table_keyspace(ms->tables[0]));
         unsigned flags = ks && !sch_keyspace_durable_writes(ks) ? ST_APPLY_NO_COMMITLOG : 0;
-        write_done *d = new_write_done(c, ms);
+        write_done *d = new_write_done(c, ms, type);
         if (c->req->trace_data) trace_apply(c, ms, flags);
         if (!d) rc = sib_err_set(&err, SIB_ENOMEM, "write");
-        else rc = storage_apply_ex(c->ex->st, ms->m, ms->n, flags, on_write_durable, d, &err);
+        else if (local) rc = storage_apply_ex(c->ex->st, ms->m, ms->n, flags, on_write_durable, d, &err);
+        else rc = write_through_replicas(c, ms, cl, flags, d, &err);
         mutset_free(ms);
         if (rc) exec_reply_err(c, &err);
         return;
@@ -766,7 +803,7 @@ void exec_modification(exec_ctx *c, const prs_stmt *s)
         exec_reply_err(c, &err);
         return;
     }
-    apply_and_reply(c, &ms, c->consistency);
+    apply_and_reply(c, &ms, c->consistency, CQL_WRITE_SIMPLE);
 }
 
 /* ---- BATCH ---- */
@@ -818,7 +855,8 @@ void exec_batch_query(exec_ctx *c, const prs_stmt *s)
         exec_reply_err(c, &err);
         return;
     }
-    apply_and_reply(c, &ms, c->consistency);
+    apply_and_reply(c, &ms, c->consistency,
+                    s->batch.kind == PRS_BATCH_UNLOGGED ? CQL_WRITE_UNLOGGED_BATCH : CQL_WRITE_BATCH);
 }
 
 /* The BATCH opcode: each entry is a query string (parsed into the request
@@ -867,5 +905,6 @@ void exec_batch_request(cql_exec *ex, cql_request *req)
         else cql_reply_void(req);
         return;
     }
-    apply_and_reply(top, &ms, b->consistency);
+    apply_and_reply(top, &ms, b->consistency,
+                    b->type == PRS_BATCH_UNLOGGED ? CQL_WRITE_UNLOGGED_BATCH : CQL_WRITE_BATCH);
 }

@@ -38,6 +38,9 @@ void node_config_defaults(node_config *c)
     c->native_transport_max_concurrent_requests = 1024;
     c->phi_convict_threshold = 8.0;
     c->gossip_interval_ms = 1000;
+    c->write_request_timeout_ms = 2000;
+    c->read_request_timeout_ms = 5000;
+    c->range_request_timeout_ms = 10000;
     snprintf(c->datacenter, sizeof c->datacenter, "datacenter1");
     snprintf(c->rack, sizeof c->rack, "rack1");
     c->log_level = SIB_INFO;
@@ -168,6 +171,12 @@ static const key_spec keys[] = {
     SIZE("native_transport_max_frame_size_in_mb", native_transport_max_frame_size, 1 << 20),
     INT("native_transport_max_concurrent_requests_in_flight", native_transport_max_concurrent_requests),
     {"phi_convict_threshold", K_DOUBLE, offsetof(node_config, phi_convict_threshold), 0, 0},
+    DUR("write_request_timeout", write_request_timeout_ms, 1),
+    DUR("write_request_timeout_in_ms", write_request_timeout_ms, 1),
+    DUR("read_request_timeout", read_request_timeout_ms, 1),
+    DUR("read_request_timeout_in_ms", read_request_timeout_ms, 1),
+    DUR("range_request_timeout", range_request_timeout_ms, 1),
+    DUR("range_request_timeout_in_ms", range_request_timeout_ms, 1),
     DUR("gossip_interval", gossip_interval_ms, 1),
     DUR("gossip_interval_ms", gossip_interval_ms, 1),
     STR("datacenter", datacenter),
@@ -341,6 +350,8 @@ int node_config_load(node_config *c, const char *path, sib_log *log, sib_err *er
         rc = sib_err_set(err, SIB_ECONFIG, "config: native_transport_port must be 1..65535");
     if (!rc && (c->storage_port <= 0 || c->storage_port > 65535))
         rc = sib_err_set(err, SIB_ECONFIG, "config: storage_port must be 1..65535");
+    if (!rc && (c->write_request_timeout_ms < 1 || c->read_request_timeout_ms < 1 || c->range_request_timeout_ms < 1))
+        rc = sib_err_set(err, SIB_ECONFIG, "config: request timeouts must be positive");
     if (!rc && (c->gossip_interval_ms < 10 || c->gossip_interval_ms > 60000))
         rc = sib_err_set(err, SIB_ECONFIG, "config: gossip_interval must be 10ms..60s");
     if (!rc && (c->phi_convict_threshold < 1 || c->phi_convict_threshold > 100))

@@ -456,7 +456,7 @@ static void gossip_change(void *ctx, const gsp_endpoint_view *v, gsp_key key)
     if (!nt) { free(toks); return; }
     bool known = false;
     for (size_t i = 1; i < coord_members(n->co); i++) known |= !strcmp(coord_member_addr(n->co, i), v->addr);
-    coord_member_opts mo = {.tokens = toks, .ntokens = nt};
+    coord_member_opts mo = {.tokens = toks, .ntokens = nt, .port = v->port};
     snprintf(mo.addr, sizeof mo.addr, "%s", v->addr);
     snprintf(mo.dc, sizeof mo.dc, "%s", v->states[GSP_DC] ? v->states[GSP_DC] : "");
     snprintf(mo.rack, sizeof mo.rack, "%s", v->states[GSP_RACK] ? v->states[GSP_RACK] : "");
@@ -584,7 +584,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     if (!rc) rc = open_identity(n, err);
     if (rc) { node_close(n); return rc; }
 
-    coord_member_opts mo = {.tokens = n->tokens, .ntokens = n->ntokens};
+    coord_member_opts mo = {.tokens = n->tokens, .ntokens = n->ntokens, .port = (uint16_t)cfg->storage_port};
     snprintf(mo.addr, sizeof mo.addr, "%s", cfg->listen_address);
     snprintf(mo.dc, sizeof mo.dc, "%s", cfg->datacenter);
     snprintf(mo.rack, sizeof mo.rack, "%s", cfg->rack);
@@ -603,6 +603,8 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     memcpy(info.host_id, n->host_id, 16);
     info.gossip_generation = n->generation;
     if ((rc = create_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
+    coord_io cio = {.loop = loop, .ms = n->ms, .st = n->st, .write_timeout_ms = cfg->write_request_timeout_ms};
+    coord_attach(n->co, &cio);
     cql_exec_opts eo = {
         .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info, .gsp = n->gsp,
         .batch_size_fail_threshold = cfg->batch_size_fail_threshold,

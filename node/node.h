@@ -58,6 +58,9 @@ typedef struct node_config {
     long long native_transport_max_concurrent_connections_per_ip; /* -1: unlimited */
     size_t native_transport_max_request_data_in_flight; /* bytes; NODE_DEFAULT_SIZE: budget / 10 */
     int native_transport_startup_timeout_ms;  /* 0 = none */
+    int write_request_timeout_ms;             /* coordinator: blockFor acks of a write; 2000 */
+    int read_request_timeout_ms;              /* 5000 */
+    int range_request_timeout_ms;             /* 10000 */
     int native_transport_idle_timeout_ms;     /* 0 = none (Cassandra's default) */
     int native_transport_frame_read_timeout_ms; /* 0 = none */
     size_t prepared_statements_cache_size;    /* bytes; NODE_DEFAULT_SIZE: max(10 MiB, budget / 256) */

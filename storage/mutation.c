@@ -75,6 +75,30 @@ void st_mutation_destroy(st_mutation *m)
 
 size_t st_mutation_size(const st_mutation *m) { return m->b.len; }
 
+const uint8_t *st_mutation_bytes(const st_mutation *m, size_t *len)
+{
+    if (m->err || m->b.oom) { *len = 0; return NULL; }
+    *len = m->b.len;
+    return m->b.p;
+}
+
+const uint8_t *st_mutation_table_id(const st_mutation *m) { return m->b.p; }
+
+int st_mutation_load(st_mutation *m, const uint8_t *p, size_t n)
+{
+    sib_buf_reset(&m->b);
+    m->b.oom = false;
+    m->row_sel = 0;
+    m->err = 0;
+    sib_rd r;
+    mut_hdr h;
+    sib_rd_init(&r, p, n);
+    if (mut_validate(p, n) || mut_decode_hdr(&r, &h)) return mut_fail(m, SIB_ECORRUPT);
+    sib_buf_append(&m->b, p, n);
+    m->hdr_len = (size_t)(r.p - p);
+    return mut_check(m);
+}
+
 int st_mut_partition_delete(st_mutation *m, int64_t ts, int32_t ldt)
 {
     if (ldt < 0) return mut_fail(m, SIB_EINVAL);

@@ -206,6 +206,18 @@ int st_mutation_reset(st_mutation *m, const uint8_t table_id[16], const uint8_t 
 /* Serialized size (what it costs in the commitlog, minus framing). */
 size_t st_mutation_size(const st_mutation *m);
 
+/* The serialized form (the bytes the commitlog stores, mutation.c has the
+ * format): a view valid until m changes; NULL after a builder error. This is
+ * what travels between nodes, so there is one row format on disk and on the
+ * wire. */
+const uint8_t *st_mutation_bytes(const st_mutation *m, size_t *len);
+/* The table a mutation changes (16 bytes, a view into m). */
+const uint8_t *st_mutation_table_id(const st_mutation *m);
+/* Replaces m's content with the serialized mutation p[0..n) after checking
+ * it completely: SIB_ECORRUPT (m then empty and refused by storage_apply)
+ * for anything the decoder would not accept. */
+int st_mutation_load(st_mutation *m, const uint8_t *p, size_t n);
+
 int st_mut_partition_delete(st_mutation *m, int64_t ts, int32_t ldt);
 int st_mut_range_delete(st_mutation *m, const st_bound *start, const st_bound *end, int64_t ts, int32_t ldt);
 /* Selects the row the following row-level calls modify. */

@@ -1,11 +1,14 @@
-/* Unit tests for coordinator/: replication option parsing, replica walks and
- * consistency arithmetic (Cassandra's blockFor and Unavailable extras). */
+/* Unit tests for coordinator/: replication option parsing, replica walks,
+ * consistency arithmetic (Cassandra's blockFor and Unavailable extras) and
+ * the MUTATION wire encoding (round trip, version and corruption refusal). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "coordinator.h"
 
@@ -320,6 +323,186 @@ static void test_nts_racks(void **state)
     coord_destroy(c);
 }
 
+/* Two mutations of two tables, with every kind of op storage knows. */
+static void build_muts(st_mutation *m[2])
+{
+    uint8_t t1[16] = {1}, t2[16] = {2};
+    m[0] = st_mutation_create(t1, (const uint8_t *)"pk-one", 6);
+    m[1] = st_mutation_create(t2, (const uint8_t *)"pk2", 3);
+    assert_non_null(m[0]);
+    assert_non_null(m[1]);
+    st_bound a = {.key = (const uint8_t *)"a", .len = 1, .incl = true}, z = {.unbounded = true};
+    assert_int_equal(st_mut_partition_delete(m[0], 10, 100), 0);
+    assert_int_equal(st_mut_range_delete(m[0], &a, &z, 11, 101), 0);
+    assert_int_equal(st_mut_row(m[0], (const uint8_t *)"ck", 2), 0);
+    assert_int_equal(st_mut_row_marker(m[0], 12, 60, 2000), 0);
+    assert_int_equal(st_mut_cell(m[0], 3, (const uint8_t *)"value", 5, 12, 0, 0), 0);
+    assert_int_equal(st_mut_cell_tombstone(m[0], 4, 12, 102), 0);
+    assert_int_equal(st_mut_cell_path(m[0], 5, (const uint8_t *)"p", 1, (const uint8_t *)"v", 1, 13, 0, 0), 0);
+    assert_int_equal(st_mut_complex_delete(m[0], 6, 9, 103), 0);
+    assert_int_equal(st_mut_static(m[1]), 0);
+    assert_int_equal(st_mut_cell(m[1], 1, (const uint8_t *)"s", 1, -5, 0, 0), 0);
+    assert_int_equal(st_mut_row(m[1], (const uint8_t *)"", 0), 0);
+    assert_int_equal(st_mut_row_delete(m[1], 7, 104), 0);
+}
+
+static void assert_same_mutation(const st_mutation *a, const st_mutation *b)
+{
+    size_t la, lb;
+    const uint8_t *pa = st_mutation_bytes(a, &la), *pb = st_mutation_bytes(b, &lb);
+    assert_non_null(pa);
+    assert_non_null(pb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(pa, pb, la);
+    assert_memory_equal(st_mutation_table_id(a), st_mutation_table_id(b), 16);
+}
+
+static void test_mutation_wire_round_trip(void **state)
+{
+    (void)state;
+    st_mutation *m[2];
+    build_muts(m);
+    uint8_t version[16];
+    for (int i = 0; i < 16; i++) version[i] = (uint8_t)(0xA0 + i);
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_err err = {0};
+    assert_int_equal(coord_mutation_encode(&b, ST_APPLY_NO_COMMITLOG, version, m, NULL, 2, &err), 0);
+    coord_mutation_msg mm;
+    assert_int_equal(coord_mutation_decode(b.p, b.len, &mm, &err), 0);
+    assert_int_equal(mm.version, COORD_MUTATION_VERSION);
+    assert_int_equal(mm.flags, ST_APPLY_NO_COMMITLOG);
+    assert_memory_equal(mm.schema_version, version, 16);
+    assert_int_equal(mm.n, 2);
+    assert_same_mutation(mm.muts[0], m[0]);
+    assert_same_mutation(mm.muts[1], m[1]);
+    coord_mutation_msg_free(&mm);
+
+    /* a subset, in the order given */
+    sib_buf_reset(&b);
+    size_t idx[1] = {1};
+    assert_int_equal(coord_mutation_encode(&b, 0, version, m, idx, 1, &err), 0);
+    assert_int_equal(coord_mutation_decode(b.p, b.len, &mm, &err), 0);
+    assert_int_equal(mm.n, 1);
+    assert_int_equal(mm.flags, 0);
+    assert_same_mutation(mm.muts[0], m[1]);
+    coord_mutation_msg_free(&mm);
+
+    /* a mutation with a builder error is refused, not sent half-built */
+    uint8_t t[16] = {9};
+    st_mutation *bad = st_mutation_create(t, (const uint8_t *)"k", 1);
+    assert_int_equal(st_mut_row_marker(bad, 1, 0, 0), SIB_EINVAL); /* no row selected */
+    sib_buf_reset(&b);
+    assert_int_equal(coord_mutation_encode(&b, 0, version, &bad, NULL, 1, &err), SIB_EINVAL);
+    st_mutation_destroy(bad);
+
+    sib_buf_free(&b);
+    st_mutation_destroy(m[0]);
+    st_mutation_destroy(m[1]);
+}
+
+static void test_mutation_wire_refusals(void **state)
+{
+    (void)state;
+    st_mutation *m[2];
+    build_muts(m);
+    uint8_t version[16] = {0};
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_err err = {0};
+    assert_int_equal(coord_mutation_encode(&b, 0, version, m, NULL, 2, &err), 0);
+    coord_mutation_msg mm;
+
+    /* every truncation fails cleanly (and leaves nothing to free) */
+    for (size_t n = 0; n < b.len; n++) {
+        int rc = coord_mutation_decode(b.p, n, &mm, &err);
+        assert_true(rc == SIB_ECORRUPT);
+        assert_null(mm.muts);
+    }
+    uint8_t *copy = malloc(b.len + 1);
+    assert_non_null(copy);
+
+    /* another version */
+    memcpy(copy, b.p, b.len);
+    copy[0] = COORD_MUTATION_VERSION + 1;
+    assert_int_equal(coord_mutation_decode(copy, b.len, &mm, &err), SIB_EPROTO);
+    assert_non_null(strstr(err.msg, "version"));
+
+    /* unknown flags, a count past the payload, trailing bytes */
+    memcpy(copy, b.p, b.len);
+    copy[1] = 0x80;
+    assert_int_equal(coord_mutation_decode(copy, b.len, &mm, &err), SIB_ECORRUPT);
+    memcpy(copy, b.p, b.len);
+    copy[21] = 3;
+    assert_int_equal(coord_mutation_decode(copy, b.len, &mm, &err), SIB_ECORRUPT);
+    memcpy(copy, b.p, b.len);
+    copy[b.len] = 0;
+    assert_int_equal(coord_mutation_decode(copy, b.len + 1, &mm, &err), SIB_ECORRUPT);
+
+    /* a bad op kind inside a mutation: the first op of mutation 0 follows
+     * its 4-byte length, 16-byte table id, 1-byte pk length and 6-byte pk */
+    memcpy(copy, b.p, b.len);
+    copy[22 + 4 + 16 + 1 + 6] = 0xEE;
+    assert_int_equal(coord_mutation_decode(copy, b.len, &mm, &err), SIB_ECORRUPT);
+    assert_null(mm.muts);
+
+    /* every single-bit flip is either refused or decodes to valid mutations
+     * (the frame CRC of messaging catches the rest in transit) */
+    for (size_t i = 0; i < b.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(copy, b.p, b.len);
+            copy[i] ^= (uint8_t)(1u << bit);
+            if (coord_mutation_decode(copy, b.len, &mm, &err) == 0) coord_mutation_msg_free(&mm);
+            else assert_null(mm.muts);
+        }
+    }
+    free(copy);
+    sib_buf_free(&b);
+    st_mutation_destroy(m[0]);
+    st_mutation_destroy(m[1]);
+}
+
+static void test_ack_wire(void **state)
+{
+    (void)state;
+    sib_buf b;
+    sib_buf_init(&b);
+    coord_ack_encode(&b, COORD_ACK_UNKNOWN_TABLE, "unknown table x");
+    int status;
+    char msg[64];
+    assert_int_equal(coord_ack_decode(b.p, b.len, &status, msg, sizeof msg), 0);
+    assert_int_equal(status, COORD_ACK_UNKNOWN_TABLE);
+    assert_string_equal(msg, "unknown table x");
+    assert_int_equal(coord_ack_decode(b.p, b.len - 1, &status, msg, sizeof msg), SIB_ECORRUPT);
+    b.p[0] = 7;
+    assert_int_equal(coord_ack_decode(b.p, b.len, &status, msg, sizeof msg), SIB_ECORRUPT);
+    sib_buf_reset(&b);
+    coord_ack_encode(&b, COORD_ACK_OK, NULL);
+    assert_int_equal(b.len, 3);
+    assert_int_equal(coord_ack_decode(b.p, b.len, &status, msg, sizeof msg), 0);
+    assert_int_equal(status, COORD_ACK_OK);
+    assert_string_equal(msg, "");
+    sib_buf_free(&b);
+}
+
+static void test_local_only(void **state)
+{
+    (void)state;
+    coord *c = one_node();
+    coord_repl simple3 = {.kind = REPL_SIMPLE, .rf = 3}, local = {.kind = REPL_LOCAL};
+    assert_true(coord_local_only(c, &simple3, 42));
+    int64_t toks[2] = {-50, 50};
+    coord_member_opts p = {.addr = "127.0.0.2", .dc = "datacenter1", .rack = "rack1", .tokens = toks, .ntokens = 2};
+    assert_int_equal(coord_member_update(c, &p), 0);
+    assert_false(coord_local_only(c, &simple3, 42));
+    assert_true(coord_local_only(c, &local, 42));
+    coord_repl simple1 = {.kind = REPL_SIMPLE, .rf = 1};
+    assert_true(coord_local_only(c, &simple1, 75));   /* first token >= 75 is 100, ours */
+    assert_false(coord_local_only(c, &simple1, 25));  /* 50 is the peer's */
+    assert_int_equal(coord_member_port(c, 1), 0);    /* neither gave a port */
+    coord_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +514,10 @@ int main(void)
         cmocka_unit_test(test_replicas_unique),
         cmocka_unit_test(test_members_from_gossip),
         cmocka_unit_test(test_nts_racks),
+        cmocka_unit_test(test_mutation_wire_round_trip),
+        cmocka_unit_test(test_mutation_wire_refusals),
+        cmocka_unit_test(test_ack_wire),
+        cmocka_unit_test(test_local_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

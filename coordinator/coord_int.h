@@ -1,0 +1,41 @@
+/* coord_int.h: the coordinator's state, shared by its files (not public).
+ *
+ * coordinator.c owns the ring and the members; write.c routes mutations to
+ * the replicas through the services coord_attach hands over. Loop thread
+ * only. */
+#ifndef SIB_COORD_INT_H
+#define SIB_COORD_INT_H
+
+#include "coordinator.h"
+
+#include <ev.h>
+
+typedef struct member {
+    char addr[64], dc[64], rack[64];
+    uint16_t port; /* storage_port; 0 = unknown (the local port is used) */
+    uint8_t host_id[16];
+    bool alive;
+} member;
+
+typedef struct ring_entry {
+    int64_t token;
+    size_t member;
+} ring_entry;
+
+typedef struct coord_write_op coord_write_op;
+
+struct coord {
+    member *members;
+    size_t nmembers;
+    ring_entry *ring;
+    size_t nring;
+    sib_log *log;
+    coord_io io;              /* zeroed until coord_attach */
+    coord_write_op *writes;   /* in flight (remote replicas), freed by coord_destroy */
+};
+
+/* Frees every write still in flight, without calling its callback (the
+ * node is closing; messaging dropped their requests already). */
+void coord_writes_free(coord *c);
+
+#endif
