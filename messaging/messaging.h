@@ -27,6 +27,9 @@
  * requests among them then time out, which is what a caller already
  * handles for a peer that died.
  *
+ * Frames queued during one loop iteration are written together at its end
+ * (an ev_prepare watcher): one write() per connection per iteration.
+ *
  * Loop thread only; no globals. Payload bytes handed to a callback are
  * valid only during the call.
  */
