@@ -426,7 +426,7 @@ int coord_write(coord *c, st_mutation *const *muts, const int64_t *tokens, const
     size_t *sel = calloc(n, sizeof *sel);
     st_mutation **sub = calloc(n, sizeof *sub);
     if (!op || !sel || !sub || !(op->muts = calloc(n, sizeof *op->muts)) ||
-        !(op->reps = calloc(n * MAX_REPLICAS, sizeof *op->reps)) ||
+        !(op->reps = calloc(n * SIB_MIN(c->nmembers, (size_t)MAX_REPLICAS), sizeof *op->reps)) ||
         !(op->targets = calloc(c->nmembers, sizeof *op->targets))) {
         sib_err_set(err, SIB_ENOMEM, "write");
         goto fail;
