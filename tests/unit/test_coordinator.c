@@ -1,6 +1,9 @@
 /* Unit tests for coordinator/: replication option parsing, replica walks,
  * consistency arithmetic (Cassandra's blockFor and Unavailable extras) and
- * the MUTATION wire encoding (round trip, version and corruption refusal). */
+ * the MUTATION wire encoding (round trip, version and corruption refusal),
+ * and writes through three coordinators over real messaging on one loop
+ * (blockFor acks, WriteFailure for an unknown table, WriteTimeout). */
+#define _GNU_SOURCE /* nftw (tmpdir_fixture.h), usleep */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +14,12 @@
 #include <string.h>
 
 #include "coordinator.h"
+#include "messaging.h"
+
+#include <ev.h>
+#include <sys/stat.h>
+
+#include "tmpdir_fixture.h"
 
 static coord *one_node(void)
 {
@@ -503,6 +512,192 @@ static void test_local_only(void **state)
     coord_destroy(c);
 }
 
+/* ---- writes through replicas: three nodes on one loop ---- */
+
+#define NN 3
+typedef struct cluster3 {
+    struct ev_loop *loop;
+    msg_service *ms[NN];
+    storage *st[NN];
+    coord *co[NN];
+} cluster3;
+
+typedef struct write_result { int calls, rc; sib_err err; } write_result;
+
+static void on_written(void *ctx, int rc, const sib_err *err)
+{
+    write_result *r = ctx;
+    r->calls++;
+    r->rc = rc;
+    if (err) r->err = *err;
+}
+
+static void on_guard(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)t;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void run_until(struct ev_loop *loop, const int *counter, int want, double secs)
+{
+    ev_timer guard;
+    ev_timer_init(&guard, on_guard, secs, 0);
+    ev_timer_start(loop, &guard);
+    while (*counter < want && ev_is_active(&guard)) ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &guard);
+}
+
+static const uint8_t TBL[16] = {0x7a, 1}, TBL_TWO_NODES[16] = {0x7b, 2};
+
+static void cluster3_open(cluster3 *k, const char *dir)
+{
+    memset(k, 0, sizeof *k);
+    k->loop = ev_loop_new(EVFLAG_AUTO);
+    char addr[NN][16];
+    int64_t toks[NN][2];
+    for (int i = 0; i < NN; i++) {
+        snprintf(addr[i], sizeof addr[i], "127.0.0.%d", i + 1);
+        msg_opts mo = {.loop = k->loop, .cluster_name = "unit", .bind_addr = addr[i]};
+        sib_err err = {0};
+        k->ms[i] = msg_service_create(&mo, &err);
+        assert_non_null(k->ms[i]);
+        char cl[128];
+        snprintf(cl, sizeof cl, "%s/cl%d", dir, i);
+        storage_opts so = {.commitlog_dir = cl, .loop = k->loop};
+        assert_int_equal(storage_open(&k->st[i], &so, &err), 0);
+        assert_non_null(storage_table(k->st[i], TBL));
+        if (i < 2) assert_non_null(storage_table(k->st[i], TBL_TWO_NODES));
+        toks[i][0] = -1000 + i * 700;
+        toks[i][1] = 10 + i * 700;
+    }
+    for (int i = 0; i < NN; i++) {
+        coord_member_opts lo = {.port = msg_service_port(k->ms[i]), .tokens = toks[i], .ntokens = 2};
+        snprintf(lo.addr, sizeof lo.addr, "%s", addr[i]);
+        snprintf(lo.dc, sizeof lo.dc, "dc1");
+        snprintf(lo.rack, sizeof lo.rack, "r1");
+        k->co[i] = coord_create(&lo, NULL);
+        for (int j = 0; j < NN; j++) {
+            if (j == i) continue;
+            coord_member_opts po = {.port = msg_service_port(k->ms[j]), .tokens = toks[j], .ntokens = 2};
+            snprintf(po.addr, sizeof po.addr, "%s", addr[j]);
+            snprintf(po.dc, sizeof po.dc, "dc1");
+            snprintf(po.rack, sizeof po.rack, "r1");
+            assert_int_equal(coord_member_update(k->co[i], &po), 0);
+            coord_member_set_alive(k->co[i], addr[j], true);
+        }
+        coord_io io = {.loop = k->loop, .ms = k->ms[i], .st = k->st[i], .write_timeout_ms = 300};
+        coord_attach(k->co[i], &io);
+    }
+}
+
+static void cluster3_close(cluster3 *k)
+{
+    for (int i = 0; i < NN; i++) {
+        msg_service_destroy(k->ms[i]);
+        if (k->st[i]) storage_close(k->st[i]);
+        coord_destroy(k->co[i]);
+    }
+    ev_loop_destroy(k->loop);
+}
+
+static int write_one(cluster3 *k, int via, const uint8_t table[16], int key, int cl, write_result *r)
+{
+    char pk[16];
+    int n = snprintf(pk, sizeof pk, "key%d", key);
+    st_mutation *m = st_mutation_create(table, (const uint8_t *)pk, (size_t)n);
+    assert_int_equal(st_mut_row(m, NULL, 0), 0);
+    assert_int_equal(st_mut_cell(m, 1, (const uint8_t *)"v", 1, 1000 + key, 0, 0), 0);
+    coord_repl rf3 = {.kind = REPL_SIMPLE, .rf = 3};
+    const coord_repl *repls[1] = {&rf3};
+    int64_t tok = sib_murmur3_token((const uint8_t *)pk, (size_t)n);
+    uint8_t version[16] = {0};
+    sib_err err = {0};
+    memset(r, 0, sizeof *r);
+    int rc = coord_write(k->co[via], &m, &tok, repls, 1, cl, 0, version, on_written, r, &err);
+    st_mutation_destroy(m); /* coord_write copied it */
+    if (rc) return rc;
+    run_until(k->loop, &r->calls, 1, 5);
+    assert_int_equal(r->calls, 1);
+    return 0;
+}
+
+static bool live_at(cluster3 *k, int node, const uint8_t table[16], int key)
+{
+    char pk[16];
+    int n = snprintf(pk, sizeof pk, "key%d", key);
+    st_table *t = storage_table_find(k->st[node], table);
+    return t && st_partition_live(t, (const uint8_t *)pk, (size_t)n, 0);
+}
+
+static int fx_setup(void **state) { return tmpdir_setup(state, "sibcoord"); }
+
+static void test_write_through_replicas(void **state)
+{
+    fx *f = *state;
+    cluster3 k;
+    cluster3_open(&k, f->dir);
+    write_result r;
+
+    /* QUORUM through each node: every replica ends up with the row */
+    for (int via = 0; via < NN; via++) {
+        assert_int_equal(write_one(&k, via, TBL, via, CL_QUORUM, &r), 0);
+        assert_int_equal(r.rc, 0);
+    }
+    int settled = 0;
+    for (int spin = 0; spin < 200 && settled < NN * NN; spin++) {
+        ev_run(k.loop, EVRUN_NOWAIT);
+        settled = 0;
+        for (int node = 0; node < NN; node++)
+            for (int key = 0; key < NN; key++) settled += live_at(&k, node, TBL, key);
+        if (settled < NN * NN) usleep(5000);
+    }
+    assert_int_equal(settled, NN * NN);
+
+    /* a replica without the table: ALL fails with its counts, QUORUM works */
+    assert_int_equal(write_one(&k, 0, TBL_TWO_NODES, 10, CL_ALL, &r), 0);
+    assert_int_equal(r.rc, SIB_EWRITEFAIL);
+    assert_int_equal(r.err.ex[0], CL_ALL);
+    assert_int_equal(r.err.ex[1], 2);
+    assert_int_equal(r.err.ex[2], 3);
+    assert_int_equal(r.err.ex[3], 1);
+    assert_int_equal(write_one(&k, 0, TBL_TWO_NODES, 11, CL_QUORUM, &r), 0);
+    assert_int_equal(r.rc, 0);
+
+    /* a replica that never answers (its service is gone, the coordinator
+     * still thinks it alive): ALL times out with 2 of 3, TWO succeeds */
+    msg_service_destroy(k.ms[2]);
+    k.ms[2] = NULL;
+    assert_int_equal(write_one(&k, 0, TBL, 20, CL_ALL, &r), 0);
+    assert_int_equal(r.rc, SIB_ETIMEDOUT);
+    assert_int_equal(r.err.ex[0], CL_ALL);
+    assert_int_equal(r.err.ex[1], 2);
+    assert_int_equal(r.err.ex[2], 3);
+    assert_int_equal(write_one(&k, 0, TBL, 21, CL_TWO, &r), 0);
+    assert_int_equal(r.rc, 0);
+    /* let the timed-out requests finish before closing */
+    int none = 0;
+    run_until(k.loop, &none, 1, 0.5);
+    cluster3_close(&k);
+}
+
+static void test_write_needs_attach(void **state)
+{
+    (void)state;
+    coord *c = one_node();
+    st_mutation *m = st_mutation_create(TBL, (const uint8_t *)"k", 1);
+    coord_repl rf1 = {.kind = REPL_SIMPLE, .rf = 1};
+    const coord_repl *repls[1] = {&rf1};
+    int64_t tok = 0;
+    uint8_t version[16] = {0};
+    write_result r = {0};
+    sib_err err = {0};
+    assert_int_equal(coord_write(c, &m, &tok, repls, 1, CL_ONE, 0, version, on_written, &r, &err), SIB_EINVAL);
+    assert_int_equal(r.calls, 0);
+    st_mutation_destroy(m);
+    coord_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +713,8 @@ int main(void)
         cmocka_unit_test(test_mutation_wire_refusals),
         cmocka_unit_test(test_ack_wire),
         cmocka_unit_test(test_local_only),
+        cmocka_unit_test(test_write_needs_attach),
+        cmocka_unit_test_setup_teardown(test_write_through_replicas, fx_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
