@@ -131,6 +131,12 @@ def test_frozen_replica_times_out_at_all(make_cluster, clusters):
             ss[0].execute(b)
         assert e.value.write_type == 2  # UNLOGGED_BATCH
         assert e.value.received_responses == 2 and e.value.required_responses == 3
+        b = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.ALL)
+        b.add(SimpleStatement("INSERT INTO ks.t (k, v) VALUES (6, 'z')"))
+        b.add(SimpleStatement("INSERT INTO ks.t (k, v) VALUES (7, 'z')"))
+        with pytest.raises(WriteTimeout) as e:
+            ss[0].execute(b)
+        assert e.value.write_type == 1  # BATCH (no batchlog: the mutations themselves timed out)
         # QUORUM does not wait for the frozen one
         write(ss[1], 5, "q", ConsistencyLevel.QUORUM)
     finally:
