@@ -32,6 +32,7 @@ struct coord {
     sib_log *log;
     coord_io io;              /* zeroed until coord_attach */
     coord_write_op *writes;   /* in flight (remote replicas), freed by coord_destroy */
+    int64_t last_write_warn_us; /* write failures are logged at most once a second */
 };
 
 /* Frees every write still in flight, without calling its callback (the

@@ -204,6 +204,16 @@ void coord_attach(coord *c, const coord_io *io)
 
 /* ---- coordinator side ---- */
 
+/* A replica that fails every write (a table it does not know, a full
+ * disk) would otherwise log a line per request: at most one a second. */
+static bool warn_due(coord *c)
+{
+    int64_t now = sib_now_us();
+    if (now - c->last_write_warn_us < 1000000) return false;
+    c->last_write_warn_us = now;
+    return true;
+}
+
 typedef struct wr_rep { size_t member; int slot; } wr_rep; /* slot -1: does not count */
 
 typedef struct wr_mut {
@@ -344,7 +354,7 @@ static void on_local_durable(void *ctx, int rc, const sib_err *err)
 {
     wr_target *t = ctx;
     coord_write_op *op = t->op;
-    if (rc) sib_log(op->c->log, SIB_WARN, "local replica write failed: %s", err ? err->msg : "");
+    if (rc && warn_due(op->c)) sib_log(op->c->log, SIB_WARN, "local replica write failed: %s", err ? err->msg : "");
     op->pending--;
     op_count(op, 0, rc == 0);
     op_progress(op);
@@ -362,7 +372,7 @@ static void on_remote_ack(void *ctx, int rc, const msg_in *resp)
             status = COORD_ACK_FAILED;
             snprintf(msg, sizeof msg, "undecodable ack");
         }
-        if (status != COORD_ACK_OK)
+        if (status != COORD_ACK_OK && warn_due(op->c))
             sib_log(op->c->log, SIB_WARN, "replica %s failed a write: %s", resp->from, msg);
         op_count(op, t->member, status == COORD_ACK_OK);
     }
@@ -483,7 +493,7 @@ int coord_write(coord *c, st_mutation *const *muts, const int64_t *tokens, const
         }
         if (src) {
             /* Nothing went out to this replica: it counts as failed. */
-            sib_log(c->log, SIB_WARN, "write to %s: %s", c->members[m].addr, e.msg);
+            if (warn_due(c)) sib_log(c->log, SIB_WARN, "write to %s: %s", c->members[m].addr, e.msg);
             op_count(op, m, false);
             if (!sent && m == 0 && e.code != SIB_EIO) *err = e; /* e.g. overloaded memtables: report as is */
             continue;
