@@ -212,7 +212,11 @@ static int open_storage(node *n, sib_err *err)
      * the next start does not replay them again; segments with nothing
      * unflushed (the spares a crash leaves) are released at once. */
     if (rs.segments && (rc = storage_flush(n->st, NULL, NULL, NULL, err))) return rc;
-    return 0;
+    /* the local state's folder: system/local-<id> (the schema's tables are
+     * named once the schema is loaded, cql/exec_ddl.c) */
+    st_table *lt = storage_table(n->st, LOCAL_TABLE_ID);
+    if (!lt) return sib_err_set(err, SIB_ENOMEM, "local state table");
+    return st_table_set_name(lt, "system", "local", err);
 }
 
 /* ---- descriptors ---- */

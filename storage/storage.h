@@ -87,8 +87,10 @@ typedef struct storage_opts {
                            * group modes then fsync inline and call `done` before
                            * storage_apply returns */
     sib_log *log;         /* may be NULL */
-    /* SSTables (only with data_dir): each table lives in <data_dir>/<table id
-     * as 32 hex digits>/ (sstable.h). memtable_heap_space (cassandra.yaml;
+    /* SSTables (only with data_dir): each table lives in
+     * <data_dir>/<keyspace>/<table>-<table id as 32 hex digits>/ once
+     * st_table_set_name has named it, in <data_dir>/<id hex>/ before
+     * (the old layout; see st_table_set_name). memtable_heap_space (cassandra.yaml;
      * 0 -> a quarter of sib_memory_budget(), as Cassandra's quarter of its
      * heap; the environment variable SIBYL_MEMTABLE_HEAP_SPACE, in bytes,
      * overrides the default)
@@ -168,6 +170,21 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err);
 st_table *storage_table(storage *s, const uint8_t id[16]);
 /* NULL if the table has no store. */
 st_table *storage_table_find(storage *s, const uint8_t id[16]);
+/* Gives the table its directory name, <data_dir>/<ks>/<table>-<id hex>/
+ * (with backups/ inside), as Cassandra lays tables out. Storage opens before
+ * the schema loads and knows tables by id, so the node calls this for every
+ * table once the schema knows it (and for a table created by DDL): a
+ * directory still in the old layout, <data_dir>/<id hex>/, is renamed
+ * (crash-safe: one atomic rename; a start after a crash at any point finds
+ * it at one of the two names and goes on); a table without a directory gets
+ * the named one. A no-op when already named, or without a data_dir. ks and
+ * table must be \w+ of at most 48 characters (Cassandra's rule), else
+ * SIB_EINVAL and nothing changes. Blocks on running flushes when it moves a
+ * directory (start-up, once per table); a table that is compacting keeps
+ * its old directory until the next start (logged). */
+int st_table_set_name(st_table *t, const char *ks, const char *table, sib_err *err);
+/* The table's directory (see st_table_set_name); NULL without a data_dir. */
+const char *st_table_dir(const st_table *t);
 void st_table_id(const st_table *t, uint8_t out[16]);
 
 typedef void (*st_done_fn)(void *ctx, int rc, const sib_err *err);

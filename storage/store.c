@@ -56,6 +56,7 @@ struct storage {
     sst_bcache *bc;      /* decompressed Data blocks of every table; NULL = none */
     st_readpool *rp;     /* read pool (readpool.c); NULL without a loop */
     uint64_t epochs;     /* table uid/epoch source */
+    uint64_t layout_moves; /* old-layout directories moved by this process (layout.c) */
     storage_stats totals; /* flush/compaction counters that outlive tables */
     uint64_t applies;
     sst_clpos replay_pos; /* position of the entry being replayed */
@@ -204,34 +205,26 @@ st_table *storage_table_next(storage *s, size_t *i)
     return NULL;
 }
 
-static bool hex_id(const char *name, uint8_t id[16])
+uint64_t *storage_layout_moves(storage *s) { return &s->layout_moves; }
+
+static int load_one(void *arg, const uint8_t id[16], const char *dir, sib_err *err)
 {
-    if (strlen(name) != 32) return false;
-    for (int i = 0; i < 16; i++) {
-        unsigned v;
-        if (sscanf(name + 2 * i, "%2x", &v) != 1) return false;
-        id[i] = (uint8_t)v;
-    }
-    return true;
+    storage *s = arg;
+    st_table *t = storage_table(s, id);
+    if (!t) return sib_err_set(err, SIB_EIO, "storage: cannot open table directory %s", dir);
+    return 0;
 }
 
-/* Opens every table directory under data_dir; returns the highest clpos seg. */
+/* Opens every table directory under data_dir (either layout, layout.c);
+ * returns the highest clpos seg. */
 static int load_tables(storage *s, uint64_t *max_seg, sib_err *err)
 {
     *max_seg = 0;
     if (mkdir(s->o.data_dir, 0755) && errno != EEXIST) return sib_err_errno(err, "storage: mkdir %s", s->o.data_dir);
-    DIR *d = opendir(s->o.data_dir);
-    if (!d) return sib_err_errno(err, "storage: opendir %s", s->o.data_dir);
-    struct dirent *de;
-    int rc = 0;
-    while (!rc && (de = readdir(d))) {
-        uint8_t id[16];
-        if (!hex_id(de->d_name, id)) continue;
-        st_table *t = storage_table(s, id);
-        if (!t) rc = sib_err_set(err, SIB_EIO, "storage: cannot open table directory %s/%s", s->o.data_dir, de->d_name);
-        else if (t->flushed.seg > *max_seg) *max_seg = t->flushed.seg;
-    }
-    closedir(d);
+    int rc = st_layout_walk(s->o.data_dir, load_one, s, err);
+    size_t i = 0;
+    for (st_table *t; !rc && (t = storage_table_next(s, &i));)
+        if (t->flushed.seg > *max_seg) *max_seg = t->flushed.seg;
     return rc;
 }
 
@@ -370,7 +363,7 @@ static int replay_entry(storage *s, const uint8_t *p, size_t n, sib_err *err)
     if (kind == ST_ENTRY_DROP && t && !t->nssts) {
         if (t->dir && s->fl) { /* replay re-created it: startup, so wait for the unlinks */
             st_flusher_drain(s->fl);
-            rmdir(t->dir);
+            st_layout_rmdir(t->dir);
         }
         map_remove(s, id);
     }

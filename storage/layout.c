@@ -1,0 +1,247 @@
+/* layout.c: where a table's files live under the data directory, and the
+ * move of a directory from the old layout to the new one.
+ *
+ * Layout (Cassandra's, so an operator can map a folder to a table):
+ *
+ *   | path                                         | what                            |
+ *   |----------------------------------------------|---------------------------------|
+ *   | <data>/<keyspace>/<table>-<id, 32 hex>/      | a named table's SSTables        |
+ *   |   <gen>-<Kind>.db, <gen>-TOC.txt, -txn.log   | components by generation, kind  |
+ *   |   snapshots/<name>/                          | hard links (auto_snapshot)      |
+ *   |   backups/                                   | created with the directory      |
+ *   | <data>/<id, 32 hex>/                         | old layout, or a table whose    |
+ *   |                                              | name storage does not know yet  |
+ *
+ * Storage knows tables by id only, and opens (and replays the commitlog)
+ * before the schema is loaded, so it cannot name a directory on its own.
+ * At open it finds a table's directory by scanning for `<data>/<*>/<*>-<hex>`
+ * (a name given by an earlier run) or `<data>/<hex>`. Once the schema knows
+ * the table, the node calls st_table_set_name: a directory still at
+ * `<data>/<hex>` moves to its name (the migration of an old data
+ * directory); a table with no directory yet gets one under its name (a table
+ * created by DDL).
+ *
+ * Crash safety of the move, step by step (failpoints between the steps):
+ *   1. mkdir <data>/<keyspace>, fsync <data>         a crash leaves an empty
+ *                                                    keyspace folder: harmless
+ *      -- layout.before_rename_<k>
+ *   2. rename(<data>/<hex>, <data>/<ks>/<t>-<hex>)   atomic: after a crash the
+ *                                                    directory is at exactly one
+ *                                                    of the two names
+ *   3. fsync <data>/<ks> and <data>                  the new name is durable
+ *      -- layout.after_rename_<k>
+ *   4. mkdir backups/
+ * Every step is idempotent: a start after a crash at any point finds the
+ * directory at one name and carries on from there. A table found at both
+ * names (which no crash of ours can produce) refuses to open, naming both.
+ * k counts the moves done by this process (0 for the first).
+ */
+#define _GNU_SOURCE
+#include "storage_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void id_hex(const uint8_t id[16], char hex[33])
+{
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", id[i]);
+}
+
+bool st_layout_hex_id(const char *name, uint8_t id[16])
+{
+    if (strlen(name) != 32) return false;
+    for (int i = 0; i < 32; i++)
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f'))) return false;
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(name + 2 * i, "%2x", &v) != 1) return false;
+        id[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+bool st_layout_named_id(const char *name, uint8_t id[16])
+{
+    size_t n = strlen(name);
+    return n > 33 && name[n - 33] == '-' && st_layout_hex_id(name + n - 32, id);
+}
+
+static bool is_dir(const char *parent, const struct dirent *de)
+{
+    if (de->d_name[0] == '.') return false;
+    if (de->d_type == DT_DIR) return true;
+    if (de->d_type != DT_UNKNOWN) return false;
+    char *p;
+    struct stat st;
+    if (asprintf(&p, "%s/%s", parent, de->d_name) < 0) return false;
+    bool d = !stat(p, &st) && S_ISDIR(st.st_mode);
+    free(p);
+    return d;
+}
+
+int st_layout_walk(const char *data_dir, st_layout_fn fn, void *ctx, sib_err *err)
+{
+    DIR *d = opendir(data_dir);
+    if (!d) return sib_err_errno(err, "storage: opendir %s", data_dir);
+    struct dirent *de;
+    int rc = 0;
+    while (!rc && (de = readdir(d))) {
+        uint8_t id[16];
+        if (!is_dir(data_dir, de)) continue;
+        char *sub;
+        if (asprintf(&sub, "%s/%s", data_dir, de->d_name) < 0) { rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory"); break; }
+        if (st_layout_hex_id(de->d_name, id)) {
+            rc = fn(ctx, id, sub, err);
+        } else {
+            DIR *k = opendir(sub); /* a keyspace folder (or commitlog/, hints/: no table names in them) */
+            struct dirent *te;
+            while (k && !rc && (te = readdir(k))) {
+                if (!st_layout_named_id(te->d_name, id) || !is_dir(sub, te)) continue;
+                char *tdir;
+                if (asprintf(&tdir, "%s/%s", sub, te->d_name) < 0) { rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory"); break; }
+                rc = fn(ctx, id, tdir, err);
+                free(tdir);
+            }
+            if (k) closedir(k);
+        }
+        free(sub);
+    }
+    closedir(d);
+    return rc;
+}
+
+typedef struct find_ctx {
+    const uint8_t *id;
+    char *found;
+} find_ctx;
+
+static int find_one(void *arg, const uint8_t id[16], const char *dir, sib_err *err)
+{
+    find_ctx *f = arg;
+    if (memcmp(id, f->id, 16)) return 0;
+    if (f->found)
+        return sib_err_set(err, SIB_ECORRUPT,
+                           "storage: one table has two directories, %s and %s: move the SSTables of one into "
+                           "the other (renumbering generations that clash) and remove it",
+                           f->found, dir);
+    if (!(f->found = strdup(dir))) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    return 0;
+}
+
+int st_layout_find(storage *s, const uint8_t id[16], char **dir, bool *named, sib_err *err)
+{
+    const char *dd = storage_get_opts(s)->data_dir;
+    *dir = NULL;
+    *named = false;
+    find_ctx f = {.id = id};
+    int rc = st_layout_walk(dd, find_one, &f, err);
+    if (rc) {
+        free(f.found);
+        return rc;
+    }
+    if (f.found) {
+        char *slash = strrchr(f.found, '/');
+        uint8_t x[16];
+        *named = !st_layout_hex_id(slash + 1, x);
+        *dir = f.found;
+        return 0;
+    }
+    char hex[33];
+    id_hex(id, hex);
+    if (asprintf(dir, "%s/%s", dd, hex) < 0) {
+        *dir = NULL;
+        return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    }
+    return 0;
+}
+
+static void fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Cassandra's rule for keyspace and table names (\w+, at most 48): a name
+ * that passes it is safe as one path component. */
+static bool path_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (!len || len > 48) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = n[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    }
+    return true;
+}
+
+int st_table_set_name(st_table *t, const char *ks, const char *name, sib_err *err)
+{
+    storage *s = t->s;
+    const char *dd = storage_get_opts(s)->data_dir;
+    if (!dd || !t->dir) return 0;
+    if (!path_name_ok(ks) || !path_name_ok(name))
+        return sib_err_set(err, SIB_EINVAL, "storage: '%s.%s' is not a name for a table directory", ks, name);
+    char hex[33], *ksdir = NULL, *want = NULL, *backups = NULL;
+    id_hex(t->id, hex);
+    int rc = 0;
+    if (asprintf(&ksdir, "%s/%s", dd, ks) < 0) ksdir = NULL;
+    if (asprintf(&want, "%s/%s-%s", ksdir ? ksdir : "", name, hex) < 0) want = NULL;
+    if (asprintf(&backups, "%s/backups", want ? want : "") < 0) backups = NULL;
+    if (!ksdir || !want || !backups) { rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory"); goto out; }
+    if (!strcmp(t->dir, want)) goto backups; /* named at an earlier start (maybe killed before step 4) */
+    if (t->named) {
+        rc = sib_err_set(err, SIB_EINVAL, "storage: table %s is in %s, not %s", hex, t->dir, want);
+        goto out;
+    }
+    if (mkdir(ksdir, 0755) && errno != EEXIST) { rc = sib_err_errno(err, "storage: mkdir %s", ksdir); goto out; }
+    fsync_dir(dd);
+    struct stat st;
+    if (!stat(t->dir, &st)) { /* the old layout: move it */
+        if (t->cm_jobs) { /* its compactions write into the old path; the next start moves it */
+            sib_log(storage_get_opts(s)->log, SIB_WARN, "storage: %s stays in %s while it compacts", want, t->dir);
+            goto out;
+        }
+        if ((rc = SIB_FAILPOINT_N("layout.before_rename", *storage_layout_moves(s), err))) goto out;
+        if (storage_flusher(s)) st_flusher_drain(storage_flusher(s)); /* its jobs hold the old path */
+        if (rename(t->dir, want)) { rc = sib_err_errno(err, "storage: rename %s to %s", t->dir, want); goto out; }
+        fsync_dir(ksdir);
+        fsync_dir(dd);
+        if ((rc = SIB_FAILPOINT_N("layout.after_rename", *storage_layout_moves(s), err))) goto out;
+        (*storage_layout_moves(s))++;
+        sib_log(storage_get_opts(s)->log, SIB_INFO, "storage: moved %s to %s", t->dir, want);
+    } else if (mkdir(want, 0755) && errno != EEXIST) {
+        rc = sib_err_errno(err, "storage: mkdir %s", want);
+        goto out;
+    }
+    free(t->dir);
+    t->dir = want;
+    want = NULL;
+    t->named = true;
+backups:
+    if (mkdir(backups, 0755) && errno != EEXIST) rc = sib_err_errno(err, "storage: mkdir %s", backups);
+out:
+    free(ksdir);
+    free(want);
+    free(backups);
+    return rc;
+}
+
+const char *st_table_dir(const st_table *t) { return t->dir; }
+
+void st_layout_rmdir(const char *dir)
+{
+    char *b;
+    if (asprintf(&b, "%s/backups", dir) >= 0) {
+        rmdir(b); /* only when empty: backups an operator keeps stay, and so does the table folder */
+        free(b);
+    }
+    rmdir(dir);
+}
