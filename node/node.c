@@ -197,6 +197,9 @@ static int open_storage(node *n, sib_err *err)
         .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
         .auto_snapshot = c->auto_snapshot,
         .commitlog_ignore_replay_errors = c->commitlog_ignore_replay_errors,
+        .disk_failure_policy = c->disk_failure_policy == NODE_DFP_BEST_EFFORT ? ST_DFP_BEST_EFFORT
+                               : c->disk_failure_policy == NODE_DFP_IGNORE    ? ST_DFP_IGNORE
+                                                                              : ST_DFP_STOP,
         /* yaml 0 = no cache (as Cassandra's cache sizes); storage spells that < 0 */
         .block_cache_size = c->block_cache_size == NODE_DEFAULT_SIZE ? 0
                             : c->block_cache_size      ? (int64_t)c->block_cache_size

@@ -652,7 +652,12 @@ int st_table_load(storage *s, st_table *t, sib_err *err)
     t->next_gen = maxg + 1;
     for (size_t i = 0; !rc && i < n; i++) {
         sstable *sst;
-        if ((rc = sst_open(&sst, t->dir, gens[i], err))) break;
+        sib_err oerr = {0};
+        if ((rc = sst_open(&sst, t->dir, gens[i], &oerr))) {
+            if (rc == SIB_ENOMEM) *err = oerr;
+            else rc = st_layout_damaged(t, gens[i], &oerr, err);
+            continue;
+        }
         if (st_ssts_insert(t, sst)) {
             sst_unref(sst);
             rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory");

@@ -236,6 +236,59 @@ out:
 
 const char *st_table_dir(const st_table *t) { return t->dir; }
 
+/* best_effort: the SSTable's files go to <dir>/quarantine/ under their own
+ * names, TOC first: from then on the folder holds no live SSTable of that
+ * generation, and a crash part way leaves TOC-less components, which the
+ * start-up sweep keeps unloaded (docs/compaction.md), never deletes. */
+static int quarantine(const char *dir, uint64_t gen, sib_err *err)
+{
+    char *q = NULL, *paths[5] = {0};
+    int rc = 0;
+    if (asprintf(&q, "%s/quarantine", dir) < 0) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    if (mkdir(q, 0755) && errno != EEXIST) rc = sib_err_errno(err, "storage: mkdir %s", q);
+    else if (sst_files(dir, gen, paths)) rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    for (int i = 4; !rc && i >= 0; i--) { /* sst_files lists TOC.txt last */
+        char *to;
+        if (asprintf(&to, "%s%s", q, strrchr(paths[i], '/')) < 0) { rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory"); break; }
+        if (rename(paths[i], to) && errno != ENOENT) rc = sib_err_errno(err, "storage: rename %s to %s", paths[i], to);
+        free(to);
+        if (i == 4 && !rc) fsync_dir(dir); /* the TOC's move is durable before the rest */
+    }
+    if (!rc) {
+        fsync_dir(q);
+        fsync_dir(dir);
+    }
+    for (int i = 0; i < 5; i++) free(paths[i]);
+    free(q);
+    return rc;
+}
+
+int st_layout_damaged(st_table *t, uint64_t gen, const sib_err *open_err, sib_err *err)
+{
+    const storage_opts *o = storage_get_opts(t->s);
+    if (o->disk_failure_policy == ST_DFP_STOP)
+        return sib_err_set(err, open_err->code ? open_err->code : SIB_EIO,
+                           "%s. disk_failure_policy is stop: start refused (best_effort moves the SSTable to "
+                           "quarantine/ and starts without it; sibyl-verify checks the files)",
+                           open_err->msg);
+    if (o->disk_failure_policy == ST_DFP_BEST_EFFORT) {
+        int rc = quarantine(t->dir, gen, err);
+        if (rc) return rc;
+        sib_log(o->log, SIB_ERROR,
+                "storage: %s. disk_failure_policy best_effort: generation %llu moved to %s/quarantine/ and the table "
+                "starts without it (data it held is missing, and data its tombstones deleted can come back until "
+                "the next repair)",
+                open_err->msg, (unsigned long long)gen, t->dir);
+    } else {
+        sib_log(o->log, SIB_ERROR,
+                "storage: %s. disk_failure_policy ignore: the table starts without generation %llu (its files stay "
+                "in %s; data it held is missing, and data its tombstones deleted can come back until the next repair)",
+                open_err->msg, (unsigned long long)gen, t->dir);
+    }
+    t->damaged++;
+    return 0;
+}
+
 void st_layout_rmdir(const char *dir)
 {
     char *b;

@@ -74,6 +74,19 @@ typedef enum {
     ST_SYNC_GROUP,        /* ack after fsync; at most one fsync per group_window_ms */
 } st_sync_mode;
 
+/* disk_failure_policy (cassandra.yaml), for an SSTable that cannot be
+ * opened at start (a damaged Filter.db, Statistics.db or Data.db footer, a
+ * truncated Data.db):
+ *   STOP        refuse to start, naming the file (the default)
+ *   BEST_EFFORT move the SSTable's files into <table dir>/quarantine/, log at
+ *               ERROR and start without it (counted in st_table_stats)
+ *   IGNORE      log at ERROR and start without it, leaving its files where
+ *               they are (counted too)
+ * A table that starts without an SSTable serves what the others and the
+ * commitlog hold: deleted data that only its tombstones shadowed comes back
+ * until the next repair. */
+typedef enum { ST_DFP_STOP = 0, ST_DFP_BEST_EFFORT, ST_DFP_IGNORE } st_disk_failure_policy;
+
 typedef struct storage_opts {
     const char *data_dir;      /* SSTables; NULL = memtables only (nothing flushes) */
     const char *commitlog_dir; /* required; created if missing */
@@ -130,6 +143,7 @@ typedef struct storage_opts {
     /* commitlog_ignore_replay_errors: replay skips damage before the tail
      * and missing segments (logging what is lost) instead of failing. */
     bool commitlog_ignore_replay_errors;
+    st_disk_failure_policy disk_failure_policy;
     /* concurrent_reads (cassandra.yaml): threads of the read pool that runs
      * SSTable reads and scans off the loop (st_read_page); 0 -> 2. Only
      * with a loop: without one every read runs inline. */
@@ -502,6 +516,10 @@ typedef struct st_table_stats {
     uint64_t compactions, compaction_bytes_read, compaction_bytes_written;
     uint64_t tombstones_purged;
     uint64_t compactions_running; /* queued or running */
+    /* damaged SSTables: set aside at start by disk_failure_policy
+     * best_effort (quarantined) or ignore, and found corrupt by a
+     * compaction at run time (suspect: never compacted again) */
+    uint64_t sstables_damaged, sstables_suspect;
     /* SSTables each partition read opened (those whose key range, bloom
      * filter and index admitted the key): a histogram, bucket i counting
      * reads with at most st_spr_bound(i) SSTables (and more than the bound

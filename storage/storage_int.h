@@ -316,6 +316,7 @@ struct st_table {
     uint64_t major_asked, major_done; /* major compaction sequence numbers */
     int64_t cm_retry_ns; /* after a failure, no new job before this (monotonic) */
     int64_t tomb_retry_ns; /* after a tombstone compaction that purged nothing */
+    uint64_t damaged;    /* SSTables set aside at start (disk_failure_policy) */
     sstable **suspect;   /* failed a compaction as corrupt: never compacted again (referenced) */
     size_t nsuspect;
     uint64_t flushes, flush_bytes, compactions, cm_bytes_read, cm_bytes_written, purged;
@@ -497,6 +498,10 @@ int st_layout_walk(const char *data_dir, st_layout_fn fn, void *ctx, sib_err *er
 /* The directory of table id (malloc'd): the one on disk, else the unnamed
  * <data_dir>/<id hex>, not created. *named: it is a <ks>/<table>-<hex> one. */
 int st_layout_find(storage *s, const uint8_t id[16], char **dir, bool *named, sib_err *err);
+/* An SSTable of t that sst_open refused at start (open_err): applies
+ * disk_failure_policy. 0: set aside (quarantined or ignored; logged, counted);
+ * else the error naming the file, start refused. */
+int st_layout_damaged(st_table *t, uint64_t gen, const sib_err *open_err, sib_err *err);
 /* rmdir of a dropped table's folder: backups/ first, each only if empty. */
 void st_layout_rmdir(const char *dir);
 uint64_t *storage_layout_moves(storage *s); /* moves done by this process (store.c) */

@@ -102,10 +102,12 @@ st_table *storage_table_find(storage *s, const uint8_t id[16])
     return s->cap ? s->map[map_slot(s, id)] : NULL;
 }
 
-st_table *storage_table(storage *s, const uint8_t id[16])
+/* storage_table with the reason of a failure in *err (NULL on failure). */
+static st_table *table_get(storage *s, const uint8_t id[16], sib_err *err)
 {
     st_table *t = storage_table_find(s, id);
     if (t) return t;
+    sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
     if ((s->n + 1) * 4 > s->cap * 3 && map_grow(s)) return NULL;
     if (!(t = calloc(1, sizeof *t))) return NULL;
     memcpy(t->id, id, 16);
@@ -113,9 +115,8 @@ st_table *storage_table(storage *s, const uint8_t id[16])
     t->uid = ++s->epochs;
     t->epoch = ++s->epochs;
     cm_options_default(&t->copts);
-    sib_err err = {0};
-    if (cm_strategy_create(&t->cms, &err) || !(t->mem = st_mem_create()) || st_table_load(s, t, &err)) {
-        if (t->mem) sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
+    if (cm_strategy_create(&t->cms, err) || !(t->mem = st_mem_create()) || st_table_load(s, t, err)) {
+        if (t->mem) sib_log(s->o.log, SIB_ERROR, "storage: %s", err->msg);
         cm_strategy_destroy(t->cms);
         st_mem_unref(t->mem);
         for (size_t i = 0; i < t->nssts; i++) sst_unref(t->ssts[i]);
@@ -127,6 +128,12 @@ st_table *storage_table(storage *s, const uint8_t id[16])
     s->map[map_slot(s, id)] = t;
     s->n++;
     return t;
+}
+
+st_table *storage_table(storage *s, const uint8_t id[16])
+{
+    sib_err err = {0};
+    return table_get(s, id, &err);
 }
 
 void st_table_id(const st_table *t, uint8_t out[16]) { memcpy(out, t->id, 16); }
@@ -210,9 +217,8 @@ uint64_t *storage_layout_moves(storage *s) { return &s->layout_moves; }
 static int load_one(void *arg, const uint8_t id[16], const char *dir, sib_err *err)
 {
     storage *s = arg;
-    st_table *t = storage_table(s, id);
-    if (!t) return sib_err_set(err, SIB_EIO, "storage: cannot open table directory %s", dir);
-    return 0;
+    (void)dir;
+    return table_get(s, id, err) ? 0 : err->code;
 }
 
 /* Opens every table directory under data_dir (either layout, layout.c);
@@ -652,6 +658,8 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
     for (size_t i = 0; i < ST_SPR_BUCKETS; i++) out->spr[i] = __atomic_load_n(&t->spr[i], __ATOMIC_RELAXED);
     out->spr_sum = __atomic_load_n(&t->spr_sum, __ATOMIC_RELAXED);
     st_compaction_running(t->s, t, &out->compactions_running);
+    out->sstables_damaged = t->damaged;
+    out->sstables_suspect = t->nsuspect;
     st_compaction_levels(t, out);
     for (st_mem *m = t->frozen; m; m = m->next) {
         out->memtable_bytes += memtable_bytes(&m->mt);
