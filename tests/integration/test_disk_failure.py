@@ -36,15 +36,20 @@ def sibyltool(node, *args):
     return p.stdout
 
 
+def make_table(s):
+    """Creates dmg.t; (its id, a prepared INSERT)."""
+    s.execute("CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}" % KS)
+    s.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % KS)
+    tid = s.execute("SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 't'", (KS,)).one().id
+    return tid, s.prepare("INSERT INTO %s.t (k, v) VALUES (?, ?)" % KS)
+
+
 def two_sstables(make_node, clusters, **config):
     """A table with two SSTables: keys 0..99 in the first, 100..199 in the
     second. Returns (node, table folder, Data.db of the second)."""
     node = make_node(**config)
     c, s = connect(clusters, node)
-    s.execute("CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}" % KS)
-    s.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % KS)
-    tid = s.execute("SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 't'", (KS,)).one().id
-    ins = s.prepare("INSERT INTO %s.t (k, v) VALUES (?, ?)" % KS)
+    tid, ins = make_table(s)
     for lo in (0, 100):
         for k in range(lo, lo + 100):
             s.execute(ins, (k, "v%d" % k))
@@ -132,10 +137,7 @@ def test_damaged_block_met_by_compaction_is_suspect(make_node, clusters):
     counted, named in the log once), not retried every few seconds."""
     node = make_node()
     c, s = connect(clusters, node)
-    s.execute("CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}" % KS)
-    s.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % KS)
-    tid = s.execute("SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 't'", (KS,)).one().id
-    ins = s.prepare("INSERT INTO %s.t (k, v) VALUES (?, ?)" % KS)
+    tid, ins = make_table(s)
     for lo in (0, 2000):
         for k in range(lo, lo + 2000):
             s.execute(ins, (k, "value-%d-%s" % (k, os.urandom(40).hex())))
