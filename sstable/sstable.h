@@ -231,6 +231,35 @@ int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *to
  * sst_pscan_next or sst_pscan_close. */
 int sst_pscan_part(sst_pscan *sc, sst_part **out, sib_err *err);
 void sst_pscan_close(sst_pscan *sc);
+/* After an error of sst_pscan_next: go on from the next index page (the
+ * partitions left in the current one are skipped). */
+void sst_pscan_skip_page(sst_pscan *sc);
+
+/* ---- salvage (scrub.c) ----------------------------------------------------- */
+
+/* Opens an SSTable without its Filter.db and Statistics.db, which may be
+ * damaged: Data.db's header and chunk table and Index.db's summary must be
+ * good. Only for sst_rewrite (no bloom filter, zeroed stats). */
+int sst_open_salvage(sstable **out, const char *dir, uint64_t gen, sib_err *err);
+/* Timestamp base of Data.db (its footer): a rewrite keeps it. */
+int64_t sst_ts_base(const sstable *s);
+/* Partitions it holds, estimated from Index.db's size (stats not needed). */
+uint64_t sst_key_estimate(const sstable *s);
+
+typedef struct sst_rewrite_report {
+    uint64_t partitions, rows;            /* written */
+    uint64_t partitions_dropped;          /* unreadable from their start */
+    uint64_t partitions_cut;              /* kept up to their first unreadable row */
+    uint64_t pages_dropped;               /* index pages skipped whole (or their rest) */
+    char first_error[512];                /* "" when nothing was dropped */
+} sst_rewrite_report;
+/* Writes every readable partition and row of s, in order, as generation
+ * newgen of dir (level 0, commitlog position 0: replay covers all of it;
+ * the writer's fp_chance and block size from o, NULL = defaults). A damaged
+ * block drops what it holds (reported, never silently). rep is filled.
+ * Fails only when the output cannot be written (nothing left of it then). */
+int sst_rewrite(sstable *s, const char *dir, uint64_t newgen, const sst_writer_opts *o, sst_rewrite_report *rep,
+                sib_err *err);
 
 /* ---- directory ------------------------------------------------------------- */
 

@@ -236,16 +236,22 @@ out:
 
 const char *st_table_dir(const st_table *t) { return t->dir; }
 
-/* best_effort: the SSTable's files go to <dir>/quarantine/ under their own
- * names, TOC first: from then on the folder holds no live SSTable of that
- * generation, and a crash part way leaves TOC-less components, which the
- * start-up sweep keeps unloaded (docs/compaction.md), never deletes. */
-static int quarantine(const char *dir, uint64_t gen, sib_err *err)
+/* Moves an SSTable's files to <dir>/<sub>/ (sub: one or two levels) under
+ * their own names, TOC first: from then on the folder holds no live SSTable
+ * of that generation, and a crash part way leaves TOC-less components, which
+ * the start-up sweep keeps unloaded (docs/compaction.md), never deletes. */
+static int move_gen(const char *dir, uint64_t gen, const char *sub, sib_err *err)
 {
     char *q = NULL, *paths[5] = {0};
     int rc = 0;
-    if (asprintf(&q, "%s/quarantine", dir) < 0) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
-    if (mkdir(q, 0755) && errno != EEXIST) rc = sib_err_errno(err, "storage: mkdir %s", q);
+    if (asprintf(&q, "%s/%s", dir, sub) < 0) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    char *slash = strrchr(q, '/');
+    if (slash > q + strlen(dir)) { /* snapshots/<name>: snapshots/ first */
+        *slash = 0;
+        if (mkdir(q, 0755) && errno != EEXIST) rc = sib_err_errno(err, "storage: mkdir %s", q);
+        *slash = '/';
+    }
+    if (!rc && mkdir(q, 0755) && errno != EEXIST) rc = sib_err_errno(err, "storage: mkdir %s", q);
     else if (sst_files(dir, gen, paths)) rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
     for (int i = 4; !rc && i >= 0; i--) { /* sst_files lists TOC.txt last */
         char *to;
@@ -263,16 +269,59 @@ static int quarantine(const char *dir, uint64_t gen, sib_err *err)
     return rc;
 }
 
+/* A damaged Filter.db or Statistics.db is derived data: the SSTable is
+ * rewritten from Data.db and Index.db as a new generation (level 0,
+ * commitlog position 0), which goes live before the original moves to
+ * snapshots/rebuilt-<ms>/. A crash between the two leaves both live (the
+ * same rows twice: reconciliation makes that harmless) and the original is
+ * rebuilt again. 1: rebuilt and inserted; 0: not rebuildable (why in
+ * *why); <0: an error. */
+static int rebuild(st_table *t, uint64_t gen, sib_err *why, sib_err *err)
+{
+    const storage_opts *o = storage_get_opts(t->s);
+    sstable *in, *out;
+    if (sst_open_salvage(&in, t->dir, gen, why)) return 0;
+    sst_writer_opts wo = {.block_size = o->sstable_block_size, .fp_chance = o->bloom_filter_fp_chance};
+    sst_rewrite_report rep;
+    uint64_t ng = t->next_gen++;
+    int rc = sst_rewrite(in, t->dir, ng, &wo, &rep, err);
+    sst_unref(in);
+    if (rc) return rc;
+    if (rep.partitions_dropped || rep.partitions_cut || rep.pages_dropped) { /* Data.db is damaged too */
+        sst_remove(t->dir, ng, NULL);
+        sib_err_set(why, SIB_ECORRUPT, "%s", rep.first_error);
+        return 0;
+    }
+    if ((rc = sst_open(&out, t->dir, ng, err))) return rc;
+    if (st_ssts_insert(t, out)) {
+        sst_unref(out);
+        return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    }
+    char sub[64];
+    snprintf(sub, sizeof sub, "snapshots/rebuilt-%lld", (long long)(sib_now_us() / 1000));
+    if ((rc = move_gen(t->dir, gen, sub, err))) return rc;
+    sib_log(o->log, SIB_WARN,
+            "storage: %s/%llu: Filter.db or Statistics.db damaged; rebuilt from Data.db and Index.db as generation "
+            "%llu (%llu partitions, %llu rows; level 0, commitlog position 0); the original is in %s/%s/",
+            t->dir, (unsigned long long)gen, (unsigned long long)ng, (unsigned long long)rep.partitions,
+            (unsigned long long)rep.rows, t->dir, sub);
+    return 1;
+}
+
 int st_layout_damaged(st_table *t, uint64_t gen, const sib_err *open_err, sib_err *err)
 {
     const storage_opts *o = storage_get_opts(t->s);
+    sib_err why = {0};
+    int rb = rebuild(t, gen, &why, err);
+    if (rb < 0) return rb;
+    if (rb) return 0;
     if (o->disk_failure_policy == ST_DFP_STOP)
         return sib_err_set(err, open_err->code ? open_err->code : SIB_EIO,
                            "%s. disk_failure_policy is stop: start refused (best_effort moves the SSTable to "
                            "quarantine/ and starts without it; sibyl-verify checks the files)",
                            open_err->msg);
     if (o->disk_failure_policy == ST_DFP_BEST_EFFORT) {
-        int rc = quarantine(t->dir, gen, err);
+        int rc = move_gen(t->dir, gen, "quarantine", err);
         if (rc) return rc;
         sib_log(o->log, SIB_ERROR,
                 "storage: %s. disk_failure_policy best_effort: generation %llu moved to %s/quarantine/ and the table "

@@ -167,3 +167,26 @@ def test_damaged_block_met_by_compaction_is_suspect(make_node, clusters):
     out = sibyltool(node, "tablestats", KS)
     assert "Damaged SSTables (set aside at start / suspect): 0 / 1" in out, out
     assert os.path.exists(data), "a suspect SSTable stays in place"
+
+
+@pytest.mark.parametrize("component", ["Statistics.db", "Filter.db"])
+def test_damaged_derived_component_is_rebuilt(make_node, clusters, component):
+    """A truncated Statistics.db or Filter.db is rebuilt from Data.db and
+    Index.db (the SSTable is rewritten as a new generation, level 0,
+    commitlog position 0) instead of refusing to start, under the default
+    policy; the original is kept in snapshots/rebuilt-<ms>/."""
+    node, d, data = two_sstables(make_node, clusters)
+    gen = os.path.basename(data).split("-")[0]
+    truncate_half(os.path.join(d, "%s-%s" % (gen, component)))
+    node.start()
+    log = node.log_text(node.logs[-1])
+    assert "rebuilt from Data.db and Index.db" in log, log[-2000:]
+    assert not glob.glob(os.path.join(d, gen + "-*")), "the original left the live set"
+    kept = glob.glob(os.path.join(d, "snapshots", "rebuilt-*", gen + "-" + component))
+    assert kept, "the original is kept"
+    got = rows(clusters, node)
+    assert got == {k: "v%d" % k for k in range(200)}
+    assert 'sibyl_table_sstables_damaged{keyspace="%s",table="t"} 0' % KS in metrics(node)
+    node.restart()                                # the rebuilt SSTable opens as any other
+    assert "rebuilt" not in node.log_text(node.logs[-1])
+    assert rows(clusters, node) == {k: "v%d" % k for k in range(200)}
