@@ -18,8 +18,40 @@
  */
 #include "sst_int.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t sst_dir_gens(const char *dir, const char *suffix, uint64_t **out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    while (d && (de = readdir(d))) {
+        char *end;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+        unsigned long long g = strtoull(de->d_name, &end, 10);
+        if (*end != '-' || strcmp(end + 1, suffix)) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *x = realloc(*out, cap * sizeof *x);
+            if (!x) break;
+            *out = x;
+        }
+        (*out)[n++] = g;
+    }
+    if (d) closedir(d);
+    if (n) qsort(*out, n, sizeof **out, u64_cmp);
+    return n;
+}
 
 static void note(sst_rewrite_report *rep, const sib_err *e)
 {

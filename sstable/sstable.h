@@ -235,6 +235,10 @@ void sst_pscan_close(sst_pscan *sc);
  * partitions left in the current one are skipped). */
 void sst_pscan_skip_page(sst_pscan *sc);
 
+/* Generation numbers of the names "<gen>-<suffix>" in dir, ascending
+ * (*out malloc'd, NULL when none). Read-only. */
+size_t sst_dir_gens(const char *dir, const char *suffix, uint64_t **out);
+
 /* ---- salvage (scrub.c) ----------------------------------------------------- */
 
 /* Opens an SSTable without its Filter.db and Statistics.db, which may be
