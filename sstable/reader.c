@@ -996,7 +996,10 @@ int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *to
         if (sc->ent >= sc->pg.n) {
             if (sc->page >= sc->s->nsum) return 0;
             int rc = page_open(sc->s, sc->page++, &sc->pg, err);
-            if (rc) return rc;
+            if (rc) { /* the next call goes on with the next page */
+                sc->pg.n = sc->ent = 0;
+                return rc;
+            }
             sc->ent = sc->started ? 0 : pg_lower(&sc->pg, sc->token);
             continue;
         }
@@ -1039,12 +1042,6 @@ int sst_pscan_part(sst_pscan *sc, sst_part **out, sib_err *err)
     }
     *out = p;
     return 0;
-}
-
-void sst_pscan_skip_page(sst_pscan *sc)
-{
-    sc->ent = sc->pg.n;
-    sc->started = true;
 }
 
 int64_t sst_ts_base(const sstable *s) { return s->ts_base; }

@@ -9,7 +9,8 @@
  *
  *   | damage met                      | dropped                               |
  *   |---------------------------------|---------------------------------------|
- *   | an index page or a partition key| the rest of that index page           |
+ *   | an index page                   | the partitions that page lists        |
+ *   | a partition key                 | that partition                        |
  *   | a partition's header            | that partition                        |
  *   | a row                           | that partition from that row on       |
  *
@@ -114,10 +115,10 @@ int sst_rewrite(sstable *s, const char *dir, uint64_t newgen, const sst_writer_o
         if (!more) break;
         if (more < 0) {
             if (rerr.code == SIB_ENOMEM) { rc = sib_err_set(err, SIB_ENOMEM, "%s", rerr.msg); break; }
-            rep->pages_dropped++;
+            if (strstr(rerr.msg, "index page")) rep->pages_dropped++;
+            else rep->partitions_dropped++;
             note(rep, &rerr);
-            sst_pscan_skip_page(sc);
-            continue;
+            continue; /* the scan goes on past it */
         }
         if ((rc = copy_partition(w, sc, pk, pklen, rep, err))) break;
     }
