@@ -317,9 +317,10 @@ int st_layout_damaged(st_table *t, uint64_t gen, const sib_err *open_err, sib_er
     if (rb) return 0;
     if (o->disk_failure_policy == ST_DFP_STOP)
         return sib_err_set(err, open_err->code ? open_err->code : SIB_EIO,
-                           "%s. disk_failure_policy is stop: start refused (best_effort moves the SSTable to "
-                           "quarantine/ and starts without it; sibyl-verify checks the files)",
-                           open_err->msg);
+                           "%s (not rebuildable from Data.db and Index.db: %s). disk_failure_policy is stop: start "
+                           "refused (best_effort moves the SSTable to quarantine/ and starts without it; sibyl-verify "
+                           "checks the files, sibyl-scrub rewrites what is readable)",
+                           open_err->msg, why.msg[0] ? why.msg : "unreadable");
     if (o->disk_failure_policy == ST_DFP_BEST_EFFORT) {
         int rc = move_gen(t->dir, gen, "quarantine", err);
         if (rc) return rc;
