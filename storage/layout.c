@@ -315,12 +315,14 @@ int st_layout_damaged(st_table *t, uint64_t gen, const sib_err *open_err, sib_er
     int rb = rebuild(t, gen, &why, err);
     if (rb < 0) return rb;
     if (rb) return 0;
+    bool same = !why.msg[0] || !strcmp(why.msg, open_err->msg);
     if (o->disk_failure_policy == ST_DFP_STOP)
         return sib_err_set(err, open_err->code ? open_err->code : SIB_EIO,
-                           "%s (not rebuildable from Data.db and Index.db: %s). disk_failure_policy is stop: start "
-                           "refused (best_effort moves the SSTable to quarantine/ and starts without it; sibyl-verify "
-                           "checks the files, sibyl-scrub rewrites what is readable)",
-                           open_err->msg, why.msg[0] ? why.msg : "unreadable");
+                           "%s%s%s%s. disk_failure_policy is stop: start refused (best_effort moves the SSTable to "
+                           "quarantine/ and starts without it; sibyl-verify checks the files, sibyl-scrub rewrites "
+                           "what is readable)",
+                           open_err->msg, same ? "" : " (not rebuildable from Data.db and Index.db: ",
+                           same ? "" : why.msg, same ? "" : ")");
     if (o->disk_failure_policy == ST_DFP_BEST_EFFORT) {
         int rc = move_gen(t->dir, gen, "quarantine", err);
         if (rc) return rc;
