@@ -115,6 +115,7 @@ typedef struct admin_table_gauge {
     uint64_t reads, writes; /* local requests (admin_metrics_table_ops) */
     uint64_t sstables, sstable_bytes;
     uint64_t flush_bytes, compaction_bytes_read, compaction_bytes_written, compactions_running, compactions;
+    uint64_t sstables_damaged, sstables_suspect; /* st_table_stats' */
     /* SSTables per partition read (storage's st_table_stats.spr): count of
      * bucket i (not cumulative), its upper bound (UINT32_MAX = +Inf), sum */
     uint64_t spr[ADMIN_SPR_BUCKETS];

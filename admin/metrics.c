@@ -410,6 +410,8 @@ static void per_table(sib_buf *b, const admin_gauges *g, const char *name, const
         case 10: v = t->compaction_bytes_written; break;
         case 11: v = t->compactions_running; break;
         case 12: v = t->compactions; break;
+        case 13: v = t->sstables_damaged; break;
+        case 14: v = t->sstables_suspect; break;
         default: v = 0; break;
         }
         sib_buf_printf(b, "%s{keyspace=\"", name);
@@ -467,6 +469,10 @@ static void render_storage(const admin_gauges *g, sib_buf *b)
               "Bytes written by compactions of the table.", 10);
     per_table(b, g, "sibyl_table_compactions_pending", "gauge", "Compactions of the table queued or running.", 11);
     per_table(b, g, "sibyl_table_compactions_completed_total", "counter", "Compactions of the table completed.", 12);
+    per_table(b, g, "sibyl_table_sstables_damaged", "gauge",
+              "SSTables of the table set aside at start by disk_failure_policy (best_effort, ignore).", 13);
+    per_table(b, g, "sibyl_table_sstables_suspect", "gauge",
+              "SSTables of the table a compaction found corrupt: excluded from compaction.", 14);
     render_spr(g, b);
     gauge(b, "sibyl_sstables", "gauge", "Live SSTables over all tables.", g->sstables);
     gauge(b, "sibyl_sstable_bytes", "gauge", "Bytes of all live SSTables (Data.db).", g->sstable_bytes);

@@ -606,6 +606,8 @@ static json_t *table_json(admin_server *s, const sch_table *t)
     json_object_set_new(o, "compaction_bytes_read", json_integer((json_int_t)ts.compaction_bytes_read));
     json_object_set_new(o, "compaction_bytes_written", json_integer((json_int_t)ts.compaction_bytes_written));
     json_object_set_new(o, "tombstones_purged", json_integer((json_int_t)ts.tombstones_purged));
+    json_object_set_new(o, "sstables_damaged", json_integer((json_int_t)ts.sstables_damaged));
+    json_object_set_new(o, "sstables_suspect", json_integer((json_int_t)ts.sstables_suspect));
     spr_json(o, &ts);
     if (ts.leveled) {
         json_t *lv = json_array();
@@ -780,6 +782,8 @@ static void metrics_text(admin_server *s, sib_buf *out)
             e->compaction_bytes_written = ts.compaction_bytes_written;
             e->compactions_running = ts.compactions_running;
             e->compactions = ts.compactions;
+            e->sstables_damaged = ts.sstables_damaged;
+            e->sstables_suspect = ts.sstables_suspect;
             _Static_assert(ADMIN_SPR_BUCKETS == ST_SPR_BUCKETS, "one histogram layout");
             for (size_t b = 0; b < ADMIN_SPR_BUCKETS; b++) {
                 e->spr[b] = ts.spr[b];

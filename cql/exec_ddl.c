@@ -93,6 +93,10 @@ void exec_table_options_to_storage(cql_exec *ex, const sch_table *t)
 {
     st_table *st = storage_table(ex->st, sch_table_id(t));
     if (!st) return;
+    sib_err nerr = {0};
+    /* the table's folder gets its name (an old-layout one moves there) */
+    if (st_table_set_name(st, sch_table_keyspace(t), sch_table_name(t), &nerr))
+        sib_log(ex->log, SIB_WARN, "schema: %s.%s: %s", sch_table_keyspace(t), sch_table_name(t), nerr.msg);
     const sch_table_opts *o = sch_table_options(t);
     const char *keys[64], *vals[64];
     size_t n = 0;
@@ -111,6 +115,9 @@ int exec_schema_load(cql_exec *ex, sib_err *err)
 {
     st_table *t = storage_table(ex->st, SCHEMA_TABLE_ID);
     if (!t) return sib_err_set(err, SIB_ENOMEM, "schema table");
+    /* the definitions' own folder: system_schema/definitions-<id> */
+    int nrc = st_table_set_name(t, "system_schema", "definitions", err);
+    if (nrc) return nrc;
     int32_t now = (int32_t)(sib_now_us() / 1000000);
     int loaded = 0;
     for (int pass = 0; pass < 2; pass++) {

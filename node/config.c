@@ -131,7 +131,7 @@ static yaml_node_t *seq_first(yaml_document_t *d, yaml_node_t *s)
     return yaml_document_get_node(d, *s->data.sequence.items.start);
 }
 
-typedef enum { K_STR, K_INT, K_DOUBLE, K_DUR_MS, K_SIZE, K_SYNC, K_LEVEL, K_BOOL, K_MIBPS, K_LIMIT } key_kind;
+typedef enum { K_STR, K_INT, K_DOUBLE, K_DUR_MS, K_SIZE, K_SYNC, K_DFP, K_LEVEL, K_BOOL, K_MIBPS, K_LIMIT } key_kind;
 
 typedef struct key_spec {
     const char *name;
@@ -198,6 +198,7 @@ static const key_spec keys[] = {
     INT("compaction_throughput_mb_per_sec", compaction_throughput_mib),
     {"auto_snapshot", K_BOOL, offsetof(node_config, auto_snapshot), 0, 0},
     {"commitlog_ignore_replay_errors", K_BOOL, offsetof(node_config, commitlog_ignore_replay_errors), 0, 0},
+    {"disk_failure_policy", K_DFP, offsetof(node_config, disk_failure_policy), 0, 0},
     {"native_transport_max_concurrent_connections", K_LIMIT,
      offsetof(node_config, native_transport_max_concurrent_connections), 0, 0},
     {"native_transport_max_concurrent_connections_per_ip", K_LIMIT,
@@ -254,6 +255,12 @@ static int set_key(node_config *c, const key_spec *k, const char *v, sib_err *er
         else if (!strcmp(v, "batch")) *(int *)f = NODE_SYNC_BATCH;
         else if (!strcmp(v, "group")) *(int *)f = NODE_SYNC_GROUP;
         else return sib_err_set(err, SIB_ECONFIG, "config: commitlog_sync must be periodic, batch or group (got '%s')", v);
+        return 0;
+    case K_DFP: /* Cassandra's die and stop_paranoid stop too: this is start-up only */
+        if (!strcmp(v, "stop") || !strcmp(v, "die") || !strcmp(v, "stop_paranoid")) *(int *)f = NODE_DFP_STOP;
+        else if (!strcmp(v, "best_effort")) *(int *)f = NODE_DFP_BEST_EFFORT;
+        else if (!strcmp(v, "ignore")) *(int *)f = NODE_DFP_IGNORE;
+        else return sib_err_set(err, SIB_ECONFIG, "config: disk_failure_policy must be stop, best_effort or ignore (got '%s')", v);
         return 0;
     case K_BOOL:
         if (!strcasecmp(v, "true")) *(bool *)f = true;

@@ -197,6 +197,9 @@ static int open_storage(node *n, sib_err *err)
         .compaction_throughput_mib = c->compaction_throughput_mib ? c->compaction_throughput_mib : -1,
         .auto_snapshot = c->auto_snapshot,
         .commitlog_ignore_replay_errors = c->commitlog_ignore_replay_errors,
+        .disk_failure_policy = c->disk_failure_policy == NODE_DFP_BEST_EFFORT ? ST_DFP_BEST_EFFORT
+                               : c->disk_failure_policy == NODE_DFP_IGNORE    ? ST_DFP_IGNORE
+                                                                              : ST_DFP_STOP,
         /* yaml 0 = no cache (as Cassandra's cache sizes); storage spells that < 0 */
         .block_cache_size = c->block_cache_size == NODE_DEFAULT_SIZE ? 0
                             : c->block_cache_size      ? (int64_t)c->block_cache_size
@@ -212,7 +215,11 @@ static int open_storage(node *n, sib_err *err)
      * the next start does not replay them again; segments with nothing
      * unflushed (the spares a crash leaves) are released at once. */
     if (rs.segments && (rc = storage_flush(n->st, NULL, NULL, NULL, err))) return rc;
-    return 0;
+    /* the local state's folder: system/local-<id> (the schema's tables are
+     * named once the schema is loaded, cql/exec_ddl.c) */
+    st_table *lt = storage_table(n->st, LOCAL_TABLE_ID);
+    if (!lt) return sib_err_set(err, SIB_ENOMEM, "local state table");
+    return st_table_set_name(lt, "system", "local", err);
 }
 
 /* ---- descriptors ---- */

@@ -9,6 +9,7 @@
 struct ev_loop;
 
 enum { NODE_SYNC_PERIODIC = 0, NODE_SYNC_BATCH = 1, NODE_SYNC_GROUP = 2 };
+enum { NODE_DFP_STOP = 0, NODE_DFP_BEST_EFFORT = 1, NODE_DFP_IGNORE = 2 }; /* disk_failure_policy */
 
 /* cassandra.yaml-compatible settings; every key optional (DESIGN.md). */
 typedef struct node_config {
@@ -53,6 +54,7 @@ typedef struct node_config {
                                        * NODE_DEFAULT_SIZE = storage's (a quarter
                                        * of the memory budget, at most 512 MiB) */
     bool commitlog_ignore_replay_errors; /* replay skips damage instead of stopping start-up */
+    int disk_failure_policy;    /* NODE_DFP_*: a damaged SSTable at start (storage.h) */
     /* Client limits (README "Limits"). -1 = the default. */
     long long native_transport_max_concurrent_connections;        /* -1: fd limit minus the reserve */
     long long native_transport_max_concurrent_connections_per_ip; /* -1: unlimited */

@@ -461,7 +461,18 @@ static int map_file(int fd, const char *path, const uint8_t **map, uint64_t *siz
  * state in the module (an atomic counter; nothing owns every cache). */
 static uint64_t next_uid;
 
-int sst_open(sstable **out, const char *dir, uint64_t gen, sib_err *err)
+static int open_gen(sstable **out, const char *dir, uint64_t gen, bool salvage, sib_err *err);
+
+int sst_open(sstable **out, const char *dir, uint64_t gen, sib_err *err) { return open_gen(out, dir, gen, false, err); }
+
+int sst_open_salvage(sstable **out, const char *dir, uint64_t gen, sib_err *err)
+{
+    return open_gen(out, dir, gen, true, err);
+}
+
+/* salvage: without Filter.db and Statistics.db (either may be damaged): no
+ * bloom filter and zeroed stats, enough for a scan that rewrites it. */
+static int open_gen(sstable **out, const char *dir, uint64_t gen, bool salvage, sib_err *err)
 {
     *out = NULL;
     sstable *s = calloc(1, sizeof *s);
@@ -484,8 +495,8 @@ int sst_open(sstable **out, const char *dir, uint64_t gen, sib_err *err)
         rc = sib_err_errno(err, "sstable: open %s", s->index_path);
         goto fail;
     }
-    if ((rc = open_data(s, err)) || (rc = open_index(s, err)) || (rc = open_filter(s, err)) ||
-        (rc = open_stats(s, err)) || (rc = file_size(s->dfd, s->data_path, &s->dsize, err)) ||
+    if ((rc = open_data(s, err)) || (rc = open_index(s, err)) || (!salvage && (rc = open_filter(s, err))) ||
+        (!salvage && (rc = open_stats(s, err))) || (rc = file_size(s->dfd, s->data_path, &s->dsize, err)) ||
         (rc = map_file(s->ifd, s->index_path, &s->imap, &s->isize, err)))
         goto fail;
     struct stat dst;
@@ -985,7 +996,10 @@ int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *to
         if (sc->ent >= sc->pg.n) {
             if (sc->page >= sc->s->nsum) return 0;
             int rc = page_open(sc->s, sc->page++, &sc->pg, err);
-            if (rc) return rc;
+            if (rc) { /* the next call goes on with the next page */
+                sc->pg.n = sc->ent = 0;
+                return rc;
+            }
             sc->ent = sc->started ? 0 : pg_lower(&sc->pg, sc->token);
             continue;
         }
@@ -1029,6 +1043,9 @@ int sst_pscan_part(sst_pscan *sc, sst_part **out, sib_err *err)
     *out = p;
     return 0;
 }
+
+int64_t sst_ts_base(const sstable *s) { return s->ts_base; }
+uint64_t sst_key_estimate(const sstable *s) { return s->isize / 12 + 1; } /* about 12 index bytes a partition */
 
 void sst_pscan_close(sst_pscan *sc)
 {

@@ -224,13 +224,44 @@ int sst_part_open_cache_only(sstable *s, sst_bcache *bc, const uint8_t *pk, size
 /* Partition keys in order from a position (pk NULL: pure token bound). */
 int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, bool inclusive, sst_pscan **out,
                    sib_err *err);
-/* 1 = *pk valid until the next call, 0 = end, <0 error. */
+/* 1 = *pk valid until the next call, 0 = end, <0 error: a next call goes on
+ * with the next partition (or, for a damaged index page, the next page). */
 int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *token, sib_err *err);
 /* Opens the partition sst_pscan_next returned last, without a lookup and
  * sharing the scan's block; it must be closed before the next
  * sst_pscan_next or sst_pscan_close. */
 int sst_pscan_part(sst_pscan *sc, sst_part **out, sib_err *err);
 void sst_pscan_close(sst_pscan *sc);
+
+/* Generation numbers of the names "<gen>-<suffix>" in dir, ascending
+ * (*out malloc'd, NULL when none). Read-only. */
+size_t sst_dir_gens(const char *dir, const char *suffix, uint64_t **out);
+
+/* ---- salvage (scrub.c) ----------------------------------------------------- */
+
+/* Opens an SSTable without its Filter.db and Statistics.db, which may be
+ * damaged: Data.db's header and chunk table and Index.db's summary must be
+ * good. Only for sst_rewrite (no bloom filter, zeroed stats). */
+int sst_open_salvage(sstable **out, const char *dir, uint64_t gen, sib_err *err);
+/* Timestamp base of Data.db (its footer): a rewrite keeps it. */
+int64_t sst_ts_base(const sstable *s);
+/* Partitions it holds, estimated from Index.db's size (stats not needed). */
+uint64_t sst_key_estimate(const sstable *s);
+
+typedef struct sst_rewrite_report {
+    uint64_t partitions, rows;            /* written */
+    uint64_t partitions_dropped;          /* unreadable from their start (key or header) */
+    uint64_t partitions_cut;              /* kept up to their first unreadable row */
+    uint64_t pages_dropped;               /* index pages unreadable: their partitions unknown */
+    char first_error[512];                /* "" when nothing was dropped */
+} sst_rewrite_report;
+/* Writes every readable partition and row of s, in order, as generation
+ * newgen of dir (level 0, commitlog position 0: replay covers all of it;
+ * the writer's fp_chance and block size from o, NULL = defaults). A damaged
+ * block drops what it holds (reported, never silently). rep is filled.
+ * Fails only when the output cannot be written (nothing left of it then). */
+int sst_rewrite(sstable *s, const char *dir, uint64_t newgen, const sst_writer_opts *o, sst_rewrite_report *rep,
+                sib_err *err);
 
 /* ---- directory ------------------------------------------------------------- */
 

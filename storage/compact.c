@@ -230,10 +230,16 @@ void st_compactor_stop(st_compactor *c)
 
 /* ---- submitting ---- */
 
-static bool in_job(const st_compactor *c, const st_table *t, const sstable *x)
+static bool is_suspect(const st_table *t, const sstable *x)
 {
     for (size_t i = 0; i < t->nsuspect; i++)
-        if (t->suspect[i] == x) return true; /* as if always compacting: never picked */
+        if (t->suspect[i] == x) return true;
+    return false;
+}
+
+static bool in_job(const st_compactor *c, const st_table *t, const sstable *x)
+{
+    if (is_suspect(t, x)) return true; /* as if always compacting: never picked */
     for (const cjob *j = c->all; j; j = j->all_next) {
         if (j->uid != t->uid) continue;
         for (size_t i = 0; i < j->nin; i++)
@@ -339,9 +345,11 @@ void st_compaction_check(storage *s, st_table *t)
     cm_choice ch;
     if (t->major_asked > t->major_done) {
         if (t->cm_jobs) goto out; /* the major waits for the running ones */
-        for (size_t i = 0; i < t->nssts; i++) idx[i] = i, v[i] = cm_sst_of(t->ssts[i], false);
-        cm_strategy_major(&t->copts, v, t->nssts, &ch);
-        if (!t->nssts) t->major_done = t->major_asked;
+        size_t m = 0; /* a major takes every SSTable but the suspect ones */
+        for (size_t i = 0; i < t->nssts; i++)
+            if (!is_suspect(t, t->ssts[i])) idx[m] = i, v[m++] = cm_sst_of(t->ssts[i], false);
+        cm_strategy_major(&t->copts, v, m, &ch);
+        if (!m) t->major_done = t->major_asked;
         else if (submit(c, t, idx, &ch, t->major_asked))
             sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
         goto out;
@@ -434,7 +442,7 @@ static void answer_majors(st_compactor *c, const cjob *j)
 static void mark_suspect(st_table *t, const cjob *j, sib_log *log)
 {
     for (size_t i = 0; i < j->nin; i++) {
-        if (!strstr(j->task.err.msg, sst_data_path(j->in[i]))) continue;
+        if (!strstr(j->task.err.msg, sst_data_path(j->in[i])) || is_suspect(t, j->in[i])) continue;
         sstable **n = realloc(t->suspect, (t->nsuspect + 1) * sizeof *n);
         if (!n) return;
         t->suspect = n;

@@ -294,7 +294,7 @@ static void *fl_main(void *arg)
         if (j->m) run_flush(j);
         if (j->links) link_all(j->paths, j->links, j->npaths);
         else unlink_all(j->paths, j->npaths);
-        if (j->rmdir) rmdir(j->rmdir);
+        if (j->rmdir) st_layout_rmdir(j->rmdir);
         pthread_mutex_lock(&f->mu);
         f->running--;
         j->next = f->done;
@@ -377,7 +377,7 @@ void st_flusher_rmdir(st_flusher *f, char *path)
 {
     fl_job *j = calloc(1, sizeof *j);
     if (!j) {
-        rmdir(path);
+        st_layout_rmdir(path);
         free(path);
         return;
     }
@@ -637,26 +637,27 @@ int st_table_load(storage *s, st_table *t, sib_err *err)
 {
     const char *dd = storage_get_opts(s)->data_dir;
     if (!dd) return 0;
-    char hex[33];
-    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", t->id[i]);
-    if (asprintf(&t->dir, "%s/%s", dd, hex) < 0) {
-        t->dir = NULL;
-        return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
-    }
-    if (mkdir(t->dir, 0755) && errno != EEXIST) return sib_err_errno(err, "storage: mkdir %s", t->dir);
-    uint64_t *gens, maxg;
-    size_t n;
-    /* unfinished compactions first: they decide which generations are live */
-    int rc = cm_txn_recover(t->dir, storage_get_opts(s)->log, NULL, err);
+    int rc = st_layout_find(s, t->id, &t->dir, &t->named, err);
     if (rc) return rc;
-    rc = sst_dir_scan(t->dir, &gens, &n, &maxg, storage_get_opts(s)->log, err);
-    if (rc && errno == ENOENT && !mkdir(t->dir, 0755)) /* an rmdir queued by a drop of this id ran */
+    uint64_t *gens = NULL, maxg = 0;
+    size_t n = 0;
+    struct stat st;
+    if (!stat(t->dir, &st)) { /* else a new table: its first flush or st_table_set_name makes the folder */
+        /* unfinished compactions first: they decide which generations are live */
+        if ((rc = cm_txn_recover(t->dir, storage_get_opts(s)->log, NULL, err))) return rc;
         rc = sst_dir_scan(t->dir, &gens, &n, &maxg, storage_get_opts(s)->log, err);
-    if (rc) return rc;
+        if (rc && errno == ENOENT) rc = 0, gens = NULL, n = 0, maxg = 0; /* an rmdir queued by a drop of this id ran */
+        if (rc) return rc;
+    }
     t->next_gen = maxg + 1;
     for (size_t i = 0; !rc && i < n; i++) {
         sstable *sst;
-        if ((rc = sst_open(&sst, t->dir, gens[i], err))) break;
+        sib_err oerr = {0};
+        if ((rc = sst_open(&sst, t->dir, gens[i], &oerr))) {
+            if (rc == SIB_ENOMEM) *err = oerr;
+            else rc = st_layout_damaged(t, gens[i], &oerr, err);
+            continue;
+        }
         if (st_ssts_insert(t, sst)) {
             sst_unref(sst);
             rc = sib_err_set(err, SIB_ENOMEM, "storage: out of memory");

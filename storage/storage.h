@@ -74,6 +74,19 @@ typedef enum {
     ST_SYNC_GROUP,        /* ack after fsync; at most one fsync per group_window_ms */
 } st_sync_mode;
 
+/* disk_failure_policy (cassandra.yaml), for an SSTable that cannot be
+ * opened at start (a damaged Filter.db, Statistics.db or Data.db footer, a
+ * truncated Data.db):
+ *   STOP        refuse to start, naming the file (the default)
+ *   BEST_EFFORT move the SSTable's files into <table dir>/quarantine/, log at
+ *               ERROR and start without it (counted in st_table_stats)
+ *   IGNORE      log at ERROR and start without it, leaving its files where
+ *               they are (counted too)
+ * A table that starts without an SSTable serves what the others and the
+ * commitlog hold: deleted data that only its tombstones shadowed comes back
+ * until the next repair. */
+typedef enum { ST_DFP_STOP = 0, ST_DFP_BEST_EFFORT, ST_DFP_IGNORE } st_disk_failure_policy;
+
 typedef struct storage_opts {
     const char *data_dir;      /* SSTables; NULL = memtables only (nothing flushes) */
     const char *commitlog_dir; /* required; created if missing */
@@ -87,8 +100,10 @@ typedef struct storage_opts {
                            * group modes then fsync inline and call `done` before
                            * storage_apply returns */
     sib_log *log;         /* may be NULL */
-    /* SSTables (only with data_dir): each table lives in <data_dir>/<table id
-     * as 32 hex digits>/ (sstable.h). memtable_heap_space (cassandra.yaml;
+    /* SSTables (only with data_dir): each table lives in
+     * <data_dir>/<keyspace>/<table>-<table id as 32 hex digits>/ once
+     * st_table_set_name has named it, in <data_dir>/<id hex>/ before
+     * (the old layout; see st_table_set_name). memtable_heap_space (cassandra.yaml;
      * 0 -> a quarter of sib_memory_budget(), as Cassandra's quarter of its
      * heap; the environment variable SIBYL_MEMTABLE_HEAP_SPACE, in bytes,
      * overrides the default)
@@ -128,6 +143,7 @@ typedef struct storage_opts {
     /* commitlog_ignore_replay_errors: replay skips damage before the tail
      * and missing segments (logging what is lost) instead of failing. */
     bool commitlog_ignore_replay_errors;
+    st_disk_failure_policy disk_failure_policy;
     /* concurrent_reads (cassandra.yaml): threads of the read pool that runs
      * SSTable reads and scans off the loop (st_read_page); 0 -> 2. Only
      * with a loop: without one every read runs inline. */
@@ -168,6 +184,21 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err);
 st_table *storage_table(storage *s, const uint8_t id[16]);
 /* NULL if the table has no store. */
 st_table *storage_table_find(storage *s, const uint8_t id[16]);
+/* Gives the table its directory name, <data_dir>/<ks>/<table>-<id hex>/
+ * (with backups/ inside), as Cassandra lays tables out. Storage opens before
+ * the schema loads and knows tables by id, so the node calls this for every
+ * table once the schema knows it (and for a table created by DDL): a
+ * directory still in the old layout, <data_dir>/<id hex>/, is renamed
+ * (crash-safe: one atomic rename; a start after a crash at any point finds
+ * it at one of the two names and goes on); a table without a directory gets
+ * the named one. A no-op when already named, or without a data_dir. ks and
+ * table must be \w+ of at most 48 characters (Cassandra's rule), else
+ * SIB_EINVAL and nothing changes. Blocks on running flushes when it moves a
+ * directory (start-up, once per table); a table that is compacting keeps
+ * its old directory until the next start (logged). */
+int st_table_set_name(st_table *t, const char *ks, const char *table, sib_err *err);
+/* The table's directory (see st_table_set_name); NULL without a data_dir. */
+const char *st_table_dir(const st_table *t);
 void st_table_id(const st_table *t, uint8_t out[16]);
 
 typedef void (*st_done_fn)(void *ctx, int rc, const sib_err *err);
@@ -497,6 +528,10 @@ typedef struct st_table_stats {
     uint64_t compactions, compaction_bytes_read, compaction_bytes_written;
     uint64_t tombstones_purged;
     uint64_t compactions_running; /* queued or running */
+    /* damaged SSTables: set aside at start by disk_failure_policy
+     * best_effort (quarantined) or ignore, and found corrupt by a
+     * compaction at run time (suspect: never compacted again) */
+    uint64_t sstables_damaged, sstables_suspect;
     /* SSTables each partition read opened (those whose key range, bloom
      * filter and index admitted the key): a histogram, bucket i counting
      * reads with at most st_spr_bound(i) SSTables (and more than the bound

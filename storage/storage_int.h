@@ -299,7 +299,9 @@ struct st_table {
     st_mem *frozen;     /* newest first */
     sstable **ssts;     /* live SSTables, newest (highest gen) first */
     size_t nssts, capssts;
-    char *dir;          /* <data_dir>/<id hex>; NULL without a data_dir */
+    char *dir;          /* layout.c: <data_dir>/<ks>/<table>-<id hex>, or <data_dir>/<id hex>
+                         * until named (may not exist yet); NULL without a data_dir */
+    bool named;         /* dir is the <ks>/<table>-<id hex> one */
     uint64_t next_gen;
     sst_clpos flushed;  /* max clpos over live SSTables: replay skips below it */
     uint64_t srcver;    /* bumped whenever mem/frozen/ssts change */
@@ -314,6 +316,7 @@ struct st_table {
     uint64_t major_asked, major_done; /* major compaction sequence numbers */
     int64_t cm_retry_ns; /* after a failure, no new job before this (monotonic) */
     int64_t tomb_retry_ns; /* after a tombstone compaction that purged nothing */
+    uint64_t damaged;    /* SSTables set aside at start (disk_failure_policy) */
     sstable **suspect;   /* failed a compaction as corrupt: never compacted again (referenced) */
     size_t nsuspect;
     uint64_t flushes, flush_bytes, compactions, cm_bytes_read, cm_bytes_written, purged;
@@ -483,6 +486,25 @@ int st_ssts_insert(st_table *t, sstable *sst);
 void st_flusher_rmdir(st_flusher *f, char *path);
 /* Queues hard links src[i] -> dst[i] before anything queued later (takes all). */
 void st_flusher_link(st_flusher *f, char **src, char **dst, size_t n);
+
+/* ---- directory layout (layout.c) ----------------------------------------- */
+
+/* "<32 lowercase hex>" -> id; "<name>-<32 hex>" -> id. */
+bool st_layout_hex_id(const char *name, uint8_t id[16]);
+bool st_layout_named_id(const char *name, uint8_t id[16]);
+typedef int (*st_layout_fn)(void *ctx, const uint8_t id[16], const char *dir, sib_err *err);
+/* Calls fn for every table directory under data_dir, in either layout. */
+int st_layout_walk(const char *data_dir, st_layout_fn fn, void *ctx, sib_err *err);
+/* The directory of table id (malloc'd): the one on disk, else the unnamed
+ * <data_dir>/<id hex>, not created. *named: it is a <ks>/<table>-<hex> one. */
+int st_layout_find(storage *s, const uint8_t id[16], char **dir, bool *named, sib_err *err);
+/* An SSTable of t that sst_open refused at start (open_err): applies
+ * disk_failure_policy. 0: set aside (quarantined or ignored; logged, counted);
+ * else the error naming the file, start refused. */
+int st_layout_damaged(st_table *t, uint64_t gen, const sib_err *open_err, sib_err *err);
+/* rmdir of a dropped table's folder: backups/ first, each only if empty. */
+void st_layout_rmdir(const char *dir);
+uint64_t *storage_layout_moves(storage *s); /* moves done by this process (store.c) */
 
 /* ---- compaction manager (compact.c) -------------------------------------- */
 

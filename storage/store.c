@@ -56,6 +56,7 @@ struct storage {
     sst_bcache *bc;      /* decompressed Data blocks of every table; NULL = none */
     st_readpool *rp;     /* read pool (readpool.c); NULL without a loop */
     uint64_t epochs;     /* table uid/epoch source */
+    uint64_t layout_moves; /* old-layout directories moved by this process (layout.c) */
     storage_stats totals; /* flush/compaction counters that outlive tables */
     uint64_t applies;
     sst_clpos replay_pos; /* position of the entry being replayed */
@@ -101,10 +102,12 @@ st_table *storage_table_find(storage *s, const uint8_t id[16])
     return s->cap ? s->map[map_slot(s, id)] : NULL;
 }
 
-st_table *storage_table(storage *s, const uint8_t id[16])
+/* storage_table with the reason of a failure in *err (NULL on failure). */
+static st_table *table_get(storage *s, const uint8_t id[16], sib_err *err)
 {
     st_table *t = storage_table_find(s, id);
     if (t) return t;
+    sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
     if ((s->n + 1) * 4 > s->cap * 3 && map_grow(s)) return NULL;
     if (!(t = calloc(1, sizeof *t))) return NULL;
     memcpy(t->id, id, 16);
@@ -112,9 +115,8 @@ st_table *storage_table(storage *s, const uint8_t id[16])
     t->uid = ++s->epochs;
     t->epoch = ++s->epochs;
     cm_options_default(&t->copts);
-    sib_err err = {0};
-    if (cm_strategy_create(&t->cms, &err) || !(t->mem = st_mem_create()) || st_table_load(s, t, &err)) {
-        if (t->mem) sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
+    if (cm_strategy_create(&t->cms, err) || !(t->mem = st_mem_create()) || st_table_load(s, t, err)) {
+        if (t->mem) sib_log(s->o.log, SIB_ERROR, "storage: %s", err->msg);
         cm_strategy_destroy(t->cms);
         st_mem_unref(t->mem);
         for (size_t i = 0; i < t->nssts; i++) sst_unref(t->ssts[i]);
@@ -126,6 +128,12 @@ st_table *storage_table(storage *s, const uint8_t id[16])
     s->map[map_slot(s, id)] = t;
     s->n++;
     return t;
+}
+
+st_table *storage_table(storage *s, const uint8_t id[16])
+{
+    sib_err err = {0};
+    return table_get(s, id, &err);
 }
 
 void st_table_id(const st_table *t, uint8_t out[16]) { memcpy(out, t->id, 16); }
@@ -204,34 +212,25 @@ st_table *storage_table_next(storage *s, size_t *i)
     return NULL;
 }
 
-static bool hex_id(const char *name, uint8_t id[16])
+uint64_t *storage_layout_moves(storage *s) { return &s->layout_moves; }
+
+static int load_one(void *arg, const uint8_t id[16], const char *dir, sib_err *err)
 {
-    if (strlen(name) != 32) return false;
-    for (int i = 0; i < 16; i++) {
-        unsigned v;
-        if (sscanf(name + 2 * i, "%2x", &v) != 1) return false;
-        id[i] = (uint8_t)v;
-    }
-    return true;
+    storage *s = arg;
+    (void)dir;
+    return table_get(s, id, err) ? 0 : err->code;
 }
 
-/* Opens every table directory under data_dir; returns the highest clpos seg. */
+/* Opens every table directory under data_dir (either layout, layout.c);
+ * returns the highest clpos seg. */
 static int load_tables(storage *s, uint64_t *max_seg, sib_err *err)
 {
     *max_seg = 0;
     if (mkdir(s->o.data_dir, 0755) && errno != EEXIST) return sib_err_errno(err, "storage: mkdir %s", s->o.data_dir);
-    DIR *d = opendir(s->o.data_dir);
-    if (!d) return sib_err_errno(err, "storage: opendir %s", s->o.data_dir);
-    struct dirent *de;
-    int rc = 0;
-    while (!rc && (de = readdir(d))) {
-        uint8_t id[16];
-        if (!hex_id(de->d_name, id)) continue;
-        st_table *t = storage_table(s, id);
-        if (!t) rc = sib_err_set(err, SIB_EIO, "storage: cannot open table directory %s/%s", s->o.data_dir, de->d_name);
-        else if (t->flushed.seg > *max_seg) *max_seg = t->flushed.seg;
-    }
-    closedir(d);
+    int rc = st_layout_walk(s->o.data_dir, load_one, s, err);
+    size_t i = 0;
+    for (st_table *t; !rc && (t = storage_table_next(s, &i));)
+        if (t->flushed.seg > *max_seg) *max_seg = t->flushed.seg;
     return rc;
 }
 
@@ -370,7 +369,7 @@ static int replay_entry(storage *s, const uint8_t *p, size_t n, sib_err *err)
     if (kind == ST_ENTRY_DROP && t && !t->nssts) {
         if (t->dir && s->fl) { /* replay re-created it: startup, so wait for the unlinks */
             st_flusher_drain(s->fl);
-            rmdir(t->dir);
+            st_layout_rmdir(t->dir);
         }
         map_remove(s, id);
     }
@@ -659,6 +658,8 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
     for (size_t i = 0; i < ST_SPR_BUCKETS; i++) out->spr[i] = __atomic_load_n(&t->spr[i], __ATOMIC_RELAXED);
     out->spr_sum = __atomic_load_n(&t->spr_sum, __ATOMIC_RELAXED);
     st_compaction_running(t->s, t, &out->compactions_running);
+    out->sstables_damaged = t->damaged;
+    out->sstables_suspect = t->nsuspect;
     st_compaction_levels(t, out);
     for (st_mem *m = t->frozen; m; m = m->next) {
         out->memtable_bytes += memtable_bytes(&m->mt);

@@ -407,6 +407,12 @@ static void print_table_stats(FILE *out, const json_t *tb)
     fprintf(out, "\t\tDroppable tombstone ratio: %.5f\n", jnum(tb, "droppable_tombstone_ratio"));
     fprintf(out, "\t\tSSTables per read (mean / p99 / max): %.2f / %lld / %lld\n", jnum(tb, "sstables_per_read_mean"),
             jint(tb, "sstables_per_read_p99"), jint(tb, "sstables_per_read_max"));
+    /* Sibyl extension (no nodetool line): damaged SSTables, set aside at
+     * start (disk_failure_policy) or left out of compaction (suspect) */
+    long long dmg = jint(tb, "sstables_damaged"), sus = jint(tb, "sstables_suspect");
+    if (dmg || sus)
+        fprintf(out, "\t\tDamaged SSTables (set aside at start / suspect): %lld / %lld (run sibyl-verify; deleted "
+                     "data their tombstones shadowed can come back until the next repair)\n", dmg, sus);
     fprintf(out, "\n");
 }
 

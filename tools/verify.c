@@ -41,38 +41,13 @@ static int u64_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Generation numbers of the names "<gen>-<suffix>" in dir (malloc'd). */
-static size_t gens_with(const char *dir, const char *suffix, uint64_t **out)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    size_t n = 0, cap = 0;
-    *out = NULL;
-    while (d && (de = readdir(d))) {
-        char *end;
-        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
-        unsigned long long g = strtoull(de->d_name, &end, 10);
-        if (*end != '-' || strcmp(end + 1, suffix)) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *x = realloc(*out, cap * sizeof *x);
-            if (!x) break;
-            *out = x;
-        }
-        (*out)[n++] = g;
-    }
-    if (d) closedir(d);
-    if (n) qsort(*out, n, sizeof **out, u64_cmp);
-    return n;
-}
-
 static bool has_gen(const uint64_t *v, size_t n, uint64_t g) { return n && bsearch(&g, v, n, sizeof *v, u64_cmp); }
 
 static void verify_dir(vstate *vs, const char *dir)
 {
     uint64_t *live, *data, *logs;
-    size_t nl = gens_with(dir, "TOC.txt", &live), nd = gens_with(dir, "Data.db", &data);
-    size_t nx = gens_with(dir, "txn.log", &logs);
+    size_t nl = sst_dir_gens(dir, "TOC.txt", &live), nd = sst_dir_gens(dir, "Data.db", &data);
+    size_t nx = sst_dir_gens(dir, "txn.log", &logs);
     for (size_t i = 0; i < nl; i++) {
         sstable *s;
         sib_err err = {0};

@@ -35,7 +35,7 @@ def http(node, path, method="GET"):
 def table_dir(node, s, table):
     row = s.execute("SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
                     (KS, table)).one()
-    return os.path.join(node.datadir, row.id.hex)
+    return os.path.join(node.datadir, KS, table + "-" + row.id.hex)
 
 
 def live_gens(d):

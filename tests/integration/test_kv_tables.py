@@ -10,6 +10,7 @@ many times, so reads and paged scans merge the memtable with SSTables, and
 everything must still be there after kill -9."""
 
 import os
+import shutil
 import random
 import time
 
@@ -127,9 +128,9 @@ def test_overloaded_while_flushes_fail(make_node, clusters):
     s.execute("CREATE KEYSPACE ov WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
     s.execute("CREATE TABLE ov.t (k int PRIMARY KEY, v text)")
     tid = s.execute("SELECT id FROM system_schema.tables WHERE keyspace_name = 'ov' AND table_name = 't'").one().id
-    tdir = os.path.join(node.datadir, tid.hex)
+    tdir = os.path.join(node.datadir, "ov", "t-" + tid.hex)
     if os.path.isdir(tdir):
-        os.rmdir(tdir)
+        shutil.rmtree(tdir)                               # empty but for backups/
     open(tdir, "w").close()
     ins = s.prepare("INSERT INTO ov.t (k, v) VALUES (?, ?)")
     ins.retry_policy = FallthroughRetryPolicy()           # the Overloaded error itself, not a retry elsewhere

@@ -12,7 +12,7 @@ import pytest
 
 from sibyl_harness import NodeError
 
-LOCAL_TABLE_DIR = "5b1b5c4e000040008000000000000002"
+LOCAL_TABLE_DIR = "system/local-5b1b5c4e000040008000000000000002"
 
 
 def admin(node, path, method="GET"):

@@ -109,7 +109,7 @@ def leftovers(datadir):
 
 
 def sstable_count(datadir):
-    return len(glob.glob(os.path.join(datadir, "*", "*-TOC.txt")))
+    return len(glob.glob(os.path.join(datadir, "*", "*", "*-TOC.txt")))
 
 
 def test_kill9_during_flush_and_compaction(make_node, clusters, monkeypatch):
@@ -182,7 +182,7 @@ def test_corrupted_data_block(make_node, clusters):
     while sstable_count(node.datadir) == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     node.stop()
-    datas = sorted(glob.glob(os.path.join(node.datadir, "*", "*-Data.db")), key=os.path.getsize)
+    datas = sorted(glob.glob(os.path.join(node.datadir, "*", "*", "*-Data.db")), key=os.path.getsize)
     assert datas and os.path.getsize(datas[-1]) > 100000, "no user SSTable was flushed"
     data = datas[-1]                  # the user table's: far larger than the schema tables'
     with open(data, "r+b") as f:

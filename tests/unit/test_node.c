@@ -41,6 +41,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.commitlog_total_space, 0);
     assert_true(c.block_cache_size == NODE_DEFAULT_SIZE);
     assert_int_equal(c.concurrent_reads, 2);
+    assert_int_equal(c.disk_failure_policy, NODE_DFP_STOP);
 }
 
 static void test_load(void **state)
@@ -52,6 +53,7 @@ static void test_load(void **state)
                     "data_file_directories:\n  - /tmp/sib/data\n"
                     "commitlog_directory: /tmp/sib/cl\n"
                     "commitlog_sync: batch\n"
+                    "disk_failure_policy: best_effort\n"
                     "commitlog_sync_period: 2s\n"
                     "native_transport_max_frame_size: 8MiB\n"
                     "num_tokens: 4\n"
@@ -78,6 +80,7 @@ static void test_load(void **state)
     assert_string_equal(c.data_dir, "/tmp/sib/data");
     assert_string_equal(c.commitlog_dir, "/tmp/sib/cl");
     assert_int_equal(c.commitlog_sync, NODE_SYNC_BATCH);
+    assert_int_equal(c.disk_failure_policy, NODE_DFP_BEST_EFFORT);
     assert_int_equal(c.commitlog_sync_period_ms, 2000);
     assert_int_equal(c.native_transport_max_frame_size, 8u << 20);
     assert_int_equal(c.num_tokens, 4);
@@ -95,6 +98,7 @@ static void test_bad_values(void **state)
     (void)state;
     static const char *bad[] = {
         "commitlog_sync: sometimes\n",
+        "disk_failure_policy: best_effrot\n",
         "native_transport_port: abc\n",
         "commitlog_sync_period: 10 parsecs\n",
         "num_tokens: 0\n",

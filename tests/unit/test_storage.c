@@ -1781,6 +1781,60 @@ static void test_flush_and_read(void **state)
     assert_int_equal(st.sstables, 2);
 }
 
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return !stat(path, &st) && S_ISDIR(st.st_mode);
+}
+
+/* A table flushed before it had a name sits in <data>/<id hex>/ (the old
+ * layout); st_table_set_name moves it to <data>/<ks>/<table>-<id hex>/, a
+ * second call and a reopen change nothing, and the data stays readable. */
+static void test_table_named_layout(void **state)
+{
+    dfx *f = *state;
+    char legacy[200], named[200], backups[220];
+    snprintf(legacy, sizeof legacy, "%s/0102030405060708090a0b0c0d0e0f10", f->data);
+    snprintf(named, sizeof named, "%s/ks1/tab_1-0102030405060708090a0b0c0d0e0f10", f->data);
+    snprintf(backups, sizeof backups, "%s/backups", named);
+    put(f->s, "p", "a", 1, "one", 10, 0, 0);
+    flush_all(f->s);
+    assert_true(is_dir(legacy));
+    st_table *t = storage_table(f->s, T1);
+    sib_err err = {0};
+    /* names that are not \w+ change nothing */
+    assert_int_equal(st_table_set_name(t, "ks1", "../x", &err), SIB_EINVAL);
+    assert_int_equal(st_table_set_name(t, "", "x", &err), SIB_EINVAL);
+    assert_string_equal(st_table_dir(t), legacy);
+    assert_int_equal(st_table_set_name(t, "ks1", "tab_1", &err), 0);
+    assert_string_equal(st_table_dir(t), named);
+    assert_false(is_dir(legacy));
+    assert_true(is_dir(backups));
+    assert_int_equal(st_table_set_name(t, "ks1", "tab_1", &err), 0); /* idempotent */
+    assert_int_equal(st_table_set_name(t, "ks1", "other", &err), SIB_EINVAL); /* one name per table */
+    put(f->s, "p", "b", 1, "two", 10, 0, 0);
+    flush_all(f->s); /* the next SSTable goes to the named folder */
+    dreopen(f);
+    t = storage_table(f->s, T1);
+    assert_string_equal(st_table_dir(t), named); /* found by its name at open */
+    assert_string_equal(get(f->s, "p", "a", 1), "one");
+    assert_string_equal(get(f->s, "p", "b", 1), "two");
+    storage_stats st;
+    storage_get_stats(f->s, &st);
+    assert_int_equal(st.sstables, 2);
+    /* a table with no folder yet gets the named one at once */
+    static const uint8_t T9[16] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
+    t = storage_table(f->s, T9);
+    assert_int_equal(st_table_set_name(t, "ks1", "fresh", &err), 0);
+    snprintf(backups, sizeof backups, "%s/ks1/fresh-09090909090909090909090909090909/backups", f->data);
+    assert_true(is_dir(backups));
+    /* drop removes the folder with its empty backups/ */
+    assert_int_equal(storage_table_drop(f->s, T1, NULL, NULL, &err), 0);
+    storage_close(f->s);
+    f->s = open_data(f, 0, NULL);
+    assert_false(is_dir(named));
+}
+
 static void test_segments_released_after_flush(void **state)
 {
     dfx *f = *state;
@@ -3339,6 +3393,7 @@ int main(void)
         cmocka_unit_test(test_coalesced_write_failure),
         cmocka_unit_test(test_coalesced_truncate_order),
         cmocka_unit_test_setup_teardown(test_flush_and_read, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_table_named_layout, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_segments_released_after_flush, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_replay_skips_flushed, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_truncate_removes_sstables, dsetup, dteardown),
