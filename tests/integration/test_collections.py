@@ -62,14 +62,22 @@ def test_element_ttl(session, t):
     assert row(session, t).m == {"keep": 2}
 
 
-def test_unsupported_operations_are_clear_errors(session, t):
+def test_invalid_operations_are_clear_errors(session, t):
+    # (list operations that read first are in test_list_ops.py)
     session.execute("INSERT INTO %s (k, l) VALUES (1, [1, 2])" % t)
     with pytest.raises(InvalidRequest) as e:
-        session.execute("UPDATE %s SET l = l - [1] WHERE k = 1" % t)
-    assert "not supported" in str(e.value)
-    with pytest.raises(InvalidRequest):
         session.execute("UPDATE %s SET s[0] = 'x' WHERE k = 1" % t)
+    assert "Invalid operation (s[0] = 'x') for set column s" in str(e.value)
     assert row(session, t).l == [1, 2]
+
+
+def test_delete_set_element(session, t):
+    session.execute("INSERT INTO %s (k, s) VALUES (1, {'a', 'b'})" % t)
+    session.execute("DELETE s['a'] FROM %s WHERE k = 1" % t)
+    assert row(session, t).s == {"b"}
+    with pytest.raises(InvalidRequest) as e:
+        session.execute(session.prepare("DELETE s[?] FROM %s WHERE k = 1" % t), (None,))
+    assert "Invalid null set element" in str(e.value)
 
 
 def test_frozen_collection_in_primary_key(session, ks):
