@@ -563,8 +563,10 @@ static int eval_coll_op(exec_ctx *c, const prs_assignment *as, const sch_column 
     case PRS_ASSIGN_ELEM: {
         if (t->code == SCH_T_SET) return op_error(as, col, "set", err);
         if (t->code == SCH_T_LIST) return eval_list_set(c, as, col, op, err);
-        int rc = exec_term_value(c, as->key, t->sub[0], col->name, &op->key, NULL, err);
+        bool key_unset;
+        int rc = exec_term_value(c, as->key, t->sub[0], col->name, &op->key, &key_unset, err);
         if (rc) return rc;
+        if (key_unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset map key");
         if (op->key.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null map key");
         vt = t->sub[1];
         break;
@@ -711,8 +713,8 @@ static int delete_elem_or_col(exec_ctx *c, mutset *ms, st_mutation *m, const sch
                               const sch_val *ck, const sch_column *col, const sch_val *key, int32_t idx, bool skip,
                               const attrs *a, sib_err *err)
 {
-    if (!key || col->type->code != SCH_T_LIST) return delete_col(c, m, col, key, a, err);
     if (skip) return 0;
+    if (!key || col->type->code != SCH_T_LIST) return delete_col(c, m, col, key, a, err);
     list_op lo = {.t = t, .col = col, .kind = LOP_DELETE, .idx = idx, .pk = *pk,
                   .ck = ck ? *ck : (sch_val){NULL, 0}, .is_static = !ck, .a = *a};
     return add_list_op(ms, &lo, err);
@@ -752,8 +754,17 @@ static int build_delete(exec_ctx *c, const prs_delete *s, int64_t batch_ts, muts
                 only_static &= cols[i]->kind == SCH_COL_STATIC;
                 continue;
             }
-            if ((rc = exec_term_value(c, s->cols[i].key, cols[i]->type->sub[0], cols[i]->name, &keyv[i], NULL, err)))
+            bool key_unset;
+            if ((rc = exec_term_value(c, s->cols[i].key, cols[i]->type->sub[0], cols[i]->name, &keyv[i], &key_unset, err)))
                 return rc;
+            bool is_map = cols[i]->type->code == SCH_T_MAP;
+            if (key_unset && is_map) return sib_err_set(err, SIB_EINVAL, "Invalid unset map key");
+            if (key_unset) { /* DELETE s[unset]: nothing to delete */
+                keys[i] = &keyv[i];
+                lskip[i] = true;
+                only_static &= cols[i]->kind == SCH_COL_STATIC;
+                continue;
+            }
             if (keyv[i].len < 0)
                 return sib_err_set(err, SIB_EINVAL, cols[i]->type->code == SCH_T_MAP ? "Invalid null map key"
                                                                                    : "Invalid null set element");

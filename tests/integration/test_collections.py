@@ -86,3 +86,19 @@ def test_frozen_collection_in_primary_key(session, ks):
     session.execute("INSERT INTO %s.f (k, c, v) VALUES ([1, 2], {'a'}, 2)" % ks)
     rows = list(session.execute("SELECT c, v FROM %s.f WHERE k = [1, 2]" % ks))
     assert [(r.c, r.v) for r in rows] == [({"a"}, 2), ({"a", "b"}, 1)]
+
+
+def test_unset_keys_and_elements(session, t):
+    from cassandra.query import UNSET_VALUE
+    session.execute("INSERT INTO %s (k, s, m) VALUES (1, {'a', 'b'}, {'x': 1})" % t)
+    for q, args in (("UPDATE %s SET m[?] = 5 WHERE k = 1", (UNSET_VALUE,)),
+                    ("DELETE m[?] FROM %s WHERE k = 1", (UNSET_VALUE,))):
+        with pytest.raises(InvalidRequest) as e:
+            session.execute(session.prepare(q % t), args)
+        assert "Invalid unset map key" in str(e.value)
+    session.execute(session.prepare("UPDATE %s SET m['x'] = ? WHERE k = 1" % t), (UNSET_VALUE,))  # value unset: nothing
+    session.execute(session.prepare("DELETE s[?] FROM %s WHERE k = 1" % t), (UNSET_VALUE,))       # nothing
+    session.execute(session.prepare("UPDATE %s SET s = s + ? WHERE k = 1" % t), (UNSET_VALUE,))
+    session.execute(session.prepare("UPDATE %s SET s = s - ? WHERE k = 1" % t), (UNSET_VALUE,))
+    r = row(session, t)
+    assert r.s == {"a", "b"} and r.m == {"x": 1}
