@@ -190,7 +190,7 @@ static int get_attrs(exec_ctx *c, const sch_table *t, const prs_using *u, int64_
  * tombstones at those paths. Building the statement records each such
  * operation here, one per row it touches; everything else in the statement
  * is built at once as usual. */
-typedef enum { LOP_SET, LOP_DELETE, LOP_DISCARD } lop_kind;
+typedef enum { LOP_SET, LOP_DELETE, LOP_DISCARD, LOP_APPEND, LOP_PREPEND } lop_kind;
 
 struct list_op {
     const sch_table *t;
@@ -198,7 +198,7 @@ struct list_op {
     lop_kind kind;
     int32_t idx;     /* LOP_SET, LOP_DELETE */
     bool val_unset;  /* LOP_SET with an unset value: only the index is checked */
-    sch_val val;     /* LOP_SET: the element (len < 0: null); LOP_DISCARD: the list of values */
+    sch_val val;     /* LOP_SET: the element (len < 0: null); else the list of values */
     sch_val pk, ck;  /* request memory (arena or frame) */
     bool is_static;
     attrs a;
@@ -615,7 +615,9 @@ static int row_coll_op(exec_ctx *c, mutset *ms, st_mutation *m, const sch_table 
 {
     if (!op->rbw) return apply_coll_op(c, m, op, a, err);
     if (!op->col) return 0;
-    list_op lo = {.t = t, .col = op->col, .kind = op->kind == PRS_ASSIGN_SUB ? LOP_DISCARD : LOP_SET,
+    lop_kind k = op->kind == PRS_ASSIGN_SUB ? LOP_DISCARD : op->kind == PRS_ASSIGN_ADD ? LOP_APPEND
+               : op->kind == PRS_ASSIGN_PREPEND ? LOP_PREPEND : LOP_SET;
+    list_op lo = {.t = t, .col = op->col, .kind = k,
                   .idx = op->idx, .val_unset = op->val_unset, .val = op->val, .pk = *pk,
                   .ck = ck ? *ck : (sch_val){NULL, 0}, .is_static = !ck, .a = *a};
     return add_list_op(ms, &lo, err);
@@ -654,6 +656,12 @@ static int build_update(exec_ctx *c, const prs_update *s, int64_t batch_ts, muts
         if ((rc = exec_term_value(c, as->value, col->type, col->name, &vals[col->index], &unset[col->index], err)))
             return rc;
     }
+    /* A list one operation reads takes every operation of the statement on
+     * that list through the read, in order: each sees the ones before it
+     * (list_read). */
+    for (size_t i = 0; i < nops; i++)
+        for (size_t j = 0; ops[i].rbw && ops[i].col && j < nops; j++)
+            if (ops[j].col == ops[i].col) ops[j].rbw = true;
     exec_restr r;
     bool static_only = only_static && s->nassign;
     if ((rc = exec_analyze_where(c, t, s->where, s->nwhere, static_only ? EXEC_WHERE_DELETE : EXEC_WHERE_UPDATE, false,
@@ -931,56 +939,181 @@ static bool same_row(const list_op *x, const list_op *y)
            (!x->ck.len || !memcmp(x->ck.p, y->ck.p, (size_t)x->ck.len))));
 }
 
-/* The live cells of op's column in row (NULL: no row): *first, *n. */
-static void list_cells(const st_row *row, const list_op *op, const st_cell_view **first, size_t *n)
+/* A list column of the row as the statement's operations so far leave it:
+ * Cassandra merges the statement's pending updates into the row it read
+ * (tombstones purged) before each operation, so each operation sees the
+ * ones before it (`l = l + [x], l[3] = y` can set an appended element,
+ * `DELETE l[2], l[2]` removes two). Elements are in path order; those the
+ * statement touched are written once, in their final state, when the row
+ * is done. Reconciling follows Cassandra's cells: the higher timestamp
+ * wins, at equal ones a tombstone, then the greater value. */
+typedef struct lelem {
+    const uint8_t *path, *val;
+    size_t pathlen, vlen;
+    int64_t ts;
+    int32_t ttl;
+    bool dead, touched;
+} lelem;
+
+typedef struct lmodel {
+    uint32_t col;
+    lelem *e;
+    size_t n, cap;
+} lmodel;
+
+static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
-    *first = NULL;
-    *n = 0;
-    for (size_t i = 0; row && i < row->ncells; i++) {
-        if (row->cells[i].col != op->col->id) continue;
-        if (!*n) *first = &row->cells[i];
-        ++*n;
-    }
+    size_t m = al < bl ? al : bl;
+    int c = m ? memcmp(a, b, m) : 0;
+    return c ? c : (al > bl) - (al < bl);
 }
 
-static bool list_has_value(const list_op *op, const st_cell_view *cell, exec_ctx *c)
+static int lm_grow(lmodel *m, sib_arena *a)
+{
+    if (m->n < m->cap) return 0;
+    size_t ncap = m->cap ? m->cap * 2 : 8;
+    lelem *e = sib_arena_alloc(a, sizeof *e * ncap);
+    if (!e) return SIB_ENOMEM;
+    if (m->n) memcpy(e, m->e, sizeof *e * m->n);
+    m->e = e;
+    m->cap = ncap;
+    return 0;
+}
+
+/* The model of op's column, made from the row read on first use. */
+static lmodel *lm_get(lmodel *ms, size_t *nms, const list_op *op, const st_row *row, sib_arena *a)
+{
+    for (size_t i = 0; i < *nms; i++)
+        if (ms[i].col == op->col->id) return &ms[i];
+    lmodel *m = &ms[(*nms)++];
+    *m = (lmodel){.col = op->col->id};
+    for (size_t i = 0; row && i < row->ncells; i++) {
+        const st_cell_view *cv = &row->cells[i];
+        if (cv->col != m->col) continue;
+        if (lm_grow(m, a)) return NULL;
+        m->e[m->n++] = (lelem){cv->path, cv->val, cv->pathlen, cv->vlen, cv->ts, cv->ttl, false, false};
+    }
+    return m;
+}
+
+static size_t lm_live(const lmodel *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++) n += !m->e[i].dead;
+    return n;
+}
+
+/* The entry of the idx-th live element. */
+static lelem *lm_at(lmodel *m, size_t idx)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (!m->e[i].dead && idx-- == 0) return &m->e[i];
+    return NULL;
+}
+
+static void lm_kill(lelem *e, int64_t ts)
+{
+    if (e->dead || e->ts > ts) return;
+    e->dead = e->touched = true;
+    e->ts = ts;
+}
+
+static int lm_put(lmodel *m, const uint8_t *path, size_t pathlen, const sch_val *v, int64_t ts, int32_t ttl,
+                  sib_arena *a)
+{
+    size_t i = 0;
+    int c = 1;
+    while (i < m->n && (c = bytes_cmp(m->e[i].path, m->e[i].pathlen, path, pathlen)) < 0) i++;
+    if (i < m->n && !c) {
+        lelem *e = &m->e[i];
+        bool wins = e->dead ? ts > e->ts
+                            : ts > e->ts || (ts == e->ts && bytes_cmp(v->p, (size_t)v->len, e->val, e->vlen) > 0);
+        if (wins) *e = (lelem){e->path, v->p, e->pathlen, (size_t)v->len, ts, ttl, false, true};
+        return 0;
+    }
+    if (lm_grow(m, a)) return SIB_ENOMEM;
+    uint8_t *pc = sib_arena_memdup(a, path, pathlen);
+    if (!pc) return SIB_ENOMEM;
+    memmove(&m->e[i + 1], &m->e[i], sizeof *m->e * (m->n - i));
+    m->e[i] = (lelem){pc, v->p, pathlen, (size_t)v->len, ts, ttl, false, true};
+    m->n++;
+    return 0;
+}
+
+static bool list_has_value(const list_op *op, const lelem *e)
 {
     sch_coll_iter it;
-    sch_val k, e;
-    (void)c;
+    sch_val k, v;
     if (sch_coll_iter_init(&it, op->col->type, op->val.p, (size_t)op->val.len) < 0) return false;
-    while (sch_coll_next(&it, &k, &e))
-        if (k.len >= 0 && (size_t)k.len == cell->vlen && (!cell->vlen || !memcmp(k.p, cell->val, cell->vlen))) return true;
+    while (sch_coll_next(&it, &k, &v))
+        if (k.len >= 0 && !bytes_cmp(k.p, (size_t)k.len, e->val, e->vlen)) return true;
     return false;
 }
 
-/* One operation against the row read for it, written into m. */
-static int list_op_apply(exec_ctx *c, st_mutation *m, const list_op *op, const st_row *row, sib_err *err)
+/* Appends or prepends op's values (the paths put_elements gives them). */
+static int lm_add(lmodel *m, const list_op *op, sib_arena *a)
 {
-    const st_cell_view *cells;
-    size_t n;
-    list_cells(row, op, &cells, &n);
+    if (op->val.len < 0) return 0;
+    sch_coll_iter it;
+    int n = sch_coll_iter_init(&it, op->col->type, op->val.p, (size_t)op->val.len);
+    if (n < 0) return SIB_EINVAL;
+    bool pre = op->kind == LOP_PREPEND;
+    sib_buf path;
+    sib_buf_init(&path);
+    sch_val k, v;
+    int rc = 0;
+    for (uint32_t i = 0; !rc && sch_coll_next(&it, &k, &v); i++) {
+        rc = list_path(&path, pre, op->a.ts, pre ? (uint32_t)n - 1 - i : i);
+        if (!rc) rc = lm_put(m, path.p, path.len, &k, op->a.ts, op->a.ttl, a);
+    }
+    sib_buf_free(&path);
+    return rc;
+}
+
+/* One operation against the list as the operations before it left it. */
+static int list_op_apply(lmodel *m, const list_op *op, sib_arena *a, sib_err *err)
+{
+    if (op->kind == LOP_APPEND || op->kind == LOP_PREPEND) {
+        int rc = lm_add(m, op, a);
+        if (rc == SIB_EINVAL) return sib_err_set(err, SIB_EINVAL, "Invalid collection value for %s", op->col->name);
+        return rc ? sib_err_set(err, rc, "list operation") : 0;
+    }
     if (op->kind == LOP_DISCARD) {
-        for (size_t i = 0; i < n; i++) {
-            if (!list_has_value(op, &cells[i], c)) continue;
-            int rc = mut_rc(st_mut_cell_path_tombstone(m, op->col->id, cells[i].path, cells[i].pathlen, op->a.ts, c->now_s), err);
-            if (rc) return rc;
-        }
+        for (size_t i = 0; i < m->n; i++)
+            if (!m->e[i].dead && list_has_value(op, &m->e[i])) lm_kill(&m->e[i], op->a.ts);
         return 0;
     }
+    size_t n = lm_live(m);
     if (!n)
         return sib_err_set(err, SIB_EINVAL, op->kind == LOP_SET ? "Attempted to set an element on a list which is null"
                                                                 : "Attempted to delete an element from a list which is null");
     if (op->idx < 0 || (size_t)op->idx >= n)
         return sib_err_set(err, SIB_EINVAL, "List index %d out of bound, list has size %zu", (int)op->idx, n);
-    const st_cell_view *cell = &cells[op->idx];
+    lelem *e = lm_at(m, (size_t)op->idx);
     if (op->kind == LOP_SET && op->val_unset) return 0;
-    if (op->kind == LOP_DELETE || op->val.len < 0)
-        return mut_rc(st_mut_cell_path_tombstone(m, op->col->id, cell->path, cell->pathlen, op->a.ts, c->now_s), err);
-    int32_t expiry = op->a.ttl ? c->now_s + op->a.ttl : ST_NO_DELETION_TIME;
-    return mut_rc(st_mut_cell_path(m, op->col->id, cell->path, cell->pathlen, op->val.p, (size_t)op->val.len, op->a.ts,
-                                   op->a.ttl, expiry),
-                  err);
+    if (op->kind == LOP_DELETE || op->val.len < 0) {
+        lm_kill(e, op->a.ts);
+        return 0;
+    }
+    int rc = lm_put(m, e->path, e->pathlen, &op->val, op->a.ts, op->a.ttl, a);
+    return rc ? sib_err_set(err, rc, "list operation") : 0;
+}
+
+/* The elements the statement touched, as cells and cell tombstones. */
+static int lm_write(exec_ctx *c, st_mutation *m, const lmodel *lm, sib_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < lm->n; i++) {
+        const lelem *e = &lm->e[i];
+        if (!e->touched) continue;
+        if (e->dead) {
+            rc = mut_rc(st_mut_cell_path_tombstone(m, lm->col, e->path, e->pathlen, e->ts, c->now_s), err);
+        } else {
+            int32_t expiry = e->ttl ? c->now_s + e->ttl : ST_NO_DELETION_TIME;
+            rc = mut_rc(st_mut_cell_path(m, lm->col, e->path, e->pathlen, e->val, e->vlen, e->ts, e->ttl, expiry), err);
+        }
+    }
+    return rc;
 }
 
 /* The page read for operation lr->next: it and the following operations
@@ -1006,8 +1139,23 @@ static int list_read_take(list_read *lr, st_rpage *pg, sib_err *err)
     if (op0->is_static) rc = mut_rc(st_mut_static(m), err);
     else rc = mut_rc(st_mut_row(m, op0->ck.p ? op0->ck.p : (const uint8_t *)"", (size_t)op0->ck.len), err);
     size_t j = lr->next;
-    for (; !rc && j < lr->ms.nlops && same_row(op0, &lr->ms.lops[j]); j++)
-        rc = list_op_apply(lr->c, m, &lr->ms.lops[j], found ? &row : NULL, err);
+    while (j < lr->ms.nlops && same_row(op0, &lr->ms.lops[j])) j++;
+    sib_arena *a = lr->c->arena;
+    size_t nm = 0;
+    lmodel *models = sib_arena_alloc(a, sizeof *models * (j - lr->next));
+    if (!models && !rc) rc = sib_err_set(err, SIB_ENOMEM, "list operation");
+    for (size_t i = lr->next; !rc && i < j; i++) {
+        const list_op *op = &lr->ms.lops[i];
+        lmodel *lm = lm_get(models, &nm, op, found ? &row : NULL, a);
+        rc = lm ? list_op_apply(lm, op, a, err) : sib_err_set(err, SIB_ENOMEM, "list operation");
+    }
+    for (size_t i = 1; i < nm; i++) /* cells in column order */
+        for (size_t k = i; k > 0 && models[k - 1].col > models[k].col; k--) {
+            lmodel tmp = models[k];
+            models[k] = models[k - 1];
+            models[k - 1] = tmp;
+        }
+    for (size_t i = 0; !rc && i < nm; i++) rc = lm_write(lr->c, m, &models[i], err);
     lr->next = j;
     return rc;
 }

@@ -62,7 +62,12 @@ def test_delete_by_index(session, t):
     session.execute("INSERT INTO %s (k, c, l) VALUES (1, 1, [1, 2, 3, 4])" % t)
     session.execute("DELETE l[1] FROM %s WHERE k = 1 AND c = 1" % t)
     assert lst(session, t) == [1, 3, 4]
-    session.execute("DELETE l[0], l[2] FROM %s WHERE k = 1 AND c = 1" % t)  # both against [1, 3, 4]
+    # each operation sees the list the ones before it left: l[2] of [3, 4]
+    refused(session, "DELETE l[0], l[2] FROM %s WHERE k = 1 AND c = 1" % t, "List index 2 out of bound, list has size 2")
+    session.execute("DELETE l[0], l[0] FROM %s WHERE k = 1 AND c = 1" % t)
+    assert lst(session, t) == [4]
+    session.execute("UPDATE %s SET l = l + [3] WHERE k = 1 AND c = 1" % t)
+    session.execute("DELETE l[0] FROM %s WHERE k = 1 AND c = 1" % t)
     assert lst(session, t) == [3]
     refused(session, "DELETE l[1] FROM %s WHERE k = 1 AND c = 1" % t, "List index 1 out of bound, list has size 1")
     refused(session, "DELETE l[0] FROM %s WHERE k = 1 AND c = 9" % t,
@@ -186,3 +191,41 @@ def test_lists_read_from_sstables(node, session, t):
     rows = {r.c: r.l for r in session.execute("SELECT c, l FROM %s WHERE k = 1" % t)}
     for c in range(20):
         assert rows[c] == ([c, 0, c + 2] if c % 2 == 0 else [c + 1, c + 2])
+
+
+def test_operations_see_the_ones_before_them(session, ks):
+    """As Cassandra merges a statement's pending updates into the row it read
+    before each list operation: in order, the higher timestamp wins, at equal
+    ones a tombstone and then the greater value."""
+    session.execute("CREATE TABLE %s.m (pk int PRIMARY KEY, l list<int>)" % ks)
+    t = ks + ".m"
+
+    def q(stmt, *args):
+        return session.execute(session.prepare(stmt % t), args)
+
+    def got():
+        return session.execute("SELECT l FROM %s WHERE pk = 1" % t).one().l
+
+    q("INSERT INTO %s (pk, l) VALUES (1, [1, 2, 3, 4])")
+    q("UPDATE %s SET l[?] = ?, l[?] = ? WHERE pk = ?", 2, 7, 2, 8, 1)       # same element twice: 8 > 7
+    assert got() == [1, 2, 8, 4]
+    q("UPDATE %s SET l[?] = ?, l[?] = ? WHERE pk = ?", 2, 9, 2, 6, 1)       # 9 > 6
+    assert got() == [1, 2, 9, 4]
+    q("DELETE l[?], l[?] FROM %s WHERE pk = ?", 2, 2, 1)                   # the element, then the next
+    assert got() == [1, 2]
+    q("UPDATE %s SET l = l + ?, l[?] = ? WHERE pk = ?", [3, 4], 3, 7, 1)   # sets an appended element
+    assert got() == [1, 2, 3, 7]
+    q("UPDATE %s SET l = l + ?, l[?] = ? WHERE pk = ?", [6, 8], 4, 5, 1)   # 6 > 5 stays
+    assert got() == [1, 2, 3, 7, 6, 8]
+    with pytest.raises(InvalidRequest) as e:                               # the append comes after
+        q("UPDATE %s SET l[?] = ?, l = l + ? WHERE pk = ?", 6, 5, [9], 1)
+    assert "List index 6 out of bound, list has size 6" in str(e.value)
+    q("UPDATE %s SET l[?] = ?, l = l - ? WHERE pk = ?", 2, 8, [8], 1)      # the updated element goes too
+    assert got() == [1, 2, 7, 6]
+    with pytest.raises(InvalidRequest) as e:
+        q("UPDATE %s SET l = l - ?, l[?] = ? WHERE pk = ?", [6], 3, 4, 1)
+    assert "List index 3 out of bound, list has size 3" in str(e.value)
+    q("UPDATE %s SET l[?] = ?, l = l - ? WHERE pk = ?", 2, 8, [1], 1)
+    assert got() == [2, 8, 6]
+    q("UPDATE %s SET l = l - ?, l[?] = ? WHERE pk = ?", [2, 6], 0, 9, 1)
+    assert got() == [9]
