@@ -281,7 +281,8 @@ static int put_elements(exec_ctx *c, st_mutation *m, const sch_column *col, cons
     for (uint32_t i = 0; !rc && sch_coll_next(&it, &k, &e); i++) {
         const sch_val *elem = &k;
         if (t->code == SCH_T_LIST) {
-            if (remove) { rc = sib_err_set(err, SIB_EINVAL, "List element removal by value (%s) is not supported", col->name); break; }
+            /* removal by value needs the list's cells: list_read does it */
+            if (remove) { rc = sib_err_set(err, SIB_ESERVER, "list removal of %s without its read", col->name); break; }
             rc = list_path(&path, prepend, a->ts, prepend ? (uint32_t)n - 1 - i : i);
         } else {
             rc = elem_path(t->sub[0], &k, &path, err);
