@@ -51,6 +51,7 @@ int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err)
     memcpy(ex->tokens, o->node->tokens, sizeof(int64_t) * o->node->ntokens);
     ex->node.tokens = ex->tokens;
     ex->batch_fail_bytes = o->batch_size_fail_threshold ? o->batch_size_fail_threshold : 50 * 1024;
+    ex->default_keyspace_rf = o->default_keyspace_rf > 0 ? o->default_keyspace_rf : 1;
     ex->tombstone_warn = o->tombstone_warn_threshold ? o->tombstone_warn_threshold : 1000;
     ex->tombstone_fail = o->tombstone_failure_threshold ? o->tombstone_failure_threshold : 100000;
     sib_rng_seed(&ex->rng);

@@ -256,9 +256,38 @@ static int check_replication(const sch_prop *props, size_t n, sib_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(props[i].name, "replication") || !props[i].is_map) continue;
+        /* SimpleStrategy without a factor takes default_keyspace_rf: the
+         * schema fills it in */
+        bool simple = false, has_rf = false;
+        for (size_t j = 0; j < props[i].n; j++) {
+            const char *k = props[i].keys[j], *v = props[i].values[j];
+            has_rf |= !strcmp(k, "replication_factor");
+            simple |= !strcmp(k, "class") && (!strcmp(v, "SimpleStrategy") ||
+                                              !strcmp(v, "org.apache.cassandra.locator.SimpleStrategy"));
+        }
+        if (simple && !has_rf) return 0;
         coord_repl r;
         return coord_repl_parse(props[i].keys, props[i].values, props[i].n, &r, NULL, err);
     }
+    return 0;
+}
+
+/* The datacenters the cluster knows: ours and those of the members gossip
+ * reported (in the request arena), with default_keyspace_rf. */
+static int ks_env(exec_ctx *c, sch_ks_env *env, sib_err *err)
+{
+    const coord *co = c->ex->co;
+    size_t nm = co ? coord_members(co) : 0;
+    const char **dcs = sib_arena_alloc(c->arena, sizeof *dcs * (nm + 1));
+    if (!dcs) return sib_err_set(err, SIB_ENOMEM, "datacenters");
+    size_t n = 0;
+    for (size_t i = 0; i <= nm; i++) {
+        const char *dc = i == nm ? c->ex->node.dc : coord_member_dc(co, i);
+        bool seen = !*dc;
+        for (size_t j = 0; j < n && !seen; j++) seen = !strcmp(dcs[j], dc);
+        if (!seen) dcs[n++] = dc;
+    }
+    *env = (sch_ks_env){.dcs = dcs, .ndcs = n, .default_rf = c->ex->default_keyspace_rf};
     return 0;
 }
 
@@ -272,16 +301,18 @@ static int do_keyspace(exec_ctx *c, const prs_stmt *s, ddl_done **dd, sib_err *e
         if (!sch_name_valid(k->name))
             return sib_err_set(err, SIB_ECONFIG, "Keyspace name must not be empty, more than 48 characters long, or contain non-alphanumeric-underscore characters (got \"%s\")",
                                k->name);
-        if ((rc = check_replication(props, k->nprops, err))) return rc;
-        rc = sch_catalog_create_keyspace(c->ex->cat, k->name, props, k->nprops, k->if_not_exists, err);
+        sch_ks_env env;
+        if ((rc = check_replication(props, k->nprops, err)) || (rc = ks_env(c, &env, err))) return rc;
+        rc = sch_catalog_create_keyspace_env(c->ex->cat, k->name, props, k->nprops, k->if_not_exists, &env, err);
         if (rc == SIB_EEXIST) { snprintf(err->ks, sizeof err->ks, "%s", k->name); err->table[0] = 0; }
         if (rc) return rc;
         *dd = new_done(c, CQL_CHANGE_CREATED, CQL_TARGET_KEYSPACE, k->name, NULL);
         return exec_schema_persist_keyspace(c->ex, k->name, false, on_ddl_durable, *dd, err);
     }
     if (s->kind == PRS_STMT_ALTER_KEYSPACE) {
-        if ((rc = check_replication(props, k->nprops, err))) return rc;
-        rc = sch_catalog_alter_keyspace(c->ex->cat, k->name, props, k->nprops, k->if_exists, err);
+        sch_ks_env env;
+        if ((rc = check_replication(props, k->nprops, err)) || (rc = ks_env(c, &env, err))) return rc;
+        rc = sch_catalog_alter_keyspace_env(c->ex->cat, k->name, props, k->nprops, k->if_exists, &env, err);
         if (rc) return rc;
         *dd = new_done(c, CQL_CHANGE_UPDATED, CQL_TARGET_KEYSPACE, k->name, NULL);
         return exec_schema_persist_keyspace(c->ex, k->name, false, on_ddl_durable, *dd, err);

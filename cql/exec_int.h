@@ -97,6 +97,7 @@ struct cql_exec {
     /* prepared statements by 16-byte id, LRU-bounded by bytes */
     sib_lru *prep;
     size_t batch_fail_bytes;
+    int default_keyspace_rf;
     /* The last keyspace's parsed replication (every write asks for it);
      * valid while ddl_gen is unchanged, which also keeps repl_ks valid. */
     uint64_t ddl_gen;

@@ -10,9 +10,11 @@
  * visible after its cells are deleted), UPDATE writes only cells, a null
  * value is a cell tombstone and an unset bound value leaves the column
  * alone. TTL comes from USING TTL or the table's default_time_to_live.
- * Non-frozen collections are written as whole values (`c = [...]`
- * replaces the collection, as in Cassandra); element-wise operations are
- * refused with a clear message.
+ * A non-frozen collection assigned as a whole replaces the old one, as in
+ * Cassandra; element-wise operations write single cells. The list
+ * operations that need the list's current cells (l[i] = v, DELETE l[i],
+ * l = l - [..]) read the rows first and are built once the reads are
+ * back (list_read, docs/cql-compat.md).
  */
 #include "exec_int.h"
 
@@ -26,8 +28,11 @@
  * frees, and freeing next to the heap top made glibc consolidate each time). */
 #define MUTSET_INLINE 4
 #define SPARE_MUT_MAX_BYTES (64 * 1024) /* a bigger mutation's buffer is not kept */
+typedef struct list_op list_op;
 typedef struct mutset {
     cql_exec *ex;
+    list_op *lops; /* list operations waiting for a read of the list (list_read) */
+    size_t nlops, caplops;
     st_mutation **m;
     const sch_table **tables;
     int64_t *tokens; /* partition tokens, for the coordinator */
@@ -61,7 +66,20 @@ static void mutset_free(mutset *ms)
             st_mutation_destroy(ms->m[i]);
     }
     mutset_free_arrays(ms);
+    free(ms->lops);
     *ms = (mutset){.ex = ex};
+}
+
+/* Moves src's content to dst (the inline arrays are copied, not pointed at). */
+static void mutset_move(mutset *dst, mutset *src)
+{
+    *dst = *src;
+    if (src->m == src->m_in) {
+        dst->m = dst->m_in;
+        dst->tables = dst->tables_in;
+        dst->tokens = dst->tokens_in;
+    }
+    *src = (mutset){.ex = src->ex};
 }
 
 /* Grows the arrays past the inline ones (moving them to the heap). */
@@ -164,6 +182,50 @@ static int get_attrs(exec_ctx *c, const sch_table *t, const prs_using *u, int64_
     return 0;
 }
 
+/* ---- list operations that read the list first ----
+ * l[i] = v, DELETE l[i] and l = l - [..] need the list's current cells: the
+ * i-th live cell's path, or the paths of the cells holding a value. As in
+ * Cassandra, the statement reads the rows first (at its consistency level,
+ * off the loop: list_read below) and then writes ordinary cells and cell
+ * tombstones at those paths. Building the statement records each such
+ * operation here, one per row it touches; everything else in the statement
+ * is built at once as usual. */
+typedef enum { LOP_SET, LOP_DELETE, LOP_DISCARD, LOP_APPEND, LOP_PREPEND } lop_kind;
+
+struct list_op {
+    const sch_table *t;
+    const sch_column *col;
+    lop_kind kind;
+    int32_t idx;     /* LOP_SET, LOP_DELETE */
+    bool val_unset;  /* LOP_SET with an unset value: only the index is checked */
+    sch_val val;     /* LOP_SET: the element (len < 0: null); else the list of values */
+    sch_val pk, ck;  /* request memory (arena or frame) */
+    bool is_static;
+    attrs a;
+};
+
+/* ANY cannot read (Cassandra's readRequiredLists). */
+static int check_read_cl(const exec_ctx *c, sib_err *err)
+{
+    if (c->consistency == CL_ANY)
+        return sib_err_set(err, SIB_EINVAL, "Write operation require a read but consistency %s is not supported on reads",
+                           coord_cl_name(c->consistency));
+    return 0;
+}
+
+static int add_list_op(mutset *ms, const list_op *op, sib_err *err)
+{
+    if (ms->nlops == ms->caplops) {
+        size_t ncap = ms->caplops ? ms->caplops * 2 : 4;
+        list_op *n = realloc(ms->lops, sizeof *n * ncap);
+        if (!n) return sib_err_set(err, SIB_ENOMEM, "list operations");
+        ms->lops = n;
+        ms->caplops = ncap;
+    }
+    ms->lops[ms->nlops++] = *op;
+    return 0;
+}
+
 static int check_user_table(exec_ctx *c, const prs_qname *q, const sch_table **t, sib_err *err)
 {
     int rc = exec_resolve_table(c, q, t, err);
@@ -219,7 +281,8 @@ static int put_elements(exec_ctx *c, st_mutation *m, const sch_column *col, cons
     for (uint32_t i = 0; !rc && sch_coll_next(&it, &k, &e); i++) {
         const sch_val *elem = &k;
         if (t->code == SCH_T_LIST) {
-            if (remove) { rc = sib_err_set(err, SIB_EINVAL, "List element removal by value (%s) is not supported", col->name); break; }
+            /* removal by value needs the list's cells: list_read does it */
+            if (remove) { rc = sib_err_set(err, SIB_ESERVER, "list removal of %s without its read", col->name); break; }
             rc = list_path(&path, prepend, a->ts, prepend ? (uint32_t)n - 1 - i : i);
         } else {
             rc = elem_path(t->sub[0], &k, &path, err);
@@ -430,16 +493,50 @@ typedef struct coll_op {
     const sch_column *col;
     prs_assign_kind kind;
     sch_val key, val;
+    bool rbw;       /* a list operation that reads the list first (list_op) */
+    bool val_unset; /* l[i] = unset: nothing written, the index still checked */
+    int32_t idx;
 } coll_op;
 
 static int op_error(const prs_assignment *as, const sch_column *col, const char *what, sib_err *err)
 {
     const char *op = as->kind == PRS_ASSIGN_SUB ? "-" : "+";
-    const char *val = as->value && as->value->kind == PRS_TERM_CONST ? as->value->cst.text : "?";
+    /* constants as Cassandra prints them: strings quoted */
+    const prs_term *vt = as->value, *kt = as->key;
+    bool vc = vt && vt->kind == PRS_TERM_CONST, kc = kt && kt->kind == PRS_TERM_CONST;
+    const char *vq = vc && vt->cst.kind == PRS_CONST_STRING ? "'" : "", *kq = kc && kt->cst.kind == PRS_CONST_STRING ? "'" : "";
+    const char *val = vc ? vt->cst.text : "?", *key = kc ? kt->cst.text : "?";
     if (as->kind == PRS_ASSIGN_ELEM)
-        return sib_err_set(err, SIB_EINVAL, "Invalid operation (%s[?] = %s) for %s column %s", col->name, val, what, col->name);
-    return sib_err_set(err, SIB_EINVAL, "Invalid operation (%s = %s %s %s) for %s column %s", col->name, col->name, op, val,
-                       what, col->name);
+        return sib_err_set(err, SIB_EINVAL, "Invalid operation (%s[%s%s%s] = %s%s%s) for %s column %s", col->name, kq, key,
+                           kq, vq, val, vq, what, col->name);
+    return sib_err_set(err, SIB_EINVAL, "Invalid operation (%s = %s %s %s%s%s) for %s column %s", col->name, col->name, op,
+                       vq, val, vq, what, col->name);
+}
+
+/* A list index (an int; null and unset are errors only where Cassandra
+ * makes them so: *unset tells the caller). */
+static int eval_list_index(exec_ctx *c, const prs_term *key, const sch_column *col, int32_t *idx, bool *unset,
+                           sib_err *err)
+{
+    sch_val v;
+    int rc = exec_term_value(c, key, sch_type_native(SCH_T_INT), col->name, &v, unset, err);
+    if (rc || *unset) return rc;
+    if (v.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value for list index");
+    if (v.len != 4) return sib_err_set(err, SIB_EINVAL, "Invalid list index for %s", col->name);
+    *idx = (int32_t)get_be32(v.p);
+    return 0;
+}
+
+/* l[i] = v: checked against the list's size once it is read. */
+static int eval_list_set(exec_ctx *c, const prs_assignment *as, const sch_column *col, coll_op *op, sib_err *err)
+{
+    bool unset;
+    int rc = check_read_cl(c, err);
+    if (!rc) rc = eval_list_index(c, as->key, col, &op->idx, &unset, err);
+    if (!rc && unset) rc = sib_err_set(err, SIB_EINVAL, "Invalid unset value for list index");
+    if (!rc) rc = exec_term_value(c, as->value, col->type->sub[0], col->name, &op->val, &op->val_unset, err);
+    op->rbw = true;
+    return rc;
 }
 
 /* Evaluates an element-wise assignment into op (types per Cassandra: a map
@@ -457,16 +554,20 @@ static int eval_coll_op(exec_ctx *c, const prs_assignment *as, const sch_column 
         if (t->code != SCH_T_LIST) return op_error(as, col, "non list", err);
         break;
     case PRS_ASSIGN_SUB:
-        if (t->code == SCH_T_LIST)
-            return sib_err_set(err, SIB_EINVAL, "List element removal by value (%s) is not supported", col->name);
+        if (t->code == SCH_T_LIST) {
+            int rc = check_read_cl(c, err);
+            if (rc) return rc;
+            op->rbw = true;
+        }
         if (t->code == SCH_T_MAP) vt = sch_type_set(ts, t->sub[0], false);
         break;
     case PRS_ASSIGN_ELEM: {
         if (t->code == SCH_T_SET) return op_error(as, col, "set", err);
-        if (t->code == SCH_T_LIST)
-            return sib_err_set(err, SIB_EINVAL, "Setting list elements by index (%s[i] = v) is not supported", col->name);
-        int rc = exec_term_value(c, as->key, t->sub[0], col->name, &op->key, NULL, err);
+        if (t->code == SCH_T_LIST) return eval_list_set(c, as, col, op, err);
+        bool key_unset;
+        int rc = exec_term_value(c, as->key, t->sub[0], col->name, &op->key, &key_unset, err);
         if (rc) return rc;
+        if (key_unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset map key");
         if (op->key.len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null map key");
         vt = t->sub[1];
         break;
@@ -478,6 +579,7 @@ static int eval_coll_op(exec_ctx *c, const prs_assignment *as, const sch_column 
     int rc = exec_term_value(c, as->value, vt, col->name, &op->val, &unset, err);
     if (rc) return rc;
     if (unset) op->col = NULL; /* an unset value leaves the column alone */
+    if (op->rbw && op->val.len < 0) op->col = NULL; /* l = l - null: nothing to remove */
     return 0;
 }
 
@@ -505,6 +607,21 @@ static int apply_coll_op(exec_ctx *c, st_mutation *m, const coll_op *op, const a
     }
     if (op->val.len < 0) return 0; /* c = c + null: nothing to add or remove */
     return put_elements(c, m, op->col, &op->val, a, op->kind == PRS_ASSIGN_SUB, op->kind == PRS_ASSIGN_PREPEND, err);
+}
+
+/* Applies op to one row (ck NULL: the static row), or records it for
+ * list_read when it needs the list first. */
+static int row_coll_op(exec_ctx *c, mutset *ms, st_mutation *m, const sch_table *t, const sch_val *pk,
+                       const sch_val *ck, const coll_op *op, const attrs *a, sib_err *err)
+{
+    if (!op->rbw) return apply_coll_op(c, m, op, a, err);
+    if (!op->col) return 0;
+    lop_kind k = op->kind == PRS_ASSIGN_SUB ? LOP_DISCARD : op->kind == PRS_ASSIGN_ADD ? LOP_APPEND
+               : op->kind == PRS_ASSIGN_PREPEND ? LOP_PREPEND : LOP_SET;
+    list_op lo = {.t = t, .col = op->col, .kind = k,
+                  .idx = op->idx, .val_unset = op->val_unset, .val = op->val, .pk = *pk,
+                  .ck = ck ? *ck : (sch_val){NULL, 0}, .is_static = !ck, .a = *a};
+    return add_list_op(ms, &lo, err);
 }
 
 static int build_update(exec_ctx *c, const prs_update *s, int64_t batch_ts, mutset *ms, sib_err *err)
@@ -540,6 +657,12 @@ static int build_update(exec_ctx *c, const prs_update *s, int64_t batch_ts, muts
         if ((rc = exec_term_value(c, as->value, col->type, col->name, &vals[col->index], &unset[col->index], err)))
             return rc;
     }
+    /* A list one operation reads takes every operation of the statement on
+     * that list through the read, in order: each sees the ones before it
+     * (list_read). */
+    for (size_t i = 0; i < nops; i++)
+        for (size_t j = 0; ops[i].rbw && ops[i].col && j < nops; j++)
+            if (ops[j].col == ops[i].col) ops[j].rbw = true;
     exec_restr r;
     bool static_only = only_static && s->nassign;
     if ((rc = exec_analyze_where(c, t, s->where, s->nwhere, static_only ? EXEC_WHERE_DELETE : EXEC_WHERE_UPDATE, false,
@@ -558,7 +681,8 @@ static int build_update(exec_ctx *c, const prs_update *s, int64_t batch_ts, muts
                     return rc;
             }
             for (size_t i = 0; i < nops; i++)
-                if (ops[i].col && ops[i].col->kind == SCH_COL_REGULAR && (rc = apply_coll_op(c, m, &ops[i], &a, err)))
+                if (ops[i].col && ops[i].col->kind == SCH_COL_REGULAR &&
+                    (rc = row_coll_op(c, ms, m, t, &r.pks[p], &r.cks[k], &ops[i], &a, err)))
                     return rc;
         }
         bool static_started = false;
@@ -573,7 +697,7 @@ static int build_update(exec_ctx *c, const prs_update *s, int64_t batch_ts, muts
             if (!ops[i].col || ops[i].col->kind != SCH_COL_STATIC) continue;
             if (!static_started && (rc = mut_rc(st_mut_static(m), err))) return rc;
             static_started = true;
-            if ((rc = apply_coll_op(c, m, &ops[i], &a, err))) return rc;
+            if ((rc = row_coll_op(c, ms, m, t, &r.pks[p], NULL, &ops[i], &a, err))) return rc;
         }
     }
     return 0;
@@ -593,6 +717,18 @@ static int delete_col(exec_ctx *c, st_mutation *m, const sch_column *col, const 
     return mut_rc(st_mut_cell_tombstone(m, col->id, a->ts, c->now_s), err);
 }
 
+/* delete_col, or for a list element (DELETE l[i]) a list_op for list_read. */
+static int delete_elem_or_col(exec_ctx *c, mutset *ms, st_mutation *m, const sch_table *t, const sch_val *pk,
+                              const sch_val *ck, const sch_column *col, const sch_val *key, int32_t idx, bool skip,
+                              const attrs *a, sib_err *err)
+{
+    if (skip) return 0;
+    if (!key || col->type->code != SCH_T_LIST) return delete_col(c, m, col, key, a, err);
+    list_op lo = {.t = t, .col = col, .kind = LOP_DELETE, .idx = idx, .pk = *pk,
+                  .ck = ck ? *ck : (sch_val){NULL, 0}, .is_static = !ck, .a = *a};
+    return add_list_op(ms, &lo, err);
+}
+
 static int build_delete(exec_ctx *c, const prs_delete *s, int64_t batch_ts, mutset *ms, sib_err *err)
 {
     const sch_table *t;
@@ -604,7 +740,10 @@ static int build_delete(exec_ctx *c, const prs_delete *s, int64_t batch_ts, muts
     const sch_column **cols = sib_arena_alloc(c->arena, sizeof *cols * (s->ncols + 1));
     sch_val *keyv = sib_arena_alloc(c->arena, sizeof *keyv * (s->ncols + 1));
     const sch_val **keys = sib_arena_alloc(c->arena, sizeof *keys * (s->ncols + 1));
-    if (!cols || !keyv || !keys) return sib_err_set(err, SIB_ENOMEM, "delete");
+    int32_t *lidx = sib_arena_alloc(c->arena, sizeof *lidx * (s->ncols + 1));
+    bool *lskip = sib_arena_alloc(c->arena, s->ncols + 1); /* DELETE l[unset]: nothing to do */
+    if (!cols || !keyv || !keys || !lidx || !lskip) return sib_err_set(err, SIB_ENOMEM, "delete");
+    memset(lskip, 0, s->ncols + 1);
     bool only_static = s->ncols > 0;
     for (size_t i = 0; i < s->ncols; i++) {
         cols[i] = sch_table_column_by_name(t, s->cols[i].col);
@@ -616,11 +755,28 @@ static int build_delete(exec_ctx *c, const prs_delete *s, int64_t batch_ts, muts
                 return sib_err_set(err, SIB_EINVAL, "Invalid deletion operation for non collection column %s", cols[i]->name);
             if (!sch_type_is_multicell(cols[i]->type))
                 return sib_err_set(err, SIB_EINVAL, "Invalid deletion operation for frozen collection column %s", cols[i]->name);
-            if (cols[i]->type->code != SCH_T_MAP)
-                return sib_err_set(err, SIB_EINVAL, "Deleting %s elements by index is not supported", cols[i]->name);
-            if ((rc = exec_term_value(c, s->cols[i].key, cols[i]->type->sub[0], cols[i]->name, &keyv[i], NULL, err)))
+            if (cols[i]->type->code == SCH_T_LIST) {
+                keys[i] = &keyv[i]; /* marks an element deletion; the index is lidx[i] */
+                if ((rc = check_read_cl(c, err)) ||
+                    (rc = eval_list_index(c, s->cols[i].key, cols[i], &lidx[i], &lskip[i], err)))
+                    return rc;
+                only_static &= cols[i]->kind == SCH_COL_STATIC;
+                continue;
+            }
+            bool key_unset;
+            if ((rc = exec_term_value(c, s->cols[i].key, cols[i]->type->sub[0], cols[i]->name, &keyv[i], &key_unset, err)))
                 return rc;
-            if (keyv[i].len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null map key");
+            bool is_map = cols[i]->type->code == SCH_T_MAP;
+            if (key_unset && is_map) return sib_err_set(err, SIB_EINVAL, "Invalid unset map key");
+            if (key_unset) { /* DELETE s[unset]: nothing to delete */
+                keys[i] = &keyv[i];
+                lskip[i] = true;
+                only_static &= cols[i]->kind == SCH_COL_STATIC;
+                continue;
+            }
+            if (keyv[i].len < 0)
+                return sib_err_set(err, SIB_EINVAL, cols[i]->type->code == SCH_T_MAP ? "Invalid null map key"
+                                                                                   : "Invalid null set element");
             keys[i] = &keyv[i];
         } else {
             keys[i] = NULL;
@@ -644,12 +800,14 @@ static int build_delete(exec_ctx *c, const prs_delete *s, int64_t batch_ts, muts
             for (size_t k = 0; !only_static && k < r.ncks; k++) {
                 if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err))) return rc;
                 for (size_t i = 0; i < s->ncols; i++)
-                    if (cols[i]->kind == SCH_COL_REGULAR && (rc = delete_col(c, m, cols[i], keys[i], &a, err)))
+                    if (cols[i]->kind == SCH_COL_REGULAR &&
+                        (rc = delete_elem_or_col(c, ms, m, t, &r.pks[p], &r.cks[k], cols[i], keys[i], lidx[i], lskip[i], &a, err)))
                         return rc;
             }
             for (size_t i = 0; i < s->ncols; i++)
                 if (cols[i]->kind == SCH_COL_STATIC &&
-                    ((rc = mut_rc(st_mut_static(m), err)) || (rc = delete_col(c, m, cols[i], keys[i], &a, err))))
+                    ((rc = mut_rc(st_mut_static(m), err)) ||
+                     (rc = delete_elem_or_col(c, ms, m, t, &r.pks[p], NULL, cols[i], keys[i], lidx[i], lskip[i], &a, err))))
                     return rc;
         } else if (r.ck_eq_prefix == nck && nck) {
             for (size_t k = 0; k < r.ncks; k++)
@@ -794,6 +952,346 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl, cql_write_type type
     else cql_reply_void(c->req);
 }
 
+/* ---- reading lists before writing (list_op) ----
+ * The rows the recorded list operations touch are read one at a time with
+ * st_read_page (inline when memory answers, else on the read pool; the
+ * page comes back on the loop); consecutive operations on the same row
+ * share its read. Each read's page turns its operations into cells and
+ * cell tombstones at the paths of the list's current cells, in a mutation
+ * of their own, and once every row is read the whole statement (or batch)
+ * goes to apply_and_reply as one. An error (an index out of bounds) fails
+ * the statement before anything is written. */
+
+typedef struct list_read {
+    exec_ctx *c;
+    int cl;
+    cql_write_type type; /* what a WriteTimeout reports */
+    uint64_t ddl_gen; /* the schema the statement was built against */
+    size_t next;      /* the first operation whose row is not read yet */
+    mutset ms;
+} list_read;
+
+static bool same_row(const list_op *x, const list_op *y)
+{
+    return x->t == y->t && x->is_static == y->is_static && x->pk.len == y->pk.len &&
+           !memcmp(x->pk.p, y->pk.p, (size_t)x->pk.len) && (x->is_static || (x->ck.len == y->ck.len &&
+           (!x->ck.len || !memcmp(x->ck.p, y->ck.p, (size_t)x->ck.len))));
+}
+
+/* A list column of the row as the statement's operations so far leave it:
+ * Cassandra merges the statement's pending updates into the row it read
+ * (tombstones purged) before each operation, so each operation sees the
+ * ones before it (`l = l + [x], l[3] = y` can set an appended element,
+ * `DELETE l[2], l[2]` removes two). Elements are in path order; those the
+ * statement touched are written once, in their final state, when the row
+ * is done. Reconciling follows Cassandra's cells: the higher timestamp
+ * wins, at equal ones a tombstone, then the greater value. */
+typedef struct lelem {
+    const uint8_t *path, *val;
+    size_t pathlen, vlen;
+    int64_t ts;
+    int32_t ttl;
+    bool dead, touched;
+} lelem;
+
+typedef struct lmodel {
+    uint32_t col;
+    lelem *e;
+    size_t n, cap;
+} lmodel;
+
+static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    size_t m = al < bl ? al : bl;
+    int c = m ? memcmp(a, b, m) : 0;
+    return c ? c : (al > bl) - (al < bl);
+}
+
+static int lm_grow(lmodel *m, sib_arena *a)
+{
+    if (m->n < m->cap) return 0;
+    size_t ncap = m->cap ? m->cap * 2 : 8;
+    lelem *e = sib_arena_alloc(a, sizeof *e * ncap);
+    if (!e) return SIB_ENOMEM;
+    if (m->n) memcpy(e, m->e, sizeof *e * m->n);
+    m->e = e;
+    m->cap = ncap;
+    return 0;
+}
+
+/* The model of op's column, made from the row read on first use. */
+static lmodel *lm_get(lmodel *ms, size_t *nms, const list_op *op, const st_row *row, sib_arena *a)
+{
+    for (size_t i = 0; i < *nms; i++)
+        if (ms[i].col == op->col->id) return &ms[i];
+    lmodel *m = &ms[(*nms)++];
+    *m = (lmodel){.col = op->col->id};
+    for (size_t i = 0; row && i < row->ncells; i++) {
+        const st_cell_view *cv = &row->cells[i];
+        if (cv->col != m->col) continue;
+        if (lm_grow(m, a)) return NULL;
+        m->e[m->n++] = (lelem){cv->path, cv->val, cv->pathlen, cv->vlen, cv->ts, cv->ttl, false, false};
+    }
+    return m;
+}
+
+static size_t lm_live(const lmodel *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++) n += !m->e[i].dead;
+    return n;
+}
+
+/* The entry of the idx-th live element. */
+static lelem *lm_at(lmodel *m, size_t idx)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (!m->e[i].dead && idx-- == 0) return &m->e[i];
+    return NULL;
+}
+
+static void lm_kill(lelem *e, int64_t ts)
+{
+    if (e->dead || e->ts > ts) return;
+    e->dead = e->touched = true;
+    e->ts = ts;
+}
+
+static int lm_put(lmodel *m, const uint8_t *path, size_t pathlen, const sch_val *v, int64_t ts, int32_t ttl,
+                  sib_arena *a)
+{
+    size_t i = 0;
+    int c = 1;
+    while (i < m->n && (c = bytes_cmp(m->e[i].path, m->e[i].pathlen, path, pathlen)) < 0) i++;
+    if (i < m->n && !c) {
+        lelem *e = &m->e[i];
+        bool wins = e->dead ? ts > e->ts
+                            : ts > e->ts || (ts == e->ts && bytes_cmp(v->p, (size_t)v->len, e->val, e->vlen) > 0);
+        if (wins) *e = (lelem){e->path, v->p, e->pathlen, (size_t)v->len, ts, ttl, false, true};
+        return 0;
+    }
+    if (lm_grow(m, a)) return SIB_ENOMEM;
+    uint8_t *pc = sib_arena_memdup(a, path, pathlen);
+    if (!pc) return SIB_ENOMEM;
+    memmove(&m->e[i + 1], &m->e[i], sizeof *m->e * (m->n - i));
+    m->e[i] = (lelem){pc, v->p, pathlen, (size_t)v->len, ts, ttl, false, true};
+    m->n++;
+    return 0;
+}
+
+static bool list_has_value(const list_op *op, const lelem *e)
+{
+    sch_coll_iter it;
+    sch_val k, v;
+    if (sch_coll_iter_init(&it, op->col->type, op->val.p, (size_t)op->val.len) < 0) return false;
+    while (sch_coll_next(&it, &k, &v))
+        if (k.len >= 0 && !bytes_cmp(k.p, (size_t)k.len, e->val, e->vlen)) return true;
+    return false;
+}
+
+/* Appends or prepends op's values (the paths put_elements gives them). */
+static int lm_add(lmodel *m, const list_op *op, sib_arena *a)
+{
+    if (op->val.len < 0) return 0;
+    sch_coll_iter it;
+    int n = sch_coll_iter_init(&it, op->col->type, op->val.p, (size_t)op->val.len);
+    if (n < 0) return SIB_EINVAL;
+    bool pre = op->kind == LOP_PREPEND;
+    sib_buf path;
+    sib_buf_init(&path);
+    sch_val k, v;
+    int rc = 0;
+    for (uint32_t i = 0; !rc && sch_coll_next(&it, &k, &v); i++) {
+        rc = list_path(&path, pre, op->a.ts, pre ? (uint32_t)n - 1 - i : i);
+        if (!rc) rc = lm_put(m, path.p, path.len, &k, op->a.ts, op->a.ttl, a);
+    }
+    sib_buf_free(&path);
+    return rc;
+}
+
+/* One operation against the list as the operations before it left it. */
+static int list_op_apply(lmodel *m, const list_op *op, sib_arena *a, sib_err *err)
+{
+    if (op->kind == LOP_APPEND || op->kind == LOP_PREPEND) {
+        int rc = lm_add(m, op, a);
+        if (rc == SIB_EINVAL) return sib_err_set(err, SIB_EINVAL, "Invalid collection value for %s", op->col->name);
+        return rc ? sib_err_set(err, rc, "list operation") : 0;
+    }
+    if (op->kind == LOP_DISCARD) {
+        for (size_t i = 0; i < m->n; i++)
+            if (!m->e[i].dead && list_has_value(op, &m->e[i])) lm_kill(&m->e[i], op->a.ts);
+        return 0;
+    }
+    size_t n = lm_live(m);
+    if (!n)
+        return sib_err_set(err, SIB_EINVAL, op->kind == LOP_SET ? "Attempted to set an element on a list which is null"
+                                                                : "Attempted to delete an element from a list which is null");
+    if (op->idx < 0 || (size_t)op->idx >= n)
+        return sib_err_set(err, SIB_EINVAL, "List index %d out of bound, list has size %zu", (int)op->idx, n);
+    lelem *e = lm_at(m, (size_t)op->idx);
+    if (op->kind == LOP_SET && op->val_unset) return 0;
+    if (op->kind == LOP_DELETE || op->val.len < 0) {
+        lm_kill(e, op->a.ts);
+        return 0;
+    }
+    int rc = lm_put(m, e->path, e->pathlen, &op->val, op->a.ts, op->a.ttl, a);
+    return rc ? sib_err_set(err, rc, "list operation") : 0;
+}
+
+/* The elements the statement touched, as cells and cell tombstones. */
+static int lm_write(exec_ctx *c, st_mutation *m, const lmodel *lm, sib_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < lm->n; i++) {
+        const lelem *e = &lm->e[i];
+        if (!e->touched) continue;
+        if (e->dead) {
+            rc = mut_rc(st_mut_cell_path_tombstone(m, lm->col, e->path, e->pathlen, e->ts, c->now_s), err);
+        } else {
+            int32_t expiry = e->ttl ? c->now_s + e->ttl : ST_NO_DELETION_TIME;
+            rc = mut_rc(st_mut_cell_path(m, lm->col, e->path, e->pathlen, e->val, e->vlen, e->ts, e->ttl, expiry), err);
+        }
+    }
+    return rc;
+}
+
+/* The page read for operation lr->next: it and the following operations
+ * on the same row. */
+static int list_read_take(list_read *lr, st_rpage *pg, sib_err *err)
+{
+    int rc = st_rpage_status(pg, err);
+    if (rc) return rc;
+    const list_op *op0 = &lr->ms.lops[lr->next];
+    st_row row;
+    bool found = false;
+    if (st_rpage_parts(pg)) {
+        st_rpart part;
+        st_rpage_part(pg, 0, &part);
+        if (op0->is_static) found = st_rpage_static(pg, 0, &row);
+        else if (part.nrows) {
+            st_rpage_row(pg, 0, 0, &row);
+            found = true;
+        }
+    }
+    st_mutation *m = mutset_add(&lr->ms, op0->t, &op0->pk, err);
+    if (!m) return err->code;
+    if (op0->is_static) rc = mut_rc(st_mut_static(m), err);
+    else rc = mut_rc(st_mut_row(m, op0->ck.p ? op0->ck.p : (const uint8_t *)"", (size_t)op0->ck.len), err);
+    size_t j = lr->next;
+    while (j < lr->ms.nlops && same_row(op0, &lr->ms.lops[j])) j++;
+    sib_arena *a = lr->c->arena;
+    size_t nm = 0;
+    lmodel *models = sib_arena_alloc(a, sizeof *models * (j - lr->next));
+    if (!models && !rc) rc = sib_err_set(err, SIB_ENOMEM, "list operation");
+    for (size_t i = lr->next; !rc && i < j; i++) {
+        const list_op *op = &lr->ms.lops[i];
+        lmodel *lm = lm_get(models, &nm, op, found ? &row : NULL, a);
+        rc = lm ? list_op_apply(lm, op, a, err) : sib_err_set(err, SIB_ENOMEM, "list operation");
+    }
+    for (size_t i = 1; i < nm; i++) /* cells in column order */
+        for (size_t k = i; k > 0 && models[k - 1].col > models[k].col; k--) {
+            lmodel tmp = models[k];
+            models[k] = models[k - 1];
+            models[k - 1] = tmp;
+        }
+    for (size_t i = 0; !rc && i < nm; i++) rc = lm_write(lr->c, m, &models[i], err);
+    lr->next = j;
+    return rc;
+}
+
+static void list_read_page(void *ctx, st_rpage *pg);
+
+/* Reads rows until one read is queued (1), all are read (0) or one failed. */
+static int list_read_more(list_read *lr, sib_err *err)
+{
+    while (lr->next < lr->ms.nlops) {
+        const list_op *op = &lr->ms.lops[lr->next];
+        st_table *store = storage_table(lr->c->ex->st, sch_table_id(op->t));
+        if (!store) return sib_err_set(err, SIB_EINVAL, "unconfigured table %s", sch_table_name(op->t));
+        st_slice sl = {{op->ck.p, (size_t)op->ck.len, true, false}, {op->ck.p, (size_t)op->ck.len, true, false}};
+        st_rreq rq = {.pk = op->pk.p, .pklen = (size_t)op->pk.len, .now_s = lr->c->now_s, .max_rows = 1, .max_parts = 1,
+                      .static_only = op->is_static, .with_static = op->is_static};
+        if (!op->is_static && sch_table_clustering_count(op->t)) {
+            rq.slices = &sl;
+            rq.nslices = 1;
+        }
+        st_rpage *pg;
+        int rc = st_read_page(store, &rq, &pg, list_read_page, lr, err);
+        if (rc) return rc;
+        rc = list_read_take(lr, pg, err);
+        st_rpage_destroy(pg);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* The reads are over: apply everything (rc 0) or reply the error. */
+static void list_read_done(list_read *lr, int rc, const sib_err *err)
+{
+    if (rc) {
+        mutset_free(&lr->ms);
+        exec_reply_err(lr->c, err);
+    } else {
+        apply_and_reply(lr->c, &lr->ms, lr->cl, lr->type);
+    }
+    free(lr);
+}
+
+static void list_read_page(void *ctx, st_rpage *pg)
+{
+    list_read *lr = ctx;
+    sib_err err;
+    sib_err_clear(&err);
+    int rc;
+    if (lr->c->ex->ddl_gen != lr->ddl_gen) {
+        /* the table or its columns may be gone: nothing was written */
+        rc = sib_err_set(&err, SIB_EINVAL, "The schema changed while the statement read its lists; retry it");
+    } else if (cql_request_orphaned(lr->c->req)) {
+        rc = sib_err_set(&err, SIB_ESERVER, "the connection closed during the read");
+    } else {
+        rc = list_read_take(lr, pg, &err);
+        if (!rc) rc = list_read_more(lr, &err);
+    }
+    st_rpage_destroy(pg);
+    if (rc != 1) list_read_done(lr, rc, &err);
+}
+
+/* Checks the read's consistency level for every row to read, then reads
+ * them; ms moves into the read. */
+static void list_read_start(exec_ctx *c, mutset *ms, int cl, cql_write_type type)
+{
+    sib_err err;
+    sib_err_clear(&err);
+    int rc = 0;
+    for (size_t i = 0; !rc && c->ex->co && i < ms->nlops; i++) {
+        coord_repl repl;
+        const list_op *op = &ms->lops[i];
+        if (!(rc = exec_keyspace_repl(c, sch_table_keyspace(op->t), &repl, &err)))
+            rc = coord_check(c->ex->co, &repl, cl, false, sib_murmur3_token(op->pk.p, (size_t)op->pk.len), &err);
+    }
+    list_read *lr = rc ? NULL : calloc(1, sizeof *lr);
+    if (!rc && !lr) rc = sib_err_set(&err, SIB_ENOMEM, "list read");
+    if (rc) {
+        mutset_free(ms);
+        exec_reply_err(c, &err);
+        return;
+    }
+    lr->c = c;
+    lr->cl = cl;
+    lr->type = type;
+    lr->ddl_gen = c->ex->ddl_gen;
+    mutset_move(&lr->ms, ms);
+    rc = list_read_more(lr, &err);
+    if (rc != 1) list_read_done(lr, rc, &err);
+}
+
+/* A statement or batch is written at once, or after reading its lists. */
+static void write_or_read(exec_ctx *c, mutset *ms, int cl, cql_write_type type)
+{
+    if (ms->nlops) list_read_start(c, ms, cl, type);
+    else apply_and_reply(c, ms, cl, type);
+}
+
 void exec_modification(exec_ctx *c, const prs_stmt *s)
 {
     sib_err err = {0};
@@ -803,7 +1301,7 @@ void exec_modification(exec_ctx *c, const prs_stmt *s)
         exec_reply_err(c, &err);
         return;
     }
-    apply_and_reply(c, &ms, c->consistency, CQL_WRITE_SIMPLE);
+    write_or_read(c, &ms, c->consistency, CQL_WRITE_SIMPLE);
 }
 
 /* ---- BATCH ---- */
@@ -855,7 +1353,7 @@ void exec_batch_query(exec_ctx *c, const prs_stmt *s)
         exec_reply_err(c, &err);
         return;
     }
-    apply_and_reply(c, &ms, c->consistency,
+    write_or_read(c, &ms, c->consistency,
                     s->batch.kind == PRS_BATCH_UNLOGGED ? CQL_WRITE_UNLOGGED_BATCH : CQL_WRITE_BATCH);
 }
 
@@ -905,6 +1403,6 @@ void exec_batch_request(cql_exec *ex, cql_request *req)
         else cql_reply_void(req);
         return;
     }
-    apply_and_reply(top, &ms, b->consistency,
+    write_or_read(top, &ms, b->consistency,
                     b->type == PRS_BATCH_UNLOGGED ? CQL_WRITE_UNLOGGED_BATCH : CQL_WRITE_BATCH);
 }

@@ -30,6 +30,7 @@ void node_config_defaults(node_config *c)
     snprintf(c->data_dir, sizeof c->data_dir, "./data");
     c->num_tokens = 16;
     c->allocate_tokens_rf = 3;
+    c->default_keyspace_rf = 1;
     c->commitlog_sync = NODE_SYNC_PERIODIC;
     c->commitlog_sync_period_ms = 10000;
     c->commitlog_sync_group_window_ms = 2;
@@ -159,6 +160,7 @@ static const key_spec keys[] = {
     STR("saved_caches_directory", saved_caches_dir),
     INT("num_tokens", num_tokens),
     INT("allocate_tokens_for_local_replication_factor", allocate_tokens_rf),
+    INT("default_keyspace_rf", default_keyspace_rf),
     {"commitlog_sync", K_SYNC, offsetof(node_config, commitlog_sync), 0, 0},
     DUR("commitlog_sync_period", commitlog_sync_period_ms, 1),
     DUR("commitlog_sync_period_in_ms", commitlog_sync_period_ms, 1),
@@ -365,6 +367,8 @@ int node_config_load(node_config *c, const char *path, sib_log *log, sib_err *er
         rc = sib_err_set(err, SIB_ECONFIG, "config: phi_convict_threshold must be 1..100");
     if (!rc && (c->num_tokens < 1 || c->num_tokens > 1536))
         rc = sib_err_set(err, SIB_ECONFIG, "config: num_tokens must be 1..1536");
+    if (!rc && (c->default_keyspace_rf < 1 || c->default_keyspace_rf > 1000))
+        rc = sib_err_set(err, SIB_ECONFIG, "config: default_keyspace_rf must be 1..1000");
     if (!rc && (c->allocate_tokens_rf < 1 || c->allocate_tokens_rf > 1000))
         rc = sib_err_set(err, SIB_ECONFIG, "config: allocate_tokens_for_local_replication_factor must be 1..1000");
     if (!rc && (c->admin_max_connections < 1 || c->admin_max_connections > 1024))

@@ -38,6 +38,7 @@ typedef struct node_config {
     char rack[64];
     int log_level;              /* SIB_DEBUG..SIB_ERROR */
     int tombstone_warn_threshold;
+    int default_keyspace_rf;          /* a keyspace's factor when CREATE KEYSPACE names none; 1..1000 */
     int tombstone_failure_threshold;
     size_t batch_size_fail_threshold; /* bytes */
     size_t memtable_heap_space;       /* bytes; 0 = storage's default (a quarter of

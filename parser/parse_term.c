@@ -471,6 +471,13 @@ static void parse_prop_map(prs_parser *p, prs_prop *pr)
         } while (paccept(p, ','));
         pexpect(p, '}');
     }
+    /* a key twice is a syntax error, as Cassandra's convertPropertyMap
+     * makes it (keys compared as written: '1' and 1 clash) */
+    const prs_const *k = keys.v;
+    name_ref *refs = palloc(p, (keys.n ? keys.n : 1) * sizeof *refs);
+    for (size_t i = 0; i < keys.n; i++) refs[i] = (name_ref){k[i].text, i, true};
+    size_t dup = first_name_clash(p, refs, keys.n);
+    if (dup != SIZE_MAX) perr_raw(p, "Multiple definition for property %s", k[dup].text);
     pr->kind = PRS_PROP_MAP;
     pr->nentries = keys.n;
     pr->keys = keys.v;

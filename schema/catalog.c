@@ -284,8 +284,8 @@ static const char *type_str(const sch_type *t, char *dst, size_t cap)
 
 /* ---- keyspaces ---- */
 
-int sch_catalog_create_keyspace(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
-                                bool if_not_exists, sib_err *err)
+int sch_catalog_create_keyspace_env(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
+                                    bool if_not_exists, const sch_ks_env *env, sib_err *err)
 {
     if (is_system_name(name)) return not_modifiable(name, err);
     if (!sch_name_valid(name))
@@ -307,7 +307,7 @@ int sch_catalog_create_keyspace(sch_catalog *c, const char *name, const sch_prop
     }
     sch_strmap repl = { 0 };
     bool durable = true;
-    int rc = ks_props_apply(name, &repl, &durable, true, props, nprops, err);
+    int rc = ks_props_apply(name, &repl, &durable, true, props, nprops, env, err);
     if (rc) return rc;
     sch_keyspace *ks = calloc(1, sizeof *ks);
     if (ks) ks->name = xstrdup(name);
@@ -322,8 +322,20 @@ int sch_catalog_create_keyspace(sch_catalog *c, const char *name, const sch_prop
     return 0;
 }
 
+int sch_catalog_create_keyspace(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
+                                bool if_not_exists, sib_err *err)
+{
+    return sch_catalog_create_keyspace_env(c, name, props, nprops, if_not_exists, NULL, err);
+}
+
 int sch_catalog_alter_keyspace(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
                                bool if_exists, sib_err *err)
+{
+    return sch_catalog_alter_keyspace_env(c, name, props, nprops, if_exists, NULL, err);
+}
+
+int sch_catalog_alter_keyspace_env(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
+                                   bool if_exists, const sch_ks_env *env, sib_err *err)
 {
     if (is_system_name(name)) return not_modifiable(name, err);
     sch_keyspace *ks = catalog_find_ks(c, name);
@@ -334,7 +346,7 @@ int sch_catalog_alter_keyspace(sch_catalog *c, const char *name, const sch_prop 
     sch_strmap repl;
     if (strmap_copy(&repl, &ks->repl)) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     bool durable = ks->durable_writes;
-    int rc = ks_props_apply(name, &repl, &durable, false, props, nprops, err);
+    int rc = ks_props_apply(name, &repl, &durable, false, props, nprops, env, err);
     if (rc) { strmap_free(&repl); return rc; }
     strmap_free(&ks->repl);
     ks->repl = repl;

@@ -432,7 +432,92 @@ static int check_rf(const char *v, sib_err *err)
     return 0;
 }
 
-static int build_replication(const char *ks, const sch_prop *p, sch_strmap *out, sib_err *err)
+/* The options being built: user options, then defaults and expansions. */
+#define REPL_MAX_OPTS 64
+typedef struct repl_opts {
+    const char *k[REPL_MAX_OPTS], *v[REPL_MAX_OPTS];
+    size_t n;
+} repl_opts;
+
+static ssize_t opts_find(const repl_opts *o, const char *k)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (!strcmp(o->k[i], k)) return (ssize_t)i;
+    return -1;
+}
+
+static int opts_put_absent(repl_opts *o, const char *k, const char *v, sib_err *err)
+{
+    if (opts_find(o, k) >= 0) return 0;
+    if (o->n == REPL_MAX_OPTS) return sib_err_set(err, SIB_ECONFIG, "too many replication options (max %d)", REPL_MAX_OPTS);
+    o->k[o->n] = k;
+    o->v[o->n++] = v;
+    return 0;
+}
+
+static void opts_remove(repl_opts *o, size_t i)
+{
+    memmove(&o->k[i], &o->k[i + 1], (o->n - i - 1) * sizeof o->k[0]);
+    memmove(&o->v[i], &o->v[i + 1], (o->n - i - 1) * sizeof o->v[0]);
+    o->n--;
+}
+
+static bool known_dc(const sch_ks_env *env, const char *dc)
+{
+    for (size_t i = 0; i < env->ndcs; i++)
+        if (!strcmp(env->dcs[i], dc)) return true;
+    return false;
+}
+
+/* NetworkTopologyStrategy's defaults and checks, in Cassandra's order
+ * (its prepareOptions, then validateExpectedOptions and validateOptions):
+ * no option at all means 'replication_factor' = the previous one (ALTER
+ * from SimpleStrategy) or default_keyspace_rf; 'replication_factor'
+ * (exactly that spelling) expands to every known datacenter not named,
+ * keeping on ALTER the datacenters the keyspace already had; a factor of
+ * "0" drops the datacenter; then the map must name at least one
+ * datacenter, and only known ones. Without env (no cluster view) nothing
+ * is expanded and any name is taken. */
+static int nts_prepare(const char *ks, repl_opts *o, const sch_strmap *prev, const sch_ks_env *env, char *rfbuf,
+                       size_t rfcap, sib_err *err)
+{
+    int rc = 0;
+    const char *prev_rf = prev ? sch_strmap_get(prev, "replication_factor") : NULL;
+    if (!o->n) {
+        if (!prev_rf) snprintf(rfbuf, rfcap, "%d", env ? env->default_rf : 1);
+        rc = opts_put_absent(o, "replication_factor", prev_rf ? prev_rf : rfbuf, err);
+    }
+    ssize_t at = opts_find(o, "replication_factor");
+    const char *rf = at >= 0 ? o->v[at] : NULL;
+    if (rf && env) {
+        opts_remove(o, (size_t)at);
+        for (size_t i = 0; !rc && prev && i < prev->n; i++)
+            if (strcmp(prev->kv[i].key, "class") && strcmp(prev->kv[i].key, "replication_factor"))
+                rc = opts_put_absent(o, prev->kv[i].key, prev->kv[i].value, err);
+        for (size_t i = 0; !rc && i < env->ndcs; i++) rc = opts_put_absent(o, env->dcs[i], rf, err);
+    }
+    if (rc) return rc;
+    for (size_t i = 0; i < o->n;) {
+        if (!strcmp(o->v[i], "0")) opts_remove(o, i);
+        else i++;
+    }
+    if (!o->n) return sib_err_set(err, SIB_ECONFIG, "Configuration for at least one datacenter must be present");
+    for (size_t i = 0; env && i < o->n; i++)
+        if (!known_dc(env, o->k[i]))
+            return sib_err_set(err, SIB_ECONFIG,
+                               "Unrecognized strategy option {%s} passed to NetworkTopologyStrategy for keyspace %s",
+                               o->k[i], ks);
+    for (size_t i = 0; env && i < o->n; i++)
+        if (!strcasecmp(o->k[i], "replication_factor"))
+            return sib_err_set(err, SIB_ECONFIG, "replication_factor should not appear as an option to NetworkTopologyStrategy");
+    return 0;
+}
+
+/* The replication map of CREATE/ALTER KEYSPACE (prev: the keyspace's
+ * current map on ALTER, else NULL), as Cassandra's ReplicationParams and
+ * strategies prepare and check it. */
+static int build_replication(const char *ks, const sch_prop *p, const sch_strmap *prev, const sch_ks_env *env,
+                             sch_strmap *out, sib_err *err)
 {
     const char *cls = NULL;
     for (size_t i = 0; i < p->n; i++)
@@ -445,29 +530,41 @@ static int build_replication(const char *ks, const sch_prop *p, sch_strmap *out,
     if (!simple && !nts)
         return sib_err_set(err, SIB_ECONFIG, "Unable to find replication strategy class '%s%s'",
                            strchr(cls, '.') ? "" : LOCATOR, cls);
-    char full[128];
-    snprintf(full, sizeof full, LOCATOR "%s", shortname);
-    sch_strmap m = { 0 };
-    int rc = strmap_set(&m, "class", full);
-    bool has_rf = false;
+    repl_opts o = {.n = 0};
+    int rc = 0;
     for (size_t i = 0; i < p->n && !rc; i++) {
         const char *k = p->keys[i], *v = p->values[i];
         if (!strcmp(k, "class")) continue;
+        if (opts_find(&o, k) >= 0) return sib_err_set(err, SIB_ESYNTAX, "Multiple definition for property %s", k);
         if (simple && strcmp(k, "replication_factor"))
-            rc = sib_err_set(err, SIB_ECONFIG, "Unrecognized strategy option {%s} passed to SimpleStrategy for keyspace %s", k, ks);
-        if (!rc) rc = check_rf(v, err);
-        if (!rc) rc = strmap_set(&m, k, v);
-        has_rf = true;
+            return sib_err_set(err, SIB_ECONFIG, "Unrecognized strategy option {%s} passed to SimpleStrategy for keyspace %s", k, ks);
+        if ((rc = check_rf(v, err)) || (rc = opts_put_absent(&o, k, v, err))) return rc;
     }
-    if (!rc && simple && !has_rf)
-        rc = sib_err_set(err, SIB_ECONFIG, "SimpleStrategy requires a replication_factor strategy option.");
-    if (rc) { strmap_free(&m); return rc; }
+    char rfbuf[16];
+    if (simple && !o.n) {
+        /* no factor: the previous one (ALTER), else default_keyspace_rf */
+        const char *prev_rf = prev ? sch_strmap_get(prev, "replication_factor") : NULL;
+        if (!prev_rf && !env) return sib_err_set(err, SIB_ECONFIG, "SimpleStrategy requires a replication_factor strategy option.");
+        if (!prev_rf) snprintf(rfbuf, sizeof rfbuf, "%d", env->default_rf);
+        rc = opts_put_absent(&o, "replication_factor", prev_rf ? prev_rf : rfbuf, err);
+    }
+    if (!rc && nts) rc = nts_prepare(ks, &o, prev, env, rfbuf, sizeof rfbuf, err);
+    if (rc) return rc;
+    char full[128];
+    snprintf(full, sizeof full, LOCATOR "%s", shortname);
+    sch_strmap m = { 0 };
+    rc = strmap_set(&m, "class", full);
+    for (size_t i = 0; !rc && i < o.n; i++) rc = strmap_set(&m, o.k[i], o.v[i]);
+    if (rc) {
+        strmap_free(&m);
+        return sib_err_set(err, SIB_ENOMEM, "out of memory");
+    }
     *out = m;
     return 0;
 }
 
 int ks_props_apply(const char *ks, sch_strmap *repl, bool *durable, bool creating, const sch_prop *props, size_t n,
-                   sib_err *err)
+                   const sch_ks_env *env, sib_err *err)
 {
     const sch_prop *rp = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -487,7 +584,7 @@ int ks_props_apply(const char *ks, sch_strmap *repl, bool *durable, bool creatin
     }
     if (!rp) return creating ? sib_err_set(err, SIB_EINVAL, "Missing mandatory option 'replication'") : 0;
     sch_strmap m;
-    int rc = build_replication(ks, rp, &m, err);
+    int rc = build_replication(ks, rp, creating ? NULL : repl, env, &m, err);
     if (rc) return rc;
     strmap_free(repl);
     *repl = m;

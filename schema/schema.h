@@ -409,6 +409,23 @@ int sch_catalog_create_keyspace(sch_catalog *c, const char *name, const sch_prop
                                 bool if_not_exists, sib_err *err);
 int sch_catalog_alter_keyspace(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
                                bool if_exists, sib_err *err);
+
+/* What a replication map is prepared and checked against (docs/cql.md,
+ * section 6): the datacenters the cluster knows (the local node's and those
+ * gossip reported) and cassandra.yaml's default_keyspace_rf. With it,
+ * NetworkTopologyStrategy refuses unknown datacenters and expands
+ * 'replication_factor' to the known ones, and a strategy given without a
+ * factor takes default_keyspace_rf. The calls above (no env) take any
+ * datacenter name and require SimpleStrategy's factor. */
+typedef struct sch_ks_env {
+    const char *const *dcs;
+    size_t ndcs;
+    int default_rf;
+} sch_ks_env;
+int sch_catalog_create_keyspace_env(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
+                                    bool if_not_exists, const sch_ks_env *env, sib_err *err);
+int sch_catalog_alter_keyspace_env(sch_catalog *c, const char *name, const sch_prop *props, size_t nprops,
+                                   bool if_exists, const sch_ks_env *env, sib_err *err);
 /* Drops the keyspace and its tables (`Keyspace '%s' doesn't exist`). */
 int sch_catalog_drop_keyspace(sch_catalog *c, const char *name, bool if_exists, sib_err *err);
 

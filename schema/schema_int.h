@@ -99,7 +99,7 @@ int opts_validate(const sch_table_opts *o, sib_err *err);
 /* keyspace replication + durable_writes from props; repl must start empty
  * (create) or hold the current map (alter). */
 int ks_props_apply(const char *ks, sch_strmap *repl, bool *durable, bool creating, const sch_prop *props, size_t n,
-                   sib_err *err);
+                   const sch_ks_env *env, sib_err *err);
 
 /* ---- catalog.c ---- */
 void table_free(sch_table *t);

@@ -147,3 +147,32 @@ def test_type_hints_in_selection(session, t):
     assert [tuple(r) for r in session.execute(ps, (5, 1, 1))] == [(5,)]
     with pytest.raises(InvalidRequest, match="Cannot infer type for term 42 in selection clause"):
         session.execute("SELECT 42 FROM %s" % t)
+
+
+def test_unset_in_where_of_writes_and_in_markers(session, t):
+    # (an unset partition key never leaves the Python driver: it refuses to
+    # build the routing key, so these use the clustering column)
+    for q, args in (("UPDATE %s SET v = ? WHERE k = ? AND c = ?", (5, 0, UNSET_VALUE)),
+                    ("DELETE FROM %s WHERE k = ? AND c = ?", (0, UNSET_VALUE)),
+                    ("DELETE v FROM %s WHERE k = ? AND c = ?", (0, UNSET_VALUE)),
+                    ("SELECT * FROM %s WHERE k = 0 AND c IN ?", (UNSET_VALUE,)),
+                    ("SELECT * FROM %s WHERE k = 0 AND (c) = (?)", (UNSET_VALUE,))):
+        with pytest.raises(InvalidRequest, match="Invalid unset value for column c"):
+            session.execute(session.prepare(q % t), args)
+    with pytest.raises(InvalidRequest, match="Invalid unset value for column k"):
+        session.execute(session.prepare("SELECT * FROM %s WHERE k IN ?" % t), (UNSET_VALUE,))
+    with pytest.raises(InvalidRequest, match="Invalid unset value for column v"):
+        session.execute(session.prepare("SELECT * FROM %s WHERE k = 0 AND v = ? ALLOW FILTERING" % t), (UNSET_VALUE,))
+    assert len(rows(session, "SELECT * FROM %s WHERE k = 0" % t)) == 4   # nothing written or deleted
+
+
+def test_cast_of_a_plain_literal(session, t):
+    # Cassandra types a CAST's argument on its own, and a bare literal has no
+    # type of its own, so it refuses it as it refuses the bare literal
+    for lit in ("3", "3.5", "'a'"):
+        with pytest.raises(InvalidRequest) as e:
+            session.execute("SELECT CAST(%s AS text) FROM %s WHERE k = 0" % (lit, t))
+        assert ("Cannot infer type for term %s in selection clause (try using a cast to force a type)" % lit
+                in str(e.value))
+    # a typed argument is cast
+    assert rows(session, "SELECT CAST(c AS text), CAST((int)3 AS text) FROM %s WHERE k = 0 AND c = 1" % t) == [("1", "3")]

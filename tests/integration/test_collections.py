@@ -62,14 +62,22 @@ def test_element_ttl(session, t):
     assert row(session, t).m == {"keep": 2}
 
 
-def test_unsupported_operations_are_clear_errors(session, t):
+def test_invalid_operations_are_clear_errors(session, t):
+    # (list operations that read first are in test_list_ops.py)
     session.execute("INSERT INTO %s (k, l) VALUES (1, [1, 2])" % t)
     with pytest.raises(InvalidRequest) as e:
-        session.execute("UPDATE %s SET l = l - [1] WHERE k = 1" % t)
-    assert "not supported" in str(e.value)
-    with pytest.raises(InvalidRequest):
         session.execute("UPDATE %s SET s[0] = 'x' WHERE k = 1" % t)
+    assert "Invalid operation (s[0] = 'x') for set column s" in str(e.value)
     assert row(session, t).l == [1, 2]
+
+
+def test_delete_set_element(session, t):
+    session.execute("INSERT INTO %s (k, s) VALUES (1, {'a', 'b'})" % t)
+    session.execute("DELETE s['a'] FROM %s WHERE k = 1" % t)
+    assert row(session, t).s == {"b"}
+    with pytest.raises(InvalidRequest) as e:
+        session.execute(session.prepare("DELETE s[?] FROM %s WHERE k = 1" % t), (None,))
+    assert "Invalid null set element" in str(e.value)
 
 
 def test_frozen_collection_in_primary_key(session, ks):
@@ -78,3 +86,19 @@ def test_frozen_collection_in_primary_key(session, ks):
     session.execute("INSERT INTO %s.f (k, c, v) VALUES ([1, 2], {'a'}, 2)" % ks)
     rows = list(session.execute("SELECT c, v FROM %s.f WHERE k = [1, 2]" % ks))
     assert [(r.c, r.v) for r in rows] == [({"a"}, 2), ({"a", "b"}, 1)]
+
+
+def test_unset_keys_and_elements(session, t):
+    from cassandra.query import UNSET_VALUE
+    session.execute("INSERT INTO %s (k, s, m) VALUES (1, {'a', 'b'}, {'x': 1})" % t)
+    for q, args in (("UPDATE %s SET m[?] = 5 WHERE k = 1", (UNSET_VALUE,)),
+                    ("DELETE m[?] FROM %s WHERE k = 1", (UNSET_VALUE,))):
+        with pytest.raises(InvalidRequest) as e:
+            session.execute(session.prepare(q % t), args)
+        assert "Invalid unset map key" in str(e.value)
+    session.execute(session.prepare("UPDATE %s SET m['x'] = ? WHERE k = 1" % t), (UNSET_VALUE,))  # value unset: nothing
+    session.execute(session.prepare("DELETE s[?] FROM %s WHERE k = 1" % t), (UNSET_VALUE,))       # nothing
+    session.execute(session.prepare("UPDATE %s SET s = s + ? WHERE k = 1" % t), (UNSET_VALUE,))
+    session.execute(session.prepare("UPDATE %s SET s = s - ? WHERE k = 1" % t), (UNSET_VALUE,))
+    r = row(session, t)
+    assert r.s == {"a", "b"} and r.m == {"x": 1}

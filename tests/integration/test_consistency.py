@@ -114,9 +114,26 @@ def test_serial_consistency_field_ignored(session, rf1):
         assert session.execute(q).one().v == scl
 
 
-def test_each_quorum_per_datacenter(session):
+@pytest.fixture
+def dc2_down(make_cluster, clusters):
+    """A session on 127.0.0.1 (datacenter1) of a cluster whose other node,
+    127.0.0.2, is in dc2 and stopped: dc2 is a known datacenter (gossip
+    told us) with no live member. NetworkTopologyStrategy only takes known
+    datacenters (docs/cql.md section 6)."""
+    c = make_cluster(size=2, start=False, config={"gossip_interval_ms": 200})
+    c[1].set_config(datacenter="dc2")
+    c.start()
+    c.wait_converged()
+    c[1].stop()
+    c.wait_log(c[0], "/127.0.0.2 is now DOWN")
+    # no schema agreement to wait for: the dc2 node is down
+    return clusters.connect(c[0], max_schema_agreement_wait=0)[1]
+
+
+def test_each_quorum_per_datacenter(dc2_down):
     """EACH_QUORUM needs a quorum in every datacenter of the keyspace; reads
     accept it too. dc2 has no live member, so it names dc2."""
+    session = dc2_down
     session.execute("CREATE KEYSPACE eq2 WITH replication = "
                     "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1, 'dc2': 1}")
     session.execute("CREATE TABLE eq2.t (k int PRIMARY KEY, v int)")
@@ -129,9 +146,10 @@ def test_each_quorum_per_datacenter(session):
     assert session.execute(stmt("SELECT v FROM eq2.t WHERE k = 1", CL.LOCAL_QUORUM)).one().v == 1
 
 
-def test_any_needs_a_live_replica(session):
+def test_any_needs_a_live_replica(dc2_down):
     """Until hints exist, ANY needs one live replica: a keyspace whose only
     replicas are in a datacenter with no live node answers Unavailable."""
+    session = dc2_down
     session.execute("CREATE KEYSPACE far WITH replication = "
                     "{'class': 'NetworkTopologyStrategy', 'dc2': 1}")
     session.execute("CREATE TABLE far.t (k int PRIMARY KEY, v int)")

@@ -147,3 +147,33 @@ def test_reprepare_after_restart(node, clusters, ks, session, caplog):
     assert any("Re-preparing unrecognized prepared statement" in r.getMessage() for r in caplog.records)
     assert s.execute(sel, (1,)).one().v == "before"
     assert s.execute(sel, (2,)).one().v == "after"
+
+
+def test_evicted_statements_are_reprepared(make_node, clusters, caplog):
+    """prepared_statements_cache_size bounds the cache by bytes, least
+    recently used out first: with a tiny cache the driver keeps executing
+    statements the node has forgotten; it gets Unprepared, re-prepares and
+    the results stay right."""
+    from sibyl_harness import admin_info
+    node = make_node(prepared_statements_cache_size="16KiB")
+    _, s = clusters.connect(node, protocol_version=4)
+    s.execute("CREATE KEYSPACE ev WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE ev.t (k int PRIMARY KEY, v text)")
+    n = 24
+    # distinct statements (the comment text makes each query, so each id, unique)
+    ins = [s.prepare("INSERT INTO ev.t (k, v) VALUES (?, ?) /* %d */" % i) for i in range(n)]
+    sel = [s.prepare("SELECT k, v FROM ev.t WHERE k = ? /* %d */" % i) for i in range(n)]
+    info = admin_info(node)["client_limits"]
+    assert info["prepared_statements"] < 2 * n          # some were evicted
+    assert info["prepared_statements_bytes"] <= info["prepared_statements_cache_size"]
+    caplog.set_level(logging.DEBUG, logger="cassandra.cluster")
+    caplog.clear()
+    for rnd in range(2):
+        for i in range(n):
+            s.execute(ins[i], (i, "v%d-%d" % (rnd, i)))
+        for i in range(n):
+            r = s.execute(sel[i], (i,)).one()
+            assert (r.k, r.v) == (i, "v%d-%d" % (rnd, i))
+    assert any("Re-preparing unrecognized prepared statement" in r.getMessage() for r in caplog.records)
+    info = admin_info(node)["client_limits"]
+    assert info["prepared_statements_bytes"] <= info["prepared_statements_cache_size"]

@@ -456,6 +456,10 @@ static void test_keyspace(void **state)
     assert_string_equal(st->keyspace.name, "MyKs");
     assert_string_equal(bad("USE ?"), "Bind variables cannot be used for keyspace names");
     assert_string_equal(bad("CREATE KEYSPACE k WITH a = 1 AND a = 2"), "Multiple definition for property a");
+    assert_string_equal(bad("CREATE KEYSPACE k WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc1': 3}"),
+                        "Multiple definition for property dc1");
+    assert_string_equal(bad("CREATE TABLE t (k int PRIMARY KEY) WITH compaction = {'class': 'A', 'x': 1, 'x': 1}"),
+                        "Multiple definition for property x");
     assert_err("CREATE KEYSPACE k", "line 1:17 mismatched input '<EOF>' expecting K_WITH");
 }
 

@@ -927,6 +927,70 @@ static sch_prop repl_prop(const char *const *keys, const char *const *vals, size
     return (sch_prop){ .name = "replication", .is_map = true, .keys = keys, .values = vals, .n = n };
 }
 
+/* Replication prepared against the cluster's datacenters and
+ * default_keyspace_rf (Cassandra's strategies' prepareOptions / validate). */
+static void test_keyspace_replication_env(void **state)
+{
+    (void)state;
+    sch_catalog *c = mk_catalog();
+    sib_err err = { 0 };
+    const char *dcs[] = { "dc1", "dc2" };
+    sch_ks_env env = { .dcs = dcs, .ndcs = 2, .default_rf = 3 };
+    const sch_strmap *m;
+    /* NTS without a factor: default_keyspace_rf in every known datacenter */
+    const char *k1[] = { "class" }, *v1[] = { "NetworkTopologyStrategy" };
+    sch_prop p1 = repl_prop(k1, v1, 1);
+    assert_int_equal(sch_catalog_create_keyspace_env(c, "a", &p1, 1, false, &env, &err), 0);
+    m = sch_keyspace_replication(sch_catalog_keyspace(c, "a"));
+    assert_string_equal(sch_strmap_get(m, "dc1"), "3");
+    assert_string_equal(sch_strmap_get(m, "dc2"), "3");
+    assert_null(sch_strmap_get(m, "replication_factor"));
+    /* replication_factor fills the datacenters not named; "0" drops one */
+    const char *k2[] = { "class", "replication_factor", "dc2" }, *v2[] = { "NetworkTopologyStrategy", "2", "0" };
+    sch_prop p2 = repl_prop(k2, v2, 3);
+    assert_int_equal(sch_catalog_create_keyspace_env(c, "b", &p2, 1, false, &env, &err), 0);
+    m = sch_keyspace_replication(sch_catalog_keyspace(c, "b"));
+    assert_string_equal(sch_strmap_get(m, "dc1"), "2");
+    assert_null(sch_strmap_get(m, "dc2"));
+    /* unknown datacenters, another spelling of replication_factor, nothing left */
+    const char *k3[] = { "class", "dc9" }, *v3[] = { "NetworkTopologyStrategy", "1" };
+    sch_prop p3 = repl_prop(k3, v3, 2);
+    assert_int_equal(sch_catalog_create_keyspace_env(c, "x", &p3, 1, false, &env, &err), SIB_ECONFIG);
+    assert_string_equal(err.msg, "Unrecognized strategy option {dc9} passed to NetworkTopologyStrategy for keyspace x");
+    k3[1] = "Replication_Factor";
+    assert_int_equal(sch_catalog_create_keyspace_env(c, "x", &p3, 1, false, &env, &err), SIB_ECONFIG);
+    assert_string_equal(err.msg,
+                        "Unrecognized strategy option {Replication_Factor} passed to NetworkTopologyStrategy for keyspace x");
+    k3[1] = "dc1";
+    v3[1] = "0";
+    assert_int_equal(sch_catalog_create_keyspace_env(c, "x", &p3, 1, false, &env, &err), SIB_ECONFIG);
+    assert_string_equal(err.msg, "Configuration for at least one datacenter must be present");
+    /* a key twice */
+    const char *k4[] = { "class", "dc1", "dc1" }, *v4[] = { "NetworkTopologyStrategy", "1", "2" };
+    sch_prop p4 = repl_prop(k4, v4, 3);
+    assert_int_equal(sch_catalog_create_keyspace_env(c, "x", &p4, 1, false, &env, &err), SIB_ESYNTAX);
+    assert_string_equal(err.msg, "Multiple definition for property dc1");
+    assert_null(sch_catalog_keyspace(c, "x"));
+    /* SimpleStrategy without a factor; ALTER to NTS keeps it */
+    const char *v5[] = { "SimpleStrategy" };
+    sch_prop p5 = repl_prop(k1, v5, 1);
+    assert_int_equal(sch_catalog_create_keyspace_env(c, "s", &p5, 1, false, &env, &err), 0);
+    assert_string_equal(sch_strmap_get(sch_keyspace_replication(sch_catalog_keyspace(c, "s")), "replication_factor"), "3");
+    env.default_rf = 1;
+    assert_int_equal(sch_catalog_alter_keyspace_env(c, "s", &p1, 1, false, &env, &err), 0);
+    m = sch_keyspace_replication(sch_catalog_keyspace(c, "s"));
+    assert_string_equal(sch_strmap_get(m, "dc1"), "3");
+    assert_string_equal(sch_strmap_get(m, "dc2"), "3");
+    /* ALTER with replication_factor keeps the factors already there */
+    const char *k6[] = { "class", "replication_factor" }, *v6[] = { "NetworkTopologyStrategy", "5" };
+    sch_prop p6 = repl_prop(k6, v6, 2);
+    assert_int_equal(sch_catalog_alter_keyspace_env(c, "b", &p6, 1, false, &env, &err), 0);
+    m = sch_keyspace_replication(sch_catalog_keyspace(c, "b"));
+    assert_string_equal(sch_strmap_get(m, "dc1"), "2");
+    assert_string_equal(sch_strmap_get(m, "dc2"), "5");
+    sch_catalog_destroy(c);
+}
+
 static void test_keyspace_ddl(void **state)
 {
     (void)state;
@@ -1540,6 +1604,7 @@ int main(void)
         cmocka_unit_test(test_ck_composite_prefix_successor),
         cmocka_unit_test(test_pk_encode),
         cmocka_unit_test(test_keyspace_ddl),
+        cmocka_unit_test(test_keyspace_replication_env),
         cmocka_unit_test(test_table_ddl_errors),
         cmocka_unit_test(test_table_layout_and_alter),
         cmocka_unit_test(test_persist_and_version),
