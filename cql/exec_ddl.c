@@ -2,15 +2,23 @@
  *
  * The catalog (schema/) validates and applies each change; this file turns
  * the parser's AST into catalog calls, makes the change durable and then
- * answers. Persistence: every keyspace and table definition is one row of an
- * internal table (id SCHEMA_TABLE_ID, never in the catalog) whose partition
- * key is "k\0<ks>" or "t\0<ks>\0<table>" and whose only cell (column 1) holds
- * sib_catalog_serialize_* bytes; a drop is a partition deletion. Being an
- * ordinary table of the engine, it goes through the commitlog like user
- * data, so the schema survives kill -9 exactly as writes do. The
+ * answers. Persistence: every keyspace and table is one row of an internal
+ * table (id SCHEMA_TABLE_ID, never in the catalog) whose partition key is
+ * "k\0<ks>" or "t\0<ks>\0<table>" and whose only cell (column 1) holds
+ * sch_catalog_serialize_* bytes, or for a DROP a tombstone value
+ * (sch_def_tombstone) that keeps the drop's timestamp: the schema rows of
+ * schema.h, also kept in memory (ex->defs) with their write timestamps.
+ * Being an ordinary table of the engine, it goes through the commitlog like
+ * user data, so the schema survives kill -9 exactly as writes do. The
  * Schema_change reply and the event are sent only once that write is
  * durable, and after the catalog shows the change (drivers re-read
  * system_schema immediately).
+ *
+ * Between nodes (cql_exec_schema_snapshot / cql_exec_schema_merge; docs/
+ * membership.md "Schema"): a peer's rows are merged by last write wins
+ * (sch_defs_merge), and each winner is stored with ITS timestamp, applied
+ * to the catalog and storage as the DDL would (tables created, replaced or
+ * dropped), and announced to this node's clients once durable.
  */
 #include "exec_int.h"
 
@@ -663,6 +671,12 @@ static int merge_drop_keyspace(merge_job *j, const sch_def *d)
 
 static int merge_one(merge_job *j, const sch_def *d, sib_err *err)
 {
+    /* system keyspaces are every node's own: never changed by a peer */
+    const sch_keyspace *k = sch_catalog_keyspace(j->ex->cat, d->ks);
+    if (k && sch_keyspace_is_system(k)) {
+        sib_log(j->ex->log, SIB_WARN, "schema: peer's row for system keyspace %s ignored", d->ks);
+        return 0;
+    }
     if (d->kind == SCH_DEF_TABLE) return merge_table(j, d, err);
     if (sch_def_is_tombstone(d)) return merge_drop_keyspace(j, d);
     bool existed = sch_catalog_keyspace(j->ex->cat, d->ks) != NULL;

@@ -123,7 +123,8 @@ enum { NODE_VERB_SCHEMA_PULL = 40, NODE_VERB_SCHEMA_PUSH = 41 };
  * not at all when node_schema_pull itself returns an error
  * (SIB_EOVERLOADED: too many requests pending to that peer). Pulls to the
  * same peer while one is in flight are each answered; they do not share
- * one request. */
+ * one request. Pulls still pending when the node closes are dropped
+ * without their callbacks, as messaging drops its requests. */
 typedef void (*node_schema_done_fn)(void *ctx, int rc);
 int node_schema_pull(node *n, const char *peer, uint16_t port, node_schema_done_fn done, void *ctx, sib_err *err);
 

@@ -114,10 +114,16 @@ def test_create_alter_drop_reach_every_node(three, clusters):
 
 def test_node_down_during_ddl_catches_up(three, clusters):
     c, (s1, s2, s3) = three
+    s1.execute(KS % "doomed")
+    s1.execute("CREATE TABLE doomed.t (k int PRIMARY KEY)")
+    wait_agreement(c.nodes)
+    assert table_row(s3, "doomed", "t") is not None
     c[2].stop()
+    s2.execute("DROP KEYSPACE doomed")
     s1.execute(KS % "late")
     s1.execute("CREATE TABLE late.t (k int PRIMARY KEY, v int)")
     s1.execute("ALTER TABLE late.t ADD extra text")
+    wait_agreement(c.nodes[:2])                # these sessions skip the driver's own wait
     s2.execute("CREATE TABLE late.u (k int PRIMARY KEY)")
     s2.execute("DROP TABLE late.u")
     wait_agreement(c.nodes[:2])
@@ -126,6 +132,8 @@ def test_node_down_during_ddl_catches_up(three, clusters):
     wait_until(lambda: columns(s3, "late", "t") == {"k": "int", "v": "int", "extra": "text"}, timeout=WAIT,
                what="the restarted node has late.t")
     assert table_row(s3, "late", "u") is None
+    wait_until(lambda: s3.execute("SELECT * FROM system_schema.keyspaces WHERE keyspace_name = 'doomed'").one()
+               is None, timeout=WAIT, what="the keyspace dropped meanwhile is gone on node 3")
     wait_agreement(c.nodes)
     assert str(table_row(s3, "late", "t").id) == str(table_row(s1, "late", "t").id)
     # and it survives another restart of that node (persisted, tombstone too)
@@ -133,7 +141,9 @@ def test_node_down_during_ddl_catches_up(three, clusters):
     s3 = pinned(clusters, c[2])
     assert columns(s3, "late", "t") == {"k": "int", "v": "int", "extra": "text"}
     assert table_row(s3, "late", "u") is None
+    assert table_row(s3, "doomed", "t") is None
     wait_agreement(c.nodes)
+
     def one_version():
         out = sibyltool(c[0], "describecluster")
         versions = [l for l in out.splitlines() if l.strip().endswith("]") and ":" in l]
