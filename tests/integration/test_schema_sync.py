@@ -213,3 +213,87 @@ def test_version_is_stable_across_restart(three):
     c[1].restart()
     wait_until(lambda: {v: sorted(a) for v, a in live_versions(c[1]).items()} == before, timeout=WAIT,
                what="the same single version after a restart")
+
+
+# ---- the verbs on the wire (messaging.h framing; node.h NODE_VERB_SCHEMA_*) ----
+
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC_TABLE = _crc32c_table()
+VERB_HELLO, VERB_SCHEMA_PULL, VERB_SCHEMA_PUSH = 0, 40, 41
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def frame(verb, payload, msg_id=0, flags=0):
+    head = b"SIBM" + bytes([1, verb, flags, 0]) + struct.pack(">QI", msg_id, len(payload)) + payload
+    return head + struct.pack(">I", crc32c(head))
+
+
+def internode(node, cluster_name, port):
+    """A raw internode connection to `node` that has said HELLO as 127.0.0.9."""
+    import socket
+    s = socket.create_connection((node.host, port), timeout=10)
+    cn, host = cluster_name.encode(), b"127.0.0.9"
+    hello = struct.pack(">H", len(cn)) + cn + struct.pack(">H", len(host)) + host + struct.pack(">H", port)
+    s.sendall(frame(VERB_HELLO, hello))
+    return s
+
+
+def read_frame(sock):
+    buf = b""
+    while len(buf) < 20:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed"
+        buf += chunk
+    verb, flags, msg_id, n = buf[5], buf[6], struct.unpack(">Q", buf[8:16])[0], struct.unpack(">I", buf[16:20])[0]
+    while len(buf) < 20 + n + 4:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed"
+        buf += chunk
+    assert struct.unpack(">I", buf[20 + n:24 + n])[0] == crc32c(buf[:20 + n])
+    return verb, flags, msg_id, buf[20:20 + n]
+
+
+def test_pull_answers_and_bad_pushes_change_nothing(make_cluster, clusters):
+    c = make_cluster(size=2, config=FAST)
+    c.wait_converged()
+    s1 = pinned(clusters, c[0])
+    s1.execute(KS % "wire")
+    s1.execute("CREATE TABLE wire.t (k int PRIMARY KEY, v int)")
+    wait_agreement(c.nodes)
+    before = live_versions(c[0])
+    sock = internode(c[0], c.cluster_name, c.storage_port)
+    try:
+        sock.sendall(frame(VERB_SCHEMA_PULL, b"", msg_id=7))
+        verb, flags, msg_id, snap = read_frame(sock)
+        assert (flags & 1, msg_id) == (1, 7)
+        assert snap.startswith(b"SIBS\x01") and b"wire" in snap
+        # garbage, a truncated snapshot, one with a definition filed under
+        # another table's name, and the node's own snapshot again (nothing newer)
+        i = snap.index(b"t\x04wire\x01t")   # kind 't', keyspace "wire", table "t"
+        misfiled = snap[:i + 6] + b"\x01u" + snap[i + 8:]
+        assert len(misfiled) == len(snap)
+        for bad in (b"junk", snap[:-3], misfiled, snap):
+            sock.sendall(frame(VERB_SCHEMA_PUSH, bad))
+        sock.sendall(frame(VERB_SCHEMA_PULL, b"", msg_id=8))
+        assert read_frame(sock)[2] == 8          # still served after all that
+    finally:
+        sock.close()
+    assert live_versions(c[0]) == before
+    assert columns(s1, "wire", "t") == {"k": "int", "v": "int"}
+    assert table_row(s1, "wire", "u") is None
+    assert c[0].log_text().count("not merged") >= 3
