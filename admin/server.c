@@ -25,7 +25,7 @@
  *
  * Units: sizes are bytes, times seconds unless a field name says _ms/_us,
  * tokens are JSON integers (int64, as Murmur3Partitioner gives them).
- * Members: /status, /ring and /gossipinfo list this node and every peer
+ * Members: /status, /ring, /gossipinfo and /describecluster list this node and every peer
  * gossip knows (its values as last gossiped: load, tokens, liveness from
  * the local failure detector). Ownership is computed over the union of
  * every member's tokens. Without a gossiper (unit tests) only this node.
@@ -731,6 +731,45 @@ static json_t *h_gossipinfo(route_req *r)
     return o;
 }
 
+/* ---- /describecluster ---- */
+
+/* Adds addr to the list of `version` in o (created on first use). */
+static void version_add(json_t *o, const char *version, const char *addr)
+{
+    json_t *arr = json_object_get(o, version);
+    if (!arr) {
+        arr = json_array();
+        json_object_set_new(o, version, arr);
+    }
+    json_array_append_new(arr, json_string(addr));
+}
+
+/* nodetool describecluster: the cluster's name, snitch and partitioner, and
+ * the schema versions with the endpoints on each: this node's own version,
+ * each live peer's as gossip last brought it, and the peers the failure
+ * detector holds down under "UNREACHABLE" (their version is not current). */
+static json_t *h_describecluster(route_req *r)
+{
+    admin_server *s = r->s;
+    json_t *versions = json_object();
+    char own[37];
+    uint8_t v16[16];
+    sch_catalog_schema_version(s->cat, v16);
+    sib_uuid_format(v16, own);
+    version_add(versions, own, s->node.listen_address);
+    gsp_endpoint_view v;
+    for (size_t i = 1; s->gsp && gsp_endpoint_at(s->gsp, i, &v); i++) {
+        const char *peer_version = v.states[GSP_SCHEMA];
+        version_add(versions, v.alive && peer_version ? peer_version : "UNREACHABLE", v.addr);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(s->node.cluster_name));
+    json_object_set_new(o, "snitch", json_string("org.apache.cassandra.locator.SimpleSnitch"));
+    json_object_set_new(o, "partitioner", json_string("org.apache.cassandra.dht.Murmur3Partitioner"));
+    json_object_set_new(o, "schema_versions", versions);
+    return o;
+}
+
 /* ---- /metrics ---- */
 
 static void metrics_text(admin_server *s, sib_buf *out)
@@ -819,6 +858,7 @@ static const route ROUTES[] = {
     {"compactionstats", "GET", h_compactionstats, 0},
     {"tablestats", "GET", h_tablestats, 2},
     {"gossipinfo", "GET", h_gossipinfo, 0},
+    {"describecluster", "GET", h_describecluster, 0},
 };
 
 static void json_error(sib_buf *body, const char *msg)

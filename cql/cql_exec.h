@@ -69,4 +69,27 @@ typedef struct cql_exec_observer {
 } cql_exec_observer;
 void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o);
 
+/* ---- schema between nodes (exec_ddl.c; docs/membership.md "Schema") ---- */
+
+/* Called on the loop once a local DDL statement is durable (before its
+ * reply), so the node can republish its schema version and push the
+ * schema to its peers. */
+typedef void (*cql_exec_schema_fn)(void *ctx);
+void cql_exec_set_schema_listener(cql_exec *ex, cql_exec_schema_fn fn, void *ctx);
+/* Appends this node's schema rows (every keyspace and table definition and
+ * DROP tombstone, with write timestamps) in the snapshot form of
+ * schema.h's sch_defs_encode. */
+int cql_exec_schema_snapshot(cql_exec *ex, sib_buf *out);
+/* Merges a peer's snapshot by last write wins (schema.h sch_defs_merge):
+ * every winning definition is persisted with its own timestamp, applied to
+ * the catalog and storage (tables created, replaced or dropped as DDL does)
+ * and announced to this node's clients as SCHEMA_CHANGE once durable.
+ * Returns the number of winning entries: 0 = nothing to change (done is not
+ * called); > 0 = done(ctx, rc) is called once on the loop when the rows are
+ * durable. A negative code (bad snapshot: nothing changed; or the write
+ * failed) means done is not called. */
+typedef void (*cql_exec_merge_fn)(void *ctx, int rc);
+int cql_exec_schema_merge(cql_exec *ex, const uint8_t *snap, size_t len, cql_exec_merge_fn done, void *ctx,
+                          sib_err *err);
+
 #endif

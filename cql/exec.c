@@ -84,6 +84,8 @@ void cql_exec_destroy(cql_exec *ex)
     sib_lru_destroy(ex->prep);
     exec_trace_free_all(ex);
     exec_spare_muts_free(ex);
+    exec_schema_merges_orphan(ex);
+    sch_defs_destroy(ex->defs);
     free(ex->tokens);
     free(ex);
 }

@@ -2,15 +2,23 @@
  *
  * The catalog (schema/) validates and applies each change; this file turns
  * the parser's AST into catalog calls, makes the change durable and then
- * answers. Persistence: every keyspace and table definition is one row of an
- * internal table (id SCHEMA_TABLE_ID, never in the catalog) whose partition
- * key is "k\0<ks>" or "t\0<ks>\0<table>" and whose only cell (column 1) holds
- * sib_catalog_serialize_* bytes; a drop is a partition deletion. Being an
- * ordinary table of the engine, it goes through the commitlog like user
- * data, so the schema survives kill -9 exactly as writes do. The
+ * answers. Persistence: every keyspace and table is one row of an internal
+ * table (id SCHEMA_TABLE_ID, never in the catalog) whose partition key is
+ * "k\0<ks>" or "t\0<ks>\0<table>" and whose only cell (column 1) holds
+ * sch_catalog_serialize_* bytes, or for a DROP a tombstone value
+ * (sch_def_tombstone) that keeps the drop's timestamp: the schema rows of
+ * schema.h, also kept in memory (ex->defs) with their write timestamps.
+ * Being an ordinary table of the engine, it goes through the commitlog like
+ * user data, so the schema survives kill -9 exactly as writes do. The
  * Schema_change reply and the event are sent only once that write is
  * durable, and after the catalog shows the change (drivers re-read
  * system_schema immediately).
+ *
+ * Between nodes (cql_exec_schema_snapshot / cql_exec_schema_merge; docs/
+ * membership.md "Schema"): a peer's rows are merged by last write wins
+ * (sch_defs_merge), and each winner is stored with ITS timestamp, applied
+ * to the catalog and storage as the DDL would (tables created, replaced or
+ * dropped), and announced to this node's clients once durable.
  */
 #include "exec_int.h"
 
@@ -34,59 +42,88 @@ static void def_key(sib_buf *b, char kind, const char *ks, const char *table)
     }
 }
 
-static int persist(cql_exec *ex, const sib_buf *key, const sib_buf *def, st_done_fn done, void *ctx, sib_err *err)
+/* The mutation that stores one schema row: the value (a definition or a
+ * tombstone) at ts, over a partition deletion at ts - 1 that clears the
+ * older values. NULL on OOM. */
+static st_mutation *def_mutation(const sch_def *d)
 {
-    st_mutation *m = st_mutation_create(SCHEMA_TABLE_ID, key->p, key->len);
-    if (!m) return sib_err_set(err, SIB_ENOMEM, "schema mutation");
+    sib_buf key;
+    sib_buf_init(&key);
+    def_key(&key, (char)d->kind, d->ks, d->kind == SCH_DEF_TABLE ? d->name : NULL);
+    st_mutation *m = key.oom ? NULL : st_mutation_create(SCHEMA_TABLE_ID, key.p, key.len);
+    sib_buf_free(&key);
+    if (!m) return NULL;
+    int rc = st_mut_partition_delete(m, d->ts - 1, (int32_t)(d->ts / 1000000));
+    if (!rc) rc = st_mut_row(m, (const uint8_t *)"", 0);
+    if (!rc) rc = st_mut_cell(m, DEF_COLUMN, d->val, d->len, d->ts, 0, ST_NO_DELETION_TIME);
+    if (rc) { st_mutation_destroy(m); return NULL; }
+    return m;
+}
+
+/* A local DDL's timestamp: the executor's clock, but always above the
+ * row's current one, so a DDL here wins over a peer's row from a clock
+ * ahead of ours (the storage engine would otherwise keep that row). */
+static int64_t def_timestamp(cql_exec *ex, sch_def_kind kind, const char *ks, const char *name)
+{
     int64_t ts = exec_next_timestamp(ex);
-    int rc;
-    if (def) {
-        rc = st_mut_row(m, (const uint8_t *)"", 0);
-        if (!rc) rc = st_mut_partition_delete(m, ts - 1, (int32_t)(ts / 1000000));
-        if (!rc) rc = st_mut_row(m, (const uint8_t *)"", 0);
-        if (!rc) rc = st_mut_cell(m, DEF_COLUMN, def->p, def->len, ts, 0, ST_NO_DELETION_TIME);
-    } else {
-        rc = st_mut_partition_delete(m, ts, (int32_t)(ts / 1000000));
-    }
-    if (rc) {
+    const sch_def *old = ex->defs ? sch_defs_get(ex->defs, kind, ks, name) : NULL;
+    if (old && old->ts >= ts) ts = old->ts + 1;
+    return ts;
+}
+
+static int persist(cql_exec *ex, sch_def *d, st_done_fn done, void *ctx, sib_err *err)
+{
+    st_mutation *m = def_mutation(d);
+    if (!m) return sib_err_set(err, SIB_ENOMEM, "schema mutation");
+    if (sch_defs_put(ex->defs, d)) {
         st_mutation_destroy(m);
-        return sib_err_set(err, rc, "schema mutation");
+        return sib_err_set(err, SIB_ENOMEM, "schema rows");
     }
-    rc = storage_apply(ex->st, &m, 1, done, ctx, err);
+    int rc = storage_apply(ex->st, &m, 1, done, ctx, err);
     st_mutation_destroy(m);
     return rc;
 }
 
 int exec_schema_persist_keyspace(cql_exec *ex, const char *ks, bool dropped, st_done_fn done, void *ctx, sib_err *err)
 {
-    sib_buf key, def;
-    sib_buf_init(&key);
+    sib_buf def;
     sib_buf_init(&def);
-    def_key(&key, 'k', ks, NULL);
     int rc = 0;
     if (!dropped) {
         const sch_keyspace *k = sch_catalog_keyspace(ex->cat, ks);
         rc = k ? sch_catalog_serialize_keyspace(k, &def) : sib_err_set(err, SIB_ENOTFOUND, "keyspace %s", ks);
+    } else if (sch_def_tombstone(SCH_DEF_KEYSPACE, NULL, &def)) {
+        rc = sib_err_set(err, SIB_ENOMEM, "schema tombstone");
     }
-    if (!rc) rc = persist(ex, &key, dropped ? NULL : &def, done, ctx, err);
-    sib_buf_free(&key);
+    sch_def d = {.kind = SCH_DEF_KEYSPACE, .ks = ks, .name = "", .ts = def_timestamp(ex, SCH_DEF_KEYSPACE, ks, ""),
+                 .val = def.p, .len = def.len};
+    if (!rc) rc = persist(ex, &d, done, ctx, err);
     sib_buf_free(&def);
     return rc;
 }
 
+/* One table row: its definition (t), or a tombstone naming the dropped
+ * table's id (t NULL, id given). */
+static int persist_table_row(cql_exec *ex, const sch_table *t, const uint8_t *id, const char *ks, const char *name,
+                             st_done_fn done, void *ctx, sib_err *err)
+{
+    sib_buf def;
+    sib_buf_init(&def);
+    int rc = t ? sch_catalog_serialize_table(t, &def) : sch_def_tombstone(SCH_DEF_TABLE, id, &def);
+    if (rc) rc = sib_err_set(err, rc, "schema definition");
+    sch_def d = {.kind = SCH_DEF_TABLE, .ks = ks, .name = name, .ts = def_timestamp(ex, SCH_DEF_TABLE, ks, name),
+                 .val = def.p, .len = def.len};
+    if (!rc) rc = persist(ex, &d, done, ctx, err);
+    sib_buf_free(&def);
+    return rc;
+}
+
+/* For a drop, t is the table being dropped (its id goes into the tombstone). */
 int exec_schema_persist_table(cql_exec *ex, const sch_table *t, bool dropped, const char *ks, const char *name,
                               st_done_fn done, void *ctx, sib_err *err)
 {
-    sib_buf key, def;
-    sib_buf_init(&key);
-    sib_buf_init(&def);
-    def_key(&key, 't', ks, name);
-    int rc = 0;
-    if (!dropped) rc = sch_catalog_serialize_table(t, &def);
-    if (!rc) rc = persist(ex, &key, dropped ? NULL : &def, done, ctx, err);
-    sib_buf_free(&key);
-    sib_buf_free(&def);
-    return rc;
+    if (dropped) return persist_table_row(ex, NULL, t ? sch_table_id(t) : NULL, ks, name, done, ctx, err);
+    return persist_table_row(ex, t, NULL, ks, name, done, ctx, err);
 }
 
 void exec_table_options_to_storage(cql_exec *ex, const sch_table *t)
@@ -110,11 +147,37 @@ void exec_table_options_to_storage(cql_exec *ex, const sch_table *t)
                 sch_table_name(t), err.msg);
 }
 
+/* One stored schema row: a definition goes into the catalog, and either
+ * kind into the schema rows with the cell's timestamp. The key names the
+ * entry ("k\0<ks>" or "t\0<ks>\0<table>"). */
+static int load_row(cql_exec *ex, const uint8_t *pk, size_t pklen, const st_cell_view *cv, sib_err *err)
+{
+    char key[160];
+    if (pklen < 3 || pklen >= sizeof key || pk[1] != 0) return sib_err_set(err, SIB_ECORRUPT, "bad schema row key");
+    memcpy(key, pk, pklen);
+    key[pklen] = 0;
+    const char *ks = key + 2, *name = "";
+    if (key[0] == 't') {
+        char *sep = memchr(key + 2, 0, pklen - 2);
+        if (!sep || sep == key + pklen) return sib_err_set(err, SIB_ECORRUPT, "bad schema row key");
+        name = sep + 1;
+    }
+    sch_def d = {.kind = key[0] == 'k' ? SCH_DEF_KEYSPACE : SCH_DEF_TABLE, .ks = ks, .name = name, .ts = cv->ts,
+                 .val = cv->val, .len = cv->vlen};
+    int rc = 0;
+    if (!sch_def_is_tombstone(&d))
+        rc = d.kind == SCH_DEF_KEYSPACE ? sch_catalog_load_keyspace(ex->cat, cv->val, cv->vlen, err)
+                                        : sch_catalog_load_table(ex->cat, cv->val, cv->vlen, err);
+    if (!rc && sch_defs_put(ex->defs, &d)) rc = sib_err_set(err, SIB_ENOMEM, "schema rows");
+    return rc;
+}
+
 /* Loads keyspaces first (tables need theirs), then tables. */
 int exec_schema_load(cql_exec *ex, sib_err *err)
 {
     st_table *t = storage_table(ex->st, SCHEMA_TABLE_ID);
     if (!t) return sib_err_set(err, SIB_ENOMEM, "schema table");
+    if (!ex->defs && !(ex->defs = sch_defs_create())) return sib_err_set(err, SIB_ENOMEM, "schema rows");
     /* the definitions' own folder: system_schema/definitions-<id> */
     int nrc = st_table_set_name(t, "system_schema", "definitions", err);
     if (nrc) return nrc;
@@ -135,8 +198,7 @@ int exec_schema_load(cql_exec *ex, sib_err *err)
             while (!rc && st_iter_next(it, &row))
                 for (size_t i = 0; !rc && i < row.ncells; i++) {
                     if (row.cells[i].col != DEF_COLUMN) continue;
-                    rc = pass == 0 ? sch_catalog_load_keyspace(ex->cat, row.cells[i].val, row.cells[i].vlen, err)
-                                   : sch_catalog_load_table(ex->cat, row.cells[i].val, row.cells[i].vlen, err);
+                    rc = load_row(ex, pk, pklen, &row.cells[i], err);
                     loaded++;
                 }
             st_iter_destroy(it);
@@ -231,7 +293,9 @@ static void on_ddl_durable(void *ctx, int rc, const sib_err *err)
 {
     ddl_done *d = ctx;
     if (rc) { exec_reply_err(d->c, err); return; }
-    if (d->c->ex->srv) cql_server_broadcast_schema_change(d->c->ex->srv, d->change, d->target, d->ks, d->name);
+    cql_exec *ex = d->c->ex;
+    if (ex->srv) cql_server_broadcast_schema_change(ex->srv, d->change, d->target, d->ks, d->name);
+    if (ex->schema_changed) ex->schema_changed(ex->schema_ctx);
     cql_reply_schema_change(d->c->req, d->change, d->target, d->ks, d->name);
 }
 
@@ -481,7 +545,7 @@ static int do_drop_table(exec_ctx *c, const prs_table_stmt *d, ddl_done **dd, si
     rc = sch_catalog_drop_table(c->ex->cat, ks, d->table.name, d->if_exists, err);
     if (rc) return rc;
     *dd = new_done(c, CQL_CHANGE_DROPPED, CQL_TARGET_TABLE, ks, d->table.name);
-    return exec_schema_persist_table(c->ex, NULL, true, ks, d->table.name, on_ddl_durable, *dd, err);
+    return persist_table_row(c->ex, NULL, id, ks, d->table.name, on_ddl_durable, *dd, err);
 }
 
 static int do_truncate(exec_ctx *c, const prs_table_stmt *d, sib_err *err)
@@ -525,4 +589,225 @@ void exec_ddl(exec_ctx *c, const prs_stmt *s)
      * success the durable callback replies. */
     if (rc == 1) cql_reply_void(c->req);
     else if (rc) exec_reply_err(c, &err);
+}
+
+/* ---- schema from peers (docs/membership.md "Schema") ---- */
+
+void cql_exec_set_schema_listener(cql_exec *ex, cql_exec_schema_fn fn, void *ctx)
+{
+    ex->schema_changed = fn;
+    ex->schema_ctx = ctx;
+}
+
+int cql_exec_schema_snapshot(cql_exec *ex, sib_buf *out) { return sch_defs_encode(ex->defs, out); }
+
+typedef struct merge_event {
+    cql_change change;
+    cql_target target;
+    char ks[64], name[64];
+} merge_event;
+
+typedef struct merge_job {
+    cql_exec *ex;             /* NULL once the executor is gone */
+    struct merge_job *prev, *next; /* ex->merges */
+    cql_exec_merge_fn done;
+    void *ctx;
+    merge_event *ev;
+    size_t nev;
+    st_mutation **muts;
+    size_t nmuts;
+} merge_job;
+
+static void merge_job_free(merge_job *j)
+{
+    if (j->prev) j->prev->next = j->next;
+    else if (j->ex && j->ex->merges == j) j->ex->merges = j->next;
+    if (j->next) j->next->prev = j->prev;
+    for (size_t i = 0; i < j->nmuts; i++) st_mutation_destroy(j->muts[i]);
+    free(j->muts);
+    free(j->ev);
+    free(j);
+}
+
+void exec_schema_merges_orphan(cql_exec *ex)
+{
+    merge_job *next;
+    for (merge_job *j = ex->merges; j; j = next) {
+        next = j->next;
+        *j = (merge_job){.ev = j->ev, .muts = j->muts, .nmuts = j->nmuts};
+    }
+    ex->merges = NULL;
+}
+
+static void merge_event_add(merge_job *j, cql_change ch, cql_target tg, const char *ks, const char *name)
+{
+    merge_event *e = &j->ev[j->nev++];
+    *e = (merge_event){.change = ch, .target = tg};
+    snprintf(e->ks, sizeof e->ks, "%s", ks);
+    snprintf(e->name, sizeof e->name, "%s", name ? name : "");
+}
+
+/* Records the winning row: in memory now, on disk with the job's write. */
+static int merge_keep(merge_job *j, const sch_def *d)
+{
+    st_mutation *m = def_mutation(d);
+    if (!m) return SIB_ENOMEM;
+    if (sch_defs_put(j->ex->defs, d)) { st_mutation_destroy(m); return SIB_ENOMEM; }
+    j->muts[j->nmuts++] = m;
+    return 0;
+}
+
+/* Drops a table from storage and the catalog (as DROP TABLE does). */
+static void merge_drop_table(merge_job *j, const sch_table *t)
+{
+    uint8_t id[16];
+    char ks[64], name[64];
+    memcpy(id, sch_table_id(t), 16);
+    snprintf(ks, sizeof ks, "%s", sch_table_keyspace(t));
+    snprintf(name, sizeof name, "%s", sch_table_name(t));
+    sib_err err = {0};
+    if (storage_table_drop(j->ex->st, id, NULL, NULL, &err))
+        sib_log(j->ex->log, SIB_WARN, "schema: dropping the data of %s.%s: %s", ks, name, err.msg);
+    sch_catalog_drop_table(j->ex->cat, ks, name, true, &err);
+}
+
+static int merge_table(merge_job *j, const sch_def *d, sib_err *err)
+{
+    cql_exec *ex = j->ex;
+    const sch_table *old = sch_catalog_table(ex->cat, d->ks, d->name);
+    uint8_t id[16];
+    if (sch_def_is_tombstone(d)) {
+        if (old) {
+            merge_drop_table(j, old);
+            merge_event_add(j, CQL_CHANGE_DROPPED, CQL_TARGET_TABLE, d->ks, d->name);
+        }
+        return merge_keep(j, d);
+    }
+    if (!sch_catalog_keyspace(ex->cat, d->ks)) {
+        sib_log(ex->log, SIB_WARN, "schema: peer's table %s.%s skipped: its keyspace is not here", d->ks, d->name);
+        return 0;
+    }
+    /* the same name with another id: the winner replaces it (its data goes) */
+    bool existed = old != NULL;
+    if (old && sch_def_table_id(d, id) && memcmp(id, sch_table_id(old), 16)) {
+        sib_log(ex->log, SIB_INFO, "schema: %s.%s replaced by the peer's definition with another id", d->ks, d->name);
+        merge_drop_table(j, old);
+    }
+    int rc = sch_catalog_load_table(ex->cat, d->val, d->len, err);
+    if (rc) {
+        sib_log(ex->log, SIB_WARN, "schema: peer's table %s.%s not applied: %s", d->ks, d->name, err->msg);
+        return 0;
+    }
+    const sch_table *t = sch_catalog_table(ex->cat, d->ks, d->name);
+    if (t && !storage_table(ex->st, sch_table_id(t))) return sib_err_set(err, SIB_ENOMEM, "table store");
+    if (t) exec_table_options_to_storage(ex, t);
+    merge_event_add(j, existed ? CQL_CHANGE_UPDATED : CQL_CHANGE_CREATED, CQL_TARGET_TABLE, d->ks, d->name);
+    return merge_keep(j, d);
+}
+
+/* A keyspace tombstone takes the keyspace's tables with it; each gets a
+ * tombstone of the same timestamp. */
+static int merge_drop_keyspace(merge_job *j, const sch_def *d)
+{
+    cql_exec *ex = j->ex;
+    const sch_keyspace *k = sch_catalog_keyspace(ex->cat, d->ks);
+    if (!k) return merge_keep(j, d);
+    while (sch_keyspace_table_count(k)) {
+        const sch_table *t = sch_keyspace_table_at(k, 0);
+        sib_buf tomb;
+        sib_buf_init(&tomb);
+        int rc = sch_def_tombstone(SCH_DEF_TABLE, sch_table_id(t), &tomb);
+        char name[64];
+        snprintf(name, sizeof name, "%s", sch_table_name(t));
+        sch_def td = {.kind = SCH_DEF_TABLE, .ks = d->ks, .name = name, .ts = d->ts, .val = tomb.p, .len = tomb.len};
+        const sch_def *cur = sch_defs_get(ex->defs, SCH_DEF_TABLE, d->ks, name);
+        merge_drop_table(j, t);
+        if (!rc && (!cur || sch_def_compare(&td, cur) > 0)) rc = merge_keep(j, &td);
+        sib_buf_free(&tomb);
+        if (rc) return rc;
+        k = sch_catalog_keyspace(ex->cat, d->ks);
+    }
+    sib_err err = {0};
+    sch_catalog_drop_keyspace(ex->cat, d->ks, true, &err);
+    merge_event_add(j, CQL_CHANGE_DROPPED, CQL_TARGET_KEYSPACE, d->ks, NULL);
+    return merge_keep(j, d);
+}
+
+static int merge_one(merge_job *j, const sch_def *d, sib_err *err)
+{
+    /* system keyspaces are every node's own: never changed by a peer */
+    const sch_keyspace *k = sch_catalog_keyspace(j->ex->cat, d->ks);
+    if (k && sch_keyspace_is_system(k)) {
+        sib_log(j->ex->log, SIB_WARN, "schema: peer's row for system keyspace %s ignored", d->ks);
+        return 0;
+    }
+    if (d->kind == SCH_DEF_TABLE) return merge_table(j, d, err);
+    if (sch_def_is_tombstone(d)) return merge_drop_keyspace(j, d);
+    bool existed = sch_catalog_keyspace(j->ex->cat, d->ks) != NULL;
+    int rc = sch_catalog_load_keyspace(j->ex->cat, d->val, d->len, err);
+    if (rc) {
+        sib_log(j->ex->log, SIB_WARN, "schema: peer's keyspace %s not applied: %s", d->ks, err->msg);
+        return 0;
+    }
+    merge_event_add(j, existed ? CQL_CHANGE_UPDATED : CQL_CHANGE_CREATED, CQL_TARGET_KEYSPACE, d->ks, NULL);
+    return merge_keep(j, d);
+}
+
+/* The rows are durable: now the clients hear of the changes. */
+static void on_merge_durable(void *ctx, int rc, const sib_err *err)
+{
+    merge_job *j = ctx;
+    if (!j->ex) { merge_job_free(j); return; }
+    if (rc) sib_log(j->ex->log, SIB_ERROR, "schema: persisting a peer's schema failed: %s", err ? err->msg : "");
+    for (size_t i = 0; !rc && j->ex->srv && i < j->nev; i++) {
+        const merge_event *e = &j->ev[i];
+        cql_server_broadcast_schema_change(j->ex->srv, e->change, e->target, e->ks,
+                                           e->target == CQL_TARGET_KEYSPACE ? NULL : e->name);
+    }
+    j->done(j->ctx, rc);
+    merge_job_free(j);
+}
+
+int cql_exec_schema_merge(cql_exec *ex, const uint8_t *snap, size_t len, cql_exec_merge_fn done, void *ctx,
+                          sib_err *err)
+{
+    sch_defs *remote;
+    int rc = sch_defs_decode(&remote, snap, len, err);
+    if (rc) return rc;
+    const sch_def **win = NULL;
+    size_t nwin = 0;
+    merge_job *j = NULL;
+    if ((rc = sch_defs_merge(ex->defs, remote, &win, &nwin))) { rc = sib_err_set(err, rc, "schema merge"); goto out; }
+    if (!nwin) goto out;
+    /* a keyspace drop may add one tombstone per table it takes with it */
+    size_t cap = nwin;
+    for (size_t i = 0; i < nwin; i++) {
+        const sch_keyspace *k = win[i]->kind == SCH_DEF_KEYSPACE ? sch_catalog_keyspace(ex->cat, win[i]->ks) : NULL;
+        if (k) cap += sch_keyspace_table_count(k);
+    }
+    j = calloc(1, sizeof *j);
+    if (j) {
+        *j = (merge_job){.ex = ex, .done = done, .ctx = ctx};
+        j->ev = calloc(cap, sizeof *j->ev);
+        j->muts = calloc(cap, sizeof *j->muts);
+    }
+    if (!j || !j->ev || !j->muts) { rc = sib_err_set(err, SIB_ENOMEM, "schema merge"); goto out; }
+    ex->ddl_gen++; /* catalog views cached by the executor go stale */
+    int mrc = 0;
+    for (size_t i = 0; !mrc && i < nwin; i++) mrc = merge_one(j, win[i], err);
+    /* an error here is OOM: what was applied so far is still written */
+    if (mrc) sib_log(ex->log, SIB_ERROR, "schema: merging a peer's schema stopped: out of memory");
+    if (!j->nmuts) { rc = mrc; goto out; }
+    rc = storage_apply(ex->st, j->muts, j->nmuts, on_merge_durable, j, err);
+    if (rc) goto out;
+    rc = (int)SIB_MIN(j->nmuts, (size_t)INT32_MAX);
+    j->next = ex->merges; /* on_merge_durable owns it now */
+    if (ex->merges) ex->merges->prev = j;
+    ex->merges = j;
+    j = NULL;
+out:
+    if (j) merge_job_free(j);
+    free(win);
+    sch_defs_destroy(remote);
+    return rc;
 }

@@ -113,6 +113,12 @@ struct cql_exec {
     /* emptied mutations kept for the next write (exec_write.c) */
     st_mutation *spare_muts[16];
     size_t nspare_muts;
+    /* the schema rows with their timestamps (exec_ddl.c), what the schema
+     * merge compares with a peer's */
+    sch_defs *defs;
+    cql_exec_schema_fn schema_changed; /* after a local DDL is durable */
+    void *schema_ctx;
+    struct merge_job *merges; /* peers' schemas waiting to be durable */
 };
 /* Frees the kept mutations (exec_write.c). */
 void exec_spare_muts_free(cql_exec *ex);
@@ -296,6 +302,9 @@ void exec_table_options_to_storage(cql_exec *ex, const sch_table *t);
 
 /* Loads the persisted schema into ex->cat (startup) and persists changes. */
 int exec_schema_load(cql_exec *ex, sib_err *err);
+/* The executor is going away: merges still waiting for their write finish
+ * without callbacks (storage_close runs them after the executor is gone). */
+void exec_schema_merges_orphan(cql_exec *ex);
 int exec_schema_persist_keyspace(cql_exec *ex, const char *ks, bool dropped, st_done_fn done, void *ctx, sib_err *err);
 int exec_schema_persist_table(cql_exec *ex, const sch_table *t, bool dropped, const char *ks, const char *name,
                               st_done_fn done, void *ctx, sib_err *err);

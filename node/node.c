@@ -26,7 +26,7 @@
  * two per peer for internode connections: common.h sib_fd_budget), so a flood of idle
  * sockets can never keep the commitlog or a flush from opening a file.
  */
-#include "node.h"
+#include "node_int.h"
 
 #include <errno.h>
 #include <ev.h>
@@ -80,6 +80,7 @@ struct node {
     int64_t generation;     /* gossip generation: max(stored + 1, now in s) */
     msg_service *ms;        /* internode port */
     gossip *gsp;            /* membership */
+    node_schema_sync *sync; /* schema agreement with the peers */
     ev_timer state_timer;   /* re-publishes SCHEMA and LOAD */
     unsigned state_ticks;
     ev_timer stop_timer;    /* node_stop's wait for the announcement */
@@ -447,7 +448,12 @@ static void gossip_status(node *n, const gsp_endpoint_view *v, bool up)
     if (n->srv && native_addr(v, ip, &port)) cql_server_broadcast_status(n->srv, up, ip, 4, port);
 }
 
-static void gossip_up(void *ctx, const gsp_endpoint_view *v) { gossip_status(ctx, v, true); }
+static void gossip_up(void *ctx, const gsp_endpoint_view *v)
+{
+    node *n = ctx;
+    gossip_status(n, v, true);
+    if (n->sync) node_schema_sync_peer(n->sync, v);
+}
 static void gossip_down(void *ctx, const gsp_endpoint_view *v) { gossip_status(ctx, v, false); }
 
 /* A NORMAL peer's tokens go into the ring (ownership, replicas, Unavailable
@@ -455,6 +461,7 @@ static void gossip_down(void *ctx, const gsp_endpoint_view *v) { gossip_status(c
 static void gossip_change(void *ctx, const gsp_endpoint_view *v, gsp_key key)
 {
     node *n = ctx;
+    if (key == GSP_SCHEMA && n->sync) node_schema_sync_peer(n->sync, v);
     if (key != GSP_STATUS && key != GSP_TOKENS) return;
     const char *st = v->states[GSP_STATUS];
     if (!st || strncmp(st, "NORMAL", 6)) return;
@@ -482,10 +489,7 @@ static void gossip_change(void *ctx, const gsp_endpoint_view *v, gsp_key key)
 static void publish_load_schema(node *n, bool load)
 {
     char buf[64];
-    uint8_t sv[16];
-    sch_catalog_schema_version(n->cat, sv);
-    sib_uuid_format(sv, buf);
-    gsp_set_state(n->gsp, GSP_SCHEMA, buf);
+    node_schema_sync_publish(n->sync);
     if (load) {
         storage_stats ss;
         storage_get_stats(n->st, &ss);
@@ -552,6 +556,7 @@ static int start_gossip(node *n, sib_err *err)
     n->state_timer.data = n;
     ev_timer_start(n->loop, &n->state_timer);
     gsp_start(n->gsp);
+    node_schema_sync_start(n->sync);
     sib_log(n->log, SIB_INFO, "gossip: internode port %s:%d, seeds %s, interval %d ms, phi_convict_threshold %.1f",
             c->listen_address, c->storage_port, c->seeds[0] ? c->seeds : c->listen_address, c->gossip_interval_ms,
             c->phi_convict_threshold);
@@ -623,6 +628,8 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     };
     if ((rc = cql_exec_create(&n->ex, &eo, err))) { node_close(n); return rc; }
     storage_compaction_release(n->st); /* the schema gave every table its strategy */
+    node_schema_sync_opts sso = {.loop = loop, .log = log, .ms = n->ms, .gsp = n->gsp, .ex = n->ex, .cat = n->cat};
+    if (!(n->sync = node_schema_sync_create(&sso))) { node_close(n); return sib_err_set(err, SIB_ENOMEM, "node"); }
 
     cql_server_opts so = {
         .bind_addr = cfg->rpc_address,
@@ -667,6 +674,7 @@ void node_close(node *n)
     }
     /* messaging first: its pending requests point into the gossiper */
     msg_service_destroy(n->ms);
+    node_schema_sync_destroy(n->sync); /* its pulls are gone with messaging */
     gsp_destroy(n->gsp);
     admin_server_destroy(n->admin);
     if (n->srv) cql_server_destroy(n->srv);
@@ -677,4 +685,9 @@ void node_close(node *n)
     coord_destroy(n->co);
     free(n->tokens);
     free(n);
+}
+
+int node_schema_pull(node *n, const char *peer, uint16_t port, node_schema_done_fn done, void *ctx, sib_err *err)
+{
+    return node_schema_sync_pull(n->sync, peer, port, done, ctx, err);
 }

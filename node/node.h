@@ -102,4 +102,36 @@ void node_stop(node *n, void (*done)(void *ctx), void *ctx);
 /* Stops accepting, flushes what must be flushed and frees everything. */
 void node_close(node *n);
 
+/* ---- schema between nodes (docs/membership.md "Schema") ----
+ *
+ * Internode verbs (messaging.h numbers; gossip uses 1..4):
+ *   SCHEMA_PULL: request with an empty payload; the answer is the sender's
+ *     schema snapshot (schema.h sch_defs_encode), or empty when it cannot
+ *     be built.
+ *   SCHEMA_PUSH: one-way, a snapshot; sent to every live peer after a
+ *     local DDL. */
+enum { NODE_VERB_SCHEMA_PULL = 40, NODE_VERB_SCHEMA_PUSH = 41 };
+
+/* For the replica side of a mutation verb: a mutation for a table id this
+ * node does not know (sch_catalog_table_by_id NULL), or sent by a
+ * coordinator whose schema version (sch_catalog_schema_version there)
+ * differs from ours, must not be applied against the local schema (columns
+ * would be dropped). Call node_schema_pull with the coordinator's address,
+ * keep the mutation, and apply it in `done`:
+ *   done(ctx, 0): the peer's schema was merged (and is durable), or there
+ *     was nothing newer; look the table up again, since the merge may have
+ *     added, replaced or dropped it. If it is still unknown, the table was
+ *     dropped (answer an error, never write).
+ *   done(ctx, rc < 0): SIB_ETIMEDOUT (no answer in time), SIB_ECORRUPT (a
+ *     bad snapshot) or another failure: answer the coordinator with an
+ *     error; it retries or hints.
+ * done runs on the loop, exactly once, never inside node_schema_pull, and
+ * not at all when node_schema_pull itself returns an error
+ * (SIB_EOVERLOADED: too many requests pending to that peer). Pulls to the
+ * same peer while one is in flight are each answered; they do not share
+ * one request. Pulls still pending when the node closes are dropped
+ * without their callbacks, as messaging drops its requests. */
+typedef void (*node_schema_done_fn)(void *ctx, int rc);
+int node_schema_pull(node *n, const char *peer, uint16_t port, node_schema_done_fn done, void *ctx, sib_err *err);
+
 #endif

@@ -507,6 +507,58 @@ int sch_catalog_load_table(sch_catalog *c, const uint8_t *p, size_t len, sib_err
  * the schema, identical for identical schemas (across restarts and nodes). */
 void sch_catalog_schema_version(const sch_catalog *c, uint8_t out[16]);
 
+/* ---- schema rows and their merge (merge.c; docs/membership.md "Schema") ----
+ *
+ * A node's schema as one timestamped entry per keyspace and per table: the
+ * definition (sch_catalog_serialize_*, with its table and column ids) or, for
+ * a DROP, a tombstone that keeps the dropped name's timestamp. Two nodes'
+ * entries for the same key merge by last write wins: the higher timestamp,
+ * then the greater value bytes, which makes a DROP win a tie with a create
+ * and, between two tables of the same name, the greater table id win. This
+ * is the storage engine's cell rule, so the persisted rows agree with it. */
+
+typedef enum { SCH_DEF_KEYSPACE = 'k', SCH_DEF_TABLE = 't' } sch_def_kind;
+
+typedef struct sch_def {
+    sch_def_kind kind;
+    const char *ks;
+    const char *name;     /* table name; "" for a keyspace */
+    int64_t ts;           /* write timestamp, µs */
+    const uint8_t *val;   /* SIBK / SIBT definition, or a SIBX tombstone */
+    size_t len;
+} sch_def;
+
+typedef struct sch_defs sch_defs;
+
+sch_defs *sch_defs_create(void); /* NULL on OOM */
+void sch_defs_destroy(sch_defs *d);
+/* Sets the entry of def's key (copied), replacing any previous one whatever
+ * its timestamp: callers decide with sch_def_compare or sch_defs_merge. */
+int sch_defs_put(sch_defs *d, const sch_def *def);
+/* NULL when absent; name NULL or "" for a keyspace. Views valid until the
+ * next put or destroy. */
+const sch_def *sch_defs_get(const sch_defs *d, sch_def_kind kind, const char *ks, const char *name);
+size_t sch_defs_count(const sch_defs *d);
+const sch_def *sch_defs_at(const sch_defs *d, size_t i); /* sorted by key */
+
+/* Appends the tombstone value of a DROP (table_id NULL for a keyspace). */
+int sch_def_tombstone(sch_def_kind kind, const uint8_t *table_id, sib_buf *out);
+bool sch_def_is_tombstone(const sch_def *d);
+/* The table id a table entry names (definition or tombstone); false for a
+ * keyspace or a malformed value. */
+bool sch_def_table_id(const sch_def *d, uint8_t id[16]);
+/* <0, 0, >0 as a loses to, equals, or wins over b (same key assumed). */
+int sch_def_compare(const sch_def *a, const sch_def *b);
+/* The entries of remote that win over local's (or that local lacks), in the
+ * order to apply them: keyspace definitions, table entries, keyspace
+ * tombstones. *out is a malloc'd array of views into remote (free() it;
+ * NULL when *n is 0). SIB_ENOMEM on OOM. */
+int sch_defs_merge(const sch_defs *local, const sch_defs *remote, const sch_def ***out, size_t *n);
+/* The snapshot wire form (merge.c's header comment). Decoding validates
+ * everything (SIB_ECORRUPT, *out NULL) and never trusts a length. */
+int sch_defs_encode(const sch_defs *d, sib_buf *out);
+int sch_defs_decode(sch_defs **out, const uint8_t *p, size_t len, sib_err *err);
+
 /* ---- virtual system_schema rows -------------------------------------------- */
 
 /* Called once per row; vals[i] is column sch_table_column(systable, i) (len<0

@@ -11,7 +11,7 @@
  * Commands: status, info [-T], ring, describering <ks>,
  * getendpoints [-T] <ks> <table> <key>, flush [ks [table...]],
  * compact [ks [table...]], compactionstats, tablestats [ks[.table]...],
- * gossipinfo.
+ * gossipinfo, describecluster.
  *
  * HTTP through libcurl, JSON through jansson. Exit status: 0 on success,
  * 1 when the node is unreachable or answers an error (the message goes to
@@ -475,6 +475,26 @@ static int cmd_gossipinfo(tool *t, int argc, char **argv)
     return 0;
 }
 
+/* nodetool describecluster's layout: name, snitch, partitioner, then one
+ * line per schema version with the endpoints that report it. */
+static int cmd_describecluster(tool *t, int argc, char **argv)
+{
+    json_t *j = call(t, "GET", "describecluster", NULL, 0);
+    printf("Cluster Information:\n\tName: %s\n\tSnitch: %s\n\tDynamicEndPointSnitch: disabled\n"
+           "\tPartitioner: %s\n\tSchema versions:\n",
+           jstr(j, "name"), jstr(j, "snitch"), jstr(j, "partitioner"));
+    const char *version;
+    json_t *eps;
+    json_object_foreach(json_object_get(j, "schema_versions"), version, eps) {
+        printf("\t\t%s: [", version);
+        for (size_t i = 0; i < json_array_size(eps); i++)
+            printf("%s%s", i ? ", " : "", json_string_value(json_array_get(eps, i)));
+        printf("]\n\n");
+    }
+    json_decref(j);
+    return 0;
+}
+
 /* ---- main ---- */
 
 typedef struct command {
@@ -494,6 +514,7 @@ static const command COMMANDS[] = {
     {"compactionstats", cmd_compactionstats, "Print statistics on compactions"},
     {"tablestats", cmd_tablestats, "Print statistics on tables"},
     {"gossipinfo", cmd_gossipinfo, "Shows the gossip information for the cluster"},
+    {"describecluster", cmd_describecluster, "Print the name, snitch, partitioner and schema versions of a cluster"},
 };
 
 static void usage(FILE *f)

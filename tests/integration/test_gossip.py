@@ -148,7 +148,7 @@ def test_three_nodes_converge(make_cluster, clusters):
     assert len(cl.metadata.token_map.ring) == 24
 
     # DESCRIBE CLUSTER (cqlsh) walks the whole ring with the keyspace's
-    # replication. The schema is per node for now, so only c[0] has it.
+    # replication.
     s = clusters.cluster(c[0], max_schema_agreement_wait=0, execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
         load_balancing_policy=WhiteListRoundRobinPolicy([c[0].host]), request_timeout=20)}).connect()
     s.execute("CREATE KEYSPACE described WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}")

@@ -1586,6 +1586,224 @@ static void test_names(void **state)
     }
 }
 
+/* ---- schema rows and their merge (merge.c) ---- */
+
+/* The definition bytes of ks.<name> (k int PRIMARY KEY, <col> int) with the given id. */
+static void def_table_bytes(const char *name, const char *col, uint8_t idbyte, sib_buf *out)
+{
+    sch_catalog *c = mk_catalog();
+    spec_b b;
+    uint8_t id[16];
+    memset(id, 0, sizeof id);
+    id[0] = idbyte;
+    id[6] = 0x40;
+    spec_init(&b, name);
+    spec_col(&b, "k", N(SCH_T_INT), false);
+    spec_col(&b, col, N(SCH_T_INT), false);
+    b.pk[b.s.npk++] = "k";
+    b.s.id = id;
+    const sch_table *t;
+    sib_err err;
+    if (sch_catalog_create_table(c, &b.s, &t, &err)) fail_msg("table: %s", err.msg);
+    assert_int_equal(sch_catalog_serialize_table(t, out), 0);
+    sch_catalog_destroy(c);
+}
+
+static sch_def tdef(const char *name, int64_t ts, const sib_buf *v)
+{
+    return (sch_def){.kind = SCH_DEF_TABLE, .ks = "ks", .name = name, .ts = ts, .val = v->p, .len = v->len};
+}
+
+static void test_def_lww_rule(void **state)
+{
+    (void)state;
+    sib_buf a, b, tomb;
+    sib_buf_init(&a);
+    sib_buf_init(&b);
+    sib_buf_init(&tomb);
+    def_table_bytes("t", "x", 0x10, &a);
+    def_table_bytes("t", "y", 0x20, &b);
+    uint8_t id[16];
+    sch_def da = tdef("t", 100, &a), db = tdef("t", 100, &b);
+    assert_true(sch_def_table_id(&da, id));
+    assert_int_equal(id[0], 0x10);
+    /* later timestamp wins, whatever the ids */
+    da.ts = 101;
+    assert_true(sch_def_compare(&da, &db) > 0);
+    assert_true(sch_def_compare(&db, &da) < 0);
+    /* same timestamp: the greater table id wins */
+    da.ts = 100;
+    assert_true(sch_def_compare(&db, &da) > 0);
+    assert_int_equal(sch_def_compare(&da, &da), 0);
+    /* a DROP wins over a create of the same microsecond, loses to a later one */
+    assert_int_equal(sch_def_tombstone(SCH_DEF_TABLE, id, &tomb), 0);
+    sch_def dt = tdef("t", 100, &tomb);
+    assert_true(sch_def_is_tombstone(&dt) && !sch_def_is_tombstone(&db));
+    assert_true(sch_def_compare(&dt, &db) > 0);
+    db.ts = 99;
+    assert_true(sch_def_compare(&dt, &db) > 0);
+    db.ts = 101;
+    assert_true(sch_def_compare(&dt, &db) < 0);
+    uint8_t tid[16];
+    assert_true(sch_def_table_id(&dt, tid));
+    assert_memory_equal(tid, id, 16);
+    sib_buf_free(&a);
+    sib_buf_free(&b);
+    sib_buf_free(&tomb);
+}
+
+static void test_defs_merge(void **state)
+{
+    (void)state;
+    sib_buf ks, t_old, t_new, u, tomb, kst;
+    sib_buf_init(&ks); sib_buf_init(&t_old); sib_buf_init(&t_new); sib_buf_init(&u);
+    sib_buf_init(&tomb); sib_buf_init(&kst);
+    sch_catalog *c = mk_catalog();
+    assert_int_equal(sch_catalog_serialize_keyspace(sch_catalog_keyspace(c, "ks"), &ks), 0);
+    sch_catalog_destroy(c);
+    def_table_bytes("t", "x", 1, &t_old);
+    def_table_bytes("t", "x2", 1, &t_new);
+    def_table_bytes("u", "x", 2, &u);
+    assert_int_equal(sch_def_tombstone(SCH_DEF_TABLE, NULL, &tomb), 0);
+    assert_int_equal(sch_def_tombstone(SCH_DEF_KEYSPACE, NULL, &kst), 0);
+
+    sch_defs *local = sch_defs_create(), *remote = sch_defs_create();
+    sch_def k = {.kind = SCH_DEF_KEYSPACE, .ks = "ks", .name = "", .ts = 10, .val = ks.p, .len = ks.len};
+    assert_int_equal(sch_defs_put(local, &k), 0);
+    sch_def e = tdef("t", 20, &t_new);
+    assert_int_equal(sch_defs_put(local, &e), 0);      /* local t is newer */
+    e = tdef("u", 30, &tomb);
+    assert_int_equal(sch_defs_put(local, &e), 0);      /* u dropped here at 30 */
+    assert_int_equal(sch_defs_count(local), 3);
+    assert_non_null(sch_defs_get(local, SCH_DEF_KEYSPACE, "ks", NULL));
+    assert_null(sch_defs_get(local, SCH_DEF_TABLE, "ks", "nope"));
+
+    /* remote: older t, u created before the drop, a new keyspace with a table,
+     * and another keyspace dropped */
+    e = tdef("t", 15, &t_old);
+    assert_int_equal(sch_defs_put(remote, &e), 0);
+    e = tdef("u", 25, &u);
+    assert_int_equal(sch_defs_put(remote, &e), 0);
+    sch_def k2 = {.kind = SCH_DEF_KEYSPACE, .ks = "ks", .name = "", .ts = 10, .val = ks.p, .len = ks.len};
+    assert_int_equal(sch_defs_put(remote, &k2), 0);    /* identical: no winner */
+    sch_def gone = {.kind = SCH_DEF_KEYSPACE, .ks = "gone", .name = "", .ts = 5, .val = kst.p, .len = kst.len};
+    assert_int_equal(sch_defs_put(remote, &gone), 0);
+    const sch_def **w;
+    size_t n;
+    assert_int_equal(sch_defs_merge(local, remote, &w, &n), 0);
+    assert_int_equal(n, 1);                            /* only the unknown keyspace tombstone */
+    assert_string_equal(w[0]->ks, "gone");
+    free(w);
+
+    /* the other way round: local's newer t and u's tombstone win there */
+    assert_int_equal(sch_defs_merge(remote, local, &w, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(w[0]->name, "t");
+    assert_int_equal(w[0]->ts, 20);
+    assert_string_equal(w[1]->name, "u");
+    assert_true(sch_def_is_tombstone(w[1]));
+    free(w);
+
+    /* order: keyspace definitions, then tables, then keyspace drops */
+    sch_defs *empty = sch_defs_create();
+    sch_def ks_drop = {.kind = SCH_DEF_KEYSPACE, .ks = "aaa", .name = "", .ts = 1, .val = kst.p, .len = kst.len};
+    assert_int_equal(sch_defs_put(local, &ks_drop), 0);
+    assert_int_equal(sch_defs_merge(empty, local, &w, &n), 0);
+    assert_int_equal(n, 4);
+    assert_true(w[0]->kind == SCH_DEF_KEYSPACE && !sch_def_is_tombstone(w[0]));
+    assert_true(w[1]->kind == SCH_DEF_TABLE && w[2]->kind == SCH_DEF_TABLE);
+    assert_true(w[3]->kind == SCH_DEF_KEYSPACE && sch_def_is_tombstone(w[3]));
+    free(w);
+    assert_int_equal(sch_defs_merge(local, empty, &w, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(w);
+
+    /* put replaces whatever the timestamp (callers decide) */
+    e = tdef("t", 1, &t_old);
+    assert_int_equal(sch_defs_put(local, &e), 0);
+    assert_int_equal(sch_defs_get(local, SCH_DEF_TABLE, "ks", "t")->ts, 1);
+
+    sch_defs_destroy(empty);
+    sch_defs_destroy(local);
+    sch_defs_destroy(remote);
+    sib_buf_free(&ks); sib_buf_free(&t_old); sib_buf_free(&t_new); sib_buf_free(&u);
+    sib_buf_free(&tomb); sib_buf_free(&kst);
+}
+
+static void test_defs_snapshot(void **state)
+{
+    (void)state;
+    sib_buf ks, t, tomb, snap, again;
+    sib_buf_init(&ks); sib_buf_init(&t); sib_buf_init(&tomb); sib_buf_init(&snap); sib_buf_init(&again);
+    sch_catalog *c = mk_catalog();
+    assert_int_equal(sch_catalog_serialize_keyspace(sch_catalog_keyspace(c, "ks"), &ks), 0);
+    sch_catalog_destroy(c);
+    def_table_bytes("t", "x", 7, &t);
+    assert_int_equal(sch_def_tombstone(SCH_DEF_TABLE, NULL, &tomb), 0);
+    sch_defs *d = sch_defs_create();
+    sch_def k = {.kind = SCH_DEF_KEYSPACE, .ks = "ks", .name = "", .ts = 3, .val = ks.p, .len = ks.len};
+    sch_def e1 = tdef("t", -5, &t), e2 = tdef("gone", 9, &tomb);
+    assert_int_equal(sch_defs_put(d, &e1), 0);
+    assert_int_equal(sch_defs_put(d, &k), 0);
+    assert_int_equal(sch_defs_put(d, &e2), 0);
+    assert_int_equal(sch_defs_encode(d, &snap), 0);
+
+    sib_err err;
+    sch_defs *back;
+    assert_int_equal(sch_defs_decode(&back, snap.p, snap.len, &err), 0);
+    assert_int_equal(sch_defs_count(back), 3);
+    const sch_def *x = sch_defs_get(back, SCH_DEF_TABLE, "ks", "t");
+    assert_non_null(x);
+    assert_int_equal(x->ts, -5);
+    assert_int_equal(x->len, t.len);
+    assert_memory_equal(x->val, t.p, t.len);
+    assert_int_equal(sch_defs_encode(back, &again), 0);
+    assert_int_equal(again.len, snap.len);
+    assert_memory_equal(again.p, snap.p, snap.len);   /* sorted, so deterministic */
+    sch_defs_destroy(back);
+
+    /* every truncation is refused and leaves nothing */
+    for (size_t cut = 0; cut < snap.len; cut++) {
+        back = (sch_defs *)1;
+        assert_int_equal(sch_defs_decode(&back, snap.p, cut, &err), SIB_ECORRUPT);
+        assert_null(back);
+    }
+    /* trailing bytes, another version */
+    sib_buf_u8(&snap, 0);
+    assert_int_equal(sch_defs_decode(&back, snap.p, snap.len, &err), SIB_ECORRUPT);
+    snap.len--;
+    snap.p[4] = 2;
+    assert_int_equal(sch_defs_decode(&back, snap.p, snap.len, &err), SIB_ECORRUPT);
+    snap.p[4] = 1;
+
+    /* a definition filed under another name, a bad name, a repeated key */
+    sch_defs *bad = sch_defs_create();
+    sch_def wrong = tdef("other", 1, &t);
+    assert_int_equal(sch_defs_put(bad, &wrong), 0);
+    sib_buf_reset(&again);
+    assert_int_equal(sch_defs_encode(bad, &again), 0);
+    assert_int_equal(sch_defs_decode(&back, again.p, again.len, &err), SIB_ECORRUPT);
+    sch_defs_destroy(bad);
+    bad = sch_defs_create();
+    sch_def badname = tdef("no-dash", 1, &tomb);
+    assert_int_equal(sch_defs_put(bad, &badname), 0);
+    sib_buf_reset(&again);
+    assert_int_equal(sch_defs_encode(bad, &again), 0);
+    assert_int_equal(sch_defs_decode(&back, again.p, again.len, &err), SIB_ECORRUPT);
+    sch_defs_destroy(bad);
+    bad = sch_defs_create();
+    assert_int_equal(sch_defs_put(bad, &e2), 0);
+    sib_buf_reset(&again);
+    assert_int_equal(sch_defs_encode(bad, &again), 0);
+    again.p[5] = 2;                                    /* claim two entries, repeat the one */
+    sib_buf_append(&again, again.p + 6, again.len - 6);
+    assert_int_equal(sch_defs_decode(&back, again.p, again.len, &err), SIB_ECORRUPT);
+    sch_defs_destroy(bad);
+
+    sch_defs_destroy(d);
+    sib_buf_free(&ks); sib_buf_free(&t); sib_buf_free(&tomb); sib_buf_free(&snap); sib_buf_free(&again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1608,6 +1826,9 @@ int main(void)
         cmocka_unit_test(test_table_ddl_errors),
         cmocka_unit_test(test_table_layout_and_alter),
         cmocka_unit_test(test_persist_and_version),
+        cmocka_unit_test(test_def_lww_rule),
+        cmocka_unit_test(test_defs_merge),
+        cmocka_unit_test(test_defs_snapshot),
         cmocka_unit_test(test_system_tables),
         cmocka_unit_test(test_names),
     };
