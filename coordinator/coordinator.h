@@ -140,6 +140,17 @@ bool coord_local_only(const coord *c, const coord_repl *r, int64_t token);
  * without a hook the local storage's tables are asked. */
 typedef int (*coord_table_check_fn)(void *ctx, const uint8_t table_id[16], const uint8_t schema_version[16]);
 
+/* The replica side's way to catch up on schema: a MUTATION for a table id
+ * this node does not know is kept while the schema of its sender (host,
+ * port) is pulled and merged; done(ctx, rc) then runs on the loop exactly
+ * once (rc 0: merged, or nothing newer), and the table is looked up again:
+ * still unknown means the table was dropped, and the replica answers
+ * 'unknown table'. Returns < 0 when no pull could start (done is not
+ * called). The node plugs in its schema sync here (node_schema_pull). */
+typedef void (*coord_schema_done_fn)(void *ctx, int rc);
+typedef int (*coord_schema_pull_fn)(void *ctx, const char *host, uint16_t port, coord_schema_done_fn done,
+                                    void *done_ctx);
+
 typedef struct coord_io {
     struct ev_loop *loop;
     struct msg_service *ms;
@@ -147,6 +158,8 @@ typedef struct coord_io {
     int write_timeout_ms;            /* write_request_timeout; 0 -> 2000 */
     coord_table_check_fn table_check; /* may be NULL */
     void *table_check_ctx;
+    coord_schema_pull_fn schema_pull; /* may be NULL: unknown tables are refused at once */
+    void *schema_pull_ctx;
 } coord_io;
 
 /* Hands the coordinator its services and registers the MUTATION verb's

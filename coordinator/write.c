@@ -156,10 +156,49 @@ static int table_known(coord *c, const uint8_t id[16], const uint8_t schema_vers
     return storage_table_find(c->io.st, id) ? 0 : SIB_ENOTFOUND;
 }
 
-static void on_mutation(void *ctx, msg_service *ms, const msg_in *m)
+/* A MUTATION kept while the sender's schema is pulled: the message with
+ * its own copy of the payload. */
+typedef struct held_mutation {
+    coord *c;
+    msg_in m;
+    uint8_t payload[];
+} held_mutation;
+
+static void handle_mutation(coord *c, const msg_in *m, bool may_pull);
+
+static void on_schema_pulled(void *ctx, int rc)
 {
-    (void)ms;
-    coord *c = ctx;
+    held_mutation *h = ctx;
+    if (rc) {
+        char msg[192];
+        snprintf(msg, sizeof msg, "unknown table, and the schema pull from %s failed: %s", h->m.from,
+                 sib_strerror(rc));
+        replica_answer(h->c, &h->m, COORD_ACK_UNKNOWN_TABLE, msg);
+    } else {
+        handle_mutation(h->c, &h->m, false); /* once: a table still unknown was dropped */
+    }
+    free(h);
+}
+
+/* Keeps m and pulls its sender's schema; false when no pull started. */
+static bool hold_for_schema(coord *c, const msg_in *m)
+{
+    if (!c->io.schema_pull) return false;
+    held_mutation *h = malloc(sizeof *h + m->len);
+    if (!h) return false;
+    h->c = c;
+    h->m = *m;
+    memcpy(h->payload, m->payload, m->len);
+    h->m.payload = h->payload;
+    if (c->io.schema_pull(c->io.schema_pull_ctx, m->from, m->from_port, on_schema_pulled, h) < 0) {
+        free(h);
+        return false;
+    }
+    return true;
+}
+
+static void handle_mutation(coord *c, const msg_in *m, bool may_pull)
+{
     sib_err err = {0};
     coord_mutation_msg mm;
     if (coord_mutation_decode(m->payload, m->len, &mm, &err)) {
@@ -172,10 +211,13 @@ static void on_mutation(void *ctx, msg_service *ms, const msg_in *m)
         if (table_known(c, id, mm.schema_version)) {
             char uuid[37];
             sib_uuid_format(id, uuid);
+            coord_mutation_msg_free(&mm);
+            /* never applied against a schema that lacks the table: the
+             * sender's schema first (it may have been created a moment ago) */
+            if (may_pull && hold_for_schema(c, m)) return;
             char msg[96];
             snprintf(msg, sizeof msg, "unknown table %s", uuid);
             replica_answer(c, m, COORD_ACK_UNKNOWN_TABLE, msg);
-            coord_mutation_msg_free(&mm);
             return;
         }
     }
@@ -193,6 +235,12 @@ static void on_mutation(void *ctx, msg_service *ms, const msg_in *m)
         free(a);
         replica_answer(c, m, COORD_ACK_FAILED, err.msg);
     }
+}
+
+static void on_mutation(void *ctx, msg_service *ms, const msg_in *m)
+{
+    (void)ms;
+    handle_mutation(ctx, m, true);
 }
 
 void coord_attach(coord *c, const coord_io *io)

@@ -583,6 +583,14 @@ void node_stop(node *n, void (*done)(void *ctx), void *ctx)
     ev_timer_start(n->loop, &n->stop_timer);
 }
 
+/* coord_io.schema_pull: a replica that gets a mutation for a table it does
+ * not know pulls the sender's schema first (node_schema_pull's contract). */
+static int coord_schema_pull(void *ctx, const char *host, uint16_t port, coord_schema_done_fn done, void *done_ctx)
+{
+    sib_err err = {0};
+    return node_schema_pull(ctx, host, port, done, done_ctx, &err);
+}
+
 int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log *log, sib_err *err)
 {
     *out = NULL;
@@ -615,7 +623,8 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     memcpy(info.host_id, n->host_id, 16);
     info.gossip_generation = n->generation;
     if ((rc = create_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
-    coord_io cio = {.loop = loop, .ms = n->ms, .st = n->st, .write_timeout_ms = cfg->write_request_timeout_ms};
+    coord_io cio = {.loop = loop, .ms = n->ms, .st = n->st, .write_timeout_ms = cfg->write_request_timeout_ms,
+                    .schema_pull = coord_schema_pull, .schema_pull_ctx = n};
     coord_attach(n->co, &cio);
     cql_exec_opts eo = {
         .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info, .gsp = n->gsp,

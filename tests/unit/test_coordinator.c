@@ -601,7 +601,8 @@ static void cluster3_close(cluster3 *k)
     ev_loop_destroy(k->loop);
 }
 
-static int write_one(cluster3 *k, int via, const uint8_t table[16], int key, int cl, write_result *r)
+/* Sends one write through node `via`; r->calls becomes 1 when it is answered. */
+static int write_one_async(cluster3 *k, int via, const uint8_t table[16], int key, int cl, write_result *r)
 {
     char pk[16];
     int n = snprintf(pk, sizeof pk, "key%d", key);
@@ -616,6 +617,12 @@ static int write_one(cluster3 *k, int via, const uint8_t table[16], int key, int
     memset(r, 0, sizeof *r);
     int rc = coord_write(k->co[via], &m, &tok, repls, 1, cl, 0, version, on_written, r, &err);
     st_mutation_destroy(m); /* coord_write copied it */
+    return rc;
+}
+
+static int write_one(cluster3 *k, int via, const uint8_t table[16], int key, int cl, write_result *r)
+{
+    int rc = write_one_async(k, via, table, key, cl, r);
     if (rc) return rc;
     run_until(k->loop, &r->calls, 1, 5);
     assert_int_equal(r->calls, 1);
@@ -681,6 +688,86 @@ static void test_write_through_replicas(void **state)
     cluster3_close(&k);
 }
 
+/* A replica's schema pull, as a test double: after a loop turn it either
+ * creates the table in the replica's storage (what a merged schema does)
+ * or fails. */
+typedef struct fake_pull {
+    storage *st;
+    const uint8_t *table;
+    bool create;
+    int calls;
+    ev_timer t;
+    coord_schema_done_fn done;
+    void *done_ctx;
+    char host[64];
+} fake_pull;
+
+static void fake_pull_fire(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fake_pull *fp = t->data;
+    if (fp->create) assert_non_null(storage_table(fp->st, fp->table));
+    fp->done(fp->done_ctx, fp->create ? 0 : SIB_ETIMEDOUT);
+}
+
+static int fake_schema_pull(void *ctx, const char *host, uint16_t port, coord_schema_done_fn done, void *done_ctx)
+{
+    (void)port;
+    fake_pull *fp = ctx;
+    fp->calls++;
+    snprintf(fp->host, sizeof fp->host, "%s", host);
+    fp->done = done;
+    fp->done_ctx = done_ctx;
+    return 0;
+}
+
+static void test_unknown_table_pulls_schema(void **state)
+{
+    fx *f = *state;
+    cluster3 k;
+    cluster3_open(&k, f->dir);
+    fake_pull fp = {.st = k.st[2], .table = TBL_TWO_NODES};
+    coord_io io = {.loop = k.loop, .ms = k.ms[2], .st = k.st[2], .write_timeout_ms = 300,
+                   .schema_pull = fake_schema_pull, .schema_pull_ctx = &fp};
+    coord_attach(k.co[2], &io);
+    ev_timer_init(&fp.t, fake_pull_fire, 0.01, 0);
+    fp.t.data = &fp;
+    write_result r;
+
+    /* the pull fails: the replica refuses the write, ALL fails on it */
+    fp.create = false;
+    {
+        int rc = write_one_async(&k, 0, TBL_TWO_NODES, 30, CL_ALL, &r);
+        assert_int_equal(rc, 0);
+        run_until(k.loop, &fp.calls, 1, 5);
+        assert_int_equal(fp.calls, 1);
+        assert_string_equal(fp.host, "127.0.0.1"); /* the coordinator that sent it */
+        ev_timer_start(k.loop, &fp.t);
+        run_until(k.loop, &r.calls, 1, 5);
+        assert_int_equal(r.rc, SIB_EWRITEFAIL);
+        assert_false(live_at(&k, 2, TBL_TWO_NODES, 30));
+    }
+    /* the pull brings the table: the same write at ALL is applied on all three */
+    fp.create = true;
+    {
+        int rc = write_one_async(&k, 0, TBL_TWO_NODES, 31, CL_ALL, &r);
+        assert_int_equal(rc, 0);
+        run_until(k.loop, &fp.calls, 2, 5);
+        ev_timer_start(k.loop, &fp.t);
+        run_until(k.loop, &r.calls, 1, 5);
+        assert_int_equal(r.rc, 0);
+        assert_true(live_at(&k, 2, TBL_TWO_NODES, 31));
+    }
+    /* known now: no more pulls */
+    assert_int_equal(write_one(&k, 0, TBL_TWO_NODES, 32, CL_ALL, &r), 0);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(fp.calls, 2);
+    int none = 0;
+    run_until(k.loop, &none, 1, 0.2);
+    cluster3_close(&k);
+}
+
 static void test_write_needs_attach(void **state)
 {
     (void)state;
@@ -715,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_local_only),
         cmocka_unit_test(test_write_needs_attach),
         cmocka_unit_test_setup_teardown(test_write_through_replicas, fx_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_table_pulls_schema, fx_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
