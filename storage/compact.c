@@ -299,6 +299,18 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
     for (size_t i = 0; i < ch->n; i++) in_bytes += sst_get_stats(j->in[i])->data_file_bytes;
     k->max_output_bytes = ch->max_output_bytes;
     k->ngens = k->max_output_bytes ? (uint32_t)SIB_MIN(in_bytes / k->max_output_bytes + 2, 100000) : 1;
+    k->shards = ch->shards;
+    if (ch->shards > 1 && ch->n) {
+        /* one output per shard the inputs' union range touches */
+        int64_t first = INT64_MAX, last = INT64_MIN;
+        for (size_t i = 0; i < ch->n; i++) {
+            cm_sst x = cm_sst_of(j->in[i], false);
+            first = SIB_MIN(first, x.first_token);
+            last = SIB_MAX(last, x.last_token);
+        }
+        uint64_t span = (uint64_t)cm_ucs_shard_of(last, ch->shards) - cm_ucs_shard_of(first, ch->shards) + 1;
+        k->ngens = (uint32_t)SIB_MIN(span + 1, 100000);
+    }
     k->out_gen = t->next_gen;
     t->next_gen += k->ngens;
     k->wo.block_size = o->sstable_block_size;
@@ -348,15 +360,23 @@ void st_compaction_check(storage *s, st_table *t)
     }
     if (c->deferred || !t->copts.enabled || t->nssts < 1 || sib_mono_ns() < t->cm_retry_ns) goto out;
     int64_t now = time(NULL);
-    for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], in_job(c, t, t->ssts[i]));
-    cm_strategy_pick(t->cms, &t->copts, v, t->nssts, now,
-                     (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1), mem_min_ts(t), idx, &ch);
-    if (ch.n && ch.tombstone && sib_mono_ns() < t->tomb_retry_ns) { /* it could not purge last time */
-        ch.n = 0;
-        ch.tombstone = false;
-        for (size_t i = 0; i < ch.nexpired; i++) idx[i] = idx[1 + i];
+    /* UCS's buckets in disjoint shards run side by side: it picks again
+     * while compactors are free; the others take one job per check */
+    for (bool again = true; again && c->njobs < c->nthr;) {
+        for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], in_job(c, t, t->ssts[i]));
+        cm_strategy_pick(t->cms, &t->copts, v, t->nssts, now,
+                         (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1), mem_min_ts(t), idx, &ch);
+        if (ch.n && ch.tombstone && sib_mono_ns() < t->tomb_retry_ns) { /* it could not purge last time */
+            ch.n = 0;
+            ch.tombstone = false;
+            for (size_t i = 0; i < ch.nexpired; i++) idx[i] = idx[1 + i];
+        }
+        again = t->copts.kind == CM_UCS && ch.n > 0;
+        if (ch.n + ch.nexpired && submit(c, t, idx, &ch, 0)) {
+            sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
+            break;
+        }
     }
-    if (ch.n + ch.nexpired && submit(c, t, idx, &ch, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
 out:
     free(idx);
     free(v);
@@ -548,6 +568,7 @@ void st_note_flush(storage *s, st_table *t, uint64_t bytes)
     tot->flush_bytes += bytes;
     t->flushes++;
     t->flush_bytes += bytes;
+    cm_strategy_flushed(t->cms, bytes);
 }
 
 /* ---- public ---- */

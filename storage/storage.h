@@ -433,8 +433,8 @@ void storage_read_stats(storage *s, st_read_stats *out);
 /* Sets a table's compaction map (CQL `compaction`: 'class', 'min_threshold',
  * ...; n = 0 keeps the defaults) and gc_grace_seconds (< 0: keep the
  * current value; the default is 864000). SIB_ECONFIG (err says why) leaves
- * the options unchanged. The map replaces the previous one whole. STCS, LCS
- * and TWCS run as themselves; UCS is accepted and runs as STCS. The change
+ * the options unchanged. The map replaces the previous one whole. STCS, LCS,
+ * TWCS and UCS run as themselves; DTCS is accepted and runs as STCS. The change
  * applies at the table's next compaction check. Call on the loop thread
  * (executor: create/load/alter table). */
 int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
