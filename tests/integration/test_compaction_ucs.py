@@ -11,13 +11,11 @@ several outputs split at shard boundaries."""
 import glob
 import os
 import re
-import time
-import urllib.error
 
 import pytest
 
-from test_compaction_strategies import (KS, Workload, flush_table, http, live_gens, major, make_table, table_dir,
-                                        wait_compactions)
+from test_compaction_strategies import (KS, Workload, flush_table, http, live_gens, major, make_table,
+                                        restart_after_kill, start_with_failpoint, table_dir, wait_compactions)
 
 
 def ucs(scaling, **extra):
@@ -113,12 +111,7 @@ UCS_FAILPOINTS = [
 
 @pytest.mark.parametrize("point", UCS_FAILPOINTS)
 def test_kill_mid_ucs_compaction(make_node, clusters, point):
-    node = make_node(start=False)
-    node.env["SIBYL_FAILPOINTS"] = "%s=kill" % point
-    node.start()
-    if "failpoints armed" not in node.log_text():
-        node.stop()
-        pytest.skip("sibyld built without failpoints (SIB_FAILPOINTS)")
+    node = start_with_failpoint(make_node, point)
     cl, s = clusters.connect(node)
     # disabled while the SSTables are written; enabling it starts the UCS compaction that dies
     make_table(s, "t", ucs("T4", enabled="false"))
@@ -131,16 +124,7 @@ def test_kill_mid_ucs_compaction(make_node, clusters, point):
         s.execute("ALTER TABLE %s.t WITH compaction = %s" % (KS, ucs("T4")))
     except Exception:                                   # the node may die before it answers
         pass
-    for _ in range(600):                                 # bounded: 60 s
-        if not node.running():
-            break
-        time.sleep(0.1)
-    assert not node.running(), "the failpoint did not stop the node"
-    assert "failpoint %s: kill" % point in node.log_text()
-    node.expected_exit = True
-    cl.shutdown()
-    node.env.pop("SIBYL_FAILPOINTS")
-    node.restart()
+    restart_after_kill(node, cl, point)
     # the restarted node resumes UCS at once, so the recovery is read from its log
     log = node.log_text()
     if point == "compaction.after_commit_before_input_delete":
