@@ -517,6 +517,9 @@ typedef struct storage_stats {
     uint64_t sstables;         /* live SSTables over all tables */
     uint64_t sstable_bytes;    /* their Data.db bytes on disk */
     uint64_t flushes_pending;  /* frozen memtables not yet live as SSTables */
+    /* without a loop: writes held back while flushes were behind, and the
+     * time they waited in all (store.c, write_delay) */
+    uint64_t writes_delayed, write_delay_ns;
     /* since open, over all tables (dropped ones included) */
     uint64_t flushes, flush_bytes;
     uint64_t compactions, compaction_bytes_read, compaction_bytes_written, compactions_failed;

@@ -44,9 +44,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The delayed write rate of the loop-less path (write_delay). */
+typedef struct st_wdelay {
+    double rate;          /* bytes/s writes may go at while delayed; 0 = not delayed */
+    int64_t next_ns;      /* when the next write may go (monotonic) */
+    size_t last_inflight; /* flushes in flight at the last adjustment */
+    uint64_t delayed, waited_ns; /* writes that slept, and how long in all (stats) */
+} st_wdelay;
 
 struct storage {
     storage_opts o;
@@ -62,6 +71,7 @@ struct storage {
     bool replayed, written; /* replay must come first, and once */
     bool backlog_full; /* frozen memtables over their bound: writes are refused (backlog_check) */
     int64_t backlog_retry_ns; /* meanwhile, failed flushes are retried once a second (monotonic) */
+    st_wdelay wd;      /* the delayed write rate of the loop-less path (write_delay) */
     st_table **map; /* capacity a power of two; NULL = empty */
     size_t cap, n;
 };
@@ -511,6 +521,66 @@ static int apply_logged(void *arg, const uint8_t *p, size_t n, sib_err *err)
     return walk_mutations(arg, &r, true, err);
 }
 
+/* Without a loop (an embedded engine, bench_engine), the writer's own
+ * thread is the only place to hold a write back. Draining every flush once
+ * three were in flight stalled single writes for seconds; instead, as
+ * RocksDB's delayed write rate does, writes are slowed gradually while
+ * flushes fall behind:
+ *   - WD_SLOW flushes in flight: writes go at `rate` bytes/s, starting at
+ *     WD_RATE0; each further flush queued meanwhile multiplies it by 0.8,
+ *     each one finished by 1.25 (never above WD_RATE0). A write sleeps only
+ *     once its debt reaches WD_MIN_SLEEP, and never longer than WD_MAX_WAIT;
+ *   - more than WD_STOP in flight: the write waits, polling completions
+ *     each millisecond, for one to finish, but at most WD_MAX_WAIT;
+ *   - fewer than WD_SLOW: no delay, and the rate is forgotten.
+ * So no single write waits much more than WD_MAX_WAIT, and while flushes
+ * stay behind each write still waits, which bounds the memtables piling
+ * up. The server (with a loop) never sleeps: see backlog_check. */
+enum { WD_SLOW = 2, WD_STOP = 3 }; /* flushes in flight (the old drain began at 3) */
+#define WD_RATE0 (16.0 * 1048576.0)  /* RocksDB's default delayed_write_rate, 16 MiB/s */
+#define WD_RATE_MIN (64.0 * 1024.0)  /* the slowest rate: a floor, so the debt stays small */
+#define WD_MIN_SLEEP 1000000ll       /* 1 ms */
+#define WD_MAX_WAIT 50000000ll       /* 50 ms */
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
+}
+
+static void write_delay(storage *s, st_mutation *const *muts, size_t n)
+{
+    st_wdelay *d = &s->wd;
+    size_t inflight = st_flusher_inflight(s->fl);
+    int64_t now = sib_mono_ns(), start = now;
+    if (inflight < WD_SLOW) {
+        d->rate = 0;
+        d->last_inflight = inflight;
+        return;
+    }
+    if (d->rate == 0) {
+        d->rate = WD_RATE0;
+        d->next_ns = now;
+    } else if (inflight > d->last_inflight) {
+        d->rate = SIB_MAX(d->rate * 0.8, WD_RATE_MIN);
+    } else if (inflight < d->last_inflight) {
+        d->rate = SIB_MIN(d->rate * 1.25, WD_RATE0);
+    }
+    d->last_inflight = inflight;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += muts[i]->b.len;
+    d->next_ns = SIB_MAX(d->next_ns, now - WD_MAX_WAIT) + (int64_t)((double)bytes / d->rate * 1e9);
+    int64_t debt = d->next_ns - now;
+    if (debt >= WD_MIN_SLEEP) sleep_ns(SIB_MIN(debt, WD_MAX_WAIT));
+    /* over the stop line: wait for a flush to finish, still bounded */
+    while (st_flusher_inflight(s->fl) > WD_STOP && (now = sib_mono_ns()) - start < WD_MAX_WAIT) {
+        sleep_ns(WD_MIN_SLEEP);
+        st_flusher_poll(s->fl);
+    }
+    now = sib_mono_ns();
+    if (now - start >= WD_MIN_SLEEP) d->delayed++, d->waited_ns += (uint64_t)(now - start);
+}
+
 int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
                      sib_err *err)
 {
@@ -527,7 +597,7 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
     if (s->fl && !s->o.loop) {
         st_flusher_poll(s->fl);
         st_compactor_poll(s->cm);
-        if (st_flusher_inflight(s->fl) > 2) st_flusher_drain(s->fl); /* back-pressure without a loop */
+        write_delay(s, muts, n);
     }
     if (logged) {
         sib_buf *b = clog_entry_begin(s->cl);
@@ -683,6 +753,8 @@ void storage_get_stats(storage *s, storage_stats *out)
     st_compaction_info ci[64];
     size_t nci = storage_compaction_progress(s, ci, 64);
     out->compactions_running = nci;
+    out->writes_delayed = s->wd.delayed;
+    out->write_delay_ns = s->wd.waited_ns;
     out->compaction_bytes_done = out->compaction_bytes_total = 0;
     for (size_t i = 0; i < SIB_MIN(nci, 64); i++) {
         out->compaction_bytes_done += ci[i].bytes_done;
