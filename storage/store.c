@@ -43,6 +43,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ev.h>
 #include <stdlib.h>
 #include <time.h>
 #include <sys/statvfs.h>
@@ -56,6 +57,17 @@ typedef struct st_wdelay {
     size_t last_inflight; /* flushes in flight at the last adjustment */
     uint64_t delayed, waited_ns; /* writes that slept, and how long in all (stats) */
 } st_wdelay;
+
+/* A write held back on the loop while flushes are behind (defer_write). */
+typedef struct st_deferred {
+    struct st_deferred *next;
+    st_mutation **muts; /* copies: the caller's are its own again on return */
+    size_t n, bytes;
+    unsigned flags;
+    st_done_fn done;
+    void *ctx;
+    int64_t since_ns, due_ns;
+} st_deferred;
 
 struct storage {
     storage_opts o;
@@ -72,6 +84,11 @@ struct storage {
     bool backlog_full; /* frozen memtables over their bound: writes are refused (backlog_check) */
     int64_t backlog_retry_ns; /* meanwhile, failed flushes are retried once a second (monotonic) */
     st_wdelay wd;      /* the delayed write rate of the loop-less path (write_delay) */
+    /* with a loop: writes deferred on a timer, in arrival order (defer_write) */
+    st_deferred *dq, *dq_tail;
+    size_t dq_bytes;
+    size_t frozen_bytes; /* memtables waiting for flush, as last counted */
+    ev_timer dtimer;
     st_table **map; /* capacity a power of two; NULL = empty */
     size_t cap, n;
 };
@@ -294,10 +311,13 @@ fail:
     return rc;
 }
 
+static void defer_drain(storage *s, bool all);
+
 void storage_close(storage *s)
 {
     if (!s) return;
     st_readpool_stop(s->rp); /* delivers the reads in flight: they pin tables */
+    defer_drain(s, true); /* deferred writes go in now, before the commitlog closes */
     if (s->cl) clog_flush(s->cl); /* queued writes reach the memtables while flush runs */
     st_compactor_stop(s->cm); /* cancels running compactions (inputs stay live) */
     s->cm = NULL; /* a flush that completes below must not queue a compaction on it */
@@ -426,24 +446,39 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err)
 
 /* ---- writes ---- */
 
-/* Memtables waiting for their flush may hold this much, at least 64 MiB or
- * memtable_heap_space (the active ones hold up to that again). Flushes
- * that cannot keep up, or fail (a full data disk), would otherwise pile up
- * memtables until the process runs out of memory. Cassandra blocks writes
- * at that point; a loop cannot block, so a write is refused with
- * Overloaded (SIB_EAGAIN) before it is logged, and accepted again as soon
- * as flushes catch up. */
+/* Write admission with a loop (the server). Memtables waiting for their
+ * flush are bounded by L = max(memtable_heap_space, 64 MiB) (the active ones
+ * hold up to that again). Flushes that cannot keep up, or fail (a full data
+ * disk), would otherwise pile memtables up until the process runs out of
+ * memory. Cassandra blocks writers at that point; a loop cannot block, and
+ * refusing every write at once (Overloaded) was a cliff. So, as RocksDB's
+ * delayed write rate does, writers are slowed gradually:
+ *   - waiting bytes (frozen memtables + deferred writes) up to L/2: a write
+ *     goes straight on;
+ *   - from L/2 to 2L: each write is deferred on an ev_timer by a delay
+ *     growing linearly from 0 to DEFER_MAX (100 ms), in arrival order (a
+ *     write arriving behind deferred ones waits behind them). The loop
+ *     never sleeps; the client sees latency, far under the 2 s write
+ *     timeout, and nothing else;
+ *   - over 2L (flushes are not going at all): the write is refused with
+ *     Overloaded (SIB_EAGAIN) before it is logged, and accepted again as
+ *     soon as flushes catch up. */
 #define BACKLOG_MIN ((size_t)64 << 20)
+#define DEFER_MAX_NS 100000000ll
 
-static bool backlog_over(storage *s)
+static size_t backlog_limit(const storage *s) { return SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN); }
+
+static size_t frozen_bytes(storage *s)
 {
-    size_t limit = SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN), total = 0;
+    size_t total = 0;
     for (size_t i = 0; i < s->cap; i++) {
         st_table *t = s->map[i];
         for (st_mem *m = t ? t->frozen : NULL; m; m = m->next) total += memtable_bytes(&m->mt);
     }
-    return total > limit;
+    return s->frozen_bytes = total;
 }
+
+static bool backlog_over(storage *s) { return frozen_bytes(s) + s->dq_bytes > 2 * backlog_limit(s); }
 
 /* Checked on every write while the backlog is full (a walk over the
  * tables' frozen lists, short), else every 64 writes (maybe_flush). A
@@ -463,7 +498,16 @@ static int backlog_check(storage *s, sib_err *err)
     }
     return sib_err_set(err, SIB_EAGAIN,
                        "storage: memtables waiting for flush are over %zu MiB; write refused until they flush",
-                       SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN) >> 20);
+                       (2 * backlog_limit(s)) >> 20);
+}
+
+/* The deferral a write gets now (0: none), from the bytes waiting. */
+static int64_t defer_ns(const storage *s)
+{
+    size_t limit = backlog_limit(s), load = s->frozen_bytes + s->dq_bytes;
+    if (load <= limit / 2) return 0;
+    double frac = (double)(load - limit / 2) / (double)(2 * limit - limit / 2);
+    return (int64_t)(SIB_MIN(frac, 1.0) * (double)DEFER_MAX_NS) + 1;
 }
 
 /* Every 64 applies: when the active memtables together reach
@@ -581,18 +625,11 @@ static void write_delay(storage *s, st_mutation *const *muts, size_t n)
     if (now - start >= WD_MIN_SLEEP) d->delayed++, d->waited_ns += (uint64_t)(now - start);
 }
 
-int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
+/* The write itself, once admitted (now or from the deferral timer). */
+static int apply_now(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
                      sib_err *err)
 {
-    if (n == 0) return sib_err_set(err, SIB_EINVAL, "storage: empty batch");
-    for (size_t i = 0; i < n; i++) {
-        if (muts[i]->err)
-            return sib_err_set(err, muts[i]->err, "storage: mutation %zu is invalid: %s", i,
-                               sib_strerror(muts[i]->err));
-    }
     bool logged = !(flags & ST_APPLY_NO_COMMITLOG);
-    int brc = backlog_check(s, err);
-    if (brc) return brc;
     s->written = true;
     if (s->fl && !s->o.loop) {
         st_flusher_poll(s->fl);
@@ -624,6 +661,105 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
     }
     if (done) done(ctx, 0, NULL);
     return 0;
+}
+
+static void deferred_free(st_deferred *d)
+{
+    for (size_t i = 0; i < d->n; i++) st_mutation_destroy(d->muts[i]);
+    free(d->muts);
+    free(d);
+}
+
+/* Applies the deferred writes that are due (all of them if `all`), in
+ * order, and sets the timer for the next one. */
+static void defer_drain(storage *s, bool all)
+{
+    if (!s->o.loop) return;
+    ev_timer_stop(s->o.loop, &s->dtimer);
+    frozen_bytes(s);
+    int64_t now = sib_mono_ns();
+    while (s->dq && (all || s->dq->due_ns <= now)) {
+        st_deferred *d = s->dq;
+        if (!(s->dq = d->next)) s->dq_tail = NULL;
+        s->dq_bytes -= d->bytes;
+        s->wd.delayed++;
+        s->wd.waited_ns += (uint64_t)SIB_MAX(now - d->since_ns, 0);
+        sib_err err;
+        int rc = apply_now(s, d->muts, d->n, d->flags, d->done, d->ctx, &err);
+        if (rc && d->done) d->done(d->ctx, rc, &err);
+        else if (rc) sib_log(s->o.log, SIB_ERROR, "storage: deferred write: %s", err.msg);
+        deferred_free(d);
+    }
+    if (s->dq) {
+        ev_timer_set(&s->dtimer, (double)(s->dq->due_ns - now) / 1e9, 0.);
+        ev_timer_start(s->o.loop, &s->dtimer);
+    }
+}
+
+static void on_defer_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    defer_drain(w->data, false);
+}
+
+/* Queues a write to go in `delay` ns from now, behind those deferred
+ * already. The mutations are copied: the caller's are its own on return. */
+static int defer_write(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
+                       int64_t delay, sib_err *err)
+{
+    st_deferred *d = calloc(1, sizeof *d);
+    if (!d || !(d->muts = calloc(n, sizeof *d->muts))) {
+        free(d);
+        return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    }
+    for (size_t i = 0; i < n; i++, d->n++) {
+        st_mutation *c = calloc(1, sizeof *c);
+        if (!c) {
+            deferred_free(d);
+            return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+        }
+        sib_buf_init(&c->b);
+        sib_buf_append(&c->b, muts[i]->b.p, muts[i]->b.len);
+        c->hdr_len = muts[i]->hdr_len;
+        c->row_sel = muts[i]->row_sel;
+        d->muts[i] = c;
+        d->bytes += muts[i]->b.len;
+    }
+    d->flags = flags;
+    d->done = done;
+    d->ctx = ctx;
+    d->since_ns = sib_mono_ns();
+    d->due_ns = d->since_ns + delay;
+    if (s->dq_tail && s->dq_tail->due_ns > d->due_ns) d->due_ns = s->dq_tail->due_ns; /* arrival order */
+    if (s->dq_tail) s->dq_tail->next = d;
+    else s->dq = d;
+    s->dq_tail = d;
+    s->dq_bytes += d->bytes;
+    if (!ev_is_active(&s->dtimer)) {
+        ev_timer_init(&s->dtimer, on_defer_timer, (double)(s->dq->due_ns - d->since_ns) / 1e9, 0.);
+        s->dtimer.data = s;
+        ev_timer_start(s->o.loop, &s->dtimer);
+    }
+    return 0;
+}
+
+int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
+                     sib_err *err)
+{
+    if (n == 0) return sib_err_set(err, SIB_EINVAL, "storage: empty batch");
+    for (size_t i = 0; i < n; i++) {
+        if (muts[i]->err)
+            return sib_err_set(err, muts[i]->err, "storage: mutation %zu is invalid: %s", i,
+                               sib_strerror(muts[i]->err));
+    }
+    int brc = backlog_check(s, err);
+    if (brc) return brc;
+    if (s->o.loop && s->fl && !(flags & ST_APPLY_NO_COMMITLOG)) {
+        int64_t delay = defer_ns(s);
+        if (delay || s->dq) return defer_write(s, muts, n, flags, done, ctx, delay, err);
+    }
+    return apply_now(s, muts, n, flags, done, ctx, err);
 }
 
 int storage_apply(storage *s, st_mutation *const *muts, size_t n, st_done_fn done, void *ctx, sib_err *err)
