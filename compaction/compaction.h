@@ -266,6 +266,11 @@ uint32_t cm_ucs_shards(const cm_options *o, double d);
 /* Shard (0 .. shards-1) of a token when the space is cut in `shards`
  * equal parts; exact, so a boundary for S is one for every multiple of S. */
 uint32_t cm_ucs_shard_of(int64_t token, uint32_t shards);
+/* Density level of each SSTable (lvl, n slots) as the next pick would see
+ * it, and per level the largest overlap set (overlap, CM_UCS_LEVELS slots),
+ * compacting SSTables included: what a read meets (tablestats). */
+void cm_ucs_levels(const cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, uint32_t *lvl,
+                   size_t *overlap);
 /* UnifiedCompactionStrategy.getNextBackgroundTasks as docs/compaction.md
  * states it: levels by density, overlap sets per level, the bucket of the
  * largest overlap reaching its level's threshold (lowest level on a tie),

@@ -255,6 +255,30 @@ static void level_bucket(const span *v, size_t m, size_t t, uint32_t L, size_t *
     free(off);
 }
 
+void cm_ucs_levels(const cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, uint32_t *lvl,
+                   size_t *overlap)
+{
+    memset(overlap, 0, CM_UCS_LEVELS * sizeof *overlap);
+    double m = cm_ucs_base(s, o, ssts, n);
+    for (size_t i = 0; i < n; i++)
+        lvl[i] = cm_ucs_level(o, m, cm_ucs_density(ssts[i].size, ssts[i].first_token, ssts[i].last_token));
+    span *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) return;
+    for (uint32_t L = 0; L < CM_UCS_LEVELS; L++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (lvl[i] == L) v[k++] = (span){ssts[i].first_token, ssts[i].last_token, i};
+        if (!k) continue;
+        qsort(v, k, sizeof *v, span_cmp);
+        size_t *mem = NULL, *off = NULL;
+        size_t nset = overlap_sets(v, k, &mem, &off);
+        for (size_t x = 0; x < nset; x++) overlap[L] = SIB_MAX(overlap[L], off[x + 1] - off[x]);
+        free(mem);
+        free(off);
+    }
+    free(v);
+}
+
 typedef struct aged { int64_t ts; size_t i; } aged;
 
 static int aged_cmp(const void *a, const void *b)

@@ -704,8 +704,27 @@ void st_compaction_levels(const st_table *t, st_table_stats *out)
 {
     _Static_assert(ST_MAX_LEVELS == CM_MAX_LEVELS, "one level count");
     out->leveled = t->copts.kind == CM_LCS;
+    out->unified = t->copts.kind == CM_UCS;
     out->fanout = t->copts.fanout_size;
     memset(out->levels, 0, sizeof out->levels);
+    memset(out->max_overlap, 0, sizeof out->max_overlap);
+    if (out->unified && t->nssts) {
+        cm_sst *v = malloc(t->nssts * sizeof *v);
+        uint32_t *lvl = malloc(t->nssts * sizeof *lvl);
+        size_t ov[CM_UCS_LEVELS];
+        if (v && lvl) {
+            for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], false);
+            cm_ucs_levels(t->cms, &t->copts, v, t->nssts, lvl, ov);
+            for (size_t i = 0; i < t->nssts; i++) out->levels[SIB_MIN(lvl[i], ST_MAX_LEVELS - 1)]++;
+            for (size_t L = 0; L < CM_UCS_LEVELS; L++) {
+                size_t slot = SIB_MIN(L, (size_t)ST_MAX_LEVELS - 1);
+                out->max_overlap[slot] = SIB_MAX(out->max_overlap[slot], (uint64_t)ov[L]);
+            }
+        }
+        free(v);
+        free(lvl);
+        return;
+    }
     if (!out->leveled || !t->nssts) return;
     cm_sst *v = malloc(t->nssts * sizeof *v);
     uint32_t *lvl = malloc(t->nssts * sizeof *lvl);

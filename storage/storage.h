@@ -491,10 +491,15 @@ typedef struct st_table_stats {
      * before it); spr_sum / the reads counted is the mean */
     uint64_t spr[ST_SPR_BUCKETS], spr_sum;
     /* LeveledCompactionStrategy tables: SSTables in each level (as the
-     * strategy sees them) and the fanout; leveled false otherwise */
-    bool leveled;
+     * strategy sees them) and the fanout; leveled false otherwise.
+     * UnifiedCompactionStrategy tables (unified): levels[] counts SSTables
+     * per density level (the last slot takes the levels above it too) and
+     * max_overlap[] the most SSTables of a level sharing one token (the
+     * read amplification the level's threshold bounds). */
+    bool leveled, unified;
     uint32_t fanout;
     uint64_t levels[ST_MAX_LEVELS];
+    uint64_t max_overlap[ST_MAX_LEVELS];
 } st_table_stats;
 /* Upper bound of bucket i of st_table_stats.spr (UINT32_MAX for the last). */
 uint32_t st_spr_bound(size_t i);

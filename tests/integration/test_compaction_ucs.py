@@ -1,7 +1,7 @@
 """UnifiedCompactionStrategy through the Python driver (docs/compaction.md,
 "Unified choice"): every row read back after flushes, deletes, TTLs and
 compactions under T4, L10 and N; a live switch T4 -> L10 -> N -> T4 with ALTER
-TABLE; a kill -9 in the middle of a sharded UCS compaction (restart: no row
+TABLE, with sibyltool tablestats' levels and overlaps; a kill -9 in the middle of a sharded UCS compaction (restart: no row
 lost, none resurrected); bad UCS options refused with nothing changed.
 
 Small sizes (target_sstable_size 1 MiB, min_sstable_size 0) make the few
@@ -15,7 +15,8 @@ import re
 import pytest
 
 from test_compaction_strategies import (KS, Workload, flush_table, http, live_gens, major, make_table,
-                                        restart_after_kill, start_with_failpoint, table_dir, wait_compactions)
+                                        restart_after_kill, start_with_failpoint, table_dir, tablestats,
+                                        wait_compactions)
 
 
 def ucs(scaling, **extra):
@@ -64,6 +65,9 @@ def test_ucs_live_switch_t4_l10_n(make_node, clusters):
     assert compactions_logged(node) == 0                   # T4: three overlapping SSTables are below 4
     assert len(data_files(node, s)) == 3
     w.check()
+    out = tablestats(node)
+    assert "\t\tSSTables in each level: [3, 0, 0, 0, 0, 0, 0, 0, 0]\n" in out, out
+    assert "\t\tMax overlapping SSTables in each level: [3, 0, 0, 0, 0, 0, 0, 0, 0]\n" in out, out
 
     s.execute("ALTER TABLE %s.t WITH compaction = %s" % (KS, ucs("L10")))
     meta = s.execute("SELECT compaction FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 't'",
@@ -72,6 +76,8 @@ def test_ucs_live_switch_t4_l10_n(make_node, clusters):
     wait_compactions(node)
     assert compactions_logged(node) >= 1                   # levelled: the second overlapping SSTable fires
     w.check()
+    out = tablestats(node)                                 # the sharded outputs do not overlap
+    assert "\t\tMax overlapping SSTables in each level: [1, 0, 0, 0, 0, 0, 0, 0, 0]\n" in out, out
     # the outputs lie in disjoint shards: another compaction has nothing to merge
     before = compactions_logged(node)
     http(node, "/flush/%s/t" % KS, method="POST")

@@ -1475,6 +1475,12 @@ static void test_ucs_overlap_sets(void **state)
     x->o = ucs_opts("T3");
     lpick(x, v, 4, pick, &ch);
     assert_int_equal(ch.n, 4);
+    uint32_t lvl[4];
+    size_t ov[CM_UCS_LEVELS];
+    cm_ucs_levels(x->st, &x->o, v, 4, lvl, ov);
+    assert_true(lvl[0] == 0 && lvl[1] == 0 && lvl[2] == 0 && lvl[3] == 0);
+    assert_int_equal(ov[0], 3); /* ABD, BCD */
+    assert_int_equal(ov[1], 0);
     /* with A compacting, BCD is the only set of three */
     v[0].compacting = true;
     lpick(x, v, 4, pick, &ch);
