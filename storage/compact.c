@@ -79,6 +79,10 @@ struct st_compactor {
     bool stop;
     bool deferred;           /* loop side: no automatic compaction yet */
     cjob *q, *q_tail, *done; /* under mu */
+    cjob *release;           /* under mu: completed jobs whose references a worker
+                              * drops: the last one of an input frees its
+                              * blocks on disk (the file is unlinked), which
+                              * can take a writer without a loop 100s of ms */
     cjob *all;               /* loop side */
     size_t njobs;            /* loop side: queued + running */
     cm_throttle throttle;
@@ -87,13 +91,26 @@ struct st_compactor {
 
 /* ---- workers ---- */
 
+static void job_free(cjob *j);
+
 static void *cm_main(void *arg)
 {
     sib_thread_setup("sib-compact", true);
     st_compactor *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->q && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
+        while (!c->q && !c->release && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
+        if (c->release) {
+            cjob *r = c->release;
+            c->release = NULL;
+            pthread_mutex_unlock(&c->mu);
+            for (cjob *n; r; r = n) {
+                n = r->next;
+                job_free(r);
+            }
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
         if (!c->q) break;
         cjob *j = c->q;
         c->q = j->next;
@@ -177,6 +194,21 @@ static void req_finish(st_compactor *c, creq *r)
     free(r->seqs);
     free(r);
     if (c->loop && !c->reqs) ev_unref(c->loop);
+}
+
+/* A completed job's references go to a worker (see release), or are
+ * dropped here once the workers are stopping. */
+static void release_job(st_compactor *c, cjob *j)
+{
+    pthread_mutex_lock(&c->mu);
+    bool inline_free = c->stop || !c->started;
+    if (!inline_free) {
+        j->next = c->release;
+        c->release = j;
+        pthread_cond_signal(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (inline_free) job_free(j);
 }
 
 static void job_free(cjob *j)
@@ -509,7 +541,9 @@ static void complete(st_compactor *c, cjob *j)
             break;
         }
     c->njobs--;
-    job_free(j);
+    /* a dropped table's directory goes once its files do: those stay here */
+    if (live && !dir) release_job(c, j);
+    else job_free(j);
 }
 
 static bool req_ready(st_compactor *c, const creq *r)
