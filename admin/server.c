@@ -615,6 +615,15 @@ static json_t *table_json(admin_server *s, const sch_table *t)
         json_object_set_new(o, "sstables_in_each_level", lv);
         json_object_set_new(o, "fanout_size", json_integer((json_int_t)ts.fanout));
     }
+    if (ts.unified) { /* density levels of UnifiedCompactionStrategy */
+        json_t *lv = json_array(), *ov = json_array();
+        for (size_t l = 0; l < ST_MAX_LEVELS; l++) {
+            json_array_append_new(lv, json_integer((json_int_t)ts.levels[l]));
+            json_array_append_new(ov, json_integer((json_int_t)ts.max_overlap[l]));
+        }
+        json_object_set_new(o, "sstables_in_each_level", lv);
+        json_object_set_new(o, "max_overlap_in_each_level", ov);
+    }
     json_object_set_new(o, "number_of_partitions", json_integer((json_int_t)ts.partitions));
     json_object_set_new(o, "memtable_cell_count", json_integer((json_int_t)ts.cells));
     json_object_set_new(o, "memtable_row_count", json_integer((json_int_t)ts.rows));

@@ -244,11 +244,13 @@ static void sib_finish(void *h, eng_result *r)
     r->flush_bytes = st.flush_bytes + st.compaction_bytes_written;
     r->disk_bytes = tree_bytes(e->data, false);
     printf("RESULT engine=sibyl sstables=%llu sstable_data_bytes=%llu flushes=%llu flush_bytes=%llu "
-           "compactions=%llu compaction_bytes_read=%llu compaction_bytes_written=%llu sstable_tree_bytes=%llu\n",
+           "compactions=%llu compaction_bytes_read=%llu compaction_bytes_written=%llu sstable_tree_bytes=%llu "
+           "writes_delayed=%llu write_delay_ms=%.1f\n",
            (unsigned long long)st.sstables, (unsigned long long)st.sstable_bytes, (unsigned long long)st.flushes,
            (unsigned long long)st.flush_bytes, (unsigned long long)st.compactions,
            (unsigned long long)st.compaction_bytes_read, (unsigned long long)st.compaction_bytes_written,
-           (unsigned long long)tree_bytes(p, true));
+           (unsigned long long)tree_bytes(p, true), (unsigned long long)st.writes_delayed,
+           (double)st.write_delay_ns / 1e6);
 }
 
 static int run_sibyl(const char *dir, uint64_t n, eng_result *r)

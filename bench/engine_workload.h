@@ -178,9 +178,9 @@ static void report(const char *engine, const char *phase, uint64_t ops, uint64_t
 {
     double secs = (double)wall_ns / 1e9;
     printf("RESULT engine=%s phase=%s ops=%llu secs=%.3f ops_per_s=%.0f "
-           "p50_us=%.2f p99_us=%.2f p99.9_us=%.2f max_us=%.1f avg_us=%.2f%s%s\n",
+           "p50_us=%.2f p99_us=%.2f p99.9_us=%.2f p99.99_us=%.2f max_us=%.1f avg_us=%.2f%s%s\n",
            engine, phase, (unsigned long long)ops, secs, (double)ops / secs, h_pct_us(h, 50),
-           h_pct_us(h, 99), h_pct_us(h, 99.9), (double)h->max / 1000.0,
+           h_pct_us(h, 99), h_pct_us(h, 99.9), h_pct_us(h, 99.99), (double)h->max / 1000.0,
            h->n ? (double)h->sum / (double)h->n / 1000.0 : 0.0, extra ? " " : "",
            extra ? extra : "");
     fflush(stdout);

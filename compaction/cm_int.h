@@ -15,6 +15,8 @@ struct cm_strategy {
     int64_t highest_window;
     bool has_highest;
     int64_t last_expired_check;
+    /* UCS: the flush size in use as base m (0: none seen yet) */
+    uint64_t ucs_flush_bytes;
 };
 
 /* STCS's bucket choice alone over ssts (compacting ones left out): the
@@ -24,5 +26,10 @@ size_t cm_stcs_pick_bucket(const cm_options *o, const cm_sst *ssts, size_t n, si
  * worth a single-SSTable tombstone compaction; SIZE_MAX if none. */
 size_t cm_pick_tombstone(const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before,
                          bool largest);
+
+/* Fully expired SSTables among those not compacting, at most once per
+ * expired_sstable_check_frequency_seconds (TWCS, UCS); marks exp[]. */
+size_t cm_expired_now(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
+                      int32_t gc_before, int64_t mem_min_ts, bool *exp);
 
 #endif

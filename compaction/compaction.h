@@ -1,6 +1,6 @@
 /* compaction.h: merging SSTables: row reconciliation (shared by storage's
  * read path, flush and compaction), tombstone/TTL purge, compaction
- * strategies (STCS, LCS, TWCS), the compaction task (N SSTables -> one or more) with its
+ * strategies (STCS, LCS, TWCS, UCS), the compaction task (N SSTables -> one or more) with its
  * transaction log, and the throughput throttle.
  *
  * The module sits between storage/ and sstable/: it knows SSTables and their
@@ -92,12 +92,14 @@ int cm_row_compact(cm_rowmerge *m, cm_purge *p, const sst_row *in, sst_del activ
 
 /* ---- options and strategies (stcs.c) -------------------------------------- */
 
-typedef enum { CM_STCS = 0, CM_LCS = 1, CM_TWCS = 2 } cm_kind;
+typedef enum { CM_STCS = 0, CM_LCS = 1, CM_TWCS = 2, CM_UCS = 3 } cm_kind;
 
 #define CM_MAX_LEVELS 9 /* LCS levels L0..L8 (Cassandra's MAX_LEVEL_COUNT) */
+#define CM_UCS_MAX_W 16 /* scaling_parameters entries kept (the last repeats upwards) */
+#define CM_UCS_LEVELS 32 /* UCS density levels considered (the top one is open-ended) */
 
 /* A table's compaction options (CQL `compaction` map), Cassandra's names
- * and defaults. Strategies not built (UCS) run as STCS (logged by the caller). */
+ * and defaults. Strategies not built (DTCS) run as STCS (logged by the caller). */
 typedef struct cm_options {
     cm_kind kind;
     bool enabled;                 /* 'enabled' (true) */
@@ -119,6 +121,15 @@ typedef struct cm_options {
     int64_t expired_check_s;      /* expired_sstable_check_frequency_seconds (600) */
     bool tombstone_explicit;      /* tombstone_threshold or _interval given (TWCS
                                    * runs tombstone compactions only then) */
+    /* UCS (Cassandra 5.0's UnifiedCompactionStrategy; docs/compaction.md) */
+    int32_t ucs_w[CM_UCS_MAX_W];  /* scaling_parameters as W per level ("T4": 2) */
+    uint32_t ucs_nw;              /* entries in ucs_w (>= 1 for UCS) */
+    uint64_t target_sstable_size; /* 1 GiB, at least 1 MiB */
+    uint32_t base_shard_count;    /* 4 */
+    uint64_t ucs_min_sstable_size; /* min_sstable_size under UCS: 100 MiB; 0 = off */
+    double sstable_growth;        /* lambda, 0..1 (0.333) */
+    uint32_t max_sstables_to_compact; /* 0 = no limit */
+    uint64_t flush_size_override; /* 0 = the observed flush size */
     int32_t gc_grace_seconds;     /* 864000 (table option, not in the map) */
 } cm_options;
 
@@ -187,6 +198,8 @@ typedef struct cm_choice {
     uint32_t level;            /* level of the outputs */
     uint32_t min_input_level;  /* lowest level among the inputs (LCS round robin) */
     uint64_t max_output_bytes; /* outputs split at this size; 0 = one output */
+    uint32_t shards;           /* UCS: outputs split at the boundaries of this
+                                * many equal shards of the token space; 0 = none */
 } cm_choice;
 
 int cm_strategy_create(cm_strategy **out, sib_err *err);
@@ -204,6 +217,8 @@ void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_cho
 /* Completion hook: the compaction chosen as c finished; last_token is the
  * largest last token among its outputs (none: ignored). */
 void cm_strategy_compacted(cm_strategy *s, const cm_choice *c, bool any_output, int64_t last_token);
+/* Flush hook: a flush of the table wrote `bytes` (UCS's base size m). */
+void cm_strategy_flushed(cm_strategy *s, uint64_t bytes);
 /* LCS level of each SSTable as the strategy sees it: the stored level,
  * except that an SSTable overlapping an earlier one of its level (by first
  * token) counts as L0, as Cassandra sends it back there. lvl has n slots. */
@@ -227,6 +242,42 @@ void cm_twcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_
 /* The lower bound (seconds since the epoch) of the time window holding
  * write timestamp ts (in o->ts_per_s units), windows aligned to the epoch. */
 int64_t cm_twcs_window(const cm_options *o, int64_t ts);
+/* ---- UCS (ucs.c) ------------------------------------------------------------- */
+
+/* Fan factor f and threshold t of W: W < 0 (Lf): f = 2 - W, t = 2; W > 0
+ * (Tf): f = t = 2 + W; W = 0 (N): f = t = 2. */
+void cm_ucs_fan(int32_t w, uint32_t *f, uint32_t *t);
+/* Parses scaling_parameters ("T4", "L10, T4", "N", "-8"): into w[] (up to
+ * CM_UCS_MAX_W), *nw. SIB_ECONFIG with the reason. */
+int cm_ucs_parse_scaling(const char *v, int32_t *w, uint32_t *nw, sib_err *err);
+/* Density: bytes over the fraction of the token space [first, last] covers
+ * (a span under 1e-6 of it counts as the whole space: a handful of
+ * partitions says nothing about a density). */
+double cm_ucs_density(uint64_t bytes, int64_t first_token, int64_t last_token);
+/* Level of density d for base size m: 0 below m x f0, n in [m f0..f(n-1),
+ * m f0..fn), capped at CM_UCS_LEVELS - 1. */
+uint32_t cm_ucs_level(const cm_options *o, double m, double d);
+/* Base size m the strategy uses now: flush_size_override, else the last
+ * flush's size, else the smallest density among ssts; at least 1 MiB,
+ * rounded up to whole MiB. */
+double cm_ucs_base(const cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n);
+/* Shard count S for output density d (docs/compaction.md, "Unified"). */
+uint32_t cm_ucs_shards(const cm_options *o, double d);
+/* Shard (0 .. shards-1) of a token when the space is cut in `shards`
+ * equal parts; exact, so a boundary for S is one for every multiple of S. */
+uint32_t cm_ucs_shard_of(int64_t token, uint32_t shards);
+/* Density level of each SSTable (lvl, n slots) as the next pick would see
+ * it, and per level the largest overlap set (overlap, CM_UCS_LEVELS slots),
+ * compacting SSTables included: what a read meets (tablestats). */
+void cm_ucs_levels(const cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, uint32_t *lvl,
+                   size_t *overlap);
+/* UnifiedCompactionStrategy.getNextBackgroundTasks as docs/compaction.md
+ * states it: levels by density, overlap sets per level, the bucket of the
+ * largest overlap reaching its level's threshold (lowest level on a tie),
+ * plus the fully expired SSTables once per expired_sstable_check_frequency. */
+void cm_ucs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s, int32_t gc_before,
+                 int64_t mem_min_ts, size_t *pick, cm_choice *out);
+
 /* Bytes a level may hold: 4 x sstable_size for L0, fanout^L x sstable_size
  * above (saturating). */
 uint64_t cm_lcs_max_bytes(const cm_options *o, uint32_t level);
@@ -266,6 +317,9 @@ typedef struct cm_task {
     /* An output is closed once its Data.db reaches this many bytes (at a
      * partition boundary) and the next one begins; 0 = a single output. */
     uint64_t max_output_bytes;
+    /* UCS: an output also ends where the next partition's token falls in
+     * another of `shards` equal shards of the token space (0 = never) */
+    uint32_t shards;
     sst_writer_opts wo;      /* wo.level is every output's level */
     int32_t now, gc_before;
     cm_throttle *throttle;   /* may be NULL */

@@ -14,10 +14,10 @@
  *   | tombstone_compaction_interval  | 86400 s  | >= 0                         |
  *   | unchecked_tombstone_compaction | false    | true/false                   |
  *   | sstable_size_in_mb (LCS only)  | 160      | integer >= 1                 |
- * LCS/TWCS/UCS classes are accepted (and run as STCS for now); their other
- * options are ignored. LCS's sstable_size_in_mb already splits the outputs
- * of its compactions. With class STCS an unknown key is an error, as
- * Cassandra's "Properties specified [...] are not understood".
+ * The LCS, TWCS and UCS keys (docs/compaction.md lists them all) count only
+ * under their class. DTCS is accepted and runs as STCS, its keys ignored.
+ * With the other classes an unknown key is an error, as Cassandra's
+ * "Properties specified [...] are not understood".
  *
  * Buckets (getBuckets): sizes ascending; each joins the FIRST existing bucket
  * (creation order) with avg*low < s < avg*high, or with both s and avg below
@@ -33,6 +33,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
+
+static void ucs_defaults(cm_options *o);
 
 void cm_options_default(cm_options *o)
 {
@@ -53,15 +55,30 @@ void cm_options_default(cm_options *o)
                       .ts_per_s = 1000000,
                       .expired_check_s = 600,
                       .gc_grace_seconds = 864000};
+    ucs_defaults(o);
 }
 
 static const char *const stcs_names[] = {"SizeTieredCompactionStrategy",
                                          "org.apache.cassandra.db.compaction.SizeTieredCompactionStrategy"};
 static const char *const lcs_names[] = {"LeveledCompactionStrategy"};
 static const char *const twcs_names[] = {"TimeWindowCompactionStrategy"};
-static const char *const other_names[] = {"UnifiedCompactionStrategy", "DateTieredCompactionStrategy"};
+static const char *const ucs_names[] = {"UnifiedCompactionStrategy"};
+static const char *const other_names[] = {"DateTieredCompactionStrategy"};
 static const char *const kind_names[] = {"SizeTieredCompactionStrategy", "LeveledCompactionStrategy",
-                                         "TimeWindowCompactionStrategy"};
+                                         "TimeWindowCompactionStrategy", "UnifiedCompactionStrategy"};
+
+/* UCS's own defaults (Cassandra 5.0's unified_compaction.* properties). */
+static void ucs_defaults(cm_options *o)
+{
+    o->ucs_w[0] = 2; /* T4 */
+    o->ucs_nw = 1;
+    o->target_sstable_size = 1ull << 30;
+    o->base_shard_count = 4;
+    o->ucs_min_sstable_size = 100ull << 20;
+    o->sstable_growth = 0.333;
+    o->max_sstables_to_compact = 0;
+    o->flush_size_override = 0;
+}
 
 /* TWCS's unit and resolution names and their values. */
 static const struct { const char *name; int64_t v; } window_units[] = {{"MINUTES", 60}, {"HOURS", 3600}, {"DAYS", 86400}};
@@ -148,12 +165,86 @@ static int apply_twcs_key(cm_options *o, const char *k, const char *v, sib_err *
     return 0;
 }
 
+static bool is_ucs_key(const char *k)
+{
+    static const char *const keys[] = {"scaling_parameters", "target_sstable_size", "base_shard_count",
+                                       "min_sstable_size", "sstable_growth", "max_sstables_to_compact",
+                                       "flush_size_override", "expired_sstable_check_frequency_seconds",
+                                       "unsafe_aggressive_sstable_expiration", "overlap_inclusion_method"};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(keys); i++)
+        if (!strcmp(k, keys[i])) return true;
+    return false;
+}
+
+/* A size as Cassandra writes them: bytes, or a number with B, KiB, MiB,
+ * GiB, TiB (powers of 2) or KB, MB, GB, TB (powers of 10). */
+static bool parse_size(const char *v, uint64_t *out)
+{
+    static const struct { const char *u; double m; } units[] = {
+        {"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
+        {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}};
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || d < 0 || d != d) return false;
+    while (*end == ' ') end++;
+    for (size_t i = 0; i < SIB_ARRAY_LEN(units); i++) {
+        if (strcasecmp(end, units[i].u)) continue;
+        double b = d * units[i].m;
+        if (b >= 18446744073709551615.0) return false;
+        *out = (uint64_t)b;
+        return true;
+    }
+    return false;
+}
+
+/* Controller's keys (UCS). */
+static int apply_ucs_key(cm_options *o, const char *k, const char *v, sib_err *err)
+{
+    double d;
+    uint64_t b;
+    if (!strcmp(k, "scaling_parameters")) return cm_ucs_parse_scaling(v, o->ucs_w, &o->ucs_nw, err);
+    if (!strcmp(k, "target_sstable_size") || !strcmp(k, "min_sstable_size") || !strcmp(k, "flush_size_override")) {
+        if (!parse_size(v, &b))
+            return sib_err_set(err, SIB_ECONFIG, "%s: invalid size '%s' (bytes, or e.g. 100MiB, 1GiB)", k, v);
+        if (!strcmp(k, "target_sstable_size")) {
+            if (b < (1ull << 20))
+                return sib_err_set(err, SIB_ECONFIG, "target_sstable_size %s is not allowed; it must be at least 1MiB",
+                                   v);
+            o->target_sstable_size = b;
+        } else if (!strcmp(k, "min_sstable_size")) {
+            o->ucs_min_sstable_size = b;
+        } else {
+            o->flush_size_override = b;
+        }
+    } else if (!strcmp(k, "base_shard_count")) {
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1 || d > 65536)
+            return sib_err_set(err, SIB_ECONFIG, "base_shard_count must be an integer from 1 to 65536, was '%s'", v);
+        o->base_shard_count = (uint32_t)d;
+    } else if (!strcmp(k, "sstable_growth")) {
+        if (!parse_num(v, &d) || d < 0 || d > 1)
+            return sib_err_set(err, SIB_ECONFIG, "sstable_growth must be between 0 and 1, was '%s'", v);
+        o->sstable_growth = d;
+    } else if (!strcmp(k, "max_sstables_to_compact")) {
+        if (!parse_num(v, &d) || d != (double)(int64_t)d || d > (double)UINT32_MAX)
+            return sib_err_set(err, SIB_ECONFIG, "max_sstables_to_compact must be an integer, was '%s'", v);
+        o->max_sstables_to_compact = d <= 0 ? 0 : (uint32_t)d; /* <= 0: no limit */
+    } else if (!strcmp(k, "overlap_inclusion_method")) {
+        if (strcasecmp(v, "TRANSITIVE"))
+            return sib_err_set(err, SIB_ECONFIG, "overlap_inclusion_method %s is not supported (only TRANSITIVE)", v);
+    } else {
+        return apply_twcs_key(o, k, v, err); /* the expiry keys, same rules */
+    }
+    return 0;
+}
+
 /* Applies one key to o; false (with err) if the value is bad or the key unknown. */
 static int apply_key(cm_options *o, const char *k, const char *v, bool strict, sib_err *err)
 {
     double d = 0;
     bool b;
     if (!strcmp(k, "class")) return 0;
+    if (o->kind == CM_UCS && is_ucs_key(k)) return apply_ucs_key(o, k, v, err); /* min_sstable_size: UCS's */
     if (!strcmp(k, "enabled")) {
         if (!parse_bool(v, &b)) goto bad;
         o->enabled = b;
@@ -183,6 +274,7 @@ static int apply_key(cm_options *o, const char *k, const char *v, bool strict, s
         if (!parse_bool(v, &b)) goto bad; /* accepted; a lone SSTable is always rewritten here */
     } else if (o->kind == CM_TWCS && is_twcs_key(k)) {
         return apply_twcs_key(o, k, v, err);
+
     } else if (!strcmp(k, "tombstone_compaction_interval")) {
         if (!parse_num(v, &d) || d < 0) goto bad;
         o->tombstone_explicit = true;
@@ -212,6 +304,7 @@ int cm_options_parse(cm_options *o, const char *const *keys, const char *const *
     x.ts_per_s = d.ts_per_s;
     x.expired_check_s = d.expired_check_s;
     x.tombstone_explicit = false;
+    ucs_defaults(&x);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(keys[i], "class")) continue;
         if (is_class(vals[i], stcs_names, 1)) continue;
@@ -222,6 +315,10 @@ int cm_options_parse(cm_options *o, const char *const *keys, const char *const *
         }
         if (is_class(vals[i], twcs_names, 1)) {
             x.kind = CM_TWCS;
+            continue;
+        }
+        if (is_class(vals[i], ucs_names, 1)) {
+            x.kind = CM_UCS;
             continue;
         }
         if (!is_class(vals[i], other_names, sizeof other_names / sizeof *other_names))
@@ -236,6 +333,13 @@ int cm_options_parse(cm_options *o, const char *const *keys, const char *const *
     if (x.bucket_high <= x.bucket_low)
         return sib_err_set(err, SIB_ECONFIG, "bucket_high value (%g) is less than or equal bucket_low value (%g)",
                            x.bucket_high, x.bucket_low);
+    if (x.kind == CM_UCS && x.ucs_min_sstable_size &&
+        (double)x.ucs_min_sstable_size >= (double)x.target_sstable_size * 0.70710678118654752)
+        return sib_err_set(err, SIB_ECONFIG,
+                           "min_sstable_size (%llu bytes) must be smaller than target_sstable_size x sqrt(0.5) (%.0f "
+                           "bytes)",
+                           (unsigned long long)x.ucs_min_sstable_size,
+                           (double)x.target_sstable_size * 0.70710678118654752);
     if (x.min_threshold < 2)
         return sib_err_set(err, SIB_ECONFIG, "min_threshold must be at least 2, was %u", x.min_threshold);
     if (x.min_threshold > x.max_threshold)

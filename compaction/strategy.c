@@ -5,7 +5,7 @@
  * The state outlives option changes: ALTER TABLE ... WITH compaction
  * switches a live table at its next pick. STCS keeps no state; LCS keeps
  * where its round robin through each level stands; TWCS its newest window
- * and its last expiry check. UCS is parsed and runs as STCS.
+ * and its last expiry check; UCS the size of the last flush (its base m).
  */
 #include "cm_int.h"
 
@@ -26,6 +26,10 @@ void cm_strategy_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, s
         cm_lcs_pick(s, o, ssts, n, now_s, gc_before, pick, out);
         return;
     }
+    if (o->kind == CM_UCS) {
+        cm_ucs_pick(s, o, ssts, n, now_s, gc_before, mem_min_ts, pick, out);
+        return;
+    }
     if (o->kind == CM_TWCS) {
         cm_twcs_pick(s, o, ssts, n, now_s, gc_before, mem_min_ts, pick, out);
         return;
@@ -38,6 +42,19 @@ void cm_strategy_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, s
 void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_choice *out)
 {
     *out = (cm_choice){.n = n};
+    if (o->kind == CM_UCS && n) {
+        /* everything into one merge, split on the shard boundaries of the
+         * whole data's density */
+        uint64_t bytes = 0;
+        int64_t first = INT64_MAX, last = INT64_MIN;
+        for (size_t i = 0; i < n; i++) {
+            bytes += ssts[i].size;
+            first = SIB_MIN(first, ssts[i].first_token);
+            last = SIB_MAX(last, ssts[i].last_token);
+        }
+        out->shards = cm_ucs_shards(o, cm_ucs_density(bytes, first, last));
+        return;
+    }
     if (o->kind != CM_LCS || !n) return;
     /* one merge of everything: its split outputs cannot overlap, so they
      * may go to any level; the highest input level keeps the data where it
@@ -53,6 +70,15 @@ void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_cho
     out->min_input_level = mn;
     out->level = mx == 0 && bytes < o->sstable_size ? 0 : SIB_MAX(mx, 1u);
     out->max_output_bytes = o->sstable_size;
+}
+
+void cm_strategy_flushed(cm_strategy *s, uint64_t bytes)
+{
+    /* Cassandra's controller moves m only when the flush size strays by
+     * more than half from it, so levels do not shift with every flush */
+    if (!s || !bytes) return;
+    double cur = (double)s->ucs_flush_bytes;
+    if (!s->ucs_flush_bytes || (double)bytes > cur * 1.5 || (double)bytes < cur / 1.5) s->ucs_flush_bytes = bytes;
 }
 
 void cm_strategy_compacted(cm_strategy *s, const cm_choice *c, bool any_output, int64_t last_token)

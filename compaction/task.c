@@ -137,6 +137,7 @@ typedef struct mctx {
     cm_txn *x;
     sst_writer *w;          /* the output being written, NULL between outputs */
     uint64_t w_gen;
+    uint32_t w_shard;       /* UCS: the shard of the output being written */
     sst_writer_opts wo;
     size_t outcap;
     cm_rowmerge m, rm; /* m: partition/rows output; rm: row merge */
@@ -211,6 +212,7 @@ static int output_begin(mctx *c)
         c->outcap = cap;
     }
     c->w_gen = t->out_gen + t->noutputs;
+    c->w_shard = cm_ucs_shard_of(c->token, t->shards);
     int rc = cm_txn_add(c->x, c->w_gen, &t->err);
     if (!rc) rc = sst_writer_create(&c->w, t->dir, c->w_gen, &c->wo, &t->err);
     return rc;
@@ -239,6 +241,17 @@ static int maybe_split(mctx *c)
     uint32_t ngens = t->ngens ? t->ngens : 1;
     if (!c->w || !t->max_output_bytes || t->noutputs + 1 >= ngens) return 0;
     if (sst_writer_data_bytes(c->w) < t->max_output_bytes) return 0;
+    return output_end(c);
+}
+
+/* Before a partition: the output ends if the partition lies in another
+ * shard (UCS), unless it is the last generation reserved. */
+static int maybe_shard_split(mctx *c)
+{
+    cm_task *t = c->t;
+    uint32_t ngens = t->ngens ? t->ngens : 1;
+    if (!c->w || t->shards <= 1 || t->noutputs + 1 >= ngens) return 0;
+    if (cm_ucs_shard_of(c->token, t->shards) == c->w_shard) return 0;
     return output_end(c);
 }
 
@@ -382,6 +395,7 @@ static int merge_all(mctx *c)
         c->pklen = best->pklen;
         uint64_t bytes = 0;
         size_t opened = 0;
+        rc = maybe_shard_split(c);
         for (; opened < n && !rc; opened++) {
             rc = sst_pscan_part(cur[opened]->ps, &cur[opened]->part, &t->err);
             if (!rc) bytes += sst_part_size(cur[opened]->part);

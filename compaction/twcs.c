@@ -90,8 +90,8 @@ static size_t window_pick(const cm_options *o, const cm_sst *ssts, const win *v,
 }
 
 /* Expired SSTables, at most once per check interval: marks exp[]. */
-static size_t expired_now(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
-                          int32_t gc_before, int64_t mem_min_ts, bool *exp)
+size_t cm_expired_now(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n, int64_t now_s,
+                      int32_t gc_before, int64_t mem_min_ts, bool *exp)
 {
     if (s->last_expired_check && now_s < s->last_expired_check + o->expired_check_s) return 0;
     s->last_expired_check = now_s;
@@ -111,7 +111,7 @@ void cm_twcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_
     bool *exp = calloc(n, sizeof *exp);
     win *v = malloc(n * sizeof *v);
     if (!exp || !v) goto done;
-    size_t nexp = expired_now(s, o, ssts, n, now_s, gc_before, mem_min_ts, exp);
+    size_t nexp = cm_expired_now(s, o, ssts, n, now_s, gc_before, mem_min_ts, exp);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (ssts[i].compacting || exp[i]) continue;

@@ -79,6 +79,10 @@ struct st_compactor {
     bool stop;
     bool deferred;           /* loop side: no automatic compaction yet */
     cjob *q, *q_tail, *done; /* under mu */
+    cjob *release;           /* under mu: completed jobs whose references a worker
+                              * drops: the last one of an input frees its
+                              * blocks on disk (the file is unlinked), which
+                              * can take a writer without a loop 100s of ms */
     cjob *all;               /* loop side */
     size_t njobs;            /* loop side: queued + running */
     cm_throttle throttle;
@@ -87,13 +91,26 @@ struct st_compactor {
 
 /* ---- workers ---- */
 
+static void job_free(cjob *j);
+
 static void *cm_main(void *arg)
 {
     sib_thread_setup("sib-compact", true);
     st_compactor *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->q && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
+        while (!c->q && !c->release && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
+        if (c->release) {
+            cjob *r = c->release;
+            c->release = NULL;
+            pthread_mutex_unlock(&c->mu);
+            for (cjob *n; r; r = n) {
+                n = r->next;
+                job_free(r);
+            }
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
         if (!c->q) break;
         cjob *j = c->q;
         c->q = j->next;
@@ -177,6 +194,21 @@ static void req_finish(st_compactor *c, creq *r)
     free(r->seqs);
     free(r);
     if (c->loop && !c->reqs) ev_unref(c->loop);
+}
+
+/* A completed job's references go to a worker (see release), or are
+ * dropped here once the workers are stopping. */
+static void release_job(st_compactor *c, cjob *j)
+{
+    pthread_mutex_lock(&c->mu);
+    bool inline_free = c->stop || !c->started;
+    if (!inline_free) {
+        j->next = c->release;
+        c->release = j;
+        pthread_cond_signal(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (inline_free) job_free(j);
 }
 
 static void job_free(cjob *j)
@@ -305,6 +337,18 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
     for (size_t i = 0; i < ch->n; i++) in_bytes += sst_get_stats(j->in[i])->data_file_bytes;
     k->max_output_bytes = ch->max_output_bytes;
     k->ngens = k->max_output_bytes ? (uint32_t)SIB_MIN(in_bytes / k->max_output_bytes + 2, 100000) : 1;
+    k->shards = ch->shards;
+    if (ch->shards > 1 && ch->n) {
+        /* one output per shard the inputs' union range touches */
+        int64_t first = INT64_MAX, last = INT64_MIN;
+        for (size_t i = 0; i < ch->n; i++) {
+            cm_sst x = cm_sst_of(j->in[i], false);
+            first = SIB_MIN(first, x.first_token);
+            last = SIB_MAX(last, x.last_token);
+        }
+        uint64_t span = (uint64_t)cm_ucs_shard_of(last, ch->shards) - cm_ucs_shard_of(first, ch->shards) + 1;
+        k->ngens = (uint32_t)SIB_MIN(span + 1, 100000);
+    }
     k->out_gen = t->next_gen;
     t->next_gen += k->ngens;
     k->wo.block_size = o->sstable_block_size;
@@ -356,15 +400,23 @@ void st_compaction_check(storage *s, st_table *t)
     }
     if (c->deferred || !t->copts.enabled || t->nssts < 1 || sib_mono_ns() < t->cm_retry_ns) goto out;
     int64_t now = time(NULL);
-    for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], in_job(c, t, t->ssts[i]));
-    cm_strategy_pick(t->cms, &t->copts, v, t->nssts, now,
-                     (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1), mem_min_ts(t), idx, &ch);
-    if (ch.n && ch.tombstone && sib_mono_ns() < t->tomb_retry_ns) { /* it could not purge last time */
-        ch.n = 0;
-        ch.tombstone = false;
-        for (size_t i = 0; i < ch.nexpired; i++) idx[i] = idx[1 + i];
+    /* UCS's buckets in disjoint shards run side by side: it picks again
+     * while compactors are free; the others take one job per check */
+    for (bool again = true; again && c->njobs < c->nthr;) {
+        for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], in_job(c, t, t->ssts[i]));
+        cm_strategy_pick(t->cms, &t->copts, v, t->nssts, now,
+                         (int32_t)SIB_MAX(now - t->copts.gc_grace_seconds, INT32_MIN + 1), mem_min_ts(t), idx, &ch);
+        if (ch.n && ch.tombstone && sib_mono_ns() < t->tomb_retry_ns) { /* it could not purge last time */
+            ch.n = 0;
+            ch.tombstone = false;
+            for (size_t i = 0; i < ch.nexpired; i++) idx[i] = idx[1 + i];
+        }
+        again = t->copts.kind == CM_UCS && ch.n > 0;
+        if (ch.n + ch.nexpired && submit(c, t, idx, &ch, 0)) {
+            sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
+            break;
+        }
     }
-    if (ch.n + ch.nexpired && submit(c, t, idx, &ch, 0)) sib_log(storage_get_opts(s)->log, SIB_ERROR, "compaction: out of memory");
 out:
     free(idx);
     free(v);
@@ -497,7 +549,9 @@ static void complete(st_compactor *c, cjob *j)
             break;
         }
     c->njobs--;
-    job_free(j);
+    /* a dropped table's directory goes once its files do: those stay here */
+    if (live && !dir) release_job(c, j);
+    else job_free(j);
 }
 
 static bool req_ready(st_compactor *c, const creq *r)
@@ -556,6 +610,7 @@ void st_note_flush(storage *s, st_table *t, uint64_t bytes)
     tot->flush_bytes += bytes;
     t->flushes++;
     t->flush_bytes += bytes;
+    cm_strategy_flushed(t->cms, bytes);
 }
 
 /* ---- public ---- */
@@ -691,8 +746,27 @@ void st_compaction_levels(const st_table *t, st_table_stats *out)
 {
     _Static_assert(ST_MAX_LEVELS == CM_MAX_LEVELS, "one level count");
     out->leveled = t->copts.kind == CM_LCS;
+    out->unified = t->copts.kind == CM_UCS;
     out->fanout = t->copts.fanout_size;
     memset(out->levels, 0, sizeof out->levels);
+    memset(out->max_overlap, 0, sizeof out->max_overlap);
+    if (out->unified && t->nssts) {
+        cm_sst *v = malloc(t->nssts * sizeof *v);
+        uint32_t *lvl = malloc(t->nssts * sizeof *lvl);
+        size_t ov[CM_UCS_LEVELS];
+        if (v && lvl) {
+            for (size_t i = 0; i < t->nssts; i++) v[i] = cm_sst_of(t->ssts[i], false);
+            cm_ucs_levels(t->cms, &t->copts, v, t->nssts, lvl, ov);
+            for (size_t i = 0; i < t->nssts; i++) out->levels[SIB_MIN(lvl[i], ST_MAX_LEVELS - 1)]++;
+            for (size_t L = 0; L < CM_UCS_LEVELS; L++) {
+                size_t slot = SIB_MIN(L, (size_t)ST_MAX_LEVELS - 1);
+                out->max_overlap[slot] = SIB_MAX(out->max_overlap[slot], (uint64_t)ov[L]);
+            }
+        }
+        free(v);
+        free(lvl);
+        return;
+    }
     if (!out->leveled || !t->nssts) return;
     cm_sst *v = malloc(t->nssts * sizeof *v);
     uint32_t *lvl = malloc(t->nssts * sizeof *lvl);

@@ -476,8 +476,8 @@ void storage_read_stats(storage *s, st_read_stats *out);
 /* Sets a table's compaction map (CQL `compaction`: 'class', 'min_threshold',
  * ...; n = 0 keeps the defaults) and gc_grace_seconds (< 0: keep the
  * current value; the default is 864000). SIB_ECONFIG (err says why) leaves
- * the options unchanged. The map replaces the previous one whole. STCS, LCS
- * and TWCS run as themselves; UCS is accepted and runs as STCS. The change
+ * the options unchanged. The map replaces the previous one whole. STCS, LCS,
+ * TWCS and UCS run as themselves; DTCS is accepted and runs as STCS. The change
  * applies at the table's next compaction check. Call on the loop thread
  * (executor: create/load/alter table). */
 int st_table_set_options(st_table *t, const char *const *keys, const char *const *vals, size_t n,
@@ -538,10 +538,15 @@ typedef struct st_table_stats {
      * before it); spr_sum / the reads counted is the mean */
     uint64_t spr[ST_SPR_BUCKETS], spr_sum;
     /* LeveledCompactionStrategy tables: SSTables in each level (as the
-     * strategy sees them) and the fanout; leveled false otherwise */
-    bool leveled;
+     * strategy sees them) and the fanout; leveled false otherwise.
+     * UnifiedCompactionStrategy tables (unified): levels[] counts SSTables
+     * per density level (the last slot takes the levels above it too) and
+     * max_overlap[] the most SSTables of a level sharing one token (the
+     * read amplification the level's threshold bounds). */
+    bool leveled, unified;
     uint32_t fanout;
     uint64_t levels[ST_MAX_LEVELS];
+    uint64_t max_overlap[ST_MAX_LEVELS];
 } st_table_stats;
 /* Upper bound of bucket i of st_table_stats.spr (UINT32_MAX for the last). */
 uint32_t st_spr_bound(size_t i);
@@ -564,6 +569,9 @@ typedef struct storage_stats {
     uint64_t sstables;         /* live SSTables over all tables */
     uint64_t sstable_bytes;    /* their Data.db bytes on disk */
     uint64_t flushes_pending;  /* frozen memtables not yet live as SSTables */
+    /* without a loop: writes held back while flushes were behind, and the
+     * time they waited in all (store.c, write_delay) */
+    uint64_t writes_delayed, write_delay_ns;
     /* since open, over all tables (dropped ones included) */
     uint64_t flushes, flush_bytes;
     uint64_t compactions, compaction_bytes_read, compaction_bytes_written, compactions_failed;

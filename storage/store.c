@@ -43,10 +43,31 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ev.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The delayed write rate of the loop-less path (write_delay). */
+typedef struct st_wdelay {
+    double rate;          /* bytes/s writes may go at while delayed; 0 = not delayed */
+    int64_t next_ns;      /* when the next write may go (monotonic) */
+    size_t last_inflight; /* flushes in flight at the last adjustment */
+    uint64_t delayed, waited_ns; /* writes that slept, and how long in all (stats) */
+} st_wdelay;
+
+/* A write held back on the loop while flushes are behind (defer_write). */
+typedef struct st_deferred {
+    struct st_deferred *next;
+    st_mutation **muts; /* copies: the caller's are its own again on return */
+    size_t n, bytes;
+    unsigned flags;
+    st_done_fn done;
+    void *ctx;
+    int64_t since_ns, due_ns;
+} st_deferred;
 
 struct storage {
     storage_opts o;
@@ -63,6 +84,12 @@ struct storage {
     bool replayed, written; /* replay must come first, and once */
     bool backlog_full; /* frozen memtables over their bound: writes are refused (backlog_check) */
     int64_t backlog_retry_ns; /* meanwhile, failed flushes are retried once a second (monotonic) */
+    st_wdelay wd;      /* the delayed write rate of the loop-less path (write_delay) */
+    /* with a loop: writes deferred on a timer, in arrival order (defer_write) */
+    st_deferred *dq, *dq_tail;
+    size_t dq_bytes;
+    size_t frozen_bytes; /* memtables waiting for flush, as last counted */
+    ev_timer dtimer;
     st_table **map; /* capacity a power of two; NULL = empty */
     size_t cap, n;
 };
@@ -283,10 +310,13 @@ fail:
     return rc;
 }
 
+static void defer_drain(storage *s, bool all);
+
 void storage_close(storage *s)
 {
     if (!s) return;
     st_readpool_stop(s->rp); /* delivers the reads in flight: they pin tables */
+    defer_drain(s, true); /* deferred writes go in now, before the commitlog closes */
     if (s->cl) clog_flush(s->cl); /* queued writes reach the memtables while flush runs */
     st_compactor_stop(s->cm); /* cancels running compactions (inputs stay live) */
     s->cm = NULL; /* a flush that completes below must not queue a compaction on it */
@@ -415,24 +445,39 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err)
 
 /* ---- writes ---- */
 
-/* Memtables waiting for their flush may hold this much, at least 64 MiB or
- * memtable_heap_space (the active ones hold up to that again). Flushes
- * that cannot keep up, or fail (a full data disk), would otherwise pile up
- * memtables until the process runs out of memory. Cassandra blocks writes
- * at that point; a loop cannot block, so a write is refused with
- * Overloaded (SIB_EAGAIN) before it is logged, and accepted again as soon
- * as flushes catch up. */
+/* Write admission with a loop (the server). Memtables waiting for their
+ * flush are bounded by L = max(memtable_heap_space, 64 MiB) (the active ones
+ * hold up to that again). Flushes that cannot keep up, or fail (a full data
+ * disk), would otherwise pile memtables up until the process runs out of
+ * memory. Cassandra blocks writers at that point; a loop cannot block, and
+ * refusing every write at once (Overloaded) was a cliff. So, as RocksDB's
+ * delayed write rate does, writers are slowed gradually:
+ *   - waiting bytes (frozen memtables + deferred writes) up to L/2: a write
+ *     goes straight on;
+ *   - from L/2 to 2L: each write is deferred on an ev_timer by a delay
+ *     growing linearly from 0 to DEFER_MAX (100 ms), in arrival order (a
+ *     write arriving behind deferred ones waits behind them). The loop
+ *     never sleeps; the client sees latency, far under the 2 s write
+ *     timeout, and nothing else;
+ *   - over 2L (flushes are not going at all): the write is refused with
+ *     Overloaded (SIB_EAGAIN) before it is logged, and accepted again as
+ *     soon as flushes catch up. */
 #define BACKLOG_MIN ((size_t)64 << 20)
+#define DEFER_MAX_NS 100000000ll
 
-static bool backlog_over(storage *s)
+static size_t backlog_limit(const storage *s) { return SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN); }
+
+static size_t frozen_bytes(storage *s)
 {
-    size_t limit = SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN), total = 0;
+    size_t total = 0;
     for (size_t i = 0; i < s->cap; i++) {
         st_table *t = s->map[i];
         for (st_mem *m = t ? t->frozen : NULL; m; m = m->next) total += memtable_bytes(&m->mt);
     }
-    return total > limit;
+    return s->frozen_bytes = total;
 }
+
+static bool backlog_over(storage *s) { return frozen_bytes(s) + s->dq_bytes > 2 * backlog_limit(s); }
 
 /* Checked on every write while the backlog is full (a walk over the
  * tables' frozen lists, short), else every 64 writes (maybe_flush). A
@@ -452,7 +497,16 @@ static int backlog_check(storage *s, sib_err *err)
     }
     return sib_err_set(err, SIB_EAGAIN,
                        "storage: memtables waiting for flush are over %zu MiB; write refused until they flush",
-                       SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN) >> 20);
+                       (2 * backlog_limit(s)) >> 20);
+}
+
+/* The deferral a write gets now (0: none), from the bytes waiting. */
+static int64_t defer_ns(const storage *s)
+{
+    size_t limit = backlog_limit(s), load = s->frozen_bytes + s->dq_bytes;
+    if (load <= limit / 2) return 0;
+    double frac = (double)(load - limit / 2) / (double)(2 * limit - limit / 2);
+    return (int64_t)(SIB_MIN(frac, 1.0) * (double)DEFER_MAX_NS) + 1;
 }
 
 /* Every 64 applies: when the active memtables together reach
@@ -510,23 +564,76 @@ static int apply_logged(void *arg, const uint8_t *p, size_t n, sib_err *err)
     return walk_mutations(arg, &r, true, err);
 }
 
-int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
+/* Without a loop (an embedded engine, bench_engine), the writer's own
+ * thread is the only place to hold a write back. Draining every flush once
+ * three were in flight stalled single writes for seconds; instead, as
+ * RocksDB's delayed write rate does, writes are slowed gradually while
+ * flushes fall behind:
+ *   - WD_SLOW flushes in flight: writes go at `rate` bytes/s, starting at
+ *     WD_RATE0; each further flush queued meanwhile multiplies it by 0.8,
+ *     each one finished by 1.25 (never above WD_RATE0). A write sleeps only
+ *     once its debt reaches WD_MIN_SLEEP, and never longer than WD_MAX_WAIT;
+ *   - more than WD_STOP in flight: the write waits, polling completions
+ *     each millisecond, for one to finish, but at most WD_MAX_WAIT;
+ *   - fewer than WD_SLOW: no delay, and the rate is forgotten.
+ * So no single write waits much more than WD_MAX_WAIT, and while flushes
+ * stay behind each write still waits, which bounds the memtables piling
+ * up. The server (with a loop) never sleeps: see backlog_check. */
+enum { WD_SLOW = 2, WD_STOP = 3 }; /* flushes in flight (the old drain began at 3) */
+#define WD_RATE0 (16.0 * 1048576.0)  /* RocksDB's default delayed_write_rate, 16 MiB/s */
+#define WD_RATE_MIN (64.0 * 1024.0)  /* the slowest rate: a floor, so the debt stays small */
+#define WD_MIN_SLEEP 1000000ll       /* 1 ms */
+#define WD_MAX_WAIT 50000000ll       /* 50 ms */
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
+}
+
+static void write_delay(storage *s, st_mutation *const *muts, size_t n)
+{
+    st_wdelay *d = &s->wd;
+    size_t inflight = st_flusher_inflight(s->fl);
+    int64_t now = sib_mono_ns(), start = now;
+    if (inflight < WD_SLOW) {
+        d->rate = 0;
+        d->last_inflight = inflight;
+        return;
+    }
+    if (d->rate == 0) {
+        d->rate = WD_RATE0;
+        d->next_ns = now;
+    } else if (inflight > d->last_inflight) {
+        d->rate = SIB_MAX(d->rate * 0.8, WD_RATE_MIN);
+    } else if (inflight < d->last_inflight) {
+        d->rate = SIB_MIN(d->rate * 1.25, WD_RATE0);
+    }
+    d->last_inflight = inflight;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += muts[i]->b.len;
+    d->next_ns = SIB_MAX(d->next_ns, now - WD_MAX_WAIT) + (int64_t)((double)bytes / d->rate * 1e9);
+    int64_t debt = d->next_ns - now;
+    if (debt >= WD_MIN_SLEEP) sleep_ns(SIB_MIN(debt, WD_MAX_WAIT));
+    /* over the stop line: wait for a flush to finish, still bounded */
+    while (st_flusher_inflight(s->fl) > WD_STOP && (now = sib_mono_ns()) - start < WD_MAX_WAIT) {
+        sleep_ns(WD_MIN_SLEEP);
+        st_flusher_poll(s->fl);
+    }
+    now = sib_mono_ns();
+    if (now - start >= WD_MIN_SLEEP) d->delayed++, d->waited_ns += (uint64_t)(now - start);
+}
+
+/* The write itself, once admitted (now or from the deferral timer). */
+static int apply_now(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
                      sib_err *err)
 {
-    if (n == 0) return sib_err_set(err, SIB_EINVAL, "storage: empty batch");
-    for (size_t i = 0; i < n; i++) {
-        if (muts[i]->err)
-            return sib_err_set(err, muts[i]->err, "storage: mutation %zu is invalid: %s", i,
-                               sib_strerror(muts[i]->err));
-    }
     bool logged = !(flags & ST_APPLY_NO_COMMITLOG);
-    int brc = backlog_check(s, err);
-    if (brc) return brc;
     s->written = true;
     if (s->fl && !s->o.loop) {
         st_flusher_poll(s->fl);
         st_compactor_poll(s->cm);
-        if (st_flusher_inflight(s->fl) > 2) st_flusher_drain(s->fl); /* back-pressure without a loop */
+        write_delay(s, muts, n);
     }
     if (logged) {
         sib_buf *b = clog_entry_begin(s->cl);
@@ -553,6 +660,105 @@ int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned fl
     }
     if (done) done(ctx, 0, NULL);
     return 0;
+}
+
+static void deferred_free(st_deferred *d)
+{
+    for (size_t i = 0; i < d->n; i++) st_mutation_destroy(d->muts[i]);
+    free(d->muts);
+    free(d);
+}
+
+/* Applies the deferred writes that are due (all of them if `all`), in
+ * order, and sets the timer for the next one. */
+static void defer_drain(storage *s, bool all)
+{
+    if (!s->o.loop) return;
+    ev_timer_stop(s->o.loop, &s->dtimer);
+    frozen_bytes(s);
+    int64_t now = sib_mono_ns();
+    while (s->dq && (all || s->dq->due_ns <= now)) {
+        st_deferred *d = s->dq;
+        if (!(s->dq = d->next)) s->dq_tail = NULL;
+        s->dq_bytes -= d->bytes;
+        s->wd.delayed++;
+        s->wd.waited_ns += (uint64_t)SIB_MAX(now - d->since_ns, 0);
+        sib_err err;
+        int rc = apply_now(s, d->muts, d->n, d->flags, d->done, d->ctx, &err);
+        if (rc && d->done) d->done(d->ctx, rc, &err);
+        else if (rc) sib_log(s->o.log, SIB_ERROR, "storage: deferred write: %s", err.msg);
+        deferred_free(d);
+    }
+    if (s->dq) {
+        ev_timer_set(&s->dtimer, (double)(s->dq->due_ns - now) / 1e9, 0.);
+        ev_timer_start(s->o.loop, &s->dtimer);
+    }
+}
+
+static void on_defer_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    defer_drain(w->data, false);
+}
+
+/* Queues a write to go in `delay` ns from now, behind those deferred
+ * already. The mutations are copied: the caller's are its own on return. */
+static int defer_write(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
+                       int64_t delay, sib_err *err)
+{
+    st_deferred *d = calloc(1, sizeof *d);
+    if (!d || !(d->muts = calloc(n, sizeof *d->muts))) {
+        free(d);
+        return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    }
+    for (size_t i = 0; i < n; i++, d->n++) {
+        st_mutation *c = calloc(1, sizeof *c);
+        if (!c) {
+            deferred_free(d);
+            return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+        }
+        sib_buf_init(&c->b);
+        sib_buf_append(&c->b, muts[i]->b.p, muts[i]->b.len);
+        c->hdr_len = muts[i]->hdr_len;
+        c->row_sel = muts[i]->row_sel;
+        d->muts[i] = c;
+        d->bytes += muts[i]->b.len;
+    }
+    d->flags = flags;
+    d->done = done;
+    d->ctx = ctx;
+    d->since_ns = sib_mono_ns();
+    d->due_ns = d->since_ns + delay;
+    if (s->dq_tail && s->dq_tail->due_ns > d->due_ns) d->due_ns = s->dq_tail->due_ns; /* arrival order */
+    if (s->dq_tail) s->dq_tail->next = d;
+    else s->dq = d;
+    s->dq_tail = d;
+    s->dq_bytes += d->bytes;
+    if (!ev_is_active(&s->dtimer)) {
+        ev_timer_init(&s->dtimer, on_defer_timer, (double)(s->dq->due_ns - d->since_ns) / 1e9, 0.);
+        s->dtimer.data = s;
+        ev_timer_start(s->o.loop, &s->dtimer);
+    }
+    return 0;
+}
+
+int storage_apply_ex(storage *s, st_mutation *const *muts, size_t n, unsigned flags, st_done_fn done, void *ctx,
+                     sib_err *err)
+{
+    if (n == 0) return sib_err_set(err, SIB_EINVAL, "storage: empty batch");
+    for (size_t i = 0; i < n; i++) {
+        if (muts[i]->err)
+            return sib_err_set(err, muts[i]->err, "storage: mutation %zu is invalid: %s", i,
+                               sib_strerror(muts[i]->err));
+    }
+    int brc = backlog_check(s, err);
+    if (brc) return brc;
+    if (s->o.loop && s->fl && !(flags & ST_APPLY_NO_COMMITLOG)) {
+        int64_t delay = defer_ns(s);
+        if (delay || s->dq) return defer_write(s, muts, n, flags, done, ctx, delay, err);
+    }
+    return apply_now(s, muts, n, flags, done, ctx, err);
 }
 
 int storage_apply(storage *s, st_mutation *const *muts, size_t n, st_done_fn done, void *ctx, sib_err *err)
@@ -684,6 +890,8 @@ void storage_get_stats(storage *s, storage_stats *out)
     st_compaction_info ci[64];
     size_t nci = storage_compaction_progress(s, ci, 64);
     out->compactions_running = nci;
+    out->writes_delayed = s->wd.delayed;
+    out->write_delay_ns = s->wd.waited_ns;
     out->compaction_bytes_done = out->compaction_bytes_total = 0;
     for (size_t i = 0; i < SIB_MIN(nci, 64); i++) {
         out->compaction_bytes_done += ci[i].bytes_done;

@@ -367,12 +367,28 @@ static int cmd_compactionstats(tool *t, int argc, char **argv)
     return 0;
 }
 
+static void print_counts(FILE *out, const char *label, const json_t *a)
+{
+    fprintf(out, "\t\t%s: [", label);
+    for (size_t l = 0; l < json_array_size(a); l++)
+        fprintf(out, "%s%lld", l ? ", " : "", (long long)json_integer_value(json_array_get(a, l)));
+    fprintf(out, "]\n");
+}
+
 /* LCS tables: "SSTables in each level: [1, 12/10, 0, ...]", a level over
- * its SSTable count (4 in L0, fanout^L above) shown as count/limit. */
+ * its SSTable count (4 in L0, fanout^L above) shown as count/limit. UCS
+ * tables: SSTables per density level and the largest overlap in each (no
+ * limits: a level's threshold is on overlap, not count). */
 static void print_levels(FILE *out, const json_t *tb)
 {
     const json_t *lv = json_object_get(tb, "sstables_in_each_level");
     if (!json_is_array(lv)) return;
+    const json_t *ov = json_object_get(tb, "max_overlap_in_each_level");
+    if (json_is_array(ov)) {
+        print_counts(out, "SSTables in each level", lv);
+        print_counts(out, "Max overlapping SSTables in each level", ov);
+        return;
+    }
     long long fanout = jint(tb, "fanout_size"), limit = 4;
     fprintf(out, "\t\tSSTables in each level: [");
     for (size_t l = 0; l < json_array_size(lv); l++) {

@@ -196,14 +196,35 @@ FAILPOINTS = [
 ]
 
 
-@pytest.mark.parametrize("point", FAILPOINTS)
-def test_kill_at_compaction_failpoint(make_node, clusters, point):
+def start_with_failpoint(make_node, point):
+    """A node whose failpoint `point` kills it (skips without failpoints)."""
     node = make_node(start=False)
     node.env["SIBYL_FAILPOINTS"] = "%s=kill" % point
     node.start()
     if "failpoints armed" not in node.log_text():
         node.stop()
         pytest.skip("sibyld built without failpoints (SIB_FAILPOINTS)")
+    return node
+
+
+def restart_after_kill(node, cl, point):
+    """Waits (bounded) until the failpoint killed the node, then restarts it
+    without failpoints."""
+    for _ in range(600):                                 # bounded: 60 s
+        if not node.running():
+            break
+        time.sleep(0.1)
+    assert not node.running(), "the failpoint did not stop the node"
+    assert "failpoint %s: kill" % point in node.log_text()
+    node.expected_exit = True
+    cl.shutdown()
+    node.env.pop("SIBYL_FAILPOINTS")
+    node.restart()
+
+
+@pytest.mark.parametrize("point", FAILPOINTS)
+def test_kill_at_compaction_failpoint(make_node, clusters, point):
+    node = start_with_failpoint(make_node, point)
     cl, s = clusters.connect(node)
     # autocompaction off: only the major compaction below reaches the point
     make_table(s, "t", "{'class': 'LeveledCompactionStrategy', 'sstable_size_in_mb': '1', 'enabled': 'false'}")
@@ -216,16 +237,7 @@ def test_kill_at_compaction_failpoint(make_node, clusters, point):
         http(node, "/compact/%s/t" % KS, method="POST")
     except (urllib.error.URLError, ConnectionError, OSError):
         pass                                             # the node died under the request
-    for _ in range(600):                                 # bounded: 60 s
-        if not node.running():
-            break
-        time.sleep(0.1)
-    assert not node.running(), "the failpoint did not stop the node"
-    assert "failpoint %s: kill" % point in node.log_text()
-    node.expected_exit = True
-    cl.shutdown()
-    node.env.pop("SIBYL_FAILPOINTS")
-    node.restart()
+    restart_after_kill(node, cl, point)
     assert not glob.glob(os.path.join(d, "*-txn.log")) and not glob.glob(os.path.join(d, "*.tmp"))
     gens = live_gens(d)
     if point in ("compaction.after_commit_before_input_delete", "compaction.after_input_delete_before_log_delete"):

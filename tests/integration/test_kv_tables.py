@@ -118,9 +118,10 @@ def test_kv_table_against_model(make_node, clusters):
 
 def test_overloaded_while_flushes_fail(make_node, clusters):
     """Flushes that fail (the table's directory is a plain file here, as a full
-    data disk would make them fail) leave their memtables waiting; past 64 MiB
-    of them a write is refused with Overloaded, nothing of it applied, instead
-    of memtables piling up until the node runs out of memory. Once flushes can
+    data disk would make them fail) leave their memtables waiting; past 32 MiB
+    of them writes are deferred, longer as they pile up (docs/hardening.md),
+    and past 128 MiB a write is refused with Overloaded, nothing of it applied,
+    instead of memtables piling up until the node runs out of memory. Once flushes can
     go again, a client that retries gets in, and everything acknowledged is
     there, also after kill -9."""
     node = make_node(memtable_heap_space="4MiB")

@@ -1245,6 +1245,359 @@ static void test_twcs_expired_dropped_on_the_tick(void **state)
     assert_false(x->o.tombstone_explicit);
 }
 
+/* ---- UCS ---- */
+
+static cm_options ucs_opts(const char *scaling)
+{
+    cm_options o;
+    cm_options_default(&o);
+    bool other;
+    sib_err err;
+    const char *k[] = {"class", "scaling_parameters", "flush_size_override", "min_sstable_size",
+                       "target_sstable_size"};
+    const char *v[] = {"UnifiedCompactionStrategy", scaling, "1MiB", "0", "1MiB"};
+    assert_int_equal(cm_options_parse(&o, k, v, 5, &other, &err), 0);
+    assert_false(other);
+    return o;
+}
+
+static int ucs_setup(void **state) { return strategy_setup(state, ucs_opts("T4")); }
+
+enum { MB = 1 << 20 };
+/* An SSTable over [first, last] of size mb MiB, newest write at ts. */
+static cm_sst usst(int64_t first, int64_t last, uint64_t mb, int64_t ts)
+{
+    return (cm_sst){.first_token = first, .last_token = last, .size = mb * MB, .min_ts = ts, .max_ts = ts,
+                    .max_ldt = SST_NO_LDT, .created_s = NOW};
+}
+#define WHOLE INT64_MIN, INT64_MAX
+
+static int ucs_parse(cm_options *o, const char *key, const char *val, sib_err *err)
+{
+    bool other;
+    const char *k[] = {"class", key}, *v[] = {"UnifiedCompactionStrategy", val};
+    return cm_options_parse(o, k, v, 2, &other, err);
+}
+
+static void test_ucs_options(void **state)
+{
+    (void)state;
+    cm_options o;
+    cm_options_default(&o);
+    sib_err err;
+    bool other;
+    const char *k[] = {"class"}, *v[] = {"org.apache.cassandra.db.compaction.UnifiedCompactionStrategy"};
+    assert_int_equal(cm_options_parse(&o, k, v, 1, &other, &err), 0);
+    assert_false(other); /* built, not run as STCS */
+    assert_int_equal(o.kind, CM_UCS);
+    assert_int_equal(o.ucs_nw, 1);
+    assert_int_equal(o.ucs_w[0], 2); /* T4 */
+    assert_int_equal(o.target_sstable_size, 1ull << 30);
+    assert_int_equal(o.base_shard_count, 4);
+    assert_int_equal(o.ucs_min_sstable_size, 100ull << 20);
+    assert_true(o.sstable_growth == 0.333);
+    assert_int_equal(o.expired_check_s, 600);
+    assert_int_equal(o.max_sstables_to_compact, 0);
+    /* scaling parameters: Tf, Lf, N, W, a list per level, either case */
+    assert_int_equal(ucs_parse(&o, "scaling_parameters", "L10, T4", &err), 0);
+    assert_int_equal(o.ucs_nw, 2);
+    assert_int_equal(o.ucs_w[0], -8);
+    assert_int_equal(o.ucs_w[1], 2);
+    assert_int_equal(ucs_parse(&o, "scaling_parameters", "N", &err), 0);
+    assert_int_equal(o.ucs_w[0], 0);
+    assert_int_equal(ucs_parse(&o, "scaling_parameters", "t8,l2,-3", &err), 0);
+    assert_int_equal(o.ucs_nw, 3);
+    assert_true(o.ucs_w[0] == 6 && o.ucs_w[1] == 0 && o.ucs_w[2] == -3);
+    const char *bad_w[] = {"X4", "L1", "T", "", "L10,,T4", "T4 x", "T99999999999", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bad_w); i++) {
+        assert_int_equal(ucs_parse(&o, "scaling_parameters", bad_w[i], &err), SIB_ECONFIG);
+        assert_non_null(strstr(err.msg, "scaling_parameters"));
+    }
+    assert_int_equal(o.ucs_w[0], 6); /* untouched by the failures */
+    /* sizes */
+    assert_int_equal(ucs_parse(&o, "target_sstable_size", "200MiB", &err), 0);
+    assert_int_equal(o.target_sstable_size, 200ull << 20);
+    /* the default min_sstable_size (100 MiB) is not under 100 MiB x sqrt(0.5) */
+    assert_int_equal(ucs_parse(&o, "target_sstable_size", "100MiB", &err), SIB_ECONFIG);
+    assert_int_equal(ucs_parse(&o, "target_sstable_size", "2GB", &err), 0);
+    assert_int_equal(o.target_sstable_size, 2000000000ull);
+    assert_int_equal(ucs_parse(&o, "target_sstable_size", "536870912", &err), 0);
+    assert_int_equal(o.target_sstable_size, 512ull << 20);
+    assert_int_equal(ucs_parse(&o, "target_sstable_size", "512KiB", &err), SIB_ECONFIG); /* under 1 MiB */
+    assert_int_equal(ucs_parse(&o, "target_sstable_size", "12 parsecs", &err), SIB_ECONFIG);
+    assert_int_equal(ucs_parse(&o, "target_sstable_size", "-1MiB", &err), SIB_ECONFIG);
+    /* min_sstable_size must stay under target x sqrt(0.5) (default target 1 GiB) */
+    assert_int_equal(ucs_parse(&o, "min_sstable_size", "700MiB", &err), 0);
+    assert_int_equal(ucs_parse(&o, "min_sstable_size", "800MiB", &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "min_sstable_size"));
+    assert_int_equal(ucs_parse(&o, "min_sstable_size", "0", &err), 0);
+    assert_int_equal(o.ucs_min_sstable_size, 0);
+    assert_int_equal(ucs_parse(&o, "base_shard_count", "0", &err), SIB_ECONFIG);
+    assert_int_equal(ucs_parse(&o, "base_shard_count", "2.5", &err), SIB_ECONFIG);
+    assert_int_equal(ucs_parse(&o, "base_shard_count", "8", &err), 0);
+    assert_int_equal(o.base_shard_count, 8);
+    assert_int_equal(ucs_parse(&o, "sstable_growth", "1.5", &err), SIB_ECONFIG);
+    assert_int_equal(ucs_parse(&o, "sstable_growth", "1", &err), 0);
+    assert_int_equal(ucs_parse(&o, "max_sstables_to_compact", "-1", &err), 0);
+    assert_int_equal(o.max_sstables_to_compact, 0); /* <= 0: no limit */
+    assert_int_equal(ucs_parse(&o, "expired_sstable_check_frequency_seconds", "-5", &err), SIB_ECONFIG);
+    assert_int_equal(ucs_parse(&o, "overlap_inclusion_method", "TRANSITIVE", &err), 0);
+    assert_int_equal(ucs_parse(&o, "overlap_inclusion_method", "NONE", &err), SIB_ECONFIG);
+    /* keys of other classes are not understood by UCS, nor UCS's by them */
+    assert_int_equal(ucs_parse(&o, "sstable_size_in_mb", "160", &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "not understood by UnifiedCompactionStrategy"));
+    assert_int_equal(ucs_parse(&o, "bogus", "1", &err), SIB_ECONFIG);
+    const char *k2[] = {"class", "scaling_parameters"}, *v2[] = {"SizeTieredCompactionStrategy", "T4"};
+    assert_int_equal(cm_options_parse(&o, k2, v2, 2, &other, &err), SIB_ECONFIG);
+    /* under STCS min_sstable_size keeps its STCS meaning */
+    const char *k3[] = {"class", "min_sstable_size"}, *v3[] = {"SizeTieredCompactionStrategy", "1000"};
+    assert_int_equal(cm_options_parse(&o, k3, v3, 2, &other, &err), 0);
+    assert_int_equal(o.min_sstable_size, 1000);
+}
+
+static void test_ucs_levels_and_shards(void **state)
+{
+    (void)state;
+    uint32_t f, t;
+    cm_ucs_fan(2, &f, &t);
+    assert_true(f == 4 && t == 4);
+    cm_ucs_fan(-8, &f, &t);
+    assert_true(f == 10 && t == 2);
+    cm_ucs_fan(0, &f, &t);
+    assert_true(f == 2 && t == 2);
+    /* density: size over the share of the token space */
+    assert_true(cm_ucs_density(100, WHOLE) == 100.0);
+    assert_true(cm_ucs_density(100, 0, INT64_MAX) > 199.0 && cm_ucs_density(100, 0, INT64_MAX) < 201.0);
+    assert_true(cm_ucs_density(100, 5, 5) == 100.0); /* one token: no density estimate */
+    cm_options o = ucs_opts("T4");
+    double m = MB;
+    assert_int_equal(cm_ucs_level(&o, m, 0.5 * MB), 0);
+    assert_int_equal(cm_ucs_level(&o, m, 3.9 * MB), 0);
+    assert_int_equal(cm_ucs_level(&o, m, 4.0 * MB), 1);
+    assert_int_equal(cm_ucs_level(&o, m, 15.9 * MB), 1);
+    assert_int_equal(cm_ucs_level(&o, m, 16.0 * MB), 2);
+    assert_int_equal(cm_ucs_level(&o, m, 1e30), CM_UCS_LEVELS - 1);
+    o = ucs_opts("L10, T4"); /* f0 = 10, then 4 */
+    assert_int_equal(cm_ucs_level(&o, m, 9.9 * MB), 0);
+    assert_int_equal(cm_ucs_level(&o, m, 10.0 * MB), 1);
+    assert_int_equal(cm_ucs_level(&o, m, 39.9 * MB), 1);
+    assert_int_equal(cm_ucs_level(&o, m, 40.0 * MB), 2);
+    /* base m: override, else the flush size, else the least density; >= 1 MiB, whole MiB */
+    cm_strategy *st;
+    sib_err err;
+    assert_int_equal(cm_strategy_create(&st, &err), 0);
+    cm_sst v[2] = {usst(WHOLE, 5, 1), usst(WHOLE, 3, 2)};
+    assert_true(cm_ucs_base(st, &o, v, 2) == MB); /* the override */
+    o.flush_size_override = 0;
+    assert_true(cm_ucs_base(st, &o, v, 2) == 3.0 * MB);
+    cm_strategy_flushed(st, (uint64_t)(7.5 * MB));
+    assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
+    cm_strategy_flushed(st, 8 * MB); /* within half of it: m stays */
+    assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
+    cm_strategy_flushed(st, 20 * MB);
+    assert_true(cm_ucs_base(st, &o, v, 2) == 20.0 * MB);
+    cm_strategy_destroy(st);
+    /* shard counts: the design doc's example, t = 100 MiB, b = 4, no minimum */
+    o.target_sstable_size = 100ull * MB;
+    o.base_shard_count = 4;
+    o.ucs_min_sstable_size = 0;
+    o.sstable_growth = 0;
+    assert_int_equal(cm_ucs_shards(&o, 200.0 * MB), 4);
+    assert_int_equal(cm_ucs_shards(&o, 1200.0 * MB), 16);
+    assert_int_equal(cm_ucs_shards(&o, 1e12 * MB), 4u << 20); /* capped */
+    o.sstable_growth = 1; /* fixed shard count */
+    assert_int_equal(cm_ucs_shards(&o, 1200.0 * MB), 4);
+    o.sstable_growth = 0.5;
+    assert_int_equal(cm_ucs_shards(&o, 6400.0 * MB), 16); /* 2^round(0.5 * log2(16)) = 4 */
+    o.ucs_min_sstable_size = 100ull * MB; /* below m x b: fewer shards, a power of 2 dividing b */
+    assert_int_equal(cm_ucs_shards(&o, 50.0 * MB), 1);
+    assert_int_equal(cm_ucs_shards(&o, 250.0 * MB), 2);
+    o.base_shard_count = 6;
+    assert_int_equal(cm_ucs_shards(&o, 500.0 * MB), 2);
+    /* shard of a token: equal parts; the boundaries of S are boundaries of 2S */
+    assert_int_equal(cm_ucs_shard_of(INT64_MIN, 4), 0);
+    assert_int_equal(cm_ucs_shard_of(-1, 4), 1);
+    assert_int_equal(cm_ucs_shard_of(0, 4), 2);
+    assert_int_equal(cm_ucs_shard_of(INT64_MAX, 4), 3);
+    assert_int_equal(cm_ucs_shard_of(12345, 1), 0);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 10000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int64_t tok = (int64_t)x;
+        assert_int_equal(cm_ucs_shard_of(tok, 8) / 2, cm_ucs_shard_of(tok, 4));
+        assert_int_equal(cm_ucs_shard_of(tok, 24) / 2, cm_ucs_shard_of(tok, 12));
+    }
+}
+
+static void test_ucs_tiered_pick(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* three flushes over the whole space: below T4's threshold */
+    cm_sst v[8] = {usst(WHOLE, 1, 10), usst(WHOLE, 1, 20), usst(WHOLE, 1, 30)};
+    lpick(x, v, 3, pick, &ch);
+    assert_int_equal(ch.n + ch.nexpired, 0);
+    /* a fourth: all four, split for their density (4 MiB = t x b: 4 shards) */
+    v[3] = usst(WHOLE, 1, 40);
+    lpick(x, v, 4, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    for (size_t i = 0; i < 4; i++) assert_true(picked(pick, 4, i));
+    assert_int_equal(ch.shards, 4);
+    assert_int_equal(ch.level, 0);
+    assert_int_equal(ch.max_output_bytes, 0);
+    /* a denser SSTable (level 1) is left to its own level */
+    v[4] = usst(WHOLE, 8, 5);
+    lpick(x, v, 5, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    assert_false(picked(pick, 4, 4));
+    /* four level-0 SSTables that never overlap: reads touch one each, nothing to do */
+    int64_t q = INT64_MAX / 2;
+    cm_sst d[4] = {usst(INT64_MIN, -q - 1, 1, 1), usst(-q, -1, 1, 2), usst(0, q, 1, 3), usst(q + 1, INT64_MAX, 1, 4)};
+    for (int i = 0; i < 4; i++) d[i].size = MB / 4; /* density 1 MiB: level 0 */
+    lpick(x, d, 4, pick, &ch);
+    assert_int_equal(ch.n, 0);
+}
+
+/* The design doc's example: A 0-3, B 2-7, C 6-9, D 1-8 give the overlap sets
+ * ABD and BCD; a threshold of 3 fires, extended transitively to all four;
+ * a threshold of 4 does not. */
+static void test_ucs_overlap_sets(void **state)
+{
+    lcs_fx *x = *state;
+    const int64_t u = INT64_MAX / 10;
+    cm_sst v[4] = {usst(0, 3 * u, 1, 1), usst(2 * u, 7 * u, 1, 2), usst(6 * u, 9 * u, 1, 3), usst(u, 8 * u, 1, 4)};
+    for (int i = 0; i < 4; i++) v[i].size = MB / 8; /* level 0 */
+    size_t pick[8];
+    cm_choice ch;
+    lpick(x, v, 4, pick, &ch); /* T4 */
+    assert_int_equal(ch.n, 0);
+    x->o = ucs_opts("T3");
+    lpick(x, v, 4, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    uint32_t lvl[4];
+    size_t ov[CM_UCS_LEVELS];
+    cm_ucs_levels(x->st, &x->o, v, 4, lvl, ov);
+    assert_true(lvl[0] == 0 && lvl[1] == 0 && lvl[2] == 0 && lvl[3] == 0);
+    assert_int_equal(ov[0], 3); /* ABD, BCD */
+    assert_int_equal(ov[1], 0);
+    /* with A compacting, BCD is the only set of three */
+    v[0].compacting = true;
+    lpick(x, v, 4, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    assert_false(picked(pick, 3, 0));
+    /* C apart from A and B (no chain to it): a set {A, B} of two, alone under N */
+    x->o = ucs_opts("N");
+    cm_sst w[3] = {usst(0, 3 * u, 1, 1), usst(2 * u, 4 * u, 1, 2), usst(6 * u, 9 * u, 1, 3)};
+    for (int i = 0; i < 3; i++) w[i].size = MB / 8;
+    lpick(x, w, 3, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 0) && picked(pick, 2, 1));
+}
+
+/* Buckets in disjoint shards are picked one after the other while the
+ * earlier ones run; the largest overlap goes first. */
+static void test_ucs_parallel_shards(void **state)
+{
+    lcs_fx *x = *state;
+    x->o = ucs_opts("N");
+    const int64_t q = INT64_MAX / 2;
+    /* shard 1 [-q, -1]: two overlapping; shard 2 [0, q]: three overlapping */
+    cm_sst v[5] = {usst(-q, -q / 2, 1, 1), usst(-q / 2 - 5, -1, 1, 2), usst(0, q / 2, 1, 3), usst(5, q, 1, 4),
+                   usst(q / 4, q / 3, 1, 5)};
+    for (int i = 0; i < 5; i++) v[i].size = MB / 32;
+    size_t pick[8];
+    cm_choice ch;
+    lpick(x, v, 5, pick, &ch);
+    assert_int_equal(ch.n, 3); /* the overlap of three first */
+    assert_true(picked(pick, 3, 2) && picked(pick, 3, 3) && picked(pick, 3, 4));
+    for (int i = 2; i < 5; i++) v[i].compacting = true;
+    lpick(x, v, 5, pick, &ch);
+    assert_int_equal(ch.n, 2); /* the other shard, meanwhile */
+    assert_true(picked(pick, 2, 0) && picked(pick, 2, 1));
+    v[0].compacting = v[1].compacting = true;
+    lpick(x, v, 5, pick, &ch);
+    assert_int_equal(ch.n, 0);
+}
+
+/* ALTER TABLE between T4, L10 and N: the same SSTables, the next pick
+ * follows the new options; the limit keeps the oldest. */
+static void test_ucs_switch_and_limit(void **state)
+{
+    lcs_fx *x = *state;
+    cm_sst v[6];
+    for (int i = 0; i < 6; i++) v[i] = usst(WHOLE, 1, 60 - i); /* the last is the oldest */
+    size_t pick[8];
+    cm_choice ch;
+    lpick(x, v, 2, pick, &ch);
+    assert_int_equal(ch.n, 0); /* T4: two are not enough */
+    x->o = ucs_opts("L10");
+    lpick(x, v, 2, pick, &ch);
+    assert_int_equal(ch.n, 2); /* levelled: the second overlapping SSTable fires */
+    x->o = ucs_opts("N");
+    lpick(x, v, 2, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    x->o = ucs_opts("T4");
+    lpick(x, v, 2, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    x->o.max_sstables_to_compact = 4;
+    lpick(x, v, 6, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    for (size_t i = 2; i < 6; i++) assert_true(picked(pick, 4, i));
+    /* L10 over the levels: level 0 ends below 10 MiB, so a 12 MiB SSTable
+     * is not merged with flushes */
+    x->o = ucs_opts("L10");
+    cm_sst w[3] = {usst(WHOLE, 1, 1), usst(WHOLE, 12, 2), usst(WHOLE, 1, 3)};
+    lpick(x, w, 3, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_false(picked(pick, 2, 1));
+}
+
+/* Fully expired SSTables join the choice, on the expiry tick. */
+static void test_ucs_expired(void **state)
+{
+    lcs_fx *x = *state;
+    cm_sst v[2] = {usst(WHOLE, 1, 10), usst(WHOLE, 1, 20)};
+    v[0].max_ldt = GC_BEFORE - 10; /* every cell gc-able, older than anything live */
+    size_t pick[4];
+    cm_choice ch;
+    lpick(x, v, 2, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    assert_int_equal(ch.nexpired, 1);
+    assert_int_equal(pick[0], 0);
+    lpick(x, v, 2, pick, &ch); /* not again before expired_sstable_check_frequency_seconds */
+    assert_int_equal(ch.nexpired, 0);
+}
+
+/* A task given shards ends an output wherever the next partition lies in
+ * another shard: every output inside one shard, in token order. */
+static void test_task_shard_outputs(void **state)
+{
+    fx *f = *state;
+    sstable *in[3];
+    write_split_inputs(f->dir, in);
+    cm_task t = task_for(f->dir, in, 3, NULL, 0, 10);
+    t.ngens = 9;
+    t.shards = 8;
+    assert_int_equal(cm_task_run(&t), 0);
+    bool seen[8] = {false};
+    size_t distinct = 0;
+    for (size_t i = 0; i < t.noutputs; i++) {
+        const sst_stats *s = sst_get_stats(t.outputs[i]);
+        uint32_t sh = cm_ucs_shard_of(s->first_token, 8);
+        assert_int_equal(sh, cm_ucs_shard_of(s->last_token, 8));
+        assert_false(seen[sh]);
+        seen[sh] = true;
+        if (i) assert_true(sst_get_stats(t.outputs[i - 1])->last_token < s->first_token);
+    }
+    for (int i = 0; i < 8; i++) distinct += seen[i];
+    assert_int_equal(distinct, t.noutputs);
+    assert_true(t.noutputs >= 2); /* five keys over eight shards */
+    check_split_content(t.outputs, t.noutputs);
+    cm_task_free_outputs(&t);
+    for (int i = 0; i < 3; i++) sst_unref(in[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1276,6 +1629,14 @@ int main(void)
         cmocka_unit_test(test_fully_expired_rule),
         cmocka_unit_test_setup_teardown(test_twcs_pick, twcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_twcs_expired_dropped_on_the_tick, twcs_setup, lcs_teardown),
+        cmocka_unit_test(test_ucs_options),
+        cmocka_unit_test(test_ucs_levels_and_shards),
+        cmocka_unit_test_setup_teardown(test_ucs_tiered_pick, ucs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_ucs_overlap_sets, ucs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_ucs_parallel_shards, ucs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_ucs_switch_and_limit, ucs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_ucs_expired, ucs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_task_shard_outputs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
