@@ -321,6 +321,18 @@ int st_iter_status(const st_iter *it, sib_err *err);
  * tombstone_warn_threshold / tombstone_failure_threshold count). */
 uint64_t st_iter_tombstones(const st_iter *it);
 void st_iter_destroy(st_iter *it);
+/* Instead of st_iter_next/st_iter_static: appends to m (created for the
+ * iterator's table and partition) the partition's UNFILTERED state within
+ * the iterator's slices, every source reconciled (LWW) but nothing
+ * evaluated: the partition deletion, every range tombstone, the static row
+ * (with_static) and each row with its marker, row deletion, collection
+ * deletions and cells, deleted and expired ones included, each with its
+ * timestamp, TTL and expiry/deletion time. Applying m elsewhere recreates
+ * that state, so it is what a replica answers a read with and what read
+ * repair sends (docs/architecture.md, "The cluster"). 0, or the error that
+ * ended the read (m then incomplete). Use the iterator for nothing else
+ * afterwards. */
+int st_iter_unfiltered(st_iter *it, bool with_static, st_mutation *m, sib_err *err);
 
 /* True iff the partition has a live row or a live static cell at now_s. */
 bool st_partition_live(st_table *t, const uint8_t *pk, size_t pklen, int32_t now_s);
