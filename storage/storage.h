@@ -390,6 +390,9 @@ typedef struct st_rreq {
     bool reversed;
     bool static_only;            /* SELECT DISTINCT: static row and liveness only */
     bool with_static;            /* return the static row (the table has static columns) */
+    bool unfiltered;             /* partition read: the partition's unfiltered state in
+                                  * the slices as one serialized mutation
+                                  * (st_iter_unfiltered; st_rpage_mutation), no rows */
     int32_t now_s;
     size_t max_rows, max_parts;  /* bounds of the piece; 0 -> 1024 */
 } st_rreq;
@@ -422,6 +425,9 @@ bool st_rpage_static(const st_rpage *p, size_t i, st_row *out);
 bool st_rpage_more(const st_rpage *p);
 /* *pk valid until st_rpage_destroy; false when !more. */
 bool st_rpage_resume(const st_rpage *p, const uint8_t **pk, size_t *pklen, int64_t *token);
+/* An unfiltered piece's serialized mutation (st_mutation_load reads it);
+ * NULL for other pieces or after a failure. Valid until st_rpage_destroy. */
+const uint8_t *st_rpage_mutation(const st_rpage *p, size_t *len);
 /* 0, or why the piece failed (rows before the failure are still there). */
 int st_rpage_status(const st_rpage *p, sib_err *err);
 /* On the loop thread, before storage_close (a point read's page goes back

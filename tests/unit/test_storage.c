@@ -3338,8 +3338,34 @@ static void fill_unfiltered(storage *s)
     apply1(s, m);
 }
 
+/* st_read_page's unfiltered piece holds the same bytes as st_iter_unfiltered. */
+static void check_unfiltered_page(storage *a)
+{
+    st_table *t = storage_table(a, T1);
+    st_iter *it = st_read(t, (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    st_mutation *m = mut("p");
+    assert_int_equal(st_iter_unfiltered(it, true, m, NULL), 0);
+    st_iter_destroy(it);
+    size_t len, plen;
+    const uint8_t *b = st_mutation_bytes(m, &len);
+    st_rreq rq = {.pk = (const uint8_t *)"p", .pklen = 1, .unfiltered = true, .now_s = NOW};
+    st_rpage *pg = NULL;
+    sib_err err = {0};
+    assert_int_equal(st_read_page(t, &rq, &pg, NULL, NULL, &err), 0);
+    assert_non_null(pg);
+    assert_int_equal(st_rpage_status(pg, &err), 0);
+    const uint8_t *pb = st_rpage_mutation(pg, &plen);
+    assert_non_null(pb);
+    assert_int_equal(plen, len);
+    assert_memory_equal(pb, b, len);
+    assert_int_equal(st_rpage_parts(pg), 0);
+    st_rpage_destroy(pg);
+    st_mutation_destroy(m);
+}
+
 static void check_unfiltered_copy(storage *a)
 {
+    check_unfiltered_page(a);
     char dir[64];
     strcpy(dir, "/tmp/sibunf.XXXXXX");
     assert_non_null(mkdtemp(dir));
