@@ -809,3 +809,52 @@ void storage_read_stats(storage *s, st_read_stats *out)
     out->running = p->running;
     pthread_mutex_unlock(&p->mu);
 }
+
+/* ---- replicas' answers (coordinator reads) ----
+ *
+ * The replicas' unfiltered pieces are applied to a private memtable: its
+ * apply is the LWW merge every write goes through, and its read path is
+ * st_read's, so the reconciled partition reads exactly as a local one. */
+
+struct st_merge {
+    st_mem *m;
+};
+
+st_merge *st_merge_create(void)
+{
+    st_merge *mg = calloc(1, sizeof *mg);
+    if (mg && !(mg->m = st_mem_create())) {
+        free(mg);
+        return NULL;
+    }
+    return mg;
+}
+
+void st_merge_destroy(st_merge *mg)
+{
+    if (!mg) return;
+    st_mem_unref(mg->m);
+    free(mg);
+}
+
+int st_merge_add(st_merge *mg, const uint8_t *p, size_t n, sib_err *err)
+{
+    if (mut_validate(p, n)) return sib_err_set(err, SIB_ECORRUPT, "a replica's answer does not decode");
+    sib_rd r;
+    mut_hdr h;
+    sib_rd_init(&r, p, n);
+    if (mut_decode_hdr(&r, &h)) return sib_err_set(err, SIB_ECORRUPT, "a replica's answer does not decode");
+    return memtable_apply(&mg->m->mt, &h, &r, err);
+}
+
+int st_merge_read(st_merge *mg, const uint8_t id[16], const st_rreq *rq, st_rpage **page, sib_err *err)
+{
+    *page = NULL;
+    if (!rq->pk) return sib_err_set(err, SIB_EINVAL, "storage: a merged read is a partition read");
+    st_rpage *pg = page_new(RP_POINT_CHUNK);
+    if (!pg) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory (read)");
+    st_pin v = {.mems = &mg->m, .nmems = 1};
+    page_fail(pg, run_partition(rq, &v, NULL, id, false, pg));
+    *page = pg;
+    return 0;
+}

@@ -434,6 +434,19 @@ int st_rpage_status(const st_rpage *p, sib_err *err);
  * to the pool's spares). */
 void st_rpage_destroy(st_rpage *p);
 
+/* Reconciling replicas' answers (a coordinator's read): their unfiltered
+ * pieces (st_rpage_mutation's bytes) are added to a merge, a private
+ * memtable, by the same LWW rules as writes; st_merge_read then reads it
+ * like a table: evaluated rows for rq, or with rq->unfiltered the
+ * reconciled state as one mutation of table id (what read repair sends).
+ * The page is never NULL on success; any thread, one at a time. */
+typedef struct st_merge st_merge;
+st_merge *st_merge_create(void);
+void st_merge_destroy(st_merge *mg);
+/* SIB_ECORRUPT for bytes that are not a valid mutation (nothing applied). */
+int st_merge_add(st_merge *mg, const uint8_t *p, size_t n, sib_err *err);
+int st_merge_read(st_merge *mg, const uint8_t id[16], const st_rreq *rq, st_rpage **page, sib_err *err);
+
 /* Shutdown: refuses new pieces, waits for the queued and running ones and
  * delivers them (their callbacks run before this returns). Call before the
  * callbacks' owners go away; storage_close does it too. */

@@ -3448,6 +3448,90 @@ static void test_unfiltered_reconcile(void **state)
     rm_rf(d3);
 }
 
+/* The unfiltered piece of partition pk in s, added to mg. */
+static void merge_from(st_merge *mg, storage *s, const char *pk)
+{
+    st_rreq rq = {.pk = (const uint8_t *)pk, .pklen = strlen(pk), .unfiltered = true, .now_s = NOW};
+    st_rpage *pg = NULL;
+    sib_err err = {0};
+    assert_int_equal(st_read_page(storage_table(s, T1), &rq, &pg, NULL, NULL, &err), 0);
+    size_t len;
+    const uint8_t *b = st_rpage_mutation(pg, &len);
+    assert_non_null(b);
+    assert_int_equal(st_merge_add(mg, b, len, &err), 0);
+    st_rpage_destroy(pg);
+}
+
+/* A coordinator's merge: the evaluated rows of the reconciled answers, and
+ * their reconciled state as the repair mutation. */
+static void test_merge_answers(void **state)
+{
+    fx *f = *state;
+    storage *r1 = f->s;
+    char d2[64];
+    strcpy(d2, "/tmp/sibunf.XXXXXX");
+    assert_non_null(mkdtemp(d2));
+    storage *r2 = open_st(d2, ST_SYNC_PERIODIC, NULL, 0);
+    put(r1, "p", "x", 1, "x-old", 10, 0, 0);
+    put(r1, "p", "y", 1, "y-new", 30, 0, 0);
+    put(r2, "p", "y", 1, "y-old", 20, 0, 0);
+    st_mutation *m = mut("p");
+    st_mut_row(m, (const uint8_t *)"x", 1);
+    st_mut_row_delete(m, 15, NOW);
+    st_mut_static(m);
+    st_mut_cell(m, 9, (const uint8_t *)"s", 1, 5, 0, 0);
+    apply1(r2, m);
+    put(r2, "p", "z", 1, "z", 5, 0, 0);
+    st_merge *mg = st_merge_create();
+    assert_non_null(mg);
+    merge_from(mg, r1, "p");
+    merge_from(mg, r2, "p");
+    sib_err err = {0};
+    assert_int_equal(st_merge_add(mg, (const uint8_t *)"junk", 4, &err), SIB_ECORRUPT);
+    /* evaluated: x is deleted, y's newest value wins, the static row shows */
+    st_rreq rq = {.pk = (const uint8_t *)"p", .pklen = 1, .with_static = true, .now_s = NOW};
+    st_rpage *pg;
+    assert_int_equal(st_merge_read(mg, T1, &rq, &pg, &err), 0);
+    assert_int_equal(st_rpage_status(pg, &err), 0);
+    assert_int_equal(st_rpage_parts(pg), 1);
+    st_rpart part;
+    st_rpage_part(pg, 0, &part);
+    assert_int_equal(part.nrows, 2);
+    st_row r;
+    st_rpage_row(pg, 0, 0, &r);
+    assert_memory_equal(r.ck, "y", 1);
+    assert_memory_equal(r.cells[0].val, "y-new", 5);
+    st_rpage_row(pg, 0, 1, &r);
+    assert_memory_equal(r.ck, "z", 1);
+    assert_true(st_rpage_static(pg, 0, &r));
+    st_rpage_destroy(pg);
+    /* a slice of it, bounded by max_rows */
+    st_slice sl = {{(const uint8_t *)"y", 1, true, false}, {NULL, 0, false, true}};
+    rq.slices = &sl;
+    rq.nslices = 1;
+    rq.max_rows = 1;
+    assert_int_equal(st_merge_read(mg, T1, &rq, &pg, &err), 0);
+    st_rpage_part(pg, 0, &part);
+    assert_int_equal(part.nrows, 1);
+    assert_false(part.complete);
+    st_rpage_destroy(pg);
+    /* the repair: the reconciled state brings r1 up to date */
+    st_rreq ur = {.pk = (const uint8_t *)"p", .pklen = 1, .unfiltered = true, .now_s = NOW};
+    assert_int_equal(st_merge_read(mg, T1, &ur, &pg, &err), 0);
+    size_t len;
+    const uint8_t *b = st_rpage_mutation(pg, &len);
+    assert_non_null(b);
+    st_mutation *rep = st_mutation_create(T1, NULL, 0);
+    assert_int_equal(st_mutation_load(rep, b, len), 0);
+    assert_memory_equal(st_mutation_table_id(rep), T1, 16);
+    st_rpage_destroy(pg);
+    apply1(r1, rep);
+    assert_string_equal(rows_str(r1, "p", NULL, 0, false, NOW), "y,z");
+    st_merge_destroy(mg);
+    storage_close(r2);
+    rm_rf(d2);
+}
+
 /* The same state read from SSTables (and a memtable on top). */
 static void test_unfiltered_from_sstables(void **state)
 {
@@ -3527,6 +3611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_pool_drain, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_unfiltered_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unfiltered_reconcile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unfiltered_from_sstables, dsetup, dteardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
