@@ -603,7 +603,8 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     memcpy(info.host_id, n->host_id, 16);
     info.gossip_generation = n->generation;
     if ((rc = create_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
-    coord_io cio = {.loop = loop, .ms = n->ms, .st = n->st, .write_timeout_ms = cfg->write_request_timeout_ms};
+    coord_io cio = {.loop = loop, .ms = n->ms, .st = n->st, .write_timeout_ms = cfg->write_request_timeout_ms,
+                      .read_timeout_ms = cfg->read_request_timeout_ms};
     coord_attach(n->co, &cio);
     cql_exec_opts eo = {
         .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info, .gsp = n->gsp,
