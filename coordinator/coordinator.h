@@ -11,6 +11,8 @@
  * the write is durable, and the caller hears back once blockFor acks are in
  * (WriteTimeout / WriteFailure otherwise). A write whose every replica is
  * the local node keeps the direct storage path (coord_local_only).
+ * Single-partition reads go through blockFor replicas (coord_read,
+ * read.c): unfiltered answers reconciled by LWW, blocking read repair.
  * docs/architecture.md ("The cluster") has the request flow.
  *
  * Invariants: ring tokens are sorted and unique; a replica list never names
