@@ -209,13 +209,15 @@ int coord_write(coord *c, st_mutation *const *muts, const int64_t *tokens, const
 /* ---- reads through the replicas (read.c) ---- */
 
 /* READ payload (version 1), big-endian:
- *   version (1) | schema version (16) | table id (16) | now_s (4)
+ *   version (1) | flags (1: COORD_READ_DIGEST) | schema version (16) | table id (16) | now_s (4)
  *   | pk length (4) | pk | slice count (4) | per slice: start, end bound,
  *   each flags (1: bit 0 inclusive, bit 1 unbounded) | length (4) | key
  * Answer: status (1, COORD_ACK_*) | length (4) | the partition's
- * unfiltered state in the slices as a serialized mutation (ok), or the
- * error message. */
+ * unfiltered state in the slices as a serialized mutation (ok; a digest
+ * request gets coord_read_digest of those bytes), or the error message. */
 #define COORD_READ_VERSION 1
+#define COORD_READ_DIGEST 1 /* flags: answer with a digest of the data */
+#define COORD_DIGEST_LEN 16
 typedef struct coord_read_req {
     const uint8_t *table_id;       /* 16 bytes */
     const uint8_t *schema_version; /* 16 bytes */
@@ -224,6 +226,7 @@ typedef struct coord_read_req {
     const st_slice *slices;        /* as st_read (0: the whole partition) */
     size_t nslices;
     int32_t now_s;
+    bool digest;                   /* a digest request */
     st_slice *slices_owned;        /* decode: the slices array (coord_read_msg_free) */
 } coord_read_req;
 
@@ -232,6 +235,10 @@ int coord_read_encode(sib_buf *out, const coord_read_req *rq, sib_err *err);
  * version, SIB_ECORRUPT for anything truncated, trailing or out of bounds. */
 int coord_read_decode(const uint8_t *p, size_t len, coord_read_req *out, sib_err *err);
 void coord_read_msg_free(coord_read_req *rq);
+/* A digest of an answer's bytes: murmur3 h1 (8) | crc32c (4) | length (4).
+ * Replicas in the same state produce the same bytes, so equal digests mean
+ * nothing to reconcile. */
+void coord_read_digest(const uint8_t *p, size_t len, uint8_t out[COORD_DIGEST_LEN]);
 void coord_read_answer_encode(sib_buf *out, int status, const uint8_t *p, size_t len);
 int coord_read_answer_decode(const uint8_t *p, size_t len, int *status, const uint8_t **data, size_t *dlen);
 

@@ -49,12 +49,13 @@ static void put_bound(sib_buf *b, const st_bound *x)
 int coord_read_encode(sib_buf *out, const coord_read_req *rq, sib_err *err)
 {
     if (rq->nslices > MAX_SLICES) return sib_err_set(err, SIB_ETOOBIG, "read: %zu slices", rq->nslices);
-    uint8_t h[1 + 16 + 16 + 4 + 4];
+    uint8_t h[2 + 16 + 16 + 4 + 4];
     h[0] = COORD_READ_VERSION;
-    memcpy(h + 1, rq->schema_version, 16);
-    memcpy(h + 17, rq->table_id, 16);
-    put_be32(h + 33, (uint32_t)rq->now_s);
-    put_be32(h + 37, (uint32_t)rq->pklen);
+    h[1] = rq->digest ? COORD_READ_DIGEST : 0;
+    memcpy(h + 2, rq->schema_version, 16);
+    memcpy(h + 18, rq->table_id, 16);
+    put_be32(h + 34, (uint32_t)rq->now_s);
+    put_be32(h + 38, (uint32_t)rq->pklen);
     sib_buf_append(out, h, sizeof h);
     sib_buf_append(out, rq->pk, rq->pklen);
     uint8_t n[4];
@@ -90,12 +91,14 @@ int coord_read_decode(const uint8_t *p, size_t len, coord_read_req *out, sib_err
     memset(out, 0, sizeof *out);
     sib_rd r;
     sib_rd_init(&r, p, len);
-    uint8_t v;
+    uint8_t v, flags;
     const uint8_t *sv, *id, *pk;
     uint32_t now, pklen, ns;
     if (!sib_rd_u8(&r, &v)) return sib_err_set(err, SIB_ECORRUPT, "read message: empty");
     if (v != COORD_READ_VERSION)
         return sib_err_set(err, SIB_EPROTO, "read message version %u, this node speaks %u", v, COORD_READ_VERSION);
+    if (!sib_rd_u8(&r, &flags) || (flags & ~COORD_READ_DIGEST))
+        return sib_err_set(err, SIB_ECORRUPT, "read message: unknown flags");
     if (!sib_rd_bytes(&r, 16, &sv) || !sib_rd_bytes(&r, 16, &id) || !sib_rd_be32(&r, &now) ||
         !sib_rd_be32(&r, &pklen) || pklen > ST_MAX_KEY_LEN || !sib_rd_bytes(&r, pklen, &pk) || !sib_rd_be32(&r, &ns) ||
         ns > MAX_SLICES)
@@ -112,6 +115,7 @@ int coord_read_decode(const uint8_t *p, size_t len, coord_read_req *out, sib_err
         free(sl);
         return sib_err_set(err, SIB_ECORRUPT, "read message: %zu trailing bytes", sib_rd_left(&r));
     }
+    out->digest = flags & COORD_READ_DIGEST;
     out->schema_version = sv;
     out->table_id = id;
     out->now_s = (int32_t)now;
@@ -140,10 +144,18 @@ int coord_read_answer_decode(const uint8_t *p, size_t len, int *status, const ui
     return 0;
 }
 
+void coord_read_digest(const uint8_t *p, size_t len, uint8_t out[COORD_DIGEST_LEN])
+{
+    put_be64(out, (uint64_t)sib_murmur3_h1(p, len));
+    put_be32(out + 8, sib_crc32c(0, p, len));
+    put_be32(out + 12, (uint32_t)len);
+}
+
 /* ---- replica side ---- */
 
 typedef struct replica_read {
     coord *c;
+    bool digest;
     msg_in req; /* id and connection to answer on (payload not kept) */
 } replica_read;
 
@@ -158,7 +170,7 @@ static void read_answer(coord *c, const msg_in *req, int status, const uint8_t *
     sib_buf_free(&b);
 }
 
-static void answer_page(coord *c, const msg_in *req, st_rpage *pg)
+static void answer_page(coord *c, const msg_in *req, bool digest, st_rpage *pg)
 {
     sib_err err = {0};
     size_t len = 0;
@@ -166,6 +178,10 @@ static void answer_page(coord *c, const msg_in *req, st_rpage *pg)
     if (st_rpage_status(pg, &err) || !p) {
         if (!err.msg[0]) sib_err_set(&err, SIB_ESERVER, "read failed");
         read_answer(c, req, COORD_ACK_FAILED, (const uint8_t *)err.msg, strlen(err.msg));
+    } else if (digest) {
+        uint8_t d[COORD_DIGEST_LEN];
+        coord_read_digest(p, len, d);
+        read_answer(c, req, COORD_ACK_OK, d, sizeof d);
     } else {
         read_answer(c, req, COORD_ACK_OK, p, len);
     }
@@ -175,7 +191,7 @@ static void answer_page(coord *c, const msg_in *req, st_rpage *pg)
 static void on_replica_page(void *ctx, st_rpage *pg)
 {
     replica_read *a = ctx;
-    answer_page(a->c, &a->req, pg);
+    answer_page(a->c, &a->req, a->digest, pg);
     free(a);
 }
 
@@ -206,6 +222,7 @@ static void on_read(void *ctx, msg_service *ms, const msg_in *m)
     int rc = a ? 0 : sib_err_set(&err, SIB_ENOMEM, "read");
     if (a) {
         a->c = c;
+        a->digest = rq.digest;
         a->req = *m;
         a->req.payload = NULL;
         a->req.len = 0;
@@ -217,7 +234,7 @@ static void on_read(void *ctx, msg_service *ms, const msg_in *m)
         read_answer(c, m, COORD_ACK_FAILED, (const uint8_t *)err.msg, strlen(err.msg));
     } else if (rc == 0) {
         free(a);
-        answer_page(c, m, pg);
+        answer_page(c, m, rq.digest, pg);
     }
 }
 
@@ -229,14 +246,16 @@ void coord_read_attach(coord *c)
 
 /* ---- coordinator side ---- */
 
-enum { T_WAITING, T_DATA, T_FAILED };
+enum { T_WAITING, T_DATA, T_DIGEST, T_FAILED };
 
 typedef struct rd_target {
     coord_read_op *op;
     size_t member;
     int state;
+    bool digest;   /* asked for a digest only */
     uint8_t *data; /* the replica's unfiltered answer (T_DATA) */
     size_t len;
+    uint8_t dg[COORD_DIGEST_LEN]; /* its digest (T_DIGEST) */
 } rd_target;
 
 struct coord_read_op {
@@ -245,7 +264,7 @@ struct coord_read_op {
     void *ctx;
     int cl, block_for;
     bool repair;
-    uint8_t table_id[16];
+    uint8_t table_id[16], schema_version[16];
     uint8_t *pk;
     size_t pklen;
     st_slice *slices; /* copies (keys in keys) */
@@ -257,7 +276,7 @@ struct coord_read_op {
     int received, failed;
     size_t pending;   /* callbacks still to come */
     int repairs;      /* repair acks still awaited (repairing) */
-    bool answered, repairing, merged;
+    bool answered, repairing, merged, data_round; /* data_round: digests differed, all asked for data */
     st_merge *mg;
     ev_timer timer, kick;
     coord_read_op *prev, *next;
@@ -309,7 +328,9 @@ static void rop_timeout(coord_read_op *op)
     err.ex[0] = op->cl;
     err.ex[1] = op->repairing ? SIB_MAX(op->block_for - op->repairs, 0) : received;
     err.ex[2] = op->block_for;
-    err.ex[3] = op->received > 0; /* data_present: every answer is data */
+    bool data = false;
+    for (size_t i = 0; i < op->ntargets; i++) data |= op->targets[i].state == T_DATA;
+    err.ex[3] = data; /* data_present */
     rop_answer(op, SIB_ETIMEDOUT, &err);
 }
 
@@ -355,7 +376,9 @@ static int rop_reconcile(coord_read_op *op, sib_err *err)
         int rc = st_merge_add(op->mg, t->data, t->len, err);
         if (rc) return rc;
     }
-    if (!op->repair || op->received < 2) return 0;
+    int ndata = 0;
+    for (size_t i = 0; i < op->ntargets; i++) ndata += op->targets[i].state == T_DATA;
+    if (!op->repair || ndata < 2) return 0;
     st_rreq ur = {.pk = op->pk, .pklen = op->pklen, .slices = op->slices, .nslices = op->nslices,
                   .unfiltered = true, .now_s = op->now_s};
     st_rpage *pg;
@@ -403,9 +426,40 @@ static int rop_reconcile(coord_read_op *op, sib_err *err)
 }
 
 /* Re-evaluates op after an answer; frees it once nothing is pending. */
+static void target_send(coord_read_op *op, rd_target *t, bool digest);
+
+/* Every answer is in: does a digest differ from the data's? */
+static bool digests_differ(const coord_read_op *op)
+{
+    const rd_target *d = NULL;
+    for (size_t i = 0; i < op->ntargets && !d; i++)
+        if (op->targets[i].state == T_DATA) d = &op->targets[i];
+    if (!d) return false;
+    uint8_t want[COORD_DIGEST_LEN];
+    coord_read_digest(d->data, d->len, want);
+    for (size_t i = 0; i < op->ntargets; i++)
+        if (op->targets[i].state == T_DIGEST && memcmp(op->targets[i].dg, want, sizeof want)) return true;
+    return false;
+}
+
+/* Digests differed: the replicas that sent one are asked for their data
+ * (Cassandra's DigestMismatch -> full data read), then reconciled. */
+static void start_data_round(coord_read_op *op)
+{
+    op->data_round = true;
+    for (size_t i = 0; i < op->ntargets; i++) {
+        rd_target *t = &op->targets[i];
+        if (t->state != T_DIGEST) continue;
+        t->state = T_WAITING;
+        op->received--;
+        target_send(op, t, false);
+    }
+}
+
 static void rop_progress(coord_read_op *op)
 {
     if (!op->answered) {
+        if (!op->merged && !op->data_round && op->received >= op->block_for && digests_differ(op)) start_data_round(op);
         if (!op->merged && op->received >= op->block_for) {
             sib_err err = {0};
             int rc = rop_reconcile(op, &err);
@@ -452,12 +506,27 @@ static void target_failed(rd_target *t, const char *why)
     sib_log(op->c->log, SIB_DEBUG, "read from %s failed: %s", op->c->members[t->member].addr, why);
 }
 
+static void target_digest(rd_target *t, const uint8_t *p, size_t len, bool computed)
+{
+    if (computed) {
+        coord_read_digest(p, len, t->dg);
+    } else if (len != COORD_DIGEST_LEN) {
+        target_failed(t, "a digest of the wrong size");
+        return;
+    } else {
+        memcpy(t->dg, p, len);
+    }
+    t->state = T_DIGEST;
+    t->op->received++;
+}
+
 static void take_local_page(rd_target *t, st_rpage *pg)
 {
     sib_err err = {0};
     size_t len;
     const uint8_t *p = st_rpage_mutation(pg, &len);
     if (st_rpage_status(pg, &err) || !p) target_failed(t, err.msg);
+    else if (t->digest) target_digest(t, p, len, true);
     else target_data(t, p, len);
     st_rpage_destroy(pg);
 }
@@ -481,6 +550,7 @@ static void on_remote_data(void *ctx, int rc, const msg_in *resp)
         size_t len;
         if (coord_read_answer_decode(resp->payload, resp->len, &status, &p, &len)) target_failed(t, "undecodable answer");
         else if (status != COORD_ACK_OK) target_failed(t, "replica error");
+        else if (t->digest) target_digest(t, p, len, false);
         else target_data(t, p, len);
     }
     /* A timeout counts as neither: the op's own timer answers ReadTimeout. */
@@ -502,6 +572,41 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     rop_progress(w->data);
+}
+
+/* Asks replica t for its data or digest: answered at once (a local read
+ * from memory), pending, or failed. */
+static void target_send(coord_read_op *op, rd_target *t, bool digest)
+{
+    coord *c = op->c;
+    t->digest = digest;
+    sib_err e = {0};
+    int src;
+    if (t->member == 0) {
+        st_table *tab = storage_table_find(c->io.st, op->table_id);
+        st_rreq sr = {.pk = op->pk, .pklen = op->pklen, .slices = op->slices, .nslices = op->nslices,
+                      .unfiltered = true, .now_s = op->now_s};
+        st_rpage *pg = NULL;
+        src = tab ? st_read_page(tab, &sr, &pg, on_local_page, t, &e) : sib_err_set(&e, SIB_ENOTFOUND, "no local table");
+        if (src == 0) {
+            take_local_page(t, pg);
+            return;
+        }
+        if (src == 1) src = 0;
+    } else {
+        coord_read_req rq = {.table_id = op->table_id, .schema_version = op->schema_version, .pk = op->pk,
+                             .pklen = op->pklen, .slices = op->slices, .nslices = op->nslices, .now_s = op->now_s,
+                             .digest = digest};
+        sib_buf b;
+        sib_buf_init(&b);
+        src = coord_read_encode(&b, &rq, &e);
+        if (!src)
+            src = msg_request(c->io.ms, c->members[t->member].addr, coord_member_port(c, t->member), COORD_VERB_READ,
+                              b.p, (uint32_t)b.len, c->io.read_timeout_ms, on_remote_data, t, &e);
+        sib_buf_free(&b);
+    }
+    if (src) target_failed(t, e.msg);
+    else op->pending++;
 }
 
 static bool counts_for(const coord *c, int cl, size_t m)
@@ -535,6 +640,7 @@ static int rop_copy(coord_read_op *op, const coord_read_req *rq)
     }
     op->nslices = rq->nslices;
     memcpy(op->table_id, rq->table_id, 16);
+    memcpy(op->schema_version, rq->schema_version, 16);
     op->now_s = rq->now_s;
     return 0;
 }
@@ -584,42 +690,12 @@ int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64
     ev_timer_init(&op->kick, on_kick, 0, 0);
     op->kick.data = op;
 
-    sib_buf b;
-    sib_buf_init(&b);
-    int rc = coord_read_encode(&b, rq, err);
-    for (size_t i = 0; !rc && i < op->ntargets; i++) {
+    /* one replica sends data, the others a digest of theirs */
+    for (size_t i = 0; i < op->ntargets; i++) {
         rd_target *t = &op->targets[i];
         t->op = op;
         t->member = order[i];
-        sib_err e = {0};
-        int src;
-        if (t->member == 0) {
-            st_table *tab = storage_table_find(c->io.st, rq->table_id);
-            st_rreq sr = {.pk = rq->pk, .pklen = rq->pklen, .slices = rq->slices, .nslices = rq->nslices,
-                          .unfiltered = true, .now_s = rq->now_s};
-            st_rpage *pg = NULL;
-            src = tab ? st_read_page(tab, &sr, &pg, on_local_page, t, &e)
-                      : sib_err_set(&e, SIB_ENOTFOUND, "no local table");
-            if (src == 0) {
-                take_local_page(t, pg);
-                continue;
-            }
-            if (src == 1) src = 0;
-        } else {
-            src = msg_request(c->io.ms, c->members[t->member].addr, coord_member_port(c, t->member), COORD_VERB_READ,
-                              b.p, (uint32_t)b.len, c->io.read_timeout_ms, on_remote_data, t, &e);
-        }
-        if (src) {
-            target_failed(t, e.msg);
-            continue;
-        }
-        op->pending++;
-    }
-    sib_buf_free(&b);
-    if (rc) {
-        op->answered = true;
-        rop_unlink_free(op);
-        return rc;
+        target_send(op, t, i > 0);
     }
     ev_timer_start(c->io.loop, &op->timer);
     /* never answer from inside coord_read: the caller is not ready for it */

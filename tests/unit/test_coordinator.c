@@ -718,9 +718,23 @@ static void test_read_wire(void **state)
     copy[0] = 2;
     assert_int_equal(coord_read_decode(copy, b.len, &d, &err), SIB_EPROTO);
     copy[0] = COORD_READ_VERSION;
-    copy[1 + 16 + 16 + 4 + 4 + 3 + 4] = 0x80; /* first bound's flags */
+    copy[2 + 16 + 16 + 4 + 4 + 3 + 4] = 0x80; /* first bound's flags */
     assert_int_equal(coord_read_decode(copy, b.len, &d, &err), SIB_ECORRUPT);
+    copy[2 + 16 + 16 + 4 + 4 + 3 + 4] = b.p[2 + 16 + 16 + 4 + 4 + 3 + 4];
+    copy[1] = 2; /* unknown request flag */
+    assert_int_equal(coord_read_decode(copy, b.len, &d, &err), SIB_ECORRUPT);
+    copy[1] = COORD_READ_DIGEST;
+    assert_int_equal(coord_read_decode(copy, b.len, &d, &err), 0);
+    assert_true(d.digest);
+    coord_read_msg_free(&d);
     free(copy);
+    /* digests: equal bytes, equal digests; any change shows */
+    uint8_t d1[COORD_DIGEST_LEN], d2[COORD_DIGEST_LEN];
+    coord_read_digest((const uint8_t *)"state", 5, d1);
+    coord_read_digest((const uint8_t *)"state", 5, d2);
+    assert_memory_equal(d1, d2, COORD_DIGEST_LEN);
+    coord_read_digest((const uint8_t *)"statf", 5, d2);
+    assert_memory_not_equal(d1, d2, COORD_DIGEST_LEN);
     /* answers */
     sib_buf_reset(&b);
     coord_read_answer_encode(&b, COORD_ACK_OK, (const uint8_t *)"abc", 3);
@@ -814,6 +828,10 @@ static void test_read_through_replicas(void **state)
     assert_int_equal(r.rows, 1);
     assert_true(live_at(&k, 1, TBL, 1));
     assert_true(live_at(&k, 2, TBL, 1));
+    /* now every replica agrees: the digests match, the data replica answers */
+    read_one(&k, 2, TBL, 1, CL_ALL, true, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.rows, 1);
     /* without it the answer is reconciled but nobody is repaired */
     put_on_node0(&k, 2);
     read_one(&k, 2, TBL, 2, CL_ALL, false, &r);
