@@ -9,18 +9,19 @@
  * read repair sends back as a MUTATION.
  *
  * Coordinator: asks blockFor live replicas (the local one first, then ring
- * order; only local-datacenter ones for LOCAL_ONE / LOCAL_QUORUM) for
- * their data; every answer is data (digest requests are an optimisation
- * not done yet). Once blockFor answers are in they are reconciled in an
- * st_merge (storage's LWW apply: newest cell wins, deletions shadow older
- * data). With read repair ('BLOCKING', the default) the reconciled state is
- * read back unfiltered and sent to every asked replica whose answer differs
- * from it, and the caller hears back once those acks are in, as Cassandra's
+ * order; only local-datacenter ones for LOCAL_ONE / LOCAL_QUORUM): the
+ * first for its data, the others for a digest of theirs (coord_read_digest
+ * of the same bytes). All digests equal to the data's: that answer is the
+ * result. One differs: the digest replicas are asked again for data, and
+ * the data answers are reconciled in an st_merge (storage's LWW apply:
+ * newest cell wins, deletions shadow older data). With read repair
+ * ('BLOCKING', the default) the reconciled state is read back unfiltered
+ * and sent to every asked replica whose answer differs from it, and the
+ * caller hears back once those acks are in, as Cassandra's
  * BlockingReadRepair waits for them. read_request_timeout bounds the whole:
- * ReadTimeout with the answers received, blockFor and whether data came
- * (every answer is data, so any answer means data_present). A replica that
- * fails (no table, a read error) counts as a failure: ReadFailure once too
- * few are left to reach blockFor.
+ * ReadTimeout with the answers received, blockFor and whether the data
+ * came. A replica that fails (no table, a read error) counts as a failure:
+ * ReadFailure once too few are left to reach blockFor.
  *
  * Lifetime: as writes (write.c), an op lives until it answered its caller
  * AND every callback it started (local read, messages, repairs) came back.
@@ -335,9 +336,10 @@ static void rop_timeout(coord_read_op *op)
 }
 
 /* A repair's answer (remote ack or local apply). */
-static void repair_done(coord_read_op *op, bool ok)
+static void repair_done(coord_read_op *op, size_t mi, bool ok)
 {
-    (void)ok; /* a failed repair does not fail the read: the answer is right */
+    /* a failed repair does not fail the read: the answer is right */
+    if (!ok) sib_log(op->c->log, SIB_DEBUG, "read repair of %s failed", op->c->members[mi].addr);
     op->pending--;
     op->repairs--;
 }
@@ -351,7 +353,7 @@ static void on_repair_ack(void *ctx, int rc, const msg_in *resp)
     int status = COORD_ACK_FAILED;
     char msg[128];
     if (rc == 0 && coord_ack_decode(resp->payload, resp->len, &status, msg, sizeof msg)) status = COORD_ACK_FAILED;
-    repair_done(op, rc == 0 && status == COORD_ACK_OK);
+    repair_done(op, t->member, rc == 0 && status == COORD_ACK_OK);
     rop_progress(op);
 }
 
@@ -359,7 +361,7 @@ static void on_repair_local(void *ctx, int rc, const sib_err *err)
 {
     (void)err;
     rd_target *t = ctx;
-    repair_done(t->op, rc == 0);
+    repair_done(t->op, t->member, rc == 0);
     rop_progress(t->op);
 }
 
