@@ -154,3 +154,22 @@ def test_frozen_replica_read_timeout(make_cluster, clusters):
         except ReadTimeout:
             return False
     wait_until(all_read, timeout=20, what="an ALL read once the replica thawed")
+
+
+def test_reads_through_a_node_that_is_not_a_replica(make_cluster, clusters):
+    # RF 2 on 3 nodes: every node coordinates reads of partitions it does
+    # not hold (every replica asked is remote: data from one, a digest from
+    # the other at QUORUM).
+    c = make_cluster(config=FAST)
+    c.wait_converged()
+    ss = [session_on(clusters, n) for n in c]
+    create_schema(ss, 2, uuid.uuid4())
+    for k in range(30):
+        write(ss[0], k, 0, "v%d" % k, QUORUM)
+    for s in ss:
+        for k in range(30):
+            assert read(s, k, QUORUM) == [(0, "v%d" % k)]
+            assert read(s, k, ONE) == [(0, "v%d" % k)]
+    # an IN over partitions on different replicas, in the key values' order
+    rows = ss[2].execute(SimpleStatement("SELECT k, v FROM ks.t WHERE k IN (7, 3, 21)", consistency_level=QUORUM))
+    assert [(r.k, r.v) for r in rows] == [(3, "v3"), (7, "v7"), (21, "v21")]
