@@ -42,16 +42,22 @@ def read(s, k, cl):
     return [(r.c, r.v) for r in rows]
 
 
+def cluster_with_table(make_cluster, clusters, rf, size=3, config=FAST, options=""):
+    """A converged cluster, a session on each node, ks.t created on each."""
+    c = make_cluster(size=size, config=config)
+    c.wait_converged()
+    ss = [session_on(clusters, n) for n in c]
+    create_schema(ss, rf, uuid.uuid4(), options)
+    return c, ss
+
+
 def wait_up(c, observers, addr):
     for n in observers:
         wait_until(lambda: c.status(n).get(addr) == "UN", timeout=60, what="%s sees %s UP" % (n.host, addr))
 
 
 def test_quorum_reads_through_every_node_and_levels_follow_liveness(make_cluster, clusters):
-    c = make_cluster(config=FAST)
-    c.wait_converged()
-    ss = [session_on(clusters, n) for n in c]
-    create_schema(ss, 3, uuid.uuid4())
+    c, ss = cluster_with_table(make_cluster, clusters, 3)
     for k in range(10):
         for ck in range(3):
             write(ss[0], k, ck, "v%d.%d" % (k, ck), QUORUM)
@@ -88,10 +94,7 @@ def repair_scenario(make_cluster, clusters, options):
     it is stopped; then every row is read at ALL through node 1. Returns
     what those reads returned and node 2's own answers (ONE) once node 1 is
     stopped."""
-    c = make_cluster(size=2, config=FAST)
-    c.wait_converged()
-    ss = [session_on(clusters, n) for n in c]
-    create_schema(ss, 2, uuid.uuid4(), options)
+    c, ss = cluster_with_table(make_cluster, clusters, 2, size=2, options=options)
     for k in range(5):
         write(ss[0], k, 0, "old", ALL)  # both have it
     c[1].stop()
@@ -133,10 +136,9 @@ def test_read_repair_none(make_cluster, clusters):
 
 
 def test_frozen_replica_read_timeout(make_cluster, clusters):
-    c = make_cluster(config={"gossip_interval_ms": 200, "phi_convict_threshold": 16, "read_request_timeout": "1s"})
-    c.wait_converged()
-    ss = [session_on(clusters, n) for n in c]
-    create_schema(ss, 3, uuid.uuid4())
+    c, ss = cluster_with_table(make_cluster, clusters, 3,
+                               config={"gossip_interval_ms": 200, "phi_convict_threshold": 16,
+                                       "read_request_timeout": "1s"})
     write(ss[0], 1, 1, "x", ALL)
     pid = c[2].proc.pid
     os.kill(pid, signal.SIGSTOP)
@@ -160,10 +162,7 @@ def test_reads_through_a_node_that_is_not_a_replica(make_cluster, clusters):
     # RF 2 on 3 nodes: every node coordinates reads of partitions it does
     # not hold (every replica asked is remote: data from one, a digest from
     # the other at QUORUM).
-    c = make_cluster(config=FAST)
-    c.wait_converged()
-    ss = [session_on(clusters, n) for n in c]
-    create_schema(ss, 2, uuid.uuid4())
+    c, ss = cluster_with_table(make_cluster, clusters, 2)
     for k in range(30):
         write(ss[0], k, 0, "v%d" % k, QUORUM)
     for s in ss:
