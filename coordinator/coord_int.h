@@ -23,6 +23,7 @@ typedef struct ring_entry {
 } ring_entry;
 
 typedef struct coord_write_op coord_write_op;
+typedef struct coord_read_op coord_read_op;
 
 struct coord {
     member *members;
@@ -32,11 +33,18 @@ struct coord {
     sib_log *log;
     coord_io io;              /* zeroed until coord_attach */
     coord_write_op *writes;   /* in flight (remote replicas), freed by coord_destroy */
+    coord_read_op *reads;     /* in flight, freed by coord_destroy */
     int64_t last_write_warn_us; /* write failures are logged at most once a second */
 };
 
 /* Frees every write still in flight, without calling its callback (the
  * node is closing; messaging dropped their requests already). */
 void coord_writes_free(coord *c);
+void coord_reads_free(coord *c);
+/* 0 when the table of a MUTATION or READ exists here (the table hook, or
+ * local storage), else SIB_ENOTFOUND. */
+int coord_table_known(coord *c, const uint8_t id[16], const uint8_t schema_version[16]);
+/* Registers the READ verb (coord_attach). */
+void coord_read_attach(coord *c);
 
 #endif

@@ -11,6 +11,8 @@
  * the write is durable, and the caller hears back once blockFor acks are in
  * (WriteTimeout / WriteFailure otherwise). A write whose every replica is
  * the local node keeps the direct storage path (coord_local_only).
+ * Single-partition reads go through blockFor replicas (coord_read,
+ * read.c): unfiltered answers reconciled by LWW, blocking read repair.
  * docs/architecture.md ("The cluster") has the request flow.
  *
  * Invariants: ring tokens are sorted and unique; a replica list never names
@@ -156,6 +158,7 @@ typedef struct coord_io {
     struct msg_service *ms;
     storage *st;
     int write_timeout_ms;            /* write_request_timeout; 0 -> 2000 */
+    int read_timeout_ms;             /* read_request_timeout; 0 -> 5000 */
     coord_table_check_fn table_check; /* may be NULL */
     void *table_check_ctx;
     coord_schema_pull_fn schema_pull; /* may be NULL: unknown tables are refused at once */
@@ -167,7 +170,7 @@ typedef struct coord_io {
 void coord_attach(coord *c, const coord_io *io);
 
 /* Verbs of the coordinator (messaging.h's verb space; gossip has 1..4). */
-enum { COORD_VERB_MUTATION = 8 };
+enum { COORD_VERB_MUTATION = 8, COORD_VERB_READ = 9 };
 
 /* MUTATION payload (version 1), big-endian:
  *   version (1) | flags (1: bit 0 = no commitlog, durable_writes false)
@@ -215,5 +218,57 @@ typedef void (*coord_write_fn)(void *ctx, int rc, const sib_err *err);
 int coord_write(coord *c, st_mutation *const *muts, const int64_t *tokens, const coord_repl *const *repls, size_t n,
                 int cl, unsigned flags, const uint8_t schema_version[16], coord_write_fn done, void *ctx,
                 sib_err *err);
+
+/* ---- reads through the replicas (read.c) ---- */
+
+/* READ payload (version 1), big-endian:
+ *   version (1) | flags (1: COORD_READ_DIGEST) | schema version (16) | table id (16) | now_s (4)
+ *   | pk length (4) | pk | slice count (4) | per slice: start, end bound,
+ *   each flags (1: bit 0 inclusive, bit 1 unbounded) | length (4) | key
+ * Answer: status (1, COORD_ACK_*) | length (4) | the partition's
+ * unfiltered state in the slices as a serialized mutation (ok; a digest
+ * request gets coord_read_digest of those bytes), or the error message. */
+#define COORD_READ_VERSION 1
+#define COORD_READ_DIGEST 1 /* flags: answer with a digest of the data */
+#define COORD_DIGEST_LEN 16
+typedef struct coord_read_req {
+    const uint8_t *table_id;       /* 16 bytes */
+    const uint8_t *schema_version; /* 16 bytes */
+    const uint8_t *pk;
+    size_t pklen;
+    const st_slice *slices;        /* as st_read (0: the whole partition) */
+    size_t nslices;
+    int32_t now_s;
+    bool digest;                   /* a digest request */
+    st_slice *slices_owned;        /* decode: the slices array (coord_read_msg_free) */
+} coord_read_req;
+
+int coord_read_encode(sib_buf *out, const coord_read_req *rq, sib_err *err);
+/* Views into p (the slices array is allocated): SIB_EPROTO for another
+ * version, SIB_ECORRUPT for anything truncated, trailing or out of bounds. */
+int coord_read_decode(const uint8_t *p, size_t len, coord_read_req *out, sib_err *err);
+void coord_read_msg_free(coord_read_req *rq);
+/* A digest of an answer's bytes: murmur3 h1 (8) | crc32c (4) | length (4).
+ * Replicas in the same state produce the same bytes, so equal digests mean
+ * nothing to reconcile. */
+void coord_read_digest(const uint8_t *p, size_t len, uint8_t out[COORD_DIGEST_LEN]);
+void coord_read_answer_encode(sib_buf *out, int status, const uint8_t *p, size_t len);
+int coord_read_answer_decode(const uint8_t *p, size_t len, int *status, const uint8_t **data, size_t *dlen);
+
+/* How a read ended: rc 0 with mg, the replicas' answers reconciled (valid
+ * during the call only: st_merge_read it there), or SIB_ETIMEDOUT
+ * (ReadTimeout: err->ex[0] consistency, ex[1] received, ex[2] blockFor,
+ * ex[3] data present), SIB_EREADFAIL (ex as in common.h) or another error. */
+typedef void (*coord_read_fn)(void *ctx, int rc, const sib_err *err, st_merge *mg);
+
+/* Reads one partition (token, replicated as repl) through blockFor live
+ * replicas at `cl`: each answers with its unfiltered state in the slices,
+ * the answers are reconciled (LWW) and, with `repair` (read_repair
+ * 'BLOCKING'), replicas whose answer differs get the reconciled state and
+ * their acks are awaited; `done` runs once, on the loop, never from inside
+ * this call; read_request_timeout bounds the whole. SIB_EUNAVAIL when too
+ * few replicas are alive; <0 without calling done when nothing started. */
+int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64_t token, int cl, bool repair,
+               coord_read_fn done, void *ctx, sib_err *err);
 
 #endif

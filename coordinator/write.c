@@ -150,7 +150,7 @@ static void on_replica_durable(void *ctx, int rc, const sib_err *err)
     free(a);
 }
 
-static int table_known(coord *c, const uint8_t id[16], const uint8_t schema_version[16])
+int coord_table_known(coord *c, const uint8_t id[16], const uint8_t schema_version[16])
 {
     if (c->io.table_check) return c->io.table_check(c->io.table_check_ctx, id, schema_version);
     return storage_table_find(c->io.st, id) ? 0 : SIB_ENOTFOUND;
@@ -208,7 +208,7 @@ static void handle_mutation(coord *c, const msg_in *m, bool may_pull)
     }
     for (size_t i = 0; i < mm.n; i++) {
         const uint8_t *id = st_mutation_table_id(mm.muts[i]);
-        if (table_known(c, id, mm.schema_version)) {
+        if (coord_table_known(c, id, mm.schema_version)) {
             char uuid[37];
             sib_uuid_format(id, uuid);
             coord_mutation_msg_free(&mm);
@@ -248,6 +248,7 @@ void coord_attach(coord *c, const coord_io *io)
     c->io = *io;
     if (!c->io.write_timeout_ms) c->io.write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
     if (c->io.ms) msg_set_handler(c->io.ms, COORD_VERB_MUTATION, on_mutation, c);
+    coord_read_attach(c);
 }
 
 /* ---- coordinator side ---- */

@@ -312,6 +312,10 @@ typedef struct sel_read {
     /* tracing: the partition key being read, and the counts when it began */
     bool key_traced;
     uint64_t rows0, tomb0;
+    /* through the replicas (coordinator): a partition not local-only */
+    bool has_repl;
+    coord_repl repl;
+    bool read_repair;     /* table option read_repair 'BLOCKING' */
 } sel_read;
 
 static bool token_in_range(const exec_restr *r, int64_t tok)
@@ -530,6 +534,27 @@ static bool next_piece(sel_read *rd, st_rreq *rq, st_position *pos, size_t *nsli
     return true;
 }
 
+static void on_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg);
+
+/* A partition piece whose replicas are not only this node goes through
+ * them (coord_read, coordinator.h): 1 = asked (on_replicas goes on), 0 =
+ * read it locally, <0 = failed. The piece's slices are asked whole: the
+ * replicas' reconciled answer is then read like a local partition. */
+static int remote_piece(sel_read *rd, const st_rreq *rq, sib_err *err)
+{
+    cql_exec *ex = rd->ex;
+    if (!rd->has_repl || !rq->pk || !ex->co) return 0;
+    int64_t tok = sib_murmur3_token(rq->pk, rq->pklen);
+    if (coord_local_only(ex->co, &rd->repl, tok)) return 0;
+    exec_ctx *c = rd->run.c;
+    uint8_t version[16];
+    sch_catalog_schema_version(ex->cat, version);
+    coord_read_req cr = {.table_id = rd->table_id, .schema_version = version, .pk = rq->pk, .pklen = rq->pklen,
+                         .slices = rq->slices, .nslices = rq->nslices, .now_s = rq->now_s};
+    int rc = coord_read(ex->co, &cr, &rd->repl, tok, c->consistency, rd->read_repair, on_replicas, rd, err);
+    return rc ? rc : 1;
+}
+
 /* Reads pieces until one is queued (1), the read is over (0) or fails. */
 static int read_more(sel_read *rd, sib_err *err)
 {
@@ -552,7 +577,9 @@ static int read_more(sel_read *rd, sib_err *err)
             EXEC_TRACE(run->c->req, "Executing single-partition query on %s", sch_table_name(run->t));
         }
         st_rpage *pg;
-        int rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err);
+        int rc = remote_piece(rd, &rq, err);
+        if (rc) return rc < 0 ? rc : 1;
+        rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err);
         if (rc) return rc;
         rc = take_page(rd, pg, err);
         st_rpage_destroy(pg);
@@ -814,6 +841,12 @@ static int select_user(sel_read *rd, sib_err *err)
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
     if (run->sel.aggregate || run->post_order) run->limit_left = -1; /* LIMIT applies to the output */
     if ((rc = check_consistency(c, run->t, &r, err))) return rc;
+    if (c->ex->co && !(rc = exec_keyspace_repl(c, sch_table_keyspace(run->t), &rd->repl, err))) {
+        const sch_table_opts *o = sch_table_options(run->t);
+        rd->has_repl = true;
+        rd->read_repair = !o || !o->read_repair || strcmp(o->read_repair, "NONE") != 0;
+    }
+    if (rc) return rc;
 
     rd->r = r;
     rd->limit = limit;
@@ -884,14 +917,22 @@ static void select_user_done(sel_read *rd, int rc, sib_err *err)
         err->ex[2] = 1;
         err->ex[3] = 1;
     }
-    if (rc) exec_reply_err(c, err);
+    if (rc == SIB_ETIMEDOUT) {
+        /* The coordinator's counts (coord_read). */
+        cql_error_extra x = {.consistency = (uint16_t)err->ex[0], .received = (int32_t)err->ex[1],
+                             .blockfor = (int32_t)err->ex[2], .data_present = err->ex[3] != 0};
+        if (c->ex->obs.error) c->ex->obs.error(c->ex->obs.ctx, CQL_ERR_READ_TIMEOUT);
+        cql_reply_error(c->req, CQL_ERR_READ_TIMEOUT, err->msg, &x);
+    } else if (rc) {
+        exec_reply_err(c, err);
+    }
     select_user_free(rd);
 }
 
-/* A piece came back from the read pool. */
-static void on_page(void *ctx, st_rpage *pg)
+/* A piece came back from the read pool, or from the replicas (pg NULL,
+ * prc/perr: how that ended). */
+static void piece_back(sel_read *rd, st_rpage *pg, int prc, const sib_err *perr)
 {
-    sel_read *rd = ctx;
     sib_err err;
     sib_err_clear(&err);
     int rc;
@@ -909,12 +950,37 @@ static void on_page(void *ctx, st_rpage *pg)
         err.ex[3] = 1;
     } else if (cql_request_orphaned(rd->run.c->req)) {
         rc = sib_err_set(&err, SIB_ESERVER, "the connection closed during the read"); /* dropped with it */
+    } else if (prc) {
+        err = *perr;
+        rc = prc;
     } else {
         rc = take_page(rd, pg, &err);
         if (!rc) rc = read_more(rd, &err);
     }
-    st_rpage_destroy(pg);
+    if (pg) st_rpage_destroy(pg);
     if (rc != 1) select_user_done(rd, rc, &err);
+}
+
+static void on_page(void *ctx, st_rpage *pg) { piece_back(ctx, pg, 0, NULL); }
+
+/* The replicas answered a piece (remote_piece): their reconciled partition
+ * is read as the piece (the same request, rebuilt: next_piece depends only
+ * on the read's state, unchanged meanwhile). */
+static void on_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg)
+{
+    sel_read *rd = ctx;
+    sib_err e;
+    sib_err_clear(&e);
+    st_rpage *pg = NULL;
+    if (!rc) {
+        st_rreq rq;
+        st_position pos;
+        size_t nsl = 1;
+        if (!next_piece(rd, &rq, &pos, &nsl) || !rq.pk) rc = sib_err_set(&e, SIB_ESERVER, "read: lost its piece");
+        else rc = st_merge_read(mg, rd->table_id, &rq, &pg, &e);
+        err = &e;
+    }
+    piece_back(rd, pg, rc, err);
 }
 
 /* A SELECT on a user table: its state lives on the heap until the reply. */

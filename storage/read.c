@@ -527,13 +527,12 @@ bool st_iter_next(st_iter *it, st_row *out)
 
 uint64_t st_iter_tombstones(const st_iter *it) { return it->tombstones + it->nrt; }
 
-bool st_iter_static(st_iter *it, st_row *out)
+/* The partition's static row, every source's merged: 1 (*out), 0 none,
+ * <0 error (it->status set). */
+static int static_merged(st_iter *it, sst_row *out)
 {
-    if (it->status) return false;
-    if (!it->stat && it->nsrc && !(it->stat = calloc(it->nsrc, sizeof *it->stat))) {
-        it->status = SIB_ENOMEM;
-        return false;
-    }
+    if (it->status) return it->status;
+    if (!it->stat && it->nsrc && !(it->stat = calloc(it->nsrc, sizeof *it->stat))) return it->status = SIB_ENOMEM;
     const sst_row **pick = it->pick;
     size_t np = 0;
     for (size_t i = 0; i < it->nsrc; i++) {
@@ -544,20 +543,19 @@ bool st_iter_static(st_iter *it, st_row *out)
             if ((pick[np] = s->sn->stat)) np++;
         } else if (s->mp && s->mp->x && s->mp->x->static_row) {
             src *t = &it->stat[i];
-            if (!mem_row(t, s->mp->x->static_row, true)) {
-                it->status = SIB_ENOMEM;
-                return false;
-            }
+            if (!mem_row(t, s->mp->x->static_row, true)) return it->status = SIB_ENOMEM;
             pick[np++] = &t->row;
         }
     }
-    if (!np) return false;
+    if (!np) return 0;
+    if (merge_rows(it, pick, np, out)) return it->status = SIB_ENOMEM;
+    return 1;
+}
+
+bool st_iter_static(st_iter *it, st_row *out)
+{
     sst_row m;
-    if (merge_rows(it, pick, np, &m)) {
-        it->status = SIB_ENOMEM;
-        return false;
-    }
-    return row_eval(it, &m, out);
+    return static_merged(it, &m) == 1 && row_eval(it, &m, out);
 }
 
 bool st_partition_live(st_table *t, const uint8_t *pk, size_t pklen, int32_t now_s)
@@ -854,4 +852,76 @@ void st_scan_destroy(st_scan *sc)
     scan_clear(sc);
     free(sc->key);
     free(sc);
+}
+
+/* ---- unfiltered: a partition's whole state as a mutation ---- */
+
+static void unf_bound(const sst_bound *b, st_bound *out)
+{
+    *out = (st_bound){b->key, b->len, b->incl, b->unbounded};
+}
+
+/* One merged row with everything in it: marker, row deletion, collection
+ * deletions, live, expiring and deleted cells, each with its timestamp. */
+static void unf_row(st_mutation *m, const sst_row *r)
+{
+    if (r->is_static) st_mut_static(m);
+    else st_mut_row(m, r->ck, r->cklen);
+    if (!r->is_static) {
+        if (r->marker_ts != SST_NO_TS) st_mut_row_marker(m, r->marker_ts, r->marker_ttl, r->marker_ldt);
+        if (r->del.ts != SST_NO_TS) st_mut_row_delete(m, r->del.ts, r->del.ldt);
+    }
+    for (uint32_t i = 0; i < r->ncdels; i++) st_mut_complex_delete(m, r->cdels[i].col, r->cdels[i].del.ts, r->cdels[i].del.ldt);
+    for (uint32_t i = 0; i < r->ncells; i++) {
+        const sst_cell *c = &r->cells[i];
+        if (sst_cell_tomb(c)) {
+            if (c->pathlen) st_mut_cell_path_tombstone(m, c->col, c->path, c->pathlen, c->ts, c->ldt);
+            else st_mut_cell_tombstone(m, c->col, c->ts, c->ldt);
+        } else if (c->pathlen) {
+            st_mut_cell_path(m, c->col, c->path, c->pathlen, c->val, c->vlen, c->ts, c->ttl, c->ldt);
+        } else {
+            st_mut_cell(m, c->col, c->val, c->vlen, c->ts, c->ttl, c->ldt);
+        }
+    }
+}
+
+int st_iter_unfiltered(st_iter *it, bool with_static, st_mutation *m, sib_err *err)
+{
+    if (!it->status && it->pdel.ts != SST_NO_TS) st_mut_partition_delete(m, it->pdel.ts, it->pdel.ldt);
+    for (size_t i = 0; !it->status && i < it->nrt; i++) {
+        st_bound a, b;
+        unf_bound(&it->rts[i].start, &a);
+        unf_bound(&it->rts[i].end, &b);
+        st_mut_range_delete(m, &a, &b, it->rts[i].del.ts, it->rts[i].del.ldt);
+    }
+    sst_row r;
+    if (with_static && static_merged(it, &r) == 1) unf_row(m, &r);
+    while (!it->status && it->si < it->nslices) {
+        size_t k = it->reversed ? it->nslices - 1 - it->si : it->si;
+        const sst_bound *a = &it->sl[2 * k], *b = &it->sl[2 * k + 1];
+        if (!it->positioned) {
+            it->has_last = false;
+            for (size_t i = 0; !it->status && i < it->nsrc; i++)
+                if (!it->srcs[i].skip) it->status = src_position(it, &it->srcs[i], a, b);
+            it->positioned = true;
+            if (it->status) break;
+        }
+        int rc = next_merged(it, a, b, &r);
+        if (rc < 0) it->status = rc;
+        else if (rc == 0) {
+            it->si++;
+            it->positioned = false;
+            it->has_last = false;
+        } else {
+            unf_row(m, &r);
+        }
+    }
+    if (it->status) {
+        if (it->status == SIB_ENOMEM && !it->err.msg[0]) sib_err_set(&it->err, SIB_ENOMEM, "storage: out of memory");
+        if (err) *err = it->err;
+        return it->status;
+    }
+    size_t len;
+    if (!st_mutation_bytes(m, &len)) return sib_err_set(err, SIB_ETOOBIG, "unfiltered partition: too big for one mutation");
+    return 0;
 }

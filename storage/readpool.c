@@ -89,6 +89,8 @@ struct st_rpage {
     int64_t resume_token;
     int status;
     uint32_t sstables;    /* a partition read: SSTables it opened */
+    const uint8_t *mut;   /* an unfiltered read: the serialized mutation (arena) */
+    size_t mutlen;
     sib_err err;
     struct st_readpool *home; /* a point page goes back to its pool's spares */
     struct st_rpage *next_spare;
@@ -133,6 +135,12 @@ bool st_rpage_static(const st_rpage *p, size_t i, st_row *out)
 }
 
 bool st_rpage_more(const st_rpage *p) { return p->more; }
+
+const uint8_t *st_rpage_mutation(const st_rpage *p, size_t *len)
+{
+    *len = p->mutlen;
+    return p->mut;
+}
 
 bool st_rpage_resume(const st_rpage *p, const uint8_t **pk, size_t *pklen, int64_t *token)
 {
@@ -233,6 +241,21 @@ static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen,
     return 0;
 }
 
+/* An unfiltered partition read: the partition's state as a mutation of
+ * table id, kept serialized in the page's arena. */
+static int fill_unfiltered(st_rpage *pg, st_iter *it, const uint8_t id[16], const st_rreq *rq)
+{
+    st_mutation *m = st_mutation_create(id, rq->pk, rq->pklen);
+    if (!m) return SIB_ENOMEM;
+    int rc = st_iter_unfiltered(it, true, m, &pg->err);
+    size_t len = 0;
+    const uint8_t *b = rc ? NULL : st_mutation_bytes(m, &len);
+    if (!rc && !(pg->mut = dup(pg->a, b, len))) rc = SIB_ENOMEM;
+    pg->mutlen = len;
+    st_mutation_destroy(m);
+    return rc;
+}
+
 /* ---- jobs ---- */
 
 typedef struct rjob {
@@ -251,7 +274,8 @@ static size_t bound_of(size_t v) { return v ? v : RP_DEFAULT_BOUND; }
 
 /* A partition read into pg: of the pin v (any thread), or of the live
  * table t (the loop: the inline path). */
-static int run_partition(const st_rreq *rq, const st_pin *v, st_table *t, bool cache_only, st_rpage *pg)
+static int run_partition(const st_rreq *rq, const st_pin *v, st_table *t, const uint8_t id[16], bool cache_only,
+                         st_rpage *pg)
 {
     const st_slice *sl = rq->static_only ? NULL : rq->slices;
     size_t nsl = rq->static_only ? 0 : rq->nslices;
@@ -260,7 +284,8 @@ static int run_partition(const st_rreq *rq, const st_pin *v, st_table *t, bool c
                                      rq->now_s);
     if (!it) return SIB_ENOMEM;
     size_t left = bound_of(rq->max_rows);
-    int rc = fill_part(pg, it, rq->pk, rq->pklen, sib_murmur3_token(rq->pk, rq->pklen), rq, &left);
+    int rc = rq->unfiltered ? fill_unfiltered(pg, it, id, rq)
+                            : fill_part(pg, it, rq->pk, rq->pklen, sib_murmur3_token(rq->pk, rq->pklen), rq, &left);
     pg->sstables = st_iter_sstables(it);
     st_iter_destroy(it);
     return rc;
@@ -312,7 +337,7 @@ static int run_scan(rjob *j)
     return rc;
 }
 
-static void job_run(rjob *j) { page_fail(j->page, j->rq.pk ? run_partition(&j->rq, &j->pin, NULL, false, j->page) : run_scan(j)); }
+static void job_run(rjob *j) { page_fail(j->page, j->rq.pk ? run_partition(&j->rq, &j->pin, NULL, j->table_id, false, j->page) : run_scan(j)); }
 
 /* ---- on the loop: the request's copy, the pins, the active memtable's copy ---- */
 
@@ -577,6 +602,8 @@ static bool page_keep(st_rpage *pg)
     sib_arena_clear(pg->a); /* keeps one chunk */
     pg->parts = NULL;
     pg->nparts = pg->capparts = pg->nrows = 0;
+    pg->mut = NULL;
+    pg->mutlen = 0;
     pg->more = false;
     pg->resume = NULL;
     pg->status = 0;
@@ -729,7 +756,7 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
         bool cache_only = !memory;
         st_rpage *pg = page_get(p);
         if (!pg) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory (read)");
-        page_fail(pg, run_partition(rq, NULL, t, cache_only, pg));
+        page_fail(pg, run_partition(rq, NULL, t, t->id, cache_only, pg));
         if (pg->status != SIB_EAGAIN) {
             if (pg->status == 0) st_note_sstables_per_read(t, pg->sstables);
             if (p) p->inline_reads++;
@@ -749,6 +776,7 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
         }
         return sib_err_set(err, rc, "storage: out of memory (read)");
     }
+    memcpy(j->table_id, t->id, 16);
     if (!p) { /* no loop, no pool: the same piece, run here */
         job_run(j);
         *page = j->page;
@@ -757,7 +785,6 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     }
     j->cb = cb;
     j->ctx = ctx;
-    memcpy(j->table_id, t->id, 16);
     if (p->inflight++ == 0) ev_ref(p->loop);
     p->pool_reads++;
     pthread_mutex_lock(&p->mu);
@@ -781,4 +808,53 @@ void storage_read_stats(storage *s, st_read_stats *out)
     out->queued = p->queued;
     out->running = p->running;
     pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- replicas' answers (coordinator reads) ----
+ *
+ * The replicas' unfiltered pieces are applied to a private memtable: its
+ * apply is the LWW merge every write goes through, and its read path is
+ * st_read's, so the reconciled partition reads exactly as a local one. */
+
+struct st_merge {
+    st_mem *m;
+};
+
+st_merge *st_merge_create(void)
+{
+    st_merge *mg = calloc(1, sizeof *mg);
+    if (mg && !(mg->m = st_mem_create())) {
+        free(mg);
+        return NULL;
+    }
+    return mg;
+}
+
+void st_merge_destroy(st_merge *mg)
+{
+    if (!mg) return;
+    st_mem_unref(mg->m);
+    free(mg);
+}
+
+int st_merge_add(st_merge *mg, const uint8_t *p, size_t n, sib_err *err)
+{
+    if (mut_validate(p, n)) return sib_err_set(err, SIB_ECORRUPT, "a replica's answer does not decode");
+    sib_rd r;
+    mut_hdr h;
+    sib_rd_init(&r, p, n);
+    if (mut_decode_hdr(&r, &h)) return sib_err_set(err, SIB_ECORRUPT, "a replica's answer does not decode");
+    return memtable_apply(&mg->m->mt, &h, &r, err);
+}
+
+int st_merge_read(st_merge *mg, const uint8_t id[16], const st_rreq *rq, st_rpage **page, sib_err *err)
+{
+    *page = NULL;
+    if (!rq->pk) return sib_err_set(err, SIB_EINVAL, "storage: a merged read is a partition read");
+    st_rpage *pg = page_new(RP_POINT_CHUNK);
+    if (!pg) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory (read)");
+    st_pin v = {.mems = &mg->m, .nmems = 1};
+    page_fail(pg, run_partition(rq, &v, NULL, id, false, pg));
+    *page = pg;
+    return 0;
 }

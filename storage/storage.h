@@ -352,6 +352,18 @@ int st_iter_status(const st_iter *it, sib_err *err);
  * tombstone_warn_threshold / tombstone_failure_threshold count). */
 uint64_t st_iter_tombstones(const st_iter *it);
 void st_iter_destroy(st_iter *it);
+/* Instead of st_iter_next/st_iter_static: appends to m (created for the
+ * iterator's table and partition) the partition's UNFILTERED state within
+ * the iterator's slices, every source reconciled (LWW) but nothing
+ * evaluated: the partition deletion, every range tombstone, the static row
+ * (with_static) and each row with its marker, row deletion, collection
+ * deletions and cells, deleted and expired ones included, each with its
+ * timestamp, TTL and expiry/deletion time. Applying m elsewhere recreates
+ * that state, so it is what a replica answers a read with and what read
+ * repair sends (docs/architecture.md, "The cluster"). 0, or the error that
+ * ended the read (m then incomplete). Use the iterator for nothing else
+ * afterwards. */
+int st_iter_unfiltered(st_iter *it, bool with_static, st_mutation *m, sib_err *err);
 
 /* True iff the partition has a live row or a live static cell at now_s. */
 bool st_partition_live(st_table *t, const uint8_t *pk, size_t pklen, int32_t now_s);
@@ -409,6 +421,9 @@ typedef struct st_rreq {
     bool reversed;
     bool static_only;            /* SELECT DISTINCT: static row and liveness only */
     bool with_static;            /* return the static row (the table has static columns) */
+    bool unfiltered;             /* partition read: the partition's unfiltered state in
+                                  * the slices as one serialized mutation
+                                  * (st_iter_unfiltered; st_rpage_mutation), no rows */
     int32_t now_s;
     size_t max_rows, max_parts;  /* bounds of the piece; 0 -> 1024 */
 } st_rreq;
@@ -441,11 +456,27 @@ bool st_rpage_static(const st_rpage *p, size_t i, st_row *out);
 bool st_rpage_more(const st_rpage *p);
 /* *pk valid until st_rpage_destroy; false when !more. */
 bool st_rpage_resume(const st_rpage *p, const uint8_t **pk, size_t *pklen, int64_t *token);
+/* An unfiltered piece's serialized mutation (st_mutation_load reads it);
+ * NULL for other pieces or after a failure. Valid until st_rpage_destroy. */
+const uint8_t *st_rpage_mutation(const st_rpage *p, size_t *len);
 /* 0, or why the piece failed (rows before the failure are still there). */
 int st_rpage_status(const st_rpage *p, sib_err *err);
 /* On the loop thread, before storage_close (a point read's page goes back
  * to the pool's spares). */
 void st_rpage_destroy(st_rpage *p);
+
+/* Reconciling replicas' answers (a coordinator's read): their unfiltered
+ * pieces (st_rpage_mutation's bytes) are added to a merge, a private
+ * memtable, by the same LWW rules as writes; st_merge_read then reads it
+ * like a table: evaluated rows for rq, or with rq->unfiltered the
+ * reconciled state as one mutation of table id (what read repair sends).
+ * The page is never NULL on success; any thread, one at a time. */
+typedef struct st_merge st_merge;
+st_merge *st_merge_create(void);
+void st_merge_destroy(st_merge *mg);
+/* SIB_ECORRUPT for bytes that are not a valid mutation (nothing applied). */
+int st_merge_add(st_merge *mg, const uint8_t *p, size_t n, sib_err *err);
+int st_merge_read(st_merge *mg, const uint8_t id[16], const st_rreq *rq, st_rpage **page, sib_err *err);
 
 /* Shutdown: refuses new pieces, waits for the queued and running ones and
  * delivers them (their callbacks run before this returns). Call before the

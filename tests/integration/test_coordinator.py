@@ -6,8 +6,9 @@ acks, WriteFailure when replicas refuse a table they do not know.
 
 Schema does not travel between nodes yet, so every test creates its keyspace
 and table on each node, with the same table id (`WITH id = ...`): a mutation
-names its table by id. Reads are still served by the node that receives
-them, so a row is checked on a node that replicates it, bounded in time.
+names its table by id. A row is checked at ONE on a node that replicates it
+(the local replica answers first), bounded in time; test_reads.py has the
+reads through the replicas.
 Every node is stopped by pid at teardown (make_cluster).
 """
 

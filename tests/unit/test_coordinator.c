@@ -586,7 +586,7 @@ static void cluster3_open(cluster3 *k, const char *dir)
             assert_int_equal(coord_member_update(k->co[i], &po), 0);
             coord_member_set_alive(k->co[i], addr[j], true);
         }
-        coord_io io = {.loop = k->loop, .ms = k->ms[i], .st = k->st[i], .write_timeout_ms = 300};
+        coord_io io = {.loop = k->loop, .ms = k->ms[i], .st = k->st[i], .write_timeout_ms = 300, .read_timeout_ms = 300};
         coord_attach(k->co[i], &io);
     }
 }
@@ -683,6 +683,183 @@ static void test_write_through_replicas(void **state)
     assert_int_equal(write_one(&k, 0, TBL, 21, CL_TWO, &r), 0);
     assert_int_equal(r.rc, 0);
     /* let the timed-out requests finish before closing */
+    int none = 0;
+    run_until(k.loop, &none, 1, 0.5);
+    cluster3_close(&k);
+}
+
+/* ---- reads ---- */
+
+static void test_read_wire(void **state)
+{
+    (void)state;
+    uint8_t id[16] = {9, 8, 7}, ver[16] = {1, 2, 3};
+    st_slice sl[2] = {{{(const uint8_t *)"ab", 2, true, false}, {NULL, 0, false, true}},
+                      {{(const uint8_t *)"x", 1, false, false}, {(const uint8_t *)"yz", 2, true, false}}};
+    coord_read_req rq = {.table_id = id, .schema_version = ver, .pk = (const uint8_t *)"key", .pklen = 3,
+                         .slices = sl, .nslices = 2, .now_s = 1700000000};
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_err err = {0};
+    assert_int_equal(coord_read_encode(&b, &rq, &err), 0);
+    coord_read_req d;
+    assert_int_equal(coord_read_decode(b.p, b.len, &d, &err), 0);
+    assert_memory_equal(d.table_id, id, 16);
+    assert_memory_equal(d.schema_version, ver, 16);
+    assert_int_equal(d.pklen, 3);
+    assert_memory_equal(d.pk, "key", 3);
+    assert_int_equal(d.now_s, 1700000000);
+    assert_int_equal(d.nslices, 2);
+    assert_int_equal(d.slices[0].start.len, 2);
+    assert_true(d.slices[0].start.incl);
+    assert_true(d.slices[0].end.unbounded);
+    assert_false(d.slices[1].start.incl);
+    assert_memory_equal(d.slices[1].end.key, "yz", 2);
+    coord_read_msg_free(&d);
+    /* every truncation, a trailing byte, another version, bad flags */
+    for (size_t n = 0; n < b.len; n++) assert_int_not_equal(coord_read_decode(b.p, n, &d, &err), 0);
+    uint8_t *copy = malloc(b.len + 1);
+    memcpy(copy, b.p, b.len);
+    copy[b.len] = 0;
+    assert_int_equal(coord_read_decode(copy, b.len + 1, &d, &err), SIB_ECORRUPT);
+    copy[0] = 2;
+    assert_int_equal(coord_read_decode(copy, b.len, &d, &err), SIB_EPROTO);
+    copy[0] = COORD_READ_VERSION;
+    copy[2 + 16 + 16 + 4 + 4 + 3 + 4] = 0x80; /* first bound's flags */
+    assert_int_equal(coord_read_decode(copy, b.len, &d, &err), SIB_ECORRUPT);
+    copy[2 + 16 + 16 + 4 + 4 + 3 + 4] = b.p[2 + 16 + 16 + 4 + 4 + 3 + 4];
+    copy[1] = 2; /* unknown request flag */
+    assert_int_equal(coord_read_decode(copy, b.len, &d, &err), SIB_ECORRUPT);
+    copy[1] = COORD_READ_DIGEST;
+    assert_int_equal(coord_read_decode(copy, b.len, &d, &err), 0);
+    assert_true(d.digest);
+    coord_read_msg_free(&d);
+    free(copy);
+    /* digests: equal bytes, equal digests; any change shows */
+    uint8_t d1[COORD_DIGEST_LEN], d2[COORD_DIGEST_LEN];
+    coord_read_digest((const uint8_t *)"state", 5, d1);
+    coord_read_digest((const uint8_t *)"state", 5, d2);
+    assert_memory_equal(d1, d2, COORD_DIGEST_LEN);
+    coord_read_digest((const uint8_t *)"statf", 5, d2);
+    assert_memory_not_equal(d1, d2, COORD_DIGEST_LEN);
+    /* answers */
+    sib_buf_reset(&b);
+    coord_read_answer_encode(&b, COORD_ACK_OK, (const uint8_t *)"abc", 3);
+    int status;
+    const uint8_t *p;
+    size_t len;
+    assert_int_equal(coord_read_answer_decode(b.p, b.len, &status, &p, &len), 0);
+    assert_int_equal(status, COORD_ACK_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(p, "abc", 3);
+    assert_int_equal(coord_read_answer_decode(b.p, b.len - 1, &status, &p, &len), SIB_ECORRUPT);
+    sib_buf_free(&b);
+}
+
+typedef struct read_result {
+    int calls, rc;
+    sib_err err;
+    char pk[16];
+    size_t pklen;
+    size_t rows; /* live rows of the reconciled partition */
+} read_result;
+
+static void on_read_done(void *ctx, int rc, const sib_err *err, st_merge *mg)
+{
+    read_result *r = ctx;
+    r->calls++;
+    r->rc = rc;
+    if (rc) {
+        r->err = *err;
+        return;
+    }
+    st_rreq rq = {.pk = (const uint8_t *)r->pk, .pklen = r->pklen};
+    st_rpage *pg;
+    sib_err e = {0};
+    assert_int_equal(st_merge_read(mg, TBL, &rq, &pg, &e), 0);
+    for (size_t i = 0; i < st_rpage_parts(pg); i++) {
+        st_rpart part;
+        st_rpage_part(pg, i, &part);
+        r->rows += part.nrows;
+    }
+    st_rpage_destroy(pg);
+}
+
+/* Reads key through node `via` at cl; r->rows: the reconciled partition's
+ * live rows. */
+static void read_one(cluster3 *k, int via, const uint8_t table[16], int key, int cl, bool repair, read_result *r)
+{
+    char pk[16];
+    int n = snprintf(pk, sizeof pk, "key%d", key);
+    coord_repl rf3 = {.kind = REPL_SIMPLE, .rf = 3};
+    uint8_t version[16] = {0};
+    coord_read_req rq = {.table_id = table, .schema_version = version, .pk = (const uint8_t *)pk, .pklen = (size_t)n};
+    sib_err err = {0};
+    memset(r, 0, sizeof *r);
+    memcpy(r->pk, pk, (size_t)n);
+    r->pklen = (size_t)n;
+    assert_int_equal(coord_read(k->co[via], &rq, &rf3, sib_murmur3_token((const uint8_t *)pk, (size_t)n), cl, repair,
+                                on_read_done, r, &err),
+                     0);
+    assert_int_equal(r->calls, 0); /* never from inside coord_read */
+    run_until(k->loop, &r->calls, 1, 5);
+    assert_int_equal(r->calls, 1);
+}
+
+/* A row only node 0 has (written to its storage directly). */
+static void put_on_node0(cluster3 *k, int key)
+{
+    char pk[16];
+    int n = snprintf(pk, sizeof pk, "key%d", key);
+    st_mutation *m = st_mutation_create(TBL, (const uint8_t *)pk, (size_t)n);
+    assert_int_equal(st_mut_row(m, NULL, 0), 0);
+    assert_int_equal(st_mut_cell(m, 1, (const uint8_t *)"v", 1, 5000 + key, 0, 0), 0);
+    write_result w = {0};
+    sib_err err = {0};
+    assert_int_equal(storage_apply(k->st[0], &m, 1, on_written, &w, &err), 0);
+    run_until(k->loop, &w.calls, 1, 5);
+    st_mutation_destroy(m);
+}
+
+static void test_read_through_replicas(void **state)
+{
+    fx *f = *state;
+    cluster3 k;
+    cluster3_open(&k, f->dir);
+    read_result r;
+    /* blocking read repair: the stale replicas get the row before the answer */
+    put_on_node0(&k, 1);
+    assert_false(live_at(&k, 1, TBL, 1));
+    read_one(&k, 1, TBL, 1, CL_ALL, true, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.rows, 1);
+    assert_true(live_at(&k, 1, TBL, 1));
+    assert_true(live_at(&k, 2, TBL, 1));
+    /* now every replica agrees: the digests match, the data replica answers */
+    read_one(&k, 2, TBL, 1, CL_ALL, true, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.rows, 1);
+    /* without it the answer is reconciled but nobody is repaired */
+    put_on_node0(&k, 2);
+    read_one(&k, 2, TBL, 2, CL_ALL, false, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.rows, 1);
+    assert_false(live_at(&k, 1, TBL, 2));
+    assert_false(live_at(&k, 2, TBL, 2));
+    /* a replica without the table fails the read at ALL */
+    read_one(&k, 0, TBL_TWO_NODES, 3, CL_ALL, true, &r);
+    assert_int_equal(r.rc, SIB_EREADFAIL);
+    assert_int_equal(r.err.ex[2], 3);
+    assert_int_equal(r.err.ex[3], 1);
+    /* a replica that never answers: ReadTimeout with 2 of 3, data present */
+    msg_service_destroy(k.ms[2]);
+    k.ms[2] = NULL;
+    read_one(&k, 0, TBL, 1, CL_ALL, true, &r);
+    assert_int_equal(r.rc, SIB_ETIMEDOUT);
+    assert_int_equal(r.err.ex[0], CL_ALL);
+    assert_int_equal(r.err.ex[1], 2);
+    assert_int_equal(r.err.ex[2], 3);
+    assert_int_equal(r.err.ex[3], 1);
     int none = 0;
     run_until(k.loop, &none, 1, 0.5);
     cluster3_close(&k);
@@ -803,6 +980,8 @@ int main(void)
         cmocka_unit_test(test_write_needs_attach),
         cmocka_unit_test_setup_teardown(test_write_through_replicas, fx_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_table_pulls_schema, fx_setup, tmpdir_teardown),
+        cmocka_unit_test(test_read_wire),
+        cmocka_unit_test_setup_teardown(test_read_through_replicas, fx_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3362,6 +3362,251 @@ static void test_read_pool_drain(void **state)
     close_loop_data(f, loop);
 }
 
+/* ---- unfiltered reads (replica answers, read repair) ---- */
+
+/* The partition's unfiltered state in src, applied to dst. */
+static void copy_unfiltered(storage *src, storage *dst, const char *pk, const st_slice *sl, size_t n)
+{
+    st_iter *it = st_read(storage_table(src, T1), (const uint8_t *)pk, strlen(pk), sl, n, false, NOW);
+    st_mutation *m = mut(pk);
+    sib_err err = {0};
+    assert_int_equal(st_iter_unfiltered(it, true, m, &err), 0);
+    st_iter_destroy(it);
+    /* through the wire form, as a READ answer travels */
+    size_t len;
+    const uint8_t *b = st_mutation_bytes(m, &len);
+    assert_non_null(b);
+    st_mutation *w = st_mutation_create(T1, NULL, 0);
+    assert_int_equal(st_mutation_load(w, b, len), 0);
+    st_mutation_destroy(m);
+    apply1(dst, w);
+}
+
+static void fill_unfiltered(storage *s)
+{
+    put(s, "p", "a", 1, "a1", 10, 0, 0);
+    put(s, "p", "b", 1, "b1", 10, 0, 0);
+    put(s, "p", "c", 1, "c1", 10, 0, 0);
+    put(s, "p", "d", 1, "d1", 10, 0, 0);
+    put(s, "p", "e", 2, "ttl", 10, 100, NOW + 50);
+    del_cell(s, "p", "a", 1, 20, NOW); /* a: only a tombstone left */
+    st_mutation *m = mut("p");
+    st_mut_row(m, (const uint8_t *)"b", 1);
+    st_mut_row_marker(m, 12, 0, 0);
+    st_mut_row(m, (const uint8_t *)"c", 1);
+    st_mut_row_delete(m, 15, NOW);
+    st_bound rs = {(const uint8_t *)"d", 1, true, false}, re = {(const uint8_t *)"d", 1, true, false};
+    st_mut_range_delete(m, &rs, &re, 11, NOW);
+    st_mut_static(m);
+    st_mut_cell(m, 9, (const uint8_t *)"s", 1, 10, 0, 0);
+    st_mut_partition_delete(m, 5, NOW);
+    apply1(s, m);
+}
+
+/* st_read_page's unfiltered piece holds the same bytes as st_iter_unfiltered. */
+static void check_unfiltered_page(storage *a)
+{
+    st_table *t = storage_table(a, T1);
+    st_iter *it = st_read(t, (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    st_mutation *m = mut("p");
+    assert_int_equal(st_iter_unfiltered(it, true, m, NULL), 0);
+    st_iter_destroy(it);
+    size_t len, plen;
+    const uint8_t *b = st_mutation_bytes(m, &len);
+    st_rreq rq = {.pk = (const uint8_t *)"p", .pklen = 1, .unfiltered = true, .now_s = NOW};
+    st_rpage *pg = NULL;
+    sib_err err = {0};
+    assert_int_equal(st_read_page(t, &rq, &pg, NULL, NULL, &err), 0);
+    assert_non_null(pg);
+    assert_int_equal(st_rpage_status(pg, &err), 0);
+    const uint8_t *pb = st_rpage_mutation(pg, &plen);
+    assert_non_null(pb);
+    assert_int_equal(plen, len);
+    assert_memory_equal(pb, b, len);
+    assert_int_equal(st_rpage_parts(pg), 0);
+    st_rpage_destroy(pg);
+    st_mutation_destroy(m);
+}
+
+static void check_unfiltered_copy(storage *a)
+{
+    check_unfiltered_page(a);
+    char dir[64];
+    strcpy(dir, "/tmp/sibunf.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    storage *b = open_st(dir, ST_SYNC_PERIODIC, NULL, 0);
+    copy_unfiltered(a, b, "p", NULL, 0);
+    assert_string_equal(rows_str(a, "p", NULL, 0, false, NOW), "b,e");
+    assert_string_equal(rows_str(b, "p", NULL, 0, false, NOW), "b,e");
+    assert_string_equal(get(b, "p", "e", 2), "ttl");
+    assert_null(get_at(b, "p", "e", 2, NOW + 60)); /* the TTL travelled */
+    /* the tombstones travelled too: older writes stay shadowed in b */
+    put(b, "p", "a", 1, "old", 19, 0, 0);
+    put(b, "p", "c", 1, "old", 14, 0, 0);
+    put(b, "p", "d", 1, "old", 11, 0, 0);
+    put(b, "p", "f", 1, "old", 4, 0, 0);
+    assert_string_equal(rows_str(b, "p", NULL, 0, false, NOW), "b,e");
+    st_iter *it = st_read(storage_table(b, T1), (const uint8_t *)"p", 1, NULL, 0, false, NOW);
+    st_row r;
+    assert_true(st_iter_static(it, &r));
+    assert_int_equal(r.cells[0].ts, 10);
+    st_iter_destroy(it);
+    /* a slice: only its rows come (tombstones of the partition too) */
+    char dir2[64];
+    strcpy(dir2, "/tmp/sibunf.XXXXXX");
+    assert_non_null(mkdtemp(dir2));
+    storage *c = open_st(dir2, ST_SYNC_PERIODIC, NULL, 0);
+    st_slice sl = {{(const uint8_t *)"c", 1, true, false}, {(const uint8_t *)"e", 1, true, false}};
+    copy_unfiltered(a, c, "p", &sl, 1);
+    assert_string_equal(rows_str(c, "p", NULL, 0, false, NOW), "e");
+    put(c, "p", "d", 1, "old", 11, 0, 0);
+    assert_string_equal(rows_str(c, "p", NULL, 0, false, NOW), "e");
+    /* an unknown partition gives an empty mutation */
+    copy_unfiltered(a, c, "nothing", NULL, 0);
+    assert_string_equal(rows_str(c, "nothing", NULL, 0, false, NOW), "");
+    storage_close(c);
+    rm_rf(dir2);
+    storage_close(b);
+    rm_rf(dir);
+}
+
+static void test_unfiltered_round_trip(void **state)
+{
+    fx *f = *state;
+    fill_unfiltered(f->s);
+    check_unfiltered_copy(f->s);
+}
+
+/* Reconciling replicas' answers = applying them all: the newest of each
+ * cell wins and a deletion shadows an older row on the other replica. */
+static void test_unfiltered_reconcile(void **state)
+{
+    fx *f = *state;
+    storage *r1 = f->s;
+    char d2[64], d3[64];
+    strcpy(d2, "/tmp/sibunf.XXXXXX");
+    strcpy(d3, "/tmp/sibunf.XXXXXX");
+    assert_non_null(mkdtemp(d2));
+    assert_non_null(mkdtemp(d3));
+    storage *r2 = open_st(d2, ST_SYNC_PERIODIC, NULL, 0), *co = open_st(d3, ST_SYNC_PERIODIC, NULL, 0);
+    put(r1, "p", "x", 1, "x-old", 10, 0, 0);
+    put(r1, "p", "y", 1, "y-new", 30, 0, 0);
+    put(r2, "p", "y", 1, "y-old", 20, 0, 0);
+    st_mutation *m = mut("p");
+    st_mut_row(m, (const uint8_t *)"x", 1);
+    st_mut_row_delete(m, 15, NOW); /* deleted while r1 was away */
+    apply1(r2, m);
+    put(r2, "p", "z", 1, "z", 5, 0, 0);
+    copy_unfiltered(r1, co, "p", NULL, 0);
+    copy_unfiltered(r2, co, "p", NULL, 0);
+    assert_string_equal(rows_str(co, "p", NULL, 0, false, NOW), "y,z");
+    assert_string_equal(get(co, "p", "y", 1), "y-new");
+    /* the reconciled state repairs each replica */
+    copy_unfiltered(co, r1, "p", NULL, 0);
+    copy_unfiltered(co, r2, "p", NULL, 0);
+    assert_string_equal(rows_str(r1, "p", NULL, 0, false, NOW), "y,z");
+    assert_string_equal(rows_str(r2, "p", NULL, 0, false, NOW), "y,z");
+    assert_string_equal(get(r2, "p", "y", 1), "y-new");
+    storage_close(r2);
+    storage_close(co);
+    rm_rf(d2);
+    rm_rf(d3);
+}
+
+/* The unfiltered piece of partition pk in s, added to mg. */
+static void merge_from(st_merge *mg, storage *s, const char *pk)
+{
+    st_rreq rq = {.pk = (const uint8_t *)pk, .pklen = strlen(pk), .unfiltered = true, .now_s = NOW};
+    st_rpage *pg = NULL;
+    sib_err err = {0};
+    assert_int_equal(st_read_page(storage_table(s, T1), &rq, &pg, NULL, NULL, &err), 0);
+    size_t len;
+    const uint8_t *b = st_rpage_mutation(pg, &len);
+    assert_non_null(b);
+    assert_int_equal(st_merge_add(mg, b, len, &err), 0);
+    st_rpage_destroy(pg);
+}
+
+/* A coordinator's merge: the evaluated rows of the reconciled answers, and
+ * their reconciled state as the repair mutation. */
+static void test_merge_answers(void **state)
+{
+    fx *f = *state;
+    storage *r1 = f->s;
+    char d2[64];
+    strcpy(d2, "/tmp/sibunf.XXXXXX");
+    assert_non_null(mkdtemp(d2));
+    storage *r2 = open_st(d2, ST_SYNC_PERIODIC, NULL, 0);
+    put(r1, "p", "x", 1, "x-old", 10, 0, 0);
+    put(r1, "p", "y", 1, "y-new", 30, 0, 0);
+    put(r2, "p", "y", 1, "y-old", 20, 0, 0);
+    st_mutation *m = mut("p");
+    st_mut_row(m, (const uint8_t *)"x", 1);
+    st_mut_row_delete(m, 15, NOW);
+    st_mut_static(m);
+    st_mut_cell(m, 9, (const uint8_t *)"s", 1, 5, 0, 0);
+    apply1(r2, m);
+    put(r2, "p", "z", 1, "z", 5, 0, 0);
+    st_merge *mg = st_merge_create();
+    assert_non_null(mg);
+    merge_from(mg, r1, "p");
+    merge_from(mg, r2, "p");
+    sib_err err = {0};
+    assert_int_equal(st_merge_add(mg, (const uint8_t *)"junk", 4, &err), SIB_ECORRUPT);
+    /* evaluated: x is deleted, y's newest value wins, the static row shows */
+    st_rreq rq = {.pk = (const uint8_t *)"p", .pklen = 1, .with_static = true, .now_s = NOW};
+    st_rpage *pg;
+    assert_int_equal(st_merge_read(mg, T1, &rq, &pg, &err), 0);
+    assert_int_equal(st_rpage_status(pg, &err), 0);
+    assert_int_equal(st_rpage_parts(pg), 1);
+    st_rpart part;
+    st_rpage_part(pg, 0, &part);
+    assert_int_equal(part.nrows, 2);
+    st_row r;
+    st_rpage_row(pg, 0, 0, &r);
+    assert_memory_equal(r.ck, "y", 1);
+    assert_memory_equal(r.cells[0].val, "y-new", 5);
+    st_rpage_row(pg, 0, 1, &r);
+    assert_memory_equal(r.ck, "z", 1);
+    assert_true(st_rpage_static(pg, 0, &r));
+    st_rpage_destroy(pg);
+    /* a slice of it, bounded by max_rows */
+    st_slice sl = {{(const uint8_t *)"y", 1, true, false}, {NULL, 0, false, true}};
+    rq.slices = &sl;
+    rq.nslices = 1;
+    rq.max_rows = 1;
+    assert_int_equal(st_merge_read(mg, T1, &rq, &pg, &err), 0);
+    st_rpage_part(pg, 0, &part);
+    assert_int_equal(part.nrows, 1);
+    assert_false(part.complete);
+    st_rpage_destroy(pg);
+    /* the repair: the reconciled state brings r1 up to date */
+    st_rreq ur = {.pk = (const uint8_t *)"p", .pklen = 1, .unfiltered = true, .now_s = NOW};
+    assert_int_equal(st_merge_read(mg, T1, &ur, &pg, &err), 0);
+    size_t len;
+    const uint8_t *b = st_rpage_mutation(pg, &len);
+    assert_non_null(b);
+    st_mutation *rep = st_mutation_create(T1, NULL, 0);
+    assert_int_equal(st_mutation_load(rep, b, len), 0);
+    assert_memory_equal(st_mutation_table_id(rep), T1, 16);
+    st_rpage_destroy(pg);
+    apply1(r1, rep);
+    assert_string_equal(rows_str(r1, "p", NULL, 0, false, NOW), "y,z");
+    st_merge_destroy(mg);
+    storage_close(r2);
+    rm_rf(d2);
+}
+
+/* The same state read from SSTables (and a memtable on top). */
+static void test_unfiltered_from_sstables(void **state)
+{
+    dfx *f = *state;
+    fill_unfiltered(f->s);
+    flush_all(f->s);
+    put(f->s, "p", "g", 1, "g1", 3, 0, 0); /* older than the partition deletion */
+    check_unfiltered_copy(f->s);
+}
+
 int main(void)
 {
     /* SIB_TEST_FILTER=name runs the tests matching it (one test under gdb, say) */
@@ -3430,6 +3675,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_pool_pieces_match_reads, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_snapshot_under_writes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_drain, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_unfiltered_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unfiltered_reconcile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unfiltered_from_sstables, dsetup, dteardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
