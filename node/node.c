@@ -405,6 +405,20 @@ static int next_generation(node *n, sib_err *err)
     return local_state_write(n, err);
 }
 
+/* A seed other than this node: it joins a cluster rather than starting one. */
+static bool has_other_seed(const node_config *c)
+{
+    char seeds[sizeof c->seeds];
+    snprintf(seeds, sizeof seeds, "%s", c->seeds);
+    char *save = NULL;
+    for (char *tok = strtok_r(seeds, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        char *colon = strchr(tok, ':');
+        if (colon) *colon = 0;
+        if (strcmp(tok, c->listen_address)) return true;
+    }
+    return false;
+}
+
 static int open_identity(node *n, sib_err *err)
 {
     int found = local_state_read(n, err);
@@ -425,6 +439,10 @@ static int open_identity(node *n, sib_err *err)
     char hid[37];
     sib_uuid_format(n->host_id, hid);
     sib_log(n->log, SIB_INFO, "node: first start, host id %s with %zu tokens", hid, n->ntokens);
+    if (has_other_seed(&n->cfg))
+        sib_log(n->log, SIB_WARN, "node: joining a cluster: bootstrap streaming is not implemented yet, so this "
+                "node does not receive existing data of the token ranges it takes; reads at ONE on it may miss "
+                "rows written before it joined (docs/cluster.md, section 1)");
     return next_generation(n, err);
 }
 
