@@ -917,6 +917,20 @@ static int write_through_replicas(exec_ctx *c, mutset *ms, int cl, unsigned flag
     return coord_write(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version, on_write_durable, d, err);
 }
 
+/* durable_writes is decided per mutation's keyspace. A statement or batch
+ * is one commitlog entry, so it skips the commitlog only when every
+ * keyspace it writes has durable_writes = false: a batch that mixes
+ * keyspaces is logged whole, and a durable keyspace's rows are never left
+ * out because another keyspace came first. */
+static unsigned commitlog_flags(exec_ctx *c, const mutset *ms)
+{
+    for (size_t i = 0; i < ms->n; i++) {
+        const sch_keyspace *ks = sch_catalog_keyspace(c->ex->cat, sch_table_keyspace(ms->tables[i]));
+        if (!ks || sch_keyspace_durable_writes(ks)) return 0;
+    }
+    return ST_APPLY_NO_COMMITLOG;
+}
+
 /* Checks the consistency level for every partition, then applies all the
  * mutations and replies once they are durable: as one local commitlog
  * entry when this node is the only replica of every partition (no
@@ -936,8 +950,7 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl, cql_write_type type
         local = local && coord_local_only(c->ex->co, &repl, ms->tokens[i]);
     }
     if (!rc && ms->n) {
-        const sch_keyspace *ks = sch_catalog_keyspace(c->ex->cat, sch_table_keyspace(ms->tables[0]));
-        unsigned flags = ks && !sch_keyspace_durable_writes(ks) ? ST_APPLY_NO_COMMITLOG : 0;
+        unsigned flags = commitlog_flags(c, ms);
         write_done *d = new_write_done(c, ms, type);
         if (c->req->trace_data) trace_apply(c, ms, flags);
         if (!d) rc = sib_err_set(&err, SIB_ENOMEM, "write");

@@ -68,6 +68,28 @@ def test_acknowledged_writes_survive_kill9(make_node, clusters, mode):
     assert got == want
 
 
+def test_durable_writes_per_keyspace_in_a_batch(make_node, clusters):
+    """durable_writes is the keyspace's, per mutation: a batch whose first
+    statement writes a durable_writes = false keyspace still logs the rows of
+    a durable keyspace (the whole batch is one commitlog entry, so it is
+    logged whole); a batch of non-durable keyspaces only skips the log."""
+    node = make_node(commitlog_sync="batch")
+    c, s = reconnect(clusters, node)
+    schema(s, "durable")
+    s.execute("CREATE KEYSPACE volatile WITH replication = {'class': 'SimpleStrategy', "
+              "'replication_factor': 1} AND durable_writes = false")
+    s.execute("CREATE TABLE volatile.t (k int, c int, v text, PRIMARY KEY (k, c))")
+    s.execute("BEGIN BATCH INSERT INTO volatile.t (k, c, v) VALUES (1, 1, 'a') "
+              "INSERT INTO durable.t (k, c, v) VALUES (1, 1, 'b') APPLY BATCH")
+    s.execute("INSERT INTO volatile.t (k, c, v) VALUES (2, 2, 'c')")      # not logged: lost at the kill
+    c.shutdown()
+    node.kill9()
+    node.start()
+    c, s = reconnect(clusters, node)
+    assert all_rows(s, "durable") == {(1, 1, "b")}
+    assert all_rows(s, "volatile") == {(1, 1, "a")}
+
+
 @pytest.mark.parametrize("mode", ["periodic", "batch"])
 def test_kill9_during_writes(make_node, clusters, mode):
     # Writes in flight when the node dies: each acknowledged one must be
