@@ -440,7 +440,7 @@ static int open_identity(node *n, sib_err *err)
     sib_uuid_format(n->host_id, hid);
     sib_log(n->log, SIB_INFO, "node: first start, host id %s with %zu tokens", hid, n->ntokens);
     if (has_other_seed(&n->cfg))
-        sib_log(n->log, SIB_WARN, "node: joining a cluster: bootstrap streaming is not implemented yet, so this "
+        sib_log(n->log, SIB_WARN, "node: joining a cluster: there is no bootstrap streaming yet, so this "
                 "node does not receive existing data of the token ranges it takes; reads at ONE on it may miss "
                 "rows written before it joined (docs/cluster.md, section 1)");
     return next_generation(n, err);
