@@ -186,6 +186,18 @@ def ks(session, request):
     return name
 
 
+def refused(session, q, msg, params=None):
+    """q fails with InvalidRequest carrying exactly Cassandra's message msg;
+    with params it runs prepared, with those values bound."""
+    from cassandra import InvalidRequest
+    with pytest.raises(InvalidRequest) as e:
+        if params is None:
+            session.execute(q)
+        else:
+            session.execute(session.prepare(q), params)
+    assert 'message="%s"' % msg in str(e.value), str(e.value)
+
+
 def wait_until(pred, timeout=15.0, interval=0.05, what="condition"):
     """Poll pred() until it returns a true value; bounded in time."""
     deadline = time.monotonic() + timeout

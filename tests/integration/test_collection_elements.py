@@ -5,8 +5,8 @@ refusals for lists and non-collections."""
 
 import pytest
 
-from cassandra import InvalidRequest
 from cassandra.query import UNSET_VALUE
+from conftest import refused
 
 
 def rows(session, q, params=None):
@@ -17,10 +17,6 @@ def prepared(session, q, params):
     return [tuple(r) for r in session.execute(session.prepare(q), params)]
 
 
-def invalid(session, q, msg):
-    with pytest.raises(InvalidRequest) as e:
-        session.execute(q)
-    assert 'message="%s"' % msg in str(e.value), str(e.value)
 
 
 @pytest.fixture
@@ -85,12 +81,12 @@ def test_writetime_ttl_of_element(session, t):
 
 
 def test_refusals(session, t):
-    invalid(session, "SELECT l[0] FROM %s" % t, "Element selection is only allowed on sets and maps, but l is a list")
-    invalid(session, "SELECT l[0..1] FROM %s" % t, "Slice selection is only allowed on sets and maps, but l is a list")
-    invalid(session, "SELECT v[0] FROM %s" % t, "Invalid element selection: v is of type int is not a collection")
-    invalid(session, "SELECT v[0..1] FROM %s" % t, "Invalid slice selection: v of type int is not a collection")
-    invalid(session, "SELECT m[1] FROM %s" % t, 'Invalid INTEGER constant (1) for "key(m)" of type text')
-    invalid(session, "SELECT WRITETIME(l[0]) FROM %s" % t,
+    refused(session, "SELECT l[0] FROM %s" % t, "Element selection is only allowed on sets and maps, but l is a list")
+    refused(session, "SELECT l[0..1] FROM %s" % t, "Slice selection is only allowed on sets and maps, but l is a list")
+    refused(session, "SELECT v[0] FROM %s" % t, "Invalid element selection: v is of type int is not a collection")
+    refused(session, "SELECT v[0..1] FROM %s" % t, "Invalid slice selection: v of type int is not a collection")
+    refused(session, "SELECT m[1] FROM %s" % t, 'Invalid INTEGER constant (1) for "key(m)" of type text')
+    refused(session, "SELECT WRITETIME(l[0]) FROM %s" % t,
             "Element selection is only allowed on sets and maps, but l is a list")
 
 
@@ -146,8 +142,8 @@ def check_collection_times(session, ks):
     assert times(session, t, "fs[2..3]") == (None, None, None)
     res = session.execute("SELECT WRITETIME(s[..1]), TTL(m[2]) FROM %s" % t)
     assert res.column_names == ["writetime(s[..1])", "ttl(m[2])"]
-    invalid(session, "SELECT WRITETIME(l[0]) FROM %s" % t,
+    refused(session, "SELECT WRITETIME(l[0]) FROM %s" % t,
             "Element selection is only allowed on sets and maps, but l is a list")
-    invalid(session, "SELECT TTL(l[0..1]) FROM %s" % t,
+    refused(session, "SELECT TTL(l[0..1]) FROM %s" % t,
             "Slice selection is only allowed on sets and maps, but l is a list")
-    invalid(session, "SELECT WRITETIME(k) FROM %s" % t, "Cannot use selection function writeTime on PRIMARY KEY part k")
+    refused(session, "SELECT WRITETIME(k) FROM %s" % t, "Cannot use selection function writeTime on PRIMARY KEY part k")

@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from cassandra import InvalidRequest
+from conftest import refused
 
 VALS = (0, 1, 2)
 
@@ -21,13 +21,6 @@ def prepared_rows(session, q, params):
     return [tuple(r) for r in session.execute(session.prepare(q), params)]
 
 
-def refused(session, q, msg, params=None):
-    with pytest.raises(InvalidRequest) as e:
-        if params is None:
-            session.execute(q)
-        else:
-            session.execute(session.prepare(q), params)
-    assert 'message="%s"' % msg in str(e.value), str(e.value)
 
 
 @pytest.fixture
