@@ -110,6 +110,15 @@ def make_table(s, table, compaction, gc_grace=0):
               "AND compaction = %s" % (KS, table, gc_grace, compaction))
 
 
+def kill_and_reconnect(node, clusters, cl, w):
+    """kill -9 and restart the node; w reads through the new session. Returns (cl, s)."""
+    cl.shutdown()
+    node.restart(kill=True)
+    cl, s = clusters.connect(node)
+    w.s = s
+    return cl, s
+
+
 def major(node, table):
     http(node, "/compact/%s/%s" % (KS, table), method="POST")
     wait_compactions(node)
@@ -133,10 +142,7 @@ def test_strategy_workload_reads_everything_back(make_node, clusters, compaction
     w.check()
     major(node, "t")
     w.check()
-    cl.shutdown()
-    node.restart(kill=True)
-    cl, s = clusters.connect(node)
-    w.s = s
+    cl, s = kill_and_reconnect(node, clusters, cl, w)
     w.check()
 
 
@@ -333,10 +339,7 @@ def test_lcs_levels_and_reads_after_flushes(make_node, clusters):
     table = st["keyspaces"][0]["tables"][0] if "keyspaces" in st else st
     # L1 SSTables never overlap: a key is in at most one of them plus L0
     assert table["sstables_per_read_max"] <= 1 + lv[0], table
-    cl.shutdown()
-    node.restart(kill=True)                                  # levels live in Statistics.db
-    cl, s = clusters.connect(node)
-    w.s = s
+    cl, s = kill_and_reconnect(node, clusters, cl, w)        # levels live in Statistics.db
     assert levels() == lv
     w.check()
 

@@ -14,8 +14,8 @@ import re
 
 import pytest
 
-from test_compaction_strategies import (KS, Workload, flush_table, http, live_gens, major, make_table,
-                                        restart_after_kill, start_with_failpoint, table_dir, tablestats,
+from test_compaction_strategies import (KS, Workload, flush_table, http, kill_and_reconnect, live_gens, major,
+                                        make_table, restart_after_kill, start_with_failpoint, table_dir, tablestats,
                                         wait_compactions)
 
 
@@ -48,10 +48,7 @@ def test_ucs_workload_reads_everything_back(make_node, clusters, scaling):
     w.check()
     # the major's output is split on the 4 base shards' boundaries
     assert 2 <= len(data_files(node, s)) <= 4
-    cl.shutdown()
-    node.restart(kill=True)
-    cl, s = clusters.connect(node)
-    w.s = s
+    cl, s = kill_and_reconnect(node, clusters, cl, w)
     w.check()
 
 
