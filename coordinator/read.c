@@ -74,7 +74,7 @@ static bool rd_bound(sib_rd *r, st_bound *x)
     uint8_t f;
     uint32_t len;
     const uint8_t *k = NULL;
-    if (!sib_rd_u8(r, &f) || !sib_rd_be32(r, &len) || (f & ~3u) || len > ST_MAX_KEY_LEN) return false;
+    if (!sib_rd_u8(r, &f) || !sib_rd_be32(r, &len) || (f & ~3u) || len > ST_MAX_CK_LEN) return false;
     if ((f & 2) && len) return false;
     if (len && !sib_rd_bytes(r, len, &k)) return false;
     *x = (st_bound){k, len, (f & 1) != 0, (f & 2) != 0};

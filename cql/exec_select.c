@@ -201,7 +201,7 @@ int ps_decode(const cql_params *params, uint8_t kind, pstate *ps, sib_err *err)
         ok = sib_rd_uvarint(&r, &ps->row_index) && rd_limit(&r, &ps->limit_left);
     } else {
         ok = sib_rd_uvarint(&r, &ps->pk_index) && rd_blob(&r, PS_MAX_PK, &ps->pk) && sib_rd_u8(&r, &inp) &&
-             inp <= 1 && (!inp || rd_blob(&r, ST_MAX_KEY_LEN, &ps->ck)) && rd_limit(&r, &ps->limit_left) &&
+             inp <= 1 && (!inp || rd_blob(&r, ST_MAX_CK_LEN, &ps->ck)) && rd_limit(&r, &ps->limit_left) &&
              rd_limit(&r, &ps->ppl_left);
         ps->in_partition = inp;
     }

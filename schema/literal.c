@@ -8,8 +8,8 @@
  * Formats accepted by the parsers:
  *   timestamp  -?digits (ms since epoch) | now |
  *              yyyy-mm-dd[( |T)HH:MM[:SS[.SSS]]][Z|+hh|+hhmm|+hh:mm| zone]
- *              (no zone = UTC; 1-3 digits of SSS are a millisecond count, as
- *              Java's, longer fractions are truncated; zones: tzone.c)
+ *              (no zone = UTC; SSS is a millisecond count, as Java's,
+ *              so 0..999 only; zones: tzone.c)
  *   date       -?digits (raw unsigned days, 2^31 = epoch) | [+-]yyyy-mm-dd
  *   time       -?digits (ns since midnight) | hh:mm:ss[.f{1,9}]
  *   duration   [-](N unit)+ with y mo w d h m s ms us µs ns | ISO P..Y..M..W..DT..H..M..S | P yyyy-mm-ddThh:mm:ss
@@ -191,9 +191,8 @@ static bool sc_zone(scan *s, int64_t *off)
  * ( |T)HH:mm[:ss[.SSS]], then a zone: X forms glued to the text (Z, +hh,
  * +hhmm, +hh:mm) or " z", a general zone after a space (UTC, PST,
  * GMT+01:00, -0800, or a tz database name: tzone.c). As in Java's
- * SimpleDateFormat, SSS is a count of milliseconds (".5" is 5 ms); longer
- * fractions (cqlsh's ".123000") are truncated to milliseconds. "now" is the
- * current time. */
+ * SimpleDateFormat, SSS is a count of milliseconds (".5" is 5 ms), at most
+ * 999. "now" is the current time. */
 static bool parse_timestamp_text(const char *t, size_t n, int64_t *ms)
 {
     if (n == 3 && strncasecmp(t, "now", 3) == 0) {
@@ -210,12 +209,11 @@ static bool parse_timestamp_text(const char *t, size_t n, int64_t *ms)
         if (!sc_digits(&s, 1, 2, &h, NULL) || !sc_char(&s, ':') || !sc_digits(&s, 1, 2, &mi, NULL)) return false;
         if (sc_char(&s, ':')) {
             if (!sc_digits(&s, 1, 2, &sec, NULL)) return false;
-            size_t nd = 0;
-            if (sc_char(&s, '.') && !sc_digits(&s, 1, 9, &msec, &nd)) return false;
-            /* 4+ digits (cqlsh prints microseconds: .123000) are read as a
-             * fraction of a second, which Java would refuse; Sibyl takes them
-             * so that what it prints reads back */
-            for (; nd > 3; nd--) msec /= 10;
+            /* SSS is a count of milliseconds, however many digits spell it:
+             * ".5" is 5 ms and ".000999" 999 ms; a count past 999 (".1234",
+             * or microseconds as ".123000") is refused, as Java's strict
+             * parse refuses it. cqlsh prints milliseconds only. */
+            if (sc_char(&s, '.') && (!sc_digits(&s, 1, 18, &msec, NULL) || msec > 999)) return false;
         }
         if (h > 23 || mi > 59 || sec > 59) return false;
     }

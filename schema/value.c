@@ -367,7 +367,10 @@ static void fmt_floating(double x, int precision, sib_buf *out)
     sib_buf_printf(out, "%.*g", precision, x);
 }
 
-static void fmt_timestamp(int64_t ms, sib_buf *out)
+/* Shown as cqlsh shows it (microseconds, +0000); as a CQL literal in
+ * Cassandra's toCQLLiteral form, '1970-01-01T00:00:00.000Z', which reads
+ * back (a literal's SSS counts milliseconds: six digits would not). */
+static void fmt_timestamp(int64_t ms, bool cql, sib_buf *out)
 {
     int64_t secs = ms / 1000, rem = ms % 1000;
     if (rem < 0) rem += 1000, secs--;
@@ -376,8 +379,12 @@ static void fmt_timestamp(int64_t ms, sib_buf *out)
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
-    sib_buf_printf(out, "%04lld-%02u-%02u %02d:%02d:%02d.%06d+0000", (long long)y, m, d, (int)(sod / 3600),
-                   (int)(sod / 60 % 60), (int)(sod % 60), (int)rem * 1000);
+    if (cql)
+        sib_buf_printf(out, "'%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ'", (long long)y, m, d, (int)(sod / 3600),
+                       (int)(sod / 60 % 60), (int)(sod % 60), (int)rem);
+    else
+        sib_buf_printf(out, "%04lld-%02u-%02u %02d:%02d:%02d.%06d+0000", (long long)y, m, d, (int)(sod / 3600),
+                       (int)(sod / 60 % 60), (int)(sod % 60), (int)rem * 1000);
 }
 
 static void fmt_duration(const uint8_t *v, size_t len, sib_buf *out)
@@ -487,9 +494,7 @@ static void format_any(const sch_type *t, const uint8_t *v, size_t len, bool cql
         sib_buf_u8(out, '\'');
         break;
     case SCH_T_TIMESTAMP:
-        if (cql) sib_buf_u8(out, '\'');
-        fmt_timestamp((int64_t)get_be64(v), out);
-        if (cql) sib_buf_u8(out, '\'');
+        fmt_timestamp((int64_t)get_be64(v), cql, out);
         break;
     case SCH_T_DATE: {
         int64_t y;

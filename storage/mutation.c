@@ -110,7 +110,7 @@ int st_mut_partition_delete(st_mutation *m, int64_t ts, int32_t ldt)
 
 static int put_bound(st_mutation *m, const st_bound *b)
 {
-    if (!b->unbounded && b->len > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
+    if (!b->unbounded && b->len > ST_MAX_CK_LEN) return mut_fail(m, SIB_ETOOBIG);
     sib_buf_u8(&m->b, (uint8_t)((b->incl ? 1 : 0) | (b->unbounded ? 2 : 0)));
     if (!b->unbounded) {
         sib_buf_uvarint(&m->b, b->len);
@@ -131,7 +131,7 @@ int st_mut_range_delete(st_mutation *m, const st_bound *start, const st_bound *e
 
 int st_mut_row(st_mutation *m, const uint8_t *ck, size_t cklen)
 {
-    if (cklen > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
+    if (cklen > ST_MAX_CK_LEN) return mut_fail(m, SIB_ETOOBIG);
     sib_buf_u8(&m->b, MUT_OP_ROW);
     sib_buf_uvarint(&m->b, cklen);
     if (cklen) sib_buf_append(&m->b, ck, cklen);
@@ -251,7 +251,7 @@ static bool rd_bound(sib_rd *r, st_bound *b)
     b->incl = f & 1;
     b->unbounded = f & 2;
     if (b->unbounded) return true;
-    return rd_key(r, &b->key, &b->len, ST_MAX_KEY_LEN);
+    return rd_key(r, &b->key, &b->len, ST_MAX_CK_LEN);
 }
 
 int mut_decode_hdr(sib_rd *r, mut_hdr *h)
@@ -285,7 +285,7 @@ int mut_next_op(sib_rd *r, mut_op *op, uint8_t *row_sel)
         ok = rd_bound(r, &op->start) && rd_bound(r, &op->end) && rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt);
         break;
     case MUT_OP_ROW:
-        ok = rd_key(r, &op->key, &op->keylen, ST_MAX_KEY_LEN);
+        ok = rd_key(r, &op->key, &op->keylen, ST_MAX_CK_LEN);
         *row_sel = 1;
         break;
     case MUT_OP_STATIC:

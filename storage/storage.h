@@ -64,7 +64,13 @@ typedef struct st_scan st_scan;         /* partitions of a table in token order 
 
 #define ST_NO_DELETION_TIME INT32_MAX /* ldt of a cell/marker that never expires */
 #define ST_NO_TIMESTAMP INT64_MIN     /* "no deletion" / "no marker" */
-#define ST_MAX_KEY_LEN 65535          /* partition and clustering keys */
+#define ST_MAX_KEY_LEN 65535          /* partition keys, cell paths */
+/* Clustering keys are stored in their byte-comparable encoding (schema's
+ * ckey.c), which may be longer than the values it holds: a text escapes
+ * every zero byte and closes each component. The CQL layer limits the
+ * values to 65535 bytes in all, as Cassandra does; this bound leaves room
+ * for the encoding of any key that passed that check (at most 4x). */
+#define ST_MAX_CK_LEN (4 * 65536)
 
 /* ---- opening -------------------------------------------------------------- */
 

@@ -300,7 +300,11 @@ static void test_literal_temporal(void **state)
     lit_ok(ts, SCH_LIT_STRING, "2011-02-03 04:05 -0800", "0000012deb6941e0");
     lit_ok(ts, SCH_LIT_STRING, "2011-02-03T04:05:00.5Z", "0000012de9b1cde5");
     lit_ok(ts, SCH_LIT_STRING, "2011-02-03T04:05:00.123 America/New_York", "0000012deac476db");
-    lit_ok(ts, SCH_LIT_STRING, "2011-02-03 04:05:00.123456+0000", "0000012de9b1ce5b");
+    lit_ok(ts, SCH_LIT_STRING, "2011-02-03 04:05:00.000123+0000", "0000012de9b1ce5b");
+    lit_err(ts, SCH_LIT_STRING, "2011-02-03 04:05:00.123456+0000", "c",
+            "Unable to coerce '2011-02-03 04:05:00.123456+0000' to a formatted date (long)");
+    lit_err(ts, SCH_LIT_STRING, "2011-02-03 04:05:00.1000", "c",
+            "Unable to coerce '2011-02-03 04:05:00.1000' to a formatted date (long)");
     lit_err(ts, SCH_LIT_STRING, "2011-02-03 Nowhere/Zone", "c",
             "Unable to coerce '2011-02-03 Nowhere/Zone' to a formatted date (long)");
     lit_err(ts, SCH_LIT_STRING, "2011-02-03 ../../etc/passwd", "c",
@@ -463,7 +467,7 @@ static void test_format(void **state)
     /* CQL literal form reads back through sch_value_from_literal */
     static const struct { sch_type_code t; sch_lit_kind k; const char *in, *cql; } cq[] = {
         { SCH_T_VARCHAR, SCH_LIT_STRING, "it's", "'it''s'" },
-        { SCH_T_TIMESTAMP, SCH_LIT_INTEGER, "0", "'1970-01-01 00:00:00.000000+0000'" },
+        { SCH_T_TIMESTAMP, SCH_LIT_INTEGER, "0", "'1970-01-01T00:00:00.000Z'" },
         { SCH_T_DOUBLE, SCH_LIT_FLOAT, "0.1", "0.1" },
         { SCH_T_FLOAT, SCH_LIT_FLOAT, "0.1", "0.1" },
         { SCH_T_BOOLEAN, SCH_LIT_BOOLEAN, "false", "false" },

@@ -404,11 +404,26 @@ static sch_lit_kind lit_kind(const sch_type *t, const char *s)
     }
 }
 
+/* COPY TO writes a timestamp's fraction in microseconds (".123000"), as
+ * cqlsh shows it, but a CQL literal's SSS counts milliseconds and refuses
+ * more than 999. Like cqlsh's COPY FROM, which reads the fraction as a
+ * fraction of a second, a field with more than three fraction digits is
+ * cut to its first three, in place (the field only shrinks). One to three
+ * digits are kept as written and read as the literal reads them. */
+static void ms_fraction(char *s)
+{
+    char *dot = strchr(s, '.');
+    if (!dot || dot - s < 3 || !isdigit((unsigned char)dot[-1]) || dot[-3] != ':') return;
+    size_t nd = strspn(dot + 1, "0123456789");
+    if (nd > 3) memmove(dot + 4, dot + 1 + nd, strlen(dot + 1 + nd) + 1);
+}
+
 /* Serializes one field of native type t into vb; the literal kind follows
  * the type (a CSV field carries no kind of its own). */
 static int parse_field(const cli_col_spec *c, char *s, sib_buf *vb, sib_err *err)
 {
     sch_lit_kind k = lit_kind(c->type, s);
+    if (c->type->code == SCH_T_TIMESTAMP) ms_fraction(s);
     if (k == SCH_LIT_BOOLEAN)
         for (char *q = s; *q; q++) *q = (char)tolower((unsigned char)*q);
     return sch_value_from_literal(c->type, k, s, strlen(s), c->name, vb, err);
