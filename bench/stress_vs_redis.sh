@@ -11,6 +11,11 @@
 #   THREADS      sibyl-stress client threads (default 2: this is a 2-core box)
 #   HALF_SECS    length of the fixed-rate runs at half of the peak (default 5)
 #   KEEP_TMP=1   keep the temporary directory (data, logs, JSON results)
+#   COMMON_RATE  also run every target's writes and reads at this one fixed
+#                rate (op/s), so their p99s compare at the same load
+#                (bench/redis_medians.py sets it to half of the lower peak)
+#   RESULTS      write every figure as "name<TAB>value" lines to this file
+#                (op/s, us/op, fixed-rate p99s), for bench/redis_medians.py
 #
 # What runs, each against a fresh server, 50 connections, 100-byte values:
 #   redis-server --save '' --appendonly no          redis-benchmark -t set,get -P 1 / -P 16
@@ -106,6 +111,7 @@ stop_pid() {
 declare -A R   # results: op/s by name
 declare -A H   # fixed-rate runs at half of the peak: a summary line by target_command
 declare -A C   # server CPU (user+sys) microseconds per operation by name
+declare -A P   # fixed-rate runs: p99 (ms) and achieved op/s by target_command
 
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -141,6 +147,8 @@ half_run() { # tag cmd rate target-args...
     # p99 from the intended start (the target), and from the send: the
     # difference is the client's own lateness on this shared machine.
     H[${tag}_$cmd]="$rate/s fixed: $(stress_rate "$out") op/s, p50 $(stress_lat "$out" median) ms, p99 $(stress_lat "$out" p99) ms (from the send $(stress_lat "$out" p99 sent_latency) ms)"
+    P[${tag}_${cmd}_p99]=$(stress_lat "$out" p99)
+    P[${tag}_${cmd}_rate]=$(stress_rate "$out")
     echo "  $tag $cmd at half of peak, ${H[${tag}_$cmd]}" >&2
 }
 
@@ -163,6 +171,7 @@ steady_runs() { # tag target-args...
         R[${tag}_${cmd}_steady]=$(stress_rate "$out")
         echo "  $tag $cmd, 16 in flight/conn, all keys present: ${R[${tag}_${cmd}_steady]} op/s" >&2
         half_run "$tag" "$cmd" $(( ${R[${tag}_${cmd}_steady]} / 2 )) "$@"
+        if [[ -n ${COMMON_RATE:-} ]]; then half_run "${tag}_common" "$cmd" "$COMMON_RATE" "$@"; fi
     done
 }
 
@@ -316,3 +325,18 @@ for t in sibyl redis_nopersist redis_aof; do
         printf '%-34s %12s   %s\n' "$t $c" "${R[${t}_${c}_steady]:-?}" "${H[${t}_$c]:-?}"
     done
 done
+if [[ -n ${COMMON_RATE:-} ]]; then
+    printf '\n%s\n' "fixed rate common to every target: $COMMON_RATE op/s (target: Sibyl's p99 <= Redis's)"
+    for t in sibyl redis_nopersist redis_aof; do
+        for c in write read; do
+            printf '%-34s   %s\n' "$t $c" "${H[${t}_common_$c]:-?}"
+        done
+    done
+fi
+if [[ -n ${RESULTS:-} ]]; then
+    {
+        for k in "${!R[@]}"; do printf 'rate_%s\t%s\n' "$k" "${R[$k]}"; done
+        for k in "${!C[@]}"; do printf 'cpu_%s\t%s\n' "$k" "${C[$k]}"; done
+        for k in "${!P[@]}"; do printf 'fixed_%s\t%s\n' "$k" "${P[$k]}"; done
+    } >"$RESULTS"
+fi
