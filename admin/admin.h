@@ -129,6 +129,7 @@ typedef struct admin_gauges {
     uint64_t sstables, sstable_bytes, flushes_pending;
     uint64_t cl_bytes_written, cl_segments_live, cl_syncs, cl_pending;
     uint64_t reads_inline, reads_pool, reads_queued, reads_running; /* storage's read pool */
+    uint64_t read_rounds, reads_coalesced; /* the coordinator's (coord_read_stats) */
     char schema_version[37];
     int64_t uptime_s;
     const admin_table_gauge *tables;

@@ -797,6 +797,12 @@ static void metrics_text(admin_server *s, sib_buf *out)
         .reads_running = rs.running,
         .uptime_s = (sib_now_us() - s->start_us) / 1000000,
     };
+    if (s->co) {
+        coord_read_stats crs;
+        coord_read_stats_get(s->co, &crs);
+        g.read_rounds = crs.rounds;
+        g.reads_coalesced = crs.coalesced;
+    }
     uint8_t v[16];
     sch_catalog_schema_version(s->cat, v);
     sib_uuid_format(v, g.schema_version);

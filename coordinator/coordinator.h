@@ -271,4 +271,21 @@ typedef void (*coord_read_fn)(void *ctx, int rc, const sib_err *err, st_merge *m
 int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64_t token, int cl, bool repair,
                coord_read_fn done, void *ctx, sib_err *err);
 
+/* Single-flight: concurrent identical reads of one partition at this
+ * coordinator share one replica round. A round is formed by the first
+ * read and sent at the end of the loop iteration it arrived in (an
+ * ev_prepare, just before the loop waits); a read arriving in the same
+ * iteration with the same request joins it and gets the same answer
+ * (done runs once per read, each with the round's merge). A read never
+ * joins a round already sent, so it never misses a write acknowledged
+ * before it arrived. Identical means: the same READ request bytes (table
+ * id, schema version, partition key, slices, now_s), the same consistency
+ * level and read repair setting, and the same replicas asked (so a change
+ * of liveness or of the ring in between forms a new round). */
+typedef struct coord_read_stats {
+    uint64_t rounds;    /* replica rounds sent */
+    uint64_t coalesced; /* reads answered by a round another read formed */
+} coord_read_stats;
+void coord_read_stats_get(const coord *c, coord_read_stats *out);
+
 #endif
