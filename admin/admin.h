@@ -24,6 +24,8 @@
  *   POST /flush[/<ks>[/<table>]]     starts flushes; /info's flushes_pending says
  *                                    when they are live
  *   POST /compact[/<ks>[/<table>]]   501 while the node supplies no hook
+ *   POST /removenode/<host id>       a dead member leaves the ring (nodetool
+ *                                    removenode; 400 refused, 404 unknown id)
  *   GET  /compactionstats            {"pending": 0, "compactions": []}
  *   GET  /tablestats[/<ks>[/<table>]]  per keyspace / table counters
  *   GET  /gossipinfo                 every endpoint's gossip state (heartbeat, values, alive, phi)
@@ -175,6 +177,9 @@ typedef struct admin_hooks {
     /* ks/table NULL = every keyspace / every table of ks. */
     int (*flush)(void *ctx, const char *ks, const char *table, sib_err *err);
     int (*compact)(void *ctx, const char *ks, const char *table, sib_err *err);
+    /* POST /removenode/<host id>: SIB_EINVAL refused (400), SIB_ENOTFOUND
+     * no such host id (404); err->msg says why. */
+    int (*removenode)(void *ctx, const char *host_id, sib_err *err);
 } admin_hooks;
 
 typedef struct admin_opts {

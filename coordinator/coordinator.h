@@ -110,8 +110,17 @@ int64_t coord_ring_token(const coord *c, size_t i);
  * first owner of a token keeps it. SIB_ENOMEM leaves the ring as it was. */
 int coord_member_update(coord *c, const coord_member_opts *m);
 /* Marks a (non-local) member alive or down for consistency checks; no-op
- * for an unknown address. */
+ * for an unknown or removed address. */
 void coord_member_set_alive(coord *c, const char *addr, bool alive);
+/* removenode: the member at addr leaves the ring (its tokens go, it is
+ * never a replica or alive again, it no longer counts in any datacenter).
+ * Its index stays taken, as requests in flight hold member indexes; a
+ * later coord_member_update for the address makes it a member again.
+ * True when a ring member was removed (false: unknown, local, or removed
+ * already). */
+bool coord_member_remove(coord *c, const char *addr);
+/* Whether addr names a ring member (known, and not removed). */
+bool coord_member_in_ring(const coord *c, const char *addr);
 const char *coord_local_dc(const coord *c);
 
 /* Members owning `token` under strategy r, in ring order; returns the count

@@ -315,6 +315,10 @@ static void test_flush_compact_501(void **state)
     expect(f, "POST", "/flush/ks/t", 501, "not supported by this node yet");
     expect(f, "POST", "/compact/ks", 501, "not supported by this node yet");
     expect(f, "POST", "/flush/nosuch", 404, "keyspace nosuch does not exist");
+    /* removenode: POST only, one host id, and the node's hook decides */
+    expect(f, "GET", "/removenode/ab000000-0000-0000-0000-000000000000", 405, "use POST");
+    expect(f, "POST", "/removenode", 400, "usage: POST /removenode/<host id>");
+    expect(f, "POST", "/removenode/ab000000-0000-0000-0000-000000000000", 501, "not supported by this node yet");
 }
 
 static void test_describering_tablestats(void **state)

@@ -253,6 +253,29 @@ static void test_members_from_gossip(void **state)
     /* the local member is never replaced from outside */
     strcpy(o.addr, "127.0.0.1");
     assert_int_equal(coord_member_update(c, &o), SIB_EINVAL);
+    /* removenode: the peer's tokens leave the ring, it is never alive or a
+     * replica again, not even for EverywhereStrategy */
+    assert_false(coord_member_remove(c, "127.0.0.1"));
+    assert_false(coord_member_remove(c, "127.0.0.9"));
+    assert_true(coord_member_in_ring(c, "127.0.0.2"));
+    assert_true(coord_member_remove(c, "127.0.0.2"));
+    assert_false(coord_member_remove(c, "127.0.0.2"));
+    assert_false(coord_member_in_ring(c, "127.0.0.2"));
+    assert_int_equal(coord_ring_size(c), 4);
+    assert_int_equal(coord_replicas(c, &rf1, 250, out, 4), 1);
+    assert_int_equal(out[0], 0);
+    coord_member_set_alive(c, "127.0.0.2", true);
+    assert_false(coord_member_alive(c, 1));
+    assert_string_equal(coord_member_dc(c, 1), "");
+    coord_repl every = {.kind = REPL_EVERYWHERE};
+    assert_int_equal(coord_replicas(c, &every, 0, out, 4), 1);
+    /* a node that joins at the address later is a member again */
+    strcpy(o.addr, "127.0.0.2");
+    assert_int_equal(coord_member_update(c, &o), 0);
+    assert_true(coord_member_in_ring(c, "127.0.0.2"));
+    assert_int_equal(coord_members(c), 2);
+    assert_int_equal(coord_replicas(c, &rf1, 250, out, 4), 1);
+    assert_int_equal(out[0], 1);
     coord_destroy(c);
 }
 
