@@ -698,6 +698,7 @@ static int rop_copy(coord_read_op *op, const coord_read_req *rq)
 static void rop_send(coord_read_op *op)
 {
     coord *c = op->c;
+    SIB_ASSERT(op->forming); /* an op is sent once */
     op->forming = false;
     free(op->key);
     op->key = NULL;
