@@ -18,7 +18,8 @@ import urllib.request
 from cassandra import ConsistencyLevel
 from cassandra.query import SimpleStatement
 
-from test_coordinator import FAST, session_on
+from sibyl_harness import flush
+from test_coordinator import FAST
 from test_reads import cluster_with_table, write
 
 QUORUM = ConsistencyLevel.QUORUM
@@ -45,6 +46,10 @@ def test_concurrent_reads_of_one_key_share_rounds(make_cluster, clusters):
     for ck, v in want:
         write(s, 1, ck, v, QUORUM)
     write(s, 2, 0, "other", QUORUM)
+    # from SSTables: the coordinator's own replica is read on its read pool
+    for n in c:
+        assert flush(n)["sstables"] >= 1
+    pool0 = metric(c[0], "sibyl_reads_pool_total")
     sel = s.prepare("SELECT c, v FROM ks.t WHERE k = ?")
     sel.consistency_level = QUORUM
     before, rounds0 = metric(c[0], COALESCED), metric(c[0], ROUNDS)
@@ -67,6 +72,7 @@ def test_concurrent_reads_of_one_key_share_rounds(make_cluster, clusters):
     assert rounds + coalesced == total
     # the other nodes coordinated none of these reads
     assert metric(c[1], COALESCED) == 0
+    assert metric(c[0], "sibyl_reads_pool_total") > pool0
 
 
 def test_read_after_acknowledged_write_sees_it_with_concurrent_readers(make_cluster, clusters):
