@@ -758,7 +758,8 @@ static coord_read_op *rop_create(coord *c, const coord_read_req *rq, int cl, boo
 {
     coord_read_op *op = calloc(1, sizeof *op);
     if (!op || !(op->targets = calloc((size_t)block_for, sizeof *op->targets)) || rop_copy(op, rq) ||
-        !add_waiter(op, done, ctx) || !sib_grow((void **)&c->forming, &c->forming_cap, c->nforming + 1, sizeof *c->forming)) {
+        !add_waiter(op, done, ctx) ||
+        !sib_grow((void **)&c->forming, &c->forming_cap, c->nforming + 1, sizeof *c->forming)) {
         rop_free_unlinked(op);
         return NULL;
     }

@@ -365,8 +365,8 @@ static bool refuse_removed(gossip *g, endpoint *e, const rstate *s)
 {
     char hid[37];
     if (!e || s->gen <= e->gen || !removal_active(e, hid)) return false;
-    if (s->st[GSP_HOST_ID].set && (s->st[GSP_HOST_ID].len != 36 || strncasecmp(hid, (const char *)s->st[GSP_HOST_ID].p, 36)))
-        return false;
+    const char *rhid = (const char *)s->st[GSP_HOST_ID].p;
+    if (s->st[GSP_HOST_ID].set && (s->st[GSP_HOST_ID].len != 36 || strncasecmp(hid, rhid, 36))) return false;
     if (e->refused_gen != s->gen) {
         e->refused_gen = s->gen;
         sib_log(g->log, SIB_WARN, "gossip: refusing /%s (generation %d): host id %s was removed from the cluster "
