@@ -24,6 +24,8 @@
  *   POST /flush[/<ks>[/<table>]]     starts flushes; /info's flushes_pending says
  *                                    when they are live
  *   POST /compact[/<ks>[/<table>]]   501 while the node supplies no hook
+ *   POST /removenode/<host id>       a dead member leaves the ring (nodetool
+ *                                    removenode; 400 refused, 404 unknown id)
  *   GET  /compactionstats            {"pending": 0, "compactions": []}
  *   GET  /tablestats[/<ks>[/<table>]]  per keyspace / table counters
  *   GET  /gossipinfo                 every endpoint's gossip state (heartbeat, values, alive, phi)
@@ -129,6 +131,7 @@ typedef struct admin_gauges {
     uint64_t sstables, sstable_bytes, flushes_pending;
     uint64_t cl_bytes_written, cl_segments_live, cl_syncs, cl_pending;
     uint64_t reads_inline, reads_pool, reads_queued, reads_running; /* storage's read pool */
+    uint64_t read_rounds, reads_coalesced; /* the coordinator's (coord_read_stats) */
     char schema_version[37];
     int64_t uptime_s;
     const admin_table_gauge *tables;
@@ -174,6 +177,9 @@ typedef struct admin_hooks {
     /* ks/table NULL = every keyspace / every table of ks. */
     int (*flush)(void *ctx, const char *ks, const char *table, sib_err *err);
     int (*compact)(void *ctx, const char *ks, const char *table, sib_err *err);
+    /* POST /removenode/<host id>: SIB_EINVAL refused (400), SIB_ENOTFOUND
+     * no such host id (404); err->msg says why. */
+    int (*removenode)(void *ctx, const char *host_id, sib_err *err);
 } admin_hooks;
 
 typedef struct admin_opts {

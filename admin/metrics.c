@@ -503,6 +503,11 @@ static void render_node(const admin_gauges *g, sib_buf *b)
     family(b, "sibyl_schema_version_info", "gauge", "The node's schema version (value is always 1).");
     sib_buf_printf(b, "sibyl_schema_version_info{version=\"%s\"} 1\n", g->schema_version);
     gauge(b, "sibyl_uptime_seconds", "gauge", "Seconds since the node started.", (uint64_t)g->uptime_s);
+    gauge(b, "sibyl_coordinator_read_rounds_total", "counter",
+          "Replica rounds of single-partition reads this node coordinated.", g->read_rounds);
+    gauge(b, "sibyl_coordinator_reads_coalesced_total", "counter",
+          "Single-partition reads that joined an identical read's replica round (single-flight).",
+          g->reads_coalesced);
     gauge(b, "sibyl_hints_pending", "gauge", "Hints waiting for replay.", 0);
     family(b, "sibyl_gossip_members", "gauge", "Cluster members as this node's gossip sees them.");
     sib_buf_printf(b, "sibyl_gossip_members{state=\"live\"} 1\nsibyl_gossip_members{state=\"down\"} 0\n");

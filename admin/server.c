@@ -15,13 +15,14 @@
  *        └─ ev_timer(MHD_get_timeout) ─┘
  *
  * Request bodies are ignored: every endpoint takes its arguments from the
- * path, and POST /flush or /compact carry none.
+ * path, and POST /flush, /compact or /removenode carry none.
  *
  * Handlers: each reads node state directly (it runs on the loop thread) and
  * builds a jansson tree that admin_route() serializes; a handler that fails sets
  * an HTTP status and an error string instead. Handlers only read: nothing
  * here writes to storage or the schema, so a scrape or a sibyltool call can
- * never change what clients see.
+ * never change what clients see. The POST endpoints act only through the
+ * node's hooks (flush, compaction, removenode).
  *
  * Units: sizes are bytes, times seconds unless a field name says _ms/_us,
  * tokens are JSON integers (int64, as Murmur3Partitioner gives them).
@@ -181,7 +182,15 @@ static char state_char(const char *status)
     return '?';
 }
 
-/* This node first, then every peer gossip knows with tokens. */
+/* Out of the ring for good: removed (removenode) or LEFT (decommission);
+ * gossip keeps such a state for days, nodetool no longer lists the node. */
+static bool gone_status(const char *st)
+{
+    return st && (!strncmp(st, "removed,", 8) || !strncmp(st, "LEFT,", 5));
+}
+
+/* This node first, then every peer gossip knows with tokens (and that has
+ * not left the ring). */
 static void members_collect(admin_server *s, amembers *ms)
 {
     memset(ms, 0, sizeof *ms);
@@ -203,7 +212,7 @@ static void members_collect(admin_server *s, amembers *ms)
     }
     gsp_endpoint_view v;
     for (size_t i = 1; s->gsp && gsp_endpoint_at(s->gsp, i, &v); i++) {
-        if (!v.states[GSP_TOKENS]) continue;
+        if (!v.states[GSP_TOKENS] || gone_status(v.states[GSP_STATUS])) continue;
         amember *m = &ms->m[ms->n++];
         m->addr = v.addr;
         m->dc = v.states[GSP_DC] ? v.states[GSP_DC] : "";
@@ -531,6 +540,20 @@ static json_t *run_hook(route_req *r, int (*fn)(void *, const char *, const char
     return o;
 }
 
+/* nodetool removenode: a dead member leaves the ring (the node's hook
+ * gossips the removal; nothing is streamed). */
+static json_t *h_removenode(route_req *r)
+{
+    if (strcmp(r->method, "POST")) return fail(r, 405, "use POST");
+    if (r->nseg != 1) return fail(r, 400, "usage: POST /removenode/<host id>");
+    if (!r->s->hooks.removenode) return fail(r, 501, "removenode is not supported by this node yet");
+    int rc = r->s->hooks.removenode(r->s->hooks.ctx, r->seg[0], &r->err);
+    if (rc) return fail_err(r, rc == SIB_ENOTFOUND ? 404 : rc == SIB_EINVAL ? 400 : 500);
+    json_t *o = json_object();
+    json_object_set_new(o, "result", json_string("ok"));
+    return o;
+}
+
 static json_t *h_flush(route_req *r) { return run_hook(r, r->s->hooks.flush, "flush"); }
 static json_t *h_compact(route_req *r) { return run_hook(r, r->s->hooks.compact, "compaction"); }
 
@@ -797,6 +820,12 @@ static void metrics_text(admin_server *s, sib_buf *out)
         .reads_running = rs.running,
         .uptime_s = (sib_now_us() - s->start_us) / 1000000,
     };
+    if (s->co) {
+        coord_read_stats crs;
+        coord_read_stats_get(s->co, &crs);
+        g.read_rounds = crs.rounds;
+        g.reads_coalesced = crs.coalesced;
+    }
     uint8_t v[16];
     sch_catalog_schema_version(s->cat, v);
     sib_uuid_format(v, g.schema_version);
@@ -864,6 +893,7 @@ static const route ROUTES[] = {
     {"endpoints", "GET", h_endpoints, 3},
     {"flush", NULL, h_flush, 2},
     {"compact", NULL, h_compact, 2},
+    {"removenode", NULL, h_removenode, 1},
     {"compactionstats", "GET", h_compactionstats, 0},
     {"tablestats", "GET", h_tablestats, 2},
     {"gossipinfo", "GET", h_gossipinfo, 0},

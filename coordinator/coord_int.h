@@ -15,6 +15,7 @@ typedef struct member {
     uint16_t port; /* storage_port; 0 = unknown (the local port is used) */
     uint8_t host_id[16];
     bool alive;
+    bool removed; /* coord_member_remove: no tokens, never alive, slot kept (ops hold indexes) */
 } member;
 
 typedef struct ring_entry {
@@ -34,6 +35,12 @@ struct coord {
     coord_io io;              /* zeroed until coord_attach */
     coord_write_op *writes;   /* in flight (remote replicas), freed by coord_destroy */
     coord_read_op *reads;     /* in flight, freed by coord_destroy */
+    /* Single-flight (read.c): rounds formed in this loop iteration and not
+     * yet sent; `flight` sends them just before the loop waits again. */
+    coord_read_op **forming;
+    size_t nforming, forming_cap;
+    ev_prepare flight;
+    uint64_t read_rounds, reads_coalesced;
     int64_t last_write_warn_us; /* write failures are logged at most once a second */
 };
 

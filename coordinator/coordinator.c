@@ -244,6 +244,7 @@ int coord_member_update(coord *c, const coord_member_opts *m)
         c->nmembers++;
     }
     member *mb = &c->members[idx];
+    mb->removed = false;
     snprintf(mb->dc, sizeof mb->dc, "%s", m->dc);
     snprintf(mb->rack, sizeof mb->rack, "%s", m->rack);
     memcpy(mb->host_id, m->host_id, 16);
@@ -254,7 +255,31 @@ int coord_member_update(coord *c, const coord_member_opts *m)
 void coord_member_set_alive(coord *c, const char *addr, bool alive)
 {
     ssize_t idx = member_index(c, addr);
-    if (idx > 0) c->members[idx].alive = alive;
+    if (idx > 0 && !c->members[idx].removed) c->members[idx].alive = alive;
+}
+
+bool coord_member_in_ring(const coord *c, const char *addr)
+{
+    ssize_t idx = member_index(c, addr);
+    return idx >= 0 && !c->members[idx].removed;
+}
+
+bool coord_member_remove(coord *c, const char *addr)
+{
+    ssize_t idx = member_index(c, addr);
+    if (idx <= 0 || c->members[idx].removed) return false;
+    /* dropping tokens only shrinks the ring: nothing to allocate */
+    size_t n = 0;
+    for (size_t i = 0; i < c->nring; i++)
+        if (c->ring[i].member != (size_t)idx) c->ring[n++] = c->ring[i];
+    c->nring = n;
+    member *mb = &c->members[idx];
+    mb->removed = true;
+    mb->alive = false;
+    /* no datacenter or rack: NTS counts and the datacenter list skip it */
+    mb->dc[0] = mb->rack[0] = 0;
+    sib_log(c->log, SIB_INFO, "coordinator: %s removed from the ring (%zu tokens left)", addr, c->nring);
+    return true;
 }
 const char *coord_local_dc(const coord *c) { return c->members[0].dc; }
 
@@ -335,7 +360,8 @@ size_t coord_replicas(const coord *c, const coord_repl *r, int64_t token, size_t
         return n;
     }
     if (r->kind == REPL_EVERYWHERE) {
-        for (size_t m = 0; m < c->nmembers && n < cap; m++) out[n++] = m;
+        for (size_t m = 0; m < c->nmembers && n < cap; m++)
+            if (!c->members[m].removed) out[n++] = m;
         return n;
     }
     if (!c->nring) return 0;

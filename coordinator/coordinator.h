@@ -110,8 +110,17 @@ int64_t coord_ring_token(const coord *c, size_t i);
  * first owner of a token keeps it. SIB_ENOMEM leaves the ring as it was. */
 int coord_member_update(coord *c, const coord_member_opts *m);
 /* Marks a (non-local) member alive or down for consistency checks; no-op
- * for an unknown address. */
+ * for an unknown or removed address. */
 void coord_member_set_alive(coord *c, const char *addr, bool alive);
+/* removenode: the member at addr leaves the ring (its tokens go, it is
+ * never a replica or alive again, it no longer counts in any datacenter).
+ * Its index stays taken, as requests in flight hold member indexes; a
+ * later coord_member_update for the address makes it a member again.
+ * True when a ring member was removed (false: unknown, local, or removed
+ * already). */
+bool coord_member_remove(coord *c, const char *addr);
+/* Whether addr names a ring member (known, and not removed). */
+bool coord_member_in_ring(const coord *c, const char *addr);
 const char *coord_local_dc(const coord *c);
 
 /* Members owning `token` under strategy r, in ring order; returns the count
@@ -270,5 +279,22 @@ typedef void (*coord_read_fn)(void *ctx, int rc, const sib_err *err, st_merge *m
  * few replicas are alive; <0 without calling done when nothing started. */
 int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64_t token, int cl, bool repair,
                coord_read_fn done, void *ctx, sib_err *err);
+
+/* Single-flight: concurrent identical reads of one partition at this
+ * coordinator share one replica round. A round is formed by the first
+ * read and sent at the end of the loop iteration it arrived in (an
+ * ev_prepare, just before the loop waits); a read arriving in the same
+ * iteration with the same request joins it and gets the same answer
+ * (done runs once per read, each with the round's merge). A read never
+ * joins a round already sent, so it never misses a write acknowledged
+ * before it arrived. Identical means: the same READ request bytes (table
+ * id, schema version, partition key, slices, now_s), the same consistency
+ * level and read repair setting, and the same replicas asked (so a change
+ * of liveness or of the ring in between forms a new round). */
+typedef struct coord_read_stats {
+    uint64_t rounds;    /* replica rounds sent */
+    uint64_t coalesced; /* reads answered by a round another read formed */
+} coord_read_stats;
+void coord_read_stats_get(const coord *c, coord_read_stats *out);
 
 #endif

@@ -23,7 +23,21 @@
  * came. A replica that fails (no table, a read error) counts as a failure:
  * ReadFailure once too few are left to reach blockFor.
  *
- * Lifetime: as writes (write.c), an op lives until it answered its caller
+ * Single-flight: identical reads at this coordinator (coordinator.h
+ * says what identical means) share one op while it is still forming. The
+ * first read creates the op and registers it in c->forming; nothing is
+ * sent yet. The coordinator's ev_prepare (`flight`) runs once the loop has
+ * handled every event of the iteration, just before it waits: it sends
+ * every forming op (local read first, then the messages) and empties the
+ * list. A read arriving in that iteration looks its key up in the list and
+ * joins as one more waiter; a read arriving later finds the op sent and
+ * forms a new one. So a joiner's replicas are asked after the joiner
+ * arrived, which is what keeps "a read sees every write acknowledged
+ * before it arrived": joining an op already sent could return a state
+ * older than such a write. The cost is the rest of the iteration (the
+ * event handling already queued) before the first message leaves.
+ *
+ * Lifetime: as writes (write.c), an op lives until it answered its callers
  * AND every callback it started (local read, messages, repairs) came back.
  */
 #include "coord_int.h"
@@ -239,10 +253,14 @@ static void on_read(void *ctx, msg_service *ms, const msg_in *m)
     }
 }
 
+static void on_flight(struct ev_loop *loop, ev_prepare *w, int revents);
+
 void coord_read_attach(coord *c)
 {
     if (!c->io.read_timeout_ms) c->io.read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
     if (c->io.ms) msg_set_handler(c->io.ms, COORD_VERB_READ, on_read, c);
+    ev_prepare_init(&c->flight, on_flight);
+    c->flight.data = c;
 }
 
 /* ---- coordinator side ---- */
@@ -259,10 +277,19 @@ typedef struct rd_target {
     uint8_t dg[COORD_DIGEST_LEN]; /* its digest (T_DIGEST) */
 } rd_target;
 
-struct coord_read_op {
-    coord *c;
+typedef struct rd_waiter {
     coord_read_fn done;
     void *ctx;
+} rd_waiter;
+
+struct coord_read_op {
+    coord *c;
+    rd_waiter *waiters; /* [0] formed the op; the others joined it */
+    size_t nwaiters, waiters_cap;
+    uint8_t *key;       /* single-flight key (while forming) */
+    size_t keylen;
+    uint64_t keyhash;
+    bool forming;       /* in c->forming, not sent yet */
     int cl, block_for;
     bool repair;
     uint8_t table_id[16], schema_version[16];
@@ -283,6 +310,19 @@ struct coord_read_op {
     coord_read_op *prev, *next;
 };
 
+/* Frees what an op allocated (a target's data and the merge excepted). */
+static void rop_free_unlinked(coord_read_op *op)
+{
+    if (!op) return;
+    free(op->targets);
+    free(op->pk);
+    free(op->keys);
+    free(op->slices);
+    free(op->waiters);
+    free(op->key);
+    free(op);
+}
+
 static void rop_unlink_free(coord_read_op *op)
 {
     coord *c = op->c;
@@ -295,16 +335,21 @@ static void rop_unlink_free(coord_read_op *op)
     }
     for (size_t i = 0; i < op->ntargets; i++) free(op->targets[i].data);
     st_merge_destroy(op->mg);
-    free(op->targets);
-    free(op->slices);
-    free(op->keys);
-    free(op->pk);
-    free(op);
+    rop_free_unlinked(op);
 }
 
 void coord_reads_free(coord *c)
 {
+    if (c->io.loop) ev_prepare_stop(c->io.loop, &c->flight);
+    free(c->forming);
+    c->forming = NULL;
+    c->nforming = c->forming_cap = 0;
     while (c->reads) rop_unlink_free(c->reads);
+}
+
+void coord_read_stats_get(const coord *c, coord_read_stats *out)
+{
+    *out = (coord_read_stats){.rounds = c->read_rounds, .coalesced = c->reads_coalesced};
 }
 
 static void rop_answer(coord_read_op *op, int rc, const sib_err *err)
@@ -314,7 +359,9 @@ static void rop_answer(coord_read_op *op, int rc, const sib_err *err)
         ev_timer_stop(op->c->io.loop, &op->timer);
         ev_timer_stop(op->c->io.loop, &op->kick);
     }
-    op->done(op->ctx, rc, err, rc ? NULL : op->mg);
+    /* A callback may start another read (the next page or partition): it
+     * forms a new op, as this one is no longer forming. */
+    for (size_t i = 0; i < op->nwaiters; i++) op->waiters[i].done(op->waiters[i].ctx, rc, err, rc ? NULL : op->mg);
 }
 
 static void rop_timeout(coord_read_op *op)
@@ -647,6 +694,100 @@ static int rop_copy(coord_read_op *op, const coord_read_req *rq)
     return 0;
 }
 
+/* Sends every op formed in this iteration (the `flight` ev_prepare). */
+static void rop_send(coord_read_op *op)
+{
+    coord *c = op->c;
+    SIB_ASSERT(op->forming); /* an op is sent once */
+    op->forming = false;
+    free(op->key);
+    op->key = NULL;
+    c->read_rounds++;
+    /* one replica sends data, the others a digest of theirs */
+    for (size_t i = 0; i < op->ntargets; i++) target_send(op, &op->targets[i], i > 0);
+    /* never answer from inside the send: a local answer may be complete */
+    ev_timer_start(c->io.loop, &op->kick);
+}
+
+static void on_flight(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    coord *c = w->data;
+    ev_prepare_stop(loop, w);
+    /* rop_send never forms an op, so the list stays as it is while sent */
+    for (size_t i = 0; i < c->nforming; i++) rop_send(c->forming[i]);
+    c->nforming = 0;
+}
+
+/* The single-flight key: the READ request bytes (digest off) and what else
+ * makes two reads identical (coordinator.h). */
+static int flight_key(const coord_read_req *rq, int cl, bool repair, const size_t *order, int block_for, sib_buf *b,
+                      sib_err *err)
+{
+    coord_read_req k = *rq;
+    k.digest = false;
+    int rc = coord_read_encode(b, &k, err);
+    if (rc) return rc;
+    uint8_t h[6] = {(uint8_t)cl, repair};
+    put_be32(h + 2, (uint32_t)block_for);
+    sib_buf_append(b, h, sizeof h);
+    for (int i = 0; i < block_for; i++) sib_buf_be32(b, (uint32_t)order[i]);
+    return b->oom ? sib_err_set(err, SIB_ENOMEM, "read") : 0;
+}
+
+static coord_read_op *flight_find(const coord *c, const sib_buf *key, uint64_t hash)
+{
+    for (size_t i = 0; i < c->nforming; i++) {
+        coord_read_op *op = c->forming[i];
+        if (op->keyhash == hash && op->keylen == key->len && !memcmp(op->key, key->p, key->len)) return op;
+    }
+    return NULL;
+}
+
+static bool add_waiter(coord_read_op *op, coord_read_fn done, void *ctx)
+{
+    if (!sib_grow((void **)&op->waiters, &op->waiters_cap, op->nwaiters + 1, sizeof *op->waiters)) return false;
+    op->waiters[op->nwaiters++] = (rd_waiter){done, ctx};
+    return true;
+}
+
+/* A new op for rq with its first waiter, registered as forming under key
+ * (taken). */
+static coord_read_op *rop_create(coord *c, const coord_read_req *rq, int cl, bool repair, const size_t *order,
+                                 int block_for, sib_buf *key, uint64_t hash, coord_read_fn done, void *ctx)
+{
+    coord_read_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->targets = calloc((size_t)block_for, sizeof *op->targets)) || rop_copy(op, rq) ||
+        !add_waiter(op, done, ctx) ||
+        !sib_grow((void **)&c->forming, &c->forming_cap, c->nforming + 1, sizeof *c->forming)) {
+        rop_free_unlinked(op);
+        return NULL;
+    }
+    op->c = c;
+    op->cl = cl;
+    op->block_for = block_for;
+    op->repair = repair;
+    op->ntargets = (size_t)block_for;
+    for (size_t i = 0; i < op->ntargets; i++) op->targets[i] = (rd_target){.op = op, .member = order[i]};
+    op->key = key->p;
+    op->keylen = key->len;
+    op->keyhash = hash;
+    sib_buf_init(key); /* the op owns the bytes now */
+    op->forming = true;
+    c->forming[c->nforming++] = op;
+    op->next = c->reads;
+    if (c->reads) c->reads->prev = op;
+    c->reads = op;
+    ev_timer_init(&op->timer, on_read_timeout, c->io.read_timeout_ms / 1000.0, 0);
+    op->timer.data = op;
+    ev_timer_init(&op->kick, on_kick, 0, 0);
+    op->kick.data = op;
+    /* read_request_timeout counts from the first read's arrival */
+    ev_timer_start(c->io.loop, &op->timer);
+    if (!ev_is_active(&c->flight)) ev_prepare_start(c->io.loop, &c->flight);
+    return op;
+}
+
 int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64_t token, int cl, bool repair,
                coord_read_fn done, void *ctx, sib_err *err)
 {
@@ -666,41 +807,22 @@ int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64
         err->ex[2] = (int64_t)n;
         return SIB_EUNAVAIL;
     }
-    coord_read_op *op = calloc(1, sizeof *op);
-    if (!op || !(op->targets = calloc((size_t)block_for, sizeof *op->targets)) || rop_copy(op, rq)) {
-        if (op) {
-            free(op->targets);
-            free(op->pk);
-            free(op->keys);
-            free(op->slices);
-        }
-        free(op);
-        return sib_err_set(err, SIB_ENOMEM, "read");
+    sib_buf key;
+    sib_buf_init(&key);
+    int rc = flight_key(rq, cl, repair, order, block_for, &key, err);
+    if (rc) {
+        sib_buf_free(&key);
+        return rc;
     }
-    op->c = c;
-    op->done = done;
-    op->ctx = ctx;
-    op->cl = cl;
-    op->block_for = block_for;
-    op->repair = repair;
-    op->ntargets = (size_t)block_for;
-    op->next = c->reads;
-    if (c->reads) c->reads->prev = op;
-    c->reads = op;
-    ev_timer_init(&op->timer, on_read_timeout, c->io.read_timeout_ms / 1000.0, 0);
-    op->timer.data = op;
-    ev_timer_init(&op->kick, on_kick, 0, 0);
-    op->kick.data = op;
-
-    /* one replica sends data, the others a digest of theirs */
-    for (size_t i = 0; i < op->ntargets; i++) {
-        rd_target *t = &op->targets[i];
-        t->op = op;
-        t->member = order[i];
-        target_send(op, t, i > 0);
+    uint64_t hash = (uint64_t)sib_murmur3_h1(key.p, key.len);
+    coord_read_op *op = flight_find(c, &key, hash);
+    if (op) {
+        sib_buf_free(&key);
+        if (!add_waiter(op, done, ctx)) return sib_err_set(err, SIB_ENOMEM, "read");
+        c->reads_coalesced++;
+        return 0;
     }
-    ev_timer_start(c->io.loop, &op->timer);
-    /* never answer from inside coord_read: the caller is not ready for it */
-    ev_timer_start(c->io.loop, &op->kick);
-    return 0;
+    op = rop_create(c, rq, cl, repair, order, block_for, &key, hash, done, ctx);
+    sib_buf_free(&key);
+    return op ? 0 : sib_err_set(err, SIB_ENOMEM, "read");
 }

@@ -18,6 +18,14 @@
  * means every value with a version > v, plus the heartbeat whenever it is
  * above v; a state with neither is not sent.
  *
+ * removenode (gsp_advertise_removed) rewrites a dead peer's state here:
+ * generation + 1, every version renumbered from 1 (a shut-down peer's
+ * versions are pinned at the top), STATUS `removed,<host id>,<expiry>`.
+ * The higher generation makes every node take the whole state. Until the
+ * expiry, a newer generation from that address with the same host id is
+ * refused (apply_one); its SYN is answered with the removal, so the
+ * restarted node learns why and logs it.
+ *
  * Peers are endpoints too: endpoint 0 is this node. Endpoints are never
  * freed before the gossiper (Cassandra evicts long-dead ones after days; a
  * Sibyl node keeps them, which is only a memory question for clusters that
@@ -29,6 +37,7 @@
 #include <ev.h>
 #include <math.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #define PARTITIONER "org.apache.cassandra.dht.Murmur3Partitioner"
 #define MAX_ENDPOINTS 4096
@@ -48,6 +57,7 @@ typedef struct endpoint {
     bool alive;
     bool echo_pending;
     bool told_shutdown;   /* we sent it our GOSSIP_SHUTDOWN */
+    int32_t refused_gen;  /* last generation refused as a removed node's (logged once) */
     gsp_arrival *fd;
 } endpoint;
 
@@ -71,6 +81,7 @@ struct gossip {
     int32_t version; /* the one counter of every local version */
     ev_timer round;
     bool started, stopping;
+    bool told_removed;  /* this node heard it was removed (logged once) */
     sib_rng rng;
     int64_t last_interpret_ns, last_pause_ns;
 };
@@ -340,10 +351,52 @@ static uint32_t merge_values(endpoint *e, const rstate *s)
     return changed;
 }
 
+/* The removal marker of e, when it is still in force (not expired). */
+static bool removal_active(const endpoint *e, char hid[37])
+{
+    int64_t expiry;
+    return e && gsp_status_removed(e->st[GSP_STATUS].v, hid, &expiry) && sib_now_us() / 1000 < expiry;
+}
+
+/* A newer generation of a removed endpoint that still carries the removed
+ * host id (or none): the removed node restarted with its old data. It
+ * stays out; a node with another host id at that address is new. */
+static bool refuse_removed(gossip *g, endpoint *e, const rstate *s)
+{
+    char hid[37];
+    if (!e || s->gen <= e->gen || !removal_active(e, hid)) return false;
+    const char *rhid = (const char *)s->st[GSP_HOST_ID].p;
+    if (s->st[GSP_HOST_ID].set && (s->st[GSP_HOST_ID].len != 36 || strncasecmp(hid, rhid, 36))) return false;
+    if (e->refused_gen != s->gen) {
+        e->refused_gen = s->gen;
+        sib_log(g->log, SIB_WARN, "gossip: refusing /%s (generation %d): host id %s was removed from the cluster "
+                "(removenode); it stays out of the ring. To bring the machine back, clear its data directory and "
+                "start it as a new node", s->addr, s->gen, hid);
+    }
+    return true;
+}
+
+/* The state others hold about this node says it was removed. */
+static void check_self_removed(gossip *g, const rstate *s)
+{
+    const char *mine = g->eps[0]->st[GSP_HOST_ID].v;
+    if (g->told_removed || !mine || !s->st[GSP_STATUS].set || s->st[GSP_STATUS].len < 8 + 36 ||
+        memcmp(s->st[GSP_STATUS].p, "removed,", 8) || strncasecmp((const char *)s->st[GSP_STATUS].p + 8, mine, 36))
+        return;
+    g->told_removed = true;
+    sib_log(g->log, SIB_ERROR, "gossip: a peer says this node (/%s, host id %s) was removed from the cluster by "
+            "removenode: the other nodes refuse its gossip and it is not part of their ring. Clear this node's data "
+            "directory and start it as a new node to rejoin", s->addr, mine);
+}
+
 static void apply_one(gossip *g, const rstate *s)
 {
     endpoint *e = ep_find(g, s->addr, s->port);
-    if (e == g->eps[0]) return; /* nothing about this node is learned from others */
+    if (e == g->eps[0]) { /* nothing about this node is learned from others */
+        check_self_removed(g, s);
+        return;
+    }
+    if (refuse_removed(g, e, s)) return;
     int32_t rmax = rstate_max(s);
     gsp_apply_action a =
         gsp_apply_rule(e != NULL, e ? e->gen : 0, e ? max_version(e) : 0, s->gen, rmax, sib_now_us() / 1000000);
@@ -423,6 +476,9 @@ static void on_syn(void *ctx, msg_service *ms, const msg_in *m)
         if (!get_digest(&r, &d)) break;
         endpoint *e = ep_find(g, d.addr, d.port);
         int32_t lmax = e ? max_version(e) : 0;
+        char hid[37];
+        /* a removed node that restarted: tell it (check_self_removed) */
+        if (e && e != g->eps[0] && d.gen > e->gen && removal_active(e, hid)) nst += put_state_above(&states, e, 0);
         switch (gsp_digest_compare(e != NULL, e ? e->gen : 0, lmax, d.gen, d.maxv)) {
         case GSP_REQUEST_ALL: put_digest(&reqs, d.addr, d.port, d.gen, 0); nreq++; break;
         case GSP_REQUEST_NEWER: put_digest(&reqs, d.addr, d.port, d.gen, lmax); nreq++; break;
@@ -728,6 +784,48 @@ bool gsp_shutdown_sent(const gossip *g)
     for (size_t i = 1; i < g->neps; i++)
         if (g->eps[i]->told_shutdown && msg_queued_bytes(g->ms, g->eps[i]->addr, g->eps[i]->port)) return false;
     return true;
+}
+
+bool gsp_status_removed(const char *status, char hid[37], int64_t *expiry_ms)
+{
+    if (!status || strncmp(status, "removed,", 8)) return false;
+    const char *p = status + 8, *comma = strchr(p, ',');
+    if (!comma || comma - p != 36 || !comma[1]) return false;
+    char *end;
+    long long x = strtoll(comma + 1, &end, 10);
+    if (*end) return false;
+    memcpy(hid, p, 36);
+    hid[36] = 0;
+    *expiry_ms = x;
+    return true;
+}
+
+int gsp_advertise_removed(gossip *g, const char *addr, uint16_t port, sib_err *err)
+{
+    endpoint *e = ep_find(g, addr, port);
+    if (!e) return sib_err_set(err, SIB_ENOTFOUND, "Host ID not found.");
+    if (e == g->eps[0]) return sib_err_set(err, SIB_EINVAL, "Cannot remove self");
+    if (e->alive)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Node /%s:%u is alive and owns this ID. Use decommission command to remove it from the ring",
+                           addr, port);
+    const char *hid = e->st[GSP_HOST_ID].v;
+    if (!hid || strlen(hid) != 36) return sib_err_set(err, SIB_ENOTFOUND, "Host ID not found.");
+    char buf[96];
+    snprintf(buf, sizeof buf, "removed,%s,%lld", hid, (long long)(sib_now_us() / 1000 + GSP_REMOVED_EXPIRY_MS));
+    char *v = strdup(buf);
+    if (!v) return sib_err_set(err, SIB_ENOMEM, "gossip");
+    /* A new generation starts its versions over: 1 for what it keeps, 2
+     * for the STATUS, so a peer shut down with pinned versions is covered. */
+    e->gen++;
+    e->hb = 1;
+    for (int k = 0; k < GSP_NSTATES; k++)
+        if (e->st[k].v) e->st[k].ver = 1;
+    free(e->st[GSP_STATUS].v);
+    e->st[GSP_STATUS] = (vvalue){v, 2};
+    sib_log(g->log, SIB_INFO, "gossip: completing removal of /%s (STATUS %s, generation %d)", addr, v, e->gen);
+    notify_change(g, e, GSP_STATUS);
+    return 0;
 }
 
 size_t gsp_endpoint_count(const gossip *g) { return g->neps; }

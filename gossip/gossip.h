@@ -168,6 +168,20 @@ size_t gsp_announce_shutdown(gossip *g);
  * node (written to its socket). */
 bool gsp_shutdown_sent(const gossip *g);
 
+/* removenode (Cassandra's advertiseTokenRemoved): publishes, on behalf of
+ * the peer at (addr, port), its state with the generation + 1 and STATUS
+ * `removed,<host id>,<expiry ms>`, so the higher generation replaces its
+ * state on every node; the local listener hears the STATUS change at once.
+ * SIB_ENOTFOUND for an unknown peer, SIB_EINVAL for this node or a peer
+ * that is alive. While the expiry is ahead, gossip about that address that
+ * carries the removed host id in a newer generation (the removed node
+ * restarted with its old data) is refused and logged; a node there with a
+ * new host id is a new member. */
+#define GSP_REMOVED_EXPIRY_MS (3LL * 24 * 3600 * 1000) /* Cassandra's A_VERY_LONG_TIME */
+int gsp_advertise_removed(gossip *g, const char *addr, uint16_t port, sib_err *err);
+/* Parses a STATUS value `removed,<host id>,<expiry ms>`. */
+bool gsp_status_removed(const char *status, char hid[37], int64_t *expiry_ms);
+
 size_t gsp_endpoint_count(const gossip *g);
 /* Index 0 is this node. False past the end. */
 bool gsp_endpoint_at(const gossip *g, size_t i, gsp_endpoint_view *out);

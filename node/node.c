@@ -344,6 +344,32 @@ static int admin_compact(void *ctx, const char *ks, const char *table, sib_err *
     return on_tables(ctx, storage_compact, ks, table, err);
 }
 
+/* nodetool removenode <host id>, with Cassandra's refusals (its
+ * StorageService.removeNode): the removal is then gossiped from here
+ * (gsp_advertise_removed), and every node, this one included, drops the
+ * member in gossip_change. Nothing is streamed. */
+static int admin_removenode(void *ctx, const char *host_id, sib_err *err)
+{
+    node *n = ctx;
+    uint8_t id[16], peer[16];
+    if (strlen(host_id) != 36 || !sib_uuid_parse(host_id, 36, id))
+        return sib_err_set(err, SIB_EINVAL, "Invalid host id '%s': a UUID such as sibyltool status shows", host_id);
+    if (!memcmp(id, n->host_id, 16)) return sib_err_set(err, SIB_EINVAL, "Cannot remove self");
+    gsp_endpoint_view v;
+    for (size_t i = 1; gsp_endpoint_at(n->gsp, i, &v); i++) {
+        const char *hid = v.states[GSP_HOST_ID];
+        if (!hid || strlen(hid) != 36 || !sib_uuid_parse(hid, 36, peer) || memcmp(peer, id, 16)) continue;
+        if (!coord_member_in_ring(n->co, v.addr))
+            return sib_err_set(err, SIB_EINVAL, "Node to be removed is not a member of the token ring");
+        char addr[64];
+        snprintf(addr, sizeof addr, "%s", v.addr); /* the view ends with the next gossip call */
+        int rc = gsp_advertise_removed(n->gsp, addr, v.port, err);
+        if (!rc) sib_log(n->log, SIB_INFO, "node: removenode of host id %s (/%s): no data is streamed", host_id, addr);
+        return rc;
+    }
+    return sib_err_set(err, SIB_ENOTFOUND, "Host ID not found.");
+}
+
 /* admin_auth_token, or the first line of admin_auth_token_file ("" = no
  * token). A file that cannot be read, or is empty, stops start-up: an
  * operator who asked for a token must not get an open API. */
@@ -388,7 +414,7 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
         .connection_timeout = n->cfg.admin_connection_timeout_ms / 1000.0,
         .st = n->st, .cat = n->cat, .co = n->co, .gsp = n->gsp, .metrics = n->metrics, .node = &ai,
         .hooks = {.ctx = n, .client_count = admin_client_count, .client_limits = admin_limits,
-                  .flush = admin_flush, .compact = admin_compact},
+                  .flush = admin_flush, .compact = admin_compact, .removenode = admin_removenode},
     };
     n->admin = admin_server_create(&ao, err);
     explicit_bzero(token, sizeof token);
@@ -474,6 +500,22 @@ static void gossip_up(void *ctx, const gsp_endpoint_view *v)
 }
 static void gossip_down(void *ctx, const gsp_endpoint_view *v) { gossip_status(ctx, v, false); }
 
+/* A peer removed by removenode (STATUS removed, from any node) or gone by
+ * decommission (LEFT) leaves the ring; drivers hear REMOVED_NODE, and
+ * system.peers no longer lists it (exec_system.c lists NORMAL and shutdown
+ * peers only). */
+static void member_gone(node *n, const gsp_endpoint_view *v)
+{
+    if (!coord_member_remove(n->co, v->addr)) return;
+    const char *hid = v->states[GSP_HOST_ID];
+    sib_log(n->log, SIB_WARN, "node: /%s (host id %s) left the ring (%s). Its data was not streamed to the nodes "
+            "that take over its ranges: there is no streaming yet, so they hold only the replicas they already had",
+            v->addr, hid ? hid : "?", v->states[GSP_STATUS]);
+    uint8_t ip[4];
+    int32_t port;
+    if (n->srv && native_addr(v, ip, &port)) cql_server_broadcast_topology(n->srv, CQL_TOPO_REMOVED_NODE, ip, 4, port);
+}
+
 /* A NORMAL peer's tokens go into the ring (ownership, replicas, Unavailable
  * checks); the first time, drivers hear NEW_NODE. */
 static void gossip_change(void *ctx, const gsp_endpoint_view *v, gsp_key key)
@@ -482,12 +524,15 @@ static void gossip_change(void *ctx, const gsp_endpoint_view *v, gsp_key key)
     if (key == GSP_SCHEMA && n->sync) node_schema_sync_peer(n->sync, v);
     if (key != GSP_STATUS && key != GSP_TOKENS) return;
     const char *st = v->states[GSP_STATUS];
+    if (key == GSP_STATUS && st && (!strncmp(st, "removed,", 8) || !strncmp(st, "LEFT,", 5))) {
+        member_gone(n, v);
+        return;
+    }
     if (!st || strncmp(st, "NORMAL", 6)) return;
     int64_t *toks;
     size_t nt = gsp_parse_tokens(v->states[GSP_TOKENS], &toks);
     if (!nt) { free(toks); return; }
-    bool known = false;
-    for (size_t i = 1; i < coord_members(n->co); i++) known |= !strcmp(coord_member_addr(n->co, i), v->addr);
+    bool known = coord_member_in_ring(n->co, v->addr);
     coord_member_opts mo = {.tokens = toks, .ntokens = nt, .port = v->port};
     snprintf(mo.addr, sizeof mo.addr, "%s", v->addr);
     snprintf(mo.dc, sizeof mo.dc, "%s", v->states[GSP_DC] ? v->states[GSP_DC] : "");

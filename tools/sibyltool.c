@@ -11,7 +11,7 @@
  * Commands: status, info [-T], ring, describering <ks>,
  * getendpoints [-T] <ks> <table> <key>, flush [ks [table...]],
  * compact [ks [table...]], compactionstats, tablestats [ks[.table]...],
- * gossipinfo, describecluster.
+ * gossipinfo, describecluster, removenode <host id>.
  *
  * HTTP through libcurl, JSON through jansson. Exit status: 0 on success,
  * 1 when the node is unreachable or answers an error (the message goes to
@@ -349,6 +349,20 @@ static int cmd_flush(tool *t, int argc, char **argv)
 }
 static int cmd_compact(tool *t, int argc, char **argv) { return cmd_table_op(t, "compact", argc, argv); }
 
+/* nodetool removenode <host id>: the node refuses a live node or itself
+ * with Cassandra's messages (printed by call). The removal is complete
+ * when the call returns: no data is streamed (docs/membership.md). */
+static int cmd_removenode(tool *t, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "sibyltool: usage: removenode <host id>\n");
+        return EXIT_USAGE;
+    }
+    const char *segs[] = {argv[0]};
+    json_decref(call(t, "POST", "removenode", segs, 1));
+    return 0;
+}
+
 static int cmd_compactionstats(tool *t, int argc, char **argv)
 {
     json_t *j = call(t, "GET", "compactionstats", NULL, 0);
@@ -528,6 +542,7 @@ static const command COMMANDS[] = {
     {"flush", cmd_flush, "Flush one or more tables"},
     {"compact", cmd_compact, "Force a (major) compaction on one or more tables"},
     {"compactionstats", cmd_compactionstats, "Print statistics on compactions"},
+    {"removenode", cmd_removenode, "Remove a dead node (by host id) from the ring; no data is streamed"},
     {"tablestats", cmd_tablestats, "Print statistics on tables"},
     {"gossipinfo", cmd_gossipinfo, "Shows the gossip information for the cluster"},
     {"describecluster", cmd_describecluster, "Print the name, snitch, partitioner and schema versions of a cluster"},

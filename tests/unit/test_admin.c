@@ -85,7 +85,7 @@ static void test_render(void **state)
     admin_table_gauge tables[] = {{.ks = "ks", .table = "t\"q", .partitions = 3, .rows = 4, .cells = 5,
                                    .memtable_bytes = 4096}};
     admin_gauges g = {.clients = 2, .memtable_bytes = 4096, .cl_segments_live = 1, .uptime_s = 9,
-                      .tables = tables, .ntables = 1};
+                      .read_rounds = 6, .reads_coalesced = 11, .tables = tables, .ntables = 1};
     snprintf(g.schema_version, sizeof g.schema_version, "%s", "00000000-0000-0000-0000-000000000001");
     sib_buf b;
     sib_buf_init(&b);
@@ -112,6 +112,9 @@ static void test_render(void **state)
     assert_true(has_line(&b, "sibyl_cql_errors_total{code=\"syntax_error\"} 1"));
     assert_true(has_line(&b, "sibyl_cql_errors_total{code=\"other\"} 1"));
     assert_true(has_line(&b, "sibyl_connected_clients 2"));
+    assert_true(has_line(&b, "# TYPE sibyl_coordinator_reads_coalesced_total counter"));
+    assert_true(has_line(&b, "sibyl_coordinator_reads_coalesced_total 11"));
+    assert_true(has_line(&b, "sibyl_coordinator_read_rounds_total 6"));
     assert_true(has_line(&b, "sibyl_table_partitions{keyspace=\"ks\",table=\"t\\\"q\"} 3"));
     assert_true(has_line(&b, "sibyl_table_memtable_bytes{keyspace=\"ks\",table=\"t\\\"q\"} 4096"));
     assert_true(has_line(&b, "sibyl_table_sstables{keyspace=\"ks\",table=\"t\\\"q\"} 0"));
@@ -312,6 +315,10 @@ static void test_flush_compact_501(void **state)
     expect(f, "POST", "/flush/ks/t", 501, "not supported by this node yet");
     expect(f, "POST", "/compact/ks", 501, "not supported by this node yet");
     expect(f, "POST", "/flush/nosuch", 404, "keyspace nosuch does not exist");
+    /* removenode: POST only, one host id, and the node's hook decides */
+    expect(f, "GET", "/removenode/ab000000-0000-0000-0000-000000000000", 405, "use POST");
+    expect(f, "POST", "/removenode", 400, "usage: POST /removenode/<host id>");
+    expect(f, "POST", "/removenode/ab000000-0000-0000-0000-000000000000", 501, "not supported by this node yet");
 }
 
 static void test_describering_tablestats(void **state)

@@ -253,6 +253,29 @@ static void test_members_from_gossip(void **state)
     /* the local member is never replaced from outside */
     strcpy(o.addr, "127.0.0.1");
     assert_int_equal(coord_member_update(c, &o), SIB_EINVAL);
+    /* removenode: the peer's tokens leave the ring, it is never alive or a
+     * replica again, not even for EverywhereStrategy */
+    assert_false(coord_member_remove(c, "127.0.0.1"));
+    assert_false(coord_member_remove(c, "127.0.0.9"));
+    assert_true(coord_member_in_ring(c, "127.0.0.2"));
+    assert_true(coord_member_remove(c, "127.0.0.2"));
+    assert_false(coord_member_remove(c, "127.0.0.2"));
+    assert_false(coord_member_in_ring(c, "127.0.0.2"));
+    assert_int_equal(coord_ring_size(c), 4);
+    assert_int_equal(coord_replicas(c, &rf1, 250, out, 4), 1);
+    assert_int_equal(out[0], 0);
+    coord_member_set_alive(c, "127.0.0.2", true);
+    assert_false(coord_member_alive(c, 1));
+    assert_string_equal(coord_member_dc(c, 1), "");
+    coord_repl every = {.kind = REPL_EVERYWHERE};
+    assert_int_equal(coord_replicas(c, &every, 0, out, 4), 1);
+    /* a node that joins at the address later is a member again */
+    strcpy(o.addr, "127.0.0.2");
+    assert_int_equal(coord_member_update(c, &o), 0);
+    assert_true(coord_member_in_ring(c, "127.0.0.2"));
+    assert_int_equal(coord_members(c), 2);
+    assert_int_equal(coord_replicas(c, &rf1, 250, out, 4), 1);
+    assert_int_equal(out[0], 1);
     coord_destroy(c);
 }
 
@@ -785,9 +808,8 @@ static void on_read_done(void *ctx, int rc, const sib_err *err, st_merge *mg)
     st_rpage_destroy(pg);
 }
 
-/* Reads key through node `via` at cl; r->rows: the reconciled partition's
- * live rows. */
-static void read_one(cluster3 *k, int via, const uint8_t table[16], int key, int cl, bool repair, read_result *r)
+/* Starts a read of key through node `via` at cl without running the loop. */
+static void read_start(cluster3 *k, int via, const uint8_t table[16], int key, int cl, bool repair, read_result *r)
 {
     char pk[16];
     int n = snprintf(pk, sizeof pk, "key%d", key);
@@ -801,6 +823,13 @@ static void read_one(cluster3 *k, int via, const uint8_t table[16], int key, int
     assert_int_equal(coord_read(k->co[via], &rq, &rf3, sib_murmur3_token((const uint8_t *)pk, (size_t)n), cl, repair,
                                 on_read_done, r, &err),
                      0);
+}
+
+/* Reads key through node `via` at cl; r->rows: the reconciled partition's
+ * live rows. */
+static void read_one(cluster3 *k, int via, const uint8_t table[16], int key, int cl, bool repair, read_result *r)
+{
+    read_start(k, via, table, key, cl, repair, r);
     assert_int_equal(r->calls, 0); /* never from inside coord_read */
     run_until(k->loop, &r->calls, 1, 5);
     assert_int_equal(r->calls, 1);
@@ -862,6 +891,71 @@ static void test_read_through_replicas(void **state)
     assert_int_equal(r.err.ex[3], 1);
     int none = 0;
     run_until(k.loop, &none, 1, 0.5);
+    cluster3_close(&k);
+}
+
+static int answered(const read_result *r, size_t n)
+{
+    int a = 0;
+    for (size_t i = 0; i < n; i++) a += r[i].calls;
+    return a;
+}
+
+static void test_read_single_flight(void **state)
+{
+    fx *f = *state;
+    cluster3 k;
+    cluster3_open(&k, f->dir);
+    put_on_node0(&k, 7);
+    coord_read_stats st;
+    /* five identical reads in one loop iteration share a round; another
+     * level, or another key, forms its own */
+    read_result r[7];
+    for (int i = 0; i < 5; i++) read_start(&k, 1, TBL, 7, CL_ALL, true, &r[i]);
+    read_start(&k, 1, TBL, 7, CL_QUORUM, true, &r[5]);
+    read_start(&k, 1, TBL, 8, CL_ALL, true, &r[6]);
+    coord_read_stats_get(k.co[1], &st);
+    assert_int_equal(st.rounds, 0); /* formed, not sent before the loop runs */
+    assert_int_equal(st.coalesced, 4);
+    assert_int_equal(answered(r, 7), 0);
+    int done = 0;
+    while (answered(r, 7) < 7 && done++ < 1000) ev_run(k.loop, EVRUN_ONCE);
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].rc, 0);
+    }
+    for (int i = 0; i < 5; i++) assert_int_equal(r[i].rows, 1); /* each waiter reads the shared merge */
+    assert_int_equal(r[6].rows, 0);
+    coord_read_stats_get(k.co[1], &st);
+    assert_int_equal(st.rounds, 3);
+    assert_int_equal(st.coalesced, 4);
+    /* a read never joins a round already sent: the second one forms anew */
+    read_start(&k, 1, TBL, 7, CL_ALL, true, &r[0]);
+    ev_run(k.loop, EVRUN_NOWAIT); /* the iteration ends: the round is sent */
+    coord_read_stats_get(k.co[1], &st);
+    assert_int_equal(st.rounds, 4);
+    read_start(&k, 1, TBL, 7, CL_ALL, true, &r[1]);
+    done = 0;
+    while (answered(r, 2) < 2 && done++ < 1000) ev_run(k.loop, EVRUN_ONCE);
+    assert_int_equal(r[0].rc, 0);
+    assert_int_equal(r[1].rc, 0);
+    coord_read_stats_get(k.co[1], &st);
+    assert_int_equal(st.rounds, 5);
+    assert_int_equal(st.coalesced, 4);
+    /* a replica that went down changes who is asked: no sharing either */
+    coord_member_set_alive(k.co[0], "127.0.0.2", false);
+    read_start(&k, 0, TBL, 7, CL_QUORUM, true, &r[0]); /* asks nodes 0 and 2 */
+    coord_member_set_alive(k.co[0], "127.0.0.2", true);
+    coord_member_set_alive(k.co[0], "127.0.0.3", false);
+    read_start(&k, 0, TBL, 7, CL_QUORUM, true, &r[1]); /* asks nodes 0 and 1 */
+    coord_read_stats_get(k.co[0], &st);
+    assert_int_equal(st.coalesced, 0);
+    done = 0;
+    while (answered(r, 2) < 2 && done++ < 1000) ev_run(k.loop, EVRUN_ONCE);
+    assert_int_equal(r[0].rows, 1);
+    assert_int_equal(r[1].rows, 1);
+    int none = 0;
+    run_until(k.loop, &none, 1, 0.3);
     cluster3_close(&k);
 }
 
@@ -982,6 +1076,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_table_pulls_schema, fx_setup, tmpdir_teardown),
         cmocka_unit_test(test_read_wire),
         cmocka_unit_test_setup_teardown(test_read_through_replicas, fx_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_read_single_flight, fx_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -140,23 +140,32 @@ static void on_down(void *ctx, const gsp_endpoint_view *v)
 }
 static void on_change(void *ctx, const gsp_endpoint_view *v, gsp_key k) { ((member *)ctx)->changes++; }
 
-static void member_open(member *m, struct ev_loop *loop, const char *cluster, const char *seeds, double threshold)
+/* A gossiper on 127.0.0.1:port (0 = any) with that generation; hid, when
+ * given, is published as its HOST_ID. */
+static void member_open_at(member *m, struct ev_loop *loop, const char *cluster, const char *seeds, double threshold,
+                           uint16_t port, int32_t generation, const char *hid)
 {
     memset(m, 0, sizeof *m);
-    msg_opts mo = {.loop = loop, .cluster_name = cluster, .bind_addr = "127.0.0.1", .backoff_min_ms = 20,
-                   .backoff_max_ms = 100};
+    msg_opts mo = {.loop = loop, .cluster_name = cluster, .bind_addr = "127.0.0.1", .port = port,
+                   .backoff_min_ms = 20, .backoff_max_ms = 100};
     sib_err err = {0};
     m->ms = msg_service_create(&mo, &err);
     assert_non_null(m->ms);
     gsp_opts go = {.loop = loop, .ms = m->ms, .cluster_name = cluster, .addr = "127.0.0.1",
                    .port = msg_service_port(m->ms), .seeds = seeds, .interval_ms = 100,
-                   .phi_convict_threshold = threshold, .generation = 1000, .seed = 42,
+                   .phi_convict_threshold = threshold, .generation = generation, .seed = 42,
                    .listener = {.ctx = m, .up = on_up, .down = on_down, .change = on_change}};
     m->g = gsp_create(&go, &err);
     assert_non_null(m->g);
     assert_int_equal(gsp_set_state(m->g, GSP_STATUS, "NORMAL,1"), 0);
     assert_int_equal(gsp_set_state(m->g, GSP_DC, "dc1"), 0);
+    if (hid) assert_int_equal(gsp_set_state(m->g, GSP_HOST_ID, hid), 0);
     gsp_start(m->g);
+}
+
+static void member_open(member *m, struct ev_loop *loop, const char *cluster, const char *seeds, double threshold)
+{
+    member_open_at(m, loop, cluster, seeds, threshold, 0, 1000, NULL);
 }
 
 static void member_close(member *m)
@@ -248,6 +257,103 @@ typedef struct pair {
     member *a, *b;
 } pair;
 
+static void removed_status_value(void **state)
+{
+    char hid[37];
+    int64_t exp = 0;
+    assert_true(gsp_status_removed("removed,5c096c55-84bc-4bb9-8992-3a94a20326b6,1796898746832", hid, &exp));
+    assert_string_equal(hid, "5c096c55-84bc-4bb9-8992-3a94a20326b6");
+    assert_int_equal(exp, 1796898746832LL);
+    assert_false(gsp_status_removed("NORMAL,1", hid, &exp));
+    assert_false(gsp_status_removed("removed,5c096c55,1", hid, &exp));
+    assert_false(gsp_status_removed("removed,5c096c55-84bc-4bb9-8992-3a94a20326b6,", hid, &exp));
+    assert_false(gsp_status_removed("removed,5c096c55-84bc-4bb9-8992-3a94a20326b6,12x", hid, &exp));
+    assert_false(gsp_status_removed(NULL, hid, &exp));
+}
+
+/* The state member `at` holds about the gossiper on `port`. */
+static bool view_of_port(member *at, uint16_t port, gsp_endpoint_view *v)
+{
+    for (size_t i = 1; gsp_endpoint_at(at->g, i, v); i++)
+        if (v->port == port) return true;
+    return false;
+}
+
+typedef struct removal {
+    trio *t;
+    uint16_t port;
+    const char *want; /* STATUS prefix member 1 should hold */
+} removal;
+
+static bool b_lacks_status(void *ctx)
+{
+    removal *r = ctx;
+    gsp_endpoint_view v;
+    return !view_of_port(&r->t->m[1], r->port, &v) || !v.states[GSP_STATUS] ||
+           strncmp(v.states[GSP_STATUS], r->want, strlen(r->want));
+}
+
+static bool both_not_down(void *ctx) { return ((trio *)ctx)->m[0].downs == 0 || ((trio *)ctx)->m[1].downs == 0; }
+
+static bool always(void *ctx) { return true; }
+
+#define HID2 "00000000-0000-4000-8000-000000000002"
+
+static void removal_spreads_and_keeps_the_removed_out(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    trio t;
+    char seed[32];
+    member_open_at(&t.m[0], loop, "C", "", 8.0, 0, 1000, "00000000-0000-4000-8000-000000000000");
+    seed_of(&t.m[0], seed);
+    member_open_at(&t.m[1], loop, "C", seed, 8.0, 0, 1000, "00000000-0000-4000-8000-000000000001");
+    member_open_at(&t.m[2], loop, "C", seed, 8.0, 0, 1000, HID2);
+    run_while(loop, not_converged, &t, 10.0);
+    assert_false(not_converged(&t));
+    uint16_t p1 = msg_service_port(t.m[1].ms), p2 = msg_service_port(t.m[2].ms),
+             p0 = msg_service_port(t.m[0].ms);
+    /* refused: a live peer, this node, an unknown one */
+    sib_err err = {0};
+    assert_int_equal(gsp_advertise_removed(t.m[0].g, "127.0.0.1", p1, &err), SIB_EINVAL);
+    assert_non_null(strstr(err.msg, "is alive and owns this ID. Use decommission command"));
+    assert_int_equal(gsp_advertise_removed(t.m[0].g, "127.0.0.1", p0, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot remove self");
+    assert_int_equal(gsp_advertise_removed(t.m[0].g, "127.0.0.9", 7000, &err), SIB_ENOTFOUND);
+    /* member 2 dies; once both others hold it DOWN, member 0 removes it
+     * and member 1 learns it through gossip, in a new generation */
+    member_close(&t.m[2]);
+    t.m[0].downs = t.m[1].downs = 0;
+    run_while(loop, both_not_down, &t, 30.0);
+    assert_false(both_not_down(&t));
+    int changes = t.m[0].changes;
+    assert_int_equal(gsp_advertise_removed(t.m[0].g, "127.0.0.1", p2, &err), 0);
+    assert_true(t.m[0].changes > changes); /* the local listener heard it at once */
+    removal r = {&t, p2, "removed," HID2 ","};
+    run_while(loop, b_lacks_status, &r, 10.0);
+    gsp_endpoint_view v;
+    assert_true(view_of_port(&t.m[1], p2, &v));
+    assert_int_equal(v.generation, 1001);
+    assert_false(v.alive);
+    assert_string_equal(v.states[GSP_DC], "dc1"); /* the rest of its state came too */
+    /* it restarts with its old host id: nobody takes it back */
+    int ups0 = t.m[0].ups, ups1 = t.m[1].ups;
+    member_open_at(&t.m[2], loop, "C", seed, 8.0, p2, 1100, HID2);
+    run_while(loop, always, NULL, 1.5); /* 15 rounds */
+    assert_int_equal(t.m[0].ups, ups0);
+    assert_int_equal(t.m[1].ups, ups1);
+    assert_true(view_of_port(&t.m[0], p2, &v));
+    assert_int_equal(v.generation, 1001);
+    assert_non_null(strstr(v.states[GSP_STATUS], "removed,"));
+    /* a new node at that address (new host id) is a member again */
+    member_close(&t.m[2]);
+    member_open_at(&t.m[2], loop, "C", seed, 8.0, p2, 1200, "00000000-0000-4000-8000-000000000003");
+    r.want = "NORMAL";
+    run_while(loop, b_lacks_status, &r, 10.0);
+    assert_false(b_lacks_status(&r));
+    for (int i = 0; i < 3; i++) member_close(&t.m[i]);
+    ev_loop_destroy(loop);
+}
+
 static bool seen_nobody(void *ctx)
 {
     pair *p = ctx;
@@ -309,6 +415,8 @@ int main(void)
         cmocka_unit_test(three_converge_then_shutdown_and_kill),
         cmocka_unit_test(bad_seeds_are_refused),
         cmocka_unit_test(other_cluster_does_not_merge),
+        cmocka_unit_test(removed_status_value),
+        cmocka_unit_test(removal_spreads_and_keeps_the_removed_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
