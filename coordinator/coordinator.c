@@ -149,6 +149,7 @@ void coord_destroy(coord *c)
     if (!c) return;
     coord_writes_free(c);
     coord_reads_free(c);
+    coord_batchlog_free(c);
     free(c->members);
     free(c->ring);
     free(c);

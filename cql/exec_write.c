@@ -898,8 +898,36 @@ static void trace_apply(exec_ctx *c, const mutset *ms, unsigned flags)
     }
 }
 
+/* A logged batch's answer: a failed batchlog step reports write type
+ * BATCH_LOG. */
+static void on_logged_durable(void *ctx, int rc, const sib_err *err, bool batch_log)
+{
+    write_done *d = ctx;
+    if (batch_log) d->type = CQL_WRITE_BATCH_LOG;
+    on_write_durable(d, rc, err);
+}
+
+/* A logged batch goes through the batchlog when it writes more than one
+ * partition (Cassandra's rule: logged and more than one mutation, a
+ * mutation being one partition of one keyspace); one partition is one
+ * commitlog entry on each replica, atomic without it. */
+static bool needs_batchlog(const mutset *ms)
+{
+    size_t l0, l;
+    const uint8_t *pk0 = st_mutation_pk(ms->m[0], &l0);
+    for (size_t i = 1; i < ms->n; i++) {
+        const uint8_t *pk = st_mutation_pk(ms->m[i], &l);
+        if (!pk0 || !pk || l != l0 || memcmp(pk, pk0, l) ||
+            strcmp(sch_table_keyspace(ms->tables[i]), sch_table_keyspace(ms->tables[0])))
+            return true;
+    }
+    return false;
+}
+
 /* Hands ms to the coordinator, which sends each mutation to its replicas
- * (coordinator/write.c); d replies once blockFor acks are in. */
+ * (coordinator/write.c; a logged batch of several partitions through the
+ * batchlog first, coordinator/batchlog.c); d replies once blockFor acks are
+ * in. */
 static int write_through_replicas(exec_ctx *c, mutset *ms, int cl, unsigned flags, write_done *d, sib_err *err)
 {
     const coord_repl **repls = sib_arena_alloc(c->arena, ms->n * sizeof *repls);
@@ -913,6 +941,11 @@ static int write_through_replicas(exec_ctx *c, mutset *ms, int cl, unsigned flag
     }
     uint8_t version[16];
     sch_catalog_schema_version(c->ex->cat, version);
+    if (d->type == CQL_WRITE_BATCH && needs_batchlog(ms)) {
+        EXEC_TRACE(c->req, "Storing the batch in the batchlog, then sending mutations to the replicas");
+        return coord_write_logged(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version, on_logged_durable,
+                                  d, err);
+    }
     EXEC_TRACE(c->req, "Sending mutations to the replicas");
     return coord_write(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version, on_write_durable, d, err);
 }
