@@ -677,8 +677,11 @@ void coord_batchlog_attach(coord *c)
     if (c->io.st) {
         st_table *t = storage_table(c->io.st, BATCHES_ID);
         sib_err err = {0};
-        if (!t || st_table_set_name(t, "system", "batches", &err))
-            sib_log(c->log, SIB_WARN, "batchlog: cannot name the system.batches table: %s",
+        /* gc_grace_seconds 0, as Cassandra's system.batches: a removed entry's
+         * tombstone is purged by the first compaction that can prove no older
+         * copy of the entry remains outside it */
+        if (!t || st_table_set_name(t, "system", "batches", &err) || st_table_set_options(t, NULL, NULL, 0, 0, &err))
+            sib_log(c->log, SIB_WARN, "batchlog: cannot set up the system.batches table: %s",
                     t ? err.msg : "out of memory");
     }
     int ms = c->io.batchlog_replay_interval_ms ? c->io.batchlog_replay_interval_ms : DEFAULT_REPLAY_INTERVAL_MS;
