@@ -34,7 +34,8 @@
  *   holder's later time) always shadows it.
  *
  * Replay: every batchlog_replay_interval (10 s, Cassandra's fixed replay
- * period) each node scans its entries page by page on the read pool and
+ * period), once the ring knows a peer and has not changed for an interval,
+ * each node scans its entries page by page on the read pool and
  * replays those written more than 2 x write_request_timeout ago (Cassandra's
  * batchlog timeout): the mutations of tables that still exist go to their
  * replicas as one coord_write at ALL. Cassandra writes to the live replicas
@@ -660,6 +661,13 @@ static void on_replay_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     coord *c = w->data;
     if (c->bl.scanning || c->bl.stopped || !c->io.table_repl) return;
+    /* Only on a ring that gossip has filled and that held still for a
+     * round: right after a start the ring may lack members, and a replay
+     * "at ALL" to an incomplete replica list would write to the wrong
+     * nodes and then delete the entry (Cassandra waits RING_DELAY before
+     * its first replay for the same reason). A node that knows no peer
+     * keeps its entries. */
+    if (c->nmembers < 2 || sib_now_us() - c->ring_changed_us < (int64_t)(w->repeat * 1e6)) return;
     c->bl.scanning = true;
     c->bl.has_resume = false;
     c->bl.seen = 0;

@@ -56,6 +56,7 @@ struct coord {
     coord_write_op *writes;   /* in flight (remote replicas), freed by coord_destroy */
     coord_read_op *reads;     /* in flight, freed by coord_destroy */
     int64_t last_write_warn_us; /* write failures are logged at most once a second */
+    int64_t ring_changed_us;    /* the last coord_member_update */
     coord_batchlog bl;
 };
 

@@ -249,6 +249,7 @@ int coord_member_update(coord *c, const coord_member_opts *m)
     snprintf(mb->rack, sizeof mb->rack, "%s", m->rack);
     memcpy(mb->host_id, m->host_id, 16);
     mb->port = m->port;
+    c->ring_changed_us = sib_now_us(); /* the batchlog replays only on a settled ring */
     return ring_rebuild(c, (size_t)idx, m->tokens, m->ntokens);
 }
 
