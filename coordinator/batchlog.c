@@ -204,9 +204,9 @@ static void on_batch_remove(void *ctx, msg_service *ms, const msg_in *m)
 
 static size_t pick_random(coord *c, size_t n) { return (size_t)(sib_rng_next(&c->bl.rng) % n); }
 
-/* Writes up to 2 holders to out; 0 when none is alive (Unavailable). */
-static size_t pick_holders(coord *c, bool any, size_t out[2])
+size_t coord_batchlog_holders(coord *c, bool any, size_t out[2])
 {
+    if (!c->bl.rng.s[0] && !c->bl.rng.s[1]) sib_rng_seed(&c->bl.rng); /* before coord_attach */
     const member *me = &c->members[0];
     size_t ndc = 0, ncand = 0, nother = 0;
     size_t *cand = malloc(c->nmembers * sizeof *cand);
@@ -412,7 +412,7 @@ int coord_write_logged(coord *c, st_mutation *const *muts, const int64_t *tokens
     if (!c->io.ms || !c->io.st || !c->io.loop) return sib_err_set(err, SIB_EINVAL, "coordinator not attached");
     if (!n) return sib_err_set(err, SIB_EINVAL, "empty write");
     size_t holders[2];
-    size_t nh = pick_holders(c, cl == CL_ANY, holders);
+    size_t nh = coord_batchlog_holders(c, cl == CL_ANY, holders);
     if (!nh) {
         sib_err_set(err, SIB_EUNAVAIL, "Cannot achieve consistency level ONE");
         err->ex[0] = CL_ONE;

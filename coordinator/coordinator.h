@@ -257,6 +257,15 @@ void coord_batch_free(coord_batch *b);
 void coord_batch_remove_encode(sib_buf *out, const uint8_t id[16]);
 int coord_batch_remove_decode(const uint8_t *p, size_t len, uint8_t id[16], sib_err *err);
 
+/* The members (indexes) that would hold a batchlog entry now: up to two
+ * live members of the local datacenter other than this one, chosen by
+ * Cassandra's rule (all of them when two or fewer; otherwise from other
+ * racks than ours when at least two live there, one member from each of
+ * two racks when there are two racks to pick from, random among equals);
+ * this node alone when it is the only member of its datacenter, or when
+ * `any` (level ANY) and no other member is alive. 0: none (Unavailable). */
+size_t coord_batchlog_holders(coord *c, bool any, size_t out[2]);
+
 /* How a logged write ended: as coord_write_fn, and batch_log true when the
  * batchlog step failed (the client's error then names write type
  * BATCH_LOG; nothing was sent to the replicas). */

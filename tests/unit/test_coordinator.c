@@ -764,6 +764,76 @@ static void test_batch_wire(void **state)
     st_mutation_destroy(m[1]);
 }
 
+static bool holder_is(const coord *c, const size_t *out, size_t n, const char *addr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(coord_member_addr(c, out[i]), addr)) return true;
+    return false;
+}
+
+static void test_batchlog_holders(void **state)
+{
+    (void)state;
+    /* local .1 is dc1 r1 */
+    const char *const spec[][3] = {
+        {"127.0.0.2", "dc1", "r1"}, {"127.0.0.3", "dc1", "r2"}, {"127.0.0.4", "dc2", "r1"},
+        {"127.0.0.5", "dc1", "r2"}, {"127.0.0.6", "dc1", "r3"},
+    };
+    const int64_t toks[] = {10, 20, 30, 40, 50};
+    coord *c = ring_of(spec, toks, 5);
+    size_t out[2];
+    /* two other racks with members: our rack is left out, one holder from
+     * each of r2 and r3, the r2 one at random; never dc2 */
+    int seen3 = 0, seen5 = 0;
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(coord_batchlog_holders(c, false, out), 2);
+        assert_true(holder_is(c, out, 2, "127.0.0.6"));
+        assert_false(holder_is(c, out, 2, "127.0.0.1") || holder_is(c, out, 2, "127.0.0.2") ||
+                     holder_is(c, out, 2, "127.0.0.4"));
+        seen3 += holder_is(c, out, 2, "127.0.0.3");
+        seen5 += holder_is(c, out, 2, "127.0.0.5");
+    }
+    assert_int_equal(seen3 + seen5, 200);
+    assert_true(seen3 > 0 && seen5 > 0);
+    /* r3 down: two live members on r2 (other than ours): both of them */
+    coord_member_set_alive(c, "127.0.0.6", false);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 2);
+    assert_true(holder_is(c, out, 2, "127.0.0.3") && holder_is(c, out, 2, "127.0.0.5"));
+    /* two candidates or fewer: all of them, our rack included */
+    coord_member_set_alive(c, "127.0.0.5", false);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 2);
+    assert_true(holder_is(c, out, 2, "127.0.0.2") && holder_is(c, out, 2, "127.0.0.3"));
+    coord_member_set_alive(c, "127.0.0.3", false);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 1);
+    assert_string_equal(coord_member_addr(c, out[0]), "127.0.0.2");
+    /* none alive in the datacenter: Unavailable, except ANY (this node) */
+    coord_member_set_alive(c, "127.0.0.2", false);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 0);
+    assert_int_equal(coord_batchlog_holders(c, true, out), 1);
+    assert_int_equal(out[0], 0);
+    coord_destroy(c);
+
+    /* alone in its datacenter: this node */
+    const char *const far[][3] = {{"127.0.0.2", "dc2", "r1"}, {"127.0.0.3", "dc2", "r1"}};
+    c = ring_of(far, toks, 2);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 1);
+    assert_int_equal(out[0], 0);
+    coord_destroy(c);
+
+    /* one rack for everyone: two distinct members at random */
+    const char *const same[][3] = {{"127.0.0.2", "dc1", "r1"}, {"127.0.0.3", "dc1", "r1"}, {"127.0.0.4", "dc1", "r1"}};
+    c = ring_of(same, toks, 3);
+    bool seen[3] = {false};
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(coord_batchlog_holders(c, false, out), 2);
+        assert_int_not_equal(out[0], out[1]);
+        assert_true(out[0] != 0 && out[1] != 0);
+        seen[out[0] - 1] = seen[out[1] - 1] = true;
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+    coord_destroy(c);
+}
+
 typedef struct logged_result { int calls, rc; bool batch_log; sib_err err; } logged_result;
 
 static void on_logged(void *ctx, int rc, const sib_err *err, bool batch_log)
@@ -1174,6 +1244,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_through_replicas, fx_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_table_pulls_schema, fx_setup, tmpdir_teardown),
         cmocka_unit_test(test_batch_wire),
+        cmocka_unit_test(test_batchlog_holders),
         cmocka_unit_test_setup_teardown(test_logged_batches, fx_setup, tmpdir_teardown),
         cmocka_unit_test(test_read_wire),
         cmocka_unit_test_setup_teardown(test_read_through_replicas, fx_setup, tmpdir_teardown),
