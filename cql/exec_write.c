@@ -4,7 +4,10 @@
  * partition it touches) before anything is written; the coordinator then
  * checks the consistency level for every partition, and storage_apply logs
  * all of them as ONE commitlog entry. So a statement or a batch that fails
- * writes nothing, and a logged batch is all-or-nothing on replay.
+ * writes nothing, and a logged batch is all-or-nothing on replay. When other
+ * nodes replicate some partition the mutations go through the coordinator
+ * (coord_write), a logged batch of several partitions through the batchlog
+ * first (coord_write_logged: all of it eventually, or none).
  *
  * Cells follow Cassandra: INSERT writes a row liveness marker (a row stays
  * visible after its cells are deleted), UPDATE writes only cells, a null
@@ -13,8 +16,9 @@
  * A non-frozen collection assigned as a whole replaces the old one, as in
  * Cassandra; element-wise operations write single cells. The list
  * operations that need the list's current cells (l[i] = v, DELETE l[i],
- * l = l - [..]) read the rows first and are built once the reads are
- * back (list_read, docs/cql-compat.md).
+ * l = l - [..]) read the rows first (locally, or through the replicas when
+ * this node does not replicate the partition alone) and are built once the
+ * reads are back (list_read, docs/cql-compat.md).
  */
 #include "exec_int.h"
 
