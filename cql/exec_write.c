@@ -947,8 +947,10 @@ static int write_through_replicas(exec_ctx *c, mutset *ms, int cl, unsigned flag
     sch_catalog_schema_version(c->ex->cat, version);
     if (d->type == CQL_WRITE_BATCH && needs_batchlog(ms)) {
         EXEC_TRACE(c->req, "Storing the batch in the batchlog, then sending mutations to the replicas");
-        return coord_write_logged(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version, on_logged_durable,
-                                  d, err);
+        int rc = coord_write_logged(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version,
+                                    on_logged_durable, d, err);
+        if (rc == SIB_EWRITEFAIL) d->type = CQL_WRITE_BATCH_LOG; /* no holder could be sent the entry */
+        return rc;
     }
     EXEC_TRACE(c->req, "Sending mutations to the replicas");
     return coord_write(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version, on_write_durable, d, err);
@@ -994,7 +996,8 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl, cql_write_type type
         else if (local) rc = storage_apply_ex(c->ex->st, ms->m, ms->n, flags, on_write_durable, d, &err);
         else rc = write_through_replicas(c, ms, cl, flags, d, &err);
         mutset_free(ms);
-        if (rc) exec_reply_err(c, &err);
+        if (rc && d) on_write_durable(d, rc, &err); /* WriteFailure / WriteTimeout with d's write type */
+        else if (rc) exec_reply_err(c, &err);
         return;
     }
     mutset_free(ms);
