@@ -890,6 +890,7 @@ static bool spin_until(cluster3 *k, bool (*pred)(cluster3 *), double secs)
 
 static bool holders_removed(cluster3 *k) { return bl_stats(k, 1).removed == 1 && bl_stats(k, 2).removed == 1; }
 
+#ifdef SIB_FAILPOINTS
 static bool batch_replayed(cluster3 *k)
 {
     for (int node = 0; node < NN; node++)
@@ -897,6 +898,7 @@ static bool batch_replayed(cluster3 *k)
     return bl_stats(k, 1).replayed == 1 && bl_stats(k, 2).replayed == 1 && bl_stats(k, 1).removed == 2 &&
            bl_stats(k, 2).removed == 2;
 }
+#endif
 
 static void test_logged_batches(void **state)
 {
