@@ -134,6 +134,8 @@ typedef struct admin_gauges {
     uint64_t read_rounds, reads_coalesced; /* the coordinator's (coord_read_stats) */
     char schema_version[37];
     int64_t uptime_s;
+    /* the batchlog (coordinator.h, coord_batchlog_stats) */
+    uint64_t bl_writes, bl_stored, bl_removed, bl_replayed, bl_replay_failures, bl_entries;
     const admin_table_gauge *tables;
     size_t ntables;
 } admin_gauges;

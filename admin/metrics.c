@@ -512,6 +512,18 @@ static void render_node(const admin_gauges *g, sib_buf *b)
     family(b, "sibyl_gossip_members", "gauge", "Cluster members as this node's gossip sees them.");
     sib_buf_printf(b, "sibyl_gossip_members{state=\"live\"} 1\nsibyl_gossip_members{state=\"down\"} 0\n");
     gauge(b, "sibyl_dropped_messages_total", "counter", "Messages dropped after their timeout.", 0);
+    gauge(b, "sibyl_batchlog_writes_total", "counter",
+          "Logged batches this node coordinated through the batchlog.", g->bl_writes);
+    gauge(b, "sibyl_batchlog_stored_total", "counter", "Batchlog entries stored on this node.", g->bl_stored);
+    gauge(b, "sibyl_batchlog_removed_total", "counter",
+          "Batchlog entries removed from this node (acknowledged batches, and replayed ones).", g->bl_removed);
+    gauge(b, "sibyl_batchlog_replayed_total", "counter",
+          "Batchlog entries this node replayed to every replica.", g->bl_replayed);
+    gauge(b, "sibyl_batchlog_replay_failures_total", "counter",
+          "Batchlog replays that did not reach every replica (the entry is kept for the next round).",
+          g->bl_replay_failures);
+    gauge(b, "sibyl_batchlog_entries", "gauge", "Batchlog entries on this node at its last replay scan.",
+          g->bl_entries);
 }
 
 static void render_loop(const admin_metrics *m, sib_buf *b)

@@ -825,6 +825,14 @@ static void metrics_text(admin_server *s, sib_buf *out)
         coord_read_stats_get(s->co, &crs);
         g.read_rounds = crs.rounds;
         g.reads_coalesced = crs.coalesced;
+        coord_batchlog_stats bs;
+        coord_batchlog_stats_get(s->co, &bs);
+        g.bl_writes = bs.writes;
+        g.bl_stored = bs.stored;
+        g.bl_removed = bs.removed;
+        g.bl_replayed = bs.replayed;
+        g.bl_replay_failures = bs.replay_failures;
+        g.bl_entries = bs.entries;
     }
     uint8_t v[16];
     sch_catalog_schema_version(s->cat, v);

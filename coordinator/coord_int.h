@@ -7,6 +7,7 @@
 #define SIB_COORD_INT_H
 
 #include "coordinator.h"
+#include "messaging.h"
 
 #include <ev.h>
 
@@ -25,6 +26,26 @@ typedef struct ring_entry {
 
 typedef struct coord_write_op coord_write_op;
 typedef struct coord_read_op coord_read_op;
+typedef struct coord_logged_op coord_logged_op;
+typedef struct bl_replay bl_replay;
+
+/* The batchlog's state (batchlog.c). */
+typedef struct coord_batchlog {
+    sib_timeuuid_gen ids;      /* batch ids */
+    sib_rng rng;               /* holder choice */
+    coord_logged_op *ops;      /* logged batches in flight, freed by coord_destroy */
+    bl_replay *replays;        /* entries being replayed from here */
+    size_t nreplays;
+    ev_timer timer;            /* the replay round */
+    bool timer_on, scanning;   /* scanning: a scan of the local entries is under way */
+    bool stopped;              /* coord_batchlog_stop: the node is closing */
+    bool has_resume;           /* the scan goes on after (resume_token, resume_pk) */
+    int64_t resume_token;
+    uint8_t resume_pk[16];
+    size_t seen;               /* entries the running scan found so far */
+    coord_batchlog_stats stats;
+    int64_t last_warn_us;
+} coord_batchlog;
 
 struct coord {
     member *members;
@@ -42,6 +63,8 @@ struct coord {
     ev_prepare flight;
     uint64_t read_rounds, reads_coalesced;
     int64_t last_write_warn_us; /* write failures are logged at most once a second */
+    int64_t ring_changed_us;    /* the last coord_member_update */
+    coord_batchlog bl;
 };
 
 /* Frees every write still in flight, without calling its callback (the
@@ -53,5 +76,15 @@ void coord_reads_free(coord *c);
 int coord_table_known(coord *c, const uint8_t id[16], const uint8_t schema_version[16]);
 /* Registers the READ verb (coord_attach). */
 void coord_read_attach(coord *c);
+/* Registers the batchlog verbs, names the batches table and starts the
+ * replay timer (coord_attach); coord_batchlog_free stops it and frees what
+ * is in flight without calling back. */
+void coord_batchlog_attach(coord *c);
+void coord_batchlog_free(coord *c);
+/* The MUTATION replica side, shared with the batchlog's store: answers
+ * `req` with status/msg, or applies muts as one commitlog entry and
+ * answers once durable. */
+void coord_replica_answer(coord *c, const msg_in *req, int status, const char *msg);
+void coord_replica_apply(coord *c, const msg_in *req, st_mutation *const *muts, size_t n, unsigned flags);
 
 #endif

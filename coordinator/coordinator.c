@@ -149,6 +149,7 @@ void coord_destroy(coord *c)
     if (!c) return;
     coord_writes_free(c);
     coord_reads_free(c);
+    coord_batchlog_free(c);
     free(c->members);
     free(c->ring);
     free(c);
@@ -249,6 +250,7 @@ int coord_member_update(coord *c, const coord_member_opts *m)
     snprintf(mb->rack, sizeof mb->rack, "%s", m->rack);
     memcpy(mb->host_id, m->host_id, 16);
     mb->port = m->port;
+    c->ring_changed_us = sib_now_us(); /* the batchlog replays only on a settled ring */
     return ring_rebuild(c, (size_t)idx, m->tokens, m->ntokens);
 }
 

@@ -162,6 +162,12 @@ typedef void (*coord_schema_done_fn)(void *ctx, int rc);
 typedef int (*coord_schema_pull_fn)(void *ctx, const char *host, uint16_t port, coord_schema_done_fn done,
                                     void *done_ctx);
 
+/* The batchlog replay's way to route a stored mutation: the replication of
+ * the keyspace of table `table_id` as the schema has it now; SIB_ENOTFOUND
+ * for a table that is gone (its mutations are dropped from the replay, as
+ * Cassandra skips dropped tables). */
+typedef int (*coord_table_repl_fn)(void *ctx, const uint8_t table_id[16], coord_repl *out);
+
 typedef struct coord_io {
     struct ev_loop *loop;
     struct msg_service *ms;
@@ -172,6 +178,9 @@ typedef struct coord_io {
     void *table_check_ctx;
     coord_schema_pull_fn schema_pull; /* may be NULL: unknown tables are refused at once */
     void *schema_pull_ctx;
+    coord_table_repl_fn table_repl;   /* batchlog replay; NULL: entries are kept, never replayed */
+    void *table_repl_ctx;
+    int batchlog_replay_interval_ms;  /* 0 -> 10000 (Cassandra's replay interval); < 0: no replay */
 } coord_io;
 
 /* Hands the coordinator its services and registers the MUTATION verb's
@@ -227,6 +236,80 @@ typedef void (*coord_write_fn)(void *ctx, int rc, const sib_err *err);
 int coord_write(coord *c, st_mutation *const *muts, const int64_t *tokens, const coord_repl *const *repls, size_t n,
                 int cl, unsigned flags, const uint8_t schema_version[16], coord_write_fn done, void *ctx,
                 sib_err *err);
+
+/* ---- logged batches: the batchlog (batchlog.c) ---- */
+
+/* Verbs of the batchlog: BATCH_STORE is a request (answered like MUTATION,
+ * COORD_ACK_*), BATCH_REMOVE a one-way message. */
+enum { COORD_VERB_BATCH_STORE = 12, COORD_VERB_BATCH_REMOVE = 13 };
+
+/* A batchlog entry (version 1): what BATCH_STORE carries and what a holder
+ * keeps in its system.batches table, big-endian:
+ *   version (1) | batch id (16, a time UUID) | written at (8, µs since the
+ *   epoch, the coordinator's clock) | a MUTATION payload (schema version,
+ *   flags and the mutations in their wire form, coord_mutation_encode)
+ * BATCH_REMOVE: version (1) | batch id (16). */
+#define COORD_BATCH_VERSION 1
+typedef struct coord_batch {
+    uint8_t id[16];
+    int64_t written_us;
+    coord_mutation_msg mm; /* owned: coord_batch_free */
+} coord_batch;
+
+int coord_batch_encode(sib_buf *out, const uint8_t id[16], int64_t written_us, unsigned flags,
+                       const uint8_t schema_version[16], st_mutation *const *muts, size_t n, sib_err *err);
+/* Decodes and checks a whole entry (SIB_EPROTO for another version,
+ * SIB_ECORRUPT for anything truncated, trailing or undecodable); on error
+ * nothing is left to free. */
+int coord_batch_decode(const uint8_t *p, size_t len, coord_batch *out, sib_err *err);
+void coord_batch_free(coord_batch *b);
+void coord_batch_remove_encode(sib_buf *out, const uint8_t id[16]);
+int coord_batch_remove_decode(const uint8_t *p, size_t len, uint8_t id[16], sib_err *err);
+
+/* The members (indexes) that would hold a batchlog entry now: up to two
+ * live members of the local datacenter other than this one, chosen by
+ * Cassandra's rule (all of them when two or fewer; otherwise from other
+ * racks than ours when at least two live there, one member from each of
+ * two racks when there are two racks to pick from, random among equals);
+ * this node alone when it is the only member of its datacenter, or when
+ * `any` (level ANY) and no other member is alive. 0: none (Unavailable). */
+size_t coord_batchlog_holders(coord *c, bool any, size_t out[2]);
+
+/* How a logged write ended: as coord_write_fn, and batch_log true when the
+ * batchlog step failed (the client's error then names write type
+ * BATCH_LOG; nothing was sent to the replicas). */
+typedef void (*coord_logged_fn)(void *ctx, int rc, const sib_err *err, bool batch_log);
+
+/* A logged batch (Cassandra's mutateAtomically): first the whole batch is
+ * stored as one batchlog entry on up to two other live members of the
+ * local datacenter (different racks preferred; the local node only when it
+ * is alone in its datacenter, or for ANY) and every holder's ack is
+ * awaited; then the mutations go out as coord_write at `cl`; once every
+ * mutation reached `cl` the holders are told to remove the entry and done
+ * runs with 0. A holder that does not ack in write_request_timeout ends it
+ * as WriteTimeout (batch_log, consistency ONE or TWO); a batch whose
+ * mutations fail or time out keeps its entry, and the holders replay it
+ * once it is older than 2 x write_request_timeout. SIB_EUNAVAIL (ex: ONE,
+ * 1 required, 0 alive) without calling done when no holder is alive.
+ * Arguments as coord_write (the mutations are copied). */
+int coord_write_logged(coord *c, st_mutation *const *muts, const int64_t *tokens, const coord_repl *const *repls,
+                       size_t n, int cl, unsigned flags, const uint8_t schema_version[16], coord_logged_fn done,
+                       void *ctx, sib_err *err);
+
+/* The node is closing: no more replay rounds, and nothing the batchlog
+ * still has in flight writes to storage any more (call before storage
+ * drains its reads). */
+void coord_batchlog_stop(coord *c);
+
+typedef struct coord_batchlog_stats {
+    uint64_t writes;          /* logged batches this node coordinated through the batchlog */
+    uint64_t stored;          /* entries stored here for a coordinator */
+    uint64_t removed;         /* entries removed here (the coordinator's remove, or after a replay) */
+    uint64_t replayed;        /* entries this node replayed to every replica */
+    uint64_t replay_failures; /* replays that did not reach every replica (kept for the next round) */
+    uint64_t entries;         /* entries the last finished replay scan found here */
+} coord_batchlog_stats;
+void coord_batchlog_stats_get(const coord *c, coord_batchlog_stats *out);
 
 /* ---- reads through the replicas (read.c) ---- */
 

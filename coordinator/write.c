@@ -132,7 +132,7 @@ typedef struct replica_ack {
     msg_in req; /* id and connection to answer on (payload not kept) */
 } replica_ack;
 
-static void replica_answer(coord *c, const msg_in *req, int status, const char *msg)
+void coord_replica_answer(coord *c, const msg_in *req, int status, const char *msg)
 {
     sib_buf b;
     sib_buf_init(&b);
@@ -146,8 +146,26 @@ static void replica_answer(coord *c, const msg_in *req, int status, const char *
 static void on_replica_durable(void *ctx, int rc, const sib_err *err)
 {
     replica_ack *a = ctx;
-    replica_answer(a->c, &a->req, rc ? COORD_ACK_FAILED : COORD_ACK_OK, rc ? err->msg : NULL);
+    coord_replica_answer(a->c, &a->req, rc ? COORD_ACK_FAILED : COORD_ACK_OK, rc ? err->msg : NULL);
     free(a);
+}
+
+void coord_replica_apply(coord *c, const msg_in *m, st_mutation *const *muts, size_t n, unsigned flags)
+{
+    sib_err err = {0};
+    replica_ack *a = malloc(sizeof *a);
+    int rc = a ? 0 : sib_err_set(&err, SIB_ENOMEM, "mutation ack");
+    if (a) {
+        a->c = c;
+        a->req = *m;
+        a->req.payload = NULL;
+        a->req.len = 0;
+        rc = storage_apply_ex(c->io.st, muts, n, flags, on_replica_durable, a, &err);
+    }
+    if (rc) {
+        free(a);
+        coord_replica_answer(c, m, COORD_ACK_FAILED, err.msg);
+    }
 }
 
 int coord_table_known(coord *c, const uint8_t id[16], const uint8_t schema_version[16])
@@ -173,7 +191,7 @@ static void on_schema_pulled(void *ctx, int rc)
         char msg[192];
         snprintf(msg, sizeof msg, "unknown table, and the schema pull from %s failed: %s", h->m.from,
                  sib_strerror(rc));
-        replica_answer(h->c, &h->m, COORD_ACK_UNKNOWN_TABLE, msg);
+        coord_replica_answer(h->c, &h->m, COORD_ACK_UNKNOWN_TABLE, msg);
     } else {
         handle_mutation(h->c, &h->m, false); /* once: a table still unknown was dropped */
     }
@@ -203,7 +221,7 @@ static void handle_mutation(coord *c, const msg_in *m, bool may_pull)
     coord_mutation_msg mm;
     if (coord_mutation_decode(m->payload, m->len, &mm, &err)) {
         sib_log(c->log, SIB_WARN, "mutation from %s refused: %s", m->from, err.msg);
-        replica_answer(c, m, COORD_ACK_FAILED, err.msg);
+        coord_replica_answer(c, m, COORD_ACK_FAILED, err.msg);
         return;
     }
     for (size_t i = 0; i < mm.n; i++) {
@@ -217,24 +235,12 @@ static void handle_mutation(coord *c, const msg_in *m, bool may_pull)
             if (may_pull && hold_for_schema(c, m)) return;
             char msg[96];
             snprintf(msg, sizeof msg, "unknown table %s", uuid);
-            replica_answer(c, m, COORD_ACK_UNKNOWN_TABLE, msg);
+            coord_replica_answer(c, m, COORD_ACK_UNKNOWN_TABLE, msg);
             return;
         }
     }
-    replica_ack *a = malloc(sizeof *a);
-    int rc = a ? 0 : sib_err_set(&err, SIB_ENOMEM, "mutation ack");
-    if (a) {
-        a->c = c;
-        a->req = *m;
-        a->req.payload = NULL;
-        a->req.len = 0;
-        rc = storage_apply_ex(c->io.st, mm.muts, mm.n, mm.flags, on_replica_durable, a, &err);
-    }
+    coord_replica_apply(c, m, mm.muts, mm.n, mm.flags);
     coord_mutation_msg_free(&mm);
-    if (rc) {
-        free(a);
-        replica_answer(c, m, COORD_ACK_FAILED, err.msg);
-    }
 }
 
 static void on_mutation(void *ctx, msg_service *ms, const msg_in *m)
@@ -249,6 +255,7 @@ void coord_attach(coord *c, const coord_io *io)
     if (!c->io.write_timeout_ms) c->io.write_timeout_ms = DEFAULT_WRITE_TIMEOUT_MS;
     if (c->io.ms) msg_set_handler(c->io.ms, COORD_VERB_MUTATION, on_mutation, c);
     coord_read_attach(c);
+    coord_batchlog_attach(c);
 }
 
 /* ---- coordinator side ---- */

@@ -4,7 +4,10 @@
  * partition it touches) before anything is written; the coordinator then
  * checks the consistency level for every partition, and storage_apply logs
  * all of them as ONE commitlog entry. So a statement or a batch that fails
- * writes nothing, and a logged batch is all-or-nothing on replay.
+ * writes nothing, and a logged batch is all-or-nothing on replay. When other
+ * nodes replicate some partition the mutations go through the coordinator
+ * (coord_write), a logged batch of several partitions through the batchlog
+ * first (coord_write_logged: all of it eventually, or none).
  *
  * Cells follow Cassandra: INSERT writes a row liveness marker (a row stays
  * visible after its cells are deleted), UPDATE writes only cells, a null
@@ -13,8 +16,9 @@
  * A non-frozen collection assigned as a whole replaces the old one, as in
  * Cassandra; element-wise operations write single cells. The list
  * operations that need the list's current cells (l[i] = v, DELETE l[i],
- * l = l - [..]) read the rows first and are built once the reads are
- * back (list_read, docs/cql-compat.md).
+ * l = l - [..]) read the rows first (locally, or through the replicas when
+ * this node does not replicate the partition alone) and are built once the
+ * reads are back (list_read, docs/cql-compat.md).
  */
 #include "exec_int.h"
 
@@ -898,8 +902,36 @@ static void trace_apply(exec_ctx *c, const mutset *ms, unsigned flags)
     }
 }
 
+/* A logged batch's answer: a failed batchlog step reports write type
+ * BATCH_LOG. */
+static void on_logged_durable(void *ctx, int rc, const sib_err *err, bool batch_log)
+{
+    write_done *d = ctx;
+    if (batch_log) d->type = CQL_WRITE_BATCH_LOG;
+    on_write_durable(d, rc, err);
+}
+
+/* A logged batch goes through the batchlog when it writes more than one
+ * partition (Cassandra's rule: logged and more than one mutation, a
+ * mutation being one partition of one keyspace); one partition is one
+ * commitlog entry on each replica, atomic without it. */
+static bool needs_batchlog(const mutset *ms)
+{
+    size_t l0, l;
+    const uint8_t *pk0 = st_mutation_pk(ms->m[0], &l0);
+    for (size_t i = 1; i < ms->n; i++) {
+        const uint8_t *pk = st_mutation_pk(ms->m[i], &l);
+        if (!pk0 || !pk || l != l0 || memcmp(pk, pk0, l) ||
+            strcmp(sch_table_keyspace(ms->tables[i]), sch_table_keyspace(ms->tables[0])))
+            return true;
+    }
+    return false;
+}
+
 /* Hands ms to the coordinator, which sends each mutation to its replicas
- * (coordinator/write.c); d replies once blockFor acks are in. */
+ * (coordinator/write.c; a logged batch of several partitions through the
+ * batchlog first, coordinator/batchlog.c); d replies once blockFor acks are
+ * in. */
 static int write_through_replicas(exec_ctx *c, mutset *ms, int cl, unsigned flags, write_done *d, sib_err *err)
 {
     const coord_repl **repls = sib_arena_alloc(c->arena, ms->n * sizeof *repls);
@@ -913,6 +945,13 @@ static int write_through_replicas(exec_ctx *c, mutset *ms, int cl, unsigned flag
     }
     uint8_t version[16];
     sch_catalog_schema_version(c->ex->cat, version);
+    if (d->type == CQL_WRITE_BATCH && needs_batchlog(ms)) {
+        EXEC_TRACE(c->req, "Storing the batch in the batchlog, then sending mutations to the replicas");
+        int rc = coord_write_logged(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version,
+                                    on_logged_durable, d, err);
+        if (rc == SIB_EWRITEFAIL) d->type = CQL_WRITE_BATCH_LOG; /* no holder could be sent the entry */
+        return rc;
+    }
     EXEC_TRACE(c->req, "Sending mutations to the replicas");
     return coord_write(c->ex->co, ms->m, ms->tokens, repls, ms->n, cl, flags, version, on_write_durable, d, err);
 }
@@ -957,7 +996,8 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl, cql_write_type type
         else if (local) rc = storage_apply_ex(c->ex->st, ms->m, ms->n, flags, on_write_durable, d, &err);
         else rc = write_through_replicas(c, ms, cl, flags, d, &err);
         mutset_free(ms);
-        if (rc) exec_reply_err(c, &err);
+        if (rc && d) on_write_durable(d, rc, &err); /* WriteFailure / WriteTimeout with d's write type */
+        else if (rc) exec_reply_err(c, &err);
         return;
     }
     mutset_free(ms);
@@ -1213,6 +1253,46 @@ static int list_read_take(list_read *lr, st_rpage *pg, sib_err *err)
 }
 
 static void list_read_page(void *ctx, st_rpage *pg);
+static void list_read_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg);
+
+/* The read of operation op's row: that row (the static row for a static
+ * column), or the whole partition of a table without clustering columns. */
+static void list_rreq(const list_read *lr, const list_op *op, st_rreq *rq, st_slice *sl)
+{
+    *sl = (st_slice){{op->ck.p, (size_t)op->ck.len, true, false}, {op->ck.p, (size_t)op->ck.len, true, false}};
+    *rq = (st_rreq){.pk = op->pk.p, .pklen = (size_t)op->pk.len, .now_s = lr->c->now_s, .max_rows = 1, .max_parts = 1,
+                    .static_only = op->is_static, .with_static = op->is_static};
+    if (!op->is_static && sch_table_clustering_count(op->t)) {
+        rq->slices = sl;
+        rq->nslices = 1;
+    }
+}
+
+/* A row whose partition this node does not replicate alone is read
+ * through its replicas at the statement's level (coord_read, reconciled
+ * and read-repaired like a SELECT), so a coordinator that is not a replica
+ * sees the list its replicas hold: 1 = asked (list_read_replicas goes on),
+ * 0 = read it here, <0 = failed. A static row is asked with its whole
+ * partition (the replicas' answer always carries the static row). */
+static int list_read_remote(list_read *lr, const list_op *op, const st_rreq *rq, sib_err *err)
+{
+    exec_ctx *c = lr->c;
+    if (!c->ex->co) return 0;
+    coord_repl repl;
+    int rc = exec_keyspace_repl(c, sch_table_keyspace(op->t), &repl, err);
+    if (rc) return rc;
+    int64_t tok = sib_murmur3_token(op->pk.p, (size_t)op->pk.len);
+    if (coord_local_only(c->ex->co, &repl, tok)) return 0;
+    const sch_table_opts *o = sch_table_options(op->t);
+    bool repair = !o || !o->read_repair || strcmp(o->read_repair, "NONE") != 0;
+    uint8_t version[16];
+    sch_catalog_schema_version(c->ex->cat, version);
+    coord_read_req cr = {.table_id = sch_table_id(op->t), .schema_version = version, .pk = rq->pk, .pklen = rq->pklen,
+                         .slices = op->is_static ? NULL : rq->slices, .nslices = op->is_static ? 0 : rq->nslices,
+                         .now_s = rq->now_s};
+    rc = coord_read(c->ex->co, &cr, &repl, tok, lr->cl, repair, list_read_replicas, lr, err);
+    return rc ? rc : 1;
+}
 
 /* Reads rows until one read is queued (1), all are read (0) or one failed. */
 static int list_read_more(list_read *lr, sib_err *err)
@@ -1221,15 +1301,13 @@ static int list_read_more(list_read *lr, sib_err *err)
         const list_op *op = &lr->ms.lops[lr->next];
         st_table *store = storage_table(lr->c->ex->st, sch_table_id(op->t));
         if (!store) return sib_err_set(err, SIB_EINVAL, "unconfigured table %s", sch_table_name(op->t));
-        st_slice sl = {{op->ck.p, (size_t)op->ck.len, true, false}, {op->ck.p, (size_t)op->ck.len, true, false}};
-        st_rreq rq = {.pk = op->pk.p, .pklen = (size_t)op->pk.len, .now_s = lr->c->now_s, .max_rows = 1, .max_parts = 1,
-                      .static_only = op->is_static, .with_static = op->is_static};
-        if (!op->is_static && sch_table_clustering_count(op->t)) {
-            rq.slices = &sl;
-            rq.nslices = 1;
-        }
+        st_slice sl;
+        st_rreq rq;
+        list_rreq(lr, op, &rq, &sl);
+        int rc = list_read_remote(lr, op, &rq, err);
+        if (rc) return rc;
         st_rpage *pg;
-        int rc = st_read_page(store, &rq, &pg, list_read_page, lr, err);
+        rc = st_read_page(store, &rq, &pg, list_read_page, lr, err);
         if (rc) return rc;
         rc = list_read_take(lr, pg, err);
         st_rpage_destroy(pg);
@@ -1238,10 +1316,18 @@ static int list_read_more(list_read *lr, sib_err *err)
     return 0;
 }
 
-/* The reads are over: apply everything (rc 0) or reply the error. */
+/* The reads are over: apply everything (rc 0) or reply the error (a read
+ * through the replicas that timed out is a ReadTimeout, with the
+ * coordinator's counts). */
 static void list_read_done(list_read *lr, int rc, const sib_err *err)
 {
-    if (rc) {
+    if (rc == SIB_ETIMEDOUT) {
+        mutset_free(&lr->ms);
+        cql_error_extra x = {.consistency = (uint16_t)err->ex[0], .received = (int32_t)err->ex[1],
+                             .blockfor = (int32_t)err->ex[2], .data_present = err->ex[3] != 0};
+        if (lr->c->ex->obs.error) lr->c->ex->obs.error(lr->c->ex->obs.ctx, CQL_ERR_READ_TIMEOUT);
+        cql_reply_error(lr->c->req, CQL_ERR_READ_TIMEOUT, err->msg, &x);
+    } else if (rc) {
         mutset_free(&lr->ms);
         exec_reply_err(lr->c, err);
     } else {
@@ -1250,9 +1336,10 @@ static void list_read_done(list_read *lr, int rc, const sib_err *err)
     free(lr);
 }
 
-static void list_read_page(void *ctx, st_rpage *pg)
+/* A row came back: from the read pool (pg), or from the replicas (pg, or
+ * prc/perr when their read failed). */
+static void list_read_back(list_read *lr, st_rpage *pg, int prc, const sib_err *perr)
 {
-    list_read *lr = ctx;
     sib_err err;
     sib_err_clear(&err);
     int rc;
@@ -1261,12 +1348,37 @@ static void list_read_page(void *ctx, st_rpage *pg)
         rc = sib_err_set(&err, SIB_EINVAL, "The schema changed while the statement read its lists; retry it");
     } else if (cql_request_orphaned(lr->c->req)) {
         rc = sib_err_set(&err, SIB_ESERVER, "the connection closed during the read");
+    } else if (prc) {
+        err = *perr;
+        rc = prc;
     } else {
         rc = list_read_take(lr, pg, &err);
         if (!rc) rc = list_read_more(lr, &err);
     }
-    st_rpage_destroy(pg);
+    if (pg) st_rpage_destroy(pg);
     if (rc != 1) list_read_done(lr, rc, &err);
+}
+
+static void list_read_page(void *ctx, st_rpage *pg) { list_read_back(ctx, pg, 0, NULL); }
+
+/* The replicas answered (list_read_remote): their reconciled partition is
+ * read like the local one, while the schema the statement was built
+ * against still holds (list_read_back reports it otherwise). */
+static void list_read_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg)
+{
+    list_read *lr = ctx;
+    sib_err e;
+    sib_err_clear(&e);
+    st_rpage *pg = NULL;
+    if (!rc && lr->c->ex->ddl_gen == lr->ddl_gen && !cql_request_orphaned(lr->c->req)) {
+        const list_op *op = &lr->ms.lops[lr->next];
+        st_slice sl;
+        st_rreq rq;
+        list_rreq(lr, op, &rq, &sl);
+        rc = st_merge_read(mg, sch_table_id(op->t), &rq, &pg, &e);
+        err = &e;
+    }
+    list_read_back(lr, pg, rc, err);
 }
 
 /* Checks the read's consistency level for every row to read, then reads

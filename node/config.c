@@ -39,6 +39,7 @@ void node_config_defaults(node_config *c)
     c->native_transport_max_concurrent_requests = 1024;
     c->phi_convict_threshold = 8.0;
     c->gossip_interval_ms = 1000;
+    c->batchlog_replay_interval_ms = 10000;
     c->write_request_timeout_ms = 2000;
     c->read_request_timeout_ms = 5000;
     c->range_request_timeout_ms = 10000;
@@ -181,6 +182,8 @@ static const key_spec keys[] = {
     DUR("range_request_timeout_in_ms", range_request_timeout_ms, 1),
     DUR("gossip_interval", gossip_interval_ms, 1),
     DUR("gossip_interval_ms", gossip_interval_ms, 1),
+    DUR("batchlog_replay_interval", batchlog_replay_interval_ms, 1),
+    DUR("batchlog_replay_interval_ms", batchlog_replay_interval_ms, 1),
     STR("datacenter", datacenter),
     STR("rack", rack),
     {"log_level", K_LEVEL, offsetof(node_config, log_level), 0, 0},
@@ -361,6 +364,8 @@ int node_config_load(node_config *c, const char *path, sib_log *log, sib_err *er
         rc = sib_err_set(err, SIB_ECONFIG, "config: storage_port must be 1..65535");
     if (!rc && (c->write_request_timeout_ms < 1 || c->read_request_timeout_ms < 1 || c->range_request_timeout_ms < 1))
         rc = sib_err_set(err, SIB_ECONFIG, "config: request timeouts must be positive");
+    if (!rc && c->batchlog_replay_interval_ms < 1)
+        rc = sib_err_set(err, SIB_ECONFIG, "config: batchlog_replay_interval must be positive");
     if (!rc && (c->gossip_interval_ms < 10 || c->gossip_interval_ms > 60000))
         rc = sib_err_set(err, SIB_ECONFIG, "config: gossip_interval must be 10ms..60s");
     if (!rc && (c->phi_convict_threshold < 1 || c->phi_convict_threshold > 100))

@@ -654,6 +654,25 @@ static int coord_schema_pull(void *ctx, const char *host, uint16_t port, coord_s
     return node_schema_pull(ctx, host, port, done, done_ctx, &err);
 }
 
+/* coord_io.table_repl: the batchlog replay routes a stored mutation by the
+ * replication its table's keyspace has now. */
+static int coord_table_repl(void *ctx, const uint8_t table_id[16], coord_repl *out)
+{
+    node *n = ctx;
+    const sch_table *t = sch_catalog_table_by_id(n->cat, table_id);
+    const sch_keyspace *k = t ? sch_catalog_keyspace(n->cat, sch_table_keyspace(t)) : NULL;
+    if (!k) return SIB_ENOTFOUND;
+    const sch_strmap *m = sch_keyspace_replication(k);
+    const char *keys[COORD_MAX_DCS + 2], *vals[COORD_MAX_DCS + 2];
+    size_t nk = 0;
+    for (size_t i = 0; i < m->n && nk < SIB_ARRAY_LEN(keys); i++, nk++) {
+        keys[nk] = m->kv[i].key;
+        vals[nk] = m->kv[i].value;
+    }
+    sib_err err = {0};
+    return coord_repl_parse(keys, vals, nk, out, NULL, &err);
+}
+
 int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log *log, sib_err *err)
 {
     *out = NULL;
@@ -688,7 +707,9 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     if ((rc = create_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
     coord_io cio = {.loop = loop, .ms = n->ms, .st = n->st, .write_timeout_ms = cfg->write_request_timeout_ms,
                     .read_timeout_ms = cfg->read_request_timeout_ms,
-                    .schema_pull = coord_schema_pull, .schema_pull_ctx = n};
+                    .schema_pull = coord_schema_pull, .schema_pull_ctx = n,
+                    .table_repl = coord_table_repl, .table_repl_ctx = n,
+                    .batchlog_replay_interval_ms = cfg->batchlog_replay_interval_ms};
     coord_attach(n->co, &cio);
     cql_exec_opts eo = {
         .st = n->st, .cat = n->cat, .co = n->co, .log = log, .node = &info, .gsp = n->gsp,
@@ -740,6 +761,7 @@ void node_close(node *n)
     if (!n) return;
     /* Reads on the pool reply through the server and the executor: deliver
      * them while both still exist (new ones are refused from here on). */
+    if (n->co) coord_batchlog_stop(n->co);
     if (n->st) storage_read_drain(n->st);
     if (n->loop) {
         ev_timer_stop(n->loop, &n->state_timer);

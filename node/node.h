@@ -64,6 +64,7 @@ typedef struct node_config {
     int write_request_timeout_ms;             /* coordinator: blockFor acks of a write; 2000 */
     int read_request_timeout_ms;              /* 5000 */
     int range_request_timeout_ms;             /* 10000 */
+    int batchlog_replay_interval_ms;          /* how often the batchlog is replayed; 10000 (Cassandra's fixed period) */
     int native_transport_idle_timeout_ms;     /* 0 = none (Cassandra's default) */
     int native_transport_frame_read_timeout_ms; /* 0 = none */
     size_t prepared_statements_cache_size;    /* bytes; NODE_DEFAULT_SIZE: max(10 MiB, budget / 256) */

@@ -84,6 +84,19 @@ const uint8_t *st_mutation_bytes(const st_mutation *m, size_t *len)
 
 const uint8_t *st_mutation_table_id(const st_mutation *m) { return m->b.p; }
 
+const uint8_t *st_mutation_pk(const st_mutation *m, size_t *len)
+{
+    *len = 0;
+    if (m->err || m->b.oom || m->b.len < 17) return NULL;
+    sib_rd r;
+    sib_rd_init(&r, m->b.p + 16, m->hdr_len - 16);
+    uint64_t n;
+    const uint8_t *pk;
+    if (!sib_rd_uvarint(&r, &n) || n > sib_rd_left(&r) || !sib_rd_bytes(&r, (size_t)n, &pk)) return NULL;
+    *len = (size_t)n;
+    return pk;
+}
+
 int st_mutation_load(st_mutation *m, const uint8_t *p, size_t n)
 {
     sib_buf_reset(&m->b);

@@ -250,6 +250,9 @@ size_t st_mutation_size(const st_mutation *m);
 const uint8_t *st_mutation_bytes(const st_mutation *m, size_t *len);
 /* The table a mutation changes (16 bytes, a view into m). */
 const uint8_t *st_mutation_table_id(const st_mutation *m);
+/* The partition key a mutation changes (*len bytes, a view into m, valid
+ * until m changes); NULL after a builder error. */
+const uint8_t *st_mutation_pk(const st_mutation *m, size_t *len);
 /* Replaces m's content with the serialized mutation p[0..n) after checking
  * it completely: SIB_ECORRUPT (m then empty and refused by storage_apply)
  * for anything the decoder would not accept. */

@@ -3,12 +3,16 @@
 messages, through the Python driver; plus prepend/append with bind markers.
 The reads go through the read pool when the list is in an SSTable."""
 
+import uuid
+
 import pytest
 
 from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.query import SimpleStatement, BatchStatement, UNSET_VALUE
 
-from sibyl_harness import flush
+from conftest import wait_until
+from sibyl_harness import admin_get, flush
+from test_coordinator import session_on
 
 
 @pytest.fixture
@@ -229,3 +233,42 @@ def test_operations_see_the_ones_before_them(session, ks):
     assert got() == [2, 8, 6]
     q("UPDATE %s SET l = l - ?, l[?] = ? WHERE pk = ?", [2, 6], 0, 9, 1)
     assert got() == [9]
+
+
+def test_list_read_through_a_coordinator_that_is_not_a_replica(make_cluster, clusters):
+    """3 nodes, RF 1: the list of a partition owned by node 2 or 3 is read
+    through its replica (at the statement's level) when node 1 coordinates,
+    so index and by-value operations see it (they saw node 1's empty copy
+    before: 'list index out of bound')."""
+    c = make_cluster(config={"gossip_interval_ms": 200, "phi_convict_threshold": 6})
+    c.wait_converged()
+    s = session_on(clusters, c[0])
+    s.execute("CREATE KEYSPACE kl WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE kl.l (k int, c int, l list<int>, s list<text> static, PRIMARY KEY (k, c)) WITH id = %s"
+              % uuid.uuid4())
+    for n in c[1:]:
+        o = session_on(clusters, n)
+        wait_until(lambda: o.execute("SELECT id FROM system_schema.tables WHERE keyspace_name = 'kl' "
+                                     "AND table_name = 'l'").one() is not None,
+                   timeout=30, what="the table reaches %s" % n.host)
+    keys = [k for k in range(200)
+            if admin_get(c[0].host, c[0].admin_port, "endpoints/kl/l/%d" % k)["endpoints"] != [c[0].host]][:3]
+    assert len(keys) == 3
+    t = "kl.l"
+    for k in keys:
+        s.execute("INSERT INTO %s (k, c, l, s) VALUES (%d, 1, [1, 2, 3, 2], ['a', 'b'])" % (t, k))
+        s.execute(SimpleStatement("UPDATE %s SET l[1] = 20 WHERE k = %d AND c = 1" % (t, k),
+                                  consistency_level=ConsistencyLevel.ONE))
+        assert lst(s, t, k) == [1, 20, 3, 2]
+        s.execute("UPDATE %s SET l = l - [2] WHERE k = %d AND c = 1" % (t, k))
+        assert lst(s, t, k) == [1, 20, 3]
+        s.execute("DELETE l[0] FROM %s WHERE k = %d AND c = 1" % (t, k))
+        assert lst(s, t, k) == [20, 3]
+        s.execute("UPDATE %s SET s[1] = 'z' WHERE k = %d" % (t, k))  # a static list
+        assert s.execute("SELECT s FROM %s WHERE k = %d" % (t, k)).one().s == ["a", "z"]
+        refused(s, "UPDATE %s SET l[5] = 1 WHERE k = %d AND c = 1" % (t, k), "List index 5 out of bound, list has size 2")
+        b = BatchStatement(consistency_level=ConsistencyLevel.QUORUM)
+        b.add(SimpleStatement("UPDATE %s SET l[0] = 7 WHERE k = %d AND c = 1" % (t, k)))
+        b.add(SimpleStatement("DELETE l[1] FROM %s WHERE k = %d AND c = 1" % (t, k)))
+        s.execute(b)
+        assert lst(s, t, k) == [7]

@@ -573,6 +573,14 @@ static void run_until(struct ev_loop *loop, const int *counter, int want, double
 
 static const uint8_t TBL[16] = {0x7a, 1}, TBL_TWO_NODES[16] = {0x7b, 2};
 
+/* The batchlog replay's routing: TBL at RF 3, every other table is gone. */
+static int unit_table_repl(void *ctx, const uint8_t id[16], coord_repl *out)
+{
+    (void)ctx;
+    *out = (coord_repl){.kind = REPL_SIMPLE, .rf = 3};
+    return memcmp(id, TBL, 16) ? SIB_ENOTFOUND : 0;
+}
+
 static void cluster3_open(cluster3 *k, const char *dir)
 {
     memset(k, 0, sizeof *k);
@@ -609,7 +617,8 @@ static void cluster3_open(cluster3 *k, const char *dir)
             assert_int_equal(coord_member_update(k->co[i], &po), 0);
             coord_member_set_alive(k->co[i], addr[j], true);
         }
-        coord_io io = {.loop = k->loop, .ms = k->ms[i], .st = k->st[i], .write_timeout_ms = 300, .read_timeout_ms = 300};
+        coord_io io = {.loop = k->loop, .ms = k->ms[i], .st = k->st[i], .write_timeout_ms = 300, .read_timeout_ms = 300,
+                       .table_repl = unit_table_repl, .batchlog_replay_interval_ms = 100};
         coord_attach(k->co[i], &io);
     }
 }
@@ -708,6 +717,262 @@ static void test_write_through_replicas(void **state)
     /* let the timed-out requests finish before closing */
     int none = 0;
     run_until(k.loop, &none, 1, 0.5);
+    cluster3_close(&k);
+}
+
+/* ---- logged batches: the batchlog ---- */
+
+static void test_batch_wire(void **state)
+{
+    (void)state;
+    st_mutation *m[2];
+    build_muts(m);
+    uint8_t id[16], version[16];
+    for (int i = 0; i < 16; i++) id[i] = (uint8_t)(0x10 + i), version[i] = (uint8_t)(0xB0 + i);
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_err err = {0};
+    assert_int_equal(coord_batch_encode(&b, id, 1700000000123456LL, ST_APPLY_NO_COMMITLOG, version, m, 2, &err), 0);
+    coord_batch d;
+    assert_int_equal(coord_batch_decode(b.p, b.len, &d, &err), 0);
+    assert_memory_equal(d.id, id, 16);
+    assert_int_equal(d.written_us, 1700000000123456LL);
+    assert_int_equal(d.mm.flags, ST_APPLY_NO_COMMITLOG);
+    assert_memory_equal(d.mm.schema_version, version, 16);
+    assert_int_equal(d.mm.n, 2);
+    assert_same_mutation(d.mm.muts[0], m[0]);
+    assert_same_mutation(d.mm.muts[1], m[1]);
+    coord_batch_free(&d);
+
+    /* every truncation and a trailing byte fail cleanly, nothing to free */
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(coord_batch_decode(b.p, n, &d, &err), SIB_ECORRUPT);
+        assert_null(d.mm.muts);
+    }
+    uint8_t *copy = malloc(b.len + 1);
+    assert_non_null(copy);
+    memcpy(copy, b.p, b.len);
+    copy[b.len] = 0;
+    assert_int_equal(coord_batch_decode(copy, b.len + 1, &d, &err), SIB_ECORRUPT);
+    /* another entry version, another mutation message version, garbage */
+    copy[0] = COORD_BATCH_VERSION + 1;
+    assert_int_equal(coord_batch_decode(copy, b.len, &d, &err), SIB_EPROTO);
+    assert_non_null(strstr(err.msg, "batchlog entry version"));
+    copy[0] = COORD_BATCH_VERSION;
+    copy[25] = COORD_MUTATION_VERSION + 1;
+    assert_int_equal(coord_batch_decode(copy, b.len, &d, &err), SIB_EPROTO);
+    for (size_t i = 25; i < b.len; i++) copy[i] = (uint8_t)(i * 37);
+    copy[25] = COORD_MUTATION_VERSION;
+    assert_int_not_equal(coord_batch_decode(copy, b.len, &d, &err), 0);
+    assert_null(d.mm.muts);
+    free(copy);
+
+    /* an entry without mutations is refused */
+    sib_buf_reset(&b);
+    assert_int_equal(coord_batch_encode(&b, id, 1, 0, version, m, 0, &err), 0);
+    assert_int_equal(coord_batch_decode(b.p, b.len, &d, &err), SIB_ECORRUPT);
+
+    /* BATCH_REMOVE */
+    sib_buf_reset(&b);
+    coord_batch_remove_encode(&b, id);
+    uint8_t got[16];
+    assert_int_equal(coord_batch_remove_decode(b.p, b.len, got, &err), 0);
+    assert_memory_equal(got, id, 16);
+    for (size_t n = 0; n < b.len; n++) assert_int_equal(coord_batch_remove_decode(b.p, n, got, &err), SIB_ECORRUPT);
+    b.p[0] = COORD_BATCH_VERSION + 1;
+    assert_int_equal(coord_batch_remove_decode(b.p, b.len, got, &err), SIB_EPROTO);
+
+    sib_buf_free(&b);
+    st_mutation_destroy(m[0]);
+    st_mutation_destroy(m[1]);
+}
+
+static bool holder_is(const coord *c, const size_t *out, size_t n, const char *addr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(coord_member_addr(c, out[i]), addr)) return true;
+    return false;
+}
+
+static void test_batchlog_holders(void **state)
+{
+    (void)state;
+    /* local .1 is dc1 r1 */
+    const char *const spec[][3] = {
+        {"127.0.0.2", "dc1", "r1"}, {"127.0.0.3", "dc1", "r2"}, {"127.0.0.4", "dc2", "r1"},
+        {"127.0.0.5", "dc1", "r2"}, {"127.0.0.6", "dc1", "r3"},
+    };
+    const int64_t toks[] = {10, 20, 30, 40, 50};
+    coord *c = ring_of(spec, toks, 5);
+    size_t out[2];
+    /* two other racks with members: our rack is left out, one holder from
+     * each of r2 and r3, the r2 one at random; never dc2 */
+    int seen3 = 0, seen5 = 0;
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(coord_batchlog_holders(c, false, out), 2);
+        assert_true(holder_is(c, out, 2, "127.0.0.6"));
+        assert_false(holder_is(c, out, 2, "127.0.0.1") || holder_is(c, out, 2, "127.0.0.2") ||
+                     holder_is(c, out, 2, "127.0.0.4"));
+        seen3 += holder_is(c, out, 2, "127.0.0.3");
+        seen5 += holder_is(c, out, 2, "127.0.0.5");
+    }
+    assert_int_equal(seen3 + seen5, 200);
+    assert_true(seen3 > 0 && seen5 > 0);
+    /* r3 down: two live members on r2 (other than ours): both of them */
+    coord_member_set_alive(c, "127.0.0.6", false);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 2);
+    assert_true(holder_is(c, out, 2, "127.0.0.3") && holder_is(c, out, 2, "127.0.0.5"));
+    /* two candidates or fewer: all of them, our rack included */
+    coord_member_set_alive(c, "127.0.0.5", false);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 2);
+    assert_true(holder_is(c, out, 2, "127.0.0.2") && holder_is(c, out, 2, "127.0.0.3"));
+    coord_member_set_alive(c, "127.0.0.3", false);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 1);
+    assert_string_equal(coord_member_addr(c, out[0]), "127.0.0.2");
+    /* none alive in the datacenter: Unavailable, except ANY (this node) */
+    coord_member_set_alive(c, "127.0.0.2", false);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 0);
+    assert_int_equal(coord_batchlog_holders(c, true, out), 1);
+    assert_int_equal(out[0], 0);
+    coord_destroy(c);
+
+    /* alone in its datacenter: this node */
+    const char *const far[][3] = {{"127.0.0.2", "dc2", "r1"}, {"127.0.0.3", "dc2", "r1"}};
+    c = ring_of(far, toks, 2);
+    assert_int_equal(coord_batchlog_holders(c, false, out), 1);
+    assert_int_equal(out[0], 0);
+    coord_destroy(c);
+
+    /* one rack for everyone: two distinct members at random */
+    const char *const same[][3] = {{"127.0.0.2", "dc1", "r1"}, {"127.0.0.3", "dc1", "r1"}, {"127.0.0.4", "dc1", "r1"}};
+    c = ring_of(same, toks, 3);
+    bool seen[3] = {false};
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(coord_batchlog_holders(c, false, out), 2);
+        assert_int_not_equal(out[0], out[1]);
+        assert_true(out[0] != 0 && out[1] != 0);
+        seen[out[0] - 1] = seen[out[1] - 1] = true;
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+    coord_destroy(c);
+}
+
+typedef struct logged_result { int calls, rc; bool batch_log; sib_err err; } logged_result;
+
+static void on_logged(void *ctx, int rc, const sib_err *err, bool batch_log)
+{
+    logged_result *r = ctx;
+    r->calls++;
+    r->rc = rc;
+    r->batch_log = batch_log;
+    if (err) r->err = *err;
+}
+
+/* A logged batch of keys `k0` and `k0 + 1` (TBL, RF 3) through node `via`. */
+static int logged_write(cluster3 *k, int via, int k0, int cl, logged_result *r)
+{
+    st_mutation *m[2];
+    int64_t tok[2];
+    coord_repl rf3 = {.kind = REPL_SIMPLE, .rf = 3};
+    const coord_repl *repls[2] = {&rf3, &rf3};
+    for (int i = 0; i < 2; i++) {
+        char pk[16];
+        int n = snprintf(pk, sizeof pk, "key%d", k0 + i);
+        m[i] = st_mutation_create(TBL, (const uint8_t *)pk, (size_t)n);
+        assert_int_equal(st_mut_row(m[i], NULL, 0), 0);
+        assert_int_equal(st_mut_cell(m[i], 1, (const uint8_t *)"b", 1, 5000, 0, 0), 0);
+        tok[i] = sib_murmur3_token((const uint8_t *)pk, (size_t)n);
+    }
+    uint8_t version[16] = {0};
+    sib_err err = {0};
+    memset(r, 0, sizeof *r);
+    int rc = coord_write_logged(k->co[via], m, tok, repls, 2, cl, 0, version, on_logged, r, &err);
+    st_mutation_destroy(m[0]);
+    st_mutation_destroy(m[1]);
+    if (!rc) run_until(k->loop, &r->calls, 1, 5);
+    else r->err = err;
+    return rc;
+}
+
+static coord_batchlog_stats bl_stats(cluster3 *k, int node)
+{
+    coord_batchlog_stats s;
+    coord_batchlog_stats_get(k->co[node], &s);
+    return s;
+}
+
+/* Runs the loop until pred(k) holds, at most `secs`. */
+static bool spin_until(cluster3 *k, bool (*pred)(cluster3 *), double secs)
+{
+    for (int i = 0; i < (int)(secs * 200) && !pred(k); i++) {
+        int none = 0;
+        run_until(k->loop, &none, 1, 0.005);
+    }
+    return pred(k);
+}
+
+static bool holders_removed(cluster3 *k) { return bl_stats(k, 1).removed == 1 && bl_stats(k, 2).removed == 1; }
+
+#ifdef SIB_FAILPOINTS
+static bool batch_replayed(cluster3 *k)
+{
+    for (int node = 0; node < NN; node++)
+        if (!live_at(k, node, TBL, 40) || !live_at(k, node, TBL, 41)) return false;
+    return bl_stats(k, 1).replayed == 1 && bl_stats(k, 2).replayed == 1 && bl_stats(k, 1).removed == 2 &&
+           bl_stats(k, 2).removed == 2;
+}
+#endif
+
+static void test_logged_batches(void **state)
+{
+    fx *f = *state;
+    cluster3 k;
+    cluster3_open(&k, f->dir);
+    logged_result r;
+
+    /* stored on both other nodes, written, then removed there */
+    assert_int_equal(logged_write(&k, 0, 30, CL_QUORUM, &r), 0);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.rc, 0);
+    assert_false(r.batch_log);
+    assert_int_equal(bl_stats(&k, 0).writes, 1);
+    assert_int_equal(bl_stats(&k, 0).stored, 0);
+    assert_int_equal(bl_stats(&k, 1).stored, 1);
+    assert_int_equal(bl_stats(&k, 2).stored, 1);
+    assert_true(spin_until(&k, holders_removed, 2));
+
+#ifdef SIB_FAILPOINTS
+    /* the coordinator stops between the batchlog and the mutations: the
+     * holders replay the batch once it is 2 x 300 ms old, to every replica,
+     * and delete their entries */
+    sib_err err = {0};
+    assert_int_equal(sib_failpoints_set("batchlog.after_store=error", &err), 0);
+    assert_int_equal(logged_write(&k, 0, 40, CL_QUORUM, &r), 0);
+    assert_int_equal(sib_failpoints_set(NULL, &err), 0);
+    assert_int_equal(r.rc, SIB_EIO);
+    assert_false(r.batch_log);
+    assert_false(live_at(&k, 0, TBL, 40));
+    assert_true(spin_until(&k, batch_replayed, 5));
+#endif
+
+    /* a holder that never answers: WriteTimeout in the batchlog step, at TWO */
+    msg_service_destroy(k.ms[2]);
+    k.ms[2] = NULL;
+    assert_int_equal(logged_write(&k, 0, 50, CL_ONE, &r), 0);
+    assert_int_equal(r.rc, SIB_ETIMEDOUT);
+    assert_true(r.batch_log);
+    assert_int_equal(r.err.ex[0], CL_TWO);
+    assert_int_equal(r.err.ex[1], 1);
+    assert_int_equal(r.err.ex[2], 2);
+    assert_false(live_at(&k, 0, TBL, 50)); /* nothing was sent */
+
+    /* no other live member in the datacenter: Unavailable (ONE, 1, 0) */
+    coord_member_set_alive(k.co[0], "127.0.0.2", false);
+    coord_member_set_alive(k.co[0], "127.0.0.3", false);
+    assert_int_equal(logged_write(&k, 0, 60, CL_ONE, &r), SIB_EUNAVAIL);
+    assert_int_equal(r.err.ex[0], CL_ONE);
+    assert_int_equal(r.err.ex[1], 1);
+    assert_int_equal(r.err.ex[2], 0);
     cluster3_close(&k);
 }
 
@@ -1074,6 +1339,9 @@ int main(void)
         cmocka_unit_test(test_write_needs_attach),
         cmocka_unit_test_setup_teardown(test_write_through_replicas, fx_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_table_pulls_schema, fx_setup, tmpdir_teardown),
+        cmocka_unit_test(test_batch_wire),
+        cmocka_unit_test(test_batchlog_holders),
+        cmocka_unit_test_setup_teardown(test_logged_batches, fx_setup, tmpdir_teardown),
         cmocka_unit_test(test_read_wire),
         cmocka_unit_test_setup_teardown(test_read_through_replicas, fx_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_read_single_flight, fx_setup, tmpdir_teardown),

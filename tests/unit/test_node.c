@@ -33,6 +33,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.storage_port, 7000);
     assert_true(c.phi_convict_threshold == 8.0);
     assert_int_equal(c.gossip_interval_ms, 1000); /* Cassandra's fixed interval */
+    assert_int_equal(c.batchlog_replay_interval_ms, 10000); /* Cassandra's fixed replay period */
     assert_int_equal(c.commitlog_sync, NODE_SYNC_PERIODIC);
     assert_int_equal(c.commitlog_sync_period_ms, 10000);
     assert_string_equal(c.cluster_name, "Sibyl Cluster");
@@ -61,6 +62,7 @@ static void test_load(void **state)
                     "block_cache_size: 0\n"
                     "phi_convict_threshold: 12\n"
                     "gossip_interval_ms: 250\n"
+                    "batchlog_replay_interval: 3s\n"
                     "storage_port: 7100\n"
                     "concurrent_reads: 8\n"
                     "seed_provider:\n"
@@ -90,6 +92,7 @@ static void test_load(void **state)
     assert_string_equal(c.seeds, "127.0.0.1,127.0.0.2");
     assert_true(c.phi_convict_threshold == 12.0);
     assert_int_equal(c.gossip_interval_ms, 250);
+    assert_int_equal(c.batchlog_replay_interval_ms, 3000);
     assert_int_equal(c.storage_port, 7100);
 }
 
@@ -107,6 +110,7 @@ static void test_bad_values(void **state)
         "key: [unclosed\n",
         "phi_convict_threshold: 0\n",
         "gossip_interval: 1ms\n",
+        "batchlog_replay_interval: 0ms\n",
         "storage_port: 70000\n",
     };
     for (size_t i = 0; i < SIB_ARRAY_LEN(bad); i++) {
