@@ -603,7 +603,7 @@ static bool scan_take(coord *c, st_rpage *pg)
         for (size_t k = 0; k < row.ncells; k++) {
             const st_cell_view *cv = &row.cells[k];
             uint8_t id[16];
-            int64_t written;
+            int64_t written = 0;
             if (cv->col != ENTRY_COL || entry_header(cv->val, cv->vlen, id, &written, &err)) continue;
             c->bl.seen++;
             if (now - written >= age && c->bl.nreplays < MAX_REPLAYS && !replaying(c, id))
