@@ -374,6 +374,19 @@ static int on_row_stop(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *er
     return x;
 }
 
+/* PER PARTITION LIMIT counts a bucketed table's natural partition once: its
+ * buckets and salts, read one after the other, share what is left. */
+static int64_t natural_ppl_left(const sel_run *run, const st_rpart *part)
+{
+    const sch_table *t = run->t;
+    if (run->ppl < 0 || !sch_table_has_derived(t)) return run->ppl;
+    if (run->last_pk.len)
+        return exec_bucket_same_natural(t, run->last_pk.p, run->last_pk.len, part->pk, part->pklen) ? run->ppl_left : run->ppl;
+    if (run->ps.present && exec_bucket_same_natural(t, run->ps.pk.p, (size_t)run->ps.pk.len, part->pk, part->pklen))
+        return run->ps.ppl_left;
+    return run->ppl;
+}
+
 /* One partition of a page through on_row(). cont: it continues a partition
  * (the rows of an earlier piece, or of the page the paging state ends);
  * *more is set when its rows went on past the piece. */
@@ -388,7 +401,7 @@ static int take_partition(sel_read *rd, const st_rpage *pg, size_t k, bool cont,
     int e = sch_pk_decode(t, part.pk, part.pklen, run->pkv, sch_table_pk_count(t), err);
     if (e) return e;
     row_ctx rc = {.pk = part.pk, .pklen = part.pklen, .pkv = run->pkv};
-    if (!cont) run->ppl_left = run->ppl;
+    if (!cont) run->ppl_left = natural_ppl_left(run, &part);
     else if (rd->cont_from_ps) run->ppl_left = run->ps.ppl_left;
     st_row srow, row;
     bool has_static = sch_table_has_static(t) && st_rpage_static(pg, k, &srow) && row_visible(t, &srow);
@@ -837,6 +850,9 @@ static int select_user(sel_read *rd, sib_err *err)
                                "this query");
         run->page_size = -1;
     }
+    if (sch_table_has_derived(run->t) && (rc = exec_bucket_read_plan(c, run->t, &r, run->reversed, &run->post_order,
+                                                                      run->sel.aggregate ? NULL : &run->page_size, err)))
+        return rc;
     if ((rc = ps_decode(c->params, PS_PARTITIONS, &run->ps, err))) return rc;
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
     if (run->sel.aggregate || run->post_order) run->limit_left = -1; /* LIMIT applies to the output */

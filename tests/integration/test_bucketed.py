@@ -116,3 +116,66 @@ def test_schema_refusals(session, ks):
             "Cannot rename column salt of table %s.m: it is derived by SALT(8) in the partition key" % ks)
     refused(session, "ALTER TABLE %s.m ADD st int static" % ks,
             "Cannot add static column st to a table with SALT(8): a static row would split across salts")
+
+
+# ---- writes ------------------------------------------------------------------
+
+def rows_b(session, ks, lo, hi, order="", extra=""):
+    q = "SELECT ts_bucket, ts, v FROM %s.b WHERE sensor = 'a' AND ts >= %%s AND ts < %%s %s %s" % (ks, order, extra)
+    return list(session.execute(q, (ts(lo), ts(hi))))
+
+
+def test_writes_compute_the_bucket(session, ks):
+    session.execute(CREATE_B.format(ks=ks))
+    ins = session.prepare("INSERT INTO %s.b (sensor, ts, v) VALUES (?, ?, ?)" % ks)
+    # the driver gets no partition key indexes: it cannot compute ts_bucket
+    assert not ins.routing_key_indexes
+    points = [-HOUR - 1, -1, 0, HOUR - 1, HOUR, 2 * HOUR + 5]
+    for i, p in enumerate(points):
+        session.execute(ins, ("a", ts(p), i))
+    got = rows_b(session, ks, -2 * HOUR, 3 * HOUR)
+    assert [(ms_of(r.ts_bucket), ms_of(r.ts), r.v) for r in got] == [
+        (-2 * HOUR, -HOUR - 1, 0), (-HOUR, -1, 1), (0, 0, 2), (0, HOUR - 1, 3), (HOUR, HOUR, 4),
+        (2 * HOUR, 2 * HOUR + 5, 5)]
+    # a given derived value must match
+    session.execute("INSERT INTO %s.b (sensor, ts_bucket, ts, v) VALUES ('a', %d, %d, 9)" % (ks, HOUR, HOUR + 7))
+    refused(session, "INSERT INTO %s.b (sensor, ts_bucket, ts, v) VALUES ('a', 0, %d, 9)" % (ks, HOUR + 8),
+            "Invalid value for ts_bucket, which BUCKET(ts, 1h) derives from the row: it would be "
+            "1970-01-01 01:00:00.000000+0000")
+    refused(session, "INSERT INTO %s.b (sensor, v) VALUES ('a', 1)" % ks,
+            "Some clustering keys are missing: ts (the partition key column ts_bucket, BUCKET(ts, 1h), is computed from it)")
+    # UPDATE and DELETE name the natural key
+    session.execute("UPDATE %s.b SET v = 40 WHERE sensor = 'a' AND ts = %d" % (ks, HOUR))
+    session.execute("DELETE FROM %s.b WHERE sensor = 'a' AND ts = %d" % (ks, 0))
+    refused(session, "UPDATE %s.b SET v = 1 WHERE sensor = 'a' AND ts_bucket = 0 AND ts = %d" % (ks, HOUR),
+            "Invalid value for ts_bucket, which BUCKET(ts, 1h) derives from the row: it would be "
+            "1970-01-01 01:00:00.000000+0000")
+    got = {ms_of(r.ts): r.v for r in rows_b(session, ks, -2 * HOUR, 3 * HOUR)}
+    assert got == {-HOUR - 1: 0, -1: 1, HOUR - 1: 3, HOUR: 40, HOUR + 7: 9, 2 * HOUR + 5: 5}
+    # the rows are in their buckets' partitions: a direct read of one bucket
+    one = session.execute("SELECT ts FROM %s.b WHERE sensor = 'a' AND ts_bucket = %d" % (ks, HOUR))
+    assert [ms_of(r.ts) for r in one] == [HOUR, HOUR + 7]
+
+
+def test_delete_over_a_range_and_ttl(session, ks):
+    session.execute(CREATE_B.format(ks=ks))
+    ins = session.prepare("INSERT INTO %s.b (sensor, ts, v) VALUES (?, ?, ?)" % ks)
+    for m in range(0, 6 * HOUR, HOUR // 4):
+        session.execute(ins, ("a", ts(m), m // 1000))
+    session.execute("DELETE FROM %s.b WHERE sensor = 'a' AND ts >= %%s AND ts < %%s" % ks,
+                    (ts(HOUR + HOUR // 2), ts(4 * HOUR)))
+    left = [ms_of(r.ts) for r in rows_b(session, ks, 0, 6 * HOUR)]
+    assert left == [m for m in range(0, 6 * HOUR, HOUR // 4) if not HOUR + HOUR // 2 <= m < 4 * HOUR]
+    refused(session, "DELETE FROM %s.b WHERE sensor = 'a'" % ks,
+            "Table %s.b is bucketed by BUCKET(ts, 1h): restrict ts with =, IN, or a range with both bounds so that "
+            "its buckets can be listed" % ks)
+    session.execute("INSERT INTO %s.b (sensor, ts, v) VALUES ('t', 5, 1) USING TTL 1" % ks)
+    session.execute("INSERT INTO %s.b (sensor, ts, v) VALUES ('t', %d, 2) USING TTL 100" % (ks, HOUR + 5))
+    q = "SELECT v, TTL(v) AS t FROM %s.b WHERE sensor = 't' AND ts >= 0 AND ts < %d" % (ks, 2 * HOUR)
+    assert len(list(session.execute(q))) == 2
+    import time
+    deadline = time.monotonic() + 10
+    while len(list(session.execute(q))) == 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    rows = list(session.execute(q))
+    assert [r.v for r in rows] == [2] and 0 < rows[0].t <= 100

@@ -1,0 +1,458 @@
+/* exec_bucket.c: bucketed partition keys, the executor side (docs/cql.md
+ * "Bucketed partition keys"; the schema side is schema/derive.c).
+ *
+ * Applications name the natural columns; the derived partition key columns
+ * (`<ts>_bucket`, `salt`) are computed here:
+ *   writes   INSERT computes them from the row (exec_bucket_insert); UPDATE
+ *            and DELETE go through the WHERE analysis like reads. A value
+ *            the statement gives for a derived column must equal the
+ *            computed one, else the statement is refused with that value.
+ *   WHERE    when every natural partition key column is restricted by
+ *            EQ/IN, a derived column the statement leaves alone gets the
+ *            values the natural restrictions cover (exec_bucket_pk_values):
+ *            the buckets of `ts = ?` / `ts IN (...)`, or of both bounds of a
+ *            range (at most max_scatter_buckets of them); every salt. Once
+ *            the clustering keys are known, the partitions that hold none of
+ *            a statement's full keys are dropped (exec_bucket_prune): a
+ *            row write touches exactly its own partition, and a read that
+ *            gives the full primary key reads one salt.
+ *   reads    the partitions are then ordinary single-partition reads, each
+ *            through the coordinator at the statement's consistency level,
+ *            read one after the other in the order exec_bucket_order gives:
+ *            natural key, then buckets in clustering order (reversed for
+ *            ORDER BY the other way), so the rows stream out in clustering
+ *            order and the read stops at the LIMIT or a full page; the
+ *            paging state names the bucket's partition and the row in it.
+ *            The salts of one natural key hold interleaved rows: exec_select
+ *            merges them in memory into clustering order (one page).
+ */
+#define _GNU_SOURCE /* qsort_r */
+#include "exec_int.h"
+
+#include <stdlib.h>
+
+#define MAX_DERIVED_NVALS 100000 /* salts x buckets x natural keys, one statement */
+
+static const char *derived_def(exec_ctx *c, const sch_table *t, const sch_column *col)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    sch_bucket bk;
+    if (sch_table_bucket(t, &bk) && bk.col == col) sch_bucket_cql(t, &b);
+    else sch_salt_cql(t, &b);
+    sib_buf_u8(&b, 0);
+    char *s = b.oom ? NULL : arena_printf(c, "%s", (const char *)b.p);
+    sib_buf_free(&b);
+    return s ? s : "";
+}
+
+static int arena_val(exec_ctx *c, const sib_buf *b, sch_val *out, sib_err *err)
+{
+    if (b->oom) return sib_err_set(err, SIB_ENOMEM, "derived value");
+    uint8_t *p = sib_arena_memdup(c->arena, b->p ? b->p : (const uint8_t *)"", b->len ? b->len : 1);
+    if (!p) return sib_err_set(err, SIB_ENOMEM, "derived value");
+    *out = (sch_val){p, (int32_t)b->len};
+    return 0;
+}
+
+/* The value of derived column col for a row with clustering values ck
+ * (serialized, by clustering position) and encoded clustering key ckb. */
+static int derived_value(const sch_table *t, const sch_column *col, const sch_val *ck, const sch_val *ckb,
+                         sib_buf *out, sib_err *err)
+{
+    sch_bucket bk;
+    sch_salt sl;
+    if (sch_table_bucket(t, &bk) && bk.col == col) return sch_bucket_of(&bk, ck[0].p, (size_t)ck[0].len, out, err);
+    if (!sch_table_salt(t, &sl)) return sib_err_set(err, SIB_EINVAL, "%s is not a derived column", col->name);
+    sib_buf_be32(out, sch_salt_of(sl.count, ckb->p, (size_t)ckb->len));
+    return 0;
+}
+
+static int mismatch(exec_ctx *c, const sch_table *t, const sch_column *col, const sch_val *want, sib_err *err)
+{
+    sib_buf v;
+    sib_buf_init(&v);
+    sch_value_format(col->type, want->p, (size_t)want->len, &v);
+    int rc = sib_err_set(err, SIB_EINVAL, "Invalid value for %s, which %s derives from the row: it would be %.*s", col->name,
+                         derived_def(c, t, col), (int)v.len, v.p ? (const char *)v.p : "");
+    sib_buf_free(&v);
+    return rc;
+}
+
+/* ---- INSERT ---- */
+
+int exec_bucket_insert(exec_ctx *c, const sch_table *t, sch_val *vals, bool *set, const bool *unset, sib_err *err)
+{
+    size_t nck = sch_table_clustering_count(t);
+    sch_val ck[64];
+    if (nck > SIB_ARRAY_LEN(ck)) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
+    for (size_t i = 0; i < sch_table_pk_count(t); i++) {
+        const sch_column *col = sch_table_pk(t, i);
+        if (!sch_column_is_derived(t, col)) continue;
+        sch_bucket bk;
+        size_t need = sch_table_bucket(t, &bk) && bk.col == col ? 1 : nck; /* a bucket needs ts, a salt every column */
+        for (size_t k = 0; k < need; k++) {
+            const sch_column *cc = sch_table_clustering(t, k);
+            const sch_val *v = &vals[cc->index];
+            if (!set[cc->index] || unset[cc->index] || v->len < 0)
+                return sib_err_set(err, SIB_EINVAL, "Some clustering keys are missing: %s (the partition key column %s, %s, is computed from it)",
+                                   cc->name, col->name, derived_def(c, t, col));
+            ck[k] = *v;
+        }
+        const uint8_t *p[64];
+        size_t l[64];
+        for (size_t k = 0; k < need; k++) p[k] = ck[k].p, l[k] = (size_t)ck[k].len;
+        sib_buf enc, out;
+        sib_buf_init(&enc);
+        sib_buf_init(&out);
+        int rc = need == nck ? sch_ck_encode(t, p, l, nck, &enc, err) : 0;
+        sch_val ckb = {enc.p, (int32_t)enc.len}, got;
+        if (!rc) rc = derived_value(t, col, ck, &ckb, &out, err);
+        if (!rc) rc = arena_val(c, &out, &got, err);
+        sib_buf_free(&enc);
+        sib_buf_free(&out);
+        if (rc) return rc;
+        const sch_val *given = &vals[col->index];
+        if (set[col->index] && !unset[col->index] &&
+            (given->len != got.len || (got.len && memcmp(given->p, got.p, (size_t)got.len))))
+            return mismatch(c, t, col, &got, err);
+        vals[col->index] = got;
+        set[col->index] = true;
+    }
+    return 0;
+}
+
+/* ---- WHERE: the derived values the natural restrictions cover ---- */
+
+typedef struct src_restr {
+    sch_val *eq;
+    size_t neq;
+    bool is_eq, lo, lo_incl, hi, hi_incl;
+    int64_t lov, hiv; /* in bucket units */
+} src_restr;
+
+static int need_val(const sch_column *col, const sch_val *v, bool unset, sib_err *err)
+{
+    if (unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
+    if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
+    return 0;
+}
+
+/* ts IN (a, b) / ts IN ? into s->eq. */
+static int source_in(exec_ctx *c, const sch_column *src, const prs_relation *r, src_restr *s, sib_err *err)
+{
+    size_t cap = r->value ? 0 : r->nin;
+    sch_val list = {NULL, -1};
+    bool unset;
+    const sch_type *lt = NULL;
+    sch_coll_iter it;
+    if (r->value) {
+        lt = sch_type_list(sch_catalog_types(c->ex->cat), src->type, false);
+        int rc = exec_term_value(c, r->value, lt, src->name, &list, &unset, err);
+        if (rc || (rc = need_val(src, &list, unset, err))) return rc;
+        int n = sch_coll_iter_init(&it, lt, list.p, (size_t)list.len);
+        if (n < 0) return sib_err_set(err, SIB_EINVAL, "Invalid list value for IN restriction on %s", src->name);
+        cap = (size_t)n;
+    }
+    s->eq = sib_arena_alloc(c->arena, sizeof *s->eq * (cap + 1));
+    if (!s->eq) return sib_err_set(err, SIB_ENOMEM, "IN values");
+    s->is_eq = true;
+    if (r->value) {
+        sch_val k, v;
+        while (s->neq < cap && sch_coll_next(&it, &k, &v)) s->eq[s->neq++] = k;
+        return 0;
+    }
+    for (size_t i = 0; i < r->nin; i++) {
+        int rc = exec_term_value(c, r->in[i], src->type, src->name, &s->eq[s->neq], &unset, err);
+        if (rc || (rc = need_val(src, &s->eq[s->neq], unset, err))) return rc;
+        s->neq++;
+    }
+    return 0;
+}
+
+static int gather_source(exec_ctx *c, const sch_table *t, const sch_column *src, const prs_relation *rels, size_t n,
+                         src_restr *s, sib_err *err)
+{
+    memset(s, 0, sizeof *s);
+    for (size_t i = 0; i < n; i++) {
+        const prs_relation *r = &rels[i];
+        bool names = false;
+        for (size_t k = 0; k < r->ncols; k++) names |= !strcmp(r->cols[k], src->name);
+        if (!names || r->kind == PRS_REL_TOKEN) continue;
+        if (r->kind == PRS_REL_MULTI)
+            return sib_err_set(err, SIB_EINVAL, "Multi-column relations on %s are not supported on table %s.%s, whose partition key %s derives from it",
+                               src->name, sch_table_keyspace(t), sch_table_name(t), derived_def(c, t, sch_table_pk(t, 0)));
+        bool unset;
+        sch_val v;
+        int rc;
+        switch (r->op) {
+        case PRS_OP_EQ:
+            s->eq = sib_arena_alloc(c->arena, sizeof *s->eq);
+            if (!s->eq) return sib_err_set(err, SIB_ENOMEM, "value");
+            if ((rc = exec_term_value(c, r->value, src->type, src->name, &s->eq[0], &unset, err)) ||
+                (rc = need_val(src, &s->eq[0], unset, err)))
+                return rc;
+            s->neq = 1;
+            s->is_eq = true;
+            break;
+        case PRS_OP_IN:
+            if ((rc = source_in(c, src, r, s, err))) return rc;
+            break;
+        case PRS_OP_GT: case PRS_OP_GTE: case PRS_OP_LT: case PRS_OP_LTE: {
+            bool lower = r->op == PRS_OP_GT || r->op == PRS_OP_GTE;
+            int64_t u;
+            if ((rc = exec_term_value(c, r->value, src->type, src->name, &v, &unset, err)) ||
+                (rc = need_val(src, &v, unset, err)) ||
+                (rc = sch_bucket_units(src->type, v.p, (size_t)v.len, &u, err)))
+                return rc;
+            if (lower) { s->lo = true; s->lo_incl = r->op == PRS_OP_GTE; s->lov = u; }
+            else { s->hi = true; s->hi_incl = r->op == PRS_OP_LTE; s->hiv = u; }
+            break;
+        }
+        default:
+            break; /* the clustering analysis refuses the rest with Cassandra's words */
+        }
+    }
+    return 0;
+}
+
+/* The bucket starts a range covers, in units; *n = 0 for an empty range. */
+static int range_buckets(exec_ctx *c, const sch_table *t, const sch_bucket *bk, const src_restr *s, int64_t *first,
+                         size_t *n, sib_err *err)
+{
+    const char *src = bk->source->name;
+    if (!s->lo || !s->hi)
+        return sib_err_set(err, SIB_EINVAL,
+                           "The range on %s has no %s bound: table %s.%s is bucketed by %s, and a range needs both bounds to list its buckets",
+                           src, s->lo ? "upper" : "lower", sch_table_keyspace(t), sch_table_name(t), derived_def(c, t, bk->col));
+    *n = 0;
+    int64_t lo = s->lov, hi = s->hiv;
+    if (!s->lo_incl && lo == INT64_MAX) return 0;
+    if (!s->hi_incl && hi == INT64_MIN) return 0;
+    if (!s->lo_incl) lo++;
+    if (!s->hi_incl) hi--;
+    if (lo > hi) return 0;
+    int64_t a, b;
+    if (!sch_bucket_floor(lo, bk->width, &a) || !sch_bucket_floor(hi, bk->width, &b))
+        return sib_err_set(err, SIB_EINVAL, "The range on %s is out of the range of %s", src, derived_def(c, t, bk->col));
+    __int128 count = ((__int128)b - a) / bk->width + 1;
+    if (count > c->ex->max_scatter_buckets)
+        return sib_err_set(err, SIB_EINVAL,
+                           "The range on %s covers %lld buckets of %s, more than max_scatter_buckets (%d): narrow the range",
+                           src, (long long)count, derived_def(c, t, bk->col), c->ex->max_scatter_buckets);
+    *first = a;
+    *n = (size_t)count;
+    return 0;
+}
+
+static int bucket_values(exec_ctx *c, const sch_table *t, const sch_bucket *bk, const prs_relation *rels, size_t nrel,
+                         sch_val **vals, size_t *nvals, sib_err *err)
+{
+    src_restr s;
+    int rc = gather_source(c, t, bk->source, rels, nrel, &s, err);
+    if (rc) return rc;
+    if (!s.is_eq && !s.lo && !s.hi)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Table %s.%s is bucketed by %s: restrict %s with =, IN, or a range with both bounds so that its buckets can be listed",
+                           sch_table_keyspace(t), sch_table_name(t), derived_def(c, t, bk->col), bk->source->name);
+    sib_buf b;
+    sib_buf_init(&b);
+    int64_t first = 0;
+    size_t n = s.neq;
+    if (!s.is_eq && (rc = range_buckets(c, t, bk, &s, &first, &n, err))) return rc;
+    sch_val *out = sib_arena_alloc(c->arena, sizeof *out * (n + 1));
+    if (!out) return sib_err_set(err, SIB_ENOMEM, "buckets");
+    for (size_t i = 0; i < n && !rc; i++) {
+        sib_buf_reset(&b);
+        if (s.is_eq) rc = sch_bucket_of(bk, s.eq[i].p, (size_t)s.eq[i].len, &b, err);
+        else rc = sch_bucket_value(bk->col->type, first + (int64_t)i * bk->width, &b, err);
+        if (!rc) rc = arena_val(c, &b, &out[i], err);
+    }
+    sib_buf_free(&b);
+    *vals = out;
+    *nvals = n;
+    return rc;
+}
+
+int exec_bucket_pk_values(exec_ctx *c, const sch_table *t, const sch_column *col, const prs_relation *rels, size_t n,
+                          sch_val **vals, size_t *nvals, sib_err *err)
+{
+    sch_bucket bk;
+    sch_salt sl;
+    if (sch_table_bucket(t, &bk) && bk.col == col) return bucket_values(c, t, &bk, rels, n, vals, nvals, err);
+    if (!sch_table_salt(t, &sl) || sl.col != col) return sib_err_set(err, SIB_EINVAL, "%s is not derived", col->name);
+    sch_val *out = sib_arena_alloc(c->arena, sizeof *out * sl.count);
+    uint8_t *p = sib_arena_alloc(c->arena, 4 * (size_t)sl.count);
+    if (!out || !p) return sib_err_set(err, SIB_ENOMEM, "salts");
+    for (uint32_t i = 0; i < sl.count; i++) {
+        put_be32(p + 4 * i, i);
+        out[i] = (sch_val){p + 4 * i, 4};
+    }
+    *vals = out;
+    *nvals = sl.count;
+    return 0;
+}
+
+size_t exec_bucket_max_partitions(void) { return MAX_DERIVED_NVALS; }
+
+/* ---- partitions and rows ---- */
+
+/* Does the partition pk hold the row with encoded full clustering key ck? */
+static int owns(exec_ctx *c, const sch_table *t, const sch_val *pk, const sch_val *ck, const sch_column **bad,
+                sch_val *want, sib_err *err)
+{
+    size_t npk = sch_table_pk_count(t), nck = sch_table_clustering_count(t);
+    sch_val pkv[64];
+    sib_buf ckv[64];
+    if (npk > SIB_ARRAY_LEN(pkv) || nck > SIB_ARRAY_LEN(ckv)) return sib_err_set(err, SIB_EINVAL, "key too wide");
+    int rc = sch_pk_decode(t, pk->p, (size_t)pk->len, pkv, npk, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < nck; i++) sib_buf_init(&ckv[i]);
+    size_t got = 0;
+    rc = sch_ck_decode(t, ck->p, (size_t)ck->len, ckv, &got, err);
+    sch_val first = {ckv[0].p, (int32_t)ckv[0].len};
+    sib_buf out;
+    sib_buf_init(&out);
+    *bad = NULL;
+    for (size_t i = 0; !rc && i < npk && !*bad; i++) {
+        const sch_column *col = sch_table_pk(t, i);
+        if (!sch_column_is_derived(t, col)) continue;
+        sib_buf_reset(&out);
+        if ((rc = derived_value(t, col, &first, ck, &out, err))) break;
+        if ((size_t)pkv[i].len != out.len || (out.len && memcmp(pkv[i].p, out.p, out.len))) {
+            *bad = col;
+            rc = arena_val(c, &out, want, err);
+        }
+    }
+    sib_buf_free(&out);
+    for (size_t i = 0; i < nck; i++) sib_buf_free(&ckv[i]);
+    return rc;
+}
+
+int exec_bucket_prune(exec_ctx *c, const sch_table *t, exec_restr *r, sib_err *err)
+{
+    size_t nck = sch_table_clustering_count(t);
+    if (!r->pk_complete || !nck || r->ck_eq_prefix < nck || !r->ncks) return 0;
+    size_t keep = 0;
+    const sch_column *bad = NULL;
+    sch_val want = {NULL, 0};
+    for (size_t p = 0; p < r->npks; p++) {
+        bool any = false;
+        for (size_t k = 0; k < r->ncks && !any; k++) {
+            const sch_column *b;
+            sch_val w;
+            int rc = owns(c, t, &r->pks[p], &r->cks[k], &b, &w, err);
+            if (rc) return rc;
+            any = !b;
+            if (b && !bad) bad = b, want = w;
+        }
+        if (any) r->pks[keep++] = r->pks[p];
+    }
+    /* every partition the statement named misses its rows: a derived
+     * column was given, with a value the rows do not have */
+    if (!keep && r->npks && bad) return mismatch(c, t, bad, &want, err);
+    r->npks = keep;
+    return 0;
+}
+
+bool exec_bucket_owns(exec_ctx *c, const sch_table *t, const sch_val *pk, const sch_val *ck)
+{
+    const sch_column *bad;
+    sch_val want;
+    sib_err e;
+    return !owns(c, t, pk, ck, &bad, &want, &e) && !bad;
+}
+
+/* ---- read order ---- */
+
+typedef struct order_ctx {
+    const sch_table *t;
+    size_t bucket_pos;  /* npk when none */
+    bool bucket_desc;
+    sch_val *dec;       /* decoded keys, npk per partition, in the pks' order */
+    const sch_val *base;
+} order_ctx;
+
+static int pk_cmp(const void *a, const void *b, void *ctx)
+{
+    const order_ctx *o = ctx;
+    size_t npk = sch_table_pk_count(o->t);
+    const sch_val *pa = *(const sch_val *const *)a, *pb = *(const sch_val *const *)b;
+    const sch_val *x = &o->dec[(size_t)(pa - o->base) * npk], *y = &o->dec[(size_t)(pb - o->base) * npk];
+    /* natural columns, then the bucket, then the salt */
+    for (int pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < npk; i++) {
+            const sch_column *col = sch_table_pk(o->t, i);
+            bool derived = sch_column_is_derived(o->t, col), bucket = i == o->bucket_pos;
+            if ((pass == 0 && derived) || (pass == 1 && !bucket) || (pass == 2 && (!derived || bucket))) continue;
+            int r = sch_value_compare(col->type, x[i].p, (size_t)SIB_MAX(x[i].len, 0), y[i].p, (size_t)SIB_MAX(y[i].len, 0));
+            if (r) return pass == 1 && o->bucket_desc ? -r : r;
+        }
+    return 0;
+}
+
+int exec_bucket_order(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, sib_err *err)
+{
+    if (!r->pk_complete || r->npks < 2) return 0;
+    size_t npk = sch_table_pk_count(t);
+    sch_bucket bk;
+    order_ctx o = {.t = t, .bucket_pos = npk};
+    if (sch_table_bucket(t, &bk)) {
+        o.bucket_pos = bk.pk_pos;
+        o.bucket_desc = (bk.source->order == SCH_ORDER_DESC) != reversed;
+    }
+    o.dec = sib_arena_alloc(c->arena, sizeof *o.dec * npk * r->npks);
+    if (!o.dec) return sib_err_set(err, SIB_ENOMEM, "partition keys");
+    for (size_t p = 0; p < r->npks; p++) {
+        int rc = sch_pk_decode(t, r->pks[p].p, (size_t)r->pks[p].len, &o.dec[p * npk], npk, err);
+        if (rc) return rc;
+    }
+    /* sort pointers into a copy of the keys: pk_cmp finds a key's decoded
+     * values by its place in that copy */
+    sch_val *copy = sib_arena_alloc(c->arena, sizeof *copy * r->npks);
+    const sch_val **ptrs = sib_arena_alloc(c->arena, sizeof *ptrs * r->npks);
+    if (!copy || !ptrs) return sib_err_set(err, SIB_ENOMEM, "partition keys");
+    memcpy(copy, r->pks, sizeof *copy * r->npks);
+    o.base = copy;
+    for (size_t p = 0; p < r->npks; p++) ptrs[p] = &copy[p];
+    qsort_r(ptrs, r->npks, sizeof *ptrs, pk_cmp, &o);
+    for (size_t p = 0; p < r->npks; p++) r->pks[p] = *ptrs[p];
+    return 0;
+}
+
+bool exec_bucket_same_natural(const sch_table *t, const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    size_t npk = sch_table_pk_count(t);
+    sch_val x[64], y[64];
+    sib_err e;
+    if (!a || !b || npk > SIB_ARRAY_LEN(x) || sch_pk_decode(t, a, al, x, npk, &e) || sch_pk_decode(t, b, bl, y, npk, &e))
+        return false;
+    for (size_t i = 0; i < npk; i++) {
+        if (sch_column_is_derived(t, sch_table_pk(t, i))) continue;
+        if (x[i].len != y[i].len || (x[i].len > 0 && memcmp(x[i].p, y[i].p, (size_t)x[i].len))) return false;
+    }
+    return true;
+}
+
+int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, bool *merge,
+                          int32_t *page_size, sib_err *err)
+{
+    int rc = exec_bucket_order(c, t, r, reversed, err);
+    sch_salt sl;
+    if (rc || !sch_table_salt(t, &sl) || r->npks < 2) return rc;
+    /* more than one salt among the partitions: their rows interleave */
+    const uint8_t *first = NULL;
+    size_t npk = sch_table_pk_count(t);
+    sch_val v[64];
+    if (npk > SIB_ARRAY_LEN(v)) return 0;
+    for (size_t p = 0; p < r->npks; p++) {
+        if ((rc = sch_pk_decode(t, r->pks[p].p, (size_t)r->pks[p].len, v, npk, err))) return rc;
+        if (!first) first = v[sl.pk_pos].p;
+        else if (v[sl.pk_pos].len == 4 && memcmp(first, v[sl.pk_pos].p, 4)) {
+            *merge = true;
+            if (page_size) *page_size = -1;
+            break;
+        }
+    }
+    return 0;
+}
