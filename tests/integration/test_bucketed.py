@@ -32,7 +32,8 @@ def ts(ms):
 
 
 def ms_of(dt):
-    return int((dt - datetime.datetime(1970, 1, 1)).total_seconds() * 1000)
+    d = dt - datetime.datetime(1970, 1, 1)
+    return (d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000
 
 
 def describe(session, ks, table):
@@ -132,7 +133,7 @@ def test_writes_compute_the_bucket(session, ks):
     assert not ins.routing_key_indexes
     points = [-HOUR - 1, -1, 0, HOUR - 1, HOUR, 2 * HOUR + 5]
     for i, p in enumerate(points):
-        session.execute(ins, ("a", ts(p), i))
+        session.execute(ins, ("a", p, i))
     got = rows_b(session, ks, -2 * HOUR, 3 * HOUR)
     assert [(ms_of(r.ts_bucket), ms_of(r.ts), r.v) for r in got] == [
         (-2 * HOUR, -HOUR - 1, 0), (-HOUR, -1, 1), (0, 0, 2), (0, HOUR - 1, 3), (HOUR, HOUR, 4),
@@ -161,7 +162,7 @@ def test_delete_over_a_range_and_ttl(session, ks):
     session.execute(CREATE_B.format(ks=ks))
     ins = session.prepare("INSERT INTO %s.b (sensor, ts, v) VALUES (?, ?, ?)" % ks)
     for m in range(0, 6 * HOUR, HOUR // 4):
-        session.execute(ins, ("a", ts(m), m // 1000))
+        session.execute(ins, ("a", m, m // 1000))
     session.execute("DELETE FROM %s.b WHERE sensor = 'a' AND ts >= %%s AND ts < %%s" % ks,
                     (ts(HOUR + HOUR // 2), ts(4 * HOUR)))
     left = [ms_of(r.ts) for r in rows_b(session, ks, 0, 6 * HOUR)]
@@ -179,3 +180,162 @@ def test_delete_over_a_range_and_ttl(session, ks):
         time.sleep(0.2)
     rows = list(session.execute(q))
     assert [r.v for r in rows] == [2] and 0 < rows[0].t <= 100
+
+
+# ---- reads -------------------------------------------------------------------
+
+def fill_b(session, ks, sensor, n_hours, per_hour=4):
+    ins = session.prepare("INSERT INTO %s.b (sensor, ts, v) VALUES (?, ?, ?)" % ks)
+    want = []
+    for h in range(n_hours):
+        for k in range(per_hour):
+            m = h * HOUR + k * (HOUR // per_hour) + 7
+            session.execute(ins, (sensor, m, h * 100 + k))  # ms as an int: exact
+            want.append(m)
+    return want
+
+
+def read_ts(session, ks, lo, hi, desc=False, extra="", fetch_size=None, sensor="a"):
+    from cassandra.query import SimpleStatement
+    q = "SELECT ts FROM %s.b WHERE sensor = '%s' AND ts >= %d AND ts < %d%s%s" % (
+        ks, sensor, lo, hi, " ORDER BY ts DESC" if desc else "", extra)
+    return [ms_of(r.ts) for r in session.execute(SimpleStatement(q, fetch_size=fetch_size))]
+
+
+def check_ranges(session, ks, want):
+    for nb in (1, 2, 30):
+        lo, hi = 3 * HOUR + 5, (3 + nb - 1) * HOUR + HOUR // 2  # starts and ends inside a bucket
+        exp = [m for m in want if lo <= m < hi]
+        assert read_ts(session, ks, lo, hi) == exp
+        assert read_ts(session, ks, lo, hi, desc=True) == exp[::-1]
+        assert read_ts(session, ks, lo, hi, extra=" LIMIT 5") == exp[:5]
+        assert read_ts(session, ks, lo, hi, desc=True, extra=" LIMIT 5") == exp[::-1][:5]
+        # small pages across buckets: no row missing, none repeated
+        assert read_ts(session, ks, lo, hi, fetch_size=3) == exp
+        assert read_ts(session, ks, lo, hi, desc=True, fetch_size=3) == exp[::-1]
+        assert read_ts(session, ks, lo, hi, extra=" LIMIT 7", fetch_size=2) == exp[:7]
+
+
+def test_reads_across_buckets(node, clusters, ks):
+    cluster, session = clusters.connect(node)
+    session.execute(CREATE_B.format(ks=ks))
+    want = fill_b(session, ks, "a", 40)
+    fill_b(session, ks, "z", 3)
+    check_ranges(session, ks, want)
+    # equality forms read only their buckets
+    pick = [want[1], want[9], want[50]]
+    got = session.execute("SELECT ts FROM %s.b WHERE sensor = 'a' AND ts IN (%d, %d, %d, %d)" %
+                          (ks, pick[2], pick[0], pick[1], 999))
+    assert [ms_of(r.ts) for r in got] == sorted(pick)
+    assert [ms_of(r.ts) for r in session.execute("SELECT ts FROM %s.b WHERE sensor = 'a' AND ts = %d" %
+                                                 (ks, pick[1]))] == [pick[1]]
+    # COUNT(*) sums over the buckets; PER PARTITION LIMIT counts the natural key once
+    assert session.execute("SELECT COUNT(*) FROM %s.b WHERE sensor = 'a' AND ts >= 0 AND ts < %d" %
+                           (ks, 10 * HOUR)).one()[0] == 40
+    got = session.execute("SELECT sensor, ts FROM %s.b WHERE sensor IN ('a', 'z') AND ts >= 0 AND ts < %d "
+                          "PER PARTITION LIMIT 6" % (ks, 10 * HOUR))
+    assert [(r.sensor, ms_of(r.ts)) for r in got] == [("a", m) for m in want[:6]] + [("z", m) for m in want[:6]]
+    cluster.shutdown()
+    node.restart()
+    cluster, session = clusters.connect(node)
+    check_ranges(session, ks, want)
+
+
+def test_read_refusals(session, ks):
+    session.execute(CREATE_B.format(ks=ks))
+    refused(session, "SELECT * FROM %s.b WHERE sensor = 'a'" % ks,
+            "Table %s.b is bucketed by BUCKET(ts, 1h): restrict ts with =, IN, or a range with both bounds so that "
+            "its buckets can be listed" % ks)
+    refused(session, "SELECT * FROM %s.b WHERE sensor = 'a' AND ts >= 0" % ks,
+            "The range on ts has no upper bound: table %s.b is bucketed by BUCKET(ts, 1h), and a range needs both "
+            "bounds to list its buckets" % ks)
+    refused(session, "SELECT * FROM %s.b WHERE sensor = 'a' AND ts < 5" % ks,
+            "The range on ts has no lower bound: table %s.b is bucketed by BUCKET(ts, 1h), and a range needs both "
+            "bounds to list its buckets" % ks)
+    refused(session, "SELECT * FROM %s.b WHERE sensor = 'a' AND ts >= 0 AND ts < %d" % (ks, 1001 * HOUR),
+            "The range on ts covers 1001 buckets of BUCKET(ts, 1h), more than max_scatter_buckets (1000): "
+            "narrow the range")
+    refused(session, "SELECT * FROM %s.b WHERE token(sensor, ts_bucket) > 0" % ks,
+            "token() cannot be used on table %s.b: its partition key column ts_bucket is derived from the rows "
+            "(BUCKET / SALT)" % ks)
+    # the limit is a config key
+    session.execute("SELECT * FROM %s.b WHERE sensor = 'a' AND ts >= 0 AND ts < %d" % (ks, 1000 * HOUR))
+
+
+def test_max_scatter_buckets_config(make_node, clusters):
+    n = make_node(max_scatter_buckets=3)
+    _, s = clusters.connect(n)
+    s.execute("CREATE KEYSPACE cfg WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute(CREATE_B.format(ks="cfg"))
+    s.execute("SELECT * FROM cfg.b WHERE sensor = 'a' AND ts >= 0 AND ts < %d" % (3 * HOUR))
+    refused(s, "SELECT * FROM cfg.b WHERE sensor = 'a' AND ts >= 0 AND ts <= %d" % (3 * HOUR),
+            "The range on ts covers 4 buckets of BUCKET(ts, 1h), more than max_scatter_buckets (3): narrow the range")
+
+
+def salted_hot_key(session, ks, n=300):
+    session.execute(CREATE_S.format(ks=ks))
+    ins = session.prepare("INSERT INTO %s.s (user, event_id, v) VALUES (?, ?, ?)" % ks)
+    for e in range(n):
+        session.execute(ins, ("hot", e, "e%d" % e))
+    session.execute(ins, ("cold", 1, "c"))
+    got = [r.event_id for r in session.execute("SELECT event_id FROM %s.s WHERE user = 'hot'" % ks)]
+    assert got == list(range(n))  # every row exactly once, in clustering order
+    got = [r.event_id for r in session.execute("SELECT event_id FROM %s.s WHERE user = 'hot' ORDER BY event_id DESC "
+                                               "LIMIT 10" % ks)]
+    assert got == list(range(n - 1, n - 11, -1))
+    from cassandra.query import SimpleStatement
+    got = [r.event_id for r in session.execute(SimpleStatement("SELECT event_id FROM %s.s WHERE user = 'hot'" % ks,
+                                                               fetch_size=7))]
+    assert got == list(range(n))
+    assert session.execute("SELECT COUNT(*) FROM %s.s WHERE user = 'hot'" % ks).one()[0] == n
+    # the full primary key reads one salt; the rows spread over the salts
+    assert session.execute("SELECT v FROM %s.s WHERE user = 'hot' AND event_id = 42" % ks).one().v == "e42"
+    salts = {r.salt for r in session.execute("SELECT salt FROM %s.s WHERE user = 'hot'" % ks)}
+    assert salts == set(range(8))
+    return n
+
+
+def test_salted_hot_key(session, ks):
+    salted_hot_key(session, ks)
+    session.execute("DELETE FROM %s.s WHERE user = 'hot' AND event_id = 42" % ks)
+    got = [r.event_id for r in session.execute("SELECT event_id FROM %s.s WHERE user = 'hot'" % ks)]
+    assert 42 not in got and len(got) == 299
+
+
+# ---- a 3-node cluster ---------------------------------------------------------
+
+def test_cluster_reads_across_buckets_and_salts(make_cluster, clusters):
+    from test_coordinator import FAST, session_on
+    from conftest import wait_until
+    c = make_cluster(config=FAST)
+    c.wait_converged()
+    ss = [session_on(clusters, n) for n in c]
+    ss[0].execute("CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    ss[0].execute(CREATE_B.format(ks="ks"))
+    ss[0].execute(CREATE_S.format(ks="ks"))
+    # the definitions travel with schema sync
+    for s in ss:
+        wait_until(lambda: s.execute("SELECT extensions FROM system_schema.tables WHERE keyspace_name = 'ks' "
+                                     "AND table_name = 'b'").one() is not None
+                   and s.execute("SELECT extensions FROM system_schema.tables WHERE keyspace_name = 'ks' "
+                                 "AND table_name = 's'").one() is not None,
+                   timeout=30, what="the tables reach every node")
+        assert s.execute("SELECT extensions FROM system_schema.tables WHERE keyspace_name = 'ks' "
+                         "AND table_name = 'b'").one().extensions == {"sibyl.bucket": b"BUCKET(ts, 1h)"}
+    want = fill_b(ss[1], "ks", "a", 40)
+    for s in ss:
+        check_ranges(s, "ks", want)
+    # one hot user at RF 1: its salts live on several nodes
+    ins = ss[0].prepare("INSERT INTO ks.s (user, event_id, v) VALUES (?, ?, ?)")
+    for e in range(200):
+        ss[0].execute(ins, ("hot", e, "e%d" % e))
+    for s in ss:
+        got = [r.event_id for r in s.execute("SELECT event_id FROM ks.s WHERE user = 'hot'")]
+        assert got == list(range(200))
+    # eight partitions (eight tokens), so the hot user spreads over the ring
+    toks = set()
+    for salt in range(8):
+        row = ss[0].execute("SELECT token(user, salt) AS t FROM ks.s WHERE user = 'hot' AND salt = %d LIMIT 1"
+                            % salt).one()
+        toks.add(row.t if row else None)
+    assert None not in toks and len(toks) == 8
