@@ -24,7 +24,11 @@
  *            order and the read stops at the LIMIT or a full page; the
  *            paging state names the bucket's partition and the row in it.
  *            The salts of one natural key hold interleaved rows: exec_select
- *            merges them in memory into clustering order (one page).
+ *            merges them (salt_merge_*): for a page of P rows it reads at
+ *            most P + 1 rows of each salt after the paging state's row,
+ *            sorts them in clustering order and keeps the first P; the
+ *            paging state then holds the last row kept, and every salt
+ *            resumes after it (a clustering key lives in one salt only).
  */
 #define _GNU_SOURCE /* qsort_r */
 #include "exec_int.h"
@@ -434,8 +438,7 @@ bool exec_bucket_same_natural(const sch_table *t, const uint8_t *a, size_t al, c
     return true;
 }
 
-int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, bool *merge,
-                          int32_t *page_size, sib_err *err)
+int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, bool *merge, sib_err *err)
 {
     int rc = exec_bucket_order(c, t, r, reversed, err);
     sch_salt sl;
@@ -450,7 +453,6 @@ int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool r
         if (!first) first = v[sl.pk_pos].p;
         else if (v[sl.pk_pos].len == 4 && memcmp(first, v[sl.pk_pos].p, 4)) {
             *merge = true;
-            if (page_size) *page_size = -1;
             break;
         }
     }

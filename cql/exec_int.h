@@ -303,11 +303,9 @@ bool exec_bucket_owns(exec_ctx *c, const sch_table *t, const sch_val *pk, const 
 /* Reads: the partitions in the order that streams the rows in clustering
  * order: natural key, bucket (reversed as asked), salt. */
 int exec_bucket_order(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, sib_err *err);
-/* A SELECT's plan: the order above; when the partitions hold several salts
- * their rows are merged into clustering order in memory (*merge; the
- * result then comes in one page: *page_size = -1 unless page_size is NULL). */
-int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, bool *merge,
-                          int32_t *page_size, sib_err *err);
+/* A SELECT's plan: the order above; *merge when the partitions hold
+ * several salts, whose rows the SELECT then merges (exec_select.c). */
+int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, bool *merge, sib_err *err);
 /* Do two partition keys of t differ only in their derived columns? */
 bool exec_bucket_same_natural(const sch_table *t, const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 

@@ -121,6 +121,10 @@ typedef struct sel_run {
     /* progress */
     int64_t limit_left, ppl_left;
     int64_t last_ppl_left; /* ppl_left right after the last emitted row */
+    /* the salts of a SALT table's natural key, merged (exec_select.c) */
+    bool salt_merge;
+    int32_t merge_page;  /* the page size asked for (<= 0: no paging) */
+    int64_t merge_left;  /* what is left of LIMIT (-1 = none) */
     size_t nrows;
     bool more, stop;
     sib_buf out;        /* rows: u32 cklen | ck | ncols * (i32 len | bytes) */

@@ -283,10 +283,31 @@ def salted_hot_key(session, ks, n=300):
     got = [r.event_id for r in session.execute("SELECT event_id FROM %s.s WHERE user = 'hot' ORDER BY event_id DESC "
                                                "LIMIT 10" % ks)]
     assert got == list(range(n - 1, n - 11, -1))
+    # pages merge the salts too: no row missing or repeated, pages of the size asked
     from cassandra.query import SimpleStatement
-    got = [r.event_id for r in session.execute(SimpleStatement("SELECT event_id FROM %s.s WHERE user = 'hot'" % ks,
-                                                               fetch_size=7))]
-    assert got == list(range(n))
+
+    def paged(q, fetch):
+        rs = session.execute(SimpleStatement(q % ks, fetch_size=fetch))
+        pages = [len(rs.current_rows)]
+        out = [r.event_id for r in rs.current_rows]
+        while rs.has_more_pages and len(pages) < 1000:
+            rs.fetch_next_page()
+            pages.append(len(rs.current_rows))
+            out += [r.event_id for r in rs.current_rows]
+        return out, pages
+    got, pages = paged("SELECT event_id FROM %s.s WHERE user = 'hot'", 7)
+    assert got == list(range(n)) and max(pages) == 7
+    got, _ = paged("SELECT event_id FROM %s.s WHERE user = 'hot' ORDER BY event_id DESC", 11)
+    assert got == list(range(n - 1, -1, -1))
+    got, _ = paged("SELECT event_id FROM %s.s WHERE user = 'hot' LIMIT 23", 5)
+    assert got == list(range(23))
+    got, _ = paged("SELECT event_id FROM %s.s WHERE user = 'hot' AND event_id >= 100 AND event_id < 150", 4)
+    assert got == list(range(100, 150))
+    got, _ = paged("SELECT event_id FROM %s.s WHERE user = 'hot' PER PARTITION LIMIT 9", 4)
+    assert got == list(range(9))
+    refused(session, "SELECT * FROM %s.s WHERE user IN ('hot', 'cold')" % ks,
+            "IN on the partition key of table %s.s, whose rows spread over SALT partitions, is not supported: "
+            "read one key at a time" % ks)
     assert session.execute("SELECT COUNT(*) FROM %s.s WHERE user = 'hot'" % ks).one()[0] == n
     # the full primary key reads one salt; the rows spread over the salts
     assert session.execute("SELECT v FROM %s.s WHERE user = 'hot' AND event_id = 42" % ks).one().v == "e42"
