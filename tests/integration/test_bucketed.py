@@ -360,3 +360,32 @@ def test_cluster_reads_across_buckets_and_salts(make_cluster, clusters):
                             % salt).one()
         toks.add(row.t if row else None)
     assert None not in toks and len(toks) == 8
+
+
+def test_bucket_and_salt_together(node, clusters, ks):
+    from cassandra.query import SimpleStatement
+    cluster, session = clusters.connect(node)
+    session.execute(CREATE_M.format(ks=ks))
+    ins = session.prepare("INSERT INTO %s.m (sensor, ts, v) VALUES (?, ?, ?)" % ks)
+    want = [d * DAY + k * (DAY // 10) + 3 for d in range(-2, 3) for k in range(10)]
+    for i, m in enumerate(want):
+        session.execute(ins, ("a", m, i))
+    # a given salt must be the computed one
+    row = session.execute("SELECT ts_bucket, salt FROM %s.m WHERE sensor = 'a' AND ts = %d" % (ks, want[7])).one()
+    session.execute("INSERT INTO %s.m (sensor, ts_bucket, salt, ts, v) VALUES ('a', %d, %d, %d, 70)" %
+                    (ks, ms_of(row.ts_bucket), row.salt, want[7]))
+    refused(session, "INSERT INTO %s.m (sensor, salt, ts, v) VALUES ('a', %d, %d, 1)" % (ks, (row.salt + 1) % 8, want[7]),
+            "Invalid value for salt, which SALT(8) derives from the row: it would be %d" % row.salt)
+    lo, hi = -DAY - DAY // 2, 2 * DAY
+    exp = [m for m in want if lo <= m < hi]
+    for desc in (False, True):
+        q = "SELECT ts FROM %s.m WHERE sensor = 'a' AND ts >= %d AND ts < %d%s" % (
+            ks, lo, hi, " ORDER BY ts DESC" if desc else "")
+        got = [ms_of(r.ts) for r in session.execute(SimpleStatement(q, fetch_size=4))]
+        assert got == (exp[::-1] if desc else exp)
+    assert session.execute("SELECT v FROM %s.m WHERE sensor = 'a' AND ts = %d" % (ks, want[7])).one().v == 70
+    cluster.shutdown()
+    node.restart()
+    cluster, session = clusters.connect(node)
+    q = "SELECT ts FROM %s.m WHERE sensor = 'a' AND ts >= %d AND ts < %d" % (ks, lo, hi)
+    assert [ms_of(r.ts) for r in session.execute(SimpleStatement(q, fetch_size=3))] == exp
