@@ -389,3 +389,31 @@ def test_bucket_and_salt_together(node, clusters, ks):
     cluster, session = clusters.connect(node)
     q = "SELECT ts FROM %s.m WHERE sensor = 'a' AND ts >= %d AND ts < %d" % (ks, lo, hi)
     assert [ms_of(r.ts) for r in session.execute(SimpleStatement(q, fetch_size=3))] == exp
+
+
+def test_multi_row_writes_and_batches(session, ks):
+    session.execute(CREATE_B.format(ks=ks))
+    session.execute(CREATE_S.format(ks=ks))
+    a, b = 10, 3 * HOUR + 10  # two buckets
+    session.execute("BEGIN BATCH "
+                    "INSERT INTO %s.b (sensor, ts, v) VALUES ('a', %d, 1); "
+                    "INSERT INTO %s.b (sensor, ts, v) VALUES ('a', %d, 2); "
+                    "INSERT INTO %s.s (user, event_id, v) VALUES ('u', 1, 'x'); "
+                    "INSERT INTO %s.s (user, event_id, v) VALUES ('u', 2, 'y') "
+                    "APPLY BATCH" % (ks, a, ks, b, ks, ks))
+    # one UPDATE over two buckets writes each row in its own bucket only
+    session.execute("UPDATE %s.b SET v = 7 WHERE sensor = 'a' AND ts IN (%d, %d)" % (ks, a, b))
+    rows = list(session.execute("SELECT ts_bucket, ts, v FROM %s.b WHERE sensor = 'a' AND ts >= 0 AND ts < %d"
+                                % (ks, 4 * HOUR)))
+    assert [(ms_of(r.ts_bucket), ms_of(r.ts), r.v) for r in rows] == [(0, a, 7), (3 * HOUR, b, 7)]
+    assert session.execute("SELECT COUNT(*) FROM %s.b WHERE sensor = 'a' AND ts_bucket IN (0, %d, %d)"
+                           % (ks, HOUR, 2 * HOUR)).one()[0] == 1
+    session.execute("UPDATE %s.s SET v = 'z' WHERE user = 'u' AND event_id IN (1, 2)" % ks)
+    session.execute("DELETE v FROM %s.b WHERE sensor = 'a' AND ts = %d" % (ks, b))
+    rows = list(session.execute("SELECT ts, v FROM %s.b WHERE sensor = 'a' AND ts IN (%d, %d)" % (ks, a, b)))
+    assert [(ms_of(r.ts), r.v) for r in rows] == [(a, 7), (b, None)]
+    assert [(r.event_id, r.v) for r in session.execute("SELECT event_id, v FROM %s.s WHERE user = 'u'" % ks)] == \
+        [(1, "z"), (2, "z")]
+    # a whole natural key of a salted table: every salt's partition
+    session.execute("DELETE FROM %s.s WHERE user = 'u'" % ks)
+    assert list(session.execute("SELECT * FROM %s.s WHERE user = 'u'" % ks)) == []
