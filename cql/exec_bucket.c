@@ -23,6 +23,8 @@
  *            ORDER BY the other way), so the rows stream out in clustering
  *            order and the read stops at the LIMIT or a full page; the
  *            paging state names the bucket's partition and the row in it.
+ *            The next RA_AHEAD buckets whose replicas are other nodes are
+ *            read ahead (exec_bucket_ra_*, at the end of this file).
  *            The salts of one natural key hold interleaved rows: exec_select
  *            merges them (salt_merge_*): for a page of P rows it reads at
  *            most P + 1 rows of each salt after the paging state's row,
@@ -457,4 +459,175 @@ int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool r
         }
     }
     return 0;
+}
+
+/* ---- read-ahead through the replicas ------------------------------------------
+ *
+ * The buckets of a read are read one after the other; when they live on
+ * other nodes each is a round trip. So while the SELECT reads bucket i, the
+ * next RA_AHEAD buckets that need the replicas are already asked for (the
+ * same coord_read, at the same level, over the same slices). An answer that
+ * arrives first is kept as the reconciled state (one serialized mutation)
+ * until the SELECT gets there; one the SELECT is already waiting for is
+ * handed over as it comes. A failed or unused read-ahead costs nothing
+ * else: the SELECT asks again, or never gets there (a LIMIT, a full page).
+ * The object outlives its SELECT while answers are still due (orphaned). */
+
+#define RA_AHEAD 2
+
+enum { RA_FREE, RA_PENDING, RA_READY, RA_FAILED };
+
+typedef struct ra_slot {
+    struct exec_bucket_ra *ra;
+    size_t idx;     /* partition index in the read's list */
+    int state;
+    sib_buf data;   /* RA_READY: the reconciled state */
+} ra_slot;
+
+struct exec_bucket_ra {
+    cql_exec *ex;
+    uint8_t table_id[16], version[16];
+    const sch_val *pks; /* the SELECT's (request arena): only touched while not orphaned */
+    size_t npks;
+    const st_slice *slices;
+    size_t nslices;
+    coord_repl repl;
+    int cl;
+    bool repair;
+    int32_t now_s;
+    ra_slot slots[RA_AHEAD + 1];
+    size_t next;        /* the next partition index to consider */
+    int pending;        /* coord_read answers still due */
+    bool orphaned, in_callback;
+    bool waiting;       /* the SELECT waits for partition wait_idx */
+    size_t wait_idx;
+    coord_read_fn wait_fn;
+    void *wait_ctx;
+};
+
+exec_bucket_ra *exec_bucket_ra_create(cql_exec *ex, const uint8_t table_id[16], const sch_val *pks, size_t npks,
+                                      const st_slice *slices, size_t nslices, const coord_repl *repl, int cl,
+                                      bool repair, int32_t now_s)
+{
+    if (!ex->co || npks < 2) return NULL;
+    exec_bucket_ra *ra = calloc(1, sizeof *ra);
+    if (!ra) return NULL; /* no read-ahead: the SELECT reads as usual */
+    ra->ex = ex;
+    memcpy(ra->table_id, table_id, 16);
+    sch_catalog_schema_version(ex->cat, ra->version);
+    ra->pks = pks;
+    ra->npks = npks;
+    ra->slices = slices;
+    ra->nslices = nslices;
+    ra->repl = *repl;
+    ra->cl = cl;
+    ra->repair = repair;
+    ra->now_s = now_s;
+    for (size_t i = 0; i < SIB_ARRAY_LEN(ra->slots); i++) {
+        ra->slots[i].ra = ra;
+        sib_buf_init(&ra->slots[i].data);
+    }
+    return ra;
+}
+
+static void ra_free(exec_bucket_ra *ra)
+{
+    for (size_t i = 0; i < SIB_ARRAY_LEN(ra->slots); i++) sib_buf_free(&ra->slots[i].data);
+    free(ra);
+}
+
+void exec_bucket_ra_release(exec_bucket_ra *ra)
+{
+    if (!ra) return;
+    ra->orphaned = true;
+    ra->waiting = false;
+    if (!ra->pending && !ra->in_callback) ra_free(ra);
+}
+
+static void ra_done(void *ctx, int rc, const sib_err *err, st_merge *mg)
+{
+    ra_slot *s = ctx;
+    exec_bucket_ra *ra = s->ra;
+    ra->pending--;
+    if (ra->orphaned) {
+        s->state = RA_FREE;
+        if (!ra->pending && !ra->in_callback) ra_free(ra);
+        return;
+    }
+    if (ra->waiting && ra->wait_idx == s->idx) { /* the SELECT is there: hand the answer over */
+        ra->waiting = false;
+        s->state = RA_FREE;
+        ra->in_callback = true;
+        ra->wait_fn(ra->wait_ctx, rc, err, mg);
+        ra->in_callback = false;
+        if (ra->orphaned && !ra->pending) ra_free(ra);
+        return;
+    }
+    s->state = RA_FAILED;
+    if (rc) return;
+    st_rreq u = {.pk = ra->pks[s->idx].p, .pklen = (size_t)ra->pks[s->idx].len, .slices = ra->slices,
+                 .nslices = ra->nslices, .unfiltered = true, .now_s = ra->now_s};
+    st_rpage *pg = NULL;
+    sib_err e;
+    size_t n = 0;
+    const uint8_t *m = NULL;
+    if (!st_merge_read(mg, ra->table_id, &u, &pg, &e) && (m = st_rpage_mutation(pg, &n))) {
+        sib_buf_reset(&s->data);
+        sib_buf_append(&s->data, m, n);
+        if (!s->data.oom) s->state = RA_READY;
+    }
+    st_rpage_destroy(pg);
+}
+
+/* Asks for the partitions after idx that need the replicas, up to RA_AHEAD. */
+static void ra_top_up(exec_bucket_ra *ra, size_t idx)
+{
+    if (ra->next <= idx) ra->next = idx + 1;
+    while (ra->next < ra->npks && ra->next <= idx + RA_AHEAD) {
+        size_t j = ra->next++;
+        int64_t tok = sib_murmur3_token(ra->pks[j].p, (size_t)ra->pks[j].len);
+        if (coord_local_only(ra->ex->co, &ra->repl, tok)) continue; /* read locally when reached */
+        ra_slot *s = NULL;
+        for (size_t i = 0; i < SIB_ARRAY_LEN(ra->slots) && !s; i++)
+            if (ra->slots[i].state == RA_FREE) s = &ra->slots[i];
+        if (!s) { ra->next--; return; }
+        coord_read_req cr = {.table_id = ra->table_id, .schema_version = ra->version, .pk = ra->pks[j].p,
+                             .pklen = (size_t)ra->pks[j].len, .slices = ra->slices, .nslices = ra->nslices,
+                             .now_s = ra->now_s};
+        sib_err e;
+        s->idx = j;
+        if (coord_read(ra->ex->co, &cr, &ra->repl, tok, ra->cl, ra->repair, ra_done, s, &e)) continue; /* asked again later */
+        s->state = RA_PENDING;
+        ra->pending++;
+    }
+}
+
+int exec_bucket_ra_read(exec_bucket_ra *ra, size_t idx, const st_rreq *rq, coord_read_fn fn, void *ctx,
+                        st_rpage **page, sib_err *err)
+{
+    *page = NULL;
+    ra_top_up(ra, idx);
+    ra_slot *s = NULL;
+    for (size_t i = 0; i < SIB_ARRAY_LEN(ra->slots) && !s; i++)
+        if (ra->slots[i].state != RA_FREE && ra->slots[i].idx == idx) s = &ra->slots[i];
+    if (!s) return 0;
+    if (s->state == RA_PENDING) {
+        ra->waiting = true;
+        ra->wait_idx = idx;
+        ra->wait_fn = fn;
+        ra->wait_ctx = ctx;
+        return 1;
+    }
+    int rc = 0;
+    if (s->state == RA_READY) {
+        st_merge *mg = st_merge_create();
+        if (!mg) rc = sib_err_set(err, SIB_ENOMEM, "read-ahead");
+        if (!rc) rc = st_merge_add(mg, s->data.p, s->data.len, err);
+        if (!rc) rc = st_merge_read(mg, ra->table_id, rq, page, err);
+        st_merge_destroy(mg);
+        if (!rc) rc = 1;
+    }
+    s->state = RA_FREE; /* a failed read-ahead: the SELECT asks itself (rc 0) */
+    ra_top_up(ra, idx);
+    return rc;
 }

@@ -306,6 +306,20 @@ int exec_bucket_order(exec_ctx *c, const sch_table *t, exec_restr *r, bool rever
 /* A SELECT's plan: the order above; *merge when the partitions hold
  * several salts, whose rows the SELECT then merges (exec_select.c). */
 int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, bool *merge, sib_err *err);
+/* Read-ahead of the next buckets through the replicas (a SELECT that reads
+ * the partitions pks[] in order; pks and slices must outlive every call
+ * but release). NULL when not worth it or out of memory. */
+typedef struct exec_bucket_ra exec_bucket_ra;
+exec_bucket_ra *exec_bucket_ra_create(cql_exec *ex, const uint8_t table_id[16], const sch_val *pks, size_t npks,
+                                      const st_slice *slices, size_t nslices, const coord_repl *repl, int cl,
+                                      bool repair, int32_t now_s);
+/* The first piece of partition idx through the replicas: 1 with *page (the
+ * answer was there), 1 without (fn(ctx, ...) runs once it comes, as for
+ * coord_read), 0 (not read ahead: ask the replicas), <0 failed. */
+int exec_bucket_ra_read(exec_bucket_ra *ra, size_t idx, const st_rreq *rq, coord_read_fn fn, void *ctx,
+                        st_rpage **page, sib_err *err);
+/* The SELECT is done with it (answers still due free it when they come). */
+void exec_bucket_ra_release(exec_bucket_ra *ra);
 /* Do two partition keys of t differ only in their derived columns? */
 bool exec_bucket_same_natural(const sch_table *t, const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 

@@ -316,6 +316,7 @@ typedef struct sel_read {
     bool has_repl;
     coord_repl repl;
     bool read_repair;     /* table option read_repair 'BLOCKING' */
+    exec_bucket_ra *ra;   /* the next buckets, read ahead (exec_bucket.c) */
 } sel_read;
 
 static bool token_in_range(const exec_restr *r, int64_t tok)
@@ -553,12 +554,16 @@ static void on_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg);
  * them (coord_read, coordinator.h): 1 = asked (on_replicas goes on), 0 =
  * read it locally, <0 = failed. The piece's slices are asked whole: the
  * replicas' reconciled answer is then read like a local partition. */
-static int remote_piece(sel_read *rd, const st_rreq *rq, sib_err *err)
+static int remote_piece(sel_read *rd, const st_rreq *rq, st_rpage **pg, sib_err *err)
 {
     cql_exec *ex = rd->ex;
     if (!rd->has_repl || !rq->pk || !ex->co) return 0;
     int64_t tok = sib_murmur3_token(rq->pk, rq->pklen);
     if (coord_local_only(ex->co, &rd->repl, tok)) return 0;
+    if (rd->ra && !rd->cont) { /* a bucket's first piece: maybe read ahead (*pg: here already) */
+        int x = exec_bucket_ra_read(rd->ra, rd->i, rq, on_replicas, rd, pg, err);
+        if (x) return x;
+    }
     exec_ctx *c = rd->run.c;
     uint8_t version[16];
     sch_catalog_schema_version(ex->cat, version);
@@ -589,11 +594,10 @@ static int read_more(sel_read *rd, sib_err *err)
             rd->tomb0 = run->tombstones;
             EXEC_TRACE(run->c->req, "Executing single-partition query on %s", sch_table_name(run->t));
         }
-        st_rpage *pg;
-        int rc = remote_piece(rd, &rq, err);
-        if (rc) return rc < 0 ? rc : 1;
-        rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err);
-        if (rc) return rc;
+        st_rpage *pg = NULL;
+        int rc = remote_piece(rd, &rq, &pg, err);
+        if (rc && !pg) return rc < 0 ? rc : 1;
+        if (!pg && (rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err))) return rc;
         rc = take_page(rd, pg, err);
         st_rpage_destroy(pg);
         if (rc) return rc;
@@ -941,6 +945,9 @@ static int select_user(sel_read *rd, sib_err *err)
     rd->store = storage_table(c->ex->st, sch_table_id(run->t));
     rd->cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
     if (!rd->store || !rd->cut) return oom(err);
+    if (rd->has_repl && sch_table_has_derived(run->t) && r.pk_complete)
+        rd->ra = exec_bucket_ra_create(c->ex, rd->table_id, rd->r.pks, rd->r.npks, rd->r.slices, rd->r.nslices,
+                                       &rd->repl, c->consistency, rd->read_repair, c->now_s);
     return read_start(rd, err);
 }
 
@@ -949,6 +956,7 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
 
 static void select_user_free(sel_read *rd)
 {
+    exec_bucket_ra_release(rd->ra);
     run_free(&rd->run);
     sib_buf_free(&rd->scan_pk);
     sib_buf_free(&rd->cont_pk);
