@@ -185,9 +185,10 @@ static int gather_source(exec_ctx *c, const sch_table *t, const sch_column *src,
         bool names = false;
         for (size_t k = 0; k < r->ncols; k++) names |= !strcmp(r->cols[k], src->name);
         if (!names || r->kind == PRS_REL_TOKEN) continue;
-        if (r->kind == PRS_REL_MULTI)
-            return sib_err_set(err, SIB_EINVAL, "Multi-column relations on %s are not supported on table %s.%s, whose partition key %s derives from it",
-                               src->name, sch_table_keyspace(t), sch_table_name(t), derived_def(c, t, sch_table_pk(t, 0)));
+        sch_bucket bk;
+        if (r->kind == PRS_REL_MULTI && sch_table_bucket(t, &bk))
+            return sib_err_set(err, SIB_EINVAL, "Multi-column relations on %s are not supported on table %s.%s, whose partition key's %s derives from it",
+                               src->name, sch_table_keyspace(t), sch_table_name(t), derived_def(c, t, bk.col));
         bool unset;
         sch_val v;
         int rc;

@@ -258,6 +258,11 @@ def test_read_refusals(session, ks):
     refused(session, "SELECT * FROM %s.b WHERE token(sensor, ts_bucket) > 0" % ks,
             "token() cannot be used on table %s.b: its partition key column ts_bucket is derived from the rows "
             "(BUCKET / SALT)" % ks)
+    session.execute("CREATE TABLE %s.b2 (sensor text, ts timestamp, n int, v int, "
+                    "PRIMARY KEY ((sensor, BUCKET(ts, 1h)), ts, n))" % ks)
+    refused(session, "SELECT * FROM %s.b2 WHERE sensor = 'a' AND (ts, n) > (0, 1)" % ks,
+            "Multi-column relations on ts are not supported on table %s.b2, whose partition key's BUCKET(ts, 1h) "
+            "derives from it" % ks)
     # the limit is a config key
     session.execute("SELECT * FROM %s.b WHERE sensor = 'a' AND ts >= 0 AND ts < %d" % (ks, 1000 * HOUR))
 
