@@ -651,6 +651,10 @@ int sch_catalog_alter_add(sch_catalog *c, const char *ks, const char *name, cons
         else if (cols[i].is_static && t->has_salt)
             rc = sib_err_set(err, SIB_EINVAL, "Cannot add static column %s to a table with SALT(%u): a static row would split across salts",
                              cols[i].name, t->salt_count);
+        else if (cols[i].is_static && t->has_bucket)
+            rc = sib_err_set(err, SIB_EINVAL,
+                             "Cannot add static column %s to a table with BUCKET(...): a static row would be one per bucket, not one per natural partition",
+                             cols[i].name);
         else if (!(rc = check_add_column(t, &cols[i], err))) nadd++;
     }
     sch_column *nc = NULL;

@@ -17,7 +17,10 @@
  *   - the salt hashes the encoded full clustering key (sch_ck_encode: the
  *     storage's own bytes, stable across versions), so a row always lands in
  *     the same salt; a static row would split across salts, hence SALT
- *     refuses static columns and tables without clustering columns.
+ *     refuses static columns and tables without clustering columns;
+ *   - a static row of a bucketed table would be one per bucket, not one per
+ *     natural partition as a time-series user means it: BUCKET refuses
+ *     static columns too.
  *   - renaming, dropping or retyping a derived column or a bucket's source
  *     would break the rule for the rows already written: refused.
  *
@@ -230,7 +233,13 @@ static int check_bucket(const sch_table_spec *s, const sch_coldef **src, int64_t
     if (!bucketable((*src)->type->code))
         return sib_err_set(err, SIB_EINVAL, "BUCKET(%s, %s): %s must be a timestamp, date or integer column", col,
                            d->bucket_width, col);
-    return bucket_width(d, (*src)->type, w, err);
+    int rc = bucket_width(d, (*src)->type, w, err);
+    for (size_t i = 0; !rc && i < s->ncols; i++)
+        if (s->cols[i].is_static)
+            rc = sib_err_set(err, SIB_EINVAL,
+                             "BUCKET(%s, %s) cannot be used with static columns (%s): a static row would be one per bucket, not one per natural partition",
+                             col, d->bucket_width, s->cols[i].name);
+    return rc;
 }
 
 static int check_salt(const sch_table_spec *s, int64_t *n, sib_err *err)
@@ -372,7 +381,7 @@ bool derive_decode(sib_rd *r, sch_table *t)
 bool derive_consistent(const sch_table *t)
 {
     if (t->has_bucket) {
-        if (t->bucket_pk >= t->npk || !t->nck || t->bucket_width <= 0) return false;
+        if (t->bucket_pk >= t->npk || !t->nck || t->bucket_width <= 0 || t->has_static) return false;
         if (t->cols[t->bucket_pk].type != t->cols[t->npk].type || !bucketable(t->cols[t->npk].type->code)) return false;
     }
     if (t->has_salt) {

@@ -104,6 +104,9 @@ def test_schema_refusals(session, ks):
             "SALT(8) needs at least one clustering column: the salt is a hash of the clustering key")
     refused(session, "CREATE TABLE %s.x (k int, c int, s int static, PRIMARY KEY ((k, SALT(8)), c))" % ks,
             "SALT(8) cannot be used with static columns (s): a static row would split across salts")
+    refused(session, "CREATE TABLE %s.x (k int, ts int, s int static, PRIMARY KEY ((k, BUCKET(ts, 10)), ts))" % ks,
+            "BUCKET(ts, 10) cannot be used with static columns (s): a static row would be one per bucket, not one "
+            "per natural partition")
     refused(session, "CREATE TABLE %s.x (k int, c int, PRIMARY KEY ((k, SALT(0)), c))" % ks,
             "Invalid salt count 0 in SALT(0): it must be between 1 and 1024")
     refused(session, "CREATE TABLE %s.x (k int, c int, salt int, PRIMARY KEY ((k, SALT(2)), c))" % ks,

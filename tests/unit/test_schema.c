@@ -2033,6 +2033,19 @@ static void test_bucket_tables(void **state)
     sch_coldef st = {"st", N(SCH_T_INT), true};
     assert_int_equal(sch_catalog_alter_add(c, "ks", "m", &st, 1, false, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Cannot add static column st to a table with SALT(8): a static row would split across salts");
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "h", &st, 1, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot add static column st to a table with BUCKET(...): a static row would be one per "
+                                 "bucket, not one per natural partition");
+    spec_init(&sb, "y");
+    spec_col(&sb, "k", N(SCH_T_INT), false);
+    spec_col(&sb, "ts", N(SCH_T_TIMESTAMP), false);
+    spec_col(&sb, "st", N(SCH_T_INT), true);
+    sb.pk[sb.s.npk++] = "k";
+    sb.pk[sb.s.npk++] = "ts_bucket";
+    sb.ck[sb.s.nck++] = "ts";
+    sb.s.derive = &dd;
+    create_err(c, &sb, SIB_EINVAL, "BUCKET(ts, 1d) cannot be used with static columns (st): a static row would be one "
+                                   "per bucket, not one per natural partition");
     sib_buf_free(&b);
     sch_catalog_destroy(c);
 }
