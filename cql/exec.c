@@ -86,6 +86,7 @@ void cql_exec_destroy(cql_exec *ex)
     exec_trace_free_all(ex);
     exec_spare_muts_free(ex);
     exec_schema_merges_orphan(ex);
+    exec_bucket_ra_free_orphans(ex);
     sch_defs_destroy(ex->defs);
     free(ex->tokens);
     free(ex);

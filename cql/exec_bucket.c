@@ -504,6 +504,7 @@ struct exec_bucket_ra {
     size_t wait_idx;
     coord_read_fn wait_fn;
     void *wait_ctx;
+    struct exec_bucket_ra *oprev, *onext; /* ex->ra_orphans, once orphaned with answers due */
 };
 
 exec_bucket_ra *exec_bucket_ra_create(cql_exec *ex, const uint8_t table_id[16], const sch_val *pks, size_t npks,
@@ -533,6 +534,9 @@ exec_bucket_ra *exec_bucket_ra_create(cql_exec *ex, const uint8_t table_id[16], 
 
 static void ra_free(exec_bucket_ra *ra)
 {
+    if (ra->oprev) ra->oprev->onext = ra->onext;
+    else if (ra->ex->ra_orphans == ra) ra->ex->ra_orphans = ra->onext;
+    if (ra->onext) ra->onext->oprev = ra->oprev;
     for (size_t i = 0; i < SIB_ARRAY_LEN(ra->slots); i++) sib_buf_free(&ra->slots[i].data);
     free(ra);
 }
@@ -542,7 +546,18 @@ void exec_bucket_ra_release(exec_bucket_ra *ra)
     if (!ra) return;
     ra->orphaned = true;
     ra->waiting = false;
-    if (!ra->pending && !ra->in_callback) ra_free(ra);
+    if (!ra->pending && !ra->in_callback) {
+        ra_free(ra);
+        return;
+    }
+    ra->onext = ra->ex->ra_orphans; /* kept until its answers come, or the executor goes */
+    if (ra->onext) ra->onext->oprev = ra;
+    ra->ex->ra_orphans = ra;
+}
+
+void exec_bucket_ra_free_orphans(cql_exec *ex)
+{
+    while (ex->ra_orphans) ra_free(ex->ra_orphans);
 }
 
 static void ra_done(void *ctx, int rc, const sib_err *err, st_merge *mg)

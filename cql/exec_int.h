@@ -106,6 +106,7 @@ struct cql_exec {
     coord_repl repl;
     int tombstone_warn, tombstone_fail;
     int max_scatter_buckets;
+    struct exec_bucket_ra *ra_orphans; /* read-aheads whose SELECT ended, answers still due */
     cql_exec_observer obs; /* metrics hooks (exec.c) */
     int cur_stmt_kind;     /* kind of the request being dispatched, for obs */
     /* kept trace sessions (exec_trace.c): a ring, allocated on first use */
@@ -320,6 +321,9 @@ int exec_bucket_ra_read(exec_bucket_ra *ra, size_t idx, const st_rreq *rq, coord
                         st_rpage **page, sib_err *err);
 /* The SELECT is done with it (answers still due free it when they come). */
 void exec_bucket_ra_release(exec_bucket_ra *ra);
+/* Executor shutdown: the answers still due never come (the coordinator
+ * drops its reads without calling back): frees the read-aheads waiting. */
+void exec_bucket_ra_free_orphans(cql_exec *ex);
 /* Do two partition keys of t differ only in their derived columns? */
 bool exec_bucket_same_natural(const sch_table *t, const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 
