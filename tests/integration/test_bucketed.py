@@ -425,3 +425,30 @@ def test_multi_row_writes_and_batches(session, ks):
     # a whole natural key of a salted table: every salt's partition
     session.execute("DELETE FROM %s.s WHERE user = 'u'" % ks)
     assert list(session.execute("SELECT * FROM %s.s WHERE user = 'u'" % ks)) == []
+
+
+def test_prepared_reads_and_writes(session, ks):
+    from cassandra.query import BatchStatement
+    session.execute(CREATE_B.format(ks=ks))
+    session.execute(CREATE_S.format(ks=ks))
+    ins = session.prepare("INSERT INTO %s.b (sensor, ts, v) VALUES (?, ?, ?)" % ks)
+    b = BatchStatement()
+    for m in range(0, 5 * HOUR, HOUR // 2):
+        b.add(ins, ("p", m, m // 1000))
+    session.execute(b)
+    sel = session.prepare("SELECT ts FROM %s.b WHERE sensor = ? AND ts >= ? AND ts < ? ORDER BY ts DESC LIMIT ?" % ks)
+    assert not sel.routing_key_indexes
+    got = [ms_of(r.ts) for r in session.execute(sel, ("p", HOUR, 4 * HOUR, 4))]
+    assert got == [4 * HOUR - HOUR // 2, 3 * HOUR, 3 * HOUR - HOUR // 2, 2 * HOUR]
+    inl = session.prepare("SELECT ts FROM %s.b WHERE sensor = ? AND ts IN ?" % ks)
+    assert [ms_of(r.ts) for r in session.execute(inl, ("p", [4 * HOUR, 0, 7]))] == [0, 4 * HOUR]
+    sins = session.prepare("INSERT INTO %s.s (user, event_id, v) VALUES (?, ?, ?)" % ks)
+    assert not sins.routing_key_indexes
+    for e in range(20):
+        session.execute(sins, ("p", e, str(e)))
+    ssel = session.prepare("SELECT event_id FROM %s.s WHERE user = ? AND event_id >= ?" % ks)
+    assert [r.event_id for r in session.execute(ssel, ("p", 15))] == [15, 16, 17, 18, 19]
+    upd = session.prepare("UPDATE %s.s SET v = ? WHERE user = ? AND event_id = ?" % ks)
+    session.execute(upd, ("new", "p", 3))
+    one = session.prepare("SELECT v FROM %s.s WHERE user = ? AND event_id = ?" % ks)
+    assert session.execute(one, ("p", 3)).one().v == "new"
