@@ -23,6 +23,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import sys
@@ -162,7 +163,10 @@ def main():
     if not binary:
         raise SystemExit("set SIBYL_BIN to a built sibyld")
     work = tempfile.mkdtemp(prefix="sibyl-bucket-bench-")
-    (cmd_hotkey if args.what == "hotkey" else cmd_range)(args, binary, work)
+    try:
+        (cmd_hotkey if args.what == "hotkey" else cmd_range)(args, binary, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

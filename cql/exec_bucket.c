@@ -24,16 +24,17 @@
  *            order and the read stops at the LIMIT or a full page; the
  *            paging state names the bucket's partition and the row in it.
  *            The next RA_AHEAD buckets whose replicas are other nodes are
- *            read ahead (exec_bucket_ra_*, at the end of this file).
- *            The salts of one natural key hold interleaved rows: exec_select
- *            merges them (salt_merge_*): for a page of P rows it reads at
+ *            read ahead (exec_bucket_ra_*, below).
+ *            The salts of one natural key hold interleaved rows: the SELECT
+ *            merges them (exec_salt_merge_*, at the end of this file, with
+ *            exec_select.c's run): for a page of P rows it reads at
  *            most P + 1 rows of each salt after the paging state's row,
  *            sorts them in clustering order and keeps the first P; the
  *            paging state then holds the last row kept, and every salt
  *            resumes after it (a clustering key lives in one salt only).
  */
 #define _GNU_SOURCE /* qsort_r */
-#include "exec_int.h"
+#include "exec_select_int.h"
 
 #include <stdlib.h>
 
@@ -646,4 +647,72 @@ int exec_bucket_ra_read(exec_bucket_ra *ra, size_t idx, const st_rreq *rq, coord
     s->state = RA_FREE; /* a failed read-ahead: the SELECT asks itself (rc 0) */
     ra_top_up(ra, idx);
     return rc;
+}
+
+/* ---- the salts of a SALT table, merged (a SELECT, exec_select.c) -----------
+ *
+ * `WHERE user = ?` on a table with SALT(n) reads n partitions whose rows
+ * interleave in clustering order (exec_bucket.c). For a page of P rows each
+ * salt gives at most P + 1 rows after the position (PER PARTITION LIMIT is
+ * the tool: one natural key's salts are read with a per-salt cap), the rows
+ * are sorted as IN + ORDER BY results are (post_order), and the first P go
+ * out. The paging state holds the last row sent; the next page cuts every
+ * salt's slices after it, which is exact because a clustering key lives in
+ * one salt only. One natural key at a time: rows of several would mix. */
+int exec_salt_merge_start(sel_run *run, exec_restr *r, int64_t limit, bool pk_in, sib_err *err)
+{
+    if (pk_in)
+        return sib_err_set(err, SIB_EINVAL,
+                           "IN on the partition key of table %s.%s, whose rows spread over SALT partitions, is not supported: "
+                           "read one key at a time",
+                           sch_table_keyspace(run->t), sch_table_name(run->t));
+    int64_t left = run->ps.present ? run->ps.limit_left : limit;
+    /* one natural partition: PER PARTITION LIMIT is a LIMIT */
+    if (!run->ps.present && run->ppl >= 0 && (left < 0 || run->ppl < left)) left = run->ppl;
+    int64_t cap = run->page_size > 0 ? (int64_t)run->page_size + 1 : -1;
+    if (left >= 0 && (cap < 0 || left < cap)) cap = left;
+    run->salt_merge = run->post_order = true;
+    run->merge_page = run->page_size;
+    run->merge_left = left;
+    run->ppl = cap;
+    run->page_size = -1;
+    if (!run->ps.present) return 0;
+    if (!run->ps.in_partition) return ps_invalid(err);
+    st_slice *cut = sib_arena_alloc(run->c->arena, sizeof *cut * (r->nslices + 1));
+    if (!cut) return oom(err);
+    size_t n = cut_slices(r->slices, r->nslices, run->ps.ck.p, (size_t)run->ps.ck.len, run->reversed, cut);
+    if (!n) { /* nothing after the position */
+        r->npks = 0;
+        run->ps.present = false;
+        return 0;
+    }
+    r->slices = cut;
+    r->nslices = n;
+    run->ps.ppl_left = cap; /* the salt the state names is continued with the same cap */
+    return 0;
+}
+
+int64_t exec_salt_merge_finish(sel_run *run, const sch_val *first_pk, sib_buf *ps)
+{
+    int64_t n = (int64_t)run->nrows, take = n, left = run->merge_left;
+    if (run->merge_page > 0 && take > run->merge_page) take = run->merge_page;
+    if (left >= 0 && take > left) take = left;
+    if (n <= take || left == take || !first_pk) return take;
+    const uint8_t **rows = malloc(sizeof(*rows) * (size_t)n);
+    if (!rows) return -2;
+    for (int64_t i = 0; i < n; i++) rows[i] = run->out.p + ((const size_t *)run->offs.p)[i];
+    qsort_r(rows, (size_t)n, sizeof(*rows), post_order_cmp, &run->reversed);
+    const uint8_t *last = rows[take - 1];
+    sib_buf_reset(&run->last_pk);
+    sib_buf_reset(&run->last_ck);
+    sib_buf_append(&run->last_pk, first_pk->p, (size_t)first_pk->len);
+    sib_buf_append(&run->last_ck, last + 4, get_be32(last));
+    free(rows);
+    run->last_in_partition = true;
+    run->last_pk_index = 0;
+    run->limit_left = left < 0 ? -1 : left - take;
+    run->last_ppl_left = -1;
+    sib_buf_reset(ps);
+    ps_encode_partitions(run, ps);
+    return run->last_pk.oom || run->last_ck.oom ? -2 : take;
 }

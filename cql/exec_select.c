@@ -140,7 +140,7 @@ int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
 
 int ps_invalid(sib_err *err) { return sib_err_set(err, SIB_EINVAL, "Invalid value for the paging state"); }
 
-static void ps_encode_partitions(sel_run *run, sib_buf *b)
+void ps_encode_partitions(sel_run *run, sib_buf *b)
 {
     sib_buf_u8(b, PS_VERSION);
     sib_buf_u8(b, PS_PARTITIONS);
@@ -236,7 +236,7 @@ static int bound_cmp(const st_bound *b, const uint8_t *ck, size_t cl, bool *is_p
 /* The slices restricted to rows strictly after ck (before it when reversed):
  * how a page resumes inside a partition. Slices that end up empty are
  * dropped; out has room for n (or 1 when n == 0) slices. */
-static size_t cut_slices(const st_slice *in, size_t n, const uint8_t *ck, size_t cl, bool reversed, st_slice *out)
+size_t cut_slices(const st_slice *in, size_t n, const uint8_t *ck, size_t cl, bool reversed, st_slice *out)
 {
     st_slice whole = {{NULL, 0, true, true}, {NULL, 0, true, true}};
     if (n == 0) {
@@ -646,7 +646,7 @@ static int read_start(sel_read *rd, sib_err *err)
 
 /* ---- reply ------------------------------------------------------------------- */
 
-static int post_order_cmp(const void *a, const void *b, void *ctx)
+int post_order_cmp(const void *a, const void *b, void *ctx)
 {
     const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
     uint32_t xl = get_be32(x), yl = get_be32(y);
@@ -820,77 +820,6 @@ static int check_consistency(exec_ctx *c, const sch_table *t, const exec_restr *
     return coord_check(c->ex->co, &repl, c->consistency, false, tok, err);
 }
 
-/* ---- the salts of a SALT table, merged -------------------------------------
- *
- * `WHERE user = ?` on a table with SALT(n) reads n partitions whose rows
- * interleave in clustering order (exec_bucket.c). For a page of P rows each
- * salt gives at most P + 1 rows after the position (PER PARTITION LIMIT is
- * the tool: one natural key's salts are read with a per-salt cap), the rows
- * are sorted as IN + ORDER BY results are (post_order), and the first P go
- * out. The paging state holds the last row sent; the next page cuts every
- * salt's slices after it, which is exact because a clustering key lives in
- * one salt only. One natural key at a time: rows of several would mix. */
-static int salt_merge_start(sel_run *run, exec_restr *r, int64_t limit, sib_err *err)
-{
-    if (pk_has_in(run->t, run->s))
-        return sib_err_set(err, SIB_EINVAL,
-                           "IN on the partition key of table %s.%s, whose rows spread over SALT partitions, is not supported: "
-                           "read one key at a time",
-                           sch_table_keyspace(run->t), sch_table_name(run->t));
-    int64_t left = run->ps.present ? run->ps.limit_left : limit;
-    /* one natural partition: PER PARTITION LIMIT is a LIMIT */
-    if (!run->ps.present && run->ppl >= 0 && (left < 0 || run->ppl < left)) left = run->ppl;
-    int64_t cap = run->page_size > 0 ? (int64_t)run->page_size + 1 : -1;
-    if (left >= 0 && (cap < 0 || left < cap)) cap = left;
-    run->salt_merge = run->post_order = true;
-    run->merge_page = run->page_size;
-    run->merge_left = left;
-    run->ppl = cap;
-    run->page_size = -1;
-    if (!run->ps.present) return 0;
-    if (!run->ps.in_partition) return ps_invalid(err);
-    st_slice *cut = sib_arena_alloc(run->c->arena, sizeof *cut * (r->nslices + 1));
-    if (!cut) return oom(err);
-    size_t n = cut_slices(r->slices, r->nslices, run->ps.ck.p, (size_t)run->ps.ck.len, run->reversed, cut);
-    if (!n) { /* nothing after the position */
-        r->npks = 0;
-        run->ps.present = false;
-        return 0;
-    }
-    r->slices = cut;
-    r->nslices = n;
-    run->ps.ppl_left = cap; /* the salt the state names is continued with the same cap */
-    return 0;
-}
-
-/* The rows to send (the first ones in clustering order) and, when more
- * remain, the paging state; -2 when out of memory. */
-static int64_t salt_merge_finish(sel_read *rd, sib_buf *ps)
-{
-    sel_run *run = &rd->run;
-    int64_t n = (int64_t)run->nrows, take = n, left = run->merge_left;
-    if (run->merge_page > 0 && take > run->merge_page) take = run->merge_page;
-    if (left >= 0 && take > left) take = left;
-    if (n <= take || left == take || !rd->r.npks) return take;
-    const uint8_t **rows = malloc(sizeof(*rows) * (size_t)n);
-    if (!rows) return -2;
-    for (int64_t i = 0; i < n; i++) rows[i] = run->out.p + ((const size_t *)run->offs.p)[i];
-    qsort_r(rows, (size_t)n, sizeof(*rows), post_order_cmp, &run->reversed);
-    const uint8_t *last = rows[take - 1];
-    sib_buf_reset(&run->last_pk);
-    sib_buf_reset(&run->last_ck);
-    sib_buf_append(&run->last_pk, rd->r.pks[0].p, (size_t)rd->r.pks[0].len);
-    sib_buf_append(&run->last_ck, last + 4, get_be32(last));
-    free(rows);
-    run->last_in_partition = true;
-    run->last_pk_index = 0;
-    run->limit_left = left < 0 ? -1 : left - take;
-    run->last_ppl_left = -1;
-    sib_buf_reset(ps);
-    ps_encode_partitions(run, ps);
-    return run->last_pk.oom || run->last_ck.oom ? -2 : take;
-}
-
 /* Checks the statement and starts reading: 0 = read to the end, 1 = a
  * piece is on the read pool (on_page goes on), <0 = failed. */
 static int select_user(sel_read *rd, sib_err *err)
@@ -929,7 +858,8 @@ static int select_user(sel_read *rd, sib_err *err)
     if (sch_table_has_derived(run->t) && (rc = exec_bucket_read_plan(c, run->t, &r, run->reversed, &merge, err)))
         return rc;
     if ((rc = ps_decode(c->params, PS_PARTITIONS, &run->ps, err))) return rc;
-    if (merge && !run->sel.aggregate && (rc = salt_merge_start(run, &r, limit, err))) return rc;
+    if (merge && !run->sel.aggregate && (rc = exec_salt_merge_start(run, &r, limit, pk_has_in(run->t, s), err)))
+        return rc;
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
     if (run->sel.aggregate || run->post_order) run->limit_left = -1; /* LIMIT applies to the output */
     if ((rc = check_consistency(c, run->t, &r, err))) return rc;
@@ -999,7 +929,7 @@ static void select_user_done(sel_read *rd, int rc, sib_err *err)
         sib_buf_init(&ps);
         int64_t limit = run->sel.aggregate ? 1 : run->post_order ? rd->limit : -1;
         if (run->more) ps_encode_partitions(run, &ps);
-        if (run->salt_merge) limit = salt_merge_finish(rd, &ps);
+        if (run->salt_merge) limit = exec_salt_merge_finish(run, rd->r.npks ? &rd->r.pks[0] : NULL, &ps);
         if (ps.oom) rc = oom(err);
         else if (limit != -2) reply_rows(run, &ps, limit);
         else rc = oom(err);
