@@ -34,6 +34,7 @@ typedef struct cql_exec_opts {
     struct gossip *gsp;        /* system.peers rows; NULL = no peers */
     size_t batch_size_fail_threshold; /* bytes; 0 = 50 KiB */
     int tombstone_warn_threshold, tombstone_failure_threshold;
+    int max_scatter_buckets;   /* buckets one read of a bucketed table may list; 0 = 1000 */
     int default_keyspace_rf;   /* CREATE KEYSPACE without a factor; 0 = 1 */
     size_t prepared_cache_size; /* bytes (prepared_statements_cache_size);
                                  * 0 = max(10 MiB, 1/256 of the memory budget) */

@@ -54,6 +54,7 @@ int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err)
     ex->default_keyspace_rf = o->default_keyspace_rf > 0 ? o->default_keyspace_rf : 1;
     ex->tombstone_warn = o->tombstone_warn_threshold ? o->tombstone_warn_threshold : 1000;
     ex->tombstone_fail = o->tombstone_failure_threshold ? o->tombstone_failure_threshold : 100000;
+    ex->max_scatter_buckets = o->max_scatter_buckets > 0 ? o->max_scatter_buckets : 1000;
     sib_rng_seed(&ex->rng);
     sib_timeuuid_init(&ex->tug);
     ex->prep = sib_lru_create(o->prepared_cache_size ? o->prepared_cache_size : default_prepared_cache_size(),
@@ -85,6 +86,7 @@ void cql_exec_destroy(cql_exec *ex)
     exec_trace_free_all(ex);
     exec_spare_muts_free(ex);
     exec_schema_merges_orphan(ex);
+    exec_bucket_ra_free_orphans(ex);
     sch_defs_destroy(ex->defs);
     free(ex->tokens);
     free(ex);

@@ -463,7 +463,21 @@ static int do_create_table(exec_ctx *c, const prs_create_table *ct, ddl_done **d
     if (!display) return sib_err_set(err, SIB_ENOMEM, "table");
     if (ct->table.ks) sprintf(display, "%s.%s", ks, ct->table.name);
     else strcpy(display, ct->table.name);
+    /* BUCKET(...) / SALT(...) in the partition key: the catalog checks them */
+    sch_derive_spec derive = {0};
+    if (ct->bucket_col) {
+        derive.bucket_column = ct->bucket_col;
+        derive.bucket_width_kind = prop_kind(ct->bucket_width.kind);
+        derive.bucket_width = ct->bucket_width.text;
+    }
+    if (ct->has_salt) {
+        if (ct->salt_count.kind != PRS_CONST_INTEGER)
+            return sib_err_set(err, SIB_EINVAL, "Invalid salt count %s in SALT(%s): it must be an integer",
+                               ct->salt_count.text, ct->salt_count.text);
+        derive.salt_count = ct->salt_count.text;
+    }
     sch_table_spec spec = {
+        .derive = (ct->bucket_col || ct->has_salt) ? &derive : NULL,
         .keyspace = ks, .name = ct->table.name, .display_name = display, .cols = cols, .ncols = ct->ncols,
         .npk_decls = (size_t)ct->npk_decls, .pk = ct->partition, .npk = ct->npartition, .ck = ct->clustering,
         .nck = ct->nclustering, .order = order, .norder = ct->norder, .props = props, .nprops = nprops,

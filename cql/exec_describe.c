@@ -204,6 +204,7 @@ static void table_columns(const sch_table *t, bool internals, bool single_pk, si
     for (size_t i = 0; i < ncols; i++) {
         const sch_column *col = sch_table_column(t, i);
         if (internals && dropped_named(t, col->name)) continue; /* re-added: shown by ALTER ... ADD */
+        if (sch_column_is_derived(t, col)) continue; /* BUCKET(...) / SALT(...) in PRIMARY KEY */
         sib_buf_append(b, "    ", 4);
         put_column(b, col->name, col->type, col->kind == SCH_COL_STATIC);
         if (single_pk && col->kind == SCH_COL_PARTITION_KEY) sib_buf_printf(b, " PRIMARY KEY");
@@ -225,7 +226,11 @@ static void table_primary_key(const sch_table *t, sib_buf *b)
     sib_buf_printf(b, "    PRIMARY KEY (%s", npk > 1 ? "(" : "");
     for (size_t i = 0; i < npk; i++) {
         if (i) sib_buf_append(b, ", ", 2);
-        sch_ident_quote(sch_table_pk(t, i)->name, b);
+        sch_bucket bk;
+        sch_salt sl;
+        if (sch_table_bucket(t, &bk) && bk.pk_pos == i) sch_bucket_cql(t, b);
+        else if (sch_table_salt(t, &sl) && sl.pk_pos == i) sch_salt_cql(t, b);
+        else sch_ident_quote(sch_table_pk(t, i)->name, b);
     }
     if (npk > 1) sib_buf_u8(b, ')');
     for (size_t i = 0; i < sch_table_clustering_count(t); i++) {

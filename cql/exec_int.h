@@ -105,6 +105,8 @@ struct cql_exec {
     const sch_keyspace *repl_ks;
     coord_repl repl;
     int tombstone_warn, tombstone_fail;
+    int max_scatter_buckets;
+    struct exec_bucket_ra *ra_orphans; /* read-aheads whose SELECT ended, answers still due */
     cql_exec_observer obs; /* metrics hooks (exec.c) */
     int cur_stmt_kind;     /* kind of the request being dispatched, for obs */
     /* kept trace sessions (exec_trace.c): a ring, allocated on first use */
@@ -281,6 +283,49 @@ const sch_type *exec_ck_tuple_type(exec_ctx *c, const sch_table *t, const prs_re
 
 /* Does value v of column f->col satisfy the filter? */
 bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len);
+
+/* ---- bucketed partition keys (exec_bucket.c) ---- */
+
+/* INSERT into a table with BUCKET / SALT: computes the derived partition key
+ * values from the row's clustering values (vals/set/unset by column index),
+ * or refuses a given one that differs ("it would be ..."). */
+int exec_bucket_insert(exec_ctx *c, const sch_table *t, sch_val *vals, bool *set, const bool *unset, sib_err *err);
+/* The values derived column col takes under the statement's restrictions on
+ * its source: the buckets of ts = / IN / a range with both bounds (at most
+ * max_scatter_buckets), or every salt. Refusals name the column and limit. */
+int exec_bucket_pk_values(exec_ctx *c, const sch_table *t, const sch_column *col, const prs_relation *rels, size_t n,
+                          sch_val **vals, size_t *nvals, sib_err *err);
+size_t exec_bucket_max_partitions(void);
+/* With full clustering keys: drops the partitions that hold none of them
+ * (refusing a given derived value that matches no row). */
+int exec_bucket_prune(exec_ctx *c, const sch_table *t, exec_restr *r, sib_err *err);
+/* Does partition pk hold the row with encoded full clustering key ck? */
+bool exec_bucket_owns(exec_ctx *c, const sch_table *t, const sch_val *pk, const sch_val *ck);
+/* Reads: the partitions in the order that streams the rows in clustering
+ * order: natural key, bucket (reversed as asked), salt. */
+int exec_bucket_order(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, sib_err *err);
+/* A SELECT's plan: the order above; *merge when the partitions hold
+ * several salts, whose rows the SELECT then merges (exec_select.c). */
+int exec_bucket_read_plan(exec_ctx *c, const sch_table *t, exec_restr *r, bool reversed, bool *merge, sib_err *err);
+/* Read-ahead of the next buckets through the replicas (a SELECT that reads
+ * the partitions pks[] in order; pks and slices must outlive every call
+ * but release). NULL when not worth it or out of memory. */
+typedef struct exec_bucket_ra exec_bucket_ra;
+exec_bucket_ra *exec_bucket_ra_create(cql_exec *ex, const uint8_t table_id[16], const sch_val *pks, size_t npks,
+                                      const st_slice *slices, size_t nslices, const coord_repl *repl, int cl,
+                                      bool repair, int32_t now_s);
+/* The first piece of partition idx through the replicas: 1 with *page (the
+ * answer was there), 1 without (fn(ctx, ...) runs once it comes, as for
+ * coord_read), 0 (not read ahead: ask the replicas), <0 failed. */
+int exec_bucket_ra_read(exec_bucket_ra *ra, size_t idx, const st_rreq *rq, coord_read_fn fn, void *ctx,
+                        st_rpage **page, sib_err *err);
+/* The SELECT is done with it (answers still due free it when they come). */
+void exec_bucket_ra_release(exec_bucket_ra *ra);
+/* Executor shutdown: the answers still due never come (the coordinator
+ * drops its reads without calling back): frees the read-aheads waiting. */
+void exec_bucket_ra_free_orphans(cql_exec *ex);
+/* Do two partition keys of t differ only in their derived columns? */
+bool exec_bucket_same_natural(const sch_table *t, const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 
 /* ---- statements ---- */
 

@@ -314,7 +314,9 @@ int exec_stmt_meta(exec_ctx *c, const prs_stmt *s, exec_meta *out, sib_err *err)
         if (!out->bind_types[i])
             return sib_err_set(err, SIB_EINVAL, "Cannot infer the type of bind marker %zu (line %d:%d)", i,
                                s->markers[i].line, s->markers[i].col);
-    if (w.t && w.pk_marker) {
+    /* BUCKET / SALT: the driver cannot compute the derived columns, so it
+     * gets no partition key indexes (no token) and the coordinator routes */
+    if (w.t && w.pk_marker && !sch_table_has_derived(w.t)) {
         size_t npk = sch_table_pk_count(w.t);
         bool all = true;
         for (size_t i = 0; i < npk; i++) all &= w.pk_marker[i] >= 0;

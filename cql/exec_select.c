@@ -140,7 +140,7 @@ int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
 
 int ps_invalid(sib_err *err) { return sib_err_set(err, SIB_EINVAL, "Invalid value for the paging state"); }
 
-static void ps_encode_partitions(sel_run *run, sib_buf *b)
+void ps_encode_partitions(sel_run *run, sib_buf *b)
 {
     sib_buf_u8(b, PS_VERSION);
     sib_buf_u8(b, PS_PARTITIONS);
@@ -236,7 +236,7 @@ static int bound_cmp(const st_bound *b, const uint8_t *ck, size_t cl, bool *is_p
 /* The slices restricted to rows strictly after ck (before it when reversed):
  * how a page resumes inside a partition. Slices that end up empty are
  * dropped; out has room for n (or 1 when n == 0) slices. */
-static size_t cut_slices(const st_slice *in, size_t n, const uint8_t *ck, size_t cl, bool reversed, st_slice *out)
+size_t cut_slices(const st_slice *in, size_t n, const uint8_t *ck, size_t cl, bool reversed, st_slice *out)
 {
     st_slice whole = {{NULL, 0, true, true}, {NULL, 0, true, true}};
     if (n == 0) {
@@ -316,6 +316,7 @@ typedef struct sel_read {
     bool has_repl;
     coord_repl repl;
     bool read_repair;     /* table option read_repair 'BLOCKING' */
+    exec_bucket_ra *ra;   /* the next buckets, read ahead (exec_bucket.c) */
 } sel_read;
 
 static bool token_in_range(const exec_restr *r, int64_t tok)
@@ -374,6 +375,19 @@ static int on_row_stop(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *er
     return x;
 }
 
+/* PER PARTITION LIMIT counts a bucketed table's natural partition once: its
+ * buckets and salts, read one after the other, share what is left. */
+static int64_t natural_ppl_left(const sel_run *run, const st_rpart *part)
+{
+    const sch_table *t = run->t;
+    if (run->ppl < 0 || !sch_table_has_derived(t) || run->salt_merge) return run->ppl;
+    if (run->last_pk.len)
+        return exec_bucket_same_natural(t, run->last_pk.p, run->last_pk.len, part->pk, part->pklen) ? run->ppl_left : run->ppl;
+    if (run->ps.present && exec_bucket_same_natural(t, run->ps.pk.p, (size_t)run->ps.pk.len, part->pk, part->pklen))
+        return run->ps.ppl_left;
+    return run->ppl;
+}
+
 /* One partition of a page through on_row(). cont: it continues a partition
  * (the rows of an earlier piece, or of the page the paging state ends);
  * *more is set when its rows went on past the piece. */
@@ -388,7 +402,7 @@ static int take_partition(sel_read *rd, const st_rpage *pg, size_t k, bool cont,
     int e = sch_pk_decode(t, part.pk, part.pklen, run->pkv, sch_table_pk_count(t), err);
     if (e) return e;
     row_ctx rc = {.pk = part.pk, .pklen = part.pklen, .pkv = run->pkv};
-    if (!cont) run->ppl_left = run->ppl;
+    if (!cont) run->ppl_left = natural_ppl_left(run, &part);
     else if (rd->cont_from_ps) run->ppl_left = run->ps.ppl_left;
     st_row srow, row;
     bool has_static = sch_table_has_static(t) && st_rpage_static(pg, k, &srow) && row_visible(t, &srow);
@@ -540,12 +554,16 @@ static void on_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg);
  * them (coord_read, coordinator.h): 1 = asked (on_replicas goes on), 0 =
  * read it locally, <0 = failed. The piece's slices are asked whole: the
  * replicas' reconciled answer is then read like a local partition. */
-static int remote_piece(sel_read *rd, const st_rreq *rq, sib_err *err)
+static int remote_piece(sel_read *rd, const st_rreq *rq, st_rpage **pg, sib_err *err)
 {
     cql_exec *ex = rd->ex;
     if (!rd->has_repl || !rq->pk || !ex->co) return 0;
     int64_t tok = sib_murmur3_token(rq->pk, rq->pklen);
     if (coord_local_only(ex->co, &rd->repl, tok)) return 0;
+    if (rd->ra && !rd->cont) { /* a bucket's first piece: maybe read ahead (*pg: here already) */
+        int x = exec_bucket_ra_read(rd->ra, rd->i, rq, on_replicas, rd, pg, err);
+        if (x) return x;
+    }
     exec_ctx *c = rd->run.c;
     uint8_t version[16];
     sch_catalog_schema_version(ex->cat, version);
@@ -576,11 +594,10 @@ static int read_more(sel_read *rd, sib_err *err)
             rd->tomb0 = run->tombstones;
             EXEC_TRACE(run->c->req, "Executing single-partition query on %s", sch_table_name(run->t));
         }
-        st_rpage *pg;
-        int rc = remote_piece(rd, &rq, err);
-        if (rc) return rc < 0 ? rc : 1;
-        rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err);
-        if (rc) return rc;
+        st_rpage *pg = NULL;
+        int rc = remote_piece(rd, &rq, &pg, err);
+        if (rc && !pg) return rc < 0 ? rc : 1;
+        if (!pg && (rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err))) return rc;
         rc = take_page(rd, pg, err);
         st_rpage_destroy(pg);
         if (rc) return rc;
@@ -629,7 +646,7 @@ static int read_start(sel_read *rd, sib_err *err)
 
 /* ---- reply ------------------------------------------------------------------- */
 
-static int post_order_cmp(const void *a, const void *b, void *ctx)
+int post_order_cmp(const void *a, const void *b, void *ctx)
 {
     const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
     uint32_t xl = get_be32(x), yl = get_be32(y);
@@ -837,7 +854,12 @@ static int select_user(sel_read *rd, sib_err *err)
                                "this query");
         run->page_size = -1;
     }
+    bool merge = false;
+    if (sch_table_has_derived(run->t) && (rc = exec_bucket_read_plan(c, run->t, &r, run->reversed, &merge, err)))
+        return rc;
     if ((rc = ps_decode(c->params, PS_PARTITIONS, &run->ps, err))) return rc;
+    if (merge && !run->sel.aggregate && (rc = exec_salt_merge_start(run, &r, limit, pk_has_in(run->t, s), err)))
+        return rc;
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
     if (run->sel.aggregate || run->post_order) run->limit_left = -1; /* LIMIT applies to the output */
     if ((rc = check_consistency(c, run->t, &r, err))) return rc;
@@ -853,6 +875,9 @@ static int select_user(sel_read *rd, sib_err *err)
     rd->store = storage_table(c->ex->st, sch_table_id(run->t));
     rd->cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
     if (!rd->store || !rd->cut) return oom(err);
+    if (rd->has_repl && sch_table_has_derived(run->t) && r.pk_complete)
+        rd->ra = exec_bucket_ra_create(c->ex, rd->table_id, rd->r.pks, rd->r.npks, rd->r.slices, rd->r.nslices,
+                                       &rd->repl, c->consistency, rd->read_repair, c->now_s);
     return read_start(rd, err);
 }
 
@@ -861,6 +886,7 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
 
 static void select_user_free(sel_read *rd)
 {
+    exec_bucket_ra_release(rd->ra);
     run_free(&rd->run);
     sib_buf_free(&rd->scan_pk);
     sib_buf_free(&rd->cont_pk);
@@ -901,9 +927,12 @@ static void select_user_done(sel_read *rd, int rc, sib_err *err)
         if (rd->scan) trace_read(rd); /* rows0/tomb0 are 0: the whole scan */
         sib_buf ps;
         sib_buf_init(&ps);
+        int64_t limit = run->sel.aggregate ? 1 : run->post_order ? rd->limit : -1;
         if (run->more) ps_encode_partitions(run, &ps);
+        if (run->salt_merge) limit = exec_salt_merge_finish(run, rd->r.npks ? &rd->r.pks[0] : NULL, &ps);
         if (ps.oom) rc = oom(err);
-        else reply_rows(run, &ps, (run->post_order || run->sel.aggregate) ? (run->sel.aggregate ? 1 : rd->limit) : -1);
+        else if (limit != -2) reply_rows(run, &ps, limit);
+        else rc = oom(err);
         sib_buf_free(&ps);
         if (!rc) exec_note_table_op(rd->ex, rd->table_id, false, rd->start_us); /* c is gone */
     }

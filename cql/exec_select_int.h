@@ -1,7 +1,7 @@
 /* exec_select_int.h: private to the SELECT executor; included only by
- * exec_select.c, exec_selection.c and exec_system.c.
+ * exec_select.c, exec_selection.c, exec_system.c and exec_bucket.c.
  *
- * One SELECT is one sel_run, shared by three files:
+ * One SELECT is one sel_run, shared by four files:
  *   exec_selection.c  selectors: compiled into sel_node trees (sel_list),
  *                     evaluated on one row (row_ctx) by eval()/col_value()
  *   exec_select.c     the run: user-table reads, on_row() (filters, limits,
@@ -9,6 +9,7 @@
  *                     ORDER BY / LIMIT / DISTINCT checks both table kinds use
  *   exec_system.c     system tables: rows materialised in memory and fed to
  *                     on_row()/reply_rows() like user-table rows
+ *   exec_bucket.c     the merge of a SALT table's salts (exec_salt_merge_*)
  * Memory: sel_node/sel_list and most run fields live in the request arena
  * (exec_ctx.arena); the sib_bufs of a sel_run and run->ckv are malloc'd and
  * freed by the run (the reply frees the arena before the run ends).
@@ -121,6 +122,10 @@ typedef struct sel_run {
     /* progress */
     int64_t limit_left, ppl_left;
     int64_t last_ppl_left; /* ppl_left right after the last emitted row */
+    /* the salts of a SALT table's natural key, merged (exec_select.c) */
+    bool salt_merge;
+    int32_t merge_page;  /* the page size asked for (<= 0: no paging) */
+    int64_t merge_left;  /* what is left of LIMIT (-1 = none) */
     size_t nrows;
     bool more, stop;
     sib_buf out;        /* rows: u32 cklen | ck | ncols * (i32 len | bytes) */
@@ -199,6 +204,25 @@ int check_order_by(const sch_table *t, const prs_select *s, bool pk_restricted, 
                    bool *reversed, sib_err *err);
 int check_limit(exec_ctx *c, const prs_term *term, int64_t *out, sib_err *err);
 int check_distinct(sel_run *run, bool key_range, sib_err *err);
+
+/* The paging state of kind 1 for the last emitted row (run->last_*), appended to b. */
+void ps_encode_partitions(sel_run *run, sib_buf *b);
+/* The slices restricted to rows strictly after ck (before it when
+ * reversed); out has room for n (or 1) slices; 0 = nothing left. */
+size_t cut_slices(const st_slice *in, size_t n, const uint8_t *ck, size_t cl, bool reversed, st_slice *out);
+/* qsort_r order of buffered rows by clustering key (ctx: bool *reversed). */
+int post_order_cmp(const void *a, const void *b, void *ctx);
+
+/* ---- exec_bucket.c: the salts of a SALT table, merged ------------------------ */
+
+/* Before the read (after ps_decode): caps each salt's rows, cuts the slices
+ * after the paging state's row, sets post_order; pk_in: IN on the natural
+ * key (refused). */
+int exec_salt_merge_start(sel_run *run, exec_restr *r, int64_t limit, bool pk_in, sib_err *err);
+/* After the read: how many of the sorted rows to send, and the paging state
+ * in ps when more remain (first_pk: the read's first partition, NULL when
+ * none); -2 when out of memory. */
+int64_t exec_salt_merge_finish(sel_run *run, const sch_val *first_pk, sib_buf *ps);
 
 /* ---- exec_system.c ----------------------------------------------------------- */
 

@@ -165,6 +165,11 @@ static int gather_token(exec_ctx *c, const sch_table *t, const prs_relation *r, 
         return sib_err_set(err, SIB_EINVAL, "The token function cannot be used in WHERE clauses for %s statements",
                            kind_word(kind));
     size_t npk = sch_table_pk_count(t);
+    for (size_t i = 0; i < npk; i++)
+        if (sch_column_is_derived(t, sch_table_pk(t, i)))
+            return sib_err_set(err, SIB_EINVAL,
+                               "token() cannot be used on table %s.%s: its partition key column %s is derived from the rows (BUCKET / SALT)",
+                               sch_table_keyspace(t), sch_table_name(t), sch_table_pk(t, i)->name);
     if (r->ncols != npk)
         return sib_err_set(err, SIB_EINVAL, "The token() function must be applied to all partition key components or none of them");
     for (size_t i = 0; i < npk; i++)
@@ -279,13 +284,18 @@ static void sort_unique(const sch_column *col, col_restr *cr)
  * product), not the order the IN lists give. */
 static int build_pks(exec_ctx *c, const sch_table *t, col_restr *crs, exec_restr *out, sib_err *err)
 {
-    size_t npk = sch_table_pk_count(t), total = 1;
+    size_t npk = sch_table_pk_count(t), total = 1, natural = 1;
     for (size_t i = 0; i < npk; i++) sort_unique(sch_table_pk(t, i), &crs[sch_table_pk(t, i)->index]);
     for (size_t i = 0; i < npk; i++) {
-        total *= crs[sch_table_pk(t, i)->index].nvals;
-        if (total > MAX_CARTESIAN)
+        size_t nv = crs[sch_table_pk(t, i)->index].nvals;
+        total *= nv;
+        if (!sch_column_is_derived(t, sch_table_pk(t, i))) natural *= nv; /* buckets have their own limit */
+        if (natural > MAX_CARTESIAN)
             return sib_err_set(err, SIB_EINVAL, "IN restrictions on the partition key would select more than %d partitions",
                                MAX_CARTESIAN);
+        if (total > exec_bucket_max_partitions())
+            return sib_err_set(err, SIB_EINVAL, "The restrictions would read more than %zu partitions (buckets and salts included)",
+                               exec_bucket_max_partitions());
     }
     out->pks = sib_arena_alloc(c->arena, sizeof *out->pks * (total + 1));
     if (!out->pks) return sib_err_set(err, SIB_ENOMEM, "partition keys");
@@ -331,6 +341,28 @@ static void missing_list(const sch_table *t, const col_restr *crs, bool pk, char
     }
 }
 
+/* BUCKET / SALT: once every natural partition key column is restricted by
+ * EQ/IN, each derived column the statement does not restrict itself takes
+ * the values its source's restrictions cover (exec_bucket.c). */
+static int derive_pk(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, col_restr *crs, sib_err *err)
+{
+    size_t npk = sch_table_pk_count(t);
+    for (size_t i = 0; i < npk; i++) {
+        const sch_column *col = sch_table_pk(t, i);
+        if (!sch_column_is_derived(t, col) && !crs[col->index].eq) return 0;
+    }
+    for (size_t i = 0; i < npk; i++) {
+        const sch_column *col = sch_table_pk(t, i);
+        col_restr *cr = &crs[col->index];
+        if (!sch_column_is_derived(t, col) || restricted(cr)) continue;
+        int rc = exec_bucket_pk_values(c, t, col, rels, n, &cr->vals, &cr->nvals, err);
+        if (rc) return rc;
+        cr->eq = true;
+        cr->is_in = cr->nvals != 1;
+    }
+    return 0;
+}
+
 int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err)
 {
@@ -345,6 +377,10 @@ int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels
     bool check_order = !(kind == EXEC_WHERE_SELECT && allow_filtering);
     for (size_t i = 0; i < n; i++) {
         int rc = gather(c, t, &rels[i], kind, check_order, crs, ck, out, err);
+        if (rc) return rc;
+    }
+    if (sch_table_has_derived(t)) {
+        int rc = derive_pk(c, t, rels, n, crs, err);
         if (rc) return rc;
     }
 
@@ -376,6 +412,7 @@ int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels
     }
 
     int rc = exec_ck_finish(ck, kind, allow_filtering, out, err);
+    if (!rc && sch_table_has_derived(t)) rc = exec_bucket_prune(c, t, out, err);
     if (rc) return rc;
     size_t nck = sch_table_clustering_count(t);
     if (kind == EXEC_WHERE_UPDATE && out->ck_eq_prefix < nck) {

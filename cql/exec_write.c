@@ -422,6 +422,8 @@ static int build_insert(exec_ctx *c, const prs_insert *s, int64_t batch_ts, muts
         if ((rc = exec_term_value(c, s->values[i], col->type, col->name, &vals[col->index], &unset[col->index], err)))
             return rc;
     }
+    /* BUCKET / SALT: the derived partition key columns come from the row */
+    if (sch_table_has_derived(t) && (rc = exec_bucket_insert(c, t, vals, set, unset, err))) return rc;
     /* Primary key: every column present, non-null, set. */
     char miss[512] = "";
     size_t o = 0;
@@ -490,6 +492,13 @@ static int build_insert(exec_ctx *c, const prs_insert *s, int64_t batch_ts, muts
 }
 
 /* ---- UPDATE ---- */
+
+/* BUCKET / SALT: with several clustering keys a row is written only in the
+ * partition its derived columns name (exec_bucket.c). */
+static bool row_in_partition(exec_ctx *c, const sch_table *t, const sch_val *pk, const sch_val *ck)
+{
+    return !sch_table_has_derived(t) || exec_bucket_owns(c, t, pk, ck);
+}
 
 /* An element-wise operation on a non-frozen collection (c = c + {..},
  * c = c - {..}, c = [..] + c, m[k] = v). */
@@ -678,6 +687,7 @@ static int build_update(exec_ctx *c, const prs_update *s, int64_t batch_ts, muts
         st_mutation *m = mutset_add(ms, t, &r.pks[p], err);
         if (!m) return err->code;
         for (size_t k = 0; !static_only && k < r.ncks; k++) {
+            if (!row_in_partition(c, t, &r.pks[p], &r.cks[k])) continue;
             if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err))) return rc;
             for (size_t i = 0; i < ncols; i++) {
                 const sch_column *col = sch_table_column(t, i);
@@ -802,6 +812,7 @@ static int build_delete(exec_ctx *c, const prs_delete *s, int64_t batch_ts, muts
         if (!m) return err->code;
         if (s->ncols) {
             for (size_t k = 0; !only_static && k < r.ncks; k++) {
+                if (!row_in_partition(c, t, &r.pks[p], &r.cks[k])) continue;
                 if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err))) return rc;
                 for (size_t i = 0; i < s->ncols; i++)
                     if (cols[i]->kind == SCH_COL_REGULAR &&
@@ -815,8 +826,9 @@ static int build_delete(exec_ctx *c, const prs_delete *s, int64_t batch_ts, muts
                     return rc;
         } else if (r.ck_eq_prefix == nck && nck) {
             for (size_t k = 0; k < r.ncks; k++)
-                if ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err)) ||
-                    (rc = mut_rc(st_mut_row_delete(m, a.ts, c->now_s), err)))
+                if (row_in_partition(c, t, &r.pks[p], &r.cks[k]) &&
+                    ((rc = mut_rc(st_mut_row(m, r.cks[k].p, (size_t)r.cks[k].len), err)) ||
+                     (rc = mut_rc(st_mut_row_delete(m, a.ts, c->now_s), err))))
                     return rc;
         } else if (r.nslices) {
             for (size_t k = 0; k < r.nslices; k++)

@@ -48,6 +48,7 @@ void node_config_defaults(node_config *c)
     c->log_level = SIB_INFO;
     c->tombstone_warn_threshold = 1000;
     c->tombstone_failure_threshold = 100000;
+    c->max_scatter_buckets = 1000;
     c->batch_size_fail_threshold = 50u << 10;
     c->concurrent_compactors = 0; /* storage picks min(disks, cores) in 2..8 */
     c->concurrent_reads = 2;
@@ -189,6 +190,7 @@ static const key_spec keys[] = {
     {"log_level", K_LEVEL, offsetof(node_config, log_level), 0, 0},
     INT("tombstone_warn_threshold", tombstone_warn_threshold),
     INT("tombstone_failure_threshold", tombstone_failure_threshold),
+    INT("max_scatter_buckets", max_scatter_buckets),
     SIZE("batch_size_fail_threshold", batch_size_fail_threshold, 1024),
     SIZE("batch_size_fail_threshold_in_kb", batch_size_fail_threshold, 1024),
     SIZE("memtable_heap_space", memtable_heap_space, 1 << 20),

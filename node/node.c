@@ -717,6 +717,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
         .tombstone_warn_threshold = cfg->tombstone_warn_threshold,
         .default_keyspace_rf = cfg->default_keyspace_rf,
         .tombstone_failure_threshold = cfg->tombstone_failure_threshold,
+        .max_scatter_buckets = cfg->max_scatter_buckets,
         .prepared_cache_size = cfg->prepared_statements_cache_size == NODE_DEFAULT_SIZE
                                    ? 0 : SIB_MAX(cfg->prepared_statements_cache_size, (size_t)1),
     };

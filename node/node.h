@@ -40,6 +40,7 @@ typedef struct node_config {
     int tombstone_warn_threshold;
     int default_keyspace_rf;          /* a keyspace's factor when CREATE KEYSPACE names none; 1..1000 */
     int tombstone_failure_threshold;
+    int max_scatter_buckets;     /* buckets one read of a bucketed table may list */
     size_t batch_size_fail_threshold; /* bytes */
     size_t memtable_heap_space;       /* bytes; 0 = storage's default (a quarter of
                                        * the memory budget, sib_memory_budget) */

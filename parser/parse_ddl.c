@@ -61,15 +61,67 @@ static void names_in_parens(prs_parser *p, pvec *v)
     pexpect(p, ')');
 }
 
-/* PRIMARY KEY '(' (ident | '(' ident {, ident} ')') {, ident} ')' */
+/* A derived partition key component (Sibyl): BUCKET '(' ident ',' constant ')'
+ * or SALT '(' constant ')'; the word followed by '(' tells it from a column
+ * named bucket or salt. Pushes the derived column's name. Only the first
+ * PRIMARY KEY declaration records its definition. */
+static bool parse_pk_derived(prs_parser *p, prs_create_table *ct, pvec *part)
+{
+    bool bucket = pword(p, 0, "bucket"), salt = pword(p, 0, "salt");
+    if ((!bucket && !salt) || pkind(p, 1) != '(') return false;
+    bool record = ct->npk_decls == 0;
+    padvance(p);
+    padvance(p);
+    if (bucket) {
+        if (record && ct->bucket_col) perr_raw(p, "Only one BUCKET(...) is allowed in a partition key");
+        const char *col = parse_ident(p);
+        pexpect(p, ',');
+        prs_const w;
+        if (!parse_const(p, &w)) perr_noviable(p);
+        size_t n = strlen(col) + sizeof "_bucket";
+        char *name = palloc(p, n);
+        snprintf(name, n, "%s_bucket", col);
+        *(const char **)pvec_push(p, part) = name;
+        if (record) {
+            ct->bucket_col = col;
+            ct->bucket_width = w;
+        }
+    } else {
+        if (record && ct->has_salt) perr_raw(p, "Only one SALT(...) is allowed in a partition key");
+        prs_const n;
+        if (!parse_const(p, &n)) perr_noviable(p);
+        *(const char **)pvec_push(p, part) = "salt";
+        if (record) {
+            ct->has_salt = true;
+            ct->salt_count = n;
+        }
+    }
+    pexpect(p, ')');
+    return true;
+}
+
+static void pk_component(prs_parser *p, prs_create_table *ct, pvec *part)
+{
+    if (!parse_pk_derived(p, ct, part)) *(const char **)pvec_push(p, part) = parse_ident(p);
+}
+
+/* PRIMARY KEY '(' (component | '(' component {, component} ')') {, ident} ')'
+ * where a component is a column or BUCKET(...) / SALT(...). */
 static void parse_pk_clause(prs_parser *p, prs_create_table *ct, table_def *d)
 {
     pvec part, clus;
     pvec_init(&part, sizeof(const char *));
     pvec_init(&clus, sizeof(const char *));
     pexpect(p, '(');
-    if (pkind(p, 0) == '(') names_in_parens(p, &part);
-    else *(const char **)pvec_push(p, &part) = parse_ident(p);
+    if (pkind(p, 0) == '(') {
+        padvance(p);
+        do {
+            pk_component(p, ct, &part);
+        } while (paccept(p, ','));
+        pexpect(p, ')');
+    } else {
+        pk_component(p, ct, &part);
+    }
     while (paccept(p, ','))
         *(const char **)pvec_push(p, &clus) = parse_ident(p);
     pexpect(p, ')');

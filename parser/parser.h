@@ -356,6 +356,14 @@ typedef struct prs_create_table {
     const char **clustering;
     size_t norder;             /* CLUSTERING ORDER BY (c DESC, ...) */
     prs_ordering *clustering_order;
+    /* Sibyl's bucketed partition keys: BUCKET(col, width) and SALT(n) among
+     * the partition key components. partition[] holds the derived columns'
+     * names at their places ("<col>_bucket", "salt"). bucket_col NULL /
+     * has_salt false when absent. */
+    const char *bucket_col;
+    prs_const bucket_width;
+    bool has_salt;
+    prs_const salt_count;
     bool compact_storage;
     size_t nprops;
     prs_prop *props;

@@ -24,6 +24,7 @@ void table_free(sch_table *t)
     free(t->ks);
     free(t->name);
     free(t->sys_comment);
+    free(t->bucket_text);
     opts_free(&t->opts);
     free(t);
 }
@@ -510,8 +511,18 @@ int table_from_spec(sch_catalog *c, const sch_table_spec *s, sch_table **out, si
     sch_table_opts opts;
     if (opts_init_default(&opts)) return sib_err_set(err, SIB_ENOMEM, "out of memory");
     int rc = opts_apply(&opts, s->props, s->nprops, err);
-    if (!rc) rc = check_spec_build(s, &opts, err);
-    if (!rc) rc = build_table(c, s, &opts, out, err);
+    /* BUCKET / SALT add their derived columns, then the usual checks */
+    sch_table_spec s2;
+    sch_coldef *extra = NULL;
+    if (!rc) rc = derive_spec_expand(s, &s2, &extra, err);
+    if (!rc) rc = check_spec_build(&s2, &opts, err);
+    if (!rc) rc = build_table(c, &s2, &opts, out, err);
+    if (!rc && (rc = derive_attach(*out, s))) {
+        table_free(*out);
+        *out = NULL;
+        rc = sib_err_set(err, rc, "table: BUCKET / SALT");
+    }
+    free(extra);
     opts_free(&opts);
     return rc;
 }
@@ -637,6 +648,13 @@ int sch_catalog_alter_add(sch_catalog *c, const char *ks, const char *name, cons
         for (size_t j = 0; j < i; j++) dup |= !skip[j] && !strcmp(cols[j].name, cols[i].name);
         if (dup && if_not_exists) skip[i] = true;
         else if (dup) rc = sib_err_set(err, SIB_EINVAL, "Column with name '%s' already exists", cols[i].name);
+        else if (cols[i].is_static && t->has_salt)
+            rc = sib_err_set(err, SIB_EINVAL, "Cannot add static column %s to a table with SALT(%u): a static row would split across salts",
+                             cols[i].name, t->salt_count);
+        else if (cols[i].is_static && t->has_bucket)
+            rc = sib_err_set(err, SIB_EINVAL,
+                             "Cannot add static column %s to a table with BUCKET(...): a static row would be one per bucket, not one per natural partition",
+                             cols[i].name);
         else if (!(rc = check_add_column(t, &cols[i], err))) nadd++;
     }
     sch_column *nc = NULL;
@@ -680,6 +698,7 @@ int sch_catalog_alter_drop(sch_catalog *c, const char *ks, const char *name, con
             if (if_exists) continue;
             return sib_err_set(err, SIB_EINVAL, "Column %s was not found in table '%s.%s'", cols[i], ks, name);
         }
+        if ((rc = derive_check_alter_column(t, cols[i], "drop", err))) return rc;
         if (col->kind == SCH_COL_PARTITION_KEY || col->kind == SCH_COL_CLUSTERING)
             return sib_err_set(err, SIB_EINVAL, "Cannot drop PRIMARY KEY column %s", cols[i]);
         for (size_t j = 0; j < i; j++)
@@ -725,6 +744,7 @@ int sch_catalog_alter_rename(sch_catalog *c, const char *ks, const char *name, c
         }
         if (!col || renamed_away)
             return sib_err_set(err, SIB_EINVAL, "Column %s was not found in table %s.%s", from[i], ks, name);
+        if ((rc = derive_check_alter_column(t, from[i], "rename", err))) return rc;
         if (col->kind != SCH_COL_PARTITION_KEY && col->kind != SCH_COL_CLUSTERING)
             return sib_err_set(err, SIB_EINVAL, "Cannot rename non PRIMARY KEY column %s", from[i]);
         const sch_column *other = sch_table_column_by_name(t, to[i]);

@@ -15,7 +15,8 @@
  *             u32 max_index_interval, u32 min_index_interval,
  *             u32 memtable_flush_period_in_ms, u8 cdc, str speculative_retry,
  *             str additional_write_policy, str read_repair,
- *             map caching, map compaction, map compression
+ *             map caching, map compaction, map compression,
+ *             [BUCKET / SALT trailer, only when the table has one: derive.c]
  *
  * Types are stored as their CQL text and re-parsed, so the format does not
  * depend on in-memory type identity. Loading checks every structural
@@ -115,6 +116,7 @@ int sch_catalog_serialize_table(const sch_table *t, sib_buf *out)
     put_map(out, &o->caching);
     put_map(out, &o->compaction);
     put_map(out, &o->compression);
+    derive_serialize(t, out); /* BUCKET / SALT: only tables that have one */
     return out->oom ? SIB_ENOMEM : 0;
 }
 
@@ -318,12 +320,13 @@ int sch_catalog_load_table(sch_catalog *c, const uint8_t *p, size_t len, sib_err
     bool ok = (t->ks = get_str(&r)) && (t->name = get_str(&r)) && sib_rd_bytes(&r, 16, &id) &&
               sib_rd_be32(&r, &t->next_col_id);
     if (ok) memcpy(t->id, id, 16);
-    ok = ok && decode_columns(c, &r, t) && decode_options(&r, &t->opts) && !sib_rd_left(&r) && !r.bad;
+    ok = ok && decode_columns(c, &r, t) && decode_options(&r, &t->opts) && (!sib_rd_left(&r) || derive_decode(&r, t)) &&
+         !sib_rd_left(&r) && !r.bad;
     sib_err verr;
     ok = ok && sch_name_valid(t->name) && opts_validate(&t->opts, &verr) == 0;
     if (ok) {
         table_sort_columns(t);
-        ok = table_consistent(t);
+        ok = table_consistent(t) && derive_consistent(t);
     }
     if (!ok) {
         table_free(t);

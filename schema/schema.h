@@ -444,6 +444,18 @@ typedef struct sch_orderdef {
     bool desc;
 } sch_orderdef;
 
+/* BUCKET(col, width) and SALT(n) in a CREATE TABLE's partition key (Sibyl's
+ * bucketed partition keys, docs/cql.md "Bucketed partition keys"). pk[]
+ * names the derived columns at their positions ("<col>_bucket", "salt");
+ * they are not in cols[]: the catalog adds them (the source's type; int).
+ * NULL bucket_column / salt_count = absent. */
+typedef struct sch_derive_spec {
+    const char *bucket_column;   /* the source: must be the first clustering column */
+    sch_lit_kind bucket_width_kind;
+    const char *bucket_width;    /* literal text: a duration (`1d`) or an integer */
+    const char *salt_count;      /* integer literal text */
+} sch_derive_spec;
+
 typedef struct sch_table_spec {
     const char *keyspace;
     const char *name;
@@ -462,6 +474,7 @@ typedef struct sch_table_spec {
     bool compact_storage;       /* rejected */
     bool if_not_exists;
     const uint8_t *id;          /* 16-byte table id to use, or NULL = fresh v4 uuid */
+    const sch_derive_spec *derive; /* BUCKET / SALT, or NULL */
 } sch_table_spec;
 
 /* out (optional) receives the created (or, with return 1, existing) table. */
@@ -489,6 +502,56 @@ bool sch_name_valid(const char *name);
 /* Appends name as CQL shows it: bare if [a-z][a-z0-9_]* and not reserved,
  * else double-quoted with "" escaping. */
 void sch_ident_quote(const char *name, sib_buf *out);
+
+/* ---- bucketed partition keys (derive.c) -------------------------------------
+ *
+ * A time bucket: the partition key column `<ts>_bucket` (ts's type) holds
+ * floor(ts / width) * width, counted from the UTC epoch (timestamps, in ms;
+ * dates, in days) or from 0 (integers); ts is the first clustering column,
+ * so bucket order is clustering order. A salt: the int partition key column
+ * `salt` holds a hash of the row's full clustering key modulo the count, so
+ * one natural key's rows spread over `count` partitions. Both are computed
+ * on every write; the natural columns are what applications name. */
+
+typedef struct sch_bucket {
+    size_t pk_pos;              /* position of the derived column in the partition key */
+    const sch_column *col;      /* the derived column (`<source>_bucket`) */
+    const sch_column *source;   /* the first clustering column */
+    int64_t width;              /* in the source's units: ms, days, or integer steps */
+    const char *width_text;     /* as written (`1d`): DESCRIBE prints it back */
+} sch_bucket;
+
+typedef struct sch_salt {
+    size_t pk_pos;
+    const sch_column *col;      /* the derived `salt` column (int) */
+    uint32_t count;
+} sch_salt;
+
+/* false when the table has no BUCKET / SALT. Views valid like the table's. */
+bool sch_table_bucket(const sch_table *t, sch_bucket *out);
+bool sch_table_salt(const sch_table *t, sch_salt *out);
+/* The table has a BUCKET or a SALT; col is one of its derived columns. */
+bool sch_table_has_derived(const sch_table *t);
+bool sch_column_is_derived(const sch_table *t, const sch_column *col);
+/* The definition as DESCRIBE prints it: `BUCKET(ts, 1d)` / `SALT(8)`
+ * (names quoted as needed). APPENDS; nothing when absent. */
+void sch_bucket_cql(const sch_table *t, sib_buf *out);
+void sch_salt_cql(const sch_table *t, sib_buf *out);
+
+/* A bucketable value in its units: timestamp ms, date days from the epoch
+ * (signed), tinyint..bigint as is. SIB_EINVAL for an empty or malformed
+ * value or another type. */
+int sch_bucket_units(const sch_type *type, const uint8_t *v, size_t len, int64_t *out, sib_err *err);
+/* Units back to a serialized value of type; SIB_EINVAL when out of the
+ * type's range. APPENDS. */
+int sch_bucket_value(const sch_type *type, int64_t units, sib_buf *out, sib_err *err);
+/* floor(v / width) * width (width > 0); false when that is below INT64_MIN. */
+bool sch_bucket_floor(int64_t v, int64_t width, int64_t *start);
+/* The bucket start of source value v, serialized (APPENDS). */
+int sch_bucket_of(const sch_bucket *b, const uint8_t *v, size_t len, sib_buf *out, sib_err *err);
+/* The salt of a row: murmur3 of its encoded full clustering key (sch_ck_encode),
+ * modulo count. */
+uint32_t sch_salt_of(uint32_t count, const uint8_t *ck, size_t cklen);
 
 /* ---- persistence & schema version ---------------------------------------- */
 

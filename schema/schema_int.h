@@ -24,6 +24,11 @@ struct sch_table {
     bool counter, has_static;
     sch_table_opts opts;
     char *sys_comment;       /* comment for system tables (NULL for user tables) */
+    /* BUCKET / SALT (derive.c): positions in the partition key */
+    bool has_bucket, has_salt;
+    uint32_t bucket_pk, salt_pk, salt_count;
+    int64_t bucket_width;
+    char *bucket_text;
 };
 
 struct sch_keyspace {
@@ -110,6 +115,20 @@ int table_from_spec(sch_catalog *c, const sch_table_spec *s, sch_table **out, si
 int catalog_insert_keyspace(sch_catalog *c, sch_keyspace *ks); /* takes ownership */
 int keyspace_insert_table(sch_keyspace *ks, sch_table *t);     /* takes ownership */
 sch_keyspace *catalog_find_ks(const sch_catalog *c, const char *name);
+
+/* ---- derive.c ---- */
+/* The spec with the derived columns added to cols (s2 borrows from s;
+ * *extra is malloc'd, free it after use), validated against s. */
+int derive_spec_expand(const sch_table_spec *s, sch_table_spec *s2, sch_coldef **extra, sib_err *err);
+/* Records s's BUCKET / SALT in the built table t. */
+int derive_attach(sch_table *t, const sch_table_spec *s);
+/* persist.c's trailer of a table with BUCKET / SALT (nothing otherwise). */
+void derive_serialize(const sch_table *t, sib_buf *out);
+bool derive_decode(sib_rd *r, sch_table *t);
+bool derive_consistent(const sch_table *t);
+/* ALTER checks: renaming, dropping or retyping a derived column or its
+ * source; adding a static column to a salted table. */
+int derive_check_alter_column(const sch_table *t, const char *name, const char *what, sib_err *err);
 
 /* ---- systables.c ---- */
 int catalog_add_system_keyspaces(sch_catalog *c);

@@ -360,6 +360,25 @@ static int rows_keyspaces(const sch_catalog *c, rowb *r, bool virt, sch_row_fn e
     return 0;
 }
 
+/* extensions (map<text, blob>) of a table with BUCKET / SALT: the
+ * definitions as DESCRIBE prints them, under sibyl.bucket / sibyl.salt. */
+static void table_extensions_row(rowb *r, const sch_table *t)
+{
+    sch_strmap m = {NULL, 0};
+    sib_buf b;
+    sib_buf_init(&b);
+    sch_bucket_cql(t, &b);
+    sib_buf_u8(&b, 0);
+    if (t->has_bucket && !b.oom) strmap_set(&m, "sibyl.bucket", (const char *)b.p);
+    sib_buf_reset(&b);
+    sch_salt_cql(t, &b);
+    sib_buf_u8(&b, 0);
+    if (t->has_salt && !b.oom) strmap_set(&m, "sibyl.salt", (const char *)b.p);
+    sib_buf_free(&b);
+    rowb_map(r, "extensions", &m);
+    strmap_free(&m);
+}
+
 static int rows_tables(const sch_catalog *c, rowb *r, bool virt, sch_row_fn emit, void *ctx)
 {
     static const sch_strmap empty = { NULL, 0 };
@@ -381,7 +400,8 @@ static int rows_tables(const sch_catalog *c, rowb *r, bool virt, sch_row_fn emit
                 rowb_double(r, "crc_check_chance", o->crc_check_chance);
                 rowb_double(r, "dclocal_read_repair_chance", 0.0);
                 rowb_int(r, "default_time_to_live", o->default_time_to_live);
-                rowb_map(r, "extensions", &empty);
+                if (t->has_bucket || t->has_salt) table_extensions_row(r, t);
+                else rowb_map(r, "extensions", &empty);
                 ssize_t fi = rowb_begin(r, "flags");
                 if (fi >= 0) {
                     const char *f1 = "compound", *f2 = "counter";

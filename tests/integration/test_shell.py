@@ -281,6 +281,18 @@ def test_describe_table_recreates_it(sh, types_ks):
     assert again == first.replace("CREATE TABLE shk.t", "CREATE TABLE shk2.t")
 
 
+def test_describe_bucketed_table(sh, types_ks):
+    """BUCKET / SALT show in DESCRIBE as written, and the output recreates the table."""
+    sh.ok("CREATE TABLE ev (sensor text, ts timestamp, v int, "
+          "PRIMARY KEY ((sensor, BUCKET(ts, 1h), SALT(4)), ts))", keyspace=types_ks)
+    first = sh.ok("DESCRIBE TABLE ev", keyspace=types_ks)
+    assert "    PRIMARY KEY ((sensor, BUCKET(ts, 1h), SALT(4)), ts)\n" in first
+    assert "ts_bucket" not in first
+    create_ks(sh, "shk4")
+    sh.ok(first.replace("CREATE TABLE shk.ev", "CREATE TABLE shk4.ev"))
+    assert sh.ok("DESC TABLE shk4.ev") == first.replace("CREATE TABLE shk.ev", "CREATE TABLE shk4.ev")
+
+
 def test_describe_keyspace_recreates_it(sh, types_ks):
     first = sh.ok("DESCRIBE KEYSPACE shk")
     assert first.startswith("\nCREATE KEYSPACE shk WITH replication")

@@ -316,6 +316,37 @@ def test_user_profile_timeseries(stress_bin, node, clusters, tmp_path):
     assert pt["reading"]["rows"] == pt["reading"]["ops"]
 
 
+BUCKETED = os.path.join(REPO_ROOT, "tools", "stress", "profiles", "timeseries_bucketed.yaml")
+
+
+def test_user_profile_timeseries_bucketed(stress_bin, node, clusters, tmp_path):
+    """The bucketed variant: the INSERT leaves ts_bucket to the node, the
+    rows land in their hourly buckets, and the day-long query reads across
+    the buckets and finds the newest readings."""
+    log = tmp_path / "insert.json"
+    run_stress(stress_bin, node, "user", "profile=%s" % BUCKETED, "ops(insert=1)", "n=%d" % SENSORS,
+               "-pop", "seq=1..%d" % SENSORS, "-rate", "threads=1", "-log", "file=%s" % log)
+    s = json.loads(log.read_text())["summary"]
+    assert s["total_errors"] == 0 and s["per_type"]["insert"]["ops"] == SENSORS
+    _, session = clusters.connect(node)
+    rows = list(session.execute("SELECT sensor, ts_bucket, ts FROM stress_tsb.readings"))
+    assert len(rows) == SENSORS * 10
+    buckets = set()
+    for r in rows:
+        ms = int(round(r.ts.timestamp() * 1000))
+        b = int(round(r.ts_bucket.timestamp() * 1000))
+        assert b == ms - ms % 3600000 and 1700000000000 <= ms < 1700086400000
+        buckets.add(b)
+    assert len(buckets) > 10  # spread over the day's hours
+    log = tmp_path / "read.json"
+    run_stress(stress_bin, node, "user", "profile=%s" % BUCKETED, "ops(latest=1,reading=1)", "n=100",
+               "-pop", "dist=uniform(1..%d)" % SENSORS, "-log", "file=%s" % log)
+    pt = json.loads(log.read_text())["summary"]["per_type"]
+    assert pt["latest"]["errors"] == pt["reading"]["errors"] == 0
+    assert pt["latest"]["rows"] == 5 * pt["latest"]["ops"]
+    assert pt["reading"]["rows"] >= pt["reading"]["ops"]
+
+
 def test_user_profile_multirow_batches(stress_bin, node, clusters, tmp_path):
     """Several partitions per insert go as one LOGGED batch; a multirow query
     binds each marker from its own row."""

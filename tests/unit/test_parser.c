@@ -720,9 +720,45 @@ static void test_binary_input(void **state)
     assert_int_equal(prs_parse("x", 1, NULL, &st, &err), SIB_EINVAL);
 }
 
+
+static void test_create_table_bucket_salt(void **state)
+{
+    (void)state;
+    prs_create_table *ct = &ok("CREATE TABLE m (sensor text, ts timestamp, v int, "
+                               "PRIMARY KEY ((sensor, BUCKET(ts, 1d), salt(8)), ts))")->create_table;
+    assert_int_equal(ct->npartition, 3);
+    assert_string_equal(ct->partition[0], "sensor");
+    assert_string_equal(ct->partition[1], "ts_bucket");
+    assert_string_equal(ct->partition[2], "salt");
+    assert_string_equal(ct->bucket_col, "ts");
+    assert_int_equal(ct->bucket_width.kind, PRS_CONST_DURATION);
+    assert_string_equal(ct->bucket_width.text, "1d");
+    assert_true(ct->has_salt);
+    assert_int_equal(ct->salt_count.kind, PRS_CONST_INTEGER);
+    assert_string_equal(ct->salt_count.text, "8");
+    assert_int_equal(ct->nclustering, 1);
+    /* integer width, a bucket alone as the partition key */
+    ct = &ok("CREATE TABLE m (n int, v int, PRIMARY KEY (BUCKET(n, 100), n))")->create_table;
+    assert_int_equal(ct->npartition, 1);
+    assert_string_equal(ct->partition[0], "n_bucket");
+    assert_int_equal(ct->bucket_width.kind, PRS_CONST_INTEGER);
+    assert_false(ct->has_salt);
+    /* columns named bucket and salt stay columns */
+    ct = &ok("CREATE TABLE m (bucket int, salt int, c int, PRIMARY KEY ((bucket, salt), c))")->create_table;
+    assert_null(ct->bucket_col);
+    assert_false(ct->has_salt);
+    assert_string_equal(ct->partition[1], "salt");
+    assert_string_equal(bad("CREATE TABLE m (a int, ts int, PRIMARY KEY ((a, BUCKET(ts, 1), BUCKET(ts, 2)), ts))"),
+                        "Only one BUCKET(...) is allowed in a partition key");
+    assert_string_equal(bad("CREATE TABLE m (a int, ts int, PRIMARY KEY ((a, SALT(2), SALT(3)), ts))"),
+                        "Only one SALT(...) is allowed in a partition key");
+    assert_err("CREATE TABLE m (a int, ts int, PRIMARY KEY ((a, BUCKET(ts)), ts))", "line 1:");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_table_bucket_salt),
         cmocka_unit_test(test_select_basic),
         cmocka_unit_test(test_select_clauses),
         cmocka_unit_test(test_select_subscripts),

@@ -1808,6 +1808,252 @@ static void test_defs_snapshot(void **state)
     sib_buf_free(&ks); sib_buf_free(&t); sib_buf_free(&tomb); sib_buf_free(&snap); sib_buf_free(&again);
 }
 
+
+/* ---- bucketed partition keys (derive.c) ---- */
+
+static void test_bucket_math(void **state)
+{
+    (void)state;
+    int64_t s;
+    /* floor from the epoch: negative values go down, not towards zero */
+    assert_true(sch_bucket_floor(0, 86400000, &s));
+    assert_int_equal(s, 0);
+    assert_true(sch_bucket_floor(86399999, 86400000, &s));
+    assert_int_equal(s, 0);
+    assert_true(sch_bucket_floor(86400000, 86400000, &s));
+    assert_int_equal(s, 86400000);
+    assert_true(sch_bucket_floor(-1, 86400000, &s));
+    assert_int_equal(s, -86400000);
+    assert_true(sch_bucket_floor(-86400000, 86400000, &s));
+    assert_int_equal(s, -86400000);
+    assert_true(sch_bucket_floor(-86400001, 86400000, &s));
+    assert_int_equal(s, -172800000);
+    assert_true(sch_bucket_floor(17, 5, &s));
+    assert_int_equal(s, 15);
+    assert_true(sch_bucket_floor(-17, 5, &s));
+    assert_int_equal(s, -20);
+    assert_false(sch_bucket_floor(INT64_MIN, 7, &s)); /* the start would be below INT64_MIN */
+    assert_true(sch_bucket_floor(INT64_MAX, 1000, &s));
+    assert_false(sch_bucket_floor(5, 0, &s));
+
+    /* units of each type and back */
+    sib_err err;
+    int64_t u;
+    uint8_t ts[8], d[4], i4[4], i2[2], i1[1];
+    put_be64(ts, (uint64_t)(int64_t)-5);
+    assert_int_equal(sch_bucket_units(N(SCH_T_TIMESTAMP), ts, 8, &u, &err), 0);
+    assert_int_equal(u, -5);
+    put_be32(d, (1u << 31) - 3); /* 1969-12-29 */
+    assert_int_equal(sch_bucket_units(N(SCH_T_DATE), d, 4, &u, &err), 0);
+    assert_int_equal(u, -3);
+    put_be32(i4, (uint32_t)-70);
+    assert_int_equal(sch_bucket_units(N(SCH_T_INT), i4, 4, &u, &err), 0);
+    assert_int_equal(u, -70);
+    i2[0] = 0xff; i2[1] = 0xfe;
+    assert_int_equal(sch_bucket_units(N(SCH_T_SMALLINT), i2, 2, &u, &err), 0);
+    assert_int_equal(u, -2);
+    i1[0] = 0x80;
+    assert_int_equal(sch_bucket_units(N(SCH_T_TINYINT), i1, 1, &u, &err), 0);
+    assert_int_equal(u, -128);
+    assert_int_equal(sch_bucket_units(N(SCH_T_INT), i4, 0, &u, &err), SIB_EINVAL); /* empty */
+    assert_int_equal(sch_bucket_units(N(SCH_T_VARCHAR), i4, 4, &u, &err), SIB_EINVAL);
+
+    sib_buf b;
+    sib_buf_init(&b);
+    assert_int_equal(sch_bucket_value(N(SCH_T_DATE), -7, &b, &err), 0);
+    assert_int_equal(b.len, 4);
+    assert_int_equal(get_be32(b.p), (1u << 31) - 7);
+    sib_buf_reset(&b);
+    assert_int_equal(sch_bucket_value(N(SCH_T_TINYINT), -130, &b, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "The bucket starting at -130 is out of range for tinyint");
+    assert_int_equal(sch_bucket_value(N(SCH_T_INT), (int64_t)INT32_MIN - 1, &b, &err), SIB_EINVAL);
+    sib_buf_reset(&b);
+    assert_int_equal(sch_bucket_value(N(SCH_T_SMALLINT), -300, &b, &err), 0);
+    assert_int_equal(sch_bucket_units(N(SCH_T_SMALLINT), b.p, b.len, &u, &err), 0);
+    assert_int_equal(u, -300);
+    sib_buf_free(&b);
+}
+
+static void test_salt_hash(void **state)
+{
+    (void)state;
+    /* deterministic, in range, spread over every salt */
+    unsigned hits[8] = {0};
+    for (uint32_t i = 0; i < 800; i++) {
+        uint8_t ck[4];
+        put_be32(ck, i);
+        uint32_t s = sch_salt_of(8, ck, 4);
+        assert_true(s < 8);
+        assert_int_equal(s, sch_salt_of(8, ck, 4));
+        hits[s]++;
+    }
+    for (int i = 0; i < 8; i++) assert_true(hits[i] > 50);
+    assert_int_equal(sch_salt_of(1, (const uint8_t *)"x", 1), 0);
+    /* the hash is murmur3's h1: pinned so stored rows keep their salt */
+    uint64_t h = (uint64_t)sib_murmur3_h1("abc", 3);
+    assert_int_equal(sch_salt_of(5, (const uint8_t *)"abc", 3), (uint32_t)(h % 5));
+}
+
+/* ks.<name> (sensor text, ts <type>, v int, PRIMARY KEY ((sensor, BUCKET(ts, w)[, SALT(n)]), ts)) */
+static int mk_bucketed(sch_catalog *c, const char *name, const sch_type *tt, sch_lit_kind wk, const char *w,
+                       const char *salt, const sch_table **out, sib_err *err)
+{
+    spec_b b;
+    spec_init(&b, name);
+    spec_col(&b, "sensor", N(SCH_T_VARCHAR), false);
+    spec_col(&b, "ts", tt, false);
+    spec_col(&b, "v", N(SCH_T_INT), false);
+    b.pk[b.s.npk++] = "sensor";
+    if (w) b.pk[b.s.npk++] = "ts_bucket";
+    if (salt) b.pk[b.s.npk++] = "salt";
+    b.ck[b.s.nck++] = "ts";
+    sch_derive_spec d = {.bucket_column = w ? "ts" : NULL, .bucket_width_kind = wk, .bucket_width = w,
+                         .salt_count = salt};
+    b.s.derive = &d;
+    return sch_catalog_create_table(c, &b.s, out, err);
+}
+
+static void test_bucket_tables(void **state)
+{
+    (void)state;
+    sch_catalog *c = mk_catalog();
+    sib_err err;
+    const sch_table *t;
+    assert_int_equal(mk_bucketed(c, "m", N(SCH_T_TIMESTAMP), SCH_LIT_DURATION, "1d", "8", &t, &err), 0);
+    assert_int_equal(sch_table_pk_count(t), 3);
+    assert_string_equal(sch_table_pk(t, 1)->name, "ts_bucket");
+    assert_ptr_equal(sch_table_pk(t, 1)->type, N(SCH_T_TIMESTAMP));
+    assert_string_equal(sch_table_pk(t, 2)->name, "salt");
+    assert_ptr_equal(sch_table_pk(t, 2)->type, N(SCH_T_INT));
+    sch_bucket bk;
+    sch_salt sl;
+    assert_true(sch_table_bucket(t, &bk));
+    assert_int_equal(bk.pk_pos, 1);
+    assert_int_equal(bk.width, 86400000);
+    assert_string_equal(bk.source->name, "ts");
+    assert_true(sch_table_salt(t, &sl));
+    assert_int_equal(sl.count, 8);
+    assert_int_equal(sl.pk_pos, 2);
+    assert_true(sch_column_is_derived(t, sch_table_pk(t, 1)));
+    assert_false(sch_column_is_derived(t, sch_table_pk(t, 0)));
+    sib_buf b;
+    sib_buf_init(&b);
+    sch_bucket_cql(t, &b);
+    sch_salt_cql(t, &b);
+    sib_buf_u8(&b, 0);
+    assert_string_equal((const char *)b.p, "BUCKET(ts, 1d)SALT(8)");
+    /* bucket of a value */
+    uint8_t ts[8];
+    put_be64(ts, (uint64_t)(int64_t)-1);
+    sib_buf_reset(&b);
+    assert_int_equal(sch_bucket_of(&bk, ts, 8, &b, &err), 0);
+    assert_int_equal((int64_t)get_be64(b.p), -86400000);
+
+    /* persisted with the definition, and loaded back */
+    sib_buf tb, kb;
+    sib_buf_init(&tb);
+    sib_buf_init(&kb);
+    assert_int_equal(sch_catalog_serialize_table(t, &tb), 0);
+    assert_int_equal(sch_catalog_serialize_keyspace(sch_catalog_keyspace(c, "ks"), &kb), 0);
+    sch_catalog *d = sch_catalog_create();
+    assert_int_equal(sch_catalog_load_keyspace(d, kb.p, kb.len, &err), 0);
+    assert_int_equal(sch_catalog_load_table(d, tb.p, tb.len, &err), 0);
+    const sch_table *t2 = sch_catalog_table(d, "ks", "m");
+    assert_non_null(t2);
+    assert_true(sch_table_bucket(t2, &bk));
+    assert_int_equal(bk.width, 86400000);
+    assert_string_equal(bk.width_text, "1d");
+    assert_true(sch_table_salt(t2, &sl));
+    assert_int_equal(sl.count, 8);
+    /* a truncated or altered trailer is corrupt */
+    assert_int_equal(sch_catalog_load_table(d, tb.p, tb.len - 1, &err), SIB_ECORRUPT);
+    sib_buf_u8(&tb, 0);
+    assert_int_equal(sch_catalog_load_table(d, tb.p, tb.len, &err), SIB_ECORRUPT);
+    sch_catalog_destroy(d);
+    sib_buf_free(&tb);
+    sib_buf_free(&kb);
+
+    /* other widths and types */
+    assert_int_equal(mk_bucketed(c, "h", N(SCH_T_TIMESTAMP), SCH_LIT_DURATION, "1h30m", NULL, &t, &err), 0);
+    assert_true(sch_table_bucket(t, &bk));
+    assert_int_equal(bk.width, 5400000);
+    assert_false(sch_table_salt(t, &sl));
+    assert_int_equal(mk_bucketed(c, "d", N(SCH_T_DATE), SCH_LIT_DURATION, "7d", NULL, &t, &err), 0);
+    assert_true(sch_table_bucket(t, &bk));
+    assert_int_equal(bk.width, 7);
+    assert_int_equal(mk_bucketed(c, "i", N(SCH_T_BIGINT), SCH_LIT_INTEGER, "1000", NULL, &t, &err), 0);
+    assert_true(sch_table_bucket(t, &bk));
+    assert_int_equal(bk.width, 1000);
+    assert_int_equal(mk_bucketed(c, "s", N(SCH_T_TIMESTAMP), SCH_LIT_DURATION, NULL, "4", &t, &err), 0);
+    assert_false(sch_table_bucket(t, &bk));
+    assert_true(sch_table_salt(t, &sl));
+
+    /* refusals */
+    assert_int_equal(mk_bucketed(c, "x", N(SCH_T_TIMESTAMP), SCH_LIT_DURATION, "1mo", NULL, NULL, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Invalid width 1mo in BUCKET(ts, 1mo): a timestamp column takes a duration without months, e.g. 1h or 1d");
+    assert_int_equal(mk_bucketed(c, "x", N(SCH_T_TIMESTAMP), SCH_LIT_INTEGER, "10", NULL, NULL, &err), SIB_EINVAL);
+    assert_int_equal(mk_bucketed(c, "x", N(SCH_T_DATE), SCH_LIT_DURATION, "12h", NULL, NULL, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Invalid width 12h in BUCKET(ts, 12h): a date column takes whole days, e.g. 7d");
+    assert_int_equal(mk_bucketed(c, "x", N(SCH_T_INT), SCH_LIT_INTEGER, "0", NULL, NULL, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Invalid width 0 in BUCKET(ts, 0): a int column takes a positive integer width");
+    assert_int_equal(mk_bucketed(c, "x", N(SCH_T_VARCHAR), SCH_LIT_INTEGER, "10", NULL, NULL, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "BUCKET(ts, 10): ts must be a timestamp, date or integer column");
+    assert_int_equal(mk_bucketed(c, "x", N(SCH_T_TIMESTAMP), SCH_LIT_DURATION, "1d", "0", NULL, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Invalid salt count 0 in SALT(0): it must be between 1 and 1024");
+
+    spec_b sb;
+    spec_init(&sb, "y");
+    spec_col(&sb, "k", N(SCH_T_INT), false);
+    spec_col(&sb, "ts", N(SCH_T_TIMESTAMP), false);
+    spec_col(&sb, "c", N(SCH_T_INT), false);
+    sb.pk[sb.s.npk++] = "k";
+    sb.pk[sb.s.npk++] = "ts_bucket";
+    sb.ck[sb.s.nck++] = "c";
+    sb.ck[sb.s.nck++] = "ts";
+    sch_derive_spec dd = {.bucket_column = "ts", .bucket_width_kind = SCH_LIT_DURATION, .bucket_width = "1d"};
+    sb.s.derive = &dd;
+    create_err(c, &sb, SIB_EINVAL,
+               "BUCKET(ts, 1d) needs ts as the first clustering column, so that bucket order is clustering order");
+    spec_init(&sb, "y");
+    spec_col(&sb, "k", N(SCH_T_INT), false);
+    spec_col(&sb, "v", N(SCH_T_INT), false);
+    sb.pk[sb.s.npk++] = "k";
+    sb.pk[sb.s.npk++] = "salt";
+    sch_derive_spec ds = {.salt_count = "8"};
+    sb.s.derive = &ds;
+    create_err(c, &sb, SIB_EINVAL, "SALT(8) needs at least one clustering column: the salt is a hash of the clustering key");
+    sb.ck[sb.s.nck++] = "v";
+    spec_col(&sb, "st", N(SCH_T_INT), true);
+    create_err(c, &sb, SIB_EINVAL, "SALT(8) cannot be used with static columns (st): a static row would split across salts");
+
+    /* derived columns and the bucket's source cannot be dropped, renamed; no static column on a salted table */
+    const char *drop[] = {"ts_bucket"}, *src[] = {"ts"}, *to[] = {"t2"}, *salt[] = {"salt"};
+    assert_int_equal(sch_catalog_alter_drop(c, "ks", "m", drop, 1, 1, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot drop column ts_bucket of table ks.m: it is derived by BUCKET(ts, 1d) in the partition key");
+    assert_int_equal(sch_catalog_alter_rename(c, "ks", "m", src, to, 1, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot rename column ts of table ks.m: the partition key's BUCKET(ts, 1d) derives from it");
+    assert_int_equal(sch_catalog_alter_rename(c, "ks", "m", salt, to, 1, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot rename column salt of table ks.m: it is derived by SALT(8) in the partition key");
+    sch_coldef st = {"st", N(SCH_T_INT), true};
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "m", &st, 1, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot add static column st to a table with SALT(8): a static row would split across salts");
+    assert_int_equal(sch_catalog_alter_add(c, "ks", "h", &st, 1, false, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Cannot add static column st to a table with BUCKET(...): a static row would be one per "
+                                 "bucket, not one per natural partition");
+    spec_init(&sb, "y");
+    spec_col(&sb, "k", N(SCH_T_INT), false);
+    spec_col(&sb, "ts", N(SCH_T_TIMESTAMP), false);
+    spec_col(&sb, "st", N(SCH_T_INT), true);
+    sb.pk[sb.s.npk++] = "k";
+    sb.pk[sb.s.npk++] = "ts_bucket";
+    sb.ck[sb.s.nck++] = "ts";
+    sb.s.derive = &dd;
+    create_err(c, &sb, SIB_EINVAL, "BUCKET(ts, 1d) cannot be used with static columns (st): a static row would be one "
+                                   "per bucket, not one per natural partition");
+    sib_buf_free(&b);
+    sch_catalog_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1835,6 +2081,9 @@ int main(void)
         cmocka_unit_test(test_defs_snapshot),
         cmocka_unit_test(test_system_tables),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_bucket_math),
+        cmocka_unit_test(test_salt_hash),
+        cmocka_unit_test(test_bucket_tables),
     };
     return cmocka_run_group_tests(tests, setup_types, teardown_types);
 }

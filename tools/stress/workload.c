@@ -29,6 +29,12 @@
  * uuid/timeuuid/inet are bits of mix(v) (with version bits set).
  * Collections, UDTs, tuples, durations and counters are refused at setup.
  *
+ * A table with BUCKET(...) / SALT(...) in its partition key (its
+ * system_schema.tables extensions name them) has derived partition key
+ * columns that the node computes: they are left out of the INSERT and of
+ * the key generation, so a "partition" here is the natural key, and the
+ * PREPARED answer carries no partition key indexes (no token routing).
+ *
  * insert: `partitions` partitions, each with the share `select` of its
  * rows (at least one); one statement is an EXECUTE, more go as one BATCH
  * of `batchtype`. The largest possible batch (max partitions x max rows)
@@ -470,6 +476,59 @@ static int load_columns(workload *wl, cli_client *cl, const stress_profile *p, s
     return rc;
 }
 
+/* The derived column a table extension value names: "BUCKET(ts, 1h)" ->
+ * "ts_bucket", "SALT(8)" -> "salt"; "" for anything else. */
+static void derived_name(const uint8_t *v, size_t n, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (n > 7 && !memcmp(v, "BUCKET(", 7)) {
+        const uint8_t *comma = memchr(v, ',', n);
+        size_t len = comma ? (size_t)(comma - v) - 7 : 0;
+        const uint8_t *src = v + 7;
+        if (len && src[0] == '"' && src[len - 1] == '"' && len >= 2) src++, len -= 2; /* a quoted name */
+        if (len && len + sizeof "_bucket" <= cap) snprintf(out, cap, "%.*s_bucket", (int)len, (const char *)src);
+    } else if (n > 5 && !memcmp(v, "SALT(", 5)) {
+        snprintf(out, cap, "salt");
+    }
+}
+
+/* Leaves out the partition key columns the node derives (BUCKET / SALT). */
+static int drop_derived(workload *wl, cli_client *cl, const stress_profile *p, sib_err *err)
+{
+    cql_value vals[2] = {{(const uint8_t *)p->keyspace, (int32_t)strlen(p->keyspace)},
+                         {(const uint8_t *)p->table, (int32_t)strlen(p->table)}};
+    cli_query_opts qo = {.consistency = CQL_ONE, .values = vals, .nvalues = 2};
+    cli_result r;
+    int rc = cli_client_query_opts(cl, "SELECT extensions FROM system_schema.tables "
+                                       "WHERE keyspace_name = ? AND table_name = ?", &qo, &r, err);
+    if (rc) return rc;
+    cql_value m = r.kind == CLI_RESULT_ROWS && r.u.rows.nrows ? cli_result_cell(&r, 0, 0) : (cql_value){NULL, -1};
+    /* map<text, blob>: i32 count, then [i32 len | bytes] key and value */
+    const uint8_t *q = m.p, *end = m.len > 0 ? m.p + m.len : m.p;
+    uint32_t count = m.len >= 4 ? get_be32(q) : 0;
+    q += m.len >= 4 ? 4 : 0;
+    for (uint32_t e = 0; e < count; e++) {
+        int32_t kl, vl;
+        if (end - q < 4 || (kl = (int32_t)get_be32(q)) < 0 || end - q - 4 < kl) break;
+        q += 4 + kl;
+        if (end - q < 4 || (vl = (int32_t)get_be32(q)) < 0 || end - q - 4 < vl) break;
+        char name[300];
+        derived_name(q + 4, (size_t)vl, name, sizeof name);
+        q += 4 + vl;
+        for (size_t k = 0; name[0] && k < wl->ncols; k++) {
+            if (strcmp(wl->cols[k].name, name) || wl->cols[k].kind != COL_PK) continue;
+            free(wl->cols[k].name);
+            memmove(&wl->cols[k], &wl->cols[k + 1], (wl->ncols - k - 1) * sizeof *wl->cols);
+            wl->ncols--;
+            wl->npk--;
+            break;
+        }
+    }
+    cli_result_free(&r);
+    if (!wl->npk) return sib_err_set(err, SIB_EINVAL, "table %s.%s: no natural partition key column", p->keyspace, p->table);
+    return 0;
+}
+
 /* Applies the columnspec (and cassandra-stress's defaults) to the columns. */
 static int apply_columnspec(workload *wl, const stress_profile *p, sib_err *err)
 {
@@ -640,6 +699,7 @@ static int setup_user(stress_shared *sh, cli_client *cl, sib_err *err)
     sib_buf_free(&use);
     if (rc == 0) rc = run_definition(cl, p->table_def, "table_definition", err);
     if (rc == 0) rc = load_columns(wl, cl, p, err);
+    if (rc == 0) rc = drop_derived(wl, cl, p, err);
     if (rc == 0) rc = apply_columnspec(wl, p, err);
     stress_opdef probe;
     if (rc == 0) rc = insert_cql(wl, cl, p, &probe, err);
