@@ -24,6 +24,7 @@ typedef struct ring_entry {
 
 typedef struct coord_write_op coord_write_op;
 typedef struct coord_read_op coord_read_op;
+typedef struct coord_range_op coord_range_op;
 
 struct coord {
     member *members;
@@ -34,6 +35,7 @@ struct coord {
     coord_io io;              /* zeroed until coord_attach */
     coord_write_op *writes;   /* in flight (remote replicas), freed by coord_destroy */
     coord_read_op *reads;     /* in flight, freed by coord_destroy */
+    coord_range_op *ranges;   /* range reads in flight, freed by coord_destroy */
     int64_t last_write_warn_us; /* write failures are logged at most once a second */
 };
 
@@ -46,5 +48,22 @@ void coord_reads_free(coord *c);
 int coord_table_known(coord *c, const uint8_t id[16], const uint8_t schema_version[16]);
 /* Registers the READ verb (coord_attach). */
 void coord_read_attach(coord *c);
+/* Index of the first ring token >= t (0 past the last: the ring wraps). */
+size_t ring_first(const coord *c, int64_t t);
+/* Registers the RANGE_READ verb (coord_attach); range.c. */
+void coord_range_attach(coord *c);
+void coord_ranges_free(coord *c);
+/* A slice bound on the wire (read.c): flags (1: bit 0 inclusive, bit 1
+ * unbounded) | length (4) | key; rd_bound refuses anything out of bounds. */
+void put_bound(sib_buf *b, const st_bound *x);
+bool rd_bound(sib_rd *r, st_bound *x);
+/* Answers a READ or RANGE_READ (coord_read_answer framing); read.c. */
+struct msg_in;
+void read_answer(coord *c, const struct msg_in *req, int status, const uint8_t *p, size_t len);
+/* The table a READ or RANGE_READ names, or NULL once the sender got
+ * 'unknown table' (range.c). */
+st_table *replica_table(coord *c, const struct msg_in *m, const uint8_t id[16], const uint8_t schema_version[16]);
+/* Does member m's answer count at cl (LOCAL_*: only the local datacenter's)? */
+bool counts_for(const coord *c, int cl, size_t m);
 
 #endif

@@ -149,6 +149,7 @@ void coord_destroy(coord *c)
     if (!c) return;
     coord_writes_free(c);
     coord_reads_free(c);
+    coord_ranges_free(c);
     free(c->members);
     free(c->ring);
     free(c);
@@ -259,7 +260,7 @@ void coord_member_set_alive(coord *c, const char *addr, bool alive)
 const char *coord_local_dc(const coord *c) { return c->members[0].dc; }
 
 /* First ring index whose token is >= t (wrapping to 0). */
-static size_t ring_first(const coord *c, int64_t t)
+size_t ring_first(const coord *c, int64_t t)
 {
     size_t lo = 0, hi = c->nring;
     while (lo < hi) {
