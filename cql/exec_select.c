@@ -844,7 +844,10 @@ static int check_consistency(exec_ctx *c, const sch_table *t, const exec_restr *
     coord_repl repl;
     int rc = exec_keyspace_repl(c, sch_table_keyspace(t), &repl, err);
     if (rc) return rc;
-    int64_t tok = (r->pk_complete && r->npks) ? sib_murmur3_token(r->pks[0].p, (size_t)r->pks[0].len) : 0;
+    /* a scan: its first token (each later range is checked when it is read) */
+    int64_t tok = INT64_MIN;
+    if (r->pk_complete && r->npks) tok = sib_murmur3_token(r->pks[0].p, (size_t)r->pks[0].len);
+    else if (r->token_restricted) tok = r->token_start + (!r->token_start_incl && r->token_start < INT64_MAX);
     return coord_check(c->ex->co, &repl, c->consistency, false, tok, err);
 }
 

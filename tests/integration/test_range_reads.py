@@ -11,12 +11,13 @@ Expected results are computed here, with the driver's own murmur3 for the
 token order. Every node is stopped by pid at teardown (make_cluster).
 """
 
+import os
+import signal
 import struct
-import uuid
 
 import pytest
 
-from cassandra import ConsistencyLevel, Unavailable
+from cassandra import ConsistencyLevel, ReadTimeout, Unavailable
 from cassandra.murmur3 import murmur3
 from cassandra.query import SimpleStatement
 
@@ -103,6 +104,7 @@ def test_rf1_scans_see_every_node(make_cluster, clusters):
     check_scans(ss, want, ONE)
 
     # a node down: its ranges have no live replica
+    ring = sorted((int(t), i) for i, s in enumerate(ss) for t in q(s, "SELECT tokens FROM system.local", ONE).one()[0])
     c[2].kill9()
     wait_down(c, c[:2], c[2].host)
     with pytest.raises(Unavailable) as e:
@@ -110,6 +112,12 @@ def test_rf1_scans_see_every_node(make_cluster, clusters):
     assert e.value.required_replicas == 1 and e.value.alive_replicas == 0
     with pytest.raises(Unavailable):
         q(ss[1], "SELECT COUNT(*) FROM ks.t", ONE)
+    # ... but a token range the live nodes own still reads: (previous token, T]
+    for j in range(1, len(ring)):
+        if ring[j][1] != 2:
+            lo, hi = ring[j - 1][0], ring[j][0]
+            got = scan(ss[0], ONE, "SELECT k, c, v FROM ks.t WHERE token(k) > %d AND token(k) <= %d" % (lo, hi))
+            assert got == [r for r in want if lo < token(r[0]) <= hi]
 
 
 def test_rf3_scans_and_levels_follow_liveness(make_cluster, clusters):
@@ -194,3 +202,20 @@ def test_scan_of_an_empty_and_a_fresh_table(make_cluster, clusters):
     q(ss[0], "INSERT INTO ks.t (k, c, v) VALUES (1, 1, 'x')", ONE)
     for s in ss:
         assert scan(s, ALL) == [(1, 1, "x")]
+
+
+def test_frozen_replica_range_read_timeout(make_cluster, clusters):
+    c, ss = cluster_with_table(make_cluster, clusters, 3,
+                               config={"gossip_interval_ms": 200, "phi_convict_threshold": 16,
+                                       "range_request_timeout": "1s"})
+    fill(ss[0], 10, 1, ALL)
+    pid = c[2].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(ReadTimeout) as e:
+            scan(ss[0], ALL)
+        assert e.value.received_responses == 2 and e.value.required_responses == 3
+        assert e.value.consistency == ALL
+        assert len(scan(ss[1], ONE)) == 10  # the local replica answers ONE
+    finally:
+        os.kill(pid, signal.SIGCONT)
