@@ -21,6 +21,7 @@ from cassandra import ConsistencyLevel, ReadTimeout, Unavailable
 from cassandra.murmur3 import murmur3
 from cassandra.query import SimpleStatement
 
+from sibyl_harness import flush
 from test_coordinator import FAST, session_on, wait_down
 from test_reads import cluster_with_table, wait_up
 
@@ -36,10 +37,10 @@ def q(s, text, cl, fetch_size=None, paging_state=None, params=None):
     return s.execute(st, params, paging_state=paging_state)
 
 
-def fill(s, nparts, nrows, cl):
+def fill(s, nparts, nrows, cl, first=0):
     ins = s.prepare("INSERT INTO ks.t (k, c, v) VALUES (?, ?, ?)")
     ins.consistency_level = cl
-    for k in range(nparts):
+    for k in range(first, nparts):
         for c in range(nrows):
             s.execute(ins, (k, c, "v%d" % ((k + c) % 3)))
 
@@ -99,7 +100,9 @@ def all_rows(nparts, nrows):
 
 def test_rf1_scans_see_every_node(make_cluster, clusters):
     c, ss = cluster_with_table(make_cluster, clusters, 1, config=FAST)
-    fill(ss[0], 60, 3, ONE)
+    fill(ss[0], 30, 3, ONE)
+    flush(c[1])  # one node reads part of its scan from an SSTable
+    fill(ss[0], 60, 3, ONE, first=30)
     want = all_rows(60, 3)
     check_scans(ss, want, ONE)
 
@@ -160,6 +163,8 @@ def test_short_read_protection(make_cluster, clusters):
     c, ss = cluster_with_table(make_cluster, clusters, 3, config=FAST)
     nparts, nrows = 24, 4
     fill(ss[0], nparts, nrows, ALL)
+    for n in c:  # the rows in SSTables, the deletions below in memtables
+        flush(n)
     order = sorted(range(nparts), key=token)
     # partitions deleted while node 3 was down, rows while node 2 was down,
     # each chosen at the front of the token order so every LIMIT meets them
