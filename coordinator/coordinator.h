@@ -370,10 +370,12 @@ typedef void (*coord_range_fn)(void *ctx, int rc, const sib_err *err, st_merge *
  * the first place a replica stopped, so no row another replica's
  * tombstone removed is missed past a cut answer (short-read protection:
  * the caller asks for the next piece from there). `done` runs once, on
- * the loop, never from inside this call; range_request_timeout bounds it
- * (ReadTimeout). SIB_EUNAVAIL when too few replicas of the stretch are
- * alive; <0 without calling done when nothing started. No read repair. */
-int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, coord_range_fn done,
-                     void *ctx, sib_err *err);
+ * the loop, never from inside this call. range_request_timeout counts
+ * from began_us (sib_now_us() of the query's start, so it bounds the
+ * whole query, as Cassandra's does; 0: now) -> ReadTimeout. SIB_EUNAVAIL
+ * when too few replicas of the stretch are alive; <0 without calling done
+ * when nothing started. No read repair. */
+int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, int64_t began_us,
+                     coord_range_fn done, void *ctx, sib_err *err);
 
 #endif

@@ -423,6 +423,7 @@ struct coord_range_op {
     int received, failed;
     size_t pending;         /* callbacks still to come */
     bool answered, empty;   /* empty: nothing to ask, the range is over */
+    int timeout_ms;         /* what is left of range_request_timeout */
     ev_timer timer, kick;
     coord_range_op *prev, *next;
 };
@@ -633,7 +634,7 @@ static void target_send(coord_range_op *op, rg_target *t)
         if (src == 1) src = 0;
     } else {
         src = msg_request(c->io.ms, c->members[t->member].addr, coord_member_port(c, t->member),
-                          COORD_VERB_RANGE_READ, op->msg.p, (uint32_t)op->msg.len, c->io.range_timeout_ms,
+                          COORD_VERB_RANGE_READ, op->msg.p, (uint32_t)op->msg.len, op->timeout_ms,
                           on_remote_answer, t, &e);
     }
     if (src) target_failed(t, e.msg);
@@ -654,8 +655,8 @@ static size_t range_targets(const coord *c, const coord_repl *repl, int cl, int6
     return n;
 }
 
-int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, coord_range_fn done,
-                     void *ctx, sib_err *err)
+int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, int64_t began_us,
+                     coord_range_fn done, void *ctx, sib_err *err)
 {
     if (!c->io.ms || !c->io.st || !c->io.loop) return sib_err_set(err, SIB_EINVAL, "coordinator not attached");
     /* the first token the piece can hold */
@@ -710,7 +711,10 @@ int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl
     op->next = c->ranges;
     if (c->ranges) c->ranges->prev = op;
     c->ranges = op;
-    ev_timer_init(&op->timer, on_range_timeout, c->io.range_timeout_ms / 1000.0, 0);
+    /* what is left of the query's time: an earlier piece may have used some */
+    int64_t left_us = (int64_t)c->io.range_timeout_ms * 1000 - (began_us ? sib_now_us() - began_us : 0);
+    op->timeout_ms = (int)(SIB_MAX(left_us, 1000) / 1000);
+    ev_timer_init(&op->timer, on_range_timeout, op->timeout_ms / 1000.0, 0);
     op->timer.data = op;
     ev_timer_init(&op->kick, on_range_kick, 0, 0);
     op->kick.data = op;

@@ -1186,7 +1186,7 @@ static int scan_all(cluster3 *k, int via, int cl, uint32_t max_parts, int *piece
         sib_err err = {0};
         r->calls = 0;
         r->live = 0;
-        int rc = coord_range_read(k->co[via], &rq, &rf3, cl, on_range_done, r, &err);
+        int rc = coord_range_read(k->co[via], &rq, &rf3, cl, 0, on_range_done, r, &err);
         if (rc) return rc;
         assert_int_equal(r->calls, 0); /* never from inside coord_range_read */
         run_until(k->loop, &r->calls, 1, 5);
@@ -1241,7 +1241,7 @@ static void test_range_read_through_replicas(void **state)
                           .start = {INT64_MIN, NULL, 0, true}, .end_token = INT64_MAX, .max_parts = 10};
     sib_err err = {0};
     memset(&r, 0, sizeof r);
-    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, on_range_done, &r, &err), 0);
+    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, 0, on_range_done, &r, &err), 0);
     run_until(k.loop, &r.calls, 1, 5);
     assert_int_equal(r.rc, SIB_EREADFAIL);
     /* a replica that never answers: ReadTimeout after range_request_timeout */
@@ -1255,7 +1255,7 @@ static void test_range_read_through_replicas(void **state)
     /* down replicas: Unavailable before anything is sent */
     coord_member_set_alive(k.co[0], "127.0.0.3", false);
     rq.table_id = TBL;
-    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, on_range_done, &r, &err), SIB_EUNAVAIL);
+    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, 0, on_range_done, &r, &err), SIB_EUNAVAIL);
     assert_int_equal(err.ex[1], 3);
     assert_int_equal(err.ex[2], 2);
     int none = 0;
