@@ -346,6 +346,14 @@ size_t coord_range_split(const coord *c, const coord_repl *r, int64_t lo, int64_
  * (LocalStrategy, a one-member ring): a scan then needs no messaging. */
 bool coord_range_local_only(const coord *c, const coord_repl *r);
 
+/* A shortcut for blockFor 1 (ONE, LOCAL_ONE): when this node replicates
+ * the stretch a scan from start reads next (as coord_range_read picks it)
+ * and is alive, the local replica alone is that read's answer: true with
+ * *end the stretch's last token, and the caller reads it from its own
+ * storage (no serialization, no merge), then goes on after *end. */
+bool coord_range_local_stretch(const coord *c, const coord_repl *r, int cl, const st_position *start,
+                               int64_t end_token, int64_t *end);
+
 /* Where a range read's piece ends. The merge holds, reconciled, every
  * partition of the replicas after the request's start up to and including
  * through (through_pk NULL: every partition of through_token); done: that

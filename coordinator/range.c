@@ -641,6 +641,30 @@ static void target_send(coord_range_op *op, rg_target *t)
     else op->pending++;
 }
 
+/* The stretch a scan from `s` reads next: false when nothing is left up to
+ * end_token, else true with *end its last token. */
+static bool next_stretch(const coord *c, const coord_repl *r, const st_position *s, int64_t end_token, int64_t *end)
+{
+    *end = end_token;
+    if (!s->pk && !s->inclusive && s->token == INT64_MAX) return false;
+    int64_t from = (s->pk || s->inclusive) ? s->token : s->token + 1;
+    if (from > end_token) return false;
+    *end = piece_end(c, r, from, end_token, true);
+    return true;
+}
+
+bool coord_range_local_stretch(const coord *c, const coord_repl *r, int cl, const st_position *start,
+                               int64_t end_token, int64_t *end)
+{
+    size_t rm[MAX_REPLICAS];
+    if (coord_block_for(c, r, cl) > 1 || !c->members[0].alive || !next_stretch(c, r, start, end_token, end))
+        return false;
+    size_t k = coord_replicas(c, r, *end, rm, MAX_REPLICAS);
+    for (size_t i = 0; i < k; i++)
+        if (rm[i] == 0) return true;
+    return false;
+}
+
 /* The replicas to ask for the stretch ending at `end`: live ones, the local
  * one first (its answer costs no message), only local-datacenter ones for
  * LOCAL_ONE / LOCAL_QUORUM. */
@@ -660,11 +684,8 @@ int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl
 {
     if (!c->io.ms || !c->io.st || !c->io.loop) return sib_err_set(err, SIB_EINVAL, "coordinator not attached");
     /* the first token the piece can hold */
-    const st_position *s = &rq->start;
-    bool empty = !s->pk && !s->inclusive && s->token == INT64_MAX;
-    int64_t from = (s->pk || s->inclusive || empty) ? s->token : s->token + 1;
-    empty = empty || from > rq->end_token;
-    int64_t end = empty ? rq->end_token : piece_end(c, repl, from, rq->end_token, true);
+    int64_t end;
+    bool empty = !next_stretch(c, repl, &rq->start, rq->end_token, &end);
     size_t order[MAX_REPLICAS], n = 0;
     int block_for = 1;
     if (!empty) {

@@ -573,24 +573,45 @@ static int remote_piece(sel_read *rd, const st_rreq *rq, sib_err *err)
 
 static void on_range(void *ctx, int rc, const sib_err *err, st_merge *mg, const coord_range_result *res);
 
+/* Where a scan piece that stops at a stretch's end (rather than at its
+ * bound) goes on: take_page resumes after through (through_pk NULL: after
+ * every partition of through_token). */
+static void set_range_end(sel_read *rd, const coord_range_result *res)
+{
+    rd->range_piece = true;
+    rd->range_done = res->done;
+    rd->range_tok = res->through_token;
+    rd->range_has_pk = res->through_pk != NULL;
+    sib_buf_reset(&rd->range_pk);
+    if (res->through_pk) sib_buf_append(&rd->range_pk, res->through_pk, res->through_pklen);
+}
+
 /* A scan piece of a keyspace this node does not hold whole goes through
  * the replicas (coord_range_read, coordinator.h): 1 = asked (on_range goes
- * on), 0 = read it locally, <0 = failed. They are asked for about as many
- * partitions as the page or LIMIT still needs; a piece that holds fewer
- * rows (deleted, filtered out) is followed by the next one. */
-static int remote_scan_piece(sel_read *rd, const st_rreq *rq, sib_err *err)
+ * on), 0 = read it locally (rq may be narrowed to a stretch this node
+ * answers alone at the level), <0 = failed. They are asked for about as
+ * many partitions as the page or LIMIT still needs; a piece that holds
+ * fewer rows (deleted, filtered out) is followed by the next one. */
+static int remote_scan_piece(sel_read *rd, st_rreq *rq, sib_err *err)
 {
     cql_exec *ex = rd->ex;
     if (!rd->range_remote || rq->pk) return 0;
     sel_run *run = &rd->run;
+    st_position from = rq->start ? *rq->start : (st_position){INT64_MIN, NULL, 0, true};
+    int64_t qend = rq->has_end ? rq->end_token : INT64_MAX, send;
+    if (coord_range_local_stretch(ex->co, &rd->repl, run->c->consistency, &from, qend, &send)) {
+        coord_range_result res = {.done = send >= qend, .through_token = send};
+        set_range_end(rd, &res);
+        rq->has_end = true;
+        rq->end_token = send;
+        return rd->range_pk.oom ? oom(err) : 0;
+    }
     int64_t want = 1024;
     if (!run->sel.aggregate && run->page_size > 0) want = run->page_size - (int64_t)run->nrows + 1;
     if (run->limit_left > 0) want = SIB_MIN(want, run->limit_left + 1);
     uint8_t version[16];
     sch_catalog_schema_version(ex->cat, version);
-    coord_range_req cr = {.table_id = rd->table_id, .schema_version = version,
-                          .start = rq->start ? *rq->start : (st_position){INT64_MIN, NULL, 0, true},
-                          .end_token = rq->has_end ? rq->end_token : INT64_MAX,
+    coord_range_req cr = {.table_id = rd->table_id, .schema_version = version, .start = from, .end_token = qend,
                           .slices = rq->static_only ? NULL : rq->slices,
                           .nslices = rq->static_only ? 0 : rq->nslices,
                           .now_s = rq->now_s,
@@ -1036,12 +1057,7 @@ static void merged_back(sel_read *rd, int rc, const sib_err *err, st_merge *mg, 
             rc = st_merge_read(mg, rd->table_id, &rq, &pg, &e);
         }
         if (res) {
-            rd->range_piece = true;
-            rd->range_done = res->done;
-            rd->range_tok = res->through_token;
-            rd->range_has_pk = res->through_pk != NULL;
-            sib_buf_reset(&rd->range_pk);
-            if (res->through_pk) sib_buf_append(&rd->range_pk, res->through_pk, res->through_pklen);
+            set_range_end(rd, res);
             if (!rc && rd->range_pk.oom) rc = oom(&e);
         }
         err = &e;

@@ -1137,6 +1137,23 @@ static void test_range_split(void **state)
     assert_int_equal(coord_range_split(c, &rf1, 1, 200, true, ends, 16), 2);
     assert_int_equal(ends[0], 50);
     assert_int_equal(ends[1], 200);
+    /* blockFor 1 and a stretch this node replicates: it answers alone */
+    int64_t end = 0;
+    st_position from = {INT64_MIN, NULL, 0, true};
+    assert_true(coord_range_local_stretch(c, &rf1, CL_ONE, &from, INT64_MAX, &end));
+    assert_int_equal(end, -100);
+    from = (st_position){-100, NULL, 0, false}; /* after -100: the peer's (-100, -50] */
+    assert_false(coord_range_local_stretch(c, &rf1, CL_ONE, &from, INT64_MAX, &end));
+    from = (st_position){-50, (const uint8_t *)"k", 1, false}; /* a key at -50: still the peer's */
+    assert_false(coord_range_local_stretch(c, &rf1, CL_ONE, &from, INT64_MAX, &end));
+    from = (st_position){50, NULL, 0, false};
+    assert_true(coord_range_local_stretch(c, &rf1, CL_LOCAL_ONE, &from, 4000, &end));
+    assert_int_equal(end, 4000);
+    assert_true(coord_range_local_stretch(c, &rf2, CL_ONE, &from, INT64_MAX, &end));
+    assert_int_equal(end, INT64_MAX);
+    assert_false(coord_range_local_stretch(c, &rf2, CL_QUORUM, &from, INT64_MAX, &end));
+    from = (st_position){INT64_MAX, NULL, 0, false}; /* nothing after the end of the ring */
+    assert_false(coord_range_local_stretch(c, &rf2, CL_ONE, &from, INT64_MAX, &end));
     /* cap: the count is still the whole */
     assert_int_equal(coord_range_split(c, &rf1, INT64_MIN, INT64_MAX, false, ends, 2), 7);
     assert_int_equal(coord_range_split(c, &rf1, 5, 4, false, ends, 16), 0);
