@@ -22,6 +22,7 @@ from cassandra.murmur3 import murmur3
 from cassandra.query import SimpleStatement
 
 from sibyl_harness import flush
+from conftest import wait_until
 from test_coordinator import FAST, session_on, wait_down
 from test_reads import cluster_with_table, wait_up
 
@@ -224,3 +225,25 @@ def test_frozen_replica_range_read_timeout(make_cluster, clusters):
         assert len(scan(ss[1], ONE)) == 10  # the local replica answers ONE
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def test_static_columns_and_distinct_across_nodes(make_cluster, clusters):
+    """A partition with only its static row still shows as one row (the
+    clustering and regular columns null), and DISTINCT sees every node's
+    partitions, through the replicas as on one node."""
+    c, ss = cluster_with_table(make_cluster, clusters, 2, config=FAST)  # QUORUM: both replicas merged
+    ss[0].execute("CREATE TABLE ks.st (k int, c int, s text STATIC, v int, PRIMARY KEY (k, c))")
+    q_id = "SELECT id FROM system_schema.tables WHERE keyspace_name = 'ks' AND table_name = 'st'"
+    for s in ss:
+        wait_until(lambda: s.execute(q_id).one() is not None, timeout=30, what="the table reaches every node")
+    for k in range(20):
+        q(ss[0], "INSERT INTO ks.st (k, s) VALUES (%s, %s)", ALL, params=(k, "s%d" % k))
+        if k % 2:
+            q(ss[0], "INSERT INTO ks.st (k, c, v) VALUES (%s, 1, %s)", ALL, params=(k, k))
+    keys = sorted(range(20), key=token)
+    want = [(k, 1 if k % 2 else None, "s%d" % k, k if k % 2 else None) for k in keys]
+    for s in ss:
+        for cl in (ONE, QUORUM):
+            assert [(r.k, r.c, r.s, r.v) for r in q(s, "SELECT k, c, s, v FROM ks.st", cl)] == want
+            assert [(r.k, r.s) for r in q(s, "SELECT DISTINCT k, s FROM ks.st", cl)] == \
+                [(k, "s%d" % k) for k in keys]
