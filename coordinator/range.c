@@ -469,7 +469,8 @@ static void gop_finish(coord_range_op *op)
     const coord_range_answer *cut = NULL;
     for (size_t i = 0; i < op->ntargets; i++) {
         const coord_range_answer *a = &op->targets[i].ans;
-        if (op->targets[i].state != T_DATA || !a->more) continue;
+        /* a stop past the stretch's end is no stop within it */
+        if (op->targets[i].state != T_DATA || !a->more || a->resume_token > op->rq.end_token) continue;
         if (!cut || pos_cmp(a->resume_token, a->resume_pk, a->resume_pklen, cut->resume_token, cut->resume_pk,
                             cut->resume_pklen) < 0)
             cut = a;
@@ -482,8 +483,18 @@ static void gop_finish(coord_range_op *op)
     res.done = !cut && op->rq.end_token >= op->query_end;
     sib_err err = {0};
     int rc = 0;
-    st_merge *mg = st_merge_create();
-    if (!mg) rc = sib_err_set(&err, SIB_ENOMEM, "range read");
+    st_merge *mg = NULL;
+    /* a replica that stopped without passing the start would make the caller
+     * ask the same piece forever */
+    if (cut && !after_start(&op->rq.start, cut->resume_token, cut->resume_pk, cut->resume_pklen)) {
+        rc = sib_err_set(&err, SIB_EREADFAIL, "Operation failed - a replica's range answer did not advance");
+        err.ex[0] = op->cl;
+        err.ex[1] = op->received;
+        err.ex[2] = op->block_for;
+        err.ex[3] = 1;
+    } else if (!(mg = st_merge_create())) {
+        rc = sib_err_set(&err, SIB_ENOMEM, "range read");
+    }
     for (size_t i = 0; !rc && i < op->ntargets; i++) {
         const rg_target *t = &op->targets[i];
         for (size_t k = 0; !rc && t->state == T_DATA && k < t->ans.nparts; k++) {
