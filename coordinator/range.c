@@ -694,7 +694,6 @@ int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl
                      coord_range_fn done, void *ctx, sib_err *err)
 {
     if (!c->io.ms || !c->io.st || !c->io.loop) return sib_err_set(err, SIB_EINVAL, "coordinator not attached");
-    /* the first token the piece can hold */
     int64_t end;
     bool empty = !next_stretch(c, repl, &rq->start, rq->end_token, &end);
     size_t order[MAX_REPLICAS], n = 0;
