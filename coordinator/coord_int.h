@@ -46,6 +46,7 @@ typedef struct coord_batchlog {
     coord_batchlog_stats stats;
     int64_t last_warn_us;
 } coord_batchlog;
+typedef struct coord_range_op coord_range_op;
 
 struct coord {
     member *members;
@@ -62,6 +63,7 @@ struct coord {
     size_t nforming, forming_cap;
     ev_prepare flight;
     uint64_t read_rounds, reads_coalesced;
+    coord_range_op *ranges;   /* range reads in flight, freed by coord_destroy */
     int64_t last_write_warn_us; /* write failures are logged at most once a second */
     int64_t ring_changed_us;    /* the last coord_member_update */
     coord_batchlog bl;
@@ -86,5 +88,22 @@ void coord_batchlog_free(coord *c);
  * answers once durable. */
 void coord_replica_answer(coord *c, const msg_in *req, int status, const char *msg);
 void coord_replica_apply(coord *c, const msg_in *req, st_mutation *const *muts, size_t n, unsigned flags);
+/* Index of the first ring token >= t (0 past the last: the ring wraps). */
+size_t ring_first(const coord *c, int64_t t);
+/* Registers the RANGE_READ verb (coord_attach); range.c. */
+void coord_range_attach(coord *c);
+void coord_ranges_free(coord *c);
+/* A slice bound on the wire (read.c): flags (1: bit 0 inclusive, bit 1
+ * unbounded) | length (4) | key; rd_bound refuses anything out of bounds. */
+void put_bound(sib_buf *b, const st_bound *x);
+bool rd_bound(sib_rd *r, st_bound *x);
+/* Answers a READ or RANGE_READ (coord_read_answer framing); read.c. */
+struct msg_in;
+void read_answer(coord *c, const struct msg_in *req, int status, const uint8_t *p, size_t len);
+/* The table a READ or RANGE_READ names, or NULL once the sender got
+ * 'unknown table' (range.c). */
+st_table *replica_table(coord *c, const struct msg_in *m, const uint8_t id[16], const uint8_t schema_version[16]);
+/* Does member m's answer count at cl (LOCAL_*: only the local datacenter's)? */
+bool counts_for(const coord *c, int cl, size_t m);
 
 #endif

@@ -150,6 +150,7 @@ void coord_destroy(coord *c)
     coord_writes_free(c);
     coord_reads_free(c);
     coord_batchlog_free(c);
+    coord_ranges_free(c);
     free(c->members);
     free(c->ring);
     free(c);
@@ -286,7 +287,7 @@ bool coord_member_remove(coord *c, const char *addr)
 const char *coord_local_dc(const coord *c) { return c->members[0].dc; }
 
 /* First ring index whose token is >= t (wrapping to 0). */
-static size_t ring_first(const coord *c, int64_t t)
+size_t ring_first(const coord *c, int64_t t)
 {
     size_t lo = 0, hi = c->nring;
     while (lo < hi) {

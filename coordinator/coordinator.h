@@ -13,6 +13,7 @@
  * the local node keeps the direct storage path (coord_local_only).
  * Single-partition reads go through blockFor replicas (coord_read,
  * read.c): unfiltered answers reconciled by LWW, blocking read repair.
+ * Scans go through them range by range (coord_range_read, range.c).
  * docs/architecture.md ("The cluster") has the request flow.
  *
  * Invariants: ring tokens are sorted and unique; a replica list never names
@@ -174,6 +175,7 @@ typedef struct coord_io {
     storage *st;
     int write_timeout_ms;            /* write_request_timeout; 0 -> 2000 */
     int read_timeout_ms;             /* read_request_timeout; 0 -> 5000 */
+    int range_timeout_ms;            /* range_request_timeout; 0 -> 10000 */
     coord_table_check_fn table_check; /* may be NULL */
     void *table_check_ctx;
     coord_schema_pull_fn schema_pull; /* may be NULL: unknown tables are refused at once */
@@ -188,7 +190,7 @@ typedef struct coord_io {
 void coord_attach(coord *c, const coord_io *io);
 
 /* Verbs of the coordinator (messaging.h's verb space; gossip has 1..4). */
-enum { COORD_VERB_MUTATION = 8, COORD_VERB_READ = 9 };
+enum { COORD_VERB_MUTATION = 8, COORD_VERB_READ = 9, COORD_VERB_RANGE_READ = 10 };
 
 /* MUTATION payload (version 1), big-endian:
  *   version (1) | flags (1: bit 0 = no commitlog, durable_writes false)
@@ -379,5 +381,117 @@ typedef struct coord_read_stats {
     uint64_t coalesced; /* reads answered by a round another read formed */
 } coord_read_stats;
 void coord_read_stats_get(const coord *c, coord_read_stats *out);
+/* ---- range reads through the replicas (range.c) ---- */
+
+/* RANGE_READ payload (version 1), big-endian:
+ *   version (1) | flags (1: bit 0 start inclusive, bit 1 start has a key)
+ *   | schema version (16) | table id (16) | now_s (4) | start token (8)
+ *   | [key length (4) | key] | end token (8, inclusive) | max partitions (4)
+ *   | max bytes (4) | slice count (4) | slices as READ's
+ * The replica answers (coord_read_answer framing, status ok) with the
+ * unfiltered state of its partitions after start up to end, in token
+ * order, each in the slices (deleted ones included: their tombstones must
+ * shadow other replicas' rows), stopping after max partitions looked at
+ * or once the answer passes max bytes; the body:
+ *   flags (1: bit 0 more) | [resume token (8) | key length (4) | key]
+ *   | count (4) | count x (token (8) | key length (4) | key
+ *   | mutation length (4) | mutation)
+ * "more": partitions after resume (the last one the replica looked at,
+ * shown or not) may follow; without it the replica holds nothing else up
+ * to end. */
+#define COORD_RANGE_VERSION 1
+typedef struct coord_range_req {
+    const uint8_t *table_id;       /* 16 bytes */
+    const uint8_t *schema_version; /* 16 bytes */
+    st_position start;             /* after (or at, inclusive) this; pk NULL: a token bound */
+    int64_t end_token;             /* inclusive */
+    const st_slice *slices;        /* 0: whole partitions */
+    size_t nslices;
+    int32_t now_s;
+    uint32_t max_parts;            /* >= 1 */
+    uint32_t max_bytes;            /* 0: no bound */
+    st_slice *slices_owned;        /* decode: the slices array (coord_range_msg_free) */
+} coord_range_req;
+
+int coord_range_encode(sib_buf *out, const coord_range_req *rq, sib_err *err);
+/* Views into p: SIB_EPROTO for another version, SIB_ECORRUPT for anything
+ * truncated, trailing or out of bounds (an end before the start, no
+ * partitions asked for). */
+int coord_range_decode(const uint8_t *p, size_t len, coord_range_req *out, sib_err *err);
+void coord_range_msg_free(coord_range_req *rq);
+
+typedef struct coord_range_part {
+    int64_t token;
+    const uint8_t *pk, *mut;
+    size_t pklen, mutlen;
+} coord_range_part;
+
+typedef struct coord_range_answer {
+    bool more;
+    int64_t resume_token;      /* more: the last partition looked at */
+    const uint8_t *resume_pk;
+    size_t resume_pklen;
+    size_t nparts;
+    coord_range_part *parts;   /* decode: allocated (coord_range_answer_free) */
+} coord_range_answer;
+
+void coord_range_answer_encode(sib_buf *out, const coord_range_answer *a);
+/* Views into p; SIB_ECORRUPT for anything truncated or trailing, a key
+ * whose token is not the one given, or partitions out of token order. */
+int coord_range_answer_decode(const uint8_t *p, size_t len, coord_range_answer *out, sib_err *err);
+void coord_range_answer_free(coord_range_answer *a);
+
+/* Splits the tokens [lo, hi] at the ring's vnode boundaries: writes the
+ * (inclusive) last token of each piece to ends, in token order, and
+ * returns how many there are (at most cap are written). A vnode token T
+ * owns (previous token, T]; the stretch after the last ring token belongs
+ * to the first one's replicas. With `merge`, adjacent pieces with the
+ * same replicas under r are one piece (fewer messages). */
+size_t coord_range_split(const coord *c, const coord_repl *r, int64_t lo, int64_t hi, bool merge, int64_t *ends,
+                         size_t cap);
+
+/* True when the local member is the only replica of every token under r
+ * (LocalStrategy, a one-member ring): a scan then needs no messaging. */
+bool coord_range_local_only(const coord *c, const coord_repl *r);
+
+/* A shortcut for blockFor 1 (ONE, LOCAL_ONE): when this node replicates
+ * the stretch a scan from start reads next (as coord_range_read picks it)
+ * and is alive, the local replica alone is that read's answer: true with
+ * *end the stretch's last token, and the caller reads it from its own
+ * storage (no serialization, no merge), then goes on after *end. */
+bool coord_range_local_stretch(const coord *c, const coord_repl *r, int cl, const st_position *start,
+                               int64_t end_token, int64_t *end);
+
+/* Where a range read's piece ends. The merge holds, reconciled, every
+ * partition of the replicas after the request's start up to and including
+ * through (through_pk NULL: every partition of through_token); done: that
+ * is the request's end, nothing follows. */
+typedef struct coord_range_result {
+    bool done;
+    int64_t through_token;
+    const uint8_t *through_pk;
+    size_t through_pklen;
+} coord_range_result;
+
+/* How a range read ended: rc 0 with mg and res (valid during the call
+ * only: st_merge_read the piece there), or as coord_read_fn's errors. */
+typedef void (*coord_range_fn)(void *ctx, int rc, const sib_err *err, st_merge *mg, const coord_range_result *res);
+
+/* Reads the next piece of a scan: the partitions after rq->start up to
+ * rq->end_token, within the first stretch of the ring (coord_range_split,
+ * merged) that start falls in. blockFor live replicas of that stretch at
+ * `cl` each answer with their unfiltered partitions (the local one
+ * through storage's read pool, the others with RANGE_READ), up to
+ * rq->max_parts each; the answers are reconciled by LWW (st_merge) up to
+ * the first place a replica stopped, so no row another replica's
+ * tombstone removed is missed past a cut answer (short-read protection:
+ * the caller asks for the next piece from there). `done` runs once, on
+ * the loop, never from inside this call. range_request_timeout counts
+ * from began_us (sib_now_us() of the query's start, so it bounds the
+ * whole query, as Cassandra's does; 0: now) -> ReadTimeout. SIB_EUNAVAIL
+ * when too few replicas of the stretch are alive; <0 without calling done
+ * when nothing started. No read repair. */
+int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, int64_t began_us,
+                     coord_range_fn done, void *ctx, sib_err *err);
 
 #endif

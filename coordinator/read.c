@@ -51,7 +51,7 @@
 
 /* ---- wire ---- */
 
-static void put_bound(sib_buf *b, const st_bound *x)
+void put_bound(sib_buf *b, const st_bound *x)
 {
     uint8_t h[5];
     h[0] = (uint8_t)((x->incl ? 1 : 0) | (x->unbounded ? 2 : 0));
@@ -83,7 +83,7 @@ int coord_read_encode(sib_buf *out, const coord_read_req *rq, sib_err *err)
     return out->oom ? sib_err_set(err, SIB_ENOMEM, "read message") : 0;
 }
 
-static bool rd_bound(sib_rd *r, st_bound *x)
+bool rd_bound(sib_rd *r, st_bound *x)
 {
     uint8_t f;
     uint32_t len;
@@ -174,7 +174,7 @@ typedef struct replica_read {
     msg_in req; /* id and connection to answer on (payload not kept) */
 } replica_read;
 
-static void read_answer(coord *c, const msg_in *req, int status, const uint8_t *p, size_t len)
+void read_answer(coord *c, const msg_in *req, int status, const uint8_t *p, size_t len)
 {
     sib_buf b;
     sib_buf_init(&b);
@@ -221,12 +221,8 @@ static void on_read(void *ctx, msg_service *ms, const msg_in *m)
         read_answer(c, m, COORD_ACK_FAILED, (const uint8_t *)err.msg, strlen(err.msg));
         return;
     }
-    st_table *t = coord_table_known(c, rq.table_id, rq.schema_version) ? NULL : storage_table(c->io.st, rq.table_id);
+    st_table *t = replica_table(c, m, rq.table_id, rq.schema_version);
     if (!t) {
-        char uuid[37], msg[96];
-        sib_uuid_format(rq.table_id, uuid);
-        snprintf(msg, sizeof msg, "unknown table %s", uuid);
-        read_answer(c, m, COORD_ACK_UNKNOWN_TABLE, (const uint8_t *)msg, strlen(msg));
         coord_read_msg_free(&rq);
         return;
     }
@@ -658,7 +654,7 @@ static void target_send(coord_read_op *op, rd_target *t, bool digest)
     else op->pending++;
 }
 
-static bool counts_for(const coord *c, int cl, size_t m)
+bool counts_for(const coord *c, int cl, size_t m)
 {
     if (cl == CL_LOCAL_ONE || cl == CL_LOCAL_QUORUM) return !strcmp(c->members[m].dc, c->members[0].dc);
     return true;

@@ -256,6 +256,7 @@ void coord_attach(coord *c, const coord_io *io)
     if (c->io.ms) msg_set_handler(c->io.ms, COORD_VERB_MUTATION, on_mutation, c);
     coord_read_attach(c);
     coord_batchlog_attach(c);
+    coord_range_attach(c);
 }
 
 /* ---- coordinator side ---- */

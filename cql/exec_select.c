@@ -317,6 +317,11 @@ typedef struct sel_read {
     coord_repl repl;
     bool read_repair;     /* table option read_repair 'BLOCKING' */
     exec_bucket_ra *ra;   /* the next buckets, read ahead (exec_bucket.c) */
+    /* a scan through the replicas (coord_range_read): the keyspace is not
+     * all here; the piece being taken ends at range_tok / range_pk */
+    bool range_remote, range_piece, range_done, range_has_pk;
+    int64_t range_tok;
+    sib_buf range_pk;
 } sel_read;
 
 static bool token_in_range(const exec_restr *r, int64_t tok)
@@ -464,7 +469,8 @@ static void trace_read(sel_read *rd)
 static int take_page(sel_read *rd, const st_rpage *pg, sib_err *err)
 {
     sel_run *run = &rd->run;
-    bool was_cont = rd->cont, more = false;
+    bool was_cont = rd->cont, more = false, range = rd->range_piece;
+    rd->range_piece = false;
     int e = st_rpage_status(pg, err);
     for (size_t k = 0; !e && k < st_rpage_parts(pg) && !run->stop; k++) {
         st_rpart part;
@@ -494,6 +500,16 @@ static int take_page(sel_read *rd, const st_rpage *pg, sib_err *err)
     if (!rd->scan_done && st_rpage_resume(pg, &pk, &pklen, &tok)) {
         if (token_past_end(&rd->r, tok)) rd->scan_done = true;
         else set_scan_pos(rd, pk, pklen, tok);
+    } else if (range && !rd->range_done && !token_past_end(&rd->r, rd->range_tok)) {
+        /* the replicas' piece ended here: the next one goes on after it */
+        if (rd->range_has_pk) {
+            set_scan_pos(rd, rd->range_pk.p ? rd->range_pk.p : (const uint8_t *)"", rd->range_pk.len, rd->range_tok);
+        } else {
+            rd->scan_has_pos = true;
+            rd->scan_has_key = rd->scan_incl = false;
+            rd->scan_tok = rd->range_tok;
+            rd->scan_done = rd->range_tok == INT64_MAX;
+        }
     } else {
         rd->scan_done = true;
     }
@@ -573,6 +589,55 @@ static int remote_piece(sel_read *rd, const st_rreq *rq, st_rpage **pg, sib_err 
     return rc ? rc : 1;
 }
 
+static void on_range(void *ctx, int rc, const sib_err *err, st_merge *mg, const coord_range_result *res);
+
+/* Where a scan piece that stops at a stretch's end (rather than at its
+ * bound) goes on: take_page resumes after through (through_pk NULL: after
+ * every partition of through_token). */
+static void set_range_end(sel_read *rd, const coord_range_result *res)
+{
+    rd->range_piece = true;
+    rd->range_done = res->done;
+    rd->range_tok = res->through_token;
+    rd->range_has_pk = res->through_pk != NULL;
+    sib_buf_reset(&rd->range_pk);
+    if (res->through_pk) sib_buf_append(&rd->range_pk, res->through_pk, res->through_pklen);
+}
+
+/* A scan piece of a keyspace this node does not hold whole goes through
+ * the replicas (coord_range_read, coordinator.h): 1 = asked (on_range goes
+ * on), 0 = read it locally (rq may be narrowed to a stretch this node
+ * answers alone at the level), <0 = failed. They are asked for about as
+ * many partitions as the page or LIMIT still needs; a piece that holds
+ * fewer rows (deleted, filtered out) is followed by the next one. */
+static int remote_scan_piece(sel_read *rd, st_rreq *rq, sib_err *err)
+{
+    cql_exec *ex = rd->ex;
+    if (!rd->range_remote || rq->pk) return 0;
+    sel_run *run = &rd->run;
+    st_position from = rq->start ? *rq->start : (st_position){INT64_MIN, NULL, 0, true};
+    int64_t qend = rq->has_end ? rq->end_token : INT64_MAX, send;
+    if (coord_range_local_stretch(ex->co, &rd->repl, run->c->consistency, &from, qend, &send)) {
+        coord_range_result res = {.done = send >= qend, .through_token = send};
+        set_range_end(rd, &res);
+        rq->has_end = true;
+        rq->end_token = send;
+        return rd->range_pk.oom ? oom(err) : 0;
+    }
+    int64_t want = 1024;
+    if (!run->sel.aggregate && run->page_size > 0) want = run->page_size - (int64_t)run->nrows + 1;
+    if (run->limit_left > 0) want = SIB_MIN(want, run->limit_left + 1);
+    uint8_t version[16];
+    sch_catalog_schema_version(ex->cat, version);
+    coord_range_req cr = {.table_id = rd->table_id, .schema_version = version, .start = from, .end_token = qend,
+                          .slices = rq->static_only ? NULL : rq->slices,
+                          .nslices = rq->static_only ? 0 : rq->nslices,
+                          .now_s = rq->now_s,
+                          .max_parts = (uint32_t)SIB_MAX(SIB_MIN(want, 1024), 1)};
+    int rc = coord_range_read(ex->co, &cr, &rd->repl, rd->run.c->consistency, rd->start_us, on_range, rd, err);
+    return rc ? rc : 1;
+}
+
 /* Reads pieces until one is queued (1), the read is over (0) or fails. */
 static int read_more(sel_read *rd, sib_err *err)
 {
@@ -596,6 +661,7 @@ static int read_more(sel_read *rd, sib_err *err)
         }
         st_rpage *pg = NULL;
         int rc = remote_piece(rd, &rq, &pg, err);
+        if (!rc && !pg) rc = remote_scan_piece(rd, &rq, err);
         if (rc && !pg) return rc < 0 ? rc : 1;
         if (!pg && (rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err))) return rc;
         rc = take_page(rd, pg, err);
@@ -816,7 +882,10 @@ static int check_consistency(exec_ctx *c, const sch_table *t, const exec_restr *
     coord_repl repl;
     int rc = exec_keyspace_repl(c, sch_table_keyspace(t), &repl, err);
     if (rc) return rc;
-    int64_t tok = (r->pk_complete && r->npks) ? sib_murmur3_token(r->pks[0].p, (size_t)r->pks[0].len) : 0;
+    /* a scan: its first token (each later range is checked when it is read) */
+    int64_t tok = INT64_MIN;
+    if (r->pk_complete && r->npks) tok = sib_murmur3_token(r->pks[0].p, (size_t)r->pks[0].len);
+    else if (r->token_restricted) tok = r->token_start + (!r->token_start_incl && r->token_start < INT64_MAX);
     return coord_check(c->ex->co, &repl, c->consistency, false, tok, err);
 }
 
@@ -867,6 +936,7 @@ static int select_user(sel_read *rd, sib_err *err)
         const sch_table_opts *o = sch_table_options(run->t);
         rd->has_repl = true;
         rd->read_repair = !o || !o->read_repair || strcmp(o->read_repair, "NONE") != 0;
+        rd->range_remote = !r.pk_complete && !coord_range_local_only(c->ex->co, &rd->repl);
     }
     if (rc) return rc;
 
@@ -891,6 +961,7 @@ static void select_user_free(sel_read *rd)
     sib_buf_free(&rd->scan_pk);
     sib_buf_free(&rd->cont_pk);
     sib_buf_free(&rd->cont_ck);
+    sib_buf_free(&rd->range_pk);
     free(rd);
 }
 
@@ -992,12 +1063,12 @@ static void piece_back(sel_read *rd, st_rpage *pg, int prc, const sib_err *perr)
 
 static void on_page(void *ctx, st_rpage *pg) { piece_back(ctx, pg, 0, NULL); }
 
-/* The replicas answered a piece (remote_piece): their reconciled partition
- * is read as the piece (the same request, rebuilt: next_piece depends only
- * on the read's state, unchanged meanwhile). */
-static void on_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg)
+/* The replicas answered a piece: their reconciled state is read as the
+ * piece (the same request, rebuilt: next_piece depends only on the read's
+ * state, unchanged meanwhile). res: a scan piece (remote_scan_piece) and
+ * where it ends; NULL: a partition piece (remote_piece). */
+static void merged_back(sel_read *rd, int rc, const sib_err *err, st_merge *mg, const coord_range_result *res)
 {
-    sel_read *rd = ctx;
     sib_err e;
     sib_err_clear(&e);
     st_rpage *pg = NULL;
@@ -1005,11 +1076,29 @@ static void on_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg)
         st_rreq rq;
         st_position pos;
         size_t nsl = 1;
-        if (!next_piece(rd, &rq, &pos, &nsl) || !rq.pk) rc = sib_err_set(&e, SIB_ESERVER, "read: lost its piece");
-        else rc = st_merge_read(mg, rd->table_id, &rq, &pg, &e);
+        if (!next_piece(rd, &rq, &pos, &nsl) || (rq.pk == NULL) != (res != NULL)) {
+            rc = sib_err_set(&e, SIB_ESERVER, "read: lost its piece");
+        } else {
+            if (res) { /* the merge holds nothing past the piece's end */
+                rq.has_end = true;
+                rq.end_token = res->through_token;
+            }
+            rc = st_merge_read(mg, rd->table_id, &rq, &pg, &e);
+        }
+        if (res) {
+            set_range_end(rd, res);
+            if (!rc && rd->range_pk.oom) rc = oom(&e);
+        }
         err = &e;
     }
     piece_back(rd, pg, rc, err);
+}
+
+static void on_replicas(void *ctx, int rc, const sib_err *err, st_merge *mg) { merged_back(ctx, rc, err, mg, NULL); }
+
+static void on_range(void *ctx, int rc, const sib_err *err, st_merge *mg, const coord_range_result *res)
+{
+    merged_back(ctx, rc, err, mg, res);
 }
 
 /* A SELECT on a user table: its state lives on the heap until the reply. */
@@ -1026,6 +1115,7 @@ static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select 
     sib_buf_init(&rd->scan_pk);
     sib_buf_init(&rd->cont_pk);
     sib_buf_init(&rd->cont_ck);
+    sib_buf_init(&rd->range_pk);
     rd->ex = c->ex;
     rd->start_us = c->now_us;
     rd->ddl_gen = c->ex->ddl_gen;

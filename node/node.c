@@ -706,7 +706,7 @@ int node_open(node **out, const node_config *cfg, struct ev_loop *loop, sib_log 
     info.gossip_generation = n->generation;
     if ((rc = create_gossip(n, info.gossip_generation, err))) { node_close(n); return rc; }
     coord_io cio = {.loop = loop, .ms = n->ms, .st = n->st, .write_timeout_ms = cfg->write_request_timeout_ms,
-                    .read_timeout_ms = cfg->read_request_timeout_ms,
+                    .read_timeout_ms = cfg->read_request_timeout_ms, .range_timeout_ms = cfg->range_request_timeout_ms,
                     .schema_pull = coord_schema_pull, .schema_pull_ctx = n,
                     .table_repl = coord_table_repl, .table_repl_ctx = n,
                     .batchlog_replay_interval_ms = cfg->batchlog_replay_interval_ms};

@@ -77,6 +77,8 @@ typedef struct rp_part {
     st_row *rows; /* in the page's arena */
     size_t nrows, caprows;
     uint64_t tombstones;
+    const uint8_t *mut; /* an unfiltered scan: the partition's state as a mutation (arena) */
+    size_t mutlen;
 } rp_part;
 
 struct st_rpage {
@@ -135,6 +137,12 @@ bool st_rpage_static(const st_rpage *p, size_t i, st_row *out)
 }
 
 bool st_rpage_more(const st_rpage *p) { return p->more; }
+
+const uint8_t *st_rpage_part_mutation(const st_rpage *p, size_t i, size_t *len)
+{
+    *len = p->parts[i].mutlen;
+    return p->parts[i].mut;
+}
 
 const uint8_t *st_rpage_mutation(const st_rpage *p, size_t *len)
 {
@@ -256,6 +264,31 @@ static int fill_unfiltered(st_rpage *pg, st_iter *it, const uint8_t id[16], cons
     return rc;
 }
 
+/* One partition of an unfiltered scan: its state in the slices as a
+ * mutation of table id. A candidate with nothing in the slices (not even a
+ * partition deletion) is left off the page; *bytes adds what was kept. */
+static int fill_unfiltered_part(st_rpage *pg, st_iter *it, const uint8_t id[16], const uint8_t *pk, size_t pklen,
+                                int64_t token, size_t *bytes)
+{
+    st_mutation *m = st_mutation_create(id, pk, pklen);
+    if (!m) return SIB_ENOMEM;
+    size_t empty = st_mutation_size(m);
+    int rc = st_iter_unfiltered(it, true, m, &pg->err);
+    size_t len = 0;
+    const uint8_t *b = rc ? NULL : st_mutation_bytes(m, &len);
+    if (!rc && st_mutation_size(m) > empty) {
+        rp_part *x = page_part(pg, pk, pklen, token);
+        if (!x || !(x->mut = dup(pg->a, b, len))) rc = SIB_ENOMEM;
+        else {
+            x->mutlen = len;
+            x->complete = x->live = true;
+            *bytes += len;
+        }
+    }
+    st_mutation_destroy(m);
+    return rc;
+}
+
 /* ---- jobs ---- */
 
 typedef struct rjob {
@@ -304,7 +337,7 @@ static int run_scan(rjob *j)
     st_rpage *pg = j->page;
     st_scan *sc = st_scan_pinned(&j->pin, rq->start);
     if (!sc) return SIB_ENOMEM;
-    size_t rows_left = bound_of(rq->max_rows), parts_left = bound_of(rq->max_parts);
+    size_t rows_left = bound_of(rq->max_rows), parts_left = bound_of(rq->max_parts), bytes = 0;
     const uint8_t *pk;
     size_t pklen;
     int64_t tok;
@@ -315,10 +348,11 @@ static int run_scan(rjob *j)
         st_iter *it = st_read_pinned(&j->pin, sp, pk, pklen, rq->static_only ? NULL : rq->slices,
                                      rq->static_only ? 0 : rq->nslices, rq->reversed, rq->now_s);
         if (!it) rc = SIB_ENOMEM;
+        else if (rq->unfiltered) rc = fill_unfiltered_part(pg, it, j->table_id, pk, pklen, tok, &bytes);
         else rc = fill_part(pg, it, pk, pklen, tok, rq, &rows_left);
         st_iter_destroy(it);
         if (rc) break;
-        if (rows_left == 0 || --parts_left == 0) {
+        if (rows_left == 0 || --parts_left == 0 || (rq->max_bytes && bytes >= rq->max_bytes)) {
             pg->more = true;
             if (!(pg->resume = dup(pg->a, pk, pklen))) rc = SIB_ENOMEM;
             pg->resumelen = pklen;
@@ -850,11 +884,16 @@ int st_merge_add(st_merge *mg, const uint8_t *p, size_t n, sib_err *err)
 int st_merge_read(st_merge *mg, const uint8_t id[16], const st_rreq *rq, st_rpage **page, sib_err *err)
 {
     *page = NULL;
-    if (!rq->pk) return sib_err_set(err, SIB_EINVAL, "storage: a merged read is a partition read");
-    st_rpage *pg = page_new(RP_POINT_CHUNK);
+    st_rpage *pg = page_new(rq->pk ? RP_POINT_CHUNK : RP_ARENA_CHUNK);
     if (!pg) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory (read)");
     st_pin v = {.mems = &mg->m, .nmems = 1};
-    page_fail(pg, run_partition(rq, &v, NULL, id, false, pg));
+    if (rq->pk) {
+        page_fail(pg, run_partition(rq, &v, NULL, id, false, pg));
+    } else { /* a scan of the merged partitions (a coordinator's range read) */
+        rjob j = {.rq = *rq, .pin = v, .page = pg};
+        memcpy(j.table_id, id, 16);
+        page_fail(pg, run_scan(&j));
+    }
     *page = pg;
     return 0;
 }

@@ -432,9 +432,12 @@ typedef struct st_rreq {
     bool with_static;            /* return the static row (the table has static columns) */
     bool unfiltered;             /* partition read: the partition's unfiltered state in
                                   * the slices as one serialized mutation
-                                  * (st_iter_unfiltered; st_rpage_mutation), no rows */
+                                  * (st_iter_unfiltered; st_rpage_mutation), no rows;
+                                  * scan: each partition's that way
+                                  * (st_rpage_part_mutation), dead ones included */
     int32_t now_s;
     size_t max_rows, max_parts;  /* bounds of the piece; 0 -> 1024 */
+    size_t max_bytes;            /* unfiltered scan: stop once the mutations pass it (0: none) */
 } st_rreq;
 
 typedef void (*st_read_fn)(void *ctx, st_rpage *page);
@@ -468,6 +471,9 @@ bool st_rpage_resume(const st_rpage *p, const uint8_t **pk, size_t *pklen, int64
 /* An unfiltered piece's serialized mutation (st_mutation_load reads it);
  * NULL for other pieces or after a failure. Valid until st_rpage_destroy. */
 const uint8_t *st_rpage_mutation(const st_rpage *p, size_t *len);
+/* An unfiltered scan's partition i as a serialized mutation (NULL for
+ * other pieces). Valid until st_rpage_destroy. */
+const uint8_t *st_rpage_part_mutation(const st_rpage *p, size_t i, size_t *len);
 /* 0, or why the piece failed (rows before the failure are still there). */
 int st_rpage_status(const st_rpage *p, sib_err *err);
 /* On the loop thread, before storage_close (a point read's page goes back
@@ -477,8 +483,9 @@ void st_rpage_destroy(st_rpage *p);
 /* Reconciling replicas' answers (a coordinator's read): their unfiltered
  * pieces (st_rpage_mutation's bytes) are added to a merge, a private
  * memtable, by the same LWW rules as writes; st_merge_read then reads it
- * like a table: evaluated rows for rq, or with rq->unfiltered the
- * reconciled state as one mutation of table id (what read repair sends).
+ * like a table: evaluated rows for rq (a partition read, or a scan of the
+ * merged partitions), or with rq->unfiltered the reconciled state as one
+ * mutation of table id (what read repair sends).
  * The page is never NULL on success; any thread, one at a time. */
 typedef struct st_merge st_merge;
 st_merge *st_merge_create(void);

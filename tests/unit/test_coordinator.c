@@ -2,7 +2,9 @@
  * consistency arithmetic (Cassandra's blockFor and Unavailable extras) and
  * the MUTATION wire encoding (round trip, version and corruption refusal),
  * and writes through three coordinators over real messaging on one loop
- * (blockFor acks, WriteFailure for an unknown table, WriteTimeout). */
+ * (blockFor acks, WriteFailure for an unknown table, WriteTimeout); the
+ * READ and RANGE_READ wire, range splitting at vnode boundaries, and reads
+ * and range reads through the same three coordinators. */
 #define _GNU_SOURCE /* nftw (tmpdir_fixture.h), usleep */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -618,7 +620,7 @@ static void cluster3_open(cluster3 *k, const char *dir)
             coord_member_set_alive(k->co[i], addr[j], true);
         }
         coord_io io = {.loop = k->loop, .ms = k->ms[i], .st = k->st[i], .write_timeout_ms = 300, .read_timeout_ms = 300,
-                       .table_repl = unit_table_repl, .batchlog_replay_interval_ms = 100};
+                       .table_repl = unit_table_repl, .batchlog_replay_interval_ms = 100, .range_timeout_ms = 300};
         coord_attach(k->co[i], &io);
     }
 }
@@ -1321,6 +1323,336 @@ static void test_write_needs_attach(void **state)
     coord_destroy(c);
 }
 
+/* ---- range reads ---- */
+
+static void test_range_wire(void **state)
+{
+    (void)state;
+    uint8_t id[16] = {9, 8, 7}, ver[16] = {1, 2, 3};
+    st_slice sl[1] = {{{(const uint8_t *)"ab", 2, true, false}, {NULL, 0, false, true}}};
+    coord_range_req rq = {.table_id = id, .schema_version = ver,
+                          .start = {-77, (const uint8_t *)"key", 3, false}, .end_token = 9000,
+                          .slices = sl, .nslices = 1, .now_s = 1700000000, .max_parts = 5, .max_bytes = 4096};
+    sib_buf b;
+    sib_buf_init(&b);
+    sib_err err = {0};
+    assert_int_equal(coord_range_encode(&b, &rq, &err), 0);
+    coord_range_req d;
+    assert_int_equal(coord_range_decode(b.p, b.len, &d, &err), 0);
+    assert_memory_equal(d.table_id, id, 16);
+    assert_memory_equal(d.schema_version, ver, 16);
+    assert_int_equal(d.start.token, -77);
+    assert_int_equal(d.start.pklen, 3);
+    assert_memory_equal(d.start.pk, "key", 3);
+    assert_false(d.start.inclusive);
+    assert_int_equal(d.end_token, 9000);
+    assert_int_equal(d.now_s, 1700000000);
+    assert_int_equal(d.max_parts, 5);
+    assert_int_equal(d.max_bytes, 4096);
+    assert_int_equal(d.nslices, 1);
+    assert_memory_equal(d.slices[0].start.key, "ab", 2);
+    assert_true(d.slices[0].end.unbounded);
+    coord_range_msg_free(&d);
+    /* garbage: every byte flipped in turn decodes or is refused, never read past */
+    for (size_t i = 0; i < b.len; i++) {
+        uint8_t *g = malloc(b.len);
+        memcpy(g, b.p, b.len);
+        g[i] ^= 0xff;
+        if (coord_range_decode(g, b.len, &d, &err) == 0) coord_range_msg_free(&d);
+        free(g);
+    }
+    /* every truncation, a trailing byte, another version, bad flags */
+    for (size_t n = 0; n < b.len; n++) assert_int_not_equal(coord_range_decode(b.p, n, &d, &err), 0);
+    uint8_t *copy = malloc(b.len + 1);
+    memcpy(copy, b.p, b.len);
+    copy[b.len] = 0;
+    assert_int_equal(coord_range_decode(copy, b.len + 1, &d, &err), SIB_ECORRUPT);
+    copy[0] = 2;
+    assert_int_equal(coord_range_decode(copy, b.len, &d, &err), SIB_EPROTO);
+    copy[0] = COORD_RANGE_VERSION;
+    copy[1] = 4;
+    assert_int_equal(coord_range_decode(copy, b.len, &d, &err), SIB_ECORRUPT);
+    free(copy);
+
+    /* a pure token start; an end before the start and no partitions asked
+     * for are refused */
+    rq.start = (st_position){100, NULL, 0, true};
+    rq.nslices = 0;
+    sib_buf_reset(&b);
+    assert_int_equal(coord_range_encode(&b, &rq, &err), 0);
+    assert_int_equal(coord_range_decode(b.p, b.len, &d, &err), 0);
+    assert_null(d.start.pk);
+    assert_true(d.start.inclusive);
+    assert_int_equal(d.nslices, 0);
+    coord_range_msg_free(&d);
+    rq.end_token = 99;
+    sib_buf_reset(&b);
+    assert_int_equal(coord_range_encode(&b, &rq, &err), 0);
+    assert_int_equal(coord_range_decode(b.p, b.len, &d, &err), SIB_ECORRUPT);
+    rq.end_token = 100;
+    rq.max_parts = 0;
+    sib_buf_reset(&b);
+    assert_int_equal(coord_range_encode(&b, &rq, &err), 0);
+    assert_int_equal(coord_range_decode(b.p, b.len, &d, &err), SIB_ECORRUPT);
+
+    /* answers: partitions in token order with their keys' tokens */
+    const char *keys[3] = {"a", "b", "c"};
+    coord_range_part parts[3];
+    for (int i = 0; i < 3; i++)
+        parts[i] = (coord_range_part){sib_murmur3_token(keys[i], 1), (const uint8_t *)keys[i],
+                                      (const uint8_t *)"mut", 1, 3};
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (parts[j].token < parts[i].token) {
+                coord_range_part x = parts[i];
+                parts[i] = parts[j];
+                parts[j] = x;
+            }
+    coord_range_answer a = {.more = true, .resume_token = parts[2].token, .resume_pk = parts[2].pk,
+                            .resume_pklen = 1, .nparts = 3, .parts = parts};
+    sib_buf_reset(&b);
+    coord_range_answer_encode(&b, &a);
+    coord_range_answer x;
+    assert_int_equal(coord_range_answer_decode(b.p, b.len, &x, &err), 0);
+    assert_true(x.more);
+    assert_int_equal(x.resume_token, parts[2].token);
+    assert_int_equal(x.nparts, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(x.parts[i].token, parts[i].token);
+        assert_memory_equal(x.parts[i].pk, parts[i].pk, 1);
+        assert_int_equal(x.parts[i].mutlen, 3);
+    }
+    coord_range_answer_free(&x);
+    for (size_t i = 0; i < b.len; i++) {
+        uint8_t *g = malloc(b.len);
+        memcpy(g, b.p, b.len);
+        g[i] ^= 0xff;
+        if (coord_range_answer_decode(g, b.len, &x, &err) == 0) coord_range_answer_free(&x);
+        free(g);
+    }
+    for (size_t n = 0; n < b.len; n++) assert_int_equal(coord_range_answer_decode(b.p, n, &x, &err), SIB_ECORRUPT);
+    copy = malloc(b.len);
+    memcpy(copy, b.p, b.len);
+    copy[1 + 8 + 4 + 1 + 4 + 7] ^= 1; /* the first partition's token no longer its key's */
+    assert_int_equal(coord_range_answer_decode(copy, b.len, &x, &err), SIB_ECORRUPT);
+    memcpy(copy, b.p, b.len);
+    put_be32(copy + 1 + 8 + 4 + 1, 0x7fffffff); /* a count past what the bytes can hold */
+    assert_int_equal(coord_range_answer_decode(copy, b.len, &x, &err), SIB_ECORRUPT);
+    free(copy);
+    /* out of order, and a resume before the partitions it follows */
+    coord_range_part swapped[2] = {parts[1], parts[0]};
+    a = (coord_range_answer){.nparts = 2, .parts = swapped};
+    sib_buf_reset(&b);
+    coord_range_answer_encode(&b, &a);
+    assert_int_equal(coord_range_answer_decode(b.p, b.len, &x, &err), SIB_ECORRUPT);
+    a = (coord_range_answer){.more = true, .resume_token = parts[0].token, .resume_pk = parts[0].pk,
+                             .resume_pklen = 1, .nparts = 2, .parts = parts};
+    sib_buf_reset(&b);
+    coord_range_answer_encode(&b, &a);
+    assert_int_equal(coord_range_answer_decode(b.p, b.len, &x, &err), SIB_ECORRUPT);
+    sib_buf_free(&b);
+}
+
+static void test_range_split(void **state)
+{
+    (void)state;
+    coord *c = one_node(); /* -100, 0, 100, 5000 */
+    coord_repl rf1 = {.kind = REPL_SIMPLE, .rf = 1}, rf2 = {.kind = REPL_SIMPLE, .rf = 2},
+               local = {.kind = REPL_LOCAL};
+    int64_t ends[16];
+    assert_true(coord_range_local_only(c, &rf1));
+    /* one member: every vnode boundary, or one piece when merged */
+    assert_int_equal(coord_range_split(c, &rf1, INT64_MIN, INT64_MAX, false, ends, 16), 5);
+    assert_int_equal(ends[0], -100);
+    assert_int_equal(ends[3], 5000);
+    assert_int_equal(ends[4], INT64_MAX); /* after the last token: the wrap, the first token's */
+    assert_int_equal(coord_range_split(c, &rf1, INT64_MIN, INT64_MAX, true, ends, 16), 1);
+    assert_int_equal(ends[0], INT64_MAX);
+
+    int64_t toks[2] = {-50, 50};
+    coord_member_opts p = {.addr = "127.0.0.2", .dc = "datacenter1", .rack = "rack1", .tokens = toks, .ntokens = 2};
+    assert_int_equal(coord_member_update(c, &p), 0);
+    assert_false(coord_range_local_only(c, &rf1));
+    assert_false(coord_range_local_only(c, &rf2));
+    assert_true(coord_range_local_only(c, &local));
+    const int64_t all[7] = {-100, -50, 0, 50, 100, 5000, INT64_MAX};
+    assert_int_equal(coord_range_split(c, &rf1, INT64_MIN, INT64_MAX, false, ends, 16), 7);
+    assert_memory_equal(ends, all, sizeof all);
+    /* rf 1: ours, theirs, ours, theirs, then ours to the end of the ring */
+    const int64_t merged[5] = {-100, -50, 0, 50, INT64_MAX};
+    assert_int_equal(coord_range_split(c, &rf1, INT64_MIN, INT64_MAX, true, ends, 16), 5);
+    assert_memory_equal(ends, merged, sizeof merged);
+    /* rf 2: both members hold everything, one piece */
+    assert_int_equal(coord_range_split(c, &rf2, INT64_MIN, INT64_MAX, true, ends, 16), 1);
+    assert_int_equal(ends[0], INT64_MAX);
+    /* a stretch inside the ring ends at its own end; a token on a boundary
+     * ends its vnode range */
+    const int64_t mid[4] = {-50, 0, 50, 75};
+    assert_int_equal(coord_range_split(c, &rf1, -60, 75, false, ends, 16), 4);
+    assert_memory_equal(ends, mid, sizeof mid);
+    assert_int_equal(coord_range_split(c, &rf1, 0, 0, true, ends, 16), 1);
+    assert_int_equal(ends[0], 0);
+    assert_int_equal(coord_range_split(c, &rf1, 1, 200, true, ends, 16), 2);
+    assert_int_equal(ends[0], 50);
+    assert_int_equal(ends[1], 200);
+    /* blockFor 1 and a stretch this node replicates: it answers alone */
+    int64_t end = 0;
+    st_position from = {INT64_MIN, NULL, 0, true};
+    assert_true(coord_range_local_stretch(c, &rf1, CL_ONE, &from, INT64_MAX, &end));
+    assert_int_equal(end, -100);
+    from = (st_position){-100, NULL, 0, false}; /* after -100: the peer's (-100, -50] */
+    assert_false(coord_range_local_stretch(c, &rf1, CL_ONE, &from, INT64_MAX, &end));
+    from = (st_position){-50, (const uint8_t *)"k", 1, false}; /* a key at -50: still the peer's */
+    assert_false(coord_range_local_stretch(c, &rf1, CL_ONE, &from, INT64_MAX, &end));
+    from = (st_position){50, NULL, 0, false};
+    assert_true(coord_range_local_stretch(c, &rf1, CL_LOCAL_ONE, &from, 4000, &end));
+    assert_int_equal(end, 4000);
+    assert_true(coord_range_local_stretch(c, &rf2, CL_ONE, &from, INT64_MAX, &end));
+    assert_int_equal(end, INT64_MAX);
+    assert_false(coord_range_local_stretch(c, &rf2, CL_QUORUM, &from, INT64_MAX, &end));
+    from = (st_position){INT64_MAX, NULL, 0, false}; /* nothing after the end of the ring */
+    assert_false(coord_range_local_stretch(c, &rf2, CL_ONE, &from, INT64_MAX, &end));
+    /* cap: the count is still the whole */
+    assert_int_equal(coord_range_split(c, &rf1, INT64_MIN, INT64_MAX, false, ends, 2), 7);
+    assert_int_equal(coord_range_split(c, &rf1, 5, 4, false, ends, 16), 0);
+    coord_destroy(c);
+}
+
+typedef struct range_result {
+    int calls, rc;
+    sib_err err;
+    coord_range_result res;
+    uint8_t through[16];
+    int live;          /* live partitions of the piece */
+    int64_t last_tok;  /* token order check */
+    bool in_order;
+} range_result;
+
+static void on_range_done(void *ctx, int rc, const sib_err *err, st_merge *mg, const coord_range_result *res)
+{
+    range_result *r = ctx;
+    r->calls++;
+    r->rc = rc;
+    if (rc) {
+        r->err = *err;
+        return;
+    }
+    r->res = *res;
+    if (res->through_pk) {
+        assert_true(res->through_pklen <= sizeof r->through);
+        memcpy(r->through, res->through_pk, res->through_pklen);
+        r->res.through_pk = r->through;
+    }
+    st_rreq rq = {.has_end = true, .end_token = res->through_token};
+    st_rpage *pg;
+    sib_err e = {0};
+    assert_int_equal(st_merge_read(mg, TBL, &rq, &pg, &e), 0);
+    assert_int_equal(st_rpage_status(pg, &e), 0);
+    for (size_t i = 0; i < st_rpage_parts(pg); i++) {
+        st_rpart part;
+        st_rpage_part(pg, i, &part);
+        if (!part.nrows) continue;
+        r->in_order = r->in_order && part.token > r->last_tok;
+        r->last_tok = part.token;
+        r->live++;
+    }
+    st_rpage_destroy(pg);
+}
+
+/* Scans TBL through node `via` at cl, max_parts partitions a piece: the live
+ * partitions seen (each piece read from where the last ended), or -rc. */
+static int scan_all(cluster3 *k, int via, int cl, uint32_t max_parts, int *pieces, range_result *r)
+{
+    coord_repl rf3 = {.kind = REPL_SIMPLE, .rf = 3};
+    uint8_t version[16] = {0};
+    st_position at = {INT64_MIN, NULL, 0, true};
+    int live = 0;
+    memset(r, 0, sizeof *r);
+    r->last_tok = INT64_MIN;
+    r->in_order = true;
+    for (*pieces = 0; *pieces < 1000; ++*pieces) {
+        coord_range_req rq = {.table_id = TBL, .schema_version = version, .start = at, .end_token = INT64_MAX,
+                              .max_parts = max_parts};
+        sib_err err = {0};
+        r->calls = 0;
+        r->live = 0;
+        int rc = coord_range_read(k->co[via], &rq, &rf3, cl, 0, on_range_done, r, &err);
+        if (rc) return rc;
+        assert_int_equal(r->calls, 0); /* never from inside coord_range_read */
+        run_until(k->loop, &r->calls, 1, 5);
+        assert_int_equal(r->calls, 1);
+        if (r->rc) return r->rc;
+        live += r->live;
+        if (r->res.done) return live;
+        at = (st_position){r->res.through_token, r->res.through_pk, r->res.through_pklen, false};
+    }
+    fail_msg("the scan did not end");
+    return 0;
+}
+
+static void test_range_read_through_replicas(void **state)
+{
+    fx *f = *state;
+    cluster3 k;
+    cluster3_open(&k, f->dir);
+    write_result w;
+    for (int key = 0; key < 30; key++) {
+        assert_int_equal(write_one(&k, key % NN, TBL, key, CL_ALL, &w), 0);
+        assert_int_equal(w.rc, 0);
+    }
+    /* node 1 alone deletes ten partitions (newer than the rows) */
+    for (int key = 0; key < 10; key++) {
+        char pk[16];
+        int n = snprintf(pk, sizeof pk, "key%d", key);
+        st_mutation *m = st_mutation_create(TBL, (const uint8_t *)pk, (size_t)n);
+        assert_int_equal(st_mut_partition_delete(m, 1000000, 1700000000), 0);
+        write_result a = {0};
+        sib_err err = {0};
+        assert_int_equal(storage_apply(k.st[1], &m, 1, on_written, &a, &err), 0);
+        run_until(k.loop, &a.calls, 1, 5);
+        st_mutation_destroy(m);
+    }
+    range_result r;
+    int pieces;
+    /* ONE through node 0: its own state, every partition once, in order */
+    assert_int_equal(scan_all(&k, 0, CL_ONE, 1000, &pieces, &r), 30);
+    assert_true(r.in_order);
+    /* ALL: node 1's tombstones shadow the others' rows, whatever the piece
+     * size (small pieces are cut where a replica stopped) */
+    assert_int_equal(scan_all(&k, 0, CL_ALL, 1000, &pieces, &r), 20);
+    assert_int_equal(scan_all(&k, 2, CL_ALL, 3, &pieces, &r), 20);
+    assert_true(r.in_order);
+    assert_true(pieces >= 10);
+    assert_int_equal(scan_all(&k, 1, CL_QUORUM, 1, &pieces, &r), 20);
+    /* a replica without the table fails the scan */
+    coord_repl rf3 = {.kind = REPL_SIMPLE, .rf = 3};
+    uint8_t version[16] = {0};
+    coord_range_req rq = {.table_id = TBL_TWO_NODES, .schema_version = version,
+                          .start = {INT64_MIN, NULL, 0, true}, .end_token = INT64_MAX, .max_parts = 10};
+    sib_err err = {0};
+    memset(&r, 0, sizeof r);
+    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, 0, on_range_done, &r, &err), 0);
+    run_until(k.loop, &r.calls, 1, 5);
+    assert_int_equal(r.rc, SIB_EREADFAIL);
+    /* a replica that never answers: ReadTimeout after range_request_timeout */
+    msg_service_destroy(k.ms[2]);
+    k.ms[2] = NULL;
+    assert_int_equal(scan_all(&k, 0, CL_ALL, 10, &pieces, &r), SIB_ETIMEDOUT);
+    assert_int_equal(r.err.ex[0], CL_ALL);
+    assert_int_equal(r.err.ex[1], 2);
+    assert_int_equal(r.err.ex[2], 3);
+    assert_int_equal(r.err.ex[3], 1);
+    /* down replicas: Unavailable before anything is sent */
+    coord_member_set_alive(k.co[0], "127.0.0.3", false);
+    rq.table_id = TBL;
+    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, 0, on_range_done, &r, &err), SIB_EUNAVAIL);
+    assert_int_equal(err.ex[1], 3);
+    assert_int_equal(err.ex[2], 2);
+    int none = 0;
+    run_until(k.loop, &none, 1, 0.5);
+    cluster3_close(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1345,6 +1677,9 @@ int main(void)
         cmocka_unit_test(test_read_wire),
         cmocka_unit_test_setup_teardown(test_read_through_replicas, fx_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_read_single_flight, fx_setup, tmpdir_teardown),
+        cmocka_unit_test(test_range_wire),
+        cmocka_unit_test(test_range_split),
+        cmocka_unit_test_setup_teardown(test_range_read_through_replicas, fx_setup, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
