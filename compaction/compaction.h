@@ -217,7 +217,9 @@ void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_cho
 /* Completion hook: the compaction chosen as c finished; last_token is the
  * largest last token among its outputs (none: ignored). */
 void cm_strategy_compacted(cm_strategy *s, const cm_choice *c, bool any_output, int64_t last_token);
-/* Flush hook: a flush of the table wrote `bytes` (UCS's base size m). */
+/* Flush hook: a flush of the table wrote `bytes`; UCS's base size m
+ * follows their exponential moving average (Cassandra's, weight 0.0046 a
+ * flush) and moves to it, in whole MiB, when they differ by over half. */
 void cm_strategy_flushed(cm_strategy *s, uint64_t bytes);
 /* LCS level of each SSTable as the strategy sees it: the stored level,
  * except that an SSTable overlapping an earlier one of its level (by first
@@ -257,9 +259,10 @@ double cm_ucs_density(uint64_t bytes, int64_t first_token, int64_t last_token);
 /* Level of density d for base size m: 0 below m x f0, n in [m f0..f(n-1),
  * m f0..fn), capped at CM_UCS_LEVELS - 1. */
 uint32_t cm_ucs_level(const cm_options *o, double m, double d);
-/* Base size m the strategy uses now: flush_size_override, else the last
- * flush's size, else the smallest density among ssts; at least 1 MiB,
- * rounded up to whole MiB. */
+/* Base size m the strategy uses now: flush_size_override, else the flush
+ * size in use (cm_strategy_flushed: the moving average of the flushes,
+ * moved only when it strays by over half), else the smallest density among
+ * ssts; at least 1 MiB, rounded up to whole MiB. */
 double cm_ucs_base(const cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n);
 /* Shard count S for output density d (docs/compaction.md, "Unified"). */
 uint32_t cm_ucs_shards(const cm_options *o, double d);

@@ -1394,8 +1394,18 @@ static void test_ucs_levels_and_shards(void **state)
     assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
     cm_strategy_flushed(st, 8 * MB); /* within half of it: m stays */
     assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
+    /* m follows the moving average of the flushes, not the last one: a lone
+     * 20 MiB flush, or a lone tiny one, leaves it where it is */
     cm_strategy_flushed(st, 20 * MB);
-    assert_true(cm_ucs_base(st, &o, v, 2) == 20.0 * MB);
+    assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
+    cm_strategy_flushed(st, 100 * 1024);
+    assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
+    /* flushes of 20 MiB from now on: the average passes 16 MiB (half
+     * again over 8) after about 250 of them, and m moves to it */
+    int k = 0;
+    while (cm_ucs_base(st, &o, v, 2) == 8.0 * MB && k < 1000) cm_strategy_flushed(st, 20 * MB), k++;
+    assert_true(k > 200 && k < 300);
+    assert_true(cm_ucs_base(st, &o, v, 2) == 17.0 * MB); /* the average then, rounded up to whole MiB */
     cm_strategy_destroy(st);
     /* shard counts: the design doc's example, t = 100 MiB, b = 4, no minimum */
     o.target_sstable_size = 100ull * MB;
