@@ -3,7 +3,8 @@
  * bench_engine.c and bench_amp.c both drive it: the engine in-process
  * without a loop, one table with a blob partition key and one blob column.
  * put = one mutation {pk = the 16-byte key, row "", cell column 1 = the
- * 100-byte value} through storage_apply; get = st_read of the partition;
+ * 100-byte value; with a TTL also an expiring row marker} through
+ * storage_apply; get = st_read of the partition;
  * settle = flush everything (blocks until the SSTables are live), then wait
  * until no compaction is queued, running or due.
  *
@@ -23,6 +24,11 @@ static inline int sibyl_engine_put(storage *s, st_mutation **m, const uint8_t ta
     sib_err err;
     st_mutation_reset(*m, table, (const uint8_t *)k, SIBYL_KEY_LEN);
     st_mut_row(*m, NULL, 0);
+    /* with a TTL, the expiring row marker a CQL INSERT ... USING TTL writes:
+     * without one the row is an UPDATE's, which an SSTable's statistics
+     * cannot tell from live data that never expires (so TWCS would never
+     * drop it whole) */
+    if (ttl > 0) st_mut_row_marker(*m, ts, ttl, expiry);
     st_mut_cell(*m, 1, (const uint8_t *)v, SIBYL_VAL_LEN, ts, ttl, expiry);
     int rc = storage_apply(s, m, 1, NULL, NULL, &err);
     if (rc) fprintf(stderr, "sibyl: put: %s\n", err.msg);
