@@ -37,7 +37,7 @@
  *
  * Figures:
  *   write amp   (flush + compaction bytes written) / (puts x 116); WAL and
- *               commitlog excluded;
+ *               commitlog excluded (RESULT's flush_amp: the flushes' part);
  *   read amp    SSTables a point read touched, p50/p99: on Sibyl the
  *               tablestats histogram (an SSTable counted once its key
  *               range, bloom filter and index admit the key and its
@@ -89,7 +89,7 @@ typedef struct amp_sizes {
 typedef struct amp_result {
     bool ran, failed;
     double write_ops_s, read_ops_s, settle_s;
-    uint64_t puts, user_bytes, written_bytes, reads, read_misses;
+    uint64_t puts, user_bytes, written_bytes, flush_bytes, reads, read_misses;
     uint64_t spr[SPR_MAX];
     uint64_t peak_disk, final_disk, final_live;
     double peak_space_amp;
@@ -402,6 +402,7 @@ static void sib_finish(void *h, amp_result *r, bool read_amp)
     sib_eng *e = h;
     storage_stats st;
     storage_get_stats(e->s, &st);
+    r->flush_bytes = st.flush_bytes;
     r->written_bytes = st.flush_bytes + st.compaction_bytes_written;
     st_table_stats ts;
     st_table_get_stats(e->t, &ts);
@@ -544,7 +545,8 @@ static void rdb_finish(void *h, amp_result *r, bool read_amp)
     rdb_eng *e = h;
     (void)read_amp;
     char *st = rocksdb_options_statistics_get_string(e->o);
-    r->written_bytes = rdb_stat_count(st, "rocksdb.flush.write.bytes") + rdb_stat_count(st, "rocksdb.compact.write.bytes");
+    r->flush_bytes = rdb_stat_count(st, "rocksdb.flush.write.bytes");
+    r->written_bytes = r->flush_bytes + rdb_stat_count(st, "rocksdb.compact.write.bytes");
     rocksdb_free(st);
     int o = snprintf(r->shape, sizeof r->shape, "sstables=");
     uint64_t total = 0;
@@ -672,13 +674,13 @@ static void print_result(int c, int w, const amp_result *r)
         return;
     }
     double mib = 1048576.0;
-    printf("RESULT config=%s workload=%s puts=%llu write_ops_s=%.0f settle_s=%.2f write_amp=%.3f reads=%llu "
+    printf("RESULT config=%s workload=%s puts=%llu write_ops_s=%.0f settle_s=%.2f write_amp=%.3f flush_amp=%.3f reads=%llu "
            "read_ops_s=%.0f sst_per_read_mean=%.2f sst_per_read_p50=%.0f sst_per_read_p99=%.0f read_misses=%llu "
            "peak_disk_mib=%.1f final_disk_mib=%.1f final_live_mib=%.1f space_amp_peak=%.3f space_amp_final=%.3f "
            "peak_rss_mib=%.1f %s\n",
            c_names[c], w_names[w], (unsigned long long)r->puts, r->write_ops_s, r->settle_s,
-           r->user_bytes ? (double)r->written_bytes / (double)r->user_bytes : 0, (unsigned long long)r->reads,
-           r->read_ops_s, spr_mean(r), spr_pct(r, 50), spr_pct(r, 99), (unsigned long long)r->read_misses,
+           r->user_bytes ? (double)r->written_bytes / (double)r->user_bytes : 0,
+           r->user_bytes ? (double)r->flush_bytes / (double)r->user_bytes : 0, (unsigned long long)r->reads, r->read_ops_s, spr_mean(r), spr_pct(r, 50), spr_pct(r, 99), (unsigned long long)r->read_misses,
            (double)r->peak_disk / mib, (double)r->final_disk / mib, (double)r->final_live / mib,
            r->peak_space_amp, r->final_live ? (double)r->final_disk / (double)r->final_live : 0,
            (double)r->peak_rss_kb / 1024.0, r->shape);
