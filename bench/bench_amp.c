@@ -65,7 +65,6 @@
 
 #include "engine_sibyl.h"
 
-
 #define REC_BYTES ((uint64_t)(SIBYL_KEY_LEN + SIBYL_VAL_LEN))
 #define SPR_MAX 64 /* read-amplification histogram: 0..63 SSTables, the last takes more */
 
@@ -105,7 +104,7 @@ typedef struct engine {
     int (*get)(void *h, const char *k, int32_t now_s, bool *found, int *touched);
     int (*settle)(void *h);
     uint64_t (*disk)(void *h);                             /* SSTable bytes now (any thread) */
-    void (*finish)(void *h, amp_result *r, bool read_amp); /* written bytes, spr, shape */
+    void (*finish)(void *h, amp_result *r); /* written bytes, spr, shape */
     void (*spr_mark)(void *h);                             /* start of the counted reads */
 } engine;
 
@@ -349,7 +348,7 @@ static int run_workload(engine *e, int w, const amp_sizes *z, amp_result *r)
         }
         r->peak_disk = sm.peak_disk;
         r->peak_space_amp = sm.peak_ratio;
-        e->finish(e->h, r, true);
+        e->finish(e->h, r);
     }
     free(expiry);
     return rc;
@@ -397,7 +396,7 @@ static void sib_spr_mark(void *h)
     memcpy(e->spr0, ts.spr, sizeof e->spr0);
 }
 
-static void sib_finish(void *h, amp_result *r, bool read_amp)
+static void sib_finish(void *h, amp_result *r)
 {
     sib_eng *e = h;
     storage_stats st;
@@ -408,7 +407,7 @@ static void sib_finish(void *h, amp_result *r, bool read_amp)
     st_table_get_stats(e->t, &ts);
     /* the histogram's buckets are ranges: each read counts at its bucket's
      * upper bound (exact up to 6 SSTables) */
-    for (size_t b = 0; read_amp && b < ST_SPR_BUCKETS; b++) {
+    for (size_t b = 0; b < ST_SPR_BUCKETS; b++) {
         uint32_t ub = st_spr_bound(b);
         r->spr[ub >= SPR_MAX ? SPR_MAX - 1 : ub] += ts.spr[b] - e->spr0[b];
     }
@@ -540,10 +539,9 @@ static void rdb_spr_mark(void *h)
     (void)h;
 }
 
-static void rdb_finish(void *h, amp_result *r, bool read_amp)
+static void rdb_finish(void *h, amp_result *r)
 {
     rdb_eng *e = h;
-    (void)read_amp;
     char *st = rocksdb_options_statistics_get_string(e->o);
     r->flush_bytes = rdb_stat_count(st, "rocksdb.flush.write.bytes");
     r->written_bytes = r->flush_bytes + rdb_stat_count(st, "rocksdb.compact.write.bytes");
