@@ -9,8 +9,9 @@
 #
 #   bench/twcs_soak.sh [MINUTES] [OUTDIR]
 #     MINUTES  run length (default 10)
-#     OUTDIR   where soak.csv, soak.png, summary.txt go (default
-#              bench/results/twcs-soak)
+#     OUTDIR   where soak.csv (disk, live data, RSS and SSTables every 10 s),
+#              soak.png, summary.txt go, beside the raw samples.csv, stress.csv,
+#              stress.out and sibyld.log (default bench/results/twcs-soak)
 #   Environment: SIBYL_BIN (default build-rel/node/sibyld), SIBYL_STRESS
 #   (default build-rel/tools/sibyl-stress), SOAK_RATE (inserts a second,
 #   default 200; each insert writes one new partition of 10 rows),
