@@ -37,11 +37,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "storage.h"
+#include "engine_sibyl.h"
 
-#ifdef SIB_HAVE_ROCKSDB
-#include <rocksdb/c.h>
-#endif
 
 enum { PH_FILL, PH_FILL_SETTLED, PH_READ, PH_ABSENT, PH_OVER, PH_OVER_SETTLED, PH_N };
 static const char *const ph_names[PH_N] = {"fillrandom", "fillrandom+settle", "readrandom-present",
@@ -148,42 +145,6 @@ static int run_workload(engine *e, uint64_t n, eng_result *r)
     return rc;
 }
 
-/* Bytes of regular files under path (apparent sizes), recursively. */
-static uint64_t tree_bytes(const char *path, bool apparent)
-{
-    DIR *d = opendir(path);
-    struct dirent *de;
-    uint64_t tot = 0;
-    char p[4096];
-    if (!d) return 0;
-    while ((de = readdir(d))) {
-        struct stat st;
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        if (lstat(p, &st)) continue;
-        if (S_ISDIR(st.st_mode)) tot += tree_bytes(p, apparent);
-        else if (S_ISREG(st.st_mode)) tot += apparent ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
-    }
-    closedir(d);
-    return tot;
-}
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *de;
-    char p[4096];
-    while (d && (de = readdir(d))) {
-        struct stat st;
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        if (!lstat(p, &st) && S_ISDIR(st.st_mode)) rm_tree(p);
-        else unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-}
-
 /* ---- Sibyl ---- */
 
 static const uint8_t BENCH_TABLE[16] = {0x5b, 0xe7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
@@ -200,37 +161,18 @@ typedef struct sib_eng {
 static int sib_put(void *h, const char *k, const char *v)
 {
     sib_eng *e = h;
-    sib_err err;
-    st_mutation_reset(e->m, BENCH_TABLE, (const uint8_t *)k, SIBYL_KEY_LEN);
-    st_mut_row(e->m, NULL, 0);
-    st_mut_cell(e->m, 1, (const uint8_t *)v, SIBYL_VAL_LEN, e->ts++, 0, 0);
-    int rc = storage_apply(e->s, &e->m, 1, NULL, NULL, &err);
-    if (rc) fprintf(stderr, "sibyl: put: %s\n", err.msg);
-    return rc;
+    return sibyl_engine_put(e->s, &e->m, BENCH_TABLE, k, v, e->ts++, 0, 0);
 }
 
 static int sib_get(void *h, const char *k, bool *found)
 {
     sib_eng *e = h;
-    st_iter *it = st_read(e->t, (const uint8_t *)k, SIBYL_KEY_LEN, NULL, 0, false, e->now);
-    if (!it) return -1;
-    st_row r;
-    *found = st_iter_next(it, &r) && r.ncells == 1 && r.cells[0].vlen == SIBYL_VAL_LEN;
-    sib_err err;
-    int rc = st_iter_status(it, &err);
-    if (rc) fprintf(stderr, "sibyl: get: %s\n", err.msg);
-    st_iter_destroy(it);
-    return rc;
+    return sibyl_engine_get(e->t, k, e->now, found);
 }
 
 static int sib_settle(void *h)
 {
-    sib_eng *e = h;
-    sib_err err;
-    int rc = storage_flush(e->s, NULL, NULL, NULL, &err); /* no loop: returns once live */
-    if (!rc) rc = storage_compaction_wait(e->s, NULL, NULL, &err); /* blocks until settled */
-    if (rc) fprintf(stderr, "sibyl: settle: %s\n", err.msg);
-    return rc;
+    return sibyl_engine_settle(((sib_eng *)h)->s);
 }
 
 static void sib_finish(void *h, eng_result *r)
@@ -242,14 +184,14 @@ static void sib_finish(void *h, eng_result *r)
     char p[4200];
     snprintf(p, sizeof p, "%s/data", e->data);
     r->flush_bytes = st.flush_bytes + st.compaction_bytes_written;
-    r->disk_bytes = tree_bytes(e->data, false);
+    r->disk_bytes = tree_bytes_ex(e->data, NULL, 0);
     printf("RESULT engine=sibyl sstables=%llu sstable_data_bytes=%llu flushes=%llu flush_bytes=%llu "
            "compactions=%llu compaction_bytes_read=%llu compaction_bytes_written=%llu sstable_tree_bytes=%llu "
            "writes_delayed=%llu write_delay_ms=%.1f\n",
            (unsigned long long)st.sstables, (unsigned long long)st.sstable_bytes, (unsigned long long)st.flushes,
            (unsigned long long)st.flush_bytes, (unsigned long long)st.compactions,
            (unsigned long long)st.compaction_bytes_read, (unsigned long long)st.compaction_bytes_written,
-           (unsigned long long)tree_bytes(p, true), (unsigned long long)st.writes_delayed,
+           (unsigned long long)tree_bytes_ex(p, NULL, 1), (unsigned long long)st.writes_delayed,
            (double)st.write_delay_ns / 1e6);
 }
 
@@ -303,68 +245,27 @@ typedef struct rdb_eng {
 
 static int rdb_put(void *h, const char *k, const char *v)
 {
-    rdb_eng *e = h;
-    char *err = NULL;
-    rocksdb_put(e->db, e->wo, k, SIBYL_KEY_LEN, v, SIBYL_VAL_LEN, &err);
-    if (err) {
-        fprintf(stderr, "rocksdb: put: %s\n", err);
-        rocksdb_free(err);
-        return -1;
-    }
-    return 0;
+    return rdb_put_db(((rdb_eng *)h)->db, ((rdb_eng *)h)->wo, k, v);
 }
 
 static int rdb_get(void *h, const char *k, bool *found)
 {
-    rdb_eng *e = h;
-    char *err = NULL;
-    size_t len = 0;
-    char *v = rocksdb_get(e->db, e->ro, k, SIBYL_KEY_LEN, &len, &err);
-    if (err) {
-        fprintf(stderr, "rocksdb: get: %s\n", err);
-        rocksdb_free(err);
-        return -1;
-    }
-    *found = v && len == SIBYL_VAL_LEN;
-    rocksdb_free(v);
-    return 0;
+    int f = 0, rc = rdb_get_db(((rdb_eng *)h)->db, ((rdb_eng *)h)->ro, k, &f);
+    *found = f;
+    return rc;
 }
 
 static int rdb_settle(void *h)
 {
-    rdb_eng *e = h;
-    char *err = NULL;
-    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-    rocksdb_flushoptions_set_wait(fo, 1);
-    rocksdb_flush(e->db, fo, &err);
-    rocksdb_flushoptions_destroy(fo);
-    if (err) {
-        fprintf(stderr, "rocksdb: flush: %s\n", err);
-        rocksdb_free(err);
-        return -1;
-    }
-    for (;;) {
-        uint64_t pending = 0, running = 0;
-        rocksdb_property_int(e->db, "rocksdb.compaction-pending", &pending);
-        rocksdb_property_int(e->db, "rocksdb.num-running-compactions", &running);
-        if (!pending && !running) return 0;
-        usleep(10000);
-    }
-}
-
-static uint64_t stat_count(const char *stats, const char *name)
-{
-    const char *p = stats ? strstr(stats, name) : NULL;
-    if (!p || !(p = strstr(p, "COUNT : "))) return 0;
-    return strtoull(p + 8, NULL, 10);
+    return rdb_settle_db(((rdb_eng *)h)->db);
 }
 
 static void rdb_finish(void *h, eng_result *r)
 {
     rdb_eng *e = h;
     char *st = rocksdb_options_statistics_get_string(e->o);
-    r->flush_bytes = stat_count(st, "rocksdb.flush.write.bytes") + stat_count(st, "rocksdb.compact.write.bytes");
-    r->wal_bytes = stat_count(st, "rocksdb.wal.bytes");
+    r->flush_bytes = rdb_stat_count(st, "rocksdb.flush.write.bytes") + rdb_stat_count(st, "rocksdb.compact.write.bytes");
+    r->wal_bytes = rdb_stat_count(st, "rocksdb.wal.bytes");
     rocksdb_free(st);
     r->disk_bytes = dir_bytes(e->dir); /* the shared helper: RocksDB's directory is flat */
 }

@@ -55,6 +55,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SIBYL_SEED_PERM   0x5159B11E00000001ULL
 #define SIBYL_SEED_VAL    0x5159B11E00000002ULL
@@ -205,5 +206,122 @@ static uint64_t dir_bytes(const char *path)
     closedir(d);
     return total;
 }
+
+/* Bytes of the regular files under path whose names end in suffix (NULL:
+ * every file), recursively: apparent sizes, or the blocks allocated.
+ * Files vanishing meanwhile (a compaction's inputs) are skipped. */
+static inline uint64_t tree_bytes_ex(const char *path, const char *suffix, int apparent)
+{
+    DIR *d = opendir(path);
+    uint64_t tot = 0;
+    char p[4096];
+    if (!d)
+        return 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (snprintf(p, sizeof p, "%s/%s", path, de->d_name) >= (int)sizeof p || lstat(p, &st))
+            continue;
+        size_t nl = strlen(de->d_name), sl = suffix ? strlen(suffix) : 0;
+        if (S_ISDIR(st.st_mode))
+            tot += tree_bytes_ex(p, suffix, apparent);
+        else if (S_ISREG(st.st_mode) && (!suffix || (nl >= sl && !strcmp(de->d_name + nl - sl, suffix))))
+            tot += apparent ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
+    }
+    closedir(d);
+    return tot;
+}
+
+/* Removes path and everything under it. */
+static inline void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    char p[4096];
+    for (struct dirent *de; d && (de = readdir(d));) {
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (snprintf(p, sizeof p, "%s/%s", path, de->d_name) >= (int)sizeof p)
+            continue;
+        if (!lstat(p, &st) && S_ISDIR(st.st_mode))
+            rm_tree(p);
+        else
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(path);
+}
+
+#ifdef SIB_HAVE_ROCKSDB
+#include <rocksdb/c.h>
+
+/* A ticker's COUNT in rocksdb_options_statistics_get_string's text. */
+static inline uint64_t rdb_stat_count(const char *stats, const char *name)
+{
+    const char *p = stats ? strstr(stats, name) : NULL;
+    if (!p || !(p = strstr(p, "COUNT : ")))
+        return 0;
+    return strtoull(p + 8, NULL, 10);
+}
+
+static inline int rdb_put_db(rocksdb_t *db, rocksdb_writeoptions_t *wo, const char *k, const char *v)
+{
+    char *err = NULL;
+    rocksdb_put(db, wo, k, SIBYL_KEY_LEN, v, SIBYL_VAL_LEN, &err);
+    if (err) {
+        fprintf(stderr, "rocksdb: put: %s\n", err);
+        rocksdb_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+/* *found: the key has a 100-byte value. */
+static inline int rdb_get_db(rocksdb_t *db, rocksdb_readoptions_t *ro, const char *k, int *found)
+{
+    char *err = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get(db, ro, k, SIBYL_KEY_LEN, &len, &err);
+    if (err) {
+        fprintf(stderr, "rocksdb: get: %s\n", err);
+        rocksdb_free(err);
+        return -1;
+    }
+    *found = v && len == SIBYL_VAL_LEN;
+    rocksdb_free(v);
+    return 0;
+}
+
+/* Settle: flush (waiting for it), then poll until no compaction is running
+ * and none is pending. A pending flag with nothing running for 2 s counts
+ * as settled too: universal compaction raises it (score 1 at its
+ * file-count trigger) when its picker then finds nothing worth merging,
+ * and it stays up. */
+static inline int rdb_settle_db(rocksdb_t *db)
+{
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flush(db, fo, &err);
+    rocksdb_flushoptions_destroy(fo);
+    if (err) {
+        fprintf(stderr, "rocksdb: flush: %s\n", err);
+        rocksdb_free(err);
+        return -1;
+    }
+    for (int idle = 0;; usleep(10000)) {
+        uint64_t pending = 0, running = 0;
+        rocksdb_property_int(db, "rocksdb.compaction-pending", &pending);
+        rocksdb_property_int(db, "rocksdb.num-running-compactions", &running);
+        if (!pending && !running)
+            return 0;
+        idle = running ? 0 : idle + 1;
+        if (idle >= 200)
+            return 0;
+    }
+}
+#endif
 
 #endif

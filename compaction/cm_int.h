@@ -15,8 +15,10 @@ struct cm_strategy {
     int64_t highest_window;
     bool has_highest;
     int64_t last_expired_check;
-    /* UCS: the flush size in use as base m (0: none seen yet) */
+    /* UCS: the flush size in use as base m (0: none seen yet), and the
+     * moving average of flush sizes it follows */
     uint64_t ucs_flush_bytes;
+    double ucs_flush_avg;
 };
 
 /* STCS's bucket choice alone over ssts (compacting ones left out): the

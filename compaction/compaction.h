@@ -217,7 +217,9 @@ void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_cho
 /* Completion hook: the compaction chosen as c finished; last_token is the
  * largest last token among its outputs (none: ignored). */
 void cm_strategy_compacted(cm_strategy *s, const cm_choice *c, bool any_output, int64_t last_token);
-/* Flush hook: a flush of the table wrote `bytes` (UCS's base size m). */
+/* Flush hook: a flush of the table wrote `bytes`; UCS's base size m
+ * follows their exponential moving average (Cassandra's, weight 0.0046 a
+ * flush) and moves to it, in whole MiB, when they differ by over half. */
 void cm_strategy_flushed(cm_strategy *s, uint64_t bytes);
 /* LCS level of each SSTable as the strategy sees it: the stored level,
  * except that an SSTable overlapping an earlier one of its level (by first
@@ -257,9 +259,10 @@ double cm_ucs_density(uint64_t bytes, int64_t first_token, int64_t last_token);
 /* Level of density d for base size m: 0 below m x f0, n in [m f0..f(n-1),
  * m f0..fn), capped at CM_UCS_LEVELS - 1. */
 uint32_t cm_ucs_level(const cm_options *o, double m, double d);
-/* Base size m the strategy uses now: flush_size_override, else the last
- * flush's size, else the smallest density among ssts; at least 1 MiB,
- * rounded up to whole MiB. */
+/* Base size m the strategy uses now: flush_size_override, else the flush
+ * size in use (cm_strategy_flushed: the moving average of the flushes,
+ * moved only when it strays by over half), else the smallest density among
+ * ssts; at least 1 MiB, rounded up to whole MiB. */
 double cm_ucs_base(const cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t n);
 /* Shard count S for output density d (docs/compaction.md, "Unified"). */
 uint32_t cm_ucs_shards(const cm_options *o, double d);
@@ -320,6 +323,10 @@ typedef struct cm_task {
     /* UCS: an output also ends where the next partition's token falls in
      * another of `shards` equal shards of the token space (0 = never) */
     uint32_t shards;
+    /* LCS's lone SSTable moving up a level (one input, nothing dropped):
+     * the output is the input's files linked under out_gen with wo.level in
+     * its Statistics.db (sst_link_relevel), nothing read or rewritten */
+    bool relevel;
     sst_writer_opts wo;      /* wo.level is every output's level */
     int32_t now, gc_before;
     cm_throttle *throttle;   /* may be NULL */
@@ -347,7 +354,8 @@ typedef struct cm_task {
  * SIB_ECORRUPT naming the file...) with every output removed and the inputs
  * intact. On 0 the inputs' files are gone (readers keep their mappings).
  * Failpoints (test builds): compaction.after_txn_begin,
- * compaction.after_output_<n> (n = 1.. as each output is complete),
+ * compaction.after_output_<n> (n = 1.. as each output is complete; a
+ * relevel's one output too),
  * compaction.after_outputs_before_txn_commit,
  * compaction.after_commit_before_input_delete,
  * compaction.after_input_delete_before_log_delete. */

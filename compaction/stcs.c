@@ -271,7 +271,7 @@ static int apply_key(cm_options *o, const char *k, const char *v, bool strict, s
             return sib_err_set(err, SIB_ECONFIG, "fanout_size must be a positive integer, was '%s'", v);
         o->fanout_size = (uint32_t)d;
     } else if (!strcmp(k, "single_sstable_uplevel") && o->kind == CM_LCS) {
-        if (!parse_bool(v, &b)) goto bad; /* accepted; a lone SSTable is always rewritten here */
+        if (!parse_bool(v, &b)) goto bad; /* accepted; a lone SSTable always moves by its metadata here */
     } else if (o->kind == CM_TWCS && is_twcs_key(k)) {
         return apply_twcs_key(o, k, v, err);
 

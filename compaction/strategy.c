@@ -5,10 +5,12 @@
  * The state outlives option changes: ALTER TABLE ... WITH compaction
  * switches a live table at its next pick. STCS keeps no state; LCS keeps
  * where its round robin through each level stands; TWCS its newest window
- * and its last expiry check; UCS the size of the last flush (its base m).
+ * and its last expiry check; UCS its base m, which follows a moving average
+ * of the flush sizes.
  */
 #include "cm_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 int cm_strategy_create(cm_strategy **out, sib_err *err)
@@ -74,11 +76,18 @@ void cm_strategy_major(const cm_options *o, const cm_sst *ssts, size_t n, cm_cho
 
 void cm_strategy_flushed(cm_strategy *s, uint64_t bytes)
 {
-    /* Cassandra's controller moves m only when the flush size strays by
-     * more than half from it, so levels do not shift with every flush */
+    /* As Cassandra's controller: m follows an exponential moving average of
+     * the flush sizes (each flush moves it by 0.0046 of the difference, so
+     * a flush counts for under 1% after 1000 more), and m moves to the
+     * average, rounded up to whole MiB, only when it strays by more than
+     * half from it. A lone small flush (a flush forced before a snapshot or
+     * a shutdown) thus shifts no SSTable to another level. */
     if (!s || !bytes) return;
-    double cur = (double)s->ucs_flush_bytes;
-    if (!s->ucs_flush_bytes || (double)bytes > cur * 1.5 || (double)bytes < cur / 1.5) s->ucs_flush_bytes = bytes;
+    double b = (double)bytes;
+    s->ucs_flush_avg = s->ucs_flush_avg > 0 ? s->ucs_flush_avg + 0.0046 * (b - s->ucs_flush_avg) : b;
+    double cur = (double)s->ucs_flush_bytes, avg = s->ucs_flush_avg;
+    if (!s->ucs_flush_bytes || fabs(1.0 - cur / avg) > 0.5)
+        s->ucs_flush_bytes = (uint64_t)ceil(avg / 1048576.0) << 20;
 }
 
 void cm_strategy_compacted(cm_strategy *s, const cm_choice *c, bool any_output, int64_t last_token)

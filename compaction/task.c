@@ -478,7 +478,24 @@ int cm_task_run(cm_task *t)
         keys = (uint64_t)((double)keys * ((double)t->max_output_bytes / (double)file_bytes) * 1.25) + 1;
     c.wo.expected_keys = keys ? keys : 1;
     if (min_ts != SST_NO_TS) c.wo.ts_base = min_ts; /* timestamps stored as short deltas from it */
-    if (!rc) rc = merge_all(&c);
+    if (t->relevel && t->ninputs == 1 && !t->ndrop) {
+        /* the input under a new generation at its new level: no byte of
+         * data read or written, the same transaction log as a merge */
+        t->bytes_read = 0;
+        t->outputs = calloc(1, sizeof *t->outputs);
+        if (!rc && !t->outputs) rc = sib_err_set(&t->err, SIB_ENOMEM, "compaction: out of memory");
+        if (!rc) rc = cm_txn_add(c.x, t->out_gen, &t->err);
+        if (!rc) rc = sst_link_relevel(t->dir, sst_gen(t->inputs[0]), t->out_gen, t->wo.level, &t->err);
+        if (!rc) rc = sst_open(&t->outputs[0], t->dir, t->out_gen, &t->err);
+        if (!rc) {
+            t->noutputs = 1;
+            t->partitions_in = t->partitions_out = sst_get_stats(t->inputs[0])->partitions;
+            __atomic_store_n(&t->bytes_done, total, __ATOMIC_RELAXED);
+            rc = SIB_FAILPOINT_N("compaction.after_output", 1, &t->err);
+        }
+    } else if (!rc) {
+        rc = merge_all(&c);
+    }
     if (!rc && c.w) rc = output_end(&c);
     sst_writer_destroy(c.w); /* an output cut short by an error: its tmp files go */
     if (!rc) rc = commit(t, c.x);

@@ -280,6 +280,13 @@ int sst_files(const char *dir, uint64_t gen, char *out[5]);
 /* Deletes a generation's files (Data.db first, made durable, then the
  * others and any tmp names, TOC last) and fsyncs the directory. */
 int sst_remove(const char *dir, uint64_t gen, sib_err *err);
+/* Generation newgen as a copy of gen at another level, without rewriting
+ * its data: Data, Index and Filter are hard links to gen's files, and
+ * Statistics.db is gen's (crc checked) with the level changed. TOC.txt.tmp
+ * is held from the first file to the end, so a crash leaves newgen proven
+ * unfinished; on an error every file of newgen made so far is removed. gen
+ * is left as it was (LCS's lone SSTable moving up a level). */
+int sst_link_relevel(const char *dir, uint64_t gen, uint64_t newgen, uint32_t level, sib_err *err);
 /* Estimated droppable tombstones (ldt < gc_before) from the histogram. */
 uint64_t sst_droppable_tombstones(const sst_stats *st, int32_t gc_before);
 

@@ -52,6 +52,7 @@
 #include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { C_DATA, C_INDEX, C_FILTER, C_STATS, C_NCOMP };
@@ -549,6 +550,77 @@ int sst_toc_write(const char *dir, uint64_t gen, sib_err *err)
     if (rc && tmp) unlink(tmp);
     free(tmp);
     free(fin);
+    return rc;
+}
+
+/* Offset of the level in a Statistics.db body (see finish_stats). */
+#define STATS_LEVEL_OFF (8 + 8 + 4 + 4 + 4 * 8 + SST_LDT_BINS * 8 + 8 + 8)
+
+/* gen's Statistics.db with the level set to level, written whole to fd. */
+static int relevel_stats(const char *src, int fd, uint32_t level, sib_err *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return sib_err_errno(err, "sstable: open %s", src);
+    struct stat stt;
+    uint8_t *b = NULL;
+    int rc = 0;
+    if (fstat(in, &stt)) rc = sib_err_errno(err, "sstable: stat %s", src);
+    else if ((size_t)stt.st_size < SST_HDR_LEN + STATS_LEVEL_OFF + 4 + 4 || stt.st_size > (1 << 26))
+        rc = sib_err_set(err, SIB_ECORRUPT, "sstable: %s: bad size %lld", src, (long long)stt.st_size);
+    else if (!(b = malloc((size_t)stt.st_size))) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    else if (pread(in, b, (size_t)stt.st_size, 0) != stt.st_size) rc = sib_err_errno(err, "sstable: read %s", src);
+    close(in);
+    size_t n = (size_t)stt.st_size;
+    if (!rc && (!sst_check_hdr(b, SST_MAGIC_STATS, NULL, NULL) ||
+                sib_crc32c(0, b + SST_HDR_LEN, n - SST_HDR_LEN - 4) != get_be32(b + n - 4)))
+        rc = sib_err_set(err, SIB_ECORRUPT, "sstable: %s: checksum mismatch", src);
+    if (!rc) {
+        put_be32(b + SST_HDR_LEN + STATS_LEVEL_OFF, level);
+        put_be32(b + n - 4, sib_crc32c(0, b + SST_HDR_LEN, n - SST_HDR_LEN - 4));
+        if (sst_write_full(fd, b, n) || fsync(fd)) rc = sib_err_errno(err, "sstable: write Statistics.db");
+    }
+    free(b);
+    return rc;
+}
+
+int sst_link_relevel(const char *dir, uint64_t gen, uint64_t newgen, uint32_t level, sib_err *err)
+{
+    char *toc_tmp = sst_path(dir, newgen, "TOC.txt", ".tmp"), *toc = sst_path(dir, newgen, "TOC.txt", "");
+    char *from[C_NCOMP] = {0}, *to[C_NCOMP] = {0}, *stats_tmp = sst_path(dir, newgen, sst_components[C_STATS], ".tmp");
+    bool ok = toc_tmp && toc && stats_tmp;
+    for (int i = 0; i < C_NCOMP; i++) {
+        from[i] = sst_path(dir, gen, sst_components[i], "");
+        to[i] = sst_path(dir, newgen, sst_components[i], "");
+        ok = ok && from[i] && to[i];
+    }
+    int rc = ok ? toc_tmp_write(toc_tmp, err) : sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+    for (int i = 0; !rc && i < C_NCOMP; i++) {
+        if (i != C_STATS) {
+            if (link(from[i], to[i])) rc = sib_err_errno(err, "sstable: link %s", from[i]);
+            continue;
+        }
+        int fd = open(stats_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            rc = sib_err_errno(err, "sstable: create %s", stats_tmp);
+            continue;
+        }
+        rc = relevel_stats(from[i], fd, level, err);
+        close(fd);
+        if (!rc && rename(stats_tmp, to[i])) rc = sib_err_errno(err, "sstable: rename %s", stats_tmp);
+    }
+    if (!rc && sst_fsync_dir(dir)) rc = sib_err_errno(err, "sstable: fsync %s", dir);
+    if (!rc && rename(toc_tmp, toc)) rc = sib_err_errno(err, "sstable: rename %s", toc_tmp);
+    if (!rc && sst_fsync_dir(dir)) rc = sib_err_errno(err, "sstable: fsync %s", dir);
+    if (rc && ok) { /* nothing of newgen stays: its links, its Statistics, the TOC last */
+        for (int i = 0; i < C_NCOMP; i++) unlink(to[i]);
+        unlink(stats_tmp);
+        unlink(toc);
+        unlink(toc_tmp);
+    }
+    for (int i = 0; i < C_NCOMP; i++) free(from[i]), free(to[i]);
+    free(stats_tmp);
+    free(toc_tmp);
+    free(toc);
     return rc;
 }
 

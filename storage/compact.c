@@ -353,6 +353,12 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
     t->next_gen += k->ngens;
     k->wo.block_size = o->sstable_block_size;
     k->wo.level = ch->level;
+    /* LCS's lone SSTable moving up with nothing to merge in the level below
+     * (the pick took none): linked at its new level, not rewritten, as
+     * Cassandra's single_sstable_uplevel and RocksDB's trivial move do */
+    k->relevel = !major_seq && !tombstone && ch->n == 1 && !ch->nexpired &&
+                 sst_get_stats(j->in[0])->level != ch->level &&
+                 (!k->max_output_bytes || in_bytes <= k->max_output_bytes + k->max_output_bytes / 4);
     k->wo.fp_chance = o->bloom_filter_fp_chance;
     k->wo.clpos = clpos; /* what the inputs cover: replay and truncate records compare against it */
     k->now = (int32_t)SIB_MIN(now, INT32_MAX - 1);

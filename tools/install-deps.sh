@@ -24,6 +24,9 @@ PACKAGES=(
   # later tools (shell, admin API) and benchmarks (reference servers/engines)
   libedit-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
   redis-server librocksdb-dev
+  # bench/twcs_soak.sh draws its plot with gnuplot (optional: without it the
+  # soak still writes its CSV)
+  gnuplot-nox
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -686,7 +686,124 @@ static void test_txn_old_format(void **state)
     }
 }
 
+/* LCS's lone SSTable moving up (cm_task.relevel): the output is the input's
+ * data linked under the output generation at the new level, nothing read
+ * or written; the input's files go at the commit, the output still reads. */
+static void test_task_relevel(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a", "b", "c"};
+    trow r[] = {{"r1", 5, "v1", 0}, {"r2", 6, NULL, GC_BEFORE - 50}};
+    sstable *in[1] = {write_sst(f->dir, 1, pks, 3, r, 2, 0, 0)};
+    char before[256], after[256];
+    dump(in[0], "b", before, sizeof before);
+    cm_task t = task_for(f->dir, in, 1, NULL, 0, 10);
+    t.relevel = true;
+    t.wo.level = 2;
+    t.max_output_bytes = 1 << 20;
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 1);
+    assert_int_equal(sst_gen(t.outputs[0]), 10);
+    assert_int_equal(sst_get_stats(t.outputs[0])->level, 2);
+    assert_int_equal(sst_get_stats(t.outputs[0])->partitions, 3);
+    assert_int_equal(t.bytes_written, 0);
+    assert_int_equal(t.bytes_read, 0);
+    assert_int_equal(t.purged, 0); /* the tombstone past gc_grace stays: nothing is merged */
+    dump(t.outputs[0], "b", after, sizeof after);
+    assert_string_equal(before, after);
+    assert_int_equal(count_files(f->dir, "-Data.db"), 1);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    assert_int_equal(count_files(f->dir, ".tmp"), 0);
+    /* reopened from disk: the level is in its Statistics.db */
+    sstable *re;
+    sib_err err;
+    assert_int_equal(sst_open(&re, f->dir, 10, &err), 0);
+    assert_int_equal(sst_get_stats(re)->level, 2);
+    dump(re, "b", after, sizeof after);
+    assert_string_equal(before, after);
+    sst_unref(re);
+    cm_task_free_outputs(&t);
+    sst_unref(in[0]);
+}
+
+/* sst_link_relevel checks the Statistics.db it copies: a damaged one is an
+ * error that leaves no file of the new generation behind. */
+static void test_link_relevel_damaged_stats(void **state)
+{
+    fx *f = *state;
+    const char *pks[] = {"a"};
+    trow r[] = {{"r1", 5, "v1", 0}};
+    sst_unref(write_sst(f->dir, 1, pks, 1, r, 1, 0, 0));
+    char path[600];
+    snprintf(path, sizeof path, "%s/1-Statistics.db", f->dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, 40), 1);
+    b ^= 0xff;
+    assert_int_equal(pwrite(fd, &b, 1, 40), 1);
+    close(fd);
+    sib_err err;
+    assert_int_equal(sst_link_relevel(f->dir, 1, 7, 3, &err), SIB_ECORRUPT);
+    assert_non_null(strstr(err.msg, "1-Statistics.db"));
+    DIR *d = opendir(f->dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));) assert_false(!strncmp(e->d_name, "7-", 2));
+    closedir(d);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 1);
+}
+
 #ifdef SIB_FAILPOINTS
+/* The steps of a compaction a crash test kills it at, and whether its
+ * outputs are the live generations after recovery. */
+typedef struct crash_step {
+    const char *point;
+    bool committed;
+} crash_step;
+static const crash_step crash_steps[] = {
+    {"compaction.after_txn_begin", false},
+    {"compaction.after_output_1", false},
+    {"compaction.after_output_2", false},
+    {"compaction.after_output_4", false},
+    {"compaction.after_outputs_before_txn_commit", false},
+    {"compaction.after_commit_before_input_delete", true},
+    {"compaction.after_input_delete_before_log_delete", true},
+};
+
+/* Runs t in a forked child that the failpoint `point` kills. */
+static void run_killed_at(const char *point, cm_task t)
+{
+    char spec[160];
+    snprintf(spec, sizeof spec, "%s=kill", point);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sib_err e;
+        if (sib_failpoints_set(spec, &e)) _exit(2);
+        cm_task_run(&t);
+        _exit(3); /* the failpoint did not fire */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* Recovery as a restart does it: the one log rolled forward or back, no
+ * tmp file or log left; the live generations in *gens (caller frees). */
+static size_t recover_live(const char *dir, uint64_t **gens)
+{
+    sib_err err;
+    size_t nlogs, n;
+    uint64_t maxg;
+    assert_int_equal(cm_txn_recover(dir, NULL, &nlogs, &err), 0);
+    assert_int_equal(nlogs, 1);
+    assert_int_equal(sst_dir_scan(dir, gens, &n, &maxg, NULL, &err), 0);
+    assert_int_equal(count_files(dir, ".tmp"), 0);
+    assert_int_equal(count_files(dir, "-txn.log"), 0);
+    return n;
+}
+
 /* Kills a forked child at each step of a compaction with several outputs,
  * then recovers as a restart does: the live generations are exactly the
  * inputs (killed before the commit) or exactly the outputs (after it),
@@ -694,47 +811,21 @@ static void test_txn_old_format(void **state)
 static void test_txn_crash_every_step(void **state)
 {
     fx *f = *state;
-    static const struct {
-        const char *point;
-        bool committed;
-    } steps[] = {
-        {"compaction.after_txn_begin", false},
-        {"compaction.after_output_1", false},
-        {"compaction.after_output_2", false},
-        {"compaction.after_output_4", false},
-        {"compaction.after_outputs_before_txn_commit", false},
-        {"compaction.after_commit_before_input_delete", true},
-        {"compaction.after_input_delete_before_log_delete", true},
-    };
-    for (size_t k = 0; k < SIB_ARRAY_LEN(steps); k++) {
-        char sub[600], spec[160];
+    const crash_step *steps = crash_steps;
+    for (size_t k = 0; k < SIB_ARRAY_LEN(crash_steps); k++) {
+        char sub[600];
         snprintf(sub, sizeof sub, "%s/step%zu", f->dir, k);
         assert_int_equal(mkdir(sub, 0755), 0);
         sstable *in[3];
         write_split_inputs(sub, in);
-        snprintf(spec, sizeof spec, "%s=kill", steps[k].point);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            sib_err e;
-            if (sib_failpoints_set(spec, &e)) _exit(2);
-            cm_task t = task_for(sub, in, 3, NULL, 0, 10);
-            t.ngens = 8;
-            t.max_output_bytes = 1;
-            cm_task_run(&t);
-            _exit(3); /* the failpoint did not fire */
-        }
-        int status = 0;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        cm_task kt = task_for(sub, in, 3, NULL, 0, 10);
+        kt.ngens = 8;
+        kt.max_output_bytes = 1;
+        run_killed_at(steps[k].point, kt);
         for (int i = 0; i < 3; i++) sst_unref(in[i]);
         sib_err err;
-        size_t nlogs;
-        assert_int_equal(cm_txn_recover(sub, NULL, &nlogs, &err), 0);
-        assert_int_equal(nlogs, 1);
-        uint64_t *gens, maxg;
-        size_t n;
-        assert_int_equal(sst_dir_scan(sub, &gens, &n, &maxg, NULL, &err), 0);
+        uint64_t *gens;
+        size_t n = recover_live(sub, &gens);
         if (steps[k].committed) {
             assert_int_equal(n, 5);
             for (size_t i = 0; i < n; i++) assert_int_equal(gens[i], 10 + i);
@@ -742,8 +833,6 @@ static void test_txn_crash_every_step(void **state)
             assert_int_equal(n, 3);
             for (size_t i = 0; i < n; i++) assert_int_equal(gens[i], 1 + i);
         }
-        assert_int_equal(count_files(sub, ".tmp"), 0);
-        assert_int_equal(count_files(sub, "-txn.log"), 0);
         /* the same rows either way: merge what is live once more */
         sstable *live[8];
         for (size_t i = 0; i < n; i++) assert_int_equal(sst_open(&live[i], sub, gens[i], &err), 0);
@@ -753,6 +842,43 @@ static void test_txn_crash_every_step(void **state)
         check_split_content(t.outputs, 1);
         cm_task_free_outputs(&t);
         for (size_t i = 0; i < n; i++) sst_unref(live[i]);
+        free(gens);
+    }
+}
+
+/* A relevel killed at each step, then recovered as a restart does: either
+ * the input (killed before the commit) or the relevelled output is live,
+ * never both, with the same rows. */
+static void test_relevel_crash_every_step(void **state)
+{
+    fx *f = *state;
+    const crash_step *steps = crash_steps;
+    const char *pks[] = {"a", "b"};
+    trow r[] = {{"r1", 5, "v1", 0}};
+    for (size_t k = 0; k < SIB_ARRAY_LEN(crash_steps); k++) {
+        if (!strcmp(steps[k].point, "compaction.after_output_2") || !strcmp(steps[k].point, "compaction.after_output_4"))
+            continue; /* one output only */
+        char sub[600], want[256], got[256];
+        snprintf(sub, sizeof sub, "%s/step%zu", f->dir, k);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        sstable *in[1] = {write_sst(sub, 1, pks, 2, r, 1, 0, 0)};
+        dump(in[0], "a", want, sizeof want);
+        cm_task kt = task_for(sub, in, 1, NULL, 0, 10);
+        kt.relevel = true;
+        kt.wo.level = 3;
+        run_killed_at(steps[k].point, kt);
+        sst_unref(in[0]);
+        sib_err err;
+        uint64_t *gens;
+        assert_int_equal(recover_live(sub, &gens), 1);
+        assert_int_equal(gens[0], steps[k].committed ? 10 : 1);
+        assert_int_equal(count_files(sub, "-Data.db"), 1);
+        sstable *live;
+        assert_int_equal(sst_open(&live, sub, gens[0], &err), 0);
+        assert_int_equal(sst_get_stats(live)->level, steps[k].committed ? 3 : 0);
+        dump(live, "a", got, sizeof got);
+        assert_string_equal(want, got);
+        sst_unref(live);
         free(gens);
     }
 }
@@ -1394,8 +1520,18 @@ static void test_ucs_levels_and_shards(void **state)
     assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
     cm_strategy_flushed(st, 8 * MB); /* within half of it: m stays */
     assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
+    /* m follows the moving average of the flushes, not the last one: a lone
+     * 20 MiB flush, or a lone tiny one, leaves it where it is */
     cm_strategy_flushed(st, 20 * MB);
-    assert_true(cm_ucs_base(st, &o, v, 2) == 20.0 * MB);
+    assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
+    cm_strategy_flushed(st, 100 * 1024);
+    assert_true(cm_ucs_base(st, &o, v, 2) == 8.0 * MB);
+    /* flushes of 20 MiB from now on: the average passes 16 MiB (half
+     * again over 8) after about 250 of them, and m moves to it */
+    int k = 0;
+    while (cm_ucs_base(st, &o, v, 2) == 8.0 * MB && k < 1000) cm_strategy_flushed(st, 20 * MB), k++;
+    assert_true(k > 200 && k < 300);
+    assert_true(cm_ucs_base(st, &o, v, 2) == 17.0 * MB); /* the average then, rounded up to whole MiB */
     cm_strategy_destroy(st);
     /* shard counts: the design doc's example, t = 100 MiB, b = 4, no minimum */
     o.target_sstable_size = 100ull * MB;
@@ -1613,8 +1749,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_task_split_outputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_old_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_drops_unread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_relevel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_relevel_damaged_stats, setup, teardown),
 #ifdef SIB_FAILPOINTS
         cmocka_unit_test_setup_teardown(test_txn_crash_every_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relevel_crash_every_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_error_rolls_back_all_outputs, setup, teardown),
 #endif
         cmocka_unit_test_setup_teardown(test_worth_dropping_tombstones, setup, teardown),
