@@ -48,7 +48,8 @@ typedef enum {
     SN_WRITETIME,
     SN_MAXWRITETIME,
     SN_TTL,
-    SN_COUNT,  /* COUNT(*) (col NULL) or count(col): the only aggregate */
+    SN_COUNT,  /* COUNT(*) (col NULL) or count(col) */
+    SN_AGG,    /* min/max/sum/avg(arg) (exec_group.c) */
     SN_TOKEN,
     SN_FN,
     SN_CONST,
@@ -63,9 +64,12 @@ typedef enum {
     FN_TO_TIMESTAMP, FN_TO_UNIX_TIMESTAMP, FN_TO_DATE, FN_DATE_OF, FN_UNIX_TIMESTAMP_OF,
 } fn_id;
 
+typedef enum { AGG_MIN, AGG_MAX, AGG_SUM, AGG_AVG } agg_kind;
+
 typedef struct sel_node {
     sn_kind kind;
     fn_id fn;
+    agg_kind agg;           /* SN_AGG */
     const sch_column *col;  /* COLUMN, WRITETIME, MAXWRITETIME, TTL, count(col) */
     const sch_type *type;   /* result type */
     const char *name;       /* result name without alias */
@@ -87,7 +91,7 @@ typedef struct sel_list {
     sel_node **nodes;
     const char **names; /* alias or node name */
     const sch_type **types;
-    bool aggregate;     /* a top-level COUNT */
+    bool aggregate;     /* a top-level aggregate (COUNT, min, max, sum, avg) */
 } sel_list;
 
 /* ---- a running SELECT (exec_select.c) --------------------------------------- */
@@ -129,9 +133,9 @@ typedef struct sel_run {
     sib_buf last_pk, last_ck;
     bool last_in_partition;
     uint64_t last_pk_index;
-    /* aggregates */
-    int64_t *counts;    /* per selector */
-    bool have_first;
+    /* aggregates and GROUP BY (exec_group.c): rows go through group_row() */
+    bool grouping;
+    struct grp_state *grp; /* malloc'd, freed by group_free() */
     /* scratch */
     sib_buf coll, text;
     sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
@@ -176,7 +180,28 @@ int col_value(sel_run *run, row_ctx *rc, const sch_column *col, sch_val *out, si
  * tmp (16 bytes) holds small results, so *out may point into it. */
 int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *out, sib_err *err);
 
+/* ---- exec_group.c: aggregates and GROUP BY ----------------------------------- */
+
+/* Sets up run->grp when the selection aggregates or s has GROUP BY. */
+int group_init(sel_run *run, sib_err *err);
+void group_free(sel_run *run);
+/* GROUP BY validation with Cassandra's messages, once the WHERE clause is
+ * known to be valid; fixes the columns that make a group's key. */
+int check_group_by(sel_run *run, sib_err *err);
+/* One matching row of a grouped or aggregate query: it joins the open group
+ * or closes it and opens the next (LIMIT, PER PARTITION LIMIT and the page
+ * size count groups). Returns ROW_* or < 0. */
+int group_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err);
+/* Before the reply: emits the open group (or, for aggregates without GROUP
+ * BY over no row, Cassandra's single row of zero counts and sums). */
+int group_finish(sel_run *run, sib_err *err);
+
 /* ---- exec_select.c --------------------------------------------------------- */
+
+/* Appends one cell (i32 length | bytes, -1 = null) to a row buffer. */
+void out_cell(sib_buf *b, sch_val v);
+/* Remembers rc as the last row taken, where a paging state resumes. */
+void note_last_row(sel_run *run, row_ctx *rc, uint64_t pk_index);
 
 /* Decides what happens to one candidate row (filters, PER PARTITION LIMIT,
  * LIMIT, page size, aggregates). pk_index is the row's position in the sorted

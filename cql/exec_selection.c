@@ -179,6 +179,57 @@ static const char *fn_name(exec_ctx *c, const char *fname, sel_node **args, size
     return s;
 }
 
+/* The single argument of function s into n->arg. */
+static int compile_one_arg(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
+{
+    if (s->nargs != 1)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Invalid number of arguments in call to function system.%s: 1 required but %zu provided",
+                           s->func_name, s->nargs);
+    return compile_sel(c, t, s->args[0], false, &n->arg, err);
+}
+
+/* Can sum/avg take a value of type t (AggregateFcts: the numeric types)? */
+static bool agg_numeric(const sch_type *t)
+{
+    switch (t->code) {
+    case SCH_T_TINYINT: case SCH_T_SMALLINT: case SCH_T_INT: case SCH_T_BIGINT: case SCH_T_COUNTER:
+    case SCH_T_FLOAT: case SCH_T_DOUBLE: case SCH_T_DECIMAL: case SCH_T_VARINT: return true;
+    default: return false;
+    }
+}
+
+/* min/max/sum/avg(arg): the argument is any scalar selector of this row
+ * (a column, writetime(v), a cast, ...); min and max take every type (its
+ * comparator orders them), sum and avg the numeric ones, and the result has
+ * the argument's type. Cassandra resolves the overload by the argument's
+ * type, so a mismatch lists the known signatures, in AggregateFcts order. */
+static int compile_agg(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
+{
+    const char *f = s->func_name;
+    int rc = compile_one_arg(c, t, s, n, err);
+    if (rc) return rc;
+    n->kind = SN_AGG;
+    n->agg = !strcmp(f, "min") ? AGG_MIN : !strcmp(f, "max") ? AGG_MAX : !strcmp(f, "sum") ? AGG_SUM : AGG_AVG;
+    n->type = n->arg->type;
+    if ((n->agg == AGG_SUM || n->agg == AGG_AVG) && !agg_numeric(n->type)) {
+        static const char *const num[] = {"tinyint", "smallint", "int", "bigint", "float",
+                                          "double", "decimal", "varint", "counter"};
+        sib_buf b;
+        sib_buf_init(&b);
+        for (size_t i = 0; i < SIB_ARRAY_LEN(num); i++)
+            sib_buf_printf(&b, "%ssystem.%s : (%s) -> %s", i ? ", " : "", f, num[i], num[i]);
+        sib_buf_u8(&b, 0);
+        rc = sib_err_set(err, SIB_EINVAL,
+                         "Invalid call to function %s, none of its type signatures match (known type signatures: %s)",
+                         f, b.oom ? "?" : (const char *)b.p);
+        sib_buf_free(&b);
+        return rc;
+    }
+    n->name = fn_name(c, f, &n->arg, 1);
+    return n->name ? 0 : oom(err);
+}
+
 static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
 {
     const char *f = s->func_name;
@@ -207,13 +258,11 @@ static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, se
         n->name = arena_printf(c, "system.count(%s)", n->col->name);
         return n->name ? 0 : oom(err);
     }
+    if (!strcmp(f, "min") || !strcmp(f, "max") || !strcmp(f, "sum") || !strcmp(f, "avg"))
+        return compile_agg(c, t, s, n, err);
     const sch_type *from, *to;
     if (exec_blob_conversion(f, &from, &to)) {
-        if (s->nargs != 1)
-            return sib_err_set(err, SIB_EINVAL,
-                               "Invalid number of arguments in call to function system.%s: 1 required but %zu provided", f,
-                               s->nargs);
-        int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+        int rc = compile_one_arg(c, t, s, n, err);
         if (rc) return rc;
         if (n->arg->type->code != from->code && !(from->code == SCH_T_VARCHAR && n->arg->type->code == SCH_T_ASCII)) {
             sib_buf b;
@@ -414,7 +463,7 @@ static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, b
         break;
     }
     if (rc) return rc;
-    if (n->kind == SN_COUNT && !top)
+    if ((n->kind == SN_COUNT || n->kind == SN_AGG) && !top)
         return sib_err_set(err, SIB_EINVAL, "Aggregate functions cannot be used as arguments of other functions");
     return n->name ? 0 : oom(err);
 }
@@ -445,7 +494,7 @@ int compile_selection(exec_ctx *c, const sch_table *t, const prs_select *s, sel_
         out->nodes[i] = node;
         out->names[i] = (!s->star && s->sel[i].alias) ? s->sel[i].alias : node->name;
         out->types[i] = node->type;
-        if (node->kind == SN_COUNT) out->aggregate = true;
+        if (node->kind == SN_COUNT || node->kind == SN_AGG) out->aggregate = true;
     }
     return 0;
 }
@@ -806,7 +855,8 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *ou
     switch (n->kind) {
     case SN_COLUMN: return col_value(run, rc, n->col, out, err);
     case SN_CONST: *out = n->cval; return 0;
-    case SN_COUNT: return 0; /* aggregates are filled in by the caller */
+    case SN_COUNT:
+    case SN_AGG: return 0; /* aggregates are filled in by exec_group.c */
     case SN_TOKEN:
         if (rc->pk) {
             *out = put64(tmp, sib_murmur3_token(rc->pk, rc->pklen));
