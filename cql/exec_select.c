@@ -884,7 +884,7 @@ static void select_user_done(sel_read *rd, int rc, sib_err *err)
         sib_buf_init(&ps);
         if (run->more) ps_encode_partitions(run, &ps);
         if (ps.oom) rc = oom(err);
-        else reply_rows(run, &ps, (run->post_order || run->sel.aggregate) ? (run->sel.aggregate ? 1 : rd->limit) : -1);
+        else reply_rows(run, &ps, run->post_order ? rd->limit : -1);
         sib_buf_free(&ps);
         if (!rc) exec_note_table_op(rd->ex, rd->table_id, false, rd->start_us); /* c is gone */
     }

@@ -427,7 +427,7 @@ int select_system(sel_run *run, sib_err *err)
     sib_buf_init(&ps);
     if (run->more) ps_encode_rowindex(i, run->limit_left, &ps); /* row i was seen, not sent */
     if (ps.oom) rc = oom(err);
-    else reply_rows(run, &ps, run->sel.aggregate ? 1 : -1);
+    else reply_rows(run, &ps, -1);
     sib_buf_free(&ps);
     return rc;
 }
