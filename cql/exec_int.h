@@ -197,6 +197,17 @@ bool exec_castable(const sch_type *from, sch_type_code to);
 sch_val exec_cast_value(const sch_type *from, const sch_type *to, sch_val a, uint8_t *tmp, sib_buf *text);
 /* typeAsBlob / blobAsType: argument and result types; false for other names. */
 bool exec_blob_conversion(const char *name, const sch_type **from, const sch_type **to);
+/* The argument type of a native function with one overload of one
+ * argument (typeAsBlob, blobAsType, minTimeuuid, dateOf, ...), which types
+ * a literal or marker argument as Cassandra infers it; NULL otherwise. */
+const sch_type *exec_fn_arg_type(const char *name);
+/* Can term t be given to a receiver of type `type` at all (Cassandra's
+ * testAssignment for a constant's kind; other terms are checked when
+ * evaluated)? */
+bool exec_term_assignable(const prs_term *t, const sch_type *type);
+/* minTimeuuid(ms) / maxTimeuuid(ms): the smallest / largest timeuuid of
+ * that millisecond, as Cassandra builds them, into out (16 bytes). */
+void exec_timeuuid_bound(int64_t ms, bool max, uint8_t *out);
 /* Bound value i of the statement (NULL/unset aware), by marker index. */
 const cql_value *exec_marker_value(exec_ctx *c, int marker);
 /* Appends a term as Cassandra prints it in messages: `'a'`, `1`, `?`,

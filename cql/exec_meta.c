@@ -61,9 +61,8 @@ static void bind(meta_walk *w, const prs_term *term, const char *name, const sch
             bind(w, term->map.values[k], spec_name(w, "value", name), type->sub[1]);
         }
     if (term->kind == PRS_TERM_TYPEHINT || term->kind == PRS_TERM_CAST) bind(w, term->cast.term, name, type);
-    const sch_type *from, *to;
-    if (term->kind == PRS_TERM_FUNC && term->func.nargs == 1 && exec_blob_conversion(term->func.name, &from, &to))
-        bind(w, term->func.args[0], arena_name(w, "arg0(system.%s)", term->func.name), from);
+    const sch_type *at = term->kind == PRS_TERM_FUNC && term->func.nargs == 1 ? exec_fn_arg_type(term->func.name) : NULL;
+    if (at) bind(w, term->func.args[0], arena_name(w, "arg0(system.%s)", term->func.name), at);
 }
 
 static void bind_col(meta_walk *w, const prs_term *term, const sch_column *col, bool eq)
@@ -197,6 +196,11 @@ static const sch_type *selector_type(meta_walk *w, const prs_selector *s)
 static void bind_selector(meta_walk *w, const prs_selector *s)
 {
     for (size_t i = 0; i < s->nargs; i++) bind_selector(w, s->args[i]);
+    const sch_type *at = s->kind == PRS_SEL_FUNC && s->nargs == 1 ? exec_fn_arg_type(s->func_name) : NULL;
+    if (at && s->args[0]->kind == PRS_SEL_TERM && s->args[0]->term->kind != PRS_TERM_TYPEHINT) {
+        /* typed by the function's only signature */
+        bind(w, s->args[0]->term, arena_name(w, "arg0(system.%s)", s->func_name), at);
+    }
     if (s->kind == PRS_SEL_TERM && s->term->kind == PRS_TERM_TYPEHINT) {
         const sch_type *ht = NULL;
         const prs_typeref *r = s->term->cast.type;

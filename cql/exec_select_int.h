@@ -62,6 +62,7 @@ typedef enum {
 typedef enum {
     FN_NOW, FN_CUR_TIMEUUID, FN_UUID, FN_CUR_TIMESTAMP, FN_CUR_DATE, FN_CUR_TIME,
     FN_TO_TIMESTAMP, FN_TO_UNIX_TIMESTAMP, FN_TO_DATE, FN_DATE_OF, FN_UNIX_TIMESTAMP_OF,
+    FN_MIN_TIMEUUID, FN_MAX_TIMEUUID,
 } fn_id;
 
 typedef enum { AGG_MIN, AGG_MAX, AGG_SUM, AGG_AVG } agg_kind;
@@ -80,7 +81,8 @@ typedef struct sel_node {
     const prs_term *from, *to; /* SLICE bounds (NULL: open) */
     sch_val fromv, tov;     /* SLICE: evaluated bounds, len < 0 = open */
     const sch_type *key_type; /* ELEMENT/SLICE/element WRITETIME: the key's type */
-    const char *key_name;   /* its receiver name: key(m) / value(s) */
+    const char *key_name;   /* its receiver name: key(m) / value(s); CONST
+                               argument of a function: arg0(system.f) */
     struct sel_scratch *scratch; /* SLICE, list-valued WRITETIME/TTL: the value built (arena) */
     bool wt_slice;          /* WRITETIME/MAXWRITETIME/TTL of col[from..to] */
     sch_val key_path, from_path, to_path; /* element key / slice bounds as cell paths */

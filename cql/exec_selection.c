@@ -119,6 +119,8 @@ static const fn_def fn_defs[] = {
     {"todate", FN_TO_DATE, 1, SCH_T_DATE, A_TIMEUUID | A_TIMESTAMP},
     {"dateof", FN_DATE_OF, 1, SCH_T_TIMESTAMP, A_TIMEUUID},
     {"unixtimestampof", FN_UNIX_TIMESTAMP_OF, 1, SCH_T_BIGINT, A_TIMEUUID},
+    {"mintimeuuid", FN_MIN_TIMEUUID, 1, SCH_T_TIMEUUID, A_TIMESTAMP},
+    {"maxtimeuuid", FN_MAX_TIMEUUID, 1, SCH_T_TIMEUUID, A_TIMESTAMP},
 };
 
 static unsigned arg_class(const sch_type *t)
@@ -179,14 +181,41 @@ static const char *fn_name(exec_ctx *c, const char *fname, sel_node **args, size
     return s;
 }
 
-/* The single argument of function s into n->arg. */
+/* The single argument of function s into n->arg. A function with one
+ * signature types a bare literal or marker argument by it, as Cassandra
+ * does (bigintAsBlob(3), minTimeuuid('2024-01-01')); the value is computed
+ * once, like a type-hinted constant. */
 static int compile_one_arg(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
 {
     if (s->nargs != 1)
         return sib_err_set(err, SIB_EINVAL,
                            "Invalid number of arguments in call to function system.%s: 1 required but %zu provided",
                            s->func_name, s->nargs);
-    return compile_sel(c, t, s->args[0], false, &n->arg, err);
+    const prs_selector *a = s->args[0];
+    const sch_type *at = exec_fn_arg_type(s->func_name);
+    if (!at || a->kind != PRS_SEL_TERM || a->term->kind == PRS_TERM_TYPEHINT)
+        return compile_sel(c, t, a, false, &n->arg, err);
+    if (!exec_term_assignable(a->term, at)) {
+        sib_buf b;
+        sib_buf_init(&b);
+        exec_term_text(a->term, &b);
+        sib_buf_u8(&b, 0);
+        int rc = sib_err_set(err, SIB_EINVAL, "Type error: %s cannot be passed as argument 0 of function system.%s of type %s",
+                             b.oom ? "?" : (const char *)b.p, s->func_name, sch_type_native_name(at->code));
+        sib_buf_free(&b);
+        return rc;
+    }
+    sel_node *k = sib_arena_alloc(c->arena, sizeof(*k));
+    if (!k) return oom(err);
+    memset(k, 0, sizeof(*k));
+    k->kind = SN_CONST;
+    k->term = a->term;
+    k->type = at;
+    k->name = a->text;
+    k->cval = val_null();
+    k->key_name = arena_printf(c, "arg0(system.%s)", s->func_name);
+    n->arg = k;
+    return k->key_name ? 0 : oom(err);
 }
 
 /* Can sum/avg take a value of type t (AggregateFcts: the numeric types)? */
@@ -291,7 +320,7 @@ static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, se
     n->fn = d->id;
     n->type = sch_type_native(d->ret);
     if (d->nargs) {
-        int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+        int rc = compile_one_arg(c, t, s, n, err);
         if (rc) return rc;
         if (!(arg_class(n->arg->type) & d->args))
             return sib_err_set(err, SIB_EINVAL,
@@ -547,7 +576,7 @@ int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err)
     if (!n) return 0;
     int rc = 0;
     if (n->kind == SN_CONST) {
-        rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
+        rc = exec_term_value(c, n->term, n->type, n->key_name ? n->key_name : n->name, &n->cval, NULL, err);
     } else if (n->key_type && (n->kind == SN_SLICE || n->wt_slice)) {
         if (!(rc = slice_bound(c, n, n->from, &n->fromv, err))) rc = slice_bound(c, n, n->to, &n->tov, err);
         if (!rc && n->col && !(rc = key_path(c, n, &n->fromv, &n->from_path, err)))
@@ -672,6 +701,8 @@ static sch_val eval_fn(sel_run *run, const sel_node *n, sch_val a, uint8_t *tmp)
     case FN_TO_UNIX_TIMESTAMP:
     case FN_UNIX_TIMESTAMP_OF: return put64(tmp, ms);
     case FN_TO_DATE: return date_of_ms(tmp, ms);
+    case FN_MIN_TIMEUUID:
+    case FN_MAX_TIMEUUID: exec_timeuuid_bound(ms, n->fn == FN_MAX_TIMEUUID, tmp); return val_of(tmp, 16);
     default: return val_null();
     }
 }
