@@ -218,13 +218,20 @@ void exec_term_text(const prs_term *t, sib_buf *out);
 
 typedef struct exec_filter {
     const sch_column *col;
-    prs_op op;          /* EQ, NEQ, LT, LTE, GT, GTE, IN */
-    sch_val val;        /* op != IN */
+    prs_op op;          /* EQ, NEQ, LT, LTE, GT, GTE, IN, CONTAINS, CONTAINS_KEY */
+    sch_val val;        /* op != IN; CONTAINS: an element (a map's value), CONTAINS_KEY: a map key */
     sch_val *in;        /* op == IN */
     size_t nin;
+    bool entry;         /* m[key] = val: key holds the map key */
+    sch_val key;
 } exec_filter;
 
 typedef enum { EXEC_WHERE_SELECT, EXEC_WHERE_UPDATE, EXEC_WHERE_DELETE } exec_where_kind;
+
+/* CONTAINS, CONTAINS KEY and m[key] = v on collection column col: the type
+ * of the term (and of key when entry) and Cassandra's receiver name for it
+ * (key(m) / value(m), arena), for evaluation and bind-marker metadata. */
+const sch_type *exec_coll_term_type(exec_ctx *c, const sch_column *col, bool want_key, const char **name);
 
 /* Cassandra's "Cannot execute this query as it might involve data filtering
  * ... use ALLOW FILTERING" (exec_where.c). */
@@ -261,6 +268,7 @@ typedef struct exec_restr {
     size_t nfilters;
     exec_filter *filters;
     bool needs_filtering;
+    bool coll_filters;    /* CONTAINS / CONTAINS KEY / m[k] = v filters (ALLOW FILTERING) */
 } exec_restr;
 
 /* Analyses the WHERE clause of a SELECT/UPDATE/DELETE against t, evaluating

@@ -164,6 +164,15 @@ static void bind_where(meta_walk *w, const prs_relation *rels, size_t n)
         }
         const sch_column *col = sch_table_column_by_name(w->t, r->cols[0]);
         if (!col) continue;
+        bool contains = r->op == PRS_OP_CONTAINS || r->op == PRS_OP_CONTAINS_KEY;
+        if ((contains || r->key) && sch_type_is_collection(col->type)) { /* key(m), value(m) */
+            const char *name;
+            const sch_type *kt = exec_coll_term_type(w->c, col, true, &name);
+            if (r->key) bind(w, r->key, name, kt);
+            const sch_type *vt = exec_coll_term_type(w->c, col, r->op == PRS_OP_CONTAINS_KEY, &name);
+            bind(w, r->value, name, vt);
+            continue;
+        }
         if (r->op == PRS_OP_IN && r->value) {
             char *nm = sib_arena_alloc(w->c->arena, strlen(col->name) + 5);
             if (nm) sprintf(nm, "in(%s)", col->name);

@@ -204,6 +204,18 @@ static void test_relations(void **state)
     assert_string_equal(r[9].cols[0], "z");
     st = ok("SELECT * FROM t WHERE k IN ()");
     assert_int_equal(st->select.where[0].nin, 0);
+    /* a map entry: m[key] op value */
+    st = ok("SELECT * FROM t WHERE m['a'] = 1 AND n[?] > ?");
+    r = st->select.where;
+    assert_int_equal(st->select.nwhere, 2);
+    assert_int_equal(r[0].op, PRS_OP_EQ);
+    assert_int_equal(r[0].key->kind, PRS_TERM_CONST);
+    assert_int_equal(r[0].value->kind, PRS_TERM_CONST);
+    assert_int_equal(r[1].op, PRS_OP_GT);
+    assert_int_equal(r[1].key->kind, PRS_TERM_MARKER);
+    assert_int_equal(r[1].value->kind, PRS_TERM_MARKER);
+    assert_err("SELECT * FROM t WHERE m['a'] CONTAINS 1", "line 1:29 no viable alternative at input 'CONTAINS'");
+    assert_err("SELECT * FROM t WHERE m['a' = 1", "line 1:28 mismatched input '=' expecting ']'");
 }
 
 /* ---- terms and constants --------------------------------------------- */
