@@ -201,6 +201,10 @@ bool exec_blob_conversion(const char *name, const sch_type **from, const sch_typ
  * argument (typeAsBlob, blobAsType, minTimeuuid, dateOf, ...), which types
  * a literal or marker argument as Cassandra infers it; NULL otherwise. */
 const sch_type *exec_fn_arg_type(const char *name);
+/* exec_json.c: a JSON string of s[0..n) (Jackson's escapes), and the JSON
+ * text Cassandra's toJSONString gives a value (len < 0: null), appended. */
+void exec_json_quote(const uint8_t *s, size_t n, sib_buf *out);
+void exec_json_value(const sch_type *t, const uint8_t *v, int32_t len, sib_buf *out);
 /* Can term t be given to a receiver of type `type` at all (Cassandra's
  * testAssignment for a constant's kind; other terms are checked when
  * evaluated)? */

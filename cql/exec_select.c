@@ -629,7 +629,7 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
 {
     exec_ctx *c = run->c;
     sib_err gerr;
-    if (run->grouping && group_finish(run, &gerr)) {
+    if ((run->grouping && group_finish(run, &gerr)) || (run->s->json && json_rewrite(run, &gerr))) {
         exec_reply_err(c, &gerr);
         return;
     }
@@ -1042,7 +1042,6 @@ void exec_select(exec_ctx *c, const prs_select *s)
     const sch_table *t;
     sel_run run;
     int rc = exec_resolve_table(c, &s->table, &t, &err);
-    if (!rc && s->json) rc = sib_err_set(&err, SIB_EINVAL, "SELECT JSON is not supported");
     if (rc) {
         exec_reply_err(c, &err);
         return;

@@ -57,6 +57,7 @@ typedef enum {
     SN_CONVERT, /* typeAsBlob(arg) / blobAsType(arg): the same bytes */
     SN_ELEMENT, /* arg[key]: map value / set element (exec_selection.c) */
     SN_SLICE,   /* arg[from..to]: the sub-map / sub-set, bounds inclusive */
+    SN_TOJSON,  /* toJson(arg): its JSON text (exec_json.c) */
 } sn_kind;
 
 typedef enum {
@@ -197,6 +198,14 @@ int group_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err);
 /* Before the reply: emits the open group (or, for aggregates without GROUP
  * BY over no row, Cassandra's single row of zero counts and sums). */
 int group_finish(sel_run *run, sib_err *err);
+
+/* ---- exec_json.c ----------------------------------------------------------- */
+
+/* SELECT JSON: turns the buffered rows into one [json] text cell each and
+ * the selection into that single column (before the reply). */
+int json_rewrite(sel_run *run, sib_err *err);
+/* The result columns of a SELECT JSON: one text column named [json]. */
+int exec_json_columns(exec_ctx *c, size_t *n, const char ***names, const sch_type ***types, sib_err *err);
 
 /* ---- exec_select.c --------------------------------------------------------- */
 

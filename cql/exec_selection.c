@@ -289,6 +289,17 @@ static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, se
     }
     if (!strcmp(f, "min") || !strcmp(f, "max") || !strcmp(f, "sum") || !strcmp(f, "avg"))
         return compile_agg(c, t, s, n, err);
+    if (!strcmp(f, "tojson")) {
+        int rc = compile_one_arg(c, t, s, n, err);
+        if (rc) return rc;
+        n->kind = SN_TOJSON;
+        n->type = sch_type_native(SCH_T_VARCHAR);
+        n->scratch = sib_arena_alloc(c->arena, sizeof(*n->scratch));
+        if (!n->scratch) return oom(err);
+        memset(n->scratch, 0, sizeof(*n->scratch));
+        n->name = fn_name(c, f, &n->arg, 1);
+        return n->name ? 0 : oom(err);
+    }
     const sch_type *from, *to;
     if (exec_blob_conversion(f, &from, &to)) {
         int rc = compile_one_arg(c, t, s, n, err);
@@ -534,6 +545,7 @@ int exec_select_columns(exec_ctx *c, const sch_table *t, const prs_select *s, si
     sel_list l;
     int rc = compile_selection(c, t, s, &l, err);
     if (rc) return rc;
+    if (s->json) return exec_json_columns(c, ncols, names, types, err);
     *ncols = l.n;
     *names = l.names;
     *types = l.types;
@@ -874,6 +886,19 @@ static int eval_times(sel_run *run, const sel_node *n, const st_cell_view *cells
     return 0;
 }
 
+/* toJson(arg): the text, kept in the node's scratch (valid until the next row). */
+static int eval_tojson(sel_run *run, const sel_node *n, sch_val a, sch_val *out, sib_err *err)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    exec_json_value(n->arg->type, a.p, a.len, &b);
+    uint8_t *p = b.oom ? NULL : scratch_reserve(run->c, n->scratch, b.len + 1);
+    if (p) memcpy(p, b.p, b.len);
+    *out = val_of(p, b.len);
+    sib_buf_free(&b);
+    return p ? 0 : oom(err);
+}
+
 /* Evaluates a scalar selector; tmp (16 bytes) holds small results. */
 int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *out, sib_err *err)
 {
@@ -935,6 +960,9 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *ou
     case SN_SLICE:
         if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
         return eval_slice(run, n, a, out, err);
+    case SN_TOJSON:
+        if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
+        return eval_tojson(run, n, a, out, err);
     }
     return 0;
 }

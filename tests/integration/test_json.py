@@ -1,0 +1,59 @@
+"""SELECT JSON and toJson() through the Python driver: one [json] text
+column per row, keys as Cassandra writes them (a mixed-case name keeps its
+CQL quotes), and each type's JSON text as its toJSONString gives it."""
+
+import json
+
+import pytest
+
+
+def rows(session, q, params=None):
+    return [tuple(r) for r in session.execute(q, params)]
+
+
+@pytest.fixture
+def t(session, ks):
+    session.execute('CREATE TABLE %s.j (k int, c text, "Mixed" int, bi bigint, f float, d double, dec decimal, '
+                    'vi varint, b boolean, bl blob, ts timestamp, dt date, tm time, u uuid, ip inet, du duration, '
+                    'l list<int>, s set<text>, m map<int, text>, mt map<text, frozen<list<int>>>, '
+                    'PRIMARY KEY (k, c))' % ks)
+    return ks + ".j"
+
+
+def test_select_json_row(session, t):
+    session.execute('INSERT INTO %s (k, c, "Mixed", bi, f, d, dec, vi, b, bl, ts, dt, tm, u, ip, du, l, s, m, mt) '
+                    "VALUES (1, 'a\"b\\c\n', 7, -9000000000, 1.5, 1e10, 1.50, 123456789012345678901234567890, "
+                    "true, 0x0102, '2011-02-03 04:05:06.789+0000', '2011-02-03', '04:05:06.000000123', "
+                    "5a0c4f2e-9b2d-4a6c-8e1f-0123456789ab, '127.0.0.1', 1h2m, [1, 2], {'x', 'y'}, "
+                    "{1: 'one', 2: 'two'}, {'p': [3]})" % t)
+    rs = session.execute("SELECT JSON * FROM %s" % t)
+    assert rs.column_names == ["[json]"]
+    text = rs.one()[0]
+    assert text == (
+        '{"k": 1, "c": "a\\"b\\\\c\\n", "Mixed": 7, "b": true, "bi": -9000000000, "bl": "0x0102", "d": 1.0E10, '
+        '"dec": 1.50, "dt": "2011-02-03", "du": "1h2m", "f": 1.5, "ip": "127.0.0.1", "l": [1, 2], '
+        '"m": {"1": "one", "2": "two"}, "mt": {"p": [3]}, "s": ["x", "y"], "tm": "04:05:06.000000123", '
+        '"ts": "2011-02-03 04:05:06.789Z", "u": "5a0c4f2e-9b2d-4a6c-8e1f-0123456789ab", '
+        '"vi": 123456789012345678901234567890}').replace('"Mixed"', '"\\"Mixed\\""')
+    assert json.loads(text)["m"] == {"1": "one", "2": "two"}
+
+
+def test_selected_columns_nulls_and_aliases(session, t):
+    session.execute("INSERT INTO %s (k, c, f) VALUES (2, 'x', 0.001)" % t)
+    session.execute("INSERT INTO %s (k, c, f) VALUES (3, 'y', 12345678)" % t)
+    assert rows(session, "SELECT JSON k, f, d AS dd, count(*) FROM %s WHERE k = 2" % t) == [
+        ('{"k": 2, "f": 0.001, "dd": null, "count": 1}',)]
+    assert rows(session, "SELECT JSON f FROM %s WHERE k = 3" % t) == [('{"f": 1.2345678E7}',)]
+    # paging and prepared statements keep the single column
+    ps = session.prepare("SELECT JSON k, c FROM %s WHERE k = ?" % t)
+    assert [c[2] for c in ps.result_metadata] == ["[json]"]
+    assert rows(session, ps, [2]) == [('{"k": 2, "c": "x"}',)]
+
+
+def test_to_json(session, t):
+    session.execute("INSERT INTO %s (k, c, l, m, d, ts) VALUES (4, 'z', [5], {3: 'c'}, -0.0, 0)" % t)
+    rs = session.execute("SELECT toJson(l), toJson(m), toJson(c), toJson(d), toJson(ts), toJson(bi) "
+                         "FROM %s WHERE k = 4" % t)
+    assert rs.column_names == ["system.tojson(l)", "system.tojson(m)", "system.tojson(c)", "system.tojson(d)",
+                               "system.tojson(ts)", "system.tojson(bi)"]
+    assert tuple(rs.one()) == ("[5]", '{"3": "c"}', '"z"', "-0.0", '"1970-01-01 00:00:00.000Z"', "null")
