@@ -205,6 +205,13 @@ const sch_type *exec_fn_arg_type(const char *name);
  * text Cassandra's toJSONString gives a value (len < 0: null), appended. */
 void exec_json_quote(const uint8_t *s, size_t n, sib_buf *out);
 void exec_json_value(const sch_type *t, const uint8_t *v, int32_t len, sib_buf *out);
+/* fromJson: JSON text -> a value of type t (arena; JSON null -> null), with
+ * Cassandra's "Error decoding JSON value for <recv>: ..." on a bad value. */
+int exec_from_json(exec_ctx *c, const char *text, size_t n, const sch_type *t, const char *recv, sch_val *out,
+                   sib_err *err);
+/* INSERT ... JSON: *out is s with a column and a fromJson(...) term per
+ * member of the object (DEFAULT NULL adds null for every other column). */
+int exec_json_insert(exec_ctx *c, const sch_table *t, const prs_insert *s, prs_insert *out, sib_err *err);
 /* Can term t be given to a receiver of type `type` at all (Cassandra's
  * testAssignment for a constant's kind; other terms are checked when
  * evaluated)? */

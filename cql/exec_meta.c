@@ -261,6 +261,7 @@ static int walk(meta_walk *w, const prs_stmt *s, sib_err *err)
         if ((rc = walk_table(w, &s->insert.table, err))) return rc;
         for (size_t i = 0; i < s->insert.ncols && i < s->insert.nvalues; i++)
             bind_col(w, s->insert.values[i], sch_table_column_by_name(w->t, s->insert.cols[i]), true);
+        bind(w, s->insert.json, "[json]", sch_type_native(SCH_T_VARCHAR));
         bind_using(w, &s->insert.using);
         return 0;
     case PRS_STMT_UPDATE:

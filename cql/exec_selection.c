@@ -289,6 +289,8 @@ static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, se
     }
     if (!strcmp(f, "min") || !strcmp(f, "max") || !strcmp(f, "sum") || !strcmp(f, "avg"))
         return compile_agg(c, t, s, n, err);
+    if (!strcmp(f, "fromjson"))
+        return sib_err_set(err, SIB_EINVAL, "fromJson() cannot be used in the selection clause of a SELECT statement");
     if (!strcmp(f, "tojson")) {
         int rc = compile_one_arg(c, t, s, n, err);
         if (rc) return rc;

@@ -281,12 +281,32 @@ static int eval_conversion(exec_ctx *c, const prs_term *t, const sch_type *from,
     return 0;
 }
 
+/* fromJson(text): the receiver's type says what the JSON must hold. */
+static int eval_from_json(exec_ctx *c, const prs_term *t, const sch_type *type, const char *recv, sch_val *out,
+                          sib_err *err)
+{
+    if (t->func.nargs != 1)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Invalid number of arguments in call to function system.fromjson: 1 required but %zu provided",
+                           t->func.nargs);
+    if (!type) return sib_err_set(err, SIB_EINVAL, "fromJson() cannot be used in the selection clause of a SELECT statement");
+    sch_val text;
+    int rc = exec_term_value(c, t->func.args[0], sch_type_native(SCH_T_VARCHAR), "arg0(system.fromjson)", &text, NULL, err);
+    if (rc) return rc;
+    if (text.len < 0) {
+        *out = (sch_val){NULL, -1};
+        return 0;
+    }
+    return exec_from_json(c, (const char *)text.p, (size_t)text.len, type, recv, out, err);
+}
+
 static int eval_func(exec_ctx *c, const prs_term *t, const sch_type *type, const char *recv, sch_val *out,
                      sib_err *err)
 {
     const char *name = t->func.name;
     const sch_type *cfrom, *cto;
     if (exec_blob_conversion(name, &cfrom, &cto)) return eval_conversion(c, t, cfrom, cto, type, recv, out, err);
+    if (!strcasecmp(name, "fromjson")) return eval_from_json(c, t, type, recv, out, err);
     const sch_type *rt = func_type(name);
     if (!rt) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", name);
     char want[128], got[128];

@@ -291,6 +291,8 @@ typedef struct prs_insert {
     prs_term **values;
     bool if_not_exists;
     prs_using using;
+    prs_term *json;            /* INSERT ... JSON term (cols/values empty) */
+    bool json_default_unset;   /* ... DEFAULT UNSET (else DEFAULT NULL) */
 } prs_insert;
 
 typedef struct prs_update {

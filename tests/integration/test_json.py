@@ -2,9 +2,14 @@
 column per row, keys as Cassandra writes them (a mixed-case name keeps its
 CQL quotes), and each type's JSON text as its toJSONString gives it."""
 
+import datetime
+import decimal
 import json
+import uuid
 
 import pytest
+
+from conftest import refused
 
 
 def rows(session, q, params=None):
@@ -57,3 +62,51 @@ def test_to_json(session, t):
     assert rs.column_names == ["system.tojson(l)", "system.tojson(m)", "system.tojson(c)", "system.tojson(d)",
                                "system.tojson(ts)", "system.tojson(bi)"]
     assert tuple(rs.one()) == ("[5]", '{"3": "c"}', '"z"', "-0.0", '"1970-01-01 00:00:00.000Z"', "null")
+
+
+def test_insert_json(session, t):
+    session.execute('INSERT INTO %s JSON \'{"k": 10, "c": "a", "\\"Mixed\\"": 3, "bi": "42", "f": 2.5, '
+                    '"dec": 1.25, "vi": 12345678901234567890123, "b": true, "bl": "0x0a0b", '
+                    '"ts": "2011-02-03 04:05:06.789Z", "dt": "2011-02-03", "u": "5a0c4f2e-9b2d-4a6c-8e1f-0123456789ab", '
+                    '"ip": "10.0.0.1", "l": [3, 1], "s": ["y", "x"], "m": {"2": "two", "1": "one"}, '
+                    '"mt": {"p": [1, 2]}}\'' % t)
+    r = session.execute('SELECT k, c, "Mixed", bi, f, dec, vi, b, bl, ts, dt, u, ip, l, s, m, mt FROM %s '
+                        'WHERE k = 10' % t).one()
+    assert tuple(r) == (10, "a", 3, 42, 2.5, decimal.Decimal("1.25"), 12345678901234567890123, True, b"\x0a\x0b",
+                        datetime.datetime(2011, 2, 3, 4, 5, 6, 789000), r.dt,
+                        uuid.UUID("5a0c4f2e-9b2d-4a6c-8e1f-0123456789ab"), "10.0.0.1", [3, 1], {"x", "y"},
+                        {1: "one", 2: "two"}, {"p": [1, 2]})
+    assert str(r.dt) == "2011-02-03"
+    # round trip: what SELECT JSON writes, INSERT JSON reads
+    row = session.execute("SELECT JSON * FROM %s WHERE k = 10" % t).one()[0]
+    session.execute("DELETE FROM %s WHERE k = 10" % t)
+    ps = session.prepare("INSERT INTO %s JSON ?" % t)
+    assert [(c.name, c.type.typename) for c in ps.column_metadata] == [("[json]", "varchar")]
+    session.execute(ps, [row])
+    assert session.execute("SELECT JSON * FROM %s WHERE k = 10" % t).one()[0] == row
+
+
+def test_insert_json_defaults(session, t):
+    session.execute("INSERT INTO %s (k, c, bi, f) VALUES (11, 'a', 1, 1.0)" % t)
+    # DEFAULT UNSET leaves the other columns alone; DEFAULT NULL (the default) clears them
+    session.execute('INSERT INTO %s JSON \'{"k": 11, "c": "a", "bi": 2}\' DEFAULT UNSET' % t)
+    assert rows(session, "SELECT bi, f FROM %s WHERE k = 11" % t) == [(2, 1.0)]
+    session.execute('INSERT INTO %s JSON \'{"k": 11, "c": "a", "bi": 3}\'' % t)
+    assert rows(session, "SELECT bi, f FROM %s WHERE k = 11" % t) == [(3, None)]
+    # fromJson() in a term takes its type from the receiver
+    session.execute("UPDATE %s SET l = fromJson('[7, 8]'), bi = fromJson('\"9\"') WHERE k = 11 AND c = 'a'" % t)
+    assert rows(session, "SELECT l, bi FROM %s WHERE k = 11" % t) == [([7, 8], 9)]
+
+
+def test_insert_json_refusals(session, t):
+    refused(session, 'INSERT INTO %s JSON \'{"k": 1, "c": "a", "nope": 1}\'' % t,
+            "JSON values map contains unrecognized column: nope")
+    refused(session, 'INSERT INTO %s JSON \'{"k": 1, "c": "a", "bi": "x"}\'' % t,
+            "Error decoding JSON value for bi: Unable to make long from 'x'")
+    refused(session, 'INSERT INTO %s JSON \'{"k": 1, "c": "a", "bl": "0102"}\'' % t,
+            "Error decoding JSON value for bl: String representation of blob is missing 0x prefix: 0102")
+    refused(session, "SELECT fromJson('1') FROM %s" % t,
+            "fromJson() cannot be used in the selection clause of a SELECT statement")
+    with pytest.raises(Exception) as e:
+        session.execute("INSERT INTO %s JSON '[1, 2]'" % t)
+    assert "Could not decode JSON string as a map" in str(e.value)

@@ -313,6 +313,16 @@ static void test_insert(void **state)
     st = ok("INSERT INTO t (a, b) VALUES (1)");
     assert_int_equal(st->insert.nvalues, 1);
     assert_err("INSERT INTO t (k) VALUES (1) USING TTL 1.5", "line 1:39 no viable alternative at input '1.5'");
+    /* INSERT ... JSON: a term, then DEFAULT NULL | UNSET */
+    st = ok("INSERT INTO t JSON '{\"k\": 1}' DEFAULT UNSET USING TTL 3");
+    assert_int_equal(st->insert.json->kind, PRS_TERM_CONST);
+    assert_true(st->insert.json_default_unset);
+    assert_int_equal(st->insert.ncols, 0);
+    assert_non_null(st->insert.using.ttl);
+    st = ok("INSERT INTO t JSON ? DEFAULT NULL");
+    assert_int_equal(st->insert.json->kind, PRS_TERM_MARKER);
+    assert_false(st->insert.json_default_unset);
+    assert_err("INSERT INTO t JSON '{}' DEFAULT 1", "line 1:32 mismatched input '1' expecting K_NULL");
 }
 
 static void test_update(void **state)
