@@ -139,3 +139,12 @@ def test_system_table(session):
     n = one(session, "SELECT count(*), min(keyspace_name), max(keyspace_name) FROM system_schema.keyspaces")
     names = sorted(r.keyspace_name for r in session.execute("SELECT keyspace_name FROM system_schema.keyspaces"))
     assert n == (len(names), names[0], names[-1])
+
+
+def test_decimal_scales_far_apart_are_refused(session, t):
+    session.execute("INSERT INTO %s (k, c, dec) VALUES (0, 0, 1E-200000)" % t)
+    session.execute("INSERT INTO %s (k, c, dec) VALUES (0, 1, 1)" % t)
+    refused(session, "SELECT sum(dec) FROM %s" % t,
+            "decimal scales too far apart to add exactly (0 and 200000)")
+    # min and max only compare
+    assert one(session, "SELECT min(dec), max(dec) FROM %s" % t) == (Decimal("1E-200000"), Decimal(1))

@@ -110,3 +110,21 @@ def test_insert_json_refusals(session, t):
     with pytest.raises(Exception) as e:
         session.execute("INSERT INTO %s JSON '[1, 2]'" % t)
     assert "Could not decode JSON string as a map" in str(e.value)
+
+
+def test_json_reader_edges(session, t):
+    # escapes, including a surrogate pair, come back as the text they encode
+    session.execute('INSERT INTO %s JSON \'{"k": 20, "c": "\\u00e9\\ud83d\\ude00\\t\\"x\\/"}\'' % t)
+    assert rows(session, "SELECT c FROM %s WHERE k = 20" % t) == [("\u00e9\U0001F600\t\"x/",)]
+    # nesting past the reader's depth, bad tokens and trailing text are refused, nothing written
+    deep = "[" * 100 + "]" * 100
+    for bad in ('{"k": 21, "c": "a", "l": %s}' % deep, '{"k": 21, "c": "a", "bi": tru}',
+                '{"k": 21, "c": "a"} x', '{"k": 21, "c": "a", "bi": 1', '{"k": 21 "c": "a"}'):
+        with pytest.raises(Exception) as e:
+            session.execute("INSERT INTO %s JSON '%s'" % (t, bad))
+        assert "Could not decode JSON string" in str(e.value), bad
+    refused(session, 'INSERT INTO %s JSON \'{"k": 21, "c": "a", "l": [1, null]}\'' % t,
+            "Error decoding JSON value for l: null is not supported inside collections")
+    refused(session, 'INSERT INTO %s JSON \'{"k": 21, "c": "a", "bi": [1]}\'' % t,
+            "Error decoding JSON value for bi: Expected a bigint value, but got a list: [1]")
+    assert rows(session, "SELECT k FROM %s WHERE k = 21" % t) == []
