@@ -222,8 +222,8 @@ struct grp_state {
     int64_t ppl_left;       /* PER PARTITION LIMIT left once the open group opened */
     sib_buf key, nkey;      /* the open group's key, the current row's */
     sib_buf first;          /* the open group's first row: u32 cklen | ck | cells */
-    agg_acc *acc;           /* per selector */
-    sib_buf tmp;
+    agg_acc *acc;           /* per selector: its chain's aggregate */
+    sib_buf tmp, val;
 };
 
 static int64_t get_int(const uint8_t *p, int32_t len)
@@ -426,7 +426,6 @@ static void acc_result(const agg_acc *a, const sel_node *n, sib_buf *row, sib_bu
 
 /* ---- groups ------------------------------------------------------------------ */
 
-static bool is_agg(const sel_node *n) { return n->kind == SN_COUNT || n->kind == SN_AGG; }
 
 int group_init(sel_run *run, sib_err *err)
 {
@@ -439,6 +438,7 @@ int group_init(sel_run *run, sib_err *err)
     sib_buf_init(&g->nkey);
     sib_buf_init(&g->first);
     sib_buf_init(&g->tmp);
+    sib_buf_init(&g->val);
     g->acc = calloc(run->sel.n + 1, sizeof(*g->acc));
     if (!g->acc) return oom(err);
     for (size_t i = 0; i < run->sel.n; i++) sib_buf_init(&g->acc[i].best);
@@ -458,6 +458,7 @@ void group_free(sel_run *run)
     sib_buf_free(&g->nkey);
     sib_buf_free(&g->first);
     sib_buf_free(&g->tmp);
+    sib_buf_free(&g->val);
     free(g);
     run->grp = NULL;
 }
@@ -537,7 +538,7 @@ static int group_open(sel_run *run, row_ctx *rc, sib_err *err)
         uint8_t tmp[16];
         sch_val v = val_null();
         acc_reset(&g->acc[i]);
-        int e = is_agg(run->sel.nodes[i]) ? 0 : eval(run, run->sel.nodes[i], rc, tmp, &v, err);
+        int e = sel_agg_node(run->sel.nodes[i]) ? 0 : eval(run, run->sel.nodes[i], rc, tmp, &v, err);
         if (e) return e;
         out_cell(&g->first, v);
     }
@@ -557,8 +558,19 @@ static int group_close(sel_run *run, sib_err *err)
     p += 4 + cklen;
     for (size_t i = 0; i < run->sel.n; i++) {
         int32_t len = (int32_t)get_be32(p);
-        if (is_agg(run->sel.nodes[i])) acc_result(&g->acc[i], run->sel.nodes[i], &run->out, &g->tmp);
-        else sib_buf_append(&run->out, p, 4 + (size_t)SIB_MAX(len, 0));
+        const sel_node *top = run->sel.nodes[i], *agg = sel_agg_node(top);
+        if (agg == top) {
+            acc_result(&g->acc[i], top, &run->out, &g->tmp);
+        } else if (agg) { /* a scalar function over the aggregate: evaluated now */
+            uint8_t tmp[16];
+            sch_val v;
+            row_ctx none = {.ck = NULL};
+            int e = eval(run, top, &none, tmp, &v, err);
+            if (e) return e;
+            out_cell(&run->out, v);
+        } else {
+            sib_buf_append(&run->out, p, 4 + (size_t)SIB_MAX(len, 0));
+        }
         p += 4 + (size_t)SIB_MAX(len, 0);
     }
     g->open = false;
@@ -574,8 +586,8 @@ static int group_add(sel_run *run, row_ctx *rc, sib_err *err)
     bnum x = {0};
     int e = 0;
     for (size_t i = 0; i < run->sel.n && !e; i++) {
-        const sel_node *n = run->sel.nodes[i];
-        if (!is_agg(n)) continue;
+        const sel_node *n = sel_agg_node(run->sel.nodes[i]);
+        if (!n) continue;
         uint8_t tmp[16];
         sch_val v = val_of("", 0); /* count(*): every row counts */
         if (n->kind == SN_COUNT && n->col) e = col_value(run, rc, n->col, &v, err);
@@ -608,6 +620,22 @@ int group_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
     if ((e = group_add(run, rc, err))) return e;
     note_last_row(run, rc, pk_index);
     return ROW_NEXT;
+}
+
+int group_agg_value(sel_run *run, const sel_node *n, sch_val *out, sib_err *err)
+{
+    struct grp_state *g = run->grp;
+    *out = val_null();
+    for (size_t i = 0; g && i < run->sel.n; i++) {
+        if (sel_agg_node(run->sel.nodes[i]) != n) continue;
+        sib_buf_reset(&g->val);
+        acc_result(&g->acc[i], n, &g->val, &g->tmp);
+        if (g->val.oom) return oom(err);
+        int32_t len = (int32_t)get_be32(g->val.p);
+        if (len >= 0) *out = val_of(g->val.p + 4, (size_t)len);
+        return 0;
+    }
+    return 0;
 }
 
 int group_finish(sel_run *run, sib_err *err)

@@ -176,6 +176,9 @@ int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err);
  * key nor static (NULL if none), and whether n selects column col. */
 const sch_column *sel_first_non_key(const sel_node *n);
 bool sel_uses_column(const sel_node *n, const sch_column *col);
+/* The aggregate in selector n's chain (n itself, or under scalar functions:
+ * intAsBlob(max(v))), NULL if none; a chain holds at most one. */
+const sel_node *sel_agg_node(const sel_node *n);
 /* The value of col in the current row (null when absent). A collection is
  * rebuilt into run->coll: valid until the next collection value. */
 int col_value(sel_run *run, row_ctx *rc, const sch_column *col, sch_val *out, sib_err *err);
@@ -198,6 +201,9 @@ int group_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err);
 /* Before the reply: emits the open group (or, for aggregates without GROUP
  * BY over no row, Cassandra's single row of zero counts and sums). */
 int group_finish(sel_run *run, sib_err *err);
+/* The open group's current result of aggregate node n, for the scalar
+ * functions over it; valid until the next call. */
+int group_agg_value(sel_run *run, const sel_node *n, sch_val *out, sib_err *err);
 
 /* ---- exec_json.c ----------------------------------------------------------- */
 

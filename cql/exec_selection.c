@@ -144,7 +144,7 @@ static int resolve_typeref(exec_ctx *c, const prs_typeref *r, const sch_type **o
     return sch_type_resolve(sch_catalog_types(c->ex->cat), r->name, strlen(r->name), subs, r->nsub, out, err);
 }
 
-static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, bool top, sel_node **out,
+static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node **out,
                        sib_err *err);
 
 static int compile_pk_fn_args(exec_ctx *c, const sch_table *t, const prs_selector *s, sib_err *err)
@@ -194,7 +194,7 @@ static int compile_one_arg(exec_ctx *c, const sch_table *t, const prs_selector *
     const prs_selector *a = s->args[0];
     const sch_type *at = exec_fn_arg_type(s->func_name);
     if (!at || a->kind != PRS_SEL_TERM || a->term->kind == PRS_TERM_TYPEHINT)
-        return compile_sel(c, t, a, false, &n->arg, err);
+        return compile_sel(c, t, a, &n->arg, err);
     if (!exec_term_assignable(a->term, at)) {
         sib_buf b;
         sib_buf_init(&b);
@@ -238,6 +238,8 @@ static int compile_agg(exec_ctx *c, const sch_table *t, const prs_selector *s, s
     const char *f = s->func_name;
     int rc = compile_one_arg(c, t, s, n, err);
     if (rc) return rc;
+    if (sel_agg_node(n->arg))
+        return sib_err_set(err, SIB_EINVAL, "aggregate functions cannot be used as arguments of aggregate functions");
     n->kind = SN_AGG;
     n->agg = !strcmp(f, "min") ? AGG_MIN : !strcmp(f, "max") ? AGG_MAX : !strcmp(f, "sum") ? AGG_SUM : AGG_AVG;
     n->type = n->arg->type;
@@ -374,7 +376,7 @@ static int subscript_target(exec_ctx *c, const sch_type *ct, const char *selecte
 /* sel[key] and sel[from..to] on a set or a map. */
 static int compile_subscript(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
 {
-    int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+    int rc = compile_sel(c, t, s->args[0], &n->arg, err);
     if (rc) return rc;
     bool slice = s->kind == PRS_SEL_SLICE;
     const sch_type *ct = n->arg->type;
@@ -441,7 +443,7 @@ static int compile_column_fn(const sch_table *t, const prs_selector *s, sel_node
     return n->name ? 0 : oom(err);
 }
 
-static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, bool top, sel_node **out,
+static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node **out,
                        sib_err *err)
 {
     sel_node *n = sib_arena_alloc(c->arena, sizeof(*n));
@@ -471,7 +473,7 @@ static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, b
         break;
     case PRS_SEL_CAST: {
         const sch_type *to;
-        if ((rc = compile_sel(c, t, s->args[0], false, &n->arg, err))) return rc;
+        if ((rc = compile_sel(c, t, s->args[0], &n->arg, err))) return rc;
         if ((rc = resolve_typeref(c, s->type, &to, err))) return rc;
         if (!exec_castable(n->arg->type, to->code)) {
             sib_buf b;
@@ -505,8 +507,6 @@ static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, b
         break;
     }
     if (rc) return rc;
-    if ((n->kind == SN_COUNT || n->kind == SN_AGG) && !top)
-        return sib_err_set(err, SIB_EINVAL, "Aggregate functions cannot be used as arguments of other functions");
     return n->name ? 0 : oom(err);
 }
 
@@ -530,13 +530,13 @@ int compile_selection(exec_ctx *c, const sch_table *t, const prs_select *s, sel_
             node->type = node->col->type;
             node->name = node->col->name;
         } else {
-            int rc = compile_sel(c, t, &s->sel[i], true, &node, err);
+            int rc = compile_sel(c, t, &s->sel[i], &node, err);
             if (rc) return rc;
         }
         out->nodes[i] = node;
         out->names[i] = (!s->star && s->sel[i].alias) ? s->sel[i].alias : node->name;
         out->types[i] = node->type;
-        if (node->kind == SN_COUNT || node->kind == SN_AGG) out->aggregate = true;
+        if (sel_agg_node(node)) out->aggregate = true;
     }
     return 0;
 }
@@ -612,6 +612,13 @@ const sch_column *sel_first_non_key(const sel_node *n)
     if (!n) return NULL;
     if (n->col && n->col->kind != SCH_COL_PARTITION_KEY && n->col->kind != SCH_COL_STATIC) return n->col;
     return sel_first_non_key(n->arg);
+}
+
+const sel_node *sel_agg_node(const sel_node *n)
+{
+    for (; n; n = n->arg)
+        if (n->kind == SN_COUNT || n->kind == SN_AGG) return n;
+    return NULL;
 }
 
 bool sel_uses_column(const sel_node *n, const sch_column *col)
@@ -914,7 +921,7 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *ou
     case SN_COLUMN: return col_value(run, rc, n->col, out, err);
     case SN_CONST: *out = n->cval; return 0;
     case SN_COUNT:
-    case SN_AGG: return 0; /* aggregates are filled in by exec_group.c */
+    case SN_AGG: return group_agg_value(run, n, out, err); /* a scalar function over an aggregate */
     case SN_TOKEN:
         if (rc->pk) {
             *out = put64(tmp, sib_murmur3_token(rc->pk, rc->pklen));

@@ -128,7 +128,9 @@ def test_refusals(session, t):
     refused(session, "SELECT max(i, c) FROM %s" % t,
             "Invalid number of arguments in call to function system.max: 1 required but 2 provided")
     refused(session, "SELECT max(min(i)) FROM %s" % t,
-            "Aggregate functions cannot be used as arguments of other functions")
+            "aggregate functions cannot be used as arguments of aggregate functions")
+    refused(session, "SELECT sum(cast(count(*) as int)) FROM %s" % t,
+            "aggregate functions cannot be used as arguments of aggregate functions")
     refused(session, "SELECT min(nope) FROM %s" % t, "Undefined column name nope")
     refused(session, "SELECT max(i) FROM %s PER PARTITION LIMIT 1" % t,
             "PER PARTITION LIMIT is not allowed with aggregate queries.")
@@ -148,3 +150,17 @@ def test_decimal_scales_far_apart_are_refused(session, t):
             "decimal scales too far apart to add exactly (0 and 200000)")
     # min and max only compare
     assert one(session, "SELECT min(dec), max(dec) FROM %s" % t) == (Decimal("1E-200000"), Decimal(1))
+
+
+def test_scalar_functions_over_aggregates(session, t):
+    for c, i in ((0, 5), (1, 7), (2, 6)):
+        session.execute("INSERT INTO %s (k, c, i) VALUES (%d, %d, %d)" % (t, c // 2, c, i))
+    rs = session.execute("SELECT intAsBlob(max(i)), cast(count(*) as text), toJson(sum(i)), k FROM %s" % t)
+    assert rs.column_names == ["system.intasblob(system.max(i))", "cast(count as text)",
+                               "system.tojson(system.sum(i))", "k"]
+    assert tuple(rs.one())[:3] == (b"\x00\x00\x00\x07", "3", "18")
+    # per group, and over no row at all
+    assert [tuple(r) for r in session.execute(
+        "SELECT k, cast(max(i) as bigint), blobAsInt(intAsBlob(min(i))) FROM %s GROUP BY k" % t)] in (
+        [(0, 7, 5), (1, 6, 6)], [(1, 6, 6), (0, 7, 5)])
+    assert one(session, "SELECT cast(count(*) as text), intAsBlob(max(i)) FROM %s WHERE k = 9" % t) == ("0", None)
