@@ -199,6 +199,28 @@ bool exec_castable(const sch_type *from, sch_type_code to);
 sch_val exec_cast_value(const sch_type *from, const sch_type *to, sch_val a, uint8_t *tmp, sib_buf *text);
 /* typeAsBlob / blobAsType: argument and result types; false for other names. */
 bool exec_blob_conversion(const char *name, const sch_type **from, const sch_type **to);
+/* The argument type of a native function with one overload of one
+ * argument (typeAsBlob, blobAsType, minTimeuuid, dateOf, ...), which types
+ * a literal or marker argument as Cassandra infers it; NULL otherwise. */
+const sch_type *exec_fn_arg_type(const char *name);
+/* exec_json.c: a JSON string of s[0..n) (Jackson's escapes), and the JSON
+ * text Cassandra's toJSONString gives a value (len < 0: null), appended. */
+void exec_json_quote(const uint8_t *s, size_t n, sib_buf *out);
+void exec_json_value(const sch_type *t, const uint8_t *v, int32_t len, sib_buf *out);
+/* fromJson: JSON text -> a value of type t (arena; JSON null -> null), with
+ * Cassandra's "Error decoding JSON value for <recv>: ..." on a bad value. */
+int exec_from_json(exec_ctx *c, const char *text, size_t n, const sch_type *t, const char *recv, sch_val *out,
+                   sib_err *err);
+/* INSERT ... JSON: *out is s with a column and a fromJson(...) term per
+ * member of the object (DEFAULT NULL adds null for every other column). */
+int exec_json_insert(exec_ctx *c, const sch_table *t, const prs_insert *s, prs_insert *out, sib_err *err);
+/* Can term t be given to a receiver of type `type` at all (Cassandra's
+ * testAssignment for a constant's kind; other terms are checked when
+ * evaluated)? */
+bool exec_term_assignable(const prs_term *t, const sch_type *type);
+/* minTimeuuid(ms) / maxTimeuuid(ms): the smallest / largest timeuuid of
+ * that millisecond, as Cassandra builds them, into out (16 bytes). */
+void exec_timeuuid_bound(int64_t ms, bool max, uint8_t *out);
 /* Bound value i of the statement (NULL/unset aware), by marker index. */
 const cql_value *exec_marker_value(exec_ctx *c, int marker);
 /* Appends a term as Cassandra prints it in messages: `'a'`, `1`, `?`,
@@ -209,13 +231,20 @@ void exec_term_text(const prs_term *t, sib_buf *out);
 
 typedef struct exec_filter {
     const sch_column *col;
-    prs_op op;          /* EQ, NEQ, LT, LTE, GT, GTE, IN */
-    sch_val val;        /* op != IN */
+    prs_op op;          /* EQ, NEQ, LT, LTE, GT, GTE, IN, CONTAINS, CONTAINS_KEY */
+    sch_val val;        /* op != IN; CONTAINS: an element (a map's value), CONTAINS_KEY: a map key */
     sch_val *in;        /* op == IN */
     size_t nin;
+    bool entry;         /* m[key] = val: key holds the map key */
+    sch_val key;
 } exec_filter;
 
 typedef enum { EXEC_WHERE_SELECT, EXEC_WHERE_UPDATE, EXEC_WHERE_DELETE } exec_where_kind;
+
+/* CONTAINS, CONTAINS KEY and m[key] = v on collection column col: the type
+ * of the term (and of key when entry) and Cassandra's receiver name for it
+ * (key(m) / value(m), arena), for evaluation and bind-marker metadata. */
+const sch_type *exec_coll_term_type(exec_ctx *c, const sch_column *col, bool want_key, const char **name);
 
 /* Cassandra's "Cannot execute this query as it might involve data filtering
  * ... use ALLOW FILTERING" (exec_where.c). */
@@ -252,6 +281,7 @@ typedef struct exec_restr {
     size_t nfilters;
     exec_filter *filters;
     bool needs_filtering;
+    bool coll_filters;    /* CONTAINS / CONTAINS KEY / m[k] = v filters (ALLOW FILTERING) */
 } exec_restr;
 
 /* Analyses the WHERE clause of a SELECT/UPDATE/DELETE against t, evaluating

@@ -61,9 +61,8 @@ static void bind(meta_walk *w, const prs_term *term, const char *name, const sch
             bind(w, term->map.values[k], spec_name(w, "value", name), type->sub[1]);
         }
     if (term->kind == PRS_TERM_TYPEHINT || term->kind == PRS_TERM_CAST) bind(w, term->cast.term, name, type);
-    const sch_type *from, *to;
-    if (term->kind == PRS_TERM_FUNC && term->func.nargs == 1 && exec_blob_conversion(term->func.name, &from, &to))
-        bind(w, term->func.args[0], arena_name(w, "arg0(system.%s)", term->func.name), from);
+    const sch_type *at = term->kind == PRS_TERM_FUNC && term->func.nargs == 1 ? exec_fn_arg_type(term->func.name) : NULL;
+    if (at) bind(w, term->func.args[0], arena_name(w, "arg0(system.%s)", term->func.name), at);
 }
 
 static void bind_col(meta_walk *w, const prs_term *term, const sch_column *col, bool eq)
@@ -165,6 +164,15 @@ static void bind_where(meta_walk *w, const prs_relation *rels, size_t n)
         }
         const sch_column *col = sch_table_column_by_name(w->t, r->cols[0]);
         if (!col) continue;
+        bool contains = r->op == PRS_OP_CONTAINS || r->op == PRS_OP_CONTAINS_KEY;
+        if ((contains || r->key) && sch_type_is_collection(col->type)) { /* key(m), value(m) */
+            const char *name;
+            const sch_type *kt = exec_coll_term_type(w->c, col, true, &name);
+            if (r->key) bind(w, r->key, name, kt);
+            const sch_type *vt = exec_coll_term_type(w->c, col, r->op == PRS_OP_CONTAINS_KEY, &name);
+            bind(w, r->value, name, vt);
+            continue;
+        }
         if (r->op == PRS_OP_IN && r->value) {
             char *nm = sib_arena_alloc(w->c->arena, strlen(col->name) + 5);
             if (nm) sprintf(nm, "in(%s)", col->name);
@@ -197,6 +205,11 @@ static const sch_type *selector_type(meta_walk *w, const prs_selector *s)
 static void bind_selector(meta_walk *w, const prs_selector *s)
 {
     for (size_t i = 0; i < s->nargs; i++) bind_selector(w, s->args[i]);
+    const sch_type *at = s->kind == PRS_SEL_FUNC && s->nargs == 1 ? exec_fn_arg_type(s->func_name) : NULL;
+    if (at && s->args[0]->kind == PRS_SEL_TERM && s->args[0]->term->kind != PRS_TERM_TYPEHINT) {
+        /* typed by the function's only signature */
+        bind(w, s->args[0]->term, arena_name(w, "arg0(system.%s)", s->func_name), at);
+    }
     if (s->kind == PRS_SEL_TERM && s->term->kind == PRS_TERM_TYPEHINT) {
         const sch_type *ht = NULL;
         const prs_typeref *r = s->term->cast.type;
@@ -248,6 +261,7 @@ static int walk(meta_walk *w, const prs_stmt *s, sib_err *err)
         if ((rc = walk_table(w, &s->insert.table, err))) return rc;
         for (size_t i = 0; i < s->insert.ncols && i < s->insert.nvalues; i++)
             bind_col(w, s->insert.values[i], sch_table_column_by_name(w->t, s->insert.cols[i]), true);
+        bind(w, s->insert.json, "[json]", sch_type_native(SCH_T_VARCHAR));
         bind_using(w, &s->insert.using);
         return 0;
     case PRS_STMT_UPDATE:

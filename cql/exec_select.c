@@ -33,8 +33,9 @@
  * the rows of all pages together honour LIMIT exactly.
  *
  * A page stops once it holds page_size rows AND a further matching row was
- * seen: the last page never carries a paging state. Aggregates (COUNT) read
- * everything and answer in one page; IN + ORDER BY sorts in memory and so
+ * seen: the last page never carries a paging state. Aggregates without
+ * GROUP BY read everything and answer in one page; with GROUP BY the page
+ * size counts groups (exec_group.c); IN + ORDER BY sorts in memory and so
  * cannot page (Cassandra's message).
  */
 #define _GNU_SOURCE /* qsort_r */
@@ -47,7 +48,7 @@
 
 /* ---- output rows ---------------------------------------------------------- */
 
-static void out_cell(sib_buf *b, sch_val v)
+void out_cell(sib_buf *b, sch_val v)
 {
     sib_buf_be32(b, (uint32_t)(v.len < 0 ? -1 : v.len));
     if (v.len > 0) sib_buf_append(b, v.p, (size_t)v.len);
@@ -84,22 +85,15 @@ static int filters_match(sel_run *run, row_ctx *rc, bool *ok, sib_err *err)
     return 0;
 }
 
-/* Aggregate queries: count, and keep the first row's plain values. */
-static int aggregate_row(sel_run *run, row_ctx *rc, sib_err *err)
+void note_last_row(sel_run *run, row_ctx *rc, uint64_t pk_index)
 {
-    for (size_t i = 0; i < run->sel.n; i++) {
-        const sel_node *n = run->sel.nodes[i];
-        if (n->kind != SN_COUNT) continue;
-        sch_val v = val_of("", 0);
-        if (n->col) {
-            int e = col_value(run, rc, n->col, &v, err);
-            if (e) return e;
-        }
-        if (v.len >= 0) run->counts[i]++;
-    }
-    if (run->have_first) return 0;
-    run->have_first = true;
-    return emit_values(run, rc, err);
+    sib_buf_reset(&run->last_pk);
+    sib_buf_reset(&run->last_ck);
+    if (rc->pk) sib_buf_append(&run->last_pk, rc->pk, rc->pklen);
+    /* without clustering columns a partition is one row: resume at the next */
+    run->last_in_partition = rc->ck != NULL && !run->distinct && sch_table_clustering_count(run->t) > 0;
+    if (run->last_in_partition) sib_buf_append(&run->last_ck, rc->ck, rc->cklen);
+    run->last_pk_index = pk_index;
 }
 
 /* Decides what happens to one candidate row. Returns ROW_* or < 0. */
@@ -109,24 +103,14 @@ int on_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err)
     int e = filters_match(run, rc, &ok, err);
     if (e) return e;
     if (!ok) return ROW_NEXT;
+    if (run->grouping) return group_row(run, rc, pk_index, err);
     if (run->ppl_left == 0) return ROW_PARTITION_DONE;
-    if (run->sel.aggregate) {
-        if ((e = aggregate_row(run, rc, err))) return e;
-        if (run->ppl_left > 0) run->ppl_left--;
-        return ROW_NEXT;
-    }
     if (run->page_size > 0 && run->nrows == (size_t)run->page_size) {
         run->more = true; /* a further row exists: the page gets a paging state */
         return ROW_STOP;
     }
     if ((e = emit_values(run, rc, err))) return e;
-    sib_buf_reset(&run->last_pk);
-    sib_buf_reset(&run->last_ck);
-    if (rc->pk) sib_buf_append(&run->last_pk, rc->pk, rc->pklen);
-    /* without clustering columns a partition is one row: resume at the next */
-    run->last_in_partition = rc->ck != NULL && !run->distinct && sch_table_clustering_count(run->t) > 0;
-    if (run->last_in_partition) sib_buf_append(&run->last_ck, rc->ck, rc->cklen);
-    run->last_pk_index = pk_index;
+    note_last_row(run, rc, pk_index);
     if (run->ppl_left > 0) run->ppl_left--;
     /* The paging state resumes in the partition of the LAST EMITTED row, so it
      * must carry that partition's remaining count, not the one of a partition
@@ -727,6 +711,11 @@ int post_order_cmp(const void *a, const void *b, void *ctx)
 void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
 {
     exec_ctx *c = run->c;
+    sib_err gerr;
+    if ((run->grouping && group_finish(run, &gerr)) || (run->s->json && json_rewrite(run, &gerr))) {
+        exec_reply_err(c, &gerr);
+        return;
+    }
     cql_rows_meta m;
     memset(&m, 0, sizeof(m));
     m.ks = sch_table_keyspace(run->t);
@@ -751,24 +740,13 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
     if (limit >= 0 && (uint64_t)limit < n) n = (size_t)limit;
     cql_rows *rw = cql_reply_rows_begin(c->req, &m);
     if (!rw) goto out;
-    if (run->sel.aggregate && n == 0) { /* no input row: counts 0, the rest null */
-        for (size_t j = 0; j < run->sel.n; j++) {
-            uint8_t tmp[8];
-            if (run->sel.nodes[j]->kind == SN_COUNT) cql_rows_cell(rw, put64(tmp, 0).p, 8);
-            else cql_rows_cell(rw, NULL, CQL_VALUE_NULL);
-        }
-    }
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = rows[i];
         p += 4 + get_be32(p);
         for (size_t j = 0; j < run->sel.n; j++) {
             int32_t len = (int32_t)get_be32(p);
             p += 4;
-            uint8_t tmp[8];
-            if (run->sel.aggregate && run->sel.nodes[j]->kind == SN_COUNT)
-                cql_rows_cell(rw, put64(tmp, run->counts[j]).p, 8);
-            else
-                cql_rows_cell(rw, len < 0 ? NULL : p, len < 0 ? CQL_VALUE_NULL : len);
+            cql_rows_cell(rw, len < 0 ? NULL : p, len < 0 ? CQL_VALUE_NULL : len);
             if (len > 0) p += len;
         }
     }
@@ -839,6 +817,8 @@ int check_distinct(sel_run *run, bool key_range, sib_err *err)
 {
     if (run->sel.aggregate && run->s->per_partition_limit && !run->s->ngroup)
         return sib_err_set(err, SIB_EINVAL, "PER PARTITION LIMIT is not allowed with aggregate queries.");
+    int rc = check_group_by(run, err);
+    if (rc) return rc;
     if (!run->distinct) return 0;
     for (size_t i = 0; i < run->sel.n; i++) {
         const sch_column *bad = sel_first_non_key(run->sel.nodes[i]);
@@ -930,7 +910,8 @@ static int select_user(sel_read *rd, sib_err *err)
     if (merge && !run->sel.aggregate && (rc = exec_salt_merge_start(run, &r, limit, pk_has_in(run->t, s), err)))
         return rc;
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
-    if (run->sel.aggregate || run->post_order) run->limit_left = -1; /* LIMIT applies to the output */
+    /* LIMIT applies to the output (GROUP BY: it counts groups as they close) */
+    if ((run->sel.aggregate && !s->ngroup) || run->post_order) run->limit_left = -1;
     if ((rc = check_consistency(c, run->t, &r, err))) return rc;
     if (c->ex->co && !(rc = exec_keyspace_repl(c, sch_table_keyspace(run->t), &rd->repl, err))) {
         const sch_table_opts *o = sch_table_options(run->t);
@@ -998,7 +979,7 @@ static void select_user_done(sel_read *rd, int rc, sib_err *err)
         if (rd->scan) trace_read(rd); /* rows0/tomb0 are 0: the whole scan */
         sib_buf ps;
         sib_buf_init(&ps);
-        int64_t limit = run->sel.aggregate ? 1 : run->post_order ? rd->limit : -1;
+        int64_t limit = run->post_order ? rd->limit : -1;
         if (run->more) ps_encode_partitions(run, &ps);
         if (run->salt_merge) limit = exec_salt_merge_finish(run, rd->r.npks ? &rd->r.pks[0] : NULL, &ps);
         if (ps.oom) rc = oom(err);
@@ -1139,6 +1120,7 @@ static void run_free(sel_run *run)
     sib_buf_free(&run->text);
     for (size_t i = 0; run->ckv && i < run->nck; i++) sib_buf_free(&run->ckv[i]);
     free(run->ckv);
+    group_free(run);
 }
 
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
@@ -1167,10 +1149,8 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
     if (rc) return rc;
     for (size_t i = 0; i < run->sel.n; i++)
         if ((rc = prepare_consts(c, run->sel.nodes[i], err))) return rc;
-    run->counts = sib_arena_alloc(c->arena, sizeof(*run->counts) * (run->sel.n + 1));
-    if (!run->counts) return oom(err);
-    memset(run->counts, 0, sizeof(*run->counts) * (run->sel.n + 1));
-    if (run->sel.aggregate) run->page_size = -1; /* the whole count in one page */
+    if ((rc = group_init(run, err))) return rc;
+    if (run->sel.aggregate && !s->ngroup) run->page_size = -1; /* one row: read everything for it */
     return 0;
 }
 
@@ -1181,8 +1161,6 @@ void exec_select(exec_ctx *c, const prs_select *s)
     const sch_table *t;
     sel_run run;
     int rc = exec_resolve_table(c, &s->table, &t, &err);
-    if (!rc && s->json) rc = sib_err_set(&err, SIB_EINVAL, "SELECT JSON is not supported");
-    if (!rc && s->ngroup) rc = sib_err_set(&err, SIB_EINVAL, "GROUP BY is not supported");
     if (rc) {
         exec_reply_err(c, &err);
         return;

@@ -49,7 +49,8 @@ typedef enum {
     SN_WRITETIME,
     SN_MAXWRITETIME,
     SN_TTL,
-    SN_COUNT,  /* COUNT(*) (col NULL) or count(col): the only aggregate */
+    SN_COUNT,  /* COUNT(*) (col NULL) or count(col) */
+    SN_AGG,    /* min/max/sum/avg(arg) (exec_group.c) */
     SN_TOKEN,
     SN_FN,
     SN_CONST,
@@ -57,16 +58,21 @@ typedef enum {
     SN_CONVERT, /* typeAsBlob(arg) / blobAsType(arg): the same bytes */
     SN_ELEMENT, /* arg[key]: map value / set element (exec_selection.c) */
     SN_SLICE,   /* arg[from..to]: the sub-map / sub-set, bounds inclusive */
+    SN_TOJSON,  /* toJson(arg): its JSON text (exec_json.c) */
 } sn_kind;
 
 typedef enum {
     FN_NOW, FN_CUR_TIMEUUID, FN_UUID, FN_CUR_TIMESTAMP, FN_CUR_DATE, FN_CUR_TIME,
     FN_TO_TIMESTAMP, FN_TO_UNIX_TIMESTAMP, FN_TO_DATE, FN_DATE_OF, FN_UNIX_TIMESTAMP_OF,
+    FN_MIN_TIMEUUID, FN_MAX_TIMEUUID,
 } fn_id;
+
+typedef enum { AGG_MIN, AGG_MAX, AGG_SUM, AGG_AVG } agg_kind;
 
 typedef struct sel_node {
     sn_kind kind;
     fn_id fn;
+    agg_kind agg;           /* SN_AGG */
     const sch_column *col;  /* COLUMN, WRITETIME, MAXWRITETIME, TTL, count(col) */
     const sch_type *type;   /* result type */
     const char *name;       /* result name without alias */
@@ -77,7 +83,8 @@ typedef struct sel_node {
     const prs_term *from, *to; /* SLICE bounds (NULL: open) */
     sch_val fromv, tov;     /* SLICE: evaluated bounds, len < 0 = open */
     const sch_type *key_type; /* ELEMENT/SLICE/element WRITETIME: the key's type */
-    const char *key_name;   /* its receiver name: key(m) / value(s) */
+    const char *key_name;   /* its receiver name: key(m) / value(s); CONST
+                               argument of a function: arg0(system.f) */
     struct sel_scratch *scratch; /* SLICE, list-valued WRITETIME/TTL: the value built (arena) */
     bool wt_slice;          /* WRITETIME/MAXWRITETIME/TTL of col[from..to] */
     sch_val key_path, from_path, to_path; /* element key / slice bounds as cell paths */
@@ -88,7 +95,7 @@ typedef struct sel_list {
     sel_node **nodes;
     const char **names; /* alias or node name */
     const sch_type **types;
-    bool aggregate;     /* a top-level COUNT */
+    bool aggregate;     /* a top-level aggregate (COUNT, min, max, sum, avg) */
 } sel_list;
 
 /* ---- a running SELECT (exec_select.c) --------------------------------------- */
@@ -134,9 +141,9 @@ typedef struct sel_run {
     sib_buf last_pk, last_ck;
     bool last_in_partition;
     uint64_t last_pk_index;
-    /* aggregates */
-    int64_t *counts;    /* per selector */
-    bool have_first;
+    /* aggregates and GROUP BY (exec_group.c): rows go through group_row() */
+    bool grouping;
+    struct grp_state *grp; /* malloc'd, freed by group_free() */
     /* scratch */
     sib_buf coll, text;
     sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
@@ -174,6 +181,9 @@ int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err);
  * key nor static (NULL if none), and whether n selects column col. */
 const sch_column *sel_first_non_key(const sel_node *n);
 bool sel_uses_column(const sel_node *n, const sch_column *col);
+/* The aggregate in selector n's chain (n itself, or under scalar functions:
+ * intAsBlob(max(v))), NULL if none; a chain holds at most one. */
+const sel_node *sel_agg_node(const sel_node *n);
 /* The value of col in the current row (null when absent). A collection is
  * rebuilt into run->coll: valid until the next collection value. */
 int col_value(sel_run *run, row_ctx *rc, const sch_column *col, sch_val *out, sib_err *err);
@@ -181,7 +191,39 @@ int col_value(sel_run *run, row_ctx *rc, const sch_column *col, sch_val *out, si
  * tmp (16 bytes) holds small results, so *out may point into it. */
 int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *out, sib_err *err);
 
+/* ---- exec_group.c: aggregates and GROUP BY ----------------------------------- */
+
+/* Sets up run->grp when the selection aggregates or s has GROUP BY. */
+int group_init(sel_run *run, sib_err *err);
+void group_free(sel_run *run);
+/* GROUP BY validation with Cassandra's messages, once the WHERE clause is
+ * known to be valid; fixes the columns that make a group's key. */
+int check_group_by(sel_run *run, sib_err *err);
+/* One matching row of a grouped or aggregate query: it joins the open group
+ * or closes it and opens the next (LIMIT, PER PARTITION LIMIT and the page
+ * size count groups). Returns ROW_* or < 0. */
+int group_row(sel_run *run, row_ctx *rc, uint64_t pk_index, sib_err *err);
+/* Before the reply: emits the open group (or, for aggregates without GROUP
+ * BY over no row, Cassandra's single row of zero counts and sums). */
+int group_finish(sel_run *run, sib_err *err);
+/* The open group's current result of aggregate node n, for the scalar
+ * functions over it; valid until the next call. */
+int group_agg_value(sel_run *run, const sel_node *n, sch_val *out, sib_err *err);
+
+/* ---- exec_json.c ----------------------------------------------------------- */
+
+/* SELECT JSON: turns the buffered rows into one [json] text cell each and
+ * the selection into that single column (before the reply). */
+int json_rewrite(sel_run *run, sib_err *err);
+/* The result columns of a SELECT JSON: one text column named [json]. */
+int exec_json_columns(exec_ctx *c, size_t *n, const char ***names, const sch_type ***types, sib_err *err);
+
 /* ---- exec_select.c --------------------------------------------------------- */
+
+/* Appends one cell (i32 length | bytes, -1 = null) to a row buffer. */
+void out_cell(sib_buf *b, sch_val v);
+/* Remembers rc as the last row taken, where a paging state resumes. */
+void note_last_row(sel_run *run, row_ctx *rc, uint64_t pk_index);
 
 /* Decides what happens to one candidate row (filters, PER PARTITION LIMIT,
  * LIMIT, page size, aggregates). pk_index is the row's position in the sorted

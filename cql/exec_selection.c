@@ -119,6 +119,8 @@ static const fn_def fn_defs[] = {
     {"todate", FN_TO_DATE, 1, SCH_T_DATE, A_TIMEUUID | A_TIMESTAMP},
     {"dateof", FN_DATE_OF, 1, SCH_T_TIMESTAMP, A_TIMEUUID},
     {"unixtimestampof", FN_UNIX_TIMESTAMP_OF, 1, SCH_T_BIGINT, A_TIMEUUID},
+    {"mintimeuuid", FN_MIN_TIMEUUID, 1, SCH_T_TIMEUUID, A_TIMESTAMP},
+    {"maxtimeuuid", FN_MAX_TIMEUUID, 1, SCH_T_TIMEUUID, A_TIMESTAMP},
 };
 
 static unsigned arg_class(const sch_type *t)
@@ -142,7 +144,7 @@ static int resolve_typeref(exec_ctx *c, const prs_typeref *r, const sch_type **o
     return sch_type_resolve(sch_catalog_types(c->ex->cat), r->name, strlen(r->name), subs, r->nsub, out, err);
 }
 
-static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, bool top, sel_node **out,
+static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node **out,
                        sib_err *err);
 
 static int compile_pk_fn_args(exec_ctx *c, const sch_table *t, const prs_selector *s, sib_err *err)
@@ -179,6 +181,86 @@ static const char *fn_name(exec_ctx *c, const char *fname, sel_node **args, size
     return s;
 }
 
+/* The single argument of function s into n->arg. A function with one
+ * signature types a bare literal or marker argument by it, as Cassandra
+ * does (bigintAsBlob(3), minTimeuuid('2024-01-01')); the value is computed
+ * once, like a type-hinted constant. */
+static int compile_one_arg(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
+{
+    if (s->nargs != 1)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Invalid number of arguments in call to function system.%s: 1 required but %zu provided",
+                           s->func_name, s->nargs);
+    const prs_selector *a = s->args[0];
+    const sch_type *at = exec_fn_arg_type(s->func_name);
+    if (!at || a->kind != PRS_SEL_TERM || a->term->kind == PRS_TERM_TYPEHINT)
+        return compile_sel(c, t, a, &n->arg, err);
+    if (!exec_term_assignable(a->term, at)) {
+        sib_buf b;
+        sib_buf_init(&b);
+        exec_term_text(a->term, &b);
+        sib_buf_u8(&b, 0);
+        int rc = sib_err_set(err, SIB_EINVAL, "Type error: %s cannot be passed as argument 0 of function system.%s of type %s",
+                             b.oom ? "?" : (const char *)b.p, s->func_name, sch_type_native_name(at->code));
+        sib_buf_free(&b);
+        return rc;
+    }
+    sel_node *k = sib_arena_alloc(c->arena, sizeof(*k));
+    if (!k) return oom(err);
+    memset(k, 0, sizeof(*k));
+    k->kind = SN_CONST;
+    k->term = a->term;
+    k->type = at;
+    k->name = a->text;
+    k->cval = val_null();
+    k->key_name = arena_printf(c, "arg0(system.%s)", s->func_name);
+    n->arg = k;
+    return k->key_name ? 0 : oom(err);
+}
+
+/* Can sum/avg take a value of type t (AggregateFcts: the numeric types)? */
+static bool agg_numeric(const sch_type *t)
+{
+    switch (t->code) {
+    case SCH_T_TINYINT: case SCH_T_SMALLINT: case SCH_T_INT: case SCH_T_BIGINT: case SCH_T_COUNTER:
+    case SCH_T_FLOAT: case SCH_T_DOUBLE: case SCH_T_DECIMAL: case SCH_T_VARINT: return true;
+    default: return false;
+    }
+}
+
+/* min/max/sum/avg(arg): the argument is any scalar selector of this row
+ * (a column, writetime(v), a cast, ...); min and max take every type (its
+ * comparator orders them), sum and avg the numeric ones, and the result has
+ * the argument's type. Cassandra resolves the overload by the argument's
+ * type, so a mismatch lists the known signatures, in AggregateFcts order. */
+static int compile_agg(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
+{
+    const char *f = s->func_name;
+    int rc = compile_one_arg(c, t, s, n, err);
+    if (rc) return rc;
+    if (sel_agg_node(n->arg))
+        return sib_err_set(err, SIB_EINVAL, "aggregate functions cannot be used as arguments of aggregate functions");
+    n->kind = SN_AGG;
+    n->agg = !strcmp(f, "min") ? AGG_MIN : !strcmp(f, "max") ? AGG_MAX : !strcmp(f, "sum") ? AGG_SUM : AGG_AVG;
+    n->type = n->arg->type;
+    if ((n->agg == AGG_SUM || n->agg == AGG_AVG) && !agg_numeric(n->type)) {
+        static const char *const num[] = {"tinyint", "smallint", "int", "bigint", "float",
+                                          "double", "decimal", "varint", "counter"};
+        sib_buf b;
+        sib_buf_init(&b);
+        for (size_t i = 0; i < SIB_ARRAY_LEN(num); i++)
+            sib_buf_printf(&b, "%ssystem.%s : (%s) -> %s", i ? ", " : "", f, num[i], num[i]);
+        sib_buf_u8(&b, 0);
+        rc = sib_err_set(err, SIB_EINVAL,
+                         "Invalid call to function %s, none of its type signatures match (known type signatures: %s)",
+                         f, b.oom ? "?" : (const char *)b.p);
+        sib_buf_free(&b);
+        return rc;
+    }
+    n->name = fn_name(c, f, &n->arg, 1);
+    return n->name ? 0 : oom(err);
+}
+
 static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
 {
     const char *f = s->func_name;
@@ -207,13 +289,24 @@ static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, se
         n->name = arena_printf(c, "system.count(%s)", n->col->name);
         return n->name ? 0 : oom(err);
     }
+    if (!strcmp(f, "min") || !strcmp(f, "max") || !strcmp(f, "sum") || !strcmp(f, "avg"))
+        return compile_agg(c, t, s, n, err);
+    if (!strcmp(f, "fromjson"))
+        return sib_err_set(err, SIB_EINVAL, "fromJson() cannot be used in the selection clause of a SELECT statement");
+    if (!strcmp(f, "tojson")) {
+        int rc = compile_one_arg(c, t, s, n, err);
+        if (rc) return rc;
+        n->kind = SN_TOJSON;
+        n->type = sch_type_native(SCH_T_VARCHAR);
+        n->scratch = sib_arena_alloc(c->arena, sizeof(*n->scratch));
+        if (!n->scratch) return oom(err);
+        memset(n->scratch, 0, sizeof(*n->scratch));
+        n->name = fn_name(c, f, &n->arg, 1);
+        return n->name ? 0 : oom(err);
+    }
     const sch_type *from, *to;
     if (exec_blob_conversion(f, &from, &to)) {
-        if (s->nargs != 1)
-            return sib_err_set(err, SIB_EINVAL,
-                               "Invalid number of arguments in call to function system.%s: 1 required but %zu provided", f,
-                               s->nargs);
-        int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+        int rc = compile_one_arg(c, t, s, n, err);
         if (rc) return rc;
         if (n->arg->type->code != from->code && !(from->code == SCH_T_VARCHAR && n->arg->type->code == SCH_T_ASCII)) {
             sib_buf b;
@@ -242,7 +335,7 @@ static int compile_fn(exec_ctx *c, const sch_table *t, const prs_selector *s, se
     n->fn = d->id;
     n->type = sch_type_native(d->ret);
     if (d->nargs) {
-        int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+        int rc = compile_one_arg(c, t, s, n, err);
         if (rc) return rc;
         if (!(arg_class(n->arg->type) & d->args))
             return sib_err_set(err, SIB_EINVAL,
@@ -283,7 +376,7 @@ static int subscript_target(exec_ctx *c, const sch_type *ct, const char *selecte
 /* sel[key] and sel[from..to] on a set or a map. */
 static int compile_subscript(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node *n, sib_err *err)
 {
-    int rc = compile_sel(c, t, s->args[0], false, &n->arg, err);
+    int rc = compile_sel(c, t, s->args[0], &n->arg, err);
     if (rc) return rc;
     bool slice = s->kind == PRS_SEL_SLICE;
     const sch_type *ct = n->arg->type;
@@ -350,7 +443,7 @@ static int compile_column_fn(const sch_table *t, const prs_selector *s, sel_node
     return n->name ? 0 : oom(err);
 }
 
-static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, bool top, sel_node **out,
+static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, sel_node **out,
                        sib_err *err)
 {
     sel_node *n = sib_arena_alloc(c->arena, sizeof(*n));
@@ -380,7 +473,7 @@ static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, b
         break;
     case PRS_SEL_CAST: {
         const sch_type *to;
-        if ((rc = compile_sel(c, t, s->args[0], false, &n->arg, err))) return rc;
+        if ((rc = compile_sel(c, t, s->args[0], &n->arg, err))) return rc;
         if ((rc = resolve_typeref(c, s->type, &to, err))) return rc;
         if (!exec_castable(n->arg->type, to->code)) {
             sib_buf b;
@@ -414,8 +507,6 @@ static int compile_sel(exec_ctx *c, const sch_table *t, const prs_selector *s, b
         break;
     }
     if (rc) return rc;
-    if (n->kind == SN_COUNT && !top)
-        return sib_err_set(err, SIB_EINVAL, "Aggregate functions cannot be used as arguments of other functions");
     return n->name ? 0 : oom(err);
 }
 
@@ -439,13 +530,13 @@ int compile_selection(exec_ctx *c, const sch_table *t, const prs_select *s, sel_
             node->type = node->col->type;
             node->name = node->col->name;
         } else {
-            int rc = compile_sel(c, t, &s->sel[i], true, &node, err);
+            int rc = compile_sel(c, t, &s->sel[i], &node, err);
             if (rc) return rc;
         }
         out->nodes[i] = node;
         out->names[i] = (!s->star && s->sel[i].alias) ? s->sel[i].alias : node->name;
         out->types[i] = node->type;
-        if (node->kind == SN_COUNT) out->aggregate = true;
+        if (sel_agg_node(node)) out->aggregate = true;
     }
     return 0;
 }
@@ -456,6 +547,7 @@ int exec_select_columns(exec_ctx *c, const sch_table *t, const prs_select *s, si
     sel_list l;
     int rc = compile_selection(c, t, s, &l, err);
     if (rc) return rc;
+    if (s->json) return exec_json_columns(c, ncols, names, types, err);
     *ncols = l.n;
     *names = l.names;
     *types = l.types;
@@ -498,7 +590,7 @@ int prepare_consts(exec_ctx *c, sel_node *n, sib_err *err)
     if (!n) return 0;
     int rc = 0;
     if (n->kind == SN_CONST) {
-        rc = exec_term_value(c, n->term, n->type, n->name, &n->cval, NULL, err);
+        rc = exec_term_value(c, n->term, n->type, n->key_name ? n->key_name : n->name, &n->cval, NULL, err);
     } else if (n->key_type && (n->kind == SN_SLICE || n->wt_slice)) {
         if (!(rc = slice_bound(c, n, n->from, &n->fromv, err))) rc = slice_bound(c, n, n->to, &n->tov, err);
         if (!rc && n->col && !(rc = key_path(c, n, &n->fromv, &n->from_path, err)))
@@ -520,6 +612,13 @@ const sch_column *sel_first_non_key(const sel_node *n)
     if (!n) return NULL;
     if (n->col && n->col->kind != SCH_COL_PARTITION_KEY && n->col->kind != SCH_COL_STATIC) return n->col;
     return sel_first_non_key(n->arg);
+}
+
+const sel_node *sel_agg_node(const sel_node *n)
+{
+    for (; n; n = n->arg)
+        if (n->kind == SN_COUNT || n->kind == SN_AGG) return n;
+    return NULL;
 }
 
 bool sel_uses_column(const sel_node *n, const sch_column *col)
@@ -623,6 +722,8 @@ static sch_val eval_fn(sel_run *run, const sel_node *n, sch_val a, uint8_t *tmp)
     case FN_TO_UNIX_TIMESTAMP:
     case FN_UNIX_TIMESTAMP_OF: return put64(tmp, ms);
     case FN_TO_DATE: return date_of_ms(tmp, ms);
+    case FN_MIN_TIMEUUID:
+    case FN_MAX_TIMEUUID: exec_timeuuid_bound(ms, n->fn == FN_MAX_TIMEUUID, tmp); return val_of(tmp, 16);
     default: return val_null();
     }
 }
@@ -794,6 +895,19 @@ static int eval_times(sel_run *run, const sel_node *n, const st_cell_view *cells
     return 0;
 }
 
+/* toJson(arg): the text, kept in the node's scratch (valid until the next row). */
+static int eval_tojson(sel_run *run, const sel_node *n, sch_val a, sch_val *out, sib_err *err)
+{
+    sib_buf b;
+    sib_buf_init(&b);
+    exec_json_value(n->arg->type, a.p, a.len, &b);
+    uint8_t *p = b.oom ? NULL : scratch_reserve(run->c, n->scratch, b.len + 1);
+    if (p) memcpy(p, b.p, b.len);
+    *out = val_of(p, b.len);
+    sib_buf_free(&b);
+    return p ? 0 : oom(err);
+}
+
 /* Evaluates a scalar selector; tmp (16 bytes) holds small results. */
 int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *out, sib_err *err)
 {
@@ -806,7 +920,8 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *ou
     switch (n->kind) {
     case SN_COLUMN: return col_value(run, rc, n->col, out, err);
     case SN_CONST: *out = n->cval; return 0;
-    case SN_COUNT: return 0; /* aggregates are filled in by the caller */
+    case SN_COUNT:
+    case SN_AGG: return group_agg_value(run, n, out, err); /* a scalar function over an aggregate */
     case SN_TOKEN:
         if (rc->pk) {
             *out = put64(tmp, sib_murmur3_token(rc->pk, rc->pklen));
@@ -854,6 +969,9 @@ int eval(sel_run *run, const sel_node *n, row_ctx *rc, uint8_t *tmp, sch_val *ou
     case SN_SLICE:
         if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
         return eval_slice(run, n, a, out, err);
+    case SN_TOJSON:
+        if ((e = eval(run, n->arg, rc, atmp, &a, err))) return e;
+        return eval_tojson(run, n, a, out, err);
     }
     return 0;
 }

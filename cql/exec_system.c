@@ -405,7 +405,7 @@ int select_system(sel_run *run, sib_err *err)
     if ((rc = check_limit(c, s->per_partition_limit, &run->ppl, err))) return rc;
     if ((rc = ps_decode(c->params, PS_ROWINDEX, &run->ps, err))) return rc;
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
-    if (run->sel.aggregate) run->limit_left = -1;
+    if (run->sel.aggregate && !s->ngroup) run->limit_left = -1;
 
     vrows v;
     if ((rc = system_rows(run, &v, err))) return rc;
@@ -427,7 +427,7 @@ int select_system(sel_run *run, sib_err *err)
     sib_buf_init(&ps);
     if (run->more) ps_encode_rowindex(i, run->limit_left, &ps); /* row i was seen, not sent */
     if (ps.oom) rc = oom(err);
-    else reply_rows(run, &ps, run->sel.aggregate ? 1 : -1);
+    else reply_rows(run, &ps, -1);
     sib_buf_free(&ps);
     return rc;
 }

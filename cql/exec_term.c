@@ -194,7 +194,8 @@ static const sch_type *func_type(const char *name)
         {"todate", SCH_T_DATE},            {"currentdate", SCH_T_DATE},
         {"currenttime", SCH_T_TIME},       {"currenttimeuuid", SCH_T_TIMEUUID},
         {"tounixtimestamp", SCH_T_BIGINT}, {"dateof", SCH_T_TIMESTAMP},
-        {"unixtimestampof", SCH_T_BIGINT},
+        {"unixtimestampof", SCH_T_BIGINT}, {"mintimeuuid", SCH_T_TIMEUUID},
+        {"maxtimeuuid", SCH_T_TIMEUUID},
     };
     for (size_t i = 0; i < SIB_ARRAY_LEN(fns); i++)
         if (!strcasecmp(name, fns[i].name)) return sch_type_native(fns[i].code);
@@ -232,6 +233,33 @@ bool exec_blob_conversion(const char *name, const sch_type **from, const sch_typ
     return false;
 }
 
+bool exec_term_assignable(const prs_term *t, const sch_type *type)
+{
+    return t->kind != PRS_TERM_CONST || sch_literal_accepted(type->code, lit_kind(t->cst.kind));
+}
+
+const sch_type *exec_fn_arg_type(const char *name)
+{
+    const sch_type *from, *to;
+    if (exec_blob_conversion(name, &from, &to)) return from;
+    if (!strcasecmp(name, "mintimeuuid") || !strcasecmp(name, "maxtimeuuid")) return sch_type_native(SCH_T_TIMESTAMP);
+    if (!strcasecmp(name, "dateof") || !strcasecmp(name, "unixtimestampof")) return sch_type_native(SCH_T_TIMEUUID);
+    return NULL;
+}
+
+/* The uuid's 60-bit time is 100 ns ticks since 1582-10-15; a millisecond
+ * spans ticks [ms * 10^4, (ms + 1) * 10^4 - 1]. The clock-and-node half is
+ * eight 0x80 bytes (min) or eight 0x7f (max): Cassandra compares it as
+ * signed bytes, so those are the extremes. */
+void exec_timeuuid_bound(int64_t ms, bool max, uint8_t *out)
+{
+    uint64_t ticks = (uint64_t)(ms + (max ? 1 : 0)) * 10000u + 0x01B21DD213814000ull - (max ? 1 : 0);
+    put_be32(out, (uint32_t)ticks);
+    put_be16(out + 4, (uint16_t)(ticks >> 32));
+    put_be16(out + 6, (uint16_t)(((ticks >> 48) & 0x0fff) | 0x1000));
+    memset(out + 8, max ? 0x7f : 0x80, 8);
+}
+
 static int eval_conversion(exec_ctx *c, const prs_term *t, const sch_type *from, const sch_type *to,
                            const sch_type *type, const char *recv, sch_val *out, sib_err *err)
 {
@@ -253,12 +281,32 @@ static int eval_conversion(exec_ctx *c, const prs_term *t, const sch_type *from,
     return 0;
 }
 
+/* fromJson(text): the receiver's type says what the JSON must hold. */
+static int eval_from_json(exec_ctx *c, const prs_term *t, const sch_type *type, const char *recv, sch_val *out,
+                          sib_err *err)
+{
+    if (t->func.nargs != 1)
+        return sib_err_set(err, SIB_EINVAL,
+                           "Invalid number of arguments in call to function system.fromjson: 1 required but %zu provided",
+                           t->func.nargs);
+    if (!type) return sib_err_set(err, SIB_EINVAL, "fromJson() cannot be used in the selection clause of a SELECT statement");
+    sch_val text;
+    int rc = exec_term_value(c, t->func.args[0], sch_type_native(SCH_T_VARCHAR), "arg0(system.fromjson)", &text, NULL, err);
+    if (rc) return rc;
+    if (text.len < 0) {
+        *out = (sch_val){NULL, -1};
+        return 0;
+    }
+    return exec_from_json(c, (const char *)text.p, (size_t)text.len, type, recv, out, err);
+}
+
 static int eval_func(exec_ctx *c, const prs_term *t, const sch_type *type, const char *recv, sch_val *out,
                      sib_err *err)
 {
     const char *name = t->func.name;
     const sch_type *cfrom, *cto;
     if (exec_blob_conversion(name, &cfrom, &cto)) return eval_conversion(c, t, cfrom, cto, type, recv, out, err);
+    if (!strcasecmp(name, "fromjson")) return eval_from_json(c, t, type, recv, out, err);
     const sch_type *rt = func_type(name);
     if (!rt) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", name);
     char want[128], got[128];
@@ -276,7 +324,8 @@ static int eval_func(exec_ctx *c, const prs_term *t, const sch_type *type, const
          * timestamp or date term (usually now()). */
         sch_val arg;
         const prs_term *a = t->func.args[0];
-        const sch_type *at = a->kind == PRS_TERM_FUNC ? func_type(a->func.name) : sch_type_native(SCH_T_TIMEUUID);
+        const sch_type *at = a->kind == PRS_TERM_FUNC ? func_type(a->func.name)
+                           : exec_fn_arg_type(name) ? exec_fn_arg_type(name) : sch_type_native(SCH_T_TIMEUUID);
         if (!at) return sib_err_set(err, SIB_EINVAL, "Unknown function '%s'", a->func.name);
         int rc = exec_term_value(c, a, at, name, &arg, NULL, err);
         if (rc) return rc;
@@ -287,6 +336,16 @@ static int eval_func(exec_ctx *c, const prs_term *t, const sch_type *type, const
     } else if (t->func.nargs > 1) {
         return sib_err_set(err, SIB_EINVAL, "Invalid number of arguments in call to function system.%s: 1 required but %zu provided",
                            name, t->func.nargs);
+    }
+    out->p = p;
+    if (!strcasecmp(name, "mintimeuuid") || !strcasecmp(name, "maxtimeuuid")) {
+        if (t->func.nargs != 1)
+            return sib_err_set(err, SIB_EINVAL,
+                               "Invalid number of arguments in call to function system.%s: 1 required but %zu provided",
+                               name, t->func.nargs);
+        exec_timeuuid_bound(ms, !strcasecmp(name, "maxtimeuuid"), p);
+        out->len = 16;
+        return 0;
     }
     switch (rt->code) {
     case SCH_T_TIMEUUID: sib_timeuuid_next(&c->ex->tug, p); out->len = 16; break;

@@ -197,6 +197,72 @@ static int gather_token(exec_ctx *c, const sch_table *t, const prs_relation *r, 
     return 0;
 }
 
+const sch_type *exec_coll_term_type(exec_ctx *c, const sch_column *col, bool want_key, const char **name)
+{
+    const sch_type *ct = col->type;
+    bool map = ct->code == SCH_T_MAP;
+    size_t n = strlen(col->name) + 8;
+    char *nm = sib_arena_alloc(c->arena, n);
+    if (nm) snprintf(nm, n, "%s(%s)", map && want_key ? "key" : "value", col->name);
+    *name = nm ? nm : col->name;
+    return map && !want_key ? ct->sub[1] : ct->sub[0];
+}
+
+/* One term of a collection restriction, never null nor unset. */
+static int coll_term(exec_ctx *c, const sch_column *col, const prs_term *term, bool want_key, const char *null_msg,
+                     sch_val *out, sib_err *err)
+{
+    const char *name;
+    const sch_type *et = exec_coll_term_type(c, col, want_key, &name);
+    bool unset;
+    int rc = exec_term_value(c, term, et, name, out, &unset, err);
+    if (rc) return rc;
+    if (unset) return sib_err_set(err, SIB_EINVAL, "Invalid unset value for column %s", col->name);
+    if (out->len < 0) return sib_err_set(err, SIB_EINVAL, null_msg, col->name);
+    return 0;
+}
+
+/* col CONTAINS v, col CONTAINS KEY k, col[k] = v: checked with Cassandra's
+ * messages, then a filter (SELECT ... ALLOW FILTERING only: Sibyl has no
+ * secondary index to answer them). */
+static int gather_coll(exec_ctx *c, const sch_column *col, const prs_relation *r, exec_where_kind kind,
+                       exec_restr *out, sib_err *err)
+{
+    const sch_type *ct = col->type;
+    if (r->key) {
+        if (ct->code == SCH_T_LIST)
+            return sib_err_set(err, SIB_EINVAL, "Indexes on list entries (%s[index] = value) are not currently supported.",
+                               col->name);
+        if (ct->code != SCH_T_MAP) return sib_err_set(err, SIB_EINVAL, "Column %s cannot be used as a map", col->name);
+        if (!sch_type_is_multicell(ct))
+            return sib_err_set(err, SIB_EINVAL, "Map-entry equality predicates on frozen map column %s are not supported",
+                               col->name);
+        if (r->op != PRS_OP_EQ) return sib_err_set(err, SIB_EINVAL, "Only EQ relations are supported on map entries");
+    } else {
+        if (!sch_type_is_collection(ct))
+            return sib_err_set(err, SIB_EINVAL, "Cannot use %s on non-collection column %s",
+                               r->op == PRS_OP_CONTAINS ? "CONTAINS" : "CONTAINS KEY", col->name);
+        if (r->op == PRS_OP_CONTAINS_KEY && ct->code != SCH_T_MAP)
+            return sib_err_set(err, SIB_EINVAL, "Cannot use CONTAINS KEY on non-map column %s", col->name);
+    }
+    if (kind != EXEC_WHERE_SELECT) {
+        if (col->kind != SCH_COL_PARTITION_KEY && col->kind != SCH_COL_CLUSTERING)
+            return sib_err_set(err, SIB_EINVAL, "Non PRIMARY KEY columns found in where clause: %s ", col->name);
+        return sib_err_set(err, SIB_EINVAL, "CONTAINS restrictions on collection column %s are not supported", col->name);
+    }
+    exec_filter f = {.col = col, .op = r->op, .entry = r->key != NULL};
+    int rc;
+    if (r->key && (rc = coll_term(c, col, r->key, true, "Unsupported null map key for column %s", &f.key, err))) return rc;
+    rc = coll_term(c, col, r->value, r->op == PRS_OP_CONTAINS_KEY, r->key ? "Unsupported null map value for column %s"
+                                                                          : "Unsupported null value for column %s",
+                   &f.val, err);
+    if (rc) return rc;
+    out->filters[out->nfilters++] = f;
+    out->needs_filtering = true;
+    out->coll_filters = true;
+    return 0;
+}
+
 static int gather(exec_ctx *c, const sch_table *t, const prs_relation *r, exec_where_kind kind, bool check_order,
                   col_restr *crs, exec_ck *ck, exec_restr *out, sib_err *err)
 {
@@ -218,11 +284,9 @@ static int gather(exec_ctx *c, const sch_table *t, const prs_relation *r, exec_w
         return sib_err_set(err, SIB_EINVAL, "Unsupported restriction: %s IS NOT NULL", col->name);
     case PRS_OP_CONTAINS:
     case PRS_OP_CONTAINS_KEY:
-        if (!sch_type_is_collection(col->type))
-            return sib_err_set(err, SIB_EINVAL, "Cannot use %s on non-collection column %s",
-                               r->op == PRS_OP_CONTAINS ? "CONTAINS" : "CONTAINS KEY", col->name);
-        return sib_err_set(err, SIB_EINVAL, "CONTAINS restrictions on collection column %s are not supported", col->name);
+        return gather_coll(c, col, r, kind, out, err);
     default:
+        if (r->key) return gather_coll(c, col, r, kind, out, err);
         break;
     }
     if (kind != EXEC_WHERE_SELECT && col->kind != SCH_COL_PARTITION_KEY && col->kind != SCH_COL_CLUSTERING)
@@ -375,6 +439,9 @@ int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels
     exec_ck *ck = exec_ck_new(c, t);
     if (!ck) return sib_err_set(err, SIB_ENOMEM, "restrictions");
     bool check_order = !(kind == EXEC_WHERE_SELECT && allow_filtering);
+    /* room for two filters a column (a range) and one a relation (CONTAINS) */
+    out->filters = sib_arena_alloc(c->arena, sizeof *out->filters * (ncols * 2 + n + 1));
+    if (!out->filters) return sib_err_set(err, SIB_ENOMEM, "filters");
     for (size_t i = 0; i < n; i++) {
         int rc = gather(c, t, &rels[i], kind, check_order, crs, ck, out, err);
         if (rc) return rc;
@@ -442,12 +509,36 @@ int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels
         if ((rc = add_filter(c, out, cr, ncols, err))) return rc;
         out->needs_filtering = true;
     }
+    if (out->coll_filters && !allow_filtering) return sib_err_set(err, SIB_EINVAL, "%s", EXEC_FILTERING_MSG);
     return 0;
+}
+
+/* CONTAINS / CONTAINS KEY / m[key] = v on a collection value. */
+static bool coll_match(const exec_filter *f, const uint8_t *v, int32_t len)
+{
+    const sch_type *ct = f->col->type;
+    bool map = ct->code == SCH_T_MAP;
+    sch_coll_iter it;
+    if (sch_coll_iter_init(&it, ct, v, (size_t)len) < 0) return false;
+    sch_val k, e;
+    while (sch_coll_next(&it, &k, &e)) {
+        size_t kl = (size_t)SIB_MAX(k.len, 0), el = (size_t)SIB_MAX(e.len, 0);
+        if (f->entry) {
+            if (!sch_value_compare(ct->sub[0], k.p, kl, f->key.p, (size_t)f->key.len))
+                return e.len >= 0 && !sch_value_compare(ct->sub[1], e.p, el, f->val.p, (size_t)f->val.len);
+        } else if (f->op == PRS_OP_CONTAINS_KEY || !map) {
+            if (!sch_value_compare(ct->sub[0], k.p, kl, f->val.p, (size_t)f->val.len)) return true;
+        } else if (e.len >= 0 && !sch_value_compare(ct->sub[1], e.p, el, f->val.p, (size_t)f->val.len)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len)
 {
     if (len < 0) return false;
+    if (f->entry || f->op == PRS_OP_CONTAINS || f->op == PRS_OP_CONTAINS_KEY) return coll_match(f, v, len);
     if (f->op == PRS_OP_IN) {
         for (size_t i = 0; i < f->nin; i++)
             if (!sch_value_compare(f->col->type, v, (size_t)len, f->in[i].p, (size_t)f->in[i].len)) return true;

@@ -403,6 +403,11 @@ static int build_insert(exec_ctx *c, const prs_insert *s, int64_t batch_ts, muts
     int rc = check_user_table(c, &s->table, &t, err);
     if (rc) return rc;
     if (s->if_not_exists) return sib_err_set(err, SIB_EINVAL, "Conditional updates (IF NOT EXISTS) are not supported by Sibyl");
+    prs_insert from_json;
+    if (s->json) { /* the object's members become columns and fromJson() terms */
+        if ((rc = exec_json_insert(c, t, s, &from_json, err))) return rc;
+        s = &from_json;
+    }
     if (s->ncols != s->nvalues) return sib_err_set(err, SIB_EINVAL, "Unmatched column names/values");
     if (!s->ncols) return sib_err_set(err, SIB_EINVAL, "No columns provided to INSERT");
     attrs a;

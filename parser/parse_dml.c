@@ -294,17 +294,25 @@ prs_stmt *parse_insert(prs_parser *p)
     pvec cols, vals;
     pvec_init(&cols, sizeof(const char *));
     pvec_init(&vals, sizeof(prs_term *));
-    pexpect(p, '(');
-    do {
-        *(const char **)pvec_push(p, &cols) = parse_col_ref(p);
-    } while (paccept(p, ','));
-    pexpect(p, ')');
-    pexpect_word(p, "values");
-    pexpect(p, '(');
-    do {
-        *(prs_term **)pvec_push(p, &vals) = parse_term(p);
-    } while (paccept(p, ','));
-    pexpect(p, ')');
+    if (paccept_word(p, "json")) { /* JSON 'text' [DEFAULT (NULL | UNSET)] */
+        in->json = parse_term(p);
+        if (paccept_word(p, "default")) {
+            if (paccept_word(p, "unset")) in->json_default_unset = true;
+            else pexpect_word(p, "null");
+        }
+    } else {
+        pexpect(p, '(');
+        do {
+            *(const char **)pvec_push(p, &cols) = parse_col_ref(p);
+        } while (paccept(p, ','));
+        pexpect(p, ')');
+        pexpect_word(p, "values");
+        pexpect(p, '(');
+        do {
+            *(prs_term **)pvec_push(p, &vals) = parse_term(p);
+        } while (paccept(p, ','));
+        pexpect(p, ')');
+    }
     in->ncols = cols.n;
     in->cols = cols.v;
     in->nvalues = vals.n;

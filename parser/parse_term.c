@@ -363,9 +363,14 @@ static void parse_single_relation(prs_parser *p, prs_relation *r, bool condition
     r->ncols = 1;
     r->cols = palloc(p, sizeof(const char *));
     r->cols[0] = parse_col_ref(p);
-    if (condition && paccept(p, '[')) {
+    if (paccept(p, '[')) {
         r->key = parse_term(p);
         pexpect(p, ']');
+        if (!condition) { /* WHERE m[key] op value: an operator must follow */
+            if (!parse_op(p, &r->op)) perr_noviable(p);
+            r->value = parse_term(p);
+            return;
+        }
     }
     if (paccept_word(p, "in")) {
         parse_in_values(p, r);

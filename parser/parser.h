@@ -156,7 +156,7 @@ typedef struct prs_relation {
     prs_op op;
     size_t ncols;
     const char **cols;
-    prs_term *key;   /* IF col[key] op value; otherwise NULL */
+    prs_term *key;   /* IF col[key] op value, WHERE m[key] op value; otherwise NULL */
     /* op != IN: value is the right-hand side.
      * op == IN: either value is a marker (col IN ?) and nin == 0, or value is
      * NULL and in[0..nin) are the listed terms (tuples/markers for MULTI). */
@@ -291,6 +291,8 @@ typedef struct prs_insert {
     prs_term **values;
     bool if_not_exists;
     prs_using using;
+    prs_term *json;            /* INSERT ... JSON term (cols/values empty) */
+    bool json_default_unset;   /* ... DEFAULT UNSET (else DEFAULT NULL) */
 } prs_insert;
 
 typedef struct prs_update {

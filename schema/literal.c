@@ -34,7 +34,7 @@ const char *sch_lit_kind_name(sch_lit_kind k)
 }
 
 /* cql.md section 5: which kinds each native type accepts. */
-static bool kind_accepted(sch_type_code c, sch_lit_kind k)
+bool sch_literal_accepted(sch_type_code c, sch_lit_kind k)
 {
     switch (k) {
     case SCH_LIT_STRING:
@@ -623,7 +623,7 @@ static int conv_native(sch_type_code c, sch_lit_kind kind, const char *t, size_t
 int sch_value_from_literal(const sch_type *t, sch_lit_kind kind, const char *text, size_t len,
                            const char *column_name, sib_buf *out, sib_err *err)
 {
-    if (!type_is_native(t) || !kind_accepted(t->code, kind)) {
+    if (!type_is_native(t) || !sch_literal_accepted(t->code, kind)) {
         sib_buf tn;
         sib_buf_init(&tn);
         sch_type_cql_name(t, &tn);

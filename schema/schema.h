@@ -141,6 +141,9 @@ typedef enum {
 } sch_lit_kind;
 
 const char *sch_lit_kind_name(sch_lit_kind k); /* "STRING", "INTEGER", ... */
+/* Can a constant of this kind be assigned to a native type at all (cql.md
+ * section 5)? A value may still fail to convert. */
+bool sch_literal_accepted(sch_type_code c, sch_lit_kind k);
 
 /* Converts a constant (text = unescaped token text, e.g. `a` for 'a', `0xff`,
  * `-12`, `1h30m`) for a receiver of type t (native type, or a collection:

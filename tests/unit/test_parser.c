@@ -204,6 +204,18 @@ static void test_relations(void **state)
     assert_string_equal(r[9].cols[0], "z");
     st = ok("SELECT * FROM t WHERE k IN ()");
     assert_int_equal(st->select.where[0].nin, 0);
+    /* a map entry: m[key] op value */
+    st = ok("SELECT * FROM t WHERE m['a'] = 1 AND n[?] > ?");
+    r = st->select.where;
+    assert_int_equal(st->select.nwhere, 2);
+    assert_int_equal(r[0].op, PRS_OP_EQ);
+    assert_int_equal(r[0].key->kind, PRS_TERM_CONST);
+    assert_int_equal(r[0].value->kind, PRS_TERM_CONST);
+    assert_int_equal(r[1].op, PRS_OP_GT);
+    assert_int_equal(r[1].key->kind, PRS_TERM_MARKER);
+    assert_int_equal(r[1].value->kind, PRS_TERM_MARKER);
+    assert_err("SELECT * FROM t WHERE m['a'] CONTAINS 1", "line 1:29 no viable alternative at input 'CONTAINS'");
+    assert_err("SELECT * FROM t WHERE m['a' = 1", "line 1:28 mismatched input '=' expecting ']'");
 }
 
 /* ---- terms and constants --------------------------------------------- */
@@ -301,6 +313,16 @@ static void test_insert(void **state)
     st = ok("INSERT INTO t (a, b) VALUES (1)");
     assert_int_equal(st->insert.nvalues, 1);
     assert_err("INSERT INTO t (k) VALUES (1) USING TTL 1.5", "line 1:39 no viable alternative at input '1.5'");
+    /* INSERT ... JSON: a term, then DEFAULT NULL | UNSET */
+    st = ok("INSERT INTO t JSON '{\"k\": 1}' DEFAULT UNSET USING TTL 3");
+    assert_int_equal(st->insert.json->kind, PRS_TERM_CONST);
+    assert_true(st->insert.json_default_unset);
+    assert_int_equal(st->insert.ncols, 0);
+    assert_non_null(st->insert.using.ttl);
+    st = ok("INSERT INTO t JSON ? DEFAULT NULL");
+    assert_int_equal(st->insert.json->kind, PRS_TERM_MARKER);
+    assert_false(st->insert.json_default_unset);
+    assert_err("INSERT INTO t JSON '{}' DEFAULT 1", "line 1:32 mismatched input '1' expecting K_NULL");
 }
 
 static void test_update(void **state)

@@ -277,6 +277,23 @@ static void test_literal_strings_blobs_uuids(void **state)
             "Invalid STRING constant (x) for \"m\" of type frozen<map<text, int>>");
 }
 
+/* Which constant kinds a type takes at all (what types a function's literal
+ * argument, Cassandra's testAssignment). */
+static void test_literal_accepted(void **state)
+{
+    (void)state;
+    assert_true(sch_literal_accepted(SCH_T_BIGINT, SCH_LIT_INTEGER));
+    assert_false(sch_literal_accepted(SCH_T_BIGINT, SCH_LIT_STRING));
+    assert_true(sch_literal_accepted(SCH_T_TIMESTAMP, SCH_LIT_STRING));
+    assert_true(sch_literal_accepted(SCH_T_TIMESTAMP, SCH_LIT_INTEGER));
+    assert_false(sch_literal_accepted(SCH_T_TIMESTAMP, SCH_LIT_BOOLEAN));
+    assert_true(sch_literal_accepted(SCH_T_DECIMAL, SCH_LIT_FLOAT));
+    assert_false(sch_literal_accepted(SCH_T_INT, SCH_LIT_FLOAT));
+    assert_true(sch_literal_accepted(SCH_T_BLOB, SCH_LIT_HEX));
+    assert_false(sch_literal_accepted(SCH_T_VARCHAR, SCH_LIT_HEX));
+    assert_true(sch_literal_accepted(SCH_T_TIMEUUID, SCH_LIT_UUID));
+}
+
 static void test_literal_temporal(void **state)
 {
     (void)state;
@@ -2062,6 +2079,7 @@ int main(void)
         cmocka_unit_test(test_literal_ints),
         cmocka_unit_test(test_literal_floats_bools),
         cmocka_unit_test(test_literal_strings_blobs_uuids),
+        cmocka_unit_test(test_literal_accepted),
         cmocka_unit_test(test_literal_temporal),
         cmocka_unit_test(test_literal_duration),
         cmocka_unit_test(test_validate),
