@@ -1,0 +1,335 @@
+"""The availability matrix, on real clusters: with 0, 1 and 2 nodes down,
+every consistency level of a write (ANY .. EACH_QUORUM) and of a read (the
+same but ANY) either succeeds or answers Unavailable with exactly the
+required / alive counts Cassandra's rules give (docs/cluster.md,
+"Consistency levels"):
+
+- blockFor: ONE / LOCAL_ONE / ANY 1, TWO 2, THREE 3, QUORUM sum(rf) / 2 + 1,
+  ALL sum(rf), LOCAL_QUORUM rf(coordinator's DC) / 2 + 1, EACH_QUORUM
+  rf(dc) / 2 + 1 in every DC of a NetworkTopologyStrategy keyspace (and the
+  plain quorum for any other strategy);
+- the live count is the replicas of the key the coordinator believes alive,
+  only those of the coordinator's own DC for LOCAL_ONE / LOCAL_QUORUM, and
+  per DC for EACH_QUORUM, which names the DC that falls short;
+- an Unavailable request wrote nothing.
+
+The expectation is computed from those rules, the key's replicas (the
+admin /endpoints of the coordinator) and the liveness the coordinator shows
+(/status), never copied from a run. Each request is pinned to one
+coordinator (WhiteListRoundRobinPolicy, no retries), as LOCAL_* depend on
+its DC. One cluster per topology walks through its down-sets, asking every
+level at each; the mismatches of a whole walk are reported together.
+
+Sibyl differs from Cassandra in one documented way: there are no hints yet,
+so ANY needs one live replica (docs/cluster.md); no down-set below leaves a
+key without one, so ANY always succeeds here, as in Cassandra.
+Every node is stopped by pid at teardown (make_cluster).
+"""
+
+import struct
+import uuid
+
+from conftest import wait_until
+from sibyl_harness import admin_get
+
+from cassandra import ConsistencyLevel as CL, Unavailable
+from cassandra.cluster import ExecutionProfile, EXEC_PROFILE_DEFAULT
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import SimpleStatement
+
+from test_coordinator import FAST, session_on
+
+WRITE_LEVELS = [CL.ANY, CL.ONE, CL.TWO, CL.THREE, CL.QUORUM, CL.ALL, CL.LOCAL_ONE, CL.LOCAL_QUORUM,
+                CL.EACH_QUORUM]
+READ_LEVELS = [cl for cl in WRITE_LEVELS if cl != CL.ANY]
+NAME = CL.value_to_name
+
+
+# ---- Cassandra's rules ------------------------------------------------------
+
+def expected_unavailable(cl, repl, replicas, coord_dc):
+    """None when `cl` can be met, else the list of Unavailable answers
+    (required, alive, dc or None) Cassandra may give. `repl` is an int
+    (SimpleStrategy rf) or {dc: rf} (NetworkTopologyStrategy); `replicas`
+    is [(addr, dc, alive)] for the key, as the coordinator sees them."""
+    nts = isinstance(repl, dict)
+    total = sum(repl.values()) if nts else repl
+    quorum = total // 2 + 1
+
+    def local_quorum(dc):
+        return repl.get(dc, 0) // 2 + 1 if nts else quorum
+
+    def live_in(dc):
+        return sum(1 for _, d, up in replicas if up and d == dc)
+
+    live = sum(1 for _, _, up in replicas if up)
+    if cl == CL.ANY:
+        # Cassandra: a hint on the coordinator always does; Sibyl (no
+        # hints yet) needs one live replica.
+        return None if live else [(1, 0, None)]
+    if cl == CL.EACH_QUORUM and nts:
+        # Every DC must reach its own quorum; which failing DC is named
+        # first is not specified (Cassandra walks a hash map).
+        short = [(local_quorum(dc), live_in(dc), dc) for dc in repl if live_in(dc) < local_quorum(dc)]
+        return short or None
+    if cl == CL.LOCAL_ONE:
+        need, have = 1, live_in(coord_dc)
+    elif cl == CL.LOCAL_QUORUM:
+        need, have = local_quorum(coord_dc), live_in(coord_dc)
+    else:
+        need = {CL.ONE: 1, CL.TWO: 2, CL.THREE: 3, CL.QUORUM: quorum, CL.ALL: total,
+                CL.EACH_QUORUM: quorum}[cl]
+        have = live
+    return None if have >= need else [(need, have, None)]
+
+
+# ---- cluster plumbing ---------------------------------------------------------
+
+def topology(node):
+    """{addr: (dc, rack, up)} as `node` sees the cluster."""
+    st = admin_get(node.host, node.admin_port, "status")["nodes"]
+    return {m["address"]: (m["dc"], m["rack"], m["status"] == "U") for m in st}
+
+
+def key_replicas(node, ks, table, key):
+    """The replicas of `key` (admin /endpoints, sibyltool getendpoints) as
+    [(addr, dc, alive)] in `node`'s view."""
+    eps = admin_get(node.host, node.admin_port, "endpoints/%s/%s/%s" % (ks, table, key))["endpoints"]
+    topo = topology(node)
+    return [(a, topo[a][0], topo[a][2]) for a in eps]
+
+
+def wait_views(c, live, down):
+    """Until every live node sees every node of `live` UP and of `down`
+    DOWN (a graceful stop is announced; kill -9 waits for the detector)."""
+    for n in live:
+        want = dict({x.host: True for x in live}, **{x.host: False for x in down})
+        wait_until(lambda: {a: v[2] for a, v in topology(n).items()} == want, timeout=60,
+                   what="%s sees %s up and %s down" % (n.host, [x.host for x in live], [x.host for x in down]))
+
+
+def create_table(sessions, replication):
+    """ks.t on the first session's node; waits (bounded) until the schema
+    reached every session's node."""
+    s0 = sessions[0]
+    tid = uuid.uuid4()
+    s0.execute("CREATE KEYSPACE ks WITH replication = %s" % replication)
+    s0.execute("CREATE TABLE ks.t (k int PRIMARY KEY, v text) WITH id = %s" % tid)
+    q = "SELECT id FROM system_schema.tables WHERE keyspace_name = 'ks' AND table_name = 't'"
+    for s in sessions:
+        wait_until(lambda: (s.execute(q).one() or {}) and s.execute(q).one().id == tid,
+                   timeout=30, what="the table reaches every node")
+
+
+def stmt(q, cl):
+    return SimpleStatement(q, consistency_level=cl)
+
+
+class Matrix:
+    """Asks every level through pinned coordinators and collects every
+    answer that differs from the rules."""
+
+    def __init__(self, c, clusters, repl, read_keys):
+        self.c, self.repl = c, repl
+        self.sessions = {}
+        self.clusters = clusters
+        self.read_keys = read_keys          # {k: value}, written at ALL with every node up
+        self.next_key = 1000
+        self.wrong = []
+        self.asked = 0
+
+    def restarted(self, *nodes):
+        """Forget the sessions of restarted nodes: their connections closed."""
+        for n in nodes:
+            self.sessions.pop(n.host, None)
+
+    def session(self, node):
+        if node.host not in self.sessions:
+            self.sessions[node.host] = session_on(self.clusters, node)
+        return self.sessions[node.host]
+
+    def check(self, label, cl, coord, key, run):
+        dc = topology(coord)[coord.host][0]
+        want = expected_unavailable(cl, self.repl, key_replicas(coord, "ks", "t", key), dc)
+        what = "%s %s at %s via %s (%s)" % (label, key, NAME[cl], coord.host, dc)
+        self.asked += 1
+        try:
+            got = run()
+        except Unavailable as e:
+            seen = (e.required_replicas, e.alive_replicas)
+            ok = want is not None and e.consistency == cl and any(
+                seen == w[:2] and (w[2] is None or ("in DC %s" % w[2]) in str(e)) for w in want)
+            if not ok:
+                self.wrong.append("%s: Unavailable %s %r, expected %s" % (what, seen, str(e), want or "success"))
+            return False, None
+        if want is not None:
+            self.wrong.append("%s: succeeded, expected Unavailable %s" % (what, want))
+        return True, got
+
+    def stage(self, label, coordinators):
+        """Every write and read level through each coordinator."""
+        for coord in coordinators:
+            s = self.session(coord)
+            refused = []
+            for cl in WRITE_LEVELS:
+                k = self.next_key
+                self.next_key += 1
+                v = "%s/%s/%s" % (label, coord.host, NAME[cl])
+                ok, _ = self.check(label + " write", cl, coord, k, lambda: s.execute(
+                    stmt("INSERT INTO ks.t (k, v) VALUES (%d, '%s')" % (k, v), cl)))
+                if ok:
+                    # acknowledged: it is on a live replica the coordinator
+                    # reads at ONE (every key of these tests has one).
+                    wait_until(lambda: self.value(s, k, CL.ONE) == v, timeout=10,
+                               what="%s write %d at %s reads back" % (label, k, NAME[cl]))
+                else:
+                    refused.append(k)
+            for cl in READ_LEVELS:
+                for k, v in self.read_keys.items():
+                    ok, got = self.check(label + " read", cl, coord, k, lambda: self.value(s, k, cl))
+                    if ok and got != v:
+                        self.wrong.append("%s read %d at %s via %s: %r, expected %r"
+                                          % (label, k, NAME[cl], coord.host, got, v))
+            # an Unavailable write wrote nothing, on any live replica
+            for k in refused:
+                for n in coordinators:
+                    got = self.value(self.session(n), k, CL.ONE)
+                    if got is not None:
+                        self.wrong.append("%s write %d was refused but %s reads %r" % (label, k, n.host, got))
+
+    @staticmethod
+    def value(s, k, cl):
+        row = s.execute(stmt("SELECT v FROM ks.t WHERE k = %d" % k, cl)).one()
+        return row.v if row else None
+
+    def verdict(self):
+        assert not self.wrong, "%d of %d answers differ from Cassandra's rules:\n  %s" % (
+            len(self.wrong), self.asked, "\n  ".join(self.wrong))
+
+
+def seed_rows(s, keys):
+    rows = {k: "seed%d" % k for k in keys}
+    for k, v in rows.items():
+        s.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, '%s')" % (k, v), CL.ALL))
+    return rows
+
+
+# ---- SimpleStrategy, RF 3 on 3 nodes: nodes killed (kill -9) -----------------
+
+def test_simple_rf3_matrix_with_nodes_killed(make_cluster, clusters):
+    """RF 3: QUORUM (2) holds with one node killed and is Unavailable with
+    two; ONE holds with two down; ALL fails with one down; TWO/THREE and the
+    LOCAL_ / EACH_ levels follow the same arithmetic (every node is in
+    datacenter1, so LOCAL_QUORUM and EACH_QUORUM are the plain quorum)."""
+    c = make_cluster(config=FAST)
+    c.wait_converged()
+    m = Matrix(c, clusters, 3, {})
+    create_table([m.session(n) for n in c], "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+    m.read_keys = seed_rows(m.session(c[0]), range(3))
+
+    m.stage("0 down", c.nodes)
+    c[2].kill9()
+    wait_views(c, c[:2], c[2:])
+    m.stage("1 killed", c[:2])
+    c[1].kill9()
+    wait_views(c, c[:1], c[1:])
+    m.stage("2 killed", c[:1])
+    m.verdict()
+
+
+# ---- NetworkTopologyStrategy over 2 DCs x 2 racks ---------------------------
+
+NTS_LAYOUT = [("dc1", "rack1"), ("dc1", "rack2"), ("dc2", "rack1"), ("dc2", "rack2")]
+NTS_REPL = {"dc1": 2, "dc2": 2}
+
+
+def nts_cluster(make_cluster, layout):
+    c = make_cluster(size=len(layout), start=False, config=FAST)
+    for n, (dc, rack) in zip(c, layout):
+        n.set_config(datacenter=dc, rack=rack)
+    c.start()
+    c.wait_converged()
+    return c
+
+
+def test_nts_replicas_on_distinct_racks_and_the_driver_agrees(make_cluster, clusters):
+    """Six nodes, dc1 = {rack1, rack2, rack1}, dc2 = {rack1, rack2, rack2}:
+    {dc1: 2, dc2: 2} puts two replicas of every key in each DC, on different
+    racks (so one of them is always the DC's lone-rack node), and every node
+    agrees. The Python driver, given one contact point, discovers all six
+    with their DC and rack, and its token-aware replicas for a key
+    (metadata.get_replicas) are the node's own (/endpoints), for
+    NetworkTopologyStrategy and SimpleStrategy alike."""
+    c = nts_cluster(make_cluster, NTS_LAYOUT + [("dc1", "rack1"), ("dc2", "rack2")])
+    s = session_on(clusters, c[0])
+    s.execute("CREATE KEYSPACE ks WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc2': 2}")
+    s.execute("CREATE TABLE ks.t (k int PRIMARY KEY, v text)")
+    s.execute("CREATE KEYSPACE ks2 WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}")
+    s.execute("CREATE TABLE ks2.t (k int PRIMARY KEY, v text)")
+    for n in c:
+        wait_until(lambda: admin_get_ok(n, "endpoints/ks2/t/0"), timeout=30, what="the tables on %s" % n.host)
+    topo = topology(c[0])
+    keys = range(40)
+    for k in keys:
+        views = {tuple(admin_get(n.host, n.admin_port, "endpoints/ks/t/%d" % k)["endpoints"]) for n in c}
+        assert len(views) == 1, (k, views)
+        eps = list(views.pop())
+        for dc, rf in NTS_REPL.items():
+            in_dc = [a for a in eps if topo[a][0] == dc]
+            assert len(in_dc) == rf, (k, eps)
+            assert len({topo[a][1] for a in in_dc}) == rf, ("replicas share a rack", k, dc, in_dc)
+
+    # a contact point that is not the seed, token-aware over dc1
+    profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc="dc1")),
+                               request_timeout=20)
+    cl = clusters.cluster(c[2], execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    cl.connect()
+    # (dc2's hosts are ignored by this policy: no connection, no up/down)
+    wait_until(lambda: len(cl.metadata.all_hosts()) == len(c.nodes), timeout=30, what="the driver finds every host")
+    assert {h.address: (h.datacenter, h.rack) for h in cl.metadata.all_hosts()} == \
+        {a: v[:2] for a, v in topo.items()}
+    wait_until(lambda: all(ks in cl.metadata.keyspaces for ks in ("ks", "ks2")), timeout=30,
+               what="the driver's schema metadata has both keyspaces")
+    for ks in ("ks", "ks2"):
+        for k in keys:
+            mine = admin_get(c[2].host, c[2].admin_port, "endpoints/%s/t/%d" % (ks, k))["endpoints"]
+            theirs = [h.address for h in cl.metadata.get_replicas(ks, struct.pack(">i", k))]
+            assert sorted(theirs) == sorted(mine), (ks, k, theirs, mine)
+
+
+def admin_get_ok(n, path):
+    try:
+        admin_get(n.host, n.admin_port, path)
+        return True
+    except OSError:
+        return False
+
+
+def test_nts_two_dcs_matrix_with_nodes_stopped(make_cluster, clusters):
+    """{dc1: 2, dc2: 2} on dc1 = {.1 rack1, .2 rack2}, dc2 = {.3 rack1,
+    .4 rack2}: QUORUM 3, ALL 4, LOCAL_QUORUM 2 in the coordinator's DC,
+    EACH_QUORUM 2 + 2. Down-sets: none; one node of dc2; both nodes of dc2;
+    then (dc2 back) one node in each DC. Coordinators: a live node of each DC
+    that has one, so LOCAL_* are asked from both sides."""
+    c = nts_cluster(make_cluster, NTS_LAYOUT)
+    n1, n2, n3, n4 = c.nodes
+    m = Matrix(c, clusters, NTS_REPL, {})
+    create_table([m.session(n) for n in c], "{'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc2': 2}")
+    m.read_keys = seed_rows(m.session(n1), range(2))
+
+    m.stage("0 down", [n1, n3])
+    n4.stop()
+    wait_views(c, [n1, n2, n3], [n4])
+    m.stage("dc2 one down", [n1, n3])
+    n3.stop()
+    wait_views(c, [n1, n2], [n3, n4])
+    m.stage("dc2 both down", [n1, n2])
+    n3.start()
+    n4.start()
+    m.restarted(n3, n4)
+    wait_views(c, c.nodes, [])
+    n2.stop()
+    n4.stop()
+    wait_views(c, [n1, n3], [n2, n4])
+    m.stage("one down per dc", [n1, n3])
+    m.verdict()
