@@ -108,14 +108,14 @@ def wait_views(c, live, down):
                    what="%s sees %s up and %s down" % (n.host, [x.host for x in live], [x.host for x in down]))
 
 
-def create_table(sessions, replication):
-    """ks.t on the first session's node; waits (bounded) until the schema
+def create_table(sessions, replication, ks="ks"):
+    """<ks>.t on the first session's node; waits (bounded) until the schema
     reached every session's node."""
     s0 = sessions[0]
     tid = uuid.uuid4()
-    s0.execute("CREATE KEYSPACE ks WITH replication = %s" % replication)
-    s0.execute("CREATE TABLE ks.t (k int PRIMARY KEY, v text) WITH id = %s" % tid)
-    q = "SELECT id FROM system_schema.tables WHERE keyspace_name = 'ks' AND table_name = 't'"
+    s0.execute("CREATE KEYSPACE %s WITH replication = %s" % (ks, replication))
+    s0.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text) WITH id = %s" % (ks, tid))
+    q = "SELECT id FROM system_schema.tables WHERE keyspace_name = '%s' AND table_name = 't'" % ks
     for s in sessions:
         wait_until(lambda: (s.execute(q).one() or {}) and s.execute(q).one().id == tid,
                    timeout=30, what="the table reaches every node")
@@ -125,18 +125,44 @@ def stmt(q, cl):
     return SimpleStatement(q, consistency_level=cl)
 
 
-class Matrix:
-    """Asks every level through pinned coordinators and collects every
-    answer that differs from the rules."""
+def replication_clause(repl):
+    if isinstance(repl, dict):
+        return "{'class': 'NetworkTopologyStrategy', %s}" % ", ".join("'%s': %d" % kv for kv in repl.items())
+    return "{'class': 'SimpleStrategy', 'replication_factor': %d}" % repl
 
-    def __init__(self, c, clusters, repl, read_keys):
-        self.c, self.repl = c, repl
+
+class Matrix:
+    """Keyspaces `keyspaces` ({name: rf or {dc: rf}}, each with a table t)
+    on cluster c; asks every level through pinned coordinators and collects
+    every answer that differs from the rules."""
+
+    READ_KEYS = range(3)        # written at ALL with every node up
+
+    def __init__(self, c, clusters, keyspaces):
+        self.c, self.keyspaces, self.clusters = c, keyspaces, clusters
         self.sessions = {}
-        self.clusters = clusters
-        self.read_keys = read_keys          # {k: value}, written at ALL with every node up
         self.next_key = 1000
         self.wrong = []
         self.asked = 0
+        ss = [self.session(n) for n in c]
+        for ks, repl in keyspaces.items():
+            create_table(ss, replication_clause(repl), ks)
+            for k in self.READ_KEYS:
+                self.seed(ss, ks, k)
+
+    def seed(self, ss, ks, k):
+        """The read rows, on every replica before any node goes down: at
+        ALL, or (when ALL asks more replicas than the DCs have, as
+        {dc1: 3} on two dc1 nodes) at QUORUM, waiting for every node to
+        read it at ONE (its own replica answers when it has one)."""
+        q = "INSERT INTO %s.t (k, v) VALUES (%d, 'seed%d')" % (ks, k, k)
+        try:
+            ss[0].execute(stmt(q, CL.ALL))
+        except Unavailable:
+            ss[0].execute(stmt(q, CL.QUORUM))
+            for s in ss:
+                wait_until(lambda: self.value(s, ks, k, CL.ONE) == "seed%d" % k, timeout=10,
+                           what="the seed row %s.%d everywhere" % (ks, k))
 
     def restarted(self, *nodes):
         """Forget the sessions of restarted nodes: their connections closed."""
@@ -148,10 +174,10 @@ class Matrix:
             self.sessions[node.host] = session_on(self.clusters, node)
         return self.sessions[node.host]
 
-    def check(self, label, cl, coord, key, run):
+    def check(self, label, ks, cl, coord, key, run):
         dc = topology(coord)[coord.host][0]
-        want = expected_unavailable(cl, self.repl, key_replicas(coord, "ks", "t", key), dc)
-        what = "%s %s at %s via %s (%s)" % (label, key, NAME[cl], coord.host, dc)
+        want = expected_unavailable(cl, self.keyspaces[ks], key_replicas(coord, ks, "t", key), dc)
+        what = "%s %s.%s at %s via %s (%s)" % (label, ks, key, NAME[cl], coord.host, dc)
         self.asked += 1
         try:
             got = run()
@@ -167,51 +193,49 @@ class Matrix:
         return True, got
 
     def stage(self, label, coordinators):
-        """Every write and read level through each coordinator."""
-        for coord in coordinators:
-            s = self.session(coord)
-            refused = []
-            for cl in WRITE_LEVELS:
-                k = self.next_key
-                self.next_key += 1
-                v = "%s/%s/%s" % (label, coord.host, NAME[cl])
-                ok, _ = self.check(label + " write", cl, coord, k, lambda: s.execute(
-                    stmt("INSERT INTO ks.t (k, v) VALUES (%d, '%s')" % (k, v), cl)))
-                if ok:
-                    # acknowledged: it is on a live replica the coordinator
-                    # reads at ONE (every key of these tests has one).
-                    wait_until(lambda: self.value(s, k, CL.ONE) == v, timeout=10,
-                               what="%s write %d at %s reads back" % (label, k, NAME[cl]))
-                else:
-                    refused.append(k)
-            for cl in READ_LEVELS:
-                for k, v in self.read_keys.items():
-                    ok, got = self.check(label + " read", cl, coord, k, lambda: self.value(s, k, cl))
-                    if ok and got != v:
-                        self.wrong.append("%s read %d at %s via %s: %r, expected %r"
-                                          % (label, k, NAME[cl], coord.host, got, v))
-            # an Unavailable write wrote nothing, on any live replica
-            for k in refused:
-                for n in coordinators:
-                    got = self.value(self.session(n), k, CL.ONE)
-                    if got is not None:
-                        self.wrong.append("%s write %d was refused but %s reads %r" % (label, k, n.host, got))
+        """Every write and read level through each coordinator, for every
+        keyspace."""
+        for ks in self.keyspaces:
+            for coord in coordinators:
+                self.levels(label, ks, coord, coordinators)
+
+    def levels(self, label, ks, coord, live):
+        s = self.session(coord)
+        refused = []
+        for cl in WRITE_LEVELS:
+            k = self.next_key
+            self.next_key += 1
+            v = "%s/%s/%s" % (label, coord.host, NAME[cl])
+            ok, _ = self.check(label + " write", ks, cl, coord, k, lambda: s.execute(
+                stmt("INSERT INTO %s.t (k, v) VALUES (%d, '%s')" % (ks, k, v), cl)))
+            if ok:
+                # acknowledged: it is on a live replica the coordinator
+                # reads at ONE (every key of these tests has one).
+                wait_until(lambda: self.value(s, ks, k, CL.ONE) == v, timeout=10,
+                           what="%s write %s.%d at %s reads back" % (label, ks, k, NAME[cl]))
+            else:
+                refused.append(k)
+        for cl in READ_LEVELS:
+            for k in self.READ_KEYS:
+                ok, got = self.check(label + " read", ks, cl, coord, k, lambda: self.value(s, ks, k, cl))
+                if ok and got != "seed%d" % k:
+                    self.wrong.append("%s read %s.%d at %s via %s: %r, expected 'seed%d'"
+                                      % (label, ks, k, NAME[cl], coord.host, got, k))
+        # an Unavailable write wrote nothing, on any live replica
+        for k in refused:
+            for n in live:
+                got = self.value(self.session(n), ks, k, CL.ONE)
+                if got is not None:
+                    self.wrong.append("%s write %s.%d was refused but %s reads %r" % (label, ks, k, n.host, got))
 
     @staticmethod
-    def value(s, k, cl):
-        row = s.execute(stmt("SELECT v FROM ks.t WHERE k = %d" % k, cl)).one()
+    def value(s, ks, k, cl):
+        row = s.execute(stmt("SELECT v FROM %s.t WHERE k = %d" % (ks, k), cl)).one()
         return row.v if row else None
 
     def verdict(self):
         assert not self.wrong, "%d of %d answers differ from Cassandra's rules:\n  %s" % (
             len(self.wrong), self.asked, "\n  ".join(self.wrong))
-
-
-def seed_rows(s, keys):
-    rows = {k: "seed%d" % k for k in keys}
-    for k, v in rows.items():
-        s.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, '%s')" % (k, v), CL.ALL))
-    return rows
 
 
 # ---- SimpleStrategy, RF 3 on 3 nodes: nodes killed (kill -9) -----------------
@@ -223,9 +247,7 @@ def test_simple_rf3_matrix_with_nodes_killed(make_cluster, clusters):
     datacenter1, so LOCAL_QUORUM and EACH_QUORUM are the plain quorum)."""
     c = make_cluster(config=FAST)
     c.wait_converged()
-    m = Matrix(c, clusters, 3, {})
-    create_table([m.session(n) for n in c], "{'class': 'SimpleStrategy', 'replication_factor': 3}")
-    m.read_keys = seed_rows(m.session(c[0]), range(3))
+    m = Matrix(c, clusters, {"ks": 3})
 
     m.stage("0 down", c.nodes)
     c[2].kill9()
@@ -313,9 +335,9 @@ def test_nts_two_dcs_matrix_with_nodes_stopped(make_cluster, clusters):
     that has one, so LOCAL_* are asked from both sides."""
     c = nts_cluster(make_cluster, NTS_LAYOUT)
     n1, n2, n3, n4 = c.nodes
-    m = Matrix(c, clusters, NTS_REPL, {})
-    create_table([m.session(n) for n in c], "{'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc2': 2}")
-    m.read_keys = seed_rows(m.session(n1), range(2))
+    # and {dc1: 3, dc2: 1}: more replicas asked of dc1 than it has nodes, and
+    # one replica in dc2 that depends on the key
+    m = Matrix(c, clusters, {"ks": NTS_REPL, "ks31": {"dc1": 3, "dc2": 1}})
 
     m.stage("0 down", [n1, n3])
     n4.stop()
