@@ -26,13 +26,17 @@ key without one, so ANY always succeeds here, as in Cassandra.
 Every node is stopped by pid at teardown (make_cluster).
 """
 
+import os
+import signal
 import struct
 import uuid
+
+import pytest
 
 from conftest import wait_until
 from sibyl_harness import admin_get
 
-from cassandra import ConsistencyLevel as CL, Unavailable
+from cassandra import ConsistencyLevel as CL, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import ExecutionProfile, EXEC_PROFILE_DEFAULT
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import SimpleStatement
@@ -355,3 +359,49 @@ def test_nts_two_dcs_matrix_with_nodes_stopped(make_cluster, clusters):
     wait_views(c, [n1, n3], [n2, n4])
     m.stage("one down per dc", [n1, n3])
     m.verdict()
+
+
+def test_each_quorum_read_needs_a_quorum_in_every_dc(make_cluster, clusters):
+    """{dc1: 3, dc2: 3} on 3 + 3 nodes: EACH_QUORUM waits for 2 answers in
+    each DC (blockFor 4), not for any 4. The key chosen is one whose first
+    four replicas from a dc1 coordinator (itself, then ring order: the order
+    /endpoints lists them in) hold a single dc2 node, so a plain count of
+    four answers would be met without dc2's quorum. The two other dc2 nodes
+    are frozen (SIGSTOP; a high phi_convict_threshold keeps them UP for the
+    few seconds this takes): the EACH_QUORUM read and write then time out,
+    as Cassandra's do, while LOCAL_QUORUM is still answered by dc1."""
+    layout = [("dc1", "rack1")] * 3 + [("dc2", "rack1")] * 3
+    c = make_cluster(size=6, start=False, config={"gossip_interval_ms": 200, "phi_convict_threshold": 16,
+                                                  "read_request_timeout": "1s", "write_request_timeout": "1s"})
+    for n, (dc, rack) in zip(c, layout):
+        n.set_config(datacenter=dc, rack=rack)
+    c.start()
+    c.wait_converged()
+    coord = c[0]
+    s = session_on(clusters, coord)
+    create_table([s] + [session_on(clusters, n) for n in c[1:]],
+                 "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3}")
+    dc2 = {n.host for n in c[3:]}
+    key = None
+    for k in range(50):
+        s.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, 'x')" % k, CL.ALL))
+        eps = admin_get(coord.host, coord.admin_port, "endpoints/ks/t/%d" % k)["endpoints"]
+        first4 = ([coord.host] + [a for a in eps if a != coord.host])[:4]
+        if key is None and len(dc2 & set(first4)) == 1:
+            key, answering = k, (dc2 & set(first4)).pop()
+    assert key is not None, "no key with a single dc2 node among its first four replicas"
+    frozen = [n for n in c[3:] if n.host != answering]
+    for n in frozen:
+        os.kill(n.proc.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(ReadTimeout) as e:
+            s.execute(stmt("SELECT v FROM ks.t WHERE k = %d" % key, CL.EACH_QUORUM))
+        assert e.value.consistency == CL.EACH_QUORUM and e.value.required_responses == 4
+        assert e.value.received_responses < 4
+        with pytest.raises(WriteTimeout) as e:
+            s.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, 'y')" % key, CL.EACH_QUORUM))
+        assert e.value.required_responses == 4 and e.value.received_responses < 4
+        assert s.execute(stmt("SELECT v FROM ks.t WHERE k = %d" % key, CL.LOCAL_QUORUM)).one().v in ("x", "y")
+    finally:
+        for n in frozen:
+            os.kill(n.proc.pid, signal.SIGCONT)
