@@ -424,5 +424,8 @@ def test_joining_nodes_balance_the_ring(make_cluster):
     with one token per node (3%, 37% and 60% in one run)."""
     c = make_cluster(config=FAST)
     c.wait_converged()
+    # each node chose its tokens knowing the members started before it
+    for i, n in enumerate(c):
+        assert "with 8 tokens (allocated against %d known members)" % i in n.log_text(), n.log_tail()
     owns = {m["address"]: m["owns"] for m in admin_get(c[0].host, c[0].admin_port, "status")["nodes"]}
-    assert all(25.0 <= o <= 42.0 for o in owns.values()), owns
+    assert all(20.0 <= o <= 45.0 for o in owns.values()), owns
