@@ -347,9 +347,11 @@ def test_nts_two_dcs_matrix_with_nodes_stopped(make_cluster, clusters):
     n1, n2, n3, n4 = c.nodes
     # and {dc1: 3, dc2: 1}: more replicas asked of dc1 than it has nodes, and
     # one replica in dc2 that depends on the key
-    # one replica in dc2 that depends on the key; and {dc1: 2}: no replica
-    # at all in a dc2 coordinator's own DC
-    m = Matrix(c, clusters, {"ks": NTS_REPL, "ks31": {"dc1": 3, "dc2": 1}, "ks20": {"dc1": 2}})
+    # one replica in dc2 that depends on the key; {dc1: 2}: no replica at
+    # all in a dc2 coordinator's own DC; and SimpleStrategy RF 3 across both
+    # DCs, whose LOCAL_* levels count the coordinator's DC's replicas of the
+    # key against the plain quorum
+    m = Matrix(c, clusters, {"ks": NTS_REPL, "ks31": {"dc1": 3, "dc2": 1}, "ks20": {"dc1": 2}, "ks3": 3})
 
     m.stage("0 down", [n1, n3])
     n4.stop()
