@@ -1,6 +1,7 @@
 """A node restarted in a loop under a QUORUM write load (3 nodes, RF 3):
-while 127.0.0.3 is stopped and started again (gracefully or by kill -9,
-started once the others see it DOWN or at once), a writer thread writes rows at QUORUM through the two other
+while 127.0.0.3 (then the seed, 127.0.0.1) is stopped and started again
+(gracefully or by kill -9, started once the others see it DOWN or at
+once), a writer thread writes rows at QUORUM through the two other
 nodes in turn. A write that answers Unavailable or times out is retried
 under a new key and never counted: only acknowledged rows are. Afterwards
 every acknowledged row reads back at QUORUM through every node, the
@@ -14,6 +15,8 @@ is bounded in writes and time and joined even on failure.
 
 import threading
 import time
+
+import pytest
 
 from conftest import wait_until
 
@@ -82,12 +85,14 @@ def try_write(s, ps, k, v):
         return False
 
 
-def test_quorum_writes_survive_a_node_restarted_in_a_loop(make_cluster, clusters):
+@pytest.mark.parametrize("which", [2, 0], ids=["non-seed", "seed"])
+def test_quorum_writes_survive_a_node_restarted_in_a_loop(make_cluster, clusters, which):
     c = make_cluster(config=FAST)
     c.wait_converged()
-    n1, n2, n3 = c.nodes
-    s1, s2 = session_on(clusters, n1), session_on(clusters, n2)
-    create_table([s1, s2, session_on(clusters, n3)], "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+    bounced = c[which]                   # restarted; 127.0.0.1 is the seed
+    a, b = [n for n in c if n is not bounced]   # the coordinators
+    s1, s2 = session_on(clusters, a), session_on(clusters, b)
+    create_table([s1, s2, session_on(clusters, bounced)], "{'class': 'SimpleStrategy', 'replication_factor': 3}")
 
     all_ins = [s.prepare("INSERT INTO ks.t (k, v) VALUES (?, ?)") for s in (s1, s2)]
     for p in all_ins:
@@ -99,15 +104,15 @@ def test_quorum_writes_survive_a_node_restarted_in_a_loop(make_cluster, clusters
         w.phase(50)
         for cycle, (how, wait_down) in enumerate(CYCLES):
             if how == "kill":
-                n3.kill9()
+                bounced.kill9()
             else:
-                n3.stop()
+                bounced.stop()
             w.phase(30)                    # writes while it is down (or not yet convicted)
             if wait_down:
-                wait_views(c, [n1, n2], [n3])
+                wait_views(c, [a, b], [bounced])
                 w.phase(30)
-            n3.check_logs()
-            n3.start()
+            bounced.check_logs()
+            bounced.start()
             wait_views(c, c.nodes, [])
             # once everyone sees it UP it takes writes again: ALL needs its
             # ack, through both coordinators. After a bounce too quick for
@@ -119,7 +124,7 @@ def test_quorum_writes_survive_a_node_restarted_in_a_loop(make_cluster, clusters
                     s.execute(all_ins[i], (k, v))
                 else:
                     wait_until(lambda: try_write(s, all_ins[i], k, v), timeout=30,
-                               what="an ALL write through %s after a quick bounce" % ("n1", "n2")[i])
+                               what="an ALL write through %s after a quick bounce" % (a.host, b.host)[i])
                 everywhere[k] = v
             w.phase(30)
     finally:
