@@ -379,7 +379,9 @@ def test_each_quorum_read_needs_a_quorum_in_every_dc(make_cluster, clusters):
     four answers would be met without dc2's quorum. The two other dc2 nodes
     are frozen (SIGSTOP; a high phi_convict_threshold keeps them UP for the
     few seconds this takes): the EACH_QUORUM read and write then time out,
-    as Cassandra's do, while LOCAL_QUORUM is still answered by dc1."""
+    as Cassandra's do, while LOCAL_QUORUM is still answered by dc1; through
+    the dc2 node that answers, LOCAL_QUORUM times out (dc1's answers do not
+    count)."""
     layout = [("dc1", "rack1")] * 3 + [("dc2", "rack1")] * 3
     c = make_cluster(size=6, start=False, config={"gossip_interval_ms": 200, "phi_convict_threshold": 16,
                                                   "read_request_timeout": "1s", "write_request_timeout": "1s"})
@@ -412,6 +414,15 @@ def test_each_quorum_read_needs_a_quorum_in_every_dc(make_cluster, clusters):
             s.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, 'y')" % key, CL.EACH_QUORUM))
         assert e.value.required_responses == 4 and e.value.received_responses < 4
         assert s.execute(stmt("SELECT v FROM ks.t WHERE k = %d" % key, CL.LOCAL_QUORUM)).one().v in ("x", "y")
+        # through the dc2 node that answers: LOCAL_QUORUM counts dc2 only,
+        # however fast dc1's three acks and answers come
+        s2 = session_on(clusters, next(n for n in c if n.host == answering))
+        with pytest.raises(WriteTimeout) as e:
+            s2.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, 'z')" % key, CL.LOCAL_QUORUM))
+        assert e.value.required_responses == 2 and e.value.received_responses == 1
+        with pytest.raises(ReadTimeout) as e:
+            s2.execute(stmt("SELECT v FROM ks.t WHERE k = %d" % key, CL.LOCAL_QUORUM))
+        assert e.value.required_responses == 2 and e.value.received_responses < 2
     finally:
         for n in frozen:
             os.kill(n.proc.pid, signal.SIGCONT)
