@@ -8,10 +8,11 @@
  * markers, row, range and partition deletions. The same bytes are what
  * read repair sends back as a MUTATION.
  *
- * Coordinator: asks blockFor live replicas (the local one first, then ring
- * order; only local-datacenter ones for LOCAL_ONE / LOCAL_QUORUM, a quorum
- * of each datacenter for EACH_QUORUM): the first for its data, the others
- * for a digest of theirs (coord_read_digest of the same bytes). All digests equal to the data's: that answer is the
+ * Coordinator: asks blockFor live replicas (the local one first, then those
+ * of its datacenter, then the others, each in ring order; only
+ * local-datacenter ones for LOCAL_ONE / LOCAL_QUORUM, a quorum of each
+ * datacenter for EACH_QUORUM): the first for its data, the others for a
+ * digest of theirs (coord_read_digest of the same bytes). All digests equal to the data's: that answer is the
  * result. One differs: the digest replicas are asked again for data, and
  * the data answers are reconciled in an st_merge (storage's LWW apply:
  * newest cell wins, deletions shadow older data). With read repair
@@ -677,8 +678,13 @@ int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64
     size_t k = coord_replicas(c, repl, token, rm, MAX_REPLICAS);
     for (size_t i = 0; i < k; i++) /* the local replica first: its answer costs no message */
         if (rm[i] == 0 && c->members[0].alive) order[n++] = 0;
-    for (size_t i = 0; i < k; i++)
-        if (rm[i] != 0 && c->members[rm[i]].alive && counts_for(c, cl, rm[i])) order[n++] = rm[i];
+    /* then the closest, as Cassandra's snitch sorts them: this datacenter's
+     * replicas before the others', each in ring order */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < k; i++)
+            if (rm[i] != 0 && c->members[rm[i]].alive && counts_for(c, cl, rm[i]) &&
+                !strcmp(c->members[rm[i]].dc, c->members[0].dc) == (pass == 0))
+                order[n++] = rm[i];
     if (cl == CL_EACH_QUORUM && repl->kind == REPL_NTS) n = each_quorum_targets(c, repl, order, n);
     int block_for = coord_block_for(c, repl, cl);
     if (block_for < 1) block_for = 1;

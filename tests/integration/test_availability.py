@@ -275,8 +275,8 @@ NTS_LAYOUT = [("dc1", "rack1"), ("dc1", "rack2"), ("dc2", "rack1"), ("dc2", "rac
 NTS_REPL = {"dc1": 2, "dc2": 2}
 
 
-def nts_cluster(make_cluster, layout):
-    c = make_cluster(size=len(layout), start=False, config=FAST)
+def nts_cluster(make_cluster, layout, config=FAST):
+    c = make_cluster(size=len(layout), start=False, config=config)
     for n, (dc, rack) in zip(c, layout):
         n.set_config(datacenter=dc, rack=rack)
     c.start()
@@ -373,14 +373,14 @@ def test_nts_two_dcs_matrix_with_nodes_stopped(make_cluster, clusters):
 
 def test_each_quorum_read_needs_a_quorum_in_every_dc(make_cluster, clusters):
     """{dc1: 3, dc2: 3} on 3 + 3 nodes: EACH_QUORUM waits for 2 answers in
-    each DC (blockFor 4), not for any 4. The key chosen is one whose first
-    four replicas from a dc1 coordinator (itself, then ring order: the order
-    /endpoints lists them in) hold a single dc2 node, so a plain count of
-    four answers would be met without dc2's quorum. The two other dc2 nodes
-    are frozen (SIGSTOP; a high phi_convict_threshold keeps them UP for the
-    few seconds this takes): the EACH_QUORUM read and write then time out,
-    as Cassandra's do, while LOCAL_QUORUM is still answered by dc1; through
-    the dc2 node that answers, LOCAL_QUORUM times out (dc1's answers do not
+    each DC (blockFor 4), not for any 4. From a dc1 coordinator the four
+    closest replicas of a key are dc1's three and the first of dc2 in ring
+    order (the order /endpoints lists them in), so a plain count of four
+    answers would be met without dc2's quorum. The two other dc2 nodes are
+    frozen (SIGSTOP; a high phi_convict_threshold keeps them UP for the few
+    seconds this takes): the EACH_QUORUM read and write then time out, as
+    Cassandra's do, while LOCAL_QUORUM is still answered by dc1; through the
+    dc2 node that answers, LOCAL_QUORUM times out (dc1's answers do not
     count)."""
     layout = [("dc1", "rack1")] * 3 + [("dc2", "rack1")] * 3
     c = make_cluster(size=6, start=False, config={"gossip_interval_ms": 200, "phi_convict_threshold": 16,
@@ -394,14 +394,11 @@ def test_each_quorum_read_needs_a_quorum_in_every_dc(make_cluster, clusters):
     create_table([s] + [session_on(clusters, n) for n in c[1:]],
                  "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3}")
     dc2 = {n.host for n in c[3:]}
-    key = None
-    for k in range(50):
-        s.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, 'x')" % k, CL.ALL))
-        eps = admin_get(coord.host, coord.admin_port, "endpoints/ks/t/%d" % k)["endpoints"]
-        first4 = ([coord.host] + [a for a in eps if a != coord.host])[:4]
-        if key is None and len(dc2 & set(first4)) == 1:
-            key, answering = k, (dc2 & set(first4)).pop()
-    assert key is not None, "no key with a single dc2 node among its first four replicas"
+    key = 7
+    s.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, 'x')" % key, CL.ALL))
+    eps = admin_get(coord.host, coord.admin_port, "endpoints/ks/t/%d" % key)["endpoints"]
+    assert len(eps) == 6
+    answering = next(a for a in eps if a in dc2)
     frozen = [n for n in c[3:] if n.host != answering]
     for n in frozen:
         os.kill(n.proc.pid, signal.SIGSTOP)
@@ -442,3 +439,29 @@ def test_joining_nodes_balance_the_ring(make_cluster):
         assert "with 8 tokens (allocated against %d known members)" % i in n.log_text(), n.log_tail()
     owns = {m["address"]: m["owns"] for m in admin_get(c[0].host, c[0].admin_port, "status")["nodes"]}
     assert all(20.0 <= o <= 45.0 for o in owns.values()), owns
+
+
+def test_reads_prefer_the_coordinators_datacenter(make_cluster, clusters):
+    """{dc1: 2, dc2: 2} on 2 + 2 nodes, every dc2 node frozen (SIGSTOP,
+    still UP for the few seconds this takes): reads through a dc1 node at
+    ONE, TWO and LOCAL_QUORUM ask dc1's replicas, the closest ones, as
+    Cassandra's snitch orders them (its own DC first), and are answered;
+    THREE needs a dc2 replica and times out. Ring order alone would send a
+    TWO read to a dc2 replica for some keys."""
+    c = nts_cluster(make_cluster, NTS_LAYOUT, config={"gossip_interval_ms": 200, "phi_convict_threshold": 16,
+                                                      "read_request_timeout": "1s"})
+    s = session_on(clusters, c[0])
+    create_table([s] + [session_on(clusters, n) for n in c[1:]], replication_clause(NTS_REPL))
+    for k in range(20):
+        s.execute(stmt("INSERT INTO ks.t (k, v) VALUES (%d, 'v%d')" % (k, k), CL.ALL))
+    for n in c[2:]:
+        os.kill(n.proc.pid, signal.SIGSTOP)
+    try:
+        for k in range(20):
+            for cl in (CL.ONE, CL.TWO, CL.LOCAL_QUORUM):
+                assert Matrix.value(s, "ks", k, cl) == "v%d" % k, (k, NAME[cl])
+        with pytest.raises(ReadTimeout):
+            Matrix.value(s, "ks", 0, CL.THREE)
+    finally:
+        for n in c[2:]:
+            os.kill(n.proc.pid, signal.SIGCONT)
