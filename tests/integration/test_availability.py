@@ -44,6 +44,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import SimpleStatement
 
 from test_coordinator import FAST, session_on
+from test_gossip import sibyltool
 
 WRITE_LEVELS = [CL.ANY, CL.ONE, CL.TWO, CL.THREE, CL.QUORUM, CL.ALL, CL.LOCAL_ONE, CL.LOCAL_QUORUM,
                 CL.EACH_QUORUM]
@@ -310,6 +311,8 @@ def test_nts_replicas_on_distinct_racks_and_the_driver_agrees(make_cluster, clus
             in_dc = [a for a in eps if topo[a][0] == dc]
             assert len(in_dc) == rf, (k, eps)
             assert len({topo[a][1] for a in in_dc}) == rf, ("replicas share a rack", k, dc, in_dc)
+        if k < 3:   # sibyltool getendpoints prints the same list
+            assert sibyltool(c[k], "getendpoints", "ks", "t", str(k)).split() == eps
 
     # a contact point that is not the seed, token-aware over dc1
     profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc="dc1")),
