@@ -141,6 +141,14 @@ class SibylNode {
     }
   }
 
+  // Deletes the node's directory (data, commitlog, logs) once it has
+  // stopped, unless SIBYL_KEEP_DIRS is set: every start makes one in the
+  // system temp dir, and they were never removed.
+  remove() {
+    if (process.env.SIBYL_KEEP_DIRS || (this.proc && !this.exited)) return;
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
   logTail(n = 4000) {
     const p = this.logs[this.logs.length - 1];
     let t = '';

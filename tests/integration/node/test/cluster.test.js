@@ -60,6 +60,7 @@ describe('a 4-node cluster with the Node.js driver', { timeout: 300000 }, () => 
       for (const r of n.sanitizerReports()) problems.push(`${n.host}: ${r}`);
     }
     if (problems.length) throw new Error(problems.join('\n') + '\n' + members.map((n) => n.logTail()).join('\n'));
+    for (const n of members) n.remove();
   });
 
   it('discovers every node, with its DC and rack, from one contact point', async () => {
