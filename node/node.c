@@ -428,8 +428,10 @@ static bool has_other_seed(const node_config *c)
  * as Cassandra's joining node learns the ring from gossip before it
  * allocates, it first gossips on a loop of its own, publishing nothing
  * (peers see an endpoint without STATUS, which no ring, driver event or
- * replica list takes), until the NORMAL members and their tokens have not
- * changed for RING_QUIET_ROUNDS rounds, at most RING_PROBE_MAX_S. That
+ * replica list takes), until the endpoints it knows, the NORMAL ones and
+ * their tokens have not changed for RING_QUIET_ROUNDS rounds, at most
+ * RING_PROBE_MAX_S (so a seed started before the others, which nobody
+ * answers, goes on after those rounds with the empty ring). That
  * gossiper's generation is one below the real one's, so the peers take the
  * real start for a restart of it. */
 #define RING_QUIET_ROUNDS 3
@@ -440,7 +442,7 @@ typedef struct ring_probe {
     int64_t *tokens;  /* the NORMAL members' tokens, owner i = i-th member */
     uint32_t *owners;
     size_t ntokens, nmembers;
-    size_t last_members, last_tokens, quiet;
+    size_t last_endpoints, last_members, last_tokens, quiet;
     double deadline;
 } ring_probe;
 
@@ -482,8 +484,10 @@ static void on_probe_round(struct ev_loop *loop, ev_timer *w, int revents)
 {
     ring_probe *p = w->data;
     int rc = probe_collect(p);
-    bool same = p->nmembers == p->last_members && p->ntokens == p->last_tokens;
-    p->quiet = p->nmembers && same ? p->quiet + 1 : 0;
+    size_t endpoints = gsp_endpoint_count(p->gsp);
+    bool same = endpoints == p->last_endpoints && p->nmembers == p->last_members && p->ntokens == p->last_tokens;
+    p->quiet = same ? p->quiet + 1 : 0;
+    p->last_endpoints = endpoints;
     p->last_members = p->nmembers;
     p->last_tokens = p->ntokens;
     if (rc || p->quiet >= RING_QUIET_ROUNDS || ev_now(loop) >= p->deadline) ev_break(loop, EVBREAK_ALL);
@@ -515,8 +519,12 @@ static int probe_ring(node *n, ring_probe *p, sib_err *err)
         gsp_start(p->gsp);
         ev_run(loop, 0);
         ev_timer_stop(loop, &t);
+        bool settled = p->quiet >= RING_QUIET_ROUNDS;
         rc = probe_collect(p);
         if (rc) sib_err_set(err, rc, "ring probe");
+        else
+            sib_log(n->log, SIB_INFO, "node: the ring as gossip shows it: %zu NORMAL members, %zu tokens (%s)",
+                    p->nmembers, p->ntokens, settled ? "settled" : "still changing when the wait ended");
     }
     msg_service_destroy(ms); /* first: its pending requests point at the gossiper */
     gsp_destroy(p->gsp);
