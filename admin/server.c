@@ -1092,13 +1092,16 @@ static int start_daemon(admin_server *s, const char *addr, uint16_t port, sib_er
     s->conns = admin_conns_create(s->loop, s->log, s->max_conns, s->conn_timeout);
     if (!s->conns) return sib_err_set(err, SIB_ENOMEM, "admin connections");
     /* No MHD thread: MHD_USE_EPOLL without MHD_USE_INTERNAL_POLLING_THREAD
-     * is the external-select mode with an epoll fd we can watch. */
+     * is the external-select mode with an epoll fd we can watch. MHD's
+     * default SO_REUSEADDR lets a restart bind at once; no SO_REUSEPORT
+     * (MHD_OPTION_LISTENING_ADDRESS_REUSE), with which a second node given
+     * the same admin address and port would start and the kernel would
+     * spread admin requests over both nodes. */
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     /* The logger goes first so MHD routes every later message through it. */
     s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_NOTIFY_CONNECTION, on_conn_notify, s,
                               /* MHD's idle timeout backs up guard.c's deadline; its limit
                                * leaves room for connections guard.c shut but MHD has not

@@ -8,10 +8,11 @@
  * markers, row, range and partition deletions. The same bytes are what
  * read repair sends back as a MUTATION.
  *
- * Coordinator: asks blockFor live replicas (the local one first, then ring
- * order; only local-datacenter ones for LOCAL_ONE / LOCAL_QUORUM): the
- * first for its data, the others for a digest of theirs (coord_read_digest
- * of the same bytes). All digests equal to the data's: that answer is the
+ * Coordinator: asks blockFor live replicas (the local one first, then those
+ * of its datacenter, then the others, each in ring order; only
+ * local-datacenter ones for LOCAL_ONE / LOCAL_QUORUM, a quorum of each
+ * datacenter for EACH_QUORUM): the first for its data, the others for a
+ * digest of theirs (coord_read_digest of the same bytes). All digests equal to the data's: that answer is the
  * result. One differs: the digest replicas are asked again for data, and
  * the data answers are reconciled in an st_merge (storage's LWW apply:
  * newest cell wins, deletions shadow older data). With read repair
@@ -660,6 +661,28 @@ bool counts_for(const coord *c, int cl, size_t m)
     return true;
 }
 
+/* EACH_QUORUM under NTS reads a quorum in every datacenter, as Cassandra's
+ * ReplicaPlans.contactForEachQuorumRead: of the live replicas in `order`,
+ * the first rf(dc) / 2 + 1 of each datacenter are kept and no others, so
+ * the blockFor answers awaited are exactly those quorums; taking any
+ * blockFor replicas could let a surplus of one datacenter stand in for
+ * another's missing quorum. Returns the count kept (short of blockFor when
+ * a datacenter has too few). */
+static size_t each_quorum_targets(const coord *c, const coord_repl *r, size_t *order, size_t n)
+{
+    int left[COORD_MAX_DCS];
+    for (int d = 0; d < r->ndcs; d++) left[d] = r->dcs[d].rf / 2 + 1;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = 0;
+        while (d < r->ndcs && strcmp(r->dcs[d].dc, c->members[order[i]].dc)) d++;
+        if (d == r->ndcs || left[d] == 0) continue;
+        left[d]--;
+        order[kept++] = order[i];
+    }
+    return kept;
+}
+
 static int rop_copy(coord_read_op *op, const coord_read_req *rq)
 {
     size_t kb = 0;
@@ -792,8 +815,14 @@ int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64
     size_t k = coord_replicas(c, repl, token, rm, MAX_REPLICAS);
     for (size_t i = 0; i < k; i++) /* the local replica first: its answer costs no message */
         if (rm[i] == 0 && c->members[0].alive) order[n++] = 0;
-    for (size_t i = 0; i < k; i++)
-        if (rm[i] != 0 && c->members[rm[i]].alive && counts_for(c, cl, rm[i])) order[n++] = rm[i];
+    /* then the closest, as Cassandra's snitch sorts them: this datacenter's
+     * replicas before the others', each in ring order */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < k; i++)
+            if (rm[i] != 0 && c->members[rm[i]].alive && counts_for(c, cl, rm[i]) &&
+                !strcmp(c->members[rm[i]].dc, c->members[0].dc) == (pass == 0))
+                order[n++] = rm[i];
+    if (cl == CL_EACH_QUORUM && repl->kind == REPL_NTS) n = each_quorum_targets(c, repl, order, n);
     int block_for = coord_block_for(c, repl, cl);
     if (block_for < 1) block_for = 1;
     if ((int)n < block_for) {

@@ -445,6 +445,120 @@ static bool has_other_seed(const node_config *c)
     return false;
 }
 
+/* ---- the ring a joining node learns before choosing its tokens ---- */
+
+/* A first start whose seeds name another node joins a ring it does not know
+ * yet, and the token allocator needs that ring: chosen blind (evenly spaced
+ * from a random start, as a first node does) every node's vnodes sit at one
+ * phase and the shares come out as uneven as with one token per node. So,
+ * as Cassandra's joining node learns the ring from gossip before it
+ * allocates, it first gossips on a loop of its own, publishing nothing
+ * (peers see an endpoint without STATUS, which no ring, driver event or
+ * replica list takes), until the endpoints it knows, the NORMAL ones and
+ * their tokens have not changed for RING_QUIET_ROUNDS rounds, at most
+ * RING_PROBE_MAX_S (so a seed started before the others, which nobody
+ * answers, goes on after those rounds with the empty ring). That
+ * gossiper's generation is one below the real one's, so the peers take the
+ * real start for a restart of it. */
+#define RING_QUIET_ROUNDS 3
+#define RING_PROBE_MAX_S 10.0
+
+typedef struct ring_probe {
+    gossip *gsp;
+    int64_t *tokens;  /* the NORMAL members' tokens, owner i = i-th member */
+    uint32_t *owners;
+    size_t ntokens, nmembers;
+    size_t last_endpoints, last_members, last_tokens, quiet;
+    double deadline;
+} ring_probe;
+
+static void probe_clear(ring_probe *p)
+{
+    free(p->tokens);
+    free(p->owners);
+    p->tokens = NULL;
+    p->owners = NULL;
+    p->ntokens = p->nmembers = 0;
+}
+
+/* Re-reads every NORMAL peer's tokens from the gossiper. */
+static int probe_collect(ring_probe *p)
+{
+    probe_clear(p);
+    gsp_endpoint_view v;
+    for (size_t i = 1; gsp_endpoint_at(p->gsp, i, &v); i++) {
+        if (v.is_self || !v.states[GSP_STATUS] || strncmp(v.states[GSP_STATUS], "NORMAL", 6)) continue;
+        int64_t *toks;
+        size_t nt = gsp_parse_tokens(v.states[GSP_TOKENS], &toks);
+        int64_t *t = nt ? realloc(p->tokens, (p->ntokens + nt) * sizeof *t) : NULL;
+        if (t) p->tokens = t;
+        uint32_t *o = t ? realloc(p->owners, (p->ntokens + nt) * sizeof *o) : NULL;
+        if (o) p->owners = o;
+        if (nt && (!t || !o)) { free(toks); return SIB_ENOMEM; }
+        for (size_t k = 0; k < nt; k++) {
+            p->tokens[p->ntokens + k] = toks[k];
+            p->owners[p->ntokens + k] = (uint32_t)p->nmembers;
+        }
+        p->ntokens += nt;
+        p->nmembers += nt > 0;
+        free(toks);
+    }
+    return 0;
+}
+
+static void on_probe_round(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ring_probe *p = w->data;
+    int rc = probe_collect(p);
+    size_t endpoints = gsp_endpoint_count(p->gsp);
+    bool same = endpoints == p->last_endpoints && p->nmembers == p->last_members && p->ntokens == p->last_tokens;
+    p->quiet = same ? p->quiet + 1 : 0;
+    p->last_endpoints = endpoints;
+    p->last_members = p->nmembers;
+    p->last_tokens = p->ntokens;
+    if (rc || p->quiet >= RING_QUIET_ROUNDS || ev_now(loop) >= p->deadline) ev_break(loop, EVBREAK_ALL);
+}
+
+/* Fills p with the ring as gossip shows it (possibly empty: no seed
+ * answered in time). Everything it started is gone when it returns. */
+static int probe_ring(node *n, ring_probe *p, sib_err *err)
+{
+    const node_config *c = &n->cfg;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    if (!loop) return sib_err_set(err, SIB_ENOMEM, "ring probe loop");
+    msg_opts mo = {.loop = loop, .log = n->log, .cluster_name = c->cluster_name, .bind_addr = c->listen_address,
+                   .port = (uint16_t)c->storage_port};
+    msg_service *ms = msg_service_create(&mo, err);
+    gsp_opts go = {.loop = loop, .log = n->log, .ms = ms, .cluster_name = c->cluster_name,
+                   .addr = c->listen_address, .port = (uint16_t)c->storage_port, .seeds = c->seeds,
+                   .interval_ms = c->gossip_interval_ms, .phi_convict_threshold = c->phi_convict_threshold,
+                   .generation = (int32_t)(sib_now_us() / 1000000 - 1)};
+    p->gsp = ms ? gsp_create(&go, err) : NULL;
+    int rc = p->gsp ? 0 : err->code ? err->code : SIB_EIO;
+    if (!rc) {
+        double round = (c->gossip_interval_ms > 0 ? c->gossip_interval_ms : 1000) / 1000.0;
+        p->deadline = ev_now(loop) + RING_PROBE_MAX_S;
+        ev_timer t;
+        ev_timer_init(&t, on_probe_round, round, round);
+        t.data = p;
+        ev_timer_start(loop, &t);
+        gsp_start(p->gsp);
+        ev_run(loop, 0);
+        ev_timer_stop(loop, &t);
+        bool settled = p->quiet >= RING_QUIET_ROUNDS;
+        rc = probe_collect(p);
+        if (rc) sib_err_set(err, rc, "ring probe");
+        else
+            sib_log(n->log, SIB_INFO, "node: the ring as gossip shows it: %zu NORMAL members, %zu tokens (%s)",
+                    p->nmembers, p->ntokens, settled ? "settled" : "still changing when the wait ended");
+    }
+    msg_service_destroy(ms); /* first: its pending requests point at the gossiper */
+    gsp_destroy(p->gsp);
+    p->gsp = NULL;
+    ev_loop_destroy(loop);
+    return rc;
+}
+
 static int open_identity(node *n, sib_err *err)
 {
     int found = local_state_read(n, err);
@@ -456,15 +570,22 @@ static int open_identity(node *n, sib_err *err)
     n->ntokens = (size_t)n->cfg.num_tokens;
     n->tokens = calloc(n->ntokens, sizeof *n->tokens);
     if (!n->tokens) return sib_err_set(err, SIB_ENOMEM, "tokens");
-    /* The ring this node joins is empty until gossip tells it otherwise, so
-     * the allocator spaces the tokens evenly; a joining node passes the
-     * ring it learned, and gets tokens that keep ownership balanced at
+    /* A first node's ring is empty, so the allocator spaces the tokens
+     * evenly; a joining node learns the ring first (probe_ring) and gets
+     * tokens that keep ownership balanced at
      * allocate_tokens_for_local_replication_factor. */
-    int rc = coord_allocate_tokens(NULL, NULL, 0, 0, n->cfg.allocate_tokens_rf, &rng, n->tokens, n->ntokens, err);
+    ring_probe ring = {0};
+    int rc = has_other_seed(&n->cfg) ? probe_ring(n, &ring, err) : 0;
+    if (!rc)
+        rc = coord_allocate_tokens(ring.tokens, ring.owners, ring.ntokens, ring.nmembers, n->cfg.allocate_tokens_rf,
+                                   &rng, n->tokens, n->ntokens, err);
+    size_t known = ring.nmembers;
+    probe_clear(&ring);
     if (rc) return rc;
     char hid[37];
     sib_uuid_format(n->host_id, hid);
-    sib_log(n->log, SIB_INFO, "node: first start, host id %s with %zu tokens", hid, n->ntokens);
+    sib_log(n->log, SIB_INFO, "node: first start, host id %s with %zu tokens (allocated against %zu known members)",
+            hid, n->ntokens, known);
     if (has_other_seed(&n->cfg))
         sib_log(n->log, SIB_WARN, "node: joining a cluster: there is no bootstrap streaming yet, so this "
                 "node does not receive existing data of the token ranges it takes; reads at ONE on it may miss "

@@ -271,3 +271,28 @@ def test_stalled_admin_client_blocks_nothing(node, session):
         assert status == 200 and json.loads(body)["nodes"][0]["address"] == node.host
     finally:
         stalled.close()
+
+
+def test_admin_port_in_use_refuses_to_start(node, make_node):
+    """A second node configured with the admin address and port of a running
+    one must not start (as a JMX port in use stops Cassandra): with the port
+    shared (SO_REUSEPORT) the kernel would spread sibyltool's requests over
+    two different nodes."""
+    from sibyl_harness import NodeError
+    other = make_node(start=False, admin_port=node.admin_port, admin_address=node.host)
+    try:
+        other.start()
+    except NodeError:
+        pass
+    else:
+        # it may have opened its CQL port before the admin one: wait
+        # (bounded) for it to give up
+        try:
+            other.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("a second node serves the admin port of a running one")
+    assert "admin: cannot serve HTTP on %s:%d" % (node.host, node.admin_port) in other.log_text()
+    assert other.proc.returncode not in (None, 0)
+    # the running node still answers its own admin requests
+    with urllib.request.urlopen("http://%s:%d/info" % (node.host, node.admin_port), timeout=10) as r:
+        assert r.status == 200

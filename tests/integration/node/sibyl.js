@@ -54,11 +54,16 @@ function canConnect(host, port) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 class SibylNode {
+  // opts: config (extra yaml keys, flat), and for a cluster member host,
+  // ports ([native, storage, admin], the same on every member's address)
+  // and seeds ("a,b").
   constructor(opts = {}) {
-    this.host = process.env.SIBYL_TEST_ADDRESS || '127.0.0.1';
+    this.host = opts.host || process.env.SIBYL_TEST_ADDRESS || '127.0.0.1';
     this.binary = findBinary();
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sibyl-node-test-'));
     this.extra = opts.config || {};
+    this.seeds = opts.seeds || null;
+    if (opts.ports) [this.port, this.storagePort, this.adminPort] = opts.ports;
     this.proc = null;
     this.logs = [];
   }
@@ -77,12 +82,17 @@ class SibylNode {
       native_transport_port: this.port,
       storage_port: this.storagePort,
       admin_port: this.adminPort,
+      admin_address: q(this.host),
       commitlog_directory: q(path.join(this.dir, 'commitlog')),
       hints_directory: q(path.join(this.dir, 'hints')),
       ...this.extra,
     };
     const lines = Object.entries(cfg).map(([k, v]) => `${k}: ${v}`);
     lines.push('data_file_directories:', `    - ${q(path.join(this.dir, 'data'))}`);
+    if (this.seeds) {
+      lines.push('seed_provider:', '    - class_name: org.apache.cassandra.locator.SimpleSeedProvider',
+        '      parameters:', `          - seeds: ${q(this.seeds)}`);
+    }
     this.configPath = path.join(this.dir, 'sibyl.yaml');
     fs.writeFileSync(this.configPath, lines.join('\n') + '\n');
 
@@ -131,6 +141,14 @@ class SibylNode {
     }
   }
 
+  // Deletes the node's directory (data, commitlog, logs) once it has
+  // stopped, unless SIBYL_KEEP_DIRS is set: every start makes one in the
+  // system temp dir, and they were never removed.
+  remove() {
+    if (process.env.SIBYL_KEEP_DIRS || (this.proc && !this.exited)) return;
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
   logTail(n = 4000) {
     const p = this.logs[this.logs.length - 1];
     let t = '';
@@ -162,4 +180,79 @@ async function startNode(opts) {
   return n;
 }
 
-module.exports = { startNode, SibylNode, live };
+// True when `port` can be bound on `host` right now.
+function portFree(host, port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+// Three ports free on every one of `hosts` (members of a cluster share their
+// ports and differ by address, as Cassandra nodes on one machine do).
+async function commonFreePorts(hosts) {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const ports = [];
+    while (ports.length < 3) {
+      const p = await freePort(hosts[0]);
+      if (!ports.includes(p)) ports.push(p);
+    }
+    let ok = true;
+    for (const h of hosts.slice(1)) {
+      for (const p of ports) ok = ok && await portFree(h, p);
+    }
+    if (ok) return ports;
+  }
+  throw new Error(`no 3 ports free on all of ${hosts.join(', ')}`);
+}
+
+// Starts one member per entry of `layout` ([{dc, rack}]) on 127.0.0.1,
+// 127.0.0.2, ..., the first one the seed; `config` goes to every member.
+// Every member started is in `live` (killed at exit) and in the result, also
+// when a later start fails (the caller stops them all).
+async function startCluster(layout, config = {}, members = []) {
+  const hosts = layout.map((_, i) => `127.0.0.${i + 1}`);
+  const ports = await commonFreePorts(hosts);
+  for (let i = 0; i < layout.length; i++) {
+    const n = new SibylNode({
+      host: hosts[i], ports, seeds: hosts[0],
+      config: { ...config, datacenter: JSON.stringify(layout[i].dc), rack: JSON.stringify(layout[i].rack) },
+    });
+    live.add(n);
+    members.push(n);
+    await n.start();
+  }
+  return members;
+}
+
+// GET http://host:adminPort/path as JSON (bounded in time).
+function adminGet(node, urlPath) {
+  const http = require('node:http');
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: node.host, port: node.adminPort, path: '/' + urlPath, timeout: 10000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(`${urlPath}: HTTP ${res.statusCode} ${body}`));
+        else resolve(JSON.parse(body));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${urlPath}: timed out`)));
+    req.on('error', reject);
+  });
+}
+
+// Polls pred() (async) until it is truthy; bounded.
+async function waitUntil(pred, what, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let v = false;
+    try { v = await pred(); } catch (e) { v = false; }
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+module.exports = { startNode, startCluster, adminGet, waitUntil, SibylNode, live };

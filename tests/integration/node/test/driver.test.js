@@ -35,6 +35,7 @@ describe('sibyld with the Node.js driver', { timeout: 300000 }, () => {
       if (crashed || reports.length) {
         throw new Error([crashed, ...reports].filter(Boolean).join('\n') + '\n' + node.logTail());
       }
+      node.remove();
     }
   });
 
