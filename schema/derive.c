@@ -105,7 +105,7 @@ bool sch_bucket_floor(int64_t v, int64_t width, int64_t *start)
 
 int sch_bucket_of(const sch_bucket *b, const uint8_t *v, size_t len, sib_buf *out, sib_err *err)
 {
-    int64_t u, start;
+    int64_t u = 0, start;
     int rc = sch_bucket_units(b->source->type, v, len, &u, err);
     if (rc) return rc;
     if (!sch_bucket_floor(u, b->width, &start))
