@@ -17,6 +17,7 @@ Every wait is bounded; every process is killed by its pid.
 import atexit
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -53,16 +54,43 @@ def test_address():
     return os.environ.get("SIBYL_TEST_ADDRESS", "127.0.0.1")
 
 
-def free_ports(address, n=1):
-    """n distinct TCP ports that were free on `address` a moment ago: bind
-    port 0 n times, holding every socket until all are chosen."""
-    socks = []
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (32768 by default)."""
     try:
-        for _ in range(n):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORT_RNG = random.Random()
+
+
+def free_ports(address, n=1):
+    """n distinct TCP ports that were free on `address` a moment ago, held
+    bound until all are chosen. They are picked at random BELOW the
+    kernel's ephemeral range: a port the kernel hands out itself (bind to
+    0) can be taken again between this choice and the node's bind by any
+    outgoing connection on the machine (a node's own gossip included), and
+    the node then fails to start with "Address already in use"."""
+    low = max(_ephemeral_low(), 11000)
+    socks, ports = [], []
+    try:
+        for _ in range(2000):
+            if len(ports) == n:
+                return ports
+            p = _PORT_RNG.randrange(10000, low)
+            if p in ports:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((address, p))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-            s.bind((address, 0))
-        return [s.getsockname()[1] for s in socks]
+            ports.append(p)
+        raise NodeError("no %d free ports below %d on %s" % (n, low, address))
     finally:
         for s in socks:
             s.close()

@@ -30,15 +30,23 @@ function findBinary() {
   throw new Error('sibyld not found: build it or set SIBYL_BIN');
 }
 
-function freePort(host) {
-  return new Promise((resolve, reject) => {
+// A port that was free a moment ago, picked at random below the kernel's
+// ephemeral range (32768 and up): a port the kernel hands out itself can be
+// taken again by any outgoing connection before the node binds it.
+function tryListen(host, port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const port = srv.address().port;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
+}
+
+async function freePort(host) {
+  for (let i = 0; i < 2000; i++) {
+    const port = 10000 + Math.floor(Math.random() * 22000);
+    if (await tryListen(host, port)) return port;
+  }
+  throw new Error('no free port below 32000 on ' + host);
 }
 
 function canConnect(host, port) {
@@ -70,9 +78,12 @@ class SibylNode {
 
   async start() {
     if (!this.port) {
-      this.port = await freePort(this.host);
-      this.storagePort = await freePort(this.host);
-      this.adminPort = await freePort(this.host);
+      const ports = [];
+      while (ports.length < 3) {
+        const p = await freePort(this.host);
+        if (!ports.includes(p)) ports.push(p);
+      }
+      [this.port, this.storagePort, this.adminPort] = ports;
     }
     const q = (s) => JSON.stringify(String(s));
     const cfg = {
