@@ -8,6 +8,7 @@ Run with Debian's interpreter, which has the driver (python3-cassandra):
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -89,12 +90,19 @@ class NodeFactory:
 @pytest.fixture
 def make_node(sibyl_bin, tmp_path_factory, request):
     f = NodeFactory(sibyl_bin, tmp_path_factory)
+    failed = True
     try:
         yield f
     finally:
-        problems = f.teardown(_test_failed(request))
+        failed = _test_failed(request)
+        problems = f.teardown(failed)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+    if not failed:
+        # A passing test's data and logs go (a full run left about 20 GB in
+        # /tmp otherwise); a failing one's stay for the post-mortem.
+        for n in f.nodes:
+            shutil.rmtree(n.workdir, ignore_errors=True)
 
 
 @pytest.fixture
