@@ -456,12 +456,16 @@ static bool has_other_seed(const node_config *c)
  * (peers see an endpoint without STATUS, which no ring, driver event or
  * replica list takes), until the endpoints it knows, the NORMAL ones and
  * their tokens have not changed for RING_QUIET_ROUNDS rounds, at most
- * RING_PROBE_MAX_S (so a seed started before the others, which nobody
- * answers, goes on after those rounds with the empty ring). That
+ * RING_PROBE_MAX_S. While it has heard from nobody, the quiet rounds
+ * must also span RING_ALONE_S: a seed started before the others, which
+ * nobody answers, goes on after that with the empty ring, but a peer that
+ * is slow to answer its first gossip (a loaded machine) is waited for,
+ * instead of being taken for an empty cluster. That
  * gossiper's generation is one below the real one's, so the peers take the
  * real start for a restart of it. */
 #define RING_QUIET_ROUNDS 3
 #define RING_PROBE_MAX_S 10.0
+#define RING_ALONE_S 3.0
 
 typedef struct ring_probe {
     gossip *gsp;
@@ -469,7 +473,7 @@ typedef struct ring_probe {
     uint32_t *owners;
     size_t ntokens, nmembers;
     size_t last_endpoints, last_members, last_tokens, quiet;
-    double deadline;
+    double start, deadline;
 } ring_probe;
 
 static void probe_clear(ring_probe *p)
@@ -516,7 +520,9 @@ static void on_probe_round(struct ev_loop *loop, ev_timer *w, int revents)
     p->last_endpoints = endpoints;
     p->last_members = p->nmembers;
     p->last_tokens = p->ntokens;
-    if (rc || p->quiet >= RING_QUIET_ROUNDS || ev_now(loop) >= p->deadline) ev_break(loop, EVBREAK_ALL);
+    bool alone = endpoints <= 1; /* only itself: no gossip answered yet */
+    bool settled = p->quiet >= RING_QUIET_ROUNDS && (!alone || ev_now(loop) >= p->start + RING_ALONE_S);
+    if (rc || settled || ev_now(loop) >= p->deadline) ev_break(loop, EVBREAK_ALL);
 }
 
 /* Fills p with the ring as gossip shows it (possibly empty: no seed
@@ -537,7 +543,8 @@ static int probe_ring(node *n, ring_probe *p, sib_err *err)
     int rc = p->gsp ? 0 : err->code ? err->code : SIB_EIO;
     if (!rc) {
         double round = (c->gossip_interval_ms > 0 ? c->gossip_interval_ms : 1000) / 1000.0;
-        p->deadline = ev_now(loop) + RING_PROBE_MAX_S;
+        p->start = ev_now(loop);
+        p->deadline = p->start + RING_PROBE_MAX_S;
         ev_timer t;
         ev_timer_init(&t, on_probe_round, round, round);
         t.data = p;
