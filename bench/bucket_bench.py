@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from sibyl_harness import SibylCluster, SibylNode, find_binary  # noqa: E402
 
 from cassandra.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT  # noqa: E402
+from cassandra.concurrent import execute_concurrent  # noqa: E402
 from cassandra.policies import WhiteListRoundRobinPolicy  # noqa: E402
 from cassandra.query import SimpleStatement  # noqa: E402
 
@@ -83,17 +84,11 @@ def cmd_hotkey(args, binary, work):
         wait_table(ss, "hk", "salted")
         rng = random.Random(7)
         ins = [s.prepare("INSERT INTO hk.%s (user, event_id, v) VALUES (?, ?, ?)" % t) for t in ("plain", "salted")]
-        futures = []
+        writes = []
         for i in range(args.rows):
             user = "hot" if i % 2 == 0 else "u%d" % rng.randrange(1000)
-            for st in ins:
-                futures.append(s.execute_async(st, (user, i, "x")))
-            if len(futures) >= 256:
-                for f in futures:
-                    f.result()
-                futures = []
-        for f in futures:
-            f.result()
+            writes += [(st, (user, i, "x")) for st in ins]
+        execute_concurrent(s, writes, concurrency=256)
         for t in ("plain", "salted"):
             per = [table_rows(n, "hk", t) for n in c]
             mean = sum(per) / len(per)
@@ -127,16 +122,8 @@ def cmd_range(args, binary, work):
         s.execute("CREATE TABLE rb.wide (sensor text, ts timestamp, v double, PRIMARY KEY (sensor, ts))")
         for t in ("bucketed", "wide"):
             st = s.prepare("INSERT INTO rb.%s (sensor, ts, v) VALUES (?, ?, ?)" % t)
-            futures = []
-            for h in range(24):
-                for k in range(args.rows_per_hour):
-                    futures.append(s.execute_async(st, ("s1", h * HOUR + k * (HOUR // args.rows_per_hour), 1.5)))
-                    if len(futures) >= 256:
-                        for f in futures:
-                            f.result()
-                        futures = []
-            for f in futures:
-                f.result()
+            execute_concurrent(s, [(st, ("s1", h * HOUR + k * (HOUR // args.rows_per_hour), 1.5))
+                                   for h in range(24) for k in range(args.rows_per_hour)], concurrency=256)
         qb = "SELECT ts, v FROM rb.bucketed WHERE sensor = 's1' AND ts >= 0 AND ts < %d" % (24 * HOUR)
         qw = "SELECT ts, v FROM rb.wide WHERE sensor = 's1' AND ts >= 0 AND ts < %d" % (24 * HOUR)
         timed_read(s, qb, 2)
