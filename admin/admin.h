@@ -132,6 +132,7 @@ typedef struct admin_gauges {
     uint64_t cl_bytes_written, cl_segments_live, cl_syncs, cl_pending;
     uint64_t reads_inline, reads_pool, reads_queued, reads_running; /* storage's read pool */
     uint64_t read_rounds, reads_coalesced; /* the coordinator's (coord_read_stats) */
+    uint64_t read_repair_writes;
     char schema_version[37];
     int64_t uptime_s;
     /* the batchlog (coordinator.h, coord_batchlog_stats) */

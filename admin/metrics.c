@@ -508,6 +508,9 @@ static void render_node(const admin_gauges *g, sib_buf *b)
     gauge(b, "sibyl_coordinator_reads_coalesced_total", "counter",
           "Single-partition reads that joined an identical read's replica round (single-flight).",
           g->reads_coalesced);
+    gauge(b, "sibyl_coordinator_read_repair_writes_total", "counter",
+          "Partitions read repair wrote to a replica whose answer differed (point and range reads).",
+          g->read_repair_writes);
     gauge(b, "sibyl_hints_pending", "gauge", "Hints waiting for replay.", 0);
     family(b, "sibyl_gossip_members", "gauge", "Cluster members as this node's gossip sees them.");
     sib_buf_printf(b, "sibyl_gossip_members{state=\"live\"} 1\nsibyl_gossip_members{state=\"down\"} 0\n");

@@ -825,6 +825,7 @@ static void metrics_text(admin_server *s, sib_buf *out)
         coord_read_stats_get(s->co, &crs);
         g.read_rounds = crs.rounds;
         g.reads_coalesced = crs.coalesced;
+        g.read_repair_writes = crs.repair_writes;
         coord_batchlog_stats bs;
         coord_batchlog_stats_get(s->co, &bs);
         g.bl_writes = bs.writes;

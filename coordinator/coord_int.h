@@ -63,6 +63,7 @@ struct coord {
     size_t nforming, forming_cap;
     ev_prepare flight;
     uint64_t read_rounds, reads_coalesced;
+    uint64_t read_repair_writes; /* repair mutations sent (point and range reads) */
     coord_range_op *ranges;   /* range reads in flight, freed by coord_destroy */
     int64_t last_write_warn_us; /* write failures are logged at most once a second */
     int64_t ring_changed_us;    /* the last coord_member_update */
@@ -97,6 +98,14 @@ void coord_ranges_free(coord *c);
  * unbounded) | length (4) | key; rd_bound refuses anything out of bounds. */
 void put_bound(sib_buf *b, const st_bound *x);
 bool rd_bound(sib_rd *r, st_bound *x);
+/* Read repair's writes (read.c): muts, the reconciled state, applied to
+ * member mi (0: this node, through storage) or sent to it as a MUTATION
+ * within read_request_timeout. done(ctx, ok) runs once, later, on the loop;
+ * <0 (err set) when nothing was sent, and done never runs. */
+typedef void (*coord_repair_fn)(void *ctx, bool ok);
+int coord_repair_send(coord *c, size_t mi, st_mutation *const *muts, size_t n, coord_repair_fn done, void *ctx,
+                      sib_err *err);
+
 /* Answers a READ or RANGE_READ (coord_read_answer framing); read.c. */
 struct msg_in;
 void read_answer(coord *c, const struct msg_in *req, int status, const uint8_t *p, size_t len);

@@ -379,6 +379,7 @@ int coord_read(coord *c, const coord_read_req *rq, const coord_repl *repl, int64
 typedef struct coord_read_stats {
     uint64_t rounds;    /* replica rounds sent */
     uint64_t coalesced; /* reads answered by a round another read formed */
+    uint64_t repair_writes; /* read repair: reconciled partitions written to a replica that differed */
 } coord_read_stats;
 void coord_read_stats_get(const coord *c, coord_read_stats *out);
 /* ---- range reads through the replicas (range.c) ---- */
@@ -490,8 +491,12 @@ typedef void (*coord_range_fn)(void *ctx, int rc, const sib_err *err, st_merge *
  * from began_us (sib_now_us() of the query's start, so it bounds the
  * whole query, as Cassandra's does; 0: now) -> ReadTimeout. SIB_EUNAVAIL
  * when too few replicas of the stretch are alive; <0 without calling done
- * when nothing started. No read repair. */
-int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, int64_t began_us,
-                     coord_range_fn done, void *ctx, sib_err *err);
+ * when nothing started. With `repair` (read_repair 'BLOCKING') replicas
+ * whose answers differ from the reconciled piece get its state for the
+ * partitions they missed or had otherwise, and the answer waits for their
+ * acknowledgements (ReadTimeout if they do not come in time), as point
+ * reads' blocking read repair does. */
+int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, bool repair,
+                     int64_t began_us, coord_range_fn done, void *ctx, sib_err *err);
 
 #endif

@@ -31,9 +31,12 @@
  * replicas again from the cut, instead of ending the page early or
  * skipping the rows the stopped replica did not send.
  *
- * No read repair happens on range reads (Cassandra's is optional here);
- * differing replicas stay as they are until a single-partition read or a
- * write fixes them. docs/cluster.md has the flow.
+ * With read_repair 'BLOCKING' (the default) the piece is then repaired
+ * before it is answered, as Cassandra's range reads are: each reconciled
+ * partition is compared with what every replica sent for it, and a
+ * replica that sent something else, or nothing, gets the reconciled state
+ * of those partitions (within the query's slices) in one write
+ * (range_repair). docs/cluster.md has the flow.
  *
  * Lifetime: as reads (read.c), an op lives until it answered its caller
  * AND every callback it started (local piece, messages) came back.
@@ -423,6 +426,10 @@ struct coord_range_op {
     int received, failed;
     size_t pending;         /* callbacks still to come */
     bool answered, empty;   /* empty: nothing to ask, the range is over */
+    bool repair, repairing; /* read_repair BLOCKING; repair writes went out */
+    int repairs;            /* repair writes still unacknowledged */
+    st_merge *mg;           /* repairing: the reconciled piece, answered once they are */
+    coord_range_result res;
     int timeout_ms;         /* what is left of range_request_timeout */
     ev_timer timer, kick;
     coord_range_op *prev, *next;
@@ -443,6 +450,7 @@ static void gop_unlink_free(coord_range_op *op)
         free(op->targets[i].data);
     }
     free(op->targets);
+    st_merge_destroy(op->mg);
     coord_range_msg_free(&op->rq);
     sib_buf_free(&op->msg);
     free(op);
@@ -459,6 +467,99 @@ static void gop_answer(coord_range_op *op, int rc, const sib_err *err, st_merge 
     ev_timer_stop(op->c->io.loop, &op->timer);
     ev_timer_stop(op->c->io.loop, &op->kick);
     op->done(op->ctx, rc, err, mg, res);
+}
+
+static void gop_progress(coord_range_op *op);
+
+static void range_repaired(void *ctx, bool ok)
+{
+    rg_target *t = ctx;
+    coord_range_op *op = t->op;
+    /* a failed repair does not fail the read: the answer is right */
+    if (!ok) sib_log(op->c->log, SIB_DEBUG, "read repair of %s failed", op->c->members[t->member].addr);
+    op->pending--;
+    op->repairs--;
+    gop_progress(op);
+}
+
+/* The partition at (tok, pk) in a's parts from *k on (parts are in order),
+ * or NULL; *k moves past the partitions before it. */
+static const coord_range_part *part_at(const coord_range_answer *a, size_t *k, int64_t tok, const uint8_t *pk,
+                                       size_t pklen)
+{
+    while (*k < a->nparts) {
+        const coord_range_part *x = &a->parts[*k];
+        int c = pos_cmp(x->token, x->pk, x->pklen, tok, pk, pklen);
+        if (c > 0) return NULL;
+        ++*k;
+        if (c == 0) return x;
+    }
+    return NULL;
+}
+
+/* Blocking read repair of a reconciled piece: mg holds nmerged partitions.
+ * Each one's reconciled state (unfiltered, in the query's slices) is
+ * compared with the bytes every replica sent for it; a replica that sent
+ * other bytes or nothing gets the reconciled states of those partitions in
+ * one write. true when writes went out: the answer waits for their acks
+ * (or the op's timer). */
+static bool range_repair(coord_range_op *op, st_merge *mg, size_t nmerged)
+{
+    size_t ndata = 0;
+    for (size_t i = 0; i < op->ntargets; i++) ndata += op->targets[i].state == T_DATA;
+    if (!op->repair || ndata < 2 || !nmerged) return false;
+    st_rreq ur = {.slices = op->rq.slices, .nslices = op->rq.nslices, .with_static = true, .unfiltered = true,
+                  .now_s = op->rq.now_s, .max_parts = nmerged, .max_rows = SIZE_MAX};
+    st_rpage *pg = NULL;
+    sib_err err = {0};
+    size_t np = 0, *cursor = calloc(op->ntargets, sizeof *cursor);
+    st_mutation **muts = NULL;
+    bool *stale = NULL;
+    int rc = cursor ? st_merge_read(mg, op->rq.table_id, &ur, &pg, &err) : SIB_ENOMEM;
+    if (!rc) rc = st_rpage_status(pg, &err);
+    if (!rc) np = st_rpage_parts(pg);
+    if (!rc && np && (!(muts = calloc(np, sizeof *muts)) || !(stale = calloc(np * op->ntargets, sizeof *stale))))
+        rc = SIB_ENOMEM;
+    for (size_t i = 0; !rc && i < np; i++) {
+        st_rpart part;
+        size_t len;
+        st_rpage_part(pg, i, &part);
+        const uint8_t *p = st_rpage_part_mutation(pg, i, &len);
+        for (size_t k = 0; p && k < op->ntargets; k++) {
+            const rg_target *t = &op->targets[k];
+            if (t->state != T_DATA) continue;
+            const coord_range_part *x = part_at(&t->ans, &cursor[k], part.token, part.pk, part.pklen);
+            stale[i * op->ntargets + k] = !x || x->mutlen != len || memcmp(x->mut, p, len);
+            if (stale[i * op->ntargets + k] && !muts[i]) {
+                if (!(muts[i] = st_mutation_create(op->rq.table_id, NULL, 0))) rc = SIB_ENOMEM;
+                else if (st_mutation_load(muts[i], p, len)) rc = SIB_ECORRUPT;
+            }
+        }
+    }
+    st_mutation **send = rc || !np ? NULL : calloc(np, sizeof *send);
+    for (size_t k = 0; send && k < op->ntargets; k++) {
+        size_t n = 0;
+        for (size_t i = 0; i < np; i++)
+            if (stale[i * op->ntargets + k]) send[n++] = muts[i];
+        if (!n) continue;
+        sib_err e = {0};
+        if (coord_repair_send(op->c, op->targets[k].member, send, n, range_repaired, &op->targets[k], &e)) {
+            sib_log(op->c->log, SIB_DEBUG, "read repair of %s: %s", op->c->members[op->targets[k].member].addr,
+                    e.msg);
+            continue;
+        }
+        op->pending++;
+        op->repairs++;
+        op->repairing = true;
+    }
+    if (rc) sib_log(op->c->log, SIB_DEBUG, "range read repair skipped: %s", err.msg[0] ? err.msg : "out of memory");
+    for (size_t i = 0; muts && i < np; i++) st_mutation_destroy(muts[i]);
+    free(send);
+    free(muts);
+    free(stale);
+    free(cursor);
+    if (pg) st_rpage_destroy(pg);
+    return op->repairing;
 }
 
 /* Every answer is in: the piece ends where the first replica stopped, and
@@ -495,6 +596,7 @@ static void gop_finish(coord_range_op *op)
     } else if (!(mg = st_merge_create())) {
         rc = sib_err_set(&err, SIB_ENOMEM, "range read");
     }
+    size_t added = 0;
     for (size_t i = 0; !rc && i < op->ntargets; i++) {
         const rg_target *t = &op->targets[i];
         for (size_t k = 0; !rc && t->state == T_DATA && k < t->ans.nparts; k++) {
@@ -503,7 +605,13 @@ static void gop_finish(coord_range_op *op)
                 (cut && pos_cmp(x->token, x->pk, x->pklen, cut->resume_token, cut->resume_pk, cut->resume_pklen) > 0))
                 continue;
             rc = st_merge_add(mg, x->mut, x->mutlen, &err);
+            added++;
         }
+    }
+    if (!rc && range_repair(op, mg, added)) { /* answered once the repairs are acknowledged */
+        op->mg = mg;
+        op->res = res;
+        return;
     }
     gop_answer(op, rc, rc ? &err : NULL, rc ? NULL : mg, rc ? NULL : &res);
     st_merge_destroy(mg);
@@ -513,7 +621,13 @@ static void gop_timeout(coord_range_op *op)
 {
     sib_err err = {0};
     int received = SIB_MIN(op->received, op->block_for);
-    sib_err_set(&err, SIB_ETIMEDOUT, "Operation timed out - received only %d responses.", received);
+    if (op->repairing) { /* as a point read's (read.c): the repairs' acks are what is missing */
+        received = SIB_MAX(op->block_for - op->repairs, 0);
+        sib_err_set(&err, SIB_ETIMEDOUT, "Operation timed out - read repair of %d replicas did not complete.",
+                    op->repairs);
+    } else {
+        sib_err_set(&err, SIB_ETIMEDOUT, "Operation timed out - received only %d responses.", received);
+    }
     err.ex[0] = op->cl;
     err.ex[1] = received;
     err.ex[2] = op->block_for;
@@ -525,7 +639,9 @@ static void gop_timeout(coord_range_op *op)
 static void gop_progress(coord_range_op *op)
 {
     if (!op->answered) {
-        if (op->empty) {
+        if (op->repairing) {
+            if (!op->repairs) gop_answer(op, 0, NULL, op->mg, &op->res);
+        } else if (op->empty) {
             coord_range_result res = {.done = true, .through_token = op->query_end};
             st_merge *mg = st_merge_create();
             sib_err err = {0};
@@ -690,8 +806,8 @@ static size_t range_targets(const coord *c, const coord_repl *repl, int cl, int6
     return n;
 }
 
-int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, int64_t began_us,
-                     coord_range_fn done, void *ctx, sib_err *err)
+int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl, int cl, bool repair,
+                     int64_t began_us, coord_range_fn done, void *ctx, sib_err *err)
 {
     if (!c->io.ms || !c->io.st || !c->io.loop) return sib_err_set(err, SIB_EINVAL, "coordinator not attached");
     int64_t end;
@@ -735,6 +851,7 @@ int coord_range_read(coord *c, const coord_range_req *rq, const coord_repl *repl
     op->done = done;
     op->ctx = ctx;
     op->cl = cl;
+    op->repair = repair;
     op->block_for = block_for;
     op->query_end = rq->end_token;
     op->empty = empty;

@@ -346,7 +346,8 @@ void coord_reads_free(coord *c)
 
 void coord_read_stats_get(const coord *c, coord_read_stats *out)
 {
-    *out = (coord_read_stats){.rounds = c->read_rounds, .coalesced = c->reads_coalesced};
+    *out = (coord_read_stats){
+        .rounds = c->read_rounds, .coalesced = c->reads_coalesced, .repair_writes = c->read_repair_writes};
 }
 
 static void rop_answer(coord_read_op *op, int rc, const sib_err *err)
@@ -390,23 +391,58 @@ static void repair_done(coord_read_op *op, size_t mi, bool ok)
 
 static void rop_progress(coord_read_op *op);
 
-static void on_repair_ack(void *ctx, int rc, const msg_in *resp)
+static void rop_repaired(void *ctx, bool ok)
 {
     rd_target *t = ctx;
-    coord_read_op *op = t->op;
+    repair_done(t->op, t->member, ok);
+    rop_progress(t->op);
+}
+
+typedef struct repair_call {
+    coord_repair_fn done;
+    void *ctx;
+} repair_call;
+
+static void on_repair_ack(void *ctx, int rc, const msg_in *resp)
+{
+    repair_call rc_ = *(repair_call *)ctx;
+    free(ctx);
     int status = COORD_ACK_FAILED;
     char msg[128];
     if (rc == 0 && coord_ack_decode(resp->payload, resp->len, &status, msg, sizeof msg)) status = COORD_ACK_FAILED;
-    repair_done(op, t->member, rc == 0 && status == COORD_ACK_OK);
-    rop_progress(op);
+    rc_.done(rc_.ctx, rc == 0 && status == COORD_ACK_OK);
 }
 
 static void on_repair_local(void *ctx, int rc, const sib_err *err)
 {
     (void)err;
-    rd_target *t = ctx;
-    repair_done(t->op, t->member, rc == 0);
-    rop_progress(t->op);
+    repair_call rc_ = *(repair_call *)ctx;
+    free(ctx);
+    rc_.done(rc_.ctx, rc == 0);
+}
+
+int coord_repair_send(coord *c, size_t mi, st_mutation *const *muts, size_t n, coord_repair_fn done, void *ctx,
+                      sib_err *err)
+{
+    static const uint8_t no_version[16];
+    repair_call *rc_ = malloc(sizeof *rc_);
+    if (!rc_) return sib_err_set(err, SIB_ENOMEM, "read repair");
+    *rc_ = (repair_call){done, ctx};
+    int rc;
+    if (mi == 0) {
+        rc = storage_apply_ex(c->io.st, muts, n, 0, on_repair_local, rc_, err);
+    } else {
+        sib_buf b;
+        sib_buf_init(&b);
+        rc = coord_mutation_encode(&b, 0, no_version, muts, NULL, n, err);
+        if (!rc)
+            rc = msg_request(c->io.ms, c->members[mi].addr, coord_member_port(c, mi), COORD_VERB_MUTATION, b.p,
+                             (uint32_t)b.len, c->io.read_timeout_ms, on_repair_ack, rc_, err);
+        sib_buf_free(&b);
+    }
+    if (rc) free(rc_);
+    else c->read_repair_writes += n;
+    return rc;
 }
 
 /* Reconciles the answers; with read repair, sends the reconciled state to
@@ -439,33 +475,18 @@ static int rop_reconcile(coord_read_op *op, sib_err *err)
         st_rpage_destroy(pg);
         return err->code ? err->code : sib_err_set(err, SIB_ENOMEM, "read repair");
     }
-    sib_buf b;
-    sib_buf_init(&b);
-    static const uint8_t no_version[16];
     for (size_t i = 0; i < op->ntargets; i++) {
         rd_target *t = &op->targets[i];
         if (t->state != T_DATA || (t->len == len && !memcmp(t->data, p, len))) continue;
-        size_t mi = t->member;
         sib_err e = {0};
-        int src;
-        if (mi == 0) {
-            src = storage_apply_ex(c->io.st, &m, 1, 0, on_repair_local, t, &e);
-        } else {
-            sib_buf_reset(&b);
-            src = coord_mutation_encode(&b, 0, no_version, &m, NULL, 1, &e);
-            if (!src)
-                src = msg_request(c->io.ms, c->members[mi].addr, coord_member_port(c, mi), COORD_VERB_MUTATION, b.p,
-                                  (uint32_t)b.len, c->io.read_timeout_ms, on_repair_ack, t, &e);
-        }
-        if (src) {
-            sib_log(c->log, SIB_DEBUG, "read repair of %s: %s", c->members[mi].addr, e.msg);
+        if (coord_repair_send(c, t->member, &m, 1, rop_repaired, t, &e)) {
+            sib_log(c->log, SIB_DEBUG, "read repair of %s: %s", c->members[t->member].addr, e.msg);
             continue;
         }
         op->pending++;
         op->repairs++;
         op->repairing = true;
     }
-    sib_buf_free(&b);
     st_mutation_destroy(m);
     st_rpage_destroy(pg);
     return 0;

@@ -618,7 +618,8 @@ static int remote_scan_piece(sel_read *rd, st_rreq *rq, sib_err *err)
                           .nslices = rq->static_only ? 0 : rq->nslices,
                           .now_s = rq->now_s,
                           .max_parts = (uint32_t)SIB_MAX(SIB_MIN(want, 1024), 1)};
-    int rc = coord_range_read(ex->co, &cr, &rd->repl, rd->run.c->consistency, rd->start_us, on_range, rd, err);
+    int rc = coord_range_read(ex->co, &cr, &rd->repl, rd->run.c->consistency, rd->read_repair, rd->start_us,
+                              on_range, rd, err);
     return rc ? rc : 1;
 }
 

@@ -3,8 +3,9 @@
 their unfiltered data, reconciles it (newest write wins, tombstones shadow
 older data) and, with read_repair 'BLOCKING' (the default), sends the
 reconciled state to the replicas that answered differently before it
-replies. Unavailable when too few replicas are alive, ReadTimeout (with the
-counts) when a frozen replica never answers.
+replies; a scan (a range read) repairs each piece the same way.
+Unavailable when too few replicas are alive, ReadTimeout (with the counts)
+when a frozen replica never answers.
 
 Each test creates its keyspace and table on the first node and waits until
 the schema has reached every node. Every node is stopped by pid at teardown
@@ -93,11 +94,23 @@ def test_quorum_reads_through_every_node_and_levels_follow_liveness(make_cluster
     assert read(ss[0], 3, ONE) == want[3]
 
 
-def repair_scenario(make_cluster, clusters, options):
+def read_all(s, keys, cl, scan):
+    """Every row of keys, by partition: one SELECT per key, or (scan) one
+    paged SELECT of the whole table, a range read through the replicas."""
+    if not scan:
+        return {k: read(s, k, cl) for k in keys}
+    got = {k: [] for k in keys}
+    st = SimpleStatement("SELECT k, c, v FROM ks.t", consistency_level=cl, fetch_size=4)
+    for r in s.execute(st):
+        got.setdefault(r.k, []).append((r.c, r.v))
+    return got
+
+
+def repair_scenario(make_cluster, clusters, options, scan=False):
     """2 nodes RF 2; node 2 misses writes (and a deletion) made at ONE while
-    it is stopped; then every row is read at ALL through node 1. Returns
-    what those reads returned and node 2's own answers (ONE) once node 1 is
-    stopped."""
+    it is stopped; then every row is read at ALL through node 1 (per key, or
+    with scan by a paged range read). Returns what those reads returned and
+    node 2's own answers (ONE) once node 1 is stopped."""
     c, ss = cluster_with_table(make_cluster, clusters, 2, size=2, options=options)
     for k in range(5):
         write(ss[0], k, 0, "old", ALL)  # both have it
@@ -111,11 +124,11 @@ def repair_scenario(make_cluster, clusters, options):
     wait_up(c, c[:1], c[1].host)
     wait_up(c, c[1:], c[0].host)
     s1 = session_on(clusters, c[0])
-    seen = {k: read(s1, k, ALL) for k in range(15)}
+    seen = read_all(s1, range(15), ALL, scan)
     c[0].stop()
     wait_down(c, c[1:], c[0].host)
     s2 = session_on(clusters, c[1])
-    alone = {k: read(s2, k, ONE) for k in range(15)}
+    alone = read_all(s2, range(15), ONE, scan)
     return seen, alone
 
 
@@ -124,14 +137,16 @@ EXPECTED.update({k: [(0, "old")] for k in range(2, 5)})
 EXPECTED.update({k: [(0, "new%d" % k)] for k in range(5, 15)})
 
 
-def test_blocking_read_repair(make_cluster, clusters):
-    seen, alone = repair_scenario(make_cluster, clusters, "")
+@pytest.mark.parametrize("scan", [False, True], ids=["point", "range"])
+def test_blocking_read_repair(make_cluster, clusters, scan):
+    seen, alone = repair_scenario(make_cluster, clusters, "", scan)
     assert seen == EXPECTED  # reconciled: the deleted row stays deleted
     assert alone == EXPECTED  # node 2 got every row (and the tombstone) from the repair
 
 
-def test_read_repair_none(make_cluster, clusters):
-    seen, alone = repair_scenario(make_cluster, clusters, " AND read_repair = 'NONE'")
+@pytest.mark.parametrize("scan", [False, True], ids=["point", "range"])
+def test_read_repair_none(make_cluster, clusters, scan):
+    seen, alone = repair_scenario(make_cluster, clusters, " AND read_repair = 'NONE'", scan)
     assert seen == EXPECTED  # still reconciled
     # node 2 did not get what it missed: its own old state
     stale = {k: [(0, "old")] for k in range(5)}

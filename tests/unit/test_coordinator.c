@@ -1576,7 +1576,7 @@ static int scan_all(cluster3 *k, int via, int cl, uint32_t max_parts, int *piece
         sib_err err = {0};
         r->calls = 0;
         r->live = 0;
-        int rc = coord_range_read(k->co[via], &rq, &rf3, cl, 0, on_range_done, r, &err);
+        int rc = coord_range_read(k->co[via], &rq, &rf3, cl, true, 0, on_range_done, r, &err);
         if (rc) return rc;
         assert_int_equal(r->calls, 0); /* never from inside coord_range_read */
         run_until(k->loop, &r->calls, 1, 5);
@@ -1620,9 +1620,19 @@ static void test_range_read_through_replicas(void **state)
     /* ALL: node 1's tombstones shadow the others' rows, whatever the piece
      * size (small pieces are cut where a replica stopped) */
     assert_int_equal(scan_all(&k, 0, CL_ALL, 1000, &pieces, &r), 20);
+    /* blocking read repair: nodes 0 and 2 got the ten tombstones before the
+     * answer, so their own states now agree with node 1's */
+    coord_read_stats rs;
+    coord_read_stats_get(k.co[0], &rs);
+    assert_int_equal(rs.repair_writes, 20);
+    assert_int_equal(scan_all(&k, 0, CL_ONE, 1000, &pieces, &r), 20);
+    assert_int_equal(scan_all(&k, 2, CL_ONE, 1000, &pieces, &r), 20);
+    /* replicas that agree byte for byte get nothing */
     assert_int_equal(scan_all(&k, 2, CL_ALL, 3, &pieces, &r), 20);
     assert_true(r.in_order);
     assert_true(pieces >= 10);
+    coord_read_stats_get(k.co[2], &rs);
+    assert_int_equal(rs.repair_writes, 0);
     assert_int_equal(scan_all(&k, 1, CL_QUORUM, 1, &pieces, &r), 20);
     /* a replica without the table fails the scan */
     coord_repl rf3 = {.kind = REPL_SIMPLE, .rf = 3};
@@ -1631,7 +1641,7 @@ static void test_range_read_through_replicas(void **state)
                           .start = {INT64_MIN, NULL, 0, true}, .end_token = INT64_MAX, .max_parts = 10};
     sib_err err = {0};
     memset(&r, 0, sizeof r);
-    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, 0, on_range_done, &r, &err), 0);
+    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, true, 0, on_range_done, &r, &err), 0);
     run_until(k.loop, &r.calls, 1, 5);
     assert_int_equal(r.rc, SIB_EREADFAIL);
     /* a replica that never answers: ReadTimeout after range_request_timeout */
@@ -1645,7 +1655,7 @@ static void test_range_read_through_replicas(void **state)
     /* down replicas: Unavailable before anything is sent */
     coord_member_set_alive(k.co[0], "127.0.0.3", false);
     rq.table_id = TBL;
-    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, 0, on_range_done, &r, &err), SIB_EUNAVAIL);
+    assert_int_equal(coord_range_read(k.co[0], &rq, &rf3, CL_ALL, true, 0, on_range_done, &r, &err), SIB_EUNAVAIL);
     assert_int_equal(err.ex[1], 3);
     assert_int_equal(err.ex[2], 2);
     int none = 0;
