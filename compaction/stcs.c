@@ -486,10 +486,15 @@ cm_sst cm_sst_of(sstable *s, bool compacting)
                     .last_token = st->last_token,
                     .min_ts = st->min_ts,
                     .max_ts = st->max_ts,
-                    /* our statistics keep no deletion time for live data:
-                     * an SSTable holding anything neither a tombstone nor
-                     * expiring never expires as a whole */
-                    .max_ldt = st->tombstones < st->cells + st->rows ? SST_NO_LDT : st->max_ldt};
+                    /* an SSTable holding live data without a TTL never
+                     * expires as a whole. Files written before live_forever
+                     * was counted: anything neither a tombstone nor
+                     * expiring, where a row without a marker (an UPDATE's)
+                     * counts as such */
+                    .max_ldt = (st->live_forever != UINT64_MAX ? st->live_forever > 0
+                                                               : st->tombstones < st->cells + st->rows)
+                                   ? SST_NO_LDT
+                                   : st->max_ldt};
 }
 
 size_t cm_stcs_pick_bucket(const cm_options *o, const cm_sst *ssts, size_t n, size_t *pick)

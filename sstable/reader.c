@@ -425,6 +425,8 @@ static int open_stats(sstable *s, sib_err *err)
         !rd_key(&r, &st->min_ck, &st->min_cklen) || !rd_key(&r, &st->max_ck, &st->max_cklen))
         goto bad;
     if (!(flags & 4)) st->min_ck = st->max_ck = NULL;
+    st->live_forever = UINT64_MAX;
+    if ((flags & 8) && !sib_rd_be64(&r, &st->live_forever)) goto bad;
     goto out;
 bad:
     rc = sib_err_set(err, SIB_ECORRUPT, "sstable: %s is corrupt", path);

@@ -91,6 +91,9 @@ typedef struct sst_stats {
     int64_t min_ts, max_ts;       /* over everything written; SST_NO_TS if none */
     int32_t min_ldt, max_ldt;     /* over tombstones and expiring cells; SST_NO_LDT if none */
     uint64_t partitions, rows, cells, tombstones; /* tombstones: + expiring cells/markers */
+    /* live cells and row markers without a TTL: data that never expires
+     * (UINT64_MAX: unknown, a file written before it was counted) */
+    uint64_t live_forever;
     uint64_t ldt_bins[SST_LDT_BINS]; /* tombstone ldt histogram over [min_ldt, max_ldt] */
     uint64_t data_bytes, data_file_bytes; /* logical (uncompressed) / on disk */
     uint32_t level;

@@ -287,6 +287,7 @@ static void row_stats(sst_writer *w, const sst_row *r)
 {
     note_ts(w, r->marker_ts);
     if (r->marker_ts != SST_NO_TS && r->marker_ttl > 0) note_ldt(w, r->marker_ldt);
+    else if (r->marker_ts != SST_NO_TS) w->st.live_forever++;
     if (r->del.ts != SST_NO_TS) {
         note_ts(w, r->del.ts);
         note_ldt(w, r->del.ldt);
@@ -298,6 +299,7 @@ static void row_stats(sst_writer *w, const sst_row *r)
     for (uint32_t i = 0; i < r->ncells; i++) {
         note_ts(w, r->cells[i].ts);
         note_ldt(w, r->cells[i].ldt);
+        w->st.live_forever += r->cells[i].ldt == SST_NO_LDT;
     }
     w->st.cells += r->ncells;
     if (r->is_static) return;
@@ -472,9 +474,10 @@ static void put_key(sib_buf *b, const sib_buf *k)
 /* Statistics body: be64 min_ts, max_ts; be32 min_ldt, max_ldt; be64
  * partitions, rows, cells, tombstones; 32 x be64 ldt histogram; be64
  * data_bytes, data_file_bytes; be32 level; be64 repaired_at; be64 clpos seg,
- * off; u8 flags (1 partition deletions, 2 range tombstones, 4 has ck range);
- * be64 first token, last token; first key, last key, min ck, max ck (uvarint
- * len + bytes each). */
+ * off; u8 flags (1 partition deletions, 2 range tombstones, 4 has ck range,
+ * 8 live_forever follows); be64 first token, last token; first key, last
+ * key, min ck, max ck (uvarint len + bytes each); be64 live_forever (files
+ * written before it was counted end after max ck, without flag 8). */
 static int finish_stats(sst_writer *w, sib_err *err)
 {
     sst_stats *st = &w->st;
@@ -506,13 +509,14 @@ static int finish_stats(sst_writer *w, sib_err *err)
     sib_buf_be64(&t, w->o.clpos.seg);
     sib_buf_be64(&t, w->o.clpos.off);
     sib_buf_u8(&t, (uint8_t)((st->has_partition_deletions ? 1 : 0) | (st->has_range_tombstones ? 2 : 0) |
-                             (w->have_ck ? 4 : 0)));
+                             (w->have_ck ? 4 : 0) | 8));
     sib_buf_be64(&t, (uint64_t)st->first_token);
     sib_buf_be64(&t, (uint64_t)w->token);
     put_key(&t, &w->first_key);
     put_key(&t, &w->pk);
     put_key(&t, &w->min_ck);
     put_key(&t, &w->max_ck);
+    sib_buf_be64(&t, st->live_forever);
     sib_buf_be32(&t, sib_crc32c(0, t.p + SST_HDR_LEN, t.len - SST_HDR_LEN));
     int rc = 0;
     if (t.oom) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");

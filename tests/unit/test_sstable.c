@@ -191,6 +191,9 @@ static void test_roundtrip_and_index(void **state)
     assert_memory_equal(st->last_key, keys[n - 1], st->last_keylen);
     assert_true(sst_droppable_tombstones(st, 1700000100) == st->tombstones);
     assert_true(sst_droppable_tombstones(st, 0) == 0);
+    /* never expiring: each row's first cell, row c1's marker, every third
+     * partition's static cell (tombstones and TTL cells are not counted) */
+    assert_int_equal(st->live_forever, 4 * n + (n + 2) / 3);
     for (int i = 0; i < n; i++) check_rich(s, keys[i], i);
     /* absent keys: not found (bloom or index) */
     for (int i = 0; i < 2000; i++) {
