@@ -98,6 +98,17 @@ void coord_ranges_free(coord *c);
  * unbounded) | length (4) | key; rd_bound refuses anything out of bounds. */
 void put_bound(sib_buf *b, const st_bound *x);
 bool rd_bound(sib_rd *r, st_bound *x);
+/* The errors every replica round (point or range read, read.c and
+ * range.c) answers with, Cassandra's words and counts in err->ex:
+ * ReadTimeout (cl, received, blockFor, data_present), or while repairs are
+ * awaited (repairs >= 0) naming them; ReadFailure (cl, received, blockFor,
+ * failures). They return the code. */
+int coord_read_timeout_err(sib_err *err, int cl, int block_for, int received, bool data_present, int repairs);
+int coord_read_failure_err(sib_err *err, int cl, int block_for, int received, int failed);
+/* A replica's answer to READ or RANGE_READ: true with its payload, or false
+ * with why it is no answer. */
+bool coord_answer_payload(const struct msg_in *resp, const uint8_t **p, size_t *len, const char **why);
+
 /* Read repair's writes (read.c): muts, the reconciled state, applied to
  * member mi (0: this node, through storage) or sent to it as a MUTATION
  * within read_request_timeout. done(ctx, ok) runs once, later, on the loop;

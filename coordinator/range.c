@@ -620,19 +620,10 @@ static void gop_finish(coord_range_op *op)
 static void gop_timeout(coord_range_op *op)
 {
     sib_err err = {0};
-    int received = SIB_MIN(op->received, op->block_for);
-    if (op->repairing) { /* as a point read's (read.c): the repairs' acks are what is missing */
-        received = SIB_MAX(op->block_for - op->repairs, 0);
-        sib_err_set(&err, SIB_ETIMEDOUT, "Operation timed out - read repair of %d replicas did not complete.",
-                    op->repairs);
-    } else {
-        sib_err_set(&err, SIB_ETIMEDOUT, "Operation timed out - received only %d responses.", received);
-    }
-    err.ex[0] = op->cl;
-    err.ex[1] = received;
-    err.ex[2] = op->block_for;
-    err.ex[3] = op->received > 0; /* data_present: every range answer is data */
-    gop_answer(op, SIB_ETIMEDOUT, &err, NULL, NULL);
+    /* data_present: every range answer is data */
+    int rc = coord_read_timeout_err(&err, op->cl, op->block_for, op->received, op->received > 0,
+                                    op->repairing ? op->repairs : -1);
+    gop_answer(op, rc, &err, NULL, NULL);
 }
 
 /* Re-evaluates op after an answer; frees it once nothing is pending. */
@@ -652,13 +643,8 @@ static void gop_progress(coord_range_op *op)
             gop_finish(op);
         } else if ((int)op->ntargets - op->failed < op->block_for) {
             sib_err err = {0};
-            sib_err_set(&err, SIB_EREADFAIL, "Operation failed - received %d responses and %d failures",
-                        op->received, op->failed);
-            err.ex[0] = op->cl;
-            err.ex[1] = op->received;
-            err.ex[2] = op->block_for;
-            err.ex[3] = op->failed;
-            gop_answer(op, SIB_EREADFAIL, &err, NULL, NULL);
+            gop_answer(op, coord_read_failure_err(&err, op->cl, op->block_for, op->received, op->failed), &err, NULL,
+                       NULL);
         } else if (!op->pending) {
             gop_timeout(op); /* every message timed out before our timer */
         }
@@ -713,14 +699,11 @@ static void on_remote_answer(void *ctx, int rc, const msg_in *resp)
     rg_target *t = ctx;
     coord_range_op *op = t->op;
     op->pending--;
-    if (rc == 0) {
-        int status;
-        const uint8_t *p;
-        size_t len;
-        if (coord_read_answer_decode(resp->payload, resp->len, &status, &p, &len)) target_failed(t, "undecodable answer");
-        else if (status != COORD_ACK_OK) target_failed(t, "replica error");
-        else target_data(t, p, len);
-    }
+    const uint8_t *p;
+    size_t len;
+    const char *why;
+    if (rc == 0 && !coord_answer_payload(resp, &p, &len, &why)) target_failed(t, why);
+    else if (rc == 0) target_data(t, p, len);
     /* A timeout counts as neither: the op's own timer answers ReadTimeout. */
     gop_progress(op);
 }

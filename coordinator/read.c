@@ -362,22 +362,48 @@ static void rop_answer(coord_read_op *op, int rc, const sib_err *err)
     for (size_t i = 0; i < op->nwaiters; i++) op->waiters[i].done(op->waiters[i].ctx, rc, err, rc ? NULL : op->mg);
 }
 
+int coord_read_timeout_err(sib_err *err, int cl, int block_for, int received, bool data_present, int repairs)
+{
+    received = SIB_MIN(received, block_for);
+    if (repairs >= 0) { /* the repairs' acks are what is missing */
+        received = SIB_MAX(block_for - repairs, 0);
+        sib_err_set(err, SIB_ETIMEDOUT, "Operation timed out - read repair of %d replicas did not complete.", repairs);
+    } else {
+        sib_err_set(err, SIB_ETIMEDOUT, "Operation timed out - received only %d responses.", received);
+    }
+    err->ex[0] = cl;
+    err->ex[1] = received;
+    err->ex[2] = block_for;
+    err->ex[3] = data_present;
+    return SIB_ETIMEDOUT;
+}
+
+int coord_read_failure_err(sib_err *err, int cl, int block_for, int received, int failed)
+{
+    sib_err_set(err, SIB_EREADFAIL, "Operation failed - received %d responses and %d failures", received, failed);
+    err->ex[0] = cl;
+    err->ex[1] = received;
+    err->ex[2] = block_for;
+    err->ex[3] = failed;
+    return SIB_EREADFAIL;
+}
+
+bool coord_answer_payload(const msg_in *resp, const uint8_t **p, size_t *len, const char **why)
+{
+    int status;
+    if (coord_read_answer_decode(resp->payload, resp->len, &status, p, len)) *why = "undecodable answer";
+    else if (status != COORD_ACK_OK) *why = "replica error";
+    else return true;
+    return false;
+}
+
 static void rop_timeout(coord_read_op *op)
 {
     sib_err err = {0};
-    int received = op->received < op->block_for ? op->received : op->block_for;
-    if (op->repairing)
-        sib_err_set(&err, SIB_ETIMEDOUT, "Operation timed out - read repair of %d replicas did not complete.",
-                    op->repairs);
-    else
-        sib_err_set(&err, SIB_ETIMEDOUT, "Operation timed out - received only %d responses.", received);
-    err.ex[0] = op->cl;
-    err.ex[1] = op->repairing ? SIB_MAX(op->block_for - op->repairs, 0) : received;
-    err.ex[2] = op->block_for;
     bool data = false;
     for (size_t i = 0; i < op->ntargets; i++) data |= op->targets[i].state == T_DATA;
-    err.ex[3] = data; /* data_present */
-    rop_answer(op, SIB_ETIMEDOUT, &err);
+    int rc = coord_read_timeout_err(&err, op->cl, op->block_for, op->received, data, op->repairing ? op->repairs : -1);
+    rop_answer(op, rc, &err);
 }
 
 /* A repair's answer (remote ack or local apply). */
@@ -537,13 +563,7 @@ static void rop_progress(coord_read_op *op)
             rop_answer(op, 0, NULL);
         } else if (!op->merged && (int)op->ntargets - op->failed < op->block_for) {
             sib_err err = {0};
-            sib_err_set(&err, SIB_EREADFAIL, "Operation failed - received %d responses and %d failures",
-                        op->received, op->failed);
-            err.ex[0] = op->cl;
-            err.ex[1] = op->received;
-            err.ex[2] = op->block_for;
-            err.ex[3] = op->failed;
-            rop_answer(op, SIB_EREADFAIL, &err);
+            rop_answer(op, coord_read_failure_err(&err, op->cl, op->block_for, op->received, op->failed), &err);
         } else if (!op->pending) {
             rop_timeout(op); /* every message timed out before our timer */
         }
@@ -611,15 +631,12 @@ static void on_remote_data(void *ctx, int rc, const msg_in *resp)
     rd_target *t = ctx;
     coord_read_op *op = t->op;
     op->pending--;
-    if (rc == 0) {
-        int status;
-        const uint8_t *p;
-        size_t len;
-        if (coord_read_answer_decode(resp->payload, resp->len, &status, &p, &len)) target_failed(t, "undecodable answer");
-        else if (status != COORD_ACK_OK) target_failed(t, "replica error");
-        else if (t->digest) target_digest(t, p, len, false);
-        else target_data(t, p, len);
-    }
+    const uint8_t *p;
+    size_t len;
+    const char *why;
+    if (rc == 0 && !coord_answer_payload(resp, &p, &len, &why)) target_failed(t, why);
+    else if (rc == 0 && t->digest) target_digest(t, p, len, false);
+    else if (rc == 0) target_data(t, p, len);
     /* A timeout counts as neither: the op's own timer answers ReadTimeout. */
     rop_progress(op);
 }
