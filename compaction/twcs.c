@@ -9,7 +9,9 @@
  *   - the current window (the newest seen) with at least min_threshold
  *     SSTables: STCS inside it; if no bucket qualifies, the next window;
  *   - an older window with at least 2 SSTables: all of them, the
- *     max_threshold smallest, into one;
+ *     max_threshold smallest, into one; but not a window whose data all
+ *     expire within one window length (expires_soon): it is about to be
+ *     dropped whole, and merging it first would only rewrite it;
  * else, only if tombstone_threshold or tombstone_compaction_interval was
  * given, the smallest SSTable worth a tombstone compaction.
  * At most once per expired_sstable_check_frequency_seconds, the fully
@@ -66,9 +68,28 @@ static int win_cmp(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-/* One window, v[a..b): STCS inside it when current, all of it when older. */
+/* Does an older window expire too soon to be worth merging? Yes when all
+ * of its SSTables hold only expiring data and tombstones, and the last of
+ * them becomes droppable (max_ldt < gc_before) within one window length
+ * from now, or became so less than one expired check ago (the check has
+ * not had its chance to drop it yet). Past that band (an SSTable that
+ * blocks the drop keeps it) the window is merged as usual. */
+static bool expires_soon(const cm_options *o, const cm_sst *ssts, const win *v, size_t a, size_t b,
+                         int32_t gc_before)
+{
+    int64_t last = INT64_MIN;
+    for (size_t k = a; k < b; k++) {
+        if (ssts[v[k].i].max_ldt == SST_NO_LDT) return false; /* live data that never expires */
+        last = SIB_MAX(last, (int64_t)ssts[v[k].i].max_ldt);
+    }
+    int64_t span = (int64_t)o->window_unit_s * (int64_t)SIB_MAX(o->window_size, 1u);
+    return last >= (int64_t)gc_before - SIB_MAX(o->expired_check_s, 1) && last < (int64_t)gc_before + span;
+}
+
+/* One window, v[a..b): STCS inside it when current, all of it when older
+ * (unless it expires soon: expires_soon). */
 static size_t window_pick(const cm_options *o, const cm_sst *ssts, const win *v, size_t a, size_t b, bool current,
-                          size_t *pick)
+                          int32_t gc_before, size_t *pick)
 {
     size_t m = b - a, np = 0;
     if (current) {
@@ -84,7 +105,7 @@ static size_t window_pick(const cm_options *o, const cm_sst *ssts, const win *v,
         free(sub);
         return np;
     }
-    if (m < 2) return 0;
+    if (m < 2 || expires_soon(o, ssts, v, a, b, gc_before)) return 0;
     for (size_t k = a; k < b && np < o->max_threshold; k++) pick[np++] = v[k].i; /* smallest first */
     return np;
 }
@@ -122,7 +143,7 @@ void cm_twcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_
     size_t np = 0;
     for (size_t a = 0, b; a < m && !np; a = b) {
         for (b = a; b < m && v[b].key == v[a].key; b++) {}
-        np = window_pick(o, ssts, v, a, b, v[a].key >= s->highest_window, pick);
+        np = window_pick(o, ssts, v, a, b, v[a].key >= s->highest_window, gc_before, pick);
     }
     out->n = np;
     if (!np && o->tombstone_explicit) {

@@ -1284,6 +1284,35 @@ static void test_twcs_options_and_windows(void **state)
     assert_int_equal(o.ts_per_s, 1000); /* unchanged by the rejected maps */
 }
 
+/* An older window whose data all expire within a window length is not
+ * merged: it is about to be dropped whole. Live data without a TTL, expiry
+ * further off, or expiry long past (a blocked drop) merge it as usual. */
+static void test_twcs_skips_windows_about_to_expire(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    int32_t soon = GC_BEFORE + 1800; /* droppable in half an hour: hour windows */
+    cm_sst v[4] = {tsst(8, 300, soon), tsst(8, 100, soon - 10), tsst(8, 200, soon), tsst(10, 50, SST_NO_LDT)};
+    cm_strategy_pick(x->st, &x->o, v, 4, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    assert_int_equal(ch.nexpired, 0);
+    v[1].max_ldt = SST_NO_LDT; /* one holds data that never expires */
+    cm_strategy_pick(x->st, &x->o, v, 4, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    v[1].max_ldt = GC_BEFORE + 4000; /* expires after more than a window */
+    cm_strategy_pick(x->st, &x->o, v, 4, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    /* expired an hour ago and still here (an older live SSTable under them
+     * blocks the drop): merged */
+    cm_sst w[5] = {tsst(8, 300, GC_BEFORE - 3600), tsst(8, 100, GC_BEFORE - 3600), tsst(8, 200, GC_BEFORE - 3600),
+                   tsst(10, 50, SST_NO_LDT), tsst(7, 50, SST_NO_LDT)};
+    cm_strategy_pick(x->st, &x->o, w, 5, NOW, GC_BEFORE, INT64_MAX, pick, &ch);
+    assert_int_equal(ch.nexpired, 0);
+    assert_int_equal(ch.n, 3);
+    assert_true(picked(pick, 3, 0) && picked(pick, 3, 1) && picked(pick, 3, 2));
+}
+
 static void test_fully_expired_rule(void **state)
 {
     /* a: all expired by gc_before, newest write at 100; b: live, overlapping */
@@ -1767,6 +1796,7 @@ int main(void)
         cmocka_unit_test(test_twcs_options_and_windows),
         cmocka_unit_test(test_fully_expired_rule),
         cmocka_unit_test_setup_teardown(test_twcs_pick, twcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_twcs_skips_windows_about_to_expire, twcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_twcs_expired_dropped_on_the_tick, twcs_setup, lcs_teardown),
         cmocka_unit_test(test_ucs_options),
         cmocka_unit_test(test_ucs_levels_and_shards),
