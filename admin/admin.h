@@ -28,6 +28,8 @@
  *                                    removenode; 400 refused, 404 unknown id)
  *   GET  /compactionstats            {"pending": 0, "compactions": []}
  *   GET  /tablestats[/<ks>[/<table>]]  per keyspace / table counters
+ *   GET  /expiredblockers/<ks>/<table>  expired SSTables kept by what blocks
+ *                                    their drop (sstableexpiredblockers)
  *   GET  /gossipinfo                 every endpoint's gossip state (heartbeat, values, alive, phi)
  *   GET  /metrics                    Prometheus text exposition 0.0.4
  *

@@ -42,6 +42,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "coordinator.h"
 #include "gossip.h"
@@ -586,6 +587,51 @@ static json_t *h_compactionstats(route_req *r)
     return o;
 }
 
+/* ---- /expiredblockers ---- */
+
+static json_t *brief_json(const st_sst_brief *b)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "sstable", b->data_path ? json_string(b->data_path) : json_string("memtable"));
+    json_object_set_new(o, "min_ts", json_integer((json_int_t)b->min_ts));
+    json_object_set_new(o, "max_ts", json_integer((json_int_t)b->max_ts));
+    json_object_set_new(o, "max_ldt", json_integer((json_int_t)b->max_ldt));
+    json_object_set_new(o, "disk_size", json_integer((json_int_t)b->disk_bytes));
+    return o;
+}
+
+/* Cassandra's sstableexpiredblockers, on the live set: each SSTable (or
+ * the memtables) keeping expired SSTables from being dropped whole, with
+ * them. sstable_count lets the tool say "No sstables for ..." as Cassandra's. */
+static json_t *h_expiredblockers(route_req *r)
+{
+    admin_server *s = r->s;
+    if (r->nseg != 2) return fail(r, 400, "usage: /expiredblockers/<keyspace>/<table>");
+    const sch_table *t = sch_catalog_table(s->cat, r->seg[0], r->seg[1]);
+    if (!t) {
+        sib_err_set(&r->err, SIB_ENOTFOUND, "Unknown table: %s.%s", r->seg[0], r->seg[1]);
+        return fail_err(r, 404);
+    }
+    st_table *stt = storage_table_find(s->st, sch_table_id(t));
+    st_expiry_blocker *b = NULL;
+    size_t n = 0;
+    if (stt && st_table_expired_blockers(stt, time(NULL), &b, &n, &r->err)) return fail_err(r, 500);
+    st_table_stats ts = {0};
+    if (stt) st_table_get_stats(stt, &ts);
+    json_t *o = json_object(), *arr = json_array();
+    json_object_set_new(o, "sstable_count", json_integer((json_int_t)ts.sstables));
+    for (size_t i = 0; i < n; i++) {
+        json_t *x = json_object(), *blocked = json_array();
+        json_object_set_new(x, "blocker", brief_json(&b[i].blocker));
+        for (size_t k = 0; k < b[i].nblocked; k++) json_array_append_new(blocked, brief_json(&b[i].blocked[k]));
+        json_object_set_new(x, "blocks", blocked);
+        json_array_append_new(arr, x);
+    }
+    json_object_set_new(o, "blockers", arr);
+    st_expiry_blockers_free(b, n);
+    return o;
+}
+
 /* ---- /tablestats ---- */
 
 /* A bucket's upper bound as JSON; the open last bucket reads as "more than
@@ -905,6 +951,7 @@ static const route ROUTES[] = {
     {"removenode", NULL, h_removenode, 1},
     {"compactionstats", "GET", h_compactionstats, 0},
     {"tablestats", "GET", h_tablestats, 2},
+    {"expiredblockers", "GET", h_expiredblockers, 2},
     {"gossipinfo", "GET", h_gossipinfo, 0},
     {"describecluster", "GET", h_describecluster, 0},
 };

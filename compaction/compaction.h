@@ -236,6 +236,12 @@ void cm_lcs_pick(cm_strategy *s, const cm_options *o, const cm_sst *ssts, size_t
  * (mem_min_ts). Marks expired[i]; returns how many. */
 size_t cm_fully_expired(const cm_sst *ssts, size_t n, const bool *cand, int32_t gc_before, int64_t mem_min_ts,
                         bool *expired);
+/* The two halves of that rule, for sstableexpiredblockers: s holds data
+ * and all of it is gc-able; s holds data that is not (yet) gc-able. A live
+ * SSTable blocks the drop of a gc-able one when its oldest write is not
+ * newer than the gc-able one's newest (blocker->min_ts <= expired->max_ts). */
+bool cm_sst_gcable(const cm_sst *s, int32_t gc_before);
+bool cm_sst_live(const cm_sst *s, int32_t gc_before);
 
 /* TimeWindowCompactionStrategy.getNextBackgroundSSTables, as
  * docs/compaction.md states it (twcs.c). */

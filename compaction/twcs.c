@@ -30,16 +30,24 @@ static bool overlaps_any(const cm_sst *s, const cm_sst *ssts, size_t n, const bo
     return false;
 }
 
+bool cm_sst_gcable(const cm_sst *s, int32_t gc_before)
+{
+    return s->min_ts != SST_NO_TS && s->max_ldt != SST_NO_LDT && s->max_ldt < gc_before;
+}
+
+bool cm_sst_live(const cm_sst *s, int32_t gc_before)
+{
+    return s->min_ts != SST_NO_TS && !cm_sst_gcable(s, gc_before); /* empty: shadows nothing */
+}
+
 size_t cm_fully_expired(const cm_sst *ssts, size_t n, const bool *cand, int32_t gc_before, int64_t mem_min_ts,
                         bool *expired)
 {
     int64_t min_ts = mem_min_ts;
     for (size_t i = 0; i < n; i++) {
-        expired[i] = false;
-        if (ssts[i].min_ts == SST_NO_TS) continue; /* empty: shadows nothing */
-        bool live = ssts[i].max_ldt == SST_NO_LDT || ssts[i].max_ldt >= gc_before;
-        if (cand[i] && !live) expired[i] = true;
-        else if (live && (cand[i] || overlaps_any(&ssts[i], ssts, n, cand))) min_ts = SIB_MIN(min_ts, ssts[i].min_ts);
+        bool live = cm_sst_live(&ssts[i], gc_before);
+        expired[i] = cand[i] && cm_sst_gcable(&ssts[i], gc_before);
+        if (live && (cand[i] || overlaps_any(&ssts[i], ssts, n, cand))) min_ts = SIB_MIN(min_ts, ssts[i].min_ts);
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {

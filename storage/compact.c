@@ -748,6 +748,62 @@ size_t storage_compaction_progress(storage *s, st_compaction_info *out, size_t m
     return n;
 }
 
+static st_sst_brief brief_of(const cm_sst *v)
+{
+    return (st_sst_brief){.data_path = sst_data_path(v->sst), .min_ts = v->min_ts, .max_ts = v->max_ts,
+                          .max_ldt = v->max_ldt == SST_NO_LDT ? ST_NO_DELETION_TIME : v->max_ldt,
+                          .disk_bytes = v->size};
+}
+
+void st_expiry_blockers_free(st_expiry_blocker *b, size_t n)
+{
+    for (size_t i = 0; b && i < n; i++) free(b[i].blocked);
+    free(b);
+}
+
+int st_table_expired_blockers(st_table *t, int64_t now_s, st_expiry_blocker **out, size_t *nout, sib_err *err)
+{
+    *out = NULL;
+    *nout = 0;
+    size_t n = t->nssts;
+    int32_t gc_before = (int32_t)SIB_MAX(now_s - t->copts.gc_grace_seconds, INT32_MIN + 1);
+    int64_t mem = mem_min_ts(t);
+    cm_sst *v = calloc(n + 1, sizeof *v);
+    /* one slot per SSTable and one for the memtables, each with room for all */
+    st_expiry_blocker *b = calloc(n + 1, sizeof *b);
+    if (!v || !b) goto oom;
+    for (size_t i = 0; i < n; i++) v[i] = cm_sst_of(t->ssts[i], false);
+    size_t k = 0;
+    for (size_t i = 0; i <= n; i++) { /* i == n: the memtables */
+        bool mem_slot = i == n;
+        if (mem_slot ? mem == INT64_MAX : !cm_sst_live(&v[i], gc_before)) continue;
+        int64_t min_ts = mem_slot ? mem : v[i].min_ts;
+        st_expiry_blocker *x = &b[k];
+        for (size_t e = 0; e < n; e++) {
+            if (e == i || !cm_sst_gcable(&v[e], gc_before) || min_ts > v[e].max_ts) continue;
+            if (!x->blocked && !(x->blocked = calloc(n, sizeof *x->blocked))) goto oom;
+            x->blocked[x->nblocked++] = brief_of(&v[e]);
+        }
+        if (!x->nblocked) continue;
+        if (mem_slot) {
+            x->blocker = (st_sst_brief){.min_ts = mem, .max_ts = INT64_MIN, .max_ldt = ST_NO_DELETION_TIME};
+            for (const st_mem *m = t->mem; m; m = m == t->mem ? t->frozen : m->next)
+                if (memtable_partitions(&m->mt)) x->blocker.max_ts = SIB_MAX(x->blocker.max_ts, m->mt.max_ts);
+        } else {
+            x->blocker = brief_of(&v[i]);
+        }
+        k++;
+    }
+    free(v);
+    *out = b;
+    *nout = k;
+    return 0;
+oom:
+    free(v);
+    st_expiry_blockers_free(b, n + 1);
+    return sib_err_set(err, SIB_ENOMEM, "expired blockers: out of memory");
+}
+
 void st_compaction_levels(const st_table *t, st_table_stats *out)
 {
     _Static_assert(ST_MAX_LEVELS == CM_MAX_LEVELS, "one level count");

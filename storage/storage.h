@@ -551,6 +551,27 @@ int storage_compaction_wait(storage *s, st_done_fn done, void *ctx, sib_err *err
  * MiB/s, 0 = unthrottled. */
 void storage_set_compaction_throughput(storage *s, int mib_per_s);
 
+/* sstableexpiredblockers (Cassandra's tool of that name, here on the live
+ * set): the SSTables whose data is all expired and past gc_grace_seconds
+ * at now_s, grouped by what keeps them from being dropped whole: an
+ * SSTable still holding live data whose oldest write is not newer than
+ * their newest (it may hold data they shadow), or the memtables (data_path
+ * NULL) for the same reason. Paths are valid until the table's SSTables
+ * change; on the loop thread. */
+typedef struct st_sst_brief {
+    const char *data_path; /* NULL: the memtables */
+    int64_t min_ts, max_ts;
+    int32_t max_ldt;       /* ST_NO_DELETION_TIME: holds data that never expires */
+    uint64_t disk_bytes;   /* Data.db */
+} st_sst_brief;
+typedef struct st_expiry_blocker {
+    st_sst_brief blocker;
+    size_t nblocked;
+    st_sst_brief *blocked;
+} st_expiry_blocker;
+int st_table_expired_blockers(st_table *t, int64_t now_s, st_expiry_blocker **out, size_t *n, sib_err *err);
+void st_expiry_blockers_free(st_expiry_blocker *b, size_t n);
+
 typedef struct st_compaction_info {
     uint8_t table_id[16];
     uint64_t bytes_done, bytes_total; /* logical input bytes merged / to merge */

@@ -11,6 +11,7 @@
  * Commands: status, info [-T], ring, describering <ks>,
  * getendpoints [-T] <ks> <table> <key>, flush [ks [table...]],
  * compact [ks [table...]], compactionstats, tablestats [ks[.table]...],
+ * sstableexpiredblockers <ks> <table>,
  * gossipinfo, describecluster, removenode <host id>.
  *
  * HTTP through libcurl, JSON through jansson. Exit status: 0 on success,
@@ -363,6 +364,42 @@ static int cmd_removenode(tool *t, int argc, char **argv)
     return 0;
 }
 
+/* Cassandra's entry for one SSTable: "[<sstable> (minTS = .., maxTS = ..,
+ * maxLDT = .., diskSize = ..)], " (its trailing comma included). */
+static void print_brief(const json_t *b)
+{
+    printf("[%s (minTS = %lld, maxTS = %lld, maxLDT = %lld, diskSize = %lld)], ", jstr(b, "sstable"),
+           jint(b, "min_ts"), jint(b, "max_ts"), jint(b, "max_ldt"), jint(b, "disk_size"));
+}
+
+/* sstableexpiredblockers <keyspace> <table>, in the words of Cassandra's
+ * offline tool of that name, but asked of the running node (so the
+ * memtables can be a blocker too). */
+static int cmd_expiredblockers(tool *t, int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "sibyltool: usage: sstableexpiredblockers <keyspace> <table>\n");
+        return EXIT_USAGE;
+    }
+    const char *segs[] = {argv[0], argv[1]};
+    json_t *j = call(t, "GET", "expiredblockers", segs, 2);
+    if (!jint(j, "sstable_count")) {
+        printf("No sstables for %s.%s\n", argv[0], argv[1]);
+        json_decref(j);
+        return 1;
+    }
+    json_t *bs = json_object_get(j, "blockers");
+    for (size_t i = 0; i < json_array_size(bs); i++) {
+        json_t *b = json_array_get(bs, i), *blocked = json_object_get(b, "blocks");
+        print_brief(json_object_get(b, "blocker"));
+        printf("blocks %zu expired sstables from getting dropped: ", json_array_size(blocked));
+        for (size_t k = 0; k < json_array_size(blocked); k++) print_brief(json_array_get(blocked, k));
+        printf("\n\n");
+    }
+    json_decref(j);
+    return 0;
+}
+
 static int cmd_compactionstats(tool *t, int argc, char **argv)
 {
     json_t *j = call(t, "GET", "compactionstats", NULL, 0);
@@ -544,6 +581,8 @@ static const command COMMANDS[] = {
     {"compactionstats", cmd_compactionstats, "Print statistics on compactions"},
     {"removenode", cmd_removenode, "Remove a dead node (by host id) from the ring; no data is streamed"},
     {"tablestats", cmd_tablestats, "Print statistics on tables"},
+    {"sstableexpiredblockers", cmd_expiredblockers,
+     "Print the SSTables (or memtables) that keep a table's expired SSTables from being dropped"},
     {"gossipinfo", cmd_gossipinfo, "Shows the gossip information for the cluster"},
     {"describecluster", cmd_describecluster, "Print the name, snitch, partitioner and schema versions of a cluster"},
 };

@@ -95,11 +95,15 @@ class Workload:
             len(lost), sorted(lost)[:5], len(back), sorted(back)[:5])
 
 
-def tablestats(node, table="t"):
+def sibyltool(node, *args):
     import subprocess
     from test_admin import sibyltool_bin
-    p = subprocess.run([sibyltool_bin(node), "-h", node.host, "-p", str(node.admin_port), "tablestats",
-                        "%s.%s" % (KS, table)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run([sibyltool_bin(node), "-h", node.host, "-p", str(node.admin_port)] + list(args),
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def tablestats(node, table="t"):
+    p = sibyltool(node, "tablestats", "%s.%s" % (KS, table))
     assert p.returncode == 0, p.stderr
     return p.stdout
 
@@ -381,6 +385,48 @@ def test_twcs_drops_fully_expired_sstables_unread(make_node, clusters, write):
     assert t["compaction_bytes_read"] == 0, t                # dropped whole, never read
     assert "fully expired SSTables unread" in node.log_text()
     assert [(r.k, r.v) for r in s.execute("SELECT k, v FROM %s.t" % KS)] == [(1000, "lives")]
+
+
+def test_expired_blockers_are_reported(make_node, clusters):
+    """An SSTable still holding live data older than an expired SSTable's
+    newest write keeps it from being dropped (it may hold what the expired
+    one's tombstones shadow): sibyltool sstableexpiredblockers names it, in
+    the words of Cassandra's tool of that name, and so the memtables when
+    they hold such older data."""
+    node = make_node()
+    cl, s = clusters.connect(node)
+    make_table(s, "t", "{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'MINUTES', "
+                       "'expired_sstable_check_frequency_seconds': '0'}")
+    p = sibyltool(node, "sstableexpiredblockers", KS, "t")
+    assert p.returncode == 1 and p.stdout == "No sstables for %s.t\n" % KS, (p.returncode, p.stdout)
+    # old live data (a write timestamp from 1970), then newer data that expires
+    s.execute("INSERT INTO %s.t (k, c, v) VALUES (1, 0, 'old') USING TIMESTAMP 1000" % KS)
+    flush_table(node, "t")
+    ins = s.prepare("INSERT INTO %s.t (k, c, v) VALUES (?, ?, ?) USING TTL 1" % KS)
+    execute_concurrent_with_args(s, ins, [(k, 0, "x") for k in range(2, 50)], concurrency=16,
+                                 raise_on_first_error=True)
+    flush_table(node, "t")
+    time.sleep(2.2)                                          # expired, and past gc_grace (0)
+    d = json.loads(http(node, "/expiredblockers/%s/t" % KS)[1])
+    assert d["sstable_count"] == 2, d
+    assert len(d["blockers"]) == 1, d
+    b = d["blockers"][0]
+    assert b["blocker"]["min_ts"] == 1000 and b["blocker"]["max_ldt"] == 2**31 - 1, b
+    assert len(b["blocks"]) == 1 and b["blocks"][0]["min_ts"] > 1000, b
+    assert b["blocks"][0]["sstable"].endswith("Data.db") and b["blocks"][0]["max_ldt"] < time.time(), b
+    p = sibyltool(node, "sstableexpiredblockers", KS, "t")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("[%s (minTS = 1000, maxTS = 1000, maxLDT = 2147483647, diskSize = " %
+                               b["blocker"]["sstable"]), p.stdout
+    assert "], blocks 1 expired sstables from getting dropped: [%s (minTS = " % b["blocks"][0]["sstable"] in p.stdout
+    # the drop really is blocked: the tick leaves both SSTables
+    time.sleep(6)                                            # more than one 5-second tick
+    assert json.loads(http(node, "/tablestats/%s/t" % KS)[1])["keyspaces"][0]["tables"][0]["sstable_count"] == 2
+    # an old write in the memtable blocks it too
+    s.execute("INSERT INTO %s.t (k, c, v) VALUES (60, 0, 'older') USING TIMESTAMP 500" % KS)
+    d = json.loads(http(node, "/expiredblockers/%s/t" % KS)[1])
+    names = sorted(x["blocker"]["sstable"] for x in d["blockers"])
+    assert names == sorted(["memtable", b["blocker"]["sstable"]]), d
 
 
 def test_bad_compaction_options_are_refused_and_change_nothing(node, clusters):

@@ -2385,6 +2385,46 @@ static void test_stcs_compacts_flushes(void **state)
     assert_int_equal(storage_compaction_progress(f->s, ci, 4), 0);
 }
 
+/* sstableexpiredblockers: an SSTable of old live data blocks the drop of a
+ * newer expired one, and so does an old write in the memtable. */
+static void test_expired_blockers(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    int32_t now = (int32_t)time(NULL);
+    assert_int_equal(st_table_set_options(storage_table(f->s, T1), NULL, NULL, 0, 0, &err), 0);
+    st_expiry_blocker *b;
+    size_t n;
+    assert_int_equal(st_table_expired_blockers(storage_table(f->s, T1), now, &b, &n, &err), 0);
+    assert_int_equal(n, 0);
+    st_expiry_blockers_free(b, n);
+    put(f->s, "old", "r", 1, "live", 1000, 0, 0);
+    flush_all(f->s);
+    put(f->s, "gone", "r", 1, "x", 2000, 1, now - 10); /* expired 10 s ago */
+    flush_all(f->s);
+    assert_int_equal(st_table_expired_blockers(storage_table(f->s, T1), now, &b, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(b[0].blocker.min_ts, 1000);
+    assert_int_equal(b[0].blocker.max_ldt, ST_NO_DELETION_TIME);
+    assert_non_null(b[0].blocker.data_path);
+    assert_int_equal(b[0].nblocked, 1);
+    assert_int_equal(b[0].blocked[0].max_ts, 2000);
+    assert_int_equal(b[0].blocked[0].max_ldt, now - 10);
+    st_expiry_blockers_free(b, n);
+    put(f->s, "older", "r", 1, "mem", 500, 0, 0);
+    assert_int_equal(st_table_expired_blockers(storage_table(f->s, T1), now, &b, &n, &err), 0);
+    assert_int_equal(n, 2);
+    bool mem = false;
+    for (size_t i = 0; i < n; i++) mem |= !b[i].blocker.data_path && b[i].blocker.min_ts == 500;
+    assert_true(mem);
+    st_expiry_blockers_free(b, n);
+    /* before gc_grace has passed nothing is gc-able, so nothing is blocked */
+    assert_int_equal(st_table_set_options(storage_table(f->s, T1), NULL, NULL, 0, 3600, &err), 0);
+    assert_int_equal(st_table_expired_blockers(storage_table(f->s, T1), now, &b, &n, &err), 0);
+    assert_int_equal(n, 0);
+    st_expiry_blockers_free(b, n);
+}
+
 /* gc_grace 0: a major compaction purges the tombstones and what they
  * shadow; older data in a memtable blocks the purge (it would come back). */
 static void test_major_compaction_purges(void **state)
@@ -3659,6 +3699,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_while_writing, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_commitlog_total_space_flushes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_stcs_compacts_flushes, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_expired_blockers, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_major_compaction_purges, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_truncate_during_compaction, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_compaction_disk_full, dsetup, dteardown),
