@@ -109,6 +109,9 @@ typedef struct sst_stats {
 typedef struct sst_writer_opts {
     size_t block_size;       /* 0 -> 16 KiB uncompressed */
     size_t index_interval;   /* clustering sample every N bytes; 0 -> 16 KiB */
+    size_t index_run;        /* Data bytes an index run spans before the next
+                              * entry (writer.c); 0 -> 4 KiB, 1 -> an entry
+                              * per partition */
     double fp_chance;        /* 0 -> 0.01 */
     uint64_t expected_keys;  /* sizes the bloom filter; 0 -> 1 */
     uint32_t level;
