@@ -2,12 +2,14 @@
  * and the table directory (live generations, leftovers).
  *
  * Open reads: Data's footer + chunk table, Index's footer + summary (first
- * key of every ~1 KiB index page), Filter, Statistics; every section's crc
+ * token of every ~512-byte index page), Filter, Statistics; every section's crc
  * is checked, and a bad one fails the open with SIB_ECORRUPT naming the file.
  *
  * Point lookup (sst_part_open): bloom filter on the token, binary search of
- * the summary, one index page (crc checked), a linear scan of its entries.
- * Then the partition:
+ * the summary, one index page (crc checked), a binary search of its
+ * entries for the run that holds the token (writer.c), and a walk of that
+ * run's partitions in its block comparing keys (run_find). Then the
+ * partition:
  *   - without samples (at most index_interval bytes): the whole partition is
  *     read (the blocks it spans, each crc-checked and decompressed) and
  *     decoded at once;
@@ -141,7 +143,7 @@ struct sst_pscan {
     uint32_t ent;     /* next entry of pg */
     ix_ent run;       /* the current run (entry ent - 1) */
     uint64_t x;       /* Data offset of the run's next partition */
-    bool in_run, run_first;
+    bool in_run;
     sst_part *rd;     /* block reader for the keys (in Data) */
     ix_ent last;      /* the entry last returned */
     bool has_last;
@@ -646,8 +648,9 @@ static int pg_entry(sstable *s, const ix_page *pg, uint32_t i, ix_ent *e, sib_er
             }
             size_t slen = (size_t)(rd.p - start);
             uint64_t psize = 0; /* version 3: the partition's length follows its samples */
-            if (s->version >= 3 && (!sib_rd_uvarint(&rd, &psize) || !psize || psize > e->size)) goto bad;
+            if (s->version >= 3 && (!sib_rd_uvarint(&rd, &psize) || !psize)) goto bad;
             if (idx == i) {
+                if (psize > e->size) goto bad;
                 e->nsamples = ns;
                 e->samples = start;
                 e->samples_len = slen;

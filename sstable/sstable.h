@@ -248,7 +248,8 @@ size_t sst_dir_gens(const char *dir, const char *suffix, uint64_t **out);
 int sst_open_salvage(sstable **out, const char *dir, uint64_t gen, sib_err *err);
 /* Timestamp base of Data.db (its footer): a rewrite keeps it. */
 int64_t sst_ts_base(const sstable *s);
-/* Partitions it holds, estimated from Index.db's size (stats not needed). */
+/* Partitions it holds: Statistics.db's count, estimated from Index.db or
+ * Data.db when the stats are not loaded (sst_open_salvage). */
 uint64_t sst_key_estimate(const sstable *s);
 
 typedef struct sst_rewrite_report {
