@@ -35,8 +35,8 @@
  * pages break only at entries. So a wide partition is always alone in its
  * run (unless equal tokens follow it; its length is then in its samples
  * record), a run of small partitions spans at most ~4 KiB (+ its last
- * partition) and its partitions all start in one block. That is ~12 index
- * bytes per ~35 partitions of 116 bytes instead of 12 per partition.
+ * partition) and its partitions all start in one block. With 116-byte
+ * partitions in 4 KiB blocks that is ~0.46 index bytes a partition, not 12.9.
  * The index holds no keys and no partition lengths: they are in Data,
  * where a lookup reads them anyway. A point lookup for (token, key) takes
  * the run of the last entry whose token is not above the token (the page:
