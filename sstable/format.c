@@ -4,7 +4,7 @@
  * File header (16 bytes, every component but the TOC):
  *   | off | size | field                                  |
  *   |   0 |    4 | magic (SBDT / SBIX / SBFL / SBST)      |
- *   |   4 |    2 | format version (1)                     |
+ *   |   4 |    2 | format version (SST_VERSION; 2 is read) |
  *   |   6 |    2 | flags (Data: 1 = LZ4)                  |
  *   |   8 |    4 | parameter (Data: block size)           |
  *   |  12 |    4 | crc32c of bytes 0..11                  |
@@ -361,10 +361,10 @@ char *sst_path(const char *dir, uint64_t gen, const char *component, const char 
     return p;
 }
 
-void sst_put_hdr(uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t flags, uint32_t param)
+void sst_put_hdr(uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t version, uint16_t flags, uint32_t param)
 {
     put_be32(h, magic);
-    put_be16(h + 4, SST_VERSION);
+    put_be16(h + 4, version);
     put_be16(h + 6, flags);
     put_be32(h + 8, param);
     put_be32(h + 12, sib_crc32c(0, h, 12));
@@ -372,7 +372,8 @@ void sst_put_hdr(uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t flags, uint32_
 
 bool sst_check_hdr(const uint8_t h[SST_HDR_LEN], uint32_t magic, uint16_t *flags, uint32_t *param)
 {
-    if (get_be32(h) != magic || get_be32(h + 12) != sib_crc32c(0, h, 12) || get_be16(h + 4) != SST_VERSION)
+    uint16_t v = get_be16(h + 4);
+    if (get_be32(h) != magic || get_be32(h + 12) != sib_crc32c(0, h, 12) || v < SST_VERSION_MIN || v > SST_VERSION)
         return false;
     if (flags) *flags = get_be16(h + 6);
     if (param) *param = get_be32(h + 8);
@@ -390,4 +391,94 @@ uint64_t sst_droppable_tombstones(const sst_stats *st, int32_t gc_before)
         if (hi <= (double)gc_before) n += st->ldt_bins[i];
     }
     return n;
+}
+
+/* ---- skipping a partition (sparse index walks) ---- */
+
+/* Each returns the byte after what it skips in [p, e), NULL when that runs
+ * past e or is malformed. They read nothing into memory: a lookup walks
+ * the partitions of an index run (writer.c) comparing keys only. */
+static inline const uint8_t *sk_var(const uint8_t *p, const uint8_t *e, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 10 && p < e; i++) {
+        uint8_t b = *p++;
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = x;
+            return p;
+        }
+    }
+    return NULL;
+}
+static inline const uint8_t *sk_varn(const uint8_t *p, const uint8_t *e, int n)
+{
+    uint64_t v;
+    while (p && n--) p = sk_var(p, e, &v);
+    return p;
+}
+static inline const uint8_t *sk_lenbytes(const uint8_t *p, const uint8_t *e)
+{
+    uint64_t n;
+    if (!(p = sk_var(p, e, &n)) || n > (uint64_t)(e - p)) return NULL;
+    return p + n;
+}
+static const uint8_t *sk_bound(const uint8_t *p, const uint8_t *e)
+{
+    return p < e ? sk_lenbytes(p + 1, e) : NULL;
+}
+
+/* One row body (after its flags byte), as sst_dec_row_body reads it. */
+static const uint8_t *sk_row_body(const uint8_t *p, const uint8_t *e, uint8_t flags)
+{
+    uint64_t n;
+    p = sk_lenbytes(p, e);
+    if (p && (flags & SR_MARKER)) p = sk_varn(p, e, 3);
+    if (p && (flags & SR_DEL)) p = sk_varn(p, e, 2);
+    if (p && (flags & SR_CDELS)) {
+        if (!(p = sk_var(p, e, &n)) || n > (uint64_t)(e - p)) return NULL;
+        while (p && n--) p = sk_varn(p, e, 3); /* col, deletion */
+    }
+    if (!p || !(p = sk_var(p, e, &n)) || n > (uint64_t)(e - p)) return NULL;
+    while (n--) {
+        uint64_t col;
+        if (!(p = sk_var(p, e, &col)) || p >= e) return NULL;
+        uint8_t cf = *p++;
+        if ((cf & SC_PATH) && !(p = sk_lenbytes(p, e))) return NULL;
+        if (!(p = sk_var(p, e, &col))) return NULL; /* ts */
+        if ((cf & SC_LDT) && !(p = sk_varn(p, e, 2))) return NULL;
+        if ((cf & SC_VAL) && !(p = sk_lenbytes(p, e))) return NULL;
+    }
+    return p;
+}
+
+bool sst_skip_partition(const uint8_t *b, size_t n, const uint8_t **pk, uint32_t *pklen, size_t *used)
+{
+    const uint8_t *p = b, *e = b + n, *k;
+    uint64_t kl, nrt;
+    if (!(p = sk_var(p, e, &kl)) || kl > (uint64_t)(e - p) || kl > UINT32_MAX) return false;
+    k = p;
+    p += kl;
+    if (p >= e) return false;
+    uint8_t f = *p++;
+    if ((f & SP_PDEL) && !(p = sk_varn(p, e, 2))) return false;
+    if (f & SP_RTS) {
+        if (!(p = sk_var(p, e, &nrt)) || nrt > (uint64_t)(e - p)) return false;
+        while (p && nrt--) {
+            p = sk_bound(p, e);
+            if (p) p = sk_bound(p, e);
+            if (p) p = sk_varn(p, e, 2);
+        }
+        if (!p) return false;
+    }
+    for (;;) {
+        if (p >= e) return false;
+        uint8_t rf = *p++;
+        if (!rf) break;
+        if (!(rf & SR_ROW) || !(p = sk_row_body(p, e, rf))) return false;
+    }
+    *pk = k;
+    *pklen = (uint32_t)kl;
+    *used = (size_t)(p - b);
+    return true;
 }

@@ -2,12 +2,14 @@
  * and the table directory (live generations, leftovers).
  *
  * Open reads: Data's footer + chunk table, Index's footer + summary (first
- * key of every ~1 KiB index page), Filter, Statistics; every section's crc
+ * token of every ~512-byte index page), Filter, Statistics; every section's crc
  * is checked, and a bad one fails the open with SIB_ECORRUPT naming the file.
  *
  * Point lookup (sst_part_open): bloom filter on the token, binary search of
- * the summary, one index page (crc checked), a linear scan of its entries.
- * Then the partition:
+ * the summary, one index page (crc checked), a binary search of its
+ * entries for the run that holds the token (writer.c), and a walk of that
+ * run's partitions in its block comparing keys (run_find). Then the
+ * partition:
  *   - without samples (at most index_interval bytes): the whole partition is
  *     read (the blocks it spans, each crc-checked and decompressed) and
  *     decoded at once;
@@ -73,6 +75,8 @@ struct sstable {
     uint8_t *statbuf;
     int64_t created_s;
     uint64_t uid;  /* unique per open in the process: the block cache key */
+    uint16_t version; /* Data's format version: 2 = an index entry per partition */
+    int64_t (*token_of)(const void *key, size_t len); /* the partitioner (writer.c) */
     bool bc_gone;  /* forgotten by the block cache (left the read path):
                     * nothing more is cached; only the cache's thread */
 };
@@ -87,10 +91,13 @@ typedef struct ix_page {
     uint64_t base;
 } ix_page;
 
-/* One entry: where its partition is, and its samples area if any. */
+/* One entry: where its run is (pos, size: every partition up to the next
+ * entry), the length of its first partition when the index says it (psize:
+ * a run of one partition in a version 2 file, a partition with samples;
+ * else 0: found by walking the run), and the first partition's samples. */
 typedef struct ix_ent {
     int64_t token;
-    uint64_t pos, size, nsamples;
+    uint64_t pos, size, psize, nsamples;
     const uint8_t *samples;
     size_t samples_len;
 } ix_ent;
@@ -101,6 +108,8 @@ struct sst_part {
     const uint8_t *pk; /* in hdr */
     uint32_t pklen;
     uint8_t *idxcopy; /* index entry bytes the samples point into */
+    uint8_t *walk;    /* run_part's copy of partitions that cross a block end */
+    size_t walkcap;
     sample *samples;
     uint32_t nsamples;
     uint8_t *hdr;      /* owned copy of hb when it spans blocks, else NULL */
@@ -132,6 +141,9 @@ struct sst_pscan {
     size_t page;      /* next page to open */
     ix_page pg;       /* the current page */
     uint32_t ent;     /* next entry of pg */
+    ix_ent run;       /* the current run (entry ent - 1) */
+    uint64_t x;       /* Data offset of the run's next partition */
+    bool in_run;
     sst_part *rd;     /* block reader for the keys (in Data) */
     ix_ent last;      /* the entry last returned */
     bool has_last;
@@ -289,9 +301,11 @@ static int open_data(sstable *s, sib_err *err)
     uint8_t h[SST_HDR_LEN], *t;
     size_t n;
     if (sst_pread_full(s->dfd, h, sizeof h, 0)) return sib_err_set(err, SIB_ECORRUPT, "sstable: %s is truncated", s->data_path);
-    if (get_be32(h) == SST_MAGIC_DATA && get_be32(h + 12) == sib_crc32c(0, h, 12) && get_be16(h + 4) != SST_VERSION)
-        return sib_err_set(err, SIB_ECORRUPT, "sstable: %s is in format version %u; this build reads version %u",
-                           s->data_path, get_be16(h + 4), SST_VERSION);
+    s->version = get_be16(h + 4);
+    if (get_be32(h) == SST_MAGIC_DATA && get_be32(h + 12) == sib_crc32c(0, h, 12) &&
+        (s->version < SST_VERSION_MIN || s->version > SST_VERSION))
+        return sib_err_set(err, SIB_ECORRUPT, "sstable: %s is in format version %u; this build reads versions %u to %u",
+                           s->data_path, s->version, SST_VERSION_MIN, SST_VERSION);
     if (!sst_check_hdr(h, SST_MAGIC_DATA, NULL, &s->block_size) || !s->block_size || s->block_size > SST_MAX_BLOCK)
         return sib_err_set(err, SIB_ECORRUPT, "sstable: %s has a bad header", s->data_path);
     int rc = read_file_tail(s->dfd, s->data_path, SST_MAGIC_DATA, &t, &n, &s->table_off, err);
@@ -443,7 +457,7 @@ static int file_size(int fd, const char *path, uint64_t *size, sib_err *err)
     return 0;
 }
 
-/* Index.db is immutable once live and small (12 bytes a partition): lookups
+/* Index.db is immutable once live and small (12 bytes a run of ~4 KiB): lookups
  * binary-search its pages in place in a shared read-only mapping. */
 static int map_file(int fd, const char *path, const uint8_t **map, uint64_t *size, sib_err *err)
 {
@@ -483,6 +497,7 @@ static int open_gen(sstable **out, const char *dir, uint64_t gen, bool salvage, 
     s->uid = __atomic_add_fetch(&next_uid, 1, __ATOMIC_RELAXED);
     s->gen = gen;
     s->dfd = s->ifd = -1;
+    s->token_of = sib_murmur3_token;
     int rc;
     if (!(s->dir = strdup(dir)) || !(s->data_path = sst_path(dir, gen, "Data.db", "")) ||
         !(s->index_path = sst_path(dir, gen, "Index.db", ""))) {
@@ -614,6 +629,7 @@ static int pg_entry(sstable *s, const ix_page *pg, uint32_t i, ix_ent *e, sib_er
     e->token = pg_token(pg, i);
     e->pos = pg->base + r;
     e->size = (uint64_t)next - r;
+    e->psize = s->version < 3 ? e->size : 0;
     e->nsamples = 0;
     e->samples = NULL;
     e->samples_len = 0;
@@ -632,10 +648,15 @@ static int pg_entry(sstable *s, const ix_page *pg, uint32_t i, ix_ent *e, sib_er
                 uint64_t off;
                 if (!rd_key(&rd, &ck, &cklen) || !sib_rd_uvarint(&rd, &off)) goto bad;
             }
+            size_t slen = (size_t)(rd.p - start);
+            uint64_t psize = 0; /* version 3: the partition's length follows its samples */
+            if (s->version >= 3 && (!sib_rd_uvarint(&rd, &psize) || !psize)) goto bad;
             if (idx == i) {
+                if (psize > e->size) goto bad;
                 e->nsamples = ns;
                 e->samples = start;
-                e->samples_len = (size_t)(rd.p - start);
+                e->samples_len = slen;
+                if (psize) e->psize = psize;
                 break;
             }
         }
@@ -803,6 +824,106 @@ int sst_part_open_cache_only(sstable *s, sst_bcache *bc, const uint8_t *pk, size
     return part_open(s, bc, true, pk, pklen, token, out, err);
 }
 
+/* The partition at Data offset x inside a run that ends at end (see
+ * writer.c): its key (valid until p reads another block) and length. It is
+ * parsed in place in x's block when it ends there, which is the rule: a
+ * run's partitions all start in one block, so only its last one (or, after
+ * equal tokens, any) may cross the block end; that one is parsed from a copy
+ * of the run's bytes, grown until it fits. Nothing is decoded or allocated
+ * for a partition that is only passed over. */
+static int run_part(sst_part *p, uint64_t x, uint64_t end, const uint8_t **pk, uint32_t *pklen, uint64_t *size,
+                    sib_err *err)
+{
+    sstable *s = p->s;
+    uint64_t bs = s->block_size;
+    if (x >= end || end > s->logical || x / bs >= s->nchunks) return corrupt(s, err, "index run", x);
+    int rc = load_block(p, (size_t)(x / bs), err);
+    if (rc) return rc;
+    size_t in = (size_t)(x % bs), used;
+    if (in >= p->blk_len) return corrupt(s, err, "block length", x);
+    const uint8_t *b = p->blkp + in;
+    size_t n = (size_t)SIB_MIN(p->blk_len - in, end - x);
+    while (!sst_skip_partition(b, n, pk, pklen, &used)) {
+        if (n >= end - x) return corrupt(s, err, "partition", x);
+        size_t want = (size_t)SIB_MIN(end - x, (uint64_t)SIB_MAX(2 * n, (size_t)4096));
+        if (want > p->walkcap) {
+            uint8_t *w = realloc(p->walk, want);
+            if (!w) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+            p->walk = w;
+            p->walkcap = want;
+        }
+        if ((rc = read_range(p, x, want, p->walk, err))) return rc;
+        b = p->walk;
+        n = want;
+    }
+    *size = used;
+    return 0;
+}
+
+/* The key of the partition at Data offset x (size bytes long): in place in
+ * its block, or copied into p->walk when it crosses the block end. */
+static int part_key(sst_part *p, uint64_t x, uint64_t size, const uint8_t **k, uint32_t *kl, sib_err *err)
+{
+    sstable *s = p->s;
+    uint64_t bs = s->block_size, len;
+    if (!size || x + size > s->logical || x / bs >= s->nchunks) return corrupt(s, err, "partition position", x);
+    int rc = load_block(p, (size_t)(x / bs), err);
+    if (rc) return rc;
+    size_t in = (size_t)(x % bs);
+    if (in >= p->blk_len) return corrupt(s, err, "block length", x);
+    size_t n = (size_t)SIB_MIN(p->blk_len - in, size), h = get_uvarint(p->blkp + in, n, &len);
+    if (h && len <= n - h) {
+        *k = p->blkp + in + h;
+        *kl = (uint32_t)len;
+        return 0;
+    }
+    uint8_t hb[10];
+    size_t hn = (size_t)SIB_MIN(size, sizeof hb);
+    if ((rc = read_range(p, x, hn, hb, err))) return rc;
+    if (!(h = get_uvarint(hb, hn, &len)) || len > size - h || len > UINT32_MAX) return corrupt(s, err, "partition key", x);
+    if (len > p->walkcap) {
+        uint8_t *w = realloc(p->walk, (size_t)len);
+        if (!w) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        p->walk = w;
+        p->walkcap = (size_t)len;
+    }
+    *k = p->walk;
+    *kl = (uint32_t)len;
+    return len ? read_range(p, x + h, (size_t)len, p->walk, err) : 0;
+}
+
+/* The partition at x, the first of run e (first) or a later one: its key
+ * and length, from the index (e->psize) or from walking the run. */
+static int run_next(sst_part *p, const ix_ent *e, uint64_t x, const uint8_t **k, uint32_t *kl, uint64_t *size,
+                    sib_err *err)
+{
+    if (x == e->pos && e->psize) {
+        *size = e->psize;
+        return part_key(p, x, e->psize, k, kl, err);
+    }
+    return run_part(p, x, e->pos + e->size, k, kl, size, err);
+}
+
+/* Looks for pk in run e, key by key; on a match p is loaded with the
+ * partition (*found). p only reads blocks until then. */
+static int run_find(sst_part *p, const ix_ent *e, const uint8_t *pk, size_t pklen, bool *found, sib_err *err)
+{
+    *found = false;
+    for (uint64_t x = e->pos, end = e->pos + e->size, size; x < end; x += size) {
+        const uint8_t *k;
+        uint32_t kl;
+        int rc = run_next(p, e, x, &k, &kl, &size, err);
+        if (rc) return rc;
+        if (kl == pklen && (!pklen || !memcmp(k, pk, pklen))) {
+            *found = true;
+            bool first = x == e->pos;
+            return part_load(p, &(ix_ent){.token = e->token, .pos = x, .size = size, .nsamples = first ? e->nsamples : 0,
+                                          .samples = e->samples, .samples_len = e->samples_len}, err);
+        }
+    }
+    return 0;
+}
+
 static int part_open(sstable *s, sst_bcache *bc, bool cache_only, const uint8_t *pk, size_t pklen, int64_t token,
                      sst_part **out, sib_err *err)
 {
@@ -813,23 +934,28 @@ static int part_open(sstable *s, sst_bcache *bc, bool cache_only, const uint8_t 
     ix_page pg;
     int rc = page_open(s, (size_t)pgi, &pg, err);
     if (rc) return rc;
-    /* Entries with this token (almost always none or one): the key at
-     * each one's offset in Data tells which, if any, is pk. */
-    for (uint32_t i = pg_lower(&pg, token); i < pg.n && pg_token(&pg, i) == token; i++) {
+    /* Entries never fall between partitions of equal token, so token's
+     * partitions are in the run of the last entry not above it; in a
+     * version 2 file, in the runs (of one) of the entries with it. */
+    uint32_t lo = pg_lower(&pg, token), hi = lo;
+    while (hi < pg.n && pg_token(&pg, hi) == token) hi++;
+    if (lo == hi && !lo) return 0;
+    sst_part *p = NULL;
+    for (uint32_t i = lo < hi ? lo : lo - 1; i < SIB_MAX(hi, lo); i++) {
         ix_ent e;
-        if ((rc = pg_entry(s, &pg, i, &e, err))) return rc;
-        sst_part *p = part_new(s, bc);
-        if (!p) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        if ((rc = pg_entry(s, &pg, i, &e, err))) break;
+        if (e.psize == e.size && e.token != token) continue; /* a run of one other partition */
+        if (!p && !(p = part_new(s, bc))) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
         p->cache_only = cache_only; /* without a cache every block is a miss */
-        rc = part_load(p, &e, err);
-        if (!rc && p->pklen == pklen && (!pklen || !memcmp(p->pk, pk, pklen))) {
+        bool found;
+        if ((rc = run_find(p, &e, pk, pklen, &found, err))) break;
+        if (found) {
             *out = p;
             return 0;
         }
-        sst_part_close(p);
-        if (rc) return rc;
     }
-    return 0;
+    sst_part_close(p);
+    return rc;
 }
 
 void sst_part_close(sst_part *p)
@@ -838,6 +964,7 @@ void sst_part_close(sst_part *p)
     sst_bc_release(p->ent);
     sst_unref(p->s);
     free(p->idxcopy);
+    free(p->walk);
     free(p->samples);
     free(p->hdr);
     free(p->rts);
@@ -870,12 +997,24 @@ int sst_verify(sstable *s, uint64_t *blocks, sib_err *err)
     }
     free(buf);
     free(z);
+    /* every index page and entry, and every run parsed through to its end:
+     * its partitions must tile it exactly */
+    sst_part *p = rc ? NULL : part_new(s, NULL);
+    if (!rc && !p) rc = sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
     for (size_t i = 0; !rc && i < s->nsum; i++, n++) {
         ix_page pg;
         ix_ent e;
         rc = page_open(s, i, &pg, err);
-        for (uint32_t k = 0; !rc && k < pg.n; k++) rc = pg_entry(s, &pg, k, &e, err);
+        for (uint32_t k = 0; !rc && k < pg.n; k++) {
+            rc = pg_entry(s, &pg, k, &e, err);
+            for (uint64_t x = e.pos, size; !rc && x < e.pos + e.size; x += size) {
+                const uint8_t *key;
+                uint32_t kl;
+                rc = run_next(p, &e, x, &key, &kl, &size, err);
+            }
+        }
     }
+    sst_part_close(p);
     if (blocks) *blocks = n;
     return rc;
 }
@@ -971,56 +1110,74 @@ int sst_pscan_open(sstable *s, int64_t token, const uint8_t *pk, size_t pklen, b
     return 0;
 }
 
-/* The partition key at Data offset pos (a partition of size bytes) into sc->key. */
-static int pscan_key(sst_pscan *sc, uint64_t pos, uint64_t size, size_t *klen, sib_err *err)
+/* The next partition of the scan's current run into sc->last and sc->key. */
+static int pscan_step(sst_pscan *sc, size_t *klen, sib_err *err)
 {
-    uint8_t h[10];
-    size_t hn = (size_t)SIB_MIN(size, sizeof h);
-    int rc = read_range(sc->rd, pos, hn, h, err);
+    const uint8_t *k;
+    uint32_t kl;
+    uint64_t size;
+    bool first = sc->x == sc->run.pos;
+    int rc = run_next(sc->rd, &sc->run, sc->x, &k, &kl, &size, err);
     if (rc) return rc;
-    sib_rd r;
-    uint64_t kl;
-    sib_rd_init(&r, h, hn);
-    if (!sib_rd_uvarint(&r, &kl) || kl + (size_t)(r.p - h) > size) return corrupt(sc->s, err, "partition key", pos);
     if (kl > sc->keycap) {
-        uint8_t *k = realloc(sc->key, kl);
-        if (!k) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
-        sc->key = k;
+        uint8_t *nk = realloc(sc->key, kl);
+        if (!nk) return sib_err_set(err, SIB_ENOMEM, "sstable: out of memory");
+        sc->key = nk;
         sc->keycap = kl;
     }
-    *klen = (size_t)kl;
-    return kl ? read_range(sc->rd, pos + (uint64_t)(r.p - h), (size_t)kl, sc->key, err) : 0;
+    if (kl) memcpy(sc->key, k, kl);
+    *klen = kl;
+    sc->last = first ? sc->run : (ix_ent){0};
+    sc->last.pos = sc->x;
+    sc->last.size = size;
+    /* the index has the first partition's token; the others' come from their keys */
+    sc->last.token = first ? sc->run.token : sc->s->token_of(sc->key, kl);
+    sc->x += size;
+    return 0;
 }
 
 int sst_pscan_next(sst_pscan *sc, const uint8_t **pk, size_t *pklen, int64_t *token, sib_err *err)
 {
     for (;;) {
-        if (sc->ent >= sc->pg.n) {
-            if (sc->page >= sc->s->nsum) return 0;
-            int rc = page_open(sc->s, sc->page++, &sc->pg, err);
-            if (rc) { /* the next call goes on with the next page */
-                sc->pg.n = sc->ent = 0;
-                return rc;
+        if (!sc->in_run) {
+            if (sc->ent >= sc->pg.n) {
+                if (sc->page >= sc->s->nsum) return 0;
+                int rc = page_open(sc->s, sc->page++, &sc->pg, err);
+                if (rc) { /* the next call goes on with the next page */
+                    sc->pg.n = sc->ent = 0;
+                    return rc;
+                }
+                /* the run before the first entry at or above token may hold partitions above it */
+                uint32_t lo = sc->started ? 0 : pg_lower(&sc->pg, sc->token);
+                sc->ent = lo ? lo - 1 : 0;
+                continue;
             }
-            sc->ent = sc->started ? 0 : pg_lower(&sc->pg, sc->token);
+            int rc = pg_entry(sc->s, &sc->pg, sc->ent++, &sc->run, err);
+            if (rc) return rc; /* the next call goes on with the next run */
+            sc->in_run = true;
+            sc->x = sc->run.pos;
+        }
+        if (sc->x >= sc->run.pos + sc->run.size) {
+            sc->in_run = false;
             continue;
         }
-        ix_ent e;
         size_t klen = 0;
-        int rc = pg_entry(sc->s, &sc->pg, sc->ent++, &e, err);
-        if (!rc) rc = pscan_key(sc, e.pos, e.size, &klen, err);
-        if (rc) return rc;
+        int rc = pscan_step(sc, &klen, err);
+        if (rc) { /* the rest of the run cannot be found: the next call goes on with the next run */
+            sc->in_run = false;
+            sc->has_last = false;
+            return rc;
+        }
         if (!sc->started) {
-            int c = sc->has_pk ? key_cmp(e.token, sc->key, klen, sc->token, sc->pk, sc->pklen)
-                               : (e.token < sc->token ? -1 : e.token > sc->token);
+            int c = sc->has_pk ? key_cmp(sc->last.token, sc->key, klen, sc->token, sc->pk, sc->pklen)
+                               : (sc->last.token < sc->token ? -1 : sc->last.token > sc->token);
             if (c < 0 || (c == 0 && !sc->incl)) continue;
             sc->started = true;
         }
-        sc->last = e;
         sc->has_last = true;
         *pk = sc->key;
         *pklen = klen;
-        *token = e.token;
+        *token = sc->last.token;
         return 1;
     }
 }
@@ -1047,7 +1204,17 @@ int sst_pscan_part(sst_pscan *sc, sst_part **out, sib_err *err)
 }
 
 int64_t sst_ts_base(const sstable *s) { return s->ts_base; }
-uint64_t sst_key_estimate(const sstable *s) { return s->isize / 12 + 1; } /* about 12 index bytes a partition */
+/* Statistics.db counts the partitions; without it (a salvage open) a dense
+ * index has 12 bytes a partition, and a sparse one says little: Data's
+ * length over 32 bytes, a small partition, sizes the bloom filter of a
+ * rewrite generously rather than too small. */
+uint64_t sst_key_estimate(const sstable *s)
+{
+    if (s->st.partitions) return s->st.partitions;
+    return (s->version < 3 ? s->isize / 12 : s->logical / 32) + 1;
+}
+
+void sst_set_token_fn(sstable *s, int64_t (*fn)(const void *key, size_t len)) { s->token_of = fn; }
 
 void sst_pscan_close(sst_pscan *sc)
 {

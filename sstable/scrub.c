@@ -13,6 +13,8 @@
  *   | a partition key                 | that partition                        |
  *   | a partition's header            | that partition                        |
  *   | a row                           | that partition from that row on       |
+ *   | a partition that cannot be      | the rest of its index run (writer.c): |
+ *   |   parsed through to its end     |   the next one's start is unknown     |
  *
  * The output's Statistics.db says level 0 and commitlog position 0: nothing
  * claims the commitlog is covered by it, so replay restores anything newer.

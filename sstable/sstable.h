@@ -112,6 +112,9 @@ typedef struct sst_stats {
 typedef struct sst_writer_opts {
     size_t block_size;       /* 0 -> 16 KiB uncompressed */
     size_t index_interval;   /* clustering sample every N bytes; 0 -> 16 KiB */
+    size_t index_run;        /* Data bytes an index run spans before the next
+                              * entry (writer.c); 0 -> 4 KiB, 1 -> an entry
+                              * per partition */
     double fp_chance;        /* 0 -> 0.01 */
     uint64_t expected_keys;  /* sizes the bloom filter; 0 -> 1 */
     uint32_t level;
@@ -248,7 +251,8 @@ size_t sst_dir_gens(const char *dir, const char *suffix, uint64_t **out);
 int sst_open_salvage(sstable **out, const char *dir, uint64_t gen, sib_err *err);
 /* Timestamp base of Data.db (its footer): a rewrite keeps it. */
 int64_t sst_ts_base(const sstable *s);
-/* Partitions it holds, estimated from Index.db's size (stats not needed). */
+/* Partitions it holds: Statistics.db's count, estimated from Index.db or
+ * Data.db when the stats are not loaded (sst_open_salvage). */
 uint64_t sst_key_estimate(const sstable *s);
 
 typedef struct sst_rewrite_report {

@@ -12,27 +12,48 @@
  * blocks of block_size bytes regardless of partition boundaries: logical
  * offset x lives in block x / block_size.
  *
- * Index.db:
+ * Index.db (version 3: sparse, an entry per run of partitions):
  *   | header (16) | page* | summary | footer (24, as Data's, magic SBIX)   |
  *   page:    be32 len, be32 crc32c, body (~512 bytes):
- *     be32 n, be64 base (logical Data offset of the first partition),
+ *     be32 n, be64 base (logical Data offset of the page's first run),
  *     n x (be64 token, be32 rel) -- fixed width, so a lookup binary-searches
- *       the page in place; rel = partition start - base, bit 31 set when
- *       the partition has clustering samples,
- *     be32 end (rel of the byte after the page's last partition; a
- *       partition's length is the next rel minus its own),
+ *       the page in place; token = the run's first partition's, rel = run
+ *       start - base, bit 31 set when that partition has clustering samples,
+ *     be32 end (rel of the byte after the page's last run; a run's length
+ *       is the next rel minus its own),
  *     samples: per flagged entry, in order: uvarint entry number, uvarint
- *       nsamples, nsamples x (uvarint cklen, ck, uvarint offset in partition)
+ *       nsamples, nsamples x (uvarint cklen, ck, uvarint offset in partition),
+ *       uvarint partition length (version 3)
  *   summary: uvarint npages, npages x (be64 first token, uvarint page
  *            offset, uvarint page length)
- * The index holds no keys: they are in Data, where a lookup reads them
- * anyway (the entry with the wanted token is checked against the key at
- * its offset). A run of equal tokens never straddles two pages, so the page
- * for a token is the last one whose first token is not above it.
+ * A run is the partitions from one entry to the next. A partition starts a
+ * run (gets an entry) when it is the first, or has clustering samples, or
+ * follows a run that starts with one, or starts index_run bytes (4 KiB,
+ * like RocksDB's block-based index) or more past the run's start, or starts
+ * in another Data block than the run's start -- but never when its token is
+ * the previous partition's: a run of equal tokens stays in one run, and
+ * pages break only at entries. So a wide partition is always alone in its
+ * run (unless equal tokens follow it; its length is then in its samples
+ * record), a run of small partitions spans at most ~4 KiB (+ its last
+ * partition) and its partitions all start in one block. With 116-byte
+ * partitions in 4 KiB blocks that is ~0.46 index bytes a partition, not 12.9.
+ * The index holds no keys and no partition lengths: they are in Data,
+ * where a lookup reads them anyway. A point lookup for (token, key) takes
+ * the run of the last entry whose token is not above the token (the page:
+ * the last whose first token is not above it) and walks it, comparing each
+ * partition's key and passing over the others without decoding them
+ * (format.c's sst_skip_partition); a scan walks every run, taking each
+ * later partition's token from its key (the partitioner, Murmur3).
+ * Version 2 (still read; written when index_run is 1, for older builds) is
+ * the same layout with an entry for every partition and no partition length
+ * after the samples: runs of one partition, whose lengths come from the
+ * index.
  * Samples (the clustering index) are row starts at least index_interval
  * bytes apart, the first at the first regular row; only partitions longer
- * than index_interval carry them. A slice reads from the last sample at or
- * before its start.
+ * than index_interval carry them (and only at an entry: a wide partition of
+ * a token shared with the one before it, which Murmur3 makes astronomically
+ * rare, is read whole). A slice reads from the last sample at or before
+ * its start.
  *
  * Filter.db: header (param = k) | be64 nbits | bits | be32 crc32c of all before
  * Statistics.db: header | body (see put_stats) | be32 crc32c of the body
@@ -79,8 +100,11 @@ struct sst_writer {
     sib_buf page, psamp, summary; /* page entries, page samples area */
     uint32_t page_n, npages;
     uint64_t page_base;
-    int64_t page_token, page_last;
-    uint64_t index_off;
+    int64_t page_token, prev_token;
+    uint64_t index_off, run_start;
+    bool run_sampled; /* the current run starts with a partition that has samples */
+    uint16_t version; /* 2 when index_run is 1: the dense format older builds read */
+    int64_t (*token_of)(const void *key, size_t len);
     sst_bloom bloom;
     /* stats */
     sst_stats st;
@@ -122,8 +146,11 @@ int sst_writer_create(sst_writer **out, const char *dir, uint64_t gen, const sst
     if (!w->o.block_size) w->o.block_size = 16384;
     if (w->o.block_size > SST_MAX_BLOCK / 2) w->o.block_size = SST_MAX_BLOCK / 2;
     if (!w->o.index_interval) w->o.index_interval = 16384;
+    if (!w->o.index_run) w->o.index_run = 4096;
+    w->version = w->o.index_run == 1 ? 2 : SST_VERSION;
     if (w->o.fp_chance <= 0) w->o.fp_chance = 0.01;
     w->gen = gen;
+    w->token_of = sib_murmur3_token;
     w->st.min_ts = w->st.max_ts = SST_NO_TS;
     w->st.min_ldt = w->st.max_ldt = SST_NO_LDT;
     for (int i = 0; i < C_NCOMP; i++) w->fd[i] = -1;
@@ -145,9 +172,9 @@ int sst_writer_create(sst_writer **out, const char *dir, uint64_t gen, const sst
         }
     }
     uint8_t h[SST_HDR_LEN];
-    sst_put_hdr(h, SST_MAGIC_DATA, w->o.no_compress ? 0 : 1, (uint32_t)w->o.block_size);
+    sst_put_hdr(h, SST_MAGIC_DATA, w->version, w->o.no_compress ? 0 : 1, (uint32_t)w->o.block_size);
     if (sst_write_full(w->fd[C_DATA], h, sizeof h)) goto fail_io;
-    sst_put_hdr(h, SST_MAGIC_INDEX, 0, 0);
+    sst_put_hdr(h, SST_MAGIC_INDEX, w->version, 0, 0);
     if (sst_write_full(w->fd[C_INDEX], h, sizeof h)) goto fail_io;
     w->file_off = w->index_off = SST_HDR_LEN;
     *out = w;
@@ -235,7 +262,7 @@ int sst_write_partition(sst_writer *w, const uint8_t *pk, size_t pklen, sst_del 
                         sib_err *err)
 {
     SIB_ASSERT(!w->in_part);
-    int64_t token = sib_murmur3_token(pk, pklen);
+    int64_t token = w->token_of(pk, pklen);
     if (w->st.partitions) {
         int c = token != w->token ? (token < w->token ? -1 : 1) : 0;
         if (!c) {
@@ -365,6 +392,16 @@ static int index_flush_page(sst_writer *w, uint64_t end, sib_err *err)
     return s->oom ? sib_err_set(err, SIB_ENOMEM, "sstable: out of memory") : 0;
 }
 
+/* Whether the partition just written starts a new index run (see the top). */
+static bool starts_run(const sst_writer *w, bool tie)
+{
+    if (w->st.partitions == 1 || w->version < 3) return true;
+    if (tie) return false; /* a run of equal tokens stays in one run */
+    uint64_t bs = w->o.block_size;
+    return w->nsamples || w->run_sampled || w->part_start - w->run_start >= w->o.index_run ||
+           w->part_start / bs != w->run_start / bs;
+}
+
 int sst_write_partition_end(sst_writer *w, sib_err *err)
 {
     SIB_ASSERT(w->in_part);
@@ -374,27 +411,35 @@ int sst_write_partition_end(sst_writer *w, sib_err *err)
     w->in_part = false;
     uint64_t size = w->logical - w->part_start;
     if (size <= w->o.index_interval) w->nsamples = 0;
-    /* A new page once this one is full, but never inside a run of equal
-     * tokens (see the top); rel must also stay below bit 31. */
-    if (w->page_n && w->token != w->page_last &&
+    bool tie = w->st.partitions > 1 && w->token == w->prev_token, entry = starts_run(w, tie);
+    w->prev_token = w->token;
+    if (!entry) { /* inside the run: its samples, if any, are not kept (equal tokens only) */
+        if (w->logical - w->page_base > UINT32_MAX)
+            return sib_err_set(err, SIB_EINVAL, "sstable: partitions of one token exceed 4 GiB");
+        return 0;
+    }
+    /* A new page once this one is full (never inside a run: entries are
+     * never between equal tokens); rel must also stay below bit 31. */
+    if (w->page_n && !tie &&
         (w->page.len + w->psamp.len >= SST_INDEX_PAGE || w->part_start - w->page_base >= (1u << 30)) &&
         (rc = index_flush_page(w, w->part_start, err)))
         return rc;
-    if (!w->page_n) {
-        w->page_base = w->part_start;
-        w->page_token = w->token;
-    }
+    if (!w->page_n) w->page_base = w->part_start;
     uint64_t rel = w->part_start - w->page_base;
     if (rel >= (1u << 31)) return sib_err_set(err, SIB_EINVAL, "sstable: partitions of one token exceed 2 GiB");
+    if (w->logical - w->page_base > UINT32_MAX) return sib_err_set(err, SIB_EINVAL, "sstable: a partition exceeds 4 GiB");
+    if (!w->page_n) w->page_token = w->token;
     sib_buf_be64(&w->page, (uint64_t)w->token);
     sib_buf_be32(&w->page, (uint32_t)rel | (w->nsamples ? 0x80000000u : 0));
     if (w->nsamples) {
         sib_buf_uvarint(&w->psamp, w->page_n);
         sib_buf_uvarint(&w->psamp, w->nsamples);
         sib_buf_append(&w->psamp, w->samples.p, w->samples.len);
+        if (w->version >= 3) sib_buf_uvarint(&w->psamp, size);
     }
     w->page_n++;
-    w->page_last = w->token;
+    w->run_start = w->part_start;
+    w->run_sampled = w->nsamples != 0;
     return w->page.oom || w->psamp.oom ? sib_err_set(err, SIB_ENOMEM, "sstable: out of memory") : 0;
 }
 
@@ -452,7 +497,7 @@ static int finish_filter(sst_writer *w, sib_err *err)
     sib_buf_init(&t);
     uint8_t *h = sib_buf_reserve(&t, SST_HDR_LEN);
     if (h) {
-        sst_put_hdr(h, SST_MAGIC_FILTER, 0, w->bloom.k);
+        sst_put_hdr(h, SST_MAGIC_FILTER, w->version, 0, w->bloom.k);
         t.len = SST_HDR_LEN;
     }
     sib_buf_be64(&t, w->bloom.nbits);
@@ -492,7 +537,7 @@ static int finish_stats(sst_writer *w, sib_err *err)
     sib_buf_init(&t);
     uint8_t *h = sib_buf_reserve(&t, SST_HDR_LEN);
     if (h) {
-        sst_put_hdr(h, SST_MAGIC_STATS, 0, 0);
+        sst_put_hdr(h, SST_MAGIC_STATS, w->version, 0, 0);
         t.len = SST_HDR_LEN;
     }
     sib_buf_be64(&t, (uint64_t)st->min_ts);
@@ -526,6 +571,8 @@ static int finish_stats(sst_writer *w, sib_err *err)
 }
 
 uint64_t sst_writer_data_bytes(const sst_writer *w) { return w->file_off; }
+
+void sst_writer_set_token_fn(sst_writer *w, int64_t (*fn)(const void *key, size_t len)) { w->token_of = fn; }
 
 /* The TOC under its tmp name, fsynced. From its creation until its rename
  * this tmp name is what proves the generation unfinished to sst_dir_scan,

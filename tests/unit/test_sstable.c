@@ -477,7 +477,7 @@ static void test_verify_sound(void **state)
     assert_int_equal(pwrite(fd, h, sizeof h, 0), 16);
     close(fd);
     assert_int_not_equal(sst_open(&s, f->dir, 3, &err), 0);
-    assert_non_null(strstr(err.msg, "format version 1; this build reads version 2"));
+    assert_non_null(strstr(err.msg, "format version 1; this build reads versions 2 to 3"));
     free(path);
     free_keys(keys, n);
 }
