@@ -1007,7 +1007,7 @@ int sst_verify(sstable *s, uint64_t *blocks, sib_err *err)
         rc = page_open(s, i, &pg, err);
         for (uint32_t k = 0; !rc && k < pg.n; k++) {
             rc = pg_entry(s, &pg, k, &e, err);
-            for (uint64_t x = e.pos, size; !rc && x < e.pos + e.size; x += size) {
+            for (uint64_t x = e.pos, size = 0; !rc && x < e.pos + e.size; x += size) {
                 const uint8_t *key;
                 uint32_t kl;
                 rc = run_next(p, &e, x, &key, &kl, &size, err);
