@@ -85,6 +85,8 @@ void cql_exec_destroy(cql_exec *ex)
     sib_lru_destroy(ex->prep);
     exec_trace_free_all(ex);
     exec_spare_muts_free(ex);
+    exec_spare_read_free(ex);
+    sib_buf_free(&ex->pk_scratch);
     exec_schema_merges_orphan(ex);
     exec_bucket_ra_free_orphans(ex);
     sch_defs_destroy(ex->defs);
@@ -128,6 +130,14 @@ void exec_reply_err(exec_ctx *c, const sib_err *err) { exec_reply_err_req(c->req
 
 int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
 {
+    /* EXECUTE of a prepared statement: its plan, while the schema is the
+     * one it was resolved under (q identifies the name within the AST; the
+     * keyspace, the statement's own, cannot differ between executions). */
+    exec_prepared *p = c->ex->cur_prep;
+    if (p && p->plan_q == q && p->plan_gen == c->ex->ddl_gen) {
+        *out = p->plan_table;
+        return 0;
+    }
     const char *ks = q->ks ? q->ks : c->keyspace;
     if (!ks || !*ks)
         return sib_err_set(err, SIB_EINVAL,
@@ -135,17 +145,23 @@ int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, s
     if (!sch_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
     const sch_table *t = sch_catalog_table(c->ex->cat, ks, q->name);
     if (!t) return sib_err_set(err, SIB_EINVAL, "table %s does not exist", q->name);
+    if (p) {
+        p->plan_q = q;
+        p->plan_gen = c->ex->ddl_gen;
+        p->plan_table = t;
+    }
     *out = t;
     return 0;
 }
 
-int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err)
+/* The executor keeps the last keyspace's parsed replication (every read
+ * and write asks for it), valid while ddl_gen is unchanged. */
+static int keyspace_repl_ref(cql_exec *ex, const char *ks, const coord_repl **out, sib_err *err)
 {
-    cql_exec *ex = c->ex;
     const sch_keyspace *k = sch_catalog_keyspace(ex->cat, ks);
     if (!k) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
     if (ex->repl_ks == k && ex->repl_gen == ex->ddl_gen) {
-        *out = ex->repl;
+        *out = &ex->repl;
         return 0;
     }
     const sch_strmap *m = sch_keyspace_replication(k);
@@ -155,12 +171,34 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
         keys[n] = m->kv[i].key;
         vals[n] = m->kv[i].value;
     }
-    int rc = coord_repl_parse(keys, vals, n, out, NULL, err);
-    if (!rc) {
-        ex->repl = *out;
-        ex->repl_ks = k;
-        ex->repl_gen = ex->ddl_gen;
+    ex->repl_ks = NULL; /* parsing writes ex->repl: it is valid again only on success */
+    ex->repl_table = NULL;
+    int rc = coord_repl_parse(keys, vals, n, &ex->repl, NULL, err);
+    if (rc) return rc;
+    ex->repl_ks = k;
+    ex->repl_gen = ex->ddl_gen;
+    *out = &ex->repl;
+    return 0;
+}
+
+int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err)
+{
+    const coord_repl *r;
+    int rc = keyspace_repl_ref(c->ex, ks, &r, err);
+    if (!rc) *out = *r;
+    return rc;
+}
+
+int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err)
+{
+    cql_exec *ex = c->ex;
+    /* a table pointer, like repl_ks, stays valid while ddl_gen is unchanged */
+    if (ex->repl_table == t && ex->repl_ks && ex->repl_gen == ex->ddl_gen) {
+        *out = &ex->repl;
+        return 0;
     }
+    int rc = keyspace_repl_ref(ex, sch_table_keyspace(t), out, err);
+    if (!rc) ex->repl_table = t;
     return rc;
 }
 
@@ -380,7 +418,10 @@ static void handle_execute(cql_exec *ex, cql_request *req)
     if (req->trace_data) exec_trace_query(req, p->query);
     exec_ctx_init(c, ex, req, p->stmt, &e->params, p->keyspace);
     if (bind_names(c, &err) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
+    /* Only while it runs here: a callback after this one may find p evicted. */
+    ex->cur_prep = p;
     run_statement(c, p->stmt);
+    ex->cur_prep = NULL;
 }
 
 static void dispatch(cql_exec *ex, cql_request *req)

@@ -103,7 +103,11 @@ struct cql_exec {
     uint64_t ddl_gen;
     uint64_t repl_gen;
     const sch_keyspace *repl_ks;
+    const sch_table *repl_table; /* a table of repl_ks looked up since (NULL: none) */
     coord_repl repl;
+    /* The prepared statement EXECUTE is running, while it runs (NULL
+     * otherwise): exec_resolve_table answers its tables from its plan. */
+    struct exec_prepared *cur_prep;
     int tombstone_warn, tombstone_fail;
     int max_scatter_buckets;
     struct exec_bucket_ra *ra_orphans; /* read-aheads whose SELECT ended, answers still due */
@@ -112,6 +116,10 @@ struct cql_exec {
     /* kept trace sessions (exec_trace.c): a ring, allocated on first use */
     exec_trace_session **traces;
     size_t trace_next;
+    sib_buf pk_scratch; /* partition key encoding (exec_where.c), memory kept */
+    /* a finished SELECT's state and buffers, kept for the next one
+     * (exec_select.c) */
+    struct sel_read *spare_read;
     /* emptied mutations kept for the next write (exec_write.c) */
     st_mutation *spare_muts[16];
     size_t nspare_muts;
@@ -124,6 +132,8 @@ struct cql_exec {
 };
 /* Frees the kept mutations (exec_write.c). */
 void exec_spare_muts_free(cql_exec *ex);
+/* Frees the kept SELECT state (exec_select.c). */
+void exec_spare_read_free(cql_exec *ex);
 
 /* A prepared statement: its text and keyspace, re-parsed into a fresh arena
  * on every EXECUTE would be wasteful, so the AST is kept in `arena`. */
@@ -134,6 +144,14 @@ struct exec_prepared {
     size_t query_len;
     sib_arena *arena; /* owns stmt */
     prs_stmt *stmt;
+    /* The table the statement names, resolved once and kept while the
+     * schema is unchanged (plan_gen == cql_exec.ddl_gen): a DDL, local or
+     * merged from a peer, bumps ddl_gen and the next EXECUTE resolves it
+     * again, so an ALTER or a DROP and re-CREATE of the same name is seen.
+     * plan_q is the name in stmt that was resolved (NULL: no plan). */
+    uint64_t plan_gen;
+    const prs_qname *plan_q;
+    const sch_table *plan_table;
 };
 
 /* Per-statement context. */
@@ -165,6 +183,10 @@ int64_t exec_next_timestamp(cql_exec *ex);
 int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err);
 /* The keyspace's replication as a coordinator strategy. */
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err);
+/* The replication of t's keyspace, by reference: valid until the next
+ * exec_table_repl/exec_keyspace_repl call or DDL (copy it to keep it across
+ * a callback). Repeated calls for one table cost no name lookup. */
+int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
 /* A string formatted into c's arena (exec_selection.c); NULL when out of memory. */
 char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -728,7 +728,8 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
         m.paging_state_len = (int32_t)ps->len;
     }
     size_t n = run->nrows;
-    const uint8_t **rows = malloc(sizeof(*rows) * (n ? n : 1));
+    const uint8_t *one[4]; /* a point read's row without a malloc */
+    const uint8_t **rows = n <= SIB_ARRAY_LEN(one) ? one : malloc(sizeof(*rows) * n);
     if (!rows) {
         sib_err err;
         oom(&err);
@@ -752,7 +753,7 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
     }
     cql_reply_rows_end(c->req);
 out:
-    free(rows);
+    if (rows != one) free(rows);
 }
 
 /* ---- validation shared by user and system tables ------------------------------ */
@@ -856,17 +857,13 @@ static bool pk_has_in(const sch_table *t, const prs_select *s)
 
 /* ---- user tables --------------------------------------------------------------- */
 
-static int check_consistency(exec_ctx *c, const sch_table *t, const exec_restr *r, sib_err *err)
+static int check_consistency(exec_ctx *c, const coord_repl *repl, const exec_restr *r, sib_err *err)
 {
-    if (!c->ex->co) return 0;
-    coord_repl repl;
-    int rc = exec_keyspace_repl(c, sch_table_keyspace(t), &repl, err);
-    if (rc) return rc;
     /* a scan: its first token (each later range is checked when it is read) */
     int64_t tok = INT64_MIN;
     if (r->pk_complete && r->npks) tok = sib_murmur3_token(r->pks[0].p, (size_t)r->pks[0].len);
     else if (r->token_restricted) tok = r->token_start + (!r->token_start_incl && r->token_start < INT64_MAX);
-    return coord_check(c->ex->co, &repl, c->consistency, false, tok, err);
+    return coord_check(c->ex->co, repl, c->consistency, false, tok, err);
 }
 
 /* Checks the statement and starts reading: 0 = read to the end, 1 = a
@@ -912,9 +909,10 @@ static int select_user(sel_read *rd, sib_err *err)
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
     /* LIMIT applies to the output (GROUP BY: it counts groups as they close) */
     if ((run->sel.aggregate && !s->ngroup) || run->post_order) run->limit_left = -1;
-    if ((rc = check_consistency(c, run->t, &r, err))) return rc;
-    if (c->ex->co && !(rc = exec_keyspace_repl(c, sch_table_keyspace(run->t), &rd->repl, err))) {
+    const coord_repl *repl;
+    if (c->ex->co && !(rc = exec_table_repl(c, run->t, &repl, err)) && !(rc = check_consistency(c, repl, &r, err))) {
         const sch_table_opts *o = sch_table_options(run->t);
+        rd->repl = *repl;
         rd->has_repl = true;
         rd->read_repair = !o || !o->read_repair || strcmp(o->read_repair, "NONE") != 0;
         rd->range_remote = !r.pk_complete && !coord_range_local_only(c->ex->co, &rd->repl);
@@ -935,15 +933,68 @@ static int select_user(sel_read *rd, sib_err *err)
 static void run_free(sel_run *run);
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err);
 
-static void select_user_free(sel_read *rd)
+/* A finished read goes back to the executor, which keeps one with its
+ * buffers' memory for the next SELECT: most reads are one partition answered
+ * from memory in the callback that started them, so the next one reuses it
+ * instead of a dozen allocations. A buffer that grew past SPARE_BUF_MAX is
+ * freed rather than kept. */
+#define SPARE_BUF_MAX (64 * 1024)
+
+static void buf_keep(sib_buf *b)
 {
-    exec_bucket_ra_release(rd->ra);
+    if (b->cap > SPARE_BUF_MAX) sib_buf_free(b);
+    else sib_buf_reset(b);
+}
+
+static void run_keep(sel_run *run);
+
+static void read_destroy(sel_read *rd)
+{
     run_free(&rd->run);
     sib_buf_free(&rd->scan_pk);
     sib_buf_free(&rd->cont_pk);
     sib_buf_free(&rd->cont_ck);
     sib_buf_free(&rd->range_pk);
     free(rd);
+}
+
+void exec_spare_read_free(cql_exec *ex)
+{
+    if (ex->spare_read) read_destroy(ex->spare_read);
+    ex->spare_read = NULL;
+}
+
+static void select_user_free(sel_read *rd)
+{
+    exec_bucket_ra_release(rd->ra);
+    rd->ra = NULL;
+    cql_exec *ex = rd->ex;
+    if (ex->spare_read) {
+        read_destroy(rd);
+        return;
+    }
+    run_keep(&rd->run);
+    buf_keep(&rd->scan_pk);
+    buf_keep(&rd->cont_pk);
+    buf_keep(&rd->cont_ck);
+    buf_keep(&rd->range_pk);
+    ex->spare_read = rd;
+}
+
+/* The kept read (its buffers empty, their memory kept), or a new one. */
+static sel_read *read_new(cql_exec *ex)
+{
+    sel_read *rd = ex->spare_read;
+    if (!rd) return calloc(1, sizeof *rd); /* zeroed buffers are empty ones */
+    ex->spare_read = NULL;
+    sel_read keep = *rd;
+    memset(rd, 0, sizeof *rd);
+    rd->run = keep.run; /* run_init keeps its buffers */
+    rd->scan_pk = keep.scan_pk;
+    rd->cont_pk = keep.cont_pk;
+    rd->cont_ck = keep.cont_ck;
+    rd->range_pk = keep.range_pk;
+    return rd;
 }
 
 static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts);
@@ -1087,16 +1138,12 @@ static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select 
 {
     sib_err err;
     sib_err_clear(&err);
-    sel_read *rd = calloc(1, sizeof *rd);
+    sel_read *rd = read_new(c->ex);
     if (!rd) {
         oom(&err);
         exec_reply_err(c, &err);
         return;
     }
-    sib_buf_init(&rd->scan_pk);
-    sib_buf_init(&rd->cont_pk);
-    sib_buf_init(&rd->cont_ck);
-    sib_buf_init(&rd->range_pk);
     rd->ex = c->ex;
     rd->start_us = c->now_us;
     rd->ddl_gen = c->ex->ddl_gen;
@@ -1110,41 +1157,61 @@ static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select 
 
 /* ---- entry point ----------------------------------------------------------------- */
 
+/* Applies fn (free, or keep for the next run) to each of run's buffers. */
+static void run_each_buf(sel_run *run, void (*fn)(sib_buf *))
+{
+    sib_buf *bufs[] = {&run->out, &run->offs, &run->last_pk, &run->last_ck, &run->coll, &run->text};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bufs); i++) fn(bufs[i]);
+    for (size_t i = 0; run->ckv && i < run->ckv_cap; i++) fn(&run->ckv[i]);
+}
+
 static void run_free(sel_run *run)
 {
-    sib_buf_free(&run->out);
-    sib_buf_free(&run->offs);
-    sib_buf_free(&run->last_pk);
-    sib_buf_free(&run->last_ck);
-    sib_buf_free(&run->coll);
-    sib_buf_free(&run->text);
-    for (size_t i = 0; run->ckv && i < run->nck; i++) sib_buf_free(&run->ckv[i]);
+    run_each_buf(run, sib_buf_free);
     free(run->ckv);
+    run->ckv = NULL;
+    run->ckv_cap = 0;
     group_free(run);
 }
 
+/* Ends a run but keeps its buffers' memory for the next (run_init). */
+static void run_keep(sel_run *run)
+{
+    run_each_buf(run, buf_keep);
+    group_free(run);
+}
+
+/* run: zeroed, or kept by run_keep (its empty buffers are reused). */
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
 {
+    sel_run keep = *run;
     memset(run, 0, sizeof(*run));
+    run->out = keep.out;
+    run->offs = keep.offs;
+    run->last_pk = keep.last_pk;
+    run->last_ck = keep.last_ck;
+    run->coll = keep.coll;
+    run->text = keep.text;
+    run->ckv = keep.ckv;
+    run->ckv_cap = keep.ckv_cap;
     run->c = c;
     run->t = t;
     run->s = s;
     run->distinct = s->distinct;
     run->ppl = run->ppl_left = run->limit_left = -1;
     run->page_size = c->params ? c->params->page_size : -1;
-    sib_buf_init(&run->out);
-    sib_buf_init(&run->offs);
-    sib_buf_init(&run->last_pk);
-    sib_buf_init(&run->last_ck);
-    sib_buf_init(&run->coll);
-    sib_buf_init(&run->text);
     size_t nck = sch_table_clustering_count(t), npk = sch_table_pk_count(t);
-    /* malloc, not the arena: run_free runs after the reply freed the arena. */
-    run->ckv = calloc(nck + 1, sizeof(*run->ckv));
+    if (nck >= run->ckv_cap) {
+        /* malloc, not the arena: run_free runs after the reply freed the arena. */
+        for (size_t i = 0; run->ckv && i < run->ckv_cap; i++) sib_buf_free(&run->ckv[i]);
+        free(run->ckv);
+        run->ckv_cap = 0;
+        run->ckv = calloc(nck + 1, sizeof(*run->ckv)); /* zeroed: empty buffers */
+        if (run->ckv) run->ckv_cap = nck + 1;
+    }
     run->pkv = sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
     if (!run->ckv || !run->pkv) return oom(err);
     run->nck = nck;
-    for (size_t i = 0; i < nck; i++) sib_buf_init(&run->ckv[i]);
     int rc = compile_selection(c, t, s, &run->sel, err);
     if (rc) return rc;
     for (size_t i = 0; i < run->sel.n; i++)
@@ -1160,6 +1227,7 @@ void exec_select(exec_ctx *c, const prs_select *s)
     sib_err_clear(&err);
     const sch_table *t;
     sel_run run;
+    memset(&run, 0, sizeof run); /* run_init takes empty buffers */
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (rc) {
         exec_reply_err(c, &err);
