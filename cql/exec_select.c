@@ -296,9 +296,11 @@ typedef struct sel_read {
     /* tracing: the partition key being read, and the counts when it began */
     bool key_traced;
     uint64_t rows0, tomb0;
+    const uint8_t *tok_pk; /* tok is this partition key's token (pk_token) */
+    int32_t tok_len;
+    int64_t tok;
     /* through the replicas (coordinator): a partition not local-only */
     bool has_repl;
-    coord_repl repl;
     bool read_repair;     /* table option read_repair 'BLOCKING' */
     exec_bucket_ra *ra;   /* the next buckets, read ahead (exec_bucket.c) */
     /* a scan through the replicas (coord_range_read): the keyspace is not
@@ -306,6 +308,8 @@ typedef struct sel_read {
     bool range_remote, range_piece, range_done, range_has_pk;
     int64_t range_tok;
     sib_buf range_pk;
+    /* last: read_new does not clear it (1.1 KB), it is set with has_repl */
+    coord_repl repl;
 } sel_read;
 
 static bool token_in_range(const exec_restr *r, int64_t tok)
@@ -558,7 +562,9 @@ static int remote_piece(sel_read *rd, const st_rreq *rq, st_rpage **pg, sib_err 
 {
     cql_exec *ex = rd->ex;
     if (!rd->has_repl || !rq->pk || !ex->co) return 0;
-    int64_t tok = sib_murmur3_token(rq->pk, rq->pklen);
+    /* a partition of the IN list: its token is known */
+    int64_t tok = !rd->scan && rd->i < rd->r.npks && rq->pk == rd->ents[rd->i].pk.p ? rd->ents[rd->i].token
+                                                               : sib_murmur3_token(rq->pk, rq->pklen);
     if (coord_local_only(ex->co, &rd->repl, tok)) return 0;
     if (rd->ra && !rd->cont) { /* a bucket's first piece: maybe read ahead (*pg: here already) */
         int x = exec_bucket_ra_read(rd->ra, rd->i, rq, on_replicas, rd, pg, err);
@@ -655,6 +661,19 @@ static int read_more(sel_read *rd, sib_err *err)
     return 0;
 }
 
+/* The token of one of the read's partition keys: the last one asked is
+ * remembered (the prefetch, the consistency check and the read ask for the
+ * first key's token in turn). */
+static int64_t pk_token(sel_read *rd, const sch_val *pk)
+{
+    if (rd->tok_pk != pk->p || rd->tok_len != pk->len) {
+        rd->tok_pk = pk->p;
+        rd->tok_len = pk->len;
+        rd->tok = sib_murmur3_token(pk->p, (size_t)pk->len);
+    }
+    return rd->tok;
+}
+
 /* The start: partition keys sorted, or the scan's first position; a paging
  * state that ends inside a partition continues that partition first. */
 static int read_start(sel_read *rd, sib_err *err)
@@ -668,7 +687,7 @@ static int read_start(sel_read *rd, sib_err *err)
         if (!ents) return oom(err);
         for (size_t i = 0; i < r->npks; i++) {
             ents[i].pk = r->pks[i];
-            ents[i].token = sib_murmur3_token(r->pks[i].p, (size_t)r->pks[i].len);
+            ents[i].token = pk_token(rd, &r->pks[i]);
         }
         rd->ents = ents; /* in the order exec_analyze_where gives them: the key values' order, as Cassandra reads an IN */
         if (ps->present) {
@@ -857,11 +876,12 @@ static bool pk_has_in(const sch_table *t, const prs_select *s)
 
 /* ---- user tables --------------------------------------------------------------- */
 
-static int check_consistency(exec_ctx *c, const coord_repl *repl, const exec_restr *r, sib_err *err)
+static int check_consistency(sel_read *rd, const coord_repl *repl, const exec_restr *r, sib_err *err)
 {
+    exec_ctx *c = rd->run.c;
     /* a scan: its first token (each later range is checked when it is read) */
     int64_t tok = INT64_MIN;
-    if (r->pk_complete && r->npks) tok = sib_murmur3_token(r->pks[0].p, (size_t)r->pks[0].len);
+    if (r->pk_complete && r->npks) tok = pk_token(rd, &r->pks[0]);
     else if (r->token_restricted) tok = r->token_start + (!r->token_start_incl && r->token_start < INT64_MAX);
     return coord_check(c->ex->co, repl, c->consistency, false, tok, err);
 }
@@ -877,6 +897,10 @@ static int select_user(sel_read *rd, sib_err *err)
     memset(&r, 0, sizeof(r));
     int rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, &r, err);
     if (rc) return rc;
+    rd->store = storage_table(c->ex->st, sch_table_id(run->t));
+    /* A partition read: the memtable index's cache line starts loading now,
+     * and the checks below run meanwhile (the lookup's first cache miss). */
+    if (rd->store && r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]));
     run->filters = r.filters;
     run->nfilters = r.nfilters;
     if ((rc = check_distinct(run, !r.pk_complete, err))) return rc;
@@ -910,7 +934,7 @@ static int select_user(sel_read *rd, sib_err *err)
     /* LIMIT applies to the output (GROUP BY: it counts groups as they close) */
     if ((run->sel.aggregate && !s->ngroup) || run->post_order) run->limit_left = -1;
     const coord_repl *repl;
-    if (c->ex->co && !(rc = exec_table_repl(c, run->t, &repl, err)) && !(rc = check_consistency(c, repl, &r, err))) {
+    if (c->ex->co && !(rc = exec_table_repl(c, run->t, &repl, err)) && !(rc = check_consistency(rd, repl, &r, err))) {
         const sch_table_opts *o = sch_table_options(run->t);
         rd->repl = *repl;
         rd->has_repl = true;
@@ -921,7 +945,6 @@ static int select_user(sel_read *rd, sib_err *err)
 
     rd->r = r;
     rd->limit = limit;
-    rd->store = storage_table(c->ex->st, sch_table_id(run->t));
     rd->cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
     if (!rd->store || !rd->cut) return oom(err);
     if (rd->has_repl && sch_table_has_derived(run->t) && r.pk_complete)
@@ -987,13 +1010,13 @@ static sel_read *read_new(cql_exec *ex)
     sel_read *rd = ex->spare_read;
     if (!rd) return calloc(1, sizeof *rd); /* zeroed buffers are empty ones */
     ex->spare_read = NULL;
-    sel_read keep = *rd;
-    memset(rd, 0, sizeof *rd);
-    rd->run = keep.run; /* run_init keeps its buffers */
-    rd->scan_pk = keep.scan_pk;
-    rd->cont_pk = keep.cont_pk;
-    rd->cont_ck = keep.cont_ck;
-    rd->range_pk = keep.range_pk;
+    sib_buf keep[] = {rd->scan_pk, rd->cont_pk, rd->cont_ck, rd->range_pk};
+    /* run first: run_init clears it, keeping its buffers */
+    memset(&rd->r, 0, offsetof(sel_read, repl) - offsetof(sel_read, r));
+    rd->scan_pk = keep[0];
+    rd->cont_pk = keep[1];
+    rd->cont_ck = keep[2];
+    rd->range_pk = keep[3];
     return rd;
 }
 

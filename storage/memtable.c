@@ -323,6 +323,12 @@ const mt_rec *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen)
     return found ? slot_rec(mt, mt->ix.slots[i]) : NULL;
 }
 
+void memtable_prefetch_slot(const memtable *mt, int64_t token)
+{
+    const mt_index *x = &mt->ix;
+    if (x->slots) __builtin_prefetch(&x->slots[ix_home(x->cap, tok_hi(bt_token_prefix(token)))]);
+}
+
 const mt_rec *memtable_at(const memtable *mt, size_t *pos)
 {
     const mt_index *x = &mt->ix;
