@@ -113,6 +113,16 @@ struct cql_exec {
     struct exec_bucket_ra *ra_orphans; /* read-aheads whose SELECT ended, answers still due */
     cql_exec_observer obs; /* metrics hooks (exec.c) */
     int cur_stmt_kind;     /* kind of the request being dispatched, for obs */
+    /* One clock read at each end of a request (exec_request) serves the
+     * metrics: req_now_us is the start, which the request's first
+     * exec_ctx_init takes as its now_us (0: read the clock), and a table
+     * operation that ends inside the request is noted at its end
+     * (pend_*: at most one, reported with the request). */
+    bool in_request;
+    int64_t req_now_us;
+    bool pend_op, pend_write;
+    int64_t pend_start_us;
+    uint8_t pend_table[16];
     /* kept trace sessions (exec_trace.c): a ring, allocated on first use */
     exec_trace_session **traces;
     size_t trace_next;
