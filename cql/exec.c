@@ -157,9 +157,22 @@ int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, s
         p->plan_q = q;
         p->plan_gen = c->ex->ddl_gen;
         p->plan_table = t;
+        p->plan_store = NULL;
     }
     *out = t;
     return 0;
+}
+
+st_table *exec_table_store(exec_ctx *c, const sch_table *t)
+{
+    /* storage tables are created and dropped with the schema: a plan of the
+     * current ddl_gen can keep the one it found */
+    exec_prepared *p = c->ex->cur_prep;
+    bool plan = p && p->plan_table == t && p->plan_gen == c->ex->ddl_gen;
+    if (plan && p->plan_store) return p->plan_store;
+    st_table *st = storage_table(c->ex->st, sch_table_id(t));
+    if (plan) p->plan_store = st;
+    return st;
 }
 
 /* The executor keeps the last keyspace's parsed replication (every read

@@ -162,6 +162,7 @@ struct exec_prepared {
     uint64_t plan_gen;
     const prs_qname *plan_q;
     const sch_table *plan_table;
+    st_table *plan_store; /* plan_table's storage (exec_table_store); NULL: not yet */
 };
 
 /* Per-statement context. */
@@ -197,6 +198,9 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
  * exec_table_repl/exec_keyspace_repl call or DDL (copy it to keep it across
  * a callback). Repeated calls for one table cost no name lookup. */
 int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+/* t's storage table (storage_table), from the running prepared statement's
+ * plan when it has it. */
+st_table *exec_table_store(exec_ctx *c, const sch_table *t);
 /* A string formatted into c's arena (exec_selection.c); NULL when out of memory. */
 char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -897,7 +897,7 @@ static int select_user(sel_read *rd, sib_err *err)
     memset(&r, 0, sizeof(r));
     int rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, &r, err);
     if (rc) return rc;
-    rd->store = storage_table(c->ex->st, sch_table_id(run->t));
+    rd->store = exec_table_store(c, run->t);
     /* A partition read: the memtable index's cache line starts loading now,
      * and the checks below run meanwhile (the lookup's first cache miss). */
     if (rd->store && r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]));

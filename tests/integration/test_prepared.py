@@ -248,3 +248,15 @@ def test_prepared_select_after_keyspace_replication_change(session, ks):
     session.execute("ALTER KEYSPACE %s WITH replication = "
                     "{'class': 'SimpleStrategy', 'replication_factor': 1}" % ks)
     assert session.execute(sel, (2,)).one().v == "two"
+
+
+def test_prepared_select_after_truncate(session, ks):
+    session.execute("CREATE TABLE %s.tr (k int PRIMARY KEY, v text)" % ks)
+    sel = session.prepare("SELECT v FROM %s.tr WHERE k = ?" % ks)
+    ins = session.prepare("INSERT INTO %s.tr (k, v) VALUES (?, ?)" % ks)
+    session.execute(ins, (1, "before"))
+    assert session.execute(sel, (1,)).one().v == "before"
+    session.execute("TRUNCATE %s.tr" % ks)
+    assert session.execute(sel, (1,)).one() is None
+    session.execute(ins, (1, "after"))
+    assert session.execute(sel, (1,)).one().v == "after"
