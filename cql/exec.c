@@ -66,9 +66,19 @@ int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err)
     return 0;
 }
 
+void exec_plan_clear(exec_prepared *p)
+{
+    p->plan_q = NULL;
+    p->plan_table = NULL;
+    p->plan_store = NULL;
+    free(p->plan_sel);
+    p->plan_sel = NULL;
+}
+
 static void prepared_free(exec_prepared *p)
 {
     if (!p) return;
+    exec_plan_clear(p);
     sib_arena_destroy(p->arena);
     free(p);
 }
@@ -76,7 +86,16 @@ static void prepared_free(exec_prepared *p)
 static void prepared_evicted(void *ctx, void *value)
 {
     (void)ctx;
-    prepared_free(value);
+    exec_prepared *p = value;
+    if (p->refs) p->evicted = true; /* a read still holds it: freed by the last release */
+    else prepared_free(p);
+}
+
+void exec_prepared_hold(exec_prepared *p) { p->refs++; }
+
+void exec_prepared_release(exec_prepared *p)
+{
+    if (!--p->refs && p->evicted) prepared_free(p);
 }
 
 void cql_exec_destroy(cql_exec *ex)
@@ -154,10 +173,10 @@ int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, s
     const sch_table *t = sch_catalog_table(c->ex->cat, ks, q->name);
     if (!t) return sib_err_set(err, SIB_EINVAL, "table %s does not exist", q->name);
     if (p) {
+        exec_plan_clear(p);
         p->plan_q = q;
         p->plan_gen = c->ex->ddl_gen;
         p->plan_table = t;
-        p->plan_store = NULL;
     }
     *out = t;
     return 0;
@@ -337,11 +356,12 @@ exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len)
     return sib_lru_get(ex->prep, id);
 }
 
-/* What an entry keeps alive: its arena's chunks, the entry, and the cache's
- * own bookkeeping (an lru entry and malloc headers, about 64 bytes). */
+/* What an entry keeps alive: its arena's chunks, the entry, the room its
+ * compiled selection may take, and the cache's own bookkeeping (an lru
+ * entry and malloc headers, about 64 bytes). */
 static size_t prepared_weight(const exec_prepared *p)
 {
-    return sib_arena_used(p->arena) + sizeof *p + 64;
+    return sib_arena_used(p->arena) + sizeof *p + p->sel_room + 64;
 }
 
 static int prep_insert(cql_exec *ex, exec_prepared *p, sib_err *err)
@@ -389,6 +409,7 @@ static void handle_prepare(cql_exec *ex, cql_request *req)
             exec_reply_err_req(req, &err);
             return;
         }
+        p->sel_room = exec_select_plan_room(p->stmt);
         if (prep_insert(ex, p, &err)) {
             prepared_free(p);
             exec_reply_err_req(req, &err);

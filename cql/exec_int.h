@@ -163,6 +163,15 @@ struct exec_prepared {
     const prs_qname *plan_q;
     const sch_table *plan_table;
     st_table *plan_store; /* plan_table's storage (exec_table_store); NULL: not yet */
+    /* A SELECT of plain columns: its compiled selection for plan_table
+     * (exec_select.c, one malloc'd block of at most sel_room bytes, which
+     * the cache weight counts from the start); NULL: not built. */
+    struct sel_list *plan_sel;
+    size_t sel_room;
+    /* Reads that answer in a later callback hold the statement (its AST):
+     * an eviction meanwhile frees it when the last one lets go. */
+    unsigned refs;
+    bool evicted;
 };
 
 /* Per-statement context. */
@@ -198,6 +207,14 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
  * exec_table_repl/exec_keyspace_repl call or DDL (copy it to keep it across
  * a callback). Repeated calls for one table cost no name lookup. */
 int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+/* Bytes a prepared statement may keep for its compiled selection (0: a
+ * statement whose selection is not kept: not a SELECT of plain columns). */
+size_t exec_select_plan_room(const prs_stmt *s);
+/* Keeps p alive past its eviction until the matching release. */
+void exec_prepared_hold(exec_prepared *p);
+void exec_prepared_release(exec_prepared *p);
+/* Forgets p's plan (exec_resolve_table resolves again). */
+void exec_plan_clear(exec_prepared *p);
 /* t's storage table (storage_table), from the running prepared statement's
  * plan when it has it. */
 st_table *exec_table_store(exec_ctx *c, const sch_table *t);

@@ -293,6 +293,8 @@ typedef struct sel_read {
     sib_buf cont_pk, cont_ck;
     const prs_select *stmt;
     int restarts;         /* times a DDL during the read made it start over */
+    exec_prepared *prep;  /* the prepared statement stmt is in, held (NULL: none) */
+    bool sel_lost;        /* no memory to copy the kept selection (sel_detach) */
     /* tracing: the partition key being read, and the counts when it began */
     bool key_traced;
     uint64_t rows0, tomb0;
@@ -991,6 +993,8 @@ static void select_user_free(sel_read *rd)
 {
     exec_bucket_ra_release(rd->ra);
     rd->ra = NULL;
+    if (rd->prep) exec_prepared_release(rd->prep);
+    rd->prep = NULL;
     cql_exec *ex = rd->ex;
     if (ex->spare_read) {
         read_destroy(rd);
@@ -1020,7 +1024,9 @@ static sel_read *read_new(cql_exec *ex)
     return rd;
 }
 
-static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts);
+static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts,
+                              exec_prepared *prep);
+static int sel_detach(sel_run *run, sib_err *err);
 
 /* A DDL ran while a piece was on the pool: the table, its columns and the
  * compiled selectors may be gone. Nothing was sent yet, so the statement
@@ -1035,13 +1041,16 @@ static void select_restart(sel_read *rd)
     int n = rd->restarts + 1;
     /* not rd->run.t's name: the DDL may have freed it */
     sib_log(rd->ex->log, SIB_DEBUG, "cql: a schema change during a read: the SELECT starts over (%d)", n);
+    exec_prepared *prep = rd->prep; /* s is in it: held across */
+    if (prep) exec_prepared_hold(prep);
     select_user_free(rd);
     sib_err err;
     sib_err_clear(&err);
     const sch_table *t;
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (rc) exec_reply_err(c, &err);
-    else select_user_start(c, t, s, n);
+    else select_user_start(c, t, s, n, prep);
+    if (prep) exec_prepared_release(prep);
 }
 
 /* Replies (the rows, or err when rc < 0) and frees the read. */
@@ -1105,6 +1114,8 @@ static void piece_back(sel_read *rd, st_rpage *pg, int prc, const sib_err *perr)
         err.ex[3] = 1;
     } else if (cql_request_orphaned(rd->run.c->req)) {
         rc = sib_err_set(&err, SIB_ESERVER, "the connection closed during the read"); /* dropped with it */
+    } else if (rd->sel_lost) {
+        rc = oom(&err);
     } else if (prc) {
         err = *perr;
         rc = prc;
@@ -1157,7 +1168,10 @@ static void on_range(void *ctx, int rc, const sib_err *err, st_merge *mg, const 
 }
 
 /* A SELECT on a user table: its state lives on the heap until the reply. */
-static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts)
+/* prep: the prepared statement s belongs to (NULL: none), held until the
+ * read ends. */
+static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts,
+                              exec_prepared *prep)
 {
     sib_err err;
     sib_err_clear(&err);
@@ -1168,6 +1182,8 @@ static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select 
         return;
     }
     rd->ex = c->ex;
+    rd->prep = prep;
+    if (prep) exec_prepared_hold(prep);
     rd->start_us = c->now_us;
     rd->ddl_gen = c->ex->ddl_gen;
     rd->stmt = s;
@@ -1175,7 +1191,11 @@ static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select 
     memcpy(rd->table_id, sch_table_id(t), 16);
     int rc = run_init(&rd->run, c, t, s, &err);
     if (!rc) rc = select_user(rd, &err);
-    if (rc != 1) select_user_done(rd, rc, &err);
+    if (rc == 1) { /* on the read pool or the replicas: on_page / merged_back go on */
+        if (sel_detach(&rd->run, &err)) rd->sel_lost = true; /* the answer fails then */
+        return;
+    }
+    select_user_done(rd, rc, &err);
 }
 
 /* ---- entry point ----------------------------------------------------------------- */
@@ -1202,6 +1222,99 @@ static void run_keep(sel_run *run)
 {
     run_each_buf(run, buf_keep);
     group_free(run);
+}
+
+/* ---- a prepared SELECT's compiled selection ---------------------------------
+ *
+ * Plain column selectors compile to SN_COLUMN nodes, which nothing writes
+ * while a statement runs (constants, slices and element keys are evaluated
+ * into their nodes per execution: those selections are compiled every
+ * time). So the prepared statement keeps such a selection with its plan
+ * (the table it resolved, valid while ddl_gen is unchanged), in one block
+ * whose size PREPARE already counted in the cache weight. */
+
+#define SEL_PLAN_MAX_COLS 64
+
+static size_t plan_room(size_t n)
+{
+    return sizeof(sel_list) + n * (sizeof(sel_node *) + sizeof(const char *) + sizeof(const sch_type *) +
+                                   sizeof(sel_node));
+}
+
+size_t exec_select_plan_room(const prs_stmt *st)
+{
+    if (st->kind != PRS_STMT_SELECT) return 0;
+    const prs_select *s = &st->select;
+    if (s->star || s->json || !s->nsel || s->nsel > SEL_PLAN_MAX_COLS) return 0;
+    for (size_t i = 0; i < s->nsel; i++)
+        if (s->sel[i].kind != PRS_SEL_COLUMN) return 0;
+    return plan_room(s->nsel);
+}
+
+/* A copy of l (plain columns, n of them) in one block of room bytes. */
+static sel_list *sel_plan_copy(const sel_list *l, size_t room)
+{
+    size_t n = l->n;
+    if (room < plan_room(n)) return NULL;
+    sel_list *k = malloc(room);
+    if (!k) return NULL;
+    *k = *l;
+    k->nodes = (sel_node **)(k + 1);
+    k->names = (const char **)(k->nodes + n);
+    k->types = (const sch_type **)(k->names + n);
+    sel_node *nodes = (sel_node *)(k->types + n);
+    for (size_t i = 0; i < n; i++) {
+        nodes[i] = *l->nodes[i];
+        k->nodes[i] = &nodes[i];
+        k->names[i] = l->names[i];
+        k->types[i] = l->types[i];
+    }
+    return k;
+}
+
+/* A read that goes on in a later callback takes its own copy of a kept
+ * selection (in the request's arena): the prepared statement may be evicted
+ * meanwhile. */
+static int sel_detach(sel_run *run, sib_err *err)
+{
+    if (!run->sel_kept) return 0;
+    sel_list *l = &run->sel;
+    size_t n = l->n;
+    sib_arena *a = run->c->arena;
+    sel_node **nodes = sib_arena_alloc(a, sizeof *nodes * (n + 1));
+    sel_node *nv = sib_arena_alloc(a, sizeof *nv * (n + 1));
+    const char **names = sib_arena_memdup(a, l->names, sizeof *names * (n + 1));
+    const sch_type **types = sib_arena_memdup(a, l->types, sizeof *types * (n + 1));
+    if (!nodes || !nv || !names || !types) return oom(err);
+    for (size_t i = 0; i < n; i++) {
+        nv[i] = *l->nodes[i];
+        nodes[i] = &nv[i];
+    }
+    l->nodes = nodes;
+    l->names = names;
+    l->types = types;
+    run->sel_kept = false;
+    return 0;
+}
+
+/* run->sel for t and s: the running prepared statement's kept one, or
+ * compiled (and kept when it may be). */
+static int run_selection(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
+{
+    exec_prepared *p = c->ex->cur_prep;
+    bool plan = p && p->stmt->kind == PRS_STMT_SELECT && &p->stmt->select == s && p->plan_table == t &&
+                p->plan_gen == c->ex->ddl_gen;
+    if (plan && p->plan_sel) {
+        run->sel = *p->plan_sel;
+        run->sel_kept = true;
+        return 0;
+    }
+    int rc = compile_selection(c, t, s, &run->sel, err);
+    if (rc || !plan || !p->sel_room || run->sel.n != s->nsel || run->sel.aggregate) return rc;
+    for (size_t i = 0; i < run->sel.n; i++)
+        if (run->sel.nodes[i]->kind != SN_COLUMN) return 0;
+    p->plan_sel = sel_plan_copy(&run->sel, p->sel_room); /* NULL (no memory): compiled each time */
+    return 0;
 }
 
 /* run: zeroed, or kept by run_keep (its empty buffers are reused). */
@@ -1235,7 +1348,7 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
     run->pkv = sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
     if (!run->ckv || !run->pkv) return oom(err);
     run->nck = nck;
-    int rc = compile_selection(c, t, s, &run->sel, err);
+    int rc = run_selection(run, c, t, s, err);
     if (rc) return rc;
     for (size_t i = 0; i < run->sel.n; i++)
         if ((rc = prepare_consts(c, run->sel.nodes[i], err))) return rc;
@@ -1257,7 +1370,8 @@ void exec_select(exec_ctx *c, const prs_select *s)
         return;
     }
     if (sch_table_kind_of(t) == SCH_TABLE_USER) {
-        select_user_start(c, t, s, 0);
+        exec_prepared *p = c->ex->cur_prep;
+        select_user_start(c, t, s, 0, p && p->stmt->kind == PRS_STMT_SELECT && &p->stmt->select == s ? p : NULL);
         return;
     }
     rc = run_init(&run, c, t, s, &err);

@@ -120,6 +120,7 @@ typedef struct sel_run {
     const sch_table *t;
     const prs_select *s;
     sel_list sel;
+    bool sel_kept;      /* sel is the prepared statement's (exec_select.c) */
     exec_filter *filters;
     size_t nfilters;
     bool distinct, reversed, post_order;

@@ -260,3 +260,28 @@ def test_prepared_select_after_truncate(session, ks):
     assert session.execute(sel, (1,)).one() is None
     session.execute(ins, (1, "after"))
     assert session.execute(sel, (1,)).one().v == "after"
+
+
+def test_prepared_reads_on_the_pool_while_statements_are_evicted(make_node, clusters):
+    """Reads of flushed rows without a block cache go to the read pool and
+    answer in a later loop callback, while a tiny statement cache keeps
+    evicting the statements (the driver re-prepares them): a read never
+    uses what its evicted statement kept (ASan would see it), and every
+    answer is right."""
+    from cassandra.concurrent import execute_concurrent
+    from sibyl_harness import flush
+    node = make_node(prepared_statements_cache_size="16KiB", block_cache_size=0)
+    _, s = clusters.connect(node, protocol_version=4)
+    s.execute("CREATE KEYSPACE pe WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE pe.t (k int PRIMARY KEY, v text, w int)")
+    ins = s.prepare("INSERT INTO pe.t (k, v, w) VALUES (?, ?, ?)")
+    execute_concurrent(s, [(ins, (k, "v%d" % k, k * 10)) for k in range(100)], concurrency=20,
+                       raise_on_first_error=True)
+    flush(node)
+    sel = [s.prepare("SELECT w, v AS x FROM pe.t WHERE k = ? /* %d */" % i) for i in range(16)]
+    for rnd in range(3):
+        stmts = [(sel[(k + rnd) % len(sel)], (k,)) for k in range(100)]
+        res = execute_concurrent(s, stmts, concurrency=32, raise_on_first_error=True)
+        for k, (ok, rows) in enumerate(res):
+            r = rows.one()
+            assert ok and (r.w, r.x) == (k * 10, "v%d" % k)
