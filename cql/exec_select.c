@@ -902,7 +902,7 @@ static int select_user(sel_read *rd, sib_err *err)
     rd->store = exec_table_store(c, run->t);
     /* A partition read: the memtable index's cache line starts loading now,
      * and the checks below run meanwhile (the lookup's first cache miss). */
-    if (rd->store && r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]));
+    if (rd->store && r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]), false);
     run->filters = r.filters;
     run->nfilters = r.nfilters;
     if ((rc = check_distinct(run, !r.pk_complete, err))) return rc;
@@ -952,6 +952,9 @@ static int select_user(sel_read *rd, sib_err *err)
     if (rd->has_repl && sch_table_has_derived(run->t) && r.pk_complete)
         rd->ra = exec_bucket_ra_create(c->ex, rd->table_id, rd->r.pks, rd->r.npks, rd->r.slices, rd->r.nslices,
                                        &rd->repl, c->consistency, rd->read_repair, c->now_s);
+    /* the slot prefetched above has mostly arrived by now: its record next
+     * (the lookup's second miss, hidden by the read's start) */
+    if (r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]), true);
     return read_start(rd, err);
 }
 

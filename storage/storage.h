@@ -450,8 +450,10 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
 /* A hint that a partition read of this token follows soon: starts loading
  * where the active memtable's index keeps it into the CPU cache, so the
  * lookup does not wait for memory (the caller's work meanwhile hides the
- * latency). Does nothing else; call on the loop thread. */
-void st_prefetch(st_table *t, int64_t token);
+ * latency). record: also the partition's record, found through the index
+ * slot, so call it once without (early), then with (once the slot has had
+ * time to arrive). Does nothing else; call on the loop thread. */
+void st_prefetch(st_table *t, int64_t token, bool record);
 
 typedef struct st_rpart {
     const uint8_t *pk;

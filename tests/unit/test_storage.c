@@ -1790,16 +1790,19 @@ static void test_prefetch_is_a_hint(void **state)
     storage *s = f->s;
     st_table *t = storage_table(s, T1);
     assert_non_null(t);
-    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1));
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), false);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), true);
     put(s, "p", "a", 1, "one", 10, 0, 0);
-    for (int i = 0; i < 2000; i++) st_prefetch(t, (int64_t)((uint64_t)i * 0x9E3779B97F4A7C15ull));
-    st_prefetch(t, INT64_MIN);
-    st_prefetch(t, INT64_MAX);
-    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1));
+    for (int i = 0; i < 2000; i++) st_prefetch(t, (int64_t)((uint64_t)i * 0x9E3779B97F4A7C15ull), i % 2);
+    st_prefetch(t, INT64_MIN, true);
+    st_prefetch(t, INT64_MAX, true);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), false);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), true);
     assert_string_equal(get(s, "p", "a", 1), "one");
     assert_null(get(s, "nothere", "a", 1));
     flush_all(s);
-    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1));
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), false);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), true);
     assert_string_equal(get(s, "p", "a", 1), "one");
 }
 
