@@ -48,18 +48,9 @@ free_port() {
 }
 
 port=$(free_port); sport=$(free_port); aport=$(free_port)
-cat >"$TMP/sibyl.yaml" <<EOF
-cluster_name: bench
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
-native_transport_port: $port
-storage_port: $sport
-admin_port: $aport
-data_file_directories: [$TMP/data]
-commitlog_directory: $TMP/commitlog
-hints_directory: $TMP/hints
-commitlog_sync: periodic
-EOF
+# shellcheck source=sibyl_yaml.sh
+. "$REPO/bench/sibyl_yaml.sh"
+write_sibyl_yaml "$TMP" "$port" "$sport" "$aport"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out.%p" "$SIBYLD" --config "$TMP/sibyl.yaml" \
     2>"$TMP/sibyld.log" &
 PID=$!
