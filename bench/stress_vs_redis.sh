@@ -70,6 +70,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 die() { echo "stress_vs_redis: $*" >&2; exit 1; }
+# shellcheck source=sibyl_yaml.sh
+. "$REPO/bench/sibyl_yaml.sh"
 
 if (( THREADS < 1 || CONNS % THREADS != 0 )); then die "THREADS must divide $CONNS"; fi
 CONNS_PER_THREAD=$((CONNS / THREADS))
@@ -239,18 +241,7 @@ run_sibyl() {
     port=$(free_port); sport=$(free_port); aport=$(free_port)
     dir=$TMP/sibyl
     mkdir -p "$dir"
-    cat >"$dir/sibyl.yaml" <<EOF
-cluster_name: bench
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
-native_transport_port: $port
-storage_port: $sport
-admin_port: $aport
-data_file_directories: [$dir/data]
-commitlog_directory: $dir/commitlog
-hints_directory: $dir/hints
-commitlog_sync: periodic
-EOF
+    write_sibyl_yaml "$dir" "$port" "$sport" "$aport"
     "$SIBYLD" --config "$dir/sibyl.yaml" 2>"$dir/sibyld.log" &
     pid=$!
     PIDS+=("$pid")

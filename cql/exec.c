@@ -66,9 +66,19 @@ int cql_exec_create(cql_exec **out, const cql_exec_opts *o, sib_err *err)
     return 0;
 }
 
+void exec_plan_clear(exec_prepared *p)
+{
+    p->plan_q = NULL;
+    p->plan_table = NULL;
+    p->plan_store = NULL;
+    free(p->plan_sel);
+    p->plan_sel = NULL;
+}
+
 static void prepared_free(exec_prepared *p)
 {
     if (!p) return;
+    exec_plan_clear(p);
     sib_arena_destroy(p->arena);
     free(p);
 }
@@ -76,7 +86,16 @@ static void prepared_free(exec_prepared *p)
 static void prepared_evicted(void *ctx, void *value)
 {
     (void)ctx;
-    prepared_free(value);
+    exec_prepared *p = value;
+    if (p->refs) p->evicted = true; /* a read still holds it: freed by the last release */
+    else prepared_free(p);
+}
+
+void exec_prepared_hold(exec_prepared *p) { p->refs++; }
+
+void exec_prepared_release(exec_prepared *p)
+{
+    if (!--p->refs && p->evicted) prepared_free(p);
 }
 
 void cql_exec_destroy(cql_exec *ex)
@@ -85,6 +104,8 @@ void cql_exec_destroy(cql_exec *ex)
     sib_lru_destroy(ex->prep);
     exec_trace_free_all(ex);
     exec_spare_muts_free(ex);
+    exec_spare_read_free(ex);
+    sib_buf_free(&ex->pk_scratch);
     exec_schema_merges_orphan(ex);
     exec_bucket_ra_free_orphans(ex);
     sch_defs_destroy(ex->defs);
@@ -98,7 +119,15 @@ void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o) { ex->obs =
 
 void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us)
 {
-    if (ex->obs.table_op) ex->obs.table_op(ex->obs.ctx, table_id, write, sib_now_us() - start_us);
+    if (!ex->obs.table_op) return;
+    if (ex->in_request && !ex->pend_op) { /* timed by exec_request's clock read at its end */
+        ex->pend_op = true;
+        ex->pend_write = write;
+        ex->pend_start_us = start_us;
+        memcpy(ex->pend_table, table_id, 16);
+        return;
+    }
+    ex->obs.table_op(ex->obs.ctx, table_id, write, SIB_MAX(sib_now_us() - start_us, 0));
 }
 
 int64_t exec_next_timestamp(cql_exec *ex)
@@ -128,6 +157,14 @@ void exec_reply_err(exec_ctx *c, const sib_err *err) { exec_reply_err_req(c->req
 
 int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
 {
+    /* EXECUTE of a prepared statement: its plan, while the schema is the
+     * one it was resolved under (q identifies the name within the AST; the
+     * keyspace, the statement's own, cannot differ between executions). */
+    exec_prepared *p = c->ex->cur_prep;
+    if (p && p->plan_q == q && p->plan_gen == c->ex->ddl_gen) {
+        *out = p->plan_table;
+        return 0;
+    }
     const char *ks = q->ks ? q->ks : c->keyspace;
     if (!ks || !*ks)
         return sib_err_set(err, SIB_EINVAL,
@@ -135,17 +172,36 @@ int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, s
     if (!sch_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
     const sch_table *t = sch_catalog_table(c->ex->cat, ks, q->name);
     if (!t) return sib_err_set(err, SIB_EINVAL, "table %s does not exist", q->name);
+    if (p) {
+        exec_plan_clear(p);
+        p->plan_q = q;
+        p->plan_gen = c->ex->ddl_gen;
+        p->plan_table = t;
+    }
     *out = t;
     return 0;
 }
 
-int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err)
+st_table *exec_table_store(exec_ctx *c, const sch_table *t)
 {
-    cql_exec *ex = c->ex;
+    /* storage tables are created and dropped with the schema: a plan of the
+     * current ddl_gen can keep the one it found */
+    exec_prepared *p = c->ex->cur_prep;
+    bool plan = p && p->plan_table == t && p->plan_gen == c->ex->ddl_gen;
+    if (plan && p->plan_store) return p->plan_store;
+    st_table *st = storage_table(c->ex->st, sch_table_id(t));
+    if (plan) p->plan_store = st;
+    return st;
+}
+
+/* The executor keeps the last keyspace's parsed replication (every read
+ * and write asks for it), valid while ddl_gen is unchanged. */
+static int keyspace_repl_ref(cql_exec *ex, const char *ks, const coord_repl **out, sib_err *err)
+{
     const sch_keyspace *k = sch_catalog_keyspace(ex->cat, ks);
     if (!k) return sib_err_set(err, SIB_EINVAL, "keyspace %s does not exist", ks);
     if (ex->repl_ks == k && ex->repl_gen == ex->ddl_gen) {
-        *out = ex->repl;
+        *out = &ex->repl;
         return 0;
     }
     const sch_strmap *m = sch_keyspace_replication(k);
@@ -155,12 +211,34 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
         keys[n] = m->kv[i].key;
         vals[n] = m->kv[i].value;
     }
-    int rc = coord_repl_parse(keys, vals, n, out, NULL, err);
-    if (!rc) {
-        ex->repl = *out;
-        ex->repl_ks = k;
-        ex->repl_gen = ex->ddl_gen;
+    ex->repl_ks = NULL; /* parsing writes ex->repl: it is valid again only on success */
+    ex->repl_table = NULL;
+    int rc = coord_repl_parse(keys, vals, n, &ex->repl, NULL, err);
+    if (rc) return rc;
+    ex->repl_ks = k;
+    ex->repl_gen = ex->ddl_gen;
+    *out = &ex->repl;
+    return 0;
+}
+
+int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err)
+{
+    const coord_repl *r;
+    int rc = keyspace_repl_ref(c->ex, ks, &r, err);
+    if (!rc) *out = *r;
+    return rc;
+}
+
+int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err)
+{
+    cql_exec *ex = c->ex;
+    /* a table pointer, like repl_ks, stays valid while ddl_gen is unchanged */
+    if (ex->repl_table == t && ex->repl_ks && ex->repl_gen == ex->ddl_gen) {
+        *out = &ex->repl;
+        return 0;
     }
+    int rc = keyspace_repl_ref(ex, sch_table_keyspace(t), out, err);
+    if (!rc) ex->repl_table = t;
     return rc;
 }
 
@@ -207,7 +285,8 @@ void exec_ctx_init(exec_ctx *c, cql_exec *ex, cql_request *req, const prs_stmt *
         c->consistency = p->consistency;
     }
     if (s->consistency >= 0) c->consistency = s->consistency;
-    c->now_us = sib_now_us();
+    c->now_us = ex->req_now_us ? ex->req_now_us : sib_now_us();
+    ex->req_now_us = 0; /* a later statement (of a batch) reads the clock */
     c->now_s = (int32_t)(c->now_us / 1000000);
     if (p && p->timestamp != INT64_MIN) {
         c->timestamp = p->timestamp;
@@ -277,11 +356,12 @@ exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len)
     return sib_lru_get(ex->prep, id);
 }
 
-/* What an entry keeps alive: its arena's chunks, the entry, and the cache's
- * own bookkeeping (an lru entry and malloc headers, about 64 bytes). */
+/* What an entry keeps alive: its arena's chunks, the entry, the room its
+ * compiled selection may take, and the cache's own bookkeeping (an lru
+ * entry and malloc headers, about 64 bytes). */
 static size_t prepared_weight(const exec_prepared *p)
 {
-    return sib_arena_used(p->arena) + sizeof *p + 64;
+    return sib_arena_used(p->arena) + sizeof *p + p->sel_room + 64;
 }
 
 static int prep_insert(cql_exec *ex, exec_prepared *p, sib_err *err)
@@ -329,6 +409,7 @@ static void handle_prepare(cql_exec *ex, cql_request *req)
             exec_reply_err_req(req, &err);
             return;
         }
+        p->sel_room = exec_select_plan_room(p->stmt);
         if (prep_insert(ex, p, &err)) {
             prepared_free(p);
             exec_reply_err_req(req, &err);
@@ -380,7 +461,10 @@ static void handle_execute(cql_exec *ex, cql_request *req)
     if (req->trace_data) exec_trace_query(req, p->query);
     exec_ctx_init(c, ex, req, p->stmt, &e->params, p->keyspace);
     if (bind_names(c, &err) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
+    /* Only while it runs here: a callback after this one may find p evicted. */
+    ex->cur_prep = p;
     run_statement(c, p->stmt);
+    ex->cur_prep = NULL;
 }
 
 static void dispatch(cql_exec *ex, cql_request *req)
@@ -399,7 +483,11 @@ static void dispatch(cql_exec *ex, cql_request *req)
 }
 
 /* Metrics wrapper: the time until dispatch returns covers the whole request
- * in periodic commitlog mode (the write is acked before it returns). */
+ * in periodic commitlog mode (the write is acked before it returns). Two
+ * reads of the wall clock time it (they were four, a few percent of a point
+ * read's CPU): the first is also the statement's now_us, the second ends a
+ * table operation finished inside (exec_note_table_op). A clock step back
+ * gives 0, not a negative time. */
 static void exec_request(cql_executor *base, cql_request *req)
 {
     cql_exec *ex = (cql_exec *)base;
@@ -410,8 +498,17 @@ static void exec_request(cql_executor *base, cql_request *req)
     int cl = opcode == CQL_OP_QUERY ? req->u.query.params.consistency
              : opcode == CQL_OP_EXECUTE ? req->u.execute.params.consistency
              : opcode == CQL_OP_BATCH ? req->u.batch.consistency : -1;
-    int64_t t0 = sib_mono_ns();
+    int64_t t0 = sib_now_us();
     ex->cur_stmt_kind = opcode == CQL_OP_BATCH ? (int)PRS_STMT_BATCH : -1; /* else run_statement sets it */
+    ex->req_now_us = t0;
+    ex->in_request = true;
     dispatch(ex, req); /* req may be freed from here on */
-    ex->obs.request(ex->obs.ctx, opcode, ex->cur_stmt_kind, cl, (sib_mono_ns() - t0) / 1000);
+    ex->in_request = false;
+    ex->req_now_us = 0;
+    int64_t t1 = sib_now_us();
+    if (ex->pend_op) {
+        ex->pend_op = false;
+        ex->obs.table_op(ex->obs.ctx, ex->pend_table, ex->pend_write, SIB_MAX(t1 - ex->pend_start_us, 0));
+    }
+    ex->obs.request(ex->obs.ctx, opcode, ex->cur_stmt_kind, cl, SIB_MAX(t1 - t0, 0));
 }

@@ -103,15 +103,33 @@ struct cql_exec {
     uint64_t ddl_gen;
     uint64_t repl_gen;
     const sch_keyspace *repl_ks;
+    const sch_table *repl_table; /* a table of repl_ks looked up since (NULL: none) */
     coord_repl repl;
+    /* The prepared statement EXECUTE is running, while it runs (NULL
+     * otherwise): exec_resolve_table answers its tables from its plan. */
+    struct exec_prepared *cur_prep;
     int tombstone_warn, tombstone_fail;
     int max_scatter_buckets;
     struct exec_bucket_ra *ra_orphans; /* read-aheads whose SELECT ended, answers still due */
     cql_exec_observer obs; /* metrics hooks (exec.c) */
     int cur_stmt_kind;     /* kind of the request being dispatched, for obs */
+    /* One clock read at each end of a request (exec_request) serves the
+     * metrics: req_now_us is the start, which the request's first
+     * exec_ctx_init takes as its now_us (0: read the clock), and a table
+     * operation that ends inside the request is noted at its end
+     * (pend_*: at most one, reported with the request). */
+    bool in_request;
+    int64_t req_now_us;
+    bool pend_op, pend_write;
+    int64_t pend_start_us;
+    uint8_t pend_table[16];
     /* kept trace sessions (exec_trace.c): a ring, allocated on first use */
     exec_trace_session **traces;
     size_t trace_next;
+    sib_buf pk_scratch; /* partition key encoding (exec_where.c), memory kept */
+    /* a finished SELECT's state and buffers, kept for the next one
+     * (exec_select.c) */
+    struct sel_read *spare_read;
     /* emptied mutations kept for the next write (exec_write.c) */
     st_mutation *spare_muts[16];
     size_t nspare_muts;
@@ -124,6 +142,8 @@ struct cql_exec {
 };
 /* Frees the kept mutations (exec_write.c). */
 void exec_spare_muts_free(cql_exec *ex);
+/* Frees the kept SELECT state (exec_select.c). */
+void exec_spare_read_free(cql_exec *ex);
 
 /* A prepared statement: its text and keyspace, re-parsed into a fresh arena
  * on every EXECUTE would be wasteful, so the AST is kept in `arena`. */
@@ -134,6 +154,24 @@ struct exec_prepared {
     size_t query_len;
     sib_arena *arena; /* owns stmt */
     prs_stmt *stmt;
+    /* The table the statement names, resolved once and kept while the
+     * schema is unchanged (plan_gen == cql_exec.ddl_gen): a DDL, local or
+     * merged from a peer, bumps ddl_gen and the next EXECUTE resolves it
+     * again, so an ALTER or a DROP and re-CREATE of the same name is seen.
+     * plan_q is the name in stmt that was resolved (NULL: no plan). */
+    uint64_t plan_gen;
+    const prs_qname *plan_q;
+    const sch_table *plan_table;
+    st_table *plan_store; /* plan_table's storage (exec_table_store); NULL: not yet */
+    /* A SELECT of plain columns: its compiled selection for plan_table
+     * (exec_select.c, one malloc'd block of at most sel_room bytes, which
+     * the cache weight counts from the start); NULL: not built. */
+    struct sel_list *plan_sel;
+    size_t sel_room;
+    /* Reads that answer in a later callback hold the statement (its AST):
+     * an eviction meanwhile frees it when the last one lets go. */
+    unsigned refs;
+    bool evicted;
 };
 
 /* Per-statement context. */
@@ -165,6 +203,21 @@ int64_t exec_next_timestamp(cql_exec *ex);
 int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err);
 /* The keyspace's replication as a coordinator strategy. */
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err);
+/* The replication of t's keyspace, by reference: valid until the next
+ * exec_table_repl/exec_keyspace_repl call or DDL (copy it to keep it across
+ * a callback). Repeated calls for one table cost no name lookup. */
+int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+/* Bytes a prepared statement may keep for its compiled selection (0: a
+ * statement whose selection is not kept: not a SELECT of plain columns). */
+size_t exec_select_plan_room(const prs_stmt *s);
+/* Keeps p alive past its eviction until the matching release. */
+void exec_prepared_hold(exec_prepared *p);
+void exec_prepared_release(exec_prepared *p);
+/* Forgets p's plan (exec_resolve_table resolves again). */
+void exec_plan_clear(exec_prepared *p);
+/* t's storage table (storage_table), from the running prepared statement's
+ * plan when it has it. */
+st_table *exec_table_store(exec_ctx *c, const sch_table *t);
 /* A string formatted into c's arena (exec_selection.c); NULL when out of memory. */
 char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

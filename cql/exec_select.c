@@ -293,12 +293,16 @@ typedef struct sel_read {
     sib_buf cont_pk, cont_ck;
     const prs_select *stmt;
     int restarts;         /* times a DDL during the read made it start over */
+    exec_prepared *prep;  /* the prepared statement stmt is in, held (NULL: none) */
+    bool sel_lost;        /* no memory to copy the kept selection (sel_detach) */
     /* tracing: the partition key being read, and the counts when it began */
     bool key_traced;
     uint64_t rows0, tomb0;
+    const uint8_t *tok_pk; /* tok is this partition key's token (pk_token) */
+    int32_t tok_len;
+    int64_t tok;
     /* through the replicas (coordinator): a partition not local-only */
     bool has_repl;
-    coord_repl repl;
     bool read_repair;     /* table option read_repair 'BLOCKING' */
     exec_bucket_ra *ra;   /* the next buckets, read ahead (exec_bucket.c) */
     /* a scan through the replicas (coord_range_read): the keyspace is not
@@ -306,6 +310,8 @@ typedef struct sel_read {
     bool range_remote, range_piece, range_done, range_has_pk;
     int64_t range_tok;
     sib_buf range_pk;
+    /* last: read_new does not clear it (1.1 KB), it is set with has_repl */
+    coord_repl repl;
 } sel_read;
 
 static bool token_in_range(const exec_restr *r, int64_t tok)
@@ -558,7 +564,9 @@ static int remote_piece(sel_read *rd, const st_rreq *rq, st_rpage **pg, sib_err 
 {
     cql_exec *ex = rd->ex;
     if (!rd->has_repl || !rq->pk || !ex->co) return 0;
-    int64_t tok = sib_murmur3_token(rq->pk, rq->pklen);
+    /* a partition of the IN list: its token is known */
+    int64_t tok = !rd->scan && rd->i < rd->r.npks && rq->pk == rd->ents[rd->i].pk.p ? rd->ents[rd->i].token
+                                                               : sib_murmur3_token(rq->pk, rq->pklen);
     if (coord_local_only(ex->co, &rd->repl, tok)) return 0;
     if (rd->ra && !rd->cont) { /* a bucket's first piece: maybe read ahead (*pg: here already) */
         int x = exec_bucket_ra_read(rd->ra, rd->i, rq, on_replicas, rd, pg, err);
@@ -656,6 +664,19 @@ static int read_more(sel_read *rd, sib_err *err)
     return 0;
 }
 
+/* The token of one of the read's partition keys: the last one asked is
+ * remembered (the prefetch, the consistency check and the read ask for the
+ * first key's token in turn). */
+static int64_t pk_token(sel_read *rd, const sch_val *pk)
+{
+    if (rd->tok_pk != pk->p || rd->tok_len != pk->len) {
+        rd->tok_pk = pk->p;
+        rd->tok_len = pk->len;
+        rd->tok = sib_murmur3_token(pk->p, (size_t)pk->len);
+    }
+    return rd->tok;
+}
+
 /* The start: partition keys sorted, or the scan's first position; a paging
  * state that ends inside a partition continues that partition first. */
 static int read_start(sel_read *rd, sib_err *err)
@@ -669,7 +690,7 @@ static int read_start(sel_read *rd, sib_err *err)
         if (!ents) return oom(err);
         for (size_t i = 0; i < r->npks; i++) {
             ents[i].pk = r->pks[i];
-            ents[i].token = sib_murmur3_token(r->pks[i].p, (size_t)r->pks[i].len);
+            ents[i].token = pk_token(rd, &r->pks[i]);
         }
         rd->ents = ents; /* in the order exec_analyze_where gives them: the key values' order, as Cassandra reads an IN */
         if (ps->present) {
@@ -729,7 +750,8 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
         m.paging_state_len = (int32_t)ps->len;
     }
     size_t n = run->nrows;
-    const uint8_t **rows = malloc(sizeof(*rows) * (n ? n : 1));
+    const uint8_t *one[4]; /* a point read's row without a malloc */
+    const uint8_t **rows = n <= SIB_ARRAY_LEN(one) ? one : malloc(sizeof(*rows) * n);
     if (!rows) {
         sib_err err;
         oom(&err);
@@ -753,7 +775,7 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
     }
     cql_reply_rows_end(c->req);
 out:
-    free(rows);
+    if (rows != one) free(rows);
 }
 
 /* ---- validation shared by user and system tables ------------------------------ */
@@ -857,17 +879,14 @@ static bool pk_has_in(const sch_table *t, const prs_select *s)
 
 /* ---- user tables --------------------------------------------------------------- */
 
-static int check_consistency(exec_ctx *c, const sch_table *t, const exec_restr *r, sib_err *err)
+static int check_consistency(sel_read *rd, const coord_repl *repl, const exec_restr *r, sib_err *err)
 {
-    if (!c->ex->co) return 0;
-    coord_repl repl;
-    int rc = exec_keyspace_repl(c, sch_table_keyspace(t), &repl, err);
-    if (rc) return rc;
+    exec_ctx *c = rd->run.c;
     /* a scan: its first token (each later range is checked when it is read) */
     int64_t tok = INT64_MIN;
-    if (r->pk_complete && r->npks) tok = sib_murmur3_token(r->pks[0].p, (size_t)r->pks[0].len);
+    if (r->pk_complete && r->npks) tok = pk_token(rd, &r->pks[0]);
     else if (r->token_restricted) tok = r->token_start + (!r->token_start_incl && r->token_start < INT64_MAX);
-    return coord_check(c->ex->co, &repl, c->consistency, false, tok, err);
+    return coord_check(c->ex->co, repl, c->consistency, false, tok, err);
 }
 
 /* Checks the statement and starts reading: 0 = read to the end, 1 = a
@@ -881,6 +900,10 @@ static int select_user(sel_read *rd, sib_err *err)
     memset(&r, 0, sizeof(r));
     int rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, &r, err);
     if (rc) return rc;
+    rd->store = exec_table_store(c, run->t);
+    /* A partition read: the memtable index's cache line starts loading now,
+     * and the checks below run meanwhile (the lookup's first cache miss). */
+    if (rd->store && r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]), false);
     run->filters = r.filters;
     run->nfilters = r.nfilters;
     if ((rc = check_distinct(run, !r.pk_complete, err))) return rc;
@@ -913,9 +936,10 @@ static int select_user(sel_read *rd, sib_err *err)
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
     /* LIMIT applies to the output (GROUP BY: it counts groups as they close) */
     if ((run->sel.aggregate && !s->ngroup) || run->post_order) run->limit_left = -1;
-    if ((rc = check_consistency(c, run->t, &r, err))) return rc;
-    if (c->ex->co && !(rc = exec_keyspace_repl(c, sch_table_keyspace(run->t), &rd->repl, err))) {
+    const coord_repl *repl;
+    if (c->ex->co && !(rc = exec_table_repl(c, run->t, &repl, err)) && !(rc = check_consistency(rd, repl, &r, err))) {
         const sch_table_opts *o = sch_table_options(run->t);
+        rd->repl = *repl;
         rd->has_repl = true;
         rd->read_repair = !o || !o->read_repair || strcmp(o->read_repair, "NONE") != 0;
         rd->range_remote = !r.pk_complete && !coord_range_local_only(c->ex->co, &rd->repl);
@@ -924,21 +948,37 @@ static int select_user(sel_read *rd, sib_err *err)
 
     rd->r = r;
     rd->limit = limit;
-    rd->store = storage_table(c->ex->st, sch_table_id(run->t));
     rd->cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
     if (!rd->store || !rd->cut) return oom(err);
     if (rd->has_repl && sch_table_has_derived(run->t) && r.pk_complete)
         rd->ra = exec_bucket_ra_create(c->ex, rd->table_id, rd->r.pks, rd->r.npks, rd->r.slices, rd->r.nslices,
                                        &rd->repl, c->consistency, rd->read_repair, c->now_s);
+    /* the slot prefetched above has mostly arrived by now: its record next
+     * (the lookup's second miss, hidden by the read's start) */
+    if (r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]), true);
     return read_start(rd, err);
 }
 
 static void run_free(sel_run *run);
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err);
 
-static void select_user_free(sel_read *rd)
+/* A finished read goes back to the executor, which keeps one with its
+ * buffers' memory for the next SELECT: most reads are one partition answered
+ * from memory in the callback that started them, so the next one reuses it
+ * instead of a dozen allocations. A buffer that grew past SPARE_BUF_MAX is
+ * freed rather than kept. */
+#define SPARE_BUF_MAX (64 * 1024)
+
+static void buf_keep(sib_buf *b)
 {
-    exec_bucket_ra_release(rd->ra);
+    if (b->cap > SPARE_BUF_MAX) sib_buf_free(b);
+    else sib_buf_reset(b);
+}
+
+static void run_keep(sel_run *run);
+
+static void read_destroy(sel_read *rd)
+{
     run_free(&rd->run);
     sib_buf_free(&rd->scan_pk);
     sib_buf_free(&rd->cont_pk);
@@ -947,7 +987,50 @@ static void select_user_free(sel_read *rd)
     free(rd);
 }
 
-static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts);
+void exec_spare_read_free(cql_exec *ex)
+{
+    if (ex->spare_read) read_destroy(ex->spare_read);
+    ex->spare_read = NULL;
+}
+
+static void select_user_free(sel_read *rd)
+{
+    exec_bucket_ra_release(rd->ra);
+    rd->ra = NULL;
+    if (rd->prep) exec_prepared_release(rd->prep);
+    rd->prep = NULL;
+    cql_exec *ex = rd->ex;
+    if (ex->spare_read) {
+        read_destroy(rd);
+        return;
+    }
+    run_keep(&rd->run);
+    buf_keep(&rd->scan_pk);
+    buf_keep(&rd->cont_pk);
+    buf_keep(&rd->cont_ck);
+    buf_keep(&rd->range_pk);
+    ex->spare_read = rd;
+}
+
+/* The kept read (its buffers empty, their memory kept), or a new one. */
+static sel_read *read_new(cql_exec *ex)
+{
+    sel_read *rd = ex->spare_read;
+    if (!rd) return calloc(1, sizeof *rd); /* zeroed buffers are empty ones */
+    ex->spare_read = NULL;
+    sib_buf keep[] = {rd->scan_pk, rd->cont_pk, rd->cont_ck, rd->range_pk};
+    /* run first: run_init clears it, keeping its buffers */
+    memset(&rd->r, 0, offsetof(sel_read, repl) - offsetof(sel_read, r));
+    rd->scan_pk = keep[0];
+    rd->cont_pk = keep[1];
+    rd->cont_ck = keep[2];
+    rd->range_pk = keep[3];
+    return rd;
+}
+
+static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts,
+                              exec_prepared *prep);
+static int sel_detach(sel_run *run, sib_err *err);
 
 /* A DDL ran while a piece was on the pool: the table, its columns and the
  * compiled selectors may be gone. Nothing was sent yet, so the statement
@@ -962,13 +1045,16 @@ static void select_restart(sel_read *rd)
     int n = rd->restarts + 1;
     /* not rd->run.t's name: the DDL may have freed it */
     sib_log(rd->ex->log, SIB_DEBUG, "cql: a schema change during a read: the SELECT starts over (%d)", n);
+    exec_prepared *prep = rd->prep; /* s is in it: held across */
+    if (prep) exec_prepared_hold(prep);
     select_user_free(rd);
     sib_err err;
     sib_err_clear(&err);
     const sch_table *t;
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (rc) exec_reply_err(c, &err);
-    else select_user_start(c, t, s, n);
+    else select_user_start(c, t, s, n, prep);
+    if (prep) exec_prepared_release(prep);
 }
 
 /* Replies (the rows, or err when rc < 0) and frees the read. */
@@ -1032,6 +1118,8 @@ static void piece_back(sel_read *rd, st_rpage *pg, int prc, const sib_err *perr)
         err.ex[3] = 1;
     } else if (cql_request_orphaned(rd->run.c->req)) {
         rc = sib_err_set(&err, SIB_ESERVER, "the connection closed during the read"); /* dropped with it */
+    } else if (rd->sel_lost) {
+        rc = oom(&err);
     } else if (prc) {
         err = *perr;
         rc = prc;
@@ -1084,21 +1172,22 @@ static void on_range(void *ctx, int rc, const sib_err *err, st_merge *mg, const 
 }
 
 /* A SELECT on a user table: its state lives on the heap until the reply. */
-static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts)
+/* prep: the prepared statement s belongs to (NULL: none), held until the
+ * read ends. */
+static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select *s, int restarts,
+                              exec_prepared *prep)
 {
     sib_err err;
     sib_err_clear(&err);
-    sel_read *rd = calloc(1, sizeof *rd);
+    sel_read *rd = read_new(c->ex);
     if (!rd) {
         oom(&err);
         exec_reply_err(c, &err);
         return;
     }
-    sib_buf_init(&rd->scan_pk);
-    sib_buf_init(&rd->cont_pk);
-    sib_buf_init(&rd->cont_ck);
-    sib_buf_init(&rd->range_pk);
     rd->ex = c->ex;
+    rd->prep = prep;
+    if (prep) exec_prepared_hold(prep);
     rd->start_us = c->now_us;
     rd->ddl_gen = c->ex->ddl_gen;
     rd->stmt = s;
@@ -1106,47 +1195,164 @@ static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select 
     memcpy(rd->table_id, sch_table_id(t), 16);
     int rc = run_init(&rd->run, c, t, s, &err);
     if (!rc) rc = select_user(rd, &err);
-    if (rc != 1) select_user_done(rd, rc, &err);
+    if (rc == 1) { /* on the read pool or the replicas: on_page / merged_back go on */
+        if (sel_detach(&rd->run, &err)) rd->sel_lost = true; /* the answer fails then */
+        return;
+    }
+    select_user_done(rd, rc, &err);
 }
 
 /* ---- entry point ----------------------------------------------------------------- */
 
+/* Applies fn (free, or keep for the next run) to each of run's buffers. */
+static void run_each_buf(sel_run *run, void (*fn)(sib_buf *))
+{
+    sib_buf *bufs[] = {&run->out, &run->offs, &run->last_pk, &run->last_ck, &run->coll, &run->text};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bufs); i++) fn(bufs[i]);
+    for (size_t i = 0; run->ckv && i < run->ckv_cap; i++) fn(&run->ckv[i]);
+}
+
 static void run_free(sel_run *run)
 {
-    sib_buf_free(&run->out);
-    sib_buf_free(&run->offs);
-    sib_buf_free(&run->last_pk);
-    sib_buf_free(&run->last_ck);
-    sib_buf_free(&run->coll);
-    sib_buf_free(&run->text);
-    for (size_t i = 0; run->ckv && i < run->nck; i++) sib_buf_free(&run->ckv[i]);
+    run_each_buf(run, sib_buf_free);
     free(run->ckv);
+    run->ckv = NULL;
+    run->ckv_cap = 0;
     group_free(run);
 }
 
+/* Ends a run but keeps its buffers' memory for the next (run_init). */
+static void run_keep(sel_run *run)
+{
+    run_each_buf(run, buf_keep);
+    group_free(run);
+}
+
+/* ---- a prepared SELECT's compiled selection ---------------------------------
+ *
+ * Plain column selectors compile to SN_COLUMN nodes, which nothing writes
+ * while a statement runs (constants, slices and element keys are evaluated
+ * into their nodes per execution: those selections are compiled every
+ * time). So the prepared statement keeps such a selection with its plan
+ * (the table it resolved, valid while ddl_gen is unchanged), in one block
+ * whose size PREPARE already counted in the cache weight. */
+
+#define SEL_PLAN_MAX_COLS 64
+
+static size_t plan_room(size_t n)
+{
+    return sizeof(sel_list) + n * (sizeof(sel_node *) + sizeof(const char *) + sizeof(const sch_type *) +
+                                   sizeof(sel_node));
+}
+
+size_t exec_select_plan_room(const prs_stmt *st)
+{
+    if (st->kind != PRS_STMT_SELECT) return 0;
+    const prs_select *s = &st->select;
+    if (s->star || s->json || !s->nsel || s->nsel > SEL_PLAN_MAX_COLS) return 0;
+    for (size_t i = 0; i < s->nsel; i++)
+        if (s->sel[i].kind != PRS_SEL_COLUMN) return 0;
+    return plan_room(s->nsel);
+}
+
+/* A copy of l (plain columns, n of them) in one block of room bytes. */
+static sel_list *sel_plan_copy(const sel_list *l, size_t room)
+{
+    size_t n = l->n;
+    if (room < plan_room(n)) return NULL;
+    sel_list *k = malloc(room);
+    if (!k) return NULL;
+    *k = *l;
+    k->nodes = (sel_node **)(k + 1);
+    k->names = (const char **)(k->nodes + n);
+    k->types = (const sch_type **)(k->names + n);
+    sel_node *nodes = (sel_node *)(k->types + n);
+    for (size_t i = 0; i < n; i++) {
+        nodes[i] = *l->nodes[i];
+        k->nodes[i] = &nodes[i];
+        k->names[i] = l->names[i];
+        k->types[i] = l->types[i];
+    }
+    return k;
+}
+
+/* A read that goes on in a later callback takes its own copy of a kept
+ * selection (in the request's arena): the prepared statement may be evicted
+ * meanwhile. */
+static int sel_detach(sel_run *run, sib_err *err)
+{
+    if (!run->sel_kept) return 0;
+    sel_list *l = &run->sel;
+    size_t n = l->n;
+    sib_arena *a = run->c->arena;
+    sel_node **nodes = sib_arena_alloc(a, sizeof *nodes * (n + 1));
+    sel_node *nv = sib_arena_alloc(a, sizeof *nv * (n + 1));
+    const char **names = sib_arena_memdup(a, l->names, sizeof *names * (n + 1));
+    const sch_type **types = sib_arena_memdup(a, l->types, sizeof *types * (n + 1));
+    if (!nodes || !nv || !names || !types) return oom(err);
+    for (size_t i = 0; i < n; i++) {
+        nv[i] = *l->nodes[i];
+        nodes[i] = &nv[i];
+    }
+    l->nodes = nodes;
+    l->names = names;
+    l->types = types;
+    run->sel_kept = false;
+    return 0;
+}
+
+/* run->sel for t and s: the running prepared statement's kept one, or
+ * compiled (and kept when it may be). */
+static int run_selection(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
+{
+    exec_prepared *p = c->ex->cur_prep;
+    bool plan = p && p->stmt->kind == PRS_STMT_SELECT && &p->stmt->select == s && p->plan_table == t &&
+                p->plan_gen == c->ex->ddl_gen;
+    if (plan && p->plan_sel) {
+        run->sel = *p->plan_sel;
+        run->sel_kept = true;
+        return 0;
+    }
+    int rc = compile_selection(c, t, s, &run->sel, err);
+    if (rc || !plan || !p->sel_room || run->sel.n != s->nsel || run->sel.aggregate) return rc;
+    for (size_t i = 0; i < run->sel.n; i++)
+        if (run->sel.nodes[i]->kind != SN_COLUMN) return 0;
+    p->plan_sel = sel_plan_copy(&run->sel, p->sel_room); /* NULL (no memory): compiled each time */
+    return 0;
+}
+
+/* run: zeroed, or kept by run_keep (its empty buffers are reused). */
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
 {
+    sel_run keep = *run;
     memset(run, 0, sizeof(*run));
+    run->out = keep.out;
+    run->offs = keep.offs;
+    run->last_pk = keep.last_pk;
+    run->last_ck = keep.last_ck;
+    run->coll = keep.coll;
+    run->text = keep.text;
+    run->ckv = keep.ckv;
+    run->ckv_cap = keep.ckv_cap;
     run->c = c;
     run->t = t;
     run->s = s;
     run->distinct = s->distinct;
     run->ppl = run->ppl_left = run->limit_left = -1;
     run->page_size = c->params ? c->params->page_size : -1;
-    sib_buf_init(&run->out);
-    sib_buf_init(&run->offs);
-    sib_buf_init(&run->last_pk);
-    sib_buf_init(&run->last_ck);
-    sib_buf_init(&run->coll);
-    sib_buf_init(&run->text);
     size_t nck = sch_table_clustering_count(t), npk = sch_table_pk_count(t);
-    /* malloc, not the arena: run_free runs after the reply freed the arena. */
-    run->ckv = calloc(nck + 1, sizeof(*run->ckv));
+    if (nck >= run->ckv_cap) {
+        /* malloc, not the arena: run_free runs after the reply freed the arena. */
+        for (size_t i = 0; run->ckv && i < run->ckv_cap; i++) sib_buf_free(&run->ckv[i]);
+        free(run->ckv);
+        run->ckv_cap = 0;
+        run->ckv = calloc(nck + 1, sizeof(*run->ckv)); /* zeroed: empty buffers */
+        if (run->ckv) run->ckv_cap = nck + 1;
+    }
     run->pkv = sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
     if (!run->ckv || !run->pkv) return oom(err);
     run->nck = nck;
-    for (size_t i = 0; i < nck; i++) sib_buf_init(&run->ckv[i]);
-    int rc = compile_selection(c, t, s, &run->sel, err);
+    int rc = run_selection(run, c, t, s, err);
     if (rc) return rc;
     for (size_t i = 0; i < run->sel.n; i++)
         if ((rc = prepare_consts(c, run->sel.nodes[i], err))) return rc;
@@ -1161,13 +1367,15 @@ void exec_select(exec_ctx *c, const prs_select *s)
     sib_err_clear(&err);
     const sch_table *t;
     sel_run run;
+    memset(&run, 0, sizeof run); /* run_init takes empty buffers */
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (rc) {
         exec_reply_err(c, &err);
         return;
     }
     if (sch_table_kind_of(t) == SCH_TABLE_USER) {
-        select_user_start(c, t, s, 0);
+        exec_prepared *p = c->ex->cur_prep;
+        select_user_start(c, t, s, 0, p && p->stmt->kind == PRS_STMT_SELECT && &p->stmt->select == s ? p : NULL);
         return;
     }
     rc = run_init(&run, c, t, s, &err);

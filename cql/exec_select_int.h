@@ -120,6 +120,7 @@ typedef struct sel_run {
     const sch_table *t;
     const prs_select *s;
     sel_list sel;
+    bool sel_kept;      /* sel is the prepared statement's (exec_select.c) */
     exec_filter *filters;
     size_t nfilters;
     bool distinct, reversed, post_order;
@@ -148,6 +149,7 @@ typedef struct sel_run {
     sib_buf coll, text;
     sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
     size_t nck;
+    size_t ckv_cap;     /* ckv's length (>= nck): a kept run reuses it */
     sch_val *pkv;
     uint64_t tombstones; /* met by the reads of this query (thresholds) */
     uint64_t rows_read;  /* live rows the reads met (trace events) */

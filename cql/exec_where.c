@@ -343,6 +343,16 @@ static void sort_unique(const sch_column *col, col_restr *cr)
     cr->nvals = m;
 }
 
+/* Gives the encoding buffer back to the executor, emptied (memory past 64 KiB
+ * is not kept). */
+static void pk_scratch_back(cql_exec *ex, sib_buf *b)
+{
+    if (b->cap > 64 * 1024) sib_buf_free(b);
+    sib_buf_reset(b);
+    sib_buf_free(&ex->pk_scratch);
+    ex->pk_scratch = *b;
+}
+
 /* The partition keys in the order Cassandra reads them: the key columns'
  * values in their type's order, first column slowest (a sorted cartesian
  * product), not the order the IN lists give. */
@@ -366,8 +376,8 @@ static int build_pks(exec_ctx *c, const sch_table *t, col_restr *crs, exec_restr
     const uint8_t *vals[64];
     size_t lens[64];
     if (npk > SIB_ARRAY_LEN(vals)) return sib_err_set(err, SIB_EINVAL, "too many partition key columns");
-    sib_buf b;
-    sib_buf_init(&b);
+    sib_buf b = c->ex->pk_scratch; /* its memory is kept between statements */
+    c->ex->pk_scratch = (sib_buf){0};
     for (size_t k = 0; k < total; k++) {
         size_t rem = k;
         for (size_t i = npk; i-- > 0;) { /* last column varies fastest */
@@ -379,16 +389,16 @@ static int build_pks(exec_ctx *c, const sch_table *t, col_restr *crs, exec_restr
         }
         sib_buf_reset(&b);
         int rc = sch_pk_encode(t, vals, lens, npk, &b, err);
-        if (rc) { sib_buf_free(&b); return rc; }
+        if (rc) { pk_scratch_back(c->ex, &b); return rc; }
         bool dup = false;
         for (size_t j = 0; j < out->npks && !dup; j++)
             dup = (size_t)out->pks[j].len == b.len && !memcmp(out->pks[j].p, b.p, b.len);
         if (dup) continue;
         uint8_t *p = sib_arena_memdup(c->arena, b.p, b.len);
-        if (!p) { sib_buf_free(&b); return sib_err_set(err, SIB_ENOMEM, "partition key"); }
+        if (!p) { pk_scratch_back(c->ex, &b); return sib_err_set(err, SIB_ENOMEM, "partition key"); }
         out->pks[out->npks++] = (sch_val){p, (int32_t)b.len};
     }
-    sib_buf_free(&b);
+    pk_scratch_back(c->ex, &b);
     return 0;
 }
 

@@ -999,11 +999,10 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl, cql_write_type type
     bool local = true;
     EXEC_TRACE(c->req, "Determining replicas for mutation");
     for (size_t i = 0; !rc && i < ms->n; i++) {
-        coord_repl repl;
-        const sch_table *t = ms->tables[i];
-        if ((rc = exec_keyspace_repl(c, sch_table_keyspace(t), &repl, &err))) break;
-        rc = coord_check(c->ex->co, &repl, cl, true, ms->tokens[i], &err);
-        local = local && coord_local_only(c->ex->co, &repl, ms->tokens[i]);
+        const coord_repl *repl;
+        if ((rc = exec_table_repl(c, ms->tables[i], &repl, &err))) break;
+        rc = coord_check(c->ex->co, repl, cl, true, ms->tokens[i], &err);
+        local = local && coord_local_only(c->ex->co, repl, ms->tokens[i]);
     }
     if (!rc && ms->n) {
         unsigned flags = commitlog_flags(c, ms);

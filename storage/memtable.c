@@ -323,6 +323,23 @@ const mt_rec *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen)
     return found ? slot_rec(mt, mt->ix.slots[i]) : NULL;
 }
 
+void memtable_prefetch_slot(const memtable *mt, int64_t token, bool record)
+{
+    const mt_index *x = &mt->ix;
+    if (!x->slots) return;
+    uint32_t hi = tok_hi(bt_token_prefix(token));
+    size_t i = ix_home(x->cap, hi);
+    if (!record) {
+        __builtin_prefetch(&x->slots[i]);
+        return;
+    }
+    for (size_t k = 0; k < 4 && i < x->len && x->slots[i]; i++, k++)
+        if ((uint32_t)(x->slots[i] >> 32) == hi) {
+            __builtin_prefetch(slot_rec(mt, x->slots[i]));
+            return;
+        }
+}
+
 const mt_rec *memtable_at(const memtable *mt, size_t *pos)
 {
     const mt_index *x = &mt->ix;

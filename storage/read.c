@@ -214,6 +214,11 @@ st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *s
 
 uint32_t st_iter_sstables(const st_iter *it) { return it->ssts_read; }
 
+void st_prefetch(st_table *t, int64_t token, bool record)
+{
+    if (t->mem) memtable_prefetch_slot(&t->mem->mt, token, record);
+}
+
 st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
                     bool reversed, int32_t now_s, bool cache_only)
 {

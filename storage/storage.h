@@ -447,6 +447,13 @@ typedef void (*st_read_fn)(void *ctx, st_rpage *page);
  * shutdown: storage_read_drain), <0 when it could not start (out of
  * memory, the pool is stopping). Call on the loop thread. */
 int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb, void *ctx, sib_err *err);
+/* A hint that a partition read of this token follows soon: starts loading
+ * where the active memtable's index keeps it into the CPU cache, so the
+ * lookup does not wait for memory (the caller's work meanwhile hides the
+ * latency). record: also the partition's record, found through the index
+ * slot, so call it once without (early), then with (once the slot has had
+ * time to arrive). Does nothing else; call on the loop thread. */
+void st_prefetch(st_table *t, int64_t token, bool record);
 
 typedef struct st_rpart {
     const uint8_t *pk;

@@ -266,6 +266,10 @@ int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err);
 /* A hint that pk will be written soon (memtable.c explains); changes nothing. */
 void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen);
 const mt_rec *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);
+/* Prefetches the index slot where a lookup of token starts, or (record)
+ * the record of the first slot there with the token's high bits
+ * (st_prefetch). */
+void memtable_prefetch_slot(const memtable *mt, int64_t token, bool record);
 /* Ordered walk: the first partition at or after index position *pos (NULL
  * at the end), *pos set to its position; the next is at *pos + 1. */
 const mt_rec *memtable_at(const memtable *mt, size_t *pos);

@@ -177,3 +177,111 @@ def test_evicted_statements_are_reprepared(make_node, clusters, caplog):
     assert any("Re-preparing unrecognized prepared statement" in r.getMessage() for r in caplog.records)
     info = admin_info(node)["client_limits"]
     assert info["prepared_statements_bytes"] <= info["prepared_statements_cache_size"]
+
+
+# ---- a prepared statement after a schema change ----------------------------
+# EXECUTE keeps what it resolved for a statement (its table, the keyspace's
+# replication) while the schema is unchanged; each test below changes the
+# schema between two executions of one prepared statement and checks that
+# the second sees the new schema, as an unprepared statement would.
+
+def test_prepared_select_sees_recreated_table(session, ks):
+    session.execute("CREATE TABLE %s.r (k int PRIMARY KEY, v text)" % ks)
+    session.execute("INSERT INTO %s.r (k, v) VALUES (1, 'old')" % ks)
+    sel = session.prepare("SELECT k, v FROM %s.r WHERE k = ?" % ks)
+    ins = session.prepare("INSERT INTO %s.r (k, v) VALUES (?, ?)" % ks)
+    for _ in range(3):
+        assert session.execute(sel, (1,)).one().v == "old"
+    session.execute("DROP TABLE %s.r" % ks)
+    # the statements' table is gone: the error a fresh statement gets
+    with pytest.raises(InvalidRequest) as e:
+        session.execute(sel, (1,))
+    assert "table r does not exist" in str(e.value)
+    with pytest.raises(InvalidRequest):
+        session.execute(ins, (2, "x"))
+    session.execute("CREATE TABLE %s.r (k int PRIMARY KEY, v text)" % ks)
+    # the same name, a new table: its (empty) data, never the dropped one's
+    assert session.execute(sel, (1,)).one() is None
+    session.execute(ins, (1, "new"))
+    assert session.execute(sel, (1,)).one().v == "new"
+    assert session.execute("SELECT v FROM %s.r WHERE k = 1" % ks).one().v == "new"
+
+
+def test_prepared_select_after_alter_drop_and_add(session, ks):
+    session.execute("CREATE TABLE %s.a (k int PRIMARY KEY, v text, w int)" % ks)
+    session.execute("INSERT INTO %s.a (k, v, w) VALUES (1, 'one', 10)" % ks)
+    sel_w = session.prepare("SELECT k, w FROM %s.a WHERE k = ?" % ks)
+    sel_v = session.prepare("SELECT v FROM %s.a WHERE k = ?" % ks)
+    assert session.execute(sel_w, (1,)).one().w == 10
+    assert session.execute(sel_v, (1,)).one().v == "one"
+    session.execute("ALTER TABLE %s.a DROP w" % ks)
+    # the column is gone: the error an unprepared SELECT of it gets
+    with pytest.raises(InvalidRequest) as e:
+        session.execute(sel_w, (1,))
+    assert "Undefined column name w" in str(e.value)
+    assert session.execute(sel_v, (1,)).one().v == "one"
+    session.execute("ALTER TABLE %s.a ADD w int" % ks)
+    # re-added: the old cells were dropped with the column
+    assert session.execute(sel_w, (1,)).one().w is None
+    session.execute("UPDATE %s.a SET w = 5 WHERE k = 1" % ks)
+    assert session.execute(sel_w, (1,)).one().w == 5
+
+
+def test_prepared_select_after_keyspace_replication_change(session, ks):
+    from cassandra import ConsistencyLevel, Unavailable
+    session.execute("CREATE TABLE %s.q (k int PRIMARY KEY, v text)" % ks)
+    session.execute("INSERT INTO %s.q (k, v) VALUES (1, 'one')" % ks)
+    sel = session.prepare("SELECT v FROM %s.q WHERE k = ?" % ks)
+    sel.consistency_level = ConsistencyLevel.QUORUM
+    ins = session.prepare("INSERT INTO %s.q (k, v) VALUES (?, ?)" % ks)
+    ins.consistency_level = ConsistencyLevel.QUORUM
+    for _ in range(3):
+        assert session.execute(sel, (1,)).one().v == "one"    # RF 1: a quorum of one
+    session.execute(ins, (2, "two"))
+    session.execute("ALTER KEYSPACE %s WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 3}" % ks)
+    # RF 3 on one node: QUORUM needs 2 replicas, and only this one is up
+    with pytest.raises(Unavailable):
+        session.execute(sel, (1,))
+    with pytest.raises(Unavailable):
+        session.execute(ins, (3, "three"))
+    session.execute("ALTER KEYSPACE %s WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}" % ks)
+    assert session.execute(sel, (2,)).one().v == "two"
+
+
+def test_prepared_select_after_truncate(session, ks):
+    session.execute("CREATE TABLE %s.tr (k int PRIMARY KEY, v text)" % ks)
+    sel = session.prepare("SELECT v FROM %s.tr WHERE k = ?" % ks)
+    ins = session.prepare("INSERT INTO %s.tr (k, v) VALUES (?, ?)" % ks)
+    session.execute(ins, (1, "before"))
+    assert session.execute(sel, (1,)).one().v == "before"
+    session.execute("TRUNCATE %s.tr" % ks)
+    assert session.execute(sel, (1,)).one() is None
+    session.execute(ins, (1, "after"))
+    assert session.execute(sel, (1,)).one().v == "after"
+
+
+def test_prepared_reads_on_the_pool_while_statements_are_evicted(make_node, clusters):
+    """Reads of flushed rows without a block cache go to the read pool and
+    answer in a later loop callback, while a tiny statement cache keeps
+    evicting the statements (the driver re-prepares them): a read never
+    uses what its evicted statement kept (ASan would see it), and every
+    answer is right."""
+    from cassandra.concurrent import execute_concurrent
+    from sibyl_harness import flush
+    node = make_node(prepared_statements_cache_size="16KiB", block_cache_size=0)
+    _, s = clusters.connect(node, protocol_version=4)
+    s.execute("CREATE KEYSPACE pe WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE pe.t (k int PRIMARY KEY, v text, w int)")
+    ins = s.prepare("INSERT INTO pe.t (k, v, w) VALUES (?, ?, ?)")
+    execute_concurrent(s, [(ins, (k, "v%d" % k, k * 10)) for k in range(100)], concurrency=20,
+                       raise_on_first_error=True)
+    flush(node)
+    sel = [s.prepare("SELECT w, v AS x FROM pe.t WHERE k = ? /* %d */" % i) for i in range(16)]
+    for rnd in range(3):
+        stmts = [(sel[(k + rnd) % len(sel)], (k,)) for k in range(100)]
+        res = execute_concurrent(s, stmts, concurrency=32, raise_on_first_error=True)
+        for k, (ok, rows) in enumerate(res):
+            r = rows.one()
+            assert ok and (r.w, r.x) == (k * 10, "v%d" % k)

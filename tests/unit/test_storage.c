@@ -1781,6 +1781,31 @@ static void test_flush_and_read(void **state)
     assert_int_equal(st.sstables, 2);
 }
 
+/* st_prefetch is a hint: on an empty memtable (no index yet), for a key
+ * that is there and one that is not, after a flush (a fresh memtable), it
+ * changes nothing a read sees. */
+static void test_prefetch_is_a_hint(void **state)
+{
+    dfx *f = *state;
+    storage *s = f->s;
+    st_table *t = storage_table(s, T1);
+    assert_non_null(t);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), false);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), true);
+    put(s, "p", "a", 1, "one", 10, 0, 0);
+    for (int i = 0; i < 2000; i++) st_prefetch(t, (int64_t)((uint64_t)i * 0x9E3779B97F4A7C15ull), i % 2);
+    st_prefetch(t, INT64_MIN, true);
+    st_prefetch(t, INT64_MAX, true);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), false);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), true);
+    assert_string_equal(get(s, "p", "a", 1), "one");
+    assert_null(get(s, "nothere", "a", 1));
+    flush_all(s);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), false);
+    st_prefetch(t, sib_murmur3_token((const uint8_t *)"p", 1), true);
+    assert_string_equal(get(s, "p", "a", 1), "one");
+}
+
 static bool is_dir(const char *path)
 {
     struct stat st;
@@ -3689,6 +3714,7 @@ int main(void)
         cmocka_unit_test(test_coalesced_write_failure),
         cmocka_unit_test(test_coalesced_truncate_order),
         cmocka_unit_test_setup_teardown(test_flush_and_read, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_prefetch_is_a_hint, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_table_named_layout, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_segments_released_after_flush, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_replay_skips_flushed, dsetup, dteardown),
