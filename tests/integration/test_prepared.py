@@ -285,3 +285,28 @@ def test_prepared_reads_on_the_pool_while_statements_are_evicted(make_node, clus
         for k, (ok, rows) in enumerate(res):
             r = rows.one()
             assert ok and (r.w, r.x) == (k * 10, "v%d" % k)
+
+
+def test_prepared_writes_that_read_first_while_statements_are_evicted(make_node, clusters):
+    """A list element set (l[i] = v) reads the list before it writes; with
+    the row flushed and no block cache that read answers in a later loop
+    callback, while a tiny statement cache keeps evicting the statements:
+    the write never uses what its evicted statement kept, and every element
+    lands."""
+    from cassandra.concurrent import execute_concurrent
+    from sibyl_harness import flush
+    node = make_node(prepared_statements_cache_size="16KiB", block_cache_size=0)
+    _, s = clusters.connect(node, protocol_version=4)
+    s.execute("CREATE KEYSPACE pw WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE pw.t (k int PRIMARY KEY, l list<int>)")
+    ins = s.prepare("INSERT INTO pw.t (k, l) VALUES (?, ?)")
+    execute_concurrent(s, [(ins, (k, [0, 0, 0])) for k in range(100)], concurrency=20, raise_on_first_error=True)
+    flush(node)
+    upd = [s.prepare("UPDATE pw.t SET l[?] = ? WHERE k = ? /* %d */" % i) for i in range(16)]
+    for rnd in range(3):
+        stmts = [(upd[(k + rnd) % len(upd)], (rnd, k * 10 + rnd, k)) for k in range(100)]
+        res = execute_concurrent(s, stmts, concurrency=32, raise_on_first_error=True)
+        assert all(ok for ok, _ in res)
+    sel = s.prepare("SELECT l FROM pw.t WHERE k = ?")
+    for k in range(100):
+        assert s.execute(sel, (k,)).one().l == [k * 10, k * 10 + 1, k * 10 + 2]
