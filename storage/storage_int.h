@@ -527,7 +527,6 @@ void st_note_sstables_per_read(st_table *t, uint32_t n);
 void st_compaction_running(storage *s, const st_table *t, uint64_t *running);
 
 /* storage internals flush.c needs (store.c) */
-const storage_opts *storage_get_opts(const storage *s);
 clog *storage_clog(storage *s);
 st_flusher *storage_flusher(storage *s);
 st_table *storage_table_next(storage *s, size_t *i); /* iteration over tables */
