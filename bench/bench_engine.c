@@ -57,7 +57,7 @@ static const char *const ph_names[PH_N] = {"fillrandom", "fillrandom+settle", "r
 
 typedef struct eng_result {
     bool ran, failed;
-    double ops_s[PH_N], p50[PH_N], p99[PH_N];
+    double ops_s[PH_N], p50[PH_N], p99[PH_N], p9999[PH_N], max_ms[PH_N];
     uint64_t disk_bytes, flush_bytes, wal_bytes, peak_rss_kb;
     /* peaks of /proc/self/status RssAnon and RssFile (sampled every 100 ms),
      * over the whole run and per phase (each with the other at that moment) */
@@ -157,6 +157,8 @@ static int run_writes(engine *e, uint64_t n, const uint64_t *perm, uint64_t gen,
     r->ops_s[ph] = (double)n / ((double)(t1 - t0) / 1e9);
     r->p50[ph] = h_pct_us(hist, 50);
     r->p99[ph] = h_pct_us(hist, 99);
+    r->p9999[ph] = h_pct_us(hist, 99.99);
+    r->max_ms[ph] = (double)hist->max / 1e6;
     set_phase(ph + 1);
     if (e->settle(e->h)) {
         free(hist);
@@ -170,6 +172,8 @@ static int run_writes(engine *e, uint64_t n, const uint64_t *perm, uint64_t gen,
     r->ops_s[ph + 1] = (double)n / ((double)(t2 - t0) / 1e9);
     r->p50[ph + 1] = r->p50[ph];
     r->p99[ph + 1] = r->p99[ph];
+    r->p9999[ph + 1] = r->p9999[ph];
+    r->max_ms[ph + 1] = r->max_ms[ph];
     return 0;
 }
 
@@ -197,6 +201,8 @@ static int run_reads(engine *e, uint64_t n, uint64_t reads, bool absent, eng_res
     r->ops_s[ph] = (double)reads / ((double)(t1 - t0) / 1e9);
     r->p50[ph] = h_pct_us(hist, 50);
     r->p99[ph] = h_pct_us(hist, 99);
+    r->p9999[ph] = h_pct_us(hist, 99.99);
+    r->max_ms[ph] = (double)hist->max / 1e6;
     free(hist);
     if (wrong) {
         fprintf(stderr, "%s: %llu %s reads gave the wrong answer\n", e->name, (unsigned long long)wrong,
@@ -458,12 +464,16 @@ static void print_table(uint64_t n, const eng_result *s, const eng_result *k)
 {
     bool both = k && k->ran && !k->failed;
     printf("\nSIBYL-ENGINE-V1, N = %llu, R = 1000000\n", (unsigned long long)n);
-    printf("| phase | sibyl ops/s | sibyl p50/p99 us | rocksdb ops/s | rocksdb p50/p99 us | sibyl/rocksdb |\n");
-    printf("|---|---|---|---|---|---|\n");
+    printf("| phase | sibyl ops/s | sibyl p50/p99/p99.99 us | sibyl max ms | rocksdb ops/s | rocksdb p50/p99/p99.99 us "
+           "| rocksdb max ms | sibyl/rocksdb |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < PH_N; i++) {
-        printf("| %s | %.0f | %.2f / %.2f |", ph_names[i], s->ops_s[i], s->p50[i], s->p99[i]);
-        if (both) printf(" %.0f | %.2f / %.2f | %.2fx |\n", k->ops_s[i], k->p50[i], k->p99[i], s->ops_s[i] / k->ops_s[i]);
-        else printf(" - | - | - |\n");
+        printf("| %s | %.0f | %.2f / %.2f / %.0f | %.1f |", ph_names[i], s->ops_s[i], s->p50[i], s->p99[i],
+               s->p9999[i], s->max_ms[i]);
+        if (both)
+            printf(" %.0f | %.2f / %.2f / %.0f | %.1f | %.2fx |\n", k->ops_s[i], k->p50[i], k->p99[i], k->p9999[i],
+                   k->max_ms[i], s->ops_s[i] / k->ops_s[i]);
+        else printf(" - | - | - | - |\n");
     }
     double user = (double)n * 2 * (SIBYL_KEY_LEN + SIBYL_VAL_LEN);
     const eng_result *rs[2] = {s, both ? k : NULL};

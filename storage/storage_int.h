@@ -473,7 +473,6 @@ int st_table_retry_flushes(storage *s, st_table *t, sib_err *err);
 void st_flusher_poll(st_flusher *f);
 /* Blocks until every queued flush is done (no-loop mode). */
 void st_flusher_drain(st_flusher *f);
-size_t st_flusher_inflight(st_flusher *f);
 void st_flusher_unlink(st_flusher *f, char **paths, size_t n); /* takes the paths */
 int st_table_load(storage *s, st_table *t, sib_err *err);
 void st_table_drop_ssts(st_table *t, sst_clpos upto); /* sstables with clpos <= upto */
