@@ -5,25 +5,34 @@
  *                                      ENGINES: both (default), sibyl, rocksdb
  *
  * The workload (keys, values, seeds, phases, latency histogram, RESULT line
- * format) is SIBYL-ENGINE-V1 as bench/engine_workload.h defines it. Each engine runs in a child process
- * (fork) so its peak RSS is its own; results come back through a shared
- * mapping and the parent prints the comparison table.
+ * format) is SIBYL-ENGINE-V1 as bench/engine_workload.h defines it. Each
+ * engine runs in a child process (fork) so its peak RSS is its own; results
+ * come back through a shared mapping and the parent prints the comparison
+ * table. In each child a thread samples /proc/self/status every 100 ms: the
+ * peaks of RssAnon (heap, memtables, block cache) and RssFile (mmapped
+ * files such as Index.db, and the program), overall and per phase, are
+ * printed beside the memtable and block cache budgets the engine was
+ * configured with. SIBYL_BENCH_MEMTRACE=1 also prints Sibyl's own
+ * accounting (memtables, frozen ones, block cache) beside its RSS every
+ * 200,000 operations, on stderr.
  *
  * Sibyl: storage_open without a loop (the engine in-process, no network),
  * periodic commitlog sync (10 s), one table with a blob partition key and
  * one blob column: put = one mutation {pk = the 16-byte key, row "", cell
  * column 1 = the 100-byte value} through storage_apply; get = st_read of the
- * partition. memtable_heap_space 64 MiB, 4 KiB blocks, LZ4, bloom fp chance
- * 0.0082 (10 bits/key), SizeTieredCompactionStrategy with its defaults on one
+ * partition. memtable_heap_space 128 MiB (flushes of 64 MiB memtables, at
+ * most two in memory, as RocksDB's two write buffers below), 4 KiB
+ * blocks, LZ4, bloom fp chance 0.0082 (10 bits/key), SizeTieredCompactionStrategy with its defaults on one
  * compaction thread, unthrottled (RocksDB's compactions are not throttled
- * either). Settle = storage_flush of everything (blocks until the SSTables
+ * either), the default block cache (a quarter of the memory budget up to
+ * 512 MiB). Settle = storage_flush of everything (blocks until the SSTables
  * are live), then storage_compaction_wait (blocks until no compaction is
  * queued, running or due). Write amplification = (bytes of every SSTable
  * component written by flushes + by compactions, from storage_get_stats) /
  * (N_put * 116).
  *
- * RocksDB (when built with SIB_HAVE_ROCKSDB): LZ4, 64 MiB write buffer,
- * 4 KiB blocks, 10 bits/key bloom, 64 MiB LRU block cache, WAL on without
+ * RocksDB (when built with SIB_HAVE_ROCKSDB): LZ4, 64 MiB write buffer
+ * (two at most: max_write_buffer_number's default), 4 KiB blocks, 10 bits/key bloom, 64 MiB LRU block cache, WAL on without
  * sync; flush = rocksdb_flush(wait), settle = poll until no compaction is
  * pending or running. Write amplification from its statistics
  * (rocksdb.flush.write.bytes + rocksdb.compact.write.bytes).
@@ -32,6 +41,8 @@
 #include "engine_workload.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -46,9 +57,68 @@ static const char *const ph_names[PH_N] = {"fillrandom", "fillrandom+settle", "r
 
 typedef struct eng_result {
     bool ran, failed;
-    double ops_s[PH_N], p50[PH_N], p99[PH_N];
+    double ops_s[PH_N], p50[PH_N], p99[PH_N], p9999[PH_N], max_ms[PH_N];
     uint64_t disk_bytes, flush_bytes, wal_bytes, peak_rss_kb;
+    /* peaks of /proc/self/status RssAnon and RssFile (sampled every 100 ms),
+     * over the whole run and per phase (each with the other at that moment) */
+    uint64_t peak_anon_kb, peak_file_kb, ph_anon_kb[PH_N], ph_file_kb[PH_N];
+    uint64_t memtable_budget, cache_budget; /* bytes, as the engine was configured */
 } eng_result;
+
+/* ---- RSS sampler: a thread in the engine's child process ---- */
+
+typedef struct rss_sampler {
+    pthread_t th;
+    atomic_bool stop;
+    atomic_int phase; /* the phase running now (set by the workload) */
+    eng_result *r;
+} rss_sampler;
+
+static rss_sampler *g_rss; /* the child's sampler: the workload sets its phase */
+
+static void set_phase(int ph)
+{
+    if (g_rss) atomic_store(&g_rss->phase, ph);
+}
+
+/* RssAnon and RssFile of this process, in KiB (0 when unreadable). */
+static void rss_now(uint64_t *anon, uint64_t *file)
+{
+    *anon = *file = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long v;
+        if (sscanf(line, "RssAnon: %llu kB", &v) == 1) *anon = v;
+        else if (sscanf(line, "RssFile: %llu kB", &v) == 1) *file = v;
+    }
+    fclose(f);
+}
+
+static void rss_sample(rss_sampler *s)
+{
+    uint64_t anon, file;
+    rss_now(&anon, &file);
+    eng_result *r = s->r;
+    int ph = atomic_load(&s->phase);
+    if (anon > r->peak_anon_kb) r->peak_anon_kb = anon;
+    if (file > r->peak_file_kb) r->peak_file_kb = file;
+    if (anon > r->ph_anon_kb[ph]) r->ph_anon_kb[ph] = anon;
+    if (file > r->ph_file_kb[ph]) r->ph_file_kb[ph] = file;
+}
+
+static void *rss_main(void *arg)
+{
+    rss_sampler *s = arg;
+    while (!atomic_load(&s->stop)) {
+        rss_sample(s);
+        struct timespec ts = {0, 100 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    rss_sample(s);
+    return NULL;
+}
 
 /* An engine under test: put/get/flush+settle/size, and its teardown. */
 typedef struct engine {
@@ -69,6 +139,7 @@ static int run_writes(engine *e, uint64_t n, const uint64_t *perm, uint64_t gen,
     uint64_t s = SIBYL_SEED_OVER;
     hist_t *hist = calloc(1, sizeof *hist);
     if (!hist) return -1;
+    set_phase(ph);
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
         uint64_t id = perm ? perm[i] : sm64(&s) % n;
@@ -86,6 +157,9 @@ static int run_writes(engine *e, uint64_t n, const uint64_t *perm, uint64_t gen,
     r->ops_s[ph] = (double)n / ((double)(t1 - t0) / 1e9);
     r->p50[ph] = h_pct_us(hist, 50);
     r->p99[ph] = h_pct_us(hist, 99);
+    r->p9999[ph] = h_pct_us(hist, 99.99);
+    r->max_ms[ph] = (double)hist->max / 1e6;
+    set_phase(ph + 1);
     if (e->settle(e->h)) {
         free(hist);
         return -1;
@@ -98,6 +172,8 @@ static int run_writes(engine *e, uint64_t n, const uint64_t *perm, uint64_t gen,
     r->ops_s[ph + 1] = (double)n / ((double)(t2 - t0) / 1e9);
     r->p50[ph + 1] = r->p50[ph];
     r->p99[ph + 1] = r->p99[ph];
+    r->p9999[ph + 1] = r->p9999[ph];
+    r->max_ms[ph + 1] = r->max_ms[ph];
     return 0;
 }
 
@@ -107,6 +183,7 @@ static int run_reads(engine *e, uint64_t n, uint64_t reads, bool absent, eng_res
     uint64_t s = absent ? SIBYL_SEED_ABSENT : SIBYL_SEED_READ, wrong = 0;
     hist_t *hist = calloc(1, sizeof *hist);
     if (!hist) return -1;
+    set_phase(ph);
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < reads; i++) {
         sibyl_key(sm64(&s) % n, absent, k);
@@ -124,6 +201,8 @@ static int run_reads(engine *e, uint64_t n, uint64_t reads, bool absent, eng_res
     r->ops_s[ph] = (double)reads / ((double)(t1 - t0) / 1e9);
     r->p50[ph] = h_pct_us(hist, 50);
     r->p99[ph] = h_pct_us(hist, 99);
+    r->p9999[ph] = h_pct_us(hist, 99.99);
+    r->max_ms[ph] = (double)hist->max / 1e6;
     free(hist);
     if (wrong) {
         fprintf(stderr, "%s: %llu %s reads gave the wrong answer\n", e->name, (unsigned long long)wrong,
@@ -155,18 +234,39 @@ typedef struct sib_eng {
     st_mutation *m;
     int64_t ts;
     int32_t now;
+    bool memtrace; /* SIBYL_BENCH_MEMTRACE (sib_memtrace) */
+    uint64_t ops;
     char data[4096];
 } sib_eng;
+
+/* SIBYL_BENCH_MEMTRACE=1: every 200,000 operations, the process's RSS
+ * beside the engine's own accounting, on stderr (what the anonymous memory
+ * is made of: memtables active and frozen, and the block cache). */
+static void sib_memtrace(sib_eng *e)
+{
+    if (!e->memtrace || ++e->ops % 200000) return;
+    storage_stats st;
+    storage_get_stats(e->s, &st);
+    uint64_t a, f;
+    rss_now(&a, &f);
+    fprintf(stderr,
+            "MEMTRACE ops=%llu anon_mib=%llu file_mib=%llu memtables_mib=%llu frozen=%llu block_cache_mib=%llu\n",
+            (unsigned long long)e->ops, (unsigned long long)a >> 10, (unsigned long long)f >> 10,
+            (unsigned long long)st.memtable_bytes >> 20, (unsigned long long)st.flushes_pending,
+            (unsigned long long)st.block_cache_bytes >> 20);
+}
 
 static int sib_put(void *h, const char *k, const char *v)
 {
     sib_eng *e = h;
+    sib_memtrace(e);
     return sibyl_engine_put(e->s, &e->m, BENCH_TABLE, k, v, e->ts++, 0, 0);
 }
 
 static int sib_get(void *h, const char *k, bool *found)
 {
     sib_eng *e = h;
+    sib_memtrace(e);
     return sibyl_engine_get(e->t, k, e->now, found);
 }
 
@@ -185,6 +285,9 @@ static void sib_finish(void *h, eng_result *r)
     snprintf(p, sizeof p, "%s/data", e->data);
     r->flush_bytes = st.flush_bytes + st.compaction_bytes_written;
     r->disk_bytes = tree_bytes_ex(e->data, NULL, 0);
+    const storage_opts *o = storage_get_opts(e->s);
+    r->memtable_budget = o->memtable_heap_space;
+    r->cache_budget = o->block_cache_size > 0 ? (uint64_t)o->block_cache_size : 0;
     printf("RESULT engine=sibyl sstables=%llu sstable_data_bytes=%llu flushes=%llu flush_bytes=%llu "
            "compactions=%llu compaction_bytes_read=%llu compaction_bytes_written=%llu sstable_tree_bytes=%llu "
            "writes_delayed=%llu write_delay_ms=%.1f\n",
@@ -208,7 +311,12 @@ static int run_sibyl(const char *dir, uint64_t n, eng_result *r)
     o.commitlog_dir = cl;
     o.data_dir = data;
     o.sync = ST_SYNC_PERIODIC;
-    o.memtable_heap_space = 64u << 20;
+    /* RocksDB's memtables below: two write buffers of 64 MiB at most
+     * (max_write_buffer_number 2), one filling while one flushes. Ours:
+     * active and flushing count against memtable_heap_space and a flush
+     * starts at half of it, so 128 MiB gives the same: 64 MiB memtables,
+     * at most two. */
+    o.memtable_heap_space = 128u << 20;
     o.sstable_block_size = 4096;
     o.bloom_filter_fp_chance = 0.0082; /* 10 bits per key */
     o.compaction_throughput_mib = -1;  /* unthrottled, as RocksDB */
@@ -219,6 +327,7 @@ static int run_sibyl(const char *dir, uint64_t n, eng_result *r)
     }
     e.t = storage_table(e.s, BENCH_TABLE);
     e.m = st_mutation_create(BENCH_TABLE, (const uint8_t *)"", 0);
+    e.memtrace = getenv("SIBYL_BENCH_MEMTRACE") != NULL;
     e.ts = sib_now_us();
     e.now = (int32_t)(sib_now_us() / 1000000);
     engine en = {"sibyl", &e, sib_put, sib_get, sib_settle, sib_finish};
@@ -268,6 +377,8 @@ static void rdb_finish(void *h, eng_result *r)
     r->wal_bytes = rdb_stat_count(st, "rocksdb.wal.bytes");
     rocksdb_free(st);
     r->disk_bytes = dir_bytes(e->dir); /* the shared helper: RocksDB's directory is flat */
+    r->memtable_budget = 128u << 20; /* write_buffer_size (below) x max_write_buffer_number (2) */
+    r->cache_budget = 64u << 20;
 }
 
 static int run_rocksdb(const char *dir, uint64_t n, eng_result *r)
@@ -321,7 +432,21 @@ static void run_child(int (*fn)(const char *, uint64_t, eng_result *), const cha
         exit(1);
     }
     if (pid == 0) {
+        rss_sampler smp = {.r = r};
+        atomic_init(&smp.stop, false);
+        atomic_init(&smp.phase, PH_FILL);
+        bool sampling = !pthread_create(&smp.th, NULL, rss_main, &smp);
+        if (sampling) g_rss = &smp;
         int rc = fn(dir, n, r);
+        if (sampling) {
+            atomic_store(&smp.stop, true);
+            pthread_join(smp.th, NULL);
+            g_rss = NULL;
+            printf("RESULT engine=%s peak_anon_kib=%llu peak_file_kib=%llu memtable_budget=%llu cache_budget=%llu\n",
+                   fn == run_sibyl ? "sibyl" : "rocksdb", (unsigned long long)r->peak_anon_kb,
+                   (unsigned long long)r->peak_file_kb, (unsigned long long)r->memtable_budget,
+                   (unsigned long long)r->cache_budget);
+        }
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         r->peak_rss_kb = (uint64_t)ru.ru_maxrss;
@@ -339,23 +464,41 @@ static void print_table(uint64_t n, const eng_result *s, const eng_result *k)
 {
     bool both = k && k->ran && !k->failed;
     printf("\nSIBYL-ENGINE-V1, N = %llu, R = 1000000\n", (unsigned long long)n);
-    printf("| phase | sibyl ops/s | sibyl p50/p99 us | rocksdb ops/s | rocksdb p50/p99 us | sibyl/rocksdb |\n");
-    printf("|---|---|---|---|---|---|\n");
+    printf("| phase | sibyl ops/s | sibyl p50/p99/p99.99 us | sibyl max ms | rocksdb ops/s | rocksdb p50/p99/p99.99 us "
+           "| rocksdb max ms | sibyl/rocksdb |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < PH_N; i++) {
-        printf("| %s | %.0f | %.2f / %.2f |", ph_names[i], s->ops_s[i], s->p50[i], s->p99[i]);
-        if (both) printf(" %.0f | %.2f / %.2f | %.2fx |\n", k->ops_s[i], k->p50[i], k->p99[i], s->ops_s[i] / k->ops_s[i]);
-        else printf(" - | - | - |\n");
+        printf("| %s | %.0f | %.2f / %.2f / %.0f | %.1f |", ph_names[i], s->ops_s[i], s->p50[i], s->p99[i],
+               s->p9999[i], s->max_ms[i]);
+        if (both)
+            printf(" %.0f | %.2f / %.2f / %.0f | %.1f | %.2fx |\n", k->ops_s[i], k->p50[i], k->p99[i], k->p9999[i],
+                   k->max_ms[i], s->ops_s[i] / k->ops_s[i]);
+        else printf(" - | - | - | - |\n");
     }
     double user = (double)n * 2 * (SIBYL_KEY_LEN + SIBYL_VAL_LEN);
     const eng_result *rs[2] = {s, both ? k : NULL};
     const char *names[2] = {"sibyl", "rocksdb"};
-    printf("\n| engine | on-disk MiB | write amp (flush+compaction) | write amp incl. WAL | peak RSS MiB |\n");
-    printf("|---|---|---|---|---|\n");
+    printf("\n| engine | on-disk MiB | write amp (flush+compaction) | write amp incl. WAL | peak RSS MiB | peak anon "
+           "MiB | peak file MiB | memtable + cache budget MiB |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < 2; i++) {
         if (!rs[i]) continue;
-        printf("| %s | %.1f | %.2f | %.2f | %.1f |\n", names[i], (double)rs[i]->disk_bytes / 1048576.0,
-               (double)rs[i]->flush_bytes / user, (double)(rs[i]->flush_bytes + rs[i]->wal_bytes) / user,
-               (double)rs[i]->peak_rss_kb / 1024.0);
+        printf("| %s | %.1f | %.2f | %.2f | %.1f | %.1f | %.1f | %.0f + %.0f |\n", names[i],
+               (double)rs[i]->disk_bytes / 1048576.0, (double)rs[i]->flush_bytes / user,
+               (double)(rs[i]->flush_bytes + rs[i]->wal_bytes) / user, (double)rs[i]->peak_rss_kb / 1024.0,
+               (double)rs[i]->peak_anon_kb / 1024.0, (double)rs[i]->peak_file_kb / 1024.0,
+               (double)rs[i]->memtable_budget / 1048576.0, (double)rs[i]->cache_budget / 1048576.0);
+    }
+    printf("\nPeak RSS per phase, anon / file MiB (sampled every 100 ms)\n| phase |");
+    for (int i = 0; i < 2; i++)
+        if (rs[i]) printf(" %s |", names[i]);
+    printf("\n|---|%s\n", rs[1] ? "---|---|" : "---|");
+    for (int p = 0; p < PH_N; p++) {
+        printf("| %s |", ph_names[p]);
+        for (int i = 0; i < 2; i++)
+            if (rs[i])
+                printf(" %.1f / %.1f |", (double)rs[i]->ph_anon_kb[p] / 1024.0, (double)rs[i]->ph_file_kb[p] / 1024.0);
+        printf("\n");
     }
 }
 

@@ -46,6 +46,7 @@ typedef struct cjob {
     uint8_t id[16];
     uint64_t uid, epoch, major_seq; /* major_seq 0: chosen by the strategy */
     bool tombstone;
+    sst_bcache *forget; /* set: the inputs' cached blocks go when the job is freed */
     bool cancelled; /* written under c->mu, atomically: the worker polls it without the lock */
     char *dir;
     sstable **in, **out; /* referenced by the job */
@@ -213,7 +214,10 @@ static void release_job(st_compactor *c, cjob *j)
 
 static void job_free(cjob *j)
 {
-    for (size_t i = 0; i < j->nin; i++) sst_unref(j->in[i]);
+    for (size_t i = 0; i < j->nin; i++) {
+        if (j->forget) sst_bcache_forget(j->forget, j->in[i]);
+        sst_unref(j->in[i]);
+    }
     for (size_t i = 0; i < j->nout; i++) sst_unref(j->out[i]);
     cm_task_free_outputs(&j->task);
     free(j->in);
@@ -457,14 +461,17 @@ static void replace(storage *s, st_table *t, cjob *j)
     for (size_t i = 0; i < t->nssts; i++) {
         bool in = false;
         for (size_t x = 0; x < j->nin && !in; x++) in = t->ssts[i] == j->in[x];
-        if (in) { /* files already gone (cm_task_run) */
-            sst_bcache_forget(storage_bcache(s), t->ssts[i]);
-            sst_unref(t->ssts[i]);
-        }
+        if (in) sst_unref(t->ssts[i]); /* files already gone (cm_task_run) */
         else t->ssts[k++] = t->ssts[i];
     }
     t->nssts = k;
     t->srcver++;
+    /* The inputs' blocks leave the block cache on the worker that drops the
+     * job (release_job): forgetting an SSTable walks the whole cache, tens of
+     * ms each with a cache of 512 MiB, and here a writer without a loop (or
+     * the loop) would wait for it. Meanwhile nothing looks their blocks up
+     * but readers still holding the inputs, for whom they are valid. */
+    j->forget = storage_bcache(s);
 }
 
 static void note_done(st_compactor *c, st_table *t, cjob *j)

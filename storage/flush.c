@@ -430,8 +430,6 @@ void st_flusher_stop(st_flusher *f)
     free(f);
 }
 
-size_t st_flusher_inflight(st_flusher *f) { return f->inflight; }
-
 void st_flusher_drain(st_flusher *f)
 {
     pthread_mutex_lock(&f->mu);

@@ -113,9 +113,12 @@ typedef struct storage_opts {
      * 0 -> a quarter of sib_memory_budget(), as Cassandra's quarter of its
      * heap; the environment variable SIBYL_MEMTABLE_HEAP_SPACE, in bytes,
      * overrides the default)
-     * bounds the ACTIVE memtables: when their sum reaches it the largest is
-     * frozen and flushed on the flush thread (frozen ones add up to as much
-     * again while they flush). */
+     * bounds the memtables, active and frozen (being flushed) together, as
+     * Cassandra's: when the active ones reach half of it the largest is
+     * frozen and flushed on the flush thread (Cassandra's
+     * memtable_cleanup_threshold with one flush writer), and writers are
+     * slowed while the memtables stay near max(it, 64 MiB) (store.c,
+     * "write admission"). */
     size_t memtable_heap_space;
     /* commitlog_total_space (cassandra.yaml): when the live commitlog
      * segments exceed it, the tables holding data in the oldest one flush,
@@ -658,5 +661,8 @@ typedef struct storage_stats {
     uint64_t block_cache_entries, block_cache_bytes, block_cache_capacity;
 } storage_stats;
 void storage_get_stats(storage *s, storage_stats *out);
+/* The options in force: those given to storage_open with its defaults
+ * filled in (memtable_heap_space, block_cache_size, ...). */
+const storage_opts *storage_get_opts(const storage *s);
 
 #endif

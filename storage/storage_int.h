@@ -477,7 +477,6 @@ int st_table_retry_flushes(storage *s, st_table *t, sib_err *err);
 void st_flusher_poll(st_flusher *f);
 /* Blocks until every queued flush is done (no-loop mode). */
 void st_flusher_drain(st_flusher *f);
-size_t st_flusher_inflight(st_flusher *f);
 void st_flusher_unlink(st_flusher *f, char **paths, size_t n); /* takes the paths */
 int st_table_load(storage *s, st_table *t, sib_err *err);
 void st_table_drop_ssts(st_table *t, sst_clpos upto); /* sstables with clpos <= upto */
@@ -531,7 +530,6 @@ void st_note_sstables_per_read(st_table *t, uint32_t n);
 void st_compaction_running(storage *s, const st_table *t, uint64_t *running);
 
 /* storage internals flush.c needs (store.c) */
-const storage_opts *storage_get_opts(const storage *s);
 clog *storage_clog(storage *s);
 st_flusher *storage_flusher(storage *s);
 st_table *storage_table_next(storage *s, size_t *i); /* iteration over tables */

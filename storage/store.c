@@ -54,7 +54,7 @@
 typedef struct st_wdelay {
     double rate;          /* bytes/s writes may go at while delayed; 0 = not delayed */
     int64_t next_ns;      /* when the next write may go (monotonic) */
-    size_t last_inflight; /* flushes in flight at the last adjustment */
+    size_t last_frozen;   /* memtables frozen at the last adjustment */
     uint64_t delayed, waited_ns; /* writes that slept, and how long in all (stats) */
 } st_wdelay;
 
@@ -88,7 +88,9 @@ struct storage {
     /* with a loop: writes deferred on a timer, in arrival order (defer_write) */
     st_deferred *dq, *dq_tail;
     size_t dq_bytes;
-    size_t frozen_bytes; /* memtables waiting for flush, as last counted */
+    /* memtables as last counted (count_memtables): waiting for flush, all
+     * (active and frozen), and how many are frozen */
+    size_t frozen_bytes, mem_bytes, nfrozen;
     ev_timer dtimer;
     st_table **map; /* capacity a power of two; NULL = empty */
     size_t cap, n;
@@ -445,39 +447,52 @@ int storage_replay(storage *s, storage_replay_stats *stats, sib_err *err)
 
 /* ---- writes ---- */
 
-/* Write admission with a loop (the server). Memtables waiting for their
- * flush are bounded by L = max(memtable_heap_space, 64 MiB) (the active ones
- * hold up to that again). Flushes that cannot keep up, or fail (a full data
- * disk), would otherwise pile memtables up until the process runs out of
- * memory. Cassandra blocks writers at that point; a loop cannot block, and
- * refusing every write at once (Overloaded) was a cliff. So, as RocksDB's
- * delayed write rate does, writers are slowed gradually:
- *   - waiting bytes (frozen memtables + deferred writes) up to L/2: a write
- *     goes straight on;
- *   - from L/2 to 2L: each write is deferred on an ev_timer by a delay
+/* Write admission. The memtables, active and frozen (waiting for their
+ * flush) together, count against L = max(memtable_heap_space, 64 MiB): a
+ * flush starts when the active ones reach half of memtable_heap_space
+ * (maybe_flush), so while one flush keeps up they stay under L. Flushes
+ * that cannot keep up, or fail (a full data disk), would otherwise pile
+ * memtables up until the process runs out of memory. Cassandra blocks
+ * writers at that point; a loop cannot block, and refusing every write at
+ * once (Overloaded) was a cliff. So, as RocksDB's delayed write rate does,
+ * writers are slowed gradually. With a loop (the server):
+ *   - memtables + deferred writes up to 3/4 of L, or nothing frozen to wait
+ *     for: a write goes straight on;
+ *   - from 3/4 of L to 2L: each write is deferred on an ev_timer by a delay
  *     growing linearly from 0 to DEFER_MAX (100 ms), in arrival order (a
  *     write arriving behind deferred ones waits behind them). The loop
  *     never sleeps; the client sees latency, far under the 2 s write
  *     timeout, and nothing else;
- *   - over 2L (flushes are not going at all): the write is refused with
- *     Overloaded (SIB_EAGAIN) before it is logged, and accepted again as
- *     soon as flushes catch up. */
+ *   - frozen memtables + deferred writes over 2L (flushes are not going at
+ *     all): the write is refused with Overloaded (SIB_EAGAIN) before it is
+ *     logged, and accepted again as soon as flushes catch up.
+ * Without a loop: write_delay. */
 #define BACKLOG_MIN ((size_t)64 << 20)
 #define DEFER_MAX_NS 100000000ll
 
 static size_t backlog_limit(const storage *s) { return SIB_MAX(s->o.memtable_heap_space, BACKLOG_MIN); }
 
-static size_t frozen_bytes(storage *s)
+/* Counts the memtables: frozen_bytes (waiting for flush), mem_bytes (all,
+ * active and frozen) and nfrozen. A walk over the tables, short. */
+static void count_memtables(storage *s)
 {
-    size_t total = 0;
+    size_t frozen = 0, all = 0, n = 0;
     for (size_t i = 0; i < s->cap; i++) {
         st_table *t = s->map[i];
-        for (st_mem *m = t ? t->frozen : NULL; m; m = m->next) total += memtable_bytes(&m->mt);
+        if (!t) continue;
+        all += memtable_bytes(&t->mem->mt);
+        for (st_mem *m = t->frozen; m; m = m->next) frozen += memtable_bytes(&m->mt), n++;
     }
-    return s->frozen_bytes = total;
+    s->frozen_bytes = frozen;
+    s->mem_bytes = all + frozen;
+    s->nfrozen = n;
 }
 
-static bool backlog_over(storage *s) { return frozen_bytes(s) + s->dq_bytes > 2 * backlog_limit(s); }
+static bool backlog_over(storage *s)
+{
+    count_memtables(s);
+    return s->frozen_bytes + s->dq_bytes > 2 * backlog_limit(s);
+}
 
 /* Checked on every write while the backlog is full (a walk over the
  * tables' frozen lists, short), else every 64 writes (maybe_flush). A
@@ -500,18 +515,23 @@ static int backlog_check(storage *s, sib_err *err)
                        (2 * backlog_limit(s)) >> 20);
 }
 
-/* The deferral a write gets now (0: none), from the bytes waiting. */
+/* The deferral a write gets now (0: none), from the memtables and the
+ * writes deferred already. */
 static int64_t defer_ns(const storage *s)
 {
-    size_t limit = backlog_limit(s), load = s->frozen_bytes + s->dq_bytes;
-    if (load <= limit / 2) return 0;
-    double frac = (double)(load - limit / 2) / (double)(2 * limit - limit / 2);
+    size_t limit = backlog_limit(s), load = s->mem_bytes + s->dq_bytes, from = limit / 4 * 3;
+    if (!s->nfrozen || load <= from) return 0;
+    double frac = (double)(load - from) / (double)(2 * limit - from);
     return (int64_t)(SIB_MIN(frac, 1.0) * (double)DEFER_MAX_NS) + 1;
 }
 
-/* Every 64 applies: when the active memtables together reach
- * memtable_heap_space, freeze the largest (Cassandra's cleanup policy),
- * unless it still fits in its first arena chunk. */
+/* Every 64 applies: when the active memtables together reach half of
+ * memtable_heap_space, freeze the largest (Cassandra's cleanup policy, its
+ * memtable_cleanup_threshold of 1 / (1 + flush writers) with our one flush
+ * thread), unless it still fits in its first arena chunks. The memtables
+ * being flushed count against memtable_heap_space too, as in Cassandra:
+ * active and frozen together stay under it while one flush keeps up, and
+ * writers are slowed when they reach it (write_delay, defer_ns). */
 static void maybe_flush(storage *s)
 {
     if (++s->applies % 64) return;
@@ -527,7 +547,7 @@ static void maybe_flush(storage *s)
     sib_err err;
     /* arenas grow by 1 MiB chunks: a memtable within its first chunks is not
      * worth an SSTable, whatever the total */
-    if (total >= s->o.memtable_heap_space && big && !memtable_in_first_chunks(&big->mem->mt) &&
+    if (total >= s->o.memtable_heap_space / 2 && big && !memtable_in_first_chunks(&big->mem->mt) &&
         st_table_freeze(s, big, &err))
         sib_log(s->o.log, SIB_ERROR, "storage: %s", err.msg);
     if (s->o.loop && !s->backlog_full && (s->backlog_full = backlog_over(s)))
@@ -568,18 +588,22 @@ static int apply_logged(void *arg, const uint8_t *p, size_t n, sib_err *err)
  * thread is the only place to hold a write back. Draining every flush once
  * three were in flight stalled single writes for seconds; instead, as
  * RocksDB's delayed write rate does, writes are slowed gradually while
- * flushes fall behind:
- *   - WD_SLOW flushes in flight: writes go at `rate` bytes/s, starting at
- *     WD_RATE0; each further flush queued meanwhile multiplies it by 0.8,
- *     each one finished by 1.25 (never above WD_RATE0). A write sleeps only
- *     once its debt reaches WD_MIN_SLEEP, and never longer than WD_MAX_WAIT;
- *   - more than WD_STOP in flight: the write waits, polling completions
- *     each millisecond, for one to finish, but at most WD_MAX_WAIT;
- *   - fewer than WD_SLOW: no delay, and the rate is forgotten.
- * So no single write waits much more than WD_MAX_WAIT, and while flushes
- * stay behind each write still waits, which bounds the memtables piling
- * up. The server (with a loop) never sleeps: see backlog_check. */
-enum { WD_SLOW = 2, WD_STOP = 3 }; /* flushes in flight (the old drain began at 3) */
+ * flushes fall behind. The signal is the memtables' memory, active and
+ * frozen together, against L = max(memtable_heap_space, 64 MiB) (write
+ * admission, above):
+ *   - from 3/4 of L, with a flush pending: writes go at `rate` bytes/s,
+ *     starting at WD_RATE0; each further memtable frozen meanwhile
+ *     multiplies it by 0.8, each one flushed by 1.25 (never above
+ *     WD_RATE0). A write sleeps only once its debt reaches WD_MIN_SLEEP;
+ *   - at L: the write also waits, polling completions each millisecond,
+ *     until the memtables are back under L;
+ *   - under 3/4 of L (or nothing frozen to wait for): no delay, and the
+ *     rate is forgotten.
+ * Either way one write waits at most WD_MAX_WAIT (50 ms) in all: other
+ * steps of the write (a commitlog segment switch) may wait too, and the
+ * sum must stay far under 100 ms. While flushes stay behind each write
+ * waits again, which bounds how far the memtables go past L. The server
+ * (with a loop) never sleeps: see defer_ns. */
 #define WD_RATE0 (16.0 * 1048576.0)  /* RocksDB's default delayed_write_rate, 16 MiB/s */
 #define WD_RATE_MIN (64.0 * 1024.0)  /* the slowest rate: a floor, so the debt stays small */
 #define WD_MIN_SLEEP 1000000ll       /* 1 ms */
@@ -594,31 +618,33 @@ static void sleep_ns(int64_t ns)
 static void write_delay(storage *s, st_mutation *const *muts, size_t n)
 {
     st_wdelay *d = &s->wd;
-    size_t inflight = st_flusher_inflight(s->fl);
+    count_memtables(s);
+    size_t nfrozen = s->nfrozen, limit = backlog_limit(s);
     int64_t now = sib_mono_ns(), start = now;
-    if (inflight < WD_SLOW) {
+    if (!nfrozen || s->mem_bytes < limit / 4 * 3) {
         d->rate = 0;
-        d->last_inflight = inflight;
+        d->last_frozen = nfrozen;
         return;
     }
     if (d->rate == 0) {
         d->rate = WD_RATE0;
         d->next_ns = now;
-    } else if (inflight > d->last_inflight) {
+    } else if (nfrozen > d->last_frozen) {
         d->rate = SIB_MAX(d->rate * 0.8, WD_RATE_MIN);
-    } else if (inflight < d->last_inflight) {
+    } else if (nfrozen < d->last_frozen) {
         d->rate = SIB_MIN(d->rate * 1.25, WD_RATE0);
     }
-    d->last_inflight = inflight;
+    d->last_frozen = nfrozen;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) bytes += muts[i]->b.len;
     d->next_ns = SIB_MAX(d->next_ns, now - WD_MAX_WAIT) + (int64_t)((double)bytes / d->rate * 1e9);
     int64_t debt = d->next_ns - now;
     if (debt >= WD_MIN_SLEEP) sleep_ns(SIB_MIN(debt, WD_MAX_WAIT));
-    /* over the stop line: wait for a flush to finish, still bounded */
-    while (st_flusher_inflight(s->fl) > WD_STOP && (now = sib_mono_ns()) - start < WD_MAX_WAIT) {
-        sleep_ns(WD_MIN_SLEEP);
+    /* at the bound: wait for flushes to bring the memtables under it, still bounded */
+    while (s->mem_bytes >= limit && s->nfrozen && (now = sib_mono_ns()) - start < WD_MAX_WAIT) {
+        sleep_ns(SIB_MIN(WD_MIN_SLEEP, start + WD_MAX_WAIT - now));
         st_flusher_poll(s->fl);
+        count_memtables(s);
     }
     now = sib_mono_ns();
     if (now - start >= WD_MIN_SLEEP) d->delayed++, d->waited_ns += (uint64_t)(now - start);
@@ -675,7 +701,7 @@ static void defer_drain(storage *s, bool all)
 {
     if (!s->o.loop) return;
     ev_timer_stop(s->o.loop, &s->dtimer);
-    frozen_bytes(s);
+    count_memtables(s);
     int64_t now = sib_mono_ns();
     while (s->dq && (all || s->dq->due_ns <= now)) {
         st_deferred *d = s->dq;

@@ -2700,8 +2700,10 @@ static void test_block_cache_bound_and_off(void **state)
     assert_int_equal(a.block_cache_hits + a.block_cache_misses + a.block_cache_entries, 0);
 }
 
-/* Compaction replaces the inputs: their blocks leave the cache, and reads
- * of the output see the merged (newest) values. */
+/* Compaction replaces the inputs: their blocks leave the cache (on the
+ * compaction worker, once the job is released: forgetting an SSTable walks
+ * the whole cache, which a writer must not wait for), and reads of the
+ * output see the merged (newest) values. */
 static void test_block_cache_compaction(void **state)
 {
     dfx *f = *state;
@@ -2718,6 +2720,11 @@ static void test_block_cache_compaction(void **state)
     assert_int_equal(storage_compact(f->s, T1, on_done, &cb, &err), 0);
     assert_int_equal(cb.rc, 0);
     storage_stats a = sstats(f->s);
+    for (int i = 0; i < 1000 && a.block_cache_entries; i++) { /* bounded: 10 s */
+        struct timespec t = {0, 10 * 1000 * 1000};
+        nanosleep(&t, NULL);
+        a = sstats(f->s);
+    }
     assert_int_equal(a.sstables, 1);
     assert_int_equal(a.block_cache_entries, 0);
     assert_int_equal(a.block_cache_bytes, 0);
@@ -2808,6 +2815,18 @@ static void test_flush_disk_full(void **state)
     assert_string_equal(get(f->s, "k0299", "r", 1), big);
 }
 
+/* Makes T1's flushes fail as a full data disk would: its directory (path
+ * in dir) becomes a plain file, once the table is loaded. */
+static void block_flushes(dfx *f, char *dir, size_t cap)
+{
+    table_dir(f, dir, cap);
+    assert_non_null(storage_table(f->s, T1)); /* loaded before its directory is in the way */
+    rmdir(dir);
+    FILE *blk = fopen(dir, "w");
+    assert_non_null(blk);
+    fclose(blk);
+}
+
 /* Flushes that fail (here the table's directory is a plain file, as a
  * full data disk would make them fail) leave their memtables frozen; past
  * half the bound (64 MiB here) writes are deferred on a timer, longer as
@@ -2822,12 +2841,7 @@ static void test_flush_backlog_refuses_writes(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     f->s = open_data(f, 4u << 20, loop);
     char dir[256], pk[16], val[1000]; /* get() copies up to 1 KiB */
-    table_dir(f, dir, sizeof dir);
-    assert_non_null(storage_table(f->s, T1)); /* loaded before its directory is in the way */
-    rmdir(dir);
-    FILE *blk = fopen(dir, "w");
-    assert_non_null(blk);
-    fclose(blk);
+    block_flushes(f, dir, sizeof dir);
     memset(val, 'v', sizeof val - 1);
     val[sizeof val - 1] = 0;
     int accepted = 0, refused = 0;
@@ -2909,6 +2923,74 @@ static void test_flush_backlog_refuses_writes(void **state)
     assert_string_equal(get(f->s, pk, "", 1), val);
     snprintf(pk, sizeof pk, "k%06d", accepted);
     assert_null(get(f->s, pk, "", 1));
+}
+
+/* The memtables being flushed count against memtable_heap_space, as in
+ * Cassandra: a flush starts when the active ones reach half of it (here 16
+ * MiB: after about 10 MiB of writes a memtable is frozen, where it used to
+ * wait for 16). */
+static void test_flush_at_half_heap_space(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    f->s = open_data(f, 16u << 20, NULL);
+    char pk[16], val[1000];
+    memset(val, 'v', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    storage_stats st = {0};
+    int i = 0;
+    for (; i < 16000 && !st.flushes && !st.flushes_pending; i++) {
+        snprintf(pk, sizeof pk, "k%06d", i);
+        put(f->s, pk, "", 1, val, 10, 0, 0);
+        if (i % 64 == 63) storage_get_stats(f->s, &st);
+    }
+    assert_true(st.flushes + st.flushes_pending >= 1);
+    assert_true((size_t)i * sizeof val < (12u << 20)); /* well before the whole 16 MiB */
+    flush_all(f->s);
+    for (int k = 0; k < i; k += 101) {
+        snprintf(pk, sizeof pk, "k%06d", k);
+        assert_string_equal(get(f->s, pk, "", 1), val);
+    }
+}
+
+/* Without a loop, flushes that fall behind (here they fail: the table's
+ * directory is a plain file) slow writers down instead of stopping them:
+ * every write is accepted, none is delayed while the memtables (active and
+ * frozen) stay under 3/4 of the bound L = 64 MiB, writes are delayed past
+ * it, and once the disk is back everything flushes and reads back. */
+static void test_loopless_writes_delayed_not_stalled(void **state)
+{
+    dfx *f = *state;
+    storage_close(f->s);
+    f->s = open_data(f, 4u << 20, NULL);
+    char dir[256], pk[16], val[1000];
+    block_flushes(f, dir, sizeof dir);
+    memset(val, 'v', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    storage_stats st = {0};
+    int i = 0;
+    for (; i < 200000 && st.writes_delayed < 50; i++) {
+        snprintf(pk, sizeof pk, "k%06d", i);
+        put(f->s, pk, "", 1, val, 10, 0, 0); /* asserts it is accepted */
+        if (i % 64 == 0) {
+            storage_get_stats(f->s, &st);
+            if (st.memtable_bytes < (44u << 20)) assert_int_equal(st.writes_delayed, 0);
+        }
+    }
+    assert_true(st.writes_delayed >= 50);
+    assert_true(st.memtable_bytes >= (44u << 20));
+    assert_true(st.flushes_pending >= 2);
+    assert_int_equal(unlink(dir), 0);
+    sib_err err;
+    for (int k = 0; k < 10 && st.flushes_pending; k++) {
+        (void)storage_flush(f->s, NULL, NULL, NULL, &err); /* no loop: returns once done (or failed) */
+        storage_get_stats(f->s, &st);
+    }
+    assert_int_equal(st.flushes_pending, 0);
+    for (int k = 0; k < i; k += 997) {
+        snprintf(pk, sizeof pk, "k%06d", k);
+        assert_string_equal(get(f->s, pk, "", 1), val);
+    }
 }
 
 /* Flushes that complete out of order: an older memtable's flush fails (too
@@ -3738,6 +3820,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block_cache_hits, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_block_cache_bound_and_off, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_block_cache_compaction, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_flush_at_half_heap_space, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_loopless_writes_delayed_not_stalled, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_block_cache_truncate_under_iterator, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_pieces_match_reads, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_snapshot_under_writes, dsetup, dteardown),
