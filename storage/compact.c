@@ -284,12 +284,24 @@ static bool in_job(const st_compactor *c, const st_table *t, const sstable *x)
     return false;
 }
 
+/* The oldest and newest write timestamps in t's memtables, active and
+ * frozen (INT64_MAX and INT64_MIN when they hold nothing). */
+static void mem_ts_range(const st_table *t, int64_t *min, int64_t *max)
+{
+    *min = INT64_MAX;
+    *max = INT64_MIN;
+    for (const st_mem *x = t->mem; x; x = x == t->mem ? t->frozen : x->next) {
+        if (!memtable_partitions(&x->mt) || x->mt.min_ts == ST_NO_TIMESTAMP) continue;
+        *min = SIB_MIN(*min, x->mt.min_ts);
+        *max = SIB_MAX(*max, x->mt.max_ts);
+    }
+}
+
 static int64_t mem_min_ts(const st_table *t)
 {
-    int64_t m = INT64_MAX;
-    for (const st_mem *x = t->mem; x; x = x == t->mem ? t->frozen : x->next)
-        if (memtable_partitions(&x->mt) && x->mt.min_ts != ST_NO_TIMESTAMP && x->mt.min_ts < m) m = x->mt.min_ts;
-    return m;
+    int64_t min, max;
+    mem_ts_range(t, &min, &max);
+    return min;
 }
 
 /* Starts a job over t->ssts[idx[0..ch->n)]. */
@@ -774,7 +786,8 @@ int st_table_expired_blockers(st_table *t, int64_t now_s, st_expiry_blocker **ou
     *nout = 0;
     size_t n = t->nssts;
     int32_t gc_before = (int32_t)SIB_MAX(now_s - t->copts.gc_grace_seconds, INT32_MIN + 1);
-    int64_t mem = mem_min_ts(t);
+    int64_t mem, mem_max;
+    mem_ts_range(t, &mem, &mem_max);
     cm_sst *v = calloc(n + 1, sizeof *v);
     /* one slot per SSTable and one for the memtables, each with room for all */
     st_expiry_blocker *b = calloc(n + 1, sizeof *b);
@@ -792,13 +805,8 @@ int st_table_expired_blockers(st_table *t, int64_t now_s, st_expiry_blocker **ou
             x->blocked[x->nblocked++] = brief_of(&v[e]);
         }
         if (!x->nblocked) continue;
-        if (mem_slot) {
-            x->blocker = (st_sst_brief){.min_ts = mem, .max_ts = INT64_MIN, .max_ldt = ST_NO_DELETION_TIME};
-            for (const st_mem *m = t->mem; m; m = m == t->mem ? t->frozen : m->next)
-                if (memtable_partitions(&m->mt)) x->blocker.max_ts = SIB_MAX(x->blocker.max_ts, m->mt.max_ts);
-        } else {
-            x->blocker = brief_of(&v[i]);
-        }
+        x->blocker = mem_slot ? (st_sst_brief){.min_ts = mem, .max_ts = mem_max, .max_ldt = ST_NO_DELETION_TIME}
+                              : brief_of(&v[i]);
         k++;
     }
     free(v);
