@@ -316,10 +316,10 @@ size_t memtable_bytes(const memtable *mt)
     return sib_arena_used(mt->arena) + mt->ra.total + mt->ix.len * sizeof *mt->ix.slots;
 }
 
-const mt_rec *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen)
+const mt_rec *memtable_find(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen)
 {
     bool found;
-    size_t i = ix_lower(mt, bt_token_prefix(sib_murmur3_token(pk, pklen)), pk, pklen, true, &found);
+    size_t i = ix_lower(mt, bt_token_prefix(token), pk, pklen, true, &found);
     return found ? slot_rec(mt, mt->ix.slots[i]) : NULL;
 }
 

@@ -52,12 +52,14 @@ struct st_iter {
     bool reversed, positioned;
     size_t nslices, si;
     sst_bound *sl; /* 2 per slice: start, end */
-    src *srcs, *stat; /* stat: static-row scratch per source */
-    size_t nsrc;
+    src *srcs, *stat; /* stat: static-row scratch per source (statcap of them) */
+    size_t nsrc, statcap;
     const sst_row **pick; /* rows being reconciled, one slot per source */
+    /* room in its own allocation, for a recycled iterator (st_iter_recycle) */
+    size_t srccap, slcap, keycap;
     sst_del pdel;
     sst_rt *rts;
-    size_t nrt;
+    size_t nrt, rtcap;
     uint8_t *last;
     size_t lastlen, lastcap;
     bool has_last;
@@ -82,12 +84,9 @@ static bool kv_row(src *s) { return mt_kv_view(&s->view, s->kv, &s->row); }
 
 static int add_rts(st_iter *it, const sst_rt *rts, size_t n)
 {
-    size_t cap = it->nrt;
     if (!n) return 0;
-    sst_rt *x = realloc(it->rts, (cap + n) * sizeof *x);
-    if (!x) return SIB_ENOMEM;
-    memcpy(x + it->nrt, rts, n * sizeof *x);
-    it->rts = x;
+    if (!sib_grow((void **)&it->rts, &it->rtcap, it->nrt + n, sizeof *it->rts)) return SIB_ENOMEM;
+    memcpy(it->rts + it->nrt, rts, n * sizeof *it->rts);
     it->nrt += n;
     return 0;
 }
@@ -96,9 +95,9 @@ static int add_rts(st_iter *it, const sst_rt *rts, size_t n)
  * when the iterator is made (in its own allocation), so this never fails. */
 static src *src_add(st_iter *it) { return &it->srcs[it->nsrc++]; }
 
-static int add_mem(st_iter *it, st_mem *m, const uint8_t *pk, size_t pklen)
+static int add_mem(st_iter *it, st_mem *m, int64_t token, const uint8_t *pk, size_t pklen)
 {
-    const mt_rec *rec = memtable_find(&m->mt, pk, pklen);
+    const mt_rec *rec = memtable_find(&m->mt, token, pk, pklen);
     if (!rec) return 0;
     src *s = src_add(it);
     s->m = m;
@@ -168,28 +167,45 @@ static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, s
     return 0;
 }
 
-/* The iterator, with room for maxsrc sources and the slices copied. */
-static st_iter *iter_new(size_t maxsrc, const st_slice *slices, size_t nslices, bool reversed, int32_t now_s)
+/* The iterator, with room for maxsrc sources and the slices copied: spare
+ * (a recycled one, st_iter_recycle) when it has the room, else a new one
+ * with at least the spare's room (the spare is freed). */
+static st_iter *iter_new(st_iter *spare, size_t maxsrc, const st_slice *slices, size_t nslices, bool reversed,
+                         int32_t now_s)
 {
     size_t keybytes = 0, ns = nslices ? nslices : 1;
     for (size_t i = 0; i < nslices; i++)
         keybytes += (slices[i].start.unbounded ? 0 : slices[i].start.len) + (slices[i].end.unbounded ? 0 : slices[i].end.len);
-    /* one allocation: the iterator, its sources and pick slots, the slice
-     * bounds and their key bytes (last: the only unaligned part) */
-    st_iter *it = calloc(1, sizeof *it + maxsrc * (sizeof(src) + sizeof(const sst_row *)) +
-                                2 * ns * sizeof(sst_bound) + keybytes);
-    if (!it) return NULL;
-    it->srcs = (src *)(it + 1);
-    it->pick = (const sst_row **)(it->srcs + maxsrc);
-    it->sl = (sst_bound *)(it->pick + maxsrc);
-    it->nslices = ns;
+    st_iter *it = spare;
+    if (it && (maxsrc > it->srccap || 2 * ns > it->slcap || keybytes > it->keycap)) {
+        maxsrc = SIB_MAX(maxsrc, it->srccap);
+        ns = SIB_MAX(ns, it->slcap / 2);
+        keybytes = SIB_MAX(keybytes, it->keycap);
+        st_iter_destroy(it);
+        it = NULL;
+    }
+    if (!it) {
+        /* one allocation: the iterator, its sources and pick slots, the
+         * slice bounds and their key bytes (last: the only unaligned part) */
+        it = calloc(1, sizeof *it + maxsrc * (sizeof(src) + sizeof(const sst_row *)) + 2 * ns * sizeof(sst_bound) +
+                           keybytes);
+        if (!it) return NULL;
+        it->srcs = (src *)(it + 1);
+        it->pick = (const sst_row **)(it->srcs + maxsrc);
+        it->sl = (sst_bound *)(it->pick + maxsrc);
+        it->srccap = maxsrc;
+        it->slcap = 2 * ns;
+        it->keycap = keybytes;
+        it->pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
+    }
+    it->nslices = nslices ? nslices : 1;
     it->reversed = reversed;
     it->now = now_s;
-    it->pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
     if (!nslices) {
-        it->sl[0].unbounded = it->sl[1].unbounded = true;
+        it->sl[0] = (sst_bound){.unbounded = true};
+        it->sl[1] = (sst_bound){.unbounded = true};
     } else {
-        uint8_t *keys = (uint8_t *)(it->sl + 2 * ns);
+        uint8_t *keys = (uint8_t *)(it->sl + it->slcap);
         for (size_t i = 0; i < 2 * nslices; i++) {
             const st_bound *b = i % 2 ? &slices[i / 2].end : &slices[i / 2].start;
             sst_bound *d = &it->sl[i];
@@ -207,7 +223,7 @@ static st_iter *iter_new(size_t maxsrc, const st_slice *slices, size_t nslices, 
 st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
                  bool reversed, int32_t now_s)
 {
-    st_iter *it = st_read_ex(t, pk, pklen, slices, nslices, reversed, now_s, false);
+    st_iter *it = st_read_ex(NULL, t, sib_murmur3_token(pk, pklen), pk, pklen, slices, nslices, reversed, now_s, false);
     if (it) st_note_sstables_per_read(t, it->ssts_read);
     return it;
 }
@@ -219,17 +235,16 @@ void st_prefetch(st_table *t, int64_t token, bool record)
     if (t->mem) memtable_prefetch_slot(&t->mem->mt, token, record);
 }
 
-st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
-                    bool reversed, int32_t now_s, bool cache_only)
+st_iter *st_read_ex(st_iter *spare, st_table *t, int64_t token, const uint8_t *pk, size_t pklen,
+                    const st_slice *slices, size_t nslices, bool reversed, int32_t now_s, bool cache_only)
 {
     size_t maxsrc = 1 + t->nssts;
     for (st_mem *m = t->frozen; m; m = m->next) maxsrc++;
-    st_iter *it = iter_new(maxsrc, slices, nslices, reversed, now_s);
+    st_iter *it = iter_new(spare, maxsrc, slices, nslices, reversed, now_s);
     if (!it) return NULL;
     it->cache_only = cache_only;
-    int rc = add_mem(it, t->mem, pk, pklen);
-    for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, pk, pklen);
-    int64_t token = t->nssts ? sib_murmur3_token(pk, pklen) : 0;
+    int rc = add_mem(it, t->mem, token, pk, pklen);
+    for (st_mem *m = t->frozen; !rc && m; m = m->next) rc = add_mem(it, m, token, pk, pklen);
     for (size_t i = 0; !rc && i < t->nssts; i++) rc = add_sst(it, t->ssts[i], storage_bcache(t->s), pk, pklen, token);
     if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
     it->status = rc;
@@ -246,36 +261,99 @@ static int add_snap(st_iter *it, const st_snap_part *sp)
     return add_rts(it, sp->rts, sp->nrt);
 }
 
-st_iter *st_read_pinned(const st_pin *v, const st_snap_part *sp, const uint8_t *pk, size_t pklen,
-                        const st_slice *slices, size_t nslices, bool reversed, int32_t now_s)
+st_iter *st_read_pinned(st_iter *spare, const st_pin *v, const st_snap_part *sp, int64_t token, const uint8_t *pk,
+                        size_t pklen, const st_slice *slices, size_t nslices, bool reversed, int32_t now_s)
 {
-    st_iter *it = iter_new((sp ? 1 : 0) + v->nmems + v->nssts, slices, nslices, reversed, now_s);
+    st_iter *it = iter_new(spare, (sp ? 1 : 0) + v->nmems + v->nssts, slices, nslices, reversed, now_s);
     if (!it) return NULL;
     int rc = sp ? add_snap(it, sp) : 0;
-    for (size_t i = 0; !rc && i < v->nmems; i++) rc = add_mem(it, v->mems[i], pk, pklen);
-    int64_t token = v->nssts ? sib_murmur3_token(pk, pklen) : 0;
+    for (size_t i = 0; !rc && i < v->nmems; i++) rc = add_mem(it, v->mems[i], token, pk, pklen);
     for (size_t i = 0; !rc && i < v->nssts; i++) rc = add_sst(it, v->ssts[i], v->bc, pk, pklen, token);
     if (rc == SIB_ENOMEM) sib_err_set(&it->err, rc, "storage: out of memory");
     it->status = rc;
     return it;
 }
 
-void st_iter_destroy(st_iter *it)
+/* Releases what the sources hold (references, SSTable parts). */
+static void release_sources(st_iter *it)
 {
-    if (!it) return;
     for (size_t i = 0; i < it->nsrc; i++) {
         src *s = &it->srcs[i];
         st_mem_unref(s->m);
         sst_part_close(s->sp);
-        mt_rowview_free(&s->view);
     }
-    for (size_t i = 0; it->stat && i < it->nsrc; i++) mt_rowview_free(&it->stat[i].view);
+}
+
+void st_iter_destroy(st_iter *it)
+{
+    if (!it) return;
+    release_sources(it);
+    for (size_t i = 0; i < it->srccap; i++) mt_rowview_free(&it->srcs[i].view);
+    for (size_t i = 0; i < it->statcap; i++) mt_rowview_free(&it->stat[i].view);
     free(it->stat);
     free(it->rts);
     free(it->last);
     cm_rowmerge_free(&it->rm);
     free(it->cv);
     free(it);
+}
+
+/* Scratch a recycled iterator keeps: what a partition of up to this many
+ * cells, tombstones and clustering bytes needs. A read of a bigger one
+ * gives its scratch back, so a thread's spare never holds more for long. */
+#define ITER_KEEP_CELLS 256
+#define ITER_KEEP_RTS 64
+#define ITER_KEEP_KEY 4096
+
+st_iter *st_iter_recycle(st_iter *it)
+{
+    if (!it) return NULL;
+    release_sources(it);
+    for (size_t i = 0; i < it->nsrc; i++) {
+        src *s = &it->srcs[i];
+        if (s->view.capcells > ITER_KEEP_CELLS || s->view.capcdels > ITER_KEEP_CELLS) mt_rowview_free(&s->view);
+        /* as calloc left it, but for the view's scratch */
+        s->m = NULL;
+        s->mp = NULL;
+        s->kv = NULL;
+        s->sn = NULL;
+        s->sp = NULL;
+        s->idx = 0;
+        s->ver = 0;
+        s->has = s->consumed = s->skip = false;
+    }
+    if (it->cvcap > ITER_KEEP_CELLS) {
+        free(it->cv);
+        it->cv = NULL;
+        it->cvcap = 0;
+    }
+    if (it->rtcap > ITER_KEEP_RTS) {
+        free(it->rts);
+        it->rts = NULL;
+        it->rtcap = 0;
+    }
+    if (it->lastcap > ITER_KEEP_KEY) {
+        free(it->last);
+        it->last = NULL;
+        it->lastcap = 0;
+    }
+    const cm_rowmerge *rm = &it->rm;
+    if (rm->capmc > ITER_KEEP_CELLS || rm->capoc > ITER_KEEP_CELLS || rm->capmd > ITER_KEEP_CELLS ||
+        rm->capod > ITER_KEEP_CELLS || rm->caprts > ITER_KEEP_RTS)
+        cm_rowmerge_free(&it->rm);
+    it->positioned = false;
+    it->si = 0;
+    it->nsrc = 0;
+    it->pdel = (sst_del){SST_NO_TS, SST_NO_LDT};
+    it->nrt = 0;
+    it->lastlen = 0;
+    it->has_last = false;
+    it->ssts_read = 0;
+    it->tombstones = 0;
+    it->cache_only = false;
+    it->status = 0;
+    sib_err_clear(&it->err);
+    return it;
 }
 
 int st_iter_status(const st_iter *it, sib_err *err)
@@ -537,7 +615,13 @@ uint64_t st_iter_tombstones(const st_iter *it) { return it->tombstones + it->nrt
 static int static_merged(st_iter *it, sst_row *out)
 {
     if (it->status) return it->status;
-    if (!it->stat && it->nsrc && !(it->stat = calloc(it->nsrc, sizeof *it->stat))) return it->status = SIB_ENOMEM;
+    if (it->nsrc > it->statcap) { /* a recycled iterator's may be too small */
+        for (size_t i = 0; i < it->statcap; i++) mt_rowview_free(&it->stat[i].view);
+        free(it->stat);
+        it->statcap = 0;
+        if (!(it->stat = calloc(it->nsrc, sizeof *it->stat))) return it->status = SIB_ENOMEM;
+        it->statcap = it->nsrc;
+    }
     const sst_row **pick = it->pick;
     size_t np = 0;
     for (size_t i = 0; i < it->nsrc; i++) {

@@ -425,6 +425,8 @@ typedef struct st_rpage st_rpage; /* the rows of one piece; owned by the callbac
 typedef struct st_rreq {
     const uint8_t *pk;           /* partition read: this partition; NULL: a scan */
     size_t pklen;
+    bool has_token;              /* partition read: token is pk's (the caller had it: */
+    int64_t token;               /* storage then does not hash the key again) */
     const st_position *start;    /* scan: from here (NULL: the beginning) */
     bool has_end;                /* scan: stop at the first partition past end_token */
     int64_t end_token;           /* (inclusive) */

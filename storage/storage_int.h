@@ -265,7 +265,8 @@ static inline size_t memtable_partitions(const memtable *mt) { return mt->ix.n; 
 int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err);
 /* A hint that pk will be written soon (memtable.c explains); changes nothing. */
 void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen);
-const mt_rec *memtable_find(const memtable *mt, const uint8_t *pk, size_t pklen);
+/* The partition pk, whose token the caller has (the read computes it once). */
+const mt_rec *memtable_find(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen);
 /* Prefetches the index slot where a lookup of token starts, or (record)
  * the record of the first slot there with the token's high bits
  * (st_prefetch). */
@@ -368,18 +369,27 @@ typedef struct st_pin {
     sst_bcache *bc;
 } st_pin;
 
-/* st_read; cache_only: SSTable blocks only from the block cache, a miss
- * ends the iteration with SIB_EAGAIN (the inline attempt of readpool.c). */
-st_iter *st_read_ex(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *slices, size_t nslices,
-                    bool reversed, int32_t now_s, bool cache_only);
+/* st_read of the partition pk of token (sib_murmur3_token(pk)); spare: an
+ * iterator st_iter_recycle gave back, or NULL (it is reused or freed,
+ * never left to the caller); cache_only: SSTable blocks only from the
+ * block cache, a miss ends the iteration with SIB_EAGAIN (the inline
+ * attempt of readpool.c). */
+st_iter *st_read_ex(st_iter *spare, st_table *t, int64_t token, const uint8_t *pk, size_t pklen,
+                    const st_slice *slices, size_t nslices, bool reversed, int32_t now_s, bool cache_only);
+/* Ends a read as st_iter_destroy does (its sources' references and SSTable
+ * parts are released at once) but keeps the iterator's memory for the next
+ * st_read_ex or st_read_pinned on the same thread: a point read then
+ * allocates nothing for its iterator. Returns it (NULL for NULL). */
+st_iter *st_iter_recycle(st_iter *it);
 /* SSTables the iterator opened (a partition found past the token range and
  * bloom filter checks): what st_note_sstables_per_read counts. st_read
  * counts its own reads; readpool.c counts a piece once it is final (not the
  * inline attempt that a block missing from the cache sends to the pool). */
 uint32_t st_iter_sstables(const st_iter *it);
-/* st_read over a pin (any thread); sp: the partition's copy, or NULL. */
-st_iter *st_read_pinned(const st_pin *v, const st_snap_part *sp, const uint8_t *pk, size_t pklen,
-                        const st_slice *slices, size_t nslices, bool reversed, int32_t now_s);
+/* st_read over a pin (any thread); sp: the partition's copy, or NULL;
+ * spare and token as st_read_ex's. */
+st_iter *st_read_pinned(st_iter *spare, const st_pin *v, const st_snap_part *sp, int64_t token, const uint8_t *pk,
+                        size_t pklen, const st_slice *slices, size_t nslices, bool reversed, int32_t now_s);
 /* st_scan over a pin: candidate partitions (live or not) in order from
  * start; never re-seeks (nothing it reads moves). *sp is the partition's
  * copy or NULL. Ends at the pin's cut (st_scan_cut then tells). */

@@ -3432,6 +3432,100 @@ static void test_read_pool_pieces_match_reads(void **state)
     close_loop_data(f, loop);
 }
 
+/* "ck:ncells:first value;" per row, of an iterator or of a page's one
+ * partition: a row of many cells shows as many as one. */
+static void row_str(const st_row *r, char *out, size_t cap)
+{
+    size_t n = strlen(out);
+    snprintf(out + n, cap - n, "%.*s:%zu:%.*s;", (int)r->cklen, (const char *)r->ck, r->ncells,
+             r->ncells ? (int)r->cells[0].vlen : 0, r->ncells ? (const char *)r->cells[0].val : "");
+}
+
+/* The loop's inline reads share one recycled iterator, each read pool
+ * worker has its own: a read after another with more sources, more or
+ * longer slices, a partition deletion, range tombstones, the other order
+ * or a row of many cells gives exactly the rows a fresh iterator gives. */
+static void test_read_pool_recycled_iterator(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 2);
+    fill_parts(s, 6, 4, "a", 10);
+    flush_loop(s, loop);
+    fill_parts(s, 3, 2, "b", 11); /* p000..p002: two sources */
+    st_mutation *m = mut("p001");
+    assert_int_equal(st_mut_partition_delete(m, 20, NOW), 0);
+    apply1(s, m);
+    m = mut("p002");
+    st_bound rs = {(const uint8_t *)"c001", 4, true, false}, re = {(const uint8_t *)"c002", 4, true, false};
+    assert_int_equal(st_mut_range_delete(m, &rs, &re, 30, NOW), 0);
+    apply1(s, m);
+    m = mut("p009"); /* one row of 300 cells, past what a recycled iterator keeps */
+    assert_int_equal(st_mut_row(m, (const uint8_t *)"c000", 4), 0);
+    for (uint32_t col = 1; col <= 300; col++) assert_int_equal(st_mut_cell(m, col, (const uint8_t *)"w", 1, 12, 0, 0), 0);
+    apply1(s, m);
+    ev_run(loop, EVRUN_NOWAIT);
+
+    char longkey[300];
+    memset(longkey, 'x', sizeof longkey);
+    memcpy(longkey, "c001", 4);
+    st_slice one = {{(const uint8_t *)"c001", 4, true, false}, {(const uint8_t *)"c002", 4, true, false}};
+    st_slice two[2] = {{{(const uint8_t *)"c000", 4, true, false}, {(const uint8_t *)"c000", 4, true, false}},
+                       {{(const uint8_t *)"c002", 4, true, false}, {NULL, 0, true, true}}};
+    st_slice lng = {{(const uint8_t *)longkey, sizeof longkey, false, false}, {NULL, 0, true, true}};
+    const struct {
+        const char *pk;
+        const st_slice *sl;
+        size_t nsl;
+        bool reversed;
+    } reads[] = {
+        {"p000", NULL, 0, false}, {"p001", NULL, 0, false}, {"p003", NULL, 0, false}, {"p002", two, 2, false},
+        {"p004", &one, 1, true},   {"p009", NULL, 0, false}, {"p000", &lng, 1, false}, {"p002", NULL, 0, true},
+        {"p005", two, 2, true},   {"p009", NULL, 0, false}, {"p001", &one, 1, false},  {"nope", NULL, 0, false},
+        {"p003", &lng, 1, true},  {"p000", NULL, 0, false},
+    };
+    static char want[16384], got[16384];
+    st_table *t = storage_table(s, T1);
+    for (int round = 0; round < 2; round++) /* the first round's SSTable reads go to the pool, the second's not */
+        for (size_t i = 0; i < SIB_ARRAY_LEN(reads); i++) {
+            const uint8_t *pk = (const uint8_t *)reads[i].pk;
+            size_t pklen = strlen(reads[i].pk);
+            want[0] = got[0] = 0;
+            st_iter *it = st_read(t, pk, pklen, reads[i].sl, reads[i].nsl, reads[i].reversed, NOW);
+            st_row r;
+            while (st_iter_next(it, &r)) row_str(&r, want, sizeof want);
+            assert_int_equal(st_iter_status(it, NULL), 0);
+            st_iter_destroy(it);
+            st_rreq rq = {.pk = pk, .pklen = pklen, .slices = reads[i].sl, .nslices = reads[i].nsl,
+                          .reversed = reads[i].reversed, .now_s = NOW};
+            st_rpage *pg = piece(s, loop, &rq, NULL);
+            assert_int_equal(st_rpage_status(pg, NULL), 0);
+            for (size_t k = 0; k < st_rpage_parts(pg); k++) {
+                st_rpart p;
+                st_rpage_part(pg, k, &p);
+                for (size_t j = 0; j < p.nrows; j++) {
+                    st_rpage_row(pg, k, j, &r);
+                    row_str(&r, got, sizeof got);
+                }
+            }
+            st_rpage_destroy(pg);
+            assert_string_equal(got, want);
+        }
+    /* what the reads above must have shown */
+    want[0] = 0;
+    st_iter *it = st_read(t, (const uint8_t *)"p002", 4, NULL, 0, false, NOW);
+    st_row r;
+    while (st_iter_next(it, &r)) row_str(&r, want, sizeof want);
+    st_iter_destroy(it);
+    assert_string_equal(want, "c000:1:b-2-0;c003:1:a-2-3;");
+    want[0] = 0;
+    it = st_read(t, (const uint8_t *)"p009", 4, NULL, 0, false, NOW);
+    while (st_iter_next(it, &r)) row_str(&r, want, sizeof want);
+    st_iter_destroy(it);
+    assert_string_equal(want, "c000:300:w;");
+    close_loop_data(f, loop);
+}
+
 /* A piece reads the table as it was when it was asked for: writes that
  * arrive while it runs (same-size values overwritten in place in the
  * active memtable, new partitions, a flush completing) do not tear its
@@ -3824,6 +3918,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loopless_writes_delayed_not_stalled, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_block_cache_truncate_under_iterator, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_pieces_match_reads, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_read_pool_recycled_iterator, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_snapshot_under_writes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_drain, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_unfiltered_round_trip, setup, teardown),
