@@ -368,6 +368,10 @@ size_t coord_replicas(const coord *c, const coord_repl *r, int64_t token, size_t
         return n;
     }
     if (!c->nring) return 0;
+    if (c->nmembers == 1 && r->kind == REPL_SIMPLE) { /* one node owns the whole ring: no search for the token */
+        if (cap && r->rf > 0) out[n++] = c->ring[0].member;
+        return n;
+    }
     size_t start = ring_first(c, token);
     if (r->kind == REPL_NTS) return nts_replicas(c, r, start, out, cap);
     for (size_t k = 0; k < c->nring && n < cap && (int)n < r->rf; k++) {
