@@ -714,14 +714,25 @@ static uint8_t *kc_put(uint8_t *p, const sst_cell *c)
     return p + c->vlen;
 }
 
+/* A varint the memtable wrote; most (column ids, short lengths) are one
+ * byte, read here without a call. */
+static inline const uint8_t *kc_uvarint(const uint8_t *p, uint64_t *v)
+{
+    if (*p < 0x80) {
+        *v = *p;
+        return p + 1;
+    }
+    return p + get_uvarint(p, 10, v);
+}
+
 /* Decodes the cell at p (the memtable wrote it: no bounds to check). */
 static const uint8_t *kc_get(const uint8_t *p, sst_cell *c)
 {
     uint8_t f = *p++;
     uint64_t col, pl = 0, vl;
-    p += get_uvarint(p, 10, &col);
-    if (f & KC_PATH) p += get_uvarint(p, 10, &pl);
-    p += get_uvarint(p, 10, &vl);
+    p = kc_uvarint(p, &col);
+    if (f & KC_PATH) p = kc_uvarint(p, &pl);
+    p = kc_uvarint(p, &vl);
     memcpy(&c->ts, p, 8);
     p += 8;
     c->ttl = 0;

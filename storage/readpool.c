@@ -100,6 +100,7 @@ struct st_rpage {
     sib_err err;
     struct st_readpool *home; /* a point page goes back to its pool's spares */
     struct st_rpage *next_spare;
+    rp_part first; /* parts' first room: a point read's one partition needs no allocation */
 };
 
 /* chunk: the arena's; a point read's page is small (one allocation of it
@@ -175,18 +176,32 @@ static const uint8_t *dup(sib_arena *a, const void *p, size_t n)
     return n ? sib_arena_memdup(a, p, n) : (const uint8_t *)"";
 }
 
-/* An evaluated row (live cells) into the page's arena. */
+/* n bytes of p at *d (advanced), or "" for none: never NULL. */
+static const uint8_t *put_bytes(uint8_t **d, const void *p, size_t n)
+{
+    if (!n) return (const uint8_t *)"";
+    uint8_t *x = *d;
+    memcpy(x, p, n);
+    *d += n;
+    return x;
+}
+
+/* An evaluated row (live cells) into the page's arena, in one allocation:
+ * its cell views, then its key, values and paths. */
 static bool copy_row(sib_arena *a, const st_row *in, st_row *out)
 {
+    size_t bytes = in->ncells * sizeof(st_cell_view) + (in->ck ? in->cklen : 0);
+    for (size_t i = 0; i < in->ncells; i++) bytes += in->cells[i].vlen + (in->cells[i].path ? in->cells[i].pathlen : 0);
+    uint8_t *d = bytes ? sib_arena_alloc(a, bytes) : NULL;
+    if (bytes && !d) return false;
     *out = *in;
-    out->ck = in->ck ? dup(a, in->ck, in->cklen) : NULL;
-    st_cell_view *cv = in->ncells ? sib_arena_alloc(a, in->ncells * sizeof *cv) : NULL;
-    if ((in->ck && !out->ck) || (in->ncells && !cv)) return false;
+    st_cell_view *cv = in->ncells ? (st_cell_view *)d : NULL;
+    if (in->ncells) d += in->ncells * sizeof *cv;
+    out->ck = in->ck ? put_bytes(&d, in->ck, in->cklen) : NULL;
     for (size_t i = 0; i < in->ncells; i++) {
         cv[i] = in->cells[i];
-        cv[i].val = dup(a, in->cells[i].val, in->cells[i].vlen);
-        cv[i].path = in->cells[i].path ? dup(a, in->cells[i].path, in->cells[i].pathlen) : NULL;
-        if (!cv[i].val || (in->cells[i].path && !cv[i].path)) return false;
+        cv[i].val = put_bytes(&d, in->cells[i].val, in->cells[i].vlen);
+        cv[i].path = in->cells[i].path ? put_bytes(&d, in->cells[i].path, in->cells[i].pathlen) : NULL;
     }
     out->cells = cv;
     return true;
@@ -209,6 +224,10 @@ static bool arena_grow(sib_arena *a, void **arr, size_t *cap, size_t need, size_
 
 static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t token)
 {
+    if (!pg->capparts) {
+        pg->parts = &pg->first;
+        pg->capparts = 1;
+    }
     if (!arena_grow(pg->a, (void **)&pg->parts, &pg->capparts, pg->nparts + 1, sizeof *pg->parts)) return NULL;
     rp_part *x = &pg->parts[pg->nparts];
     memset(x, 0, sizeof *x);
