@@ -75,6 +75,14 @@ struct st_iter {
 
 static mt_bound to_mt(const sst_bound *b) { return (mt_bound){b->key, b->len, b->incl, b->unbounded}; }
 
+/* sst_bound_cmp, without the call for an open bound (most reads' slice is
+ * the whole partition). */
+static inline int bound_cmp(const uint8_t *ck, size_t cklen, const sst_bound *b, bool is_start)
+{
+    if (b->unbounded) return is_start ? 1 : -1;
+    return sst_bound_cmp(ck, cklen, b, is_start);
+}
+
 /* ---- memtable rows as sst_row ---- */
 
 static bool mem_row(src *s, const mt_row *r, bool is_static) { return mt_row_view(&s->view, r, is_static, &s->row); }
@@ -416,10 +424,7 @@ static int src_position(st_iter *it, src *s, const sst_bound *a, const sst_bound
     }
     if (s->kv) { /* its one row, "": before every other key */
         if (it->has_last) s->has = it->reversed && it->lastlen;
-        else {
-            mt_bound mb = to_mt(it->reversed ? b : a);
-            s->has = it->reversed ? mt_bound_cmp(NULL, 0, &mb, false) < 0 : mt_bound_cmp(NULL, 0, &mb, true) > 0;
-        }
+        else s->has = it->reversed ? bound_cmp(NULL, 0, b, false) < 0 : bound_cmp(NULL, 0, a, true) > 0;
         return s->has && !kv_row(s) ? SIB_ENOMEM : 0;
     }
     const bt *rows = &s->mp->rows;
@@ -469,6 +474,10 @@ static int src_advance(st_iter *it, src *s)
 /* Reconciles rows[0..n) (same key) into *out (compaction.h's merge). */
 static int merge_rows(st_iter *it, const sst_row **rows, size_t n, sst_row *out)
 {
+    if (n == 1) { /* one source: nothing to reconcile (most reads) */
+        *out = *rows[0];
+        return 0;
+    }
     return cm_merge_rows(&it->rm, rows, n, out);
 }
 
@@ -495,7 +504,7 @@ static bool row_eval(st_iter *it, const sst_row *r, st_row *out)
     int32_t now = it->now;
     bool marker = !r->is_static && r->marker_ts != SST_NO_TS && r->marker_ts > d.ts &&
                   (r->marker_ttl == 0 || now < r->marker_ldt);
-    if (!sib_grow((void **)&it->cv, &it->cvcap, r->ncells, sizeof *it->cv)) {
+    if (r->ncells > it->cvcap && !sib_grow((void **)&it->cv, &it->cvcap, r->ncells, sizeof *it->cv)) {
         it->status = SIB_ENOMEM;
         return false;
     }
@@ -530,7 +539,7 @@ static int row_key_cmp(const sst_row *a, const sst_row *b)
 
 static bool set_last(st_iter *it, const sst_row *r)
 {
-    if (!sib_grow((void **)&it->last, &it->lastcap, r->cklen + 1, 1)) return false;
+    if (r->cklen >= it->lastcap && !sib_grow((void **)&it->last, &it->lastcap, r->cklen + 1, 1)) return false;
     if (r->cklen) memcpy(it->last, r->ck, r->cklen);
     it->lastlen = r->cklen;
     it->has_last = true;
@@ -560,8 +569,7 @@ static int next_merged(st_iter *it, const sst_bound *a, const sst_bound *b, sst_
         if (!best || c < 0) best = &s->row;
     }
     if (!best) return 0;
-    bool in = it->reversed ? sst_bound_cmp(best->ck, best->cklen, a, true) > 0
-                           : sst_bound_cmp(best->ck, best->cklen, b, false) < 0;
+    bool in = it->reversed ? bound_cmp(best->ck, best->cklen, a, true) > 0 : bound_cmp(best->ck, best->cklen, b, false) < 0;
     if (!in) return 0;
     for (size_t i = 0; i < it->nsrc; i++) {
         src *s = &it->srcs[i];
