@@ -583,9 +583,33 @@ static int next_merged(st_iter *it, const sst_bound *a, const sst_bound *b, sst_
     return rc ? rc : 1;
 }
 
-bool st_iter_next(st_iter *it, st_row *out)
+/* st_iter_next when the partition's only source is a memtable KV record
+ * (a table without clustering columns, found in the active memtable only:
+ * most point reads): its one row, "" before every other key, in the slice
+ * that holds it, without the k-way merge. A KV record has no partition
+ * deletion and no range tombstones (add_mem), and no later slice can hold
+ * the same key, so the iteration ends with it. */
+static bool kv_only_next(st_iter *it, src *s, st_row *out)
 {
     while (!it->status && it->si < it->nslices) {
+        const sst_bound *a = &it->sl[2 * it->si], *b = &it->sl[2 * it->si + 1];
+        it->si++;
+        if (bound_cmp(NULL, 0, a, true) <= 0 || bound_cmp(NULL, 0, b, false) >= 0) continue;
+        it->si = it->nslices;
+        if (!kv_row(s)) {
+            it->status = SIB_ENOMEM;
+            return false;
+        }
+        return row_eval(it, &s->row, out);
+    }
+    return false;
+}
+
+bool st_iter_next(st_iter *it, st_row *out)
+{
+    bool kv = it->nsrc == 1 && it->srcs[0].kv;
+    if (kv && kv_only_next(it, &it->srcs[0], out)) return true;
+    while (!kv && !it->status && it->si < it->nslices) {
         size_t k = it->reversed ? it->nslices - 1 - it->si : it->si;
         const sst_bound *a = &it->sl[2 * k], *b = &it->sl[2 * k + 1];
         if (!it->positioned) {

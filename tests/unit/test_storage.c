@@ -3451,8 +3451,14 @@ static void test_read_pool_recycled_iterator(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     storage *s = open_loop_data(f, loop, 2);
     fill_parts(s, 6, 4, "a", 10);
+    put(s, "kv2", "", 1, "old", 5, 0, 0);
     flush_loop(s, loop);
     fill_parts(s, 3, 2, "b", 11); /* p000..p002: two sources */
+    /* one-row partitions of an empty clustering key: kv's only source is
+     * its memtable KV record (read without the merge), kv2 has an SSTable
+     * too (merged): every slice gives both the same */
+    put(s, "kv", "", 1, "new", 13, 0, 0);
+    put(s, "kv2", "", 1, "new", 13, 0, 0);
     st_mutation *m = mut("p001");
     assert_int_equal(st_mut_partition_delete(m, 20, NOW), 0);
     apply1(s, m);
@@ -3511,6 +3517,31 @@ static void test_read_pool_recycled_iterator(void **state)
             st_rpage_destroy(pg);
             assert_string_equal(got, want);
         }
+    st_slice after_empty = {{(const uint8_t *)"", 0, false, false}, {NULL, 0, true, true}};
+    st_slice upto_empty = {{NULL, 0, true, true}, {(const uint8_t *)"", 0, true, false}};
+    st_slice kvsl[][2] = {{after_empty, after_empty}, {upto_empty, upto_empty}, {one, one}, {upto_empty, one}};
+    for (size_t v = 0; v < 2 * (SIB_ARRAY_LEN(kvsl) + 1); v++) {
+        size_t k = v / 2;
+        const st_slice *sl = k ? kvsl[k - 1] : NULL;
+        size_t nsl = k == 4 ? 2 : k ? 1 : 0;
+        static const char *const expect[] = {":1:new;", "", ":1:new;", "", ":1:new;"};
+        for (int which = 0; which < 2; which++) {
+            const char *pk = which ? "kv2" : "kv";
+            st_rreq rq = {.pk = (const uint8_t *)pk, .pklen = strlen(pk), .slices = sl, .nslices = nsl,
+                          .reversed = v % 2, .now_s = NOW};
+            st_rpage *pg = piece(s, loop, &rq, NULL);
+            got[0] = 0;
+            st_rpart p = {0};
+            if (st_rpage_parts(pg)) st_rpage_part(pg, 0, &p);
+            st_row r;
+            for (size_t j = 0; j < p.nrows; j++) {
+                st_rpage_row(pg, 0, j, &r);
+                row_str(&r, got, sizeof got);
+            }
+            st_rpage_destroy(pg);
+            assert_string_equal(got, expect[k]);
+        }
+    }
     /* what the reads above must have shown */
     want[0] = 0;
     st_iter *it = st_read(t, (const uint8_t *)"p002", 4, NULL, 0, false, NOW);
