@@ -330,6 +330,15 @@ static size_t bound_of(size_t v) { return v ? v : RP_DEFAULT_BOUND; }
 
 static int64_t rq_token(const st_rreq *rq) { return rq->has_token ? rq->token : sib_murmur3_token(rq->pk, rq->pklen); }
 
+/* The thread's recycled iterator for a read (NULL: none), taken off spare
+ * until iter_done gives it back. */
+static st_iter *iter_take(st_iter **spare)
+{
+    st_iter *it = spare ? *spare : NULL;
+    if (spare) *spare = NULL;
+    return it;
+}
+
 /* Ends a read: its iterator back to the thread's spare when there is one. */
 static void iter_done(st_iter *it, st_iter **spare)
 {
@@ -345,8 +354,7 @@ static int run_partition(const st_rreq *rq, int64_t token, const st_pin *v, st_t
 {
     const st_slice *sl = rq->static_only ? NULL : rq->slices;
     size_t nsl = rq->static_only ? 0 : rq->nslices;
-    st_iter *it = spare ? *spare : NULL;
-    if (spare) *spare = NULL;
+    st_iter *it = iter_take(spare);
     it = t ? st_read_ex(it, t, token, rq->pk, rq->pklen, sl, nsl, rq->reversed, rq->now_s, cache_only)
            : st_read_pinned(it, v, v->nparts ? &v->parts[0] : NULL, token, rq->pk, rq->pklen, sl, nsl, rq->reversed,
                             rq->now_s);
@@ -379,10 +387,8 @@ static int run_scan(rjob *j, st_iter **spare)
     int rc = 0;
     while (!rc && st_scan_next_candidate(sc, &pk, &pklen, &tok, &sp)) {
         if (rq->has_end && tok > rq->end_token) break;
-        st_iter *it = spare ? *spare : NULL;
-        if (spare) *spare = NULL;
-        it = st_read_pinned(it, &j->pin, sp, tok, pk, pklen, rq->static_only ? NULL : rq->slices,
-                            rq->static_only ? 0 : rq->nslices, rq->reversed, rq->now_s);
+        st_iter *it = st_read_pinned(iter_take(spare), &j->pin, sp, tok, pk, pklen, rq->static_only ? NULL : rq->slices,
+                                     rq->static_only ? 0 : rq->nslices, rq->reversed, rq->now_s);
         if (!it) rc = SIB_ENOMEM;
         else if (rq->unfiltered) rc = fill_unfiltered_part(pg, it, j->table_id, pk, pklen, tok, &bytes);
         else rc = fill_part(pg, it, pk, pklen, tok, rq, &rows_left);
