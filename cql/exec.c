@@ -73,6 +73,7 @@ void exec_plan_clear(exec_prepared *p)
     p->plan_store = NULL;
     free(p->plan_sel);
     p->plan_sel = NULL;
+    p->plan_point = 0;
 }
 
 static void prepared_free(exec_prepared *p)
