@@ -323,7 +323,8 @@ static int bind_names(exec_ctx *c, sib_err *err)
 
 static void handle_query(cql_exec *ex, cql_request *req)
 {
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     prs_stmt *s;
     const cql_query_req *q = &req->u.query;
     EXEC_TRACE(req, "Parsing %.*s", (int)q->query.len, q->query.p);
@@ -383,7 +384,8 @@ size_t cql_exec_prepared_capacity(const cql_exec *ex) { return sib_lru_capacity(
 
 static void handle_prepare(cql_exec *ex, cql_request *req)
 {
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     const cql_str *q = &req->u.prepare.query;
     const char *ks = req->session->keyspace;
     uint8_t id[16];
@@ -449,7 +451,8 @@ int exec_unprepared(const uint8_t *id, size_t len, sib_err *err)
 
 static void handle_execute(cql_exec *ex, cql_request *req)
 {
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     const cql_execute_req *e = &req->u.execute;
     exec_prepared *p = exec_prepared_find(ex, e->id.p, (size_t)(e->id.len > 0 ? e->id.len : 0));
     if (!p) {
