@@ -763,15 +763,17 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
     if (limit >= 0 && (uint64_t)limit < n) n = (size_t)limit;
     cql_rows *rw = cql_reply_rows_begin(c->req, &m);
     if (!rw) goto out;
+    /* out_cell wrote the cells in the protocol's [bytes] form: a row's go
+     * in one copy */
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = rows[i];
         p += 4 + get_be32(p);
+        const uint8_t *cells = p;
         for (size_t j = 0; j < run->sel.n; j++) {
             int32_t len = (int32_t)get_be32(p);
-            p += 4;
-            cql_rows_cell(rw, len < 0 ? NULL : p, len < 0 ? CQL_VALUE_NULL : len);
-            if (len > 0) p += len;
+            p += 4 + (len > 0 ? len : 0);
         }
+        cql_rows_cells_raw(rw, cells, (size_t)(p - cells), (uint32_t)run->sel.n);
     }
     cql_reply_rows_end(c->req);
 out:

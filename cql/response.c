@@ -187,6 +187,12 @@ void cql_rows_cell(cql_rows *rw, const void *p, int32_t len)
     rw->ncells++;
 }
 
+void cql_rows_cells_raw(cql_rows *rw, const void *p, size_t len, uint32_t ncells)
+{
+    if (len) sib_buf_append(rw->b, p, len);
+    rw->ncells += ncells;
+}
+
 uint8_t *cql_rows_cell_reserve(cql_rows *rw, int32_t len)
 {
     SIB_ASSERT(len >= 0);
