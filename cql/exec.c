@@ -195,6 +195,12 @@ st_table *exec_table_store(exec_ctx *c, const sch_table *t)
     return st;
 }
 
+void exec_repl_copy(coord_repl *dst, const coord_repl *src)
+{
+    int n = SIB_MAX(SIB_MIN(src->ndcs, COORD_MAX_DCS), 0);
+    memcpy(dst, src, offsetof(coord_repl, dcs) + sizeof src->dcs[0] * (size_t)n);
+}
+
 /* The executor keeps the last keyspace's parsed replication (every read
  * and write asks for it), valid while ddl_gen is unchanged. */
 static int keyspace_repl_ref(cql_exec *ex, const char *ks, const coord_repl **out, sib_err *err)

@@ -213,6 +213,9 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
  * exec_table_repl/exec_keyspace_repl call or DDL (copy it to keep it across
  * a callback). Repeated calls for one table cost no name lookup. */
 int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+/* *dst = *src, but only the part the coordinator reads (dcs[0..ndcs)): the
+ * struct is over a kilobyte and a point read kept a copy of it. */
+void exec_repl_copy(coord_repl *dst, const coord_repl *src);
 /* Bytes a prepared statement may keep for its compiled selection (0: a
  * statement whose selection is not kept: not a SELECT of plain columns). */
 size_t exec_select_plan_room(const prs_stmt *s);

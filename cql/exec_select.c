@@ -947,7 +947,7 @@ static int select_user(sel_read *rd, sib_err *err)
     const coord_repl *repl;
     if (c->ex->co && !(rc = exec_table_repl(c, run->t, &repl, err)) && !(rc = check_consistency(rd, repl, &r, err))) {
         const sch_table_opts *o = sch_table_options(run->t);
-        rd->repl = *repl;
+        exec_repl_copy(&rd->repl, repl);
         rd->has_repl = true;
         rd->read_repair = !o || !o->read_repair || strcmp(o->read_repair, "NONE") != 0;
         rd->range_remote = !r.pk_complete && !coord_range_local_only(c->ex->co, &rd->repl);
@@ -1332,16 +1332,19 @@ static int run_selection(sel_run *run, exec_ctx *c, const sch_table *t, const pr
 /* run: zeroed, or kept by run_keep (its empty buffers are reused). */
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
 {
-    sel_run keep = *run;
+    /* only the kept buffers are saved, not the whole run (half a KB) */
+    sib_buf keep[] = {run->out, run->offs, run->last_pk, run->last_ck, run->coll, run->text};
+    sib_buf *ckv = run->ckv;
+    size_t ckv_cap = run->ckv_cap;
     memset(run, 0, sizeof(*run));
-    run->out = keep.out;
-    run->offs = keep.offs;
-    run->last_pk = keep.last_pk;
-    run->last_ck = keep.last_ck;
-    run->coll = keep.coll;
-    run->text = keep.text;
-    run->ckv = keep.ckv;
-    run->ckv_cap = keep.ckv_cap;
+    run->out = keep[0];
+    run->offs = keep[1];
+    run->last_pk = keep[2];
+    run->last_ck = keep[3];
+    run->coll = keep[4];
+    run->text = keep[5];
+    run->ckv = ckv;
+    run->ckv_cap = ckv_cap;
     run->c = c;
     run->t = t;
     run->s = s;
@@ -1374,8 +1377,6 @@ void exec_select(exec_ctx *c, const prs_select *s)
     sib_err err;
     sib_err_clear(&err);
     const sch_table *t;
-    sel_run run;
-    memset(&run, 0, sizeof run); /* run_init takes empty buffers */
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (rc) {
         exec_reply_err(c, &err);
@@ -1386,6 +1387,8 @@ void exec_select(exec_ctx *c, const prs_select *s)
         select_user_start(c, t, s, 0, p && p->stmt->kind == PRS_STMT_SELECT && &p->stmt->select == s ? p : NULL);
         return;
     }
+    sel_run run;
+    memset(&run, 0, sizeof run); /* run_init takes empty buffers */
     rc = run_init(&run, c, t, s, &err);
     if (!rc) rc = select_system(&run, &err);
     run_free(&run);
