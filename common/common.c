@@ -109,7 +109,6 @@ size_t get_uvarint(const uint8_t *p, size_t n, uint64_t *out)
 
 void sib_buf_init(sib_buf *b) { memset(b, 0, sizeof *b); }
 void sib_buf_free(sib_buf *b) { free(b->p); memset(b, 0, sizeof *b); }
-void sib_buf_reset(sib_buf *b) { b->len = 0; b->oom = false; }
 
 uint8_t *sib_buf_reserve(sib_buf *b, size_t n)
 {
@@ -128,7 +127,7 @@ uint8_t *sib_buf_reserve(sib_buf *b, size_t n)
     return b->p + b->len;
 }
 
-void sib_buf_append(sib_buf *b, const void *p, size_t n)
+void sib_buf_append_grow(sib_buf *b, const void *p, size_t n)
 {
     if (n == 0) return;
     uint8_t *d = sib_buf_reserve(b, n);
@@ -139,7 +138,6 @@ void sib_buf_append(sib_buf *b, const void *p, size_t n)
 
 void sib_buf_u8(sib_buf *b, uint8_t v) { sib_buf_append(b, &v, 1); }
 void sib_buf_be16(sib_buf *b, uint16_t v) { uint8_t t[2]; put_be16(t, v); sib_buf_append(b, t, 2); }
-void sib_buf_be32(sib_buf *b, uint32_t v) { uint8_t t[4]; put_be32(t, v); sib_buf_append(b, t, 4); }
 void sib_buf_be64(sib_buf *b, uint64_t v) { uint8_t t[8]; put_be64(t, v); sib_buf_append(b, t, 8); }
 void sib_buf_uvarint(sib_buf *b, uint64_t v) { uint8_t t[10]; sib_buf_append(b, t, put_uvarint(t, v)); }
 

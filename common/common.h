@@ -72,6 +72,7 @@ int sib_err_set(sib_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Like sib_err_set with SIB_EIO, appending ": strerror(errno)". */
 int sib_err_errno(sib_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An empty error: code 0, message and extras empty (cheaper than = {0}). */
 void sib_err_clear(sib_err *err);
 const char *sib_strerror(int code);
 
@@ -127,13 +128,30 @@ typedef struct sib_buf {
 
 void sib_buf_init(sib_buf *b);
 void sib_buf_free(sib_buf *b);
-void sib_buf_reset(sib_buf *b); /* len = 0, keeps memory */
+static inline void sib_buf_reset(sib_buf *b) { b->len = 0; b->oom = false; } /* keeps memory */
 /* Ensures room for n more bytes; returns a pointer to write them, or NULL (and sets oom). */
 uint8_t *sib_buf_reserve(sib_buf *b, size_t n);
-void sib_buf_append(sib_buf *b, const void *p, size_t n);
+/* sib_buf_append's growing path. */
+void sib_buf_append_grow(sib_buf *b, const void *p, size_t n);
+/* Inline for the common case, a buffer with room already (a kept one): a
+ * point read makes dozens of small appends. */
+static inline void sib_buf_append(sib_buf *b, const void *p, size_t n)
+{
+    if (n && !b->oom && b->cap - b->len >= n) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+        return;
+    }
+    sib_buf_append_grow(b, p, n);
+}
 void sib_buf_u8(sib_buf *b, uint8_t v);
 void sib_buf_be16(sib_buf *b, uint16_t v);
-void sib_buf_be32(sib_buf *b, uint32_t v);
+static inline void sib_buf_be32(sib_buf *b, uint32_t v)
+{
+    uint8_t t[4];
+    put_be32(t, v);
+    sib_buf_append(b, t, 4);
+}
 void sib_buf_be64(sib_buf *b, uint64_t v);
 void sib_buf_uvarint(sib_buf *b, uint64_t v);
 void sib_buf_printf(sib_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
