@@ -181,27 +181,11 @@ uint8_t *sib_buf_take(sib_buf *b, size_t *len)
 
 /* ---- reader ---- */
 
-static inline bool rd_need(sib_rd *r, size_t n)
-{
-    if (r->bad || sib_rd_left(r) < n) { r->bad = true; return false; }
-    return true;
-}
-bool sib_rd_u8(sib_rd *r, uint8_t *v) { if (!rd_need(r, 1)) return false; *v = *r->p++; return true; }
-bool sib_rd_be16(sib_rd *r, uint16_t *v) { if (!rd_need(r, 2)) return false; *v = get_be16(r->p); r->p += 2; return true; }
-bool sib_rd_be32(sib_rd *r, uint32_t *v) { if (!rd_need(r, 4)) return false; *v = get_be32(r->p); r->p += 4; return true; }
-bool sib_rd_be64(sib_rd *r, uint64_t *v) { if (!rd_need(r, 8)) return false; *v = get_be64(r->p); r->p += 8; return true; }
 bool sib_rd_uvarint(sib_rd *r, uint64_t *v)
 {
     if (r->bad) return false;
     size_t n = get_uvarint(r->p, sib_rd_left(r), v);
     if (!n) { r->bad = true; return false; }
-    r->p += n;
-    return true;
-}
-bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out)
-{
-    if (!rd_need(r, n)) return false;
-    *out = r->p;
     r->p += n;
     return true;
 }

@@ -177,13 +177,49 @@ static inline void sib_rd_init(sib_rd *r, const void *p, size_t n)
     r->p = p; r->end = (const uint8_t *)p + n; r->bad = false;
 }
 static inline size_t sib_rd_left(const sib_rd *r) { return (size_t)(r->end - r->p); }
-bool sib_rd_u8(sib_rd *r, uint8_t *v);
-bool sib_rd_be16(sib_rd *r, uint16_t *v);
-bool sib_rd_be32(sib_rd *r, uint32_t *v);
-bool sib_rd_be64(sib_rd *r, uint64_t *v);
+/* The fixed-size gets are inline: a request's decode and storage's record
+ * decoders make many, each a bound check and a load. */
+static inline bool sib_rd_need(sib_rd *r, size_t n)
+{
+    if (r->bad || sib_rd_left(r) < n) { r->bad = true; return false; }
+    return true;
+}
+static inline bool sib_rd_u8(sib_rd *r, uint8_t *v)
+{
+    if (!sib_rd_need(r, 1)) return false;
+    *v = *r->p++;
+    return true;
+}
+static inline bool sib_rd_be16(sib_rd *r, uint16_t *v)
+{
+    if (!sib_rd_need(r, 2)) return false;
+    *v = get_be16(r->p);
+    r->p += 2;
+    return true;
+}
+static inline bool sib_rd_be32(sib_rd *r, uint32_t *v)
+{
+    if (!sib_rd_need(r, 4)) return false;
+    *v = get_be32(r->p);
+    r->p += 4;
+    return true;
+}
+static inline bool sib_rd_be64(sib_rd *r, uint64_t *v)
+{
+    if (!sib_rd_need(r, 8)) return false;
+    *v = get_be64(r->p);
+    r->p += 8;
+    return true;
+}
 bool sib_rd_uvarint(sib_rd *r, uint64_t *v);
 /* Points *out at the next n bytes (no copy). */
-bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out);
+static inline bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out)
+{
+    if (!sib_rd_need(r, n)) return false;
+    *out = r->p;
+    r->p += n;
+    return true;
+}
 
 /* ---- hashing and checksums --------------------------------------------- */
 
