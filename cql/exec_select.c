@@ -283,6 +283,8 @@ typedef struct sel_read {
     uint64_t ddl_gen;     /* the schema the statement was checked against */
     /* partition keys (EQ/IN) in the key values' order, or a scan */
     pk_ent *ents;
+    pk_ent ent_one;       /* ents of a one-partition read (no arena block) */
+    st_slice cut_one;     /* cut of a read of whole partitions (likewise) */
     size_t i;
     int64_t limit;        /* LIMIT (-1 = none): post-ordered and aggregate replies trim to it */
     bool scan, scan_done, scan_has_pos, scan_incl, scan_has_key;
@@ -686,7 +688,7 @@ static int read_start(sel_read *rd, sib_err *err)
     const pstate *ps = &run->ps;
     rd->scan = !r->pk_complete;
     if (!rd->scan) {
-        pk_ent *ents = sib_arena_alloc(run->c->arena, sizeof(*ents) * (r->npks ? r->npks : 1));
+        pk_ent *ents = r->npks <= 1 ? &rd->ent_one : sib_arena_alloc(run->c->arena, sizeof(*ents) * r->npks);
         if (!ents) return oom(err);
         for (size_t i = 0; i < r->npks; i++) {
             ents[i].pk = r->pks[i];
@@ -915,11 +917,13 @@ static int select_user(sel_read *rd, sib_err *err)
     run->filters = r.filters;
     run->nfilters = r.nfilters;
     if ((rc = check_distinct(run, !r.pk_complete, err))) return rc;
-    size_t nck = sch_table_clustering_count(run->t);
-    bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
-    if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
-    for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r.ck_eq_prefix;
-    if ((rc = check_order_by(run->t, s, r.pk_complete, ck_eq, &run->reversed, err))) return rc;
+    if (s->norder) { /* (check_order_by reads ck_eq only then) */
+        size_t nck = sch_table_clustering_count(run->t);
+        bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
+        if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
+        for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r.ck_eq_prefix;
+        if ((rc = check_order_by(run->t, s, r.pk_complete, ck_eq, &run->reversed, err))) return rc;
+    }
     int64_t limit;
     if ((rc = check_limit(c, s->limit, &limit, err))) return rc;
     if ((rc = check_limit(c, s->per_partition_limit, &run->ppl, err))) return rc;
@@ -956,7 +960,7 @@ static int select_user(sel_read *rd, sib_err *err)
 
     rd->r = r;
     rd->limit = limit;
-    rd->cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
+    rd->cut = r.nslices ? sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1)) : &rd->cut_one;
     if (!rd->store || !rd->cut) return oom(err);
     if (rd->has_repl && sch_table_has_derived(run->t) && r.pk_complete)
         rd->ra = exec_bucket_ra_create(c->ex, rd->table_id, rd->r.pks, rd->r.npks, rd->r.slices, rd->r.nslices,

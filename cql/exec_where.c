@@ -606,24 +606,23 @@ int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, 
         vals[pos] = v.p;
         lens[pos] = (size_t)v.len;
     }
-    sib_buf b = c->ex->pk_scratch;
-    c->ex->pk_scratch = (sib_buf){0};
-    sib_buf_reset(&b);
-    int rc = sch_pk_encode(t, vals, lens, npk, &b, err);
+    sib_buf *b = &c->ex->pk_scratch; /* nothing else runs meanwhile */
+    sib_buf_reset(b);
+    int rc = sch_pk_encode(t, vals, lens, npk, b, err);
     sch_val *pk = NULL;
     if (!rc) {
         /* the key and its view in one arena block */
-        pk = sib_arena_alloc(c->arena, sizeof *pk + b.len + 1);
+        pk = sib_arena_alloc(c->arena, sizeof *pk + b->len + 1);
         if (!pk) rc = sib_err_set(err, SIB_ENOMEM, "partition key");
     }
     if (!rc) {
         uint8_t *p = (uint8_t *)(pk + 1);
-        if (b.len) memcpy(p, b.p, b.len);
-        *pk = (sch_val){p, (int32_t)b.len};
+        if (b->len) memcpy(p, b->p, b->len);
+        *pk = (sch_val){p, (int32_t)b->len};
         out->pk_complete = true;
         out->pks = pk;
         out->npks = 1;
     }
-    pk_scratch_back(c->ex, &b);
+    if (b->cap > 64 * 1024) sib_buf_free(b); /* as pk_scratch_back: big memory is not kept */
     return rc;
 }
