@@ -42,17 +42,6 @@ int sib_err_errno(sib_err *err, const char *fmt, ...)
     return SIB_EIO;
 }
 
-void sib_err_clear(sib_err *err)
-{
-    /* What `= {0}` gives for every reader (strings empty, no extras) at a
-     * few stores, not 700 bytes' worth: a request clears several. */
-    if (!err) return;
-    err->code = 0;
-    err->msg[0] = 0;
-    memset(err->ex, 0, sizeof err->ex);
-    err->ks[0] = err->table[0] = 0;
-    err->ex_id_len = 0;
-}
 
 const char *sib_strerror(int code)
 {

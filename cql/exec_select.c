@@ -1369,7 +1369,8 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
     run->nck = nck;
     int rc = run_selection(run, c, t, s, err);
     if (rc) return rc;
-    for (size_t i = 0; i < run->sel.n; i++)
+    /* a kept selection is plain columns: no constant to evaluate */
+    for (size_t i = 0; !run->sel_kept && i < run->sel.n; i++)
         if ((rc = prepare_consts(c, run->sel.nodes[i], err))) return rc;
     if ((rc = group_init(run, err))) return rc;
     if (run->sel.aggregate && !s->ngroup) run->page_size = -1; /* one row: read everything for it */
