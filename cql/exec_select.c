@@ -65,7 +65,9 @@ static int emit_values(sel_run *run, row_ctx *rc, sib_err *err)
     for (size_t i = 0; i < run->sel.n; i++) {
         uint8_t tmp[16];
         sch_val v;
-        int e = eval(run, run->sel.nodes[i], rc, tmp, &v, err);
+        const sel_node *n = run->sel.nodes[i];
+        /* a plain column straight from the row: eval's frame is not free */
+        int e = n->kind == SN_COLUMN ? col_value(run, rc, n->col, &v, err) : eval(run, n, rc, tmp, &v, err);
         if (e) return e;
         out_cell(&run->out, v);
     }
