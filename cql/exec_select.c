@@ -290,11 +290,9 @@ typedef struct sel_read {
     size_t i;
     int64_t limit;        /* LIMIT (-1 = none): post-ordered and aggregate replies trim to it */
     bool scan, scan_done, scan_has_pos, scan_incl, scan_has_key;
-    sib_buf scan_pk;      /* scan position: after (or at, scan_incl) this key */
-    int64_t scan_tok;
-    /* a partition being continued after cont_ck */
+    int64_t scan_tok;     /* scan position: after (or at, scan_incl) scan_pk */
+    /* a partition being continued after cont_ck (cont_pk, cont_ck below) */
     bool cont, cont_from_ps, cont_any;
-    sib_buf cont_pk, cont_ck;
     const prs_select *stmt;
     int restarts;         /* times a DDL during the read made it start over */
     exec_prepared *prep;  /* the prepared statement stmt is in, held (NULL: none) */
@@ -313,8 +311,9 @@ typedef struct sel_read {
      * all here; the piece being taken ends at range_tok / range_pk */
     bool range_remote, range_piece, range_done, range_has_pk;
     int64_t range_tok;
-    sib_buf range_pk;
-    /* last: read_new does not clear it (1.1 KB), it is set with has_repl */
+    /* Last, what read_new does not clear: the buffers a kept read reuses
+     * (emptied by select_user_free), and repl (1.1 KB), set with has_repl. */
+    sib_buf scan_pk, cont_pk, cont_ck, range_pk;
     coord_repl repl;
 } sel_read;
 
@@ -1032,13 +1031,8 @@ static sel_read *read_new(cql_exec *ex)
     sel_read *rd = ex->spare_read;
     if (!rd) return calloc(1, sizeof *rd); /* zeroed buffers are empty ones */
     ex->spare_read = NULL;
-    sib_buf keep[] = {rd->scan_pk, rd->cont_pk, rd->cont_ck, rd->range_pk};
     /* run first: run_init clears it, keeping its buffers */
-    memset(&rd->r, 0, offsetof(sel_read, repl) - offsetof(sel_read, r));
-    rd->scan_pk = keep[0];
-    rd->cont_pk = keep[1];
-    rd->cont_ck = keep[2];
-    rd->range_pk = keep[3];
+    memset(&rd->r, 0, offsetof(sel_read, scan_pk) - offsetof(sel_read, r));
     return rd;
 }
 
@@ -1338,19 +1332,7 @@ static int run_selection(sel_run *run, exec_ctx *c, const sch_table *t, const pr
 /* run: zeroed, or kept by run_keep (its empty buffers are reused). */
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
 {
-    /* only the kept buffers are saved, not the whole run (half a KB) */
-    sib_buf keep[] = {run->out, run->offs, run->last_pk, run->last_ck, run->coll, run->text};
-    sib_buf *ckv = run->ckv;
-    size_t ckv_cap = run->ckv_cap;
-    memset(run, 0, sizeof(*run));
-    run->out = keep[0];
-    run->offs = keep[1];
-    run->last_pk = keep[2];
-    run->last_ck = keep[3];
-    run->coll = keep[4];
-    run->text = keep[5];
-    run->ckv = ckv;
-    run->ckv_cap = ckv_cap;
+    memset(run, 0, offsetof(sel_run, out)); /* the kept buffers are last */
     run->c = c;
     run->t = t;
     run->s = s;
