@@ -42,10 +42,6 @@ int sib_err_errno(sib_err *err, const char *fmt, ...)
     return SIB_EIO;
 }
 
-void sib_err_clear(sib_err *err)
-{
-    if (err) { err->code = 0; err->msg[0] = 0; }
-}
 
 const char *sib_strerror(int code)
 {
@@ -102,7 +98,6 @@ size_t get_uvarint(const uint8_t *p, size_t n, uint64_t *out)
 
 void sib_buf_init(sib_buf *b) { memset(b, 0, sizeof *b); }
 void sib_buf_free(sib_buf *b) { free(b->p); memset(b, 0, sizeof *b); }
-void sib_buf_reset(sib_buf *b) { b->len = 0; b->oom = false; }
 
 uint8_t *sib_buf_reserve(sib_buf *b, size_t n)
 {
@@ -121,7 +116,7 @@ uint8_t *sib_buf_reserve(sib_buf *b, size_t n)
     return b->p + b->len;
 }
 
-void sib_buf_append(sib_buf *b, const void *p, size_t n)
+void sib_buf_append_grow(sib_buf *b, const void *p, size_t n)
 {
     if (n == 0) return;
     uint8_t *d = sib_buf_reserve(b, n);
@@ -132,7 +127,6 @@ void sib_buf_append(sib_buf *b, const void *p, size_t n)
 
 void sib_buf_u8(sib_buf *b, uint8_t v) { sib_buf_append(b, &v, 1); }
 void sib_buf_be16(sib_buf *b, uint16_t v) { uint8_t t[2]; put_be16(t, v); sib_buf_append(b, t, 2); }
-void sib_buf_be32(sib_buf *b, uint32_t v) { uint8_t t[4]; put_be32(t, v); sib_buf_append(b, t, 4); }
 void sib_buf_be64(sib_buf *b, uint64_t v) { uint8_t t[8]; put_be64(t, v); sib_buf_append(b, t, 8); }
 void sib_buf_uvarint(sib_buf *b, uint64_t v) { uint8_t t[10]; sib_buf_append(b, t, put_uvarint(t, v)); }
 
@@ -176,27 +170,11 @@ uint8_t *sib_buf_take(sib_buf *b, size_t *len)
 
 /* ---- reader ---- */
 
-static inline bool rd_need(sib_rd *r, size_t n)
-{
-    if (r->bad || sib_rd_left(r) < n) { r->bad = true; return false; }
-    return true;
-}
-bool sib_rd_u8(sib_rd *r, uint8_t *v) { if (!rd_need(r, 1)) return false; *v = *r->p++; return true; }
-bool sib_rd_be16(sib_rd *r, uint16_t *v) { if (!rd_need(r, 2)) return false; *v = get_be16(r->p); r->p += 2; return true; }
-bool sib_rd_be32(sib_rd *r, uint32_t *v) { if (!rd_need(r, 4)) return false; *v = get_be32(r->p); r->p += 4; return true; }
-bool sib_rd_be64(sib_rd *r, uint64_t *v) { if (!rd_need(r, 8)) return false; *v = get_be64(r->p); r->p += 8; return true; }
 bool sib_rd_uvarint(sib_rd *r, uint64_t *v)
 {
     if (r->bad) return false;
     size_t n = get_uvarint(r->p, sib_rd_left(r), v);
     if (!n) { r->bad = true; return false; }
-    r->p += n;
-    return true;
-}
-bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out)
-{
-    if (!rd_need(r, n)) return false;
-    *out = r->p;
     r->p += n;
     return true;
 }

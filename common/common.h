@@ -72,7 +72,18 @@ int sib_err_set(sib_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Like sib_err_set with SIB_EIO, appending ": strerror(errno)". */
 int sib_err_errno(sib_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sib_err_clear(sib_err *err);
+/* An empty error: code 0, message and extras empty. What `= {0}` gives
+ * every reader at a few stores, not 700 bytes' worth (a request clears
+ * several); inline for the same reason. */
+static inline void sib_err_clear(sib_err *err)
+{
+    if (!err) return;
+    err->code = 0;
+    err->msg[0] = 0;
+    memset(err->ex, 0, sizeof err->ex);
+    err->ks[0] = err->table[0] = 0;
+    err->ex_id_len = 0;
+}
 const char *sib_strerror(int code);
 
 #define SIB_ASSERT(c)                                                                     \
@@ -127,13 +138,30 @@ typedef struct sib_buf {
 
 void sib_buf_init(sib_buf *b);
 void sib_buf_free(sib_buf *b);
-void sib_buf_reset(sib_buf *b); /* len = 0, keeps memory */
+static inline void sib_buf_reset(sib_buf *b) { b->len = 0; b->oom = false; } /* keeps memory */
 /* Ensures room for n more bytes; returns a pointer to write them, or NULL (and sets oom). */
 uint8_t *sib_buf_reserve(sib_buf *b, size_t n);
-void sib_buf_append(sib_buf *b, const void *p, size_t n);
+/* sib_buf_append's growing path. */
+void sib_buf_append_grow(sib_buf *b, const void *p, size_t n);
+/* Inline for the common case, a buffer with room already (a kept one): a
+ * point read makes dozens of small appends. */
+static inline void sib_buf_append(sib_buf *b, const void *p, size_t n)
+{
+    if (n && !b->oom && b->cap - b->len >= n) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+        return;
+    }
+    sib_buf_append_grow(b, p, n);
+}
 void sib_buf_u8(sib_buf *b, uint8_t v);
 void sib_buf_be16(sib_buf *b, uint16_t v);
-void sib_buf_be32(sib_buf *b, uint32_t v);
+static inline void sib_buf_be32(sib_buf *b, uint32_t v)
+{
+    uint8_t t[4];
+    put_be32(t, v);
+    sib_buf_append(b, t, 4);
+}
 void sib_buf_be64(sib_buf *b, uint64_t v);
 void sib_buf_uvarint(sib_buf *b, uint64_t v);
 void sib_buf_printf(sib_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -159,13 +187,49 @@ static inline void sib_rd_init(sib_rd *r, const void *p, size_t n)
     r->p = p; r->end = (const uint8_t *)p + n; r->bad = false;
 }
 static inline size_t sib_rd_left(const sib_rd *r) { return (size_t)(r->end - r->p); }
-bool sib_rd_u8(sib_rd *r, uint8_t *v);
-bool sib_rd_be16(sib_rd *r, uint16_t *v);
-bool sib_rd_be32(sib_rd *r, uint32_t *v);
-bool sib_rd_be64(sib_rd *r, uint64_t *v);
+/* The fixed-size gets are inline: a request's decode and storage's record
+ * decoders make many, each a bound check and a load. */
+static inline bool sib_rd_need(sib_rd *r, size_t n)
+{
+    if (r->bad || sib_rd_left(r) < n) { r->bad = true; return false; }
+    return true;
+}
+static inline bool sib_rd_u8(sib_rd *r, uint8_t *v)
+{
+    if (!sib_rd_need(r, 1)) return false;
+    *v = *r->p++;
+    return true;
+}
+static inline bool sib_rd_be16(sib_rd *r, uint16_t *v)
+{
+    if (!sib_rd_need(r, 2)) return false;
+    *v = get_be16(r->p);
+    r->p += 2;
+    return true;
+}
+static inline bool sib_rd_be32(sib_rd *r, uint32_t *v)
+{
+    if (!sib_rd_need(r, 4)) return false;
+    *v = get_be32(r->p);
+    r->p += 4;
+    return true;
+}
+static inline bool sib_rd_be64(sib_rd *r, uint64_t *v)
+{
+    if (!sib_rd_need(r, 8)) return false;
+    *v = get_be64(r->p);
+    r->p += 8;
+    return true;
+}
 bool sib_rd_uvarint(sib_rd *r, uint64_t *v);
 /* Points *out at the next n bytes (no copy). */
-bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out);
+static inline bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out)
+{
+    if (!sib_rd_need(r, n)) return false;
+    *out = r->p;
+    r->p += n;
+    return true;
+}
 
 /* ---- hashing and checksums --------------------------------------------- */
 

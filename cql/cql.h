@@ -421,6 +421,10 @@ typedef struct cql_rows {
 int cql_rows_begin(cql_rows *rw, sib_buf *b, int version, const cql_rows_meta *m, sib_err *err);
 void cql_rows_cell(cql_rows *rw, const void *p, int32_t len);
 uint8_t *cql_rows_cell_reserve(cql_rows *rw, int32_t len);
+/* Appends ncells cells already in [bytes] form (an int length, -1 for null,
+ * then that many bytes), len bytes in all: a row encoded elsewhere in one
+ * copy instead of a call a cell. */
+void cql_rows_cells_raw(cql_rows *rw, const void *p, size_t len, uint32_t ncells);
 int cql_rows_finish(cql_rows *rw, sib_err *err);
 
 /* ====================================================================== */

@@ -73,6 +73,7 @@ void exec_plan_clear(exec_prepared *p)
     p->plan_store = NULL;
     free(p->plan_sel);
     p->plan_sel = NULL;
+    p->plan_point = 0;
 }
 
 static void prepared_free(exec_prepared *p)
@@ -192,6 +193,12 @@ st_table *exec_table_store(exec_ctx *c, const sch_table *t)
     st_table *st = storage_table(c->ex->st, sch_table_id(t));
     if (plan) p->plan_store = st;
     return st;
+}
+
+void exec_repl_copy(coord_repl *dst, const coord_repl *src)
+{
+    int n = SIB_MAX(SIB_MIN(src->ndcs, COORD_MAX_DCS), 0);
+    memcpy(dst, src, offsetof(coord_repl, dcs) + sizeof src->dcs[0] * (size_t)n);
 }
 
 /* The executor keeps the last keyspace's parsed replication (every read
@@ -322,7 +329,8 @@ static int bind_names(exec_ctx *c, sib_err *err)
 
 static void handle_query(cql_exec *ex, cql_request *req)
 {
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     prs_stmt *s;
     const cql_query_req *q = &req->u.query;
     EXEC_TRACE(req, "Parsing %.*s", (int)q->query.len, q->query.p);
@@ -382,7 +390,8 @@ size_t cql_exec_prepared_capacity(const cql_exec *ex) { return sib_lru_capacity(
 
 static void handle_prepare(cql_exec *ex, cql_request *req)
 {
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     const cql_str *q = &req->u.prepare.query;
     const char *ks = req->session->keyspace;
     uint8_t id[16];
@@ -448,7 +457,8 @@ int exec_unprepared(const uint8_t *id, size_t len, sib_err *err)
 
 static void handle_execute(cql_exec *ex, cql_request *req)
 {
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     const cql_execute_req *e = &req->u.execute;
     exec_prepared *p = exec_prepared_find(ex, e->id.p, (size_t)(e->id.len > 0 ? e->id.len : 0));
     if (!p) {

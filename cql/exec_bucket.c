@@ -522,7 +522,7 @@ exec_bucket_ra *exec_bucket_ra_create(cql_exec *ex, const uint8_t table_id[16], 
     ra->npks = npks;
     ra->slices = slices;
     ra->nslices = nslices;
-    ra->repl = *repl;
+    exec_repl_copy(&ra->repl, repl);
     ra->cl = cl;
     ra->repair = repair;
     ra->now_s = now_s;

@@ -31,6 +31,7 @@
 
 #define EXEC_CQL_VERSION "3.4.5"
 #define EXEC_MAX_KEY_LEN 65535 /* partition key component, like Cassandra */
+#define EXEC_POINT_MAX_PK 8    /* key columns of a point-shaped WHERE (exec_where_point) */
 
 typedef struct exec_prepared exec_prepared;
 
@@ -168,6 +169,11 @@ struct exec_prepared {
      * the cache weight counts from the start); NULL: not built. */
     struct sel_list *plan_sel;
     size_t sel_room;
+    /* A SELECT: does its WHERE have the point shape for plan_table
+     * (exec_where_point_shape)? 0 = not looked at yet, 1 = yes (plan_pk_rel
+     * filled), -1 = no. */
+    int8_t plan_point;
+    uint8_t plan_pk_rel[EXEC_POINT_MAX_PK];
     /* Reads that answer in a later callback hold the statement (its AST):
      * an eviction meanwhile frees it when the last one lets go. */
     unsigned refs;
@@ -207,6 +213,9 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
  * exec_table_repl/exec_keyspace_repl call or DDL (copy it to keep it across
  * a callback). Repeated calls for one table cost no name lookup. */
 int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+/* *dst = *src, but only the part the coordinator reads (dcs[0..ndcs)): the
+ * struct is over a kilobyte and a point read kept a copy of it. */
+void exec_repl_copy(coord_repl *dst, const coord_repl *src);
 /* Bytes a prepared statement may keep for its compiled selection (0: a
  * statement whose selection is not kept: not a SELECT of plain columns). */
 size_t exec_select_plan_room(const prs_stmt *s);
@@ -343,6 +352,17 @@ typedef struct exec_restr {
  * FILTERING is accepted only if allow_filtering is set. */
 int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err);
+/* A prepared SELECT's WHERE of the point shape (exactly one EQ on each
+ * partition key column, nothing else, on a table without derived key
+ * columns) has the same analysis whatever the values bound: one partition,
+ * read whole, no filter. exec_where_point_shape tells whether rels has that
+ * shape for t (once per plan: it looks the columns up by name) and fills
+ * rel_of_pk[i], the relation restricting key column i;
+ * exec_where_point then gives what exec_analyze_where would for
+ * EXEC_WHERE_SELECT (its messages too), evaluating only the values. */
+bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t n, uint8_t *rel_of_pk);
+int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, const uint8_t *rel_of_pk,
+                     exec_restr *out, sib_err *err);
 /* exec_clustering.c: clustering restrictions (single- and multi-column)
  * gathered in WHERE order, then turned into slices. check_order: Cassandra's
  * "a slice must be the last restriction" checks (off with ALLOW FILTERING). */

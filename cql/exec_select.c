@@ -65,7 +65,9 @@ static int emit_values(sel_run *run, row_ctx *rc, sib_err *err)
     for (size_t i = 0; i < run->sel.n; i++) {
         uint8_t tmp[16];
         sch_val v;
-        int e = eval(run, run->sel.nodes[i], rc, tmp, &v, err);
+        const sel_node *n = run->sel.nodes[i];
+        /* a plain column straight from the row: eval's frame is not free */
+        int e = n->kind == SN_COLUMN ? col_value(run, rc, n->col, &v, err) : eval(run, n, rc, tmp, &v, err);
         if (e) return e;
         out_cell(&run->out, v);
     }
@@ -283,14 +285,14 @@ typedef struct sel_read {
     uint64_t ddl_gen;     /* the schema the statement was checked against */
     /* partition keys (EQ/IN) in the key values' order, or a scan */
     pk_ent *ents;
+    pk_ent ent_one;       /* ents of a one-partition read (no arena block) */
+    st_slice cut_one;     /* cut of a read of whole partitions (likewise) */
     size_t i;
     int64_t limit;        /* LIMIT (-1 = none): post-ordered and aggregate replies trim to it */
     bool scan, scan_done, scan_has_pos, scan_incl, scan_has_key;
-    sib_buf scan_pk;      /* scan position: after (or at, scan_incl) this key */
-    int64_t scan_tok;
-    /* a partition being continued after cont_ck */
+    int64_t scan_tok;     /* scan position: after (or at, scan_incl) scan_pk */
+    /* a partition being continued after cont_ck (cont_pk, cont_ck below) */
     bool cont, cont_from_ps, cont_any;
-    sib_buf cont_pk, cont_ck;
     const prs_select *stmt;
     int restarts;         /* times a DDL during the read made it start over */
     exec_prepared *prep;  /* the prepared statement stmt is in, held (NULL: none) */
@@ -309,8 +311,9 @@ typedef struct sel_read {
      * all here; the piece being taken ends at range_tok / range_pk */
     bool range_remote, range_piece, range_done, range_has_pk;
     int64_t range_tok;
-    sib_buf range_pk;
-    /* last: read_new does not clear it (1.1 KB), it is set with has_repl */
+    /* Last, what read_new does not clear: the buffers a kept read reuses
+     * (emptied by select_user_free), and repl (1.1 KB), set with has_repl. */
+    sib_buf scan_pk, cont_pk, cont_ck, range_pk;
     coord_repl repl;
 } sel_read;
 
@@ -686,7 +689,7 @@ static int read_start(sel_read *rd, sib_err *err)
     const pstate *ps = &run->ps;
     rd->scan = !r->pk_complete;
     if (!rd->scan) {
-        pk_ent *ents = sib_arena_alloc(run->c->arena, sizeof(*ents) * (r->npks ? r->npks : 1));
+        pk_ent *ents = r->npks <= 1 ? &rd->ent_one : sib_arena_alloc(run->c->arena, sizeof(*ents) * r->npks);
         if (!ents) return oom(err);
         for (size_t i = 0; i < r->npks; i++) {
             ents[i].pk = r->pks[i];
@@ -763,15 +766,17 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
     if (limit >= 0 && (uint64_t)limit < n) n = (size_t)limit;
     cql_rows *rw = cql_reply_rows_begin(c->req, &m);
     if (!rw) goto out;
+    /* out_cell wrote the cells in the protocol's [bytes] form: a row's go
+     * in one copy */
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = rows[i];
         p += 4 + get_be32(p);
+        const uint8_t *cells = p;
         for (size_t j = 0; j < run->sel.n; j++) {
             int32_t len = (int32_t)get_be32(p);
-            p += 4;
-            cql_rows_cell(rw, len < 0 ? NULL : p, len < 0 ? CQL_VALUE_NULL : len);
-            if (len > 0) p += len;
+            p += 4 + (len > 0 ? len : 0);
         }
+        cql_rows_cells_raw(rw, cells, (size_t)(p - cells), (uint32_t)run->sel.n);
     }
     cql_reply_rows_end(c->req);
 out:
@@ -897,8 +902,14 @@ static int select_user(sel_read *rd, sib_err *err)
     exec_ctx *c = run->c;
     const prs_select *s = run->s;
     exec_restr r;
-    memset(&r, 0, sizeof(r));
-    int rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, &r, err);
+    int rc;
+    /* a prepared statement analyses the shape of its WHERE once per plan */
+    exec_prepared *p = rd->prep;
+    bool plan = p && p->plan_table == run->t && p->plan_gen == c->ex->ddl_gen;
+    if (plan && !p->plan_point)
+        p->plan_point = exec_where_point_shape(run->t, s->where, s->nwhere, p->plan_pk_rel) ? 1 : -1;
+    if (plan && p->plan_point > 0) rc = exec_where_point(c, run->t, s->where, p->plan_pk_rel, &r, err);
+    else rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, &r, err);
     if (rc) return rc;
     rd->store = exec_table_store(c, run->t);
     /* A partition read: the memtable index's cache line starts loading now,
@@ -907,11 +918,13 @@ static int select_user(sel_read *rd, sib_err *err)
     run->filters = r.filters;
     run->nfilters = r.nfilters;
     if ((rc = check_distinct(run, !r.pk_complete, err))) return rc;
-    size_t nck = sch_table_clustering_count(run->t);
-    bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
-    if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
-    for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r.ck_eq_prefix;
-    if ((rc = check_order_by(run->t, s, r.pk_complete, ck_eq, &run->reversed, err))) return rc;
+    if (s->norder) { /* (check_order_by reads ck_eq only then) */
+        size_t nck = sch_table_clustering_count(run->t);
+        bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
+        if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
+        for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r.ck_eq_prefix;
+        if ((rc = check_order_by(run->t, s, r.pk_complete, ck_eq, &run->reversed, err))) return rc;
+    }
     int64_t limit;
     if ((rc = check_limit(c, s->limit, &limit, err))) return rc;
     if ((rc = check_limit(c, s->per_partition_limit, &run->ppl, err))) return rc;
@@ -939,7 +952,7 @@ static int select_user(sel_read *rd, sib_err *err)
     const coord_repl *repl;
     if (c->ex->co && !(rc = exec_table_repl(c, run->t, &repl, err)) && !(rc = check_consistency(rd, repl, &r, err))) {
         const sch_table_opts *o = sch_table_options(run->t);
-        rd->repl = *repl;
+        exec_repl_copy(&rd->repl, repl);
         rd->has_repl = true;
         rd->read_repair = !o || !o->read_repair || strcmp(o->read_repair, "NONE") != 0;
         rd->range_remote = !r.pk_complete && !coord_range_local_only(c->ex->co, &rd->repl);
@@ -948,7 +961,7 @@ static int select_user(sel_read *rd, sib_err *err)
 
     rd->r = r;
     rd->limit = limit;
-    rd->cut = sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1));
+    rd->cut = r.nslices ? sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1)) : &rd->cut_one;
     if (!rd->store || !rd->cut) return oom(err);
     if (rd->has_repl && sch_table_has_derived(run->t) && r.pk_complete)
         rd->ra = exec_bucket_ra_create(c->ex, rd->table_id, rd->r.pks, rd->r.npks, rd->r.slices, rd->r.nslices,
@@ -1018,13 +1031,8 @@ static sel_read *read_new(cql_exec *ex)
     sel_read *rd = ex->spare_read;
     if (!rd) return calloc(1, sizeof *rd); /* zeroed buffers are empty ones */
     ex->spare_read = NULL;
-    sib_buf keep[] = {rd->scan_pk, rd->cont_pk, rd->cont_ck, rd->range_pk};
     /* run first: run_init clears it, keeping its buffers */
-    memset(&rd->r, 0, offsetof(sel_read, repl) - offsetof(sel_read, r));
-    rd->scan_pk = keep[0];
-    rd->cont_pk = keep[1];
-    rd->cont_ck = keep[2];
-    rd->range_pk = keep[3];
+    memset(&rd->r, 0, offsetof(sel_read, scan_pk) - offsetof(sel_read, r));
     return rd;
 }
 
@@ -1324,16 +1332,7 @@ static int run_selection(sel_run *run, exec_ctx *c, const sch_table *t, const pr
 /* run: zeroed, or kept by run_keep (its empty buffers are reused). */
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
 {
-    sel_run keep = *run;
-    memset(run, 0, sizeof(*run));
-    run->out = keep.out;
-    run->offs = keep.offs;
-    run->last_pk = keep.last_pk;
-    run->last_ck = keep.last_ck;
-    run->coll = keep.coll;
-    run->text = keep.text;
-    run->ckv = keep.ckv;
-    run->ckv_cap = keep.ckv_cap;
+    memset(run, 0, offsetof(sel_run, out)); /* the kept buffers are last */
     run->c = c;
     run->t = t;
     run->s = s;
@@ -1354,7 +1353,8 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
     run->nck = nck;
     int rc = run_selection(run, c, t, s, err);
     if (rc) return rc;
-    for (size_t i = 0; i < run->sel.n; i++)
+    /* a kept selection is plain columns: no constant to evaluate */
+    for (size_t i = 0; !run->sel_kept && i < run->sel.n; i++)
         if ((rc = prepare_consts(c, run->sel.nodes[i], err))) return rc;
     if ((rc = group_init(run, err))) return rc;
     if (run->sel.aggregate && !s->ngroup) run->page_size = -1; /* one row: read everything for it */
@@ -1366,8 +1366,6 @@ void exec_select(exec_ctx *c, const prs_select *s)
     sib_err err;
     sib_err_clear(&err);
     const sch_table *t;
-    sel_run run;
-    memset(&run, 0, sizeof run); /* run_init takes empty buffers */
     int rc = exec_resolve_table(c, &s->table, &t, &err);
     if (rc) {
         exec_reply_err(c, &err);
@@ -1378,6 +1376,8 @@ void exec_select(exec_ctx *c, const prs_select *s)
         select_user_start(c, t, s, 0, p && p->stmt->kind == PRS_STMT_SELECT && &p->stmt->select == s ? p : NULL);
         return;
     }
+    sel_run run;
+    memset(&run, 0, sizeof run); /* run_init takes empty buffers */
     rc = run_init(&run, c, t, s, &err);
     if (!rc) rc = select_system(&run, &err);
     run_free(&run);

@@ -136,23 +136,24 @@ typedef struct sel_run {
     int64_t merge_left;  /* what is left of LIMIT (-1 = none) */
     size_t nrows;
     bool more, stop;
-    sib_buf out;        /* rows: u32 cklen | ck | ncols * (i32 len | bytes) */
-    sib_buf offs;       /* size_t offset of each row in out */
-    /* last emitted row, for the next paging state */
-    sib_buf last_pk, last_ck;
+    /* last emitted row, for the next paging state (last_pk, last_ck below) */
     bool last_in_partition;
     uint64_t last_pk_index;
     /* aggregates and GROUP BY (exec_group.c): rows go through group_row() */
     bool grouping;
     struct grp_state *grp; /* malloc'd, freed by group_free() */
-    /* scratch */
-    sib_buf coll, text;
-    sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
     size_t nck;
-    size_t ckv_cap;     /* ckv's length (>= nck): a kept run reuses it */
     sch_val *pkv;
     uint64_t tombstones; /* met by the reads of this query (thresholds) */
     uint64_t rows_read;  /* live rows the reads met (trace events) */
+    /* Last: the buffers a kept run reuses (run_init clears everything
+     * before them and keeps them). */
+    sib_buf out;        /* rows: u32 cklen | ck | ncols * (i32 len | bytes) */
+    sib_buf offs;       /* size_t offset of each row in out */
+    sib_buf last_pk, last_ck;
+    sib_buf coll, text; /* scratch */
+    sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
+    size_t ckv_cap;     /* ckv's length (>= nck): a kept run reuses it */
 } sel_run;
 
 /* One row as the evaluator sees it. */

@@ -564,3 +564,65 @@ bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len)
     default: return false;
     }
 }
+
+/* ---- prepared point reads ---- */
+
+bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t n, uint8_t *rel_of_pk)
+{
+    size_t npk = sch_table_pk_count(t);
+    if (n != npk || npk > EXEC_POINT_MAX_PK || sch_table_has_derived(t)) return false;
+    bool seen[EXEC_POINT_MAX_PK] = {false};
+    for (size_t i = 0; i < n; i++) {
+        const prs_relation *r = &rels[i];
+        if (r->kind != PRS_REL_SINGLE || r->op != PRS_OP_EQ || r->key || !r->value || r->ncols != 1) return false;
+        const sch_column *col = sch_table_column_by_name(t, r->cols[0]);
+        if (!col || col->kind != SCH_COL_PARTITION_KEY || col->position < 0 || (size_t)col->position >= npk ||
+            seen[col->position])
+            return false;
+        seen[col->position] = true;
+        rel_of_pk[col->position] = (uint8_t)i;
+    }
+    return true;
+}
+
+int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, const uint8_t *rel_of_pk,
+                     exec_restr *out, sib_err *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t npk = sch_table_pk_count(t);
+    const uint8_t *vals[EXEC_POINT_MAX_PK];
+    size_t lens[EXEC_POINT_MAX_PK];
+    /* Evaluated in WHERE order, as exec_analyze_where does, so a bad value
+     * gets the same message whichever way the statement is analysed. */
+    for (size_t i = 0; i < npk; i++) {
+        const prs_relation *r = &rels[i];
+        size_t pos = 0;
+        while (rel_of_pk[pos] != i) pos++;
+        const sch_column *col = sch_table_pk(t, pos);
+        sch_val v;
+        bool unset;
+        int rc = exec_term_value(c, r->value, col->type, col->name, &v, &unset, err);
+        if (rc || (rc = need_value(col, &v, unset, err))) return rc;
+        vals[pos] = v.p;
+        lens[pos] = (size_t)v.len;
+    }
+    sib_buf *b = &c->ex->pk_scratch; /* nothing else runs meanwhile */
+    sib_buf_reset(b);
+    int rc = sch_pk_encode(t, vals, lens, npk, b, err);
+    sch_val *pk = NULL;
+    if (!rc) {
+        /* the key and its view in one arena block */
+        pk = sib_arena_alloc(c->arena, sizeof *pk + b->len + 1);
+        if (!pk) rc = sib_err_set(err, SIB_ENOMEM, "partition key");
+    }
+    if (!rc) {
+        uint8_t *p = (uint8_t *)(pk + 1);
+        if (b->len) memcpy(p, b->p, b->len);
+        *pk = (sch_val){p, (int32_t)b->len};
+        out->pk_complete = true;
+        out->pks = pk;
+        out->npks = 1;
+    }
+    if (b->cap > 64 * 1024) sib_buf_free(b); /* as pk_scratch_back: big memory is not kept */
+    return rc;
+}

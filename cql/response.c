@@ -187,6 +187,12 @@ void cql_rows_cell(cql_rows *rw, const void *p, int32_t len)
     rw->ncells++;
 }
 
+void cql_rows_cells_raw(cql_rows *rw, const void *p, size_t len, uint32_t ncells)
+{
+    if (len) sib_buf_append(rw->b, p, len);
+    rw->ncells += ncells;
+}
+
 uint8_t *cql_rows_cell_reserve(cql_rows *rw, int32_t len)
 {
     SIB_ASSERT(len >= 0);
@@ -372,7 +378,8 @@ int cql_request_complete(cql_request *req)
     int rc = 0;
     if (req->trace_done) req->trace_done(req); /* the session's duration ends with the answer */
     if (cql_conn_open(c)) {
-        sib_err err = {0};
+        sib_err err;
+        sib_err_clear(&err);
         rc = cql_frame_end(&pv->out, pv->frame_start, compress_replies(req), &err);
         if (rc < 0) {
             reply_fallback(req, &err);
@@ -440,7 +447,8 @@ int cql_reply_prepared(cql_request *req, const uint8_t *id, uint16_t id_len, con
                        const cql_rows_meta *result)
 {
     if (cql_request_orphaned(req)) return cql_request_complete(req);
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     reply_result_kind(req, CQL_RESULT_PREPARED);
     int rc = cql_encode_prepared(&req->priv->out, req->version, id, id_len, bind, result, &err);
     return reply_finish(req, rc, &err);
@@ -508,7 +516,8 @@ static cql_rows_meta rows_meta_for(const cql_request *req, const cql_rows_meta *
 cql_rows *cql_reply_rows_begin(cql_request *req, const cql_rows_meta *m)
 {
     struct cql_request_priv *pv = req->priv;
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     cql_rows_meta meta = rows_meta_for(req, m);
     reply_start(req, CQL_OP_RESULT);
     int rc = cql_rows_begin(&pv->rows, &pv->out, req->version, &meta, &err);
@@ -524,7 +533,8 @@ int cql_reply_rows_end(cql_request *req)
 {
     struct cql_request_priv *pv = req->priv;
     SIB_ASSERT(pv->rows_open);
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     int rc = cql_rows_finish(&pv->rows, &err);
     pv->rows_open = false;
     return reply_finish(req, rc, &err);

@@ -85,7 +85,8 @@ static void send_frame(cql_conn *c, int16_t stream, uint8_t opcode, const sib_bu
 {
     uint8_t *p;
     size_t len;
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     if (body->oom || cql_encode_frame(c->s.version, compress, stream, opcode, body->p, body->len, &p, &len, &err) < 0) {
         cql_conn_send(c, NULL, 0);
         return;
@@ -452,7 +453,8 @@ static void handle_exec(cql_conn *c, const cql_header *h, const uint8_t *body, s
         send_error(c, h->stream, CQL_ERR_SERVER, "out of memory");
         return;
     }
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     if (decode_request(req, copy, n, &err) < 0) {
         sib_log(c->srv->log, SIB_DEBUG, "cql: %s stream %d: %s", c->s.peer, h->stream, err.msg);
         cql_reply_error(req, cql_errcode_from_sib(err.code), err.msg, NULL);
@@ -478,7 +480,8 @@ static bool unwrap_body(cql_conn *c, const cql_header *h, const uint8_t **body, 
             send_protocol_error(c, h->stream, "Compressed frame received but no compression was negotiated");
             return false;
         }
-        sib_err err = {0};
+        sib_err err;
+        sib_err_clear(&err);
         if (cql_lz4_decompress(*body, *n, c->srv->max_frame, tmp, &err) < 0) {
             send_protocol_error(c, h->stream, "%s", err.msg);
             return false;

@@ -2,6 +2,7 @@
 unset values, IN ?, LIMIT ?, and the Unprepared path after a node restart."""
 
 import logging
+import struct
 
 import pytest
 
@@ -310,3 +311,98 @@ def test_prepared_writes_that_read_first_while_statements_are_evicted(make_node,
     sel = s.prepare("SELECT l FROM pw.t WHERE k = ?")
     for k in range(100):
         assert s.execute(sel, (k,)).one().l == [k * 10, k * 10 + 1, k * 10 + 2]
+
+
+# A prepared SELECT whose WHERE is one EQ per partition key column keeps that
+# shape with its plan and only evaluates the bound values per execution:
+# every execution must still answer for its own values, refuse bad ones with
+# the analysis' messages, and see a DDL that changes what the shape means.
+
+NULL, UNSET = -1, -2
+
+
+def raw_execute(node, query_id, values):
+    """EXECUTE of query_id over a raw connection; values: bytes, NULL or UNSET."""
+    body = F.short_bytes(query_id) + struct.pack(">HBH", F.CL_ONE, 0x01, len(values))
+    for v in values:
+        body += struct.pack(">i", v) if isinstance(v, int) else struct.pack(">i", len(v)) + v
+    with F.RawConnection(node.host, node.port) as conn:
+        conn.startup()
+        return conn.request(F.OP_EXECUTE, body, stream=1)
+
+
+def test_prepared_point_read_takes_each_executions_values(node, session, ks):
+    session.execute("CREATE TABLE %s.pt (a int, b text, c int, v int, PRIMARY KEY ((a, b), c))" % ks)
+    ins = session.prepare("INSERT INTO %s.pt (a, b, c, v) VALUES (?, ?, ?, ?)" % ks)
+    for a in range(4):
+        for b in ("x", "y"):
+            for c in range(3):
+                session.execute(ins, (a, b, c, a * 100 + c))
+    # key columns in another order than the key's
+    sel = session.prepare("SELECT c, v FROM %s.pt WHERE b = ? AND a = ?" % ks)
+    for _ in range(2):
+        for a in range(5):
+            for b in ("x", "y", "z"):
+                want = [(c, a * 100 + c) for c in range(3)] if a < 4 and b != "z" else []
+                assert [(r.c, r.v) for r in session.execute(sel, (b, a))] == want
+    # (the driver refuses a null or unset key value itself: raw frames)
+    one, x = struct.pack(">i", 1), b"x"
+    for values, msg in (((NULL, one), "Invalid null value in condition for column b"),
+                        ((x, NULL), "Invalid null value in condition for column a"),
+                        ((x, UNSET), "Invalid unset value for column a")):
+        code, got, _ = raw_execute(node, sel.query_id, values).error()
+        assert (code, got) == (F.ERR_INVALID, msg)
+    # the same errors as the statement unprepared, and it still works after
+    with pytest.raises(InvalidRequest, match="Invalid null value in condition for column b"):
+        session.execute("SELECT c, v FROM %s.pt WHERE b = null AND a = 1" % ks)
+    assert [r.v for r in session.execute(sel, ("y", 2))] == [200, 201, 202]
+    # an empty component is a key (only a one-column key may not be empty)
+    assert raw_execute(node, sel.query_id, (b"", one)).opcode == F.OP_RESULT
+    # a paged point read resumes in the partition of its own values
+    sel.fetch_size = 2
+    assert [r.v for r in session.execute(sel, ("x", 3))] == [300, 301, 302]
+
+
+def test_prepared_reads_not_of_the_point_shape(session, ks):
+    session.execute("CREATE TABLE %s.np (k int, c int, v int, PRIMARY KEY (k, c))" % ks)
+    ins = session.prepare("INSERT INTO %s.np (k, c, v) VALUES (?, ?, ?)" % ks)
+    for k in range(5):
+        for c in range(3):
+            session.execute(ins, (k, c, k * 10 + c))
+    in_sel = session.prepare("SELECT k, c FROM %s.np WHERE k IN ?" % ks)
+    for ks_ in ([], [1], [3, 1], [4, 0, 2, 0], list(range(7))):
+        want = sorted((k, c) for k in set(ks_) if k < 5 for c in range(3))
+        assert sorted((r.k, r.c) for r in session.execute(in_sel, (ks_,))) == want
+    row = session.prepare("SELECT v FROM %s.np WHERE k = ? AND c = ?" % ks)
+    assert session.execute(row, (2, 1)).one().v == 21
+    assert session.execute(row, (3, 2)).one().v == 32
+    assert session.execute(row, (3, 9)).one() is None
+    rng = session.prepare("SELECT v FROM %s.np WHERE k = ? AND c > ?" % ks)
+    assert [r.v for r in session.execute(rng, (4, 0))] == [41, 42]
+    # EQ on the key twice is refused, whatever the values
+    dup = session.prepare("SELECT v FROM %s.np WHERE k = ? AND k = ?" % ks)
+    for _ in range(2):
+        with pytest.raises(InvalidRequest, match="more than one relation"):
+            session.execute(dup, (1, 1))
+
+
+def test_prepared_point_read_after_the_key_changes(session, ks):
+    session.execute("CREATE TABLE %s.pk (k int PRIMARY KEY, j int, v text)" % ks)
+    session.execute("INSERT INTO %s.pk (k, j, v) VALUES (1, 7, 'one')" % ks)
+    sel = session.prepare("SELECT v FROM %s.pk WHERE k = ?" % ks)
+    for _ in range(3):
+        assert session.execute(sel, (1,)).one().v == "one"
+    # the same name, k no longer the key: the WHERE is a filter now
+    session.execute("DROP TABLE %s.pk" % ks)
+    session.execute("CREATE TABLE %s.pk (j int PRIMARY KEY, k int, v text)" % ks)
+    session.execute("INSERT INTO %s.pk (j, k, v) VALUES (7, 1, 'two')" % ks)
+    with pytest.raises(InvalidRequest, match="ALLOW FILTERING"):
+        session.execute(sel, (1,))
+    # and back to a key of k, with a clustering column now
+    session.execute("DROP TABLE %s.pk" % ks)
+    session.execute("CREATE TABLE %s.pk (k int, c int, v text, PRIMARY KEY (k, c))" % ks)
+    session.execute("INSERT INTO %s.pk (k, c, v) VALUES (1, 1, 'three')" % ks)
+    session.execute("INSERT INTO %s.pk (k, c, v) VALUES (1, 2, 'four')" % ks)
+    assert [r.v for r in session.execute(sel, (1,))] == ["three", "four"]
+    session.execute("USE %s" % ks)
+    assert [r.v for r in session.execute(sel, (1,))] == ["three", "four"]
