@@ -540,6 +540,9 @@ static bool next_piece(sel_read *rd, st_rreq *rq, st_position *pos, size_t *nsli
         if (rd->i >= r->npks) return false;
         rq->pk = rd->ents[rd->i].pk.p;
         rq->pklen = (size_t)rd->ents[rd->i].pk.len;
+        /* pk_token hashed it already: storage need not hash it again */
+        rq->has_token = true;
+        rq->token = rd->ents[rd->i].token;
         return true;
     }
     if (rd->scan_done) return false;
