@@ -501,6 +501,17 @@ static void note_done(st_compactor *c, st_table *t, cjob *j)
     t->cm_bytes_read += j->task.bytes_read;
     t->cm_bytes_written += j->task.bytes_written;
     t->purged += j->task.purged;
+    if (j->task.relevel) {
+        t->cm_moves++;
+        for (size_t i = 0; i < j->nin; i++) t->cm_moved_bytes += sst_get_stats(j->in[i])->data_file_bytes;
+    } else if (j->tombstone) {
+        t->cm_tombstone_bytes += j->task.bytes_written;
+    } else {
+        uint32_t L = SIB_MIN(j->choice.level, (uint32_t)ST_MAX_LEVELS - 1);
+        t->cm_into[L] += j->task.bytes_written;
+        t->cm_into_n[L]++;
+        for (size_t i = 0; i < j->task.ninputs; i++) t->cm_into_l0[L] += sst_get_stats(j->in[i])->level == 0;
+    }
 }
 
 static void answer_majors(st_compactor *c, const cjob *j)

@@ -2392,6 +2392,11 @@ static void test_stcs_compacts_flushes(void **state)
     assert_int_equal(ts.compactions, 1);
     assert_int_equal(ts.flushes, 4);
     assert_true(ts.flush_bytes > 0 && ts.compaction_bytes_written > 0 && ts.compaction_bytes_read > 0);
+    /* by kind: one merge of four L0 SSTables, its output at level 0 */
+    assert_int_equal(ts.cm_into[0], ts.compaction_bytes_written);
+    assert_int_equal(ts.cm_into_n[0], 1);
+    assert_int_equal(ts.cm_into_l0[0], 4);
+    assert_int_equal(ts.cm_tombstone_bytes + ts.cm_moves + ts.cm_moved_bytes, 0);
     assert_int_equal(ts.compactions_running, 0);
     storage_stats ss;
     storage_get_stats(f->s, &ss);
