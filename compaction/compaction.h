@@ -114,6 +114,8 @@ typedef struct cm_options {
                                    * compaction's outputs are split at this
                                    * size; 0 (STCS) = one output */
     uint32_t fanout_size;         /* LCS: each level holds this many times the one below (10) */
+    uint32_t l0_compaction_trigger; /* LCS, Sibyl's own: L0 SSTables an L0 compaction waits for (1:
+                                     * Cassandra's rule alone, at least 2 SSTables with L1's) */
     /* TWCS */
     uint32_t window_unit_s;       /* compaction_window_unit: 60, 3600, 86400 (DAYS) */
     uint32_t window_size;         /* compaction_window_size (1) */

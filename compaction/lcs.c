@@ -17,8 +17,10 @@
  *   2. L0: oldest first (max timestamp), each SSTable with the L0 ones it
  *      overlaps, skipping any group touching a running L0 compaction and
  *      any SSTable overlapping the range being compacted, at most the 32
- *      oldest; above sstable_size the overlapping L1 SSTables join (none
- *      compacting); at least 2 SSTables; else STCS in L0 above 32;
+ *      oldest, and at least l0_compaction_trigger of them (Sibyl's option,
+ *      1 by default: Cassandra's rule alone); above sstable_size the
+ *      overlapping L1 SSTables join (none compacting); at least 2 SSTables
+ *      in all; else STCS in L0 above 32;
  *   3. the largest SSTable worth a tombstone compaction, kept at its level.
  * Outputs (getNextLevel): all inputs in L0 and less than sstable_size in
  * total -> L0; all in one level L -> L+1; else the highest input level.
@@ -262,6 +264,11 @@ static bool l0_candidates(const cm_options *o, const cm_sst *ssts, size_t n, con
         first = SIB_MIN(first, ssts[i].first_token);
         last = SIB_MAX(last, ssts[i].last_token);
     }
+    /* l0_compaction_trigger: each L0 -> L1 merge rewrites the L1 SSTables
+     * in its range (all of L1 under uniform keys), so taking flushes in
+     * batches of at least this many bounds how often L1 is rewritten,
+     * whatever the speed of the writes against the compactions */
+    if (np < o->l0_compaction_trigger) goto out;
     if (np && bytes > o->sstable_size) {
         /* the union range, not each candidate: an L1 SSTable between two
          * candidates would overlap the output */

@@ -1128,6 +1128,82 @@ static void l1_over_score(cm_sst v[14], cm_sst a, cm_sst b)
     v[13] = b;
 }
 
+/* l0_compaction_trigger: parsed and checked as an LCS option, 1 by default
+ * (Cassandra's rule: a lone L0 SSTable above sstable_size goes to L1 with
+ * the L1 SSTables it overlaps); above 1, L0 waits for that many SSTables
+ * not compacting before it merges into L1. */
+static void test_lcs_l0_compaction_trigger(void **state)
+{
+    lcs_fx *x = *state;
+    bool other;
+    sib_err err;
+    assert_int_equal(x->o.l0_compaction_trigger, 1);
+    cm_options o = x->o;
+    const char *k[] = {"class", "l0_compaction_trigger"};
+    const char *v4[] = {"LeveledCompactionStrategy", "4"};
+    assert_int_equal(cm_options_parse(&o, k, v4, 2, &other, &err), 0);
+    assert_int_equal(o.l0_compaction_trigger, 4);
+    static const char *const bad[] = {"0", "33", "2.5", "four", "-1", ""};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bad); i++) {
+        const char *vb[] = {"LeveledCompactionStrategy", bad[i]};
+        assert_int_equal(cm_options_parse(&o, k, vb, 2, &other, &err), SIB_ECONFIG);
+        assert_non_null(strstr(err.msg, "l0_compaction_trigger must be an integer from 1 to 32"));
+        assert_int_equal(o.l0_compaction_trigger, 4); /* unchanged */
+    }
+    const char *vs[] = {"SizeTieredCompactionStrategy", "4"}; /* LCS's alone */
+    assert_int_equal(cm_options_parse(&o, k, vs, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "not understood by SizeTieredCompactionStrategy"));
+    const char *kc[] = {"class"}, *vc[] = {"LeveledCompactionStrategy"}; /* left out: back to 1 */
+    o.l0_compaction_trigger = 4;
+    assert_int_equal(cm_options_parse(&o, kc, vc, 1, &other, &err), 0);
+    assert_int_equal(o.l0_compaction_trigger, 1);
+
+    size_t pick[16];
+    cm_choice ch;
+    /* L0 flushes over the whole range (each above sstable_size = 100) and
+     * two L1 SSTables: v[0..4) L0, oldest first by index, v[4], v[5] L1 */
+    cm_sst v[6] = {lsst(0, 0, 1000, 120, 1), lsst(0, 0, 1000, 120, 2), lsst(0, 0, 1000, 120, 3),
+                   lsst(0, 0, 1000, 120, 4), lsst(1, 0, 400, 100, 0),    lsst(1, 500, 1000, 100, 0)};
+    cm_sst one[3] = {v[0], v[4], v[5]};
+    /* the default: one L0 SSTable is enough, with the L1 it overlaps */
+    lpick(x, one, 3, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    assert_int_equal(ch.level, 1);
+    /* trigger 4: three L0 SSTables wait, the fourth starts the merge of
+     * all four with L1 */
+    x->o.l0_compaction_trigger = 4;
+    lpick(x, one, 3, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    cm_sst three[5] = {v[0], v[1], v[2], v[4], v[5]};
+    lpick(x, three, 5, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    lpick(x, v, 6, pick, &ch);
+    assert_int_equal(ch.n, 6);
+    assert_int_equal(ch.level, 1);
+    assert_int_equal(ch.min_input_level, 0);
+    /* one of the four compacting (in an earlier L0 merge): the other three
+     * overlap it and are not candidates, so nothing */
+    v[3].compacting = true;
+    lpick(x, v, 6, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    v[3].compacting = false;
+    /* small L0 SSTables (below sstable_size together) wait as well, then
+     * merge within L0 */
+    cm_sst small[4] = {lsst(0, 0, 50, 10, 1), lsst(0, 40, 90, 10, 2), lsst(0, 0, 90, 10, 3), lsst(0, 5, 60, 10, 4)};
+    lpick(x, small, 3, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    lpick(x, small, 4, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    assert_int_equal(ch.level, 0);
+    /* L1 over its size still goes first: the trigger only holds L0 back */
+    cm_sst over[14];
+    l1_over_score(over, lsst(0, 0, 1000, 120, 5), lsst(2, 2000, 2100, 100, 0));
+    lpick(x, over, 14, pick, &ch);
+    assert_true(ch.n >= 1);
+    assert_int_equal(ch.min_input_level, 1);
+    assert_int_equal(ch.level, 2);
+}
+
 static void test_lcs_level_round_robin(void **state)
 {
     lcs_fx *x = *state;
@@ -1790,6 +1866,7 @@ int main(void)
         cmocka_unit_test(test_lcs_levels_send_overlaps_to_l0),
         cmocka_unit_test_setup_teardown(test_lcs_l0_candidates, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_l0_at_most_32_and_stcs_fallback, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_l0_compaction_trigger, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_level_round_robin, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_starved_level_drains, lcs_setup, lcs_teardown),
         cmocka_unit_test(test_strategy_major_and_stcs_dispatch),
