@@ -331,9 +331,10 @@ typedef struct cm_task {
     /* UCS: an output also ends where the next partition's token falls in
      * another of `shards` equal shards of the token space (0 = never) */
     uint32_t shards;
-    /* LCS's lone SSTable moving up a level (one input, nothing dropped):
-     * the output is the input's files linked under out_gen with wo.level in
-     * its Statistics.db (sst_link_relevel), nothing read or rewritten */
+    /* LCS's move up a level (nothing dropped; inputs that overlap neither
+     * each other nor the level they go to, in token order, at most ngens):
+     * input i's files are linked under out_gen + i with wo.level in its
+     * Statistics.db (sst_link_relevel), nothing read or rewritten */
     bool relevel;
     sst_writer_opts wo;      /* wo.level is every output's level */
     int32_t now, gc_before;
@@ -363,7 +364,7 @@ typedef struct cm_task {
  * intact. On 0 the inputs' files are gone (readers keep their mappings).
  * Failpoints (test builds): compaction.after_txn_begin,
  * compaction.after_output_<n> (n = 1.. as each output is complete; a
- * relevel's one output too),
+ * relevel's outputs too),
  * compaction.after_outputs_before_txn_commit,
  * compaction.after_commit_before_input_delete,
  * compaction.after_input_delete_before_log_delete. */

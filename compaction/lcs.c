@@ -14,6 +14,8 @@
  *      first (min 4, max 32; outputs stay in L0, unsplit); else the next
  *      SSTable of the level after the last key compacted there (round robin,
  *      wrapping), with every SSTable of L+1 it overlaps, none compacting;
+ *      if it overlaps none (a move), the SSTables after it that overlap
+ *      none either, up to 4 in all (extend_move);
  *   2. L0: oldest first (max timestamp), each SSTable with the L0 ones it
  *      overlaps, skipping any group touching a running L0 compaction and
  *      any SSTable overlapping the range being compacted, at most the 32
@@ -38,6 +40,7 @@
 
 enum { LCS_MAX_L0 = 32 };        /* MAX_COMPACTING_L0 and the STCS-in-L0 threshold */
 enum { LCS_NO_COMPACTION_LIMIT = 25 }; /* rounds before a starved level is drained */
+enum { LCS_MAX_MOVE = 4 };       /* SSTables in one move (RocksDB's kMaxMultiTrivialMove) */
 
 typedef struct keyed { int64_t key; size_t i; } keyed;
 
@@ -180,6 +183,36 @@ static void add_starved(cm_strategy *st, const cm_sst *ssts, size_t n, const uin
     }
 }
 
+/* Whether s overlaps no SSTable of level L. */
+static bool alone_in(const cm_sst *ssts, size_t n, const uint32_t *lvl, uint32_t L, const cm_sst *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lvl[i] == L && overlaps(s->first_token, s->last_token, &ssts[i])) return false;
+    return true;
+}
+
+/* A move (the SSTable at v[at] of level L overlaps nothing in L+1, pick[0])
+ * takes the SSTables after it in key order along while each overlaps
+ * nothing in L+1 either, is not compacting and no larger than a move
+ * allows (compact.c), up to LCS_MAX_MOVE in all, no wrapping round. As
+ * RocksDB's trivial moves: moving costs nothing, and a level left further
+ * below its limit makes the next merge into it (L0's into L1 takes all of
+ * L1 under uniform keys) rewrite less. Returns the SSTables picked. */
+static size_t extend_move(const cm_options *o, const cm_sst *ssts, size_t n, const uint32_t *lvl, uint32_t L,
+                          const keyed *v, size_t m, size_t at, size_t *pick)
+{
+    size_t np = 1;
+    uint64_t most = o->sstable_size + o->sstable_size / 4;
+    if (L + 1 >= CM_MAX_LEVELS || ssts[v[at].i].size > most) return np; /* it is rewritten: alone */
+    for (size_t k = at + 1; k < m && np < LCS_MAX_MOVE; k++) {
+        const cm_sst *s = &ssts[v[k].i];
+        if (s->compacting || s->size > most || !alone_in(ssts, n, lvl, L + 1, s))
+            break;
+        pick[np++] = v[k].i;
+    }
+    return np;
+}
+
 /* getCandidatesFor(L), L >= 1: the next SSTable of L in key order after the
  * last one compacted there, with what it overlaps in L+1. */
 static bool level_candidates(const cm_strategy *st, const cm_options *o, const cm_sst *ssts, size_t n,
@@ -204,6 +237,7 @@ static bool level_candidates(const cm_strategy *st, const cm_options *o, const c
             pick[np++] = i;
         }
         if (busy) continue;
+        if (np == 1) np = extend_move(o, ssts, n, lvl, L, v, m, (start + k) % m, pick);
         choose(o, ssts, lvl, pick, np, out);
         found = true;
     }

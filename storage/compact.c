@@ -369,12 +369,20 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
     t->next_gen += k->ngens;
     k->wo.block_size = o->sstable_block_size;
     k->wo.level = ch->level;
-    /* LCS's lone SSTable moving up with nothing to merge in the level below
-     * (the pick took none): linked at its new level, not rewritten, as
-     * Cassandra's single_sstable_uplevel and RocksDB's trivial move do */
-    k->relevel = !major_seq && !tombstone && ch->n == 1 && !ch->nexpired &&
-                 sst_get_stats(j->in[0])->level != ch->level &&
-                 (!k->max_output_bytes || in_bytes <= k->max_output_bytes + k->max_output_bytes / 4);
+    /* LCS's move: SSTables of one level going up with nothing to merge in
+     * the level below (the pick took none of it), a lone one or up to 4 of
+     * L1 and above (they cannot overlap each other there): each is linked
+     * at its new level, not rewritten, as Cassandra's
+     * single_sstable_uplevel and RocksDB's trivial move do */
+    uint32_t from = sst_get_stats(j->in[0])->level;
+    bool move = !major_seq && !tombstone && ch->n >= 1 && !ch->nexpired && from != ch->level &&
+                (ch->n == 1 || (from >= 1 && ch->level == from + 1)) && ch->n <= k->ngens;
+    for (size_t i = 0; move && i < ch->n; i++) {
+        const sst_stats *st = sst_get_stats(j->in[i]);
+        move = st->level == from &&
+               (!k->max_output_bytes || st->data_file_bytes <= k->max_output_bytes + k->max_output_bytes / 4);
+    }
+    k->relevel = move;
     k->wo.fp_chance = o->bloom_filter_fp_chance;
     k->wo.clpos = clpos; /* what the inputs cover: replay and truncate records compare against it */
     k->now = (int32_t)SIB_MIN(now, INT32_MAX - 1);

@@ -727,6 +727,45 @@ static void test_task_relevel(void **state)
     sst_unref(in[0]);
 }
 
+/* A move of several SSTables (LCS's, up to four of one level): input i is
+ * linked as out_gen + i at the new level, nothing read or written; with
+ * fewer generations reserved than inputs it is refused, nothing changed. */
+static void test_task_relevel_several(void **state)
+{
+    fx *f = *state;
+    const char *a[] = {"a"}, *b[] = {"b"}, *c[] = {"c"};
+    trow r[] = {{"r1", 5, "v1", 0}};
+    sstable *in[3] = {write_sst(f->dir, 1, a, 1, r, 1, 0, 0), write_sst(f->dir, 2, b, 1, r, 1, 0, 0),
+                      write_sst(f->dir, 3, c, 1, r, 1, 0, 0)};
+    cm_task t = task_for(f->dir, in, 3, NULL, 0, 10);
+    t.relevel = true;
+    t.wo.level = 2;
+    t.max_output_bytes = 1 << 20;
+    t.ngens = 2;
+    assert_int_equal(cm_task_run(&t), SIB_EINVAL);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 3);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    t = task_for(f->dir, in, 3, NULL, 0, 20);
+    t.relevel = true;
+    t.wo.level = 2;
+    t.max_output_bytes = 1 << 20;
+    t.ngens = 5;
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(sst_gen(t.outputs[i]), 20 + i);
+        assert_int_equal(sst_get_stats(t.outputs[i])->level, 2);
+        assert_int_equal(sst_get_stats(t.outputs[i])->first_token, sst_get_stats(in[i])->first_token);
+    }
+    assert_int_equal(t.bytes_written, 0);
+    assert_int_equal(t.partitions_in, 3);
+    assert_int_equal(t.partitions_out, 3);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 3);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    cm_task_free_outputs(&t);
+    for (size_t i = 0; i < 3; i++) sst_unref(in[i]);
+}
+
 /* sst_link_relevel checks the Statistics.db it copies: a damaged one is an
  * error that leaves no file of the new generation behind. */
 static void test_link_relevel_damaged_stats(void **state)
@@ -1223,14 +1262,18 @@ static void test_lcs_level_round_robin(void **state)
     assert_int_equal(ch.n, 1);
     assert_int_equal(pick[0], 1); /* [100, 150] */
     cm_strategy_compacted(x->st, &ch, true, 150);
+    /* (a move, but [200, 250] overlaps L2's [250, 399]: it stays) */
     v[2].compacting = true; /* [200, 250] busy: the next one, [300, 350] with L2's [250, 399] */
     lpick(x, v, 14, pick, &ch);
     assert_int_equal(ch.n, 2);
     assert_true(picked(pick, 2, 3) && picked(pick, 2, 13));
     v[13].compacting = true; /* its L2 partner busy: skipped for [400, 450] */
     lpick(x, v, 14, pick, &ch);
-    assert_int_equal(ch.n, 1);
-    assert_int_equal(pick[0], 4);
+    /* which overlaps nothing in L2: a move, taking the next three along
+     * (they overlap nothing either), four at most */
+    assert_int_equal(ch.n, 4);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(pick[i], 4 + i);
+    assert_int_equal(ch.level, 2);
     /* wrapping: past the last key of the level, back to the first */
     cm_strategy_compacted(x->st, &ch, true, 5000);
     v[13].compacting = v[2].compacting = false;
@@ -1243,6 +1286,53 @@ static void test_lcs_level_round_robin(void **state)
     x->o.enabled = false;
     lpick(x, v, 14, pick, &ch);
     assert_int_equal(ch.n, 0);
+}
+
+/* A move (an SSTable overlapping nothing in the next level) takes the
+ * SSTables after it in key order along while each overlaps nothing there
+ * either, is not compacting and no larger than 1.25 x sstable_size: four
+ * at most, never wrapping round. */
+static void test_lcs_move_takes_neighbours(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* L1: 12 x 100 bytes at [i*100, i*100+50], over its 1000; L2 empty
+     * but for [820, 830] */
+    cm_sst v[14];
+    l1_over_score(v, lsst(2, 820, 830, 100, 1), lsst(2, 5000, 5010, 100, 1));
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(pick[i], i);
+    assert_int_equal(ch.level, 2);
+    assert_int_equal(ch.min_input_level, 1);
+    /* one compacting stops it: [0, 50] and [100, 150] */
+    v[2].compacting = true;
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    v[2].compacting = false;
+    /* one too large to move stops it too; a first one too large goes alone */
+    v[1].size = 126;
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(pick[0], 0);
+    v[1].size = 100;
+    v[0].size = 126;
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(pick[0], 0);
+    v[0].size = 100;
+    /* past [700, 750]: [800, 850] overlaps L2's [820, 830], so it is
+     * merged with it, alone */
+    cm_strategy_compacted(x->st, &ch, true, 750);
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 8) && picked(pick, 2, 12));
+    /* then [900, 950]: its neighbours up to the end of the level only */
+    cm_strategy_compacted(x->st, &ch, true, 850);
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    for (size_t i = 0; i < 3; i++) assert_int_equal(pick[i], 9 + i);
 }
 
 static void test_lcs_starved_level_drains(void **state)
@@ -1855,6 +1945,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_old_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_drops_unread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_relevel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_relevel_several, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_relevel_damaged_stats, setup, teardown),
 #ifdef SIB_FAILPOINTS
         cmocka_unit_test_setup_teardown(test_txn_crash_every_step, setup, teardown),
@@ -1868,6 +1959,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lcs_l0_at_most_32_and_stcs_fallback, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_l0_compaction_trigger, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_level_round_robin, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_move_takes_neighbours, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_starved_level_drains, lcs_setup, lcs_teardown),
         cmocka_unit_test(test_strategy_major_and_stcs_dispatch),
         cmocka_unit_test(test_twcs_options_and_windows),
