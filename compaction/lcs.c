@@ -22,7 +22,9 @@
  *      oldest, and at least l0_compaction_trigger of them (Sibyl's option,
  *      1 by default: Cassandra's rule alone); above sstable_size the
  *      overlapping L1 SSTables join (none compacting); at least 2 SSTables
- *      in all; else STCS in L0 above 32;
+ *      in all; else STCS in L0 above 32. If that merge would leave L1
+ *      over its limit and L1 has a move (room_before_merge), the move
+ *      comes first;
  *   3. the largest SSTable worth a tombstone compaction, kept at its level.
  * Outputs (getNextLevel): all inputs in L0 and less than sstable_size in
  * total -> L0; all in one level L -> L+1; else the highest input level.
@@ -245,6 +247,36 @@ static bool level_candidates(const cm_strategy *st, const cm_options *o, const c
     return found;
 }
 
+/* An L0 merge into L1 (pick[0..out->n)) that would leave L1 over its limit:
+ * the excess goes down to L2 right after it anyway, so if L1 has a move
+ * (an SSTable overlapping nothing in L2, round robin from where L1 stands)
+ * it goes first, free, instead of being rewritten by the merge. Replaces
+ * the choice with the move; moves only, never an L1 merge ahead of L0. */
+static void room_before_merge(const cm_strategy *st, const cm_options *o, const cm_sst *ssts, size_t n,
+                              const uint32_t *lvl, size_t *pick, cm_choice *out)
+{
+    uint64_t after = 0;
+    for (size_t k = 0; k < out->n; k++) after += lvl[pick[k]] == 0 ? ssts[pick[k]].size : 0;
+    for (size_t i = 0; i < n; i++) after += lvl[i] == 1 ? ssts[i].size : 0;
+    if ((double)after <= 1.001 * (double)cm_lcs_max_bytes(o, 1)) return;
+    size_t m;
+    keyed *v = level_sorted(ssts, n, lvl, 1, false, &m);
+    if (!v) return;
+    size_t start = 0;
+    if (st->has_last[1])
+        while (start < m && ssts[v[start].i].first_token <= st->last_token[1]) start++;
+    uint64_t most = o->sstable_size + o->sstable_size / 4;
+    for (size_t k = 0; k < m; k++) {
+        size_t at = (start + k) % m;
+        const cm_sst *s = &ssts[v[at].i];
+        if (s->compacting || s->size > most || !alone_in(ssts, n, lvl, 2, s)) continue;
+        pick[0] = v[at].i;
+        choose(o, ssts, lvl, pick, extend_move(o, ssts, n, lvl, 1, v, m, at, pick), out);
+        break;
+    }
+    free(v);
+}
+
 /* getCandidatesFor(0). */
 static bool l0_candidates(const cm_options *o, const cm_sst *ssts, size_t n, const uint32_t *lvl, size_t *pick,
                           cm_choice *out)
@@ -342,7 +374,11 @@ void cm_lcs_pick(cm_strategy *st, const cm_options *o, const cm_sst *ssts, size_
             goto done;
         }
     }
-    if (l0_candidates(o, ssts, n, lvl, pick, out) || stcs_in_l0(o, ssts, n, lvl, pick, out)) goto done;
+    if (l0_candidates(o, ssts, n, lvl, pick, out)) {
+        if (out->level == 1) room_before_merge(st, o, ssts, n, lvl, pick, out);
+        goto done;
+    }
+    if (stcs_in_l0(o, ssts, n, lvl, pick, out)) goto done;
     size_t t = cm_pick_tombstone(o, ssts, n, now_s, gc_before, true);
     if (t != SIZE_MAX) {
         pick[0] = t;

@@ -1335,6 +1335,40 @@ static void test_lcs_move_takes_neighbours(void **state)
     for (size_t i = 0; i < 3; i++) assert_int_equal(pick[i], 9 + i);
 }
 
+/* An L0 merge that would leave L1 over its limit lets an L1 move go
+ * first (the excess would go down right after it, rewritten by the merge
+ * for nothing); only a move, never an L1 merge ahead of L0. */
+static void test_lcs_move_before_l0_merge(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[32];
+    cm_choice ch;
+    /* L1: 8 x 100 bytes at [i*100, i*100+50] (its limit 1000), L0: two
+     * flushes of 120 over every key, L2: [0, 360] */
+    cm_sst v[11];
+    for (int i = 0; i < 8; i++) v[i] = lsst(1, i * 100, i * 100 + 50, 100, 1);
+    v[8] = lsst(0, 0, 1000, 120, 5);
+    v[9] = lsst(0, 0, 1000, 120, 6);
+    v[10] = lsst(2, 0, 360, 100, 0);
+    /* 800 + 240 > 1000: [400, 450] (the first overlapping nothing in L2)
+     * moves with the next three */
+    lpick(x, v, 11, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(pick[i], 4 + i);
+    assert_int_equal(ch.level, 2);
+    assert_int_equal(ch.min_input_level, 1);
+    /* L2 over all of L1: no move, the L0 merge goes ahead */
+    v[10] = lsst(2, 0, 2000, 100, 0);
+    lpick(x, v, 11, pick, &ch);
+    assert_int_equal(ch.n, 10);
+    assert_int_equal(ch.level, 1);
+    /* within the limit after the merge (one flush less): the merge */
+    v[9] = lsst(2, 0, 360, 100, 0);
+    lpick(x, v, 10, pick, &ch);
+    assert_int_equal(ch.n, 9);
+    assert_int_equal(ch.level, 1);
+}
+
 static void test_lcs_starved_level_drains(void **state)
 {
     lcs_fx *x = *state;
@@ -1960,6 +1994,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lcs_l0_compaction_trigger, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_level_round_robin, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_move_takes_neighbours, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_move_before_l0_merge, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_starved_level_drains, lcs_setup, lcs_teardown),
         cmocka_unit_test(test_strategy_major_and_stcs_dispatch),
         cmocka_unit_test(test_twcs_options_and_windows),
