@@ -365,24 +365,25 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
         uint64_t span = (uint64_t)cm_ucs_shard_of(last, ch->shards) - cm_ucs_shard_of(first, ch->shards) + 1;
         k->ngens = (uint32_t)SIB_MIN(span + 1, 100000);
     }
-    k->out_gen = t->next_gen;
-    t->next_gen += k->ngens;
-    k->wo.block_size = o->sstable_block_size;
-    k->wo.level = ch->level;
     /* LCS's move: SSTables of one level going up with nothing to merge in
      * the level below (the pick took none of it), a lone one or up to 4 of
      * L1 and above (they cannot overlap each other there): each is linked
-     * at its new level, not rewritten, as Cassandra's
-     * single_sstable_uplevel and RocksDB's trivial move do */
-    uint32_t from = sst_get_stats(j->in[0])->level;
+     * at its new level under a generation of its own, not rewritten, as
+     * Cassandra's single_sstable_uplevel and RocksDB's trivial move do */
+    uint32_t from = ch->n ? sst_get_stats(j->in[0])->level : 0;
     bool move = !major_seq && !tombstone && ch->n >= 1 && !ch->nexpired && from != ch->level &&
-                (ch->n == 1 || (from >= 1 && ch->level == from + 1)) && ch->n <= k->ngens;
+                (ch->n == 1 || (from >= 1 && ch->level == from + 1));
     for (size_t i = 0; move && i < ch->n; i++) {
         const sst_stats *st = sst_get_stats(j->in[i]);
         move = st->level == from &&
                (!k->max_output_bytes || st->data_file_bytes <= k->max_output_bytes + k->max_output_bytes / 4);
     }
     k->relevel = move;
+    if (move && k->ngens < ch->n) k->ngens = (uint32_t)ch->n; /* small SSTables: one generation each */
+    k->out_gen = t->next_gen;
+    t->next_gen += k->ngens;
+    k->wo.block_size = o->sstable_block_size;
+    k->wo.level = ch->level;
     k->wo.fp_chance = o->bloom_filter_fp_chance;
     k->wo.clpos = clpos; /* what the inputs cover: replay and truncate records compare against it */
     k->now = (int32_t)SIB_MIN(now, INT32_MAX - 1);
