@@ -9,7 +9,10 @@
  *                rocksdb-universal (default: all)
  *     WORKLOADS  comma-separated subset of: fill, overwrite, timeseries
  *                (default: all)
- *   SIBYL_AMP_TS_SECONDS overrides the time-series run length (seconds).
+ *   SIBYL_AMP_TS_SECONDS overrides the time-series run length (seconds);
+ *   SIBYL_AMP_LOG=1 prints Sibyl's log (flushes, compactions) on stderr;
+ *   SIBYL_AMP_PUTS_S=R paces fill and overwrite to R puts/s at most (how
+ *   write amplification depends on the speed of writes against compactions).
  *
  * Records are SIBYL-ENGINE-V1's (bench/engine_workload.h): 16-byte keys,
  * 100-byte incompressible values, 116 user bytes a put.
@@ -83,6 +86,7 @@ typedef struct amp_sizes {
     uint64_t memtable, cache;
     unsigned lcs_mb, lcs_matched_mb, stcs_min, ucs_target, ucs_min;
     unsigned ts_secs, ttl;
+    uint64_t fill_rate; /* fill and overwrite puts/s at most (0: as fast as they go) */
 } amp_sizes;
 
 typedef struct amp_result {
@@ -94,6 +98,7 @@ typedef struct amp_result {
     double peak_space_amp;
     uint64_t peak_rss_kb;
     char shape[160]; /* SSTables per level at the end */
+    char kinds[4096]; /* where the compaction bytes went (Sibyl) or RocksDB's compaction stats */
 } amp_result;
 
 /* An engine under test. put: ttl 0 = none. get: *touched = SSTables the
@@ -238,6 +243,10 @@ static int wl_writes(engine *e, const amp_sizes *z, amp_result *r, sampler *sm, 
     int64_t ts = sib_now_us();
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < z->n; i++) {
+        if (z->fill_rate && i % 1000 == 0) { /* paced: sleep while ahead of i / rate */
+            uint64_t due = t0 + (uint64_t)((double)i * 1e9 / (double)z->fill_rate), t = now_ns();
+            if (due > t) usleep((useconds_t)((due - t) / 1000));
+        }
         uint64_t id = perm ? perm[i] : sm64(&s) % keys;
         sibyl_key(id, 0, k);
         sibyl_value(id, perm ? 0 : i & 1, v);
@@ -411,6 +420,21 @@ static void sib_finish(void *h, amp_result *r)
         uint32_t ub = st_spr_bound(b);
         r->spr[ub >= SPR_MAX ? SPR_MAX - 1 : ub] += ts.spr[b] - e->spr0[b];
     }
+    /* the write amplification's parts, in user bytes: flushes, then the
+     * merges into each level (STCS in L0 counts into L0) with how many
+     * there were and the L0 SSTables they took, tombstone compactions,
+     * and the bytes trivial moves relinked without writing */
+    double ub = (double)(r->puts * REC_BYTES);
+    int k = snprintf(r->kinds, sizeof r->kinds, "flush=%.3f", ub ? (double)st.flush_bytes / ub : 0);
+    for (int l = 0; l < ST_MAX_LEVELS && k < (int)sizeof r->kinds; l++)
+        if (ts.cm_into_n[l])
+            k += snprintf(r->kinds + k, sizeof r->kinds - (size_t)k, " into_L%d=%.3f(n=%llu l0_inputs=%llu)", l,
+                          ub ? (double)ts.cm_into[l] / ub : 0, (unsigned long long)ts.cm_into_n[l],
+                          (unsigned long long)ts.cm_into_l0[l]);
+    if (k < (int)sizeof r->kinds)
+        snprintf(r->kinds + k, sizeof r->kinds - (size_t)k, " tombstone=%.3f moves=%llu(moved=%.3f)",
+                 ub ? (double)ts.cm_tombstone_bytes / ub : 0, (unsigned long long)ts.cm_moves,
+                 ub ? (double)ts.cm_moved_bytes / ub : 0);
     int o = snprintf(r->shape, sizeof r->shape, "sstables=%llu", (unsigned long long)ts.sstables);
     for (int l = 0; ts.leveled && l < ST_MAX_LEVELS && o < (int)sizeof r->shape; l++)
         if (ts.levels[l]) o += snprintf(r->shape + o, sizeof r->shape - (size_t)o, " L%d=%llu", l, (unsigned long long)ts.levels[l]);
@@ -418,6 +442,20 @@ static void sib_finish(void *h, amp_result *r)
         if (ts.levels[l])
             o += snprintf(r->shape + o, sizeof r->shape - (size_t)o, " d%d=%llu(overlap %llu)", l,
                           (unsigned long long)ts.levels[l], (unsigned long long)ts.max_overlap[l]);
+}
+
+/* lcs-matched's l0_compaction_trigger: RocksDB's level0_file_num_compaction_trigger. */
+#define LCSM_L0_TRIGGER 4u
+
+/* memtable_heap_space of a Sibyl configuration. Cassandra's (and Sibyl's)
+ * counts every memtable, the one written and the ones flushing, and a
+ * flush starts at half of it; RocksDB's write_buffer_size is one memtable,
+ * of which max_write_buffer_number (2) may exist. lcs-matched, matched to
+ * rocksdb-leveled, gets the same memory (2 x write_buffer_size), so both
+ * flush memtables of write_buffer_size and L0 counts files of one size. */
+static uint64_t sib_memtable(int c, const amp_sizes *z)
+{
+    return c == C_LCSM ? 2 * z->memtable : z->memtable;
 }
 
 /* The compaction map of a Sibyl configuration (keys/vals point into buf). */
@@ -435,6 +473,9 @@ static size_t sib_map(int c, const amp_sizes *z, const char **k, const char **v,
         KV("class", "LeveledCompactionStrategy");
         KV("sstable_size_in_mb", "%u", c == C_LCS ? z->lcs_mb : z->lcs_matched_mb);
         KV("fanout_size", "10");
+        /* matched: L0 merges into L1 by four flushes at least, as RocksDB's
+         * level0_file_num_compaction_trigger */
+        if (c == C_LCSM) KV("l0_compaction_trigger", "%u", LCSM_L0_TRIGGER);
         break;
     case C_TWCS:
         KV("class", "TimeWindowCompactionStrategy");
@@ -467,14 +508,19 @@ static int run_sibyl(const char *dir, int c, int w, const amp_sizes *z, amp_resu
     o.commitlog_dir = cl;
     o.data_dir = e.data;
     o.sync = ST_SYNC_PERIODIC;
-    o.memtable_heap_space = z->memtable;
+    o.memtable_heap_space = sib_memtable(c, z);
     o.sstable_block_size = 4096;
     o.bloom_filter_fp_chance = 0.0082; /* 10 bits per key */
     o.compaction_throughput_mib = -1;  /* unthrottled, as RocksDB */
     o.block_cache_size = (int64_t)z->cache;
+    /* SIBYL_AMP_LOG=1: the engine's log (each flush and compaction, with
+     * its inputs, level and bytes) on stderr, to see where bytes go */
+    sib_log *log = getenv("SIBYL_AMP_LOG") ? sib_log_create(stderr, SIB_INFO) : NULL;
+    o.log = log;
     sib_err err;
     if (storage_open(&e.s, &o, &err) || storage_replay(e.s, NULL, &err)) {
         fprintf(stderr, "sibyl: open: %s\n", err.msg);
+        sib_log_destroy(log);
         return -1;
     }
     e.t = storage_table(e.s, AMP_TABLE);
@@ -484,6 +530,7 @@ static int run_sibyl(const char *dir, int c, int w, const amp_sizes *z, amp_resu
     if (st_table_set_options(e.t, k, v, n, w == W_TS ? 0 : -1, &err)) {
         fprintf(stderr, "sibyl: options: %s\n", err.msg);
         storage_close(e.s);
+        sib_log_destroy(log);
         return -1;
     }
     e.m = st_mutation_create(AMP_TABLE, (const uint8_t *)"", 0);
@@ -491,6 +538,7 @@ static int run_sibyl(const char *dir, int c, int w, const amp_sizes *z, amp_resu
     int rc = run_workload(&en, w, z, r);
     st_mutation_destroy(e.m);
     storage_close(e.s);
+    sib_log_destroy(log);
     return rc;
 }
 
@@ -546,6 +594,11 @@ static void rdb_finish(void *h, amp_result *r)
     r->flush_bytes = rdb_stat_count(st, "rocksdb.flush.write.bytes");
     r->written_bytes = r->flush_bytes + rdb_stat_count(st, "rocksdb.compact.write.bytes");
     rocksdb_free(st);
+    /* its per-level compaction stats (Write(GB) into each level) */
+    char *cs = rocksdb_property_value(e->db, "rocksdb.stats");
+    const char *a = cs ? strstr(cs, "** Compaction Stats") : NULL, *b = a ? strstr(a, "\n\n") : NULL;
+    if (a) snprintf(r->kinds, sizeof r->kinds, "%.*s", (int)(b ? b - a : (ptrdiff_t)strlen(a)), a);
+    rocksdb_free(cs);
     int o = snprintf(r->shape, sizeof r->shape, "sstables=");
     uint64_t total = 0;
     char lv[128] = "";
@@ -636,17 +689,21 @@ static void print_configs(const amp_sizes *z)
 {
     double mib = 1048576.0;
     printf("CONFIG both: keys=%llu record=16B key+100B value (SIBYL-ENGINE-V1) lz4 block=4KiB bloom=10bits/key "
-           "memtable=%.1fMiB block_cache=%.1fMiB compaction_threads=2 unthrottled wal/commitlog=on,no-sync\n",
+           "memtable=%.1fMiB(sibyl memtable_heap_space except lcs-matched, rocksdb write_buffer_size) block_cache=%.1fMiB compaction_threads=2 unthrottled wal/commitlog=on,no-sync\n",
            (unsigned long long)z->n, (double)z->memtable / mib, (double)z->cache / mib);
     printf("CONFIG workloads: reads=%llu overwrite_keys=%llu timeseries_secs=%u ttl_s=%u gc_grace_s=0 "
-           "windows=20x1min(write timestamps)\n",
-           (unsigned long long)z->reads, (unsigned long long)z->hot_keys, z->ts_secs, z->ttl);
+           "windows=20x1min(write timestamps) fill_puts_s_max=%llu\n",
+           (unsigned long long)z->reads, (unsigned long long)z->hot_keys, z->ts_secs, z->ttl,
+           (unsigned long long)z->fill_rate);
     printf("CONFIG stcs: SizeTieredCompactionStrategy min_threshold=4 max_threshold=32 bucket_low=0.5 "
            "bucket_high=1.5 min_sstable_size=%u\n", z->stcs_min);
     printf("CONFIG lcs: LeveledCompactionStrategy sstable_size_in_mb=%u fanout_size=10 (L1=%uMiB)\n", z->lcs_mb,
            10 * z->lcs_mb);
     printf("CONFIG lcs-matched: LeveledCompactionStrategy sstable_size_in_mb=%u fanout_size=10 (L1=%uMiB = "
-           "rocksdb-leveled max_bytes_for_level_base)\n", z->lcs_matched_mb, 10 * z->lcs_matched_mb);
+           "rocksdb-leveled max_bytes_for_level_base) l0_compaction_trigger=%u (= level0_file_num_compaction_trigger) "
+           "memtable_heap_space=%.1fMiB (= write_buffer_size x max_write_buffer_number: flushes at %.1fMiB)\n",
+           z->lcs_matched_mb, 10 * z->lcs_matched_mb, LCSM_L0_TRIGGER, (double)sib_memtable(C_LCSM, z) / mib,
+           (double)sib_memtable(C_LCSM, z) / 2 / mib);
     printf("CONFIG twcs: TimeWindowCompactionStrategy compaction_window_unit=MINUTES compaction_window_size=1 "
            "expired_sstable_check_frequency_seconds=1\n");
     printf("CONFIG ucs-t4/ucs-l10: UnifiedCompactionStrategy scaling_parameters=T4/L10 target_sstable_size=%u "
@@ -682,6 +739,7 @@ static void print_result(int c, int w, const amp_result *r)
            (double)r->peak_disk / mib, (double)r->final_disk / mib, (double)r->final_live / mib,
            r->peak_space_amp, r->final_live ? (double)r->final_disk / (double)r->final_live : 0,
            (double)r->peak_rss_kb / 1024.0, r->shape);
+    if (r->kinds[0]) printf("KINDS config=%s workload=%s %s\n", c_names[c], w_names[w], r->kinds);
     fflush(stdout);
 }
 
@@ -759,6 +817,7 @@ int main(int argc, char **argv)
     z.ts_secs = (unsigned)(z.n / 50000 < 4 ? 4 : z.n / 50000);
     if (getenv("SIBYL_AMP_TS_SECONDS")) z.ts_secs = (unsigned)atoi(getenv("SIBYL_AMP_TS_SECONDS"));
     if (z.ts_secs < 1) z.ts_secs = 1;
+    if (getenv("SIBYL_AMP_PUTS_S")) z.fill_rate = strtoull(getenv("SIBYL_AMP_PUTS_S"), NULL, 10);
     z.ttl = z.ts_secs / 5 ? z.ts_secs / 5 : 1;
 
     char dir[4096];

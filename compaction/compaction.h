@@ -114,6 +114,8 @@ typedef struct cm_options {
                                    * compaction's outputs are split at this
                                    * size; 0 (STCS) = one output */
     uint32_t fanout_size;         /* LCS: each level holds this many times the one below (10) */
+    uint32_t l0_compaction_trigger; /* LCS, Sibyl's own: L0 SSTables an L0 compaction waits for (1:
+                                     * Cassandra's rule alone, at least 2 SSTables with L1's) */
     /* TWCS */
     uint32_t window_unit_s;       /* compaction_window_unit: 60, 3600, 86400 (DAYS) */
     uint32_t window_size;         /* compaction_window_size (1) */
@@ -329,9 +331,10 @@ typedef struct cm_task {
     /* UCS: an output also ends where the next partition's token falls in
      * another of `shards` equal shards of the token space (0 = never) */
     uint32_t shards;
-    /* LCS's lone SSTable moving up a level (one input, nothing dropped):
-     * the output is the input's files linked under out_gen with wo.level in
-     * its Statistics.db (sst_link_relevel), nothing read or rewritten */
+    /* LCS's move up a level (nothing dropped; inputs that overlap neither
+     * each other nor the level they go to, in token order, at most ngens):
+     * input i's files are linked under out_gen + i with wo.level in its
+     * Statistics.db (sst_link_relevel), nothing read or rewritten */
     bool relevel;
     sst_writer_opts wo;      /* wo.level is every output's level */
     int32_t now, gc_before;
@@ -361,7 +364,7 @@ typedef struct cm_task {
  * intact. On 0 the inputs' files are gone (readers keep their mappings).
  * Failpoints (test builds): compaction.after_txn_begin,
  * compaction.after_output_<n> (n = 1.. as each output is complete; a
- * relevel's one output too),
+ * relevel's outputs too),
  * compaction.after_outputs_before_txn_commit,
  * compaction.after_commit_before_input_delete,
  * compaction.after_input_delete_before_log_delete. */

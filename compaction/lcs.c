@@ -14,11 +14,17 @@
  *      first (min 4, max 32; outputs stay in L0, unsplit); else the next
  *      SSTable of the level after the last key compacted there (round robin,
  *      wrapping), with every SSTable of L+1 it overlaps, none compacting;
+ *      if it overlaps none (a move), the SSTables after it that overlap
+ *      none either, up to 4 in all (extend_move);
  *   2. L0: oldest first (max timestamp), each SSTable with the L0 ones it
  *      overlaps, skipping any group touching a running L0 compaction and
  *      any SSTable overlapping the range being compacted, at most the 32
- *      oldest; above sstable_size the overlapping L1 SSTables join (none
- *      compacting); at least 2 SSTables; else STCS in L0 above 32;
+ *      oldest, and at least l0_compaction_trigger of them (Sibyl's option,
+ *      1 by default: Cassandra's rule alone); above sstable_size the
+ *      overlapping L1 SSTables join (none compacting); at least 2 SSTables
+ *      in all; else STCS in L0 above 32. If that merge would leave L1
+ *      over its limit and L1 has a move (room_before_merge), the move
+ *      comes first;
  *   3. the largest SSTable worth a tombstone compaction, kept at its level.
  * Outputs (getNextLevel): all inputs in L0 and less than sstable_size in
  * total -> L0; all in one level L -> L+1; else the highest input level.
@@ -36,6 +42,7 @@
 
 enum { LCS_MAX_L0 = 32 };        /* MAX_COMPACTING_L0 and the STCS-in-L0 threshold */
 enum { LCS_NO_COMPACTION_LIMIT = 25 }; /* rounds before a starved level is drained */
+enum { LCS_MAX_MOVE = 4 };       /* SSTables in one move (RocksDB's kMaxMultiTrivialMove) */
 
 typedef struct keyed { int64_t key; size_t i; } keyed;
 
@@ -178,6 +185,36 @@ static void add_starved(cm_strategy *st, const cm_sst *ssts, size_t n, const uin
     }
 }
 
+/* Whether s overlaps no SSTable of level L. */
+static bool alone_in(const cm_sst *ssts, size_t n, const uint32_t *lvl, uint32_t L, const cm_sst *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lvl[i] == L && overlaps(s->first_token, s->last_token, &ssts[i])) return false;
+    return true;
+}
+
+/* A move (the SSTable at v[at] of level L overlaps nothing in L+1, pick[0])
+ * takes the SSTables after it in key order along while each overlaps
+ * nothing in L+1 either, is not compacting and no larger than a move
+ * allows (compact.c), up to LCS_MAX_MOVE in all, no wrapping round. As
+ * RocksDB's trivial moves: moving costs nothing, and a level left further
+ * below its limit makes the next merge into it (L0's into L1 takes all of
+ * L1 under uniform keys) rewrite less. Returns the SSTables picked. */
+static size_t extend_move(const cm_options *o, const cm_sst *ssts, size_t n, const uint32_t *lvl, uint32_t L,
+                          const keyed *v, size_t m, size_t at, size_t *pick)
+{
+    size_t np = 1;
+    uint64_t most = o->sstable_size + o->sstable_size / 4;
+    if (L + 1 >= CM_MAX_LEVELS || ssts[v[at].i].size > most) return np; /* it is rewritten: alone */
+    for (size_t k = at + 1; k < m && np < LCS_MAX_MOVE; k++) {
+        const cm_sst *s = &ssts[v[k].i];
+        if (s->compacting || s->size > most || !alone_in(ssts, n, lvl, L + 1, s))
+            break;
+        pick[np++] = v[k].i;
+    }
+    return np;
+}
+
 /* getCandidatesFor(L), L >= 1: the next SSTable of L in key order after the
  * last one compacted there, with what it overlaps in L+1. */
 static bool level_candidates(const cm_strategy *st, const cm_options *o, const cm_sst *ssts, size_t n,
@@ -202,11 +239,42 @@ static bool level_candidates(const cm_strategy *st, const cm_options *o, const c
             pick[np++] = i;
         }
         if (busy) continue;
+        if (np == 1) np = extend_move(o, ssts, n, lvl, L, v, m, (start + k) % m, pick);
         choose(o, ssts, lvl, pick, np, out);
         found = true;
     }
     free(v);
     return found;
+}
+
+/* An L0 merge into L1 (pick[0..out->n)) that would leave L1 over its limit:
+ * the excess goes down to L2 right after it anyway, so if L1 has a move
+ * (an SSTable overlapping nothing in L2, round robin from where L1 stands)
+ * it goes first, free, instead of being rewritten by the merge. Replaces
+ * the choice with the move; moves only, never an L1 merge ahead of L0. */
+static void room_before_merge(const cm_strategy *st, const cm_options *o, const cm_sst *ssts, size_t n,
+                              const uint32_t *lvl, size_t *pick, cm_choice *out)
+{
+    uint64_t after = 0;
+    for (size_t k = 0; k < out->n; k++) after += lvl[pick[k]] == 0 ? ssts[pick[k]].size : 0;
+    for (size_t i = 0; i < n; i++) after += lvl[i] == 1 ? ssts[i].size : 0;
+    if ((double)after <= 1.001 * (double)cm_lcs_max_bytes(o, 1)) return;
+    size_t m;
+    keyed *v = level_sorted(ssts, n, lvl, 1, false, &m);
+    if (!v) return;
+    size_t start = 0;
+    if (st->has_last[1])
+        while (start < m && ssts[v[start].i].first_token <= st->last_token[1]) start++;
+    uint64_t most = o->sstable_size + o->sstable_size / 4;
+    for (size_t k = 0; k < m; k++) {
+        size_t at = (start + k) % m;
+        const cm_sst *s = &ssts[v[at].i];
+        if (s->compacting || s->size > most || !alone_in(ssts, n, lvl, 2, s)) continue;
+        pick[0] = v[at].i;
+        choose(o, ssts, lvl, pick, extend_move(o, ssts, n, lvl, 1, v, m, at, pick), out);
+        break;
+    }
+    free(v);
 }
 
 /* getCandidatesFor(0). */
@@ -262,6 +330,11 @@ static bool l0_candidates(const cm_options *o, const cm_sst *ssts, size_t n, con
         first = SIB_MIN(first, ssts[i].first_token);
         last = SIB_MAX(last, ssts[i].last_token);
     }
+    /* l0_compaction_trigger: each L0 -> L1 merge rewrites the L1 SSTables
+     * in its range (all of L1 under uniform keys), so taking flushes in
+     * batches of at least this many bounds how often L1 is rewritten,
+     * whatever the speed of the writes against the compactions */
+    if (np < o->l0_compaction_trigger) goto out;
     if (np && bytes > o->sstable_size) {
         /* the union range, not each candidate: an L1 SSTable between two
          * candidates would overlap the output */
@@ -301,7 +374,11 @@ void cm_lcs_pick(cm_strategy *st, const cm_options *o, const cm_sst *ssts, size_
             goto done;
         }
     }
-    if (l0_candidates(o, ssts, n, lvl, pick, out) || stcs_in_l0(o, ssts, n, lvl, pick, out)) goto done;
+    if (l0_candidates(o, ssts, n, lvl, pick, out)) {
+        if (out->level == 1) room_before_merge(st, o, ssts, n, lvl, pick, out);
+        goto done;
+    }
+    if (stcs_in_l0(o, ssts, n, lvl, pick, out)) goto done;
     size_t t = cm_pick_tombstone(o, ssts, n, now_s, gc_before, true);
     if (t != SIZE_MAX) {
         pick[0] = t;

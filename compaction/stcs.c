@@ -14,6 +14,7 @@
  *   | tombstone_compaction_interval  | 86400 s  | >= 0                         |
  *   | unchecked_tombstone_compaction | false    | true/false                   |
  *   | sstable_size_in_mb (LCS only)  | 160      | integer >= 1                 |
+ *   | l0_compaction_trigger (LCS)    | 1        | integer 1..32                |
  * The LCS, TWCS and UCS keys (docs/compaction.md lists them all) count only
  * under their class. DTCS is accepted and runs as STCS, its keys ignored.
  * With the other classes an unknown key is an error, as Cassandra's
@@ -50,6 +51,7 @@ void cm_options_default(cm_options *o)
                       .unchecked_tombstone_compaction = false,
                       .sstable_size = 0,
                       .fanout_size = 10,
+                      .l0_compaction_trigger = 1,
                       .window_unit_s = 86400,
                       .window_size = 1,
                       .ts_per_s = 1000000,
@@ -270,6 +272,12 @@ static int apply_key(cm_options *o, const char *k, const char *v, bool strict, s
         if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1)
             return sib_err_set(err, SIB_ECONFIG, "fanout_size must be a positive integer, was '%s'", v);
         o->fanout_size = (uint32_t)d;
+    } else if (!strcmp(k, "l0_compaction_trigger") && o->kind == CM_LCS) {
+        /* above 32 L0 SSTables LCS runs STCS in L0 instead: a larger
+         * trigger would never fire */
+        if (!parse_num(v, &d) || d != (double)(uint32_t)d || d < 1 || d > 32)
+            return sib_err_set(err, SIB_ECONFIG, "l0_compaction_trigger must be an integer from 1 to 32, was '%s'", v);
+        o->l0_compaction_trigger = (uint32_t)d;
     } else if (!strcmp(k, "single_sstable_uplevel") && o->kind == CM_LCS) {
         if (!parse_bool(v, &b)) goto bad; /* accepted; a lone SSTable always moves by its metadata here */
     } else if (o->kind == CM_TWCS && is_twcs_key(k)) {
@@ -299,6 +307,7 @@ int cm_options_parse(cm_options *o, const char *const *keys, const char *const *
     x.kind = CM_STCS;
     x.sstable_size = 0; /* only LCS splits its outputs */
     x.fanout_size = d.fanout_size;
+    x.l0_compaction_trigger = d.l0_compaction_trigger;
     x.window_unit_s = d.window_unit_s;
     x.window_size = d.window_size;
     x.ts_per_s = d.ts_per_s;

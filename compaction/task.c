@@ -478,20 +478,27 @@ int cm_task_run(cm_task *t)
         keys = (uint64_t)((double)keys * ((double)t->max_output_bytes / (double)file_bytes) * 1.25) + 1;
     c.wo.expected_keys = keys ? keys : 1;
     if (min_ts != SST_NO_TS) c.wo.ts_base = min_ts; /* timestamps stored as short deltas from it */
-    if (t->relevel && t->ninputs == 1 && !t->ndrop) {
-        /* the input under a new generation at its new level: no byte of
+    if (t->relevel && t->ninputs >= 1 && !t->ndrop) {
+        /* each input under a new generation at its new level: no byte of
          * data read or written, the same transaction log as a merge */
         t->bytes_read = 0;
-        t->outputs = calloc(1, sizeof *t->outputs);
+        t->outputs = calloc(t->ninputs, sizeof *t->outputs);
         if (!rc && !t->outputs) rc = sib_err_set(&t->err, SIB_ENOMEM, "compaction: out of memory");
-        if (!rc) rc = cm_txn_add(c.x, t->out_gen, &t->err);
-        if (!rc) rc = sst_link_relevel(t->dir, sst_gen(t->inputs[0]), t->out_gen, t->wo.level, &t->err);
-        if (!rc) rc = sst_open(&t->outputs[0], t->dir, t->out_gen, &t->err);
+        if (!rc && t->ninputs > (t->ngens ? t->ngens : 1))
+            rc = sib_err_set(&t->err, SIB_EINVAL, "compaction: no generation left for an output");
+        for (size_t i = 0; !rc && i < t->ninputs; i++) {
+            uint64_t gen = t->out_gen + i;
+            rc = cm_txn_add(c.x, gen, &t->err);
+            if (!rc) rc = sst_link_relevel(t->dir, sst_gen(t->inputs[i]), gen, t->wo.level, &t->err);
+            if (!rc) rc = sst_open(&t->outputs[i], t->dir, gen, &t->err);
+            if (rc) break;
+            t->noutputs = i + 1;
+            t->partitions_in += sst_get_stats(t->inputs[i])->partitions;
+            rc = SIB_FAILPOINT_N("compaction.after_output", t->noutputs, &t->err);
+        }
         if (!rc) {
-            t->noutputs = 1;
-            t->partitions_in = t->partitions_out = sst_get_stats(t->inputs[0])->partitions;
+            t->partitions_out = t->partitions_in;
             __atomic_store_n(&t->bytes_done, total, __ATOMIC_RELAXED);
-            rc = SIB_FAILPOINT_N("compaction.after_output", 1, &t->err);
         }
     } else if (!rc) {
         rc = merge_all(&c);

@@ -365,16 +365,25 @@ static int submit(st_compactor *c, st_table *t, const size_t *idx, const cm_choi
         uint64_t span = (uint64_t)cm_ucs_shard_of(last, ch->shards) - cm_ucs_shard_of(first, ch->shards) + 1;
         k->ngens = (uint32_t)SIB_MIN(span + 1, 100000);
     }
+    /* LCS's move: SSTables of one level going up with nothing to merge in
+     * the level below (the pick took none of it), a lone one or up to 4 of
+     * L1 and above (they cannot overlap each other there): each is linked
+     * at its new level under a generation of its own, not rewritten, as
+     * Cassandra's single_sstable_uplevel and RocksDB's trivial move do */
+    uint32_t from = ch->n ? sst_get_stats(j->in[0])->level : 0;
+    bool move = !major_seq && !tombstone && ch->n >= 1 && !ch->nexpired && from != ch->level &&
+                (ch->n == 1 || (from >= 1 && ch->level == from + 1));
+    for (size_t i = 0; move && i < ch->n; i++) {
+        const sst_stats *st = sst_get_stats(j->in[i]);
+        move = st->level == from &&
+               (!k->max_output_bytes || st->data_file_bytes <= k->max_output_bytes + k->max_output_bytes / 4);
+    }
+    k->relevel = move;
+    if (move && k->ngens < ch->n) k->ngens = (uint32_t)ch->n; /* small SSTables: one generation each */
     k->out_gen = t->next_gen;
     t->next_gen += k->ngens;
     k->wo.block_size = o->sstable_block_size;
     k->wo.level = ch->level;
-    /* LCS's lone SSTable moving up with nothing to merge in the level below
-     * (the pick took none): linked at its new level, not rewritten, as
-     * Cassandra's single_sstable_uplevel and RocksDB's trivial move do */
-    k->relevel = !major_seq && !tombstone && ch->n == 1 && !ch->nexpired &&
-                 sst_get_stats(j->in[0])->level != ch->level &&
-                 (!k->max_output_bytes || in_bytes <= k->max_output_bytes + k->max_output_bytes / 4);
     k->wo.fp_chance = o->bloom_filter_fp_chance;
     k->wo.clpos = clpos; /* what the inputs cover: replay and truncate records compare against it */
     k->now = (int32_t)SIB_MIN(now, INT32_MAX - 1);
@@ -501,6 +510,17 @@ static void note_done(st_compactor *c, st_table *t, cjob *j)
     t->cm_bytes_read += j->task.bytes_read;
     t->cm_bytes_written += j->task.bytes_written;
     t->purged += j->task.purged;
+    if (j->task.relevel) {
+        t->cm_moves++;
+        for (size_t i = 0; i < j->nin; i++) t->cm_moved_bytes += sst_get_stats(j->in[i])->data_file_bytes;
+    } else if (j->tombstone) {
+        t->cm_tombstone_bytes += j->task.bytes_written;
+    } else {
+        uint32_t L = SIB_MIN(j->choice.level, (uint32_t)ST_MAX_LEVELS - 1);
+        t->cm_into[L] += j->task.bytes_written;
+        t->cm_into_n[L]++;
+        for (size_t i = 0; i < j->task.ninputs; i++) t->cm_into_l0[L] += sst_get_stats(j->in[i])->level == 0;
+    }
 }
 
 static void answer_majors(st_compactor *c, const cjob *j)

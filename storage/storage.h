@@ -606,6 +606,14 @@ typedef struct st_table_stats {
      * amplification = (flush_bytes + compaction_bytes_written) / user bytes */
     uint64_t flushes, flush_bytes;
     uint64_t compactions, compaction_bytes_read, compaction_bytes_written;
+    /* compaction_bytes_written by kind (the write amplification's parts):
+     * cm_into[L] merges whose outputs went to level L (LCS; other
+     * strategies count at level 0), their number in cm_into_n[L] and the
+     * L0 SSTables they took in cm_into_l0[L]; single-SSTable tombstone
+     * compactions apart; trivial moves (relinked at a new level, no byte
+     * written) counted with the Data.db bytes they moved */
+    uint64_t cm_into[ST_MAX_LEVELS], cm_into_n[ST_MAX_LEVELS], cm_into_l0[ST_MAX_LEVELS];
+    uint64_t cm_tombstone_bytes, cm_moves, cm_moved_bytes;
     uint64_t tombstones_purged;
     uint64_t compactions_running; /* queued or running */
     /* damaged SSTables: set aside at start by disk_failure_policy

@@ -325,6 +325,9 @@ struct st_table {
     sstable **suspect;   /* failed a compaction as corrupt: never compacted again (referenced) */
     size_t nsuspect;
     uint64_t flushes, flush_bytes, compactions, cm_bytes_read, cm_bytes_written, purged;
+    /* st_table_stats' cm_into..cm_moved_bytes (loop side) */
+    uint64_t cm_into[ST_MAX_LEVELS], cm_into_n[ST_MAX_LEVELS], cm_into_l0[ST_MAX_LEVELS];
+    uint64_t cm_tombstone_bytes, cm_moves, cm_moved_bytes;
     uint64_t spr[ST_SPR_BUCKETS], spr_sum; /* SSTables per read (relaxed atomics) */
 };
 

@@ -886,6 +886,12 @@ void st_table_get_stats(const st_table *t, st_table_stats *out)
     out->compactions = t->compactions;
     out->compaction_bytes_read = t->cm_bytes_read;
     out->compaction_bytes_written = t->cm_bytes_written;
+    memcpy(out->cm_into, t->cm_into, sizeof out->cm_into);
+    memcpy(out->cm_into_n, t->cm_into_n, sizeof out->cm_into_n);
+    memcpy(out->cm_into_l0, t->cm_into_l0, sizeof out->cm_into_l0);
+    out->cm_tombstone_bytes = t->cm_tombstone_bytes;
+    out->cm_moves = t->cm_moves;
+    out->cm_moved_bytes = t->cm_moved_bytes;
     out->tombstones_purged = t->purged;
     for (size_t i = 0; i < ST_SPR_BUCKETS; i++) out->spr[i] = __atomic_load_n(&t->spr[i], __ATOMIC_RELAXED);
     out->spr_sum = __atomic_load_n(&t->spr_sum, __ATOMIC_RELAXED);

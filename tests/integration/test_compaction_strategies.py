@@ -348,6 +348,41 @@ def test_lcs_levels_and_reads_after_flushes(make_node, clusters):
     w.check()
 
 
+
+def test_lcs_l0_compaction_trigger(make_node, clusters):
+    """l0_compaction_trigger (Sibyl's LCS option): L0 waits for that many
+    SSTables before it compacts; ALTER TABLE changes it on the live table."""
+    node = make_node()
+    cl, s = clusters.connect(node)
+    make_table(s, "t", "{'class': 'LeveledCompactionStrategy', 'sstable_size_in_mb': '1', "
+                       "'l0_compaction_trigger': '3'}")
+    w = Workload(s, "t", parts=60, rows=10)                 # ~0.4 MB a flush, 3 flushes
+
+    def levels():
+        line = [x for x in tablestats(node).splitlines() if "SSTables in each level" in x]
+        assert line, tablestats(node)
+        return [int(x.split("/")[0]) for x in line[0].split("[")[1].rstrip("]").split(", ")]
+
+    ins = s.prepare("INSERT INTO %s.t (k, c, v) VALUES (?, ?, ?)" % KS)
+    for f in range(3):
+        rows = [(k, c, os.urandom(1000).hex()) for k in range(f * 20, f * 20 + 20) for c in range(10)]
+        execute_concurrent_with_args(s, ins, rows, concurrency=32, raise_on_first_error=True)
+        w.want |= {(k, c) for k, c, _ in rows}
+        flush_table(node, "t")
+        wait_compactions(node)
+        lv = levels()
+        if f < 2:                                            # below the trigger: L0 left alone
+            assert lv[0] == f + 1 and sum(lv[1:]) == 0, lv
+        else:                                                # the third: all of L0 into L1
+            assert lv[0] == 0 and sum(lv[1:]) >= 1, lv
+    w.check()
+    s.execute("ALTER TABLE %s.t WITH compaction = {'class': 'LeveledCompactionStrategy', "
+              "'sstable_size_in_mb': '1', 'l0_compaction_trigger': '1'}" % KS)
+    row = s.execute("SELECT compaction FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 't'",
+                    (KS,)).one()
+    assert row.compaction["l0_compaction_trigger"] == "1", row.compaction
+    w.check()
+
 # ---- TWCS: fully expired SSTables dropped whole, unread, on the timer ----
 
 # An UPDATE writes no row marker, only expiring cells: its SSTables expire
@@ -439,6 +474,11 @@ def test_bad_compaction_options_are_refused_and_change_nothing(node, clusters):
         ("{'class': 'TimeWindowCompactionStrategy', 'unsafe_aggressive_sstable_expiration': 'true'}",
          "unsafe_aggressive_sstable_expiration"),
         ("{'class': 'LeveledCompactionStrategy', 'compaction_window_unit': 'DAYS'}", "not understood"),
+        ("{'class': 'LeveledCompactionStrategy', 'l0_compaction_trigger': '0'}",
+         "l0_compaction_trigger must be an integer from 1 to 32, was '0'"),
+        ("{'class': 'LeveledCompactionStrategy', 'l0_compaction_trigger': '33'}",
+         "l0_compaction_trigger must be an integer from 1 to 32, was '33'"),
+        ("{'class': 'SizeTieredCompactionStrategy', 'l0_compaction_trigger': '4'}", "not understood"),
     ]
     for m, why in bad:
         with pytest.raises(Exception) as e:

@@ -727,6 +727,45 @@ static void test_task_relevel(void **state)
     sst_unref(in[0]);
 }
 
+/* A move of several SSTables (LCS's, up to four of one level): input i is
+ * linked as out_gen + i at the new level, nothing read or written; with
+ * fewer generations reserved than inputs it is refused, nothing changed. */
+static void test_task_relevel_several(void **state)
+{
+    fx *f = *state;
+    const char *a[] = {"a"}, *b[] = {"b"}, *c[] = {"c"};
+    trow r[] = {{"r1", 5, "v1", 0}};
+    sstable *in[3] = {write_sst(f->dir, 1, a, 1, r, 1, 0, 0), write_sst(f->dir, 2, b, 1, r, 1, 0, 0),
+                      write_sst(f->dir, 3, c, 1, r, 1, 0, 0)};
+    cm_task t = task_for(f->dir, in, 3, NULL, 0, 10);
+    t.relevel = true;
+    t.wo.level = 2;
+    t.max_output_bytes = 1 << 20;
+    t.ngens = 2;
+    assert_int_equal(cm_task_run(&t), SIB_EINVAL);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 3);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    t = task_for(f->dir, in, 3, NULL, 0, 20);
+    t.relevel = true;
+    t.wo.level = 2;
+    t.max_output_bytes = 1 << 20;
+    t.ngens = 5;
+    assert_int_equal(cm_task_run(&t), 0);
+    assert_int_equal(t.noutputs, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(sst_gen(t.outputs[i]), 20 + i);
+        assert_int_equal(sst_get_stats(t.outputs[i])->level, 2);
+        assert_int_equal(sst_get_stats(t.outputs[i])->first_token, sst_get_stats(in[i])->first_token);
+    }
+    assert_int_equal(t.bytes_written, 0);
+    assert_int_equal(t.partitions_in, 3);
+    assert_int_equal(t.partitions_out, 3);
+    assert_int_equal(count_files(f->dir, "-TOC.txt"), 3);
+    assert_int_equal(count_files(f->dir, "-txn.log"), 0);
+    cm_task_free_outputs(&t);
+    for (size_t i = 0; i < 3; i++) sst_unref(in[i]);
+}
+
 /* sst_link_relevel checks the Statistics.db it copies: a damaged one is an
  * error that leaves no file of the new generation behind. */
 static void test_link_relevel_damaged_stats(void **state)
@@ -1128,6 +1167,82 @@ static void l1_over_score(cm_sst v[14], cm_sst a, cm_sst b)
     v[13] = b;
 }
 
+/* l0_compaction_trigger: parsed and checked as an LCS option, 1 by default
+ * (Cassandra's rule: a lone L0 SSTable above sstable_size goes to L1 with
+ * the L1 SSTables it overlaps); above 1, L0 waits for that many SSTables
+ * not compacting before it merges into L1. */
+static void test_lcs_l0_compaction_trigger(void **state)
+{
+    lcs_fx *x = *state;
+    bool other;
+    sib_err err;
+    assert_int_equal(x->o.l0_compaction_trigger, 1);
+    cm_options o = x->o;
+    const char *k[] = {"class", "l0_compaction_trigger"};
+    const char *v4[] = {"LeveledCompactionStrategy", "4"};
+    assert_int_equal(cm_options_parse(&o, k, v4, 2, &other, &err), 0);
+    assert_int_equal(o.l0_compaction_trigger, 4);
+    static const char *const bad[] = {"0", "33", "2.5", "four", "-1", ""};
+    for (size_t i = 0; i < SIB_ARRAY_LEN(bad); i++) {
+        const char *vb[] = {"LeveledCompactionStrategy", bad[i]};
+        assert_int_equal(cm_options_parse(&o, k, vb, 2, &other, &err), SIB_ECONFIG);
+        assert_non_null(strstr(err.msg, "l0_compaction_trigger must be an integer from 1 to 32"));
+        assert_int_equal(o.l0_compaction_trigger, 4); /* unchanged */
+    }
+    const char *vs[] = {"SizeTieredCompactionStrategy", "4"}; /* LCS's alone */
+    assert_int_equal(cm_options_parse(&o, k, vs, 2, &other, &err), SIB_ECONFIG);
+    assert_non_null(strstr(err.msg, "not understood by SizeTieredCompactionStrategy"));
+    const char *kc[] = {"class"}, *vc[] = {"LeveledCompactionStrategy"}; /* left out: back to 1 */
+    o.l0_compaction_trigger = 4;
+    assert_int_equal(cm_options_parse(&o, kc, vc, 1, &other, &err), 0);
+    assert_int_equal(o.l0_compaction_trigger, 1);
+
+    size_t pick[16];
+    cm_choice ch;
+    /* L0 flushes over the whole range (each above sstable_size = 100) and
+     * two L1 SSTables: v[0..4) L0, oldest first by index, v[4], v[5] L1 */
+    cm_sst v[6] = {lsst(0, 0, 1000, 120, 1), lsst(0, 0, 1000, 120, 2), lsst(0, 0, 1000, 120, 3),
+                   lsst(0, 0, 1000, 120, 4), lsst(1, 0, 400, 100, 0),    lsst(1, 500, 1000, 100, 0)};
+    cm_sst one[3] = {v[0], v[4], v[5]};
+    /* the default: one L0 SSTable is enough, with the L1 it overlaps */
+    lpick(x, one, 3, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    assert_int_equal(ch.level, 1);
+    /* trigger 4: three L0 SSTables wait, the fourth starts the merge of
+     * all four with L1 */
+    x->o.l0_compaction_trigger = 4;
+    lpick(x, one, 3, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    cm_sst three[5] = {v[0], v[1], v[2], v[4], v[5]};
+    lpick(x, three, 5, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    lpick(x, v, 6, pick, &ch);
+    assert_int_equal(ch.n, 6);
+    assert_int_equal(ch.level, 1);
+    assert_int_equal(ch.min_input_level, 0);
+    /* one of the four compacting (in an earlier L0 merge): the other three
+     * overlap it and are not candidates, so nothing */
+    v[3].compacting = true;
+    lpick(x, v, 6, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    v[3].compacting = false;
+    /* small L0 SSTables (below sstable_size together) wait as well, then
+     * merge within L0 */
+    cm_sst small[4] = {lsst(0, 0, 50, 10, 1), lsst(0, 40, 90, 10, 2), lsst(0, 0, 90, 10, 3), lsst(0, 5, 60, 10, 4)};
+    lpick(x, small, 3, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    lpick(x, small, 4, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    assert_int_equal(ch.level, 0);
+    /* L1 over its size still goes first: the trigger only holds L0 back */
+    cm_sst over[14];
+    l1_over_score(over, lsst(0, 0, 1000, 120, 5), lsst(2, 2000, 2100, 100, 0));
+    lpick(x, over, 14, pick, &ch);
+    assert_true(ch.n >= 1);
+    assert_int_equal(ch.min_input_level, 1);
+    assert_int_equal(ch.level, 2);
+}
+
 static void test_lcs_level_round_robin(void **state)
 {
     lcs_fx *x = *state;
@@ -1147,14 +1262,18 @@ static void test_lcs_level_round_robin(void **state)
     assert_int_equal(ch.n, 1);
     assert_int_equal(pick[0], 1); /* [100, 150] */
     cm_strategy_compacted(x->st, &ch, true, 150);
+    /* (a move, but [200, 250] overlaps L2's [250, 399]: it stays) */
     v[2].compacting = true; /* [200, 250] busy: the next one, [300, 350] with L2's [250, 399] */
     lpick(x, v, 14, pick, &ch);
     assert_int_equal(ch.n, 2);
     assert_true(picked(pick, 2, 3) && picked(pick, 2, 13));
     v[13].compacting = true; /* its L2 partner busy: skipped for [400, 450] */
     lpick(x, v, 14, pick, &ch);
-    assert_int_equal(ch.n, 1);
-    assert_int_equal(pick[0], 4);
+    /* which overlaps nothing in L2: a move, taking the next three along
+     * (they overlap nothing either), four at most */
+    assert_int_equal(ch.n, 4);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(pick[i], 4 + i);
+    assert_int_equal(ch.level, 2);
     /* wrapping: past the last key of the level, back to the first */
     cm_strategy_compacted(x->st, &ch, true, 5000);
     v[13].compacting = v[2].compacting = false;
@@ -1167,6 +1286,87 @@ static void test_lcs_level_round_robin(void **state)
     x->o.enabled = false;
     lpick(x, v, 14, pick, &ch);
     assert_int_equal(ch.n, 0);
+}
+
+/* A move (an SSTable overlapping nothing in the next level) takes the
+ * SSTables after it in key order along while each overlaps nothing there
+ * either, is not compacting and no larger than 1.25 x sstable_size: four
+ * at most, never wrapping round. */
+static void test_lcs_move_takes_neighbours(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[16];
+    cm_choice ch;
+    /* L1: 12 x 100 bytes at [i*100, i*100+50], over its 1000; L2 empty
+     * but for [820, 830] */
+    cm_sst v[14];
+    l1_over_score(v, lsst(2, 820, 830, 100, 1), lsst(2, 5000, 5010, 100, 1));
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(pick[i], i);
+    assert_int_equal(ch.level, 2);
+    assert_int_equal(ch.min_input_level, 1);
+    /* one compacting stops it: [0, 50] and [100, 150] */
+    v[2].compacting = true;
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    v[2].compacting = false;
+    /* one too large to move stops it too; a first one too large goes alone */
+    v[1].size = 126;
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(pick[0], 0);
+    v[1].size = 100;
+    v[0].size = 126;
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 1);
+    assert_int_equal(pick[0], 0);
+    v[0].size = 100;
+    /* past [700, 750]: [800, 850] overlaps L2's [820, 830], so it is
+     * merged with it, alone */
+    cm_strategy_compacted(x->st, &ch, true, 750);
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 8) && picked(pick, 2, 12));
+    /* then [900, 950]: its neighbours up to the end of the level only */
+    cm_strategy_compacted(x->st, &ch, true, 850);
+    lpick(x, v, 14, pick, &ch);
+    assert_int_equal(ch.n, 3);
+    for (size_t i = 0; i < 3; i++) assert_int_equal(pick[i], 9 + i);
+}
+
+/* An L0 merge that would leave L1 over its limit lets an L1 move go
+ * first (the excess would go down right after it, rewritten by the merge
+ * for nothing); only a move, never an L1 merge ahead of L0. */
+static void test_lcs_move_before_l0_merge(void **state)
+{
+    lcs_fx *x = *state;
+    size_t pick[32];
+    cm_choice ch;
+    /* L1: 8 x 100 bytes at [i*100, i*100+50] (its limit 1000), L0: two
+     * flushes of 120 over every key, L2: [0, 360] */
+    cm_sst v[11];
+    for (int i = 0; i < 8; i++) v[i] = lsst(1, i * 100, i * 100 + 50, 100, 1);
+    v[8] = lsst(0, 0, 1000, 120, 5);
+    v[9] = lsst(0, 0, 1000, 120, 6);
+    v[10] = lsst(2, 0, 360, 100, 0);
+    /* 800 + 240 > 1000: [400, 450] (the first overlapping nothing in L2)
+     * moves with the next three */
+    lpick(x, v, 11, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(pick[i], 4 + i);
+    assert_int_equal(ch.level, 2);
+    assert_int_equal(ch.min_input_level, 1);
+    /* L2 over all of L1: no move, the L0 merge goes ahead */
+    v[10] = lsst(2, 0, 2000, 100, 0);
+    lpick(x, v, 11, pick, &ch);
+    assert_int_equal(ch.n, 10);
+    assert_int_equal(ch.level, 1);
+    /* within the limit after the merge (one flush less): the merge */
+    v[9] = lsst(2, 0, 360, 100, 0);
+    lpick(x, v, 10, pick, &ch);
+    assert_int_equal(ch.n, 9);
+    assert_int_equal(ch.level, 1);
 }
 
 static void test_lcs_starved_level_drains(void **state)
@@ -1779,6 +1979,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_old_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_drops_unread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_relevel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_relevel_several, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_relevel_damaged_stats, setup, teardown),
 #ifdef SIB_FAILPOINTS
         cmocka_unit_test_setup_teardown(test_txn_crash_every_step, setup, teardown),
@@ -1790,7 +1991,10 @@ int main(void)
         cmocka_unit_test(test_lcs_levels_send_overlaps_to_l0),
         cmocka_unit_test_setup_teardown(test_lcs_l0_candidates, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_l0_at_most_32_and_stcs_fallback, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_l0_compaction_trigger, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_level_round_robin, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_move_takes_neighbours, lcs_setup, lcs_teardown),
+        cmocka_unit_test_setup_teardown(test_lcs_move_before_l0_merge, lcs_setup, lcs_teardown),
         cmocka_unit_test_setup_teardown(test_lcs_starved_level_drains, lcs_setup, lcs_teardown),
         cmocka_unit_test(test_strategy_major_and_stcs_dispatch),
         cmocka_unit_test(test_twcs_options_and_windows),

@@ -2374,6 +2374,33 @@ static void fill(storage *s, int from, int to, const char *val, int64_t ts)
     }
 }
 
+/* LCS with l0_compaction_trigger 3: two flushes wait in L0, the third
+ * starts their merge (below sstable_size in all: the output stays in L0);
+ * the stats count it as a merge into L0 of three L0 SSTables. */
+static void test_lcs_l0_trigger_waits(void **state)
+{
+    dfx *f = *state;
+    sib_err err;
+    st_table *t = storage_table(f->s, T1);
+    const char *k[] = {"class", "sstable_size_in_mb", "l0_compaction_trigger"};
+    const char *v[] = {"LeveledCompactionStrategy", "1", "3"};
+    assert_int_equal(st_table_set_options(t, k, v, 3, 100, &err), 0);
+    st_table_stats ts;
+    for (int round = 0; round < 3; round++) {
+        fill(f->s, round * 50, round * 50 + 100, "v", 10 + round);
+        flush_all(f->s);
+        wait_compactions(f->s);
+        st_table_get_stats(t, &ts);
+        assert_int_equal(ts.compactions, round < 2 ? 0 : 1);
+    }
+    assert_int_equal(ts.sstables, 1);
+    assert_int_equal(ts.cm_into_n[0], 1);
+    assert_int_equal(ts.cm_into_l0[0], 3);
+    assert_int_equal(ts.cm_into[0], ts.compaction_bytes_written);
+    assert_string_equal(get(f->s, "k0000", "r", 1), "v");
+    assert_string_equal(get(f->s, "k0199", "r", 1), "v");
+}
+
 /* Four flushes make one size-tiered bucket: they become one SSTable, the
  * newest values win, the stats give write amplification. */
 static void test_stcs_compacts_flushes(void **state)
@@ -2392,6 +2419,11 @@ static void test_stcs_compacts_flushes(void **state)
     assert_int_equal(ts.compactions, 1);
     assert_int_equal(ts.flushes, 4);
     assert_true(ts.flush_bytes > 0 && ts.compaction_bytes_written > 0 && ts.compaction_bytes_read > 0);
+    /* by kind: one merge of four L0 SSTables, its output at level 0 */
+    assert_int_equal(ts.cm_into[0], ts.compaction_bytes_written);
+    assert_int_equal(ts.cm_into_n[0], 1);
+    assert_int_equal(ts.cm_into_l0[0], 4);
+    assert_int_equal(ts.cm_tombstone_bytes + ts.cm_moves + ts.cm_moved_bytes, 0);
     assert_int_equal(ts.compactions_running, 0);
     storage_stats ss;
     storage_get_stats(f->s, &ss);
@@ -3932,6 +3964,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_while_writing, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_commitlog_total_space_flushes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_stcs_compacts_flushes, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_lcs_l0_trigger_waits, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_expired_blockers, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_major_compaction_purges, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_truncate_during_compaction, dsetup, dteardown),
