@@ -264,8 +264,8 @@ int cm_ucs_parse_scaling(const char *v, int32_t *w, uint32_t *nw, sib_err *err);
  * (a span under 1e-6 of it counts as the whole space: a handful of
  * partitions says nothing about a density). */
 double cm_ucs_density(uint64_t bytes, int64_t first_token, int64_t last_token);
-/* Level of density d for base size m: 0 below m x f0, n in [m f0..f(n-1),
- * m f0..fn), capped at CM_UCS_LEVELS - 1. */
+/* Level of density d for flush size m: with b = m (1 - 0.9/f0), 0 below
+ * b f0, n in [b f0..f(n-1), b f0..fn), capped at CM_UCS_LEVELS - 1. */
 uint32_t cm_ucs_level(const cm_options *o, double m, double d);
 /* Base size m the strategy uses now: flush_size_override, else the flush
  * size in use (cm_strategy_flushed: the moving average of the flushes,

@@ -5,10 +5,10 @@
  * upwards): W < 0 is levelled (Lf, f = 2 - W, threshold t = 2), W > 0
  * tiered (Tf, f = t = 2 + W), W = 0 the middle ground N (f = t = 2).
  * An SSTable's density is its size over the fraction of the token space it
- * spans; levels are density bands [m f0..f(L-1), m f0..fL) above a base m
- * (the flush size). Inside a level the SSTables not compacting form overlap
- * sets (each set: SSTables sharing one token; every such group inside one
- * set); a set of at least t SSTables triggers, extended transitively with
+ * spans; levels are density bands [b f0..f(L-1), b f0..fL) above a base
+ * b = m (1 - 0.9/f0), m the flush size. Inside a level the SSTables not
+ * compacting form overlap sets (each set: SSTables sharing one token; every
+ * such group inside one set); a set of at least t SSTables triggers, extended transitively with
  * its neighbours sharing an SSTable: that is the compaction. The largest
  * overlap wins, the lowest level on a tie. Outputs are split where the
  * token space's S equal shards meet, S chosen from the output's density, so
@@ -104,11 +104,16 @@ uint32_t cm_ucs_level(const cm_options *o, double m, double d)
 {
     uint32_t L = 0, f, t;
     cm_ucs_fan(w_at(o, 0), &f, &t);
-    double bound = m * f;
+    /* Level 0 ends at m (1 - 0.9/f0) f0 = m f0 - 0.9 m, not m f0, as in
+     * Cassandra's Controller: m is a flush size rounded up to whole MiB, so
+     * f0 merged flushes come out a little under m f0 and would stay in level
+     * 0, merged again with the next flushes; f0 - 1 flushes (the most a
+     * tiered level 0 holds before it fires) stay below m f0 - 0.9 m. */
+    double bound = floor(m * (1.0 - 0.9 / f) * f);
     while (d >= bound && L < CM_UCS_LEVELS - 1) {
         L++;
         cm_ucs_fan(w_at(o, L), &f, &t);
-        bound *= f;
+        bound = floor(bound * f);
     }
     return L;
 }

@@ -1726,17 +1726,22 @@ static void test_ucs_levels_and_shards(void **state)
     assert_true(cm_ucs_density(100, 5, 5) == 100.0); /* one token: no density estimate */
     cm_options o = ucs_opts("T4");
     double m = MB;
+    /* level 0 ends at m (1 - 0.9/f0) f0 (Cassandra's base size times f0):
+     * 3.1 MiB for T4, then each level f times the one below */
     assert_int_equal(cm_ucs_level(&o, m, 0.5 * MB), 0);
-    assert_int_equal(cm_ucs_level(&o, m, 3.9 * MB), 0);
-    assert_int_equal(cm_ucs_level(&o, m, 4.0 * MB), 1);
-    assert_int_equal(cm_ucs_level(&o, m, 15.9 * MB), 1);
-    assert_int_equal(cm_ucs_level(&o, m, 16.0 * MB), 2);
+    assert_int_equal(cm_ucs_level(&o, m, 3.0 * MB), 0); /* three whole flushes stay */
+    assert_int_equal(cm_ucs_level(&o, m, 3.09 * MB), 0);
+    assert_int_equal(cm_ucs_level(&o, m, 3.1 * MB), 1);
+    assert_int_equal(cm_ucs_level(&o, m, 3.6 * MB), 1); /* four flushes of 0.9 m (m rounded up) move up */
+    assert_int_equal(cm_ucs_level(&o, m, 12.39 * MB), 1);
+    assert_int_equal(cm_ucs_level(&o, m, 12.4 * MB), 2);
     assert_int_equal(cm_ucs_level(&o, m, 1e30), CM_UCS_LEVELS - 1);
     o = ucs_opts("L10, T4"); /* f0 = 10, then 4 */
-    assert_int_equal(cm_ucs_level(&o, m, 9.9 * MB), 0);
-    assert_int_equal(cm_ucs_level(&o, m, 10.0 * MB), 1);
-    assert_int_equal(cm_ucs_level(&o, m, 39.9 * MB), 1);
-    assert_int_equal(cm_ucs_level(&o, m, 40.0 * MB), 2);
+    assert_int_equal(cm_ucs_level(&o, m, 9.0 * MB), 0);
+    assert_int_equal(cm_ucs_level(&o, m, 9.09 * MB), 0);
+    assert_int_equal(cm_ucs_level(&o, m, 9.1 * MB), 1);
+    assert_int_equal(cm_ucs_level(&o, m, 36.39 * MB), 1);
+    assert_int_equal(cm_ucs_level(&o, m, 36.4 * MB), 2);
     /* base m: override, else the flush size, else the least density; >= 1 MiB, whole MiB */
     cm_strategy *st;
     sib_err err;
@@ -1854,7 +1859,7 @@ static void test_ucs_overlap_sets(void **state)
     /* C apart from A and B (no chain to it): a set {A, B} of two, alone under N */
     x->o = ucs_opts("N");
     cm_sst w[3] = {usst(0, 3 * u, 1, 1), usst(2 * u, 4 * u, 1, 2), usst(6 * u, 9 * u, 1, 3)};
-    for (int i = 0; i < 3; i++) w[i].size = MB / 8;
+    for (int i = 0; i < 3; i++) w[i].size = MB / 16; /* level 0 under N: below 1.1 MiB */
     lpick(x, w, 3, pick, &ch);
     assert_int_equal(ch.n, 2);
     assert_true(picked(pick, 2, 0) && picked(pick, 2, 1));
@@ -1870,7 +1875,7 @@ static void test_ucs_parallel_shards(void **state)
     /* shard 1 [-q, -1]: two overlapping; shard 2 [0, q]: three overlapping */
     cm_sst v[5] = {usst(-q, -q / 2, 1, 1), usst(-q / 2 - 5, -1, 1, 2), usst(0, q / 2, 1, 3), usst(5, q, 1, 4),
                    usst(q / 4, q / 3, 1, 5)};
-    for (int i = 0; i < 5; i++) v[i].size = MB / 32;
+    for (int i = 0; i < 5; i++) v[i].size = MB / 64; /* level 0 under N: below 1.1 MiB */
     size_t pick[8];
     cm_choice ch;
     lpick(x, v, 5, pick, &ch);
