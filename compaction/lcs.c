@@ -193,6 +193,15 @@ static bool alone_in(const cm_sst *ssts, size_t n, const uint32_t *lvl, uint32_t
     return true;
 }
 
+/* Whether s, of level L, can move to L+1 by its metadata: not compacting,
+ * no larger than a move allows (compact.c: 1.25 x sstable_size) and
+ * overlapping nothing in L+1. */
+static bool movable(const cm_options *o, const cm_sst *ssts, size_t n, const uint32_t *lvl, uint32_t L,
+                    const cm_sst *s)
+{
+    return !s->compacting && s->size <= o->sstable_size + o->sstable_size / 4 && alone_in(ssts, n, lvl, L + 1, s);
+}
+
 /* A move (the SSTable at v[at] of level L overlaps nothing in L+1, pick[0])
  * takes the SSTables after it in key order along while each overlaps
  * nothing in L+1 either, is not compacting and no larger than a move
@@ -204,14 +213,10 @@ static size_t extend_move(const cm_options *o, const cm_sst *ssts, size_t n, con
                           const keyed *v, size_t m, size_t at, size_t *pick)
 {
     size_t np = 1;
-    uint64_t most = o->sstable_size + o->sstable_size / 4;
-    if (L + 1 >= CM_MAX_LEVELS || ssts[v[at].i].size > most) return np; /* it is rewritten: alone */
-    for (size_t k = at + 1; k < m && np < LCS_MAX_MOVE; k++) {
-        const cm_sst *s = &ssts[v[k].i];
-        if (s->compacting || s->size > most || !alone_in(ssts, n, lvl, L + 1, s))
-            break;
+    if (L + 1 >= CM_MAX_LEVELS || ssts[v[at].i].size > o->sstable_size + o->sstable_size / 4)
+        return np; /* it is rewritten: alone */
+    for (size_t k = at + 1; k < m && np < LCS_MAX_MOVE && movable(o, ssts, n, lvl, L, &ssts[v[k].i]); k++)
         pick[np++] = v[k].i;
-    }
     return np;
 }
 
@@ -265,11 +270,9 @@ static void room_before_merge(const cm_strategy *st, const cm_options *o, const 
     size_t start = 0;
     if (st->has_last[1])
         while (start < m && ssts[v[start].i].first_token <= st->last_token[1]) start++;
-    uint64_t most = o->sstable_size + o->sstable_size / 4;
     for (size_t k = 0; k < m; k++) {
         size_t at = (start + k) % m;
-        const cm_sst *s = &ssts[v[at].i];
-        if (s->compacting || s->size > most || !alone_in(ssts, n, lvl, 2, s)) continue;
+        if (!movable(o, ssts, n, lvl, 1, &ssts[v[at].i])) continue;
         pick[0] = v[at].i;
         choose(o, ssts, lvl, pick, extend_move(o, ssts, n, lvl, 1, v, m, at, pick), out);
         break;
