@@ -5,7 +5,8 @@
  *     N          keys (default 1,000,000; 10,000,000 is the full size)
  *     DIR        scratch directory (default /tmp/bench_amp.<pid>), emptied
  *     CONFIGS    comma-separated subset of: stcs, lcs, lcs-matched, twcs,
- *                ucs-t4, ucs-l10, rocksdb-leveled, rocksdb-leveled-stock,
+ *                ucs-t4, ucs-l10, ucs-t4-l10 (Cassandra's 'T4, L10'),
+ *                rocksdb-leveled, rocksdb-leveled-stock,
  *                rocksdb-universal (default: all)
  *     WORKLOADS  comma-separated subset of: fill, overwrite, timeseries
  *                (default: all)
@@ -74,9 +75,9 @@
 enum { W_FILL, W_OVER, W_TS, W_N };
 static const char *const w_names[W_N] = {"fill", "overwrite", "timeseries"};
 
-enum { C_STCS, C_LCS, C_LCSM, C_TWCS, C_UCS_T4, C_UCS_L10, C_RDB_LEV, C_RDB_LEV_STOCK, C_RDB_UNI, C_N };
+enum { C_STCS, C_LCS, C_LCSM, C_TWCS, C_UCS_T4, C_UCS_L10, C_UCS_T4L10, C_RDB_LEV, C_RDB_LEV_STOCK, C_RDB_UNI, C_N };
 static const char *const c_names[C_N] = {"stcs",   "lcs",     "lcs-matched",     "twcs",
-                                         "ucs-t4", "ucs-l10", "rocksdb-leveled", "rocksdb-leveled-stock",
+                                         "ucs-t4", "ucs-l10", "ucs-t4-l10", "rocksdb-leveled", "rocksdb-leveled-stock",
                                          "rocksdb-universal"};
 #define C_IS_ROCKSDB(c) ((c) >= C_RDB_LEV)
 
@@ -485,7 +486,9 @@ static size_t sib_map(int c, const amp_sizes *z, const char **k, const char **v,
         break;
     default:
         KV("class", "UnifiedCompactionStrategy");
-        KV("scaling_parameters", "%s", c == C_UCS_T4 ? "T4" : "L10");
+        /* 'T4, L10': level 0 tiered (flushes merged in fours), levelled
+         * above; Cassandra's own way to pair flushes with levelled levels */
+        KV("scaling_parameters", "%s", c == C_UCS_T4 ? "T4" : c == C_UCS_L10 ? "L10" : "T4, L10");
         KV("target_sstable_size", "%u", z->ucs_target);
         KV("min_sstable_size", "%u", z->ucs_min);
         KV("expired_sstable_check_frequency_seconds", "1");
@@ -706,7 +709,8 @@ static void print_configs(const amp_sizes *z)
            (double)sib_memtable(C_LCSM, z) / 2 / mib);
     printf("CONFIG twcs: TimeWindowCompactionStrategy compaction_window_unit=MINUTES compaction_window_size=1 "
            "expired_sstable_check_frequency_seconds=1\n");
-    printf("CONFIG ucs-t4/ucs-l10: UnifiedCompactionStrategy scaling_parameters=T4/L10 target_sstable_size=%u "
+    printf("CONFIG ucs-t4/ucs-l10/ucs-t4-l10: UnifiedCompactionStrategy scaling_parameters=T4/L10/'T4, L10' "
+           "target_sstable_size=%u "
            "min_sstable_size=%u base_shard_count=4 sstable_growth=0.333 expired_sstable_check_frequency_seconds=1\n",
            z->ucs_target, z->ucs_min);
     printf("CONFIG rocksdb-leveled: kCompactionStyleLevel write_buffer_size=%llu max_write_buffer_number=2 "
