@@ -1921,6 +1921,24 @@ static void test_ucs_switch_and_limit(void **state)
     lpick(x, w, 3, pick, &ch);
     assert_int_equal(ch.n, 2);
     assert_false(picked(pick, 2, 1));
+    /* 'T4, L10': level 0 (below 3.1 MiB) is tiered, level 1 (to 31 MiB)
+     * levelled. Three flushes wait; two overlapping level-1 SSTables fire;
+     * a fourth flush fires level 0 alone, with nothing of level 1 */
+    x->o = ucs_opts("T4, L10");
+    cm_sst h[6] = {usst(WHOLE, 1, 10), usst(WHOLE, 1, 11), usst(WHOLE, 1, 12)};
+    lpick(x, h, 3, pick, &ch);
+    assert_int_equal(ch.n, 0);
+    h[3] = usst(WHOLE, 4, 5);
+    lpick(x, h, 4, pick, &ch);
+    assert_int_equal(ch.n, 0); /* one level-1 SSTable: nothing to merge it with */
+    h[4] = usst(WHOLE, 6, 6);
+    lpick(x, h, 5, pick, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_true(picked(pick, 2, 3) && picked(pick, 2, 4));
+    h[4] = usst(WHOLE, 1, 13);
+    lpick(x, h, 5, pick, &ch);
+    assert_int_equal(ch.n, 4);
+    assert_false(picked(pick, 4, 3));
 }
 
 /* Fully expired SSTables join the choice, on the expiry tick. */
