@@ -910,8 +910,8 @@ static int select_user(sel_read *rd, sib_err *err)
     exec_prepared *p = rd->prep;
     bool plan = p && p->plan_table == run->t && p->plan_gen == c->ex->ddl_gen;
     if (plan && !p->plan_point)
-        p->plan_point = exec_where_point_shape(run->t, s->where, s->nwhere, p->plan_pk_rel) ? 1 : -1;
-    if (plan && p->plan_point > 0) rc = exec_where_point(c, run->t, s->where, p->plan_pk_rel, &r, err);
+        p->plan_point = exec_where_point_shape(run->t, s->where, s->nwhere, p->plan_key_of) ? 1 : -1;
+    if (plan && p->plan_point > 0) rc = exec_where_point(c, run->t, s->where, s->nwhere, p->plan_key_of, &r, err);
     else rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, &r, err);
     if (rc) return rc;
     rd->store = exec_table_store(c, run->t);
