@@ -602,6 +602,7 @@ int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, 
     size_t npk = sch_table_pk_count(t), nck = n - npk;
     const uint8_t *vals[EXEC_POINT_MAX_KEY];
     size_t lens[EXEC_POINT_MAX_KEY];
+    bool checked = true; /* every value a bound marker, checked against its type as it was bound */
     /* Evaluated in WHERE order, as exec_analyze_where does, so a bad value
      * gets the same message whichever way the statement is analysed. */
     for (size_t i = 0; i < n; i++) {
@@ -613,11 +614,14 @@ int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, 
         if (rc || (rc = need_value(col, &v, unset, err))) return rc;
         vals[pos] = v.p;
         lens[pos] = (size_t)v.len;
+        checked &= rels[i].value->kind == PRS_TERM_MARKER;
     }
     sib_buf *b = &c->ex->pk_scratch; /* nothing else runs meanwhile */
     sib_buf_reset(b);
-    int rc = sch_pk_encode(t, vals, lens, npk, b, err);
-    size_t pklen = b->len;
+    /* a one-column key is its value (request memory, as the arena): no copy */
+    sch_val pk;
+    int rc = sch_pk_encode_view(t, vals, lens, npk, checked, b, &pk, err);
+    size_t pk_in_b = b->len;
     /* then the clustering key after it, as exec_clustering.c encodes one
      * (after the partition key, as the analysis does: the same first error) */
     for (size_t i = 0; !rc && i < nck; i++) {
@@ -632,14 +636,14 @@ int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, 
     if (!rc) {
         uint8_t *p = (uint8_t *)(pb + 1);
         if (b->len) memcpy(p, b->p, b->len);
-        pb->pk = (sch_val){p, (int32_t)pklen};
+        pb->pk = pk_in_b ? (sch_val){p, (int32_t)pk_in_b} : pk;
         out->pk_complete = true;
         out->pks = &pb->pk;
         out->npks = 1;
     }
     if (!rc && nck) {
-        pb->ck = (sch_val){pb->pk.p + pklen, (int32_t)(b->len - pklen)};
-        st_bound key = {.key = pb->ck.p, .len = b->len - pklen, .incl = true};
+        pb->ck = (sch_val){(uint8_t *)(pb + 1) + pk_in_b, (int32_t)(b->len - pk_in_b)};
+        st_bound key = {.key = pb->ck.p, .len = b->len - pk_in_b, .incl = true};
         pb->row = (st_slice){key, key};
         out->slices = &pb->row;
         out->nslices = 1;
