@@ -518,6 +518,11 @@ static void exec_request(cql_executor *base, cql_request *req)
     int64_t t1 = sib_now_us();
     if (ex->pend_op) {
         ex->pend_op = false;
+        if (ex->obs.request_op) { /* one call for both */
+            ex->obs.request_op(ex->obs.ctx, opcode, ex->cur_stmt_kind, cl, SIB_MAX(t1 - t0, 0), ex->pend_table,
+                               ex->pend_write, SIB_MAX(t1 - ex->pend_start_us, 0));
+            return;
+        }
         ex->obs.table_op(ex->obs.ctx, ex->pend_table, ex->pend_write, SIB_MAX(t1 - ex->pend_start_us, 0));
     }
     ex->obs.request(ex->obs.ctx, opcode, ex->cur_stmt_kind, cl, SIB_MAX(t1 - t0, 0));
