@@ -227,10 +227,17 @@ typedef struct cql_value {
 bool cql_str_eq(cql_str s, const char *cstr);
 
 /* Readers over untrusted input: each returns false (and sets r->bad) on
- * truncation or an invalid length, never reads past the end. */
-bool cql_get_byte(sib_rd *r, uint8_t *v);
-bool cql_get_short(sib_rd *r, uint16_t *v);
-bool cql_get_int(sib_rd *r, int32_t *v);
+ * truncation or an invalid length, never reads past the end. The
+ * fixed-size ones are inline: a request's decoding calls them a dozen times. */
+static inline bool cql_get_byte(sib_rd *r, uint8_t *v) { return sib_rd_u8(r, v); }
+static inline bool cql_get_short(sib_rd *r, uint16_t *v) { return sib_rd_be16(r, v); }
+static inline bool cql_get_int(sib_rd *r, int32_t *v)
+{
+    uint32_t u;
+    if (!sib_rd_be32(r, &u)) return false;
+    *v = (int32_t)u;
+    return true;
+}
 bool cql_get_long(sib_rd *r, int64_t *v);
 bool cql_get_string(sib_rd *r, cql_str *s);
 bool cql_get_long_string(sib_rd *r, cql_str *s);
@@ -252,7 +259,7 @@ bool cql_skip_string_multimap(sib_rd *r);
 
 void cql_put_byte(sib_buf *b, uint8_t v);
 void cql_put_short(sib_buf *b, uint16_t v);
-void cql_put_int(sib_buf *b, int32_t v);
+static inline void cql_put_int(sib_buf *b, int32_t v) { sib_buf_be32(b, (uint32_t)v); } /* a reply puts several */
 void cql_put_long(sib_buf *b, int64_t v);
 /* [string]: n is clamped to 65535 bytes (callers keep names shorter). */
 void cql_put_string(sib_buf *b, const char *s, size_t n);

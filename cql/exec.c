@@ -470,7 +470,7 @@ static void handle_execute(cql_exec *ex, cql_request *req)
     if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
     if (req->trace_data) exec_trace_query(req, p->query);
     exec_ctx_init(c, ex, req, p->stmt, &e->params, p->keyspace);
-    if (bind_names(c, &err) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
+    if ((c->names && bind_names(c, &err)) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
     /* Only while it runs here: a callback after this one may find p evicted. */
     ex->cur_prep = p;
     run_statement(c, p->stmt);

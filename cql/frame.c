@@ -173,17 +173,6 @@ bool cql_str_eq(cql_str s, const char *cstr)
     return s.len == n && (n == 0 || memcmp(s.p, cstr, n) == 0);
 }
 
-bool cql_get_byte(sib_rd *r, uint8_t *v) { return sib_rd_u8(r, v); }
-bool cql_get_short(sib_rd *r, uint16_t *v) { return sib_rd_be16(r, v); }
-
-bool cql_get_int(sib_rd *r, int32_t *v)
-{
-    uint32_t u;
-    if (!sib_rd_be32(r, &u)) return false;
-    *v = (int32_t)u;
-    return true;
-}
-
 bool cql_get_long(sib_rd *r, int64_t *v)
 {
     uint64_t u;
@@ -318,7 +307,6 @@ bool cql_skip_string_multimap(sib_rd *r)
 
 void cql_put_byte(sib_buf *b, uint8_t v) { sib_buf_u8(b, v); }
 void cql_put_short(sib_buf *b, uint16_t v) { sib_buf_be16(b, v); }
-void cql_put_int(sib_buf *b, int32_t v) { sib_buf_be32(b, (uint32_t)v); }
 void cql_put_long(sib_buf *b, int64_t v) { sib_buf_be64(b, (uint64_t)v); }
 
 void cql_put_string(sib_buf *b, const char *s, size_t n)
