@@ -242,9 +242,33 @@ bool cql_get_long(sib_rd *r, int64_t *v);
 bool cql_get_string(sib_rd *r, cql_str *s);
 bool cql_get_long_string(sib_rd *r, cql_str *s);
 bool cql_get_uuid(sib_rd *r, uint8_t out[16]);
-bool cql_get_bytes(sib_rd *r, cql_value *v);       /* len < 0 -> null */
-bool cql_get_value(sib_rd *r, cql_value *v);       /* -1 null, -2 unset, < -2 bad */
-bool cql_get_short_bytes(sib_rd *r, cql_value *v); /* never null */
+bool cql_get_bytes(sib_rd *r, cql_value *v); /* len < 0 -> null */
+/* -1 null, -2 unset, < -2 bad (inline: an EXECUTE reads one per bound value) */
+static inline bool cql_get_value(sib_rd *r, cql_value *v)
+{
+    int32_t n;
+    if (!cql_get_int(r, &n)) return false;
+    if (n < 0) {
+        if (n < CQL_VALUE_UNSET) {
+            r->bad = true;
+            return false;
+        }
+        v->p = NULL;
+        v->len = n;
+        return true;
+    }
+    if (!sib_rd_bytes(r, (size_t)n, &v->p)) return false;
+    v->len = n;
+    return true;
+}
+/* never null (inline: every EXECUTE starts with one) */
+static inline bool cql_get_short_bytes(sib_rd *r, cql_value *v)
+{
+    uint16_t n;
+    if (!sib_rd_be16(r, &n) || !sib_rd_bytes(r, n, &v->p)) return false;
+    v->len = n;
+    return true;
+}
 /* [inet]: addr_len is 4 or 16. */
 bool cql_get_inet(sib_rd *r, uint8_t addr[16], uint8_t *addr_len, int32_t *port);
 /* [string list] into out[0..max); more than max entries is an error. */
@@ -300,6 +324,9 @@ typedef struct cql_params {
     cql_value paging_state; /* len CQL_VALUE_NULL when absent */
     uint16_t serial_consistency; /* CQL_SERIAL when absent */
     int64_t timestamp;      /* µs; INT64_MIN when absent */
+    /* values points here when there are few (no arena block): last, as
+     * decoding clears what is before it */
+    cql_value values_room[4];
 } cql_params;
 
 typedef struct cql_query_req {

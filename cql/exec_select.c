@@ -1369,7 +1369,8 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
         run->ckv = calloc(nck + 1, sizeof(*run->ckv)); /* zeroed: empty buffers */
         if (run->ckv) run->ckv_cap = nck + 1;
     }
-    run->pkv = sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
+    run->pkv = npk < SIB_ARRAY_LEN(run->pkv_room) ? run->pkv_room
+                                                  : sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
     if (!run->ckv || !run->pkv) return oom(err);
     run->nck = nck;
     int rc = run_selection(run, c, t, s, err);

@@ -217,30 +217,16 @@ bool cql_get_uuid(sib_rd *r, uint8_t out[16])
     return true;
 }
 
-/* Shared by [bytes] and [value]: for [bytes] any negative length is null;
- * for [value] -1 is null, -2 is "not set" and anything lower is malformed. */
-static bool get_sized(sib_rd *r, cql_value *v, bool is_value)
+bool cql_get_bytes(sib_rd *r, cql_value *v)
 {
     int32_t n;
     if (!cql_get_int(r, &n)) return false;
-    if (n < 0) {
-        if (is_value && n < CQL_VALUE_UNSET) return rd_fail(r);
+    if (n < 0) { /* any negative length is null */
         v->p = NULL;
-        v->len = is_value ? n : CQL_VALUE_NULL;
+        v->len = CQL_VALUE_NULL;
         return true;
     }
     if (!sib_rd_bytes(r, (size_t)n, &v->p)) return false;
-    v->len = n;
-    return true;
-}
-
-bool cql_get_bytes(sib_rd *r, cql_value *v) { return get_sized(r, v, false); }
-bool cql_get_value(sib_rd *r, cql_value *v) { return get_sized(r, v, true); }
-
-bool cql_get_short_bytes(sib_rd *r, cql_value *v)
-{
-    uint16_t n;
-    if (!sib_rd_be16(r, &n) || !sib_rd_bytes(r, n, &v->p)) return false;
     v->len = n;
     return true;
 }
