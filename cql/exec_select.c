@@ -287,13 +287,13 @@ typedef struct sel_read {
     const prs_select *stmt;
     int restarts;         /* times a DDL during the read made it start over */
     exec_prepared *prep;  /* the prepared statement stmt is in, held (NULL: none) */
+    pk_ent ent_one;       /* ents of a one-partition read (no arena block), written before use */
+    st_slice cut_one;     /* cut of a read of whole partitions (likewise) */
     /* From here to scan_pk, cleared by read_new: */
     st_table *store;
     st_slice *cut;        /* room for r.nslices (or 1) slices */
     /* partition keys (EQ/IN) in the key values' order, or a scan */
     pk_ent *ents;
-    pk_ent ent_one;       /* ents of a one-partition read (no arena block) */
-    st_slice cut_one;     /* cut of a read of whole partitions (likewise) */
     size_t i;
     int64_t limit;        /* LIMIT (-1 = none): post-ordered and aggregate replies trim to it */
     bool scan, scan_done, scan_has_pos, scan_incl, scan_has_key;
@@ -1087,15 +1087,14 @@ static void select_user_done(sel_read *rd, int rc, sib_err *err)
     exec_ctx *c = run->c;
     if (!rc) {
         if (rd->scan) trace_read(rd); /* rows0/tomb0 are 0: the whole scan */
-        sib_buf ps;
-        sib_buf_init(&ps);
+        sib_buf ps = {0}; /* empty: most replies carry no paging state */
         int64_t limit = run->post_order ? rd->limit : -1;
         if (run->more) ps_encode_partitions(run, &ps);
         if (run->salt_merge) limit = exec_salt_merge_finish(run, rd->r.npks ? &rd->r.pks[0] : NULL, &ps);
         if (ps.oom) rc = oom(err);
         else if (limit != -2) reply_rows(run, &ps, limit);
         else rc = oom(err);
-        sib_buf_free(&ps);
+        if (ps.p) sib_buf_free(&ps);
         if (!rc) exec_note_table_op(rd->ex, rd->table_id, false, rd->start_us); /* c is gone */
     }
     if (rc == SIB_ECORRUPT || rc == SIB_EIO) {

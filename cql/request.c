@@ -38,13 +38,14 @@ static bool valid_consistency(uint16_t cl) { return cl <= CQL_LOCAL_ONE; }
 
 /* n values (optionally named) into arena arrays, or into room (room_n of
  * them) when they fit. */
-static int decode_values(sib_rd *r, int version, uint16_t n, bool named, sib_arena *a, cql_value *room, size_t room_n,
-                         const cql_value **values, const cql_str **names, const char *what, sib_err *err)
+static inline int decode_values(sib_rd *r, int version, uint16_t n, bool named, sib_arena *a, cql_value *room,
+                                size_t room_n, const cql_value **values, const cql_str **names, const char *what,
+                                sib_err *err)
 {
     *values = NULL;
     *names = NULL;
     if (n == 0) return 0;
-    if (sib_rd_left(r) / (named ? MIN_NAMED_VALUE_BYTES : MIN_VALUE_BYTES) < n) return truncated(err, what);
+    if ((size_t)n * (named ? MIN_NAMED_VALUE_BYTES : MIN_VALUE_BYTES) > sib_rd_left(r)) return truncated(err, what);
     cql_value *v = n <= room_n ? room : sib_arena_alloc(a, sizeof *v * n);
     cql_str *nm = named ? sib_arena_alloc(a, sizeof *nm * n) : NULL;
     if (!v || (named && !nm)) return sib_err_set(err, SIB_ENOMEM, "values of %s", what);

@@ -523,8 +523,7 @@ static void dispatch(cql_conn *c, const cql_header *h, const uint8_t *body, size
         send_protocol_error(c, h->stream, "Unexpected message %s, expecting STARTUP or OPTIONS", cql_opcode_name(op));
         return;
     }
-    sib_buf tmp;
-    sib_buf_init(&tmp);
+    sib_buf tmp = {0}; /* empty: only a compressed frame uses it */
     if (!unwrap_body(c, h, &body, &n, &tmp)) goto out;
     sib_rd r;
     sib_rd_init(&r, body, n);
@@ -541,7 +540,7 @@ static void dispatch(cql_conn *c, const cql_header *h, const uint8_t *body, size
         break;
     }
 out:
-    sib_buf_free(&tmp);
+    if (tmp.p) sib_buf_free(&tmp);
 }
 
 /* Answers a frame whose version we do not speak, then closes. v1/v2 use an
