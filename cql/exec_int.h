@@ -319,6 +319,7 @@ typedef struct exec_restr {
     bool pk_complete;
     size_t npks;
     sch_val *pks;
+    sch_val point_pk;   /* exec_where_point's one key when it has no bytes of its own (pks points here) */
     /* token(pk) range (SELECT only); meaningful when token_restricted */
     bool token_restricted;
     int64_t token_start;  /* start is inclusive/exclusive per token_start_incl */
@@ -364,7 +365,7 @@ int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels
  * messages too), evaluating only the values. */
 bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t n, uint8_t *key_of);
 int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, const uint8_t *key_of,
-                     exec_restr *out, sib_err *err);
+                     exec_restr *out, sib_err *err); /* *out may point into itself: use it where it is, not a copy */
 /* exec_clustering.c: clustering restrictions (single- and multi-column)
  * gathered in WHERE order, then turned into slices. check_order: Cassandra's
  * "a slice must be the last restriction" checks (off with ALLOW FILTERING). */

@@ -629,16 +629,21 @@ int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, 
         rc = sch_ck_encode_component(col->type, col->order == SCH_ORDER_DESC, vals[npk + i], lens[npk + i], b, err);
     }
     point_block *pb = NULL;
-    if (!rc) {
+    if (!rc && !b->len && !nck) { /* a one-column partition key, the whole key: its view is enough */
+        out->point_pk = pk;
+        out->pks = &out->point_pk;
+    } else if (!rc) {
         pb = sib_arena_alloc(c->arena, sizeof *pb + b->len + 1);
         if (!pb) rc = sib_err_set(err, SIB_ENOMEM, "partition key");
     }
-    if (!rc) {
+    if (!rc && pb) {
         uint8_t *p = (uint8_t *)(pb + 1);
-        if (b->len) memcpy(p, b->p, b->len);
+        memcpy(p, b->p, b->len);
         pb->pk = pk_in_b ? (sch_val){p, (int32_t)pk_in_b} : pk;
-        out->pk_complete = true;
         out->pks = &pb->pk;
+    }
+    if (!rc) {
+        out->pk_complete = true;
         out->npks = 1;
     }
     if (!rc && nck) {
