@@ -242,25 +242,28 @@ bool cql_get_long(sib_rd *r, int64_t *v);
 bool cql_get_string(sib_rd *r, cql_str *s);
 bool cql_get_long_string(sib_rd *r, cql_str *s);
 bool cql_get_uuid(sib_rd *r, uint8_t out[16]);
-bool cql_get_bytes(sib_rd *r, cql_value *v); /* len < 0 -> null */
-/* -1 null, -2 unset, < -2 bad (inline: an EXECUTE reads one per bound value) */
-static inline bool cql_get_value(sib_rd *r, cql_value *v)
+/* [bytes] (is_value false: any negative length is null) or [value] (-1
+ * null, -2 unset, anything lower is malformed): the two readers below. */
+static inline bool cql_get_sized(sib_rd *r, cql_value *v, bool is_value)
 {
     int32_t n;
     if (!cql_get_int(r, &n)) return false;
     if (n < 0) {
-        if (n < CQL_VALUE_UNSET) {
+        if (is_value && n < CQL_VALUE_UNSET) {
             r->bad = true;
             return false;
         }
         v->p = NULL;
-        v->len = n;
+        v->len = is_value ? n : CQL_VALUE_NULL;
         return true;
     }
     if (!sib_rd_bytes(r, (size_t)n, &v->p)) return false;
     v->len = n;
     return true;
 }
+bool cql_get_bytes(sib_rd *r, cql_value *v); /* len < 0 -> null */
+/* -1 null, -2 unset, < -2 bad (inline: an EXECUTE reads one per bound value) */
+static inline bool cql_get_value(sib_rd *r, cql_value *v) { return cql_get_sized(r, v, true); }
 /* never null (inline: every EXECUTE starts with one) */
 static inline bool cql_get_short_bytes(sib_rd *r, cql_value *v)
 {

@@ -217,19 +217,7 @@ bool cql_get_uuid(sib_rd *r, uint8_t out[16])
     return true;
 }
 
-bool cql_get_bytes(sib_rd *r, cql_value *v)
-{
-    int32_t n;
-    if (!cql_get_int(r, &n)) return false;
-    if (n < 0) { /* any negative length is null */
-        v->p = NULL;
-        v->len = CQL_VALUE_NULL;
-        return true;
-    }
-    if (!sib_rd_bytes(r, (size_t)n, &v->p)) return false;
-    v->len = n;
-    return true;
-}
+bool cql_get_bytes(sib_rd *r, cql_value *v) { return cql_get_sized(r, v, false); }
 
 bool cql_get_inet(sib_rd *r, uint8_t addr[16], uint8_t *addr_len, int32_t *port)
 {
