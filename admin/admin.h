@@ -86,6 +86,11 @@ void admin_metrics_on_error(void *m, int32_t protocol_code);
 
 /* Per-table local reads and writes (observer table_op, ctx = the metrics). */
 void admin_metrics_on_table_op(void *m, const uint8_t table_id[16], bool write, int64_t latency_us);
+/* Both for a request that ended a table operation inside it (observer
+ * request_op): the counts of admin_metrics_on_request and
+ * admin_metrics_on_table_op, one histogram bucket found for both. */
+void admin_metrics_on_request_op(void *m, int opcode, int stmt_kind, int consistency, int64_t latency_us,
+                                 const uint8_t table_id[16], bool write, int64_t op_latency_us);
 
 typedef struct admin_table_ops {
     uint64_t reads, writes;

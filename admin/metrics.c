@@ -73,6 +73,7 @@ typedef struct table_slot {
 struct admin_metrics {
     table_slot *tables;
     size_t tables_cap, tables_used;
+    table_slot *last; /* the last table counted (NULL after the table grows): most requests repeat it */
     uint64_t requests[OP_COUNT][CL_SLOTS];
     admin_hist op_latency[OP_COUNT];
     uint64_t statements[KIND_COUNT];
@@ -91,15 +92,26 @@ struct admin_metrics {
 
 /* ---- histograms ---- */
 
+/* The bucket of us (>= 0). 18 bounds: a linear scan beats a binary search
+ * at this size. */
+static size_t hist_bucket(int64_t us)
+{
+    size_t i = 0;
+    while (i < ADMIN_HIST_BUCKETS && us > admin_hist_bounds_us[i]) i++;
+    return i;
+}
+
+static void hist_add(admin_hist *h, size_t bucket, int64_t us)
+{
+    h->buckets[bucket]++;
+    h->count++;
+    h->sum_us += us;
+}
+
 void admin_hist_record(admin_hist *h, int64_t us)
 {
     if (us < 0) us = 0;
-    size_t i = 0;
-    /* 18 bounds: a linear scan beats a binary search at this size. */
-    while (i < ADMIN_HIST_BUCKETS && us > admin_hist_bounds_us[i]) i++;
-    h->buckets[i]++;
-    h->count++;
-    h->sum_us += us;
+    hist_add(h, hist_bucket(us), us);
 }
 
 int64_t admin_hist_quantile(const admin_hist *h, double q)
@@ -189,20 +201,30 @@ int admin_metrics_watch_loop(admin_metrics *m, struct ev_loop *loop, sib_err *er
 
 static size_t slot_of(const uint8_t id[16], size_t cap) { return (size_t)(get_be64(id) ^ get_be64(id + 8)) & (cap - 1); }
 
+/* Two 8-byte compares: a memcmp call cost a third of a table's update. */
+static bool same_id(const uint8_t a[16], const uint8_t b[16])
+{
+    uint64_t x[2], y[2];
+    memcpy(x, a, 16);
+    memcpy(y, b, 16);
+    return x[0] == y[0] && x[1] == y[1];
+}
+
 static table_slot *table_find(const admin_metrics *m, const uint8_t id[16])
 {
     if (!m->tables_cap) return NULL;
     for (size_t i = slot_of(id, m->tables_cap), k = 0; k < m->tables_cap; k++, i = (i + 1) & (m->tables_cap - 1)) {
         if (!m->tables[i].used) return NULL;
-        if (!memcmp(m->tables[i].id, id, 16)) return &m->tables[i];
+        if (same_id(m->tables[i].id, id)) return &m->tables[i];
     }
     return NULL;
 }
 
 static table_slot *table_get(admin_metrics *m, const uint8_t id[16])
 {
+    if (m->last && same_id(m->last->id, id)) return m->last;
     table_slot *s = table_find(m, id);
-    if (s) return s;
+    if (s) return m->last = s;
     if ((m->tables_used + 1) * 2 > m->tables_cap) {
         size_t ncap = m->tables_cap ? m->tables_cap * 2 : 16;
         table_slot *nt = calloc(ncap, sizeof *nt);
@@ -216,6 +238,7 @@ static table_slot *table_get(admin_metrics *m, const uint8_t id[16])
         free(m->tables);
         m->tables = nt;
         m->tables_cap = ncap;
+        m->last = NULL;
     }
     size_t j = slot_of(id, m->tables_cap);
     while (m->tables[j].used) j = (j + 1) & (m->tables_cap - 1);
@@ -225,17 +248,25 @@ static table_slot *table_get(admin_metrics *m, const uint8_t id[16])
     return &m->tables[j];
 }
 
-void admin_metrics_on_table_op(void *ctx, const uint8_t table_id[16], bool write, int64_t latency_us)
+/* us >= 0, in bucket. Inline: the request's one call does all its counting. */
+static inline __attribute__((always_inline)) void count_table_op(admin_metrics *m, const uint8_t table_id[16],
+                                                                  bool write, int64_t us, size_t bucket)
 {
-    table_slot *s = table_get(ctx, table_id);
+    table_slot *s = table_get(m, table_id);
     if (!s) return; /* out of memory: this one sample is lost */
     if (write) {
         s->ops.writes++;
-        admin_hist_record(&s->ops.write_latency, latency_us);
+        hist_add(&s->ops.write_latency, bucket, us);
     } else {
         s->ops.reads++;
-        admin_hist_record(&s->ops.read_latency, latency_us);
+        hist_add(&s->ops.read_latency, bucket, us);
     }
+}
+
+void admin_metrics_on_table_op(void *ctx, const uint8_t table_id[16], bool write, int64_t latency_us)
+{
+    if (latency_us < 0) latency_us = 0;
+    count_table_op(ctx, table_id, write, latency_us, hist_bucket(latency_us));
 }
 
 void admin_metrics_table_ops(const admin_metrics *m, const uint8_t table_id[16], admin_table_ops *out)
@@ -247,9 +278,13 @@ void admin_metrics_table_ops(const admin_metrics *m, const uint8_t table_id[16],
 
 static int op_slot(int opcode)
 {
-    for (int i = 0; i < OP_COUNT; i++)
-        if (OPS[i].opcode == opcode) return i;
-    return -1;
+    switch (opcode) { /* OPS[] */
+    case 0x07: return OP_QUERY;
+    case 0x09: return OP_PREPARE;
+    case 0x0A: return OP_EXECUTE;
+    case 0x0D: return OP_BATCH;
+    default: return -1;
+    }
 }
 
 static int kind_slot(int stmt_kind)
@@ -269,22 +304,41 @@ static int kind_slot(int stmt_kind)
     }
 }
 
-void admin_metrics_on_request(void *ctx, int opcode, int stmt_kind, int consistency, int64_t latency_us)
+/* us >= 0, in bucket (inline as count_table_op). */
+static inline __attribute__((always_inline)) void count_request(admin_metrics *m, int opcode, int stmt_kind,
+                                                                 int consistency, int64_t us, size_t bucket)
 {
-    admin_metrics *m = ctx;
     m->total_requests++;
     int op = op_slot(opcode);
     if (op >= 0) {
         int cl = consistency >= 0 && consistency < CL_SLOTS - 1 ? consistency : CL_SLOTS - 1;
         m->requests[op][cl]++;
-        admin_hist_record(&m->op_latency[op], latency_us);
+        hist_add(&m->op_latency[op], bucket, us);
     }
     /* PREPARE parses but does not run the statement: count only what ran. */
     int k = op == OP_PREPARE ? -1 : kind_slot(stmt_kind);
     if (k >= 0) {
         m->statements[k]++;
-        admin_hist_record(&m->kind_latency[k], latency_us);
+        hist_add(&m->kind_latency[k], bucket, us);
     }
+}
+
+void admin_metrics_on_request(void *ctx, int opcode, int stmt_kind, int consistency, int64_t latency_us)
+{
+    if (latency_us < 0) latency_us = 0;
+    count_request(ctx, opcode, stmt_kind, consistency, latency_us, hist_bucket(latency_us));
+}
+
+void admin_metrics_on_request_op(void *ctx, int opcode, int stmt_kind, int consistency, int64_t latency_us,
+                                 const uint8_t table_id[16], bool write, int64_t op_latency_us)
+{
+    if (latency_us < 0) latency_us = 0;
+    if (op_latency_us < 0) op_latency_us = 0;
+    size_t bucket = hist_bucket(latency_us);
+    count_request(ctx, opcode, stmt_kind, consistency, latency_us, bucket);
+    /* a read answered inside its request started with it: the same time */
+    count_table_op(ctx, table_id, write, op_latency_us,
+                   op_latency_us == latency_us ? bucket : hist_bucket(op_latency_us));
 }
 
 static size_t error_slot(int32_t code)

@@ -227,17 +227,51 @@ typedef struct cql_value {
 bool cql_str_eq(cql_str s, const char *cstr);
 
 /* Readers over untrusted input: each returns false (and sets r->bad) on
- * truncation or an invalid length, never reads past the end. */
-bool cql_get_byte(sib_rd *r, uint8_t *v);
-bool cql_get_short(sib_rd *r, uint16_t *v);
-bool cql_get_int(sib_rd *r, int32_t *v);
+ * truncation or an invalid length, never reads past the end. The
+ * fixed-size ones are inline: a request's decoding calls them a dozen times. */
+static inline bool cql_get_byte(sib_rd *r, uint8_t *v) { return sib_rd_u8(r, v); }
+static inline bool cql_get_short(sib_rd *r, uint16_t *v) { return sib_rd_be16(r, v); }
+static inline bool cql_get_int(sib_rd *r, int32_t *v)
+{
+    uint32_t u;
+    if (!sib_rd_be32(r, &u)) return false;
+    *v = (int32_t)u;
+    return true;
+}
 bool cql_get_long(sib_rd *r, int64_t *v);
 bool cql_get_string(sib_rd *r, cql_str *s);
 bool cql_get_long_string(sib_rd *r, cql_str *s);
 bool cql_get_uuid(sib_rd *r, uint8_t out[16]);
-bool cql_get_bytes(sib_rd *r, cql_value *v);       /* len < 0 -> null */
-bool cql_get_value(sib_rd *r, cql_value *v);       /* -1 null, -2 unset, < -2 bad */
-bool cql_get_short_bytes(sib_rd *r, cql_value *v); /* never null */
+/* [bytes] (is_value false: any negative length is null) or [value] (-1
+ * null, -2 unset, anything lower is malformed): the two readers below. */
+static inline bool cql_get_sized(sib_rd *r, cql_value *v, bool is_value)
+{
+    int32_t n;
+    if (!cql_get_int(r, &n)) return false;
+    if (n < 0) {
+        if (is_value && n < CQL_VALUE_UNSET) {
+            r->bad = true;
+            return false;
+        }
+        v->p = NULL;
+        v->len = is_value ? n : CQL_VALUE_NULL;
+        return true;
+    }
+    if (!sib_rd_bytes(r, (size_t)n, &v->p)) return false;
+    v->len = n;
+    return true;
+}
+bool cql_get_bytes(sib_rd *r, cql_value *v); /* len < 0 -> null */
+/* -1 null, -2 unset, < -2 bad (inline: an EXECUTE reads one per bound value) */
+static inline bool cql_get_value(sib_rd *r, cql_value *v) { return cql_get_sized(r, v, true); }
+/* never null (inline: every EXECUTE starts with one) */
+static inline bool cql_get_short_bytes(sib_rd *r, cql_value *v)
+{
+    uint16_t n;
+    if (!sib_rd_be16(r, &n) || !sib_rd_bytes(r, n, &v->p)) return false;
+    v->len = n;
+    return true;
+}
 /* [inet]: addr_len is 4 or 16. */
 bool cql_get_inet(sib_rd *r, uint8_t addr[16], uint8_t *addr_len, int32_t *port);
 /* [string list] into out[0..max); more than max entries is an error. */
@@ -252,7 +286,7 @@ bool cql_skip_string_multimap(sib_rd *r);
 
 void cql_put_byte(sib_buf *b, uint8_t v);
 void cql_put_short(sib_buf *b, uint16_t v);
-void cql_put_int(sib_buf *b, int32_t v);
+static inline void cql_put_int(sib_buf *b, int32_t v) { sib_buf_be32(b, (uint32_t)v); } /* a reply puts several */
 void cql_put_long(sib_buf *b, int64_t v);
 /* [string]: n is clamped to 65535 bytes (callers keep names shorter). */
 void cql_put_string(sib_buf *b, const char *s, size_t n);
@@ -293,6 +327,9 @@ typedef struct cql_params {
     cql_value paging_state; /* len CQL_VALUE_NULL when absent */
     uint16_t serial_consistency; /* CQL_SERIAL when absent */
     int64_t timestamp;      /* µs; INT64_MIN when absent */
+    /* values points here when there are few (no arena block): last, as
+     * decoding clears what is before it */
+    cql_value values_room[4];
 } cql_params;
 
 typedef struct cql_query_req {

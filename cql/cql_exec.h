@@ -67,6 +67,11 @@ typedef struct cql_exec_observer {
      * from the request's start to its answer (fsync included in batch and
      * group commitlog modes). */
     void (*table_op)(void *ctx, const uint8_t table_id[16], bool write, int64_t latency_us);
+    /* request_op (may be NULL): request and table_op in one call, for a
+     * request whose table operation ended before the executor returned (a
+     * read answered from memory, a write in periodic commitlog mode). */
+    void (*request_op)(void *ctx, int opcode, int stmt_kind, int consistency, int64_t latency_us,
+                       const uint8_t table_id[16], bool write, int64_t op_latency_us);
 } cql_exec_observer;
 void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o);
 

@@ -105,6 +105,9 @@ void cql_request_pool_free(cql_server *srv);
  * "this connection cannot go on" (e.g. out of memory for a reply): it is
  * closed. */
 void cql_conn_send(cql_conn *c, const uint8_t *p, size_t len);
+/* cql_conn_send for a request's reply: whether c reads on is decided once,
+ * by the cql_conn_request_done that follows. */
+void cql_conn_queue(cql_conn *c, const uint8_t *p, size_t len);
 /* A request of c was answered: releases its in-flight slot and reference. */
 void cql_conn_request_done(cql_conn *c);
 static inline bool cql_conn_open(const cql_conn *c) { return c->srv != NULL; }

@@ -470,7 +470,7 @@ static void handle_execute(cql_exec *ex, cql_request *req)
     if (!c) { sib_err_set(&err, SIB_ENOMEM, "request context"); exec_reply_err_req(req, &err); return; }
     if (req->trace_data) exec_trace_query(req, p->query);
     exec_ctx_init(c, ex, req, p->stmt, &e->params, p->keyspace);
-    if (bind_names(c, &err) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
+    if ((c->names && bind_names(c, &err)) || check_values(c, &err)) { exec_reply_err(c, &err); return; }
     /* Only while it runs here: a callback after this one may find p evicted. */
     ex->cur_prep = p;
     run_statement(c, p->stmt);
@@ -518,6 +518,11 @@ static void exec_request(cql_executor *base, cql_request *req)
     int64_t t1 = sib_now_us();
     if (ex->pend_op) {
         ex->pend_op = false;
+        if (ex->obs.request_op) { /* one call for both */
+            ex->obs.request_op(ex->obs.ctx, opcode, ex->cur_stmt_kind, cl, SIB_MAX(t1 - t0, 0), ex->pend_table,
+                               ex->pend_write, SIB_MAX(t1 - ex->pend_start_us, 0));
+            return;
+        }
         ex->obs.table_op(ex->obs.ctx, ex->pend_table, ex->pend_write, SIB_MAX(t1 - ex->pend_start_us, 0));
     }
     ex->obs.request(ex->obs.ctx, opcode, ex->cur_stmt_kind, cl, SIB_MAX(t1 - t0, 0));

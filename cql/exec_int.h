@@ -31,7 +31,7 @@
 
 #define EXEC_CQL_VERSION "3.4.5"
 #define EXEC_MAX_KEY_LEN 65535 /* partition key component, like Cassandra */
-#define EXEC_POINT_MAX_PK 8    /* key columns of a point-shaped WHERE (exec_where_point) */
+#define EXEC_POINT_MAX_KEY 16  /* primary key columns of a point-shaped WHERE (exec_where_point) */
 
 typedef struct exec_prepared exec_prepared;
 
@@ -170,10 +170,10 @@ struct exec_prepared {
     struct sel_list *plan_sel;
     size_t sel_room;
     /* A SELECT: does its WHERE have the point shape for plan_table
-     * (exec_where_point_shape)? 0 = not looked at yet, 1 = yes (plan_pk_rel
+     * (exec_where_point_shape)? 0 = not looked at yet, 1 = yes (plan_key_of
      * filled), -1 = no. */
     int8_t plan_point;
-    uint8_t plan_pk_rel[EXEC_POINT_MAX_PK];
+    uint8_t plan_key_of[EXEC_POINT_MAX_KEY];
     /* Reads that answer in a later callback hold the statement (its AST):
      * an eviction meanwhile frees it when the last one lets go. */
     unsigned refs;
@@ -319,6 +319,7 @@ typedef struct exec_restr {
     bool pk_complete;
     size_t npks;
     sch_val *pks;
+    sch_val point_pk;   /* exec_where_point's one key when it has no bytes of its own (pks points here) */
     /* token(pk) range (SELECT only); meaningful when token_restricted */
     bool token_restricted;
     int64_t token_start;  /* start is inclusive/exclusive per token_start_incl */
@@ -353,16 +354,18 @@ typedef struct exec_restr {
 int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err);
 /* A prepared SELECT's WHERE of the point shape (exactly one EQ on each
- * partition key column, nothing else, on a table without derived key
- * columns) has the same analysis whatever the values bound: one partition,
- * read whole, no filter. exec_where_point_shape tells whether rels has that
+ * partition key column and, either on none or on every clustering column,
+ * nothing else, on a table without derived key columns) has the same
+ * analysis whatever the values bound: one partition, read whole or one row
+ * of it, no filter. exec_where_point_shape tells whether rels has that
  * shape for t (once per plan: it looks the columns up by name) and fills
- * rel_of_pk[i], the relation restricting key column i;
- * exec_where_point then gives what exec_analyze_where would for
- * EXEC_WHERE_SELECT (its messages too), evaluating only the values. */
-bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t n, uint8_t *rel_of_pk);
-int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, const uint8_t *rel_of_pk,
-                     exec_restr *out, sib_err *err);
+ * key_of[i], the key column relation i restricts (a partition key position,
+ * or the partition key count plus a clustering position); exec_where_point
+ * then gives what exec_analyze_where would for EXEC_WHERE_SELECT (its
+ * messages too), evaluating only the values. */
+bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t n, uint8_t *key_of);
+int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, const uint8_t *key_of,
+                     exec_restr *out, sib_err *err); /* *out may point into itself: use it where it is, not a copy */
 /* exec_clustering.c: clustering restrictions (single- and multi-column)
  * gathered in WHERE order, then turned into slices. check_order: Cassandra's
  * "a slice must be the last restriction" checks (off with ALLOW FILTERING). */

@@ -173,9 +173,10 @@ static bool rd_blob(sib_rd *r, size_t max, sch_val *out)
  * this query produces, anything else is a state from another query. */
 int ps_decode(const cql_params *params, uint8_t kind, pstate *ps, sib_err *err)
 {
+    /* no state (most queries): ps stays as run_init left it, not present */
+    if (!params || params->paging_state.len < 0) return 0;
     memset(ps, 0, sizeof(*ps));
     ps->limit_left = ps->ppl_left = -1;
-    if (!params || params->paging_state.len < 0) return 0;
     const cql_value *v = &params->paging_state;
     if (v->len < 6 || get_be32(v->p + v->len - 4) != sib_crc32c(0, v->p, (size_t)v->len - 4)) return ps_invalid(err);
     sib_rd r;
@@ -276,26 +277,29 @@ typedef struct pk_ent {
 
 typedef struct sel_read {
     sel_run run;
+    /* What select_user_start and select_user set before any use (read_new
+     * leaves them): */
     exec_restr r;
-    st_table *store;
-    st_slice *cut;        /* room for r.nslices (or 1) slices */
     cql_exec *ex;         /* c is gone once the reply is sent: what the end needs */
     int64_t start_us;
     uint8_t table_id[16];
     uint64_t ddl_gen;     /* the schema the statement was checked against */
+    const prs_select *stmt;
+    int restarts;         /* times a DDL during the read made it start over */
+    exec_prepared *prep;  /* the prepared statement stmt is in, held (NULL: none) */
+    pk_ent ent_one;       /* ents of a one-partition read (no arena block), written before use */
+    st_slice cut_one;     /* cut of a read of whole partitions (likewise) */
+    /* From here to scan_pk, cleared by read_new: */
+    st_table *store;
+    st_slice *cut;        /* room for r.nslices (or 1) slices */
     /* partition keys (EQ/IN) in the key values' order, or a scan */
     pk_ent *ents;
-    pk_ent ent_one;       /* ents of a one-partition read (no arena block) */
-    st_slice cut_one;     /* cut of a read of whole partitions (likewise) */
     size_t i;
     int64_t limit;        /* LIMIT (-1 = none): post-ordered and aggregate replies trim to it */
     bool scan, scan_done, scan_has_pos, scan_incl, scan_has_key;
     int64_t scan_tok;     /* scan position: after (or at, scan_incl) scan_pk */
     /* a partition being continued after cont_ck (cont_pk, cont_ck below) */
     bool cont, cont_from_ps, cont_any;
-    const prs_select *stmt;
-    int restarts;         /* times a DDL during the read made it start over */
-    exec_prepared *prep;  /* the prepared statement stmt is in, held (NULL: none) */
     bool sel_lost;        /* no memory to copy the kept selection (sel_detach) */
     /* tracing: the partition key being read, and the counts when it began */
     bool key_traced;
@@ -770,14 +774,20 @@ void reply_rows(sel_run *run, const sib_buf *ps, int64_t limit)
     cql_rows *rw = cql_reply_rows_begin(c->req, &m);
     if (!rw) goto out;
     /* out_cell wrote the cells in the protocol's [bytes] form: a row's go
-     * in one copy */
+     * in one copy. Rows emit_values wrote in read order end where the next
+     * one starts; others (sorted, grouped, JSON, merged) are walked. */
+    bool in_order = !run->post_order && !run->grouping && !run->s->json && !run->salt_merge;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = rows[i];
         p += 4 + get_be32(p);
         const uint8_t *cells = p;
-        for (size_t j = 0; j < run->sel.n; j++) {
-            int32_t len = (int32_t)get_be32(p);
-            p += 4 + (len > 0 ? len : 0);
+        if (in_order) {
+            p = i + 1 < run->nrows ? rows[i + 1] : run->out.p + run->out.len;
+        } else {
+            for (size_t j = 0; j < run->sel.n; j++) {
+                int32_t len = (int32_t)get_be32(p);
+                p += 4 + (len > 0 ? len : 0);
+            }
         }
         cql_rows_cells_raw(rw, cells, (size_t)(p - cells), (uint32_t)run->sel.n);
     }
@@ -846,6 +856,7 @@ int check_limit(exec_ctx *c, const prs_term *term, int64_t *out, sib_err *err)
 
 int check_distinct(sel_run *run, bool key_range, sib_err *err)
 {
+    if (!run->distinct && !run->s->ngroup && !run->sel.aggregate) return 0; /* nothing to check */
     if (run->sel.aggregate && run->s->per_partition_limit && !run->s->ngroup)
         return sib_err_set(err, SIB_EINVAL, "PER PARTITION LIMIT is not allowed with aggregate queries.");
     int rc = check_group_by(run, err);
@@ -904,33 +915,34 @@ static int select_user(sel_read *rd, sib_err *err)
     sel_run *run = &rd->run;
     exec_ctx *c = run->c;
     const prs_select *s = run->s;
-    exec_restr r;
+    exec_restr *r = &rd->r; /* analysed in place, not copied into rd */
     int rc;
     /* a prepared statement analyses the shape of its WHERE once per plan */
     exec_prepared *p = rd->prep;
     bool plan = p && p->plan_table == run->t && p->plan_gen == c->ex->ddl_gen;
     if (plan && !p->plan_point)
-        p->plan_point = exec_where_point_shape(run->t, s->where, s->nwhere, p->plan_pk_rel) ? 1 : -1;
-    if (plan && p->plan_point > 0) rc = exec_where_point(c, run->t, s->where, p->plan_pk_rel, &r, err);
-    else rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, &r, err);
+        p->plan_point = exec_where_point_shape(run->t, s->where, s->nwhere, p->plan_key_of) ? 1 : -1;
+    if (plan && p->plan_point > 0) rc = exec_where_point(c, run->t, s->where, s->nwhere, p->plan_key_of, r, err);
+    else rc = exec_analyze_where(c, run->t, s->where, s->nwhere, EXEC_WHERE_SELECT, s->allow_filtering, r, err);
     if (rc) return rc;
     rd->store = exec_table_store(c, run->t);
     /* A partition read: the memtable index's cache line starts loading now,
      * and the checks below run meanwhile (the lookup's first cache miss). */
-    if (rd->store && r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]), false);
-    run->filters = r.filters;
-    run->nfilters = r.nfilters;
-    if ((rc = check_distinct(run, !r.pk_complete, err))) return rc;
+    if (rd->store && r->pk_complete && r->npks) st_prefetch(rd->store, pk_token(rd, &r->pks[0]), false);
+    run->filters = r->filters;
+    run->nfilters = r->nfilters;
+    bool distinct_checks = run->distinct || s->ngroup || run->sel.aggregate;
+    if (distinct_checks && (rc = check_distinct(run, !r->pk_complete, err))) return rc;
     if (s->norder) { /* (check_order_by reads ck_eq only then) */
         size_t nck = sch_table_clustering_count(run->t);
         bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
         if (!ck_eq) return sib_err_set(err, SIB_ENOMEM, "order by");
-        for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r.ck_eq_prefix;
-        if ((rc = check_order_by(run->t, s, r.pk_complete, ck_eq, &run->reversed, err))) return rc;
+        for (size_t i = 0; i < nck; i++) ck_eq[i] = i < r->ck_eq_prefix;
+        if ((rc = check_order_by(run->t, s, r->pk_complete, ck_eq, &run->reversed, err))) return rc;
     }
-    int64_t limit;
-    if ((rc = check_limit(c, s->limit, &limit, err))) return rc;
-    if ((rc = check_limit(c, s->per_partition_limit, &run->ppl, err))) return rc;
+    int64_t limit = -1; /* run->ppl is -1 (run_init) */
+    if (s->limit && (rc = check_limit(c, s->limit, &limit, err))) return rc;
+    if (s->per_partition_limit && (rc = check_limit(c, s->per_partition_limit, &run->ppl, err))) return rc;
 
     /* IN on the partition key + ORDER BY sorts in memory, so it cannot page
      * unless the whole result fits in one page (Cassandra does the same). */
@@ -944,34 +956,34 @@ static int select_user(sel_read *rd, sib_err *err)
         run->page_size = -1;
     }
     bool merge = false;
-    if (sch_table_has_derived(run->t) && (rc = exec_bucket_read_plan(c, run->t, &r, run->reversed, &merge, err)))
+    if (sch_table_has_derived(run->t) && (rc = exec_bucket_read_plan(c, run->t, r, run->reversed, &merge, err)))
         return rc;
-    if ((rc = ps_decode(c->params, PS_PARTITIONS, &run->ps, err))) return rc;
-    if (merge && !run->sel.aggregate && (rc = exec_salt_merge_start(run, &r, limit, pk_has_in(run->t, s), err)))
+    if (c->params && c->params->paging_state.len >= 0 && (rc = ps_decode(c->params, PS_PARTITIONS, &run->ps, err)))
+        return rc;
+    if (merge && !run->sel.aggregate && (rc = exec_salt_merge_start(run, r, limit, pk_has_in(run->t, s), err)))
         return rc;
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
     /* LIMIT applies to the output (GROUP BY: it counts groups as they close) */
     if ((run->sel.aggregate && !s->ngroup) || run->post_order) run->limit_left = -1;
     const coord_repl *repl;
-    if (c->ex->co && !(rc = exec_table_repl(c, run->t, &repl, err)) && !(rc = check_consistency(rd, repl, &r, err))) {
+    if (c->ex->co && !(rc = exec_table_repl(c, run->t, &repl, err)) && !(rc = check_consistency(rd, repl, r, err))) {
         const sch_table_opts *o = sch_table_options(run->t);
         exec_repl_copy(&rd->repl, repl);
         rd->has_repl = true;
-        rd->read_repair = !o || !o->read_repair || strcmp(o->read_repair, "NONE") != 0;
-        rd->range_remote = !r.pk_complete && !coord_range_local_only(c->ex->co, &rd->repl);
+        rd->read_repair = !o || !o->read_repair || o->read_repair[0] != 'N' || strcmp(o->read_repair, "NONE") != 0;
+        rd->range_remote = !r->pk_complete && !coord_range_local_only(c->ex->co, &rd->repl);
     }
     if (rc) return rc;
 
-    rd->r = r;
     rd->limit = limit;
-    rd->cut = r.nslices ? sib_arena_alloc(c->arena, sizeof(st_slice) * (r.nslices + 1)) : &rd->cut_one;
+    rd->cut = r->nslices ? sib_arena_alloc(c->arena, sizeof(st_slice) * (r->nslices + 1)) : &rd->cut_one;
     if (!rd->store || !rd->cut) return oom(err);
-    if (rd->has_repl && sch_table_has_derived(run->t) && r.pk_complete)
-        rd->ra = exec_bucket_ra_create(c->ex, rd->table_id, rd->r.pks, rd->r.npks, rd->r.slices, rd->r.nslices,
+    if (rd->has_repl && sch_table_has_derived(run->t) && r->pk_complete)
+        rd->ra = exec_bucket_ra_create(c->ex, rd->table_id, r->pks, r->npks, r->slices, r->nslices,
                                        &rd->repl, c->consistency, rd->read_repair, c->now_s);
     /* the slot prefetched above has mostly arrived by now: its record next
      * (the lookup's second miss, hidden by the read's start) */
-    if (r.pk_complete && r.npks) st_prefetch(rd->store, pk_token(rd, &r.pks[0]), true);
+    if (r->pk_complete && r->npks) st_prefetch(rd->store, pk_token(rd, &r->pks[0]), true);
     return read_start(rd, err);
 }
 
@@ -1035,7 +1047,7 @@ static sel_read *read_new(cql_exec *ex)
     if (!rd) return calloc(1, sizeof *rd); /* zeroed buffers are empty ones */
     ex->spare_read = NULL;
     /* run first: run_init clears it, keeping its buffers */
-    memset(&rd->r, 0, offsetof(sel_read, scan_pk) - offsetof(sel_read, r));
+    memset(&rd->store, 0, offsetof(sel_read, scan_pk) - offsetof(sel_read, store));
     return rd;
 }
 
@@ -1075,15 +1087,14 @@ static void select_user_done(sel_read *rd, int rc, sib_err *err)
     exec_ctx *c = run->c;
     if (!rc) {
         if (rd->scan) trace_read(rd); /* rows0/tomb0 are 0: the whole scan */
-        sib_buf ps;
-        sib_buf_init(&ps);
+        sib_buf ps = {0}; /* empty: most replies carry no paging state */
         int64_t limit = run->post_order ? rd->limit : -1;
         if (run->more) ps_encode_partitions(run, &ps);
         if (run->salt_merge) limit = exec_salt_merge_finish(run, rd->r.npks ? &rd->r.pks[0] : NULL, &ps);
         if (ps.oom) rc = oom(err);
         else if (limit != -2) reply_rows(run, &ps, limit);
         else rc = oom(err);
-        sib_buf_free(&ps);
+        if (ps.p) sib_buf_free(&ps);
         if (!rc) exec_note_table_op(rd->ex, rd->table_id, false, rd->start_us); /* c is gone */
     }
     if (rc == SIB_ECORRUPT || rc == SIB_EIO) {
@@ -1215,11 +1226,16 @@ static void select_user_start(exec_ctx *c, const sch_table *t, const prs_select 
 
 /* ---- entry point ----------------------------------------------------------------- */
 
-/* Applies fn (free, or keep for the next run) to each of run's buffers. */
-static void run_each_buf(sel_run *run, void (*fn)(sib_buf *))
+/* Applies fn (free, or keep for the next run) to each of run's buffers
+ * (inline: the kept read's fn is buf_keep, a test and two stores). */
+static inline void run_each_buf(sel_run *run, void (*fn)(sib_buf *))
 {
-    sib_buf *bufs[] = {&run->out, &run->offs, &run->last_pk, &run->last_ck, &run->coll, &run->text};
-    for (size_t i = 0; i < SIB_ARRAY_LEN(bufs); i++) fn(bufs[i]);
+    fn(&run->out);
+    fn(&run->offs);
+    fn(&run->last_pk);
+    fn(&run->last_ck);
+    fn(&run->coll);
+    fn(&run->text);
     for (size_t i = 0; run->ckv && i < run->ckv_cap; i++) fn(&run->ckv[i]);
 }
 
@@ -1236,7 +1252,7 @@ static void run_free(sel_run *run)
 static void run_keep(sel_run *run)
 {
     run_each_buf(run, buf_keep);
-    group_free(run);
+    if (run->grp) group_free(run);
 }
 
 /* ---- a prepared SELECT's compiled selection ---------------------------------
@@ -1336,6 +1352,7 @@ static int run_selection(sel_run *run, exec_ctx *c, const sch_table *t, const pr
 static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_select *s, sib_err *err)
 {
     memset(run, 0, offsetof(sel_run, out)); /* the kept buffers are last */
+    run->ps.limit_left = run->ps.ppl_left = -1; /* no paging state (ps_decode) */
     run->c = c;
     run->t = t;
     run->s = s;
@@ -1351,7 +1368,8 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
         run->ckv = calloc(nck + 1, sizeof(*run->ckv)); /* zeroed: empty buffers */
         if (run->ckv) run->ckv_cap = nck + 1;
     }
-    run->pkv = sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
+    run->pkv = npk < SIB_ARRAY_LEN(run->pkv_room) ? run->pkv_room
+                                                  : sib_arena_alloc(c->arena, sizeof(*run->pkv) * (npk + 1));
     if (!run->ckv || !run->pkv) return oom(err);
     run->nck = nck;
     int rc = run_selection(run, c, t, s, err);
@@ -1359,7 +1377,7 @@ static int run_init(sel_run *run, exec_ctx *c, const sch_table *t, const prs_sel
     /* a kept selection is plain columns: no constant to evaluate */
     for (size_t i = 0; !run->sel_kept && i < run->sel.n; i++)
         if ((rc = prepare_consts(c, run->sel.nodes[i], err))) return rc;
-    if ((rc = group_init(run, err))) return rc;
+    if ((run->sel.aggregate || s->ngroup) && (rc = group_init(run, err))) return rc;
     if (run->sel.aggregate && !s->ngroup) run->page_size = -1; /* one row: read everything for it */
     return 0;
 }

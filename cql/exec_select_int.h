@@ -154,6 +154,7 @@ typedef struct sel_run {
     sib_buf coll, text; /* scratch */
     sib_buf *ckv;       /* decoded clustering values (malloc'd, nck of them) */
     size_t ckv_cap;     /* ckv's length (>= nck): a kept run reuses it */
+    sch_val pkv_room[4]; /* pkv of a key of up to 3 columns, without an arena block */
 } sel_run;
 
 /* One row as the evaluator sees it. */

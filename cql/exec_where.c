@@ -567,61 +567,94 @@ bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len)
 
 /* ---- prepared point reads ---- */
 
-bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t n, uint8_t *rel_of_pk)
+bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t n, uint8_t *key_of)
 {
-    size_t npk = sch_table_pk_count(t);
-    if (n != npk || npk > EXEC_POINT_MAX_PK || sch_table_has_derived(t)) return false;
-    bool seen[EXEC_POINT_MAX_PK] = {false};
+    size_t npk = sch_table_pk_count(t), nck = sch_table_clustering_count(t);
+    /* the partition key alone, or the whole primary key */
+    if ((n != npk && n != npk + nck) || n > EXEC_POINT_MAX_KEY || sch_table_has_derived(t)) return false;
+    bool seen[EXEC_POINT_MAX_KEY] = {false};
     for (size_t i = 0; i < n; i++) {
         const prs_relation *r = &rels[i];
         if (r->kind != PRS_REL_SINGLE || r->op != PRS_OP_EQ || r->key || !r->value || r->ncols != 1) return false;
         const sch_column *col = sch_table_column_by_name(t, r->cols[0]);
-        if (!col || col->kind != SCH_COL_PARTITION_KEY || col->position < 0 || (size_t)col->position >= npk ||
-            seen[col->position])
-            return false;
-        seen[col->position] = true;
-        rel_of_pk[col->position] = (uint8_t)i;
+        if (!col || col->position < 0) return false;
+        size_t pos = (size_t)col->position;
+        if (col->kind == SCH_COL_CLUSTERING && n > npk && pos < nck) pos += npk;
+        else if (col->kind != SCH_COL_PARTITION_KEY || pos >= npk) return false;
+        if (seen[pos]) return false; /* n distinct positions: each key column once */
+        seen[pos] = true;
+        key_of[i] = (uint8_t)pos;
     }
     return true;
 }
 
-int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, const uint8_t *rel_of_pk,
+/* What a point read's exec_restr points to, in one arena block with the
+ * key bytes after it. */
+typedef struct point_block {
+    sch_val pk, ck;
+    st_slice row; /* a full clustering key: the one row */
+} point_block;
+
+int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, const uint8_t *key_of,
                      exec_restr *out, sib_err *err)
 {
     memset(out, 0, sizeof *out);
-    size_t npk = sch_table_pk_count(t);
-    const uint8_t *vals[EXEC_POINT_MAX_PK];
-    size_t lens[EXEC_POINT_MAX_PK];
+    size_t npk = sch_table_pk_count(t), nck = n - npk;
+    const uint8_t *vals[EXEC_POINT_MAX_KEY];
+    size_t lens[EXEC_POINT_MAX_KEY];
+    bool checked = true; /* every value a bound marker, checked against its type as it was bound */
     /* Evaluated in WHERE order, as exec_analyze_where does, so a bad value
      * gets the same message whichever way the statement is analysed. */
-    for (size_t i = 0; i < npk; i++) {
-        const prs_relation *r = &rels[i];
-        size_t pos = 0;
-        while (rel_of_pk[pos] != i) pos++;
-        const sch_column *col = sch_table_pk(t, pos);
+    for (size_t i = 0; i < n; i++) {
+        size_t pos = key_of[i];
+        const sch_column *col = pos < npk ? sch_table_pk(t, pos) : sch_table_clustering(t, pos - npk);
         sch_val v;
         bool unset;
-        int rc = exec_term_value(c, r->value, col->type, col->name, &v, &unset, err);
+        int rc = exec_term_value(c, rels[i].value, col->type, col->name, &v, &unset, err);
         if (rc || (rc = need_value(col, &v, unset, err))) return rc;
         vals[pos] = v.p;
         lens[pos] = (size_t)v.len;
+        checked &= rels[i].value->kind == PRS_TERM_MARKER;
     }
     sib_buf *b = &c->ex->pk_scratch; /* nothing else runs meanwhile */
     sib_buf_reset(b);
-    int rc = sch_pk_encode(t, vals, lens, npk, b, err);
-    sch_val *pk = NULL;
-    if (!rc) {
-        /* the key and its view in one arena block */
-        pk = sib_arena_alloc(c->arena, sizeof *pk + b->len + 1);
-        if (!pk) rc = sib_err_set(err, SIB_ENOMEM, "partition key");
+    /* a one-column key is its value (request memory, as the arena): no copy */
+    sch_val pk;
+    int rc = sch_pk_encode_view(t, vals, lens, npk, checked, b, &pk, err);
+    size_t pk_in_b = b->len;
+    /* then the clustering key after it, as exec_clustering.c encodes one
+     * (after the partition key, as the analysis does: the same first error) */
+    for (size_t i = 0; !rc && i < nck; i++) {
+        const sch_column *col = sch_table_clustering(t, i);
+        rc = sch_ck_encode_component(col->type, col->order == SCH_ORDER_DESC, vals[npk + i], lens[npk + i], b, err);
+    }
+    point_block *pb = NULL;
+    if (!rc && !b->len && !nck) { /* a one-column partition key, the whole key: its view is enough */
+        out->point_pk = pk;
+        out->pks = &out->point_pk;
+    } else if (!rc) {
+        pb = sib_arena_alloc(c->arena, sizeof *pb + b->len + 1);
+        if (!pb) rc = sib_err_set(err, SIB_ENOMEM, "partition key");
+    }
+    if (!rc && pb) {
+        uint8_t *p = (uint8_t *)(pb + 1);
+        memcpy(p, b->p, b->len);
+        pb->pk = pk_in_b ? (sch_val){p, (int32_t)pk_in_b} : pk;
+        out->pks = &pb->pk;
     }
     if (!rc) {
-        uint8_t *p = (uint8_t *)(pk + 1);
-        if (b->len) memcpy(p, b->p, b->len);
-        *pk = (sch_val){p, (int32_t)b->len};
         out->pk_complete = true;
-        out->pks = pk;
         out->npks = 1;
+    }
+    if (!rc && nck) {
+        pb->ck = (sch_val){(uint8_t *)(pb + 1) + pk_in_b, (int32_t)(b->len - pk_in_b)};
+        st_bound key = {.key = pb->ck.p, .len = b->len - pk_in_b, .incl = true};
+        pb->row = (st_slice){key, key};
+        out->slices = &pb->row;
+        out->nslices = 1;
+        out->ck_eq_prefix = nck;
+        out->cks = &pb->ck;
+        out->ncks = 1;
     }
     if (b->cap > 64 * 1024) sib_buf_free(b); /* as pk_scratch_back: big memory is not kept */
     return rc;

@@ -173,17 +173,6 @@ bool cql_str_eq(cql_str s, const char *cstr)
     return s.len == n && (n == 0 || memcmp(s.p, cstr, n) == 0);
 }
 
-bool cql_get_byte(sib_rd *r, uint8_t *v) { return sib_rd_u8(r, v); }
-bool cql_get_short(sib_rd *r, uint16_t *v) { return sib_rd_be16(r, v); }
-
-bool cql_get_int(sib_rd *r, int32_t *v)
-{
-    uint32_t u;
-    if (!sib_rd_be32(r, &u)) return false;
-    *v = (int32_t)u;
-    return true;
-}
-
 bool cql_get_long(sib_rd *r, int64_t *v)
 {
     uint64_t u;
@@ -228,33 +217,7 @@ bool cql_get_uuid(sib_rd *r, uint8_t out[16])
     return true;
 }
 
-/* Shared by [bytes] and [value]: for [bytes] any negative length is null;
- * for [value] -1 is null, -2 is "not set" and anything lower is malformed. */
-static bool get_sized(sib_rd *r, cql_value *v, bool is_value)
-{
-    int32_t n;
-    if (!cql_get_int(r, &n)) return false;
-    if (n < 0) {
-        if (is_value && n < CQL_VALUE_UNSET) return rd_fail(r);
-        v->p = NULL;
-        v->len = is_value ? n : CQL_VALUE_NULL;
-        return true;
-    }
-    if (!sib_rd_bytes(r, (size_t)n, &v->p)) return false;
-    v->len = n;
-    return true;
-}
-
-bool cql_get_bytes(sib_rd *r, cql_value *v) { return get_sized(r, v, false); }
-bool cql_get_value(sib_rd *r, cql_value *v) { return get_sized(r, v, true); }
-
-bool cql_get_short_bytes(sib_rd *r, cql_value *v)
-{
-    uint16_t n;
-    if (!sib_rd_be16(r, &n) || !sib_rd_bytes(r, n, &v->p)) return false;
-    v->len = n;
-    return true;
-}
+bool cql_get_bytes(sib_rd *r, cql_value *v) { return cql_get_sized(r, v, false); }
 
 bool cql_get_inet(sib_rd *r, uint8_t addr[16], uint8_t *addr_len, int32_t *port)
 {
@@ -318,7 +281,6 @@ bool cql_skip_string_multimap(sib_rd *r)
 
 void cql_put_byte(sib_buf *b, uint8_t v) { sib_buf_u8(b, v); }
 void cql_put_short(sib_buf *b, uint16_t v) { sib_buf_be16(b, v); }
-void cql_put_int(sib_buf *b, int32_t v) { sib_buf_be32(b, (uint32_t)v); }
 void cql_put_long(sib_buf *b, int64_t v) { sib_buf_be64(b, (uint64_t)v); }
 
 void cql_put_string(sib_buf *b, const char *s, size_t n)

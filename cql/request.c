@@ -23,6 +23,8 @@
  */
 #include "cql.h"
 
+#include <stddef.h>
+
 /* The smallest encoding of one [value] is its 4-byte length; of a batch
  * statement a kind byte + a 2-byte id/4-byte query length + a 2-byte count. */
 enum { MIN_VALUE_BYTES = 4, MIN_NAMED_VALUE_BYTES = 6, MIN_BATCH_STMT_BYTES = 5 };
@@ -34,15 +36,17 @@ static int truncated(sib_err *err, const char *what)
 
 static bool valid_consistency(uint16_t cl) { return cl <= CQL_LOCAL_ONE; }
 
-/* n values (optionally named) into arena arrays. */
-static int decode_values(sib_rd *r, int version, uint16_t n, bool named, sib_arena *a, const cql_value **values,
-                         const cql_str **names, const char *what, sib_err *err)
+/* n values (optionally named) into arena arrays, or into room (room_n of
+ * them) when they fit. */
+static inline int decode_values(sib_rd *r, int version, uint16_t n, bool named, sib_arena *a, cql_value *room,
+                                size_t room_n, const cql_value **values, const cql_str **names, const char *what,
+                                sib_err *err)
 {
     *values = NULL;
     *names = NULL;
     if (n == 0) return 0;
-    if (sib_rd_left(r) / (named ? MIN_NAMED_VALUE_BYTES : MIN_VALUE_BYTES) < n) return truncated(err, what);
-    cql_value *v = sib_arena_alloc(a, sizeof *v * n);
+    if ((size_t)n * (named ? MIN_NAMED_VALUE_BYTES : MIN_VALUE_BYTES) > sib_rd_left(r)) return truncated(err, what);
+    cql_value *v = n <= room_n ? room : sib_arena_alloc(a, sizeof *v * n);
     cql_str *nm = named ? sib_arena_alloc(a, sizeof *nm * n) : NULL;
     if (!v || (named && !nm)) return sib_err_set(err, SIB_ENOMEM, "values of %s", what);
     for (uint16_t i = 0; i < n; i++) {
@@ -58,7 +62,7 @@ static int decode_values(sib_rd *r, int version, uint16_t n, bool named, sib_are
 
 static int decode_params(sib_rd *r, int version, sib_arena *a, cql_params *p, const char *what, sib_err *err)
 {
-    memset(p, 0, sizeof *p);
+    memset(p, 0, offsetof(cql_params, values_room)); /* the room is written before it is read */
     p->page_size = -1;
     p->paging_state.len = CQL_VALUE_NULL;
     p->serial_consistency = CQL_SERIAL;
@@ -70,7 +74,8 @@ static int decode_params(sib_rd *r, int version, sib_arena *a, cql_params *p, co
     if (p->flags & CQL_QF_VALUES) {
         uint16_t n;
         if (!cql_get_short(r, &n)) return truncated(err, what);
-        int rc = decode_values(r, version, n, p->flags & CQL_QF_NAMES_FOR_VALUES, a, &p->values, &p->names, what, err);
+        int rc = decode_values(r, version, n, p->flags & CQL_QF_NAMES_FOR_VALUES, a, p->values_room,
+                               SIB_ARRAY_LEN(p->values_room), &p->values, &p->names, what, err);
         if (rc < 0) return rc;
         p->nvalues = n;
     }
@@ -106,7 +111,7 @@ int cql_decode_query(const uint8_t *body, size_t n, int version, sib_arena *a, c
 {
     sib_rd r;
     sib_rd_init(&r, body, n);
-    memset(out, 0, sizeof *out);
+    memset(out, 0, offsetof(cql_query_req, params)); /* decode_params clears the rest */
     if (!cql_get_long_string(&r, &out->query)) return truncated(err, "QUERY");
     int rc = decode_params(&r, version, a, &out->params, "QUERY", err);
     return rc < 0 ? rc : finish(&r, "QUERY", err);
@@ -125,7 +130,7 @@ int cql_decode_execute(const uint8_t *body, size_t n, int version, sib_arena *a,
 {
     sib_rd r;
     sib_rd_init(&r, body, n);
-    memset(out, 0, sizeof *out);
+    memset(out, 0, offsetof(cql_execute_req, params)); /* decode_params clears the rest */
     if (!cql_get_short_bytes(&r, &out->id)) return truncated(err, "EXECUTE");
     if (out->id.len == 0) return sib_err_set(err, SIB_EPROTO, "Invalid EXECUTE message: empty statement id");
     int rc = decode_params(&r, version, a, &out->params, "EXECUTE", err);
@@ -163,7 +168,7 @@ static int decode_batch_pass(sib_rd *r, int version, bool named, sib_arena *a, c
     for (uint16_t i = 0; i < n; i++) {
         int rc = decode_batch_stmt(r, version, a, &st[i], err);
         if (rc < 0) return rc;
-        rc = decode_values(r, version, st[i].nvalues, named, a, &st[i].values, &st[i].names, "BATCH", err);
+        rc = decode_values(r, version, st[i].nvalues, named, a, NULL, 0, &st[i].values, &st[i].names, "BATCH", err);
         if (rc < 0) return rc;
     }
     out->stmts = st;

@@ -315,7 +315,12 @@ void cql_request_free(cql_request *req)
         sib_buf out = pv->out;
         if (out.cap > REQ_OUT_KEEP) sib_buf_free(&out);
         sib_buf_reset(&out);
-        memset(rb, 0, sizeof *rb);
+        /* Not a memset of the block (a tenth of a request's bookkeeping):
+         * cql_request_new sets the header fields, decoding clears its part
+         * of u, a reply sets its own state; tracing is the rest. */
+        rb->req.trace_done = NULL;
+        rb->req.trace_data = NULL;
+        rb->priv.rows_open = false;
         rb->req.arena = a;
         rb->priv.out = out;
         rb->pool_next = srv->req_pool;
@@ -378,8 +383,7 @@ int cql_request_complete(cql_request *req)
     int rc = 0;
     if (req->trace_done) req->trace_done(req); /* the session's duration ends with the answer */
     if (cql_conn_open(c)) {
-        sib_err err;
-        sib_err_clear(&err);
+        sib_err err; /* set by the failure that reads it (no clearing a reply could not miss) */
         rc = cql_frame_end(&pv->out, pv->frame_start, compress_replies(req), &err);
         if (rc < 0) {
             reply_fallback(req, &err);
@@ -391,7 +395,7 @@ int cql_request_complete(cql_request *req)
                 return rc;
             }
         }
-        cql_conn_send(c, pv->out.p, pv->out.len);
+        cql_conn_queue(c, pv->out.p, pv->out.len); /* cql_request_free updates reading */
     }
     cql_request_free(req);
     return rc;
@@ -516,8 +520,7 @@ static cql_rows_meta rows_meta_for(const cql_request *req, const cql_rows_meta *
 cql_rows *cql_reply_rows_begin(cql_request *req, const cql_rows_meta *m)
 {
     struct cql_request_priv *pv = req->priv;
-    sib_err err;
-    sib_err_clear(&err);
+    sib_err err; /* set by the failure that reads it */
     cql_rows_meta meta = rows_meta_for(req, m);
     reply_start(req, CQL_OP_RESULT);
     int rc = cql_rows_begin(&pv->rows, &pv->out, req->version, &meta, &err);
@@ -533,8 +536,7 @@ int cql_reply_rows_end(cql_request *req)
 {
     struct cql_request_priv *pv = req->priv;
     SIB_ASSERT(pv->rows_open);
-    sib_err err;
-    sib_err_clear(&err);
+    sib_err err; /* set by the failure that reads it */
     int rc = cql_rows_finish(&pv->rows, &err);
     pv->rows_open = false;
     return reply_finish(req, rc, &err);

@@ -73,7 +73,7 @@ static const char supported_versions[] = "3/v3, 4/v4";
 static void conn_close(cql_conn *c, const char *why);
 static void conn_unref(cql_conn *c);
 static void conn_update_reading(cql_conn *c);
-static void bytes_changed(cql_server *srv);
+static inline void bytes_changed(cql_server *srv);
 static void ip_release(cql_server *srv, cql_conn *c);
 
 /* ---- small helpers ---- */
@@ -175,6 +175,13 @@ static void conn_flush(cql_conn *c)
 void cql_conn_send(cql_conn *c, const uint8_t *p, size_t len)
 {
     if (!cql_conn_open(c) || c->fatal) return;
+    cql_conn_queue(c, p, len);
+    conn_update_reading(c);
+}
+
+void cql_conn_queue(cql_conn *c, const uint8_t *p, size_t len)
+{
+    if (!cql_conn_open(c) || c->fatal) return;
     if (!p) {
         conn_close(c, "out of memory for a reply");
         return;
@@ -194,7 +201,6 @@ void cql_conn_send(cql_conn *c, const uint8_t *p, size_t len)
         c->srv->dirty = c;
         if (!ev_is_active(&c->srv->nowait_w)) ev_idle_start(c->srv->loop, &c->srv->nowait_w);
     }
-    conn_update_reading(c);
 }
 
 /* ev_idle: only there to keep the poll from blocking until on_flush ran. */
@@ -278,11 +284,19 @@ static size_t conn_bytes(const cql_conn *c)
     return (c->rbuf.len - c->rpos) + wq_bytes(c) + c->req_bytes;
 }
 
-/* Backpressure on or off after the total changed. Turning it off walks
- * every connection (only at that transition) to restart paused readers. */
-static void bytes_changed(cql_server *srv)
+static void bytes_toggle(cql_server *srv);
+
+/* Backpressure on or off after the total changed. Inline for the common
+ * case, no cap or under it and not overloaded: nothing changes. */
+static inline void bytes_changed(cql_server *srv)
 {
-    if (!srv->max_bytes) return;
+    if (srv->max_bytes && (srv->overloaded || srv->bytes_in_flight >= srv->max_bytes)) bytes_toggle(srv);
+}
+
+/* Turning backpressure off walks every connection (only at that
+ * transition) to restart paused readers. */
+static void bytes_toggle(cql_server *srv)
+{
     if (!srv->overloaded && srv->bytes_in_flight >= srv->max_bytes) {
         srv->overloaded = true;
         sib_log(srv->log, SIB_DEBUG, "cql: %zu bytes in flight reach the cap of %zu: backpressure",
@@ -509,8 +523,7 @@ static void dispatch(cql_conn *c, const cql_header *h, const uint8_t *body, size
         send_protocol_error(c, h->stream, "Unexpected message %s, expecting STARTUP or OPTIONS", cql_opcode_name(op));
         return;
     }
-    sib_buf tmp;
-    sib_buf_init(&tmp);
+    sib_buf tmp = {0}; /* empty: only a compressed frame uses it */
     if (!unwrap_body(c, h, &body, &n, &tmp)) goto out;
     sib_rd r;
     sib_rd_init(&r, body, n);
@@ -527,7 +540,7 @@ static void dispatch(cql_conn *c, const cql_header *h, const uint8_t *body, size
         break;
     }
 out:
-    sib_buf_free(&tmp);
+    if (tmp.p) sib_buf_free(&tmp);
 }
 
 /* Answers a frame whose version we do not speak, then closes. v1/v2 use an

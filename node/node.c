@@ -395,7 +395,7 @@ static int open_admin(node *n, int64_t generation, sib_err *err)
     int wrc = admin_metrics_watch_loop(n->metrics, n->loop, err);
     if (wrc) return wrc;
     cql_exec_observer ob = {.ctx = n->metrics, .request = admin_metrics_on_request, .error = admin_metrics_on_error,
-                            .table_op = admin_metrics_on_table_op};
+                            .table_op = admin_metrics_on_table_op, .request_op = admin_metrics_on_request_op};
     cql_exec_set_observer(n->ex, &ob);
     admin_node_info ai = {.native_port = n->cfg.native_transport_port, .tokens = n->tokens, .ntokens = n->ntokens,
                           .generation = generation};

@@ -375,32 +375,43 @@ bool sch_ck_successor(sib_buf *b)
 
 /* ---- partition keys ---- */
 
-int sch_pk_encode(const sch_table *t, const uint8_t *const vals[], const size_t lens[], size_t n, sib_buf *out,
-                  sib_err *err)
+int sch_pk_encode_view(const sch_table *t, const uint8_t *const vals[], const size_t lens[], size_t n, bool checked,
+                       sib_buf *out, sch_val *key, sib_err *err)
 {
     if (n != t->npk) return sib_err_set(err, SIB_EINVAL, "expected %zu partition key values, got %zu", t->npk, n);
     for (size_t i = 0; i < n; i++) {
         const sch_column *c = &t->cols[i];
         if (!vals[i]) return sib_err_set(err, SIB_EINVAL, "Invalid null value for partition key part %s", c->name);
-        int rc = sch_value_validate(c->type, vals[i], lens[i], err);
+        int rc = checked ? 0 : sch_value_validate(c->type, vals[i], lens[i], err);
         if (rc) return rc;
         if (lens[i] > 65535)
             return sib_err_set(err, SIB_EINVAL, "Key length of %zu is longer than maximum of 65535", lens[i]);
     }
     if (n == 1) {
         if (!lens[0]) return sib_err_set(err, SIB_EINVAL, "Key may not be empty");
-        sib_buf_append(out, vals[0], lens[0]);
-    } else {
-        size_t total = 0;
-        for (size_t i = 0; i < n; i++) total += lens[i] + 3;
-        if (total > 65535) return sib_err_set(err, SIB_EINVAL, "Key length of %zu is longer than maximum of 65535", total);
-        for (size_t i = 0; i < n; i++) {
-            sib_buf_be16(out, (uint16_t)lens[i]);
-            sib_buf_append(out, vals[i], lens[i]);
-            sib_buf_u8(out, 0);
-        }
+        *key = (sch_val){vals[0], (int32_t)lens[0]};
+        return 0;
     }
-    return out->oom ? sib_err_set(err, SIB_ENOMEM, "out of memory") : 0;
+    size_t total = 0, mark = out->len;
+    for (size_t i = 0; i < n; i++) total += lens[i] + 3;
+    if (total > 65535) return sib_err_set(err, SIB_EINVAL, "Key length of %zu is longer than maximum of 65535", total);
+    for (size_t i = 0; i < n; i++) {
+        sib_buf_be16(out, (uint16_t)lens[i]);
+        sib_buf_append(out, vals[i], lens[i]);
+        sib_buf_u8(out, 0);
+    }
+    if (out->oom) return sib_err_set(err, SIB_ENOMEM, "out of memory");
+    *key = (sch_val){out->p + mark, (int32_t)total};
+    return 0;
+}
+
+int sch_pk_encode(const sch_table *t, const uint8_t *const vals[], const size_t lens[], size_t n, sib_buf *out,
+                  sib_err *err)
+{
+    sch_val key;
+    int rc = sch_pk_encode_view(t, vals, lens, n, false, out, &key, err);
+    if (!rc && n == 1) sib_buf_append(out, key.p, (size_t)key.len);
+    return !rc && out->oom ? sib_err_set(err, SIB_ENOMEM, "out of memory") : rc;
 }
 
 int sch_pk_decode(const sch_table *t, const uint8_t *pk, size_t len, sch_val vals[], size_t nvals, sib_err *err)

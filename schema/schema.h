@@ -229,6 +229,13 @@ typedef struct sch_keyspace sch_keyspace;
  * longer than maximum of 65535`. APPENDS to out. */
 int sch_pk_encode(const sch_table *t, const uint8_t *const vals[], const size_t lens[], size_t n, sib_buf *out,
                   sib_err *err);
+/* sch_pk_encode without copying a one-column key: *key is the key, vals[0]
+ * itself for one column, else the bytes appended to out (valid until out
+ * changes). checked: the values passed sch_value_validate for their
+ * columns' types already (a bound marker is checked as it is bound), so the
+ * key's own checks alone run, with the same messages. */
+int sch_pk_encode_view(const sch_table *t, const uint8_t *const vals[], const size_t lens[], size_t n, bool checked,
+                       sib_buf *out, sch_val *key, sib_err *err);
 /* Splits partition key bytes into per-column views pointing into pk. */
 int sch_pk_decode(const sch_table *t, const uint8_t *pk, size_t len, sch_val vals[], size_t nvals, sib_err *err);
 

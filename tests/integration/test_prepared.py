@@ -406,3 +406,78 @@ def test_prepared_point_read_after_the_key_changes(session, ks):
     assert [r.v for r in session.execute(sel, (1,))] == ["three", "four"]
     session.execute("USE %s" % ks)
     assert [r.v for r in session.execute(sel, (1,))] == ["three", "four"]
+
+
+def test_prepared_point_read_of_one_row(node, session, ks):
+    # EQ on every primary key column keeps the point shape too: one row
+    session.execute("CREATE TABLE %s.pr (a int, b text, c int, d text, s int STATIC, v int, "
+                    "PRIMARY KEY ((a, b), c, d)) WITH CLUSTERING ORDER BY (c DESC, d ASC)" % ks)
+    ins = session.prepare("INSERT INTO %s.pr (a, b, c, d, v) VALUES (?, ?, ?, ?, ?)" % ks)
+    for a in range(3):
+        for c in range(3):
+            for d in ("", "p", "q\x00r"):
+                session.execute(ins, (a, "x", c, d, a * 100 + c * 10 + len(d)))
+    session.execute("UPDATE %s.pr SET s = 7 WHERE a = 1 AND b = 'x'" % ks)
+    session.execute("UPDATE %s.pr SET s = 8 WHERE a = 5 AND b = 'x'" % ks)  # static only
+    # key columns in another order than the key's
+    sel = session.prepare("SELECT a, c, d, s, v FROM %s.pr WHERE d = ? AND b = ? AND c = ? AND a = ?" % ks)
+    for _ in range(2):
+        for a in range(6):
+            for c in range(4):
+                for d in ("", "p", "q\x00r", "z"):
+                    rows = list(session.execute(sel, (d, "x", c, a)))
+                    if a < 3 and c < 3 and d != "z":
+                        want = [(a, c, d, 7 if a == 1 else None, a * 100 + c * 10 + len(d))]
+                    else:
+                        want = []  # a static-only partition has no row once clustering is restricted
+                    assert [(r.a, r.c, r.d, r.s, r.v) for r in rows] == want
+    # the answer matches the statement unprepared, ORDER BY and LIMIT included
+    ordered = session.prepare("SELECT v FROM %s.pr WHERE a = ? AND b = ? AND c = ? AND d = ? "
+                              "ORDER BY c ASC LIMIT 1" % ks)
+    assert [r.v for r in session.execute(ordered, (2, "x", 1, "p"))] == [211]
+    assert [r.v for r in session.execute(
+        "SELECT v FROM %s.pr WHERE a = 2 AND b = 'x' AND c = 1 AND d = 'p'" % ks)] == [211]
+    # null, unset and badly typed values get the analysis' messages
+    d, x, one = b"p", b"x", struct.pack(">i", 1)
+    for values, msg in (((NULL, x, one, one), "Invalid null value in condition for column d"),
+                        ((d, x, UNSET, one), "Invalid unset value for column c"),
+                        ((d, x, b"\x01", one), "Exception while binding column c"),
+                        ((d, x, one, NULL), "Invalid null value in condition for column a")):
+        code, got, _ = raw_execute(node, sel.query_id, values).error()
+        assert code == F.ERR_INVALID and got.startswith(msg), got
+    with pytest.raises(InvalidRequest, match="Invalid null value in condition for column d"):
+        session.execute("SELECT v FROM %s.pr WHERE d = null AND b = 'x' AND c = 1 AND a = 1" % ks)
+    # a clustering column twice is not the shape, whatever the values
+    twice = session.prepare("SELECT v FROM %s.pr WHERE a = ? AND b = ? AND c = ? AND c = ?" % ks)
+    for _ in range(2):
+        with pytest.raises(InvalidRequest, match="more than one relation"):
+            session.execute(twice, (1, "x", 1, 1))
+    # a prefix of the clustering key is not the shape either, and still answers
+    prefix = session.prepare("SELECT d FROM %s.pr WHERE a = ? AND b = ? AND c = ?" % ks)
+    assert [r.d for r in session.execute(prefix, (1, "x", 2))] == ["", "p", "q\x00r"]
+
+
+def test_prepared_point_read_of_one_row_after_the_key_changes(session, ks):
+    session.execute("CREATE TABLE %s.rk (k int, c int, v text, PRIMARY KEY (k, c))" % ks)
+    session.execute("INSERT INTO %s.rk (k, c, v) VALUES (1, 2, 'one')" % ks)
+    sel = session.prepare("SELECT v FROM %s.rk WHERE c = ? AND k = ?" % ks)
+    for _ in range(3):
+        assert session.execute(sel, (2, 1)).one().v == "one"
+    # c a regular column now: a filter, refused without ALLOW FILTERING
+    session.execute("DROP TABLE %s.rk" % ks)
+    session.execute("CREATE TABLE %s.rk (k int PRIMARY KEY, c int, v text)" % ks)
+    session.execute("INSERT INTO %s.rk (k, c, v) VALUES (1, 2, 'two')" % ks)
+    with pytest.raises(InvalidRequest, match="ALLOW FILTERING"):
+        session.execute(sel, (2, 1))
+    # c part of a composite partition key: the shape again, of another key
+    session.execute("DROP TABLE %s.rk" % ks)
+    session.execute("CREATE TABLE %s.rk (k int, c int, v text, PRIMARY KEY ((k, c)))" % ks)
+    session.execute("INSERT INTO %s.rk (k, c, v) VALUES (1, 2, 'three')" % ks)
+    assert session.execute(sel, (2, 1)).one().v == "three"
+    assert session.execute(sel, (1, 2)).one() is None
+    # two clustering columns: the WHERE lacks one, a slice of the partition
+    session.execute("DROP TABLE %s.rk" % ks)
+    session.execute("CREATE TABLE %s.rk (k int, c int, e int, v text, PRIMARY KEY (k, c, e))" % ks)
+    session.execute("INSERT INTO %s.rk (k, c, e, v) VALUES (1, 2, 1, 'four')" % ks)
+    session.execute("INSERT INTO %s.rk (k, c, e, v) VALUES (1, 2, 2, 'five')" % ks)
+    assert [r.v for r in session.execute(sel, (2, 1))] == ["four", "five"]

@@ -65,6 +65,48 @@ static bool has_line(const sib_buf *b, const char *line)
     return false;
 }
 
+/* One call for a request and its table operation counts what the two
+ * calls count: the same /metrics text. */
+static void test_request_op(void **state)
+{
+    (void)state;
+    admin_metrics *two = admin_metrics_create(), *one = admin_metrics_create();
+    assert_non_null(two);
+    assert_non_null(one);
+    const uint8_t t1[16] = {1, 2, 3}, t2[16] = {9};
+    admin_metrics_on_request(two, 0x0A, 0, 1, 70);
+    admin_metrics_on_table_op(two, t1, false, 70);
+    admin_metrics_on_request(two, 0x07, 1, 4, 300);
+    admin_metrics_on_table_op(two, t2, true, 2600);
+    admin_metrics_on_request(two, 0x0A, 0, 1, -5);
+    admin_metrics_on_table_op(two, t1, false, -5);
+    admin_metrics_on_request_op(one, 0x0A, 0, 1, 70, t1, false, 70);
+    admin_metrics_on_request_op(one, 0x07, 1, 4, 300, t2, true, 2600);
+    admin_metrics_on_request_op(one, 0x0A, 0, 1, -5, t1, false, -5);
+    admin_table_ops a, b;
+    admin_metrics_table_ops(two, t1, &a);
+    admin_metrics_table_ops(one, t1, &b);
+    assert_int_equal(b.reads, 2);
+    assert_memory_equal(&a, &b, sizeof a);
+    admin_metrics_table_ops(two, t2, &a);
+    admin_metrics_table_ops(one, t2, &b);
+    assert_int_equal(b.writes, 1);
+    assert_int_equal(b.write_latency.buckets[6], 1); /* 2600 us: le 5000 */
+    assert_memory_equal(&a, &b, sizeof a);
+    admin_gauges g = {.uptime_s = 1};
+    sib_buf x, y;
+    sib_buf_init(&x);
+    sib_buf_init(&y);
+    admin_metrics_render(two, &g, &x);
+    admin_metrics_render(one, &g, &y);
+    assert_int_equal(x.len, y.len);
+    assert_memory_equal(x.p, y.p, x.len);
+    sib_buf_free(&x);
+    sib_buf_free(&y);
+    admin_metrics_destroy(two);
+    admin_metrics_destroy(one);
+}
+
 static void test_render(void **state)
 {
     (void)state;
@@ -408,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_hist_buckets),
         cmocka_unit_test(test_hist_quantile),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_request_op),
         cmocka_unit_test(test_loop_lag),
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_ring_owns),

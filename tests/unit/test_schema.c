@@ -927,6 +927,20 @@ static void test_pk_encode(void **state)
     assert_int_equal(out[1].len, 3);
     assert_memory_equal(out[1].p, "foo", 3);
     assert_int_equal(sch_pk_decode(t, b.p, b.len - 1, out, 2, &err), SIB_ECORRUPT);
+    /* the view: a composite key is appended after what out holds */
+    sch_val key;
+    assert_int_equal(sch_pk_encode_view(t, vp, vl, 2, false, &b, &key, &err), 0);
+    assert_int_equal(b.len, 26);
+    assert_ptr_equal(key.p, b.p + 13);
+    assert_string_equal(hexs(key.p, (size_t)key.len), "000400000001000003666f6f00");
+    /* unchecked values are validated (a 3-byte int), checked ones are not */
+    vl[0] = 3;
+    assert_int_equal(sch_pk_encode_view(t, vp, vl, 2, false, &b, &key, &err), SIB_EINVAL);
+    assert_int_equal(sch_pk_encode(t, vp, vl, 2, &b, &err), SIB_EINVAL);
+    assert_int_equal(b.len, 26);
+    assert_int_equal(sch_pk_encode_view(t, vp, vl, 2, true, &b, &key, &err), 0);
+    assert_int_equal(key.len, 12);
+    vl[0] = 4;
     sib_buf_free(&b);
     sch_coldef c1[] = { { "k", N(SCH_T_VARCHAR), false } };
     const char *pk1[] = { "k" };
@@ -937,6 +951,17 @@ static void test_pk_encode(void **state)
     vp[0] = (const uint8_t *)"";
     assert_int_equal(sch_pk_encode(t, vp, vl, 1, &b, &err), SIB_EINVAL);
     assert_string_equal(err.msg, "Key may not be empty");
+    assert_int_equal(sch_pk_encode_view(t, vp, vl, 1, true, &b, &key, &err), SIB_EINVAL);
+    assert_string_equal(err.msg, "Key may not be empty");
+    /* a one-column key is its value, nothing copied */
+    vl[0] = 3;
+    vp[0] = (const uint8_t *)"bar";
+    assert_int_equal(sch_pk_encode_view(t, vp, vl, 1, true, &b, &key, &err), 0);
+    assert_ptr_equal(key.p, vp[0]);
+    assert_int_equal(key.len, 3);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(sch_pk_encode(t, vp, vl, 1, &b, &err), 0);
+    assert_memory_equal(b.p, "bar", 3);
     sib_buf_free(&b);
     sch_catalog_destroy(c);
 }
