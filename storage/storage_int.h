@@ -238,6 +238,7 @@ typedef struct mt_index {
     uint32_t version; /* bumped when a record is added or the table is rebuilt */
     st_prefault *pf;  /* the next (huge) array comes from here when ready; NULL = none */
     size_t asked;     /* cap whose successor was asked of pf */
+    size_t reserve;   /* homes memtable_reserve asked of pf, not ready yet; 0 = none */
 } mt_index;
 
 typedef struct memtable {

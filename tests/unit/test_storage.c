@@ -3954,8 +3954,31 @@ static void test_prefault_mappings(void **state)
     st_prefault_stop(pf); /* frees what it holds (ASan's leak check) */
 }
 
+/* Writes part0..part<n-1> = <tag><i> through the loop, giving the prefault
+ * worker time as a loop's idle spells give it; then reads every one back. */
+static void put_parts_loop(storage *s, struct ev_loop *loop, int n, const char *tag, int64_t ts)
+{
+    char pk[32], val[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(pk, sizeof pk, "part%d", i);
+        snprintf(val, sizeof val, "%s%d", tag, i);
+        put(s, pk, "", 1, val, ts, 0, 0);
+        if (i % 256 == 255) ev_run(loop, EVRUN_NOWAIT);
+        if (i % 4096 == 4095) usleep(20000);
+    }
+    ev_run(loop, EVRUN_NOWAIT);
+    for (int i = 0; i < n; i++) {
+        snprintf(pk, sizeof pk, "part%d", i);
+        snprintf(val, sizeof val, "%s%d", tag, i);
+        const char *got = get(s, pk, "", 1);
+        assert_non_null(got);
+        assert_string_equal(got, val);
+    }
+}
+
 /* With a loop, a table's memtable takes its record chunks and its index's
- * next array from the prefault thread; every row reads back. */
+ * next array from the prefault thread, and so does the fresh memtable of a
+ * flush for the index it reserves; every row reads back. */
 static void test_memtable_memory_prefaulted(void **state)
 {
     dfx *f = *state;
@@ -3963,26 +3986,18 @@ static void test_memtable_memory_prefaulted(void **state)
     storage *s = open_loop_data(f, loop, 1);
     st_prefault *pf = storage_prefault(s);
     assert_non_null(pf);
-    enum { N = 70000 }; /* the index doubles past 1 MiB: 65536 homes to 131072 */
-    char pk[32], val[32];
-    for (int i = 0; i < N; i++) {
-        snprintf(pk, sizeof pk, "part%d", i);
-        snprintf(val, sizeof val, "value%d", i);
-        put(s, pk, "", 1, val, 10, 0, 0);
-        if (i % 256 == 255) ev_run(loop, EVRUN_NOWAIT);
-        if (i % 4096 == 4095) usleep(20000); /* time for the worker, as a loop's idle spells give it */
-    }
-    ev_run(loop, EVRUN_NOWAIT);
-    for (int i = 0; i < N; i++) {
-        snprintf(pk, sizeof pk, "part%d", i);
-        snprintf(val, sizeof val, "value%d", i);
-        const char *got = get(s, pk, "", 1);
-        assert_non_null(got);
-        assert_string_equal(got, val);
-    }
-    uint64_t taken, inline_maps;
+    enum { N = 120000 }; /* the index doubles past 1 MiB (65536 homes to 131072), and is reserved over it */
+    put_parts_loop(s, loop, N, "value", 10);
+    uint64_t taken, taken2, inline_maps;
     st_prefault_counts(pf, &taken, &inline_maps);
     assert_true(taken >= 2); /* a record chunk and the 1 MiB index at least */
+    /* A flush: the fresh memtable's index is reserved for N partitions (over
+     * 1 MiB), asked of the prefault thread, and moved into once ready while
+     * the overwrites go in. */
+    flush_loop(s, loop);
+    put_parts_loop(s, loop, N, "new", 11);
+    st_prefault_counts(pf, &taken2, &inline_maps);
+    assert_true(taken2 >= taken + 2); /* the reserved index and a record chunk at least */
     close_loop_data(f, loop);
 }
 
