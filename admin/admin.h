@@ -111,6 +111,15 @@ const char *admin_error_name(int32_t protocol_code);
 int admin_metrics_watch_loop(admin_metrics *m, struct ev_loop *loop, sib_err *err);
 /* Records one iteration (exposed for tests). */
 void admin_metrics_on_loop_iteration(admin_metrics *m, int64_t us);
+/* Records what one iteration took of the loop thread itself (exposed for
+ * tests): its CPU time, whether the thread waited in the kernel (a
+ * voluntary context switch) and its wall time then, and its page faults.
+ * Shown as sibyl_loop_iteration_cpu_seconds (histogram),
+ * sibyl_loop_iteration_cpu_max_seconds, sibyl_loop_iterations_blocked_total,
+ * sibyl_loop_iteration_blocked_max_seconds and sibyl_loop_page_faults_total:
+ * unlike the wall time, none of them grows when the machine is busy and the
+ * loop merely waits for a core. */
+void admin_metrics_on_loop_usage(admin_metrics *m, int64_t wall_us, int64_t cpu_us, bool blocked, uint64_t faults);
 
 uint64_t admin_metrics_requests(const admin_metrics *m); /* all requests so far */
 uint64_t admin_metrics_errors(const admin_metrics *m);   /* all error replies */

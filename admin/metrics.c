@@ -17,11 +17,13 @@
  * # TYPE line; histograms print cumulative _bucket{le="..."} lines in
  * increasing order ending with le="+Inf", then _sum (seconds) and _count.
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include "admin.h"
 
 #include <ev.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "parser.h"
@@ -86,8 +88,10 @@ struct admin_metrics {
     ev_prepare sleep;
     int64_t woke_ns;   /* 0: no iteration started yet */
     int64_t woke_cpu_ns; /* the loop thread's CPU time then */
-    admin_hist iter;
-    int64_t iter_max_us, iter_cpu_max_us;
+    struct rusage woke_ru; /* its context switches and page faults then */
+    admin_hist iter, iter_cpu;
+    int64_t iter_max_us, iter_cpu_max_us, iter_blocked_max_us;
+    uint64_t iter_blocked, loop_faults;
 };
 
 /* ---- histograms ---- */
@@ -155,8 +159,20 @@ void admin_metrics_on_loop_iteration(admin_metrics *m, int64_t us)
     if (us > m->iter_max_us) m->iter_max_us = us;
 }
 
-/* CPU time of the calling thread: an iteration's wall time minus it is
- * time the loop was ready but had no core (or waited in a syscall). */
+void admin_metrics_on_loop_usage(admin_metrics *m, int64_t wall_us, int64_t cpu_us, bool blocked, uint64_t faults)
+{
+    admin_hist_record(&m->iter_cpu, cpu_us);
+    if (cpu_us > m->iter_cpu_max_us) m->iter_cpu_max_us = cpu_us;
+    if (blocked) {
+        m->iter_blocked++;
+        if (wall_us > m->iter_blocked_max_us) m->iter_blocked_max_us = wall_us;
+    }
+    m->loop_faults += faults;
+}
+
+/* CPU time of the calling thread, exact: getrusage's user and system times
+ * are only brought up to date at scheduler ticks and switches, so over one
+ * iteration they move in lumps of a tick (4 ms), or not at all. */
 static int64_t thread_cpu_ns(void)
 {
     struct timespec ts;
@@ -164,20 +180,30 @@ static int64_t thread_cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* An iteration's wall time minus its CPU time is time the loop was ready
+ * but had no core, or waited in the kernel; a voluntary context switch
+ * (getrusage, counted exactly) tells the second apart, and the page faults
+ * come from the same call. */
 static void on_wake(struct ev_loop *loop, ev_check *w, int revents)
 {
     admin_metrics *m = w->data;
     m->woke_ns = sib_mono_ns();
     m->woke_cpu_ns = thread_cpu_ns();
+    getrusage(RUSAGE_THREAD, &m->woke_ru);
 }
 
 static void on_sleep(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     admin_metrics *m = w->data;
     if (m->woke_ns) {
-        admin_metrics_on_loop_iteration(m, (sib_mono_ns() - m->woke_ns) / 1000);
+        int64_t wall = (sib_mono_ns() - m->woke_ns) / 1000;
+        admin_metrics_on_loop_iteration(m, wall);
         int64_t cpu = (thread_cpu_ns() - m->woke_cpu_ns) / 1000;
-        if (cpu > m->iter_cpu_max_us) m->iter_cpu_max_us = cpu;
+        struct rusage ru;
+        getrusage(RUSAGE_THREAD, &ru);
+        const struct rusage *o = &m->woke_ru;
+        admin_metrics_on_loop_usage(m, wall, cpu, ru.ru_nvcsw > o->ru_nvcsw,
+                                    (uint64_t)((ru.ru_minflt - o->ru_minflt) + (ru.ru_majflt - o->ru_majflt)));
     }
     m->woke_ns = 0;
 }
@@ -583,21 +609,45 @@ static void render_node(const admin_gauges *g, sib_buf *b)
           g->bl_entries);
 }
 
+/* A loop family of one sample (label loop="cql"): a duration in seconds, or a count. */
+static void loop_seconds(sib_buf *b, const char *name, const char *help, int64_t us)
+{
+    family(b, name, "gauge", help);
+    sib_buf_printf(b, "%s{loop=\"cql\"} ", name);
+    seconds(b, us);
+    sib_buf_printf(b, "\n");
+}
+
+static void loop_count(sib_buf *b, const char *name, const char *help, uint64_t n)
+{
+    family(b, name, "counter", help);
+    sib_buf_printf(b, "%s{loop=\"cql\"} %" PRIu64 "\n", name, n);
+}
+
 static void render_loop(const admin_metrics *m, sib_buf *b)
 {
     family(b, "sibyl_loop_iteration_seconds", "histogram",
            "Event loop iterations: from waking up to waiting again (what a ready client waits behind).");
     hist_series(b, "sibyl_loop_iteration_seconds", "loop=\"cql\"", &m->iter);
-    family(b, "sibyl_loop_iteration_max_seconds", "gauge", "The longest event loop iteration since start.");
-    sib_buf_printf(b, "sibyl_loop_iteration_max_seconds{loop=\"cql\"} ");
-    seconds(b, m->iter_max_us);
-    sib_buf_printf(b, "\n");
-    family(b, "sibyl_loop_iteration_cpu_max_seconds", "gauge",
-           "The most CPU time the loop thread used in one iteration (the rest of an iteration's time it "
-           "waited: for a core, or in a system call).");
-    sib_buf_printf(b, "sibyl_loop_iteration_cpu_max_seconds{loop=\"cql\"} ");
-    seconds(b, m->iter_cpu_max_us);
-    sib_buf_printf(b, "\n");
+    loop_seconds(b, "sibyl_loop_iteration_max_seconds", "The longest event loop iteration since start.", m->iter_max_us);
+    family(b, "sibyl_loop_iteration_cpu_seconds", "histogram",
+           "CPU time the loop thread used per iteration (its own work: waiting for a core does not count).");
+    hist_series(b, "sibyl_loop_iteration_cpu_seconds", "loop=\"cql\"", &m->iter_cpu);
+    loop_seconds(b, "sibyl_loop_iteration_cpu_max_seconds",
+                 "The most CPU time the loop thread used in one iteration (the rest of an iteration's time it "
+                 "waited: for a core, or in a system call).",
+                 m->iter_cpu_max_us);
+    loop_count(b, "sibyl_loop_iterations_blocked_total",
+               "Iterations in which the loop thread waited in the kernel (a voluntary context switch: a disk, a "
+               "lock, a page fault that needed I/O).",
+               m->iter_blocked);
+    loop_seconds(b, "sibyl_loop_iteration_blocked_max_seconds",
+                 "The longest iteration (wall time) in which the loop thread waited in the kernel.",
+                 m->iter_blocked_max_us);
+    loop_count(b, "sibyl_loop_page_faults_total",
+               "Page faults the loop thread took during its iterations (first touches of fresh memory: the kernel "
+               "zeroes each page on the loop).",
+               m->loop_faults);
 }
 
 void admin_metrics_render(const admin_metrics *m, const admin_gauges *g, sib_buf *out)

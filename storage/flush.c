@@ -109,6 +109,13 @@ st_mem *st_mem_create(void)
     return m;
 }
 
+st_mem *st_mem_create_in(storage *s)
+{
+    st_mem *m = st_mem_create();
+    if (m) m->mt.ra.pf = m->mt.ix.pf = storage_prefault(s);
+    return m;
+}
+
 /* Atomic: read pool workers take and drop references on frozen memtables
  * (readpool.c) while the loop takes and drops its own. */
 void st_mem_ref(st_mem *m) { __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED); }
@@ -584,7 +591,7 @@ int st_table_freeze(storage *s, st_table *t, sib_err *err)
     int rc = st_table_retry_flushes(s, t, err);
     if (rc) return rc;
     if (!memtable_partitions(&t->mem->mt)) return 0;
-    st_mem *fresh = st_mem_create();
+    st_mem *fresh = st_mem_create_in(s);
     if (!fresh) return sib_err_set(err, SIB_ENOMEM, "flush: out of memory");
     st_mem *m = t->mem;
     memtable_reserve(&fresh->mt, memtable_partitions(&m->mt));

@@ -73,7 +73,9 @@ static bool ra_chunk(mt_rarena *a, size_t size, bool huge, uint32_t *idx)
         a->sizes = z;
         a->cap = cap;
     }
-    if (!(a->chunks[a->n] = huge ? sib_huge_alloc(size) : malloc(size))) return false;
+    uint8_t *c = huge ? st_prefault_take(a->pf, size) : NULL; /* faulted in already: no zeroing on the loop */
+    if (!c) c = huge ? sib_huge_alloc(size) : malloc(size);
+    if (!(a->chunks[a->n] = c)) return false;
     a->sizes[a->n] = size | huge;
     a->total += size;
     *idx = a->n++;
@@ -113,13 +115,17 @@ static void ra_free(mt_rarena *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Index tables of 1 MiB and more are huge pages (above); smaller ones are
- * calloc'd. Both come zeroed. */
+/* Index tables of 1 MiB and more are huge pages (above), faulted in ahead
+ * by the prefault thread when it has one of the size ready; smaller ones are
+ * calloc'd. All come zeroed. */
 #define IX_HUGE_BYTES ((size_t)1 << 20)
 
-static uint64_t *ix_alloc(size_t len)
+static uint64_t *ix_alloc(st_prefault *pf, size_t len)
 {
-    return len * sizeof(uint64_t) >= IX_HUGE_BYTES ? sib_huge_alloc(len * sizeof(uint64_t)) : calloc(len, sizeof(uint64_t));
+    size_t n = len * sizeof(uint64_t);
+    if (n < IX_HUGE_BYTES) return calloc(len, sizeof(uint64_t));
+    uint64_t *p = st_prefault_take(pf, n);
+    return p ? p : sib_huge_alloc(n);
 }
 
 static void ix_free(uint64_t *slots, size_t len)
@@ -242,12 +248,14 @@ static size_t ix_lower(const memtable *mt, uint64_t prefix, const uint8_t *pk, s
     return i;
 }
 
-/* Rebuilds the index with cap homes, in order. */
-static int ix_resize(mt_index *x, size_t cap)
+/* Rebuilds the index with cap homes, in order, into pre (a zeroed array of
+ * cap + IX_TAIL(cap) slots) when given. */
+static int ix_resize(mt_index *x, size_t cap, uint64_t *pre)
 {
     for (;;) {
         size_t len = cap + IX_TAIL(cap), j = 0, k = 0;
-        uint64_t *n = ix_alloc(len);
+        uint64_t *n = pre ? pre : ix_alloc(x->pf, len);
+        pre = NULL;
         if (!n) return SIB_ENOMEM;
         for (; k < x->len; k++) {
             uint64_t v = x->slots[k];
@@ -271,15 +279,47 @@ static int ix_resize(mt_index *x, size_t cap)
     }
 }
 
+/* Asks the prefault thread for the array the next doubling will take, once
+ * the index is 3/4 full (it doubles at 7/8), so the loop does not fault in
+ * and zero tens of MiB in one go. */
+static void ix_ask_ahead(mt_index *x)
+{
+    if (!x->pf || x->reserve || x->asked == x->cap || x->n < x->cap - x->cap / 4) return;
+    size_t next = 2 * x->cap, bytes = (next + IX_TAIL(next)) * sizeof *x->slots;
+    if (bytes < IX_HUGE_BYTES || st_prefault_want(x->pf, bytes)) x->asked = x->cap;
+}
+
 /* Makes room to insert at *pos (from ix_lower on prefix, pk): grows the
  * index when it would pass 7/8 full or its run reaches the end. */
+/* Moves the index into the array memtable_reserve asked for, once the
+ * prefault thread has it ready (the index grows as usual meanwhile). */
+static void ix_take_reserve(mt_index *x)
+{
+    if (x->cap >= x->reserve) {
+        x->reserve = 0;
+        return;
+    }
+    uint64_t *a = st_prefault_take(x->pf, (x->reserve + IX_TAIL(x->reserve)) * sizeof *x->slots);
+    if (!a) return;
+    (void)ix_resize(x, x->reserve, a); /* out of memory (a tail overflow): the old index stays and grows as usual */
+    x->reserve = 0;
+}
+
 static int ix_room(memtable *mt, uint64_t prefix, const uint8_t *pk, size_t pklen, size_t *pos)
 {
     mt_index *x = &mt->ix;
+    if (x->reserve) {
+        ix_take_reserve(x);
+        if (!x->reserve) { /* moved: *pos was a position in the old array */
+            bool found;
+            *pos = ix_lower(mt, prefix, pk, pklen, true, &found);
+        }
+    }
+    ix_ask_ahead(x);
     size_t e = *pos;
     while (x->slots && e < x->len && x->slots[e]) e++;
     if (x->slots && e < x->len && x->n + 1 <= x->cap - x->cap / 8) return 0;
-    int rc = ix_resize(x, x->cap ? 2 * x->cap : IX_FIRST);
+    int rc = ix_resize(x, x->cap ? 2 * x->cap : IX_FIRST, NULL);
     if (rc) return rc;
     bool found;
     *pos = ix_lower(mt, prefix, pk, pklen, true, &found);
@@ -302,8 +342,19 @@ static void ix_insert(memtable *mt, size_t pos, uint64_t prefix, uint32_t ref)
 
 void memtable_reserve(memtable *mt, size_t n)
 {
-    /* homes for n at 4/5 full: room to spare before the 7/8 that doubles */
-    if (!mt->ix.slots && n > IX_FIRST) (void)ix_resize(&mt->ix, n + n / 4);
+    mt_index *x = &mt->ix;
+    if (x->slots || n <= IX_FIRST) return;
+    size_t cap = n + n / 4; /* homes for n at 4/5 full: room to spare before the 7/8 that doubles */
+    /* A big array mapped here would be faulted in by the inserts that follow,
+     * a huge page at a time at random places (several ms of the loop each,
+     * right after every flush): with a prefault thread, ask it instead, and
+     * move into the array once it is ready (ix_room). */
+    if (x->pf && (cap + IX_TAIL(cap)) * sizeof *x->slots >= IX_HUGE_BYTES &&
+        st_prefault_want(x->pf, (cap + IX_TAIL(cap)) * sizeof *x->slots)) {
+        x->reserve = cap;
+        return;
+    }
+    (void)ix_resize(x, cap, NULL);
 }
 
 bool memtable_in_first_chunks(const memtable *mt)

@@ -204,6 +204,19 @@ static inline const uint8_t *mt_rec_pk(const mt_rec *r)
 }
 static inline st_deletion mt_part_del(const mt_part *p) { return (st_deletion){p->del_ts, p->del_ldt}; }
 
+/* Memtable memory faulted in ahead of need by a thread of its own
+ * (prefault.c): the loop takes a ready mapping or maps its own. */
+typedef struct st_prefault st_prefault;
+int st_prefault_start(st_prefault **out, sib_err *err);
+void st_prefault_stop(st_prefault *pf);
+/* A ready, zeroed sib_huge_alloc mapping of exactly n bytes (SIB_HUGE_PAGE,
+ * or the size last asked for with st_prefault_want), or NULL; never waits. */
+void *st_prefault_take(st_prefault *pf, size_t n);
+/* Asks for a mapping of n bytes to be made ready; false if not taken (the
+ * worker held the lock: ask again later). */
+bool st_prefault_want(st_prefault *pf, size_t n);
+void st_prefault_counts(st_prefault *pf, uint64_t *taken, uint64_t *inline_maps);
+
 /* The memtable's record arena: chunks of up to 2 MiB (huge pages, after a
  * small first one) addressed by 32-bit references (chunk index, 8-byte
  * unit), so an index slot holds a reference and 32 bits of token in 8
@@ -213,6 +226,7 @@ typedef struct mt_rarena {
     size_t *sizes;        /* each chunk's bytes; the low bit marks a huge-page chunk */
     uint32_t n, cap, cur; /* cur: the chunk being filled */
     size_t used, curcap, total; /* bytes used in cur, its size; bytes of every chunk */
+    st_prefault *pf; /* huge chunks come from here when ready; NULL = always mapped inline */
 } mt_rarena;
 
 /* The ordered index (memtable.c): linear probing whose home slot is monotone
@@ -222,6 +236,9 @@ typedef struct mt_index {
     size_t cap, len; /* homes are in [0, cap); len = cap + overflow tail */
     size_t n;
     uint32_t version; /* bumped when a record is added or the table is rebuilt */
+    st_prefault *pf;  /* the next (huge) array comes from here when ready; NULL = none */
+    size_t asked;     /* cap whose successor was asked of pf */
+    size_t reserve;   /* homes memtable_reserve asked of pf, not ready yet; 0 = none */
 } mt_index;
 
 typedef struct memtable {
@@ -295,6 +312,9 @@ typedef struct st_mem {
 } st_mem;
 
 st_mem *st_mem_create(void);
+/* An st_mem for one of s's tables: its memory is faulted in ahead by s's
+ * prefault thread, when s has one (with a loop). */
+st_mem *st_mem_create_in(storage *s);
 void st_mem_ref(st_mem *m);
 void st_mem_unref(st_mem *m);
 
@@ -545,6 +565,7 @@ void st_compaction_running(storage *s, const st_table *t, uint64_t *running);
 /* storage internals flush.c needs (store.c) */
 clog *storage_clog(storage *s);
 st_flusher *storage_flusher(storage *s);
+st_prefault *storage_prefault(storage *s);
 st_table *storage_table_next(storage *s, size_t *i); /* iteration over tables */
 st_compactor *storage_compactor(storage *s); /* NULL until replay is over */
 st_compactor *storage_compactor_any(storage *s);

@@ -76,6 +76,7 @@ struct storage {
     st_compactor *cm;
     sst_bcache *bc;      /* decompressed Data blocks of every table; NULL = none */
     st_readpool *rp;     /* read pool (readpool.c); NULL without a loop */
+    st_prefault *pf;     /* memtable memory faulted in ahead (prefault.c); NULL without a loop */
     uint64_t epochs;     /* table uid/epoch source */
     uint64_t layout_moves; /* old-layout directories moved by this process (layout.c) */
     storage_stats totals; /* flush/compaction counters that outlive tables */
@@ -144,7 +145,7 @@ static st_table *table_get(storage *s, const uint8_t id[16], sib_err *err)
     t->uid = ++s->epochs;
     t->epoch = ++s->epochs;
     cm_options_default(&t->copts);
-    if (cm_strategy_create(&t->cms, err) || !(t->mem = st_mem_create()) || st_table_load(s, t, err)) {
+    if (cm_strategy_create(&t->cms, err) || !(t->mem = st_mem_create_in(s)) || st_table_load(s, t, err)) {
         if (t->mem) sib_log(s->o.log, SIB_ERROR, "storage: %s", err->msg);
         cm_strategy_destroy(t->cms);
         st_mem_unref(t->mem);
@@ -206,7 +207,7 @@ static void map_remove(storage *s, const uint8_t id[16])
  * running compactions are cancelled (their outputs are discarded). */
 static int table_clear(st_table *t, sst_clpos upto)
 {
-    st_mem *fresh = st_mem_create();
+    st_mem *fresh = st_mem_create_in(t->s);
     if (!fresh) return SIB_ENOMEM;
     st_compaction_reset(t->s, t);
     st_mem_unref(t->mem);
@@ -225,6 +226,7 @@ static int table_clear(st_table *t, sst_clpos upto)
 const storage_opts *storage_get_opts(const storage *s) { return &s->o; }
 clog *storage_clog(storage *s) { return s->cl; }
 st_flusher *storage_flusher(storage *s) { return s->fl; }
+st_prefault *storage_prefault(storage *s) { return s->pf; }
 /* No compaction before replay is over: a replayed write may be older than a
  * tombstone a compaction would purge (client timestamps), and the memtables
  * must hold it for the purge check to see it. */
@@ -298,6 +300,9 @@ int storage_open(storage **out, const storage_opts *o, sib_err *err)
     if (s->o.data_dir && s->o.block_cache_size > 0 &&
         (rc = sst_bcache_create(&s->bc, (size_t)s->o.block_cache_size, err)))
         goto fail;
+    /* Before the tables: their memtables take memory from it. Only with a
+     * loop, whose iterations it keeps short; tools write without one. */
+    if (o->loop && (rc = st_prefault_start(&s->pf, err))) goto fail;
     if (s->o.data_dir && (rc = load_tables(s, &max_seg, err))) goto fail;
     clog_opts co = {o->commitlog_dir, s->o.sync, s->o.sync_period_ms, s->o.group_window_ms,
                     s->o.segment_size, o->loop, o->log, max_seg, o->commitlog_ignore_replay_errors};
@@ -328,6 +333,7 @@ void storage_close(storage *s)
         if (s->map[i]) table_free(s->map[i]);
     free(s->map);
     sst_bcache_destroy(s->bc); /* after the tables: nothing reads through it now */
+    st_prefault_stop(s->pf);   /* after the tables: no memtable allocates now */
     free(s);
 }
 

@@ -108,6 +108,27 @@ def test_metrics_count_requests_and_errors(node, session, ks):
     assert metric(after, "sibyl_commitlog_bytes_written_total") > metric(before, "sibyl_commitlog_bytes_written_total")
 
 
+def test_loop_metrics_own_work(node, session, ks):
+    """The loop's own share of its iterations: CPU time per iteration (one
+    sample per iteration, as the wall-time histogram has), iterations that
+    waited in the kernel, and page faults, next to the wall-time figures."""
+    fill(session, ks)
+    status, text = http(node, "/metrics")
+    assert status == 200
+    assert "# TYPE sibyl_loop_iteration_cpu_seconds histogram" in text
+    cpu = metric(text, "sibyl_loop_iteration_cpu_seconds_count", loop="cql")
+    assert cpu > 0
+    assert metric(text, "sibyl_loop_iteration_cpu_seconds_bucket", loop="cql", le="+Inf") == cpu
+    # the /metrics request itself runs inside an iteration not finished yet
+    wall = metric(text, "sibyl_loop_iteration_seconds_count", loop="cql")
+    assert wall == cpu
+    assert 0 < metric(text, "sibyl_loop_iteration_cpu_max_seconds", loop="cql") <= \
+        metric(text, "sibyl_loop_iteration_max_seconds", loop="cql") + 0.001
+    for name in ("sibyl_loop_iterations_blocked_total", "sibyl_loop_iteration_blocked_max_seconds",
+                 "sibyl_loop_page_faults_total"):
+        assert re.search(r'^%s\{loop="cql"\} [0-9.]+$' % name, text, re.M), name
+
+
 def test_status_shows_host_id(node, session, tool):
     host_id = str(session.execute("SELECT host_id FROM system.local").one().host_id)
     out = tool("status").stdout

@@ -197,6 +197,23 @@ static void test_loop_lag(void **state)
     assert_true(has_line(&b, "sibyl_loop_iteration_seconds_bucket{loop=\"cql\",le=\"0.100000\"} 3"));
     assert_true(has_line(&b, "sibyl_loop_iteration_seconds_count{loop=\"cql\"} 3"));
     assert_true(has_line(&b, "sibyl_loop_iteration_max_seconds{loop=\"cql\"} 0.070000"));
+    sib_buf_free(&b);
+    admin_metrics_on_loop_usage(m, 40, 30, false, 0);
+    admin_metrics_on_loop_usage(m, 3000, 2900, false, 2);
+    admin_metrics_on_loop_usage(m, 70000, 600, true, 1); /* waited in the kernel most of it */
+    admin_metrics_on_loop_usage(m, 9000, 200, true, 0);
+    sib_buf_init(&b);
+    admin_metrics_render(m, &g, &b);
+    assert_true(has_line(&b, "# TYPE sibyl_loop_iteration_cpu_seconds histogram"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_cpu_seconds_bucket{loop=\"cql\",le=\"0.000050\"} 1"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_cpu_seconds_bucket{loop=\"cql\",le=\"0.000250\"} 2"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_cpu_seconds_bucket{loop=\"cql\",le=\"0.001000\"} 3"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_cpu_seconds_bucket{loop=\"cql\",le=\"0.005000\"} 4"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_cpu_seconds_count{loop=\"cql\"} 4"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_cpu_max_seconds{loop=\"cql\"} 0.002900"));
+    assert_true(has_line(&b, "sibyl_loop_iterations_blocked_total{loop=\"cql\"} 2"));
+    assert_true(has_line(&b, "sibyl_loop_iteration_blocked_max_seconds{loop=\"cql\"} 0.070000"));
+    assert_true(has_line(&b, "sibyl_loop_page_faults_total{loop=\"cql\"} 3"));
     assert_true(has_line(&b, "sibyl_reads_inline_total 5"));
     assert_true(has_line(&b, "sibyl_reads_pool_total 7"));
     assert_true(has_line(&b, "sibyl_read_pool_queued 1"));
@@ -214,6 +231,9 @@ static void test_loop_lag(void **state)
     char *p = strstr((const char *)b.p, "sibyl_loop_iteration_seconds_count{loop=\"cql\"} ");
     assert_non_null(p);
     assert_true(atoi(p + strlen("sibyl_loop_iteration_seconds_count{loop=\"cql\"} ")) >= 2);
+    p = strstr((const char *)b.p, "sibyl_loop_iteration_cpu_seconds_count{loop=\"cql\"} "); /* the same iterations */
+    assert_non_null(p);
+    assert_true(atoi(p + strlen("sibyl_loop_iteration_cpu_seconds_count{loop=\"cql\"} ")) >= 2);
     sib_buf_free(&b);
     admin_metrics_destroy(m); /* stops the watchers */
     ev_run(loop, EVRUN_NOWAIT);

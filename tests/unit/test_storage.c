@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "storage.h"
+#include "storage_int.h" /* st_prefault: memtable memory faulted in ahead */
 
 static const uint8_t T1[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 static const uint8_t T2[16] = {0xaa, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
@@ -3911,6 +3912,95 @@ static void test_unfiltered_from_sstables(void **state)
     check_unfiltered_copy(f->s);
 }
 
+
+/* ---- memtable memory faulted in ahead (prefault.c) ---- */
+
+static void *take_within(st_prefault *pf, size_t n)
+{
+    for (int i = 0; i < 5000; i++) { /* the worker makes it meanwhile: up to 5 s */
+        void *p = st_prefault_take(pf, n);
+        if (p) return p;
+        usleep(1000);
+    }
+    return NULL;
+}
+
+/* Ready mappings are zeroed and of exactly the size asked for; a size nobody
+ * asked for is never handed out (the memtable maps it inline). */
+static void test_prefault_mappings(void **state)
+{
+    (void)state;
+    st_prefault *pf;
+    sib_err err;
+    assert_int_equal(st_prefault_start(&pf, &err), 0);
+    uint8_t *c = take_within(pf, SIB_HUGE_PAGE);
+    assert_non_null(c);
+    for (size_t i = 0; i < SIB_HUGE_PAGE; i++) assert_int_equal(c[i], 0);
+    memset(c, 0xAB, SIB_HUGE_PAGE); /* ours now: writable */
+    sib_huge_free(c, SIB_HUGE_PAGE);
+    size_t n = 3 * SIB_HUGE_PAGE + 4096;
+    assert_null(st_prefault_take(pf, n)); /* not asked for yet */
+    while (!st_prefault_want(pf, n)) usleep(1000);
+    uint8_t *a = take_within(pf, n);
+    assert_non_null(a);
+    for (size_t i = 0; i < n; i++) assert_int_equal(a[i], 0);
+    sib_huge_free(a, n);
+    assert_null(st_prefault_take(pf, n)); /* taken: the next one needs another request */
+    uint64_t taken, inline_maps;
+    st_prefault_counts(pf, &taken, &inline_maps);
+    assert_int_equal(taken, 2);
+    assert_true(inline_maps >= 2);
+    while (!st_prefault_want(pf, 5 * SIB_HUGE_PAGE)) usleep(1000);
+    st_prefault_stop(pf); /* frees what it holds (ASan's leak check) */
+}
+
+/* Writes part0..part<n-1> = <tag><i> through the loop, giving the prefault
+ * worker time as a loop's idle spells give it; then reads every one back. */
+static void put_parts_loop(storage *s, struct ev_loop *loop, int n, const char *tag, int64_t ts)
+{
+    char pk[32], val[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(pk, sizeof pk, "part%d", i);
+        snprintf(val, sizeof val, "%s%d", tag, i);
+        put(s, pk, "", 1, val, ts, 0, 0);
+        if (i % 256 == 255) ev_run(loop, EVRUN_NOWAIT);
+        if (i % 4096 == 4095) usleep(20000);
+    }
+    ev_run(loop, EVRUN_NOWAIT);
+    for (int i = 0; i < n; i++) {
+        snprintf(pk, sizeof pk, "part%d", i);
+        snprintf(val, sizeof val, "%s%d", tag, i);
+        const char *got = get(s, pk, "", 1);
+        assert_non_null(got);
+        assert_string_equal(got, val);
+    }
+}
+
+/* With a loop, a table's memtable takes its record chunks and its index's
+ * next array from the prefault thread, and so does the fresh memtable of a
+ * flush for the index it reserves; every row reads back. */
+static void test_memtable_memory_prefaulted(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 1);
+    st_prefault *pf = storage_prefault(s);
+    assert_non_null(pf);
+    enum { N = 120000 }; /* the index doubles past 1 MiB (65536 homes to 131072), and is reserved over it */
+    put_parts_loop(s, loop, N, "value", 10);
+    uint64_t taken, taken2, inline_maps;
+    st_prefault_counts(pf, &taken, &inline_maps);
+    assert_true(taken >= 2); /* a record chunk and the 1 MiB index at least */
+    /* A flush: the fresh memtable's index is reserved for N partitions (over
+     * 1 MiB), asked of the prefault thread, and moved into once ready while
+     * the overwrites go in. */
+    flush_loop(s, loop);
+    put_parts_loop(s, loop, N, "new", 11);
+    st_prefault_counts(pf, &taken2, &inline_maps);
+    assert_true(taken2 >= taken + 2); /* the reserved index and a record chunk at least */
+    close_loop_data(f, loop);
+}
+
 int main(void)
 {
     /* SIB_TEST_FILTER=name runs the tests matching it (one test under gdb, say) */
@@ -3926,6 +4016,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slices_and_reversed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memtable_index_many_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memtable_index_order, setup, teardown),
+        cmocka_unit_test(test_prefault_mappings),
+        cmocka_unit_test_setup_teardown(test_memtable_memory_prefaulted, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_kv_growing_collection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_backlog_refuses_writes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_flush_out_of_order_keeps_older_writes, dsetup, dteardown),
