@@ -176,7 +176,7 @@ static int gather_token(exec_ctx *c, const sch_table *t, const prs_relation *r, 
         if (strcmp(r->cols[i], sch_table_pk(t, i)->name))
             return sib_err_set(err, SIB_EINVAL, "The token function arguments must be in the partition key order: %s",
                                sch_table_pk(t, 0)->name);
-    int64_t tok;
+    int64_t tok = 0; /* set by token_value when it returns 0; gcc -O2 cannot see it */
     int rc = token_value(c, t, r->value, &tok, err);
     if (rc) return rc;
     if (!out->token_restricted) {
