@@ -662,6 +662,9 @@ static int read_more(sel_read *rd, sib_err *err)
         int rc = remote_piece(rd, &rq, &pg, err);
         if (!rc && !pg) rc = remote_scan_piece(rd, &rq, err);
         if (rc && !pg) return rc < 0 ? rc : 1;
+        /* taken at once, before anything writes: an inline page may point
+         * into the memtables rather than copy the rows */
+        rq.borrow = true;
         if (!pg && (rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err))) return rc;
         rc = take_page(rd, pg, err);
         st_rpage_destroy(pg);

@@ -238,6 +238,13 @@ st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *s
 
 uint32_t st_iter_sstables(const st_iter *it) { return it->ssts_read; }
 
+bool st_iter_memtables_only(const st_iter *it)
+{
+    for (size_t i = 0; i < it->nsrc; i++)
+        if (!it->srcs[i].m) return false;
+    return true;
+}
+
 void st_prefetch(st_table *t, int64_t token, bool record)
 {
     if (t->mem) memtable_prefetch_slot(&t->mem->mt, token, record);
@@ -639,6 +646,7 @@ bool st_iter_next(st_iter *it, st_row *out)
     if (it->status == SIB_ENOMEM && !it->err.msg[0]) sib_err_set(&it->err, SIB_ENOMEM, "storage: out of memory");
     return false;
 }
+
 
 uint64_t st_iter_tombstones(const st_iter *it) { return it->tombstones + it->nrt; }
 

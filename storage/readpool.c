@@ -26,6 +26,14 @@
  * as Cassandra's mmap_index_only. Scans always go to the pool: even over
  * memtables alone they are long.
  *
+ * Borrowing (st_rreq.borrow): a caller that takes an inline page at once,
+ * before it writes or returns to the loop (the executor's point reads),
+ * lets a page that the memtables alone answer keep its rows where they are:
+ * the page holds the read's iterator, and so its references to those
+ * memtables, until st_rpage_destroy, and copies only the rows' cell views.
+ * With an SSTable among the sources the rows are copied as usual (a block
+ * the iterator read is not the page's to keep).
+ *
  * Memtable safety: the loop writes the ACTIVE memtable in place (a
  * same-size cell is overwritten, index slots shift, B+tree nodes split), so
  * no worker ever reads it. At submit the loop copies the active partitions
@@ -69,6 +77,7 @@
 #define RP_DEFAULT_BOUND 1024
 #define RP_ARENA_CHUNK 16384
 #define RP_POINT_CHUNK 2048
+#define RP_ROW1_CELLS 4
 
 /* ---- the page ---- */
 
@@ -100,7 +109,10 @@ struct st_rpage {
     sib_err err;
     struct st_readpool *home; /* a point page goes back to its pool's spares */
     struct st_rpage *next_spare;
+    st_iter *it;          /* a borrowing page's views point into its memtables */
     rp_part first; /* parts' first room: a point read's one partition needs no allocation */
+    st_row row1;   /* rows' first room in the first partition: likewise for its row */
+    st_cell_view cells1[RP_ROW1_CELLS]; /* that row's cell views, when it borrows */
 };
 
 /* chunk: the arena's; a point read's page is small (one allocation of it
@@ -116,10 +128,13 @@ static st_rpage *page_new(size_t chunk)
 }
 
 static bool page_keep(st_rpage *p);
+static void page_iter_done(st_rpage *p);
 
 void st_rpage_destroy(st_rpage *p)
 {
-    if (!p || page_keep(p)) return;
+    if (!p) return;
+    page_iter_done(p);
+    if (page_keep(p)) return;
     sib_arena_destroy(p->a); /* parts and rows live in it too */
     free(p);
 }
@@ -207,6 +222,23 @@ static bool copy_row(sib_arena *a, const st_row *in, st_row *out)
     return true;
 }
 
+/* An evaluated row of a borrowing page (the iterator's sources are
+ * memtables, kept referenced by the page): its cell views into the arena
+ * (the iterator's next row reuses its own), the bytes they point at left
+ * where they are. */
+static bool view_row(st_rpage *pg, const st_row *in, st_row *out)
+{
+    *out = *in;
+    if (!in->ncells) return true;
+    size_t n = in->ncells * sizeof(st_cell_view);
+    st_cell_view *cv = out == &pg->row1 && in->ncells <= RP_ROW1_CELLS ? memcpy(pg->cells1, in->cells, n)
+                                                                        : sib_arena_memdup(pg->a, in->cells, n);
+    out->cells = cv;
+    return cv != NULL;
+}
+
+static bool copy_row_of(st_rpage *pg, const st_row *in, st_row *out) { return copy_row(pg->a, in, out); }
+
 /* Grows an array kept in the page's arena (doubling: the old copy stays in
  * the arena until the page goes, at most as much again). */
 static bool arena_grow(sib_arena *a, void **arr, size_t *cap, size_t need, size_t elem)
@@ -222,7 +254,8 @@ static bool arena_grow(sib_arena *a, void **arr, size_t *cap, size_t need, size_
     return true;
 }
 
-static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t token)
+/* borrow: pk stays valid as long as the page (st_rreq.borrow). */
+static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t token, bool borrow)
 {
     if (!pg->capparts) {
         pg->parts = &pg->first;
@@ -231,7 +264,7 @@ static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t
     if (!arena_grow(pg->a, (void **)&pg->parts, &pg->capparts, pg->nparts + 1, sizeof *pg->parts)) return NULL;
     rp_part *x = &pg->parts[pg->nparts];
     memset(x, 0, sizeof *x);
-    if (!(x->pk = dup(pg->a, pk, pklen))) return NULL;
+    if (!(x->pk = borrow ? pk : dup(pg->a, pk, pklen))) return NULL;
     x->pklen = pklen;
     x->token = token;
     pg->nparts++;
@@ -239,15 +272,21 @@ static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t
 }
 
 /* Fills one partition of the page from it, up to *rows_left rows. A
- * partition with nothing to show is taken back off the page. */
+ * partition with nothing to show is taken back off the page. views: the
+ * page keeps it (pg->it) and its rows' bytes stay in its memtables. */
 static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen, int64_t token, const st_rreq *rq,
-                     size_t *rows_left)
+                     bool views, size_t *rows_left)
 {
-    rp_part *x = page_part(pg, pk, pklen, token);
+    rp_part *x = page_part(pg, pk, pklen, token, views);
     if (!x) return SIB_ENOMEM;
+    bool (*keep)(st_rpage *, const st_row *, st_row *) = views ? view_row : copy_row_of;
+    if (x == &pg->first) { /* a point read's row needs no allocation either */
+        x->rows = &pg->row1;
+        x->caprows = 1;
+    }
     st_row r;
     if ((rq->with_static || rq->static_only) && st_iter_static(it, &r)) { /* a table without statics has none */
-        if (!copy_row(pg->a, &r, &x->stat)) return SIB_ENOMEM;
+        if (!keep(pg, &r, &x->stat)) return SIB_ENOMEM;
         x->has_static = true;
     }
     x->complete = true;
@@ -256,7 +295,7 @@ static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen,
     } else {
         while (*rows_left > 0 && st_iter_next(it, &r)) {
             if (!arena_grow(pg->a, (void **)&x->rows, &x->caprows, x->nrows + 1, sizeof *x->rows) ||
-                !copy_row(pg->a, &r, &x->rows[x->nrows]))
+                !keep(pg, &r, &x->rows[x->nrows]))
                 return SIB_ENOMEM;
             x->nrows++;
             pg->nrows++;
@@ -300,7 +339,7 @@ static int fill_unfiltered_part(st_rpage *pg, st_iter *it, const uint8_t id[16],
     size_t len = 0;
     const uint8_t *b = rc ? NULL : st_mutation_bytes(m, &len);
     if (!rc && st_mutation_size(m) > empty) {
-        rp_part *x = page_part(pg, pk, pklen, token);
+        rp_part *x = page_part(pg, pk, pklen, token, false);
         if (!x || !(x->mut = dup(pg->a, b, len))) rc = SIB_ENOMEM;
         else {
             x->mutlen = len;
@@ -348,7 +387,9 @@ static void iter_done(st_iter *it, st_iter **spare)
 
 /* A partition read of token into pg: of the pin v (any thread), or of the
  * live table t (the loop: the inline path). spare: the thread's recycled
- * iterator (NULL: none). */
+ * iterator (NULL: none). A borrowing read of t that only memtables answer
+ * leaves its rows where they are: the page keeps the iterator (and so its
+ * references to them) and gives it back to spare's owner when it goes. */
 static int run_partition(const st_rreq *rq, int64_t token, const st_pin *v, st_table *t, const uint8_t id[16],
                          bool cache_only, st_rpage *pg, st_iter **spare)
 {
@@ -360,9 +401,12 @@ static int run_partition(const st_rreq *rq, int64_t token, const st_pin *v, st_t
                             rq->now_s);
     if (!it) return SIB_ENOMEM;
     size_t left = bound_of(rq->max_rows);
-    int rc = rq->unfiltered ? fill_unfiltered(pg, it, id, rq) : fill_part(pg, it, rq->pk, rq->pklen, token, rq, &left);
+    bool views = t && rq->borrow && !rq->unfiltered && st_iter_memtables_only(it);
+    int rc = rq->unfiltered ? fill_unfiltered(pg, it, id, rq)
+                            : fill_part(pg, it, rq->pk, rq->pklen, token, rq, views, &left);
     pg->sstables = st_iter_sstables(it);
-    iter_done(it, spare);
+    if (views) pg->it = it;
+    else iter_done(it, spare);
     return rc;
 }
 
@@ -391,7 +435,7 @@ static int run_scan(rjob *j, st_iter **spare)
                                      rq->static_only ? 0 : rq->nslices, rq->reversed, rq->now_s);
         if (!it) rc = SIB_ENOMEM;
         else if (rq->unfiltered) rc = fill_unfiltered_part(pg, it, j->table_id, pk, pklen, tok, &bytes);
-        else rc = fill_part(pg, it, pk, pklen, tok, rq, &rows_left);
+        else rc = fill_part(pg, it, pk, pklen, tok, rq, false, &rows_left);
         iter_done(it, spare);
         if (rc) break;
         if (rows_left == 0 || --parts_left == 0 || (rq->max_bytes && bytes >= rq->max_bytes)) {
@@ -679,6 +723,17 @@ static st_rpage *page_get(st_readpool *p)
     }
     if ((pg = page_new(RP_POINT_CHUNK))) pg->home = p;
     return pg;
+}
+
+/* A borrowing page's iterator goes back to the loop's spare (or away). */
+static void page_iter_done(st_rpage *pg)
+{
+    st_iter *it = pg->it;
+    if (!it) return;
+    pg->it = NULL;
+    st_readpool *p = pg->home;
+    if (p && !p->iter) p->iter = st_iter_recycle(it);
+    else st_iter_destroy(it);
 }
 
 static bool page_keep(st_rpage *pg)

@@ -389,6 +389,12 @@ st_iter *st_iter_recycle(st_iter *it);
  * counts its own reads; readpool.c counts a piece once it is final (not the
  * inline attempt that a block missing from the cache sends to the pool). */
 uint32_t st_iter_sstables(const st_iter *it);
+/* True when every source of the iterator is a memtable the iterator
+ * references (no SSTable, no pinned copy): the rows it returns then point
+ * only into those memtables (values, paths, clustering keys) and into its
+ * own scratch (the cell views), so they stay valid while the iterator
+ * lives and nothing writes to the memtables. */
+bool st_iter_memtables_only(const st_iter *it);
 /* st_read over a pin (any thread); sp: the partition's copy, or NULL;
  * spare and token as st_read_ex's. */
 st_iter *st_read_pinned(st_iter *spare, const st_pin *v, const st_snap_part *sp, int64_t token, const uint8_t *pk,

@@ -3524,7 +3524,10 @@ static void test_read_pool_recycled_iterator(void **state)
     };
     static char want[16384], got[16384];
     st_table *t = storage_table(s, T1);
-    for (int round = 0; round < 2; round++) /* the first round's SSTable reads go to the pool, the second's not */
+    /* the first round's SSTable reads go to the pool, the second's not;
+     * rounds 2 and 3 borrow (views into the memtables where they alone
+     * answer, copies otherwise) */
+    for (int round = 0; round < 4; round++)
         for (size_t i = 0; i < SIB_ARRAY_LEN(reads); i++) {
             const uint8_t *pk = (const uint8_t *)reads[i].pk;
             size_t pklen = strlen(reads[i].pk);
@@ -3535,7 +3538,7 @@ static void test_read_pool_recycled_iterator(void **state)
             assert_int_equal(st_iter_status(it, NULL), 0);
             st_iter_destroy(it);
             st_rreq rq = {.pk = pk, .pklen = pklen, .slices = reads[i].sl, .nslices = reads[i].nsl,
-                          .reversed = reads[i].reversed, .now_s = NOW};
+                          .reversed = reads[i].reversed, .borrow = round >= 2, .now_s = NOW};
             st_rpage *pg = piece(s, loop, &rq, NULL);
             assert_int_equal(st_rpage_status(pg, NULL), 0);
             for (size_t k = 0; k < st_rpage_parts(pg); k++) {
@@ -3557,10 +3560,10 @@ static void test_read_pool_recycled_iterator(void **state)
         const st_slice *sl = k ? kvsl[k - 1] : NULL;
         size_t nsl = k == 4 ? 2 : k ? 1 : 0;
         static const char *const expect[] = {":1:new;", "", ":1:new;", "", ":1:new;"};
-        for (int which = 0; which < 2; which++) {
-            const char *pk = which ? "kv2" : "kv";
+        for (int which = 0; which < 4; which++) { /* 2, 3: borrowing */
+            const char *pk = which % 2 ? "kv2" : "kv";
             st_rreq rq = {.pk = (const uint8_t *)pk, .pklen = strlen(pk), .slices = sl, .nslices = nsl,
-                          .reversed = v % 2, .now_s = NOW};
+                          .reversed = v % 2, .borrow = which >= 2, .now_s = NOW};
             st_rpage *pg = piece(s, loop, &rq, NULL);
             got[0] = 0;
             st_rpart p = {0};
@@ -3586,6 +3589,71 @@ static void test_read_pool_recycled_iterator(void **state)
     while (st_iter_next(it, &r)) row_str(&r, want, sizeof want);
     st_iter_destroy(it);
     assert_string_equal(want, "c000:300:w;");
+    close_loop_data(f, loop);
+}
+
+/* A borrowing read (st_rreq.borrow) that the memtables alone answer keeps
+ * views into them: the page holds them referenced, so its rows stay whole
+ * even when their memtable is flushed and let go before the page is; one
+ * that needs an SSTable copies its rows as any other. Either way the page
+ * shows what a copying read shows. */
+static void test_read_pool_borrowed_pages(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 2);
+    put(s, "mixed", "c000", 1, "flushed", 10, 0, 0);
+    flush_loop(s, loop);
+    put(s, "mixed", "c001", 1, "active", 11, 0, 0); /* and an SSTable row: copied */
+    put(s, "kv", "", 1, "one-row", 10, 0, 0);       /* a KV record */
+    put(s, "kv", "", 2, "second-cell", 10, 0, 0);
+    char ck[8], val[16];
+    for (int r = 0; r < 9; r++) { /* several rows, and cells past the page's first row room */
+        snprintf(ck, sizeof ck, "c%03d", r);
+        for (uint32_t col = 1; col <= 6; col++) {
+            snprintf(val, sizeof val, "v%d-%u", r, col);
+            put(s, "rows", ck, col, val, 10, 0, 0);
+        }
+    }
+    del_cell(s, "rows", "c004", 1, 20, NOW - 5); /* a tombstone among them */
+    ev_run(loop, EVRUN_NOWAIT);
+    static const char *const keys[] = {"kv", "rows", "mixed", "none"};
+    st_rpage *pages[SIB_ARRAY_LEN(keys)];
+    char want[SIB_ARRAY_LEN(keys)][2048];
+    for (size_t i = 0; i < SIB_ARRAY_LEN(keys); i++) {
+        st_rreq rq = {.pk = (const uint8_t *)keys[i], .pklen = strlen(keys[i]), .now_s = NOW};
+        st_rpage *pg = piece(s, loop, &rq, NULL);
+        want[i][0] = 0;
+        page_str(pg, want[i], sizeof want[i]);
+        st_rpage_destroy(pg);
+        rq.borrow = true;
+        bool queued;
+        pages[i] = piece(s, loop, &rq, &queued);
+        if (strcmp(keys[i], "mixed")) assert_false(queued); /* memory answers them */
+    }
+    assert_string_equal(want[0], "kv/=one-row;");
+    assert_non_null(strstr(want[1], "rows/c004=v4-2;"));
+    assert_string_equal(want[2], "mixed/c000=flushed;mixed/c001=active;");
+    assert_string_equal(want[3], "");
+    flush_loop(s, loop); /* the memtable the views point into goes */
+    put(s, "kv", "", 1, "ONE-ROW", 30, 0, 0);
+    for (size_t i = 0; i < SIB_ARRAY_LEN(keys); i++) {
+        char got[2048] = "";
+        page_str(pages[i], got, sizeof got);
+        assert_string_equal(got, want[i]);
+        for (size_t k = 0; k < st_rpage_parts(pages[i]); k++) {
+            st_rpart p;
+            st_rpage_part(pages[i], k, &p);
+            for (size_t j = 0; j < p.nrows; j++) { /* every cell, not only the first */
+                st_row r;
+                st_rpage_row(pages[i], k, j, &r);
+                for (size_t c = 0; c < r.ncells; c++)
+                    assert_true(r.cells[c].vlen > 0 && r.cells[c].val[0] != 'O');
+                if (!strcmp(keys[i], "rows")) assert_int_equal(r.ncells, j == 4 ? 5 : 6);
+            }
+        }
+        st_rpage_destroy(pages[i]);
+    }
     close_loop_data(f, loop);
 }
 
@@ -3983,6 +4051,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block_cache_truncate_under_iterator, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_pieces_match_reads, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_recycled_iterator, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_read_pool_borrowed_pages, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_snapshot_under_writes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_drain, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_unfiltered_round_trip, setup, teardown),
