@@ -648,6 +648,41 @@ bool st_iter_next(st_iter *it, st_row *out)
 }
 
 
+int st_read_kv(st_iter *scratch, st_table *t, int64_t token, const uint8_t *pk, size_t pklen, const st_slice *slices,
+               size_t nslices, int32_t now_s, st_row *out, uint64_t *tombstones)
+{
+    *tombstones = 0;
+    if (!scratch || t->frozen) return -1;
+    const mt_rec *rec = memtable_find(&t->mem->mt, token, pk, pklen);
+    if (!rec) return 0; /* no source at all */
+    if (rec->kind != MT_KV) return -1;
+    bool in = !nslices; /* its one row's key, "", in a slice? (as kv_only_next) */
+    for (size_t i = 0; !in && i < nslices; i++) {
+        const st_bound *a = &slices[i].start, *b = &slices[i].end;
+        sst_bound sa = {a->key, (uint32_t)a->len, a->incl, a->unbounded};
+        sst_bound sb = {b->key, (uint32_t)b->len, b->incl, b->unbounded};
+        in = bound_cmp(NULL, 0, &sa, true) > 0 && bound_cmp(NULL, 0, &sb, false) < 0;
+    }
+    if (!in) return 0;
+    /* a recycled iterator: no source, no deletion, no range tombstone */
+    st_iter *it = scratch;
+    SIB_ASSERT(!it->nsrc && !it->nrt && it->pdel.ts == SST_NO_TS && !it->status);
+    src *s = &it->srcs[0];
+    it->now = now_s;
+    it->tombstones = 0;
+    s->kv = rec;
+    bool ok = kv_row(s), live = ok && row_eval(it, &s->row, out);
+    s->kv = NULL;
+    *tombstones = it->tombstones;
+    it->tombstones = 0;
+    if (!ok || it->status) { /* out of memory: the general read says so */
+        it->status = 0;
+        sib_err_clear(&it->err);
+        return -1;
+    }
+    return live;
+}
+
 uint64_t st_iter_tombstones(const st_iter *it) { return it->tombstones + it->nrt; }
 
 /* The partition's static row, every source's merged: 1 (*out), 0 none,

@@ -110,6 +110,7 @@ struct st_rpage {
     struct st_readpool *home; /* a point page goes back to its pool's spares */
     struct st_rpage *next_spare;
     st_iter *it;          /* a borrowing page's views point into its memtables */
+    st_mem *mem;          /* or into this one (st_read_kv's row), referenced */
     rp_part first; /* parts' first room: a point read's one partition needs no allocation */
     st_row row1;   /* rows' first room in the first partition: likewise for its row */
     st_cell_view cells1[RP_ROW1_CELLS]; /* that row's cell views, when it borrows */
@@ -128,12 +129,12 @@ static st_rpage *page_new(size_t chunk)
 }
 
 static bool page_keep(st_rpage *p);
-static void page_iter_done(st_rpage *p);
+static void page_unborrow(st_rpage *p);
 
 void st_rpage_destroy(st_rpage *p)
 {
     if (!p) return;
-    page_iter_done(p);
+    page_unborrow(p);
     if (page_keep(p)) return;
     sib_arena_destroy(p->a); /* parts and rows live in it too */
     free(p);
@@ -237,8 +238,6 @@ static bool view_row(st_rpage *pg, const st_row *in, st_row *out)
     return cv != NULL;
 }
 
-static bool copy_row_of(st_rpage *pg, const st_row *in, st_row *out) { return copy_row(pg->a, in, out); }
-
 /* Grows an array kept in the page's arena (doubling: the old copy stays in
  * the arena until the page goes, at most as much again). */
 static bool arena_grow(sib_arena *a, void **arr, size_t *cap, size_t need, size_t elem)
@@ -267,8 +266,23 @@ static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t
     if (!(x->pk = borrow ? pk : dup(pg->a, pk, pklen))) return NULL;
     x->pklen = pklen;
     x->token = token;
+    if (x == &pg->first) { /* a point read's row needs no allocation either */
+        x->rows = &pg->row1;
+        x->caprows = 1;
+    }
     pg->nparts++;
     return x;
+}
+
+/* Row r as the next of partition x: copied, or its views (see view_row). */
+static bool part_row(st_rpage *pg, rp_part *x, const st_row *r, bool views)
+{
+    if (!arena_grow(pg->a, (void **)&x->rows, &x->caprows, x->nrows + 1, sizeof *x->rows) ||
+        !(views ? view_row(pg, r, &x->rows[x->nrows]) : copy_row(pg->a, r, &x->rows[x->nrows])))
+        return false;
+    x->nrows++;
+    pg->nrows++;
+    return true;
 }
 
 /* Fills one partition of the page from it, up to *rows_left rows. A
@@ -279,14 +293,9 @@ static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen,
 {
     rp_part *x = page_part(pg, pk, pklen, token, views);
     if (!x) return SIB_ENOMEM;
-    bool (*keep)(st_rpage *, const st_row *, st_row *) = views ? view_row : copy_row_of;
-    if (x == &pg->first) { /* a point read's row needs no allocation either */
-        x->rows = &pg->row1;
-        x->caprows = 1;
-    }
     st_row r;
     if ((rq->with_static || rq->static_only) && st_iter_static(it, &r)) { /* a table without statics has none */
-        if (!keep(pg, &r, &x->stat)) return SIB_ENOMEM;
+        if (!(views ? view_row(pg, &r, &x->stat) : copy_row(pg->a, &r, &x->stat))) return SIB_ENOMEM;
         x->has_static = true;
     }
     x->complete = true;
@@ -294,11 +303,7 @@ static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen,
         x->live = x->has_static || st_iter_next(it, &r);
     } else {
         while (*rows_left > 0 && st_iter_next(it, &r)) {
-            if (!arena_grow(pg->a, (void **)&x->rows, &x->caprows, x->nrows + 1, sizeof *x->rows) ||
-                !keep(pg, &r, &x->rows[x->nrows]))
-                return SIB_ENOMEM;
-            x->nrows++;
-            pg->nrows++;
+            if (!part_row(pg, x, &r, views)) return SIB_ENOMEM;
             --*rows_left;
         }
         x->complete = *rows_left > 0;
@@ -385,6 +390,27 @@ static void iter_done(st_iter *it, st_iter **spare)
     else st_iter_destroy(it);
 }
 
+/* st_read_kv's answer as the page's partition (as fill_part would make
+ * it): r, its live row (NULL: none), viewed in memtable m. */
+static int kv_part(st_rpage *pg, st_mem *m, const st_rreq *rq, int64_t token, const st_row *r, uint64_t tombstones)
+{
+    pg->sstables = 0;
+    if (!r && !tombstones) return 0; /* nothing to show or count */
+    rp_part *x = page_part(pg, rq->pk, rq->pklen, token, true);
+    if (!x) return SIB_ENOMEM;
+    size_t left = bound_of(rq->max_rows);
+    if (r) {
+        if (!part_row(pg, x, r, true)) return SIB_ENOMEM;
+        left--;
+        st_mem_ref(m);
+        pg->mem = m;
+    }
+    x->complete = left > 0;
+    x->live = r != NULL;
+    x->tombstones = tombstones;
+    return 0;
+}
+
 /* A partition read of token into pg: of the pin v (any thread), or of the
  * live table t (the loop: the inline path). spare: the thread's recycled
  * iterator (NULL: none). A borrowing read of t that only memtables answer
@@ -395,6 +421,12 @@ static int run_partition(const st_rreq *rq, int64_t token, const st_pin *v, st_t
 {
     const st_slice *sl = rq->static_only ? NULL : rq->slices;
     size_t nsl = rq->static_only ? 0 : rq->nslices;
+    if (t && rq->borrow && !cache_only && spare && !rq->unfiltered && !rq->static_only) {
+        st_row r;
+        uint64_t tomb;
+        int k = st_read_kv(*spare, t, token, rq->pk, rq->pklen, sl, nsl, rq->now_s, &r, &tomb);
+        if (k >= 0) return kv_part(pg, t->mem, rq, token, k ? &r : NULL, tomb);
+    }
     st_iter *it = iter_take(spare);
     it = t ? st_read_ex(it, t, token, rq->pk, rq->pklen, sl, nsl, rq->reversed, rq->now_s, cache_only)
            : st_read_pinned(it, v, v->nparts ? &v->parts[0] : NULL, token, rq->pk, rq->pklen, sl, nsl, rq->reversed,
@@ -725,10 +757,15 @@ static st_rpage *page_get(st_readpool *p)
     return pg;
 }
 
-/* A borrowing page's iterator goes back to the loop's spare (or away). */
-static void page_iter_done(st_rpage *pg)
+/* What a borrowing page held goes: its iterator back to the loop's spare
+ * (or away), its memtable reference. */
+static void page_unborrow(st_rpage *pg)
 {
     st_iter *it = pg->it;
+    if (pg->mem) {
+        st_mem_unref(pg->mem);
+        pg->mem = NULL;
+    }
     if (!it) return;
     pg->it = NULL;
     st_readpool *p = pg->home;

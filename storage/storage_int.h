@@ -389,6 +389,18 @@ st_iter *st_iter_recycle(st_iter *it);
  * counts its own reads; readpool.c counts a piece once it is final (not the
  * inline attempt that a block missing from the cache sends to the pool). */
 uint32_t st_iter_sstables(const st_iter *it);
+/* The commonest point read without an iterator: when only t's active
+ * memtable can hold the partition (no frozen memtable; the caller knows
+ * that no SSTable's bloom filter admits token) and holds it as a KV
+ * record (a table without clustering columns: no partition deletion, range
+ * tombstone or static row), its one row is evaluated as st_iter_next would
+ * (slices, liveness at now_s). scratch: a recycled iterator (st_iter_recycle)
+ * lending its scratch, left recycled. Returns 1 with *out (cell views in
+ * scratch until its next use, bytes in the memtable), 0 when nothing is
+ * live or there is no such partition, -1 when the shortcut does not apply
+ * (then st_read_ex). *tombstones: as st_iter_tombstones. */
+int st_read_kv(st_iter *scratch, st_table *t, int64_t token, const uint8_t *pk, size_t pklen, const st_slice *slices,
+               size_t nslices, int32_t now_s, st_row *out, uint64_t *tombstones);
 /* True when every source of the iterator is a memtable the iterator
  * references (no SSTable, no pinned copy): the rows it returns then point
  * only into those memtables (values, paths, clustering keys) and into its

@@ -3657,6 +3657,109 @@ static void test_read_pool_borrowed_pages(void **state)
     close_loop_data(f, loop);
 }
 
+/* Everything a page says, each partition's flags and every cell. */
+static void page_full_str(const st_rpage *pg, char *out, size_t cap)
+{
+    assert_int_equal(st_rpage_status(pg, NULL), 0);
+    for (size_t i = 0; i < st_rpage_parts(pg); i++) {
+        st_rpart p;
+        st_rpage_part(pg, i, &p);
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "[%.*s live=%d complete=%d rows=%zu tombs=%llu]", (int)p.pklen,
+                 (const char *)p.pk, p.live, p.complete, p.nrows, (unsigned long long)p.tombstones);
+        for (size_t j = 0; j < p.nrows; j++) {
+            st_row r;
+            st_rpage_row(pg, i, j, &r);
+            n = strlen(out);
+            snprintf(out + n, cap - n, "(%.*s m=%d@%lld", (int)r.cklen, (const char *)r.ck, r.has_marker,
+                     (long long)r.marker_ts);
+            for (size_t c = 0; c < r.ncells; c++) {
+                const st_cell_view *v = &r.cells[c];
+                n = strlen(out);
+                snprintf(out + n, cap - n, " %u=%.*s@%lld/%d", v->col, (int)v->vlen, (const char *)v->val,
+                         (long long)v->ts, v->ttl);
+            }
+            n = strlen(out);
+            snprintf(out + n, cap - n, ")");
+        }
+    }
+}
+
+/* Point reads of one-row partitions (KV records) that only the active
+ * memtable holds take a shortcut without an iterator when they borrow; it
+ * must say exactly what the full read says, with tombstones and expired
+ * cells among the live ones, a partition deletion, slices that miss the
+ * row, a bound of one row, and fall back when an SSTable or a frozen
+ * memtable holds the partition too. */
+static void test_read_pool_kv_shortcut(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 2);
+    put(s, "old", "", 1, "flushed", 10, 0, 0);
+    put(s, "gone", "", 1, "flushed", 10, 0, 0);
+    flush_loop(s, loop);
+    put(s, "old", "", 2, "active", 11, 0, 0);           /* SSTable + memtable */
+    put(s, "live", "", 1, "a", 10, 0, 0);
+    put(s, "live", "", 2, "bb", 10, 100, NOW + 50);     /* expiring, still live */
+    put(s, "mixed", "", 1, "x", 10, 0, 0);
+    del_cell(s, "mixed", "", 2, 12, NOW - 5);           /* a tombstone */
+    put(s, "mixed", "", 3, "late", 10, 10, NOW - 1);    /* expired */
+    del_cell(s, "dead", "", 1, 12, NOW - 5);            /* nothing live */
+    put(s, "pdel", "", 1, "before", 10, 0, 0);
+    st_mutation *m = mut("pdel");
+    assert_int_equal(st_mut_partition_delete(m, 20, NOW - 5), 0);
+    apply1(s, m);
+    put(s, "pdel", "", 2, "after", 30, 0, 0);
+    m = mut("marker"); /* a row marker only (an INSERT of the key alone) */
+    assert_int_equal(st_mut_row(m, (const uint8_t *)"", 0), 0);
+    assert_int_equal(st_mut_row_marker(m, 10, 0, ST_NO_DELETION_TIME), 0);
+    apply1(s, m);
+    ev_run(loop, EVRUN_NOWAIT);
+    cb_state cb = {0};
+    st_slice after_empty = {{(const uint8_t *)"", 0, false, false}, {NULL, 0, true, true}};
+    st_slice upto_empty = {{NULL, 0, true, true}, {(const uint8_t *)"", 0, true, false}};
+    st_slice both[2] = {after_empty, after_empty};
+    const struct {
+        const st_slice *sl;
+        size_t nsl;
+        size_t max_rows;
+    } shapes[] = {{NULL, 0, 0}, {NULL, 0, 1}, {&after_empty, 1, 0}, {&upto_empty, 1, 0}, {both, 2, 0}};
+    static const char *const keys[] = {"live", "mixed", "dead", "pdel", "marker", "old", "gone", "absent"};
+    char want[4096], got[4096];
+    for (int round = 0; round < 2; round++) {
+        for (size_t k = 0; k < SIB_ARRAY_LEN(keys); k++)
+            for (size_t h = 0; h < SIB_ARRAY_LEN(shapes); h++) {
+                st_rreq rq = {.pk = (const uint8_t *)keys[k], .pklen = strlen(keys[k]), .slices = shapes[h].sl,
+                              .nslices = shapes[h].nsl, .max_rows = shapes[h].max_rows, .now_s = NOW};
+                want[0] = got[0] = 0;
+                st_rpage *pg = piece(s, loop, &rq, NULL);
+                page_full_str(pg, want, sizeof want);
+                st_rpage_destroy(pg);
+                rq.borrow = true;
+                pg = piece(s, loop, &rq, NULL);
+                page_full_str(pg, got, sizeof got);
+                st_rpage_destroy(pg);
+                assert_string_equal(got, want);
+                if (h == 0 && round == 0 && !strcmp(keys[k], "mixed"))
+                    assert_string_equal(want, "[mixed live=1 complete=1 rows=1 tombs=2]( m=0@-9223372036854775808 1=x@10/0)");
+                if (h == 1 && round == 0 && !strcmp(keys[k], "live"))
+                    assert_string_equal(want, "[live live=1 complete=0 rows=1 tombs=0]( m=0@-9223372036854775808 1=a@10/0 2=bb@10/100)");
+                if (h == 0 && round == 0 && !strcmp(keys[k], "dead")) assert_string_equal(want, "[dead live=0 complete=1 rows=0 tombs=1]");
+            }
+        if (round == 1) break;
+        /* the second round while that memtable is flushed (frozen beside
+         * the new active one until the flush is delivered) */
+        sib_err err;
+        assert_int_equal(storage_flush(s, NULL, on_done, &cb, &err), 0);
+        put(s, "live", "", 3, "newer", 40, 0, 0);
+        ev_run(loop, EVRUN_NOWAIT); /* the write reaches the new memtable */
+    }
+    for (int i = 0; i < 20000 && !cb.calls; i++) ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(cb.rc, 0);
+    close_loop_data(f, loop);
+}
+
 /* A piece reads the table as it was when it was asked for: writes that
  * arrive while it runs (same-size values overwritten in place in the
  * active memtable, new partitions, a flush completing) do not tear its
@@ -4052,6 +4155,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_pool_pieces_match_reads, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_recycled_iterator, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_borrowed_pages, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_read_pool_kv_shortcut, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_snapshot_under_writes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_drain, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_unfiltered_round_trip, setup, teardown),
