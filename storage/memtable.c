@@ -1060,6 +1060,18 @@ bool mt_kv_view(mt_rowview *v, const mt_rec *r, sst_row *o)
     return true;
 }
 
+const uint8_t *mt_kv_marker(const mt_rec *r, int64_t *ts, int32_t *ttl, int32_t *ldt)
+{
+    kv_marker mk;
+    const uint8_t *p = kv_marker_get(r, &mk);
+    *ts = mk.ts;
+    *ttl = mk.ttl;
+    *ldt = mk.ldt;
+    return p;
+}
+
+const uint8_t *mt_kv_cell(const uint8_t *p, sst_cell *c) { return kc_get(p, c); }
+
 void mt_rowview_free(mt_rowview *v)
 {
     free(v->cells);

@@ -230,7 +230,7 @@ static bool copy_row(sib_arena *a, const st_row *in, st_row *out)
 static bool view_row(st_rpage *pg, const st_row *in, st_row *out)
 {
     *out = *in;
-    if (!in->ncells) return true;
+    if (!in->ncells || in->cells == pg->cells1) return true; /* st_read_kv put them in place */
     size_t n = in->ncells * sizeof(st_cell_view);
     st_cell_view *cv = out == &pg->row1 && in->ncells <= RP_ROW1_CELLS ? memcpy(pg->cells1, in->cells, n)
                                                                         : sib_arena_memdup(pg->a, in->cells, n);
@@ -424,7 +424,8 @@ static int run_partition(const st_rreq *rq, int64_t token, const st_pin *v, st_t
     if (t && rq->borrow && !cache_only && spare && !rq->unfiltered && !rq->static_only) {
         st_row r;
         uint64_t tomb;
-        int k = st_read_kv(*spare, t, token, rq->pk, rq->pklen, sl, nsl, rq->now_s, &r, &tomb);
+        int k = st_read_kv(*spare, t, token, rq->pk, rq->pklen, sl, nsl, rq->now_s, pg->cells1, RP_ROW1_CELLS, &r,
+                           &tomb);
         if (k >= 0) return kv_part(pg, t->mem, rq, token, k ? &r : NULL, tomb);
     }
     st_iter *it = iter_take(spare);
