@@ -316,11 +316,18 @@ size_t memtable_bytes(const memtable *mt)
     return sib_arena_used(mt->arena) + mt->ra.total + mt->ix.len * sizeof *mt->ix.slots;
 }
 
+/* ix_lower's walk for the one key (every point read): the first slot not
+ * before it is it, or it is not there. */
 const mt_rec *memtable_find(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen)
 {
-    bool found;
-    size_t i = ix_lower(mt, bt_token_prefix(token), pk, pklen, true, &found);
-    return found ? slot_rec(mt, mt->ix.slots[i]) : NULL;
+    const mt_index *x = &mt->ix;
+    if (!x->slots) return NULL;
+    uint64_t prefix = bt_token_prefix(token);
+    for (size_t i = ix_home(x->cap, tok_hi(prefix)); i < x->len && x->slots[i]; i++) {
+        int c = slot_cmp(mt, x->slots[i], prefix, pk, pklen);
+        if (c >= 0) return c ? NULL : slot_rec(mt, x->slots[i]);
+    }
+    return NULL;
 }
 
 void memtable_prefetch_slot(const memtable *mt, int64_t token, bool record)
