@@ -421,7 +421,8 @@ static int take_partition(sel_read *rd, const st_rpage *pg, size_t k, const st_r
         rc.ck_decoded = false;
         if ((x = on_row_stop(run, &rc, pk_index, err)) < 0) return x;
     }
-    if ((e = count_tombstones(run, part->tombstones, part->pk, part->pklen, err))) return e;
+    /* none changes nothing: the thresholds are checked as the count grows */
+    if (part->tombstones && (e = count_tombstones(run, part->tombstones, part->pk, part->pklen, err))) return e;
     if (x == ROW_NEXT && !part->complete && part->nrows) { /* the rest in another piece, after the last row */
         st_rpage_row(pg, k, part->nrows - 1, &row);
         set_cont(rd, part->pk, part->pklen, row.ck ? row.ck : (const uint8_t *)"", row.cklen, false);
