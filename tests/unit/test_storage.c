@@ -3711,6 +3711,9 @@ static void test_read_pool_kv_shortcut(void **state)
     assert_int_equal(st_mut_partition_delete(m, 20, NOW - 5), 0);
     apply1(s, m);
     put(s, "pdel", "", 2, "after", 30, 0, 0);
+    for (uint32_t col = 1; col <= 7; col++) /* more cells than the page's first-row room */
+        put(s, "wide", "", col, col == 4 ? "" : "w", 10, 0, 0);
+    del_cell(s, "wide", "", 5, 11, NOW - 5);
     m = mut("marker"); /* a row marker only (an INSERT of the key alone) */
     assert_int_equal(st_mut_row(m, (const uint8_t *)"", 0), 0);
     assert_int_equal(st_mut_row_marker(m, 10, 0, ST_NO_DELETION_TIME), 0);
@@ -3725,7 +3728,7 @@ static void test_read_pool_kv_shortcut(void **state)
         size_t nsl;
         size_t max_rows;
     } shapes[] = {{NULL, 0, 0}, {NULL, 0, 1}, {&after_empty, 1, 0}, {&upto_empty, 1, 0}, {both, 2, 0}};
-    static const char *const keys[] = {"live", "mixed", "dead", "pdel", "marker", "old", "gone", "absent"};
+    static const char *const keys[] = {"live", "mixed", "dead", "pdel", "marker", "wide", "old", "gone", "absent"};
     char want[4096], got[4096];
     for (int round = 0; round < 2; round++) {
         for (size_t k = 0; k < SIB_ARRAY_LEN(keys); k++)
@@ -3746,6 +3749,9 @@ static void test_read_pool_kv_shortcut(void **state)
                 if (h == 1 && round == 0 && !strcmp(keys[k], "live"))
                     assert_string_equal(want, "[live live=1 complete=0 rows=1 tombs=0]( m=0@-9223372036854775808 1=a@10/0 2=bb@10/100)");
                 if (h == 0 && round == 0 && !strcmp(keys[k], "dead")) assert_string_equal(want, "[dead live=0 complete=1 rows=0 tombs=1]");
+                if (h == 0 && round == 0 && !strcmp(keys[k], "wide"))
+                    assert_string_equal(want, "[wide live=1 complete=1 rows=1 tombs=1]( m=0@-9223372036854775808 1=w@10/0 "
+                                              "2=w@10/0 3=w@10/0 4=@10/0 6=w@10/0 7=w@10/0)");
             }
         if (round == 1) break;
         /* the second round while that memtable is flushed (frozen beside
