@@ -20,6 +20,11 @@
  * source, the row deletion); a marker or cell is live iff above it, not a
  * tombstone, newer than its column's complex deletion and not expired.
  *
+ * A point read of a KV record (a table without clustering columns) that
+ * only the active memtable holds needs none of that: st_read_kv finds it,
+ * checks the slices and evaluates it in place by the same liveness rules
+ * (marker_live, cell_state), without an iterator.
+ *
  * Writes between calls: the iterator remembers the last key returned; when
  * the active memtable's row tree version moved, its cursor re-seeks past
  * that key. (Inserts only: a cell overwritten in place does not move the
@@ -668,12 +673,11 @@ bool st_iter_next(st_iter *it, st_row *out)
     return false;
 }
 
-
 int st_read_kv(st_iter *scratch, st_table *t, int64_t token, const uint8_t *pk, size_t pklen, const st_slice *slices,
                size_t nslices, int32_t now_s, st_cell_view *room, size_t nroom, st_row *out, uint64_t *tombstones)
 {
     *tombstones = 0;
-    if (!scratch || t->frozen) return -1;
+    if (t->frozen) return -1;
     const mt_rec *rec = memtable_find(&t->mem->mt, token, pk, pklen);
     if (!rec) return 0; /* no source at all */
     if (rec->kind != MT_KV) return -1;
@@ -690,6 +694,7 @@ int st_read_kv(st_iter *scratch, st_table *t, int64_t token, const uint8_t *pk, 
      * the record in place */
     st_cell_view *cv = room;
     if (rec->ncells > nroom) {
+        if (!scratch) return -1;
         if (rec->ncells > scratch->cvcap && !sib_grow((void **)&scratch->cv, &scratch->cvcap, rec->ncells, sizeof *cv))
             return -1; /* out of memory: the general read says so */
         cv = scratch->cv;

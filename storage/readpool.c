@@ -32,7 +32,10 @@
  * the page holds the read's iterator, and so its references to those
  * memtables, until st_rpage_destroy, and copies only the rows' cell views.
  * With an SSTable among the sources the rows are copied as usual (a block
- * the iterator read is not the page's to keep).
+ * the iterator read is not the page's to keep). A KV record that only the
+ * active memtable holds is read without an iterator at all (st_read_kv):
+ * the page then references that memtable, and its row's cell views are
+ * written straight into the page's room for them.
  *
  * Memtable safety: the loop writes the ACTIVE memtable in place (a
  * same-size cell is overwritten, index slots shift, B+tree nodes split), so
@@ -421,11 +424,11 @@ static int run_partition(const st_rreq *rq, int64_t token, const st_pin *v, st_t
 {
     const st_slice *sl = rq->static_only ? NULL : rq->slices;
     size_t nsl = rq->static_only ? 0 : rq->nslices;
-    if (t && rq->borrow && !cache_only && spare && !rq->unfiltered && !rq->static_only) {
+    if (t && rq->borrow && !cache_only && !rq->unfiltered && !rq->static_only) {
         st_row r;
         uint64_t tomb;
-        int k = st_read_kv(*spare, t, token, rq->pk, rq->pklen, sl, nsl, rq->now_s, pg->cells1, RP_ROW1_CELLS, &r,
-                           &tomb);
+        int k = st_read_kv(spare ? *spare : NULL, t, token, rq->pk, rq->pklen, sl, nsl, rq->now_s, pg->cells1,
+                           RP_ROW1_CELLS, &r, &tomb);
         if (k >= 0) return kv_part(pg, t->mem, rq, token, k ? &r : NULL, tomb);
     }
     st_iter *it = iter_take(spare);

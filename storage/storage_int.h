@@ -401,7 +401,8 @@ uint32_t st_iter_sstables(const st_iter *it);
  * tombstone or static row), its one row is evaluated as st_iter_next would
  * (slices, liveness at now_s), straight from the record. scratch: a
  * recycled iterator (st_iter_recycle) lending its cell view buffer when
- * room[0..nroom) is too small for the record's cells. Returns 1 with *out
+ * room[0..nroom) is too small for the record's cells (NULL: none, the
+ * shortcut then does not apply to such a record). Returns 1 with *out
  * (cell views in room or scratch until its next use, bytes in the
  * memtable), 0 when nothing is live or there is no such partition, -1 when
  * the shortcut does not apply (then st_read_ex). *tombstones: as

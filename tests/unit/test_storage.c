@@ -3745,13 +3745,16 @@ static void test_read_pool_kv_shortcut(void **state)
                 st_rpage_destroy(pg);
                 assert_string_equal(got, want);
                 if (h == 0 && round == 0 && !strcmp(keys[k], "mixed"))
-                    assert_string_equal(want, "[mixed live=1 complete=1 rows=1 tombs=2]( m=0@-9223372036854775808 1=x@10/0)");
+                    assert_string_equal(want, "[mixed live=1 complete=1 rows=1 tombs=2]"
+                                              "( m=0@-9223372036854775808 1=x@10/0)");
                 if (h == 1 && round == 0 && !strcmp(keys[k], "live"))
-                    assert_string_equal(want, "[live live=1 complete=0 rows=1 tombs=0]( m=0@-9223372036854775808 1=a@10/0 2=bb@10/100)");
-                if (h == 0 && round == 0 && !strcmp(keys[k], "dead")) assert_string_equal(want, "[dead live=0 complete=1 rows=0 tombs=1]");
+                    assert_string_equal(want, "[live live=1 complete=0 rows=1 tombs=0]"
+                                              "( m=0@-9223372036854775808 1=a@10/0 2=bb@10/100)");
+                if (h == 0 && round == 0 && !strcmp(keys[k], "dead"))
+                    assert_string_equal(want, "[dead live=0 complete=1 rows=0 tombs=1]");
                 if (h == 0 && round == 0 && !strcmp(keys[k], "wide"))
-                    assert_string_equal(want, "[wide live=1 complete=1 rows=1 tombs=1]( m=0@-9223372036854775808 1=w@10/0 "
-                                              "2=w@10/0 3=w@10/0 4=@10/0 6=w@10/0 7=w@10/0)");
+                    assert_string_equal(want, "[wide live=1 complete=1 rows=1 tombs=1]( m=0@-9223372036854775808 "
+                                              "1=w@10/0 2=w@10/0 3=w@10/0 4=@10/0 6=w@10/0 7=w@10/0)");
             }
         if (round == 1) break;
         /* the second round while that memtable is flushed (frozen beside
