@@ -3616,12 +3616,16 @@ static void test_read_pool_borrowed_pages(void **state)
         }
     }
     del_cell(s, "rows", "c004", 1, 20, NOW - 5); /* a tombstone among them */
+    st_mutation *m = mut("rows"); /* and a static row */
+    assert_int_equal(st_mut_static(m), 0);
+    assert_int_equal(st_mut_cell(m, 9, (const uint8_t *)"static", 6, 10, 0, 0), 0);
+    apply1(s, m);
     ev_run(loop, EVRUN_NOWAIT);
     static const char *const keys[] = {"kv", "rows", "mixed", "none"};
     st_rpage *pages[SIB_ARRAY_LEN(keys)];
     char want[SIB_ARRAY_LEN(keys)][2048];
     for (size_t i = 0; i < SIB_ARRAY_LEN(keys); i++) {
-        st_rreq rq = {.pk = (const uint8_t *)keys[i], .pklen = strlen(keys[i]), .now_s = NOW};
+        st_rreq rq = {.pk = (const uint8_t *)keys[i], .pklen = strlen(keys[i]), .with_static = true, .now_s = NOW};
         st_rpage *pg = piece(s, loop, &rq, NULL);
         want[i][0] = 0;
         page_str(pg, want[i], sizeof want[i]);
@@ -3641,6 +3645,13 @@ static void test_read_pool_borrowed_pages(void **state)
         char got[2048] = "";
         page_str(pages[i], got, sizeof got);
         assert_string_equal(got, want[i]);
+        st_row sr;
+        bool stat = st_rpage_parts(pages[i]) && st_rpage_static(pages[i], 0, &sr);
+        assert_int_equal(stat, !strcmp(keys[i], "rows"));
+        if (stat) {
+            assert_int_equal(sr.ncells, 1);
+            assert_memory_equal(sr.cells[0].val, "static", 6);
+        }
         for (size_t k = 0; k < st_rpage_parts(pages[i]); k++) {
             st_rpart p;
             st_rpage_part(pages[i], k, &p);
