@@ -89,7 +89,7 @@ typedef struct rp_part {
     size_t pklen;
     int64_t token;
     bool has_static, live, complete;
-    st_row stat;
+    st_row stat;  /* when has_static */
     st_row *rows; /* in the page's arena */
     size_t nrows, caprows;
     uint64_t tombstones;
@@ -265,10 +265,17 @@ static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t
     }
     if (!arena_grow(pg->a, (void **)&pg->parts, &pg->capparts, pg->nparts + 1, sizeof *pg->parts)) return NULL;
     rp_part *x = &pg->parts[pg->nparts];
-    memset(x, 0, sizeof *x);
-    if (!(x->pk = borrow ? pk : dup(pg->a, pk, pklen))) return NULL;
+    if (!(pk = borrow ? pk : dup(pg->a, pk, pklen))) return NULL;
+    /* stat is left as it is: nothing reads it unless has_static */
+    x->pk = pk;
     x->pklen = pklen;
     x->token = token;
+    x->has_static = x->live = x->complete = false;
+    x->rows = NULL;
+    x->nrows = x->caprows = 0;
+    x->tombstones = 0;
+    x->mut = NULL;
+    x->mutlen = 0;
     if (x == &pg->first) { /* a point read's row needs no allocation either */
         x->rows = &pg->row1;
         x->caprows = 1;
