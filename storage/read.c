@@ -153,7 +153,7 @@ void st_note_sstables_per_read(st_table *t, uint32_t n)
     size_t b = 0;
     while (n > spr_bounds[b]) b++; /* the last bound is UINT32_MAX */
     __atomic_fetch_add(&t->spr[b], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&t->spr_sum, n, __ATOMIC_RELAXED);
+    if (n) __atomic_fetch_add(&t->spr_sum, n, __ATOMIC_RELAXED); /* a locked add saved per memtable read */
 }
 
 static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token)
