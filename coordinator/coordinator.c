@@ -439,6 +439,12 @@ int coord_check(const coord *c, const coord_repl *r, int cl, bool is_write, int6
                            "use %s instead", coord_cl_name(cl), cl == CL_SERIAL ? "QUORUM" : "LOCAL_QUORUM");
     }
 
+    /* The commonest check, a single node's SimpleStrategy keyspace at ONE:
+     * its one replica is the ring's one member (as coord_replicas says),
+     * so the answer is that member's liveness, without the walk. */
+    if (cl == CL_ONE && r->kind == REPL_SIMPLE && r->rf > 0 && c->nmembers == 1 && c->nring)
+        return c->members[c->ring[0].member].alive ? 0 : unavailable(err, cl, NULL, 1, 0);
+
     size_t reps[64];
     size_t n = coord_replicas(c, r, token, reps, SIB_ARRAY_LEN(reps));
     /* EACH_QUORUM needs a quorum in every datacenter on its own, as in

@@ -390,32 +390,31 @@ static int64_t natural_ppl_left(const sel_run *run, const st_rpart *part)
     return run->ppl;
 }
 
-/* One partition of a page through on_row(). cont: it continues a partition
- * (the rows of an earlier piece, or of the page the paging state ends);
- * *more is set when its rows went on past the piece. */
-static int take_partition(sel_read *rd, const st_rpage *pg, size_t k, bool cont, bool *more, sib_err *err)
+/* Partition k of a page (part: st_rpage_part's) through on_row(). cont: it
+ * continues a partition (the rows of an earlier piece, or of the page the
+ * paging state ends); *more is set when its rows went on past the piece. */
+static int take_partition(sel_read *rd, const st_rpage *pg, size_t k, const st_rpart *part, bool cont, bool *more,
+                          sib_err *err)
 {
     sel_run *run = &rd->run;
     const sch_table *t = run->t;
-    st_rpart part;
-    st_rpage_part(pg, k, &part);
     *more = false;
     uint64_t pk_index = rd->scan ? 0 : rd->i;
-    int e = sch_pk_decode(t, part.pk, part.pklen, run->pkv, sch_table_pk_count(t), err);
+    int e = sch_pk_decode(t, part->pk, part->pklen, run->pkv, sch_table_pk_count(t), err);
     if (e) return e;
-    row_ctx rc = {.pk = part.pk, .pklen = part.pklen, .pkv = run->pkv};
-    if (!cont) run->ppl_left = natural_ppl_left(run, &part);
+    row_ctx rc = {.pk = part->pk, .pklen = part->pklen, .pkv = run->pkv};
+    if (!cont) run->ppl_left = natural_ppl_left(run, part);
     else if (rd->cont_from_ps) run->ppl_left = run->ps.ppl_left;
     st_row srow, row;
     bool has_static = sch_table_has_static(t) && st_rpage_static(pg, k, &srow) && row_visible(t, &srow);
     if (has_static) rc.srow = &srow;
     if (run->distinct) {
-        int x = part.live ? on_row_stop(run, &rc, pk_index, err) : 0;
+        int x = part->live ? on_row_stop(run, &rc, pk_index, err) : 0;
         return x < 0 ? x : 0;
     }
     bool any = cont && rd->cont_any;
     int x = ROW_NEXT;
-    for (size_t j = 0; j < part.nrows && x == ROW_NEXT; j++) {
+    for (size_t j = 0; j < part->nrows && x == ROW_NEXT; j++) {
         st_rpage_row(pg, k, j, &row);
         if (!row_visible(t, &row)) continue;
         any = true;
@@ -426,10 +425,11 @@ static int take_partition(sel_read *rd, const st_rpage *pg, size_t k, bool cont,
         rc.ck_decoded = false;
         if ((x = on_row_stop(run, &rc, pk_index, err)) < 0) return x;
     }
-    if ((e = count_tombstones(run, part.tombstones, part.pk, part.pklen, err))) return e;
-    if (x == ROW_NEXT && !part.complete && part.nrows) { /* the rest in another piece, after the last row */
-        st_rpage_row(pg, k, part.nrows - 1, &row);
-        set_cont(rd, part.pk, part.pklen, row.ck ? row.ck : (const uint8_t *)"", row.cklen, false);
+    /* none changes nothing: the thresholds are checked as the count grows */
+    if (part->tombstones && (e = count_tombstones(run, part->tombstones, part->pk, part->pklen, err))) return e;
+    if (x == ROW_NEXT && !part->complete && part->nrows) { /* the rest in another piece, after the last row */
+        st_rpage_row(pg, k, part->nrows - 1, &row);
+        set_cont(rd, part->pk, part->pklen, row.ck ? row.ck : (const uint8_t *)"", row.cklen, false);
         rd->cont_any = any;
         *more = true;
         return rd->cont_pk.oom || rd->cont_ck.oom ? oom(err) : 0;
@@ -477,7 +477,7 @@ static int take_page(sel_read *rd, const st_rpage *pg, sib_err *err)
             if (rd->scan_done) break;
             continue;
         }
-        e = take_partition(rd, pg, k, was_cont, &more, err);
+        e = take_partition(rd, pg, k, &part, was_cont, &more, err);
         if (!e && more) { /* rows did not fit: only the last partition of a page */
             if (rd->scan) set_scan_pos(rd, part.pk, part.pklen, part.token);
             return rd->scan_pk.oom ? oom(err) : 0;
@@ -666,6 +666,9 @@ static int read_more(sel_read *rd, sib_err *err)
         int rc = remote_piece(rd, &rq, &pg, err);
         if (!rc && !pg) rc = remote_scan_piece(rd, &rq, err);
         if (rc && !pg) return rc < 0 ? rc : 1;
+        /* taken at once, before anything writes: an inline page may point
+         * into the memtables rather than copy the rows */
+        rq.borrow = true;
         if (!pg && (rc = st_read_page(rd->store, &rq, &pg, on_page, rd, err))) return rc;
         rc = take_page(rd, pg, err);
         st_rpage_destroy(pg);

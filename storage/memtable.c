@@ -367,11 +367,18 @@ size_t memtable_bytes(const memtable *mt)
     return sib_arena_used(mt->arena) + mt->ra.total + mt->ix.len * sizeof *mt->ix.slots;
 }
 
+/* ix_lower's walk for the one key (every point read): the first slot not
+ * before it is it, or it is not there. */
 const mt_rec *memtable_find(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen)
 {
-    bool found;
-    size_t i = ix_lower(mt, bt_token_prefix(token), pk, pklen, true, &found);
-    return found ? slot_rec(mt, mt->ix.slots[i]) : NULL;
+    const mt_index *x = &mt->ix;
+    if (!x->slots) return NULL;
+    uint64_t prefix = bt_token_prefix(token);
+    for (size_t i = ix_home(x->cap, tok_hi(prefix)); i < x->len && x->slots[i]; i++) {
+        int c = slot_cmp(mt, x->slots[i], prefix, pk, pklen);
+        if (c >= 0) return c ? NULL : slot_rec(mt, x->slots[i]);
+    }
+    return NULL;
 }
 
 void memtable_prefetch_slot(const memtable *mt, int64_t token, bool record)
@@ -1110,6 +1117,18 @@ bool mt_kv_view(mt_rowview *v, const mt_rec *r, sst_row *o)
     o->ncells = r->ncells;
     return true;
 }
+
+const uint8_t *mt_kv_marker(const mt_rec *r, int64_t *ts, int32_t *ttl, int32_t *ldt)
+{
+    kv_marker mk;
+    const uint8_t *p = kv_marker_get(r, &mk);
+    *ts = mk.ts;
+    *ttl = mk.ttl;
+    *ldt = mk.ldt;
+    return p;
+}
+
+const uint8_t *mt_kv_cell(const uint8_t *p, sst_cell *c) { return kc_get(p, c); }
 
 void mt_rowview_free(mt_rowview *v)
 {

@@ -20,6 +20,11 @@
  * source, the row deletion); a marker or cell is live iff above it, not a
  * tombstone, newer than its column's complex deletion and not expired.
  *
+ * A point read of a KV record (a table without clustering columns) that
+ * only the active memtable holds needs none of that: st_read_kv finds it,
+ * checks the slices and evaluates it in place by the same liveness rules
+ * (marker_live, cell_state), without an iterator.
+ *
  * Writes between calls: the iterator remembers the last key returned; when
  * the active memtable's row tree version moved, its cursor re-seeks past
  * that key. (Inserts only: a cell overwritten in place does not move the
@@ -148,7 +153,7 @@ void st_note_sstables_per_read(st_table *t, uint32_t n)
     size_t b = 0;
     while (n > spr_bounds[b]) b++; /* the last bound is UINT32_MAX */
     __atomic_fetch_add(&t->spr[b], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&t->spr_sum, n, __ATOMIC_RELAXED);
+    if (n) __atomic_fetch_add(&t->spr_sum, n, __ATOMIC_RELAXED); /* a locked add saved per memtable read */
 }
 
 static int add_sst(st_iter *it, sstable *t, sst_bcache *bc, const uint8_t *pk, size_t pklen, int64_t token)
@@ -237,6 +242,13 @@ st_iter *st_read(st_table *t, const uint8_t *pk, size_t pklen, const st_slice *s
 }
 
 uint32_t st_iter_sstables(const st_iter *it) { return it->ssts_read; }
+
+bool st_iter_memtables_only(const st_iter *it)
+{
+    for (size_t i = 0; i < it->nsrc; i++)
+        if (!it->srcs[i].m) return false;
+    return true;
+}
 
 void st_prefetch(st_table *t, int64_t token, bool record)
 {
@@ -488,6 +500,28 @@ static int64_t cdel_ts(const sst_row *r, uint32_t col)
     return ST_NO_TIMESTAMP;
 }
 
+/* The liveness rules (row_eval's, and st_read_kv's for a KV record): a
+ * marker is live when newer than the deletion over it and not expired; a
+ * cell is dead (a tombstone, or expired: both count as tombstones), or
+ * shadowed by that deletion, or live. */
+static inline bool marker_live(int64_t ts, int32_t ttl, int32_t ldt, int64_t del_ts, int32_t now)
+{
+    return ts != SST_NO_TS && ts > del_ts && (ttl == 0 || now < ldt);
+}
+
+enum { CELL_LIVE, CELL_DEAD, CELL_SHADOWED };
+
+static inline int cell_state(const sst_cell *c, int64_t del_ts, int32_t now)
+{
+    if (sst_cell_tomb(c) || (c->ttl > 0 && now >= c->ldt)) return CELL_DEAD;
+    return c->ts <= del_ts ? CELL_SHADOWED : CELL_LIVE;
+}
+
+static inline st_cell_view cell_view(const sst_cell *c)
+{
+    return (st_cell_view){c->col, c->pathlen ? c->path : NULL, c->pathlen, c->val, c->vlen, c->ts, c->ttl, c->ldt};
+}
+
 /* Evaluates a merged row at now; false if nothing in it is live. */
 static bool row_eval(st_iter *it, const sst_row *r, st_row *out)
 {
@@ -502,8 +536,7 @@ static bool row_eval(st_iter *it, const sst_row *r, st_row *out)
         if (r->del.ts != SST_NO_TS && sst_del_supersedes(r->del, d)) d = r->del;
     }
     int32_t now = it->now;
-    bool marker = !r->is_static && r->marker_ts != SST_NO_TS && r->marker_ts > d.ts &&
-                  (r->marker_ttl == 0 || now < r->marker_ldt);
+    bool marker = !r->is_static && marker_live(r->marker_ts, r->marker_ttl, r->marker_ldt, d.ts, now);
     if (r->ncells > it->cvcap && !sib_grow((void **)&it->cv, &it->cvcap, r->ncells, sizeof *it->cv)) {
         it->status = SIB_ENOMEM;
         return false;
@@ -512,10 +545,10 @@ static bool row_eval(st_iter *it, const sst_row *r, st_row *out)
     if (r->del.ts != SST_NO_TS) it->tombstones++;
     for (uint32_t i = 0; i < r->ncells; i++) {
         const sst_cell *c = &r->cells[i];
-        if (sst_cell_tomb(c) || (c->ttl > 0 && now >= c->ldt)) { it->tombstones++; continue; }
-        if (c->ts <= d.ts) continue;
-        if (r->ncdels && c->ts <= cdel_ts(r, c->col)) continue;
-        it->cv[k++] = (st_cell_view){c->col, c->pathlen ? c->path : NULL, c->pathlen, c->val, c->vlen, c->ts, c->ttl, c->ldt};
+        int st = cell_state(c, d.ts, now);
+        if (st == CELL_DEAD) it->tombstones++;
+        if (st != CELL_LIVE || (r->ncdels && c->ts <= cdel_ts(r, c->col))) continue;
+        it->cv[k++] = cell_view(c);
     }
     if (!marker && !k) return false;
     out->ck = r->ck;
@@ -638,6 +671,51 @@ bool st_iter_next(st_iter *it, st_row *out)
     }
     if (it->status == SIB_ENOMEM && !it->err.msg[0]) sib_err_set(&it->err, SIB_ENOMEM, "storage: out of memory");
     return false;
+}
+
+int st_read_kv(st_iter *scratch, st_table *t, int64_t token, const uint8_t *pk, size_t pklen, const st_slice *slices,
+               size_t nslices, int32_t now_s, st_cell_view *room, size_t nroom, st_row *out, uint64_t *tombstones)
+{
+    *tombstones = 0;
+    if (t->frozen) return -1;
+    const mt_rec *rec = memtable_find(&t->mem->mt, token, pk, pklen);
+    if (!rec) return 0; /* no source at all */
+    if (rec->kind != MT_KV) return -1;
+    bool in = !nslices; /* its one row's key, "", in a slice? (as kv_only_next) */
+    for (size_t i = 0; !in && i < nslices; i++) {
+        const st_bound *a = &slices[i].start, *b = &slices[i].end;
+        sst_bound sa = {a->key, (uint32_t)a->len, a->incl, a->unbounded};
+        sst_bound sb = {b->key, (uint32_t)b->len, b->incl, b->unbounded};
+        in = bound_cmp(NULL, 0, &sa, true) > 0 && bound_cmp(NULL, 0, &sb, false) < 0;
+    }
+    if (!in) return 0;
+    /* row_eval's rules with nothing deleted over the row (a KV record has
+     * no partition deletion, range tombstone or row deletion), read from
+     * the record in place */
+    st_cell_view *cv = room;
+    if (rec->ncells > nroom) {
+        if (!scratch) return -1;
+        if (rec->ncells > scratch->cvcap && !sib_grow((void **)&scratch->cv, &scratch->cvcap, rec->ncells, sizeof *cv))
+            return -1; /* out of memory: the general read says so */
+        cv = scratch->cv;
+    }
+    int64_t mts;
+    int32_t mttl, mldt;
+    const uint8_t *p = mt_kv_marker(rec, &mts, &mttl, &mldt);
+    bool marker = marker_live(mts, mttl, mldt, SST_NO_TS, now_s);
+    size_t k = 0;
+    for (uint32_t i = 0; i < rec->ncells; i++) {
+        sst_cell c;
+        p = mt_kv_cell(p, &c);
+        int st = cell_state(&c, SST_NO_TS, now_s);
+        if (st == CELL_DEAD) ++*tombstones;
+        else if (st == CELL_LIVE) cv[k++] = cell_view(&c);
+    }
+    if (!marker && !k) return 0;
+    *out = (st_row){.ck = (const uint8_t *)"", .has_marker = marker, .marker_ts = marker ? mts : ST_NO_TIMESTAMP,
+                    .marker_ttl = marker ? mttl : 0, .marker_expiry = marker ? mldt : ST_NO_DELETION_TIME,
+                    .cells = cv, .ncells = k};
+    return 1;
 }
 
 uint64_t st_iter_tombstones(const st_iter *it) { return it->tombstones + it->nrt; }

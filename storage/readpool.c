@@ -26,6 +26,17 @@
  * as Cassandra's mmap_index_only. Scans always go to the pool: even over
  * memtables alone they are long.
  *
+ * Borrowing (st_rreq.borrow): a caller that takes an inline page at once,
+ * before it writes or returns to the loop (the executor's point reads),
+ * lets a page that the memtables alone answer keep its rows where they are:
+ * the page holds the read's iterator, and so its references to those
+ * memtables, until st_rpage_destroy, and copies only the rows' cell views.
+ * With an SSTable among the sources the rows are copied as usual (a block
+ * the iterator read is not the page's to keep). A KV record that only the
+ * active memtable holds is read without an iterator at all (st_read_kv):
+ * the page then references that memtable, and its row's cell views are
+ * written straight into the page's room for them.
+ *
  * Memtable safety: the loop writes the ACTIVE memtable in place (a
  * same-size cell is overwritten, index slots shift, B+tree nodes split), so
  * no worker ever reads it. At submit the loop copies the active partitions
@@ -69,6 +80,7 @@
 #define RP_DEFAULT_BOUND 1024
 #define RP_ARENA_CHUNK 16384
 #define RP_POINT_CHUNK 2048
+#define RP_ROW1_CELLS 4
 
 /* ---- the page ---- */
 
@@ -77,7 +89,7 @@ typedef struct rp_part {
     size_t pklen;
     int64_t token;
     bool has_static, live, complete;
-    st_row stat;
+    st_row stat;  /* when has_static */
     st_row *rows; /* in the page's arena */
     size_t nrows, caprows;
     uint64_t tombstones;
@@ -100,7 +112,11 @@ struct st_rpage {
     sib_err err;
     struct st_readpool *home; /* a point page goes back to its pool's spares */
     struct st_rpage *next_spare;
+    st_iter *it;          /* a borrowing page's views point into its memtables */
+    st_mem *mem;          /* or into this one (st_read_kv's row), referenced */
     rp_part first; /* parts' first room: a point read's one partition needs no allocation */
+    st_row row1;   /* rows' first room in the first partition: likewise for its row */
+    st_cell_view cells1[RP_ROW1_CELLS]; /* that row's cell views, when it borrows */
 };
 
 /* chunk: the arena's; a point read's page is small (one allocation of it
@@ -116,10 +132,13 @@ static st_rpage *page_new(size_t chunk)
 }
 
 static bool page_keep(st_rpage *p);
+static void page_unborrow(st_rpage *p);
 
 void st_rpage_destroy(st_rpage *p)
 {
-    if (!p || page_keep(p)) return;
+    if (!p) return;
+    page_unborrow(p);
+    if (page_keep(p)) return;
     sib_arena_destroy(p->a); /* parts and rows live in it too */
     free(p);
 }
@@ -207,6 +226,21 @@ static bool copy_row(sib_arena *a, const st_row *in, st_row *out)
     return true;
 }
 
+/* An evaluated row of a borrowing page (the iterator's sources are
+ * memtables, kept referenced by the page): its cell views into the arena
+ * (the iterator's next row reuses its own), the bytes they point at left
+ * where they are. */
+static bool view_row(st_rpage *pg, const st_row *in, st_row *out)
+{
+    *out = *in;
+    if (!in->ncells || in->cells == pg->cells1) return true; /* st_read_kv put them in place */
+    size_t n = in->ncells * sizeof(st_cell_view);
+    st_cell_view *cv = out == &pg->row1 && in->ncells <= RP_ROW1_CELLS ? memcpy(pg->cells1, in->cells, n)
+                                                                        : sib_arena_memdup(pg->a, in->cells, n);
+    out->cells = cv;
+    return cv != NULL;
+}
+
 /* Grows an array kept in the page's arena (doubling: the old copy stays in
  * the arena until the page goes, at most as much again). */
 static bool arena_grow(sib_arena *a, void **arr, size_t *cap, size_t need, size_t elem)
@@ -222,7 +256,8 @@ static bool arena_grow(sib_arena *a, void **arr, size_t *cap, size_t need, size_
     return true;
 }
 
-static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t token)
+/* borrow: pk stays valid as long as the page (st_rreq.borrow). */
+static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t token, bool borrow)
 {
     if (!pg->capparts) {
         pg->parts = &pg->first;
@@ -230,24 +265,47 @@ static rp_part *page_part(st_rpage *pg, const uint8_t *pk, size_t pklen, int64_t
     }
     if (!arena_grow(pg->a, (void **)&pg->parts, &pg->capparts, pg->nparts + 1, sizeof *pg->parts)) return NULL;
     rp_part *x = &pg->parts[pg->nparts];
-    memset(x, 0, sizeof *x);
-    if (!(x->pk = dup(pg->a, pk, pklen))) return NULL;
+    if (!(pk = borrow ? pk : dup(pg->a, pk, pklen))) return NULL;
+    /* stat is left as it is: nothing reads it unless has_static */
+    x->pk = pk;
     x->pklen = pklen;
     x->token = token;
+    x->has_static = x->live = x->complete = false;
+    x->rows = NULL;
+    x->nrows = x->caprows = 0;
+    x->tombstones = 0;
+    x->mut = NULL;
+    x->mutlen = 0;
+    if (x == &pg->first) { /* a point read's row needs no allocation either */
+        x->rows = &pg->row1;
+        x->caprows = 1;
+    }
     pg->nparts++;
     return x;
 }
 
-/* Fills one partition of the page from it, up to *rows_left rows. A
- * partition with nothing to show is taken back off the page. */
-static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen, int64_t token, const st_rreq *rq,
-                     size_t *rows_left)
+/* Row r as the next of partition x: copied, or its views (see view_row). */
+static bool part_row(st_rpage *pg, rp_part *x, const st_row *r, bool views)
 {
-    rp_part *x = page_part(pg, pk, pklen, token);
+    if (!arena_grow(pg->a, (void **)&x->rows, &x->caprows, x->nrows + 1, sizeof *x->rows) ||
+        !(views ? view_row(pg, r, &x->rows[x->nrows]) : copy_row(pg->a, r, &x->rows[x->nrows])))
+        return false;
+    x->nrows++;
+    pg->nrows++;
+    return true;
+}
+
+/* Fills one partition of the page from it, up to *rows_left rows. A
+ * partition with nothing to show is taken back off the page. views: the
+ * page keeps it (pg->it) and its rows' bytes stay in its memtables. */
+static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen, int64_t token, const st_rreq *rq,
+                     bool views, size_t *rows_left)
+{
+    rp_part *x = page_part(pg, pk, pklen, token, views);
     if (!x) return SIB_ENOMEM;
     st_row r;
     if ((rq->with_static || rq->static_only) && st_iter_static(it, &r)) { /* a table without statics has none */
-        if (!copy_row(pg->a, &r, &x->stat)) return SIB_ENOMEM;
+        if (!(views ? view_row(pg, &r, &x->stat) : copy_row(pg->a, &r, &x->stat))) return SIB_ENOMEM;
         x->has_static = true;
     }
     x->complete = true;
@@ -255,11 +313,7 @@ static int fill_part(st_rpage *pg, st_iter *it, const uint8_t *pk, size_t pklen,
         x->live = x->has_static || st_iter_next(it, &r);
     } else {
         while (*rows_left > 0 && st_iter_next(it, &r)) {
-            if (!arena_grow(pg->a, (void **)&x->rows, &x->caprows, x->nrows + 1, sizeof *x->rows) ||
-                !copy_row(pg->a, &r, &x->rows[x->nrows]))
-                return SIB_ENOMEM;
-            x->nrows++;
-            pg->nrows++;
+            if (!part_row(pg, x, &r, views)) return SIB_ENOMEM;
             --*rows_left;
         }
         x->complete = *rows_left > 0;
@@ -300,7 +354,7 @@ static int fill_unfiltered_part(st_rpage *pg, st_iter *it, const uint8_t id[16],
     size_t len = 0;
     const uint8_t *b = rc ? NULL : st_mutation_bytes(m, &len);
     if (!rc && st_mutation_size(m) > empty) {
-        rp_part *x = page_part(pg, pk, pklen, token);
+        rp_part *x = page_part(pg, pk, pklen, token, false);
         if (!x || !(x->mut = dup(pg->a, b, len))) rc = SIB_ENOMEM;
         else {
             x->mutlen = len;
@@ -346,23 +400,56 @@ static void iter_done(st_iter *it, st_iter **spare)
     else st_iter_destroy(it);
 }
 
+/* st_read_kv's answer as the page's partition (as fill_part would make
+ * it): r, its live row (NULL: none), viewed in memtable m. */
+static int kv_part(st_rpage *pg, st_mem *m, const st_rreq *rq, int64_t token, const st_row *r, uint64_t tombstones)
+{
+    pg->sstables = 0;
+    if (!r && !tombstones) return 0; /* nothing to show or count */
+    rp_part *x = page_part(pg, rq->pk, rq->pklen, token, true);
+    if (!x) return SIB_ENOMEM;
+    size_t left = bound_of(rq->max_rows);
+    if (r) {
+        if (!part_row(pg, x, r, true)) return SIB_ENOMEM;
+        left--;
+        st_mem_ref(m);
+        pg->mem = m;
+    }
+    x->complete = left > 0;
+    x->live = r != NULL;
+    x->tombstones = tombstones;
+    return 0;
+}
+
 /* A partition read of token into pg: of the pin v (any thread), or of the
  * live table t (the loop: the inline path). spare: the thread's recycled
- * iterator (NULL: none). */
+ * iterator (NULL: none). A borrowing read of t that only memtables answer
+ * leaves its rows where they are: the page keeps the iterator (and so its
+ * references to them) and gives it back to spare's owner when it goes. */
 static int run_partition(const st_rreq *rq, int64_t token, const st_pin *v, st_table *t, const uint8_t id[16],
                          bool cache_only, st_rpage *pg, st_iter **spare)
 {
     const st_slice *sl = rq->static_only ? NULL : rq->slices;
     size_t nsl = rq->static_only ? 0 : rq->nslices;
+    if (t && rq->borrow && !cache_only && !rq->unfiltered && !rq->static_only) {
+        st_row r;
+        uint64_t tomb;
+        int k = st_read_kv(spare ? *spare : NULL, t, token, rq->pk, rq->pklen, sl, nsl, rq->now_s, pg->cells1,
+                           RP_ROW1_CELLS, &r, &tomb);
+        if (k >= 0) return kv_part(pg, t->mem, rq, token, k ? &r : NULL, tomb);
+    }
     st_iter *it = iter_take(spare);
     it = t ? st_read_ex(it, t, token, rq->pk, rq->pklen, sl, nsl, rq->reversed, rq->now_s, cache_only)
            : st_read_pinned(it, v, v->nparts ? &v->parts[0] : NULL, token, rq->pk, rq->pklen, sl, nsl, rq->reversed,
                             rq->now_s);
     if (!it) return SIB_ENOMEM;
     size_t left = bound_of(rq->max_rows);
-    int rc = rq->unfiltered ? fill_unfiltered(pg, it, id, rq) : fill_part(pg, it, rq->pk, rq->pklen, token, rq, &left);
+    bool views = t && rq->borrow && !rq->unfiltered && st_iter_memtables_only(it);
+    int rc = rq->unfiltered ? fill_unfiltered(pg, it, id, rq)
+                            : fill_part(pg, it, rq->pk, rq->pklen, token, rq, views, &left);
     pg->sstables = st_iter_sstables(it);
-    iter_done(it, spare);
+    if (views) pg->it = it;
+    else iter_done(it, spare);
     return rc;
 }
 
@@ -391,7 +478,7 @@ static int run_scan(rjob *j, st_iter **spare)
                                      rq->static_only ? 0 : rq->nslices, rq->reversed, rq->now_s);
         if (!it) rc = SIB_ENOMEM;
         else if (rq->unfiltered) rc = fill_unfiltered_part(pg, it, j->table_id, pk, pklen, tok, &bytes);
-        else rc = fill_part(pg, it, pk, pklen, tok, rq, &rows_left);
+        else rc = fill_part(pg, it, pk, pklen, tok, rq, false, &rows_left);
         iter_done(it, spare);
         if (rc) break;
         if (rows_left == 0 || --parts_left == 0 || (rq->max_bytes && bytes >= rq->max_bytes)) {
@@ -679,6 +766,22 @@ static st_rpage *page_get(st_readpool *p)
     }
     if ((pg = page_new(RP_POINT_CHUNK))) pg->home = p;
     return pg;
+}
+
+/* What a borrowing page held goes: its iterator back to the loop's spare
+ * (or away), its memtable reference. */
+static void page_unborrow(st_rpage *pg)
+{
+    st_iter *it = pg->it;
+    if (pg->mem) {
+        st_mem_unref(pg->mem);
+        pg->mem = NULL;
+    }
+    if (!it) return;
+    pg->it = NULL;
+    st_readpool *p = pg->home;
+    if (p && !p->iter) p->iter = st_iter_recycle(it);
+    else st_iter_destroy(it);
 }
 
 static bool page_keep(st_rpage *pg)

@@ -403,7 +403,9 @@ void st_scan_destroy(st_scan *sc);
  * st_iter and st_scan above read on the calling (loop) thread, SSTables
  * included. st_read_page is the read the CQL executor uses: a BOUNDED piece
  * of one partition or of a token-ordered scan whose rows come back copied,
- * evaluated (live cells only) and owned by the page. A partition read that
+ * evaluated (live cells only) and owned by the page (a borrowing read that
+ * memtables alone answer gets views into them instead: st_rreq.borrow).
+ * A partition read that
  * only memory can answer (no SSTable's bloom filter admits its token, or
  * every block it needs is in the block cache) runs inline; anything else,
  * scans included, runs on the read pool (concurrent_reads threads),
@@ -440,6 +442,12 @@ typedef struct st_rreq {
                                   * (st_iter_unfiltered; st_rpage_mutation), no rows;
                                   * scan: each partition's that way
                                   * (st_rpage_part_mutation), dead ones included */
+    bool borrow;                 /* partition read: the caller takes a page that comes
+                                  * back at once (st_read_page returns 0) before it
+                                  * writes to the table or returns to the loop, and
+                                  * keeps pk valid until st_rpage_destroy; the page
+                                  * may then point into the memtables and at pk
+                                  * instead of holding copies (ignored otherwise) */
     int32_t now_s;
     size_t max_rows, max_parts;  /* bounds of the piece; 0 -> 1024 */
     size_t max_bytes;            /* unfiltered scan: stop once the mutations pass it (0: none) */

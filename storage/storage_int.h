@@ -297,6 +297,11 @@ size_t memtable_seek(const memtable *mt, int64_t token, const uint8_t *pk, size_
 static inline uint32_t memtable_version(const memtable *mt) { return mt->ix.version; }
 /* An MT_KV record's row as an sst_row (views into the record). */
 bool mt_kv_view(mt_rowview *v, const mt_rec *r, sst_row *out);
+/* The same record read in place (st_read_kv): its marker (ts
+ * ST_NO_TIMESTAMP: none), returning where its r->ncells cells start, and
+ * one cell (views into the record), returning where the next starts. */
+const uint8_t *mt_kv_marker(const mt_rec *r, int64_t *ts, int32_t *ttl, int32_t *ldt);
+const uint8_t *mt_kv_cell(const uint8_t *p, sst_cell *c);
 
 /* A memtable and its lifetime: the active one takes writes; a frozen one
  * waits for (or is in) its flush and stays readable until its SSTable is
@@ -409,6 +414,27 @@ st_iter *st_iter_recycle(st_iter *it);
  * counts its own reads; readpool.c counts a piece once it is final (not the
  * inline attempt that a block missing from the cache sends to the pool). */
 uint32_t st_iter_sstables(const st_iter *it);
+/* The commonest point read without an iterator: when only t's active
+ * memtable can hold the partition (no frozen memtable; the caller knows
+ * that no SSTable's bloom filter admits token) and holds it as a KV
+ * record (a table without clustering columns: no partition deletion, range
+ * tombstone or static row), its one row is evaluated as st_iter_next would
+ * (slices, liveness at now_s), straight from the record. scratch: a
+ * recycled iterator (st_iter_recycle) lending its cell view buffer when
+ * room[0..nroom) is too small for the record's cells (NULL: none, the
+ * shortcut then does not apply to such a record). Returns 1 with *out
+ * (cell views in room or scratch until its next use, bytes in the
+ * memtable), 0 when nothing is live or there is no such partition, -1 when
+ * the shortcut does not apply (then st_read_ex). *tombstones: as
+ * st_iter_tombstones. */
+int st_read_kv(st_iter *scratch, st_table *t, int64_t token, const uint8_t *pk, size_t pklen, const st_slice *slices,
+               size_t nslices, int32_t now_s, st_cell_view *room, size_t nroom, st_row *out, uint64_t *tombstones);
+/* True when every source of the iterator is a memtable the iterator
+ * references (no SSTable, no pinned copy): the rows it returns then point
+ * only into those memtables (values, paths, clustering keys) and into its
+ * own scratch (the cell views), so they stay valid while the iterator
+ * lives and nothing writes to the memtables. */
+bool st_iter_memtables_only(const st_iter *it);
 /* st_read over a pin (any thread); sp: the partition's copy, or NULL;
  * spare and token as st_read_ex's. */
 st_iter *st_read_pinned(st_iter *spare, const st_pin *v, const st_snap_part *sp, int64_t token, const uint8_t *pk,

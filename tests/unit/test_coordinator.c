@@ -67,6 +67,14 @@ static void test_block_for_and_check(void **state)
     assert_int_equal(coord_check(c, &rf1, CL_ALL, true, 42, &err), 0);
     assert_int_equal(coord_check(c, &rf1, CL_QUORUM, false, 42, &err), 0);
     assert_int_equal(coord_check(c, &rf3, CL_ONE, true, 42, &err), 0);
+    /* ONE on one node (its shortcut): any token, and RF 0 has no replica */
+    assert_int_equal(coord_check(c, &rf1, CL_ONE, false, INT64_MIN, &err), 0);
+    assert_int_equal(coord_check(c, &rf1, CL_ONE, false, INT64_MAX, &err), 0);
+    coord_repl rf0 = {.kind = REPL_SIMPLE, .rf = 0};
+    assert_int_equal(coord_check(c, &rf0, CL_ONE, false, 42, &err), SIB_EUNAVAIL);
+    assert_int_equal(err.ex[0], CL_ONE);
+    assert_int_equal(err.ex[1], 1);
+    assert_int_equal(err.ex[2], 0);
     assert_int_equal(coord_check(c, &rf3, CL_QUORUM, true, 42, &err), SIB_EUNAVAIL);
     assert_int_equal(err.ex[0], CL_QUORUM);
     assert_int_equal(err.ex[1], 2);

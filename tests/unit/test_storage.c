@@ -3525,7 +3525,10 @@ static void test_read_pool_recycled_iterator(void **state)
     };
     static char want[16384], got[16384];
     st_table *t = storage_table(s, T1);
-    for (int round = 0; round < 2; round++) /* the first round's SSTable reads go to the pool, the second's not */
+    /* the first round's SSTable reads go to the pool, the second's not;
+     * rounds 2 and 3 borrow (views into the memtables where they alone
+     * answer, copies otherwise) */
+    for (int round = 0; round < 4; round++)
         for (size_t i = 0; i < SIB_ARRAY_LEN(reads); i++) {
             const uint8_t *pk = (const uint8_t *)reads[i].pk;
             size_t pklen = strlen(reads[i].pk);
@@ -3536,7 +3539,7 @@ static void test_read_pool_recycled_iterator(void **state)
             assert_int_equal(st_iter_status(it, NULL), 0);
             st_iter_destroy(it);
             st_rreq rq = {.pk = pk, .pklen = pklen, .slices = reads[i].sl, .nslices = reads[i].nsl,
-                          .reversed = reads[i].reversed, .now_s = NOW};
+                          .reversed = reads[i].reversed, .borrow = round >= 2, .now_s = NOW};
             st_rpage *pg = piece(s, loop, &rq, NULL);
             assert_int_equal(st_rpage_status(pg, NULL), 0);
             for (size_t k = 0; k < st_rpage_parts(pg); k++) {
@@ -3558,10 +3561,10 @@ static void test_read_pool_recycled_iterator(void **state)
         const st_slice *sl = k ? kvsl[k - 1] : NULL;
         size_t nsl = k == 4 ? 2 : k ? 1 : 0;
         static const char *const expect[] = {":1:new;", "", ":1:new;", "", ":1:new;"};
-        for (int which = 0; which < 2; which++) {
-            const char *pk = which ? "kv2" : "kv";
+        for (int which = 0; which < 4; which++) { /* 2, 3: borrowing */
+            const char *pk = which % 2 ? "kv2" : "kv";
             st_rreq rq = {.pk = (const uint8_t *)pk, .pklen = strlen(pk), .slices = sl, .nslices = nsl,
-                          .reversed = v % 2, .now_s = NOW};
+                          .reversed = v % 2, .borrow = which >= 2, .now_s = NOW};
             st_rpage *pg = piece(s, loop, &rq, NULL);
             got[0] = 0;
             st_rpart p = {0};
@@ -3587,6 +3590,194 @@ static void test_read_pool_recycled_iterator(void **state)
     while (st_iter_next(it, &r)) row_str(&r, want, sizeof want);
     st_iter_destroy(it);
     assert_string_equal(want, "c000:300:w;");
+    close_loop_data(f, loop);
+}
+
+/* A borrowing read (st_rreq.borrow) that the memtables alone answer keeps
+ * views into them: the page holds them referenced, so its rows stay whole
+ * even when their memtable is flushed and let go before the page is; one
+ * that needs an SSTable copies its rows as any other. Either way the page
+ * shows what a copying read shows. */
+static void test_read_pool_borrowed_pages(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 2);
+    put(s, "mixed", "c000", 1, "flushed", 10, 0, 0);
+    flush_loop(s, loop);
+    put(s, "mixed", "c001", 1, "active", 11, 0, 0); /* and an SSTable row: copied */
+    put(s, "kv", "", 1, "one-row", 10, 0, 0);       /* a KV record */
+    put(s, "kv", "", 2, "second-cell", 10, 0, 0);
+    char ck[8], val[16];
+    for (int r = 0; r < 9; r++) { /* several rows, and cells past the page's first row room */
+        snprintf(ck, sizeof ck, "c%03d", r);
+        for (uint32_t col = 1; col <= 6; col++) {
+            snprintf(val, sizeof val, "v%d-%u", r, col);
+            put(s, "rows", ck, col, val, 10, 0, 0);
+        }
+    }
+    del_cell(s, "rows", "c004", 1, 20, NOW - 5); /* a tombstone among them */
+    st_mutation *m = mut("rows"); /* and a static row */
+    assert_int_equal(st_mut_static(m), 0);
+    assert_int_equal(st_mut_cell(m, 9, (const uint8_t *)"static", 6, 10, 0, 0), 0);
+    apply1(s, m);
+    ev_run(loop, EVRUN_NOWAIT);
+    static const char *const keys[] = {"kv", "rows", "mixed", "none"};
+    st_rpage *pages[SIB_ARRAY_LEN(keys)];
+    char want[SIB_ARRAY_LEN(keys)][2048];
+    for (size_t i = 0; i < SIB_ARRAY_LEN(keys); i++) {
+        st_rreq rq = {.pk = (const uint8_t *)keys[i], .pklen = strlen(keys[i]), .with_static = true, .now_s = NOW};
+        st_rpage *pg = piece(s, loop, &rq, NULL);
+        want[i][0] = 0;
+        page_str(pg, want[i], sizeof want[i]);
+        st_rpage_destroy(pg);
+        rq.borrow = true;
+        bool queued;
+        pages[i] = piece(s, loop, &rq, &queued);
+        if (strcmp(keys[i], "mixed")) assert_false(queued); /* memory answers them */
+    }
+    assert_string_equal(want[0], "kv/=one-row;");
+    assert_non_null(strstr(want[1], "rows/c004=v4-2;"));
+    assert_string_equal(want[2], "mixed/c000=flushed;mixed/c001=active;");
+    assert_string_equal(want[3], "");
+    flush_loop(s, loop); /* the memtable the views point into goes */
+    put(s, "kv", "", 1, "ONE-ROW", 30, 0, 0);
+    for (size_t i = 0; i < SIB_ARRAY_LEN(keys); i++) {
+        char got[2048] = "";
+        page_str(pages[i], got, sizeof got);
+        assert_string_equal(got, want[i]);
+        st_row sr;
+        bool stat = st_rpage_parts(pages[i]) && st_rpage_static(pages[i], 0, &sr);
+        assert_int_equal(stat, !strcmp(keys[i], "rows"));
+        if (stat) {
+            assert_int_equal(sr.ncells, 1);
+            assert_memory_equal(sr.cells[0].val, "static", 6);
+        }
+        for (size_t k = 0; k < st_rpage_parts(pages[i]); k++) {
+            st_rpart p;
+            st_rpage_part(pages[i], k, &p);
+            for (size_t j = 0; j < p.nrows; j++) { /* every cell, not only the first */
+                st_row r;
+                st_rpage_row(pages[i], k, j, &r);
+                for (size_t c = 0; c < r.ncells; c++)
+                    assert_true(r.cells[c].vlen > 0 && r.cells[c].val[0] != 'O');
+                if (!strcmp(keys[i], "rows")) assert_int_equal(r.ncells, j == 4 ? 5 : 6);
+            }
+        }
+        st_rpage_destroy(pages[i]);
+    }
+    close_loop_data(f, loop);
+}
+
+/* Everything a page says, each partition's flags and every cell. */
+static void page_full_str(const st_rpage *pg, char *out, size_t cap)
+{
+    assert_int_equal(st_rpage_status(pg, NULL), 0);
+    for (size_t i = 0; i < st_rpage_parts(pg); i++) {
+        st_rpart p;
+        st_rpage_part(pg, i, &p);
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "[%.*s live=%d complete=%d rows=%zu tombs=%llu]", (int)p.pklen,
+                 (const char *)p.pk, p.live, p.complete, p.nrows, (unsigned long long)p.tombstones);
+        for (size_t j = 0; j < p.nrows; j++) {
+            st_row r;
+            st_rpage_row(pg, i, j, &r);
+            n = strlen(out);
+            snprintf(out + n, cap - n, "(%.*s m=%d@%lld", (int)r.cklen, (const char *)r.ck, r.has_marker,
+                     (long long)r.marker_ts);
+            for (size_t c = 0; c < r.ncells; c++) {
+                const st_cell_view *v = &r.cells[c];
+                n = strlen(out);
+                snprintf(out + n, cap - n, " %u=%.*s@%lld/%d", v->col, (int)v->vlen, (const char *)v->val,
+                         (long long)v->ts, v->ttl);
+            }
+            n = strlen(out);
+            snprintf(out + n, cap - n, ")");
+        }
+    }
+}
+
+/* Point reads of one-row partitions (KV records) that only the active
+ * memtable holds take a shortcut without an iterator when they borrow; it
+ * must say exactly what the full read says, with tombstones and expired
+ * cells among the live ones, a partition deletion, slices that miss the
+ * row, a bound of one row, and fall back when an SSTable or a frozen
+ * memtable holds the partition too. */
+static void test_read_pool_kv_shortcut(void **state)
+{
+    dfx *f = *state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    storage *s = open_loop_data(f, loop, 2);
+    put(s, "old", "", 1, "flushed", 10, 0, 0);
+    put(s, "gone", "", 1, "flushed", 10, 0, 0);
+    flush_loop(s, loop);
+    put(s, "old", "", 2, "active", 11, 0, 0);           /* SSTable + memtable */
+    put(s, "live", "", 1, "a", 10, 0, 0);
+    put(s, "live", "", 2, "bb", 10, 100, NOW + 50);     /* expiring, still live */
+    put(s, "mixed", "", 1, "x", 10, 0, 0);
+    del_cell(s, "mixed", "", 2, 12, NOW - 5);           /* a tombstone */
+    put(s, "mixed", "", 3, "late", 10, 10, NOW - 1);    /* expired */
+    del_cell(s, "dead", "", 1, 12, NOW - 5);            /* nothing live */
+    put(s, "pdel", "", 1, "before", 10, 0, 0);
+    st_mutation *m = mut("pdel");
+    assert_int_equal(st_mut_partition_delete(m, 20, NOW - 5), 0);
+    apply1(s, m);
+    put(s, "pdel", "", 2, "after", 30, 0, 0);
+    for (uint32_t col = 1; col <= 7; col++) /* more cells than the page's first-row room */
+        put(s, "wide", "", col, col == 4 ? "" : "w", 10, 0, 0);
+    del_cell(s, "wide", "", 5, 11, NOW - 5);
+    m = mut("marker"); /* a row marker only (an INSERT of the key alone) */
+    assert_int_equal(st_mut_row(m, (const uint8_t *)"", 0), 0);
+    assert_int_equal(st_mut_row_marker(m, 10, 0, ST_NO_DELETION_TIME), 0);
+    apply1(s, m);
+    ev_run(loop, EVRUN_NOWAIT);
+    cb_state cb = {0};
+    st_slice after_empty = {{(const uint8_t *)"", 0, false, false}, {NULL, 0, true, true}};
+    st_slice upto_empty = {{NULL, 0, true, true}, {(const uint8_t *)"", 0, true, false}};
+    st_slice both[2] = {after_empty, after_empty};
+    const struct {
+        const st_slice *sl;
+        size_t nsl;
+        size_t max_rows;
+    } shapes[] = {{NULL, 0, 0}, {NULL, 0, 1}, {&after_empty, 1, 0}, {&upto_empty, 1, 0}, {both, 2, 0}};
+    static const char *const keys[] = {"live", "mixed", "dead", "pdel", "marker", "wide", "old", "gone", "absent"};
+    char want[4096], got[4096];
+    for (int round = 0; round < 2; round++) {
+        for (size_t k = 0; k < SIB_ARRAY_LEN(keys); k++)
+            for (size_t h = 0; h < SIB_ARRAY_LEN(shapes); h++) {
+                st_rreq rq = {.pk = (const uint8_t *)keys[k], .pklen = strlen(keys[k]), .slices = shapes[h].sl,
+                              .nslices = shapes[h].nsl, .max_rows = shapes[h].max_rows, .now_s = NOW};
+                want[0] = got[0] = 0;
+                st_rpage *pg = piece(s, loop, &rq, NULL);
+                page_full_str(pg, want, sizeof want);
+                st_rpage_destroy(pg);
+                rq.borrow = true;
+                pg = piece(s, loop, &rq, NULL);
+                page_full_str(pg, got, sizeof got);
+                st_rpage_destroy(pg);
+                assert_string_equal(got, want);
+                if (h == 0 && round == 0 && !strcmp(keys[k], "mixed"))
+                    assert_string_equal(want, "[mixed live=1 complete=1 rows=1 tombs=2]"
+                                              "( m=0@-9223372036854775808 1=x@10/0)");
+                if (h == 1 && round == 0 && !strcmp(keys[k], "live"))
+                    assert_string_equal(want, "[live live=1 complete=0 rows=1 tombs=0]"
+                                              "( m=0@-9223372036854775808 1=a@10/0 2=bb@10/100)");
+                if (h == 0 && round == 0 && !strcmp(keys[k], "dead"))
+                    assert_string_equal(want, "[dead live=0 complete=1 rows=0 tombs=1]");
+                if (h == 0 && round == 0 && !strcmp(keys[k], "wide"))
+                    assert_string_equal(want, "[wide live=1 complete=1 rows=1 tombs=1]( m=0@-9223372036854775808 "
+                                              "1=w@10/0 2=w@10/0 3=w@10/0 4=@10/0 6=w@10/0 7=w@10/0)");
+            }
+        if (round == 1) break;
+        /* the second round while that memtable is flushed (frozen beside
+         * the new active one until the flush is delivered) */
+        sib_err err;
+        assert_int_equal(storage_flush(s, NULL, on_done, &cb, &err), 0);
+        put(s, "live", "", 3, "newer", 40, 0, 0);
+        ev_run(loop, EVRUN_NOWAIT); /* the write reaches the new memtable */
+    }
+    for (int i = 0; i < 20000 && !cb.calls; i++) ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(cb.rc, 0);
     close_loop_data(f, loop);
 }
 
@@ -4075,6 +4266,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block_cache_truncate_under_iterator, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_pieces_match_reads, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_recycled_iterator, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_read_pool_borrowed_pages, dsetup, dteardown),
+        cmocka_unit_test_setup_teardown(test_read_pool_kv_shortcut, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_snapshot_under_writes, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_read_pool_drain, dsetup, dteardown),
         cmocka_unit_test_setup_teardown(test_unfiltered_round_trip, setup, teardown),
