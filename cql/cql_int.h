@@ -53,6 +53,7 @@ struct cql_conn {
     bool fatal;          /* a fatal error was queued: flush, then close */
     bool draining;       /* write side shut down; discarding input until EOF */
     bool dirty;          /* queued output waits for the flush before the loop sleeps */
+    bool in_input;       /* on_readable is parsing: it updates reading once, at its end */
     cql_conn *dirty_next;
     cql_conn *prev, *next;
 };

@@ -273,7 +273,10 @@ void cql_conn_request_done(cql_conn *c)
 {
     SIB_ASSERT(c->inflight > 0);
     c->inflight--;
-    conn_update_reading(c);
+    /* An answer given while on_readable parses (a read answered at once)
+     * leaves reading to its one update at the end: process_input checks
+     * the in-flight count and the cap before each frame itself. */
+    if (!c->in_input) conn_update_reading(c);
     conn_unref(c);
 }
 
@@ -758,7 +761,9 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         sib_buf_reset(&c->rbuf);
         goto out;
     }
+    c->in_input = true;
     bool consumed = process_input(c);
+    c->in_input = false;
     if (cql_conn_open(c)) note_partial_frame(c, consumed);
     conn_update_reading(c);
 out:
