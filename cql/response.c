@@ -125,9 +125,10 @@ static int put_specs(sib_buf *b, int version, const char *ks, const char *table,
     return 0;
 }
 
-int cql_encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, sib_err *err)
+/* extra: CQL_ROWS_NO_METADATA when the request asked to skip it, or 0. */
+static int encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, uint32_t extra, sib_err *err)
 {
-    int32_t flags = (int32_t)(m->flags & CQL_ROWS_NO_METADATA);
+    int32_t flags = (int32_t)((m->flags | extra) & CQL_ROWS_NO_METADATA);
     bool paging = m->paging_state && m->paging_state_len >= 0;
     if (paging) flags |= CQL_ROWS_HAS_MORE_PAGES;
     if (!(flags & CQL_ROWS_NO_METADATA) && m->ncols > 0) flags |= CQL_ROWS_GLOBAL_TABLES_SPEC;
@@ -136,6 +137,11 @@ int cql_encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, sib_er
     if (paging) cql_put_bytes(b, m->paging_state, m->paging_state_len);
     if (flags & CQL_ROWS_GLOBAL_TABLES_SPEC) return put_specs(b, version, m->ks, m->table, m->ncols, m->names, m->types, err);
     return 0;
+}
+
+int cql_encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, sib_err *err)
+{
+    return encode_rows_meta(b, version, m, 0, err);
 }
 
 int cql_encode_prepared(sib_buf *b, int version, const uint8_t *id, uint16_t id_len, const cql_prepared_meta *bind,
@@ -167,18 +173,23 @@ int cql_encode_prepared(sib_buf *b, int version, const uint8_t *id, uint16_t id_
     return cql_encode_rows_meta(b, version, &r, err);
 }
 
-int cql_rows_begin(cql_rows *rw, sib_buf *b, int version, const cql_rows_meta *m, sib_err *err)
+static int rows_begin(cql_rows *rw, sib_buf *b, int version, const cql_rows_meta *m, uint32_t extra, sib_err *err)
 {
     rw->b = b;
     rw->ncols = m->ncols;
     rw->ncells = 0;
     cql_put_int(b, CQL_RESULT_ROWS);
-    int rc = cql_encode_rows_meta(b, version, m, err);
+    int rc = encode_rows_meta(b, version, m, extra, err);
     if (rc < 0) return rc;
     rw->count_off = b->len;
     cql_put_int(b, 0);
     if (b->oom) return sib_err_set(err, SIB_ENOMEM, "rows buffer");
     return 0;
+}
+
+int cql_rows_begin(cql_rows *rw, sib_buf *b, int version, const cql_rows_meta *m, sib_err *err)
+{
+    return rows_begin(rw, b, version, m, 0, err);
 }
 
 void cql_rows_cell(cql_rows *rw, const void *p, int32_t len)
@@ -507,23 +518,21 @@ int cql_reply_sib_err(cql_request *req, const sib_err *err, const cql_error_extr
     return cql_reply_error(req, cql_errcode_from_sib(err->code), err->msg, extra);
 }
 
-/* Adds NO_METADATA when the request asked to skip it (QUERY/EXECUTE). */
-static cql_rows_meta rows_meta_for(const cql_request *req, const cql_rows_meta *m)
+/* NO_METADATA when the request asked to skip it (QUERY/EXECUTE): a flag
+ * passed beside m, not a copy of m (two 64-byte copies a read). */
+static uint32_t rows_skip_flag(const cql_request *req)
 {
-    cql_rows_meta r = *m;
     bool skip = (req->opcode == CQL_OP_QUERY && req->u.query.params.skip_metadata) ||
                 (req->opcode == CQL_OP_EXECUTE && req->u.execute.params.skip_metadata);
-    if (skip) r.flags |= CQL_ROWS_NO_METADATA;
-    return r;
+    return skip ? CQL_ROWS_NO_METADATA : 0;
 }
 
 cql_rows *cql_reply_rows_begin(cql_request *req, const cql_rows_meta *m)
 {
     struct cql_request_priv *pv = req->priv;
     sib_err err; /* set by the failure that reads it */
-    cql_rows_meta meta = rows_meta_for(req, m);
     reply_start(req, CQL_OP_RESULT);
-    int rc = cql_rows_begin(&pv->rows, &pv->out, req->version, &meta, &err);
+    int rc = rows_begin(&pv->rows, &pv->out, req->version, m, rows_skip_flag(req), &err);
     if (rc < 0) {
         reply_finish(req, rc, &err);
         return NULL;
