@@ -22,9 +22,10 @@ typedef struct cql_conn cql_conn;
 /* The protocol-layer part of a request. */
 struct cql_request_priv {
     cql_conn *conn;
-    sib_buf out;        /* the response frame being built (header + body) */
+    sib_buf out;        /* the response frame, when not built in the connection's wbuf */
+    sib_buf *ob;        /* where the frame is built: out, or conn->wbuf while conn->building is this */
     size_t body_len;    /* request bytes it holds, counted in flight */
-    size_t frame_start; /* offset of the header in out */
+    size_t frame_start; /* offset of the header in *ob */
     cql_rows rows;      /* valid between cql_reply_rows_begin and _end */
     bool rows_open;
 };
@@ -39,6 +40,10 @@ struct cql_conn {
     sib_buf rbuf;    /* unparsed input starts at rpos */
     size_t rpos;
     sib_buf wbuf;    /* replies not yet written start at wpos */
+    /* The request whose reply is being built at the end of wbuf, from its
+     * frame_start (no copy from a buffer of its own): moved out by
+     * cql_conn_unbuild before anything else is queued or written. */
+    cql_request *building;
     size_t wpos;
     uint32_t inflight;
     size_t req_bytes;    /* bodies of the unanswered requests */
@@ -109,11 +114,22 @@ void cql_conn_send(cql_conn *c, const uint8_t *p, size_t len);
 /* cql_conn_send for a request's reply: whether c reads on is decided once,
  * by the cql_conn_request_done that follows. */
 void cql_conn_queue(cql_conn *c, const uint8_t *p, size_t len);
+/* A reply was completed in place at the end of c's wbuf: it is written
+ * when the loop iteration ends. */
+void cql_conn_queued(cql_conn *c);
+/* Moves the partial reply c is building in its wbuf (c->building) into
+ * that request's own buffer (response.c). */
+void cql_conn_move_partial(cql_conn *c);
 /* A request of c was answered: releases its in-flight slot and reference. */
 void cql_conn_request_done(cql_conn *c);
 static inline bool cql_conn_open(const cql_conn *c) { return c->srv != NULL; }
+/* Before anything else is queued or written, and when c closes. */
+static inline void cql_conn_unbuild(cql_conn *c)
+{
+    if (c->building) cql_conn_move_partial(c);
+}
 
-/* Finishes the frame in req->priv->out (compressing when the session
+/* Finishes the frame in req->priv->ob (compressing when the session
  * negotiated it), hands it to the connection and frees req. Returns 0 or
  * the error that made it send a Server error instead. */
 int cql_request_complete(cql_request *req);

@@ -301,6 +301,7 @@ cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *bo
     rb->req.priv = &rb->priv;
     rb->priv.conn = c;
     rb->priv.body_len = n;
+    rb->priv.ob = &rb->priv.out;
     /* priv.out is empty: zeroed by calloc, or emptied by cql_request_free */
     c->refs++;
     c->inflight++;
@@ -308,6 +309,32 @@ cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *bo
     /* The caller decodes the copy, so views outlive the read buffer. */
     *copy_out = copy;
     return &rb->req;
+}
+
+/* Removes the unfinished frame req builds at the end of c's wbuf (req is
+ * c->building). */
+static void drop_partial(cql_conn *c, struct cql_request_priv *pv)
+{
+    c->wbuf.len = pv->frame_start;
+    c->wbuf.oom = false; /* only this frame's writes could set it: cql_conn_queue closes c on its own */
+    c->building = NULL;
+    pv->ob = &pv->out;
+}
+
+void cql_conn_move_partial(cql_conn *c)
+{
+    cql_request *req = c->building;
+    struct cql_request_priv *pv = req->priv;
+    size_t start = pv->frame_start;
+    sib_buf_reset(&pv->out);
+    if (c->wbuf.oom) pv->out.oom = true; /* the frame is incomplete: its end fails into a Server error */
+    else sib_buf_append(&pv->out, c->wbuf.p + start, c->wbuf.len - start);
+    drop_partial(c, pv);
+    pv->frame_start = 0;
+    if (pv->rows_open) { /* the rows writer goes along */
+        pv->rows.b = &pv->out;
+        pv->rows.count_off -= start;
+    }
 }
 
 void cql_request_free(cql_request *req)
@@ -318,6 +345,7 @@ void cql_request_free(cql_request *req)
     request_block *rb = (request_block *)req;
     SIB_ASSERT(c->req_bytes >= pv->body_len);
     c->req_bytes -= pv->body_len;
+    if (c->building == req) drop_partial(c, pv); /* freed with its reply unfinished */
     if (srv && srv->req_pooled < REQ_POOL_MAX) {
         sib_arena *a = req->arena;
         sib_arena_clear(a);
@@ -363,28 +391,38 @@ bool cql_request_orphaned(const cql_request *req) { return !cql_conn_open(req->p
 
 static bool compress_replies(const cql_request *req) { return req->session->lz4 && req->session->ready; }
 
-/* Starts the response frame in the request's buffer, discarding anything
- * a previous (abandoned) attempt wrote. */
+/* Starts the response frame, discarding anything a previous (abandoned)
+ * attempt wrote. When no other reply is being built there, the frame is
+ * built at the end of the connection's write buffer, where it is sent
+ * from: a copy from the request's buffer cost about 70 instructions a
+ * point read. */
 static void reply_start(cql_request *req, uint8_t opcode)
 {
     struct cql_request_priv *pv = req->priv;
-    sib_buf_reset(&pv->out);
-    pv->out.oom = false;
+    cql_conn *c = pv->conn;
     pv->rows_open = false;
-    /* one allocation for a typical reply instead of a realloc per doubling
-     * from 64 bytes (a few a row read) */
-    if (!pv->out.cap) sib_buf_reserve(&pv->out, 512);
+    if (c->building == req) drop_partial(c, pv);
+    if (!c->building && cql_conn_open(c) && !c->fatal) {
+        c->building = req;
+        pv->ob = &c->wbuf;
+    } else {
+        sib_buf_reset(&pv->out);
+        /* one allocation for a typical reply instead of a realloc per
+         * doubling from 64 bytes (a few a row read) */
+        if (!pv->out.cap) sib_buf_reserve(&pv->out, 512);
+        pv->ob = &pv->out;
+    }
     uint8_t flags = req->trace_done ? CQL_FLAG_TRACING : 0;
     pv->frame_start =
-        cql_frame_begin(&pv->out, (uint8_t)(req->version | CQL_VERSION_RESPONSE), flags, req->stream, opcode);
-    if (flags) sib_buf_append(&pv->out, req->trace_id, 16); /* [uuid] before the message (spec 2.2) */
+        cql_frame_begin(pv->ob, (uint8_t)(req->version | CQL_VERSION_RESPONSE), flags, req->stream, opcode);
+    if (flags) sib_buf_append(pv->ob, req->trace_id, 16); /* [uuid] before the message (spec 2.2) */
 }
 
 /* Replaces whatever was built by a Server error carrying err's message. */
 static void reply_fallback(cql_request *req, const sib_err *err)
 {
     reply_start(req, CQL_OP_ERROR);
-    cql_encode_error(&req->priv->out, req->version, CQL_ERR_SERVER, err->msg, NULL);
+    cql_encode_error(req->priv->ob, req->version, CQL_ERR_SERVER, err->msg, NULL);
 }
 
 int cql_request_complete(cql_request *req)
@@ -395,10 +433,10 @@ int cql_request_complete(cql_request *req)
     if (req->trace_done) req->trace_done(req); /* the session's duration ends with the answer */
     if (cql_conn_open(c)) {
         sib_err err; /* set by the failure that reads it (no clearing a reply could not miss) */
-        rc = cql_frame_end(&pv->out, pv->frame_start, compress_replies(req), &err);
+        rc = cql_frame_end(pv->ob, pv->frame_start, compress_replies(req), &err);
         if (rc < 0) {
             reply_fallback(req, &err);
-            if (cql_frame_end(&pv->out, pv->frame_start, compress_replies(req), &err) < 0) {
+            if (cql_frame_end(pv->ob, pv->frame_start, compress_replies(req), &err) < 0) {
                 /* Not even an error fits in memory: the stream would never be
                  * answered, so the connection must go. */
                 cql_conn_send(c, NULL, 0);
@@ -406,7 +444,18 @@ int cql_request_complete(cql_request *req)
                 return rc;
             }
         }
-        cql_conn_queue(c, pv->out.p, pv->out.len); /* cql_request_free updates reading */
+        /* cql_request_free updates reading */
+        if (c->building == req) {
+            if (c->fatal) { /* a fatal error went out meanwhile: no reply follows it (as cql_conn_queue) */
+                drop_partial(c, pv);
+            } else {
+                c->building = NULL;
+                pv->ob = &pv->out;
+                cql_conn_queued(c);
+            }
+        } else {
+            cql_conn_queue(c, pv->out.p, pv->out.len);
+        }
     }
     cql_request_free(req);
     return rc;
@@ -423,7 +472,7 @@ static int reply_finish(cql_request *req, int rc, const sib_err *err)
 static int reply_result_kind(cql_request *req, int32_t kind)
 {
     reply_start(req, CQL_OP_RESULT);
-    cql_put_int(&req->priv->out, kind);
+    cql_put_int(req->priv->ob, kind);
     return 0;
 }
 
@@ -440,7 +489,7 @@ int cql_reply_set_keyspace(cql_request *req, const char *ks)
     snprintf(req->session->keyspace, sizeof req->session->keyspace, "%s", ks);
     if (cql_request_orphaned(req)) return cql_request_complete(req);
     reply_result_kind(req, CQL_RESULT_SET_KEYSPACE);
-    cql_put_cstring(&req->priv->out, ks);
+    cql_put_cstring(req->priv->ob, ks);
     return cql_request_complete(req);
 }
 
@@ -449,7 +498,7 @@ int cql_reply_schema_change_fn(cql_request *req, cql_change c, cql_target t, con
 {
     if (cql_request_orphaned(req)) return cql_request_complete(req);
     reply_result_kind(req, CQL_RESULT_SCHEMA_CHANGE);
-    cql_encode_schema_change(&req->priv->out, c, t, ks, name, arg_types, nargs);
+    cql_encode_schema_change(req->priv->ob, c, t, ks, name, arg_types, nargs);
     return cql_request_complete(req);
 }
 
@@ -465,7 +514,7 @@ int cql_reply_prepared(cql_request *req, const uint8_t *id, uint16_t id_len, con
     sib_err err;
     sib_err_clear(&err);
     reply_result_kind(req, CQL_RESULT_PREPARED);
-    int rc = cql_encode_prepared(&req->priv->out, req->version, id, id_len, bind, result, &err);
+    int rc = cql_encode_prepared(req->priv->ob, req->version, id, id_len, bind, result, &err);
     return reply_finish(req, rc, &err);
 }
 
@@ -473,7 +522,7 @@ int cql_reply_error(cql_request *req, int32_t code, const char *msg, const cql_e
 {
     if (cql_request_orphaned(req)) return cql_request_complete(req);
     reply_start(req, CQL_OP_ERROR);
-    cql_encode_error(&req->priv->out, req->version, code, msg, extra);
+    cql_encode_error(req->priv->ob, req->version, code, msg, extra);
     return cql_request_complete(req);
 }
 
@@ -532,7 +581,7 @@ cql_rows *cql_reply_rows_begin(cql_request *req, const cql_rows_meta *m)
     struct cql_request_priv *pv = req->priv;
     sib_err err; /* set by the failure that reads it */
     reply_start(req, CQL_OP_RESULT);
-    int rc = rows_begin(&pv->rows, &pv->out, req->version, m, rows_skip_flag(req), &err);
+    int rc = rows_begin(&pv->rows, pv->ob, req->version, m, rows_skip_flag(req), &err);
     if (rc < 0) {
         reply_finish(req, rc, &err);
         return NULL;

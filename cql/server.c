@@ -144,6 +144,7 @@ static size_t wq_bytes(const cql_conn *c) { return c->wbuf.len - c->wpos; }
 
 static void conn_flush(cql_conn *c)
 {
+    cql_conn_unbuild(c); /* a partial frame is never written */
     while (c->wpos < c->wbuf.len) {
         ssize_t w = send(c->fd, c->wbuf.p + c->wpos, c->wbuf.len - c->wpos, MSG_NOSIGNAL);
         if (w < 0) {
@@ -186,7 +187,13 @@ void cql_conn_queue(cql_conn *c, const uint8_t *p, size_t len)
         conn_close(c, "out of memory for a reply");
         return;
     }
+    cql_conn_unbuild(c);
     sib_buf_append(&c->wbuf, p, len);
+    cql_conn_queued(c);
+}
+
+void cql_conn_queued(cql_conn *c)
+{
     if (c->wbuf.oom) {
         conn_close(c, "out of memory for the write queue");
         return;
@@ -247,6 +254,7 @@ static void conn_close(cql_conn *c, const char *why)
 {
     cql_server *srv = c->srv;
     if (!srv) return;
+    cql_conn_unbuild(c); /* its request completes later and finds c closed */
     sib_log(srv->log, SIB_DEBUG, "cql: %s closed (%s)", c->s.peer, why);
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);

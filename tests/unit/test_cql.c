@@ -765,6 +765,7 @@ typedef struct deferred {
     ev_timer t;
     cql_request *req;
     struct fake_exec *fx;
+    cql_rows *split; /* "split": a rows reply left open, its cell half written */
     bool used;
 } deferred;
 
@@ -794,6 +795,12 @@ static void on_deferred(struct ev_loop *loop, ev_timer *t, int revents)
     cql_request *req = d->req;
     d->used = false;
     if (cql_request_orphaned(req)) d->fx->orphan_replies++;
+    if (d->split) {
+        cql_rows_cells_raw(d->split, "done", 4, 1);
+        d->split = NULL;
+        cql_reply_rows_end(req);
+        return;
+    }
     const cql_query_req *q = &req->u.query;
     reply_text_row(req, "echo", q->query.p, q->query.len);
 }
@@ -805,7 +812,8 @@ static void fake_query(fake_exec *fx, cql_request *req)
     cql_str q = req->u.query.query;
     char text[128];
     snprintf(text, sizeof text, "%.*s", (int)SIB_MIN(q.len, sizeof text - 1), q.p);
-    if (strncmp(text, "defer ", 6) == 0) {
+    bool split = strncmp(text, "split ", 6) == 0;
+    if (strncmp(text, "defer ", 6) == 0 || split) {
         int ms = atoi(text + 6);
         for (size_t i = 0; i < SIB_ARRAY_LEN(fx->pending); i++) {
             deferred *d = &fx->pending[i];
@@ -813,6 +821,17 @@ static void fake_query(fake_exec *fx, cql_request *req)
             d->used = true;
             d->req = req;
             d->fx = fx;
+            d->split = NULL;
+            if (split) { /* the rows reply stays open until the timer: the cell "split-done" */
+                const char *names[] = {"split"};
+                const sch_type *types[] = {&t_text};
+                cql_rows_meta m = {.ks = "test", .table = "fake", .ncols = 1, .names = names, .types = types};
+                d->split = cql_reply_rows_begin(req, &m);
+                uint8_t part[4 + 6];
+                put_be32(part, 10);
+                memcpy(part + 4, "split-", 6);
+                cql_rows_cells_raw(d->split, part, sizeof part, 0);
+            }
             ev_timer_init(&d->t, on_deferred, ms / 1000.0, 0.);
             ev_timer_start(fx->loop, &d->t);
             return;
@@ -1482,6 +1501,30 @@ static void test_server_async_and_pipelining(void **state)
     expect_text_row(fd, 102, "");
     expect_text_row(fd, 101, "defer 20");
     expect_text_row(fd, 100, "defer 150");
+
+    /* A rows reply left open while others are answered (a reply built in
+     * the connection's write buffer moves out of the way): first while the
+     * next request is parsed in the same read, then across loop iterations
+     * (the flush at each one's end). */
+    const char *qs2[] = {"split 100", "ks", "defer 20"};
+    sib_buf_reset(&all);
+    for (int i = 0; i < 3; i++) {
+        query_body(&b, qs2[i]);
+        size_t s = cql_frame_begin(&all, 4, 0, (int16_t)(200 + i), CQL_OP_QUERY);
+        sib_buf_append(&all, b.p, b.len);
+        cql_frame_end(&all, s, false, NULL);
+    }
+    write_all(fd, all.p, all.len);
+    expect_text_row(fd, 201, "");
+    expect_text_row(fd, 202, "defer 20");
+    expect_text_row(fd, 200, "split-done");
+    query_body(&b, "split 50");
+    send_raw_frame(fd, 4, 0, 203, CQL_OP_QUERY, &b);
+    usleep(10 * 1000);
+    query_body(&b, "ks");
+    send_raw_frame(fd, 4, 0, 204, CQL_OP_QUERY, &b);
+    expect_text_row(fd, 204, "");
+    expect_text_row(fd, 203, "split-done");
 
     /* More than max_inflight (8) deferred requests: all answered anyway. */
     sib_buf_reset(&all);
