@@ -7,7 +7,7 @@
  *    client disconnected finds a closed (srv == NULL) but valid conn and
  *    drops the frame;
  *  - a cql_request and its arena are allocated together and freed by the
- *    reply call; the request body lives in the arena;
+ *    reply call; the request body lives beside it (small) or in the arena;
  *  - frames queued for writing are malloc'd buffers owned by the queue.
  */
 #ifndef SIB_CQL_INT_H
@@ -136,8 +136,8 @@ int cql_request_complete(cql_request *req);
 /* Frees a request that was never handed out or whose reply was sent. */
 void cql_request_free(cql_request *req);
 /* Allocates a request for conn with its arena and a copy of body
- * (*copy_out, in the arena). Takes a reference and an in-flight slot of c.
- * NULL when out of memory. */
+ * (*copy_out, beside the request or in its arena). Takes a reference and
+ * an in-flight slot of c. NULL when out of memory. */
 cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *body, size_t n, const uint8_t **copy_out);
 
 /* Encodes a whole response frame into a new malloc'd buffer. */
