@@ -354,10 +354,10 @@ typedef struct exec_restr {
 int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err);
 /* A prepared SELECT's WHERE of the point shape (exactly one EQ on each
- * partition key column and, either on none or on every clustering column,
- * nothing else, on a table without derived key columns) has the same
- * analysis whatever the values bound: one partition, read whole or one row
- * of it, no filter. exec_where_point_shape tells whether rels has that
+ * partition key column and on each of the first m clustering columns, m
+ * from none to all, nothing else, on a table without derived key columns)
+ * has the same analysis whatever the values bound: one partition, read
+ * whole, one row of it or the rows of one clustering prefix, no filter. exec_where_point_shape tells whether rels has that
  * shape for t (once per plan: it looks the columns up by name) and fills
  * key_of[i], the key column relation i restricts (a partition key position,
  * or the partition key count plus a clustering position); exec_where_point
