@@ -535,7 +535,8 @@ static void dispatch(cql_conn *c, const cql_header *h, const uint8_t *body, size
         return;
     }
     sib_buf tmp = {0}; /* empty: only a compressed frame uses it */
-    if (!unwrap_body(c, h, &body, &n, &tmp)) goto out;
+    /* the call only for a frame with something to unwrap (not a point read's) */
+    if ((h->flags & (CQL_FLAG_COMPRESSION | CQL_FLAG_CUSTOM_PAYLOAD)) && !unwrap_body(c, h, &body, &n, &tmp)) goto out;
     sib_rd r;
     sib_rd_init(&r, body, n);
     switch (op) {
