@@ -1481,6 +1481,23 @@ static void test_server_lz4(void **state)
     close(fd);
 }
 
+/* QUERY frames for qs[0..n) on streams first, first + 1, ..., in one write. */
+static void write_queries(int fd, const char *const *qs, int n, int16_t first)
+{
+    sib_buf b, all;
+    sib_buf_init(&b);
+    sib_buf_init(&all);
+    for (int i = 0; i < n; i++) {
+        query_body(&b, qs[i]);
+        size_t s = cql_frame_begin(&all, 4, 0, (int16_t)(first + i), CQL_OP_QUERY);
+        sib_buf_append(&all, b.p, b.len);
+        cql_frame_end(&all, s, false, NULL);
+    }
+    write_all(fd, all.p, all.len);
+    sib_buf_free(&b);
+    sib_buf_free(&all);
+}
+
 static void test_server_async_and_pipelining(void **state)
 {
     harness *h = *state;
@@ -1491,13 +1508,7 @@ static void test_server_async_and_pipelining(void **state)
     sib_buf_init(&all);
     /* Three pipelined requests in one write; the first is answered last. */
     const char *qs[] = {"defer 150", "defer 20", "ks"};
-    for (int i = 0; i < 3; i++) {
-        query_body(&b, qs[i]);
-        size_t s = cql_frame_begin(&all, 4, 0, (int16_t)(100 + i), CQL_OP_QUERY);
-        sib_buf_append(&all, b.p, b.len);
-        cql_frame_end(&all, s, false, NULL);
-    }
-    write_all(fd, all.p, all.len);
+    write_queries(fd, qs, 3, 100);
     expect_text_row(fd, 102, "");
     expect_text_row(fd, 101, "defer 20");
     expect_text_row(fd, 100, "defer 150");
@@ -1507,14 +1518,7 @@ static void test_server_async_and_pipelining(void **state)
      * next request is parsed in the same read, then across loop iterations
      * (the flush at each one's end). */
     const char *qs2[] = {"split 100", "ks", "defer 20"};
-    sib_buf_reset(&all);
-    for (int i = 0; i < 3; i++) {
-        query_body(&b, qs2[i]);
-        size_t s = cql_frame_begin(&all, 4, 0, (int16_t)(200 + i), CQL_OP_QUERY);
-        sib_buf_append(&all, b.p, b.len);
-        cql_frame_end(&all, s, false, NULL);
-    }
-    write_all(fd, all.p, all.len);
+    write_queries(fd, qs2, 3, 200);
     expect_text_row(fd, 201, "");
     expect_text_row(fd, 202, "defer 20");
     expect_text_row(fd, 200, "split-done");
