@@ -125,8 +125,9 @@ static int put_specs(sib_buf *b, int version, const char *ks, const char *table,
     return 0;
 }
 
-/* extra: CQL_ROWS_NO_METADATA when the request asked to skip it, or 0. */
-static int encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, uint32_t extra, sib_err *err)
+/* extra: CQL_ROWS_NO_METADATA when the request asked to skip it, or 0.
+ * Inline in its two callers (a rows reply's begins every read). */
+static inline __attribute__((always_inline)) int encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, uint32_t extra, sib_err *err)
 {
     int32_t flags = (int32_t)((m->flags | extra) & CQL_ROWS_NO_METADATA);
     bool paging = m->paging_state && m->paging_state_len >= 0;
@@ -403,8 +404,8 @@ static bool compress_replies(const cql_request *req) { return req->session->lz4 
  * attempt wrote. When no other reply is being built there, the frame is
  * built at the end of the connection's write buffer, where it is sent
  * from: a copy from the request's buffer cost about 70 instructions a
- * point read. */
-static void reply_start(cql_request *req, uint8_t opcode)
+ * point read. Inline in its four callers. */
+static inline __attribute__((always_inline)) void reply_start(cql_request *req, uint8_t opcode)
 {
     struct cql_request_priv *pv = req->priv;
     cql_conn *c = pv->conn;
