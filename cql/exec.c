@@ -156,16 +156,9 @@ void exec_reply_err(exec_ctx *c, const sib_err *err) { exec_reply_err_req(c->req
 
 /* ---- lookups shared by the statement files ---- */
 
-int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
+int exec_resolve_table_slow(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
 {
-    /* EXECUTE of a prepared statement: its plan, while the schema is the
-     * one it was resolved under (q identifies the name within the AST; the
-     * keyspace, the statement's own, cannot differ between executions). */
-    exec_prepared *p = c->ex->cur_prep;
-    if (p && p->plan_q == q && p->plan_gen == c->ex->ddl_gen) {
-        *out = p->plan_table;
-        return 0;
-    }
+    exec_prepared *p = c->ex->cur_prep; /* its plan is not q's or is stale: q's from now on */
     const char *ks = q->ks ? q->ks : c->keyspace;
     if (!ks || !*ks)
         return sib_err_set(err, SIB_EINVAL,
@@ -183,13 +176,12 @@ int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, s
     return 0;
 }
 
-st_table *exec_table_store(exec_ctx *c, const sch_table *t)
+st_table *exec_table_store_slow(exec_ctx *c, const sch_table *t)
 {
     /* storage tables are created and dropped with the schema: a plan of the
      * current ddl_gen can keep the one it found */
     exec_prepared *p = c->ex->cur_prep;
     bool plan = p && p->plan_table == t && p->plan_gen == c->ex->ddl_gen;
-    if (plan && p->plan_store) return p->plan_store;
     st_table *st = storage_table(c->ex->st, sch_table_id(t));
     if (plan) p->plan_store = st;
     return st;
@@ -236,14 +228,9 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
     return rc;
 }
 
-int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err)
+int exec_table_repl_slow(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err)
 {
     cql_exec *ex = c->ex;
-    /* a table pointer, like repl_ks, stays valid while ddl_gen is unchanged */
-    if (ex->repl_table == t && ex->repl_ks && ex->repl_gen == ex->ddl_gen) {
-        *out = &ex->repl;
-        return 0;
-    }
     int rc = keyspace_repl_ref(ex, sch_table_keyspace(t), out, err);
     if (!rc) ex->repl_table = t;
     return rc;

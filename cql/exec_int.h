@@ -206,13 +206,36 @@ int64_t exec_next_timestamp(cql_exec *ex);
 /* Looks up a table named in a statement; messages as Cassandra 4.x:
  * `No keyspace has been specified. USE a keyspace, or explicitly specify
  * keyspace.tablename`, `keyspace %s does not exist`, `table %s does not exist`. */
-int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err);
+int exec_resolve_table_slow(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err);
+static inline int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
+{
+    /* EXECUTE of a prepared statement: its plan, while the schema is the
+     * one it was resolved under (q identifies the name within the AST; the
+     * keyspace, the statement's own, cannot differ between executions).
+     * Inline: every prepared read asks. */
+    exec_prepared *p = c->ex->cur_prep;
+    if (p && p->plan_q == q && p->plan_gen == c->ex->ddl_gen) {
+        *out = p->plan_table;
+        return 0;
+    }
+    return exec_resolve_table_slow(c, q, out, err);
+}
 /* The keyspace's replication as a coordinator strategy. */
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err);
 /* The replication of t's keyspace, by reference: valid until the next
  * exec_table_repl/exec_keyspace_repl call or DDL (copy it to keep it across
  * a callback). Repeated calls for one table cost no name lookup. */
-int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+int exec_table_repl_slow(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+static inline int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err)
+{
+    cql_exec *ex = c->ex;
+    /* a table pointer, like repl_ks, stays valid while ddl_gen is unchanged */
+    if (ex->repl_table == t && ex->repl_ks && ex->repl_gen == ex->ddl_gen) {
+        *out = &ex->repl;
+        return 0;
+    }
+    return exec_table_repl_slow(c, t, out, err);
+}
 /* *dst = *src, but only the part the coordinator reads (dcs[0..ndcs)): the
  * struct is over a kilobyte and a point read kept a copy of it. */
 void exec_repl_copy(coord_repl *dst, const coord_repl *src);
@@ -226,7 +249,13 @@ void exec_prepared_release(exec_prepared *p);
 void exec_plan_clear(exec_prepared *p);
 /* t's storage table (storage_table), from the running prepared statement's
  * plan when it has it. */
-st_table *exec_table_store(exec_ctx *c, const sch_table *t);
+st_table *exec_table_store_slow(exec_ctx *c, const sch_table *t);
+static inline st_table *exec_table_store(exec_ctx *c, const sch_table *t)
+{
+    exec_prepared *p = c->ex->cur_prep;
+    if (p && p->plan_table == t && p->plan_gen == c->ex->ddl_gen && p->plan_store) return p->plan_store;
+    return exec_table_store_slow(c, t);
+}
 /* A string formatted into c's arena (exec_selection.c); NULL when out of memory. */
 char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
