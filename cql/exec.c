@@ -118,16 +118,9 @@ cql_executor *cql_exec_base(cql_exec *ex) { return &ex->base; }
 void cql_exec_set_server(cql_exec *ex, cql_server *srv) { ex->srv = srv; }
 void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o) { ex->obs = *o; }
 
-void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us)
+void exec_note_table_op_slow(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us)
 {
     if (!ex->obs.table_op) return;
-    if (ex->in_request && !ex->pend_op) { /* timed by exec_request's clock read at its end */
-        ex->pend_op = true;
-        ex->pend_write = write;
-        ex->pend_start_us = start_us;
-        memcpy(ex->pend_table, table_id, 16);
-        return;
-    }
     ex->obs.table_op(ex->obs.ctx, table_id, write, SIB_MAX(sib_now_us() - start_us, 0));
 }
 

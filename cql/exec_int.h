@@ -261,7 +261,19 @@ char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(prin
 
 /* Reports a finished read or write of table_id to the observer (metrics);
  * start_us is the request's start (exec_ctx.now_us). */
-void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us);
+void exec_note_table_op_slow(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us);
+static inline void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us)
+{
+    /* inside a request: timed by exec_request's clock read at its end */
+    if (ex->obs.table_op && ex->in_request && !ex->pend_op) {
+        ex->pend_op = true;
+        ex->pend_write = write;
+        ex->pend_start_us = start_us;
+        memcpy(ex->pend_table, table_id, 16);
+        return;
+    }
+    exec_note_table_op_slow(ex, table_id, write, start_us);
+}
 
 /* Prepared cache lookup (NULL when unknown) and the Unprepared error. */
 exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len);
