@@ -1112,6 +1112,23 @@ static void query_body(sib_buf *b, const char *q)
     cql_put_byte(b, 0);
 }
 
+/* QUERY frames for qs[0..n) on streams first, first + 1, ..., in one write. */
+static void write_queries(int fd, const char *const *qs, int n, int16_t first)
+{
+    sib_buf b, all;
+    sib_buf_init(&b);
+    sib_buf_init(&all);
+    for (int i = 0; i < n; i++) {
+        query_body(&b, qs[i]);
+        size_t s = cql_frame_begin(&all, 4, 0, (int16_t)(first + i), CQL_OP_QUERY);
+        sib_buf_append(&all, b.p, b.len);
+        cql_frame_end(&all, s, false, NULL);
+    }
+    write_all(fd, all.p, all.len);
+    sib_buf_free(&b);
+    sib_buf_free(&all);
+}
+
 static void expect_error(int fd, int16_t stream, int32_t code, const char *substr)
 {
     cql_header h;
@@ -1467,6 +1484,17 @@ static void test_server_lz4(void **state)
     query_body(&b, "ks");
     send_raw_frame(fd, 4, 0, 3, CQL_OP_QUERY, &b);
     expect_text_row(fd, 3, "");
+    /* Replies to requests read together: each compressed where it starts
+     * in the connection's write buffer. */
+    const char *qs[] = {"big 3000", "ks", "big 2000"};
+    write_queries(fd, qs, 3, 10);
+    char big[3001];
+    memset(big, 'b', 3000);
+    big[3000] = 0;
+    expect_text_row(fd, 10, big);
+    expect_text_row(fd, 11, "");
+    big[2000] = 0;
+    expect_text_row(fd, 12, big);
     sib_buf_reset(&b);
     sib_buf_append(&b, "\x00\x00\x00\x20\xff\xff\xff", 7);
     send_raw_frame(fd, 4, CQL_FLAG_COMPRESSION, 4, CQL_OP_QUERY, &b);
@@ -1479,23 +1507,6 @@ static void test_server_lz4(void **state)
     sib_buf_free(&b);
     sib_buf_free(&f);
     close(fd);
-}
-
-/* QUERY frames for qs[0..n) on streams first, first + 1, ..., in one write. */
-static void write_queries(int fd, const char *const *qs, int n, int16_t first)
-{
-    sib_buf b, all;
-    sib_buf_init(&b);
-    sib_buf_init(&all);
-    for (int i = 0; i < n; i++) {
-        query_body(&b, qs[i]);
-        size_t s = cql_frame_begin(&all, 4, 0, (int16_t)(first + i), CQL_OP_QUERY);
-        sib_buf_append(&all, b.p, b.len);
-        cql_frame_end(&all, s, false, NULL);
-    }
-    write_all(fd, all.p, all.len);
-    sib_buf_free(&b);
-    sib_buf_free(&all);
 }
 
 static void test_server_async_and_pipelining(void **state)
