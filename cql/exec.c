@@ -92,12 +92,7 @@ static void prepared_evicted(void *ctx, void *value)
     else prepared_free(p);
 }
 
-void exec_prepared_hold(exec_prepared *p) { p->refs++; }
-
-void exec_prepared_release(exec_prepared *p)
-{
-    if (!--p->refs && p->evicted) prepared_free(p);
-}
+void exec_prepared_drop(exec_prepared *p) { prepared_free(p); }
 
 void cql_exec_destroy(cql_exec *ex)
 {

@@ -243,8 +243,12 @@ void exec_repl_copy(coord_repl *dst, const coord_repl *src);
  * statement whose selection is not kept: not a SELECT of plain columns). */
 size_t exec_select_plan_room(const prs_stmt *s);
 /* Keeps p alive past its eviction until the matching release. */
-void exec_prepared_hold(exec_prepared *p);
-void exec_prepared_release(exec_prepared *p);
+void exec_prepared_drop(exec_prepared *p); /* frees it: evicted, and its last hold released */
+static inline void exec_prepared_hold(exec_prepared *p) { p->refs++; }
+static inline void exec_prepared_release(exec_prepared *p)
+{
+    if (!--p->refs && p->evicted) exec_prepared_drop(p);
+}
 /* Forgets p's plan (exec_resolve_table resolves again). */
 void exec_plan_clear(exec_prepared *p);
 /* t's storage table (storage_table), from the running prepared statement's
