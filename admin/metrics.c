@@ -246,9 +246,8 @@ static table_slot *table_find(const admin_metrics *m, const uint8_t id[16])
     return NULL;
 }
 
-static table_slot *table_get(admin_metrics *m, const uint8_t id[16])
+static table_slot *table_get_slow(admin_metrics *m, const uint8_t id[16])
 {
-    if (m->last && same_id(m->last->id, id)) return m->last;
     table_slot *s = table_find(m, id);
     if (s) return m->last = s;
     if ((m->tables_used + 1) * 2 > m->tables_cap) {
@@ -272,6 +271,14 @@ static table_slot *table_get(admin_metrics *m, const uint8_t id[16])
     memcpy(m->tables[j].id, id, 16);
     m->tables_used++;
     return &m->tables[j];
+}
+
+/* The last table's slot without a call (most requests are on the table
+ * of the one before), another's by its hash. */
+static inline table_slot *table_get(admin_metrics *m, const uint8_t id[16])
+{
+    if (m->last && same_id(m->last->id, id)) return m->last;
+    return table_get_slow(m, id);
 }
 
 /* us >= 0, in bucket. Inline: the request's one call does all its counting. */

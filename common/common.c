@@ -302,7 +302,14 @@ void sib_arena_reset(sib_arena *a)
 
 void sib_arena_clear(sib_arena *a)
 {
-    arena_chunk *keep = NULL, *c = a->head;
+    arena_chunk *h = a->head;
+    if (h && !h->next && h->size == a->chunk) { /* one standard chunk (most requests): no walk */
+        h->used = 0;
+        a->total = h->size;
+        SIB_POISON(h->data, h->size);
+        return;
+    }
+    arena_chunk *keep = NULL, *c = h;
     while (c) {
         arena_chunk *n = c->next;
         if (!keep && c->size == a->chunk) {

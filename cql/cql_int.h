@@ -7,7 +7,7 @@
  *    client disconnected finds a closed (srv == NULL) but valid conn and
  *    drops the frame;
  *  - a cql_request and its arena are allocated together and freed by the
- *    reply call; the request body lives in the arena;
+ *    reply call; the request body lives beside it (small) or in the arena;
  *  - frames queued for writing are malloc'd buffers owned by the queue.
  */
 #ifndef SIB_CQL_INT_H
@@ -22,9 +22,10 @@ typedef struct cql_conn cql_conn;
 /* The protocol-layer part of a request. */
 struct cql_request_priv {
     cql_conn *conn;
-    sib_buf out;        /* the response frame being built (header + body) */
+    sib_buf out;        /* the response frame, when not built in the connection's wbuf */
+    sib_buf *ob;        /* where the frame is built: out, or conn->wbuf while conn->building is this */
     size_t body_len;    /* request bytes it holds, counted in flight */
-    size_t frame_start; /* offset of the header in out */
+    size_t frame_start; /* offset of the header in *ob */
     cql_rows rows;      /* valid between cql_reply_rows_begin and _end */
     bool rows_open;
 };
@@ -39,6 +40,10 @@ struct cql_conn {
     sib_buf rbuf;    /* unparsed input starts at rpos */
     size_t rpos;
     sib_buf wbuf;    /* replies not yet written start at wpos */
+    /* The request whose reply is being built at the end of wbuf, from its
+     * frame_start (no copy from a buffer of its own): moved out by
+     * cql_conn_unbuild before anything else is queued or written. */
+    cql_request *building;
     size_t wpos;
     uint32_t inflight;
     size_t req_bytes;    /* bodies of the unanswered requests */
@@ -53,6 +58,7 @@ struct cql_conn {
     bool fatal;          /* a fatal error was queued: flush, then close */
     bool draining;       /* write side shut down; discarding input until EOF */
     bool dirty;          /* queued output waits for the flush before the loop sleeps */
+    bool in_input;       /* on_readable is parsing: it updates reading once, at its end */
     cql_conn *dirty_next;
     cql_conn *prev, *next;
 };
@@ -108,19 +114,30 @@ void cql_conn_send(cql_conn *c, const uint8_t *p, size_t len);
 /* cql_conn_send for a request's reply: whether c reads on is decided once,
  * by the cql_conn_request_done that follows. */
 void cql_conn_queue(cql_conn *c, const uint8_t *p, size_t len);
+/* A reply was completed in place at the end of c's wbuf: it is written
+ * when the loop iteration ends. */
+void cql_conn_queued(cql_conn *c);
+/* Moves the partial reply c is building in its wbuf (c->building) into
+ * that request's own buffer (response.c). */
+void cql_conn_move_partial(cql_conn *c);
 /* A request of c was answered: releases its in-flight slot and reference. */
 void cql_conn_request_done(cql_conn *c);
 static inline bool cql_conn_open(const cql_conn *c) { return c->srv != NULL; }
+/* Before anything else is queued or written, and when c closes. */
+static inline void cql_conn_unbuild(cql_conn *c)
+{
+    if (c->building) cql_conn_move_partial(c);
+}
 
-/* Finishes the frame in req->priv->out (compressing when the session
+/* Finishes the frame in req->priv->ob (compressing when the session
  * negotiated it), hands it to the connection and frees req. Returns 0 or
  * the error that made it send a Server error instead. */
 int cql_request_complete(cql_request *req);
 /* Frees a request that was never handed out or whose reply was sent. */
 void cql_request_free(cql_request *req);
 /* Allocates a request for conn with its arena and a copy of body
- * (*copy_out, in the arena). Takes a reference and an in-flight slot of c.
- * NULL when out of memory. */
+ * (*copy_out, beside the request or in its arena). Takes a reference and
+ * an in-flight slot of c. NULL when out of memory. */
 cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *body, size_t n, const uint8_t **copy_out);
 
 /* Encodes a whole response frame into a new malloc'd buffer. */

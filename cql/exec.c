@@ -92,12 +92,7 @@ static void prepared_evicted(void *ctx, void *value)
     else prepared_free(p);
 }
 
-void exec_prepared_hold(exec_prepared *p) { p->refs++; }
-
-void exec_prepared_release(exec_prepared *p)
-{
-    if (!--p->refs && p->evicted) prepared_free(p);
-}
+void exec_prepared_drop(exec_prepared *p) { prepared_free(p); }
 
 void cql_exec_destroy(cql_exec *ex)
 {
@@ -118,16 +113,9 @@ cql_executor *cql_exec_base(cql_exec *ex) { return &ex->base; }
 void cql_exec_set_server(cql_exec *ex, cql_server *srv) { ex->srv = srv; }
 void cql_exec_set_observer(cql_exec *ex, const cql_exec_observer *o) { ex->obs = *o; }
 
-void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us)
+void exec_note_table_op_slow(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us)
 {
     if (!ex->obs.table_op) return;
-    if (ex->in_request && !ex->pend_op) { /* timed by exec_request's clock read at its end */
-        ex->pend_op = true;
-        ex->pend_write = write;
-        ex->pend_start_us = start_us;
-        memcpy(ex->pend_table, table_id, 16);
-        return;
-    }
     ex->obs.table_op(ex->obs.ctx, table_id, write, SIB_MAX(sib_now_us() - start_us, 0));
 }
 
@@ -156,16 +144,9 @@ void exec_reply_err(exec_ctx *c, const sib_err *err) { exec_reply_err_req(c->req
 
 /* ---- lookups shared by the statement files ---- */
 
-int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
+int exec_resolve_table_slow(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
 {
-    /* EXECUTE of a prepared statement: its plan, while the schema is the
-     * one it was resolved under (q identifies the name within the AST; the
-     * keyspace, the statement's own, cannot differ between executions). */
-    exec_prepared *p = c->ex->cur_prep;
-    if (p && p->plan_q == q && p->plan_gen == c->ex->ddl_gen) {
-        *out = p->plan_table;
-        return 0;
-    }
+    exec_prepared *p = c->ex->cur_prep; /* its plan is not q's or is stale: q's from now on */
     const char *ks = q->ks ? q->ks : c->keyspace;
     if (!ks || !*ks)
         return sib_err_set(err, SIB_EINVAL,
@@ -183,13 +164,12 @@ int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, s
     return 0;
 }
 
-st_table *exec_table_store(exec_ctx *c, const sch_table *t)
+st_table *exec_table_store_slow(exec_ctx *c, const sch_table *t)
 {
     /* storage tables are created and dropped with the schema: a plan of the
      * current ddl_gen can keep the one it found */
     exec_prepared *p = c->ex->cur_prep;
     bool plan = p && p->plan_table == t && p->plan_gen == c->ex->ddl_gen;
-    if (plan && p->plan_store) return p->plan_store;
     st_table *st = storage_table(c->ex->st, sch_table_id(t));
     if (plan) p->plan_store = st;
     return st;
@@ -236,14 +216,9 @@ int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *er
     return rc;
 }
 
-int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err)
+int exec_table_repl_slow(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err)
 {
     cql_exec *ex = c->ex;
-    /* a table pointer, like repl_ks, stays valid while ddl_gen is unchanged */
-    if (ex->repl_table == t && ex->repl_ks && ex->repl_gen == ex->ddl_gen) {
-        *out = &ex->repl;
-        return 0;
-    }
     int rc = keyspace_repl_ref(ex, sch_table_keyspace(t), out, err);
     if (!rc) ex->repl_table = t;
     return rc;

@@ -206,13 +206,36 @@ int64_t exec_next_timestamp(cql_exec *ex);
 /* Looks up a table named in a statement; messages as Cassandra 4.x:
  * `No keyspace has been specified. USE a keyspace, or explicitly specify
  * keyspace.tablename`, `keyspace %s does not exist`, `table %s does not exist`. */
-int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err);
+int exec_resolve_table_slow(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err);
+static inline int exec_resolve_table(exec_ctx *c, const prs_qname *q, const sch_table **out, sib_err *err)
+{
+    /* EXECUTE of a prepared statement: its plan, while the schema is the
+     * one it was resolved under (q identifies the name within the AST; the
+     * keyspace, the statement's own, cannot differ between executions).
+     * Inline: every prepared read asks. */
+    exec_prepared *p = c->ex->cur_prep;
+    if (p && p->plan_q == q && p->plan_gen == c->ex->ddl_gen) {
+        *out = p->plan_table;
+        return 0;
+    }
+    return exec_resolve_table_slow(c, q, out, err);
+}
 /* The keyspace's replication as a coordinator strategy. */
 int exec_keyspace_repl(exec_ctx *c, const char *ks, coord_repl *out, sib_err *err);
 /* The replication of t's keyspace, by reference: valid until the next
  * exec_table_repl/exec_keyspace_repl call or DDL (copy it to keep it across
  * a callback). Repeated calls for one table cost no name lookup. */
-int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+int exec_table_repl_slow(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err);
+static inline int exec_table_repl(exec_ctx *c, const sch_table *t, const coord_repl **out, sib_err *err)
+{
+    cql_exec *ex = c->ex;
+    /* a table pointer, like repl_ks, stays valid while ddl_gen is unchanged */
+    if (ex->repl_table == t && ex->repl_ks && ex->repl_gen == ex->ddl_gen) {
+        *out = &ex->repl;
+        return 0;
+    }
+    return exec_table_repl_slow(c, t, out, err);
+}
 /* *dst = *src, but only the part the coordinator reads (dcs[0..ndcs)): the
  * struct is over a kilobyte and a point read kept a copy of it. */
 void exec_repl_copy(coord_repl *dst, const coord_repl *src);
@@ -220,19 +243,41 @@ void exec_repl_copy(coord_repl *dst, const coord_repl *src);
  * statement whose selection is not kept: not a SELECT of plain columns). */
 size_t exec_select_plan_room(const prs_stmt *s);
 /* Keeps p alive past its eviction until the matching release. */
-void exec_prepared_hold(exec_prepared *p);
-void exec_prepared_release(exec_prepared *p);
+void exec_prepared_drop(exec_prepared *p); /* frees it: evicted, and its last hold released */
+static inline void exec_prepared_hold(exec_prepared *p) { p->refs++; }
+static inline void exec_prepared_release(exec_prepared *p)
+{
+    if (!--p->refs && p->evicted) exec_prepared_drop(p);
+}
 /* Forgets p's plan (exec_resolve_table resolves again). */
 void exec_plan_clear(exec_prepared *p);
 /* t's storage table (storage_table), from the running prepared statement's
  * plan when it has it. */
-st_table *exec_table_store(exec_ctx *c, const sch_table *t);
+st_table *exec_table_store_slow(exec_ctx *c, const sch_table *t);
+static inline st_table *exec_table_store(exec_ctx *c, const sch_table *t)
+{
+    exec_prepared *p = c->ex->cur_prep;
+    if (p && p->plan_table == t && p->plan_gen == c->ex->ddl_gen && p->plan_store) return p->plan_store;
+    return exec_table_store_slow(c, t);
+}
 /* A string formatted into c's arena (exec_selection.c); NULL when out of memory. */
 char *arena_printf(exec_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Reports a finished read or write of table_id to the observer (metrics);
  * start_us is the request's start (exec_ctx.now_us). */
-void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us);
+void exec_note_table_op_slow(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us);
+static inline void exec_note_table_op(cql_exec *ex, const uint8_t table_id[16], bool write, int64_t start_us)
+{
+    /* inside a request: timed by exec_request's clock read at its end */
+    if (ex->obs.table_op && ex->in_request && !ex->pend_op) {
+        ex->pend_op = true;
+        ex->pend_write = write;
+        ex->pend_start_us = start_us;
+        memcpy(ex->pend_table, table_id, 16);
+        return;
+    }
+    exec_note_table_op_slow(ex, table_id, write, start_us);
+}
 
 /* Prepared cache lookup (NULL when unknown) and the Unprepared error. */
 exec_prepared *exec_prepared_find(cql_exec *ex, const uint8_t *id, size_t len);
@@ -354,10 +399,10 @@ typedef struct exec_restr {
 int exec_analyze_where(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, exec_where_kind kind,
                        bool allow_filtering, exec_restr *out, sib_err *err);
 /* A prepared SELECT's WHERE of the point shape (exactly one EQ on each
- * partition key column and, either on none or on every clustering column,
- * nothing else, on a table without derived key columns) has the same
- * analysis whatever the values bound: one partition, read whole or one row
- * of it, no filter. exec_where_point_shape tells whether rels has that
+ * partition key column and on each of the first m clustering columns, m
+ * from none to all, nothing else, on a table without derived key columns)
+ * has the same analysis whatever the values bound: one partition, read
+ * whole, one row of it or the rows of one clustering prefix, no filter. exec_where_point_shape tells whether rels has that
  * shape for t (once per plan: it looks the columns up by name) and fills
  * key_of[i], the key column relation i restricts (a partition key position,
  * or the partition key count plus a clustering position); exec_where_point

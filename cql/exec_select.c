@@ -1026,7 +1026,7 @@ void exec_spare_read_free(cql_exec *ex)
 
 static void select_user_free(sel_read *rd)
 {
-    exec_bucket_ra_release(rd->ra);
+    if (rd->ra) exec_bucket_ra_release(rd->ra); /* a read of derived key columns only */
     rd->ra = NULL;
     if (rd->prep) exec_prepared_release(rd->prep);
     rd->prep = NULL;

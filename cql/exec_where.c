@@ -570,8 +570,8 @@ bool exec_filter_match(const exec_filter *f, const uint8_t *v, int32_t len)
 bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t n, uint8_t *key_of)
 {
     size_t npk = sch_table_pk_count(t), nck = sch_table_clustering_count(t);
-    /* the partition key alone, or the whole primary key */
-    if ((n != npk && n != npk + nck) || n > EXEC_POINT_MAX_KEY || sch_table_has_derived(t)) return false;
+    /* the partition key, then none, some first or all of the clustering columns */
+    if (n < npk || n > npk + nck || n > EXEC_POINT_MAX_KEY || sch_table_has_derived(t)) return false;
     bool seen[EXEC_POINT_MAX_KEY] = {false};
     for (size_t i = 0; i < n; i++) {
         const prs_relation *r = &rels[i];
@@ -579,7 +579,8 @@ bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t
         const sch_column *col = sch_table_column_by_name(t, r->cols[0]);
         if (!col || col->position < 0) return false;
         size_t pos = (size_t)col->position;
-        if (col->kind == SCH_COL_CLUSTERING && n > npk && pos < nck) pos += npk;
+        /* n distinct positions below n: the clustering ones a prefix */
+        if (col->kind == SCH_COL_CLUSTERING && pos < n - npk) pos += npk;
         else if (col->kind != SCH_COL_PARTITION_KEY || pos >= npk) return false;
         if (seen[pos]) return false; /* n distinct positions: each key column once */
         seen[pos] = true;
@@ -592,14 +593,14 @@ bool exec_where_point_shape(const sch_table *t, const prs_relation *rels, size_t
  * key bytes after it. */
 typedef struct point_block {
     sch_val pk, ck;
-    st_slice row; /* a full clustering key: the one row */
+    st_slice row; /* a clustering key or a prefix of one: its rows */
 } point_block;
 
 int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, size_t n, const uint8_t *key_of,
                      exec_restr *out, sib_err *err)
 {
     memset(out, 0, sizeof *out);
-    size_t npk = sch_table_pk_count(t), nck = n - npk;
+    size_t npk = sch_table_pk_count(t), nck = n - npk; /* nck: the clustering columns restricted */
     const uint8_t *vals[EXEC_POINT_MAX_KEY];
     size_t lens[EXEC_POINT_MAX_KEY];
     bool checked = true; /* every value a bound marker, checked against its type as it was bound */
@@ -653,8 +654,10 @@ int exec_where_point(exec_ctx *c, const sch_table *t, const prs_relation *rels, 
         out->slices = &pb->row;
         out->nslices = 1;
         out->ck_eq_prefix = nck;
-        out->cks = &pb->ck;
-        out->ncks = 1;
+        if (nck == sch_table_clustering_count(t)) { /* a full key is listed too (exec_ck_finish) */
+            out->cks = &pb->ck;
+            out->ncks = 1;
+        }
     }
     if (b->cap > 64 * 1024) sib_buf_free(b); /* as pk_scratch_back: big memory is not kept */
     return rc;

@@ -98,7 +98,7 @@ int cql_header_decode(const uint8_t *p, size_t n, cql_header *h)
     return 0;
 }
 
-size_t cql_frame_begin(sib_buf *b, uint8_t version, uint8_t flags, int16_t stream, uint8_t opcode)
+size_t cql_frame_begin_grow(sib_buf *b, uint8_t version, uint8_t flags, int16_t stream, uint8_t opcode)
 {
     size_t start = b->len;
     uint8_t *p = sib_buf_reserve(b, CQL_HEADER_LEN);
@@ -109,7 +109,7 @@ size_t cql_frame_begin(sib_buf *b, uint8_t version, uint8_t flags, int16_t strea
     return start;
 }
 
-int cql_frame_end(sib_buf *b, size_t start, bool compress, sib_err *err)
+int cql_frame_end_slow(sib_buf *b, size_t start, bool compress, sib_err *err)
 {
     if (b->oom) return sib_err_set(err, SIB_ENOMEM, "frame buffer");
     SIB_ASSERT(b->len >= start + CQL_HEADER_LEN);

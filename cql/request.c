@@ -60,7 +60,10 @@ static inline int decode_values(sib_rd *r, int version, uint16_t n, bool named, 
     return 0;
 }
 
-static int decode_params(sib_rd *r, int version, sib_arena *a, cql_params *p, const char *what, sib_err *err)
+/* Inline in its two callers (QUERY, EXECUTE): a call a request, and the
+ * reader kept in registers. */
+static inline __attribute__((always_inline)) int decode_params(sib_rd *r, int version, sib_arena *a, cql_params *p,
+                                                               const char *what, sib_err *err)
 {
     memset(p, 0, offsetof(cql_params, values_room)); /* the room is written before it is read */
     p->page_size = -1;

@@ -125,9 +125,11 @@ static int put_specs(sib_buf *b, int version, const char *ks, const char *table,
     return 0;
 }
 
-int cql_encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, sib_err *err)
+/* extra: CQL_ROWS_NO_METADATA when the request asked to skip it, or 0.
+ * Inline in its two callers (a rows reply's begins every read). */
+static inline __attribute__((always_inline)) int encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, uint32_t extra, sib_err *err)
 {
-    int32_t flags = (int32_t)(m->flags & CQL_ROWS_NO_METADATA);
+    int32_t flags = (int32_t)((m->flags | extra) & CQL_ROWS_NO_METADATA);
     bool paging = m->paging_state && m->paging_state_len >= 0;
     if (paging) flags |= CQL_ROWS_HAS_MORE_PAGES;
     if (!(flags & CQL_ROWS_NO_METADATA) && m->ncols > 0) flags |= CQL_ROWS_GLOBAL_TABLES_SPEC;
@@ -136,6 +138,11 @@ int cql_encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, sib_er
     if (paging) cql_put_bytes(b, m->paging_state, m->paging_state_len);
     if (flags & CQL_ROWS_GLOBAL_TABLES_SPEC) return put_specs(b, version, m->ks, m->table, m->ncols, m->names, m->types, err);
     return 0;
+}
+
+int cql_encode_rows_meta(sib_buf *b, int version, const cql_rows_meta *m, sib_err *err)
+{
+    return encode_rows_meta(b, version, m, 0, err);
 }
 
 int cql_encode_prepared(sib_buf *b, int version, const uint8_t *id, uint16_t id_len, const cql_prepared_meta *bind,
@@ -167,18 +174,23 @@ int cql_encode_prepared(sib_buf *b, int version, const uint8_t *id, uint16_t id_
     return cql_encode_rows_meta(b, version, &r, err);
 }
 
-int cql_rows_begin(cql_rows *rw, sib_buf *b, int version, const cql_rows_meta *m, sib_err *err)
+static int rows_begin(cql_rows *rw, sib_buf *b, int version, const cql_rows_meta *m, uint32_t extra, sib_err *err)
 {
     rw->b = b;
     rw->ncols = m->ncols;
     rw->ncells = 0;
     cql_put_int(b, CQL_RESULT_ROWS);
-    int rc = cql_encode_rows_meta(b, version, m, err);
+    int rc = encode_rows_meta(b, version, m, extra, err);
     if (rc < 0) return rc;
     rw->count_off = b->len;
     cql_put_int(b, 0);
     if (b->oom) return sib_err_set(err, SIB_ENOMEM, "rows buffer");
     return 0;
+}
+
+int cql_rows_begin(cql_rows *rw, sib_buf *b, int version, const cql_rows_meta *m, sib_err *err)
+{
+    return rows_begin(rw, b, version, m, 0, err);
 }
 
 void cql_rows_cell(cql_rows *rw, const void *p, int32_t len)
@@ -251,10 +263,13 @@ int cql_encode_frame(int version, bool compress, int16_t stream, uint8_t opcode,
 
 /* ---- requests ---- */
 
+#define REQ_BODY_ROOM 256 /* a body up to this size is copied beside the request, not into its arena */
+
 typedef struct request_block {
     cql_request req;
     struct cql_request_priv priv;
-    struct request_block *pool_next;
+    _Alignas(8) uint8_t body_room[REQ_BODY_ROOM];
+    struct request_block *pool_next; /* last: a pooled block is poisoned up to it */
 } request_block;
 
 #define REQ_ARENA_CHUNK 8192 /* a request body above a quarter of it gets its own chunk */
@@ -276,8 +291,13 @@ cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *bo
             return NULL;
         }
     }
-    uint8_t *copy = sib_arena_memdup(rb->req.arena, body, n);
-    if (!copy) {
+    /* A point read's body in the block: an arena block and a call cost
+     * about 30 instructions of its 56. */
+    uint8_t *copy;
+    if (n <= sizeof rb->body_room) {
+        copy = rb->body_room;
+        if (n) memcpy(copy, body, n);
+    } else if (!(copy = sib_arena_memdup(rb->req.arena, body, n))) {
         sib_arena_destroy(rb->req.arena);
         free(rb);
         return NULL;
@@ -290,6 +310,7 @@ cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *bo
     rb->req.priv = &rb->priv;
     rb->priv.conn = c;
     rb->priv.body_len = n;
+    rb->priv.ob = &rb->priv.out;
     /* priv.out is empty: zeroed by calloc, or emptied by cql_request_free */
     c->refs++;
     c->inflight++;
@@ -297,6 +318,32 @@ cql_request *cql_request_new(cql_conn *c, const cql_header *h, const uint8_t *bo
     /* The caller decodes the copy, so views outlive the read buffer. */
     *copy_out = copy;
     return &rb->req;
+}
+
+/* Removes the unfinished frame req builds at the end of c's wbuf (req is
+ * c->building). */
+static void drop_partial(cql_conn *c, struct cql_request_priv *pv)
+{
+    c->wbuf.len = pv->frame_start;
+    c->wbuf.oom = false; /* only this frame's writes could set it: cql_conn_queue closes c on its own */
+    c->building = NULL;
+    pv->ob = &pv->out;
+}
+
+void cql_conn_move_partial(cql_conn *c)
+{
+    cql_request *req = c->building;
+    struct cql_request_priv *pv = req->priv;
+    size_t start = pv->frame_start;
+    sib_buf_reset(&pv->out);
+    if (c->wbuf.oom) pv->out.oom = true; /* the frame is incomplete: its end fails into a Server error */
+    else sib_buf_append(&pv->out, c->wbuf.p + start, c->wbuf.len - start);
+    drop_partial(c, pv);
+    pv->frame_start = 0;
+    if (pv->rows_open) { /* the rows writer goes along */
+        pv->rows.b = &pv->out;
+        pv->rows.count_off -= start;
+    }
 }
 
 void cql_request_free(cql_request *req)
@@ -307,6 +354,7 @@ void cql_request_free(cql_request *req)
     request_block *rb = (request_block *)req;
     SIB_ASSERT(c->req_bytes >= pv->body_len);
     c->req_bytes -= pv->body_len;
+    if (c->building == req) drop_partial(c, pv); /* freed with its reply unfinished */
     if (srv && srv->req_pooled < REQ_POOL_MAX) {
         sib_arena *a = req->arena;
         sib_arena_clear(a);
@@ -352,28 +400,38 @@ bool cql_request_orphaned(const cql_request *req) { return !cql_conn_open(req->p
 
 static bool compress_replies(const cql_request *req) { return req->session->lz4 && req->session->ready; }
 
-/* Starts the response frame in the request's buffer, discarding anything
- * a previous (abandoned) attempt wrote. */
-static void reply_start(cql_request *req, uint8_t opcode)
+/* Starts the response frame, discarding anything a previous (abandoned)
+ * attempt wrote. When no other reply is being built there, the frame is
+ * built at the end of the connection's write buffer, where it is sent
+ * from: a copy from the request's buffer cost about 70 instructions a
+ * point read. Inline in its four callers. */
+static inline __attribute__((always_inline)) void reply_start(cql_request *req, uint8_t opcode)
 {
     struct cql_request_priv *pv = req->priv;
-    sib_buf_reset(&pv->out);
-    pv->out.oom = false;
+    cql_conn *c = pv->conn;
     pv->rows_open = false;
-    /* one allocation for a typical reply instead of a realloc per doubling
-     * from 64 bytes (a few a row read) */
-    if (!pv->out.cap) sib_buf_reserve(&pv->out, 512);
+    if (c->building == req) drop_partial(c, pv);
+    if (!c->building && cql_conn_open(c) && !c->fatal) {
+        c->building = req;
+        pv->ob = &c->wbuf;
+    } else {
+        sib_buf_reset(&pv->out);
+        /* one allocation for a typical reply instead of a realloc per
+         * doubling from 64 bytes (a few a row read) */
+        if (!pv->out.cap) sib_buf_reserve(&pv->out, 512);
+        pv->ob = &pv->out;
+    }
     uint8_t flags = req->trace_done ? CQL_FLAG_TRACING : 0;
     pv->frame_start =
-        cql_frame_begin(&pv->out, (uint8_t)(req->version | CQL_VERSION_RESPONSE), flags, req->stream, opcode);
-    if (flags) sib_buf_append(&pv->out, req->trace_id, 16); /* [uuid] before the message (spec 2.2) */
+        cql_frame_begin(pv->ob, (uint8_t)(req->version | CQL_VERSION_RESPONSE), flags, req->stream, opcode);
+    if (flags) sib_buf_append(pv->ob, req->trace_id, 16); /* [uuid] before the message (spec 2.2) */
 }
 
 /* Replaces whatever was built by a Server error carrying err's message. */
 static void reply_fallback(cql_request *req, const sib_err *err)
 {
     reply_start(req, CQL_OP_ERROR);
-    cql_encode_error(&req->priv->out, req->version, CQL_ERR_SERVER, err->msg, NULL);
+    cql_encode_error(req->priv->ob, req->version, CQL_ERR_SERVER, err->msg, NULL);
 }
 
 int cql_request_complete(cql_request *req)
@@ -384,10 +442,10 @@ int cql_request_complete(cql_request *req)
     if (req->trace_done) req->trace_done(req); /* the session's duration ends with the answer */
     if (cql_conn_open(c)) {
         sib_err err; /* set by the failure that reads it (no clearing a reply could not miss) */
-        rc = cql_frame_end(&pv->out, pv->frame_start, compress_replies(req), &err);
+        rc = cql_frame_end(pv->ob, pv->frame_start, compress_replies(req), &err);
         if (rc < 0) {
             reply_fallback(req, &err);
-            if (cql_frame_end(&pv->out, pv->frame_start, compress_replies(req), &err) < 0) {
+            if (cql_frame_end(pv->ob, pv->frame_start, compress_replies(req), &err) < 0) {
                 /* Not even an error fits in memory: the stream would never be
                  * answered, so the connection must go. */
                 cql_conn_send(c, NULL, 0);
@@ -395,7 +453,18 @@ int cql_request_complete(cql_request *req)
                 return rc;
             }
         }
-        cql_conn_queue(c, pv->out.p, pv->out.len); /* cql_request_free updates reading */
+        /* cql_request_free updates reading */
+        if (c->building == req) {
+            if (c->fatal) { /* a fatal error went out meanwhile: no reply follows it (as cql_conn_queue) */
+                drop_partial(c, pv);
+            } else {
+                c->building = NULL;
+                pv->ob = &pv->out;
+                cql_conn_queued(c);
+            }
+        } else {
+            cql_conn_queue(c, pv->out.p, pv->out.len);
+        }
     }
     cql_request_free(req);
     return rc;
@@ -412,7 +481,7 @@ static int reply_finish(cql_request *req, int rc, const sib_err *err)
 static int reply_result_kind(cql_request *req, int32_t kind)
 {
     reply_start(req, CQL_OP_RESULT);
-    cql_put_int(&req->priv->out, kind);
+    cql_put_int(req->priv->ob, kind);
     return 0;
 }
 
@@ -429,7 +498,7 @@ int cql_reply_set_keyspace(cql_request *req, const char *ks)
     snprintf(req->session->keyspace, sizeof req->session->keyspace, "%s", ks);
     if (cql_request_orphaned(req)) return cql_request_complete(req);
     reply_result_kind(req, CQL_RESULT_SET_KEYSPACE);
-    cql_put_cstring(&req->priv->out, ks);
+    cql_put_cstring(req->priv->ob, ks);
     return cql_request_complete(req);
 }
 
@@ -438,7 +507,7 @@ int cql_reply_schema_change_fn(cql_request *req, cql_change c, cql_target t, con
 {
     if (cql_request_orphaned(req)) return cql_request_complete(req);
     reply_result_kind(req, CQL_RESULT_SCHEMA_CHANGE);
-    cql_encode_schema_change(&req->priv->out, c, t, ks, name, arg_types, nargs);
+    cql_encode_schema_change(req->priv->ob, c, t, ks, name, arg_types, nargs);
     return cql_request_complete(req);
 }
 
@@ -454,7 +523,7 @@ int cql_reply_prepared(cql_request *req, const uint8_t *id, uint16_t id_len, con
     sib_err err;
     sib_err_clear(&err);
     reply_result_kind(req, CQL_RESULT_PREPARED);
-    int rc = cql_encode_prepared(&req->priv->out, req->version, id, id_len, bind, result, &err);
+    int rc = cql_encode_prepared(req->priv->ob, req->version, id, id_len, bind, result, &err);
     return reply_finish(req, rc, &err);
 }
 
@@ -462,7 +531,7 @@ int cql_reply_error(cql_request *req, int32_t code, const char *msg, const cql_e
 {
     if (cql_request_orphaned(req)) return cql_request_complete(req);
     reply_start(req, CQL_OP_ERROR);
-    cql_encode_error(&req->priv->out, req->version, code, msg, extra);
+    cql_encode_error(req->priv->ob, req->version, code, msg, extra);
     return cql_request_complete(req);
 }
 
@@ -507,23 +576,21 @@ int cql_reply_sib_err(cql_request *req, const sib_err *err, const cql_error_extr
     return cql_reply_error(req, cql_errcode_from_sib(err->code), err->msg, extra);
 }
 
-/* Adds NO_METADATA when the request asked to skip it (QUERY/EXECUTE). */
-static cql_rows_meta rows_meta_for(const cql_request *req, const cql_rows_meta *m)
+/* NO_METADATA when the request asked to skip it (QUERY/EXECUTE): a flag
+ * passed beside m, not a copy of m (two 64-byte copies a read). */
+static uint32_t rows_skip_flag(const cql_request *req)
 {
-    cql_rows_meta r = *m;
     bool skip = (req->opcode == CQL_OP_QUERY && req->u.query.params.skip_metadata) ||
                 (req->opcode == CQL_OP_EXECUTE && req->u.execute.params.skip_metadata);
-    if (skip) r.flags |= CQL_ROWS_NO_METADATA;
-    return r;
+    return skip ? CQL_ROWS_NO_METADATA : 0;
 }
 
 cql_rows *cql_reply_rows_begin(cql_request *req, const cql_rows_meta *m)
 {
     struct cql_request_priv *pv = req->priv;
     sib_err err; /* set by the failure that reads it */
-    cql_rows_meta meta = rows_meta_for(req, m);
     reply_start(req, CQL_OP_RESULT);
-    int rc = cql_rows_begin(&pv->rows, &pv->out, req->version, &meta, &err);
+    int rc = rows_begin(&pv->rows, pv->ob, req->version, m, rows_skip_flag(req), &err);
     if (rc < 0) {
         reply_finish(req, rc, &err);
         return NULL;

@@ -144,6 +144,7 @@ static size_t wq_bytes(const cql_conn *c) { return c->wbuf.len - c->wpos; }
 
 static void conn_flush(cql_conn *c)
 {
+    cql_conn_unbuild(c); /* a partial frame is never written */
     while (c->wpos < c->wbuf.len) {
         ssize_t w = send(c->fd, c->wbuf.p + c->wpos, c->wbuf.len - c->wpos, MSG_NOSIGNAL);
         if (w < 0) {
@@ -186,7 +187,13 @@ void cql_conn_queue(cql_conn *c, const uint8_t *p, size_t len)
         conn_close(c, "out of memory for a reply");
         return;
     }
+    cql_conn_unbuild(c);
     sib_buf_append(&c->wbuf, p, len);
+    cql_conn_queued(c);
+}
+
+void cql_conn_queued(cql_conn *c)
+{
     if (c->wbuf.oom) {
         conn_close(c, "out of memory for the write queue");
         return;
@@ -247,6 +254,7 @@ static void conn_close(cql_conn *c, const char *why)
 {
     cql_server *srv = c->srv;
     if (!srv) return;
+    cql_conn_unbuild(c); /* its request completes later and finds c closed */
     sib_log(srv->log, SIB_DEBUG, "cql: %s closed (%s)", c->s.peer, why);
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
@@ -273,7 +281,10 @@ void cql_conn_request_done(cql_conn *c)
 {
     SIB_ASSERT(c->inflight > 0);
     c->inflight--;
-    conn_update_reading(c);
+    /* An answer given while on_readable parses (a read answered at once)
+     * leaves reading to its one update at the end: process_input checks
+     * the in-flight count and the cap before each frame itself. */
+    if (!c->in_input) conn_update_reading(c);
     conn_unref(c);
 }
 
@@ -524,7 +535,8 @@ static void dispatch(cql_conn *c, const cql_header *h, const uint8_t *body, size
         return;
     }
     sib_buf tmp = {0}; /* empty: only a compressed frame uses it */
-    if (!unwrap_body(c, h, &body, &n, &tmp)) goto out;
+    /* the call only for a frame with something to unwrap (not a point read's) */
+    if ((h->flags & (CQL_FLAG_COMPRESSION | CQL_FLAG_CUSTOM_PAYLOAD)) && !unwrap_body(c, h, &body, &n, &tmp)) goto out;
     sib_rd r;
     sib_rd_init(&r, body, n);
     switch (op) {
@@ -758,7 +770,9 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         sib_buf_reset(&c->rbuf);
         goto out;
     }
+    c->in_input = true;
     bool consumed = process_input(c);
+    c->in_input = false;
     if (cql_conn_open(c)) note_partial_frame(c, consumed);
     conn_update_reading(c);
 out:

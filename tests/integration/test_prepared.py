@@ -452,9 +452,36 @@ def test_prepared_point_read_of_one_row(node, session, ks):
     for _ in range(2):
         with pytest.raises(InvalidRequest, match="more than one relation"):
             session.execute(twice, (1, "x", 1, 1))
-    # a prefix of the clustering key is not the shape either, and still answers
+    # a prefix of the clustering key is the shape too: the prefix's rows, as unprepared
     prefix = session.prepare("SELECT d FROM %s.pr WHERE a = ? AND b = ? AND c = ?" % ks)
-    assert [r.d for r in session.execute(prefix, (1, "x", 2))] == ["", "p", "q\x00r"]
+    for _ in range(2):
+        assert [r.d for r in session.execute(prefix, (1, "x", 2))] == ["", "p", "q\x00r"]
+        assert [r.d for r in session.execute(prefix, (1, "x", 3))] == []
+        assert [r.d for r in session.execute(prefix, (5, "x", 2))] == []  # static only
+    for a in range(3):
+        for c in range(3):
+            want = [r.d for r in session.execute(
+                "SELECT d FROM %s.pr WHERE a = %d AND b = 'x' AND c = %d" % (ks, a, c))]
+            assert [r.d for r in session.execute(prefix, (a, "x", c))] == want
+    # in pages (the paging state's restart position), reversed, with a static column
+    paged = session.prepare("SELECT c, d, s FROM %s.pr WHERE c = ? AND a = ? AND b = ? ORDER BY c ASC" % ks)
+    paged.fetch_size = 2
+    assert [(r.c, r.d, r.s) for r in session.execute(paged, (1, 1, "x"))] == \
+        [(1, "q\x00r", 7), (1, "p", 7), (1, "", 7)]
+    # null, unset and badly typed values get the analysis' messages
+    for values, msg in (((one, x, NULL), "Invalid null value in condition for column c"),
+                        ((one, x, UNSET), "Invalid unset value for column c"),
+                        ((one, x, b"\x01"), "Exception while binding column c")):
+        code, got, _ = raw_execute(node, prefix.query_id, values).error()
+        assert code == F.ERR_INVALID and got.startswith(msg), got
+    # a clustering column after a gap is not the shape: the analysis' message
+    gap = session.prepare("SELECT v FROM %s.pr WHERE a = ? AND b = ? AND d = ? ALLOW FILTERING" % ks)
+    assert sorted(r.v for r in session.execute(gap, (2, "x", "p"))) == [201, 211, 221]
+    nogap = session.prepare("SELECT v FROM %s.pr WHERE a = ? AND b = ? AND d = ?" % ks)
+    for _ in range(2):
+        with pytest.raises(InvalidRequest, match='PRIMARY KEY column "d" cannot be restricted as '
+                                                 'preceding column "c" is not restricted'):
+            session.execute(nogap, (2, "x", "p"))
 
 
 def test_prepared_point_read_of_one_row_after_the_key_changes(session, ks):

@@ -765,6 +765,7 @@ typedef struct deferred {
     ev_timer t;
     cql_request *req;
     struct fake_exec *fx;
+    cql_rows *split; /* "split": a rows reply left open, its cell half written */
     bool used;
 } deferred;
 
@@ -794,6 +795,12 @@ static void on_deferred(struct ev_loop *loop, ev_timer *t, int revents)
     cql_request *req = d->req;
     d->used = false;
     if (cql_request_orphaned(req)) d->fx->orphan_replies++;
+    if (d->split) {
+        cql_rows_cells_raw(d->split, "done", 4, 1);
+        d->split = NULL;
+        cql_reply_rows_end(req);
+        return;
+    }
     const cql_query_req *q = &req->u.query;
     reply_text_row(req, "echo", q->query.p, q->query.len);
 }
@@ -805,7 +812,8 @@ static void fake_query(fake_exec *fx, cql_request *req)
     cql_str q = req->u.query.query;
     char text[128];
     snprintf(text, sizeof text, "%.*s", (int)SIB_MIN(q.len, sizeof text - 1), q.p);
-    if (strncmp(text, "defer ", 6) == 0) {
+    bool split = strncmp(text, "split ", 6) == 0;
+    if (strncmp(text, "defer ", 6) == 0 || split) {
         int ms = atoi(text + 6);
         for (size_t i = 0; i < SIB_ARRAY_LEN(fx->pending); i++) {
             deferred *d = &fx->pending[i];
@@ -813,6 +821,17 @@ static void fake_query(fake_exec *fx, cql_request *req)
             d->used = true;
             d->req = req;
             d->fx = fx;
+            d->split = NULL;
+            if (split) { /* the rows reply stays open until the timer: the cell "split-done" */
+                const char *names[] = {"split"};
+                const sch_type *types[] = {&t_text};
+                cql_rows_meta m = {.ks = "test", .table = "fake", .ncols = 1, .names = names, .types = types};
+                d->split = cql_reply_rows_begin(req, &m);
+                uint8_t part[4 + 6];
+                put_be32(part, 10);
+                memcpy(part + 4, "split-", 6);
+                cql_rows_cells_raw(d->split, part, sizeof part, 0);
+            }
             ev_timer_init(&d->t, on_deferred, ms / 1000.0, 0.);
             ev_timer_start(fx->loop, &d->t);
             return;
@@ -1091,6 +1110,23 @@ static void query_body(sib_buf *b, const char *q)
     cql_put_long_string(b, q, strlen(q));
     cql_put_short(b, CQL_ONE);
     cql_put_byte(b, 0);
+}
+
+/* QUERY frames for qs[0..n) on streams first, first + 1, ..., in one write. */
+static void write_queries(int fd, const char *const *qs, int n, int16_t first)
+{
+    sib_buf b, all;
+    sib_buf_init(&b);
+    sib_buf_init(&all);
+    for (int i = 0; i < n; i++) {
+        query_body(&b, qs[i]);
+        size_t s = cql_frame_begin(&all, 4, 0, (int16_t)(first + i), CQL_OP_QUERY);
+        sib_buf_append(&all, b.p, b.len);
+        cql_frame_end(&all, s, false, NULL);
+    }
+    write_all(fd, all.p, all.len);
+    sib_buf_free(&b);
+    sib_buf_free(&all);
 }
 
 static void expect_error(int fd, int16_t stream, int32_t code, const char *substr)
@@ -1448,6 +1484,17 @@ static void test_server_lz4(void **state)
     query_body(&b, "ks");
     send_raw_frame(fd, 4, 0, 3, CQL_OP_QUERY, &b);
     expect_text_row(fd, 3, "");
+    /* Replies to requests read together: each compressed where it starts
+     * in the connection's write buffer. */
+    const char *qs[] = {"big 3000", "ks", "big 2000"};
+    write_queries(fd, qs, 3, 10);
+    char big[3001];
+    memset(big, 'b', 3000);
+    big[3000] = 0;
+    expect_text_row(fd, 10, big);
+    expect_text_row(fd, 11, "");
+    big[2000] = 0;
+    expect_text_row(fd, 12, big);
     sib_buf_reset(&b);
     sib_buf_append(&b, "\x00\x00\x00\x20\xff\xff\xff", 7);
     send_raw_frame(fd, 4, CQL_FLAG_COMPRESSION, 4, CQL_OP_QUERY, &b);
@@ -1472,16 +1519,27 @@ static void test_server_async_and_pipelining(void **state)
     sib_buf_init(&all);
     /* Three pipelined requests in one write; the first is answered last. */
     const char *qs[] = {"defer 150", "defer 20", "ks"};
-    for (int i = 0; i < 3; i++) {
-        query_body(&b, qs[i]);
-        size_t s = cql_frame_begin(&all, 4, 0, (int16_t)(100 + i), CQL_OP_QUERY);
-        sib_buf_append(&all, b.p, b.len);
-        cql_frame_end(&all, s, false, NULL);
-    }
-    write_all(fd, all.p, all.len);
+    write_queries(fd, qs, 3, 100);
     expect_text_row(fd, 102, "");
     expect_text_row(fd, 101, "defer 20");
     expect_text_row(fd, 100, "defer 150");
+
+    /* A rows reply left open while others are answered (a reply built in
+     * the connection's write buffer moves out of the way): first while the
+     * next request is parsed in the same read, then across loop iterations
+     * (the flush at each one's end). */
+    const char *qs2[] = {"split 100", "ks", "defer 20"};
+    write_queries(fd, qs2, 3, 200);
+    expect_text_row(fd, 201, "");
+    expect_text_row(fd, 202, "defer 20");
+    expect_text_row(fd, 200, "split-done");
+    query_body(&b, "split 50");
+    send_raw_frame(fd, 4, 0, 203, CQL_OP_QUERY, &b);
+    usleep(10 * 1000);
+    query_body(&b, "ks");
+    send_raw_frame(fd, 4, 0, 204, CQL_OP_QUERY, &b);
+    expect_text_row(fd, 204, "");
+    expect_text_row(fd, 203, "split-done");
 
     /* More than max_inflight (8) deferred requests: all answered anyway. */
     sib_buf_reset(&all);
