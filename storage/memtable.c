@@ -289,8 +289,6 @@ static void ix_ask_ahead(mt_index *x)
     if (bytes < IX_HUGE_BYTES || st_prefault_want(x->pf, bytes)) x->asked = x->cap;
 }
 
-/* Makes room to insert at *pos (from ix_lower on prefix, pk): grows the
- * index when it would pass 7/8 full or its run reaches the end. */
 /* Moves the index into the array memtable_reserve asked for, once the
  * prefault thread has it ready (the index grows as usual meanwhile). */
 static void ix_take_reserve(mt_index *x)
@@ -305,6 +303,8 @@ static void ix_take_reserve(mt_index *x)
     x->reserve = 0;
 }
 
+/* Makes room to insert at *pos (from ix_lower on prefix, pk): grows the
+ * index when it would pass 7/8 full or its run reaches the end. */
 static int ix_room(memtable *mt, uint64_t prefix, const uint8_t *pk, size_t pklen, size_t *pos)
 {
     mt_index *x = &mt->ix;

@@ -616,6 +616,12 @@ static int next_merged(st_iter *it, const sst_bound *a, const sst_bound *b, sst_
     return rc ? rc : 1;
 }
 
+/* Does the slice [a, b] hold a KV record's one row (clustering key "")? */
+static bool slice_holds_kv_row(const sst_bound *a, const sst_bound *b)
+{
+    return bound_cmp(NULL, 0, a, true) > 0 && bound_cmp(NULL, 0, b, false) < 0;
+}
+
 /* st_iter_next when the partition's only source is a memtable KV record
  * (a table without clustering columns, found in the active memtable only:
  * most point reads): its one row, "" before every other key, in the slice
@@ -627,7 +633,7 @@ static bool kv_only_next(st_iter *it, src *s, st_row *out)
     while (!it->status && it->si < it->nslices) {
         const sst_bound *a = &it->sl[2 * it->si], *b = &it->sl[2 * it->si + 1];
         it->si++;
-        if (bound_cmp(NULL, 0, a, true) <= 0 || bound_cmp(NULL, 0, b, false) >= 0) continue;
+        if (!slice_holds_kv_row(a, b)) continue;
         it->si = it->nslices;
         if (!kv_row(s)) {
             it->status = SIB_ENOMEM;
@@ -681,12 +687,12 @@ int st_read_kv(st_iter *scratch, st_table *t, int64_t token, const uint8_t *pk, 
     const mt_rec *rec = memtable_find(&t->mem->mt, token, pk, pklen);
     if (!rec) return 0; /* no source at all */
     if (rec->kind != MT_KV) return -1;
-    bool in = !nslices; /* its one row's key, "", in a slice? (as kv_only_next) */
+    bool in = !nslices; /* its one row's key, "", in a slice? */
     for (size_t i = 0; !in && i < nslices; i++) {
         const st_bound *a = &slices[i].start, *b = &slices[i].end;
         sst_bound sa = {a->key, (uint32_t)a->len, a->incl, a->unbounded};
         sst_bound sb = {b->key, (uint32_t)b->len, b->incl, b->unbounded};
-        in = bound_cmp(NULL, 0, &sa, true) > 0 && bound_cmp(NULL, 0, &sb, false) < 0;
+        in = slice_holds_kv_row(&sa, &sb);
     }
     if (!in) return 0;
     /* row_eval's rules with nothing deleted over the row (a KV record has

@@ -942,7 +942,11 @@ int st_read_page(st_table *t, const st_rreq *rq, st_rpage **page, st_read_fn cb,
     *page = NULL;
     if (p && p->draining) return sib_err_set(err, SIB_ESERVER, "storage: shutting down, read refused");
     int64_t tok = rq->pk ? rq_token(rq) : 0; /* a partition read's key is hashed once, here (or by the caller) */
-    bool memory = rq->pk && (!p || memory_only(t, tok));
+    /* memory: no SSTable's bloom filter admits tok, checked even without a
+     * pool (which then runs any other read here, by the job path below), so
+     * an inline read with cache_only false is one memory alone answers:
+     * run_partition's st_read_kv relies on it */
+    bool memory = rq->pk && memory_only(t, tok);
     if (rq->pk && (memory || storage_bcache(t->s))) { /* inline when memory answers: st_read on the live table */
         bool cache_only = !memory;
         st_rpage *pg = page_get(p);
