@@ -934,8 +934,7 @@ static int select_user(sel_read *rd, sib_err *err)
     if (rd->store && r->pk_complete && r->npks) st_prefetch(rd->store, pk_token(rd, &r->pks[0]), false);
     run->filters = r->filters;
     run->nfilters = r->nfilters;
-    bool distinct_checks = run->distinct || s->ngroup || run->sel.aggregate;
-    if (distinct_checks && (rc = check_distinct(run, !r->pk_complete, err))) return rc;
+    if ((rc = check_distinct(run, !r->pk_complete, err))) return rc;
     if (s->norder) { /* (check_order_by reads ck_eq only then) */
         size_t nck = sch_table_clustering_count(run->t);
         bool *ck_eq = sib_arena_alloc(run->c->arena, nck + 1);
@@ -961,8 +960,7 @@ static int select_user(sel_read *rd, sib_err *err)
     bool merge = false;
     if (sch_table_has_derived(run->t) && (rc = exec_bucket_read_plan(c, run->t, r, run->reversed, &merge, err)))
         return rc;
-    if (c->params && c->params->paging_state.len >= 0 && (rc = ps_decode(c->params, PS_PARTITIONS, &run->ps, err)))
-        return rc;
+    if ((rc = ps_decode(c->params, PS_PARTITIONS, &run->ps, err))) return rc;
     if (merge && !run->sel.aggregate && (rc = exec_salt_merge_start(run, r, limit, pk_has_in(run->t, s), err)))
         return rc;
     run->limit_left = run->ps.present ? run->ps.limit_left : limit;
