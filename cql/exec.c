@@ -74,6 +74,7 @@ void exec_plan_clear(exec_prepared *p)
     free(p->plan_sel);
     p->plan_sel = NULL;
     p->plan_point = 0;
+    p->plan_ins = 0;
 }
 
 static void prepared_free(exec_prepared *p)

@@ -32,6 +32,7 @@
 #define EXEC_CQL_VERSION "3.4.5"
 #define EXEC_MAX_KEY_LEN 65535 /* partition key component, like Cassandra */
 #define EXEC_POINT_MAX_KEY 16  /* primary key columns of a point-shaped WHERE (exec_where_point) */
+#define EXEC_INSERT_PLAN_COLS 32 /* columns an INSERT may name and still keep their lookup in its plan */
 
 typedef struct exec_prepared exec_prepared;
 
@@ -127,7 +128,7 @@ struct cql_exec {
     /* kept trace sessions (exec_trace.c): a ring, allocated on first use */
     exec_trace_session **traces;
     size_t trace_next;
-    sib_buf pk_scratch; /* partition key encoding (exec_where.c), memory kept */
+    sib_buf pk_scratch; /* partition key encoding (exec_where.c, exec_write.c), memory kept */
     /* a finished SELECT's state and buffers, kept for the next one
      * (exec_select.c) */
     struct sel_read *spare_read;
@@ -174,6 +175,14 @@ struct exec_prepared {
      * filled), -1 = no. */
     int8_t plan_point;
     uint8_t plan_key_of[EXEC_POINT_MAX_KEY];
+    /* An INSERT: the index in plan_table of each column it names, in its
+     * order, so an EXECUTE does not look the names up again (exec_write.c).
+     * 0 = not looked up yet, 1 = plan_ins_col filled, 2 = that and the
+     * statement has the simple shape (insert_simple: plan_ins_pos filled),
+     * -1 = not kept (more than EXEC_INSERT_PLAN_COLS columns). */
+    int8_t plan_ins;
+    uint16_t plan_ins_col[EXEC_INSERT_PLAN_COLS];
+    uint8_t plan_ins_pos[EXEC_INSERT_PLAN_COLS]; /* its positions in the table's column order */
     /* Reads that answer in a later callback hold the statement (its AST):
      * an eviction meanwhile frees it when the last one lets go. */
     unsigned refs;

@@ -46,6 +46,19 @@ typedef struct mutset {
     int64_t tokens_in[MUTSET_INLINE];
 } mutset;
 
+/* An empty set: its header only (the inline arrays are read only below n,
+ * so the 100 bytes of them are not cleared on every write). */
+static void mutset_init(mutset *ms, cql_exec *ex)
+{
+    ms->ex = ex;
+    ms->lops = NULL;
+    ms->nlops = ms->caplops = 0;
+    ms->m = NULL;
+    ms->tables = NULL;
+    ms->tokens = NULL;
+    ms->n = ms->cap = 0;
+}
+
 void exec_spare_muts_free(cql_exec *ex)
 {
     while (ex->nspare_muts) st_mutation_destroy(ex->spare_muts[--ex->nspare_muts]);
@@ -71,7 +84,7 @@ static void mutset_free(mutset *ms)
     }
     mutset_free_arrays(ms);
     free(ms->lops);
-    *ms = (mutset){.ex = ex};
+    mutset_init(ms, ex);
 }
 
 /* Moves src's content to dst (the inline arrays are copied, not pointed at). */
@@ -83,7 +96,7 @@ static void mutset_move(mutset *dst, mutset *src)
         dst->tables = dst->tables_in;
         dst->tokens = dst->tokens_in;
     }
-    *src = (mutset){.ex = src->ex};
+    mutset_init(src, src->ex);
 }
 
 /* Grows the arrays past the inline ones (moving them to the heap). */
@@ -330,6 +343,10 @@ static int put_cell(exec_ctx *c, st_mutation *m, const sch_column *col, const sc
 static int encode_ck(exec_ctx *c, const sch_table *t, const sch_val *vals, sch_val *out, sib_err *err)
 {
     size_t n = sch_table_clustering_count(t);
+    if (!n) { /* the one row of a table without clustering columns: nothing to encode */
+        *out = (sch_val){(const uint8_t *)"", 0};
+        return 0;
+    }
     const uint8_t *p[64];
     size_t l[64];
     if (n > 64) return sib_err_set(err, SIB_EINVAL, "too many clustering columns");
@@ -356,9 +373,11 @@ static int encode_ck(exec_ctx *c, const sch_table *t, const sch_val *vals, sch_v
 
 /* ---- INSERT ---- */
 
-/* The partition key of an INSERT, checked (no unset/null part) and encoded
- * into pkb. */
-static int insert_pk(const sch_table *t, const sch_val *vals, const bool *unset, sib_buf *pkb, sib_err *err)
+/* The partition key of an INSERT, checked (no unset/null part) and encoded:
+ * *pk is the bound value itself for a one-column key, else bytes in pkb
+ * (the executor's kept buffer, so a write allocates nothing for its key). */
+static int insert_pk(const sch_table *t, const sch_val *vals, const bool *unset, sib_buf *pkb, sch_val *pk,
+                     sib_err *err)
 {
     const uint8_t *pkv[64];
     size_t pkl[64], npk = sch_table_pk_count(t);
@@ -371,20 +390,27 @@ static int insert_pk(const sch_table *t, const sch_val *vals, const bool *unset,
         pkv[i] = v->p;
         pkl[i] = (size_t)v->len;
     }
-    return sch_pk_encode(t, pkv, pkl, npk, pkb, err);
+    return sch_pk_encode_view(t, pkv, pkl, npk, false, pkb, pk, err);
+}
+
+/* The executor's kept key buffer, emptied, for one statement's key:
+ * nothing uses it again before mutset_add copies the key into its
+ * mutation. A key is at most 64 KiB or so (EXEC_MAX_KEY_LEN), so what it
+ * keeps stays small. */
+static sib_buf *pk_scratch(cql_exec *ex)
+{
+    sib_buf_reset(&ex->pk_scratch);
+    return &ex->pk_scratch;
 }
 
 /* INSERT of the partition key and static columns only. */
 static int insert_static_only(exec_ctx *c, const sch_table *t, const sch_val *vals, const bool *set,
                               const bool *unset, const attrs *a, mutset *ms, sib_err *err)
 {
-    sib_buf pkb;
-    sib_buf_init(&pkb);
-    int rc = insert_pk(t, vals, unset, &pkb, err);
-    sch_val pk = {pkb.p, (int32_t)pkb.len};
+    sch_val pk;
+    int rc = insert_pk(t, vals, unset, pk_scratch(c->ex), &pk, err);
     st_mutation *m = NULL;
     if (!rc && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
-    sib_buf_free(&pkb);
     if (rc) return rc;
     bool started = false;
     for (size_t i = 0; i < sch_table_column_count(t); i++) {
@@ -394,6 +420,74 @@ static int insert_static_only(exec_ctx *c, const sch_table *t, const sch_val *va
         started = true;
         if ((rc = put_cell(c, m, col, &vals[i], a, err))) return rc;
     }
+    return 0;
+}
+
+/* Does prepared INSERT s, whose columns are at p->plan_ins_col in t, have
+ * the simple shape insert_simple writes: every value a bound marker, every
+ * primary key column named, no static or derived (BUCKET / SALT) column in
+ * the table? Fills p->plan_ins_pos; 2 = yes, 1 = no. */
+static int8_t insert_plan_shape(const sch_table *t, const prs_insert *s, exec_prepared *p)
+{
+    size_t n = s->ncols, nkey = sch_table_pk_count(t) + sch_table_clustering_count(t);
+    if (sch_table_has_derived(t) || sch_table_has_static(t) || n < nkey) return 1;
+    for (size_t i = 0; i < n; i++) {
+        if (s->values[i]->kind != PRS_TERM_MARKER) return 1;
+        size_t j = i; /* insertion sort by column index: done once per plan */
+        for (; j > 0 && p->plan_ins_col[p->plan_ins_pos[j - 1]] > p->plan_ins_col[i]; j--)
+            p->plan_ins_pos[j] = p->plan_ins_pos[j - 1];
+        p->plan_ins_pos[j] = (uint8_t)i;
+    }
+    /* the table's columns start with the partition key's, then the
+     * clustering ones: all of them named, each once */
+    for (size_t j = 0; j < nkey; j++)
+        if (p->plan_ins_col[p->plan_ins_pos[j]] != j) return 1;
+    return 2;
+}
+
+/* A prepared INSERT of the simple shape (insert_plan_shape), written
+ * straight from its bound values: no per-column bookkeeping of the general
+ * path. Returns 1, having written nothing, when a value needs that path (a
+ * null or unset key part, a value of the wrong form, a missing value): it
+ * then answers exactly as for any INSERT. Else 0 or an error, as the
+ * general path would give it. */
+static int insert_simple(exec_ctx *c, const sch_table *t, const prs_insert *s, const exec_prepared *p,
+                         const attrs *a, mutset *ms, sib_err *err)
+{
+    size_t n = s->ncols, npk = sch_table_pk_count(t), nkey = npk + sch_table_clustering_count(t);
+    sch_val v[EXEC_INSERT_PLAN_COLS];
+    const sch_column *cols[EXEC_INSERT_PLAN_COLS];
+    const uint8_t *kp[EXEC_INSERT_PLAN_COLS];
+    size_t kl[EXEC_INSERT_PLAN_COLS];
+    bool skip[EXEC_INSERT_PLAN_COLS]; /* unset: the column is left alone */
+    for (size_t j = 0; j < n; j++) { /* in the table's column order */
+        size_t i = p->plan_ins_pos[j];
+        const sch_column *col = cols[j] = sch_table_column(t, p->plan_ins_col[i]);
+        int mk = s->values[i]->marker;
+        if (mk < 0 || (size_t)mk >= c->nvalues) return 1;
+        const cql_value *cv = &c->values[mk];
+        skip[j] = cv->len == CQL_VALUE_UNSET;
+        if (cv->len < 0) {
+            if (j < nkey) return 1;
+            v[j] = (sch_val){NULL, -1};
+            continue;
+        }
+        if (sch_value_validate(col->type, cv->p, (size_t)cv->len, err)) return 1;
+        v[j] = (sch_val){cv->p, cv->len};
+        if (j < npk) {
+            kp[j] = cv->p;
+            kl[j] = (size_t)cv->len;
+        }
+    }
+    sch_val pk, ck;
+    st_mutation *m = NULL;
+    int rc = sch_pk_encode_view(t, kp, kl, npk, true, pk_scratch(c->ex), &pk, err);
+    if (!rc && !(rc = encode_ck(c, t, v + npk, &ck, err)) && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
+    if (rc || (rc = mut_rc(st_mut_row(m, ck.p, (size_t)ck.len), err))) return rc;
+    int32_t expiry = a->ttl ? c->now_s + a->ttl : ST_NO_DELETION_TIME;
+    if ((rc = mut_rc(st_mut_row_marker(m, a->ts, a->ttl, expiry), err))) return rc;
+    for (size_t j = nkey; j < n; j++) /* regular columns, in the table's order as build_insert writes them */
+        if (!skip[j] && (rc = put_cell(c, m, cols[j], &v[j], a, err))) return rc;
     return 0;
 }
 
@@ -412,25 +506,38 @@ static int build_insert(exec_ctx *c, const prs_insert *s, int64_t batch_ts, muts
     if (!s->ncols) return sib_err_set(err, SIB_EINVAL, "No columns provided to INSERT");
     attrs a;
     if ((rc = get_attrs(c, t, &s->using, batch_ts, &a, err))) return rc;
+    /* An EXECUTE of a prepared INSERT finds its columns by index in its
+     * plan (kept while plan_table is the current schema's table: a DDL
+     * clears the plan, so an ALTER or a DROP and CREATE is seen); the first
+     * EXECUTE looks the names up and fills it. */
+    exec_prepared *p = c->ex->cur_prep;
+    bool plan = p && p->stmt->kind == PRS_STMT_INSERT && &p->stmt->insert == s && p->plan_table == t &&
+                p->plan_gen == c->ex->ddl_gen && p->plan_ins >= 0;
+    if (plan && p->plan_ins == 2 && (rc = insert_simple(c, t, s, p, &a, ms, err)) != 1) return rc;
 
     size_t ncols = sch_table_column_count(t);
     sch_val *vals = sib_arena_alloc(c->arena, sizeof *vals * (ncols + 1));
-    bool *set = sib_arena_alloc(c->arena, ncols + 1), *unset = sib_arena_alloc(c->arena, ncols + 1);
-    if (!vals || !set || !unset) return sib_err_set(err, SIB_ENOMEM, "insert");
-    memset(set, 0, ncols + 1);
-    memset(unset, 0, ncols + 1);
+    bool *set = sib_arena_alloc(c->arena, 2 * (ncols + 1)), *unset = set + ncols + 1;
+    if (!vals || !set) return sib_err_set(err, SIB_ENOMEM, "insert");
+    memset(set, 0, 2 * (ncols + 1));
+    bool by_plan = plan && p->plan_ins > 0, fill = plan && !p->plan_ins && s->ncols <= EXEC_INSERT_PLAN_COLS;
     for (size_t i = 0; i < s->ncols; i++) {
-        const sch_column *col = sch_table_column_by_name(t, s->cols[i]);
+        const sch_column *col = by_plan ? sch_table_column(t, p->plan_ins_col[i]) : sch_table_column_by_name(t, s->cols[i]);
         if (!col) return sib_err_set(err, SIB_EINVAL, "Undefined column name %s", s->cols[i]);
         if (set[col->index]) return sib_err_set(err, SIB_EINVAL, "The column names contains duplicates");
         set[col->index] = true;
+        if (fill) p->plan_ins_col[i] = (uint16_t)col->index;
         if ((rc = exec_term_value(c, s->values[i], col->type, col->name, &vals[col->index], &unset[col->index], err)))
             return rc;
     }
+    if (plan && !p->plan_ins) p->plan_ins = fill ? insert_plan_shape(t, s, p) : -1;
     /* BUCKET / SALT: the derived partition key columns come from the row */
     if (sch_table_has_derived(t) && (rc = exec_bucket_insert(c, t, vals, set, unset, err))) return rc;
-    /* Primary key: every column present, non-null, set. */
-    char miss[512] = "";
+    /* Primary key: every column present, non-null, set. miss is read only
+     * after something is printed into it, so it is not zeroed (512 bytes on
+     * every INSERT). */
+    char miss[512];
+    miss[0] = 0;
     size_t o = 0;
     for (size_t i = 0; i < sch_table_pk_count(t); i++) {
         const sch_column *col = sch_table_pk(t, i);
@@ -464,13 +571,11 @@ static int build_insert(exec_ctx *c, const prs_insert *s, int64_t batch_ts, muts
         if (v->len < 0) return sib_err_set(err, SIB_EINVAL, "Invalid null value in condition for column %s", col->name);
         ckv[i] = *v;
     }
-    sib_buf pkb;
-    sib_buf_init(&pkb);
-    if ((rc = insert_pk(t, vals, unset, &pkb, err))) { sib_buf_free(&pkb); return rc; }
-    sch_val pk = {pkb.p, (int32_t)pkb.len}, ck = {NULL, 0};
+    sch_val pk, ck = {NULL, 0};
     st_mutation *m = NULL;
-    if (!(rc = encode_ck(c, t, ckv, &ck, err)) && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
-    sib_buf_free(&pkb);
+    if (!(rc = insert_pk(t, vals, unset, pk_scratch(c->ex), &pk, err)) && !(rc = encode_ck(c, t, ckv, &ck, err)) &&
+        !(m = mutset_add(ms, t, &pk, err)))
+        rc = err->code;
     if (rc) return rc;
 
     bool has_regular = false;
@@ -866,6 +971,7 @@ typedef struct write_done {
     cql_write_type type; /* for WriteTimeout / WriteFailure */
     size_t ntables;
     uint8_t (*tables)[16];
+    uint8_t table_in[1][16]; /* tables when there is one: no second allocation */
 } write_done;
 
 static void on_write_durable(void *ctx, int rc, const sib_err *err)
@@ -898,7 +1004,7 @@ static write_done *new_write_done(exec_ctx *c, const mutset *ms, cql_write_type 
     d->c = c;
     d->type = type;
     d->ntables = 0;
-    d->tables = sib_arena_alloc(c->arena, 16 * (ms->n + 1));
+    d->tables = ms->n <= 1 ? d->table_in : sib_arena_alloc(c->arena, 16 * (ms->n + 1));
     for (size_t i = 0; d->tables && i < ms->n; i++) {
         const uint8_t *id = sch_table_id(ms->tables[i]);
         bool seen = false;
@@ -980,8 +1086,12 @@ static int write_through_replicas(exec_ctx *c, mutset *ms, int cl, unsigned flag
  * out because another keyspace came first. */
 static unsigned commitlog_flags(exec_ctx *c, const mutset *ms)
 {
+    cql_exec *ex = c->ex;
     for (size_t i = 0; i < ms->n; i++) {
-        const sch_keyspace *ks = sch_catalog_keyspace(c->ex->cat, sch_table_keyspace(ms->tables[i]));
+        /* the table whose replication was asked last (apply_and_reply asked
+         * for every table) has its keyspace at hand: no lookup by name */
+        bool known = ms->tables[i] == ex->repl_table && ex->repl_ks && ex->repl_gen == ex->ddl_gen;
+        const sch_keyspace *ks = known ? ex->repl_ks : sch_catalog_keyspace(ex->cat, sch_table_keyspace(ms->tables[i]));
         if (!ks || sch_keyspace_durable_writes(ks)) return 0;
     }
     return ST_APPLY_NO_COMMITLOG;
@@ -994,7 +1104,8 @@ static unsigned commitlog_flags(exec_ctx *c, const mutset *ms)
  * coordinator otherwise. */
 static void apply_and_reply(exec_ctx *c, mutset *ms, int cl, cql_write_type type)
 {
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     int rc = 0;
     bool local = true;
     EXEC_TRACE(c->req, "Determining replicas for mutation");
@@ -1435,8 +1546,10 @@ static void write_or_read(exec_ctx *c, mutset *ms, int cl, cql_write_type type)
 
 void exec_modification(exec_ctx *c, const prs_stmt *s)
 {
-    sib_err err = {0};
-    mutset ms = {.ex = c->ex};
+    sib_err err;
+    sib_err_clear(&err);
+    mutset ms;
+    mutset_init(&ms, c->ex);
     if (build_modification(c, s, INT64_MIN, &ms, &err)) {
         mutset_free(&ms);
         exec_reply_err(c, &err);
@@ -1479,8 +1592,10 @@ static int batch_size_check(exec_ctx *c, const mutset *ms, sib_err *err)
 
 void exec_batch_query(exec_ctx *c, const prs_stmt *s)
 {
-    sib_err err = {0};
-    mutset ms = {.ex = c->ex};
+    sib_err err;
+    sib_err_clear(&err);
+    mutset ms;
+    mutset_init(&ms, c->ex);
     int64_t bts;
     int rc = batch_checks(c, &s->batch, &bts, &err);
     for (size_t i = 0; !rc && i < s->batch.nstmts; i++) {
@@ -1502,9 +1617,11 @@ void exec_batch_query(exec_ctx *c, const prs_stmt *s)
  * arena) or a prepared id, with its own values. */
 void exec_batch_request(cql_exec *ex, cql_request *req)
 {
-    sib_err err = {0};
+    sib_err err;
+    sib_err_clear(&err);
     const cql_batch_req *b = &req->u.batch;
-    mutset ms = {.ex = ex};
+    mutset ms;
+    mutset_init(&ms, ex);
     exec_ctx *top = NULL;
     int rc = 0;
     if (b->type == PRS_BATCH_COUNTER) rc = sib_err_set(&err, SIB_EINVAL, "Counter batches are not supported");

@@ -508,3 +508,66 @@ def test_prepared_point_read_of_one_row_after_the_key_changes(session, ks):
     session.execute("INSERT INTO %s.rk (k, c, e, v) VALUES (1, 2, 1, 'four')" % ks)
     session.execute("INSERT INTO %s.rk (k, c, e, v) VALUES (1, 2, 2, 'five')" % ks)
     assert [r.v for r in session.execute(sel, (2, 1))] == ["four", "five"]
+
+
+# A prepared INSERT keeps its columns' places in the table while the schema
+# is unchanged; each change below must be seen as an unprepared INSERT sees it.
+
+def test_prepared_insert_follows_its_columns_through_schema_changes(session, ks):
+    session.execute("CREATE TABLE %s.ic (k int, j text, a int, b text, PRIMARY KEY ((k, j)))" % ks)
+    ins = session.prepare("INSERT INTO %s.ic (b, k, a, j) VALUES (?, ?, ?, ?)" % ks)
+    one = "SELECT k, j, a, b FROM %s.ic WHERE k = %%d AND j = '%%s'" % ks
+    for i in range(3):
+        session.execute(ins, ("b%d" % i, i, 10 + i, "j%d" % i))
+    for i in range(3):
+        assert tuple(session.execute(one % (i, "j%d" % i)).one()) == (i, "j%d" % i, 10 + i, "b%d" % i)
+    session.execute("ALTER TABLE %s.ic DROP a" % ks)
+    with pytest.raises(InvalidRequest, match="Undefined column name a"):
+        session.execute(ins, ("x", 1, 1, "j1"))
+    session.execute("ALTER TABLE %s.ic ADD a int" % ks)
+    session.execute(ins, ("after", 1, 5, "j1"))
+    assert tuple(session.execute(one % (1, "j1")).one()) == (1, "j1", 5, "after")
+    # the same name, the columns in other places and a clustering column
+    session.execute("DROP TABLE %s.ic" % ks)
+    session.execute("CREATE TABLE %s.ic (a int, z int, b text, j text, k int, PRIMARY KEY ((j, k), a))" % ks)
+    for i in range(3):
+        session.execute(ins, ("p%d" % i, i, i, "jj"))
+        session.execute("INSERT INTO %s.ic (b, k, a, j) VALUES ('u%d', %d, %d, 'jj')" % (ks, i, i, i + 10))
+    for i in range(3):
+        rows = list(session.execute(one % (i, "jj")))
+        assert [tuple(r) for r in rows] == [(i, "jj", i, "p%d" % i), (i, "jj", i + 10, "u%d" % i)]
+    # and a key column gone from the statement's columns: the same error as unprepared
+    session.execute("DROP TABLE %s.ic" % ks)
+    session.execute("CREATE TABLE %s.ic (k int, j text, a int, b text, q int, PRIMARY KEY (q))" % ks)
+    with pytest.raises(InvalidRequest, match="Some partition key parts are missing: q"):
+        session.execute(ins, ("x", 1, 1, "j"))
+    with pytest.raises(InvalidRequest, match="Some partition key parts are missing: q"):
+        session.execute("INSERT INTO %s.ic (b, k, a, j) VALUES ('x', 1, 1, 'j')" % ks)
+
+
+def test_prepared_insert_errors_match_unprepared(session, ks):
+    session.execute("CREATE TABLE %s.ie (k int PRIMARY KEY, v text)" % ks)
+    dup = session.prepare("INSERT INTO %s.ie (k, v, v) VALUES (?, ?, ?)" % ks)
+    for _ in range(2):  # no plan is kept for it: the same error each time
+        with pytest.raises(InvalidRequest, match="The column names contains duplicates"):
+            session.execute(dup, (1, "a", "b"))
+    ins = session.prepare("INSERT INTO %s.ie (k, v) VALUES (?, ?)" % ks)
+    for _ in range(2):  # the second execution runs on the kept plan
+        with pytest.raises(InvalidRequest, match="Invalid null value in condition for column k"):
+            session.execute(ins, (None, "x"))
+        session.execute(ins, (1, UNSET_VALUE))
+        assert session.execute("SELECT v FROM %s.ie WHERE k = 1" % ks).one().v is None
+
+
+def test_prepared_insert_of_many_columns(session, ks):
+    # more columns than an INSERT's plan keeps: looked up by name each time
+    n = 40
+    cols = ", ".join("c%d int" % i for i in range(n))
+    session.execute("CREATE TABLE %s.wide (k int PRIMARY KEY, %s)" % (ks, cols))
+    names = ", ".join("c%d" % i for i in reversed(range(n)))
+    ins = session.prepare("INSERT INTO %s.wide (%s, k) VALUES (%s)" % (ks, names, ", ".join("?" * (n + 1))))
+    for k in range(3):
+        session.execute(ins, [k * 100 + i for i in reversed(range(n))] + [k])
+    for k in range(3):
+        row = session.execute("SELECT * FROM %s.wide WHERE k = %d" % (ks, k)).one()
+        assert [getattr(row, "c%d" % i) for i in range(n)] == [k * 100 + i for i in range(n)]
