@@ -696,8 +696,8 @@ int exec_ck_finish(exec_ck *k, exec_where_kind kind, bool allow_filtering, exec_
         }
         return sib_err_set(err, SIB_EINVAL, "%s", EXEC_FILTERING_MSG);
     }
-    sch_val *prefixes;
-    size_t nprefixes;
+    sch_val *prefixes = NULL; /* (set by build_prefixes on success; gcc -O2 cannot tell) */
+    size_t nprefixes = 0;
     int rc = build_prefixes(k, pre, npre, kind == EXEC_WHERE_SELECT ? 0 : EXEC_MAX_KEY_LEN, &prefixes, &nprefixes, err);
     if (rc) return rc;
     if (p == nck && !slice) {

@@ -448,7 +448,7 @@ static int do_create_table(exec_ctx *c, const prs_create_table *ct, ddl_done **d
     const char *ks = table_ks(c, &ct->table, err);
     if (!ks) return err->code;
     if (!sch_catalog_keyspace(c->ex->cat, ks)) return sib_err_set(err, SIB_EINVAL, "Keyspace '%s' doesn't exist", ks);
-    sch_coldef *cols;
+    sch_coldef *cols = NULL; /* (set by convert_cols on success; gcc -O2 cannot tell) */
     int rc = convert_cols(c, ct->cols, ct->ncols, &cols, err);
     if (rc) return rc;
     sch_orderdef *order = sib_arena_alloc(c->arena, sizeof *order * (ct->norder + 1));
@@ -509,7 +509,7 @@ static int do_alter_table(exec_ctx *c, const prs_alter_table *a, ddl_done **dd, 
     int rc;
     switch (a->kind) {
     case PRS_ALTER_ADD: {
-        sch_coldef *cols;
+        sch_coldef *cols = NULL;
         if ((rc = convert_cols(c, a->cols, a->ncols, &cols, err))) return rc;
         rc = sch_catalog_alter_add(c->ex->cat, ks, a->table.name, cols, a->ncols, a->col_if, err);
         break;

@@ -194,7 +194,7 @@ static void bn_div_small(bnum *a, uint64_t d, uint64_t *rem)
 static bool bn_copy(bnum *dst, const bnum *src)
 {
     if (!bn_reserve(dst, src->n + 1)) return false;
-    memcpy(dst->l, src->l, src->n * sizeof(*src->l));
+    if (src->n) memcpy(dst->l, src->l, src->n * sizeof(*src->l));
     dst->n = src->n;
     dst->neg = src->neg;
     return true;
