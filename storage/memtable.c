@@ -865,15 +865,17 @@ static kv_cell *kv_scratch(memtable *mt, size_t n)
  * mt->ops (*nops of them, *ncells cells), for kv_apply's two passes. */
 static bool ops_fit_kv(memtable *mt, sib_rd r, size_t *nops, size_t *ncells)
 {
-    mut_op op;
     uint8_t sel = 0;
     int rc;
     *nops = *ncells = 0;
-    while ((rc = mut_next_op(&r, &op, &sel)) > 0) {
-        if (op.kind == MUT_OP_CELL || op.kind == MUT_OP_CTOMB) ++*ncells;
-        else if (op.kind != MUT_OP_MARKER && !(op.kind == MUT_OP_ROW && !op.keylen)) return false;
-        if (!sib_grow((void **)&mt->ops, &mt->capops, *nops + 1, sizeof *mt->ops)) return false;
-        mt->ops[(*nops)++] = op;
+    for (;;) { /* each op decoded where it is kept */
+        if (*nops == mt->capops && !sib_grow((void **)&mt->ops, &mt->capops, *nops + 1, sizeof *mt->ops))
+            return false;
+        const mut_op *op = &mt->ops[*nops];
+        if ((rc = mut_next_op(&r, &mt->ops[*nops], &sel)) <= 0) break;
+        if (op->kind == MUT_OP_CELL || op->kind == MUT_OP_CTOMB) ++*ncells;
+        else if (op->kind != MUT_OP_MARKER && !(op->kind == MUT_OP_ROW && !op->keylen)) return false;
+        ++*nops;
     }
     return rc == 0 && *ncells <= KV_MAX_CELLS;
 }

@@ -345,8 +345,9 @@ static int apply_one(storage *s, const uint8_t *p, size_t n, bool logged, sib_er
     mut_hdr h;
     sib_rd_init(&r, p, n);
     if (mut_decode_hdr(&r, &h)) return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt mutation");
-    st_table *t = storage_table(s, h.table_id);
-    if (!t) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    /* found first: storage_table zeroes an error record per call */
+    st_table *t = storage_table_find(s, h.table_id);
+    if (!t && !(t = storage_table(s, h.table_id))) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
     if (s->replayed && !s->written && sst_clpos_cmp(s->replay_pos, t->flushed) < 0)
         return 0; /* replay: already in an SSTable */
     if (logged) {
