@@ -475,7 +475,12 @@ int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err);
 /* Applies a written entry's payload (store.c: to the memtables); must not
  * append to the log. <0: the entry's done gets that error. */
 typedef int (*clog_apply_fn)(void *arg, const uint8_t *payload, size_t len, sib_err *err);
-/* Queues the entry built since clog_entry_begin (ordered with commits).
+/* Building an entry for clog_entry_queue: with a loop, the payload is
+ * appended where the iteration's queued entries wait for their write (it
+ * is framed there, not copied there); without one, as clog_entry_begin.
+ * Nothing else may append to the log until clog_entry_queue. */
+sib_buf *clog_queue_begin(clog *cl);
+/* Queues the entry built since clog_queue_begin (ordered with commits).
  * With a loop it is written, together with every entry queued in the same
  * loop iteration, by ONE write() from an EV_MAXPRI ev_prepare watcher; then
  * apply (may be NULL) runs, then done: right away in periodic mode, after

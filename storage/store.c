@@ -669,7 +669,7 @@ static int apply_now(storage *s, st_mutation *const *muts, size_t n, unsigned fl
         write_delay(s, muts, n);
     }
     if (logged) {
-        sib_buf *b = clog_entry_begin(s->cl);
+        sib_buf *b = clog_queue_begin(s->cl);
         sib_buf_u8(b, ST_ENTRY_VERSION);
         sib_buf_u8(b, ST_ENTRY_MUTATIONS);
         sib_buf_uvarint(b, n);

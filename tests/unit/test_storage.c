@@ -1182,6 +1182,48 @@ static void test_segment_rollover(void **state)
     assert_string_equal(get(f->s, "k99", "", 1), val);
 }
 
+/* With a loop, an entry is built where the queue waits for its write: one
+ * refused while others wait (too big for a segment) leaves them whole, and
+ * the next one follows them, in the file and on replay. */
+static void test_queue_refused_entry(void **state)
+{
+    fx *f = *state;
+    storage_close(f->s);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, loop, 8192);
+    sib_err err;
+    assert_int_equal(storage_replay(f->s, NULL, &err), 0);
+    put(f->s, "q1", "", 1, "one", 10, 0, 0);
+    put(f->s, "q2", "", 1, "two", 10, 0, 0);
+    char *big = malloc(8192);
+    memset(big, 'y', 8192);
+    st_mutation *m = mut("big");
+    st_mut_row(m, NULL, 0);
+    st_mut_cell(m, 1, (const uint8_t *)big, 8192, 10, 0, 0);
+    assert_int_equal(storage_apply(f->s, &m, 1, NULL, NULL, &err), SIB_ETOOBIG);
+    st_mutation_destroy(m);
+    free(big);
+    put(f->s, "q3", "", 1, "three", 10, 0, 0);
+    storage_stats ss;
+    storage_get_stats(f->s, &ss);
+    assert_int_equal(ss.cl_pending, 3); /* queued, not written yet */
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_string_equal(get(f->s, "q1", "", 1), "one");
+    assert_string_equal(get(f->s, "q3", "", 1), "three");
+    assert_null(get(f->s, "big", "", 1));
+    storage_close(f->s);
+    ev_loop_destroy(loop);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 8192);
+    storage_replay_stats st;
+    assert_int_equal(storage_replay(f->s, &st, &err), 0);
+    assert_int_equal(st.entries, 3);
+    assert_int_equal(st.bad_segments, 0);
+    assert_string_equal(get(f->s, "q1", "", 1), "one");
+    assert_string_equal(get(f->s, "q2", "", 1), "two");
+    assert_string_equal(get(f->s, "q3", "", 1), "three");
+    assert_null(get(f->s, "big", "", 1));
+}
+
 static void test_invalid_mutation(void **state)
 {
     fx *f = *state;
@@ -4223,6 +4265,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_segment_stops_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_drop_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_refused_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_mutation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_cut_back, setup, teardown),
         cmocka_unit_test(test_batch_mode_callbacks),
