@@ -136,6 +136,7 @@ typedef struct cl_pend {
     size_t off, len;
     clog_apply_fn apply;
     void *arg;
+    int64_t hint;
     st_done_fn done;
     void *ctx;
 } cl_pend;
@@ -873,7 +874,7 @@ static void ack_park(clog *cl, st_done_fn done, void *ctx, int rc, const sib_err
 static void pend_complete(clog *cl, const cl_pend *e, uint64_t pos)
 {
     sib_err err;
-    int rc = e->apply ? e->apply(e->arg, cl->pbuf.p + e->off + 8, e->len - CL_FRAME, &err) : 0;
+    int rc = e->apply ? e->apply(e->arg, cl->pbuf.p + e->off + 8, e->len - CL_FRAME, e->hint, &err) : 0;
     if (!rc && clog_needs_wait(cl)) {
         if (!(rc = clog_wait(cl, pos, e->done, e->ctx, &err))) return;
     }
@@ -947,7 +948,8 @@ static int queue_refuse(clog *cl, int rc)
     return rc;
 }
 
-int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, st_done_fn done, void *ctx, sib_err *err)
+int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, int64_t hint, st_done_fn done, void *ctx,
+                     sib_err *err)
 {
     if (!cl->has_async) { /* no loop: write, apply and ack now */
         sib_buf *b = &cl->ebuf;
@@ -955,7 +957,7 @@ int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, st_done_fn done, 
         int rc = check_usable(cl, err);
         if (!rc) rc = frame_entry(cl, b, 0, err);
         if (rc || (rc = commit_framed(cl, &pos, err))) return rc;
-        rc = apply ? apply(arg, b->p + 8, b->len - CL_FRAME, err) : 0;
+        rc = apply ? apply(arg, b->p + 8, b->len - CL_FRAME, hint, err) : 0;
         if (!rc && clog_needs_wait(cl)) return clog_wait(cl, pos, done, ctx, err);
         if (done) done(ctx, rc, rc ? err : NULL);
         return 0;
@@ -977,7 +979,7 @@ int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, st_done_fn done, 
         cl->acks = n;
         cl->capacks = cap;
     }
-    cl->pend[cl->npend++] = (cl_pend){cl->qoff, cl->pbuf.len - cl->qoff, apply, arg, done, ctx};
+    cl->pend[cl->npend++] = (cl_pend){cl->qoff, cl->pbuf.len - cl->qoff, apply, arg, hint, done, ctx};
     prep_ref(cl, true);
     /* Queued after this iteration's on_prepare (by a lower-priority prepare
      * watcher): keep the coming poll from blocking so the next one runs. */

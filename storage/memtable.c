@@ -423,7 +423,7 @@ size_t memtable_seek(const memtable *mt, int64_t token, const uint8_t *pk, size_
  * call's key (its slot has arrived by now, while that request ran) as
  * well: by the apply both are in the cache. Only prefetches and reads of
  * the index: a stale guess costs nothing but the fetch. */
-void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen)
+void memtable_prefetch(memtable *mt, int64_t token)
 {
     const mt_index *x = &mt->ix;
     if (!x->slots) return;
@@ -436,7 +436,6 @@ void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen)
                 break;
             }
     }
-    int64_t token = sib_murmur3_token(pk, pklen);
     __builtin_prefetch(&x->slots[ix_home(x->cap, tok_hi(bt_token_prefix(token)))]);
     mt->pf_token = token;
     mt->pf_have = true;
@@ -1035,10 +1034,10 @@ static mt_part *kv_to_part(memtable *mt, const mt_rec *kv, uint32_t *ref)
     return p;
 }
 
-int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err)
+int memtable_apply(memtable *mt, const mut_hdr *h, int64_t token, sib_rd *ops, sib_err *err)
 {
     if (h->pklen > UINT32_MAX) return sib_err_set(err, SIB_EINVAL, "storage: partition key too long");
-    uint64_t prefix = bt_token_prefix(sib_murmur3_token(h->pk, h->pklen));
+    uint64_t prefix = bt_token_prefix(token);
     bool found;
     size_t pos = ix_lower(mt, prefix, h->pk, h->pklen, true, &found);
     int rc = found ? 0 : ix_room(mt, prefix, h->pk, h->pklen, &pos);
