@@ -27,8 +27,18 @@
 
 #include <stdlib.h>
 
-static void put_zz(sib_buf *b, int64_t v) { sib_buf_uvarint(b, zigzag_enc(v)); }
-static void put_u32v(sib_buf *b, int32_t v) { sib_buf_uvarint(b, (uint32_t)v); }
+/* Each builder call reserves room for its whole op once (varints at their
+ * longest, VMAX) and writes the fields straight in: one capacity check per
+ * op, not one per field. */
+#define VMAX 10
+static inline uint8_t *put_v(uint8_t *p, uint64_t v) { return p + put_uvarint(p, v); }
+static inline uint8_t *put_zz(uint8_t *p, int64_t v) { return put_v(p, zigzag_enc(v)); }
+static inline uint8_t *put_u32v(uint8_t *p, int32_t v) { return put_v(p, (uint32_t)v); }
+static inline uint8_t *put_bytes(uint8_t *p, const uint8_t *b, size_t n)
+{
+    if (n) memcpy(p, b, n);
+    return p + n;
+}
 
 static int mut_fail(st_mutation *m, int code)
 {
@@ -43,6 +53,16 @@ static int mut_check(st_mutation *m)
     return 0;
 }
 
+/* Room for an op of at most n bytes at the end of m (NULL: out of memory,
+ * which sticks); op_end sets the op's true end. */
+static uint8_t *op_room(st_mutation *m, size_t n) { return sib_buf_reserve(&m->b, n); }
+
+static int op_end(st_mutation *m, const uint8_t *end)
+{
+    m->b.len = (size_t)(end - m->b.p);
+    return mut_check(m);
+}
+
 int st_mutation_reset(st_mutation *m, const uint8_t table_id[16], const uint8_t *pk, size_t pklen)
 {
     sib_buf_reset(&m->b);
@@ -50,9 +70,8 @@ int st_mutation_reset(st_mutation *m, const uint8_t table_id[16], const uint8_t 
     m->err = 0;
     m->row_sel = 0;
     if (pklen > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_append(&m->b, table_id, 16);
-    sib_buf_uvarint(&m->b, pklen);
-    if (pklen) sib_buf_append(&m->b, pk, pklen);
+    uint8_t *p = op_room(m, 16 + VMAX + pklen);
+    if (p) m->b.len = (size_t)(put_bytes(put_v(put_bytes(p, table_id, 16), pklen), pk, pklen) - m->b.p);
     m->hdr_len = m->b.len;
     return mut_check(m);
 }
@@ -115,41 +134,40 @@ int st_mutation_load(st_mutation *m, const uint8_t *p, size_t n)
 int st_mut_partition_delete(st_mutation *m, int64_t ts, int32_t ldt)
 {
     if (ldt < 0) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_PDEL);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 2 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_PDEL;
+    return op_end(m, put_u32v(put_zz(p, ts), ldt));
 }
 
-static int put_bound(st_mutation *m, const st_bound *b)
+static size_t bound_size(const st_bound *b) { return 1 + (b->unbounded ? 0 : VMAX + b->len); }
+
+static uint8_t *put_bound(uint8_t *p, const st_bound *b)
 {
-    if (!b->unbounded && b->len > ST_MAX_CK_LEN) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_u8(&m->b, (uint8_t)((b->incl ? 1 : 0) | (b->unbounded ? 2 : 0)));
-    if (!b->unbounded) {
-        sib_buf_uvarint(&m->b, b->len);
-        if (b->len) sib_buf_append(&m->b, b->key, b->len);
-    }
-    return 0;
+    *p++ = (uint8_t)((b->incl ? 1 : 0) | (b->unbounded ? 2 : 0));
+    return b->unbounded ? p : put_bytes(put_v(p, b->len), b->key, b->len);
 }
 
 int st_mut_range_delete(st_mutation *m, const st_bound *start, const st_bound *end, int64_t ts, int32_t ldt)
 {
     if (ldt < 0) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_RANGE);
-    if (put_bound(m, start) || put_bound(m, end)) return m->err;
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    if ((!start->unbounded && start->len > ST_MAX_CK_LEN) || (!end->unbounded && end->len > ST_MAX_CK_LEN))
+        return mut_fail(m, SIB_ETOOBIG);
+    uint8_t *p = op_room(m, 1 + bound_size(start) + bound_size(end) + 2 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_RANGE;
+    p = put_bound(put_bound(p, start), end);
+    return op_end(m, put_u32v(put_zz(p, ts), ldt));
 }
 
 int st_mut_row(st_mutation *m, const uint8_t *ck, size_t cklen)
 {
     if (cklen > ST_MAX_CK_LEN) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_u8(&m->b, MUT_OP_ROW);
-    sib_buf_uvarint(&m->b, cklen);
-    if (cklen) sib_buf_append(&m->b, ck, cklen);
+    uint8_t *p = op_room(m, 1 + VMAX + cklen);
     m->row_sel = 1;
-    return mut_check(m);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_ROW;
+    return op_end(m, put_bytes(put_v(p, cklen), ck, cklen));
 }
 
 int st_mut_static(st_mutation *m)
@@ -162,20 +180,20 @@ int st_mut_static(st_mutation *m)
 int st_mut_row_marker(st_mutation *m, int64_t ts, int32_t ttl, int32_t expiry)
 {
     if (m->row_sel != 1 || ttl < 0 || (ttl > 0 && expiry < 0)) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_MARKER);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ttl);
-    if (ttl > 0) put_u32v(&m->b, expiry);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 3 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_MARKER;
+    p = put_u32v(put_zz(p, ts), ttl);
+    return op_end(m, ttl > 0 ? put_u32v(p, expiry) : p);
 }
 
 int st_mut_row_delete(st_mutation *m, int64_t ts, int32_t ldt)
 {
     if (m->row_sel != 1 || ldt < 0) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_RDEL);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 2 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_RDEL;
+    return op_end(m, put_u32v(put_zz(p, ts), ldt));
 }
 
 int st_mut_cell_path(st_mutation *m, uint32_t col, const uint8_t *path, size_t pathlen, const uint8_t *val,
@@ -183,16 +201,13 @@ int st_mut_cell_path(st_mutation *m, uint32_t col, const uint8_t *path, size_t p
 {
     if (!m->row_sel || ttl < 0 || (ttl > 0 && expiry < 0)) return mut_fail(m, SIB_EINVAL);
     if (pathlen > ST_MAX_KEY_LEN || vlen > UINT32_MAX) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_u8(&m->b, MUT_OP_CELL);
-    sib_buf_uvarint(&m->b, col);
-    sib_buf_uvarint(&m->b, pathlen);
-    if (pathlen) sib_buf_append(&m->b, path, pathlen);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ttl);
-    if (ttl > 0) put_u32v(&m->b, expiry);
-    sib_buf_uvarint(&m->b, vlen);
-    if (vlen) sib_buf_append(&m->b, val, vlen);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 6 * VMAX + pathlen + vlen);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_CELL;
+    p = put_bytes(put_v(put_v(p, col), pathlen), path, pathlen);
+    p = put_u32v(put_zz(p, ts), ttl);
+    if (ttl > 0) p = put_u32v(p, expiry);
+    return op_end(m, put_bytes(put_v(p, vlen), val, vlen));
 }
 
 int st_mut_cell(st_mutation *m, uint32_t col, const uint8_t *val, size_t vlen, int64_t ts, int32_t ttl,
@@ -206,13 +221,11 @@ int st_mut_cell_path_tombstone(st_mutation *m, uint32_t col, const uint8_t *path
 {
     if (!m->row_sel || ldt < 0 || ldt == ST_NO_DELETION_TIME) return mut_fail(m, SIB_EINVAL);
     if (pathlen > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_u8(&m->b, MUT_OP_CTOMB);
-    sib_buf_uvarint(&m->b, col);
-    sib_buf_uvarint(&m->b, pathlen);
-    if (pathlen) sib_buf_append(&m->b, path, pathlen);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 4 * VMAX + pathlen);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_CTOMB;
+    p = put_bytes(put_v(put_v(p, col), pathlen), path, pathlen);
+    return op_end(m, put_u32v(put_zz(p, ts), ldt));
 }
 
 int st_mut_cell_tombstone(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
@@ -223,11 +236,10 @@ int st_mut_cell_tombstone(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
 int st_mut_complex_delete(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
 {
     if (!m->row_sel || ldt < 0) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_CDEL);
-    sib_buf_uvarint(&m->b, col);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 3 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_CDEL;
+    return op_end(m, put_u32v(put_zz(put_v(p, col), ts), ldt));
 }
 
 /* ---- decoding ---- */

@@ -3900,6 +3900,78 @@ static void test_read_pool_drain(void **state)
     close_loop_data(f, loop);
 }
 
+/* ---- the serialized form ---- */
+
+/* The builder's bytes are the commitlog's format (mutation.c's header):
+ * every op, written field by field here, a byte at a time. */
+static void ref_v(sib_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        sib_buf_append(b, &(uint8_t){(uint8_t)(v | 0x80)}, 1);
+        v >>= 7;
+    }
+    sib_buf_append(b, &(uint8_t){(uint8_t)v}, 1);
+}
+
+static void ref_zz(sib_buf *b, int64_t v) { ref_v(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)); }
+static void ref_op(sib_buf *b, uint8_t kind) { sib_buf_append(b, &kind, 1); }
+static void ref_key(sib_buf *b, const char *k)
+{
+    ref_v(b, strlen(k));
+    sib_buf_append(b, k, strlen(k));
+}
+
+static void test_mutation_bytes(void **state)
+{
+    (void)state;
+    const int64_t ts = 1765000000123456; /* an 8-byte varint, zigzagged */
+    char big[300];
+    memset(big, 'v', sizeof big);
+    sib_buf e;
+    sib_buf_init(&e);
+    sib_buf_append(&e, T1, 16);
+    ref_key(&e, "pk");
+    st_mutation *m = mut("pk");
+    assert_int_equal(st_mut_partition_delete(m, -3, 77), 0);
+    ref_op(&e, 1), ref_zz(&e, -3), ref_v(&e, 77);
+    st_bound b0 = {(const uint8_t *)"a", 1, true, false}, b1 = {NULL, 0, false, true};
+    assert_int_equal(st_mut_range_delete(m, &b0, &b1, ts, 1 << 30), 0);
+    ref_op(&e, 2), ref_op(&e, 1), ref_key(&e, "a"), ref_op(&e, 2), ref_zz(&e, ts), ref_v(&e, 1 << 30);
+    assert_int_equal(st_mut_row(m, (const uint8_t *)"ck", 2), 0);
+    ref_op(&e, 3), ref_key(&e, "ck");
+    assert_int_equal(st_mut_row_marker(m, ts, 0, 0), 0);
+    ref_op(&e, 5), ref_zz(&e, ts), ref_v(&e, 0);
+    assert_int_equal(st_mut_row_marker(m, ts + 1, 3600, NOW + 3600), 0);
+    ref_op(&e, 5), ref_zz(&e, ts + 1), ref_v(&e, 3600), ref_v(&e, NOW + 3600);
+    assert_int_equal(st_mut_row_delete(m, INT64_MIN + 1, NOW), 0);
+    ref_op(&e, 6), ref_zz(&e, INT64_MIN + 1), ref_v(&e, NOW);
+    assert_int_equal(st_mut_cell(m, 200, (const uint8_t *)big, sizeof big, ts, 0, 0), 0);
+    ref_op(&e, 7), ref_v(&e, 200), ref_v(&e, 0), ref_zz(&e, ts), ref_v(&e, 0), ref_v(&e, sizeof big);
+    sib_buf_append(&e, big, sizeof big);
+    assert_int_equal(st_mut_cell_path(m, 3, (const uint8_t *)"el", 2, NULL, 0, -ts, 10, NOW + 10), 0);
+    ref_op(&e, 7), ref_v(&e, 3), ref_key(&e, "el"), ref_zz(&e, -ts), ref_v(&e, 10), ref_v(&e, NOW + 10), ref_v(&e, 0);
+    assert_int_equal(st_mut_cell_path_tombstone(m, 70000, (const uint8_t *)"el", 2, INT64_MAX, NOW), 0);
+    ref_op(&e, 8), ref_v(&e, 70000), ref_key(&e, "el"), ref_zz(&e, INT64_MAX), ref_v(&e, NOW);
+    assert_int_equal(st_mut_static(m), 0);
+    ref_op(&e, 4);
+    assert_int_equal(st_mut_complex_delete(m, 5, ts, NOW), 0);
+    ref_op(&e, 9), ref_v(&e, 5), ref_zz(&e, ts), ref_v(&e, NOW);
+    size_t len;
+    const uint8_t *p = st_mutation_bytes(m, &len);
+    assert_non_null(p);
+    assert_int_equal(len, e.len);
+    assert_memory_equal(p, e.p, len);
+    /* the same partition again, over the kept buffer */
+    assert_int_equal(st_mutation_reset(m, T1, (const uint8_t *)"pk", 2), 0);
+    assert_int_equal(st_mutation_size(m), 16 + 1 + 2);
+    size_t pklen;
+    const uint8_t *pk = st_mutation_pk(m, &pklen);
+    assert_int_equal(pklen, 2);
+    assert_memory_equal(pk, "pk", 2);
+    st_mutation_destroy(m);
+    sib_buf_free(&e);
+}
+
 /* ---- unfiltered reads (replica answers, read repair) ---- */
 
 /* The partition's unfiltered state in src, applied to dst. */
@@ -4266,6 +4338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncate_drop_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_rollover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_refused_entry, setup, teardown),
+        cmocka_unit_test(test_mutation_bytes),
         cmocka_unit_test_setup_teardown(test_invalid_mutation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_cut_back, setup, teardown),
         cmocka_unit_test(test_batch_mode_callbacks),
