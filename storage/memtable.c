@@ -880,11 +880,13 @@ static bool ops_fit_kv(memtable *mt, sib_rd r, size_t *nops, size_t *ncells)
 }
 
 /* Overwrites, in place, a stored cell with one of the same layout (same
- * flags and lengths: same size). */
+ * flags and lengths: same size). k->c becomes c, what reading the bytes
+ * back would give (its path and value point into the mutation, which
+ * outlives the apply). */
 static void kc_overwrite(kv_cell *k, const sst_cell *c)
 {
     kc_put(k->at, c);
-    kc_get(k->at, &k->c);
+    k->c = *c;
 }
 
 enum { KV_DONE = 0, KV_TOO_BIG = 1 };

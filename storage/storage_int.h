@@ -47,7 +47,7 @@ typedef struct mut_op {
     int64_t ts;
     int32_t ttl;
     int32_t ldt; /* deletion time, or expiry of an expiring cell/marker */
-    st_bound start, end;
+    st_bound start, end; /* RANGE only: mut_next_op leaves them alone for other kinds */
 } mut_op;
 
 struct st_mutation {
