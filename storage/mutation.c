@@ -243,62 +243,82 @@ int st_mut_complex_delete(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
 }
 
 /* ---- decoding ----
- * The field readers are inline in mut_next_op: every write is decoded
- * there once more (its memtable apply), a handful of fields a op. */
+ * Every write is decoded once more (its memtable apply), so mut_next_op
+ * reads its fields off a local cursor (p, end) with inline readers: the
+ * op's pointer fields cannot alias a local, where stores into them made
+ * the compiler reload a sib_rd's position field after field. Each reader
+ * checks its bound and fails on a short or overlong field. */
 #define RD_INLINE static inline __attribute__((always_inline))
 
-RD_INLINE bool rd_zz(sib_rd *r, int64_t *v)
+RD_INLINE bool cv_v(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    size_t n = get_uvarint(*p, (size_t)(end - *p), v);
+    *p += n;
+    return n != 0;
+}
+
+RD_INLINE bool cv_zz(const uint8_t **p, const uint8_t *end, int64_t *v)
 {
     uint64_t u;
-    if (!sib_rd_uvarint(r, &u)) return false;
+    if (!cv_v(p, end, &u)) return false;
     *v = zigzag_dec(u);
     return true;
 }
 
-RD_INLINE bool rd_u32v(sib_rd *r, int32_t *v)
+RD_INLINE bool cv_u32v(const uint8_t **p, const uint8_t *end, int32_t *v)
 {
     uint64_t u;
-    if (!sib_rd_uvarint(r, &u) || u > INT32_MAX) return r->bad = true, false;
+    if (!cv_v(p, end, &u) || u > INT32_MAX) return false;
     *v = (int32_t)u;
     return true;
 }
 
-RD_INLINE bool rd_key(sib_rd *r, const uint8_t **k, size_t *len, size_t max)
+RD_INLINE bool cv_key(const uint8_t **p, const uint8_t *end, const uint8_t **k, size_t *len, size_t max)
 {
     uint64_t n;
-    if (!sib_rd_uvarint(r, &n) || n > max) return r->bad = true, false;
+    if (!cv_v(p, end, &n) || n > max || n > (size_t)(end - *p)) return false;
+    *k = *p;
     *len = (size_t)n;
-    return sib_rd_bytes(r, (size_t)n, k);
+    *p += n;
+    return true;
 }
 
-static bool rd_bound(sib_rd *r, st_bound *b)
+static bool cv_bound(const uint8_t **p, const uint8_t *end, st_bound *b)
 {
-    uint8_t f;
-    if (!sib_rd_u8(r, &f) || (f & ~3u)) return r->bad = true, false;
+    if (*p == end || (**p & ~3u)) return false;
+    uint8_t f = *(*p)++;
     memset(b, 0, sizeof *b);
     b->incl = f & 1;
     b->unbounded = f & 2;
     if (b->unbounded) return true;
-    return rd_key(r, &b->key, &b->len, ST_MAX_CK_LEN);
+    return cv_key(p, end, &b->key, &b->len, ST_MAX_CK_LEN);
+}
+
+/* ttl, and the expiry when ttl > 0 */
+RD_INLINE bool cv_expiring(const uint8_t **p, const uint8_t *end, mut_op *op)
+{
+    if (!cv_u32v(p, end, &op->ttl)) return false;
+    op->ldt = ST_NO_DELETION_TIME;
+    return op->ttl == 0 || cv_u32v(p, end, &op->ldt);
 }
 
 int mut_decode_hdr(sib_rd *r, mut_hdr *h)
 {
-    if (!sib_rd_bytes(r, 16, &h->table_id) || !rd_key(r, &h->pk, &h->pklen, ST_MAX_KEY_LEN))
+    if (!sib_rd_bytes(r, 16, &h->table_id)) return SIB_ECORRUPT;
+    const uint8_t *p = r->p;
+    if (!cv_key(&p, r->end, &h->pk, &h->pklen, ST_MAX_KEY_LEN)) {
+        r->bad = true;
         return SIB_ECORRUPT;
+    }
+    r->p = p;
     return 0;
-}
-
-RD_INLINE bool rd_expiring(sib_rd *r, mut_op *op)
-{
-    if (!rd_u32v(r, &op->ttl)) return false;
-    op->ldt = ST_NO_DELETION_TIME;
-    return op->ttl == 0 || rd_u32v(r, &op->ldt);
 }
 
 int mut_next_op(sib_rd *r, mut_op *op, uint8_t *row_sel)
 {
     if (!sib_rd_left(r)) return 0;
+    if (r->bad) return SIB_ECORRUPT;
+    const uint8_t *p = r->p, *end = r->end;
     uint64_t col = 0;
     bool ok;
     /* The fields every kind may read, zeroed one by one (a memset of the
@@ -307,18 +327,19 @@ int mut_next_op(sib_rd *r, mut_op *op, uint8_t *row_sel)
     op->keylen = op->vlen = 0;
     op->ts = 0;
     op->ttl = op->ldt = 0;
-    if (!sib_rd_u8(r, &op->kind)) return SIB_ECORRUPT;
+    op->kind = *p++;
     switch (op->kind) {
     case MUT_OP_PDEL:
     case MUT_OP_RDEL:
-        ok = rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt);
+        ok = cv_zz(&p, end, &op->ts) && cv_u32v(&p, end, &op->ldt);
         if (op->kind == MUT_OP_RDEL && *row_sel != 1) ok = false;
         break;
     case MUT_OP_RANGE:
-        ok = rd_bound(r, &op->start) && rd_bound(r, &op->end) && rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt);
+        ok = cv_bound(&p, end, &op->start) && cv_bound(&p, end, &op->end) && cv_zz(&p, end, &op->ts) &&
+             cv_u32v(&p, end, &op->ldt);
         break;
     case MUT_OP_ROW:
-        ok = rd_key(r, &op->key, &op->keylen, ST_MAX_CK_LEN);
+        ok = cv_key(&p, end, &op->key, &op->keylen, ST_MAX_CK_LEN);
         *row_sel = 1;
         break;
     case MUT_OP_STATIC:
@@ -326,27 +347,32 @@ int mut_next_op(sib_rd *r, mut_op *op, uint8_t *row_sel)
         *row_sel = 2;
         break;
     case MUT_OP_MARKER:
-        ok = *row_sel == 1 && rd_zz(r, &op->ts) && rd_expiring(r, op);
+        ok = *row_sel == 1 && cv_zz(&p, end, &op->ts) && cv_expiring(&p, end, op);
         break;
     case MUT_OP_CELL:
-        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX &&
-             rd_key(r, &op->key, &op->keylen, ST_MAX_KEY_LEN) && rd_zz(r, &op->ts) && rd_expiring(r, op) &&
-             rd_key(r, &op->val, &op->vlen, UINT32_MAX);
+        ok = *row_sel && cv_v(&p, end, &col) && col <= UINT32_MAX &&
+             cv_key(&p, end, &op->key, &op->keylen, ST_MAX_KEY_LEN) && cv_zz(&p, end, &op->ts) &&
+             cv_expiring(&p, end, op) && cv_key(&p, end, &op->val, &op->vlen, UINT32_MAX);
         break;
     case MUT_OP_CTOMB:
-        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX &&
-             rd_key(r, &op->key, &op->keylen, ST_MAX_KEY_LEN) && rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt) &&
-             op->ldt != ST_NO_DELETION_TIME;
+        ok = *row_sel && cv_v(&p, end, &col) && col <= UINT32_MAX &&
+             cv_key(&p, end, &op->key, &op->keylen, ST_MAX_KEY_LEN) && cv_zz(&p, end, &op->ts) &&
+             cv_u32v(&p, end, &op->ldt) && op->ldt != ST_NO_DELETION_TIME;
         break;
     case MUT_OP_CDEL:
-        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX && rd_zz(r, &op->ts) &&
-             rd_u32v(r, &op->ldt);
+        ok = *row_sel && cv_v(&p, end, &col) && col <= UINT32_MAX && cv_zz(&p, end, &op->ts) &&
+             cv_u32v(&p, end, &op->ldt);
         break;
     default:
         ok = false;
     }
     op->col = (uint32_t)col;
-    return ok && !r->bad ? 1 : SIB_ECORRUPT;
+    r->p = p;
+    if (!ok) {
+        r->bad = true;
+        return SIB_ECORRUPT;
+    }
+    return 1;
 }
 
 int mut_validate(const uint8_t *p, size_t n)

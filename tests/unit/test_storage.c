@@ -3931,36 +3931,60 @@ static void test_mutation_bytes(void **state)
     sib_buf_init(&e);
     sib_buf_append(&e, T1, 16);
     ref_key(&e, "pk");
+    size_t ends[16], nends = 0; /* where the header and each op end */
+    ends[nends++] = e.len;
     st_mutation *m = mut("pk");
     assert_int_equal(st_mut_partition_delete(m, -3, 77), 0);
     ref_op(&e, 1), ref_zz(&e, -3), ref_v(&e, 77);
+    ends[nends++] = e.len;
     st_bound b0 = {(const uint8_t *)"a", 1, true, false}, b1 = {NULL, 0, false, true};
     assert_int_equal(st_mut_range_delete(m, &b0, &b1, ts, 1 << 30), 0);
     ref_op(&e, 2), ref_op(&e, 1), ref_key(&e, "a"), ref_op(&e, 2), ref_zz(&e, ts), ref_v(&e, 1 << 30);
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_row(m, (const uint8_t *)"ck", 2), 0);
     ref_op(&e, 3), ref_key(&e, "ck");
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_row_marker(m, ts, 0, 0), 0);
     ref_op(&e, 5), ref_zz(&e, ts), ref_v(&e, 0);
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_row_marker(m, ts + 1, 3600, NOW + 3600), 0);
     ref_op(&e, 5), ref_zz(&e, ts + 1), ref_v(&e, 3600), ref_v(&e, NOW + 3600);
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_row_delete(m, INT64_MIN + 1, NOW), 0);
     ref_op(&e, 6), ref_zz(&e, INT64_MIN + 1), ref_v(&e, NOW);
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_cell(m, 200, (const uint8_t *)big, sizeof big, ts, 0, 0), 0);
     ref_op(&e, 7), ref_v(&e, 200), ref_v(&e, 0), ref_zz(&e, ts), ref_v(&e, 0), ref_v(&e, sizeof big);
     sib_buf_append(&e, big, sizeof big);
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_cell_path(m, 3, (const uint8_t *)"el", 2, NULL, 0, -ts, 10, NOW + 10), 0);
     ref_op(&e, 7), ref_v(&e, 3), ref_key(&e, "el"), ref_zz(&e, -ts), ref_v(&e, 10), ref_v(&e, NOW + 10), ref_v(&e, 0);
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_cell_path_tombstone(m, 70000, (const uint8_t *)"el", 2, INT64_MAX, NOW), 0);
     ref_op(&e, 8), ref_v(&e, 70000), ref_key(&e, "el"), ref_zz(&e, INT64_MAX), ref_v(&e, NOW);
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_static(m), 0);
     ref_op(&e, 4);
+    ends[nends++] = e.len;
     assert_int_equal(st_mut_complex_delete(m, 5, ts, NOW), 0);
     ref_op(&e, 9), ref_v(&e, 5), ref_zz(&e, ts), ref_v(&e, NOW);
+    ends[nends++] = e.len;
     size_t len;
     const uint8_t *p = st_mutation_bytes(m, &len);
     assert_non_null(p);
     assert_int_equal(len, e.len);
     assert_memory_equal(p, e.p, len);
+    /* decoded back: every prefix that ends between ops is a mutation, no
+     * other prefix is (a field cut short, a length past the end) */
+    const uint8_t *q = e.p;
+    assert_int_equal(nends, 12); /* the header alone, then each of the 11 ops */
+    st_mutation *w = st_mutation_create(T1, NULL, 0);
+    for (size_t cut = 0, k = 0; cut <= e.len; cut++) {
+        bool boundary = k < nends && ends[k] == cut;
+        if (boundary) k++;
+        assert_int_equal(st_mutation_load(w, q, cut) == 0, boundary);
+    }
+    st_mutation_destroy(w);
     /* the same partition again, over the kept buffer */
     assert_int_equal(st_mutation_reset(m, T1, (const uint8_t *)"pk", 2), 0);
     assert_int_equal(st_mutation_size(m), 16 + 1 + 2);
