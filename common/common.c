@@ -88,6 +88,11 @@ size_t sib_put_uvarint_long(uint8_t *p, uint64_t v)
         *p = (uint8_t)v;
         return 1;
     }
+    if (v < 0x4000) { /* a length of 128 bytes to 16 KiB: common enough to skip the word's steps */
+        p[0] = (uint8_t)(v | 0x80);
+        p[1] = (uint8_t)(v >> 7);
+        return 2;
+    }
     if (v < (1ull << 56)) {
         size_t n = (size_t)(63 - __builtin_clzll(v)) / 7 + 1; /* 2..8 */
         uint64_t x = (v & 0x000000000FFFFFFFull) | (v & 0x00FFFFFFF0000000ull) << 4;
@@ -108,6 +113,10 @@ size_t sib_put_uvarint_long(uint8_t *p, uint64_t v)
  * byte. */
 size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out)
 {
+    if (n >= 2 && p[0] >= 0x80 && p[1] < 0x80) { /* two bytes (see sib_put_uvarint_long) */
+        *out = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+        return 2;
+    }
     if (n >= 8) {
         uint64_t w = get_le64(p), stop = ~w & 0x8080808080808080ull;
         if (stop) {

@@ -856,6 +856,7 @@ static kv_cell *kv_search(kv_cell *v, size_t n, const sst_cell *c)
 
 static kv_cell *kv_scratch(memtable *mt, size_t n)
 {
+    if (n <= mt->capscratch && mt->scratch) return mt->scratch; /* kept: the usual case, no call */
     return sib_grow(&mt->scratch, &mt->capscratch, n ? n : 1, sizeof(kv_cell)) ? mt->scratch : NULL;
 }
 
