@@ -76,16 +76,59 @@ void sib_assert_fail(const char *expr, const char *file, int line)
 
 /* ---- varints ---- */
 
-size_t put_uvarint(uint8_t *p, uint64_t v)
+/* Values of 2 to 8 bytes (below 2^56: a zigzagged microsecond timestamp
+ * takes 8) are built in one little-endian word: the 7-bit groups are
+ * spread out to a byte each (28-bit halves, then 14-bit quarters, then 7-bit
+ * eighths), then every byte but the last gets its continuation bit. The
+ * word is stored whole: p needs 10 bytes anyway, the bytes past the varint
+ * are scratch. */
+size_t sib_put_uvarint_long(uint8_t *p, uint64_t v)
 {
+    if (v < 0x80) {
+        *p = (uint8_t)v;
+        return 1;
+    }
+    if (v < 0x4000) { /* a length of 128 bytes to 16 KiB: common enough to skip the word's steps */
+        p[0] = (uint8_t)(v | 0x80);
+        p[1] = (uint8_t)(v >> 7);
+        return 2;
+    }
+    if (v < (1ull << 56)) {
+        size_t n = (size_t)(63 - __builtin_clzll(v)) / 7 + 1; /* 2..8 */
+        uint64_t x = (v & 0x000000000FFFFFFFull) | (v & 0x00FFFFFFF0000000ull) << 4;
+        x = (x & 0x00003FFF00003FFFull) | (x & 0x0FFFC0000FFFC000ull) << 2;
+        x = (x & 0x007F007F007F007Full) | (x & 0x3F803F803F803F80ull) << 1;
+        put_le64(p, x | 0x8080808080808080ull >> (8 * (9 - n)));
+        return n;
+    }
     size_t i = 0;
     while (v >= 0x80) { p[i++] = (uint8_t)(v | 0x80); v >>= 7; }
     p[i++] = (uint8_t)v;
     return i;
 }
 
-size_t get_uvarint(const uint8_t *p, size_t n, uint64_t *out)
+/* The reverse: with 8 bytes to read, a varint that ends within them is
+ * found by its first byte without a continuation bit and gathered back in
+ * three steps; a longer one (9 or 10 bytes) or a short input goes byte by
+ * byte. */
+size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out)
 {
+    if (n >= 2 && p[0] >= 0x80 && p[1] < 0x80) { /* two bytes (see sib_put_uvarint_long) */
+        *out = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+        return 2;
+    }
+    if (n >= 8) {
+        uint64_t w = get_le64(p), stop = ~w & 0x8080808080808080ull;
+        if (stop) {
+            size_t len = (size_t)(__builtin_ctzll(stop) + 1) / 8; /* 1..8 */
+            uint64_t x = (len == 8 ? w : w & ((1ull << (8 * len)) - 1)) & 0x7F7F7F7F7F7F7F7Full;
+            x = (x & 0x007F007F007F007Full) | (x & 0x7F007F007F007F00ull) >> 1;
+            x = (x & 0x00003FFF00003FFFull) | (x & 0x3FFF00003FFF0000ull) >> 2;
+            x = (x & 0x000000000FFFFFFFull) | (x & 0x0FFFFFFF00000000ull) >> 4;
+            *out = x;
+            return len;
+        }
+    }
     uint64_t v = 0;
     for (size_t i = 0; i < n && i < 10; i++) {
         v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
@@ -99,7 +142,7 @@ size_t get_uvarint(const uint8_t *p, size_t n, uint64_t *out)
 void sib_buf_init(sib_buf *b) { memset(b, 0, sizeof *b); }
 void sib_buf_free(sib_buf *b) { free(b->p); memset(b, 0, sizeof *b); }
 
-uint8_t *sib_buf_reserve(sib_buf *b, size_t n)
+uint8_t *sib_buf_reserve_grow(sib_buf *b, size_t n)
 {
     if (b->oom) return NULL;
     if (b->cap - b->len < n) {
@@ -125,10 +168,8 @@ void sib_buf_append_grow(sib_buf *b, const void *p, size_t n)
     b->len += n;
 }
 
-void sib_buf_u8(sib_buf *b, uint8_t v) { sib_buf_append(b, &v, 1); }
 void sib_buf_be16(sib_buf *b, uint16_t v) { uint8_t t[2]; put_be16(t, v); sib_buf_append(b, t, 2); }
 void sib_buf_be64(sib_buf *b, uint64_t v) { uint8_t t[8]; put_be64(t, v); sib_buf_append(b, t, 8); }
-void sib_buf_uvarint(sib_buf *b, uint64_t v) { uint8_t t[10]; sib_buf_append(b, t, put_uvarint(t, v)); }
 
 void sib_buf_printf(sib_buf *b, const char *fmt, ...)
 {
@@ -166,17 +207,6 @@ uint8_t *sib_buf_take(sib_buf *b, size_t *len)
     if (len) *len = b->len;
     memset(b, 0, sizeof *b);
     return p;
-}
-
-/* ---- reader ---- */
-
-bool sib_rd_uvarint(sib_rd *r, uint64_t *v)
-{
-    if (r->bad) return false;
-    size_t n = get_uvarint(r->p, sib_rd_left(r), v);
-    if (!n) { r->bad = true; return false; }
-    r->p += n;
-    return true;
 }
 
 /* ---- threads ---- */

@@ -122,9 +122,28 @@ static inline void put_le32(uint8_t *p, uint32_t v)
 static inline void put_le64(uint8_t *p, uint64_t v) { put_le32(p, (uint32_t)v); put_le32(p + 4, (uint32_t)(v >> 32)); }
 
 /* Unsigned LEB128-style varint (7 bits a byte, low first). Returns bytes used;
- * get_uvarint returns 0 on truncated/overlong input. */
-size_t put_uvarint(uint8_t *p, uint64_t v); /* p needs 10 bytes */
-size_t get_uvarint(const uint8_t *p, size_t n, uint64_t *out);
+ * get_uvarint returns 0 on truncated/overlong input. A one-byte value (a
+ * column id, a length, a flag) is handled inline; longer ones (timestamps:
+ * 8 bytes) go to the out-of-line halves, which take up to 8 bytes in one
+ * word where the room allows. */
+size_t sib_put_uvarint_long(uint8_t *p, uint64_t v);
+size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out);
+static inline size_t put_uvarint(uint8_t *p, uint64_t v) /* p needs 10 bytes */
+{
+    if (v < 0x80) {
+        *p = (uint8_t)v;
+        return 1;
+    }
+    return sib_put_uvarint_long(p, v);
+}
+static inline size_t get_uvarint(const uint8_t *p, size_t n, uint64_t *out)
+{
+    if (n && p[0] < 0x80) {
+        *out = p[0];
+        return 1;
+    }
+    return sib_get_uvarint_long(p, n, out);
+}
 static inline uint64_t zigzag_enc(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t zigzag_dec(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
 
@@ -139,8 +158,14 @@ typedef struct sib_buf {
 void sib_buf_init(sib_buf *b);
 void sib_buf_free(sib_buf *b);
 static inline void sib_buf_reset(sib_buf *b) { b->len = 0; b->oom = false; } /* keeps memory */
-/* Ensures room for n more bytes; returns a pointer to write them, or NULL (and sets oom). */
-uint8_t *sib_buf_reserve(sib_buf *b, size_t n);
+/* Ensures room for n more bytes; returns a pointer to write them, or NULL
+ * (and sets oom). Inline when the room is there; sib_buf_reserve_grow grows. */
+uint8_t *sib_buf_reserve_grow(sib_buf *b, size_t n);
+static inline uint8_t *sib_buf_reserve(sib_buf *b, size_t n)
+{
+    if (!b->oom && b->cap - b->len >= n) return b->p + b->len;
+    return sib_buf_reserve_grow(b, n);
+}
 /* sib_buf_append's growing path. */
 void sib_buf_append_grow(sib_buf *b, const void *p, size_t n);
 /* Inline for the common case, a buffer with room already (a kept one): a
@@ -154,7 +179,7 @@ static inline void sib_buf_append(sib_buf *b, const void *p, size_t n)
     }
     sib_buf_append_grow(b, p, n);
 }
-void sib_buf_u8(sib_buf *b, uint8_t v);
+static inline void sib_buf_u8(sib_buf *b, uint8_t v) { sib_buf_append(b, &v, 1); }
 void sib_buf_be16(sib_buf *b, uint16_t v);
 static inline void sib_buf_be32(sib_buf *b, uint32_t v)
 {
@@ -163,7 +188,12 @@ static inline void sib_buf_be32(sib_buf *b, uint32_t v)
     sib_buf_append(b, t, 4);
 }
 void sib_buf_be64(sib_buf *b, uint64_t v);
-void sib_buf_uvarint(sib_buf *b, uint64_t v);
+/* Encoded in place when the buffer has the 10 bytes a varint may take. */
+static inline void sib_buf_uvarint(sib_buf *b, uint64_t v)
+{
+    uint8_t *d = sib_buf_reserve(b, 10);
+    if (d) b->len += put_uvarint(d, v);
+}
 void sib_buf_printf(sib_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Grows the malloc'd array *p (elements of elem bytes, capacity *cap) to
  * hold at least need elements, doubling from 16. False (array untouched)
@@ -221,7 +251,18 @@ static inline bool sib_rd_be64(sib_rd *r, uint64_t *v)
     r->p += 8;
     return true;
 }
-bool sib_rd_uvarint(sib_rd *r, uint64_t *v);
+/* *v is 0 after a failure (so no caller's value is ever left unset). */
+static inline bool sib_rd_uvarint(sib_rd *r, uint64_t *v)
+{
+    size_t n = r->bad ? 0 : get_uvarint(r->p, sib_rd_left(r), v);
+    if (!n) {
+        *v = 0;
+        r->bad = true;
+        return false;
+    }
+    r->p += n;
+    return true;
+}
 /* Points *out at the next n bytes (no copy). */
 static inline bool sib_rd_bytes(sib_rd *r, size_t n, const uint8_t **out)
 {

@@ -53,8 +53,9 @@
  * truncate/drop record alive as long as any older segment holding data it
  * covers. Segment ids are above every SSTable's recorded position (min_id).
  *
- * Coalescing (with a loop): clog_entry_queue frames an entry into `pbuf`
- * and records it (cl_pend); nothing reaches the file yet. An ev_prepare
+ * Coalescing (with a loop): an entry is built at the end of `pbuf`
+ * (clog_queue_begin), and clog_entry_queue frames it there and records it
+ * (cl_pend); nothing reaches the file yet. An ev_prepare
  * watcher (on_prepare) writes everything queued during the loop iteration
  * with ONE write() per segment touched, then, in queue order, applies each
  * entry (store.c's callback: memtable) and acknowledges it: `done` at once
@@ -135,6 +136,7 @@ typedef struct cl_pend {
     size_t off, len;
     clog_apply_fn apply;
     void *arg;
+    int64_t hint;
     st_done_fn done;
     void *ctx;
 } cl_pend;
@@ -162,6 +164,7 @@ struct clog {
     uint64_t bytes, entries, segments_created, writes;
     /* coalescing (loop thread): entries queued this iteration, parked acks */
     sib_buf pbuf;
+    size_t qoff; /* where in pbuf the entry being built starts (clog_queue_begin) */
     cl_pend *pend;
     size_t npend, cappend;
     cl_ack *acks;
@@ -688,16 +691,29 @@ void clog_close(clog *cl)
 
 /* ---- appending (loop thread) ---- */
 
+/* Starts an entry at b's end: room for its length and length crc. */
+static void entry_start(sib_buf *b)
+{
+    uint8_t *h = sib_buf_reserve(b, 8);
+    if (h) {
+        memset(h, 0, 8);
+        b->len += 8;
+    }
+}
+
 sib_buf *clog_entry_begin(clog *cl)
 {
     sib_buf_reset(&cl->ebuf);
-    cl->ebuf.oom = false;
-    sib_buf_reserve(&cl->ebuf, 8);
-    if (!cl->ebuf.oom) {
-        memset(cl->ebuf.p, 0, 8);
-        cl->ebuf.len = 8;
-    }
+    entry_start(&cl->ebuf);
     return &cl->ebuf;
+}
+
+sib_buf *clog_queue_begin(clog *cl)
+{
+    if (!cl->has_async) return clog_entry_begin(cl);
+    cl->qoff = cl->pbuf.len;
+    entry_start(&cl->pbuf);
+    return &cl->pbuf;
 }
 
 size_t clog_max_entry(const clog *cl) { return cl->o.segment_size / 2; }
@@ -765,18 +781,19 @@ static int check_usable(clog *cl, sib_err *err)
     return 0;
 }
 
-/* Frames the entry in ebuf (length, its crc, payload crc). */
-static int frame_entry(clog *cl, sib_err *err)
+/* Frames the entry that starts at b->p + off and ends at b's end (length,
+ * its crc, payload crc). */
+static int frame_entry(clog *cl, sib_buf *b, size_t off, sib_err *err)
 {
-    sib_buf *b = &cl->ebuf;
     if (b->oom) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory building entry");
-    size_t len = b->len - 8;
+    size_t len = b->len - off - 8;
     if (len + CL_FRAME > clog_max_entry(cl))
         return sib_err_set(err, SIB_ETOOBIG, "commitlog: mutation of %zu bytes is larger than the maximum %zu",
                            len, clog_max_entry(cl) - CL_FRAME);
-    put_be32(b->p, (uint32_t)len);
-    put_be32(b->p + 4, sib_crc32c(0, b->p, 4));
-    sib_buf_be32(b, sib_crc32c(0, b->p + 8, len));
+    uint8_t *e = b->p + off;
+    put_be32(e, (uint32_t)len);
+    put_be32(e + 4, sib_crc32c(0, e, 4));
+    sib_buf_be32(b, sib_crc32c(0, e + 8, len));
     if (b->oom) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory building entry");
     return 0;
 }
@@ -830,7 +847,7 @@ static int commit_framed(clog *cl, uint64_t *pos, sib_err *err)
 int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err)
 {
     int rc = check_usable(cl, err);
-    if (!rc) rc = frame_entry(cl, err);
+    if (!rc) rc = frame_entry(cl, &cl->ebuf, 0, err);
     return rc ? rc : commit_framed(cl, pos, err);
 }
 
@@ -857,7 +874,7 @@ static void ack_park(clog *cl, st_done_fn done, void *ctx, int rc, const sib_err
 static void pend_complete(clog *cl, const cl_pend *e, uint64_t pos)
 {
     sib_err err;
-    int rc = e->apply ? e->apply(e->arg, cl->pbuf.p + e->off + 8, e->len - CL_FRAME, &err) : 0;
+    int rc = e->apply ? e->apply(e->arg, cl->pbuf.p + e->off + 8, e->len - CL_FRAME, e->hint, &err) : 0;
     if (!rc && clog_needs_wait(cl)) {
         if (!(rc = clog_wait(cl, pos, e->done, e->ctx, &err))) return;
     }
@@ -923,42 +940,46 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
 static void on_idle(struct ev_loop *loop, ev_idle *w, int revents) { ev_idle_stop(loop, w); }
 
-int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, st_done_fn done, void *ctx, sib_err *err)
+/* The entry being built in pbuf is dropped (refused). */
+static int queue_refuse(clog *cl, int rc)
 {
-    sib_buf *b = &cl->ebuf;
-    int rc = check_usable(cl, err);
-    if (!rc) rc = frame_entry(cl, err);
-    if (rc) return rc;
+    cl->pbuf.len = cl->qoff;
+    cl->pbuf.oom = false;
+    return rc;
+}
+
+int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, int64_t hint, st_done_fn done, void *ctx,
+                     sib_err *err)
+{
     if (!cl->has_async) { /* no loop: write, apply and ack now */
+        sib_buf *b = &cl->ebuf;
         uint64_t pos;
-        if ((rc = commit_framed(cl, &pos, err))) return rc;
-        rc = apply ? apply(arg, b->p + 8, b->len - CL_FRAME, err) : 0;
+        int rc = check_usable(cl, err);
+        if (!rc) rc = frame_entry(cl, b, 0, err);
+        if (rc || (rc = commit_framed(cl, &pos, err))) return rc;
+        rc = apply ? apply(arg, b->p + 8, b->len - CL_FRAME, hint, err) : 0;
         if (!rc && clog_needs_wait(cl)) return clog_wait(cl, pos, done, ctx, err);
         if (done) done(ctx, rc, rc ? err : NULL);
         return 0;
     }
+    int rc = check_usable(cl, err);
+    if (!rc) rc = frame_entry(cl, &cl->pbuf, cl->qoff, err);
+    if (rc) return queue_refuse(cl, rc);
     if (cl->npend == cl->cappend) {
         size_t cap = cl->cappend ? cl->cappend * 2 : 64;
         cl_pend *n = realloc(cl->pend, cap * sizeof *n);
-        if (!n) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+        if (!n) return queue_refuse(cl, sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory"));
         cl->pend = n;
         cl->cappend = cap;
     }
     if (cl->nacks + cl->npend + 1 > cl->capacks) { /* every ack parks without allocating */
         size_t cap = SIB_MAX(cl->capacks * 2, cl->nacks + cl->npend + 64);
         cl_ack *n = realloc(cl->acks, cap * sizeof *n);
-        if (!n) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
+        if (!n) return queue_refuse(cl, sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory"));
         cl->acks = n;
         cl->capacks = cap;
     }
-    size_t off = cl->pbuf.len;
-    sib_buf_append(&cl->pbuf, b->p, b->len);
-    if (cl->pbuf.oom) {
-        cl->pbuf.len = off;
-        cl->pbuf.oom = false;
-        return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory");
-    }
-    cl->pend[cl->npend++] = (cl_pend){off, b->len, apply, arg, done, ctx};
+    cl->pend[cl->npend++] = (cl_pend){cl->qoff, cl->pbuf.len - cl->qoff, apply, arg, hint, done, ctx};
     prep_ref(cl, true);
     /* Queued after this iteration's on_prepare (by a lower-priority prepare
      * watcher): keep the coming poll from blocking so the next one runs. */

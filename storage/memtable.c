@@ -423,7 +423,7 @@ size_t memtable_seek(const memtable *mt, int64_t token, const uint8_t *pk, size_
  * call's key (its slot has arrived by now, while that request ran) as
  * well: by the apply both are in the cache. Only prefetches and reads of
  * the index: a stale guess costs nothing but the fetch. */
-void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen)
+void memtable_prefetch(memtable *mt, int64_t token)
 {
     const mt_index *x = &mt->ix;
     if (!x->slots) return;
@@ -436,7 +436,6 @@ void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen)
                 break;
             }
     }
-    int64_t token = sib_murmur3_token(pk, pklen);
     __builtin_prefetch(&x->slots[ix_home(x->cap, tok_hi(bt_token_prefix(token)))]);
     mt->pf_token = token;
     mt->pf_have = true;
@@ -857,6 +856,7 @@ static kv_cell *kv_search(kv_cell *v, size_t n, const sst_cell *c)
 
 static kv_cell *kv_scratch(memtable *mt, size_t n)
 {
+    if (n <= mt->capscratch && mt->scratch) return mt->scratch; /* kept: the usual case, no call */
     return sib_grow(&mt->scratch, &mt->capscratch, n ? n : 1, sizeof(kv_cell)) ? mt->scratch : NULL;
 }
 
@@ -865,25 +865,29 @@ static kv_cell *kv_scratch(memtable *mt, size_t n)
  * mt->ops (*nops of them, *ncells cells), for kv_apply's two passes. */
 static bool ops_fit_kv(memtable *mt, sib_rd r, size_t *nops, size_t *ncells)
 {
-    mut_op op;
     uint8_t sel = 0;
     int rc;
     *nops = *ncells = 0;
-    while ((rc = mut_next_op(&r, &op, &sel)) > 0) {
-        if (op.kind == MUT_OP_CELL || op.kind == MUT_OP_CTOMB) ++*ncells;
-        else if (op.kind != MUT_OP_MARKER && !(op.kind == MUT_OP_ROW && !op.keylen)) return false;
-        if (!sib_grow((void **)&mt->ops, &mt->capops, *nops + 1, sizeof *mt->ops)) return false;
-        mt->ops[(*nops)++] = op;
+    for (;;) { /* each op decoded where it is kept */
+        if (*nops == mt->capops && !sib_grow((void **)&mt->ops, &mt->capops, *nops + 1, sizeof *mt->ops))
+            return false;
+        const mut_op *op = &mt->ops[*nops];
+        if ((rc = mut_next_op(&r, &mt->ops[*nops], &sel)) <= 0) break;
+        if (op->kind == MUT_OP_CELL || op->kind == MUT_OP_CTOMB) ++*ncells;
+        else if (op->kind != MUT_OP_MARKER && !(op->kind == MUT_OP_ROW && !op->keylen)) return false;
+        ++*nops;
     }
     return rc == 0 && *ncells <= KV_MAX_CELLS;
 }
 
 /* Overwrites, in place, a stored cell with one of the same layout (same
- * flags and lengths: same size). */
+ * flags and lengths: same size). k->c becomes c, what reading the bytes
+ * back would give (its path and value point into the mutation, which
+ * outlives the apply). */
 static void kc_overwrite(kv_cell *k, const sst_cell *c)
 {
     kc_put(k->at, c);
-    kc_get(k->at, &k->c);
+    k->c = *c;
 }
 
 enum { KV_DONE = 0, KV_TOO_BIG = 1 };
@@ -1033,10 +1037,10 @@ static mt_part *kv_to_part(memtable *mt, const mt_rec *kv, uint32_t *ref)
     return p;
 }
 
-int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err)
+int memtable_apply(memtable *mt, const mut_hdr *h, int64_t token, sib_rd *ops, sib_err *err)
 {
     if (h->pklen > UINT32_MAX) return sib_err_set(err, SIB_EINVAL, "storage: partition key too long");
-    uint64_t prefix = bt_token_prefix(sib_murmur3_token(h->pk, h->pklen));
+    uint64_t prefix = bt_token_prefix(token);
     bool found;
     size_t pos = ix_lower(mt, prefix, h->pk, h->pklen, true, &found);
     int rc = found ? 0 : ix_room(mt, prefix, h->pk, h->pklen, &pos);

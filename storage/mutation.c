@@ -27,8 +27,18 @@
 
 #include <stdlib.h>
 
-static void put_zz(sib_buf *b, int64_t v) { sib_buf_uvarint(b, zigzag_enc(v)); }
-static void put_u32v(sib_buf *b, int32_t v) { sib_buf_uvarint(b, (uint32_t)v); }
+/* Each builder call reserves room for its whole op once (varints at their
+ * longest, VMAX) and writes the fields straight in: one capacity check per
+ * op, not one per field. */
+#define VMAX 10
+static inline uint8_t *put_v(uint8_t *p, uint64_t v) { return p + put_uvarint(p, v); }
+static inline uint8_t *put_zz(uint8_t *p, int64_t v) { return put_v(p, zigzag_enc(v)); }
+static inline uint8_t *put_u32v(uint8_t *p, int32_t v) { return put_v(p, (uint32_t)v); }
+static inline uint8_t *put_bytes(uint8_t *p, const uint8_t *b, size_t n)
+{
+    if (n) memcpy(p, b, n);
+    return p + n;
+}
 
 static int mut_fail(st_mutation *m, int code)
 {
@@ -43,6 +53,16 @@ static int mut_check(st_mutation *m)
     return 0;
 }
 
+/* Room for an op of at most n bytes at the end of m (NULL: out of memory,
+ * which sticks); op_end sets the op's true end. */
+static uint8_t *op_room(st_mutation *m, size_t n) { return sib_buf_reserve(&m->b, n); }
+
+static int op_end(st_mutation *m, const uint8_t *end)
+{
+    m->b.len = (size_t)(end - m->b.p);
+    return mut_check(m);
+}
+
 int st_mutation_reset(st_mutation *m, const uint8_t table_id[16], const uint8_t *pk, size_t pklen)
 {
     sib_buf_reset(&m->b);
@@ -50,9 +70,8 @@ int st_mutation_reset(st_mutation *m, const uint8_t table_id[16], const uint8_t 
     m->err = 0;
     m->row_sel = 0;
     if (pklen > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_append(&m->b, table_id, 16);
-    sib_buf_uvarint(&m->b, pklen);
-    if (pklen) sib_buf_append(&m->b, pk, pklen);
+    uint8_t *p = op_room(m, 16 + VMAX + pklen);
+    if (p) m->b.len = (size_t)(put_bytes(put_v(put_bytes(p, table_id, 16), pklen), pk, pklen) - m->b.p);
     m->hdr_len = m->b.len;
     return mut_check(m);
 }
@@ -115,41 +134,40 @@ int st_mutation_load(st_mutation *m, const uint8_t *p, size_t n)
 int st_mut_partition_delete(st_mutation *m, int64_t ts, int32_t ldt)
 {
     if (ldt < 0) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_PDEL);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 2 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_PDEL;
+    return op_end(m, put_u32v(put_zz(p, ts), ldt));
 }
 
-static int put_bound(st_mutation *m, const st_bound *b)
+static size_t bound_size(const st_bound *b) { return 1 + (b->unbounded ? 0 : VMAX + b->len); }
+
+static uint8_t *put_bound(uint8_t *p, const st_bound *b)
 {
-    if (!b->unbounded && b->len > ST_MAX_CK_LEN) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_u8(&m->b, (uint8_t)((b->incl ? 1 : 0) | (b->unbounded ? 2 : 0)));
-    if (!b->unbounded) {
-        sib_buf_uvarint(&m->b, b->len);
-        if (b->len) sib_buf_append(&m->b, b->key, b->len);
-    }
-    return 0;
+    *p++ = (uint8_t)((b->incl ? 1 : 0) | (b->unbounded ? 2 : 0));
+    return b->unbounded ? p : put_bytes(put_v(p, b->len), b->key, b->len);
 }
 
 int st_mut_range_delete(st_mutation *m, const st_bound *start, const st_bound *end, int64_t ts, int32_t ldt)
 {
     if (ldt < 0) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_RANGE);
-    if (put_bound(m, start) || put_bound(m, end)) return m->err;
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    if ((!start->unbounded && start->len > ST_MAX_CK_LEN) || (!end->unbounded && end->len > ST_MAX_CK_LEN))
+        return mut_fail(m, SIB_ETOOBIG);
+    uint8_t *p = op_room(m, 1 + bound_size(start) + bound_size(end) + 2 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_RANGE;
+    p = put_bound(put_bound(p, start), end);
+    return op_end(m, put_u32v(put_zz(p, ts), ldt));
 }
 
 int st_mut_row(st_mutation *m, const uint8_t *ck, size_t cklen)
 {
     if (cklen > ST_MAX_CK_LEN) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_u8(&m->b, MUT_OP_ROW);
-    sib_buf_uvarint(&m->b, cklen);
-    if (cklen) sib_buf_append(&m->b, ck, cklen);
+    uint8_t *p = op_room(m, 1 + VMAX + cklen);
     m->row_sel = 1;
-    return mut_check(m);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_ROW;
+    return op_end(m, put_bytes(put_v(p, cklen), ck, cklen));
 }
 
 int st_mut_static(st_mutation *m)
@@ -162,20 +180,20 @@ int st_mut_static(st_mutation *m)
 int st_mut_row_marker(st_mutation *m, int64_t ts, int32_t ttl, int32_t expiry)
 {
     if (m->row_sel != 1 || ttl < 0 || (ttl > 0 && expiry < 0)) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_MARKER);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ttl);
-    if (ttl > 0) put_u32v(&m->b, expiry);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 3 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_MARKER;
+    p = put_u32v(put_zz(p, ts), ttl);
+    return op_end(m, ttl > 0 ? put_u32v(p, expiry) : p);
 }
 
 int st_mut_row_delete(st_mutation *m, int64_t ts, int32_t ldt)
 {
     if (m->row_sel != 1 || ldt < 0) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_RDEL);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 2 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_RDEL;
+    return op_end(m, put_u32v(put_zz(p, ts), ldt));
 }
 
 int st_mut_cell_path(st_mutation *m, uint32_t col, const uint8_t *path, size_t pathlen, const uint8_t *val,
@@ -183,16 +201,13 @@ int st_mut_cell_path(st_mutation *m, uint32_t col, const uint8_t *path, size_t p
 {
     if (!m->row_sel || ttl < 0 || (ttl > 0 && expiry < 0)) return mut_fail(m, SIB_EINVAL);
     if (pathlen > ST_MAX_KEY_LEN || vlen > UINT32_MAX) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_u8(&m->b, MUT_OP_CELL);
-    sib_buf_uvarint(&m->b, col);
-    sib_buf_uvarint(&m->b, pathlen);
-    if (pathlen) sib_buf_append(&m->b, path, pathlen);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ttl);
-    if (ttl > 0) put_u32v(&m->b, expiry);
-    sib_buf_uvarint(&m->b, vlen);
-    if (vlen) sib_buf_append(&m->b, val, vlen);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 6 * VMAX + pathlen + vlen);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_CELL;
+    p = put_bytes(put_v(put_v(p, col), pathlen), path, pathlen);
+    p = put_u32v(put_zz(p, ts), ttl);
+    if (ttl > 0) p = put_u32v(p, expiry);
+    return op_end(m, put_bytes(put_v(p, vlen), val, vlen));
 }
 
 int st_mut_cell(st_mutation *m, uint32_t col, const uint8_t *val, size_t vlen, int64_t ts, int32_t ttl,
@@ -206,13 +221,11 @@ int st_mut_cell_path_tombstone(st_mutation *m, uint32_t col, const uint8_t *path
 {
     if (!m->row_sel || ldt < 0 || ldt == ST_NO_DELETION_TIME) return mut_fail(m, SIB_EINVAL);
     if (pathlen > ST_MAX_KEY_LEN) return mut_fail(m, SIB_ETOOBIG);
-    sib_buf_u8(&m->b, MUT_OP_CTOMB);
-    sib_buf_uvarint(&m->b, col);
-    sib_buf_uvarint(&m->b, pathlen);
-    if (pathlen) sib_buf_append(&m->b, path, pathlen);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 4 * VMAX + pathlen);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_CTOMB;
+    p = put_bytes(put_v(put_v(p, col), pathlen), path, pathlen);
+    return op_end(m, put_u32v(put_zz(p, ts), ldt));
 }
 
 int st_mut_cell_tombstone(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
@@ -223,82 +236,110 @@ int st_mut_cell_tombstone(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
 int st_mut_complex_delete(st_mutation *m, uint32_t col, int64_t ts, int32_t ldt)
 {
     if (!m->row_sel || ldt < 0) return mut_fail(m, SIB_EINVAL);
-    sib_buf_u8(&m->b, MUT_OP_CDEL);
-    sib_buf_uvarint(&m->b, col);
-    put_zz(&m->b, ts);
-    put_u32v(&m->b, ldt);
-    return mut_check(m);
+    uint8_t *p = op_room(m, 1 + 3 * VMAX);
+    if (!p) return mut_check(m);
+    *p++ = MUT_OP_CDEL;
+    return op_end(m, put_u32v(put_zz(put_v(p, col), ts), ldt));
 }
 
-/* ---- decoding ---- */
+/* ---- decoding ----
+ * Every write is decoded once more (its memtable apply), so mut_next_op
+ * reads its fields off a local cursor (p, end) with inline readers: the
+ * op's pointer fields cannot alias a local, where stores into them made
+ * the compiler reload a sib_rd's position field after field. Each reader
+ * checks its bound and fails on a short or overlong field. */
+#define RD_INLINE static inline __attribute__((always_inline))
 
-static bool rd_zz(sib_rd *r, int64_t *v)
+RD_INLINE bool cv_v(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    size_t n = get_uvarint(*p, (size_t)(end - *p), v);
+    *p += n;
+    return n != 0;
+}
+
+RD_INLINE bool cv_zz(const uint8_t **p, const uint8_t *end, int64_t *v)
 {
     uint64_t u;
-    if (!sib_rd_uvarint(r, &u)) return false;
+    if (!cv_v(p, end, &u)) return false;
     *v = zigzag_dec(u);
     return true;
 }
 
-static bool rd_u32v(sib_rd *r, int32_t *v)
+RD_INLINE bool cv_u32v(const uint8_t **p, const uint8_t *end, int32_t *v)
 {
     uint64_t u;
-    if (!sib_rd_uvarint(r, &u) || u > INT32_MAX) return r->bad = true, false;
+    if (!cv_v(p, end, &u) || u > INT32_MAX) return false;
     *v = (int32_t)u;
     return true;
 }
 
-static bool rd_key(sib_rd *r, const uint8_t **k, size_t *len, size_t max)
+RD_INLINE bool cv_key(const uint8_t **p, const uint8_t *end, const uint8_t **k, size_t *len, size_t max)
 {
     uint64_t n;
-    if (!sib_rd_uvarint(r, &n) || n > max) return r->bad = true, false;
+    if (!cv_v(p, end, &n) || n > max || n > (size_t)(end - *p)) return false;
+    *k = *p;
     *len = (size_t)n;
-    return sib_rd_bytes(r, (size_t)n, k);
+    *p += n;
+    return true;
 }
 
-static bool rd_bound(sib_rd *r, st_bound *b)
+static bool cv_bound(const uint8_t **p, const uint8_t *end, st_bound *b)
 {
-    uint8_t f;
-    if (!sib_rd_u8(r, &f) || (f & ~3u)) return r->bad = true, false;
+    if (*p == end || (**p & ~3u)) return false;
+    uint8_t f = *(*p)++;
     memset(b, 0, sizeof *b);
     b->incl = f & 1;
     b->unbounded = f & 2;
     if (b->unbounded) return true;
-    return rd_key(r, &b->key, &b->len, ST_MAX_CK_LEN);
+    return cv_key(p, end, &b->key, &b->len, ST_MAX_CK_LEN);
+}
+
+/* ttl, and the expiry when ttl > 0 */
+RD_INLINE bool cv_expiring(const uint8_t **p, const uint8_t *end, mut_op *op)
+{
+    if (!cv_u32v(p, end, &op->ttl)) return false;
+    op->ldt = ST_NO_DELETION_TIME;
+    return op->ttl == 0 || cv_u32v(p, end, &op->ldt);
 }
 
 int mut_decode_hdr(sib_rd *r, mut_hdr *h)
 {
-    if (!sib_rd_bytes(r, 16, &h->table_id) || !rd_key(r, &h->pk, &h->pklen, ST_MAX_KEY_LEN))
+    if (!sib_rd_bytes(r, 16, &h->table_id)) return SIB_ECORRUPT;
+    const uint8_t *p = r->p;
+    if (!cv_key(&p, r->end, &h->pk, &h->pklen, ST_MAX_KEY_LEN)) {
+        r->bad = true;
         return SIB_ECORRUPT;
+    }
+    r->p = p;
     return 0;
-}
-
-static bool rd_expiring(sib_rd *r, mut_op *op)
-{
-    if (!rd_u32v(r, &op->ttl)) return false;
-    op->ldt = ST_NO_DELETION_TIME;
-    return op->ttl == 0 || rd_u32v(r, &op->ldt);
 }
 
 int mut_next_op(sib_rd *r, mut_op *op, uint8_t *row_sel)
 {
     if (!sib_rd_left(r)) return 0;
+    if (r->bad) return SIB_ECORRUPT;
+    const uint8_t *p = r->p, *end = r->end;
     uint64_t col = 0;
     bool ok;
-    memset(op, 0, sizeof *op);
-    if (!sib_rd_u8(r, &op->kind)) return SIB_ECORRUPT;
+    /* The fields every kind may read, zeroed one by one (a memset of the
+     * whole op, bounds included, was a string store per op). */
+    op->key = op->val = NULL;
+    op->keylen = op->vlen = 0;
+    op->ts = 0;
+    op->ttl = op->ldt = 0;
+    op->kind = *p++;
     switch (op->kind) {
     case MUT_OP_PDEL:
     case MUT_OP_RDEL:
-        ok = rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt);
+        ok = cv_zz(&p, end, &op->ts) && cv_u32v(&p, end, &op->ldt);
         if (op->kind == MUT_OP_RDEL && *row_sel != 1) ok = false;
         break;
     case MUT_OP_RANGE:
-        ok = rd_bound(r, &op->start) && rd_bound(r, &op->end) && rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt);
+        ok = cv_bound(&p, end, &op->start) && cv_bound(&p, end, &op->end) && cv_zz(&p, end, &op->ts) &&
+             cv_u32v(&p, end, &op->ldt);
         break;
     case MUT_OP_ROW:
-        ok = rd_key(r, &op->key, &op->keylen, ST_MAX_CK_LEN);
+        ok = cv_key(&p, end, &op->key, &op->keylen, ST_MAX_CK_LEN);
         *row_sel = 1;
         break;
     case MUT_OP_STATIC:
@@ -306,27 +347,32 @@ int mut_next_op(sib_rd *r, mut_op *op, uint8_t *row_sel)
         *row_sel = 2;
         break;
     case MUT_OP_MARKER:
-        ok = *row_sel == 1 && rd_zz(r, &op->ts) && rd_expiring(r, op);
+        ok = *row_sel == 1 && cv_zz(&p, end, &op->ts) && cv_expiring(&p, end, op);
         break;
     case MUT_OP_CELL:
-        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX &&
-             rd_key(r, &op->key, &op->keylen, ST_MAX_KEY_LEN) && rd_zz(r, &op->ts) && rd_expiring(r, op) &&
-             rd_key(r, &op->val, &op->vlen, UINT32_MAX);
+        ok = *row_sel && cv_v(&p, end, &col) && col <= UINT32_MAX &&
+             cv_key(&p, end, &op->key, &op->keylen, ST_MAX_KEY_LEN) && cv_zz(&p, end, &op->ts) &&
+             cv_expiring(&p, end, op) && cv_key(&p, end, &op->val, &op->vlen, UINT32_MAX);
         break;
     case MUT_OP_CTOMB:
-        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX &&
-             rd_key(r, &op->key, &op->keylen, ST_MAX_KEY_LEN) && rd_zz(r, &op->ts) && rd_u32v(r, &op->ldt) &&
-             op->ldt != ST_NO_DELETION_TIME;
+        ok = *row_sel && cv_v(&p, end, &col) && col <= UINT32_MAX &&
+             cv_key(&p, end, &op->key, &op->keylen, ST_MAX_KEY_LEN) && cv_zz(&p, end, &op->ts) &&
+             cv_u32v(&p, end, &op->ldt) && op->ldt != ST_NO_DELETION_TIME;
         break;
     case MUT_OP_CDEL:
-        ok = *row_sel && sib_rd_uvarint(r, &col) && col <= UINT32_MAX && rd_zz(r, &op->ts) &&
-             rd_u32v(r, &op->ldt);
+        ok = *row_sel && cv_v(&p, end, &col) && col <= UINT32_MAX && cv_zz(&p, end, &op->ts) &&
+             cv_u32v(&p, end, &op->ldt);
         break;
     default:
         ok = false;
     }
     op->col = (uint32_t)col;
-    return ok && !r->bad ? 1 : SIB_ECORRUPT;
+    r->p = p;
+    if (!ok) {
+        r->bad = true;
+        return SIB_ECORRUPT;
+    }
+    return 1;
 }
 
 int mut_validate(const uint8_t *p, size_t n)

@@ -1039,7 +1039,7 @@ int st_merge_add(st_merge *mg, const uint8_t *p, size_t n, sib_err *err)
     mut_hdr h;
     sib_rd_init(&r, p, n);
     if (mut_decode_hdr(&r, &h)) return sib_err_set(err, SIB_ECORRUPT, "a replica's answer does not decode");
-    return memtable_apply(&mg->m->mt, &h, &r, err);
+    return memtable_apply(&mg->m->mt, &h, sib_murmur3_token(h.pk, h.pklen), &r, err);
 }
 
 int st_merge_read(st_merge *mg, const uint8_t id[16], const st_rreq *rq, st_rpage **page, sib_err *err)

@@ -47,7 +47,7 @@ typedef struct mut_op {
     int64_t ts;
     int32_t ttl;
     int32_t ldt; /* deletion time, or expiry of an expiring cell/marker */
-    st_bound start, end;
+    st_bound start, end; /* RANGE only: mut_next_op leaves them alone for other kinds */
 } mut_op;
 
 struct st_mutation {
@@ -278,10 +278,12 @@ void memtable_reserve(memtable *mt, size_t n);
 /* Its arenas have not grown past their first chunks (not worth an SSTable). */
 bool memtable_in_first_chunks(const memtable *mt);
 static inline size_t memtable_partitions(const memtable *mt) { return mt->ix.n; }
-/* Applies one validated serialized mutation (after its header). */
-int memtable_apply(memtable *mt, const mut_hdr *h, sib_rd *ops, sib_err *err);
-/* A hint that pk will be written soon (memtable.c explains); changes nothing. */
-void memtable_prefetch(memtable *mt, const uint8_t *pk, size_t pklen);
+/* Applies one validated serialized mutation (after its header); token is
+ * its partition key's (the write path has it from memtable_prefetch). */
+int memtable_apply(memtable *mt, const mut_hdr *h, int64_t token, sib_rd *ops, sib_err *err);
+/* A hint that the partition of this token will be written soon (memtable.c
+ * explains); changes nothing. */
+void memtable_prefetch(memtable *mt, int64_t token);
 /* The partition pk, whose token the caller has (the read computes it once). */
 const mt_rec *memtable_find(const memtable *mt, int64_t token, const uint8_t *pk, size_t pklen);
 /* Prefetches the index slot where a lookup of token starts, or (record)
@@ -473,9 +475,16 @@ void clog_close(clog *cl);
 sib_buf *clog_entry_begin(clog *cl);
 int clog_entry_commit(clog *cl, uint64_t *pos, sib_err *err);
 /* Applies a written entry's payload (store.c: to the memtables); must not
- * append to the log. <0: the entry's done gets that error. */
-typedef int (*clog_apply_fn)(void *arg, const uint8_t *payload, size_t len, sib_err *err);
-/* Queues the entry built since clog_entry_begin (ordered with commits).
+ * append to the log. hint is clog_entry_queue's (store.c: the token of the
+ * entry's first mutation, hashed once). <0: the entry's done gets that
+ * error. */
+typedef int (*clog_apply_fn)(void *arg, const uint8_t *payload, size_t len, int64_t hint, sib_err *err);
+/* Building an entry for clog_entry_queue: with a loop, the payload is
+ * appended where the iteration's queued entries wait for their write (it
+ * is framed there, not copied there); without one, as clog_entry_begin.
+ * Nothing else may append to the log until clog_entry_queue. */
+sib_buf *clog_queue_begin(clog *cl);
+/* Queues the entry built since clog_queue_begin (ordered with commits).
  * With a loop it is written, together with every entry queued in the same
  * loop iteration, by ONE write() from an EV_MAXPRI ev_prepare watcher; then
  * apply (may be NULL) runs, then done: right away in periodic mode, after
@@ -483,7 +492,8 @@ typedef int (*clog_apply_fn)(void *arg, const uint8_t *payload, size_t len, sib_
  * (done gets SIB_EIO and its message) and applies none. Without a loop the
  * entry is written, applied and acked before returning. Returns <0 (done
  * never called) when the entry is refused: too big, out of memory, log failed. */
-int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, st_done_fn done, void *ctx, sib_err *err);
+int clog_entry_queue(clog *cl, clog_apply_fn apply, void *arg, int64_t hint, st_done_fn done, void *ctx,
+                     sib_err *err);
 /* Writes and applies the queued entries now; their dones still run from the
  * prepare watcher, never from inside this call. */
 void clog_flush(clog *cl);

@@ -105,10 +105,17 @@ static size_t id_hash(const uint8_t id[16])
     return (size_t)(h ^ (h >> 29));
 }
 
+/* Two words compared, not a memcmp call per probe: every write looks its
+ * table up, and a probe past another table (ids are random) was a call. */
+static bool id_eq(const uint8_t a[16], const uint8_t b[16])
+{
+    return !((get_le64(a) ^ get_le64(b)) | (get_le64(a + 8) ^ get_le64(b + 8)));
+}
+
 static size_t map_slot(const storage *s, const uint8_t id[16])
 {
     size_t m = s->cap - 1, i = id_hash(id) & m;
-    while (s->map[i] && memcmp(s->map[i]->id, id, 16)) i = (i + 1) & m;
+    while (s->map[i] && !id_eq(s->map[i]->id, id)) i = (i + 1) & m;
     return i;
 }
 
@@ -339,37 +346,44 @@ void storage_close(storage *s)
 
 /* ---- payload apply (write path and replay) ---- */
 
-static int apply_one(storage *s, const uint8_t *p, size_t n, bool logged, sib_err *err)
+/* token: the mutation's partition's, when the caller has it (else NULL). */
+static int apply_one(storage *s, const uint8_t *p, size_t n, bool logged, const int64_t *token, sib_err *err)
 {
     sib_rd r;
     mut_hdr h;
     sib_rd_init(&r, p, n);
     if (mut_decode_hdr(&r, &h)) return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt mutation");
-    st_table *t = storage_table(s, h.table_id);
-    if (!t) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
+    /* found first: storage_table zeroes an error record per call */
+    st_table *t = storage_table_find(s, h.table_id);
+    if (!t && !(t = storage_table(s, h.table_id))) return sib_err_set(err, SIB_ENOMEM, "storage: out of memory");
     if (s->replayed && !s->written && sst_clpos_cmp(s->replay_pos, t->flushed) < 0)
         return 0; /* replay: already in an SSTable */
     if (logged) {
         clog_mark_dirty(s->cl, t->id, &t->dirty_seg);
         if (!t->mem->first_seg) t->mem->first_seg = t->dirty_seg;
     }
-    return memtable_apply(&t->mem->mt, &h, &r, err);
+    return memtable_apply(&t->mem->mt, &h, token ? *token : sib_murmur3_token(h.pk, h.pklen), &r, err);
 }
 
-/* The memtable is written at the end of the loop iteration: start fetching
- * what the write will touch now (memtable_prefetch). */
-static void prefetch_one(storage *s, const st_mutation *m)
+/* The token of m's partition, hashed once for the write (apply_logged
+ * gets it back). With a loop the memtable is written at the end of the
+ * iteration: start fetching what the write will touch now
+ * (memtable_prefetch). */
+static int64_t mut_token(storage *s, const st_mutation *m)
 {
     sib_rd r;
     mut_hdr h;
     sib_rd_init(&r, m->b.p, m->b.len);
-    if (mut_decode_hdr(&r, &h)) return;
-    st_table *t = storage_table_find(s, h.table_id);
-    if (t && t->mem) memtable_prefetch(&t->mem->mt, h.pk, h.pklen);
+    if (mut_decode_hdr(&r, &h)) return 0; /* (storage_apply took only valid ones) */
+    int64_t token = sib_murmur3_token(h.pk, h.pklen);
+    st_table *t = s->o.loop ? storage_table_find(s, h.table_id) : NULL;
+    if (t && t->mem) memtable_prefetch(&t->mem->mt, token);
+    return token;
 }
 
-/* Validates a MUTATIONS body; calls apply on each mutation if s != NULL. */
-static int walk_mutations(storage *s, sib_rd *r, bool logged, sib_err *err)
+/* Validates a MUTATIONS body; calls apply on each mutation if s != NULL.
+ * tok0: the first mutation's token when the caller has it (else NULL). */
+static int walk_mutations(storage *s, sib_rd *r, bool logged, const int64_t *tok0, sib_err *err)
 {
     uint64_t n;
     if (!sib_rd_uvarint(r, &n) || n == 0) return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt entry");
@@ -380,7 +394,7 @@ static int walk_mutations(storage *s, sib_rd *r, bool logged, sib_err *err)
             return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt entry");
         if (!s && mut_validate(m, (size_t)len)) return sib_err_set(err, SIB_ECORRUPT, "storage: corrupt mutation");
         if (s) {
-            int rc = apply_one(s, m, (size_t)len, logged, err);
+            int rc = apply_one(s, m, (size_t)len, logged, i ? NULL : tok0, err);
             if (rc) return rc;
         }
     }
@@ -397,8 +411,8 @@ static int replay_entry(storage *s, const uint8_t *p, size_t n, sib_err *err)
     if (!sib_rd_u8(&r, &ver) || ver != ST_ENTRY_VERSION || !sib_rd_u8(&r, &kind)) return SIB_ECORRUPT;
     if (kind == ST_ENTRY_MUTATIONS) {
         sib_rd v = r;
-        if (walk_mutations(NULL, &v, true, err)) return SIB_ECORRUPT;
-        return walk_mutations(s, &r, true, err);
+        if (walk_mutations(NULL, &v, true, NULL, err)) return SIB_ECORRUPT;
+        return walk_mutations(s, &r, true, NULL, err);
     }
     if ((kind != ST_ENTRY_TRUNCATE && kind != ST_ENTRY_DROP) || !sib_rd_bytes(&r, 16, &id) || sib_rd_left(&r))
         return SIB_ECORRUPT;
@@ -583,11 +597,11 @@ static void maybe_flush(storage *s)
 
 /* clog_apply_fn of a MUTATIONS entry: it is in the file now, apply it (a
  * failure, OOM, reaches done; replay will apply it). */
-static int apply_logged(void *arg, const uint8_t *p, size_t n, sib_err *err)
+static int apply_logged(void *arg, const uint8_t *p, size_t n, int64_t tok0, sib_err *err)
 {
     sib_rd r;
     sib_rd_init(&r, p + 2, n - 2); /* after version and kind */
-    return walk_mutations(arg, &r, true, err);
+    return walk_mutations(arg, &r, true, &tok0, err);
 }
 
 /* Without a loop (an embedded engine, bench_engine), the writer's own
@@ -668,23 +682,25 @@ static int apply_now(storage *s, st_mutation *const *muts, size_t n, unsigned fl
         write_delay(s, muts, n);
     }
     if (logged) {
-        sib_buf *b = clog_entry_begin(s->cl);
+        sib_buf *b = clog_queue_begin(s->cl);
         sib_buf_u8(b, ST_ENTRY_VERSION);
         sib_buf_u8(b, ST_ENTRY_MUTATIONS);
         sib_buf_uvarint(b, n);
+        int64_t tok0 = 0;
         for (size_t i = 0; i < n; i++) {
             sib_buf_uvarint(b, muts[i]->b.len);
             sib_buf_append(b, muts[i]->b.p, muts[i]->b.len);
-            if (s->o.loop) prefetch_one(s, muts[i]); /* without a loop the apply is now */
+            if (!i) tok0 = mut_token(s, muts[i]);
+            else if (s->o.loop) (void)mut_token(s, muts[i]); /* for its prefetch */
         }
         /* memtables and done follow once the entry is written (apply_logged) */
-        int rc = clog_entry_queue(s->cl, apply_logged, s, done, ctx, err);
+        int rc = clog_entry_queue(s->cl, apply_logged, s, tok0, done, ctx, err);
         if (rc) return rc;
         if (s->fl) maybe_flush(s); /* a freeze now bounds before the queued entry */
         return 0;
     }
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) rc = apply_one(s, muts[i]->b.p, muts[i]->b.len, logged, err);
+    for (size_t i = 0; i < n && !rc; i++) rc = apply_one(s, muts[i]->b.p, muts[i]->b.len, logged, NULL, err);
     if (s->fl) maybe_flush(s);
     if (rc) { /* not applied (OOM): report it */
         if (done) done(ctx, rc, err);

@@ -84,6 +84,70 @@ static void test_varint_and_reader(void **state)
     sib_buf_free(&b);
 }
 
+/* The varint codec as the format defines it, a byte at a time: what the
+ * word-at-a-time paths of put_uvarint/get_uvarint must match. */
+static size_t ref_put_uvarint(uint8_t *p, uint64_t v)
+{
+    size_t i = 0;
+    while (v >= 0x80) { p[i++] = (uint8_t)(v | 0x80); v >>= 7; }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
+static size_t ref_get_uvarint(const uint8_t *p, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n && i < 10; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) { *out = v; return i + 1; }
+    }
+    return 0;
+}
+
+static void test_varint_word_paths(void **state)
+{
+    (void)state;
+    sib_rng rng;
+    sib_rng_seed(&rng);
+    for (int i = 0; i < 20000; i++) {
+        /* every bit length, each edge of a byte count, random bits */
+        int bits = i % 65;
+        uint64_t v = bits == 64 ? sib_rng_next(&rng) : sib_rng_next(&rng) & ((1ull << bits) - 1);
+        if (i % 7 == 0 && bits) v = bits == 64 ? UINT64_MAX : (1ull << bits) - 1;
+        if (i % 11 == 0 && bits && bits < 64) v = 1ull << (bits - 1);
+        uint8_t a[16], b[16];
+        memset(a, 0xee, sizeof a);
+        size_t na = put_uvarint(a, v), nb = ref_put_uvarint(b, v);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, na);
+        /* decoded from exactly its bytes, with more after, and truncated */
+        for (size_t room = 0; room <= 12; room++) {
+            uint8_t c[16];
+            memset(c, 0, sizeof c);
+            memcpy(c, b, nb);
+            for (size_t k = nb; k < sizeof c; k++) c[k] = (uint8_t)sib_rng_next(&rng);
+            uint64_t x = 7, y = 7;
+            size_t gx = get_uvarint(c, room, &x), gy = ref_get_uvarint(c, room, &y);
+            assert_int_equal(gx, gy);
+            assert_true(gx == 0 || x == y);
+            if (room >= nb) assert_true(gx == nb && x == v);
+        }
+    }
+    /* random bytes: continuation bits anywhere, overlong runs */
+    for (int i = 0; i < 20000; i++) {
+        uint8_t c[12];
+        uint64_t m = sib_rng_next(&rng), w = sib_rng_next(&rng);
+        for (size_t k = 0; k < sizeof c; k++) c[k] = (uint8_t)(w >> (8 * (k % 8))) | ((m >> k) & 1 ? 0x80 : 0);
+        if (i % 5 == 0) memset(c, 0xff, sizeof c);
+        for (size_t room = 0; room <= sizeof c; room++) {
+            uint64_t x = 7, y = 7;
+            size_t gx = get_uvarint(c, room, &x), gy = ref_get_uvarint(c, room, &y);
+            assert_int_equal(gx, gy);
+            assert_true(gx == 0 || x == y);
+        }
+    }
+}
+
 static void test_uuid_roundtrip(void **state)
 {
     (void)state;
@@ -251,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_murmur3_vectors),
         cmocka_unit_test(test_crc32c),
         cmocka_unit_test(test_varint_and_reader),
+        cmocka_unit_test(test_varint_word_paths),
         cmocka_unit_test(test_uuid_roundtrip),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_memory_budget),

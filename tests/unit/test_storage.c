@@ -1182,6 +1182,48 @@ static void test_segment_rollover(void **state)
     assert_string_equal(get(f->s, "k99", "", 1), val);
 }
 
+/* With a loop, an entry is built where the queue waits for its write: one
+ * refused while others wait (too big for a segment) leaves them whole, and
+ * the next one follows them, in the file and on replay. */
+static void test_queue_refused_entry(void **state)
+{
+    fx *f = *state;
+    storage_close(f->s);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, loop, 8192);
+    sib_err err;
+    assert_int_equal(storage_replay(f->s, NULL, &err), 0);
+    put(f->s, "q1", "", 1, "one", 10, 0, 0);
+    put(f->s, "q2", "", 1, "two", 10, 0, 0);
+    char *big = malloc(8192);
+    memset(big, 'y', 8192);
+    st_mutation *m = mut("big");
+    st_mut_row(m, NULL, 0);
+    st_mut_cell(m, 1, (const uint8_t *)big, 8192, 10, 0, 0);
+    assert_int_equal(storage_apply(f->s, &m, 1, NULL, NULL, &err), SIB_ETOOBIG);
+    st_mutation_destroy(m);
+    free(big);
+    put(f->s, "q3", "", 1, "three", 10, 0, 0);
+    storage_stats ss;
+    storage_get_stats(f->s, &ss);
+    assert_int_equal(ss.cl_pending, 3); /* queued, not written yet */
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_string_equal(get(f->s, "q1", "", 1), "one");
+    assert_string_equal(get(f->s, "q3", "", 1), "three");
+    assert_null(get(f->s, "big", "", 1));
+    storage_close(f->s);
+    ev_loop_destroy(loop);
+    f->s = open_st(f->dir, ST_SYNC_PERIODIC, NULL, 8192);
+    storage_replay_stats st;
+    assert_int_equal(storage_replay(f->s, &st, &err), 0);
+    assert_int_equal(st.entries, 3);
+    assert_int_equal(st.bad_segments, 0);
+    assert_string_equal(get(f->s, "q1", "", 1), "one");
+    assert_string_equal(get(f->s, "q2", "", 1), "two");
+    assert_string_equal(get(f->s, "q3", "", 1), "three");
+    assert_null(get(f->s, "big", "", 1));
+}
+
 static void test_invalid_mutation(void **state)
 {
     fx *f = *state;
@@ -3858,6 +3900,102 @@ static void test_read_pool_drain(void **state)
     close_loop_data(f, loop);
 }
 
+/* ---- the serialized form ---- */
+
+/* The builder's bytes are the commitlog's format (mutation.c's header):
+ * every op, written field by field here, a byte at a time. */
+static void ref_v(sib_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        sib_buf_append(b, &(uint8_t){(uint8_t)(v | 0x80)}, 1);
+        v >>= 7;
+    }
+    sib_buf_append(b, &(uint8_t){(uint8_t)v}, 1);
+}
+
+static void ref_zz(sib_buf *b, int64_t v) { ref_v(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)); }
+static void ref_op(sib_buf *b, uint8_t kind) { sib_buf_append(b, &kind, 1); }
+static void ref_key(sib_buf *b, const char *k)
+{
+    ref_v(b, strlen(k));
+    sib_buf_append(b, k, strlen(k));
+}
+
+static void test_mutation_bytes(void **state)
+{
+    (void)state;
+    const int64_t ts = 1765000000123456; /* an 8-byte varint, zigzagged */
+    char big[300];
+    memset(big, 'v', sizeof big);
+    sib_buf e;
+    sib_buf_init(&e);
+    sib_buf_append(&e, T1, 16);
+    ref_key(&e, "pk");
+    size_t ends[16], nends = 0; /* where the header and each op end */
+    ends[nends++] = e.len;
+    st_mutation *m = mut("pk");
+    assert_int_equal(st_mut_partition_delete(m, -3, 77), 0);
+    ref_op(&e, 1), ref_zz(&e, -3), ref_v(&e, 77);
+    ends[nends++] = e.len;
+    st_bound b0 = {(const uint8_t *)"a", 1, true, false}, b1 = {NULL, 0, false, true};
+    assert_int_equal(st_mut_range_delete(m, &b0, &b1, ts, 1 << 30), 0);
+    ref_op(&e, 2), ref_op(&e, 1), ref_key(&e, "a"), ref_op(&e, 2), ref_zz(&e, ts), ref_v(&e, 1 << 30);
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_row(m, (const uint8_t *)"ck", 2), 0);
+    ref_op(&e, 3), ref_key(&e, "ck");
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_row_marker(m, ts, 0, 0), 0);
+    ref_op(&e, 5), ref_zz(&e, ts), ref_v(&e, 0);
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_row_marker(m, ts + 1, 3600, NOW + 3600), 0);
+    ref_op(&e, 5), ref_zz(&e, ts + 1), ref_v(&e, 3600), ref_v(&e, NOW + 3600);
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_row_delete(m, INT64_MIN + 1, NOW), 0);
+    ref_op(&e, 6), ref_zz(&e, INT64_MIN + 1), ref_v(&e, NOW);
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_cell(m, 200, (const uint8_t *)big, sizeof big, ts, 0, 0), 0);
+    ref_op(&e, 7), ref_v(&e, 200), ref_v(&e, 0), ref_zz(&e, ts), ref_v(&e, 0), ref_v(&e, sizeof big);
+    sib_buf_append(&e, big, sizeof big);
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_cell_path(m, 3, (const uint8_t *)"el", 2, NULL, 0, -ts, 10, NOW + 10), 0);
+    ref_op(&e, 7), ref_v(&e, 3), ref_key(&e, "el"), ref_zz(&e, -ts), ref_v(&e, 10), ref_v(&e, NOW + 10), ref_v(&e, 0);
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_cell_path_tombstone(m, 70000, (const uint8_t *)"el", 2, INT64_MAX, NOW), 0);
+    ref_op(&e, 8), ref_v(&e, 70000), ref_key(&e, "el"), ref_zz(&e, INT64_MAX), ref_v(&e, NOW);
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_static(m), 0);
+    ref_op(&e, 4);
+    ends[nends++] = e.len;
+    assert_int_equal(st_mut_complex_delete(m, 5, ts, NOW), 0);
+    ref_op(&e, 9), ref_v(&e, 5), ref_zz(&e, ts), ref_v(&e, NOW);
+    ends[nends++] = e.len;
+    size_t len;
+    const uint8_t *p = st_mutation_bytes(m, &len);
+    assert_non_null(p);
+    assert_int_equal(len, e.len);
+    assert_memory_equal(p, e.p, len);
+    /* decoded back: every prefix that ends between ops is a mutation, no
+     * other prefix is (a field cut short, a length past the end) */
+    const uint8_t *q = e.p;
+    assert_int_equal(nends, 12); /* the header alone, then each of the 11 ops */
+    st_mutation *w = st_mutation_create(T1, NULL, 0);
+    for (size_t cut = 0, k = 0; cut <= e.len; cut++) {
+        bool boundary = k < nends && ends[k] == cut;
+        if (boundary) k++;
+        assert_int_equal(st_mutation_load(w, q, cut) == 0, boundary);
+    }
+    st_mutation_destroy(w);
+    /* the same partition again, over the kept buffer */
+    assert_int_equal(st_mutation_reset(m, T1, (const uint8_t *)"pk", 2), 0);
+    assert_int_equal(st_mutation_size(m), 16 + 1 + 2);
+    size_t pklen;
+    const uint8_t *pk = st_mutation_pk(m, &pklen);
+    assert_int_equal(pklen, 2);
+    assert_memory_equal(pk, "pk", 2);
+    st_mutation_destroy(m);
+    sib_buf_free(&e);
+}
+
 /* ---- unfiltered reads (replica answers, read repair) ---- */
 
 /* The partition's unfiltered state in src, applied to dst. */
@@ -4223,6 +4361,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_segment_stops_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_drop_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_refused_entry, setup, teardown),
+        cmocka_unit_test(test_mutation_bytes),
         cmocka_unit_test_setup_teardown(test_invalid_mutation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_cut_back, setup, teardown),
         cmocka_unit_test(test_batch_mode_callbacks),
