@@ -110,8 +110,13 @@
  * between fsyncs (see start_writeback). The calling thread does the
  * kernel's work of queueing the pages: once a second that was several ms
  * of CPU in one go (50 MB at 300k writes/s), long enough to hold a core
- * the loop or its clients wanted; a tenth of it ten times as often is not. */
-#define CL_WRITEBACK_MS 100
+ * the loop or its clients wanted. Every 100 ms it still took a core for
+ * about half a millisecond at 150k writes/s, often enough to show in the
+ * write p99 on a 2-core machine: every 10 ms, in pieces a tenth the size,
+ * the p99 at 150k writes/s fell from 0.61-0.85 to 0.41-0.50 ms (six
+ * alternating pairs of runs; docs/performance.md, session 11). Every 3 ms
+ * was no better. */
+#define CL_WRITEBACK_MS 10
 
 typedef struct cl_seg {
     uint64_t id;

@@ -1381,7 +1381,7 @@ static void test_periodic_sync_after_idle(void **state)
     close_periodic(f, loop);
 }
 
-/* Periodic mode starts the writeback of what was written every 100 ms
+/* Periodic mode starts the writeback of what was written every 10 ms
  * between its fsyncs (so a period's writes do not reach the disk in one
  * burst), and that alone is no fsync: durability stays once a period. */
 static void test_periodic_writeback(void **state)
@@ -1392,7 +1392,7 @@ static void test_periodic_writeback(void **state)
     storage_get_stats(f->s, &st);
     uint64_t syncs = st.cl_syncs;
     char ck[16];
-    for (int i = 0; i < 600 && st.cl_writebacks < 2; i++) { /* bounded: 600 x 10 ms (a writeback each 100 ms) */
+    for (int i = 0; i < 600 && st.cl_writebacks < 2; i++) { /* bounded: 600 x 10 ms (a writeback each 10 ms) */
         snprintf(ck, sizeof ck, "c%d", i);
         put(f->s, "p", ck, 1, "some value", 10, 0, 0);
         ev_run(loop, EVRUN_NOWAIT);
