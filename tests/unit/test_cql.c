@@ -1164,7 +1164,7 @@ static void expect_text_row(int fd, int16_t stream, const char *want)
     assert_int_equal(h.stream, stream);
     sib_rd r;
     sib_rd_init(&r, b.p, b.len);
-    int32_t kind, flags, ncols, nrows;
+    int32_t kind = 0, flags = 0, ncols = 0, nrows = 0;
     cql_str s;
     uint16_t type;
     cql_value cell;
@@ -1212,7 +1212,7 @@ static void test_server_options_startup_query(void **state)
     assert_int_equal(hd.opcode, CQL_OP_SUPPORTED);
     sib_rd r;
     sib_rd_init(&r, b.p, b.len);
-    uint16_t n, m;
+    uint16_t n = 0, m = 0;
     assert_true(cql_get_short(&r, &n) && n == 3);
     const char *want[][3] = {{"CQL_VERSION", "3.4.5", NULL}, {"COMPRESSION", "lz4", NULL}, {"PROTOCOL_VERSIONS", "3/v3", "4/v4"}};
     for (int i = 0; i < 3; i++) {
