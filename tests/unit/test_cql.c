@@ -1278,6 +1278,11 @@ static void test_server_options_startup_query(void **state)
     send_raw_frame(fd, 4, 0, 11, CQL_OP_EXECUTE, &b);
     assert_true(recv_frame(fd, &hd, &b));
     assert_int_equal(hd.stream, 11);
+    /* the VOID result stored whole in the write buffer (reply_void_direct) */
+    assert_int_equal(hd.version, 4 | CQL_VERSION_RESPONSE);
+    assert_int_equal(hd.flags, 0);
+    assert_int_equal(hd.opcode, CQL_OP_RESULT);
+    assert_int_equal(b.len, 4);
     assert_int_equal(get_be32(b.p), CQL_RESULT_VOID);
     sib_buf_reset(&b);
     cql_put_short_bytes(&b, "zz", 2);
@@ -1484,6 +1489,13 @@ static void test_server_lz4(void **state)
     query_body(&b, "ks");
     send_raw_frame(fd, 4, 0, 3, CQL_OP_QUERY, &b);
     expect_text_row(fd, 3, "");
+    /* A VOID result is compressed too (not stored as the plain 13 bytes). */
+    query_body(&b, "void");
+    send_raw_frame(fd, 4, 0, 3, CQL_OP_QUERY, &b);
+    assert_true(recv_frame(fd, &hd, &b));
+    assert_int_equal(hd.flags, CQL_FLAG_COMPRESSION);
+    assert_int_equal(b.len, 4);
+    assert_int_equal(get_be32(b.p), CQL_RESULT_VOID);
     /* Replies to requests read together: each compressed where it starts
      * in the connection's write buffer. */
     const char *qs[] = {"big 3000", "ks", "big 2000"};
