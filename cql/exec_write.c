@@ -497,7 +497,11 @@ static int insert_simple(exec_ctx *c, const sch_table *t, const prs_insert *s, c
     }
     sch_val pk, ck;
     st_mutation *m = NULL;
-    int rc = sch_pk_encode_view(t, kp, kl, npk, true, pk_scratch(c->ex), &pk, err);
+    int rc = 0;
+    /* A one-column key of an allowed length is its value: no call (what
+     * sch_pk_encode_view gives it, which words the errors of the others) */
+    if (npk == 1 && kl[0] && kl[0] <= 65535) pk = (sch_val){kp[0], (int32_t)kl[0]};
+    else rc = sch_pk_encode_view(t, kp, kl, npk, true, pk_scratch(c->ex), &pk, err);
     if (!rc && !(rc = encode_ck(c, t, v + npk, &ck, err)) && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
     if (rc || (rc = mut_rc(st_mut_row(m, ck.p, (size_t)ck.len), err))) return rc;
     int32_t expiry = a->ttl ? c->now_s + a->ttl : ST_NO_DELETION_TIME;
