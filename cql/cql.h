@@ -189,8 +189,18 @@ typedef struct cql_header {
 
 void cql_header_encode(uint8_t out[CQL_HEADER_LEN], const cql_header *h);
 /* Decodes the 9-byte (v3+) header at p. Returns 0, or SIB_EAGAIN when
- * n < CQL_HEADER_LEN. No semantic checks: the caller judges version/opcode. */
-int cql_header_decode(const uint8_t *p, size_t n, cql_header *h);
+ * n < CQL_HEADER_LEN. No semantic checks: the caller judges version/opcode.
+ * Inline: the server reads one a request. */
+static inline int cql_header_decode(const uint8_t *p, size_t n, cql_header *h)
+{
+    if (n < CQL_HEADER_LEN) return SIB_EAGAIN;
+    h->version = p[0];
+    h->flags = p[1];
+    h->stream = (int16_t)get_be16(p + 2);
+    h->opcode = p[4];
+    h->length = get_be32(p + 5);
+    return 0;
+}
 
 /* Builds a frame in b: begin writes a header with length 0 and returns its
  * offset; end patches the body length. end with compress=true replaces the

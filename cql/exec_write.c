@@ -146,9 +146,25 @@ static st_mutation *mutset_add(mutset *ms, const sch_table *t, const sch_val *pk
         return NULL;
     }
     ms->m[ms->n] = m;
-    ms->tokens[ms->n] = sib_murmur3_token(pk->p, (size_t)pk->len);
+    ms->tokens[ms->n] = 0; /* mutset_tokens */
     ms->tables[ms->n++] = t;
     return m;
+}
+
+/* The partitions' tokens, for the coordinator, worked out as the mutations
+ * are applied (the member count may change while a list operation reads
+ * first). A ring of one member has the same replicas for every token (all
+ * of it is that member's), so they are left 0 then: a murmur3 hash less a
+ * write. A mutation reaching here has no error (each build step checks),
+ * so its key is there to hash. */
+static void mutset_tokens(mutset *ms, const coord *co)
+{
+    if (coord_members(co) == 1) return;
+    for (size_t i = 0; i < ms->n; i++) {
+        size_t len;
+        const uint8_t *pk = st_mutation_pk(ms->m[i], &len);
+        ms->tokens[i] = sib_murmur3_token(pk, len);
+    }
 }
 
 static int mut_rc(int rc, sib_err *err)
@@ -481,7 +497,11 @@ static int insert_simple(exec_ctx *c, const sch_table *t, const prs_insert *s, c
     }
     sch_val pk, ck;
     st_mutation *m = NULL;
-    int rc = sch_pk_encode_view(t, kp, kl, npk, true, pk_scratch(c->ex), &pk, err);
+    int rc = 0;
+    /* A one-column key of an allowed length is its value: no call (what
+     * sch_pk_encode_view gives it, which words the errors of the others) */
+    if (npk == 1 && kl[0] && kl[0] <= 65535) pk = (sch_val){kp[0], (int32_t)kl[0]};
+    else rc = sch_pk_encode_view(t, kp, kl, npk, true, pk_scratch(c->ex), &pk, err);
     if (!rc && !(rc = encode_ck(c, t, v + npk, &ck, err)) && !(m = mutset_add(ms, t, &pk, err))) rc = err->code;
     if (rc || (rc = mut_rc(st_mut_row(m, ck.p, (size_t)ck.len), err))) return rc;
     int32_t expiry = a->ttl ? c->now_s + a->ttl : ST_NO_DELETION_TIME;
@@ -1109,6 +1129,7 @@ static void apply_and_reply(exec_ctx *c, mutset *ms, int cl, cql_write_type type
     int rc = 0;
     bool local = true;
     EXEC_TRACE(c->req, "Determining replicas for mutation");
+    mutset_tokens(ms, c->ex->co);
     for (size_t i = 0; !rc && i < ms->n; i++) {
         const coord_repl *repl;
         if ((rc = exec_table_repl(c, ms->tables[i], &repl, &err))) break;

@@ -87,17 +87,6 @@ void cql_header_encode(uint8_t out[CQL_HEADER_LEN], const cql_header *h)
     put_be32(out + 5, h->length);
 }
 
-int cql_header_decode(const uint8_t *p, size_t n, cql_header *h)
-{
-    if (n < CQL_HEADER_LEN) return SIB_EAGAIN;
-    h->version = p[0];
-    h->flags = p[1];
-    h->stream = (int16_t)get_be16(p + 2);
-    h->opcode = p[4];
-    h->length = get_be32(p + 5);
-    return 0;
-}
-
 size_t cql_frame_begin_grow(sib_buf *b, uint8_t version, uint8_t flags, int16_t stream, uint8_t opcode)
 {
     size_t start = b->len;

@@ -49,6 +49,33 @@ static inline int decode_values(sib_rd *r, int version, uint16_t n, bool named, 
     cql_value *v = n <= room_n ? room : sib_arena_alloc(a, sizeof *v * n);
     cql_str *nm = named ? sib_arena_alloc(a, sizeof *nm * n) : NULL;
     if (!v || (named && !nm)) return sib_err_set(err, SIB_ENOMEM, "values of %s", what);
+    if (!named) {
+        /* Off a local cursor: each value's pointer store would otherwise
+         * make the compiler reload the reader's position (they may alias),
+         * a good part of an EXECUTE's decoding. Same checks as
+         * cql_get_value. */
+        const uint8_t *q = r->p, *end = r->end;
+        for (uint16_t i = 0; i < n; i++) {
+            if (end - q < 4) return truncated(err, what);
+            int32_t len = (int32_t)get_be32(q);
+            q += 4;
+            if (len >= 0) {
+                if ((size_t)(end - q) < (size_t)len) return truncated(err, what);
+                v[i].p = q;
+                q += len;
+            } else if (len == CQL_VALUE_NULL || (len == CQL_VALUE_UNSET && version >= 4)) {
+                v[i].p = NULL;
+            } else if (len == CQL_VALUE_UNSET) {
+                return sib_err_set(err, SIB_EPROTO, "Invalid %s message: unset values need protocol v4", what);
+            } else {
+                return truncated(err, what);
+            }
+            v[i].len = len;
+        }
+        r->p = q;
+        *values = v;
+        return 0;
+    }
     for (uint16_t i = 0; i < n; i++) {
         if (named && !cql_get_string(r, &nm[i])) return truncated(err, what);
         if (!cql_get_value(r, &v[i])) return truncated(err, what);

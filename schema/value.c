@@ -191,7 +191,7 @@ static int validate_tuple(const sch_type *t, const uint8_t *v, size_t len, sib_e
     return 0;
 }
 
-int sch_value_validate(const sch_type *t, const uint8_t *v, size_t len, sib_err *err)
+int sch_value_validate_typed(const sch_type *t, const uint8_t *v, size_t len, sib_err *err)
 {
     int n = (int)SIB_MIN(len, (size_t)INT32_MAX);
     switch (t->code) {

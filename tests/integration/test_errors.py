@@ -188,6 +188,19 @@ def test_empty_partition_key(session, ks, t):
         session.execute("INSERT INTO %s.s (k, v) VALUES ('', 1)" % ks)
     assert "Key may not be empty" in message(e)
     assert count(session, ks + ".s") == 0
+    # prepared: once its plan is made (the first EXECUTE), a one-column key
+    # is taken as it is; an empty or too long one is refused the same way
+    ps = session.prepare("INSERT INTO %s.s (k, v) VALUES (?, ?)" % ks)
+    session.execute(ps, ("a", 1))
+    for _ in range(2):
+        with pytest.raises(InvalidRequest) as e:
+            session.execute(ps, ("", 2))
+        assert "Key may not be empty" in message(e)
+        with pytest.raises(InvalidRequest) as e:
+            session.execute(ps, ("x" * 65536, 2))
+        assert "Key length of 65536 is longer than maximum of 65535" in message(e)
+    session.execute(ps, ("y" * 65535, 3))
+    assert count(session, ks + ".s") == 2
 
 
 def test_null_primary_key(session, t):

@@ -477,6 +477,59 @@ static void test_decode_prepare_execute(void **state)
     sib_arena_destroy(a);
 }
 
+/* Positional values, read off decode_values' local cursor: data, empty,
+ * null and unset, more than the request's room, every truncation an error,
+ * unset refused before v4, a length below -2 malformed. */
+static void test_decode_execute_values(void **state)
+{
+    sib_arena *a = sib_arena_create(0);
+    sib_err err = {0};
+    sib_buf b;
+    sib_buf_init(&b);
+    cql_put_short_bytes(&b, "\x09", 1);
+    cql_put_short(&b, CQL_ONE);
+    cql_put_byte(&b, CQL_QF_VALUES | CQL_QF_PAGE_SIZE);
+    cql_put_short(&b, 6);
+    cql_put_value(&b, "abc", 3);
+    cql_put_value(&b, NULL, CQL_VALUE_NULL);
+    cql_put_value(&b, "", 0);
+    cql_put_value(&b, NULL, CQL_VALUE_UNSET);
+    cql_put_value(&b, "d", 1);
+    cql_put_value(&b, "efgh", 4);
+    cql_put_int(&b, 100);
+    cql_execute_req e;
+    assert_int_equal(cql_decode_execute(b.p, b.len, 4, a, &e, &err), 0);
+    assert_int_equal(e.params.nvalues, 6);
+    assert_null(e.params.names);
+    const int32_t lens[] = {3, CQL_VALUE_NULL, 0, CQL_VALUE_UNSET, 1, 4};
+    for (size_t i = 0; i < 6; i++) assert_int_equal(e.params.values[i].len, lens[i]);
+    assert_memory_equal(e.params.values[0].p, "abc", 3);
+    assert_null(e.params.values[1].p);
+    assert_null(e.params.values[3].p);
+    assert_memory_equal(e.params.values[5].p, "efgh", 4);
+    assert_int_equal(e.params.page_size, 100);
+    for (size_t cut = 0; cut < b.len; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, b.p, cut);
+        assert_int_equal(cql_decode_execute(copy, cut, 4, a, &e, &err), SIB_EPROTO);
+        free(copy);
+    }
+    assert_int_equal(cql_decode_execute(b.p, b.len, 3, a, &e, &err), SIB_EPROTO);
+    assert_string_equal(err.msg, "Invalid EXECUTE message: unset values need protocol v4");
+
+    sib_buf_reset(&b);
+    cql_put_short_bytes(&b, "\x09", 1);
+    cql_put_short(&b, CQL_ONE);
+    cql_put_byte(&b, CQL_QF_VALUES);
+    cql_put_short(&b, 2);
+    cql_put_value(&b, "a", 1);
+    cql_put_int(&b, -3);
+    assert_int_equal(cql_decode_execute(b.p, b.len, 4, a, &e, &err), SIB_EPROTO);
+    assert_string_equal(err.msg, "Invalid EXECUTE message: truncated or malformed body");
+    sib_buf_free(&b);
+    sib_arena_destroy(a);
+}
+
 static void build_batch(sib_buf *b, bool named)
 {
     cql_put_byte(b, CQL_BATCHTYPE_UNLOGGED);
@@ -1278,6 +1331,11 @@ static void test_server_options_startup_query(void **state)
     send_raw_frame(fd, 4, 0, 11, CQL_OP_EXECUTE, &b);
     assert_true(recv_frame(fd, &hd, &b));
     assert_int_equal(hd.stream, 11);
+    /* the VOID result stored whole in the write buffer (reply_void_direct) */
+    assert_int_equal(hd.version, 4 | CQL_VERSION_RESPONSE);
+    assert_int_equal(hd.flags, 0);
+    assert_int_equal(hd.opcode, CQL_OP_RESULT);
+    assert_int_equal(b.len, 4);
     assert_int_equal(get_be32(b.p), CQL_RESULT_VOID);
     sib_buf_reset(&b);
     cql_put_short_bytes(&b, "zz", 2);
@@ -1484,6 +1542,13 @@ static void test_server_lz4(void **state)
     query_body(&b, "ks");
     send_raw_frame(fd, 4, 0, 3, CQL_OP_QUERY, &b);
     expect_text_row(fd, 3, "");
+    /* A VOID result is compressed too (not stored as the plain 13 bytes). */
+    query_body(&b, "void");
+    send_raw_frame(fd, 4, 0, 3, CQL_OP_QUERY, &b);
+    assert_true(recv_frame(fd, &hd, &b));
+    assert_int_equal(hd.flags, CQL_FLAG_COMPRESSION);
+    assert_int_equal(b.len, 4);
+    assert_int_equal(get_be32(b.p), CQL_RESULT_VOID);
     /* Replies to requests read together: each compressed where it starts
      * in the connection's write buffer. */
     const char *qs[] = {"big 3000", "ks", "big 2000"};
@@ -1771,6 +1836,7 @@ int main(void)
         cmocka_unit_test(test_decode_query_all_flags),
         cmocka_unit_test(test_decode_query_minimal),
         cmocka_unit_test(test_decode_prepare_execute),
+        cmocka_unit_test(test_decode_execute_values),
         cmocka_unit_test(test_decode_batch),
         cmocka_unit_test(test_error_bodies),
         cmocka_unit_test(test_schema_change_body),
