@@ -887,14 +887,27 @@ static bool ops_fit_kv(memtable *mt, sib_rd r, size_t *nops, size_t *ncells)
     return rc == 0 && *ncells <= KV_MAX_CELLS;
 }
 
-/* Overwrites, in place, a stored cell with one of the same layout (same
- * flags and lengths: same size). k->c becomes c, what reading the bytes
- * back would give (its path and value point into the mutation, which
- * outlives the apply). */
+/* Overwrites, in place, a stored cell with one of the same key and layout
+ * (same flags and lengths: same size). Only the timestamp, the expiry and
+ * the value bytes can differ, so only they are written: the flags, varints
+ * and path stay as they are. k->c becomes what reading the bytes back would
+ * give (its path and value still point into the record). */
 static void kc_overwrite(kv_cell *k, const sst_cell *c)
 {
-    kc_put(k->at, c);
-    k->c = *c;
+    uint8_t f = kc_flags(c);
+    /* the timestamp and expiry sit just before the path (kc_put) */
+    uint8_t *t = (uint8_t *)k->c.path - 8 - (f & KC_EXP ? 8 : f & KC_TOMB ? 4 : 0);
+    memcpy(t, &c->ts, 8);
+    if (f & KC_EXP) {
+        memcpy(t + 8, &c->ttl, 4);
+        memcpy(t + 12, &c->ldt, 4);
+    } else if (f & KC_TOMB) {
+        memcpy(t + 8, &c->ldt, 4);
+    }
+    if (c->vlen) memcpy((uint8_t *)k->c.val, c->val, c->vlen);
+    k->c.ts = c->ts;
+    k->c.ttl = c->ttl;
+    k->c.ldt = c->ldt;
 }
 
 enum { KV_DONE = 0, KV_TOO_BIG = 1 };
