@@ -58,6 +58,13 @@ static void test_crc32c(void **state)
     for (size_t off = 0; off < 8; off++)
         for (size_t n = 0; n + off <= sizeof buf; n += 7)
             assert_int_equal(sib_crc32c(17, buf + off, n), sib_crc32c_portable(17, buf + off, n));
+    /* The pair is the two one-shot crcs. */
+    for (size_t n = 0; n + 4 <= sizeof buf; n += 13) {
+        uint32_t ca, cb;
+        sib_crc32c_pair(buf + 1, 4, &ca, buf + 4, n, &cb);
+        assert_int_equal(ca, sib_crc32c(0, buf + 1, 4));
+        assert_int_equal(cb, sib_crc32c_portable(0, buf + 4, n));
+    }
 }
 
 static void test_varint_and_reader(void **state)
