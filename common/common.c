@@ -300,15 +300,25 @@ void sib_huge_free(void *p, size_t n)
 
 typedef struct arena_chunk {
     struct arena_chunk *next;
-    size_t size, used;
+    size_t size;
     max_align_t data[];
 } arena_chunk;
 
+/* room (first: sib_arena_alloc reads it) is the head chunk's free space;
+ * the chunks behind the head are not allocated from again. */
 struct sib_arena {
+    sib_arena_room room;
     arena_chunk *head;
     size_t chunk;
     size_t total;
 };
+
+/* Makes c's data, from its start, the room allocations bump through. */
+static void arena_room(sib_arena *a, arena_chunk *c)
+{
+    a->room.cur = (uint8_t *)c->data;
+    a->room.left = c->size;
+}
 
 sib_arena *sib_arena_create(size_t chunk)
 {
@@ -327,6 +337,7 @@ void sib_arena_reset(sib_arena *a)
         c = n;
     }
     a->head = NULL;
+    a->room = (sib_arena_room){NULL, 0};
     a->total = 0;
 }
 
@@ -334,7 +345,7 @@ void sib_arena_clear(sib_arena *a)
 {
     arena_chunk *h = a->head;
     if (h && !h->next && h->size == a->chunk) { /* one standard chunk (most requests): no walk */
-        h->used = 0;
+        arena_room(a, h);
         a->total = h->size;
         SIB_POISON(h->data, h->size);
         return;
@@ -351,10 +362,11 @@ void sib_arena_clear(sib_arena *a)
         c = n;
     }
     a->head = keep;
+    a->room = (sib_arena_room){NULL, 0};
     a->total = 0;
     if (keep) {
         keep->next = NULL;
-        keep->used = 0;
+        arena_room(a, keep);
         a->total = keep->size;
         SIB_POISON(keep->data, keep->size);
     }
@@ -367,29 +379,31 @@ void sib_arena_destroy(sib_arena *a)
     free(a);
 }
 
-void *sib_arena_alloc(sib_arena *a, size_t n)
+/* sib_arena_alloc when the head chunk has no room for n (rounded up to 8
+ * already): a new chunk. */
+void *sib_arena_alloc_slow(sib_arena *a, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
-    arena_chunk *c = a->head;
-    if (!c || c->size - c->used < n) {
-        size_t sz = n > a->chunk / 4 ? n : a->chunk;
-        c = malloc(sizeof *c + sz);
-        if (!c) return NULL;
-        c->size = sz;
-        c->used = 0;
-        if (n > a->chunk / 4 && a->head) {
-            /* Big allocations get their own chunk behind the head so the
-             * head's free space is not wasted. */
-            c->next = a->head->next;
-            a->head->next = c;
-        } else {
-            c->next = a->head;
-            a->head = c;
-        }
-        a->total += sz;
+    if (!n && a->room.cur) return a->room.cur; /* nothing to take: no new chunk */
+    size_t sz = n > a->chunk / 4 ? n : a->chunk;
+    arena_chunk *c = malloc(sizeof *c + sz);
+    if (!c) return NULL;
+    c->size = sz;
+    a->total += sz;
+    if (n > a->chunk / 4 && a->head) {
+        /* Big allocations get their own chunk behind the head so the
+         * head's free space is not wasted. */
+        c->next = a->head->next;
+        a->head->next = c;
+        SIB_UNPOISON(c->data, n);
+        return c->data;
     }
-    void *p = (uint8_t *)c->data + c->used;
-    c->used += n;
+    c->next = a->head;
+    a->head = c;
+    arena_room(a, c);
+    void *p = a->room.cur;
+    a->room.cur += n;
+    a->room.left -= n;
     SIB_UNPOISON(p, n);
     return p;
 }

@@ -187,6 +187,29 @@ static void test_arena(void **state)
     assert_string_equal(s, "hello");
     assert_true(((uintptr_t)sib_arena_alloc(a, 3) & 7) == 0);
     sib_arena_destroy(a);
+
+    /* The inline bump and the new-chunk path: allocations of every small
+     * size, zero included, across many chunks, stay aligned, distinct and
+     * intact, after a clear and after a reset too. */
+    a = sib_arena_create(256);
+    for (int round = 0; round < 3; round++) {
+        uint8_t *ps[400];
+        size_t ns[400];
+        for (size_t i = 0; i < 400; i++) {
+            ns[i] = i % 70 == 69 ? 200 : i % 41; /* now and then a big one, behind the head */
+            ps[i] = sib_arena_alloc(a, ns[i]);
+            assert_non_null(ps[i]);
+            assert_true(((uintptr_t)ps[i] & 7) == 0);
+            memset(ps[i], (int)(i & 0xff), ns[i]);
+        }
+        for (size_t i = 0; i < 400; i++)
+            for (size_t k = 0; k < ns[i]; k++) assert_int_equal(ps[i][k], (uint8_t)(i & 0xff));
+        assert_true(sib_arena_used(a) >= 256);
+        if (round == 0) sib_arena_clear(a);
+        else sib_arena_reset(a);
+    }
+    assert_non_null(sib_arena_alloc(a, 0)); /* no chunk yet: still not NULL */
+    sib_arena_destroy(a);
 }
 
 /* Cassandra's heap formula: between min(RAM/2, 1 GiB) and 8 GiB. */
