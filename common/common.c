@@ -107,10 +107,9 @@ size_t sib_put_uvarint_long(uint8_t *p, uint64_t v)
     return i;
 }
 
-/* The reverse: with 8 bytes to read, a varint that ends within them is
- * found by its first byte without a continuation bit and gathered back in
- * three steps; a longer one (9 or 10 bytes) or a short input goes byte by
- * byte. */
+/* The reverse: with 8 bytes to read, a varint that ends within them comes
+ * from one word (get_uvarint_word); a longer one (9 or 10 bytes) or a
+ * short input goes byte by byte. */
 size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out)
 {
     if (n >= 2 && p[0] >= 0x80 && p[1] < 0x80) { /* two bytes (see sib_put_uvarint_long) */
@@ -118,16 +117,8 @@ size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out)
         return 2;
     }
     if (n >= 8) {
-        uint64_t w = get_le64(p), stop = ~w & 0x8080808080808080ull;
-        if (stop) {
-            size_t len = (size_t)(__builtin_ctzll(stop) + 1) / 8; /* 1..8 */
-            uint64_t x = (len == 8 ? w : w & ((1ull << (8 * len)) - 1)) & 0x7F7F7F7F7F7F7F7Full;
-            x = (x & 0x007F007F007F007Full) | (x & 0x7F007F007F007F00ull) >> 1;
-            x = (x & 0x00003FFF00003FFFull) | (x & 0x3FFF00003FFF0000ull) >> 2;
-            x = (x & 0x000000000FFFFFFFull) | (x & 0x0FFFFFFF00000000ull) >> 4;
-            *out = x;
-            return len;
-        }
+        size_t len = get_uvarint_word(p, out);
+        if (len) return len;
     }
     uint64_t v = 0;
     for (size_t i = 0; i < n && i < 10; i++) {

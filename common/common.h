@@ -128,6 +128,23 @@ static inline void put_le64(uint8_t *p, uint64_t v) { put_le32(p, (uint32_t)v); 
  * word where the room allows. */
 size_t sib_put_uvarint_long(uint8_t *p, uint64_t v);
 size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out);
+/* The varint at p when it ends within the 8 bytes from p (all 8 must be
+ * readable): found by its first byte without a continuation bit and
+ * gathered back in three steps. Returns its length, or 0 when it runs on
+ * (9 or 10 bytes). Inline for a decoder whose fields are mostly 8-byte
+ * timestamps. */
+static inline size_t get_uvarint_word(const uint8_t *p, uint64_t *out)
+{
+    uint64_t w = get_le64(p), stop = ~w & 0x8080808080808080ull;
+    if (!stop) return 0;
+    size_t len = (size_t)(__builtin_ctzll(stop) + 1) / 8; /* 1..8 */
+    uint64_t x = (len == 8 ? w : w & ((1ull << (8 * len)) - 1)) & 0x7F7F7F7F7F7F7F7Full;
+    x = (x & 0x007F007F007F007Full) | (x & 0x7F007F007F007F00ull) >> 1;
+    x = (x & 0x00003FFF00003FFFull) | (x & 0x3FFF00003FFF0000ull) >> 2;
+    x = (x & 0x000000000FFFFFFFull) | (x & 0x0FFFFFFF00000000ull) >> 4;
+    *out = x;
+    return len;
+}
 static inline size_t put_uvarint(uint8_t *p, uint64_t v) /* p needs 10 bytes */
 {
     if (v < 0x80) {

@@ -152,6 +152,12 @@ static void test_varint_word_paths(void **state)
             assert_int_equal(gx, gy);
             assert_true(gx == 0 || x == y);
         }
+        /* the inline word reader: the same varint when it ends within the
+         * word, else 0 */
+        uint64_t x = 7, y = 7;
+        size_t gx = get_uvarint_word(c, &x), gy = ref_get_uvarint(c, sizeof c, &y);
+        assert_int_equal(gx, gy <= 8 ? gy : 0);
+        assert_true(gx == 0 || x == y);
     }
 }
 
