@@ -93,14 +93,7 @@ size_t sib_put_uvarint_long(uint8_t *p, uint64_t v)
         p[1] = (uint8_t)(v >> 7);
         return 2;
     }
-    if (v < (1ull << 56)) {
-        size_t n = (size_t)(63 - __builtin_clzll(v)) / 7 + 1; /* 2..8 */
-        uint64_t x = (v & 0x000000000FFFFFFFull) | (v & 0x00FFFFFFF0000000ull) << 4;
-        x = (x & 0x00003FFF00003FFFull) | (x & 0x0FFFC0000FFFC000ull) << 2;
-        x = (x & 0x007F007F007F007Full) | (x & 0x3F803F803F803F80ull) << 1;
-        put_le64(p, x | 0x8080808080808080ull >> (8 * (9 - n)));
-        return n;
-    }
+    if (v < (1ull << 56)) return put_uvarint_word(p, v);
     size_t i = 0;
     while (v >= 0x80) { p[i++] = (uint8_t)(v | 0x80); v >>= 7; }
     p[i++] = (uint8_t)v;

@@ -145,6 +145,18 @@ static inline size_t get_uvarint_word(const uint8_t *p, uint64_t *out)
     *out = x;
     return len;
 }
+/* v (under 2^56: 1 to 8 bytes) written as one word: 8 bytes at p are
+ * written, the varint's length returned. Inline for an encoder whose
+ * fields are mostly 8-byte timestamps. */
+static inline size_t put_uvarint_word(uint8_t *p, uint64_t v)
+{
+    size_t n = (size_t)(63 - __builtin_clzll(v | 1)) / 7 + 1; /* 1..8 */
+    uint64_t x = (v & 0x000000000FFFFFFFull) | (v & 0x00FFFFFFF0000000ull) << 4;
+    x = (x & 0x00003FFF00003FFFull) | (x & 0x0FFFC0000FFFC000ull) << 2;
+    x = (x & 0x007F007F007F007Full) | (x & 0x3F803F803F803F80ull) << 1;
+    put_le64(p, x | 0x8080808080808080ull >> 8 >> (8 * (8 - n))); /* continuation bits on bytes 0..n-2 */
+    return n;
+}
 static inline size_t put_uvarint(uint8_t *p, uint64_t v) /* p needs 10 bytes */
 {
     if (v < 0x80) {
