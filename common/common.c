@@ -93,24 +93,16 @@ size_t sib_put_uvarint_long(uint8_t *p, uint64_t v)
         p[1] = (uint8_t)(v >> 7);
         return 2;
     }
-    if (v < (1ull << 56)) {
-        size_t n = (size_t)(63 - __builtin_clzll(v)) / 7 + 1; /* 2..8 */
-        uint64_t x = (v & 0x000000000FFFFFFFull) | (v & 0x00FFFFFFF0000000ull) << 4;
-        x = (x & 0x00003FFF00003FFFull) | (x & 0x0FFFC0000FFFC000ull) << 2;
-        x = (x & 0x007F007F007F007Full) | (x & 0x3F803F803F803F80ull) << 1;
-        put_le64(p, x | 0x8080808080808080ull >> (8 * (9 - n)));
-        return n;
-    }
+    if (v < (1ull << 56)) return put_uvarint_word(p, v);
     size_t i = 0;
     while (v >= 0x80) { p[i++] = (uint8_t)(v | 0x80); v >>= 7; }
     p[i++] = (uint8_t)v;
     return i;
 }
 
-/* The reverse: with 8 bytes to read, a varint that ends within them is
- * found by its first byte without a continuation bit and gathered back in
- * three steps; a longer one (9 or 10 bytes) or a short input goes byte by
- * byte. */
+/* The reverse: with 8 bytes to read, a varint that ends within them comes
+ * from one word (get_uvarint_word); a longer one (9 or 10 bytes) or a
+ * short input goes byte by byte. */
 size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out)
 {
     if (n >= 2 && p[0] >= 0x80 && p[1] < 0x80) { /* two bytes (see sib_put_uvarint_long) */
@@ -118,16 +110,8 @@ size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out)
         return 2;
     }
     if (n >= 8) {
-        uint64_t w = get_le64(p), stop = ~w & 0x8080808080808080ull;
-        if (stop) {
-            size_t len = (size_t)(__builtin_ctzll(stop) + 1) / 8; /* 1..8 */
-            uint64_t x = (len == 8 ? w : w & ((1ull << (8 * len)) - 1)) & 0x7F7F7F7F7F7F7F7Full;
-            x = (x & 0x007F007F007F007Full) | (x & 0x7F007F007F007F00ull) >> 1;
-            x = (x & 0x00003FFF00003FFFull) | (x & 0x3FFF00003FFF0000ull) >> 2;
-            x = (x & 0x000000000FFFFFFFull) | (x & 0x0FFFFFFF00000000ull) >> 4;
-            *out = x;
-            return len;
-        }
+        size_t len = get_uvarint_word(p, out);
+        if (len) return len;
     }
     uint64_t v = 0;
     for (size_t i = 0; i < n && i < 10; i++) {
@@ -300,15 +284,25 @@ void sib_huge_free(void *p, size_t n)
 
 typedef struct arena_chunk {
     struct arena_chunk *next;
-    size_t size, used;
+    size_t size;
     max_align_t data[];
 } arena_chunk;
 
+/* room (first: sib_arena_alloc reads it) is the head chunk's free space;
+ * the chunks behind the head are not allocated from again. */
 struct sib_arena {
+    sib_arena_room room;
     arena_chunk *head;
     size_t chunk;
     size_t total;
 };
+
+/* Makes c's data, from its start, the room allocations bump through. */
+static void arena_room(sib_arena *a, arena_chunk *c)
+{
+    a->room.cur = (uint8_t *)c->data;
+    a->room.left = c->size;
+}
 
 sib_arena *sib_arena_create(size_t chunk)
 {
@@ -327,6 +321,7 @@ void sib_arena_reset(sib_arena *a)
         c = n;
     }
     a->head = NULL;
+    a->room = (sib_arena_room){NULL, 0};
     a->total = 0;
 }
 
@@ -334,7 +329,7 @@ void sib_arena_clear(sib_arena *a)
 {
     arena_chunk *h = a->head;
     if (h && !h->next && h->size == a->chunk) { /* one standard chunk (most requests): no walk */
-        h->used = 0;
+        arena_room(a, h);
         a->total = h->size;
         SIB_POISON(h->data, h->size);
         return;
@@ -351,10 +346,11 @@ void sib_arena_clear(sib_arena *a)
         c = n;
     }
     a->head = keep;
+    a->room = (sib_arena_room){NULL, 0};
     a->total = 0;
     if (keep) {
         keep->next = NULL;
-        keep->used = 0;
+        arena_room(a, keep);
         a->total = keep->size;
         SIB_POISON(keep->data, keep->size);
     }
@@ -367,29 +363,31 @@ void sib_arena_destroy(sib_arena *a)
     free(a);
 }
 
-void *sib_arena_alloc(sib_arena *a, size_t n)
+/* sib_arena_alloc when the head chunk has no room for n (rounded up to 8
+ * already): a new chunk. */
+void *sib_arena_alloc_slow(sib_arena *a, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
-    arena_chunk *c = a->head;
-    if (!c || c->size - c->used < n) {
-        size_t sz = n > a->chunk / 4 ? n : a->chunk;
-        c = malloc(sizeof *c + sz);
-        if (!c) return NULL;
-        c->size = sz;
-        c->used = 0;
-        if (n > a->chunk / 4 && a->head) {
-            /* Big allocations get their own chunk behind the head so the
-             * head's free space is not wasted. */
-            c->next = a->head->next;
-            a->head->next = c;
-        } else {
-            c->next = a->head;
-            a->head = c;
-        }
-        a->total += sz;
+    if (!n && a->room.cur) return a->room.cur; /* nothing to take: no new chunk */
+    size_t sz = n > a->chunk / 4 ? n : a->chunk;
+    arena_chunk *c = malloc(sizeof *c + sz);
+    if (!c) return NULL;
+    c->size = sz;
+    a->total += sz;
+    if (n > a->chunk / 4 && a->head) {
+        /* Big allocations get their own chunk behind the head so the
+         * head's free space is not wasted. */
+        c->next = a->head->next;
+        a->head->next = c;
+        SIB_UNPOISON(c->data, n);
+        return c->data;
     }
-    void *p = (uint8_t *)c->data + c->used;
-    c->used += n;
+    c->next = a->head;
+    a->head = c;
+    arena_room(a, c);
+    void *p = a->room.cur;
+    a->room.cur += n;
+    a->room.left -= n;
     SIB_UNPOISON(p, n);
     return p;
 }

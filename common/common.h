@@ -128,6 +128,35 @@ static inline void put_le64(uint8_t *p, uint64_t v) { put_le32(p, (uint32_t)v); 
  * word where the room allows. */
 size_t sib_put_uvarint_long(uint8_t *p, uint64_t v);
 size_t sib_get_uvarint_long(const uint8_t *p, size_t n, uint64_t *out);
+/* The varint at p when it ends within the 8 bytes from p (all 8 must be
+ * readable): found by its first byte without a continuation bit and
+ * gathered back in three steps. Returns its length, or 0 when it runs on
+ * (9 or 10 bytes). Inline for a decoder whose fields are mostly 8-byte
+ * timestamps. */
+static inline size_t get_uvarint_word(const uint8_t *p, uint64_t *out)
+{
+    uint64_t w = get_le64(p), stop = ~w & 0x8080808080808080ull;
+    if (!stop) return 0;
+    size_t len = (size_t)(__builtin_ctzll(stop) + 1) / 8; /* 1..8 */
+    uint64_t x = (len == 8 ? w : w & ((1ull << (8 * len)) - 1)) & 0x7F7F7F7F7F7F7F7Full;
+    x = (x & 0x007F007F007F007Full) | (x & 0x7F007F007F007F00ull) >> 1;
+    x = (x & 0x00003FFF00003FFFull) | (x & 0x3FFF00003FFF0000ull) >> 2;
+    x = (x & 0x000000000FFFFFFFull) | (x & 0x0FFFFFFF00000000ull) >> 4;
+    *out = x;
+    return len;
+}
+/* v (under 2^56: 1 to 8 bytes) written as one word: 8 bytes at p are
+ * written, the varint's length returned. Inline for an encoder whose
+ * fields are mostly 8-byte timestamps. */
+static inline size_t put_uvarint_word(uint8_t *p, uint64_t v)
+{
+    size_t n = (size_t)(63 - __builtin_clzll(v | 1)) / 7 + 1; /* 1..8 */
+    uint64_t x = (v & 0x000000000FFFFFFFull) | (v & 0x00FFFFFFF0000000ull) << 4;
+    x = (x & 0x00003FFF00003FFFull) | (x & 0x0FFFC0000FFFC000ull) << 2;
+    x = (x & 0x007F007F007F007Full) | (x & 0x3F803F803F803F80ull) << 1;
+    put_le64(p, x | 0x8080808080808080ull >> 8 >> (8 * (8 - n))); /* continuation bits on bytes 0..n-2 */
+    return n;
+}
 static inline size_t put_uvarint(uint8_t *p, uint64_t v) /* p needs 10 bytes */
 {
     if (v < 0x80) {
@@ -283,6 +312,10 @@ int64_t sib_murmur3_token(const void *key, size_t len);
 int64_t sib_murmur3_h1(const void *key, size_t len);
 
 uint32_t sib_crc32c(uint32_t crc, const void *p, size_t n);
+/* The CRC32Cs (from 0) of two ranges in one call: *ca of a, *cb of b. A
+ * commitlog entry has two, and a call with the CPU check per crc showed in
+ * the per-write cost. */
+void sib_crc32c_pair(const void *a, size_t na, uint32_t *ca, const void *b, size_t nb, uint32_t *cb);
 /* The table-driven version, whatever the CPU has (tests compare the two). */
 uint32_t sib_crc32c_portable(uint32_t crc, const void *p, size_t n);
 
@@ -355,8 +388,31 @@ void sib_arena_reset(sib_arena *a);
 /* Empties a for reuse, keeping one chunk of the standard size (if it has
  * one) so the next user allocates nothing. */
 void sib_arena_clear(sib_arena *a);
+/* The free space of an arena's current chunk, which every arena starts
+ * with: the common allocation is a bump of cur, inline (a call per
+ * allocation showed in the per-request cost); the rest of the arena is
+ * common.c's own. */
+typedef struct sib_arena_room {
+    uint8_t *cur;
+    size_t left;
+} sib_arena_room;
+void *sib_arena_alloc_slow(sib_arena *a, size_t n);
 /* Returns 8-byte aligned memory valid until reset/destroy, or NULL on OOM. */
-void *sib_arena_alloc(sib_arena *a, size_t n);
+static inline void *sib_arena_alloc(sib_arena *a, size_t n)
+{
+    sib_arena_room *r = (sib_arena_room *)a;
+    n = (n + 7) & ~(size_t)7;
+    /* n - 1: a zero-byte allocation takes the slow path, which never
+     * answers NULL for it (an arena without a chunk has cur NULL) */
+    if (n - 1 < r->left) {
+        void *p = r->cur;
+        r->cur += n;
+        r->left -= n;
+        SIB_UNPOISON(p, n);
+        return p;
+    }
+    return sib_arena_alloc_slow(a, n);
+}
 void *sib_arena_memdup(sib_arena *a, const void *p, size_t n);
 char *sib_arena_strdup(sib_arena *a, const char *s);
 char *sib_arena_strndup(sib_arena *a, const char *s, size_t n);

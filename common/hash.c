@@ -111,6 +111,16 @@ static void crc_init(void)
 __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const uint8_t *b, size_t n)
 {
     uint64_t c = ~crc;
+    /* 32 bytes a turn: the loop's own steps were as many as its crcs on a
+     * commitlog entry's hundred-odd bytes */
+    while (n >= 32) {
+        c = __builtin_ia32_crc32di(c, get_le64(b));
+        c = __builtin_ia32_crc32di(c, get_le64(b + 8));
+        c = __builtin_ia32_crc32di(c, get_le64(b + 16));
+        c = __builtin_ia32_crc32di(c, get_le64(b + 24));
+        b += 32;
+        n -= 32;
+    }
     while (n >= 8) { c = __builtin_ia32_crc32di(c, get_le64(b)); b += 8; n -= 8; }
     uint32_t c32 = (uint32_t)c;
     /* the tail in at most three steps, not a byte at a time (a commitlog
@@ -145,6 +155,20 @@ uint32_t sib_crc32c(uint32_t crc, const void *p, size_t n)
     if (crc_hw) return crc_sse42(crc, p, n);
 #endif
     return crc_soft(crc, p, n);
+}
+
+void sib_crc32c_pair(const void *a, size_t na, uint32_t *ca, const void *b, size_t nb, uint32_t *cb)
+{
+    pthread_once(&crc_once, crc_init);
+#if defined(__x86_64__)
+    if (crc_hw) {
+        *ca = crc_sse42(0, a, na);
+        *cb = crc_sse42(0, b, nb);
+        return;
+    }
+#endif
+    *ca = crc_soft(0, a, na);
+    *cb = crc_soft(0, b, nb);
 }
 
 uint32_t sib_crc32c_portable(uint32_t crc, const void *p, size_t n) { return crc_soft(crc, p, n); }

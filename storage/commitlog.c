@@ -797,8 +797,10 @@ static int frame_entry(clog *cl, sib_buf *b, size_t off, sib_err *err)
                            len, clog_max_entry(cl) - CL_FRAME);
     uint8_t *e = b->p + off;
     put_be32(e, (uint32_t)len);
-    put_be32(e + 4, sib_crc32c(0, e, 4));
-    sib_buf_be32(b, sib_crc32c(0, e + 8, len));
+    uint32_t lcrc, pcrc;
+    sib_crc32c_pair(e, 4, &lcrc, e + 8, len, &pcrc);
+    put_be32(e + 4, lcrc);
+    sib_buf_be32(b, pcrc);
     if (b->oom) return sib_err_set(err, SIB_ENOMEM, "commitlog: out of memory building entry");
     return 0;
 }

@@ -840,14 +840,21 @@ static int kv_sort_cmp(const void *x, const void *y)
     return c ? c : (a->seq < b->seq ? -1 : a->seq > b->seq);
 }
 
-/* The stored cell equal to c's key among v[0..n) (sorted), or NULL. */
-static kv_cell *kv_search(kv_cell *v, size_t n, const sst_cell *c)
+/* The stored cell equal to c's key among v[0..n) (sorted), or NULL. *next
+ * is where the previous search matched, plus one: a row's cells usually come
+ * in the order they are stored, so that one is tried before the halving. */
+static kv_cell *kv_search(kv_cell *v, size_t n, const sst_cell *c, size_t *next)
 {
+    if (*next < n && v[*next].c.col == c->col && !key_cmp(v[*next].c.path, v[*next].c.pathlen, c->path, c->pathlen))
+        return &v[(*next)++];
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         int x = kv_cell_cmp(&v[mid].c, c);
-        if (!x) return &v[mid];
+        if (!x) {
+            *next = mid + 1;
+            return &v[mid];
+        }
         if (x < 0) lo = mid + 1;
         else hi = mid;
     }
@@ -880,14 +887,27 @@ static bool ops_fit_kv(memtable *mt, sib_rd r, size_t *nops, size_t *ncells)
     return rc == 0 && *ncells <= KV_MAX_CELLS;
 }
 
-/* Overwrites, in place, a stored cell with one of the same layout (same
- * flags and lengths: same size). k->c becomes c, what reading the bytes
- * back would give (its path and value point into the mutation, which
- * outlives the apply). */
+/* Overwrites, in place, a stored cell with one of the same key and layout
+ * (same flags and lengths: same size). Only the timestamp, the expiry and
+ * the value bytes can differ, so only they are written: the flags, varints
+ * and path stay as they are. k->c becomes what reading the bytes back would
+ * give (its path and value still point into the record). */
 static void kc_overwrite(kv_cell *k, const sst_cell *c)
 {
-    kc_put(k->at, c);
-    k->c = *c;
+    uint8_t f = kc_flags(c);
+    /* the timestamp and expiry sit just before the path (kc_put) */
+    uint8_t *t = (uint8_t *)k->c.path - 8 - (f & KC_EXP ? 8 : f & KC_TOMB ? 4 : 0);
+    memcpy(t, &c->ts, 8);
+    if (f & KC_EXP) {
+        memcpy(t + 8, &c->ttl, 4);
+        memcpy(t + 12, &c->ldt, 4);
+    } else if (f & KC_TOMB) {
+        memcpy(t + 8, &c->ldt, 4);
+    }
+    if (c->vlen) memcpy((uint8_t *)k->c.val, c->val, c->vlen);
+    k->c.ts = c->ts;
+    k->c.ttl = c->ttl;
+    k->c.ldt = c->ldt;
 }
 
 enum { KV_DONE = 0, KV_TOO_BIG = 1 };
@@ -917,10 +937,14 @@ static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, cons
         }
         oldsize = (size_t)(p - (const uint8_t *)old);
     }
-    /* In place when every superseding write fits where its old one is. */
+    /* In place when every superseding write fits where its old one is. The
+     * j-th cell op's cell is kept in v[nold + j], the index of the stored
+     * cell it matches in its seq, for the in-place pass below (a rebuild
+     * fills those entries afresh). */
     bool rebuild = !old;
     kv_marker m2 = mk; /* the marker as the ops go (a mutation may hold two) */
-    for (size_t i = 0; i < nops && !rebuild; i++) {
+    size_t next = 0;
+    for (size_t i = 0, j = nold; i < nops && !rebuild; i++) {
         const mut_op *op = &ops[i];
         if (op->kind == MUT_OP_MARKER) {
             int32_t ldt = op->ttl > 0 ? op->ldt : ST_NO_DELETION_TIME;
@@ -928,11 +952,14 @@ static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, cons
             if (mk.ts == ST_NO_TIMESTAMP || (op->ttl > 0) != (mk.ttl > 0)) rebuild = true;
             m2 = (kv_marker){op->ts, op->ttl, ldt};
         } else if (op->kind == MUT_OP_CELL || op->kind == MUT_OP_CTOMB) {
-            sst_cell c = op_cell(op);
-            kv_cell *k = kv_search(v, nold, &c);
+            kv_cell *e = &v[j++];
+            e->c = op_cell(op);
+            kv_cell *k = kv_search(v, nold, &e->c, &next);
             if (!k) rebuild = true;
-            else if (sst_cell_supersedes(&c, &k->c) && (kc_flags(&c) != kc_flags(&k->c) || c.vlen != k->c.vlen))
+            else if (sst_cell_supersedes(&e->c, &k->c) &&
+                     (kc_flags(&e->c) != kc_flags(&k->c) || e->c.vlen != k->c.vlen))
                 rebuild = true;
+            else e->seq = (uint32_t)(k - v);
         }
     }
     size_t n = nold;
@@ -951,15 +978,18 @@ static int kv_apply(memtable *mt, uint64_t prefix, size_t pos, mt_rec *old, cons
                 }
             }
         } else if (op->kind == MUT_OP_CELL || op->kind == MUT_OP_CTOMB) {
-            sst_cell c = op_cell(op);
-            note_ts(mt, c.ts);
+            note_ts(mt, op->ts);
             if (rebuild) {
-                v[n] = (kv_cell){c, NULL, (uint32_t)n};
+                v[n] = (kv_cell){op_cell(op), NULL, (uint32_t)n};
                 n++;
                 continue;
             }
-            kv_cell *k = kv_search(v, nold, &c);
-            if (sst_cell_supersedes(&c, &k->c)) kc_overwrite(k, &c);
+            /* the cell and its match, as the pass above left them; the
+             * match reflects any earlier op of this mutation on the same
+             * cell, as it was overwritten in place */
+            const kv_cell *e = &v[n++];
+            kv_cell *k = &v[e->seq];
+            if (sst_cell_supersedes(&e->c, &k->c)) kc_overwrite(k, &e->c);
         }
     }
     if (!rebuild) return KV_DONE;

@@ -58,6 +58,13 @@ static void test_crc32c(void **state)
     for (size_t off = 0; off < 8; off++)
         for (size_t n = 0; n + off <= sizeof buf; n += 7)
             assert_int_equal(sib_crc32c(17, buf + off, n), sib_crc32c_portable(17, buf + off, n));
+    /* The pair is the two one-shot crcs. */
+    for (size_t n = 0; n + 4 <= sizeof buf; n += 13) {
+        uint32_t ca, cb;
+        sib_crc32c_pair(buf + 1, 4, &ca, buf + 4, n, &cb);
+        assert_int_equal(ca, sib_crc32c(0, buf + 1, 4));
+        assert_int_equal(cb, sib_crc32c_portable(0, buf + 4, n));
+    }
 }
 
 static void test_varint_and_reader(void **state)
@@ -120,6 +127,11 @@ static void test_varint_word_paths(void **state)
         size_t na = put_uvarint(a, v), nb = ref_put_uvarint(b, v);
         assert_int_equal(na, nb);
         assert_memory_equal(a, b, na);
+        if (bits <= 56 && v < (1ull << 56)) { /* the inline word writer */
+            memset(a, 0xee, sizeof a);
+            assert_int_equal(put_uvarint_word(a, v), nb);
+            assert_memory_equal(a, b, nb);
+        }
         /* decoded from exactly its bytes, with more after, and truncated */
         for (size_t room = 0; room <= 12; room++) {
             uint8_t c[16];
@@ -145,6 +157,12 @@ static void test_varint_word_paths(void **state)
             assert_int_equal(gx, gy);
             assert_true(gx == 0 || x == y);
         }
+        /* the inline word reader: the same varint when it ends within the
+         * word, else 0 */
+        uint64_t x = 7, y = 7;
+        size_t gx = get_uvarint_word(c, &x), gy = ref_get_uvarint(c, sizeof c, &y);
+        assert_int_equal(gx, gy <= 8 ? gy : 0);
+        assert_true(gx == 0 || x == y);
     }
 }
 
@@ -179,6 +197,29 @@ static void test_arena(void **state)
     assert_non_null(big);
     assert_string_equal(s, "hello");
     assert_true(((uintptr_t)sib_arena_alloc(a, 3) & 7) == 0);
+    sib_arena_destroy(a);
+
+    /* The inline bump and the new-chunk path: allocations of every small
+     * size, zero included, across many chunks, stay aligned, distinct and
+     * intact, after a clear and after a reset too. */
+    a = sib_arena_create(256);
+    for (int round = 0; round < 3; round++) {
+        uint8_t *ps[400];
+        size_t ns[400];
+        for (size_t i = 0; i < 400; i++) {
+            ns[i] = i % 70 == 69 ? 200 : i % 41; /* now and then a big one, behind the head */
+            ps[i] = sib_arena_alloc(a, ns[i]);
+            assert_non_null(ps[i]);
+            assert_true(((uintptr_t)ps[i] & 7) == 0);
+            memset(ps[i], (int)(i & 0xff), ns[i]);
+        }
+        for (size_t i = 0; i < 400; i++)
+            for (size_t k = 0; k < ns[i]; k++) assert_int_equal(ps[i][k], (uint8_t)(i & 0xff));
+        assert_true(sib_arena_used(a) >= 256);
+        if (round == 0) sib_arena_clear(a);
+        else sib_arena_reset(a);
+    }
+    assert_non_null(sib_arena_alloc(a, 0)); /* no chunk yet: still not NULL */
     sib_arena_destroy(a);
 }
 
