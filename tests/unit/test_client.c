@@ -414,8 +414,8 @@ static void *fake_main(void *arg)
         } else if (h.opcode == CQL_OP_PREPARE) {
             /* The id is the statement's text: the client must send it. */
             sib_rd r;
-            cql_value q;
-            int32_t qlen;
+            cql_value q = {0};
+            int32_t qlen = 0;
             sib_rd_init(&r, b.p, b.len);
             assert_true(cql_get_int(&r, &qlen) && sib_rd_bytes(&r, (size_t)qlen, &q.p));
             cql_prepared_meta bind = {.ks = "ks", .table = "t"};
